@@ -1,0 +1,199 @@
+/*
+ * nstack_module.h - the contract between libnStackAPI.so (the dispatcher)
+ * and a protocol-stack module such as libdmm_rsocket.so.
+ *
+ * This header is public and versioned. A module is a shared library that
+ * exports one function, <stack_name>_stack_register(), which hands the
+ * dispatcher one `struct nstack_module` describing everything the module
+ * can do (in the manner of an nginx module or an rdma-core provider: one
+ * structure, an ops table, no other exported state).
+ *
+ * Compatibility rules
+ *   - NSTACK_MODULE_ABI_MAJOR changes when an existing field changes meaning
+ *     or position; the dispatcher refuses modules of another major.
+ *   - NSTACK_MODULE_ABI_MINOR grows when fields are appended to the end of
+ *     a structure; `struct_size` tells the dispatcher how much of the
+ *     structure the module knows about, so older modules keep loading.
+ *
+ * Documented in doc/module-interface.md.
+ */
+#ifndef NSTACK_MODULE_H
+#define NSTACK_MODULE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NSTACK_MODULE_ABI_MAJOR 1
+#define NSTACK_MODULE_ABI_MINOR 0
+#define NSTACK_MODULE_ABI_VERSION \
+    ((uint32_t)(NSTACK_MODULE_ABI_MAJOR << 16 | NSTACK_MODULE_ABI_MINOR))
+
+/* A module's socket. Opaque to the dispatcher; the module defines it. */
+typedef struct nstack_sock nstack_sock;
+
+/* ---- Capabilities: what a module can carry ------------------------------ */
+#define NSTACK_CAP_INET    (1u << 0)   /* AF_INET */
+#define NSTACK_CAP_INET6   (1u << 1)   /* AF_INET6 */
+#define NSTACK_CAP_STREAM  (1u << 8)   /* SOCK_STREAM */
+#define NSTACK_CAP_DGRAM   (1u << 9)   /* SOCK_DGRAM */
+
+/* ---- Log levels (same names as DMM's NSTACK_LOG_ON values) ------------- */
+enum nstack_log_level {
+    NSTACK_LOG_DBG = 0,
+    NSTACK_LOG_INF = 1,
+    NSTACK_LOG_WAR = 2,
+    NSTACK_LOG_ERR = 3,
+    NSTACK_LOG_EMG = 4,
+};
+
+/*
+ * Services the dispatcher offers a module. Valid from register() until the
+ * process exits. All functions are thread-safe and async-signal-unsafe.
+ */
+struct nstack_fw_api {
+    uint32_t abi_version;          /* NSTACK_MODULE_ABI_VERSION of the dispatcher */
+    uint32_t struct_size;          /* sizeof(struct nstack_fw_api) of the dispatcher */
+
+    /* Levelled logging; cheap to call when the level is disabled. */
+    void (*log)(enum nstack_log_level level, const char *module,
+                const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+    int (*log_enabled)(enum nstack_log_level level);
+
+    /*
+     * The socket's readiness may have changed outside the dispatcher's event
+     * path (e.g. the module drained its completion queue inside send() or
+     * recv() and so consumed the wake-up that an epoll_wait() in another
+     * thread was sleeping on). `cookie` is the value the dispatcher passed to
+     * set_cookie(). Cheap when nobody waits: the dispatcher only makes a
+     * system call when a thread is blocked on a set containing the socket.
+     * May be called from any thread, with module locks held.
+     */
+    void (*notify)(void *cookie);
+
+    /* Directory of the module_config.json in use ("" when none). */
+    const char *config_dir;
+};
+
+/* Flags for nstack_module.socket() and accept() (SOCK_NONBLOCK/CLOEXEC). */
+
+/*
+ * One structure describes a module. All socket operations follow the POSIX
+ * convention: on failure they return -1 and set errno (never a positive
+ * errno). A NULL operation means "not supported": the dispatcher returns
+ * EOPNOTSUPP to the application (for setsockopt/getsockopt: ENOPROTOOPT).
+ *
+ * Threading: the dispatcher may call any operation on different sockets
+ * concurrently, and send-side and receive-side operations on the same
+ * socket concurrently (one thread sending while another receives), as the
+ * kernel allows. close() is called once, after every other call on the
+ * socket has returned.
+ *
+ * Readiness ("epoll event hooks"): every module socket owns a pollable
+ * kernel file descriptor, its *wait fd*. The application-visible fd of a
+ * module socket is a dup() of the wait fd, so the kernel can wait on kernel
+ * sockets and module sockets in one poll()/epoll_wait() with no helper
+ * thread. The wait fd becoming readable (POLLIN) means "the module may have
+ * work to do or readiness may have changed" - not that the socket is
+ * readable. The dispatcher then calls poll_events(), which does that work
+ * without blocking, re-arms the wait fd, and returns the socket's real
+ * readiness. Contract of poll_events():
+ *   1. never blocks;
+ *   2. on return, any later change of readiness caused by the device or the
+ *      peer makes the wait fd readable (the module re-armed before
+ *      computing the mask, so no edge is lost between the two);
+ *   3. returns the current mask: EPOLLIN (data, EOF, or a pending
+ *      connection on a listener), EPOLLOUT (send space; a finished
+ *      nonblocking connect), EPOLLRDHUP, EPOLLHUP, EPOLLERR;
+ *   4. writes to *gen a counter that grows whenever a new event happens
+ *      (data arrived, space freed, connection arrived, state changed); the
+ *      dispatcher uses it for EPOLLET and EPOLLONESHOT semantics.
+ */
+struct nstack_module {
+    uint32_t abi_version;          /* NSTACK_MODULE_ABI_VERSION */
+    uint32_t struct_size;          /* sizeof(struct nstack_module) */
+    const char *name;              /* stack_name, e.g. "rsocket" */
+    uint32_t caps;                 /* NSTACK_CAP_* */
+
+    /* ---- lifetime ------------------------------------------------------ */
+    /* Called once before the first socket; 0 or -1/errno (module disabled). */
+    int (*init)(const struct nstack_fw_api *fw);
+    /* Called at process exit; may be NULL. */
+    void (*fini)(void);
+
+    /* ---- fork (all may be NULL) ----------------------------------------
+     * Run by the dispatcher's fork() wrapper: fork_prepare in the parent
+     * before the fork (take module locks), then fork_parent in the parent or
+     * fork_child in the child (release/reset them). In the child the
+     * module's existing sockets may be unusable (RDMA resources are not
+     * inherited); their operations must then fail with a clear errno
+     * (e.g. EOWNERDEAD or ENOTCONN), never hang or corrupt memory. */
+    void (*fork_prepare)(void);
+    void (*fork_parent)(void);
+    void (*fork_child)(void);
+
+    /* ---- sockets -------------------------------------------------------
+     * socket(): type may carry SOCK_NONBLOCK/SOCK_CLOEXEC. On success stores
+     * the socket in *out and returns its wait fd (>= 0), owned by the module
+     * (closed by close()). */
+    int (*socket)(int domain, int type, int protocol, nstack_sock **out);
+    /* The dispatcher's cookie for fw->notify(); called right after socket()
+     * and accept(). */
+    void (*set_cookie)(nstack_sock *s, void *cookie);
+
+    int (*bind)(nstack_sock *s, const struct sockaddr *addr, socklen_t len);
+    int (*listen)(nstack_sock *s, int backlog);
+    /* accept(): flags are accept4()'s. On success stores the new socket in
+     * *out and returns its wait fd. */
+    int (*accept)(nstack_sock *s, struct sockaddr *addr, socklen_t *len,
+                  int flags, nstack_sock **out);
+    /* connect(): a nonblocking socket returns -1/EINPROGRESS; completion is
+     * reported as EPOLLOUT and the result read with SO_ERROR. */
+    int (*connect)(nstack_sock *s, const struct sockaddr *addr, socklen_t len);
+    int (*shutdown)(nstack_sock *s, int how);
+    /* close(): release everything; a peer that is gone must not make this
+     * hang (bounded by the module's linger timeout). */
+    int (*close)(nstack_sock *s);
+
+    /* Data path. The vector forms must honour every iovec. flags are the
+     * MSG_* flags of the call (MSG_DONTWAIT, MSG_PEEK, MSG_WAITALL,
+     * MSG_NOSIGNAL, ...). send/recv are the single-buffer fast path. */
+    ssize_t (*send)(nstack_sock *s, const void *buf, size_t len, int flags);
+    ssize_t (*recv)(nstack_sock *s, void *buf, size_t len, int flags);
+    ssize_t (*sendmsg)(nstack_sock *s, const struct msghdr *msg, int flags);
+    ssize_t (*recvmsg)(nstack_sock *s, struct msghdr *msg, int flags);
+
+    int (*getsockname)(nstack_sock *s, struct sockaddr *addr, socklen_t *len);
+    int (*getpeername)(nstack_sock *s, struct sockaddr *addr, socklen_t *len);
+    int (*getsockopt)(nstack_sock *s, int level, int name, void *val,
+                      socklen_t *len);
+    int (*setsockopt)(nstack_sock *s, int level, int name, const void *val,
+                      socklen_t len);
+    /* O_NONBLOCK on/off (fcntl F_SETFL, ioctl FIONBIO). */
+    int (*set_nonblock)(nstack_sock *s, int on);
+    /* ioctl(); the dispatcher passes FIONREAD (and others it does not know)
+     * here. */
+    int (*ioctl)(nstack_sock *s, unsigned long request, void *arg);
+
+    /* ---- readiness (see the contract above) --------------------------- */
+    uint32_t (*poll_events)(nstack_sock *s, uint64_t *gen);
+};
+
+/*
+ * The one symbol a module library exports, named <stack_name>_stack_register
+ * (e.g. rsocket_stack_register). Returns 0 and stores a pointer to a
+ * structure with static lifetime in *out, or -1 with errno set.
+ */
+typedef int (*nstack_stack_register_fn)(const struct nstack_fw_api *fw,
+                                        const struct nstack_module **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NSTACK_MODULE_H */

@@ -1,0 +1,97 @@
+# shellcheck shell=bash
+# Test hosts for integration tests: two network namespaces joined by a veth
+# pair, like the two machines of the DMM docs.
+#
+#   host A: 192.168.21.180/24 and 192.168.22.180/24 (and fd21::180/64)
+#   host B: 192.168.21.181/24 and 192.168.22.181/24 (and fd21::181/64)
+#
+# Usage (bash, as root):
+#   . "$NSTACK_SRC/test/lib/netns.sh"
+#   netns_setup                    # creates the hosts; cleaned up on exit
+#   in_a vs_epoll ... &            # run a command on host A
+#   wait_tcp_listen "$NS_A" 192.168.21.180 20000 10
+#   in_b vc_common ...
+#
+# Every name is unique per call, so tests may run in parallel. The hosts and
+# every process started with in_a/in_b are removed on EXIT, even on failure.
+# SOFTRDMA_FABRIC points at a private directory so that the software RDMA
+# device of one test never sees another test's hosts.
+
+NS_A=""; NS_B=""
+IP_A=192.168.21.180; IP_B=192.168.21.181      # the rsocket subnet in the demo
+IP2_A=192.168.22.180; IP2_B=192.168.22.181    # the kernel subnet in the demo
+IP6_A=fd21::180; IP6_B=fd21::181
+_NETNS_PIDS=()
+
+netns_cleanup() {
+    local ns pid
+    for pid in "${_NETNS_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+    for ns in "$NS_A" "$NS_B"; do
+        [ -n "$ns" ] || continue
+        # kill anything still running inside the namespace
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+        ip netns del "$ns" 2>/dev/null
+    done
+    [ -n "${SOFTRDMA_FABRIC:-}" ] && [ -n "${_NETNS_OWN_FABRIC:-}" ] && rm -rf "$SOFTRDMA_FABRIC"
+    return 0
+}
+
+netns_setup() {
+    local tag="nst$$_${RANDOM}"
+    NS_A="${tag}a"; NS_B="${tag}b"
+    trap netns_cleanup EXIT
+    trap 'exit 130' INT TERM
+    ip netns add "$NS_A" || return 1
+    ip netns add "$NS_B" || return 1
+    # veth names are global while created in the root namespace: keep them short and unique
+    local va="v${$}${RANDOM}"; va=${va:0:13}; local vb="${va}b"; va="${va}a"
+    ip link add "$va" type veth peer name "$vb" || return 1
+    ip link set "$va" netns "$NS_A" && ip link set "$vb" netns "$NS_B" || return 1
+    ip -n "$NS_A" link set lo up; ip -n "$NS_B" link set lo up
+    ip -n "$NS_A" link set "$va" name eth0; ip -n "$NS_B" link set "$vb" name eth0
+    ip -n "$NS_A" addr add "$IP_A/24" dev eth0; ip -n "$NS_B" addr add "$IP_B/24" dev eth0
+    ip -n "$NS_A" addr add "$IP2_A/24" dev eth0; ip -n "$NS_B" addr add "$IP2_B/24" dev eth0
+    ip -n "$NS_A" addr add "$IP6_A/64" dev eth0 nodad; ip -n "$NS_B" addr add "$IP6_B/64" dev eth0 nodad
+    ip -n "$NS_A" link set eth0 up; ip -n "$NS_B" link set eth0 up
+    if [ -z "${SOFTRDMA_FABRIC:-}" ]; then
+        SOFTRDMA_FABRIC=$(mktemp -d /tmp/softrdma-fabric.XXXXXX); _NETNS_OWN_FABRIC=1
+    fi
+    export SOFTRDMA_FABRIC NS_A NS_B
+    wait_until 10 _netns_links_up || { echo "netns: veth link did not come up" >&2; return 1; }
+}
+
+_netns_links_up() {
+    ip -n "$NS_A" -br link show eth0 | grep -q LOWER_UP &&
+    ip -n "$NS_B" -br link show eth0 | grep -q LOWER_UP
+}
+
+# in_a CMD... / in_b CMD...: run on a host (environment is inherited).
+in_a() { ip netns exec "$NS_A" "$@"; }
+in_b() { ip netns exec "$NS_B" "$@"; }
+
+# bg_a/bg_b CMD...: start in the background on a host; the pid is in $BG_PID
+# and is killed on cleanup.
+bg_a() { ip netns exec "$NS_A" "$@" & BG_PID=$!; _NETNS_PIDS+=("$BG_PID"); }
+bg_b() { ip netns exec "$NS_B" "$@" & BG_PID=$!; _NETNS_PIDS+=("$BG_PID"); }
+bg_track() { _NETNS_PIDS+=("$1"); }
+
+# wait_until SECONDS CMD...: retry CMD until it succeeds or the deadline passes.
+wait_until() {
+    local deadline=$((SECONDS + $1)); shift
+    while ! "$@"; do
+        [ "$SECONDS" -ge "$deadline" ] && return 1
+        sleep 0.05
+    done
+}
+
+# wait_tcp_listen NS IP PORT SECONDS: a kernel TCP listener is up in NS.
+wait_tcp_listen() {
+    local ns=$1 ip=$2 port=$3
+    wait_until "$4" sh -c "ip netns exec '$ns' ss -Hltn 'sport = :$port' | grep -q ."
+}
+
+# wait_file_match FILE REGEX SECONDS: FILE contains REGEX (a server printed its banner).
+wait_file_match() {
+    local f=$1 re=$2
+    wait_until "$3" grep -qE "$re" "$f"
+}
