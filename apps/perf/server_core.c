@@ -54,21 +54,27 @@ static void start_conn(struct server *s, int fd, const struct sockaddr *peer)
     s->accepted++;
 }
 
-void server_accept_ready(struct server *s, int accept_flags)
+bool server_accept_one(struct server *s, int accept_flags)
 {
-    while (!server_all_accepted(s)) {
+    for (;;) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof(peer);
         int fd = accept4(s->lfd, (struct sockaddr *)&peer, &len, accept_flags);
         if (fd >= 0) {
             start_conn(s, fd, (struct sockaddr *)&peer);
-            continue;
+            return true;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return;
+            return false;
         if (errno != EINTR && errno != ECONNABORTED)
             server_accept_failed(s, strerror(errno));
     }
+}
+
+void server_accept_ready(struct server *s, int accept_flags)
+{
+    while (!server_all_accepted(s) && server_accept_one(s, accept_flags))
+        ;
 }
 
 bool server_all_accepted(const struct server *s)

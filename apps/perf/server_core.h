@@ -37,6 +37,10 @@ void server_start(struct server *s, int argc, char **argv,
  * accepted sockets get `accept_flags` (accept4). Exits on hard errors. */
 void server_accept_ready(struct server *s, int accept_flags);
 
+/* One accept4(); false when it would block (nonblocking listener). A
+ * blocking listener blocks here: call it after the listener polled ready. */
+bool server_accept_one(struct server *s, int accept_flags);
+
 bool server_all_accepted(const struct server *s);
 
 /* Wait for readiness of the listener failed (timeout or error): report it
