@@ -98,8 +98,9 @@ static uint64_t receive_body(int sock, int out, const char *path, uint64_t lengt
         size_t want = length - got < sizeof(chunk) ? (size_t)(length - got)
                                                    : sizeof(chunk);
         if (!io_recv_all(sock, chunk, want, app_timeout_ms, &err))
-            fail_result("length: %" PRIu64 " of %" PRIu64 " bytes arrived: %s",
-                        got, length, err.text);
+            fail_result("file shorter than the announced %" PRIu64
+                        " bytes (chunk at byte %" PRIu64 ": %s)", length, got,
+                        err.text);
         if (write(out, chunk, want) != (ssize_t)want)
             fail_result("%s: write: %s", path, strerror(errno));
         digest = fnv1a64_update(digest, chunk, want);

@@ -40,7 +40,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # expect_line FILE REGEX WHAT: FILE has a line matching REGEX.
 expect_line() {
-    grep -qE "$2" "$1" || { echo "--- $1:"; cat "$1"; fail "$3"; }
+    grep -qE -- "$2" "$1" || { echo "--- $1:"; cat "$1"; fail "$3"; }
 }
 
 # start_server_a OUT CMD...: start CMD on host A, wait for its banner.
