@@ -22,9 +22,10 @@ export VS_TIMEOUT=${VS_TIMEOUT:-30}
 
 APP=(env)
 if [ "${APPS_PRELOAD:-0}" = 1 ]; then
-    APP=(env "LD_PRELOAD=$NSTACK_RELEASE/lib64/libnStackAPI.so"
-         NSTACK_MOD_CFG_FILE=/nonexistent/module_config.json
-         NSTACK_MOD_CFG_RD=/nonexistent/rd_config.json)
+    # No config files (none in the test's working directory either), so
+    # the dispatcher keeps every socket on the kernel stack.
+    APP=(env -u NSTACK_MOD_CFG_FILE -u NSTACK_MOD_CFG_RD
+         "LD_PRELOAD=$NSTACK_RELEASE/lib64/libnStackAPI.so")
     [ -e "$NSTACK_RELEASE/lib64/libnStackAPI.so" ] ||
         { echo "FAIL: APPS_PRELOAD=1 but libnStackAPI.so is not built" >&2; exit 1; }
 fi
