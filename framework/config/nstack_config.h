@@ -100,4 +100,16 @@ void nstack_route_lookup(const struct nstack_config *cfg,
                          const struct sockaddr *key, int sock_type,
                          struct nstack_route_result *out);
 
+/* Largest config file accepted (DMM's limit). */
+#define NSTACK_CFG_FILE_MAX (1024 * 1024)
+
+/*
+ * Human-readable listing of a loaded configuration (modules, ip_route in the
+ * order lookups try them, prot_route, default), one line per call of
+ * `line`. Used by `nstack-route --dump` and the framework's debug log.
+ */
+typedef void (*nstack_line_fn)(void *arg, const char *line);
+void nstack_config_describe(const struct nstack_config *cfg,
+                            nstack_line_fn line, void *arg);
+
 #endif /* NSTACK_CONFIG_H */
