@@ -53,8 +53,8 @@ static int cfg_route_module(struct cfg_ctx *ctx, const char *key, json_object *e
         return -1;
     m = nstack_config_find_module(cfg, name);
     if (m < 0)
-        cfg_error(ctx, path, "\"%s\": no module of that name in module_list, "
-                  "route dropped", name);
+        cfg_error(ctx, path, "\"%s\": no module of that name in module_list",
+                  name);
     return m;
 }
 
