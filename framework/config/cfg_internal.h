@@ -25,6 +25,7 @@ struct cfg_ctx {
     void *diag_arg;
     int errors;
     int warnings;
+    int sys_errno;              /* why a file could not be read, 0 if it could */
 };
 
 /* "<file>: <key>: <reason>"; key may be NULL (then "<file>: <reason>"). */

@@ -89,6 +89,11 @@ json_object *cfg_json_parse(struct cfg_ctx *ctx, const char *text, size_t len)
     size_t end;
     char reason[160];
 
+    if (len > NSTACK_CFG_FILE_MAX) {
+        cfg_error(ctx, NULL, "file too large (%zu bytes, at most %d)", len,
+                  NSTACK_CFG_FILE_MAX);
+        return NULL;
+    }
     if (cfg_json_precheck(ctx, text, len) < 0)
         return NULL;
     tok = json_tokener_new();       /* default depth 32; not strict */

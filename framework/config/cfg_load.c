@@ -90,9 +90,9 @@ int nstack_config_parse(const char *module_json, const char *module_name,
                         struct nstack_config **out)
 {
     struct cfg_ctx mctx = { module_name ? module_name : "module_config.json",
-                            diag, diag_arg, 0, 0 };
+                            diag, diag_arg, 0, 0, 0 };
     struct cfg_ctx rctx = { rd_name ? rd_name : "rd_config.json",
-                            diag, diag_arg, 0, 0 };
+                            diag, diag_arg, 0, 0, 0 };
     struct nstack_config *cfg;
     int mrc;
 
@@ -100,6 +100,7 @@ int nstack_config_parse(const char *module_json, const char *module_name,
     cfg = calloc(1, sizeof(*cfg));
     if (!cfg) {
         cfg_error(&mctx, NULL, "out of memory");
+        errno = ENOMEM;
         return -1;
     }
     cfg->default_module = -1;
@@ -107,6 +108,7 @@ int nstack_config_parse(const char *module_json, const char *module_name,
     cfg_parse_rd_file(&rctx, rd_json, mrc != -2, cfg);
     if (mctx.errors || rctx.errors) {
         nstack_config_free(cfg);
+        errno = EINVAL;
         return -1;
     }
     *out = cfg;
@@ -149,14 +151,17 @@ static char *cfg_read_file(struct cfg_ctx *ctx, const char *path, int optional,
             *missing = 1;
             return NULL;
         }
-        cfg_error(ctx, NULL, "cannot open: %s", strerror(errno));
+        ctx->sys_errno = errno;
+        cfg_error(ctx, NULL, "cannot open: %s", strerror(ctx->sys_errno));
         return NULL;
     }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        ctx->sys_errno = EINVAL;
         cfg_error(ctx, NULL, "not a regular file");
         goto out;
     }
     if (st.st_size > NSTACK_CFG_FILE_MAX) {
+        ctx->sys_errno = EFBIG;
         cfg_error(ctx, NULL, "file too large (%lld bytes, at most %d)",
                   (long long)st.st_size, NSTACK_CFG_FILE_MAX);
         goto out;
@@ -205,8 +210,8 @@ int nstack_config_load(const char *module_path, const char *rd_path,
                                    CFG_DEFAULT_MODULE_FILE, &mopt);
     const char *rp = cfg_pick_path(rd_path, "NSTACK_MOD_CFG_RD",
                                    CFG_DEFAULT_RD_FILE, &ropt);
-    struct cfg_ctx mctx = { mp, diag, diag_arg, 0, 0 };
-    struct cfg_ctx rctx = { rp, diag, diag_arg, 0, 0 };
+    struct cfg_ctx mctx = { mp, diag, diag_arg, 0, 0, 0 };
+    struct cfg_ctx rctx = { rp, diag, diag_arg, 0, 0, 0 };
     char *mjson = cfg_read_file(&mctx, mp, mopt, &mmiss);
     char *rjson = cfg_read_file(&rctx, rp, ropt, &rmiss);
 
@@ -214,6 +219,8 @@ int nstack_config_load(const char *module_path, const char *rd_path,
     if ((!mjson && !mmiss) || (!rjson && !rmiss)) {
         free(mjson);
         free(rjson);
+        errno = mctx.sys_errno ? mctx.sys_errno
+              : rctx.sys_errno ? rctx.sys_errno : EINVAL;
         return -1;
     }
     have_m = mjson != NULL;

@@ -73,7 +73,9 @@ struct nstack_config {
  * ./rd_config.json are tried; a missing default file is not an error).
  * Returns 0 with *out set (a valid configuration: with no files, kernel
  * only), or -1 when a file is present but invalid; then *out is NULL and
- * the caller falls back to the kernel stack for everything.
+ * the caller falls back to the kernel stack for everything. errno after -1:
+ * the open() error of a named file (ENOENT, EACCES...), EFBIG for a file
+ * over NSTACK_CFG_FILE_MAX, EINVAL for anything else (invalid content).
  */
 int nstack_config_load(const char *module_path, const char *rd_path,
                        nstack_diag_fn diag, void *diag_arg,

@@ -4,6 +4,7 @@
  * and ./rd_config.json; file-level problems (missing, too large, not a
  * regular file, binary).
  */
+#include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -137,6 +138,7 @@ static void test_named_file_missing_is_an_error(void **state)
     (void)state;
     setenv("NSTACK_MOD_CFG_FILE", "/nonexistent/module_config.json", 1);
     assert_int_equal(nstack_config_load(NULL, NULL, diag_collect, &d, &cfg), -1);
+    assert_int_equal(errno, ENOENT);
     assert_null(cfg);
     DIAG_HAS(&d, NSTACK_DIAG_ERROR, "/nonexistent/module_config.json: cannot open: "
              "No such file or directory");
@@ -159,6 +161,7 @@ static void test_file_too_large(void **state)
     big[len - 1] = '}';
     write_file("module_config.json", big, len);
     assert_int_equal(nstack_config_load(NULL, NULL, diag_collect, &d, &cfg), -1);
+    assert_int_equal(errno, EFBIG);
     DIAG_HAS(&d, NSTACK_DIAG_ERROR, "./module_config.json: file too large");
     /* exactly the limit is read and parsed (here it ends in an open '{') */
     big[0] = ' ';
@@ -194,6 +197,7 @@ static void test_binary_file(void **state)
     (void)state;
     write_file("module_config.json", bin, sizeof(bin));
     assert_int_equal(nstack_config_load(NULL, NULL, diag_collect, &d, &cfg), -1);
+    assert_int_equal(errno, EINVAL);
     DIAG_HAS(&d, NSTACK_DIAG_ERROR, "./module_config.json: ", "NUL byte at offset 1");
 }
 

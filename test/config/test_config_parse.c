@@ -3,6 +3,7 @@
  * DMM compatibility and one test per kind of bad input, each asserting the
  * diagnostic names the file, the key or position, and the reason.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,8 +39,10 @@ static void parse_bad(const char *mod, const char *rd)
     struct nstack_config *cfg = (void *)1;
 
     memset(&d, 0, sizeof(d));
+    errno = 0;
     assert_int_equal(nstack_config_parse(mod, "module_config.json", rd,
                                          "rd_config.json", diag_collect, &d, &cfg), -1);
+    assert_int_equal(errno, EINVAL);
     assert_null(cfg);
     assert_true(d.errors > 0);
 }
