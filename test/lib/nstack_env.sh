@@ -3,7 +3,7 @@
 # puts an application under libnStackAPI.so, the way the README documents it.
 # Shared by tools/demo.sh, tools/bench.sh and test/programs.
 #
-#   nstack_write_config DIR RSOCKET_SUBNET_STACK
+#   nstack_write_config DIR RSOCKET_SUBNET_STACK [RSOCKET_LIBNAME]
 #       writes DIR/module_config.json and DIR/rd_config.json routing
 #       192.168.21.0/24 to RSOCKET_SUBNET_STACK ("rsocket" or "kernel") and
 #       192.168.22.0/24 to the kernel.
@@ -13,11 +13,11 @@
 nstack_write_config() {
     local dir=$1 stack21=$2 rsocket_lib=${3:-}
     local modules='{ "stack_name": "kernel", "libname": "./", "loadtype": "static",
-      "deploytype": "1", "stackid": "0", "maxfd": "1024", "minfd": "0", "priorty": "0" }'
+      "deploytype": "1", "stackid": "0" }'
     if [ "$stack21" = rsocket ]; then
         modules="$modules,
-    { \"stack_name\": \"rsocket\", \"libname\": \"$rsocket_lib\", \"loadtype\": \"dynamic\",
-      \"deploytype\": \"1\", \"stackid\": \"1\", \"maxfd\": \"1024\", \"minfd\": \"0\", \"priorty\": \"1\" }"
+    { \"stack_name\": \"rsocket\", \"libname\": \"${rsocket_lib:-libdmm_rsocket.so}\",
+      \"loadtype\": \"dynamic\", \"deploytype\": \"1\", \"stackid\": \"1\" }"
     fi
     cat >"$dir/module_config.json" <<JSON
 {
