@@ -39,7 +39,8 @@ JSON
 }
 
 nstack_preload_env() {
-    local release=$1 dir=$2 libpath="$release/lib64"
+    local release=$1 dir=$2
+    local libpath="$release/lib64"
     # The software RDMA device stands in for libibverbs.so.1/librdmacm.so.1
     # on machines without RDMA; it must be found before the system's.
     [ -d "$release/lib64/softrdma" ] && libpath="$release/lib64/softrdma:$libpath"
