@@ -9,6 +9,7 @@
 #   prog_wait_listen PORT            the server listens (deadline 30 s)
 #   prog_client CMD...               run the client in the foreground (host B)
 #   prog_client_in FILE CMD...       the same with FILE as standard input
+#   prog_check_framework             preload mode: the server uses libnStackAPI.so
 #   prog_fail MSG                    one line, exit 1
 #
 # After prog_setup: $PROG_ADDR is the server address, $PROG_PORT a free port,
@@ -24,10 +25,23 @@ NSTACK_PRELOAD_ENV=()
 prog_fail() { echo "FAIL: ${PROG_NAME:-$0} [$PROG_MODE]: $*" >&2; exit 1; }
 prog_note() { echo "${PROG_NAME:-$0} [$PROG_MODE]: $*"; }
 
+# Servers run in their own process group (setsid), so a server that forks
+# (sockperf does) is stopped whole: TERM first so it can exit cleanly, KILL
+# whatever is left after a few seconds.
+_group_gone() { [ -z "$(ps -o pid= -g "$1" 2>/dev/null)" ]; }
+_stop_group() {
+    local pgid=$1 pids
+    pids=$(ps -o pid= -g "$pgid" 2>/dev/null)
+    kill -TERM -- "-$pgid" 2>/dev/null
+    wait_until 5 _group_gone "$pgid" || kill -KILL -- "-$pgid" 2>/dev/null
+    wait_until 5 _group_gone "$pgid"
+    # A process that did not reach exit() leaves its counters segment behind.
+    for pid in $pids; do rm -f "/dev/shm/nstack-stat.$pid"; done
+}
+
 prog_cleanup() {
-    local pid
-    for pid in "${_PROG_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
-    for pid in "${_PROG_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    local pgid
+    for pgid in "${_PROG_PIDS[@]}"; do _stop_group "$pgid"; done
     [ "$PROG_MODE" = preload ] && netns_cleanup
     [ -n "$PROG_TMP" ] && rm -rf "$PROG_TMP"
     return 0
@@ -72,15 +86,15 @@ prog_setup() {
 }
 
 
-# Started without a wrapping subshell so that $! is the server itself
-# (ip netns exec and env both exec) and killing it leaves no orphan.
+# The subshell execs, and setsid execs too (the subshell is no group
+# leader), so $! is the server itself and the leader of its own group.
 prog_server() {
     local name=$1; shift
     if [ "$PROG_MODE" = preload ]; then
-        ip netns exec "$NS_A" env "${NSTACK_PRELOAD_ENV[@]}" "$@" \
-            >"$PROG_TMP/$name.out" 2>&1 </dev/null &
+        (exec setsid ip netns exec "$NS_A" env "${NSTACK_PRELOAD_ENV[@]}" "$@" \
+            >"$PROG_TMP/$name.out" 2>&1 </dev/null) &
     else
-        "$@" >"$PROG_TMP/$name.out" 2>&1 </dev/null &
+        (exec setsid "$@" >"$PROG_TMP/$name.out" 2>&1 </dev/null) &
     fi
     _PROG_PIDS+=("$!")
     PROG_SERVER_PID=$!
@@ -120,3 +134,20 @@ prog_sha256() { sha256sum "$1" | cut -d' ' -f1; }
 
 # prog_random_file FILE BYTES: incompressible test data.
 prog_random_file() { head -c "$2" /dev/urandom >"$1"; }
+
+# prog_check_framework: in preload mode, the server really runs under
+# libnStackAPI.so with its sockets on the kernel stack (nstack-stat reads the
+# framework's counters of a live process). A no-op in plain mode.
+prog_check_framework() {
+    [ "$PROG_MODE" = preload ] || return 0
+    local stat="$NSTACK_RELEASE/bin/nstack-stat" pid
+    if [ ! -x "$stat" ]; then
+        prog_note "nstack-stat not built: framework use not checked"
+        return 0
+    fi
+    for pid in $(ps -o pid= -g "$PROG_SERVER_PID"); do
+        "$stat" "$pid" 2>/dev/null | awk '$1 == "kernel" && $2 > 0 { ok = 1 } END { exit !ok }' &&
+            return 0
+    done
+    prog_fail "server is not running under libnStackAPI.so (nstack-stat shows no kernel-stack sockets)"
+}

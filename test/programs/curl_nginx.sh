@@ -14,6 +14,7 @@ prog_random_file "$PROG_TMP/nginx/www/blob.bin" $((8 * 1024 * 1024))
 # shellcheck disable=SC2046
 prog_server server $(nginx_cmd "$PROG_TMP/nginx")
 prog_wait_listen "$PROG_PORT"
+prog_check_framework
 
 prog_client timeout 60 curl -sS --fail --max-time 50 -o "$PROG_TMP/got.bin" \
     "http://$PROG_ADDR:$PROG_PORT/blob.bin" 2>"$PROG_TMP/curl.err" ||

@@ -14,6 +14,7 @@ prog_setup "$1" "$base"
 # -1: the server exits after one test, so its JSON is complete when it does.
 prog_server server iperf3 -s -1 --json -B "$PROG_ADDR" -p "$PROG_PORT"
 prog_wait_listen "$PROG_PORT"
+prog_check_framework
 
 prog_client timeout 60 iperf3 -c "$PROG_ADDR" -p "$PROG_PORT" -n "$BYTES" --json \
     >"$PROG_TMP/client.json" 2>"$PROG_TMP/client.err" ||

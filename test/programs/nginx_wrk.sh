@@ -15,6 +15,7 @@ prog_random_file "$PROG_TMP/nginx/www/page.bin" 4096
 # shellcheck disable=SC2046
 prog_server server $(nginx_cmd "$PROG_TMP/nginx")
 prog_wait_listen "$PROG_PORT"
+prog_check_framework
 
 out=$PROG_TMP/wrk.out
 prog_client timeout 60 wrk -t 1 -c 8 -d 3s "http://$PROG_ADDR:$PROG_PORT/page.bin" \

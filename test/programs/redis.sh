@@ -14,6 +14,7 @@ REQUESTS=20000
 prog_server server redis-server --bind "$PROG_ADDR" --port "$PROG_PORT" \
     --save '' --appendonly no --dir "$PROG_TMP" --protected-mode no --daemonize no
 prog_wait_listen "$PROG_PORT"
+prog_check_framework
 
 # --- SET/GET of a 256 KiB hex value (128 KiB random) (hex, so redis-cli prints it verbatim) ----
 head -c $((128 * 1024)) /dev/urandom | od -An -v -tx1 | tr -d ' \n' >"$PROG_TMP/value"

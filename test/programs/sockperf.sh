@@ -11,6 +11,7 @@ prog_setup "$1" "$base"
 
 prog_server server sockperf sr --tcp -i "$PROG_ADDR" -p "$PROG_PORT"
 prog_wait_listen "$PROG_PORT"
+prog_check_framework
 
 out=$PROG_TMP/client.out
 prog_client timeout 60 sockperf pp --tcp -i "$PROG_ADDR" -p "$PROG_PORT" -t 3 -m 256 \
