@@ -301,6 +301,7 @@ CM_API int rdma_create_qp(struct rdma_cm_id *pub, struct ibv_pd *pd, struct ibv_
     }
     if (!pd)
         pd = pub->pd ? pub->pd : cm_default_pd();
+    a->qp_type = pub->qp_type;     /* as librdmacm: the id's port space decides */
     if (cm_make_cqs(pub, a)) {
         cm_free_cqs(pub);
         return -1;
