@@ -133,6 +133,7 @@ struct sr_inconn {
     int stalled;                   /* RNR: waiting for a receive */
     uint64_t rnr_deadline;         /* 0 = wait forever */
     int dead;
+    int detached;                  /* released: waits in the graveyard */
     struct sr_outq_item *outq;
     int outq_cap, outq_head, outq_count;
     struct sr_inconn *next;

@@ -277,8 +277,11 @@ static int sr_modify_locked(struct sr_qp *qp, struct ibv_qp_attr *a, int mask)
     }
     enum ibv_qp_state from = qp->pub.state;
     qp->pub.state = to;
-    if (to == IBV_QPS_RTR && from == IBV_QPS_INIT)
+    if (to == IBV_QPS_RTR && from == IBV_QPS_INIT) {
         sr_req_connect(qp);
+        if (qp->in && qp->in->stalled)
+            sr_resp_resume(qp->in);
+    }
     if (to == IBV_QPS_RTS)
         sr_req_kick(qp);
     return 0;
@@ -360,6 +363,7 @@ static int sr_post_one_send(struct sr_qp *qp, struct ibv_send_wr *wr)
     s->local_err = 0;
     memset(&s->hdr, 0, sizeof s->hdr);
     s->hdr.op = ops[wr->opcode];
+    s->hdr.rnr_retry = qp->rnr_retry;
     s->hdr.imm = wr->imm_data;
     s->hdr.len = (uint32_t)len;
     s->hdr.rkey = wr->wr.rdma.rkey;

@@ -39,6 +39,9 @@ void sr_resp_accept(int fd)
 
 void sr_resp_detach(struct sr_inconn *c)
 {
+    if (c->detached)
+        return;
+    c->detached = 1;
     sr_watch_del(&c->w);
     if (c->qp && c->qp->in == c)
         c->qp->in = NULL;
@@ -127,6 +130,10 @@ static int sr_resp_start(struct sr_inconn *c)
     c->pending_status = 0;
     c->rwqe = NULL;
     c->left = h->op == SR_OP_READ ? 0 : h->len;
+    if (qp->pub.state == IBV_QPS_RESET || qp->pub.state == IBV_QPS_INIT) {
+        c->stalled = 1;     /* not ready to receive: the requester retries */
+        return 1;
+    }
     if (h->op < SR_OP_SEND || h->op > SR_OP_READ) {
         sr_resp_nak(c, IBV_WC_REM_INV_REQ_ERR);
         return 0;
@@ -210,7 +217,7 @@ static int sr_resp_hello(struct sr_inconn *c)
     if (r <= 0)
         return r;
     struct sr_qp *qp = c->hello.magic == SR_HELLO_MAGIC ? sr_qp_find(c->hello.dst_qpn) : NULL;
-    if (!qp || qp->pub.state == IBV_QPS_ERR || qp->pub.state == IBV_QPS_RESET)
+    if (!qp || qp->pub.state == IBV_QPS_ERR)
         return -1;
     if (qp->in)
         sr_resp_detach(qp->in);
@@ -222,6 +229,8 @@ static int sr_resp_hello(struct sr_inconn *c)
 static void sr_resp_process(struct sr_inconn *c)
 {
     for (int i = 0; i < 256; i++) {
+        if (c->detached)
+            return;
         if (c->dead || c->stalled || c->outq_count == c->outq_cap)
             break;
         int r;
@@ -247,6 +256,8 @@ static void sr_resp_process(struct sr_inconn *c)
         if (r == 0)
             break;
     }
+    if (c->detached)
+        return;
     if (sr_resp_flush(c) < 0) {
         sr_resp_detach(c);
         return;
@@ -257,6 +268,8 @@ static void sr_resp_process(struct sr_inconn *c)
 static void sr_resp_cb(struct sr_watch *w, uint32_t events)
 {
     struct sr_inconn *c = (struct sr_inconn *)w;
+    if (c->detached)
+        return;
     if ((events & (EPOLLHUP | EPOLLERR)) && (c->stalled || c->dead)) {
         sr_resp_detach(c);
         return;
@@ -271,24 +284,25 @@ static void sr_resp_cb(struct sr_watch *w, uint32_t events)
 /* A receive may now be there: retry the stalled request. */
 void sr_resp_resume(struct sr_inconn *c)
 {
-    if (!c->stalled)
+    if (!c->stalled || c->detached)
         return;
     c->stalled = 0;
     if (sr_resp_start(c) == 1)
         return;
     if (c->left == 0)
         sr_resp_finish(c);
-    sr_resp_process(c);
+    if (!c->detached)
+        sr_resp_process(c);
 }
 
 /* Every SR_RNR_STEP_MS a stalled stream counts one RNR retry; past the
- * requester's rnr_retry (7 = forever) the request fails with RNR_RETRY_EXC. */
+ * request's rnr_retry (7 = forever) the request fails with RNR_RETRY_EXC. */
 void sr_resp_timers(uint64_t now, int *next_ms)
 {
     struct sr_inconn *c, *next;
     for (c = sr_inconns; c; c = next) {
         next = c->next;
-        if (!c->stalled)
+        if (!c->stalled || c->detached)
             continue;
         if (!c->rnr_deadline)
             c->rnr_deadline = now + SR_RNR_STEP_MS;
@@ -301,10 +315,14 @@ void sr_resp_timers(uint64_t now, int *next_ms)
         c->rnr_deadline = now + SR_RNR_STEP_MS;
         if (*next_ms > SR_RNR_STEP_MS)
             *next_ms = SR_RNR_STEP_MS;
+        if (c->qp->pub.state == IBV_QPS_RESET || c->qp->pub.state == IBV_QPS_INIT) {
+            sr_resp_resume(c);  /* not an RNR: the QP is not ready yet */
+            continue;
+        }
         if (c->forced_rnr > 0)
             c->forced_rnr--;
         c->rnr_retries++;
-        if (c->hello.rnr_retry < 7 && c->rnr_retries > c->hello.rnr_retry) {
+        if (c->hdr.rnr_retry < 7 && c->rnr_retries > c->hdr.rnr_retry) {
             c->stalled = 0;
             c->have_hdr = 0;
             sr_resp_nak(c, IBV_WC_RNR_RETRY_EXC_ERR);
@@ -315,7 +333,7 @@ void sr_resp_timers(uint64_t now, int *next_ms)
             continue;
         }
         sr_resp_resume(c);
-        if (c->stalled)
+        if (c->stalled && !c->detached)
             sr_resp_update_watch(c);
     }
 }

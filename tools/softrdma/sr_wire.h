@@ -16,14 +16,14 @@ struct sr_hello {
     uint32_t magic;
     uint32_t dst_qpn;
     uint32_t src_qpn;
-    uint8_t rnr_retry;      /* 7 = retry forever */
-    uint8_t pad[3];
+    uint8_t pad[4];
 };
 #define SR_HELLO_MAGIC 0x53524831u
 
 struct sr_req_hdr {
     uint8_t op;
-    uint8_t pad[3];
+    uint8_t rnr_retry;      /* requester's QP attribute (set at RTS) */
+    uint8_t pad[2];
     uint32_t imm;           /* network order, as posted */
     uint32_t len;           /* payload bytes (request length for READ) */
     uint32_t rkey;
