@@ -9,6 +9,7 @@
 
 pthread_mutex_t sr_lock;
 unsigned sr_epoch = 1;
+struct sr_knobs sr_knobs;
 
 void sr_log(const char *fmt, ...)
 {

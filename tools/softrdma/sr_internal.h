@@ -32,6 +32,15 @@ extern pthread_mutex_t sr_lock;
  * to the parent and are refused (no fork support, as on hardware). */
 extern unsigned sr_epoch;
 
+/* Fault-injection knobs, read from the environment when the device starts
+ * (sr_nic_start); written once under sr_lock, read-only afterwards. */
+struct sr_knobs {
+    int delay_ms;       /* SOFTRDMA_DELAY_MS: responder holds each request */
+    int drop_after;     /* SOFTRDMA_DROP_AFTER: a QP's link breaks after N requests */
+    int force_rnr;      /* SOFTRDMA_FORCE_RNR: first N receive checks per stream fail */
+};
+extern struct sr_knobs sr_knobs;
+
 void sr_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int sr_env_int(const char *name, int dflt);
 const char *sr_fabric_dir(void);
@@ -134,6 +143,8 @@ struct sr_inconn {
     uint64_t rnr_deadline;         /* 0 = wait forever */
     int dead;
     int detached;                  /* released: waits in the graveyard */
+    uint64_t delay_until;          /* SOFTRDMA_DELAY_MS: request held until */
+    int delay_passed;
     struct sr_outq_item *outq;
     int outq_cap, outq_head, outq_count;
     struct sr_inconn *next;
@@ -153,6 +164,7 @@ struct sr_qp {
     struct iovec *sq_iov;
     char *sq_inline;
     uint32_t sq_head, sq_tx, sq_tail;
+    uint64_t tx_count;             /* requests written (SOFTRDMA_DROP_AFTER) */
     size_t tx_off;                 /* bytes of sq[tx] already written */
     size_t rd_left;                /* READ response payload bytes still due */
     struct iovec rd_iov[SR_MAX_SGE];

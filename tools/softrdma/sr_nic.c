@@ -165,6 +165,9 @@ int sr_nic_start(void)
         goto out;
     }
     sr_nic_epoch = sr_epoch;
+    sr_knobs.delay_ms = sr_env_int("SOFTRDMA_DELAY_MS", 0);
+    sr_knobs.drop_after = sr_env_int("SOFTRDMA_DROP_AFTER", 0);
+    sr_knobs.force_rnr = sr_env_int("SOFTRDMA_FORCE_RNR", 0);
     sr_watch_add(&sr_listen_w, lfd, EPOLLIN, sr_listen_cb);
     pthread_t t;
     pthread_attr_t a;

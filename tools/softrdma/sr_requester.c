@@ -83,6 +83,13 @@ static void sr_req_lost(struct sr_qp *qp)
         sr_req_fail(qp, IBV_WC_RETRY_EXC_ERR);
 }
 
+/* Fault injection: the link of a QP breaks after N requests. */
+static int sr_drop_due(struct sr_qp *qp)
+{
+    int n = sr_knobs.drop_after;
+    return n > 0 && ++qp->tx_count == (uint64_t)n;
+}
+
 /* Writes queued requests until the socket is full. */
 void sr_req_kick(struct sr_qp *qp)
 {
@@ -123,6 +130,11 @@ void sr_req_kick(struct sr_qp *qp)
         }
         qp->tx_off = 0;
         qp->sq_tx++;
+        if (sr_drop_due(qp)) {
+            sr_log("SOFTRDMA_DROP_AFTER: dropping the connection of QP %u", qp->pub.qp_num);
+            sr_req_lost(qp);
+            return;
+        }
     }
     if (qp->out_open)
         sr_watch_mod(&qp->out, EPOLLIN);

@@ -26,7 +26,7 @@ void sr_resp_accept(int fd)
         return;
     }
     c->outq_cap = SR_OUTQ;
-    c->forced_rnr = sr_env_int("SOFTRDMA_FORCE_RNR", 0);
+    c->forced_rnr = sr_knobs.force_rnr;
     if (sr_watch_add(&c->w, fd, EPOLLIN, sr_resp_cb)) {
         close(fd);
         free(c->outq);
@@ -134,6 +134,17 @@ static int sr_resp_start(struct sr_inconn *c)
         c->stalled = 1;     /* not ready to receive: the requester retries */
         return 1;
     }
+    int delay = sr_knobs.delay_ms;
+    if (delay > 0 && !c->delay_passed) {
+        uint64_t now = sr_now_ms();
+        if (!c->delay_until)
+            c->delay_until = now + (uint64_t)delay;
+        if (now < c->delay_until) {
+            c->stalled = 1;     /* fault injection: a slow responder */
+            return 1;
+        }
+        c->delay_passed = 1;
+    }
     if (h->op < SR_OP_SEND || h->op > SR_OP_READ) {
         sr_resp_nak(c, IBV_WC_REM_INV_REQ_ERR);
         return 0;
@@ -182,6 +193,8 @@ static void sr_resp_finish(struct sr_inconn *c)
     struct sr_req_hdr *h = &c->hdr;
     c->have_hdr = 0;
     c->hdr_got = 0;
+    c->delay_until = 0;
+    c->delay_passed = 0;
     if (c->pending_status) {
         if (c->rwqe && c->pending_status == IBV_WC_REM_INV_REQ_ERR) {
             struct ibv_wc wc = { .wr_id = c->rwqe->wr_id, .status = IBV_WC_LOC_LEN_ERR,
@@ -315,6 +328,10 @@ void sr_resp_timers(uint64_t now, int *next_ms)
         c->rnr_deadline = now + SR_RNR_STEP_MS;
         if (*next_ms > SR_RNR_STEP_MS)
             *next_ms = SR_RNR_STEP_MS;
+        if (c->delay_until && !c->delay_passed) {
+            sr_resp_resume(c);  /* held by SOFTRDMA_DELAY_MS, not an RNR */
+            continue;
+        }
         if (c->qp->pub.state == IBV_QPS_RESET || c->qp->pub.state == IBV_QPS_INIT) {
             sr_resp_resume(c);  /* not an RNR: the QP is not ready yet */
             continue;
