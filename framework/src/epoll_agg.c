@@ -154,6 +154,11 @@ static void unlink_reg(struct epset *s, struct ep_reg *r)
 
 static int reg_add(int epfd, struct epset *s, int fd, struct file *f, const struct epoll_event *ev)
 {
+    if ((ev->events & EPOLLEXCLUSIVE) && (ev->events & ~(uint32_t)(EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP |
+                                                                  EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE))) {
+        errno = EINVAL;       /* the kernel's rule for EPOLLEXCLUSIVE */
+        return -1;
+    }
     if (find_reg(s, fd, f) != NULL) {
         errno = EEXIST;
         return -1;
@@ -171,13 +176,27 @@ static int reg_add(int epfd, struct epset *s, int fd, struct file *f, const stru
     r->candidate = 1;
     r->magic = EP_REG_MAGIC;
     struct epoll_event kev = { .events = EPOLLIN | (ev->events & EPOLLEXCLUSIVE), .data.ptr = r };
-    if (LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &kev) < 0) {
+    int kr = LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &kev);
+    if (kr < 0 && errno == EINVAL && (kev.events & EPOLLEXCLUSIVE)) {
+        /* The wait fd may be an epoll fd, which the kernel refuses to watch
+         * exclusively; exclusivity only saves wake-ups, so drop it there. */
+        kev.events &= ~(uint32_t)EPOLLEXCLUSIVE;
+        kr = LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &kev);
+    }
+    if (kr < 0) {
         int err = errno;
         ep_arena_free(r);
         errno = err;
         return -1;
     }
     link_reg(s, r);
+    /* Consume the wait fd's initial wake-up now (the registration stays a
+     * candidate, so the next epoll_wait still reports current readiness):
+     * an outer epoll watching this set then sees only new work. */
+    uint64_t gen = 0;
+    MOD_ENTER();
+    (void)f->mod->poll_events(f->sock, &gen);
+    MOD_LEAVE();
     return 0;
 }
 
@@ -258,10 +277,8 @@ void ev_mark_nested(struct file *ef)
 {
     pthread_mutex_lock(&g_ep_lock);
     __atomic_store_n(&ef->nested, 1, __ATOMIC_RELAXED);
-    if (ef->ep != NULL) {
+    if (ef->ep != NULL)
         __atomic_store_n(&ef->ep->nested, 1, __ATOMIC_RELAXED);
-        ev_wake_set(ef->ep);       /* let the outer waiter look at it once */
-    }
     pthread_mutex_unlock(&g_ep_lock);
 }
 

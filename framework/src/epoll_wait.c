@@ -87,17 +87,6 @@ static int collect(struct epset *s, struct epoll_event *out, int max)
     return n;
 }
 
-/* 1 if any registration may still be ready (for nested sets). */
-static int set_maybe_ready(struct epset *s)
-{
-    int any = 0;
-    pthread_mutex_lock(&s->lock);
-    for (struct ep_reg *r = s->regs; r != NULL && !any; r = r->set_next)
-        any = r->lt_ready || __atomic_load_n(&r->candidate, __ATOMIC_ACQUIRE);
-    pthread_mutex_unlock(&s->lock);
-    return any;
-}
-
 static void drain_wake(struct epset *s)
 {
     uint64_t v;
@@ -170,8 +159,6 @@ int ev_epoll_wait(int epfd, struct epoll_event *evs, int max, const struct times
     int64_t deadline = deadline_of(timeout);
     int n = wait_loop(epfd, s, evs, max, deadline, sigmask);
     int err = errno;
-    if (__atomic_load_n(&s->nested, __ATOMIC_RELAXED) && set_maybe_ready(s))
-        ev_wake_set(s);    /* keep the set readable for an outer epoll/poll */
     file_put(ef);
     errno = err;
     return n;

@@ -193,8 +193,11 @@ static int accept_module(struct file *f, struct sockaddr *addr, socklen_t *len, 
             LIBC(close)(fd);
         if (nf != NULL)
             file_put(nf);          /* closes the module socket */
-        else
+        else {
+            MOD_ENTER();
             f->mod->close(ns);
+            MOD_LEAVE();
+        }
         errno = err;
         return -1;
     }
@@ -208,7 +211,10 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(accept4)(fd, addr, len, flags);
     int r;
-    if (f->kind == FILE_MSOCK) {
+    if (f->kind == FILE_MSOCK && (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))) {
+        errno = EINVAL;
+        r = -1;
+    } else if (f->kind == FILE_MSOCK) {
         r = accept_module(f, addr, len, flags);
     } else {
         r = LIBC(accept4)(fd, addr, len, flags);
