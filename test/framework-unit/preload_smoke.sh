@@ -37,4 +37,6 @@ out=$(NSTACK_MOD_CFG_FILE="$work/bad_module.json" NSTACK_LOG_ON=bogus LD_PRELOAD
 echo "$out" | grep -q '^ok 100000 ' || fail "echo with a broken config: $out"
 echo "$out" | grep -q '^nstack\[[0-9]*\]: WAR: NSTACK_LOG_ON="bogus"' || fail "no warning for NSTACK_LOG_ON=bogus: $out"
 [ "$(echo "$out" | grep -c 'NSTACK_LOG_ON')" -eq 1 ] || fail "the log-level warning is not printed exactly once: $out"
+[ "$(echo "$out" | grep -c '^nstack\[[0-9]*\]: ERR: config: .*bad_module.json')" -eq 1 ] ||
+    fail "the broken config is not reported exactly once: $out"
 echo "preload_smoke: ok"
