@@ -35,6 +35,12 @@ static pthread_mutex_t g_stack_init_lock = PTHREAD_MUTEX_INITIALIZER;
 #ifdef NSTACK_HAVE_CONFIG
 static struct nstack_config *g_cfg;   /* set once in start_once(), read-only after */
 
+static void describe_line(void *arg, const char *line)
+{
+    (void)arg;
+    fw_log(NSTACK_LOG_DBG, "config", "%s", line);
+}
+
 static void config_diag(void *arg, enum nstack_diag_severity sev, const char *line)
 {
     (void)arg;
@@ -90,6 +96,10 @@ static void stacks_from_config(const struct nstack_config *cfg)
 
 static void start_once(void)
 {
+    /* Module constructors and register functions run in here; socket
+     * calls they make must not re-enter fw_start() (pthread_once would
+     * deadlock) - they go straight to libc like any module-internal call. */
+    MOD_ENTER();
     fw_log_setup();
     kernel_only();
 #ifdef NSTACK_HAVE_CONFIG
@@ -104,12 +114,15 @@ static void start_once(void)
         }
         stacks_from_config(cfg);
         g_cfg = cfg;
+        if (fw_log_enabled(NSTACK_LOG_DBG))
+            nstack_config_describe(cfg, describe_line, NULL);
     }
 #else
     fw_log(NSTACK_LOG_INF, "config", "built without the config library; kernel stack only");
 #endif
     stats_start();
     __atomic_store_n(&g_started, 1, __ATOMIC_RELEASE);
+    MOD_LEAVE();
     fw_log(NSTACK_LOG_INF, NULL, "framework started: %d stack(s)", g_n_stacks);
 }
 

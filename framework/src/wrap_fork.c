@@ -1,8 +1,10 @@
 /* wrap_fork.c - fork(): framework and module locks are held across the
  * fork so the child never inherits a lock taken by a thread that does not
- * exist there. vfork() and posix_spawn() are not wrapped: their child
- * shares or replaces our memory and only execs, and an exec'd program gets
- * a fresh framework through the inherited LD_PRELOAD. */
+ * exist there. vfork() becomes fork() (POSIX allows it): a vfork child
+ * shares our memory, so a close() it made before exec would otherwise tear
+ * down the parent's module sockets. posix_spawn() is not wrapped: glibc's
+ * child runs only internal, non-interposed calls, then execs. An exec'd
+ * program gets a fresh framework through the inherited LD_PRELOAD. */
 #include <unistd.h>
 
 #include "fw.h"
@@ -21,4 +23,9 @@ EXPORT pid_t fork(void)
     else
         fw_fork_parent();
     return pid;
+}
+
+EXPORT pid_t vfork(void)
+{
+    return fork();
 }
