@@ -2,7 +2,9 @@
  * NSTACK_STATS=1 also prints the totals to the log at exit. */
 #include "stats.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,8 +90,29 @@ static void stats_at_exit(void)
         unlink(g_stat_path);
 }
 
+/* Segments of processes that were killed (no atexit) would pile up in
+ * /dev/shm: remove those whose pid no longer exists. Runs once per process,
+ * at framework start. */
+static void stats_sweep_stale(void)
+{
+    DIR *d = opendir("/dev/shm");
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int pid;
+        char tail;
+        if (sscanf(e->d_name, "nstack-stat.%d%c", &pid, &tail) != 1 || pid <= 0 || pid == (int)getpid())
+            continue;
+        if (kill(pid, 0) < 0 && errno == ESRCH && unlinkat(dirfd(d), e->d_name, 0) == 0)
+            LOG_DBG("removed the counters of dead process %d", pid);
+    }
+    closedir(d);
+}
+
 void stats_start(void)
 {
+    stats_sweep_stale();
     struct nstat_shm *s = stats_map();
     if (s == NULL)
         return;

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Per-stack counters: a live process's segment is readable with
 # nstack-stat (by pid and in the all-pids listing), NSTACK_STATS=1 dumps the
-# totals at exit, and the segment is removed at exit.
+# totals at exit, the segment is removed at exit, and segments left by
+# killed processes are swept by the next process that starts the framework.
 set -u
 : "${NSTACK_SRC:?}" "${NSTACK_RELEASE:?}"
 LIB="$NSTACK_RELEASE/lib64/libnStackAPI.so"
@@ -15,6 +16,13 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 N=1000000
 
+# a segment of a process that is surely gone (it exited and was reaped)
+sh -c 'exit 0' & dead=$!
+wait "$dead"
+kill -0 "$dead" 2>/dev/null && fail "pid $dead still exists"
+stale="/dev/shm/nstack-stat.$dead"
+: >"$stale" || fail "cannot create $stale"
+
 mkfifo "$work/in"
 NSTACK_STATS=1 LD_PRELOAD="$LIB" timeout 120 python3 "$HERE/echo_check.py" $N wait \
     <"$work/in" >"$work/out" 2>"$work/err" &
@@ -24,6 +32,7 @@ ready() { grep -q '^ok ' "$work/out"; }
 for _ in $(seq 1200); do ready && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
 ready || fail "program did not finish its transfer: $(cat "$work/out" "$work/err")"
 ppid=$(awk '/^ok /{print $3}' "$work/out")
+[ ! -e "$stale" ] || { rm -f "$stale"; fail "stale segment of dead pid $dead not swept at start"; }
 
 # echo both ways: at least N sent and N received on the kernel stack
 line=$("$STAT" "$ppid" | awk '$1 == "kernel"') || fail "nstack-stat $ppid failed"
