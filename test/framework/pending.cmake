@@ -8,3 +8,4 @@ foreach(p sem_epoll sem_poll sem_connect sem_data sem_dup sem_threads sem_fork s
     list(APPEND SEM_PENDING "${mode}:${p}")
   endforeach()
 endforeach()
+list(APPEND SEM_PENDING "preload:nosocket")

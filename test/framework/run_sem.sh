@@ -55,6 +55,8 @@ preload-kernel|preload-shadow)
     trap 'netns_cleanup; cleanup_work' EXIT
     write_config "$stack"
     export SHADOW_STATS_FILE="$work/shadow.stats"
+    # lets sem_fork skip what module sockets cannot do by design (exec inheritance)
+    [ "$stack" = shadow ] && export SEM_MODULE_SOCKETS=1
     cd "$work" || fail "cd $work"
     SEM_ADDR=$IP_A SEM_ADDR6=$IP6_A LD_PRELOAD="$PRELOAD_LIB" in_a "$prog" "$@"
     rc=$?
