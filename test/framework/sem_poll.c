@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/select.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,6 +62,21 @@ static void case_poll_mix(void)
     CHECK(poll(p, 3, LONG_MS) == 2, "pipe and eventfd ready");
     CHECK(!p[0].revents && p[1].revents == POLLIN && p[2].revents == POLLIN, "pipe/eventfd revents");
     CHECK(read(m.pr, b, 1) == 1 && read(m.efd, &one, 8) == 8, "drain");
+
+    /* a timerfd next to the socket: only the timer fires */
+    int tfd = CHECK_OK(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK));
+    struct itimerspec its = { .it_value = { .tv_nsec = 30 * 1000000 } };
+    CHECK_OK(timerfd_settime(tfd, 0, &its, NULL));
+    struct pollfd pt[2] = { { m.s, POLLIN, 0 }, { tfd, POLLIN, 0 } };
+    CHECK(poll(pt, 2, LONG_MS) == 1 && !pt[0].revents && pt[1].revents == POLLIN, "timerfd in poll mix");
+    fd_set tr;
+    FD_ZERO(&tr);
+    FD_SET(m.s, &tr);
+    FD_SET(tfd, &tr);
+    CHECK(select((tfd > m.s ? tfd : m.s) + 1, &tr, NULL, NULL, NULL) == 1 && FD_ISSET(tfd, &tr),
+          "timerfd in select mix");
+    CHECK(read(tfd, &one, 8) == 8, "timerfd read");
+    close(tfd);
 
     /* POLLOUT on a writable socket, POLLIN|POLLRDHUP after the peer's SHUT_WR */
     struct pollfd q = { m.s, POLLIN | POLLOUT | POLLRDHUP, 0 };
