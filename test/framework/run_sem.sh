@@ -39,7 +39,8 @@ JSON
 case "$mode" in
 kernel)
     trap cleanup_work EXIT
-    cd "$work" && exec "$prog" "$@" ;;
+    cd "$work" && "$prog" "$@"
+    exit $? ;;
 preload)
     trap cleanup_work EXIT
     [ -f "$PRELOAD_LIB" ] || fail "$PRELOAD_LIB not built"

@@ -24,8 +24,10 @@ static int load_module(void **state)
 {
     (void)state;
     void *h = dlopen(SHADOW_LIB_PATH, RTLD_NOW | RTLD_LOCAL);
-    if (!h)
+    if (!h) {
+        print_error("cannot load %s: %s\n", SHADOW_LIB_PATH, dlerror());
         return -1;
+    }
     nstack_stack_register_fn reg = (nstack_stack_register_fn)dlsym(h, "shadow_stack_register");
     static const struct nstack_fw_api fw = {
         .abi_version = NSTACK_MODULE_ABI_VERSION,
