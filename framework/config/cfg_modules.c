@@ -99,12 +99,13 @@ static int cfg_module_fields(struct cfg_ctx *ctx, const char *key, json_object *
     json_object *v;
 
     cfg_key_member(path, key, "libname");
-    if (json_object_object_get_ex(m, "libname", &v)) {
+    if (is_kernel) {
+        /* Built in: the value (DMM writes "./", others "") is ignored. */
+        d->libname[0] = '\0';
+    } else if (json_object_object_get_ex(m, "libname", &v)) {
         if (cfg_json_string(ctx, path, v, d->libname, sizeof(d->libname)) < 0)
             rc = -1;
-        if (is_kernel)
-            d->libname[0] = '\0';       /* built in: DMM's "./" means nothing */
-    } else if (!is_kernel) {
+    } else {
         cfg_error(ctx, path, "missing (required for stack \"%s\")", d->stack_name);
         rc = -1;
     }
