@@ -78,7 +78,7 @@ measure_iperf3_throughput() {
     bench_client timeout 60 iperf3 -c "$BENCH_ADDR" -p "$port" -t "$BENCH_SECS" --json >"$BENCH_TMP/iperf3.json" 2>&1
     bench_stop_server
     jq -r ".end.sum_received.bits_per_second / 1e9" "$BENCH_TMP/iperf3.json" 2>/dev/null ||
-        { echo "bench: iperf3: $(head -c 300 "$BENCH_TMP/iperf3.json")" >&2; return 1; }
+        { echo "bench: iperf3: no result: $(jq -r '.error // empty' "$BENCH_TMP/iperf3.json" 2>/dev/null)" >&2; return 1; }
 }
 
 # redis-benchmark GET requests/s (10 clients, no pipelining).
@@ -107,23 +107,29 @@ measure_nginx_rps() {
     sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$BENCH_TMP/wrk.out"
 }
 
-# System calls the nginx server makes per request (strace -c -f), over a
-# fixed number of keep-alive requests from one curl process.
-measure_nginx_syscalls() {
-    local port n=2000 i urls=() ; port=$(bench_port 28180)
-    nginx_prepare "$BENCH_TMP/nginx-s" "$BENCH_ADDR" "$port"
+# _nginx_syscalls_total N: system calls of an nginx server (strace -c -f,
+# from start to exit) that served N keep-alive requests from one curl.
+_nginx_syscalls_total() {
+    local n=$1 port i urls=() dir=$BENCH_TMP/nginx-s; port=$(bench_port 28180)
+    rm -rf "$dir"; nginx_prepare "$dir" "$BENCH_ADDR" "$port"
     for ((i = 0; i < n; i++)); do urls+=("http://$BENCH_ADDR:$port/index.html"); done
     # shellcheck disable=SC2046
-    bench_server "$BENCH_TMP/nginx-s.srv" strace -f -c -o "$BENCH_TMP/strace.out" \
-        $(nginx_cmd "$BENCH_TMP/nginx-s")
-    bench_wait_ready "$port" "$BENCH_TMP/nginx-s.srv" '^$never' || return 1
-    # curl reuses one connection for all URLs: the count is per request, not
-    # per connect. The client runs plainly in both modes (only the server is
-    # measured).
+    bench_server "$dir.srv" strace -f -c -o "$dir.strace" $(nginx_cmd "$dir")
+    bench_wait_ready "$port" "$dir.srv" '^$never' || return 1
+    # The client runs plainly in both modes: only the server is measured.
     local in_ns=()
     [ -n "$BENCH_NS_CLI" ] && in_ns=(ip netns exec "$BENCH_NS_CLI")
     "${in_ns[@]}" timeout 120 curl -s "${urls[@]}" </dev/null >/dev/null || return 1
     bench_stop_server
     # "% time  seconds  usecs/call  calls  [errors]  total": calls is field 4.
-    awk -v n="$n" '$NF == "total" { printf "%.2f", $4 / n }' "$BENCH_TMP/strace.out"
+    awk '$NF == "total" { print $4 }' "$dir.strace"
+}
+
+# System calls per request made by the nginx server: the difference between
+# a run of 2500 and one of 500 requests, so start-up and exit (the
+# framework's one-time set-up included) cancel out.
+measure_nginx_syscalls() {
+    local small big
+    small=$(_nginx_syscalls_total 500) && big=$(_nginx_syscalls_total 2500) || return 1
+    awk -v s="$small" -v b="$big" 'BEGIN { printf "%.3f", (b - s) / 2000 }'
 }
