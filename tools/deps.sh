@@ -13,7 +13,7 @@ PACKAGES=(
     # test hosts and process handling
     iproute2 procps psmisc
     # real programs (test/programs) and benchmarks (tools/bench.sh)
-    iperf3 sockperf redis-server redis-tools nginx-light wrk curl strace
+    iperf3 sockperf redis-server redis-tools nginx-light wrk curl strace jq
 )
 
 missing_packages() {
