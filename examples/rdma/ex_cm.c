@@ -1,0 +1,75 @@
+/* rdma_cm helpers with deadlines.
+ *
+ * rdma_get_cm_event() blocks without a timeout, so we first poll() the event
+ * channel's fd (it is a normal pollable fd) and only read the event once it
+ * is readable. */
+#include "ex_common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+
+struct rdma_cm_event *ex_next_cm_event(struct rdma_event_channel *ch,
+                                       int64_t deadline_ms, const char *what)
+{
+    struct rdma_cm_event *ev;
+    /* Non-blocking so that a spurious wake-up cannot turn into a hang. */
+    fcntl(ch->fd, F_SETFL, fcntl(ch->fd, F_GETFL) | O_NONBLOCK);
+    for (;;) {
+        if (rdma_get_cm_event(ch, &ev) == 0)
+            return ev;
+        if (errno != EAGAIN && errno != EINTR)
+            ex_fail_errno("rdma_get_cm_event while waiting for %s", what);
+        struct pollfd pfd = { .fd = ch->fd, .events = POLLIN };
+        int left = ex_remaining_ms(deadline_ms);
+        if (left == 0)
+            ex_fail("timed out waiting for %s", what);
+        if (poll(&pfd, 1, left) < 0 && errno != EINTR)
+            ex_fail_errno("poll on the CM event channel");
+    }
+}
+
+struct rdma_cm_event *ex_expect_cm_event(struct rdma_event_channel *ch,
+                                         enum rdma_cm_event_type expected,
+                                         int64_t deadline_ms)
+{
+    const char *want = rdma_event_str(expected);
+    struct rdma_cm_event *ev = ex_next_cm_event(ch, deadline_ms, want);
+    if (ev->event != expected) {
+        /* REJECTED carries the peer's reason (e.g. nobody listening). */
+        ex_fail("expected CM event %s, got %s (status %d)", want,
+                rdma_event_str(ev->event), ev->status);
+    }
+    return ev;
+}
+
+void ex_resolve_server(struct rdma_cm_id *id, struct rdma_event_channel *ch,
+                       const char *addr, const char *port, int64_t deadline_ms)
+{
+    struct sockaddr_storage dst;
+    ex_sockaddr(addr, port, &dst);
+    /* Step 1: which local device/port reaches the server's IP address. */
+    int timeout = ex_remaining_ms(deadline_ms);
+    if (rdma_resolve_addr(id, NULL, (struct sockaddr *)&dst, timeout > 2000 ? 2000 : timeout))
+        ex_fail_errno("rdma_resolve_addr %s", addr);
+    rdma_ack_cm_event(ex_expect_cm_event(ch, RDMA_CM_EVENT_ADDR_RESOLVED, deadline_ms));
+    /* Step 2: the path to it (on RoCE: the GIDs and the next hop). */
+    timeout = ex_remaining_ms(deadline_ms);
+    if (rdma_resolve_route(id, timeout > 2000 ? 2000 : timeout))
+        ex_fail_errno("rdma_resolve_route %s", addr);
+    rdma_ack_cm_event(ex_expect_cm_event(ch, RDMA_CM_EVENT_ROUTE_RESOLVED, deadline_ms));
+}
+
+void ex_listen(struct rdma_cm_id *id, const char *addr, const char *port,
+               const char *progname)
+{
+    struct sockaddr_storage ss;
+    ex_sockaddr(addr, port, &ss);
+    if (rdma_bind_addr(id, (struct sockaddr *)&ss))
+        ex_fail_errno("rdma_bind_addr %s port %s", addr ? addr : "0.0.0.0", port);
+    if (rdma_listen(id, 8))
+        ex_fail_errno("rdma_listen");
+    printf("%s: listening on %s port %s\n", progname, addr ? addr : "0.0.0.0", port);
+    fflush(stdout);
+}
