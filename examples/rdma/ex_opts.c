@@ -39,8 +39,10 @@ void ex_fail_errno(const char *fmt, ...)
 
 static void usage_error(const char *usage, const char *reason, const char *arg)
 {
-    fprintf(stderr, "%s: %s '%s'\n%s", program_invocation_short_name, reason,
-            arg ? arg : "", usage);
+    if (arg)
+        fprintf(stderr, "%s: %s '%s'\n%s", program_invocation_short_name, reason, arg, usage);
+    else
+        fprintf(stderr, "%s: %s\n%s", program_invocation_short_name, reason, usage);
     exit(2);
 }
 
@@ -89,6 +91,8 @@ void ex_parse_opts(int argc, char **argv, const struct ex_opts *defaults,
         usage_error(usage, "choose a mode: -s (server) or -c ADDR (client)", NULL);
     if (!out->server && !out->addr)
         usage_error(usage, "client mode needs the server address", "-c");
+    struct sockaddr_storage check;   /* bad addresses fail here, before any device work */
+    ex_sockaddr(out->addr, out->port, &check);
 }
 
 void ex_sockaddr(const char *addr, const char *port, struct sockaddr_storage *ss)
