@@ -17,7 +17,7 @@
  *   no-read-right  RDMA READ of an MR registered without REMOTE_READ:
  *                  IBV_WC_REM_ACCESS_ERR.
  *
- *   rdma_errors -a 192.168.21.180 [-t SECONDS]
+ *   rdma_errors -a 192.168.21.180 [-o SCENARIO] [-t SECONDS]
  *
  * Prints one line per scenario; exits 1 at the first unexpected outcome.
  */
@@ -33,7 +33,9 @@
 
 enum { BUF = 4096, MSG = 64 };
 
-static const char usage[] = "usage: rdma_errors -a LOCAL_ADDR [-t SECONDS]\n";
+static const char usage[] =
+    "usage: rdma_errors -a LOCAL_ADDR [-o SCENARIO] [-t SECONDS]\n"
+    "scenarios: rnr-exceeded rnr-waits bad-rkey out-of-bounds no-read-right (default: all)\n";
 
 /* The device port that owns the local address, and its GID index. */
 struct port_ref {
@@ -130,9 +132,9 @@ static void create_end(struct port_ref *pr, struct ibv_pd *pd, struct end *e)
         ex_fail_errno("ibv_create_qp");
 }
 
-/* RESET -> INIT -> RTR -> RTS, with `peer` as the remote QP. */
-static void connect_end(struct port_ref *pr, struct end *e, const struct end *peer,
-                        uint8_t rnr_retry)
+/* RESET -> INIT. Both ends are in INIT before either goes on, as when two
+ * hosts exchange their QP numbers: a QP still in RESET drops what reaches it. */
+static void init_end(struct port_ref *pr, struct end *e)
 {
     struct ibv_qp_attr a = {
         .qp_state = IBV_QPS_INIT, .port_num = pr->port,
@@ -141,6 +143,13 @@ static void connect_end(struct port_ref *pr, struct end *e, const struct end *pe
     if (ibv_modify_qp(e->qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
                                      IBV_QP_ACCESS_FLAGS))
         ex_fail_errno("ibv_modify_qp INIT");
+}
+
+/* INIT -> RTR -> RTS, with `peer` as the remote QP. */
+static void connect_end(struct port_ref *pr, struct end *e, const struct end *peer,
+                        uint8_t rnr_retry)
+{
+    struct ibv_qp_attr a;
     memset(&a, 0, sizeof(a));
     a.qp_state = IBV_QPS_RTR;
     a.path_mtu = pr->mtu;
@@ -184,6 +193,8 @@ static void create_pair(struct port_ref *pr, uint8_t rnr_retry, int b_access, st
     p->mr_b = ibv_reg_mr(p->pd, p->buf_b, BUF, IBV_ACCESS_LOCAL_WRITE | b_access);
     if (!p->mr_a || !p->mr_b)
         ex_fail_errno("ibv_reg_mr");
+    init_end(pr, &p->a);
+    init_end(pr, &p->b);
     connect_end(pr, &p->a, &p->b, rnr_retry);
     connect_end(pr, &p->b, &p->a, rnr_retry);
 }
@@ -308,12 +319,14 @@ static void access_error(struct port_ref *pr, const char *scenario, enum ibv_wr_
 
 int main(int argc, char **argv)
 {
-    const char *addr = NULL;
+    const char *addr = NULL, *only = NULL;
     int timeout_s = 60, c;
     opterr = 0;
-    while ((c = getopt(argc, argv, "a:t:h")) != -1) {
+    while ((c = getopt(argc, argv, "a:o:t:h")) != -1) {
         if (c == 'a')
             addr = optarg;
+        else if (c == 'o')
+            only = optarg;
         else if (c == 't' && atoi(optarg) > 0)
             timeout_s = atoi(optarg);
         else {
@@ -329,12 +342,20 @@ int main(int argc, char **argv)
     struct port_ref pr;
     find_port(addr, &pr);
 
-    rnr_exceeded(&pr, deadline);
-    rnr_waits(&pr, deadline);
-    access_error(&pr, "bad-rkey", IBV_WR_RDMA_WRITE, IBV_ACCESS_REMOTE_WRITE, 0, 0x5a5a, deadline);
-    access_error(&pr, "out-of-bounds", IBV_WR_RDMA_WRITE, IBV_ACCESS_REMOTE_WRITE,
-                 BUF - MSG / 2, 0, deadline);
-    access_error(&pr, "no-read-right", IBV_WR_RDMA_READ, IBV_ACCESS_REMOTE_WRITE, 0, 0, deadline);
+    int ran = 0;
+#define SCENARIO(name, call) \
+    if (!only || !strcmp(only, name)) { call; ran++; }
+    SCENARIO("rnr-exceeded", rnr_exceeded(&pr, deadline));
+    SCENARIO("rnr-waits", rnr_waits(&pr, deadline));
+    SCENARIO("bad-rkey", access_error(&pr, "bad-rkey", IBV_WR_RDMA_WRITE, IBV_ACCESS_REMOTE_WRITE,
+                                      0, 0x5a5a, deadline));
+    SCENARIO("out-of-bounds", access_error(&pr, "out-of-bounds", IBV_WR_RDMA_WRITE,
+                                           IBV_ACCESS_REMOTE_WRITE, BUF - MSG / 2, 0, deadline));
+    SCENARIO("no-read-right", access_error(&pr, "no-read-right", IBV_WR_RDMA_READ,
+                                           IBV_ACCESS_REMOTE_WRITE, 0, 0, deadline));
+#undef SCENARIO
+    if (ran == 0)
+        ex_fail("unknown scenario '%s'", only);
     ibv_close_device(pr.ctx);
     printf("rdma_errors: all scenarios behaved as expected\n");
     return 0;
