@@ -31,7 +31,7 @@ check_bad_address() {
     fi
 }
 
-for prog in rdma_write_read rdma_write_imm rdma_async_msg rdma_tcp_exchange; do
+for prog in rdma_write_read rdma_write_imm rdma_async_msg rdma_tcp_exchange; do  # rdma_errors: own options, see example_errors.sh
     [ -x "$NSTACK_RELEASE/bin/$prog" ] || { echo "FAIL: $prog not built"; status=1; continue; }
     check "$prog" "choose a mode"
     check "$prog" "option -p: expected 1..65535, got '0'" -s -p 0
