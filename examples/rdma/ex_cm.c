@@ -1,32 +1,34 @@
 /* rdma_cm helpers with deadlines.
  *
  * rdma_get_cm_event() blocks without a timeout, so we first poll() the event
- * channel's fd (it is a normal pollable fd) and only read the event once it
- * is readable. */
+ * channel's fd (a normal pollable fd) and only read the event once the fd is
+ * readable. */
 #include "ex_common.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 
 struct rdma_cm_event *ex_next_cm_event(struct rdma_event_channel *ch,
                                        int64_t deadline_ms, const char *what)
 {
-    struct rdma_cm_event *ev;
-    /* Non-blocking so that a spurious wake-up cannot turn into a hang. */
-    fcntl(ch->fd, F_SETFL, fcntl(ch->fd, F_GETFL) | O_NONBLOCK);
+    struct pollfd pfd = { .fd = ch->fd, .events = POLLIN };
     for (;;) {
+        int left = ex_remaining_ms(deadline_ms);
+        if (left == 0)
+            ex_fail("timed out waiting for %s", what);
+        int rc = poll(&pfd, 1, left);
+        if (rc < 0 && errno != EINTR)
+            ex_fail_errno("poll on the CM event channel");
+        if (rc <= 0)
+            continue;        /* signal or timeout: the deadline check decides */
+        /* Readable: an event is queued, so this does not block (we are the
+         * channel's only reader). */
+        struct rdma_cm_event *ev;
         if (rdma_get_cm_event(ch, &ev) == 0)
             return ev;
         if (errno != EAGAIN && errno != EINTR)
             ex_fail_errno("rdma_get_cm_event while waiting for %s", what);
-        struct pollfd pfd = { .fd = ch->fd, .events = POLLIN };
-        int left = ex_remaining_ms(deadline_ms);
-        if (left == 0)
-            ex_fail("timed out waiting for %s", what);
-        if (poll(&pfd, 1, left) < 0 && errno != EINTR)
-            ex_fail_errno("poll on the CM event channel");
     }
 }
 

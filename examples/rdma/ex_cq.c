@@ -8,7 +8,6 @@
 #include "ex_common.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 
@@ -32,6 +31,7 @@ static void sleep_on_channel(struct ibv_comp_channel *cc, int64_t deadline_ms)
         ex_fail_errno("poll on the completion channel");
     if (rc <= 0)
         return;   /* timeout or signal: the caller re-checks the deadline */
+    /* Readable, and we are the channel's only reader: this does not block. */
     struct ibv_cq *ev_cq;
     void *ev_ctx;
     if (ibv_get_cq_event(cc, &ev_cq, &ev_ctx) == 0)
@@ -43,9 +43,6 @@ static void sleep_on_channel(struct ibv_comp_channel *cc, int64_t deadline_ms)
 void ex_wait_wc(struct ibv_cq *cq, struct ibv_comp_channel *cc,
                 int64_t deadline_ms, struct ibv_wc *wc)
 {
-    /* Non-blocking channel: a wake-up that was already consumed cannot
-     * block us in ibv_get_cq_event. */
-    fcntl(cc->fd, F_SETFL, fcntl(cc->fd, F_GETFL) | O_NONBLOCK);
     for (;;) {
         if (poll_one(cq, wc))
             return;
