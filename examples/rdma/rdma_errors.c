@@ -248,14 +248,23 @@ static void expect_status(struct pair *p, enum ibv_wc_status status, const char 
                 ibv_wc_status_str(wc.status), ibv_wc_status_str(status));
 }
 
-static void expect_qp_state(struct ibv_qp *qp, enum ibv_qp_state want, const char *scenario)
+/* The QP must reach `want`. On hardware it already has when the error
+ * completion is polled; a device may publish the completion a moment before
+ * the state change, so the state gets until `deadline` (checked every ms). */
+static void expect_qp_state(struct ibv_qp *qp, enum ibv_qp_state want, const char *scenario,
+                            int64_t deadline)
 {
-    struct ibv_qp_attr a;
-    struct ibv_qp_init_attr ia;
-    if (ibv_query_qp(qp, &a, IBV_QP_STATE, &ia))
-        ex_fail_errno("%s: ibv_query_qp", scenario);
-    if (a.qp_state != want)
-        ex_fail("%s: QP state %d, expected %d", scenario, a.qp_state, want);
+    for (;;) {
+        struct ibv_qp_attr a;
+        struct ibv_qp_init_attr ia;
+        if (ibv_query_qp(qp, &a, IBV_QP_STATE, &ia))
+            ex_fail_errno("%s: ibv_query_qp", scenario);
+        if (a.qp_state == want)
+            return;
+        if (ex_remaining_ms(deadline) == 0)
+            ex_fail("%s: QP state %d, expected %d", scenario, a.qp_state, want);
+        usleep(1000);
+    }
 }
 
 static void expect_untouched(const struct pair *p, const char *scenario)
@@ -274,7 +283,7 @@ static void rnr_exceeded(struct port_ref *pr, int64_t deadline)
     ex_fill_pattern(p.buf_a, MSG, 1);
     post_from_a(&p, IBV_WR_SEND, 0, 0);          /* b has no RECV posted */
     expect_status(&p, IBV_WC_RNR_RETRY_EXC_ERR, "rnr-exceeded", deadline);
-    expect_qp_state(p.a.qp, IBV_QPS_ERR, "rnr-exceeded");
+    expect_qp_state(p.a.qp, IBV_QPS_ERR, "rnr-exceeded", deadline);
     post_from_a(&p, IBV_WR_SEND, 0, 0);          /* a QP in ERR flushes new WRs */
     expect_status(&p, IBV_WC_WR_FLUSH_ERR, "rnr-exceeded (next WR)", deadline);
     destroy_pair(&p);
