@@ -32,6 +32,17 @@ struct rdma_cm_event *ex_next_cm_event(struct rdma_event_channel *ch,
     }
 }
 
+const char *ex_cm_failure_hint(enum rdma_cm_event_type type)
+{
+    switch (type) {
+    case RDMA_CM_EVENT_REJECTED:    return ": no server listens there, or it refused";
+    case RDMA_CM_EVENT_UNREACHABLE: return ": the server did not answer";
+    case RDMA_CM_EVENT_ADDR_ERROR:  return ": no RDMA device reaches that address";
+    case RDMA_CM_EVENT_ROUTE_ERROR: return ": no route to that address";
+    default:                        return "";
+    }
+}
+
 struct rdma_cm_event *ex_expect_cm_event(struct rdma_event_channel *ch,
                                          enum rdma_cm_event_type expected,
                                          int64_t deadline_ms)
@@ -40,8 +51,8 @@ struct rdma_cm_event *ex_expect_cm_event(struct rdma_event_channel *ch,
     struct rdma_cm_event *ev = ex_next_cm_event(ch, deadline_ms, want);
     if (ev->event != expected) {
         /* REJECTED carries the peer's reason (e.g. nobody listening). */
-        ex_fail("expected CM event %s, got %s (status %d)", want,
-                rdma_event_str(ev->event), ev->status);
+        ex_fail("expected CM event %s, got %s (status %d)%s", want,
+                rdma_event_str(ev->event), ev->status, ex_cm_failure_hint(ev->event));
     }
     return ev;
 }

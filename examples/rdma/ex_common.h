@@ -26,9 +26,10 @@ struct ex_opts {
     size_t size;            /* -S BYTES: largest transfer */
     int timeout_s;          /* -t SECONDS: deadline for the whole run */
     int clients;            /* -k N: connections a server serves before exiting */
+    int window;             /* -w N: messages in flight (rdma_async_msg client) */
 };
 
-/* Parses -s | -c ADDR, -a ADDR, -p PORT, -n N, -S BYTES, -t SECONDS, -k N.
+/* Parses -s | -c ADDR, -a ADDR, -p PORT, -n N, -S BYTES, -t SECONDS, -k N, -w N.
  * `defaults` supplies the per-program defaults; `usage` is printed on error
  * (exit status 2). */
 void ex_parse_opts(int argc, char **argv, const struct ex_opts *defaults,
@@ -53,6 +54,10 @@ int64_t ex_now_ms(void);
 int ex_remaining_ms(int64_t deadline_ms);
 
 /* ---- rdma_cm with deadlines (ex_cm.c) ----------------------------------- */
+
+/* A hint for a failed connection's event, e.g. REJECTED: "nobody listens
+ * there, or the server refused"; "" when there is nothing to add. */
+const char *ex_cm_failure_hint(enum rdma_cm_event_type type);
 
 /* Waits for the next CM event on `ch` until the deadline. Returns it
  * (the caller acks it with rdma_ack_cm_event) or fails with `what`. */

@@ -68,7 +68,7 @@ void ex_parse_opts(int argc, char **argv, const struct ex_opts *defaults,
 
     *out = *defaults;
     opterr = 0;   /* we print our own one-line reason */
-    while ((c = getopt(argc, argv, "sc:a:p:n:S:t:k:h")) != -1) {
+    while ((c = getopt(argc, argv, "sc:a:p:n:S:t:k:w:h")) != -1) {
         switch (c) {
         case 's': out->server = true; mode_given = true; break;
         case 'c': out->server = false; out->addr = optarg; mode_given = true; break;
@@ -78,6 +78,7 @@ void ex_parse_opts(int argc, char **argv, const struct ex_opts *defaults,
         case 'S': out->size = (size_t)parse_number(usage, 'S', optarg, 16, 64L << 20); break;
         case 't': out->timeout_s = (int)parse_number(usage, 't', optarg, 1, 3600); break;
         case 'k': out->clients = (int)parse_number(usage, 'k', optarg, 1, 1000); break;
+        case 'w': out->window = (int)parse_number(usage, 'w', optarg, 1, 1000); break;
         case 'h': fputs(usage, stdout); exit(0);
         default: {
             char opt[3] = { '-', (char)optopt, 0 };

@@ -8,13 +8,13 @@
  * callbacks (connection request, established, message received,
  * disconnected). No thread and no busy polling.
  *
- * The client sends -n messages of varying length with up to WINDOW of them
+ * The client sends -n messages of varying length with up to -w of them
  * unanswered; the server checks each and echoes it; the client checks each
  * echo, then disconnects. The server serves -k clients (at the same time or
  * one after another) and exits.
  *
  *   server:  rdma_async_msg -s -a 192.168.21.180 [-p 7473] [-k 3]
- *   client:  rdma_async_msg -c 192.168.21.180 [-p 7473] [-n 1000]
+ *   client:  rdma_async_msg -c 192.168.21.180 [-p 7473] [-n 1000] [-w 8]
  */
 #include "ex_common.h"
 
@@ -29,14 +29,15 @@
 
 static const char usage[] =
     "usage: rdma_async_msg -s [-a BIND_ADDR] [-p PORT] [-k CLIENTS] [-t SECONDS]\n"
-    "       rdma_async_msg -c SERVER_ADDR [-p PORT] [-n MESSAGES] [-t SECONDS]\n";
+    "       rdma_async_msg -c SERVER_ADDR [-p PORT] [-n MESSAGES] [-w IN_FLIGHT (1..8)] [-t SECONDS]\n";
 
 enum {
     MSG_MAX = 1024,         /* largest message, header included */
     RECV_SLOTS = 16,        /* RECVs kept posted per connection */
     SEND_SLOTS = 16,        /* send buffers per connection */
-    WINDOW = 8,             /* client messages in flight; < RECV_SLOTS so the
-                               server always has a RECV posted (no RNR) */
+    MAX_WINDOW = 8,         /* client messages in flight (-w); at most half the
+                               RECV_SLOTS so the server always has a RECV posted
+                               (no RNR waits) */
 };
 
 /* Message header, network byte order, followed by a pattern payload. */
@@ -307,7 +308,8 @@ static void on_cm_event(struct loop *loop)
     case RDMA_CM_EVENT_TIMEWAIT_EXIT:
         break;
     default:    /* ADDR_ERROR, ROUTE_ERROR, REJECTED, UNREACHABLE, ... */
-        ex_fail("connection failed: %s (status %d)", rdma_event_str(type), status);
+        ex_fail("connection failed: %s (status %d)%s", rdma_event_str(type), status,
+                ex_cm_failure_hint(type));
     }
 }
 
@@ -428,7 +430,7 @@ static void client_send_next(struct conn *c)
 static void client_established(struct conn *c)
 {
     uint32_t total = (uint32_t)c->loop->opts->iterations;
-    while (c->send_seq < total && c->send_seq < WINDOW)
+    while (c->send_seq < total && c->send_seq < (uint32_t)c->loop->opts->window)
         client_send_next(c);
 }
 
@@ -485,9 +487,15 @@ int main(int argc, char **argv)
 {
     static const struct ex_opts defaults = {
         .port = "7473", .iterations = 1000, .size = MSG_MAX, .timeout_s = 60, .clients = 1,
+        .window = MAX_WINDOW,
     };
     struct ex_opts o;
     ex_parse_opts(argc, argv, &defaults, usage, &o);
+    if (o.window > MAX_WINDOW) {
+        fprintf(stderr, "rdma_async_msg: option -w: at most %d messages in flight, got %d\n%s",
+                MAX_WINDOW, o.window, usage);
+        return 2;
+    }
     if (o.server)
         run_server(&o);
     else
