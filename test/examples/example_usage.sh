@@ -40,4 +40,7 @@ for prog in rdma_write_read rdma_write_imm rdma_async_msg rdma_tcp_exchange; do 
     check "$prog" "unexpected argument 'extra'" -s extra
     check_bad_address "$prog"
 done
+check rdma_async_msg "option -w: at most 8 messages in flight, got 9" -c 127.0.0.1 -w 9
+check rdma_errors "the local address \\(-a\\) is required"
+check rdma_errors "bad option '-x'" -a 127.0.0.1 -x
 exit $status
