@@ -364,6 +364,9 @@ CM_API int rdma_init_qp_attr(struct rdma_cm_id *pub, struct ibv_qp_attr *a, int 
         a->min_rnr_timer = 12;
         a->ah_attr.is_global = 1;
         a->ah_attr.port_num = pub->port_num;
+        a->ah_attr.grh.hop_limit = 64;
+        if (pub->route.addr.dst_addr.sa_family)
+            sr_gid_from_sa(&pub->route.addr.dst_addr, &a->ah_attr.grh.dgid);
         *mask = IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
                 IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
         return 0;

@@ -28,7 +28,8 @@ int sr_req_connect(struct sr_qp *qp)
     int sz = 4 << 20;
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     struct sr_hello h = { .magic = SR_HELLO_MAGIC, .dst_qpn = qp->dest_qpn,
-                          .src_qpn = qp->pub.qp_num };
+                          .src_qpn = qp->pub.qp_num, .has_dgid = (uint8_t)qp->has_dgid };
+    memcpy(h.dgid, qp->dgid.raw, sizeof h.dgid);
     if (write(fd, &h, sizeof h) != sizeof h) {
         close(fd);
         qp->out_dead = 1;

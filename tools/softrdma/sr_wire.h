@@ -16,7 +16,9 @@ struct sr_hello {
     uint32_t magic;
     uint32_t dst_qpn;
     uint32_t src_qpn;
-    uint8_t pad[4];
+    uint8_t has_dgid;       /* 1: the responder checks dgid is one of its GIDs */
+    uint8_t pad[3];
+    uint8_t dgid[16];       /* destination GID the requester was given at RTR */
 };
 #define SR_HELLO_MAGIC 0x53524831u
 
