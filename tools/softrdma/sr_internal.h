@@ -38,6 +38,7 @@ struct sr_knobs {
     int delay_ms;       /* SOFTRDMA_DELAY_MS: responder holds each request */
     int drop_after;     /* SOFTRDMA_DROP_AFTER: a QP's link breaks after N requests */
     int force_rnr;      /* SOFTRDMA_FORCE_RNR: first N receive checks per stream fail */
+    int poll_progress;  /* SOFTRDMA_POLL_PROGRESS=0: empty polls do not help the device */
 };
 extern struct sr_knobs sr_knobs;
 
@@ -73,6 +74,8 @@ struct sr_watch {
     sr_watch_cb cb;
 };
 int sr_nic_start(void);
+/* Non-blocking help from a polling application thread (see sr_nic.c). */
+void sr_nic_progress(void);
 int sr_watch_add(struct sr_watch *w, int fd, uint32_t events, sr_watch_cb cb);
 void sr_watch_mod(struct sr_watch *w, uint32_t events);
 void sr_watch_del(struct sr_watch *w);

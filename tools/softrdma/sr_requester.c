@@ -150,7 +150,12 @@ static int sr_req_response(struct sr_qp *qp)
     struct sr_swqe *s = &qp->sq[qp->sq_head % qp->cap.max_send_wr];
     switch (r->type) {
     case SR_RESP_ACK:
-        sr_req_done(qp, IBV_WC_SUCCESS);
+        for (unsigned i = 0; i < r->count; i++) {
+            if (qp->sq_head == qp->sq_tx ||
+                qp->sq[qp->sq_head % qp->cap.max_send_wr].opcode == IBV_WR_RDMA_READ)
+                return -1;  /* acknowledges more than was sent: protocol error */
+            sr_req_done(qp, IBV_WC_SUCCESS);
+        }
         return 0;
     case SR_RESP_NAK:
         sr_req_fail(qp, (enum ibv_wc_status)r->status);

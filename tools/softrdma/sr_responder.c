@@ -67,34 +67,68 @@ static void sr_resp_update_watch(struct sr_inconn *c)
 
 static void sr_resp_queue(struct sr_inconn *c, uint8_t type, uint8_t status, char *data, uint32_t len)
 {
+    if (type == SR_RESP_ACK && c->outq_count) {
+        /* an ACK not yet on the wire covers this request too: one
+         * message and one wakeup of the requester for a whole batch */
+        struct sr_outq_item *last = &c->outq[(c->outq_head + c->outq_count - 1) % c->outq_cap];
+        if (last->hdr.type == SR_RESP_ACK && !last->sent && last->hdr.count < UINT16_MAX) {
+            last->hdr.count++;
+            return;
+        }
+    }
     struct sr_outq_item *it = &c->outq[(c->outq_head + c->outq_count) % c->outq_cap];
     memset(it, 0, sizeof *it);
     it->hdr.type = type;
     it->hdr.status = status;
     it->hdr.len = len;
+    it->hdr.count = 1;
     it->data = data;
     c->outq_count++;
 }
 
-/* Returns -1 when the peer is gone. */
+#define SR_FLUSH_BATCH 32
+
+/* Counts n bytes written off the head of the queue. */
+static void sr_resp_sent(struct sr_inconn *c, size_t n)
+{
+    while (n && c->outq_count) {
+        struct sr_outq_item *it = &c->outq[c->outq_head];
+        size_t due = sizeof it->hdr + it->hdr.len - it->sent;
+        if (n < due) {
+            it->sent += n;
+            return;
+        }
+        n -= due;
+        c->outq_head = (c->outq_head + 1) % c->outq_cap;
+        c->outq_count--;
+    }
+}
+
+/* Writes queued answers, up to SR_FLUSH_BATCH per sendmsg.
+ * Returns -1 when the peer is gone. */
 static int sr_resp_flush(struct sr_inconn *c)
 {
     while (c->outq_count) {
-        struct sr_outq_item *it = &c->outq[c->outq_head];
-        struct iovec iov[2] = { { &it->hdr, sizeof it->hdr }, { it->data, it->hdr.len } };
+        struct iovec iov[2 * SR_FLUSH_BATCH];
+        int niov = 0;
+        size_t total = 0;
+        for (int k = 0; k < c->outq_count && k < SR_FLUSH_BATCH; k++) {
+            struct sr_outq_item *it = &c->outq[(c->outq_head + k) % c->outq_cap];
+            iov[niov++] = (struct iovec){ &it->hdr, sizeof it->hdr };
+            if (it->hdr.len)
+                iov[niov++] = (struct iovec){ it->data, it->hdr.len };
+            total += sizeof it->hdr + it->hdr.len;
+        }
+        size_t done = c->outq[c->outq_head].sent;
         struct iovec *cur = iov;
-        int niov = it->hdr.len ? 2 : 1;
-        size_t total = sizeof it->hdr + it->hdr.len;
-        sr_iov_advance(&cur, &niov, it->sent);
+        sr_iov_advance(&cur, &niov, done);
         struct msghdr mh = { .msg_iov = cur, .msg_iovlen = (size_t)niov };
         ssize_t n = sendmsg(c->w.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n < 0)
             return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
-        it->sent += (size_t)n;
-        if (it->sent < total)
-            return 0;
-        c->outq_head = (c->outq_head + 1) % c->outq_cap;
-        c->outq_count--;
+        sr_resp_sent(c, (size_t)n);
+        if ((size_t)n < total - done)
+            return 0;   /* socket full: EPOLLOUT brings us back */
     }
     return 0;
 }

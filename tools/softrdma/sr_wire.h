@@ -35,7 +35,7 @@ struct sr_req_hdr {
 struct sr_resp_hdr {
     uint8_t type;
     uint8_t status;         /* enum ibv_wc_status for NAK */
-    uint8_t pad[2];
+    uint16_t count;         /* ACK: requests it acknowledges (coalesced), >= 1 */
     uint32_t len;           /* payload bytes following (READ) */
 };
 #endif
