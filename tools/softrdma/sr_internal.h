@@ -38,7 +38,7 @@ struct sr_knobs {
     int delay_ms;       /* SOFTRDMA_DELAY_MS: responder holds each request */
     int drop_after;     /* SOFTRDMA_DROP_AFTER: a QP's link breaks after N requests */
     int force_rnr;      /* SOFTRDMA_FORCE_RNR: first N receive checks per stream fail */
-    int poll_progress;  /* SOFTRDMA_POLL_PROGRESS=0: empty polls do not help the device */
+    int poll_progress;  /* SOFTRDMA_POLL_PROGRESS=1: empty polls help the idle device */
 };
 extern struct sr_knobs sr_knobs;
 
