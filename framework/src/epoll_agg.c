@@ -283,12 +283,12 @@ void ev_mark_nested(struct file *ef)
 }
 
 /* Remembers registrations of a socket whose stack is not decided yet. */
-static void note_pre_reg(struct file *f, int epfd, int op, const struct epoll_event *ev)
+static void note_pre_reg(struct file *f, int epfd, int fd, int op, const struct epoll_event *ev)
 {
     pthread_mutex_lock(&f->lock);
     if (!f->decided) {
         int i = 0;
-        while (i < f->n_pregs && f->pregs[i].epfd != epfd)
+        while (i < f->n_pregs && (f->pregs[i].epfd != epfd || f->pregs[i].fd != fd))
             i++;
         if (op == EPOLL_CTL_DEL && i < f->n_pregs) {
             f->pregs[i] = f->pregs[--f->n_pregs];
@@ -304,7 +304,7 @@ static void note_pre_reg(struct file *f, int epfd, int op, const struct epoll_ev
                 }
             }
             if (f->n_pregs < f->cap_pregs)
-                f->pregs[f->n_pregs++] = (struct pre_reg){ .epfd = epfd, .ev = *ev };
+                f->pregs[f->n_pregs++] = (struct pre_reg){ .epfd = epfd, .fd = fd, .ev = *ev };
             else
                 LOG_WAR("epoll_ctl(%d, ADD): out of memory; this registration will not follow a move to a module", epfd);
         }
@@ -324,7 +324,7 @@ int ev_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     if (f != NULL) {
         int saved = errno;
         if (r == 0 && f->kind == FILE_KSOCK && !__atomic_load_n(&f->decided, __ATOMIC_ACQUIRE))
-            note_pre_reg(f, epfd, op, ev);
+            note_pre_reg(f, epfd, fd, op, ev);
         if (r == 0 && f->kind == FILE_EPOLL && op == EPOLL_CTL_ADD)
             ev_mark_nested(f);
         file_put(f);
@@ -333,10 +333,13 @@ int ev_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     return r;
 }
 
-void ev_follow_migration(struct file *f, int fd, const struct pre_reg *pregs, int n)
+void ev_follow_migration(struct file *f, const struct pre_reg *pregs, int n)
 {
     for (int i = 0; i < n; i++) {
         struct epoll_event ev = pregs[i].ev;
+        int fd = pregs[i].fd;
+        if (fd_table_get(fd) != f)
+            continue;           /* that number was closed or did not follow */
         if (module_ctl(pregs[i].epfd, EPOLL_CTL_ADD, fd, f, &ev) < 0)
             LOG_WAR("fd %d: cannot move its registration in epoll fd %d to the module socket: %s",
                     fd, pregs[i].epfd, strerror(errno));

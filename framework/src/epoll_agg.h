@@ -59,7 +59,7 @@ void ev_socket_gone(struct file *f);
 void ev_set_gone(struct file *f);
 /* Re-register the pre-decision epoll registrations of a socket that moved
  * to a module (fd now holds the module's wait fd). */
-void ev_follow_migration(struct file *f, int fd, const struct pre_reg *pregs, int n);
+void ev_follow_migration(struct file *f, const struct pre_reg *pregs, int n);
 /* The epoll fd ef is watched by another epoll set or by poll/select. */
 void ev_mark_nested(struct file *ef);
 void ev_wake_set(struct epset *s);

@@ -118,6 +118,26 @@ static int filter_kernel(struct epset *s, struct epoll_event *evs, int from, int
     return m - from;
 }
 
+/* A set that is itself watched (an epoll fd inside another set, or in
+ * poll/select) must stay readable while it holds module registrations that
+ * are ready, as the kernel keeps a level-triggered inner set readable.
+ * Module wait fds are edge-like (poll_events re-arms them), so after a wait
+ * the set's wake eventfd is left signalled while any registration is
+ * level-triggered and still ready, or still a candidate not looked at yet.
+ * Costs one write only for watched sets with ready module sockets. */
+static void keep_nested_signal(struct epset *s)
+{
+    if (!__atomic_load_n(&s->nested, __ATOMIC_RELAXED))
+        return;
+    int pending = 0;
+    pthread_mutex_lock(&s->lock);
+    for (struct ep_reg *r = s->regs; r != NULL && !pending; r = r->set_next)
+        pending = r->lt_ready || __atomic_load_n(&r->candidate, __ATOMIC_ACQUIRE);
+    pthread_mutex_unlock(&s->lock);
+    if (pending)
+        ev_wake_set(s);
+}
+
 static int wait_loop(int epfd, struct epset *s, struct epoll_event *evs, int max, int64_t deadline,
                      const sigset_t *sigmask)
 {
@@ -159,6 +179,7 @@ int ev_epoll_wait(int epfd, struct epoll_event *evs, int max, const struct times
     int64_t deadline = deadline_of(timeout);
     int n = wait_loop(epfd, s, evs, max, deadline, sigmask);
     int err = errno;
+    keep_nested_signal(s);
     file_put(ef);
     errno = err;
     return n;

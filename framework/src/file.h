@@ -36,6 +36,7 @@ struct opt_rec {
  * socket moved to a module. */
 struct pre_reg {
     int epfd;
+    int fd;                     /* the fd number registered (fd or a dup) */
     struct epoll_event ev;
 };
 

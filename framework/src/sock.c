@@ -122,7 +122,8 @@ static void module_sock_close(struct file *nf)
     errno = saved;
 }
 
-/* Puts the module's wait fd at the app's fd number (keeping FD_CLOEXEC). */
+/* Puts the module's wait fd (or a dup of it) at the app's fd number,
+ * keeping that number's FD_CLOEXEC. */
 static int move_fd(int fd, int wfd)
 {
     int fdflags = LIBC(fcntl)(fd, F_GETFD);
@@ -176,6 +177,44 @@ static int build_module_socket(int fd, struct file *kf, int st, sock_first_op op
     return 0;
 }
 
+struct dup_move {
+    struct file *kf, *nf;
+    int fd;             /* the fd the decision was made on (now the module's) */
+};
+
+/* One more fd number that shared the undecided socket: it gets the module
+ * socket too, keeping its own FD_CLOEXEC. */
+static void move_one_dup(int other, struct file *f, void *arg)
+{
+    struct dup_move *m = arg;
+    if (f != m->kf || other == m->fd)
+        return;
+    if (move_fd(other, m->fd) < 0) {
+        LOG_ERR("fd %d (a dup of fd %d): cannot move onto the %s socket: %s; it keeps the kernel socket",
+                other, m->fd, m->nf->mod->name, strerror(errno));
+        return;
+    }
+    file_hold(m->nf);
+    if (fd_table_cas(other, m->kf, m->nf))
+        file_put(m->kf);
+    else
+        file_put(m->nf);
+}
+
+/* dup()s made before the decision share the kernel socket's file: every fd
+ * number holding it follows the socket to the module (as all fds of one
+ * open file would in the kernel). Each table entry holds a reference, so
+ * with only the caller's and fd's references there is nothing to scan.
+ * A dup racing with the decision on another thread may keep the kernel
+ * socket (the app then raced its own connect). */
+static void move_dups(int fd, struct file *kf, struct file *nf)
+{
+    if (__atomic_load_n(&kf->ref, __ATOMIC_ACQUIRE) <= 2)
+        return;
+    struct dup_move m = { .kf = kf, .nf = nf, .fd = fd };
+    fd_table_each(0, -1, move_one_dup, &m);
+}
+
 int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t keylen,
                 sock_first_op op, const void *arg, int *op_ret)
 {
@@ -201,7 +240,8 @@ int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t k
     int err = errno;
     __atomic_store_n(&kf->decided, 1, __ATOMIC_RELEASE);
     fd_table_set(fd, nf);            /* the table takes nf's first reference */
-    ev_follow_migration(nf, fd, kf->pregs, kf->n_pregs);
+    move_dups(fd, kf, nf);
+    ev_follow_migration(nf, kf->pregs, kf->n_pregs);
     pthread_mutex_unlock(&kf->lock);
     file_put(kf);                    /* the table's reference to the kernel socket */
     LOG_DBG("fd %d: moved to stack %s", fd, g_stacks[st].name);

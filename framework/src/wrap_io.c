@@ -12,6 +12,7 @@
 #include "libc_api.h"
 #include "sock.h"
 #include "stats.h"
+#include "timeutil.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -283,6 +284,34 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
     return put_ret(f, r);
 }
 
+/* recvmmsg on a module socket, with the kernel's timeout rule: the time is
+ * checked after each received message (so the first one may block past it),
+ * the call returns what it has once it expired, and *tmo is updated to the
+ * time left (0 when expired). With MSG_WAITFORONE only the first may block. */
+static int m_recvmmsg(struct file *f, struct mmsghdr *vec, unsigned int vlen, int flags,
+                      struct timespec *tmo)
+{
+    int64_t deadline = tmo ? deadline_of(tmo) : -1;
+    int fl = flags & ~MSG_WAITFORONE;
+    unsigned int i = 0;
+    for (; i < vlen && i < UIO_MAXIOV; i++) {
+        ssize_t r = m_recvmsg(f, &vec[i].msg_hdr, fl);
+        if (r < 0)
+            break;
+        vec[i].msg_len = (unsigned int)r;
+        count_io(f, r, NSTAT_RX_BYTES);
+        if (flags & MSG_WAITFORONE)
+            fl |= MSG_DONTWAIT;
+        if (tmo != NULL && timespec_left(deadline, tmo) == 0) {
+            i++;
+            break;
+        }
+    }
+    if (i > 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        errno = 0;
+    return i > 0 ? (int)i : -1;
+}
+
 EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *tmo)
 {
     struct file *f;
@@ -294,22 +323,11 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, s
             count_io(f, vec[i].msg_len, NSTAT_RX_BYTES);
         return (int)put_ret(f, r);
     }
-    /* Module sockets: the timeout is not applied (documented); with
-     * MSG_WAITFORONE only the first message may block. */
-    int fl = flags & ~MSG_WAITFORONE;
-    unsigned int i = 0;
-    for (; i < vlen && i < UIO_MAXIOV; i++) {
-        ssize_t r = m_recvmsg(f, &vec[i].msg_hdr, fl);
-        if (r < 0)
-            break;
-        vec[i].msg_len = (unsigned int)r;
-        count_io(f, r, NSTAT_RX_BYTES);
-        if (flags & MSG_WAITFORONE)
-            fl |= MSG_DONTWAIT;
+    if (tmo != NULL && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 || tmo->tv_nsec >= 1000000000L)) {
+        errno = EINVAL;
+        return (int)put_ret(f, -1);
     }
-    if (i > 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        errno = 0;
-    return (int)put_ret(f, i > 0 ? (ssize_t)i : -1);
+    return (int)put_ret(f, m_recvmmsg(f, vec, vlen, flags, tmo));
 }
 
 /* ---- sendfile ---- */
