@@ -63,6 +63,10 @@ void ev_follow_migration(struct file *f, const struct pre_reg *pregs, int n);
 /* The epoll fd ef is watched by another epoll set or by poll/select. */
 void ev_mark_nested(struct file *ef);
 void ev_wake_set(struct epset *s);
+/* After a read on a module socket whose registrations are in a watched
+ * set: a level-triggered registration that is no longer ready stops
+ * keeping that set's wake eventfd signalled (see keep_nested_signal). */
+void ev_recheck_nested(struct file *f);
 /* Locks for fork. */
 void ev_fork_prepare(void);
 void ev_fork_parent(void);
