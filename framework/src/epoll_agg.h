@@ -53,6 +53,11 @@ void ev_notify(void *cookie);
 int ev_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 int ev_epoll_wait(int epfd, struct epoll_event *evs, int max, const struct timespec *timeout,
                   const sigset_t *sigmask);
+/* After a plain kernel wait on a set that had no module sockets: if another
+ * thread registered one meanwhile, drops the framework's tagged entries
+ * from the k results (waiting on if none is left). Returns the count. */
+int ev_after_raw_wait(int epfd, struct epoll_event *evs, int max, int k, const struct timespec *timeout,
+                      const sigset_t *sigmask);
 /* Unlink and free every registration of a module socket (its close). */
 void ev_socket_gone(struct file *f);
 /* Free an epoll set (its last epoll fd closed). */

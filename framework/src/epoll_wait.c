@@ -170,11 +170,29 @@ int ev_epoll_wait(int epfd, struct epoll_event *evs, int max, const struct times
     struct epset *s = ef && ef->kind == FILE_EPOLL ? __atomic_load_n(&ef->ep, __ATOMIC_ACQUIRE) : NULL;
     if (s == NULL || max <= 0 || evs == NULL) {
         /* No module socket was ever registered here: exactly the kernel call. */
-        if (ef != NULL)
-            file_put(ef);
-        if (timeout == NULL)
-            return LIBC(epoll_pwait)(epfd, evs, max, -1, sigmask);
-        return LIBC(epoll_pwait2)(epfd, evs, max, timeout, sigmask);
+        int k = timeout == NULL ? LIBC(epoll_pwait)(epfd, evs, max, -1, sigmask)
+                                : LIBC(epoll_pwait2)(epfd, evs, max, timeout, sigmask);
+        if (k > 0 && ef != NULL && ef->kind == FILE_EPOLL)
+            s = __atomic_load_n(&ef->ep, __ATOMIC_ACQUIRE);
+        if (s == NULL) {
+            int err = errno;
+            if (ef != NULL)
+                file_put(ef);
+            errno = err;
+            return k;
+        }
+        /* Another thread registered a module socket while this one was in
+         * the kernel: the framework's tagged entries must not reach the
+         * app. If nothing else is left, wait on as a module set (the time
+         * already spent is not subtracted: never shorter than asked). */
+        int tagged = 0;
+        k = filter_kernel(s, evs, 0, k, &tagged);
+        if (k == 0)
+            k = wait_loop(epfd, s, evs, max, deadline_of(timeout), sigmask);
+        int err = errno;
+        file_put(ef);
+        errno = err;
+        return k;
     }
     int64_t deadline = deadline_of(timeout);
     int n = wait_loop(epfd, s, evs, max, deadline, sigmask);
@@ -183,4 +201,27 @@ int ev_epoll_wait(int epfd, struct epoll_event *evs, int max, const struct times
     file_put(ef);
     errno = err;
     return n;
+}
+
+int ev_after_raw_wait(int epfd, struct epoll_event *evs, int max, int k, const struct timespec *timeout,
+                      const sigset_t *sigmask)
+{
+    if (k <= 0)
+        return k;
+    struct file *ef = fd_table_get(epfd);
+    if (ef == NULL || ef->kind != FILE_EPOLL || __atomic_load_n(&ef->ep, __ATOMIC_ACQUIRE) == NULL)
+        return k;                     /* the usual case: one load, nothing to filter */
+    if ((ef = file_get(epfd)) == NULL)
+        return k;
+    struct epset *s = __atomic_load_n(&ef->ep, __ATOMIC_ACQUIRE);
+    if (s != NULL && ef->kind == FILE_EPOLL) {
+        int tagged = 0;
+        k = filter_kernel(s, evs, 0, k, &tagged);
+        if (k == 0)
+            k = wait_loop(epfd, s, evs, max, deadline_of(timeout), sigmask);
+    }
+    int err = errno;
+    file_put(ef);
+    errno = err;
+    return k;
 }
