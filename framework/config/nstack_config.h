@@ -73,7 +73,9 @@ struct nstack_config {
  * ./rd_config.json are tried; a missing default file is not an error).
  * Returns 0 with *out set (a valid configuration: with no files, kernel
  * only), or -1 when a file is present but invalid; then *out is NULL and
- * the caller falls back to the kernel stack for everything.
+ * the caller falls back to the kernel stack for everything. errno after -1:
+ * the open() error of a named file (ENOENT, EACCES...), EFBIG for a file
+ * over NSTACK_CFG_FILE_MAX, EINVAL for anything else (invalid content).
  */
 int nstack_config_load(const char *module_path, const char *rd_path,
                        nstack_diag_fn diag, void *diag_arg,
@@ -99,5 +101,17 @@ int nstack_config_find_module(const struct nstack_config *cfg, const char *name)
 void nstack_route_lookup(const struct nstack_config *cfg,
                          const struct sockaddr *key, int sock_type,
                          struct nstack_route_result *out);
+
+/* Largest config file accepted (DMM's limit). */
+#define NSTACK_CFG_FILE_MAX (1024 * 1024)
+
+/*
+ * Human-readable listing of a loaded configuration (modules, ip_route in the
+ * order lookups try them, prot_route, default), one line per call of
+ * `line`. Used by `nstack-route --dump` and the framework's debug log.
+ */
+typedef void (*nstack_line_fn)(void *arg, const char *line);
+void nstack_config_describe(const struct nstack_config *cfg,
+                            nstack_line_fn line, void *arg);
 
 #endif /* NSTACK_CONFIG_H */

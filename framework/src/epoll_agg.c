@@ -1,0 +1,435 @@
+/* epoll_agg.c - epoll sets that contain module sockets (see epoll_agg.h). */
+#include "epoll_agg.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+
+#include "ep_arena.h"
+#include "fd_table.h"
+#include "file.h"
+#include "fw.h"
+#include "fw_log.h"
+#include "libc_api.h"
+#include "timeutil.h"
+
+/* Serialises changes of the reg/set structure (link, unlink, set
+ * creation and destruction). Lock order: g_ep_lock, then set->lock, then
+ * file->reg_lock. Never held across a module call or a kernel wait. */
+static pthread_mutex_t g_ep_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define EV_ALWAYS (EPOLLERR | EPOLLHUP)
+#define EV_FLAGS (EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE | EPOLLWAKEUP)
+
+void ev_wake_set(struct epset *s)
+{
+    uint64_t one = 1;
+    (void)!LIBC(write)(s->wake_fd, &one, sizeof(one));
+}
+
+void ev_notify(void *cookie)
+{
+    struct file *f = cookie;
+    if (f == NULL)
+        return;
+    if (__atomic_load_n(&f->regs, __ATOMIC_ACQUIRE) != NULL) {
+        pthread_mutex_lock(&f->reg_lock);
+        for (struct ep_reg *r = f->regs; r != NULL; r = r->file_next) {
+            __atomic_store_n(&r->candidate, 1, __ATOMIC_RELEASE);
+            if (__atomic_load_n(&r->set->waiters, __ATOMIC_ACQUIRE) > 0 ||
+                __atomic_load_n(&r->set->nested, __ATOMIC_RELAXED))
+                ev_wake_set(r->set);
+        }
+        pthread_mutex_unlock(&f->reg_lock);
+    }
+    if (__atomic_load_n(&g_poll_waiters, __ATOMIC_ACQUIRE) > 0)
+        ev_poll_wake_all();
+}
+
+/* ---- set creation ----------------------------------------------------- */
+
+/* The epset of epoll file ef, created on first need. Caller holds g_ep_lock. */
+static struct epset *set_of(struct file *ef, int epfd)
+{
+    if (ef->ep != NULL)
+        return ef->ep;
+    struct epset *s = ep_arena_alloc(sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    pthread_mutex_init(&s->lock, NULL);
+    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->wake_fd < 0) {
+        ep_arena_free(s);
+        return NULL;
+    }
+    s->magic = EP_SET_MAGIC;
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
+    if (LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, s->wake_fd, &ev) < 0) {
+        int err = errno;
+        LIBC(close)(s->wake_fd);
+        ep_arena_free(s);
+        errno = err;
+        return NULL;
+    }
+    s->nested = __atomic_load_n(&ef->nested, __ATOMIC_RELAXED);
+    __atomic_store_n(&ef->ep, s, __ATOMIC_RELEASE);
+    return s;
+}
+
+/* The file of an epoll fd; one is created for epoll fds the framework did
+ * not see being created (inherited across exec). Returns a reference. */
+static struct file *epoll_file(int epfd)
+{
+    struct file *ef = file_get(epfd);
+    if (ef != NULL)
+        return ef;
+    ef = file_alloc(FILE_EPOLL);
+    if (ef == NULL)
+        return NULL;
+    if (!fd_table_cas(epfd, NULL, ef)) {
+        file_put(ef);
+        return file_get(epfd);
+    }
+    file_hold(ef);       /* one for the table, one for the caller */
+    return ef;
+}
+
+/* ---- registration list ------------------------------------------------ */
+
+static struct ep_reg *find_reg(struct epset *s, int fd, struct file *f)
+{
+    for (struct ep_reg *r = s->regs; r != NULL; r = r->set_next)
+        if (r->fd == fd && r->file == f)
+            return r;
+    return NULL;
+}
+
+static void link_reg(struct epset *s, struct ep_reg *r)
+{
+    r->set_prev = s->tail;
+    r->set_next = NULL;
+    if (s->tail)
+        s->tail->set_next = r;
+    else
+        s->regs = r;
+    s->tail = r;
+    __atomic_add_fetch(&s->n_regs, 1, __ATOMIC_RELEASE);
+    if (__atomic_load_n(&s->nested, __ATOMIC_RELAXED))
+        __atomic_store_n(&r->file->in_nested_set, 1, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&r->file->reg_lock);
+    r->file_next = r->file->regs;
+    __atomic_store_n(&r->file->regs, r, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&r->file->reg_lock);
+}
+
+static void unlink_set(struct epset *s, struct ep_reg *r)
+{
+    if (r->set_prev)
+        r->set_prev->set_next = r->set_next;
+    else
+        s->regs = r->set_next;
+    if (r->set_next)
+        r->set_next->set_prev = r->set_prev;
+    else
+        s->tail = r->set_prev;
+}
+
+/* Caller holds g_ep_lock and s->lock. */
+static void unlink_reg(struct epset *s, struct ep_reg *r)
+{
+    unlink_set(s, r);
+    __atomic_sub_fetch(&s->n_regs, 1, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&r->file->reg_lock);
+    for (struct ep_reg **pp = &r->file->regs; *pp != NULL; pp = &(*pp)->file_next) {
+        if (*pp == r) {
+            *pp = r->file_next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->file->reg_lock);
+    ep_arena_free(r);
+}
+
+/* ---- epoll_ctl ---------------------------------------------------------- */
+
+static int reg_add(int epfd, struct epset *s, int fd, struct file *f, const struct epoll_event *ev)
+{
+    if ((ev->events & EPOLLEXCLUSIVE) && (ev->events & ~(uint32_t)(EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP |
+                                                                  EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE))) {
+        errno = EINVAL;       /* the kernel's rule for EPOLLEXCLUSIVE */
+        return -1;
+    }
+    if (find_reg(s, fd, f) != NULL) {
+        errno = EEXIST;
+        return -1;
+    }
+    struct ep_reg *r = ep_arena_alloc(sizeof(*r));
+    if (r == NULL)
+        return -1;
+    r->set = s;
+    r->file = f;
+    r->fd = fd;
+    r->events = ev->events;
+    r->data = ev->data;
+    r->armed = 1;
+    r->force = 1;
+    r->candidate = 1;
+    r->magic = EP_REG_MAGIC;
+    struct epoll_event kev = { .events = EPOLLIN | (ev->events & EPOLLEXCLUSIVE), .data.ptr = r };
+    int kr = LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &kev);
+    if (kr < 0 && errno == EINVAL && (kev.events & EPOLLEXCLUSIVE)) {
+        /* The wait fd may be an epoll fd, which the kernel refuses to watch
+         * exclusively; exclusivity only saves wake-ups, so drop it there. */
+        kev.events &= ~(uint32_t)EPOLLEXCLUSIVE;
+        kr = LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &kev);
+    }
+    if (kr < 0) {
+        int err = errno;
+        ep_arena_free(r);
+        errno = err;
+        return -1;
+    }
+    link_reg(s, r);
+    /* Consume the wait fd's initial wake-up now (the registration stays a
+     * candidate, so the next epoll_wait still reports current readiness):
+     * an outer epoll watching this set then sees only new work. */
+    uint64_t gen = 0;
+    MOD_ENTER();
+    (void)f->mod->poll_events(f->sock, &gen);
+    MOD_LEAVE();
+    return 0;
+}
+
+static int reg_mod(struct epset *s, int fd, struct file *f, const struct epoll_event *ev)
+{
+    struct ep_reg *r = find_reg(s, fd, f);
+    if (r == NULL) {
+        errno = ENOENT;
+        return -1;
+    }
+    if ((r->events & EPOLLEXCLUSIVE) || (ev->events & EPOLLEXCLUSIVE)) {
+        errno = EINVAL;          /* as the kernel: EPOLLEXCLUSIVE cannot be modified */
+        return -1;
+    }
+    r->events = ev->events;
+    r->data = ev->data;
+    r->armed = 1;
+    r->force = 1;
+    __atomic_store_n(&r->candidate, 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static int reg_del(int epfd, struct epset *s, int fd, struct file *f)
+{
+    struct ep_reg *r = find_reg(s, fd, f);
+    if (r == NULL) {
+        errno = ENOENT;
+        return -1;
+    }
+    (void)LIBC(epoll_ctl)(epfd, EPOLL_CTL_DEL, fd, NULL);
+    unlink_reg(s, r);
+    return 0;
+}
+
+static int module_ctl(int epfd, int op, int fd, struct file *f, struct epoll_event *ev)
+{
+    if (op != EPOLL_CTL_DEL && ev == NULL) {
+        errno = EFAULT;
+        return -1;
+    }
+    if (epfd == fd) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct file *ef = epoll_file(epfd);
+    if (ef == NULL)
+        return -1;
+    if (ef->kind != FILE_EPOLL) {
+        file_put(ef);
+        errno = EINVAL;
+        return -1;
+    }
+    pthread_mutex_lock(&g_ep_lock);
+    struct epset *s = set_of(ef, epfd);
+    int r = -1;
+    if (s != NULL) {
+        pthread_mutex_lock(&s->lock);
+        if (op == EPOLL_CTL_ADD)
+            r = reg_add(epfd, s, fd, f, ev);
+        else if (op == EPOLL_CTL_MOD)
+            r = reg_mod(s, fd, f, ev);
+        else if (op == EPOLL_CTL_DEL)
+            r = reg_del(epfd, s, fd, f);
+        else
+            errno = EINVAL;
+        pthread_mutex_unlock(&s->lock);
+        /* A thread already blocked must look at the new registration. */
+        if (r == 0 && op != EPOLL_CTL_DEL &&
+            (__atomic_load_n(&s->waiters, __ATOMIC_ACQUIRE) > 0 || __atomic_load_n(&s->nested, __ATOMIC_RELAXED)))
+            ev_wake_set(s);
+    }
+    pthread_mutex_unlock(&g_ep_lock);
+    file_put(ef);
+    return r;
+}
+
+/* Whether a registration of set s may still have something to report.
+ * Caller holds s->lock. */
+static int set_has_pending(struct epset *s)
+{
+    for (struct ep_reg *r = s->regs; r != NULL; r = r->set_next)
+        if (r->lt_ready || __atomic_load_n(&r->candidate, __ATOMIC_ACQUIRE))
+            return 1;
+    return 0;
+}
+
+void ev_recheck_nested(struct file *f)
+{
+    pthread_mutex_lock(&g_ep_lock);
+    for (struct ep_reg *r = f->regs; r != NULL; r = r->file_next) {
+        struct epset *s = r->set;
+        if (!__atomic_load_n(&s->nested, __ATOMIC_RELAXED) || !r->lt_ready)
+            continue;
+        pthread_mutex_lock(&s->lock);
+        uint64_t gen = r->last_gen;
+        MOD_ENTER();
+        uint32_t mask = f->mod->poll_events(f->sock, &gen);
+        MOD_LEAVE();
+        if (gen != r->last_gen)
+            __atomic_store_n(&r->candidate, 1, __ATOMIC_RELEASE);   /* new work: the next wait looks */
+        if ((mask & ((r->events & ~EV_FLAGS) | EV_ALWAYS)) == 0)
+            r->lt_ready = 0;
+        if (!set_has_pending(s)) {
+            uint64_t v;
+            (void)!LIBC(read)(s->wake_fd, &v, sizeof(v));
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_unlock(&g_ep_lock);
+}
+
+void ev_mark_nested(struct file *ef)
+{
+    pthread_mutex_lock(&g_ep_lock);
+    __atomic_store_n(&ef->nested, 1, __ATOMIC_RELAXED);
+    if (ef->ep != NULL) {
+        __atomic_store_n(&ef->ep->nested, 1, __ATOMIC_RELAXED);
+        for (struct ep_reg *r = ef->ep->regs; r != NULL; r = r->set_next)
+            __atomic_store_n(&r->file->in_nested_set, 1, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&g_ep_lock);
+}
+
+/* Remembers registrations of a socket whose stack is not decided yet. */
+static void note_pre_reg(struct file *f, int epfd, int fd, int op, const struct epoll_event *ev)
+{
+    pthread_mutex_lock(&f->lock);
+    if (!f->decided) {
+        int i = 0;
+        while (i < f->n_pregs && (f->pregs[i].epfd != epfd || f->pregs[i].fd != fd))
+            i++;
+        if (op == EPOLL_CTL_DEL && i < f->n_pregs) {
+            f->pregs[i] = f->pregs[--f->n_pregs];
+        } else if (op == EPOLL_CTL_MOD && i < f->n_pregs) {
+            f->pregs[i].ev = *ev;
+        } else if (op == EPOLL_CTL_ADD) {
+            if (f->n_pregs == f->cap_pregs) {
+                int cap = f->cap_pregs ? f->cap_pregs * 2 : 4;
+                struct pre_reg *p = realloc(f->pregs, (size_t)cap * sizeof(*p));
+                if (p != NULL) {
+                    f->pregs = p;
+                    f->cap_pregs = cap;
+                }
+            }
+            if (f->n_pregs < f->cap_pregs)
+                f->pregs[f->n_pregs++] = (struct pre_reg){ .epfd = epfd, .fd = fd, .ev = *ev };
+            else
+                LOG_WAR("epoll_ctl(%d, ADD): out of memory; this registration will not follow a move to a module", epfd);
+        }
+    }
+    pthread_mutex_unlock(&f->lock);
+}
+
+int ev_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    struct file *f = file_get(fd);
+    if (f != NULL && f->kind == FILE_MSOCK) {
+        int r = module_ctl(epfd, op, fd, f, ev);
+        file_put(f);
+        return r;
+    }
+    int r = LIBC(epoll_ctl)(epfd, op, fd, ev);
+    if (f != NULL) {
+        int saved = errno;
+        if (r == 0 && f->kind == FILE_KSOCK && !__atomic_load_n(&f->decided, __ATOMIC_ACQUIRE))
+            note_pre_reg(f, epfd, fd, op, ev);
+        if (r == 0 && f->kind == FILE_EPOLL && op == EPOLL_CTL_ADD)
+            ev_mark_nested(f);
+        file_put(f);
+        errno = saved;
+    }
+    return r;
+}
+
+void ev_follow_migration(struct file *f, const struct pre_reg *pregs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct epoll_event ev = pregs[i].ev;
+        int fd = pregs[i].fd;
+        if (fd_table_get(fd) != f)
+            continue;           /* that number was closed or did not follow */
+        if (module_ctl(pregs[i].epfd, EPOLL_CTL_ADD, fd, f, &ev) < 0)
+            LOG_WAR("fd %d: cannot move its registration in epoll fd %d to the module socket: %s",
+                    fd, pregs[i].epfd, strerror(errno));
+    }
+}
+
+/* ---- teardown ------------------------------------------------------------ */
+
+void ev_socket_gone(struct file *f)
+{
+    if (__atomic_load_n(&f->regs, __ATOMIC_ACQUIRE) == NULL)
+        return;
+    pthread_mutex_lock(&g_ep_lock);
+    while (f->regs != NULL) {
+        struct ep_reg *r = f->regs;
+        struct epset *s = r->set;
+        pthread_mutex_lock(&s->lock);
+        unlink_reg(s, r);
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_unlock(&g_ep_lock);
+}
+
+void ev_set_gone(struct file *ef)
+{
+    struct epset *s = ef->ep;
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&g_ep_lock);
+    pthread_mutex_lock(&s->lock);
+    while (s->regs != NULL)
+        unlink_reg(s, s->regs);
+    pthread_mutex_unlock(&s->lock);
+    ef->ep = NULL;
+    pthread_mutex_unlock(&g_ep_lock);
+    LIBC(close)(s->wake_fd);
+    ep_arena_free(s);
+}
+
+void ev_fork_prepare(void)
+{
+    pthread_mutex_lock(&g_ep_lock);
+}
+
+void ev_fork_parent(void)
+{
+    pthread_mutex_unlock(&g_ep_lock);
+}
+
+void ev_fork_child(void)
+{
+    pthread_mutex_init(&g_ep_lock, NULL);
+}

@@ -1,0 +1,85 @@
+/* epoll_agg.h - epoll over kernel fds and module sockets with one kernel wait.
+ *
+ * A module socket's app fd (a dup of its wait fd) sits in the app's kernel
+ * epoll with data.ptr = its ep_reg; the set's wake eventfd sits there with
+ * data.ptr = the epset. Both live in one reserved address range (the
+ * arena) and start with a magic, so a returned data value is recognised by a
+ * range check and never confused with the application's data. */
+#ifndef EPOLL_AGG_H
+#define EPOLL_AGG_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <time.h>
+
+#include "file.h"
+
+struct file;
+
+struct ep_reg {
+    uint64_t magic;
+    struct epset *set;
+    struct file *file;          /* the module socket; valid while linked */
+    int fd;                     /* app fd as registered */
+    uint32_t events;            /* app interest and flags */
+    epoll_data_t data;          /* app data */
+    /* The fields below are guarded by set->lock. */
+    uint64_t last_gen;
+    int armed;                  /* 0 after an EPOLLONESHOT report */
+    int force;                  /* report current readiness once (ADD/MOD) */
+    int lt_ready;               /* level-triggered and ready at last check */
+    _Atomic int candidate;      /* set by notify / wait fd: check me */
+    struct ep_reg *set_next, *set_prev;   /* set->regs, under set->lock + g_ep_lock */
+    struct ep_reg *file_next;             /* file->regs, under file->reg_lock + g_ep_lock */
+};
+
+struct epset {
+    uint64_t magic;
+    /* Guards the reg list and reg check state; held while calling a
+     * module's poll_events (non-blocking), never across a kernel wait. */
+    pthread_mutex_t lock;
+    struct ep_reg *regs, *tail;
+    _Atomic int n_regs;
+    int wake_fd;                /* eventfd, in the kernel epoll, tagged */
+    _Atomic int waiters;        /* threads inside epoll_wait on this set */
+    _Atomic int nested;         /* the epoll fd is itself watched (epoll/poll) */
+};
+
+/* fw->notify(): cookie is the module socket's struct file. */
+void ev_notify(void *cookie);
+
+/* The epoll wrappers' work; `f` is the epoll fd's file (may have ep NULL). */
+int ev_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+int ev_epoll_wait(int epfd, struct epoll_event *evs, int max, const struct timespec *timeout,
+                  const sigset_t *sigmask);
+/* After a plain kernel wait on a set that had no module sockets: if another
+ * thread registered one meanwhile, drops the framework's tagged entries
+ * from the k results (waiting on if none is left). Returns the count. */
+int ev_after_raw_wait(int epfd, struct epoll_event *evs, int max, int k, const struct timespec *timeout,
+                      const sigset_t *sigmask);
+/* Unlink and free every registration of a module socket (its close). */
+void ev_socket_gone(struct file *f);
+/* Free an epoll set (its last epoll fd closed). */
+void ev_set_gone(struct file *f);
+/* Re-register the pre-decision epoll registrations of a socket that moved
+ * to a module (fd now holds the module's wait fd). */
+void ev_follow_migration(struct file *f, const struct pre_reg *pregs, int n);
+/* The epoll fd ef is watched by another epoll set or by poll/select. */
+void ev_mark_nested(struct file *ef);
+void ev_wake_set(struct epset *s);
+/* After a read on a module socket whose registrations are in a watched
+ * set: a level-triggered registration that is no longer ready stops
+ * keeping that set's wake eventfd signalled (see keep_nested_signal). */
+void ev_recheck_nested(struct file *f);
+/* Locks for fork. */
+void ev_fork_prepare(void);
+void ev_fork_parent(void);
+void ev_fork_child(void);
+/* For poll/select: process-wide waiters and their wake-up. */
+extern _Atomic int g_poll_waiters;
+void ev_poll_wake_all(void);
+int ev_poll_wait_register(void);   /* returns this thread's wake eventfd */
+void ev_poll_wait_unregister(int wake_fd);
+
+#endif

@@ -1,0 +1,227 @@
+/* epoll_wait.c - waiting on a set that holds module sockets.
+ *
+ * 1. collect registrations known or suspected to be ready (candidates:
+ *    notified, wait fd fired, newly added/modified, or level-triggered and
+ *    ready last time) by asking the module (poll_events, non-blocking);
+ * 2. one kernel epoll_pwait (timeout 0 if step 1 found something), which
+ *    also returns the app's kernel fds with its own data untouched;
+ * 3. drop the framework's tagged entries (marking those regs candidates),
+ *    and if nothing real was found, re-check and loop until the deadline. */
+#include <errno.h>
+#include <string.h>
+
+#include "ep_arena.h"
+#include "epoll_agg.h"
+#include "fd_table.h"
+#include "file.h"
+#include "fw.h"
+#include "libc_api.h"
+#include "timeutil.h"
+
+#define EV_INTEREST (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLRDNORM | EPOLLRDBAND | \
+                     EPOLLWRNORM | EPOLLWRBAND | EPOLLMSG)
+
+/* Asks the module and applies LT/ET/ONESHOT; returns the events to report
+ * (0: nothing). Caller holds set->lock. */
+static uint32_t reg_check(struct ep_reg *r)
+{
+    uint64_t gen = r->last_gen;
+    struct file *f = r->file;
+    MOD_ENTER();
+    uint32_t mask = f->mod->poll_events(f->sock, &gen);
+    MOD_LEAVE();
+    if (!r->armed)
+        return 0;
+    uint32_t real = mask & ((r->events & EV_INTEREST) | EPOLLERR | EPOLLHUP);
+    int is_new = gen != r->last_gen || r->force;
+    r->last_gen = gen;
+    r->force = 0;
+    int edge = (r->events & (EPOLLET | EPOLLONESHOT)) != 0;
+    r->lt_ready = !edge && real != 0;
+    if (real == 0 || (edge && !is_new))
+        return 0;
+    if (r->events & EPOLLONESHOT)
+        r->armed = 0;
+    return real;
+}
+
+/* Moves r to the tail so a busy socket cannot starve the others when the
+ * caller's array is small. Caller holds set->lock. */
+static void rotate_to_tail(struct epset *s, struct ep_reg *r)
+{
+    if (s->tail == r)
+        return;
+    if (r->set_prev)
+        r->set_prev->set_next = r->set_next;
+    else
+        s->regs = r->set_next;
+    r->set_next->set_prev = r->set_prev;
+    r->set_prev = s->tail;
+    r->set_next = NULL;
+    s->tail->set_next = r;
+    s->tail = r;
+}
+
+static int collect(struct epset *s, struct epoll_event *out, int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&s->lock);
+    struct ep_reg *reported[64];
+    int n_rep = 0;
+    for (struct ep_reg *r = s->regs; r != NULL && n < max; r = r->set_next) {
+        int cand = __atomic_exchange_n(&r->candidate, 0, __ATOMIC_ACQ_REL);
+        if (!cand && !r->lt_ready)
+            continue;
+        uint32_t ev = reg_check(r);
+        if (ev == 0)
+            continue;
+        out[n].events = ev;
+        out[n].data = r->data;
+        n++;
+        if (n_rep < 64)
+            reported[n_rep++] = r;
+    }
+    for (int i = 0; i < n_rep; i++)
+        rotate_to_tail(s, reported[i]);
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+static void drain_wake(struct epset *s)
+{
+    uint64_t v;
+    (void)!LIBC(read)(s->wake_fd, &v, sizeof(v));
+}
+
+/* Removes the framework's entries from evs[from..from+k); returns how many
+ * app entries remain (compacted to evs[from..]). Sets *tagged when a module
+ * wait fd fired. */
+static int filter_kernel(struct epset *s, struct epoll_event *evs, int from, int k, int *tagged)
+{
+    int m = from;
+    for (int i = from; i < from + k; i++) {
+        uint64_t p = evs[i].data.u64;
+        if (ep_arena_contains(p)) {
+            uint64_t magic = __atomic_load_n((uint64_t *)(uintptr_t)p, __ATOMIC_ACQUIRE);
+            if (magic == EP_REG_MAGIC) {
+                __atomic_store_n(&((struct ep_reg *)(uintptr_t)p)->candidate, 1, __ATOMIC_RELEASE);
+                *tagged = 1;
+            } else if (magic == EP_SET_MAGIC) {
+                drain_wake((struct epset *)(uintptr_t)p);
+                *tagged = 1;
+            }
+            continue;       /* a stale (DEAD) record is dropped too */
+        }
+        evs[m++] = evs[i];
+    }
+    (void)s;
+    return m - from;
+}
+
+/* A set that is itself watched (an epoll fd inside another set, or in
+ * poll/select) must stay readable while it holds module registrations that
+ * are ready, as the kernel keeps a level-triggered inner set readable.
+ * Module wait fds are edge-like (poll_events re-arms them), so after a wait
+ * the set's wake eventfd is left signalled while any registration is
+ * level-triggered and still ready, or still a candidate not looked at yet.
+ * Costs one write only for watched sets with ready module sockets. */
+static void keep_nested_signal(struct epset *s)
+{
+    if (!__atomic_load_n(&s->nested, __ATOMIC_RELAXED))
+        return;
+    int pending = 0;
+    pthread_mutex_lock(&s->lock);
+    for (struct ep_reg *r = s->regs; r != NULL && !pending; r = r->set_next)
+        pending = r->lt_ready || __atomic_load_n(&r->candidate, __ATOMIC_ACQUIRE);
+    pthread_mutex_unlock(&s->lock);
+    if (pending)
+        ev_wake_set(s);
+}
+
+static int wait_loop(int epfd, struct epset *s, struct epoll_event *evs, int max, int64_t deadline,
+                     const sigset_t *sigmask)
+{
+    for (;;) {
+        __atomic_add_fetch(&s->waiters, 1, __ATOMIC_ACQ_REL);
+        int n = collect(s, evs, max);
+        int tmo = n > 0 ? 0 : ms_left(deadline);
+        int k = n < max ? LIBC(epoll_pwait)(epfd, evs + n, max - n, tmo, sigmask) : 0;
+        int err = errno;
+        __atomic_sub_fetch(&s->waiters, 1, __ATOMIC_ACQ_REL);
+        if (k < 0) {
+            if (n > 0)
+                return n;
+            errno = err;
+            return -1;
+        }
+        int tagged = 0;
+        n += filter_kernel(s, evs, n, k, &tagged);
+        if (n == 0 && tagged)
+            n = collect(s, evs, max);
+        if (n > 0 || deadline_passed(deadline) || tmo == 0)
+            return n;
+    }
+}
+
+int ev_epoll_wait(int epfd, struct epoll_event *evs, int max, const struct timespec *timeout,
+                  const sigset_t *sigmask)
+{
+    struct file *ef = file_get(epfd);
+    struct epset *s = ef && ef->kind == FILE_EPOLL ? __atomic_load_n(&ef->ep, __ATOMIC_ACQUIRE) : NULL;
+    if (s == NULL || max <= 0 || evs == NULL) {
+        /* No module socket was ever registered here: exactly the kernel call. */
+        int k = timeout == NULL ? LIBC(epoll_pwait)(epfd, evs, max, -1, sigmask)
+                                : LIBC(epoll_pwait2)(epfd, evs, max, timeout, sigmask);
+        if (k > 0 && ef != NULL && ef->kind == FILE_EPOLL)
+            s = __atomic_load_n(&ef->ep, __ATOMIC_ACQUIRE);
+        if (s == NULL) {
+            int err = errno;
+            if (ef != NULL)
+                file_put(ef);
+            errno = err;
+            return k;
+        }
+        /* Another thread registered a module socket while this one was in
+         * the kernel: the framework's tagged entries must not reach the
+         * app. If nothing else is left, wait on as a module set (the time
+         * already spent is not subtracted: never shorter than asked). */
+        int tagged = 0;
+        k = filter_kernel(s, evs, 0, k, &tagged);
+        if (k == 0)
+            k = wait_loop(epfd, s, evs, max, deadline_of(timeout), sigmask);
+        int err = errno;
+        file_put(ef);
+        errno = err;
+        return k;
+    }
+    int64_t deadline = deadline_of(timeout);
+    int n = wait_loop(epfd, s, evs, max, deadline, sigmask);
+    int err = errno;
+    keep_nested_signal(s);
+    file_put(ef);
+    errno = err;
+    return n;
+}
+
+int ev_after_raw_wait(int epfd, struct epoll_event *evs, int max, int k, const struct timespec *timeout,
+                      const sigset_t *sigmask)
+{
+    if (k <= 0)
+        return k;
+    struct file *ef = fd_table_get(epfd);
+    if (ef == NULL || ef->kind != FILE_EPOLL || __atomic_load_n(&ef->ep, __ATOMIC_ACQUIRE) == NULL)
+        return k;                     /* the usual case: one load, nothing to filter */
+    if ((ef = file_get(epfd)) == NULL)
+        return k;
+    struct epset *s = __atomic_load_n(&ef->ep, __ATOMIC_ACQUIRE);
+    if (s != NULL && ef->kind == FILE_EPOLL) {
+        int tagged = 0;
+        k = filter_kernel(s, evs, 0, k, &tagged);
+        if (k == 0)
+            k = wait_loop(epfd, s, evs, max, deadline_of(timeout), sigmask);
+    }
+    int err = errno;
+    file_put(ef);
+    errno = err;
+    return k;
+}

@@ -1,0 +1,102 @@
+/* file.h - what an app fd refers to, shared by every dup of it.
+ *
+ * Files live in type-stable memory (a pool that is never returned to the
+ * system), so a thread that loaded a pointer from the fd table may always
+ * dereference it; file_get() then takes a reference only if the file is
+ * still live and still in the table (the SLAB_TYPESAFE_BY_RCU pattern).
+ * A file's socket/module fields are fixed once the file is published;
+ * mutable routing state is guarded by `lock`. */
+#ifndef FILE_H
+#define FILE_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "nstack/nstack_module.h"
+
+enum file_kind {
+    FILE_KSOCK = 1,    /* AF_INET/6 kernel socket (undecided, or on the kernel stack) */
+    FILE_MSOCK,        /* a module socket; the app fd is a dup of its wait fd */
+    FILE_EPOLL,        /* an epoll set holding module registrations */
+};
+
+#define FILE_MAX_OPTS 12
+#define FILE_OPT_VAL_MAX 32
+
+/* A setsockopt() made before the routing decision, replayed on the module. */
+struct opt_rec {
+    int level, name;
+    socklen_t len;
+    unsigned char val[FILE_OPT_VAL_MAX];
+};
+
+/* An epoll registration of a not-yet-routed socket, to re-create after the
+ * socket moved to a module. */
+struct pre_reg {
+    int epfd;
+    int fd;                     /* the fd number registered (fd or a dup) */
+    struct epoll_event ev;
+};
+
+struct ep_reg;
+struct epset;
+
+struct file {
+    _Atomic int ref;            /* table entries + in-flight calls */
+    int kind;                   /* enum file_kind; fixed while live */
+    int stack;                  /* stack index for counters */
+
+    /* ---- sockets (KSOCK and MSOCK) ---- */
+    int domain, type, protocol; /* type without SOCK_NONBLOCK/CLOEXEC */
+    _Atomic int nonblock;       /* O_NONBLOCK as the app set it */
+
+    /* Guards the routing fields below (decided, opts, pregs, bound_wild).
+     * Held across the routing decision (which may block in a module's
+     * connect); never taken on the data path. */
+    pthread_mutex_t lock;
+    _Atomic int decided;        /* KSOCK: 1 once the kernel stack was chosen */
+    int bound_wild;             /* KSOCK bound to a wildcard address */
+    int n_opts;
+    struct opt_rec opts[FILE_MAX_OPTS];
+    int n_pregs, cap_pregs;
+    struct pre_reg *pregs;
+
+    /* ---- MSOCK ---- */
+    const struct nstack_module *mod;
+    nstack_sock *sock;
+    /* Registrations of this socket in epoll sets. Guarded by reg_lock,
+     * which is only held for list walks (never across a module call or a
+     * blocking syscall); lock order: epset->lock, then reg_lock. */
+    pthread_mutex_t reg_lock;
+    struct ep_reg *regs;
+    /* 1 once a registration of this socket is in a watched (nested) set:
+     * its reads then re-check that set's readiness. Never cleared. */
+    _Atomic int in_nested_set;
+
+    /* ---- EPOLL ---- */
+    struct epset *ep;           /* created on the first module registration */
+    _Atomic int nested;         /* this epoll fd is itself in an epoll set */
+
+    struct file *next_free;     /* pool free list */
+};
+
+/* A fresh file with ref = 1 (the caller's), or NULL/ENOMEM. */
+struct file *file_alloc(int kind);
+/* Reference to the file of fd, or NULL if fd is not tracked. */
+struct file *file_get(int fd);
+void file_hold(struct file *f);
+/* Drops a reference; the last one releases what the file owns. */
+void file_put(struct file *f);
+/* Called by file_put for the last reference (implemented per kind in
+ * sock_close.c / epoll.c). */
+void file_release(struct file *f);
+/* Returns a file to the pool (after file_release). */
+void file_free(struct file *f);
+/* Re-initialises the pool lock in a fork child. */
+void file_pool_fork_child(void);
+void file_pool_lock(void);
+void file_pool_unlock(void);
+
+#endif

@@ -1,0 +1,57 @@
+/* fw.h - global framework state: stacks (modules), lazy start, routing. */
+#ifndef FW_H
+#define FW_H
+
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include "nstack/nstack_module.h"
+
+#define FW_MAX_STACKS 16
+#define FW_NAME_MAX 64
+
+struct file;
+
+enum stack_state { STACK_UNLOADED = 0, STACK_LOADED, STACK_READY, STACK_FAILED };
+
+/* One configured stack. Filled once by fw_start() (under its pthread_once),
+ * read lock-free afterwards; `state` moves LOADED -> READY/FAILED under
+ * g_stack_init_lock when the module's init() is first needed. */
+struct stack {
+    char name[FW_NAME_MAX];
+    int is_kernel;
+    const struct nstack_module *mod;   /* NULL for the built-in kernel stack */
+    _Atomic int state;
+    _Atomic int caps_notice_done;      /* "cannot carry" notice printed once */
+};
+
+extern struct stack g_stacks[FW_MAX_STACKS];
+extern int g_n_stacks;
+extern int g_kernel_stack;             /* index of the kernel stack */
+
+/* Nesting depth of calls into a module on this thread: while > 0 every
+ * interposed call goes straight to libc, so a module's own sockets and fds
+ * never re-enter the dispatcher. */
+extern __thread int t_in_module;
+
+/* Starts the framework once (config, module registration); safe from any
+ * thread, cheap after the first call. Never fails: problems are logged and
+ * the kernel stack serves everything. */
+void fw_start(void);
+int fw_is_started(void);
+/* Calls the module's init() once; 0 when the stack can carry sockets. */
+int fw_stack_ready(int stack);
+/* The routing decision for a socket: index of the stack that carries it
+ * (after every fallback: unloaded/failed module -> default -> kernel;
+ * capability mismatch -> kernel). key may be NULL (listen). */
+int fw_route(const struct file *f, const struct sockaddr *key, socklen_t keylen);
+const struct nstack_fw_api *fw_api(void);
+/* Called from the fork wrapper. */
+void fw_fork_prepare(void);
+void fw_fork_parent(void);
+void fw_fork_child(void);
+
+#define MOD_ENTER() (t_in_module++)
+#define MOD_LEAVE() (t_in_module--)
+
+#endif

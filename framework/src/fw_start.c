@@ -1,0 +1,278 @@
+/* fw_start.c - lazy start: configuration and module registration happen
+ * once, on the first AF_INET/AF_INET6 socket (pthread_once). Until then the
+ * library reads nothing and loads nothing. */
+#include <errno.h>
+#include <libgen.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fw.h"
+#include "kernel_stack.h"
+#include "fw_log.h"
+#include "ep_arena.h"
+#include "epoll_agg.h"
+#include "file.h"
+#include "module_load.h"
+#include "poll_agg.h"
+#include "stats.h"
+#ifdef NSTACK_HAVE_CONFIG
+#include "nstack_config.h"
+#endif
+
+struct stack g_stacks[FW_MAX_STACKS];
+int g_n_stacks;
+int g_kernel_stack;
+__thread int t_in_module;
+extern char g_config_dir[4096];
+
+static pthread_once_t g_start_once = PTHREAD_ONCE_INIT;
+static _Atomic int g_started;
+/* Serialises module init() calls (rare, at the first socket of a stack). */
+static pthread_mutex_t g_stack_init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#ifdef NSTACK_HAVE_CONFIG
+static struct nstack_config *g_cfg;   /* set once in start_once(), read-only after */
+
+static void describe_line(void *arg, const char *line)
+{
+    (void)arg;
+    fw_log(NSTACK_LOG_DBG, "config", "%s", line);
+}
+
+static void config_diag(void *arg, enum nstack_diag_severity sev, const char *line)
+{
+    (void)arg;
+    fw_log(sev == NSTACK_DIAG_ERROR ? NSTACK_LOG_ERR : NSTACK_LOG_WAR, "config", "%s", line);
+}
+#endif
+
+static void kernel_only(void)
+{
+    memset(g_stacks, 0, sizeof(g_stacks));
+    snprintf(g_stacks[0].name, sizeof(g_stacks[0].name), "kernel");
+    g_stacks[0].is_kernel = 1;
+    g_stacks[0].mod = kernel_stack_module();
+    g_stacks[0].state = STACK_READY;
+    g_n_stacks = 1;
+    g_kernel_stack = 0;
+}
+
+#ifdef NSTACK_HAVE_CONFIG
+static void stacks_from_config(const struct nstack_config *cfg)
+{
+    g_n_stacks = cfg->n_modules < FW_MAX_STACKS ? cfg->n_modules : FW_MAX_STACKS;
+    g_kernel_stack = -1;
+    for (int i = 0; i < g_n_stacks; i++) {
+        const struct nstack_module_desc *d = &cfg->modules[i];
+        struct stack *s = &g_stacks[i];
+        snprintf(s->name, sizeof(s->name), "%s", d->stack_name);
+        if (strcmp(d->stack_name, "kernel") == 0) {
+            s->is_kernel = 1;
+            s->mod = kernel_stack_module();
+            s->state = STACK_READY;
+            if (g_kernel_stack < 0)
+                g_kernel_stack = i;
+            continue;
+        }
+        s->mod = module_load(cfg->module_file[0] ? cfg->module_file : "module_config.json",
+                             d->stack_name, d->libname, d->loadtype == NSTACK_LOAD_STATIC);
+        s->state = s->mod ? STACK_LOADED : STACK_FAILED;
+    }
+    if (g_kernel_stack < 0) {
+        /* The config promises a kernel entry; keep the promise ourselves. */
+        if (g_n_stacks >= FW_MAX_STACKS)
+            g_n_stacks = FW_MAX_STACKS - 1;
+        struct stack *s = &g_stacks[g_n_stacks];
+        snprintf(s->name, sizeof(s->name), "kernel");
+        s->is_kernel = 1;
+        s->mod = kernel_stack_module();
+        s->state = STACK_READY;
+        g_kernel_stack = g_n_stacks++;
+    }
+}
+#endif
+
+static void start_once(void)
+{
+    /* Module constructors and register functions run in here; socket
+     * calls they make must not re-enter fw_start() (pthread_once would
+     * deadlock) - they go straight to libc like any module-internal call. */
+    MOD_ENTER();
+    fw_log_setup();
+    kernel_only();
+#ifdef NSTACK_HAVE_CONFIG
+    struct nstack_config *cfg = NULL;
+    if (nstack_config_load(NULL, NULL, config_diag, NULL, &cfg) < 0 || cfg == NULL) {
+        fw_log(NSTACK_LOG_ERR, "config", "configuration unusable; the kernel stack serves every socket");
+    } else {
+        if (cfg->module_file[0]) {
+            char tmp[sizeof(g_config_dir)];
+            snprintf(tmp, sizeof(tmp), "%s", cfg->module_file);
+            snprintf(g_config_dir, sizeof(g_config_dir), "%s", dirname(tmp));
+        }
+        stacks_from_config(cfg);
+        g_cfg = cfg;
+        if (fw_log_enabled(NSTACK_LOG_DBG))
+            nstack_config_describe(cfg, describe_line, NULL);
+    }
+#else
+    fw_log(NSTACK_LOG_INF, "config", "built without the config library; kernel stack only");
+#endif
+    stats_start();
+    __atomic_store_n(&g_started, 1, __ATOMIC_RELEASE);
+    MOD_LEAVE();
+    fw_log(NSTACK_LOG_INF, NULL, "framework started: %d stack(s)", g_n_stacks);
+}
+
+void fw_start(void)
+{
+    if (__atomic_load_n(&g_started, __ATOMIC_ACQUIRE))
+        return;
+    int saved = errno;
+    pthread_once(&g_start_once, start_once);
+    errno = saved;
+}
+
+int fw_is_started(void)
+{
+    return __atomic_load_n(&g_started, __ATOMIC_ACQUIRE);
+}
+
+int fw_stack_ready(int idx)
+{
+    if (idx < 0 || idx >= g_n_stacks)
+        return -1;
+    struct stack *s = &g_stacks[idx];
+    int st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+    if (st == STACK_READY)
+        return 0;
+    if (st == STACK_FAILED)
+        return -1;
+    pthread_mutex_lock(&g_stack_init_lock);
+    if (s->state == STACK_LOADED) {
+        int saved = errno;
+        MOD_ENTER();
+        int r = s->mod->init ? s->mod->init(fw_api()) : 0;
+        int err = errno;
+        MOD_LEAVE();
+        if (r < 0) {
+            fw_log(NSTACK_LOG_ERR, s->name, "init() failed: %s; its sockets go to the default stack",
+                   strerror(err));
+            __atomic_store_n(&s->state, STACK_FAILED, __ATOMIC_RELEASE);
+        } else {
+            __atomic_store_n(&s->state, STACK_READY, __ATOMIC_RELEASE);
+        }
+        errno = saved;
+    }
+    st = s->state;
+    pthread_mutex_unlock(&g_stack_init_lock);
+    return st == STACK_READY ? 0 : -1;
+}
+
+static uint32_t caps_needed(const struct file *f)
+{
+    uint32_t c = f->domain == AF_INET6 ? NSTACK_CAP_INET6 : NSTACK_CAP_INET;
+    return c | (f->type == SOCK_DGRAM ? NSTACK_CAP_DGRAM : NSTACK_CAP_STREAM);
+}
+
+/* The configured choice, before fallbacks. */
+static int route_configured(const struct file *f, const struct sockaddr *key)
+{
+#ifdef NSTACK_HAVE_CONFIG
+    if (g_cfg != NULL) {
+        struct nstack_route_result res;
+        nstack_route_lookup(g_cfg, key, f->type, &res);
+        if (res.module >= 0 && res.module < g_n_stacks) {
+            LOG_DBG("route: %s", res.rule_text);
+            return res.module;
+        }
+    }
+#else
+    (void)f;
+    (void)key;
+#endif
+    return g_kernel_stack;
+}
+
+static int default_stack(void)
+{
+#ifdef NSTACK_HAVE_CONFIG
+    if (g_cfg != NULL && g_cfg->default_module >= 0 && g_cfg->default_module < g_n_stacks)
+        return g_cfg->default_module;
+#endif
+    return g_kernel_stack;
+}
+
+int fw_route(const struct file *f, const struct sockaddr *key, socklen_t keylen)
+{
+    (void)keylen;
+    if (!fw_is_started())
+        return g_kernel_stack;
+    int idx = route_configured(f, key);
+    if (fw_stack_ready(idx) < 0) {
+        idx = default_stack();
+        if (fw_stack_ready(idx) < 0)
+            idx = g_kernel_stack;
+    }
+    struct stack *s = &g_stacks[idx];
+    if (!s->is_kernel && (s->mod->caps & caps_needed(f)) != caps_needed(f)) {
+        if (!__atomic_exchange_n(&s->caps_notice_done, 1, __ATOMIC_RELAXED))
+            fw_log(NSTACK_LOG_WAR, s->name, "cannot carry %s %s sockets; they use the kernel stack",
+                   f->domain == AF_INET6 ? "AF_INET6" : "AF_INET",
+                   f->type == SOCK_DGRAM ? "SOCK_DGRAM" : "SOCK_STREAM");
+        idx = g_kernel_stack;
+    }
+    return idx;
+}
+
+/* ---- fork ----------------------------------------------------------------
+ * The framework's own locks are taken first, then each module's
+ * fork_prepare: a thread holding a framework lock may be waiting for a
+ * module lock (poll_events under an epoll set lock), never the reverse. */
+
+static void each_ready_module(size_t hook_offset)
+{
+    for (int i = 0; i < g_n_stacks; i++) {
+        struct stack *s = &g_stacks[i];
+        if (s->is_kernel || __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != STACK_READY)
+            continue;
+        void (*hook)(void);
+        memcpy(&hook, (const char *)s->mod + hook_offset, sizeof(hook));
+        if (hook != NULL) {
+            MOD_ENTER();
+            hook();
+            MOD_LEAVE();
+        }
+    }
+}
+
+void fw_fork_prepare(void)
+{
+    pthread_mutex_lock(&g_stack_init_lock);
+    ev_fork_prepare();
+    poll_fork_prepare();
+    file_pool_lock();
+    each_ready_module(offsetof(struct nstack_module, fork_prepare));
+}
+
+void fw_fork_parent(void)
+{
+    each_ready_module(offsetof(struct nstack_module, fork_parent));
+    file_pool_unlock();
+    poll_fork_parent();
+    ev_fork_parent();
+    pthread_mutex_unlock(&g_stack_init_lock);
+}
+
+void fw_fork_child(void)
+{
+    each_ready_module(offsetof(struct nstack_module, fork_child));
+    file_pool_fork_child();
+    ep_arena_fork_child();
+    poll_fork_child();
+    ev_fork_child();
+    pthread_mutex_init(&g_stack_init_lock, NULL);
+    stats_fork_child();
+}

@@ -1,0 +1,49 @@
+/* libc_api.h - the libc originals of every interposed entry point.
+ *
+ * Resolved with dlsym(RTLD_NEXT) in a constructor and again lazily on first
+ * use, because a wrapper can be called (by another library's constructor)
+ * before ours has run. The framework itself must only ever call libc
+ * through LIBC(name), never the interposed name. */
+#ifndef LIBC_API_H
+#define LIBC_API_H
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+int fcntl64(int fd, int cmd, ...);
+
+#define LIBC_FUNCS(X) \
+    X(socket) X(socketpair) X(bind) X(listen) X(accept) X(accept4) X(connect) \
+    X(send) X(sendto) X(sendmsg) X(sendmmsg) X(recv) X(recvfrom) X(recvmsg) \
+    X(recvmmsg) X(read) X(write) X(readv) X(writev) X(close) X(shutdown) \
+    X(getsockopt) X(setsockopt) X(getsockname) X(getpeername) X(fcntl) \
+    X(fcntl64) X(ioctl) X(select) X(pselect) X(poll) X(ppoll) \
+    X(epoll_create) X(epoll_create1) X(epoll_ctl) X(epoll_wait) \
+    X(epoll_pwait) X(epoll_pwait2) X(dup) X(dup2) X(dup3) X(close_range) \
+    X(fork) X(sendfile) X(sendfile64)
+
+struct libc_api {
+#define LIBC_FIELD(name) __typeof__(name) *name;
+    LIBC_FUNCS(LIBC_FIELD)
+#undef LIBC_FIELD
+};
+
+/* Written by libc_resolve_all() (idempotent: every writer stores the same
+ * value, with atomic stores), read lock-free. */
+extern struct libc_api g_libc;
+
+void libc_resolve_all(void);
+
+#define LIBC(name) \
+    (__builtin_expect(__atomic_load_n(&g_libc.name, __ATOMIC_RELAXED) != NULL, 1) \
+         ? g_libc.name : (libc_resolve_all(), g_libc.name))
+
+#endif

@@ -1,0 +1,295 @@
+/* poll_agg.c - poll/ppoll/select/pselect over kernel fds and module sockets.
+ *
+ * A module socket is polled as POLLIN on its app fd (a dup of its wait fd);
+ * its real readiness comes from poll_events(). One kernel ppoll per round,
+ * plus this thread's wake eventfd so that fw->notify() from another thread
+ * (which may have consumed the wait fd's edge) wakes us. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+
+#include "epoll_agg.h"
+#include "fd_table.h"
+#include "file.h"
+#include "fw.h"
+#include "fw_log.h"
+#include "libc_api.h"
+#include "poll_agg.h"
+#include "timeutil.h"
+
+/* ---- waiters ---------------------------------------------------------- */
+
+_Atomic int g_poll_waiters;
+/* Wake fds of threads blocked in poll/select with module sockets; guarded
+ * by g_pw_lock (held only to add/remove/write, never across a wait). */
+static pthread_mutex_t g_pw_lock = PTHREAD_MUTEX_INITIALIZER;
+static int *g_pw_fds;
+static int g_pw_n, g_pw_cap;
+static __thread int t_wake_fd = -1;
+
+int ev_poll_wait_register(void)
+{
+    if (t_wake_fd < 0)
+        t_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (t_wake_fd < 0)
+        return -1;
+    pthread_mutex_lock(&g_pw_lock);
+    if (g_pw_n == g_pw_cap) {
+        int cap = g_pw_cap ? g_pw_cap * 2 : 16;
+        int *p = realloc(g_pw_fds, (size_t)cap * sizeof(int));
+        if (p == NULL) {
+            pthread_mutex_unlock(&g_pw_lock);
+            return -1;
+        }
+        g_pw_fds = p;
+        g_pw_cap = cap;
+    }
+    g_pw_fds[g_pw_n++] = t_wake_fd;
+    __atomic_add_fetch(&g_poll_waiters, 1, __ATOMIC_ACQ_REL);
+    pthread_mutex_unlock(&g_pw_lock);
+    return t_wake_fd;
+}
+
+void ev_poll_wait_unregister(int wake_fd)
+{
+    pthread_mutex_lock(&g_pw_lock);
+    for (int i = 0; i < g_pw_n; i++) {
+        if (g_pw_fds[i] == wake_fd) {
+            g_pw_fds[i] = g_pw_fds[--g_pw_n];
+            __atomic_sub_fetch(&g_poll_waiters, 1, __ATOMIC_ACQ_REL);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_pw_lock);
+    uint64_t v;
+    (void)!LIBC(read)(wake_fd, &v, sizeof(v));
+}
+
+void ev_poll_wake_all(void)
+{
+    uint64_t one = 1;
+    pthread_mutex_lock(&g_pw_lock);
+    for (int i = 0; i < g_pw_n; i++)
+        (void)!LIBC(write)(g_pw_fds[i], &one, sizeof(one));
+    pthread_mutex_unlock(&g_pw_lock);
+}
+
+void poll_fork_prepare(void) { pthread_mutex_lock(&g_pw_lock); }
+void poll_fork_parent(void) { pthread_mutex_unlock(&g_pw_lock); }
+
+void poll_fork_child(void)
+{
+    pthread_mutex_init(&g_pw_lock, NULL);
+    g_pw_n = 0;
+    g_poll_waiters = 0;
+    /* The eventfd is shared with the parent after fork; get our own. */
+    if (t_wake_fd >= 0)
+        LIBC(close)(t_wake_fd);
+    t_wake_fd = -1;
+}
+
+/* ---- poll -------------------------------------------------------------- */
+
+int poll_needs_agg(const struct pollfd *fds, nfds_t n)
+{
+    for (nfds_t i = 0; i < n; i++) {
+        struct file *f = fds[i].fd >= 0 ? fd_table_get(fds[i].fd) : NULL;
+        if (f == NULL)
+            continue;
+        if (f->kind == FILE_MSOCK)
+            return 1;
+        if (f->kind == FILE_EPOLL && __atomic_load_n(&f->ep, __ATOMIC_ACQUIRE) != NULL)
+            ev_mark_nested(f);
+    }
+    return 0;
+}
+
+static short module_revents(struct file *f, short events)
+{
+    uint64_t gen = 0;
+    MOD_ENTER();
+    uint32_t m = f->mod->poll_events(f->sock, &gen);
+    MOD_LEAVE();
+    return (short)(m & ((uint32_t)(uint16_t)events | POLLERR | POLLHUP));
+}
+
+struct poll_work {
+    struct pollfd *shadow;
+    struct file **files;
+};
+
+static int work_alloc(struct poll_work *w, nfds_t n, struct pollfd *sbuf, struct file **fbuf, nfds_t cap)
+{
+    if (n + 1 <= cap) {
+        w->shadow = sbuf;
+        w->files = fbuf;
+        return 0;
+    }
+    w->shadow = malloc((n + 1) * sizeof(*w->shadow));
+    w->files = malloc(n * sizeof(*w->files));
+    if (w->shadow == NULL || w->files == NULL) {
+        free(w->shadow);
+        free(w->files);
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+/* One round: module readiness first, then one kernel ppoll. Returns the
+ * number of fds with revents, or -1. */
+static int poll_round(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t deadline,
+                      const sigset_t *sigmask, int *timed_out)
+{
+    int ready = 0;
+    int wake = ev_poll_wait_register();
+    for (nfds_t i = 0; i < n; i++) {
+        w->shadow[i] = fds[i];
+        fds[i].revents = 0;
+        if (w->files[i] != NULL) {
+            fds[i].revents = module_revents(w->files[i], fds[i].events);
+            ready += fds[i].revents != 0;
+            w->shadow[i].events = POLLIN;
+        }
+    }
+    w->shadow[n] = (struct pollfd){ .fd = wake, .events = POLLIN };
+    int tmo = ready ? 0 : ms_left(deadline);
+    struct timespec ts = { tmo / 1000, (long)(tmo % 1000) * 1000000 };
+    int k = LIBC(ppoll)(w->shadow, n + 1, tmo < 0 ? NULL : &ts, sigmask);
+    int err = errno;
+    if (wake >= 0)
+        ev_poll_wait_unregister(wake);
+    *timed_out = tmo == 0;
+    if (k < 0) {
+        errno = err;
+        return ready ? ready : -1;
+    }
+    int total = 0;
+    for (nfds_t i = 0; i < n; i++) {
+        short kr = w->shadow[i].revents;
+        if (w->files[i] == NULL)
+            fds[i].revents = kr;
+        else if (kr & POLLNVAL)
+            fds[i].revents = POLLNVAL;
+        else if (fds[i].revents == 0 && kr != 0)
+            fds[i].revents = module_revents(w->files[i], fds[i].events);
+        total += fds[i].revents != 0;
+    }
+    return total;
+}
+
+int ev_poll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const sigset_t *sigmask)
+{
+    struct pollfd sbuf[65];
+    struct file *fbuf[65];
+    struct poll_work w;
+    if (work_alloc(&w, n, sbuf, fbuf, 65) < 0)
+        return -1;
+    for (nfds_t i = 0; i < n; i++) {
+        struct file *f = fds[i].fd >= 0 ? file_get(fds[i].fd) : NULL;
+        if (f != NULL && f->kind != FILE_MSOCK) {
+            file_put(f);
+            f = NULL;
+        }
+        w.files[i] = f;
+    }
+    int64_t deadline = deadline_of(timeout);
+    int r;
+    for (;;) {
+        int timed_out = 0;
+        r = poll_round(fds, n, &w, deadline, sigmask, &timed_out);
+        if (r != 0 || timed_out || deadline_passed(deadline))
+            break;
+    }
+    int err = errno;
+    for (nfds_t i = 0; i < n; i++)
+        if (w.files[i] != NULL)
+            file_put(w.files[i]);
+    if (w.shadow != sbuf) {
+        free(w.shadow);
+        free(w.files);
+    }
+    errno = err;
+    return r;
+}
+
+/* ---- select ------------------------------------------------------------- */
+
+static int fdset_has(const fd_set *s, int fd)
+{
+    return s != NULL && (s->fds_bits[fd / NFDBITS] & ((__fd_mask)1 << (fd % NFDBITS))) != 0;
+}
+
+static void fdset_put(fd_set *s, int fd)
+{
+    s->fds_bits[fd / NFDBITS] |= (__fd_mask)1 << (fd % NFDBITS);
+}
+
+int select_needs_agg(int nfds, const fd_set *r, const fd_set *w, const fd_set *e)
+{
+    for (int fd = 0; fd < nfds; fd++) {
+        if (!fdset_has(r, fd) && !fdset_has(w, fd) && !fdset_has(e, fd))
+            continue;
+        struct file *f = fd_table_get(fd);
+        if (f != NULL && f->kind == FILE_MSOCK)
+            return 1;
+        if (f != NULL && f->kind == FILE_EPOLL && __atomic_load_n(&f->ep, __ATOMIC_ACQUIRE) != NULL)
+            ev_mark_nested(f);
+    }
+    return 0;
+}
+
+static void clear_sets(int nfds, fd_set *r, fd_set *w, fd_set *e)
+{
+    size_t bytes = ((size_t)nfds + NFDBITS - 1) / NFDBITS * sizeof(__fd_mask);
+    if (r) memset(r, 0, bytes);
+    if (w) memset(w, 0, bytes);
+    if (e) memset(e, 0, bytes);
+}
+
+int ev_select(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout,
+              const sigset_t *sigmask)
+{
+    nfds_t n = 0;
+    for (int fd = 0; fd < nfds; fd++)
+        n += fdset_has(r, fd) || fdset_has(w, fd) || fdset_has(e, fd);
+    struct pollfd *p = calloc(n ? n : 1, sizeof(*p));
+    if (p == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    nfds_t i = 0;
+    for (int fd = 0; fd < nfds; fd++) {
+        short ev = (short)((fdset_has(r, fd) ? POLLIN : 0) | (fdset_has(w, fd) ? POLLOUT : 0) |
+                           (fdset_has(e, fd) ? POLLPRI : 0));
+        if (ev)
+            p[i++] = (struct pollfd){ .fd = fd, .events = ev };
+    }
+    int k = ev_poll(p, n, timeout, sigmask);
+    if (k < 0) {
+        free(p);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        if (p[i].revents & POLLNVAL) {
+            free(p);
+            errno = EBADF;
+            return -1;
+        }
+    }
+    /* Rebuild the sets from the results. */
+    fd_set *sets[3] = { r, w, e };
+    int count = 0;
+    short masks[3] = { POLLIN | POLLHUP | POLLERR, POLLOUT | POLLERR, POLLPRI };
+    short asked[3] = { POLLIN, POLLOUT, POLLPRI };
+    clear_sets(nfds, r, w, e);
+    for (i = 0; i < n; i++)
+        for (int s = 0; s < 3; s++)
+            if (sets[s] && (p[i].events & asked[s]) && (p[i].revents & masks[s])) {
+                fdset_put(sets[s], p[i].fd);
+                count++;
+            }
+    free(p);
+    return count;
+}

@@ -1,0 +1,306 @@
+/* sock.c - routing decision and the move of an app fd onto a module socket. */
+#include "sock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "epoll_agg.h"
+#include "fd_table.h"
+#include "fw.h"
+#include "fw_log.h"
+#include "libc_api.h"
+#include "stats.h"
+
+int sock_track_kernel(int fd, int domain, int type, int protocol, int decided)
+{
+    struct file *f = file_alloc(FILE_KSOCK);
+    if (f == NULL)
+        return -1;
+    f->domain = domain;
+    f->type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    f->protocol = protocol;
+    f->nonblock = (type & SOCK_NONBLOCK) != 0;
+    f->stack = g_kernel_stack;
+    f->decided = decided;
+    struct file *old = fd_table_take(fd);   /* a stale entry of a closed-behind-our-back fd */
+    if (old != NULL)
+        file_put(old);
+    if (fd_table_set(fd, f) < 0) {
+        file_put(f);
+        return -1;
+    }
+    if (decided)
+        stats_add(f->stack, NSTAT_SOCKETS, 1);
+    return 0;
+}
+
+struct file *sock_new_module(int stack, int domain, int type, int protocol, nstack_sock *s, int nonblock)
+{
+    struct file *nf = file_alloc(FILE_MSOCK);
+    if (nf == NULL)
+        return NULL;
+    nf->domain = domain;
+    nf->type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    nf->protocol = protocol;
+    nf->nonblock = nonblock;
+    nf->stack = stack;
+    nf->mod = g_stacks[stack].mod;
+    nf->sock = s;
+    nf->decided = 1;
+    if (nf->mod->set_cookie) {
+        MOD_ENTER();
+        nf->mod->set_cookie(s, nf);
+        MOD_LEAVE();
+    }
+    stats_add(stack, NSTAT_SOCKETS, 1);
+    return nf;
+}
+
+int sock_addr_is_wild(const struct sockaddr *a, socklen_t len)
+{
+    if (a->sa_family == AF_INET && len >= sizeof(struct sockaddr_in))
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (a->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6))
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
+    return 0;
+}
+
+void sock_log_opt(struct file *f, int level, int name, const void *val, socklen_t len)
+{
+    if (val == NULL || len > FILE_OPT_VAL_MAX)
+        return;
+    pthread_mutex_lock(&f->lock);
+    if (!f->decided) {
+        int i = 0;
+        while (i < f->n_opts && !(f->opts[i].level == level && f->opts[i].name == name))
+            i++;
+        if (i < FILE_MAX_OPTS) {
+            f->opts[i] = (struct opt_rec){ .level = level, .name = name, .len = len };
+            memcpy(f->opts[i].val, val, len);
+            if (i == f->n_opts)
+                f->n_opts++;
+        } else {
+            LOG_WAR("setsockopt(level %d, name %d): more than %d options before routing; not replayed on a module",
+                    level, name, FILE_MAX_OPTS);
+        }
+    }
+    pthread_mutex_unlock(&f->lock);
+}
+
+static void replay_opts(struct file *kf, struct file *nf)
+{
+    for (int i = 0; i < kf->n_opts; i++) {
+        const struct opt_rec *o = &kf->opts[i];
+        if (nf->mod->setsockopt == NULL || MCALL(nf, setsockopt, o->level, o->name, o->val, o->len) < 0)
+            LOG_DBG("%s: option level %d name %d not taken over by the module", nf->mod->name, o->level, o->name);
+    }
+}
+
+static void module_sock_close(struct file *nf)
+{
+    int saved = errno;
+    MCALL(nf, close);
+    file_free(nf);
+    errno = saved;
+}
+
+/* Puts the module's wait fd (or a dup of it) at the app's fd number,
+ * keeping that number's FD_CLOEXEC. */
+static int move_fd(int fd, int wfd)
+{
+    int fdflags = LIBC(fcntl)(fd, F_GETFD);
+    if (fdflags < 0)
+        return -1;
+    return LIBC(dup3)(wfd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0 ? -1 : 0;
+}
+
+/* A wildcard-bound kernel socket holds its port until it is closed, so the
+ * module socket (which may be a kernel socket underneath, or share the port
+ * space) is bound to that address and port only after the app fd moved
+ * onto the module (the move closes the kernel socket). */
+static int wild_addr(int fd, struct file *kf, struct sockaddr_storage *ss, socklen_t *len)
+{
+    *len = 0;
+    if (!kf->bound_wild)
+        return 0;
+    *len = sizeof(*ss);
+    return LIBC(getsockname)(fd, (struct sockaddr *)ss, len);
+}
+
+/* After a failed bind/op on the module socket, the app fd gets a fresh
+ * kernel socket again, bound to the same wildcard address, with the logged
+ * options and epoll registrations, so the app may retry as before. */
+static void restore_kernel_socket(int fd, struct file *kf, const struct sockaddr_storage *ss, socklen_t len)
+{
+    int err = errno;
+    int fdflags = LIBC(fcntl)(fd, F_GETFD);
+    int nb = __atomic_load_n(&kf->nonblock, __ATOMIC_RELAXED);
+    int k = LIBC(socket)(kf->domain, kf->type | SOCK_CLOEXEC | (nb ? SOCK_NONBLOCK : 0), kf->protocol);
+    if (k >= 0) {
+        for (int i = 0; i < kf->n_opts; i++)
+            (void)LIBC(setsockopt)(k, kf->opts[i].level, kf->opts[i].name, kf->opts[i].val, kf->opts[i].len);
+        if (LIBC(bind)(k, (const struct sockaddr *)ss, len) < 0 ||
+            LIBC(dup3)(k, fd, (fdflags >= 0 && (fdflags & FD_CLOEXEC)) ? O_CLOEXEC : 0) < 0) {
+            LIBC(close)(k);
+            k = -1;
+        } else {
+            LIBC(close)(k);
+            for (int i = 0; i < kf->n_pregs; i++)
+                if (kf->pregs[i].fd == fd)
+                    (void)LIBC(epoll_ctl)(kf->pregs[i].epfd, EPOLL_CTL_ADD, fd, &kf->pregs[i].ev);
+        }
+    }
+    if (k < 0)
+        LOG_ERR("fd %d: cannot restore its kernel socket after the module failed: %s; the fd is unusable",
+                fd, strerror(errno));
+    errno = err;
+}
+
+static int build_module_socket(int fd, struct file *kf, int st, sock_first_op op, const void *arg,
+                               struct file **out, int *op_ret)
+{
+    const struct nstack_module *m = g_stacks[st].mod;
+    nstack_sock *s = NULL;
+    struct sockaddr_storage wild;
+    socklen_t wild_len;
+    if (wild_addr(fd, kf, &wild, &wild_len) < 0)
+        return -1;
+    if (wild_len > 0 && m->bind == NULL) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    int nb = __atomic_load_n(&kf->nonblock, __ATOMIC_RELAXED);
+    MOD_ENTER();
+    int wfd = m->socket(kf->domain, kf->type | (nb ? SOCK_NONBLOCK : 0), kf->protocol, &s);
+    int err = errno;
+    MOD_LEAVE();
+    if (wfd < 0) {
+        LOG_WAR("fd %d: %s: socket() failed: %s; staying on the kernel stack", fd, m->name, strerror(err));
+        errno = err;
+        return -1;
+    }
+    struct file *nf = sock_new_module(st, kf->domain, kf->type, kf->protocol, s, nb);
+    if (nf == NULL) {
+        MOD_ENTER();
+        m->close(s);
+        MOD_LEAVE();
+        errno = ENOMEM;
+        return -1;
+    }
+    replay_opts(kf, nf);
+    int moved = 0;
+    if (wild_len > 0) {
+        if (move_fd(fd, wfd) < 0)
+            goto fail;
+        moved = 1;
+        if (MCALL(nf, bind, (struct sockaddr *)&wild, wild_len) < 0) {
+            LOG_WAR("fd %d: %s: cannot bind to the wildcard address the socket had: %s", fd, m->name,
+                    strerror(errno));
+            goto fail;
+        }
+    }
+    *op_ret = op ? op(nf, arg) : 0;
+    if (*op_ret < 0 && errno != EINPROGRESS)
+        goto fail;
+    err = errno;
+    if (!moved && move_fd(fd, wfd) < 0) {
+        LOG_ERR("fd %d: cannot move onto the %s socket: %s", fd, m->name, strerror(errno));
+        goto fail;
+    }
+    errno = err;
+    *out = nf;
+    return 0;
+fail:
+    module_sock_close(nf);
+    if (moved)
+        restore_kernel_socket(fd, kf, &wild, wild_len);
+    return -1;
+}
+
+struct dup_move {
+    struct file *kf, *nf;
+    int fd;             /* the fd the decision was made on (now the module's) */
+};
+
+/* One more fd number that shared the undecided socket: it gets the module
+ * socket too, keeping its own FD_CLOEXEC. */
+static void move_one_dup(int other, struct file *f, void *arg)
+{
+    struct dup_move *m = arg;
+    if (f != m->kf || other == m->fd)
+        return;
+    if (move_fd(other, m->fd) < 0) {
+        LOG_ERR("fd %d (a dup of fd %d): cannot move onto the %s socket: %s; it keeps the kernel socket",
+                other, m->fd, m->nf->mod->name, strerror(errno));
+        return;
+    }
+    file_hold(m->nf);
+    if (fd_table_cas(other, m->kf, m->nf))
+        file_put(m->kf);
+    else
+        file_put(m->nf);
+}
+
+/* dup()s made before the decision share the kernel socket's file: every fd
+ * number holding it follows the socket to the module (as all fds of one
+ * open file would in the kernel). Each table entry holds a reference, so
+ * with only the caller's and fd's references there is nothing to scan.
+ * A dup racing with the decision on another thread may keep the kernel
+ * socket (the app then raced its own connect). */
+static void move_dups(int fd, struct file *kf, struct file *nf)
+{
+    if (__atomic_load_n(&kf->ref, __ATOMIC_ACQUIRE) <= 2)
+        return;
+    struct dup_move m = { .kf = kf, .nf = nf, .fd = fd };
+    fd_table_each(0, -1, move_one_dup, &m);
+}
+
+int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t keylen,
+                sock_first_op op, const void *arg, int *op_ret)
+{
+    fw_start();
+    pthread_mutex_lock(&kf->lock);
+    if (kf->decided || fd_table_get(fd) != kf) {
+        pthread_mutex_unlock(&kf->lock);
+        return 1;              /* someone else decided meanwhile: use what is there */
+    }
+    int st = fw_route(kf, key, keylen);
+    if (g_stacks[st].is_kernel) {
+        __atomic_store_n(&kf->decided, 1, __ATOMIC_RELEASE);
+        kf->stack = st;
+        stats_add(st, NSTAT_SOCKETS, 1);
+        pthread_mutex_unlock(&kf->lock);
+        return 1;
+    }
+    struct file *nf = NULL;
+    if (build_module_socket(fd, kf, st, op, arg, &nf, op_ret) < 0) {
+        pthread_mutex_unlock(&kf->lock);
+        return -1;
+    }
+    int err = errno;
+    __atomic_store_n(&kf->decided, 1, __ATOMIC_RELEASE);
+    fd_table_set(fd, nf);            /* the table takes nf's first reference */
+    move_dups(fd, kf, nf);
+    ev_follow_migration(nf, kf->pregs, kf->n_pregs);
+    pthread_mutex_unlock(&kf->lock);
+    file_put(kf);                    /* the table's reference to the kernel socket */
+    LOG_DBG("fd %d: moved to stack %s", fd, g_stacks[st].name);
+    errno = err;
+    return 0;
+}
+
+void file_release(struct file *f)
+{
+    int saved = errno;
+    if (f->kind == FILE_MSOCK) {
+        ev_socket_gone(f);
+        MCALL(f, close);
+    } else if (f->kind == FILE_EPOLL) {
+        ev_set_gone(f);
+    }
+    file_free(f);
+    errno = saved;
+}

@@ -1,0 +1,41 @@
+/* sock.h - socket files: creation, the routing decision and the move of an
+ * app fd onto a module socket. */
+#ifndef SOCK_H
+#define SOCK_H
+
+#include <sys/socket.h>
+
+#include "file.h"
+
+/* Tracks a new kernel AF_INET/6 socket at fd (undecided unless `decided`). */
+int sock_track_kernel(int fd, int domain, int type, int protocol, int decided);
+/* Tracks a new module socket whose wait fd is wfd at app fd `fd`. */
+struct file *sock_new_module(int stack, int domain, int type, int protocol,
+                             nstack_sock *s, int nonblock);
+
+/* What to do on the module socket once it exists (bind, listen, connect,
+ * or nothing); returns 0, or -1 with errno (EINPROGRESS still moves). */
+typedef int (*sock_first_op)(struct file *nf, const void *arg);
+
+/*
+ * The routing decision for an undecided kernel socket `kf` at fd, keyed by
+ * `key` (NULL: listen). If the kernel stack wins, marks kf decided and
+ * returns 1 (the caller then does the call on the kernel socket). If a
+ * module wins, creates the module socket, replays options, runs op, moves fd
+ * onto it and returns 0 with op's result in *op_ret (errno set). Returns -1
+ * with errno when the module socket could not be set up (fd unchanged).
+ * The caller holds a reference to kf.
+ */
+int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t keylen,
+                sock_first_op op, const void *arg, int *op_ret);
+
+/* Records a setsockopt made before the decision. */
+void sock_log_opt(struct file *f, int level, int name, const void *val, socklen_t len);
+/* 1 for INADDR_ANY / in6addr_any. */
+int sock_addr_is_wild(const struct sockaddr *a, socklen_t len);
+
+#define MCALL(f, op, ...) \
+    ({ MOD_ENTER(); __typeof__((f)->mod->op((f)->sock, ##__VA_ARGS__)) _r = (f)->mod->op((f)->sock, ##__VA_ARGS__); \
+       int _e = errno; MOD_LEAVE(); errno = _e; _r; })
+
+#endif

@@ -1,0 +1,240 @@
+/* wrap_fd.c - interposed fd-level calls: close, close_range, dup, dup2,
+ * dup3, fcntl/fcntl64/__fcntl, ioctl. dup'd fds share one struct file; the
+ * module socket is closed when the last fd referring to it goes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <sys/ioctl.h>
+
+#include "fd_table.h"
+#include "file.h"
+#include "fw.h"
+#include "libc_api.h"
+#include "sock.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* Drops the table's reference of fd (the kernel fd is already gone or is
+ * about to be replaced). */
+static void forget_fd(int fd)
+{
+    struct file *old = fd_table_take(fd);
+    if (old != NULL)
+        file_put(old);
+}
+
+/* newfd now refers to what oldfd's file is (after a successful dup). */
+static void share_fd(struct file *f, int newfd)
+{
+    forget_fd(newfd);
+    if (f == NULL)
+        return;
+    file_hold(f);
+    if (fd_table_set(newfd, f) < 0)
+        file_put(f);
+}
+
+EXPORT int close(int fd)
+{
+    if (t_in_module)
+        return LIBC(close)(fd);
+    struct file *f = fd_table_take(fd);
+    if (f == NULL)
+        return LIBC(close)(fd);
+    /* The module socket goes first (if this was its last fd), then the fd
+     * number is released, so the number cannot be reused while the
+     * framework still maps it. */
+    file_put(f);
+    return LIBC(close)(fd);
+}
+
+static void forget_one(int fd, struct file *f, void *arg)
+{
+    (void)f;
+    (void)arg;
+    forget_fd(fd);
+}
+
+EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+    int r = LIBC(close_range)(first, last, flags);
+    if (r == 0 && !t_in_module && !(flags & CLOSE_RANGE_CLOEXEC) && first <= (unsigned)INT32_MAX)
+        fd_table_each((int)first, last > (unsigned)INT32_MAX ? -1 : (int)last, forget_one, NULL);
+    return r;
+}
+
+EXPORT int dup(int oldfd)
+{
+    struct file *f;
+    if (t_in_module || (f = file_get(oldfd)) == NULL)
+        return LIBC(dup)(oldfd);
+    int r = LIBC(dup)(oldfd);
+    int err = errno;
+    if (r >= 0)
+        share_fd(f, r);
+    file_put(f);
+    errno = err;
+    return r;
+}
+
+static int dup_to(int oldfd, int newfd, int flags, int is_dup2)
+{
+    if (t_in_module)
+        return is_dup2 ? LIBC(dup2)(oldfd, newfd) : LIBC(dup3)(oldfd, newfd, flags);
+    struct file *f = file_get(oldfd);
+    int r = is_dup2 ? LIBC(dup2)(oldfd, newfd) : LIBC(dup3)(oldfd, newfd, flags);
+    int err = errno;
+    if (r >= 0 && oldfd != newfd)
+        share_fd(f, newfd);
+    if (f != NULL)
+        file_put(f);
+    errno = err;
+    return r;
+}
+
+EXPORT int dup2(int oldfd, int newfd)
+{
+    return dup_to(oldfd, newfd, 0, 1);
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+    return dup_to(oldfd, newfd, flags, 0);
+}
+
+/* ---- fcntl ------------------------------------------------------------- */
+
+static int set_nonblock(struct file *f, int fd, int on)
+{
+    if (f->kind == FILE_MSOCK) {
+        if (f->mod->set_nonblock == NULL) {
+            errno = EOPNOTSUPP;
+            return -1;
+        }
+        if (MCALL(f, set_nonblock, on) < 0)
+            return -1;
+    } else {
+        int fl = LIBC(fcntl)(fd, F_GETFL);
+        if (fl < 0 || LIBC(fcntl)(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK) < 0)
+            return -1;
+    }
+    __atomic_store_n(&f->nonblock, on, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static int fcntl_tracked(struct file *f, int fd, int cmd, long arg)
+{
+    switch (cmd) {
+    case F_GETFL: {
+        int fl = LIBC(fcntl)(fd, F_GETFL);
+        if (fl < 0 || f->kind != FILE_MSOCK)
+            return fl;
+        /* The app fd shares its open file description with the module's
+         * wait fd, whose O_NONBLOCK belongs to the module: report the app's. */
+        return (fl & ~O_NONBLOCK) | (__atomic_load_n(&f->nonblock, __ATOMIC_RELAXED) ? O_NONBLOCK : 0);
+    }
+    case F_SETFL:
+        if (f->kind == FILE_EPOLL)
+            return LIBC(fcntl)(fd, cmd, arg);
+        if (set_nonblock(f, fd, (arg & O_NONBLOCK) != 0) < 0)
+            return -1;
+        if (f->kind == FILE_MSOCK) {
+            int fl = LIBC(fcntl)(fd, F_GETFL);
+            return fl < 0 ? -1 : LIBC(fcntl)(fd, F_SETFL, (arg & ~O_NONBLOCK) | (fl & O_NONBLOCK));
+        }
+        return 0;
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC: {
+        int r = LIBC(fcntl)(fd, cmd, arg);
+        if (r >= 0) {
+            int err = errno;
+            share_fd(f, r);
+            errno = err;
+        }
+        return r;
+    }
+    default:
+        return LIBC(fcntl)(fd, cmd, arg);
+    }
+}
+
+static int fcntl_common(int fd, int cmd, long arg)
+{
+    struct file *f;
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(fcntl)(fd, cmd, arg);
+    int r = fcntl_tracked(f, fd, cmd, arg);
+    int err = errno;
+    file_put(f);
+    errno = err;
+    return r;
+}
+
+/* fcntl's third argument is an int or a pointer; on x86-64 both travel in
+ * the same register, so reading it as a long is exact for both. */
+EXPORT int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    long arg = va_arg(ap, long);
+    va_end(ap);
+    return fcntl_common(fd, cmd, arg);
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    long arg = va_arg(ap, long);
+    va_end(ap);
+    return fcntl_common(fd, cmd, arg);
+}
+
+EXPORT int __fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    long arg = va_arg(ap, long);
+    va_end(ap);
+    return fcntl_common(fd, cmd, arg);
+}
+
+/* ---- ioctl --------------------------------------------------------------- */
+
+static int ioctl_tracked(struct file *f, int fd, unsigned long req, void *arg)
+{
+    if (req == FIONBIO && f->kind != FILE_EPOLL) {
+        if (arg == NULL) {
+            errno = EFAULT;
+            return -1;
+        }
+        return set_nonblock(f, fd, *(int *)arg != 0);
+    }
+    if (f->kind != FILE_MSOCK || req == FIOCLEX || req == FIONCLEX)
+        return LIBC(ioctl)(fd, req, arg);
+    if (f->mod->ioctl == NULL) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    return MCALL(f, ioctl, req, arg);
+}
+
+EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+    va_list ap;
+    va_start(ap, req);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    struct file *f;
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(ioctl)(fd, req, arg);
+    int r = ioctl_tracked(f, fd, req, arg);
+    int err = errno;
+    file_put(f);
+    errno = err;
+    return r;
+}

@@ -1,0 +1,31 @@
+/* wrap_fork.c - fork(): framework and module locks are held across the
+ * fork so the child never inherits a lock taken by a thread that does not
+ * exist there. vfork() becomes fork() (POSIX allows it): a vfork child
+ * shares our memory, so a close() it made before exec would otherwise tear
+ * down the parent's module sockets. posix_spawn() is not wrapped: glibc's
+ * child runs only internal, non-interposed calls, then execs. An exec'd
+ * program gets a fresh framework through the inherited LD_PRELOAD. */
+#include <unistd.h>
+
+#include "fw.h"
+#include "libc_api.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+EXPORT pid_t fork(void)
+{
+    if (t_in_module)
+        return LIBC(fork)();
+    fw_fork_prepare();
+    pid_t pid = LIBC(fork)();
+    if (pid == 0)
+        fw_fork_child();
+    else
+        fw_fork_parent();
+    return pid;
+}
+
+EXPORT pid_t vfork(void)
+{
+    return fork();
+}

@@ -1,0 +1,452 @@
+/* wrap_io.c - interposed data-path calls. Kernel sockets: libc plus a
+ * counter add. Module sockets: the module's send/recv (one buffer) or
+ * sendmsg/recvmsg (vectors, addresses). Nothing here allocates or locks. */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/sendfile.h>
+
+#include "epoll_agg.h"
+#include "fd_table.h"
+#include "file.h"
+#include "fw.h"
+#include "libc_api.h"
+#include "sock.h"
+#include "stats.h"
+#include "timeutil.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+extern void __chk_fail(void) __attribute__((noreturn));
+
+static inline void count_io(struct file *f, ssize_t r, enum nstat_counter c)
+{
+    if (r > 0)
+        stats_add(f->stack, c, (uint64_t)r);
+}
+
+static ssize_t put_ret(struct file *f, ssize_t r)
+{
+    int err = errno;
+    file_put(f);
+    errno = err;
+    return r;
+}
+
+/* The kernel-socket fast path: one table load, then the libc call and one
+ * relaxed counter add - no reference count, no lock, no allocation. Files
+ * are never unmapped and a decided kernel socket's kind and stack never
+ * change while it is live, so reading them from a file being closed on
+ * another thread is safe (at worst those bytes count to the stack that
+ * socket had). Module and undecided sockets take the referenced path. */
+#define KERNEL_FAST_PATH(fd, ctr, call)                                          \
+    do {                                                                         \
+        struct file *kf_ = fd_table_get(fd);                                     \
+        if (kf_ == NULL || t_in_module)                                          \
+            return call;                                                         \
+        if (__atomic_load_n(&kf_->kind, __ATOMIC_RELAXED) == FILE_KSOCK &&        \
+            __atomic_load_n(&kf_->decided, __ATOMIC_ACQUIRE)) {                   \
+            int st_ = __atomic_load_n(&kf_->stack, __ATOMIC_RELAXED);             \
+            ssize_t r_ = call;                                                   \
+            if (r_ > 0)                                                          \
+                stats_add(st_, ctr, (uint64_t)r_);                               \
+            return r_;                                                           \
+        }                                                                        \
+    } while (0)
+
+/* ---- module helpers ---- */
+
+/* Rare: only for sockets registered in an epoll set that is itself
+ * watched; one relaxed load otherwise. */
+static inline void recheck_nested(struct file *f)
+{
+    if (__builtin_expect(__atomic_load_n(&f->in_nested_set, __ATOMIC_RELAXED), 0)) {
+        int err = errno;
+        ev_recheck_nested(f);
+        errno = err;
+    }
+}
+
+static ssize_t m_send(struct file *f, const void *buf, size_t len, int flags)
+{
+    if (f->mod->send == NULL) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    return MCALL(f, send, buf, len, flags);
+}
+
+static ssize_t m_recv(struct file *f, void *buf, size_t len, int flags)
+{
+    if (f->mod->recv == NULL) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    ssize_t r = MCALL(f, recv, buf, len, flags);
+    recheck_nested(f);
+    return r;
+}
+
+static ssize_t m_sendmsg(struct file *f, const struct msghdr *msg, int flags)
+{
+    if (f->mod->sendmsg == NULL) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    return MCALL(f, sendmsg, msg, flags);
+}
+
+static ssize_t m_recvmsg(struct file *f, struct msghdr *msg, int flags)
+{
+    if (f->mod->recvmsg == NULL) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    ssize_t r = MCALL(f, recvmsg, msg, flags);
+    recheck_nested(f);
+    return r;
+}
+
+/* An unconnected datagram socket learns its stack from its first
+ * destination. Returns the (possibly new) file to use, with a reference. */
+static struct file *route_by_dest(int fd, struct file *f, const struct sockaddr *to, socklen_t tolen)
+{
+    if (to == NULL || f->kind != FILE_KSOCK || f->type != SOCK_DGRAM ||
+        __atomic_load_n(&f->decided, __ATOMIC_ACQUIRE) || tolen < sizeof(sa_family_t) ||
+        to->sa_family != f->domain)
+        return f;
+    int dummy;
+    if (sock_decide(fd, f, to, tolen, NULL, NULL, &dummy) == 0) {
+        struct file *nf = file_get(fd);
+        if (nf != NULL) {
+            file_put(f);
+            return nf;
+        }
+    }
+    return f;
+}
+
+/* ---- send side ---- */
+
+EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+    struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(send)(fd, buf, len, flags));
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(send)(fd, buf, len, flags);
+    ssize_t r = f->kind == FILE_MSOCK ? m_send(f, buf, len, flags) : LIBC(send)(fd, buf, len, flags);
+    count_io(f, r, NSTAT_TX_BYTES);
+    return put_ret(f, r);
+}
+
+EXPORT ssize_t write(int fd, const void *buf, size_t len)
+{
+    struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(write)(fd, buf, len));
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(write)(fd, buf, len);
+    ssize_t r = f->kind == FILE_MSOCK ? m_send(f, buf, len, 0) : LIBC(write)(fd, buf, len);
+    count_io(f, r, NSTAT_TX_BYTES);
+    return put_ret(f, r);
+}
+
+EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to, socklen_t tolen)
+{
+    struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(sendto)(fd, buf, len, flags, to, tolen));
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(sendto)(fd, buf, len, flags, to, tolen);
+    f = route_by_dest(fd, f, to, tolen);
+    ssize_t r;
+    if (f->kind == FILE_MSOCK) {
+        if (to == NULL) {
+            r = m_send(f, buf, len, flags);
+        } else {
+            struct iovec iov = { (void *)buf, len };
+            struct msghdr msg = { .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1 };
+            r = m_sendmsg(f, &msg, flags);
+        }
+    } else {
+        r = LIBC(sendto)(fd, buf, len, flags, to, tolen);
+    }
+    count_io(f, r, NSTAT_TX_BYTES);
+    return put_ret(f, r);
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(sendmsg)(fd, msg, flags));
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(sendmsg)(fd, msg, flags);
+    if (msg != NULL)
+        f = route_by_dest(fd, f, msg->msg_name, msg->msg_namelen);
+    ssize_t r;
+    if (f->kind == FILE_MSOCK) {
+        if (msg == NULL) {
+            errno = EFAULT;
+            r = -1;
+        } else {
+            r = m_sendmsg(f, msg, flags);
+        }
+    } else {
+        r = LIBC(sendmsg)(fd, msg, flags);
+    }
+    count_io(f, r, NSTAT_TX_BYTES);
+    return put_ret(f, r);
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(writev)(fd, iov, iovcnt));
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(writev)(fd, iov, iovcnt);
+    ssize_t r;
+    if (f->kind == FILE_MSOCK) {
+        struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)(iovcnt < 0 ? 0 : iovcnt) };
+        if (iovcnt < 0 || iovcnt > IOV_MAX) {
+            errno = EINVAL;
+            r = -1;
+        } else {
+            r = m_sendmsg(f, &msg, 0);
+        }
+    } else {
+        r = LIBC(writev)(fd, iov, iovcnt);
+    }
+    count_io(f, r, NSTAT_TX_BYTES);
+    return put_ret(f, r);
+}
+
+EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+    struct file *f;
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(sendmmsg)(fd, vec, vlen, flags);
+    if (f->kind != FILE_MSOCK) {
+        int r = LIBC(sendmmsg)(fd, vec, vlen, flags);
+        for (int i = 0; i < r; i++)
+            count_io(f, vec[i].msg_len, NSTAT_TX_BYTES);
+        return (int)put_ret(f, r);
+    }
+    unsigned int i = 0;
+    for (; i < vlen && i < UIO_MAXIOV; i++) {
+        ssize_t r = m_sendmsg(f, &vec[i].msg_hdr, flags);
+        if (r < 0)
+            break;
+        vec[i].msg_len = (unsigned int)r;
+        count_io(f, r, NSTAT_TX_BYTES);
+    }
+    return (int)put_ret(f, i > 0 ? (ssize_t)i : -1);
+}
+
+/* ---- receive side ---- */
+
+EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+    struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(recv)(fd, buf, len, flags));
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(recv)(fd, buf, len, flags);
+    ssize_t r = f->kind == FILE_MSOCK ? m_recv(f, buf, len, flags) : LIBC(recv)(fd, buf, len, flags);
+    count_io(f, r, NSTAT_RX_BYTES);
+    return put_ret(f, r);
+}
+
+EXPORT ssize_t read(int fd, void *buf, size_t len)
+{
+    struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(read)(fd, buf, len));
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(read)(fd, buf, len);
+    ssize_t r = f->kind == FILE_MSOCK ? m_recv(f, buf, len, 0) : LIBC(read)(fd, buf, len);
+    count_io(f, r, NSTAT_RX_BYTES);
+    return put_ret(f, r);
+}
+
+EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *fromlen)
+{
+    struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(recvfrom)(fd, buf, len, flags, from, fromlen));
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(recvfrom)(fd, buf, len, flags, from, fromlen);
+    ssize_t r;
+    if (f->kind == FILE_MSOCK) {
+        if (from == NULL || fromlen == NULL) {
+            r = m_recv(f, buf, len, flags);
+        } else {
+            struct iovec iov = { buf, len };
+            struct msghdr msg = { .msg_name = from, .msg_namelen = *fromlen, .msg_iov = &iov, .msg_iovlen = 1 };
+            r = m_recvmsg(f, &msg, flags);
+            if (r >= 0)
+                *fromlen = msg.msg_namelen;
+        }
+    } else {
+        r = LIBC(recvfrom)(fd, buf, len, flags, from, fromlen);
+    }
+    count_io(f, r, NSTAT_RX_BYTES);
+    return put_ret(f, r);
+}
+
+EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(recvmsg)(fd, msg, flags));
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(recvmsg)(fd, msg, flags);
+    ssize_t r;
+    if (f->kind == FILE_MSOCK) {
+        if (msg == NULL) {
+            errno = EFAULT;
+            r = -1;
+        } else {
+            r = m_recvmsg(f, msg, flags);
+        }
+    } else {
+        r = LIBC(recvmsg)(fd, msg, flags);
+    }
+    count_io(f, r, NSTAT_RX_BYTES);
+    return put_ret(f, r);
+}
+
+EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(readv)(fd, iov, iovcnt));
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(readv)(fd, iov, iovcnt);
+    ssize_t r;
+    if (f->kind == FILE_MSOCK) {
+        struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)(iovcnt < 0 ? 0 : iovcnt) };
+        if (iovcnt < 0 || iovcnt > IOV_MAX) {
+            errno = EINVAL;
+            r = -1;
+        } else {
+            r = m_recvmsg(f, &msg, 0);
+        }
+    } else {
+        r = LIBC(readv)(fd, iov, iovcnt);
+    }
+    count_io(f, r, NSTAT_RX_BYTES);
+    return put_ret(f, r);
+}
+
+/* recvmmsg on a module socket, with the kernel's timeout rule: the time is
+ * checked after each received message (so the first one may block past it),
+ * the call returns what it has once it expired, and *tmo is updated to the
+ * time left (0 when expired). With MSG_WAITFORONE only the first may block. */
+static int m_recvmmsg(struct file *f, struct mmsghdr *vec, unsigned int vlen, int flags,
+                      struct timespec *tmo)
+{
+    int64_t deadline = tmo ? deadline_of(tmo) : -1;
+    int fl = flags & ~MSG_WAITFORONE;
+    unsigned int i = 0;
+    for (; i < vlen && i < UIO_MAXIOV; i++) {
+        ssize_t r = m_recvmsg(f, &vec[i].msg_hdr, fl);
+        if (r < 0)
+            break;
+        vec[i].msg_len = (unsigned int)r;
+        count_io(f, r, NSTAT_RX_BYTES);
+        if (flags & MSG_WAITFORONE)
+            fl |= MSG_DONTWAIT;
+        if (tmo != NULL && timespec_left(deadline, tmo) == 0) {
+            i++;
+            break;
+        }
+    }
+    if (i > 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        errno = 0;
+    return i > 0 ? (int)i : -1;
+}
+
+EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *tmo)
+{
+    struct file *f;
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(recvmmsg)(fd, vec, vlen, flags, tmo);
+    if (f->kind != FILE_MSOCK) {
+        int r = LIBC(recvmmsg)(fd, vec, vlen, flags, tmo);
+        for (int i = 0; i < r; i++)
+            count_io(f, vec[i].msg_len, NSTAT_RX_BYTES);
+        return (int)put_ret(f, r);
+    }
+    if (tmo != NULL && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 || tmo->tv_nsec >= 1000000000L)) {
+        errno = EINVAL;
+        return (int)put_ret(f, -1);
+    }
+    return (int)put_ret(f, m_recvmmsg(f, vec, vlen, flags, tmo));
+}
+
+/* ---- sendfile ---- */
+
+/* Copies from in_fd to a module socket through a stack buffer. */
+static ssize_t m_sendfile(struct file *f, int in_fd, off_t *offset, size_t count)
+{
+    char buf[16384];
+    size_t done = 0;
+    while (done < count) {
+        size_t want = count - done < sizeof(buf) ? count - done : sizeof(buf);
+        ssize_t n = offset ? pread(in_fd, buf, want, *offset) : LIBC(read)(in_fd, buf, want);
+        if (n <= 0) {
+            if (n < 0 && done == 0)
+                return -1;
+            break;
+        }
+        ssize_t s = m_send(f, buf, (size_t)n, 0);
+        if (s < 0) {
+            if (!offset && done == 0)
+                return -1;
+            if (!offset)
+                lseek(in_fd, -(off_t)n, SEEK_CUR);   /* unread what was not sent */
+            break;
+        }
+        if (!offset && s < n)
+            lseek(in_fd, -(off_t)(n - s), SEEK_CUR);
+        done += (size_t)s;
+        if (offset)
+            *offset += s;
+        if (s < n)
+            break;
+    }
+    return (ssize_t)done;
+}
+
+EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+    struct file *f;
+    if (t_in_module || (f = file_get(out_fd)) == NULL)
+        return LIBC(sendfile)(out_fd, in_fd, offset, count);
+    ssize_t r = f->kind == FILE_MSOCK ? m_sendfile(f, in_fd, offset, count)
+                                      : LIBC(sendfile)(out_fd, in_fd, offset, count);
+    count_io(f, r, NSTAT_TX_BYTES);
+    return put_ret(f, r);
+}
+
+EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset, size_t count)
+{
+    return sendfile(out_fd, in_fd, (off_t *)offset, count);
+}
+
+/* ---- _FORTIFY_SOURCE variants ---- */
+
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
+{
+    if (len > buflen)
+        __chk_fail();
+    return read(fd, buf, len);
+}
+
+EXPORT ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
+{
+    if (len > buflen)
+        __chk_fail();
+    return recv(fd, buf, len, flags);
+}
+
+EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
+                              struct sockaddr *from, socklen_t *fromlen)
+{
+    if (len > buflen)
+        __chk_fail();
+    return recvfrom(fd, buf, len, flags, from, fromlen);
+}

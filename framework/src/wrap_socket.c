@@ -1,0 +1,318 @@
+/* wrap_socket.c - interposed socket-management calls: socket, socketpair,
+ * bind, listen, accept, accept4, connect, shutdown, get/setsockopt,
+ * getsockname, getpeername. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "fd_table.h"
+#include "file.h"
+#include "fw.h"
+#include "fw_log.h"
+#include "libc_api.h"
+#include "sock.h"
+#include "stats.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+static int is_inet(int domain)
+{
+    return domain == AF_INET || domain == AF_INET6;
+}
+
+static int routable_type(int type)
+{
+    type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    return type == SOCK_STREAM || type == SOCK_DGRAM;
+}
+
+/* A module op that is NULL means "not supported". */
+#define MOD_HAS(f, op) ((f)->mod->op != NULL)
+#define NOT_SUPPORTED(err) (errno = (err), -1)
+
+EXPORT int socket(int domain, int type, int protocol)
+{
+    if (t_in_module || !is_inet(domain))
+        return LIBC(socket)(domain, type, protocol);
+    fw_start();
+    int fd = LIBC(socket)(domain, type, protocol);
+    if (fd < 0)
+        return fd;
+    /* Raw and other types are never routed but still counted as kernel. */
+    if (sock_track_kernel(fd, domain, type, protocol, !routable_type(type)) < 0) {
+        int err = errno;
+        LIBC(close)(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
+{
+    return LIBC(socketpair)(domain, type, protocol, sv);
+}
+
+/* ---- bind / listen / connect: where the stack is decided -------------- */
+
+static int op_bind(struct file *nf, const void *arg)
+{
+    const struct sockaddr *const *a = arg;
+    if (!MOD_HAS(nf, bind))
+        return NOT_SUPPORTED(EOPNOTSUPP);
+    return MCALL(nf, bind, a[0], (socklen_t)(uintptr_t)a[1]);
+}
+
+static int op_connect(struct file *nf, const void *arg)
+{
+    const struct sockaddr *const *a = arg;
+    if (!MOD_HAS(nf, connect))
+        return NOT_SUPPORTED(EOPNOTSUPP);
+    return MCALL(nf, connect, a[0], (socklen_t)(uintptr_t)a[1]);
+}
+
+static int op_listen(struct file *nf, const void *arg)
+{
+    if (!MOD_HAS(nf, listen))
+        return NOT_SUPPORTED(EOPNOTSUPP);
+    return MCALL(nf, listen, *(const int *)arg);
+}
+
+/* The socket is undecided and the address is usable as a routing key. */
+static int wants_decision(struct file *f, const struct sockaddr *addr, socklen_t len)
+{
+    return f->kind == FILE_KSOCK && !__atomic_load_n(&f->decided, __ATOMIC_ACQUIRE) &&
+           (addr == NULL || (len >= sizeof(sa_family_t) && addr->sa_family == f->domain &&
+                             len >= (f->domain == AF_INET ? sizeof(struct sockaddr_in)
+                                                          : sizeof(struct sockaddr_in6))));
+}
+
+EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    struct file *f;
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(bind)(fd, addr, len);
+    int r;
+    if (f->kind == FILE_MSOCK) {
+        r = MOD_HAS(f, bind) ? MCALL(f, bind, addr, len) : NOT_SUPPORTED(EOPNOTSUPP);
+    } else if (addr != NULL && wants_decision(f, addr, len) && !sock_addr_is_wild(addr, len)) {
+        const void *args[2] = { addr, (void *)(uintptr_t)len };
+        int d = sock_decide(fd, f, addr, len, op_bind, args, &r);
+        if (d == 1)
+            r = LIBC(bind)(fd, addr, len);
+        else if (d < 0)
+            r = -1;
+    } else {
+        r = LIBC(bind)(fd, addr, len);
+        if (r == 0 && f->kind == FILE_KSOCK && addr != NULL && sock_addr_is_wild(addr, len)) {
+            pthread_mutex_lock(&f->lock);
+            f->bound_wild = 1;
+            pthread_mutex_unlock(&f->lock);
+        }
+    }
+    int err = errno;
+    file_put(f);
+    errno = err;
+    return r;
+}
+
+EXPORT int listen(int fd, int backlog)
+{
+    struct file *f;
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(listen)(fd, backlog);
+    int r;
+    if (f->kind == FILE_MSOCK) {
+        r = MOD_HAS(f, listen) ? MCALL(f, listen, backlog) : NOT_SUPPORTED(EOPNOTSUPP);
+    } else if (wants_decision(f, NULL, 0) && f->type == SOCK_STREAM) {
+        int d = sock_decide(fd, f, NULL, 0, op_listen, &backlog, &r);
+        if (d == 1)
+            r = LIBC(listen)(fd, backlog);
+        else if (d < 0)
+            r = -1;
+    } else {
+        r = LIBC(listen)(fd, backlog);
+    }
+    int err = errno;
+    file_put(f);
+    errno = err;
+    return r;
+}
+
+static void count_connect(struct file *f, int fd, int r)
+{
+    if (r == 0 || errno == EINPROGRESS) {
+        struct file *now = fd_table_get(fd);
+        stats_add(now ? now->stack : f->stack, NSTAT_CONN_OUT, 1);
+    }
+}
+
+EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    struct file *f;
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(connect)(fd, addr, len);
+    int r;
+    if (f->kind == FILE_MSOCK) {
+        r = MOD_HAS(f, connect) ? MCALL(f, connect, addr, len) : NOT_SUPPORTED(EOPNOTSUPP);
+    } else if (addr != NULL && wants_decision(f, addr, len)) {
+        const void *args[2] = { addr, (void *)(uintptr_t)len };
+        int d = sock_decide(fd, f, addr, len, op_connect, args, &r);
+        if (d == 1)
+            r = LIBC(connect)(fd, addr, len);
+        else if (d < 0)
+            r = -1;
+    } else {
+        r = LIBC(connect)(fd, addr, len);
+    }
+    int err = errno;
+    if (f->kind != FILE_EPOLL)
+        count_connect(f, fd, r);
+    file_put(f);
+    errno = err;
+    return r;
+}
+
+/* ---- accept ----------------------------------------------------------- */
+
+static int accept_module(struct file *f, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    if (!MOD_HAS(f, accept))
+        return NOT_SUPPORTED(EOPNOTSUPP);
+    nstack_sock *ns = NULL;
+    int wfd = MCALL(f, accept, addr, len, flags, &ns);
+    if (wfd < 0)
+        return -1;
+    struct file *nf = sock_new_module(f->stack, f->domain, f->type, f->protocol, ns,
+                                      (flags & SOCK_NONBLOCK) != 0);
+    int fd = nf ? LIBC(fcntl)(wfd, (flags & SOCK_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0) : -1;
+    if (fd < 0 || fd_table_set(fd, nf) < 0) {
+        int err = nf ? errno : ENOMEM;
+        if (fd >= 0)
+            LIBC(close)(fd);
+        if (nf != NULL)
+            file_put(nf);          /* closes the module socket */
+        else {
+            MOD_ENTER();
+            f->mod->close(ns);
+            MOD_LEAVE();
+        }
+        errno = err;
+        return -1;
+    }
+    stats_add(f->stack, NSTAT_CONN_IN, 1);
+    return fd;
+}
+
+static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    struct file *f;
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(accept4)(fd, addr, len, flags);
+    int r;
+    if (f->kind == FILE_MSOCK && (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))) {
+        errno = EINVAL;
+        r = -1;
+    } else if (f->kind == FILE_MSOCK) {
+        r = accept_module(f, addr, len, flags);
+    } else {
+        r = LIBC(accept4)(fd, addr, len, flags);
+        if (r >= 0 && f->kind == FILE_KSOCK) {
+            int err = errno;
+            if (sock_track_kernel(r, f->domain, f->type | (flags & SOCK_NONBLOCK), f->protocol, 1) == 0)
+                stats_add(f->stack, NSTAT_CONN_IN, 1);
+            errno = err;
+        }
+    }
+    int err = errno;
+    file_put(f);
+    errno = err;
+    return r;
+}
+
+EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    return accept_common(fd, addr, len, 0);
+}
+
+EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    return accept_common(fd, addr, len, flags);
+}
+
+/* ---- the rest: module op, else kernel ---------------------------------- */
+
+EXPORT int shutdown(int fd, int how)
+{
+    struct file *f;
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(shutdown)(fd, how);
+    int r = f->kind == FILE_MSOCK ? (MOD_HAS(f, shutdown) ? MCALL(f, shutdown, how) : NOT_SUPPORTED(EOPNOTSUPP))
+                                  : LIBC(shutdown)(fd, how);
+    int err = errno;
+    file_put(f);
+    errno = err;
+    return r;
+}
+
+EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    struct file *f;
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(getsockname)(fd, addr, len);
+    int r = f->kind == FILE_MSOCK
+                ? (MOD_HAS(f, getsockname) ? MCALL(f, getsockname, addr, len) : NOT_SUPPORTED(EOPNOTSUPP))
+                : LIBC(getsockname)(fd, addr, len);
+    int err = errno;
+    file_put(f);
+    errno = err;
+    return r;
+}
+
+EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    struct file *f;
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(getpeername)(fd, addr, len);
+    int r = f->kind == FILE_MSOCK
+                ? (MOD_HAS(f, getpeername) ? MCALL(f, getpeername, addr, len) : NOT_SUPPORTED(EOPNOTSUPP))
+                : LIBC(getpeername)(fd, addr, len);
+    int err = errno;
+    file_put(f);
+    errno = err;
+    return r;
+}
+
+EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+    struct file *f;
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(getsockopt)(fd, level, name, val, len);
+    int r = f->kind == FILE_MSOCK
+                ? (MOD_HAS(f, getsockopt) ? MCALL(f, getsockopt, level, name, val, len) : NOT_SUPPORTED(ENOPROTOOPT))
+                : LIBC(getsockopt)(fd, level, name, val, len);
+    int err = errno;
+    file_put(f);
+    errno = err;
+    return r;
+}
+
+EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+{
+    struct file *f;
+    if (t_in_module || (f = file_get(fd)) == NULL)
+        return LIBC(setsockopt)(fd, level, name, val, len);
+    int r;
+    if (f->kind == FILE_MSOCK) {
+        r = MOD_HAS(f, setsockopt) ? MCALL(f, setsockopt, level, name, val, len) : NOT_SUPPORTED(ENOPROTOOPT);
+    } else {
+        r = LIBC(setsockopt)(fd, level, name, val, len);
+        if (r == 0 && f->kind == FILE_KSOCK && !__atomic_load_n(&f->decided, __ATOMIC_ACQUIRE))
+            sock_log_opt(f, level, name, val, len);
+    }
+    int err = errno;
+    file_put(f);
+    errno = err;
+    return r;
+}

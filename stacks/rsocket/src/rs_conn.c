@@ -1,0 +1,287 @@
+/*
+ * rs_conn.c - the connection state machine on rdma_cm. Each socket has a
+ * private event channel whose fd is in its wait fd; every CM event is
+ * handled non-blocking here, from poll_events or from a blocking call.
+ *
+ *   active:  RESOLVING_ADDR -> RESOLVING_ROUTE -> CONNECTING -> CONNECTED
+ *   passive: LISTENING; each CONNECT_REQUEST is answered at once
+ *            (rdma_accept, no thread, no lag) and queued for accept().
+ */
+#include "rs_sock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int rs_conn_bind(struct rsock *s, const struct sockaddr *addr, socklen_t len)
+{
+    (void)len;
+    if (s->state != RS_INIT) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (rdma_bind_addr(s->id, (struct sockaddr *)addr))
+        return -1;
+    s->state = RS_BOUND;
+    return 0;
+}
+
+int rs_conn_listen(struct rsock *s, int backlog)
+{
+    if (s->state == RS_LISTENING) {
+        s->backlog = backlog > 0 ? backlog : 1;
+        return 0;
+    }
+    if (s->state != RS_BOUND && s->state != RS_INIT) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (rdma_listen(s->id, backlog))
+        return -1;
+    s->backlog = backlog > 0 ? backlog : 1;
+    s->state = RS_LISTENING;
+    return 0;
+}
+
+int rs_conn_start(struct rsock *s, const struct sockaddr *addr, socklen_t len)
+{
+    (void)len;
+    if (rdma_resolve_addr(s->id, NULL, (struct sockaddr *)addr,
+                          (int)rs_tun.resolve_timeout_ms))
+        return -1;
+    s->state = RS_RESOLVING_ADDR;
+    return 0;
+}
+
+static void fill_conn_param(struct rdma_conn_param *p, const uint8_t *pdata)
+{
+    memset(p, 0, sizeof(*p));
+    p->private_data = pdata;
+    p->private_data_len = RS_CONN_DATA_LEN;
+    p->responder_resources = 0;
+    p->initiator_depth = 0;
+    p->flow_control = 1;
+    p->retry_count = 7;
+    p->rnr_retry_count = 7;      /* infinite: the protocol relies on it */
+}
+
+static void on_route_resolved(struct rsock *s)
+{
+    uint8_t pdata[RS_CONN_DATA_LEN];
+    struct rdma_conn_param param;
+
+    if (rs_endpoint_create(s)) {
+        rs_set_error(s, errno, NULL);
+        return;
+    }
+    rs_local_conn_data(s, pdata);
+    fill_conn_param(&param, pdata);
+    if (rdma_connect(s->id, &param)) {
+        rs_set_error(s, errno, NULL);
+        return;
+    }
+    s->state = RS_CONNECTING;
+}
+
+static void on_established(struct rsock *s, const struct rdma_cm_event *ev)
+{
+    struct rs_conn_info ci;
+    const char *why = NULL;
+
+    if (rs_wire_decode_conn(ev->param.conn.private_data,
+                            ev->param.conn.private_data_len, &ci, &why)) {
+        int err = errno;
+        rs_log(3, "connect: peer's reply private data rejected: %s", why);
+        s->state = RS_CONNECTED;     /* so rs_set_error tears the QP down */
+        rs_set_error(s, err, NULL);
+        s->state = RS_CONNECT_ERROR;
+        return;
+    }
+    rs_save_peer_conn(s, &ci);
+    s->state = RS_CONNECTED;
+    rs_update_credits(s);
+}
+
+/* Map a failed CM step to the errno a TCP socket would report. */
+static int cm_failure_errno(const struct rdma_cm_event *ev)
+{
+    switch (ev->event) {
+    case RDMA_CM_EVENT_REJECTED: return ECONNREFUSED;
+    case RDMA_CM_EVENT_ADDR_ERROR: return ev->status < 0 ? -ev->status : EHOSTUNREACH;
+    case RDMA_CM_EVENT_ROUTE_ERROR: return ev->status < 0 ? -ev->status : ENETUNREACH;
+    case RDMA_CM_EVENT_UNREACHABLE: return ev->status < 0 ? -ev->status : ETIMEDOUT;
+    default: return ev->status < 0 ? -ev->status : ECONNREFUSED;
+    }
+}
+
+static void on_active_event(struct rsock *s, const struct rdma_cm_event *ev)
+{
+    switch (ev->event) {
+    case RDMA_CM_EVENT_ADDR_RESOLVED:
+        if (rdma_resolve_route(s->id, (int)rs_tun.resolve_timeout_ms))
+            rs_set_error(s, errno, NULL);
+        else
+            s->state = RS_RESOLVING_ROUTE;
+        break;
+    case RDMA_CM_EVENT_ROUTE_RESOLVED:
+        on_route_resolved(s);
+        break;
+    case RDMA_CM_EVENT_ESTABLISHED:
+        on_established(s, ev);
+        break;
+    case RDMA_CM_EVENT_CONNECT_RESPONSE:
+        break;
+    default:
+        rs_set_error(s, cm_failure_errno(ev), NULL);
+        break;
+    }
+}
+
+static void on_connected_event(struct rsock *s, const struct rdma_cm_event *ev)
+{
+    switch (ev->event) {
+    case RDMA_CM_EVENT_DISCONNECTED:
+    case RDMA_CM_EVENT_DEVICE_REMOVAL:
+    case RDMA_CM_EVENT_TIMEWAIT_EXIT:
+        s->peer_gone = 1;
+        s->peer_wr_closed = 1;
+        if (s->state == RS_CONNECTED)
+            s->state = RS_DISCONNECTED;
+        break;
+    default:                         /* ESTABLISHED on the passive side */
+        break;
+    }
+}
+
+/* ---- passive side ---------------------------------------------------- */
+
+static int new_channel(struct rsock *s)
+{
+    s->cm_chan = rdma_create_event_channel();
+    if (!s->cm_chan)
+        return -1;
+    int fl = fcntl(s->cm_chan->fd, F_GETFL);
+    if (fl < 0 || fcntl(s->cm_chan->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -1;
+    return rs_wait_fd_add(s, s->cm_chan->fd);
+}
+
+static void reject_request(struct rdma_cm_id *id, const char *why)
+{
+    if (why)
+        rs_log(3, "incoming connection rejected: %s", why);
+    rdma_reject(id, NULL, 0);
+    rdma_destroy_id(id);
+}
+
+static int accept_on_wire(struct rsock *c, const struct rs_conn_info *ci)
+{
+    uint8_t pdata[RS_CONN_DATA_LEN];
+    struct rdma_conn_param param;
+
+    if (rs_endpoint_create(c))
+        return -1;
+    rs_save_peer_conn(c, ci);
+    rs_local_conn_data(c, pdata);
+    fill_conn_param(&param, pdata);
+    if (rdma_accept(c->id, &param))
+        return -1;
+    c->state = RS_CONNECTED;
+    rs_update_credits(c);
+    return 0;
+}
+
+static void queue_accepted(struct rsock *s, struct rsock *c)
+{
+    if (s->acceptq_tail)
+        s->acceptq_tail->acceptq_next = c;
+    else
+        s->acceptq_head = c;
+    s->acceptq_tail = c;
+    s->acceptq_len++;
+    rs_event(s);
+}
+
+/* The request's private data was copied before its event was acked. */
+static void on_connect_request(struct rsock *s, struct rdma_cm_id *nid,
+                               const uint8_t *pdata, size_t plen)
+{
+    struct rs_conn_info ci;
+    const char *why = NULL;
+
+    if (s->acceptq_len >= s->backlog)
+        return reject_request(nid, NULL);
+    if (rs_wire_decode_conn(pdata, plen, &ci, &why))
+        return reject_request(nid, why);
+    struct rsock *c = rs_alloc(s->domain, s);
+    if (!c)
+        return reject_request(nid, "out of memory");
+    c->id = nid;
+    nid->context = c;
+    if (new_channel(c) || rdma_migrate_id(nid, c->cm_chan) || accept_on_wire(c, &ci)) {
+        rs_log(3, "incoming connection failed: %s", strerror(errno));
+        rdma_reject(nid, NULL, 0);
+        rs_free(c);
+        return;
+    }
+    queue_accepted(s, c);
+}
+
+struct rsock *rs_conn_accept_pop(struct rsock *s)
+{
+    struct rsock *c = s->acceptq_head;
+    if (!c)
+        return NULL;
+    s->acceptq_head = c->acceptq_next;
+    if (!s->acceptq_head)
+        s->acceptq_tail = NULL;
+    c->acceptq_next = NULL;
+    s->acceptq_len--;
+    return c;
+}
+
+/* ---- event loop step ------------------------------------------------- */
+
+static void dispatch_event(struct rsock *s, struct rdma_cm_event *ev)
+{
+    if (s->state == RS_LISTENING) {
+        if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST) {
+            uint8_t pdata[256];
+            size_t plen = ev->param.conn.private_data_len;
+            struct rdma_cm_id *nid = ev->id;
+            if (plen > sizeof(pdata))
+                plen = sizeof(pdata);
+            if (ev->param.conn.private_data)
+                memcpy(pdata, ev->param.conn.private_data, plen);
+            else
+                plen = 0;
+            rdma_ack_cm_event(ev);
+            on_connect_request(s, nid, pdata, plen);
+            return;
+        }
+    } else if (s->state >= RS_RESOLVING_ADDR && s->state <= RS_CONNECTING) {
+        on_active_event(s, ev);
+    } else {
+        on_connected_event(s, ev);
+    }
+    rdma_ack_cm_event(ev);
+    rs_event(s);
+}
+
+/* Handle every pending CM event without blocking. Bounded: a channel only
+ * holds the events already queued by the kernel/device. */
+int rs_conn_process_cm(struct rsock *s)
+{
+    struct rdma_cm_event *ev;
+    int n = 0;
+
+    if (!s->cm_chan)
+        return 0;
+    while (n < 1024 && rdma_get_cm_event(s->cm_chan, &ev) == 0) {
+        dispatch_event(s, ev);
+        n++;
+    }
+    return n;
+}

@@ -1,0 +1,187 @@
+/*
+ * rs_ctrl.c - control traffic: credit and receive-buffer updates,
+ * SHUTDOWN/DISCONNECT messages, keepalive probes (a timerfd in the wait
+ * fd, no thread) and the bounded drain done by close().
+ */
+#include "rs_sock.h"
+#include "rs_ring.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+static int qp_usable(struct rsock *s)
+{
+    return (s->state == RS_CONNECTED || s->state == RS_DISCONNECTED) &&
+           !s->disconnect_sent && s->id && s->id->qp;
+}
+
+static uint8_t *ctrl_slot(struct rsock *s)
+{
+    uint32_t i = s->ctrl_seq++ % RS_QP_CTRL_SLOTS;
+    return s->sbuf + s->sbuf_size + i * RS_CTRL_BUF_LEN;
+}
+
+/*
+ * Return credits (absolute limit rseq_no + rq_size) and, when half of rbuf
+ * has been read, advertise that half into the peer's next SGL slot.
+ */
+void rs_update_credits(struct rsock *s)
+{
+    uint32_t half = s->rbuf_size / 2;
+    int give_buf;
+
+    if (!qp_usable(s) || s->peer_gone || s->ctrl_avail == 0)
+        return;
+    give_buf = s->rbuf_bytes_avail >= half;
+    if (!give_buf && rs_seq_diff(s->rseq_no, s->rseq_comp) < 0)
+        return;
+    s->rseq_comp = (uint16_t)(s->rseq_no + s->rq_size / 2);
+    uint32_t imm = rs_wire_imm(RS_OP_SGL, (uint32_t)s->rseq_no + s->rq_size);
+    uint64_t wr_id = rs_wrid(RS_OP_SGL, 0, 0);
+
+    if (!give_buf) {
+        if (rs_post_write(s, wr_id, imm, 1, NULL, 0, 0, s->remote_sgl.addr, s->remote_sgl.key))
+            return;
+        s->ctrl_avail--;
+        return;
+    }
+    struct rs_wire_sge adv = { (uintptr_t)(s->rbuf + s->rbuf_free_offset), s->rmr->rkey, half };
+    uint8_t *slot = ctrl_slot(s);
+    rs_wire_encode_sge(&adv, s->peer_be, slot);
+    struct ibv_sge sge = { (uintptr_t)slot, RS_SGE_WIRE_LEN, s->smr->lkey };
+    uint64_t raddr = s->remote_sgl.addr + (uint64_t)RS_SGE_WIRE_LEN * s->remote_sge;
+    if (rs_post_write(s, wr_id, imm, 1, &sge, 1, RS_SGE_WIRE_LEN, raddr, s->remote_sgl.key))
+        return;
+    s->ctrl_avail--;
+    s->rbuf_free_offset = rs_ring_advance(s->rbuf_free_offset, half, s->rbuf_size);
+    s->remote_sge = (s->remote_sge + 1) % s->remote_sgl.length;
+    s->rbuf_bytes_avail -= half;
+    s->rx_window += half;
+}
+
+/* Post one 0-byte control message, waiting (bounded) for a control slot. */
+int rs_send_ctrl(struct rsock *s, enum rs_ctrl type)
+{
+    int64_t deadline = rs_now_ms() + rs_tun.close_timeout_ms;
+
+    while (qp_usable(s) && s->ctrl_avail == 0) {
+        rs_progress(s, 0);
+        if (s->ctrl_avail == 0 && rs_wait_locked(s, deadline))
+            return -1;
+    }
+    if (!qp_usable(s))
+        return 0;
+    if (rs_post_write(s, rs_wrid(RS_OP_CTRL, type, 0), rs_wire_imm(RS_OP_CTRL, type), 1,
+                      NULL, 0, 0, s->remote_sgl.addr, s->remote_sgl.key))
+        return -1;
+    s->ctrl_avail--;
+    if (type == RS_CTRL_DISCONNECT)
+        s->disconnect_sent = 1;
+    return 0;
+}
+
+int rs_shutdown_locked(struct rsock *s, int how)
+{
+    if (s->state != RS_CONNECTED && s->state != RS_DISCONNECTED) {
+        errno = ENOTCONN;
+        return -1;
+    }
+    if (how == SHUT_RD || how == SHUT_RDWR)
+        s->rd_open = 0;
+    if (how == SHUT_WR || how == SHUT_RDWR)
+        s->wr_open = 0;
+    rs_event(s);
+    if (s->peer_gone || s->disconnect_sent)
+        return 0;
+    if (!s->rd_open && !s->wr_open)
+        return rs_send_ctrl(s, RS_CTRL_DISCONNECT);
+    if (how == SHUT_WR)
+        return rs_send_ctrl(s, RS_CTRL_SHUTDOWN);
+    return 0;
+}
+
+static int sends_outstanding(struct rsock *s)
+{
+    return s->sqe_avail < (uint32_t)s->sq_size - RS_QP_CTRL_SLOTS ||
+           s->ctrl_avail < RS_QP_CTRL_SLOTS;
+}
+
+/* close(): tell the peer, let queued data land, but never wait longer than
+ * close_timeout_ms (or SO_LINGER's time) for a peer that is gone. */
+void rs_close_drain(struct rsock *s)
+{
+    uint32_t ms = s->linger.l_onoff ? (uint32_t)s->linger.l_linger * 1000
+                                    : rs_tun.close_timeout_ms;
+    int64_t deadline = rs_now_ms() + ms;
+
+    if (qp_usable(s) && !s->peer_gone && ms)
+        rs_send_ctrl(s, RS_CTRL_DISCONNECT);
+    while (s->cq && s->state != RS_ERROR && sends_outstanding(s) && ms) {
+        rs_progress(s, 1);
+        if (!sends_outstanding(s) || rs_wait_locked(s, deadline))
+            break;
+    }
+    if (s->id && s->state >= RS_CONNECTING)
+        rdma_disconnect(s->id);
+}
+
+/* ---- keepalive ---------------------------------------------------------- */
+
+static int keepalive_period(struct rsock *s)
+{
+    if (s->keepidle_s > 0)
+        return s->keepidle_s;
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_keepalive_time", "re");
+    int v = 0;
+    if (f) {
+        if (fscanf(f, "%d", &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    return v > 0 ? v : 7200;
+}
+
+/* (Re)arm the keepalive timer; it lives in the wait fd, so a sleeping
+ * poller wakes to send the probe and nothing runs when nobody polls. */
+int rs_keepalive_arm(struct rsock *s)
+{
+    if (!s->keepalive) {
+        if (s->timer_fd >= 0) {
+            struct itimerspec off = { 0 };
+            timerfd_settime(s->timer_fd, 0, &off, NULL);
+        }
+        return 0;
+    }
+    if (s->timer_fd < 0) {
+        s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (s->timer_fd < 0 || rs_wait_fd_add(s, s->timer_fd))
+            return -1;
+    }
+    int p = keepalive_period(s);
+    struct itimerspec its = { .it_interval = { p, 0 }, .it_value = { p, 0 } };
+    return timerfd_settime(s->timer_fd, 0, &its, NULL);
+}
+
+/* A 0-byte RDMA WRITE (no immediate): the peer sees nothing, a dead peer
+ * makes it fail, which reports ETIMEDOUT. */
+void rs_keepalive_tick(struct rsock *s)
+{
+    uint64_t ticks;
+    if (s->timer_fd < 0 || read(s->timer_fd, &ticks, sizeof(ticks)) != sizeof(ticks))
+        return;
+    if (!qp_usable(s) || s->peer_gone)
+        return;
+    if (s->ctrl_avail == 0) {
+        if (ticks > 1)   /* probes stuck for whole periods: the peer is gone */
+            rs_set_error(s, ETIMEDOUT, "keepalive: no progress");
+        return;
+    }
+    if (rs_post_write(s, rs_wrid(RS_OP_CTRL, RS_CTRL_KEEPALIVE, 0), 0, 0, NULL, 0, 0,
+                      s->remote_sgl.addr, s->remote_sgl.key) == 0)
+        s->ctrl_avail--;
+}

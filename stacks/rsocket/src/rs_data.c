@@ -1,0 +1,469 @@
+/*
+ * rs_data.c - the data path: completion processing (receiver dispatch,
+ * send completions), the send path (staging ring -> RDMA WRITE WITH IMM
+ * into the peer's advertised half-buffers) and the receive path (reading
+ * rbuf in order, returning credits). Nothing here allocates.
+ */
+#include "rs_sock.h"
+#include "rs_ring.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+#define RS_CQ_BATCH     16
+#define RS_CQ_ACK_BATCH 64
+
+uint64_t rs_wrid(enum rs_op op, uint32_t value, uint32_t sbuf_bytes)
+{
+    return (uint64_t)sbuf_bytes << 32 | (uint32_t)op << 29 | (value & RS_IMM_VALUE_MASK);
+}
+
+static enum rs_op wrid_op(uint64_t wr_id) { return (enum rs_op)((uint32_t)wr_id >> 29); }
+static uint32_t wrid_value(uint64_t wr_id) { return (uint32_t)wr_id & RS_IMM_VALUE_MASK; }
+static uint32_t wrid_sbuf(uint64_t wr_id) { return (uint32_t)(wr_id >> 32) & 0x7fffffff; }
+
+/* ---- completions ------------------------------------------------------ */
+
+static void repost_recv(struct rsock *s)
+{
+    struct ibv_recv_wr wr = { .wr_id = RS_WRID_RECV }, *bad;
+    if (ibv_post_recv(s->id->qp, &wr, &bad))
+        rs_set_error(s, EIO, "cannot re-post a receive");
+}
+
+static void queue_data(struct rsock *s, uint32_t len)
+{
+    s->rmsg[s->rmsg_tail] = len;
+    s->rmsg_tail = rs_ring_advance(s->rmsg_tail, 1, s->rmsg_slots);
+    s->rx_window -= len;
+    s->rx_queued += len;
+}
+
+static void handle_recv(struct rsock *s, const struct ibv_wc *wc)
+{
+    struct rs_rx_verdict v;
+    struct rs_rx_limits lim = {
+        .rx_window = s->rx_window,
+        .rmsg_free = s->rmsg_slots - 1 -
+                     rs_ring_count(s->rmsg_head, s->rmsg_tail, s->rmsg_slots),
+        .sseq_no = s->sseq_no,
+        .sseq_comp = s->sseq_comp,
+        .peer_rq_size = s->peer_rq_size,
+    };
+
+    if (wc->status != IBV_WC_SUCCESS) {
+        if (wc->status != IBV_WC_WR_FLUSH_ERR)
+            rs_set_error(s, EIO, "receive completion failed");
+        return;
+    }
+    if (!(wc->wc_flags & IBV_WC_WITH_IMM)) {
+        rs_set_error(s, EPROTO, "peer sent a message without immediate data");
+        return;
+    }
+    if (s->state == RS_ERROR)
+        return;
+    rs_wire_classify(wc->imm_data, &lim, &v);
+    switch (v.kind) {
+    case RS_RX_DATA:       queue_data(s, v.len); break;
+    case RS_RX_CREDIT:     s->sseq_comp = v.limit; break;
+    case RS_RX_IGNORE:     break;
+    case RS_RX_SHUTDOWN:   s->peer_wr_closed = 1; break;
+    case RS_RX_DISCONNECT:
+        s->peer_wr_closed = s->peer_gone = 1;
+        if (s->state == RS_CONNECTED)
+            s->state = RS_DISCONNECTED;
+        break;
+    case RS_RX_BAD:
+        rs_set_error(s, EPROTO, v.why);
+        return;
+    }
+    repost_recv(s);
+}
+
+static void handle_send(struct rsock *s, const struct ibv_wc *wc)
+{
+    enum rs_op op = wrid_op(wc->wr_id);
+
+    if (op == RS_OP_SGL || op == RS_OP_CTRL)
+        s->ctrl_avail++;
+    else
+        s->sqe_avail++;
+    s->sbuf_bytes_avail += wrid_sbuf(wc->wr_id);
+    if (wc->status == IBV_WC_SUCCESS || s->state == RS_ERROR)
+        return;
+    if (wc->status == IBV_WC_WR_FLUSH_ERR && (s->peer_gone || s->disconnect_sent))
+        return;
+    if (op == RS_OP_CTRL && wrid_value(wc->wr_id) == RS_CTRL_KEEPALIVE)
+        rs_set_error(s, ETIMEDOUT, "keepalive: peer does not answer");
+    else
+        rs_set_error(s, s->peer_gone ? EPIPE : EIO, NULL);
+}
+
+static int process_cq(struct rsock *s)
+{
+    struct ibv_wc wc[RS_CQ_BATCH];
+    int total = 0, n;
+
+    if (!s->cq)
+        return 0;
+    /* Bounded: the CQ holds at most sq_size + rq_size entries. */
+    while (total <= s->sq_size + s->rq_size &&
+           (n = ibv_poll_cq(s->cq, RS_CQ_BATCH, wc)) > 0) {
+        for (int i = 0; i < n; i++) {
+            if (wc[i].wr_id & RS_WRID_RECV)
+                handle_recv(s, &wc[i]);
+            else
+                handle_send(s, &wc[i]);
+        }
+        total += n;
+    }
+    if (total)
+        rs_event(s);
+    return total;
+}
+
+/* Consume completion-channel events; returns how many. */
+static int take_cq_events(struct rsock *s)
+{
+    struct ibv_cq *cq;
+    void *ctx;
+    int n = 0;
+
+    if (!s->comp_chan)
+        return 0;
+    while (n < 1024 && ibv_get_cq_event(s->comp_chan, &cq, &ctx) == 0) {
+        s->cq_armed = 0;
+        s->cq_unacked++;
+        n++;
+    }
+    if (s->cq_unacked >= RS_CQ_ACK_BATCH) {
+        ibv_ack_cq_events(s->cq, s->cq_unacked);
+        s->cq_unacked = 0;
+    }
+    return n;
+}
+
+/*
+ * All pending work, never blocking: CM events, keepalive timer, CQ events,
+ * completions, re-arm then poll once more (a completion that arrived before
+ * the arm would raise no event), credit return. When an I/O call (not
+ * poll_events) consumed a channel event, a thread waiting in the
+ * dispatcher's epoll may have lost its wake-up: tell the dispatcher.
+ */
+int rs_progress(struct rsock *s, int from_poll)
+{
+    int consumed;
+
+    rs_conn_process_cm(s);
+    rs_keepalive_tick(s);
+    consumed = take_cq_events(s);
+    /* The passive side may write its first credit update as soon as it
+     * has accepted, before our ESTABLISHED event (and with it the peer's
+     * connection data) has been read: leave completions in the CQ until
+     * then, unarmed, so they neither get judged against an empty window
+     * nor keep the wait fd readable. ESTABLISHED itself wakes us. */
+    if (s->state == RS_CONNECTING)
+        return consumed;
+    process_cq(s);
+    if (s->cq && !s->cq_armed && s->fork_gen == rs_fork_gen) {
+        if (ibv_req_notify_cq(s->cq, 0) == 0)
+            s->cq_armed = 1;
+        process_cq(s);
+    }
+    rs_update_credits(s);
+    if (consumed && !from_poll && s->cookie && rs_notify_fn)
+        rs_notify_fn(s->cookie);
+    return consumed;
+}
+
+/* ---- sending ---------------------------------------------------------- */
+
+/* Load the next advertised receive buffer of the peer, if it has one. The
+ * slot is cleared at once: the peer rewrites it only after it was used up. */
+static int target_ready(struct rsock *s)
+{
+    struct rs_wire_sge sge;
+    uint8_t *slot = s->target + s->target_sge * RS_SGE_WIRE_LEN;
+
+    if (s->tgt_left)
+        return 1;
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    rs_wire_decode_sge(slot, rs_wire_host_is_be(), &sge);
+    if (sge.length == 0)
+        return 0;
+    memset(slot + 12, 0, 4);
+    s->tgt_addr = sge.addr;
+    s->tgt_key = sge.key;
+    s->tgt_left = sge.length;
+    return 1;
+}
+
+int rs_can_send(struct rsock *s)
+{
+    return s->sqe_avail > 0 &&
+           s->sbuf_bytes_avail >= RS_SNDLOWAT &&
+           rs_seq_has_credit(s->sseq_no, s->sseq_comp) &&
+           target_ready(s);
+}
+
+int rs_post_write(struct rsock *s, uint64_t wr_id, uint32_t imm_be, int with_imm,
+                  const struct ibv_sge *sge, int nsge, uint32_t len,
+                  uint64_t raddr, uint32_t rkey)
+{
+    struct ibv_send_wr wr = {
+        .wr_id = wr_id,
+        .sg_list = (struct ibv_sge *)sge,
+        .num_sge = nsge,
+        .opcode = with_imm ? IBV_WR_RDMA_WRITE_WITH_IMM : IBV_WR_RDMA_WRITE,
+        .send_flags = (len && len <= s->sq_inline) ? IBV_SEND_INLINE : 0,
+        .imm_data = imm_be,
+    }, *bad;
+    wr.wr.rdma.remote_addr = raddr;
+    wr.wr.rdma.rkey = rkey;
+    if (ibv_post_send(s->id->qp, &wr, &bad)) {
+        rs_set_error(s, EIO, "cannot post a send");
+        return -1;
+    }
+    return 0;
+}
+
+/* Copy into the staging ring; one or two SGEs (the ring may wrap). */
+int rs_stage_copy(struct rsock *s, const void *src, uint32_t len, struct ibv_sge sge[2])
+{
+    uint32_t first = rs_ring_first_part(s->sbuf_head, len, s->sbuf_size);
+    int n = 1;
+
+    memcpy(s->sbuf + s->sbuf_head, src, first);
+    sge[0] = (struct ibv_sge){ (uintptr_t)(s->sbuf + s->sbuf_head), first, s->smr->lkey };
+    if (len > first) {
+        memcpy(s->sbuf, (const uint8_t *)src + first, len - first);
+        sge[1] = (struct ibv_sge){ (uintptr_t)s->sbuf, len - first, s->smr->lkey };
+        n = 2;
+    }
+    s->sbuf_head = rs_ring_advance(s->sbuf_head, len, s->sbuf_size);
+    s->sbuf_bytes_avail -= len;
+    return n;
+}
+
+struct rs_iov_cursor {
+    const struct iovec *iov;
+    int cnt, idx;
+    size_t off;
+};
+
+/* Gather `len` bytes from the iovecs into the staging ring. */
+static int stage_from_iov(struct rsock *s, struct rs_iov_cursor *c, uint32_t len,
+                          struct ibv_sge sge[2])
+{
+    uint32_t start = s->sbuf_head, left = len;
+    while (left) {
+        while (c->off == c->iov[c->idx].iov_len) {
+            c->idx++;
+            c->off = 0;
+        }
+        size_t take = c->iov[c->idx].iov_len - c->off;
+        if (take > left)
+            take = left;
+        uint32_t first = rs_ring_first_part(s->sbuf_head, (uint32_t)take, s->sbuf_size);
+        const uint8_t *src = (const uint8_t *)c->iov[c->idx].iov_base + c->off;
+        memcpy(s->sbuf + s->sbuf_head, src, first);
+        memcpy(s->sbuf, src + first, take - first);
+        s->sbuf_head = rs_ring_advance(s->sbuf_head, (uint32_t)take, s->sbuf_size);
+        c->off += take;
+        left -= (uint32_t)take;
+    }
+    s->sbuf_bytes_avail -= len;
+    uint32_t first = rs_ring_first_part(start, len, s->sbuf_size);
+    sge[0] = (struct ibv_sge){ (uintptr_t)(s->sbuf + start), first, s->smr->lkey };
+    if (len == first)
+        return 1;
+    sge[1] = (struct ibv_sge){ (uintptr_t)s->sbuf, len - first, s->smr->lkey };
+    return 2;
+}
+
+static uint32_t chunk_size(struct rsock *s, size_t left)
+{
+    uint64_t n = left;
+    if (n > RS_MAX_TRANSFER) n = RS_MAX_TRANSFER;
+    if (n > s->sbuf_bytes_avail) n = s->sbuf_bytes_avail;
+    if (n > s->tgt_left) n = s->tgt_left;
+    return (uint32_t)n;
+}
+
+/* One data write; never crosses the peer's current buffer. */
+static int send_chunk(struct rsock *s, struct rs_iov_cursor *c, uint32_t len)
+{
+    struct ibv_sge sge[2];
+    int nsge = stage_from_iov(s, c, len, sge);
+
+    if (rs_post_write(s, rs_wrid(RS_OP_DATA, len, len), rs_wire_imm(RS_OP_DATA, len), 1,
+                      sge, nsge, len, s->tgt_addr, s->tgt_key))
+        return -1;
+    s->sseq_no++;
+    s->sqe_avail--;
+    s->tgt_addr += len;
+    s->tgt_left -= len;
+    if (!s->tgt_left)
+        s->target_sge = (s->target_sge + 1) % RS_SGL_SIZE;
+    return 0;
+}
+
+static int send_state_error(struct rsock *s, int flags)
+{
+    if (s->state == RS_ERROR || s->state == RS_CONNECT_ERROR) {
+        int e = s->err ? s->err : EPIPE;
+        s->err = 0;
+        errno = e;
+        return -1;
+    }
+    if (s->state < RS_CONNECTED) {
+        errno = (s->state >= RS_RESOLVING_ADDR) ? EAGAIN : ENOTCONN;
+        return -1;
+    }
+    if (!s->wr_open || s->peer_gone || s->disconnect_sent) {
+        if (!(flags & MSG_NOSIGNAL))
+            raise(SIGPIPE);
+        errno = EPIPE;
+        return -1;
+    }
+    return 0;
+}
+
+ssize_t rs_sendv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, int flags)
+{
+    struct rs_iov_cursor c = { iov, iovcnt, 0, 0 };
+    size_t total = 0, sent = 0;
+    int64_t deadline = rs_deadline(&s->sndtimeo, s->nonblock || (flags & MSG_DONTWAIT));
+
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    /* Mappings made by riomap() reach the peer before the data does. */
+    while (s->iomap && s->state == RS_CONNECTED) {
+        int left = rs_iomap_flush(s);
+        if (left <= 0) {
+            if (left < 0)
+                return -1;
+            break;
+        }
+        rs_progress(s, 0);
+        if (rs_iomap_flush(s) > 0 && rs_wait_locked(s, deadline))
+            return -1;
+    }
+    while (sent < total) {
+        if (send_state_error(s, flags))
+            return sent ? (ssize_t)sent : -1;
+        if (!rs_can_send(s)) {
+            rs_progress(s, 0);
+            if (rs_can_send(s))
+                continue;
+            if (sent && deadline == 0)
+                break;
+            if (rs_wait_locked(s, deadline))
+                return sent ? (ssize_t)sent : -1;
+            continue;
+        }
+        uint32_t n = chunk_size(s, total - sent);
+        if (send_chunk(s, &c, n))
+            return sent ? (ssize_t)sent : -1;
+        sent += n;
+    }
+    rs_event(s);
+    return (ssize_t)sent;
+}
+
+/* ---- receiving -------------------------------------------------------- */
+
+/* Copy up to `len` queued bytes out of rbuf; consume unless peeking. */
+static size_t copy_out(struct rsock *s, const struct iovec *iov, int iovcnt,
+                       size_t *iov_i, size_t *iov_off, size_t len, int peek)
+{
+    uint32_t head = s->rmsg_head, off = s->rbuf_offset, head_left = 0;
+    size_t done = 0;
+
+    if (head != s->rmsg_tail)
+        head_left = s->rmsg[head];
+    while (done < len && head != s->rmsg_tail && *iov_i < (size_t)iovcnt) {
+        if (*iov_off == iov[*iov_i].iov_len) {
+            (*iov_i)++;
+            *iov_off = 0;
+            continue;
+        }
+        size_t n = iov[*iov_i].iov_len - *iov_off;
+        if (n > len - done) n = len - done;
+        if (n > head_left) n = head_left;
+        n = rs_ring_first_part(off, (uint32_t)n, s->rbuf_size);
+        memcpy((uint8_t *)iov[*iov_i].iov_base + *iov_off, s->rbuf + off, n);
+        *iov_off += n;
+        done += n;
+        off = rs_ring_advance(off, (uint32_t)n, s->rbuf_size);
+        head_left -= (uint32_t)n;
+        if (!head_left) {
+            if (!peek)
+                s->rseq_no++;
+            head = rs_ring_advance(head, 1, s->rmsg_slots);
+            if (head != s->rmsg_tail)
+                head_left = s->rmsg[head];
+        }
+    }
+    if (!peek) {
+        if (head != s->rmsg_tail)
+            s->rmsg[head] = head_left;
+        s->rmsg_head = head;
+        s->rbuf_offset = off;
+        s->rbuf_bytes_avail += (uint32_t)done;
+        s->rx_queued -= done;
+    }
+    return done;
+}
+
+/* 0 = keep going, 1 = EOF, -1 = error (errno set). */
+static int recv_state(struct rsock *s)
+{
+    if (s->rx_queued)
+        return 0;
+    if (s->state == RS_ERROR || s->state == RS_CONNECT_ERROR) {
+        if (!s->err)
+            return 1;
+        errno = s->err;
+        s->err = 0;
+        return -1;
+    }
+    if (s->state < RS_CONNECTED) {
+        errno = s->state >= RS_RESOLVING_ADDR ? EAGAIN : ENOTCONN;
+        return -1;
+    }
+    if (!s->rd_open || s->peer_wr_closed)
+        return 1;
+    return 0;
+}
+
+ssize_t rs_recvv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, int flags)
+{
+    size_t want = 0, got = 0, iov_i = 0, iov_off = 0;
+    int peek = flags & MSG_PEEK;
+    int64_t deadline = rs_deadline(&s->rcvtimeo, s->nonblock || (flags & MSG_DONTWAIT));
+
+    for (int i = 0; i < iovcnt; i++)
+        want += iov[i].iov_len;
+    if (want == 0)
+        return 0;
+    for (;;) {
+        if (!s->rx_queued)
+            rs_progress(s, 0);
+        if (s->rx_queued) {
+            got += copy_out(s, iov, iovcnt, &iov_i, &iov_off, want - got, peek);
+            if (!peek)
+                rs_update_credits(s);
+            if (got == want || !(flags & MSG_WAITALL) || peek)
+                break;
+            continue;
+        }
+        int st = recv_state(s);
+        if (st)
+            return got ? (ssize_t)got : (st > 0 ? 0 : -1);
+        if (rs_wait_locked(s, deadline))
+            return got ? (ssize_t)got : -1;
+    }
+    return (ssize_t)got;
+}

@@ -1,0 +1,198 @@
+/*
+ * rs_endpoint.c - the verbs resources of one connection: completion
+ * channel and CQ (in the wait fd), the RC QP, the three registered
+ * buffers, the posted receives and the 40-byte connection data.
+ */
+#include "rs_sock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static size_t page_round(size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (n + page - 1) & ~(page - 1);
+}
+
+/* Page-aligned and page-rounded, so fork protection (MADV_DONTFORK) never
+ * covers a neighbour's heap. */
+static void *page_alloc(size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, (size_t)sysconf(_SC_PAGESIZE), page_round(n)))
+        return NULL;
+    memset(p, 0, page_round(n));
+    return p;
+}
+
+static void clamp_sizes(struct rsock *s)
+{
+    struct ibv_device_attr attr;
+    uint32_t max = 0xfffe;
+    if (!ibv_query_device(s->id->verbs, &attr) && attr.max_qp_wr > 0 &&
+        (uint32_t)attr.max_qp_wr < max)
+        max = (uint32_t)attr.max_qp_wr;
+    if (s->sq_size > max) s->sq_size = (uint16_t)max;
+    if (s->rq_size > max) s->rq_size = (uint16_t)max;
+    if (s->sq_size < 16) s->sq_size = 16;
+    if (s->rq_size < 16) s->rq_size = 16;
+    s->rbuf_size &= ~1u;                   /* two equal halves */
+    if (s->rbuf_size < 8192) s->rbuf_size = 8192;
+    if (s->sbuf_size < 4096) s->sbuf_size = 4096;
+}
+
+static int create_cq(struct rsock *s)
+{
+    s->comp_chan = ibv_create_comp_channel(s->id->verbs);
+    if (!s->comp_chan)
+        return -1;
+    int fl = fcntl(s->comp_chan->fd, F_GETFL);
+    if (fl < 0 || fcntl(s->comp_chan->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -1;
+    s->cq = ibv_create_cq(s->id->verbs, s->sq_size + s->rq_size, s, s->comp_chan, 0);
+    if (!s->cq)
+        return -1;
+    if (ibv_req_notify_cq(s->cq, 0))
+        return -1;
+    s->cq_armed = 1;
+    return rs_wait_fd_add(s, s->comp_chan->fd);
+}
+
+static int create_qp(struct rsock *s)
+{
+    struct ibv_qp_init_attr attr = {
+        .send_cq = s->cq,
+        .recv_cq = s->cq,
+        .cap = {
+            .max_send_wr = s->sq_size,
+            .max_recv_wr = s->rq_size,
+            .max_send_sge = 2,
+            .max_recv_sge = 1,
+            .max_inline_data = s->sq_inline,
+        },
+        .qp_type = IBV_QPT_RC,
+        .sq_sig_all = 1,
+    };
+    if (rdma_create_qp(s->id, s->id->pd, &attr))
+        return -1;
+    s->sq_inline = attr.cap.max_inline_data;
+    return 0;
+}
+
+static struct ibv_mr *reg(struct rsock *s, void *buf, size_t len, int access)
+{
+    return ibv_reg_mr(s->id->pd, buf, len, access);
+}
+
+static int create_buffers(struct rsock *s)
+{
+    const int remote = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE;
+    size_t slen = s->sbuf_size + RS_QP_CTRL_SLOTS * RS_CTRL_BUF_LEN;
+
+    s->target_len = RS_SGL_SIZE * RS_SGE_WIRE_LEN +
+                    (size_t)s->target_iomap_size * RS_IOMAP_WIRE_LEN;
+    s->rbuf = page_alloc(s->rbuf_size);
+    s->sbuf = page_alloc(slen);
+    s->target = page_alloc(s->target_len);
+    s->rmsg_slots = s->rq_size + 1u;
+    s->rmsg = calloc(s->rmsg_slots, sizeof(*s->rmsg));
+    if (!s->rbuf || !s->sbuf || !s->target || !s->rmsg) {
+        errno = ENOMEM;
+        return -1;
+    }
+    s->rmr = reg(s, s->rbuf, s->rbuf_size, remote);
+    s->smr = reg(s, s->sbuf, slen, IBV_ACCESS_LOCAL_WRITE);
+    s->tmr = reg(s, s->target, s->target_len, remote);
+    return s->rmr && s->smr && s->tmr ? 0 : -1;
+}
+
+/* Receives carry no SGE: data arrives by RDMA WRITE, the receive only
+ * consumes the immediate. */
+static int post_receives(struct rsock *s)
+{
+    for (uint32_t i = 0; i < s->rq_size; i++) {
+        struct ibv_recv_wr wr = { .wr_id = RS_WRID_RECV }, *bad;
+        if (ibv_post_recv(s->id->qp, &wr, &bad))
+            return -1;
+    }
+    return 0;
+}
+
+static void init_counters(struct rsock *s)
+{
+    s->sqe_avail = s->sq_size - RS_QP_CTRL_SLOTS;
+    s->ctrl_avail = RS_QP_CTRL_SLOTS;
+    s->sbuf_bytes_avail = s->sbuf_size;
+    s->rseq_comp = s->rq_size / 2;
+    s->rbuf_bytes_avail = s->rbuf_free_offset = s->rx_window = s->rbuf_size / 2;
+}
+
+int rs_endpoint_create(struct rsock *s)
+{
+    clamp_sizes(s);
+    if (create_cq(s) || create_qp(s) || create_buffers(s) || post_receives(s)) {
+        int saved = errno ? errno : ENOMEM;
+        rs_log(3, "cannot create the RDMA endpoint: %s", strerror(saved));
+        rs_endpoint_destroy(s);
+        errno = saved;
+        return -1;
+    }
+    init_counters(s);
+    return 0;
+}
+
+void rs_endpoint_destroy(struct rsock *s)
+{
+    if (s->id && s->id->qp)
+        rdma_destroy_qp(s->id);
+    if (s->rmr) ibv_dereg_mr(s->rmr);
+    if (s->smr) ibv_dereg_mr(s->smr);
+    if (s->tmr) ibv_dereg_mr(s->tmr);
+    s->rmr = s->smr = s->tmr = NULL;
+    if (s->cq) {
+        if (s->cq_unacked)
+            ibv_ack_cq_events(s->cq, s->cq_unacked);
+        s->cq_unacked = 0;
+        ibv_destroy_cq(s->cq);
+        s->cq = NULL;
+    }
+    if (s->comp_chan) {
+        ibv_destroy_comp_channel(s->comp_chan);
+        s->comp_chan = NULL;
+    }
+    free(s->rbuf); free(s->sbuf); free(s->target);
+    s->rbuf = s->sbuf = s->target = NULL;
+}
+
+void rs_local_conn_data(struct rsock *s, uint8_t out[RS_CONN_DATA_LEN])
+{
+    struct rs_conn_info ci = {
+        .version = RS_WIRE_VERSION,
+        .flags = RS_CONN_FLAG_IOMAP | (rs_wire_host_is_be() ? RS_CONN_FLAG_NET : 0),
+        .credits = s->rq_size,
+        .iomap_size = s->target_iomap_size,
+        .target_sgl = { (uintptr_t)s->target, s->tmr->rkey, RS_SGL_SIZE },
+        .data_buf = { (uintptr_t)s->rbuf, s->rmr->rkey, s->rbuf_size / 2 },
+    };
+    rs_wire_encode_conn(&ci, out);
+}
+
+/* The peer's first receive buffer becomes our target SGL entry 0. */
+void rs_save_peer_conn(struct rsock *s, const struct rs_conn_info *ci)
+{
+    s->remote_sgl = ci->target_sgl;
+    s->remote_sge = 1;
+    s->remote_iomap.addr = ci->target_sgl.addr +
+                           (uint64_t)RS_SGE_WIRE_LEN * ci->target_sgl.length;
+    s->remote_iomap.key = ci->target_sgl.key;
+    s->remote_iomap.length = ci->iomap_size;
+    s->peer_be = !!(ci->flags & RS_CONN_FLAG_NET);
+    s->peer_rq_size = ci->credits;
+    s->sseq_comp = ci->credits;
+    rs_wire_encode_sge(&ci->data_buf, rs_wire_host_is_be(), s->target);
+    s->target_sge = 0;
+    s->tgt_left = 0;
+}

@@ -1,0 +1,65 @@
+/*
+ * rs_poll.c - readiness. poll_events does all pending work without
+ * blocking (rs_progress re-arms the CQ and polls once more, so no edge is
+ * lost between the work and the mask) and returns the socket's true mask.
+ */
+#include "rs_sock.h"
+
+#include <sys/epoll.h>
+
+static uint32_t listener_mask(struct rsock *s)
+{
+    return s->acceptq_head ? EPOLLIN : 0;
+}
+
+static uint32_t stream_mask(struct rsock *s)
+{
+    uint32_t m = 0;
+
+    if (s->rx_queued || s->peer_wr_closed || !s->rd_open)
+        m |= EPOLLIN;
+    if (s->peer_wr_closed)
+        m |= EPOLLRDHUP;
+    if (s->peer_gone && (!s->wr_open || s->disconnect_sent || s->state != RS_CONNECTED))
+        m |= EPOLLHUP;
+    if (s->wr_open && !s->peer_gone && !s->disconnect_sent && rs_can_send(s))
+        m |= EPOLLOUT;
+    if (s->peer_gone)
+        m |= EPOLLOUT;           /* a write would fail at once: not blocking */
+    return m;
+}
+
+uint32_t rs_poll_mask(struct rsock *s)
+{
+    if (rs_check_usable(s))
+        return EPOLLERR | EPOLLHUP;
+    switch (s->state) {
+    case RS_LISTENING:
+        return listener_mask(s) | (s->err ? EPOLLERR : 0);
+    case RS_CONNECTED:
+    case RS_DISCONNECTED:
+        return stream_mask(s) | (s->err ? EPOLLERR : 0);
+    case RS_CONNECT_ERROR:
+        return EPOLLOUT | EPOLLERR | EPOLLHUP;
+    case RS_ERROR:
+        return EPOLLIN | EPOLLOUT | EPOLLHUP | (s->err ? EPOLLERR : 0);
+    case RS_INIT:
+    case RS_BOUND:
+        return EPOLLOUT | EPOLLHUP;      /* like an unconnected TCP socket */
+    default:
+        return 0;                        /* connecting */
+    }
+}
+
+uint32_t rs_poll_events(struct rsock *s, uint64_t *gen)
+{
+    uint32_t m;
+    pthread_mutex_lock(&s->lock);
+    if (rs_check_usable(s) == 0)
+        rs_progress(s, 1);
+    m = rs_poll_mask(s);
+    if (gen)
+        *gen = s->gen;
+    pthread_mutex_unlock(&s->lock);
+    return m;
+}

@@ -1,0 +1,195 @@
+/*
+ * rs_sock.c - socket object lifetime, the wait fd, blocking waits with a
+ * deadline, fork detection and logging.
+ */
+#include "rs_sock.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Written only in the atfork child handler (single-threaded then). */
+unsigned rs_fork_gen;
+
+/* Set once by the module's register(); NULL when used as plain rsockets. */
+void (*rs_notify_fn)(void *cookie);
+
+void rs_fork_child_reset(void)
+{
+    __atomic_add_fetch(&rs_fork_gen, 1, __ATOMIC_RELAXED);
+}
+
+/* Set by rs_module.c; stderr otherwise (warnings and errors only). */
+void (*rs_log_sink)(int level, const char *line);
+
+void rs_log(int level, const char *fmt, ...)
+{
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (rs_log_sink)
+        rs_log_sink(level, line);
+    else if (level >= 2)
+        fprintf(stderr, "rsocket: %s\n", line);
+}
+
+int64_t rs_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Deadline for a blocking call: 0 = do not wait, -1 = forever. */
+int64_t rs_deadline(const struct timeval *tv, int nonblock)
+{
+    if (nonblock)
+        return 0;
+    if (!tv || (tv->tv_sec == 0 && tv->tv_usec == 0))
+        return -1;
+    return rs_now_ms() + (int64_t)tv->tv_sec * 1000 + tv->tv_usec / 1000 + 1;
+}
+
+int rs_wait_fd_add(struct rsock *s, int fd)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+    return epoll_ctl(s->wait_fd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+struct rsock *rs_alloc(int domain, const struct rsock *inherit)
+{
+    struct rsock *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->lock, NULL);
+    s->domain = domain;
+    s->fork_gen = __atomic_load_n(&rs_fork_gen, __ATOMIC_RELAXED);
+    s->timer_fd = -1;
+    s->afonly = -1;
+    s->rd_open = s->wr_open = 1;
+    s->wait_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (s->wait_fd < 0) {
+        free(s);
+        return NULL;
+    }
+    if (inherit) {
+        s->sq_size = inherit->sq_size;
+        s->rq_size = inherit->rq_size;
+        s->sq_inline = inherit->sq_inline;
+        s->rbuf_size = inherit->rbuf_size;
+        s->sbuf_size = inherit->sbuf_size;
+        s->target_iomap_size = inherit->target_iomap_size;
+        s->nodelay = inherit->nodelay;
+        s->keepalive = inherit->keepalive;
+        s->keepidle_s = inherit->keepidle_s;
+        s->linger = inherit->linger;
+    } else {
+        s->sq_size = (uint16_t)rs_tun.sqsize_default;
+        s->rq_size = (uint16_t)rs_tun.rqsize_default;
+        s->sq_inline = rs_tun.inline_default;
+        s->rbuf_size = rs_tun.mem_default;
+        s->sbuf_size = rs_tun.wmem_default;
+        s->target_iomap_size = (uint16_t)rs_tun.iomap_size;
+    }
+    return s;
+}
+
+/* Release everything. In a fork child the verbs objects belong to the
+ * parent's device context: only our own descriptors are closed. */
+void rs_free(struct rsock *s)
+{
+    int owner = s->fork_gen == __atomic_load_n(&rs_fork_gen, __ATOMIC_RELAXED);
+
+    if (owner) {
+        rs_endpoint_destroy(s);
+        rs_iomap_free(s);
+        if (s->id)
+            rdma_destroy_id(s->id);
+        if (s->cm_chan)
+            rdma_destroy_event_channel(s->cm_chan);
+        free(s->rmsg);
+    }
+    if (s->timer_fd >= 0)
+        close(s->timer_fd);
+    if (s->wait_fd >= 0)
+        close(s->wait_fd);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+/* Every operation starts here: an inherited socket in a fork child fails
+ * cleanly instead of touching the parent's queue pairs. */
+int rs_check_usable(struct rsock *s)
+{
+    if (s->fork_gen != __atomic_load_n(&rs_fork_gen, __ATOMIC_RELAXED)) {
+        errno = EOWNERDEAD;
+        return -1;
+    }
+    return 0;
+}
+
+void rs_set_error(struct rsock *s, int err, const char *why)
+{
+    if (why)
+        rs_log(3, "connection closed: %s", why);
+    if (!s->err)
+        s->err = err;
+    if (s->state == RS_CONNECTED || s->state == RS_DISCONNECTED) {
+        s->state = RS_ERROR;
+        if (s->id && s->id->qp) {
+            struct ibv_qp_attr attr = { .qp_state = IBV_QPS_ERR };
+            ibv_modify_qp(s->id->qp, &attr, IBV_QP_STATE);
+        }
+        if (s->id)
+            rdma_disconnect(s->id);
+    } else if (s->state < RS_CONNECTED && s->state >= RS_RESOLVING_ADDR) {
+        s->state = RS_CONNECT_ERROR;
+    }
+    rs_event(s);
+}
+
+void rs_event(struct rsock *s)
+{
+    s->gen++;
+}
+
+/*
+ * Block until the wait fd fires or the deadline passes, then do the
+ * pending work. Returns 0, or -1 with EAGAIN at the deadline (as a socket
+ * timeout does) or EINTR.
+ */
+int rs_wait_locked(struct rsock *s, int64_t deadline_ms)
+{
+    int timeout = -1;
+    if (deadline_ms == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (deadline_ms > 0) {
+        int64_t left = deadline_ms - rs_now_ms();
+        if (left <= 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+        timeout = left > 1000000 ? 1000000 : (int)left;
+    }
+    struct pollfd pfd = { .fd = s->wait_fd, .events = POLLIN };
+    pthread_mutex_unlock(&s->lock);
+    int n = poll(&pfd, 1, timeout);
+    int saved = errno;
+    pthread_mutex_lock(&s->lock);
+    if (n < 0) {
+        errno = saved;
+        return -1;
+    }
+    rs_progress(s, 0);
+    return 0;
+}

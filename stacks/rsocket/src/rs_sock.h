@@ -1,0 +1,207 @@
+/*
+ * rs_sock.h - the engine's socket object and the internal interfaces
+ * between its parts (connection setup, data path, control messages,
+ * readiness). Nothing here is exported from the library.
+ *
+ * Locking: every field of struct rsock is guarded by rsock.lock. No engine
+ * function blocks while holding it: blocking calls drop the lock around
+ * poll() on the wait fd (rs_wait_locked).
+ */
+#ifndef RS_SOCK_H
+#define RS_SOCK_H
+
+#include <infiniband/verbs.h>
+#include <pthread.h>
+#include <rdma/rdma_cma.h>
+#include <stdint.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+
+#include "rs_wire.h"
+
+#define RS_VISIBLE __attribute__((visibility("default")))
+
+#define RS_QP_CTRL_SLOTS   4         /* send queue entries kept for control */
+#define RS_CTRL_BUF_LEN    64        /* staging bytes per control slot */
+#define RS_SNDLOWAT        2048      /* least sbuf space worth a data write */
+#define RS_WRID_RECV       (1ull << 63)
+
+/* Tunables, read once (rs_tunables_load, under pthread_once); read-only after. */
+struct rs_tunables {
+    uint32_t polling_time_us;
+    uint32_t inline_default;
+    uint32_t sqsize_default;
+    uint32_t rqsize_default;
+    uint32_t mem_default;        /* receive buffer bytes */
+    uint32_t wmem_default;       /* send staging ring bytes */
+    uint32_t iomap_size;
+    uint32_t close_timeout_ms;   /* bound of close() when the peer is gone */
+    uint32_t resolve_timeout_ms; /* address and route resolution */
+    uint32_t connect_timeout_ms; /* whole blocking connect */
+};
+extern struct rs_tunables rs_tun;
+void rs_tunables_load(void);
+
+enum rs_state {
+    RS_INIT,
+    RS_BOUND,
+    RS_LISTENING,
+    RS_RESOLVING_ADDR,
+    RS_RESOLVING_ROUTE,
+    RS_CONNECTING,
+    RS_CONNECTED,
+    RS_DISCONNECTED,     /* peer closed or we closed; data may remain queued */
+    RS_CONNECT_ERROR,
+    RS_ERROR,
+};
+
+struct rsock {
+    pthread_mutex_t lock;
+    int domain;
+    enum rs_state state;
+    int err;                     /* pending SO_ERROR */
+    int nonblock;
+    unsigned fork_gen;           /* rs_fork_gen when created */
+    uint64_t gen;                /* grows on every event (poll_events) */
+    void *cookie;                /* dispatcher's notify cookie, or NULL */
+
+    int wait_fd;                 /* epoll: CM fd, CQ channel fd, timer fd */
+    int timer_fd;                /* keepalive period, -1 when off */
+    struct rdma_event_channel *cm_chan;
+    struct rdma_cm_id *id;
+    struct ibv_comp_channel *comp_chan;
+    struct ibv_cq *cq;
+    unsigned cq_unacked;
+    int cq_armed;
+
+    /* sizes, settable until the endpoint exists */
+    uint16_t sq_size, rq_size;
+    uint32_t sq_inline;
+    uint32_t rbuf_size, sbuf_size;
+    uint16_t target_iomap_size;
+
+    /* options */
+    int nodelay, keepalive, keepidle_s, reuseaddr, afonly;
+    struct linger linger;
+    struct timeval rcvtimeo, sndtimeo;
+
+    /* registered memory */
+    uint8_t *rbuf;   struct ibv_mr *rmr;
+    uint8_t *sbuf;   struct ibv_mr *smr;     /* ring + control slots */
+    uint8_t *target; struct ibv_mr *tmr;     /* SGL[2] + iomap table */
+    size_t target_len;
+
+    /* send side */
+    uint16_t sseq_no, sseq_comp;
+    uint32_t sqe_avail, ctrl_avail, ctrl_seq;
+    uint32_t sbuf_bytes_avail, sbuf_head;
+    int target_sge;
+    uint64_t tgt_addr; uint32_t tgt_key, tgt_left;
+    struct rs_wire_sge remote_sgl;
+    uint32_t remote_sge;
+    struct rs_wire_sge remote_iomap;        /* length = entry count */
+    int peer_be;
+    uint16_t peer_rq_size;
+
+    /* receive side */
+    uint32_t *rmsg;              /* ring of data-message lengths */
+    uint32_t rmsg_slots, rmsg_head, rmsg_tail;
+    uint16_t rseq_no, rseq_comp;
+    uint32_t rbuf_offset, rbuf_bytes_avail, rbuf_free_offset, rx_window;
+    uint64_t rx_queued;          /* bytes readable now (FIONREAD) */
+
+    /* stream state */
+    int rd_open, wr_open;        /* local shutdown not yet done */
+    int peer_wr_closed;          /* EOF after the queue drains */
+    int peer_gone;               /* DISCONNECT or CM DISCONNECTED seen */
+    int disconnect_sent;
+
+    /* listener: connections accepted on the wire, not yet by the app */
+    struct rsock *acceptq_head, *acceptq_tail, *acceptq_next;
+    int backlog, acceptq_len;
+
+    struct rs_iomap *iomap;      /* riomap state, NULL until used */
+};
+
+/* Fork generation; grows in every child (pthread_atfork). */
+extern unsigned rs_fork_gen;
+void rs_fork_child_reset(void);
+
+/* Logging: one line, through the dispatcher when loaded as a module. */
+void rs_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+extern void (*rs_notify_fn)(void *cookie);
+extern void (*rs_log_sink)(int level, const char *line);
+
+/* rs_sock.c: lifetime, checks, waiting */
+struct rsock *rs_alloc(int domain, const struct rsock *inherit);
+void rs_free(struct rsock *s);
+int rs_wait_fd_add(struct rsock *s, int fd);
+int rs_check_usable(struct rsock *s);
+int rs_wait_locked(struct rsock *s, int64_t deadline_ms);
+int64_t rs_deadline(const struct timeval *tv, int nonblock);
+int64_t rs_now_ms(void);
+void rs_set_error(struct rsock *s, int err, const char *why);
+void rs_event(struct rsock *s);
+
+/* rs_endpoint.c: verbs resources of one connection */
+int rs_endpoint_create(struct rsock *s);
+void rs_endpoint_destroy(struct rsock *s);
+void rs_local_conn_data(struct rsock *s, uint8_t out[RS_CONN_DATA_LEN]);
+void rs_save_peer_conn(struct rsock *s, const struct rs_conn_info *ci);
+
+/* rs_conn.c: connection state machine on rdma_cm */
+int rs_conn_bind(struct rsock *s, const struct sockaddr *addr, socklen_t len);
+int rs_conn_listen(struct rsock *s, int backlog);
+int rs_conn_start(struct rsock *s, const struct sockaddr *addr, socklen_t len);
+int rs_conn_process_cm(struct rsock *s);
+struct rsock *rs_conn_accept_pop(struct rsock *s);
+
+/* rs_data.c: CQ processing, send and receive */
+int rs_progress(struct rsock *s, int from_poll);
+int rs_can_send(struct rsock *s);
+ssize_t rs_sendv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, int flags);
+ssize_t rs_recvv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, int flags);
+int rs_post_write(struct rsock *s, uint64_t wr_id, uint32_t imm_be, int with_imm,
+                  const struct ibv_sge *sge, int nsge, uint32_t len,
+                  uint64_t raddr, uint32_t rkey);
+int rs_stage_copy(struct rsock *s, const void *src, uint32_t len, struct ibv_sge sge[2]);
+uint64_t rs_wrid(enum rs_op op, uint32_t value, uint32_t sbuf_bytes);
+
+/* rs_ctrl.c: control messages, credits, keepalive, shutdown, close */
+void rs_update_credits(struct rsock *s);
+int rs_send_ctrl(struct rsock *s, enum rs_ctrl type);
+int rs_shutdown_locked(struct rsock *s, int how);
+void rs_close_drain(struct rsock *s);
+void rs_keepalive_tick(struct rsock *s);
+int rs_keepalive_arm(struct rsock *s);
+
+/* rs_poll.c: readiness */
+uint32_t rs_poll_mask(struct rsock *s);
+uint32_t rs_poll_events(struct rsock *s, uint64_t *gen);
+
+/* rs_iomap.c: riomap / riowrite */
+void rs_iomap_free(struct rsock *s);
+int rs_iomap_flush(struct rsock *s);
+
+/* the engine's socket API (rs_api.c wraps it with fds, rs_module.c with
+ * the module contract) */
+int rs_e_socket(int domain, int type, int protocol, struct rsock **out);
+int rs_e_accept(struct rsock *s, struct sockaddr *addr, socklen_t *len, int flags,
+                struct rsock **out);
+int rs_e_connect(struct rsock *s, const struct sockaddr *addr, socklen_t len);
+int rs_e_close(struct rsock *s);
+ssize_t rs_e_sendv(struct rsock *s, const struct iovec *iov, int iovcnt, int flags);
+ssize_t rs_e_recvv(struct rsock *s, const struct iovec *iov, int iovcnt, int flags);
+int rs_e_getsockopt(struct rsock *s, int level, int name, void *val, socklen_t *len);
+int rs_e_setsockopt(struct rsock *s, int level, int name, const void *val, socklen_t len);
+int rs_e_name(struct rsock *s, int peer, struct sockaddr *addr, socklen_t *len);
+int rs_e_set_nonblock(struct rsock *s, int on);
+int rs_e_ioctl(struct rsock *s, unsigned long req, void *arg);
+int rs_e_shutdown(struct rsock *s, int how);
+int rs_e_bind(struct rsock *s, const struct sockaddr *addr, socklen_t len);
+int rs_e_listen(struct rsock *s, int backlog);
+off_t rs_e_iomap(struct rsock *s, void *buf, size_t len, int prot, int flags, off_t offset);
+int rs_e_iounmap(struct rsock *s, void *buf, size_t len);
+ssize_t rs_e_iowrite(struct rsock *s, const void *buf, size_t count, off_t offset, int flags);
+
+#endif /* RS_SOCK_H */

@@ -1,0 +1,27 @@
+#!/bin/bash
+# file_pair.sh MODE: vc_cli_file sends a 3 MiB + 123 byte random file to
+# vc_serv_file (DMM's TCP form). Asserts: both print "Result = Success",
+# the receiver's digest equals the sender's, and the received file is
+# byte-identical (cmp) to the sent one.
+. "$(dirname "$0")/apps_lib.sh"
+MODE=$1
+apps_setup
+where_ips "$MODE"
+head -c $((3 * 1024 * 1024 + 123)) /dev/urandom >"$WORK/file.txt"
+
+start_server_a "$WORK/server.out" "$BIN/vc_serv_file" tcp "$SRV_IP" 20000 "$WORK/receive_file.txt"
+$CLIENT_RUN "${APP[@]}" "$BIN/vc_cli_file" tcp "$SRV_IP" 20000 \
+    "$WORK/file.txt" "$CLI_IP" >"$WORK/client.out" 2>&1
+crc=$?
+server_status; src=$?
+cat "$WORK/client.out" "$WORK/server.out"
+
+[ "$crc" = 0 ] || fail "vc_cli_file exited $crc"
+[ "$src" = 0 ] || fail "vc_serv_file exited $src"
+expect_line "$WORK/client.out" "^Result = Success$" "sender result"
+expect_line "$WORK/server.out" "^Result = Success$" "receiver result"
+sent=$(grep -oE 'fnv1a64=[0-9a-f]{16}' "$WORK/client.out")
+got=$(grep -oE 'fnv1a64=[0-9a-f]{16}' "$WORK/server.out")
+[ -n "$sent" ] && [ "$sent" = "$got" ] || fail "digests differ: sent $sent, received $got"
+cmp "$WORK/file.txt" "$WORK/receive_file.txt" || fail "received file differs"
+echo "PASS: file pair $MODE"

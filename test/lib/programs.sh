@@ -1,0 +1,153 @@
+# shellcheck shell=bash
+# Harness for test/programs: run a real server and client either plainly on
+# loopback, or under libnStackAPI.so between the two test hosts.
+#
+#   . "$NSTACK_SRC/test/lib/programs.sh"
+#   prog_setup MODE BASE_PORT        MODE: plain | preload
+#   prog_server NAME CMD...          start the server in the background
+#                                    (host A, or loopback); output in $PROG_TMP/NAME.out
+#   prog_wait_listen PORT            the server listens (deadline 30 s)
+#   prog_client CMD...               run the client in the foreground (host B)
+#   prog_client_in FILE CMD...       the same with FILE as standard input
+#   prog_check_framework             preload mode: the server uses libnStackAPI.so
+#   prog_fail MSG                    one line, exit 1
+#
+# After prog_setup: $PROG_ADDR is the server address, $PROG_PORT a free port,
+# $PROG_TMP a private directory; everything is removed/killed on exit.
+
+. "$NSTACK_SRC/test/lib/netns.sh"
+. "$NSTACK_SRC/test/lib/nstack_env.sh"
+
+PROG_MODE=""; PROG_ADDR=""; PROG_PORT=""; PROG_TMP=""
+_PROG_PIDS=()
+NSTACK_PRELOAD_ENV=()
+
+prog_fail() { echo "FAIL: ${PROG_NAME:-$0} [$PROG_MODE]: $*" >&2; exit 1; }
+prog_note() { echo "${PROG_NAME:-$0} [$PROG_MODE]: $*"; }
+
+# Servers run in their own process group (setsid), so a server that forks
+# (sockperf does) is stopped whole: TERM first so it can exit cleanly, KILL
+# whatever is left after a few seconds.
+_group_gone() { [ -z "$(ps -o pid= -g "$1" 2>/dev/null)" ]; }
+_stop_group() {
+    local pgid=$1 pids
+    pids=$(ps -o pid= -g "$pgid" 2>/dev/null)
+    kill -TERM -- "-$pgid" 2>/dev/null
+    wait_until 5 _group_gone "$pgid" || kill -KILL -- "-$pgid" 2>/dev/null
+    wait_until 5 _group_gone "$pgid"
+    # A process that did not reach exit() leaves its counters segment behind.
+    for pid in $pids; do rm -f "/dev/shm/nstack-stat.$pid"; done
+}
+
+prog_cleanup() {
+    local pgid
+    for pgid in "${_PROG_PIDS[@]}"; do _stop_group "$pgid"; done
+    [ "$PROG_MODE" = preload ] && netns_cleanup
+    [ -n "$PROG_TMP" ] && rm -rf "$PROG_TMP"
+    return 0
+}
+
+# _port_free PORT: nothing listens on PORT on this host (loopback mode).
+_port_free() { ! ss -Hltn "sport = :$1" | grep -q .; }
+
+# Loopback ports are shared with the rest of the machine: take the first free
+# one from BASE (plain and preload use distinct bases in each test).
+_pick_port() {
+    local p=$1 last=$(($1 + 50))
+    while [ "$p" -lt "$last" ]; do
+        _port_free "$p" && { echo "$p"; return 0; }
+        p=$((p + 1))
+    done
+    return 1
+}
+
+prog_setup() {
+    PROG_MODE=$1
+    PROG_TMP=$(mktemp -d "/tmp/nstack-prog.XXXXXX") || prog_fail "mktemp failed"
+    case "$PROG_MODE" in
+    plain)
+        trap prog_cleanup EXIT
+        trap 'exit 130' INT TERM
+        PROG_ADDR=127.0.0.1
+        PROG_PORT=$(_pick_port "$2") || prog_fail "no free port near $2"
+        ;;
+    preload)
+        local lib="$NSTACK_RELEASE/lib64/libnStackAPI.so"
+        [ -e "$lib" ] || prog_fail "$lib not built"
+        netns_setup || prog_fail "could not create the test hosts"
+        trap prog_cleanup EXIT           # replaces netns_setup's trap; calls it
+        PROG_ADDR=$IP2_A                 # the kernel subnet of the test hosts
+        PROG_PORT=$2                     # private namespaces: no clash possible
+        nstack_write_config "$PROG_TMP" kernel
+        nstack_preload_env "$NSTACK_RELEASE" "$PROG_TMP"
+        ;;
+    *) prog_fail "mode must be plain or preload, got '$PROG_MODE'" ;;
+    esac
+}
+
+
+# The subshell execs, and setsid execs too (the subshell is no group
+# leader), so $! is the server itself and the leader of its own group.
+prog_server() {
+    local name=$1; shift
+    if [ "$PROG_MODE" = preload ]; then
+        (exec setsid ip netns exec "$NS_A" env "${NSTACK_PRELOAD_ENV[@]}" "$@" \
+            >"$PROG_TMP/$name.out" 2>&1 </dev/null) &
+    else
+        (exec setsid "$@" >"$PROG_TMP/$name.out" 2>&1 </dev/null) &
+    fi
+    _PROG_PIDS+=("$!")
+    PROG_SERVER_PID=$!
+}
+
+# The client runs on host B (preload) or here (plain), in the foreground,
+# with no input.
+prog_client() { prog_client_in /dev/null "$@"; }
+
+# prog_client_in FILE CMD...: the same, reading FILE as standard input.
+prog_client_in() {
+    local input=$1; shift
+    if [ "$PROG_MODE" = preload ]; then
+        ip netns exec "$NS_B" env "${NSTACK_PRELOAD_ENV[@]}" "$@" <"$input"
+    else
+        "$@" <"$input"
+    fi
+}
+
+_listening() {
+    if [ "$PROG_MODE" = preload ]; then
+        ip netns exec "$NS_A" ss -Hltn "sport = :$1" | grep -q .
+    else
+        ss -Hltn "src $PROG_ADDR and sport = :$1" | grep -q .
+    fi
+}
+
+# prog_wait_listen PORT: fails the test if the server dies or never listens.
+prog_wait_listen() {
+    wait_until 30 _server_up_or_dead "$1" || prog_fail "server did not listen on port $1 within 30 s"
+    kill -0 "$PROG_SERVER_PID" 2>/dev/null || prog_fail "server exited early: $(tail -5 "$PROG_TMP"/*.out)"
+}
+_server_up_or_dead() { _listening "$1" || ! kill -0 "$PROG_SERVER_PID" 2>/dev/null; }
+
+# prog_sha256 FILE: the hex digest only.
+prog_sha256() { sha256sum "$1" | cut -d' ' -f1; }
+
+# prog_random_file FILE BYTES: incompressible test data.
+prog_random_file() { head -c "$2" /dev/urandom >"$1"; }
+
+# prog_check_framework: in preload mode, the server really runs under
+# libnStackAPI.so with its sockets on the kernel stack (nstack-stat reads the
+# framework's counters of a live process). A no-op in plain mode.
+prog_check_framework() {
+    [ "$PROG_MODE" = preload ] || return 0
+    local stat="$NSTACK_RELEASE/bin/nstack-stat" pid
+    if [ ! -x "$stat" ]; then
+        prog_note "nstack-stat not built: framework use not checked"
+        return 0
+    fi
+    for pid in $(ps -o pid= -g "$PROG_SERVER_PID"); do
+        "$stat" "$pid" 2>/dev/null | awk '$1 == "kernel" && $2 > 0 { ok = 1 } END { exit !ok }' &&
+            return 0
+    done
+    prog_fail "server is not running under libnStackAPI.so (nstack-stat shows no kernel-stack sockets)"
+}

@@ -1,0 +1,68 @@
+#!/bin/bash
+# Unmodified Debian rdmacm-utils / ibverbs-utils programs on the softrdma
+# device, between the two namespace test hosts.
+# Usage: debian_tools_test.sh devices|rping|ucmatose|ucmatose6|rdma_server
+set -u
+. "$NSTACK_SRC/test/lib/netns.sh"
+export LD_LIBRARY_PATH="$NSTACK_RELEASE/lib64/softrdma"
+LOG=$(mktemp -d /tmp/softrdma-tools.XXXXXX)
+fail() { echo "FAIL: $*"; for f in "$LOG"/*.log; do echo "--- $f"; tail -n 20 "$f"; done; exit 1; }
+netns_setup || fail "netns setup"
+
+# a server's CM listener shows up as a name in the fabric directory
+wait_listener() { wait_until 20 test -e "$SOFTRDMA_FABRIC/cm/$1_$2"; }
+
+run_devices() {
+    in_a ibv_devices > "$LOG/devices.log" 2>&1 || fail "ibv_devices exit status"
+    grep -q softrdma0 "$LOG/devices.log" || fail "ibv_devices does not list softrdma0"
+    in_a ibv_devinfo -v > "$LOG/devinfo.log" 2>&1 || fail "ibv_devinfo exit status"
+    grep -q "hca_id:.*softrdma0" "$LOG/devinfo.log" || fail "no hca_id"
+    grep -q "PORT_ACTIVE" "$LOG/devinfo.log" || fail "no active port"
+    grep -q "::ffff:$IP_A, RoCE v2" "$LOG/devinfo.log" || fail "no RoCE v2 GID for $IP_A"
+    grep -q "$IP6_A, RoCE v2" "$LOG/devinfo.log" || fail "no GID for $IP6_A"
+    grep -q "max_qp_wr:" "$LOG/devinfo.log" || fail "no device limits"
+}
+
+run_rping() {
+    local n=2000
+    bg_a rping -s -a "$IP_A" -p 7174 -C "$n" > "$LOG/rping-server.log" 2>&1; local spid=$BG_PID
+    wait_listener "$IP_A" 7174 || fail "rping server did not listen"
+    timeout 120 ip netns exec "$NS_B" rping -c -a "$IP_A" -p 7174 -V -C "$n" > "$LOG/rping-client.log" 2>&1 \
+        || fail "rping client exit status"
+    timeout 60 tail --pid="$spid" -f /dev/null || fail "rping server did not exit"
+    wait "$spid" || fail "rping server exit status"
+    ! grep -qi "error\|mismatch" "$LOG/rping-client.log" "$LOG/rping-server.log" || fail "rping reported errors"
+}
+
+run_ucmatose() {
+    local a=$1 port=7471
+    bg_a ucmatose -b "$a" -c 4 -C 50 > "$LOG/ucmatose-server.log" 2>&1; local spid=$BG_PID
+    wait_listener "$a" "$port" || fail "ucmatose server did not listen"
+    timeout 120 ip netns exec "$NS_B" ucmatose -s "$a" -c 4 -C 50 > "$LOG/ucmatose-client.log" 2>&1 \
+        || fail "ucmatose client exit status"
+    timeout 60 tail --pid="$spid" -f /dev/null || fail "ucmatose server did not exit"
+    wait "$spid" || fail "ucmatose server exit status"
+    grep -q "return status 0" "$LOG/ucmatose-client.log" || fail "ucmatose client status"
+}
+
+run_rdma_server() {
+    bg_a rdma_server -s "$IP_A" -p 7472 > "$LOG/rdma_server.log" 2>&1; local spid=$BG_PID
+    wait_listener "$IP_A" 7472 || fail "rdma_server did not listen"
+    timeout 60 ip netns exec "$NS_B" rdma_client -s "$IP_A" -p 7472 > "$LOG/rdma_client.log" 2>&1 \
+        || fail "rdma_client exit status"
+    timeout 60 tail --pid="$spid" -f /dev/null || fail "rdma_server did not exit"
+    wait "$spid" || fail "rdma_server exit status"
+    grep -q "rdma_client: end 0" "$LOG/rdma_client.log" || fail "rdma_client result"
+    grep -q "rdma_server: end 0" "$LOG/rdma_server.log" || fail "rdma_server result"
+}
+
+case "${1:-}" in
+devices) run_devices ;;
+rping) run_rping ;;
+ucmatose) run_ucmatose "$IP_A" ;;
+ucmatose6) run_ucmatose "$IP6_A" ;;
+rdma_server) run_rdma_server ;;
+*) echo "usage: $0 devices|rping|ucmatose|ucmatose6|rdma_server"; exit 2 ;;
+esac
+rm -rf "$LOG"
+echo "PASS: $1"

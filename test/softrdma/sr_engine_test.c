@@ -1,0 +1,630 @@
+/* Engine test of the softrdma device: every verb and error case on a pair
+ * of RC QPs connected by hand (ibv_modify_qp with the peer's QPN), as
+ * programs that exchange QP numbers over TCP do. Built against Debian's
+ * libibverbs; run with LD_LIBRARY_PATH=release/lib64/softrdma. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <infiniband/verbs.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUF 65536
+#define DEADLINE_MS 10000
+
+struct side {
+    struct ibv_cq *scq, *rcq;
+    struct ibv_qp *qp;
+    struct ibv_mr *mr;
+    char *buf;
+};
+struct pair {
+    struct ibv_context *ctx;
+    struct ibv_pd *pd;
+    struct side a, b;
+};
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Polls until n completions arrived or the deadline passed; returns count. */
+static int poll_n(struct ibv_cq *cq, struct ibv_wc *wc, int n, long ms)
+{
+    int got = 0;
+    long end = now_ms() + ms;
+    while (got < n && now_ms() < end) {
+        int r = ibv_poll_cq(cq, n - got, wc + got);
+        if (r < 0)
+            return r;
+        got += r;
+        if (!r)
+            usleep(200);
+    }
+    return got;
+}
+
+static void side_init(struct pair *p, struct side *s, int cqe, int sig_all, int access)
+{
+    s->scq = ibv_create_cq(p->ctx, cqe, NULL, NULL, 0);
+    s->rcq = ibv_create_cq(p->ctx, cqe, NULL, NULL, 0);
+    assert_non_null(s->scq);
+    assert_non_null(s->rcq);
+    struct ibv_qp_init_attr a = {
+        .send_cq = s->scq, .recv_cq = s->rcq, .qp_type = IBV_QPT_RC, .sq_sig_all = sig_all,
+        .cap = { .max_send_wr = 64, .max_recv_wr = 64, .max_send_sge = 4, .max_recv_sge = 4,
+                 .max_inline_data = 64 },
+    };
+    s->qp = ibv_create_qp(p->pd, &a);
+    assert_non_null(s->qp);
+    s->buf = calloc(1, BUF);
+    s->mr = ibv_reg_mr(p->pd, s->buf, BUF, access);
+    assert_non_null(s->mr);
+}
+
+/* dgid NULL: the GID of port 1 (this host, where both QPs live). */
+static void qp_connect_gid(struct ibv_qp *qp, uint32_t dest, int rnr_retry, const union ibv_gid *dgid)
+{
+    struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1,
+        .qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ };
+    assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
+                                   IBV_QP_ACCESS_FLAGS), 0);
+    memset(&a, 0, sizeof a);
+    a.qp_state = IBV_QPS_RTR;
+    a.dest_qp_num = dest;
+    a.path_mtu = IBV_MTU_1024;
+    a.ah_attr.is_global = 1;
+    a.ah_attr.port_num = 1;
+    if (dgid)
+        a.ah_attr.grh.dgid = *dgid;
+    else
+        assert_int_equal(ibv_query_gid(qp->context, 1, 0, &a.ah_attr.grh.dgid), 0);
+    assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
+                                   IBV_QP_DEST_QPN | IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC |
+                                   IBV_QP_MIN_RNR_TIMER), 0);
+    memset(&a, 0, sizeof a);
+    a.qp_state = IBV_QPS_RTS;
+    a.rnr_retry = (uint8_t)rnr_retry;
+    a.retry_cnt = 7;
+    assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
+                                   IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC), 0);
+}
+
+static void qp_connect(struct ibv_qp *qp, uint32_t dest, int rnr_retry)
+{
+    qp_connect_gid(qp, dest, rnr_retry, NULL);
+}
+
+static struct pair *pair_new(int cqe, int sig_all, int rnr_retry, int b_access)
+{
+    struct pair *p = calloc(1, sizeof *p);
+    struct ibv_device **l = ibv_get_device_list(NULL);
+    assert_non_null(l);
+    assert_non_null(l[0]);
+    p->ctx = ibv_open_device(l[0]);
+    ibv_free_device_list(l);
+    assert_non_null(p->ctx);
+    p->pd = ibv_alloc_pd(p->ctx);
+    int all = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
+    side_init(p, &p->a, cqe, sig_all, all);
+    side_init(p, &p->b, cqe, sig_all, b_access);
+    qp_connect(p->a.qp, p->b.qp->qp_num, rnr_retry);
+    qp_connect(p->b.qp, p->a.qp->qp_num, rnr_retry);
+    return p;
+}
+
+static void side_free(struct side *s)
+{
+    ibv_destroy_qp(s->qp);
+    ibv_dereg_mr(s->mr);
+    ibv_destroy_cq(s->scq);
+    ibv_destroy_cq(s->rcq);
+    free(s->buf);
+}
+
+static void pair_free(struct pair *p)
+{
+    side_free(&p->a);
+    side_free(&p->b);
+    ibv_dealloc_pd(p->pd);
+    ibv_close_device(p->ctx);
+    free(p);
+}
+
+static void fill(char *b, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = (char)(seed + i * 7);
+}
+
+static void post_recv(struct side *s, uint64_t id, int nsge, size_t off, uint32_t len)
+{
+    struct ibv_sge g[2] = { { (uintptr_t)s->buf + off, len, s->mr->lkey },
+                            { (uintptr_t)s->buf + off + len, len, s->mr->lkey } };
+    struct ibv_recv_wr wr = { .wr_id = id, .sg_list = g, .num_sge = nsge }, *bad;
+    assert_int_equal(ibv_post_recv(s->qp, &wr, &bad), 0);
+}
+
+static int post_send(struct side *s, enum ibv_wr_opcode op, uint64_t id, size_t off, uint32_t len,
+                     unsigned flags, uint64_t raddr, uint32_t rkey, uint32_t lkey)
+{
+    struct ibv_sge g = { (uintptr_t)s->buf + off, len, lkey };
+    struct ibv_send_wr wr = { .wr_id = id, .sg_list = &g, .num_sge = len ? 1 : 0, .opcode = op,
+                              .send_flags = flags, .imm_data = htonl(0xC0FFEE) }, *bad;
+    wr.wr.rdma.remote_addr = raddr;
+    wr.wr.rdma.rkey = rkey;
+    return ibv_post_send(s->qp, &wr, &bad);
+}
+
+static void test_send_recv_sges(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    struct ibv_wc wc;
+    post_recv(&p->b, 11, 2, 0, 2048);
+    fill(p->a.buf, 4096, 3);
+    struct ibv_sge g[3] = { { (uintptr_t)p->a.buf, 1000, p->a.mr->lkey },
+                            { (uintptr_t)p->a.buf + 1000, 1000, p->a.mr->lkey },
+                            { (uintptr_t)p->a.buf + 2000, 1500, p->a.mr->lkey } };
+    struct ibv_send_wr wr = { .wr_id = 7, .sg_list = g, .num_sge = 3, .opcode = IBV_WR_SEND }, *bad;
+    assert_int_equal(ibv_post_send(p->a.qp, &wr, &bad), 0);
+    assert_int_equal(poll_n(p->b.rcq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_int_equal(wc.opcode, IBV_WC_RECV);
+    assert_int_equal(wc.wr_id, 11);
+    assert_int_equal(wc.byte_len, 3500);
+    assert_int_equal(wc.qp_num, p->b.qp->qp_num);
+    assert_int_equal(wc.src_qp, p->a.qp->qp_num);
+    assert_false(wc.wc_flags & IBV_WC_WITH_IMM);
+    assert_memory_equal(p->b.buf, p->a.buf, 3500);
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_int_equal(wc.opcode, IBV_WC_SEND);
+    assert_int_equal(wc.wr_id, 7);
+    pair_free(p);
+}
+
+static void test_write_imm_and_read(void **st)
+{
+    (void)st;
+    int all = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
+    struct pair *p = pair_new(64, 1, 7, all);
+    struct ibv_wc wc;
+    post_recv(&p->b, 21, 0, 0, 0);
+    fill(p->a.buf, 40000, 9);
+    assert_int_equal(post_send(&p->a, IBV_WR_RDMA_WRITE_WITH_IMM, 1, 0, 40000, 0,
+                               (uintptr_t)p->b.buf + 100, p->b.mr->rkey, p->a.mr->lkey), 0);
+    assert_int_equal(poll_n(p->b.rcq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_int_equal(wc.opcode, IBV_WC_RECV_RDMA_WITH_IMM);
+    assert_true(wc.wc_flags & IBV_WC_WITH_IMM);
+    assert_int_equal(wc.imm_data, htonl(0xC0FFEE));
+    assert_int_equal(wc.byte_len, 40000);
+    assert_memory_equal(p->b.buf + 100, p->a.buf, 40000);   /* landed before the completion */
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.opcode, IBV_WC_RDMA_WRITE);
+    /* plain WRITE: no receive consumed, no remote completion */
+    fill(p->a.buf, 1000, 77);
+    assert_int_equal(post_send(&p->a, IBV_WR_RDMA_WRITE, 2, 0, 1000, 0,
+                               (uintptr_t)p->b.buf + 50000, p->b.mr->rkey, p->a.mr->lkey), 0);
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_memory_equal(p->b.buf + 50000, p->a.buf, 1000);
+    assert_int_equal(ibv_poll_cq(p->b.rcq, 1, &wc), 0);
+    /* READ back into a different place */
+    fill(p->b.buf + 60000, 5000, 5);
+    assert_int_equal(post_send(&p->a, IBV_WR_RDMA_READ, 3, 10000, 5000, 0,
+                               (uintptr_t)p->b.buf + 60000, p->b.mr->rkey, p->a.mr->lkey), 0);
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_int_equal(wc.opcode, IBV_WC_RDMA_READ);
+    assert_int_equal(wc.byte_len, 5000);
+    assert_memory_equal(p->a.buf + 10000, p->b.buf + 60000, 5000);
+    pair_free(p);
+}
+
+static void test_inline_unsignaled(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 0, 7, IBV_ACCESS_LOCAL_WRITE);
+    struct ibv_wc wc[8];
+    for (int i = 0; i < 4; i++)
+        post_recv(&p->b, 100 + i, 1, (size_t)i * 64, 64);
+    for (int i = 0; i < 4; i++) {
+        fill(p->a.buf, 32, (unsigned)i);
+        /* inline: the data is taken at post time; lkey is not checked */
+        assert_int_equal(post_send(&p->a, IBV_WR_SEND, (uint64_t)i, 0, 32,
+                                   IBV_SEND_INLINE | (i == 3 ? IBV_SEND_SIGNALED : 0), 0, 0, 0), 0);
+    }
+    assert_int_equal(poll_n(p->b.rcq, wc, 4, DEADLINE_MS), 4);
+    for (int i = 0; i < 4; i++) {
+        char want[32];
+        fill(want, 32, (unsigned)i);
+        assert_int_equal(wc[i].wr_id, 100 + i);     /* in order, exactly once */
+        assert_memory_equal(p->b.buf + i * 64, want, 32);
+    }
+    assert_int_equal(poll_n(p->a.scq, wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc[0].wr_id, 3);
+    assert_int_equal(ibv_poll_cq(p->a.scq, 8, wc), 0);      /* unsignaled ones: none */
+    pair_free(p);
+}
+
+static void expect_error_then_flush(struct side *s, enum ibv_wc_status st)
+{
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(s->scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, st);
+    struct ibv_qp_attr a;
+    struct ibv_qp_init_attr ia;
+    assert_int_equal(ibv_query_qp(s->qp, &a, IBV_QP_STATE, &ia), 0);
+    assert_int_equal(a.qp_state, IBV_QPS_ERR);
+    assert_int_equal(post_send(s, IBV_WR_SEND, 99, 0, 0, IBV_SEND_SIGNALED, 0, 0, 0), 0);
+    assert_int_equal(poll_n(s->scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_WR_FLUSH_ERR);
+    assert_int_equal(wc.wr_id, 99);
+}
+
+/* The responder's QP went to ERR as well: its receive wr_id completed with
+ * st and the QP reports ERR. */
+static void expect_responder_err(struct side *s, uint64_t wr_id, enum ibv_wc_status st)
+{
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(s->rcq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.wr_id, wr_id);
+    assert_int_equal(wc.status, st);
+    struct ibv_qp_attr a;
+    struct ibv_qp_init_attr ia;
+    assert_int_equal(ibv_query_qp(s->qp, &a, IBV_QP_STATE, &ia), 0);
+    assert_int_equal(a.qp_state, IBV_QPS_ERR);
+}
+
+static void test_bad_rkey(void **st)
+{
+    (void)st;
+    int all = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
+    struct pair *p = pair_new(64, 1, 7, all);
+    post_recv(&p->b, 7, 1, 0, 100);
+    assert_int_equal(post_send(&p->a, IBV_WR_RDMA_WRITE, 1, 0, 100, 0,
+                               (uintptr_t)p->b.buf, p->b.mr->rkey ^ 0x10000, p->a.mr->lkey), 0);
+    expect_error_then_flush(&p->a, IBV_WC_REM_ACCESS_ERR);
+    expect_responder_err(&p->b, 7, IBV_WC_WR_FLUSH_ERR);
+    pair_free(p);
+}
+
+static void test_out_of_bounds_and_access(void **st)
+{
+    (void)st;
+    /* b's memory allows local write only: remote write and read refused */
+    struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    assert_int_equal(post_send(&p->a, IBV_WR_RDMA_WRITE, 1, 0, 100, 0,
+                               (uintptr_t)p->b.buf, p->b.mr->rkey, p->a.mr->lkey), 0);
+    expect_error_then_flush(&p->a, IBV_WC_REM_ACCESS_ERR);
+    pair_free(p);
+    int all = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
+    p = pair_new(64, 1, 7, all);
+    assert_int_equal(post_send(&p->a, IBV_WR_RDMA_READ, 1, 0, 100, 0,
+                               (uintptr_t)p->b.buf + BUF - 50, p->b.mr->rkey, p->a.mr->lkey), 0);
+    expect_error_then_flush(&p->a, IBV_WC_REM_ACCESS_ERR);
+    pair_free(p);
+}
+
+static void test_bad_lkey(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    post_recv(&p->b, 1, 1, 0, 100);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 1, 0, 100, 0, 0, 0, p->a.mr->lkey + 1), 0);
+    expect_error_then_flush(&p->a, IBV_WC_LOC_PROT_ERR);
+    pair_free(p);
+}
+
+/* A receive with a bad lkey is accepted at post time (as hardware does)
+ * and completes with LOC_PROT_ERR when a message arrives for it; the
+ * sender gets REM_OP_ERR and both QPs go to ERR. */
+static void test_recv_bad_lkey(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    struct ibv_sge g = { (uintptr_t)p->b.buf, 100, p->b.mr->lkey + 1 };
+    struct ibv_recv_wr wr = { .wr_id = 5, .sg_list = &g, .num_sge = 1 }, *bad;
+    assert_int_equal(ibv_post_recv(p->b.qp, &wr, &bad), 0);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 1, 0, 100, 0, 0, 0, p->a.mr->lkey), 0);
+    expect_responder_err(&p->b, 5, IBV_WC_LOC_PROT_ERR);
+    expect_error_then_flush(&p->a, IBV_WC_REM_OP_ERR);
+    pair_free(p);
+}
+
+/* A destination GID that is not the peer's: the connection fails (the
+ * first send completes with RETRY_EXC_ERR), never silent success. */
+static void test_wrong_dgid(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    union ibv_gid bogus = { .raw = { [10] = 0xff, [11] = 0xff, 203, 0, 113, 9 } };
+    struct ibv_qp_attr a = { .qp_state = IBV_QPS_RESET };
+    assert_int_equal(ibv_modify_qp(p->a.qp, &a, IBV_QP_STATE), 0);
+    qp_connect_gid(p->a.qp, p->b.qp->qp_num, 7, &bogus);
+    post_recv(&p->b, 1, 1, 0, 100);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 1, 0, 100, 0, 0, 0, p->a.mr->lkey), 0);
+    expect_error_then_flush(&p->a, IBV_WC_RETRY_EXC_ERR);
+    struct ibv_wc wc;
+    assert_int_equal(ibv_poll_cq(p->b.rcq, 1, &wc), 0);     /* nothing arrived */
+    pair_free(p);
+}
+
+static void test_rnr(void **st)
+{
+    (void)st;
+    struct ibv_wc wc;
+    /* rnr_retry 1: a send finding no receive fails after the retries */
+    struct pair *p = pair_new(64, 1, 1, IBV_ACCESS_LOCAL_WRITE);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 1, 0, 10, 0, 0, 0, p->a.mr->lkey), 0);
+    expect_error_then_flush(&p->a, IBV_WC_RNR_RETRY_EXC_ERR);
+    pair_free(p);
+    /* rnr_retry 7: it waits for the receive, however long */
+    p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    fill(p->a.buf, 10, 1);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 2, 0, 10, 0, 0, 0, p->a.mr->lkey), 0);
+    int early = poll_n(p->a.scq, &wc, 1, 300);
+    if (early)
+        print_error("unexpected completion: status %d wr_id %llu\n", wc.status, (unsigned long long)wc.wr_id);
+    assert_int_equal(early, 0);     /* still waiting */
+    post_recv(&p->b, 5, 1, 0, 10);
+    assert_int_equal(poll_n(p->b.rcq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_memory_equal(p->b.buf, p->a.buf, 10);
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    pair_free(p);
+}
+
+static void test_flush_on_err(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    struct ibv_wc wc[4];
+    for (int i = 0; i < 3; i++)
+        post_recv(&p->b, 40 + i, 1, 0, 10);
+    struct ibv_qp_attr a = { .qp_state = IBV_QPS_ERR };
+    assert_int_equal(ibv_modify_qp(p->b.qp, &a, IBV_QP_STATE), 0);
+    assert_int_equal(poll_n(p->b.rcq, wc, 3, DEADLINE_MS), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(wc[i].status, IBV_WC_WR_FLUSH_ERR);
+        assert_int_equal(wc[i].wr_id, 40 + i);
+    }
+    pair_free(p);
+}
+
+static void test_cq_overflow(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(2, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    struct ibv_wc wc[4];
+    for (int i = 0; i < 3; i++)
+        post_recv(&p->b, (uint64_t)i, 1, 0, 10);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(post_send(&p->a, IBV_WR_SEND, (uint64_t)i, 0, 10, 0, 0, 0, p->a.mr->lkey), 0);
+    int r = 0;
+    long end = now_ms() + DEADLINE_MS;
+    while (r >= 0 && now_ms() < end) {
+        r = ibv_poll_cq(p->b.rcq, 0, wc);   /* look without taking */
+        if (r >= 0)
+            usleep(500);
+    }
+    assert_true(r < 0);     /* overrun is reported, not silently dropped */
+    pair_free(p);
+}
+
+static void test_comp_channel(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    struct ibv_comp_channel *ch = ibv_create_comp_channel(p->ctx);
+    struct ibv_cq *cq = ibv_create_cq(p->ctx, 8, (void *)0x1234, ch, 0);
+    assert_non_null(cq);
+    /* a completion without ibv_req_notify_cq leaves the fd quiet */
+    struct ibv_qp_init_attr ia = { .send_cq = cq, .recv_cq = cq, .qp_type = IBV_QPT_RC,
+                                   .cap = { .max_send_wr = 4, .max_recv_wr = 4, .max_send_sge = 1,
+                                            .max_recv_sge = 1 } };
+    struct ibv_qp *qp = ibv_create_qp(p->pd, &ia);
+    assert_non_null(qp);
+    struct ibv_wc wc;
+    struct ibv_recv_wr rw = { .wr_id = 1 }, *bad;
+    struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1 };
+    assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PORT), 0);
+    assert_int_equal(ibv_post_recv(qp, &rw, &bad), 0);
+    a.qp_state = IBV_QPS_ERR;
+    assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE), 0);   /* flush: one completion */
+    struct pollfd pf = { .fd = ch->fd, .events = POLLIN };
+    assert_int_equal(poll(&pf, 1, 200), 0);
+    assert_int_equal(ibv_poll_cq(cq, 1, &wc), 1);
+    assert_int_equal(ibv_req_notify_cq(cq, 0), 0);
+    a.qp_state = IBV_QPS_RESET;
+    assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE), 0);
+    a.qp_state = IBV_QPS_INIT;
+    assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PORT), 0);
+    assert_int_equal(ibv_post_recv(qp, &rw, &bad), 0);
+    a.qp_state = IBV_QPS_ERR;
+    assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE), 0);
+    assert_int_equal(poll(&pf, 1, DEADLINE_MS), 1);
+    struct ibv_cq *ecq;
+    void *ectx;
+    assert_int_equal(ibv_get_cq_event(ch, &ecq, &ectx), 0);
+    assert_ptr_equal(ecq, cq);
+    assert_ptr_equal(ectx, (void *)0x1234);
+    ibv_ack_cq_events(cq, 1);
+    ibv_destroy_qp(qp);
+    ibv_destroy_cq(cq);
+    assert_int_equal(ibv_destroy_comp_channel(ch), 0);
+    pair_free(p);
+}
+
+static void test_fork_child_refused(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int rc = post_send(&p->a, IBV_WR_SEND, 1, 0, 10, 0, 0, 0, p->a.mr->lkey);
+        struct ibv_wc wc;
+        int pr = ibv_poll_cq(p->a.scq, 1, &wc);
+        _exit(rc == EPERM && pr < 0 ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    /* the parent's resources still work */
+    struct ibv_wc wc;
+    post_recv(&p->b, 1, 1, 0, 10);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 1, 0, 10, 0, 0, 0, p->a.mr->lkey), 0);
+    assert_int_equal(poll_n(p->b.rcq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    pair_free(p);
+}
+
+/* In a forked child, without asserts (cmocka's longjmp must not run in
+ * the child): opens the device afresh, connects two QPs, moves a pattern.
+ * Returns 0 on success, the failing step otherwise. */
+static int child_fresh_device(void)
+{
+    struct ibv_device **l = ibv_get_device_list(NULL);
+    struct ibv_context *ctx = l && l[0] ? ibv_open_device(l[0]) : NULL;
+    struct ibv_pd *pd = ctx ? ibv_alloc_pd(ctx) : NULL;
+    if (!pd)
+        return 1;
+    struct ibv_cq *cq = ibv_create_cq(ctx, 16, NULL, NULL, 0);
+    struct ibv_qp_init_attr ia = { .qp_type = IBV_QPT_RC, .send_cq = cq, .recv_cq = cq,
+        .cap = { .max_send_wr = 4, .max_recv_wr = 4, .max_send_sge = 1, .max_recv_sge = 1 } };
+    struct ibv_qp *x = cq ? ibv_create_qp(pd, &ia) : NULL;
+    struct ibv_qp *y = cq ? ibv_create_qp(pd, &ia) : NULL;
+    char *buf = calloc(1, 8192);
+    struct ibv_mr *mr = ibv_reg_mr(pd, buf, 8192, IBV_ACCESS_LOCAL_WRITE);
+    if (!x || !y || !mr)
+        return 2;
+    union ibv_gid gid;
+    if (ibv_query_gid(ctx, 1, 0, &gid))
+        return 3;
+    struct ibv_qp *qs[2] = { x, y };
+    for (int i = 0; i < 2; i++) {
+        struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1,
+                                 .qp_access_flags = IBV_ACCESS_LOCAL_WRITE };
+        if (ibv_modify_qp(qs[i], &a, IBV_QP_STATE | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS))
+            return 4;
+        memset(&a, 0, sizeof a);
+        a.qp_state = IBV_QPS_RTR;
+        a.dest_qp_num = qs[1 - i]->qp_num;
+        a.ah_attr.is_global = 1;
+        a.ah_attr.grh.dgid = gid;
+        if (ibv_modify_qp(qs[i], &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_DEST_QPN))
+            return 5;
+        a.qp_state = IBV_QPS_RTS;
+        a.rnr_retry = 7;
+        if (ibv_modify_qp(qs[i], &a, IBV_QP_STATE | IBV_QP_RNR_RETRY))
+            return 6;
+    }
+    fill(buf, 4096, 42);
+    struct ibv_sge rg = { (uintptr_t)buf + 4096, 4096, mr->lkey }, sg = { (uintptr_t)buf, 4096, mr->lkey };
+    struct ibv_recv_wr rw = { .wr_id = 2, .sg_list = &rg, .num_sge = 1 }, *rbad;
+    struct ibv_send_wr sw = { .wr_id = 1, .sg_list = &sg, .num_sge = 1, .opcode = IBV_WR_SEND,
+                              .send_flags = IBV_SEND_SIGNALED }, *sbad;
+    if (ibv_post_recv(y, &rw, &rbad) || ibv_post_send(x, &sw, &sbad))
+        return 7;
+    struct ibv_wc wc[2];
+    int n = 0;
+    for (long end = now_ms() + DEADLINE_MS; n < 2 && now_ms() < end;) {
+        int r = ibv_poll_cq(cq, 2 - n, wc + n);
+        if (r < 0)
+            return 8;
+        n += r;
+        if (!r)
+            usleep(200);
+    }
+    if (n != 2 || wc[0].status || wc[1].status || memcmp(buf, buf + 4096, 4096))
+        return 9;
+    ibv_destroy_qp(x);
+    ibv_destroy_qp(y);
+    return 0;
+}
+
+static void test_fork_child_fresh_device(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* the parent's QP stays off limits while the child's own ones work */
+        int rc = child_fresh_device();
+        if (!rc && post_send(&p->a, IBV_WR_SEND, 1, 0, 10, 0, 0, 0, p->a.mr->lkey) != EPERM)
+            rc = 20;
+        _exit(rc);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    pair_free(p);
+}
+
+static void test_unsupported(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    struct ibv_qp_init_attr ia = { .send_cq = p->a.scq, .recv_cq = p->a.rcq, .qp_type = IBV_QPT_UD,
+                                   .cap = { .max_send_wr = 1, .max_recv_wr = 1 } };
+    errno = 0;
+    assert_null(ibv_create_qp(p->pd, &ia));
+    assert_int_equal(errno, EOPNOTSUPP);
+    struct ibv_srq_init_attr sa = { .attr = { .max_wr = 4, .max_sge = 1 } };
+    assert_null(ibv_create_srq(p->pd, &sa));
+    assert_int_equal(errno, EOPNOTSUPP);
+    struct ibv_sge g = { (uintptr_t)p->a.buf, 8, p->a.mr->lkey };
+    struct ibv_send_wr wr = { .sg_list = &g, .num_sge = 1, .opcode = IBV_WR_ATOMIC_CMP_AND_SWP }, *bad;
+    assert_int_equal(ibv_post_send(p->a.qp, &wr, &bad), EINVAL);
+    assert_ptr_equal(bad, &wr);
+    pair_free(p);
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/softrdma-engine.XXXXXX";
+    if (!getenv("SOFTRDMA_FABRIC") && mkdtemp(dir))
+        setenv("SOFTRDMA_FABRIC", dir, 1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_send_recv_sges),
+        cmocka_unit_test(test_write_imm_and_read),
+        cmocka_unit_test(test_inline_unsignaled),
+        cmocka_unit_test(test_bad_rkey),
+        cmocka_unit_test(test_out_of_bounds_and_access),
+        cmocka_unit_test(test_bad_lkey),
+        cmocka_unit_test(test_recv_bad_lkey),
+        cmocka_unit_test(test_wrong_dgid),
+        cmocka_unit_test(test_rnr),
+        cmocka_unit_test(test_flush_on_err),
+        cmocka_unit_test(test_cq_overflow),
+        cmocka_unit_test(test_comp_channel),
+        cmocka_unit_test(test_fork_child_refused),
+        cmocka_unit_test(test_fork_child_fresh_device),
+        cmocka_unit_test(test_unsupported),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (!strcmp(getenv("SOFTRDMA_FABRIC"), dir)) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        if (system(cmd)) {}
+    }
+    return rc;
+}

@@ -1,0 +1,61 @@
+/*
+ * shadow.h - internals of the "shadow" test stack module.
+ *
+ * A shadow socket wraps a real kernel TCP socket (kfd) that only the module
+ * sees. Its wait fd is a private epoll fd (wfd) holding kfd edge-triggered
+ * for every event, so "wait fd readable" means "something happened on kfd".
+ * poll_events() drains wfd (re-arm), then asks the kernel for the true
+ * mask with a zero-timeout poll, and bumps gen when it drained an event.
+ *
+ * Internal fds never go through libc's socket entry points: every system
+ * call is made with syscall(2) (see shadow_sys.h), because libc's socket(),
+ * connect(), ... are interposed by libnStackAPI.so and would route our own
+ * private sockets back into the dispatcher.
+ */
+#ifndef SHADOW_H
+#define SHADOW_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "nstack/nstack_module.h"
+
+struct nstack_sock {
+    int kfd;                    /* the real kernel TCP socket */
+    int wfd;                    /* epoll fd containing kfd: the wait fd */
+    void *cookie;               /* dispatcher's cookie (set_cookie) */
+    _Atomic uint64_t gen;       /* grows on every drained event */
+};
+
+/* The dispatcher's services, set once by register()/init(). */
+extern const struct nstack_fw_api *shadow_fw;
+
+/* Operations (shadow_ops.c), wired into the module table by shadow_module.c. */
+int shadow_socket(int domain, int type, int protocol, nstack_sock **out);
+void shadow_set_cookie(nstack_sock *s, void *cookie);
+int shadow_bind(nstack_sock *s, const struct sockaddr *addr, socklen_t len);
+int shadow_listen(nstack_sock *s, int backlog);
+int shadow_accept(nstack_sock *s, struct sockaddr *addr, socklen_t *len, int flags,
+                  nstack_sock **out);
+int shadow_connect(nstack_sock *s, const struct sockaddr *addr, socklen_t len);
+int shadow_shutdown(nstack_sock *s, int how);
+int shadow_close(nstack_sock *s);
+ssize_t shadow_send(nstack_sock *s, const void *buf, size_t len, int flags);
+ssize_t shadow_recv(nstack_sock *s, void *buf, size_t len, int flags);
+ssize_t shadow_sendmsg(nstack_sock *s, const struct msghdr *msg, int flags);
+ssize_t shadow_recvmsg(nstack_sock *s, struct msghdr *msg, int flags);
+int shadow_getsockname(nstack_sock *s, struct sockaddr *addr, socklen_t *len);
+int shadow_getpeername(nstack_sock *s, struct sockaddr *addr, socklen_t *len);
+int shadow_getsockopt(nstack_sock *s, int level, int name, void *val, socklen_t *len);
+int shadow_setsockopt(nstack_sock *s, int level, int name, const void *val, socklen_t len);
+int shadow_set_nonblock(nstack_sock *s, int on);
+int shadow_ioctl(nstack_sock *s, unsigned long request, void *arg);
+uint32_t shadow_poll_events(nstack_sock *s, uint64_t *gen);
+
+/* Counters (shadow_stats.c): lock-free, relaxed atomics; reset in a fork child. */
+void shadow_stats_reset(void);
+void shadow_count_socket(void);
+void shadow_count_sent(size_t n);
+void shadow_count_received(size_t n);
+
+#endif /* SHADOW_H */

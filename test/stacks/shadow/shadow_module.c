@@ -1,0 +1,60 @@
+/* shadow_module.c - the shadow module's description and entry point
+ * (shadow_stack_register, see include/nstack/nstack_module.h). */
+#include "shadow.h"
+
+#include <errno.h>
+
+/* Set once before any socket exists; read-only afterwards. */
+const struct nstack_fw_api *shadow_fw;
+
+static int shadow_init(const struct nstack_fw_api *fw)
+{
+    shadow_fw = fw;
+    if (fw && fw->log)
+        fw->log(NSTACK_LOG_INF, "shadow", "shadow test stack ready (TCP over private kernel sockets)");
+    return 0;
+}
+
+/* The private kernel sockets and epoll fds are inherited by fork, so a
+ * child keeps using the same shadow sockets; only the counters restart. */
+static void shadow_fork_child(void) { shadow_stats_reset(); }
+
+static const struct nstack_module shadow_module = {
+    .abi_version = NSTACK_MODULE_ABI_VERSION,
+    .struct_size = sizeof(struct nstack_module),
+    .name = "shadow",
+    .caps = NSTACK_CAP_INET | NSTACK_CAP_INET6 | NSTACK_CAP_STREAM,
+    .init = shadow_init,
+    .fork_child = shadow_fork_child,
+    .socket = shadow_socket,
+    .set_cookie = shadow_set_cookie,
+    .bind = shadow_bind,
+    .listen = shadow_listen,
+    .accept = shadow_accept,
+    .connect = shadow_connect,
+    .shutdown = shadow_shutdown,
+    .close = shadow_close,
+    .send = shadow_send,
+    .recv = shadow_recv,
+    .sendmsg = shadow_sendmsg,
+    .recvmsg = shadow_recvmsg,
+    .getsockname = shadow_getsockname,
+    .getpeername = shadow_getpeername,
+    .getsockopt = shadow_getsockopt,
+    .setsockopt = shadow_setsockopt,
+    .set_nonblock = shadow_set_nonblock,
+    .ioctl = shadow_ioctl,
+    .poll_events = shadow_poll_events,
+};
+
+__attribute__((visibility("default")))
+int shadow_stack_register(const struct nstack_fw_api *fw, const struct nstack_module **out)
+{
+    if (!out) {
+        errno = EINVAL;
+        return -1;
+    }
+    shadow_fw = fw;
+    *out = &shadow_module;
+    return 0;
+}

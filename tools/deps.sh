@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# deps.sh - install every Debian package the project needs (Debian 12).
+# Idempotent: when everything is present it does not touch apt at all.
+# Never starts services: nginx and redis packages would start their
+# daemons on install, so a policy-rc.d that forbids starting is in place
+# while apt runs.
+set -euo pipefail
+
+PACKAGES=(
+    # build
+    cmake gcc make pkg-config libjson-c-dev libcmocka-dev
+    librdmacm-dev libibverbs-dev rdmacm-utils ibverbs-utils
+    # test hosts and process handling
+    iproute2 procps psmisc
+    # real programs (test/programs) and benchmarks (tools/bench.sh)
+    iperf3 sockperf redis-server redis-tools nginx-light wrk curl strace
+)
+
+missing_packages() {
+    local p
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+            printf '%s\n' "$p"
+    done
+}
+
+# Forbid service starts for the duration of apt (restores what was there).
+POLICY=/usr/sbin/policy-rc.d
+POLICY_BACKUP=""
+block_service_starts() {
+    if [ -e "$POLICY" ]; then
+        POLICY_BACKUP=$(mktemp); cp -p "$POLICY" "$POLICY_BACKUP"
+    fi
+    printf '#!/bin/sh\nexit 101\n' >"$POLICY"; chmod 755 "$POLICY"
+    trap restore_policy EXIT
+}
+restore_policy() {
+    if [ -n "$POLICY_BACKUP" ]; then mv -f "$POLICY_BACKUP" "$POLICY"; else rm -f "$POLICY"; fi
+}
+
+main() {
+    local missing
+    missing=$(missing_packages)
+    if [ -z "$missing" ]; then
+        echo "deps: all ${#PACKAGES[@]} packages present"
+        return 0
+    fi
+    [ "$(id -u)" -eq 0 ] || { echo "deps: missing packages: $missing; run as root" >&2; return 1; }
+    echo "deps: installing:" $missing
+    block_service_starts
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    # shellcheck disable=SC2086
+    apt-get install -y -q --no-install-recommends $missing
+    # Some packages start a daemon despite policy-rc.d (no init system in
+    # containers uses it consistently): make sure none is left running.
+    stop_started_daemons
+}
+
+stop_started_daemons() {
+    local svc
+    for svc in nginx redis-server; do
+        command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
+    done
+}
+
+main "$@"

@@ -1,0 +1,221 @@
+/* softrdma librdmacm: event channels (a pipe gives the pollable fd) and
+ * the events queued on them. */
+#include "cm_internal.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct cm_channel *cm_channel_new(void)
+{
+    struct cm_channel *ch = calloc(1, sizeof *ch);
+    int p[2];
+    if (!ch || pipe2(p, O_CLOEXEC)) {
+        free(ch);
+        errno = ENOMEM;
+        return NULL;
+    }
+    fcntl(p[1], F_SETFL, O_NONBLOCK);
+    ch->pub.fd = p[0];
+    ch->wfd = p[1];
+    ch->epoch = sr_epoch;
+    return ch;
+}
+
+CM_API struct rdma_event_channel *rdma_create_event_channel(void)
+{
+    if (sr_nic_start())
+        return NULL;
+    struct cm_channel *ch = cm_channel_new();
+    return ch ? &ch->pub : NULL;
+}
+
+CM_API void rdma_destroy_event_channel(struct rdma_event_channel *pub)
+{
+    struct cm_channel *ch = (struct cm_channel *)pub;
+    if (!pub || sr_stale(ch->epoch, "rdma_destroy_event_channel"))
+        return;
+    pthread_mutex_lock(&sr_lock);
+    while (ch->head) {
+        struct cm_event *e = ch->head;
+        ch->head = e->next;
+        free(e);
+    }
+    close(pub->fd);
+    close(ch->wfd);
+    ch->epoch = 0;
+    sr_defer_free(ch);
+    pthread_mutex_unlock(&sr_lock);
+}
+
+void cm_event_push(struct cm_id *id, struct rdma_cm_id *listen, enum rdma_cm_event_type type,
+                   int status, const struct cm_msg *m)
+{
+    struct cm_channel *ch = (struct cm_channel *)(listen ? listen->channel : id->pub.channel);
+    struct cm_event *e = calloc(1, sizeof *e);
+    if (!e || !ch) {
+        sr_log("CM event %s lost: out of memory", rdma_event_str(type));
+        free(e);
+        return;
+    }
+    e->pub.id = &id->pub;
+    e->pub.listen_id = listen;
+    e->pub.event = type;
+    e->pub.status = status;
+    if (m) {
+        struct rdma_conn_param *c = &e->pub.param.conn;
+        memcpy(e->pdata, m->pdata, m->pdata_len);
+        c->private_data = m->pdata_len ? e->pdata : NULL;
+        c->private_data_len = m->pdata_len;
+        c->responder_resources = m->responder_resources;
+        c->initiator_depth = m->initiator_depth;
+        c->flow_control = m->flow_control;
+        c->retry_count = m->retry_count;
+        c->rnr_retry_count = m->rnr_retry_count;
+        c->srq = m->srq;
+        c->qp_num = m->qpn;
+    }
+    if (ch->tail)
+        ch->tail->next = e;
+    else
+        ch->head = e;
+    ch->tail = e;
+    char b = 1;
+    if (write(ch->wfd, &b, 1) != 1)
+        sr_log("CM event channel %d is full", ch->pub.fd);
+}
+
+void cm_push_disconnected(struct cm_id *id)
+{
+    cm_event_push(id, NULL, RDMA_CM_EVENT_DISCONNECTED, 0, NULL);
+    if (id->pub.qp)
+        cm_event_push(id, NULL, RDMA_CM_EVENT_TIMEWAIT_EXIT, 0, NULL);
+}
+
+/* Marks the id's queued events dead (each still owns its byte in the
+ * pipe; readers skip it). A connection request nobody will see is
+ * dropped, which the active side sees as a connect error. */
+void cm_events_forget(struct cm_id *id)
+{
+    struct cm_channel *ch = (struct cm_channel *)id->pub.channel;
+    if (!ch || id->sync)
+        return;     /* a private channel goes away with its events */
+    for (struct cm_event *e = ch->head; e; e = e->next) {
+        if (e->dead)
+            continue;
+        if (e->pub.listen_id == &id->pub && e->pub.event == RDMA_CM_EVENT_CONNECT_REQUEST) {
+            struct cm_id *child = cm_of(e->pub.id);
+            cm_conn_close(child);
+            child->epoch = 0;
+            sr_defer_free(child);
+            e->dead = 1;
+        } else if (e->pub.id == &id->pub) {
+            e->dead = 1;
+        }
+    }
+}
+
+/* Next live event, or NULL (errno) if the read failed. Each event has one
+ * byte in the pipe, so a blocking reader sleeps in read() until the next. */
+static struct cm_event *cm_next_event(struct cm_channel *ch)
+{
+    for (;;) {
+        char b;
+        ssize_t n = read(ch->pub.fd, &b, 1);
+        if (n == 0) {
+            /* The channel was destroyed under a blocked reader (rping's CM
+             * thread): with the kernel's rdma_cm that read never returns. */
+            for (;;)
+                pause();
+        }
+        if (n != 1)
+            return NULL;
+        pthread_mutex_lock(&sr_lock);
+        struct cm_event *e = ch->head;
+        if (e) {
+            ch->head = e->next;
+            if (!ch->head)
+                ch->tail = NULL;
+            if (!e->dead)
+                cm_of(e->pub.id)->events_out++;
+        }
+        pthread_mutex_unlock(&sr_lock);
+        if (!e) {
+            errno = EAGAIN;
+            return NULL;
+        }
+        if (!e->dead)
+            return e;
+        free(e);
+    }
+}
+
+CM_API int rdma_get_cm_event(struct rdma_event_channel *pub, struct rdma_cm_event **event)
+{
+    struct cm_channel *ch = (struct cm_channel *)pub;
+    if (!pub || !event) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (sr_stale(ch->epoch, "rdma_get_cm_event"))
+        return -1;
+    struct cm_event *e = cm_next_event(ch);
+    if (!e)
+        return -1;
+    *event = &e->pub;
+    return 0;
+}
+
+/* An id destroyed while the user still held its events is freed here, at
+ * the last ack, so the event's id pointer stays valid until then. */
+CM_API int rdma_ack_cm_event(struct rdma_cm_event *event)
+{
+    if (!event) {
+        errno = EINVAL;
+        return -1;
+    }
+    pthread_mutex_lock(&sr_lock);
+    struct cm_id *id = cm_of(event->id);
+    if (id && id->events_out > 0 && --id->events_out == 0 && id->destroyed)
+        sr_defer_free(id);
+    pthread_mutex_unlock(&sr_lock);
+    free(event);
+    return 0;
+}
+
+int cm_sync_wait(struct cm_id *id, enum rdma_cm_event_type want)
+{
+    struct rdma_cm_event *e;
+    if (id->pub.event) {
+        rdma_ack_cm_event(id->pub.event);
+        id->pub.event = NULL;
+    }
+    if (rdma_get_cm_event(id->pub.channel, &e))
+        return -1;
+    id->pub.event = e;
+    if (e->event == want && !e->status)
+        return 0;
+    switch (e->event) {
+    case RDMA_CM_EVENT_REJECTED: errno = ECONNREFUSED; break;
+    case RDMA_CM_EVENT_UNREACHABLE: errno = EHOSTUNREACH; break;
+    case RDMA_CM_EVENT_ADDR_ERROR: errno = EADDRNOTAVAIL; break;
+    default: errno = e->status < 0 ? -e->status : ECONNRESET; break;
+    }
+    return -1;
+}
+
+CM_API const char *rdma_event_str(enum rdma_cm_event_type event)
+{
+    static const char *const n[] = {
+        "RDMA_CM_EVENT_ADDR_RESOLVED", "RDMA_CM_EVENT_ADDR_ERROR",
+        "RDMA_CM_EVENT_ROUTE_RESOLVED", "RDMA_CM_EVENT_ROUTE_ERROR",
+        "RDMA_CM_EVENT_CONNECT_REQUEST", "RDMA_CM_EVENT_CONNECT_RESPONSE",
+        "RDMA_CM_EVENT_CONNECT_ERROR", "RDMA_CM_EVENT_UNREACHABLE",
+        "RDMA_CM_EVENT_REJECTED", "RDMA_CM_EVENT_ESTABLISHED",
+        "RDMA_CM_EVENT_DISCONNECTED", "RDMA_CM_EVENT_DEVICE_REMOVAL",
+        "RDMA_CM_EVENT_MULTICAST_JOIN", "RDMA_CM_EVENT_MULTICAST_ERROR",
+        "RDMA_CM_EVENT_ADDR_CHANGE", "RDMA_CM_EVENT_TIMEWAIT_EXIT",
+    };
+    return (unsigned)event < sizeof n / sizeof n[0] ? n[event] : "UNKNOWN EVENT";
+}

@@ -1,0 +1,105 @@
+/* softrdma librdmacm: connection manager objects.
+ * Locking: everything here is guarded by sr_lock (see sr_internal.h); a
+ * channel's event queue also by it. Nothing blocks while holding it. */
+#ifndef CM_INTERNAL_H
+#define CM_INTERNAL_H
+#include "sr_internal.h"
+#include <rdma/rdma_cma.h>
+
+#define CM_PDATA_MAX 256
+#define CM_API __attribute__((visibility("default")))
+
+struct cm_event {
+    struct rdma_cm_event pub;
+    int dead;                       /* its id was destroyed: skipped, never shown */
+    uint8_t pdata[CM_PDATA_MAX];
+    struct cm_event *next;
+};
+
+struct cm_channel {
+    struct rdma_event_channel pub;
+    int wfd;                        /* one byte per queued event */
+    struct cm_event *head, *tail;
+    unsigned epoch;
+};
+
+enum cm_state {
+    CM_IDLE, CM_ADDR_RESOLVED, CM_ROUTE_RESOLVED, CM_LISTEN, CM_CONNECTING,
+    CM_REQ_WAIT, CM_REQ_RCVD, CM_ACCEPTING, CM_RESPONDED, CM_CONNECTED, CM_DISCONNECTED,
+};
+
+enum cm_msg_type { CM_MSG_REQ = 1, CM_MSG_REP, CM_MSG_RTU, CM_MSG_REJ, CM_MSG_DREQ };
+
+/* One SOCK_SEQPACKET message on a CM connection. */
+struct cm_msg {
+    uint32_t type;
+    uint32_t qpn;
+    uint8_t pdata_len;
+    uint8_t responder_resources, initiator_depth, flow_control;
+    uint8_t retry_count, rnr_retry_count, srq, pad;
+    struct sockaddr_storage src, dst;   /* as the active side sees them */
+    uint8_t pdata[CM_PDATA_MAX];
+};
+
+struct cm_id {
+    struct rdma_cm_id pub;
+    unsigned epoch;
+    int sync;                       /* owns a private channel; calls wait */
+    enum cm_state state;
+    int afonly, reuseaddr;
+    struct sr_watch conn;           /* CM connection (seqpacket) */
+    struct sr_watch lsn;            /* listening socket */
+    char lsn_path[400];
+    char **names;                   /* listen names (symlinks) we created */
+    int nnames;
+    struct cm_msg peer;             /* last REQ/REP received */
+    struct rdma_conn_param my;      /* what we sent */
+    int own_cqs;
+    struct ibv_qp_init_attr *ep_attr;   /* rdma_create_ep on a passive id */
+    struct ibv_pd *ep_pd;
+    struct cm_id *listener;         /* CM_REQ_WAIT: who accepted the connection */
+    char port_claim[500];           /* our claim in the port space, "" if none */
+    int events_out;                 /* events handed to the user, not yet acked */
+    int destroyed;                  /* rdma_destroy_id ran; freed at the last ack */
+};
+
+static inline struct cm_id *cm_of(struct rdma_cm_id *id) { return (struct cm_id *)id; }
+
+/* cm_channel.c */
+struct cm_channel *cm_channel_new(void);
+void cm_event_push(struct cm_id *id, struct rdma_cm_id *listen, enum rdma_cm_event_type type,
+                   int status, const struct cm_msg *m);
+/* DISCONNECTED, then TIMEWAIT_EXIT when a QP is attached (as rdma_cm does). */
+void cm_push_disconnected(struct cm_id *id);
+/* rdma_destroy_id: queued events of the id are dropped. */
+void cm_events_forget(struct cm_id *id);
+/* For a sync id: wait for the next event; fails (errno) unless it is want. */
+int cm_sync_wait(struct cm_id *id, enum rdma_cm_event_type want);
+
+/* cm_addr.c */
+socklen_t cm_addrlen(const struct sockaddr *sa);
+int cm_is_any(const struct sockaddr *sa);
+int cm_is_loopback(const struct sockaddr *sa);
+uint16_t cm_port(const struct sockaddr *sa);
+void cm_set_port(struct sockaddr *sa, uint16_t port);
+/* Fabric name of a listener on (addr, port). */
+int cm_listen_name(const struct sockaddr *sa, uint16_t port, char *out, size_t len);
+/* Every local address of a family, for wildcard listens; returns count. */
+int cm_local_addrs(int family, struct sockaddr_storage *out, int max);
+int cm_pick_source(const struct sockaddr *dst, struct sockaddr_storage *src);
+struct ibv_pd *cm_default_pd(void);
+
+/* cm_port.c: claim (address, port) in the RDMA TCP port space; port 0
+ * picks a free port and writes it into sa. EADDRINUSE if taken. */
+int cm_port_claim(struct cm_id *id, struct sockaddr *sa);
+void cm_port_release(struct cm_id *id);
+
+/* cm_conn.c */
+void cm_conn_close(struct cm_id *id);
+void cm_listen_close(struct cm_id *id);
+int cm_qp_to_init(struct cm_id *id);
+
+/* cm_id.c */
+struct cm_id *cm_id_new(struct rdma_event_channel *ch, void *context, enum rdma_port_space ps,
+                        enum ibv_qp_type type);
+#endif

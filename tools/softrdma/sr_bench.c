@@ -1,0 +1,178 @@
+/* softrdma_bench: latency (SEND ping-pong) and throughput (RDMA_WRITE
+ * stream) between two processes on the device. Not a test: it prints
+ *   latency_us=<avg round trip / 2> write_MBps=<MB/s> send_msgs_per_s=<n>
+ * Run with LD_LIBRARY_PATH=release/lib64/softrdma (tools/bench.sh does).
+ * Usage: softrdma_bench [iterations] [MiB to write] */
+#include <arpa/inet.h>
+#include <infiniband/verbs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <sched.h>
+#include <unistd.h>
+
+#define MSG 65536
+#define WINDOW 16
+#define RING (MSG * WINDOW)
+
+struct ep {
+    struct ibv_context *ctx;
+    struct ibv_pd *pd;
+    struct ibv_cq *cq;
+    struct ibv_qp *qp;
+    struct ibv_mr *mr;
+    char *buf;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "softrdma_bench: %s failed\n", what);
+    exit(1);
+}
+
+static void ep_open(struct ep *e)
+{
+    struct ibv_device **l = ibv_get_device_list(NULL);
+    if (!l || !l[0] || !(e->ctx = ibv_open_device(l[0])))
+        die("opening the device (is LD_LIBRARY_PATH set to release/lib64/softrdma?)");
+    ibv_free_device_list(l);
+    e->pd = ibv_alloc_pd(e->ctx);
+    e->cq = ibv_create_cq(e->ctx, 4 * WINDOW, NULL, NULL, 0);
+    struct ibv_qp_init_attr a = { .send_cq = e->cq, .recv_cq = e->cq, .qp_type = IBV_QPT_RC,
+        .sq_sig_all = 1, .cap = { .max_send_wr = WINDOW, .max_recv_wr = WINDOW,
+                                  .max_send_sge = 1, .max_recv_sge = 1, .max_inline_data = 64 } };
+    e->qp = ibv_create_qp(e->pd, &a);
+    e->buf = calloc(1, RING);
+    e->mr = ibv_reg_mr(e->pd, e->buf, RING, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+    if (!e->pd || !e->cq || !e->qp || !e->buf || !e->mr)
+        die("creating resources");
+}
+
+static void ep_connect(struct ep *e, uint32_t dest)
+{
+    struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1,
+        .qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE };
+    if (ibv_modify_qp(e->qp, &a, IBV_QP_STATE | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS | IBV_QP_PKEY_INDEX))
+        die("INIT");
+    a.qp_state = IBV_QPS_RTR;
+    a.dest_qp_num = dest;
+    if (ibv_modify_qp(e->qp, &a, IBV_QP_STATE | IBV_QP_DEST_QPN))
+        die("RTR");
+    a.qp_state = IBV_QPS_RTS;
+    a.rnr_retry = 7;
+    if (ibv_modify_qp(e->qp, &a, IBV_QP_STATE | IBV_QP_RNR_RETRY))
+        die("RTS");
+}
+
+static void post_recv(struct ep *e)
+{
+    struct ibv_sge g = { (uintptr_t)e->buf, 64, e->mr->lkey };
+    struct ibv_recv_wr wr = { .sg_list = &g, .num_sge = 1 }, *bad;
+    if (ibv_post_recv(e->qp, &wr, &bad))
+        die("ibv_post_recv");
+}
+
+static void post_send(struct ep *e, enum ibv_wr_opcode op, size_t off, uint32_t len,
+                      uint64_t raddr, uint32_t rkey)
+{
+    struct ibv_sge g = { (uintptr_t)e->buf + off, len, e->mr->lkey };
+    struct ibv_send_wr wr = { .sg_list = &g, .num_sge = 1, .opcode = op,
+                              .send_flags = len <= 64 ? IBV_SEND_INLINE : 0 }, *bad;
+    wr.wr.rdma.remote_addr = raddr;
+    wr.wr.rdma.rkey = rkey;
+    if (ibv_post_send(e->qp, &wr, &bad))
+        die("ibv_post_send");
+}
+
+/* Polls for one completion (bounded by 30 s). */
+static void wait_wc(struct ep *e, struct ibv_wc *wc)
+{
+    double end = now_s() + 30;
+    for (;;) {
+        int n = ibv_poll_cq(e->cq, 1, wc);
+        if (n < 0 || (n == 1 && wc->status != IBV_WC_SUCCESS))
+            die("completion");
+        if (n == 1)
+            return;
+        sched_yield();      /* the device thread needs the CPU more than we do */
+        if (now_s() > end)
+            die("waiting for a completion (30 s)");
+    }
+}
+
+struct hello { uint32_t qpn, rkey; uint64_t addr; };
+
+int main(int argc, char **argv)
+{
+    int iters = argc > 1 ? atoi(argv[1]) : 20000;
+    long mib = argc > 2 ? atol(argv[2]) : 1024;
+    int p2c[2], c2p[2];
+    if (pipe(p2c) || pipe(c2p))
+        die("pipe");
+    pid_t pid = fork();
+    struct ep e;
+    struct hello mine, peer;
+    struct ibv_wc wc;
+    ep_open(&e);
+    mine = (struct hello){ e.qp->qp_num, e.mr->rkey, (uintptr_t)e.buf };
+    int wfd = pid ? p2c[1] : c2p[1], rfd = pid ? c2p[0] : p2c[0];
+    if (write(wfd, &mine, sizeof mine) != sizeof mine || read(rfd, &peer, sizeof peer) != sizeof peer)
+        die("exchanging QP numbers");
+    ep_connect(&e, peer.qpn);
+    for (int i = 0; i < WINDOW; i++)
+        post_recv(&e);
+    char go = 1;    /* both sides in RTS, receives posted */
+    if (write(wfd, &go, 1) != 1 || read(rfd, &go, 1) != 1)
+        die("sync");
+    if (!pid) {     /* child: echo pings, then count the write stream's end */
+        for (int i = 0; i < iters; i++) {
+            do wait_wc(&e, &wc); while (wc.opcode != IBV_WC_RECV);
+            post_recv(&e);
+            post_send(&e, IBV_WR_SEND, 0, 8, 0, 0);
+        }
+        do wait_wc(&e, &wc); while (wc.opcode != IBV_WC_RECV);     /* "done" */
+        _exit(0);
+    }
+    double t0 = now_s();
+    for (int i = 0; i < iters; i++) {
+        post_send(&e, IBV_WR_SEND, 0, 8, 0, 0);
+        int got_recv = 0, got_send = 0;
+        while (!got_recv || !got_send) {
+            wait_wc(&e, &wc);
+            if (wc.opcode == IBV_WC_RECV) {
+                got_recv = 1;
+                post_recv(&e);
+            } else {
+                got_send = 1;
+            }
+        }
+    }
+    double lat = (now_s() - t0) / iters / 2 * 1e6;
+    long total = mib * 1024 * 1024 / MSG, posted = 0, done = 0;
+    t0 = now_s();
+    while (done < total) {
+        while (posted < total && posted - done < WINDOW) {
+            size_t off = (size_t)(posted % WINDOW) * MSG;
+            post_send(&e, IBV_WR_RDMA_WRITE, off, MSG, peer.addr + off, peer.rkey);
+            posted++;
+        }
+        wait_wc(&e, &wc);
+        done++;
+    }
+    double secs = now_s() - t0;
+    post_send(&e, IBV_WR_SEND, 0, 8, 0, 0);
+    int status;
+    waitpid(pid, &status, 0);
+    printf("latency_us=%.1f write_MBps=%.0f send_msgs_per_s=%.0f\n", lat,
+           (double)total * MSG / secs / 1e6, 1e6 / (2 * lat));
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}

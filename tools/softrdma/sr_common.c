@@ -1,0 +1,94 @@
+/* softrdma: process-wide state, logging, environment, fork handling. */
+#include "sr_internal.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+pthread_mutex_t sr_lock;
+unsigned sr_epoch = 1;
+struct sr_knobs sr_knobs;
+
+void sr_log(const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "softrdma[%d]: %s\n", (int)getpid(), line);
+}
+
+int sr_env_int(const char *name, int dflt)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return dflt;
+    char *end;
+    long n = strtol(v, &end, 0);
+    if (*end) {
+        sr_log("ignoring %s=%s: not a number", name, v);
+        return dflt;
+    }
+    return (int)n;
+}
+
+const char *sr_fabric_dir(void)
+{
+    const char *d = getenv("SOFTRDMA_FABRIC");
+    return (d && *d) ? d : "/run/softrdma";
+}
+
+int sr_mkdir_p(const char *path)
+{
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(tmp, 0777) && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0777) && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+int sr_stale(unsigned epoch, const char *what)
+{
+    if (epoch == sr_epoch)
+        return 0;
+    sr_log("%s: object belongs to the parent process; RDMA resources do not "
+           "survive fork (no fork support)", what);
+    errno = EPERM;
+    return 1;
+}
+
+/* The device thread may hold sr_lock at fork time: take it around fork so
+ * the child gets a consistent, unlocked copy; the child then starts a new
+ * epoch (its own device thread is started on first use). */
+static void sr_fork_prepare(void) { pthread_mutex_lock(&sr_lock); }
+static void sr_fork_parent(void) { pthread_mutex_unlock(&sr_lock); }
+extern void sr_nic_forget(void);
+static void sr_fork_child(void)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&sr_lock, &a);
+    sr_epoch++;
+    sr_nic_forget();
+}
+
+__attribute__((constructor)) static void sr_init(void)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&sr_lock, &a);
+    pthread_atfork(sr_fork_prepare, sr_fork_parent, sr_fork_child);
+}

@@ -1,0 +1,283 @@
+/* softrdma: the device, its ports (the host's interfaces) and GIDs. */
+#include "sr_internal.h"
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <endian.h>
+
+static struct ibv_device sr_dev = {
+    .node_type = IBV_NODE_CA,
+    .transport_type = IBV_TRANSPORT_IB,
+    .name = "softrdma0",
+    .dev_name = "usoftrdma0",
+    .dev_path = "/sys/class/infiniband_verbs/usoftrdma0",
+    .ibdev_path = "/sys/class/infiniband/softrdma0",
+};
+
+void sr_gid_from_sa(const struct sockaddr *sa, union ibv_gid *g)
+{
+    memset(g, 0, sizeof *g);
+    if (sa->sa_family == AF_INET) {
+        g->raw[10] = g->raw[11] = 0xff;
+        memcpy(&g->raw[12], &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else {
+        memcpy(g->raw, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    }
+}
+
+/* One port per interface that has an IPv4/IPv6 address, in getifaddrs order. */
+int sr_ports_scan(struct sr_port *ports, int max)
+{
+    struct ifaddrs *ifa0, *ifa;
+    int n = 0;
+    if (getifaddrs(&ifa0))
+        return 0;
+    for (ifa = ifa0; ifa; ifa = ifa->ifa_next) {
+        if (!ifa->ifa_addr || (ifa->ifa_addr->sa_family != AF_INET &&
+                               ifa->ifa_addr->sa_family != AF_INET6))
+            continue;
+        int i;
+        for (i = 0; i < n && strcmp(ports[i].ifname, ifa->ifa_name); i++)
+            ;
+        if (i == n) {
+            if (n == max)
+                continue;
+            memset(&ports[n], 0, sizeof ports[n]);
+            snprintf(ports[n].ifname, sizeof ports[n].ifname, "%s", ifa->ifa_name);
+            ports[n].up = (ifa->ifa_flags & IFF_UP) && (ifa->ifa_flags & IFF_RUNNING);
+            n++;
+        }
+        if (ports[i].ngids < SR_MAX_GIDS)
+            sr_gid_from_sa(ifa->ifa_addr, &ports[i].gids[ports[i].ngids++]);
+    }
+    freeifaddrs(ifa0);
+    return n;
+}
+
+int sr_port_of_addr(const struct sockaddr *sa)
+{
+    struct sr_port ports[SR_MAX_PORTS];
+    union ibv_gid g;
+    int n = sr_ports_scan(ports, SR_MAX_PORTS);
+    sr_gid_from_sa(sa, &g);
+    for (int p = 0; p < n; p++)
+        for (int i = 0; i < ports[p].ngids; i++)
+            if (!memcmp(&ports[p].gids[i], &g, sizeof g))
+                return p + 1;
+    return 0;
+}
+
+int sr_gid_is_local(const uint8_t gid[16])
+{
+    struct sr_port ports[SR_MAX_PORTS];
+    int n = sr_ports_scan(ports, SR_MAX_PORTS);
+    for (int p = 0; p < n; p++)
+        for (int i = 0; i < ports[p].ngids; i++)
+            if (!memcmp(ports[p].gids[i].raw, gid, 16))
+                return 1;
+    return 0;
+}
+
+static uint64_t sr_host_guid(void)
+{
+    struct stat st;
+    uint64_t id = stat("/proc/self/ns/net", &st) ? 1 : (uint64_t)st.st_ino;
+    return htobe64(0x0253520000000000ull | (id & 0xffffffffffull));
+}
+
+SR_API struct ibv_device **ibv_get_device_list(int *num)
+{
+    struct ibv_device **l = calloc(2, sizeof *l);
+    if (!l) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    l[0] = &sr_dev;
+    if (num)
+        *num = 1;
+    return l;
+}
+
+SR_API void ibv_free_device_list(struct ibv_device **list) { free(list); }
+SR_API const char *ibv_get_device_name(struct ibv_device *d) { return d ? d->name : NULL; }
+SR_API __be64 ibv_get_device_guid(struct ibv_device *d) { (void)d; return sr_host_guid(); }
+SR_API int ibv_get_device_index(struct ibv_device *d) { (void)d; return 0; }
+
+extern int sr_poll_cq(struct ibv_cq *, int, struct ibv_wc *);
+extern int sr_req_notify_cq(struct ibv_cq *, int);
+extern int sr_post_send(struct ibv_qp *, struct ibv_send_wr *, struct ibv_send_wr **);
+extern int sr_post_recv(struct ibv_qp *, struct ibv_recv_wr *, struct ibv_recv_wr **);
+extern int sr_post_srq_recv(struct ibv_srq *, struct ibv_recv_wr *, struct ibv_recv_wr **);
+
+struct sr_ctx { unsigned epoch; struct verbs_context v; };
+
+SR_API struct ibv_context *ibv_open_device(struct ibv_device *device)
+{
+    if (device != &sr_dev) {
+        sr_log("ibv_open_device: unknown device %p", (void *)device);
+        errno = ENODEV;
+        return NULL;
+    }
+    if (sr_nic_start())
+        return NULL;
+    struct sr_ctx *c = calloc(1, sizeof *c);
+    if (!c) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    c->epoch = sr_epoch;
+    struct ibv_context *ctx = &c->v.context;
+    c->v.sz = sizeof(struct verbs_context);
+    ctx->abi_compat = __VERBS_ABI_IS_EXTENDED;
+    ctx->device = device;
+    ctx->cmd_fd = -1;
+    ctx->async_fd = -1;
+    ctx->num_comp_vectors = 1;
+    pthread_mutex_init(&ctx->mutex, NULL);
+    ctx->ops.poll_cq = sr_poll_cq;
+    ctx->ops.req_notify_cq = sr_req_notify_cq;
+    ctx->ops.post_send = sr_post_send;
+    ctx->ops.post_recv = sr_post_recv;
+    ctx->ops.post_srq_recv = sr_post_srq_recv;
+    return ctx;
+}
+
+SR_API int ibv_close_device(struct ibv_context *ctx)
+{
+    struct sr_ctx *c = (struct sr_ctx *)((char *)ctx - offsetof(struct sr_ctx, v.context));
+    if (c == (struct sr_ctx *)sr_default_context())
+        return 0;
+    free(c);
+    return 0;
+}
+
+/* The context librdmacm hands out in cm_id->verbs (one per process epoch). */
+struct ibv_context *sr_default_context(void)
+{
+    static struct ibv_context *ctx;
+    static unsigned ctx_epoch;
+    pthread_mutex_lock(&sr_lock);
+    if (!ctx || ctx_epoch != sr_epoch) {
+        ctx = ibv_open_device(&sr_dev);
+        ctx_epoch = sr_epoch;
+    }
+    pthread_mutex_unlock(&sr_lock);
+    return ctx;
+}
+
+SR_API int ibv_query_device(struct ibv_context *ctx, struct ibv_device_attr *a)
+{
+    struct sr_port ports[SR_MAX_PORTS];
+    (void)ctx;
+    memset(a, 0, sizeof *a);
+    snprintf(a->fw_ver, sizeof a->fw_ver, "1.0.0");
+    a->node_guid = a->sys_image_guid = sr_host_guid();
+    a->max_mr_size = SR_MAX_MSG;
+    a->page_size_cap = 4096;
+    a->vendor_id = 0x5352;
+    a->vendor_part_id = 1;
+    a->hw_ver = 1;
+    a->max_qp = 65536;
+    a->max_qp_wr = SR_MAX_QP_WR;
+    a->device_cap_flags = IBV_DEVICE_RC_RNR_NAK_GEN | IBV_DEVICE_PORT_ACTIVE_EVENT;
+    a->max_sge = a->max_sge_rd = SR_MAX_SGE;
+    a->max_cq = 65536;
+    a->max_cqe = SR_MAX_CQE;
+    a->max_mr = SR_MAX_MR - 1;
+    a->max_pd = 65536;
+    a->max_qp_rd_atom = a->max_qp_init_rd_atom = 16;
+    a->max_res_rd_atom = 16 * 65536;
+    a->atomic_cap = IBV_ATOMIC_NONE;
+    a->max_pkeys = 1;
+    a->local_ca_ack_delay = 15;
+    a->phys_port_cnt = (uint8_t)sr_ports_scan(ports, SR_MAX_PORTS);
+    return 0;
+}
+
+#undef ibv_query_port
+SR_API int ibv_query_port(struct ibv_context *ctx, uint8_t port, struct _compat_ibv_port_attr *out)
+{
+    struct sr_port ports[SR_MAX_PORTS];
+    struct ibv_port_attr *a = (struct ibv_port_attr *)out;
+    int n = sr_ports_scan(ports, SR_MAX_PORTS);
+    (void)ctx;
+    if (port < 1 || port > n) {
+        sr_log("ibv_query_port: no port %u (device has %d)", port, n);
+        return EINVAL;
+    }
+    memset(a, 0, sizeof *a);
+    a->state = ports[port - 1].up ? IBV_PORT_ACTIVE : IBV_PORT_DOWN;
+    a->max_mtu = IBV_MTU_4096;
+    a->active_mtu = IBV_MTU_1024;
+    a->gid_tbl_len = SR_MAX_GIDS;
+    a->port_cap_flags = IBV_PORT_CM_SUP;
+    a->max_msg_sz = SR_MAX_MSG;
+    a->pkey_tbl_len = 1;
+    a->active_width = 2;        /* 4X */
+    a->active_speed = 32;       /* EDR */
+    a->phys_state = ports[port - 1].up ? 5 : 3;
+    a->link_layer = IBV_LINK_LAYER_ETHERNET;
+    return 0;
+}
+
+SR_API int ibv_query_gid(struct ibv_context *ctx, uint8_t port, int index, union ibv_gid *gid)
+{
+    struct sr_port ports[SR_MAX_PORTS];
+    int n = sr_ports_scan(ports, SR_MAX_PORTS);
+    (void)ctx;
+    if (port < 1 || port > n || index < 0 || index >= SR_MAX_GIDS) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (index >= ports[port - 1].ngids)
+        memset(gid, 0, sizeof *gid);    /* empty table entry, as in sysfs */
+    else
+        *gid = ports[port - 1].gids[index];
+    return 0;
+}
+
+/* Private in rdma-core, imported by ibv_devinfo: every GID is RoCE v2. */
+SR_API int ibv_query_gid_type(struct ibv_context *ctx, uint8_t port, unsigned index, int *type)
+{
+    (void)ctx; (void)port; (void)index;
+    *type = 1;
+    return 0;
+}
+
+SR_API int ibv_query_pkey(struct ibv_context *ctx, uint8_t port, int index, __be16 *pkey)
+{
+    (void)ctx; (void)port;
+    if (index != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    *pkey = htobe16(0xffff);
+    return 0;
+}
+
+SR_API int ibv_get_pkey_index(struct ibv_context *ctx, uint8_t port, __be16 pkey)
+{
+    (void)ctx; (void)port;
+    return pkey == htobe16(0xffff) ? 0 : -1;
+}
+
+/* There is no sysfs for a user-space device. */
+SR_API int ibv_read_sysfs_file(const char *dir, const char *file, char *buf, size_t size)
+{
+    (void)dir; (void)file; (void)buf; (void)size;
+    return -1;
+}
+SR_API const char *ibv_get_sysfs_path(void) { return "/sys"; }
+SR_API int ibv_fork_init(void) { return 0; }
+SR_API enum ibv_fork_status ibv_is_fork_initialized(void) { return IBV_FORK_DISABLED; }
+SR_API int ibv_get_async_event(struct ibv_context *ctx, struct ibv_async_event *ev)
+{
+    (void)ctx; (void)ev;
+    errno = ENOSYS;
+    return -1;
+}
+SR_API void ibv_ack_async_event(struct ibv_async_event *ev) { (void)ev; }

@@ -1,0 +1,144 @@
+/* softrdma: protection domains and memory regions (keys, access checks). */
+#include "sr_internal.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Key table: key = generation << 16 | slot. Guarded by sr_lock. */
+static struct sr_mr *sr_mrs[SR_MAX_MR];
+static uint16_t sr_mr_gen[SR_MAX_MR];
+static unsigned sr_mr_hint = 1;
+static uint32_t sr_pd_handle;
+
+SR_API struct ibv_pd *ibv_alloc_pd(struct ibv_context *ctx)
+{
+    struct sr_pd *pd = calloc(1, sizeof *pd);
+    if (!pd) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    pd->pub.context = ctx;
+    pd->epoch = sr_epoch;
+    pthread_mutex_lock(&sr_lock);
+    pd->pub.handle = ++sr_pd_handle;
+    pthread_mutex_unlock(&sr_lock);
+    return &pd->pub;
+}
+
+SR_API int ibv_dealloc_pd(struct ibv_pd *pub)
+{
+    struct sr_pd *pd = (struct sr_pd *)pub;
+    if (sr_stale(pd->epoch, "ibv_dealloc_pd"))
+        return EPERM;
+    free(pd);
+    return 0;
+}
+
+static int sr_mr_slot(void)
+{
+    for (unsigned i = 0; i < SR_MAX_MR - 1; i++) {
+        unsigned s = 1 + (sr_mr_hint + i) % (SR_MAX_MR - 1);
+        if (!sr_mrs[s]) {
+            sr_mr_hint = s;
+            return (int)s;
+        }
+    }
+    return -1;
+}
+
+SR_API struct ibv_mr *ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t length,
+                                       uint64_t iova, unsigned int access)
+{
+    (void)iova;
+    if (!pd || sr_stale(((struct sr_pd *)pd)->epoch, "ibv_reg_mr"))
+        return NULL;
+    if ((access & (IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_ATOMIC)) &&
+        !(access & IBV_ACCESS_LOCAL_WRITE)) {
+        sr_log("ibv_reg_mr: remote write/atomic access needs IBV_ACCESS_LOCAL_WRITE");
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!addr && length) {
+        sr_log("ibv_reg_mr: NULL address with length %zu", length);
+        errno = EINVAL;
+        return NULL;
+    }
+    struct sr_mr *mr = calloc(1, sizeof *mr);
+    if (!mr) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    pthread_mutex_lock(&sr_lock);
+    int s = sr_mr_slot();
+    if (s < 0) {
+        pthread_mutex_unlock(&sr_lock);
+        free(mr);
+        sr_log("ibv_reg_mr: all %d memory regions in use", SR_MAX_MR - 1);
+        errno = ENOMEM;
+        return NULL;
+    }
+    sr_mr_gen[s]++;
+    mr->pub.context = pd->context;
+    mr->pub.pd = pd;
+    mr->pub.addr = addr;
+    mr->pub.length = length;
+    mr->pub.handle = (uint32_t)s;
+    mr->pub.lkey = mr->pub.rkey = (uint32_t)sr_mr_gen[s] << 16 | (uint32_t)s;
+    mr->access = (int)access;
+    mr->epoch = sr_epoch;
+    sr_mrs[s] = mr;
+    pthread_mutex_unlock(&sr_lock);
+    return &mr->pub;
+}
+
+#undef ibv_reg_mr
+SR_API struct ibv_mr *ibv_reg_mr(struct ibv_pd *pd, void *addr, size_t length, int access)
+{
+    return ibv_reg_mr_iova2(pd, addr, length, (uintptr_t)addr, (unsigned)access);
+}
+
+#undef ibv_reg_mr_iova
+SR_API struct ibv_mr *ibv_reg_mr_iova(struct ibv_pd *pd, void *addr, size_t length,
+                                      uint64_t iova, int access)
+{
+    return ibv_reg_mr_iova2(pd, addr, length, iova, (unsigned)access);
+}
+
+SR_API int ibv_dereg_mr(struct ibv_mr *pub)
+{
+    struct sr_mr *mr = (struct sr_mr *)pub;
+    if (sr_stale(mr->epoch, "ibv_dereg_mr"))
+        return EPERM;
+    pthread_mutex_lock(&sr_lock);
+    sr_mrs[pub->handle] = NULL;
+    pthread_mutex_unlock(&sr_lock);
+    free(mr);
+    return 0;
+}
+
+SR_API int ibv_rereg_mr(struct ibv_mr *mr, int flags, struct ibv_pd *pd, void *addr,
+                        size_t length, int access)
+{
+    (void)mr; (void)flags; (void)pd; (void)addr; (void)length; (void)access;
+    sr_log("ibv_rereg_mr: not supported by softrdma");
+    errno = EOPNOTSUPP;
+    return -1;
+}
+
+/* Local access always includes read; remote access must be granted. */
+struct sr_mr *sr_mr_check(struct ibv_pd *pd, uint32_t key, uint64_t addr,
+                          uint64_t len, int access)
+{
+    unsigned s = key & 0xffff;
+    struct sr_mr *mr = sr_mrs[s];
+    if (!mr || mr->pub.lkey != key || (pd && mr->pub.pd != pd))
+        return NULL;
+    if ((mr->access & access) != access)
+        return NULL;
+    uint64_t base = (uintptr_t)mr->pub.addr;
+    if (len == 0)
+        return mr;
+    if (addr < base || addr + len < addr || addr + len > base + mr->pub.length)
+        return NULL;
+    return mr;
+}

@@ -1,0 +1,224 @@
+/* softrdma: the device thread, standing in for the NIC's hardware.
+ * It owns an epoll set of stream fds (QP streams, CM connections, the
+ * device's own listening socket) and runs their callbacks with sr_lock
+ * held, so data lands in registered memory without the application. */
+#include "sr_internal.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Guarded by sr_lock. */
+static int sr_epfd = -1;
+static unsigned sr_nic_epoch;
+static struct sr_watch sr_listen_w;
+static char sr_path[108];
+/* Objects released during a batch; freed when the batch ends (a later
+ * event of the same batch may still point at them). Guarded by sr_lock. */
+static void **sr_graveyard;
+static size_t sr_grave_n, sr_grave_cap;
+
+void sr_defer_free(void *p)
+{
+    if (!p)
+        return;
+    if (sr_grave_n == sr_grave_cap) {
+        size_t cap = sr_grave_cap ? sr_grave_cap * 2 : 64;
+        void **g = realloc(sr_graveyard, cap * sizeof *g);
+        if (!g)
+            return;     /* leak rather than risk a use after free */
+        sr_graveyard = g;
+        sr_grave_cap = cap;
+    }
+    sr_graveyard[sr_grave_n++] = p;
+}
+
+static void sr_graveyard_empty(void)
+{
+    for (size_t i = 0; i < sr_grave_n; i++)
+        free(sr_graveyard[i]);
+    sr_grave_n = 0;
+}
+
+uint64_t sr_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const char *sr_nic_path(void) { return sr_path; }
+
+int sr_watch_add(struct sr_watch *w, int fd, uint32_t events, sr_watch_cb cb)
+{
+    struct epoll_event ev = { .events = events, .data.ptr = w };
+    w->fd = fd;
+    w->events = events;
+    w->cb = cb;
+    return epoll_ctl(sr_epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void sr_watch_mod(struct sr_watch *w, uint32_t events)
+{
+    if (w->events == events)
+        return;
+    struct epoll_event ev = { .events = events, .data.ptr = w };
+    w->events = events;
+    epoll_ctl(sr_epfd, EPOLL_CTL_MOD, w->fd, &ev);
+}
+
+void sr_watch_del(struct sr_watch *w)
+{
+    if (w->fd < 0)
+        return;
+    epoll_ctl(sr_epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    close(w->fd);
+    w->fd = -1;
+}
+
+static void sr_listen_cb(struct sr_watch *w, uint32_t events)
+{
+    (void)events;
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        sr_resp_accept(fd);
+    }
+}
+
+/* Runs the callbacks of a batch of events; sr_lock held. */
+static void sr_nic_dispatch(struct epoll_event *evs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct sr_watch *w = evs[i].data.ptr;
+        /* a callback may have closed a later watch of this batch */
+        if (w->fd >= 0 && w->cb)
+            w->cb(w, evs[i].events);
+    }
+}
+
+/* Called by an application thread that polls an empty CQ: if the device
+ * is idle (sr_lock free), it handles what has already arrived, so that a
+ * busy-polling program does not wait for the device thread to be
+ * scheduled. Never blocks: trylock and a zero-timeout epoll_wait. Only the
+ * device thread empties the graveyard (it may hold events of objects freed
+ * here, collected before it took the lock). */
+void sr_nic_progress(void)
+{
+    struct epoll_event evs[16];
+    if (sr_epfd < 0 || !sr_knobs.poll_progress || pthread_mutex_trylock(&sr_lock))
+        return;
+    if (sr_nic_epoch == sr_epoch) {
+        int n = epoll_wait(sr_epfd, evs, 16, 0);
+        if (n > 0)
+            sr_nic_dispatch(evs, n);
+    }
+    pthread_mutex_unlock(&sr_lock);
+}
+
+static void *sr_nic_main(void *arg)
+{
+    unsigned epoch = (unsigned)(uintptr_t)arg;
+    struct epoll_event evs[64];
+    int timeout = 100;
+    for (;;) {
+        int n = epoll_wait(sr_epfd, evs, 64, timeout);
+        pthread_mutex_lock(&sr_lock);
+        if (epoch != sr_epoch) {
+            pthread_mutex_unlock(&sr_lock);
+            return NULL;
+        }
+        sr_nic_dispatch(evs, n);
+        timeout = 100;
+        sr_resp_timers(sr_now_ms(), &timeout);
+        sr_graveyard_empty();
+        pthread_mutex_unlock(&sr_lock);
+    }
+    return NULL;
+}
+
+static int sr_listen_socket(void)
+{
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/nic", sr_fabric_dir());
+    if (sr_mkdir_p(dir)) {
+        sr_log("cannot create fabric directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int n = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%d.%u", dir, (int)getpid(), sr_epoch);
+    if (n >= (int)sizeof sa.sun_path) {
+        sr_log("SOFTRDMA_FABRIC path too long: %s", dir);
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    unlink(sa.sun_path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 512)) {
+        sr_log("cannot listen on %s: %s", sa.sun_path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    snprintf(sr_path, sizeof sr_path, "%s", sa.sun_path);
+    return fd;
+}
+
+static void sr_nic_cleanup(void)
+{
+    if (sr_path[0] && sr_nic_epoch == sr_epoch)
+        unlink(sr_path);
+}
+
+/* Starts the device thread of this process (epoch) once. */
+int sr_nic_start(void)
+{
+    int rc = 0;
+    pthread_mutex_lock(&sr_lock);
+    if (sr_epfd >= 0 && sr_nic_epoch == sr_epoch)
+        goto out;
+    sr_epfd = epoll_create1(EPOLL_CLOEXEC);
+    int lfd = sr_epfd >= 0 ? sr_listen_socket() : -1;
+    if (lfd < 0) {
+        rc = -1;
+        goto out;
+    }
+    sr_nic_epoch = sr_epoch;
+    sr_knobs.delay_ms = sr_env_int("SOFTRDMA_DELAY_MS", 0);
+    sr_knobs.drop_after = sr_env_int("SOFTRDMA_DROP_AFTER", 0);
+    sr_knobs.force_rnr = sr_env_int("SOFTRDMA_FORCE_RNR", 0);
+    sr_knobs.poll_progress = sr_env_int("SOFTRDMA_POLL_PROGRESS", 0);
+    sr_watch_add(&sr_listen_w, lfd, EPOLLIN, sr_listen_cb);
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &a, sr_nic_main, (void *)(uintptr_t)sr_epoch)) {
+        sr_log("cannot start the device thread");
+        errno = EAGAIN;
+        rc = -1;
+    }
+    static int registered;
+    if (!registered++)
+        atexit(sr_nic_cleanup);
+out:
+    pthread_mutex_unlock(&sr_lock);
+    return rc;
+}
+
+/* In a forked child: the parent's epoll set and sockets are not ours. */
+void sr_nic_forget(void)
+{
+    if (sr_epfd >= 0)
+        close(sr_epfd);
+    if (sr_listen_w.fd > 0)
+        close(sr_listen_w.fd);
+    sr_epfd = -1;
+    sr_path[0] = 0;
+}

@@ -1,0 +1,499 @@
+/* softrdma: RC queue pairs: creation, state machine, posting work. */
+#include "sr_internal.h"
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static struct sr_qp *sr_qps;       /* this process's QPs; guarded by sr_lock */
+
+struct sr_qp *sr_qp_find(uint32_t qpn)
+{
+    for (struct sr_qp *q = sr_qps; q; q = q->next)
+        if (q->pub.qp_num == qpn && q->epoch == sr_epoch)
+            return q;
+    return NULL;
+}
+
+/* A QPN is unique in the fabric: $FABRIC/qp/<qpn> names the owner's NIC. */
+static int sr_qpn_register(struct sr_qp *qp)
+{
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/qp", sr_fabric_dir());
+    if (sr_mkdir_p(dir))
+        return -1;
+    static unsigned next;
+    if (!next)
+        next = ((unsigned)getpid() * 97u) & 0xffffff;
+    for (int i = 0; i < 4096; i++) {
+        unsigned qpn = (next++ & 0xffffff);
+        if (qpn < 0x100)
+            continue;
+        snprintf(qp->reg_path, sizeof qp->reg_path, "%s/%u", dir, qpn);
+        if (symlink(sr_nic_path(), qp->reg_path) == 0) {
+            qp->pub.qp_num = qpn;
+            return 0;
+        }
+        if (errno != EEXIST)
+            return -1;
+        struct stat st;     /* owner gone: its NIC socket no longer exists */
+        if (stat(qp->reg_path, &st) && errno == ENOENT && !unlink(qp->reg_path))
+            next--;
+    }
+    errno = EAGAIN;
+    return -1;
+}
+
+static int sr_qp_alloc_queues(struct sr_qp *qp)
+{
+    size_t ns = qp->cap.max_send_wr, nr = qp->cap.max_recv_wr;
+    size_t sg = qp->cap.max_send_sge ? qp->cap.max_send_sge : 1;
+    size_t rg = qp->cap.max_recv_sge ? qp->cap.max_recv_sge : 1;
+    qp->sq = calloc(ns, sizeof *qp->sq);
+    qp->sq_iov = calloc(ns * sg, sizeof *qp->sq_iov);
+    qp->sq_inline = malloc(ns * qp->cap.max_inline_data + 1);
+    qp->rq = calloc(nr ? nr : 1, sizeof *qp->rq);
+    qp->rq_iov = calloc((nr ? nr : 1) * rg, sizeof *qp->rq_iov);
+    if (!qp->sq || !qp->sq_iov || !qp->sq_inline || !qp->rq || !qp->rq_iov)
+        return -1;
+    for (size_t i = 0; i < ns; i++)
+        qp->sq[i].iov = &qp->sq_iov[i * sg];
+    for (size_t i = 0; i < nr; i++)
+        qp->rq[i].iov = &qp->rq_iov[i * rg];
+    return 0;
+}
+
+static void sr_qp_free(struct sr_qp *qp)
+{
+    free(qp->sq);
+    free(qp->sq_iov);
+    free(qp->sq_inline);
+    free(qp->rq);
+    free(qp->rq_iov);
+    free(qp);
+}
+
+static int sr_qp_check_attr(struct ibv_pd *pd, struct ibv_qp_init_attr *a)
+{
+    if (!pd || sr_stale(((struct sr_pd *)pd)->epoch, "ibv_create_qp"))
+        return errno;
+    if (a->qp_type != IBV_QPT_RC) {
+        sr_log("ibv_create_qp: QP type %d not supported (softrdma models RC only)", a->qp_type);
+        return EOPNOTSUPP;
+    }
+    if (a->srq) {
+        sr_log("ibv_create_qp: shared receive queues are not supported");
+        return EOPNOTSUPP;
+    }
+    if (!a->send_cq || !a->recv_cq) {
+        sr_log("ibv_create_qp: send_cq and recv_cq are required");
+        return EINVAL;
+    }
+    if (a->cap.max_send_wr > SR_MAX_QP_WR || a->cap.max_recv_wr > SR_MAX_QP_WR ||
+        a->cap.max_send_sge > SR_MAX_SGE || a->cap.max_recv_sge > SR_MAX_SGE ||
+        a->cap.max_inline_data > SR_MAX_INLINE) {
+        sr_log("ibv_create_qp: capabilities exceed device limits (wr %d, sge %d, inline %d)",
+               SR_MAX_QP_WR, SR_MAX_SGE, SR_MAX_INLINE);
+        return EINVAL;
+    }
+    return 0;
+}
+
+SR_API struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *a)
+{
+    int err = sr_qp_check_attr(pd, a);
+    if (err) {
+        errno = err;
+        return NULL;
+    }
+    if (sr_nic_start())
+        return NULL;
+    struct sr_qp *qp = calloc(1, sizeof *qp);
+    if (!qp) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    qp->cap = a->cap;
+    if (!qp->cap.max_send_wr)
+        qp->cap.max_send_wr = 1;
+    if (qp->cap.max_inline_data < 64)
+        qp->cap.max_inline_data = 64;
+    a->cap = qp->cap;
+    qp->epoch = sr_epoch;
+    qp->sq_sig_all = a->sq_sig_all;
+    qp->out.fd = -1;
+    qp->pub.context = pd->context;
+    qp->pub.qp_context = a->qp_context;
+    qp->pub.pd = pd;
+    qp->pub.send_cq = a->send_cq;
+    qp->pub.recv_cq = a->recv_cq;
+    qp->pub.qp_type = IBV_QPT_RC;
+    qp->pub.state = IBV_QPS_RESET;
+    pthread_mutex_init(&qp->pub.mutex, NULL);
+    pthread_cond_init(&qp->pub.cond, NULL);
+    if (sr_qp_alloc_queues(qp)) {
+        sr_qp_free(qp);
+        errno = ENOMEM;
+        return NULL;
+    }
+    pthread_mutex_lock(&sr_lock);
+    if (sr_qpn_register(qp)) {
+        pthread_mutex_unlock(&sr_lock);
+        sr_log("ibv_create_qp: cannot register a QP number in %s: %s", sr_fabric_dir(), strerror(errno));
+        sr_qp_free(qp);
+        return NULL;
+    }
+    qp->pub.handle = qp->pub.qp_num;
+    qp->next = sr_qps;
+    sr_qps = qp;
+    pthread_mutex_unlock(&sr_lock);
+    return &qp->pub;
+}
+
+SR_API int ibv_destroy_qp(struct ibv_qp *pub)
+{
+    struct sr_qp *qp = (struct sr_qp *)pub;
+    if (sr_stale(qp->epoch, "ibv_destroy_qp"))
+        return EPERM;
+    pthread_mutex_lock(&sr_lock);
+    sr_req_close(qp);
+    if (qp->in)
+        sr_resp_detach(qp->in);
+    unlink(qp->reg_path);
+    for (struct sr_qp **pp = &sr_qps; *pp; pp = &(*pp)->next)
+        if (*pp == qp) {
+            *pp = qp->next;
+            break;
+        }
+    qp->epoch = 0;
+    sr_defer_free(qp->sq);
+    sr_defer_free(qp->sq_iov);
+    sr_defer_free(qp->sq_inline);
+    sr_defer_free(qp->rq);
+    sr_defer_free(qp->rq_iov);
+    sr_defer_free(qp);
+    pthread_mutex_unlock(&sr_lock);
+    return 0;
+}
+
+void sr_qp_complete(struct sr_qp *qp, struct sr_cq *cq, const struct ibv_wc *wc)
+{
+    if (sr_cq_push(cq, wc) && qp->pub.state != IBV_QPS_ERR)
+        sr_qp_to_error(qp);     /* CQ overrun puts its QPs in error */
+}
+
+static void sr_flush_wc(struct sr_qp *qp, uint64_t wr_id, enum ibv_wc_opcode op, int recv)
+{
+    struct ibv_wc wc = { .wr_id = wr_id, .status = IBV_WC_WR_FLUSH_ERR,
+                         .opcode = op, .qp_num = qp->pub.qp_num };
+    sr_cq_push((struct sr_cq *)(recv ? qp->pub.recv_cq : qp->pub.send_cq), &wc);
+}
+
+static enum ibv_wc_opcode sr_wc_opcode(enum ibv_wr_opcode op)
+{
+    switch (op) {
+    case IBV_WR_RDMA_WRITE:
+    case IBV_WR_RDMA_WRITE_WITH_IMM: return IBV_WC_RDMA_WRITE;
+    case IBV_WR_RDMA_READ: return IBV_WC_RDMA_READ;
+    default: return IBV_WC_SEND;
+    }
+}
+
+/* ERR: streams close, every outstanding work request completes flushed. */
+void sr_qp_to_error(struct sr_qp *qp)
+{
+    qp->pub.state = IBV_QPS_ERR;
+    sr_req_close(qp);
+    if (qp->in)
+        sr_resp_detach(qp->in);
+    uint32_t ns = qp->cap.max_send_wr, nr = qp->cap.max_recv_wr;
+    for (; qp->sq_head != qp->sq_tail; qp->sq_head++) {
+        struct sr_swqe *s = &qp->sq[qp->sq_head % ns];
+        sr_flush_wc(qp, s->wr_id, sr_wc_opcode(s->opcode), 0);
+    }
+    qp->sq_tx = qp->sq_head;
+    qp->tx_off = 0;
+    qp->rd_left = 0;
+    for (; qp->rq_head != qp->rq_tail; qp->rq_head++)
+        sr_flush_wc(qp, qp->rq[qp->rq_head % nr].wr_id, IBV_WC_RECV, 1);
+}
+
+static void sr_qp_reset(struct sr_qp *qp)
+{
+    sr_req_close(qp);
+    if (qp->in)
+        sr_resp_detach(qp->in);
+    qp->sq_head = qp->sq_tx = qp->sq_tail = 0;
+    qp->rq_head = qp->rq_tail = 0;
+    qp->tx_off = qp->rd_left = qp->resp_got = 0;
+    qp->out_dead = 0;
+    qp->pub.state = IBV_QPS_RESET;
+}
+
+static int sr_transition_ok(enum ibv_qp_state from, enum ibv_qp_state to)
+{
+    if (to == IBV_QPS_RESET || to == IBV_QPS_ERR)
+        return 1;
+    switch (from) {
+    case IBV_QPS_RESET: return to == IBV_QPS_INIT;
+    case IBV_QPS_INIT: return to == IBV_QPS_INIT || to == IBV_QPS_RTR;
+    case IBV_QPS_RTR: return to == IBV_QPS_RTS;
+    case IBV_QPS_RTS: return to == IBV_QPS_RTS || to == IBV_QPS_SQD;
+    case IBV_QPS_SQD: return to == IBV_QPS_RTS || to == IBV_QPS_SQD;
+    default: return 0;
+    }
+}
+
+static int sr_modify_locked(struct sr_qp *qp, struct ibv_qp_attr *a, int mask)
+{
+    enum ibv_qp_state to = (mask & IBV_QP_STATE) ? a->qp_state : qp->pub.state;
+    if (!sr_transition_ok(qp->pub.state, to)) {
+        sr_log("ibv_modify_qp: QP %u cannot go from state %d to %d", qp->pub.qp_num,
+               qp->pub.state, to);
+        return EINVAL;
+    }
+    if (to == IBV_QPS_RTR && qp->pub.state == IBV_QPS_INIT && !(mask & IBV_QP_DEST_QPN)) {
+        sr_log("ibv_modify_qp: INIT->RTR of QP %u needs IBV_QP_DEST_QPN", qp->pub.qp_num);
+        return EINVAL;
+    }
+    if (mask & IBV_QP_ACCESS_FLAGS)
+        qp->access = (int)a->qp_access_flags;
+    if (mask & IBV_QP_PORT)
+        qp->port = a->port_num;
+    if (mask & IBV_QP_DEST_QPN)
+        qp->dest_qpn = a->dest_qp_num;
+    if (mask & IBV_QP_AV) {
+        /* A zero GID or a non-global route stays unchecked (LID-style
+         * programs); any other GID must belong to the destination host. */
+        static const uint8_t zero[16];
+        qp->dgid = a->ah_attr.grh.dgid;
+        qp->has_dgid = a->ah_attr.is_global && memcmp(qp->dgid.raw, zero, 16);
+    }
+    if (mask & IBV_QP_RNR_RETRY)
+        qp->rnr_retry = a->rnr_retry;
+    if (to == IBV_QPS_ERR) {
+        if (qp->pub.state != IBV_QPS_ERR)
+            sr_qp_to_error(qp);
+        return 0;
+    }
+    if (to == IBV_QPS_RESET) {
+        sr_qp_reset(qp);
+        return 0;
+    }
+    enum ibv_qp_state from = qp->pub.state;
+    qp->pub.state = to;
+    if (to == IBV_QPS_RTR && from == IBV_QPS_INIT) {
+        sr_req_connect(qp);
+        if (qp->in && qp->in->stalled)
+            sr_resp_resume(qp->in);
+    }
+    if (to == IBV_QPS_RTS)
+        sr_req_kick(qp);
+    return 0;
+}
+
+SR_API int ibv_modify_qp(struct ibv_qp *pub, struct ibv_qp_attr *a, int mask)
+{
+    struct sr_qp *qp = (struct sr_qp *)pub;
+    if (sr_stale(qp->epoch, "ibv_modify_qp"))
+        return EPERM;
+    pthread_mutex_lock(&sr_lock);
+    int rc = sr_modify_locked(qp, a, mask);
+    pthread_mutex_unlock(&sr_lock);
+    return rc;
+}
+
+SR_API int ibv_query_qp(struct ibv_qp *pub, struct ibv_qp_attr *a, int mask,
+                        struct ibv_qp_init_attr *init)
+{
+    struct sr_qp *qp = (struct sr_qp *)pub;
+    (void)mask;
+    if (sr_stale(qp->epoch, "ibv_query_qp"))
+        return EPERM;
+    memset(a, 0, sizeof *a);
+    memset(init, 0, sizeof *init);
+    a->qp_state = a->cur_qp_state = qp->pub.state;
+    a->path_mtu = IBV_MTU_1024;
+    a->qp_access_flags = (unsigned)qp->access;
+    a->cap = qp->cap;
+    a->dest_qp_num = qp->dest_qpn;
+    a->port_num = (uint8_t)qp->port;
+    a->rnr_retry = qp->rnr_retry;
+    a->retry_cnt = 7;
+    a->timeout = 14;
+    a->max_rd_atomic = a->max_dest_rd_atomic = 16;
+    init->qp_context = qp->pub.qp_context;
+    init->send_cq = qp->pub.send_cq;
+    init->recv_cq = qp->pub.recv_cq;
+    init->cap = qp->cap;
+    init->qp_type = IBV_QPT_RC;
+    init->sq_sig_all = qp->sq_sig_all;
+    return 0;
+}
+
+/* ---- posting ---- */
+
+static int sr_post_one_send(struct sr_qp *qp, struct ibv_send_wr *wr)
+{
+    static const uint8_t ops[] = {
+        [IBV_WR_SEND] = SR_OP_SEND, [IBV_WR_SEND_WITH_IMM] = SR_OP_SEND_IMM,
+        [IBV_WR_RDMA_WRITE] = SR_OP_WRITE, [IBV_WR_RDMA_WRITE_WITH_IMM] = SR_OP_WRITE_IMM,
+        [IBV_WR_RDMA_READ] = SR_OP_READ,
+    };
+    if ((unsigned)wr->opcode >= sizeof ops || !ops[wr->opcode]) {
+        sr_log("ibv_post_send: opcode %d not supported (no atomics, no memory windows)", wr->opcode);
+        return EINVAL;
+    }
+    if (wr->num_sge < 0 || (uint32_t)wr->num_sge > qp->cap.max_send_sge) {
+        sr_log("ibv_post_send: %d SGEs, QP %u allows %u", wr->num_sge, qp->pub.qp_num, qp->cap.max_send_sge);
+        return EINVAL;
+    }
+    if (qp->sq_tail - qp->sq_head >= qp->cap.max_send_wr)
+        return ENOMEM;
+    int inl = (wr->send_flags & IBV_SEND_INLINE) && wr->opcode != IBV_WR_RDMA_READ;
+    uint64_t len = 0;
+    for (int i = 0; i < wr->num_sge; i++)
+        len += wr->sg_list[i].length;
+    if (len > SR_MAX_MSG || (inl && len > qp->cap.max_inline_data)) {
+        sr_log("ibv_post_send: %llu bytes exceed the %s limit", (unsigned long long)len,
+               inl ? "inline" : "message");
+        return EINVAL;
+    }
+    uint32_t idx = qp->sq_tail % qp->cap.max_send_wr;
+    struct sr_swqe *s = &qp->sq[idx];
+    s->wr_id = wr->wr_id;
+    s->opcode = wr->opcode;
+    s->flags = wr->send_flags | (qp->sq_sig_all ? IBV_SEND_SIGNALED : 0);
+    s->len = (uint32_t)len;
+    s->local_err = 0;
+    memset(&s->hdr, 0, sizeof s->hdr);
+    s->hdr.op = ops[wr->opcode];
+    s->hdr.rnr_retry = qp->rnr_retry;
+    s->hdr.imm = wr->imm_data;
+    s->hdr.len = (uint32_t)len;
+    s->hdr.rkey = wr->wr.rdma.rkey;
+    s->hdr.raddr = wr->wr.rdma.remote_addr;
+    if (inl) {
+        char *dst = qp->sq_inline + (size_t)idx * qp->cap.max_inline_data;
+        size_t off = 0;
+        for (int i = 0; i < wr->num_sge; i++) {
+            memcpy(dst + off, (void *)(uintptr_t)wr->sg_list[i].addr, wr->sg_list[i].length);
+            off += wr->sg_list[i].length;
+        }
+        s->iov[0].iov_base = dst;
+        s->iov[0].iov_len = off;
+        s->nsge = 1;
+    } else {
+        int need = wr->opcode == IBV_WR_RDMA_READ ? IBV_ACCESS_LOCAL_WRITE : 0;
+        s->nsge = 0;
+        for (int i = 0; i < wr->num_sge; i++) {
+            struct ibv_sge *g = &wr->sg_list[i];
+            if (!sr_mr_check(qp->pub.pd, g->lkey, g->addr, g->length, need))
+                s->local_err = 1;
+            if (!g->length)
+                continue;
+            s->iov[s->nsge].iov_base = (void *)(uintptr_t)g->addr;
+            s->iov[s->nsge++].iov_len = g->length;
+        }
+    }
+    qp->sq_tail++;
+    return 0;
+}
+
+int sr_post_send(struct ibv_qp *pub, struct ibv_send_wr *wr, struct ibv_send_wr **bad)
+{
+    struct sr_qp *qp = (struct sr_qp *)pub;
+    int rc = 0;
+    if (qp->epoch != sr_epoch) {
+        sr_stale(qp->epoch, "ibv_post_send");
+        *bad = wr;
+        return EPERM;
+    }
+    pthread_mutex_lock(&sr_lock);
+    if (qp->pub.state != IBV_QPS_RTS && qp->pub.state != IBV_QPS_ERR) {
+        sr_log("ibv_post_send: QP %u is not in RTS (state %d)", qp->pub.qp_num, qp->pub.state);
+        rc = EINVAL;
+        *bad = wr;
+        goto out;
+    }
+    for (; wr; wr = wr->next) {
+        if ((rc = sr_post_one_send(qp, wr))) {
+            *bad = wr;
+            break;
+        }
+        if (qp->pub.state == IBV_QPS_ERR)
+            sr_qp_to_error(qp);     /* posting to ERR completes flushed */
+    }
+    sr_req_kick(qp);
+out:
+    pthread_mutex_unlock(&sr_lock);
+    return rc;
+}
+
+static int sr_post_one_recv(struct sr_qp *qp, struct ibv_recv_wr *wr)
+{
+    if (wr->num_sge < 0 || (uint32_t)wr->num_sge > qp->cap.max_recv_sge) {
+        sr_log("ibv_post_recv: %d SGEs, QP %u allows %u", wr->num_sge, qp->pub.qp_num, qp->cap.max_recv_sge);
+        return EINVAL;
+    }
+    if (qp->rq_tail - qp->rq_head >= qp->cap.max_recv_wr)
+        return ENOMEM;
+    struct sr_rwqe *r = &qp->rq[qp->rq_tail % qp->cap.max_recv_wr];
+    r->wr_id = wr->wr_id;
+    r->nsge = 0;
+    r->len = 0;
+    r->bad_lkey = 0;
+    for (int i = 0; i < wr->num_sge; i++) {
+        struct ibv_sge *g = &wr->sg_list[i];
+        /* Hardware does not look at receive lkeys until a message is
+         * scattered into them: a bad one is a LOC_PROT_ERR completion then. */
+        if (!sr_mr_check(qp->pub.pd, g->lkey, g->addr, g->length, IBV_ACCESS_LOCAL_WRITE))
+            r->bad_lkey = 1;
+        r->iov[r->nsge].iov_base = (void *)(uintptr_t)g->addr;
+        r->iov[r->nsge++].iov_len = g->length;
+        r->len += g->length;
+    }
+    qp->rq_tail++;
+    return 0;
+}
+
+int sr_post_recv(struct ibv_qp *pub, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
+{
+    struct sr_qp *qp = (struct sr_qp *)pub;
+    int rc = 0;
+    if (qp->epoch != sr_epoch) {
+        sr_stale(qp->epoch, "ibv_post_recv");
+        *bad = wr;
+        return EPERM;
+    }
+    pthread_mutex_lock(&sr_lock);
+    if (qp->pub.state == IBV_QPS_RESET) {
+        sr_log("ibv_post_recv: QP %u is in RESET", qp->pub.qp_num);
+        *bad = wr;
+        rc = EINVAL;
+        goto out;
+    }
+    for (; wr; wr = wr->next) {
+        if ((rc = sr_post_one_recv(qp, wr))) {
+            *bad = wr;
+            break;
+        }
+    }
+    if (qp->pub.state == IBV_QPS_ERR)
+        sr_qp_to_error(qp);
+    else if (qp->in && qp->in->stalled)
+        sr_resp_resume(qp->in);
+out:
+    pthread_mutex_unlock(&sr_lock);
+    return rc;
+}
+
+int sr_post_srq_recv(struct ibv_srq *srq, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
+{
+    (void)srq;
+    *bad = wr;
+    sr_log("ibv_post_srq_recv: shared receive queues are not supported");
+    return EOPNOTSUPP;
+}

@@ -1,0 +1,208 @@
+/* softrdma: the requester side of a QP: its outbound stream carries work
+ * requests to the peer's device; answers come back in order on it. */
+#include "sr_internal.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static void sr_req_cb(struct sr_watch *w, uint32_t events);
+
+int sr_req_connect(struct sr_qp *qp)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    char link[300];
+    snprintf(link, sizeof link, "%s/qp/%u", sr_fabric_dir(), qp->dest_qpn);
+    ssize_t n = readlink(link, sa.sun_path, sizeof sa.sun_path - 1);
+    int fd = n > 0 ? socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
+        /* as on a wire: nothing fails now, the sends will time out */
+        if (fd >= 0)
+            close(fd);
+        qp->out_dead = 1;
+        return 0;
+    }
+    int sz = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    struct sr_hello h = { .magic = SR_HELLO_MAGIC, .dst_qpn = qp->dest_qpn,
+                          .src_qpn = qp->pub.qp_num, .has_dgid = (uint8_t)qp->has_dgid };
+    memcpy(h.dgid, qp->dgid.raw, sizeof h.dgid);
+    if (write(fd, &h, sizeof h) != sizeof h) {
+        close(fd);
+        qp->out_dead = 1;
+        return 0;
+    }
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    memset(&qp->out_rx, 0, sizeof qp->out_rx);
+    qp->resp_got = 0;
+    qp->out_open = 1;
+    qp->out_dead = 0;
+    sr_watch_add(&qp->out, fd, EPOLLIN, sr_req_cb);
+    return 0;
+}
+
+void sr_req_close(struct sr_qp *qp)
+{
+    if (qp->out_open)
+        sr_watch_del(&qp->out);
+    qp->out_open = 0;
+}
+
+static void sr_req_done(struct sr_qp *qp, enum ibv_wc_status st)
+{
+    struct sr_swqe *s = &qp->sq[qp->sq_head % qp->cap.max_send_wr];
+    qp->sq_head++;
+    if (st == IBV_WC_SUCCESS && !(s->flags & IBV_SEND_SIGNALED))
+        return;
+    struct ibv_wc wc = { .wr_id = s->wr_id, .status = st, .qp_num = qp->pub.qp_num };
+    switch (s->opcode) {
+    case IBV_WR_RDMA_WRITE:
+    case IBV_WR_RDMA_WRITE_WITH_IMM: wc.opcode = IBV_WC_RDMA_WRITE; break;
+    case IBV_WR_RDMA_READ: wc.opcode = IBV_WC_RDMA_READ; wc.byte_len = s->len; break;
+    default: wc.opcode = IBV_WC_SEND; break;
+    }
+    sr_qp_complete(qp, (struct sr_cq *)qp->pub.send_cq, &wc);
+}
+
+/* The head request failed: it completes with st, the rest are flushed. */
+static void sr_req_fail(struct sr_qp *qp, enum ibv_wc_status st)
+{
+    if (qp->sq_head != qp->sq_tail)
+        sr_req_done(qp, st);
+    if (qp->pub.state != IBV_QPS_ERR)
+        sr_qp_to_error(qp);
+}
+
+static void sr_req_lost(struct sr_qp *qp)
+{
+    sr_req_close(qp);
+    qp->out_dead = 1;
+    if (qp->sq_head != qp->sq_tail)
+        sr_req_fail(qp, IBV_WC_RETRY_EXC_ERR);
+}
+
+/* Fault injection: the link of a QP breaks after N requests. */
+static int sr_drop_due(struct sr_qp *qp)
+{
+    int n = sr_knobs.drop_after;
+    return n > 0 && ++qp->tx_count == (uint64_t)n;
+}
+
+/* Writes queued requests until the socket is full. */
+void sr_req_kick(struct sr_qp *qp)
+{
+    uint32_t ns = qp->cap.max_send_wr;
+    while (qp->pub.state == IBV_QPS_RTS && qp->sq_tx != qp->sq_tail) {
+        struct sr_swqe *s = &qp->sq[qp->sq_tx % ns];
+        if (s->local_err || qp->out_dead || !qp->out_open) {
+            if (qp->sq_head == qp->sq_tx)
+                sr_req_fail(qp, s->local_err ? IBV_WC_LOC_PROT_ERR : IBV_WC_RETRY_EXC_ERR);
+            return;
+        }
+        struct iovec iov[SR_MAX_SGE + 1];
+        iov[0].iov_base = &s->hdr;
+        iov[0].iov_len = sizeof s->hdr;
+        int niov = 1;
+        if (s->opcode != IBV_WR_RDMA_READ)
+            for (int i = 0; i < s->nsge; i++)
+                iov[niov++] = s->iov[i];
+        size_t total = 0;
+        for (int i = 0; i < niov; i++)
+            total += iov[i].iov_len;
+        struct iovec *cur = iov;
+        sr_iov_advance(&cur, &niov, qp->tx_off);
+        struct msghdr mh = { .msg_iov = cur, .msg_iovlen = (size_t)niov };
+        ssize_t n = sendmsg(qp->out.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            sr_watch_mod(&qp->out, EPOLLIN | EPOLLOUT);
+            return;
+        }
+        if (n < 0) {
+            sr_req_lost(qp);
+            return;
+        }
+        qp->tx_off += (size_t)n;
+        if (qp->tx_off < total) {
+            sr_watch_mod(&qp->out, EPOLLIN | EPOLLOUT);
+            return;
+        }
+        qp->tx_off = 0;
+        qp->sq_tx++;
+        if (sr_drop_due(qp)) {
+            sr_log("SOFTRDMA_DROP_AFTER: dropping the connection of QP %u", qp->pub.qp_num);
+            sr_req_lost(qp);
+            return;
+        }
+    }
+    if (qp->out_open)
+        sr_watch_mod(&qp->out, EPOLLIN);
+}
+
+/* Handles one response header; returns -1 if the stream is unusable. */
+static int sr_req_response(struct sr_qp *qp)
+{
+    struct sr_resp_hdr *r = &qp->resp;
+    if (qp->sq_head == qp->sq_tx)
+        return -1;      /* answer to nothing: protocol error */
+    struct sr_swqe *s = &qp->sq[qp->sq_head % qp->cap.max_send_wr];
+    switch (r->type) {
+    case SR_RESP_ACK:
+        for (unsigned i = 0; i < r->count; i++) {
+            if (qp->sq_head == qp->sq_tx ||
+                qp->sq[qp->sq_head % qp->cap.max_send_wr].opcode == IBV_WR_RDMA_READ)
+                return -1;  /* acknowledges more than was sent: protocol error */
+            sr_req_done(qp, IBV_WC_SUCCESS);
+        }
+        return 0;
+    case SR_RESP_NAK:
+        sr_req_fail(qp, (enum ibv_wc_status)r->status);
+        return 1;
+    case SR_RESP_READ:
+        if (s->opcode != IBV_WR_RDMA_READ || r->len != s->len)
+            return -1;
+        memcpy(qp->rd_iov, s->iov, (size_t)s->nsge * sizeof *s->iov);
+        qp->rd_niov = s->nsge;
+        qp->rd_left = r->len;
+        if (!r->len)
+            sr_req_done(qp, IBV_WC_SUCCESS);
+        return 0;
+    }
+    return -1;
+}
+
+static void sr_req_cb(struct sr_watch *w, uint32_t events)
+{
+    struct sr_qp *qp = (struct sr_qp *)((char *)w - offsetof(struct sr_qp, out));
+    if (events & EPOLLOUT)
+        sr_req_kick(qp);
+    for (int i = 0; i < 1024 && qp->out_open; i++) {
+        if (qp->rd_left) {
+            int r = sr_rx_payload(w->fd, &qp->out_rx, qp->rd_iov, &qp->rd_niov, &qp->rd_left);
+            if (r < 0)
+                goto lost;
+            if (r == 0)
+                return;
+            sr_req_done(qp, IBV_WC_SUCCESS);
+            continue;
+        }
+        int r = sr_rx_need(w->fd, &qp->out_rx, &qp->resp, sizeof qp->resp, &qp->resp_got);
+        if (r == 0) {
+            sr_req_kick(qp);
+            return;
+        }
+        if (r < 0)
+            goto lost;
+        qp->resp_got = 0;
+        r = sr_req_response(qp);
+        if (r > 0)
+            return;
+        if (r < 0)
+            goto lost;
+    }
+    return;     /* bound reached: level-triggered epoll calls again */
+lost:
+    sr_req_lost(qp);
+}

@@ -1,0 +1,425 @@
+/* softrdma: the responder side: applies a peer's requests to this
+ * process's registered memory and answers in order (ACK, NAK, READ data). */
+#include "sr_internal.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SR_OUTQ 256
+#define SR_RNR_STEP_MS 10
+
+static struct sr_inconn *sr_inconns;   /* guarded by sr_lock */
+static void sr_resp_cb(struct sr_watch *w, uint32_t events);
+static void sr_resp_process(struct sr_inconn *c);
+static int sr_resp_flush(struct sr_inconn *c);
+
+void sr_resp_accept(int fd)
+{
+    struct sr_inconn *c = calloc(1, sizeof *c);
+    if (c)
+        c->outq = calloc(SR_OUTQ, sizeof *c->outq);
+    if (!c || !c->outq) {
+        free(c);
+        close(fd);
+        return;
+    }
+    c->outq_cap = SR_OUTQ;
+    c->forced_rnr = sr_knobs.force_rnr;
+    if (sr_watch_add(&c->w, fd, EPOLLIN, sr_resp_cb)) {
+        close(fd);
+        free(c->outq);
+        free(c);
+        return;
+    }
+    c->next = sr_inconns;
+    sr_inconns = c;
+}
+
+void sr_resp_detach(struct sr_inconn *c)
+{
+    if (c->detached)
+        return;
+    c->detached = 1;
+    sr_watch_del(&c->w);
+    if (c->qp && c->qp->in == c)
+        c->qp->in = NULL;
+    for (struct sr_inconn **pp = &sr_inconns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    sr_defer_free(c->outq);
+    sr_defer_free(c);
+}
+
+static void sr_resp_update_watch(struct sr_inconn *c)
+{
+    uint32_t ev = 0;
+    if (!c->stalled && !c->dead && c->outq_count < c->outq_cap)
+        ev |= EPOLLIN;
+    if (c->outq_count)
+        ev |= EPOLLOUT;
+    sr_watch_mod(&c->w, ev);
+}
+
+static void sr_resp_queue(struct sr_inconn *c, uint8_t type, uint8_t status, char *data, uint32_t len)
+{
+    if (type == SR_RESP_ACK && c->outq_count) {
+        /* an ACK not yet on the wire covers this request too: one
+         * message and one wakeup of the requester for a whole batch */
+        struct sr_outq_item *last = &c->outq[(c->outq_head + c->outq_count - 1) % c->outq_cap];
+        if (last->hdr.type == SR_RESP_ACK && !last->sent && last->hdr.count < UINT16_MAX) {
+            last->hdr.count++;
+            return;
+        }
+    }
+    struct sr_outq_item *it = &c->outq[(c->outq_head + c->outq_count) % c->outq_cap];
+    memset(it, 0, sizeof *it);
+    it->hdr.type = type;
+    it->hdr.status = status;
+    it->hdr.len = len;
+    it->hdr.count = 1;
+    it->data = data;
+    c->outq_count++;
+}
+
+#define SR_FLUSH_BATCH 32
+
+/* Counts n bytes written off the head of the queue. */
+static void sr_resp_sent(struct sr_inconn *c, size_t n)
+{
+    while (n && c->outq_count) {
+        struct sr_outq_item *it = &c->outq[c->outq_head];
+        size_t due = sizeof it->hdr + it->hdr.len - it->sent;
+        if (n < due) {
+            it->sent += n;
+            return;
+        }
+        n -= due;
+        c->outq_head = (c->outq_head + 1) % c->outq_cap;
+        c->outq_count--;
+    }
+}
+
+/* Writes queued answers, up to SR_FLUSH_BATCH per sendmsg.
+ * Returns -1 when the peer is gone. */
+static int sr_resp_flush(struct sr_inconn *c)
+{
+    while (c->outq_count) {
+        struct iovec iov[2 * SR_FLUSH_BATCH];
+        int niov = 0;
+        size_t total = 0;
+        for (int k = 0; k < c->outq_count && k < SR_FLUSH_BATCH; k++) {
+            struct sr_outq_item *it = &c->outq[(c->outq_head + k) % c->outq_cap];
+            iov[niov++] = (struct iovec){ &it->hdr, sizeof it->hdr };
+            if (it->hdr.len)
+                iov[niov++] = (struct iovec){ it->data, it->hdr.len };
+            total += sizeof it->hdr + it->hdr.len;
+        }
+        size_t done = c->outq[c->outq_head].sent;
+        struct iovec *cur = iov;
+        sr_iov_advance(&cur, &niov, done);
+        struct msghdr mh = { .msg_iov = cur, .msg_iovlen = (size_t)niov };
+        ssize_t n = sendmsg(c->w.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0)
+            return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+        sr_resp_sent(c, (size_t)n);
+        if ((size_t)n < total - done)
+            return 0;   /* socket full: EPOLLOUT brings us back */
+    }
+    return 0;
+}
+
+static int sr_needs_recv(uint8_t op)
+{
+    return op == SR_OP_SEND || op == SR_OP_SEND_IMM || op == SR_OP_WRITE_IMM;
+}
+
+/* A NAK ends the stream: the requester's QP goes to ERR. */
+static void sr_resp_nak(struct sr_inconn *c, enum ibv_wc_status st)
+{
+    sr_resp_queue(c, SR_RESP_NAK, (uint8_t)st, NULL, 0);
+    c->dead = 1;
+}
+
+/* A responder error other than RNR (bad rkey, bounds, access, length,
+ * receive lkey): as on hardware, the NAK goes out and the responder's own
+ * QP goes to ERR too. The stream is cut loose from the QP first so that the
+ * NAK still drains; the stream is released when the requester closes it. */
+static void sr_resp_fatal(struct sr_inconn *c, enum ibv_wc_status st)
+{
+    struct sr_qp *qp = c->qp;
+    sr_resp_nak(c, st);
+    sr_resp_flush(c);
+    if (qp->in == c)
+        qp->in = NULL;
+    c->qp = NULL;
+    if (qp->pub.state != IBV_QPS_ERR)
+        sr_qp_to_error(qp);
+}
+
+static int sr_remote_ok(struct sr_inconn *c, int access)
+{
+    struct sr_qp *qp = c->qp;
+    if (!c->hdr.len)
+        return 1;
+    if ((qp->access & access) != access)
+        return 0;
+    return sr_mr_check(qp->pub.pd, c->hdr.rkey, c->hdr.raddr, c->hdr.len, access) != NULL;
+}
+
+/* Sets up where the payload of c->hdr goes. Returns 0, or 1 if stalled (RNR). */
+static int sr_resp_start(struct sr_inconn *c)
+{
+    struct sr_qp *qp = c->qp;
+    struct sr_req_hdr *h = &c->hdr;
+    c->niov = 0;
+    c->discard = 0;
+    c->pending_status = 0;
+    c->rwqe = NULL;
+    c->left = h->op == SR_OP_READ ? 0 : h->len;
+    if (qp->pub.state == IBV_QPS_RESET || qp->pub.state == IBV_QPS_INIT) {
+        c->stalled = 1;     /* not ready to receive: the requester retries */
+        return 1;
+    }
+    int delay = sr_knobs.delay_ms;
+    if (delay > 0 && !c->delay_passed) {
+        uint64_t now = sr_now_ms();
+        if (!c->delay_until)
+            c->delay_until = now + (uint64_t)delay;
+        if (now < c->delay_until) {
+            c->stalled = 1;     /* fault injection: a slow responder */
+            return 1;
+        }
+        c->delay_passed = 1;
+    }
+    if (h->op < SR_OP_SEND || h->op > SR_OP_READ) {
+        sr_resp_fatal(c, IBV_WC_REM_INV_REQ_ERR);
+        return 0;
+    }
+    if (sr_needs_recv(h->op)) {
+        if (qp->rq_head == qp->rq_tail || c->forced_rnr > 0) {
+            c->stalled = 1;
+            return 1;
+        }
+        c->rnr_retries = 0;
+        c->rnr_deadline = 0;
+        c->rwqe = &qp->rq[qp->rq_head % qp->cap.max_recv_wr];
+    }
+    if (h->op == SR_OP_READ) {
+        if (!sr_remote_ok(c, IBV_ACCESS_REMOTE_READ))
+            sr_resp_fatal(c, IBV_WC_REM_ACCESS_ERR);
+        else
+            sr_resp_queue(c, SR_RESP_READ, 0, (char *)(uintptr_t)h->raddr, h->len);
+        return 0;
+    }
+    if (h->op == SR_OP_WRITE || h->op == SR_OP_WRITE_IMM) {
+        if (!sr_remote_ok(c, IBV_ACCESS_REMOTE_WRITE)) {
+            c->discard = 1;
+            c->pending_status = IBV_WC_REM_ACCESS_ERR;
+        } else if (h->len) {
+            c->iov[0].iov_base = (void *)(uintptr_t)h->raddr;
+            c->iov[0].iov_len = h->len;
+            c->niov = 1;
+        }
+        return 0;
+    }
+    if (h->len > c->rwqe->len) {
+        c->discard = 1;
+        c->pending_status = IBV_WC_REM_INV_REQ_ERR;
+        return 0;
+    }
+    if (h->len && c->rwqe->bad_lkey) {
+        c->discard = 1;
+        c->pending_status = IBV_WC_REM_OP_ERR;
+        return 0;
+    }
+    memcpy(c->iov, c->rwqe->iov, (size_t)c->rwqe->nsge * sizeof *c->iov);
+    c->niov = c->rwqe->nsge;
+    return 0;
+}
+
+/* Payload has landed: complete the receive, then acknowledge. */
+static void sr_resp_finish(struct sr_inconn *c)
+{
+    struct sr_qp *qp = c->qp;
+    struct sr_req_hdr *h = &c->hdr;
+    c->have_hdr = 0;
+    c->hdr_got = 0;
+    c->delay_until = 0;
+    c->delay_passed = 0;
+    if (c->dead)
+        return;     /* already answered with a NAK */
+    if (c->pending_status) {
+        if (c->rwqe) {
+            /* receiver side of the failure: too short, or a bad lkey */
+            enum ibv_wc_status mine = c->pending_status == IBV_WC_REM_OP_ERR ?
+                                      IBV_WC_LOC_PROT_ERR : IBV_WC_LOC_LEN_ERR;
+            struct ibv_wc wc = { .wr_id = c->rwqe->wr_id, .status = mine,
+                                 .opcode = IBV_WC_RECV, .qp_num = qp->pub.qp_num,
+                                 .src_qp = c->hello.src_qpn };
+            qp->rq_head++;
+            c->rwqe = NULL;
+            sr_qp_complete(qp, (struct sr_cq *)qp->pub.recv_cq, &wc);
+        }
+        sr_resp_fatal(c, (enum ibv_wc_status)c->pending_status);
+        return;
+    }
+    if (h->op == SR_OP_READ)
+        return;     /* the READ response already is the answer */
+    if (c->rwqe) {
+        struct ibv_wc wc = { .wr_id = c->rwqe->wr_id, .status = IBV_WC_SUCCESS,
+                             .byte_len = h->len, .qp_num = qp->pub.qp_num,
+                             .src_qp = c->hello.src_qpn };
+        wc.opcode = h->op == SR_OP_WRITE_IMM ? IBV_WC_RECV_RDMA_WITH_IMM : IBV_WC_RECV;
+        if (h->op != SR_OP_SEND) {
+            wc.wc_flags = IBV_WC_WITH_IMM;
+            wc.imm_data = h->imm;
+        }
+        qp->rq_head++;
+        c->rwqe = NULL;
+        sr_qp_complete(qp, (struct sr_cq *)qp->pub.recv_cq, &wc);
+    }
+    sr_resp_queue(c, SR_RESP_ACK, 0, NULL, 0);
+}
+
+static int sr_resp_hello(struct sr_inconn *c)
+{
+    int r = sr_rx_need(c->w.fd, &c->rx, &c->hello, sizeof c->hello, &c->hello_got);
+    if (r <= 0)
+        return r;
+    struct sr_qp *qp = c->hello.magic == SR_HELLO_MAGIC ? sr_qp_find(c->hello.dst_qpn) : NULL;
+    if (!qp || qp->pub.state == IBV_QPS_ERR)
+        return -1;
+    if (c->hello.has_dgid && !sr_gid_is_local(c->hello.dgid)) {
+        /* Packets for another host's GID never reach this QP: the
+         * requester sees its link fail (RETRY_EXC_ERR), as on a wire. */
+        sr_log("QP %u: request from QP %u addressed to a GID that is not on this host; dropped",
+               qp->pub.qp_num, c->hello.src_qpn);
+        return -1;
+    }
+    if (qp->in)
+        sr_resp_detach(qp->in);
+    qp->in = c;
+    c->qp = qp;
+    return 1;
+}
+
+static void sr_resp_process(struct sr_inconn *c)
+{
+    for (int i = 0; i < 256; i++) {
+        if (c->detached)
+            return;
+        if (c->dead || c->stalled || c->outq_count == c->outq_cap)
+            break;
+        int r;
+        if (!c->qp) {
+            r = sr_resp_hello(c);
+        } else if (c->have_hdr) {
+            r = sr_rx_payload(c->w.fd, &c->rx, c->discard ? NULL : c->iov, &c->niov, &c->left);
+            if (r == 1)
+                sr_resp_finish(c);
+        } else {
+            r = sr_rx_need(c->w.fd, &c->rx, &c->hdr, sizeof c->hdr, &c->hdr_got);
+            if (r == 1) {
+                c->have_hdr = 1;
+                if (sr_resp_start(c) == 0 && c->left == 0)
+                    sr_resp_finish(c);
+            }
+        }
+        if (r < 0) {
+            sr_resp_flush(c);
+            sr_resp_detach(c);
+            return;
+        }
+        if (r == 0)
+            break;
+    }
+    if (c->detached)
+        return;
+    if (sr_resp_flush(c) < 0) {
+        sr_resp_detach(c);
+        return;
+    }
+    sr_resp_update_watch(c);
+}
+
+static void sr_resp_cb(struct sr_watch *w, uint32_t events)
+{
+    struct sr_inconn *c = (struct sr_inconn *)w;
+    if (c->detached)
+        return;
+    if ((events & (EPOLLHUP | EPOLLERR)) && (c->stalled || c->dead)) {
+        sr_resp_detach(c);
+        return;
+    }
+    if (c->dead && !c->outq_count) {
+        sr_resp_detach(c);
+        return;
+    }
+    sr_resp_process(c);
+}
+
+/* A receive may now be there: retry the stalled request. */
+void sr_resp_resume(struct sr_inconn *c)
+{
+    if (!c->stalled || c->detached)
+        return;
+    c->stalled = 0;
+    if (sr_resp_start(c) == 1)
+        return;
+    if (c->left == 0)
+        sr_resp_finish(c);
+    if (!c->detached)
+        sr_resp_process(c);
+}
+
+/* Every SR_RNR_STEP_MS a stalled stream counts one RNR retry; past the
+ * request's rnr_retry (7 = forever) the request fails with RNR_RETRY_EXC. */
+void sr_resp_timers(uint64_t now, int *next_ms)
+{
+    struct sr_inconn *c, *next;
+    for (c = sr_inconns; c; c = next) {
+        next = c->next;
+        if (!c->stalled || c->detached)
+            continue;
+        if (!c->rnr_deadline)
+            c->rnr_deadline = now + SR_RNR_STEP_MS;
+        if (now < c->rnr_deadline) {
+            int left = (int)(c->rnr_deadline - now);
+            if (left < *next_ms)
+                *next_ms = left;
+            continue;
+        }
+        c->rnr_deadline = now + SR_RNR_STEP_MS;
+        if (*next_ms > SR_RNR_STEP_MS)
+            *next_ms = SR_RNR_STEP_MS;
+        if (c->delay_until && !c->delay_passed) {
+            sr_resp_resume(c);  /* held by SOFTRDMA_DELAY_MS, not an RNR */
+            continue;
+        }
+        if (c->qp->pub.state == IBV_QPS_RESET || c->qp->pub.state == IBV_QPS_INIT) {
+            sr_resp_resume(c);  /* not an RNR: the QP is not ready yet */
+            continue;
+        }
+        if (c->forced_rnr > 0)
+            c->forced_rnr--;
+        c->rnr_retries++;
+        if (c->hdr.rnr_retry < 7 && c->rnr_retries > c->hdr.rnr_retry) {
+            c->stalled = 0;
+            c->have_hdr = 0;
+            sr_resp_nak(c, IBV_WC_RNR_RETRY_EXC_ERR);
+            if (sr_resp_flush(c) < 0)
+                sr_resp_detach(c);
+            else
+                sr_resp_update_watch(c);
+            continue;
+        }
+        sr_resp_resume(c);
+        if (c->stalled && !c->detached)
+            sr_resp_update_watch(c);
+    }
+}

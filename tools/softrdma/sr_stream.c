@@ -1,0 +1,105 @@
+/* softrdma: reading framed messages from a non-blocking stream; payloads
+ * go straight into registered memory (readv) once buffered bytes are used. */
+#include "sr_internal.h"
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+ssize_t sr_rx_fill(int fd, struct sr_rx *rx)
+{
+    if (rx->off < rx->len)
+        return (ssize_t)(rx->len - rx->off);
+    rx->off = rx->len = 0;
+    ssize_t n = read(fd, rx->buf, sizeof rx->buf);
+    if (n > 0) {
+        rx->len = (size_t)n;
+        return n;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return -2;
+    return n;   /* 0 = EOF, -1 = error */
+}
+
+int sr_rx_take(struct sr_rx *rx, void *dst, size_t want, size_t *got)
+{
+    size_t n = rx->len - rx->off;
+    if (n > want - *got)
+        n = want - *got;
+    memcpy((char *)dst + *got, rx->buf + rx->off, n);
+    rx->off += n;
+    *got += n;
+    return *got == want;
+}
+
+/* Returns 1 complete, 0 need more, -1 EOF/error. */
+int sr_rx_need(int fd, struct sr_rx *rx, void *dst, size_t want, size_t *got)
+{
+    while (*got < want) {
+        ssize_t r = sr_rx_fill(fd, rx);
+        if (r == -2)
+            return 0;
+        if (r <= 0)
+            return -1;
+        sr_rx_take(rx, dst, want, got);
+    }
+    return 1;
+}
+
+void sr_iov_advance(struct iovec **iov, int *niov, size_t n)
+{
+    while (n && *niov) {
+        if (n < (*iov)->iov_len) {
+            (*iov)->iov_base = (char *)(*iov)->iov_base + n;
+            (*iov)->iov_len -= n;
+            return;
+        }
+        n -= (*iov)->iov_len;
+        (*iov)++;
+        (*niov)--;
+    }
+    while (*niov && (*iov)->iov_len == 0) {
+        (*iov)++;
+        (*niov)--;
+    }
+}
+
+/* iov NULL means discard. */
+int sr_rx_payload(int fd, struct sr_rx *rx, struct iovec *iov, int *niov, size_t *left)
+{
+    static char sink[65536];    /* discarded bytes only; contents never read */
+    struct iovec *cur = iov;
+    int n = *niov;
+    /* buffered bytes first */
+    while (*left && rx->off < rx->len) {
+        size_t k = rx->len - rx->off;
+        if (k > *left)
+            k = *left;
+        if (cur && n) {
+            if (k > cur->iov_len)
+                k = cur->iov_len;
+            memcpy(cur->iov_base, rx->buf + rx->off, k);
+            sr_iov_advance(&cur, &n, k);
+        }
+        rx->off += k;
+        *left -= k;
+    }
+    while (*left) {
+        ssize_t r;
+        if (cur && n) {
+            r = readv(fd, cur, n > 64 ? 64 : n);
+        } else {
+            r = read(fd, sink, *left < sizeof sink ? *left : sizeof sink);
+        }
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        if (r <= 0)
+            return -1;
+        if (cur && n)
+            sr_iov_advance(&cur, &n, (size_t)r);
+        *left -= (size_t)r;
+    }
+    if (cur && cur != iov)
+        memmove(iov, cur, (size_t)n * sizeof *iov);
+    *niov = n;
+    return *left == 0;
+}

@@ -1,0 +1,41 @@
+/* Wire formats between two software NICs (device threads).
+ * A QP's outbound stream (AF_UNIX SOCK_STREAM, opened by the requester)
+ * carries requests; the responder answers on the same stream, in order. */
+#ifndef SR_WIRE_H
+#define SR_WIRE_H
+#include <stdint.h>
+
+enum sr_req_op {
+    SR_OP_SEND = 1, SR_OP_SEND_IMM, SR_OP_WRITE, SR_OP_WRITE_IMM, SR_OP_READ,
+};
+
+enum sr_resp_type { SR_RESP_ACK = 1, SR_RESP_NAK, SR_RESP_READ };
+
+/* First bytes on a fresh stream: which QP the requester wants. */
+struct sr_hello {
+    uint32_t magic;
+    uint32_t dst_qpn;
+    uint32_t src_qpn;
+    uint8_t has_dgid;       /* 1: the responder checks dgid is one of its GIDs */
+    uint8_t pad[3];
+    uint8_t dgid[16];       /* destination GID the requester was given at RTR */
+};
+#define SR_HELLO_MAGIC 0x53524831u
+
+struct sr_req_hdr {
+    uint8_t op;
+    uint8_t rnr_retry;      /* requester's QP attribute (set at RTS) */
+    uint8_t pad[2];
+    uint32_t imm;           /* network order, as posted */
+    uint32_t len;           /* payload bytes (request length for READ) */
+    uint32_t rkey;
+    uint64_t raddr;
+};
+
+struct sr_resp_hdr {
+    uint8_t type;
+    uint8_t status;         /* enum ibv_wc_status for NAK */
+    uint16_t count;         /* ACK: requests it acknowledges (coalesced), >= 1 */
+    uint32_t len;           /* payload bytes following (READ) */
+};
+#endif

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# test.sh - install dependencies, build, and run the whole suite.
+#
+#   tools/test.sh                      everything: full suite + sanitizer unit run
+#   tools/test.sh -L integration       only ctest label "integration" (args go to ctest)
+#   tools/test.sh -R iperf3            any ctest selection
+#   NSTACK_NO_SANITIZE=1 tools/test.sh skip the ASan/UBSan build
+#
+# Phases:
+#   1. tools/deps.sh                    (apt only when something is missing)
+#   2. build/        -> release/        (RelWithDebInfo, -Werror)
+#   3. ctest in build/ with --output-on-failure and a per-test timeout
+#   4. build-asan/   -> build-asan/release  (ASan+UBSan), ctest -L unit
+# Exits non-zero when any phase fails; prints a summary at the end.
+set -uo pipefail
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+# A test that hangs is killed after this long (each test also sets its own).
+TEST_TIMEOUT=${NSTACK_TEST_TIMEOUT:-900}
+ASAN_BUILD=${NSTACK_ASAN_BUILD:-$NSTACK_SRC/build-asan}
+
+declare -a SUMMARY=()
+FAILED=0
+
+# record NAME STATUS: remember a phase result for the summary.
+record() {
+    SUMMARY+=("$(printf '%-28s %s' "$1" "$2")")
+    [ "$2" = PASS ] || [ "$2" = SKIPPED ] || FAILED=1
+}
+
+run_ctest() {
+    local dir=$1; shift
+    (cd "$dir" && ctest --output-on-failure --timeout "$TEST_TIMEOUT" \
+        --no-tests=ignore "$@")
+}
+
+phase_deps() {
+    if "$NSTACK_SRC/tools/deps.sh"; then record "dependencies" PASS
+    else record "dependencies" FAIL; fi
+}
+
+phase_build() {
+    say "building $NSTACK_BUILD -> $NSTACK_RELEASE"
+    if (build_tree "$NSTACK_BUILD"); then record "build (release)" PASS
+    else record "build (release)" FAIL; return 1; fi
+}
+
+phase_suite() {
+    say "ctest $* (in $NSTACK_BUILD)"
+    if run_ctest "$NSTACK_BUILD" "$@"; then record "ctest ${*:-all}" PASS
+    else record "ctest ${*:-all}" FAIL; fi
+}
+
+# The sanitizer tree has its own release dir so it never overwrites release/.
+phase_sanitize() {
+    if [ -n "${NSTACK_NO_SANITIZE:-}" ]; then record "sanitizer unit tests" SKIPPED; return; fi
+    say "building $ASAN_BUILD with ASan+UBSan"
+    if ! (build_tree "$ASAN_BUILD" -DNSTACK_SANITIZE=ON \
+            -DNSTACK_RELEASE_DIR="$ASAN_BUILD/release"); then
+        record "build (asan+ubsan)" FAIL; return
+    fi
+    record "build (asan+ubsan)" PASS
+    say "ctest -L unit (in $ASAN_BUILD)"
+    if NSTACK_RELEASE="$ASAN_BUILD/release" \
+       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+       run_ctest "$ASAN_BUILD" -L unit; then
+        record "ctest -L unit (asan+ubsan)" PASS
+    else record "ctest -L unit (asan+ubsan)" FAIL; fi
+}
+
+print_summary() {
+    local line
+    echo
+    echo "==================== tools/test.sh summary ===================="
+    for line in "${SUMMARY[@]}"; do echo "  $line"; done
+    if [ "$FAILED" -eq 0 ]; then echo "  RESULT: PASS"; else echo "  RESULT: FAIL"; fi
+}
+
+main() {
+    phase_deps
+    if phase_build; then
+        phase_suite "$@"
+        # A ctest selection given on the command line means "just these".
+        if [ $# -eq 0 ]; then phase_sanitize; fi
+    fi
+    print_summary
+    exit "$FAILED"
+}
+
+main "$@"
