@@ -16,6 +16,8 @@
  *                  IBV_WC_REM_ACCESS_ERR, target memory untouched.
  *   no-read-right  RDMA READ of an MR registered without REMOTE_READ:
  *                  IBV_WC_REM_ACCESS_ERR.
+ *   recv-too-small SEND of 64 bytes into a 16-byte RECV: the receiver gets
+ *                  IBV_WC_LOC_LEN_ERR, the sender IBV_WC_REM_INV_REQ_ERR.
  *
  *   rdma_errors -a 192.168.21.180 [-o SCENARIO] [-t SECONDS]
  *
@@ -35,7 +37,8 @@ enum { BUF = 4096, MSG = 64 };
 
 static const char usage[] =
     "usage: rdma_errors -a LOCAL_ADDR [-o SCENARIO] [-t SECONDS]\n"
-    "scenarios: rnr-exceeded rnr-waits bad-rkey out-of-bounds no-read-right (default: all)\n";
+    "scenarios: rnr-exceeded rnr-waits bad-rkey out-of-bounds no-read-right recv-too-small\n"
+    "           (default: all)\n";
 
 /* The device port that owns the local address, and its GID index. */
 struct port_ref {
@@ -229,9 +232,9 @@ static void post_from_a(struct pair *p, enum ibv_wr_opcode op, uint64_t addr, ui
         ex_fail_errno("ibv_post_send");
 }
 
-static void post_recv_b(struct pair *p)
+static void post_recv_b(struct pair *p, uint32_t len)
 {
-    struct ibv_sge sge = { .addr = (uintptr_t)p->buf_b, .length = BUF, .lkey = p->mr_b->lkey };
+    struct ibv_sge sge = { .addr = (uintptr_t)p->buf_b, .length = len, .lkey = p->mr_b->lkey };
     struct ibv_recv_wr wr = { .wr_id = 1, .sg_list = &sge, .num_sge = 1 }, *bad;
     if (ibv_post_recv(p->b.qp, &wr, &bad))
         ex_fail_errno("ibv_post_recv");
@@ -301,7 +304,7 @@ static void rnr_waits(struct port_ref *pr, int64_t deadline)
     if (ibv_poll_cq(p.a.cq, 1, &wc) != 0)        /* it cannot have completed yet */
         ex_fail("rnr-waits: SEND completed (%s) before any RECV was posted",
                 ibv_wc_status_str(wc.status));
-    post_recv_b(&p);                             /* now the retries can succeed */
+    post_recv_b(&p, BUF);                        /* now the retries can succeed */
     expect_status(&p, IBV_WC_SUCCESS, "rnr-waits", deadline);
     ex_wait_wc(p.b.cq, p.b.cc, deadline, &wc);
     ex_check_wc(&wc, IBV_WC_RECV, "rnr-waits RECV");
@@ -324,6 +327,24 @@ static void access_error(struct port_ref *pr, const char *scenario, enum ibv_wr_
     expect_untouched(&p, scenario);
     destroy_pair(&p);
     printf("%s: -> remote access error, target memory untouched\n", scenario);
+}
+
+static void recv_too_small(struct port_ref *pr, int64_t deadline)
+{
+    struct pair p;
+    create_pair(pr, 7, 0, &p);
+    ex_fill_pattern(p.buf_a, MSG, 4);
+    post_recv_b(&p, MSG / 4);
+    post_from_a(&p, IBV_WR_SEND, 0, 0);
+    expect_status(&p, IBV_WC_REM_INV_REQ_ERR, "recv-too-small", deadline);
+    struct ibv_wc wc;
+    ex_wait_wc(p.b.cq, p.b.cc, deadline, &wc);
+    if (wc.status != IBV_WC_LOC_LEN_ERR)
+        ex_fail("recv-too-small: receiver status '%s', expected '%s'",
+                ibv_wc_status_str(wc.status), ibv_wc_status_str(IBV_WC_LOC_LEN_ERR));
+    destroy_pair(&p);
+    printf("recv-too-small: 64-byte SEND, 16-byte RECV -> local length error at the receiver, "
+           "invalid request at the sender\n");
 }
 
 int main(int argc, char **argv)
@@ -362,6 +383,7 @@ int main(int argc, char **argv)
                                            IBV_ACCESS_REMOTE_WRITE, BUF - MSG / 2, 0, deadline));
     SCENARIO("no-read-right", access_error(&pr, "no-read-right", IBV_WR_RDMA_READ,
                                            IBV_ACCESS_REMOTE_WRITE, 0, 0, deadline));
+    SCENARIO("recv-too-small", recv_too_small(&pr, deadline));
 #undef SCENARIO
     if (ran == 0)
         ex_fail("unknown scenario '%s'", only);

@@ -16,7 +16,7 @@ status=0
 for addr in "$IP_A" "$IP6_A"; do
     in_a timeout 120 "$bin" -a "$addr" -t 90 >"$out/out" 2>"$out/err"; rc=$?
     if [ "$rc" -ne 0 ] || ! grep -q "all scenarios behaved as expected" "$out/out" ||
-       [ "$(grep -c -- '->' "$out/out")" -ne 5 ]; then
+       [ "$(grep -c -- '->' "$out/out")" -ne 6 ]; then
         echo "FAIL: rdma_errors -a $addr exited $rc"; cat "$out/out" "$out/err"; status=1
     else
         echo "PASS: rdma_errors -a $addr"; cat "$out/out"
