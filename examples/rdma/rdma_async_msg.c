@@ -47,6 +47,12 @@ struct msg_hdr {
     uint32_t tag;           /* chosen by the client; keeps clients' data apart */
 };
 
+/* Client -> server in the connect private data (network byte order). */
+struct client_hello {
+    uint32_t tag;           /* goes into every message of this client */
+    uint32_t messages;      /* how many it will send: the server checks it got all */
+};
+
 /* What an epoll entry points at: the first member tells which kind it is. */
 enum source_kind { SOURCE_CM, SOURCE_CQ };
 
@@ -61,6 +67,7 @@ struct conn {
     struct ibv_mr *recv_mr, *send_mr;
     unsigned send_next, sends_in_flight;
     uint32_t tag;
+    uint32_t expected;                  /* server: messages the client announced */
     uint32_t recv_seq;                  /* next sequence number expected */
     uint32_t send_seq;                  /* next sequence number to send (client) */
     bool dead;                          /* destroyed after the current epoll batch */
@@ -68,7 +75,8 @@ struct conn {
 };
 
 struct callbacks {
-    void (*on_connect_request)(struct loop *loop, struct rdma_cm_id *id);
+    void (*on_connect_request)(struct loop *loop, struct rdma_cm_id *id,
+                               const void *private_data, size_t len);
     void (*on_established)(struct conn *c);
     void (*on_message)(struct conn *c, uint32_t seq, uint32_t tag,
                        const uint8_t *payload, uint32_t payload_len);
@@ -281,12 +289,15 @@ static void on_cm_event(struct loop *loop)
     enum rdma_cm_event_type type = ev->event;
     struct rdma_cm_id *id = ev->id;
     int status = ev->status;
+    uint8_t pdata[256];              /* private_data_len is 8 bits */
+    size_t plen = ev->param.conn.private_data ? ev->param.conn.private_data_len : 0;
+    memcpy(pdata, ev->param.conn.private_data, plen);
     rdma_ack_cm_event(ev);
     struct conn *c = id->context;
 
     switch (type) {
     case RDMA_CM_EVENT_CONNECT_REQUEST:
-        loop->cb->on_connect_request(loop, id);
+        loop->cb->on_connect_request(loop, id, pdata, plen);
         break;
     case RDMA_CM_EVENT_ADDR_RESOLVED:       /* client: step 2, the route */
         if (rdma_resolve_route(id, 2000))
@@ -294,7 +305,9 @@ static void on_cm_event(struct loop *loop)
         break;
     case RDMA_CM_EVENT_ROUTE_RESOLVED: {    /* client: step 3, connect */
         c = conn_create(loop, id, (uint32_t)getpid() & 0xffff);
-        struct rdma_conn_param param = { .retry_count = 7, .rnr_retry_count = 7 };
+        struct client_hello hello = { htonl(c->tag), htonl((uint32_t)loop->opts->iterations) };
+        struct rdma_conn_param param = { .private_data = &hello, .private_data_len = sizeof(hello),
+                                         .retry_count = 7, .rnr_retry_count = 7 };
         if (rdma_connect(id, &param))
             ex_fail_errno("rdma_connect");
         break;
@@ -362,12 +375,19 @@ static void loop_fini(struct loop *loop)
 
 /* ---- server callbacks --------------------------------------------------- */
 
-static uint32_t next_server_tag;   /* connection numbers for messages; loop thread only */
-
-static void server_connect_request(struct loop *loop, struct rdma_cm_id *id)
+static void server_connect_request(struct loop *loop, struct rdma_cm_id *id,
+                                   const void *private_data, size_t len)
 {
-    struct conn *c = conn_create(loop, id, 0);
-    c->tag = ++next_server_tag;    /* replaced by the client's tag on the first message */
+    struct client_hello hello;
+    if (len < sizeof(hello)) {
+        fprintf(stderr, "rdma_async_msg: connect request without client hello; rejected\n");
+        rdma_reject(id, NULL, 0);
+        rdma_destroy_id(id);
+        return;
+    }
+    memcpy(&hello, private_data, sizeof(hello));
+    struct conn *c = conn_create(loop, id, ntohl(hello.tag));
+    c->expected = ntohl(hello.messages);
     struct rdma_conn_param param = { .rnr_retry_count = 7 };
     if (rdma_accept(id, &param))
         ex_fail_errno("rdma_accept");
@@ -382,8 +402,6 @@ static void server_established(struct conn *c)
 static void server_message(struct conn *c, uint32_t seq, uint32_t tag,
                            const uint8_t *payload, uint32_t payload_len)
 {
-    if (seq == 0)
-        c->tag = tag;              /* the client picks the tag */
     check_message(c, seq, tag, payload, payload_len);
     conn_send(c, seq, tag);        /* echo */
 }
@@ -391,11 +409,14 @@ static void server_message(struct conn *c, uint32_t seq, uint32_t tag,
 static void server_disconnected(struct conn *c)
 {
     struct loop *loop = c->loop;
+    /* The client disconnects only after every echo came back, so all its
+     * messages have been received by now. */
+    if (c->recv_seq != c->expected)
+        ex_fail("client %u disconnected after %u of %u messages", c->tag, c->recv_seq,
+                c->expected);
     printf("rdma_async_msg: client %u disconnected after %u checked messages\n",
            c->tag, c->recv_seq);
     rdma_disconnect(c->id);        /* completes our half; an error only means it already is */
-    if (c->recv_seq == 0)
-        ex_fail("client %u disconnected without sending a message", c->tag);
     conn_close(c);
     if (++loop->served == loop->opts->clients)
         loop->stop = true;
@@ -455,10 +476,13 @@ static void client_disconnected(struct conn *c)
     conn_close(c);             /* the client's loop ends with its only connection */
 }
 
-static void client_unexpected_request(struct loop *loop, struct rdma_cm_id *id)
+static void client_unexpected_request(struct loop *loop, struct rdma_cm_id *id,
+                                      const void *private_data, size_t len)
 {
     (void)loop;
     (void)id;
+    (void)private_data;
+    (void)len;
     ex_fail("client received a connect request");
 }
 
