@@ -73,3 +73,17 @@ wait_exit() {
     wait_until "$2" sh -c "! kill -0 $1 2>/dev/null" || { echo "pid $1 still running after $2 s" >&2; return 124; }
     wait "$1"
 }
+
+# rs_a / rs_b CMD...: run CMD on a host in the README environment.
+rs_a() { in_a "${RS_ENV[@]}" "$@"; }
+rs_b() { in_b "${RS_ENV[@]}" "$@"; }
+
+# wait_server_up PID SECONDS CMD...: an rsocket listener is invisible to ss,
+# so retry a harmless client command until it succeeds; fails early if the
+# server process died.
+wait_server_up() {
+    local pid=$1 secs=$2; shift 2
+    wait_until "$secs" _server_up_or_dead "$pid" "$@" || return 1
+    kill -0 "$pid" 2>/dev/null
+}
+_server_up_or_dead() { local pid=$1; shift; ! kill -0 "$pid" 2>/dev/null || "$@" >/dev/null 2>&1; }
