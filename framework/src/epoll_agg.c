@@ -116,6 +116,8 @@ static void link_reg(struct epset *s, struct ep_reg *r)
         s->regs = r;
     s->tail = r;
     __atomic_add_fetch(&s->n_regs, 1, __ATOMIC_RELEASE);
+    if (__atomic_load_n(&s->nested, __ATOMIC_RELAXED))
+        __atomic_store_n(&r->file->in_nested_set, 1, __ATOMIC_RELAXED);
     pthread_mutex_lock(&r->file->reg_lock);
     r->file_next = r->file->regs;
     __atomic_store_n(&r->file->regs, r, __ATOMIC_RELEASE);
@@ -273,22 +275,60 @@ static int module_ctl(int epfd, int op, int fd, struct file *f, struct epoll_eve
     return r;
 }
 
+/* Whether a registration of set s may still have something to report.
+ * Caller holds s->lock. */
+static int set_has_pending(struct epset *s)
+{
+    for (struct ep_reg *r = s->regs; r != NULL; r = r->set_next)
+        if (r->lt_ready || __atomic_load_n(&r->candidate, __ATOMIC_ACQUIRE))
+            return 1;
+    return 0;
+}
+
+void ev_recheck_nested(struct file *f)
+{
+    pthread_mutex_lock(&g_ep_lock);
+    for (struct ep_reg *r = f->regs; r != NULL; r = r->file_next) {
+        struct epset *s = r->set;
+        if (!__atomic_load_n(&s->nested, __ATOMIC_RELAXED) || !r->lt_ready)
+            continue;
+        pthread_mutex_lock(&s->lock);
+        uint64_t gen = r->last_gen;
+        MOD_ENTER();
+        uint32_t mask = f->mod->poll_events(f->sock, &gen);
+        MOD_LEAVE();
+        if (gen != r->last_gen)
+            __atomic_store_n(&r->candidate, 1, __ATOMIC_RELEASE);   /* new work: the next wait looks */
+        if ((mask & ((r->events & ~EV_FLAGS) | EV_ALWAYS)) == 0)
+            r->lt_ready = 0;
+        if (!set_has_pending(s)) {
+            uint64_t v;
+            (void)!LIBC(read)(s->wake_fd, &v, sizeof(v));
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_unlock(&g_ep_lock);
+}
+
 void ev_mark_nested(struct file *ef)
 {
     pthread_mutex_lock(&g_ep_lock);
     __atomic_store_n(&ef->nested, 1, __ATOMIC_RELAXED);
-    if (ef->ep != NULL)
+    if (ef->ep != NULL) {
         __atomic_store_n(&ef->ep->nested, 1, __ATOMIC_RELAXED);
+        for (struct ep_reg *r = ef->ep->regs; r != NULL; r = r->set_next)
+            __atomic_store_n(&r->file->in_nested_set, 1, __ATOMIC_RELAXED);
+    }
     pthread_mutex_unlock(&g_ep_lock);
 }
 
 /* Remembers registrations of a socket whose stack is not decided yet. */
-static void note_pre_reg(struct file *f, int epfd, int op, const struct epoll_event *ev)
+static void note_pre_reg(struct file *f, int epfd, int fd, int op, const struct epoll_event *ev)
 {
     pthread_mutex_lock(&f->lock);
     if (!f->decided) {
         int i = 0;
-        while (i < f->n_pregs && f->pregs[i].epfd != epfd)
+        while (i < f->n_pregs && (f->pregs[i].epfd != epfd || f->pregs[i].fd != fd))
             i++;
         if (op == EPOLL_CTL_DEL && i < f->n_pregs) {
             f->pregs[i] = f->pregs[--f->n_pregs];
@@ -304,7 +344,7 @@ static void note_pre_reg(struct file *f, int epfd, int op, const struct epoll_ev
                 }
             }
             if (f->n_pregs < f->cap_pregs)
-                f->pregs[f->n_pregs++] = (struct pre_reg){ .epfd = epfd, .ev = *ev };
+                f->pregs[f->n_pregs++] = (struct pre_reg){ .epfd = epfd, .fd = fd, .ev = *ev };
             else
                 LOG_WAR("epoll_ctl(%d, ADD): out of memory; this registration will not follow a move to a module", epfd);
         }
@@ -324,7 +364,7 @@ int ev_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     if (f != NULL) {
         int saved = errno;
         if (r == 0 && f->kind == FILE_KSOCK && !__atomic_load_n(&f->decided, __ATOMIC_ACQUIRE))
-            note_pre_reg(f, epfd, op, ev);
+            note_pre_reg(f, epfd, fd, op, ev);
         if (r == 0 && f->kind == FILE_EPOLL && op == EPOLL_CTL_ADD)
             ev_mark_nested(f);
         file_put(f);
@@ -333,10 +373,13 @@ int ev_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     return r;
 }
 
-void ev_follow_migration(struct file *f, int fd, const struct pre_reg *pregs, int n)
+void ev_follow_migration(struct file *f, const struct pre_reg *pregs, int n)
 {
     for (int i = 0; i < n; i++) {
         struct epoll_event ev = pregs[i].ev;
+        int fd = pregs[i].fd;
+        if (fd_table_get(fd) != f)
+            continue;           /* that number was closed or did not follow */
         if (module_ctl(pregs[i].epfd, EPOLL_CTL_ADD, fd, f, &ev) < 0)
             LOG_WAR("fd %d: cannot move its registration in epoll fd %d to the module socket: %s",
                     fd, pregs[i].epfd, strerror(errno));

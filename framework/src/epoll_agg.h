@@ -53,16 +53,25 @@ void ev_notify(void *cookie);
 int ev_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 int ev_epoll_wait(int epfd, struct epoll_event *evs, int max, const struct timespec *timeout,
                   const sigset_t *sigmask);
+/* After a plain kernel wait on a set that had no module sockets: if another
+ * thread registered one meanwhile, drops the framework's tagged entries
+ * from the k results (waiting on if none is left). Returns the count. */
+int ev_after_raw_wait(int epfd, struct epoll_event *evs, int max, int k, const struct timespec *timeout,
+                      const sigset_t *sigmask);
 /* Unlink and free every registration of a module socket (its close). */
 void ev_socket_gone(struct file *f);
 /* Free an epoll set (its last epoll fd closed). */
 void ev_set_gone(struct file *f);
 /* Re-register the pre-decision epoll registrations of a socket that moved
  * to a module (fd now holds the module's wait fd). */
-void ev_follow_migration(struct file *f, int fd, const struct pre_reg *pregs, int n);
+void ev_follow_migration(struct file *f, const struct pre_reg *pregs, int n);
 /* The epoll fd ef is watched by another epoll set or by poll/select. */
 void ev_mark_nested(struct file *ef);
 void ev_wake_set(struct epset *s);
+/* After a read on a module socket whose registrations are in a watched
+ * set: a level-triggered registration that is no longer ready stops
+ * keeping that set's wake eventfd signalled (see keep_nested_signal). */
+void ev_recheck_nested(struct file *f);
 /* Locks for fork. */
 void ev_fork_prepare(void);
 void ev_fork_parent(void);

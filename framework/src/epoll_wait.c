@@ -118,6 +118,26 @@ static int filter_kernel(struct epset *s, struct epoll_event *evs, int from, int
     return m - from;
 }
 
+/* A set that is itself watched (an epoll fd inside another set, or in
+ * poll/select) must stay readable while it holds module registrations that
+ * are ready, as the kernel keeps a level-triggered inner set readable.
+ * Module wait fds are edge-like (poll_events re-arms them), so after a wait
+ * the set's wake eventfd is left signalled while any registration is
+ * level-triggered and still ready, or still a candidate not looked at yet.
+ * Costs one write only for watched sets with ready module sockets. */
+static void keep_nested_signal(struct epset *s)
+{
+    if (!__atomic_load_n(&s->nested, __ATOMIC_RELAXED))
+        return;
+    int pending = 0;
+    pthread_mutex_lock(&s->lock);
+    for (struct ep_reg *r = s->regs; r != NULL && !pending; r = r->set_next)
+        pending = r->lt_ready || __atomic_load_n(&r->candidate, __ATOMIC_ACQUIRE);
+    pthread_mutex_unlock(&s->lock);
+    if (pending)
+        ev_wake_set(s);
+}
+
 static int wait_loop(int epfd, struct epset *s, struct epoll_event *evs, int max, int64_t deadline,
                      const sigset_t *sigmask)
 {
@@ -150,16 +170,58 @@ int ev_epoll_wait(int epfd, struct epoll_event *evs, int max, const struct times
     struct epset *s = ef && ef->kind == FILE_EPOLL ? __atomic_load_n(&ef->ep, __ATOMIC_ACQUIRE) : NULL;
     if (s == NULL || max <= 0 || evs == NULL) {
         /* No module socket was ever registered here: exactly the kernel call. */
-        if (ef != NULL)
-            file_put(ef);
-        if (timeout == NULL)
-            return LIBC(epoll_pwait)(epfd, evs, max, -1, sigmask);
-        return LIBC(epoll_pwait2)(epfd, evs, max, timeout, sigmask);
+        int k = timeout == NULL ? LIBC(epoll_pwait)(epfd, evs, max, -1, sigmask)
+                                : LIBC(epoll_pwait2)(epfd, evs, max, timeout, sigmask);
+        if (k > 0 && ef != NULL && ef->kind == FILE_EPOLL)
+            s = __atomic_load_n(&ef->ep, __ATOMIC_ACQUIRE);
+        if (s == NULL) {
+            int err = errno;
+            if (ef != NULL)
+                file_put(ef);
+            errno = err;
+            return k;
+        }
+        /* Another thread registered a module socket while this one was in
+         * the kernel: the framework's tagged entries must not reach the
+         * app. If nothing else is left, wait on as a module set (the time
+         * already spent is not subtracted: never shorter than asked). */
+        int tagged = 0;
+        k = filter_kernel(s, evs, 0, k, &tagged);
+        if (k == 0)
+            k = wait_loop(epfd, s, evs, max, deadline_of(timeout), sigmask);
+        int err = errno;
+        file_put(ef);
+        errno = err;
+        return k;
     }
     int64_t deadline = deadline_of(timeout);
     int n = wait_loop(epfd, s, evs, max, deadline, sigmask);
     int err = errno;
+    keep_nested_signal(s);
     file_put(ef);
     errno = err;
     return n;
+}
+
+int ev_after_raw_wait(int epfd, struct epoll_event *evs, int max, int k, const struct timespec *timeout,
+                      const sigset_t *sigmask)
+{
+    if (k <= 0)
+        return k;
+    struct file *ef = fd_table_get(epfd);
+    if (ef == NULL || ef->kind != FILE_EPOLL || __atomic_load_n(&ef->ep, __ATOMIC_ACQUIRE) == NULL)
+        return k;                     /* the usual case: one load, nothing to filter */
+    if ((ef = file_get(epfd)) == NULL)
+        return k;
+    struct epset *s = __atomic_load_n(&ef->ep, __ATOMIC_ACQUIRE);
+    if (s != NULL && ef->kind == FILE_EPOLL) {
+        int tagged = 0;
+        k = filter_kernel(s, evs, 0, k, &tagged);
+        if (k == 0)
+            k = wait_loop(epfd, s, evs, max, deadline_of(timeout), sigmask);
+    }
+    int err = errno;
+    file_put(ef);
+    errno = err;
+    return k;
 }

@@ -36,6 +36,7 @@ struct opt_rec {
  * socket moved to a module. */
 struct pre_reg {
     int epfd;
+    int fd;                     /* the fd number registered (fd or a dup) */
     struct epoll_event ev;
 };
 
@@ -70,6 +71,9 @@ struct file {
      * blocking syscall); lock order: epset->lock, then reg_lock. */
     pthread_mutex_t reg_lock;
     struct ep_reg *regs;
+    /* 1 once a registration of this socket is in a watched (nested) set:
+     * its reads then re-check that set's readiness. Never cleared. */
+    _Atomic int in_nested_set;
 
     /* ---- EPOLL ---- */
     struct epset *ep;           /* created on the first module registration */

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #include "epoll_agg.h"
 #include "fd_table.h"
@@ -98,22 +99,6 @@ static void replay_opts(struct file *kf, struct file *nf)
     }
 }
 
-/* A socket bound to a wildcard address keeps that address and port. */
-static int replay_wild_bind(int fd, struct file *kf, struct file *nf)
-{
-    if (!kf->bound_wild)
-        return 0;
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (LIBC(getsockname)(fd, (struct sockaddr *)&ss, &len) < 0)
-        return -1;
-    if (nf->mod->bind == NULL) {
-        errno = EOPNOTSUPP;
-        return -1;
-    }
-    return MCALL(nf, bind, (struct sockaddr *)&ss, len);
-}
-
 static void module_sock_close(struct file *nf)
 {
     int saved = errno;
@@ -122,7 +107,8 @@ static void module_sock_close(struct file *nf)
     errno = saved;
 }
 
-/* Puts the module's wait fd at the app's fd number (keeping FD_CLOEXEC). */
+/* Puts the module's wait fd (or a dup of it) at the app's fd number,
+ * keeping that number's FD_CLOEXEC. */
 static int move_fd(int fd, int wfd)
 {
     int fdflags = LIBC(fcntl)(fd, F_GETFD);
@@ -131,11 +117,61 @@ static int move_fd(int fd, int wfd)
     return LIBC(dup3)(wfd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0 ? -1 : 0;
 }
 
+/* A wildcard-bound kernel socket holds its port until it is closed, so the
+ * module socket (which may be a kernel socket underneath, or share the port
+ * space) is bound to that address and port only after the app fd moved
+ * onto the module (the move closes the kernel socket). */
+static int wild_addr(int fd, struct file *kf, struct sockaddr_storage *ss, socklen_t *len)
+{
+    *len = 0;
+    if (!kf->bound_wild)
+        return 0;
+    *len = sizeof(*ss);
+    return LIBC(getsockname)(fd, (struct sockaddr *)ss, len);
+}
+
+/* After a failed bind/op on the module socket, the app fd gets a fresh
+ * kernel socket again, bound to the same wildcard address, with the logged
+ * options and epoll registrations, so the app may retry as before. */
+static void restore_kernel_socket(int fd, struct file *kf, const struct sockaddr_storage *ss, socklen_t len)
+{
+    int err = errno;
+    int fdflags = LIBC(fcntl)(fd, F_GETFD);
+    int nb = __atomic_load_n(&kf->nonblock, __ATOMIC_RELAXED);
+    int k = LIBC(socket)(kf->domain, kf->type | SOCK_CLOEXEC | (nb ? SOCK_NONBLOCK : 0), kf->protocol);
+    if (k >= 0) {
+        for (int i = 0; i < kf->n_opts; i++)
+            (void)LIBC(setsockopt)(k, kf->opts[i].level, kf->opts[i].name, kf->opts[i].val, kf->opts[i].len);
+        if (LIBC(bind)(k, (const struct sockaddr *)ss, len) < 0 ||
+            LIBC(dup3)(k, fd, (fdflags >= 0 && (fdflags & FD_CLOEXEC)) ? O_CLOEXEC : 0) < 0) {
+            LIBC(close)(k);
+            k = -1;
+        } else {
+            LIBC(close)(k);
+            for (int i = 0; i < kf->n_pregs; i++)
+                if (kf->pregs[i].fd == fd)
+                    (void)LIBC(epoll_ctl)(kf->pregs[i].epfd, EPOLL_CTL_ADD, fd, &kf->pregs[i].ev);
+        }
+    }
+    if (k < 0)
+        LOG_ERR("fd %d: cannot restore its kernel socket after the module failed: %s; the fd is unusable",
+                fd, strerror(errno));
+    errno = err;
+}
+
 static int build_module_socket(int fd, struct file *kf, int st, sock_first_op op, const void *arg,
                                struct file **out, int *op_ret)
 {
     const struct nstack_module *m = g_stacks[st].mod;
     nstack_sock *s = NULL;
+    struct sockaddr_storage wild;
+    socklen_t wild_len;
+    if (wild_addr(fd, kf, &wild, &wild_len) < 0)
+        return -1;
+    if (wild_len > 0 && m->bind == NULL) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
     int nb = __atomic_load_n(&kf->nonblock, __ATOMIC_RELAXED);
     MOD_ENTER();
     int wfd = m->socket(kf->domain, kf->type | (nb ? SOCK_NONBLOCK : 0), kf->protocol, &s);
@@ -155,25 +191,71 @@ static int build_module_socket(int fd, struct file *kf, int st, sock_first_op op
         return -1;
     }
     replay_opts(kf, nf);
-    if (replay_wild_bind(fd, kf, nf) < 0) {
-        LOG_WAR("fd %d: %s: cannot bind to the wildcard address the socket had: %s", fd, m->name, strerror(errno));
-        module_sock_close(nf);
-        return -1;
+    int moved = 0;
+    if (wild_len > 0) {
+        if (move_fd(fd, wfd) < 0)
+            goto fail;
+        moved = 1;
+        if (MCALL(nf, bind, (struct sockaddr *)&wild, wild_len) < 0) {
+            LOG_WAR("fd %d: %s: cannot bind to the wildcard address the socket had: %s", fd, m->name,
+                    strerror(errno));
+            goto fail;
+        }
     }
     *op_ret = op ? op(nf, arg) : 0;
-    if (*op_ret < 0 && errno != EINPROGRESS) {
-        module_sock_close(nf);
-        return -1;
-    }
+    if (*op_ret < 0 && errno != EINPROGRESS)
+        goto fail;
     err = errno;
-    if (move_fd(fd, wfd) < 0) {
+    if (!moved && move_fd(fd, wfd) < 0) {
         LOG_ERR("fd %d: cannot move onto the %s socket: %s", fd, m->name, strerror(errno));
-        module_sock_close(nf);
-        return -1;
+        goto fail;
     }
     errno = err;
     *out = nf;
     return 0;
+fail:
+    module_sock_close(nf);
+    if (moved)
+        restore_kernel_socket(fd, kf, &wild, wild_len);
+    return -1;
+}
+
+struct dup_move {
+    struct file *kf, *nf;
+    int fd;             /* the fd the decision was made on (now the module's) */
+};
+
+/* One more fd number that shared the undecided socket: it gets the module
+ * socket too, keeping its own FD_CLOEXEC. */
+static void move_one_dup(int other, struct file *f, void *arg)
+{
+    struct dup_move *m = arg;
+    if (f != m->kf || other == m->fd)
+        return;
+    if (move_fd(other, m->fd) < 0) {
+        LOG_ERR("fd %d (a dup of fd %d): cannot move onto the %s socket: %s; it keeps the kernel socket",
+                other, m->fd, m->nf->mod->name, strerror(errno));
+        return;
+    }
+    file_hold(m->nf);
+    if (fd_table_cas(other, m->kf, m->nf))
+        file_put(m->kf);
+    else
+        file_put(m->nf);
+}
+
+/* dup()s made before the decision share the kernel socket's file: every fd
+ * number holding it follows the socket to the module (as all fds of one
+ * open file would in the kernel). Each table entry holds a reference, so
+ * with only the caller's and fd's references there is nothing to scan.
+ * A dup racing with the decision on another thread may keep the kernel
+ * socket (the app then raced its own connect). */
+static void move_dups(int fd, struct file *kf, struct file *nf)
+{
+    if (__atomic_load_n(&kf->ref, __ATOMIC_ACQUIRE) <= 2)
+        return;
+    struct dup_move m = { .kf = kf, .nf = nf, .fd = fd };
+    fd_table_each(0, -1, move_one_dup, &m);
 }
 
 int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t keylen,
@@ -201,7 +283,8 @@ int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t k
     int err = errno;
     __atomic_store_n(&kf->decided, 1, __ATOMIC_RELEASE);
     fd_table_set(fd, nf);            /* the table takes nf's first reference */
-    ev_follow_migration(nf, fd, kf->pregs, kf->n_pregs);
+    move_dups(fd, kf, nf);
+    ev_follow_migration(nf, kf->pregs, kf->n_pregs);
     pthread_mutex_unlock(&kf->lock);
     file_put(kf);                    /* the table's reference to the kernel socket */
     LOG_DBG("fd %d: moved to stack %s", fd, g_stacks[st].name);

@@ -37,4 +37,16 @@ static inline int deadline_passed(int64_t deadline)
     return deadline >= 0 && now_ns() >= deadline;
 }
 
+/* Stores the time left until deadline (>= 0) in *ts; returns it in ns
+ * (0: expired). For timeouts the caller must update, as recvmmsg's. */
+static inline int64_t timespec_left(int64_t deadline, struct timespec *ts)
+{
+    int64_t left = deadline - now_ns();
+    if (left < 0)
+        left = 0;
+    ts->tv_sec = left / 1000000000;
+    ts->tv_nsec = left % 1000000000;
+    return left;
+}
+
 #endif

@@ -65,25 +65,34 @@ static struct timespec ms_to_ts(int ms)
 
 EXPORT int epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout)
 {
-    if (t_in_module || !has_modules(epfd))
-        return LIBC(epoll_wait)(epfd, evs, max, timeout);
     struct timespec ts = ms_to_ts(timeout);
+    if (t_in_module)
+        return LIBC(epoll_wait)(epfd, evs, max, timeout);
+    if (!has_modules(epfd))
+        return ev_after_raw_wait(epfd, evs, max, LIBC(epoll_wait)(epfd, evs, max, timeout),
+                                 timeout < 0 ? NULL : &ts, NULL);
     return ev_epoll_wait(epfd, evs, max, timeout < 0 ? NULL : &ts, NULL);
 }
 
 EXPORT int epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout, const sigset_t *sigmask)
 {
-    if (t_in_module || !has_modules(epfd))
-        return LIBC(epoll_pwait)(epfd, evs, max, timeout, sigmask);
     struct timespec ts = ms_to_ts(timeout);
+    if (t_in_module)
+        return LIBC(epoll_pwait)(epfd, evs, max, timeout, sigmask);
+    if (!has_modules(epfd))
+        return ev_after_raw_wait(epfd, evs, max, LIBC(epoll_pwait)(epfd, evs, max, timeout, sigmask),
+                                 timeout < 0 ? NULL : &ts, sigmask);
     return ev_epoll_wait(epfd, evs, max, timeout < 0 ? NULL : &ts, sigmask);
 }
 
 EXPORT int epoll_pwait2(int epfd, struct epoll_event *evs, int max, const struct timespec *timeout,
                         const sigset_t *sigmask)
 {
-    if (t_in_module || !has_modules(epfd))
+    if (t_in_module)
         return LIBC(epoll_pwait2)(epfd, evs, max, timeout, sigmask);
+    if (!has_modules(epfd))
+        return ev_after_raw_wait(epfd, evs, max, LIBC(epoll_pwait2)(epfd, evs, max, timeout, sigmask),
+                                 timeout, sigmask);
     if (timeout != NULL && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)) {
         errno = EINVAL;
         return -1;

@@ -6,12 +6,14 @@
 #include <string.h>
 #include <sys/sendfile.h>
 
+#include "epoll_agg.h"
 #include "fd_table.h"
 #include "file.h"
 #include "fw.h"
 #include "libc_api.h"
 #include "sock.h"
 #include "stats.h"
+#include "timeutil.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -31,7 +33,39 @@ static ssize_t put_ret(struct file *f, ssize_t r)
     return r;
 }
 
+/* The kernel-socket fast path: one table load, then the libc call and one
+ * relaxed counter add - no reference count, no lock, no allocation. Files
+ * are never unmapped and a decided kernel socket's kind and stack never
+ * change while it is live, so reading them from a file being closed on
+ * another thread is safe (at worst those bytes count to the stack that
+ * socket had). Module and undecided sockets take the referenced path. */
+#define KERNEL_FAST_PATH(fd, ctr, call)                                          \
+    do {                                                                         \
+        struct file *kf_ = fd_table_get(fd);                                     \
+        if (kf_ == NULL || t_in_module)                                          \
+            return call;                                                         \
+        if (__atomic_load_n(&kf_->kind, __ATOMIC_RELAXED) == FILE_KSOCK &&        \
+            __atomic_load_n(&kf_->decided, __ATOMIC_ACQUIRE)) {                   \
+            int st_ = __atomic_load_n(&kf_->stack, __ATOMIC_RELAXED);             \
+            ssize_t r_ = call;                                                   \
+            if (r_ > 0)                                                          \
+                stats_add(st_, ctr, (uint64_t)r_);                               \
+            return r_;                                                           \
+        }                                                                        \
+    } while (0)
+
 /* ---- module helpers ---- */
+
+/* Rare: only for sockets registered in an epoll set that is itself
+ * watched; one relaxed load otherwise. */
+static inline void recheck_nested(struct file *f)
+{
+    if (__builtin_expect(__atomic_load_n(&f->in_nested_set, __ATOMIC_RELAXED), 0)) {
+        int err = errno;
+        ev_recheck_nested(f);
+        errno = err;
+    }
+}
 
 static ssize_t m_send(struct file *f, const void *buf, size_t len, int flags)
 {
@@ -48,7 +82,9 @@ static ssize_t m_recv(struct file *f, void *buf, size_t len, int flags)
         errno = EOPNOTSUPP;
         return -1;
     }
-    return MCALL(f, recv, buf, len, flags);
+    ssize_t r = MCALL(f, recv, buf, len, flags);
+    recheck_nested(f);
+    return r;
 }
 
 static ssize_t m_sendmsg(struct file *f, const struct msghdr *msg, int flags)
@@ -66,7 +102,9 @@ static ssize_t m_recvmsg(struct file *f, struct msghdr *msg, int flags)
         errno = EOPNOTSUPP;
         return -1;
     }
-    return MCALL(f, recvmsg, msg, flags);
+    ssize_t r = MCALL(f, recvmsg, msg, flags);
+    recheck_nested(f);
+    return r;
 }
 
 /* An unconnected datagram socket learns its stack from its first
@@ -93,6 +131,7 @@ static struct file *route_by_dest(int fd, struct file *f, const struct sockaddr 
 EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
     struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(send)(fd, buf, len, flags));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(send)(fd, buf, len, flags);
     ssize_t r = f->kind == FILE_MSOCK ? m_send(f, buf, len, flags) : LIBC(send)(fd, buf, len, flags);
@@ -103,6 +142,7 @@ EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
     struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(write)(fd, buf, len));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(write)(fd, buf, len);
     ssize_t r = f->kind == FILE_MSOCK ? m_send(f, buf, len, 0) : LIBC(write)(fd, buf, len);
@@ -113,6 +153,7 @@ EXPORT ssize_t write(int fd, const void *buf, size_t len)
 EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to, socklen_t tolen)
 {
     struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(sendto)(fd, buf, len, flags, to, tolen));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(sendto)(fd, buf, len, flags, to, tolen);
     f = route_by_dest(fd, f, to, tolen);
@@ -135,6 +176,7 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const stru
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(sendmsg)(fd, msg, flags));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(sendmsg)(fd, msg, flags);
     if (msg != NULL)
@@ -157,6 +199,7 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
     struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(writev)(fd, iov, iovcnt));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(writev)(fd, iov, iovcnt);
     ssize_t r;
@@ -202,6 +245,7 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
     struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(recv)(fd, buf, len, flags));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(recv)(fd, buf, len, flags);
     ssize_t r = f->kind == FILE_MSOCK ? m_recv(f, buf, len, flags) : LIBC(recv)(fd, buf, len, flags);
@@ -212,6 +256,7 @@ EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
 EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
     struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(read)(fd, buf, len));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(read)(fd, buf, len);
     ssize_t r = f->kind == FILE_MSOCK ? m_recv(f, buf, len, 0) : LIBC(read)(fd, buf, len);
@@ -222,6 +267,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t len)
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *fromlen)
 {
     struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(recvfrom)(fd, buf, len, flags, from, fromlen));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(recvfrom)(fd, buf, len, flags, from, fromlen);
     ssize_t r;
@@ -245,6 +291,7 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockadd
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
     struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(recvmsg)(fd, msg, flags));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(recvmsg)(fd, msg, flags);
     ssize_t r;
@@ -265,6 +312,7 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
     struct file *f;
+    KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(readv)(fd, iov, iovcnt));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(readv)(fd, iov, iovcnt);
     ssize_t r;
@@ -283,6 +331,34 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
     return put_ret(f, r);
 }
 
+/* recvmmsg on a module socket, with the kernel's timeout rule: the time is
+ * checked after each received message (so the first one may block past it),
+ * the call returns what it has once it expired, and *tmo is updated to the
+ * time left (0 when expired). With MSG_WAITFORONE only the first may block. */
+static int m_recvmmsg(struct file *f, struct mmsghdr *vec, unsigned int vlen, int flags,
+                      struct timespec *tmo)
+{
+    int64_t deadline = tmo ? deadline_of(tmo) : -1;
+    int fl = flags & ~MSG_WAITFORONE;
+    unsigned int i = 0;
+    for (; i < vlen && i < UIO_MAXIOV; i++) {
+        ssize_t r = m_recvmsg(f, &vec[i].msg_hdr, fl);
+        if (r < 0)
+            break;
+        vec[i].msg_len = (unsigned int)r;
+        count_io(f, r, NSTAT_RX_BYTES);
+        if (flags & MSG_WAITFORONE)
+            fl |= MSG_DONTWAIT;
+        if (tmo != NULL && timespec_left(deadline, tmo) == 0) {
+            i++;
+            break;
+        }
+    }
+    if (i > 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        errno = 0;
+    return i > 0 ? (int)i : -1;
+}
+
 EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *tmo)
 {
     struct file *f;
@@ -294,22 +370,11 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, s
             count_io(f, vec[i].msg_len, NSTAT_RX_BYTES);
         return (int)put_ret(f, r);
     }
-    /* Module sockets: the timeout is not applied (documented); with
-     * MSG_WAITFORONE only the first message may block. */
-    int fl = flags & ~MSG_WAITFORONE;
-    unsigned int i = 0;
-    for (; i < vlen && i < UIO_MAXIOV; i++) {
-        ssize_t r = m_recvmsg(f, &vec[i].msg_hdr, fl);
-        if (r < 0)
-            break;
-        vec[i].msg_len = (unsigned int)r;
-        count_io(f, r, NSTAT_RX_BYTES);
-        if (flags & MSG_WAITFORONE)
-            fl |= MSG_DONTWAIT;
+    if (tmo != NULL && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 || tmo->tv_nsec >= 1000000000L)) {
+        errno = EINVAL;
+        return (int)put_ret(f, -1);
     }
-    if (i > 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        errno = 0;
-    return (int)put_ret(f, i > 0 ? (ssize_t)i : -1);
+    return (int)put_ret(f, m_recvmmsg(f, vec, vlen, flags, tmo));
 }
 
 /* ---- sendfile ---- */

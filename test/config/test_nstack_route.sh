@@ -39,8 +39,30 @@ run 0 -m "$M" -r "$R" connect ::ffff:192.168.21.181
 expect_out "connect ::ffff:192.168.21.181 tcp -> rsocket (ip_route[0] 192.168.21.0/24)"
 run 0 -m "$M" -r "$R" 127.0.0.1:80
 expect_out "connect 127.0.0.1:80 tcp -> kernel (built-in 127.0.0.0/8)"
+
+# --- wildcard binds: decided at listen (prot_route, then default) or at
+# connect/sendto (destination), exactly as libnStackAPI.so does
 run 0 -m "$M" -r "$R" bind 0.0.0.0:80 udp
-expect_out "bind 0.0.0.0:80 udp -> kernel (built-in 0.0.0.0/32)"
+expect_out "bind 0.0.0.0:80 udp -> undecided (wildcard: the kernel socket serves it until connect/sendto, which decide by the destination)"
+run 0 -m "$M" -r "$R" bind 0.0.0.0:80 tcp
+expect_out "bind 0.0.0.0:80 tcp -> undecided (wildcard: at listen -> kernel (prot_route[0] tcp); at connect: by the destination)"
+run 0 -m "$M" -r "$R" bind "[::]:80"
+expect_out "bind [::]:80 tcp -> undecided (wildcard: at listen -> kernel (prot_route[0] tcp); at connect: by the destination)"
+run 0 -m "$M" -r "$R" listen 0.0.0.0:80
+expect_out "listen 0.0.0.0:80 tcp -> kernel (prot_route[0] tcp)"
+run 0 -m "$M" -r "$R" listen
+expect_out "listen 0.0.0.0 tcp -> kernel (prot_route[0] tcp)"
+run 0 -m "$M" -r "$R" listen 192.168.21.180:80
+expect_out "listen 192.168.21.180:80 tcp -> rsocket (ip_route[0] 192.168.21.0/24)"
+run 2 -m "$M" -r "$R" listen 0.0.0.0:80 udp
+expect_err_has "listen is for tcp sockets"
+# without prot_route the listener gets the default stack
+sed 's/"default_stack_name": "kernel"/"default_stack_name": "rsocket"/' "$M" >"$WORK/module_def.json"
+echo '{ "ip_route": [], "prot_route": [] }' >"$WORK/rd_empty.json"
+run 0 -m "$WORK/module_def.json" -r "$WORK/rd_empty.json" bind 0.0.0.0:80
+expect_out "bind 0.0.0.0:80 tcp -> undecided (wildcard: at listen -> rsocket (default_stack_name); at connect: by the destination)"
+run 0 -m "$WORK/module_def.json" -r "$WORK/rd_empty.json" listen "[::]:80"
+expect_out "listen [::]:80 tcp -> rsocket (default_stack_name)"
 
 # --- --check and --dump
 run 0 -m "$M" -r "$R" --check

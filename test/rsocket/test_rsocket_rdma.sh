@@ -1,8 +1,10 @@
 #!/bin/bash
-# Engine over the software RDMA device between two namespace hosts:
-# data with pattern check both ways (IPv4), nonblocking connect, SO_ERROR,
-# shutdown/EOF, close, ECONNREFUSED. Not registered in ctest until
-# tools/softrdma provides librdmacm.so.1.
+# Engine over the software RDMA device between two namespace hosts, through
+# the module contract: data both ways with every send/recv form and
+# several iovecs (IPv4 and IPv6), nonblocking connect (EINPROGRESS ->
+# writable -> SO_ERROR 0), MSG_PEEK / MSG_WAITALL / MSG_DONTWAIT, FIONREAD,
+# shutdown of each direction, close with pending data, ECONNREFUSED
+# (blocking and nonblocking, bounded).
 set -u
 . "$NSTACK_SRC/test/lib/netns.sh"
 BIN="$NSTACK_BUILD/test/rsocket/rs_engine_test"
@@ -11,12 +13,19 @@ SOFT="$NSTACK_RELEASE/lib64/softrdma"
 export LD_LIBRARY_PATH="$SOFT:$NSTACK_RELEASE/lib64"
 netns_setup || exit 1
 out=$(mktemp); trap 'rm -f "$out"; netns_cleanup' EXIT
-bg_a "$BIN" server "$IP_A" 7471 $((4 << 20)) >"$out" 2>&1
+
+bg_a "$BIN" server 7471 "$IP_A" "$IP6_A" >"$out" 2>&1
 srv=$BG_PID
-wait_file_match "$out" LISTENING 30 || { cat "$out"; echo "server did not listen"; exit 1; }
-timeout 120 ip netns exec "$NS_B" "$BIN" client "$IP_A" 7471 $((4 << 20)) || exit 1
+wait_file_match "$out" LISTENING 30 || { cat "$out"; echo "FAIL: server did not listen"; exit 1; }
+
+fail() { echo "--- server output:"; cat "$out"; echo "FAIL: $*"; exit 1; }
+timeout 300 ip netns exec "$NS_B" "$BIN" client "$IP_A" 7471 \
+    D:4194304 D:1 D:65536 P S:1048576 R:1048576 C:8388608 || fail "IPv4 scenarios"
+timeout 120 ip netns exec "$NS_B" "$BIN" client "$IP6_A" 7471 D:2097152 P X || fail "IPv6 scenarios"
 timeout 60 tail --pid="$srv" -f /dev/null
-wait "$srv" || { cat "$out"; exit 1; }
-grep -q "SERVER OK" "$out" || { cat "$out"; exit 1; }
-timeout 60 ip netns exec "$NS_B" "$BIN" refused "$IP_A" 7472 || exit 1
+wait "$srv" || fail "server exit status"
+grep -q "SERVER OK" "$out" || fail "server verdict"
+# nothing listens on 7472: refused both ways, within the timeout
+timeout 60 ip netns exec "$NS_B" "$BIN" refused "$IP_A" 7472 || fail "ECONNREFUSED"
+timeout 60 ip netns exec "$NS_B" "$BIN" refused "$IP6_A" 7472 || fail "ECONNREFUSED (IPv6)"
 echo PASS

@@ -73,7 +73,8 @@ static void side_init(struct pair *p, struct side *s, int cqe, int sig_all, int 
     assert_non_null(s->mr);
 }
 
-static void qp_connect(struct ibv_qp *qp, uint32_t dest, int rnr_retry)
+/* dgid NULL: the GID of port 1 (this host, where both QPs live). */
+static void qp_connect_gid(struct ibv_qp *qp, uint32_t dest, int rnr_retry, const union ibv_gid *dgid)
 {
     struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1,
         .qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ };
@@ -85,6 +86,10 @@ static void qp_connect(struct ibv_qp *qp, uint32_t dest, int rnr_retry)
     a.path_mtu = IBV_MTU_1024;
     a.ah_attr.is_global = 1;
     a.ah_attr.port_num = 1;
+    if (dgid)
+        a.ah_attr.grh.dgid = *dgid;
+    else
+        assert_int_equal(ibv_query_gid(qp->context, 1, 0, &a.ah_attr.grh.dgid), 0);
     assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
                                    IBV_QP_DEST_QPN | IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC |
                                    IBV_QP_MIN_RNR_TIMER), 0);
@@ -94,6 +99,11 @@ static void qp_connect(struct ibv_qp *qp, uint32_t dest, int rnr_retry)
     a.retry_cnt = 7;
     assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
                                    IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC), 0);
+}
+
+static void qp_connect(struct ibv_qp *qp, uint32_t dest, int rnr_retry)
+{
+    qp_connect_gid(qp, dest, rnr_retry, NULL);
 }
 
 static struct pair *pair_new(int cqe, int sig_all, int rnr_retry, int b_access)
@@ -265,14 +275,30 @@ static void expect_error_then_flush(struct side *s, enum ibv_wc_status st)
     assert_int_equal(wc.wr_id, 99);
 }
 
+/* The responder's QP went to ERR as well: its receive wr_id completed with
+ * st and the QP reports ERR. */
+static void expect_responder_err(struct side *s, uint64_t wr_id, enum ibv_wc_status st)
+{
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(s->rcq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.wr_id, wr_id);
+    assert_int_equal(wc.status, st);
+    struct ibv_qp_attr a;
+    struct ibv_qp_init_attr ia;
+    assert_int_equal(ibv_query_qp(s->qp, &a, IBV_QP_STATE, &ia), 0);
+    assert_int_equal(a.qp_state, IBV_QPS_ERR);
+}
+
 static void test_bad_rkey(void **st)
 {
     (void)st;
     int all = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
     struct pair *p = pair_new(64, 1, 7, all);
+    post_recv(&p->b, 7, 1, 0, 100);
     assert_int_equal(post_send(&p->a, IBV_WR_RDMA_WRITE, 1, 0, 100, 0,
                                (uintptr_t)p->b.buf, p->b.mr->rkey ^ 0x10000, p->a.mr->lkey), 0);
     expect_error_then_flush(&p->a, IBV_WC_REM_ACCESS_ERR);
+    expect_responder_err(&p->b, 7, IBV_WC_WR_FLUSH_ERR);
     pair_free(p);
 }
 
@@ -300,6 +326,40 @@ static void test_bad_lkey(void **st)
     post_recv(&p->b, 1, 1, 0, 100);
     assert_int_equal(post_send(&p->a, IBV_WR_SEND, 1, 0, 100, 0, 0, 0, p->a.mr->lkey + 1), 0);
     expect_error_then_flush(&p->a, IBV_WC_LOC_PROT_ERR);
+    pair_free(p);
+}
+
+/* A receive with a bad lkey is accepted at post time (as hardware does)
+ * and completes with LOC_PROT_ERR when a message arrives for it; the
+ * sender gets REM_OP_ERR and both QPs go to ERR. */
+static void test_recv_bad_lkey(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    struct ibv_sge g = { (uintptr_t)p->b.buf, 100, p->b.mr->lkey + 1 };
+    struct ibv_recv_wr wr = { .wr_id = 5, .sg_list = &g, .num_sge = 1 }, *bad;
+    assert_int_equal(ibv_post_recv(p->b.qp, &wr, &bad), 0);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 1, 0, 100, 0, 0, 0, p->a.mr->lkey), 0);
+    expect_responder_err(&p->b, 5, IBV_WC_LOC_PROT_ERR);
+    expect_error_then_flush(&p->a, IBV_WC_REM_OP_ERR);
+    pair_free(p);
+}
+
+/* A destination GID that is not the peer's: the connection fails (the
+ * first send completes with RETRY_EXC_ERR), never silent success. */
+static void test_wrong_dgid(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    union ibv_gid bogus = { .raw = { [10] = 0xff, [11] = 0xff, 203, 0, 113, 9 } };
+    struct ibv_qp_attr a = { .qp_state = IBV_QPS_RESET };
+    assert_int_equal(ibv_modify_qp(p->a.qp, &a, IBV_QP_STATE), 0);
+    qp_connect_gid(p->a.qp, p->b.qp->qp_num, 7, &bogus);
+    post_recv(&p->b, 1, 1, 0, 100);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 1, 0, 100, 0, 0, 0, p->a.mr->lkey), 0);
+    expect_error_then_flush(&p->a, IBV_WC_RETRY_EXC_ERR);
+    struct ibv_wc wc;
+    assert_int_equal(ibv_poll_cq(p->b.rcq, 1, &wc), 0);     /* nothing arrived */
     pair_free(p);
 }
 
@@ -435,6 +495,90 @@ static void test_fork_child_refused(void **st)
     pair_free(p);
 }
 
+/* In a forked child, without asserts (cmocka's longjmp must not run in
+ * the child): opens the device afresh, connects two QPs, moves a pattern.
+ * Returns 0 on success, the failing step otherwise. */
+static int child_fresh_device(void)
+{
+    struct ibv_device **l = ibv_get_device_list(NULL);
+    struct ibv_context *ctx = l && l[0] ? ibv_open_device(l[0]) : NULL;
+    struct ibv_pd *pd = ctx ? ibv_alloc_pd(ctx) : NULL;
+    if (!pd)
+        return 1;
+    struct ibv_cq *cq = ibv_create_cq(ctx, 16, NULL, NULL, 0);
+    struct ibv_qp_init_attr ia = { .qp_type = IBV_QPT_RC, .send_cq = cq, .recv_cq = cq,
+        .cap = { .max_send_wr = 4, .max_recv_wr = 4, .max_send_sge = 1, .max_recv_sge = 1 } };
+    struct ibv_qp *x = cq ? ibv_create_qp(pd, &ia) : NULL;
+    struct ibv_qp *y = cq ? ibv_create_qp(pd, &ia) : NULL;
+    char *buf = calloc(1, 8192);
+    struct ibv_mr *mr = ibv_reg_mr(pd, buf, 8192, IBV_ACCESS_LOCAL_WRITE);
+    if (!x || !y || !mr)
+        return 2;
+    union ibv_gid gid;
+    if (ibv_query_gid(ctx, 1, 0, &gid))
+        return 3;
+    struct ibv_qp *qs[2] = { x, y };
+    for (int i = 0; i < 2; i++) {
+        struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1,
+                                 .qp_access_flags = IBV_ACCESS_LOCAL_WRITE };
+        if (ibv_modify_qp(qs[i], &a, IBV_QP_STATE | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS))
+            return 4;
+        memset(&a, 0, sizeof a);
+        a.qp_state = IBV_QPS_RTR;
+        a.dest_qp_num = qs[1 - i]->qp_num;
+        a.ah_attr.is_global = 1;
+        a.ah_attr.grh.dgid = gid;
+        if (ibv_modify_qp(qs[i], &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_DEST_QPN))
+            return 5;
+        a.qp_state = IBV_QPS_RTS;
+        a.rnr_retry = 7;
+        if (ibv_modify_qp(qs[i], &a, IBV_QP_STATE | IBV_QP_RNR_RETRY))
+            return 6;
+    }
+    fill(buf, 4096, 42);
+    struct ibv_sge rg = { (uintptr_t)buf + 4096, 4096, mr->lkey }, sg = { (uintptr_t)buf, 4096, mr->lkey };
+    struct ibv_recv_wr rw = { .wr_id = 2, .sg_list = &rg, .num_sge = 1 }, *rbad;
+    struct ibv_send_wr sw = { .wr_id = 1, .sg_list = &sg, .num_sge = 1, .opcode = IBV_WR_SEND,
+                              .send_flags = IBV_SEND_SIGNALED }, *sbad;
+    if (ibv_post_recv(y, &rw, &rbad) || ibv_post_send(x, &sw, &sbad))
+        return 7;
+    struct ibv_wc wc[2];
+    int n = 0;
+    for (long end = now_ms() + DEADLINE_MS; n < 2 && now_ms() < end;) {
+        int r = ibv_poll_cq(cq, 2 - n, wc + n);
+        if (r < 0)
+            return 8;
+        n += r;
+        if (!r)
+            usleep(200);
+    }
+    if (n != 2 || wc[0].status || wc[1].status || memcmp(buf, buf + 4096, 4096))
+        return 9;
+    ibv_destroy_qp(x);
+    ibv_destroy_qp(y);
+    return 0;
+}
+
+static void test_fork_child_fresh_device(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* the parent's QP stays off limits while the child's own ones work */
+        int rc = child_fresh_device();
+        if (!rc && post_send(&p->a, IBV_WR_SEND, 1, 0, 10, 0, 0, 0, p->a.mr->lkey) != EPERM)
+            rc = 20;
+        _exit(rc);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    pair_free(p);
+}
+
 static void test_unsupported(void **st)
 {
     (void)st;
@@ -466,11 +610,14 @@ int main(void)
         cmocka_unit_test(test_bad_rkey),
         cmocka_unit_test(test_out_of_bounds_and_access),
         cmocka_unit_test(test_bad_lkey),
+        cmocka_unit_test(test_recv_bad_lkey),
+        cmocka_unit_test(test_wrong_dgid),
         cmocka_unit_test(test_rnr),
         cmocka_unit_test(test_flush_on_err),
         cmocka_unit_test(test_cq_overflow),
         cmocka_unit_test(test_comp_channel),
         cmocka_unit_test(test_fork_child_refused),
+        cmocka_unit_test(test_fork_child_fresh_device),
         cmocka_unit_test(test_unsupported),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

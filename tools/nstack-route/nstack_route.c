@@ -3,6 +3,7 @@
  * is the configuration valid. It links the library's own nstack_config
  * code, so its answer is the library's answer.
  */
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,21 +25,69 @@ static void print_line(void *arg, const char *line)
     printf("%s\n", line);
 }
 
-/* "ip_route[0] 192.168.21.0/24 -> rsocket" → "ip_route[0] 192.168.21.0/24" */
+/* "ip_route[0] 192.168.21.0/24 -> rsocket" -> "ip_route[0] 192.168.21.0/24" */
+static void rule_without_target(const struct nstack_route_result *r, char *why, size_t cap)
+{
+    char *arrow;
+
+    snprintf(why, cap, "%s", r->rule_text);
+    arrow = strstr(why, " -> ");
+    if (arrow)
+        *arrow = '\0';
+}
+
+static const char *stack_of(const struct nstack_config *cfg, const struct nstack_route_result *r)
+{
+    return r->module >= 0 ? cfg->modules[r->module].stack_name : "?";
+}
+
+static int is_wildcard(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* The listen-time answer: no address key, so prot_route, then the default. */
+static void lookup_listen(const struct nstack_config *cfg, struct nstack_route_result *r)
+{
+    nstack_route_lookup(cfg, NULL, SOCK_STREAM, r);
+}
+
+/* A wildcard bind leaves the decision to listen or connect/sendto. */
+static void print_wildcard(const struct nstack_config *cfg, const struct route_args *a)
+{
+    struct nstack_route_result r;
+    char why[sizeof(r.rule_text)];
+
+    if (a->sock_type == SOCK_DGRAM) {
+        printf("%s %s udp -> undecided (wildcard: the kernel socket serves it until "
+               "connect/sendto, which decide by the destination)\n", a->verb, a->addr_text);
+        return;
+    }
+    lookup_listen(cfg, &r);
+    rule_without_target(&r, why, sizeof(why));
+    if (!strcmp(a->verb, "listen"))
+        printf("listen %s tcp -> %s (%s)\n", a->addr_text, stack_of(cfg, &r), why);
+    else
+        printf("bind %s tcp -> undecided (wildcard: at listen -> %s (%s); at connect: by the destination)\n",
+               a->addr_text, stack_of(cfg, &r), why);
+}
+
 static void print_route(const struct nstack_config *cfg, const struct route_args *a)
 {
     struct nstack_route_result r;
     char why[sizeof(r.rule_text)];
-    char *arrow;
 
+    if (strcmp(a->verb, "connect") && is_wildcard(&a->addr)) {
+        print_wildcard(cfg, a);
+        return;
+    }
+    /* A specific bind decides at bind, so listen on it answers the same. */
     nstack_route_lookup(cfg, (const struct sockaddr *)&a->addr, a->sock_type, &r);
-    memcpy(why, r.rule_text, sizeof(why));
-    arrow = strstr(why, " -> ");
-    if (arrow)
-        *arrow = '\0';
+    rule_without_target(&r, why, sizeof(why));
     printf("%s %s %s -> %s (%s)\n", a->verb, a->addr_text,
-           a->sock_type == SOCK_STREAM ? "tcp" : "udp",
-           r.module >= 0 ? cfg->modules[r.module].stack_name : "?", why);
+           a->sock_type == SOCK_STREAM ? "tcp" : "udp", stack_of(cfg, &r), why);
 }
 
 int main(int argc, char **argv)

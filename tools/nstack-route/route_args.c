@@ -13,6 +13,10 @@ void route_usage(FILE *f)
 {
     fputs("usage: nstack-route [-m module_config.json] [-r rd_config.json]\n"
           "                    [--check] [--dump] [bind|connect] ADDR[:PORT] [tcp|udp]\n"
+          "                    [--check] [--dump] listen [ADDR[:PORT]] [tcp]\n"
+          "       bind to a wildcard address (0.0.0.0, ::) decides nothing: the\n"
+          "       stack is chosen at listen (prot_route, then the default) or at\n"
+          "       connect/sendto (by the destination), as libnStackAPI.so does.\n"
           "       ADDR is IPv4 or IPv6; with a port, IPv6 is written [ADDR]:PORT.\n"
           "       Without -m/-r: $NSTACK_MOD_CFG_FILE / $NSTACK_MOD_CFG_RD, then\n"
           "       ./module_config.json and ./rd_config.json, as libnStackAPI.so does.\n"
@@ -93,14 +97,19 @@ static int route_usage_error(const char *what, const char *arg)
     return -1;
 }
 
-/* The positional words: [bind|connect] ADDR [tcp|udp]. */
+static int route_is_verb(const char *w)
+{
+    return !strcmp(w, "bind") || !strcmp(w, "connect") || !strcmp(w, "listen");
+}
+
+/* The positional words: [bind|connect] ADDR [tcp|udp], listen [ADDR] [tcp]. */
 static int route_positional(struct route_args *a, const char *w)
 {
-    if (!a->addr_text && !a->verb && (!strcmp(w, "bind") || !strcmp(w, "connect"))) {
+    if (!a->addr_text && !a->verb && route_is_verb(w)) {
         a->verb = w;
         return 0;
     }
-    if (!a->addr_text) {
+    if (!a->addr_text && a->sock_type == 0) {
         if (route_parse_endpoint(w, &a->addr) < 0)
             return route_usage_error("not an address (ADDR, ADDR:PORT, [IPV6]:PORT):", w);
         a->addr_text = w;
@@ -138,8 +147,14 @@ int route_args_parse(int argc, char **argv, struct route_args *a)
             return -1;
         }
     }
+    if (a->verb && !strcmp(a->verb, "listen") && !a->addr_text) {
+        route_parse_endpoint("0.0.0.0", &a->addr);   /* listen without bind */
+        a->addr_text = "0.0.0.0";
+    }
     if (a->verb && !a->addr_text)
         return route_usage_error("missing ADDR after", a->verb);
+    if (a->verb && !strcmp(a->verb, "listen") && a->sock_type == SOCK_DGRAM)
+        return route_usage_error("listen is for tcp sockets, not", "udp");
     if (!a->addr_text && !a->check && !a->dump)
         return route_usage_error("nothing to do: give ADDR, --check or --dump", NULL);
     if (!a->verb)

@@ -86,47 +86,100 @@ void cm_event_push(struct cm_id *id, struct rdma_cm_id *listen, enum rdma_cm_eve
         sr_log("CM event channel %d is full", ch->pub.fd);
 }
 
+void cm_push_disconnected(struct cm_id *id)
+{
+    cm_event_push(id, NULL, RDMA_CM_EVENT_DISCONNECTED, 0, NULL);
+    if (id->pub.qp)
+        cm_event_push(id, NULL, RDMA_CM_EVENT_TIMEWAIT_EXIT, 0, NULL);
+}
+
+/* Marks the id's queued events dead (each still owns its byte in the
+ * pipe; readers skip it). A connection request nobody will see is
+ * dropped, which the active side sees as a connect error. */
+void cm_events_forget(struct cm_id *id)
+{
+    struct cm_channel *ch = (struct cm_channel *)id->pub.channel;
+    if (!ch || id->sync)
+        return;     /* a private channel goes away with its events */
+    for (struct cm_event *e = ch->head; e; e = e->next) {
+        if (e->dead)
+            continue;
+        if (e->pub.listen_id == &id->pub && e->pub.event == RDMA_CM_EVENT_CONNECT_REQUEST) {
+            struct cm_id *child = cm_of(e->pub.id);
+            cm_conn_close(child);
+            child->epoch = 0;
+            sr_defer_free(child);
+            e->dead = 1;
+        } else if (e->pub.id == &id->pub) {
+            e->dead = 1;
+        }
+    }
+}
+
+/* Next live event, or NULL (errno) if the read failed. Each event has one
+ * byte in the pipe, so a blocking reader sleeps in read() until the next. */
+static struct cm_event *cm_next_event(struct cm_channel *ch)
+{
+    for (;;) {
+        char b;
+        ssize_t n = read(ch->pub.fd, &b, 1);
+        if (n == 0) {
+            /* The channel was destroyed under a blocked reader (rping's CM
+             * thread): with the kernel's rdma_cm that read never returns. */
+            for (;;)
+                pause();
+        }
+        if (n != 1)
+            return NULL;
+        pthread_mutex_lock(&sr_lock);
+        struct cm_event *e = ch->head;
+        if (e) {
+            ch->head = e->next;
+            if (!ch->head)
+                ch->tail = NULL;
+            if (!e->dead)
+                cm_of(e->pub.id)->events_out++;
+        }
+        pthread_mutex_unlock(&sr_lock);
+        if (!e) {
+            errno = EAGAIN;
+            return NULL;
+        }
+        if (!e->dead)
+            return e;
+        free(e);
+    }
+}
+
 CM_API int rdma_get_cm_event(struct rdma_event_channel *pub, struct rdma_cm_event **event)
 {
     struct cm_channel *ch = (struct cm_channel *)pub;
-    char b;
     if (!pub || !event) {
         errno = EINVAL;
         return -1;
     }
     if (sr_stale(ch->epoch, "rdma_get_cm_event"))
         return -1;
-    ssize_t n = read(pub->fd, &b, 1);
-    if (n == 0) {
-        /* The channel was destroyed under a blocked reader (rping's CM
-         * thread): with the kernel's rdma_cm that read never returns. */
-        for (;;)
-            pause();
-    }
-    if (n != 1)
+    struct cm_event *e = cm_next_event(ch);
+    if (!e)
         return -1;
-    pthread_mutex_lock(&sr_lock);
-    struct cm_event *e = ch->head;
-    if (e) {
-        ch->head = e->next;
-        if (!ch->head)
-            ch->tail = NULL;
-    }
-    pthread_mutex_unlock(&sr_lock);
-    if (!e) {
-        errno = EAGAIN;
-        return -1;
-    }
     *event = &e->pub;
     return 0;
 }
 
+/* An id destroyed while the user still held its events is freed here, at
+ * the last ack, so the event's id pointer stays valid until then. */
 CM_API int rdma_ack_cm_event(struct rdma_cm_event *event)
 {
     if (!event) {
         errno = EINVAL;
         return -1;
     }
+    pthread_mutex_lock(&sr_lock);
+    struct cm_id *id = cm_of(event->id);
+    if (id && id->events_out > 0 && --id->events_out == 0 && id->destroyed)
+        sr_defer_free(id);
+    pthread_mutex_unlock(&sr_lock);
     free(event);
     return 0;
 }

@@ -110,7 +110,7 @@ static void cm_peer_gone(struct cm_id *id)
         return;
     }
     if (was == CM_CONNECTED)
-        cm_event_push(id, NULL, RDMA_CM_EVENT_DISCONNECTED, 0, NULL);
+        cm_push_disconnected(id);
     else if (was == CM_CONNECTING || was == CM_ACCEPTING || was == CM_RESPONDED)
         cm_event_push(id, NULL, RDMA_CM_EVENT_CONNECT_ERROR, -ECONNRESET, NULL);
 }
@@ -466,7 +466,7 @@ CM_API int rdma_disconnect(struct rdma_cm_id *pub)
         cm_send(id, &m);
         cm_conn_close(id);
         id->state = CM_DISCONNECTED;
-        cm_event_push(id, NULL, RDMA_CM_EVENT_DISCONNECTED, 0, NULL);
+        cm_push_disconnected(id);
     } else if (id->state != CM_DISCONNECTED) {
         errno = EINVAL;
         rc = -1;

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 struct cm_id *cm_id_new(struct rdma_event_channel *ch, void *context, enum rdma_port_space ps,
                         enum ibv_qp_type type)
@@ -64,14 +63,21 @@ CM_API int rdma_destroy_id(struct rdma_cm_id *pub)
     pthread_mutex_lock(&sr_lock);
     cm_conn_close(id);
     cm_listen_close(id);
+    cm_port_release(id);
     if (pub->event)
         rdma_ack_cm_event(pub->event);
+    pub->event = NULL;
+    cm_events_forget(id);
     if (id->sync)
         rdma_destroy_event_channel(pub->channel);
     free(pub->route.path_rec);
+    pub->route.path_rec = NULL;
     free(id->ep_attr);
+    id->ep_attr = NULL;
     id->epoch = 0;
-    sr_defer_free(id);
+    id->destroyed = 1;
+    if (!id->events_out)
+        sr_defer_free(id);
     pthread_mutex_unlock(&sr_lock);
     return 0;
 }
@@ -105,20 +111,21 @@ CM_API int rdma_bind_addr(struct rdma_cm_id *pub, struct sockaddr *addr)
         return -1;
     }
     pthread_mutex_lock(&sr_lock);
-    memset(&pub->route.addr.src_storage, 0, sizeof pub->route.addr.src_storage);
-    memcpy(&pub->route.addr.src_storage, addr, cm_addrlen(addr));
+    struct sockaddr_storage want;
+    memset(&want, 0, sizeof want);
+    memcpy(&want, addr, cm_addrlen(addr));
+    if (cm_port_claim(id, (struct sockaddr *)&want)) {
+        pthread_mutex_unlock(&sr_lock);
+        sr_log("rdma_bind_addr: port %u is already bound in the RDMA TCP port space",
+               cm_port(addr));
+        errno = EADDRINUSE;
+        return -1;
+    }
+    memcpy(&pub->route.addr.src_storage, &want, sizeof want);
     if (!cm_is_any(addr))
         cm_set_device(id, addr);
     pthread_mutex_unlock(&sr_lock);
     return 0;
-}
-
-static uint16_t cm_ephemeral_port(void)
-{
-    uint16_t r = 0;
-    if (getrandom(&r, sizeof r, 0) != sizeof r)
-        r = (uint16_t)rand();
-    return (uint16_t)(32768 + r % 28232);
 }
 
 CM_API int rdma_resolve_addr(struct rdma_cm_id *pub, struct sockaddr *src, struct sockaddr *dst,
@@ -147,9 +154,10 @@ CM_API int rdma_resolve_addr(struct rdma_cm_id *pub, struct sockaddr *src, struc
             err = -ENETUNREACH;
         }
     }
+    if (!err && !cm_port(&pub->route.addr.src_addr) &&
+        cm_port_claim(id, &pub->route.addr.src_addr))
+        err = -EADDRINUSE;     /* no free ephemeral port */
     if (!err) {
-        if (!cm_port(&pub->route.addr.src_addr))
-            cm_set_port(&pub->route.addr.src_addr, cm_ephemeral_port());
         cm_set_device(id, &pub->route.addr.src_addr);
         id->state = CM_ADDR_RESOLVED;
     }
@@ -364,6 +372,9 @@ CM_API int rdma_init_qp_attr(struct rdma_cm_id *pub, struct ibv_qp_attr *a, int 
         a->min_rnr_timer = 12;
         a->ah_attr.is_global = 1;
         a->ah_attr.port_num = pub->port_num;
+        a->ah_attr.grh.hop_limit = 64;
+        if (pub->route.addr.dst_addr.sa_family)
+            sr_gid_from_sa(&pub->route.addr.dst_addr, &a->ah_attr.grh.dgid);
         *mask = IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
                 IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
         return 0;

@@ -11,6 +11,7 @@
 
 struct cm_event {
     struct rdma_cm_event pub;
+    int dead;                       /* its id was destroyed: skipped, never shown */
     uint8_t pdata[CM_PDATA_MAX];
     struct cm_event *next;
 };
@@ -57,6 +58,9 @@ struct cm_id {
     struct ibv_qp_init_attr *ep_attr;   /* rdma_create_ep on a passive id */
     struct ibv_pd *ep_pd;
     struct cm_id *listener;         /* CM_REQ_WAIT: who accepted the connection */
+    char port_claim[500];           /* our claim in the port space, "" if none */
+    int events_out;                 /* events handed to the user, not yet acked */
+    int destroyed;                  /* rdma_destroy_id ran; freed at the last ack */
 };
 
 static inline struct cm_id *cm_of(struct rdma_cm_id *id) { return (struct cm_id *)id; }
@@ -65,6 +69,10 @@ static inline struct cm_id *cm_of(struct rdma_cm_id *id) { return (struct cm_id 
 struct cm_channel *cm_channel_new(void);
 void cm_event_push(struct cm_id *id, struct rdma_cm_id *listen, enum rdma_cm_event_type type,
                    int status, const struct cm_msg *m);
+/* DISCONNECTED, then TIMEWAIT_EXIT when a QP is attached (as rdma_cm does). */
+void cm_push_disconnected(struct cm_id *id);
+/* rdma_destroy_id: queued events of the id are dropped. */
+void cm_events_forget(struct cm_id *id);
 /* For a sync id: wait for the next event; fails (errno) unless it is want. */
 int cm_sync_wait(struct cm_id *id, enum rdma_cm_event_type want);
 
@@ -80,6 +88,11 @@ int cm_listen_name(const struct sockaddr *sa, uint16_t port, char *out, size_t l
 int cm_local_addrs(int family, struct sockaddr_storage *out, int max);
 int cm_pick_source(const struct sockaddr *dst, struct sockaddr_storage *src);
 struct ibv_pd *cm_default_pd(void);
+
+/* cm_port.c: claim (address, port) in the RDMA TCP port space; port 0
+ * picks a free port and writes it into sa. EADDRINUSE if taken. */
+int cm_port_claim(struct cm_id *id, struct sockaddr *sa);
+void cm_port_release(struct cm_id *id);
 
 /* cm_conn.c */
 void cm_conn_close(struct cm_id *id);

@@ -119,14 +119,10 @@ int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc)
     return rc;
 }
 
-int sr_poll_cq(struct ibv_cq *pub, int n, struct ibv_wc *wc)
+/* Takes up to n completions; -EOVERFLOW once the CQ has overrun. */
+static int sr_cq_take(struct sr_cq *cq, int n, struct ibv_wc *wc)
 {
-    struct sr_cq *cq = (struct sr_cq *)pub;
     int got = 0;
-    if (cq->epoch != sr_epoch) {
-        sr_stale(cq->epoch, "ibv_poll_cq");
-        return -EPERM;
-    }
     pthread_mutex_lock(&cq->lock);
     if (cq->overflow) {
         pthread_mutex_unlock(&cq->lock);
@@ -138,6 +134,22 @@ int sr_poll_cq(struct ibv_cq *pub, int n, struct ibv_wc *wc)
         cq->count--;
     }
     pthread_mutex_unlock(&cq->lock);
+    return got;
+}
+
+int sr_poll_cq(struct ibv_cq *pub, int n, struct ibv_wc *wc)
+{
+    struct sr_cq *cq = (struct sr_cq *)pub;
+    if (cq->epoch != sr_epoch) {
+        sr_stale(cq->epoch, "ibv_poll_cq");
+        return -EPERM;
+    }
+    int got = sr_cq_take(cq, n, wc);
+    if (got == 0) {
+        /* empty: let the device handle what already arrived, look again */
+        sr_nic_progress();
+        got = sr_cq_take(cq, n, wc);
+    }
     return got;
 }
 

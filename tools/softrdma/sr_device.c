@@ -18,7 +18,7 @@ static struct ibv_device sr_dev = {
     .ibdev_path = "/sys/class/infiniband/softrdma0",
 };
 
-static void sr_gid_from_sa(const struct sockaddr *sa, union ibv_gid *g)
+void sr_gid_from_sa(const struct sockaddr *sa, union ibv_gid *g)
 {
     memset(g, 0, sizeof *g);
     if (sa->sa_family == AF_INET) {
@@ -68,6 +68,17 @@ int sr_port_of_addr(const struct sockaddr *sa)
         for (int i = 0; i < ports[p].ngids; i++)
             if (!memcmp(&ports[p].gids[i], &g, sizeof g))
                 return p + 1;
+    return 0;
+}
+
+int sr_gid_is_local(const uint8_t gid[16])
+{
+    struct sr_port ports[SR_MAX_PORTS];
+    int n = sr_ports_scan(ports, SR_MAX_PORTS);
+    for (int p = 0; p < n; p++)
+        for (int i = 0; i < ports[p].ngids; i++)
+            if (!memcmp(ports[p].gids[i].raw, gid, 16))
+                return 1;
     return 0;
 }
 

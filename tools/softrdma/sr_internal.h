@@ -38,6 +38,7 @@ struct sr_knobs {
     int delay_ms;       /* SOFTRDMA_DELAY_MS: responder holds each request */
     int drop_after;     /* SOFTRDMA_DROP_AFTER: a QP's link breaks after N requests */
     int force_rnr;      /* SOFTRDMA_FORCE_RNR: first N receive checks per stream fail */
+    int poll_progress;  /* SOFTRDMA_POLL_PROGRESS=1: empty polls help the idle device */
 };
 extern struct sr_knobs sr_knobs;
 
@@ -58,6 +59,10 @@ struct sr_port {
 int sr_ports_scan(struct sr_port *ports, int max);
 /* Port (1-based) whose interface carries the address, 0 if none. */
 int sr_port_of_addr(const struct sockaddr *sa);
+/* The RoCE v2 GID of an address (IPv4-mapped for IPv4). */
+void sr_gid_from_sa(const struct sockaddr *sa, union ibv_gid *g);
+/* 1 if the GID belongs to a port of this host (network namespace). */
+int sr_gid_is_local(const uint8_t gid[16]);
 struct ibv_context *sr_default_context(void);
 
 /* ---- watches of the device thread (sr_nic.c) ---- */
@@ -69,6 +74,8 @@ struct sr_watch {
     sr_watch_cb cb;
 };
 int sr_nic_start(void);
+/* Non-blocking help from a polling application thread (see sr_nic.c). */
+void sr_nic_progress(void);
 int sr_watch_add(struct sr_watch *w, int fd, uint32_t events, sr_watch_cb cb);
 void sr_watch_mod(struct sr_watch *w, uint32_t events);
 void sr_watch_del(struct sr_watch *w);
@@ -112,6 +119,7 @@ struct sr_rwqe {
     uint64_t wr_id;
     int nsge;
     uint32_t len;
+    int bad_lkey;                  /* checked when data arrives, as hardware does */
     struct iovec *iov;
 };
 
@@ -158,6 +166,8 @@ struct sr_qp {
     int port;
     uint8_t rnr_retry;
     uint32_t dest_qpn;
+    int has_dgid;                  /* RTR gave a global route with a GID */
+    union ibv_gid dgid;
     int access;                    /* qp_access_flags */
     /* send queue ring: [head, tx) sent awaiting response, [tx, tail) queued */
     struct sr_swqe *sq;

@@ -92,6 +92,36 @@ static void sr_listen_cb(struct sr_watch *w, uint32_t events)
     }
 }
 
+/* Runs the callbacks of a batch of events; sr_lock held. */
+static void sr_nic_dispatch(struct epoll_event *evs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct sr_watch *w = evs[i].data.ptr;
+        /* a callback may have closed a later watch of this batch */
+        if (w->fd >= 0 && w->cb)
+            w->cb(w, evs[i].events);
+    }
+}
+
+/* Called by an application thread that polls an empty CQ: if the device
+ * is idle (sr_lock free), it handles what has already arrived, so that a
+ * busy-polling program does not wait for the device thread to be
+ * scheduled. Never blocks: trylock and a zero-timeout epoll_wait. Only the
+ * device thread empties the graveyard (it may hold events of objects freed
+ * here, collected before it took the lock). */
+void sr_nic_progress(void)
+{
+    struct epoll_event evs[16];
+    if (sr_epfd < 0 || !sr_knobs.poll_progress || pthread_mutex_trylock(&sr_lock))
+        return;
+    if (sr_nic_epoch == sr_epoch) {
+        int n = epoll_wait(sr_epfd, evs, 16, 0);
+        if (n > 0)
+            sr_nic_dispatch(evs, n);
+    }
+    pthread_mutex_unlock(&sr_lock);
+}
+
 static void *sr_nic_main(void *arg)
 {
     unsigned epoch = (unsigned)(uintptr_t)arg;
@@ -104,12 +134,7 @@ static void *sr_nic_main(void *arg)
             pthread_mutex_unlock(&sr_lock);
             return NULL;
         }
-        for (int i = 0; i < n; i++) {
-            struct sr_watch *w = evs[i].data.ptr;
-            /* a callback may have closed a later watch of this batch */
-            if (w->fd >= 0 && w->cb)
-                w->cb(w, evs[i].events);
-        }
+        sr_nic_dispatch(evs, n);
         timeout = 100;
         sr_resp_timers(sr_now_ms(), &timeout);
         sr_graveyard_empty();
@@ -168,6 +193,7 @@ int sr_nic_start(void)
     sr_knobs.delay_ms = sr_env_int("SOFTRDMA_DELAY_MS", 0);
     sr_knobs.drop_after = sr_env_int("SOFTRDMA_DROP_AFTER", 0);
     sr_knobs.force_rnr = sr_env_int("SOFTRDMA_FORCE_RNR", 0);
+    sr_knobs.poll_progress = sr_env_int("SOFTRDMA_POLL_PROGRESS", 0);
     sr_watch_add(&sr_listen_w, lfd, EPOLLIN, sr_listen_cb);
     pthread_t t;
     pthread_attr_t a;

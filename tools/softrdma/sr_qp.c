@@ -264,6 +264,13 @@ static int sr_modify_locked(struct sr_qp *qp, struct ibv_qp_attr *a, int mask)
         qp->port = a->port_num;
     if (mask & IBV_QP_DEST_QPN)
         qp->dest_qpn = a->dest_qp_num;
+    if (mask & IBV_QP_AV) {
+        /* A zero GID or a non-global route stays unchecked (LID-style
+         * programs); any other GID must belong to the destination host. */
+        static const uint8_t zero[16];
+        qp->dgid = a->ah_attr.grh.dgid;
+        qp->has_dgid = a->ah_attr.is_global && memcmp(qp->dgid.raw, zero, 16);
+    }
     if (mask & IBV_QP_RNR_RETRY)
         qp->rnr_retry = a->rnr_retry;
     if (to == IBV_QPS_ERR) {
@@ -437,13 +444,13 @@ static int sr_post_one_recv(struct sr_qp *qp, struct ibv_recv_wr *wr)
     r->wr_id = wr->wr_id;
     r->nsge = 0;
     r->len = 0;
+    r->bad_lkey = 0;
     for (int i = 0; i < wr->num_sge; i++) {
         struct ibv_sge *g = &wr->sg_list[i];
-        if (!sr_mr_check(qp->pub.pd, g->lkey, g->addr, g->length, IBV_ACCESS_LOCAL_WRITE)) {
-            sr_log("ibv_post_recv: SGE %d (lkey 0x%x, %u bytes) is not in a local-write memory region",
-                   i, g->lkey, g->length);
-            return EINVAL;
-        }
+        /* Hardware does not look at receive lkeys until a message is
+         * scattered into them: a bad one is a LOC_PROT_ERR completion then. */
+        if (!sr_mr_check(qp->pub.pd, g->lkey, g->addr, g->length, IBV_ACCESS_LOCAL_WRITE))
+            r->bad_lkey = 1;
         r->iov[r->nsge].iov_base = (void *)(uintptr_t)g->addr;
         r->iov[r->nsge++].iov_len = g->length;
         r->len += g->length;

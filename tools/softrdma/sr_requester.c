@@ -28,7 +28,8 @@ int sr_req_connect(struct sr_qp *qp)
     int sz = 4 << 20;
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     struct sr_hello h = { .magic = SR_HELLO_MAGIC, .dst_qpn = qp->dest_qpn,
-                          .src_qpn = qp->pub.qp_num };
+                          .src_qpn = qp->pub.qp_num, .has_dgid = (uint8_t)qp->has_dgid };
+    memcpy(h.dgid, qp->dgid.raw, sizeof h.dgid);
     if (write(fd, &h, sizeof h) != sizeof h) {
         close(fd);
         qp->out_dead = 1;
@@ -149,7 +150,12 @@ static int sr_req_response(struct sr_qp *qp)
     struct sr_swqe *s = &qp->sq[qp->sq_head % qp->cap.max_send_wr];
     switch (r->type) {
     case SR_RESP_ACK:
-        sr_req_done(qp, IBV_WC_SUCCESS);
+        for (unsigned i = 0; i < r->count; i++) {
+            if (qp->sq_head == qp->sq_tx ||
+                qp->sq[qp->sq_head % qp->cap.max_send_wr].opcode == IBV_WR_RDMA_READ)
+                return -1;  /* acknowledges more than was sent: protocol error */
+            sr_req_done(qp, IBV_WC_SUCCESS);
+        }
         return 0;
     case SR_RESP_NAK:
         sr_req_fail(qp, (enum ibv_wc_status)r->status);

@@ -14,6 +14,7 @@
 static struct sr_inconn *sr_inconns;   /* guarded by sr_lock */
 static void sr_resp_cb(struct sr_watch *w, uint32_t events);
 static void sr_resp_process(struct sr_inconn *c);
+static int sr_resp_flush(struct sr_inconn *c);
 
 void sr_resp_accept(int fd)
 {
@@ -66,34 +67,68 @@ static void sr_resp_update_watch(struct sr_inconn *c)
 
 static void sr_resp_queue(struct sr_inconn *c, uint8_t type, uint8_t status, char *data, uint32_t len)
 {
+    if (type == SR_RESP_ACK && c->outq_count) {
+        /* an ACK not yet on the wire covers this request too: one
+         * message and one wakeup of the requester for a whole batch */
+        struct sr_outq_item *last = &c->outq[(c->outq_head + c->outq_count - 1) % c->outq_cap];
+        if (last->hdr.type == SR_RESP_ACK && !last->sent && last->hdr.count < UINT16_MAX) {
+            last->hdr.count++;
+            return;
+        }
+    }
     struct sr_outq_item *it = &c->outq[(c->outq_head + c->outq_count) % c->outq_cap];
     memset(it, 0, sizeof *it);
     it->hdr.type = type;
     it->hdr.status = status;
     it->hdr.len = len;
+    it->hdr.count = 1;
     it->data = data;
     c->outq_count++;
 }
 
-/* Returns -1 when the peer is gone. */
+#define SR_FLUSH_BATCH 32
+
+/* Counts n bytes written off the head of the queue. */
+static void sr_resp_sent(struct sr_inconn *c, size_t n)
+{
+    while (n && c->outq_count) {
+        struct sr_outq_item *it = &c->outq[c->outq_head];
+        size_t due = sizeof it->hdr + it->hdr.len - it->sent;
+        if (n < due) {
+            it->sent += n;
+            return;
+        }
+        n -= due;
+        c->outq_head = (c->outq_head + 1) % c->outq_cap;
+        c->outq_count--;
+    }
+}
+
+/* Writes queued answers, up to SR_FLUSH_BATCH per sendmsg.
+ * Returns -1 when the peer is gone. */
 static int sr_resp_flush(struct sr_inconn *c)
 {
     while (c->outq_count) {
-        struct sr_outq_item *it = &c->outq[c->outq_head];
-        struct iovec iov[2] = { { &it->hdr, sizeof it->hdr }, { it->data, it->hdr.len } };
+        struct iovec iov[2 * SR_FLUSH_BATCH];
+        int niov = 0;
+        size_t total = 0;
+        for (int k = 0; k < c->outq_count && k < SR_FLUSH_BATCH; k++) {
+            struct sr_outq_item *it = &c->outq[(c->outq_head + k) % c->outq_cap];
+            iov[niov++] = (struct iovec){ &it->hdr, sizeof it->hdr };
+            if (it->hdr.len)
+                iov[niov++] = (struct iovec){ it->data, it->hdr.len };
+            total += sizeof it->hdr + it->hdr.len;
+        }
+        size_t done = c->outq[c->outq_head].sent;
         struct iovec *cur = iov;
-        int niov = it->hdr.len ? 2 : 1;
-        size_t total = sizeof it->hdr + it->hdr.len;
-        sr_iov_advance(&cur, &niov, it->sent);
+        sr_iov_advance(&cur, &niov, done);
         struct msghdr mh = { .msg_iov = cur, .msg_iovlen = (size_t)niov };
         ssize_t n = sendmsg(c->w.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n < 0)
             return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
-        it->sent += (size_t)n;
-        if (it->sent < total)
-            return 0;
-        c->outq_head = (c->outq_head + 1) % c->outq_cap;
-        c->outq_count--;
+        sr_resp_sent(c, (size_t)n);
+        if ((size_t)n < total - done)
+            return 0;   /* socket full: EPOLLOUT brings us back */
     }
     return 0;
 }
@@ -108,6 +143,22 @@ static void sr_resp_nak(struct sr_inconn *c, enum ibv_wc_status st)
 {
     sr_resp_queue(c, SR_RESP_NAK, (uint8_t)st, NULL, 0);
     c->dead = 1;
+}
+
+/* A responder error other than RNR (bad rkey, bounds, access, length,
+ * receive lkey): as on hardware, the NAK goes out and the responder's own
+ * QP goes to ERR too. The stream is cut loose from the QP first so that the
+ * NAK still drains; the stream is released when the requester closes it. */
+static void sr_resp_fatal(struct sr_inconn *c, enum ibv_wc_status st)
+{
+    struct sr_qp *qp = c->qp;
+    sr_resp_nak(c, st);
+    sr_resp_flush(c);
+    if (qp->in == c)
+        qp->in = NULL;
+    c->qp = NULL;
+    if (qp->pub.state != IBV_QPS_ERR)
+        sr_qp_to_error(qp);
 }
 
 static int sr_remote_ok(struct sr_inconn *c, int access)
@@ -146,7 +197,7 @@ static int sr_resp_start(struct sr_inconn *c)
         c->delay_passed = 1;
     }
     if (h->op < SR_OP_SEND || h->op > SR_OP_READ) {
-        sr_resp_nak(c, IBV_WC_REM_INV_REQ_ERR);
+        sr_resp_fatal(c, IBV_WC_REM_INV_REQ_ERR);
         return 0;
     }
     if (sr_needs_recv(h->op)) {
@@ -160,7 +211,7 @@ static int sr_resp_start(struct sr_inconn *c)
     }
     if (h->op == SR_OP_READ) {
         if (!sr_remote_ok(c, IBV_ACCESS_REMOTE_READ))
-            sr_resp_nak(c, IBV_WC_REM_ACCESS_ERR);
+            sr_resp_fatal(c, IBV_WC_REM_ACCESS_ERR);
         else
             sr_resp_queue(c, SR_RESP_READ, 0, (char *)(uintptr_t)h->raddr, h->len);
         return 0;
@@ -181,6 +232,11 @@ static int sr_resp_start(struct sr_inconn *c)
         c->pending_status = IBV_WC_REM_INV_REQ_ERR;
         return 0;
     }
+    if (h->len && c->rwqe->bad_lkey) {
+        c->discard = 1;
+        c->pending_status = IBV_WC_REM_OP_ERR;
+        return 0;
+    }
     memcpy(c->iov, c->rwqe->iov, (size_t)c->rwqe->nsge * sizeof *c->iov);
     c->niov = c->rwqe->nsge;
     return 0;
@@ -195,15 +251,21 @@ static void sr_resp_finish(struct sr_inconn *c)
     c->hdr_got = 0;
     c->delay_until = 0;
     c->delay_passed = 0;
+    if (c->dead)
+        return;     /* already answered with a NAK */
     if (c->pending_status) {
-        if (c->rwqe && c->pending_status == IBV_WC_REM_INV_REQ_ERR) {
-            struct ibv_wc wc = { .wr_id = c->rwqe->wr_id, .status = IBV_WC_LOC_LEN_ERR,
+        if (c->rwqe) {
+            /* receiver side of the failure: too short, or a bad lkey */
+            enum ibv_wc_status mine = c->pending_status == IBV_WC_REM_OP_ERR ?
+                                      IBV_WC_LOC_PROT_ERR : IBV_WC_LOC_LEN_ERR;
+            struct ibv_wc wc = { .wr_id = c->rwqe->wr_id, .status = mine,
                                  .opcode = IBV_WC_RECV, .qp_num = qp->pub.qp_num,
                                  .src_qp = c->hello.src_qpn };
             qp->rq_head++;
+            c->rwqe = NULL;
             sr_qp_complete(qp, (struct sr_cq *)qp->pub.recv_cq, &wc);
         }
-        sr_resp_nak(c, (enum ibv_wc_status)c->pending_status);
+        sr_resp_fatal(c, (enum ibv_wc_status)c->pending_status);
         return;
     }
     if (h->op == SR_OP_READ)
@@ -232,6 +294,13 @@ static int sr_resp_hello(struct sr_inconn *c)
     struct sr_qp *qp = c->hello.magic == SR_HELLO_MAGIC ? sr_qp_find(c->hello.dst_qpn) : NULL;
     if (!qp || qp->pub.state == IBV_QPS_ERR)
         return -1;
+    if (c->hello.has_dgid && !sr_gid_is_local(c->hello.dgid)) {
+        /* Packets for another host's GID never reach this QP: the
+         * requester sees its link fail (RETRY_EXC_ERR), as on a wire. */
+        sr_log("QP %u: request from QP %u addressed to a GID that is not on this host; dropped",
+               qp->pub.qp_num, c->hello.src_qpn);
+        return -1;
+    }
     if (qp->in)
         sr_resp_detach(qp->in);
     qp->in = c;

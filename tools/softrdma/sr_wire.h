@@ -16,7 +16,9 @@ struct sr_hello {
     uint32_t magic;
     uint32_t dst_qpn;
     uint32_t src_qpn;
-    uint8_t pad[4];
+    uint8_t has_dgid;       /* 1: the responder checks dgid is one of its GIDs */
+    uint8_t pad[3];
+    uint8_t dgid[16];       /* destination GID the requester was given at RTR */
 };
 #define SR_HELLO_MAGIC 0x53524831u
 
@@ -33,7 +35,7 @@ struct sr_req_hdr {
 struct sr_resp_hdr {
     uint8_t type;
     uint8_t status;         /* enum ibv_wc_status for NAK */
-    uint8_t pad[2];
+    uint16_t count;         /* ACK: requests it acknowledges (coalesced), >= 1 */
     uint32_t len;           /* payload bytes following (READ) */
 };
 #endif

@@ -158,6 +158,13 @@ int rs_progress(struct rsock *s, int from_poll)
     rs_conn_process_cm(s);
     rs_keepalive_tick(s);
     consumed = take_cq_events(s);
+    /* The passive side may write its first credit update as soon as it
+     * has accepted, before our ESTABLISHED event (and with it the peer's
+     * connection data) has been read: leave completions in the CQ until
+     * then, unarmed, so they neither get judged against an empty window
+     * nor keep the wait fd readable. ESTABLISHED itself wakes us. */
+    if (s->state == RS_CONNECTING)
+        return consumed;
     process_cq(s);
     if (s->cq && !s->cq_armed && s->fork_gen == rs_fork_gen) {
         if (ibv_req_notify_cq(s->cq, 0) == 0)

@@ -1,0 +1,49 @@
+#!/bin/bash
+# libnStackAPI.so exports every libc entry of the interception list (so no
+# socket call slips past the dispatcher), and nothing else but the built-in
+# kernel stack's register function: in particular no json-c symbol (json-c
+# is linked statically and hidden, so the preload cannot replace an
+# application's own json-c) and no libjson-c.so in its NEEDED list.
+set -u
+LIB="$NSTACK_RELEASE/lib64/libnStackAPI.so"
+[ -f "$LIB" ] || { echo "FAIL: $LIB missing" >&2; exit 1; }
+FAILS=0
+fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
+
+# The interception list of the issue.
+REQUIRED="socket socketpair bind listen accept accept4 connect send sendto sendmsg
+sendmmsg recv recvfrom recvmsg recvmmsg read write readv writev close shutdown
+getsockopt setsockopt getsockname getpeername fcntl fcntl64 ioctl select pselect
+poll ppoll epoll_create epoll_create1 epoll_ctl epoll_wait epoll_pwait
+epoll_pwait2 dup dup2 dup3 close_range fork sendfile sendfile64 __read_chk
+__recv_chk __recvfrom_chk __poll_chk __ppoll_chk __fdelt_chk"
+# Also exported on purpose: glibc's internal fcntl alias, vfork (made a
+# fork), and the kernel stack's registration (the "static" loadtype).
+ALSO="__fcntl vfork kernel_stack_register"
+
+EXPORTED=$(nm -D --defined-only "$LIB" | awk '$2 ~ /^[TWiV]$/ {print $3}' | sed 's/@.*//' | sort -u)
+[ -n "$EXPORTED" ] || fail "nm -D found no exported functions in $LIB"
+
+for s in $REQUIRED; do
+    grep -qx -- "$s" <<<"$EXPORTED" || fail "$s is not exported (calls to it bypass the dispatcher)"
+done
+for s in $EXPORTED; do
+    case " $(echo $REQUIRED $ALSO) " in
+        *" $s "*) ;;
+        *) fail "unexpected exported symbol $s (would be injected into every application)" ;;
+    esac
+done
+# Data symbols must not leak either.
+DATA=$(nm -D --defined-only "$LIB" | awk '$2 ~ /^[BDGRS]$/ {print $3}')
+[ -z "$DATA" ] || fail "exported data symbols: $DATA"
+if readelf -d "$LIB" | grep -q 'NEEDED.*libjson-c'; then
+    if [ -f /usr/lib/x86_64-linux-gnu/libjson-c.a ]; then
+        fail "libjson-c.a is available but $LIB still needs libjson-c.so"
+    fi
+fi
+
+if [ "$FAILS" -ne 0 ]; then
+    echo "$FAILS check(s) failed" >&2
+    exit 1
+fi
+echo "exports: $(wc -w <<<"$REQUIRED") interposed names present, nothing else exported"

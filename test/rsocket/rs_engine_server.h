@@ -1,0 +1,10 @@
+/* rs_engine_server.h - server roles of rs_engine_test. */
+#ifndef RS_ENGINE_SERVER_H
+#define RS_ENGINE_SERVER_H
+
+/* Listen on every address (same port), serve scenarios until TP_EXIT. */
+int run_server(char **ips, int n_ips, int port);
+/* Accept one connection, send 100 bytes, then block (peer-death tests). */
+int run_idle(const char *ip, int port);
+
+#endif

@@ -1,0 +1,374 @@
+/* rdma_cm behaviour of the softrdma device between two processes on
+ * loopback: disconnect by either side (DISCONNECTED then TIMEWAIT_EXIT on
+ * both), a peer that dies or destroys its id, the RDMA TCP port space of
+ * rdma_bind_addr, and many concurrent connects. The parent is the server
+ * (cmocka asserts); a forked child is the client and reports through its
+ * exit status (no asserts in the child: cmocka's longjmp must stay in the
+ * parent). Built against Debian's librdmacm; run with
+ * LD_LIBRARY_PATH=release/lib64/softrdma. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <rdma/rdma_cma.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEADLINE_MS 30000
+#define NTHREADS 16
+
+enum client_mode { C_DISCONNECT, C_WAIT_DISCONNECT, C_DIE, C_DESTROY };
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Next event on ch within ms, acked; its type, or -1. *id_out gets its id. */
+static int next_event(struct rdma_event_channel *ch, long ms, struct rdma_cm_id **id_out)
+{
+    struct pollfd pf = { .fd = ch->fd, .events = POLLIN };
+    if (poll(&pf, 1, (int)ms) != 1)
+        return -1;
+    struct rdma_cm_event *e;
+    if (rdma_get_cm_event(ch, &e))
+        return -1;
+    int type = e->event;
+    if (id_out)
+        *id_out = e->id;
+    rdma_ack_cm_event(e);
+    return type;
+}
+
+static struct sockaddr_in lo_addr(uint16_t port)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return sa;
+}
+
+static struct ibv_qp_init_attr qp_attr(void)
+{
+    struct ibv_qp_init_attr a = { .qp_type = IBV_QPT_RC,
+        .cap = { .max_send_wr = 4, .max_recv_wr = 4, .max_send_sge = 1, .max_recv_sge = 1 } };
+    return a;
+}
+
+/* Client side: connects an id with a QP; returns it or NULL. */
+static struct rdma_cm_id *client_connect(struct rdma_event_channel *ch, uint16_t port)
+{
+    struct rdma_cm_id *id;
+    struct sockaddr_in dst = lo_addr(port);
+    if (rdma_create_id(ch, &id, NULL, RDMA_PS_TCP) ||
+        rdma_resolve_addr(id, NULL, (struct sockaddr *)&dst, 2000) ||
+        next_event(ch, DEADLINE_MS, NULL) != RDMA_CM_EVENT_ADDR_RESOLVED ||
+        rdma_resolve_route(id, 2000) ||
+        next_event(ch, DEADLINE_MS, NULL) != RDMA_CM_EVENT_ROUTE_RESOLVED)
+        return NULL;
+    struct ibv_qp_init_attr a = qp_attr();
+    struct rdma_conn_param p = { .rnr_retry_count = 7, .retry_count = 7 };
+    if (rdma_create_qp(id, NULL, &a) || rdma_connect(id, &p) ||
+        next_event(ch, DEADLINE_MS, NULL) != RDMA_CM_EVENT_ESTABLISHED)
+        return NULL;
+    return id;
+}
+
+/* The child: one connection, then the mode's ending. Exit status 0 = ok. */
+static int client_main(uint16_t port, enum client_mode mode, int hold_fd)
+{
+    struct rdma_event_channel *ch = rdma_create_event_channel();
+    struct rdma_cm_id *id = ch ? client_connect(ch, port) : NULL;
+    if (!id)
+        return 1;
+    switch (mode) {
+    case C_DISCONNECT:
+        if (rdma_disconnect(id))
+            return 2;
+        break;
+    case C_WAIT_DISCONNECT:
+        break;
+    case C_DIE:
+        kill(getpid(), SIGKILL);
+        return 3;
+    case C_DESTROY: {
+        rdma_destroy_qp(id);
+        rdma_destroy_id(id);
+        char b;     /* stay alive until the parent saw DISCONNECTED */
+        return read(hold_fd, &b, 1) == 1 ? 0 : 4;
+    }
+    }
+    if (next_event(ch, DEADLINE_MS, NULL) != RDMA_CM_EVENT_DISCONNECTED)
+        return 5;
+    if (next_event(ch, DEADLINE_MS, NULL) != RDMA_CM_EVENT_TIMEWAIT_EXIT)
+        return 6;
+    rdma_destroy_qp(id);
+    rdma_destroy_id(id);
+    rdma_destroy_event_channel(ch);
+    return 0;
+}
+
+struct server {
+    struct rdma_event_channel *ch;
+    struct rdma_cm_id *listen;
+    uint16_t port;
+};
+
+/* Listens on 127.0.0.1 with port 0: the port space picks one. */
+static void server_listen(struct server *s)
+{
+    s->ch = rdma_create_event_channel();
+    assert_non_null(s->ch);
+    assert_int_equal(rdma_create_id(s->ch, &s->listen, NULL, RDMA_PS_TCP), 0);
+    struct sockaddr_in sa = lo_addr(0);
+    assert_int_equal(rdma_bind_addr(s->listen, (struct sockaddr *)&sa), 0);
+    s->port = ntohs(rdma_get_src_port(s->listen));
+    assert_true(s->port != 0);
+    assert_int_equal(rdma_listen(s->listen, 64), 0);
+}
+
+/* Takes one connect request and accepts it with a QP; returns the id. */
+static struct rdma_cm_id *server_accept_one(struct server *s)
+{
+    struct rdma_cm_id *id = NULL;
+    assert_int_equal(next_event(s->ch, DEADLINE_MS, &id), RDMA_CM_EVENT_CONNECT_REQUEST);
+    struct ibv_qp_init_attr a = qp_attr();
+    assert_int_equal(rdma_create_qp(id, NULL, &a), 0);
+    struct rdma_conn_param p = { .rnr_retry_count = 7 };
+    assert_int_equal(rdma_accept(id, &p), 0);
+    return id;
+}
+
+static void server_close(struct server *s)
+{
+    rdma_destroy_id(s->listen);
+    rdma_destroy_event_channel(s->ch);
+}
+
+static void expect_child_ok(pid_t pid, int want_signal)
+{
+    int status;
+    long end = now_ms() + DEADLINE_MS;
+    pid_t r;
+    while ((r = waitpid(pid, &status, WNOHANG)) == 0 && now_ms() < end)
+        usleep(10000);
+    if (r != pid)
+        kill(pid, SIGKILL);
+    assert_int_equal(r, pid);
+    if (want_signal) {
+        assert_true(WIFSIGNALED(status));
+        return;
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* Server side of one connection whose client ends it by mode. */
+static void run_disconnect_case(enum client_mode mode)
+{
+    struct server s;
+    int hold[2];
+    assert_int_equal(pipe(hold), 0);
+    server_listen(&s);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(hold[1]);
+        _exit(client_main(s.port, mode, hold[0]));
+    }
+    close(hold[0]);
+    struct rdma_cm_id *id = server_accept_one(&s);
+    assert_int_equal(next_event(s.ch, DEADLINE_MS, NULL), RDMA_CM_EVENT_ESTABLISHED);
+    if (mode == C_WAIT_DISCONNECT)
+        assert_int_equal(rdma_disconnect(id), 0);
+    assert_int_equal(next_event(s.ch, DEADLINE_MS, NULL), RDMA_CM_EVENT_DISCONNECTED);
+    assert_int_equal(next_event(s.ch, DEADLINE_MS, NULL), RDMA_CM_EVENT_TIMEWAIT_EXIT);
+    if (mode == C_DESTROY)      /* the only child still reading the pipe */
+        assert_int_equal(write(hold[1], "x", 1), 1);
+    close(hold[1]);
+    expect_child_ok(pid, mode == C_DIE);
+    rdma_destroy_qp(id);
+    rdma_destroy_id(id);
+    server_close(&s);
+}
+
+static void test_client_disconnects(void **st) { (void)st; run_disconnect_case(C_DISCONNECT); }
+static void test_server_disconnects(void **st) { (void)st; run_disconnect_case(C_WAIT_DISCONNECT); }
+static void test_client_dies(void **st) { (void)st; run_disconnect_case(C_DIE); }
+static void test_client_destroys_id(void **st) { (void)st; run_disconnect_case(C_DESTROY); }
+
+static int bind_port(struct rdma_cm_id *id, uint32_t ip, uint16_t port)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+    sa.sin_addr.s_addr = htonl(ip);
+    return rdma_bind_addr(id, (struct sockaddr *)&sa);
+}
+
+/* A kernel TCP socket on the same port: the RDMA port space is separate. */
+static int kernel_tcp_bind(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = lo_addr(port);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 1)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void test_bind_port_space(void **st)
+{
+    (void)st;
+    struct rdma_cm_id *a, *b, *c, *d;
+    assert_int_equal(rdma_create_id(NULL, &a, NULL, RDMA_PS_TCP), 0);
+    assert_int_equal(rdma_create_id(NULL, &b, NULL, RDMA_PS_TCP), 0);
+    assert_int_equal(rdma_create_id(NULL, &c, NULL, RDMA_PS_TCP), 0);
+    assert_int_equal(rdma_create_id(NULL, &d, NULL, RDMA_PS_TCP), 0);
+    assert_int_equal(bind_port(a, INADDR_LOOPBACK, 0), 0);
+    uint16_t port = ntohs(rdma_get_src_port(a));
+    assert_true(port != 0);
+    errno = 0;
+    assert_int_equal(bind_port(b, INADDR_LOOPBACK, port), -1);
+    assert_int_equal(errno, EADDRINUSE);
+    assert_int_equal(bind_port(c, INADDR_ANY, port), -1);
+    assert_int_equal(errno, EADDRINUSE);
+    /* another process sees the claim too */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rdma_cm_id *x;
+        if (rdma_create_id(NULL, &x, NULL, RDMA_PS_TCP))
+            _exit(1);
+        _exit(bind_port(x, INADDR_LOOPBACK, port) == -1 && errno == EADDRINUSE ? 0 : 2);
+    }
+    expect_child_ok(pid, 0);
+    int one = 1;
+    assert_int_equal(rdma_set_option(d, RDMA_OPTION_ID, RDMA_OPTION_ID_REUSEADDR, &one, sizeof one), 0);
+    assert_int_equal(bind_port(d, INADDR_LOOPBACK, port), 0);
+    /* the kernel's TCP port of the same number is a different port */
+    int k = kernel_tcp_bind(port);
+    assert_true(k >= 0);
+    close(k);
+    /* released when the owner goes away */
+    assert_int_equal(rdma_destroy_id(a), 0);
+    assert_int_equal(bind_port(b, INADDR_LOOPBACK, port), 0);
+    assert_int_equal(ntohs(rdma_get_src_port(b)), port);
+    rdma_destroy_id(b);
+    rdma_destroy_id(c);
+    rdma_destroy_id(d);
+}
+
+struct conn_thread { uint16_t port; int ok; };
+
+static void *connect_thread(void *arg)
+{
+    struct conn_thread *t = arg;
+    struct rdma_event_channel *ch = rdma_create_event_channel();
+    struct rdma_cm_id *id = ch ? client_connect(ch, t->port) : NULL;
+    if (!id)
+        return NULL;
+    t->ok = !rdma_disconnect(id) &&
+            next_event(ch, DEADLINE_MS, NULL) == RDMA_CM_EVENT_DISCONNECTED;
+    rdma_destroy_qp(id);
+    rdma_destroy_id(id);
+    rdma_destroy_event_channel(ch);
+    return NULL;
+}
+
+static int client_many(uint16_t port)
+{
+    pthread_t th[NTHREADS];
+    struct conn_thread t[NTHREADS];
+    for (int i = 0; i < NTHREADS; i++) {
+        t[i] = (struct conn_thread){ .port = port };
+        if (pthread_create(&th[i], NULL, connect_thread, &t[i]))
+            return 1;
+    }
+    int bad = 0;
+    for (int i = 0; i < NTHREADS; i++) {
+        pthread_join(th[i], NULL);
+        bad += !t[i].ok;
+    }
+    return bad ? 10 + bad : 0;
+}
+
+/* Many threads of one process connect at once; every one is accepted,
+ * established and disconnected, and nothing hangs. */
+static void test_concurrent_connects(void **st)
+{
+    (void)st;
+    struct server s;
+    server_listen(&s);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(client_many(s.port));
+    struct rdma_cm_id *ids[NTHREADS];
+    int nreq = 0, nest = 0, ndisc = 0;
+    long end = now_ms() + 4 * DEADLINE_MS;
+    while (ndisc < NTHREADS && now_ms() < end) {
+        struct rdma_cm_id *id;
+        int type = next_event(s.ch, end - now_ms(), &id);
+        if (type < 0)
+            break;
+        if (type == RDMA_CM_EVENT_CONNECT_REQUEST) {
+            assert_true(nreq < NTHREADS);
+            struct ibv_qp_init_attr a = qp_attr();
+            assert_int_equal(rdma_create_qp(id, NULL, &a), 0);
+            struct rdma_conn_param p = { .rnr_retry_count = 7 };
+            assert_int_equal(rdma_accept(id, &p), 0);
+            ids[nreq++] = id;
+        }
+        nest += type == RDMA_CM_EVENT_ESTABLISHED;
+        ndisc += type == RDMA_CM_EVENT_DISCONNECTED;
+    }
+    assert_int_equal(nreq, NTHREADS);
+    assert_int_equal(nest, NTHREADS);
+    assert_int_equal(ndisc, NTHREADS);
+    expect_child_ok(pid, 0);
+    for (int i = 0; i < nreq; i++) {
+        rdma_destroy_qp(ids[i]);
+        rdma_destroy_id(ids[i]);
+    }
+    server_close(&s);
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/softrdma-cmtest.XXXXXX";
+    signal(SIGPIPE, SIG_IGN);
+    if (!getenv("SOFTRDMA_FABRIC")) {
+        if (!mkdtemp(dir))
+            return 1;
+        setenv("SOFTRDMA_FABRIC", dir, 1);
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_client_disconnects),
+        cmocka_unit_test(test_server_disconnects),
+        cmocka_unit_test(test_client_dies),
+        cmocka_unit_test(test_client_destroys_id),
+        cmocka_unit_test(test_bind_port_space),
+        cmocka_unit_test(test_concurrent_connects),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (strcmp(dir, "/tmp/softrdma-cmtest.XXXXXX")) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", dir);
+    }
+    return rc;
+}

@@ -1,0 +1,63 @@
+#!/bin/bash
+# softrdma under load: hunts hangs and races with unmodified Debian tools.
+#   rping     several rping pairs at once: between the namespace hosts (both
+#             directions) and on each host's loopback, every one -V verified
+#   ucmatose  one ucmatose client with many connections (-c 50) at once
+# Every client runs under timeout: a hang fails the test instead of
+# stalling it. SOFTRDMA_STRESS_COUNT sets rping's iterations (default 5000;
+# the manual hunt used 20000).
+set -u
+. "$NSTACK_SRC/test/lib/netns.sh"
+export LD_LIBRARY_PATH="$NSTACK_RELEASE/lib64/softrdma"
+LOG=$(mktemp -d /tmp/softrdma-stress.XXXXXX)
+fail() { echo "FAIL: $*"; for f in "$LOG"/*.log; do echo "--- $f"; tail -n 8 "$f"; done; exit 1; }
+netns_setup || fail "netns setup"
+N=${SOFTRDMA_STRESS_COUNT:-5000}
+NSINO_A=$(ip netns exec "$NS_A" stat -Lc %i /proc/self/ns/net)
+NSINO_B=$(ip netns exec "$NS_B" stat -Lc %i /proc/self/ns/net)
+SPIDS=()
+CPIDS=()
+
+# start_pair NAME SERVER_NS CLIENT_NS ADDR LISTENER_NAME PORT
+start_pair() {
+    local name=$1 sns=$2 cns=$3 addr=$4 lname=$5 port=$6
+    ip netns exec "$sns" rping -s -a "$addr" -p "$port" -C "$N" > "$LOG/$name-server.log" 2>&1 &
+    SPIDS+=($!); bg_track $!
+    wait_until 30 test -e "$SOFTRDMA_FABRIC/cm/${lname}_$port" || fail "$name: server did not listen"
+    timeout 600 ip netns exec "$cns" rping -c -a "$addr" -p "$port" -V -C "$N" \
+        > "$LOG/$name-client.log" 2>&1 &
+    CPIDS+=($!); bg_track $!
+}
+
+run_rping() {
+    start_pair ab "$NS_A" "$NS_B" "$IP_A" "$IP_A" 7601
+    start_pair ba "$NS_B" "$NS_A" "$IP_B" "$IP_B" 7602
+    start_pair loa "$NS_A" "$NS_A" 127.0.0.1 "h$NSINO_A-127.0.0.1" 7603
+    start_pair lob "$NS_B" "$NS_B" 127.0.0.1 "h$NSINO_B-127.0.0.1" 7604
+    for p in "${CPIDS[@]}"; do
+        wait "$p" || fail "an rping client failed or hung (status $?)"
+    done
+    for p in "${SPIDS[@]}"; do
+        timeout 60 tail --pid="$p" -f /dev/null || fail "an rping server did not exit"
+        wait "$p" || fail "an rping server failed"
+    done
+    ! grep -qi "error\|mismatch" "$LOG"/*.log || fail "rping reported errors"
+}
+
+run_ucmatose() {
+    bg_a ucmatose -b "$IP_A" -c 50 -C 100 > "$LOG/ucmatose-server.log" 2>&1; local spid=$BG_PID
+    wait_until 30 test -e "$SOFTRDMA_FABRIC/cm/${IP_A}_7471" || fail "ucmatose server did not listen"
+    timeout 300 ip netns exec "$NS_B" ucmatose -s "$IP_A" -c 50 -C 100 > "$LOG/ucmatose-client.log" 2>&1 \
+        || fail "ucmatose client exit status"
+    timeout 60 tail --pid="$spid" -f /dev/null || fail "ucmatose server did not exit"
+    wait "$spid" || fail "ucmatose server exit status"
+    grep -q "return status 0" "$LOG/ucmatose-client.log" || fail "ucmatose client status"
+}
+
+case "${1:-}" in
+rping) run_rping ;;
+ucmatose) run_ucmatose ;;
+*) echo "usage: $0 rping|ucmatose"; exit 2 ;;
+esac
+rm -rf "$LOG"
+echo "PASS: stress $1"

@@ -1,0 +1,161 @@
+/* softrdma librdmacm: the RDMA TCP port space of a host (network
+ * namespace), separate from the kernel's TCP ports. rdma_bind_addr claims
+ * (address, port) as a symlink
+ *     $FABRIC/cm/port/<netns>_<port>/<family>_<address>  ->  owner's NIC socket
+ * A claim whose owner process is gone (its NIC socket refuses connections)
+ * is stale and reclaimed. Callers hold sr_lock. */
+#include "cm_internal.h"
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CM_PORT_LO 32768
+#define CM_PORT_SPAN 28232
+#define CM_PORT_TRIES 128
+
+/* "4_1.2.3.4", "6_fd21::180", "4_any", "6_any" */
+static void cm_claim_key(const struct sockaddr *sa, char *out, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN] = "any";
+    int fam = sa->sa_family == AF_INET ? 4 : 6;
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(a6)) {
+        fam = 4;
+        inet_ntop(AF_INET, &a6->s6_addr[12], ip, sizeof ip);
+    } else if (!cm_is_any(sa)) {
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof ip);
+        else
+            inet_ntop(AF_INET6, a6, ip, sizeof ip);
+    }
+    snprintf(out, len, "%d_%s", fam, ip);
+}
+
+static int cm_port_dir(uint16_t port, char *out, size_t len)
+{
+    struct stat st;
+    unsigned long ns = stat("/proc/self/ns/net", &st) ? 0ul : (unsigned long)st.st_ino;
+    int n = snprintf(out, len, "%s/cm/port/%lu_%u", sr_fabric_dir(), ns, port);
+    if (n >= (int)len)
+        return errno = ENAMETOOLONG, -1;
+    return sr_mkdir_p(out);
+}
+
+/* 1 if the claim's owner still runs (its NIC socket accepts). */
+static int cm_claim_live(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    ssize_t n = readlink(path, sa.sun_path, sizeof sa.sun_path - 1);
+    if (n <= 0)
+        return 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int live = fd >= 0 && !connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    if (fd >= 0)
+        close(fd);
+    return live;
+}
+
+/* Do two claims of one port overlap? "any" of a family covers the family;
+ * an IPv6 wildcard without AFONLY also covers IPv4. */
+static int cm_claims_overlap(const char *mine, int mine_afonly, const char *other)
+{
+    int mf = mine[0] - '0', of = other[0] - '0';
+    int many = !strcmp(mine + 2, "any"), oany = !strcmp(other + 2, "any");
+    if (mf == of)
+        return many || oany || !strcmp(mine, other);
+    if (many && mf == 6 && !mine_afonly)
+        return 1;
+    return oany && of == 6;     /* the other's AFONLY is not known: assume not */
+}
+
+static int cm_conflict_in(const char *dir, const char *mine, int afonly)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int conflict = 0;
+    if (!d)
+        return 0;
+    while (!conflict && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || !strcmp(e->d_name, mine) ||
+            !cm_claims_overlap(mine, afonly, e->d_name))
+            continue;
+        char p[700];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (cm_claim_live(p))
+            conflict = 1;
+        else
+            unlink(p);
+    }
+    closedir(d);
+    return conflict;
+}
+
+/* Claims (sa's address, port); 0 or -1 with EADDRINUSE. */
+static int cm_claim_one(struct cm_id *id, const struct sockaddr *sa, uint16_t port)
+{
+    char dir[400], key[64], path[500];
+    if (cm_port_dir(port, dir, sizeof dir))
+        return -1;
+    cm_claim_key(sa, key, sizeof key);
+    snprintf(path, sizeof path, "%s/%s", dir, key);
+    int made = 0;
+    for (int tries = 0; tries < 2 && !made; tries++) {
+        if (!symlink(sr_nic_path(), path))
+            made = 1;
+        else if (errno != EEXIST || cm_claim_live(path))
+            break;
+        else
+            unlink(path);
+    }
+    if (!made || cm_conflict_in(dir, key, id->afonly)) {
+        if (made)
+            unlink(path);
+        return errno = EADDRINUSE, -1;
+    }
+    snprintf(id->port_claim, sizeof id->port_claim, "%s", path);
+    return 0;
+}
+
+static uint16_t cm_random_port(void)
+{
+    uint16_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r)
+        r = (uint16_t)rand();
+    return (uint16_t)(CM_PORT_LO + r % CM_PORT_SPAN);
+}
+
+int cm_port_claim(struct cm_id *id, struct sockaddr *sa)
+{
+    uint16_t port = cm_port(sa);
+    cm_port_release(id);
+    if (id->reuseaddr) {
+        /* REUSEADDR ids share ports freely; they claim nothing */
+        if (!port)
+            cm_set_port(sa, cm_random_port());
+        return 0;
+    }
+    if (port)
+        return cm_claim_one(id, sa, port);
+    for (int i = 0; i < CM_PORT_TRIES; i++) {
+        port = cm_random_port();
+        if (!cm_claim_one(id, sa, port)) {
+            cm_set_port(sa, port);
+            return 0;
+        }
+    }
+    return errno = EADDRINUSE, -1;
+}
+
+void cm_port_release(struct cm_id *id)
+{
+    if (id->port_claim[0])
+        unlink(id->port_claim);
+    id->port_claim[0] = 0;
+}
