@@ -51,7 +51,7 @@ compare() {
         if (g == "-") { printf "%-26s %-8s %12.3f %12.3f %8.3f  %-7s %s\n", m, u, a, b, r, g, "info"; exit }
         if (op == "<=") ok = r <= lim; else if (op == ">=") ok = r >= lim; else { lim = substr(g, 2) + 0; ok = (r > lim - 0.01 && r < lim + 0.01) }
         printf "%-26s %-8s %12.3f %12.3f %8.3f  %-7s %s\n", m, u, a, b, r, g, ok ? "ok" : "MISSED" }'
-    BENCH_RAW+=("$metric A: ${a[*]}" "$metric B: ${b[*]}")
+    BENCH_RAW+=("$BENCH_TABLE $metric A: ${a[*]}" "$BENCH_TABLE $metric B: ${b[*]}")
 }
 
 header() {
@@ -67,7 +67,7 @@ side_preload() { BENCH_ENV=("${NSTACK_PRELOAD_ENV[@]}"); }
 bench_kernel_overhead() {
     nstack_write_config "$BENCH_TMP" kernel
     nstack_preload_env "$NSTACK_RELEASE" "$BENCH_TMP"
-    BENCH_ADDR=127.0.0.1; BENCH_NS_SRV=""; BENCH_NS_CLI=""
+    BENCH_ADDR=127.0.0.1; BENCH_NS_SRV=""; BENCH_NS_CLI=""; BENCH_TABLE=preload
     header "plain vs LD_PRELOAD=libnStackAPI.so (kernel stack, loopback), median of $ROUNDS" plain preload
     compare sockperf_latency   usec    "<=1.03" side_plain side_preload
     compare iperf3_throughput  Gbit/s  ">=0.97" side_plain side_preload
@@ -87,12 +87,19 @@ bench_rsocket_vs_kernel() {
     fi
     need_root "the rsocket comparison (test hosts)"
     netns_setup || die "could not create the test hosts"
+    trap bench_cleanup EXIT          # netns_setup replaced it; this one calls it
     nstack_write_config "$BENCH_TMP" rsocket "$NSTACK_RELEASE/lib64/libdmm_rsocket.so"
     nstack_preload_env "$NSTACK_RELEASE" "$BENCH_TMP"
-    BENCH_NS_SRV=$NS_A; BENCH_NS_CLI=$NS_B
+    BENCH_NS_SRV=$NS_A; BENCH_NS_CLI=$NS_B; BENCH_TABLE=rsocket
     header "kernel vs rsocket (softrdma) between the test hosts, median of $ROUNDS" kernel rsocket
     compare sockperf_latency   usec    "-" side_kernel_subnet side_rsocket_subnet
     compare iperf3_throughput  Gbit/s  "-" side_kernel_subnet side_rsocket_subnet
+}
+
+bench_cleanup() {
+    bench_stop_all
+    netns_cleanup
+    rm -rf "$BENCH_TMP"
 }
 
 main() {
@@ -101,7 +108,7 @@ main() {
     build_tree "$NSTACK_BUILD" >/dev/null
     has_lib libnStackAPI.so || die "release/lib64/libnStackAPI.so is not built: nothing to compare"
     BENCH_TMP=$(mktemp -d /tmp/nstack-bench.XXXXXX)
-    trap 'bench_stop_all; netns_cleanup; rm -rf "$BENCH_TMP"' EXIT
+    trap bench_cleanup EXIT
     BENCH_RAW=()
     echo "bench: $(date -u '+%F %T UTC'), nproc $(nproc), $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)"
     echo "bench: $ROUNDS rounds x ${BENCH_SECS}s, runs interleaved A B A B ..."

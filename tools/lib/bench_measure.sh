@@ -77,7 +77,7 @@ measure_iperf3_throughput() {
     bench_wait_ready "$port" "$BENCH_TMP/iperf3.srv" 'Server listening' || return 1
     bench_client timeout 60 iperf3 -c "$BENCH_ADDR" -p "$port" -t "$BENCH_SECS" --json >"$BENCH_TMP/iperf3.json" 2>&1
     bench_stop_server
-    jq -r ".end.sum_received.bits_per_second / 1e9" "$BENCH_TMP/iperf3.json" 2>/dev/null ||
+    jq -r ".end.sum_received.bits_per_second / 1e9 * 1000 | round / 1000" "$BENCH_TMP/iperf3.json" 2>/dev/null ||
         { echo "bench: iperf3: no result: $(jq -r '.error // empty' "$BENCH_TMP/iperf3.json" 2>/dev/null)" >&2; return 1; }
 }
 
