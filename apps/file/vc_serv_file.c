@@ -46,16 +46,11 @@ static int listen_on(const char *ip, const char *port_text)
 static int accept_sender(int lfd)
 {
     struct io_error err;
-    for (int tries = 0; tries < 100; tries++) {
-        if (!sock_wait(lfd, POLLIN, app_timeout_ms, "accept the sender", &err))
-            app_fail_result("%s", err.text);
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
-        if (fd >= 0)
-            return fd;
-        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-            app_fail_result("accept: %s", strerror(errno));
-    }
-    app_fail_result("accept: no connection after 100 wake-ups");
+    int fd = sock_accept_within(lfd, SOCK_NONBLOCK, app_timeout_ms,
+                                "accept the sender", NULL, &err);
+    if (fd < 0)
+        app_fail_result("%s", err.text);
+    return fd;
 }
 
 static uint64_t read_header(int sock)

@@ -141,19 +141,12 @@ static pid_t fork_child(int lfd, int fd, int index)
 /* Accept the next connection within the idle timeout; -1 on failure. */
 static int accept_next(int lfd, char *peer, size_t size)
 {
-    struct io_error err;
-    if (!sock_wait(lfd, POLLIN, app_timeout_ms, "accept a connection", &err)) {
-        app_warn("FAIL: %s", err.text);
-        return -1;
-    }
     struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    int fd;
-    do {
-        fd = accept(lfd, (struct sockaddr *)&ss, &len);
-    } while (fd < 0 && (errno == EINTR || errno == ECONNABORTED));
+    struct io_error err;
+    int fd = sock_accept_within(lfd, 0, app_timeout_ms, "accept a connection",
+                                &ss, &err);
     if (fd < 0)
-        app_warn("FAIL: accept: %s", strerror(errno));
+        app_warn("FAIL: %s", err.text);
     else
         net_sockaddr_str((struct sockaddr *)&ss, peer, size);
     return fd;
@@ -181,6 +174,9 @@ static int open_listener(const struct fork_server_opts *o)
     int lfd = app_listen_announce(&local, false, &err);
     if (lfd < 0)
         app_die(APP_EXIT_FAIL, "FAIL: %s", err.text);
+    /* A client that gives up between poll() and accept() must not leave
+     * the blocking accept() waiting for ever. */
+    sock_bound_blocking(lfd, app_timeout_ms);
     return lfd;
 }
 
