@@ -15,7 +15,10 @@
  * before any thread starts, read-only afterwards. */
 extern const char *app_name;
 
-void app_set_name(const char *argv0);
+/* First call of every main(): take the diagnostic prefix from argv[0] and
+ * line-buffer stdout, so progress lines reach a pipe (and a test waiting
+ * on them) as they are printed and stay in order with stderr. */
+void app_start(const char *argv0);
 
 /* Print "<app>: <message>" to stderr and exit(code). */
 void app_die(int code, const char *fmt, ...)
@@ -23,5 +26,11 @@ void app_die(int code, const char *fmt, ...)
 
 /* Print "<app>: <message>" to stderr and continue. */
 void app_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* For the apps whose verdict is a "Result = ..." line (fork_client, the
+ * file pair): print "<app>: FAIL: <message>" to stderr and
+ * "Result = Fail" to stdout, exit APP_EXIT_FAIL. */
+void app_fail_result(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 
 #endif /* APP_FAIL_H */

@@ -8,7 +8,8 @@
 
 int app_timeout_ms = APP_TIMEOUT_DEFAULT_S * 1000;
 
-bool app_timeout_set(const char *text, const char *where)
+/* false after one line naming `where` when `text` is not 0..86400. */
+static bool set_seconds(const char *text, const char *where)
 {
     long seconds;
     if (!num_parse_long(text, 0, 86400, &seconds)) {
@@ -19,10 +20,15 @@ bool app_timeout_set(const char *text, const char *where)
     return true;
 }
 
-bool app_timeout_from_env(void)
+void app_timeout_init(const char *cli_text)
 {
-    const char *env = getenv(APP_TIMEOUT_ENV);
-    if (env == NULL || *env == '\0')
-        return true;
-    return app_timeout_set(env, APP_TIMEOUT_ENV);
+    bool ok;
+    if (cli_text != NULL) {
+        ok = set_seconds(cli_text, "--timeout");
+    } else {
+        const char *env = getenv(APP_TIMEOUT_ENV);
+        ok = env == NULL || *env == '\0' || set_seconds(env, APP_TIMEOUT_ENV);
+    }
+    if (!ok)
+        exit(APP_EXIT_USAGE);
 }

@@ -19,12 +19,9 @@
  * In milliseconds; -1 means "no limit" (poll()'s convention). */
 extern int app_timeout_ms;
 
-/* Parse `text` (seconds, 0..86400, may be NULL = use the environment or
- * the default). `where` names the source for the diagnostic. Returns
- * false after printing one line when the value is invalid. */
-bool app_timeout_set(const char *text, const char *where);
-
-/* Apply the environment/default; call when no --timeout was given. */
-bool app_timeout_from_env(void);
+/* Set the timeout from --timeout's value `cli_text`, or, when it is NULL,
+ * from VS_TIMEOUT or the default. An invalid value (seconds must be
+ * 0..86400) prints one line naming its source and exits 2. */
+void app_timeout_init(const char *cli_text);
 
 #endif /* APP_TIMEOUT_H */

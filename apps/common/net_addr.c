@@ -7,27 +7,31 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Fill *out from a literal of one family; false when ip is not one. */
+static bool parse_family(int family, const char *ip, int port,
+                         struct net_addr *out)
+{
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&out->ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->ss;
+    void *dst = family == AF_INET ? (void *)&v4->sin_addr : (void *)&v6->sin6_addr;
+    /* Cleared per family: a failed IPv4 parse must leave nothing behind
+     * in the IPv6 fields (flowinfo shares bytes with sin_addr). */
+    memset(out, 0, sizeof(*out));
+    if (inet_pton(family, ip, dst) != 1)
+        return false;
+    out->ss.ss_family = (sa_family_t)family;
+    out->len = family == AF_INET ? sizeof(*v4) : sizeof(*v6);
+    net_addr_set_port(out, port);
+    return true;
+}
+
 bool net_addr_parse(const char *ip, int port, struct net_addr *out)
 {
     memset(out, 0, sizeof(*out));
-    if (ip == NULL || port < 0 || port > 65535) {
-        errno = EINVAL;
-        return false;
-    }
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&out->ss;
-    if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)port);
-        out->len = sizeof(*v4);
+    if (ip != NULL && port >= 0 && port <= 65535 &&
+        (parse_family(AF_INET, ip, port, out) ||
+         parse_family(AF_INET6, ip, port, out)))
         return true;
-    }
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->ss;
-    if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)port);
-        out->len = sizeof(*v6);
-        return true;
-    }
     errno = EINVAL;
     return false;
 }

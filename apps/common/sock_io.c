@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static bool fail(struct io_error *err, const char *fmt, ...)
@@ -166,4 +167,35 @@ int sock_listen_tcp(const struct net_addr *local, bool nonblock,
         return -1;
     }
     return fd;
+}
+
+int sock_accept_within(int lfd, int flags, int timeout_ms, const char *what,
+                       struct sockaddr_storage *peer, struct io_error *err)
+{
+    for (int wakeups = 0; wakeups < 100; wakeups++) {
+        if (!sock_wait(lfd, POLLIN, timeout_ms, what, err))
+            return -1;
+        socklen_t len = sizeof(*peer);
+        int fd = accept4(lfd, (struct sockaddr *)peer, peer ? &len : NULL,
+                         flags);
+        if (fd >= 0)
+            return fd;
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+            errno != ECONNABORTED) {
+            fail(err, "accept: %s", strerror(errno));
+            return -1;
+        }
+    }
+    fail(err, "accept: no connection after 100 wake-ups");
+    return -1;
+}
+
+void sock_bound_blocking(int fd, int timeout_ms)
+{
+    if (timeout_ms < 0)
+        return;
+    struct timeval tv = { .tv_sec = timeout_ms / 1000,
+                          .tv_usec = (timeout_ms % 1000) * 1000 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }

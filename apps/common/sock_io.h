@@ -43,4 +43,17 @@ int sock_connect_tcp(const struct net_addr *local, const struct net_addr *peer,
 int sock_listen_tcp(const struct net_addr *local, bool nonblock,
                     struct io_error *err);
 
+/* Accept one connection from lfd within the timeout (accept4 with
+ * `flags`); the peer's address goes to *peer when non-NULL. Wake-ups that
+ * bring no connection (the client gave up, EINTR) are retried, at most
+ * 100 times. `what` names the wait in the timeout reason ("accept the
+ * sender"). Returns the fd or -1 with the reason. */
+int sock_accept_within(int lfd, int flags, int timeout_ms, const char *what,
+                       struct sockaddr_storage *peer, struct io_error *err);
+
+/* Give a blocking socket SO_RCVTIMEO and SO_SNDTIMEO of timeout_ms (none
+ * when negative), so a blocking accept(), recv() or send() on it fails
+ * with EAGAIN after the idle timeout instead of hanging on a dead peer. */
+void sock_bound_blocking(int fd, int timeout_ms);
+
 #endif /* SOCK_IO_H */

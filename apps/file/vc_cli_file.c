@@ -18,27 +18,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void fail_result(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-
-static void fail_result(const char *fmt, ...)
-{
-    char line[IO_REASON_LEN + 256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    app_warn("FAIL: %s", line);
-    printf("Result = Fail\n");
-    exit(APP_EXIT_FAIL);
-}
 
 static int connect_from(const char *srv, const char *port_text,
                         const char *cli_ip)
@@ -55,7 +39,7 @@ static int connect_from(const char *srv, const char *port_text,
     struct io_error err;
     int fd = sock_connect_tcp(&local, &peer, app_timeout_ms, &err);
     if (fd < 0)
-        fail_result("%s", err.text);
+        app_fail_result("%s", err.text);
     return fd;
 }
 
@@ -70,13 +54,13 @@ static uint64_t send_body(int sock, int file, const char *path, uint64_t length)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            fail_result("%s: %s after %" PRIu64 " of %" PRIu64 " bytes", path,
+            app_fail_result("%s: %s after %" PRIu64 " of %" PRIu64 " bytes", path,
                         n == 0 ? "file shrank" : strerror(errno), sent, length);
         if ((uint64_t)n > length - sent)
             n = (ssize_t)(length - sent);   /* the file grew: send what we announced */
         digest = fnv1a64_update(digest, chunk, (size_t)n);
         if (!io_send_all(sock, chunk, (size_t)n, app_timeout_ms, &err))
-            fail_result("after %" PRIu64 " bytes: %s", sent, err.text);
+            app_fail_result("after %" PRIu64 " bytes: %s", sent, err.text);
         sent += (uint64_t)n;
     }
     return digest;
@@ -101,11 +85,11 @@ static void send_file(int sock, int file, const char *path, uint64_t length)
     struct io_error err;
     file_proto_header(head, length);
     if (!io_send_all(sock, head, sizeof(head), app_timeout_ms, &err))
-        fail_result("sending the header: %s", err.text);
+        app_fail_result("sending the header: %s", err.text);
     uint64_t digest = send_body(sock, file, path, length);
     file_proto_put_be(tail, digest, FILE_PROTO_TRAILER_LEN);
     if (!io_send_all(sock, tail, sizeof(tail), app_timeout_ms, &err))
-        fail_result("sending the digest: %s", err.text);
+        app_fail_result("sending the digest: %s", err.text);
     printf("sent %" PRIu64 " bytes of %s, fnv1a64=%016" PRIx64 "\n", length,
            path, digest);
 }
@@ -115,23 +99,21 @@ static void read_verdict(int sock)
     unsigned char verdict;
     struct io_error err;
     if (!io_recv_all(sock, &verdict, 1, app_timeout_ms, &err))
-        fail_result("waiting for the receiver's verdict: %s", err.text);
+        app_fail_result("waiting for the receiver's verdict: %s", err.text);
     if (verdict != FILE_PROTO_OK)
-        fail_result("the receiver reports a length or digest mismatch");
+        app_fail_result("the receiver reports a length or digest mismatch");
     printf("receiver verified length and digest\n");
 }
 
 int main(int argc, char **argv)
 {
-    app_set_name(argv[0]);
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    app_start(argv[0]);
     if (argc == 6 && strcmp(argv[1], "udp") == 0)
         app_die(APP_EXIT_USAGE, "udp: only the tcp form is supported");
     if (argc != 6 || strcmp(argv[1], "tcp") != 0)
         app_die(APP_EXIT_USAGE, "usage: vc_cli_file tcp SERVER_IP PORT FILE "
                 "CLIENT_IP");
-    if (!app_timeout_from_env())
-        return APP_EXIT_USAGE;
+    app_timeout_init(NULL);
     uint64_t length;
     int file = open_file(argv[4], &length);
     int sock = connect_from(argv[2], argv[3], argv[5]);

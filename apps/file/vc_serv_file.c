@@ -8,6 +8,7 @@
  * stderr); usage errors exit 2. Waits are bounded by VS_TIMEOUT.
  */
 #include "app_fail.h"
+#include "app_listen.h"
 #include "app_timeout.h"
 #include "file_proto.h"
 #include "fnv1a64.h"
@@ -19,7 +20,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,21 +27,6 @@
 #include <unistd.h>
 
 #define DEFAULT_OUTFILE "receive_file.txt"
-
-static void fail_result(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-
-static void fail_result(const char *fmt, ...)
-{
-    char line[IO_REASON_LEN + 256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    app_warn("FAIL: %s", line);
-    printf("Result = Fail\n");
-    exit(APP_EXIT_FAIL);
-}
 
 static int listen_on(const char *ip, const char *port_text)
 {
@@ -52,27 +37,20 @@ static int listen_on(const char *ip, const char *port_text)
     if (!net_addr_parse(ip, (int)port, &local))
         app_die(APP_EXIT_USAGE, "bind IP \"%s\": not an IPv4 or IPv6 address", ip);
     struct io_error err;
-    int lfd = sock_listen_tcp(&local, true, &err);
+    int lfd = app_listen_announce(&local, true, &err);
     if (lfd < 0)
-        fail_result("%s", err.text);
-    char a[NET_ADDR_STRLEN];
-    printf("listening on %s\n", net_addr_str(&local, a, sizeof(a)));
+        app_fail_result("%s", err.text);
     return lfd;
 }
 
 static int accept_sender(int lfd)
 {
     struct io_error err;
-    for (int tries = 0; tries < 100; tries++) {
-        if (!sock_wait(lfd, POLLIN, app_timeout_ms, "accept the sender", &err))
-            fail_result("%s", err.text);
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
-        if (fd >= 0)
-            return fd;
-        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-            fail_result("accept: %s", strerror(errno));
-    }
-    fail_result("accept: no connection after 100 wake-ups");
+    int fd = sock_accept_within(lfd, SOCK_NONBLOCK, app_timeout_ms,
+                                "accept the sender", NULL, &err);
+    if (fd < 0)
+        app_fail_result("%s", err.text);
+    return fd;
 }
 
 static uint64_t read_header(int sock)
@@ -80,10 +58,10 @@ static uint64_t read_header(int sock)
     unsigned char h[FILE_PROTO_HEADER_LEN];
     struct io_error err;
     if (!io_recv_all(sock, h, sizeof(h), app_timeout_ms, &err))
-        fail_result("reading the header: %s", err.text);
+        app_fail_result("reading the header: %s", err.text);
     if (memcmp(h, FILE_PROTO_MAGIC, 4) != 0 ||
         file_proto_get_be(h + 4, 4) != FILE_PROTO_VERSION)
-        fail_result("bad header: not a vc_cli_file version %u stream",
+        app_fail_result("bad header: not a vc_cli_file version %u stream",
                     FILE_PROTO_VERSION);
     return file_proto_get_be(h + 8, 8);
 }
@@ -98,11 +76,11 @@ static uint64_t receive_body(int sock, int out, const char *path, uint64_t lengt
         size_t want = length - got < sizeof(chunk) ? (size_t)(length - got)
                                                    : sizeof(chunk);
         if (!io_recv_all(sock, chunk, want, app_timeout_ms, &err))
-            fail_result("file shorter than the announced %" PRIu64
+            app_fail_result("file shorter than the announced %" PRIu64
                         " bytes (chunk at byte %" PRIu64 ": %s)", length, got,
                         err.text);
         if (write(out, chunk, want) != (ssize_t)want)
-            fail_result("%s: write: %s", path, strerror(errno));
+            app_fail_result("%s: write: %s", path, strerror(errno));
         digest = fnv1a64_update(digest, chunk, want);
         got += want;
     }
@@ -114,7 +92,7 @@ static bool check_digest(int sock, uint64_t digest)
     unsigned char t[FILE_PROTO_TRAILER_LEN];
     struct io_error err;
     if (!io_recv_all(sock, t, sizeof(t), app_timeout_ms, &err))
-        fail_result("reading the digest: %s", err.text);
+        app_fail_result("reading the digest: %s", err.text);
     uint64_t want = file_proto_get_be(t, FILE_PROTO_TRAILER_LEN);
     if (want == digest)
         return true;
@@ -133,14 +111,12 @@ static void send_verdict(int sock, bool ok)
 
 int main(int argc, char **argv)
 {
-    app_set_name(argv[0]);
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    app_start(argv[0]);
     if (argc >= 2 && strcmp(argv[1], "udp") == 0)
         app_die(APP_EXIT_USAGE, "udp: only the tcp form is supported");
     if (argc < 4 || argc > 5 || strcmp(argv[1], "tcp") != 0)
         app_die(APP_EXIT_USAGE, "usage: vc_serv_file tcp BIND_IP PORT [OUTFILE]");
-    if (!app_timeout_from_env())
-        return APP_EXIT_USAGE;
+    app_timeout_init(NULL);
     const char *path = argc == 5 ? argv[4] : DEFAULT_OUTFILE;
     int out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (out < 0)
@@ -151,12 +127,12 @@ int main(int argc, char **argv)
     uint64_t length = read_header(sock);
     uint64_t digest = receive_body(sock, out, path, length);
     if (close(out) != 0)
-        fail_result("%s: close: %s", path, strerror(errno));
+        app_fail_result("%s: close: %s", path, strerror(errno));
     bool ok = check_digest(sock, digest);
     send_verdict(sock, ok);
     close(sock);
     if (!ok)
-        fail_result("%s: received data differs from what was sent", path);
+        app_fail_result("%s: received data differs from what was sent", path);
     printf("received %" PRIu64 " bytes into %s, fnv1a64=%016" PRIx64 "\n",
            length, path, digest);
     printf("Result = Success\n");

@@ -9,15 +9,15 @@
  * reason on stderr). Usage errors exit 2.
  */
 #include "app_fail.h"
+#include "app_opts.h"
 #include "app_timeout.h"
+#include "client_addr.h"
+#include "fork_proto.h"
 #include "net_addr.h"
-#include "num_parse.h"
 #include "sock_io.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +26,6 @@
 #include <unistd.h>
 
 #define STRING_LEN 50
-#define EXIT_MARKER "#exit"
 
 struct fork_client_opts {
     const char *dst_ip, *bind_ip;
@@ -34,31 +33,20 @@ struct fork_client_opts {
     long count;
 };
 
-static long want_num(int flag, const char *text, long min, long max)
-{
-    long v;
-    if (!num_parse_long(text, min, max, &v))
-        app_die(APP_EXIT_USAGE, "-%c: \"%s\": expected a number in %ld..%ld",
-                flag, text, min, max);
-    return v;
-}
-
 static void parse_opts(int argc, char **argv, struct fork_client_opts *o)
 {
-    static const struct option longs[] = {
-        { "timeout", required_argument, NULL, 'T' }, { NULL, 0, NULL, 0 },
-    };
     const char *timeout = NULL;
     int c;
     *o = (struct fork_client_opts){ .port = 20000, .count = 100 };
-    while ((c = getopt_long(argc, argv, "p:d:s:a:t:", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:d:s:a:t:", app_long_opts,
+                            NULL)) != -1) {
         switch (c) {
-        case 'p': o->port = (int)want_num(c, optarg, 1, 65535); break;
+        case 'p': o->port = (int)app_opt_num(c, optarg, 1, 65535); break;
         case 'd': o->dst_ip = optarg; break;
         case 's': o->bind_ip = optarg; break;
-        case 'a': o->src_port = (int)want_num(c, optarg, 0, 65535); break;
-        case 't': o->count = want_num(c, optarg, 1, 100000000L); break;
-        case 'T': timeout = optarg; break;
+        case 'a': o->src_port = (int)app_opt_num(c, optarg, 0, 65535); break;
+        case 't': o->count = app_opt_num(c, optarg, 1, 100000000L); break;
+        case APP_OPT_TIMEOUT: timeout = optarg; break;
         default:
             app_die(APP_EXIT_USAGE, "usage: fork_client -d SERVER_IP -p PORT "
                     "[-s BIND_IP] [-a SRC_PORT] [-t COUNT] [--timeout=SEC]");
@@ -66,43 +54,19 @@ static void parse_opts(int argc, char **argv, struct fork_client_opts *o)
     }
     if (o->dst_ip == NULL)
         app_die(APP_EXIT_USAGE, "-d: server IP is required");
-    if (!(timeout ? app_timeout_set(timeout, "--timeout") : app_timeout_from_env()))
-        exit(APP_EXIT_USAGE);
-}
-
-/* Print the reason on stderr and "Result = Fail" on stdout, exit 1. */
-static void fail_result(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-
-static void fail_result(const char *fmt, ...)
-{
-    char line[IO_REASON_LEN + 64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    app_warn("FAIL: %s", line);
-    printf("Result = Fail\n");
-    exit(APP_EXIT_FAIL);
+    app_timeout_init(timeout);
 }
 
 static int connect_server(const struct fork_client_opts *o)
 {
     struct net_addr peer, local;
-    if (!net_addr_parse(o->dst_ip, o->port, &peer))
-        app_die(APP_EXIT_USAGE, "-d: \"%s\": not an IPv4 or IPv6 address",
-                o->dst_ip);
-    bool bind_local = o->bind_ip != NULL || o->src_port > 0;
-    if (o->bind_ip == NULL)
-        net_addr_any(net_addr_family(&peer), o->src_port, &local);
-    else if (!net_addr_parse(o->bind_ip, o->src_port, &local))
-        app_die(APP_EXIT_USAGE, "-s: \"%s\": not an IPv4 or IPv6 address",
-                o->bind_ip);
+    bool bind_local = client_addr_resolve(o->dst_ip, o->port, o->bind_ip,
+                                          o->src_port, &peer, &local);
     struct io_error err;
     int fd = sock_connect_tcp(bind_local ? &local : NULL, &peer,
                               app_timeout_ms, &err);
     if (fd < 0)
-        fail_result("%s", err.text);
+        app_fail_result("%s", err.text);
     return fd;
 }
 
@@ -123,9 +87,9 @@ static void exchange(int fd, long count)
         random_string(sent, &seed);
         if (!io_send_all(fd, sent, STRING_LEN, app_timeout_ms, &err) ||
             !io_recv_all(fd, got, STRING_LEN, app_timeout_ms, &err))
-            fail_result("string %ld: %s", i, err.text);
+            app_fail_result("string %ld: %s", i, err.text);
         if (memcmp(sent, got, STRING_LEN) != 0)
-            fail_result("string %ld: echo differs from what was sent", i);
+            app_fail_result("string %ld: echo differs from what was sent", i);
     }
 }
 
@@ -134,8 +98,8 @@ static void exchange(int fd, long count)
 static void say_exit(int fd)
 {
     struct io_error err;
-    if (!io_send_all(fd, EXIT_MARKER, strlen(EXIT_MARKER), app_timeout_ms, &err))
-        fail_result("sending #exit: %s", err.text);
+    if (!io_send_all(fd, FORK_EXIT_MARKER, strlen(FORK_EXIT_MARKER), app_timeout_ms, &err))
+        app_fail_result("sending #exit: %s", err.text);
     char sink[64];
     for (int rounds = 0; rounds < 1000; rounds++) {
         ssize_t n = recv(fd, sink, sizeof(sink), 0);
@@ -143,16 +107,15 @@ static void say_exit(int fd)
             return;   /* closed (a reset after #exit is a close too) */
         if (n < 0 && !sock_wait(fd, POLLIN, app_timeout_ms,
                                 "see the server close", &err))
-            fail_result("after #exit: %s", err.text);
+            app_fail_result("after #exit: %s", err.text);
     }
-    fail_result("after #exit: the server kept sending");
+    app_fail_result("after #exit: the server kept sending");
 }
 
 int main(int argc, char **argv)
 {
     struct fork_client_opts o;
-    app_set_name(argv[0]);
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    app_start(argv[0]);
     parse_opts(argc, argv, &o);
     int fd = connect_server(&o);
     exchange(fd, o.count);

@@ -2,10 +2,10 @@
 #include "perf_opts.h"
 
 #include "app_fail.h"
+#include "app_opts.h"
 #include "app_timeout.h"
 #include "num_parse.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -25,8 +25,7 @@ static long want_long(int flag, const char *text, long min, long max)
     long v;
     if (!num_parse_long(text, min, max, &v)) {
         usage_line();
-        app_die(APP_EXIT_USAGE, "-%c: \"%s\": expected a number in %ld..%ld",
-                flag, text, min, max);
+        app_die_bad_number(flag, text, min, max);
     }
     return v;
 }
@@ -78,15 +77,12 @@ static void check_role(enum perf_role role, const struct perf_opts *o)
 void perf_opts_parse(int argc, char **argv, enum perf_role role,
                      struct perf_opts *o)
 {
-    static const struct option longs[] = {
-        { "timeout", required_argument, NULL, 'T' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *timeout = NULL;
     int c;
     set_defaults(o);
-    while ((c = getopt_long(argc, argv, PERF_SHORT_OPTS, longs, NULL)) != -1) {
-        if (c == 'T') {
+    while ((c = getopt_long(argc, argv, PERF_SHORT_OPTS, app_long_opts,
+                            NULL)) != -1) {
+        if (c == APP_OPT_TIMEOUT) {
             timeout = optarg;
         } else if (!apply_flag(c, optarg, o)) {
             usage_line();
@@ -95,9 +91,6 @@ void perf_opts_parse(int argc, char **argv, enum perf_role role,
     }
     if (optind < argc)
         app_die(APP_EXIT_USAGE, "unexpected argument \"%s\"", argv[optind]);
-    bool ok = timeout ? app_timeout_set(timeout, "--timeout")
-                      : app_timeout_from_env();
-    if (!ok)
-        exit(APP_EXIT_USAGE);
+    app_timeout_init(timeout);
     check_role(role, o);
 }

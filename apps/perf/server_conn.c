@@ -2,6 +2,7 @@
 #include "server_conn.h"
 
 #include "app_fail.h"
+#include "app_timeout.h"
 #include "mono_clock.h"
 
 #include <errno.h>
@@ -67,6 +68,13 @@ void server_conn_fail(struct server_conn *c, const char *fmt, ...)
     va_end(ap);
     c->finished = true;
     c->complete = false;
+}
+
+void server_conn_timed_out(struct server_conn *c, enum echo_next next)
+{
+    server_conn_fail(c, "timeout after %d s waiting to %s",
+                     app_timeout_ms / 1000,
+                     next == ECHO_WANT_OUT ? "send" : "receive");
 }
 
 void server_conn_peer_closed(struct server_conn *c)

@@ -55,6 +55,8 @@ void server_conn_received(struct server_conn *c, size_t n);
 void server_conn_peer_closed(struct server_conn *c);
 void server_conn_fail(struct server_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The idle timeout passed while the echo waited for `next`. */
+void server_conn_timed_out(struct server_conn *c, enum echo_next next);
 /* true (and finished/complete set) once -t messages are echoed. */
 bool server_conn_target_done(struct server_conn *c);
 

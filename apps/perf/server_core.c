@@ -2,6 +2,7 @@
 #include "server_core.h"
 
 #include "app_fail.h"
+#include "app_listen.h"
 #include "app_timeout.h"
 
 #include <errno.h>
@@ -19,18 +20,15 @@ static void open_listener(struct server *s, bool nonblock)
     if (!net_addr_parse(ip, s->o.srv_port, &local))
         app_die(APP_EXIT_USAGE, "-s: \"%s\": not an IPv4 or IPv6 address", ip);
     struct io_error err;
-    s->lfd = sock_listen_tcp(&local, nonblock, &err);
+    s->lfd = app_listen_announce(&local, nonblock, &err);
     if (s->lfd < 0)
         app_die(APP_EXIT_FAIL, "FAIL: %s", err.text);
-    char a[NET_ADDR_STRLEN];
-    printf("listening on %s\n", net_addr_str(&local, a, sizeof(a)));
 }
 
 void server_start(struct server *s, int argc, char **argv,
                   bool nonblock_listener, server_serve_fn serve)
 {
-    app_set_name(argv[0]);
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    app_start(argv[0]);
     memset(s, 0, sizeof(*s));
     perf_opts_parse(argc, argv, PERF_SERVER, &s->o);
     s->serve = serve;
@@ -108,6 +106,14 @@ void server_accept_failed(struct server *s, const char *reason)
     join_and_report(s);
     app_die(APP_EXIT_FAIL, "FAIL: accepted %d of %d connections: %s",
             s->accepted, s->o.accept_n, reason);
+}
+
+void server_accept_timed_out(struct server *s)
+{
+    char why[96];
+    snprintf(why, sizeof(why), "timeout after %d s waiting for a connection",
+             app_timeout_ms / 1000);
+    server_accept_failed(s, why);
 }
 
 int server_finish(struct server *s)

@@ -48,6 +48,10 @@ bool server_all_accepted(const struct server *s);
 void server_accept_failed(struct server *s, const char *reason)
     __attribute__((noreturn));
 
+/* The idle timeout passed while waiting for the next connection:
+ * server_accept_failed() with "timeout after N s waiting for a connection". */
+void server_accept_timed_out(struct server *s) __attribute__((noreturn));
+
 /* Join the serving threads, print results and the summary; exit code. */
 int server_finish(struct server *s);
 

@@ -10,6 +10,7 @@
  */
 #include "app_fail.h"
 #include "app_timeout.h"
+#include "client_addr.h"
 #include "mono_clock.h"
 #include "msg_pattern.h"
 #include "net_addr.h"
@@ -28,29 +29,12 @@ struct client_run {
     double t_start, t_report;
 };
 
-static void resolve(const struct perf_opts *o, struct net_addr *peer,
-                    struct net_addr *local, bool *bind_local)
-{
-    if (!net_addr_parse(o->dst_ip, o->dst_port, peer))
-        app_die(APP_EXIT_USAGE, "-d: \"%s\": not an IPv4 or IPv6 address",
-                o->dst_ip);
-    *bind_local = o->bind_ip != NULL || o->src_port_base > 0;
-    if (o->bind_ip == NULL)
-        net_addr_any(net_addr_family(peer), 0, local);
-    else if (!net_addr_parse(o->bind_ip, 0, local))
-        app_die(APP_EXIT_USAGE, "-s: \"%s\": not an IPv4 or IPv6 address",
-                o->bind_ip);
-    if (net_addr_family(local) != net_addr_family(peer))
-        app_die(APP_EXIT_USAGE, "-s %s and -d %s: address families differ",
-                o->bind_ip, o->dst_ip);
-}
-
 static void connect_all(struct client_run *r)
 {
     const struct perf_opts *o = r->o;
     struct net_addr peer, local;
-    bool bind_local;
-    resolve(o, &peer, &local, &bind_local);
+    bool bind_local = client_addr_resolve(o->dst_ip, o->dst_port, o->bind_ip,
+                                          o->src_port_base, &peer, &local);
     for (int i = 0; i < o->fds; i++) {
         struct io_error err;
         if (o->src_port_base > 0)
@@ -128,8 +112,7 @@ static void print_results(const struct client_run *r)
 int main(int argc, char **argv)
 {
     struct perf_opts o;
-    app_set_name(argv[0]);
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    app_start(argv[0]);
     perf_opts_parse(argc, argv, PERF_CLIENT, &o);
 
     struct client_run r = { .o = &o };

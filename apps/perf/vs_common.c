@@ -2,7 +2,8 @@
  * vs_common - DMM perf-test echo server, blocking flavour: blocking
  * accept() and one thread per connection doing blocking recv()/send()
  * until -t messages. Blocking calls are still bounded by the idle timeout:
- * poll() guards each accept()/recv(), SO_SNDTIMEO each send().
+ * poll() guards each accept()/recv(), SO_RCVTIMEO/SO_SNDTIMEO catch the
+ * rest.
  * Flags and output: see server_core.h.
  */
 #include "app_timeout.h"
@@ -14,15 +15,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-static void bound_sends(int fd)
-{
-    if (app_timeout_ms < 0)
-        return;
-    struct timeval tv = { .tv_sec = app_timeout_ms / 1000,
-                          .tv_usec = (app_timeout_ms % 1000) * 1000 };
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
 
 /* Blocking send of the whole buffer; false (verdict set) on failure. */
 static bool send_blocking(struct server_conn *c, size_t len)
@@ -65,7 +57,7 @@ static ssize_t recv_blocking(struct server_conn *c)
 static void *serve_blocking(void *arg)
 {
     struct server_conn *c = arg;
-    bound_sends(c->fd);
+    sock_bound_blocking(c->fd, app_timeout_ms);
     while (!server_conn_target_done(c)) {
         ssize_t n = recv_blocking(c);
         if (n == 0)
@@ -82,14 +74,15 @@ static void *serve_blocking(void *arg)
 
 static void accept_all(struct server *s)
 {
+    sock_bound_blocking(s->lfd, app_timeout_ms);
     while (!server_all_accepted(s)) {
         struct io_error err;
         if (!sock_wait(s->lfd, POLLIN, app_timeout_ms, "accept a connection",
                        &err))
             server_accept_failed(s, err.text);
-        /* Blocking accept of the connection the wait saw. (If the peer
-         * gave up in between, this blocks until the next one, as a plain
-         * blocking server would.) */
+        /* Blocking accept of the connection the wait saw; should the peer
+         * have given up in between, SO_RCVTIMEO ends it with EAGAIN and
+         * the loop waits again. */
         server_accept_one(s, 0);
     }
 }

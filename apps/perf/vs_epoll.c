@@ -37,9 +37,7 @@ static bool wait_edge(struct server_conn *c, int ep, enum echo_next next)
         if (n > 0)
             return true;
         if (n == 0) {
-            server_conn_fail(c, "timeout after %d s waiting to %s",
-                             app_timeout_ms / 1000,
-                             next == ECHO_WANT_IN ? "receive" : "send");
+            server_conn_timed_out(c, next);
             return false;
         }
         if (errno != EINTR) {
@@ -71,18 +69,14 @@ static void accept_all(struct server *s)
     int ep = epoll_for(s->lfd, EPOLLIN | EPOLLET);
     if (ep < 0)
         server_accept_failed(s, "epoll for the listener failed");
-    char why[96];
     for (;;) {
         server_accept_ready(s, SOCK_NONBLOCK);
         if (server_all_accepted(s))
             break;
         struct epoll_event ev;
         int n = epoll_wait(ep, &ev, 1, app_timeout_ms);
-        if (n == 0) {
-            snprintf(why, sizeof(why), "timeout after %d s waiting for a "
-                     "connection", app_timeout_ms / 1000);
-            server_accept_failed(s, why);
-        }
+        if (n == 0)
+            server_accept_timed_out(s);
         if (n < 0 && errno != EINTR)
             server_accept_failed(s, strerror(errno));
     }

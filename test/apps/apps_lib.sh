@@ -8,6 +8,12 @@
 # APPS_PRELOAD=1 runs every app under LD_PRELOAD=libnStackAPI.so with no
 # module config (every socket stays on the kernel stack): the preload must
 # be transparent to plain POSIX programs.
+#
+# APPS_STACK=rsocket runs every app under the preload with the rsocket
+# stack module on the software RDMA device: sockets on 192.168.21.0/24
+# (mode ns) go over rsocket. NSTACK_STATS=1 makes each app print its
+# per-stack byte counters at exit; expect_stack_bytes checks them, which
+# proves the data did not quietly take the kernel stack.
 
 set -u
 : "${NSTACK_SRC:?}" "${NSTACK_RELEASE:?}" "${NSTACK_BUILD:?}"
@@ -28,6 +34,16 @@ if [ "${APPS_PRELOAD:-0}" = 1 ]; then
          "LD_PRELOAD=$NSTACK_RELEASE/lib64/libnStackAPI.so")
     [ -e "$NSTACK_RELEASE/lib64/libnStackAPI.so" ] ||
         { echo "FAIL: APPS_PRELOAD=1 but libnStackAPI.so is not built" >&2; exit 1; }
+elif [ "${APPS_STACK:-kernel}" = rsocket ]; then
+    APP=(env "LD_PRELOAD=$NSTACK_RELEASE/lib64/libnStackAPI.so"
+         "LD_LIBRARY_PATH=$NSTACK_RELEASE/lib64:$NSTACK_RELEASE/lib64/softrdma"
+         "NSTACK_MOD_CFG_FILE=$NSTACK_SRC/stacks/rsocket/config/module_config.json"
+         "NSTACK_MOD_CFG_RD=$NSTACK_SRC/stacks/rsocket/config/rd_config.json"
+         NSTACK_STATS=1)
+    for lib in libnStackAPI.so libdmm_rsocket.so softrdma/libibverbs.so.1; do
+        [ -e "$NSTACK_RELEASE/lib64/$lib" ] ||
+            { echo "FAIL: APPS_STACK=rsocket but $lib is not built" >&2; exit 1; }
+    done
 fi
 
 apps_cleanup() { netns_cleanup; rm -rf "$WORK"; }
@@ -61,6 +77,17 @@ server_status() {
     wait "$SERVER_PID"
 }
 
+# expect_stack_bytes FILE TX RX WHAT: with APPS_STACK=rsocket, the exit
+# counters in FILE say the rsocket stack sent exactly TX and received
+# exactly RX bytes and the kernel stack carried none. A no-op otherwise.
+expect_stack_bytes() {
+    [ "${APPS_STACK:-kernel}" = rsocket ] || return 0
+    expect_line "$1" "^nstack\[[0-9]+\]: stats: stack rsocket: .* tx_bytes $2 rx_bytes $3\$" \
+        "$4: $2 bytes sent and $3 received over the rsocket stack"
+    expect_line "$1" "^nstack\[[0-9]+\]: stats: stack kernel: .* tx_bytes 0 rx_bytes 0\$" \
+        "$4: no bytes over the kernel stack"
+}
+
 # where_ips MODE: sets SRV_IP (server, host A) and CLI_IP (client) and
 # CLIENT_RUN (in_a or in_b) for MODE lo | lo6 | ns | ns6.
 where_ips() {
@@ -71,4 +98,6 @@ where_ips() {
         ns6) SRV_IP=$IP6_A;    CLI_IP=$IP6_B;    CLIENT_RUN=in_b ;;
         *) fail "unknown mode $1 (lo, lo6, ns, ns6)" ;;
     esac
+    [ "${APPS_STACK:-kernel}" != rsocket ] || [ "$1" = ns ] ||
+        fail "APPS_STACK=rsocket needs mode ns (192.168.21.0/24 is the rsocket subnet)"
 }

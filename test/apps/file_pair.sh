@@ -2,12 +2,14 @@
 # file_pair.sh MODE: vc_cli_file sends a 3 MiB + 123 byte random file to
 # vc_serv_file (DMM's TCP form). Asserts: both print "Result = Success",
 # the receiver's digest equals the sender's, and the received file is
-# byte-identical (cmp) to the sent one.
+# byte-identical (cmp) to the sent one (APPS_STACK=rsocket: and that it
+# went over the rsocket stack).
 . "$(dirname "$0")/apps_lib.sh"
 MODE=$1
 apps_setup
 where_ips "$MODE"
-head -c $((3 * 1024 * 1024 + 123)) /dev/urandom >"$WORK/file.txt"
+SIZE=$((3 * 1024 * 1024 + 123))
+head -c "$SIZE" /dev/urandom >"$WORK/file.txt"
 
 start_server_a "$WORK/server.out" "$BIN/vc_serv_file" tcp "$SRV_IP" 20000 "$WORK/receive_file.txt"
 $CLIENT_RUN "${APP[@]}" "$BIN/vc_cli_file" tcp "$SRV_IP" 20000 \
@@ -23,5 +25,9 @@ expect_line "$WORK/server.out" "^Result = Success$" "receiver result"
 sent=$(grep -oE 'fnv1a64=[0-9a-f]{16}' "$WORK/client.out")
 got=$(grep -oE 'fnv1a64=[0-9a-f]{16}' "$WORK/server.out")
 [ -n "$sent" ] && [ "$sent" = "$got" ] || fail "digests differ: sent $sent, received $got"
+# header 16 + file + digest 8 one way, the verdict byte back
+wire=$((SIZE + 24))
+expect_stack_bytes "$WORK/client.out" "$wire" 1 vc_cli_file
+expect_stack_bytes "$WORK/server.out" 1 "$wire" vc_serv_file
 cmp "$WORK/file.txt" "$WORK/receive_file.txt" || fail "received file differs"
 echo "PASS: file pair $MODE"

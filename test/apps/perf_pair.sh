@@ -3,7 +3,8 @@
 # FDS connections (lo/lo6: same host over loopback; ns/ns6: from host B),
 # DMM-style command line with a small -t. Asserts: both exit 0, the client
 # verified every echo and printed its DMM lines, the server counted every
-# message on every connection.
+# message on every connection (APPS_STACK=rsocket: and that every byte
+# went over the rsocket stack).
 . "$(dirname "$0")/apps_lib.sh"
 SERVER=$1 MODE=$2 FDS=$3
 T=${APPS_T:-2000} U=500
@@ -29,5 +30,7 @@ done
 [ "$(grep -c '^sendcount ' "$WORK/client.out")" = $((T / U)) ] || fail "expected $((T / U)) sendcount lines"
 [ "$(grep -c '^conn [0-9]* receive ' "$WORK/server.out")" = $((FDS * T / U)) ] || fail "expected $((FDS * T / U)) receive lines"
 expect_line "$WORK/client.out" "^vc_common: PASS: $FDS connection" "client PASS line"
+expect_stack_bytes "$WORK/client.out" $((FDS * T * 200)) $((FDS * T * 200)) vc_common
+expect_stack_bytes "$WORK/server.out" $((FDS * T * 200)) $((FDS * T * 200)) "$SERVER"
 expect_line "$WORK/server.out" "^server summary: connections=$FDS complete=$FDS messages=$((FDS * T)) bytes=$((FDS * T * 200)) result=PASS$" "server summary"
 echo "PASS: $SERVER $MODE -f $FDS"
