@@ -268,6 +268,10 @@ int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t k
         pthread_mutex_unlock(&kf->lock);
         return 1;              /* someone else decided meanwhile: use what is there */
     }
+    if (__atomic_load_n(&kf->defer_stack, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_unlock(&kf->lock);
+        return 1;              /* a TCP-first bind already chose the module */
+    }
     int st = fw_route(kf, key, keylen);
     if (!g_stacks[st].is_kernel && tcpfirst_defer(kf, st)) {
         pthread_mutex_unlock(&kf->lock);
