@@ -2,7 +2,7 @@
  *
  * RDMA resources are not inherited by a fork child, so a connection that an
  * accept-then-fork server hands to its child must not be on RDMA yet. With
- * NSTACK_FORK_SUPPORT=1 (or RDMAV_FORK_SAFE=1) a stream socket routed to a
+ * NSTACK_FORK_SUPPORT=1 a stream socket routed to a
  * module that implements adopt() stays a kernel TCP socket, marked with the
  * module and its role; its first send/recv in whichever process uses it
  * calls adopt(), which moves the connection with a handshake over TCP, and
@@ -33,9 +33,17 @@ static int env_is_one(const char *name)
     return v != NULL && strcmp(v, "1") == 0;
 }
 
+/* RDMAV_FORK_SAFE=1 is not a switch here although librspreload reads it:
+ * it is libibverbs' own fork-safety variable, which programs set for
+ * ibv_fork_init()'s sake alone, and turning a wire-visible mode on from it
+ * would make such a client unable to reach a server without fork support
+ * (test rsfw.fork does exactly that). The module calls ibv_fork_init()
+ * anyway. */
 void tcpfirst_setup(void)
 {
-    g_tf_on = env_is_one("NSTACK_FORK_SUPPORT") || env_is_one("RDMAV_FORK_SAFE");
+    g_tf_on = env_is_one("NSTACK_FORK_SUPPORT");
+    if (!g_tf_on && env_is_one("RDMAV_FORK_SAFE"))
+        LOG_DBG("RDMAV_FORK_SAFE=1 seen; TCP-first fork support needs NSTACK_FORK_SUPPORT=1");
     if (g_tf_on)
         LOG_DBG("fork support on: stream sockets of modules with adopt() start on TCP");
 }

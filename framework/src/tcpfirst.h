@@ -15,7 +15,7 @@ enum tf_role {
     TF_FAILED,       /* the move failed; data calls return defer_err */
 };
 
-/* Reads NSTACK_FORK_SUPPORT / RDMAV_FORK_SAFE; called once by fw_start(). */
+/* Reads NSTACK_FORK_SUPPORT; called once by fw_start(). */
 void tcpfirst_setup(void);
 int tcpfirst_enabled(void);
 
