@@ -30,7 +30,3 @@ EXPORT pid_t vfork(void)
     return fork();
 }
 
-/* Fork support (TCP first, doc/fork.md) is its own unit, tcpfirst.c. It is
- * compiled as part of this one until framework/CMakeLists.txt (not owned by
- * the fork-support work) lists src/tcpfirst.c; then drop this include. */
-#include "tcpfirst.c"
