@@ -19,6 +19,8 @@
 
 /* Scenario failures seen so far; any thread adds, TP_EXIT reads. */
 static atomic_int failures;
+/* Connections accepted and not yet closed (atomic; TP_FDS reports it). */
+static atomic_int live_conns;
 
 static int expect_eof(struct tsock *t, const char *where)
 {
@@ -99,8 +101,8 @@ static int play_echo(struct tsock *t, const struct tp_hdr *h)
 
 static int play_fds(struct tsock *t)
 {
-    uint64_t n = (uint64_t)tu_count_fds();
-    if (tu_send_all(t, &n, sizeof(n)))
+    uint64_t n[2] = { (uint64_t)tu_count_fds(), (uint64_t)atomic_load(&live_conns) };
+    if (tu_send_all(t, n, sizeof(n)))
         return tu_fail("fds: send");
     return expect_eof(t, "fds");
 }
@@ -135,6 +137,7 @@ static void *conn_thread(void *arg)
     if (play(t))
         atomic_fetch_add(&failures, 1);
     M->close(t->s);
+    atomic_fetch_sub(&live_conns, 1);
     free(t);
     return NULL;
 }
@@ -154,6 +157,7 @@ static void *accept_thread(void *arg)
             free(t);
             continue;
         }
+        atomic_fetch_add(&live_conns, 1);
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
@@ -217,7 +221,7 @@ int run_idle(const char *ip, int port)
     tu_fill(buf, sizeof(buf), 0, 77);
     if (tu_send_all(&t, buf, sizeof(buf)))
         return tu_fail("idle: send");
-    printf("IDLE\n");
+    printf("IDLE %d\n", (int)getpid());
     fflush(stdout);
     M->recv(t.s, buf, 1, 0);
     return 0;
