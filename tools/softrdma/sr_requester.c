@@ -158,11 +158,19 @@ static int sr_req_response(struct sr_qp *qp)
         }
         return 0;
     case SR_RESP_NAK:
+        if (r->status == IBV_WC_SUCCESS || r->status > IBV_WC_GENERAL_ERR) {
+            sr_log("QP %u: NAK with invalid status %u from the responder; link dropped",
+                   qp->pub.qp_num, r->status);
+            return -1;
+        }
         sr_req_fail(qp, (enum ibv_wc_status)r->status);
         return 1;
     case SR_RESP_READ:
-        if (s->opcode != IBV_WR_RDMA_READ || r->len != s->len)
+        if (s->opcode != IBV_WR_RDMA_READ || r->len != s->len) {
+            sr_log("QP %u: READ response of %u bytes does not match the request; link dropped",
+                   qp->pub.qp_num, r->len);
             return -1;
+        }
         memcpy(qp->rd_iov, s->iov, (size_t)s->nsge * sizeof *s->iov);
         qp->rd_niov = s->nsge;
         qp->rd_left = r->len;

@@ -171,6 +171,23 @@ static int sr_remote_ok(struct sr_inconn *c, int access)
     return sr_mr_check(qp->pub.pd, c->hdr.rkey, c->hdr.raddr, c->hdr.len, access) != NULL;
 }
 
+/* Copies the leading SGEs of a receive that hold exactly len bytes (the
+ * last one trimmed): a SEND shorter than its receive must not take bytes
+ * of the next message. Returns the number of entries. */
+static int sr_iov_prefix(struct iovec *dst, const struct iovec *src, int nsge, size_t len)
+{
+    int n = 0;
+    for (int i = 0; i < nsge && len; i++) {
+        dst[n] = src[i];
+        if (dst[n].iov_len > len)
+            dst[n].iov_len = len;
+        len -= dst[n].iov_len;
+        if (dst[n].iov_len)
+            n++;
+    }
+    return n;
+}
+
 /* Sets up where the payload of c->hdr goes. Returns 0, or 1 if stalled (RNR). */
 static int sr_resp_start(struct sr_inconn *c)
 {
@@ -237,8 +254,7 @@ static int sr_resp_start(struct sr_inconn *c)
         c->pending_status = IBV_WC_REM_OP_ERR;
         return 0;
     }
-    memcpy(c->iov, c->rwqe->iov, (size_t)c->rwqe->nsge * sizeof *c->iov);
-    c->niov = c->rwqe->nsge;
+    c->niov = sr_iov_prefix(c->iov, c->rwqe->iov, c->rwqe->nsge, h->len);
     return 0;
 }
 
@@ -324,7 +340,13 @@ static void sr_resp_process(struct sr_inconn *c)
                 sr_resp_finish(c);
         } else {
             r = sr_rx_need(c->w.fd, &c->rx, &c->hdr, sizeof c->hdr, &c->hdr_got);
-            if (r == 1) {
+            if (r == 1 && c->hdr.len > SR_MAX_MSG) {
+                /* no valid request is that long: the stream cannot be
+                 * trusted to stay in step, so it is dropped */
+                sr_log("QP %u: request of %u bytes from QP %u exceeds the %u-byte message limit; stream dropped",
+                       c->qp->pub.qp_num, c->hdr.len, c->hello.src_qpn, SR_MAX_MSG);
+                r = -1;
+            } else if (r == 1) {
                 c->have_hdr = 1;
                 if (sr_resp_start(c) == 0 && c->left == 0)
                     sr_resp_finish(c);
