@@ -475,6 +475,47 @@ static void test_rnr(void **st)
     pair_free(p);
 }
 
+/* Spins on the CQ (no sleep: the poller must be as quick as it can be to
+ * catch a QP state that lags its completion); returns the count. */
+static int spin_poll(struct ibv_cq *cq, struct ibv_wc *wc, long ms)
+{
+    long end = now_ms() + ms;
+    int r = 0;
+    while (!r && now_ms() < end)
+        r = ibv_poll_cq(cq, 1, wc);
+    return r;
+}
+
+/* An error completion announces the QP's move to ERR: ibv_query_qp right
+ * after polling it must say ERR (regression: the completion was published
+ * before the state changed). Repeated, since a lag shows only sometimes. */
+static void test_error_state_before_completion(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 1, 0, IBV_ACCESS_LOCAL_WRITE);
+    long end = now_ms() + 20000;
+    int rounds = 0;
+    for (; rounds < 300 && now_ms() < end; rounds++) {
+        struct ibv_wc wc;
+        struct ibv_qp_attr a = { .qp_state = IBV_QPS_RESET };
+        struct ibv_qp_init_attr ia;
+        if (rounds) {
+            assert_int_equal(ibv_modify_qp(p->a.qp, &a, IBV_QP_STATE), 0);
+            qp_connect(p->a.qp, p->b.qp->qp_num, 0);
+        }
+        /* b posts no receive: with rnr_retry 0 the send fails quickly */
+        assert_int_equal(post_send(&p->a, IBV_WR_SEND, 1, 0, 10, 0, 0, 0, p->a.mr->lkey), 0);
+        assert_int_equal(spin_poll(p->a.scq, &wc, DEADLINE_MS), 1);
+        assert_int_equal(wc.status, IBV_WC_RNR_RETRY_EXC_ERR);
+        assert_int_equal(ibv_query_qp(p->a.qp, &a, IBV_QP_STATE, &ia), 0);
+        if (a.qp_state != IBV_QPS_ERR)
+            print_error("round %d: QP state %d after its error completion\n", rounds, a.qp_state);
+        assert_int_equal(a.qp_state, IBV_QPS_ERR);
+    }
+    assert_true(rounds >= 20);
+    pair_free(p);
+}
+
 static void test_flush_on_err(void **st)
 {
     (void)st;
@@ -701,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_recv_bad_lkey),
         cmocka_unit_test(test_wrong_dgid),
         cmocka_unit_test(test_rnr),
+        cmocka_unit_test(test_error_state_before_completion),
         cmocka_unit_test(test_flush_on_err),
         cmocka_unit_test(test_cq_overflow),
         cmocka_unit_test(test_comp_channel),

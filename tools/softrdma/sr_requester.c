@@ -67,13 +67,15 @@ static void sr_req_done(struct sr_qp *qp, enum ibv_wc_status st)
     sr_qp_complete(qp, (struct sr_cq *)qp->pub.send_cq, &wc);
 }
 
-/* The head request failed: it completes with st, the rest are flushed. */
+/* The head request failed: it completes with st, the rest are flushed.
+ * The QP is in ERR before the error completion can be polled, so that
+ * ibv_query_qp after it never reports RTS (as on hardware). */
 static void sr_req_fail(struct sr_qp *qp, enum ibv_wc_status st)
 {
+    qp->pub.state = IBV_QPS_ERR;
     if (qp->sq_head != qp->sq_tail)
         sr_req_done(qp, st);
-    if (qp->pub.state != IBV_QPS_ERR)
-        sr_qp_to_error(qp);
+    sr_qp_to_error(qp);
 }
 
 static void sr_req_lost(struct sr_qp *qp)

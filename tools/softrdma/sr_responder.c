@@ -146,19 +146,20 @@ static void sr_resp_nak(struct sr_inconn *c, enum ibv_wc_status st)
 }
 
 /* A responder error other than RNR (bad rkey, bounds, access, length,
- * receive lkey): as on hardware, the NAK goes out and the responder's own
- * QP goes to ERR too. The stream is cut loose from the QP first so that the
- * NAK still drains; the stream is released when the requester closes it. */
+ * receive lkey): as on hardware, the responder's own QP goes to ERR and
+ * the NAK goes out. The QP is in ERR before the NAK leaves, so that no
+ * one who learns of the error (from this side's or the peer's completion)
+ * finds it still in RTS. The stream is cut loose from the QP first so that
+ * the NAK still drains; it is released when the requester closes it. */
 static void sr_resp_fatal(struct sr_inconn *c, enum ibv_wc_status st)
 {
     struct sr_qp *qp = c->qp;
-    sr_resp_nak(c, st);
-    sr_resp_flush(c);
     if (qp->in == c)
         qp->in = NULL;
     c->qp = NULL;
-    if (qp->pub.state != IBV_QPS_ERR)
-        sr_qp_to_error(qp);
+    sr_qp_to_error(qp);
+    sr_resp_nak(c, st);
+    sr_resp_flush(c);
 }
 
 static int sr_remote_ok(struct sr_inconn *c, int access)
@@ -279,6 +280,7 @@ static void sr_resp_finish(struct sr_inconn *c)
                                  .src_qp = c->hello.src_qpn };
             qp->rq_head++;
             c->rwqe = NULL;
+            qp->pub.state = IBV_QPS_ERR;    /* before its completion shows */
             sr_qp_complete(qp, (struct sr_cq *)qp->pub.recv_cq, &wc);
         }
         sr_resp_fatal(c, (enum ibv_wc_status)c->pending_status);
