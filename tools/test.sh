@@ -78,6 +78,8 @@ print_summary() {
 }
 
 main() {
+    [ "$(id -u)" -eq 0 ] ||
+        warn "not root: apt-get and the integration tests (network namespaces) need root"
     phase_deps
     if phase_build; then
         phase_suite "$@"
