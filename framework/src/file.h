@@ -75,6 +75,14 @@ struct file {
      * its reads then re-check that set's readiness. Never cleared. */
     _Atomic int in_nested_set;
 
+    /* ---- TCP-first (fork support, tcpfirst.c); KSOCK only ----
+     * defer_stack: index + 1 of the module that will carry the connection
+     * (0: not deferred); defer_role: enum tf_role. Written under `lock`
+     * while the socket is undecided, read with atomics on the data path. */
+    _Atomic int defer_stack;
+    _Atomic int defer_role;
+    int defer_err;              /* TF_FAILED: the errno every data call gets */
+
     /* ---- EPOLL ---- */
     struct epset *ep;           /* created on the first module registration */
     _Atomic int nested;         /* this epoll fd is itself in an epoll set */

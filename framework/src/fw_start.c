@@ -17,6 +17,7 @@
 #include "module_load.h"
 #include "poll_agg.h"
 #include "stats.h"
+#include "tcpfirst.h"
 #ifdef NSTACK_HAVE_CONFIG
 #include "nstack_config.h"
 #endif
@@ -101,6 +102,7 @@ static void start_once(void)
      * deadlock) - they go straight to libc like any module-internal call. */
     MOD_ENTER();
     fw_log_setup();
+    tcpfirst_setup();
     kernel_only();
 #ifdef NSTACK_HAVE_CONFIG
     struct nstack_config *cfg = NULL;

@@ -2,7 +2,14 @@
 #ifndef MODULE_LOAD_H
 #define MODULE_LOAD_H
 
+#include <stddef.h>
+
 #include "nstack/nstack_module.h"
+
+/* An optional op appended after ABI 1.0 is read only when the module's
+ * struct_size covers it (older modules keep loading). */
+#define MODULE_HAS_OP(m, op) \
+    ((m)->struct_size >= offsetof(struct nstack_module, op) + sizeof((m)->op) && (m)->op != NULL)
 
 /* Loads stack `name` (dlopen(libname), then the directory holding
  * libnStackAPI.so; or dlsym(RTLD_DEFAULT) when is_static), calls

@@ -13,6 +13,7 @@
 #include "fw_log.h"
 #include "libc_api.h"
 #include "stats.h"
+#include "tcpfirst.h"
 
 int sock_track_kernel(int fd, int domain, int type, int protocol, int decided)
 {
@@ -267,8 +268,17 @@ int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t k
         pthread_mutex_unlock(&kf->lock);
         return 1;              /* someone else decided meanwhile: use what is there */
     }
+    if (__atomic_load_n(&kf->defer_stack, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_unlock(&kf->lock);
+        return 1;              /* a TCP-first bind already chose the module */
+    }
     int st = fw_route(kf, key, keylen);
+    if (!g_stacks[st].is_kernel && tcpfirst_defer(kf, st)) {
+        pthread_mutex_unlock(&kf->lock);
+        return 1;              /* stays kernel TCP until its first data call */
+    }
     if (g_stacks[st].is_kernel) {
+        __atomic_store_n(&kf->defer_stack, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&kf->decided, 1, __ATOMIC_RELEASE);
         kf->stack = st;
         stats_add(st, NSTAT_SOCKETS, 1);
@@ -289,6 +299,32 @@ int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t k
     file_put(kf);                    /* the table's reference to the kernel socket */
     LOG_DBG("fd %d: moved to stack %s", fd, g_stacks[st].name);
     errno = err;
+    return 0;
+}
+
+int sock_adopted(int fd, struct file *kf, int st, nstack_sock *s, int wfd)
+{
+    int nb = __atomic_load_n(&kf->nonblock, __ATOMIC_RELAXED);
+    struct file *nf = sock_new_module(st, kf->domain, kf->type, kf->protocol, s, nb);
+    if (nf == NULL) {
+        MOD_ENTER();
+        g_stacks[st].mod->close(s);
+        MOD_LEAVE();
+        errno = ENOMEM;
+        return -1;
+    }
+    replay_opts(kf, nf);
+    if (move_fd(fd, wfd) < 0) {
+        LOG_ERR("fd %d: cannot move onto the %s socket: %s", fd, nf->mod->name, strerror(errno));
+        module_sock_close(nf);
+        return -1;
+    }
+    __atomic_store_n(&kf->decided, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&kf->defer_role, TF_NONE, __ATOMIC_RELEASE);
+    fd_table_set(fd, nf);
+    move_dups(fd, kf, nf);
+    ev_follow_migration(nf, kf->pregs, kf->n_pregs);
+    file_put(kf);                    /* the table's reference to the kernel socket */
     return 0;
 }
 

@@ -29,6 +29,16 @@ typedef int (*sock_first_op)(struct file *nf, const void *arg);
 int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t keylen,
                 sock_first_op op, const void *arg, int *op_ret);
 
+/*
+ * The end of a TCP-first move (tcpfirst.c): the module adopted the
+ * connection of the undecided kernel socket kf at fd as socket s with wait
+ * fd wfd. Replays options, moves fd (and its dups and epoll registrations)
+ * onto it and publishes it; the kernel socket is closed. Caller holds
+ * kf->lock and a reference; on success the table's reference to kf was
+ * dropped. -1/errno: s was closed, fd unchanged.
+ */
+int sock_adopted(int fd, struct file *kf, int st, nstack_sock *s, int wfd);
+
 /* Records a setsockopt made before the decision. */
 void sock_log_opt(struct file *f, int level, int name, const void *val, socklen_t len);
 /* 1 for INADDR_ANY / in6addr_any. */

@@ -29,3 +29,4 @@ EXPORT pid_t vfork(void)
 {
     return fork();
 }
+

@@ -13,6 +13,7 @@
 #include "libc_api.h"
 #include "sock.h"
 #include "stats.h"
+#include "tcpfirst.h"
 #include "timeutil.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -54,6 +55,25 @@ static ssize_t put_ret(struct file *f, ssize_t r)
         }                                                                        \
     } while (0)
 
+/* A TCP-first socket (fork support) moves to its module at its first data
+ * call; on failure the call returns -1 with the move's errno. */
+#define TF_RESOLVE(fd, f, write_first)                                             \
+    do {                                                                         \
+        if (tcpfirst_pending(f) && ((f) = tcpfirst_resolve((fd), (f), (write_first))) == NULL) \
+            return -1;                                                           \
+    } while (0)
+
+/* Off the hot path: only a failed call looks at errno. */
+static inline ssize_t note_inherited(struct file *f, ssize_t r)
+{
+    if (__builtin_expect(r < 0, 0) && errno == EOWNERDEAD) {
+        int err = errno;
+        tcpfirst_note_inherited(f);
+        errno = err;
+    }
+    return r;
+}
+
 /* ---- module helpers ---- */
 
 /* Rare: only for sockets registered in an epoll set that is itself
@@ -73,7 +93,7 @@ static ssize_t m_send(struct file *f, const void *buf, size_t len, int flags)
         errno = EOPNOTSUPP;
         return -1;
     }
-    return MCALL(f, send, buf, len, flags);
+    return note_inherited(f, MCALL(f, send, buf, len, flags));
 }
 
 static ssize_t m_recv(struct file *f, void *buf, size_t len, int flags)
@@ -82,7 +102,7 @@ static ssize_t m_recv(struct file *f, void *buf, size_t len, int flags)
         errno = EOPNOTSUPP;
         return -1;
     }
-    ssize_t r = MCALL(f, recv, buf, len, flags);
+    ssize_t r = note_inherited(f, MCALL(f, recv, buf, len, flags));
     recheck_nested(f);
     return r;
 }
@@ -93,7 +113,7 @@ static ssize_t m_sendmsg(struct file *f, const struct msghdr *msg, int flags)
         errno = EOPNOTSUPP;
         return -1;
     }
-    return MCALL(f, sendmsg, msg, flags);
+    return note_inherited(f, MCALL(f, sendmsg, msg, flags));
 }
 
 static ssize_t m_recvmsg(struct file *f, struct msghdr *msg, int flags)
@@ -102,7 +122,7 @@ static ssize_t m_recvmsg(struct file *f, struct msghdr *msg, int flags)
         errno = EOPNOTSUPP;
         return -1;
     }
-    ssize_t r = MCALL(f, recvmsg, msg, flags);
+    ssize_t r = note_inherited(f, MCALL(f, recvmsg, msg, flags));
     recheck_nested(f);
     return r;
 }
@@ -134,6 +154,7 @@ EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
     KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(send)(fd, buf, len, flags));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(send)(fd, buf, len, flags);
+    TF_RESOLVE(fd, f, 1);
     ssize_t r = f->kind == FILE_MSOCK ? m_send(f, buf, len, flags) : LIBC(send)(fd, buf, len, flags);
     count_io(f, r, NSTAT_TX_BYTES);
     return put_ret(f, r);
@@ -145,6 +166,7 @@ EXPORT ssize_t write(int fd, const void *buf, size_t len)
     KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(write)(fd, buf, len));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(write)(fd, buf, len);
+    TF_RESOLVE(fd, f, 1);
     ssize_t r = f->kind == FILE_MSOCK ? m_send(f, buf, len, 0) : LIBC(write)(fd, buf, len);
     count_io(f, r, NSTAT_TX_BYTES);
     return put_ret(f, r);
@@ -156,6 +178,7 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const stru
     KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(sendto)(fd, buf, len, flags, to, tolen));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(sendto)(fd, buf, len, flags, to, tolen);
+    TF_RESOLVE(fd, f, 1);
     f = route_by_dest(fd, f, to, tolen);
     ssize_t r;
     if (f->kind == FILE_MSOCK) {
@@ -179,6 +202,7 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(sendmsg)(fd, msg, flags));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(sendmsg)(fd, msg, flags);
+    TF_RESOLVE(fd, f, 1);
     if (msg != NULL)
         f = route_by_dest(fd, f, msg->msg_name, msg->msg_namelen);
     ssize_t r;
@@ -202,6 +226,7 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
     KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(writev)(fd, iov, iovcnt));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(writev)(fd, iov, iovcnt);
+    TF_RESOLVE(fd, f, 1);
     ssize_t r;
     if (f->kind == FILE_MSOCK) {
         struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)(iovcnt < 0 ? 0 : iovcnt) };
@@ -223,6 +248,7 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(sendmmsg)(fd, vec, vlen, flags);
+    TF_RESOLVE(fd, f, 1);
     if (f->kind != FILE_MSOCK) {
         int r = LIBC(sendmmsg)(fd, vec, vlen, flags);
         for (int i = 0; i < r; i++)
@@ -248,6 +274,7 @@ EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
     KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(recv)(fd, buf, len, flags));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(recv)(fd, buf, len, flags);
+    TF_RESOLVE(fd, f, 0);
     ssize_t r = f->kind == FILE_MSOCK ? m_recv(f, buf, len, flags) : LIBC(recv)(fd, buf, len, flags);
     count_io(f, r, NSTAT_RX_BYTES);
     return put_ret(f, r);
@@ -259,6 +286,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t len)
     KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(read)(fd, buf, len));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(read)(fd, buf, len);
+    TF_RESOLVE(fd, f, 0);
     ssize_t r = f->kind == FILE_MSOCK ? m_recv(f, buf, len, 0) : LIBC(read)(fd, buf, len);
     count_io(f, r, NSTAT_RX_BYTES);
     return put_ret(f, r);
@@ -270,6 +298,7 @@ EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockadd
     KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(recvfrom)(fd, buf, len, flags, from, fromlen));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(recvfrom)(fd, buf, len, flags, from, fromlen);
+    TF_RESOLVE(fd, f, 0);
     ssize_t r;
     if (f->kind == FILE_MSOCK) {
         if (from == NULL || fromlen == NULL) {
@@ -294,6 +323,7 @@ EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
     KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(recvmsg)(fd, msg, flags));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(recvmsg)(fd, msg, flags);
+    TF_RESOLVE(fd, f, 0);
     ssize_t r;
     if (f->kind == FILE_MSOCK) {
         if (msg == NULL) {
@@ -315,6 +345,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
     KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(readv)(fd, iov, iovcnt));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(readv)(fd, iov, iovcnt);
+    TF_RESOLVE(fd, f, 0);
     ssize_t r;
     if (f->kind == FILE_MSOCK) {
         struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)(iovcnt < 0 ? 0 : iovcnt) };
@@ -364,6 +395,7 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, s
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(recvmmsg)(fd, vec, vlen, flags, tmo);
+    TF_RESOLVE(fd, f, 0);
     if (f->kind != FILE_MSOCK) {
         int r = LIBC(recvmmsg)(fd, vec, vlen, flags, tmo);
         for (int i = 0; i < r; i++)
@@ -416,6 +448,7 @@ EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
     struct file *f;
     if (t_in_module || (f = file_get(out_fd)) == NULL)
         return LIBC(sendfile)(out_fd, in_fd, offset, count);
+    TF_RESOLVE(out_fd, f, 1);
     ssize_t r = f->kind == FILE_MSOCK ? m_sendfile(f, in_fd, offset, count)
                                       : LIBC(sendfile)(out_fd, in_fd, offset, count);
     count_io(f, r, NSTAT_TX_BYTES);

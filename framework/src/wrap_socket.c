@@ -13,6 +13,7 @@
 #include "libc_api.h"
 #include "sock.h"
 #include "stats.h"
+#include "tcpfirst.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -127,8 +128,8 @@ EXPORT int listen(int fd, int backlog)
         r = MOD_HAS(f, listen) ? MCALL(f, listen, backlog) : NOT_SUPPORTED(EOPNOTSUPP);
     } else if (wants_decision(f, NULL, 0) && f->type == SOCK_STREAM) {
         int d = sock_decide(fd, f, NULL, 0, op_listen, &backlog, &r);
-        if (d == 1)
-            r = LIBC(listen)(fd, backlog);
+        if (d == 1 && (r = LIBC(listen)(fd, backlog)) == 0)
+            tcpfirst_set_role(f, TF_LISTENER);
         else if (d < 0)
             r = -1;
     } else {
@@ -159,8 +160,11 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
     } else if (addr != NULL && wants_decision(f, addr, len)) {
         const void *args[2] = { addr, (void *)(uintptr_t)len };
         int d = sock_decide(fd, f, addr, len, op_connect, args, &r);
-        if (d == 1)
-            r = LIBC(connect)(fd, addr, len);
+        if (d == 1 && ((r = LIBC(connect)(fd, addr, len)) == 0 || errno == EINPROGRESS)) {
+            int err = errno;
+            tcpfirst_set_role(f, TF_ACTIVE);
+            errno = err;
+        }
         else if (d < 0)
             r = -1;
     } else {
@@ -220,7 +224,7 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
         r = LIBC(accept4)(fd, addr, len, flags);
         if (r >= 0 && f->kind == FILE_KSOCK) {
             int err = errno;
-            if (sock_track_kernel(r, f->domain, f->type | (flags & SOCK_NONBLOCK), f->protocol, 1) == 0)
+            if (tcpfirst_track_accepted(r, f, (flags & SOCK_NONBLOCK) != 0) == 0)
                 stats_add(f->stack, NSTAT_CONN_IN, 1);
             errno = err;
         }

@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define NSTACK_MODULE_ABI_MAJOR 1
-#define NSTACK_MODULE_ABI_MINOR 0
+#define NSTACK_MODULE_ABI_MINOR 1
 #define NSTACK_MODULE_ABI_VERSION \
     ((uint32_t)(NSTACK_MODULE_ABI_MAJOR << 16 | NSTACK_MODULE_ABI_MINOR))
 
@@ -183,7 +183,32 @@ struct nstack_module {
 
     /* ---- readiness (see the contract above) --------------------------- */
     uint32_t (*poll_events)(nstack_sock *s, uint64_t *gen);
+
+    /* ---- ABI 1.1 (optional; present when struct_size covers it) --------
+     * adopt(): TCP-first connections for fork support (doc/fork.md). The
+     * dispatcher kept a stream socket routed to this module on kernel TCP
+     * through connect/accept; at its first data call in the process that
+     * uses it, adopt() moves the connection onto a new module socket with
+     * a handshake over `kfd`, the connected TCP socket. `kfd` belongs to
+     * the dispatcher: the module may read and write it but not close it
+     * (the dispatcher closes it once the app fd moved). role is
+     * NSTACK_ADOPT_ACTIVE (we connected) or NSTACK_ADOPT_PASSIVE (we
+     * accepted); flags are NSTACK_ADOPT_* below. On success stores the
+     * socket in *out and returns its wait fd, as socket() does. Failures:
+     *   ENOPROTOOPT  the peer's first bytes are not the handshake and
+     *                nothing was read or written: the dispatcher keeps
+     *                the connection on TCP;
+     *   EAGAIN       the peer has not spoken yet (nonblocking trigger);
+     *   anything else (ETIMEDOUT, EPROTO, ECONNRESET, ...): the
+     *                connection is unusable. Every wait is bounded. */
+    int (*adopt)(int kfd, int role, int flags, nstack_sock **out);
 };
+
+/* adopt() roles and flags (ABI 1.1). */
+#define NSTACK_ADOPT_ACTIVE       1
+#define NSTACK_ADOPT_PASSIVE      2
+#define NSTACK_ADOPT_NONBLOCK     (1 << 0)  /* the new socket is nonblocking */
+#define NSTACK_ADOPT_WRITE_FIRST  (1 << 1)  /* triggered by a send: speak first */
 
 /*
  * The one symbol a module library exports, named <stack_name>_stack_register

@@ -13,12 +13,15 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 /* Scenario failures seen so far; any thread adds, TP_EXIT reads. */
 static atomic_int failures;
+/* Connections accepted and not yet closed (atomic; TP_FDS reports it). */
+static atomic_int live_conns;
 
 static int expect_eof(struct tsock *t, const char *where)
 {
@@ -99,10 +102,22 @@ static int play_echo(struct tsock *t, const struct tp_hdr *h)
 
 static int play_fds(struct tsock *t)
 {
-    uint64_t n = (uint64_t)tu_count_fds();
-    if (tu_send_all(t, &n, sizeof(n)))
+    uint64_t n[2] = { (uint64_t)tu_count_fds(), (uint64_t)atomic_load(&live_conns) };
+    if (tu_send_all(t, n, sizeof(n)))
         return tu_fail("fds: send");
     return expect_eof(t, "fds");
+}
+
+/* The sink (misbehaving-peer tests): never read, only drive the engine
+ * through poll_events until the connection ends, then report SO_ERROR. */
+static int play_sink(struct tsock *t)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    uint32_t m = tu_wait_mask(t, EPOLLERR | EPOLLHUP, 120000);
+    M->getsockopt(t->s, SOL_SOCKET, SO_ERROR, &err, &len);
+    printf("sink: connection ended (mask 0x%x), SO_ERROR %d (%s)\n", m, err, strerror(err));
+    return 0;
 }
 
 static int play(struct tsock *t)
@@ -129,36 +144,50 @@ static int play(struct tsock *t)
     }
 }
 
+struct conn_job {
+    struct tsock t;
+    int sink;
+};
+
 static void *conn_thread(void *arg)
 {
-    struct tsock *t = arg;
-    if (play(t))
+    struct conn_job *j = arg;
+    struct tsock *t = &j->t;
+    if (j->sink ? play_sink(t) : play(t))
         atomic_fetch_add(&failures, 1);
     M->close(t->s);
-    free(t);
+    atomic_fetch_sub(&live_conns, 1);
+    free(j);
     return NULL;
 }
 
+struct listener {
+    struct tsock l;
+    int sink;
+};
+
 static void *accept_thread(void *arg)
 {
-    struct tsock *l = arg;
+    struct listener *ls = arg;
     for (;;) {
-        struct tsock *t = calloc(1, sizeof(*t));
+        struct conn_job *j = calloc(1, sizeof(*j));
         pthread_t th;
-        if (!t)
+        if (!j)
             abort();
-        t->fd = M->accept(l->s, NULL, NULL, 0, &t->s);
-        if (t->fd < 0) {
+        j->sink = ls->sink;
+        j->t.fd = M->accept(ls->l.s, NULL, NULL, 0, &j->t.s);
+        if (j->t.fd < 0) {
             tu_fail("accept");
             atomic_fetch_add(&failures, 1);
-            free(t);
+            free(j);
             continue;
         }
+        atomic_fetch_add(&live_conns, 1);
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&at, 256 * 1024);
-        if (pthread_create(&th, &at, conn_thread, t))
+        if (pthread_create(&th, &at, conn_thread, j))
             abort();
         pthread_attr_destroy(&at);
     }
@@ -183,17 +212,24 @@ static int listen_on(const char *ip, int port, struct tsock *l)
     return 0;
 }
 
-int run_server(char **ips, int n_ips, int port)
+int run_server(char **ips, int n_ips, int port, int with_sink)
 {
-    static struct tsock listeners[4];
+    static struct listener ls[8];
     pthread_t th;
+    int n = 0;
     if (n_ips > 4)
         return tu_failf("at most 4 listening addresses");
-    for (int i = 0; i < n_ips; i++)
-        if (listen_on(ips[i], port, &listeners[i]))
+    for (int i = 0; i < n_ips; i++) {
+        if (listen_on(ips[i], port, &ls[n++].l))
             return -1;
-    for (int i = 0; i < n_ips; i++)
-        if (pthread_create(&th, NULL, accept_thread, &listeners[i]))
+        if (with_sink) {
+            ls[n].sink = 1;
+            if (listen_on(ips[i], port + 1, &ls[n++].l))
+                return -1;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (pthread_create(&th, NULL, accept_thread, &ls[i]))
             return tu_fail("pthread_create");
     printf("LISTENING\n");
     fflush(stdout);
@@ -217,7 +253,7 @@ int run_idle(const char *ip, int port)
     tu_fill(buf, sizeof(buf), 0, 77);
     if (tu_send_all(&t, buf, sizeof(buf)))
         return tu_fail("idle: send");
-    printf("IDLE\n");
+    printf("IDLE %d\n", (int)getpid());
     fflush(stdout);
     M->recv(t.s, buf, 1, 0);
     return 0;

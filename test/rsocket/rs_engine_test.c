@@ -4,6 +4,7 @@
  * transferred is checked against a position- and seed-dependent pattern.
  *
  *   rs_engine_test server PORT ADDR...         serve scenarios until "X"
+ *   rs_engine_test server-sink PORT ADDR...    the same, plus a sink on PORT+1
  *   rs_engine_test client ADDR PORT SCENARIO... (see rs_engine_client.h)
  *   rs_engine_test refused ADDR PORT            ECONNREFUSED both ways
  *   rs_engine_test idle ADDR PORT               peer for "survive"
@@ -33,8 +34,8 @@ int main(int argc, char **argv)
     if (tu_module_init())
         return 1;
     const char *mode = argv[1];
-    if (!strcmp(mode, "server"))
-        return run_server(argv + 3, argc - 3, atoi(argv[2])) ? 1 : 0;
+    if (!strcmp(mode, "server") || !strcmp(mode, "server-sink"))
+        return run_server(argv + 3, argc - 3, atoi(argv[2]), !strcmp(mode, "server-sink")) ? 1 : 0;
     int port = atoi(argv[3]);
     if (!strcmp(mode, "client"))
         return run_client(argv[2], port, argv + 4, argc - 4) ? 1 : 0;

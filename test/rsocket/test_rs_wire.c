@@ -245,6 +245,14 @@ static void test_dispatch_rejects(void **state)
     }
     assert_int_equal(classify_raw(0xe0000003, &lim).kind, RS_RX_BAD);
     assert_int_equal(classify_raw(0x00010001, &lim).kind, RS_RX_BAD);   /* past buffer */
+    lim.rx_window = 131072;                    /* both halves advertised */
+    v = classify_raw(100000, &lim);            /* fits, but > one 64 KiB write */
+    assert_int_equal(v.kind, RS_RX_BAD);
+    assert_string_equal(v.why, "data message larger than 64 KiB");
+    lim.rx_window = 1000;
+    v = classify_raw(1001, &lim);
+    assert_string_equal(v.why, "data length past the advertised buffer");
+    lim = base_limits;
     assert_int_equal(classify_raw(0x00000000, &lim).kind, RS_RX_BAD);   /* empty data */
     lim.rmsg_free = 0;
     assert_int_equal(classify_raw(0x00000010, &lim).kind, RS_RX_BAD);   /* no slot */

@@ -167,8 +167,13 @@ int rs_keepalive_arm(struct rsock *s)
     return timerfd_settime(s->timer_fd, 0, &its, NULL);
 }
 
-/* A 0-byte RDMA WRITE (no immediate): the peer sees nothing, a dead peer
- * makes it fail, which reports ETIMEDOUT. */
+/* A 0-byte RDMA WRITE (no immediate): the peer's application sees
+ * nothing. A dead peer makes it fail (send completion error), a silent one
+ * (stopped, partitioned) leaves it unanswered: after RS_KA_MAX_MISSED
+ * whole periods with the probe outstanding the connection is declared dead
+ * with ETIMEDOUT. One probe at a time, so probes never use up the control
+ * slots. The timer is read on every progress pass, so ticks are counted
+ * whether or not several periods passed between two passes. */
 void rs_keepalive_tick(struct rsock *s)
 {
     uint64_t ticks;
@@ -176,12 +181,18 @@ void rs_keepalive_tick(struct rsock *s)
         return;
     if (!qp_usable(s) || s->peer_gone)
         return;
-    if (s->ctrl_avail == 0) {
-        if (ticks > 1)   /* probes stuck for whole periods: the peer is gone */
-            rs_set_error(s, ETIMEDOUT, "keepalive: no progress");
+    if (s->ka_outstanding) {
+        s->ka_missed += ticks > RS_KA_MAX_MISSED ? RS_KA_MAX_MISSED : (int)ticks;
+        if (s->ka_missed >= RS_KA_MAX_MISSED)
+            rs_set_error(s, ETIMEDOUT, "keepalive: peer does not answer");
         return;
     }
+    if (s->ctrl_avail == 0)
+        return;             /* control traffic in flight proves nothing yet */
     if (rs_post_write(s, rs_wrid(RS_OP_CTRL, RS_CTRL_KEEPALIVE, 0), 0, 0, NULL, 0, 0,
-                      s->remote_sgl.addr, s->remote_sgl.key) == 0)
+                      s->remote_sgl.addr, s->remote_sgl.key) == 0) {
         s->ctrl_avail--;
+        s->ka_outstanding = 1;
+        s->ka_missed = 0;
+    }
 }

@@ -87,6 +87,8 @@ static void handle_send(struct rsock *s, const struct ibv_wc *wc)
 
     if (op == RS_OP_SGL || op == RS_OP_CTRL)
         s->ctrl_avail++;
+    if (op == RS_OP_CTRL && wrid_value(wc->wr_id) == RS_CTRL_KEEPALIVE)
+        s->ka_outstanding = 0;      /* answered (or failed: judged below) */
     else
         s->sqe_avail++;
     s->sbuf_bytes_avail += wrid_sbuf(wc->wr_id);

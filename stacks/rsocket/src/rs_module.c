@@ -3,6 +3,7 @@
  * struct nstack_module, handed out by rsocket_stack_register().
  */
 #include "rs_sock.h"
+#include "rs_tcpfirst.h"
 
 #include <errno.h>
 #include <nstack/nstack_module.h>
@@ -160,6 +161,7 @@ static const struct nstack_module rs_module = {
     .set_nonblock = m_set_nonblock,
     .ioctl = m_ioctl,
     .poll_events = m_poll_events,
+    .adopt = rs_tcpfirst_adopt,
 };
 
 RS_VISIBLE int rsocket_stack_register(const struct nstack_fw_api *fw,

@@ -20,7 +20,10 @@ static uint32_t stream_mask(struct rsock *s)
         m |= EPOLLIN;
     if (s->peer_wr_closed)
         m |= EPOLLRDHUP;
-    if (s->peer_gone && (!s->wr_open || s->disconnect_sent || s->state != RS_CONNECTED))
+    /* Hang-up only once the queued data is read: programs (rstream's
+     * do_poll) treat POLLHUP as an error and would drop the tail. */
+    if (s->peer_gone && !s->rx_queued &&
+        (!s->wr_open || s->disconnect_sent || s->state != RS_CONNECTED))
         m |= EPOLLHUP;
     if (s->wr_open && !s->peer_gone && !s->disconnect_sent && rs_can_send(s))
         m |= EPOLLOUT;

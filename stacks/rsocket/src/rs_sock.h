@@ -25,6 +25,7 @@
 #define RS_CTRL_BUF_LEN    64        /* staging bytes per control slot */
 #define RS_SNDLOWAT        2048      /* least sbuf space worth a data write */
 #define RS_WRID_RECV       (1ull << 63)
+#define RS_KA_MAX_MISSED   3         /* unanswered keepalive periods = dead */
 
 /* Tunables, read once (rs_tunables_load, under pthread_once); read-only after. */
 struct rs_tunables {
@@ -67,6 +68,8 @@ struct rsock {
 
     int wait_fd;                 /* epoll: CM fd, CQ channel fd, timer fd */
     int timer_fd;                /* keepalive period, -1 when off */
+    int ka_outstanding;          /* a keepalive probe awaits its completion */
+    int ka_missed;               /* periods it has been waiting */
     struct rdma_event_channel *cm_chan;
     struct rdma_cm_id *id;
     struct ibv_comp_channel *comp_chan;

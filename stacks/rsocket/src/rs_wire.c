@@ -159,6 +159,8 @@ static void classify_data(uint32_t len, const struct rs_rx_limits *lim,
 {
     if (len == 0)
         return verdict_bad(out, "zero-length data message");
+    if (len > RS_MAX_TRANSFER)   /* a sender never crosses a 64 KiB half */
+        return verdict_bad(out, "data message larger than 64 KiB");
     if (len > lim->rx_window)
         return verdict_bad(out, "data length past the advertised buffer");
     if (lim->rmsg_free == 0)
