@@ -20,6 +20,8 @@ enum file_kind {
     FILE_KSOCK = 1,    /* AF_INET/6 kernel socket (undecided, or on the kernel stack) */
     FILE_MSOCK,        /* a module socket; the app fd is a dup of its wait fd */
     FILE_EPOLL,        /* an epoll set holding module registrations */
+    FILE_MLISTEN,      /* a wildcard listener on several stacks (multilisten.c);
+                        * the app fd is a private epoll fd over their wait fds */
 };
 
 #define FILE_MAX_OPTS 12
@@ -42,6 +44,7 @@ struct pre_reg {
 
 struct ep_reg;
 struct epset;
+struct mlisten;
 
 struct file {
     _Atomic int ref;            /* table entries + in-flight calls */
@@ -82,6 +85,9 @@ struct file {
     _Atomic int defer_stack;
     _Atomic int defer_role;
     int defer_err;              /* TF_FAILED: the errno every data call gets */
+
+    /* ---- MLISTEN: fixed once published, freed with the file ---- */
+    struct mlisten *ml;
 
     /* ---- EPOLL ---- */
     struct epset *ep;           /* created on the first module registration */
