@@ -9,6 +9,7 @@
 #ifndef FILE_H
 #define FILE_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/epoll.h>
@@ -106,6 +107,15 @@ void file_put(struct file *f);
 /* Called by file_put for the last reference (implemented per kind in
  * sock_close.c / epoll.c). */
 void file_release(struct file *f);
+/* Drops a call's reference to f (NULL: none) keeping errno; returns r. */
+static inline ssize_t file_put_ret(struct file *f, ssize_t r)
+{
+    int err = errno;
+    if (f != NULL)
+        file_put(f);
+    errno = err;
+    return r;
+}
 /* Returns a file to the pool (after file_release). */
 void file_free(struct file *f);
 /* Re-initialises the pool lock in a fork child. */

@@ -183,33 +183,21 @@ static int fcntl_common(int fd, int cmd, long arg)
 }
 
 /* fcntl's third argument is an int or a pointer; on x86-64 both travel in
- * the same register, so reading it as a long is exact for both. */
-EXPORT int fcntl(int fd, int cmd, ...)
-{
-    va_list ap;
-    va_start(ap, cmd);
-    long arg = va_arg(ap, long);
-    va_end(ap);
-    return fcntl_common(fd, cmd, arg);
-}
+ * the same register, so reading it as a long is exact for both. The three
+ * names glibc programs may call share one body. */
+#define FCNTL_ENTRY(name)                          \
+    EXPORT int name(int fd, int cmd, ...)          \
+    {                                              \
+        va_list ap;                                \
+        va_start(ap, cmd);                         \
+        long arg = va_arg(ap, long);               \
+        va_end(ap);                                \
+        return fcntl_common(fd, cmd, arg);         \
+    }
 
-EXPORT int fcntl64(int fd, int cmd, ...)
-{
-    va_list ap;
-    va_start(ap, cmd);
-    long arg = va_arg(ap, long);
-    va_end(ap);
-    return fcntl_common(fd, cmd, arg);
-}
-
-EXPORT int __fcntl(int fd, int cmd, ...)
-{
-    va_list ap;
-    va_start(ap, cmd);
-    long arg = va_arg(ap, long);
-    va_end(ap);
-    return fcntl_common(fd, cmd, arg);
-}
+FCNTL_ENTRY(fcntl)
+FCNTL_ENTRY(fcntl64)
+FCNTL_ENTRY(__fcntl)
 
 /* ---- ioctl --------------------------------------------------------------- */
 

@@ -35,15 +35,6 @@ static int routable_type(int type)
 /* The module's op, or -1/err when the module does not have it. */
 #define MOD_OR(f, err, op, ...) (MOD_HAS(f, op) ? MCALL(f, op, __VA_ARGS__) : NOT_SUPPORTED(err))
 
-/* Drops the call's reference, keeping the call's errno. */
-static int put_ret(struct file *f, int r)
-{
-    int err = errno;
-    file_put(f);
-    errno = err;
-    return r;
-}
-
 /* Where a kernel-side call goes: a multi-stack listener's kernel socket
  * lives at a private fd (the app fd is its epoll fd). */
 static int kernel_fd(const struct file *f, int fd)
@@ -158,7 +149,7 @@ EXPORT int listen(int fd, int backlog)
     } else {
         r = LIBC(listen)(fd, backlog);
     }
-    return put_ret(f, r);
+    return file_put_ret(f, r);
 }
 
 static void count_connect(struct file *f, int fd, int r)
@@ -291,7 +282,7 @@ EXPORT int shutdown(int fd, int how)
     int r = f->kind == FILE_MSOCK      ? MOD_OR(f, EOPNOTSUPP, shutdown, how)
             : f->kind == FILE_MLISTEN ? ml_shutdown(f, how)
                                       : LIBC(shutdown)(fd, how);
-    return put_ret(f, r);
+    return file_put_ret(f, r);
 }
 
 EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
@@ -301,7 +292,7 @@ EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
         return LIBC(getsockname)(fd, addr, len);
     int r = f->kind == FILE_MSOCK ? MOD_OR(f, EOPNOTSUPP, getsockname, addr, len)
                                   : LIBC(getsockname)(kernel_fd(f, fd), addr, len);
-    return put_ret(f, r);
+    return file_put_ret(f, r);
 }
 
 EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
@@ -311,7 +302,7 @@ EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
         return LIBC(getpeername)(fd, addr, len);
     int r = f->kind == FILE_MSOCK ? MOD_OR(f, EOPNOTSUPP, getpeername, addr, len)
                                   : LIBC(getpeername)(kernel_fd(f, fd), addr, len);
-    return put_ret(f, r);
+    return file_put_ret(f, r);
 }
 
 EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
@@ -321,7 +312,7 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
         return LIBC(getsockopt)(fd, level, name, val, len);
     int r = f->kind == FILE_MSOCK ? MOD_OR(f, ENOPROTOOPT, getsockopt, level, name, val, len)
                                   : LIBC(getsockopt)(kernel_fd(f, fd), level, name, val, len);
-    return put_ret(f, r);
+    return file_put_ret(f, r);
 }
 
 EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
@@ -339,5 +330,5 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
         if (r == 0 && f->kind == FILE_KSOCK && !__atomic_load_n(&f->decided, __ATOMIC_ACQUIRE))
             sock_log_opt(f, level, name, val, len);
     }
-    return put_ret(f, r);
+    return file_put_ret(f, r);
 }
