@@ -58,9 +58,11 @@ static int poll_n(struct ibv_cq *cq, struct ibv_wc *wc, int n, long ms)
     return got;
 }
 
-static void side_init(struct pair *p, struct side *s, int cqe, int sig_all, int access)
+/* scq_ch: completion channel of the send CQ, or NULL */
+static void side_init_ch(struct pair *p, struct side *s, int cqe, int sig_all, int access,
+                         struct ibv_comp_channel *scq_ch)
 {
-    s->scq = ibv_create_cq(p->ctx, cqe, NULL, NULL, 0);
+    s->scq = ibv_create_cq(p->ctx, cqe, NULL, scq_ch, 0);
     s->rcq = ibv_create_cq(p->ctx, cqe, NULL, NULL, 0);
     assert_non_null(s->scq);
     assert_non_null(s->rcq);
@@ -104,12 +106,17 @@ static void qp_connect_gid(struct ibv_qp *qp, uint32_t dest, int rnr_retry, cons
                                    IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC), 0);
 }
 
+static void side_init(struct pair *p, struct side *s, int cqe, int sig_all, int access)
+{
+    side_init_ch(p, s, cqe, sig_all, access, NULL);
+}
+
 static void qp_connect(struct ibv_qp *qp, uint32_t dest, int rnr_retry)
 {
     qp_connect_gid(qp, dest, rnr_retry, NULL);
 }
 
-static struct pair *pair_new(int cqe, int sig_all, int rnr_retry, int b_access)
+static struct pair *pair_open(void)
 {
     struct pair *p = calloc(1, sizeof *p);
     struct ibv_device **l = ibv_get_device_list(NULL);
@@ -119,11 +126,24 @@ static struct pair *pair_new(int cqe, int sig_all, int rnr_retry, int b_access)
     ibv_free_device_list(l);
     assert_non_null(p->ctx);
     p->pd = ibv_alloc_pd(p->ctx);
+    return p;
+}
+
+/* Two connected sides; a's send CQ reports to a_scq_ch (may be NULL). */
+static void pair_connect(struct pair *p, int cqe, int sig_all, int rnr_retry, int b_access,
+                         struct ibv_comp_channel *a_scq_ch)
+{
     int all = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
-    side_init(p, &p->a, cqe, sig_all, all);
+    side_init_ch(p, &p->a, cqe, sig_all, all, a_scq_ch);
     side_init(p, &p->b, cqe, sig_all, b_access);
     qp_connect(p->a.qp, p->b.qp->qp_num, rnr_retry);
     qp_connect(p->b.qp, p->a.qp->qp_num, rnr_retry);
+}
+
+static struct pair *pair_new(int cqe, int sig_all, int rnr_retry, int b_access)
+{
+    struct pair *p = pair_open();
+    pair_connect(p, cqe, sig_all, rnr_retry, b_access, NULL);
     return p;
 }
 
@@ -344,6 +364,88 @@ static void test_inline_unsignaled(void **st)
     assert_int_equal(wc[0].wr_id, 3);
     assert_int_equal(ibv_poll_cq(p->a.scq, 8, wc), 0);      /* unsignaled ones: none */
     pair_free(p);
+}
+
+/* Waits until the channel has an event (a completion arrived on an armed CQ). */
+static void wait_cq_event(struct ibv_comp_channel *ch)
+{
+    struct pollfd pfd = { .fd = ch->fd, .events = POLLIN };
+    assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
+    struct ibv_cq *cq;
+    void *ctx;
+    assert_int_equal(ibv_get_cq_event(ch, &cq, &ctx), 0);
+    ibv_ack_cq_events(cq, 1);
+}
+
+/* As on hardware, a work queue slot stays taken until the application
+ * polls the completion that covers it: a completed but unpolled WR (and
+ * every unsignaled WR before it) still counts against max_send_wr, and a
+ * filled but unpolled receive against max_recv_wr. */
+static void test_wq_slots_free_when_polled(void **st)
+{
+    (void)st;
+    struct pair *p = pair_open();
+    struct ibv_comp_channel *ch = ibv_create_comp_channel(p->ctx);
+    assert_non_null(ch);
+    pair_connect(p, 256, 0, 7, IBV_ACCESS_LOCAL_WRITE, ch);
+    struct ibv_qp_attr qa;
+    struct ibv_qp_init_attr qi;
+    assert_int_equal(ibv_query_qp(p->a.qp, &qa, IBV_QP_CAP, &qi), 0);
+    int depth = (int)qi.cap.max_send_wr;
+    assert_int_equal(depth, 64);
+    struct ibv_wc wc[4];
+    for (int i = 0; i < depth; i++)
+        post_recv(&p->b, 1000 + (uint64_t)i, 1, (size_t)i * 8, 8);
+    assert_int_equal(ibv_req_notify_cq(p->a.scq, 0), 0);
+    for (int i = 0; i < depth; i++) {   /* only the last one signaled */
+        fill(p->a.buf + i * 8, 8, (unsigned)i);
+        assert_int_equal(post_send(&p->a, IBV_WR_SEND, (uint64_t)i, (size_t)i * 8, 8,
+                                   i == depth - 1 ? IBV_SEND_SIGNALED : 0, 0, 0, p->a.mr->lkey), 0);
+    }
+    /* The last WR's completion is there: the device has finished all of
+     * them, and the receiver's receives are all filled. Nothing polled. */
+    wait_cq_event(ch);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 99, 0, 8, IBV_SEND_SIGNALED, 0, 0,
+                               p->a.mr->lkey), ENOMEM);
+    struct ibv_recv_wr rwr = { .wr_id = 99 }, *rbad;
+    assert_int_equal(ibv_post_recv(p->b.qp, &rwr, &rbad), ENOMEM);
+    /* Polling the one signaled completion frees all 64 send slots. */
+    assert_int_equal(poll_n(p->a.scq, wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc[0].wr_id, depth - 1);
+    assert_int_equal(wc[0].status, IBV_WC_SUCCESS);
+    for (int i = 0; i < depth; i++)
+        assert_int_equal(post_send(&p->a, IBV_WR_RDMA_WRITE, 200 + (uint64_t)i, 0, 0,
+                                   IBV_SEND_SIGNALED, 0, 0, 0), 0);
+    /* Polling one receive frees exactly one receive slot. */
+    assert_int_equal(poll_n(p->b.rcq, wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc[0].wr_id, 1000);
+    assert_int_equal(ibv_post_recv(p->b.qp, &rwr, &rbad), 0);
+    assert_int_equal(ibv_post_recv(p->b.qp, &rwr, &rbad), ENOMEM);
+    /* All signaled: each polled completion frees one slot. */
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 99, 0, 8, IBV_SEND_SIGNALED, 0, 0,
+                               p->a.mr->lkey), ENOMEM);
+    assert_int_equal(poll_n(p->a.scq, wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc[0].wr_id, 200);
+    assert_int_equal(post_send(&p->a, IBV_WR_RDMA_WRITE, 300, 0, 0, IBV_SEND_SIGNALED, 0, 0, 0), 0);
+    assert_int_equal(post_send(&p->a, IBV_WR_RDMA_WRITE, 301, 0, 0, IBV_SEND_SIGNALED, 0, 0, 0),
+                     ENOMEM);
+    /* A reset empties the queues: the unpolled completions free nothing
+     * more, and the whole depth is available again. */
+    struct ibv_qp_attr ra = { .qp_state = IBV_QPS_RESET };
+    assert_int_equal(ibv_modify_qp(p->b.qp, &ra, IBV_QP_STATE), 0);
+    ra.qp_state = IBV_QPS_INIT;
+    ra.port_num = 1;
+    assert_int_equal(ibv_modify_qp(p->b.qp, &ra, IBV_QP_STATE | IBV_QP_PORT), 0);
+    for (int i = 0; i < depth; i++)
+        assert_int_equal(ibv_post_recv(p->b.qp, &rwr, &rbad), 0);
+    assert_int_equal(ibv_post_recv(p->b.qp, &rwr, &rbad), ENOMEM);
+    for (int i = 0; i < depth; i++) {   /* the data arrived intact, in order */
+        char want[8];
+        fill(want, 8, (unsigned)i);
+        assert_memory_equal(p->b.buf + i * 8, want, 8);
+    }
+    pair_free(p);
+    assert_int_equal(ibv_destroy_comp_channel(ch), 0);
 }
 
 static void expect_error_then_flush(struct side *s, enum ibv_wc_status st)
@@ -736,6 +838,7 @@ int main(void)
         cmocka_unit_test(test_malformed_header_dropped),
         cmocka_unit_test(test_write_imm_and_read),
         cmocka_unit_test(test_inline_unsignaled),
+        cmocka_unit_test(test_wq_slots_free_when_polled),
         cmocka_unit_test(test_bad_rkey),
         cmocka_unit_test(test_out_of_bounds_and_access),
         cmocka_unit_test(test_bad_lkey),

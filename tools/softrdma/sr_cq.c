@@ -50,7 +50,10 @@ SR_API struct ibv_cq *ibv_create_cq(struct ibv_context *ctx, int cqe, void *cq_c
         return NULL;
     }
     struct sr_cq *cq = calloc(1, sizeof *cq);
-    if (!cq || !(cq->ring = calloc((size_t)cqe, sizeof *cq->ring))) {
+    if (!cq || !(cq->ring = calloc((size_t)cqe, sizeof *cq->ring)) ||
+        !(cq->src = calloc((size_t)cqe, sizeof *cq->src))) {
+        if (cq)
+            free(cq->ring);
         free(cq);
         errno = ENOMEM;
         return NULL;
@@ -82,6 +85,7 @@ SR_API int ibv_destroy_cq(struct ibv_cq *pub)
         pub->channel->refcnt--;
     pthread_mutex_unlock(&sr_lock);
     free(cq->ring);
+    free(cq->src);
     free(cq);
     return 0;
 }
@@ -93,19 +97,21 @@ SR_API int ibv_resize_cq(struct ibv_cq *cq, int cqe)
     return EOPNOTSUPP;
 }
 
-int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, struct ibv_qp *owner)
+int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, const struct sr_wc_src *src)
 {
     int wake = 0, rc = 0;
     pthread_mutex_lock(&cq->lock);
     if (cq->count == cq->cap) {
-        if (owner)
-            owner->state = IBV_QPS_ERR;     /* before the overrun is visible */
+        if (src->qp)   /* before the overrun is visible */
+            src->qp->pub.state = IBV_QPS_ERR;
         if (!cq->overflow)
             sr_log("CQ %p overflow: more than %d completions not polled", (void *)cq, cq->cap);
         cq->overflow = 1;
         rc = -1;
     } else {
-        cq->ring[(cq->head + cq->count) % cq->cap] = *wc;
+        int at = (cq->head + cq->count) % cq->cap;
+        cq->ring[at] = *wc;
+        cq->src[at] = *src;
         cq->count++;
     }
     if (cq->armed && cq->pub.channel) {
@@ -121,6 +127,27 @@ int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, struct ibv_qp *owner)
     return rc;
 }
 
+void sr_cq_forget_qp(struct sr_cq *cq, struct sr_qp *qp)
+{
+    pthread_mutex_lock(&cq->lock);
+    for (int i = 0; i < cq->count; i++)
+        if (cq->src[(cq->head + i) % cq->cap].qp == qp)
+            cq->src[(cq->head + i) % cq->cap].qp = NULL;
+    pthread_mutex_unlock(&cq->lock);
+}
+
+/* The application has polled a completion: the slots it covers are free
+ * for new posts (see struct sr_wc_src). Called under cq->lock. */
+static void sr_cq_release(const struct sr_wc_src *src)
+{
+    if (!src->qp)
+        return;
+    if (src->recv)
+        __atomic_fetch_add(&src->qp->rq_retired, 1, __ATOMIC_RELEASE);
+    else
+        __atomic_store_n(&src->qp->sq_retired, src->sq_upto, __ATOMIC_RELEASE);
+}
+
 /* Takes up to n completions; -EOVERFLOW once the CQ has overrun. */
 static int sr_cq_take(struct sr_cq *cq, int n, struct ibv_wc *wc)
 {
@@ -132,6 +159,7 @@ static int sr_cq_take(struct sr_cq *cq, int n, struct ibv_wc *wc)
     }
     while (got < n && cq->count) {
         wc[got++] = cq->ring[cq->head];
+        sr_cq_release(&cq->src[cq->head]);
         cq->head = (cq->head + 1) % cq->cap;
         cq->count--;
     }

@@ -39,6 +39,7 @@ struct sr_knobs {
     int drop_after;     /* SOFTRDMA_DROP_AFTER: a QP's link breaks after N requests */
     int force_rnr;      /* SOFTRDMA_FORCE_RNR: first N receive checks per stream fail */
     int poll_progress;  /* SOFTRDMA_POLL_PROGRESS=1: empty polls help the idle device */
+    int strict_wq;      /* SOFTRDMA_STRICT_SQ (default 1): WQE slots free when polled */
 };
 extern struct sr_knobs sr_knobs;
 
@@ -93,18 +94,32 @@ struct sr_mr *sr_mr_check(struct ibv_pd *pd, uint32_t key, uint64_t addr,
 
 /* ---- completion queues (sr_cq.c) ---- */
 struct sr_channel { struct ibv_comp_channel pub; int wfd; unsigned epoch; };
+struct sr_qp;
+/* What polling a completion frees in its QP's work queues. Hardware frees a
+ * send WQE slot (and every unsignaled one before it) only when the
+ * application polls the CQE that covers it, and a receive slot when its
+ * CQE is polled; a program that counts its slots wrongly must see ENOMEM. */
+struct sr_wc_src {
+    struct sr_qp *qp;              /* NULL: frees nothing (QP reset or destroyed) */
+    uint32_t sq_upto;              /* send: the QP's sq_retired becomes this */
+    int recv;                      /* receive: one RQ slot */
+};
 struct sr_cq {
     struct ibv_cq pub;
-    pthread_mutex_t lock;          /* guards ring, head, count, armed, overflow */
+    pthread_mutex_t lock;          /* guards ring, src, head, count, armed, overflow */
     struct ibv_wc *ring;
+    struct sr_wc_src *src;         /* per ring entry */
+    int users;                     /* QPs using the CQ; guarded by sr_lock */
     int cap, head, count;
     int armed, overflow;
     unsigned epoch;
 };
 /* Adds a completion; returns -1 (and flags the CQ) on overflow. On
- * overflow, owner (if not NULL) is put in ERR state before the overrun
- * becomes visible to ibv_poll_cq; the caller then completes the move. */
-int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, struct ibv_qp *owner);
+ * overflow, src->qp is put in ERR state before the overrun becomes
+ * visible to ibv_poll_cq; the caller then completes the move. */
+int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, const struct sr_wc_src *src);
+/* Entries of qp left in the CQ no longer free its slots (reset, destroy). */
+void sr_cq_forget_qp(struct sr_cq *cq, struct sr_qp *qp);
 
 /* ---- queue pairs (sr_qp.c, sr_requester.c, sr_responder.c) ---- */
 struct sr_swqe {
@@ -176,6 +191,10 @@ struct sr_qp {
     struct iovec *sq_iov;
     char *sq_inline;
     uint32_t sq_head, sq_tx, sq_tail;
+    /* Slots the application has polled free: [sq_retired, sq_head) are
+     * completed but still occupied. Written by ibv_poll_cq under the send
+     * CQ's lock, read by ibv_post_send under sr_lock: atomic accesses. */
+    uint32_t sq_retired;
     uint64_t tx_count;             /* requests written (SOFTRDMA_DROP_AFTER) */
     size_t tx_off;                 /* bytes of sq[tx] already written */
     size_t rd_left;                /* READ response payload bytes still due */
@@ -185,6 +204,7 @@ struct sr_qp {
     struct sr_rwqe *rq;
     struct iovec *rq_iov;
     uint32_t rq_head, rq_tail;
+    uint32_t rq_retired;           /* as sq_retired, under the recv CQ's lock */
     /* requester stream */
     struct sr_watch out;
     int out_open;
@@ -198,7 +218,9 @@ struct sr_qp {
 };
 struct sr_qp *sr_qp_find(uint32_t qpn);
 void sr_qp_to_error(struct sr_qp *qp);
-void sr_qp_complete(struct sr_qp *qp, struct sr_cq *cq, const struct ibv_wc *wc);
+/* Queues a completion of qp's send queue (recv 0: covers every WR up to
+ * sq_head) or receive queue (recv 1). */
+void sr_qp_complete(struct sr_qp *qp, int recv, const struct ibv_wc *wc);
 /* requester */
 int sr_req_connect(struct sr_qp *qp);
 void sr_req_kick(struct sr_qp *qp);

@@ -281,7 +281,7 @@ static void sr_resp_finish(struct sr_inconn *c)
             qp->rq_head++;
             c->rwqe = NULL;
             qp->pub.state = IBV_QPS_ERR;    /* before its completion shows */
-            sr_qp_complete(qp, (struct sr_cq *)qp->pub.recv_cq, &wc);
+            sr_qp_complete(qp, 1, &wc);
         }
         sr_resp_fatal(c, (enum ibv_wc_status)c->pending_status);
         return;
@@ -299,7 +299,7 @@ static void sr_resp_finish(struct sr_inconn *c)
         }
         qp->rq_head++;
         c->rwqe = NULL;
-        sr_qp_complete(qp, (struct sr_cq *)qp->pub.recv_cq, &wc);
+        sr_qp_complete(qp, 1, &wc);
     }
     sr_resp_queue(c, SR_RESP_ACK, 0, NULL, 0);
 }
