@@ -39,6 +39,7 @@ struct sr_knobs {
     int drop_after;     /* SOFTRDMA_DROP_AFTER: a QP's link breaks after N requests */
     int force_rnr;      /* SOFTRDMA_FORCE_RNR: first N receive checks per stream fail */
     int poll_progress;  /* SOFTRDMA_POLL_PROGRESS=1: empty polls help the idle device */
+    int ack_delay_ms;   /* SOFTRDMA_ACK_DELAY_MS: responder holds its answers */
     int strict_wq;      /* SOFTRDMA_STRICT_SQ (default 1): WQE slots free when polled */
 };
 extern struct sr_knobs sr_knobs;
@@ -170,6 +171,7 @@ struct sr_inconn {
     int detached;                  /* released: waits in the graveyard */
     uint64_t delay_until;          /* SOFTRDMA_DELAY_MS: request held until */
     int delay_passed;
+    uint64_t ack_due;              /* SOFTRDMA_ACK_DELAY_MS: answers held until */
     struct sr_outq_item *outq;
     int outq_cap, outq_head, outq_count;
     struct sr_inconn *next;
