@@ -40,7 +40,7 @@ struct sr_knobs {
     int force_rnr;      /* SOFTRDMA_FORCE_RNR: first N receive checks per stream fail */
     int poll_progress;  /* SOFTRDMA_POLL_PROGRESS=1: empty polls help the idle device */
     int ack_delay_ms;   /* SOFTRDMA_ACK_DELAY_MS: responder holds its answers */
-    int strict_wq;      /* SOFTRDMA_STRICT_SQ (default 1): WQE slots free when polled */
+    int strict_wq;      /* SOFTRDMA_STRICT_SQ=1: WQE slots free when polled (default 0 until the rsocket engine counts its control sends) */
 };
 extern struct sr_knobs sr_knobs;
 
