@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -448,6 +451,77 @@ static void test_wq_slots_free_when_polled(void **st)
     assert_int_equal(ibv_destroy_comp_channel(ch), 0);
 }
 
+static int lowest_free_fd(void)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    close(fd);
+    return fd;
+}
+
+static int highest_open_fd(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int hi = -1;
+    for (struct dirent *e; (e = readdir(d));)
+        if (atoi(e->d_name) > hi)
+            hi = atoi(e->d_name);
+    closedir(d);
+    return hi;
+}
+
+/* One SEND each way, checked: both QPs' streams exist afterwards. */
+static void exchange_both_ways(struct pair *p)
+{
+    struct ibv_wc wc;
+    struct side *from[2] = { &p->a, &p->b }, *to[2] = { &p->b, &p->a };
+    for (int i = 0; i < 2; i++) {
+        post_recv(to[i], 7, 1, 4096, 64);
+        fill(from[i]->buf, 64, 40u + (unsigned)i);
+        assert_int_equal(post_send(from[i], IBV_WR_SEND, 8, 0, 64, IBV_SEND_SIGNALED, 0, 0,
+                                   from[i]->mr->lkey), 0);
+        assert_int_equal(poll_n(to[i]->rcq, &wc, 1, DEADLINE_MS), 1);
+        assert_int_equal(wc.status, IBV_WC_SUCCESS);
+        assert_int_equal(poll_n(from[i]->scq, &wc, 1, DEADLINE_MS), 1);
+        char want[64];
+        fill(want, 64, 40u + (unsigned)i);
+        assert_memory_equal(to[i]->buf + 4096, want, 64);
+    }
+}
+
+/* The device's own descriptors (streams, epoll, pipe write ends) live
+ * high, so the application's numbers stay compact: after connecting two
+ * QPs the lowest free fd is unchanged, and a completion channel's fd (the
+ * application's) is that lowest one. With the fd limit too low for the
+ * high range they fall back to low numbers and everything still works. */
+static void test_internal_fds_high(void **st)
+{
+    (void)st;
+    struct pair *p = pair_open();
+    int low = lowest_free_fd();
+    pair_connect(p, 64, 1, 7, IBV_ACCESS_LOCAL_WRITE, NULL);
+    exchange_both_ways(p);
+    assert_int_equal(lowest_free_fd(), low);
+    assert_true(highest_open_fd() >= 256);
+    struct ibv_comp_channel *ch = ibv_create_comp_channel(p->ctx);
+    assert_non_null(ch);
+    assert_int_equal(ch->fd, low);
+    assert_int_equal(ibv_destroy_comp_channel(ch), 0);
+    pair_free(p);
+
+    struct rlimit old, tight;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    tight = old;
+    tight.rlim_cur = 128;       /* below the high range: fallback */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    exchange_both_ways(p);
+    assert_true(lowest_free_fd() > low);    /* the streams took low numbers */
+    pair_free(p);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+}
+
 static void expect_error_then_flush(struct side *s, enum ibv_wc_status st)
 {
     struct ibv_wc wc;
@@ -842,6 +916,7 @@ int main(void)
         cmocka_unit_test(test_write_imm_and_read),
         cmocka_unit_test(test_inline_unsignaled),
         cmocka_unit_test(test_wq_slots_free_when_polled),
+        cmocka_unit_test(test_internal_fds_high),
         cmocka_unit_test(test_bad_rkey),
         cmocka_unit_test(test_out_of_bounds_and_access),
         cmocka_unit_test(test_bad_lkey),

@@ -1,10 +1,12 @@
 /* softrdma: process-wide state, logging, environment, fork handling. */
 #include "sr_internal.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,6 +36,32 @@ int sr_env_int(const char *name, int dflt)
         return dflt;
     }
     return (int)n;
+}
+
+/* Where device-internal fds go: from half the fd limit (at least 256,
+ * at most 65536 so that a huge limit does not blow up the fd table). An
+ * application's fds count up from 0, so the two rarely meet; when the
+ * range is full (or the limit is below 256) the fd stays where it is. */
+static int sr_fd_base(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl))
+        return 256;
+    rlim_t half = rl.rlim_cur / 2;
+    if (half > 65536)
+        half = 65536;
+    return half < 256 ? 256 : (int)half;
+}
+
+int sr_fd_internal(int fd)
+{
+    if (fd < 0)
+        return fd;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, sr_fd_base());
+    if (high < 0)
+        return fd;
+    close(fd);
+    return high;
 }
 
 /* The fabric directory is taken from the environment when the library is

@@ -19,8 +19,8 @@ SR_API struct ibv_comp_channel *ibv_create_comp_channel(struct ibv_context *ctx)
     }
     fcntl(p[1], F_SETFL, O_NONBLOCK);
     ch->pub.context = ctx;
-    ch->pub.fd = p[0];
-    ch->wfd = p[1];
+    ch->pub.fd = p[0];                  /* the application's: stays low */
+    ch->wfd = sr_fd_internal(p[1]);
     ch->epoch = sr_epoch;
     return &ch->pub;
 }

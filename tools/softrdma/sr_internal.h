@@ -46,6 +46,11 @@ extern struct sr_knobs sr_knobs;
 
 void sr_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int sr_env_int(const char *name, int dflt);
+/* Moves a descriptor the application never sees (device streams, epoll,
+ * timers, pipe write ends) above the numbers applications use, so that
+ * theirs stay compact; returns the new fd, or fd itself if there is no
+ * room up there. fd < 0 is passed through. */
+int sr_fd_internal(int fd);
 const char *sr_fabric_dir(void);
 int sr_mkdir_p(const char *path);
 /* Refuse an object from before a fork: logs once per call, sets errno. */
@@ -78,6 +83,8 @@ struct sr_watch {
 int sr_nic_start(void);
 /* Non-blocking help from a polling application thread (see sr_nic.c). */
 void sr_nic_progress(void);
+/* Takes fd over (moved with sr_fd_internal); on failure it is closed,
+ * w->fd is -1 and -1 is returned. */
 int sr_watch_add(struct sr_watch *w, int fd, uint32_t events, sr_watch_cb cb);
 void sr_watch_mod(struct sr_watch *w, uint32_t events);
 void sr_watch_del(struct sr_watch *w);

@@ -29,7 +29,6 @@ void sr_resp_accept(int fd)
     c->outq_cap = SR_OUTQ;
     c->forced_rnr = sr_knobs.force_rnr;
     if (sr_watch_add(&c->w, fd, EPOLLIN, sr_resp_cb)) {
-        close(fd);
         free(c->outq);
         free(c);
         return;
