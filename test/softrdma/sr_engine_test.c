@@ -522,6 +522,93 @@ static void test_internal_fds_high(void **st)
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
 }
 
+static void modify_state(struct ibv_qp *qp, enum ibv_qp_state st)
+{
+    struct ibv_qp_attr a = { .qp_state = st, .port_num = 1 };
+    assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE | (st == IBV_QPS_INIT ? IBV_QP_PORT : 0)), 0);
+}
+
+/* Sends are refused before RTS (RESET, INIT, RTR) and receives in RESET,
+ * as on hardware; a zero-length WRITE without SGEs and with rkey 0 is
+ * legal. */
+static void test_post_states(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    struct ibv_send_wr w0 = { .wr_id = 5, .opcode = IBV_WR_RDMA_WRITE,
+                              .send_flags = IBV_SEND_SIGNALED }, *bad;
+    assert_int_equal(ibv_post_send(p->a.qp, &w0, &bad), 0);     /* sg_list NULL, rkey 0 */
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_int_equal(wc.wr_id, 5);
+    struct ibv_recv_wr r0 = { .wr_id = 6 }, *rbad;
+    modify_state(p->a.qp, IBV_QPS_RESET);
+    assert_int_equal(ibv_post_send(p->a.qp, &w0, &bad), EINVAL);
+    assert_ptr_equal(bad, &w0);
+    assert_int_equal(ibv_post_recv(p->a.qp, &r0, &rbad), EINVAL);
+    modify_state(p->a.qp, IBV_QPS_INIT);
+    assert_int_equal(ibv_post_send(p->a.qp, &w0, &bad), EINVAL);
+    assert_int_equal(ibv_post_recv(p->a.qp, &r0, &rbad), 0);
+    struct ibv_qp_attr a = { .qp_state = IBV_QPS_RTR, .dest_qp_num = p->b.qp->qp_num };
+    assert_int_equal(ibv_modify_qp(p->a.qp, &a, IBV_QP_STATE | IBV_QP_DEST_QPN), 0);
+    assert_int_equal(ibv_post_send(p->a.qp, &w0, &bad), EINVAL);
+    pair_free(p);
+}
+
+/* What hardware refuses to free while in use: a CQ with a QP (EBUSY), a
+ * PD with MRs or QPs (EBUSY), a CQ whose reported completion events are
+ * not acknowledged (rdma-core blocks; softrdma says EBUSY). An event still
+ * in the channel for a destroyed CQ is dropped, never handed out. */
+static void test_destroy_busy(void **st)
+{
+    (void)st;
+    struct pair *p = pair_open();
+    struct ibv_comp_channel *ch = ibv_create_comp_channel(p->ctx);
+    assert_non_null(ch);
+    pair_connect(p, 64, 1, 7, IBV_ACCESS_LOCAL_WRITE, ch);
+    assert_int_equal(ibv_destroy_cq(p->a.scq), EBUSY);
+    assert_int_equal(ibv_dealloc_pd(p->pd), EBUSY);
+    /* one event read and not acknowledged */
+    struct ibv_send_wr w0 = { .wr_id = 1, .opcode = IBV_WR_RDMA_WRITE }, *bad;
+    assert_int_equal(ibv_req_notify_cq(p->a.scq, 0), 0);
+    assert_int_equal(ibv_post_send(p->a.qp, &w0, &bad), 0);
+    struct pollfd pfd = { .fd = ch->fd, .events = POLLIN };
+    assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
+    struct ibv_cq *ecq;
+    void *ectx;
+    assert_int_equal(ibv_get_cq_event(ch, &ecq, &ectx), 0);
+    assert_ptr_equal(ecq, p->a.scq);
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    /* and a second event left unread in the channel */
+    assert_int_equal(ibv_req_notify_cq(p->a.scq, 0), 0);
+    assert_int_equal(ibv_post_send(p->a.qp, &w0, &bad), 0);
+    assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(ibv_destroy_qp(p->a.qp), 0);
+    assert_int_equal(ibv_destroy_cq(p->a.scq), EBUSY);     /* unacknowledged */
+    ibv_ack_cq_events(p->a.scq, 1);
+    assert_int_equal(ibv_destroy_cq(p->a.scq), 0);
+    fcntl(ch->fd, F_SETFL, O_NONBLOCK);
+    errno = 0;
+    assert_int_equal(ibv_get_cq_event(ch, &ecq, &ectx), -1);  /* dropped */
+    assert_int_equal(errno, EAGAIN);
+    assert_int_equal(ibv_destroy_qp(p->b.qp), 0);
+    assert_int_equal(ibv_destroy_cq(p->a.rcq), 0);
+    assert_int_equal(ibv_destroy_cq(p->b.scq), 0);
+    assert_int_equal(ibv_destroy_cq(p->b.rcq), 0);
+    assert_int_equal(ibv_dealloc_pd(p->pd), EBUSY);         /* MRs remain */
+    assert_int_equal(ibv_dereg_mr(p->a.mr), 0);
+    assert_int_equal(ibv_dereg_mr(p->b.mr), 0);
+    assert_int_equal(ibv_dealloc_pd(p->pd), 0);
+    assert_int_equal(ibv_destroy_comp_channel(ch), 0);
+    free(p->a.buf);
+    free(p->b.buf);
+    ibv_close_device(p->ctx);
+    free(p);
+}
+
 static void expect_error_then_flush(struct side *s, enum ibv_wc_status st)
 {
     struct ibv_wc wc;
@@ -917,6 +1004,8 @@ int main(void)
         cmocka_unit_test(test_inline_unsignaled),
         cmocka_unit_test(test_wq_slots_free_when_polled),
         cmocka_unit_test(test_internal_fds_high),
+        cmocka_unit_test(test_post_states),
+        cmocka_unit_test(test_destroy_busy),
         cmocka_unit_test(test_bad_rkey),
         cmocka_unit_test(test_out_of_bounds_and_access),
         cmocka_unit_test(test_bad_lkey),

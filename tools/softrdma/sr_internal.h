@@ -94,7 +94,9 @@ uint64_t sr_now_ms(void);
 void sr_defer_free(void *p);
 
 /* ---- memory (sr_mr.c) ---- */
-struct sr_pd { struct ibv_pd pub; unsigned epoch; };
+/* users: MRs and QPs made on the PD (guarded by sr_lock); a PD in use
+ * cannot be freed (EBUSY), as on hardware. */
+struct sr_pd { struct ibv_pd pub; unsigned epoch; int users; };
 struct sr_mr { struct ibv_mr pub; int access; unsigned epoch; };
 /* Key -> MR whose range holds [addr, addr+len) with all of access; NULL if not. */
 struct sr_mr *sr_mr_check(struct ibv_pd *pd, uint32_t key, uint64_t addr,
@@ -118,6 +120,12 @@ struct sr_cq {
     struct ibv_wc *ring;
     struct sr_wc_src *src;         /* per ring entry */
     int users;                     /* QPs using the CQ; guarded by sr_lock */
+    /* Channel bookkeeping, under lock: events written to the channel and
+     * not yet read, events handed out by ibv_get_cq_event; a destroyed CQ
+     * whose events are still in the pipe stays allocated (zombie) until
+     * ibv_get_cq_event has read them, which then skips them. */
+    unsigned events_in_pipe, events_reported;
+    int zombie;
     int cap, head, count;
     int armed, overflow;
     unsigned epoch;

@@ -101,6 +101,15 @@ static int sr_qp_check_attr(struct ibv_pd *pd, struct ibv_qp_init_attr *a)
     return 0;
 }
 
+/* A QP keeps its PD and CQs in use (they refuse to go with EBUSY). */
+static void sr_qp_hold(struct sr_qp *qp, int n)
+{
+    ((struct sr_pd *)qp->pub.pd)->users += n;
+    ((struct sr_cq *)qp->pub.send_cq)->users += n;
+    if (qp->pub.recv_cq != qp->pub.send_cq)
+        ((struct sr_cq *)qp->pub.recv_cq)->users += n;
+}
+
 SR_API struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *a)
 {
     int err = sr_qp_check_attr(pd, a);
@@ -146,6 +155,7 @@ SR_API struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *
         return NULL;
     }
     qp->pub.handle = qp->pub.qp_num;
+    sr_qp_hold(qp, 1);
     qp->next = sr_qps;
     sr_qps = qp;
     pthread_mutex_unlock(&sr_lock);
@@ -171,6 +181,7 @@ SR_API int ibv_destroy_qp(struct ibv_qp *pub)
     if (qp->in)
         sr_resp_detach(qp->in);
     sr_qp_forget_cqs(qp);
+    sr_qp_hold(qp, -1);
     unlink(qp->reg_path);
     for (struct sr_qp **pp = &sr_qps; *pp; pp = &(*pp)->next)
         if (*pp == qp) {
@@ -448,7 +459,10 @@ int sr_post_send(struct ibv_qp *pub, struct ibv_send_wr *wr, struct ibv_send_wr 
         return EPERM;
     }
     pthread_mutex_lock(&sr_lock);
-    if (qp->pub.state != IBV_QPS_RTS && qp->pub.state != IBV_QPS_ERR) {
+    /* RESET, INIT and RTR refuse sends as on hardware; SQD queues them
+     * until the QP is back in RTS; ERR flushes them. */
+    if (qp->pub.state != IBV_QPS_RTS && qp->pub.state != IBV_QPS_SQD &&
+        qp->pub.state != IBV_QPS_ERR) {
         sr_log("ibv_post_send: QP %u is not in RTS (state %d)", qp->pub.qp_num, qp->pub.state);
         rc = EINVAL;
         *bad = wr;
