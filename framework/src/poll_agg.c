@@ -75,6 +75,16 @@ void ev_poll_wake_all(void)
     pthread_mutex_unlock(&g_pw_lock);
 }
 
+void ev_poll_wake_others(void)
+{
+    uint64_t one = 1;
+    pthread_mutex_lock(&g_pw_lock);
+    for (int i = 0; i < g_pw_n; i++)
+        if (g_pw_fds[i] != t_wake_fd)
+            (void)!LIBC(write)(g_pw_fds[i], &one, sizeof(one));
+    pthread_mutex_unlock(&g_pw_lock);
+}
+
 void poll_fork_prepare(void) { pthread_mutex_lock(&g_pw_lock); }
 void poll_fork_parent(void) { pthread_mutex_unlock(&g_pw_lock); }
 
@@ -111,6 +121,7 @@ static short module_revents(struct file *f, short events)
     MOD_ENTER();
     uint32_t m = f->mod->poll_events(f->sock, &gen);
     MOD_LEAVE();
+    ev_polled(f, NULL, gen);
     return (short)(m & ((uint32_t)(uint16_t)events | POLLERR | POLLHUP));
 }
 
