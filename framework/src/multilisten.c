@@ -346,6 +346,27 @@ int ml_accept(struct file *f, struct sockaddr *addr, socklen_t *len, int flags)
     }
 }
 
+/* ---- fork ---------------------------------------------------------------- */
+
+static void reset_accept_lock(int fd, struct file *f, void *arg)
+{
+    (void)fd;
+    (void)arg;
+    if (f->kind == FILE_MLISTEN && f->ml != NULL)
+        pthread_mutex_init(&f->ml->lock, NULL);
+}
+
+/* Another thread of the parent may have been inside an accept attempt (it
+ * holds ml->lock across module calls, so the lock cannot simply be taken
+ * in fork_prepare without ordering it before every framework lock). The
+ * child has one thread: a listener it can reach has an fd, so walking the
+ * fd table finds every lock that matters; `next` and pend_efd need no
+ * repair (any value is valid; pend_efd is re-evaluated by the next accept). */
+void ml_fork_child(void)
+{
+    fd_table_each(0, -1, reset_accept_lock, NULL);
+}
+
 /* ---- calls on every stack ----------------------------------------------- */
 
 int ml_kernel_fd(const struct file *f)
