@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 
 #include "ep_arena.h"
+#include "fd_high.h"
 #include "fd_table.h"
 #include "file.h"
 #include "fw.h"
@@ -78,7 +79,7 @@ static struct epset *set_of(struct file *ef, int epfd)
     if (s == NULL)
         return NULL;
     pthread_mutex_init(&s->lock, NULL);
-    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    s->wake_fd = fd_move_high(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (s->wake_fd < 0) {
         ep_arena_free(s);
         return NULL;

@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 
 #include "epoll_agg.h"
+#include "fd_high.h"
 #include "fd_table.h"
 #include "file.h"
 #include "fw.h"
@@ -31,7 +32,7 @@ static __thread int t_wake_fd = -1;
 int ev_poll_wait_register(void)
 {
     if (t_wake_fd < 0)
-        t_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        t_wake_fd = fd_move_high(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (t_wake_fd < 0)
         return -1;
     pthread_mutex_lock(&g_pw_lock);
