@@ -30,6 +30,7 @@ static uint32_t reg_check(struct ep_reg *r)
     MOD_ENTER();
     uint32_t mask = f->mod->poll_events(f->sock, &gen);
     MOD_LEAVE();
+    ev_polled(f, r->set, gen);
     if (!r->armed)
         return 0;
     uint32_t real = mask & ((r->events & EV_INTEREST) | EPOLLERR | EPOLLHUP);

@@ -78,6 +78,10 @@ struct file {
     /* 1 once a registration of this socket is in a watched (nested) set:
      * its reads then re-check that set's readiness. Never cleared. */
     _Atomic int in_nested_set;
+    /* The module's gen as the dispatcher's last poll_events call on this
+     * socket returned it: a call that sees it move may have consumed the
+     * wake-up another waiter sleeps on (ev_polled). Atomic, no lock. */
+    _Atomic uint64_t seen_gen;
 
     /* ---- TCP-first (fork support, tcpfirst.c); KSOCK only ----
      * defer_stack: index + 1 of the module that will carry the connection

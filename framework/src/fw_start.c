@@ -15,6 +15,7 @@
 #include "epoll_agg.h"
 #include "file.h"
 #include "module_load.h"
+#include "multilisten.h"
 #include "poll_agg.h"
 #include "stats.h"
 #include "tcpfirst.h"
@@ -325,6 +326,7 @@ void fw_fork_child(void)
 {
     each_ready_module(offsetof(struct nstack_module, fork_child));
     file_pool_fork_child();
+    ml_fork_child();
     ep_arena_fork_child();
     poll_fork_child();
     ev_fork_child();

@@ -23,6 +23,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 
+#include "fd_high.h"
 #include "fd_table.h"
 #include "fw.h"
 #include "fw_log.h"
@@ -54,8 +55,8 @@ static struct mlisten *ml_new(void)
     if (ml == NULL)
         return NULL;
     ml->kfd = -1;
-    ml->epfd = LIBC(epoll_create1)(EPOLL_CLOEXEC);
-    ml->pend_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    ml->epfd = fd_move_high(LIBC(epoll_create1)(EPOLL_CLOEXEC));
+    ml->pend_efd = fd_move_high(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     struct epoll_event ev = { .events = EPOLLIN };
     if (ml->epfd < 0 || ml->pend_efd < 0 || LIBC(epoll_ctl)(ml->epfd, EPOLL_CTL_ADD, ml->pend_efd, &ev) < 0) {
         int err = errno;
@@ -95,7 +96,7 @@ static int ml_add_kernel(struct mlisten *ml, int fd, int backlog)
 {
     if (LIBC(listen)(fd, backlog) < 0)
         return -1;
-    ml->kfd = LIBC(fcntl)(fd, F_DUPFD_CLOEXEC, 0);
+    ml->kfd = fd_dup_high(fd);
     int fl = ml->kfd < 0 ? -1 : LIBC(fcntl)(ml->kfd, F_GETFL);
     struct epoll_event ev = { .events = EPOLLIN };
     if (fl < 0 || LIBC(fcntl)(ml->kfd, F_SETFL, fl | O_NONBLOCK) < 0 ||
@@ -344,6 +345,27 @@ int ml_accept(struct file *f, struct sockaddr *addr, socklen_t *len, int flags)
         if (LIBC(poll)(&p, 1, -1) < 0)
             return -1;
     }
+}
+
+/* ---- fork ---------------------------------------------------------------- */
+
+static void reset_accept_lock(int fd, struct file *f, void *arg)
+{
+    (void)fd;
+    (void)arg;
+    if (f->kind == FILE_MLISTEN && f->ml != NULL)
+        pthread_mutex_init(&f->ml->lock, NULL);
+}
+
+/* Another thread of the parent may have been inside an accept attempt (it
+ * holds ml->lock across module calls, so the lock cannot simply be taken
+ * in fork_prepare without ordering it before every framework lock). The
+ * child has one thread: a listener it can reach has an fd, so walking the
+ * fd table finds every lock that matters; `next` and pend_efd need no
+ * repair (any value is valid; pend_efd is re-evaluated by the next accept). */
+void ml_fork_child(void)
+{
+    fd_table_each(0, -1, reset_accept_lock, NULL);
 }
 
 /* ---- calls on every stack ----------------------------------------------- */

@@ -25,6 +25,9 @@ int ml_shutdown(struct file *f, int how);
 int ml_relisten(struct file *f, int backlog);
 /* The kernel listening socket, for getsockname/getsockopt/ioctl. */
 int ml_kernel_fd(const struct file *f);
+/* In a fork child: every multi-stack listener's accept lock is made free
+ * again (the thread that held it does not exist there). */
+void ml_fork_child(void);
 /* Last reference gone: closes every stack's listener. */
 void ml_release(struct file *f);
 
