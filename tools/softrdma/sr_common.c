@@ -55,9 +55,10 @@ static int sr_fd_base(void)
 
 int sr_fd_internal(int fd)
 {
-    if (fd < 0)
+    int base = sr_fd_base();
+    if (fd < 0 || fd >= base)
         return fd;
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, sr_fd_base());
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, base);
     if (high < 0)
         return fd;
     close(fd);
