@@ -38,7 +38,7 @@ int rs_conn_listen(struct rsock *s, int backlog)
         errno = EINVAL;
         return -1;
     }
-    if (rdma_listen(s->id, backlog))
+    if (rdma_listen(s->id, backlog) || rs_lprog_register(s))
         return -1;
     s->backlog = backlog > 0 ? backlog : 1;
     s->state = RS_LISTENING;

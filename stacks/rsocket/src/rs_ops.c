@@ -95,6 +95,7 @@ static int accept_wait(struct rsock *s, struct rsock **out)
         return -1;
     }
     for (;;) {
+        rs_lprog_run();
         rs_progress(s, 0);
         if ((*out = rs_conn_accept_pop(s)))
             return 0;
@@ -202,6 +203,7 @@ int rs_e_shutdown(struct rsock *s, int how)
 int rs_e_close(struct rsock *s)
 {
     struct rsock *c;
+    rs_lprog_unregister(s);      /* before anyone else can find it there */
     pthread_mutex_lock(&s->lock);
     if (rs_check_usable(s) == 0) {
         while ((c = rs_conn_accept_pop(s))) {

@@ -23,6 +23,7 @@ void (*rs_notify_fn)(void *cookie);
 void rs_fork_child_reset(void)
 {
     __atomic_add_fetch(&rs_fork_gen, 1, __ATOMIC_RELAXED);
+    rs_lprog_fork_child();
 }
 
 /* Set by rs_module.c; stderr otherwise (warnings and errors only). */
@@ -77,6 +78,11 @@ struct rsock *rs_alloc(int domain, const struct rsock *inherit)
     s->rd_open = s->wr_open = 1;
     s->wait_fd = epoll_create1(EPOLL_CLOEXEC);
     if (s->wait_fd < 0) {
+        free(s);
+        return NULL;
+    }
+    if (rs_lprog_add_to_wait_fd(s)) {
+        close(s->wait_fd);
         free(s);
         return NULL;
     }
@@ -190,6 +196,7 @@ int rs_wait_locked(struct rsock *s, int64_t deadline_ms)
         errno = saved;
         return -1;
     }
+    rs_lprog_run();
     rs_progress(s, 0);
     return 0;
 }

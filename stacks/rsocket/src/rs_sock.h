@@ -122,6 +122,7 @@ struct rsock {
     /* listener: connections accepted on the wire, not yet by the app */
     struct rsock *acceptq_head, *acceptq_tail, *acceptq_next;
     int backlog, acceptq_len;
+    int lp_registered;           /* in the listener progress fd (lp_lock) */
 
     struct rs_iomap *iomap;      /* riomap state, NULL until used */
 };
@@ -145,6 +146,13 @@ int64_t rs_deadline(const struct timeval *tv, int nonblock);
 int64_t rs_now_ms(void);
 void rs_set_error(struct rsock *s, int err, const char *why);
 void rs_event(struct rsock *s);
+
+/* rs_lprog.c: passive-side progress from any wait of the process */
+int rs_lprog_add_to_wait_fd(struct rsock *s);
+int rs_lprog_register(struct rsock *s);
+void rs_lprog_unregister(struct rsock *s);
+void rs_lprog_run(void);
+void rs_lprog_fork_child(void);
 
 /* rs_endpoint.c: verbs resources of one connection */
 int rs_endpoint_create(struct rsock *s);
