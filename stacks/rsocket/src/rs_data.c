@@ -149,9 +149,10 @@ static int take_cq_events(struct rsock *s)
 /*
  * All pending work, never blocking: CM events, keepalive timer, CQ events,
  * completions, re-arm then poll once more (a completion that arrived before
- * the arm would raise no event), credit return. When an I/O call (not
- * poll_events) consumed a channel event, a thread waiting in the
- * dispatcher's epoll may have lost its wake-up: tell the dispatcher.
+ * the arm would raise no event), credit return. When a call consumed a
+ * channel event, a thread waiting elsewhere on this socket (the
+ * dispatcher's epoll, another set, poll) may have lost its wake-up: tell
+ * the dispatcher.
  */
 int rs_progress(struct rsock *s, int from_poll)
 {
@@ -174,7 +175,10 @@ int rs_progress(struct rsock *s, int from_poll)
         process_cq(s);
     }
     rs_update_credits(s);
-    if (consumed && !from_poll && s->cookie && rs_notify_fn)
+    /* Also from poll_events: one epoll set (or thread) draining the wait fd
+     * must not starve another set or a poll() waiting on the same socket. */
+    (void)from_poll;
+    if (consumed && s->cookie && rs_notify_fn)
         rs_notify_fn(s->cookie);
     return consumed;
 }
