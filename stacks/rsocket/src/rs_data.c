@@ -98,8 +98,13 @@ static void handle_send(struct rsock *s, const struct ibv_wc *wc)
         return;
     if (op == RS_OP_CTRL && wrid_value(wc->wr_id) == RS_CTRL_KEEPALIVE)
         rs_set_error(s, ETIMEDOUT, "keepalive: peer does not answer");
-    else
-        rs_set_error(s, s->peer_gone ? EPIPE : EIO, NULL);
+    else if (s->peer_gone)
+        rs_set_error(s, EPIPE, NULL);
+    else {
+        rs_log(3, "send completion failed: op %d status %s (state %d)", (int)op,
+               ibv_wc_status_str(wc->status), (int)s->state);
+        rs_set_error(s, EIO, NULL);
+    }
 }
 
 static int process_cq(struct rsock *s)
@@ -149,10 +154,9 @@ static int take_cq_events(struct rsock *s)
 /*
  * All pending work, never blocking: CM events, keepalive timer, CQ events,
  * completions, re-arm then poll once more (a completion that arrived before
- * the arm would raise no event), credit return. When a call consumed a
- * channel event, a thread waiting elsewhere on this socket (the
- * dispatcher's epoll, another set, poll) may have lost its wake-up: tell
- * the dispatcher.
+ * the arm would raise no event), credit return. When an I/O call (not
+ * poll_events) consumed a channel event, a thread waiting in the
+ * dispatcher's epoll may have lost its wake-up: tell the dispatcher.
  */
 int rs_progress(struct rsock *s, int from_poll)
 {
@@ -175,10 +179,7 @@ int rs_progress(struct rsock *s, int from_poll)
         process_cq(s);
     }
     rs_update_credits(s);
-    /* Also from poll_events: one epoll set (or thread) draining the wait fd
-     * must not starve another set or a poll() waiting on the same socket. */
-    (void)from_poll;
-    if (consumed && s->cookie && rs_notify_fn)
+    if (consumed && !from_poll && s->cookie && rs_notify_fn)
         rs_notify_fn(s->cookie);
     return consumed;
 }
