@@ -7,13 +7,13 @@
 set -euo pipefail
 
 PACKAGES=(
-    # build
-    cmake gcc make pkg-config libjson-c-dev libcmocka-dev
+    # build (binutils: nm/readelf in the framework's export checks)
+    cmake gcc make binutils pkg-config libjson-c-dev libcmocka-dev
     librdmacm-dev libibverbs-dev rdmacm-utils ibverbs-utils
-    # test hosts and process handling
-    iproute2 procps psmisc
+    # test hosts, process handling, test drivers (python3: framework tests)
+    iproute2 procps psmisc util-linux python3
     # real programs (test/programs) and benchmarks (tools/bench.sh)
-    iperf3 sockperf redis-server redis-tools nginx-light wrk curl strace
+    iperf3 sockperf redis-server redis-tools nginx-light wrk curl strace jq
 )
 
 missing_packages() {

@@ -9,6 +9,7 @@
 #ifndef FILE_H
 #define FILE_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/epoll.h>
@@ -20,6 +21,8 @@ enum file_kind {
     FILE_KSOCK = 1,    /* AF_INET/6 kernel socket (undecided, or on the kernel stack) */
     FILE_MSOCK,        /* a module socket; the app fd is a dup of its wait fd */
     FILE_EPOLL,        /* an epoll set holding module registrations */
+    FILE_MLISTEN,      /* a wildcard listener on several stacks (multilisten.c);
+                        * the app fd is a private epoll fd over their wait fds */
 };
 
 #define FILE_MAX_OPTS 12
@@ -42,6 +45,7 @@ struct pre_reg {
 
 struct ep_reg;
 struct epset;
+struct mlisten;
 
 struct file {
     _Atomic int ref;            /* table entries + in-flight calls */
@@ -83,6 +87,9 @@ struct file {
     _Atomic int defer_role;
     int defer_err;              /* TF_FAILED: the errno every data call gets */
 
+    /* ---- MLISTEN: fixed once published, freed with the file ---- */
+    struct mlisten *ml;
+
     /* ---- EPOLL ---- */
     struct epset *ep;           /* created on the first module registration */
     _Atomic int nested;         /* this epoll fd is itself in an epoll set */
@@ -100,6 +107,15 @@ void file_put(struct file *f);
 /* Called by file_put for the last reference (implemented per kind in
  * sock_close.c / epoll.c). */
 void file_release(struct file *f);
+/* Drops a call's reference to f (NULL: none) keeping errno; returns r. */
+static inline ssize_t file_put_ret(struct file *f, ssize_t r)
+{
+    int err = errno;
+    if (f != NULL)
+        file_put(f);
+    errno = err;
+    return r;
+}
 /* Returns a file to the pool (after file_release). */
 void file_free(struct file *f);
 /* Re-initialises the pool lock in a fork child. */

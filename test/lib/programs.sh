@@ -3,7 +3,7 @@
 # loopback, or under libnStackAPI.so between the two test hosts.
 #
 #   . "$NSTACK_SRC/test/lib/programs.sh"
-#   prog_setup MODE BASE_PORT        MODE: plain | preload
+#   prog_setup MODE BASE_PORT        MODE: plain | preload | rsocket
 #   prog_server NAME CMD...          start the server in the background
 #                                    (host A, or loopback); output in $PROG_TMP/NAME.out
 #   prog_wait_listen PORT            the server listens (deadline 30 s)
@@ -18,9 +18,11 @@
 . "$NSTACK_SRC/test/lib/netns.sh"
 . "$NSTACK_SRC/test/lib/nstack_env.sh"
 
-PROG_MODE=""; PROG_ADDR=""; PROG_PORT=""; PROG_TMP=""
+PROG_MODE=""; PROG_ADDR=""; PROG_PORT=""; PROG_TMP=""; PROG_STACK=kernel
 _PROG_PIDS=()
 NSTACK_PRELOAD_ENV=()
+
+_prog_in_netns() { [ "$PROG_MODE" = preload ] || [ "$PROG_MODE" = rsocket ]; }
 
 prog_fail() { echo "FAIL: ${PROG_NAME:-$0} [$PROG_MODE]: $*" >&2; exit 1; }
 prog_note() { echo "${PROG_NAME:-$0} [$PROG_MODE]: $*"; }
@@ -42,7 +44,7 @@ _stop_group() {
 prog_cleanup() {
     local pgid
     for pgid in "${_PROG_PIDS[@]}"; do _stop_group "$pgid"; done
-    [ "$PROG_MODE" = preload ] && netns_cleanup
+    _prog_in_netns && netns_cleanup
     [ -n "$PROG_TMP" ] && rm -rf "$PROG_TMP"
     return 0
 }
@@ -71,17 +73,24 @@ prog_setup() {
         PROG_ADDR=127.0.0.1
         PROG_PORT=$(_pick_port "$2") || prog_fail "no free port near $2"
         ;;
-    preload)
-        local lib="$NSTACK_RELEASE/lib64/libnStackAPI.so"
+    preload|rsocket)
+        local lib="$NSTACK_RELEASE/lib64/libnStackAPI.so" stack=kernel
         [ -e "$lib" ] || prog_fail "$lib not built"
+        if [ "$PROG_MODE" = rsocket ]; then
+            stack=rsocket
+            [ -e "$NSTACK_RELEASE/lib64/libdmm_rsocket.so" ] && [ -d "$NSTACK_RELEASE/lib64/softrdma" ] ||
+                prog_fail "libdmm_rsocket.so or the softrdma device not built"
+        fi
         netns_setup || prog_fail "could not create the test hosts"
         trap prog_cleanup EXIT           # replaces netns_setup's trap; calls it
-        PROG_ADDR=$IP2_A                 # the kernel subnet of the test hosts
+        # 192.168.21.0/24 is routed to $stack, 192.168.22.0/24 to the kernel.
+        PROG_ADDR=$IP2_A; [ "$stack" = rsocket ] && PROG_ADDR=$IP_A
+        PROG_STACK=$stack
         PROG_PORT=$2                     # private namespaces: no clash possible
-        nstack_write_config "$PROG_TMP" kernel
+        nstack_write_config "$PROG_TMP" "$stack"
         nstack_preload_env "$NSTACK_RELEASE" "$PROG_TMP"
         ;;
-    *) prog_fail "mode must be plain or preload, got '$PROG_MODE'" ;;
+    *) prog_fail "mode must be plain, preload or rsocket, got '$PROG_MODE'" ;;
     esac
 }
 
@@ -90,7 +99,7 @@ prog_setup() {
 # leader), so $! is the server itself and the leader of its own group.
 prog_server() {
     local name=$1; shift
-    if [ "$PROG_MODE" = preload ]; then
+    if _prog_in_netns; then
         (exec setsid ip netns exec "$NS_A" env "${NSTACK_PRELOAD_ENV[@]}" "$@" \
             >"$PROG_TMP/$name.out" 2>&1 </dev/null) &
     else
@@ -107,15 +116,20 @@ prog_client() { prog_client_in /dev/null "$@"; }
 # prog_client_in FILE CMD...: the same, reading FILE as standard input.
 prog_client_in() {
     local input=$1; shift
-    if [ "$PROG_MODE" = preload ]; then
+    if _prog_in_netns; then
         ip netns exec "$NS_B" env "${NSTACK_PRELOAD_ENV[@]}" "$@" <"$input"
     else
         "$@" <"$input"
     fi
 }
 
+# A module's listener is invisible to ss: there, the server's counters
+# showing a socket on the module is the sign (it is counted when bind()
+# routes it, just before listen()).
 _listening() {
-    if [ "$PROG_MODE" = preload ]; then
+    if [ "$PROG_MODE" = rsocket ]; then
+        _server_on_stack rsocket
+    elif [ "$PROG_MODE" = preload ]; then
         ip netns exec "$NS_A" ss -Hltn "sport = :$1" | grep -q .
     else
         ss -Hltn "src $PROG_ADDR and sport = :$1" | grep -q .
@@ -135,19 +149,26 @@ prog_sha256() { sha256sum "$1" | cut -d' ' -f1; }
 # prog_random_file FILE BYTES: incompressible test data.
 prog_random_file() { head -c "$2" /dev/urandom >"$1"; }
 
-# prog_check_framework: in preload mode, the server really runs under
-# libnStackAPI.so with its sockets on the kernel stack (nstack-stat reads the
-# framework's counters of a live process). A no-op in plain mode.
+# _server_on_stack STACK: nstack-stat shows a socket of the server's process
+# group on STACK.
+_server_on_stack() {
+    local pid
+    for pid in $(ps -o pid= -g "$PROG_SERVER_PID"); do
+        "$NSTACK_RELEASE/bin/nstack-stat" "$pid" 2>/dev/null |
+            awk -v s="$1" '$1 == s && $2 > 0 { ok = 1 } END { exit !ok }' && return 0
+    done
+    return 1
+}
+
+# prog_check_framework: under the preload, the server really runs under
+# libnStackAPI.so with its sockets on the expected stack (nstack-stat reads
+# the framework's counters of a live process). A no-op in plain mode.
 prog_check_framework() {
-    [ "$PROG_MODE" = preload ] || return 0
-    local stat="$NSTACK_RELEASE/bin/nstack-stat" pid
-    if [ ! -x "$stat" ]; then
+    _prog_in_netns || return 0
+    if [ ! -x "$NSTACK_RELEASE/bin/nstack-stat" ]; then
         prog_note "nstack-stat not built: framework use not checked"
         return 0
     fi
-    for pid in $(ps -o pid= -g "$PROG_SERVER_PID"); do
-        "$stat" "$pid" 2>/dev/null | awk '$1 == "kernel" && $2 > 0 { ok = 1 } END { exit !ok }' &&
-            return 0
-    done
-    prog_fail "server is not running under libnStackAPI.so (nstack-stat shows no kernel-stack sockets)"
+    _server_on_stack "$PROG_STACK" ||
+        prog_fail "server is not running under libnStackAPI.so on the $PROG_STACK stack (nstack-stat shows no such sockets)"
 }

@@ -346,9 +346,56 @@ static void test_concurrent_connects(void **st)
     server_close(&s);
 }
 
-int main(void)
+/* The passive side takes the request but neither accepts nor rejects and
+ * stays alive: the active side gets UNREACHABLE with status -ETIMEDOUT
+ * after the connect timeout (SOFTRDMA_CM_TIMEOUT_MS, set by main for this
+ * test), never a hang. Run alone: `sr_cm_test connect_timeout`. */
+static void test_connect_timeout(void **st)
+{
+    (void)st;
+    struct server s;
+    server_listen(&s);
+    struct rdma_event_channel *ch = rdma_create_event_channel();
+    assert_non_null(ch);
+    struct rdma_cm_id *id;
+    struct sockaddr_in dst = lo_addr(s.port);
+    assert_int_equal(rdma_create_id(ch, &id, NULL, RDMA_PS_TCP), 0);
+    assert_int_equal(rdma_resolve_addr(id, NULL, (struct sockaddr *)&dst, 2000), 0);
+    assert_int_equal(next_event(ch, DEADLINE_MS, NULL), RDMA_CM_EVENT_ADDR_RESOLVED);
+    assert_int_equal(rdma_resolve_route(id, 2000), 0);
+    assert_int_equal(next_event(ch, DEADLINE_MS, NULL), RDMA_CM_EVENT_ROUTE_RESOLVED);
+    struct ibv_qp_init_attr a = qp_attr();
+    struct rdma_conn_param p = { .rnr_retry_count = 7, .retry_count = 7 };
+    assert_int_equal(rdma_create_qp(id, NULL, &a), 0);
+    long start = now_ms();
+    assert_int_equal(rdma_connect(id, &p), 0);
+    struct rdma_cm_id *req = NULL;
+    assert_int_equal(next_event(s.ch, DEADLINE_MS, &req), RDMA_CM_EVENT_CONNECT_REQUEST);
+    struct pollfd pf = { .fd = ch->fd, .events = POLLIN };
+    assert_int_equal(poll(&pf, 1, DEADLINE_MS), 1);
+    struct rdma_cm_event *e;
+    assert_int_equal(rdma_get_cm_event(ch, &e), 0);
+    assert_int_equal(e->event, RDMA_CM_EVENT_UNREACHABLE);
+    assert_int_equal(e->status, -ETIMEDOUT);
+    assert_ptr_equal(e->id, id);
+    rdma_ack_cm_event(e);
+    /* not before the configured time (a timer never fires early) */
+    assert_true(now_ms() - start >= atoi(getenv("SOFTRDMA_CM_TIMEOUT_MS")));
+    rdma_destroy_qp(id);
+    assert_int_equal(rdma_destroy_id(id), 0);
+    rdma_destroy_id(req);
+    rdma_destroy_event_channel(ch);
+    server_close(&s);
+}
+
+int main(int argc, char **argv)
 {
     char dir[] = "/tmp/softrdma-cmtest.XXXXXX";
+    /* the connect timeout runs alone: its short timeout would also apply
+     * to the connects of the other tests */
+    int timeout_only = argc > 1 && !strcmp(argv[1], "connect_timeout");
+    if (timeout_only)
+        setenv("SOFTRDMA_CM_TIMEOUT_MS", "1500", 1);
     signal(SIGPIPE, SIG_IGN);
     if (!getenv("SOFTRDMA_FABRIC")) {
         if (!mkdtemp(dir))
@@ -363,7 +410,11 @@ int main(void)
         cmocka_unit_test(test_bind_port_space),
         cmocka_unit_test(test_concurrent_connects),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest timeout_tests[] = {
+        cmocka_unit_test(test_connect_timeout),
+    };
+    int rc = timeout_only ? cmocka_run_group_tests(timeout_tests, NULL, NULL)
+                          : cmocka_run_group_tests(tests, NULL, NULL);
     if (strcmp(dir, "/tmp/softrdma-cmtest.XXXXXX")) {
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

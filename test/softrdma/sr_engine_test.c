@@ -13,9 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "sr_wire.h"
 
 #define BUF 65536
 #define DEADLINE_MS 10000
@@ -192,6 +195,89 @@ static void test_send_recv_sges(void **st)
     assert_int_equal(wc.status, IBV_WC_SUCCESS);
     assert_int_equal(wc.opcode, IBV_WC_SEND);
     assert_int_equal(wc.wr_id, 7);
+    pair_free(p);
+}
+
+/* SENDs shorter than their receives, queued back to back on the stream:
+ * each must take exactly its own bytes (regression: the receive's full
+ * length was read from the stream, swallowing the next request). The
+ * sends are posted before the receives, so both are on the stream when
+ * the responder starts the first payload, and 5000 bytes exceed the
+ * device's 4 KiB stream buffer, so the payload goes through readv. */
+static void test_short_sends_long_receives(void **st)
+{
+    (void)st;
+    enum { LEN = 5000, RLEN = 8192, N = 4 };
+    struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    struct ibv_wc wc[N];
+    for (int i = 0; i < N; i++) {
+        fill(p->a.buf + i * RLEN, LEN, 17u * (unsigned)i + 1);
+        assert_int_equal(post_send(&p->a, IBV_WR_SEND, (uint64_t)i, (size_t)i * RLEN, LEN, 0,
+                                   0, 0, p->a.mr->lkey), 0);
+    }
+    assert_int_equal(poll_n(p->a.scq, wc, 1, 200), 0);    /* RNR: held, not failed */
+    memset(p->b.buf, 0x5a, BUF);
+    for (int i = 0; i < N; i++)     /* odd receives: two SGEs of RLEN/2 */
+        post_recv(&p->b, 100 + (uint64_t)i, i % 2 ? 2 : 1, (size_t)i * RLEN,
+                  i % 2 ? RLEN / 2 : RLEN);
+    assert_int_equal(poll_n(p->b.rcq, wc, N, DEADLINE_MS), N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(wc[i].status, IBV_WC_SUCCESS);
+        assert_int_equal(wc[i].wr_id, 100 + i);
+        assert_int_equal(wc[i].byte_len, LEN);
+        assert_memory_equal(p->b.buf + i * RLEN, p->a.buf + i * RLEN, LEN);
+        /* the tail of the receive past the message is untouched */
+        assert_int_equal((unsigned char)p->b.buf[i * RLEN + LEN], 0x5a);
+        assert_int_equal((unsigned char)p->b.buf[(i + 1) * RLEN - 1], 0x5a);
+    }
+    assert_int_equal(poll_n(p->a.scq, wc, N, DEADLINE_MS), N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(wc[i].status, IBV_WC_SUCCESS);
+        assert_int_equal(wc[i].wr_id, i);
+    }
+    pair_free(p);
+}
+
+/* Opens a raw stream to the NIC that owns qpn, as a peer device would. */
+static int raw_stream(uint32_t qpn)
+{
+    const char *fab = getenv("SOFTRDMA_FABRIC");
+    char link[512];
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(link, sizeof link, "%s/qp/%u", fab && *fab ? fab : "/run/softrdma", qpn);
+    assert_true(readlink(link, sa.sun_path, sizeof sa.sun_path - 1) > 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    struct sr_hello h = { .magic = SR_HELLO_MAGIC, .dst_qpn = qpn, .src_qpn = 0xabcdef };
+    assert_int_equal(write(fd, &h, sizeof h), sizeof h);
+    return fd;
+}
+
+/* A peer's request header claiming more than any message can hold: the
+ * device drops that stream (EOF at the peer) and keeps working. */
+static void test_malformed_header_dropped(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    int fd = raw_stream(p->a.qp->qp_num);
+    struct sr_req_hdr h = { .op = SR_OP_SEND, .rnr_retry = 7, .len = 0x80000000u };
+    post_recv(&p->a, 1, 1, 0, 100);
+    assert_int_equal(write(fd, &h, sizeof h), sizeof h);
+    struct pollfd pf = { .fd = fd, .events = POLLIN };
+    assert_int_equal(poll(&pf, 1, DEADLINE_MS), 1);
+    char c;
+    assert_int_equal(read(fd, &c, 1), 0);       /* dropped, nothing answered */
+    close(fd);
+    struct ibv_wc wc;
+    assert_int_equal(ibv_poll_cq(p->a.rcq, 1, &wc), 0);   /* receive untouched */
+    /* the device still moves data */
+    post_recv(&p->b, 2, 1, 0, 100);
+    fill(p->a.buf, 100, 9);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 3, 0, 100, 0, 0, 0, p->a.mr->lkey), 0);
+    assert_int_equal(poll_n(p->b.rcq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_memory_equal(p->b.buf, p->a.buf, 100);
     pair_free(p);
 }
 
@@ -386,6 +472,47 @@ static void test_rnr(void **st)
     assert_memory_equal(p->b.buf, p->a.buf, 10);
     assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
     assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    pair_free(p);
+}
+
+/* Spins on the CQ (no sleep: the poller must be as quick as it can be to
+ * catch a QP state that lags its completion); returns the count. */
+static int spin_poll(struct ibv_cq *cq, struct ibv_wc *wc, long ms)
+{
+    long end = now_ms() + ms;
+    int r = 0;
+    while (!r && now_ms() < end)
+        r = ibv_poll_cq(cq, 1, wc);
+    return r;
+}
+
+/* An error completion announces the QP's move to ERR: ibv_query_qp right
+ * after polling it must say ERR (regression: the completion was published
+ * before the state changed). Repeated, since a lag shows only sometimes. */
+static void test_error_state_before_completion(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 1, 0, IBV_ACCESS_LOCAL_WRITE);
+    long end = now_ms() + 20000;
+    int rounds = 0;
+    for (; rounds < 300 && now_ms() < end; rounds++) {
+        struct ibv_wc wc;
+        struct ibv_qp_attr a = { .qp_state = IBV_QPS_RESET };
+        struct ibv_qp_init_attr ia;
+        if (rounds) {
+            assert_int_equal(ibv_modify_qp(p->a.qp, &a, IBV_QP_STATE), 0);
+            qp_connect(p->a.qp, p->b.qp->qp_num, 0);
+        }
+        /* b posts no receive: with rnr_retry 0 the send fails quickly */
+        assert_int_equal(post_send(&p->a, IBV_WR_SEND, 1, 0, 10, 0, 0, 0, p->a.mr->lkey), 0);
+        assert_int_equal(spin_poll(p->a.scq, &wc, DEADLINE_MS), 1);
+        assert_int_equal(wc.status, IBV_WC_RNR_RETRY_EXC_ERR);
+        assert_int_equal(ibv_query_qp(p->a.qp, &a, IBV_QP_STATE, &ia), 0);
+        if (a.qp_state != IBV_QPS_ERR)
+            print_error("round %d: QP state %d after its error completion\n", rounds, a.qp_state);
+        assert_int_equal(a.qp_state, IBV_QPS_ERR);
+    }
+    assert_true(rounds >= 20);
     pair_free(p);
 }
 
@@ -605,6 +732,8 @@ int main(void)
         setenv("SOFTRDMA_FABRIC", dir, 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_send_recv_sges),
+        cmocka_unit_test(test_short_sends_long_receives),
+        cmocka_unit_test(test_malformed_header_dropped),
         cmocka_unit_test(test_write_imm_and_read),
         cmocka_unit_test(test_inline_unsignaled),
         cmocka_unit_test(test_bad_rkey),
@@ -613,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_recv_bad_lkey),
         cmocka_unit_test(test_wrong_dgid),
         cmocka_unit_test(test_rnr),
+        cmocka_unit_test(test_error_state_before_completion),
         cmocka_unit_test(test_flush_on_err),
         cmocka_unit_test(test_cq_overflow),
         cmocka_unit_test(test_comp_channel),

@@ -37,7 +37,7 @@ demo_run_subnet() {
     _demo_exec "$NS_A" timeout 900 "$DEMO_BIN/vs_epoll" $(_demo_flags "$ip_a" "$ip_b") \
         >"$srv" 2>&1 </dev/null &
     local spid=$!; bg_track "$spid"
-    if ! wait_until 60 grep -q '^listening on' "$srv"; then
+    if ! wait_until 60 grep -qs '^listening on' "$srv"; then
         DEMO_RESULT=$(printf '%-16s %-8s FAIL: server did not start: %s' "$label" "$expect" "$(tail -1 "$srv")")
         return 1
     fi

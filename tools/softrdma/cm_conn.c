@@ -43,6 +43,7 @@ static void cm_fill_msg(struct cm_msg *m, uint32_t type, const struct rdma_conn_
 
 void cm_conn_close(struct cm_id *id)
 {
+    cm_timeout_disarm(id);
     if (id->conn.fd >= 0)
         sr_watch_del(&id->conn);
 }
@@ -117,6 +118,7 @@ static void cm_peer_gone(struct cm_id *id)
 
 static void cm_on_rep(struct cm_id *id, struct cm_msg *m)
 {
+    cm_timeout_disarm(id);
     id->peer = *m;
     if (!id->pub.qp) {
         id->state = CM_RESPONDED;
@@ -372,6 +374,7 @@ CM_API int rdma_connect(struct rdma_cm_id *pub, struct rdma_conn_param *p)
             id->my = *p;
         sr_watch_add(&id->conn, fd, EPOLLIN, cm_conn_cb);
         id->state = CM_CONNECTING;
+        cm_timeout_arm(id);
         if (cm_send(id, &m))
             cm_peer_gone(id);
     }

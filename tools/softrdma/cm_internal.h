@@ -49,6 +49,7 @@ struct cm_id {
     int afonly, reuseaddr;
     struct sr_watch conn;           /* CM connection (seqpacket) */
     struct sr_watch lsn;            /* listening socket */
+    struct sr_watch timer;          /* connect timeout (timerfd), fd -1 if none */
     char lsn_path[400];
     char **names;                   /* listen names (symlinks) we created */
     int nnames;
@@ -102,4 +103,8 @@ int cm_qp_to_init(struct cm_id *id);
 /* cm_id.c */
 struct cm_id *cm_id_new(struct rdma_event_channel *ch, void *context, enum rdma_port_space ps,
                         enum ibv_qp_type type);
+/* Connect timeout (cm_timeout.c); sr_lock held. Arm when the REQ goes
+ * out; disarm when the id leaves CM_CONNECTING. */
+void cm_timeout_arm(struct cm_id *id);
+void cm_timeout_disarm(struct cm_id *id);
 #endif

@@ -1,6 +1,7 @@
 /* softrdma: process-wide state, logging, environment, fork handling. */
 #include "sr_internal.h"
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,10 +36,32 @@ int sr_env_int(const char *name, int dflt)
     return (int)n;
 }
 
-const char *sr_fabric_dir(void)
+/* The fabric directory is taken from the environment when the library is
+ * loaded if it is set then: servers such as nginx clear their environment
+ * after start-up, and a device that looked later would silently join the
+ * default fabric instead of its peers'. If it was not set at load (a program
+ * that sets it itself), it is read at first use. Written once (constructor,
+ * or pthread_once), then read-only. */
+static char sr_fabric[512];
+static pthread_once_t sr_fabric_once = PTHREAD_ONCE_INIT;
+
+static void sr_fabric_read(void)
 {
     const char *d = getenv("SOFTRDMA_FABRIC");
-    return (d && *d) ? d : "/run/softrdma";
+    snprintf(sr_fabric, sizeof sr_fabric, "%s", (d && *d) ? d : "/run/softrdma");
+}
+
+__attribute__((constructor)) static void sr_fabric_at_load(void)
+{
+    const char *d = getenv("SOFTRDMA_FABRIC");
+    if (d && *d)
+        pthread_once(&sr_fabric_once, sr_fabric_read);
+}
+
+const char *sr_fabric_dir(void)
+{
+    pthread_once(&sr_fabric_once, sr_fabric_read);
+    return sr_fabric;
 }
 
 int sr_mkdir_p(const char *path)

@@ -93,11 +93,13 @@ SR_API int ibv_resize_cq(struct ibv_cq *cq, int cqe)
     return EOPNOTSUPP;
 }
 
-int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc)
+int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, struct ibv_qp *owner)
 {
     int wake = 0, rc = 0;
     pthread_mutex_lock(&cq->lock);
     if (cq->count == cq->cap) {
+        if (owner)
+            owner->state = IBV_QPS_ERR;     /* before the overrun is visible */
         if (!cq->overflow)
             sr_log("CQ %p overflow: more than %d completions not polled", (void *)cq, cq->cap);
         cq->overflow = 1;

@@ -101,8 +101,10 @@ struct sr_cq {
     int armed, overflow;
     unsigned epoch;
 };
-/* Adds a completion; returns -1 (and flags the CQ) on overflow. */
-int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc);
+/* Adds a completion; returns -1 (and flags the CQ) on overflow. On
+ * overflow, owner (if not NULL) is put in ERR state before the overrun
+ * becomes visible to ibv_poll_cq; the caller then completes the move. */
+int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, struct ibv_qp *owner);
 
 /* ---- queue pairs (sr_qp.c, sr_requester.c, sr_responder.c) ---- */
 struct sr_swqe {

@@ -180,15 +180,17 @@ SR_API int ibv_destroy_qp(struct ibv_qp *pub)
 
 void sr_qp_complete(struct sr_qp *qp, struct sr_cq *cq, const struct ibv_wc *wc)
 {
-    if (sr_cq_push(cq, wc) && qp->pub.state != IBV_QPS_ERR)
-        sr_qp_to_error(qp);     /* CQ overrun puts its QPs in error */
+    /* A CQ overrun puts the QP in error (its state changes inside the
+     * push, before ibv_poll_cq can report -EOVERFLOW). */
+    if (sr_cq_push(cq, wc, &qp->pub))
+        sr_qp_to_error(qp);
 }
 
 static void sr_flush_wc(struct sr_qp *qp, uint64_t wr_id, enum ibv_wc_opcode op, int recv)
 {
     struct ibv_wc wc = { .wr_id = wr_id, .status = IBV_WC_WR_FLUSH_ERR,
                          .opcode = op, .qp_num = qp->pub.qp_num };
-    sr_cq_push((struct sr_cq *)(recv ? qp->pub.recv_cq : qp->pub.send_cq), &wc);
+    sr_cq_push((struct sr_cq *)(recv ? qp->pub.recv_cq : qp->pub.send_cq), &wc, NULL);
 }
 
 static enum ibv_wc_opcode sr_wc_opcode(enum ibv_wr_opcode op)
@@ -201,7 +203,8 @@ static enum ibv_wc_opcode sr_wc_opcode(enum ibv_wr_opcode op)
     }
 }
 
-/* ERR: streams close, every outstanding work request completes flushed. */
+/* ERR: streams close, every outstanding work request completes flushed.
+ * Safe on a QP already in ERR (flushes what was posted since). */
 void sr_qp_to_error(struct sr_qp *qp)
 {
     qp->pub.state = IBV_QPS_ERR;
@@ -312,9 +315,12 @@ SR_API int ibv_query_qp(struct ibv_qp *pub, struct ibv_qp_attr *a, int mask,
     (void)mask;
     if (sr_stale(qp->epoch, "ibv_query_qp"))
         return EPERM;
+    pthread_mutex_lock(&sr_lock);   /* the state as the device last left it */
+    enum ibv_qp_state state = qp->pub.state;
+    pthread_mutex_unlock(&sr_lock);
     memset(a, 0, sizeof *a);
     memset(init, 0, sizeof *init);
-    a->qp_state = a->cur_qp_state = qp->pub.state;
+    a->qp_state = a->cur_qp_state = state;
     a->path_mtu = IBV_MTU_1024;
     a->qp_access_flags = (unsigned)qp->access;
     a->cap = qp->cap;

@@ -67,13 +67,15 @@ static void sr_req_done(struct sr_qp *qp, enum ibv_wc_status st)
     sr_qp_complete(qp, (struct sr_cq *)qp->pub.send_cq, &wc);
 }
 
-/* The head request failed: it completes with st, the rest are flushed. */
+/* The head request failed: it completes with st, the rest are flushed.
+ * The QP is in ERR before the error completion can be polled, so that
+ * ibv_query_qp after it never reports RTS (as on hardware). */
 static void sr_req_fail(struct sr_qp *qp, enum ibv_wc_status st)
 {
+    qp->pub.state = IBV_QPS_ERR;
     if (qp->sq_head != qp->sq_tail)
         sr_req_done(qp, st);
-    if (qp->pub.state != IBV_QPS_ERR)
-        sr_qp_to_error(qp);
+    sr_qp_to_error(qp);
 }
 
 static void sr_req_lost(struct sr_qp *qp)
@@ -158,11 +160,19 @@ static int sr_req_response(struct sr_qp *qp)
         }
         return 0;
     case SR_RESP_NAK:
+        if (r->status == IBV_WC_SUCCESS || r->status > IBV_WC_GENERAL_ERR) {
+            sr_log("QP %u: NAK with invalid status %u from the responder; link dropped",
+                   qp->pub.qp_num, r->status);
+            return -1;
+        }
         sr_req_fail(qp, (enum ibv_wc_status)r->status);
         return 1;
     case SR_RESP_READ:
-        if (s->opcode != IBV_WR_RDMA_READ || r->len != s->len)
+        if (s->opcode != IBV_WR_RDMA_READ || r->len != s->len) {
+            sr_log("QP %u: READ response of %u bytes does not match the request; link dropped",
+                   qp->pub.qp_num, r->len);
             return -1;
+        }
         memcpy(qp->rd_iov, s->iov, (size_t)s->nsge * sizeof *s->iov);
         qp->rd_niov = s->nsge;
         qp->rd_left = r->len;

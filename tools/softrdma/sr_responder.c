@@ -146,19 +146,20 @@ static void sr_resp_nak(struct sr_inconn *c, enum ibv_wc_status st)
 }
 
 /* A responder error other than RNR (bad rkey, bounds, access, length,
- * receive lkey): as on hardware, the NAK goes out and the responder's own
- * QP goes to ERR too. The stream is cut loose from the QP first so that the
- * NAK still drains; the stream is released when the requester closes it. */
+ * receive lkey): as on hardware, the responder's own QP goes to ERR and
+ * the NAK goes out. The QP is in ERR before the NAK leaves, so that no
+ * one who learns of the error (from this side's or the peer's completion)
+ * finds it still in RTS. The stream is cut loose from the QP first so that
+ * the NAK still drains; it is released when the requester closes it. */
 static void sr_resp_fatal(struct sr_inconn *c, enum ibv_wc_status st)
 {
     struct sr_qp *qp = c->qp;
-    sr_resp_nak(c, st);
-    sr_resp_flush(c);
     if (qp->in == c)
         qp->in = NULL;
     c->qp = NULL;
-    if (qp->pub.state != IBV_QPS_ERR)
-        sr_qp_to_error(qp);
+    sr_qp_to_error(qp);
+    sr_resp_nak(c, st);
+    sr_resp_flush(c);
 }
 
 static int sr_remote_ok(struct sr_inconn *c, int access)
@@ -169,6 +170,23 @@ static int sr_remote_ok(struct sr_inconn *c, int access)
     if ((qp->access & access) != access)
         return 0;
     return sr_mr_check(qp->pub.pd, c->hdr.rkey, c->hdr.raddr, c->hdr.len, access) != NULL;
+}
+
+/* Copies the leading SGEs of a receive that hold exactly len bytes (the
+ * last one trimmed): a SEND shorter than its receive must not take bytes
+ * of the next message. Returns the number of entries. */
+static int sr_iov_prefix(struct iovec *dst, const struct iovec *src, int nsge, size_t len)
+{
+    int n = 0;
+    for (int i = 0; i < nsge && len; i++) {
+        dst[n] = src[i];
+        if (dst[n].iov_len > len)
+            dst[n].iov_len = len;
+        len -= dst[n].iov_len;
+        if (dst[n].iov_len)
+            n++;
+    }
+    return n;
 }
 
 /* Sets up where the payload of c->hdr goes. Returns 0, or 1 if stalled (RNR). */
@@ -237,8 +255,7 @@ static int sr_resp_start(struct sr_inconn *c)
         c->pending_status = IBV_WC_REM_OP_ERR;
         return 0;
     }
-    memcpy(c->iov, c->rwqe->iov, (size_t)c->rwqe->nsge * sizeof *c->iov);
-    c->niov = c->rwqe->nsge;
+    c->niov = sr_iov_prefix(c->iov, c->rwqe->iov, c->rwqe->nsge, h->len);
     return 0;
 }
 
@@ -263,6 +280,7 @@ static void sr_resp_finish(struct sr_inconn *c)
                                  .src_qp = c->hello.src_qpn };
             qp->rq_head++;
             c->rwqe = NULL;
+            qp->pub.state = IBV_QPS_ERR;    /* before its completion shows */
             sr_qp_complete(qp, (struct sr_cq *)qp->pub.recv_cq, &wc);
         }
         sr_resp_fatal(c, (enum ibv_wc_status)c->pending_status);
@@ -324,7 +342,13 @@ static void sr_resp_process(struct sr_inconn *c)
                 sr_resp_finish(c);
         } else {
             r = sr_rx_need(c->w.fd, &c->rx, &c->hdr, sizeof c->hdr, &c->hdr_got);
-            if (r == 1) {
+            if (r == 1 && c->hdr.len > SR_MAX_MSG) {
+                /* no valid request is that long: the stream cannot be
+                 * trusted to stay in step, so it is dropped */
+                sr_log("QP %u: request of %u bytes from QP %u exceeds the %u-byte message limit; stream dropped",
+                       c->qp->pub.qp_num, c->hdr.len, c->hello.src_qpn, SR_MAX_MSG);
+                r = -1;
+            } else if (r == 1) {
                 c->have_hdr = 1;
                 if (sr_resp_start(c) == 0 && c->left == 0)
                     sr_resp_finish(c);

@@ -63,7 +63,25 @@ void sr_iov_advance(struct iovec **iov, int *niov, size_t n)
     }
 }
 
-/* iov NULL means discard. */
+/* readv into at most `cap` bytes of iov: the posted buffers may be longer
+ * than the message, and bytes past its end belong to the next message on
+ * the stream. The last entry used is trimmed for the call and restored. */
+static ssize_t sr_readv_capped(int fd, struct iovec *iov, int n, size_t cap)
+{
+    int cnt = 0;
+    size_t sum = 0;
+    while (cnt < n && cnt < 64 && sum < cap)
+        sum += iov[cnt++].iov_len;
+    size_t saved = iov[cnt - 1].iov_len;
+    if (sum > cap)
+        iov[cnt - 1].iov_len -= sum - cap;
+    ssize_t r = readv(fd, iov, cnt);
+    iov[cnt - 1].iov_len = saved;
+    return r;
+}
+
+/* iov NULL means discard. Never consumes more than *left bytes of the
+ * stream, whatever the iov's total length. */
 int sr_rx_payload(int fd, struct sr_rx *rx, struct iovec *iov, int *niov, size_t *left)
 {
     static char sink[65536];    /* discarded bytes only; contents never read */
@@ -86,7 +104,7 @@ int sr_rx_payload(int fd, struct sr_rx *rx, struct iovec *iov, int *niov, size_t
     while (*left) {
         ssize_t r;
         if (cur && n) {
-            r = readv(fd, cur, n > 64 ? 64 : n);
+            r = sr_readv_capped(fd, cur, n, *left);
         } else {
             r = read(fd, sink, *left < sizeof sink ? *left : sizeof sink);
         }

@@ -1,0 +1,135 @@
+# shellcheck shell=bash
+# One measurement each: start a fresh server, drive it with its client, print
+# one number. Both sides run with the words of BENCH_ENV (empty: plain;
+# the libnStackAPI.so environment: preloaded) and talk to BENCH_ADDR, on the
+# host selected by BENCH_NS_SRV / BENCH_NS_CLI (empty: this host).
+# Sourced by tools/bench.sh; needs test/lib/netns.sh and test/lib/nginx.sh.
+
+BENCH_ENV=(); BENCH_ADDR=127.0.0.1; BENCH_NS_SRV=""; BENCH_NS_CLI=""
+BENCH_SECS=${BENCH_SECS:-3}
+_BENCH_GROUPS=()
+
+
+# bench_server LOG CMD...: start a server in its own process group (the
+# subshell and setsid both exec, so $! is the group).
+bench_server() {
+    local log=$1; shift
+    local in_ns=()
+    [ -n "$BENCH_NS_SRV" ] && in_ns=(ip netns exec "$BENCH_NS_SRV")
+    (exec setsid "${in_ns[@]}" env "${BENCH_ENV[@]}" "$@" >"$log" 2>&1 </dev/null) &
+    BENCH_SERVER=$!; _BENCH_GROUPS+=("$BENCH_SERVER")
+}
+
+# bench_client CMD...: the client, with BENCH_ENV, on the client host.
+bench_client() {
+    local in_ns=()
+    [ -n "$BENCH_NS_CLI" ] && in_ns=(ip netns exec "$BENCH_NS_CLI")
+    "${in_ns[@]}" env "${BENCH_ENV[@]}" "$@" </dev/null
+}
+
+_group_gone() { [ -z "$(ps -o pid= -g "$1" 2>/dev/null)" ]; }
+bench_stop_server() {
+    kill -TERM -- "-$BENCH_SERVER" 2>/dev/null
+    wait_until 10 _group_gone "$BENCH_SERVER" || kill -KILL -- "-$BENCH_SERVER" 2>/dev/null
+    wait "$BENCH_SERVER" 2>/dev/null
+    return 0
+}
+bench_stop_all() {
+    local g
+    for g in "${_BENCH_GROUPS[@]}"; do kill -KILL -- "-$g" 2>/dev/null; done
+    return 0
+}
+
+_listening() {
+    if [ -n "$BENCH_NS_SRV" ]; then ip netns exec "$BENCH_NS_SRV" ss -Hltn "sport = :$1" | grep -q .
+    else ss -Hltn "src $BENCH_ADDR and sport = :$1" | grep -q .; fi
+}
+# bench_wait_ready PORT LOG REGEX: a kernel listener on PORT, or (for a
+# module socket, which ss cannot see) the server's banner REGEX in LOG.
+_ready() { _listening "$1" || grep -qE "$3" "$2"; }
+bench_wait_ready() {
+    wait_until 30 _ready "$@" || { echo "bench: server on port $1 not ready: $(tail -n 2 "$2")" >&2; return 1; }
+}
+
+# A free loopback port from BASE on.
+bench_port() {
+    local p=$1
+    while ss -Hltn "sport = :$p" | grep -q . && [ "$p" -lt $(($1 + 100)) ]; do p=$((p + 1)); done
+    echo "$p"
+}
+
+# ---- the measurements ----------------------------------------------------
+
+# Median one-way latency (usec) of a sockperf TCP ping-pong, 64 B messages.
+measure_sockperf_latency() {
+    local port out; port=$(bench_port 21111); out=$BENCH_TMP/sockperf.out
+    bench_server "$BENCH_TMP/sockperf.srv" sockperf sr --tcp -i "$BENCH_ADDR" -p "$port"
+    bench_wait_ready "$port" "$BENCH_TMP/sockperf.srv" 'to block on socket' || return 1
+    bench_client timeout 60 sockperf pp --tcp -i "$BENCH_ADDR" -p "$port" -t "$BENCH_SECS" -m 64 >"$out" 2>&1
+    bench_stop_server
+    sed -n 's/.*percentile 50.000 = *\([0-9.]*\).*/\1/p' "$out"
+}
+
+# iperf3 TCP throughput (Gbit/s) received by the server, one stream.
+measure_iperf3_throughput() {
+    local port; port=$(bench_port 25201)
+    bench_server "$BENCH_TMP/iperf3.srv" iperf3 -s -1 --forceflush -B "$BENCH_ADDR" -p "$port"
+    bench_wait_ready "$port" "$BENCH_TMP/iperf3.srv" 'Server listening' || return 1
+    bench_client timeout 60 iperf3 -c "$BENCH_ADDR" -p "$port" -t "$BENCH_SECS" --json >"$BENCH_TMP/iperf3.json" 2>&1
+    bench_stop_server
+    jq -r ".end.sum_received.bits_per_second / 1e9 * 1000 | round / 1000" "$BENCH_TMP/iperf3.json" 2>/dev/null ||
+        { echo "bench: iperf3: no result: $(jq -r '.error // empty' "$BENCH_TMP/iperf3.json" 2>/dev/null)" >&2; return 1; }
+}
+
+# redis-benchmark GET requests/s (10 clients, no pipelining).
+measure_redis_rps() {
+    local port; port=$(bench_port 26379)
+    bench_server "$BENCH_TMP/redis.srv" redis-server --bind "$BENCH_ADDR" --port "$port" \
+        --save '' --appendonly no --dir "$BENCH_TMP" --protected-mode no
+    bench_wait_ready "$port" "$BENCH_TMP/redis.srv" 'Ready to accept connections' || return 1
+    bench_client timeout 120 redis-benchmark -h "$BENCH_ADDR" -p "$port" -n 100000 -c 10 \
+        -t get --csv >"$BENCH_TMP/redis.csv" 2>&1
+    bench_stop_server
+    awk -F'"' '$2 == "GET" { print $4 }' "$BENCH_TMP/redis.csv"
+}
+
+# nginx (one process) under wrk: requests/s for a 4 KiB file.
+measure_nginx_rps() {
+    local port; port=$(bench_port 28080)
+    nginx_prepare "$BENCH_TMP/nginx" "$BENCH_ADDR" "$port"
+    head -c 4096 /dev/urandom >"$BENCH_TMP/nginx/www/page.bin"
+    # shellcheck disable=SC2046
+    bench_server "$BENCH_TMP/nginx.srv" $(nginx_cmd "$BENCH_TMP/nginx")
+    bench_wait_ready "$port" "$BENCH_TMP/nginx.srv" '^$never' || return 1
+    bench_client timeout 60 wrk -t 1 -c 8 -d "${BENCH_SECS}s" "http://$BENCH_ADDR:$port/page.bin" \
+        >"$BENCH_TMP/wrk.out" 2>&1
+    bench_stop_server
+    sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$BENCH_TMP/wrk.out"
+}
+
+# _nginx_syscalls_total N: system calls of an nginx server (strace -c -f,
+# from start to exit) that served N keep-alive requests from one curl.
+_nginx_syscalls_total() {
+    local n=$1 port i urls=() dir=$BENCH_TMP/nginx-s; port=$(bench_port 28180)
+    rm -rf "$dir"; nginx_prepare "$dir" "$BENCH_ADDR" "$port"
+    for ((i = 0; i < n; i++)); do urls+=("http://$BENCH_ADDR:$port/index.html"); done
+    # shellcheck disable=SC2046
+    bench_server "$dir.srv" strace -f -c -o "$dir.strace" $(nginx_cmd "$dir")
+    bench_wait_ready "$port" "$dir.srv" '^$never' || return 1
+    # The client runs plainly in both modes: only the server is measured.
+    local in_ns=()
+    [ -n "$BENCH_NS_CLI" ] && in_ns=(ip netns exec "$BENCH_NS_CLI")
+    "${in_ns[@]}" timeout 120 curl -s "${urls[@]}" </dev/null >/dev/null || return 1
+    bench_stop_server
+    # "% time  seconds  usecs/call  calls  [errors]  total": calls is field 4.
+    awk '$NF == "total" { print $4 }' "$dir.strace"
+}
+
+# System calls per request made by the nginx server: the difference between
+# a run of 2500 and one of 500 requests, so start-up and exit (the
+# framework's one-time set-up included) cancel out.
+measure_nginx_syscalls() {
+    local small big
+    small=$(_nginx_syscalls_total 500) && big=$(_nginx_syscalls_total 2500) || return 1
+    awk -v s="$small" -v b="$big" 'BEGIN { printf "%.3f", (b - s) / 2000 }'
+}
