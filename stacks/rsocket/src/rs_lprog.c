@@ -12,6 +12,13 @@
  * arrives, and rs_lprog_run() (called after every wait and from every
  * poll_events) answers it: bounded work, no periodic wake-up.
  *
+ * Only sockets that are connecting carry the fd in their wait fd (added
+ * by rs_conn_start, removed once the connect has an outcome): the kernel
+ * caps the wake-up paths from one file through nested epolls (about 100
+ * at the depth listener fd -> this fd -> wait fd -> application epoll),
+ * and a server with every accepted socket in its epoll would hit that
+ * cap (epoll_ctl EINVAL past 100 connections).
+ *
  * Locking: lp_lock guards lp_fd (written once per process, read atomically), lp_count and each rsock.lp_registered.
  * Order: a socket's own lock may be held when taking lp_lock; listeners
  * are then only try-locked (never waited for), so no cycle exists. A
@@ -42,19 +49,33 @@ static int lp_fd_get_locked(void)
     return lp_fd;
 }
 
-/* Also called under lp_lock (a request answered in rs_lprog_run makes a
- * socket): lp_fd exists then, so the lock is only taken to create it. */
+/* Socket lock held; lp_lock only taken to create the fd. */
 int rs_lprog_add_to_wait_fd(struct rsock *s)
 {
+    if (s->lp_in_wait)
+        return 0;
     int fd = __atomic_load_n(&lp_fd, __ATOMIC_ACQUIRE);
     if (fd < 0) {
         pthread_mutex_lock(&lp_lock);
         fd = lp_fd_get_locked();
         pthread_mutex_unlock(&lp_lock);
     }
-    if (fd < 0)
+    if (fd < 0 || rs_wait_fd_add(s, fd))
         return -1;
-    return rs_wait_fd_add(s, fd);
+    s->lp_in_wait = 1;
+    return 0;
+}
+
+/* Socket lock held. A fork child's fresh fd was never in an inherited
+ * wait fd, so only the fd recorded when it was added is removed. */
+void rs_lprog_del_from_wait_fd(struct rsock *s)
+{
+    int fd = __atomic_load_n(&lp_fd, __ATOMIC_ACQUIRE);
+    if (!s->lp_in_wait)
+        return;
+    s->lp_in_wait = 0;
+    if (fd >= 0)
+        epoll_ctl(s->wait_fd, EPOLL_CTL_DEL, fd, NULL);
 }
 
 int rs_lprog_register(struct rsock *s)

@@ -196,7 +196,12 @@ int rs_e_shutdown(struct rsock *s, int how)
     }
     pthread_mutex_lock(&s->lock);
     int r = rs_check_usable(s) ? -1 : rs_shutdown_locked(s, how);
+    void *cookie = r == 0 ? s->cookie : NULL;
     pthread_mutex_unlock(&s->lock);
+    /* SHUT_RD makes the socket readable (EOF), SHUT_WR may make it hang
+     * up: another thread may sleep on it in the dispatcher's epoll */
+    if (cookie && rs_notify_fn)
+        rs_notify_fn(cookie);
     return r;
 }
 

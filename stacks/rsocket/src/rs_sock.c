@@ -71,9 +71,7 @@ struct rsock *rs_alloc(int domain, const struct rsock *inherit)
     s->afonly = -1;
     s->rd_open = s->wr_open = 1;
     s->wait_fd = epoll_create1(EPOLL_CLOEXEC);
-    if (s->wait_fd < 0 || rs_lprog_add_to_wait_fd(s)) {
-        if (s->wait_fd >= 0)
-            close(s->wait_fd);
+    if (s->wait_fd < 0) {
         rs_wake_destroy(s);
         pthread_mutex_destroy(&s->lock);
         free(s);

@@ -73,12 +73,12 @@ struct rsock {
      * eventfd; the others sleep on wake_cond. Whoever changes the socket's
      * state (rs_event, lock held) wakes them all, so an event consumed by
      * one thread (or by poll_events) is never lost to another. All fields
-     * below are guarded by lock; kick_fd is created at the first wait. */
+     * below are guarded by lock. */
     pthread_cond_t wake_cond;
     int cond_waiters;            /* threads in pthread_cond_wait */
     int poller_busy;             /* a thread owns the wait fd poll */
     int poller_asleep;           /* ... and is inside poll() right now */
-    int kick_fd;                 /* eventfd that wakes the poller, or -1 */
+    int kick_fd;                 /* eventfd that wakes the poller */
     int kick_pending;            /* kick_fd holds an unread count */
     int timer_fd;                /* keepalive period, -1 when off */
     int ka_outstanding;          /* a keepalive probe awaits its completion */
@@ -136,6 +136,7 @@ struct rsock {
     struct rsock *acceptq_head, *acceptq_tail, *acceptq_next;
     int backlog, acceptq_len;
     int lp_registered;           /* in the listener progress fd (lp_lock) */
+    int lp_in_wait;              /* the progress fd is in our wait fd */
 
     struct rs_iomap *iomap;      /* riomap state, NULL until used */
 };
@@ -166,6 +167,7 @@ void rs_event(struct rsock *s);
 
 /* rs_lprog.c: passive-side progress from any wait of the process */
 int rs_lprog_add_to_wait_fd(struct rsock *s);
+void rs_lprog_del_from_wait_fd(struct rsock *s);
 int rs_lprog_register(struct rsock *s);
 void rs_lprog_unregister(struct rsock *s);
 void rs_lprog_run(void);

@@ -32,8 +32,16 @@ int rs_wake_init(struct rsock *s)
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
     int r = pthread_cond_init(&s->wake_cond, &a);
     pthread_condattr_destroy(&a);
-    s->kick_fd = -1;
-    return r ? -1 : 0;
+    if (r)
+        return -1;
+    /* made here, not at the first wait: a socket's descriptor count stays
+     * the same for its whole life */
+    s->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->kick_fd < 0) {
+        pthread_cond_destroy(&s->wake_cond);
+        return -1;
+    }
+    return 0;
 }
 
 void rs_wake_destroy(struct rsock *s)
@@ -141,8 +149,6 @@ int rs_wait_locked(struct rsock *s, int64_t deadline_ms)
     }
     if (s->poller_busy)
         return wait_on_cond(s, deadline_ms);
-    if (s->kick_fd < 0)
-        s->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wait_on_fd(s, poll_timeout(deadline_ms)) < 0)
         return -1;
     rs_lprog_run();
