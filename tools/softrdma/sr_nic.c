@@ -201,7 +201,7 @@ int sr_nic_start(void)
     sr_knobs.force_rnr = sr_env_int("SOFTRDMA_FORCE_RNR", 0);
     sr_knobs.poll_progress = sr_env_int("SOFTRDMA_POLL_PROGRESS", 0);
     sr_knobs.ack_delay_ms = sr_env_int("SOFTRDMA_ACK_DELAY_MS", 0);
-    sr_knobs.strict_wq = sr_env_int("SOFTRDMA_STRICT_SQ", 0);
+    sr_knobs.strict_wq = sr_env_int("SOFTRDMA_STRICT_SQ", 1);
     sr_watch_add(&sr_listen_w, lfd, EPOLLIN, sr_listen_cb);
     pthread_t t;
     pthread_attr_t a;
