@@ -157,19 +157,20 @@ bench_engine() {
     compare rstream_bw_1MiB   Gbit/s    ">=0.95" side_engine_api side_framework_rsocket
 }
 
-# Instructions per 64 B round trip by object, four configurations; one
-# run each (callgrind counts do not need medians).
+# Instructions per 64 B round trip by object, four configurations, median
+# of ROUNDS slopes each.
 bench_instructions() {
     rsocket_hosts "instructions per round trip" || return 0
     command -v valgrind >/dev/null || { echo; echo "instructions: skipped (no valgrind)"; return 0; }
     local side cols=() f
     for side in cg_side_engine_api cg_side_framework_rs cg_side_kernel_plain cg_side_kernel_preload; do
         f=$BENCH_TMP/cg.$side.table
-        cg_per_round_trip "$side" >"$f" || : >"$f"
+        cg_median_table "$side" "$ROUNDS" >"$f"
         cols+=("$f")
     done
     echo
-    echo "user-space instructions per 64 B round trip (callgrind, client process incl. device thread, (I($CG_N2) - I($CG_N1)) / $((CG_N2 - CG_N1)))"
+    echo "user-space instructions per 64 B round trip (callgrind, client process incl. device thread,"
+    echo "(I($CG_N2) - I($CG_N1)) / $((CG_N2 - CG_N1)), median of $ROUNDS)"
     printf '%-10s %12s %12s %12s %12s\n' object engine-API fw-rsocket kernel-plain kernel-fw
     local c
     for c in "${CG_CLASSES[@]}" total; do
@@ -178,7 +179,7 @@ bench_instructions() {
     done
     awk '$1 == "total" { t[++n] = $2 } END {
         if (n == 4) printf "framework overhead per round trip: rsocket route %+.0f, kernel route %+.0f instructions\n", t[2] - t[1], t[4] - t[3] }' "${cols[@]}"
-    BENCH_RAW+=("instructions: see $BENCH_TMP/cg.*.table (removed at exit)")
+    BENCH_RAW+=("instructions: profiles $BENCH_TMP/cg.* (kept with BENCH_KEEP=1)")
 }
 
 # Payload bytes copied per byte sent, per side, 64 B and 64 KiB messages.
@@ -234,7 +235,8 @@ bench_softrdma() {
 bench_cleanup() {
     bench_stop_all
     netns_cleanup
-    rm -rf "$BENCH_TMP"
+    # BENCH_KEEP=1 keeps the profiles and logs for a closer look.
+    if [ -n "${BENCH_KEEP:-}" ]; then echo "bench: kept $BENCH_TMP"; else rm -rf "$BENCH_TMP"; fi
 }
 
 main() {

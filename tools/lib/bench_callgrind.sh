@@ -8,7 +8,10 @@
 # server on host A runs natively. Two runs with N = CG_N1 and CG_N2 and the
 # difference divided by CG_N2 - CG_N1 give the cost of one round trip with
 # start-up, connection set-up and exit cancelled. callgrind_annotate's
-# per-function exclusive counts are summed by object.
+# per-function exclusive counts are summed by object. The counts are exact
+# for one run, but not identical between runs: how often a blocked call
+# wakes, polls and re-arms depends on when the device thread delivers, so
+# the slope is taken in several rounds and the median reported.
 # Sourced by tools/bench.sh after bench_rstream.sh; needs the test hosts.
 
 CG_N1=${CG_N1:-2000}
@@ -61,12 +64,23 @@ _cg_by_object() {
         END { for (c in s) print c, s[c] }'
 }
 
-# cg_per_round_trip SIDE: "class value" lines (value = instructions per
-# round trip) plus "total value", for one configuration.
+# cg_per_round_trip SIDE ROUND: "class value" lines (value = instructions
+# per round trip) plus "total value", for one configuration.
 cg_per_round_trip() {
     "$1"
-    local p1=$BENCH_TMP/cg.$1.$CG_N1 p2=$BENCH_TMP/cg.$1.$CG_N2
+    local p1=$BENCH_TMP/cg.$1.$2.$CG_N1 p2=$BENCH_TMP/cg.$1.$2.$CG_N2
     _cg_profile "$p1" "$CG_N1" && _cg_profile "$p2" "$CG_N2" || return 1
     join -a 1 -a 2 -e 0 -o 0,1.2,2.2 <(_cg_by_object "$p1" | sort) <(_cg_by_object "$p2" | sort) |
         awk -v d=$((CG_N2 - CG_N1)) '{ v = ($3 - $2) / d; print $1, v; t += v } END { print "total", t }'
+}
+
+# cg_median_table SIDE ROUNDS: ROUNDS slopes of SIDE, then the median of
+# each class (and of the total) as "class value" lines.
+cg_median_table() {
+    local r
+    for ((r = 1; r <= $2; r++)); do cg_per_round_trip "$1" "$r"; done |
+        sort -k1,1 -k2,2g | awk '
+            { v[$1, ++n[$1]] = $2 }
+            END { for (c in n) { k = n[c]; m = (k % 2) ? v[c, (k + 1) / 2] : (v[c, k / 2] + v[c, k / 2 + 1]) / 2
+                                 print c, m, k } }'
 }

@@ -49,6 +49,13 @@ copies_run() {
     wait_until 30 _group_gone "$BENCH_SERVER"     # it writes its counts at exit
     bench_stop_server
     local payload=$((size * COPIES_COUNT))
-    awk -v p="$payload" '$1 == "memcpy_count:" { print "send", $6, $10 / p }' "$cli.count"
-    awk -v p="$payload" '$1 == "memcpy_count:" { print "recv", $6, $10 / p }' "$srv.count"
+    # Summed over the processes of a side (timeout(1) runs preloaded too).
+    _copies_per_byte send "$payload" "$cli.count"
+    _copies_per_byte recv "$payload" "$srv.count"
+}
+
+# _copies_per_byte SIDE PAYLOAD COUNTFILE: "SIDE class copies_per_byte".
+_copies_per_byte() {
+    awk -v side="$1" -v p="$2" '$1 == "memcpy_count:" { b[$5] += $9 }
+        END { for (c in b) print side, c, b[c] / p }' "$3"
 }
