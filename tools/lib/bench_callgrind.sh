@@ -7,8 +7,9 @@
 # (all its threads, so the software device's thread is included); the
 # server on host A runs natively. Two runs with N = CG_N1 and CG_N2 and the
 # difference divided by CG_N2 - CG_N1 give the cost of one round trip with
-# start-up, connection set-up and exit cancelled. callgrind_annotate's
-# per-function exclusive counts are summed by object. The counts are exact
+# start-up, connection set-up and exit cancelled. The profile's exclusive
+# costs are summed by object (for a per-function view of a kept profile:
+# callgrind_annotate --inclusive=no --threshold=100 PROFILE). The counts are exact
 # for one run, but not identical between runs: how often a blocked call
 # wakes, polls and re-arms depends on when the device thread delivers, so
 # the slope is taken in several rounds and the median reported.
@@ -45,21 +46,51 @@ _cg_profile() {
         { echo "bench: callgrind: client failed ($rc): $(grep -v '^==' "$log" | tail -n 2)" >&2; return 1; }
 }
 
-# _cg_by_object PROFILE: "class instructions" lines, exclusive counts of
-# every function summed by the class of its object.
+# _cg_object_totals PROFILE: "object-path instructions" lines: every cost
+# line of the profile added to the object it belongs to (the last "ob="),
+# the inclusive cost line after each "calls=" skipped. Read from the
+# profile itself, not from callgrind_annotate, because callgrind_annotate
+# merges functions without symbols by name ("0x00000000000034f0") across
+# objects: rstream's stripped send loop and an unnamed function in
+# libdmm_rsocket.so at the same offset became one, so rstream's
+# instructions were shown as the engine's. The sum is checked against the
+# profile's summary line.
+_cg_object_totals() {
+    awk '
+        /^positions:/ { npos = NF - 1 }
+        /^summary:/ { summary = $2 }
+        /^c?ob=/ {
+            id = $1; sub(/^c?ob=/, "", id)
+            if (NF > 1) { nm = $0; sub(/^c?ob=\([0-9]+\) /, "", nm); name[id] = nm }
+            if ($0 ~ /^ob=/) cur = id
+            next
+        }
+        /^calls=/ { skip = 1; next }
+        /^[0-9+*-]/ {
+            if (skip) { skip = 0; next }
+            if (npos == 0) npos = 1
+            if (NF > npos) { cost[cur] += $(npos + 1); sum += $(npos + 1) }
+        }
+        END {
+            if (sum != summary) printf "bench: callgrind: objects add up to %d, summary says %d\n", sum, summary > "/dev/stderr"
+            for (i in cost) print name[i], cost[i]
+        }' "$1"
+}
+
+# _cg_by_object PROFILE: "class instructions" lines, summed by the class
+# of each object.
 _cg_by_object() {
-    callgrind_annotate --inclusive=no --threshold=100 "$1" 2>/dev/null | awk '
-        /^ *[0-9,]+ .*\[.*\]$/ {
-            v = $1; gsub(",", "", v)
-            obj = $NF
+    _cg_object_totals "$1" | awk '
+        {
+            obj = $1
             if (obj ~ /libdmm_rsocket\.so/) c = "engine"
             else if (obj ~ /libnStackAPI\.so/) c = "framework"
             else if (obj ~ /\/softrdma\//) c = "softrdma"
             else if (obj ~ /\/libc\.so/) c = "libc"
             else if (obj ~ /\/ld-linux/) c = "ld.so"
-            else if (obj ~ /\/rstream\]$/) c = "program"
+            else if (obj ~ /\/rstream$/) c = "program"
             else c = "other"
-            s[c] += v
+            s[c] += $2
         }
         END { for (c in s) print c, s[c] }'
 }
