@@ -8,7 +8,9 @@
  * The server prints "bench_stream: listening" once it listens (an rsocket
  * listener is invisible to ss) and both print the byte count at the end.
  * Exit status 0 only when every byte arrived with the expected pattern. */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE            /* the CMake build defines it already */
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

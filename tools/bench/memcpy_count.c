@@ -18,7 +18,9 @@
  * The copy itself is a plain byte loop (built with
  * -fno-tree-loop-distribute-patterns so it does not become a memcpy call):
  * this library measures, it is never used for speed. */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE            /* dladdr; the CMake build defines it already */
+#endif
 #include <dlfcn.h>
 #include <stdatomic.h>
 #include <stddef.h>

@@ -14,11 +14,20 @@
 
 COPIES_COUNT=${COPIES_COUNT:-2000}
 
-# bench_build_helpers: compile tools/bench/*.c with cc into
-# $NSTACK_BUILD/bench (no CMake target yet).
+# bench_build_helpers: BENCH_HELPERS gets a directory holding
+# memcpy_count.so and bench_stream: the CMake build's (release/lib64/bench,
+# release/bin) once tools/bench is in the top-level list, else compiled
+# here with cc into $NSTACK_BUILD/bench.
 bench_build_helpers() {
     local src=$NSTACK_SRC/tools/bench out=$NSTACK_BUILD/bench
     local flags=(-std=gnu11 -O2 -g -Wall -Wextra -Werror)
+    if [ -e "$NSTACK_RELEASE/lib64/bench/memcpy_count.so" ] && [ -x "$NSTACK_RELEASE/bin/bench_stream" ]; then
+        mkdir -p "$out"
+        ln -sf "$NSTACK_RELEASE/lib64/bench/memcpy_count.so" "$out/memcpy_count.so"
+        ln -sf "$NSTACK_RELEASE/bin/bench_stream" "$out/bench_stream"
+        BENCH_HELPERS=$out
+        return 0
+    fi
     mkdir -p "$out"
     cc "${flags[@]}" -fPIC -shared -fno-tree-loop-distribute-patterns \
         -o "$out/memcpy_count.so" "$src/memcpy_count.c" -ldl &&
@@ -33,7 +42,7 @@ copies_run() {
     local size=$1 port env=("${NSTACK_PRELOAD_ENV[@]}") i
     local srv=$BENCH_TMP/copies.srv cli=$BENCH_TMP/copies.cli
     for i in "${!env[@]}"; do
-        [[ ${env[$i]} == LD_PRELOAD=* ]] && env[$i]="${env[$i]} $BENCH_HELPERS/memcpy_count.so"
+        [[ ${env[$i]} == LD_PRELOAD=* ]] && env[i]="${env[i]} $BENCH_HELPERS/memcpy_count.so"
     done
     rm -f "$srv.count" "$cli.count"
     port=$(bench_next_port 23000)
