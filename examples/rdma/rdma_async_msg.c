@@ -69,7 +69,8 @@ struct conn {
     uint32_t tag;
     uint32_t expected;                  /* server: messages the client announced */
     uint32_t recv_seq;                  /* next sequence number expected */
-    uint32_t send_seq;                  /* next sequence number to send (client) */
+    uint32_t send_seq;                  /* next sequence number to send */
+    uint32_t send_due;                  /* messages that should have been sent by now */
     bool dead;                          /* destroyed after the current epoll batch */
     struct conn *next_dead;
 };
@@ -109,11 +110,10 @@ static uint32_t payload_seed(uint32_t seq, uint32_t tag)
     return seq ^ (tag << 16);
 }
 
-/* Copies a message into the next send slot and posts a SEND. */
+/* Copies a message into the next send slot and posts a SEND; the caller
+ * has checked that a slot is free. */
 static void conn_send(struct conn *c, uint32_t seq, uint32_t tag)
 {
-    if (c->sends_in_flight == SEND_SLOTS)
-        ex_fail("connection %u: all %d send slots busy", c->tag, SEND_SLOTS);
     unsigned slot = c->send_next++ % SEND_SLOTS;
     uint8_t *buf = c->send_bufs + slot * MSG_MAX;
     uint32_t len = msg_len(seq);
@@ -127,6 +127,19 @@ static void conn_send(struct conn *c, uint32_t seq, uint32_t tag)
     if (ibv_post_send(c->ep.qp, &wr, &bad))
         ex_fail_errno("ibv_post_send (message %u)", seq);
     c->sends_in_flight++;
+}
+
+/* Sends what is due while send slots are free. A slot frees when its SEND
+ * completion is polled, and that completion may come well after the peer
+ * has received the message and answered it (the acknowledgement travels
+ * on its own): how many SENDs are unfinished is not bounded by the peer's
+ * window, so a message waits here for a slot instead. */
+static void conn_pump(struct conn *c)
+{
+    while (c->send_seq < c->send_due && c->sends_in_flight < SEND_SLOTS) {
+        conn_send(c, c->send_seq, c->tag);
+        c->send_seq++;
+    }
 }
 
 static void conn_post_recv(struct conn *c, unsigned slot)
@@ -239,6 +252,7 @@ static void handle_wc(struct conn *c, const struct ibv_wc *wc)
                 ibv_wc_status_str(wc->status), wc->opcode);
     if (wc->opcode == IBV_WC_SEND) {
         c->sends_in_flight--;
+        conn_pump(c);                               /* a queued message may go */
     } else if (wc->opcode == IBV_WC_RECV) {
         deliver_message(c, wc);
         conn_post_recv(c, (unsigned)wc->wr_id);   /* the slot is free again */
@@ -403,7 +417,8 @@ static void server_message(struct conn *c, uint32_t seq, uint32_t tag,
                            const uint8_t *payload, uint32_t payload_len)
 {
     check_message(c, seq, tag, payload, payload_len);
-    conn_send(c, seq, tag);        /* echo */
+    c->send_due = c->recv_seq;     /* echo each message, in order */
+    conn_pump(c);
 }
 
 static void server_disconnected(struct conn *c)
@@ -442,17 +457,18 @@ static void run_server(const struct ex_opts *o)
 
 /* ---- client callbacks --------------------------------------------------- */
 
-static void client_send_next(struct conn *c)
+/* Up to -w messages beyond the last echo, -n in all. */
+static void client_send_window(struct conn *c)
 {
-    conn_send(c, c->send_seq, c->tag);
-    c->send_seq++;
+    uint32_t total = (uint32_t)c->loop->opts->iterations;
+    uint32_t due = c->recv_seq + (uint32_t)c->loop->opts->window;
+    c->send_due = due < total ? due : total;
+    conn_pump(c);
 }
 
 static void client_established(struct conn *c)
 {
-    uint32_t total = (uint32_t)c->loop->opts->iterations;
-    while (c->send_seq < total && c->send_seq < (uint32_t)c->loop->opts->window)
-        client_send_next(c);
+    client_send_window(c);
 }
 
 static void client_message(struct conn *c, uint32_t seq, uint32_t tag,
@@ -460,9 +476,8 @@ static void client_message(struct conn *c, uint32_t seq, uint32_t tag,
 {
     uint32_t total = (uint32_t)c->loop->opts->iterations;
     check_message(c, seq, tag, payload, payload_len);
-    if (c->send_seq < total)
-        client_send_next(c);       /* one answered, one more may fly */
-    else if (c->recv_seq == total && rdma_disconnect(c->id))
+    client_send_window(c);         /* one answered, one more may fly */
+    if (c->recv_seq == total && rdma_disconnect(c->id))
         ex_fail_errno("rdma_disconnect");
 }
 

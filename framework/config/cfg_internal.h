@@ -83,10 +83,12 @@ void cfg_subnet_text(const struct cfg_subnet *s, char *out, size_t cap);
 struct nstack_route_table *route_table_new(void);
 void route_table_free(struct nstack_route_table *t);
 
-/* Add one rule; `index` is the ip_route index (-1 for built-ins). Built-in
+/* Add one rule; `index` is the ip_route index (-1 for built-ins);
+ * `fallback` the module a failed connect may retry on (-1: none). Built-in
  * rules lose to a config entry with the same subnet. Returns 0 or -1 (ENOMEM). */
 int route_table_add(struct nstack_route_table *t, const struct cfg_subnet *s,
-                    int module, int index, int builtin, const char *rule_text);
+                    int module, int index, int builtin, int fallback,
+                    const char *rule_text);
 
 /* Sort and index the table for lookups. A second config entry for a subnet
  * already listed is reported as a warning and ignored. Returns 0 or -1. */
@@ -101,6 +103,7 @@ struct route_entry {
     int module;
     int index;                  /* ip_route index, -1 for a built-in */
     int builtin;
+    int fallback;               /* "fallback" module index, -1 if none */
     char text[CFG_RULE_TEXT_MAX];
 };
 const struct route_entry *route_table_match(const struct nstack_route_table *t,

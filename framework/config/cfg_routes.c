@@ -10,8 +10,9 @@
 
 #include "cfg_internal.h"
 
-static const char *const cfg_rd_keys[] = { "ip_route", "prot_route", NULL };
-static const char *const cfg_ip_keys[] = { "subnet", "stack_name", NULL };
+static const char *const cfg_rd_keys[] = { "ip_route", "prot_route",
+                                            "multi_stack_listen", NULL };
+static const char *const cfg_ip_keys[] = { "subnet", "stack_name", "fallback", NULL };
 static const char *const cfg_prot_keys[] = { "proto_type", "stack_name", NULL };
 
 /* Lowest priority: a config entry for the same subnet replaces them. */
@@ -30,7 +31,7 @@ static int cfg_add_builtins(struct cfg_ctx *ctx, struct nstack_config *cfg)
         if (cfg_parse_subnet(ctx, "built-in", cfg_builtin_subnets[i], &s) < 0)
             return -1;
         snprintf(text, sizeof(text), "built-in %s -> kernel", cfg_builtin_subnets[i]);
-        if (route_table_add(cfg->routes, &s, kernel, -1, 1, text) < 0)
+        if (route_table_add(cfg->routes, &s, kernel, -1, 1, -1, text) < 0)
             return -1;
     }
     return 0;
@@ -58,6 +59,28 @@ static int cfg_route_module(struct cfg_ctx *ctx, const char *key, json_object *e
     return m;
 }
 
+/* The optional "fallback" of an ip_route entry: the stack a connect that
+ * the routed module could not make is retried on. Only "kernel" can take
+ * over (the framework re-issues the connect on a kernel socket). Returns
+ * the module index, -1 when absent, -2 after reporting an error. */
+static int cfg_route_fallback(struct cfg_ctx *ctx, const char *key, json_object *e,
+                              const struct nstack_config *cfg)
+{
+    char path[CFG_KEY_MAX], name[NSTACK_NAME_MAX];
+    json_object *v;
+
+    if (!json_object_object_get_ex(e, "fallback", &v))
+        return -1;
+    cfg_key_member(path, key, "fallback");
+    if (cfg_json_string(ctx, path, v, name, sizeof(name)) < 0)
+        return -2;
+    if (strcmp(name, "kernel") != 0) {
+        cfg_error(ctx, path, "\"%s\": only \"kernel\" can be a fallback stack", name);
+        return -2;
+    }
+    return nstack_config_find_module(cfg, "kernel");
+}
+
 static int cfg_check_entry(struct cfg_ctx *ctx, const char *key, json_object *e,
                            const char *const *known)
 {
@@ -76,7 +99,7 @@ static void cfg_parse_ip_route(struct cfg_ctx *ctx, const char *key, int index,
     char path[CFG_KEY_MAX], subnet[64], text[CFG_RULE_TEXT_MAX], net[64];
     struct cfg_subnet s;
     json_object *v;
-    int m;
+    int m, fb;
 
     if (cfg_check_entry(ctx, key, e, cfg_ip_keys) < 0)
         return;
@@ -89,12 +112,13 @@ static void cfg_parse_ip_route(struct cfg_ctx *ctx, const char *key, int index,
         cfg_parse_subnet(ctx, path, subnet, &s) < 0)
         return;
     m = cfg_route_module(ctx, key, e, cfg);
-    if (m < 0)
+    fb = cfg_route_fallback(ctx, key, e, cfg);
+    if (m < 0 || fb == -2)
         return;
     cfg_subnet_text(&s, net, sizeof(net));
-    snprintf(text, sizeof(text), "ip_route[%d] %s -> %s", index, net,
-             cfg->modules[m].stack_name);
-    if (route_table_add(cfg->routes, &s, m, index, 0, text) < 0)
+    snprintf(text, sizeof(text), "ip_route[%d] %s -> %s%s", index, net,
+             cfg->modules[m].stack_name, fb >= 0 ? " (fallback kernel)" : "");
+    if (route_table_add(cfg->routes, &s, m, index, 0, fb, text) < 0)
         cfg_error(ctx, key, "out of memory");
 }
 
@@ -179,6 +203,22 @@ static void cfg_parse_prot_routes(struct cfg_ctx *ctx, json_object *root,
     }
 }
 
+/* Top-level "multi_stack_listen": true (default) or false. */
+static void cfg_parse_multi_listen(struct cfg_ctx *ctx, json_object *root,
+                                   struct nstack_config *cfg)
+{
+    json_object *v;
+
+    if (!root || !json_object_object_get_ex(root, "multi_stack_listen", &v))
+        return;
+    if (!json_object_is_type(v, json_type_boolean)) {
+        cfg_error(ctx, "multi_stack_listen", "expected a boolean, got %s",
+                  json_type_to_name(json_object_get_type(v)));
+        return;
+    }
+    cfg->multi_listen_off = !json_object_get_boolean(v);
+}
+
 int cfg_parse_routes(struct cfg_ctx *ctx, json_object *root,
                      struct nstack_config *cfg)
 {
@@ -193,6 +233,7 @@ int cfg_parse_routes(struct cfg_ctx *ctx, json_object *root,
         cfg_warn_unknown_keys(ctx, NULL, root, cfg_rd_keys);
     cfg_parse_ip_routes(ctx, root, cfg);
     cfg_parse_prot_routes(ctx, root, cfg);
+    cfg_parse_multi_listen(ctx, root, cfg);
     if (cfg_add_builtins(ctx, cfg) < 0)
         cfg_error(ctx, NULL, "out of memory");
     route_table_finish(cfg->routes, ctx);

@@ -50,6 +50,7 @@ struct nstack_route_result {
     enum nstack_route_rule rule;
     int index;                          /* entry index for IP/PROT routes, else -1 */
     char rule_text[160];                /* e.g. "ip_route[0] 192.168.21.0/24 -> rsocket" */
+    int fallback;                       /* ip_route "fallback" module, else -1 */
 };
 
 struct nstack_route_table;             /* opaque LPM table (IPv4 + IPv6) */
@@ -65,6 +66,7 @@ struct nstack_config {
     int n_proto_routes;
     char module_file[NSTACK_PATH_MAX];  /* realpath of the files used, "" if none */
     char rd_file[NSTACK_PATH_MAX];
+    int multi_listen_off;               /* rd_config "multi_stack_listen": false */
 };
 
 /*
@@ -113,5 +115,26 @@ void nstack_route_lookup(const struct nstack_config *cfg,
 typedef void (*nstack_line_fn)(void *arg, const char *line);
 void nstack_config_describe(const struct nstack_config *cfg,
                             nstack_line_fn line, void *arg);
+
+/*
+ * The stacks a wildcard listener (0.0.0.0 / ::) listens on: its own route
+ * (prot_route, then the default) plus every module that an ip_route sends
+ * one of this host's interface addresses to (getifaddrs, in the caller's
+ * network namespace; an AF_INET6 listener counts IPv4 addresses too, as it
+ * is dual-stack). No extras when rd_config says "multi_stack_listen": false.
+ * The caller applies its own fallbacks (module not loadable, caps).
+ */
+struct nstack_listen_extra {
+    int module;                         /* index into config->modules */
+    int index;                          /* the ip_route entry */
+    char local[64];                     /* the local address it covers */
+};
+struct nstack_listen_plan {
+    struct nstack_route_result primary;
+    int n_extra;
+    struct nstack_listen_extra extra[NSTACK_MAX_MODULES];
+};
+void nstack_listen_plan(const struct nstack_config *cfg, int family,
+                        int sock_type, struct nstack_listen_plan *out);
 
 #endif /* NSTACK_CONFIG_H */

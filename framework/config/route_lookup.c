@@ -79,6 +79,7 @@ static int route_by_address(const struct nstack_config *cfg,
     out->module = e->module;
     out->rule = e->builtin ? NSTACK_RULE_BUILTIN : NSTACK_RULE_IP_ROUTE;
     out->index = e->index;
+    out->fallback = e->fallback;
     route_append(out->rule_text, sizeof(out->rule_text), e->text);
     return 1;
 }
@@ -112,6 +113,7 @@ void nstack_route_lookup(const struct nstack_config *cfg,
     out->module = -1;
     out->rule = NSTACK_RULE_DEFAULT;
     out->index = -1;
+    out->fallback = -1;
     out->rule_text[0] = '\0';
     if (!cfg)
         return;

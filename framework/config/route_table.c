@@ -45,7 +45,8 @@ void route_table_free(struct nstack_route_table *t)
 }
 
 int route_table_add(struct nstack_route_table *t, const struct cfg_subnet *s,
-                    int module, int index, int builtin, const char *rule_text)
+                    int module, int index, int builtin, int fallback,
+                    const char *rule_text)
 {
     struct route_entry *e;
 
@@ -68,6 +69,7 @@ int route_table_add(struct nstack_route_table *t, const struct cfg_subnet *s,
     e->module = module;
     e->index = index;
     e->builtin = builtin;
+    e->fallback = fallback;
     strncpy(e->text, rule_text, sizeof(e->text) - 1);
     return 0;
 }

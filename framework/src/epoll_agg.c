@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 
 #include "ep_arena.h"
+#include "fd_high.h"
 #include "fd_table.h"
 #include "file.h"
 #include "fw.h"
@@ -29,23 +30,42 @@ void ev_wake_set(struct epset *s)
     (void)!LIBC(write)(s->wake_fd, &one, sizeof(one));
 }
 
+/* Marks f's registrations outside set `skip` as to-be-checked and wakes
+ * the sets among them that have a blocked waiter or are watched (nested).
+ * Lock order: a caller may hold an epset lock (taken before reg_lock). */
+static void wake_sets_of(struct file *f, const struct epset *skip)
+{
+    if (__atomic_load_n(&f->regs, __ATOMIC_ACQUIRE) == NULL)
+        return;
+    pthread_mutex_lock(&f->reg_lock);
+    for (struct ep_reg *r = f->regs; r != NULL; r = r->file_next) {
+        if (r->set == skip)
+            continue;
+        __atomic_store_n(&r->candidate, 1, __ATOMIC_RELEASE);
+        if (__atomic_load_n(&r->set->waiters, __ATOMIC_ACQUIRE) > 0 ||
+            __atomic_load_n(&r->set->nested, __ATOMIC_RELAXED))
+            ev_wake_set(r->set);
+    }
+    pthread_mutex_unlock(&f->reg_lock);
+}
+
 void ev_notify(void *cookie)
 {
     struct file *f = cookie;
     if (f == NULL)
         return;
-    if (__atomic_load_n(&f->regs, __ATOMIC_ACQUIRE) != NULL) {
-        pthread_mutex_lock(&f->reg_lock);
-        for (struct ep_reg *r = f->regs; r != NULL; r = r->file_next) {
-            __atomic_store_n(&r->candidate, 1, __ATOMIC_RELEASE);
-            if (__atomic_load_n(&r->set->waiters, __ATOMIC_ACQUIRE) > 0 ||
-                __atomic_load_n(&r->set->nested, __ATOMIC_RELAXED))
-                ev_wake_set(r->set);
-        }
-        pthread_mutex_unlock(&f->reg_lock);
-    }
+    wake_sets_of(f, NULL);
     if (__atomic_load_n(&g_poll_waiters, __ATOMIC_ACQUIRE) > 0)
         ev_poll_wake_all();
+}
+
+void ev_polled(struct file *f, const struct epset *self, uint64_t gen)
+{
+    if (__atomic_exchange_n(&f->seen_gen, gen, __ATOMIC_ACQ_REL) == gen)
+        return;
+    wake_sets_of(f, self);
+    if (__atomic_load_n(&g_poll_waiters, __ATOMIC_ACQUIRE) > 0)
+        ev_poll_wake_others();
 }
 
 /* ---- set creation ----------------------------------------------------- */
@@ -59,7 +79,7 @@ static struct epset *set_of(struct file *ef, int epfd)
     if (s == NULL)
         return NULL;
     pthread_mutex_init(&s->lock, NULL);
-    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    s->wake_fd = fd_move_high(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (s->wake_fd < 0) {
         ep_arena_free(s);
         return NULL;
@@ -199,6 +219,7 @@ static int reg_add(int epfd, struct epset *s, int fd, struct file *f, const stru
     MOD_ENTER();
     (void)f->mod->poll_events(f->sock, &gen);
     MOD_LEAVE();
+    ev_polled(f, s, gen);
     return 0;
 }
 
@@ -297,6 +318,7 @@ void ev_recheck_nested(struct file *f)
         MOD_ENTER();
         uint32_t mask = f->mod->poll_events(f->sock, &gen);
         MOD_LEAVE();
+        ev_polled(f, s, gen);
         if (gen != r->last_gen)
             __atomic_store_n(&r->candidate, 1, __ATOMIC_RELEASE);   /* new work: the next wait looks */
         if ((mask & ((r->events & ~EV_FLAGS) | EV_ALWAYS)) == 0)

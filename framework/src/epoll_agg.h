@@ -49,6 +49,14 @@ struct epset {
 /* fw->notify(): cookie is the module socket's struct file. */
 void ev_notify(void *cookie);
 
+/* Called after every poll_events() the dispatcher makes on module socket f
+ * on behalf of set `self` (NULL: poll/select, or no set). When gen moved
+ * since the dispatcher last saw it, the call may have drained the wait-fd
+ * wake-up that a thread blocked in another set, or in poll/select, sleeps
+ * on: those are marked and woken (the calling set and thread excepted).
+ * Costs one atomic exchange when gen did not move. */
+void ev_polled(struct file *f, const struct epset *self, uint64_t gen);
+
 /* The epoll wrappers' work; `f` is the epoll fd's file (may have ep NULL). */
 int ev_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
 int ev_epoll_wait(int epfd, struct epoll_event *evs, int max, const struct timespec *timeout,
@@ -79,6 +87,8 @@ void ev_fork_child(void);
 /* For poll/select: process-wide waiters and their wake-up. */
 extern _Atomic int g_poll_waiters;
 void ev_poll_wake_all(void);
+/* As ev_poll_wake_all, but not the calling thread (it is about to look). */
+void ev_poll_wake_others(void);
 int ev_poll_wait_register(void);   /* returns this thread's wake eventfd */
 void ev_poll_wait_unregister(int wake_fd);
 

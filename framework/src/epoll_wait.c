@@ -30,6 +30,7 @@ static uint32_t reg_check(struct ep_reg *r)
     MOD_ENTER();
     uint32_t mask = f->mod->poll_events(f->sock, &gen);
     MOD_LEAVE();
+    ev_polled(f, r->set, gen);
     if (!r->armed)
         return 0;
     uint32_t real = mask & ((r->events & EV_INTEREST) | EPOLLERR | EPOLLHUP);
@@ -163,6 +164,20 @@ static int wait_loop(int epfd, struct epset *s, struct epoll_event *evs, int max
     }
 }
 
+/* A kernel wait on a set that became a module set meanwhile (another
+ * thread registered a module socket): the framework's tagged entries must
+ * not reach the app. If nothing else is left, wait on as a module set (the
+ * time already spent is not subtracted: never shorter than asked). */
+static int finish_raw_wait(int epfd, struct epset *s, struct epoll_event *evs, int max, int k,
+                           const struct timespec *timeout, const sigset_t *sigmask)
+{
+    int tagged = 0;
+    k = filter_kernel(s, evs, 0, k, &tagged);
+    if (k == 0)
+        k = wait_loop(epfd, s, evs, max, deadline_of(timeout), sigmask);
+    return k;
+}
+
 int ev_epoll_wait(int epfd, struct epoll_event *evs, int max, const struct timespec *timeout,
                   const sigset_t *sigmask)
 {
@@ -174,33 +189,16 @@ int ev_epoll_wait(int epfd, struct epoll_event *evs, int max, const struct times
                                 : LIBC(epoll_pwait2)(epfd, evs, max, timeout, sigmask);
         if (k > 0 && ef != NULL && ef->kind == FILE_EPOLL)
             s = __atomic_load_n(&ef->ep, __ATOMIC_ACQUIRE);
-        if (s == NULL) {
-            int err = errno;
-            if (ef != NULL)
-                file_put(ef);
-            errno = err;
-            return k;
-        }
-        /* Another thread registered a module socket while this one was in
-         * the kernel: the framework's tagged entries must not reach the
-         * app. If nothing else is left, wait on as a module set (the time
-         * already spent is not subtracted: never shorter than asked). */
-        int tagged = 0;
-        k = filter_kernel(s, evs, 0, k, &tagged);
-        if (k == 0)
-            k = wait_loop(epfd, s, evs, max, deadline_of(timeout), sigmask);
-        int err = errno;
-        file_put(ef);
-        errno = err;
-        return k;
+        if (s == NULL)
+            return file_put_ret(ef, k);
+        return file_put_ret(ef, finish_raw_wait(epfd, s, evs, max, k, timeout, sigmask));
     }
     int64_t deadline = deadline_of(timeout);
     int n = wait_loop(epfd, s, evs, max, deadline, sigmask);
     int err = errno;
     keep_nested_signal(s);
-    file_put(ef);
     errno = err;
-    return n;
+    return file_put_ret(ef, n);
 }
 
 int ev_after_raw_wait(int epfd, struct epoll_event *evs, int max, int k, const struct timespec *timeout,
@@ -214,14 +212,7 @@ int ev_after_raw_wait(int epfd, struct epoll_event *evs, int max, int k, const s
     if ((ef = file_get(epfd)) == NULL)
         return k;
     struct epset *s = __atomic_load_n(&ef->ep, __ATOMIC_ACQUIRE);
-    if (s != NULL && ef->kind == FILE_EPOLL) {
-        int tagged = 0;
-        k = filter_kernel(s, evs, 0, k, &tagged);
-        if (k == 0)
-            k = wait_loop(epfd, s, evs, max, deadline_of(timeout), sigmask);
-    }
-    int err = errno;
-    file_put(ef);
-    errno = err;
-    return k;
+    if (s != NULL && ef->kind == FILE_EPOLL)
+        k = finish_raw_wait(epfd, s, evs, max, k, timeout, sigmask);
+    return file_put_ret(ef, k);
 }

@@ -9,6 +9,7 @@
 #ifndef FILE_H
 #define FILE_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/epoll.h>
@@ -20,6 +21,8 @@ enum file_kind {
     FILE_KSOCK = 1,    /* AF_INET/6 kernel socket (undecided, or on the kernel stack) */
     FILE_MSOCK,        /* a module socket; the app fd is a dup of its wait fd */
     FILE_EPOLL,        /* an epoll set holding module registrations */
+    FILE_MLISTEN,      /* a wildcard listener on several stacks (multilisten.c);
+                        * the app fd is a private epoll fd over their wait fds */
 };
 
 #define FILE_MAX_OPTS 12
@@ -42,6 +45,7 @@ struct pre_reg {
 
 struct ep_reg;
 struct epset;
+struct mlisten;
 
 struct file {
     _Atomic int ref;            /* table entries + in-flight calls */
@@ -74,6 +78,10 @@ struct file {
     /* 1 once a registration of this socket is in a watched (nested) set:
      * its reads then re-check that set's readiness. Never cleared. */
     _Atomic int in_nested_set;
+    /* The module's gen as the dispatcher's last poll_events call on this
+     * socket returned it: a call that sees it move may have consumed the
+     * wake-up another waiter sleeps on (ev_polled). Atomic, no lock. */
+    _Atomic uint64_t seen_gen;
 
     /* ---- TCP-first (fork support, tcpfirst.c); KSOCK only ----
      * defer_stack: index + 1 of the module that will carry the connection
@@ -82,6 +90,9 @@ struct file {
     _Atomic int defer_stack;
     _Atomic int defer_role;
     int defer_err;              /* TF_FAILED: the errno every data call gets */
+
+    /* ---- MLISTEN: fixed once published, freed with the file ---- */
+    struct mlisten *ml;
 
     /* ---- EPOLL ---- */
     struct epset *ep;           /* created on the first module registration */
@@ -100,6 +111,15 @@ void file_put(struct file *f);
 /* Called by file_put for the last reference (implemented per kind in
  * sock_close.c / epoll.c). */
 void file_release(struct file *f);
+/* Drops a call's reference to f (NULL: none) keeping errno; returns r. */
+static inline ssize_t file_put_ret(struct file *f, ssize_t r)
+{
+    int err = errno;
+    if (f != NULL)
+        file_put(f);
+    errno = err;
+    return r;
+}
 /* Returns a file to the pool (after file_release). */
 void file_free(struct file *f);
 /* Re-initialises the pool lock in a fork child. */

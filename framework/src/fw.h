@@ -46,6 +46,14 @@ int fw_stack_ready(int stack);
  * capability mismatch -> kernel). key may be NULL (listen). */
 int fw_route(const struct file *f, const struct sockaddr *key, socklen_t keylen);
 const struct nstack_fw_api *fw_api(void);
+/* The stacks a wildcard stream listener listens on (doc/framework.md,
+ * "Listeners on several stacks"): the listener's own route first, then
+ * every usable module an ip_route sends a local address to. Returns the
+ * count (1: a plain listener); logs the plan once per listener at INF. */
+int fw_listen_stacks(const struct file *f, int fd, int *stacks, int max);
+/* The stack a failed module connect to `key` may retry on (an ip_route's
+ * "fallback"), or -1. */
+int fw_connect_fallback(const struct file *f, const struct sockaddr *key);
 /* Called from the fork wrapper. */
 void fw_fork_prepare(void);
 void fw_fork_parent(void);

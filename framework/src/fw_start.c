@@ -15,6 +15,7 @@
 #include "epoll_agg.h"
 #include "file.h"
 #include "module_load.h"
+#include "multilisten.h"
 #include "poll_agg.h"
 #include "stats.h"
 #include "tcpfirst.h"
@@ -229,6 +230,59 @@ int fw_route(const struct file *f, const struct sockaddr *key, socklen_t keylen)
     return idx;
 }
 
+/* A stack that can carry f, or -1 (extra listeners get no fallbacks). */
+static int usable_for(const struct file *f, int idx)
+{
+    if (idx < 0 || idx >= g_n_stacks || fw_stack_ready(idx) < 0)
+        return -1;
+    const struct stack *s = &g_stacks[idx];
+    if (!s->is_kernel && (s->mod->caps & caps_needed(f)) != caps_needed(f))
+        return -1;
+    return idx;
+}
+
+int fw_listen_stacks(const struct file *f, int fd, int *stacks, int max)
+{
+    stacks[0] = fw_route(f, NULL, 0);
+    int n = 1;
+#ifdef NSTACK_HAVE_CONFIG
+    if (g_cfg == NULL || g_cfg->multi_listen_off || tcpfirst_enabled())
+        return n;
+    struct nstack_listen_plan plan;
+    MOD_ENTER();                 /* getifaddrs' netlink socket is ours */
+    nstack_listen_plan(g_cfg, f->domain, f->type, &plan);
+    MOD_LEAVE();
+    for (int i = 0; i < plan.n_extra && n < max; i++) {
+        int st = usable_for(f, plan.extra[i].module);
+        if (st < 0 || st == stacks[0])
+            continue;
+        stacks[n++] = st;
+        fw_log(NSTACK_LOG_INF, NULL, "fd %d: wildcard listener also on %s (ip_route[%d] covers local %s)",
+               fd, g_stacks[st].name, plan.extra[i].index, plan.extra[i].local);
+    }
+#else
+    (void)f;
+    (void)fd;
+    (void)max;
+#endif
+    return n;
+}
+
+int fw_connect_fallback(const struct file *f, const struct sockaddr *key)
+{
+#ifdef NSTACK_HAVE_CONFIG
+    if (g_cfg != NULL && key != NULL) {
+        struct nstack_route_result res;
+        nstack_route_lookup(g_cfg, key, f->type, &res);
+        return usable_for(f, res.fallback);
+    }
+#else
+    (void)f;
+    (void)key;
+#endif
+    return -1;
+}
+
 /* ---- fork ----------------------------------------------------------------
  * The framework's own locks are taken first, then each module's
  * fork_prepare: a thread holding a framework lock may be waiting for a
@@ -272,6 +326,7 @@ void fw_fork_child(void)
 {
     each_ready_module(offsetof(struct nstack_module, fork_child));
     file_pool_fork_child();
+    ml_fork_child();
     ep_arena_fork_child();
     poll_fork_child();
     ev_fork_child();

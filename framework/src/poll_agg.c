@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 
 #include "epoll_agg.h"
+#include "fd_high.h"
 #include "fd_table.h"
 #include "file.h"
 #include "fw.h"
@@ -31,7 +32,7 @@ static __thread int t_wake_fd = -1;
 int ev_poll_wait_register(void)
 {
     if (t_wake_fd < 0)
-        t_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        t_wake_fd = fd_move_high(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (t_wake_fd < 0)
         return -1;
     pthread_mutex_lock(&g_pw_lock);
@@ -75,6 +76,16 @@ void ev_poll_wake_all(void)
     pthread_mutex_unlock(&g_pw_lock);
 }
 
+void ev_poll_wake_others(void)
+{
+    uint64_t one = 1;
+    pthread_mutex_lock(&g_pw_lock);
+    for (int i = 0; i < g_pw_n; i++)
+        if (g_pw_fds[i] != t_wake_fd)
+            (void)!LIBC(write)(g_pw_fds[i], &one, sizeof(one));
+    pthread_mutex_unlock(&g_pw_lock);
+}
+
 void poll_fork_prepare(void) { pthread_mutex_lock(&g_pw_lock); }
 void poll_fork_parent(void) { pthread_mutex_unlock(&g_pw_lock); }
 
@@ -111,6 +122,7 @@ static short module_revents(struct file *f, short events)
     MOD_ENTER();
     uint32_t m = f->mod->poll_events(f->sock, &gen);
     MOD_LEAVE();
+    ev_polled(f, NULL, gen);
     return (short)(m & ((uint32_t)(uint16_t)events | POLLERR | POLLHUP));
 }
 

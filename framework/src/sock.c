@@ -12,6 +12,7 @@
 #include "fw.h"
 #include "fw_log.h"
 #include "libc_api.h"
+#include "multilisten.h"
 #include "stats.h"
 #include "tcpfirst.h"
 
@@ -91,7 +92,7 @@ void sock_log_opt(struct file *f, int level, int name, const void *val, socklen_
     pthread_mutex_unlock(&f->lock);
 }
 
-static void replay_opts(struct file *kf, struct file *nf)
+void sock_replay_opts(struct file *kf, struct file *nf)
 {
     for (int i = 0; i < kf->n_opts; i++) {
         const struct opt_rec *o = &kf->opts[i];
@@ -110,7 +111,7 @@ static void module_sock_close(struct file *nf)
 
 /* Puts the module's wait fd (or a dup of it) at the app's fd number,
  * keeping that number's FD_CLOEXEC. */
-static int move_fd(int fd, int wfd)
+int sock_move_fd(int fd, int wfd)
 {
     int fdflags = LIBC(fcntl)(fd, F_GETFD);
     if (fdflags < 0)
@@ -191,10 +192,10 @@ static int build_module_socket(int fd, struct file *kf, int st, sock_first_op op
         errno = ENOMEM;
         return -1;
     }
-    replay_opts(kf, nf);
+    sock_replay_opts(kf, nf);
     int moved = 0;
     if (wild_len > 0) {
-        if (move_fd(fd, wfd) < 0)
+        if (sock_move_fd(fd, wfd) < 0)
             goto fail;
         moved = 1;
         if (MCALL(nf, bind, (struct sockaddr *)&wild, wild_len) < 0) {
@@ -207,7 +208,7 @@ static int build_module_socket(int fd, struct file *kf, int st, sock_first_op op
     if (*op_ret < 0 && errno != EINPROGRESS)
         goto fail;
     err = errno;
-    if (!moved && move_fd(fd, wfd) < 0) {
+    if (!moved && sock_move_fd(fd, wfd) < 0) {
         LOG_ERR("fd %d: cannot move onto the %s socket: %s", fd, m->name, strerror(errno));
         goto fail;
     }
@@ -233,7 +234,7 @@ static void move_one_dup(int other, struct file *f, void *arg)
     struct dup_move *m = arg;
     if (f != m->kf || other == m->fd)
         return;
-    if (move_fd(other, m->fd) < 0) {
+    if (sock_move_fd(other, m->fd) < 0) {
         LOG_ERR("fd %d (a dup of fd %d): cannot move onto the %s socket: %s; it keeps the kernel socket",
                 other, m->fd, m->nf->mod->name, strerror(errno));
         return;
@@ -251,12 +252,20 @@ static void move_one_dup(int other, struct file *f, void *arg)
  * with only the caller's and fd's references there is nothing to scan.
  * A dup racing with the decision on another thread may keep the kernel
  * socket (the app then raced its own connect). */
-static void move_dups(int fd, struct file *kf, struct file *nf)
+void sock_move_dups(int fd, struct file *kf, struct file *nf)
 {
     if (__atomic_load_n(&kf->ref, __ATOMIC_ACQUIRE) <= 2)
         return;
     struct dup_move m = { .kf = kf, .nf = nf, .fd = fd };
     fd_table_each(0, -1, move_one_dup, &m);
+}
+
+void sock_mark_kernel(struct file *kf, int st)
+{
+    __atomic_store_n(&kf->defer_stack, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&kf->decided, 1, __ATOMIC_RELEASE);
+    kf->stack = st;
+    stats_add(st, NSTAT_SOCKETS, 1);
 }
 
 int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t keylen,
@@ -278,10 +287,7 @@ int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t k
         return 1;              /* stays kernel TCP until its first data call */
     }
     if (g_stacks[st].is_kernel) {
-        __atomic_store_n(&kf->defer_stack, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&kf->decided, 1, __ATOMIC_RELEASE);
-        kf->stack = st;
-        stats_add(st, NSTAT_SOCKETS, 1);
+        sock_mark_kernel(kf, st);
         pthread_mutex_unlock(&kf->lock);
         return 1;
     }
@@ -293,7 +299,7 @@ int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t k
     int err = errno;
     __atomic_store_n(&kf->decided, 1, __ATOMIC_RELEASE);
     fd_table_set(fd, nf);            /* the table takes nf's first reference */
-    move_dups(fd, kf, nf);
+    sock_move_dups(fd, kf, nf);
     ev_follow_migration(nf, kf->pregs, kf->n_pregs);
     pthread_mutex_unlock(&kf->lock);
     file_put(kf);                    /* the table's reference to the kernel socket */
@@ -313,8 +319,8 @@ int sock_adopted(int fd, struct file *kf, int st, nstack_sock *s, int wfd)
         errno = ENOMEM;
         return -1;
     }
-    replay_opts(kf, nf);
-    if (move_fd(fd, wfd) < 0) {
+    sock_replay_opts(kf, nf);
+    if (sock_move_fd(fd, wfd) < 0) {
         LOG_ERR("fd %d: cannot move onto the %s socket: %s", fd, nf->mod->name, strerror(errno));
         module_sock_close(nf);
         return -1;
@@ -322,7 +328,7 @@ int sock_adopted(int fd, struct file *kf, int st, nstack_sock *s, int wfd)
     __atomic_store_n(&kf->decided, 1, __ATOMIC_RELEASE);
     __atomic_store_n(&kf->defer_role, TF_NONE, __ATOMIC_RELEASE);
     fd_table_set(fd, nf);
-    move_dups(fd, kf, nf);
+    sock_move_dups(fd, kf, nf);
     ev_follow_migration(nf, kf->pregs, kf->n_pregs);
     file_put(kf);                    /* the table's reference to the kernel socket */
     return 0;
@@ -336,7 +342,43 @@ void file_release(struct file *f)
         MCALL(f, close);
     } else if (f->kind == FILE_EPOLL) {
         ev_set_gone(f);
+    } else if (f->kind == FILE_MLISTEN) {
+        ml_release(f);
     }
     file_free(f);
     errno = saved;
+}
+
+int sock_accept_module(int st, const struct file *lf, nstack_sock *s,
+                       struct sockaddr *addr, socklen_t *len, int flags)
+{
+    const struct nstack_module *m = g_stacks[st].mod;
+    nstack_sock *ns = NULL;
+    MOD_ENTER();
+    int wfd = m->accept(s, addr, len, flags, &ns);
+    int err = errno;
+    MOD_LEAVE();
+    if (wfd < 0) {
+        errno = err;
+        return -1;
+    }
+    struct file *nf = sock_new_module(st, lf->domain, lf->type, lf->protocol, ns,
+                                      (flags & SOCK_NONBLOCK) != 0);
+    int fd = nf ? LIBC(fcntl)(wfd, (flags & SOCK_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0) : -1;
+    if (fd < 0 || fd_table_set(fd, nf) < 0) {
+        err = nf ? errno : ENOMEM;
+        if (fd >= 0)
+            LIBC(close)(fd);
+        if (nf != NULL) {
+            file_put(nf);          /* closes the module socket */
+        } else {
+            MOD_ENTER();
+            m->close(ns);
+            MOD_LEAVE();
+        }
+        errno = err;
+        return -1;
+    }
+    stats_add(st, NSTAT_CONN_IN, 1);
+    return fd;
 }

@@ -39,6 +39,20 @@ int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t k
  */
 int sock_adopted(int fd, struct file *kf, int st, nstack_sock *s, int wfd);
 
+/* The kernel stack carries undecided kf (stack st); caller holds kf->lock. */
+void sock_mark_kernel(struct file *kf, int st);
+/* Puts wfd (or a dup of it) at the app's fd number, keeping its FD_CLOEXEC. */
+int sock_move_fd(int fd, int wfd);
+/* Every other fd number holding kf (dups made before a move) gets nf too. */
+void sock_move_dups(int fd, struct file *kf, struct file *nf);
+/* Replays kf's logged setsockopt calls on module socket nf. */
+void sock_replay_opts(struct file *kf, struct file *nf);
+/* accept() on listener socket s of stack st: tracks the new module socket
+ * at a new app fd (flags: SOCK_NONBLOCK/SOCK_CLOEXEC) and counts it.
+ * Returns the fd or -1/errno. */
+int sock_accept_module(int st, const struct file *lf, nstack_sock *s,
+                       struct sockaddr *addr, socklen_t *len, int flags);
+
 /* Records a setsockopt made before the decision. */
 void sock_log_opt(struct file *f, int level, int name, const void *val, socklen_t len);
 /* 1 for INADDR_ANY / in6addr_any. */

@@ -76,6 +76,12 @@ static void stats_dump(void)
                          (unsigned long long)t[NSTAT_CONN_OUT], (unsigned long long)t[NSTAT_CONN_IN],
                          (unsigned long long)t[NSTAT_TX_BYTES], (unsigned long long)t[NSTAT_RX_BYTES]);
         (void)!LIBC(write)(2, line, (size_t)n);
+        /* A line of its own: the line above keeps its format for scripts. */
+        if (t[NSTAT_FALLBACK] > 0) {
+            n = snprintf(line, sizeof(line), "nstack[%d]: stats: connect fallbacks to %s: %llu\n",
+                         (int)getpid(), s->names[st], (unsigned long long)t[NSTAT_FALLBACK]);
+            (void)!LIBC(write)(2, line, (size_t)n);
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define NSTAT_MAGIC 0x6e737431u    /* "nst1" */
-#define NSTAT_VERSION 1
+#define NSTAT_VERSION 2
 #define NSTAT_STACKS 16
 #define NSTAT_SLOTS 128
 #define NSTAT_NAME 32
@@ -21,6 +21,7 @@ enum nstat_counter {
     NSTAT_SOCKETS,      /* sockets placed on the stack */
     NSTAT_TX_BYTES,
     NSTAT_RX_BYTES,
+    NSTAT_FALLBACK,     /* connects a module could not make, retried here */
     NSTAT_N
 };
 

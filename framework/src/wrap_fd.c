@@ -10,6 +10,7 @@
 #include "file.h"
 #include "fw.h"
 #include "libc_api.h"
+#include "multilisten.h"
 #include "sock.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -117,7 +118,7 @@ static int set_nonblock(struct file *f, int fd, int on)
         }
         if (MCALL(f, set_nonblock, on) < 0)
             return -1;
-    } else {
+    } else if (f->kind != FILE_MLISTEN) {     /* a multi-stack listener only remembers it */
         int fl = LIBC(fcntl)(fd, F_GETFL);
         if (fl < 0 || LIBC(fcntl)(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK) < 0)
             return -1;
@@ -126,12 +127,19 @@ static int set_nonblock(struct file *f, int fd, int on)
     return 0;
 }
 
+/* The app fd's O_NONBLOCK is not the socket's: a module socket's app fd
+ * shares the module's wait fd, a multi-stack listener's is its epoll fd. */
+static int app_owns_nonblock(const struct file *f)
+{
+    return f->kind == FILE_MSOCK || f->kind == FILE_MLISTEN;
+}
+
 static int fcntl_tracked(struct file *f, int fd, int cmd, long arg)
 {
     switch (cmd) {
     case F_GETFL: {
         int fl = LIBC(fcntl)(fd, F_GETFL);
-        if (fl < 0 || f->kind != FILE_MSOCK)
+        if (fl < 0 || !app_owns_nonblock(f))
             return fl;
         /* The app fd shares its open file description with the module's
          * wait fd, whose O_NONBLOCK belongs to the module: report the app's. */
@@ -142,7 +150,7 @@ static int fcntl_tracked(struct file *f, int fd, int cmd, long arg)
             return LIBC(fcntl)(fd, cmd, arg);
         if (set_nonblock(f, fd, (arg & O_NONBLOCK) != 0) < 0)
             return -1;
-        if (f->kind == FILE_MSOCK) {
+        if (app_owns_nonblock(f)) {
             int fl = LIBC(fcntl)(fd, F_GETFL);
             return fl < 0 ? -1 : LIBC(fcntl)(fd, F_SETFL, (arg & ~O_NONBLOCK) | (fl & O_NONBLOCK));
         }
@@ -175,33 +183,21 @@ static int fcntl_common(int fd, int cmd, long arg)
 }
 
 /* fcntl's third argument is an int or a pointer; on x86-64 both travel in
- * the same register, so reading it as a long is exact for both. */
-EXPORT int fcntl(int fd, int cmd, ...)
-{
-    va_list ap;
-    va_start(ap, cmd);
-    long arg = va_arg(ap, long);
-    va_end(ap);
-    return fcntl_common(fd, cmd, arg);
-}
+ * the same register, so reading it as a long is exact for both. The three
+ * names glibc programs may call share one body. */
+#define FCNTL_ENTRY(name)                          \
+    EXPORT int name(int fd, int cmd, ...)          \
+    {                                              \
+        va_list ap;                                \
+        va_start(ap, cmd);                         \
+        long arg = va_arg(ap, long);               \
+        va_end(ap);                                \
+        return fcntl_common(fd, cmd, arg);         \
+    }
 
-EXPORT int fcntl64(int fd, int cmd, ...)
-{
-    va_list ap;
-    va_start(ap, cmd);
-    long arg = va_arg(ap, long);
-    va_end(ap);
-    return fcntl_common(fd, cmd, arg);
-}
-
-EXPORT int __fcntl(int fd, int cmd, ...)
-{
-    va_list ap;
-    va_start(ap, cmd);
-    long arg = va_arg(ap, long);
-    va_end(ap);
-    return fcntl_common(fd, cmd, arg);
-}
+FCNTL_ENTRY(fcntl)
+FCNTL_ENTRY(fcntl64)
+FCNTL_ENTRY(__fcntl)
 
 /* ---- ioctl --------------------------------------------------------------- */
 
@@ -214,7 +210,11 @@ static int ioctl_tracked(struct file *f, int fd, unsigned long req, void *arg)
         }
         return set_nonblock(f, fd, *(int *)arg != 0);
     }
-    if (f->kind != FILE_MSOCK || req == FIOCLEX || req == FIONCLEX)
+    if (req == FIOCLEX || req == FIONCLEX)
+        return LIBC(ioctl)(fd, req, arg);
+    if (f->kind == FILE_MLISTEN)
+        return LIBC(ioctl)(ml_kernel_fd(f), req, arg);
+    if (f->kind != FILE_MSOCK)
         return LIBC(ioctl)(fd, req, arg);
     if (f->mod->ioctl == NULL) {
         errno = EOPNOTSUPP;

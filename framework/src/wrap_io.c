@@ -26,14 +26,6 @@ static inline void count_io(struct file *f, ssize_t r, enum nstat_counter c)
         stats_add(f->stack, c, (uint64_t)r);
 }
 
-static ssize_t put_ret(struct file *f, ssize_t r)
-{
-    int err = errno;
-    file_put(f);
-    errno = err;
-    return r;
-}
-
 /* The kernel-socket fast path: one table load, then the libc call and one
  * relaxed counter add - no reference count, no lock, no allocation. Files
  * are never unmapped and a decided kernel socket's kind and stack never
@@ -146,30 +138,60 @@ static struct file *route_by_dest(int fd, struct file *f, const struct sockaddr 
     return f;
 }
 
+/* The shape of every single-call data wrapper: the kernel fast path; else
+ * the referenced path (a TCP-first socket moves first), where a module
+ * socket runs `module_call` (which may use `f`) and anything else the libc
+ * call; then the byte counter. Expands to the same code a hand-written
+ * wrapper has, so the fast path costs nothing extra. */
+#define DATA_CALL(fd, ctr, write_first, libc_call, module_call)                  \
+    do {                                                                         \
+        struct file *f;                                                          \
+        KERNEL_FAST_PATH(fd, ctr, libc_call);                                    \
+        if (t_in_module || (f = file_get(fd)) == NULL)                           \
+            return libc_call;                                                    \
+        TF_RESOLVE(fd, f, write_first);                                          \
+        ssize_t r = f->kind == FILE_MSOCK ? (module_call) : (libc_call);         \
+        count_io(f, r, ctr);                                                     \
+        return file_put_ret(f, r);                                                    \
+    } while (0)
+
+/* A vector call on a module socket goes through its sendmsg/recvmsg. */
+static ssize_t m_vector(struct file *f, const struct iovec *iov, int iovcnt, int rx)
+{
+    if (iovcnt < 0 || iovcnt > IOV_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+    return rx ? m_recvmsg(f, &msg, 0) : m_sendmsg(f, &msg, 0);
+}
+
 /* ---- send side ---- */
 
 EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
-    struct file *f;
-    KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(send)(fd, buf, len, flags));
-    if (t_in_module || (f = file_get(fd)) == NULL)
-        return LIBC(send)(fd, buf, len, flags);
-    TF_RESOLVE(fd, f, 1);
-    ssize_t r = f->kind == FILE_MSOCK ? m_send(f, buf, len, flags) : LIBC(send)(fd, buf, len, flags);
-    count_io(f, r, NSTAT_TX_BYTES);
-    return put_ret(f, r);
+    DATA_CALL(fd, NSTAT_TX_BYTES, 1, LIBC(send)(fd, buf, len, flags), m_send(f, buf, len, flags));
 }
 
 EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
-    struct file *f;
-    KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(write)(fd, buf, len));
-    if (t_in_module || (f = file_get(fd)) == NULL)
-        return LIBC(write)(fd, buf, len);
-    TF_RESOLVE(fd, f, 1);
-    ssize_t r = f->kind == FILE_MSOCK ? m_send(f, buf, len, 0) : LIBC(write)(fd, buf, len);
-    count_io(f, r, NSTAT_TX_BYTES);
-    return put_ret(f, r);
+    DATA_CALL(fd, NSTAT_TX_BYTES, 1, LIBC(write)(fd, buf, len), m_send(f, buf, len, 0));
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    DATA_CALL(fd, NSTAT_TX_BYTES, 1, LIBC(writev)(fd, iov, iovcnt), m_vector(f, iov, iovcnt, 0));
+}
+
+/* sendto with an address on a module socket: sendmsg carries it. */
+static ssize_t m_sendto(struct file *f, const void *buf, size_t len, int flags,
+                        const struct sockaddr *to, socklen_t tolen)
+{
+    if (to == NULL)
+        return m_send(f, buf, len, flags);
+    struct iovec iov = { (void *)buf, len };
+    struct msghdr msg = { .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1 };
+    return m_sendmsg(f, &msg, flags);
 }
 
 EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to, socklen_t tolen)
@@ -180,20 +202,20 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const stru
         return LIBC(sendto)(fd, buf, len, flags, to, tolen);
     TF_RESOLVE(fd, f, 1);
     f = route_by_dest(fd, f, to, tolen);
-    ssize_t r;
-    if (f->kind == FILE_MSOCK) {
-        if (to == NULL) {
-            r = m_send(f, buf, len, flags);
-        } else {
-            struct iovec iov = { (void *)buf, len };
-            struct msghdr msg = { .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1 };
-            r = m_sendmsg(f, &msg, flags);
-        }
-    } else {
-        r = LIBC(sendto)(fd, buf, len, flags, to, tolen);
-    }
+    ssize_t r = f->kind == FILE_MSOCK ? m_sendto(f, buf, len, flags, to, tolen)
+                                      : LIBC(sendto)(fd, buf, len, flags, to, tolen);
     count_io(f, r, NSTAT_TX_BYTES);
-    return put_ret(f, r);
+    return file_put_ret(f, r);
+}
+
+/* msghdr calls on a module socket: NULL is EFAULT, as the kernel says. */
+static ssize_t m_msg(struct file *f, struct msghdr *msg, int flags, int rx)
+{
+    if (msg == NULL) {
+        errno = EFAULT;
+        return -1;
+    }
+    return rx ? m_recvmsg(f, msg, flags) : m_sendmsg(f, msg, flags);
 }
 
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -205,42 +227,9 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     TF_RESOLVE(fd, f, 1);
     if (msg != NULL)
         f = route_by_dest(fd, f, msg->msg_name, msg->msg_namelen);
-    ssize_t r;
-    if (f->kind == FILE_MSOCK) {
-        if (msg == NULL) {
-            errno = EFAULT;
-            r = -1;
-        } else {
-            r = m_sendmsg(f, msg, flags);
-        }
-    } else {
-        r = LIBC(sendmsg)(fd, msg, flags);
-    }
+    ssize_t r = f->kind == FILE_MSOCK ? m_msg(f, (struct msghdr *)msg, flags, 0) : LIBC(sendmsg)(fd, msg, flags);
     count_io(f, r, NSTAT_TX_BYTES);
-    return put_ret(f, r);
-}
-
-EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
-{
-    struct file *f;
-    KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(writev)(fd, iov, iovcnt));
-    if (t_in_module || (f = file_get(fd)) == NULL)
-        return LIBC(writev)(fd, iov, iovcnt);
-    TF_RESOLVE(fd, f, 1);
-    ssize_t r;
-    if (f->kind == FILE_MSOCK) {
-        struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)(iovcnt < 0 ? 0 : iovcnt) };
-        if (iovcnt < 0 || iovcnt > IOV_MAX) {
-            errno = EINVAL;
-            r = -1;
-        } else {
-            r = m_sendmsg(f, &msg, 0);
-        }
-    } else {
-        r = LIBC(writev)(fd, iov, iovcnt);
-    }
-    count_io(f, r, NSTAT_TX_BYTES);
-    return put_ret(f, r);
+    return file_put_ret(f, r);
 }
 
 EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
@@ -253,7 +242,7 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
         int r = LIBC(sendmmsg)(fd, vec, vlen, flags);
         for (int i = 0; i < r; i++)
             count_io(f, vec[i].msg_len, NSTAT_TX_BYTES);
-        return (int)put_ret(f, r);
+        return (int)file_put_ret(f, r);
     }
     unsigned int i = 0;
     for (; i < vlen && i < UIO_MAXIOV; i++) {
@@ -263,103 +252,49 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
         vec[i].msg_len = (unsigned int)r;
         count_io(f, r, NSTAT_TX_BYTES);
     }
-    return (int)put_ret(f, i > 0 ? (ssize_t)i : -1);
+    return (int)file_put_ret(f, i > 0 ? (ssize_t)i : -1);
 }
 
 /* ---- receive side ---- */
 
 EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
-    struct file *f;
-    KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(recv)(fd, buf, len, flags));
-    if (t_in_module || (f = file_get(fd)) == NULL)
-        return LIBC(recv)(fd, buf, len, flags);
-    TF_RESOLVE(fd, f, 0);
-    ssize_t r = f->kind == FILE_MSOCK ? m_recv(f, buf, len, flags) : LIBC(recv)(fd, buf, len, flags);
-    count_io(f, r, NSTAT_RX_BYTES);
-    return put_ret(f, r);
+    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(recv)(fd, buf, len, flags), m_recv(f, buf, len, flags));
 }
 
 EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
-    struct file *f;
-    KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(read)(fd, buf, len));
-    if (t_in_module || (f = file_get(fd)) == NULL)
-        return LIBC(read)(fd, buf, len);
-    TF_RESOLVE(fd, f, 0);
-    ssize_t r = f->kind == FILE_MSOCK ? m_recv(f, buf, len, 0) : LIBC(read)(fd, buf, len);
-    count_io(f, r, NSTAT_RX_BYTES);
-    return put_ret(f, r);
-}
-
-EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *fromlen)
-{
-    struct file *f;
-    KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(recvfrom)(fd, buf, len, flags, from, fromlen));
-    if (t_in_module || (f = file_get(fd)) == NULL)
-        return LIBC(recvfrom)(fd, buf, len, flags, from, fromlen);
-    TF_RESOLVE(fd, f, 0);
-    ssize_t r;
-    if (f->kind == FILE_MSOCK) {
-        if (from == NULL || fromlen == NULL) {
-            r = m_recv(f, buf, len, flags);
-        } else {
-            struct iovec iov = { buf, len };
-            struct msghdr msg = { .msg_name = from, .msg_namelen = *fromlen, .msg_iov = &iov, .msg_iovlen = 1 };
-            r = m_recvmsg(f, &msg, flags);
-            if (r >= 0)
-                *fromlen = msg.msg_namelen;
-        }
-    } else {
-        r = LIBC(recvfrom)(fd, buf, len, flags, from, fromlen);
-    }
-    count_io(f, r, NSTAT_RX_BYTES);
-    return put_ret(f, r);
-}
-
-EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
-{
-    struct file *f;
-    KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(recvmsg)(fd, msg, flags));
-    if (t_in_module || (f = file_get(fd)) == NULL)
-        return LIBC(recvmsg)(fd, msg, flags);
-    TF_RESOLVE(fd, f, 0);
-    ssize_t r;
-    if (f->kind == FILE_MSOCK) {
-        if (msg == NULL) {
-            errno = EFAULT;
-            r = -1;
-        } else {
-            r = m_recvmsg(f, msg, flags);
-        }
-    } else {
-        r = LIBC(recvmsg)(fd, msg, flags);
-    }
-    count_io(f, r, NSTAT_RX_BYTES);
-    return put_ret(f, r);
+    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(read)(fd, buf, len), m_recv(f, buf, len, 0));
 }
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
-    struct file *f;
-    KERNEL_FAST_PATH(fd, NSTAT_RX_BYTES, LIBC(readv)(fd, iov, iovcnt));
-    if (t_in_module || (f = file_get(fd)) == NULL)
-        return LIBC(readv)(fd, iov, iovcnt);
-    TF_RESOLVE(fd, f, 0);
-    ssize_t r;
-    if (f->kind == FILE_MSOCK) {
-        struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)(iovcnt < 0 ? 0 : iovcnt) };
-        if (iovcnt < 0 || iovcnt > IOV_MAX) {
-            errno = EINVAL;
-            r = -1;
-        } else {
-            r = m_recvmsg(f, &msg, 0);
-        }
-    } else {
-        r = LIBC(readv)(fd, iov, iovcnt);
-    }
-    count_io(f, r, NSTAT_RX_BYTES);
-    return put_ret(f, r);
+    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(readv)(fd, iov, iovcnt), m_vector(f, iov, iovcnt, 1));
+}
+
+EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(recvmsg)(fd, msg, flags), m_msg(f, msg, flags, 1));
+}
+
+/* recvfrom with an address on a module socket: recvmsg fills it. */
+static ssize_t m_recvfrom(struct file *f, void *buf, size_t len, int flags,
+                          struct sockaddr *from, socklen_t *fromlen)
+{
+    if (from == NULL || fromlen == NULL)
+        return m_recv(f, buf, len, flags);
+    struct iovec iov = { buf, len };
+    struct msghdr msg = { .msg_name = from, .msg_namelen = *fromlen, .msg_iov = &iov, .msg_iovlen = 1 };
+    ssize_t r = m_recvmsg(f, &msg, flags);
+    if (r >= 0)
+        *fromlen = msg.msg_namelen;
+    return r;
+}
+
+EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *fromlen)
+{
+    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(recvfrom)(fd, buf, len, flags, from, fromlen),
+              m_recvfrom(f, buf, len, flags, from, fromlen));
 }
 
 /* recvmmsg on a module socket, with the kernel's timeout rule: the time is
@@ -400,13 +335,13 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, s
         int r = LIBC(recvmmsg)(fd, vec, vlen, flags, tmo);
         for (int i = 0; i < r; i++)
             count_io(f, vec[i].msg_len, NSTAT_RX_BYTES);
-        return (int)put_ret(f, r);
+        return (int)file_put_ret(f, r);
     }
     if (tmo != NULL && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 || tmo->tv_nsec >= 1000000000L)) {
         errno = EINVAL;
-        return (int)put_ret(f, -1);
+        return (int)file_put_ret(f, -1);
     }
-    return (int)put_ret(f, m_recvmmsg(f, vec, vlen, flags, tmo));
+    return (int)file_put_ret(f, m_recvmmsg(f, vec, vlen, flags, tmo));
 }
 
 /* ---- sendfile ---- */
@@ -452,7 +387,7 @@ EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
     ssize_t r = f->kind == FILE_MSOCK ? m_sendfile(f, in_fd, offset, count)
                                       : LIBC(sendfile)(out_fd, in_fd, offset, count);
     count_io(f, r, NSTAT_TX_BYTES);
-    return put_ret(f, r);
+    return file_put_ret(f, r);
 }
 
 EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset, size_t count)

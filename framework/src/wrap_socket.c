@@ -11,6 +11,7 @@
 #include "fw.h"
 #include "fw_log.h"
 #include "libc_api.h"
+#include "multilisten.h"
 #include "sock.h"
 #include "stats.h"
 #include "tcpfirst.h"
@@ -31,6 +32,15 @@ static int routable_type(int type)
 /* A module op that is NULL means "not supported". */
 #define MOD_HAS(f, op) ((f)->mod->op != NULL)
 #define NOT_SUPPORTED(err) (errno = (err), -1)
+/* The module's op, or -1/err when the module does not have it. */
+#define MOD_OR(f, err, op, ...) (MOD_HAS(f, op) ? MCALL(f, op, __VA_ARGS__) : NOT_SUPPORTED(err))
+
+/* Where a kernel-side call goes: a multi-stack listener's kernel socket
+ * lives at a private fd (the app fd is its epoll fd). */
+static int kernel_fd(const struct file *f, int fd)
+{
+    return f->kind == FILE_MLISTEN ? ml_kernel_fd(f) : fd;
+}
 
 EXPORT int socket(int domain, int type, int protocol)
 {
@@ -125,7 +135,11 @@ EXPORT int listen(int fd, int backlog)
         return LIBC(listen)(fd, backlog);
     int r;
     if (f->kind == FILE_MSOCK) {
-        r = MOD_HAS(f, listen) ? MCALL(f, listen, backlog) : NOT_SUPPORTED(EOPNOTSUPP);
+        r = MOD_OR(f, EOPNOTSUPP, listen, backlog);
+    } else if (f->kind == FILE_MLISTEN) {
+        r = ml_relisten(f, backlog);
+    } else if (wants_decision(f, NULL, 0) && f->type == SOCK_STREAM && ml_listen(fd, f, backlog, &r)) {
+        /* a wildcard listener on several stacks (multilisten.c) */
     } else if (wants_decision(f, NULL, 0) && f->type == SOCK_STREAM) {
         int d = sock_decide(fd, f, NULL, 0, op_listen, &backlog, &r);
         if (d == 1 && (r = LIBC(listen)(fd, backlog)) == 0)
@@ -135,10 +149,7 @@ EXPORT int listen(int fd, int backlog)
     } else {
         r = LIBC(listen)(fd, backlog);
     }
-    int err = errno;
-    file_put(f);
-    errno = err;
-    return r;
+    return file_put_ret(f, r);
 }
 
 static void count_connect(struct file *f, int fd, int r)
@@ -147,6 +158,56 @@ static void count_connect(struct file *f, int fd, int r)
         struct file *now = fd_table_get(fd);
         stats_add(now ? now->stack : f->stack, NSTAT_CONN_OUT, 1);
     }
+}
+
+/* The module could not reach a peer that does not speak its stack. */
+static int is_unreachable(int err)
+{
+    return err == ECONNREFUSED || err == ENETUNREACH || err == EHOSTUNREACH || err == ETIMEDOUT;
+}
+
+/* An ip_route with "fallback": "kernel": the failed module socket is gone
+ * and fd still holds its undecided kernel socket, which now takes the
+ * connect. Returns 1 (connect on the kernel) or -1 with the module's errno. */
+static int connect_fallback(int fd, struct file *f, const struct sockaddr *addr)
+{
+    int err = errno;
+    int st = is_unreachable(err) ? fw_connect_fallback(f, addr) : -1;
+    if (st < 0) {
+        errno = err;
+        return -1;
+    }
+    pthread_mutex_lock(&f->lock);
+    int ok = !f->decided && fd_table_get(fd) == f;
+    if (ok)
+        sock_mark_kernel(f, st);
+    pthread_mutex_unlock(&f->lock);
+    if (!ok) {
+        errno = err;
+        return -1;
+    }
+    stats_add(st, NSTAT_FALLBACK, 1);
+    fw_log(NSTACK_LOG_INF, NULL, "fd %d: connect failed on the routed stack (%s); falling back to %s",
+           fd, strerror(err), g_stacks[st].name);
+    return 1;
+}
+
+/* connect() on an undecided socket: the destination picks the stack. */
+static int connect_decide(int fd, struct file *f, const struct sockaddr *addr, socklen_t len)
+{
+    const void *args[2] = { addr, (void *)(uintptr_t)len };
+    int r;
+    int d = sock_decide(fd, f, addr, len, op_connect, args, &r);
+    if (d < 0)
+        d = connect_fallback(fd, f, addr);
+    if (d == 1 && ((r = LIBC(connect)(fd, addr, len)) == 0 || errno == EINPROGRESS)) {
+        int err = errno;
+        tcpfirst_set_role(f, TF_ACTIVE);
+        errno = err;
+    } else if (d < 0) {
+        r = -1;
+    }
+    return r;
 }
 
 EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
@@ -158,15 +219,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
     if (f->kind == FILE_MSOCK) {
         r = MOD_HAS(f, connect) ? MCALL(f, connect, addr, len) : NOT_SUPPORTED(EOPNOTSUPP);
     } else if (addr != NULL && wants_decision(f, addr, len)) {
-        const void *args[2] = { addr, (void *)(uintptr_t)len };
-        int d = sock_decide(fd, f, addr, len, op_connect, args, &r);
-        if (d == 1 && ((r = LIBC(connect)(fd, addr, len)) == 0 || errno == EINPROGRESS)) {
-            int err = errno;
-            tcpfirst_set_role(f, TF_ACTIVE);
-            errno = err;
-        }
-        else if (d < 0)
-            r = -1;
+        r = connect_decide(fd, f, addr, len);
     } else {
         r = LIBC(connect)(fd, addr, len);
     }
@@ -180,35 +233,6 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 
 /* ---- accept ----------------------------------------------------------- */
 
-static int accept_module(struct file *f, struct sockaddr *addr, socklen_t *len, int flags)
-{
-    if (!MOD_HAS(f, accept))
-        return NOT_SUPPORTED(EOPNOTSUPP);
-    nstack_sock *ns = NULL;
-    int wfd = MCALL(f, accept, addr, len, flags, &ns);
-    if (wfd < 0)
-        return -1;
-    struct file *nf = sock_new_module(f->stack, f->domain, f->type, f->protocol, ns,
-                                      (flags & SOCK_NONBLOCK) != 0);
-    int fd = nf ? LIBC(fcntl)(wfd, (flags & SOCK_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0) : -1;
-    if (fd < 0 || fd_table_set(fd, nf) < 0) {
-        int err = nf ? errno : ENOMEM;
-        if (fd >= 0)
-            LIBC(close)(fd);
-        if (nf != NULL)
-            file_put(nf);          /* closes the module socket */
-        else {
-            MOD_ENTER();
-            f->mod->close(ns);
-            MOD_LEAVE();
-        }
-        errno = err;
-        return -1;
-    }
-    stats_add(f->stack, NSTAT_CONN_IN, 1);
-    return fd;
-}
-
 static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
     struct file *f;
@@ -219,7 +243,10 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
         errno = EINVAL;
         r = -1;
     } else if (f->kind == FILE_MSOCK) {
-        r = accept_module(f, addr, len, flags);
+        r = MOD_HAS(f, accept) ? sock_accept_module(f->stack, f, f->sock, addr, len, flags)
+                               : NOT_SUPPORTED(EOPNOTSUPP);
+    } else if (f->kind == FILE_MLISTEN) {
+        r = ml_accept(f, addr, len, flags);
     } else {
         r = LIBC(accept4)(fd, addr, len, flags);
         if (r >= 0 && f->kind == FILE_KSOCK) {
@@ -252,12 +279,10 @@ EXPORT int shutdown(int fd, int how)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(shutdown)(fd, how);
-    int r = f->kind == FILE_MSOCK ? (MOD_HAS(f, shutdown) ? MCALL(f, shutdown, how) : NOT_SUPPORTED(EOPNOTSUPP))
-                                  : LIBC(shutdown)(fd, how);
-    int err = errno;
-    file_put(f);
-    errno = err;
-    return r;
+    int r = f->kind == FILE_MSOCK      ? MOD_OR(f, EOPNOTSUPP, shutdown, how)
+            : f->kind == FILE_MLISTEN ? ml_shutdown(f, how)
+                                      : LIBC(shutdown)(fd, how);
+    return file_put_ret(f, r);
 }
 
 EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
@@ -265,13 +290,9 @@ EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(getsockname)(fd, addr, len);
-    int r = f->kind == FILE_MSOCK
-                ? (MOD_HAS(f, getsockname) ? MCALL(f, getsockname, addr, len) : NOT_SUPPORTED(EOPNOTSUPP))
-                : LIBC(getsockname)(fd, addr, len);
-    int err = errno;
-    file_put(f);
-    errno = err;
-    return r;
+    int r = f->kind == FILE_MSOCK ? MOD_OR(f, EOPNOTSUPP, getsockname, addr, len)
+                                  : LIBC(getsockname)(kernel_fd(f, fd), addr, len);
+    return file_put_ret(f, r);
 }
 
 EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
@@ -279,13 +300,9 @@ EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(getpeername)(fd, addr, len);
-    int r = f->kind == FILE_MSOCK
-                ? (MOD_HAS(f, getpeername) ? MCALL(f, getpeername, addr, len) : NOT_SUPPORTED(EOPNOTSUPP))
-                : LIBC(getpeername)(fd, addr, len);
-    int err = errno;
-    file_put(f);
-    errno = err;
-    return r;
+    int r = f->kind == FILE_MSOCK ? MOD_OR(f, EOPNOTSUPP, getpeername, addr, len)
+                                  : LIBC(getpeername)(kernel_fd(f, fd), addr, len);
+    return file_put_ret(f, r);
 }
 
 EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
@@ -293,13 +310,9 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(getsockopt)(fd, level, name, val, len);
-    int r = f->kind == FILE_MSOCK
-                ? (MOD_HAS(f, getsockopt) ? MCALL(f, getsockopt, level, name, val, len) : NOT_SUPPORTED(ENOPROTOOPT))
-                : LIBC(getsockopt)(fd, level, name, val, len);
-    int err = errno;
-    file_put(f);
-    errno = err;
-    return r;
+    int r = f->kind == FILE_MSOCK ? MOD_OR(f, ENOPROTOOPT, getsockopt, level, name, val, len)
+                                  : LIBC(getsockopt)(kernel_fd(f, fd), level, name, val, len);
+    return file_put_ret(f, r);
 }
 
 EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
@@ -309,14 +322,13 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
         return LIBC(setsockopt)(fd, level, name, val, len);
     int r;
     if (f->kind == FILE_MSOCK) {
-        r = MOD_HAS(f, setsockopt) ? MCALL(f, setsockopt, level, name, val, len) : NOT_SUPPORTED(ENOPROTOOPT);
+        r = MOD_OR(f, ENOPROTOOPT, setsockopt, level, name, val, len);
+    } else if (f->kind == FILE_MLISTEN) {
+        r = ml_setsockopt(f, level, name, val, len);
     } else {
         r = LIBC(setsockopt)(fd, level, name, val, len);
         if (r == 0 && f->kind == FILE_KSOCK && !__atomic_load_n(&f->decided, __ATOMIC_ACQUIRE))
             sock_log_opt(f, level, name, val, len);
     }
-    int err = errno;
-    file_put(f);
-    errno = err;
-    return r;
+    return file_put_ret(f, r);
 }

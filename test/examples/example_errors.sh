@@ -8,6 +8,8 @@ set -u
 bin="$NSTACK_RELEASE/bin/rdma_errors"
 [ -x "$bin" ] || { echo "FAIL: $bin not built"; exit 1; }
 export LD_LIBRARY_PATH="$NSTACK_RELEASE/lib64/softrdma"
+# hardware-exact work queue accounting (see doc/softrdma.md)
+export SOFTRDMA_STRICT_SQ=${SOFTRDMA_STRICT_SQ:-1}
 netns_setup || { echo "FAIL: test hosts"; exit 1; }
 out=$(mktemp -d /tmp/example_err.XXXXXX)
 trap 'netns_cleanup; rm -rf "$out"' EXIT

@@ -17,6 +17,8 @@ case_name=$1 prog=$2
 bin="$NSTACK_RELEASE/bin/$prog"
 [ -x "$bin" ] || { echo "FAIL: $bin not built"; exit 1; }
 export LD_LIBRARY_PATH="$NSTACK_RELEASE/lib64/softrdma"
+# hardware-exact work queue accounting (see doc/softrdma.md)
+export SOFTRDMA_STRICT_SQ=${SOFTRDMA_STRICT_SQ:-1}
 netns_setup || { echo "FAIL: test hosts"; exit 1; }
 out=$(mktemp -d /tmp/example_neg.XXXXXX)
 trap 'netns_cleanup; rm -rf "$out"' EXIT

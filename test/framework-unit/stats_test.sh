@@ -36,7 +36,8 @@ ppid=$(awk '/^ok /{print $3}' "$work/out")
 
 # echo both ways: at least N sent and N received on the kernel stack
 line=$("$STAT" "$ppid" | awk '$1 == "kernel"') || fail "nstack-stat $ppid failed"
-read -r _ socks conns accepts tx rx <<<"$line"
+read -r _ socks conns accepts tx rx fallback <<<"$line"
+[ "${fallback:-x}" = 0 ] || fail "kernel fallback counter should be 0: $line"
 [ "${socks:-0}" -ge 3 ] && [ "${conns:-0}" -ge 1 ] && [ "${accepts:-0}" -ge 1 ] ||
     fail "kernel sockets/connect/accept counters wrong: $line"
 [ "${tx:-0}" -ge $((2 * N)) ] && [ "${rx:-0}" -ge $((2 * N)) ] || fail "kernel byte counters too small: $line"

@@ -49,7 +49,7 @@ stack_count() {
     awk -v st="$2" -v f="$3" '
         /nstack\[[0-9]+\]: stats: stack / {
             if ($3 != "stack" || $4 != st ":") next
-            for (i = 6; i < NF; i++) if ($i == f) s += $(i + 1)
+            for (i = 5; i < NF; i++) if ($i == f) s += $(i + 1)
         }
         END { print s + 0 }' "$1"
 }

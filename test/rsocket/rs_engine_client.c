@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -176,6 +177,41 @@ static int echo_request(const struct target *tg, uint32_t seed, uint64_t n)
     return close_sock(&t, "echo");
 }
 
+/* Keepalive on a live but idle connection (review F4): SO_KEEPALIVE with
+ * TCP_KEEPIDLE 1 s, a probe goes out at the first pass after a period,
+ * then nobody touches the socket for over 3 periods (the idle time is the
+ * behaviour under test, not a synchronisation). The next call must find
+ * the probe answered and the echo intact, not ETIMEDOUT. */
+static int sc_keepalive_idle(const struct target *tg)
+{
+    const uint32_t seed = 77;
+    uint8_t buf[3], back[3];
+    int one = 1, q = 0;
+    struct tsock t;
+    struct timespec probe_due = { 1, 500000000 }, idle = { 4, 500000000 };
+
+    if (open_request(tg, &t, TP_ECHO, seed, sizeof(buf)))
+        return -1;
+    if (M->setsockopt(t.s, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) ||
+        M->setsockopt(t.s, IPPROTO_TCP, TCP_KEEPIDLE, &one, sizeof(one)))
+        return tu_fail("keepalive: setsockopt");
+    tu_fill(buf, sizeof(buf), 0, seed);
+    if (tu_send_all(&t, buf, 1))
+        return tu_fail("keepalive: first byte");
+    nanosleep(&probe_due, NULL);
+    /* FIONREAD runs a progress pass (a send with room does not): it reads
+     * the expired period and posts a probe */
+    if (M->ioctl(t.s, FIONREAD, &q) || tu_send_all(&t, buf + 1, 1))
+        return tu_fail("keepalive: second byte");
+    nanosleep(&idle, NULL);
+    /* the next pass reads 4 expirations with the probe's answer in the CQ */
+    if (M->ioctl(t.s, FIONREAD, &q) || tu_send_all(&t, buf + 2, 1))
+        return tu_failf("keepalive: send after idle: %s", strerror(errno));
+    if (tu_recv_all(&t, back, sizeof(back)) || tu_check(back, sizeof(back), 0, seed) >= 0)
+        return tu_failf("keepalive: echo after idle: %s", strerror(errno));
+    return close_sock(&t, "keepalive");
+}
+
 static int sc_many(const struct target *tg, int k)
 {
     struct tsock *t = calloc((size_t)k, sizeof(*t));
@@ -282,6 +318,7 @@ static int run_one(const struct target *tg, const char *spec)
     case 'C': return sc_close_pending(tg, n ? n : 8 << 20);
     case 'M': return sc_many(tg, n ? (int)n : 200);
     case 'H': return sc_hygiene(tg, n ? (int)n : 1000);
+    case 'K': return sc_keepalive_idle(tg);
     case 'X': return sc_exit(tg);
     default: return tu_failf("unknown scenario \"%s\"", spec);
     }

@@ -69,6 +69,10 @@ static void test_conn_iomap_scaling(void **state)
     assert_int_equal(rs_wire_scale_iomap(0x1200), 0x92);
     assert_int_equal(rs_wire_unscale_iomap(0x01), 1);
     assert_int_equal(rs_wire_unscale_iomap(0x7f), 127);
+    /* 0x80 is 128 as-is (librdmacm sends it for any size of 128..255) */
+    assert_int_equal(rs_wire_unscale_iomap(0x80), 128);
+    assert_int_equal(rs_wire_unscale_iomap(rs_wire_scale_iomap(128)), 128);
+    assert_int_equal(rs_wire_unscale_iomap(rs_wire_scale_iomap(200)), 128);
     assert_int_equal(rs_wire_unscale_iomap(0x81), 256);
     assert_int_equal(rs_wire_unscale_iomap(0x92), 0x1200);
 

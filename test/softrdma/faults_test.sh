@@ -7,6 +7,8 @@
 set -u
 . "$NSTACK_SRC/test/lib/netns.sh"
 export LD_LIBRARY_PATH="$NSTACK_RELEASE/lib64/softrdma"
+# hardware-exact work queue accounting (see doc/softrdma.md)
+export SOFTRDMA_STRICT_SQ=${SOFTRDMA_STRICT_SQ:-1}
 LOG=$(mktemp -d /tmp/softrdma-faults.XXXXXX)
 fail() { echo "FAIL: $*"; for f in "$LOG"/*.log; do echo "--- $f"; tail -n 20 "$f"; done; exit 1; }
 netns_setup || fail "netns setup"

@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -58,9 +61,11 @@ static int poll_n(struct ibv_cq *cq, struct ibv_wc *wc, int n, long ms)
     return got;
 }
 
-static void side_init(struct pair *p, struct side *s, int cqe, int sig_all, int access)
+/* scq_ch: completion channel of the send CQ, or NULL */
+static void side_init_ch(struct pair *p, struct side *s, int cqe, int sig_all, int access,
+                         struct ibv_comp_channel *scq_ch)
 {
-    s->scq = ibv_create_cq(p->ctx, cqe, NULL, NULL, 0);
+    s->scq = ibv_create_cq(p->ctx, cqe, NULL, scq_ch, 0);
     s->rcq = ibv_create_cq(p->ctx, cqe, NULL, NULL, 0);
     assert_non_null(s->scq);
     assert_non_null(s->rcq);
@@ -104,12 +109,17 @@ static void qp_connect_gid(struct ibv_qp *qp, uint32_t dest, int rnr_retry, cons
                                    IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC), 0);
 }
 
+static void side_init(struct pair *p, struct side *s, int cqe, int sig_all, int access)
+{
+    side_init_ch(p, s, cqe, sig_all, access, NULL);
+}
+
 static void qp_connect(struct ibv_qp *qp, uint32_t dest, int rnr_retry)
 {
     qp_connect_gid(qp, dest, rnr_retry, NULL);
 }
 
-static struct pair *pair_new(int cqe, int sig_all, int rnr_retry, int b_access)
+static struct pair *pair_open(void)
 {
     struct pair *p = calloc(1, sizeof *p);
     struct ibv_device **l = ibv_get_device_list(NULL);
@@ -119,11 +129,24 @@ static struct pair *pair_new(int cqe, int sig_all, int rnr_retry, int b_access)
     ibv_free_device_list(l);
     assert_non_null(p->ctx);
     p->pd = ibv_alloc_pd(p->ctx);
+    return p;
+}
+
+/* Two connected sides; a's send CQ reports to a_scq_ch (may be NULL). */
+static void pair_connect(struct pair *p, int cqe, int sig_all, int rnr_retry, int b_access,
+                         struct ibv_comp_channel *a_scq_ch)
+{
     int all = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
-    side_init(p, &p->a, cqe, sig_all, all);
+    side_init_ch(p, &p->a, cqe, sig_all, all, a_scq_ch);
     side_init(p, &p->b, cqe, sig_all, b_access);
     qp_connect(p->a.qp, p->b.qp->qp_num, rnr_retry);
     qp_connect(p->b.qp, p->a.qp->qp_num, rnr_retry);
+}
+
+static struct pair *pair_new(int cqe, int sig_all, int rnr_retry, int b_access)
+{
+    struct pair *p = pair_open();
+    pair_connect(p, cqe, sig_all, rnr_retry, b_access, NULL);
     return p;
 }
 
@@ -344,6 +367,246 @@ static void test_inline_unsignaled(void **st)
     assert_int_equal(wc[0].wr_id, 3);
     assert_int_equal(ibv_poll_cq(p->a.scq, 8, wc), 0);      /* unsignaled ones: none */
     pair_free(p);
+}
+
+/* Waits until the channel has an event (a completion arrived on an armed CQ). */
+static void wait_cq_event(struct ibv_comp_channel *ch)
+{
+    struct pollfd pfd = { .fd = ch->fd, .events = POLLIN };
+    assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
+    struct ibv_cq *cq;
+    void *ctx;
+    assert_int_equal(ibv_get_cq_event(ch, &cq, &ctx), 0);
+    ibv_ack_cq_events(cq, 1);
+}
+
+/* As on hardware, a work queue slot stays taken until the application
+ * polls the completion that covers it: a completed but unpolled WR (and
+ * every unsignaled WR before it) still counts against max_send_wr, and a
+ * filled but unpolled receive against max_recv_wr. */
+static void test_wq_slots_free_when_polled(void **st)
+{
+    (void)st;
+    struct pair *p = pair_open();
+    struct ibv_comp_channel *ch = ibv_create_comp_channel(p->ctx);
+    assert_non_null(ch);
+    pair_connect(p, 256, 0, 7, IBV_ACCESS_LOCAL_WRITE, ch);
+    struct ibv_qp_attr qa;
+    struct ibv_qp_init_attr qi;
+    assert_int_equal(ibv_query_qp(p->a.qp, &qa, IBV_QP_CAP, &qi), 0);
+    int depth = (int)qi.cap.max_send_wr;
+    assert_int_equal(depth, 64);
+    struct ibv_wc wc[4];
+    for (int i = 0; i < depth; i++)
+        post_recv(&p->b, 1000 + (uint64_t)i, 1, (size_t)i * 8, 8);
+    assert_int_equal(ibv_req_notify_cq(p->a.scq, 0), 0);
+    for (int i = 0; i < depth; i++) {   /* only the last one signaled */
+        fill(p->a.buf + i * 8, 8, (unsigned)i);
+        assert_int_equal(post_send(&p->a, IBV_WR_SEND, (uint64_t)i, (size_t)i * 8, 8,
+                                   i == depth - 1 ? IBV_SEND_SIGNALED : 0, 0, 0, p->a.mr->lkey), 0);
+    }
+    /* The last WR's completion is there: the device has finished all of
+     * them, and the receiver's receives are all filled. Nothing polled. */
+    wait_cq_event(ch);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 99, 0, 8, IBV_SEND_SIGNALED, 0, 0,
+                               p->a.mr->lkey), ENOMEM);
+    struct ibv_recv_wr rwr = { .wr_id = 99 }, *rbad;
+    assert_int_equal(ibv_post_recv(p->b.qp, &rwr, &rbad), ENOMEM);
+    /* Polling the one signaled completion frees all 64 send slots. */
+    assert_int_equal(poll_n(p->a.scq, wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc[0].wr_id, depth - 1);
+    assert_int_equal(wc[0].status, IBV_WC_SUCCESS);
+    for (int i = 0; i < depth; i++)
+        assert_int_equal(post_send(&p->a, IBV_WR_RDMA_WRITE, 200 + (uint64_t)i, 0, 0,
+                                   IBV_SEND_SIGNALED, 0, 0, 0), 0);
+    /* Polling one receive frees exactly one receive slot. */
+    assert_int_equal(poll_n(p->b.rcq, wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc[0].wr_id, 1000);
+    assert_int_equal(ibv_post_recv(p->b.qp, &rwr, &rbad), 0);
+    assert_int_equal(ibv_post_recv(p->b.qp, &rwr, &rbad), ENOMEM);
+    /* All signaled: each polled completion frees one slot. */
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 99, 0, 8, IBV_SEND_SIGNALED, 0, 0,
+                               p->a.mr->lkey), ENOMEM);
+    assert_int_equal(poll_n(p->a.scq, wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc[0].wr_id, 200);
+    assert_int_equal(post_send(&p->a, IBV_WR_RDMA_WRITE, 300, 0, 0, IBV_SEND_SIGNALED, 0, 0, 0), 0);
+    assert_int_equal(post_send(&p->a, IBV_WR_RDMA_WRITE, 301, 0, 0, IBV_SEND_SIGNALED, 0, 0, 0),
+                     ENOMEM);
+    /* A reset empties the queues: the unpolled completions free nothing
+     * more, and the whole depth is available again. */
+    struct ibv_qp_attr ra = { .qp_state = IBV_QPS_RESET };
+    assert_int_equal(ibv_modify_qp(p->b.qp, &ra, IBV_QP_STATE), 0);
+    ra.qp_state = IBV_QPS_INIT;
+    ra.port_num = 1;
+    assert_int_equal(ibv_modify_qp(p->b.qp, &ra, IBV_QP_STATE | IBV_QP_PORT), 0);
+    for (int i = 0; i < depth; i++)
+        assert_int_equal(ibv_post_recv(p->b.qp, &rwr, &rbad), 0);
+    assert_int_equal(ibv_post_recv(p->b.qp, &rwr, &rbad), ENOMEM);
+    for (int i = 0; i < depth; i++) {   /* the data arrived intact, in order */
+        char want[8];
+        fill(want, 8, (unsigned)i);
+        assert_memory_equal(p->b.buf + i * 8, want, 8);
+    }
+    pair_free(p);
+    assert_int_equal(ibv_destroy_comp_channel(ch), 0);
+}
+
+static int lowest_free_fd(void)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    close(fd);
+    return fd;
+}
+
+static int highest_open_fd(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int hi = -1;
+    for (struct dirent *e; (e = readdir(d));)
+        if (atoi(e->d_name) > hi)
+            hi = atoi(e->d_name);
+    closedir(d);
+    return hi;
+}
+
+/* One SEND each way, checked: both QPs' streams exist afterwards. */
+static void exchange_both_ways(struct pair *p)
+{
+    struct ibv_wc wc;
+    struct side *from[2] = { &p->a, &p->b }, *to[2] = { &p->b, &p->a };
+    for (int i = 0; i < 2; i++) {
+        post_recv(to[i], 7, 1, 4096, 64);
+        fill(from[i]->buf, 64, 40u + (unsigned)i);
+        assert_int_equal(post_send(from[i], IBV_WR_SEND, 8, 0, 64, IBV_SEND_SIGNALED, 0, 0,
+                                   from[i]->mr->lkey), 0);
+        assert_int_equal(poll_n(to[i]->rcq, &wc, 1, DEADLINE_MS), 1);
+        assert_int_equal(wc.status, IBV_WC_SUCCESS);
+        assert_int_equal(poll_n(from[i]->scq, &wc, 1, DEADLINE_MS), 1);
+        char want[64];
+        fill(want, 64, 40u + (unsigned)i);
+        assert_memory_equal(to[i]->buf + 4096, want, 64);
+    }
+}
+
+/* The device's own descriptors (streams, epoll, pipe write ends) live
+ * high, so the application's numbers stay compact: after connecting two
+ * QPs the lowest free fd is unchanged, and a completion channel's fd (the
+ * application's) is that lowest one. With the fd limit too low for the
+ * high range they fall back to low numbers and everything still works. */
+static void test_internal_fds_high(void **st)
+{
+    (void)st;
+    struct pair *p = pair_open();
+    int low = lowest_free_fd();
+    pair_connect(p, 64, 1, 7, IBV_ACCESS_LOCAL_WRITE, NULL);
+    exchange_both_ways(p);
+    assert_int_equal(lowest_free_fd(), low);
+    assert_true(highest_open_fd() >= 256);
+    struct ibv_comp_channel *ch = ibv_create_comp_channel(p->ctx);
+    assert_non_null(ch);
+    assert_int_equal(ch->fd, low);
+    assert_int_equal(ibv_destroy_comp_channel(ch), 0);
+    pair_free(p);
+
+    struct rlimit old, tight;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    tight = old;
+    tight.rlim_cur = 128;       /* below the high range: fallback */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    exchange_both_ways(p);
+    assert_true(lowest_free_fd() > low);    /* the streams took low numbers */
+    pair_free(p);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+}
+
+static void modify_state(struct ibv_qp *qp, enum ibv_qp_state st)
+{
+    struct ibv_qp_attr a = { .qp_state = st, .port_num = 1 };
+    assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE | (st == IBV_QPS_INIT ? IBV_QP_PORT : 0)), 0);
+}
+
+/* Sends are refused before RTS (RESET, INIT, RTR) and receives in RESET,
+ * as on hardware; a zero-length WRITE without SGEs and with rkey 0 is
+ * legal. */
+static void test_post_states(void **st)
+{
+    (void)st;
+    struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
+    struct ibv_send_wr w0 = { .wr_id = 5, .opcode = IBV_WR_RDMA_WRITE,
+                              .send_flags = IBV_SEND_SIGNALED }, *bad;
+    assert_int_equal(ibv_post_send(p->a.qp, &w0, &bad), 0);     /* sg_list NULL, rkey 0 */
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_int_equal(wc.wr_id, 5);
+    struct ibv_recv_wr r0 = { .wr_id = 6 }, *rbad;
+    modify_state(p->a.qp, IBV_QPS_RESET);
+    assert_int_equal(ibv_post_send(p->a.qp, &w0, &bad), EINVAL);
+    assert_ptr_equal(bad, &w0);
+    assert_int_equal(ibv_post_recv(p->a.qp, &r0, &rbad), EINVAL);
+    modify_state(p->a.qp, IBV_QPS_INIT);
+    assert_int_equal(ibv_post_send(p->a.qp, &w0, &bad), EINVAL);
+    assert_int_equal(ibv_post_recv(p->a.qp, &r0, &rbad), 0);
+    struct ibv_qp_attr a = { .qp_state = IBV_QPS_RTR, .dest_qp_num = p->b.qp->qp_num };
+    assert_int_equal(ibv_modify_qp(p->a.qp, &a, IBV_QP_STATE | IBV_QP_DEST_QPN), 0);
+    assert_int_equal(ibv_post_send(p->a.qp, &w0, &bad), EINVAL);
+    pair_free(p);
+}
+
+/* What hardware refuses to free while in use: a CQ with a QP (EBUSY), a
+ * PD with MRs or QPs (EBUSY), a CQ whose reported completion events are
+ * not acknowledged (rdma-core blocks; softrdma says EBUSY). An event still
+ * in the channel for a destroyed CQ is dropped, never handed out. */
+static void test_destroy_busy(void **st)
+{
+    (void)st;
+    struct pair *p = pair_open();
+    struct ibv_comp_channel *ch = ibv_create_comp_channel(p->ctx);
+    assert_non_null(ch);
+    pair_connect(p, 64, 1, 7, IBV_ACCESS_LOCAL_WRITE, ch);
+    assert_int_equal(ibv_destroy_cq(p->a.scq), EBUSY);
+    assert_int_equal(ibv_dealloc_pd(p->pd), EBUSY);
+    /* one event read and not acknowledged */
+    struct ibv_send_wr w0 = { .wr_id = 1, .opcode = IBV_WR_RDMA_WRITE }, *bad;
+    assert_int_equal(ibv_req_notify_cq(p->a.scq, 0), 0);
+    assert_int_equal(ibv_post_send(p->a.qp, &w0, &bad), 0);
+    struct pollfd pfd = { .fd = ch->fd, .events = POLLIN };
+    assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
+    struct ibv_cq *ecq;
+    void *ectx;
+    assert_int_equal(ibv_get_cq_event(ch, &ecq, &ectx), 0);
+    assert_ptr_equal(ecq, p->a.scq);
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    /* and a second event left unread in the channel */
+    assert_int_equal(ibv_req_notify_cq(p->a.scq, 0), 0);
+    assert_int_equal(ibv_post_send(p->a.qp, &w0, &bad), 0);
+    assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(ibv_destroy_qp(p->a.qp), 0);
+    assert_int_equal(ibv_destroy_cq(p->a.scq), EBUSY);     /* unacknowledged */
+    ibv_ack_cq_events(p->a.scq, 1);
+    assert_int_equal(ibv_destroy_cq(p->a.scq), 0);
+    fcntl(ch->fd, F_SETFL, O_NONBLOCK);
+    errno = 0;
+    assert_int_equal(ibv_get_cq_event(ch, &ecq, &ectx), -1);  /* dropped */
+    assert_int_equal(errno, EAGAIN);
+    assert_int_equal(ibv_destroy_qp(p->b.qp), 0);
+    assert_int_equal(ibv_destroy_cq(p->a.rcq), 0);
+    assert_int_equal(ibv_destroy_cq(p->b.scq), 0);
+    assert_int_equal(ibv_destroy_cq(p->b.rcq), 0);
+    assert_int_equal(ibv_dealloc_pd(p->pd), EBUSY);         /* MRs remain */
+    assert_int_equal(ibv_dereg_mr(p->a.mr), 0);
+    assert_int_equal(ibv_dereg_mr(p->b.mr), 0);
+    assert_int_equal(ibv_dealloc_pd(p->pd), 0);
+    assert_int_equal(ibv_destroy_comp_channel(ch), 0);
+    free(p->a.buf);
+    free(p->b.buf);
+    ibv_close_device(p->ctx);
+    free(p);
 }
 
 static void expect_error_then_flush(struct side *s, enum ibv_wc_status st)
@@ -728,6 +991,9 @@ static void test_unsupported(void **st)
 int main(void)
 {
     char dir[] = "/tmp/softrdma-engine.XXXXXX";
+    /* hardware-exact work queue accounting; SOFTRDMA_STRICT_SQ=0 from
+     * outside shows the lenient mode failing test_wq_slots_free_when_polled */
+    setenv("SOFTRDMA_STRICT_SQ", "1", 0);
     if (!getenv("SOFTRDMA_FABRIC") && mkdtemp(dir))
         setenv("SOFTRDMA_FABRIC", dir, 1);
     const struct CMUnitTest tests[] = {
@@ -736,6 +1002,10 @@ int main(void)
         cmocka_unit_test(test_malformed_header_dropped),
         cmocka_unit_test(test_write_imm_and_read),
         cmocka_unit_test(test_inline_unsignaled),
+        cmocka_unit_test(test_wq_slots_free_when_polled),
+        cmocka_unit_test(test_internal_fds_high),
+        cmocka_unit_test(test_post_states),
+        cmocka_unit_test(test_destroy_busy),
         cmocka_unit_test(test_bad_rkey),
         cmocka_unit_test(test_out_of_bounds_and_access),
         cmocka_unit_test(test_bad_lkey),

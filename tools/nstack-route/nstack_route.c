@@ -54,6 +54,25 @@ static void lookup_listen(const struct nstack_config *cfg, struct nstack_route_r
     nstack_route_lookup(cfg, NULL, SOCK_STREAM, r);
 }
 
+/* "listen 0.0.0.0:80 tcp -> kernel + rsocket (default_stack_name;
+ * ip_route[0] covers local 192.168.21.180)": the listener's own stack plus
+ * every module that serves one of this host's addresses. */
+static void print_listen(const struct nstack_config *cfg, const struct route_args *a)
+{
+    struct nstack_listen_plan p;
+    char why[sizeof(p.primary.rule_text)];
+
+    nstack_listen_plan(cfg, a->addr.ss_family, SOCK_STREAM, &p);
+    rule_without_target(&p.primary, why, sizeof(why));
+    printf("listen %s tcp -> %s", a->addr_text, stack_of(cfg, &p.primary));
+    for (int i = 0; i < p.n_extra; i++)
+        printf(" + %s", cfg->modules[p.extra[i].module].stack_name);
+    printf(" (%s", why);
+    for (int i = 0; i < p.n_extra; i++)
+        printf("; ip_route[%d] covers local %s", p.extra[i].index, p.extra[i].local);
+    printf(")\n");
+}
+
 /* A wildcard bind leaves the decision to listen or connect/sendto. */
 static void print_wildcard(const struct nstack_config *cfg, const struct route_args *a)
 {
@@ -65,12 +84,13 @@ static void print_wildcard(const struct nstack_config *cfg, const struct route_a
                "connect/sendto, which decide by the destination)\n", a->verb, a->addr_text);
         return;
     }
+    if (!strcmp(a->verb, "listen")) {
+        print_listen(cfg, a);
+        return;
+    }
     lookup_listen(cfg, &r);
     rule_without_target(&r, why, sizeof(why));
-    if (!strcmp(a->verb, "listen"))
-        printf("listen %s tcp -> %s (%s)\n", a->addr_text, stack_of(cfg, &r), why);
-    else
-        printf("bind %s tcp -> undecided (wildcard: at listen -> %s (%s); at connect: by the destination)\n",
+    printf("bind %s tcp -> undecided (wildcard: at listen -> %s (%s); at connect: by the destination)\n",
                a->addr_text, stack_of(cfg, &r), why);
 }
 

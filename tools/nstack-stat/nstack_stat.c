@@ -36,15 +36,16 @@ static void sum_stack(const struct nstat_shm *s, int st, uint64_t t[NSTAT_N])
 static void print_process(const struct nstat_shm *s)
 {
     printf("pid %d (%.*s)\n", s->pid, NSTAT_NAME, s->comm);
-    printf("  %-16s %10s %10s %10s %16s %16s\n", "stack", "sockets", "connect", "accept", "tx_bytes", "rx_bytes");
+    printf("  %-16s %10s %10s %10s %16s %16s %10s\n", "stack", "sockets", "connect", "accept", "tx_bytes",
+           "rx_bytes", "fallback");
     int n = s->n_stacks < NSTAT_STACKS ? s->n_stacks : NSTAT_STACKS;
     for (int st = 0; st < n; st++) {
         uint64_t t[NSTAT_N];
         sum_stack(s, st, t);
-        printf("  %-16.*s %10llu %10llu %10llu %16llu %16llu\n", NSTAT_NAME, s->names[st],
+        printf("  %-16.*s %10llu %10llu %10llu %16llu %16llu %10llu\n", NSTAT_NAME, s->names[st],
                (unsigned long long)t[NSTAT_SOCKETS], (unsigned long long)t[NSTAT_CONN_OUT],
                (unsigned long long)t[NSTAT_CONN_IN], (unsigned long long)t[NSTAT_TX_BYTES],
-               (unsigned long long)t[NSTAT_RX_BYTES]);
+               (unsigned long long)t[NSTAT_RX_BYTES], (unsigned long long)t[NSTAT_FALLBACK]);
     }
 }
 

@@ -17,8 +17,8 @@ struct cm_channel *cm_channel_new(void)
         return NULL;
     }
     fcntl(p[1], F_SETFL, O_NONBLOCK);
-    ch->pub.fd = p[0];
-    ch->wfd = p[1];
+    ch->pub.fd = p[0];                  /* the application's: stays low */
+    ch->wfd = sr_fd_internal(p[1]);
     ch->epoch = sr_epoch;
     return ch;
 }

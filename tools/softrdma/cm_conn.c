@@ -216,10 +216,8 @@ static void cm_listen_cb(struct sr_watch *w, uint32_t events)
         }
         id->listener = l;
         id->state = CM_REQ_WAIT;
-        if (sr_watch_add(&id->conn, fd, EPOLLIN, cm_conn_cb)) {
-            close(fd);
+        if (sr_watch_add(&id->conn, fd, EPOLLIN, cm_conn_cb))
             free(id);
-        }
     }
 }
 

@@ -48,12 +48,14 @@ void cm_timeout_arm(struct cm_id *id)
     int ms = cm_timeout_value_ms();
     int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     struct itimerspec t = { .it_value = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L } };
-    if (fd < 0 || timerfd_settime(fd, 0, &t, NULL) || sr_watch_add(&id->timer, fd, EPOLLIN, cm_timeout_cb)) {
+    if (fd >= 0 && timerfd_settime(fd, 0, &t, NULL)) {
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0 || sr_watch_add(&id->timer, fd, EPOLLIN, cm_timeout_cb)) {
         /* no timer: the connect still completes, it just cannot time out */
         sr_log("rdma_connect: no connect timer (%s); the request waits without a timeout",
                strerror(errno));
-        if (fd >= 0)
-            close(fd);
         id->timer.fd = -1;
     }
 }

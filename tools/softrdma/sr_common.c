@@ -1,9 +1,12 @@
 /* softrdma: process-wide state, logging, environment, fork handling. */
 #include "sr_internal.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,10 +38,59 @@ int sr_env_int(const char *name, int dflt)
     return (int)n;
 }
 
-const char *sr_fabric_dir(void)
+/* Where device-internal fds go: from half the fd limit (at least 256,
+ * at most 65536 so that a huge limit does not blow up the fd table). An
+ * application's fds count up from 0, so the two rarely meet; when the
+ * range is full (or the limit is below 256) the fd stays where it is. */
+static int sr_fd_base(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl))
+        return 256;
+    rlim_t half = rl.rlim_cur / 2;
+    if (half > 65536)
+        half = 65536;
+    return half < 256 ? 256 : (int)half;
+}
+
+int sr_fd_internal(int fd)
+{
+    int base = sr_fd_base();
+    if (fd < 0 || fd >= base)
+        return fd;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, base);
+    if (high < 0)
+        return fd;
+    close(fd);
+    return high;
+}
+
+/* The fabric directory is taken from the environment when the library is
+ * loaded if it is set then: servers such as nginx clear their environment
+ * after start-up, and a device that looked later would silently join the
+ * default fabric instead of its peers'. If it was not set at load (a program
+ * that sets it itself), it is read at first use. Written once (constructor,
+ * or pthread_once), then read-only. */
+static char sr_fabric[512];
+static pthread_once_t sr_fabric_once = PTHREAD_ONCE_INIT;
+
+static void sr_fabric_read(void)
 {
     const char *d = getenv("SOFTRDMA_FABRIC");
-    return (d && *d) ? d : "/run/softrdma";
+    snprintf(sr_fabric, sizeof sr_fabric, "%s", (d && *d) ? d : "/run/softrdma");
+}
+
+__attribute__((constructor)) static void sr_fabric_at_load(void)
+{
+    const char *d = getenv("SOFTRDMA_FABRIC");
+    if (d && *d)
+        pthread_once(&sr_fabric_once, sr_fabric_read);
+}
+
+const char *sr_fabric_dir(void)
+{
+    pthread_once(&sr_fabric_once, sr_fabric_read);
+    return sr_fabric;
 }
 
 int sr_mkdir_p(const char *path)

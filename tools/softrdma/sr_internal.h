@@ -39,11 +39,18 @@ struct sr_knobs {
     int drop_after;     /* SOFTRDMA_DROP_AFTER: a QP's link breaks after N requests */
     int force_rnr;      /* SOFTRDMA_FORCE_RNR: first N receive checks per stream fail */
     int poll_progress;  /* SOFTRDMA_POLL_PROGRESS=1: empty polls help the idle device */
+    int ack_delay_ms;   /* SOFTRDMA_ACK_DELAY_MS: responder holds its answers */
+    int strict_wq;      /* SOFTRDMA_STRICT_SQ=1: WQE slots free when polled (default 0 until the rsocket engine counts its control sends) */
 };
 extern struct sr_knobs sr_knobs;
 
 void sr_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int sr_env_int(const char *name, int dflt);
+/* Moves a descriptor the application never sees (device streams, epoll,
+ * timers, pipe write ends) above the numbers applications use, so that
+ * theirs stay compact; returns the new fd, or fd itself if there is no
+ * room up there. fd < 0 is passed through. */
+int sr_fd_internal(int fd);
 const char *sr_fabric_dir(void);
 int sr_mkdir_p(const char *path);
 /* Refuse an object from before a fork: logs once per call, sets errno. */
@@ -76,6 +83,8 @@ struct sr_watch {
 int sr_nic_start(void);
 /* Non-blocking help from a polling application thread (see sr_nic.c). */
 void sr_nic_progress(void);
+/* Takes fd over (moved with sr_fd_internal); on failure it is closed,
+ * w->fd is -1 and -1 is returned. */
 int sr_watch_add(struct sr_watch *w, int fd, uint32_t events, sr_watch_cb cb);
 void sr_watch_mod(struct sr_watch *w, uint32_t events);
 void sr_watch_del(struct sr_watch *w);
@@ -85,7 +94,9 @@ uint64_t sr_now_ms(void);
 void sr_defer_free(void *p);
 
 /* ---- memory (sr_mr.c) ---- */
-struct sr_pd { struct ibv_pd pub; unsigned epoch; };
+/* users: MRs and QPs made on the PD (guarded by sr_lock); a PD in use
+ * cannot be freed (EBUSY), as on hardware. */
+struct sr_pd { struct ibv_pd pub; unsigned epoch; int users; };
 struct sr_mr { struct ibv_mr pub; int access; unsigned epoch; };
 /* Key -> MR whose range holds [addr, addr+len) with all of access; NULL if not. */
 struct sr_mr *sr_mr_check(struct ibv_pd *pd, uint32_t key, uint64_t addr,
@@ -93,18 +104,38 @@ struct sr_mr *sr_mr_check(struct ibv_pd *pd, uint32_t key, uint64_t addr,
 
 /* ---- completion queues (sr_cq.c) ---- */
 struct sr_channel { struct ibv_comp_channel pub; int wfd; unsigned epoch; };
+struct sr_qp;
+/* What polling a completion frees in its QP's work queues. Hardware frees a
+ * send WQE slot (and every unsignaled one before it) only when the
+ * application polls the CQE that covers it, and a receive slot when its
+ * CQE is polled; a program that counts its slots wrongly must see ENOMEM. */
+struct sr_wc_src {
+    struct sr_qp *qp;              /* NULL: frees nothing (QP reset or destroyed) */
+    uint32_t sq_upto;              /* send: the QP's sq_retired becomes this */
+    int recv;                      /* receive: one RQ slot */
+};
 struct sr_cq {
     struct ibv_cq pub;
-    pthread_mutex_t lock;          /* guards ring, head, count, armed, overflow */
+    pthread_mutex_t lock;          /* guards ring, src, head, count, armed, overflow */
     struct ibv_wc *ring;
+    struct sr_wc_src *src;         /* per ring entry */
+    int users;                     /* QPs using the CQ; guarded by sr_lock */
+    /* Channel bookkeeping, under lock: events written to the channel and
+     * not yet read, events handed out by ibv_get_cq_event; a destroyed CQ
+     * whose events are still in the pipe stays allocated (zombie) until
+     * ibv_get_cq_event has read them, which then skips them. */
+    unsigned events_in_pipe, events_reported;
+    int zombie;
     int cap, head, count;
     int armed, overflow;
     unsigned epoch;
 };
 /* Adds a completion; returns -1 (and flags the CQ) on overflow. On
- * overflow, owner (if not NULL) is put in ERR state before the overrun
- * becomes visible to ibv_poll_cq; the caller then completes the move. */
-int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, struct ibv_qp *owner);
+ * overflow, src->qp is put in ERR state before the overrun becomes
+ * visible to ibv_poll_cq; the caller then completes the move. */
+int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, const struct sr_wc_src *src);
+/* Entries of qp left in the CQ no longer free its slots (reset, destroy). */
+void sr_cq_forget_qp(struct sr_cq *cq, struct sr_qp *qp);
 
 /* ---- queue pairs (sr_qp.c, sr_requester.c, sr_responder.c) ---- */
 struct sr_swqe {
@@ -155,6 +186,7 @@ struct sr_inconn {
     int detached;                  /* released: waits in the graveyard */
     uint64_t delay_until;          /* SOFTRDMA_DELAY_MS: request held until */
     int delay_passed;
+    uint64_t ack_due;              /* SOFTRDMA_ACK_DELAY_MS: answers held until */
     struct sr_outq_item *outq;
     int outq_cap, outq_head, outq_count;
     struct sr_inconn *next;
@@ -176,6 +208,10 @@ struct sr_qp {
     struct iovec *sq_iov;
     char *sq_inline;
     uint32_t sq_head, sq_tx, sq_tail;
+    /* Slots the application has polled free: [sq_retired, sq_head) are
+     * completed but still occupied. Written by ibv_poll_cq under the send
+     * CQ's lock, read by ibv_post_send under sr_lock: atomic accesses. */
+    uint32_t sq_retired;
     uint64_t tx_count;             /* requests written (SOFTRDMA_DROP_AFTER) */
     size_t tx_off;                 /* bytes of sq[tx] already written */
     size_t rd_left;                /* READ response payload bytes still due */
@@ -185,6 +221,7 @@ struct sr_qp {
     struct sr_rwqe *rq;
     struct iovec *rq_iov;
     uint32_t rq_head, rq_tail;
+    uint32_t rq_retired;           /* as sq_retired, under the recv CQ's lock */
     /* requester stream */
     struct sr_watch out;
     int out_open;
@@ -198,7 +235,9 @@ struct sr_qp {
 };
 struct sr_qp *sr_qp_find(uint32_t qpn);
 void sr_qp_to_error(struct sr_qp *qp);
-void sr_qp_complete(struct sr_qp *qp, struct sr_cq *cq, const struct ibv_wc *wc);
+/* Queues a completion of qp's send queue (recv 0: covers every WR up to
+ * sq_head) or receive queue (recv 1). */
+void sr_qp_complete(struct sr_qp *qp, int recv, const struct ibv_wc *wc);
 /* requester */
 int sr_req_connect(struct sr_qp *qp);
 void sr_req_kick(struct sr_qp *qp);

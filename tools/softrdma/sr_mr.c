@@ -30,6 +30,13 @@ SR_API int ibv_dealloc_pd(struct ibv_pd *pub)
     struct sr_pd *pd = (struct sr_pd *)pub;
     if (sr_stale(pd->epoch, "ibv_dealloc_pd"))
         return EPERM;
+    pthread_mutex_lock(&sr_lock);
+    int users = pd->users;
+    pthread_mutex_unlock(&sr_lock);
+    if (users) {
+        sr_log("ibv_dealloc_pd: %d MR(s)/QP(s) still use the PD", users);
+        return EBUSY;
+    }
     free(pd);
     return 0;
 }
@@ -87,6 +94,7 @@ SR_API struct ibv_mr *ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t len
     mr->access = (int)access;
     mr->epoch = sr_epoch;
     sr_mrs[s] = mr;
+    ((struct sr_pd *)pd)->users++;
     pthread_mutex_unlock(&sr_lock);
     return &mr->pub;
 }
@@ -111,6 +119,7 @@ SR_API int ibv_dereg_mr(struct ibv_mr *pub)
         return EPERM;
     pthread_mutex_lock(&sr_lock);
     sr_mrs[pub->handle] = NULL;
+    ((struct sr_pd *)pub->pd)->users--;
     pthread_mutex_unlock(&sr_lock);
     free(mr);
     return 0;

@@ -57,10 +57,16 @@ const char *sr_nic_path(void) { return sr_path; }
 int sr_watch_add(struct sr_watch *w, int fd, uint32_t events, sr_watch_cb cb)
 {
     struct epoll_event ev = { .events = events, .data.ptr = w };
-    w->fd = fd;
+    w->fd = fd = sr_fd_internal(fd);
     w->events = events;
     w->cb = cb;
-    return epoll_ctl(sr_epfd, EPOLL_CTL_ADD, fd, &ev);
+    if (epoll_ctl(sr_epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+        return 0;
+    int e = errno;
+    close(fd);
+    w->fd = -1;
+    errno = e;
+    return -1;
 }
 
 void sr_watch_mod(struct sr_watch *w, uint32_t events)
@@ -183,7 +189,7 @@ int sr_nic_start(void)
     pthread_mutex_lock(&sr_lock);
     if (sr_epfd >= 0 && sr_nic_epoch == sr_epoch)
         goto out;
-    sr_epfd = epoll_create1(EPOLL_CLOEXEC);
+    sr_epfd = sr_fd_internal(epoll_create1(EPOLL_CLOEXEC));
     int lfd = sr_epfd >= 0 ? sr_listen_socket() : -1;
     if (lfd < 0) {
         rc = -1;
@@ -194,6 +200,8 @@ int sr_nic_start(void)
     sr_knobs.drop_after = sr_env_int("SOFTRDMA_DROP_AFTER", 0);
     sr_knobs.force_rnr = sr_env_int("SOFTRDMA_FORCE_RNR", 0);
     sr_knobs.poll_progress = sr_env_int("SOFTRDMA_POLL_PROGRESS", 0);
+    sr_knobs.ack_delay_ms = sr_env_int("SOFTRDMA_ACK_DELAY_MS", 0);
+    sr_knobs.strict_wq = sr_env_int("SOFTRDMA_STRICT_SQ", 0);
     sr_watch_add(&sr_listen_w, lfd, EPOLLIN, sr_listen_cb);
     pthread_t t;
     pthread_attr_t a;

@@ -101,6 +101,15 @@ static int sr_qp_check_attr(struct ibv_pd *pd, struct ibv_qp_init_attr *a)
     return 0;
 }
 
+/* A QP keeps its PD and CQs in use (they refuse to go with EBUSY). */
+static void sr_qp_hold(struct sr_qp *qp, int n)
+{
+    ((struct sr_pd *)qp->pub.pd)->users += n;
+    ((struct sr_cq *)qp->pub.send_cq)->users += n;
+    if (qp->pub.recv_cq != qp->pub.send_cq)
+        ((struct sr_cq *)qp->pub.recv_cq)->users += n;
+}
+
 SR_API struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *a)
 {
     int err = sr_qp_check_attr(pd, a);
@@ -146,10 +155,20 @@ SR_API struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *
         return NULL;
     }
     qp->pub.handle = qp->pub.qp_num;
+    sr_qp_hold(qp, 1);
     qp->next = sr_qps;
     sr_qps = qp;
     pthread_mutex_unlock(&sr_lock);
     return &qp->pub;
+}
+
+/* Completions of qp still in its CQs stop counting for it: after a reset
+ * its queues start empty, and after a destroy it is gone. */
+static void sr_qp_forget_cqs(struct sr_qp *qp)
+{
+    sr_cq_forget_qp((struct sr_cq *)qp->pub.send_cq, qp);
+    if (qp->pub.recv_cq != qp->pub.send_cq)
+        sr_cq_forget_qp((struct sr_cq *)qp->pub.recv_cq, qp);
 }
 
 SR_API int ibv_destroy_qp(struct ibv_qp *pub)
@@ -161,6 +180,8 @@ SR_API int ibv_destroy_qp(struct ibv_qp *pub)
     sr_req_close(qp);
     if (qp->in)
         sr_resp_detach(qp->in);
+    sr_qp_forget_cqs(qp);
+    sr_qp_hold(qp, -1);
     unlink(qp->reg_path);
     for (struct sr_qp **pp = &sr_qps; *pp; pp = &(*pp)->next)
         if (*pp == qp) {
@@ -178,11 +199,13 @@ SR_API int ibv_destroy_qp(struct ibv_qp *pub)
     return 0;
 }
 
-void sr_qp_complete(struct sr_qp *qp, struct sr_cq *cq, const struct ibv_wc *wc)
+void sr_qp_complete(struct sr_qp *qp, int recv, const struct ibv_wc *wc)
 {
+    struct sr_cq *cq = (struct sr_cq *)(recv ? qp->pub.recv_cq : qp->pub.send_cq);
+    struct sr_wc_src src = { .qp = qp, .sq_upto = qp->sq_head, .recv = recv };
     /* A CQ overrun puts the QP in error (its state changes inside the
      * push, before ibv_poll_cq can report -EOVERFLOW). */
-    if (sr_cq_push(cq, wc, &qp->pub))
+    if (sr_cq_push(cq, wc, &src))
         sr_qp_to_error(qp);
 }
 
@@ -190,7 +213,9 @@ static void sr_flush_wc(struct sr_qp *qp, uint64_t wr_id, enum ibv_wc_opcode op,
 {
     struct ibv_wc wc = { .wr_id = wr_id, .status = IBV_WC_WR_FLUSH_ERR,
                          .opcode = op, .qp_num = qp->pub.qp_num };
-    sr_cq_push((struct sr_cq *)(recv ? qp->pub.recv_cq : qp->pub.send_cq), &wc, NULL);
+    struct sr_wc_src src = { .qp = qp, .sq_upto = qp->sq_head, .recv = recv };
+    /* the QP is already in ERR: an overrun here changes nothing more */
+    sr_cq_push((struct sr_cq *)(recv ? qp->pub.recv_cq : qp->pub.send_cq), &wc, &src);
 }
 
 static enum ibv_wc_opcode sr_wc_opcode(enum ibv_wr_opcode op)
@@ -212,15 +237,15 @@ void sr_qp_to_error(struct sr_qp *qp)
     if (qp->in)
         sr_resp_detach(qp->in);
     uint32_t ns = qp->cap.max_send_wr, nr = qp->cap.max_recv_wr;
-    for (; qp->sq_head != qp->sq_tail; qp->sq_head++) {
-        struct sr_swqe *s = &qp->sq[qp->sq_head % ns];
+    while (qp->sq_head != qp->sq_tail) {
+        struct sr_swqe *s = &qp->sq[qp->sq_head++ % ns];  /* covers up to sq_head */
         sr_flush_wc(qp, s->wr_id, sr_wc_opcode(s->opcode), 0);
     }
     qp->sq_tx = qp->sq_head;
     qp->tx_off = 0;
     qp->rd_left = 0;
-    for (; qp->rq_head != qp->rq_tail; qp->rq_head++)
-        sr_flush_wc(qp, qp->rq[qp->rq_head % nr].wr_id, IBV_WC_RECV, 1);
+    while (qp->rq_head != qp->rq_tail)
+        sr_flush_wc(qp, qp->rq[qp->rq_head++ % nr].wr_id, IBV_WC_RECV, 1);
 }
 
 static void sr_qp_reset(struct sr_qp *qp)
@@ -228,8 +253,11 @@ static void sr_qp_reset(struct sr_qp *qp)
     sr_req_close(qp);
     if (qp->in)
         sr_resp_detach(qp->in);
+    sr_qp_forget_cqs(qp);
     qp->sq_head = qp->sq_tx = qp->sq_tail = 0;
     qp->rq_head = qp->rq_tail = 0;
+    __atomic_store_n(&qp->sq_retired, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&qp->rq_retired, 0, __ATOMIC_RELEASE);
     qp->tx_off = qp->rd_left = qp->resp_got = 0;
     qp->out_dead = 0;
     qp->pub.state = IBV_QPS_RESET;
@@ -341,6 +369,19 @@ SR_API int ibv_query_qp(struct ibv_qp *pub, struct ibv_qp_attr *a, int mask,
 
 /* ---- posting ---- */
 
+/* Where the occupied part of a work queue starts: at the first WR whose
+ * completion the application has not polled (as on hardware), or with
+ * SOFTRDMA_STRICT_SQ=0 at the first WR the device has not completed. */
+static uint32_t sr_sq_free_from(struct sr_qp *qp)
+{
+    return sr_knobs.strict_wq ? __atomic_load_n(&qp->sq_retired, __ATOMIC_ACQUIRE) : qp->sq_head;
+}
+
+static uint32_t sr_rq_free_from(struct sr_qp *qp)
+{
+    return sr_knobs.strict_wq ? __atomic_load_n(&qp->rq_retired, __ATOMIC_ACQUIRE) : qp->rq_head;
+}
+
 static int sr_post_one_send(struct sr_qp *qp, struct ibv_send_wr *wr)
 {
     static const uint8_t ops[] = {
@@ -356,7 +397,7 @@ static int sr_post_one_send(struct sr_qp *qp, struct ibv_send_wr *wr)
         sr_log("ibv_post_send: %d SGEs, QP %u allows %u", wr->num_sge, qp->pub.qp_num, qp->cap.max_send_sge);
         return EINVAL;
     }
-    if (qp->sq_tail - qp->sq_head >= qp->cap.max_send_wr)
+    if (qp->sq_tail - sr_sq_free_from(qp) >= qp->cap.max_send_wr)
         return ENOMEM;
     int inl = (wr->send_flags & IBV_SEND_INLINE) && wr->opcode != IBV_WR_RDMA_READ;
     uint64_t len = 0;
@@ -418,7 +459,10 @@ int sr_post_send(struct ibv_qp *pub, struct ibv_send_wr *wr, struct ibv_send_wr 
         return EPERM;
     }
     pthread_mutex_lock(&sr_lock);
-    if (qp->pub.state != IBV_QPS_RTS && qp->pub.state != IBV_QPS_ERR) {
+    /* RESET, INIT and RTR refuse sends as on hardware; SQD queues them
+     * until the QP is back in RTS; ERR flushes them. */
+    if (qp->pub.state != IBV_QPS_RTS && qp->pub.state != IBV_QPS_SQD &&
+        qp->pub.state != IBV_QPS_ERR) {
         sr_log("ibv_post_send: QP %u is not in RTS (state %d)", qp->pub.qp_num, qp->pub.state);
         rc = EINVAL;
         *bad = wr;
@@ -444,7 +488,7 @@ static int sr_post_one_recv(struct sr_qp *qp, struct ibv_recv_wr *wr)
         sr_log("ibv_post_recv: %d SGEs, QP %u allows %u", wr->num_sge, qp->pub.qp_num, qp->cap.max_recv_sge);
         return EINVAL;
     }
-    if (qp->rq_tail - qp->rq_head >= qp->cap.max_recv_wr)
+    if (qp->rq_tail - sr_rq_free_from(qp) >= qp->cap.max_recv_wr)
         return ENOMEM;
     struct sr_rwqe *r = &qp->rq[qp->rq_tail % qp->cap.max_recv_wr];
     r->wr_id = wr->wr_id;

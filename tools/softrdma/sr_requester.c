@@ -64,7 +64,7 @@ static void sr_req_done(struct sr_qp *qp, enum ibv_wc_status st)
     case IBV_WR_RDMA_READ: wc.opcode = IBV_WC_RDMA_READ; wc.byte_len = s->len; break;
     default: wc.opcode = IBV_WC_SEND; break;
     }
-    sr_qp_complete(qp, (struct sr_cq *)qp->pub.send_cq, &wc);
+    sr_qp_complete(qp, 0, &wc);
 }
 
 /* The head request failed: it completes with st, the rest are flushed.

@@ -29,7 +29,6 @@ void sr_resp_accept(int fd)
     c->outq_cap = SR_OUTQ;
     c->forced_rnr = sr_knobs.force_rnr;
     if (sr_watch_add(&c->w, fd, EPOLLIN, sr_resp_cb)) {
-        close(fd);
         free(c->outq);
         free(c);
         return;
@@ -43,6 +42,11 @@ void sr_resp_detach(struct sr_inconn *c)
     if (c->detached)
         return;
     c->detached = 1;
+    /* Answers already due (ACKs of delivered requests) still leave, as a
+     * NIC has sent them by the time it completes the receive: best effort,
+     * never blocking. */
+    if (c->outq_count && c->w.fd >= 0)
+        sr_resp_flush(c);
     sr_watch_del(&c->w);
     if (c->qp && c->qp->in == c)
         c->qp->in = NULL;
@@ -55,12 +59,25 @@ void sr_resp_detach(struct sr_inconn *c)
     sr_defer_free(c);
 }
 
+/* SOFTRDMA_ACK_DELAY_MS: answers leave only once the oldest queued one has
+ * waited that long (a slow acknowledgement path: the requester's
+ * completions come late while the data is already delivered). */
+static int sr_resp_held(struct sr_inconn *c)
+{
+    if (sr_knobs.ack_delay_ms <= 0 || !c->outq_count || c->dead || c->detached)
+        return 0;
+    uint64_t now = sr_now_ms();
+    if (!c->ack_due)
+        c->ack_due = now + (uint64_t)sr_knobs.ack_delay_ms;
+    return now < c->ack_due;
+}
+
 static void sr_resp_update_watch(struct sr_inconn *c)
 {
     uint32_t ev = 0;
     if (!c->stalled && !c->dead && c->outq_count < c->outq_cap)
         ev |= EPOLLIN;
-    if (c->outq_count)
+    if (c->outq_count && !sr_resp_held(c))
         ev |= EPOLLOUT;
     sr_watch_mod(&c->w, ev);
 }
@@ -108,6 +125,9 @@ static void sr_resp_sent(struct sr_inconn *c, size_t n)
  * Returns -1 when the peer is gone. */
 static int sr_resp_flush(struct sr_inconn *c)
 {
+    if (sr_resp_held(c))
+        return 0;       /* the timers send them when due */
+    c->ack_due = 0;
     while (c->outq_count) {
         struct iovec iov[2 * SR_FLUSH_BATCH];
         int niov = 0;
@@ -281,7 +301,7 @@ static void sr_resp_finish(struct sr_inconn *c)
             qp->rq_head++;
             c->rwqe = NULL;
             qp->pub.state = IBV_QPS_ERR;    /* before its completion shows */
-            sr_qp_complete(qp, (struct sr_cq *)qp->pub.recv_cq, &wc);
+            sr_qp_complete(qp, 1, &wc);
         }
         sr_resp_fatal(c, (enum ibv_wc_status)c->pending_status);
         return;
@@ -299,7 +319,7 @@ static void sr_resp_finish(struct sr_inconn *c)
         }
         qp->rq_head++;
         c->rwqe = NULL;
-        sr_qp_complete(qp, (struct sr_cq *)qp->pub.recv_cq, &wc);
+        sr_qp_complete(qp, 1, &wc);
     }
     sr_resp_queue(c, SR_RESP_ACK, 0, NULL, 0);
 }
@@ -408,6 +428,15 @@ void sr_resp_timers(uint64_t now, int *next_ms)
     struct sr_inconn *c, *next;
     for (c = sr_inconns; c; c = next) {
         next = c->next;
+        if (c->ack_due && !c->detached) {
+            if (now >= c->ack_due && sr_resp_flush(c) < 0) {
+                sr_resp_detach(c);
+                continue;
+            }
+            if (c->ack_due && (int)(c->ack_due - now) < *next_ms)
+                *next_ms = (int)(c->ack_due - now);
+            sr_resp_update_watch(c);
+        }
         if (!c->stalled || c->detached)
             continue;
         if (!c->rnr_deadline)

@@ -38,7 +38,7 @@ int rs_conn_listen(struct rsock *s, int backlog)
         errno = EINVAL;
         return -1;
     }
-    if (rdma_listen(s->id, backlog))
+    if (rdma_listen(s->id, backlog) || rs_lprog_register(s))
         return -1;
     s->backlog = backlog > 0 ? backlog : 1;
     s->state = RS_LISTENING;
@@ -48,9 +48,15 @@ int rs_conn_listen(struct rsock *s, int backlog)
 int rs_conn_start(struct rsock *s, const struct sockaddr *addr, socklen_t len)
 {
     (void)len;
-    if (rdma_resolve_addr(s->id, NULL, (struct sockaddr *)addr,
-                          (int)rs_tun.resolve_timeout_ms))
+    /* while connecting, any wait also answers this process's listeners
+     * (a connect to our own listener must not wait for an accept()) */
+    if (rs_lprog_add_to_wait_fd(s))
         return -1;
+    if (rdma_resolve_addr(s->id, NULL, (struct sockaddr *)addr,
+                          (int)rs_tun.resolve_timeout_ms)) {
+        rs_lprog_del_from_wait_fd(s);
+        return -1;
+    }
     s->state = RS_RESOLVING_ADDR;
     return 0;
 }

@@ -6,6 +6,7 @@
  */
 #include "rs_sock.h"
 #include "rs_ring.h"
+#include "rs_sendq.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -85,12 +86,12 @@ static void handle_send(struct rsock *s, const struct ibv_wc *wc)
 {
     enum rs_op op = wrid_op(wc->wr_id);
 
-    if (op == RS_OP_SGL || op == RS_OP_CTRL)
-        s->ctrl_avail++;
+    struct rs_sq_budget b = { s->sqe_avail, s->ctrl_avail };
+    rs_sq_complete(&b, op);
+    s->sqe_avail = b.sqe_avail;
+    s->ctrl_avail = b.ctrl_avail;
     if (op == RS_OP_CTRL && wrid_value(wc->wr_id) == RS_CTRL_KEEPALIVE)
         s->ka_outstanding = 0;      /* answered (or failed: judged below) */
-    else
-        s->sqe_avail++;
     s->sbuf_bytes_avail += wrid_sbuf(wc->wr_id);
     if (wc->status == IBV_WC_SUCCESS || s->state == RS_ERROR)
         return;
@@ -98,8 +99,13 @@ static void handle_send(struct rsock *s, const struct ibv_wc *wc)
         return;
     if (op == RS_OP_CTRL && wrid_value(wc->wr_id) == RS_CTRL_KEEPALIVE)
         rs_set_error(s, ETIMEDOUT, "keepalive: peer does not answer");
-    else
-        rs_set_error(s, s->peer_gone ? EPIPE : EIO, NULL);
+    else if (s->peer_gone)
+        rs_set_error(s, EPIPE, NULL);
+    else {
+        rs_log(3, "send completion failed: op %d status %s (state %d)", (int)op,
+               ibv_wc_status_str(wc->status), (int)s->state);
+        rs_set_error(s, EIO, NULL);
+    }
 }
 
 static int process_cq(struct rsock *s)
@@ -147,34 +153,43 @@ static int take_cq_events(struct rsock *s)
 }
 
 /*
- * All pending work, never blocking: CM events, keepalive timer, CQ events,
- * completions, re-arm then poll once more (a completion that arrived before
- * the arm would raise no event), credit return. When an I/O call (not
- * poll_events) consumed a channel event, a thread waiting in the
+ * All pending work, never blocking: CM events, CQ events, completions,
+ * re-arm then poll once more (a completion that arrived before the arm
+ * would raise no event), the keepalive timer, credit return.
+ *
+ * The keepalive timer is judged only after the CQ has been polled: after a
+ * long idle gap the probe's answer is usually already in the CQ, and
+ * reading the expirations first would declare a live peer dead.
+ *
+ * When an I/O call (not poll_events) changed the socket's state - a CQ or
+ * CM event consumed, a timer expiry - a thread sleeping in the
  * dispatcher's epoll may have lost its wake-up: tell the dispatcher.
  */
 int rs_progress(struct rsock *s, int from_poll)
 {
+    uint64_t gen_before = s->gen;
     int consumed;
 
     rs_conn_process_cm(s);
-    rs_keepalive_tick(s);
+    if (s->lp_in_wait && (s->state < RS_RESOLVING_ADDR || s->state > RS_CONNECTING))
+        rs_lprog_del_from_wait_fd(s);     /* the connect has its outcome */
     consumed = take_cq_events(s);
     /* The passive side may write its first credit update as soon as it
      * has accepted, before our ESTABLISHED event (and with it the peer's
      * connection data) has been read: leave completions in the CQ until
      * then, unarmed, so they neither get judged against an empty window
      * nor keep the wait fd readable. ESTABLISHED itself wakes us. */
-    if (s->state == RS_CONNECTING)
-        return consumed;
-    process_cq(s);
-    if (s->cq && !s->cq_armed && s->fork_gen == rs_fork_gen) {
-        if (ibv_req_notify_cq(s->cq, 0) == 0)
-            s->cq_armed = 1;
+    if (s->state != RS_CONNECTING) {
         process_cq(s);
+        if (s->cq && !s->cq_armed && s->fork_gen == rs_fork_gen) {
+            if (ibv_req_notify_cq(s->cq, 0) == 0)
+                s->cq_armed = 1;
+            process_cq(s);
+        }
+        rs_keepalive_tick(s);
+        rs_update_credits(s);
     }
-    rs_update_credits(s);
-    if (consumed && !from_poll && s->cookie && rs_notify_fn)
+    if ((consumed || s->gen != gen_before) && !from_poll && s->cookie && rs_notify_fn)
         rs_notify_fn(s->cookie);
     return consumed;
 }

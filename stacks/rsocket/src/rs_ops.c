@@ -95,6 +95,7 @@ static int accept_wait(struct rsock *s, struct rsock **out)
         return -1;
     }
     for (;;) {
+        rs_lprog_run();
         rs_progress(s, 0);
         if ((*out = rs_conn_accept_pop(s)))
             return 0;
@@ -195,13 +196,19 @@ int rs_e_shutdown(struct rsock *s, int how)
     }
     pthread_mutex_lock(&s->lock);
     int r = rs_check_usable(s) ? -1 : rs_shutdown_locked(s, how);
+    void *cookie = r == 0 ? s->cookie : NULL;
     pthread_mutex_unlock(&s->lock);
+    /* SHUT_RD makes the socket readable (EOF), SHUT_WR may make it hang
+     * up: another thread may sleep on it in the dispatcher's epoll */
+    if (cookie && rs_notify_fn)
+        rs_notify_fn(cookie);
     return r;
 }
 
 int rs_e_close(struct rsock *s)
 {
     struct rsock *c;
+    rs_lprog_unregister(s);      /* before anyone else can find it there */
     pthread_mutex_lock(&s->lock);
     if (rs_check_usable(s) == 0) {
         while ((c = rs_conn_accept_pop(s))) {

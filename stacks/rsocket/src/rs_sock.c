@@ -1,11 +1,10 @@
 /*
  * rs_sock.c - socket object lifetime, the wait fd, blocking waits with a
- * deadline, fork detection and logging.
+ * fork detection and logging (blocking waits: rs_wait.c).
  */
 #include "rs_sock.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@ void (*rs_notify_fn)(void *cookie);
 void rs_fork_child_reset(void)
 {
     __atomic_add_fetch(&rs_fork_gen, 1, __ATOMIC_RELAXED);
+    rs_lprog_fork_child();
 }
 
 /* Set by rs_module.c; stderr otherwise (warnings and errors only). */
@@ -48,16 +48,6 @@ int64_t rs_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Deadline for a blocking call: 0 = do not wait, -1 = forever. */
-int64_t rs_deadline(const struct timeval *tv, int nonblock)
-{
-    if (nonblock)
-        return 0;
-    if (!tv || (tv->tv_sec == 0 && tv->tv_usec == 0))
-        return -1;
-    return rs_now_ms() + (int64_t)tv->tv_sec * 1000 + tv->tv_usec / 1000 + 1;
-}
-
 int rs_wait_fd_add(struct rsock *s, int fd)
 {
     struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
@@ -70,6 +60,11 @@ struct rsock *rs_alloc(int domain, const struct rsock *inherit)
     if (!s)
         return NULL;
     pthread_mutex_init(&s->lock, NULL);
+    if (rs_wake_init(s)) {
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        return NULL;
+    }
     s->domain = domain;
     s->fork_gen = __atomic_load_n(&rs_fork_gen, __ATOMIC_RELAXED);
     s->timer_fd = -1;
@@ -77,6 +72,8 @@ struct rsock *rs_alloc(int domain, const struct rsock *inherit)
     s->rd_open = s->wr_open = 1;
     s->wait_fd = epoll_create1(EPOLL_CLOEXEC);
     if (s->wait_fd < 0) {
+        rs_wake_destroy(s);
+        pthread_mutex_destroy(&s->lock);
         free(s);
         return NULL;
     }
@@ -121,6 +118,7 @@ void rs_free(struct rsock *s)
         close(s->timer_fd);
     if (s->wait_fd >= 0)
         close(s->wait_fd);
+    rs_wake_destroy(s);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -154,42 +152,4 @@ void rs_set_error(struct rsock *s, int err, const char *why)
         s->state = RS_CONNECT_ERROR;
     }
     rs_event(s);
-}
-
-void rs_event(struct rsock *s)
-{
-    s->gen++;
-}
-
-/*
- * Block until the wait fd fires or the deadline passes, then do the
- * pending work. Returns 0, or -1 with EAGAIN at the deadline (as a socket
- * timeout does) or EINTR.
- */
-int rs_wait_locked(struct rsock *s, int64_t deadline_ms)
-{
-    int timeout = -1;
-    if (deadline_ms == 0) {
-        errno = EAGAIN;
-        return -1;
-    }
-    if (deadline_ms > 0) {
-        int64_t left = deadline_ms - rs_now_ms();
-        if (left <= 0) {
-            errno = EAGAIN;
-            return -1;
-        }
-        timeout = left > 1000000 ? 1000000 : (int)left;
-    }
-    struct pollfd pfd = { .fd = s->wait_fd, .events = POLLIN };
-    pthread_mutex_unlock(&s->lock);
-    int n = poll(&pfd, 1, timeout);
-    int saved = errno;
-    pthread_mutex_lock(&s->lock);
-    if (n < 0) {
-        errno = saved;
-        return -1;
-    }
-    rs_progress(s, 0);
-    return 0;
 }

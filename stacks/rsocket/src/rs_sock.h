@@ -67,6 +67,19 @@ struct rsock {
     void *cookie;                /* dispatcher's notify cookie, or NULL */
 
     int wait_fd;                 /* epoll: CM fd, CQ channel fd, timer fd */
+
+    /* Threads blocked inside the engine on this socket (rs_wait_locked).
+     * One of them, the poller, sleeps in poll() on the wait fd and the kick
+     * eventfd; the others sleep on wake_cond. Whoever changes the socket's
+     * state (rs_event, lock held) wakes them all, so an event consumed by
+     * one thread (or by poll_events) is never lost to another. All fields
+     * below are guarded by lock. */
+    pthread_cond_t wake_cond;
+    int cond_waiters;            /* threads in pthread_cond_wait */
+    int poller_busy;             /* a thread owns the wait fd poll */
+    int poller_asleep;           /* ... and is inside poll() right now */
+    int kick_fd;                 /* eventfd that wakes the poller */
+    int kick_pending;            /* kick_fd holds an unread count */
     int timer_fd;                /* keepalive period, -1 when off */
     int ka_outstanding;          /* a keepalive probe awaits its completion */
     int ka_missed;               /* periods it has been waiting */
@@ -122,6 +135,8 @@ struct rsock {
     /* listener: connections accepted on the wire, not yet by the app */
     struct rsock *acceptq_head, *acceptq_tail, *acceptq_next;
     int backlog, acceptq_len;
+    int lp_registered;           /* in the listener progress fd (lp_lock) */
+    int lp_in_wait;              /* the progress fd is in our wait fd */
 
     struct rs_iomap *iomap;      /* riomap state, NULL until used */
 };
@@ -140,11 +155,23 @@ struct rsock *rs_alloc(int domain, const struct rsock *inherit);
 void rs_free(struct rsock *s);
 int rs_wait_fd_add(struct rsock *s, int fd);
 int rs_check_usable(struct rsock *s);
-int rs_wait_locked(struct rsock *s, int64_t deadline_ms);
-int64_t rs_deadline(const struct timeval *tv, int nonblock);
 int64_t rs_now_ms(void);
 void rs_set_error(struct rsock *s, int err, const char *why);
+
+/* rs_wait.c: blocking waits shared by every thread blocked on a socket */
+int rs_wake_init(struct rsock *s);
+void rs_wake_destroy(struct rsock *s);
+int rs_wait_locked(struct rsock *s, int64_t deadline_ms);
+int64_t rs_deadline(const struct timeval *tv, int nonblock);
 void rs_event(struct rsock *s);
+
+/* rs_lprog.c: passive-side progress from any wait of the process */
+int rs_lprog_add_to_wait_fd(struct rsock *s);
+void rs_lprog_del_from_wait_fd(struct rsock *s);
+int rs_lprog_register(struct rsock *s);
+void rs_lprog_unregister(struct rsock *s);
+void rs_lprog_run(void);
+void rs_lprog_fork_child(void);
 
 /* rs_endpoint.c: verbs resources of one connection */
 int rs_endpoint_create(struct rsock *s);

@@ -55,9 +55,11 @@ uint8_t rs_wire_scale_iomap(uint16_t entries)
 
 uint16_t rs_wire_unscale_iomap(uint8_t scaled)
 {
-    if (scaled & 0x80)
-        return (uint16_t)((scaled & 0x7f) << 8);
-    return scaled;
+    /* 0x80 itself is the value 128 sent as-is (librdmacm rounds any
+     * size of 128..255 to it), not 0 << 8 */
+    if (scaled <= 0x80)
+        return scaled;
+    return (uint16_t)((scaled & 0x7f) << 8);
 }
 
 void rs_wire_encode_sge(const struct rs_wire_sge *sge, int big_endian,

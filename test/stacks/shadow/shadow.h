@@ -25,7 +25,17 @@ struct nstack_sock {
     int wfd;                    /* epoll fd containing kfd: the wait fd */
     void *cookie;               /* dispatcher's cookie (set_cookie) */
     _Atomic uint64_t gen;       /* grows on every drained event */
+    int local_shifted;          /* local port is in the shadow port space */
+    int peer_shifted;           /* peer port is in the shadow port space */
 };
+
+/* SHADOW_PORT_OFFSET=N (test knob, read at init): the shadow gets a port
+ * space of its own, as a real stack (RDMA CM) has - bound and connected
+ * ports are moved by N on the private kernel socket and moved back in the
+ * names it reports. A shadow client then reaches only shadow listeners,
+ * and a wildcard kernel listener and a shadow listener can share a port
+ * number. 0 (unset): ports are used as given. */
+extern int shadow_port_offset;
 
 /* The dispatcher's services, set once by register()/init(). */
 extern const struct nstack_fw_api *shadow_fw;

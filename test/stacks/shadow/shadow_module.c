@@ -3,13 +3,32 @@
 #include "shadow.h"
 
 #include <errno.h>
+#include <stdlib.h>
 
 /* Set once before any socket exists; read-only afterwards. */
 const struct nstack_fw_api *shadow_fw;
+int shadow_port_offset;
+
+/* SHADOW_PORT_OFFSET: 0..65535, anything else is ignored with a log line. */
+static void shadow_read_port_offset(const struct nstack_fw_api *fw)
+{
+    const char *v = getenv("SHADOW_PORT_OFFSET");
+    if (v == NULL || *v == '\0')
+        return;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end != '\0' || n < 0 || n > 65535) {
+        if (fw && fw->log)
+            fw->log(NSTACK_LOG_WAR, "shadow", "SHADOW_PORT_OFFSET=%s: not a port offset 0..65535; ignored", v);
+        return;
+    }
+    shadow_port_offset = (int)n;
+}
 
 static int shadow_init(const struct nstack_fw_api *fw)
 {
     shadow_fw = fw;
+    shadow_read_port_offset(fw);
     if (fw && fw->log)
         fw->log(NSTACK_LOG_INF, "shadow", "shadow test stack ready (TCP over private kernel sockets)");
     return 0;

@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 
 /* Every event of kfd, edge-triggered: an edge is "something happened". */
@@ -53,9 +55,39 @@ int shadow_socket(int domain, int type, int protocol, nstack_sock **out)
 
 void shadow_set_cookie(nstack_sock *s, void *cookie) { s->cookie = cookie; }
 
+/* The port of an inet address, or NULL. */
+static in_port_t *port_of(struct sockaddr_storage *ss, socklen_t len)
+{
+    if (ss->ss_family == AF_INET && len >= sizeof(struct sockaddr_in))
+        return &((struct sockaddr_in *)ss)->sin_port;
+    if (ss->ss_family == AF_INET6 && len >= sizeof(struct sockaddr_in6))
+        return &((struct sockaddr_in6 *)ss)->sin6_port;
+    return NULL;
+}
+
+/* Copies addr into *ss with its port moved into (dir 1) or out of (dir -1)
+ * the shadow port space; 1 when a port was moved. Port 0 stays 0. */
+static int shift_port(struct sockaddr_storage *ss, const struct sockaddr *addr, socklen_t len, int dir)
+{
+    if (addr == NULL || len > sizeof(*ss))
+        return 0;
+    memcpy(ss, addr, len);
+    in_port_t *p = port_of(ss, len);
+    if (shadow_port_offset == 0 || p == NULL || *p == 0)
+        return 0;
+    *p = htons((in_port_t)(ntohs(*p) + dir * shadow_port_offset));
+    return 1;
+}
+
 int shadow_bind(nstack_sock *s, const struct sockaddr *addr, socklen_t len)
 {
-    return sys_bind(s->kfd, addr, len);
+    struct sockaddr_storage ss;
+    if (!shift_port(&ss, addr, len, 1))
+        return sys_bind(s->kfd, addr, len);
+    int r = sys_bind(s->kfd, (struct sockaddr *)&ss, len);
+    if (r == 0)
+        s->local_shifted = 1;
+    return r;
 }
 
 int shadow_listen(nstack_sock *s, int backlog) { return sys_listen(s->kfd, backlog); }
@@ -64,12 +96,19 @@ int shadow_accept(nstack_sock *s, struct sockaddr *addr, socklen_t *len, int fla
                   nstack_sock **out)
 {
     int kfd = sys_accept4(s->kfd, addr, len, (flags & SOCK_NONBLOCK) | SOCK_CLOEXEC);
-    return kfd < 0 ? -1 : shadow_wrap(kfd, out);
+    int wfd = kfd < 0 ? -1 : shadow_wrap(kfd, out);
+    if (wfd >= 0)
+        (*out)->local_shifted = s->local_shifted;   /* it shares the listener's port */
+    return wfd;
 }
 
 int shadow_connect(nstack_sock *s, const struct sockaddr *addr, socklen_t len)
 {
-    return sys_connect(s->kfd, addr, len);
+    struct sockaddr_storage ss;
+    if (!shift_port(&ss, addr, len, 1))
+        return sys_connect(s->kfd, addr, len);
+    s->peer_shifted = 1;
+    return sys_connect(s->kfd, (struct sockaddr *)&ss, len);
 }
 
 int shadow_shutdown(nstack_sock *s, int how) { return sys_shutdown(s->kfd, how); }
@@ -114,14 +153,30 @@ ssize_t shadow_recvmsg(nstack_sock *s, struct msghdr *msg, int flags)
     return n;
 }
 
+/* A name the kernel reported, moved back out of the shadow port space. */
+static void unshift_name(int shifted, struct sockaddr *addr, socklen_t len)
+{
+    struct sockaddr_storage ss;
+    if (shifted && shift_port(&ss, addr, len, -1))
+        memcpy(addr, &ss, len);
+}
+
 int shadow_getsockname(nstack_sock *s, struct sockaddr *addr, socklen_t *len)
 {
-    return sys_getsockname(s->kfd, addr, len);
+    socklen_t cap = *len;
+    int r = sys_getsockname(s->kfd, addr, len);
+    if (r == 0)
+        unshift_name(s->local_shifted, addr, *len < cap ? *len : cap);
+    return r;
 }
 
 int shadow_getpeername(nstack_sock *s, struct sockaddr *addr, socklen_t *len)
 {
-    return sys_getpeername(s->kfd, addr, len);
+    socklen_t cap = *len;
+    int r = sys_getpeername(s->kfd, addr, len);
+    if (r == 0)
+        unshift_name(s->peer_shifted, addr, *len < cap ? *len : cap);
+    return r;
 }
 
 int shadow_getsockopt(nstack_sock *s, int level, int name, void *val, socklen_t *len)

@@ -1,0 +1,157 @@
+/*
+ * rs_wait.c - blocking inside the engine, shared by every thread blocked
+ * on one socket (a blocking send in one thread and a blocking recv in
+ * another, accept while another thread answers connection requests).
+ *
+ * Whoever reads the completion or CM channel consumes the event, so a
+ * second thread sleeping in poll() on the same wait fd would never see it.
+ * Instead, one blocked thread at a time (the poller) sleeps in poll() on
+ * the wait fd plus a per-socket kick eventfd; the others sleep on
+ * wake_cond. Every state change goes through rs_event() with the lock
+ * held, which broadcasts wake_cond and kicks a sleeping poller, whichever
+ * thread (or poll_events) did the work. Waiters then re-check their own
+ * condition. Bounded: nothing is woken without a state change or the wait
+ * fd turning readable, and no timer runs.
+ *
+ * Locking: all the fields used here are in struct rsock, under its lock.
+ */
+#include "rs_sock.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+int rs_wake_init(struct rsock *s)
+{
+    pthread_condattr_t a;
+    if (pthread_condattr_init(&a))
+        return -1;
+    /* deadlines are CLOCK_MONOTONIC (rs_now_ms) */
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    int r = pthread_cond_init(&s->wake_cond, &a);
+    pthread_condattr_destroy(&a);
+    if (r)
+        return -1;
+    /* made here, not at the first wait: a socket's descriptor count stays
+     * the same for its whole life */
+    s->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->kick_fd < 0) {
+        pthread_cond_destroy(&s->wake_cond);
+        return -1;
+    }
+    return 0;
+}
+
+void rs_wake_destroy(struct rsock *s)
+{
+    if (s->kick_fd >= 0)
+        close(s->kick_fd);
+    s->kick_fd = -1;
+    pthread_cond_destroy(&s->wake_cond);
+}
+
+/* Deadline for a blocking call: 0 = do not wait, -1 = forever. */
+int64_t rs_deadline(const struct timeval *tv, int nonblock)
+{
+    if (nonblock)
+        return 0;
+    if (!tv || (tv->tv_sec == 0 && tv->tv_usec == 0))
+        return -1;
+    return rs_now_ms() + (int64_t)tv->tv_sec * 1000 + tv->tv_usec / 1000 + 1;
+}
+
+/* The socket's state changed (lock held): wake every thread blocked on it. */
+void rs_event(struct rsock *s)
+{
+    s->gen++;
+    if (s->cond_waiters)
+        pthread_cond_broadcast(&s->wake_cond);
+    if (s->poller_asleep && !s->kick_pending && s->kick_fd >= 0) {
+        uint64_t one = 1;
+        if (write(s->kick_fd, &one, sizeof(one)) == (ssize_t)sizeof(one))
+            s->kick_pending = 1;
+    }
+}
+
+/* Milliseconds left until the deadline for poll(); -1 = forever. */
+static int poll_timeout(int64_t deadline_ms)
+{
+    if (deadline_ms < 0)
+        return -1;
+    int64_t left = deadline_ms - rs_now_ms();
+    if (left <= 0)
+        return 0;
+    return left > 1000000 ? 1000000 : (int)left;
+}
+
+/* Another thread polls the wait fd: sleep until any state change, until
+ * that poller leaves (then this thread may poll), or the deadline. */
+static int wait_on_cond(struct rsock *s, int64_t deadline_ms)
+{
+    uint64_t gen = s->gen;
+    int r = 0;
+
+    s->cond_waiters++;
+    while (s->poller_busy && s->gen == gen && r == 0) {
+        if (deadline_ms < 0) {
+            r = pthread_cond_wait(&s->wake_cond, &s->lock);
+        } else {
+            struct timespec ts = { .tv_sec = deadline_ms / 1000,
+                                   .tv_nsec = (deadline_ms % 1000) * 1000000L };
+            r = pthread_cond_timedwait(&s->wake_cond, &s->lock, &ts);
+        }
+    }
+    s->cond_waiters--;
+    if (r == ETIMEDOUT) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return 0;
+}
+
+/* This thread is the poller: sleep in poll() with the lock dropped. */
+static int wait_on_fd(struct rsock *s, int timeout)
+{
+    struct pollfd pfd[2] = { { .fd = s->wait_fd, .events = POLLIN },
+                             { .fd = s->kick_fd, .events = POLLIN } };
+    s->poller_busy = s->poller_asleep = 1;
+    pthread_mutex_unlock(&s->lock);
+    int n = poll(pfd, s->kick_fd >= 0 ? 2 : 1, timeout);
+    int saved = errno;
+    pthread_mutex_lock(&s->lock);
+    s->poller_asleep = 0;
+    if (s->kick_pending) {
+        uint64_t v;
+        if (read(s->kick_fd, &v, sizeof(v)) < 0)
+            v = 0;        /* nonblocking: nothing to drain */
+        s->kick_pending = 0;
+    }
+    s->poller_busy = 0;
+    /* a thread still blocked may now take over the poll */
+    if (s->cond_waiters)
+        pthread_cond_broadcast(&s->wake_cond);
+    errno = saved;
+    return n;
+}
+
+/*
+ * Block until the socket's state may have changed or the deadline passes,
+ * then do the pending work. The caller re-checks its condition. Returns 0,
+ * or -1 with EAGAIN at the deadline (as a socket timeout does) or EINTR.
+ */
+int rs_wait_locked(struct rsock *s, int64_t deadline_ms)
+{
+    if (deadline_ms == 0 || (deadline_ms > 0 && deadline_ms <= rs_now_ms())) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (s->poller_busy)
+        return wait_on_cond(s, deadline_ms);
+    if (wait_on_fd(s, poll_timeout(deadline_ms)) < 0)
+        return -1;
+    rs_lprog_run();
+    rs_progress(s, 0);
+    return 0;
+}
