@@ -62,10 +62,16 @@ static int accept_on_wire(struct rsock *c, const struct rs_conn_info *ci)
 }
 
 /* The listener watches the accepting socket's CM channel. */
+/* The listener watches the accepting socket's CM channel, and its
+ * completion channel for the completion of the first buffer update. */
 static int watch_child(struct rsock *l, struct rsock *c)
 {
     if (rs_wait_fd_add(l, c->cm_chan->fd))
         return -1;
+    if (rs_wait_fd_add(l, c->comp_chan->fd)) {
+        epoll_ctl(l->wait_fd, EPOLL_CTL_DEL, c->cm_chan->fd, NULL);
+        return -1;
+    }
     c->in_listener_wait = 1;
     return 0;
 }
@@ -75,7 +81,18 @@ static void unwatch_child(struct rsock *l, struct rsock *c)
     if (!c->in_listener_wait)
         return;
     epoll_ctl(l->wait_fd, EPOLL_CTL_DEL, c->cm_chan->fd, NULL);
+    epoll_ctl(l->wait_fd, EPOLL_CTL_DEL, c->comp_chan->fd, NULL);
     c->in_listener_wait = 0;
+}
+
+/* Still settling: accepting, or established with the first buffer update
+ * not yet completed. Handed out only once settled, so its completion does
+ * not wake an application that watches the new socket (an epoll inside
+ * another epoll sees the raw wait fd) without anything to read. */
+static int child_settling(const struct rsock *c)
+{
+    return c->state == RS_ACCEPTING ||
+           (c->state == RS_CONNECTED && c->ctrl_avail < RS_QP_CTRL_SLOTS);
 }
 
 static void queue_child(struct rsock *l, struct rsock *c)
@@ -140,7 +157,7 @@ void rs_accept_on_event(struct rsock *c, const struct rdma_cm_event *ev)
 
 static int child_ready(const struct rsock *c)
 {
-    return c->state == RS_CONNECTED || c->state == RS_DISCONNECTED;
+    return (c->state == RS_CONNECTED || c->state == RS_DISCONNECTED) && !child_settling(c);
 }
 
 static void unlink_child(struct rsock *l, struct rsock *prev, struct rsock *c)
@@ -176,11 +193,16 @@ void rs_accept_resolve(struct rsock *l)
             rs_conn_process_cm(c);
             pthread_mutex_unlock(&c->lock);
         }
-        if (c->state != RS_ACCEPTING && c->in_listener_wait) {
+        if (c->state == RS_CONNECTED && child_settling(c)) {
+            pthread_mutex_lock(&c->lock);
+            rs_progress(c, 1);
+            pthread_mutex_unlock(&c->lock);
+        }
+        if (!child_settling(c) && c->in_listener_wait) {
             unwatch_child(l, c);
             changed = 1;
         }
-        if (c->state != RS_ACCEPTING && !child_ready(c)) {
+        if (c->state == RS_CONNECT_ERROR || c->state == RS_ERROR) {
             unlink_child(l, prev, c);
             close_child(c);
         } else {
