@@ -157,7 +157,11 @@ void rs_accept_on_event(struct rsock *c, const struct rdma_cm_event *ev)
 
 static int child_ready(const struct rsock *c)
 {
-    return (c->state == RS_CONNECTED || c->state == RS_DISCONNECTED) && !child_settling(c);
+    /* RS_ERROR: failed after ESTABLISHED (the peer broke the protocol):
+     * handed out like a TCP connection reset after the handshake, the
+     * application reads the error */
+    return (c->state == RS_CONNECTED || c->state == RS_DISCONNECTED ||
+            c->state == RS_ERROR) && !child_settling(c);
 }
 
 static void unlink_child(struct rsock *l, struct rsock *prev, struct rsock *c)
@@ -202,7 +206,7 @@ void rs_accept_resolve(struct rsock *l)
             unwatch_child(l, c);
             changed = 1;
         }
-        if (c->state == RS_CONNECT_ERROR || c->state == RS_ERROR) {
+        if (c->state == RS_CONNECT_ERROR) {        /* never established */
             unlink_child(l, prev, c);
             close_child(c);
         } else {
