@@ -127,6 +127,17 @@ static void test_conn_reject_bad(void **state)
 
     memset(buf, 0xff, 40);                      /* garbage */
     assert_int_equal(rs_wire_decode_conn(buf, 40, &ci, &why), -1);
+
+    /* review F7: a peer with a 1 GiB receive buffer advertises 512 MiB */
+    memcpy(buf, sample_conn_bytes, 40);
+    const uint8_t half_512m[4] = { 0x20, 0x00, 0x00, 0x00 };
+    memcpy(buf + 36, half_512m, 4);
+    assert_int_equal(rs_wire_decode_conn(buf, 40, &ci, &why), 0);
+    assert_int_equal(ci.data_buf.length, 0x20000000u);
+    const uint8_t half_too_big[4] = { 0x80, 0x00, 0x00, 0x01 };
+    memcpy(buf + 36, half_too_big, 4);
+    assert_int_equal(rs_wire_decode_conn(buf, 40, &ci, &why), -1);
+    assert_int_equal(errno, EPROTO);
 }
 
 static void test_sge_both_orders(void **state)

@@ -5,7 +5,7 @@
  *
  *   active:  RESOLVING_ADDR -> RESOLVING_ROUTE -> CONNECTING -> CONNECTED
  *   passive: LISTENING; each CONNECT_REQUEST is answered at once
- *            (rdma_accept, no thread, no lag) and queued for accept().
+ *            (rdma_accept, no thread, no lag): rs_accept.c.
  */
 #include "rs_sock.h"
 
@@ -61,7 +61,7 @@ int rs_conn_start(struct rsock *s, const struct sockaddr *addr, socklen_t len)
     return 0;
 }
 
-static void fill_conn_param(struct rdma_conn_param *p, const uint8_t *pdata)
+void rs_conn_fill_param(struct rdma_conn_param *p, const uint8_t *pdata)
 {
     memset(p, 0, sizeof(*p));
     p->private_data = pdata;
@@ -83,7 +83,7 @@ static void on_route_resolved(struct rsock *s)
         return;
     }
     rs_local_conn_data(s, pdata);
-    fill_conn_param(&param, pdata);
+    rs_conn_fill_param(&param, pdata);
     if (rdma_connect(s->id, &param)) {
         rs_set_error(s, errno, NULL);
         return;
@@ -111,7 +111,7 @@ static void on_established(struct rsock *s, const struct rdma_cm_event *ev)
 }
 
 /* Map a failed CM step to the errno a TCP socket would report. */
-static int cm_failure_errno(const struct rdma_cm_event *ev)
+int rs_conn_failure_errno(const struct rdma_cm_event *ev)
 {
     switch (ev->event) {
     case RDMA_CM_EVENT_REJECTED: return ECONNREFUSED;
@@ -140,7 +140,7 @@ static void on_active_event(struct rsock *s, const struct rdma_cm_event *ev)
     case RDMA_CM_EVENT_CONNECT_RESPONSE:
         break;
     default:
-        rs_set_error(s, cm_failure_errno(ev), NULL);
+        rs_set_error(s, rs_conn_failure_errno(ev), NULL);
         break;
     }
 }
@@ -156,96 +156,9 @@ static void on_connected_event(struct rsock *s, const struct rdma_cm_event *ev)
         if (s->state == RS_CONNECTED)
             s->state = RS_DISCONNECTED;
         break;
-    default:                         /* ESTABLISHED on the passive side */
+    default:
         break;
     }
-}
-
-/* ---- passive side ---------------------------------------------------- */
-
-static int new_channel(struct rsock *s)
-{
-    s->cm_chan = rdma_create_event_channel();
-    if (!s->cm_chan)
-        return -1;
-    int fl = fcntl(s->cm_chan->fd, F_GETFL);
-    if (fl < 0 || fcntl(s->cm_chan->fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        return -1;
-    return rs_wait_fd_add(s, s->cm_chan->fd);
-}
-
-static void reject_request(struct rdma_cm_id *id, const char *why)
-{
-    if (why)
-        rs_log(3, "incoming connection rejected: %s", why);
-    rdma_reject(id, NULL, 0);
-    rdma_destroy_id(id);
-}
-
-static int accept_on_wire(struct rsock *c, const struct rs_conn_info *ci)
-{
-    uint8_t pdata[RS_CONN_DATA_LEN];
-    struct rdma_conn_param param;
-
-    if (rs_endpoint_create(c))
-        return -1;
-    rs_save_peer_conn(c, ci);
-    rs_local_conn_data(c, pdata);
-    fill_conn_param(&param, pdata);
-    if (rdma_accept(c->id, &param))
-        return -1;
-    c->state = RS_CONNECTED;
-    rs_update_credits(c);
-    return 0;
-}
-
-static void queue_accepted(struct rsock *s, struct rsock *c)
-{
-    if (s->acceptq_tail)
-        s->acceptq_tail->acceptq_next = c;
-    else
-        s->acceptq_head = c;
-    s->acceptq_tail = c;
-    s->acceptq_len++;
-    rs_event(s);
-}
-
-/* The request's private data was copied before its event was acked. */
-static void on_connect_request(struct rsock *s, struct rdma_cm_id *nid,
-                               const uint8_t *pdata, size_t plen)
-{
-    struct rs_conn_info ci;
-    const char *why = NULL;
-
-    if (s->acceptq_len >= s->backlog)
-        return reject_request(nid, NULL);
-    if (rs_wire_decode_conn(pdata, plen, &ci, &why))
-        return reject_request(nid, why);
-    struct rsock *c = rs_alloc(s->domain, s);
-    if (!c)
-        return reject_request(nid, "out of memory");
-    c->id = nid;
-    nid->context = c;
-    if (new_channel(c) || rdma_migrate_id(nid, c->cm_chan) || accept_on_wire(c, &ci)) {
-        rs_log(3, "incoming connection failed: %s", strerror(errno));
-        rdma_reject(nid, NULL, 0);
-        rs_free(c);
-        return;
-    }
-    queue_accepted(s, c);
-}
-
-struct rsock *rs_conn_accept_pop(struct rsock *s)
-{
-    struct rsock *c = s->acceptq_head;
-    if (!c)
-        return NULL;
-    s->acceptq_head = c->acceptq_next;
-    if (!s->acceptq_head)
-        s->acceptq_tail = NULL;
-    c->acceptq_next = NULL;
-    s->acceptq_len--;
-    return c;
 }
 
 /* ---- event loop step ------------------------------------------------- */
@@ -264,9 +177,11 @@ static void dispatch_event(struct rsock *s, struct rdma_cm_event *ev)
             else
                 plen = 0;
             rdma_ack_cm_event(ev);
-            on_connect_request(s, nid, pdata, plen);
+            rs_accept_request(s, nid, pdata, plen);
             return;
         }
+    } else if (s->state == RS_ACCEPTING) {
+        rs_accept_on_event(s, ev);
     } else if (s->state >= RS_RESOLVING_ADDR && s->state <= RS_CONNECTING) {
         on_active_event(s, ev);
     } else {
@@ -289,5 +204,7 @@ int rs_conn_process_cm(struct rsock *s)
         dispatch_event(s, ev);
         n++;
     }
+    if (s->state == RS_LISTENING)
+        rs_accept_resolve(s);       /* accepted connections' outcomes */
     return n;
 }

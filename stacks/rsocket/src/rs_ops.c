@@ -211,7 +211,7 @@ int rs_e_close(struct rsock *s)
     rs_lprog_unregister(s);      /* before anyone else can find it there */
     pthread_mutex_lock(&s->lock);
     if (rs_check_usable(s) == 0) {
-        while ((c = rs_conn_accept_pop(s))) {
+        while ((c = rs_accept_take_any(s))) {
             pthread_mutex_lock(&c->lock);
             rs_close_drain(c);
             pthread_mutex_unlock(&c->lock);

@@ -9,7 +9,7 @@
 
 static uint32_t listener_mask(struct rsock *s)
 {
-    return s->acceptq_head ? EPOLLIN : 0;
+    return rs_accept_ready(s) ? EPOLLIN : 0;
 }
 
 static uint32_t stream_mask(struct rsock *s)

@@ -140,7 +140,8 @@ void rs_set_error(struct rsock *s, int err, const char *why)
         rs_log(3, "connection closed: %s", why);
     if (!s->err)
         s->err = err;
-    if (s->state == RS_CONNECTED || s->state == RS_DISCONNECTED) {
+    if (s->state == RS_CONNECTED || s->state == RS_DISCONNECTED ||
+        s->state == RS_ACCEPTING) {
         s->state = RS_ERROR;
         if (s->id && s->id->qp) {
             struct ibv_qp_attr attr = { .qp_state = IBV_QPS_ERR };

@@ -47,6 +47,7 @@ enum rs_state {
     RS_INIT,
     RS_BOUND,
     RS_LISTENING,
+    RS_ACCEPTING,        /* passive: rdma_accept sent, ESTABLISHED not yet seen */
     RS_RESOLVING_ADDR,
     RS_RESOLVING_ROUTE,
     RS_CONNECTING,
@@ -137,6 +138,7 @@ struct rsock {
     int backlog, acceptq_len;
     int lp_registered;           /* in the listener progress fd (lp_lock) */
     int lp_in_wait;              /* the progress fd is in our wait fd */
+    int in_listener_wait;        /* accepting: our CM fd is in the listener's wait fd */
 
     struct rs_iomap *iomap;      /* riomap state, NULL until used */
 };
@@ -184,7 +186,17 @@ int rs_conn_bind(struct rsock *s, const struct sockaddr *addr, socklen_t len);
 int rs_conn_listen(struct rsock *s, int backlog);
 int rs_conn_start(struct rsock *s, const struct sockaddr *addr, socklen_t len);
 int rs_conn_process_cm(struct rsock *s);
-struct rsock *rs_conn_accept_pop(struct rsock *s);
+void rs_conn_fill_param(struct rdma_conn_param *p, const uint8_t *pdata);
+int rs_conn_failure_errno(const struct rdma_cm_event *ev);
+
+/* rs_accept.c: passive side (requests, accepting sockets, accept queue) */
+void rs_accept_request(struct rsock *l, struct rdma_cm_id *nid, const uint8_t *pdata,
+                       size_t plen);
+void rs_accept_on_event(struct rsock *c, const struct rdma_cm_event *ev);
+void rs_accept_resolve(struct rsock *l);
+int rs_accept_ready(const struct rsock *l);
+struct rsock *rs_conn_accept_pop(struct rsock *l);
+struct rsock *rs_accept_take_any(struct rsock *l);
 
 /* rs_data.c: CQ processing, send and receive */
 int rs_progress(struct rsock *s, int from_poll);

@@ -5,6 +5,8 @@
  */
 #include "rs_wire.h"
 
+#define RS_CONN_MAX_HALF 0x80000000u   /* 2 GiB */
+
 #include <endian.h>
 #include <errno.h>
 #include <string.h>
@@ -130,7 +132,10 @@ int rs_wire_decode_conn(const void *buf, size_t len, struct rs_conn_info *out,
         return conn_fail(EPROTO, why, "zero credits");
     if (out->target_sgl.length == 0 || out->target_sgl.length > 0xffff)
         return conn_fail(EPROTO, why, "target SGL entry count out of range");
-    if (out->data_buf.length == 0 || out->data_buf.length > RS_IMM_VALUE_MASK)
+    /* Half of the peer's receive buffer: a plain 32-bit length, not tied
+     * to the 29-bit immediate (a data message is at most 64 KiB anyway).
+     * Bounded by 2 GiB so that it fits every int and ssize_t it meets. */
+    if (out->data_buf.length == 0 || out->data_buf.length > RS_CONN_MAX_HALF)
         return conn_fail(EPROTO, why, "first receive buffer length out of range");
     return 0;
 }
