@@ -174,6 +174,20 @@ static void unlink_reg(struct epset *s, struct ep_reg *r)
 
 /* ---- epoll_ctl ---------------------------------------------------------- */
 
+/* The app fd (a dup of the wait fd) in the kernel epoll, tagged with r. */
+static int kernel_add_reg(int epfd, int fd, struct ep_reg *r)
+{
+    struct epoll_event kev = { .events = EPOLLIN | (r->events & EPOLLEXCLUSIVE), .data.ptr = r };
+    int kr = LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &kev);
+    if (kr < 0 && errno == EINVAL && (kev.events & EPOLLEXCLUSIVE)) {
+        /* The wait fd may be an epoll fd, which the kernel refuses to watch
+         * exclusively; exclusivity only saves wake-ups, so drop it there. */
+        kev.events &= ~(uint32_t)EPOLLEXCLUSIVE;
+        kr = LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &kev);
+    }
+    return kr;
+}
+
 static int reg_add(int epfd, struct epset *s, int fd, struct file *f, const struct epoll_event *ev)
 {
     if ((ev->events & EPOLLEXCLUSIVE) && (ev->events & ~(uint32_t)(EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP |
@@ -198,15 +212,7 @@ static int reg_add(int epfd, struct epset *s, int fd, struct file *f, const stru
     r->force = 1;
     r->candidate = 1;
     r->magic = EP_REG_MAGIC;
-    struct epoll_event kev = { .events = EPOLLIN | (ev->events & EPOLLEXCLUSIVE), .data.ptr = r };
-    int kr = LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &kev);
-    if (kr < 0 && errno == EINVAL && (kev.events & EPOLLEXCLUSIVE)) {
-        /* The wait fd may be an epoll fd, which the kernel refuses to watch
-         * exclusively; exclusivity only saves wake-ups, so drop it there. */
-        kev.events &= ~(uint32_t)EPOLLEXCLUSIVE;
-        kr = LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &kev);
-    }
-    if (kr < 0) {
+    if (kernel_add_reg(epfd, fd, r) < 0) {
         int err = errno;
         ep_arena_free(r);
         errno = err;

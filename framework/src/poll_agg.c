@@ -298,16 +298,16 @@ static void clear_sets(int nfds, fd_set *r, fd_set *w, fd_set *e)
     if (e) memset(e, 0, bytes);
 }
 
-int ev_select(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout,
-              const sigset_t *sigmask)
+/* The pollfd array for select's sets: one entry per fd in any set. */
+static struct pollfd *select_to_poll(int nfds, const fd_set *r, const fd_set *w, const fd_set *e, nfds_t *n)
 {
-    nfds_t n = 0;
+    *n = 0;
     for (int fd = 0; fd < nfds; fd++)
-        n += fdset_has(r, fd) || fdset_has(w, fd) || fdset_has(e, fd);
-    struct pollfd *p = calloc(n ? n : 1, sizeof(*p));
+        *n += fdset_has(r, fd) || fdset_has(w, fd) || fdset_has(e, fd);
+    struct pollfd *p = calloc(*n ? *n : 1, sizeof(*p));
     if (p == NULL) {
         errno = ENOMEM;
-        return -1;
+        return NULL;
     }
     nfds_t i = 0;
     for (int fd = 0; fd < nfds; fd++) {
@@ -316,30 +316,44 @@ int ev_select(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *
         if (ev)
             p[i++] = (struct pollfd){ .fd = fd, .events = ev };
     }
-    int k = ev_poll(p, n, timeout, sigmask);
-    if (k < 0) {
-        free(p);
-        return -1;
-    }
-    for (i = 0; i < n; i++) {
-        if (p[i].revents & POLLNVAL) {
-            free(p);
-            errno = EBADF;
-            return -1;
-        }
-    }
-    /* Rebuild the sets from the results. */
+    return p;
+}
+
+/* Rebuilds the caller's sets from the poll results; returns select's count. */
+static int poll_to_select(const struct pollfd *p, nfds_t n, int nfds, fd_set *r, fd_set *w, fd_set *e)
+{
     fd_set *sets[3] = { r, w, e };
     int count = 0;
     short masks[3] = { POLLIN | POLLHUP | POLLERR, POLLOUT | POLLERR, POLLPRI };
     short asked[3] = { POLLIN, POLLOUT, POLLPRI };
     clear_sets(nfds, r, w, e);
-    for (i = 0; i < n; i++)
+    for (nfds_t i = 0; i < n; i++)
         for (int s = 0; s < 3; s++)
             if (sets[s] && (p[i].events & asked[s]) && (p[i].revents & masks[s])) {
                 fdset_put(sets[s], p[i].fd);
                 count++;
             }
-    free(p);
     return count;
+}
+
+int ev_select(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout,
+              const sigset_t *sigmask)
+{
+    nfds_t n;
+    struct pollfd *p = select_to_poll(nfds, r, w, e, &n);
+    if (p == NULL)
+        return -1;
+    int k = ev_poll(p, n, timeout, sigmask);
+    for (nfds_t i = 0; k >= 0 && i < n; i++) {
+        if (p[i].revents & POLLNVAL) {
+            errno = EBADF;
+            k = -1;
+        }
+    }
+    if (k >= 0)
+        k = poll_to_select(p, n, nfds, r, w, e);
+    int err = errno;
+    free(p);
+    errno = err;
+    return k;
 }
