@@ -77,11 +77,12 @@ struct due_list {
 };
 
 /* Keeps a reference to f for run_due; when the list is full, r stays a
- * candidate and the next round takes it. */
+ * candidate and the set's wake fd makes the next round come at once. */
 static void note_due(struct due_list *d, struct ep_reg *r)
 {
     if (d->n == DUE_MAX) {
         __atomic_store_n(&r->candidate, 1, __ATOMIC_RELEASE);
+        ev_wake_set(r->set);
         return;
     }
     file_hold(r->file);
