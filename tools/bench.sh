@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# bench.sh - side-by-side benchmarks (not tests): the same programs plainly
-# and under libnStackAPI.so on the kernel stack, runs interleaved A B A B ...
-# and medians compared. Prints one table with ratios against the goals.
+# bench.sh - side-by-side benchmarks (not tests): each comparison runs its
+# two sides interleaved A B A B ... in one invocation, compares medians and
+# prints a table with ratios against the goals. doc/performance.md has the
+# method and the recorded results.
 #
-#   tools/bench.sh [-r ROUNDS] [-s SECONDS]     defaults: 5 rounds, 3 s per run
+#   tools/bench.sh [-r ROUNDS] [-s SECONDS] [COMPARISON...]
+#       defaults: 5 rounds, 3 s per timed run, all comparisons
 #
-# When the rsocket stack and the software RDMA device are built, a second
-# table compares rsocket with the kernel between the two test hosts.
+# Comparisons (the rsocket ones need libdmm_rsocket.so and the software
+# RDMA device built, and root for the two test hosts):
+#   preload       plain vs LD_PRELOAD=libnStackAPI.so, kernel stack, loopback
+#   kernel-rs     kernel TCP vs rsocket between the test hosts (framework)
+#   engine        rstream: engine API vs the framework on the rsocket route
+#   instructions  callgrind: instructions per 64 B round trip, by object
+#   copies        payload bytes copied per byte sent, per side and object
+#   rspreload     librspreload on the engine vs the framework (apps)
+#   softrdma      the software RDMA device alone (softrdma_bench)
+#   rsocket       every comparison but preload;  all: every comparison
 set -uo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -14,10 +24,20 @@ set -uo pipefail
 . "$NSTACK_SRC/test/lib/nginx.sh"
 . "$NSTACK_SRC/test/lib/nstack_env.sh"
 . "$NSTACK_SRC/tools/lib/bench_measure.sh"
+. "$NSTACK_SRC/tools/lib/bench_rstream.sh"
+. "$NSTACK_SRC/tools/lib/bench_callgrind.sh"
+. "$NSTACK_SRC/tools/lib/bench_copies.sh"
+. "$NSTACK_SRC/tools/lib/bench_rspreload.sh"
+. "$NSTACK_SRC/tools/lib/bench_softrdma.sh"
 
 ROUNDS=${BENCH_ROUNDS:-5}
 
-usage() { echo "usage: tools/bench.sh [-r ROUNDS] [-s SECONDS]" >&2; exit 2; }
+ALL_COMPARISONS=(preload kernel-rs engine instructions copies rspreload softrdma)
+usage() {
+    echo "usage: tools/bench.sh [-r ROUNDS] [-s SECONDS] [COMPARISON...]" >&2
+    echo "       COMPARISON: ${ALL_COMPARISONS[*]} rsocket all (default: all)" >&2
+    exit 2
+}
 while getopts "r:s:h" opt; do
     case $opt in
     r) ROUNDS=$OPTARG ;;
@@ -27,6 +47,26 @@ while getopts "r:s:h" opt; do
 done
 [[ "$ROUNDS" =~ ^[1-9][0-9]?$ ]] || die "-r: \"$ROUNDS\": rounds must be 1..99"
 [[ "$BENCH_SECS" =~ ^[1-9][0-9]?$ ]] || die "-s: \"$BENCH_SECS\": seconds must be 1..99"
+shift $((OPTIND - 1))
+
+# select_comparisons NAME...: SELECTED gets the comparisons to run, in the
+# order of ALL_COMPARISONS.
+select_comparisons() {
+    local want=" " n c
+    [ $# -eq 0 ] && set -- all
+    for n in "$@"; do
+        case $n in
+        all) want+="${ALL_COMPARISONS[*]} " ;;
+        rsocket) want+="${ALL_COMPARISONS[*]:1} " ;;
+        *) [[ " ${ALL_COMPARISONS[*]} " == *" $n "* ]] ||
+               die "unknown comparison \"$n\" (one of: ${ALL_COMPARISONS[*]} rsocket all)"
+           want+="$n " ;;
+        esac
+    done
+    SELECTED=()
+    for c in "${ALL_COMPARISONS[@]}"; do [[ "$want" == *" $c "* ]] && SELECTED+=("$c"); done
+}
+select_comparisons "$@"
 
 median() {
     printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g |
@@ -38,11 +78,18 @@ median() {
 # one table row. GOAL is "<=X", ">=X" or "=X" (within 1%) on the ratio B/A,
 # or "-" (information only).
 # ENV_A/ENV_B name functions that set BENCH_ENV (and hosts) for each side.
+# A side whose first run gives no result (or 0) is not run again: a
+# program that cannot work in that set-up (librspreload without epoll)
+# would only burn its timeouts ROUNDS times.
 compare() {
     local metric=$1 unit=$2 goal=$3 side_a=$4 side_b=$5 r a=() b=() v
     for ((r = 1; r <= ROUNDS; r++)); do
-        "$side_a"; v=$("measure_$metric") || v=""; a+=("$v")
-        "$side_b"; v=$("measure_$metric") || v=""; b+=("$v")
+        if [ "$r" -eq 1 ] || _has_result "${a[0]}"; then
+            "$side_a"; v=$("measure_$metric") || v=""; a+=("$v")
+        fi
+        if [ "$r" -eq 1 ] || _has_result "${b[0]}"; then
+            "$side_b"; v=$("measure_$metric") || v=""; b+=("$v")
+        fi
     done
     local ma mb; ma=$(median "${a[@]}"); mb=$(median "${b[@]}")
     awk -v m="$metric" -v u="$unit" -v g="$goal" -v a="$ma" -v b="$mb" 'BEGIN {
@@ -54,6 +101,8 @@ compare() {
     BENCH_RAW+=("$BENCH_TABLE $metric A: ${a[*]}" "$BENCH_TABLE $metric B: ${b[*]}")
 }
 
+_has_result() { [[ "$1" =~ ^[0-9.]+$ ]] && awk -v v="$1" 'BEGIN { exit !(v + 0 > 0) }'; }
+
 header() {
     echo
     echo "$1"
@@ -64,7 +113,7 @@ side_plain()   { BENCH_ENV=(); }
 side_preload() { BENCH_ENV=("${NSTACK_PRELOAD_ENV[@]}"); }
 
 # Plain vs preloaded on loopback: the cost of the dispatcher on kernel sockets.
-bench_kernel_overhead() {
+bench_preload() {
     nstack_write_config "$BENCH_TMP" kernel
     nstack_preload_env "$NSTACK_RELEASE" "$BENCH_TMP"
     BENCH_ADDR=127.0.0.1; BENCH_NS_SRV=""; BENCH_NS_CLI=""; BENCH_TABLE=preload
@@ -76,30 +125,129 @@ bench_kernel_overhead() {
     compare nginx_syscalls     sys/req "=1.00"  side_plain side_preload
 }
 
-# Hook: rsocket (192.168.21.0/24) vs kernel (192.168.22.0/24) between the two
-# test hosts, both under libnStackAPI.so. Runs when the stack is built.
-side_kernel_subnet()  { BENCH_ENV=("${NSTACK_PRELOAD_ENV[@]}"); BENCH_ADDR=$IP2_A; }
-side_rsocket_subnet() { BENCH_ENV=("${NSTACK_PRELOAD_ENV[@]}"); BENCH_ADDR=$IP_A; }
-bench_rsocket_vs_kernel() {
+# rsocket_hosts WHAT: the two test hosts (made once per run) and the
+# framework config routing 192.168.21.0/24 to rsocket; false, with a line
+# saying why, when the rsocket stack is not built.
+rsocket_hosts() {
     if ! rsocket_usable; then
-        echo; echo "rsocket vs kernel: skipped (libdmm_rsocket.so or release/lib64/softrdma not built)"
-        return 0
+        echo; echo "$1: skipped (libdmm_rsocket.so or release/lib64/softrdma not built)"
+        return 1
     fi
-    need_root "the rsocket comparison (test hosts)"
-    netns_setup || die "could not create the test hosts"
-    trap bench_cleanup EXIT          # netns_setup replaced it; this one calls it
+    if [ -z "$NS_A" ]; then
+        need_root "$1 (test hosts)"
+        netns_setup || die "could not create the test hosts"
+        trap bench_cleanup EXIT      # netns_setup replaced it; this one calls it
+    fi
     nstack_write_config "$BENCH_TMP" rsocket "$NSTACK_RELEASE/lib64/libdmm_rsocket.so"
     nstack_preload_env "$NSTACK_RELEASE" "$BENCH_TMP"
-    BENCH_NS_SRV=$NS_A; BENCH_NS_CLI=$NS_B; BENCH_TABLE=rsocket
+    BENCH_NS_SRV=$NS_A; BENCH_NS_CLI=$NS_B
+}
+
+# rsocket (192.168.21.0/24) vs kernel (192.168.22.0/24) between the two
+# test hosts, both under libnStackAPI.so.
+side_kernel_subnet()  { BENCH_ENV=("${NSTACK_PRELOAD_ENV[@]}"); BENCH_ADDR=$IP2_A; }
+side_rsocket_subnet() { BENCH_ENV=("${NSTACK_PRELOAD_ENV[@]}"); BENCH_ADDR=$IP_A; }
+bench_kernel-rs() {
+    rsocket_hosts "rsocket vs kernel" || return 0
+    BENCH_TABLE=kernel-rs
     header "kernel vs rsocket (softrdma) between the test hosts, median of $ROUNDS" kernel rsocket
     compare sockperf_latency   usec    "-" side_kernel_subnet side_rsocket_subnet
     compare iperf3_throughput  Gbit/s  "-" side_kernel_subnet side_rsocket_subnet
 }
 
+# The issue's goal: the same rstream traffic through the framework (B) as
+# through the engine's own API (A): throughput >= 0.95x, latency <= 1.05x.
+bench_engine() {
+    rsocket_hosts "framework vs engine API" || return 0
+    BENCH_TABLE=engine
+    header "rstream -T b: engine API (A) vs framework -> rsocket (B), median of $ROUNDS" engine framework
+    compare rstream_lat_64B   usec/xfer "<=1.05" side_engine_api side_framework_rsocket
+    compare rstream_bw_64KiB  Gbit/s    ">=0.95" side_engine_api side_framework_rsocket
+    compare rstream_bw_1MiB   Gbit/s    ">=0.95" side_engine_api side_framework_rsocket
+}
+
+# Instructions per 64 B round trip by object, four configurations, median
+# of CG_ROUNDS slopes each (default: ROUNDS, at most 3: the spread between
+# callgrind runs is a few percent, not the 2x of timed runs).
+bench_instructions() {
+    local CG_ROUNDS=${CG_ROUNDS:-$((ROUNDS < 3 ? ROUNDS : 3))}
+    rsocket_hosts "instructions per round trip" || return 0
+    command -v valgrind >/dev/null || { echo; echo "instructions: skipped (no valgrind)"; return 0; }
+    local side cols=() f
+    for side in cg_side_engine_api cg_side_framework_rs cg_side_kernel_plain cg_side_kernel_preload; do
+        f=$BENCH_TMP/cg.$side.table
+        cg_median_table "$side" "$CG_ROUNDS" >"$f"
+        cols+=("$f")
+    done
+    echo
+    echo "user-space instructions per 64 B round trip (callgrind, client process incl. device thread,"
+    echo "(I($CG_N2) - I($CG_N1)) / $((CG_N2 - CG_N1)), median of $CG_ROUNDS)"
+    printf '%-10s %12s %12s %12s %12s\n' object engine-API fw-rsocket kernel-plain kernel-fw
+    local c
+    for c in "${CG_CLASSES[@]}" total; do
+        awk -v c="$c" 'FNR == 1 { col++ } $1 == c { v[col] = $2 }
+            END { printf "%-10s", c; for (i = 1; i <= 4; i++) printf " %12s", (i in v) ? sprintf("%.0f", v[i]) : "n/a"; print "" }' "${cols[@]}"
+    done
+    awk '$1 == "total" { t[++n] = $2 } END {
+        if (n == 4) printf "framework overhead per round trip: rsocket route %+.0f, kernel route %+.0f instructions\n", t[2] - t[1], t[4] - t[3] }' "${cols[@]}"
+    BENCH_RAW+=("instructions: profiles $BENCH_TMP/cg.* (kept with BENCH_KEEP=1)")
+}
+
+# Payload bytes copied per byte sent, per side, 64 B and 64 KiB messages.
+bench_copies() {
+    rsocket_hosts "copies per byte" || return 0
+    bench_build_helpers || return 0
+    echo
+    echo "bytes copied (memcpy & co.) per payload byte, framework -> rsocket, one-way stream of $COPIES_COUNT messages"
+    printf '%-8s %-6s %10s %10s %10s %10s %10s\n' size side engine framework softrdma libc program
+    local size f
+    for size in 64 65536; do
+        f=$BENCH_TMP/copies.$size
+        copies_run "$size" >"$f" || { echo "$size: NO DATA"; continue; }
+        for side in send recv; do
+            awk -v s="$side" -v z="$size" '$1 == s { v[$2] = $3 } END {
+                printf "%-8s %-6s %10.3f %10.3f %10.3f %10.3f %10.3f\n", z, s, v["engine"], v["framework"], v["softrdma"], v["libc"], v["program"] }' "$f"
+        done
+    done
+    echo "goal: engine <= 1 copy per byte on each side (as rsockets)"
+}
+
+# librspreload on the engine (A) vs the framework (B), same programs.
+bench_rspreload() {
+    rsocket_hosts "librspreload vs framework" || return 0
+    rspreload_present || { echo; echo "librspreload: skipped ($RSPRELOAD_LIB missing)"; return 0; }
+    BENCH_TABLE=rspreload
+    header "librspreload+engine (A) vs framework -> rsocket (B), median of $ROUNDS" rspreload framework
+    compare sockperf_latency   usec    "-" side_rspreload side_framework_rs_apps
+    compare iperf3_throughput  Gbit/s  "-" side_rspreload side_framework_rs_apps
+    compare redis_rps          req/s   "-" side_rspreload side_framework_rs_apps
+}
+
+# The software device alone: ROUNDS runs of softrdma_bench, medians.
+bench_softrdma() {
+    rsocket_usable || { echo; echo "softrdma: skipped (not built)"; return 0; }
+    [ -x "$NSTACK_RELEASE/bin/softrdma_bench" ] || { echo; echo "softrdma: skipped (no softrdma_bench)"; return 0; }
+    local r lat=() bw=() msg=() out
+    for ((r = 1; r <= ROUNDS; r++)); do
+        out=$BENCH_TMP/softrdma_bench.out
+        lat+=("$(_softrdma_bench_field latency_us)")
+        bw+=("$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^write_MBps=/) { sub(/.*=/, "", $i); print $i } }' "$out")")
+        msg+=("$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^send_msgs_per_s=/) { sub(/.*=/, "", $i); print $i } }' "$out")")
+    done
+    echo
+    echo "software RDMA device alone (softrdma_bench $SOFTRDMA_BENCH_ITERS $SOFTRDMA_BENCH_MIB, one host), median of $ROUNDS"
+    printf '%-26s %-8s %12s\n' metric unit median
+    printf '%-26s %-8s %12s\n' send_latency usec "$(median "${lat[@]}")"
+    printf '%-26s %-8s %12s\n' write_throughput MB/s "$(median "${bw[@]}")"
+    printf '%-26s %-8s %12s\n' send_rate msg/s "$(median "${msg[@]}")"
+    BENCH_RAW+=("softrdma send_latency: ${lat[*]}" "softrdma write_throughput: ${bw[*]}" "softrdma send_rate: ${msg[*]}")
+}
+
 bench_cleanup() {
     bench_stop_all
     netns_cleanup
-    rm -rf "$BENCH_TMP"
+    # BENCH_KEEP=1 keeps the profiles and logs for a closer look.
+    if [ -n "${BENCH_KEEP:-}" ]; then echo "bench: kept $BENCH_TMP"; else rm -rf "$BENCH_TMP"; fi
 }
 
 main() {
@@ -112,8 +260,9 @@ main() {
     BENCH_RAW=()
     echo "bench: $(date -u '+%F %T UTC'), nproc $(nproc), $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)"
     echo "bench: $ROUNDS rounds x ${BENCH_SECS}s, runs interleaved A B A B ..."
-    bench_kernel_overhead
-    bench_rsocket_vs_kernel
+    echo "bench: comparisons: ${SELECTED[*]}; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+    local c
+    for c in "${SELECTED[@]}"; do "bench_$c"; done
     echo; echo "raw values:"; printf '  %s\n' "${BENCH_RAW[@]}"
 }
 

@@ -46,9 +46,19 @@ _listening() {
 }
 # bench_wait_ready PORT LOG REGEX: a kernel listener on PORT, or (for a
 # module socket, which ss cannot see) the server's banner REGEX in LOG.
+# A server that died (redis-server crashes under librspreload) ends the
+# wait at once and is reported as such, with its first error-looking line.
 _ready() { _listening "$1" || grep -qE "$3" "$2"; }
+_ready_or_gone() { _ready "$@" || _group_gone "$BENCH_SERVER"; }
 bench_wait_ready() {
-    wait_until 30 _ready "$@" || { echo "bench: server on port $1 not ready: $(tail -n 2 "$2")" >&2; return 1; }
+    wait_until 30 _ready_or_gone "$@" && _ready "$@" && return 0
+    if _group_gone "$BENCH_SERVER"; then
+        echo "bench: server for port $1 exited before it was ready: $(grep -m1 -iwE 'crashed|crash|error|failed|signal' "$2" || tail -n 1 "$2")" >&2
+    else
+        echo "bench: server on port $1 not ready: $(tail -n 2 "$2")" >&2
+        bench_stop_server
+    fi
+    return 1
 }
 
 # A free loopback port from BASE on.
