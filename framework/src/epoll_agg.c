@@ -174,6 +174,20 @@ static void unlink_reg(struct epset *s, struct ep_reg *r)
 
 /* ---- epoll_ctl ---------------------------------------------------------- */
 
+/* The app fd (a dup of the wait fd) in the kernel epoll, tagged with r. */
+static int kernel_add_reg(int epfd, int fd, struct ep_reg *r)
+{
+    struct epoll_event kev = { .events = EPOLLIN | (r->events & EPOLLEXCLUSIVE), .data.ptr = r };
+    int kr = LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &kev);
+    if (kr < 0 && errno == EINVAL && (kev.events & EPOLLEXCLUSIVE)) {
+        /* The wait fd may be an epoll fd, which the kernel refuses to watch
+         * exclusively; exclusivity only saves wake-ups, so drop it there. */
+        kev.events &= ~(uint32_t)EPOLLEXCLUSIVE;
+        kr = LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &kev);
+    }
+    return kr;
+}
+
 static int reg_add(int epfd, struct epset *s, int fd, struct file *f, const struct epoll_event *ev)
 {
     if ((ev->events & EPOLLEXCLUSIVE) && (ev->events & ~(uint32_t)(EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP |
@@ -191,21 +205,14 @@ static int reg_add(int epfd, struct epset *s, int fd, struct file *f, const stru
     r->set = s;
     r->file = f;
     r->fd = fd;
+    r->epfd = epfd;
     r->events = ev->events;
     r->data = ev->data;
     r->armed = 1;
     r->force = 1;
     r->candidate = 1;
     r->magic = EP_REG_MAGIC;
-    struct epoll_event kev = { .events = EPOLLIN | (ev->events & EPOLLEXCLUSIVE), .data.ptr = r };
-    int kr = LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &kev);
-    if (kr < 0 && errno == EINVAL && (kev.events & EPOLLEXCLUSIVE)) {
-        /* The wait fd may be an epoll fd, which the kernel refuses to watch
-         * exclusively; exclusivity only saves wake-ups, so drop it there. */
-        kev.events &= ~(uint32_t)EPOLLEXCLUSIVE;
-        kr = LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &kev);
-    }
-    if (kr < 0) {
+    if (kernel_add_reg(epfd, fd, r) < 0) {
         int err = errno;
         ep_arena_free(r);
         errno = err;
@@ -406,6 +413,55 @@ void ev_follow_migration(struct file *f, const struct pre_reg *pregs, int n)
             LOG_WAR("fd %d: cannot move its registration in epoll fd %d to the module socket: %s",
                     fd, pregs[i].epfd, strerror(errno));
     }
+}
+
+/* A disarmed one-shot registration stays disarmed on the new socket. */
+static struct epoll_event app_event_of(const struct ep_reg *r)
+{
+    uint32_t events = r->armed ? r->events : (r->events & (EPOLLET | EPOLLONESHOT));
+    return (struct epoll_event){ .events = events, .data = r->data };
+}
+
+int ev_take_regs(struct file *f, struct pre_reg **out)
+{
+    *out = NULL;
+    pthread_mutex_lock(&g_ep_lock);
+    int n = 0;
+    for (struct ep_reg *r = f->regs; r != NULL; r = r->file_next)
+        n++;
+    struct pre_reg *p = n ? malloc((size_t)n * sizeof(*p)) : NULL;
+    if (n && p == NULL) {
+        pthread_mutex_unlock(&g_ep_lock);
+        errno = ENOMEM;
+        return -1;
+    }
+    for (int i = 0; f->regs != NULL; i++) {
+        struct ep_reg *r = f->regs;
+        struct epset *s = r->set;
+        pthread_mutex_lock(&s->lock);
+        p[i] = (struct pre_reg){ .epfd = r->epfd, .fd = r->fd, .ev = app_event_of(r) };
+        (void)LIBC(epoll_ctl)(r->epfd, EPOLL_CTL_DEL, r->fd, NULL);
+        unlink_reg(s, r);
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_unlock(&g_ep_lock);
+    *out = p;
+    return n;
+}
+
+void ev_force_report(struct file *f)
+{
+    pthread_mutex_lock(&g_ep_lock);
+    for (struct ep_reg *r = f->regs; r != NULL; r = r->file_next) {
+        pthread_mutex_lock(&r->set->lock);
+        r->force = 1;
+        __atomic_store_n(&r->candidate, 1, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&r->set->lock);
+        ev_wake_set(r->set);
+    }
+    pthread_mutex_unlock(&g_ep_lock);
+    if (__atomic_load_n(&g_poll_waiters, __ATOMIC_ACQUIRE) > 0)
+        ev_poll_wake_all();
 }
 
 /* ---- teardown ------------------------------------------------------------ */

@@ -22,6 +22,7 @@ struct ep_reg {
     struct epset *set;
     struct file *file;          /* the module socket; valid while linked */
     int fd;                     /* app fd as registered */
+    int epfd;                   /* the epoll fd it was registered through */
     uint32_t events;            /* app interest and flags */
     epoll_data_t data;          /* app data */
     /* The fields below are guarded by set->lock. */
@@ -73,6 +74,14 @@ void ev_set_gone(struct file *f);
 /* Re-register the pre-decision epoll registrations of a socket that moved
  * to a module (fd now holds the module's wait fd). */
 void ev_follow_migration(struct file *f, const struct pre_reg *pregs, int n);
+/* A module socket leaves for the kernel (connect_late.c): every
+ * registration of f is removed from its kernel epoll and unlinked; *out
+ * gets a malloc'd copy (epoll fd, fd, the app's event) to re-create on the
+ * new socket. Returns the count, or -1/ENOMEM (nothing removed). */
+int ev_take_regs(struct file *f, struct pre_reg **out);
+/* Every registration of f reports its current readiness at the next look
+ * (also edge-triggered ones), and their sets are woken. */
+void ev_force_report(struct file *f);
 /* The epoll fd ef is watched by another epoll set or by poll/select. */
 void ev_mark_nested(struct file *ef);
 void ev_wake_set(struct epset *s);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "connect_late.h"
 #include "ep_arena.h"
 #include "epoll_agg.h"
 #include "fd_table.h"
@@ -22,8 +23,10 @@
                      EPOLLWRNORM | EPOLLWRBAND | EPOLLMSG)
 
 /* Asks the module and applies LT/ET/ONESHOT; returns the events to report
- * (0: nothing). Caller holds set->lock. */
-static uint32_t reg_check(struct ep_reg *r)
+ * (0: nothing). *due: a pending connect fallback failed on the module
+ * (connect_late.h), to be run once the set lock is dropped. Caller holds
+ * set->lock. */
+static uint32_t reg_check(struct ep_reg *r, int *due)
 {
     uint64_t gen = r->last_gen;
     struct file *f = r->file;
@@ -31,6 +34,8 @@ static uint32_t reg_check(struct ep_reg *r)
     uint32_t mask = f->mod->poll_events(f->sock, &gen);
     MOD_LEAVE();
     ev_polled(f, r->set, gen);
+    if (fb_is_pending(f))
+        mask = fb_filter(f, mask, due);
     if (!r->armed)
         return 0;
     uint32_t real = mask & ((r->events & EV_INTEREST) | EPOLLERR | EPOLLHUP);
@@ -63,17 +68,49 @@ static void rotate_to_tail(struct epset *s, struct ep_reg *r)
     s->tail = r;
 }
 
-static int collect(struct epset *s, struct epoll_event *out, int max)
+/* Sockets whose late connect fallback is due, collected under the set
+ * lock and run after it (fb_run takes g_ep_lock, which comes first). */
+#define DUE_MAX 8
+struct due_list {
+    struct file *f[DUE_MAX];
+    int n;
+};
+
+/* Keeps a reference to f for run_due; when the list is full, r stays a
+ * candidate and the set's wake fd makes the next round come at once. */
+static void note_due(struct due_list *d, struct ep_reg *r)
+{
+    if (d->n == DUE_MAX) {
+        __atomic_store_n(&r->candidate, 1, __ATOMIC_RELEASE);
+        ev_wake_set(r->set);
+        return;
+    }
+    file_hold(r->file);
+    d->f[d->n++] = r->file;
+}
+
+static void run_due(struct due_list *d)
+{
+    for (int i = 0; i < d->n; i++) {
+        (void)fb_run(d->f[i], -1);
+        file_put(d->f[i]);
+    }
+    d->n = 0;
+}
+
+static int collect_locked(struct epset *s, struct epoll_event *out, int max, struct due_list *due)
 {
     int n = 0;
-    pthread_mutex_lock(&s->lock);
     struct ep_reg *reported[64];
     int n_rep = 0;
     for (struct ep_reg *r = s->regs; r != NULL && n < max; r = r->set_next) {
         int cand = __atomic_exchange_n(&r->candidate, 0, __ATOMIC_ACQ_REL);
         if (!cand && !r->lt_ready)
             continue;
-        uint32_t ev = reg_check(r);
+        int is_due = 0;
+        uint32_t ev = reg_check(r, &is_due);
+        if (is_due)
+            note_due(due, r);
         if (ev == 0)
             continue;
         out[n].events = ev;
@@ -84,7 +121,17 @@ static int collect(struct epset *s, struct epoll_event *out, int max)
     }
     for (int i = 0; i < n_rep; i++)
         rotate_to_tail(s, reported[i]);
+    return n;
+}
+
+/* Step 1: the module registrations that are ready now. */
+static int collect(struct epset *s, struct epoll_event *out, int max)
+{
+    struct due_list due = { .n = 0 };
+    pthread_mutex_lock(&s->lock);
+    int n = collect_locked(s, out, max, &due);
     pthread_mutex_unlock(&s->lock);
+    run_due(&due);
     return n;
 }
 

@@ -82,6 +82,18 @@ struct file {
      * socket returned it: a call that sees it move may have consumed the
      * wake-up another waiter sleeps on (ev_polled). Atomic, no lock. */
     _Atomic uint64_t seen_gen;
+    /* Late connect fallback (connect_late.c): fb_state is enum fb_state,
+     * FB_PENDING from before the module's nonblocking connect until it is
+     * known to have succeeded or failed (left by CAS; the move itself runs
+     * under `lock`). fb_stack and fb_dest are written before the module's
+     * connect and read-only afterwards; the options to replay are kept in
+     * opts/n_opts (copied from the kernel socket). fb_err: the module's
+     * error of a declined fallback, handed out once by SO_ERROR. */
+    _Atomic int fb_state;
+    int fb_stack;
+    socklen_t fb_dest_len;
+    struct sockaddr_storage fb_dest;
+    _Atomic int fb_err;
 
     /* ---- TCP-first (fork support, tcpfirst.c); KSOCK only ----
      * defer_stack: index + 1 of the module that will carry the connection

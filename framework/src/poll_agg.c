@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 
+#include "connect_late.h"
 #include "epoll_agg.h"
 #include "fd_high.h"
 #include "fd_table.h"
@@ -116,13 +117,25 @@ int poll_needs_agg(const struct pollfd *fds, nfds_t n)
     return 0;
 }
 
-static short module_revents(struct file *f, short events)
+/* The module socket's revents. *moved: a pending connect failed on the
+ * module and the fd now holds a kernel socket (connect_late.h): the caller
+ * polls it as a kernel fd from now on. */
+static short module_revents(struct file *f, short events, int *moved)
 {
     uint64_t gen = 0;
     MOD_ENTER();
     uint32_t m = f->mod->poll_events(f->sock, &gen);
     MOD_LEAVE();
     ev_polled(f, NULL, gen);
+    if (fb_is_pending(f)) {
+        int due = 0;
+        uint32_t shown = fb_filter(f, m, &due);
+        if (due && fb_run(f, -1) == 1) {
+            *moved = 1;
+            return 0;
+        }
+        m = due ? m : shown;        /* declined: the module's error is reported */
+    }
     return (short)(m & ((uint32_t)(uint16_t)events | POLLERR | POLLHUP));
 }
 
@@ -149,22 +162,47 @@ static int work_alloc(struct poll_work *w, nfds_t n, struct pollfd *sbuf, struct
     return 0;
 }
 
+/* fds[i] is no longer a module socket (late connect fallback). */
+static void forget_module(struct poll_work *w, nfds_t i)
+{
+    file_put(w->files[i]);
+    w->files[i] = NULL;
+}
+
+/* fds[i].revents of module socket i, asked of the module. */
+static void ask_module(struct pollfd *fds, struct poll_work *w, nfds_t i)
+{
+    int moved = 0;
+    fds[i].revents = module_revents(w->files[i], fds[i].events, &moved);
+    if (moved)
+        forget_module(w, i);
+}
+
+/* Before the kernel wait: module readiness, and the shadow array (module
+ * fds as POLLIN on their wait fd). Returns how many module fds are ready. */
+static int poll_prepare(struct pollfd *fds, nfds_t n, struct poll_work *w)
+{
+    int ready = 0;
+    for (nfds_t i = 0; i < n; i++) {
+        fds[i].revents = 0;
+        if (w->files[i] != NULL)
+            ask_module(fds, w, i);
+        w->shadow[i] = fds[i];
+        if (w->files[i] != NULL) {
+            ready += fds[i].revents != 0;
+            w->shadow[i].events = POLLIN;
+        }
+    }
+    return ready;
+}
+
 /* One round: module readiness first, then one kernel ppoll. Returns the
  * number of fds with revents, or -1. */
 static int poll_round(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t deadline,
                       const sigset_t *sigmask, int *timed_out)
 {
-    int ready = 0;
     int wake = ev_poll_wait_register();
-    for (nfds_t i = 0; i < n; i++) {
-        w->shadow[i] = fds[i];
-        fds[i].revents = 0;
-        if (w->files[i] != NULL) {
-            fds[i].revents = module_revents(w->files[i], fds[i].events);
-            ready += fds[i].revents != 0;
-            w->shadow[i].events = POLLIN;
-        }
-    }
+    int ready = poll_prepare(fds, n, w);
     w->shadow[n] = (struct pollfd){ .fd = wake, .events = POLLIN };
     int tmo = ready ? 0 : ms_left(deadline);
     struct timespec ts = { tmo / 1000, (long)(tmo % 1000) * 1000000 };
@@ -185,7 +223,7 @@ static int poll_round(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t
         else if (kr & POLLNVAL)
             fds[i].revents = POLLNVAL;
         else if (fds[i].revents == 0 && kr != 0)
-            fds[i].revents = module_revents(w->files[i], fds[i].events);
+            ask_module(fds, w, i);
         total += fds[i].revents != 0;
     }
     return total;
@@ -260,16 +298,16 @@ static void clear_sets(int nfds, fd_set *r, fd_set *w, fd_set *e)
     if (e) memset(e, 0, bytes);
 }
 
-int ev_select(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout,
-              const sigset_t *sigmask)
+/* The pollfd array for select's sets: one entry per fd in any set. */
+static struct pollfd *select_to_poll(int nfds, const fd_set *r, const fd_set *w, const fd_set *e, nfds_t *n)
 {
-    nfds_t n = 0;
+    *n = 0;
     for (int fd = 0; fd < nfds; fd++)
-        n += fdset_has(r, fd) || fdset_has(w, fd) || fdset_has(e, fd);
-    struct pollfd *p = calloc(n ? n : 1, sizeof(*p));
+        *n += fdset_has(r, fd) || fdset_has(w, fd) || fdset_has(e, fd);
+    struct pollfd *p = calloc(*n ? *n : 1, sizeof(*p));
     if (p == NULL) {
         errno = ENOMEM;
-        return -1;
+        return NULL;
     }
     nfds_t i = 0;
     for (int fd = 0; fd < nfds; fd++) {
@@ -278,30 +316,44 @@ int ev_select(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *
         if (ev)
             p[i++] = (struct pollfd){ .fd = fd, .events = ev };
     }
-    int k = ev_poll(p, n, timeout, sigmask);
-    if (k < 0) {
-        free(p);
-        return -1;
-    }
-    for (i = 0; i < n; i++) {
-        if (p[i].revents & POLLNVAL) {
-            free(p);
-            errno = EBADF;
-            return -1;
-        }
-    }
-    /* Rebuild the sets from the results. */
+    return p;
+}
+
+/* Rebuilds the caller's sets from the poll results; returns select's count. */
+static int poll_to_select(const struct pollfd *p, nfds_t n, int nfds, fd_set *r, fd_set *w, fd_set *e)
+{
     fd_set *sets[3] = { r, w, e };
     int count = 0;
     short masks[3] = { POLLIN | POLLHUP | POLLERR, POLLOUT | POLLERR, POLLPRI };
     short asked[3] = { POLLIN, POLLOUT, POLLPRI };
     clear_sets(nfds, r, w, e);
-    for (i = 0; i < n; i++)
+    for (nfds_t i = 0; i < n; i++)
         for (int s = 0; s < 3; s++)
             if (sets[s] && (p[i].events & asked[s]) && (p[i].revents & masks[s])) {
                 fdset_put(sets[s], p[i].fd);
                 count++;
             }
-    free(p);
     return count;
+}
+
+int ev_select(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout,
+              const sigset_t *sigmask)
+{
+    nfds_t n;
+    struct pollfd *p = select_to_poll(nfds, r, w, e, &n);
+    if (p == NULL)
+        return -1;
+    int k = ev_poll(p, n, timeout, sigmask);
+    for (nfds_t i = 0; k >= 0 && i < n; i++) {
+        if (p[i].revents & POLLNVAL) {
+            errno = EBADF;
+            k = -1;
+        }
+    }
+    if (k >= 0)
+        k = poll_to_select(p, n, nfds, r, w, e);
+    int err = errno;
+    free(p);
+    errno = err;
+    return k;
 }

@@ -161,28 +161,21 @@ static void restore_kernel_socket(int fd, struct file *kf, const struct sockaddr
     errno = err;
 }
 
-static int build_module_socket(int fd, struct file *kf, int st, sock_first_op op, const void *arg,
-                               struct file **out, int *op_ret)
+/* The module's socket for undecided kf, tracked as a new file (not yet in
+ * the table); *wfd: its wait fd. NULL/errno when it cannot be made. */
+static struct file *open_module_socket(int fd, struct file *kf, int st, int *wfd)
 {
     const struct nstack_module *m = g_stacks[st].mod;
     nstack_sock *s = NULL;
-    struct sockaddr_storage wild;
-    socklen_t wild_len;
-    if (wild_addr(fd, kf, &wild, &wild_len) < 0)
-        return -1;
-    if (wild_len > 0 && m->bind == NULL) {
-        errno = EOPNOTSUPP;
-        return -1;
-    }
     int nb = __atomic_load_n(&kf->nonblock, __ATOMIC_RELAXED);
     MOD_ENTER();
-    int wfd = m->socket(kf->domain, kf->type | (nb ? SOCK_NONBLOCK : 0), kf->protocol, &s);
+    *wfd = m->socket(kf->domain, kf->type | (nb ? SOCK_NONBLOCK : 0), kf->protocol, &s);
     int err = errno;
     MOD_LEAVE();
-    if (wfd < 0) {
+    if (*wfd < 0) {
         LOG_WAR("fd %d: %s: socket() failed: %s; staying on the kernel stack", fd, m->name, strerror(err));
         errno = err;
-        return -1;
+        return NULL;
     }
     struct file *nf = sock_new_module(st, kf->domain, kf->type, kf->protocol, s, nb);
     if (nf == NULL) {
@@ -190,26 +183,52 @@ static int build_module_socket(int fd, struct file *kf, int st, sock_first_op op
         m->close(s);
         MOD_LEAVE();
         errno = ENOMEM;
-        return -1;
+        return NULL;
     }
     sock_replay_opts(kf, nf);
-    int moved = 0;
-    if (wild_len > 0) {
-        if (sock_move_fd(fd, wfd) < 0)
-            goto fail;
-        moved = 1;
-        if (MCALL(nf, bind, (struct sockaddr *)&wild, wild_len) < 0) {
-            LOG_WAR("fd %d: %s: cannot bind to the wildcard address the socket had: %s", fd, m->name,
-                    strerror(errno));
-            goto fail;
-        }
+    return nf;
+}
+
+/* A wildcard-bound socket: the app fd moves first (closing the kernel
+ * socket, which frees the port), then the module socket takes the address. */
+static int move_and_bind_wild(int fd, struct file *nf, int wfd, const struct sockaddr_storage *wild,
+                              socklen_t wild_len, int *moved)
+{
+    if (sock_move_fd(fd, wfd) < 0)
+        return -1;
+    *moved = 1;
+    if (MCALL(nf, bind, (const struct sockaddr *)wild, wild_len) < 0) {
+        LOG_WAR("fd %d: %s: cannot bind to the wildcard address the socket had: %s", fd, nf->mod->name,
+                strerror(errno));
+        return -1;
     }
+    return 0;
+}
+
+static int build_module_socket(int fd, struct file *kf, int st, sock_first_op op, const void *arg,
+                               struct file **out, int *op_ret)
+{
+    struct sockaddr_storage wild;
+    socklen_t wild_len;
+    if (wild_addr(fd, kf, &wild, &wild_len) < 0)
+        return -1;
+    if (wild_len > 0 && g_stacks[st].mod->bind == NULL) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    int wfd;
+    struct file *nf = open_module_socket(fd, kf, st, &wfd);
+    if (nf == NULL)
+        return -1;
+    int moved = 0;
+    if (wild_len > 0 && move_and_bind_wild(fd, nf, wfd, &wild, wild_len, &moved) < 0)
+        goto fail;
     *op_ret = op ? op(nf, arg) : 0;
     if (*op_ret < 0 && errno != EINPROGRESS)
         goto fail;
-    err = errno;
+    int err = errno;
     if (!moved && sock_move_fd(fd, wfd) < 0) {
-        LOG_ERR("fd %d: cannot move onto the %s socket: %s", fd, m->name, strerror(errno));
+        LOG_ERR("fd %d: cannot move onto the %s socket: %s", fd, nf->mod->name, strerror(errno));
         goto fail;
     }
     errno = err;

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "connect_late.h"
 #include "fd_table.h"
 #include "file.h"
 #include "fw.h"
@@ -75,12 +76,19 @@ static int op_bind(struct file *nf, const void *arg)
     return MCALL(nf, bind, a[0], (socklen_t)(uintptr_t)a[1]);
 }
 
+/* arg: { destination, its length, the undecided kernel socket's file }. */
 static int op_connect(struct file *nf, const void *arg)
 {
-    const struct sockaddr *const *a = arg;
+    const void *const *a = arg;
     if (!MOD_HAS(nf, connect))
         return NOT_SUPPORTED(EOPNOTSUPP);
-    return MCALL(nf, connect, a[0], (socklen_t)(uintptr_t)a[1]);
+    socklen_t len = (socklen_t)(uintptr_t)a[1];
+    fb_arm(nf, a[2], a[0], len);
+    int r = MCALL(nf, connect, a[0], len);
+    int err = errno;
+    fb_connect_returned(nf, r, err);
+    errno = err;
+    return r;
 }
 
 static int op_listen(struct file *nf, const void *arg)
@@ -160,19 +168,13 @@ static void count_connect(struct file *f, int fd, int r)
     }
 }
 
-/* The module could not reach a peer that does not speak its stack. */
-static int is_unreachable(int err)
-{
-    return err == ECONNREFUSED || err == ENETUNREACH || err == EHOSTUNREACH || err == ETIMEDOUT;
-}
-
 /* An ip_route with "fallback": "kernel": the failed module socket is gone
  * and fd still holds its undecided kernel socket, which now takes the
  * connect. Returns 1 (connect on the kernel) or -1 with the module's errno. */
 static int connect_fallback(int fd, struct file *f, const struct sockaddr *addr)
 {
     int err = errno;
-    int st = is_unreachable(err) ? fw_connect_fallback(f, addr) : -1;
+    int st = fb_is_unreachable(err) ? fw_connect_fallback(f, addr) : -1;
     if (st < 0) {
         errno = err;
         return -1;
@@ -195,7 +197,7 @@ static int connect_fallback(int fd, struct file *f, const struct sockaddr *addr)
 /* connect() on an undecided socket: the destination picks the stack. */
 static int connect_decide(int fd, struct file *f, const struct sockaddr *addr, socklen_t len)
 {
-    const void *args[2] = { addr, (void *)(uintptr_t)len };
+    const void *args[3] = { addr, (void *)(uintptr_t)len, f };
     int r;
     int d = sock_decide(fd, f, addr, len, op_connect, args, &r);
     if (d < 0)
@@ -217,7 +219,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
         return LIBC(connect)(fd, addr, len);
     int r;
     if (f->kind == FILE_MSOCK) {
-        r = MOD_HAS(f, connect) ? MCALL(f, connect, addr, len) : NOT_SUPPORTED(EOPNOTSUPP);
+        r = MOD_HAS(f, connect) ? fb_connect_again(f, MCALL(f, connect, addr, len)) : NOT_SUPPORTED(EOPNOTSUPP);
     } else if (addr != NULL && wants_decision(f, addr, len)) {
         r = connect_decide(fd, f, addr, len);
     } else {
@@ -310,8 +312,13 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(getsockopt)(fd, level, name, val, len);
-    int r = f->kind == FILE_MSOCK ? MOD_OR(f, ENOPROTOOPT, getsockopt, level, name, val, len)
-                                  : LIBC(getsockopt)(kernel_fd(f, fd), level, name, val, len);
+    int r;
+    if (f->kind == FILE_MSOCK && level == SOL_SOCKET && name == SO_ERROR)
+        r = fb_so_error(f, val, len);      /* a pending connect may fall back here */
+    else if (f->kind == FILE_MSOCK)
+        r = MOD_OR(f, ENOPROTOOPT, getsockopt, level, name, val, len);
+    else
+        r = LIBC(getsockopt)(kernel_fd(f, fd), level, name, val, len);
     return file_put_ret(f, r);
 }
 

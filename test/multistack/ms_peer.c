@@ -25,71 +25,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "ms_pattern.h"
+
 #define WATCHDOG_S 120
-
-static void die(const char *what)
-{
-    fprintf(stderr, "FAIL ms_peer: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
-
-static void fail(const char *what)
-{
-    fprintf(stderr, "FAIL ms_peer: %s\n", what);
-    exit(1);
-}
-
-static unsigned char pattern_byte(size_t i)
-{
-    return (unsigned char)((i * 131u + 7u) ^ (i >> 9));
-}
-
-static void send_pattern(int fd, size_t bytes)
-{
-    unsigned char buf[16384];
-    for (size_t done = 0; done < bytes;) {
-        size_t n = bytes - done < sizeof(buf) ? bytes - done : sizeof(buf);
-        for (size_t i = 0; i < n; i++)
-            buf[i] = pattern_byte(done + i);
-        ssize_t w = send(fd, buf, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            die("send");
-        done += (size_t)w;
-    }
-}
-
-/* Receives exactly BYTES and checks each against the pattern. */
-static void recv_pattern(int fd, size_t bytes, const char *who)
-{
-    unsigned char buf[16384];
-    for (size_t got = 0; got < bytes;) {
-        ssize_t r = recv(fd, buf, sizeof(buf), 0);
-        if (r <= 0) {
-            fprintf(stderr, "FAIL ms_peer: %s: stream ended after %zu of %zu bytes\n", who, got, bytes);
-            exit(1);
-        }
-        for (ssize_t i = 0; i < r; i++)
-            if (buf[i] != pattern_byte(got + (size_t)i)) {
-                fprintf(stderr, "FAIL ms_peer: %s: byte %zu differs from the pattern\n", who, got + (size_t)i);
-                exit(1);
-            }
-        got += (size_t)r;
-    }
-}
-
-/* Client: the pattern out, the same bytes back. */
-static void client_exchange(int fd, size_t bytes)
-{
-    send_pattern(fd, bytes);
-    recv_pattern(fd, bytes, "client (echo)");
-}
-
-/* Server: the pattern in (checked), echoed. */
-static void server_exchange(int fd, size_t bytes)
-{
-    recv_pattern(fd, bytes, "server");
-    send_pattern(fd, bytes);
-}
 
 /* Serves one accepted connection (made blocking) and checks its local
  * name carries the listener's port whatever stack it came from. */
