@@ -93,18 +93,36 @@ static void handle_send(struct rsock *s, const struct ibv_wc *wc)
     if (op == RS_OP_CTRL && wrid_value(wc->wr_id) == RS_CTRL_KEEPALIVE)
         s->ka_outstanding = 0;      /* answered (or failed: judged below) */
     s->sbuf_bytes_avail += wrid_sbuf(wc->wr_id);
-    if (wc->status == IBV_WC_SUCCESS || s->state == RS_ERROR)
+    if (wc->status == IBV_WC_SUCCESS || s->state == RS_ERROR || s->send_fail.pending)
         return;
-    if (wc->status == IBV_WC_WR_FLUSH_ERR && (s->peer_gone || s->disconnect_sent))
+    s->send_fail.pending = 1;
+    s->send_fail.flushed = wc->status == IBV_WC_WR_FLUSH_ERR;
+    s->send_fail.keepalive = op == RS_OP_CTRL && wrid_value(wc->wr_id) == RS_CTRL_KEEPALIVE;
+    s->send_fail.op = (int)op;
+    s->send_fail.status = wc->status;
+}
+
+/* After a CQ pass: the first failed send of the pass, judged now that any
+ * DISCONNECT completed in the same pass has been seen. */
+static void judge_send_failure(struct rsock *s)
+{
+    if (!s->send_fail.pending)
         return;
-    if (op == RS_OP_CTRL && wrid_value(wc->wr_id) == RS_CTRL_KEEPALIVE)
+    s->send_fail.pending = 0;
+    if (s->state == RS_ERROR)
+        return;
+    switch (rs_send_failure_verdict(s->send_fail.flushed, s->send_fail.keepalive,
+                                    s->peer_gone, s->disconnect_sent)) {
+    case RS_SF_IGNORE:
+        break;
+    case RS_SF_KEEPALIVE_TIMEOUT:
         rs_set_error(s, ETIMEDOUT, "keepalive: peer does not answer");
-    else if (s->peer_gone)
-        rs_set_error(s, EPIPE, NULL);
-    else {
-        rs_log(3, "send completion failed: op %d status %s (state %d)", (int)op,
-               ibv_wc_status_str(wc->status), (int)s->state);
+        break;
+    case RS_SF_IO_ERROR:
+        rs_log(3, "send completion failed: op %d status %s (state %d)", s->send_fail.op,
+               ibv_wc_status_str(s->send_fail.status), (int)s->state);
         rs_set_error(s, EIO, NULL);
+        break;
     }
 }
 
@@ -126,6 +144,7 @@ static int process_cq(struct rsock *s)
         }
         total += n;
     }
+    judge_send_failure(s);
     if (total)
         rs_event(s);
     return total;
