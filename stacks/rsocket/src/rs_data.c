@@ -327,13 +327,49 @@ static uint32_t chunk_size(struct rsock *s, size_t left)
     return (uint32_t)n;
 }
 
+/*
+ * An inline write is copied by the device at post time, so it can point
+ * straight at the caller's buffers (one copy per side, as rsockets does)
+ * instead of being staged first. Up to 2 SGEs (the QP's max_send_sge);
+ * returns 0 when `len` spans more iovecs than that, leaving `c` unmoved.
+ */
+static int inline_from_iov(struct rs_iov_cursor *c, uint32_t len, struct ibv_sge sge[2])
+{
+    struct rs_iov_cursor t = *c;
+    uint32_t left = len;
+    int n = 0;
+
+    while (left) {
+        while (t.off == t.iov[t.idx].iov_len) {
+            t.idx++;
+            t.off = 0;
+        }
+        if (n == 2)
+            return 0;
+        size_t take = t.iov[t.idx].iov_len - t.off;
+        if (take > left)
+            take = left;
+        /* lkey is not checked for inline data */
+        sge[n++] = (struct ibv_sge){ (uintptr_t)t.iov[t.idx].iov_base + t.off, (uint32_t)take, 0 };
+        t.off += take;
+        left -= (uint32_t)take;
+    }
+    *c = t;
+    return n;
+}
+
 /* One data write; never crosses the peer's current buffer. */
 static int send_chunk(struct rsock *s, struct rs_iov_cursor *c, uint32_t len)
 {
     struct ibv_sge sge[2];
-    int nsge = stage_from_iov(s, c, len, sge);
+    uint32_t staged = 0;
+    int nsge = len <= s->sq_inline ? inline_from_iov(c, len, sge) : 0;
 
-    if (rs_post_write(s, rs_wrid(RS_OP_DATA, len, len), rs_wire_imm(RS_OP_DATA, len), 1,
+    if (!nsge) {
+        nsge = stage_from_iov(s, c, len, sge);
+        staged = len;
+    }
+    if (rs_post_write(s, rs_wrid(RS_OP_DATA, len, staged), rs_wire_imm(RS_OP_DATA, len), 1,
                       sge, nsge, len, s->tgt_addr, s->tgt_key))
         return -1;
     s->sseq_no++;
