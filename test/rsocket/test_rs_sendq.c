@@ -61,12 +61,36 @@ static void test_full_queue_round_trip(void **state)
     assert_int_equal(b.ctrl_avail, CTRL_SLOTS);
 }
 
+/* Review F10: after the peer closed, no failed write is an error,
+ * whatever its status (a flushed one or a retry/remote error). */
+static void test_failed_send_after_peer_closed_is_not_an_error(void **state)
+{
+    (void)state;
+    for (int flushed = 0; flushed < 2; flushed++)
+        for (int ka = 0; ka < 2; ka++)
+            for (int sent = 0; sent < 2; sent++)
+                assert_int_equal(rs_send_failure_verdict(flushed, ka, 1, sent), RS_SF_IGNORE);
+    /* our own DISCONNECT flushed what was queued behind it */
+    assert_int_equal(rs_send_failure_verdict(1, 0, 0, 1), RS_SF_IGNORE);
+}
+
+static void test_failed_send_while_connected_is_an_error(void **state)
+{
+    (void)state;
+    assert_int_equal(rs_send_failure_verdict(0, 0, 0, 0), RS_SF_IO_ERROR);
+    assert_int_equal(rs_send_failure_verdict(1, 0, 0, 0), RS_SF_IO_ERROR);
+    assert_int_equal(rs_send_failure_verdict(0, 0, 0, 1), RS_SF_IO_ERROR);
+    assert_int_equal(rs_send_failure_verdict(0, 1, 0, 0), RS_SF_KEEPALIVE_TIMEOUT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ctrl_completions_return_ctrl_slots),
         cmocka_unit_test(test_data_completions_return_data_entries),
         cmocka_unit_test(test_full_queue_round_trip),
+        cmocka_unit_test(test_failed_send_after_peer_closed_is_not_an_error),
+        cmocka_unit_test(test_failed_send_while_connected_is_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,18 +93,36 @@ static void handle_send(struct rsock *s, const struct ibv_wc *wc)
     if (op == RS_OP_CTRL && wrid_value(wc->wr_id) == RS_CTRL_KEEPALIVE)
         s->ka_outstanding = 0;      /* answered (or failed: judged below) */
     s->sbuf_bytes_avail += wrid_sbuf(wc->wr_id);
-    if (wc->status == IBV_WC_SUCCESS || s->state == RS_ERROR)
+    if (wc->status == IBV_WC_SUCCESS || s->state == RS_ERROR || s->send_fail.pending)
         return;
-    if (wc->status == IBV_WC_WR_FLUSH_ERR && (s->peer_gone || s->disconnect_sent))
+    s->send_fail.pending = 1;
+    s->send_fail.flushed = wc->status == IBV_WC_WR_FLUSH_ERR;
+    s->send_fail.keepalive = op == RS_OP_CTRL && wrid_value(wc->wr_id) == RS_CTRL_KEEPALIVE;
+    s->send_fail.op = (int)op;
+    s->send_fail.status = wc->status;
+}
+
+/* After a CQ pass: the first failed send of the pass, judged now that any
+ * DISCONNECT completed in the same pass has been seen. */
+static void judge_send_failure(struct rsock *s)
+{
+    if (!s->send_fail.pending)
         return;
-    if (op == RS_OP_CTRL && wrid_value(wc->wr_id) == RS_CTRL_KEEPALIVE)
+    s->send_fail.pending = 0;
+    if (s->state == RS_ERROR)
+        return;
+    switch (rs_send_failure_verdict(s->send_fail.flushed, s->send_fail.keepalive,
+                                    s->peer_gone, s->disconnect_sent)) {
+    case RS_SF_IGNORE:
+        break;
+    case RS_SF_KEEPALIVE_TIMEOUT:
         rs_set_error(s, ETIMEDOUT, "keepalive: peer does not answer");
-    else if (s->peer_gone)
-        rs_set_error(s, EPIPE, NULL);
-    else {
-        rs_log(3, "send completion failed: op %d status %s (state %d)", (int)op,
-               ibv_wc_status_str(wc->status), (int)s->state);
+        break;
+    case RS_SF_IO_ERROR:
+        rs_log(3, "send completion failed: op %d status %s (state %d)", s->send_fail.op,
+               ibv_wc_status_str(s->send_fail.status), (int)s->state);
         rs_set_error(s, EIO, NULL);
+        break;
     }
 }
 
@@ -126,6 +144,7 @@ static int process_cq(struct rsock *s)
         }
         total += n;
     }
+    judge_send_failure(s);
     if (total)
         rs_event(s);
     return total;
@@ -308,13 +327,49 @@ static uint32_t chunk_size(struct rsock *s, size_t left)
     return (uint32_t)n;
 }
 
+/*
+ * An inline write is copied by the device at post time, so it can point
+ * straight at the caller's buffers (one copy per side, as rsockets does)
+ * instead of being staged first. Up to 2 SGEs (the QP's max_send_sge);
+ * returns 0 when `len` spans more iovecs than that, leaving `c` unmoved.
+ */
+static int inline_from_iov(struct rs_iov_cursor *c, uint32_t len, struct ibv_sge sge[2])
+{
+    struct rs_iov_cursor t = *c;
+    uint32_t left = len;
+    int n = 0;
+
+    while (left) {
+        while (t.off == t.iov[t.idx].iov_len) {
+            t.idx++;
+            t.off = 0;
+        }
+        if (n == 2)
+            return 0;
+        size_t take = t.iov[t.idx].iov_len - t.off;
+        if (take > left)
+            take = left;
+        /* lkey is not checked for inline data */
+        sge[n++] = (struct ibv_sge){ (uintptr_t)t.iov[t.idx].iov_base + t.off, (uint32_t)take, 0 };
+        t.off += take;
+        left -= (uint32_t)take;
+    }
+    *c = t;
+    return n;
+}
+
 /* One data write; never crosses the peer's current buffer. */
 static int send_chunk(struct rsock *s, struct rs_iov_cursor *c, uint32_t len)
 {
     struct ibv_sge sge[2];
-    int nsge = stage_from_iov(s, c, len, sge);
+    uint32_t staged = 0;
+    int nsge = len <= s->sq_inline ? inline_from_iov(c, len, sge) : 0;
 
-    if (rs_post_write(s, rs_wrid(RS_OP_DATA, len, len), rs_wire_imm(RS_OP_DATA, len), 1,
+    if (!nsge) {
+        nsge = stage_from_iov(s, c, len, sge);
+        staged = len;
+    }
+    if (rs_post_write(s, rs_wrid(RS_OP_DATA, len, staged), rs_wire_imm(RS_OP_DATA, len), 1,
                       sge, nsge, len, s->tgt_addr, s->tgt_key))
         return -1;
     s->sseq_no++;

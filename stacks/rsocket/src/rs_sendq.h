@@ -34,4 +34,27 @@ static inline void rs_sq_complete(struct rs_sq_budget *b, enum rs_op op)
         b->sqe_avail++;
 }
 
+/*
+ * What a failed send completion means (review F10). Once the peer has
+ * closed (its DISCONNECT or the CM's DISCONNECTED was seen), a write still
+ * in flight may fail with any status: a peer that destroyed its QP makes
+ * it fail with a retry or remote-access error on hardware, and with the
+ * software device as well. That is the end of the connection the peer
+ * asked for, not an error: queued data and then EOF must still be read.
+ * FLUSH_ERR after our own DISCONNECT is our QP being torn down.
+ */
+enum rs_send_failure {
+    RS_SF_IGNORE,                /* the connection ended normally */
+    RS_SF_KEEPALIVE_TIMEOUT,     /* the probe found no peer: ETIMEDOUT */
+    RS_SF_IO_ERROR,              /* anything else: EIO */
+};
+
+static inline enum rs_send_failure rs_send_failure_verdict(int flushed, int keepalive,
+                                                           int peer_gone, int disconnect_sent)
+{
+    if (peer_gone || (flushed && disconnect_sent))
+        return RS_SF_IGNORE;
+    return keepalive ? RS_SF_KEEPALIVE_TIMEOUT : RS_SF_IO_ERROR;
+}
+
 #endif /* RS_SENDQ_H */

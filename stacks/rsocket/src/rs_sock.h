@@ -84,6 +84,12 @@ struct rsock {
     int timer_fd;                /* keepalive period, -1 when off */
     int ka_outstanding;          /* a keepalive probe awaits its completion */
     int ka_missed;               /* periods it has been waiting */
+    /* The first failed send completion of a CQ pass, judged at the end of
+     * the pass: the peer's DISCONNECT may sit behind it in the same batch. */
+    struct {
+        int pending, flushed, keepalive, op;
+        enum ibv_wc_status status;
+    } send_fail;
     struct rdma_event_channel *cm_chan;
     struct rdma_cm_id *id;
     struct ibv_comp_channel *comp_chan;
