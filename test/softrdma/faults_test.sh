@@ -10,6 +10,7 @@ export LD_LIBRARY_PATH="$NSTACK_RELEASE/lib64/softrdma"
 # hardware-exact work queue accounting (see doc/softrdma.md)
 export SOFTRDMA_STRICT_SQ=${SOFTRDMA_STRICT_SQ:-1}
 LOG=$(mktemp -d /tmp/softrdma-faults.XXXXXX)
+netns_remove_on_exit "$LOG"
 fail() { echo "FAIL: $*"; for f in "$LOG"/*.log; do echo "--- $f"; tail -n 20 "$f"; done; exit 1; }
 netns_setup || fail "netns setup"
 wait_listener() { wait_until 20 test -e "$SOFTRDMA_FABRIC/cm/$1_$2"; }
@@ -71,5 +72,4 @@ drop)
     ;;
 *) echo "usage: $0 peer_death|delay|force_rnr|drop"; exit 2 ;;
 esac
-rm -rf "$LOG"
 echo "PASS: $1"

@@ -12,6 +12,7 @@ export LD_LIBRARY_PATH="$NSTACK_RELEASE/lib64/softrdma"
 # hardware-exact work queue accounting (see doc/softrdma.md)
 export SOFTRDMA_STRICT_SQ=${SOFTRDMA_STRICT_SQ:-1}
 LOG=$(mktemp -d /tmp/softrdma-stress.XXXXXX)
+netns_remove_on_exit "$LOG"
 fail() { echo "FAIL: $*"; for f in "$LOG"/*.log; do echo "--- $f"; tail -n 8 "$f"; done; exit 1; }
 netns_setup || fail "netns setup"
 N=${SOFTRDMA_STRESS_COUNT:-5000}
@@ -61,5 +62,4 @@ rping) run_rping ;;
 ucmatose) run_ucmatose ;;
 *) echo "usage: $0 rping|ucmatose"; exit 2 ;;
 esac
-rm -rf "$LOG"
 echo "PASS: stress $1"
