@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*"; for f in "$LOG"/*.log; do echo "--- $f"; tail -n 20 "$
 netns_setup || fail "netns setup"
 
 # a server's CM listener shows up as a name in the fabric directory
-wait_listener() { wait_until 20 test -e "$SOFTRDMA_FABRIC/cm/$1_$2"; }
+wait_listener() { wait_until 60 test -e "$SOFTRDMA_FABRIC/cm/$1_$2"; }
 
 run_devices() {
     in_a ibv_devices > "$LOG/devices.log" 2>&1 || fail "ibv_devices exit status"
