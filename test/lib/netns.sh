@@ -24,13 +24,21 @@ IP6_A=fd21::180; IP6_B=fd21::181
 _NETNS_PIDS=()
 _NETNS_DIRS=()      # removed by netns_cleanup (netns_remove_on_exit)
 
+# A process killed here never reaches exit(), where the dispatcher removes
+# its counters segment (/dev/shm/nstack-stat.PID): remove it for it (after
+# SIGKILL it runs no more code that could create it again).
+_netns_kill() {
+    kill -9 "$1" 2>/dev/null || return 0
+    rm -f "/dev/shm/nstack-stat.$1"
+}
+
 netns_cleanup() {
     local ns pid d
-    for pid in "${_NETNS_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+    for pid in "${_NETNS_PIDS[@]}"; do _netns_kill "$pid"; done
     for ns in "$NS_A" "$NS_B"; do
         [ -n "$ns" ] || continue
         # kill anything still running inside the namespace
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do _netns_kill "$pid"; done
         ip netns del "$ns" 2>/dev/null
     done
     [ -n "${SOFTRDMA_FABRIC:-}" ] && [ -n "${_NETNS_OWN_FABRIC:-}" ] && rm -rf "$SOFTRDMA_FABRIC"
@@ -48,7 +56,7 @@ netns_sweep_stale() {
     for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^nst[0-9]+_[0-9]+[ab]$'); do
         owner=${ns#nst}; owner=${owner%%_*}
         _netns_owner_dead "$owner" || continue
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do _netns_kill "$pid"; done
         ip netns del "$ns" 2>/dev/null
     done
     for d in /tmp/softrdma-fabric.nst*; do
