@@ -109,11 +109,12 @@ prog_client_in() {
 }
 
 # A module's listener is invisible to ss: there, the server's counters
-# showing a socket on the module is the sign (it is counted when bind()
-# routes it, just before listen()).
+# show a socket on the module (counted when bind() routes it, before
+# listen()), and the software RDMA device's listen name appears in the
+# test's fabric at rdma_listen() - a connect before that is refused.
 _listening() {
     if [ "$PROG_MODE" = rsocket ]; then
-        _server_on_stack rsocket
+        _server_on_stack rsocket && [ -e "$SOFTRDMA_FABRIC/cm/${PROG_ADDR}_$1" ]
     else
         ip netns exec "$NS_A" ss -Hltn "sport = :$1" | grep -q .
     fi
