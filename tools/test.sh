@@ -9,7 +9,8 @@
 # Phases:
 #   1. tools/deps.sh                    (apt only when something is missing)
 #   2. build/        -> release/        (RelWithDebInfo, -Werror)
-#   3. ctest in build/ with --output-on-failure and a per-test timeout
+#   3. ctest in build/ with --output-on-failure and a per-test timeout;
+#      then a warning naming anything tests left behind (netns, /dev/shm)
 #   4. build-asan/   -> build-asan/release  (ASan+UBSan), ctest -L 'unit|engine'
 # Exits non-zero when any phase fails; prints a summary at the end.
 set -uo pipefail
@@ -84,6 +85,26 @@ phase_sanitize() {
     else record "ctest unit+engine (asan+ubsan)" FAIL; fi
 }
 
+# Tests must leave nothing behind (test/lib/netns.sh cleans up on exit and
+# sweeps after a test ctest killed). Whatever is left by a process that is
+# gone is named in the summary, so a leaking test shows up in CI. A warning,
+# not a failure: a concurrent run on a shared machine may own live ones.
+_pid_dead() { ! kill -0 "$1" 2>/dev/null; }
+check_leftovers() {
+    local left=() ns f owner
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^nst[0-9]+_'); do
+        owner=${ns#nst}; owner=${owner%%_*}
+        _pid_dead "$owner" && left+=("netns $ns")
+    done
+    for f in /dev/shm/nstack-stat.*; do
+        [ -e "$f" ] || continue
+        _pid_dead "${f##*.}" && left+=("$f")
+    done
+    if [ ${#left[@]} -eq 0 ]; then record "leftovers" PASS; return; fi
+    SUMMARY+=("$(printf '%-28s %s' leftovers "WARNING: ${left[*]}")")
+    warn "tests left behind: ${left[*]}"
+}
+
 print_summary() {
     local line
     echo
@@ -98,6 +119,7 @@ main() {
     phase_deps
     if phase_build; then
         phase_suite "$@"
+        check_leftovers
         # A ctest selection given on the command line means "just these".
         if [ $# -eq 0 ]; then phase_sanitize; fi
     fi

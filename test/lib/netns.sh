@@ -22,22 +22,54 @@ IP_A=192.168.21.180; IP_B=192.168.21.181      # the rsocket subnet in the demo
 IP2_A=192.168.22.180; IP2_B=192.168.22.181    # the kernel subnet in the demo
 IP6_A=fd21::180; IP6_B=fd21::181
 _NETNS_PIDS=()
+_NETNS_DIRS=()      # removed by netns_cleanup (netns_remove_on_exit)
+
+# A process killed here never reaches exit(), where the dispatcher removes
+# its counters segment (/dev/shm/nstack-stat.PID): remove it for it (after
+# SIGKILL it runs no more code that could create it again).
+_netns_kill() {
+    kill -9 "$1" 2>/dev/null || return 0
+    rm -f "/dev/shm/nstack-stat.$1"
+}
 
 netns_cleanup() {
-    local ns pid
-    for pid in "${_NETNS_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+    local ns pid d
+    for pid in "${_NETNS_PIDS[@]}"; do _netns_kill "$pid"; done
     for ns in "$NS_A" "$NS_B"; do
         [ -n "$ns" ] || continue
         # kill anything still running inside the namespace
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do _netns_kill "$pid"; done
         ip netns del "$ns" 2>/dev/null
     done
     [ -n "${SOFTRDMA_FABRIC:-}" ] && [ -n "${_NETNS_OWN_FABRIC:-}" ] && rm -rf "$SOFTRDMA_FABRIC"
+    for d in "${_NETNS_DIRS[@]}"; do rm -rf "$d"; done
+    return 0
+}
+
+# ctest kills a test that runs past its TIMEOUT with SIGKILL, so its EXIT
+# trap never runs: the next setup removes hosts and fabrics whose creating
+# script ($$ in their names) is gone. A live creator's hosts are never
+# touched (a reused pid only delays the sweep).
+_netns_owner_dead() { [ -n "$1" ] && ! kill -0 "$1" 2>/dev/null; }
+netns_sweep_stale() {
+    local ns owner pid d
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^nst[0-9]+_[0-9]+[ab]$'); do
+        owner=${ns#nst}; owner=${owner%%_*}
+        _netns_owner_dead "$owner" || continue
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do _netns_kill "$pid"; done
+        ip netns del "$ns" 2>/dev/null
+    done
+    for d in /tmp/softrdma-fabric.nst*; do
+        [ -d "$d" ] || continue
+        owner=${d#/tmp/softrdma-fabric.nst}; owner=${owner%%.*}
+        _netns_owner_dead "$owner" && rm -rf "$d"
+    done
     return 0
 }
 
 netns_setup() {
     local tag="nst$$_${RANDOM}"
+    netns_sweep_stale
     NS_A="${tag}a"; NS_B="${tag}b"
     trap netns_cleanup EXIT
     trap 'exit 130' INT TERM
@@ -54,7 +86,7 @@ netns_setup() {
     ip -n "$NS_A" addr add "$IP6_A/64" dev eth0 nodad; ip -n "$NS_B" addr add "$IP6_B/64" dev eth0 nodad
     ip -n "$NS_A" link set eth0 up; ip -n "$NS_B" link set eth0 up
     if [ -z "${SOFTRDMA_FABRIC:-}" ]; then
-        SOFTRDMA_FABRIC=$(mktemp -d /tmp/softrdma-fabric.XXXXXX); _NETNS_OWN_FABRIC=1
+        SOFTRDMA_FABRIC=$(mktemp -d "/tmp/softrdma-fabric.nst$$.XXXXXX"); _NETNS_OWN_FABRIC=1
     fi
     export SOFTRDMA_FABRIC NS_A NS_B
     wait_until 10 _netns_links_up || { echo "netns: veth link did not come up" >&2; return 1; }
@@ -64,6 +96,10 @@ _netns_links_up() {
     ip -n "$NS_A" -br link show eth0 | grep -q LOWER_UP &&
     ip -n "$NS_B" -br link show eth0 | grep -q LOWER_UP
 }
+
+# netns_remove_on_exit DIR...: a test's scratch directory goes with the
+# hosts, whether the test passed or failed (its fail() prints what matters).
+netns_remove_on_exit() { _NETNS_DIRS+=("$@"); }
 
 # in_a CMD... / in_b CMD...: run on a host (environment is inherited).
 in_a() { ip netns exec "$NS_A" "$@"; }

@@ -5,15 +5,18 @@
 #   . "$NSTACK_SRC/test/lib/programs.sh"
 #   prog_setup MODE BASE_PORT        MODE: plain | preload | rsocket
 #   prog_server NAME CMD...          start the server in the background
-#                                    (host A, or loopback); output in $PROG_TMP/NAME.out
+#                                    (host A); output in $PROG_TMP/NAME.out
 #   prog_wait_listen PORT            the server listens (deadline 30 s)
-#   prog_client CMD...               run the client in the foreground (host B)
+#   prog_client CMD...               run the client in the foreground (host B;
+#                                    plain: host A, on its loopback)
 #   prog_client_in FILE CMD...       the same with FILE as standard input
 #   prog_check_framework             preload mode: the server uses libnStackAPI.so
 #   prog_fail MSG                    one line, exit 1
 #
-# After prog_setup: $PROG_ADDR is the server address, $PROG_PORT a free port,
+# After prog_setup: $PROG_ADDR is the server address, $PROG_PORT the port,
 # $PROG_TMP a private directory; everything is removed/killed on exit.
+# Plain mode runs both ends on host A's own loopback: a private network
+# namespace, so no port can clash with anything else on the machine.
 
 . "$NSTACK_SRC/test/lib/netns.sh"
 . "$NSTACK_SRC/test/lib/nstack_env.sh"
@@ -22,7 +25,7 @@ PROG_MODE=""; PROG_ADDR=""; PROG_PORT=""; PROG_TMP=""; PROG_STACK=kernel
 _PROG_PIDS=()
 NSTACK_PRELOAD_ENV=()
 
-_prog_in_netns() { [ "$PROG_MODE" = preload ] || [ "$PROG_MODE" = rsocket ]; }
+_prog_preloaded() { [ "$PROG_MODE" = preload ] || [ "$PROG_MODE" = rsocket ]; }
 
 prog_fail() { echo "FAIL: ${PROG_NAME:-$0} [$PROG_MODE]: $*" >&2; exit 1; }
 prog_note() { echo "${PROG_NAME:-$0} [$PROG_MODE]: $*"; }
@@ -44,23 +47,9 @@ _stop_group() {
 prog_cleanup() {
     local pgid
     for pgid in "${_PROG_PIDS[@]}"; do _stop_group "$pgid"; done
-    _prog_in_netns && netns_cleanup
+    netns_cleanup
     [ -n "$PROG_TMP" ] && rm -rf "$PROG_TMP"
     return 0
-}
-
-# _port_free PORT: nothing listens on PORT on this host (loopback mode).
-_port_free() { ! ss -Hltn "sport = :$1" | grep -q .; }
-
-# Loopback ports are shared with the rest of the machine: take the first free
-# one from BASE (plain and preload use distinct bases in each test).
-_pick_port() {
-    local p=$1 last=$(($1 + 50))
-    while [ "$p" -lt "$last" ]; do
-        _port_free "$p" && { echo "$p"; return 0; }
-        p=$((p + 1))
-    done
-    return 1
 }
 
 prog_setup() {
@@ -68,10 +57,10 @@ prog_setup() {
     PROG_TMP=$(mktemp -d "/tmp/nstack-prog.XXXXXX") || prog_fail "mktemp failed"
     case "$PROG_MODE" in
     plain)
-        trap prog_cleanup EXIT
-        trap 'exit 130' INT TERM
+        netns_setup || prog_fail "could not create the test hosts"
+        trap prog_cleanup EXIT           # replaces netns_setup's trap; calls it
         PROG_ADDR=127.0.0.1
-        PROG_PORT=$(_pick_port "$2") || prog_fail "no free port near $2"
+        PROG_PORT=$2                     # host A's private loopback
         ;;
     preload|rsocket)
         local lib="$NSTACK_RELEASE/lib64/libnStackAPI.so" stack=kernel
@@ -99,40 +88,35 @@ prog_setup() {
 # leader), so $! is the server itself and the leader of its own group.
 prog_server() {
     local name=$1; shift
-    if _prog_in_netns; then
-        (exec setsid ip netns exec "$NS_A" env "${NSTACK_PRELOAD_ENV[@]}" "$@" \
-            >"$PROG_TMP/$name.out" 2>&1 </dev/null) &
-    else
-        (exec setsid "$@" >"$PROG_TMP/$name.out" 2>&1 </dev/null) &
-    fi
+    (exec setsid ip netns exec "$NS_A" env "${NSTACK_PRELOAD_ENV[@]}" "$@" \
+        >"$PROG_TMP/$name.out" 2>&1 </dev/null) &
     _PROG_PIDS+=("$!")
     PROG_SERVER_PID=$!
 }
 
-# The client runs on host B (preload) or here (plain), in the foreground,
+# The client runs on host B (preload) or host A (plain), in the foreground,
 # with no input.
 prog_client() { prog_client_in /dev/null "$@"; }
 
 # prog_client_in FILE CMD...: the same, reading FILE as standard input.
 prog_client_in() {
     local input=$1; shift
-    if _prog_in_netns; then
+    if _prog_preloaded; then
         ip netns exec "$NS_B" env "${NSTACK_PRELOAD_ENV[@]}" "$@" <"$input"
     else
-        "$@" <"$input"
+        ip netns exec "$NS_A" "$@" <"$input"
     fi
 }
 
 # A module's listener is invisible to ss: there, the server's counters
-# showing a socket on the module is the sign (it is counted when bind()
-# routes it, just before listen()).
+# show a socket on the module (counted when bind() routes it, before
+# listen()), and the software RDMA device's listen name appears in the
+# test's fabric at rdma_listen() - a connect before that is refused.
 _listening() {
     if [ "$PROG_MODE" = rsocket ]; then
-        _server_on_stack rsocket
-    elif [ "$PROG_MODE" = preload ]; then
-        ip netns exec "$NS_A" ss -Hltn "sport = :$1" | grep -q .
+        _server_on_stack rsocket && [ -e "$SOFTRDMA_FABRIC/cm/${PROG_ADDR}_$1" ]
     else
-        ss -Hltn "src $PROG_ADDR and sport = :$1" | grep -q .
+        ip netns exec "$NS_A" ss -Hltn "sport = :$1" | grep -q .
     fi
 }
 
@@ -164,7 +148,7 @@ _server_on_stack() {
 # libnStackAPI.so with its sockets on the expected stack (nstack-stat reads
 # the framework's counters of a live process). A no-op in plain mode.
 prog_check_framework() {
-    _prog_in_netns || return 0
+    _prog_preloaded || return 0
     if [ ! -x "$NSTACK_RELEASE/bin/nstack-stat" ]; then
         prog_note "nstack-stat not built: framework use not checked"
         return 0

@@ -8,11 +8,12 @@ export LD_LIBRARY_PATH="$NSTACK_RELEASE/lib64/softrdma"
 # hardware-exact work queue accounting (see doc/softrdma.md)
 export SOFTRDMA_STRICT_SQ=${SOFTRDMA_STRICT_SQ:-1}
 LOG=$(mktemp -d /tmp/softrdma-tools.XXXXXX)
+netns_remove_on_exit "$LOG"
 fail() { echo "FAIL: $*"; for f in "$LOG"/*.log; do echo "--- $f"; tail -n 20 "$f"; done; exit 1; }
 netns_setup || fail "netns setup"
 
 # a server's CM listener shows up as a name in the fabric directory
-wait_listener() { wait_until 20 test -e "$SOFTRDMA_FABRIC/cm/$1_$2"; }
+wait_listener() { wait_until 60 test -e "$SOFTRDMA_FABRIC/cm/$1_$2"; }
 
 run_devices() {
     in_a ibv_devices > "$LOG/devices.log" 2>&1 || fail "ibv_devices exit status"
@@ -66,5 +67,4 @@ ucmatose6) run_ucmatose "$IP6_A" ;;
 rdma_server) run_rdma_server ;;
 *) echo "usage: $0 devices|rping|ucmatose|ucmatose6|rdma_server"; exit 2 ;;
 esac
-rm -rf "$LOG"
 echo "PASS: $1"

@@ -10,9 +10,10 @@ export LD_LIBRARY_PATH="$NSTACK_RELEASE/lib64/softrdma"
 # hardware-exact work queue accounting (see doc/softrdma.md)
 export SOFTRDMA_STRICT_SQ=${SOFTRDMA_STRICT_SQ:-1}
 LOG=$(mktemp -d /tmp/softrdma-faults.XXXXXX)
+netns_remove_on_exit "$LOG"
 fail() { echo "FAIL: $*"; for f in "$LOG"/*.log; do echo "--- $f"; tail -n 20 "$f"; done; exit 1; }
 netns_setup || fail "netns setup"
-wait_listener() { wait_until 20 test -e "$SOFTRDMA_FABRIC/cm/$1_$2"; }
+wait_listener() { wait_until 60 test -e "$SOFTRDMA_FABRIC/cm/$1_$2"; }
 exited() { ! kill -0 "$1" 2>/dev/null; }
 
 start_server() {   # ENV... : rping server on host A, port 7180
@@ -27,9 +28,9 @@ peer_death)
     ip netns exec "$NS_B" rping -c -a "$IP_A" -p 7180 -V -C "$N" > "$LOG/client.log" 2>&1 & CPID=$!
     bg_track "$CPID"
     # traffic is flowing once both QPs exist and the server keeps reading
-    wait_until 20 sh -c "[ \$(ls '$SOFTRDMA_FABRIC/qp' | wc -l) -ge 2 ]" || fail "no connection"
+    wait_until 60 sh -c "[ \$(ls '$SOFTRDMA_FABRIC/qp' | wc -l) -ge 2 ]" || fail "no connection"
     base=$(awk '/^rchar/ {print $2}' "/proc/$SPID/io")
-    wait_until 20 sh -c "[ \$(awk '/^rchar/ {print \$2}' /proc/$SPID/io) -gt $((base + 100000)) ]" \
+    wait_until 60 sh -c "[ \$(awk '/^rchar/ {print \$2}' /proc/$SPID/io) -gt $((base + 100000)) ]" \
         || fail "no traffic"
     kill -9 "$SPID"
     wait_until 60 exited "$CPID" || fail "client did not notice the dead peer"
@@ -71,5 +72,4 @@ drop)
     ;;
 *) echo "usage: $0 peer_death|delay|force_rnr|drop"; exit 2 ;;
 esac
-rm -rf "$LOG"
 echo "PASS: $1"

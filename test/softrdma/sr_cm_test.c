@@ -16,11 +16,13 @@
 #include <poll.h>
 #include <pthread.h>
 #include <rdma/rdma_cma.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -398,6 +400,83 @@ static void test_connect_timeout(void **st)
     server_close(&s);
 }
 
+/* rping's teardown: its CM thread loops on rdma_get_cm_event and exits the
+ * process on any error, while main destroys the id and the channel. That
+ * thread coming back after the destroy must wait like a kernel reader
+ * blocked in read(), not fail (the stress test's rping exited 255). */
+struct event_thread {
+    struct rdma_event_channel *ch;
+    sem_t acked, go;
+    pid_t tid;
+    volatile int result;            /* 0 while it has not come back */
+};
+
+static void *event_thread_main(void *arg)
+{
+    struct event_thread *t = arg;
+    struct rdma_cm_event *e;
+    t->tid = gettid();
+    if (rdma_get_cm_event(t->ch, &e)) {
+        t->result = -1;
+        return NULL;
+    }
+    rdma_ack_cm_event(e);
+    sem_post(&t->acked);
+    sem_wait(&t->go);               /* main destroys everything meanwhile */
+    t->result = rdma_get_cm_event(t->ch, &e) ? errno : -2;
+    return NULL;
+}
+
+/* The thread sleeps in the device's park (pause) rather than elsewhere. */
+static int thread_parked(pid_t tid)
+{
+    char path[64], buf[32] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int ok = fgets(buf, sizeof buf, f) != NULL;
+    fclose(f);
+#ifdef SYS_pause
+    return ok && atol(buf) == SYS_pause;
+#else
+    return ok && atol(buf) == SYS_ppoll;
+#endif
+}
+
+static void test_event_thread_outlives_channel(void **st)
+{
+    (void)st;
+    struct event_thread t = { .ch = rdma_create_event_channel() };
+    assert_non_null(t.ch);
+    sem_init(&t.acked, 0, 0);
+    sem_init(&t.go, 0, 0);
+    struct rdma_cm_id *id;
+    struct sockaddr_in dst = lo_addr(7999);
+    assert_int_equal(rdma_create_id(t.ch, &id, NULL, RDMA_PS_TCP), 0);
+    assert_int_equal(rdma_resolve_addr(id, NULL, (struct sockaddr *)&dst, 2000), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, event_thread_main, &t), 0);
+    pthread_detach(th);             /* it never returns once parked */
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += DEADLINE_MS / 1000;
+    assert_int_equal(sem_timedwait(&t.acked, &dl), 0);
+    assert_int_equal(rdma_destroy_id(id), 0);
+    rdma_destroy_event_channel(t.ch);
+    sem_post(&t.go);
+    long end = now_ms() + DEADLINE_MS;
+    while (!thread_parked(t.tid) && t.result == 0 && now_ms() < end)
+        usleep(1000);
+    assert_int_equal(t.result, 0);
+    assert_true(thread_parked(t.tid));
+    /* any other caller gets a clear error instead */
+    struct rdma_cm_event *e;
+    errno = 0;
+    assert_int_equal(rdma_get_cm_event(t.ch, &e), -1);
+    assert_int_equal(errno, EBADF);
+}
+
 int main(int argc, char **argv)
 {
     char dir[] = "/tmp/softrdma-cmtest.XXXXXX";
@@ -422,6 +501,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_client_destroys_id),
         cmocka_unit_test(test_bind_port_space),
         cmocka_unit_test(test_concurrent_connects),
+        cmocka_unit_test(test_event_thread_outlives_channel),
     };
     const struct CMUnitTest timeout_tests[] = {
         cmocka_unit_test(test_connect_timeout),

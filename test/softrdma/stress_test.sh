@@ -12,6 +12,7 @@ export LD_LIBRARY_PATH="$NSTACK_RELEASE/lib64/softrdma"
 # hardware-exact work queue accounting (see doc/softrdma.md)
 export SOFTRDMA_STRICT_SQ=${SOFTRDMA_STRICT_SQ:-1}
 LOG=$(mktemp -d /tmp/softrdma-stress.XXXXXX)
+netns_remove_on_exit "$LOG"
 fail() { echo "FAIL: $*"; for f in "$LOG"/*.log; do echo "--- $f"; tail -n 8 "$f"; done; exit 1; }
 netns_setup || fail "netns setup"
 N=${SOFTRDMA_STRESS_COUNT:-5000}
@@ -25,7 +26,7 @@ start_pair() {
     local name=$1 sns=$2 cns=$3 addr=$4 lname=$5 port=$6
     ip netns exec "$sns" rping -s -a "$addr" -p "$port" -C "$N" > "$LOG/$name-server.log" 2>&1 &
     SPIDS+=($!); bg_track $!
-    wait_until 30 test -e "$SOFTRDMA_FABRIC/cm/${lname}_$port" || fail "$name: server did not listen"
+    wait_until 60 test -e "$SOFTRDMA_FABRIC/cm/${lname}_$port" || fail "$name: server did not listen"
     timeout 600 ip netns exec "$cns" rping -c -a "$addr" -p "$port" -V -C "$N" \
         > "$LOG/$name-client.log" 2>&1 &
     CPIDS+=($!); bg_track $!
@@ -48,7 +49,7 @@ run_rping() {
 
 run_ucmatose() {
     bg_a ucmatose -b "$IP_A" -c 50 -C 100 > "$LOG/ucmatose-server.log" 2>&1; local spid=$BG_PID
-    wait_until 30 test -e "$SOFTRDMA_FABRIC/cm/${IP_A}_7471" || fail "ucmatose server did not listen"
+    wait_until 60 test -e "$SOFTRDMA_FABRIC/cm/${IP_A}_7471" || fail "ucmatose server did not listen"
     timeout 300 ip netns exec "$NS_B" ucmatose -s "$IP_A" -c 50 -C 100 > "$LOG/ucmatose-client.log" 2>&1 \
         || fail "ucmatose client exit status"
     timeout 60 tail --pid="$spid" -f /dev/null || fail "ucmatose server did not exit"
@@ -61,5 +62,4 @@ rping) run_rping ;;
 ucmatose) run_ucmatose ;;
 *) echo "usage: $0 rping|ucmatose"; exit 2 ;;
 esac
-rm -rf "$LOG"
 echo "PASS: stress $1"

@@ -31,22 +31,59 @@ CM_API struct rdma_event_channel *rdma_create_event_channel(void)
     return ch ? &ch->pub : NULL;
 }
 
+/* A thread that took events from a blocking channel and is not inside
+ * rdma_get_cm_event now is between two calls: an event loop like rping's
+ * CM thread, about to come back while the main thread tears down. */
+static pid_t cm_late_reader(const struct cm_channel *ch)
+{
+    if (!ch->last_reader || ch->last_reader == gettid())
+        return 0;
+    int fl = fcntl(ch->pub.fd, F_GETFL);
+    return (fl >= 0 && !(fl & O_NONBLOCK)) ? ch->last_reader : 0;
+}
+
+/* With the kernel's rdma_cm an event thread blocked in read() on the
+ * channel stays blocked once the channel is gone, and the process ends
+ * with main(). The device's event bytes outlive its events, so a reader
+ * may wake after the destroy: it parks the same way instead of failing
+ * (rping exits with -1 from its CM thread on any error). Such a channel
+ * keeps its memory and read end: a parked or late reader still uses them. */
 CM_API void rdma_destroy_event_channel(struct rdma_event_channel *pub)
 {
     struct cm_channel *ch = (struct cm_channel *)pub;
     if (!pub || sr_stale(ch->epoch, "rdma_destroy_event_channel"))
         return;
     pthread_mutex_lock(&sr_lock);
+    if (ch->closed) {
+        pthread_mutex_unlock(&sr_lock);
+        sr_log("rdma_destroy_event_channel: channel (fd %d) already destroyed", pub->fd);
+        return;
+    }
     while (ch->head) {
         struct cm_event *e = ch->head;
         ch->head = e->next;
         free(e);
     }
-    close(pub->fd);
-    close(ch->wfd);
-    ch->epoch = 0;
-    sr_defer_free(ch);
+    ch->tail = NULL;
+    ch->closed = 1;
+    ch->late_reader = cm_late_reader(ch);
+    close(ch->wfd);                 /* a reader blocked in read() sees EOF */
+    ch->wfd = -1;
+    if (!ch->readers && !ch->late_reader) {
+        close(pub->fd);
+        sr_defer_free(ch);
+    }
     pthread_mutex_unlock(&sr_lock);
+}
+
+/* A sync id's private channel: only calls on that id read it, so no
+ * event thread can come back to it. */
+void cm_channel_destroy_private(struct rdma_event_channel *pub)
+{
+    pthread_mutex_lock(&sr_lock);
+    ((struct cm_channel *)pub)->last_reader = 0;
+    pthread_mutex_unlock(&sr_lock);
+    rdma_destroy_event_channel(pub);
 }
 
 void cm_event_push(struct cm_id *id, struct rdma_cm_id *listen, enum rdma_cm_event_type type,
@@ -56,6 +93,10 @@ void cm_event_push(struct cm_id *id, struct rdma_cm_id *listen, enum rdma_cm_eve
     struct cm_event *e = calloc(1, sizeof *e);
     if (!e || !ch) {
         sr_log("CM event %s lost: out of memory", rdma_event_str(type));
+        free(e);
+        return;
+    }
+    if (ch->closed) {               /* nobody can read it any more */
         free(e);
         return;
     }
@@ -116,6 +157,14 @@ void cm_events_forget(struct cm_id *id)
     }
 }
 
+/* A reader of a destroyed channel waits for the process to end (see
+ * rdma_destroy_event_channel). */
+static void cm_park_reader(void)
+{
+    for (;;)
+        pause();
+}
+
 /* Next live event, or NULL (errno) if the read failed. Each event has one
  * byte in the pipe, so a blocking reader sleeps in read() until the next. */
 static struct cm_event *cm_next_event(struct cm_channel *ch)
@@ -123,15 +172,15 @@ static struct cm_event *cm_next_event(struct cm_channel *ch)
     for (;;) {
         char b;
         ssize_t n = read(ch->pub.fd, &b, 1);
-        if (n == 0) {
-            /* The channel was destroyed under a blocked reader (rping's CM
-             * thread): with the kernel's rdma_cm that read never returns. */
-            for (;;)
-                pause();
-        }
+        if (n == 0)
+            cm_park_reader();       /* the write end closed: destroyed */
         if (n != 1)
             return NULL;
         pthread_mutex_lock(&sr_lock);
+        if (ch->closed) {
+            pthread_mutex_unlock(&sr_lock);
+            cm_park_reader();       /* destroyed after our read() returned */
+        }
         struct cm_event *e = ch->head;
         if (e) {
             ch->head = e->next;
@@ -151,6 +200,34 @@ static struct cm_event *cm_next_event(struct cm_channel *ch)
     }
 }
 
+/* Counts the caller in as a reader, or handles a destroyed channel: the
+ * late event thread parks, anybody else gets EBADF. */
+static int cm_reader_enter(struct cm_channel *ch)
+{
+    pthread_mutex_lock(&sr_lock);
+    if (!ch->closed) {
+        ch->readers++;
+        pthread_mutex_unlock(&sr_lock);
+        return 0;
+    }
+    int late = ch->late_reader == gettid();
+    pthread_mutex_unlock(&sr_lock);
+    if (late)
+        cm_park_reader();
+    sr_log("rdma_get_cm_event: the event channel (fd %d) was destroyed", ch->pub.fd);
+    errno = EBADF;
+    return -1;
+}
+
+static void cm_reader_leave(struct cm_channel *ch, int got_event)
+{
+    pthread_mutex_lock(&sr_lock);
+    ch->readers--;
+    if (got_event)
+        ch->last_reader = gettid();
+    pthread_mutex_unlock(&sr_lock);
+}
+
 CM_API int rdma_get_cm_event(struct rdma_event_channel *pub, struct rdma_cm_event **event)
 {
     struct cm_channel *ch = (struct cm_channel *)pub;
@@ -158,9 +235,10 @@ CM_API int rdma_get_cm_event(struct rdma_event_channel *pub, struct rdma_cm_even
         errno = EINVAL;
         return -1;
     }
-    if (sr_stale(ch->epoch, "rdma_get_cm_event"))
+    if (sr_stale(ch->epoch, "rdma_get_cm_event") || cm_reader_enter(ch))
         return -1;
     struct cm_event *e = cm_next_event(ch);
+    cm_reader_leave(ch, e != NULL);
     if (!e)
         return -1;
     *event = &e->pub;

@@ -69,7 +69,7 @@ CM_API int rdma_destroy_id(struct rdma_cm_id *pub)
     pub->event = NULL;
     cm_events_forget(id);
     if (id->sync)
-        rdma_destroy_event_channel(pub->channel);
+        cm_channel_destroy_private(pub->channel);
     free(pub->route.path_rec);
     pub->route.path_rec = NULL;
     free(id->ep_attr);
@@ -240,7 +240,7 @@ CM_API int rdma_migrate_id(struct rdma_cm_id *pub, struct rdma_event_channel *ch
     id->sync = make_sync;
     pthread_mutex_unlock(&sr_lock);
     if (own)
-        rdma_destroy_event_channel(own);
+        cm_channel_destroy_private(own);
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #define CM_INTERNAL_H
 #include "sr_internal.h"
 #include <rdma/rdma_cma.h>
+#include <sys/types.h>
 
 #define CM_PDATA_MAX 256
 #define CM_API __attribute__((visibility("default")))
@@ -21,6 +22,11 @@ struct cm_channel {
     int wfd;                        /* one byte per queued event */
     struct cm_event *head, *tail;
     unsigned epoch;
+    /* Teardown under an event thread (see rdma_destroy_event_channel). */
+    int closed;                     /* rdma_destroy_event_channel ran */
+    int readers;                    /* threads inside rdma_get_cm_event */
+    pid_t last_reader;              /* thread that took the latest event */
+    pid_t late_reader;              /* closed: that thread parks if it calls again */
 };
 
 enum cm_state {
@@ -68,6 +74,8 @@ static inline struct cm_id *cm_of(struct rdma_cm_id *id) { return (struct cm_id 
 
 /* cm_channel.c */
 struct cm_channel *cm_channel_new(void);
+/* Destroys a sync id's private channel (no event thread to park). */
+void cm_channel_destroy_private(struct rdma_event_channel *pub);
 void cm_event_push(struct cm_id *id, struct rdma_cm_id *listen, enum rdma_cm_event_type type,
                    int status, const struct cm_msg *m);
 /* DISCONNECTED, then TIMEWAIT_EXIT when a QP is attached (as rdma_cm does). */
