@@ -102,6 +102,12 @@ struct ibv_mr *ex_reg_mr(struct ex_endpoint *ep, void *buf, size_t len, int acce
 /* Destroys the QP (through rdma_cm), CQ, channel and PD; NULL members are skipped. */
 void ex_endpoint_destroy(struct rdma_cm_id *id, struct ex_endpoint *ep);
 
+/* The active side's orderly close: rdma_disconnect, wait (bounded) for our
+ * own DISCONNECTED, then destroy the endpoint, the id and its channel.
+ * Memory regions must be deregistered first (the PD goes with the endpoint). */
+void ex_client_close(struct rdma_cm_id *id, struct rdma_event_channel *ch,
+                     struct ex_endpoint *ep, int64_t deadline_ms);
+
 /* Page-aligned zeroed buffer (registered memory is best page-aligned);
  * fails the program when out of memory. */
 void *ex_alloc_buf(size_t len);

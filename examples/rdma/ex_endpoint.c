@@ -66,3 +66,14 @@ void *ex_alloc_buf(size_t len)
     memset(p, 0, rounded);
     return p;
 }
+
+void ex_client_close(struct rdma_cm_id *id, struct rdma_event_channel *ch,
+                     struct ex_endpoint *ep, int64_t deadline_ms)
+{
+    if (rdma_disconnect(id))
+        ex_fail_errno("rdma_disconnect");
+    rdma_ack_cm_event(ex_expect_cm_event(ch, RDMA_CM_EVENT_DISCONNECTED, deadline_ms));
+    ex_endpoint_destroy(id, ep);
+    rdma_destroy_id(id);
+    rdma_destroy_event_channel(ch);
+}

@@ -226,14 +226,9 @@ static void run_client(const struct ex_opts *o)
     printf("rdma_write_imm: client sent %d writes with immediate data, all acknowledged\n",
            o->iterations);
 
-    if (rdma_disconnect(id))
-        ex_fail_errno("rdma_disconnect");
-    rdma_ack_cm_event(ex_expect_cm_event(ch, RDMA_CM_EVENT_DISCONNECTED, deadline));
     ibv_dereg_mr(src_mr);
     ibv_dereg_mr(ack_mr);
-    ex_endpoint_destroy(id, &ep);
-    rdma_destroy_id(id);
-    rdma_destroy_event_channel(ch);
+    ex_client_close(id, ch, &ep, deadline);
     free(src);
     free(ack);
 }
