@@ -70,4 +70,22 @@ static inline void diag_print(const struct diag_capture *d)
         }                                                                    \
     } while (0)
 
+/* Parses both documents, expecting a valid configuration with no error
+ * lines; on failure prints what was reported. (Needs <cmocka.h> first.) */
+static inline struct nstack_config *diag_parse_ok(struct diag_capture *d,
+                                                  const char *mod, const char *rd)
+{
+    struct nstack_config *cfg = NULL;
+
+    memset(d, 0, sizeof(*d));
+    if (nstack_config_parse(mod, "module_config.json", rd, "rd_config.json",
+                            diag_collect, d, &cfg) != 0) {
+        diag_print(d);
+        fail_msg("expected a valid configuration");
+    }
+    assert_non_null(cfg);
+    assert_int_equal(d->errors, 0);
+    return cfg;
+}
+
 #endif

@@ -31,17 +31,7 @@ static struct diag_capture d;
 
 static struct nstack_config *parse_ok(const char *rd)
 {
-    struct nstack_config *cfg = NULL;
-
-    memset(&d, 0, sizeof(d));
-    if (nstack_config_parse(MODULES, "module_config.json", rd, "rd_config.json",
-                            diag_collect, &d, &cfg) != 0) {
-        diag_print(&d);
-        fail_msg("expected a valid configuration");
-    }
-    assert_non_null(cfg);
-    assert_int_equal(d.errors, 0);
-    return cfg;
+    return diag_parse_ok(&d, MODULES, rd);
 }
 
 static void parse_bad(const char *rd)
