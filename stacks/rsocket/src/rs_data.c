@@ -411,17 +411,8 @@ ssize_t rs_sendv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, in
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
     /* Mappings made by riomap() reach the peer before the data does. */
-    while (s->iomap && s->state == RS_CONNECTED) {
-        int left = rs_iomap_flush(s);
-        if (left <= 0) {
-            if (left < 0)
-                return -1;
-            break;
-        }
-        rs_progress(s, 0);
-        if (rs_iomap_flush(s) > 0 && rs_wait_locked(s, deadline))
-            return -1;
-    }
+    if (rs_iomap_publish(s, deadline))
+        return -1;
     while (sent < total) {
         if (send_state_error(s, flags))
             return sent ? (ssize_t)sent : -1;

@@ -76,6 +76,24 @@ int rs_iomap_flush(struct rsock *s)
     return left;
 }
 
+/*
+ * Publish every pending mapping before the caller's own traffic (ref: the
+ * next rsend/rsendv/riowrite carries them), waiting for credits or send
+ * slots until `deadline`. 0 when none is left, -1 with errno otherwise.
+ */
+int rs_iomap_publish(struct rsock *s, int64_t deadline)
+{
+    while (s->iomap && s->state == RS_CONNECTED) {
+        int left = rs_iomap_flush(s);
+        if (left <= 0)
+            return left;
+        rs_progress(s, 0);
+        if (rs_iomap_flush(s) > 0 && rs_wait_locked(s, deadline))
+            return -1;
+    }
+    return 0;
+}
+
 static off_t iomap_add(struct rsock *s, void *buf, size_t len, int prot, off_t offset)
 {
     struct rs_iomap_entry *e = NULL;
@@ -163,6 +181,9 @@ static ssize_t iowrite_locked(struct rsock *s, const uint8_t *buf, size_t count,
     int64_t deadline = rs_deadline(&s->sndtimeo, s->nonblock || (flags & MSG_DONTWAIT));
     size_t done = 0;
 
+    /* Our own mappings first, so the peer can answer into them. */
+    if (rs_iomap_publish(s, deadline))
+        return -1;
     while (done < count) {
         struct rs_wire_sge t;
         uint64_t base;

@@ -230,6 +230,7 @@ uint32_t rs_poll_events(struct rsock *s, uint64_t *gen);
 /* rs_iomap.c: riomap / riowrite */
 void rs_iomap_free(struct rsock *s);
 int rs_iomap_flush(struct rsock *s);
+int rs_iomap_publish(struct rsock *s, int64_t deadline);
 
 /* the engine's socket API (rs_api.c wraps it with fds, rs_module.c with
  * the module contract) */
