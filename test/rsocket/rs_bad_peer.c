@@ -14,6 +14,11 @@
  * The connection cases are meant for a listener that never reads (the
  * engine test's sink), so only the engine's own checks can end them.
  *   credits    credit limit beyond its window    -> the engine disconnects
+ *   disc       nothing: the engine side closes at once (for the close
+ *              tests, SO_LINGER {1,0} or RS_CLOSE_TIMEOUT_MS=0); the
+ *              in-band DISCONNECT (control message 0) must arrive on the
+ *              CQ. CM events are not read, as an older librdmacm does
+ *              not read them for accepted sockets.
  *
  *   rs_bad_peer ADDR PORT CASE...   exit 0 when every case got its answer
  *
@@ -174,6 +179,40 @@ static int send_imm(struct bad_conn *b, uint32_t op, uint32_t value)
     return ibv_post_send(b->id->qp, &wr, &bad);
 }
 
+/* Receive completions until the in-band DISCONNECT or 30 s; the CM
+ * channel is deliberately left unread. */
+static int wait_inband_disconnect(struct bad_conn *b)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int polls = 0; polls < 100000000; polls++) {
+        struct ibv_wc wc;
+        int n = ibv_poll_cq(b->cq, 1, &wc);
+        if (n < 0)
+            return fail("disc", "ibv_poll_cq");
+        if (n == 1 && wc.status == IBV_WC_SUCCESS && wc.opcode == IBV_WC_RECV_RDMA_WITH_IMM) {
+            uint32_t imm = be32toh(wc.imm_data);
+            if (imm >> 29 == 7 && (imm & 0x1fffffff) == 0)
+                return 0;
+            continue;
+        }
+        if (n == 1 && wc.status != IBV_WC_SUCCESS) {
+            fprintf(stderr, "rs_bad_peer disc: completion status %s before the DISCONNECT\n",
+                    ibv_wc_status_str(wc.status));
+            return -1;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 30)
+            break;
+        if (n == 0) {
+            struct timespec nap = { 0, 1000000 };   /* no CQ channel: poll at 1 ms */
+            nanosleep(&nap, NULL);
+        }
+    }
+    fprintf(stderr, "rs_bad_peer disc: no in-band DISCONNECT within 30 s\n");
+    return -1;
+}
+
 /* Data messages that fit one write each but together overrun the space
  * advertised (128 KiB at most: both halves), against a sink that never
  * reads. The contents do not matter: the immediate is judged first. */
@@ -228,8 +267,11 @@ static int run_case(struct sockaddr *dst, const char *c)
           : !strcmp(c, "big")     ? send_imm(&b, 0, 100000)
           : !strcmp(c, "length")  ? send_length_past(&b)
           : !strcmp(c, "credits") ? send_imm(&b, 4, RQ + 5000)
+          : !strcmp(c, "disc")    ? 0
           : (errno = EINVAL, -1);
-    if (r)
+    if (!r && !strcmp(c, "disc"))
+        ret = wait_inband_disconnect(&b);
+    else if (r)
         fail(c, "post the bad message");
     else {
         /* the engine must drop us: DISCONNECTED within the deadline */

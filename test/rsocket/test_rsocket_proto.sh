@@ -6,9 +6,14 @@
 #          the writer's own pending mappings first); data verified by
 #          pattern; unmapped offset, past-the-end, riounmap and riomap
 #          argument errors with their errno.
+#  close   the server closes each accepted socket at once, with SO_LINGER
+#          {1,0} and with RS_CLOSE_TIMEOUT_MS=0: a raw verbs peer
+#          (rs_bad_peer "disc", which never reads CM events) must get the
+#          in-band DISCONNECT, and an engine peer blocked in rrecv gets 0.
 set -u
 . "$NSTACK_SRC/test/lib/netns.sh"
 BIN="$NSTACK_BUILD/test/rsocket/rs_api_test"
+BAD="$NSTACK_BUILD/test/rsocket/rs_bad_peer"
 SOFT="$NSTACK_RELEASE/lib64/softrdma"
 LIB="$NSTACK_RELEASE/lib64/libdmm_rsocket.so"
 [ -e "$SOFT/librdmacm.so.1" ] || { echo "softrdma librdmacm missing: $SOFT"; exit 1; }
@@ -46,5 +51,18 @@ server_ok iomap
 grep -q "IOMAP OK" "$dir/iomap.srv" && grep -q "IOMAP OK" "$dir/iomap.cli" ||
     fail "iomap: no verdict line"
 echo "iomap: ok"
+
+# close at once: the in-band DISCONNECT is still sent
+for how in linger tunable; do
+    if [ $how = linger ]; then SRV_ENV=; SRV_ARGS="2 linger"
+    else SRV_ENV="RS_CLOSE_TIMEOUT_MS=0"; SRV_ARGS="2 plain"; fi
+    start_server "close-$how" close-server
+    timeout 120 ip netns exec "$NS_B" "$BAD" "$IP_A" "$port" disc \
+        >"$dir/close-$how.bad" 2>&1 || fail "close ($how): no in-band DISCONNECT"
+    client "close-$how" eof-client || fail "close ($how): rrecv did not see EOF"
+    server_ok "close-$how"
+    echo "close ($how): ok"
+done
+SRV_ENV=; SRV_ARGS=
 
 echo PASS

@@ -64,11 +64,13 @@ void rs_update_credits(struct rsock *s)
     s->rx_window += half;
 }
 
-/* Post one 0-byte control message, waiting (bounded) for a control slot. */
-int rs_send_ctrl(struct rsock *s, enum rs_ctrl type)
+/*
+ * Post one 0-byte control message, waiting for a control slot until
+ * `deadline` (ms, rs_now_ms clock). A deadline already past still posts
+ * when a slot is free after one progress pass: posting never waits.
+ */
+static int send_ctrl_until(struct rsock *s, enum rs_ctrl type, int64_t deadline)
 {
-    int64_t deadline = rs_now_ms() + rs_tun.close_timeout_ms;
-
     while (qp_usable(s) && s->ctrl_avail == 0) {
         rs_progress(s, 0);
         if (s->ctrl_avail == 0 && rs_wait_locked(s, deadline))
@@ -83,6 +85,12 @@ int rs_send_ctrl(struct rsock *s, enum rs_ctrl type)
     if (type == RS_CTRL_DISCONNECT)
         s->disconnect_sent = 1;
     return 0;
+}
+
+/* Post one control message, waiting at most close_timeout_ms for a slot. */
+int rs_send_ctrl(struct rsock *s, enum rs_ctrl type)
+{
+    return send_ctrl_until(s, type, rs_now_ms() + rs_tun.close_timeout_ms);
 }
 
 int rs_shutdown_locked(struct rsock *s, int how)
@@ -112,15 +120,19 @@ static int sends_outstanding(struct rsock *s)
 }
 
 /* close(): tell the peer, let queued data land, but never wait longer than
- * close_timeout_ms (or SO_LINGER's time) for a peer that is gone. */
+ * close_timeout_ms (or SO_LINGER's time) for a peer that is gone. The
+ * in-band DISCONNECT is posted whenever a control slot is free, also with
+ * a time of 0 (SO_LINGER {1,0}): a peer that does not watch CM events
+ * (older librdmacm on accepted sockets) learns of the close only from it.
+ * Only the waits depend on the time. */
 void rs_close_drain(struct rsock *s)
 {
     uint32_t ms = s->linger.l_onoff ? (uint32_t)s->linger.l_linger * 1000
                                     : rs_tun.close_timeout_ms;
     int64_t deadline = rs_now_ms() + ms;
 
-    if (qp_usable(s) && !s->peer_gone && ms)
-        rs_send_ctrl(s, RS_CTRL_DISCONNECT);
+    if (qp_usable(s) && !s->peer_gone)
+        send_ctrl_until(s, RS_CTRL_DISCONNECT, deadline);
     while (s->cq && s->state != RS_ERROR && sends_outstanding(s) && ms) {
         rs_progress(s, 1);
         if (!sends_outstanding(s) || rs_wait_locked(s, deadline))
