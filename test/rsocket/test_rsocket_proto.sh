@@ -10,6 +10,9 @@
 #          {1,0} and with RS_CLOSE_TIMEOUT_MS=0: a raw verbs peer
 #          (rs_bad_peer "disc", which never reads CM events) must get the
 #          in-band DISCONNECT, and an engine peer blocked in rrecv gets 0.
+#  iwarp   with the device reporting iWARP (SOFTRDMA_TRANSPORT=iwarp) the
+#          engine refuses it: a listener rejects (the peer's connect gets
+#          ECONNREFUSED), a connect fails with ENOTSUP; one log line each.
 set -u
 . "$NSTACK_SRC/test/lib/netns.sh"
 BIN="$NSTACK_BUILD/test/rsocket/rs_api_test"
@@ -64,5 +67,19 @@ for how in linger tunable; do
     echo "close ($how): ok"
 done
 SRV_ENV=; SRV_ARGS=
+
+# iWARP refused on both sides
+SRV_ENV="SOFTRDMA_TRANSPORT=iwarp" start_server iwarp refuse-server
+client iwarp-passive connect-expect ECONNREFUSED || fail "iwarp: listener did not refuse"
+CLI_ENV="SOFTRDMA_TRANSPORT=iwarp" client iwarp-active connect-expect ENOTSUP ||
+    fail "iwarp: connect did not fail with ENOTSUP"
+wait_until 30 grep -q "incoming connection rejected: .*iWARP" "$dir/iwarp.srv" ||
+    fail "iwarp: no log line from the listener"
+kill -0 "$SRV" 2>/dev/null || fail "iwarp: listener died"
+kill "$SRV"
+[ "$(grep -c iWARP "$dir/iwarp.srv")" -eq 1 ] || fail "iwarp: listener: want one log line"
+[ "$(grep -c iWARP "$dir/iwarp-active.cli")" -eq 1 ] || fail "iwarp: connect: want one log line"
+[ "$(grep -c iWARP "$dir/iwarp-passive.cli")" -eq 0 ] || fail "iwarp: the InfiniBand side logged iWARP"
+echo "iwarp: ok"
 
 echo PASS

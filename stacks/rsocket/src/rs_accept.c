@@ -117,6 +117,8 @@ void rs_accept_request(struct rsock *l, struct rdma_cm_id *nid, const uint8_t *p
         return reject_request(nid, NULL);
     if (rs_wire_decode_conn(pdata, plen, &ci, &why))
         return reject_request(nid, why);
+    if (!rs_transport_supported(nid, "incoming connection rejected"))
+        return reject_request(nid, NULL);
     struct rsock *c = rs_alloc(l->domain, l);
     if (!c)
         return reject_request(nid, "out of memory");

@@ -78,7 +78,7 @@ static void on_route_resolved(struct rsock *s)
     uint8_t pdata[RS_CONN_DATA_LEN];
     struct rdma_conn_param param;
 
-    if (rs_endpoint_create(s)) {
+    if (!rs_transport_supported(s->id, "connect") || rs_endpoint_create(s)) {
         rs_set_error(s, errno, NULL);
         return;
     }

@@ -130,6 +130,22 @@ static void init_counters(struct rsock *s)
     s->rbuf_bytes_avail = s->rbuf_free_offset = s->rx_window = s->rbuf_size / 2;
 }
 
+/*
+ * iWARP has no RDMA write with immediate data: rsockets switches to its
+ * write + send message mode there, which this engine does not implement.
+ * Such devices are refused before anything is set up; `what` names the
+ * side in the log line. 1 when supported, 0 (errno ENOTSUP) otherwise.
+ */
+int rs_transport_supported(const struct rdma_cm_id *id, const char *what)
+{
+    if (!id->verbs || id->verbs->device->transport_type != IBV_TRANSPORT_IWARP)
+        return 1;
+    rs_log(3, "%s: device %s is iWARP, which this rsocket engine does not support "
+           "(no RDMA write with immediate data)", what, ibv_get_device_name(id->verbs->device));
+    errno = ENOTSUP;
+    return 0;
+}
+
 int rs_endpoint_create(struct rsock *s)
 {
     clamp_sizes(s);

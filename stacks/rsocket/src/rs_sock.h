@@ -182,6 +182,7 @@ void rs_lprog_run(void);
 void rs_lprog_fork_child(void);
 
 /* rs_endpoint.c: verbs resources of one connection */
+int rs_transport_supported(const struct rdma_cm_id *id, const char *what);
 int rs_endpoint_create(struct rsock *s);
 void rs_endpoint_destroy(struct rsock *s);
 void rs_local_conn_data(struct rsock *s, uint8_t out[RS_CONN_DATA_LEN]);
