@@ -13,10 +13,15 @@
 #  iwarp   with the device reporting iWARP (SOFTRDMA_TRANSPORT=iwarp) the
 #          engine refuses it: a listener rejects (the peer's connect gets
 #          ECONNREFUSED), a connect fails with ENOTSUP; one log line each.
+#  resolve address and route resolutions that time out (test preload
+#          rs_resolve_fault.so) are retried with 1000<<n ms: one timeout
+#          of each and the connection works (riomap session); endless
+#          timeouts end in ETIMEDOUT within RS_CONNECT_TIMEOUT_MS.
 set -u
 . "$NSTACK_SRC/test/lib/netns.sh"
 BIN="$NSTACK_BUILD/test/rsocket/rs_api_test"
 BAD="$NSTACK_BUILD/test/rsocket/rs_bad_peer"
+FAULT="$NSTACK_BUILD/test/rsocket/rs_resolve_fault.so"
 SOFT="$NSTACK_RELEASE/lib64/softrdma"
 LIB="$NSTACK_RELEASE/lib64/libdmm_rsocket.so"
 [ -e "$SOFT/librdmacm.so.1" ] || { echo "softrdma librdmacm missing: $SOFT"; exit 1; }
@@ -81,5 +86,20 @@ kill "$SRV"
 [ "$(grep -c iWARP "$dir/iwarp-active.cli")" -eq 1 ] || fail "iwarp: connect: want one log line"
 [ "$(grep -c iWARP "$dir/iwarp-passive.cli")" -eq 0 ] || fail "iwarp: the InfiniBand side logged iWARP"
 echo "iwarp: ok"
+
+# timed-out resolutions are retried
+start_server resolve iomap-server
+CLI_ENV="LD_PRELOAD=$LIB:$FAULT RS_FAULT_ADDR_TIMEOUTS=1 RS_FAULT_ROUTE_TIMEOUTS=1 RS_RESOLVE_TIMEOUT_MS=300" \
+    client resolve iomap-client || fail "resolve: connect after one timeout per stage"
+server_ok resolve
+grep -q "address resolution will time out after 300 ms" "$dir/resolve.cli" &&
+    grep -q "route resolution will time out after 300 ms" "$dir/resolve.cli" ||
+    fail "resolve: the faults were not armed"
+grep -q "IOMAP OK" "$dir/resolve.cli" || fail "resolve: no verdict line"
+CLI_ENV="LD_PRELOAD=$LIB:$FAULT RS_FAULT_ADDR_TIMEOUTS=100 RS_RESOLVE_TIMEOUT_MS=300 RS_CONNECT_TIMEOUT_MS=2500" \
+    client resolve-bound connect-expect ETIMEDOUT || fail "resolve: endless timeouts"
+grep -q "address resolution will time out after 2000 ms" "$dir/resolve-bound.cli" ||
+    fail "resolve: no retry with 1000<<1 ms"
+echo "resolve: ok"
 
 echo PASS

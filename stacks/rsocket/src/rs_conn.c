@@ -52,6 +52,8 @@ int rs_conn_start(struct rsock *s, const struct sockaddr *addr, socklen_t len)
      * (a connect to our own listener must not wait for an accept()) */
     if (rs_lprog_add_to_wait_fd(s))
         return -1;
+    s->connect_start_ms = rs_now_ms();
+    s->resolve_retries = 0;
     if (rdma_resolve_addr(s->id, NULL, (struct sockaddr *)addr,
                           (int)rs_tun.resolve_timeout_ms)) {
         rs_lprog_del_from_wait_fd(s);
@@ -122,10 +124,46 @@ int rs_conn_failure_errno(const struct rdma_cm_event *ev)
     }
 }
 
+/*
+ * A resolution that timed out (ARP, or an SA path query on a busy IB
+ * fabric) is tried again as librdmacm does: retry n waits 1000<<n ms, up
+ * to RS_RESOLVE_RETRIES per stage, and never past the connect timeout.
+ * The resolution's own timeout is the wait: its event comes back here.
+ * 1 when a new attempt is under way, 0 when the connect should fail.
+ */
+static int retry_resolution(struct rsock *s, enum rdma_cm_event_type failed)
+{
+    const char *stage = failed == RDMA_CM_EVENT_ADDR_ERROR ? "address" : "route";
+    int64_t left = s->connect_start_ms + rs_tun.connect_timeout_ms - rs_now_ms();
+
+    if (s->resolve_retries >= RS_RESOLVE_RETRIES || left <= 0) {
+        rs_log(2, "connect: %s resolution timed out %d times; giving up", stage,
+               s->resolve_retries + 1);
+        return 0;
+    }
+    s->resolve_retries++;
+    int64_t ms = (int64_t)1000 << s->resolve_retries;
+    if (ms > left)
+        ms = left;
+    if (failed == RDMA_CM_EVENT_ROUTE_ERROR)
+        return rdma_resolve_route(s->id, (int)ms) == 0;
+    /* the id's destination is rewritten by the call: pass a copy */
+    struct sockaddr_storage dst;
+    memcpy(&dst, &s->id->route.addr.dst_storage, sizeof(dst));
+    return rdma_resolve_addr(s->id, NULL, (struct sockaddr *)&dst, (int)ms) == 0;
+}
+
 static void on_active_event(struct rsock *s, const struct rdma_cm_event *ev)
 {
     switch (ev->event) {
+    case RDMA_CM_EVENT_ADDR_ERROR:
+    case RDMA_CM_EVENT_ROUTE_ERROR:
+        if (ev->status == -ETIMEDOUT && retry_resolution(s, ev->event))
+            break;
+        rs_set_error(s, rs_conn_failure_errno(ev), NULL);
+        break;
     case RDMA_CM_EVENT_ADDR_RESOLVED:
+        s->resolve_retries = 0;
         if (rdma_resolve_route(s->id, (int)rs_tun.resolve_timeout_ms))
             rs_set_error(s, errno, NULL);
         else

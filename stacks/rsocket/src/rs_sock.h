@@ -26,6 +26,7 @@
 #define RS_SNDLOWAT        2048      /* least sbuf space worth a data write */
 #define RS_WRID_RECV       (1ull << 63)
 #define RS_KA_MAX_MISSED   3         /* unanswered keepalive periods = dead */
+#define RS_RESOLVE_RETRIES 6         /* timed-out resolutions retried (1000<<n ms) */
 
 /* Tunables, read once (rs_tunables_load, under pthread_once); read-only after. */
 struct rs_tunables {
@@ -68,6 +69,9 @@ struct rsock {
     void *cookie;                /* dispatcher's notify cookie, or NULL */
 
     int wait_fd;                 /* epoll: CM fd, CQ channel fd, timer fd */
+    /* active side: timed-out resolutions retried (rs_conn.c) */
+    int64_t connect_start_ms;    /* rs_now_ms() at connect() */
+    int resolve_retries;         /* of the current stage (address or route) */
 
     /* Threads blocked inside the engine on this socket (rs_wait_locked).
      * One of them, the poller, sleeps in poll() on the wait fd and the kick
