@@ -89,8 +89,30 @@ static uint64_t sr_host_guid(void)
     return htobe64(0x0253520000000000ull | (id & 0xffffffffffull));
 }
 
+/*
+ * Fault knob SOFTRDMA_TRANSPORT=iwarp|ib (read whenever the device list
+ * is taken or the device opened):
+ * the device then reports itself as an iWARP RNIC, so that users' refusal
+ * of iWARP can be tested. Only the reported type changes, not the
+ * device's behaviour. sr_dev's two fields are written here without a lock:
+ * every open writes the same values (the environment does not change).
+ */
+static void sr_apply_transport_knob(void)
+{
+    const char *t = getenv("SOFTRDMA_TRANSPORT");
+    if (!t || !*t || !strcmp(t, "ib"))
+        return;
+    if (strcmp(t, "iwarp")) {
+        sr_log("SOFTRDMA_TRANSPORT=\"%s\": not \"ib\" or \"iwarp\"; reporting InfiniBand", t);
+        return;
+    }
+    sr_dev.node_type = IBV_NODE_RNIC;
+    sr_dev.transport_type = IBV_TRANSPORT_IWARP;
+}
+
 SR_API struct ibv_device **ibv_get_device_list(int *num)
 {
+    sr_apply_transport_knob();
     struct ibv_device **l = calloc(2, sizeof *l);
     if (!l) {
         errno = ENOMEM;
@@ -114,26 +136,6 @@ extern int sr_post_recv(struct ibv_qp *, struct ibv_recv_wr *, struct ibv_recv_w
 extern int sr_post_srq_recv(struct ibv_srq *, struct ibv_recv_wr *, struct ibv_recv_wr **);
 
 struct sr_ctx { unsigned epoch; struct verbs_context v; };
-
-/*
- * Fault knob SOFTRDMA_TRANSPORT=iwarp|ib (read at every device open):
- * the device then reports itself as an iWARP RNIC, so that users' refusal
- * of iWARP can be tested. Only the reported type changes, not the
- * device's behaviour. sr_dev's two fields are written here without a lock:
- * every open writes the same values (the environment does not change).
- */
-static void sr_apply_transport_knob(void)
-{
-    const char *t = getenv("SOFTRDMA_TRANSPORT");
-    if (!t || !*t || !strcmp(t, "ib"))
-        return;
-    if (strcmp(t, "iwarp")) {
-        sr_log("SOFTRDMA_TRANSPORT=\"%s\": not \"ib\" or \"iwarp\"; reporting InfiniBand", t);
-        return;
-    }
-    sr_dev.node_type = IBV_NODE_RNIC;
-    sr_dev.transport_type = IBV_TRANSPORT_IWARP;
-}
 
 SR_API struct ibv_context *ibv_open_device(struct ibv_device *device)
 {

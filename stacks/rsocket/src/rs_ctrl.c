@@ -119,12 +119,18 @@ static int sends_outstanding(struct rsock *s)
            s->ctrl_avail < RS_QP_CTRL_SLOTS;
 }
 
+/* With a close time of 0 (SO_LINGER {1,0}), the DISCONNECT just posted
+ * may still take this long to complete: rdma_disconnect moves the QP to
+ * the error state, which would flush it unsent. */
+#define RS_ABORT_DISCONNECT_MS 1000
+
 /* close(): tell the peer, let queued data land, but never wait longer than
  * close_timeout_ms (or SO_LINGER's time) for a peer that is gone. The
  * in-band DISCONNECT is posted whenever a control slot is free, also with
  * a time of 0 (SO_LINGER {1,0}): a peer that does not watch CM events
  * (older librdmacm on accepted sockets) learns of the close only from it.
- * Only the waits depend on the time. */
+ * Only the waits depend on the time; with 0, only the DISCONNECT's own
+ * completion is awaited (RS_ABORT_DISCONNECT_MS at most). */
 void rs_close_drain(struct rsock *s)
 {
     uint32_t ms = s->linger.l_onoff ? (uint32_t)s->linger.l_linger * 1000
@@ -133,7 +139,9 @@ void rs_close_drain(struct rsock *s)
 
     if (qp_usable(s) && !s->peer_gone)
         send_ctrl_until(s, RS_CTRL_DISCONNECT, deadline);
-    while (s->cq && s->state != RS_ERROR && sends_outstanding(s) && ms) {
+    if (!ms && s->disconnect_sent)
+        deadline = rs_now_ms() + RS_ABORT_DISCONNECT_MS;
+    while (s->cq && s->state != RS_ERROR && sends_outstanding(s)) {
         rs_progress(s, 1);
         if (!sends_outstanding(s) || rs_wait_locked(s, deadline))
             break;
