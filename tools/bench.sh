@@ -168,29 +168,48 @@ bench_engine() {
 
 # Instructions per 64 B round trip by object, four configurations, median
 # of CG_ROUNDS slopes each (default: ROUNDS, at most 3: the spread between
-# callgrind runs is a few percent, not the 2x of timed runs).
+# callgrind runs is a few percent, not the 2x of timed runs). Then the same
+# for 1 MiB transfers, engine API vs framework: the timed bandwidth runs
+# cannot resolve a few percent on a shared machine; instructions can.
 bench_instructions() {
     local CG_ROUNDS=${CG_ROUNDS:-$((ROUNDS < 3 ? ROUNDS : 3))}
     rsocket_hosts "instructions per round trip" || return 0
     command -v valgrind >/dev/null || { echo; echo "instructions: skipped (no valgrind)"; return 0; }
-    local side cols=() f
-    for side in cg_side_engine_api cg_side_framework_rs cg_side_kernel_plain cg_side_kernel_preload; do
-        f=$BENCH_TMP/cg.$side.table
+    CG_SHAPE=lat
+    cg_instructions_table "per 64 B round trip" \
+        cg_side_engine_api cg_side_framework_rs cg_side_kernel_plain cg_side_kernel_preload
+    awk '$1 == "total" { t[++n] = $2 } END {
+        if (n == 4) printf "framework overhead per round trip: rsocket route %+.0f, kernel route %+.0f instructions\n", t[2] - t[1], t[4] - t[3] }' "${CG_COLS[@]}"
+    CG_SHAPE=bw
+    cg_instructions_table "per 1 MiB transfer (rstream -S 1048576 -C N -I 1)" \
+        cg_side_engine_api cg_side_framework_rs
+    awk '$1 == "total" { t[++n] = $2 } END {
+        if (n == 2 && t[1] > 0) printf "framework overhead per 1 MiB transfer: %+.0f instructions (%+.2f%%)\n", t[2] - t[1], 100 * (t[2] - t[1]) / t[1] }' "${CG_COLS[@]}"
+    BENCH_RAW+=("instructions: profiles $BENCH_TMP/cg.* (kept with BENCH_KEEP=1)")
+}
+
+# cg_instructions_table WHAT SIDE...: one table, a column per side (median
+# of CG_ROUNDS slopes, shape CG_SHAPE); CG_COLS gets the column files.
+declare -A CG_COLUMN_NAMES=([cg_side_engine_api]=engine-API [cg_side_framework_rs]=fw-rsocket
+                            [cg_side_kernel_plain]=kernel-plain [cg_side_kernel_preload]=kernel-fw)
+cg_instructions_table() {
+    local what=$1 side f c; shift
+    CG_COLS=()
+    for side in "$@"; do
+        f=$BENCH_TMP/cg.$CG_SHAPE.$side.table
         cg_median_table "$side" "$CG_ROUNDS" >"$f"
-        cols+=("$f")
+        CG_COLS+=("$f")
     done
     echo
-    echo "user-space instructions per 64 B round trip (callgrind, client process incl. device thread,"
-    echo "(I($CG_N2) - I($CG_N1)) / $((CG_N2 - CG_N1)), median of $CG_ROUNDS)"
-    printf '%-10s %12s %12s %12s %12s\n' object engine-API fw-rsocket kernel-plain kernel-fw
-    local c
+    echo "user-space instructions $what (callgrind, client process incl. device thread,"
+    echo "(I($(cg_n2)) - I($(cg_n1))) / $(($(cg_n2) - $(cg_n1))), median of $CG_ROUNDS)"
+    printf '%-10s' object
+    for side in "$@"; do printf ' %12s' "${CG_COLUMN_NAMES[$side]}"; done
+    echo
     for c in "${CG_CLASSES[@]}" total; do
-        awk -v c="$c" 'FNR == 1 { col++ } $1 == c { v[col] = $2 }
-            END { printf "%-10s", c; for (i = 1; i <= 4; i++) printf " %12s", (i in v) ? sprintf("%.0f", v[i]) : "n/a"; print "" }' "${cols[@]}"
+        awk -v c="$c" -v n=$# 'FNR == 1 { col++ } $1 == c { v[col] = $2 }
+            END { printf "%-10s", c; for (i = 1; i <= n; i++) printf " %12s", (i in v) ? sprintf("%.0f", v[i]) : "n/a"; print "" }' "${CG_COLS[@]}"
     done
-    awk '$1 == "total" { t[++n] = $2 } END {
-        if (n == 4) printf "framework overhead per round trip: rsocket route %+.0f, kernel route %+.0f instructions\n", t[2] - t[1], t[4] - t[3] }' "${cols[@]}"
-    BENCH_RAW+=("instructions: profiles $BENCH_TMP/cg.* (kept with BENCH_KEEP=1)")
 }
 
 # Payload bytes copied per byte sent, per side, 64 B and 64 KiB messages.

@@ -6,17 +6,15 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-typedef _Atomic(struct file *) fd_slot;
-
-/* Top level: page pointers, set once with CAS, never freed (lock-free). */
-static _Atomic(fd_slot *) g_top[FD_TOP_SIZE];
+/* Written only by page_of's CAS (see fd_table.h). */
+_Atomic(fd_slot *) fd_table_top_[FD_TOP_SIZE];
 
 static fd_slot *page_of(int fd, int create)
 {
     if (fd < 0 || (unsigned)fd >= FD_TABLE_MAX)
         return NULL;
     unsigned idx = (unsigned)fd >> FD_PAGE_BITS;
-    fd_slot *page = atomic_load_explicit(&g_top[idx], memory_order_acquire);
+    fd_slot *page = atomic_load_explicit(&fd_table_top_[idx], memory_order_acquire);
     if (page != NULL || !create)
         return page;
     /* mmap, not malloc: the table may be touched inside malloc-unsafe
@@ -26,19 +24,11 @@ static fd_slot *page_of(int fd, int create)
     if (mem == MAP_FAILED)
         return NULL;
     fd_slot *expect = NULL;
-    if (!atomic_compare_exchange_strong(&g_top[idx], &expect, (fd_slot *)mem)) {
+    if (!atomic_compare_exchange_strong(&fd_table_top_[idx], &expect, (fd_slot *)mem)) {
         munmap(mem, FD_PAGE_SIZE * sizeof(fd_slot));
         return expect;
     }
     return (fd_slot *)mem;
-}
-
-struct file *fd_table_get(int fd)
-{
-    fd_slot *page = page_of(fd, 0);
-    if (page == NULL)
-        return NULL;
-    return atomic_load_explicit(&page[fd & (FD_PAGE_SIZE - 1)], memory_order_acquire);
 }
 
 int fd_table_set(int fd, struct file *f)

@@ -19,6 +19,19 @@ CG_N1=${CG_N1:-2000}
 CG_N2=${CG_N2:-6000}
 CG_CLASSES=(engine framework softrdma libc ld.so program other)
 
+# The traffic shape: CG_SHAPE=lat, 64 B ping-pong, N round trips; or bw,
+# 1 MiB transfers, N each way (rstream's bandwidth mode, -C N -I 1), to
+# show what the framework adds where the timed bandwidth runs are too noisy
+# to tell a few percent. cg_shape_args N prints rstream's arguments.
+CG_SHAPE=lat
+CG_BW_N1=${CG_BW_N1:-40}
+CG_BW_N2=${CG_BW_N2:-120}
+cg_shape_args() {
+    if [ "$CG_SHAPE" = bw ]; then echo "-S 1048576 -C $1 -I 1"; else echo "-S 64 -C 1 -I $1"; fi
+}
+cg_n1() { if [ "$CG_SHAPE" = bw ]; then echo "$CG_BW_N1"; else echo "$CG_N1"; fi; }
+cg_n2() { if [ "$CG_SHAPE" = bw ]; then echo "$CG_BW_N2"; else echo "$CG_N2"; fi; }
+
 # The four configurations: environment, rstream mode, server address.
 cg_side_engine_api()     { side_engine_api; CG_READY=fabric; }
 cg_side_framework_rs()   { side_framework_rsocket; CG_READY=fabric; }
@@ -32,14 +45,15 @@ _cg_server_ready() {
 
 # _cg_profile OUT N: one client run under callgrind; OUT gets the profile.
 _cg_profile() {
-    local out=$1 n=$2 port log=$BENCH_TMP/cg.cli
+    local out=$1 n=$2 port log=$BENCH_TMP/cg.cli shape
+    read -r -a shape <<<"$(cg_shape_args "$n")"
     port=$(bench_next_port 19000)
     bench_server "$BENCH_TMP/cg.srv" timeout 300 rstream "${RSTREAM_MODE[@]}" \
-        -b "$BENCH_ADDR" -p "$port" -S 64 -C 1 -I "$n"
+        -b "$BENCH_ADDR" -p "$port" "${shape[@]}"
     wait_until 30 _cg_server_ready "$port" ||
         { echo "bench: callgrind: server not ready: $(tail -n 2 "$BENCH_TMP/cg.srv")" >&2; bench_stop_server; return 1; }
     bench_client timeout 300 valgrind --tool=callgrind --callgrind-out-file="$out" \
-        rstream "${RSTREAM_MODE[@]}" -s "$BENCH_ADDR" -p "$port" -S 64 -C 1 -I "$n" >"$log" 2>&1
+        rstream "${RSTREAM_MODE[@]}" -s "$BENCH_ADDR" -p "$port" "${shape[@]}" >"$log" 2>&1
     local rc=$?
     bench_stop_server
     [ "$rc" -eq 0 ] && grep -q '^custom' "$log" ||
@@ -96,13 +110,15 @@ _cg_by_object() {
 }
 
 # cg_per_round_trip SIDE ROUND: "class value" lines (value = instructions
-# per round trip) plus "total value", for one configuration.
+# per round trip, or per 1 MiB transfer with CG_SHAPE=bw) plus "total
+# value", for one configuration.
 cg_per_round_trip() {
     "$1"
-    local p1=$BENCH_TMP/cg.$1.$2.$CG_N1 p2=$BENCH_TMP/cg.$1.$2.$CG_N2
-    _cg_profile "$p1" "$CG_N1" && _cg_profile "$p2" "$CG_N2" || return 1
+    local n1 n2; n1=$(cg_n1); n2=$(cg_n2)
+    local p1=$BENCH_TMP/cg.$CG_SHAPE.$1.$2.$n1 p2=$BENCH_TMP/cg.$CG_SHAPE.$1.$2.$n2
+    _cg_profile "$p1" "$n1" && _cg_profile "$p2" "$n2" || return 1
     join -a 1 -a 2 -e 0 -o 0,1.2,2.2 <(_cg_by_object "$p1" | sort) <(_cg_by_object "$p2" | sort) |
-        awk -v d=$((CG_N2 - CG_N1)) '{ v = ($3 - $2) / d; print $1, v; t += v } END { print "total", t }'
+        awk -v d=$((n2 - n1)) '{ v = ($3 - $2) / d; print $1, v; t += v } END { print "total", t }'
 }
 
 # cg_median_table SIDE ROUNDS: ROUNDS slopes of SIDE, then the median of

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #define RS_CQ_BATCH     16
 #define RS_CQ_ACK_BATCH 64
@@ -150,25 +151,78 @@ static int process_cq(struct rsock *s)
     return total;
 }
 
-/* Consume completion-channel events; returns how many. */
-static int take_cq_events(struct rsock *s)
+/* Consume the completion-channel event, if there is one; returns 1 or 0.
+ * One read at most: the CQ raises one event per arming, and it is armed
+ * again only after its event was read, so a second read would only fail
+ * with EAGAIN (a syscall on every pass). */
+static int take_cq_event(struct rsock *s)
 {
     struct ibv_cq *cq;
     void *ctx;
-    int n = 0;
 
-    if (!s->comp_chan)
+    if (!s->comp_chan || ibv_get_cq_event(s->comp_chan, &cq, &ctx))
         return 0;
-    while (n < 1024 && ibv_get_cq_event(s->comp_chan, &cq, &ctx) == 0) {
-        s->cq_armed = 0;
-        s->cq_unacked++;
-        n++;
-    }
-    if (s->cq_unacked >= RS_CQ_ACK_BATCH) {
+    s->cq_armed = 0;
+    if (++s->cq_unacked >= RS_CQ_ACK_BATCH) {
         ibv_ack_cq_events(s->cq, s->cq_unacked);
         s->cq_unacked = 0;
     }
-    return n;
+    return 1;
+}
+
+/*
+ * One epoll_wait on the wait fd with no timeout tells which sources have
+ * something, instead of a read per source that mostly fails with EAGAIN.
+ * Only for connected sockets: other states have more sources (accepting
+ * children, the listener-progress fd) and are not on the data path, so
+ * they read everything.
+ */
+static unsigned ready_sources(struct rsock *s)
+{
+    struct epoll_event ev[4];
+    unsigned m = 0;
+
+    if (!rs_sources_known(s))
+        return RS_SRC_ALL;
+    int n = epoll_wait(s->wait_fd, ev, 4, 0);
+    if (n < 0)
+        return RS_SRC_ALL;
+    for (int i = 0; i < n; i++)
+        m |= rs_source_of(s, ev[i].data.fd);
+    return m;
+}
+
+unsigned rs_source_of(const struct rsock *s, int fd)
+{
+    if (s->comp_chan && fd == s->comp_chan->fd)
+        return RS_SRC_CQ;
+    if (s->cm_chan && fd == s->cm_chan->fd)
+        return RS_SRC_CM;
+    if (fd >= 0 && fd == s->timer_fd)
+        return RS_SRC_TIMER;
+    return RS_SRC_ALL;
+}
+
+/*
+ * Poll the CQ; if it is not armed, arm it and poll once more (a
+ * completion that arrived before the arm would raise no event). Polling
+ * finds only completions that came after the last arm, so when it finds
+ * any while armed, the event has fired: read it now (one read) rather than
+ * let it wake the next wait for nothing (a poll, then the read anyway).
+ * Returns the events read.
+ */
+static int poll_and_arm(struct rsock *s)
+{
+    int consumed = 0;
+
+    if (process_cq(s) > 0 && s->cq_armed)
+        consumed = take_cq_event(s);
+    if (s->cq && !s->cq_armed && s->fork_gen == rs_fork_gen) {
+        if (ibv_req_notify_cq(s->cq, 0) == 0)
+            s->cq_armed = 1;
+        process_cq(s);
+    }
+    return consumed;
 }
 
 /*
@@ -186,31 +240,59 @@ static int take_cq_events(struct rsock *s)
  */
 int rs_progress(struct rsock *s, int from_poll)
 {
-    uint64_t gen_before = s->gen;
-    int consumed;
+    return rs_progress_sources(s, ready_sources(s), from_poll);
+}
 
-    rs_conn_process_cm(s);
+/* rs_progress for a caller that knows which sources are ready (a wait
+ * that polled them): RS_SRC_* bits. */
+int rs_progress_sources(struct rsock *s, unsigned src, int from_poll)
+{
+    uint64_t gen_before = s->gen;
+    int consumed = 0;
+
+    if (src & RS_SRC_CM)
+        rs_conn_process_cm(s);
     if (s->lp_in_wait && (s->state < RS_RESOLVING_ADDR || s->state > RS_CONNECTING))
         rs_lprog_del_from_wait_fd(s);     /* the connect has its outcome */
-    consumed = take_cq_events(s);
+    if (src & RS_SRC_CQ)
+        consumed = take_cq_event(s);
     /* The passive side may write its first credit update as soon as it
      * has accepted, before our ESTABLISHED event (and with it the peer's
      * connection data) has been read: leave completions in the CQ until
      * then, unarmed, so they neither get judged against an empty window
      * nor keep the wait fd readable. ESTABLISHED itself wakes us. */
     if (s->state != RS_CONNECTING) {
-        process_cq(s);
-        if (s->cq && !s->cq_armed && s->fork_gen == rs_fork_gen) {
-            if (ibv_req_notify_cq(s->cq, 0) == 0)
-                s->cq_armed = 1;
-            process_cq(s);
-        }
-        rs_keepalive_tick(s);
+        consumed += poll_and_arm(s);
+        if (src & RS_SRC_TIMER)
+            rs_keepalive_tick(s);
         rs_update_credits(s);
     }
     if ((consumed || s->gen != gen_before) && !from_poll && s->cookie && rs_notify_fn)
         rs_notify_fn(s->cookie);
     return consumed;
+}
+
+/*
+ * The send and receive paths' pass: completions only, no system call
+ * (polling and arming a CQ are user-space on an HCA). Whatever waits on
+ * the wait fd - a CQ event, a CM event, the keepalive timer - is left
+ * there: it keeps the wait fd readable, so the next wait or poll_events
+ * wakes at once and runs rs_progress. A call that is about to give up
+ * (EAGAIN) runs rs_progress itself, so a program that only ever retries
+ * still sees a peer's disconnect.
+ */
+void rs_progress_io(struct rsock *s)
+{
+    uint64_t gen_before = s->gen;
+
+    if (!rs_sources_known(s)) {
+        rs_progress(s, 0);
+        return;
+    }
+    int consumed = poll_and_arm(s);
+    rs_update_credits(s);
+    if ((consumed || s->gen != gen_before) && s->cookie && rs_notify_fn)
+        rs_notify_fn(s->cookie);
 }
 
 /* ---- sending ---------------------------------------------------------- */
@@ -417,7 +499,9 @@ ssize_t rs_sendv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, in
         if (send_state_error(s, flags))
             return sent ? (ssize_t)sent : -1;
         if (!rs_can_send(s)) {
-            rs_progress(s, 0);
+            rs_progress_io(s);
+            if (!rs_can_send(s) && deadline == 0)
+                rs_progress(s, 0);
             if (rs_can_send(s))
                 continue;
             if (sent && deadline == 0)
@@ -512,8 +596,11 @@ ssize_t rs_recvv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, in
     if (want == 0)
         return 0;
     for (;;) {
-        if (!s->rx_queued)
-            rs_progress(s, 0);
+        if (!s->rx_queued) {
+            rs_progress_io(s);
+            if (!s->rx_queued && deadline == 0)
+                rs_progress(s, 0);
+        }
         if (s->rx_queued) {
             got += copy_out(s, iov, iovcnt, &iov_i, &iov_off, want - got, peek);
             if (!peek)

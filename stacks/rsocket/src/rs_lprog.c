@@ -8,9 +8,10 @@
  * listener, a nonblocking connect waited on with epoll) still completes
  * incoming connections, the process keeps one "listener progress" epoll fd
  * holding every listener's CM channel fd. That fd is part of every
- * socket's wait fd, so any wait on any rsocket wakes when a request
- * arrives, and rs_lprog_run() (called after every wait and from every
- * poll_events) answers it: bounded work, no periodic wake-up.
+ * connecting socket's wait fd, so such a wait wakes when a request
+ * arrives, and rs_lprog_run() (called after the waits and poll_events of
+ * connecting sockets and listeners: rs_wait_serves_listeners) answers it:
+ * bounded work, no periodic wake-up.
  *
  * Only sockets that are connecting carry the fd in their wait fd (added
  * by rs_conn_start, removed once the connect has an outcome): the kernel

@@ -57,7 +57,8 @@ uint32_t rs_poll_mask(struct rsock *s)
 uint32_t rs_poll_events(struct rsock *s, uint64_t *gen)
 {
     uint32_t m;
-    rs_lprog_run();          /* requests to any listener of the process */
+    if (rs_wait_serves_listeners(s))
+        rs_lprog_run();      /* requests to any listener of the process */
     pthread_mutex_lock(&s->lock);
     if (rs_check_usable(s) == 0)
         rs_progress(s, 1);

@@ -183,6 +183,17 @@ void rs_lprog_del_from_wait_fd(struct rsock *s);
 int rs_lprog_register(struct rsock *s);
 void rs_lprog_unregister(struct rsock *s);
 void rs_lprog_run(void);
+/* Whether a wait on s should answer the process's pending connection
+ * requests: s is a listener, or s is connecting (its wait fd holds the
+ * progress fd, so a single thread can connect to its own listener).
+ * Connected sockets skip it: their waits are the data path, and a
+ * listener's own wait fd wakes whoever waits on it. Read without the
+ * socket lock (a stale answer costs one extra or one skipped pass). */
+static inline int rs_wait_serves_listeners(const struct rsock *s)
+{
+    return __atomic_load_n(&s->lp_in_wait, __ATOMIC_RELAXED) ||
+           __atomic_load_n(&s->state, __ATOMIC_RELAXED) == RS_LISTENING;
+}
 void rs_lprog_fork_child(void);
 
 /* rs_endpoint.c: verbs resources of one connection */
@@ -211,6 +222,24 @@ struct rsock *rs_accept_take_any(struct rsock *l);
 
 /* rs_data.c: CQ processing, send and receive */
 int rs_progress(struct rsock *s, int from_poll);
+/* The send/recv paths' pass: completions and credits, no system call. */
+void rs_progress_io(struct rsock *s);
+
+/* A connected socket's event sources, as RS_SRC_* bits: its completion
+ * channel, its CM channel and its keepalive timer. In other states the
+ * wait fd holds more (accepting children, the listener-progress fd), so
+ * every source counts as ready (RS_SRC_ALL). */
+#define RS_SRC_CQ    1u
+#define RS_SRC_CM    2u
+#define RS_SRC_TIMER 4u
+#define RS_SRC_ALL   7u
+static inline int rs_sources_known(const struct rsock *s)
+{
+    return s->state == RS_CONNECTED || s->state == RS_DISCONNECTED;
+}
+/* Which source fd is (RS_SRC_ALL for an fd that is none of them). */
+unsigned rs_source_of(const struct rsock *s, int fd);
+int rs_progress_sources(struct rsock *s, unsigned src, int from_poll);
 int rs_can_send(struct rsock *s);
 ssize_t rs_sendv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, int flags);
 ssize_t rs_recvv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, int flags);

@@ -111,14 +111,38 @@ static int wait_on_cond(struct rsock *s, int64_t deadline_ms)
     return 0;
 }
 
-/* This thread is the poller: sleep in poll() with the lock dropped. */
+/* The fds this poller sleeps on: a connected socket's sources themselves,
+ * so the wake-up says which one has something (no read that fails with
+ * EAGAIN), or the wait fd for other states; then the kick fd. */
+static int poll_set(struct rsock *s, struct pollfd pfd[4])
+{
+    int n = 0;
+
+    if (rs_sources_known(s)) {
+        if (s->comp_chan)
+            pfd[n++] = (struct pollfd){ .fd = s->comp_chan->fd, .events = POLLIN };
+        if (s->cm_chan)
+            pfd[n++] = (struct pollfd){ .fd = s->cm_chan->fd, .events = POLLIN };
+        if (s->timer_fd >= 0)
+            pfd[n++] = (struct pollfd){ .fd = s->timer_fd, .events = POLLIN };
+    } else {
+        pfd[n++] = (struct pollfd){ .fd = s->wait_fd, .events = POLLIN };
+    }
+    if (s->kick_fd >= 0)
+        pfd[n++] = (struct pollfd){ .fd = s->kick_fd, .events = POLLIN };
+    return n;
+}
+
+/* This thread is the poller: sleep in poll() with the lock dropped.
+ * Returns the ready sources (RS_SRC_*), or -1 (errno set). */
 static int wait_on_fd(struct rsock *s, int timeout)
 {
-    struct pollfd pfd[2] = { { .fd = s->wait_fd, .events = POLLIN },
-                             { .fd = s->kick_fd, .events = POLLIN } };
+    struct pollfd pfd[4];
+    int nfds = poll_set(s, pfd);
+    int known = rs_sources_known(s);
     s->poller_busy = s->poller_asleep = 1;
     pthread_mutex_unlock(&s->lock);
-    int n = poll(pfd, s->kick_fd >= 0 ? 2 : 1, timeout);
+    int n = poll(pfd, (nfds_t)nfds, timeout);
     int saved = errno;
     pthread_mutex_lock(&s->lock);
     s->poller_asleep = 0;
@@ -133,7 +157,15 @@ static int wait_on_fd(struct rsock *s, int timeout)
     if (s->cond_waiters)
         pthread_cond_broadcast(&s->wake_cond);
     errno = saved;
-    return n;
+    if (n < 0)
+        return -1;
+    unsigned src = 0;
+    for (int i = 0; i < nfds && known; i++)
+        if (pfd[i].revents && pfd[i].fd != s->kick_fd)
+            src |= rs_source_of(s, pfd[i].fd);
+    /* The state may have changed while the lock was dropped (another
+     * thread's call, a close): then what was polled is not the whole set. */
+    return known && rs_sources_known(s) ? (int)src : (int)RS_SRC_ALL;
 }
 
 /*
@@ -149,9 +181,11 @@ int rs_wait_locked(struct rsock *s, int64_t deadline_ms)
     }
     if (s->poller_busy)
         return wait_on_cond(s, deadline_ms);
-    if (wait_on_fd(s, poll_timeout(deadline_ms)) < 0)
+    int src = wait_on_fd(s, poll_timeout(deadline_ms));
+    if (src < 0)
         return -1;
-    rs_lprog_run();
-    rs_progress(s, 0);
+    if (rs_wait_serves_listeners(s))
+        rs_lprog_run();
+    rs_progress_sources(s, (unsigned)src, 0);
     return 0;
 }
