@@ -6,6 +6,7 @@
 #include "rsbug_io.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -80,6 +81,8 @@ void iomap_client(const struct rb_args *a)
         rb_send_all(fd, &c, 1);   /* publishes the mapping: one credit */
         rb_recv_all(fd, &back, 1);
         CHECK(back == c, "echo round %d", i);
+        if (i % 100 == 0)
+            fprintf(stderr, "iomap round %d\n", i);
         CHECK(riounmap(fd, buf, 4096) == 0, "riounmap round %d", i);
     }
     rb_send_all(fd, "E", 1);
