@@ -93,10 +93,12 @@ static int self_pair(int lfd, int cfd, const struct rb_args *a, int flags)
     return afd;
 }
 
-/* Data both ways on a self-made pair (small: one thread does both ends). */
+/* Data both ways on a self-made pair (small: one thread does both ends),
+ * both ends blocking. */
 static void self_exchange(int cfd, int afd)
 {
     rb_set_nonblock(cfd, 0);
+    rb_set_nonblock(afd, 0);
     rb_send_pattern(cfd, 16384, 0);
     rb_recv_pattern(afd, 16384, 0);
     rb_send_pattern(afd, 16384, 7);
@@ -160,5 +162,15 @@ void refused_client(const struct rb_args *a)
         }
         rb_close(fd, "refused socket");
     }
+#ifdef RSBUG_API
+    /* an fd the engine does not know: EBADF, never a crash (upstream #187) */
+    char c;
+    errno = 0;
+    CHECK(rrecv(4000, &c, 1, 0) < 0 && errno == EBADF, "rrecv on an unknown fd");
+    errno = 0;
+    CHECK(rclose(4000) < 0 && errno == EBADF, "rclose on an unknown fd");
+    errno = 0;
+    CHECK(rclose(-1) < 0 && errno == EBADF, "rclose(-1)");
+#endif
     rb_say("CLIENT OK");
 }
