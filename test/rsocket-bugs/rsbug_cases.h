@@ -19,6 +19,7 @@ void iov_client(const struct rb_args *a);
 void fd0_client(const struct rb_args *a);
 void select_client(const struct rb_args *a);
 void selcount_client(const struct rb_args *a);
+void pollmany_client(const struct rb_args *a);
 void one_byte_server(const struct rb_args *a);
 void discbatch_server(const struct rb_args *a);
 void discbatch_client(const struct rb_args *a);

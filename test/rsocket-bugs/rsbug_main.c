@@ -13,6 +13,7 @@ static const struct rb_case cases[] = {
     { "fd0", one_byte_server, fd0_client },
     { "select", one_byte_server, select_client },
     { "selcount", one_byte_server, selcount_client },
+    { "pollmany", one_byte_server, pollmany_client },
     { "discbatch", discbatch_server, discbatch_client },
     { "listen_poll", listen_poll_server, listen_client },
     { "selfconn", selfconn_server, NULL },
