@@ -44,5 +44,7 @@ void fork_server(const struct rb_args *a);
 void fork_client(const struct rb_args *a);
 void iomap_server(const struct rb_args *a);
 void iomap_client(const struct rb_args *a);
+void revoke_server(const struct rb_args *a);
+void revoke_client(const struct rb_args *a);
 
 #endif

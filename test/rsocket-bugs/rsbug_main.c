@@ -26,6 +26,7 @@ static const struct rb_case cases[] = {
 #ifdef RSBUG_API
     { "route", one_byte_server, route_client },
     { "iomap", iomap_server, iomap_client },
+    { "revoke", revoke_server, revoke_client },
 #else
     { "listen_epoll", listen_epoll_server, listen_client },
     { "sendfile", sendfile_server, sendfile_client },

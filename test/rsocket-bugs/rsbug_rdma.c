@@ -94,3 +94,60 @@ void iomap_client(const struct rb_args *a)
     free(buf);
     rb_say("CLIENT OK");
 }
+
+/* No remote revoke (upstream): after the server's riounmap, the client's
+ * riowrite to that offset must be refused (the mapping is gone) with the
+ * connection intact and the server's buffer untouched. */
+void revoke_server(const struct rb_args *a)
+{
+    int lfd = rb_listen(a, 0);
+    want_iomap(lfd);
+    rb_say("LISTENING");
+    int fd = rb_accept(lfd);
+    rb_close(lfd, "listener");
+    uint8_t *buf;
+    CHECK(posix_memalign((void **)&buf, 4096, 4096) == 0, "posix_memalign");
+    memset(buf, 0, 4096);
+    CHECK(riomap(fd, buf, 4096, PROT_WRITE, 0, 0) == 0, "riomap at offset 0");
+    rb_send_all(fd, "M", 1);   /* publishes the mapping */
+    char c;
+    rb_recv_all(fd, &c, 1);
+    CHECK(c == 'W' && rb_mismatch(buf, 100, 0) < 0, "the client's riowrite did not land");
+    CHECK(riounmap(fd, buf, 4096) == 0, "riounmap");
+    memset(buf, 0, 4096);
+    rb_send_all(fd, "U", 1);
+    rb_recv_all(fd, &c, 1);
+    CHECK(c == 'V', "client verdict byte after the unmap");
+    for (int i = 0; i < 4096; i++)
+        CHECK(buf[i] == 0, "byte %d written after riounmap", i);
+    rb_send_all(fd, "K", 1);
+    rb_expect_eof(fd);
+    rb_close(fd, "connection");
+    free(buf);
+    rb_say("SERVER OK");
+}
+
+void revoke_client(const struct rb_args *a)
+{
+    int fd = rb_socket(a);
+    want_iomap(fd);
+    rb_connect_fd(fd, a);
+    uint8_t data[100];
+    rb_fill(data, sizeof(data), 0);
+    char c;
+    rb_recv_all(fd, &c, 1);
+    CHECK(c == 'M', "mapping announcement");
+    CHECK(riowrite(fd, data, sizeof(data), 0, 0) == sizeof(data), "riowrite to a live mapping");
+    rb_send_all(fd, "W", 1);
+    rb_recv_all(fd, &c, 1);
+    CHECK(c == 'U', "unmap announcement");
+    errno = 0;
+    size_t r = riowrite(fd, data, sizeof(data), 0, 0);
+    fprintf(stderr, "riowrite after the peer's unmap: %zd, errno %d\n", (ssize_t)r, errno);
+    rb_send_all(fd, "V", 1);
+    rb_recv_all(fd, &c, 1);
+    CHECK(c == 'K', "server verdict");
+    CHECK(r != sizeof(data), "riowrite after the peer's riounmap succeeded (no revoke)");
+    rb_close(fd, "connection");
+    rb_say("CLIENT OK");
+}
