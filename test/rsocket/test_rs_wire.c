@@ -241,7 +241,7 @@ static void test_dispatch_good(void **state)
     v = classify_raw(0x80000000 | 0x10010, &wrap);
     assert_int_equal(v.kind, RS_RX_CREDIT);
     assert_int_equal(v.limit, 0x0010);
-    assert_int_equal(classify_raw(0xc0000001, &base_limits).kind, RS_RX_IGNORE);
+    assert_int_equal(classify_raw(0xc0000001, &base_limits).kind, RS_RX_IOMAP);
     assert_int_equal(classify_raw(0xe0000000, &base_limits).kind, RS_RX_DISCONNECT);
     assert_int_equal(classify_raw(0xe0000001, &base_limits).kind, RS_RX_IGNORE);
     assert_int_equal(classify_raw(0xe0000002, &base_limits).kind, RS_RX_SHUTDOWN);

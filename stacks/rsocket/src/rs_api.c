@@ -332,15 +332,15 @@ RS_VISIBLE int rselect(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exce
         if (writefds) FD_ZERO(writefds);
         if (exceptfds) FD_ZERO(exceptfds);
         ready = 0;
+        /* select(2) counts set bits, not descriptors: an fd ready in
+         * two sets counts twice. */
         for (int i = 0; i < n; i++) {
-            int hit = 0;
             if (readfds && (p[i].revents & (POLLIN | POLLHUP | POLLERR)) && (p[i].events & POLLIN))
-                FD_SET(p[i].fd, readfds), hit = 1;
+                FD_SET(p[i].fd, readfds), ready++;
             if (writefds && (p[i].revents & (POLLOUT | POLLERR)) && (p[i].events & POLLOUT))
-                FD_SET(p[i].fd, writefds), hit = 1;
+                FD_SET(p[i].fd, writefds), ready++;
             if (exceptfds && (p[i].revents & POLLPRI))
-                FD_SET(p[i].fd, exceptfds), hit = 1;
-            ready += hit;
+                FD_SET(p[i].fd, exceptfds), ready++;
         }
     }
     free(p);

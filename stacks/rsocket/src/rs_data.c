@@ -70,6 +70,11 @@ static void handle_recv(struct rsock *s, const struct ibv_wc *wc)
     case RS_RX_DATA:       queue_data(s, v.len); break;
     case RS_RX_CREDIT:     s->sseq_comp = v.limit; break;
     case RS_RX_IGNORE:     break;
+    /* The sender spent a sequence number on it (ref 1.7). librdmacm's
+     * receiver never counts it back, so every riomap shrinks the window
+     * for good; counting it as consumed at once returns the credit with
+     * the next update (it holds no rmsg slot, so the window stays safe). */
+    case RS_RX_IOMAP:      s->rseq_no++; break;
     case RS_RX_SHUTDOWN:   s->peer_wr_closed = 1; break;
     case RS_RX_DISCONNECT:
         s->peer_wr_closed = s->peer_gone = 1;

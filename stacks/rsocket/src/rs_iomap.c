@@ -3,6 +3,14 @@
  * A mapping registers the caller's buffer, takes a slot of the peer's
  * iomap table and is published by the next send (IOMAP_SGL, one credit).
  * riowrite looks the offset up in our own table, filled by the peer.
+ *
+ * riounmap revokes: rsockets has no message for it (a librdmacm peer keeps
+ * writing into the stale entry, and its writes then fail with a remote
+ * access error that ends the connection), so the entry is overwritten
+ * with a zero-length one through the same IOMAP_SGL path. A peer - this
+ * engine or librdmacm - finds no mapping there and refuses the riowrite
+ * (EINVAL) instead. Posted at once when a credit is free, else by the
+ * next send; RC order makes it land before anything sent after it.
  */
 #include "rs_sock.h"
 
@@ -20,7 +28,15 @@ struct rs_iomap_entry {
     struct ibv_mr *mr;
     int remote_idx;              /* -1: local only (PROT_NONE) */
     int pending;                 /* not yet published to the peer */
+    /* A revocation (mr NULL, pending): the peer's slot remote_idx is
+     * overwritten with a zero-length entry; the slot stays taken until
+     * then, so a new mapping cannot be published before it. */
 };
+
+static int entry_in_use(const struct rs_iomap_entry *e)
+{
+    return e->mr || e->pending;
+}
 
 struct rs_iomap {
     struct rs_iomap_entry e[RS_IOMAP_LOCAL_MAX];
@@ -41,7 +57,7 @@ void rs_iomap_free(struct rsock *s)
 static int remote_slot_free(struct rs_iomap *m, int idx)
 {
     for (int i = 0; i < RS_IOMAP_LOCAL_MAX; i++)
-        if (m->e[i].mr && m->e[i].remote_idx == idx)
+        if (entry_in_use(&m->e[i]) && m->e[i].remote_idx == idx)
             return 0;
     return 1;
 }
@@ -52,7 +68,7 @@ int rs_iomap_flush(struct rsock *s)
     int left = 0;
     for (int i = 0; s->iomap && i < RS_IOMAP_LOCAL_MAX; i++) {
         struct rs_iomap_entry *e = &s->iomap->e[i];
-        if (!e->mr || !e->pending)
+        if (!e->pending)
             continue;
         if (!s->sqe_avail || !rs_seq_has_credit(s->sseq_no, s->sseq_comp) ||
             s->sbuf_bytes_avail < RS_IOMAP_WIRE_LEN) {
@@ -60,7 +76,9 @@ int rs_iomap_flush(struct rsock *s)
             continue;
         }
         uint8_t wire[RS_IOMAP_WIRE_LEN];
-        struct rs_wire_sge sge = { (uintptr_t)e->buf, e->mr->rkey, (uint32_t)e->len };
+        struct rs_wire_sge sge = { 0, 0, 0 };       /* a revocation */
+        if (e->mr)
+            sge = (struct rs_wire_sge){ (uintptr_t)e->buf, e->mr->rkey, (uint32_t)e->len };
         struct ibv_sge lsge[2];
         rs_wire_encode_iomap(e->offset, &sge, s->peer_be, wire);
         int n = rs_stage_copy(s, wire, RS_IOMAP_WIRE_LEN, lsge);
@@ -72,6 +90,8 @@ int rs_iomap_flush(struct rsock *s)
         s->sseq_no++;
         s->sqe_avail--;
         e->pending = 0;
+        if (!e->mr)
+            memset(e, 0, sizeof(*e));           /* revoked: the slot is free */
     }
     return left;
 }
@@ -108,7 +128,7 @@ static off_t iomap_add(struct rsock *s, void *buf, size_t len, int prot, off_t o
         return -1;
     }
     for (int i = 0; i < RS_IOMAP_LOCAL_MAX && !e; i++)
-        if (!s->iomap->e[i].mr)
+        if (!entry_in_use(&s->iomap->e[i]))
             e = &s->iomap->e[i];
     if (prot == PROT_WRITE)
         for (uint32_t i = 0; i < s->remote_iomap.length && idx < 0; i++)
@@ -143,6 +163,23 @@ off_t rs_e_iomap(struct rsock *s, void *buf, size_t len, int prot, int flags, of
     return r;
 }
 
+/* Forget a mapping; one the peer knows of is revoked (see the top). */
+static void iomap_remove(struct rsock *s, struct rs_iomap_entry *e)
+{
+    int idx = e->remote_idx, published = idx >= 0 && !e->pending;
+    uint64_t offset = e->offset;
+
+    ibv_dereg_mr(e->mr);
+    memset(e, 0, sizeof(*e));
+    if (!published)
+        return;
+    e->remote_idx = idx;
+    e->offset = offset;
+    e->pending = 1;
+    if (s->state == RS_CONNECTED && s->wr_open)
+        rs_iomap_flush(s);          /* at once if a credit is free */
+}
+
 int rs_e_iounmap(struct rsock *s, void *buf, size_t len)
 {
     int r = -1;
@@ -151,8 +188,7 @@ int rs_e_iounmap(struct rsock *s, void *buf, size_t len)
     for (int i = 0; s->iomap && i < RS_IOMAP_LOCAL_MAX; i++) {
         struct rs_iomap_entry *e = &s->iomap->e[i];
         if (e->mr && e->buf == buf && e->len == len) {
-            ibv_dereg_mr(e->mr);
-            memset(e, 0, sizeof(*e));
+            iomap_remove(s, e);
             r = 0;
             break;
         }

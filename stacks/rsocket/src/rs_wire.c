@@ -210,7 +210,7 @@ void rs_wire_classify(uint32_t imm_be, const struct rs_rx_limits *lim,
     switch (rs_wire_imm_op(imm_be)) {
     case RS_OP_DATA:      return classify_data(value, lim, out);
     case RS_OP_SGL:       return classify_credit(value, lim, out);
-    case RS_OP_IOMAP_SGL: out->kind = RS_RX_IGNORE; return;
+    case RS_OP_IOMAP_SGL: out->kind = RS_RX_IOMAP; return;
     case RS_OP_CTRL:      return classify_ctrl(value, out);
     default:              return verdict_bad(out, "unknown operation in immediate data");
     }

@@ -102,7 +102,8 @@ static inline uint16_t rs_seq_credits(uint16_t sseq_no, uint16_t sseq_comp)
 enum rs_rx_kind {
     RS_RX_DATA,         /* len bytes queued at the read position */
     RS_RX_CREDIT,       /* new send limit in `limit` */
-    RS_RX_IGNORE,       /* iomap update, keepalive */
+    RS_RX_IGNORE,       /* keepalive */
+    RS_RX_IOMAP,        /* iomap update: nothing to queue, but it took a credit */
     RS_RX_SHUTDOWN,     /* peer stops sending */
     RS_RX_DISCONNECT,   /* peer closed */
     RS_RX_BAD,          /* protocol violation: close with EPROTO */
