@@ -389,6 +389,12 @@ static void sr_resp_process(struct sr_inconn *c)
         return;
     }
     sr_resp_update_watch(c);
+    /* Requests already read into c->rx are invisible to epoll: when the
+     * loop stops at its bound (or on a full answer queue that the flush
+     * above emptied) with the socket drained, no event would ever come
+     * for them, and the requester waits for their answers forever. */
+    if (!c->stalled && !c->dead && c->outq_count < c->outq_cap && c->rx.off < c->rx.len)
+        sr_watch_again(&c->w);
 }
 
 static void sr_resp_cb(struct sr_watch *w, uint32_t events)
