@@ -283,6 +283,93 @@ static void test_bind_port_space(void **st)
     rdma_destroy_id(e);
 }
 
+/* Port 0 picks: many processes bind port 0 and listen on one host at the
+ * same time (half of the ids with REUSEADDR, as the rsocket module sets it
+ * for SO_REUSEADDR sockets); every bind and listen succeeds and no two
+ * listeners share a port. REUSEADDR ids used to take a random port without
+ * looking, and a live listener already there made listen fail with
+ * EADDRINUSE (rsfw.sem_threads). */
+#define P0_PROCS 16
+#define P0_IDS 32
+
+static int port0_child(int go_fd, int ports_fd, int release_fd)
+{
+    struct rdma_cm_id *ids[P0_IDS];
+    uint16_t ports[P0_IDS];
+    char c;
+    if (read(go_fd, &c, 1) != 0)    /* EOF: everyone starts together */
+        return 1;
+    for (int i = 0; i < P0_IDS; i++) {
+        int one = 1;
+        if (rdma_create_id(NULL, &ids[i], NULL, RDMA_PS_TCP))
+            return 2;
+        if (i % 2 && rdma_set_option(ids[i], RDMA_OPTION_ID, RDMA_OPTION_ID_REUSEADDR, &one, sizeof one))
+            return 3;
+        if (bind_port(ids[i], INADDR_LOOPBACK, 0))
+            return 4;
+        if (rdma_listen(ids[i], 64)) {
+            fprintf(stderr, "port0 child: rdma_listen on port %u: %s\n",
+                    ntohs(rdma_get_src_port(ids[i])), strerror(errno));
+            return 5;
+        }
+        ports[i] = ntohs(rdma_get_src_port(ids[i]));
+    }
+    if (write(ports_fd, ports, sizeof ports) != sizeof ports)
+        return 6;
+    while (read(release_fd, &c, 1) > 0)     /* listeners stay until EOF */
+        continue;
+    for (int i = 0; i < P0_IDS; i++)
+        rdma_destroy_id(ids[i]);
+    return 0;
+}
+
+static void test_port0_listeners_concurrent(void **st)
+{
+    (void)st;
+    int go[2], ports[2], release[2];
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(ports), 0);
+    assert_int_equal(pipe(release), 0);
+    pid_t pids[P0_PROCS];
+    for (int p = 0; p < P0_PROCS; p++) {
+        pids[p] = fork();
+        assert_true(pids[p] >= 0);
+        if (pids[p] == 0) {
+            close(go[1]);
+            close(ports[0]);
+            close(release[1]);
+            _exit(port0_child(go[0], ports[1], release[0]));
+        }
+    }
+    close(go[0]);
+    close(ports[1]);
+    close(release[0]);
+    close(go[1]);       /* go */
+    static uint16_t all[P0_PROCS * P0_IDS];
+    size_t got = 0;
+    long deadline = now_ms() + DEADLINE_MS;
+    while (got < sizeof all && now_ms() < deadline) {
+        struct pollfd pf = { .fd = ports[0], .events = POLLIN };
+        if (poll(&pf, 1, 1000) <= 0)
+            continue;
+        ssize_t n = read(ports[0], (char *)all + got, sizeof all - got);
+        if (n <= 0)
+            break;      /* every child gone: one failed */
+        got += (size_t)n;
+    }
+    close(release[1]);
+    for (int p = 0; p < P0_PROCS; p++)
+        expect_child_ok(pids[p], 0);
+    close(ports[0]);
+    assert_int_equal(got, sizeof all);
+    for (size_t i = 0; i < P0_PROCS * P0_IDS; i++) {
+        assert_true(all[i] >= 32768 && all[i] <= 60999);
+        for (size_t j = 0; j < i; j++)
+            if (all[i] == all[j])
+                fail_msg("two port-0 listeners got port %u", all[i]);
+    }
+}
+
 struct conn_thread { uint16_t port; int ok; };
 
 static void *connect_thread(void *arg)
@@ -500,6 +587,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_client_dies),
         cmocka_unit_test(test_client_destroys_id),
         cmocka_unit_test(test_bind_port_space),
+        cmocka_unit_test(test_port0_listeners_concurrent),
         cmocka_unit_test(test_concurrent_connects),
         cmocka_unit_test(test_event_thread_outlives_channel),
     };

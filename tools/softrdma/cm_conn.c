@@ -229,15 +229,9 @@ static int cm_claim_name(const char *sock, const char *name)
             return 0;
         if (errno != EEXIST)
             return -1;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (strlen(name) >= sizeof sa.sun_path)
+        if (strlen(name) >= sizeof(((struct sockaddr_un *)0)->sun_path))
             return errno = ENAMETOOLONG, -1;
-        memcpy(sa.sun_path, name, strlen(name) + 1);
-        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        int live = fd >= 0 && !connect(fd, (struct sockaddr *)&sa, sizeof sa);
-        if (fd >= 0)
-            close(fd);
-        if (live)
+        if (cm_sock_live(name, SOCK_SEQPACKET))
             break;
         unlink(name);
     }
@@ -314,6 +308,7 @@ CM_API int rdma_listen(struct rdma_cm_id *pub, int backlog)
         goto out;
     }
     sr_watch_add(&id->lsn, fd, EPOLLIN, cm_listen_cb);
+    cm_names_lock();
     uint16_t port = cm_port(&pub->route.addr.src_addr);
     for (int tries = 0; !port && tries < 64; tries++) {
         uint16_t p = (uint16_t)(32768 + (unsigned)rand() % 28232);
@@ -324,10 +319,12 @@ CM_API int rdma_listen(struct rdma_cm_id *pub, int backlog)
     }
     if (cm_port(&pub->route.addr.src_addr) && cm_add_names(id, port)) {
         int e = errno;
+        cm_names_unlock();
         cm_listen_close(id);
         errno = e;
         goto out;
     }
+    cm_names_unlock();
     cm_set_port(&pub->route.addr.src_addr, port);
     id->state = CM_LISTEN;
     rc = 0;

@@ -102,6 +102,13 @@ struct ibv_pd *cm_default_pd(void);
  * picks a free port and writes it into sa. EADDRINUSE if taken. */
 int cm_port_claim(struct cm_id *id, struct sockaddr *sa);
 void cm_port_release(struct cm_id *id);
+/* Fabric-wide lock around every check-then-create of port claims and
+ * listener names (sr_lock held; never nested). */
+void cm_names_lock(void);
+void cm_names_unlock(void);
+/* 1 unless connecting to the unix socket at path is refused (owner gone);
+ * never blocks. */
+int cm_sock_live(const char *path, int type);
 
 /* cm_conn.c */
 void cm_conn_close(struct cm_id *id);
