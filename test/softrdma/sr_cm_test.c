@@ -487,6 +487,96 @@ static void test_connect_timeout(void **st)
     server_close(&s);
 }
 
+/* An active id without a QP that got the REP (CONNECT_RESPONSE) but has
+ * not finished the handshake yet; *req is the server's accepted id. */
+static struct rdma_cm_id *client_responded(struct server *s, struct rdma_event_channel *ch,
+                                           struct rdma_cm_id **req)
+{
+    struct rdma_cm_id *id;
+    struct sockaddr_in dst = lo_addr(s->port);
+    assert_int_equal(rdma_create_id(ch, &id, NULL, RDMA_PS_TCP), 0);
+    assert_int_equal(rdma_resolve_addr(id, NULL, (struct sockaddr *)&dst, 2000), 0);
+    assert_int_equal(next_event(ch, DEADLINE_MS, NULL), RDMA_CM_EVENT_ADDR_RESOLVED);
+    assert_int_equal(rdma_resolve_route(id, 2000), 0);
+    assert_int_equal(next_event(ch, DEADLINE_MS, NULL), RDMA_CM_EVENT_ROUTE_RESOLVED);
+    struct rdma_conn_param p = { .rnr_retry_count = 7, .retry_count = 7, .qp_num = 1234 };
+    assert_int_equal(rdma_connect(id, &p), 0);
+    *req = server_accept_one(s);
+    assert_int_equal(next_event(ch, DEADLINE_MS, NULL), RDMA_CM_EVENT_CONNECT_RESPONSE);
+    return id;
+}
+
+static void expect_qp_state(struct rdma_cm_id *id, enum ibv_qp_state want)
+{
+    struct ibv_qp_attr a;
+    struct ibv_qp_init_attr ia;
+    assert_int_equal(ibv_query_qp(id->qp, &a, IBV_QP_STATE, &ia), 0);
+    assert_int_equal(a.qp_state, want);
+}
+
+/* The active side never sends the RTU (no rdma_establish): the passive
+ * side gets UNREACHABLE with -ETIMEDOUT after SOFTRDMA_CM_TIMEOUT_MS
+ * (kernel: IB_CM_REP_ERROR), its QP in ERR, and the active side sees the
+ * connection go (CONNECT_ERROR). Run with `sr_cm_test connect_timeout`. */
+static void test_accept_rtu_timeout(void **st)
+{
+    (void)st;
+    struct server s;
+    server_listen(&s);
+    struct rdma_event_channel *ch = rdma_create_event_channel();
+    assert_non_null(ch);
+    long start = now_ms();     /* before the REP: the timer starts with it */
+    struct rdma_cm_id *req, *id = client_responded(&s, ch, &req);
+    struct rdma_cm_event *e;
+    struct pollfd pf = { .fd = s.ch->fd, .events = POLLIN };
+    assert_int_equal(poll(&pf, 1, DEADLINE_MS), 1);
+    assert_int_equal(rdma_get_cm_event(s.ch, &e), 0);
+    assert_int_equal(e->event, RDMA_CM_EVENT_UNREACHABLE);
+    assert_int_equal(e->status, -ETIMEDOUT);
+    assert_ptr_equal(e->id, req);
+    rdma_ack_cm_event(e);
+    assert_true(now_ms() - start >= atoi(getenv("SOFTRDMA_CM_TIMEOUT_MS")));
+    expect_qp_state(req, IBV_QPS_ERR);
+    assert_int_equal(next_event(ch, DEADLINE_MS, NULL), RDMA_CM_EVENT_CONNECT_ERROR);
+    /* too late to finish the handshake */
+    assert_int_equal(rdma_establish(id), -1);
+    rdma_destroy_id(id);
+    rdma_destroy_qp(req);
+    assert_int_equal(rdma_destroy_id(req), 0);
+    rdma_destroy_event_channel(ch);
+    server_close(&s);
+}
+
+/* The active side turns the REP down (rdma_reject after CONNECT_RESPONSE):
+ * the passive side gets REJECTED (consumer reason 28) with the private
+ * data, and its QP goes to ERR. */
+static void test_active_rejects_rep(void **st)
+{
+    (void)st;
+    struct server s;
+    server_listen(&s);
+    struct rdma_event_channel *ch = rdma_create_event_channel();
+    assert_non_null(ch);
+    struct rdma_cm_id *req, *id = client_responded(&s, ch, &req);
+    assert_int_equal(rdma_reject(id, "nope", 5), 0);
+    struct rdma_cm_event *e;
+    struct pollfd pf = { .fd = s.ch->fd, .events = POLLIN };
+    assert_int_equal(poll(&pf, 1, DEADLINE_MS), 1);
+    assert_int_equal(rdma_get_cm_event(s.ch, &e), 0);
+    assert_int_equal(e->event, RDMA_CM_EVENT_REJECTED);
+    assert_int_equal(e->status, 28);
+    assert_ptr_equal(e->id, req);
+    assert_true(e->param.conn.private_data_len >= 5);
+    assert_memory_equal(e->param.conn.private_data, "nope", 5);
+    rdma_ack_cm_event(e);
+    expect_qp_state(req, IBV_QPS_ERR);
+    rdma_destroy_id(id);
+    rdma_destroy_qp(req);
+    assert_int_equal(rdma_destroy_id(req), 0);
+    rdma_destroy_event_channel(ch);
+    server_close(&s);
+}
+
 /* rping's teardown: its CM thread loops on rdma_get_cm_event and exits the
  * process on any error, while main destroys the id and the channel. That
  * thread coming back after the destroy must wait like a kernel reader
@@ -590,9 +680,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_port0_listeners_concurrent),
         cmocka_unit_test(test_concurrent_connects),
         cmocka_unit_test(test_event_thread_outlives_channel),
+        cmocka_unit_test(test_active_rejects_rep),
     };
     const struct CMUnitTest timeout_tests[] = {
         cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_accept_rtu_timeout),
     };
     int rc = timeout_only ? cmocka_run_group_tests(timeout_tests, NULL, NULL)
                           : cmocka_run_group_tests(tests, NULL, NULL);

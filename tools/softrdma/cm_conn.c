@@ -91,7 +91,7 @@ static int cm_qp_to_rts(struct cm_id *id)
     return ibv_modify_qp(id->pub.qp, &a, mask);
 }
 
-static void cm_qp_error(struct cm_id *id)
+void cm_qp_error(struct cm_id *id)
 {
     if (id->pub.qp) {
         struct ibv_qp_attr a = { .qp_state = IBV_QPS_ERR };
@@ -167,6 +167,7 @@ static void cm_on_msg(struct cm_id *id, struct cm_msg *m)
         break;
     case CM_MSG_RTU:
         if (id->state == CM_ACCEPTING) {
+            cm_timeout_disarm(id);
             id->state = CM_CONNECTED;
             cm_event_push(id, NULL, RDMA_CM_EVENT_ESTABLISHED, 0, &id->peer);
         }
@@ -175,6 +176,14 @@ static void cm_on_msg(struct cm_id *id, struct cm_msg *m)
         if (id->state == CM_CONNECTING) {
             cm_conn_close(id);
             id->state = CM_IDLE;
+            cm_event_push(id, NULL, RDMA_CM_EVENT_REJECTED, 28, m);
+        } else if (id->state == CM_ACCEPTING) {
+            /* the active side turned our REP down (rdma_reject after
+             * CONNECT_RESPONSE): as rdma_cm does on a REJ, the QP goes to
+             * ERR and the consumer's reason is reported */
+            cm_conn_close(id);
+            cm_qp_error(id);
+            id->state = CM_DISCONNECTED;
             cm_event_push(id, NULL, RDMA_CM_EVENT_REJECTED, 28, m);
         }
         break;
@@ -404,6 +413,7 @@ CM_API int rdma_accept(struct rdma_cm_id *pub, struct rdma_conn_param *p)
         goto out;
     }
     id->state = CM_ACCEPTING;
+    cm_timeout_arm(id);     /* an active side that never sends the RTU */
     rc = 0;
 out:
     pthread_mutex_unlock(&sr_lock);

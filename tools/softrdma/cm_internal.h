@@ -114,12 +114,15 @@ int cm_sock_live(const char *path, int type);
 void cm_conn_close(struct cm_id *id);
 void cm_listen_close(struct cm_id *id);
 int cm_qp_to_init(struct cm_id *id);
+/* Moves the id's QP (if any) to ERR. */
+void cm_qp_error(struct cm_id *id);
 
 /* cm_id.c */
 struct cm_id *cm_id_new(struct rdma_event_channel *ch, void *context, enum rdma_port_space ps,
                         enum ibv_qp_type type);
-/* Connect timeout (cm_timeout.c); sr_lock held. Arm when the REQ goes
- * out; disarm when the id leaves CM_CONNECTING. */
+/* Handshake timeout (cm_timeout.c); sr_lock held. Armed when the REQ
+ * goes out (active) and when the REP goes out (passive); disarmed when the
+ * id leaves CM_CONNECTING / CM_ACCEPTING. */
 void cm_timeout_arm(struct cm_id *id);
 void cm_timeout_disarm(struct cm_id *id);
 #endif

@@ -188,6 +188,7 @@ struct sr_inconn {
     struct sr_rwqe *rwqe;          /* receive being filled */
     int stalled;                   /* RNR: waiting for a receive */
     uint64_t rnr_deadline;         /* 0 = wait forever */
+    uint64_t notready_since;       /* stalled because the QP is not in RTR yet */
     int dead;
     int detached;                  /* released: waits in the graveyard */
     uint64_t delay_until;          /* SOFTRDMA_DELAY_MS: request held until */
@@ -205,6 +206,7 @@ struct sr_qp {
     int sq_sig_all;
     int port;
     uint8_t rnr_retry;
+    uint8_t retry_cnt, timeout;    /* transport retries and local ACK timeout */
     uint32_t dest_qpn;
     int has_dgid;                  /* RTR gave a global route with a GID */
     union ibv_gid dgid;
