@@ -283,6 +283,93 @@ static void test_bind_port_space(void **st)
     rdma_destroy_id(e);
 }
 
+/* Port 0 picks: many processes bind port 0 and listen on one host at the
+ * same time (half of the ids with REUSEADDR, as the rsocket module sets it
+ * for SO_REUSEADDR sockets); every bind and listen succeeds and no two
+ * listeners share a port. REUSEADDR ids used to take a random port without
+ * looking, and a live listener already there made listen fail with
+ * EADDRINUSE (rsfw.sem_threads). */
+#define P0_PROCS 16
+#define P0_IDS 32
+
+static int port0_child(int go_fd, int ports_fd, int release_fd)
+{
+    struct rdma_cm_id *ids[P0_IDS];
+    uint16_t ports[P0_IDS];
+    char c;
+    if (read(go_fd, &c, 1) != 0)    /* EOF: everyone starts together */
+        return 1;
+    for (int i = 0; i < P0_IDS; i++) {
+        int one = 1;
+        if (rdma_create_id(NULL, &ids[i], NULL, RDMA_PS_TCP))
+            return 2;
+        if (i % 2 && rdma_set_option(ids[i], RDMA_OPTION_ID, RDMA_OPTION_ID_REUSEADDR, &one, sizeof one))
+            return 3;
+        if (bind_port(ids[i], INADDR_LOOPBACK, 0))
+            return 4;
+        if (rdma_listen(ids[i], 64)) {
+            fprintf(stderr, "port0 child: rdma_listen on port %u: %s\n",
+                    ntohs(rdma_get_src_port(ids[i])), strerror(errno));
+            return 5;
+        }
+        ports[i] = ntohs(rdma_get_src_port(ids[i]));
+    }
+    if (write(ports_fd, ports, sizeof ports) != sizeof ports)
+        return 6;
+    while (read(release_fd, &c, 1) > 0)     /* listeners stay until EOF */
+        continue;
+    for (int i = 0; i < P0_IDS; i++)
+        rdma_destroy_id(ids[i]);
+    return 0;
+}
+
+static void test_port0_listeners_concurrent(void **st)
+{
+    (void)st;
+    int go[2], ports[2], release[2];
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(ports), 0);
+    assert_int_equal(pipe(release), 0);
+    pid_t pids[P0_PROCS];
+    for (int p = 0; p < P0_PROCS; p++) {
+        pids[p] = fork();
+        assert_true(pids[p] >= 0);
+        if (pids[p] == 0) {
+            close(go[1]);
+            close(ports[0]);
+            close(release[1]);
+            _exit(port0_child(go[0], ports[1], release[0]));
+        }
+    }
+    close(go[0]);
+    close(ports[1]);
+    close(release[0]);
+    close(go[1]);       /* go */
+    static uint16_t all[P0_PROCS * P0_IDS];
+    size_t got = 0;
+    long deadline = now_ms() + DEADLINE_MS;
+    while (got < sizeof all && now_ms() < deadline) {
+        struct pollfd pf = { .fd = ports[0], .events = POLLIN };
+        if (poll(&pf, 1, 1000) <= 0)
+            continue;
+        ssize_t n = read(ports[0], (char *)all + got, sizeof all - got);
+        if (n <= 0)
+            break;      /* every child gone: one failed */
+        got += (size_t)n;
+    }
+    close(release[1]);
+    for (int p = 0; p < P0_PROCS; p++)
+        expect_child_ok(pids[p], 0);
+    close(ports[0]);
+    assert_int_equal(got, sizeof all);
+    for (size_t i = 0; i < P0_PROCS * P0_IDS; i++) {
+        assert_true(all[i] >= 32768 && all[i] <= 60999);
+        for (size_t j = 0; j < i; j++)
+            if (all[i] == all[j])
+                fail_msg("two port-0 listeners got port %u", all[i]);
+    }
+}
+
 struct conn_thread { uint16_t port; int ok; };
 
 static void *connect_thread(void *arg)
@@ -400,6 +487,96 @@ static void test_connect_timeout(void **st)
     server_close(&s);
 }
 
+/* An active id without a QP that got the REP (CONNECT_RESPONSE) but has
+ * not finished the handshake yet; *req is the server's accepted id. */
+static struct rdma_cm_id *client_responded(struct server *s, struct rdma_event_channel *ch,
+                                           struct rdma_cm_id **req)
+{
+    struct rdma_cm_id *id;
+    struct sockaddr_in dst = lo_addr(s->port);
+    assert_int_equal(rdma_create_id(ch, &id, NULL, RDMA_PS_TCP), 0);
+    assert_int_equal(rdma_resolve_addr(id, NULL, (struct sockaddr *)&dst, 2000), 0);
+    assert_int_equal(next_event(ch, DEADLINE_MS, NULL), RDMA_CM_EVENT_ADDR_RESOLVED);
+    assert_int_equal(rdma_resolve_route(id, 2000), 0);
+    assert_int_equal(next_event(ch, DEADLINE_MS, NULL), RDMA_CM_EVENT_ROUTE_RESOLVED);
+    struct rdma_conn_param p = { .rnr_retry_count = 7, .retry_count = 7, .qp_num = 1234 };
+    assert_int_equal(rdma_connect(id, &p), 0);
+    *req = server_accept_one(s);
+    assert_int_equal(next_event(ch, DEADLINE_MS, NULL), RDMA_CM_EVENT_CONNECT_RESPONSE);
+    return id;
+}
+
+static void expect_qp_state(struct rdma_cm_id *id, enum ibv_qp_state want)
+{
+    struct ibv_qp_attr a;
+    struct ibv_qp_init_attr ia;
+    assert_int_equal(ibv_query_qp(id->qp, &a, IBV_QP_STATE, &ia), 0);
+    assert_int_equal(a.qp_state, want);
+}
+
+/* The active side never sends the RTU (no rdma_establish): the passive
+ * side gets UNREACHABLE with -ETIMEDOUT after SOFTRDMA_CM_TIMEOUT_MS
+ * (kernel: IB_CM_REP_ERROR), its QP in ERR, and the active side sees the
+ * connection go (CONNECT_ERROR). Run with `sr_cm_test connect_timeout`. */
+static void test_accept_rtu_timeout(void **st)
+{
+    (void)st;
+    struct server s;
+    server_listen(&s);
+    struct rdma_event_channel *ch = rdma_create_event_channel();
+    assert_non_null(ch);
+    long start = now_ms();     /* before the REP: the timer starts with it */
+    struct rdma_cm_id *req, *id = client_responded(&s, ch, &req);
+    struct rdma_cm_event *e;
+    struct pollfd pf = { .fd = s.ch->fd, .events = POLLIN };
+    assert_int_equal(poll(&pf, 1, DEADLINE_MS), 1);
+    assert_int_equal(rdma_get_cm_event(s.ch, &e), 0);
+    assert_int_equal(e->event, RDMA_CM_EVENT_UNREACHABLE);
+    assert_int_equal(e->status, -ETIMEDOUT);
+    assert_ptr_equal(e->id, req);
+    rdma_ack_cm_event(e);
+    assert_true(now_ms() - start >= atoi(getenv("SOFTRDMA_CM_TIMEOUT_MS")));
+    expect_qp_state(req, IBV_QPS_ERR);
+    assert_int_equal(next_event(ch, DEADLINE_MS, NULL), RDMA_CM_EVENT_CONNECT_ERROR);
+    /* too late to finish the handshake */
+    assert_int_equal(rdma_establish(id), -1);
+    rdma_destroy_id(id);
+    rdma_destroy_qp(req);
+    assert_int_equal(rdma_destroy_id(req), 0);
+    rdma_destroy_event_channel(ch);
+    server_close(&s);
+}
+
+/* The active side turns the REP down (rdma_reject after CONNECT_RESPONSE):
+ * the passive side gets REJECTED (consumer reason 28) with the private
+ * data, and its QP goes to ERR. */
+static void test_active_rejects_rep(void **st)
+{
+    (void)st;
+    struct server s;
+    server_listen(&s);
+    struct rdma_event_channel *ch = rdma_create_event_channel();
+    assert_non_null(ch);
+    struct rdma_cm_id *req, *id = client_responded(&s, ch, &req);
+    assert_int_equal(rdma_reject(id, "nope", 5), 0);
+    struct rdma_cm_event *e;
+    struct pollfd pf = { .fd = s.ch->fd, .events = POLLIN };
+    assert_int_equal(poll(&pf, 1, DEADLINE_MS), 1);
+    assert_int_equal(rdma_get_cm_event(s.ch, &e), 0);
+    assert_int_equal(e->event, RDMA_CM_EVENT_REJECTED);
+    assert_int_equal(e->status, 28);
+    assert_ptr_equal(e->id, req);
+    assert_true(e->param.conn.private_data_len >= 5);
+    assert_memory_equal(e->param.conn.private_data, "nope", 5);
+    rdma_ack_cm_event(e);
+    expect_qp_state(req, IBV_QPS_ERR);
+    rdma_destroy_id(id);
+    rdma_destroy_qp(req);
+    assert_int_equal(rdma_destroy_id(req), 0);
+    rdma_destroy_event_channel(ch);
+    server_close(&s);
+}
+
 /* rping's teardown: its CM thread loops on rdma_get_cm_event and exits the
  * process on any error, while main destroys the id and the channel. That
  * thread coming back after the destroy must wait like a kernel reader
@@ -500,11 +677,14 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_client_dies),
         cmocka_unit_test(test_client_destroys_id),
         cmocka_unit_test(test_bind_port_space),
+        cmocka_unit_test(test_port0_listeners_concurrent),
         cmocka_unit_test(test_concurrent_connects),
         cmocka_unit_test(test_event_thread_outlives_channel),
+        cmocka_unit_test(test_active_rejects_rep),
     };
     const struct CMUnitTest timeout_tests[] = {
         cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_accept_rtu_timeout),
     };
     int rc = timeout_only ? cmocka_run_group_tests(timeout_tests, NULL, NULL)
                           : cmocka_run_group_tests(tests, NULL, NULL);

@@ -738,6 +738,75 @@ static void test_rnr(void **st)
     pair_free(p);
 }
 
+/* Sets the transport retry count and local ACK timeout (4.096 us <<
+ * timeout, 0 = infinite) of a QP in RTS (RTS->RTS). */
+static void set_retry(struct ibv_qp *qp, int retry_cnt, int timeout)
+{
+    struct ibv_qp_attr r = { .retry_cnt = (uint8_t)retry_cnt, .timeout = (uint8_t)timeout };
+    assert_int_equal(ibv_modify_qp(qp, &r, IBV_QP_RETRY_CNT | IBV_QP_TIMEOUT), 0);
+}
+
+/* b reaches INIT only; a is in RTS towards it. */
+static struct pair *pair_half_ready(int retry_cnt, int timeout)
+{
+    struct pair *p = pair_open();
+    int all = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
+    side_init(p, &p->a, 64, 1, all);
+    side_init(p, &p->b, 64, 1, all);
+    qp_connect(p->a.qp, p->b.qp->qp_num, 7);
+    set_retry(p->a.qp, retry_cnt, timeout);
+    struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1, .qp_access_flags = all };
+    assert_int_equal(ibv_modify_qp(p->b.qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
+                                   IBV_QP_ACCESS_FLAGS), 0);
+    return p;
+}
+
+static int all_zero(const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (b[i])
+            return 0;
+    return 1;
+}
+
+/* A WRITE to a peer QP that is not yet in RTR is not delivered: a real HCA
+ * drops it and the requester retries. With timeout 0 (infinite) it lands
+ * once the peer reaches RTR; with retry_cnt 1 and a short timeout it fails
+ * with RETRY_EXC_ERR and the peer's memory and state stay as they were. */
+static void test_write_before_rtr(void **st)
+{
+    (void)st;
+    struct ibv_wc wc;
+    struct pair *p = pair_half_ready(7, 0);
+    fill(p->a.buf, 100, 3);
+    assert_int_equal(post_send(&p->a, IBV_WR_RDMA_WRITE, 1, 0, 100, IBV_SEND_SIGNALED,
+                               (uintptr_t)p->b.buf, p->b.mr->rkey, p->a.mr->lkey), 0);
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, 300), 0);
+    assert_true(all_zero(p->b.buf, 100));   /* not delivered while b is in INIT */
+    /* b to RTR (and RTS): the retried write lands */
+    struct ibv_qp_attr a = { .qp_state = IBV_QPS_RTR, .dest_qp_num = p->a.qp->qp_num,
+                             .path_mtu = IBV_MTU_1024, .ah_attr = { .port_num = 1 } };
+    assert_int_equal(ibv_modify_qp(p->b.qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
+                                   IBV_QP_DEST_QPN | IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC |
+                                   IBV_QP_MIN_RNR_TIMER), 0);
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_memory_equal(p->b.buf, p->a.buf, 100);
+    pair_free(p);
+
+    /* retries run out: 2 tries of 4.096 us << 12 (16 ms) */
+    p = pair_half_ready(1, 12);
+    fill(p->a.buf, 100, 4);
+    assert_int_equal(post_send(&p->a, IBV_WR_RDMA_WRITE, 2, 0, 100, IBV_SEND_SIGNALED,
+                               (uintptr_t)p->b.buf, p->b.mr->rkey, p->a.mr->lkey), 0);
+    expect_error_then_flush(&p->a, IBV_WC_RETRY_EXC_ERR);
+    assert_true(all_zero(p->b.buf, 100));
+    struct ibv_qp_init_attr ia;
+    assert_int_equal(ibv_query_qp(p->b.qp, &a, IBV_QP_STATE, &ia), 0);
+    assert_int_equal(a.qp_state, IBV_QPS_INIT);
+    pair_free(p);
+}
+
 /* Spins on the CQ (no sleep: the poller must be as quick as it can be to
  * catch a QP state that lags its completion); returns the count. */
 static int spin_poll(struct ibv_cq *cq, struct ibv_wc *wc, long ms)
@@ -1012,6 +1081,7 @@ int main(void)
         cmocka_unit_test(test_recv_bad_lkey),
         cmocka_unit_test(test_wrong_dgid),
         cmocka_unit_test(test_rnr),
+        cmocka_unit_test(test_write_before_rtr),
         cmocka_unit_test(test_error_state_before_completion),
         cmocka_unit_test(test_flush_on_err),
         cmocka_unit_test(test_cq_overflow),

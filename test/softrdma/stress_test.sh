@@ -3,6 +3,10 @@
 #   rping     several rping pairs at once: between the namespace hosts (both
 #             directions) and on each host's loopback, every one -V verified
 #   ucmatose  one ucmatose client with many connections (-c 50) at once
+#   imm       sr_imm_stress: bursts of small inline WRITEs, WRITE_WITH_IMMs
+#             and SEND_WITH_IMMs from host B to host A, both directions at
+#             once, every byte and immediate checked (a lost wake-up fails
+#             it: no completion for 30 s); SOFTRDMA_STRESS_ROUNDS rounds
 # Every client runs under timeout: a hang fails the test instead of
 # stalling it. SOFTRDMA_STRESS_COUNT sets rping's iterations (default 5000;
 # the manual hunt used 20000).
@@ -57,9 +61,34 @@ run_ucmatose() {
     grep -q "return status 0" "$LOG/ucmatose-client.log" || fail "ucmatose client status"
 }
 
+# imm_pair NAME SERVER_NS CLIENT_NS ADDR PORT
+imm_pair() {
+    local name=$1 sns=$2 cns=$3 addr=$4 port=$5
+    local bin="$NSTACK_BUILD/test/softrdma/sr_imm_stress" rounds=${SOFTRDMA_STRESS_ROUNDS:-300}
+    ip netns exec "$sns" "$bin" server "$addr" "$port" "$rounds" > "$LOG/$name-server.log" 2>&1 &
+    SPIDS+=($!); bg_track $!
+    wait_until 60 test -e "$SOFTRDMA_FABRIC/cm/${addr}_$port" || fail "$name: server did not listen"
+    timeout 600 ip netns exec "$cns" "$bin" client "$addr" "$port" "$rounds" > "$LOG/$name-client.log" 2>&1 &
+    CPIDS+=($!); bg_track $!
+}
+
+run_imm() {
+    imm_pair ab "$NS_A" "$NS_B" "$IP_A" 7611
+    imm_pair ba "$NS_B" "$NS_A" "$IP_B" 7612
+    for p in "${CPIDS[@]}"; do
+        wait "$p" || fail "an sr_imm_stress client failed or hung (status $?)"
+    done
+    for p in "${SPIDS[@]}"; do
+        timeout 60 tail --pid="$p" -f /dev/null || fail "an sr_imm_stress server did not exit"
+        wait "$p" || fail "an sr_imm_stress server failed"
+    done
+    [ "$(grep -l "messages verified" "$LOG"/*-server.log | wc -l)" = 2 ] || fail "a server did not verify its rounds"
+}
+
 case "${1:-}" in
 rping) run_rping ;;
 ucmatose) run_ucmatose ;;
-*) echo "usage: $0 rping|ucmatose"; exit 2 ;;
+imm) run_imm ;;
+*) echo "usage: $0 rping|ucmatose|imm"; exit 2 ;;
 esac
 echo "PASS: stress $1"

@@ -91,7 +91,7 @@ static int cm_qp_to_rts(struct cm_id *id)
     return ibv_modify_qp(id->pub.qp, &a, mask);
 }
 
-static void cm_qp_error(struct cm_id *id)
+void cm_qp_error(struct cm_id *id)
 {
     if (id->pub.qp) {
         struct ibv_qp_attr a = { .qp_state = IBV_QPS_ERR };
@@ -167,6 +167,7 @@ static void cm_on_msg(struct cm_id *id, struct cm_msg *m)
         break;
     case CM_MSG_RTU:
         if (id->state == CM_ACCEPTING) {
+            cm_timeout_disarm(id);
             id->state = CM_CONNECTED;
             cm_event_push(id, NULL, RDMA_CM_EVENT_ESTABLISHED, 0, &id->peer);
         }
@@ -175,6 +176,14 @@ static void cm_on_msg(struct cm_id *id, struct cm_msg *m)
         if (id->state == CM_CONNECTING) {
             cm_conn_close(id);
             id->state = CM_IDLE;
+            cm_event_push(id, NULL, RDMA_CM_EVENT_REJECTED, 28, m);
+        } else if (id->state == CM_ACCEPTING) {
+            /* the active side turned our REP down (rdma_reject after
+             * CONNECT_RESPONSE): as rdma_cm does on a REJ, the QP goes to
+             * ERR and the consumer's reason is reported */
+            cm_conn_close(id);
+            cm_qp_error(id);
+            id->state = CM_DISCONNECTED;
             cm_event_push(id, NULL, RDMA_CM_EVENT_REJECTED, 28, m);
         }
         break;
@@ -229,15 +238,9 @@ static int cm_claim_name(const char *sock, const char *name)
             return 0;
         if (errno != EEXIST)
             return -1;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (strlen(name) >= sizeof sa.sun_path)
+        if (strlen(name) >= sizeof(((struct sockaddr_un *)0)->sun_path))
             return errno = ENAMETOOLONG, -1;
-        memcpy(sa.sun_path, name, strlen(name) + 1);
-        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        int live = fd >= 0 && !connect(fd, (struct sockaddr *)&sa, sizeof sa);
-        if (fd >= 0)
-            close(fd);
-        if (live)
+        if (cm_sock_live(name, SOCK_SEQPACKET))
             break;
         unlink(name);
     }
@@ -314,6 +317,7 @@ CM_API int rdma_listen(struct rdma_cm_id *pub, int backlog)
         goto out;
     }
     sr_watch_add(&id->lsn, fd, EPOLLIN, cm_listen_cb);
+    cm_names_lock();
     uint16_t port = cm_port(&pub->route.addr.src_addr);
     for (int tries = 0; !port && tries < 64; tries++) {
         uint16_t p = (uint16_t)(32768 + (unsigned)rand() % 28232);
@@ -324,10 +328,12 @@ CM_API int rdma_listen(struct rdma_cm_id *pub, int backlog)
     }
     if (cm_port(&pub->route.addr.src_addr) && cm_add_names(id, port)) {
         int e = errno;
+        cm_names_unlock();
         cm_listen_close(id);
         errno = e;
         goto out;
     }
+    cm_names_unlock();
     cm_set_port(&pub->route.addr.src_addr, port);
     id->state = CM_LISTEN;
     rc = 0;
@@ -407,6 +413,7 @@ CM_API int rdma_accept(struct rdma_cm_id *pub, struct rdma_conn_param *p)
         goto out;
     }
     id->state = CM_ACCEPTING;
+    cm_timeout_arm(id);     /* an active side that never sends the RTU */
     rc = 0;
 out:
     pthread_mutex_unlock(&sr_lock);

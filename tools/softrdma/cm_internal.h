@@ -102,17 +102,27 @@ struct ibv_pd *cm_default_pd(void);
  * picks a free port and writes it into sa. EADDRINUSE if taken. */
 int cm_port_claim(struct cm_id *id, struct sockaddr *sa);
 void cm_port_release(struct cm_id *id);
+/* Fabric-wide lock around every check-then-create of port claims and
+ * listener names (sr_lock held; never nested). */
+void cm_names_lock(void);
+void cm_names_unlock(void);
+/* 1 unless connecting to the unix socket at path is refused (owner gone);
+ * never blocks. */
+int cm_sock_live(const char *path, int type);
 
 /* cm_conn.c */
 void cm_conn_close(struct cm_id *id);
 void cm_listen_close(struct cm_id *id);
 int cm_qp_to_init(struct cm_id *id);
+/* Moves the id's QP (if any) to ERR. */
+void cm_qp_error(struct cm_id *id);
 
 /* cm_id.c */
 struct cm_id *cm_id_new(struct rdma_event_channel *ch, void *context, enum rdma_port_space ps,
                         enum ibv_qp_type type);
-/* Connect timeout (cm_timeout.c); sr_lock held. Arm when the REQ goes
- * out; disarm when the id leaves CM_CONNECTING. */
+/* Handshake timeout (cm_timeout.c); sr_lock held. Armed when the REQ
+ * goes out (active) and when the REP goes out (passive); disarmed when the
+ * id leaves CM_CONNECTING / CM_ACCEPTING. */
 void cm_timeout_arm(struct cm_id *id);
 void cm_timeout_disarm(struct cm_id *id);
 #endif

@@ -3,13 +3,23 @@
  * (address, port) as a symlink
  *     $FABRIC/cm/port/<netns>_<port>/<family>_<address>  ->  owner's NIC socket
  * A claim whose owner process is gone (its NIC socket refuses connections)
- * is stale and reclaimed. Callers hold sr_lock. */
+ * is stale and reclaimed. A REUSEADDR id's claim is named
+ *     r<family>_<address>.<pid>.<epoch>.<seq>
+ * (unique, so such ids share the port); binds to a given port ignore it,
+ * but port 0 never picks a port that has any live claim, so two ids that
+ * bound port 0 never meet on one port (and then on one listener name).
+ * Every check-then-create on the fabric's port and listener names runs
+ * under one fabric-wide flock (cm_names_lock), so two processes of a host
+ * never both see a port free or a stale name reclaimable. Callers hold
+ * sr_lock (taken before the flock). */
 #include "cm_internal.h"
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -55,11 +65,49 @@ static int cm_claim_live(const char *path)
     ssize_t n = readlink(path, sa.sun_path, sizeof sa.sun_path - 1);
     if (n <= 0)
         return 0;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int live = fd >= 0 && !connect(fd, (struct sockaddr *)&sa, sizeof sa);
-    if (fd >= 0)
-        close(fd);
+    return cm_sock_live(sa.sun_path, SOCK_STREAM);
+}
+
+int cm_sock_live(const char *path, int type)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof sa.sun_path)
+        return 0;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    /* non-blocking: a full backlog (EAGAIN) means alive, and the probe
+     * never waits under the names lock */
+    int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 1;   /* cannot tell: never reclaim on doubt */
+    int live = !connect(fd, (struct sockaddr *)&sa, sizeof sa) || errno == EAGAIN;
+    close(fd);
     return live;
+}
+
+/* Guarded by sr_lock: the open lock file while held, else -1. */
+static int cm_lock_fd = -1;
+
+void cm_names_lock(void)
+{
+    char p[400];
+    snprintf(p, sizeof p, "%s/cm", sr_fabric_dir());
+    sr_mkdir_p(p);
+    snprintf(p, sizeof p, "%s/cm/names.lock", sr_fabric_dir());
+    cm_lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (cm_lock_fd < 0) {
+        sr_log("cannot open %s: %s; port and listener names are claimed unlocked",
+               p, strerror(errno));
+        return;
+    }
+    while (flock(cm_lock_fd, LOCK_EX) && errno == EINTR)
+        continue;
+}
+
+void cm_names_unlock(void)
+{
+    if (cm_lock_fd >= 0)
+        close(cm_lock_fd);     /* releases the flock */
+    cm_lock_fd = -1;
 }
 
 /* Do two claims of one port overlap? "any" of a family covers the family;
@@ -83,7 +131,7 @@ static int cm_conflict_in(const char *dir, const char *mine, int afonly)
     if (!d)
         return 0;
     while (!conflict && (e = readdir(d))) {
-        if (e->d_name[0] == '.' || !strcmp(e->d_name, mine) ||
+        if (e->d_name[0] == '.' || e->d_name[0] == 'r' || !strcmp(e->d_name, mine) ||
             !cm_claims_overlap(mine, afonly, e->d_name))
             continue;
         char p[700];
@@ -131,26 +179,77 @@ static uint16_t cm_random_port(void)
     return (uint16_t)(CM_PORT_LO + r % CM_PORT_SPAN);
 }
 
+/* 1 if any live claim (plain or REUSEADDR) holds the port; stale ones go. */
+static int cm_port_busy(uint16_t port)
+{
+    char dir[400];
+    if (cm_port_dir(port, dir, sizeof dir))
+        return 1;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int busy = 0;
+    if (!d)
+        return 0;
+    while (!busy && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p[700];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (cm_claim_live(p))
+            busy = 1;
+        else
+            unlink(p);
+    }
+    closedir(d);
+    return busy;
+}
+
+/* A REUSEADDR id's claim: conflicts with nothing, but keeps port 0
+ * picks away from the port. */
+static int cm_claim_shared(struct cm_id *id, const struct sockaddr *sa, uint16_t port)
+{
+    static unsigned seq;    /* guarded by sr_lock */
+    char dir[400], key[64], path[500];
+    if (cm_port_dir(port, dir, sizeof dir))
+        return -1;
+    cm_claim_key(sa, key, sizeof key);
+    snprintf(path, sizeof path, "%s/r%s.%d.%u.%u", dir, key, (int)getpid(), sr_epoch, ++seq);
+    unlink(path);   /* a dead process with our pid left it */
+    if (symlink(sr_nic_path(), path))
+        return -1;
+    snprintf(id->port_claim, sizeof id->port_claim, "%s", path);
+    return 0;
+}
+
+static int cm_claim_port(struct cm_id *id, const struct sockaddr *sa, uint16_t port)
+{
+    return id->reuseaddr ? cm_claim_shared(id, sa, port) : cm_claim_one(id, sa, port);
+}
+
+/* Port 0: a port no live claim holds. */
+static int cm_claim_ephemeral(struct cm_id *id, struct sockaddr *sa)
+{
+    for (int i = 0; i < CM_PORT_TRIES; i++) {
+        uint16_t port = cm_random_port();
+        if (cm_port_busy(port) || cm_claim_port(id, sa, port))
+            continue;
+        cm_set_port(sa, port);
+        return 0;
+    }
+    return errno = EADDRINUSE, -1;
+}
+
 int cm_port_claim(struct cm_id *id, struct sockaddr *sa)
 {
     uint16_t port = cm_port(sa);
     cm_port_release(id);
-    if (id->reuseaddr) {
-        /* REUSEADDR ids share ports freely; they claim nothing */
-        if (!port)
-            cm_set_port(sa, cm_random_port());
-        return 0;
-    }
-    if (port)
-        return cm_claim_one(id, sa, port);
-    for (int i = 0; i < CM_PORT_TRIES; i++) {
-        port = cm_random_port();
-        if (!cm_claim_one(id, sa, port)) {
-            cm_set_port(sa, port);
-            return 0;
-        }
-    }
-    return errno = EADDRINUSE, -1;
+    cm_names_lock();
+    int rc = port ? cm_claim_port(id, sa, port) : cm_claim_ephemeral(id, sa);
+    int e = errno;
+    cm_names_unlock();
+    if (rc)
+        errno = e == EADDRINUSE ? e : EADDRINUSE;
+    return rc;
 }
 
 void cm_port_release(struct cm_id *id)

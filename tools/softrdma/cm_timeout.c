@@ -1,8 +1,10 @@
-/* softrdma librdmacm: the connect timeout. An active side whose REQ gets
- * neither REP nor REJ while the passive process stays alive would wait
- * forever; the IB CM gives up after its REQ retries and rdma_cm reports
- * RDMA_CM_EVENT_UNREACHABLE with status -ETIMEDOUT. Each connecting id
- * holds a timerfd watched by the device thread. */
+/* softrdma librdmacm: handshake timeouts. An active side whose REQ gets
+ * neither REP nor REJ, or a passive side whose REP gets no RTU, while the
+ * peer process stays alive would wait forever; the IB CM gives up after
+ * its REQ (or REP) retries and rdma_cm reports RDMA_CM_EVENT_UNREACHABLE
+ * with status -ETIMEDOUT (IB_CM_REQ_ERROR / IB_CM_REP_ERROR in the
+ * kernel's cma.c). Each waiting id holds a timerfd watched by the device
+ * thread. */
 #include "cm_internal.h"
 #include <errno.h>
 #include <string.h>
@@ -33,13 +35,20 @@ static void cm_timeout_cb(struct sr_watch *w, uint32_t events)
     struct cm_id *id = (struct cm_id *)((char *)w - offsetof(struct cm_id, timer));
     (void)events;
     cm_timeout_disarm(id);
-    if (id->state != CM_CONNECTING)
-        return;
-    sr_log("rdma_connect: no answer to the connection request within %d ms; unreachable",
-           cm_timeout_value_ms());
-    cm_conn_close(id);     /* the passive side sees its pending request go */
-    id->state = CM_IDLE;
-    cm_event_push(id, NULL, RDMA_CM_EVENT_UNREACHABLE, -ETIMEDOUT, NULL);
+    if (id->state == CM_CONNECTING) {
+        sr_log("rdma_connect: no answer to the connection request within %d ms; unreachable",
+               cm_timeout_value_ms());
+        cm_conn_close(id);     /* the passive side sees its pending request go */
+        id->state = CM_IDLE;
+        cm_event_push(id, NULL, RDMA_CM_EVENT_UNREACHABLE, -ETIMEDOUT, NULL);
+    } else if (id->state == CM_ACCEPTING) {
+        sr_log("rdma_accept: the active side did not complete the connection within %d ms; unreachable",
+               cm_timeout_value_ms());
+        cm_conn_close(id);     /* the active side gets CONNECT_ERROR */
+        cm_qp_error(id);
+        id->state = CM_DISCONNECTED;
+        cm_event_push(id, NULL, RDMA_CM_EVENT_UNREACHABLE, -ETIMEDOUT, NULL);
+    }
 }
 
 void cm_timeout_arm(struct cm_id *id)
@@ -54,7 +63,7 @@ void cm_timeout_arm(struct cm_id *id)
     }
     if (fd < 0 || sr_watch_add(&id->timer, fd, EPOLLIN, cm_timeout_cb)) {
         /* no timer: the connect still completes, it just cannot time out */
-        sr_log("rdma_connect: no connect timer (%s); the request waits without a timeout",
+        sr_log("no CM handshake timer (%s); the handshake waits without a timeout",
                strerror(errno));
         id->timer.fd = -1;
     }

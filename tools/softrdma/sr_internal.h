@@ -79,6 +79,8 @@ struct sr_watch {
     int fd;
     uint32_t events;
     sr_watch_cb cb;
+    int again;                     /* queued by sr_watch_again */
+    struct sr_watch *again_next;
 };
 int sr_nic_start(void);
 /* Non-blocking help from a polling application thread (see sr_nic.c). */
@@ -88,6 +90,10 @@ void sr_nic_progress(void);
 int sr_watch_add(struct sr_watch *w, int fd, uint32_t events, sr_watch_cb cb);
 void sr_watch_mod(struct sr_watch *w, uint32_t events);
 void sr_watch_del(struct sr_watch *w);
+/* The callback has input buffered in user space that epoll cannot report
+ * (the fd may be drained): run w->cb(w, 0) again soon, from the device
+ * thread. Called with sr_lock held, from any thread. */
+void sr_watch_again(struct sr_watch *w);
 const char *sr_nic_path(void);
 uint64_t sr_now_ms(void);
 /* Frees p after the device thread's current batch of events. */
@@ -182,6 +188,7 @@ struct sr_inconn {
     struct sr_rwqe *rwqe;          /* receive being filled */
     int stalled;                   /* RNR: waiting for a receive */
     uint64_t rnr_deadline;         /* 0 = wait forever */
+    uint64_t notready_since;       /* stalled because the QP is not in RTR yet */
     int dead;
     int detached;                  /* released: waits in the graveyard */
     uint64_t delay_until;          /* SOFTRDMA_DELAY_MS: request held until */
@@ -199,6 +206,7 @@ struct sr_qp {
     int sq_sig_all;
     int port;
     uint8_t rnr_retry;
+    uint8_t retry_cnt, timeout;    /* transport retries and local ACK timeout */
     uint32_t dest_qpn;
     int has_dgid;                  /* RTR gave a global route with a GID */
     union ibv_gid dgid;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -18,6 +19,11 @@ static int sr_epfd = -1;
 static unsigned sr_nic_epoch;
 static struct sr_watch sr_listen_w;
 static char sr_path[108];
+/* Watches to call again without an epoll event (sr_watch_again), FIFO,
+ * and an eventfd that wakes the device thread when the first is queued
+ * by another thread. Guarded by sr_lock. */
+static struct sr_watch *sr_again_head, *sr_again_tail;
+static struct sr_watch sr_wake_w = { .fd = -1 };
 /* Objects released during a batch; freed when the batch ends (a later
  * event of the same batch may still point at them). Guarded by sr_lock. */
 static void **sr_graveyard;
@@ -78,8 +84,75 @@ void sr_watch_mod(struct sr_watch *w, uint32_t events)
     epoll_ctl(sr_epfd, EPOLL_CTL_MOD, w->fd, &ev);
 }
 
+static void sr_again_unlink(struct sr_watch *w)
+{
+    struct sr_watch *prev = NULL;
+    for (struct sr_watch *p = sr_again_head; p; prev = p, p = p->again_next) {
+        if (p != w)
+            continue;
+        if (prev)
+            prev->again_next = p->again_next;
+        else
+            sr_again_head = p->again_next;
+        if (sr_again_tail == p)
+            sr_again_tail = prev;
+        break;
+    }
+    w->again = 0;
+    w->again_next = NULL;
+}
+
+void sr_watch_again(struct sr_watch *w)
+{
+    if (w->again || w->fd < 0)
+        return;
+    w->again = 1;
+    w->again_next = NULL;
+    int was_empty = !sr_again_head;
+    if (sr_again_tail)
+        sr_again_tail->again_next = w;
+    else
+        sr_again_head = w;
+    sr_again_tail = w;
+    if (was_empty && sr_wake_w.fd >= 0) {
+        /* the device thread may sleep in epoll_wait with a 100 ms timeout */
+        uint64_t one = 1;
+        if (write(sr_wake_w.fd, &one, sizeof one) < 0) {
+            /* counter full: a wake-up is pending anyway */
+        }
+    }
+}
+
+/* Runs the watches queued before this call (those queued meanwhile wait
+ * for the next round, so a watch re-queuing itself cannot spin here).
+ * Returns 1 if some are still queued. */
+static int sr_again_run(void)
+{
+    int n = 0;
+    for (struct sr_watch *p = sr_again_head; p; p = p->again_next)
+        n++;
+    while (n-- > 0 && sr_again_head) {
+        struct sr_watch *w = sr_again_head;
+        sr_again_unlink(w);
+        if (w->fd >= 0 && w->cb)
+            w->cb(w, 0);
+    }
+    return sr_again_head != NULL;
+}
+
+static void sr_wake_cb(struct sr_watch *w, uint32_t events)
+{
+    (void)events;
+    uint64_t v;
+    if (read(w->fd, &v, sizeof v) < 0) {
+        /* EAGAIN: another thread's progress call took it */
+    }
+}
+
 void sr_watch_del(struct sr_watch *w)
 {
+    if (w->again)
+        sr_again_unlink(w);
     if (w->fd < 0)
         return;
     epoll_ctl(sr_epfd, EPOLL_CTL_DEL, w->fd, NULL);
@@ -141,7 +214,7 @@ static void *sr_nic_main(void *arg)
             return NULL;
         }
         sr_nic_dispatch(evs, n);
-        timeout = 100;
+        timeout = sr_again_run() ? 0 : 100;
         sr_resp_timers(sr_now_ms(), &timeout);
         sr_graveyard_empty();
         pthread_mutex_unlock(&sr_lock);
@@ -203,6 +276,10 @@ int sr_nic_start(void)
     sr_knobs.ack_delay_ms = sr_env_int("SOFTRDMA_ACK_DELAY_MS", 0);
     sr_knobs.strict_wq = sr_env_int("SOFTRDMA_STRICT_SQ", 1);
     sr_watch_add(&sr_listen_w, lfd, EPOLLIN, sr_listen_cb);
+    sr_wake_w.fd = -1;
+    int wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wfd < 0 || sr_watch_add(&sr_wake_w, wfd, EPOLLIN, sr_wake_cb))
+        sr_log("cannot create the device's wake-up eventfd: %s", strerror(errno));
     pthread_t t;
     pthread_attr_t a;
     pthread_attr_init(&a);
@@ -227,6 +304,10 @@ void sr_nic_forget(void)
         close(sr_epfd);
     if (sr_listen_w.fd > 0)
         close(sr_listen_w.fd);
+    if (sr_wake_w.fd >= 0)
+        close(sr_wake_w.fd);
+    sr_wake_w.fd = -1;
+    sr_again_head = sr_again_tail = NULL;
     sr_epfd = -1;
     sr_path[0] = 0;
 }

@@ -304,6 +304,10 @@ static int sr_modify_locked(struct sr_qp *qp, struct ibv_qp_attr *a, int mask)
     }
     if (mask & IBV_QP_RNR_RETRY)
         qp->rnr_retry = a->rnr_retry;
+    if (mask & IBV_QP_RETRY_CNT)
+        qp->retry_cnt = a->retry_cnt;
+    if (mask & IBV_QP_TIMEOUT)
+        qp->timeout = a->timeout;
     if (to == IBV_QPS_ERR) {
         if (qp->pub.state != IBV_QPS_ERR)
             sr_qp_to_error(qp);
@@ -355,8 +359,8 @@ SR_API int ibv_query_qp(struct ibv_qp *pub, struct ibv_qp_attr *a, int mask,
     a->dest_qp_num = qp->dest_qpn;
     a->port_num = (uint8_t)qp->port;
     a->rnr_retry = qp->rnr_retry;
-    a->retry_cnt = 7;
-    a->timeout = 14;
+    a->retry_cnt = qp->retry_cnt;
+    a->timeout = qp->timeout;
     a->max_rd_atomic = a->max_dest_rd_atomic = 16;
     init->qp_context = qp->pub.qp_context;
     init->send_cq = qp->pub.send_cq;
@@ -418,6 +422,8 @@ static int sr_post_one_send(struct sr_qp *qp, struct ibv_send_wr *wr)
     memset(&s->hdr, 0, sizeof s->hdr);
     s->hdr.op = ops[wr->opcode];
     s->hdr.rnr_retry = qp->rnr_retry;
+    s->hdr.retry_cnt = qp->retry_cnt;
+    s->hdr.timeout = qp->timeout;
     s->hdr.imm = wr->imm_data;
     s->hdr.len = (uint32_t)len;
     s->hdr.rkey = wr->wr.rdma.rkey;

@@ -212,7 +212,12 @@ static void sr_req_cb(struct sr_watch *w, uint32_t events)
         if (r < 0)
             goto lost;
     }
-    return;     /* bound reached: level-triggered epoll calls again */
+    /* Bound reached. Answers already read into out_rx are invisible to
+     * epoll: if the socket is drained, no event would ever come for them
+     * (the hang of rsfw.copies_inline: completions stuck in the buffer). */
+    if (qp->out_open && qp->out_rx.off < qp->out_rx.len)
+        sr_watch_again(w);
+    return;
 lost:
     sr_req_lost(qp);
 }

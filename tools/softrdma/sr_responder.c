@@ -220,9 +220,14 @@ static int sr_resp_start(struct sr_inconn *c)
     c->rwqe = NULL;
     c->left = h->op == SR_OP_READ ? 0 : h->len;
     if (qp->pub.state == IBV_QPS_RESET || qp->pub.state == IBV_QPS_INIT) {
-        c->stalled = 1;     /* not ready to receive: the requester retries */
+        /* not ready to receive: a real HCA drops the packet and the
+         * requester retries (sr_resp_timers), up to its retry count */
+        if (!c->notready_since)
+            c->notready_since = sr_now_ms();
+        c->stalled = 1;
         return 1;
     }
+    c->notready_since = 0;
     int delay = sr_knobs.delay_ms;
     if (delay > 0 && !c->delay_passed) {
         uint64_t now = sr_now_ms();
@@ -389,6 +394,12 @@ static void sr_resp_process(struct sr_inconn *c)
         return;
     }
     sr_resp_update_watch(c);
+    /* Requests already read into c->rx are invisible to epoll: when the
+     * loop stops at its bound (or on a full answer queue that the flush
+     * above emptied) with the socket drained, no event would ever come
+     * for them, and the requester waits for their answers forever. */
+    if (!c->stalled && !c->dead && c->outq_count < c->outq_cap && c->rx.off < c->rx.len)
+        sr_watch_again(&c->w);
 }
 
 static void sr_resp_cb(struct sr_watch *w, uint32_t events)
@@ -419,6 +430,33 @@ void sr_resp_resume(struct sr_inconn *c)
         sr_resp_finish(c);
     if (!c->detached)
         sr_resp_process(c);
+}
+
+/* The request at the head of a stalled stream fails: NAK (the requester's
+ * QP goes to ERR with st), the stream is dead. */
+static void sr_resp_give_up(struct sr_inconn *c, enum ibv_wc_status st)
+{
+    c->stalled = 0;
+    c->have_hdr = 0;
+    sr_resp_nak(c, st);
+    if (sr_resp_flush(c) < 0)
+        sr_resp_detach(c);
+    else
+        sr_resp_update_watch(c);
+}
+
+/* A request to a QP not yet in RTR has been retried for as long as the
+ * requester's retry_cnt+1 tries of its local ACK timeout (4.096 us <<
+ * timeout, at least SR_RNR_STEP_MS) allow; timeout 0 waits forever. */
+static int sr_resp_notready_expired(const struct sr_inconn *c, uint64_t now)
+{
+    unsigned t = c->hdr.timeout;
+    if (!t || !c->notready_since)
+        return 0;
+    uint64_t try_ms = t > 31 ? UINT64_MAX / 64 : (4096ull << t) / 1000000u;
+    if (try_ms < SR_RNR_STEP_MS)
+        try_ms = SR_RNR_STEP_MS;
+    return now - c->notready_since >= try_ms * ((uint64_t)c->hdr.retry_cnt + 1);
 }
 
 /* Every SR_RNR_STEP_MS a stalled stream counts one RNR retry; past the
@@ -455,20 +493,22 @@ void sr_resp_timers(uint64_t now, int *next_ms)
             continue;
         }
         if (c->qp->pub.state == IBV_QPS_RESET || c->qp->pub.state == IBV_QPS_INIT) {
-            sr_resp_resume(c);  /* not an RNR: the QP is not ready yet */
+            /* not an RNR: the QP is not ready yet; the requester's
+             * transport retries run out eventually */
+            if (sr_resp_notready_expired(c, now)) {
+                sr_log("QP %u: request from QP %u retried while this QP is not in RTR; retries exhausted",
+                       c->qp->pub.qp_num, c->hello.src_qpn);
+                sr_resp_give_up(c, IBV_WC_RETRY_EXC_ERR);
+            } else {
+                sr_resp_resume(c);
+            }
             continue;
         }
         if (c->forced_rnr > 0)
             c->forced_rnr--;
         c->rnr_retries++;
         if (c->hdr.rnr_retry < 7 && c->rnr_retries > c->hdr.rnr_retry) {
-            c->stalled = 0;
-            c->have_hdr = 0;
-            sr_resp_nak(c, IBV_WC_RNR_RETRY_EXC_ERR);
-            if (sr_resp_flush(c) < 0)
-                sr_resp_detach(c);
-            else
-                sr_resp_update_watch(c);
+            sr_resp_give_up(c, IBV_WC_RNR_RETRY_EXC_ERR);
             continue;
         }
         sr_resp_resume(c);

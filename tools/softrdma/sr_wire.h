@@ -24,8 +24,9 @@ struct sr_hello {
 
 struct sr_req_hdr {
     uint8_t op;
-    uint8_t rnr_retry;      /* requester's QP attribute (set at RTS) */
-    uint8_t pad[2];
+    uint8_t rnr_retry;      /* requester's QP attributes (set at RTS): */
+    uint8_t retry_cnt;      /* transport retries, and the local ACK */
+    uint8_t timeout;        /* timeout (4.096 us << timeout, 0 = infinite) */
     uint32_t imm;           /* network order, as posted */
     uint32_t len;           /* payload bytes (request length for READ) */
     uint32_t rkey;
