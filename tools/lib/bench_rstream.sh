@@ -9,11 +9,12 @@
 # Sourced by tools/bench.sh after bench_measure.sh; needs the test hosts.
 
 RSTREAM_MODE=()
-# Transfers per run, chosen so one run takes about a second on the shared
-# 2-core machine (overridable for a quiet machine).
-RSTREAM_LAT_ITERS=${RSTREAM_LAT_ITERS:-20000}
-RSTREAM_BW64K_COUNT=${RSTREAM_BW64K_COUNT:-40000}
-RSTREAM_BW1M_COUNT=${RSTREAM_BW1M_COUNT:-2000}
+# Transfers per run, chosen so one run takes 1.5-3 s on the shared 2-core
+# machine: with 0.5 s runs the spread between runs (+-15%) hid the
+# difference being measured (overridable).
+RSTREAM_LAT_ITERS=${RSTREAM_LAT_ITERS:-40000}
+RSTREAM_BW64K_COUNT=${RSTREAM_BW64K_COUNT:-120000}
+RSTREAM_BW1M_COUNT=${RSTREAM_BW1M_COUNT:-6000}
 
 side_engine_api() {
     BENCH_ENV=("LD_LIBRARY_PATH=$NSTACK_RELEASE/lib64/softrdma"
