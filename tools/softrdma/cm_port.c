@@ -123,26 +123,32 @@ static int cm_claims_overlap(const char *mine, int mine_afonly, const char *othe
     return oany && of == 6;     /* the other's AFONLY is not known: assume not */
 }
 
-static int cm_conflict_in(const char *dir, const char *mine, int afonly)
+/* Whether dir (one port's claims) holds a live claim that counts; stale
+ * claims met on the way are removed. With mine NULL every claim counts
+ * (is the port taken at all, REUSEADDR claims included); otherwise only
+ * plain claims other than mine whose address overlaps it. */
+static int cm_live_claim_in(const char *dir, const char *mine, int afonly)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
-    int conflict = 0;
+    int found = 0;
     if (!d)
         return 0;
-    while (!conflict && (e = readdir(d))) {
-        if (e->d_name[0] == '.' || e->d_name[0] == 'r' || !strcmp(e->d_name, mine) ||
-            !cm_claims_overlap(mine, afonly, e->d_name))
+    while (!found && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (mine && (e->d_name[0] == 'r' || !strcmp(e->d_name, mine) ||
+                     !cm_claims_overlap(mine, afonly, e->d_name)))
             continue;
         char p[700];
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
         if (cm_claim_live(p))
-            conflict = 1;
+            found = 1;
         else
             unlink(p);
     }
     closedir(d);
-    return conflict;
+    return found;
 }
 
 /* Claims (sa's address, port); 0 or -1 with EADDRINUSE. */
@@ -162,7 +168,7 @@ static int cm_claim_one(struct cm_id *id, const struct sockaddr *sa, uint16_t po
         else
             unlink(path);
     }
-    if (!made || cm_conflict_in(dir, key, id->afonly)) {
+    if (!made || cm_live_claim_in(dir, key, id->afonly)) {
         if (made)
             unlink(path);
         return errno = EADDRINUSE, -1;
@@ -183,25 +189,7 @@ static uint16_t cm_random_port(void)
 static int cm_port_busy(uint16_t port)
 {
     char dir[400];
-    if (cm_port_dir(port, dir, sizeof dir))
-        return 1;
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int busy = 0;
-    if (!d)
-        return 0;
-    while (!busy && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char p[700];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (cm_claim_live(p))
-            busy = 1;
-        else
-            unlink(p);
-    }
-    closedir(d);
-    return busy;
+    return cm_port_dir(port, dir, sizeof dir) || cm_live_claim_in(dir, NULL, 0);
 }
 
 /* A REUSEADDR id's claim: conflicts with nothing, but keeps port 0
