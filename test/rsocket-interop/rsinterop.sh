@@ -1,5 +1,5 @@
 #!/bin/bash
-# rsinterop.sh SCENARIO ref-server|ref-client [rsocket|nstack]
+# rsinterop.sh SCENARIO ref-server|ref-client [rsocket|nstack|swapped]
 #
 # One interop scenario between rs_ref_peer (clean-room rsockets v1 peer on
 # rdma_cm + verbs) and the engine, over the software RDMA device between
@@ -8,11 +8,14 @@
 #   rsocket  rs_engine_peer (rsocket API) with LD_PRELOAD=libdmm_rsocket.so
 #   nstack   rs_sock_peer (plain sockets) under libnStackAPI.so, with
 #            192.168.21.0/24 routed to the rsocket stack
+#   swapped  as rsocket, but the reference peer announces a big-endian
+#            host (NET flag): the engine must write the SGL and iomap
+#            entries it sends us byte-swapped, and read ours unswapped
 # Both ends must report "<scenario> server|client OK" and exit 0.
 set -u
 : "${NSTACK_SRC:?}" "${NSTACK_RELEASE:?}" "${NSTACK_BUILD:?}"
 SCEN=${1:?scenario}; DIR=${2:?ref-server|ref-client}; API=${3:-rsocket}
-BIN=$NSTACK_BUILD/test/rsocket-interop
+IBIN=$NSTACK_BUILD/test/rsocket-interop
 SOFT=$NSTACK_RELEASE/lib64/softrdma
 PORT=7490
 STEP_TIMEOUT=${RSINTEROP_TIMEOUT:-400}
@@ -21,7 +24,7 @@ if [ "$API" = nstack ]; then
     # shellcheck source=../rsocket-fw/rsfw_lib.sh
     . "$NSTACK_SRC/test/rsocket-fw/rsfw_lib.sh"
     rsfw_setup
-    ENGINE=("${RS_ENV[@]}" "$BIN/rs_sock_peer")
+    ENGINE=("${RS_ENV[@]}" "$IBIN/rs_sock_peer")
     dir=$WORK
 else
     . "$NSTACK_SRC/test/lib/netns.sh"
@@ -30,9 +33,10 @@ else
     dir=$(mktemp -d /tmp/rsinterop.XXXXXX)
     netns_remove_on_exit "$dir"
     ENGINE=(env "LD_LIBRARY_PATH=$SOFT" "LD_PRELOAD=$NSTACK_RELEASE/lib64/libdmm_rsocket.so"
-            "$BIN/rs_engine_peer")
+            "$IBIN/rs_engine_peer")
 fi
-REF=(env "LD_LIBRARY_PATH=$SOFT" "$BIN/rs_ref_peer")
+REF=(env "LD_LIBRARY_PATH=$SOFT" "$IBIN/rs_ref_peer")
+[ "$API" = swapped ] && REF=(env "REF_CLAIM_BIG_ENDIAN=1" "${REF[@]:1}")
 
 fail() {
     local f
