@@ -187,7 +187,15 @@ static void on_send_done(struct ref_conn *c, const struct ibv_wc *wc)
 {
     enum ref_op op = WR_OP(wc->wr_id);
     c->pending_sends--;
-    if (wc->status != IBV_WC_SUCCESS && !(c->disconnected && wc->status == IBV_WC_WR_FLUSH_ERR)) {
+    if (wc->status != IBV_WC_SUCCESS && op == REF_OP_SGL && !c->disconnected) {
+        /* a credit update races with the peer's rclose by design (it
+         * destroys its QP once its own sends completed): the peer is gone,
+         * what it sent before is still delivered, then end of stream */
+        fprintf(stderr, "rs_ref_peer: note: credit update not delivered (%s): peer closed\n",
+                ibv_wc_status_str(wc->status));
+        c->disconnected = true;
+        c->readable = c->writable = false;
+    } else if (wc->status != IBV_WC_SUCCESS && !(c->disconnected && wc->status == IBV_WC_WR_FLUSH_ERR)) {
         fprintf(stderr, "rs_ref_peer: send completion %s (op %d)\n", ibv_wc_status_str(wc->status), op);
         c->error = true;
     }
@@ -412,8 +420,13 @@ static size_t copy_out(struct ref_conn *c, uint8_t *dst, size_t len)
 ssize_t ref_recv(struct ref_conn *c, void *buf, size_t len, int64_t deadline)
 {
     while (!rmsg_count(c)) {
-        if (c->disconnected || !c->readable)
+        if (c->disconnected || !c->readable) {
+            /* the CM's DISCONNECTED can be seen in the same wake-up as the
+             * last data completions: poll the CQ before calling it the end */
+            if (!c->error && drain_cq(c) > 0 && rmsg_count(c))
+                break;
             return c->error ? -1 : 0;
+        }
         if (ref_progress(c, deadline))
             return -1;
     }
