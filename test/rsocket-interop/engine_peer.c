@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -140,6 +141,53 @@ static int eng_iomap_write(void *ctx)
     free(buf);
     return 0;
 }
+
+static uint8_t *map_buf;             /* this process's one mapping (single-threaded) */
+
+/* riomap a zeroed buffer at IOMAP_OFFSET; the next rsend publishes it */
+static int eng_map_publish(void *ctx)
+{
+    struct engine_end *e = ctx;
+    off_t off;
+    map_buf = calloc(1, IOMAP_LEN);
+    if (!map_buf)
+        return -1;
+    off = riomap(e->fd, map_buf, IOMAP_LEN, PROT_WRITE, 0, IOMAP_OFFSET);
+    if (off != IOMAP_OFFSET) {
+        fprintf(stderr, PEER_NAME ": riomap returned %lld: %s\n", (long long)off, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+static int eng_map_verify(void *ctx)
+{
+    struct engine_end *e = ctx;
+    long bad = io_check(map_buf + IOMAP_WRITE_AT, IOMAP_WRITE_LEN, 0, 13);
+    int rc = 0;
+    if (bad >= 0) {
+        fprintf(stderr, PEER_NAME ": riowrite data wrong at byte %ld of the write\n", bad);
+        rc = -1;
+    } else if (!all_zero(map_buf, IOMAP_WRITE_AT) ||
+               !all_zero(map_buf + IOMAP_WRITE_AT + IOMAP_WRITE_LEN,
+                         IOMAP_LEN - IOMAP_WRITE_AT - IOMAP_WRITE_LEN)) {
+        fprintf(stderr, PEER_NAME ": riowrite touched bytes outside its range\n");
+        rc = -1;
+    }
+    if (riounmap(e->fd, map_buf, IOMAP_LEN)) {
+        fprintf(stderr, PEER_NAME ": riounmap: %s\n", strerror(errno));
+        rc = -1;
+    }
+    return rc;
+}
 #endif
 
 static int set_int(int fd, int level, int name, int v, const char *what)
@@ -214,7 +262,7 @@ int main(int argc, char **argv)
         .ctx = &st, .name = PEER_NAME, .is_ref = false,
         .send_all = eng_send_all, .recv = eng_recv, .shut_wr = eng_shut_wr, .close = eng_close,
 #ifndef IO_PLAIN_SOCKETS
-        .iomap_write = eng_iomap_write,
+        .iomap_write = eng_iomap_write, .map_publish = eng_map_publish, .map_verify = eng_map_verify,
 #endif
     };
     struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };

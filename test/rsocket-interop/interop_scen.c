@@ -337,8 +337,41 @@ static int run_iomap(struct io_end *e)
     return 0;
 }
 
+/* riowrite: the engine publishes a buffer (riomap), the ref writes into it */
+static int run_riowrite(struct io_end *e)
+{
+    char msg[4];
+    uint8_t verdict;
+    if (!e->is_ref) {
+        if (!e->map_publish || e->map_publish(e->ctx) || e->send_all(e->ctx, "MAPD", 4))
+            return step_failed(e, "riomap");
+        if (recv_all(e, msg, 4, "riowrite done") || memcmp(msg, "DONE", 4)) {
+            fprintf(stderr, "%s: expected DONE after the riowrite\n", e->name);
+            return -1;
+        }
+        verdict = e->map_verify(e->ctx) ? 'X' : 'K';
+        if (e->send_all(e->ctx, &verdict, 1))
+            return step_failed(e, "verdict");
+        return verdict == 'K' ? expect_eof(e, "after riowrite") : -1;
+    }
+    if (recv_all(e, msg, 4, "mapping published") || memcmp(msg, "MAPD", 4)) {
+        fprintf(stderr, "%s: expected MAPD before riowrite\n", e->name);
+        return -1;
+    }
+    if (!e->riowrite || e->riowrite(e->ctx) || e->send_all(e->ctx, "DONE", 4))
+        return step_failed(e, "riowrite");
+    if (recv_all(e, &verdict, 1, "riowrite verdict"))
+        return -1;
+    if (verdict != 'K') {
+        fprintf(stderr, "%s: the engine found the riowrite data wrong\n", e->name);
+        return -1;
+    }
+    return 0;
+}
+
 static const char *const scenarios[] = {
     "echo", "sink", "source", "half-close", "close-with-pending", "keepalive", "small-window", "iomap",
+    "riowrite",
 };
 
 bool io_scenario_known(const char *scenario)
@@ -367,6 +400,8 @@ static int dispatch(struct io_end *e, const char *sc, bool server)
         return run_small_window(e, server);
     if (!strcmp(sc, "iomap"))
         return run_iomap(e);
+    if (!strcmp(sc, "riowrite"))
+        return run_riowrite(e);
     fprintf(stderr, "%s: unknown scenario '%s'\n", e->name, sc);
     errno = EINVAL;
     return -1;

@@ -24,6 +24,9 @@ struct io_end {
     int (*iomap_publish)(void *ctx);          /* ref: publish its buffer */
     int (*iomap_verify)(void *ctx);           /* ref: the engine's data landed */
     int (*iomap_write)(void *ctx);            /* engine: riowrite into it */
+    int (*riowrite)(void *ctx);               /* ref: write into the engine's map */
+    int (*map_publish)(void *ctx);            /* engine: riomap its buffer */
+    int (*map_verify)(void *ctx);             /* engine: the ref's data landed */
     int (*check_counters)(void *ctx, const char *scenario);  /* after the data */
 };
 

@@ -37,6 +37,7 @@ struct ref_stats {
     uint64_t credit_recv_sgl, credit_recv_zero;   /* peer's updates */
     uint64_t data_sent, data_recv, inline_sent;
     uint64_t keepalive_sent;
+    uint64_t iomap_recv;                          /* IOMAP_SGL imms from the peer */
     uint64_t chunk_max;
 };
 

@@ -170,6 +170,8 @@ static int on_recv(struct ref_conn *c, const struct ibv_wc *wc)
     case REF_OP_IOMAP_SGL:
         if (v >= c->sz.iomap_size)
             r = violation(c, "iomap index beyond our table", v);
+        else
+            c->st.iomap_recv++;
         break;
     case REF_OP_CTRL:
         r = on_ctrl(c, v);
@@ -187,7 +189,10 @@ static void on_send_done(struct ref_conn *c, const struct ibv_wc *wc)
 {
     enum ref_op op = WR_OP(wc->wr_id);
     c->pending_sends--;
-    if (wc->status != IBV_WC_SUCCESS && op == REF_OP_SGL && !c->disconnected) {
+    if (wc->status != IBV_WC_SUCCESS && c->disconnected) {
+        /* the peer is gone already: flushed WRs and credit updates that
+         * could not reach it are expected, not errors */
+    } else if (wc->status != IBV_WC_SUCCESS && op == REF_OP_SGL) {
         /* a credit update races with the peer's rclose by design (it
          * destroys its QP once its own sends completed): the peer is gone,
          * what it sent before is still delivered, then end of stream */
@@ -195,7 +200,7 @@ static void on_send_done(struct ref_conn *c, const struct ibv_wc *wc)
                 ibv_wc_status_str(wc->status));
         c->disconnected = true;
         c->readable = c->writable = false;
-    } else if (wc->status != IBV_WC_SUCCESS && !(c->disconnected && wc->status == IBV_WC_WR_FLUSH_ERR)) {
+    } else if (wc->status != IBV_WC_SUCCESS) {
         fprintf(stderr, "rs_ref_peer: send completion %s (op %d)\n", ibv_wc_status_str(wc->status), op);
         c->error = true;
     }
@@ -425,7 +430,11 @@ ssize_t ref_recv(struct ref_conn *c, void *buf, size_t len, int64_t deadline)
              * last data completions: poll the CQ before calling it the end */
             if (!c->error && drain_cq(c) > 0 && rmsg_count(c))
                 break;
-            return c->error ? -1 : 0;
+            if (c->error) {
+                errno = EIO;
+                return -1;
+            }
+            return 0;
         }
         if (ref_progress(c, deadline))
             return -1;
@@ -534,4 +543,62 @@ int ref_iomap_publish(struct ref_conn *c, unsigned idx, uint64_t offset, struct 
     c->sseq_no++;
     c->sqe_avail--;
     return 0;
+}
+
+/* find_iomap: our table entry (published by the peer) holding offset */
+static int find_iomap(const struct ref_conn *c, uint64_t offset, uint64_t *raddr, uint32_t *rkey,
+                      uint64_t *room)
+{
+    for (unsigned i = 0; i < c->sz.iomap_size; i++) {
+        uint64_t start;
+        struct ref_sge s;
+        if (!ref_target_iomap(c, i, &start, &s))
+            continue;
+        if (offset >= start && offset - start < s.length) {
+            *raddr = s.addr + (offset - start);
+            *rkey = s.key;
+            *room = s.length - (offset - start);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* §1.9 riowrite: plain RDMA WRITEs (no imm, no credit) chunked as rsend */
+ssize_t ref_riowrite(struct ref_conn *c, const void *buf, size_t len, uint64_t offset, int64_t deadline)
+{
+    const uint8_t *p = buf;
+    size_t done = 0;
+    uint32_t olen = REF_OLAP_START_SIZE;
+    while (done < len) {
+        uint64_t raddr, room;
+        uint32_t rkey, xfer;
+        struct ibv_sge sge[2];
+        int nsge;
+        bool inl;
+        if (find_iomap(c, offset + done, &raddr, &rkey, &room))
+            break;                       /* unmapped: return what was written */
+        if (wait_can_send(c, deadline))
+            return done ? (ssize_t)done : -1;
+        xfer = len - done > olen ? olen : (uint32_t)(len - done);
+        if (olen < REF_MAX_TRANSFER)
+            olen <<= 1;
+        if (xfer > c->sbuf_bytes_avail)
+            xfer = c->sbuf_bytes_avail;
+        if (xfer > room)
+            xfer = (uint32_t)room;
+        inl = xfer <= c->sz.sq_inline;
+        if (inl) {
+            sge[0] = (struct ibv_sge){ (uintptr_t)(p + done), xfer, 0 };
+            nsge = 1;
+        } else {
+            nsge = stage_in_sbuf(c, p + done, xfer, sge);
+        }
+        c->sqe_avail--;
+        c->sbuf_bytes_avail -= xfer;
+        if (post_write(c, sge, nsge, inl, -1, 0, raddr, rkey, WR_MSG(REF_OP_WRITE, xfer)))
+            return -1;
+        done += xfer;
+    }
+    return (ssize_t)done;
 }

@@ -31,6 +31,9 @@ int ref_keepalive(struct ref_conn *c, int64_t deadline);
 /* write a 24-byte iomap entry into the peer's slot idx (IOMAP_SGL imm) */
 int ref_iomap_publish(struct ref_conn *c, unsigned idx, uint64_t offset, struct ibv_mr *mr,
                       int64_t deadline);
+/* plain writes into the peer's published mapping; bytes written (stops
+ * at an unmapped offset) or -1 */
+ssize_t ref_riowrite(struct ref_conn *c, const void *buf, size_t len, uint64_t offset, int64_t deadline);
 int ref_wait_sends(struct ref_conn *c, int64_t deadline);
 
 #endif

@@ -140,6 +140,39 @@ static int ref_iomap_verify(void *ctx)
     return 0;
 }
 
+/* riowrite into the mapping the engine published to us */
+static int ref_riowrite_hook(void *ctx)
+{
+    struct ref_end *r = ctx;
+    uint8_t *buf;
+    ssize_t n;
+    uint64_t off;
+    struct ref_sge s;
+    if (r->conn.st.iomap_recv != 1 || !ref_target_iomap(&r->conn, 0, &off, &s)) {
+        fprintf(stderr, "rs_ref_peer: expected one IOMAP_SGL and a filled slot 0 before MAPD "
+                "(got %" PRIu64 " IOMAP_SGL)\n", r->conn.st.iomap_recv);
+        return -1;
+    }
+    fprintf(stderr, "rs_ref_peer: peer published offset 0x%" PRIx64 " length %u\n", off, s.length);
+    if (off != IOMAP_OFFSET || s.length != IOMAP_LEN) {
+        fprintf(stderr, "rs_ref_peer: published entry differs from riomap(offset 0x%x, %u bytes)\n",
+                IOMAP_OFFSET, IOMAP_LEN);
+        return -1;
+    }
+    buf = malloc(IOMAP_WRITE_LEN);
+    if (!buf)
+        return -1;
+    io_fill(buf, IOMAP_WRITE_LEN, 0, 13);
+    n = ref_riowrite(&r->conn, buf, IOMAP_WRITE_LEN, IOMAP_OFFSET + IOMAP_WRITE_AT, deadline());
+    free(buf);
+    if (n != (ssize_t)IOMAP_WRITE_LEN) {
+        fprintf(stderr, "rs_ref_peer: riowrite wrote %zd of %u bytes (mapping not found?)\n", n,
+                IOMAP_WRITE_LEN);
+        return -1;
+    }
+    return ref_wait_sends(&r->conn, deadline());
+}
+
 static int ref_check_counters(void *ctx, const char *scenario)
 {
     const struct ref_stats *s = &((struct ref_end *)ctx)->conn.st;
@@ -176,6 +209,8 @@ static void sizes_for(const char *scenario, struct ref_sizes *sz)
         sz->sq_size = sz->rq_size = SMALL_WINDOW_RQ;
         sz->rbuf_size = sz->sbuf_size = 2 * SMALL_WINDOW_BUF;
     }
+    if (!strcmp(scenario, "riowrite"))
+        sz->iomap_size = 1;           /* the engine may publish one mapping to us */
     sz->claim_big_endian = be && !strcmp(be, "1");
 }
 
@@ -200,7 +235,7 @@ int main(int argc, char **argv)
         .ctx = &r, .name = "rs_ref_peer", .is_ref = true,
         .send_all = ref_send_all, .recv = ref_recv_some, .shut_wr = ref_shut_wr, .close = ref_close_end,
         .keepalive_idle = ref_keepalive_idle, .iomap_publish = ref_iomap_publish_hook,
-        .iomap_verify = ref_iomap_verify, .check_counters = ref_check_counters,
+        .iomap_verify = ref_iomap_verify, .riowrite = ref_riowrite_hook, .check_counters = ref_check_counters,
     };
     if (argc != 5 || (strcmp(argv[1], "server") && strcmp(argv[1], "client"))) {
         fprintf(stderr, "usage: rs_ref_peer server|client ADDR PORT SCENARIO\n");
