@@ -221,6 +221,7 @@ static int check_peer_data(const void *pd, uint8_t len, struct ref_conn_data *d)
 /* apply_peer_data: what the receiver of conn data does (§1.2) */
 static void apply_peer_data(struct ref_conn *c, const struct ref_conn_data *d)
 {
+    c->peer = *d;
     c->remote_sgl = d->target_sgl;
     c->remote_sge = 1;                       /* entry 0 is its data_buf */
     c->remote_iomap.addr = d->target_sgl.addr + REF_SGE_WIRE_LEN * (uint64_t)d->target_sgl.length;

@@ -60,6 +60,7 @@ struct ref_conn {
     struct ref_sge remote_iomap;            /* its iomap table (length = slots) */
     unsigned remote_sge;                    /* next entry we advertise into */
     bool peer_big_endian;
+    struct ref_conn_data peer;              /* its 40 bytes, decoded */
 
     /* send side (§1.5) */
     uint16_t sseq_no, sseq_comp;

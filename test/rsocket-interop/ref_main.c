@@ -214,6 +214,25 @@ static void sizes_for(const char *scenario, struct ref_sizes *sz)
     sz->claim_big_endian = be && !strcmp(be, "1");
 }
 
+/* the engine applied the scenario's socket options: its connection data
+ * says so (RDMA_RQSIZE -> credits, SO_RCVBUF x2 -> half-buffer,
+ * RDMA_IOMAPSIZE -> iomap slots) */
+static int check_peer_options(const struct ref_conn *c, const char *scenario)
+{
+    const struct ref_conn_data *p = &c->peer;
+    if (!strcmp(scenario, "small-window") &&
+        (p->credits != SMALL_WINDOW_RQ || p->data_buf.length != SMALL_WINDOW_BUF)) {
+        fprintf(stderr, "rs_ref_peer: small-window: peer offers %u credits and a %u-byte buffer, "
+                "expected %d and %d\n", p->credits, p->data_buf.length, SMALL_WINDOW_RQ, SMALL_WINDOW_BUF);
+        return -1;
+    }
+    if (!strcmp(scenario, "iomap") && p->iomap_size != 1) {
+        fprintf(stderr, "rs_ref_peer: iomap: peer offers %u iomap slots, expected 1\n", p->iomap_size);
+        return -1;
+    }
+    return 0;
+}
+
 static int open_connection(struct ref_end *r, bool server, const struct sockaddr *sa, socklen_t len)
 {
     if (!server)
@@ -249,7 +268,7 @@ int main(int argc, char **argv)
     if (parse_addr(argv[2], argv[3], &ss, &len))
         return 2;
     sizes_for(argv[4], &r.conn.sz);
-    if (open_connection(&r, server, (struct sockaddr *)&ss, len)) {
+    if (open_connection(&r, server, (struct sockaddr *)&ss, len) || check_peer_options(&r.conn, argv[4])) {
         fprintf(stderr, "rs_ref_peer: %s: connection not established\n", argv[4]);
         ref_destroy(&r.conn);
         return 1;

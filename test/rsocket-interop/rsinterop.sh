@@ -65,7 +65,7 @@ wait "$srv"; src=$?
 grep -q "$SCEN client OK" "$dir/client.log" || fail "no client verdict"
 grep -q "$SCEN server OK" "$dir/server.log" || fail "no server verdict"
 if grep -h "PROTOCOL VIOLATION" "$dir"/*.log; then fail "protocol violation"; fi
-grep -h "rs_ref_peer: stats:" "$dir"/*.log
+grep -h -e "rs_ref_peer: stats:" -e "rs_ref_peer: peer conn data" "$dir"/*.log
 if [ "$API" = nstack ]; then
     log=$dir/server.log; [ "$DIR" = ref-server ] && log=$dir/client.log
     expect_stack "$log" rsocket sockets 1 "the plain-socket end did not use the rsocket stack"
