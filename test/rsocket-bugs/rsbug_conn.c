@@ -69,7 +69,11 @@ static int self_pair(int lfd, int cfd, const struct rb_args *a, int flags)
     int r = SK(connect)(cfd, (struct sockaddr *)&ss, len), afd = -1, up = r == 0;
     CHECK(r == 0 || errno == EINPROGRESS, "nonblocking connect to the own listener");
     for (int i = 0; i < 2000 && (afd < 0 || !up); i++) {
-        struct pollfd p[2] = { { .fd = lfd, .events = POLLIN }, { .fd = cfd, .events = POLLOUT } };
+        /* once connected, cfd would stay writable and turn this into a
+         * busy loop that gives up before a loaded device delivers the
+         * listener's side: wait on the listener alone then */
+        struct pollfd p[2] = { { .fd = afd < 0 ? lfd : -1, .events = POLLIN },
+                               { .fd = up ? -1 : cfd, .events = POLLOUT } };
         CHECK(SK(poll)(p, 2, 1000) >= 0, "poll");
         if (afd < 0 && (p[0].revents & POLLIN)) {
 #ifdef RSBUG_API
