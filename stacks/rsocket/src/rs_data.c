@@ -311,7 +311,8 @@ static int target_ready(struct rsock *s)
 
     if (s->tgt_left)
         return 1;
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (!rs_peer_len_set(slot + 12))
+        return 0;
     rs_wire_decode_sge(slot, rs_wire_host_is_be(), &sge);
     if (sge.length == 0)
         return 0;

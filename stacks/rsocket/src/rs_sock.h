@@ -162,6 +162,17 @@ void rs_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 extern void (*rs_notify_fn)(void *cookie);
 extern void (*rs_log_sink)(int level, const char *line);
 
+/* Whether the 4-byte length word at p, in memory the peer writes with RDMA
+ * (our target SGL and iomap table), is non-zero. An acquire load rather
+ * than a plain read after a fence: the entry's other fields are read only
+ * after a non-zero length was seen, and ThreadSanitizer models acquire
+ * loads (it ignores stand-alone fences). p is 4-byte aligned (the tables
+ * start page-aligned and their entries are multiples of 8 bytes). */
+static inline int rs_peer_len_set(const uint8_t *p)
+{
+    return __atomic_load_n((const uint32_t *)(const void *)p, __ATOMIC_ACQUIRE) != 0;
+}
+
 /* rs_sock.c: lifetime, checks, waiting */
 struct rsock *rs_alloc(int domain, const struct rsock *inherit);
 void rs_free(struct rsock *s);
