@@ -79,7 +79,7 @@ static void handle_recv(struct rsock *s, const struct ibv_wc *wc)
     case RS_RX_DISCONNECT:
         s->peer_wr_closed = s->peer_gone = 1;
         if (s->state == RS_CONNECTED)
-            s->state = RS_DISCONNECTED;
+            rs_set_state(s, RS_DISCONNECTED);
         break;
     case RS_RX_BAD:
         rs_set_error(s, EPROTO, v.why);
