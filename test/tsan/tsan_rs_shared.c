@@ -6,7 +6,10 @@
  * device) four threads stream a pattern both ways at once (a sender and a
  * receiver on each end) while a fifth polls both ends and reads options.
  * Every byte is checked; each direction must deliver exactly TOTAL bytes
- * and then EOF. Under ThreadSanitizer a race in the engine fails the run
+ * and then EOF. Before that, CONNECT_ROUNDS nonblocking connects to the
+ * same listener are each waited for by two threads polling the connecting
+ * socket at once (the one that progresses it changes its state while the
+ * other reads it); each must end writable with SO_ERROR 0 and be accepted. Under ThreadSanitizer a race in the engine fails the run
  * (exit status 66). Bounded: alarm() ends a hung run with a message.
  *
  * Built twice: tsan_rs_shared on the engine's rsocket API (loopback), and
@@ -18,6 +21,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -34,6 +38,7 @@
 #define rgetsockname getsockname
 #define rshutdown shutdown
 #define rclose close
+#define rfcntl fcntl
 #else
 #include <rdma/rsocket.h>
 #endif
@@ -140,6 +145,57 @@ static void *connect_to(void *arg)
     return (void *)(long)fd;
 }
 
+/* ---- two threads waiting for one nonblocking connect ---------------- */
+
+#define CONNECT_ROUNDS 10
+#define CONNECT_POLLS  3000     /* x 10 ms: 30 s per round at most */
+
+static void *wait_writable(void *arg)
+{
+    int fd = *(const int *)arg;
+    for (int i = 0; i < CONNECT_POLLS; i++) {
+        struct pollfd p = { fd, POLLOUT, 0 };
+        int n = rpoll(&p, 1, 10);
+        if (n < 0) {
+            FAIL("rpoll of a connecting socket: %s", strerror(errno));
+            return NULL;
+        }
+        if (n == 1 && (p.revents & POLLOUT))
+            return NULL;
+    }
+    FAIL("a nonblocking connect did not become writable in %d polls", CONNECT_POLLS);
+    return NULL;
+}
+
+static int connect_polled_twice(int lfd, const struct sockaddr_in *sin)
+{
+    int fd = rsocket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || rfcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
+        FAIL("nonblocking socket: %s", strerror(errno));
+        return -1;
+    }
+    if (rconnect(fd, (const struct sockaddr *)sin, sizeof(*sin)) == 0 || errno != EINPROGRESS) {
+        FAIL("nonblocking rconnect did not say EINPROGRESS: %s", strerror(errno));
+        return -1;
+    }
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, wait_writable, &fd);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    int err = -1;
+    socklen_t len = sizeof(err);
+    if (rgetsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)
+        FAIL("SO_ERROR after a nonblocking connect: %d", err);
+    int afd = raccept(lfd, NULL, NULL);
+    if (afd < 0)
+        FAIL("raccept after a nonblocking connect: %s", strerror(errno));
+    else
+        rclose(afd);
+    rclose(fd);
+    return __atomic_load_n(&g_failed, __ATOMIC_RELAXED) ? -1 : 0;
+}
+
 /* A connected pair: fds[0] the connecting end, fds[1] the accepted end. */
 static int make_pair(const char *addr, int fds[2])
 {
@@ -162,6 +218,9 @@ static int make_pair(const char *addr, int fds[2])
     fds[1] = raccept(lfd, NULL, NULL);
     pthread_join(t, &cfd);
     fds[0] = (int)(long)cfd;
+    for (int r = 0; r < CONNECT_ROUNDS && fds[1] >= 0; r++)
+        if (connect_polled_twice(lfd, &sin) != 0)
+            return -1;
     rclose(lfd);
     if (fds[1] < 0)
         FAIL("raccept: %s", strerror(errno));
