@@ -153,6 +153,8 @@ bench_kernel-rs() {
     header "kernel vs rsocket (softrdma) between the test hosts, median of $ROUNDS" kernel rsocket
     compare sockperf_latency   usec    "-" side_kernel_subnet side_rsocket_subnet
     compare iperf3_throughput  Gbit/s  "-" side_kernel_subnet side_rsocket_subnet
+    compare redis_rps          req/s   "-" side_kernel_subnet side_rsocket_subnet
+    compare nginx_rps          req/s   "-" side_kernel_subnet side_rsocket_subnet
 }
 
 # The goal: the same rstream traffic through the framework (B) as

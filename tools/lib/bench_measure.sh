@@ -41,6 +41,8 @@ bench_stop_all() {
 }
 
 _listening() {
+    # an rsocket listener is named in the software device's fabric
+    [ -n "${SOFTRDMA_FABRIC:-}" ] && [ -L "$SOFTRDMA_FABRIC/cm/${BENCH_ADDR}_$1" ] && return 0
     if [ -n "$BENCH_NS_SRV" ]; then ip netns exec "$BENCH_NS_SRV" ss -Hltn "sport = :$1" | grep -q .
     else ss -Hltn "src $BENCH_ADDR and sport = :$1" | grep -q .; fi
 }
