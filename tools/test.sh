@@ -5,6 +5,7 @@
 #   tools/test.sh -L integration       only ctest label "integration" (args go to ctest)
 #   tools/test.sh -R iperf3            any ctest selection
 #   NSTACK_NO_SANITIZE=1 tools/test.sh skip the ASan/UBSan build
+#   NSTACK_TSAN=1 tools/test.sh        also the ThreadSanitizer phase (5)
 #
 # Phases:
 #   1. tools/deps.sh                    (apt only when something is missing)
@@ -12,6 +13,8 @@
 #   3. ctest in build/ with --output-on-failure and a per-test timeout;
 #      then a warning naming anything tests left behind (netns, /dev/shm)
 #   4. build-asan/   -> build-asan/release  (ASan+UBSan), ctest -L 'unit|engine'
+#   5. only with NSTACK_TSAN=1: build-tsan/ -> build-tsan/release (TSan),
+#      the thread-safety tests and the multi-threaded engine/dispatcher tests
 # Exits non-zero when any phase fails; prints a summary at the end.
 set -uo pipefail
 
@@ -20,6 +23,7 @@ set -uo pipefail
 # A test that hangs is killed after this long (each test also sets its own).
 TEST_TIMEOUT=${NSTACK_TEST_TIMEOUT:-900}
 ASAN_BUILD=${NSTACK_ASAN_BUILD:-$NSTACK_SRC/build-asan}
+TSAN_BUILD=${NSTACK_TSAN_BUILD:-$NSTACK_SRC/build-tsan}
 
 declare -a SUMMARY=()
 FAILED=0
@@ -85,6 +89,32 @@ phase_sanitize() {
     else record "ctest unit+engine (asan+ubsan)" FAIL; fi
 }
 
+# ThreadSanitizer (opt-in: NSTACK_TSAN=1). Every race report fails its test
+# (TSan exits 66). The tests: label tsan (test/tsan), and the existing
+# multi-threaded ones on the engine and through the dispatcher whose own
+# code is race-free (sem_threads/sem_stress race on purpose in the test
+# program itself: doc/testing.md). tsan.supp only names the software
+# device's emulated DMA; die_after_fork=0: tests fork with threads running.
+TSAN_TESTS='^(rsocket_engine|rsocket_robust|rsbug\.api\.(mtpoll|stress|pollmany|listen_poll)|rsbug\.fw\.(mtpoll|stress|pollmany|listen_epoll)|rsfw\.sem_(epoll|poll|data|dup)|rsfw\.dmm_vs_epoll_f1|multistack\..*)$'
+phase_tsan() {
+    if [ "${NSTACK_TSAN:-0}" != 1 ]; then return; fi
+    say "building $TSAN_BUILD with ThreadSanitizer"
+    if ! (build_tree "$TSAN_BUILD" -DNSTACK_TSAN=ON \
+            -DNSTACK_RELEASE_DIR="$TSAN_BUILD/release"); then
+        record "build (tsan)" FAIL; return
+    fi
+    record "build (tsan)" PASS
+    local opts="halt_on_error=0 second_deadlock_stack=1 report_signal_unsafe=0"
+    opts="$opts die_after_fork=0 suppressions=$NSTACK_SRC/test/tsan/tsan.supp"
+    say "ctest -L tsan and the multi-threaded tests (in $TSAN_BUILD)"
+    if NSTACK_RELEASE="$TSAN_BUILD/release" TSAN_OPTIONS="$opts" \
+       run_ctest "$TSAN_BUILD" -L tsan &&
+       NSTACK_RELEASE="$TSAN_BUILD/release" TSAN_OPTIONS="$opts" \
+       run_ctest "$TSAN_BUILD" -R "$TSAN_TESTS"; then
+        record "ctest threads (tsan)" PASS
+    else record "ctest threads (tsan)" FAIL; fi
+}
+
 # Tests must leave nothing behind (test/lib/netns.sh cleans up on exit and
 # sweeps after a test ctest killed). Whatever is left by a process that is
 # gone is named in the summary, so a leaking test shows up in CI. A warning,
@@ -121,7 +151,7 @@ main() {
         phase_suite "$@"
         check_leftovers
         # A ctest selection given on the command line means "just these".
-        if [ $# -eq 0 ]; then phase_sanitize; fi
+        if [ $# -eq 0 ]; then phase_sanitize; phase_tsan; fi
     fi
     print_summary
     exit "$FAILED"

@@ -50,7 +50,11 @@ struct mlisten;
 struct file {
     _Atomic int ref;            /* table entries + in-flight calls */
     int kind;                   /* enum file_kind; fixed while live */
-    int stack;                  /* stack index for counters */
+    /* Stack index for counters. Set before the file is published, or at
+     * the routing decision (sock_mark_kernel, stay_on_tcp) with an atomic
+     * store made before `decided` is released; the data path reads it
+     * with atomic loads and no lock. */
+    int stack;
 
     /* ---- sockets (KSOCK and MSOCK) ---- */
     int domain, type, protocol; /* type without SOCK_NONBLOCK/CLOEXEC */

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +12,10 @@
 
 #include "libc_api.h"
 
-/* Written once by fw_log_setup() (idempotent; a racing second setup writes
- * the same values), read without locks afterwards. */
+/* Written only by log_init(), which runs once (g_log_once) and publishes
+ * them with the release store of g_log_ready; read without locks after an
+ * acquire load of g_log_ready saw 1. */
+static pthread_once_t g_log_once = PTHREAD_ONCE_INIT;
 static int g_log_level = NSTACK_LOG_WAR;
 static int g_log_fd = 2;
 static int g_log_ready;
@@ -29,10 +32,12 @@ int fw_log_parse_level(const char *text)
     return -1;
 }
 
-void fw_log_setup(void)
+/* The first log call may come from any thread, also before fw_start (a
+ * module's or a wrapper's early warning): two threads setting up at once
+ * would both open NSTACK_LOG_FILE (one fd leaked) and write the globals
+ * while a third already reads them, so the setup runs exactly once. */
+static void log_init(void)
 {
-    if (__atomic_load_n(&g_log_ready, __ATOMIC_ACQUIRE))
-        return;
     const char *lvl = getenv("NSTACK_LOG_ON");
     int parsed = fw_log_parse_level(lvl);
     const char *path = getenv("NSTACK_LOG_FILE");
@@ -46,6 +51,12 @@ void fw_log_setup(void)
     __atomic_store_n(&g_log_ready, 1, __ATOMIC_RELEASE);
     if (lvl != NULL && *lvl != '\0' && parsed < 0)
         fw_log(NSTACK_LOG_WAR, NULL, "NSTACK_LOG_ON=\"%s\": unknown level (use DBG|INF|WAR|ERR|EMG); using WAR", lvl);
+}
+
+void fw_log_setup(void)
+{
+    if (!__atomic_load_n(&g_log_ready, __ATOMIC_ACQUIRE))
+        pthread_once(&g_log_once, log_init);
 }
 
 int fw_log_enabled(enum nstack_log_level level)

@@ -282,8 +282,10 @@ void sock_move_dups(int fd, struct file *kf, struct file *nf)
 void sock_mark_kernel(struct file *kf, int st)
 {
     __atomic_store_n(&kf->defer_stack, 0, __ATOMIC_RELAXED);
+    /* stack before decided: the kernel fast path reads stack (atomic, no
+     * lock) once its acquire load of decided saw 1. */
+    __atomic_store_n(&kf->stack, st, __ATOMIC_RELAXED);
     __atomic_store_n(&kf->decided, 1, __ATOMIC_RELEASE);
-    kf->stack = st;
     stats_add(st, NSTAT_SOCKETS, 1);
 }
 

@@ -116,7 +116,7 @@ static void stay_on_tcp(int fd, struct file *f, int st)
 {
     __atomic_store_n(&f->defer_role, TF_NONE, __ATOMIC_RELEASE);
     __atomic_store_n(&f->defer_stack, 0, __ATOMIC_RELAXED);
-    f->stack = g_kernel_stack;
+    __atomic_store_n(&f->stack, g_kernel_stack, __ATOMIC_RELAXED);   /* read unlocked: file.h */
     __atomic_store_n(&f->decided, 1, __ATOMIC_RELEASE);
     stats_add(g_kernel_stack, NSTAT_SOCKETS, 1);
     LOG_INF("fd %d: the peer does not speak the %s fork handshake; the connection stays on TCP",

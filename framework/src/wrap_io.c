@@ -23,7 +23,7 @@ extern void __chk_fail(void) __attribute__((noreturn));
 static inline void count_io(struct file *f, ssize_t r, enum nstat_counter c)
 {
     if (r > 0)
-        stats_add(f->stack, c, (uint64_t)r);
+        stats_add(__atomic_load_n(&f->stack, __ATOMIC_RELAXED), c, (uint64_t)r);
 }
 
 /* The kernel-socket fast path: one table load, then the libc call and one

@@ -57,7 +57,7 @@ static int accept_on_wire(struct rsock *c, const struct rs_conn_info *ci)
     rs_conn_fill_param(&param, pdata);
     if (rdma_accept(c->id, &param))
         return -1;
-    c->state = RS_ACCEPTING;
+    rs_set_state(c, RS_ACCEPTING);
     return 0;
 }
 
@@ -139,20 +139,20 @@ void rs_accept_on_event(struct rsock *c, const struct rdma_cm_event *ev)
 {
     switch (ev->event) {
     case RDMA_CM_EVENT_ESTABLISHED:
-        c->state = RS_CONNECTED;
+        rs_set_state(c, RS_CONNECTED);
         rs_update_credits(c);           /* the peer's QP can receive now */
         break;
     case RDMA_CM_EVENT_DISCONNECTED:
         /* established and closed already: accept() still returns it, the
          * data that came with it is read, then EOF (as TCP) */
-        c->state = RS_DISCONNECTED;
+        rs_set_state(c, RS_DISCONNECTED);
         c->peer_gone = c->peer_wr_closed = 1;
         break;
     default:                            /* REJECTED, CONNECT_ERROR, UNREACHABLE, ... */
         rs_log(3, "accepted connection failed before it was established: %s",
                rdma_event_str(ev->event));
         c->err = rs_conn_failure_errno(ev);
-        c->state = RS_CONNECT_ERROR;
+        rs_set_state(c, RS_CONNECT_ERROR);
         break;
     }
 }

@@ -89,12 +89,22 @@ RS_VISIBLE int rshutdown(int socket, int how)
     return rs_e_shutdown(s, how);
 }
 
+/* The slot is taken with an exchange: of two threads closing one fd at
+ * once, exactly one gets the socket and frees it, the other EBADF (a
+ * load-then-clear let both free it). */
 RS_VISIBLE int rclose(int socket)
 {
-    SOCK_OR_FAIL(socket, s);
+    if (socket < 0 || socket >= RS_FD_MAX) {
+        errno = EBADF;
+        return -1;
+    }
     pthread_mutex_lock(&rs_fd_lock);
-    __atomic_store_n(&rs_fds[socket], NULL, __ATOMIC_RELEASE);
+    struct rsock *s = __atomic_exchange_n(&rs_fds[socket], NULL, __ATOMIC_ACQ_REL);
     pthread_mutex_unlock(&rs_fd_lock);
+    if (!s) {
+        errno = EBADF;
+        return -1;
+    }
     return rs_e_close(s);
 }
 

@@ -24,7 +24,7 @@ int rs_conn_bind(struct rsock *s, const struct sockaddr *addr, socklen_t len)
     }
     if (rdma_bind_addr(s->id, (struct sockaddr *)addr))
         return -1;
-    s->state = RS_BOUND;
+    rs_set_state(s, RS_BOUND);
     return 0;
 }
 
@@ -41,7 +41,7 @@ int rs_conn_listen(struct rsock *s, int backlog)
     if (rdma_listen(s->id, backlog) || rs_lprog_register(s))
         return -1;
     s->backlog = backlog > 0 ? backlog : 1;
-    s->state = RS_LISTENING;
+    rs_set_state(s, RS_LISTENING);
     return 0;
 }
 
@@ -59,7 +59,7 @@ int rs_conn_start(struct rsock *s, const struct sockaddr *addr, socklen_t len)
         rs_lprog_del_from_wait_fd(s);
         return -1;
     }
-    s->state = RS_RESOLVING_ADDR;
+    rs_set_state(s, RS_RESOLVING_ADDR);
     return 0;
 }
 
@@ -90,7 +90,7 @@ static void on_route_resolved(struct rsock *s)
         rs_set_error(s, errno, NULL);
         return;
     }
-    s->state = RS_CONNECTING;
+    rs_set_state(s, RS_CONNECTING);
 }
 
 static void on_established(struct rsock *s, const struct rdma_cm_event *ev)
@@ -102,13 +102,13 @@ static void on_established(struct rsock *s, const struct rdma_cm_event *ev)
                             ev->param.conn.private_data_len, &ci, &why)) {
         int err = errno;
         rs_log(3, "connect: peer's reply private data rejected: %s", why);
-        s->state = RS_CONNECTED;     /* so rs_set_error tears the QP down */
+        rs_set_state(s, RS_CONNECTED);     /* so rs_set_error tears the QP down */
         rs_set_error(s, err, NULL);
-        s->state = RS_CONNECT_ERROR;
+        rs_set_state(s, RS_CONNECT_ERROR);
         return;
     }
     rs_save_peer_conn(s, &ci);
-    s->state = RS_CONNECTED;
+    rs_set_state(s, RS_CONNECTED);
     rs_update_credits(s);
 }
 
@@ -167,7 +167,7 @@ static void on_active_event(struct rsock *s, const struct rdma_cm_event *ev)
         if (rdma_resolve_route(s->id, (int)rs_tun.resolve_timeout_ms))
             rs_set_error(s, errno, NULL);
         else
-            s->state = RS_RESOLVING_ROUTE;
+            rs_set_state(s, RS_RESOLVING_ROUTE);
         break;
     case RDMA_CM_EVENT_ROUTE_RESOLVED:
         on_route_resolved(s);
@@ -192,7 +192,7 @@ static void on_connected_event(struct rsock *s, const struct rdma_cm_event *ev)
         s->peer_gone = 1;
         s->peer_wr_closed = 1;
         if (s->state == RS_CONNECTED)
-            s->state = RS_DISCONNECTED;
+            rs_set_state(s, RS_DISCONNECTED);
         break;
     default:
         break;

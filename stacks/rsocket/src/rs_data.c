@@ -79,7 +79,7 @@ static void handle_recv(struct rsock *s, const struct ibv_wc *wc)
     case RS_RX_DISCONNECT:
         s->peer_wr_closed = s->peer_gone = 1;
         if (s->state == RS_CONNECTED)
-            s->state = RS_DISCONNECTED;
+            rs_set_state(s, RS_DISCONNECTED);
         break;
     case RS_RX_BAD:
         rs_set_error(s, EPROTO, v.why);
@@ -311,7 +311,8 @@ static int target_ready(struct rsock *s)
 
     if (s->tgt_left)
         return 1;
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (!rs_peer_len_set(slot + 12))
+        return 0;
     rs_wire_decode_sge(slot, rs_wire_host_is_be(), &sge);
     if (sge.length == 0)
         return 0;

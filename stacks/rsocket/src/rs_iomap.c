@@ -202,8 +202,9 @@ static int find_target(struct rsock *s, uint64_t offset, struct rs_wire_sge *out
                        uint64_t *base)
 {
     const uint8_t *t = s->target + RS_SGL_SIZE * RS_SGE_WIRE_LEN;
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
     for (uint32_t i = 0; i < s->target_iomap_size; i++) {
+        if (!rs_peer_len_set(t + i * RS_IOMAP_WIRE_LEN + 20))
+            continue;
         rs_wire_decode_iomap(t + i * RS_IOMAP_WIRE_LEN, rs_wire_host_is_be(), base, out);
         if (out->length && offset >= *base && offset - *base < out->length)
             return 1;

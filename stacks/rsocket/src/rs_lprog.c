@@ -63,7 +63,7 @@ int rs_lprog_add_to_wait_fd(struct rsock *s)
     }
     if (fd < 0 || rs_wait_fd_add(s, fd))
         return -1;
-    s->lp_in_wait = 1;
+    __atomic_store_n(&s->lp_in_wait, 1, __ATOMIC_RELAXED);   /* read unlocked: rs_sock.h */
     return 0;
 }
 
@@ -74,7 +74,7 @@ void rs_lprog_del_from_wait_fd(struct rsock *s)
     int fd = __atomic_load_n(&lp_fd, __ATOMIC_ACQUIRE);
     if (!s->lp_in_wait)
         return;
-    s->lp_in_wait = 0;
+    __atomic_store_n(&s->lp_in_wait, 0, __ATOMIC_RELAXED);
     if (fd >= 0)
         epoll_ctl(s->wait_fd, EPOLL_CTL_DEL, fd, NULL);
 }

@@ -142,7 +142,7 @@ void rs_set_error(struct rsock *s, int err, const char *why)
         s->err = err;
     if (s->state == RS_CONNECTED || s->state == RS_DISCONNECTED ||
         s->state == RS_ACCEPTING) {
-        s->state = RS_ERROR;
+        rs_set_state(s, RS_ERROR);
         if (s->id && s->id->qp) {
             struct ibv_qp_attr attr = { .qp_state = IBV_QPS_ERR };
             ibv_modify_qp(s->id->qp, &attr, IBV_QP_STATE);
@@ -150,7 +150,7 @@ void rs_set_error(struct rsock *s, int err, const char *why)
         if (s->id)
             rdma_disconnect(s->id);
     } else if (s->state < RS_CONNECTED && s->state >= RS_RESOLVING_ADDR) {
-        s->state = RS_CONNECT_ERROR;
+        rs_set_state(s, RS_CONNECT_ERROR);
     }
     rs_event(s);
 }

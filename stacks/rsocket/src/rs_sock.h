@@ -61,7 +61,7 @@ enum rs_state {
 struct rsock {
     pthread_mutex_t lock;
     int domain;
-    enum rs_state state;
+    enum rs_state state;         /* written with rs_set_state (read unlocked) */
     int err;                     /* pending SO_ERROR */
     int nonblock;
     unsigned fork_gen;           /* rs_fork_gen when created */
@@ -147,7 +147,8 @@ struct rsock {
     struct rsock *acceptq_head, *acceptq_tail, *acceptq_next;
     int backlog, acceptq_len;
     int lp_registered;           /* in the listener progress fd (lp_lock) */
-    int lp_in_wait;              /* the progress fd is in our wait fd */
+    int lp_in_wait;              /* the progress fd is in our wait fd (atomic
+                                  * stores: read unlocked, rs_set_state) */
     int in_listener_wait;        /* accepting: our CM fd is in the listener's wait fd */
 
     struct rs_iomap *iomap;      /* riomap state, NULL until used */
@@ -161,6 +162,17 @@ void rs_fork_child_reset(void);
 void rs_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 extern void (*rs_notify_fn)(void *cookie);
 extern void (*rs_log_sink)(int level, const char *line);
+
+/* Whether the 4-byte length word at p, in memory the peer writes with RDMA
+ * (our target SGL and iomap table), is non-zero. An acquire load rather
+ * than a plain read after a fence: the entry's other fields are read only
+ * after a non-zero length was seen, and ThreadSanitizer models acquire
+ * loads (it ignores stand-alone fences). p is 4-byte aligned (the tables
+ * start page-aligned and their entries are multiples of 8 bytes). */
+static inline int rs_peer_len_set(const uint8_t *p)
+{
+    return __atomic_load_n((const uint32_t *)(const void *)p, __ATOMIC_ACQUIRE) != 0;
+}
 
 /* rs_sock.c: lifetime, checks, waiting */
 struct rsock *rs_alloc(int domain, const struct rsock *inherit);
@@ -193,6 +205,14 @@ static inline int rs_wait_serves_listeners(const struct rsock *s)
 {
     return __atomic_load_n(&s->lp_in_wait, __ATOMIC_RELAXED) ||
            __atomic_load_n(&s->state, __ATOMIC_RELAXED) == RS_LISTENING;
+}
+/* s->state and s->lp_in_wait are written only with s->lock held, but
+ * rs_wait_serves_listeners reads them without it, so every write is an
+ * atomic store (relaxed: the reader wants any recent value, nothing else
+ * is published with it); reads under the lock stay plain. */
+static inline void rs_set_state(struct rsock *s, enum rs_state st)
+{
+    __atomic_store_n(&s->state, st, __ATOMIC_RELAXED);
 }
 void rs_lprog_fork_child(void);
 
