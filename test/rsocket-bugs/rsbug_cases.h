@@ -40,6 +40,8 @@ void stress_server(const struct rb_args *a);
 void stress_client(const struct rb_args *a);
 void mtpoll_server(const struct rb_args *a);
 void mtpoll_client(const struct rb_args *a);
+void rpoll_server(const struct rb_args *a);
+void rpoll_client(const struct rb_args *a);
 void fork_server(const struct rb_args *a);
 void fork_client(const struct rb_args *a);
 void iomap_server(const struct rb_args *a);

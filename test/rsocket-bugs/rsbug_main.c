@@ -22,6 +22,7 @@ static const struct rb_case cases[] = {
     { "deadclose", hold_server, deadclose_client },
     { "stress", stress_server, stress_client },
     { "mtpoll", mtpoll_server, mtpoll_client },
+    { "rpoll", rpoll_server, rpoll_client },
     { "fork", fork_server, fork_client },
 #ifdef RSBUG_API
     { "route", one_byte_server, route_client },

@@ -275,15 +275,84 @@ static int poll_pass(struct pollfd *fds, const struct pollfd *shadow, nfds_t n, 
     return ready;
 }
 
+/*
+ * While it sleeps, rpoll is a registered sleeper of each rsocket it polls
+ * and polls the socket's kick eventfd too: another thread's call on the
+ * socket may consume the event that made the wait fd readable (a blocking
+ * rrecv processing the credit update an rpoll(POLLOUT) waits for), and
+ * rs_event then kicks instead. A socket closed meanwhile is recognised by
+ * its serial and left alone.
+ */
+struct rpoll_reg {
+    struct rsock *s;
+    uint64_t serial;
+};
+
+/* Register on every rsocket of fds; fills kicks, returns how many. */
+static nfds_t rpoll_register(const struct pollfd *fds, nfds_t n, struct rpoll_reg *reg,
+                             struct pollfd *kicks)
+{
+    nfds_t nk = 0;
+    pthread_mutex_lock(&rs_fd_lock);   /* a slot's socket is live while held */
+    for (nfds_t i = 0; i < n; i++) {
+        struct rsock *s = fds[i].fd >= 0 && fds[i].fd < RS_FD_MAX ? rs_fds[fds[i].fd] : NULL;
+        reg[i].s = NULL;
+        if (!s || s->kick_fd < 0)
+            continue;
+        pthread_mutex_lock(&s->lock);
+        s->rpoll_sleepers++;
+        pthread_mutex_unlock(&s->lock);
+        reg[i] = (struct rpoll_reg){ s, s->serial };
+        kicks[nk++] = (struct pollfd){ .fd = s->kick_fd, .events = POLLIN };
+    }
+    pthread_mutex_unlock(&rs_fd_lock);
+    return nk;
+}
+
+static void rpoll_unregister(const struct pollfd *fds, nfds_t n, const struct rpoll_reg *reg)
+{
+    pthread_mutex_lock(&rs_fd_lock);
+    for (nfds_t i = 0; i < n; i++) {
+        struct rsock *s = reg[i].s;
+        if (!s || rs_fds[fds[i].fd] != s || s->serial != reg[i].serial)
+            continue;                  /* closed while we slept */
+        pthread_mutex_lock(&s->lock);
+        s->rpoll_sleepers--;
+        rs_kick_drain(s);
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_unlock(&rs_fd_lock);
+}
+
+/* Milliseconds left until deadline (-1 = none) for poll(); 0 when past. */
+static int rpoll_wait_ms(int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    int64_t left = deadline - rs_now_ms();
+    if (left <= 0)
+        return 0;
+    return left > 1000000 ? 1000000 : (int)left;
+}
+
 RS_VISIBLE int rpoll(struct pollfd *fds, nfds_t nfds, int timeout)
 {
-    struct pollfd local[64], *shadow = nfds <= 64 ? local : calloc(nfds, sizeof(*shadow));
+    /* shadow[0..nfds) mirrors fds (an rsocket's wait fd in its place),
+     * shadow[nfds..) holds the kick fds while sleeping */
+    struct pollfd local[128], *shadow = local;
+    struct rpoll_reg local_reg[64], *reg = local_reg;
     int64_t deadline = timeout < 0 ? -1 : rs_now_ms() + timeout;
     int ready = 0;
 
-    if (!shadow) {
-        errno = ENOMEM;
-        return -1;
+    if (nfds > 64) {
+        shadow = calloc(2 * nfds, sizeof(*shadow));
+        reg = calloc(nfds, sizeof(*reg));
+        if (!shadow || !reg) {
+            free(shadow);
+            free(reg);
+            errno = ENOMEM;
+            return -1;
+        }
     }
     for (nfds_t i = 0; i < nfds; i++) {
         struct rsock *s = fd_sock(fds[i].fd);
@@ -292,25 +361,27 @@ RS_VISIBLE int rpoll(struct pollfd *fds, nfds_t nfds, int timeout)
     }
     for (;;) {
         int n = poll(shadow, nfds, 0);
-        if (n >= 0)
-            ready = poll_pass(fds, shadow, nfds, 1);
-        if (n < 0 || ready)
+        ready = n < 0 ? -1 : poll_pass(fds, shadow, nfds, 1);
+        int wait = rpoll_wait_ms(deadline);
+        if (ready || wait == 0)
             break;
-        int wait = -1;
-        if (deadline >= 0) {
-            int64_t left = deadline - rs_now_ms();
-            if (left <= 0)
-                break;
-            wait = left > 1000000 ? 1000000 : (int)left;
-        }
-        n = poll(shadow, nfds, wait);
-        if (n < 0) {
+        nfds_t nk = rpoll_register(fds, nfds, reg, shadow + nfds);
+        /* a change between the check above and the registration kicked
+         * nobody: check once more, registered, before sleeping */
+        n = poll(shadow, nfds, 0);
+        ready = n < 0 ? -1 : poll_pass(fds, shadow, nfds, 1);
+        if (!ready && poll(shadow, nfds + nk, wait) < 0)
             ready = -1;
+        int err = errno;
+        rpoll_unregister(fds, nfds, reg);
+        errno = err;
+        if (ready)
             break;
-        }
     }
-    if (shadow != local)
+    if (shadow != local) {
         free(shadow);
+        free(reg);
+    }
     return ready;
 }
 

@@ -65,6 +65,8 @@ struct rsock *rs_alloc(int domain, const struct rsock *inherit)
         free(s);
         return NULL;
     }
+    static uint64_t serial_next;   /* atomic add only */
+    s->serial = __atomic_add_fetch(&serial_next, 1, __ATOMIC_RELAXED);
     s->domain = domain;
     s->fork_gen = __atomic_load_n(&rs_fork_gen, __ATOMIC_RELAXED);
     s->timer_fd = -1;

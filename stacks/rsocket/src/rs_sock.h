@@ -85,6 +85,8 @@ struct rsock {
     int poller_asleep;           /* ... and is inside poll() right now */
     int kick_fd;                 /* eventfd that wakes the poller */
     int kick_pending;            /* kick_fd holds an unread count */
+    int rpoll_sleepers;          /* threads in rpoll() polling kick_fd too */
+    uint64_t serial;             /* unique per socket, set once at rs_alloc */
     int timer_fd;                /* keepalive period, -1 when off */
     int ka_outstanding;          /* a keepalive probe awaits its completion */
     int ka_missed;               /* periods it has been waiting */
@@ -188,6 +190,8 @@ void rs_wake_destroy(struct rsock *s);
 int rs_wait_locked(struct rsock *s, int64_t deadline_ms);
 int64_t rs_deadline(const struct timeval *tv, int nonblock);
 void rs_event(struct rsock *s);
+/* Read the kick eventfd once no thread sleeps on it (lock held). */
+void rs_kick_drain(struct rsock *s);
 
 /* rs_lprog.c: passive-side progress from any wait of the process */
 int rs_lprog_add_to_wait_fd(struct rsock *s);

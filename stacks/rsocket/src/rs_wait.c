@@ -9,8 +9,9 @@
  * the wait fd plus a per-socket kick eventfd; the others sleep on
  * wake_cond. Every state change goes through rs_event() with the lock
  * held, which broadcasts wake_cond and kicks a sleeping poller, whichever
- * thread (or poll_events) did the work. Waiters then re-check their own
- * condition. Bounded: nothing is woken without a state change or the wait
+ * thread (or poll_events) did the work; threads sleeping in rpoll() on
+ * the socket are kicked the same way (rpoll_sleepers). Waiters then
+ * re-check their own condition. Bounded: nothing is woken without a state change or the wait
  * fd turning readable, and no timer runs.
  *
  * Locking: all the fields used here are in struct rsock, under its lock.
@@ -68,11 +69,26 @@ void rs_event(struct rsock *s)
     s->gen++;
     if (s->cond_waiters)
         pthread_cond_broadcast(&s->wake_cond);
-    if (s->poller_asleep && !s->kick_pending && s->kick_fd >= 0) {
+    if ((s->poller_asleep || s->rpoll_sleepers) && !s->kick_pending && s->kick_fd >= 0) {
         uint64_t one = 1;
         if (write(s->kick_fd, &one, sizeof(one)) == (ssize_t)sizeof(one))
             s->kick_pending = 1;
     }
+}
+
+/*
+ * Read the kick once nobody sleeps on it any more (lock held). Draining
+ * while another thread still polls it could take its wake-up away: a
+ * woken poll() that re-checks its fds and finds none ready sleeps again.
+ */
+void rs_kick_drain(struct rsock *s)
+{
+    if (!s->kick_pending || s->poller_asleep || s->rpoll_sleepers)
+        return;
+    uint64_t v;
+    if (read(s->kick_fd, &v, sizeof(v)) < 0)
+        v = 0;            /* nonblocking: nothing to drain */
+    s->kick_pending = 0;
 }
 
 /* Milliseconds left until the deadline for poll(); -1 = forever. */
@@ -146,12 +162,7 @@ static int wait_on_fd(struct rsock *s, int timeout)
     int saved = errno;
     pthread_mutex_lock(&s->lock);
     s->poller_asleep = 0;
-    if (s->kick_pending) {
-        uint64_t v;
-        if (read(s->kick_fd, &v, sizeof(v)) < 0)
-            v = 0;        /* nonblocking: nothing to drain */
-        s->kick_pending = 0;
-    }
+    rs_kick_drain(s);
     s->poller_busy = 0;
     /* a thread still blocked may now take over the poll */
     if (s->cond_waiters)
