@@ -324,17 +324,6 @@ static void rpoll_unregister(const struct pollfd *fds, nfds_t n, const struct rp
     pthread_mutex_unlock(&rs_fd_lock);
 }
 
-/* Milliseconds left until deadline (-1 = none) for poll(); 0 when past. */
-static int rpoll_wait_ms(int64_t deadline)
-{
-    if (deadline < 0)
-        return -1;
-    int64_t left = deadline - rs_now_ms();
-    if (left <= 0)
-        return 0;
-    return left > 1000000 ? 1000000 : (int)left;
-}
-
 RS_VISIBLE int rpoll(struct pollfd *fds, nfds_t nfds, int timeout)
 {
     /* shadow[0..nfds) mirrors fds (an rsocket's wait fd in its place),
@@ -362,7 +351,7 @@ RS_VISIBLE int rpoll(struct pollfd *fds, nfds_t nfds, int timeout)
     for (;;) {
         int n = poll(shadow, nfds, 0);
         ready = n < 0 ? -1 : poll_pass(fds, shadow, nfds, 1);
-        int wait = rpoll_wait_ms(deadline);
+        int wait = rs_poll_timeout(deadline);
         if (ready || wait == 0)
             break;
         nfds_t nk = rpoll_register(fds, nfds, reg, shadow + nfds);

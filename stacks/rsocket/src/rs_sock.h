@@ -192,6 +192,8 @@ int64_t rs_deadline(const struct timeval *tv, int nonblock);
 void rs_event(struct rsock *s);
 /* Read the kick eventfd once no thread sleeps on it (lock held). */
 void rs_kick_drain(struct rsock *s);
+/* Milliseconds left until a deadline (-1: none) for poll(); 0 when past. */
+int rs_poll_timeout(int64_t deadline_ms);
 
 /* rs_lprog.c: passive-side progress from any wait of the process */
 int rs_lprog_add_to_wait_fd(struct rsock *s);

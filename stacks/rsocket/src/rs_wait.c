@@ -92,7 +92,7 @@ void rs_kick_drain(struct rsock *s)
 }
 
 /* Milliseconds left until the deadline for poll(); -1 = forever. */
-static int poll_timeout(int64_t deadline_ms)
+int rs_poll_timeout(int64_t deadline_ms)
 {
     if (deadline_ms < 0)
         return -1;
@@ -192,7 +192,7 @@ int rs_wait_locked(struct rsock *s, int64_t deadline_ms)
     }
     if (s->poller_busy)
         return wait_on_cond(s, deadline_ms);
-    int src = wait_on_fd(s, poll_timeout(deadline_ms));
+    int src = wait_on_fd(s, rs_poll_timeout(deadline_ms));
     if (src < 0)
         return -1;
     if (rs_wait_serves_listeners(s))
