@@ -92,7 +92,7 @@ static void unwatch_child(struct rsock *l, struct rsock *c)
 static int child_settling(const struct rsock *c)
 {
     return c->state == RS_ACCEPTING ||
-           (c->state == RS_CONNECTED && c->ctrl_avail < RS_QP_CTRL_SLOTS);
+           (c->state == RS_CONNECTED && c->sq_track.sig_outstanding > 0);
 }
 
 static void queue_child(struct rsock *l, struct rsock *c)

@@ -42,10 +42,8 @@ void rs_update_credits(struct rsock *s)
         return;
     s->rseq_comp = (uint16_t)(s->rseq_no + s->rq_size / 2);
     uint32_t imm = rs_wire_imm(RS_OP_SGL, (uint32_t)s->rseq_no + s->rq_size);
-    uint64_t wr_id = rs_wrid(RS_OP_SGL, 0, 0);
-
     if (!give_buf) {
-        if (rs_post_write(s, wr_id, imm, 1, NULL, 0, 0, s->remote_sgl.addr, s->remote_sgl.key))
+        if (rs_post_write(s, rs_wrid(RS_OP_SGL, 0, 0), imm, 1, NULL, 0, 0, s->remote_sgl.addr, s->remote_sgl.key))
             return;
         s->ctrl_avail--;
         return;
@@ -55,7 +53,8 @@ void rs_update_credits(struct rsock *s)
     rs_wire_encode_sge(&adv, s->peer_be, slot);
     struct ibv_sge sge = { (uintptr_t)slot, RS_SGE_WIRE_LEN, s->smr->lkey };
     uint64_t raddr = s->remote_sgl.addr + (uint64_t)RS_SGE_WIRE_LEN * s->remote_sge;
-    if (rs_post_write(s, wr_id, imm, 1, &sge, 1, RS_SGE_WIRE_LEN, raddr, s->remote_sgl.key))
+    if (rs_post_write(s, rs_wrid(RS_OP_SGL, RS_SGL_ADVERTISES, 0), imm, 1, &sge, 1,
+                      RS_SGE_WIRE_LEN, raddr, s->remote_sgl.key))
         return;
     s->ctrl_avail--;
     s->rbuf_free_offset = rs_ring_advance(s->rbuf_free_offset, half, s->rbuf_size);
@@ -113,10 +112,13 @@ int rs_shutdown_locked(struct rsock *s, int how)
     return 0;
 }
 
+/* Whether a completion is still to come: only signalled WRs raise one
+ * while the QP works, and each also completes the unsignalled WRs before
+ * it. Unsignalled WRs after the last signalled one (close without a
+ * DISCONNECT: the peer is gone) raise nothing to wait for. */
 static int sends_outstanding(struct rsock *s)
 {
-    return s->sqe_avail < (uint32_t)s->sq_size - RS_QP_CTRL_SLOTS ||
-           s->ctrl_avail < RS_QP_CTRL_SLOTS;
+    return s->sq_track.sig_outstanding > 0;
 }
 
 /* With a close time of 0 (SO_LINGER {1,0}), the DISCONNECT just posted

@@ -88,22 +88,49 @@ static void handle_recv(struct rsock *s, const struct ibv_wc *wc)
     repost_recv(s);
 }
 
-static void handle_send(struct rsock *s, const struct ibv_wc *wc)
+/* Give back what one completed WR held: its budget entry, its staging
+ * bytes, the keepalive probe's flag. */
+static void release_send(struct rsock *s, uint64_t desc)
 {
-    enum rs_op op = wrid_op(wc->wr_id);
-
+    enum rs_op op = wrid_op(desc);
     struct rs_sq_budget b = { s->sqe_avail, s->ctrl_avail };
+
     rs_sq_complete(&b, op);
     s->sqe_avail = b.sqe_avail;
     s->ctrl_avail = b.ctrl_avail;
-    if (op == RS_OP_CTRL && wrid_value(wc->wr_id) == RS_CTRL_KEEPALIVE)
+    if (op == RS_OP_CTRL && wrid_value(desc) == RS_CTRL_KEEPALIVE)
         s->ka_outstanding = 0;      /* answered (or failed: judged below) */
-    s->sbuf_bytes_avail += wrid_sbuf(wc->wr_id);
+    s->sbuf_bytes_avail += wrid_sbuf(desc);
+}
+
+/*
+ * A send completion covers its own WR and every unsignalled one posted
+ * before it (RC completes in order); all of them are released. The WR
+ * it names is the one a failure is judged by.
+ */
+static void handle_send(struct rsock *s, const struct ibv_wc *wc)
+{
+    struct rs_sq_track *t = &s->sq_track;
+    uint64_t desc = 0;
+
+    if (!rs_sq_track_holds(t, wc->wr_id)) {
+        rs_log(3, "send completion for slot %llu, which holds no work request",
+               (unsigned long long)wc->wr_id);
+        return;
+    }
+    for (uint32_t n = t->count; n > 0; n--) {
+        uint32_t slot = t->head;
+        desc = rs_sq_track_pop(t, wrid_sbuf(t->rec[slot]));
+        release_send(s, desc);
+        if (slot == wc->wr_id)
+            break;
+    }
     if (wc->status == IBV_WC_SUCCESS || s->state == RS_ERROR || s->send_fail.pending)
         return;
+    enum rs_op op = wrid_op(desc);
     s->send_fail.pending = 1;
     s->send_fail.flushed = wc->status == IBV_WC_WR_FLUSH_ERR;
-    s->send_fail.keepalive = op == RS_OP_CTRL && wrid_value(wc->wr_id) == RS_CTRL_KEEPALIVE;
+    s->send_fail.keepalive = op == RS_OP_CTRL && wrid_value(desc) == RS_CTRL_KEEPALIVE;
     s->send_fail.op = (int)op;
     s->send_fail.status = wc->status;
 }
@@ -331,16 +358,37 @@ int rs_can_send(struct rsock *s)
            target_ready(s);
 }
 
-int rs_post_write(struct rsock *s, uint64_t wr_id, uint32_t imm_be, int with_imm,
+/* Whether the WR described by `desc` must be signalled (rs_sendq.h):
+ * its budget class says which budget it takes. The staging bytes it holds
+ * were already taken from sbuf_bytes_avail by the caller. */
+static int post_needs_signal(struct rsock *s, uint64_t desc)
+{
+    enum rs_op op = wrid_op(desc);
+    int ctrl = rs_sq_op_is_ctrl(op);
+    struct rs_sq_post p = {
+        .must = rs_sq_must_signal(op, wrid_value(desc)),
+        .staged = wrid_sbuf(desc),
+        .sqe_after = s->sqe_avail - !ctrl,
+        .ctrl_after = s->ctrl_avail - ctrl,
+        .sbuf_after = s->sbuf_bytes_avail,
+    };
+    return rs_sq_need_signal(&s->sq_track, &p);
+}
+
+/* Post one RDMA write. `desc` (rs_wrid) says what it holds; the wr_id on
+ * the wire is its tracker slot, so a completion names it exactly. */
+int rs_post_write(struct rsock *s, uint64_t desc, uint32_t imm_be, int with_imm,
                   const struct ibv_sge *sge, int nsge, uint32_t len,
                   uint64_t raddr, uint32_t rkey)
 {
+    int sig = post_needs_signal(s, desc);
     struct ibv_send_wr wr = {
-        .wr_id = wr_id,
+        .wr_id = rs_sq_track_next_slot(&s->sq_track),
         .sg_list = (struct ibv_sge *)sge,
         .num_sge = nsge,
         .opcode = with_imm ? IBV_WR_RDMA_WRITE_WITH_IMM : IBV_WR_RDMA_WRITE,
-        .send_flags = (len && len <= s->sq_inline) ? IBV_SEND_INLINE : 0,
+        .send_flags = ((len && len <= s->sq_inline) ? IBV_SEND_INLINE : 0) |
+                      (sig ? IBV_SEND_SIGNALED : 0),
         .imm_data = imm_be,
     }, *bad;
     wr.wr.rdma.remote_addr = raddr;
@@ -349,6 +397,7 @@ int rs_post_write(struct rsock *s, uint64_t wr_id, uint32_t imm_be, int with_imm
         rs_set_error(s, EIO, "cannot post a send");
         return -1;
     }
+    rs_sq_track_push(&s->sq_track, desc, wrid_sbuf(desc), sig);
     return 0;
 }
 

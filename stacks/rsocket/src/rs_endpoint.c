@@ -74,7 +74,7 @@ static int create_qp(struct rsock *s)
             .max_inline_data = s->sq_inline,
         },
         .qp_type = IBV_QPT_RC,
-        .sq_sig_all = 1,
+        .sq_sig_all = 0,            /* selective signalling: rs_sendq.h */
     };
     if (rdma_create_qp(s->id, s->id->pd, &attr))
         return -1;
@@ -99,7 +99,8 @@ static int create_buffers(struct rsock *s)
     s->target = page_alloc(s->target_len);
     s->rmsg_slots = s->rq_size + 1u;
     s->rmsg = calloc(s->rmsg_slots, sizeof(*s->rmsg));
-    if (!s->rbuf || !s->sbuf || !s->target || !s->rmsg) {
+    s->sq_track.rec = calloc(s->sq_size, sizeof(*s->sq_track.rec));
+    if (!s->rbuf || !s->sbuf || !s->target || !s->rmsg || !s->sq_track.rec) {
         errno = ENOMEM;
         return -1;
     }
@@ -123,6 +124,7 @@ static int post_receives(struct rsock *s)
 
 static void init_counters(struct rsock *s)
 {
+    rs_sq_track_init(&s->sq_track, s->sq_track.rec, s->sq_size, s->sbuf_size, RS_SNDLOWAT);
     s->sqe_avail = s->sq_size - RS_QP_CTRL_SLOTS;
     s->ctrl_avail = RS_QP_CTRL_SLOTS;
     s->sbuf_bytes_avail = s->sbuf_size;
@@ -180,6 +182,8 @@ void rs_endpoint_destroy(struct rsock *s)
         s->comp_chan = NULL;
     }
     free(s->rbuf); free(s->sbuf); free(s->target);
+    free(s->sq_track.rec);
+    s->sq_track.rec = NULL;
     s->rbuf = s->sbuf = s->target = NULL;
 }
 

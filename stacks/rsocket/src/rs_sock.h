@@ -17,6 +17,7 @@
 #include <sys/time.h>
 #include <sys/uio.h>
 
+#include "rs_sendq.h"
 #include "rs_wire.h"
 
 #define RS_VISIBLE __attribute__((visibility("default")))
@@ -123,6 +124,7 @@ struct rsock {
     /* send side */
     uint16_t sseq_no, sseq_comp;
     uint32_t sqe_avail, ctrl_avail, ctrl_seq;
+    struct rs_sq_track sq_track;            /* posted send WRs (rs_sendq.h) */
     uint32_t sbuf_bytes_avail, sbuf_head;
     int target_sge;
     uint64_t tgt_addr; uint32_t tgt_key, tgt_left;
