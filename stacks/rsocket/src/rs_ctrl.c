@@ -43,7 +43,8 @@ void rs_update_credits(struct rsock *s)
     s->rseq_comp = (uint16_t)(s->rseq_no + s->rq_size / 2);
     uint32_t imm = rs_wire_imm(RS_OP_SGL, (uint32_t)s->rseq_no + s->rq_size);
     if (!give_buf) {
-        if (rs_post_write(s, rs_wrid(RS_OP_SGL, 0, 0), imm, 1, NULL, 0, 0, s->remote_sgl.addr, s->remote_sgl.key))
+        if (rs_post_write(s, rs_wrid(RS_OP_SGL, 0, 0), imm, 1, NULL, 0, 0,
+                          s->remote_sgl.addr, s->remote_sgl.key))
             return;
         s->ctrl_avail--;
         return;
