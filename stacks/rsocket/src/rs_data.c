@@ -312,18 +312,22 @@ int rs_progress_sources(struct rsock *s, unsigned src, int from_poll)
  * wakes at once and runs rs_progress. A call that is about to give up
  * (EAGAIN) runs rs_progress itself, so a program that only ever retries
  * still sees a peer's disconnect.
+ *
+ * The dispatcher is told only when a CQ event was read here: that is the
+ * one way this pass can take a wake-up away from a thread sleeping on the
+ * wait fd. Completions polled without reading their event leave the fd
+ * readable, and the sleeper's own poll_events sees the new state. (A
+ * notify per call would cost the dispatcher a lock on every send/recv.)
  */
 void rs_progress_io(struct rsock *s)
 {
-    uint64_t gen_before = s->gen;
-
     if (!rs_sources_known(s)) {
         rs_progress(s, 0);
         return;
     }
     int consumed = poll_and_arm(s);
     rs_update_credits(s);
-    if ((consumed || s->gen != gen_before) && s->cookie && rs_notify_fn)
+    if (consumed && s->cookie && rs_notify_fn)
         rs_notify_fn(s->cookie);
 }
 
