@@ -96,8 +96,9 @@ void iomap_client(const struct rb_args *a)
 }
 
 /* No remote revoke (upstream): after the server's riounmap, the client's
- * riowrite to that offset must be refused (the mapping is gone) with the
- * connection intact and the server's buffer untouched. */
+ * riowrite to that offset must be refused - -1 with EINVAL, as for an
+ * offset never mapped - with the connection intact and the server's
+ * buffer untouched. */
 void revoke_server(const struct rb_args *a)
 {
     int lfd = rb_listen(a, 0);
@@ -142,12 +143,13 @@ void revoke_client(const struct rb_args *a)
     rb_recv_all(fd, &c, 1);
     CHECK(c == 'U', "unmap announcement");
     errno = 0;
-    size_t r = riowrite(fd, data, sizeof(data), 0, 0);
-    fprintf(stderr, "riowrite after the peer's unmap: %zd, errno %d\n", (ssize_t)r, errno);
+    ssize_t r = (ssize_t)riowrite(fd, data, sizeof(data), 0, 0);
+    int err = errno;
     rb_send_all(fd, "V", 1);
     rb_recv_all(fd, &c, 1);
     CHECK(c == 'K', "server verdict");
-    CHECK(r != sizeof(data), "riowrite after the peer's riounmap succeeded (no revoke)");
+    CHECK(r == -1 && err == EINVAL, "riowrite after the peer's riounmap: %zd, errno %d "
+          "(want -1, EINVAL: the mapping is revoked)", r, err);
     rb_close(fd, "connection");
     rb_say("CLIENT OK");
 }

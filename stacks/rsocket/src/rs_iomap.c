@@ -40,8 +40,16 @@ static int entry_in_use(const struct rs_iomap_entry *e)
 
 struct rs_iomap {
     struct rs_iomap_entry e[RS_IOMAP_LOCAL_MAX];
-    int used;
+    int pending;                 /* entries with pending set: every send
+                                  * checks it, the table is walked only
+                                  * when it is not 0 */
 };
+
+static void set_pending(struct rs_iomap *m, struct rs_iomap_entry *e, int on)
+{
+    m->pending += on - e->pending;
+    e->pending = on;
+}
 
 void rs_iomap_free(struct rsock *s)
 {
@@ -66,7 +74,9 @@ static int remote_slot_free(struct rs_iomap *m, int idx)
 int rs_iomap_flush(struct rsock *s)
 {
     int left = 0;
-    for (int i = 0; s->iomap && i < RS_IOMAP_LOCAL_MAX; i++) {
+    if (!s->iomap || !s->iomap->pending)
+        return 0;
+    for (int i = 0; i < RS_IOMAP_LOCAL_MAX; i++) {
         struct rs_iomap_entry *e = &s->iomap->e[i];
         if (!e->pending)
             continue;
@@ -89,7 +99,7 @@ int rs_iomap_flush(struct rsock *s)
             return -1;
         s->sseq_no++;
         s->sqe_avail--;
-        e->pending = 0;
+        set_pending(s->iomap, e, 0);
         if (!e->mr)
             memset(e, 0, sizeof(*e));           /* revoked: the slot is free */
     }
@@ -103,7 +113,7 @@ int rs_iomap_flush(struct rsock *s)
  */
 int rs_iomap_publish(struct rsock *s, int64_t deadline)
 {
-    while (s->iomap && s->state == RS_CONNECTED) {
+    while (s->iomap && s->iomap->pending && s->state == RS_CONNECTED) {
         int left = rs_iomap_flush(s);
         if (left <= 0)
             return left;
@@ -146,7 +156,7 @@ static off_t iomap_add(struct rsock *s, void *buf, size_t len, int prot, off_t o
     e->len = len;
     e->offset = offset == -1 ? (uintptr_t)buf : (uint64_t)offset;
     e->remote_idx = idx;
-    e->pending = prot == PROT_WRITE;
+    set_pending(s->iomap, e, prot == PROT_WRITE);
     return (off_t)e->offset;
 }
 
@@ -170,12 +180,13 @@ static void iomap_remove(struct rsock *s, struct rs_iomap_entry *e)
     uint64_t offset = e->offset;
 
     ibv_dereg_mr(e->mr);
+    set_pending(s->iomap, e, 0);
     memset(e, 0, sizeof(*e));
     if (!published)
         return;
     e->remote_idx = idx;
     e->offset = offset;
-    e->pending = 1;
+    set_pending(s->iomap, e, 1);
     if (s->state == RS_CONNECTED && s->wr_open)
         rs_iomap_flush(s);          /* at once if a credit is free */
 }
