@@ -6,15 +6,9 @@
 # reason. The engine process survives, and a correct client connected
 # before and one connecting after still get their data intact.
 set -u
-. "$NSTACK_SRC/test/lib/netns.sh"
 BIN="${RS_ENGINE_BIN:-$NSTACK_BUILD/test/rsocket/rs_engine_test}"
 BAD="$NSTACK_BUILD/test/rsocket/rs_bad_peer"
-SOFT="$NSTACK_RELEASE/lib64/softrdma"
-[ -e "$SOFT/librdmacm.so.1" ] || { echo "softrdma librdmacm missing: $SOFT"; exit 1; }
-export LD_LIBRARY_PATH="$SOFT:$NSTACK_RELEASE/lib64"
-netns_setup || exit 1
-dir=$(mktemp -d); trap 'rm -rf "$dir"; netns_cleanup' EXIT
-fail() { for f in "$dir"/*; do echo "--- $f:"; cat "$f"; done; echo "FAIL: $*"; exit 1; }
+RS_LIBPATH_EXTRA="$NSTACK_RELEASE/lib64" . "$NSTACK_SRC/test/rsocket/rs_test_env.sh"
 
 bg_a "$BIN" server-sink 7471 "$IP_A" >"$dir/server" 2>&1
 srv=$BG_PID

@@ -18,17 +18,11 @@
 #          of each and the connection works (riomap session); endless
 #          timeouts end in ETIMEDOUT within RS_CONNECT_TIMEOUT_MS.
 set -u
-. "$NSTACK_SRC/test/lib/netns.sh"
 BIN="$NSTACK_BUILD/test/rsocket/rs_api_test"
 BAD="$NSTACK_BUILD/test/rsocket/rs_bad_peer"
 FAULT="$NSTACK_BUILD/test/rsocket/rs_resolve_fault.so"
-SOFT="$NSTACK_RELEASE/lib64/softrdma"
 LIB="$NSTACK_RELEASE/lib64/libdmm_rsocket.so"
-[ -e "$SOFT/librdmacm.so.1" ] || { echo "softrdma librdmacm missing: $SOFT"; exit 1; }
-export LD_LIBRARY_PATH="$SOFT"
-netns_setup || exit 1
-dir=$(mktemp -d); trap 'rm -rf "$dir"; netns_cleanup' EXIT
-fail() { for f in "$dir"/*; do echo "--- $f:"; cat "$f"; done; echo "FAIL: $*"; exit 1; }
+. "$NSTACK_SRC/test/rsocket/rs_test_env.sh"
 port=7480
 
 # start_server NAME MODE ARGS... [env settings via SRV_ENV]: server on A on

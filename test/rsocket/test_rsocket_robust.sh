@@ -5,17 +5,11 @@
 # killed with -9 (the survivor's blocked recv ends, close is bounded), and
 # SO_KEEPALIVE with TCP_KEEPIDLE=1 detecting a stopped (silent) peer.
 set -u
-. "$NSTACK_SRC/test/lib/netns.sh"
 BIN="$NSTACK_BUILD/test/rsocket/rs_engine_test"
-SOFT="$NSTACK_RELEASE/lib64/softrdma"
-[ -e "$SOFT/librdmacm.so.1" ] || { echo "softrdma librdmacm missing: $SOFT"; exit 1; }
-export LD_LIBRARY_PATH="$SOFT:$NSTACK_RELEASE/lib64"
 MANY=${RS_TEST_MANY:-200}
 LOOPS=${RS_TEST_LOOPS:-1000}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-netns_setup || exit 1
-dir=$(mktemp -d); trap 'rm -rf "$dir"; netns_cleanup' EXIT
-fail() { for f in "$dir"/*; do echo "--- $f:"; cat "$f"; done; echo "FAIL: $*"; exit 1; }
+RS_LIBPATH_EXTRA="$NSTACK_RELEASE/lib64" . "$NSTACK_SRC/test/rsocket/rs_test_env.sh"
 
 # 1. many concurrent connections, then sequential open/close hygiene
 bg_a "$BIN" server 7471 "$IP_A" >"$dir/server" 2>&1

@@ -7,14 +7,9 @@
 # (rstream's default run does 100000 latency iterations: too slow for a
 # shared 2-core machine, so each shape is run as a custom test.)
 set -u
-. "$NSTACK_SRC/test/lib/netns.sh"
-SOFT="$NSTACK_RELEASE/lib64/softrdma"
 LIB="$NSTACK_RELEASE/lib64/libdmm_rsocket.so"
-[ -e "$SOFT/librdmacm.so.1" ] || { echo "softrdma librdmacm missing: $SOFT"; exit 1; }
 command -v rstream >/dev/null || { echo "rstream missing (rdmacm-utils)"; exit 1; }
-export LD_LIBRARY_PATH="$SOFT"
-netns_setup || exit 1
-dir=$(mktemp -d); trap 'rm -rf "$dir"; netns_cleanup' EXIT
+. "$NSTACK_SRC/test/rsocket/rs_test_env.sh"
 port=7471
 
 # run PROG ARGS...: one server/client pair on a fresh port; both must exit
