@@ -97,13 +97,19 @@ void *mempcpy(void *dst, const void *src, size_t n)
     return (unsigned char *)dst + n;
 }
 
+/* Overlap-safe: copy from the end when the source lies below. */
+static void copy_overlapping(unsigned char *d, const unsigned char *s, size_t n)
+{
+    if (s < d)
+        copy_backward(d, s, n);
+    else
+        copy_forward(d, s, n);
+}
+
 void *memmove(void *dst, const void *src, size_t n)
 {
     count(__builtin_return_address(0), n);
-    if ((const unsigned char *)src < (unsigned char *)dst)
-        copy_backward(dst, src, n);
-    else
-        copy_forward(dst, src, n);
+    copy_overlapping(dst, src, n);
     return dst;
 }
 
@@ -120,10 +126,7 @@ void *__memmove_chk(void *dst, const void *src, size_t n, size_t dstlen)
 {
     (void)dstlen;
     count(__builtin_return_address(0), n);
-    if ((const unsigned char *)src < (unsigned char *)dst)
-        copy_backward(dst, src, n);
-    else
-        copy_forward(dst, src, n);
+    copy_overlapping(dst, src, n);
     return dst;
 }
 
