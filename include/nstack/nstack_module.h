@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define NSTACK_MODULE_ABI_MAJOR 1
-#define NSTACK_MODULE_ABI_MINOR 1
+#define NSTACK_MODULE_ABI_MINOR 2
 #define NSTACK_MODULE_ABI_VERSION \
     ((uint32_t)(NSTACK_MODULE_ABI_MAJOR << 16 | NSTACK_MODULE_ABI_MINOR))
 
@@ -202,7 +202,56 @@ struct nstack_module {
      *   anything else (ETIMEDOUT, EPROTO, ECONNRESET, ...): the
      *                connection is unusable. Every wait is bounded. */
     int (*adopt)(int kfd, int role, int flags, nstack_sock **out);
+
+    /* ---- ABI 1.2 (optional): TCP-anchored connections -------------------
+     * (doc/fork.md, doc/rsocket-framework.md.) A stream socket routed to a
+     * module that implements anchor() stays a kernel TCP socket for its
+     * whole life: the app fd is that socket, across fork, exec, dup and
+     * SCM_RIGHTS. The module carries the data beside it once both ends have
+     * agreed over TCP, without a foreign byte ever reaching a peer that
+     * does not run the framework.
+     *
+     * anchor_hello(): called by the dispatcher as soon as the TCP
+     * connection is established in this process (accept() returned it, or
+     * a blocking connect() succeeded): announces the framework to the peer
+     * out of band (e.g. one TCP urgent byte, which a receiver that does not
+     * ask for urgent data never sees in its stream). Never blocks, creates
+     * no resources. 0 when sent, -1/errno when not (anchor() then gets no
+     * NSTACK_ANCHOR_HELLO_SENT and sends it itself).
+     *
+     * anchor(): called at the connection's first use in the process that
+     * uses it (a data call, an epoll_ctl/poll/select on it, SO_ERROR, ...),
+     * never before; `kfd` is the connected (or still connecting) TCP socket,
+     * owned by the dispatcher (the module may read and write it, add it to
+     * its wait fd, but never closes it). role: NSTACK_ADOPT_ACTIVE or
+     * NSTACK_ADOPT_PASSIVE; flags: NSTACK_ADOPT_NONBLOCK,
+     * NSTACK_ANCHOR_HELLO_SENT. Never blocks. Stores a module socket in
+     * *out and returns its wait fd, as socket() does; the socket is
+     * "upgrading" until the handshake ends:
+     *   - send/recv on it: nonblocking -1/EAGAIN while upgrading; blocking:
+     *     wait (bounded) for the handshake, then carry the call;
+     *   - poll_events(): advances the handshake; reports no readiness while
+     *     upgrading (wait fd fires on progress), the socket's real
+     *     readiness once upgraded, and NSTACK_EV_FALLBACK when the
+     *     connection will stay on TCP;
+     *   - NSTACK_EV_FALLBACK / errno ENOPROTOOPT from any call: the peer
+     *     does not run the framework (or the upgrade was declined) and no
+     *     byte was read from or written into the TCP stream in-band: the
+     *     dispatcher closes the module socket and carries the connection on
+     *     `kfd` for good (one function: sock_fallback).
+     * Once upgraded, no application byte crosses the TCP connection; peer
+     * death seen on it (FIN/RST) is reported as peer death of the module
+     * socket.
+     * Either may be NULL: anchor() NULL means the module has no anchored
+     * mode (the dispatcher uses adopt(), or direct module sockets). */
+    int (*anchor_hello)(int kfd, int role);
+    int (*anchor)(int kfd, int role, int flags, nstack_sock **out);
 };
+
+/* poll_events() bit (ABI 1.2): an anchored socket stays on its TCP anchor. */
+#define NSTACK_EV_FALLBACK        (1u << 24)   /* no epoll flag uses bit 24 */
+/* anchor() flag (ABI 1.2): anchor_hello() already went out for this kfd. */
+#define NSTACK_ANCHOR_HELLO_SENT  (1 << 2)
 
 /* adopt() roles and flags (ABI 1.1). */
 #define NSTACK_ADOPT_ACTIVE       1
