@@ -63,12 +63,15 @@ struct sr_port {
     union ibv_gid gids[SR_MAX_GIDS];
     int up;
 };
+/* Number of ports; -1 (errno) only if the interfaces cannot be listed and
+ * were never listed before in this netns (else the last list is used). */
 int sr_ports_scan(struct sr_port *ports, int max);
-/* Port (1-based) whose interface carries the address, 0 if none. */
+/* Port (1-based) whose interface carries the address, 0 if none, -1 (errno) if unknown. */
 int sr_port_of_addr(const struct sockaddr *sa);
 /* The RoCE v2 GID of an address (IPv4-mapped for IPv4). */
 void sr_gid_from_sa(const struct sockaddr *sa, union ibv_gid *g);
-/* 1 if the GID belongs to a port of this host (network namespace). */
+/* 1 if the GID belongs to a port of this host (network namespace), 0 if
+ * not, -1 (errno) if the interfaces cannot be listed. */
 int sr_gid_is_local(const uint8_t gid[16]);
 struct ibv_context *sr_default_context(void);
 
