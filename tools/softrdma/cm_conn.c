@@ -149,7 +149,7 @@ static void cm_on_req(struct cm_id *id, struct cm_msg *m)
     memcpy(&id->pub.route.addr.dst_storage, &m->src, sizeof m->src);
     id->pub.verbs = sr_default_context();
     int port = sr_port_of_addr(&id->pub.route.addr.src_addr);
-    id->pub.port_num = (uint8_t)(port ? port : 1);
+    id->pub.port_num = (uint8_t)(port > 0 ? port : 1);
     id->state = CM_REQ_RCVD;
     cm_event_push(id, &l->pub, RDMA_CM_EVENT_CONNECT_REQUEST, 0, m);
 }
@@ -277,6 +277,8 @@ static int cm_add_names(struct cm_id *id, uint16_t port)
         fams[1] = AF_INET;
     for (int f = 0; f < 2 && fams[f]; f++) {
         int n = cm_local_addrs(fams[f], addrs, 64);
+        if (n < 0)
+            return -1;
         for (int i = 0; i < n; i++)
             if (cm_add_name(id, (struct sockaddr *)&addrs[i], port))
                 return -1;
@@ -319,14 +321,17 @@ CM_API int rdma_listen(struct rdma_cm_id *pub, int backlog)
     sr_watch_add(&id->lsn, fd, EPOLLIN, cm_listen_cb);
     cm_names_lock();
     uint16_t port = cm_port(&pub->route.addr.src_addr);
-    for (int tries = 0; !port && tries < 64; tries++) {
+    int named = port ? !cm_add_names(id, port) : 0;
+    for (int tries = 0; !named && !port && tries < 64; tries++) {
         uint16_t p = (uint16_t)(32768 + (unsigned)rand() % 28232);
         if (!cm_add_names(id, p))
-            port = p;
+            port = p, named = 1;
+        else if (errno != EADDRINUSE)
+            break;      /* e.g. EMFILE: another port would fail alike */
         else
             cm_names_drop(id);
     }
-    if (cm_port(&pub->route.addr.src_addr) && cm_add_names(id, port)) {
+    if (!named) {
         int e = errno;
         cm_names_unlock();
         cm_listen_close(id);

@@ -44,6 +44,7 @@ CM_API int rdma_create_id(struct rdma_event_channel *ch, struct rdma_cm_id **out
     }
     if (sr_nic_start())
         return -1;
+    sr_ports_prime();
     struct cm_id *id = cm_id_new(ch, context, ps, IBV_QPT_RC);
     if (!id)
         return -1;
@@ -97,7 +98,7 @@ static void cm_set_device(struct cm_id *id, const struct sockaddr *local)
 {
     int port = sr_port_of_addr(local);
     id->pub.verbs = sr_default_context();
-    id->pub.port_num = (uint8_t)(port ? port : 1);
+    id->pub.port_num = (uint8_t)(port > 0 ? port : 1);
 }
 
 CM_API int rdma_bind_addr(struct rdma_cm_id *pub, struct sockaddr *addr)
@@ -105,7 +106,10 @@ CM_API int rdma_bind_addr(struct rdma_cm_id *pub, struct sockaddr *addr)
     struct cm_id *id = cm_of(pub);
     if (!pub || sr_stale(id->epoch, "rdma_bind_addr") || cm_check_family(addr, "rdma_bind_addr"))
         return -1;
-    if (!cm_is_any(addr) && !sr_port_of_addr(addr)) {
+    int port = cm_is_any(addr) ? 1 : sr_port_of_addr(addr);
+    if (port < 0)
+        return -1;      /* the interfaces cannot be listed (logged, errno) */
+    if (!port) {
         sr_log("rdma_bind_addr: address is not on an interface of this host");
         errno = EADDRNOTAVAIL;
         return -1;
@@ -151,7 +155,7 @@ CM_API int rdma_resolve_addr(struct rdma_cm_id *pub, struct sockaddr *src, struc
             memcpy(&pub->route.addr.src_storage, &s, sizeof s);
             cm_set_port(&pub->route.addr.src_addr, port);
         } else {
-            err = -ENETUNREACH;
+            err = -errno;   /* ENETUNREACH, or EMFILE & co. from listing interfaces */
         }
     }
     if (!err && !cm_port(&pub->route.addr.src_addr) &&

@@ -93,8 +93,10 @@ uint16_t cm_port(const struct sockaddr *sa);
 void cm_set_port(struct sockaddr *sa, uint16_t port);
 /* Fabric name of a listener on (addr, port). */
 int cm_listen_name(const struct sockaddr *sa, uint16_t port, char *out, size_t len);
-/* Every local address of a family, for wildcard listens; returns count. */
+/* Every local address of a family, for wildcard listens; returns count,
+ * -1 (errno, logged) if the addresses cannot be listed. */
 int cm_local_addrs(int family, struct sockaddr_storage *out, int max);
+/* -1 with errno: ENETUNREACH, or why the interfaces cannot be listed. */
 int cm_pick_source(const struct sockaddr *dst, struct sockaddr_storage *src);
 struct ibv_pd *cm_default_pd(void);
 

@@ -106,6 +106,17 @@ int sr_ports_scan(struct sr_port *ports, int max)
     return n;
 }
 
+void sr_ports_prime(void)
+{
+    struct sr_port ports[SR_MAX_PORTS];
+    unsigned long ns = sr_netns_ino();
+    pthread_mutex_lock(&sr_ports_lock);
+    int have = sr_ports_cached >= 0 && sr_ports_ns == ns;
+    pthread_mutex_unlock(&sr_ports_lock);
+    if (!have)
+        sr_ports_scan(ports, SR_MAX_PORTS);
+}
+
 int sr_port_of_addr(const struct sockaddr *sa)
 {
     struct sr_port ports[SR_MAX_PORTS];
@@ -200,8 +211,7 @@ SR_API struct ibv_context *ibv_open_device(struct ibv_device *device)
     sr_apply_transport_knob();
     if (sr_nic_start())
         return NULL;
-    struct sr_port ports[SR_MAX_PORTS];
-    sr_ports_scan(ports, SR_MAX_PORTS);     /* fills the table kept for EMFILE */
+    sr_ports_prime();
     struct sr_ctx *c = calloc(1, sizeof *c);
     if (!c) {
         errno = ENOMEM;

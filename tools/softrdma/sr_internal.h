@@ -66,6 +66,9 @@ struct sr_port {
 /* Number of ports; -1 (errno) only if the interfaces cannot be listed and
  * were never listed before in this netns (else the last list is used). */
 int sr_ports_scan(struct sr_port *ports, int max);
+/* Lists the interfaces once per netns while descriptors are at hand (device
+ * open, rdma_create_id), so that later scans at EMFILE have a table. */
+void sr_ports_prime(void);
 /* Port (1-based) whose interface carries the address, 0 if none, -1 (errno) if unknown. */
 int sr_port_of_addr(const struct sockaddr *sa);
 /* The RoCE v2 GID of an address (IPv4-mapped for IPv4). */
