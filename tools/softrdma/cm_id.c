@@ -141,11 +141,16 @@ CM_API int rdma_resolve_addr(struct rdma_cm_id *pub, struct sockaddr *src, struc
     if (!pub || sr_stale(id->epoch, "rdma_resolve_addr") ||
         cm_check_family(dst, "rdma_resolve_addr"))
         return -1;
+    /* dst may point into this id's own route (librdmacm's rsockets passes
+     * &id->route.addr.dst_addr): copy it out before the route changes */
+    struct sockaddr_storage d;
+    memset(&d, 0, sizeof d);
+    memcpy(&d, dst, cm_addrlen(dst));
     if (src && src->sa_family && rdma_bind_addr(pub, src))
         return -1;
     pthread_mutex_lock(&sr_lock);
-    memset(&pub->route.addr.dst_storage, 0, sizeof pub->route.addr.dst_storage);
-    memcpy(&pub->route.addr.dst_storage, dst, cm_addrlen(dst));
+    memcpy(&pub->route.addr.dst_storage, &d, sizeof d);
+    dst = (struct sockaddr *)&d;
     int have_src = pub->route.addr.src_addr.sa_family &&
                    !cm_is_any(&pub->route.addr.src_addr);
     int err = 0;
@@ -321,14 +326,16 @@ CM_API int rdma_create_qp(struct rdma_cm_id *pub, struct ibv_pd *pd, struct ibv_
     struct ibv_qp *qp = ibv_create_qp(pd, a);
     if (!qp)
         return -1;
+    pthread_mutex_lock(&sr_lock);       /* as rdma_destroy_qp */
     pub->qp = qp;
     pub->pd = pd;
-    if (cm_qp_to_init(id)) {
-        ibv_destroy_qp(qp);
+    int rc = cm_qp_to_init(id);
+    if (rc)
         pub->qp = NULL;
-        return -1;
-    }
-    return 0;
+    pthread_mutex_unlock(&sr_lock);
+    if (rc)
+        ibv_destroy_qp(qp);
+    return rc ? -1 : 0;
 }
 
 CM_API int rdma_create_qp_ex(struct rdma_cm_id *pub, struct ibv_qp_init_attr_ex *ax)
@@ -346,12 +353,20 @@ CM_API int rdma_create_qp_ex(struct rdma_cm_id *pub, struct ibv_qp_init_attr_ex 
     return rc;
 }
 
+/* The id lets go of its QP under sr_lock before the QP is destroyed: the
+ * device thread, handling a DREQ or the peer's death (cm_qp_error), reads
+ * pub->qp under that lock and must never see a QP being destroyed. */
 CM_API void rdma_destroy_qp(struct rdma_cm_id *pub)
 {
-    if (!pub || !pub->qp)
+    if (!pub)
         return;
-    ibv_destroy_qp(pub->qp);
+    pthread_mutex_lock(&sr_lock);
+    struct ibv_qp *qp = pub->qp;
     pub->qp = NULL;
+    pthread_mutex_unlock(&sr_lock);
+    if (!qp)
+        return;
+    ibv_destroy_qp(qp);
     cm_free_cqs(pub);
 }
 
