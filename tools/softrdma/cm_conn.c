@@ -318,6 +318,7 @@ CM_API int rdma_listen(struct rdma_cm_id *pub, int backlog)
             close(fd);
         goto out;
     }
+    sr_fabric_share(sa.sun_path);   /* active sides of every user connect */
     sr_watch_add(&id->lsn, fd, EPOLLIN, cm_listen_cb);
     cm_names_lock();
     uint16_t port = cm_port(&pub->route.addr.src_addr);

@@ -79,7 +79,11 @@ int cm_sock_live(const char *path, int type)
     int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return 1;   /* cannot tell: never reclaim on doubt */
-    int live = !connect(fd, (struct sockaddr *)&sa, sizeof sa) || errno == EAGAIN;
+    /* only a refused or missing socket is dead; anything else (EACCES
+     * from a socket of another user made before sockets were shared) is
+     * doubt */
+    int live = !connect(fd, (struct sockaddr *)&sa, sizeof sa) ||
+               (errno != ECONNREFUSED && errno != ENOENT);
     close(fd);
     return live;
 }
@@ -94,6 +98,8 @@ void cm_names_lock(void)
     sr_mkdir_p(p);
     snprintf(p, sizeof p, "%s/cm/names.lock", sr_fabric_dir());
     cm_lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (cm_lock_fd >= 0)
+        sr_fabric_share(p);     /* every user takes this lock */
     if (cm_lock_fd < 0) {
         sr_log("cannot open %s: %s; port and listener names are claimed unlocked",
                p, strerror(errno));

@@ -51,8 +51,11 @@ int sr_env_int(const char *name, int dflt);
  * theirs stay compact; returns the new fd, or fd itself if there is no
  * room up there. fd < 0 is passed through. */
 int sr_fd_internal(int fd);
+/* The fabric directory, shared by all users (sr_fabric.c): directories
+ * made 01777, sockets and files 0666 (sr_fabric_share), whatever the umask. */
 const char *sr_fabric_dir(void);
 int sr_mkdir_p(const char *path);
+void sr_fabric_share(const char *path);
 /* Refuse an object from before a fork: logs once per call, sets errno. */
 int sr_stale(unsigned epoch, const char *what);
 
