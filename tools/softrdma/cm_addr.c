@@ -159,6 +159,16 @@ int cm_pick_source(const struct sockaddr *dst, struct sockaddr_storage *src)
     return 0;
 }
 
+int cm_link_check(const struct sockaddr *src, const char *who)
+{
+    char ifname[32] = "";
+    if (sr_addr_link_up(src, ifname, sizeof ifname) != 0)
+        return 0;
+    sr_log("%s: interface %s of the source address is down (no link)", who, ifname);
+    errno = ENETUNREACH;
+    return -1;
+}
+
 struct ibv_pd *cm_default_pd(void)
 {
     static struct ibv_pd *pd;

@@ -363,6 +363,13 @@ CM_API int rdma_connect(struct rdma_cm_id *pub, struct rdma_conn_param *p)
         errno = EINVAL;
         return -1;
     }
+    if (cm_link_check(&pub->route.addr.src_addr, "rdma_connect")) {
+        /* the REQ cannot leave: as a CM whose REQs all time out */
+        pthread_mutex_lock(&sr_lock);
+        cm_event_push(id, NULL, RDMA_CM_EVENT_UNREACHABLE, -ETIMEDOUT, NULL);
+        pthread_mutex_unlock(&sr_lock);
+        return id->sync ? cm_sync_wait(id, RDMA_CM_EVENT_ESTABLISHED) : 0;
+    }
     pthread_mutex_lock(&sr_lock);
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     struct sockaddr *dst = &pub->route.addr.dst_addr;

@@ -163,6 +163,8 @@ CM_API int rdma_resolve_addr(struct rdma_cm_id *pub, struct sockaddr *src, struc
             err = -errno;   /* ENETUNREACH, or EMFILE & co. from listing interfaces */
         }
     }
+    if (!err && cm_link_check(&pub->route.addr.src_addr, "rdma_resolve_addr"))
+        err = -ENETUNREACH;
     if (!err && !cm_port(&pub->route.addr.src_addr) &&
         cm_port_claim(id, &pub->route.addr.src_addr))
         err = -EADDRINUSE;     /* no free ephemeral port */
@@ -185,6 +187,12 @@ CM_API int rdma_resolve_route(struct rdma_cm_id *pub, int timeout_ms)
         sr_log("rdma_resolve_route: address not resolved");
         errno = EINVAL;
         return -1;
+    }
+    if (cm_link_check(&pub->route.addr.src_addr, "rdma_resolve_route")) {
+        pthread_mutex_lock(&sr_lock);
+        cm_event_push(id, NULL, RDMA_CM_EVENT_ROUTE_ERROR, -ENETUNREACH, NULL);
+        pthread_mutex_unlock(&sr_lock);
+        return id->sync ? cm_sync_wait(id, RDMA_CM_EVENT_ROUTE_RESOLVED) : 0;
     }
     pthread_mutex_lock(&sr_lock);
     if (!pub->route.path_rec)

@@ -99,6 +99,10 @@ int cm_local_addrs(int family, struct sockaddr_storage *out, int max);
 /* -1 with errno: ENETUNREACH, or why the interfaces cannot be listed. */
 int cm_pick_source(const struct sockaddr *dst, struct sockaddr_storage *src);
 struct ibv_pd *cm_default_pd(void);
+/* -1 (ENETUNREACH, one line) if the interface of a local source address
+ * is down or has no carrier: the device's link state as the CM sees it at
+ * address and route resolution and connect. */
+int cm_link_check(const struct sockaddr *src, const char *who);
 
 /* cm_port.c: claim (address, port) in the RDMA TCP port space; port 0
  * picks a free port and writes it into sa. EADDRINUSE if taken. */

@@ -132,6 +132,16 @@ int sr_port_of_addr(const struct sockaddr *sa)
     return 0;
 }
 
+int sr_addr_link_up(const struct sockaddr *sa, char *ifname, size_t len)
+{
+    struct sr_port ports[SR_MAX_PORTS];
+    int p = sr_port_of_addr(sa);
+    if (p <= 0 || sr_ports_scan(ports, SR_MAX_PORTS) < p)
+        return -1;
+    snprintf(ifname, len, "%s", ports[p - 1].ifname);
+    return ports[p - 1].up;
+}
+
 int sr_gid_is_local(const uint8_t gid[16])
 {
     struct sr_port ports[SR_MAX_PORTS];

@@ -74,6 +74,9 @@ int sr_ports_scan(struct sr_port *ports, int max);
 void sr_ports_prime(void);
 /* Port (1-based) whose interface carries the address, 0 if none, -1 (errno) if unknown. */
 int sr_port_of_addr(const struct sockaddr *sa);
+/* Link state of the interface that carries a local address: 1 up (and
+ * carrier), 0 down (ifname says which), -1 not local or unknown. */
+int sr_addr_link_up(const struct sockaddr *sa, char *ifname, size_t len);
 /* The RoCE v2 GID of an address (IPv4-mapped for IPv4). */
 void sr_gid_from_sa(const struct sockaddr *sa, union ibv_gid *g);
 /* 1 if the GID belongs to a port of this host (network namespace), 0 if
