@@ -3,6 +3,7 @@
  *  - rdma_resolve_addr whose destination points into the id's own
  *    route.addr (librdmacm's rsockets does this): the connection must reach
  *    that destination;
+ *  - events queued for an id that is destroyed leave the channel fd quiet;
  *  - rdma_destroy_qp racing an incoming disconnect: the test interposes
  *    ibv_destroy_qp and, right after the QP is gone but before
  *    rdma_destroy_qp returns, has the peer disconnect and waits for the
@@ -133,6 +134,30 @@ static void test_resolve_into_own_route(void **state)
     rdma_destroy_event_channel(p.sch);
 }
 
+/* Events still queued for an id that is destroyed go with it: the
+ * channel fd must not stay readable (a poll-then-rdma_get_cm_event loop
+ * would block in rdma_get_cm_event with nothing to read). */
+static void test_destroyed_id_leaves_channel_quiet(void **state)
+{
+    struct pair p;
+    (void)state;
+    pair_listen(&p);
+    pair_connect(&p);
+    assert_int_equal(rdma_disconnect(p.server), 0);
+    struct pollfd pf = { .fd = p.cch->fd, .events = POLLIN };
+    assert_int_equal(poll(&pf, 1, EV_MS), 1);      /* DISCONNECTED queued, unread */
+    rdma_destroy_qp(p.client);
+    rdma_destroy_id(p.client);
+    p.client = NULL;
+    assert_int_equal(poll(&pf, 1, 0), 0);
+    expect_event(p.sch, RDMA_CM_EVENT_DISCONNECTED, NULL);
+    expect_event(p.sch, RDMA_CM_EVENT_TIMEWAIT_EXIT, NULL);
+    pair_close(&p);
+    rdma_destroy_id(p.listener);
+    rdma_destroy_event_channel(p.cch);
+    rdma_destroy_event_channel(p.sch);
+}
+
 /* ---- rdma_destroy_qp vs an incoming disconnect ---- */
 
 static struct rdma_cm_id *race_peer;            /* disconnects inside the window */
@@ -176,9 +201,7 @@ static void test_destroy_qp_vs_disconnect(void **state)
         assert_null(p.client->qp);
         expect_event(p.cch, RDMA_CM_EVENT_DISCONNECTED, NULL);
         expect_event(p.sch, RDMA_CM_EVENT_DISCONNECTED, NULL);
-        /* the server's TIMEWAIT_EXIT (its QP existed at its disconnect),
-         * taken before the ids go (their dropped events would leave the
-         * channel fd readable with nothing to read) */
+        /* the server's TIMEWAIT_EXIT (its QP existed at its disconnect) */
         for (int k = 0; k < 8 && (next_event(p.sch, 0, NULL) >= 0 ||
                                   next_event(p.cch, 0, NULL) >= 0); k++)
             ;
@@ -203,6 +226,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resolve_into_own_route),
+        cmocka_unit_test(test_destroyed_id_leaves_channel_quiet),
         cmocka_unit_test(test_destroy_qp_vs_disconnect),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
