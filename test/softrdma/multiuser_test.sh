@@ -7,6 +7,8 @@
 #   root_fabric  the fabric is created by a root server; client as nobody
 #   user_fabric  the fabric is created by a nobody server; clients as
 #                www-data, then root
+#   low_port     RDMA ports below 1024 need CAP_NET_BIND_SERVICE, as in
+#                the kernel's rdma_cm: EACCES for nobody, fine for root
 set -u
 . "$NSTACK_SRC/test/lib/netns.sh"
 LOG=$(mktemp -d /tmp/softrdma-users.XXXXXX)
@@ -57,6 +59,14 @@ root_fabric) run root "" nobody ;;
 user_fabric)
     run nobody "" www-data root
     [ "$(stat -c %U "$SOFTRDMA_FABRIC/nic")" = nobody ] || fail "nobody did not create the fabric" ;;
-*) echo "usage: $0 drop|root_fabric|user_fabric"; exit 2 ;;
+low_port)
+    as nobody; in_a "${AS[@]}" "$BIN" bind "$IP_A" 999 > "$LOG/low-nobody.log" 2>&1
+    grep -q "bind: EACCES" "$LOG/low-nobody.log" || fail "nobody bound RDMA port 999"
+    grep -q "port 999 is privileged" "$LOG/low-nobody.log" || fail "no line naming port 999"
+    as nobody; in_a "${AS[@]}" "$BIN" bind "$IP_A" 1999 > "$LOG/high-nobody.log" 2>&1
+    grep -q "bind: 0" "$LOG/high-nobody.log" || fail "nobody could not bind RDMA port 1999"
+    in_a "$BIN" bind "$IP_A" 999 > "$LOG/low-root.log" 2>&1
+    grep -q "bind: 0" "$LOG/low-root.log" || fail "root could not bind RDMA port 999" ;;
+*) echo "usage: $0 drop|root_fabric|user_fabric|low_port"; exit 2 ;;
 esac
 echo "PASS: $1"

@@ -5,6 +5,8 @@
  *   sr_user_test server ADDR PORT [USER]   USER: setuid to it once the
  *                                           device is up and the id bound
  *   sr_user_test client ADDR PORT
+ *   sr_user_test bind ADDR PORT            rdma_bind_addr only; prints
+ *                                           "bind: 0" or "bind: <errno name>"
  *
  * The client SENDs a message; the server answers with it reversed and the
  * address, rkey and length of a buffer it registered for remote READ. The
@@ -175,6 +177,20 @@ static int client(const char *addr, const char *port)
     return 0;
 }
 
+static int bind_only(const char *addr, const char *port)
+{
+    struct rdma_addrinfo hints = { .ai_port_space = RDMA_PS_TCP, .ai_flags = RAI_PASSIVE }, *res;
+    struct rdma_cm_id *id;
+    if (rdma_getaddrinfo(addr, port, &hints, &res) ||
+        rdma_create_id(NULL, &id, NULL, RDMA_PS_TCP))
+        die("rdma_create_id");
+    int rc = rdma_bind_addr(id, res->ai_src_addr);
+    printf("bind: %s\n", rc ? strerrorname_np(errno) : "0");
+    rdma_destroy_id(id);
+    rdma_freeaddrinfo(res);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -182,6 +198,9 @@ int main(int argc, char **argv)
         return server(argv[2], argv[3], argc > 4 ? argv[4] : NULL);
     if (argc == 4 && !strcmp(argv[1], "client"))
         return client(argv[2], argv[3]);
-    fprintf(stderr, "usage: %s server ADDR PORT [USER] | client ADDR PORT\n", argv[0]);
+    if (argc == 4 && !strcmp(argv[1], "bind"))
+        return bind_only(argv[2], argv[3]);
+    fprintf(stderr, "usage: %s server ADDR PORT [USER] | client ADDR PORT | bind ADDR PORT\n",
+            argv[0]);
     return 2;
 }

@@ -114,6 +114,12 @@ CM_API int rdma_bind_addr(struct rdma_cm_id *pub, struct sockaddr *addr)
         errno = EADDRNOTAVAIL;
         return -1;
     }
+    if (!cm_port_allowed(cm_port(addr))) {
+        sr_log("rdma_bind_addr: port %u is privileged (needs CAP_NET_BIND_SERVICE)",
+               cm_port(addr));
+        errno = EACCES;
+        return -1;
+    }
     pthread_mutex_lock(&sr_lock);
     struct sockaddr_storage want;
     memset(&want, 0, sizeof want);

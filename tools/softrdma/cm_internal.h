@@ -108,6 +108,9 @@ int cm_link_check(const struct sockaddr *src, const char *who);
  * picks a free port and writes it into sa. EADDRINUSE if taken. */
 int cm_port_claim(struct cm_id *id, struct sockaddr *sa);
 void cm_port_release(struct cm_id *id);
+/* 0 if the caller may not bind the port (below 1024 without
+ * CAP_NET_BIND_SERVICE), else 1. */
+int cm_port_allowed(uint16_t port);
 /* Fabric-wide lock around every check-then-create of port claims and
  * listener names (sr_lock held; never nested). */
 void cm_names_lock(void);

@@ -19,10 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -251,4 +253,18 @@ void cm_port_release(struct cm_id *id)
     if (id->port_claim[0])
         unlink(id->port_claim);
     id->port_claim[0] = 0;
+}
+
+/* As the kernel's rdma_cm (and TCP): ports below 1024 need
+ * CAP_NET_BIND_SERVICE, so that on a fabric shared by all users nobody
+ * but a privileged process serves a privileged port. */
+int cm_port_allowed(uint16_t port)
+{
+    if (!port || port >= 1024)
+        return 1;
+    struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d))
+        return geteuid() == 0;
+    return (d[0].effective >> CAP_NET_BIND_SERVICE) & 1;
 }
