@@ -3,10 +3,15 @@
 # two namespace test hosts (sr_user_test: echo, READ of a registered
 # region, READ past it refused):
 #   drop         server starts as root and setuid()s to nobody after the
-#                device started; client as root
+#                device started; client as root; then a www-data server on
+#                the same port (the first one's root-owned claim is stale)
 #   root_fabric  the fabric is created by a root server; client as nobody
 #   user_fabric  the fabric is created by a nobody server; clients as
 #                www-data, then root
+#   rebind       a nobody server exits without destroying its ids; a
+#                www-data server then takes the same address and port
+#                (the first one's names went at its exit: under the
+#                fabric's sticky bit www-data could not remove them)
 #   low_port     RDMA ports below 1024 need CAP_NET_BIND_SERVICE, as in
 #                the kernel's rdma_cm: EACCES for nobody, fine for root
 set -u
@@ -48,17 +53,29 @@ run() {
         timeout 60 tail --pid="$spid" -f /dev/null || fail "server did not exit"
         wait "$spid" || fail "server exit status"
         ! grep -qi "permission denied\|cannot" "$LOG"/*.log || fail "a permission error was logged"
+        # sr_user_test exits without destroying its ids: its names go at
+        # exit (a claim made as root before a drop stays: it is the next
+        # run's to ignore)
+        ! test -L "$SOFTRDMA_FABRIC/cm/${IP_A}_$PORT" || fail "the listener name outlived the server"
+        [ -n "$drop" ] || ! ls "$SOFTRDMA_FABRIC/cm/port/"*_"$PORT" 2>/dev/null | grep -q "@$spid\." ||
+            fail "the port claim outlived the server"
     done
 }
 
 case "${1:-}" in
 drop)
     run root nobody root
-    grep -q "running as uid 65534" "$LOG/server.log" || fail "server did not drop to nobody" ;;
+    grep -q "running as uid 65534" "$LOG/server.log" || fail "server did not drop to nobody"
+    # its claim, made as root, could not be removed by nobody: it must not
+    # keep another user off the port
+    run www-data "" root ;;
 root_fabric) run root "" nobody ;;
 user_fabric)
     run nobody "" www-data root
     [ "$(stat -c %U "$SOFTRDMA_FABRIC/nic")" = nobody ] || fail "nobody did not create the fabric" ;;
+rebind)
+    run nobody "" root
+    run www-data "" root ;;
 low_port)
     as nobody; in_a "${AS[@]}" "$BIN" bind "$IP_A" 999 > "$LOG/low-nobody.log" 2>&1
     grep -q "bind: EACCES" "$LOG/low-nobody.log" || fail "nobody bound RDMA port 999"
@@ -67,6 +84,6 @@ low_port)
     grep -q "bind: 0" "$LOG/high-nobody.log" || fail "nobody could not bind RDMA port 1999"
     in_a "$BIN" bind "$IP_A" 999 > "$LOG/low-root.log" 2>&1
     grep -q "bind: 0" "$LOG/low-root.log" || fail "root could not bind RDMA port 999" ;;
-*) echo "usage: $0 drop|root_fabric|user_fabric|low_port"; exit 2 ;;
+*) echo "usage: $0 drop|root_fabric|user_fabric|rebind|low_port"; exit 2 ;;
 esac
 echo "PASS: $1"

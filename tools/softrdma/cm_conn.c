@@ -341,6 +341,7 @@ CM_API int rdma_listen(struct rdma_cm_id *pub, int backlog)
     }
     cm_names_unlock();
     cm_set_port(&pub->route.addr.src_addr, port);
+    cm_exit_track(id);
     id->state = CM_LISTEN;
     rc = 0;
 out:

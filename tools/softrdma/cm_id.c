@@ -65,6 +65,7 @@ CM_API int rdma_destroy_id(struct rdma_cm_id *pub)
     cm_conn_close(id);
     cm_listen_close(id);
     cm_port_release(id);
+    cm_exit_untrack(id);
     if (pub->event)
         rdma_ack_cm_event(pub->event);
     pub->event = NULL;

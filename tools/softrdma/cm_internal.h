@@ -68,6 +68,9 @@ struct cm_id {
     char port_claim[500];           /* our claim in the port space, "" if none */
     int events_out;                 /* events handed to the user, not yet acked */
     int destroyed;                  /* rdma_destroy_id ran; freed at the last ack */
+    /* owns fabric names (port claim, listener): removed at exit (cm_exit.c) */
+    int exit_tracked;
+    struct cm_id *exit_next, *exit_prev;
 };
 
 static inline struct cm_id *cm_of(struct rdma_cm_id *id) { return (struct cm_id *)id; }
@@ -118,6 +121,11 @@ void cm_names_unlock(void);
 /* 1 unless connecting to the unix socket at path is refused (owner gone);
  * never blocks. */
 int cm_sock_live(const char *path, int type);
+
+/* cm_exit.c: ids that own fabric names; their names go at exit.
+ * sr_lock held. */
+void cm_exit_track(struct cm_id *id);
+void cm_exit_untrack(struct cm_id *id);
 
 /* cm_conn.c */
 void cm_conn_close(struct cm_id *id);
