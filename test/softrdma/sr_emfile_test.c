@@ -13,6 +13,7 @@
  * answer from the interface table, not fail. Run with LD_LIBRARY_PATH at
  * the softrdma build. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <infiniband/verbs.h>
@@ -39,6 +40,34 @@ static void exhaust_fds(int keep)
         FAIL("could not reach the descriptor limit: %s", strerror(errno));
     for (int i = 0; i < keep; i++)
         close(fillers[--nfill]);
+}
+
+/* Open descriptors of this process (the listing's own one not counted). */
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    if (!d)
+        FAIL("opendir /proc/self/fd");
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 3;   /* ".", ".." and the listing's own descriptor */
+}
+
+/* B's requester stream is two descriptors (its socket, and the device's
+ * accept of it on A's side, both in this process): wait until the device
+ * thread has accepted it, so that it takes none of the two left free. */
+static void wait_fds(int want)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (count_fds() < want) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 20)
+            FAIL("the device did not accept B's stream in 20 s");
+        usleep(1000);
+    }
 }
 
 static void release_fds(void)
@@ -143,7 +172,9 @@ int main(void)
         FAIL("resources");
     struct ibv_sge rs = { (uintptr_t)rbuf, sizeof rbuf, rmr->lkey };
     struct ibv_recv_wr rw = { .wr_id = 2, .sg_list = &rs, .num_sge = 1 }, *brw;
+    int before = count_fds();
     to_rts(b, a->qp_num, &gid, 0);
+    wait_fds(before + 2);
     if (ibv_post_recv(b, &rw, &brw))
         FAIL("post_recv");
     check_queries(ctx, &gid);
