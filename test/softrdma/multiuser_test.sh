@@ -12,6 +12,10 @@
 #                www-data server then takes the same address and port
 #                (the first one's names went at its exit: under the
 #                fabric's sticky bit www-data could not remove them)
+#   relisten     a nobody server is killed (SIGKILL: its names stay, and
+#                www-data may not remove them); a www-data server listens
+#                on the same address and port under an alternate name,
+#                and a root client finds it there
 #   low_port     RDMA ports below 1024 need CAP_NET_BIND_SERVICE, as in
 #                the kernel's rdma_cm: EACCES for nobody, fine for root
 set -u
@@ -56,7 +60,8 @@ run() {
         # sr_user_test exits without destroying its ids: its names go at
         # exit (a claim made as root before a drop stays: it is the next
         # run's to ignore)
-        ! test -L "$SOFTRDMA_FABRIC/cm/${IP_A}_$PORT" || fail "the listener name outlived the server"
+        [ -z "$(find "$SOFTRDMA_FABRIC/cm" -maxdepth 1 -name "${IP_A}_$PORT*" -user "${drop:-$suser}")" ] ||
+            fail "the listener name outlived the server"
         [ -n "$drop" ] || ! ls "$SOFTRDMA_FABRIC/cm/port/"*_"$PORT" 2>/dev/null | grep -q "@$spid\." ||
             fail "the port claim outlived the server"
     done
@@ -76,6 +81,13 @@ user_fabric)
 rebind)
     run nobody "" root
     run www-data "" root ;;
+relisten)
+    as nobody
+    bg_a "${AS[@]}" "$BIN" server "$IP_A" "$PORT" > "$LOG/server.log" 2>&1; spid=$BG_PID
+    wait_file_match "$LOG/server.log" "server: listening" 30 || fail "server did not listen"
+    kill -9 "$spid"; wait "$spid" 2>/dev/null
+    [ "$(stat -c %U "$SOFTRDMA_FABRIC/cm/${IP_A}_$PORT")" = nobody ] || fail "no stale name of nobody"
+    run www-data "" root ;;
 low_port)
     as nobody; in_a "${AS[@]}" "$BIN" bind "$IP_A" 999 > "$LOG/low-nobody.log" 2>&1
     grep -q "bind: EACCES" "$LOG/low-nobody.log" || fail "nobody bound RDMA port 999"
@@ -84,6 +96,6 @@ low_port)
     grep -q "bind: 0" "$LOG/high-nobody.log" || fail "nobody could not bind RDMA port 1999"
     in_a "$BIN" bind "$IP_A" 999 > "$LOG/low-root.log" 2>&1
     grep -q "bind: 0" "$LOG/low-root.log" || fail "root could not bind RDMA port 999" ;;
-*) echo "usage: $0 drop|root_fabric|user_fabric|rebind|low_port"; exit 2 ;;
+*) echo "usage: $0 drop|root_fabric|user_fabric|rebind|relisten|low_port"; exit 2 ;;
 esac
 echo "PASS: $1"
