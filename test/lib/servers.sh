@@ -1,0 +1,96 @@
+# shellcheck shell=bash
+# Harness for test/servers: real servers started as Debian starts them
+# (daemons, several processes, workers under their own users), driven from
+# the other test host, with the wire and the nStack counters checked.
+# Builds on test/lib/programs.sh (modes, hosts, client) and wirecheck.sh.
+#
+#   srv_setup MODE BASE_PORT    MODE: plain | preload | rsocket (prog_setup);
+#                               $PROG_TMP is readable by every user
+#   srv_on_exit CMD...          run CMD (a graceful stop) before the hosts go
+#   srv_client CMD...           the client on the other host (plain: host A's
+#                               loopback), NSTACK_STATS=1 under the preload
+#   srv_wire_start PORT         capture kernel TCP packets > 64 B payload
+#   srv_server_bytes            tx+rx bytes on the mode's stack (kernel, or
+#                               rsocket) of host A's live framework processes
+#   srv_wire_verdict WHAT STATS MIN [SERVER_BYTES]
+#       plain/preload: the bulk crossed kernel TCP (the capture saw it:
+#       proves the rsocket assertion can fail); rsocket: no kernel TCP
+#       packet with more than 64 B of payload. Under the preload, the
+#       client's exit counters (file STATS) and SERVER_BYTES (from
+#       srv_server_bytes, when given) show >= MIN bytes on the mode's stack
+#   srv_framework_pids          live processes of host A using libnStackAPI.so
+#   srv_user_of PID             the user name a process runs as
+#   srv_wait_gone PID SECONDS   bounded wait for a process to end
+
+. "$NSTACK_SRC/test/lib/programs.sh"
+. "$NSTACK_SRC/test/lib/wirecheck.sh"
+
+wire_fail() { prog_fail "$@"; }
+
+_SRV_EXIT_HOOKS=()
+SRV_CLIENT_ENV=()
+SRV_IFACE=eth0
+
+srv_setup() {
+    prog_setup "$1" "$2"
+    trap srv_cleanup EXIT
+    # Workers that drop privileges (www-data, postgres) read their files here.
+    chmod 755 "$PROG_TMP"
+    # The test's private fabric stands in for the device's default
+    # (/run/softrdma, made by root 0755): the device itself must let other
+    # users' processes in, as /dev/infiniband does.
+    [ -n "${_NETNS_OWN_FABRIC:-}" ] && chmod 755 "$SOFTRDMA_FABRIC"
+    SRV_IFACE=eth0; [ "$PROG_MODE" = plain ] && SRV_IFACE=lo
+    SRV_CLIENT_ENV=()
+    _prog_preloaded && SRV_CLIENT_ENV=("${NSTACK_PRELOAD_ENV[@]}" NSTACK_STATS=1)
+    return 0
+}
+
+srv_on_exit() { _SRV_EXIT_HOOKS+=("$*"); }
+
+srv_cleanup() {
+    local h
+    for h in "${_SRV_EXIT_HOOKS[@]}"; do eval "timeout 20 $h" >/dev/null 2>&1; done
+    prog_cleanup
+}
+
+srv_client() {
+    local ns=$NS_B
+    [ "$PROG_MODE" = plain ] && ns=$NS_A
+    ip netns exec "$ns" env "${SRV_CLIENT_ENV[@]}" "$@" </dev/null
+}
+
+# srv_server_env CMD...: CMD on host A with the preload environment (the
+# way an administrator would start a daemon under libnStackAPI.so).
+srv_server_env() { ip netns exec "$NS_A" env "${NSTACK_PRELOAD_ENV[@]}" "$@"; }
+
+srv_wire_start() { wire_capture_start "$NS_A" "$SRV_IFACE" "$1" "$PROG_TMP"; }
+
+srv_wire_verdict() {
+    local what=$1 stats=$2 min=$3 server=${4:-}
+    wire_capture_stop
+    if [ "$PROG_MODE" = rsocket ]; then wire_expect_no_payload "$what"
+    else wire_expect_payload "$what"; fi
+    if _prog_preloaded; then
+        expect_bulk_on "$PROG_STACK" "$min" "$(stats_exit_bytes "$stats" "$PROG_STACK")" "$what: client"
+        [ -z "$server" ] || expect_bulk_on "$PROG_STACK" "$min" "$server" "$what: server"
+    fi
+    prog_note "$what: $WIRE_BIG kernel TCP packets with > $WIRE_MAX_PAYLOAD B payload"
+}
+
+srv_server_bytes() {
+    # shellcheck disable=SC2046
+    _prog_preloaded && stats_live_bytes "$PROG_STACK" $(srv_framework_pids)
+}
+
+srv_framework_pids() {
+    local pid
+    for pid in $(ip netns pids "$NS_A" 2>/dev/null); do
+        [ -e "/dev/shm/nstack-stat.$pid" ] && echo "$pid"
+    done
+}
+
+srv_user_of() { ps -o user= -p "$1" 2>/dev/null | tr -d ' '; }
+
+_srv_gone() { ! kill -0 "$1" 2>/dev/null; }
+srv_wait_gone() { wait_until "$2" _srv_gone "$1"; }
