@@ -21,6 +21,7 @@
 #   srv_framework_pids          live processes of host A using libnStackAPI.so
 #   srv_user_of PID             the user name a process runs as
 #   srv_wait_gone PID SECONDS   bounded wait for a process to end
+#   srv_wait_banner NAME        the test program prog_server NAME listens
 
 . "$NSTACK_SRC/test/lib/programs.sh"
 . "$NSTACK_SRC/test/lib/wirecheck.sh"
@@ -94,3 +95,12 @@ srv_user_of() { ps -o user= -p "$1" 2>/dev/null | tr -d ' '; }
 
 _srv_gone() { ! kill -0 "$1" 2>/dev/null; }
 srv_wait_gone() { wait_until "$2" _srv_gone "$1"; }
+
+# srv_wait_banner NAME: the server started with prog_server NAME printed
+# "listening on" (after listen(): works whatever stack the listener is on),
+# or the test fails with its output.
+_srv_banner_or_dead() { grep -qs '^listening on' "$PROG_TMP/$1.out" || ! kill -0 "$PROG_SERVER_PID" 2>/dev/null; }
+srv_wait_banner() {
+    wait_until 30 _srv_banner_or_dead "$1" && grep -qs '^listening on' "$PROG_TMP/$1.out" ||
+        prog_fail "$1 did not listen: $(tail -n 5 "$PROG_TMP/$1.out")"
+}

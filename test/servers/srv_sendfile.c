@@ -125,9 +125,12 @@ static int fetch(char **av)
     int fd = socket(ss.ss_family, SOCK_STREAM, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len))
         RSFW_FAIL("connect %s:%s: %s", av[0], av[1], strerror(errno));
+    /* A sender that died closes the connection: stop waiting then. */
+    struct pollfd hup = { .fd = fd, .events = POLLRDHUP };
     while (access(av[2], F_OK)) {
-        struct pollfd none = { .fd = -1 };
-        poll(&none, 0, left_ms("the sender never met EAGAIN") < 20 ? 1 : 20);
+        int ms = left_ms("the sender never met EAGAIN");
+        if (poll(&hup, 1, ms < 20 ? ms : 20) > 0)
+            break;
     }
     char buf[65536];
     long long total = 0;
