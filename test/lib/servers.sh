@@ -22,6 +22,10 @@
 #   srv_user_of PID             the user name a process runs as
 #   srv_wait_gone PID SECONDS   bounded wait for a process to end
 #   srv_wait_banner NAME        the test program prog_server NAME listens
+#   srv_server_done             ... and ends with status 0
+#   srv_check_users MAIN MU WU [PID...]  the daemon's users
+#   srv_http_answers URL / srv_http_fetch_checked URL FILE LOG_CMD
+#   srv_conns_client N BYTES    N echo connections at once, checked
 
 . "$NSTACK_SRC/test/lib/programs.sh"
 . "$NSTACK_SRC/test/lib/wirecheck.sh"
@@ -109,4 +113,53 @@ _srv_banner_or_dead() { grep -qs '^listening on' "$PROG_TMP/$1.out" || ! kill -0
 srv_wait_banner() {
     wait_until 30 _srv_banner_or_dead "$1" && grep -qs '^listening on' "$PROG_TMP/$1.out" ||
         prog_fail "$1 did not listen: $(tail -n 5 "$PROG_TMP/$1.out")"
+}
+
+# srv_check_users MAIN_PID MAIN_USER WORKER_USER [WORKER_PID...]: a daemon's
+# main process and its workers run as the users its package configures.
+srv_check_users() {
+    local main=$1 mu=$2 wu=$3 w u; shift 3
+    u=$(srv_user_of "$main")
+    [ "$u" = "$mu" ] || prog_fail "main process $main runs as '$u', not $mu"
+    for w in "$@"; do
+        u=$(srv_user_of "$w")
+        [ "$u" = "$wu" ] || prog_fail "worker $w runs as '$u', not $wu"
+    done
+}
+
+# srv_http_answers URL: one GET answered with a 2xx (for wait_until).
+srv_http_answers() { srv_client timeout 5 curl -sS --fail --max-time 4 -o /dev/null "$1" 2>/dev/null; }
+
+# srv_http_fetch_checked URL FILE LOG_CMD: curl URL from the other host
+# with the wire captured; the body's sha256 must be FILE's (SRV_SHA gets
+# it); then the wire verdict with FILE's size as the bulk, the server's
+# live counters included. LOG_CMD prints the server's last log lines.
+srv_http_fetch_checked() {
+    local url=$1 file=$2 log=$3 got size
+    size=$(stat -c %s "$file")
+    srv_wire_start "$PROG_PORT"
+    srv_client timeout 60 curl -sS --fail --max-time 50 -o "$PROG_TMP/fetched" "$url" \
+        2>"$PROG_TMP/curl.err" || prog_fail "curl $url failed: $(cat "$PROG_TMP/curl.err") $($log)"
+    SRV_SHA=$(prog_sha256 "$file"); got=$(prog_sha256 "$PROG_TMP/fetched")
+    [ "$SRV_SHA" = "$got" ] ||
+        prog_fail "$url differs: sha256 $got, want $SRV_SHA ($(stat -c %s "$PROG_TMP/fetched") of $size bytes)"
+    srv_wire_verdict "curl $size bytes" "$PROG_TMP/curl.err" "$size" "$(srv_server_bytes)"
+}
+
+# srv_conns_client N BYTES: N connections at once from the other host, BYTES
+# of a per-connection pattern echoed and checked on each (rsfw_conns client),
+# with the wire captured; output in $PROG_TMP/client.out.
+srv_conns_client() {
+    srv_wire_start "$PROG_PORT"
+    srv_client timeout 120 env RSFW_TIMEOUT_S=100 "$SRV_CONNS" client "$PROG_ADDR" "$PROG_PORT" "$1" "$2" \
+        >"$PROG_TMP/client.out" 2>&1 ||
+        prog_fail "client: $(tail -n 3 "$PROG_TMP/client.out") server: $(tail -n 3 "$PROG_TMP/server.out")"
+    grep -q "PASS: $1 connections x $2 bytes echoed and verified" "$PROG_TMP/client.out" ||
+        prog_fail "client verdict missing: $(cat "$PROG_TMP/client.out")"
+}
+
+# srv_server_done: the server started by prog_server ends (30 s) with status 0.
+srv_server_done() {
+    srv_wait_gone "$PROG_SERVER_PID" 30 || prog_fail "server did not finish: $(cat "$PROG_TMP/server.out")"
+    wait "$PROG_SERVER_PID" || prog_fail "server: $(cat "$PROG_TMP/server.out")"
 }

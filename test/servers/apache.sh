@@ -43,27 +43,12 @@ main() { cat "$D/run/apache2.pid" 2>/dev/null; }
 children() { ps -o pid= --ppid "$(main)" 2>/dev/null | tr -d ' '; }
 has_children() { [ -n "$(main)" ] && [ -n "$(children)" ]; }
 URL=http://$PROG_ADDR:$PROG_PORT
-answers() { srv_client timeout 5 curl -sS --fail --max-time 4 -o /dev/null "$URL/index.html" 2>/dev/null; }
 wait_until 30 has_children || prog_fail "no apache2 main process with workers: $(ap_log)"
-wait_until 30 answers || prog_fail "apache2 does not answer on $URL: $(ap_log)"
-check_users() {
-    local w u
-    [ "$(srv_user_of "$(main)")" = root ] || prog_fail "main process runs as $(srv_user_of "$(main)")"
-    for w in $(children); do
-        u=$(srv_user_of "$w")
-        [ "$u" = www-data ] || prog_fail "worker $w runs as '$u', not www-data"
-    done
-}
+wait_until 30 srv_http_answers "$URL/index.html" || prog_fail "apache2 does not answer on $URL: $(ap_log)"
+# shellcheck disable=SC2046
+check_users() { srv_check_users "$(main)" root www-data $(children); }
 check_users
-
-srv_wire_start "$PROG_PORT"
-srv_client timeout 60 curl -sS --fail --max-time 50 -o "$PROG_TMP/big.got" "$URL/big.bin" \
-    2>"$PROG_TMP/curl.err" || prog_fail "curl failed: $(cat "$PROG_TMP/curl.err") $(ap_log)"
-want=$(prog_sha256 "$D/www/big.bin"); got=$(prog_sha256 "$PROG_TMP/big.got")
-[ "$want" = "$got" ] ||
-    prog_fail "big.bin differs: sha256 $got, want $want ($(stat -c %s "$PROG_TMP/big.got") bytes)"
-server_bytes=$(srv_server_bytes)
-srv_wire_verdict "curl 8 MiB" "$PROG_TMP/curl.err" $((8 * 1024 * 1024)) "$server_bytes"
+srv_http_fetch_checked "$URL/big.bin" "$D/www/big.bin" ap_log
 
 out=$PROG_TMP/ab.out
 srv_client timeout 120 ab -k -n 2000 -c 8 -s 30 "$URL/index.html" >"$out" 2>&1 ||
@@ -73,4 +58,4 @@ grep -qE '^Failed requests: +0$' "$out" || prog_fail "ab: $(grep -A4 -E '^Failed
 grep -q '^Non-2xx responses' "$out" && prog_fail "ab: $(grep '^Non-2xx' "$out")"
 grep -qE '^Keep-Alive requests: +[1-9]' "$out" || prog_fail "ab -k: no keep-alive request: $(grep Keep "$out")"
 check_users
-prog_note "OK: 8 MiB sha256 ${want:0:16}... intact; ab -k 2000 requests, 0 failed ($(sed -n 's/^Requests per second: *\([0-9.]*\).*/\1/p' "$out")/s); workers www-data"
+prog_note "OK: 8 MiB sha256 ${SRV_SHA:0:16}... intact; ab -k 2000 requests, 0 failed ($(sed -n 's/^Requests per second: *\([0-9.]*\).*/\1/p' "$out")/s); workers www-data"

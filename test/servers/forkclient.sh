@@ -20,8 +20,7 @@ srv_client timeout 90 "$B/srv_forkclient" "$PROG_ADDR" "$PROG_PORT" "$BYTES" \
     >"$PROG_TMP/client.out" 2>&1 || prog_fail "client: $(cat "$PROG_TMP/client.out") server: $(tail -n 3 "$PROG_TMP/server.out")"
 grep -q "^child: read $BYTES bytes after fork, all checked" "$PROG_TMP/client.out" ||
     prog_fail "the child's verdict is missing: $(cat "$PROG_TMP/client.out")"
-srv_wait_gone "$PROG_SERVER_PID" 30 || prog_fail "server did not finish: $(cat "$PROG_TMP/server.out")"
-wait "$PROG_SERVER_PID" || prog_fail "server: $(cat "$PROG_TMP/server.out")"
+srv_server_done
 # Both processes print their counters at exit: the parent sent, the child read.
 srv_wire_verdict "fork after data" "$PROG_TMP/client.out" $((2 * BYTES))
 prog_note "OK: parent wrote, child read $BYTES bytes after fork, all checked"

@@ -17,12 +17,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 prog_server server env SRV_TIMEOUT_S=90 "$P" "$PROG_ADDR" "$PROG_PORT" "$N" $((N * BYTES))
 srv_wait_banner server
 
-srv_wire_start "$PROG_PORT"
-srv_client timeout 120 env RSFW_TIMEOUT_S=100 "$SRV_CONNS" client "$PROG_ADDR" "$PROG_PORT" "$N" "$BYTES" \
-    >"$PROG_TMP/client.out" 2>&1 || prog_fail "client: $(tail -n 3 "$PROG_TMP/client.out") server: $(tail -n 3 "$PROG_TMP/server.out")"
-grep -q "PASS: $N connections x $BYTES bytes echoed and verified" "$PROG_TMP/client.out" ||
-    prog_fail "client verdict missing: $(cat "$PROG_TMP/client.out")"
-srv_wait_gone "$PROG_SERVER_PID" 30 || prog_fail "server did not finish: $(cat "$PROG_TMP/server.out")"
-wait "$PROG_SERVER_PID" || prog_fail "server: $(cat "$PROG_TMP/server.out")"
+srv_conns_client "$N" "$BYTES"
+srv_server_done
 srv_wire_verdict "two accepting threads" "$PROG_TMP/client.out" $((2 * N * BYTES))
 prog_note "OK: $(grep '^server:' "$PROG_TMP/server.out")"

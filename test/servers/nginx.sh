@@ -30,29 +30,13 @@ srv_server_env "${NGINX_ARGS[@]}" >"$PROG_TMP/start.out" 2>&1 ||
 master() { cat "$D/nginx.pid" 2>/dev/null; }
 workers() { ps -o pid= --ppid "$(master)" 2>/dev/null | tr -d ' ' | sort; }
 two_workers() { [ "$(workers | wc -l)" -eq 2 ]; }
-answers() { srv_client timeout 5 curl -sS --fail --max-time 4 -o /dev/null "$URL/index.html" 2>/dev/null; }
 wait_until 30 two_workers || prog_fail "no master with 2 workers: $(ps -ef | grep -c '[n]ginx: worker') workers; $(nginx_log)"
-wait_until 30 answers || prog_fail "nginx does not answer on $URL: $(nginx_log)"
-
+wait_until 30 srv_http_answers "$URL/index.html" || prog_fail "nginx does not answer on $URL: $(nginx_log)"
 # Workers as Debian runs them: www-data, the master as root.
-check_users() {
-    local w u
-    [ "$(srv_user_of "$(master)")" = root ] || prog_fail "master runs as $(srv_user_of "$(master)"), not root"
-    for w in $(workers); do
-        u=$(srv_user_of "$w")
-        [ "$u" = www-data ] || prog_fail "worker $w runs as '$u', not www-data"
-    done
-}
+# shellcheck disable=SC2046
+check_users() { srv_check_users "$(master)" root www-data $(workers); }
 check_users
-
-srv_wire_start "$PROG_PORT"
-srv_client timeout 60 curl -sS --fail --max-time 50 -o "$PROG_TMP/big.got" "$URL/big.bin" \
-    2>"$PROG_TMP/curl.err" || prog_fail "curl failed: $(cat "$PROG_TMP/curl.err") $(nginx_log)"
-want=$(prog_sha256 "$D/www/big.bin"); got=$(prog_sha256 "$PROG_TMP/big.got")
-[ "$want" = "$got" ] ||
-    prog_fail "big.bin differs: sha256 $got, want $want ($(stat -c %s "$PROG_TMP/big.got") bytes)"
-server_bytes=$(srv_server_bytes)
-srv_wire_verdict "curl 8 MiB" "$PROG_TMP/curl.err" $((8 * 1024 * 1024)) "$server_bytes"
+srv_http_fetch_checked "$URL/big.bin" "$D/www/big.bin" nginx_log
 
 # wrk_check OUT: wrk completed requests, all 2xx, and no socket error
 # (wrk prints those lines only when a count is not zero).
@@ -100,4 +84,4 @@ grep -q "\[alert\]\|\[emerg\]\|\[crit\]" "$D/logs/error.log" &&
 srv_client timeout 30 curl -sS --fail --max-time 20 -o "$PROG_TMP/page.got" "$URL/page.bin" ||
     prog_fail "page fetch after the reload failed: $(nginx_log)"
 cmp -s "$D/www/page.bin" "$PROG_TMP/page.got" || prog_fail "page differs after the reload"
-prog_note "OK: 8 MiB sha256 ${want:0:16}... intact; wrk $keepalive keep-alive requests, $reload requests across a reload, all 2xx, no socket error; workers www-data"
+prog_note "OK: 8 MiB sha256 ${SRV_SHA:0:16}... intact; wrk $keepalive keep-alive requests, $reload requests across a reload, all 2xx, no socket error; workers www-data"

@@ -22,8 +22,7 @@ prog_check_framework
 
 srv_client timeout 90 "$P" fetch "$PROG_ADDR" "$PROG_PORT" "$flag" >"$PROG_TMP/got.bin" \
     2>"$PROG_TMP/fetch.err" || prog_fail "fetch failed: $(cat "$PROG_TMP/fetch.err" "$PROG_TMP/server.out")"
-srv_wait_gone "$PROG_SERVER_PID" 30 || prog_fail "the sender did not finish: $(cat "$PROG_TMP/server.out")"
-wait "$PROG_SERVER_PID" || prog_fail "sender: $(cat "$PROG_TMP/server.out")"
+srv_server_done
 want=$(prog_sha256 "$PROG_TMP/file.bin"); got=$(prog_sha256 "$PROG_TMP/got.bin")
 [ "$want" = "$got" ] ||
     prog_fail "file differs: sha256 $got, want $want ($(stat -c %s "$PROG_TMP/got.bin") bytes): $(cat "$PROG_TMP/server.out")"
