@@ -30,7 +30,7 @@ srv_server_env "${NGINX_ARGS[@]}" >"$PROG_TMP/start.out" 2>&1 ||
 master() { cat "$D/nginx.pid" 2>/dev/null; }
 workers() { ps -o pid= --ppid "$(master)" 2>/dev/null | tr -d ' ' | sort; }
 two_workers() { [ "$(workers | wc -l)" -eq 2 ]; }
-wait_until 30 two_workers || prog_fail "no master with 2 workers: $(ps -ef | grep -c '[n]ginx: worker') workers; $(nginx_log)"
+wait_until 30 two_workers || prog_fail "no master with 2 workers: $(workers | wc -l) workers; $(nginx_log)"
 wait_until 30 srv_http_answers "$URL/index.html" || prog_fail "nginx does not answer on $URL: $(nginx_log)"
 # Workers as Debian runs them: www-data, the master as root.
 # shellcheck disable=SC2046
