@@ -153,7 +153,7 @@ srv_conns_client() {
     srv_wire_start "$PROG_PORT"
     srv_client timeout 120 env RSFW_TIMEOUT_S=100 "$SRV_CONNS" client "$PROG_ADDR" "$PROG_PORT" "$1" "$2" \
         >"$PROG_TMP/client.out" 2>&1 ||
-        prog_fail "client: $(tail -n 3 "$PROG_TMP/client.out") server: $(tail -n 3 "$PROG_TMP/server.out")"
+        prog_fail "client: $(tail -n 3 "$PROG_TMP/client.out") server: $(tail -n 6 "$PROG_TMP/server.out")"
     grep -q "PASS: $1 connections x $2 bytes echoed and verified" "$PROG_TMP/client.out" ||
         prog_fail "client verdict missing: $(cat "$PROG_TMP/client.out")"
 }
