@@ -67,11 +67,10 @@ install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR}
         COMPONENT runtime)
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/doc/ DESTINATION ${CMAKE_INSTALL_DOCDIR}
         COMPONENT runtime FILES_MATCHING PATTERN "*.md" PATTERN "*.svg" PATTERN "man" EXCLUDE)
-foreach(sec 1 7)
-  file(GLOB _pages ${CMAKE_SOURCE_DIR}/doc/man/*.${sec})
-  if(_pages)
-    install(FILES ${_pages} DESTINATION ${CMAKE_INSTALL_MANDIR}/man${sec} COMPONENT runtime)
-  endif()
+foreach(page nstack-run.1 nstack-route.1 nstack-stat.1 nstack.7)
+  string(REGEX REPLACE ".*\\." "" _sec "${page}")
+  install(FILES ${CMAKE_SOURCE_DIR}/doc/man/${page}
+          DESTINATION ${CMAKE_INSTALL_MANDIR}/man${_sec} COMPONENT runtime)
 endforeach()
 
 # ---- dev (package nstack-dev) -----------------------------------------------
