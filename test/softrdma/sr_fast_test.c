@@ -274,6 +274,33 @@ static void test_fd_counts(void **st)
     pair_free(warm);
 }
 
+/* With no descriptor left, ibv_create_comp_channel fails with EMFILE (it
+ * used to say ENOMEM, sending people after memory). */
+static void test_channel_emfile(void **st)
+{
+    (void)st;
+    struct pair *p = pair_open();
+    struct rlimit old, tight;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    tight = old;
+    tight.rlim_cur = 64;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    int fds[64], n = 0;
+    while (n < 64 && (fds[n] = dup(0)) >= 0)
+        n++;
+    errno = 0;
+    struct ibv_comp_channel *ch = ibv_create_comp_channel(p->ctx);
+    int e = errno;
+    while (n > 0)
+        close(fds[--n]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_null(ch);
+    assert_int_equal(e, EMFILE);
+    ibv_dealloc_pd(p->pd);
+    ibv_close_device(p->ctx);
+    free(p);
+}
+
 /* RLIMIT_MEMLOCK as the kernel applies it: without CAP_IPC_LOCK,
  * registering past the limit fails with ENOMEM; deregistering gives the
  * room back. In a child: it drops the capability. */
@@ -525,6 +552,7 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_direct_path_used),
             cmocka_unit_test(test_channel_only_when_armed),
             cmocka_unit_test(test_cq_with_event_not_leaked),
+            cmocka_unit_test(test_channel_emfile),
             cmocka_unit_test(test_memlock_limit),
             cmocka_unit_test(test_dereg_stops_peer_writes),
         };
