@@ -446,6 +446,7 @@ static int run_start_fail(void)
             return 1;
         }
     int n1 = count_fds();
+    ibv_free_device_list(l);
     printf("start_fail: fds %d -> %d after 20 failed starts\n", n0, n1);
     return n1 == n0 ? 0 : 1;
 }
@@ -532,6 +533,10 @@ static int run_cross_uid(void)
         fprintf(stderr, "cross_uid: nobody's side failed (status 0x%x)\n", stt);
         return 1;
     }
+    side_free(&p->a);
+    ibv_dealloc_pd(p->pd);
+    ibv_close_device(p->ctx);
+    free(p);
     printf("cross_uid: PASS\n");
     return 0;
 }
