@@ -4,8 +4,9 @@
  * peer's deregistered region untouched once ibv_dereg_mr returned,
  * RLIMIT_MEMLOCK, descriptors per QP and channel, no CQ leaked with an
  * event left in its channel. Separate runs (argv[1]): `start_fail` (a
- * device that cannot start leaks no descriptor) and `cross_uid` (a peer
- * running as nobody). Built against Debian's libibverbs; run with
+ * device that cannot start leaks no descriptor), `cross_uid` (a peer
+ * running as nobody) and `small_as` (RLIMIT_AS 3 GiB: a smaller shared
+ * segment). Built against Debian's libibverbs; run with
  * LD_LIBRARY_PATH=release/lib64/softrdma. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -551,6 +552,14 @@ int main(int argc, char **argv)
     int rc;
     if (argc > 1 && !strcmp(argv[1], "cross_uid")) {
         rc = run_cross_uid();
+    } else if (argc > 1 && !strcmp(argv[1], "small_as")) {
+        /* an address space too small for the default segment (8 GiB):
+         * the device takes a smaller one, everything still works */
+        struct rlimit rl = { 3ull << 30, 3ull << 30 };
+        if (setrlimit(RLIMIT_AS, &rl))
+            return 1;
+        const struct CMUnitTest tests[] = { cmocka_unit_test(test_direct_path_used) };
+        rc = cmocka_run_group_tests(tests, NULL, NULL);
     } else {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_fd_counts),     /* first: nothing closing yet */

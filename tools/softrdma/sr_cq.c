@@ -235,7 +235,7 @@ int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, struct sr_qp *qp, int 
  * segment whose block carries the generation is followed. */
 static void sr_cq_release(struct sr_seg_hdr *seg, const struct sr_wc_src *src)
 {
-    if (!src->gen || src->qp_off < sizeof *seg || src->qp_off >= SR_SEG_SIZE - sizeof(struct sr_shm_qp) ||
+    if (!src->gen || src->qp_off < sizeof *seg || src->qp_off >= sr_seg_size() - sizeof(struct sr_shm_qp) ||
         (src->qp_off & 4095))
         return;
     struct sr_shm_qp *q = (struct sr_shm_qp *)((char *)seg + src->qp_off);

@@ -80,23 +80,23 @@ void sr_fast_detach(struct sr_qp *qp)
     f->evfd = -1;
 }
 
-/* A block of `len` bytes at `off` lies inside a segment. */
-static int sr_fast_inside(uint64_t off, uint64_t len)
+/* A block of `len` bytes at `off` lies inside the peer's segment. */
+static int sr_fast_inside(const struct sr_peer_seg *seg, uint64_t off, uint64_t len)
 {
-    return off >= sizeof(struct sr_seg_hdr) && off < SR_SEG_SIZE && len <= SR_SEG_SIZE - off;
+    return off >= sizeof(struct sr_seg_hdr) && off < seg->size && len <= seg->size - off;
 }
 
 static void sr_fast_use(struct sr_qp *qp)
 {
     struct sr_fast *f = &qp->fast;
     int want = f->msg.has_evfd ? 2 : 1;
-    if (f->nfds != want || !sr_fast_inside(f->msg.qp_off, sizeof(struct sr_shm_qp)) ||
-        (f->msg.qp_off & 4095))
+    if (f->nfds != want || (f->msg.qp_off & 4095))
         return;
     int evfd = want == 2 ? f->fds[1] : -1;
     struct sr_peer_seg *seg = sr_peer_seg_get(f->fds[0]);   /* takes fds[0] */
     f->nfds = 0;
-    if (!seg) {
+    if (!seg || !sr_fast_inside(seg, f->msg.qp_off, sizeof(struct sr_shm_qp))) {
+        sr_peer_seg_put(seg);
         if (evfd >= 0)
             sr_sys_close(evfd);
         return;
@@ -144,7 +144,7 @@ static struct sr_rwqe *sr_fast_rwqe(struct sr_fast *f)
         return NULL;
     uint64_t size = p->rwqe_size;
     uint64_t at = f->msg.qp_off + sizeof *p + (uint64_t)(p->rq_head % p->max_recv_wr) * size;
-    if (size < sizeof(struct sr_rwqe) || !sr_fast_inside(at, size))
+    if (size < sizeof(struct sr_rwqe) || !sr_fast_inside(f->seg, at, size))
         return NULL;
     struct sr_rwqe *rw = (struct sr_rwqe *)(f->seg->base + at);
     if (rw->nsge > SR_MAX_SGE || sizeof *rw + rw->nsge * sizeof rw->sge[0] > size)
@@ -235,11 +235,11 @@ static int sr_fast_locked(struct sr_qp *qp, struct sr_swqe *s)
         return 0;       /* RNR, or an error the peer's device reports */
     if (op != SR_OP_WRITE_IMM && (rn = sr_fast_recv_iov(f, rw, s->len, riov)) < 0)
         return 0;
-    if (!sr_fast_inside(p->recv_cq_off, sizeof(struct sr_shm_cq)))
+    if (!sr_fast_inside(f->seg, p->recv_cq_off, sizeof(struct sr_shm_cq)))
         return 0;
     struct sr_shm_cq *pcq = (struct sr_shm_cq *)(f->seg->base + p->recv_cq_off);
     if (pcq->cap > SR_MAX_CQE ||
-        !sr_fast_inside(p->recv_cq_off, sizeof *pcq + (uint64_t)pcq->cap * sizeof pcq->ring[0]) ||
+        !sr_fast_inside(f->seg, p->recv_cq_off, sizeof *pcq + (uint64_t)pcq->cap * sizeof pcq->ring[0]) ||
         sr_shm_cq_reserve(pcq))
         return 0;       /* a full CQ: the peer's device reports the overrun */
     if (sr_fast_move(f, s, riov, rn)) {

@@ -107,7 +107,10 @@ void sr_defer_free(void *p);
  * ring (struct sr_shm_cq) and the MR table (struct sr_shm_mr). Locks in it
  * are process-shared and robust (a peer that dies holding one does not
  * block us). Offsets, never pointers, cross processes. */
-#define SR_SEG_SIZE (8ull << 30)       /* sparse: pages exist once touched */
+/* Sparse: pages exist once touched. A process whose address space is
+ * limited (RLIMIT_AS) gets a smaller one; peers map what fstat says. */
+#define SR_SEG_SIZE (8ull << 30)
+#define SR_SEG_MIN (64ull << 20)
 #define SR_SEG_MAGIC 0x53525347u
 
 struct sr_shm_mr {                     /* one per key slot */
@@ -134,6 +137,7 @@ struct sr_seg_hdr {
 /* This process's segment (created on first use); NULL if it cannot be. */
 struct sr_seg_hdr *sr_seg(void);
 int sr_seg_fd(void);
+uint64_t sr_seg_size(void);
 /* Page-rounded, zeroed block of the segment: its offset, 0 on failure. */
 uint64_t sr_seg_alloc(size_t len);
 void sr_seg_free(uint64_t off, size_t len);
@@ -144,7 +148,7 @@ void sr_shm_lock_init(pthread_mutex_t *m);
 void sr_shm_lock(pthread_mutex_t *m);
 /* A peer's segment, mapped once per peer process (cached by inode);
  * guarded by sr_lock. */
-struct sr_peer_seg { uint64_t dev, ino; char *base; int refs; struct sr_peer_seg *next; };
+struct sr_peer_seg { uint64_t dev, ino, size; char *base; int refs; struct sr_peer_seg *next; };
 struct sr_peer_seg *sr_peer_seg_get(int fd);
 void sr_peer_seg_put(struct sr_peer_seg *p);
 void sr_shm_forget(void);

@@ -19,6 +19,7 @@ static struct sr_seg_hdr *sr_seg_hdr_p;
 static int sr_seg_fd_v = -1;
 static unsigned sr_seg_epoch;
 static uint64_t sr_seg_top;            /* bump pointer */
+static uint64_t sr_seg_len;
 /* Freed blocks (first fit, exact pages); local memory. */
 struct sr_free { uint64_t off, len; };
 static struct sr_free *sr_frees;
@@ -31,17 +32,21 @@ static int sr_seg_create(void)
     int fd = memfd_create("softrdma-segment", MFD_CLOEXEC);
     if (fd < 0)
         return -1;
-    if (ftruncate(fd, (off_t)SR_SEG_SIZE)) {
-        sr_sys_close(fd);
-        return -1;
+    void *p = MAP_FAILED;
+    uint64_t len = SR_SEG_SIZE;
+    while (!ftruncate(fd, (off_t)len)) {
+        p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+        if (p != MAP_FAILED || len / 8 < SR_SEG_MIN)
+            break;
+        len /= 8;       /* a limited address space (RLIMIT_AS) */
     }
-    void *p = mmap(NULL, SR_SEG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
     if (p == MAP_FAILED) {
         sr_sys_close(fd);
         return -1;
     }
+    sr_seg_len = len;
     /* a forked child must not write the parent's queues (no fork support) */
-    madvise(p, SR_SEG_SIZE, MADV_DONTFORK);
+    madvise(p, len, MADV_DONTFORK);
     sr_seg_hdr_p = p;
     sr_seg_hdr_p->magic = SR_SEG_MAGIC;
     sr_seg_hdr_p->pid = (int32_t)getpid();
@@ -87,6 +92,11 @@ int sr_seg_fd(void)
     return sr_seg() ? sr_seg_fd_v : -1;
 }
 
+uint64_t sr_seg_size(void)
+{
+    return sr_seg() ? sr_seg_len : 0;
+}
+
 uint64_t sr_seg_alloc(size_t len)
 {
     uint64_t off = 0;
@@ -100,7 +110,7 @@ uint64_t sr_seg_alloc(size_t len)
             sr_frees[i] = sr_frees[--sr_nfree];
             goto out;
         }
-    if (sr_seg_top + len <= SR_SEG_SIZE) {
+    if (sr_seg_top + len <= sr_seg_len) {
         off = sr_seg_top;
         sr_seg_top += len;
     } else {
@@ -157,7 +167,7 @@ static struct sr_peer_seg *sr_peers;   /* guarded by sr_lock */
 struct sr_peer_seg *sr_peer_seg_get(int fd)
 {
     struct stat st;
-    if (fstat(fd, &st) || (uint64_t)st.st_size != SR_SEG_SIZE)
+    if (fstat(fd, &st) || (uint64_t)st.st_size < SR_SEG_MIN || (uint64_t)st.st_size > SR_SEG_SIZE)
         goto bad;
     for (struct sr_peer_seg *p = sr_peers; p; p = p->next)
         if (p->dev == st.st_dev && p->ino == st.st_ino) {
@@ -166,17 +176,19 @@ struct sr_peer_seg *sr_peer_seg_get(int fd)
             return p;
         }
     struct sr_peer_seg *p = calloc(1, sizeof *p);
-    void *base = p ? mmap(NULL, SR_SEG_SIZE, PROT_READ | PROT_WRITE,
+    uint64_t len = (uint64_t)st.st_size;
+    void *base = p ? mmap(NULL, len, PROT_READ | PROT_WRITE,
                           MAP_SHARED | MAP_NORESERVE, fd, 0) : MAP_FAILED;
     if (base == MAP_FAILED) {
         free(p);
         goto bad;
     }
-    madvise(base, SR_SEG_SIZE, MADV_DONTFORK);
+    madvise(base, len, MADV_DONTFORK);
     sr_sys_close(fd);
     p->dev = st.st_dev;
     p->ino = st.st_ino;
     p->base = base;
+    p->size = len;
     p->refs = 1;
     p->next = sr_peers;
     sr_peers = p;
@@ -199,7 +211,7 @@ void sr_peer_seg_put(struct sr_peer_seg *p)
             *pp = p->next;
             break;
         }
-    munmap(p->base, SR_SEG_SIZE);
+    munmap(p->base, p->size);
     free(p);
 }
 
