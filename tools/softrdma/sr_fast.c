@@ -206,6 +206,59 @@ static void sr_fast_recv_done(struct sr_qp *qp, struct sr_swqe *s, struct sr_rwq
     sr_shm_cq_push(pcq, &wc, &src, f->evfd, NULL, 1);
 }
 
+/* A WRITE's or READ's target: the peer QP's access flags and the peer's
+ * MR (key, PD, bounds, access). Entries in riov, -1 if not direct. */
+static int sr_fast_remote_iov(struct sr_fast *f, const struct sr_swqe *s, struct iovec *riov)
+{
+    struct sr_shm_qp *p = f->peer;
+    unsigned need = s->hdr.op == SR_OP_READ ? IBV_ACCESS_REMOTE_READ : IBV_ACCESS_REMOTE_WRITE;
+    unsigned acc = __atomic_load_n(&p->access, __ATOMIC_ACQUIRE);
+    if (!s->len)
+        return 0;       /* no key is looked at for 0 bytes */
+    if ((acc & need) != need ||
+        !sr_shm_mr_ok(f->peer_hdr, p->pd, s->hdr.rkey, s->hdr.raddr, s->len, need))
+        return -1;      /* the peer's device answers REM_ACCESS_ERR */
+    riov[0].iov_base = (void *)(uintptr_t)s->hdr.raddr;
+    riov[0].iov_len = s->len;
+    return 1;
+}
+
+/* The peer's receive CQ, inside its segment, with a slot held; NULL if
+ * not (full: the peer's device reports the overrun). */
+static struct sr_shm_cq *sr_fast_recv_cq(struct sr_fast *f)
+{
+    uint64_t off = f->peer->recv_cq_off;
+    if (!sr_fast_inside(f->seg, off, sizeof(struct sr_shm_cq)))
+        return NULL;
+    struct sr_shm_cq *pcq = (struct sr_shm_cq *)(f->seg->base + off);
+    if (pcq->cap > SR_MAX_CQE ||
+        !sr_fast_inside(f->seg, off, sizeof *pcq + (uint64_t)pcq->cap * sizeof pcq->ring[0]) ||
+        sr_shm_cq_reserve(pcq))
+        return NULL;
+    return pcq;
+}
+
+/* SEND and WRITE_WITH_IMM: take the peer's receive, move, complete it. */
+static int sr_fast_to_recv(struct sr_qp *qp, struct sr_swqe *s, struct iovec *riov, int rn)
+{
+    struct sr_fast *f = &qp->fast;
+    int imm_write = s->hdr.op == SR_OP_WRITE_IMM;
+    struct sr_rwqe *rw = sr_fast_rwqe(f);
+    if (!rw || rw->bad_lkey || (!imm_write && s->len > rw->len))
+        return 0;       /* RNR, or an error the peer's device reports */
+    if (!imm_write && (rn = sr_fast_recv_iov(f, rw, s->len, riov)) < 0)
+        return 0;
+    struct sr_shm_cq *pcq = sr_fast_recv_cq(f);
+    if (!pcq)
+        return 0;
+    if (sr_fast_move(f, s, riov, rn)) {
+        sr_shm_cq_unreserve(pcq);
+        return 0;
+    }
+    sr_fast_recv_done(qp, s, rw, pcq);
+    return 1;
+}
+
 /* The checks and the move, under the peer block's lock; 1 if done. */
 static int sr_fast_locked(struct sr_qp *qp, struct sr_swqe *s)
 {
@@ -218,36 +271,12 @@ static int sr_fast_locked(struct sr_qp *qp, struct sr_swqe *s)
     struct iovec riov[SR_MAX_SGE];
     int rn = 0;
     uint8_t op = s->hdr.op;
-    if (op == SR_OP_WRITE || op == SR_OP_WRITE_IMM || op == SR_OP_READ) {
-        unsigned need = op == SR_OP_READ ? IBV_ACCESS_REMOTE_READ : IBV_ACCESS_REMOTE_WRITE;
-        unsigned acc = __atomic_load_n(&p->access, __ATOMIC_ACQUIRE);
-        if (s->len && ((acc & need) != need ||
-                       !sr_shm_mr_ok(f->peer_hdr, p->pd, s->hdr.rkey, s->hdr.raddr, s->len, need)))
+    if (op == SR_OP_WRITE || op == SR_OP_WRITE_IMM || op == SR_OP_READ)
+        if ((rn = sr_fast_remote_iov(f, s, riov)) < 0)
             return 0;
-        riov[0].iov_base = (void *)(uintptr_t)s->hdr.raddr;
-        riov[0].iov_len = s->len;
-        rn = s->len ? 1 : 0;
-    }
-    if (!sr_op_needs_recv(op))
-        return sr_fast_move(f, s, riov, rn) == 0;
-    struct sr_rwqe *rw = sr_fast_rwqe(f);
-    if (!rw || rw->bad_lkey || (op != SR_OP_WRITE_IMM && s->len > rw->len))
-        return 0;       /* RNR, or an error the peer's device reports */
-    if (op != SR_OP_WRITE_IMM && (rn = sr_fast_recv_iov(f, rw, s->len, riov)) < 0)
-        return 0;
-    if (!sr_fast_inside(f->seg, p->recv_cq_off, sizeof(struct sr_shm_cq)))
-        return 0;
-    struct sr_shm_cq *pcq = (struct sr_shm_cq *)(f->seg->base + p->recv_cq_off);
-    if (pcq->cap > SR_MAX_CQE ||
-        !sr_fast_inside(f->seg, p->recv_cq_off, sizeof *pcq + (uint64_t)pcq->cap * sizeof pcq->ring[0]) ||
-        sr_shm_cq_reserve(pcq))
-        return 0;       /* a full CQ: the peer's device reports the overrun */
-    if (sr_fast_move(f, s, riov, rn)) {
-        sr_shm_cq_unreserve(pcq);
-        return 0;
-    }
-    sr_fast_recv_done(qp, s, rw, pcq);
-    return 1;
+    if (sr_op_needs_recv(op))
+        return sr_fast_to_recv(qp, s, riov, rn);
+    return sr_fast_move(f, s, riov, rn) == 0;
 }
 
 /* Work requests delivered directly and by stream (tests look at them

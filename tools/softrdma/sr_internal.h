@@ -1,12 +1,16 @@
 /* softrdma: internal objects of the user-space RDMA device.
  *
- * Locking rule (one rule for the whole device): every device object (QPs,
- * MRs, streams, CM ids) is read and changed only with sr_lock held. The
- * device thread takes it while it handles a batch of events and drops it
- * while it sleeps in epoll_wait. sr_lock is recursive so that CM callbacks
- * running on the device thread may call verbs entry points. A CQ's ring has
- * its own lock (cq->lock, taken after sr_lock when both are needed) so that
- * ibv_poll_cq never waits for the device thread. */
+ * Locking rule: every device object (QPs, MRs, streams, CM ids) is read and
+ * changed only with sr_lock held. The device thread takes it while it
+ * handles a batch of events and drops it while it sleeps in epoll_wait.
+ * sr_lock is recursive so that CM callbacks running on the device thread
+ * may call verbs entry points. What peers' sending threads touch lives in
+ * the shared segment under its own robust, process-shared locks: a QP's
+ * receive side (struct sr_shm_qp lock) and a CQ's ring (struct sr_shm_cq
+ * lock), taken in the order sr_lock, QP block, CQ ring (a peer's sender
+ * holds its own sr_lock, then our QP block, then our CQ), so ibv_poll_cq
+ * never waits for a device thread. A channel's list of CQs has a local
+ * lock, taken before a CQ ring's. */
 #ifndef SR_INTERNAL_H
 #define SR_INTERNAL_H
 #include <infiniband/verbs.h>
