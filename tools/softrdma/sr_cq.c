@@ -78,6 +78,7 @@ SR_API struct ibv_cq *ibv_create_cq(struct ibv_context *ctx, int cqe, void *cq_c
         return NULL;
     }
     cq->s = (struct sr_shm_cq *)((char *)seg + cq->off);
+    cq->seg_size = sr_seg_size();
     sr_shm_lock_init(&cq->s->lock);
     cq->s->cap = (uint32_t)cqe;
     cq->s->has_channel = channel != NULL;
@@ -233,9 +234,9 @@ int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, struct sr_qp *qp, int 
  * for new posts (see struct sr_wc_src). Called under the CQ's lock. The
  * entry may have been written by a peer: only an offset inside our own
  * segment whose block carries the generation is followed. */
-static void sr_cq_release(struct sr_seg_hdr *seg, const struct sr_wc_src *src)
+static void sr_cq_release(struct sr_seg_hdr *seg, uint64_t seg_size, const struct sr_wc_src *src)
 {
-    if (!src->gen || src->qp_off < sizeof *seg || src->qp_off >= sr_seg_size() - sizeof(struct sr_shm_qp) ||
+    if (!src->gen || src->qp_off < sizeof *seg || src->qp_off >= seg_size - sizeof(struct sr_shm_qp) ||
         (src->qp_off & 4095))
         return;
     struct sr_shm_qp *q = (struct sr_shm_qp *)((char *)seg + src->qp_off);
@@ -263,7 +264,7 @@ static int sr_cq_take(struct sr_cq *cq, int n, struct ibv_wc *wc)
     while (got < n && s->count) {
         struct sr_shm_cqe *e = &s->ring[s->head];
         wc[got++] = e->wc;
-        sr_cq_release(seg, &e->src);
+        sr_cq_release(seg, cq->seg_size, &e->src);
         s->head = (s->head + 1) % s->cap;
         __atomic_store_n(&s->count, s->count - 1, __ATOMIC_RELEASE);
     }

@@ -208,7 +208,7 @@ struct sr_shm_cq {
 struct sr_cq {
     struct ibv_cq pub;
     struct sr_shm_cq *s;               /* in this process's segment */
-    uint64_t off;
+    uint64_t off, seg_size;
     size_t size;
     int users;                         /* QPs using the CQ; guarded by sr_lock */
     unsigned events_reported;          /* handed out by ibv_get_cq_event; pub.mutex */
