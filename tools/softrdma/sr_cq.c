@@ -184,10 +184,18 @@ void sr_shm_cq_unreserve(struct sr_shm_cq *s)
     pthread_mutex_unlock(&s->lock);
 }
 
-int sr_shm_cq_push(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr_wc_src *src,
-                   int evfd, uint32_t *overrun_state, int resv)
+void sr_channel_signal(int evfd)
 {
-    int wake = 0, rc = 0;
+    uint64_t one = 1;
+    if (sr_sys_write(evfd, &one, sizeof one) != sizeof one)
+        sr_log("completion channel: event lost: %s", strerror(errno));
+}
+
+int sr_shm_cq_add(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr_wc_src *src,
+                  int evfd, uint32_t *overrun_state, int resv, int *wake)
+{
+    int rc = 0;
+    *wake = 0;
     sr_shm_lock(&s->lock);
     if (resv)
         s->reserved--;
@@ -203,20 +211,24 @@ int sr_shm_cq_push(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr
         struct sr_shm_cqe *e = &s->ring[(s->head + s->count) % cap];
         e->wc = *wc;
         e->src = *src;
-        /* count is also read without the lock (empty polls): atomic */
-        __atomic_store_n(&s->count, s->count + 1, __ATOMIC_RELEASE);
+        /* count is also read without the lock (empty polls): atomic,
+         * and ordered before the look at `armed` (see sr_req_notify_cq) */
+        __atomic_store_n(&s->count, s->count + 1, __ATOMIC_SEQ_CST);
     }
-    if (s->armed && s->has_channel && evfd >= 0) {
-        s->armed = 0;
+    if (s->has_channel && evfd >= 0 && __atomic_exchange_n(&s->armed, 0, __ATOMIC_SEQ_CST)) {
         s->events++;
-        wake = 1;
+        *wake = 1;
     }
     pthread_mutex_unlock(&s->lock);
-    if (wake) {
-        uint64_t one = 1;
-        if (sr_sys_write(evfd, &one, sizeof one) != sizeof one)
-            sr_log("completion channel: event lost: %s", strerror(errno));
-    }
+    return rc;
+}
+
+int sr_shm_cq_push(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr_wc_src *src,
+                   int evfd, uint32_t *overrun_state)
+{
+    int wake, rc = sr_shm_cq_add(s, wc, src, evfd, overrun_state, 0, &wake);
+    if (wake)
+        sr_channel_signal(evfd);
     return rc;
 }
 
@@ -224,7 +236,7 @@ int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, struct sr_qp *qp, int 
 {
     struct sr_wc_src src = { .qp_off = qp->s_off, .gen = qp->s->gen,
                              .sq_upto = qp->sq_head, .recv = (uint32_t)recv };
-    int rc = sr_shm_cq_push(cq->s, wc, &src, sr_cq_evfd(cq), &qp->s->state, 0);
+    int rc = sr_shm_cq_push(cq->s, wc, &src, sr_cq_evfd(cq), &qp->s->state);
     if (rc)
         qp->pub.state = IBV_QPS_ERR;
     return rc;
@@ -254,7 +266,7 @@ static int sr_cq_take(struct sr_cq *cq, int n, struct ibv_wc *wc)
     struct sr_shm_cq *s = cq->s;
     struct sr_seg_hdr *seg = (struct sr_seg_hdr *)((char *)s - cq->off);
     int got = 0;
-    if (!__atomic_load_n(&s->count, __ATOMIC_ACQUIRE) && !__atomic_load_n(&s->overflow, __ATOMIC_ACQUIRE))
+    if (!__atomic_load_n(&s->count, __ATOMIC_SEQ_CST) && !__atomic_load_n(&s->overflow, __ATOMIC_ACQUIRE))
         return 0;       /* nothing there: no lock for an empty poll */
     sr_shm_lock(&s->lock);
     if (s->overflow) {
@@ -294,9 +306,11 @@ int sr_req_notify_cq(struct ibv_cq *pub, int solicited_only)
     (void)solicited_only;
     if (sr_stale(cq->epoch, "ibv_req_notify_cq"))
         return EPERM;
-    sr_shm_lock(&cq->s->lock);
-    cq->s->armed = 1;
-    pthread_mutex_unlock(&cq->s->lock);
+    /* No lock, no system call: a pusher publishes its entry (count,
+     * seq_cst) before it takes the flag (exchange, seq_cst), and the
+     * application polls after arming (count read seq_cst), so either the
+     * poll sees the entry or the pusher sees the flag and signals. */
+    __atomic_store_n(&cq->s->armed, 1, __ATOMIC_SEQ_CST);
     return 0;
 }
 

@@ -188,8 +188,9 @@ static int sr_fast_move(struct sr_fast *f, struct sr_swqe *s, struct iovec *riov
     return -1;
 }
 
-static void sr_fast_recv_done(struct sr_qp *qp, struct sr_swqe *s, struct sr_rwqe *rw,
-                              struct sr_shm_cq *pcq)
+/* Returns 1 if the peer's channel is due a signal. */
+static int sr_fast_recv_done(struct sr_qp *qp, struct sr_swqe *s, struct sr_rwqe *rw,
+                             struct sr_shm_cq *pcq)
 {
     struct sr_fast *f = &qp->fast;
     struct ibv_wc wc = { .wr_id = rw->wr_id, .status = IBV_WC_SUCCESS, .byte_len = s->len,
@@ -203,7 +204,9 @@ static void sr_fast_recv_done(struct sr_qp *qp, struct sr_swqe *s, struct sr_rwq
     }
     struct sr_wc_src src = { .qp_off = f->msg.qp_off, .gen = f->gen, .recv = 1 };
     f->peer->rq_head++;
-    sr_shm_cq_push(pcq, &wc, &src, f->evfd, NULL, 1);
+    int wake;
+    sr_shm_cq_add(pcq, &wc, &src, f->evfd, NULL, 1, &wake);
+    return wake;
 }
 
 /* A WRITE's or READ's target: the peer QP's access flags and the peer's
@@ -238,8 +241,10 @@ static struct sr_shm_cq *sr_fast_recv_cq(struct sr_fast *f)
     return pcq;
 }
 
-/* SEND and WRITE_WITH_IMM: take the peer's receive, move, complete it. */
-static int sr_fast_to_recv(struct sr_qp *qp, struct sr_swqe *s, struct iovec *riov, int rn)
+/* SEND and WRITE_WITH_IMM: take the peer's receive, move, complete it.
+ * *wake: the peer's channel is due a signal. */
+static int sr_fast_to_recv(struct sr_qp *qp, struct sr_swqe *s, struct iovec *riov, int rn,
+                           int *wake)
 {
     struct sr_fast *f = &qp->fast;
     int imm_write = s->hdr.op == SR_OP_WRITE_IMM;
@@ -255,12 +260,12 @@ static int sr_fast_to_recv(struct sr_qp *qp, struct sr_swqe *s, struct iovec *ri
         sr_shm_cq_unreserve(pcq);
         return 0;
     }
-    sr_fast_recv_done(qp, s, rw, pcq);
+    *wake = sr_fast_recv_done(qp, s, rw, pcq);
     return 1;
 }
 
 /* The checks and the move, under the peer block's lock; 1 if done. */
-static int sr_fast_locked(struct sr_qp *qp, struct sr_swqe *s)
+static int sr_fast_locked(struct sr_qp *qp, struct sr_swqe *s, int *wake)
 {
     struct sr_fast *f = &qp->fast;
     struct sr_shm_qp *p = f->peer;
@@ -275,7 +280,7 @@ static int sr_fast_locked(struct sr_qp *qp, struct sr_swqe *s)
         if ((rn = sr_fast_remote_iov(f, s, riov)) < 0)
             return 0;
     if (sr_op_needs_recv(op))
-        return sr_fast_to_recv(qp, s, riov, rn);
+        return sr_fast_to_recv(qp, s, riov, rn, wake);
     return sr_fast_move(f, s, riov, rn) == 0;
 }
 
@@ -303,9 +308,12 @@ int sr_fast_try(struct sr_qp *qp)
     if ((int64_t)(sr_now_ms() - __atomic_load_n(&f->peer_hdr->alive_ms, __ATOMIC_RELAXED)) > SR_ALIVE_MS)
         return 0;
     struct sr_swqe *s = &qp->sq[qp->sq_tx % qp->cap.max_send_wr];
+    int wake = 0;
     sr_shm_lock(&f->peer->lock);
-    int done = sr_fast_locked(qp, s);
+    int done = sr_fast_locked(qp, s, &wake);
     pthread_mutex_unlock(&f->peer->lock);
+    if (wake)
+        sr_channel_signal(f->evfd);     /* after the lock: see sr_shm_cq_add */
     if (done)
         __atomic_add_fetch(&sr_n_direct, 1, __ATOMIC_RELAXED);
     return done;

@@ -219,10 +219,16 @@ struct sr_cq {
  * eventfd evfd (-1: none). Returns -1 on overflow; the QP state word
  * overrun_state (if given) is ERR before the overrun becomes visible. */
 int sr_shm_cq_push(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr_wc_src *src,
-                   int evfd, uint32_t *overrun_state, int resv);
+                   int evfd, uint32_t *overrun_state);
+/* The same without the signal: *wake says the channel is due one
+ * (sr_channel_signal), to be sent once the caller's locks are released -
+ * a woken thread must not find them held (on 2 vCPUs it may well run on
+ * the waker's CPU and stop it). resv 1: the push uses a held slot. */
+int sr_shm_cq_add(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr_wc_src *src,
+                  int evfd, uint32_t *overrun_state, int resv, int *wake);
+void sr_channel_signal(int evfd);
 /* A peer's sender holds a slot before it places data (0), or finds the
- * CQ full (-1: it leaves the overrun to the owner's device); resv 1 in
- * the push uses the slot held. */
+ * CQ full (-1: it leaves the overrun to the owner's device). */
 int sr_shm_cq_reserve(struct sr_shm_cq *s);
 void sr_shm_cq_unreserve(struct sr_shm_cq *s);
 /* A completion of qp's send (recv 0: covers every WR up to sq_head) or
