@@ -19,10 +19,13 @@
 #include "sr_internal.h"
 #include "sr_sys.h"
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#define SR_RNR_YIELDS 4
 
 /* ---- responder side: the offer ---- */
 
@@ -242,15 +245,18 @@ static struct sr_shm_cq *sr_fast_recv_cq(struct sr_fast *f)
 }
 
 /* SEND and WRITE_WITH_IMM: take the peer's receive, move, complete it.
- * *wake: the peer's channel is due a signal. */
+ * 1 done, 0 not direct, -1 no receive posted (yet). *wake: the peer's
+ * channel is due a signal. */
 static int sr_fast_to_recv(struct sr_qp *qp, struct sr_swqe *s, struct iovec *riov, int rn,
                            int *wake)
 {
     struct sr_fast *f = &qp->fast;
     int imm_write = s->hdr.op == SR_OP_WRITE_IMM;
     struct sr_rwqe *rw = sr_fast_rwqe(f);
-    if (!rw || rw->bad_lkey || (!imm_write && s->len > rw->len))
-        return 0;       /* RNR, or an error the peer's device reports */
+    if (!rw)
+        return -1;
+    if (rw->bad_lkey || (!imm_write && s->len > rw->len))
+        return 0;       /* an error the peer's device reports */
     if (!imm_write && (rn = sr_fast_recv_iov(f, rw, s->len, riov)) < 0)
         return 0;
     struct sr_shm_cq *pcq = sr_fast_recv_cq(f);
@@ -264,7 +270,7 @@ static int sr_fast_to_recv(struct sr_qp *qp, struct sr_swqe *s, struct iovec *ri
     return 1;
 }
 
-/* The checks and the move, under the peer block's lock; 1 if done. */
+/* The checks and the move, under the peer block's lock; as sr_fast_to_recv. */
 static int sr_fast_locked(struct sr_qp *qp, struct sr_swqe *s, int *wake)
 {
     struct sr_fast *f = &qp->fast;
@@ -308,13 +314,22 @@ int sr_fast_try(struct sr_qp *qp)
     if ((int64_t)(sr_now_ms() - __atomic_load_n(&f->peer_hdr->alive_ms, __ATOMIC_RELAXED)) > SR_ALIVE_MS)
         return 0;
     struct sr_swqe *s = &qp->sq[qp->sq_tx % qp->cap.max_send_wr];
-    int wake = 0;
-    sr_shm_lock(&f->peer->lock);
-    int done = sr_fast_locked(qp, s, &wake);
-    pthread_mutex_unlock(&f->peer->lock);
+    int wake = 0, done;
+    /* No receive posted: the receiver is often just re-posting one. A few
+     * yields (bounded: the stream's RNR handling takes over after them)
+     * spare the stream round trip that would stall this QP's direct path
+     * until its acknowledgement. */
+    for (int tries = 0;; tries++) {
+        sr_shm_lock(&f->peer->lock);
+        done = sr_fast_locked(qp, s, &wake);
+        pthread_mutex_unlock(&f->peer->lock);
+        if (done >= 0 || tries == SR_RNR_YIELDS)
+            break;
+        sched_yield();
+    }
     if (wake)
         sr_channel_signal(f->evfd);     /* after the lock: see sr_shm_cq_add */
-    if (done)
+    if (done > 0)
         __atomic_add_fetch(&sr_n_direct, 1, __ATOMIC_RELAXED);
-    return done;
+    return done > 0;
 }
