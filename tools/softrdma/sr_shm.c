@@ -20,8 +20,12 @@ static int sr_seg_fd_v = -1;
 static unsigned sr_seg_epoch;
 static uint64_t sr_seg_top;            /* bump pointer */
 static uint64_t sr_seg_len;
-/* Freed blocks (first fit, exact pages); local memory. */
-struct sr_free { uint64_t off, len; };
+/* Freed blocks (exact pages); local memory. A block is reused only after
+ * SR_REUSE_MS: a peer may still be waiting for a dead QP block's lock
+ * (it then finds the generation 0 and leaves), and must not find a new
+ * QP's freshly initialised lock there instead. */
+#define SR_REUSE_MS 2000
+struct sr_free { uint64_t off, len, at; };
 static struct sr_free *sr_frees;
 static size_t sr_nfree, sr_free_cap;
 
@@ -104,8 +108,9 @@ uint64_t sr_seg_alloc(size_t len)
     pthread_mutex_lock(&sr_seg_mu);
     if (!sr_seg_locked())
         goto out;
+    uint64_t now = sr_now_ms();
     for (size_t i = 0; i < sr_nfree; i++)
-        if (sr_frees[i].len == len) {
+        if (sr_frees[i].len == len && now - sr_frees[i].at >= SR_REUSE_MS) {
             off = sr_frees[i].off;
             sr_frees[i] = sr_frees[--sr_nfree];
             goto out;
@@ -140,7 +145,7 @@ void sr_seg_free(uint64_t off, size_t len)
             }
         }
         if (sr_nfree < sr_free_cap)
-            sr_frees[sr_nfree++] = (struct sr_free){ off, len };
+            sr_frees[sr_nfree++] = (struct sr_free){ off, len, sr_now_ms() };
     }
     pthread_mutex_unlock(&sr_seg_mu);
 }
