@@ -1,8 +1,13 @@
-/* softrdma_bench: latency (SEND ping-pong) and throughput (RDMA_WRITE
- * stream) between two processes on the device. Not a test: it prints
+/* softrdma_bench: latency (SEND ping-pong), throughput (RDMA_WRITE
+ * stream) and the rate of a stream of 64 B SENDs (window 16, the receiver
+ * re-posting each receive) between two processes on the device. Not a
+ * test: it prints
  *   latency_us=<avg round trip / 2> write_MBps=<MB/s> send_msgs_per_s=<n>
  * Run with LD_LIBRARY_PATH=release/lib64/softrdma (tools/bench.sh does).
- * Usage: softrdma_bench [iterations] [MiB to write] */
+ * Usage: softrdma_bench [iterations] [MiB to write] [block]
+ * "block": waiting sides sleep on a completion channel (ibv_req_notify_cq,
+ * ibv_get_cq_event) instead of polling: the figures then include the
+ * wake-ups, as blocking programs see them. */
 #include <arpa/inet.h>
 #include <infiniband/verbs.h>
 #include <stdio.h>
@@ -17,7 +22,10 @@
 #define WINDOW 16
 #define RING (MSG * WINDOW)
 
+static int block_mode;
+
 struct ep {
+    struct ibv_comp_channel *ch;
     struct ibv_context *ctx;
     struct ibv_pd *pd;
     struct ibv_cq *cq;
@@ -46,7 +54,10 @@ static void ep_open(struct ep *e)
         die("opening the device (is LD_LIBRARY_PATH set to release/lib64/softrdma?)");
     ibv_free_device_list(l);
     e->pd = ibv_alloc_pd(e->ctx);
-    e->cq = ibv_create_cq(e->ctx, 4 * WINDOW, NULL, NULL, 0);
+    e->ch = block_mode ? ibv_create_comp_channel(e->ctx) : NULL;
+    if (block_mode && !e->ch)
+        die("ibv_create_comp_channel");
+    e->cq = ibv_create_cq(e->ctx, 4 * WINDOW, NULL, e->ch, 0);
     struct ibv_qp_init_attr a = { .send_cq = e->cq, .recv_cq = e->cq, .qp_type = IBV_QPT_RC,
         .sq_sig_all = 1, .cap = { .max_send_wr = WINDOW, .max_recv_wr = WINDOW,
                                   .max_send_sge = 1, .max_recv_sge = 1, .max_inline_data = 64 } };
@@ -93,17 +104,32 @@ static void post_send(struct ep *e, enum ibv_wr_opcode op, size_t off, uint32_t 
         die("ibv_post_send");
 }
 
-/* Polls for one completion (bounded by 30 s). */
+/* Waits for one completion (bounded by 30 s). Block mode arms the CQ,
+ * polls once more (a completion that came meanwhile is not missed), then
+ * sleeps in ibv_get_cq_event. */
 static void wait_wc(struct ep *e, struct ibv_wc *wc)
 {
     double end = now_s() + 30;
-    for (;;) {
+    for (int armed = 0;;) {
         int n = ibv_poll_cq(e->cq, 1, wc);
         if (n < 0 || (n == 1 && wc->status != IBV_WC_SUCCESS))
             die("completion");
         if (n == 1)
             return;
-        sched_yield();      /* the device thread needs the CPU more than we do */
+        if (block_mode && !armed) {
+            if (ibv_req_notify_cq(e->cq, 0))
+                die("ibv_req_notify_cq");
+            armed = 1;
+        } else if (block_mode) {
+            struct ibv_cq *cq;
+            void *ctx;
+            if (ibv_get_cq_event(e->ch, &cq, &ctx))
+                die("ibv_get_cq_event");
+            ibv_ack_cq_events(cq, 1);
+            armed = 0;
+        } else {
+            sched_yield();  /* the device thread needs the CPU more than we do */
+        }
         if (now_s() > end)
             die("waiting for a completion (30 s)");
     }
@@ -115,6 +141,7 @@ int main(int argc, char **argv)
 {
     int iters = argc > 1 ? atoi(argv[1]) : 20000;
     long mib = argc > 2 ? atol(argv[2]) : 1024;
+    block_mode = argc > 3 && !strcmp(argv[3], "block");
     int p2c[2], c2p[2];
     if (pipe(p2c) || pipe(c2p))
         die("pipe");
@@ -133,13 +160,17 @@ int main(int argc, char **argv)
     char go = 1;    /* both sides in RTS, receives posted */
     if (write(wfd, &go, 1) != 1 || read(rfd, &go, 1) != 1)
         die("sync");
-    if (!pid) {     /* child: echo pings, then count the write stream's end */
+    long nsend = 4L * iters;
+    if (!pid) {     /* child: echo pings, then take the SEND stream and "done" */
         for (int i = 0; i < iters; i++) {
             do wait_wc(&e, &wc); while (wc.opcode != IBV_WC_RECV);
             post_recv(&e);
             post_send(&e, IBV_WR_SEND, 0, 8, 0, 0);
         }
-        do wait_wc(&e, &wc); while (wc.opcode != IBV_WC_RECV);     /* "done" */
+        for (long i = 0; i <= nsend; i++) {
+            do wait_wc(&e, &wc); while (wc.opcode != IBV_WC_RECV);
+            post_recv(&e);
+        }
         _exit(0);
     }
     double t0 = now_s();
@@ -169,10 +200,21 @@ int main(int argc, char **argv)
         done++;
     }
     double secs = now_s() - t0;
-    post_send(&e, IBV_WR_SEND, 0, 8, 0, 0);
+    posted = done = 0;
+    t0 = now_s();
+    while (done < nsend) {
+        while (posted < nsend && posted - done < WINDOW) {
+            post_send(&e, IBV_WR_SEND, 0, 64, 0, 0);
+            posted++;
+        }
+        wait_wc(&e, &wc);
+        done++;
+    }
+    double rate = (double)nsend / (now_s() - t0);
+    post_send(&e, IBV_WR_SEND, 0, 8, 0, 0);     /* "done" */
     int status;
     waitpid(pid, &status, 0);
     printf("latency_us=%.1f write_MBps=%.0f send_msgs_per_s=%.0f\n", lat,
-           (double)total * MSG / secs / 1e6, 1e6 / (2 * lat));
+           (double)total * MSG / secs / 1e6, rate);
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }

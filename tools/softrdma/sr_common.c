@@ -1,5 +1,6 @@
 /* softrdma: process-wide state, logging, environment, fork handling. */
 #include "sr_internal.h"
+#include "sr_sys.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -58,10 +59,10 @@ int sr_fd_internal(int fd)
     int base = sr_fd_base();
     if (fd < 0 || fd >= base)
         return fd;
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, base);
+    int high = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, base);
     if (high < 0)
         return fd;
-    close(fd);
+    sr_sys_close(fd);
     return high;
 }
 
@@ -89,6 +90,7 @@ static void sr_fork_child(void)
     pthread_mutex_init(&sr_lock, &a);
     sr_epoch++;
     sr_nic_forget();
+    sr_shm_forget();
 }
 
 __attribute__((constructor)) static void sr_init(void)

@@ -1,27 +1,37 @@
 /* softrdma: completion channels and completion queues.
- * A channel is a pipe: the device writes the CQ pointer when an armed CQ
- * gets a completion, so its fd turns readable only after ibv_req_notify_cq. */
+ * A CQ's ring lives in the process's shared segment: a peer's sending
+ * thread pushes receive completions into it directly. A channel is an
+ * eventfd (semaphore mode): whoever pushes into an armed CQ adds one and
+ * counts it in the CQ's `events`, so the fd turns readable only after
+ * ibv_req_notify_cq, as on hardware; arming is a flag, no system call. */
 #include "sr_internal.h"
+#include "sr_sys.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 SR_API struct ibv_comp_channel *ibv_create_comp_channel(struct ibv_context *ctx)
 {
     struct sr_channel *ch = calloc(1, sizeof *ch);
-    int p[2];
-    if (!ch || pipe2(p, O_CLOEXEC)) {
-        free(ch);
+    if (!ch) {
         errno = ENOMEM;
         return NULL;
     }
-    fcntl(p[1], F_SETFL, O_NONBLOCK);
+    /* the application's fd: stays low, where it expects it */
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE);
+    if (fd < 0) {
+        int e = errno;          /* EMFILE/ENFILE stay what they are */
+        sr_log("ibv_create_comp_channel: eventfd: %s", strerror(e));
+        free(ch);
+        errno = e;
+        return NULL;
+    }
     ch->pub.context = ctx;
-    ch->pub.fd = p[0];                  /* the application's: stays low */
-    ch->wfd = sr_fd_internal(p[1]);
+    ch->pub.fd = fd;
     ch->epoch = sr_epoch;
+    pthread_mutex_init(&ch->lock, NULL);
     return &ch->pub;
 }
 
@@ -34,10 +44,14 @@ SR_API int ibv_destroy_comp_channel(struct ibv_comp_channel *pub)
         sr_log("ibv_destroy_comp_channel: %d CQ(s) still use the channel", pub->refcnt);
         return EBUSY;
     }
-    close(pub->fd);
-    close(ch->wfd);
+    close(pub->fd);     /* the application's fd: through libc, as it expects */
     free(ch);
     return 0;
+}
+
+int sr_cq_evfd(struct sr_cq *cq)
+{
+    return cq->pub.channel ? cq->pub.channel->fd : -1;
 }
 
 SR_API struct ibv_cq *ibv_create_cq(struct ibv_context *ctx, int cqe, void *cq_context,
@@ -50,27 +64,40 @@ SR_API struct ibv_cq *ibv_create_cq(struct ibv_context *ctx, int cqe, void *cq_c
         return NULL;
     }
     struct sr_cq *cq = calloc(1, sizeof *cq);
-    if (!cq || !(cq->ring = calloc((size_t)cqe, sizeof *cq->ring)) ||
-        !(cq->src = calloc((size_t)cqe, sizeof *cq->src))) {
-        if (cq)
-            free(cq->ring);
+    struct sr_seg_hdr *seg = sr_seg();
+    if (!cq || !seg) {
         free(cq);
         errno = ENOMEM;
         return NULL;
     }
+    cq->size = sizeof *cq->s + (size_t)cqe * sizeof cq->s->ring[0];
+    cq->off = sr_seg_alloc(cq->size);
+    if (!cq->off) {
+        free(cq);
+        errno = ENOMEM;
+        return NULL;
+    }
+    cq->s = (struct sr_shm_cq *)((char *)seg + cq->off);
+    cq->seg_size = sr_seg_size();
+    sr_shm_lock_init(&cq->s->lock);
+    cq->s->cap = (uint32_t)cqe;
+    cq->s->has_channel = channel != NULL;
     cq->pub.context = ctx;
     cq->pub.channel = channel;
     cq->pub.cq_context = cq_context;
     cq->pub.cqe = cqe;
     pthread_mutex_init(&cq->pub.mutex, NULL);
     pthread_cond_init(&cq->pub.cond, NULL);
-    pthread_mutex_init(&cq->lock, NULL);
-    cq->cap = cqe;
     cq->epoch = sr_epoch;
     if (channel) {
+        struct sr_channel *ch = (struct sr_channel *)channel;
         pthread_mutex_lock(&sr_lock);
         channel->refcnt++;
         pthread_mutex_unlock(&sr_lock);
+        pthread_mutex_lock(&ch->lock);
+        cq->ch_next = ch->cqs;
+        ch->cqs = cq;
+        pthread_mutex_unlock(&ch->lock);
     }
     return &cq->pub;
 }
@@ -94,6 +121,25 @@ static int sr_cq_busy(struct sr_cq *cq)
     return 0;
 }
 
+/* The CQ leaves its channel; its events still counted in the eventfd are
+ * dropped, as the kernel drops them: ibv_get_cq_event skips that many. No
+ * QP uses the CQ, so no one pushes into it any more. */
+static void sr_cq_leave_channel(struct sr_cq *cq)
+{
+    struct sr_channel *ch = (struct sr_channel *)cq->pub.channel;
+    pthread_mutex_lock(&ch->lock);
+    for (struct sr_cq **pp = &ch->cqs; *pp; pp = &(*pp)->ch_next)
+        if (*pp == cq) {
+            *pp = cq->ch_next;
+            break;
+        }
+    sr_shm_lock(&cq->s->lock);
+    ch->dead += cq->s->events;
+    cq->s->events = 0;
+    pthread_mutex_unlock(&cq->s->lock);
+    pthread_mutex_unlock(&ch->lock);
+}
+
 SR_API int ibv_destroy_cq(struct ibv_cq *pub)
 {
     struct sr_cq *cq = (struct sr_cq *)pub;
@@ -106,17 +152,11 @@ SR_API int ibv_destroy_cq(struct ibv_cq *pub)
     pthread_mutex_unlock(&sr_lock);
     if (rc)
         return rc;
-    pthread_mutex_lock(&cq->lock);
-    int pending = cq->events_in_pipe > 0;
-    cq->zombie = 1;
+    if (pub->channel)
+        sr_cq_leave_channel(cq);
     cq->epoch = 0;
-    pthread_mutex_unlock(&cq->lock);
-    free(cq->ring);
-    free(cq->src);
-    cq->ring = NULL;
-    cq->src = NULL;
-    if (!pending)
-        free(cq);       /* else ibv_get_cq_event frees it after its last event */
+    sr_seg_free(cq->off, cq->size);
+    free(cq);
     return 0;
 }
 
@@ -127,78 +167,120 @@ SR_API int ibv_resize_cq(struct ibv_cq *cq, int cqe)
     return EOPNOTSUPP;
 }
 
-int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, const struct sr_wc_src *src)
+int sr_shm_cq_reserve(struct sr_shm_cq *s)
 {
-    int wake = 0, rc = 0;
-    pthread_mutex_lock(&cq->lock);
-    if (cq->count == cq->cap) {
-        if (src->qp)   /* before the overrun is visible */
-            src->qp->pub.state = IBV_QPS_ERR;
-        if (!cq->overflow)
-            sr_log("CQ %p overflow: more than %d completions not polled", (void *)cq, cq->cap);
-        cq->overflow = 1;
+    sr_shm_lock(&s->lock);
+    int ok = !s->overflow && s->count + s->reserved < s->cap;
+    if (ok)
+        s->reserved++;
+    pthread_mutex_unlock(&s->lock);
+    return ok ? 0 : -1;
+}
+
+void sr_shm_cq_unreserve(struct sr_shm_cq *s)
+{
+    sr_shm_lock(&s->lock);
+    s->reserved--;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void sr_channel_signal(int evfd)
+{
+    uint64_t one = 1;
+    if (sr_sys_write(evfd, &one, sizeof one) != sizeof one)
+        sr_log("completion channel: event lost: %s", strerror(errno));
+}
+
+int sr_shm_cq_add(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr_wc_src *src,
+                  int evfd, uint32_t *overrun_state, int resv, int *wake)
+{
+    int rc = 0;
+    *wake = 0;
+    sr_shm_lock(&s->lock);
+    if (resv)
+        s->reserved--;
+    uint32_t cap = s->cap;
+    if (s->count + s->reserved >= cap) {
+        if (overrun_state)   /* before the overrun is visible */
+            __atomic_store_n(overrun_state, IBV_QPS_ERR, __ATOMIC_RELEASE);
+        if (!s->overflow)
+            sr_log("CQ overflow: more than %u completions not polled", cap);
+        __atomic_store_n(&s->overflow, 1, __ATOMIC_RELEASE);
         rc = -1;
     } else {
-        int at = (cq->head + cq->count) % cq->cap;
-        cq->ring[at] = *wc;
-        cq->src[at] = *src;
-        cq->count++;
+        struct sr_shm_cqe *e = &s->ring[(s->head + s->count) % cap];
+        e->wc = *wc;
+        e->src = *src;
+        /* count is also read without the lock (empty polls): atomic,
+         * and ordered before the look at `armed` (see sr_req_notify_cq) */
+        __atomic_store_n(&s->count, s->count + 1, __ATOMIC_SEQ_CST);
     }
-    if (cq->armed && cq->pub.channel) {
-        cq->armed = 0;
-        cq->events_in_pipe++;
-        wake = 1;
+    if (s->has_channel && evfd >= 0 && __atomic_exchange_n(&s->armed, 0, __ATOMIC_SEQ_CST)) {
+        s->events++;
+        *wake = 1;
     }
-    pthread_mutex_unlock(&cq->lock);
-    if (wake) {
-        struct ibv_cq *p = &cq->pub;
-        if (write(((struct sr_channel *)cq->pub.channel)->wfd, &p, sizeof p) != sizeof p) {
-            sr_log("completion channel full: event for CQ %p lost", (void *)cq);
-            pthread_mutex_lock(&cq->lock);
-            cq->events_in_pipe--;
-            pthread_mutex_unlock(&cq->lock);
-        }
-    }
+    pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
-void sr_cq_forget_qp(struct sr_cq *cq, struct sr_qp *qp)
+int sr_shm_cq_push(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr_wc_src *src,
+                   int evfd, uint32_t *overrun_state)
 {
-    pthread_mutex_lock(&cq->lock);
-    for (int i = 0; i < cq->count; i++)
-        if (cq->src[(cq->head + i) % cq->cap].qp == qp)
-            cq->src[(cq->head + i) % cq->cap].qp = NULL;
-    pthread_mutex_unlock(&cq->lock);
+    int wake, rc = sr_shm_cq_add(s, wc, src, evfd, overrun_state, 0, &wake);
+    if (wake)
+        sr_channel_signal(evfd);
+    return rc;
+}
+
+int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, struct sr_qp *qp, int recv)
+{
+    struct sr_wc_src src = { .qp_off = qp->s_off, .gen = qp->s->gen,
+                             .sq_upto = qp->sq_head, .recv = (uint32_t)recv };
+    int rc = sr_shm_cq_push(cq->s, wc, &src, sr_cq_evfd(cq), &qp->s->state);
+    if (rc)
+        qp->pub.state = IBV_QPS_ERR;
+    return rc;
 }
 
 /* The application has polled a completion: the slots it covers are free
- * for new posts (see struct sr_wc_src). Called under cq->lock. */
-static void sr_cq_release(const struct sr_wc_src *src)
+ * for new posts (see struct sr_wc_src). Called under the CQ's lock. The
+ * entry may have been written by a peer: only an offset inside our own
+ * segment whose block carries the generation is followed. */
+static void sr_cq_release(struct sr_seg_hdr *seg, uint64_t seg_size, const struct sr_wc_src *src)
 {
-    if (!src->qp)
+    if (!src->gen || src->qp_off < sizeof *seg || src->qp_off >= seg_size - sizeof(struct sr_shm_qp) ||
+        (src->qp_off & 4095))
+        return;
+    struct sr_shm_qp *q = (struct sr_shm_qp *)((char *)seg + src->qp_off);
+    if (__atomic_load_n(&q->gen, __ATOMIC_ACQUIRE) != src->gen)
         return;
     if (src->recv)
-        __atomic_fetch_add(&src->qp->rq_retired, 1, __ATOMIC_RELEASE);
+        __atomic_fetch_add(&q->rq_retired, 1, __ATOMIC_RELEASE);
     else
-        __atomic_store_n(&src->qp->sq_retired, src->sq_upto, __ATOMIC_RELEASE);
+        __atomic_store_n(&q->sq_retired, src->sq_upto, __ATOMIC_RELEASE);
 }
 
 /* Takes up to n completions; -EOVERFLOW once the CQ has overrun. */
 static int sr_cq_take(struct sr_cq *cq, int n, struct ibv_wc *wc)
 {
+    struct sr_shm_cq *s = cq->s;
+    struct sr_seg_hdr *seg = (struct sr_seg_hdr *)((char *)s - cq->off);
     int got = 0;
-    pthread_mutex_lock(&cq->lock);
-    if (cq->overflow) {
-        pthread_mutex_unlock(&cq->lock);
+    if (!__atomic_load_n(&s->count, __ATOMIC_SEQ_CST) && !__atomic_load_n(&s->overflow, __ATOMIC_ACQUIRE))
+        return 0;       /* nothing there: no lock for an empty poll */
+    sr_shm_lock(&s->lock);
+    if (s->overflow) {
+        pthread_mutex_unlock(&s->lock);
         return -EOVERFLOW;
     }
-    while (got < n && cq->count) {
-        wc[got++] = cq->ring[cq->head];
-        sr_cq_release(&cq->src[cq->head]);
-        cq->head = (cq->head + 1) % cq->cap;
-        cq->count--;
+    while (got < n && s->count) {
+        struct sr_shm_cqe *e = &s->ring[s->head];
+        wc[got++] = e->wc;
+        sr_cq_release(seg, cq->seg_size, &e->src);
+        s->head = (s->head + 1) % s->cap;
+        __atomic_store_n(&s->count, s->count - 1, __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&cq->lock);
+    pthread_mutex_unlock(&s->lock);
     return got;
 }
 
@@ -224,10 +306,32 @@ int sr_req_notify_cq(struct ibv_cq *pub, int solicited_only)
     (void)solicited_only;
     if (sr_stale(cq->epoch, "ibv_req_notify_cq"))
         return EPERM;
-    pthread_mutex_lock(&cq->lock);
-    cq->armed = 1;
-    pthread_mutex_unlock(&cq->lock);
+    /* No lock, no system call: a pusher publishes its entry (count,
+     * seq_cst) before it takes the flag (exchange, seq_cst), and the
+     * application polls after arming (count read seq_cst), so either the
+     * poll sees the entry or the pusher sees the flag and signals. */
+    __atomic_store_n(&cq->s->armed, 1, __ATOMIC_SEQ_CST);
     return 0;
+}
+
+/* A CQ of the channel with an event due, taking that event; NULL if the
+ * count read belonged to a destroyed CQ (or to a push still on its way). */
+static struct sr_cq *sr_channel_take(struct sr_channel *ch)
+{
+    struct sr_cq *found = NULL;
+    pthread_mutex_lock(&ch->lock);
+    for (struct sr_cq *c = ch->cqs; c && !found; c = c->ch_next) {
+        sr_shm_lock(&c->s->lock);
+        if (c->s->events) {
+            c->s->events--;
+            found = c;
+        }
+        pthread_mutex_unlock(&c->s->lock);
+    }
+    if (!found && ch->dead)
+        ch->dead--;
+    pthread_mutex_unlock(&ch->lock);
+    return found;
 }
 
 SR_API int ibv_get_cq_event(struct ibv_comp_channel *pub, struct ibv_cq **cq, void **cq_context)
@@ -235,34 +339,31 @@ SR_API int ibv_get_cq_event(struct ibv_comp_channel *pub, struct ibv_cq **cq, vo
     struct sr_channel *ch = (struct sr_channel *)pub;
     if (sr_stale(ch->epoch, "ibv_get_cq_event"))
         return -1;
-    /* Events of destroyed CQs are skipped (the kernel drops them at
-     * destroy); each iteration consumes one event, so this ends when the
-     * pipe has no more (EAGAIN) or a live CQ's event comes. */
-    for (;;) {
-        struct ibv_cq *p;
-        ssize_t n = read(pub->fd, &p, sizeof p);
-        if (n != sizeof p) {
+    /* Each read takes one event (semaphore eventfd); events of destroyed
+     * CQs are skipped (the kernel drops them at destroy), so this ends
+     * when a live CQ's event comes or the fd has no more (EAGAIN). The
+     * push counts the event before it adds to the fd, so a count read is
+     * always matched; the bound only guards against a corrupted count. */
+    for (int i = 0; i < 1 << 20; i++) {
+        uint64_t v;
+        ssize_t n = sr_sys_read(pub->fd, &v, sizeof v);
+        if (n != sizeof v) {
             if (n >= 0)
                 errno = EIO;
             return -1;
         }
-        struct sr_cq *c = (struct sr_cq *)p;
-        pthread_mutex_lock(&c->lock);
-        c->events_in_pipe--;
-        int zombie = c->zombie, last = !c->events_in_pipe;
-        pthread_mutex_unlock(&c->lock);
-        if (zombie) {
-            if (last)
-                free(c);
+        struct sr_cq *c = sr_channel_take(ch);
+        if (!c)
             continue;
-        }
-        pthread_mutex_lock(&p->mutex);
+        pthread_mutex_lock(&c->pub.mutex);
         c->events_reported++;
-        pthread_mutex_unlock(&p->mutex);
-        *cq = p;
-        *cq_context = p->cq_context;
+        pthread_mutex_unlock(&c->pub.mutex);
+        *cq = &c->pub;
+        *cq_context = c->pub.cq_context;
         return 0;
     }
+    errno = EIO;
+    return -1;
 }
 
 SR_API void ibv_ack_cq_events(struct ibv_cq *cq, unsigned int nevents)

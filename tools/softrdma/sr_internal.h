@@ -1,12 +1,16 @@
 /* softrdma: internal objects of the user-space RDMA device.
  *
- * Locking rule (one rule for the whole device): every device object (QPs,
- * MRs, streams, CM ids) is read and changed only with sr_lock held. The
- * device thread takes it while it handles a batch of events and drops it
- * while it sleeps in epoll_wait. sr_lock is recursive so that CM callbacks
- * running on the device thread may call verbs entry points. A CQ's ring has
- * its own lock (cq->lock, taken after sr_lock when both are needed) so that
- * ibv_poll_cq never waits for the device thread. */
+ * Locking rule: every device object (QPs, MRs, streams, CM ids) is read and
+ * changed only with sr_lock held. The device thread takes it while it
+ * handles a batch of events and drops it while it sleeps in epoll_wait.
+ * sr_lock is recursive so that CM callbacks running on the device thread
+ * may call verbs entry points. What peers' sending threads touch lives in
+ * the shared segment under its own robust, process-shared locks: a QP's
+ * receive side (struct sr_shm_qp lock) and a CQ's ring (struct sr_shm_cq
+ * lock), taken in the order sr_lock, QP block, CQ ring (a peer's sender
+ * holds its own sr_lock, then our QP block, then our CQ), so ibv_poll_cq
+ * never waits for a device thread. A channel's list of CQs has a local
+ * lock, taken before a CQ ring's. */
 #ifndef SR_INTERNAL_H
 #define SR_INTERNAL_H
 #include <infiniband/verbs.h>
@@ -111,49 +115,139 @@ uint64_t sr_now_ms(void);
 /* Frees p after the device thread's current batch of events. */
 void sr_defer_free(void *p);
 
+/* ---- shared memory (sr_shm.c) ----
+ * Each process (epoch) has one segment: a memfd the peers of its QPs map
+ * (passed over a QP's stream with SCM_RIGHTS when the stream opens). It
+ * holds what a peer's sending thread needs to deliver without this
+ * process's help: the receive side of each QP (struct sr_shm_qp), every CQ
+ * ring (struct sr_shm_cq) and the MR table (struct sr_shm_mr). Locks in it
+ * are process-shared and robust (a peer that dies holding one does not
+ * block us). Offsets, never pointers, cross processes. */
+/* Sparse: pages exist once touched. A process whose address space is
+ * limited (RLIMIT_AS) gets a smaller one; peers map what fstat says. */
+#define SR_SEG_SIZE (8ull << 30)
+#define SR_SEG_MIN (64ull << 20)
+#define SR_SEG_MAGIC 0x53525347u
+
+struct sr_shm_mr {                     /* one per key slot */
+    uint32_t key;                      /* 0: free; written last (release) */
+    uint32_t pd;                       /* the PD's handle */
+    uint32_t access;
+    uint32_t pad;
+    uint64_t addr, len;
+};
+struct sr_seg_hdr {
+    uint32_t magic;
+    int32_t pid;
+    /* sr_now_ms() of the device thread's last round (every <= 100 ms): a
+     * stopped process's NIC stops answering, as the stream path models it,
+     * so peers deliver directly only while this is fresh (atomic). */
+    uint64_t alive_ms;
+    /* random: a peer reads it at the address the attach names through
+     * process_vm_readv, proving the pid is this process (pid namespaces,
+     * reuse) before it writes anything there */
+    uint64_t token;
+    struct sr_shm_mr mrs[SR_MAX_MR];
+};
+#define SR_ALIVE_MS 1000
+/* This process's segment (created on first use); NULL if it cannot be. */
+struct sr_seg_hdr *sr_seg(void);
+int sr_seg_fd(void);
+uint64_t sr_seg_size(void);
+/* Page-rounded, zeroed block of the segment: its offset, 0 on failure. */
+uint64_t sr_seg_alloc(size_t len);
+void sr_seg_free(uint64_t off, size_t len);
+/* Robust, process-shared mutex in shared memory. Locking always succeeds:
+ * if the owner died, the state is made consistent (its data is then
+ * suspect; callers check their generation fields). */
+void sr_shm_lock_init(pthread_mutex_t *m);
+void sr_shm_lock(pthread_mutex_t *m);
+/* A peer's segment, mapped once per peer process (cached by inode);
+ * guarded by sr_lock. */
+struct sr_peer_seg { uint64_t dev, ino, size; char *base; int refs; struct sr_peer_seg *next; };
+struct sr_peer_seg *sr_peer_seg_get(int fd);
+void sr_peer_seg_put(struct sr_peer_seg *p);
+void sr_shm_forget(void);
+
 /* ---- memory (sr_mr.c) ---- */
 /* users: MRs and QPs made on the PD (guarded by sr_lock); a PD in use
  * cannot be freed (EBUSY), as on hardware. */
 struct sr_pd { struct ibv_pd pub; unsigned epoch; int users; };
-struct sr_mr { struct ibv_mr pub; int access; unsigned epoch; };
+struct sr_mr { struct ibv_mr pub; int access; unsigned epoch; size_t pinned; };
 /* Key -> MR whose range holds [addr, addr+len) with all of access; NULL if not. */
 struct sr_mr *sr_mr_check(struct ibv_pd *pd, uint32_t key, uint64_t addr,
                           uint64_t len, int access);
+/* The same check against a (peer's) shared MR table. */
+int sr_shm_mr_ok(const struct sr_seg_hdr *h, uint32_t pd, uint32_t key, uint64_t addr,
+                 uint64_t len, unsigned access);
 
-/* ---- completion queues (sr_cq.c) ---- */
-struct sr_channel { struct ibv_comp_channel pub; int wfd; unsigned epoch; };
+/* ---- completion queues (sr_cq.c) ----
+ * A channel is an eventfd in semaphore mode: one count per event, so the
+ * fd is readable exactly while events are due, like the kernel's. Which CQ
+ * an event is for lives in each CQ's shared `events` count. */
+struct sr_cq;
+struct sr_channel {
+    struct ibv_comp_channel pub;
+    unsigned epoch;
+    pthread_mutex_t lock;              /* guards cqs, dead */
+    struct sr_cq *cqs;                 /* CQs of the channel */
+    unsigned dead;                     /* counts of destroyed CQs still in the fd */
+};
 struct sr_qp;
 /* What polling a completion frees in its QP's work queues. Hardware frees a
  * send WQE slot (and every unsignaled one before it) only when the
  * application polls the CQE that covers it, and a receive slot when its
- * CQE is polled; a program that counts its slots wrongly must see ENOMEM. */
+ * CQE is polled; a program that counts its slots wrongly must see ENOMEM.
+ * qp_off/gen name the QP's shared block in the poller's own segment; a
+ * generation that no longer matches (QP reset or destroyed) frees nothing. */
 struct sr_wc_src {
-    struct sr_qp *qp;              /* NULL: frees nothing (QP reset or destroyed) */
-    uint32_t sq_upto;              /* send: the QP's sq_retired becomes this */
-    int recv;                      /* receive: one RQ slot */
+    uint64_t qp_off;
+    uint32_t gen;
+    uint32_t sq_upto;                  /* send: the QP's sq_retired becomes this */
+    uint32_t recv;                     /* receive: one RQ slot */
+    uint32_t pad;
+};
+struct sr_shm_cqe { struct ibv_wc wc; struct sr_wc_src src; };
+struct sr_shm_cq {
+    pthread_mutex_t lock;              /* guards everything below */
+    uint32_t cap, head, count;
+    uint32_t reserved;                 /* slots a peer's sender holds for its push */
+    uint32_t armed, overflow;
+    uint32_t events;                   /* counts in the channel's eventfd for this CQ */
+    uint32_t has_channel;
+    struct sr_shm_cqe ring[];
 };
 struct sr_cq {
     struct ibv_cq pub;
-    pthread_mutex_t lock;          /* guards ring, src, head, count, armed, overflow */
-    struct ibv_wc *ring;
-    struct sr_wc_src *src;         /* per ring entry */
-    int users;                     /* QPs using the CQ; guarded by sr_lock */
-    /* Channel bookkeeping, under lock: events written to the channel and
-     * not yet read, events handed out by ibv_get_cq_event; a destroyed CQ
-     * whose events are still in the pipe stays allocated (zombie) until
-     * ibv_get_cq_event has read them, which then skips them. */
-    unsigned events_in_pipe, events_reported;
-    int zombie;
-    int cap, head, count;
-    int armed, overflow;
+    struct sr_shm_cq *s;               /* in this process's segment */
+    uint64_t off, seg_size;
+    size_t size;
+    int users;                         /* QPs using the CQ; guarded by sr_lock */
+    unsigned events_reported;          /* handed out by ibv_get_cq_event; pub.mutex */
+    struct sr_cq *ch_next;             /* in the channel's list; channel lock */
     unsigned epoch;
 };
-/* Adds a completion; returns -1 (and flags the CQ) on overflow. On
- * overflow, src->qp is put in ERR state before the overrun becomes
- * visible to ibv_poll_cq; the caller then completes the move. */
-int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, const struct sr_wc_src *src);
-/* Entries of qp left in the CQ no longer free its slots (reset, destroy). */
-void sr_cq_forget_qp(struct sr_cq *cq, struct sr_qp *qp);
+/* Adds a completion to a (possibly a peer's) CQ ring whose channel is the
+ * eventfd evfd (-1: none). Returns -1 on overflow; the QP state word
+ * overrun_state (if given) is ERR before the overrun becomes visible. */
+int sr_shm_cq_push(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr_wc_src *src,
+                   int evfd, uint32_t *overrun_state);
+/* The same without the signal: *wake says the channel is due one
+ * (sr_channel_signal), to be sent once the caller's locks are released -
+ * a woken thread must not find them held (on 2 vCPUs it may well run on
+ * the waker's CPU and stop it). resv 1: the push uses a held slot. */
+int sr_shm_cq_add(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr_wc_src *src,
+                  int evfd, uint32_t *overrun_state, int resv, int *wake);
+void sr_channel_signal(int evfd);
+/* A peer's sender holds a slot before it places data (0), or finds the
+ * CQ full (-1: it leaves the overrun to the owner's device). */
+int sr_shm_cq_reserve(struct sr_shm_cq *s);
+void sr_shm_cq_unreserve(struct sr_shm_cq *s);
+/* A completion of qp's send (recv 0: covers every WR up to sq_head) or
+ * receive queue into cq; -1 on overflow (qp is then in ERR: the caller
+ * completes the move). */
+int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, struct sr_qp *qp, int recv);
+int sr_cq_evfd(struct sr_cq *cq);
 
 /* ---- queue pairs (sr_qp.c, sr_requester.c, sr_responder.c) ---- */
 struct sr_swqe {
@@ -166,16 +260,64 @@ struct sr_swqe {
     struct iovec *iov;             /* nsge entries, or 1 inline entry */
     int local_err;                 /* bad lkey: completes in error at its turn */
 };
+/* A posted receive, in the QP's shared block (a peer's sender reads it). */
+struct sr_sge_sh { uint64_t addr; uint32_t len, lkey; };
 struct sr_rwqe {
     uint64_t wr_id;
-    int nsge;
+    uint32_t nsge;
     uint32_t len;
-    int bad_lkey;                  /* checked when data arrives, as hardware does */
-    struct iovec *iov;
+    uint32_t bad_lkey;             /* checked when data arrives, as hardware does */
+    uint32_t pad;
+    struct sr_sge_sh sge[];
+};
+/* The receive side of a QP, in the owner's segment. A peer's sender takes
+ * receives and reads the state under `lock`; the owner posts and
+ * completes receives under it too (lock order: sr_lock, QP block, CQ). */
+struct sr_shm_qp {
+    pthread_mutex_t lock;          /* guards rq_head, rq_tail, the ring */
+    uint32_t gen;                  /* changes at reset and destroy */
+    uint32_t state;                /* pub.state, for peers (atomic) */
+    uint32_t access;               /* qp_access_flags (atomic) */
+    uint32_t pd;                   /* the PD's handle */
+    uint32_t slow_only;            /* fault knobs: peers use the stream */
+    uint32_t qpn;
+    uint32_t rq_head, rq_tail;
+    /* Slots the application has polled free (atomic; ibv_poll_cq writes,
+     * ibv_post_* read): [sq_retired, sq_head) are completed but still
+     * occupied. */
+    uint32_t sq_retired, rq_retired;
+    uint32_t max_recv_wr, rwqe_size;
+    uint64_t recv_cq_off;          /* the recv CQ's ring in the segment */
+    unsigned char rq[];            /* max_recv_wr entries of rwqe_size */
+};
+static inline struct sr_rwqe *sr_rwqe_at(struct sr_shm_qp *s, uint32_t i)
+{
+    return (struct sr_rwqe *)(s->rq + (size_t)(i % s->max_recv_wr) * s->rwqe_size);
+}
+
+/* The fast path of a requester: the peer QP's block, mapped (sr_fast.c). */
+struct sr_fast {
+    struct sr_peer_seg *seg;       /* NULL: stream only */
+    struct sr_shm_qp *peer;
+    struct sr_seg_hdr *peer_hdr;
+    uint32_t gen;
+    int32_t pid;
+    int evfd;                      /* the peer recv CQ's channel, -1 if none */
+    int broken;                    /* the kernel refused process_vm_* */
+    /* the attach message being read from the stream */
+    struct sr_attach msg;
+    size_t got;
+    int want;                      /* an attach header was read */
+    int fds[2];
+    int nfds;
 };
 
 /* Bytes buffered from a stream; payloads bypass it where possible. */
-struct sr_rx { char buf[4096]; size_t off, len; };
+struct sr_rx {
+    char buf[4096];
+    size_t off, len;
+    int *fds, *nfds;               /* set: descriptors passed are kept here (max 2) */
+};
 
 struct sr_outq_item { struct sr_resp_hdr hdr; char *data; size_t sent; };
 
@@ -197,7 +339,7 @@ struct sr_inconn {
     size_t left;
     int discard;                   /* payload goes nowhere (error) */
     int pending_status;            /* NAK to send after payload drained */
-    struct sr_rwqe *rwqe;          /* receive being filled */
+    struct sr_rwqe *rwqe;          /* receive being filled (in qp->s) */
     int stalled;                   /* RNR: waiting for a receive */
     uint64_t rnr_deadline;         /* 0 = wait forever */
     uint64_t notready_since;       /* stalled because the QP is not in RTR yet */
@@ -228,20 +370,16 @@ struct sr_qp {
     struct iovec *sq_iov;
     char *sq_inline;
     uint32_t sq_head, sq_tx, sq_tail;
-    /* Slots the application has polled free: [sq_retired, sq_head) are
-     * completed but still occupied. Written by ibv_poll_cq under the send
-     * CQ's lock, read by ibv_post_send under sr_lock: atomic accesses. */
-    uint32_t sq_retired;
     uint64_t tx_count;             /* requests written (SOFTRDMA_DROP_AFTER) */
     size_t tx_off;                 /* bytes of sq[tx] already written */
     size_t rd_left;                /* READ response payload bytes still due */
     struct iovec rd_iov[SR_MAX_SGE];
     int rd_niov;
-    /* receive queue ring */
-    struct sr_rwqe *rq;
-    struct iovec *rq_iov;
-    uint32_t rq_head, rq_tail;
-    uint32_t rq_retired;           /* as sq_retired, under the recv CQ's lock */
+    /* receive queue ring and state for peers (sr_shm_qp) */
+    struct sr_shm_qp *s;
+    uint64_t s_off;
+    size_t s_size;
+    struct sr_fast fast;
     /* requester stream */
     struct sr_watch out;
     int out_open;
@@ -255,6 +393,10 @@ struct sr_qp {
 };
 struct sr_qp *sr_qp_find(uint32_t qpn);
 void sr_qp_to_error(struct sr_qp *qp);
+void sr_qp_set_state(struct sr_qp *qp, enum ibv_qp_state st);
+/* Waits until no peer is inside a delivery to this process (each holds one
+ * of our QP blocks' locks); sr_lock held. */
+void sr_qp_quiesce(void);
 /* Queues a completion of qp's send queue (recv 0: covers every WR up to
  * sq_head) or receive queue (recv 1). */
 void sr_qp_complete(struct sr_qp *qp, int recv, const struct ibv_wc *wc);
@@ -262,6 +404,15 @@ void sr_qp_complete(struct sr_qp *qp, int recv, const struct ibv_wc *wc);
 int sr_req_connect(struct sr_qp *qp);
 void sr_req_kick(struct sr_qp *qp);
 void sr_req_close(struct sr_qp *qp);
+/* fast path (sr_fast.c) */
+/* Reads the attach message after its header; 1 done, 0 more, -1 error. */
+int sr_fast_attach_read(struct sr_qp *qp, int fd);
+void sr_fast_detach(struct sr_qp *qp);
+/* Delivers the WR at sq_tx directly; 1 done (completed), 0 use the stream. */
+int sr_fast_try(struct sr_qp *qp);
+void sr_stats_stream(void);     /* a request written to a stream */
+/* responder side: the attach message sent first on an accepted stream */
+void sr_fast_offer(int fd, struct sr_qp *qp);
 /* responder */
 void sr_resp_accept(int fd);
 void sr_resp_resume(struct sr_inconn *c);

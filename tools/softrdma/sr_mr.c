@@ -1,8 +1,12 @@
 /* softrdma: protection domains and memory regions (keys, access checks). */
 #include "sr_internal.h"
 #include <errno.h>
+#include <linux/capability.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* Key table: key = generation << 16 | slot. Guarded by sr_lock. */
 static struct sr_mr *sr_mrs[SR_MAX_MR];
@@ -41,6 +45,43 @@ SR_API int ibv_dealloc_pd(struct ibv_pd *pub)
     return 0;
 }
 
+/* Bytes of pages registered (each MR's pages counted, as the kernel
+ * counts pinned pages); guarded by sr_lock. */
+static size_t sr_pinned;
+static unsigned sr_pinned_epoch = 1;   /* a forked child starts at 0, as its mm does */
+
+static int sr_cap_ipc_lock(void)
+{
+    struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d))
+        return 0;
+    return (d[CAP_IPC_LOCK / 32].effective >> (CAP_IPC_LOCK % 32)) & 1;
+}
+
+/* As the kernel's ib_umem_get: past RLIMIT_MEMLOCK, registering fails with
+ * ENOMEM unless the process has CAP_IPC_LOCK. Returns the pinned size. */
+static size_t sr_mr_pin(const void *addr, size_t length, int *err)
+{
+    uintptr_t a = (uintptr_t)addr, page = 4096;
+    size_t bytes = length ? ((a + length + page - 1) & ~(page - 1)) - (a & ~(page - 1)) : 0;
+    struct rlimit rl;
+    *err = 0;
+    if (sr_pinned_epoch != sr_epoch) {
+        sr_pinned_epoch = sr_epoch;
+        sr_pinned = 0;
+    }
+    if (bytes && !getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur != RLIM_INFINITY &&
+        sr_pinned + bytes > rl.rlim_cur && !sr_cap_ipc_lock()) {
+        sr_log("ibv_reg_mr: %zu bytes would exceed RLIMIT_MEMLOCK (%llu bytes, %zu registered)",
+               length, (unsigned long long)rl.rlim_cur, sr_pinned);
+        *err = ENOMEM;
+        return 0;
+    }
+    sr_pinned += bytes;
+    return bytes;
+}
+
 static int sr_mr_slot(void)
 {
     for (unsigned i = 0; i < SR_MAX_MR - 1; i++) {
@@ -75,9 +116,24 @@ SR_API struct ibv_mr *ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t len
         errno = ENOMEM;
         return NULL;
     }
+    struct sr_seg_hdr *seg = sr_seg();
+    if (!seg) {
+        free(mr);
+        errno = ENOMEM;
+        return NULL;
+    }
     pthread_mutex_lock(&sr_lock);
+    int err;
+    mr->pinned = sr_mr_pin(addr, length, &err);
+    if (err) {
+        pthread_mutex_unlock(&sr_lock);
+        free(mr);
+        errno = err;
+        return NULL;
+    }
     int s = sr_mr_slot();
     if (s < 0) {
+        sr_pinned -= mr->pinned;
         pthread_mutex_unlock(&sr_lock);
         free(mr);
         sr_log("ibv_reg_mr: all %d memory regions in use", SR_MAX_MR - 1);
@@ -94,6 +150,13 @@ SR_API struct ibv_mr *ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t len
     mr->access = (int)access;
     mr->epoch = sr_epoch;
     sr_mrs[s] = mr;
+    /* for peers' senders: the key is written last */
+    struct sr_shm_mr *e = &seg->mrs[s];
+    e->pd = pd->handle;
+    e->access = access;
+    e->addr = (uintptr_t)addr;
+    e->len = length;
+    __atomic_store_n(&e->key, mr->pub.lkey, __ATOMIC_RELEASE);
     ((struct sr_pd *)pd)->users++;
     pthread_mutex_unlock(&sr_lock);
     return &mr->pub;
@@ -119,6 +182,15 @@ SR_API int ibv_dereg_mr(struct ibv_mr *pub)
         return EPERM;
     pthread_mutex_lock(&sr_lock);
     sr_mrs[pub->handle] = NULL;
+    /* Peers' senders check the key and move data under one of our QP
+     * blocks' locks: once the key is gone and each lock has been free
+     * once, nothing can land in the region any more. */
+    struct sr_seg_hdr *seg = sr_seg();
+    if (seg)
+        __atomic_store_n(&seg->mrs[pub->handle].key, 0, __ATOMIC_SEQ_CST);
+    sr_qp_quiesce();
+    if (sr_pinned_epoch == sr_epoch)
+        sr_pinned -= mr->pinned;
     ((struct sr_pd *)pub->pd)->users--;
     pthread_mutex_unlock(&sr_lock);
     free(mr);
@@ -150,4 +222,17 @@ struct sr_mr *sr_mr_check(struct ibv_pd *pd, uint32_t key, uint64_t addr,
     if (addr < base || addr + len < addr || addr + len > base + mr->pub.length)
         return NULL;
     return mr;
+}
+
+int sr_shm_mr_ok(const struct sr_seg_hdr *h, uint32_t pd, uint32_t key, uint64_t addr,
+                 uint64_t len, unsigned access)
+{
+    const struct sr_shm_mr *m = &h->mrs[key & 0xffff];
+    if (!key || __atomic_load_n(&m->key, __ATOMIC_ACQUIRE) != key)
+        return 0;
+    if (m->pd != pd || (m->access & access) != access)
+        return 0;
+    if (!len)
+        return 1;
+    return addr >= m->addr && addr + len >= addr && addr + len <= m->addr + m->len;
 }

@@ -3,6 +3,7 @@
  * device's own listening socket) and runs their callbacks with sr_lock
  * held, so data lands in registered memory without the application. */
 #include "sr_internal.h"
+#include "sr_sys.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -66,10 +67,10 @@ int sr_watch_add(struct sr_watch *w, int fd, uint32_t events, sr_watch_cb cb)
     w->fd = fd = sr_fd_internal(fd);
     w->events = events;
     w->cb = cb;
-    if (epoll_ctl(sr_epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+    if (sr_sys_epoll_ctl(sr_epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
         return 0;
     int e = errno;
-    close(fd);
+    sr_sys_close(fd);
     w->fd = -1;
     errno = e;
     return -1;
@@ -81,7 +82,7 @@ void sr_watch_mod(struct sr_watch *w, uint32_t events)
         return;
     struct epoll_event ev = { .events = events, .data.ptr = w };
     w->events = events;
-    epoll_ctl(sr_epfd, EPOLL_CTL_MOD, w->fd, &ev);
+    sr_sys_epoll_ctl(sr_epfd, EPOLL_CTL_MOD, w->fd, &ev);
 }
 
 static void sr_again_unlink(struct sr_watch *w)
@@ -117,7 +118,7 @@ void sr_watch_again(struct sr_watch *w)
     if (was_empty && sr_wake_w.fd >= 0) {
         /* the device thread may sleep in epoll_wait with a 100 ms timeout */
         uint64_t one = 1;
-        if (write(sr_wake_w.fd, &one, sizeof one) < 0) {
+        if (sr_sys_write(sr_wake_w.fd, &one, sizeof one) < 0) {
             /* counter full: a wake-up is pending anyway */
         }
     }
@@ -144,7 +145,7 @@ static void sr_wake_cb(struct sr_watch *w, uint32_t events)
 {
     (void)events;
     uint64_t v;
-    if (read(w->fd, &v, sizeof v) < 0) {
+    if (sr_sys_read(w->fd, &v, sizeof v) < 0) {
         /* EAGAIN: another thread's progress call took it */
     }
 }
@@ -155,8 +156,8 @@ void sr_watch_del(struct sr_watch *w)
         sr_again_unlink(w);
     if (w->fd < 0)
         return;
-    epoll_ctl(sr_epfd, EPOLL_CTL_DEL, w->fd, NULL);
-    close(w->fd);
+    sr_sys_epoll_ctl(sr_epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    sr_sys_close(w->fd);
     w->fd = -1;
 }
 
@@ -164,7 +165,7 @@ static void sr_listen_cb(struct sr_watch *w, uint32_t events)
 {
     (void)events;
     for (int i = 0; i < 64; i++) {
-        int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = sr_sys_accept4(w->fd, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
         sr_resp_accept(fd);
@@ -194,7 +195,7 @@ void sr_nic_progress(void)
     if (sr_epfd < 0 || !sr_knobs.poll_progress || pthread_mutex_trylock(&sr_lock))
         return;
     if (sr_nic_epoch == sr_epoch) {
-        int n = epoll_wait(sr_epfd, evs, 16, 0);
+        int n = sr_sys_epoll_wait(sr_epfd, evs, 16, 0);
         if (n > 0)
             sr_nic_dispatch(evs, n);
     }
@@ -207,7 +208,10 @@ static void *sr_nic_main(void *arg)
     struct epoll_event evs[64];
     int timeout = 100;
     for (;;) {
-        int n = epoll_wait(sr_epfd, evs, 64, timeout);
+        int n = sr_sys_epoll_wait(sr_epfd, evs, 64, timeout);
+        struct sr_seg_hdr *seg = sr_seg();
+        if (seg)
+            __atomic_store_n(&seg->alive_ms, sr_now_ms(), __ATOMIC_RELAXED);
         pthread_mutex_lock(&sr_lock);
         if (epoch != sr_epoch) {
             pthread_mutex_unlock(&sr_lock);
@@ -238,11 +242,11 @@ static int sr_listen_socket(void)
         return -1;
     }
     unlink(sa.sun_path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = sr_sys_socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 512)) {
         sr_log("cannot listen on %s: %s", sa.sun_path, strerror(errno));
         if (fd >= 0)
-            close(fd);
+            sr_sys_close(fd);
         return -1;
     }
     sr_fabric_share(sa.sun_path);   /* peers of every user connect to it */
@@ -263,9 +267,13 @@ int sr_nic_start(void)
     pthread_mutex_lock(&sr_lock);
     if (sr_epfd >= 0 && sr_nic_epoch == sr_epoch)
         goto out;
-    sr_epfd = sr_fd_internal(epoll_create1(EPOLL_CLOEXEC));
+    sr_epfd = sr_fd_internal(sr_sys_epoll_create1(EPOLL_CLOEXEC));
     int lfd = sr_epfd >= 0 ? sr_listen_socket() : -1;
     if (lfd < 0) {
+        /* the next call tries again from scratch: no epoll fd left behind */
+        if (sr_epfd >= 0)
+            sr_sys_close(sr_epfd);
+        sr_epfd = -1;
         rc = -1;
         goto out;
     }
@@ -302,11 +310,11 @@ out:
 void sr_nic_forget(void)
 {
     if (sr_epfd >= 0)
-        close(sr_epfd);
+        sr_sys_close(sr_epfd);
     if (sr_listen_w.fd > 0)
-        close(sr_listen_w.fd);
+        sr_sys_close(sr_listen_w.fd);
     if (sr_wake_w.fd >= 0)
-        close(sr_wake_w.fd);
+        sr_sys_close(sr_wake_w.fd);
     sr_wake_w.fd = -1;
     sr_again_head = sr_again_tail = NULL;
     sr_epfd = -1;

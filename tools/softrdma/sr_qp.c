@@ -46,33 +46,87 @@ static int sr_qpn_register(struct sr_qp *qp)
     return -1;
 }
 
+/* Generations of QP blocks: unique in the process, never 0. */
+static uint32_t sr_qp_gen;
+static uint32_t sr_qp_next_gen(void)
+{
+    uint32_t g = __atomic_add_fetch(&sr_qp_gen, 1, __ATOMIC_RELAXED);
+    return g ? g : __atomic_add_fetch(&sr_qp_gen, 1, __ATOMIC_RELAXED);
+}
+
+/* The receive side goes to the shared segment (a peer's sender takes
+ * receives from it); the send queue stays private. */
+static int sr_qp_alloc_shared(struct sr_qp *qp, struct sr_pd *pd, struct sr_cq *rcq)
+{
+    struct sr_seg_hdr *seg = sr_seg();
+    uint32_t nr = qp->cap.max_recv_wr ? qp->cap.max_recv_wr : 1;
+    size_t rg = qp->cap.max_recv_sge ? qp->cap.max_recv_sge : 1;
+    size_t rsz = (sizeof(struct sr_rwqe) + rg * sizeof(struct sr_sge_sh) + 7) & ~(size_t)7;
+    qp->s_size = sizeof *qp->s + nr * rsz;
+    qp->s_off = seg ? sr_seg_alloc(qp->s_size) : 0;
+    if (!qp->s_off)
+        return -1;
+    struct sr_shm_qp *b = qp->s = (struct sr_shm_qp *)((char *)seg + qp->s_off);
+    sr_shm_lock_init(&b->lock);
+    b->state = IBV_QPS_RESET;
+    b->pd = pd->pub.handle;
+    b->max_recv_wr = nr;
+    b->rwqe_size = (uint32_t)rsz;
+    b->recv_cq_off = rcq->off;
+    b->slow_only = sr_knobs.delay_ms > 0 || sr_knobs.force_rnr > 0 || sr_knobs.ack_delay_ms > 0;
+    __atomic_store_n(&b->gen, sr_qp_next_gen(), __ATOMIC_RELEASE);
+    return 0;
+}
+
 static int sr_qp_alloc_queues(struct sr_qp *qp)
 {
-    size_t ns = qp->cap.max_send_wr, nr = qp->cap.max_recv_wr;
+    size_t ns = qp->cap.max_send_wr;
     size_t sg = qp->cap.max_send_sge ? qp->cap.max_send_sge : 1;
-    size_t rg = qp->cap.max_recv_sge ? qp->cap.max_recv_sge : 1;
     qp->sq = calloc(ns, sizeof *qp->sq);
     qp->sq_iov = calloc(ns * sg, sizeof *qp->sq_iov);
     qp->sq_inline = malloc(ns * qp->cap.max_inline_data + 1);
-    qp->rq = calloc(nr ? nr : 1, sizeof *qp->rq);
-    qp->rq_iov = calloc((nr ? nr : 1) * rg, sizeof *qp->rq_iov);
-    if (!qp->sq || !qp->sq_iov || !qp->sq_inline || !qp->rq || !qp->rq_iov)
+    if (!qp->sq || !qp->sq_iov || !qp->sq_inline)
         return -1;
     for (size_t i = 0; i < ns; i++)
         qp->sq[i].iov = &qp->sq_iov[i * sg];
-    for (size_t i = 0; i < nr; i++)
-        qp->rq[i].iov = &qp->rq_iov[i * rg];
     return 0;
+}
+
+/* Peers holding the block see its generation change and stop using it. */
+static void sr_qp_free_shared(struct sr_qp *qp)
+{
+    if (!qp->s)
+        return;
+    sr_shm_lock(&qp->s->lock);
+    __atomic_store_n(&qp->s->gen, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&qp->s->lock);
+    sr_seg_free(qp->s_off, qp->s_size);
+    qp->s = NULL;
 }
 
 static void sr_qp_free(struct sr_qp *qp)
 {
+    sr_qp_free_shared(qp);
     free(qp->sq);
     free(qp->sq_iov);
     free(qp->sq_inline);
-    free(qp->rq);
-    free(qp->rq_iov);
     free(qp);
+}
+
+void sr_qp_set_state(struct sr_qp *qp, enum ibv_qp_state st)
+{
+    qp->pub.state = st;
+    __atomic_store_n(&qp->s->state, (uint32_t)st, __ATOMIC_RELEASE);
+}
+
+void sr_qp_quiesce(void)
+{
+    for (struct sr_qp *q = sr_qps; q; q = q->next) {
+        if (q->epoch != sr_epoch)
+            continue;   /* a parent's, in a forked child: not mapped here */
+        sr_shm_lock(&q->s->lock);
+        pthread_mutex_unlock(&q->s->lock);
+    }
 }
 
 static int sr_qp_check_attr(struct ibv_pd *pd, struct ibv_qp_init_attr *a)
@@ -133,6 +187,7 @@ SR_API struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *
     qp->epoch = sr_epoch;
     qp->sq_sig_all = a->sq_sig_all;
     qp->out.fd = -1;
+    qp->fast.evfd = -1;
     qp->pub.context = pd->context;
     qp->pub.qp_context = a->qp_context;
     qp->pub.pd = pd;
@@ -142,7 +197,8 @@ SR_API struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *
     qp->pub.state = IBV_QPS_RESET;
     pthread_mutex_init(&qp->pub.mutex, NULL);
     pthread_cond_init(&qp->pub.cond, NULL);
-    if (sr_qp_alloc_queues(qp)) {
+    if (sr_qp_alloc_queues(qp) ||
+        sr_qp_alloc_shared(qp, (struct sr_pd *)pd, (struct sr_cq *)a->recv_cq)) {
         sr_qp_free(qp);
         errno = ENOMEM;
         return NULL;
@@ -155,6 +211,7 @@ SR_API struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *
         return NULL;
     }
     qp->pub.handle = qp->pub.qp_num;
+    qp->s->qpn = qp->pub.qp_num;
     sr_qp_hold(qp, 1);
     qp->next = sr_qps;
     sr_qps = qp;
@@ -162,13 +219,17 @@ SR_API struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *
     return &qp->pub;
 }
 
-/* Completions of qp still in its CQs stop counting for it: after a reset
- * its queues start empty, and after a destroy it is gone. */
-static void sr_qp_forget_cqs(struct sr_qp *qp)
+/* Completions of qp still in its CQs stop counting for it (they carry
+ * the old generation): after a reset its queues start empty. Peers that
+ * attached to the old generation fall back to their stream. */
+static void sr_qp_new_gen(struct sr_qp *qp)
 {
-    sr_cq_forget_qp((struct sr_cq *)qp->pub.send_cq, qp);
-    if (qp->pub.recv_cq != qp->pub.send_cq)
-        sr_cq_forget_qp((struct sr_cq *)qp->pub.recv_cq, qp);
+    sr_shm_lock(&qp->s->lock);
+    __atomic_store_n(&qp->s->gen, sr_qp_next_gen(), __ATOMIC_RELEASE);
+    qp->s->rq_head = qp->s->rq_tail = 0;
+    __atomic_store_n(&qp->s->sq_retired, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&qp->s->rq_retired, 0, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&qp->s->lock);
 }
 
 SR_API int ibv_destroy_qp(struct ibv_qp *pub)
@@ -180,7 +241,6 @@ SR_API int ibv_destroy_qp(struct ibv_qp *pub)
     sr_req_close(qp);
     if (qp->in)
         sr_resp_detach(qp->in);
-    sr_qp_forget_cqs(qp);
     sr_qp_hold(qp, -1);
     unlink(qp->reg_path);
     for (struct sr_qp **pp = &sr_qps; *pp; pp = &(*pp)->next)
@@ -189,11 +249,10 @@ SR_API int ibv_destroy_qp(struct ibv_qp *pub)
             break;
         }
     qp->epoch = 0;
+    sr_qp_free_shared(qp);
     sr_defer_free(qp->sq);
     sr_defer_free(qp->sq_iov);
     sr_defer_free(qp->sq_inline);
-    sr_defer_free(qp->rq);
-    sr_defer_free(qp->rq_iov);
     sr_defer_free(qp);
     pthread_mutex_unlock(&sr_lock);
     return 0;
@@ -201,11 +260,9 @@ SR_API int ibv_destroy_qp(struct ibv_qp *pub)
 
 void sr_qp_complete(struct sr_qp *qp, int recv, const struct ibv_wc *wc)
 {
-    struct sr_cq *cq = (struct sr_cq *)(recv ? qp->pub.recv_cq : qp->pub.send_cq);
-    struct sr_wc_src src = { .qp = qp, .sq_upto = qp->sq_head, .recv = recv };
     /* A CQ overrun puts the QP in error (its state changes inside the
      * push, before ibv_poll_cq can report -EOVERFLOW). */
-    if (sr_cq_push(cq, wc, &src))
+    if (sr_cq_push((struct sr_cq *)(recv ? qp->pub.recv_cq : qp->pub.send_cq), wc, qp, recv))
         sr_qp_to_error(qp);
 }
 
@@ -213,9 +270,8 @@ static void sr_flush_wc(struct sr_qp *qp, uint64_t wr_id, enum ibv_wc_opcode op,
 {
     struct ibv_wc wc = { .wr_id = wr_id, .status = IBV_WC_WR_FLUSH_ERR,
                          .opcode = op, .qp_num = qp->pub.qp_num };
-    struct sr_wc_src src = { .qp = qp, .sq_upto = qp->sq_head, .recv = recv };
     /* the QP is already in ERR: an overrun here changes nothing more */
-    sr_cq_push((struct sr_cq *)(recv ? qp->pub.recv_cq : qp->pub.send_cq), &wc, &src);
+    sr_cq_push((struct sr_cq *)(recv ? qp->pub.recv_cq : qp->pub.send_cq), &wc, qp, recv);
 }
 
 static enum ibv_wc_opcode sr_wc_opcode(enum ibv_wr_opcode op)
@@ -232,11 +288,11 @@ static enum ibv_wc_opcode sr_wc_opcode(enum ibv_wr_opcode op)
  * Safe on a QP already in ERR (flushes what was posted since). */
 void sr_qp_to_error(struct sr_qp *qp)
 {
-    qp->pub.state = IBV_QPS_ERR;
+    sr_qp_set_state(qp, IBV_QPS_ERR);
     sr_req_close(qp);
     if (qp->in)
         sr_resp_detach(qp->in);
-    uint32_t ns = qp->cap.max_send_wr, nr = qp->cap.max_recv_wr;
+    uint32_t ns = qp->cap.max_send_wr;
     while (qp->sq_head != qp->sq_tail) {
         struct sr_swqe *s = &qp->sq[qp->sq_head++ % ns];  /* covers up to sq_head */
         sr_flush_wc(qp, s->wr_id, sr_wc_opcode(s->opcode), 0);
@@ -244,8 +300,12 @@ void sr_qp_to_error(struct sr_qp *qp)
     qp->sq_tx = qp->sq_head;
     qp->tx_off = 0;
     qp->rd_left = 0;
-    while (qp->rq_head != qp->rq_tail)
-        sr_flush_wc(qp, qp->rq[qp->rq_head++ % nr].wr_id, IBV_WC_RECV, 1);
+    /* a peer's sender may be taking a receive: the block lock orders us */
+    struct sr_shm_qp *b = qp->s;
+    sr_shm_lock(&b->lock);
+    while (b->rq_head != b->rq_tail)
+        sr_flush_wc(qp, sr_rwqe_at(b, b->rq_head++)->wr_id, IBV_WC_RECV, 1);
+    pthread_mutex_unlock(&b->lock);
 }
 
 static void sr_qp_reset(struct sr_qp *qp)
@@ -253,14 +313,11 @@ static void sr_qp_reset(struct sr_qp *qp)
     sr_req_close(qp);
     if (qp->in)
         sr_resp_detach(qp->in);
-    sr_qp_forget_cqs(qp);
+    sr_qp_new_gen(qp);
     qp->sq_head = qp->sq_tx = qp->sq_tail = 0;
-    qp->rq_head = qp->rq_tail = 0;
-    __atomic_store_n(&qp->sq_retired, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&qp->rq_retired, 0, __ATOMIC_RELEASE);
     qp->tx_off = qp->rd_left = qp->resp_got = 0;
     qp->out_dead = 0;
-    qp->pub.state = IBV_QPS_RESET;
+    sr_qp_set_state(qp, IBV_QPS_RESET);
 }
 
 static int sr_transition_ok(enum ibv_qp_state from, enum ibv_qp_state to)
@@ -289,8 +346,10 @@ static int sr_modify_locked(struct sr_qp *qp, struct ibv_qp_attr *a, int mask)
         sr_log("ibv_modify_qp: INIT->RTR of QP %u needs IBV_QP_DEST_QPN", qp->pub.qp_num);
         return EINVAL;
     }
-    if (mask & IBV_QP_ACCESS_FLAGS)
+    if (mask & IBV_QP_ACCESS_FLAGS) {
         qp->access = (int)a->qp_access_flags;
+        __atomic_store_n(&qp->s->access, a->qp_access_flags, __ATOMIC_RELEASE);
+    }
     if (mask & IBV_QP_PORT)
         qp->port = a->port_num;
     if (mask & IBV_QP_DEST_QPN)
@@ -318,7 +377,7 @@ static int sr_modify_locked(struct sr_qp *qp, struct ibv_qp_attr *a, int mask)
         return 0;
     }
     enum ibv_qp_state from = qp->pub.state;
-    qp->pub.state = to;
+    sr_qp_set_state(qp, to);
     if (to == IBV_QPS_RTR && from == IBV_QPS_INIT) {
         sr_req_connect(qp);
         if (qp->in && qp->in->stalled)
@@ -378,12 +437,13 @@ SR_API int ibv_query_qp(struct ibv_qp *pub, struct ibv_qp_attr *a, int mask,
  * SOFTRDMA_STRICT_SQ=0 at the first WR the device has not completed. */
 static uint32_t sr_sq_free_from(struct sr_qp *qp)
 {
-    return sr_knobs.strict_wq ? __atomic_load_n(&qp->sq_retired, __ATOMIC_ACQUIRE) : qp->sq_head;
+    return sr_knobs.strict_wq ? __atomic_load_n(&qp->s->sq_retired, __ATOMIC_ACQUIRE) : qp->sq_head;
 }
 
+/* under the block lock */
 static uint32_t sr_rq_free_from(struct sr_qp *qp)
 {
-    return sr_knobs.strict_wq ? __atomic_load_n(&qp->rq_retired, __ATOMIC_ACQUIRE) : qp->rq_head;
+    return sr_knobs.strict_wq ? __atomic_load_n(&qp->s->rq_retired, __ATOMIC_ACQUIRE) : qp->s->rq_head;
 }
 
 static int sr_post_one_send(struct sr_qp *qp, struct ibv_send_wr *wr)
@@ -488,15 +548,17 @@ out:
     return rc;
 }
 
+/* Under the QP block's lock. */
 static int sr_post_one_recv(struct sr_qp *qp, struct ibv_recv_wr *wr)
 {
     if (wr->num_sge < 0 || (uint32_t)wr->num_sge > qp->cap.max_recv_sge) {
         sr_log("ibv_post_recv: %d SGEs, QP %u allows %u", wr->num_sge, qp->pub.qp_num, qp->cap.max_recv_sge);
         return EINVAL;
     }
-    if (qp->rq_tail - sr_rq_free_from(qp) >= qp->cap.max_recv_wr)
+    struct sr_shm_qp *b = qp->s;
+    if (b->rq_tail - sr_rq_free_from(qp) >= qp->cap.max_recv_wr)
         return ENOMEM;
-    struct sr_rwqe *r = &qp->rq[qp->rq_tail % qp->cap.max_recv_wr];
+    struct sr_rwqe *r = sr_rwqe_at(b, b->rq_tail);
     r->wr_id = wr->wr_id;
     r->nsge = 0;
     r->len = 0;
@@ -507,11 +569,10 @@ static int sr_post_one_recv(struct sr_qp *qp, struct ibv_recv_wr *wr)
          * scattered into them: a bad one is a LOC_PROT_ERR completion then. */
         if (!sr_mr_check(qp->pub.pd, g->lkey, g->addr, g->length, IBV_ACCESS_LOCAL_WRITE))
             r->bad_lkey = 1;
-        r->iov[r->nsge].iov_base = (void *)(uintptr_t)g->addr;
-        r->iov[r->nsge++].iov_len = g->length;
+        r->sge[r->nsge++] = (struct sr_sge_sh){ g->addr, g->length, g->lkey };
         r->len += g->length;
     }
-    qp->rq_tail++;
+    b->rq_tail++;
     return 0;
 }
 
@@ -531,12 +592,14 @@ int sr_post_recv(struct ibv_qp *pub, struct ibv_recv_wr *wr, struct ibv_recv_wr 
         rc = EINVAL;
         goto out;
     }
+    sr_shm_lock(&qp->s->lock);
     for (; wr; wr = wr->next) {
         if ((rc = sr_post_one_recv(qp, wr))) {
             *bad = wr;
             break;
         }
     }
+    pthread_mutex_unlock(&qp->s->lock);
     if (qp->pub.state == IBV_QPS_ERR)
         sr_qp_to_error(qp);
     else if (qp->in && qp->in->stalled)

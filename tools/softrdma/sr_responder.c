@@ -1,6 +1,7 @@
 /* softrdma: the responder side: applies a peer's requests to this
  * process's registered memory and answers in order (ACK, NAK, READ data). */
 #include "sr_internal.h"
+#include "sr_sys.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@ void sr_resp_accept(int fd)
         c->outq = calloc(SR_OUTQ, sizeof *c->outq);
     if (!c || !c->outq) {
         free(c);
-        close(fd);
+        sr_sys_close(fd);
         return;
     }
     c->outq_cap = SR_OUTQ;
@@ -143,7 +144,7 @@ static int sr_resp_flush(struct sr_inconn *c)
         struct iovec *cur = iov;
         sr_iov_advance(&cur, &niov, done);
         struct msghdr mh = { .msg_iov = cur, .msg_iovlen = (size_t)niov };
-        ssize_t n = sendmsg(c->w.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t n = sr_sys_sendmsg(c->w.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n < 0)
             return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
         sr_resp_sent(c, (size_t)n);
@@ -195,11 +196,12 @@ static int sr_remote_ok(struct sr_inconn *c, int access)
 /* Copies the leading SGEs of a receive that hold exactly len bytes (the
  * last one trimmed): a SEND shorter than its receive must not take bytes
  * of the next message. Returns the number of entries. */
-static int sr_iov_prefix(struct iovec *dst, const struct iovec *src, int nsge, size_t len)
+static int sr_iov_prefix(struct iovec *dst, const struct sr_sge_sh *src, int nsge, size_t len)
 {
     int n = 0;
     for (int i = 0; i < nsge && len; i++) {
-        dst[n] = src[i];
+        dst[n].iov_base = (void *)(uintptr_t)src[i].addr;
+        dst[n].iov_len = src[i].len;
         if (dst[n].iov_len > len)
             dst[n].iov_len = len;
         len -= dst[n].iov_len;
@@ -207,6 +209,25 @@ static int sr_iov_prefix(struct iovec *dst, const struct iovec *src, int nsge, s
             n++;
     }
     return n;
+}
+
+/* The receive lives in shared memory a peer can write: its SGEs are
+ * checked against our own MR table when data is scattered into them (as
+ * hardware checks lkeys then), so nothing lands outside a registered,
+ * locally writable region of the QP's PD. */
+static int sr_resp_rwqe_iov(struct sr_inconn *c, size_t len)
+{
+    struct sr_rwqe *rw = c->rwqe;
+    struct sr_sge_sh sg[SR_MAX_SGE];
+    uint32_t n = __atomic_load_n(&rw->nsge, __ATOMIC_RELAXED);
+    if (rw->bad_lkey || n > SR_MAX_SGE)
+        return -1;
+    memcpy(sg, rw->sge, n * sizeof sg[0]);  /* checked and used: one copy */
+    for (uint32_t i = 0; i < n; i++)
+        if (!sr_mr_check(c->qp->pub.pd, sg[i].lkey, sg[i].addr, sg[i].len, IBV_ACCESS_LOCAL_WRITE))
+            return -1;
+    c->niov = sr_iov_prefix(c->iov, sg, (int)n, len);
+    return 0;
 }
 
 /* Sets up where the payload of c->hdr goes. Returns 0, or 1 if stalled (RNR). */
@@ -244,13 +265,18 @@ static int sr_resp_start(struct sr_inconn *c)
         return 0;
     }
     if (sr_needs_recv(h->op)) {
-        if (qp->rq_head == qp->rq_tail || c->forced_rnr > 0) {
+        sr_shm_lock(&qp->s->lock);
+        int none = qp->s->rq_head == qp->s->rq_tail;
+        if (!none)
+            c->rwqe = sr_rwqe_at(qp->s, qp->s->rq_head);
+        pthread_mutex_unlock(&qp->s->lock);
+        if (none || c->forced_rnr > 0) {
+            c->rwqe = NULL;
             c->stalled = 1;
             return 1;
         }
         c->rnr_retries = 0;
         c->rnr_deadline = 0;
-        c->rwqe = &qp->rq[qp->rq_head % qp->cap.max_recv_wr];
     }
     if (h->op == SR_OP_READ) {
         if (!sr_remote_ok(c, IBV_ACCESS_REMOTE_READ))
@@ -275,13 +301,22 @@ static int sr_resp_start(struct sr_inconn *c)
         c->pending_status = IBV_WC_REM_INV_REQ_ERR;
         return 0;
     }
-    if (h->len && c->rwqe->bad_lkey) {
+    if (h->len && sr_resp_rwqe_iov(c, h->len)) {
         c->discard = 1;
         c->pending_status = IBV_WC_REM_OP_ERR;
         return 0;
     }
-    c->niov = sr_iov_prefix(c->iov, c->rwqe->iov, c->rwqe->nsge, h->len);
     return 0;
+}
+
+/* The receive being filled leaves the queue. */
+static void sr_resp_take_rwqe(struct sr_inconn *c)
+{
+    struct sr_shm_qp *b = c->qp->s;
+    sr_shm_lock(&b->lock);
+    b->rq_head++;
+    pthread_mutex_unlock(&b->lock);
+    c->rwqe = NULL;
 }
 
 /* Payload has landed: complete the receive, then acknowledge. */
@@ -303,9 +338,8 @@ static void sr_resp_finish(struct sr_inconn *c)
             struct ibv_wc wc = { .wr_id = c->rwqe->wr_id, .status = mine,
                                  .opcode = IBV_WC_RECV, .qp_num = qp->pub.qp_num,
                                  .src_qp = c->hello.src_qpn };
-            qp->rq_head++;
-            c->rwqe = NULL;
-            qp->pub.state = IBV_QPS_ERR;    /* before its completion shows */
+            sr_resp_take_rwqe(c);
+            sr_qp_set_state(qp, IBV_QPS_ERR);   /* before its completion shows */
             sr_qp_complete(qp, 1, &wc);
         }
         sr_resp_fatal(c, (enum ibv_wc_status)c->pending_status);
@@ -322,8 +356,7 @@ static void sr_resp_finish(struct sr_inconn *c)
             wc.wc_flags = IBV_WC_WITH_IMM;
             wc.imm_data = h->imm;
         }
-        qp->rq_head++;
-        c->rwqe = NULL;
+        sr_resp_take_rwqe(c);
         sr_qp_complete(qp, 1, &wc);
     }
     sr_resp_queue(c, SR_RESP_ACK, 0, NULL, 0);
@@ -348,6 +381,7 @@ static int sr_resp_hello(struct sr_inconn *c)
         sr_resp_detach(qp->in);
     qp->in = c;
     c->qp = qp;
+    sr_fast_offer(c->w.fd, qp);
     return 1;
 }
 

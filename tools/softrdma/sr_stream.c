@@ -1,16 +1,44 @@
 /* softrdma: reading framed messages from a non-blocking stream; payloads
  * go straight into registered memory (readv) once buffered bytes are used. */
 #include "sr_internal.h"
+#include "sr_sys.h"
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
+
+/* recvmsg keeping up to two passed descriptors in rx->fds (more are
+ * closed: a peer cannot make us hold descriptors we did not ask for). */
+static ssize_t sr_rx_recv_fds(int fd, struct sr_rx *rx)
+{
+    union { struct cmsghdr h; char b[CMSG_SPACE(4 * sizeof(int))]; } cm;
+    struct iovec iov = { rx->buf, sizeof rx->buf };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+                         .msg_control = cm.b, .msg_controllen = sizeof cm.b };
+    ssize_t n = sr_sys_recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return n;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int got[4];
+        memcpy(got, CMSG_DATA(c), (size_t)(k > 4 ? 4 : k) * sizeof(int));
+        for (int i = 0; i < k && i < 4; i++) {
+            if (*rx->nfds < 2)
+                rx->fds[(*rx->nfds)++] = got[i];
+            else
+                sr_sys_close(got[i]);
+        }
+    }
+    return n;
+}
 
 ssize_t sr_rx_fill(int fd, struct sr_rx *rx)
 {
     if (rx->off < rx->len)
         return (ssize_t)(rx->len - rx->off);
     rx->off = rx->len = 0;
-    ssize_t n = read(fd, rx->buf, sizeof rx->buf);
+    ssize_t n = rx->fds ? sr_rx_recv_fds(fd, rx) : sr_sys_read(fd, rx->buf, sizeof rx->buf);
     if (n > 0) {
         rx->len = (size_t)n;
         return n;
@@ -75,7 +103,7 @@ static ssize_t sr_readv_capped(int fd, struct iovec *iov, int n, size_t cap)
     size_t saved = iov[cnt - 1].iov_len;
     if (sum > cap)
         iov[cnt - 1].iov_len -= sum - cap;
-    ssize_t r = readv(fd, iov, cnt);
+    ssize_t r = sr_sys_readv(fd, iov, cnt);
     iov[cnt - 1].iov_len = saved;
     return r;
 }
@@ -106,7 +134,7 @@ int sr_rx_payload(int fd, struct sr_rx *rx, struct iovec *iov, int *niov, size_t
         if (cur && n) {
             r = sr_readv_capped(fd, cur, n, *left);
         } else {
-            r = read(fd, sink, *left < sizeof sink ? *left : sizeof sink);
+            r = sr_sys_read(fd, sink, *left < sizeof sink ? *left : sizeof sink);
         }
         if (r < 0 && (errno == EAGAIN || errno == EINTR))
             break;

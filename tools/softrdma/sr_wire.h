@@ -9,7 +9,19 @@ enum sr_req_op {
     SR_OP_SEND = 1, SR_OP_SEND_IMM, SR_OP_WRITE, SR_OP_WRITE_IMM, SR_OP_READ,
 };
 
-enum sr_resp_type { SR_RESP_ACK = 1, SR_RESP_NAK, SR_RESP_READ };
+/* SR_RESP_ATTACH comes first on a stream, if at all: len bytes of struct
+ * sr_attach, with the responder's segment memfd and, if its QP's recv CQ
+ * has a channel, that channel's eventfd (SCM_RIGHTS on its first byte). */
+enum sr_resp_type { SR_RESP_ACK = 1, SR_RESP_NAK, SR_RESP_READ, SR_RESP_ATTACH };
+
+struct sr_attach {
+    int32_t pid;            /* the responder process (process_vm_*) */
+    uint32_t gen;           /* its QP block's generation */
+    uint64_t qp_off;        /* its QP block in the segment */
+    uint32_t has_evfd;
+    uint32_t pad;
+    uint64_t token_addr;    /* where the responder sees its segment's token */
+};
 
 /* First bytes on a fresh stream: which QP the requester wants. */
 struct sr_hello {

@@ -1,0 +1,233 @@
+/* softrdma: the process's shared segment (QP receive sides, CQ rings, the
+ * MR table) and the peers' segments mapped here. See sr_internal.h. */
+#include "sr_internal.h"
+#include "sr_sys.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define SR_PAGE 4096ull
+
+/* This epoch's segment; guarded by sr_seg_mu (taken after sr_lock). */
+static pthread_mutex_t sr_seg_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct sr_seg_hdr *sr_seg_hdr_p;
+static int sr_seg_fd_v = -1;
+static unsigned sr_seg_epoch;
+static uint64_t sr_seg_top;            /* bump pointer */
+static uint64_t sr_seg_len;
+/* Freed blocks (exact pages); local memory. A block is reused only after
+ * SR_REUSE_MS: a peer may still be waiting for a dead QP block's lock
+ * (it then finds the generation 0 and leaves), and must not find a new
+ * QP's freshly initialised lock there instead. */
+#define SR_REUSE_MS 2000
+struct sr_free { uint64_t off, len, at; };
+static struct sr_free *sr_frees;
+static size_t sr_nfree, sr_free_cap;
+
+static size_t sr_round(size_t n) { return (n + SR_PAGE - 1) & ~(SR_PAGE - 1); }
+
+static int sr_seg_create(void)
+{
+    int fd = memfd_create("softrdma-segment", MFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    void *p = MAP_FAILED;
+    uint64_t len = SR_SEG_SIZE;
+    while (!ftruncate(fd, (off_t)len)) {
+        p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+        if (p != MAP_FAILED || len / 8 < SR_SEG_MIN)
+            break;
+        len /= 8;       /* a limited address space (RLIMIT_AS) */
+    }
+    if (p == MAP_FAILED) {
+        sr_sys_close(fd);
+        return -1;
+    }
+    sr_seg_len = len;
+    /* a forked child must not write the parent's queues (no fork support) */
+    madvise(p, len, MADV_DONTFORK);
+    sr_seg_hdr_p = p;
+    sr_seg_hdr_p->magic = SR_SEG_MAGIC;
+    sr_seg_hdr_p->pid = (int32_t)getpid();
+    sr_seg_hdr_p->alive_ms = sr_now_ms();
+    uint64_t t;
+    if (getrandom(&t, sizeof t, GRND_NONBLOCK) != sizeof t) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t = (uint64_t)ts.tv_nsec * 2654435761u ^ (uint64_t)getpid() << 32 ^ (uintptr_t)p;
+    }
+    sr_seg_hdr_p->token = t | 1;
+    sr_seg_fd_v = sr_fd_internal(fd);
+    sr_seg_top = sr_round(sizeof(struct sr_seg_hdr));
+    sr_nfree = 0;
+    sr_seg_epoch = sr_epoch;
+    return 0;
+}
+
+static struct sr_seg_hdr *sr_seg_locked(void)
+{
+    if (sr_seg_hdr_p && sr_seg_epoch == sr_epoch)
+        return sr_seg_hdr_p;
+    /* a forked child starts its own (the parent's is not mapped here) */
+    sr_seg_hdr_p = NULL;
+    sr_seg_fd_v = -1;
+    if (sr_seg_create()) {
+        sr_log("cannot create the shared segment: %s", strerror(errno));
+        return NULL;
+    }
+    return sr_seg_hdr_p;
+}
+
+struct sr_seg_hdr *sr_seg(void)
+{
+    pthread_mutex_lock(&sr_seg_mu);
+    struct sr_seg_hdr *h = sr_seg_locked();
+    pthread_mutex_unlock(&sr_seg_mu);
+    return h;
+}
+
+int sr_seg_fd(void)
+{
+    return sr_seg() ? sr_seg_fd_v : -1;
+}
+
+uint64_t sr_seg_size(void)
+{
+    return sr_seg() ? sr_seg_len : 0;
+}
+
+uint64_t sr_seg_alloc(size_t len)
+{
+    uint64_t off = 0;
+    len = sr_round(len);
+    pthread_mutex_lock(&sr_seg_mu);
+    if (!sr_seg_locked())
+        goto out;
+    uint64_t now = sr_now_ms();
+    for (size_t i = 0; i < sr_nfree; i++)
+        if (sr_frees[i].len == len && now - sr_frees[i].at >= SR_REUSE_MS) {
+            off = sr_frees[i].off;
+            sr_frees[i] = sr_frees[--sr_nfree];
+            goto out;
+        }
+    if (sr_seg_top + len <= sr_seg_len) {
+        off = sr_seg_top;
+        sr_seg_top += len;
+    } else {
+        errno = ENOMEM;
+    }
+out:
+    pthread_mutex_unlock(&sr_seg_mu);
+    return off;
+}
+
+/* Punching the hole gives the memory back and leaves zeroes for the next
+ * user of the offsets. */
+void sr_seg_free(uint64_t off, size_t len)
+{
+    if (!off)
+        return;
+    len = sr_round(len);
+    pthread_mutex_lock(&sr_seg_mu);
+    if (sr_seg_hdr_p && sr_seg_epoch == sr_epoch) {
+        fallocate(sr_seg_fd_v, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+        if (sr_nfree == sr_free_cap) {
+            size_t cap = sr_free_cap ? 2 * sr_free_cap : 64;
+            struct sr_free *f = realloc(sr_frees, cap * sizeof *f);
+            if (f) {
+                sr_frees = f;
+                sr_free_cap = cap;
+            }
+        }
+        if (sr_nfree < sr_free_cap)
+            sr_frees[sr_nfree++] = (struct sr_free){ off, len, sr_now_ms() };
+    }
+    pthread_mutex_unlock(&sr_seg_mu);
+}
+
+void sr_shm_lock_init(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+}
+
+void sr_shm_lock(pthread_mutex_t *m)
+{
+    if (pthread_mutex_lock(m) == EOWNERDEAD)
+        pthread_mutex_consistent(m);
+}
+
+/* ---- peers' segments ---- */
+static struct sr_peer_seg *sr_peers;   /* guarded by sr_lock */
+
+struct sr_peer_seg *sr_peer_seg_get(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) || (uint64_t)st.st_size < SR_SEG_MIN || (uint64_t)st.st_size > SR_SEG_SIZE)
+        goto bad;
+    for (struct sr_peer_seg *p = sr_peers; p; p = p->next)
+        if (p->dev == st.st_dev && p->ino == st.st_ino) {
+            p->refs++;
+            sr_sys_close(fd);
+            return p;
+        }
+    struct sr_peer_seg *p = calloc(1, sizeof *p);
+    uint64_t len = (uint64_t)st.st_size;
+    void *base = p ? mmap(NULL, len, PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_NORESERVE, fd, 0) : MAP_FAILED;
+    if (base == MAP_FAILED) {
+        free(p);
+        goto bad;
+    }
+    madvise(base, len, MADV_DONTFORK);
+    sr_sys_close(fd);
+    p->dev = st.st_dev;
+    p->ino = st.st_ino;
+    p->base = base;
+    p->size = len;
+    p->refs = 1;
+    p->next = sr_peers;
+    sr_peers = p;
+    if (((struct sr_seg_hdr *)base)->magic != SR_SEG_MAGIC) {
+        sr_peer_seg_put(p);
+        return NULL;
+    }
+    return p;
+bad:
+    sr_sys_close(fd);
+    return NULL;
+}
+
+void sr_peer_seg_put(struct sr_peer_seg *p)
+{
+    if (!p || --p->refs > 0)
+        return;
+    for (struct sr_peer_seg **pp = &sr_peers; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    munmap(p->base, p->size);
+    free(p);
+}
+
+/* In a forked child: the parent's segment and its peers' are not mapped
+ * here (MADV_DONTFORK); the child makes its own on first use. */
+void sr_shm_forget(void)
+{
+    pthread_mutex_init(&sr_seg_mu, NULL);
+    sr_seg_hdr_p = NULL;
+    if (sr_seg_fd_v >= 0)
+        sr_sys_close(sr_seg_fd_v);
+    sr_seg_fd_v = -1;
+    sr_peers = NULL;                /* their mappings are gone: not freed */
+}
