@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 
+#include "anchor.h"
 #include "connect_late.h"
 #include "epoll_agg.h"
 #include "fd_high.h"
@@ -18,6 +19,7 @@
 #include "fw_log.h"
 #include "libc_api.h"
 #include "poll_agg.h"
+#include "sock.h"
 #include "timeutil.h"
 
 /* ---- waiters ---------------------------------------------------------- */
@@ -109,7 +111,7 @@ int poll_needs_agg(const struct pollfd *fds, nfds_t n)
         struct file *f = fds[i].fd >= 0 ? fd_table_get(fds[i].fd) : NULL;
         if (f == NULL)
             continue;
-        if (f->kind == FILE_MSOCK)
+        if (f->kind == FILE_MSOCK || anchor_pending(f))
             return 1;
         if (f->kind == FILE_EPOLL && __atomic_load_n(&f->ep, __ATOMIC_ACQUIRE) != NULL)
             ev_mark_nested(f);
@@ -127,6 +129,11 @@ static short module_revents(struct file *f, short events, int *moved)
     uint32_t m = f->mod->poll_events(f->sock, &gen);
     MOD_LEAVE();
     ev_polled(f, NULL, gen);
+    if (m & NSTACK_EV_FALLBACK) {
+        sock_fallback(f);           /* on TCP for good: polled as a kernel fd from now on */
+        *moved = 1;
+        return 0;
+    }
     if (fb_is_pending(f)) {
         int due = 0;
         uint32_t shown = fb_filter(f, m, &due);
@@ -191,6 +198,8 @@ static int poll_prepare(struct pollfd *fds, nfds_t n, struct poll_work *w)
         if (w->files[i] != NULL) {
             ready += fds[i].revents != 0;
             w->shadow[i].events = POLLIN;
+            if (w->files[i]->anchored)
+                w->shadow[i].fd = w->files[i]->wait_fd;   /* the app fd is the TCP socket */
         }
     }
     return ready;
@@ -238,6 +247,8 @@ int ev_poll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const 
         return -1;
     for (nfds_t i = 0; i < n; i++) {
         struct file *f = fds[i].fd >= 0 ? file_get(fds[i].fd) : NULL;
+        if (f != NULL)
+            f = anchor_use(fds[i].fd, f);   /* polling it is using it */
         if (f != NULL && f->kind != FILE_MSOCK) {
             file_put(f);
             f = NULL;
@@ -282,7 +293,7 @@ int select_needs_agg(int nfds, const fd_set *r, const fd_set *w, const fd_set *e
         if (!fdset_has(r, fd) && !fdset_has(w, fd) && !fdset_has(e, fd))
             continue;
         struct file *f = fd_table_get(fd);
-        if (f != NULL && f->kind == FILE_MSOCK)
+        if (f != NULL && (f->kind == FILE_MSOCK || anchor_pending(f)))
             return 1;
         if (f != NULL && f->kind == FILE_EPOLL && __atomic_load_n(&f->ep, __ATOMIC_ACQUIRE) != NULL)
             ev_mark_nested(f);

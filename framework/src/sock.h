@@ -39,6 +39,22 @@ int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t k
  */
 int sock_adopted(int fd, struct file *kf, int st, nstack_sock *s, int wfd);
 
+/* The end of every routing decision that made module file nf for the
+ * undecided kernel socket kf at fd: kf is decided, fd and every dup of it
+ * now map to nf (an anchored nf keeps the kernel socket at those numbers;
+ * otherwise the caller already moved fd and the dups are dup3'ed), and
+ * kf's epoll registrations follow. Drops the table's reference to kf.
+ * Caller holds kf->lock and a reference to kf. */
+void sock_publish(int fd, struct file *kf, struct file *nf);
+
+/* An anchored connection stays on TCP for good (the module reported
+ * NSTACK_EV_FALLBACK or ENOPROTOOPT): its registrations of the module's
+ * wait fd are replaced by registrations of the TCP fd with the app's
+ * events and data, every fd number holding f now holds a kernel file, and
+ * the module socket is closed once the last call on it returned. Safe to
+ * call more than once and from any thread; the first call does it. */
+void sock_fallback(struct file *f);
+
 /* The kernel stack carries undecided kf (stack st); caller holds kf->lock. */
 void sock_mark_kernel(struct file *kf, int st);
 /* Puts wfd (or a dup of it) at the app's fd number, keeping its FD_CLOEXEC. */

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define NSTAT_MAGIC 0x6e737431u    /* "nst1" */
-#define NSTAT_VERSION 2
+#define NSTAT_VERSION 3
 #define NSTAT_STACKS 16
 #define NSTAT_SLOTS 128
 #define NSTAT_NAME 32
@@ -22,6 +22,9 @@ enum nstat_counter {
     NSTAT_TX_BYTES,
     NSTAT_RX_BYTES,
     NSTAT_FALLBACK,     /* connects a module could not make, retried here */
+    NSTAT_ANCHORED,     /* TCP-anchored connections handed to the module (anchor()) */
+    NSTAT_ANCHOR_TCP,   /* anchored candidates that stayed on TCP: the peer does
+                         * not run the framework (or the module declined) */
     NSTAT_N
 };
 

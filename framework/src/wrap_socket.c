@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "anchor.h"
 #include "connect_late.h"
 #include "fd_table.h"
 #include "file.h"
@@ -113,7 +114,7 @@ EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(bind)(fd, addr, len);
     int r;
-    if (f->kind == FILE_MSOCK) {
+    if (file_is_direct_msock(f)) {
         r = MOD_HAS(f, bind) ? MCALL(f, bind, addr, len) : NOT_SUPPORTED(EOPNOTSUPP);
     } else if (addr != NULL && wants_decision(f, addr, len) && !sock_addr_is_wild(addr, len)) {
         const void *args[2] = { addr, (void *)(uintptr_t)len };
@@ -142,7 +143,7 @@ EXPORT int listen(int fd, int backlog)
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(listen)(fd, backlog);
     int r;
-    if (f->kind == FILE_MSOCK) {
+    if (file_is_direct_msock(f)) {
         r = MOD_OR(f, EOPNOTSUPP, listen, backlog);
     } else if (f->kind == FILE_MLISTEN) {
         r = ml_relisten(f, backlog);
@@ -205,6 +206,7 @@ static int connect_decide(int fd, struct file *f, const struct sockaddr *addr, s
     if (d == 1 && ((r = LIBC(connect)(fd, addr, len)) == 0 || errno == EINPROGRESS)) {
         int err = errno;
         tcpfirst_set_role(f, TF_ACTIVE);
+        anchor_connected(fd, f, r);
         errno = err;
     } else if (d < 0) {
         r = -1;
@@ -218,7 +220,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(connect)(fd, addr, len);
     int r;
-    if (f->kind == FILE_MSOCK) {
+    if (file_is_direct_msock(f)) {
         r = MOD_HAS(f, connect) ? fb_connect_again(f, MCALL(f, connect, addr, len)) : NOT_SUPPORTED(EOPNOTSUPP);
     } else if (addr != NULL && wants_decision(f, addr, len)) {
         r = connect_decide(fd, f, addr, len);
@@ -241,10 +243,10 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(accept4)(fd, addr, len, flags);
     int r;
-    if (f->kind == FILE_MSOCK && (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))) {
+    if (file_is_direct_msock(f) && (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))) {
         errno = EINVAL;
         r = -1;
-    } else if (f->kind == FILE_MSOCK) {
+    } else if (file_is_direct_msock(f)) {
         r = MOD_HAS(f, accept) ? sock_accept_module(f->stack, f, f->sock, addr, len, flags)
                                : NOT_SUPPORTED(EOPNOTSUPP);
     } else if (f->kind == FILE_MLISTEN) {
@@ -253,7 +255,9 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
         r = LIBC(accept4)(fd, addr, len, flags);
         if (r >= 0 && f->kind == FILE_KSOCK) {
             int err = errno;
-            if (tcpfirst_track_accepted(r, f, (flags & SOCK_NONBLOCK) != 0) == 0)
+            int nb = (flags & SOCK_NONBLOCK) != 0;
+            /* anchored by the route of its local address, else as the listener says */
+            if (anchor_track_accepted(r, f, nb) == 0 && tcpfirst_track_accepted(r, f, nb) == 0)
                 stats_add(f->stack, NSTAT_CONN_IN, 1);
             errno = err;
         }
@@ -281,7 +285,7 @@ EXPORT int shutdown(int fd, int how)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(shutdown)(fd, how);
-    int r = f->kind == FILE_MSOCK      ? MOD_OR(f, EOPNOTSUPP, shutdown, how)
+    int r = f->kind == FILE_MSOCK      ? MOD_OR(f, EOPNOTSUPP, shutdown, how)   /* anchored too: the module's stream */
             : f->kind == FILE_MLISTEN ? ml_shutdown(f, how)
                                       : LIBC(shutdown)(fd, how);
     return file_put_ret(f, r);
@@ -292,7 +296,7 @@ EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(getsockname)(fd, addr, len);
-    int r = f->kind == FILE_MSOCK ? MOD_OR(f, EOPNOTSUPP, getsockname, addr, len)
+    int r = file_is_direct_msock(f) ? MOD_OR(f, EOPNOTSUPP, getsockname, addr, len)
                                   : LIBC(getsockname)(kernel_fd(f, fd), addr, len);
     return file_put_ret(f, r);
 }
@@ -302,7 +306,7 @@ EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(getpeername)(fd, addr, len);
-    int r = f->kind == FILE_MSOCK ? MOD_OR(f, EOPNOTSUPP, getpeername, addr, len)
+    int r = file_is_direct_msock(f) ? MOD_OR(f, EOPNOTSUPP, getpeername, addr, len)
                                   : LIBC(getpeername)(kernel_fd(f, fd), addr, len);
     return file_put_ret(f, r);
 }
@@ -313,13 +317,26 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(getsockopt)(fd, level, name, val, len);
     int r;
-    if (f->kind == FILE_MSOCK && level == SOL_SOCKET && name == SO_ERROR)
+    if (level == SOL_SOCKET && name == SO_ERROR)
+        f = anchor_use(fd, f);             /* a connect's result is read where it is used */
+    if (file_is_direct_msock(f) && level == SOL_SOCKET && name == SO_ERROR)
         r = fb_so_error(f, val, len);      /* a pending connect may fall back here */
-    else if (f->kind == FILE_MSOCK)
+    else if (file_is_direct_msock(f))
         r = MOD_OR(f, ENOPROTOOPT, getsockopt, level, name, val, len);
     else
-        r = LIBC(getsockopt)(kernel_fd(f, fd), level, name, val, len);
+        r = LIBC(getsockopt)(kernel_fd(f, fd), level, name, val, len);   /* anchored: the TCP socket */
     return file_put_ret(f, r);
+}
+
+/* An anchored socket: the kernel's answer is the app's (the TCP socket is
+ * its socket); the module gets the option too, and one it cannot take is
+ * the kernel's to honour (logged, not an error). */
+static int setsockopt_anchored(struct file *f, int fd, int level, int name, const void *val, socklen_t len)
+{
+    int r = LIBC(setsockopt)(fd, level, name, val, len);
+    if (r == 0 && (!MOD_HAS(f, setsockopt) || MCALL(f, setsockopt, level, name, val, len) < 0))
+        LOG_DBG("fd %d: %s: option level %d name %d left to the TCP socket", fd, f->mod->name, level, name);
+    return r;
 }
 
 EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
@@ -328,8 +345,10 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(setsockopt)(fd, level, name, val, len);
     int r;
-    if (f->kind == FILE_MSOCK) {
+    if (file_is_direct_msock(f)) {
         r = MOD_OR(f, ENOPROTOOPT, setsockopt, level, name, val, len);
+    } else if (file_is_anchored(f)) {
+        r = setsockopt_anchored(f, fd, level, name, val, len);
     } else if (f->kind == FILE_MLISTEN) {
         r = ml_setsockopt(f, level, name, val, len);
     } else {
