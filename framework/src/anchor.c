@@ -197,12 +197,13 @@ void anchor_connected(int fd, struct file *f, int r)
 
 void anchor_close(int fd, struct file *f)
 {
-    int role = __atomic_load_n(&f->defer_role, __ATOMIC_ACQUIRE);
     int candidate = f->kind == FILE_KSOCK && __atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE);
-    if (!file_is_anchored(f) && !(candidate && role == TF_ACTIVE))
+    if (!file_is_anchored(f) && !candidate)
         return;
     if (__atomic_load_n(&f->ref, __ATOMIC_ACQUIRE) != 1)
         return;                       /* another fd number still holds it */
+    if (f->fork_gen != __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED))
+        return;                       /* another process may read the stream (accept-then-fork) */
     /* At the mark with nothing after it (a peek skips the urgent byte;
      * EAGAIN: no byte, 0: the peer's FIN): reading one byte consumes only
      * the urgent byte. (FIONREAD cannot tell: at the mark it says 0.) */

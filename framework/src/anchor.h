@@ -73,8 +73,9 @@ static inline struct file *anchor_use(int fd, struct file *f)
 /* close() of the last fd of f in this process, before the kernel close:
  * a lone urgent byte (a peer's hello) left unread at the head of the
  * receive queue would make the kernel answer the close with a reset
- * instead of a FIN; it is read here. Not for a passive candidate never
- * used here (an accept-then-fork parent: its child reads the stream). */
+ * instead of a FIN; it is read here. Not for a socket made before this
+ * process forked (an accept-then-fork parent: its child reads the stream,
+ * and a byte arriving between the check and the read would be lost). */
 void anchor_close(int fd, struct file *f);
 
 #endif

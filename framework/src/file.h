@@ -131,8 +131,15 @@ struct file {
     struct epset *ep;           /* created on the first module registration */
     _Atomic int nested;         /* this epoll fd is itself in an epoll set */
 
+    /* g_fork_gen when the file was made: a socket made before this
+     * process's last fork() may be read by another process too. */
+    unsigned fork_gen;
+
     struct file *next_free;     /* pool free list */
 };
+
+/* Grows at every fork(), in parent and child (file.c). */
+extern _Atomic unsigned g_fork_gen;
 
 /* A module socket whose app fd is a dup of its wait fd (not anchored):
  * kernel calls on the app fd would reach the wait fd, not a socket. */

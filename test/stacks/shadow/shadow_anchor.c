@@ -145,6 +145,14 @@ static int inband_ahead(nstack_sock *s)
     return r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
+/* The agreement ends: the deadline must not wake anyone later. */
+static void settle(nstack_sock *s, int state)
+{
+    s->astate = state;
+    (void)sys_epoll_ctl(s->wfd, EPOLL_CTL_DEL, s->tfd, NULL);
+    atomic_fetch_add_explicit(&s->gen, 1, memory_order_relaxed);
+}
+
 void shadow_anchor_step(nstack_sock *s)
 {
     if (s->astate != SHADOW_AS_UPGRADING)
@@ -153,8 +161,7 @@ void shadow_anchor_step(nstack_sock *s)
      * send or recv would consume the error the app reads with SO_ERROR). */
     struct pollfd p = { .fd = s->kfd, .events = POLLOUT };
     if (sys_ppoll0(&p, 1) < 0 || (p.revents & (POLLERR | POLLHUP))) {
-        s->astate = SHADOW_AS_FALLBACK;
-        atomic_fetch_add_explicit(&s->gen, 1, memory_order_relaxed);
+        settle(s, SHADOW_AS_FALLBACK);
         return;
     }
     if (!(p.revents & POLLOUT))
@@ -169,13 +176,10 @@ void shadow_anchor_step(nstack_sock *s)
     char b;
     if (!s->peer_hello && sys_recvfrom(s->kfd, &b, 1, MSG_OOB | MSG_DONTWAIT) == 1 && b == SHADOW_HELLO)
         s->peer_hello = 1;
-    int old = s->astate;
     if (s->peer_hello && s->hello_out)
-        s->astate = SHADOW_AS_UP;
+        settle(s, SHADOW_AS_UP);
     else if (!s->peer_hello && (ahead || timer_expired(s)))
-        s->astate = SHADOW_AS_FALLBACK;
-    if (s->astate != old)
-        atomic_fetch_add_explicit(&s->gen, 1, memory_order_relaxed);
+        settle(s, SHADOW_AS_FALLBACK);
 }
 
 int shadow_anchor_gate(nstack_sock *s, int flags)
