@@ -12,6 +12,10 @@
 #                   were anchored and that the plain-peer cases stayed on TCP)
 #   preload-shadow-direct  the same route with NSTACK_ANCHOR=0: direct module
 #                   sockets (the app fd is a dup of the module's wait fd)
+#   preload-shadow-fallback / preload-shadow-decline  anchored, but the shadow
+#                   keeps every connection on TCP (SHADOW_ANCHOR=fallback:
+#                   NSTACK_EV_FALLBACK / ENOPROTOOPT after anchor(); =decline:
+#                   anchor() fails with ENOPROTOOPT): the fallback paths
 set -u
 mode=$1; prog=$2; shift 2
 : "${NSTACK_SRC:?}" "${NSTACK_RELEASE:?}" "${NSTACK_BUILD:?}"
@@ -52,10 +56,11 @@ preload)
     unset NSTACK_MOD_CFG_FILE NSTACK_MOD_CFG_RD
     cd "$work" && LD_PRELOAD="$PRELOAD_LIB" "$prog" "$@"
     exit $? ;;
-preload-kernel|preload-shadow|preload-shadow-direct)
+preload-kernel|preload-shadow|preload-shadow-direct|preload-shadow-fallback|preload-shadow-decline)
     [ -f "$PRELOAD_LIB" ] || fail "$PRELOAD_LIB not built"
     stack=${mode#preload-}
-    stack=${stack%-direct}
+    stack=${stack%-*}
+    case "$mode" in *-fallback) export SHADOW_ANCHOR=fallback ;; *-decline) export SHADOW_ANCHOR=decline ;; esac
     [ "$stack" = kernel ] || [ -f "$SHADOW_LIB" ] || fail "$SHADOW_LIB not built"
     . "$NSTACK_SRC/test/lib/netns.sh"
     netns_setup || fail "netns_setup failed"
@@ -74,6 +79,12 @@ preload-kernel|preload-shadow|preload-shadow-direct)
     rc=$?
     grep -v ': stats: ' "$work/stderr" >&2
     [ $rc -eq 0 ] || exit $rc
+    if [ "$mode" != preload-shadow ] && [ "$mode" != preload-shadow-direct ] && [ "$stack" = shadow ]; then
+        # every connection stayed on TCP: the shadow carried nothing
+        awk '/stats: anchored on shadow: / { t += $NF } END { exit !(t > 0) }' "$work/stderr" ||
+            fail "no connection stayed on TCP: $(grep 'anchored on' "$work/stderr" | tr '\n' ';')"
+        exit 0
+    fi
     if [ "$mode" = preload-shadow ] && [ "$(basename "$prog")" = sem_anchor ] && [ $# -eq 0 ]; then
         # every process's exit line: "anchored on shadow: N, stayed on TCP (...): M"
         awk '/stats: anchored on shadow: / { a += $6; t += $NF } END { exit !(a > 0 && t > 0) }' \

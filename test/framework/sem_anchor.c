@@ -316,6 +316,56 @@ static void case_plain_client(void)
     close(l);
 }
 
+/* A plain client's request found by epoll (edge-triggered) or poll: the
+ * framework learns there that the peer is plain, and the app still sees
+ * the request once, as on TCP. */
+static void plain_client_wait(int use_epoll)
+{
+    int l = sem_listener(AF_INET, 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sem_addr(AF_INET, sem_port_of(l), &ss);
+    int pc = CHECK_OK(raw_socket(AF_INET));
+    CHECK_OK(syscall(SYS_connect, pc, &ss, len));
+    int s = CHECK_OK(accept(l, NULL, NULL));
+    int ep = -1;
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = 42 };
+    if (use_epoll) {
+        ep = CHECK_OK(epoll_create1(0));
+        CHECK_OK(epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev));
+        CHECK(ep_wait_one(ep, 42, 100) == 0, "readable before the request");
+    }
+    raw_write_all(pc, "request", 7);
+    if (use_epoll) {
+        CHECK(ep_wait_one(ep, 42, LONG_MS) & EPOLLIN, "the request was not reported");
+        CHECK(ep_wait_one(ep, 42, 100) == 0, "ET: the request was reported twice");
+    } else {
+        CHECK(sem_wait_fd(s, POLLIN, LONG_MS) & POLLIN, "poll: the request was not reported");
+    }
+    char b[7];
+    sem_read_all(s, b, 7);
+    CHECK(memcmp(b, "request", 7) == 0, "request");
+    raw_write_all(pc, "more", 4);
+    if (use_epoll)
+        CHECK(ep_wait_one(ep, 42, LONG_MS) & EPOLLIN, "new data after the fallback was not reported");
+    else
+        CHECK(sem_wait_fd(s, POLLIN, LONG_MS) & POLLIN, "poll after the fallback");
+    sem_read_all(s, b, 4);
+    CHECK(memcmp(b, "more", 4) == 0, "more");
+    CHECK(write(s, "reply", 5) == 5, "reply");
+    char r[5];
+    raw_read_all(pc, r, 5);
+    CHECK(memcmp(r, "reply", 5) == 0, "reply data");
+    raw_expect_nothing(pc);
+    if (ep >= 0)
+        close(ep);
+    close(s);
+    raw_close(pc);
+    close(l);
+}
+
+static void case_plain_client_epoll(void) { plain_client_wait(1); }
+static void case_plain_client_poll(void) { plain_client_wait(0); }
+
 /* The plain server speaks first, or waits for the request (the framework
  * client then learns it is alone when nothing answers its hello). */
 static void plain_server(int server_first)
@@ -534,6 +584,8 @@ int main(int argc, char **argv)
         { "epoll_before_connect", case_epoll_before_connect },
         { "poll_select", case_poll_select },
         { "plain_client", case_plain_client },
+        { "plain_client_epoll", case_plain_client_epoll },
+        { "plain_client_poll", case_plain_client_poll },
         { "plain_server_speaks_first", case_plain_server_speaks_first },
         { "plain_server_waits", case_plain_server_waits },
         { "accept_then_fork", case_accept_then_fork },
