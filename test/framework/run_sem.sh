@@ -67,6 +67,8 @@ preload-kernel|preload-shadow|preload-shadow-direct|preload-shadow-fallback|prel
     trap 'netns_cleanup; cleanup_work' EXIT
     write_config "$stack"
     export SHADOW_STATS_FILE="$work/shadow.stats"
+    # the test address is routed to a module (sem_gaps: UDP notice)
+    [ "$stack" = shadow ] && export SEM_MODULE_ROUTE=1
     if [ "$mode" = preload-shadow-direct ]; then
         export NSTACK_ANCHOR=0
         # lets sem_fork skip what direct module sockets cannot do by design (exec inheritance)
