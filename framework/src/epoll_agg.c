@@ -15,7 +15,6 @@
 #include "fw.h"
 #include "fw_log.h"
 #include "libc_api.h"
-#include "sock.h"
 #include "timeutil.h"
 
 /* Serialises changes of the reg/set structure (link, unlink, set
