@@ -495,5 +495,6 @@ void sock_fallback(struct file *f)
     pthread_mutex_unlock(&f->lock);
     free(regs);
     stats_add(f->stack, NSTAT_ANCHOR_TCP, 1);
+    stats_add(f->stack, NSTAT_ANCHORED, (uint64_t)-1);   /* no longer on the module (sums wrap back) */
     LOG_INF("%s: a connection stays on TCP: the peer does not run the framework", f->mod->name);
 }

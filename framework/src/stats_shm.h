@@ -22,7 +22,9 @@ enum nstat_counter {
     NSTAT_TX_BYTES,
     NSTAT_RX_BYTES,
     NSTAT_FALLBACK,     /* connects a module could not make, retried here */
-    NSTAT_ANCHORED,     /* TCP-anchored connections handed to the module (anchor()) */
+    NSTAT_ANCHORED,     /* TCP-anchored connections the module carries: anchor()
+                         * calls minus later fallbacks (a slot may wrap; the
+                         * sum over slots is exact modulo 2^64) */
     NSTAT_ANCHOR_TCP,   /* anchored candidates that stayed on TCP: the peer does
                          * not run the framework (or the module declined) */
     NSTAT_N

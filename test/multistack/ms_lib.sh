@@ -29,8 +29,9 @@ write_config() {
 JSON
     # "anchor": false (per-route opt-out of TCP-anchored connections): these
     # tests are about direct module sockets and multi-stack listeners, which
-    # a route keeps with it (and a module without anchor() always has).
-    echo "{ \"ip_route\": [ { \"subnet\": \"192.168.21.0/24\", \"stack_name\": \"shadow\", \"anchor\": false $2 } ], $1 \"prot_route\": [] }" \
+    # a route keeps with it (and a module without anchor() always has);
+    # MS_ANCHOR=true for the anchored test (anchor.sh).
+    echo "{ \"ip_route\": [ { \"subnet\": \"192.168.21.0/24\", \"stack_name\": \"shadow\", \"anchor\": ${MS_ANCHOR:-false} $2 } ], $1 \"prot_route\": [] }" \
         >"$WORK/rd.json"
 }
 
