@@ -70,6 +70,7 @@ struct rsock *rs_alloc(int domain, const struct rsock *inherit)
     s->domain = domain;
     s->fork_gen = __atomic_load_n(&rs_fork_gen, __ATOMIC_RELAXED);
     s->timer_fd = -1;
+    s->anchor_fd = -1;
     s->afonly = -1;
     s->rd_open = s->wr_open = 1;
     s->wait_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -107,6 +108,7 @@ void rs_free(struct rsock *s)
 {
     int owner = s->fork_gen == __atomic_load_n(&rs_fork_gen, __ATOMIC_RELAXED);
 
+    rs_anchor_free(s);           /* its listener first: it may point at s */
     if (owner) {
         rs_endpoint_destroy(s);
         rs_iomap_free(s);
