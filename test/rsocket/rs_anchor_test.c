@@ -15,6 +15,8 @@
  *           (TCP_INFO on both ends); descriptors per connection reported
  *   upb     the same with blocking sockets: the first send/recv waits for
  *           the handshake and carries the data
+ *   upr     blocking, the server speaks first (its send waits for the
+ *           handshake while the client waits in recv)
  *   plain   the server is plain TCP (no anchor): the client falls back
  *           (after the hello timeout), the server reads exactly the
  *           client's bytes (no urgent byte, nothing foreign), replies
@@ -22,6 +24,11 @@
  *           the plain scenarios come last: the cache is per address and port)
  *   pcli    the client is plain: the server falls back when the data
  *           arrives and reads it intact; the client saw no urgent byte
+ *   pclib   the same with a blocking server: its recv waits, then says
+ *           ENOPROTOOPT once the plain client's data arrives
+ *   sfirst  a plain client waits for the server's greeting: the server's
+ *           send says EAGAIN, the server falls back after the hello
+ *           timeout and greets on TCP; no urgent byte reached the client
  *   eof     the client connects and closes without sending: the server
  *           falls back and reads a clean EOF (not a reset)
  *   rst     upgraded, then the client resets the anchor (SO_LINGER 0):
@@ -152,10 +159,16 @@ static int no_urgent(int kfd)
     return 0;
 }
 
-static int upgraded_data(struct tsock *t, int server)
+static int upgraded_data(struct tsock *t, int server, int server_first)
 {
     if (M->set_nonblock(t->s, 0))
         return tu_fail("set_nonblock");
+    if (server_first && server)
+        return tu_send_pattern(t, BULK, 12, 1) || tu_recv_pattern(t, BULK, 11, 1)
+                   ? tu_fail("upgraded data (server first)") : 0;
+    if (server_first)
+        return tu_recv_pattern(t, BULK, 12, 1) || tu_send_pattern(t, BULK, 11, 1)
+                   ? tu_fail("upgraded data (client, server first)") : 0;
     if (server)
         return tu_recv_pattern(t, BULK, 11, 1) || tu_send_pattern(t, BULK, 12, 1)
                    ? tu_fail("upgraded data (server)") : 0;
@@ -165,7 +178,7 @@ static int upgraded_data(struct tsock *t, int server)
 
 /* ---- server ----------------------------------------------------------- */
 
-static int srv_up(int kfd, int hello_sent, int nonblock)
+static int srv_up(int kfd, int hello_sent, int nonblock, int server_first)
 {
     struct tsock t;
     int fds0 = tu_count_fds();
@@ -173,7 +186,7 @@ static int srv_up(int kfd, int hello_sent, int nonblock)
         return -1;
     if (nonblock && drive(&t, "server") != 1)
         return tu_failf("server: not upgraded");
-    if (upgraded_data(&t, 1))
+    if (upgraded_data(&t, 1, server_first))
         return -1;
     printf("server: fds held by the upgraded connection besides the TCP socket: %d\n",
            tu_count_fds() - fds0);
@@ -182,19 +195,36 @@ static int srv_up(int kfd, int hello_sent, int nonblock)
     return r;
 }
 
-static int srv_plain_cli(int kfd, int hello_sent)
+static int srv_plain_cli(int kfd, int hello_sent, int nonblock)
 {
     struct tsock t;
-    if (anchor(kfd, NSTACK_ADOPT_PASSIVE, 1, hello_sent, &t))
+    if (anchor(kfd, NSTACK_ADOPT_PASSIVE, nonblock, hello_sent, &t))
         return -1;
-    if (drive(&t, "server") != 0)
+    if (nonblock && drive(&t, "server") != 0)
         return tu_failf("server: a plain client was not a fallback");
-    if (M->recv(t.s, (char[4]){ 0 }, 4, MSG_DONTWAIT) != -1 || errno != ENOPROTOOPT)
+    /* blocking: waits until the client's data arrives, then falls back */
+    if (M->recv(t.s, (char[4]){ 0 }, 4, nonblock ? MSG_DONTWAIT : 0) != -1 || errno != ENOPROTOOPT)
         return tu_failf("server: recv after fallback: not ENOPROTOOPT");
     M->close(t.s);
     if (expect_kfd(kfd, "plain request") || send_kfd(kfd, "plain reply"))
         return -1;
     return 0;
+}
+
+static int srv_server_first(int kfd, int hello_sent)
+{
+    struct tsock t;
+    if (anchor(kfd, NSTACK_ADOPT_PASSIVE, 1, hello_sent, &t))
+        return -1;
+    int64_t t0 = tu_now_ms();
+    if (M->send(t.s, "greeting", 8, 0) != -1 || errno != EAGAIN)
+        return tu_failf("server: send while upgrading: not EAGAIN");
+    if (drive(&t, "server") != 0)
+        return tu_failf("server: a silent plain client was not a fallback");
+    printf("server: fallback for a silent plain client after %lld ms\n",
+           (long long)(tu_now_ms() - t0));
+    M->close(t.s);
+    return send_kfd(kfd, "greeting") || expect_kfd(kfd, "thanks") ? -1 : 0;
 }
 
 static int srv_eof(int kfd, int hello_sent)
@@ -256,9 +286,15 @@ static int serve_one(int kfd, const char *scen)
     int hello_sent = strcmp(scen, "plain") && strcmp(scen, "plain2") &&
                      M->anchor_hello(kfd, NSTACK_ADOPT_PASSIVE) == 0;
     if (!strcmp(scen, "up"))
-        return srv_up(kfd, hello_sent, 1);
+        return srv_up(kfd, hello_sent, 1, 0);
     if (!strcmp(scen, "upb"))
-        return srv_up(kfd, hello_sent, 0);
+        return srv_up(kfd, hello_sent, 0, 0);
+    if (!strcmp(scen, "upr"))
+        return srv_up(kfd, hello_sent, 0, 1);
+    if (!strcmp(scen, "sfirst"))
+        return srv_server_first(kfd, hello_sent);
+    if (!strcmp(scen, "pclib"))
+        return srv_plain_cli(kfd, hello_sent, 0);
     if (!strcmp(scen, "plain") || !strcmp(scen, "plain2")) {
         /* a plain TCP server: reads the request, replies */
         if (expect_kfd(kfd, "plain request") || send_kfd(kfd, "plain reply"))
@@ -267,7 +303,7 @@ static int serve_one(int kfd, const char *scen)
         return recv(kfd, &c, 1, 0) == 0 ? 0 : tu_failf("plain server: extra bytes");
     }
     if (!strcmp(scen, "pcli"))
-        return srv_plain_cli(kfd, hello_sent);
+        return srv_plain_cli(kfd, hello_sent, 1);
     if (!strcmp(scen, "eof"))
         return srv_eof(kfd, hello_sent);
     if (!strcmp(scen, "rst"))
@@ -296,7 +332,8 @@ static int run_server(int port, const char *addr, char **scen, int n)
         if (serve_one(kfd, scen[i]))
             return tu_failf("server scenario %s failed", scen[i]);
         printf("server %s OK (longest module call %lld us)\n", scen[i], (long long)max_call_us);
-        if (max_call_us > CALL_MAX_MS * 1000 && strcmp(scen[i], "upb"))
+        if (max_call_us > CALL_MAX_MS * 1000 && strcmp(scen[i], "upb") &&
+            strcmp(scen[i], "upr") && strcmp(scen[i], "pclib"))
             return tu_failf("server %s: a nonblocking call took %lld us", scen[i],
                             (long long)max_call_us);
         close(kfd);
@@ -317,7 +354,7 @@ static int tcp_connect(const struct sockaddr_storage *ss, socklen_t len, int non
     return kfd;
 }
 
-static int cli_up(int kfd, int nonblock, int hello)
+static int cli_up(int kfd, int nonblock, int hello, int server_first)
 {
     struct tsock t;
     int fds0 = tu_count_fds();
@@ -333,7 +370,7 @@ static int cli_up(int kfd, int nonblock, int hello)
         if (drive(&t, "client") != 1)
             return tu_failf("client: not upgraded");
     }
-    if (upgraded_data(&t, 0))
+    if (upgraded_data(&t, 0, server_first))
         return -1;
     printf("client: fds held by the upgraded connection besides the TCP socket: %d\n",
            tu_count_fds() - fds0);
@@ -398,12 +435,13 @@ static int connect_one(const struct sockaddr_storage *ss, socklen_t len, const c
     int kfd = tcp_connect(ss, len, nonblock);
     if (kfd < 0)
         return -1;
-    int hello = !nonblock && strcmp(scen, "pcli") && strcmp(scen, "eof") &&
+    int plain = !strcmp(scen, "pcli") || !strcmp(scen, "pclib") || !strcmp(scen, "sfirst");
+    int hello = !nonblock && !plain && strcmp(scen, "eof") &&
                 strcmp(scen, "plain") && strcmp(scen, "plain2") &&
                 M->anchor_hello(kfd, NSTACK_ADOPT_ACTIVE) == 0;
     int r;
-    if (!strcmp(scen, "up") || !strcmp(scen, "upb")) {
-        r = cli_up(kfd, nonblock, hello);
+    if (!strcmp(scen, "up") || !strcmp(scen, "upb") || !strcmp(scen, "upr")) {
+        r = cli_up(kfd, nonblock, hello, !strcmp(scen, "upr"));
     } else if (!strcmp(scen, "plain") || !strcmp(scen, "plain2")) {
         int64_t ms = 0;
         r = cli_plain_server(kfd, &ms);
@@ -413,7 +451,9 @@ static int connect_one(const struct sockaddr_storage *ss, socklen_t len, const c
         char c;
         if (!r && recv(kfd, &c, 1, 0) != 0)
             r = tu_failf("client: extra bytes from the plain server");
-    } else if (!strcmp(scen, "pcli")) {
+    } else if (!strcmp(scen, "sfirst")) {
+        r = expect_kfd(kfd, "greeting") || no_urgent(kfd) || send_kfd(kfd, "thanks");
+    } else if (plain) {
         /* a plain client: no urgent byte reaches it, the reply is intact */
         r = send_kfd(kfd, "plain request") || expect_kfd(kfd, "plain reply") || no_urgent(kfd);
     } else if (!strcmp(scen, "eof")) {
@@ -440,7 +480,8 @@ static int run_client(const char *addr, int port, char **scen, int n)
         if (connect_one(&ss, len, scen[i]))
             return tu_failf("client scenario %s failed", scen[i]);
         printf("client %s OK (longest module call %lld us)\n", scen[i], (long long)max_call_us);
-        if (max_call_us > CALL_MAX_MS * 1000 && strcmp(scen[i], "upb"))
+        if (max_call_us > CALL_MAX_MS * 1000 && strcmp(scen[i], "upb") &&
+            strcmp(scen[i], "upr"))
             return tu_failf("client %s: a nonblocking call took %lld us", scen[i],
                             (long long)max_call_us);
     }
