@@ -11,8 +11,10 @@
  *   up      both anchored, nonblocking (client connects nonblocking and
  *           anchors while the connect is in progress): upgraded; data both
  *           ways; every anchor()/poll_events()/send() call returns within
- *           RS_ANCHOR_CALL_MAX_MS; at most 64 bytes crossed the TCP socket
- *           (TCP_INFO on both ends); descriptors per connection reported
+ *           CALL_MAX_MS; at most 64 bytes crossed the TCP socket (TCP_INFO
+ *           on both ends); descriptors per connection reported; the
+ *           server's close of the anchor is a FIN (no handshake byte left
+ *           unread), not a reset
  *   upb     the same with blocking sockets: the first send/recv waits for
  *           the handshake and carries the data
  *   upr     blocking, the server speaks first (its send waits for the
@@ -31,6 +33,8 @@
  *           timeout and greets on TCP; no urgent byte reached the client
  *   eof     the client connects and closes without sending: the server
  *           falls back and reads a clean EOF (not a reset)
+ *   fwclose a framework client connects (hello sent) and closes without
+ *           using the connection: the server falls back and reads a clean EOF
  *   rst     upgraded, then the client resets the anchor (SO_LINGER 0):
  *           the server's module socket reports peer death
  *   fin     upgraded, the client sends 1 MiB and at once shuts the anchor
@@ -150,6 +154,20 @@ static int expect_kfd(int kfd, const char *want)
     return 0;
 }
 
+/* Peek at the TCP socket once it is readable (bounded): 0 is a clean EOF.
+ * A peek, so that it does not pass (and so consume) an urgent byte's
+ * place in the stream. */
+static ssize_t recv_kfd_1(int kfd)
+{
+    char c;
+    struct pollfd p = { .fd = kfd, .events = POLLIN };
+    if (poll(&p, 1, HANDSHAKE_MS) != 1) {
+        errno = ETIMEDOUT;
+        return -1;
+    }
+    return recv(kfd, &c, 1, MSG_DONTWAIT | MSG_PEEK);
+}
+
 /* The peer's stream held no urgent byte for us (a plain end). */
 static int no_urgent(int kfd)
 {
@@ -192,6 +210,10 @@ static int srv_up(int kfd, int hello_sent, int nonblock, int server_first)
            tu_count_fds() - fds0);
     int r = check_anchor_bytes(kfd, "server");
     M->close(t.s);
+    /* the client shuts its anchor down; our close(kfd) must then send a
+     * FIN, not a RST (no handshake byte left unread here) */
+    if (!r && recv_kfd_1(kfd) != 0)
+        r = tu_failf("server: the anchor did not end with the client's FIN");
     return r;
 }
 
@@ -304,7 +326,7 @@ static int serve_one(int kfd, const char *scen)
     }
     if (!strcmp(scen, "pcli"))
         return srv_plain_cli(kfd, hello_sent, 1);
-    if (!strcmp(scen, "eof"))
+    if (!strcmp(scen, "eof") || !strcmp(scen, "fwclose"))
         return srv_eof(kfd, hello_sent);
     if (!strcmp(scen, "rst"))
         return srv_rst(kfd, hello_sent);
@@ -376,6 +398,11 @@ static int cli_up(int kfd, int nonblock, int hello, int server_first)
            tu_count_fds() - fds0);
     int r = check_anchor_bytes(kfd, "client");
     M->close(t.s);
+    shutdown(kfd, SHUT_WR);
+    ssize_t n = r ? 0 : recv_kfd_1(kfd);
+    if (n != 0)
+        r = tu_failf("client: the server's close of the anchor: %zd (%s), not a clean EOF", n,
+                     n < 0 ? strerror(errno) : "data");
     return r;
 }
 
@@ -456,7 +483,7 @@ static int connect_one(const struct sockaddr_storage *ss, socklen_t len, const c
     } else if (plain) {
         /* a plain client: no urgent byte reaches it, the reply is intact */
         r = send_kfd(kfd, "plain request") || expect_kfd(kfd, "plain reply") || no_urgent(kfd);
-    } else if (!strcmp(scen, "eof")) {
+    } else if (!strcmp(scen, "eof") || !strcmp(scen, "fwclose")) {
         r = 0;                    /* connect and close without sending */
     } else if (!strcmp(scen, "rst")) {
         return cli_rst(kfd, hello);      /* closed the TCP socket itself */

@@ -351,7 +351,7 @@ static void step_passive_hello(struct rsock *s)
     int r = read_urgent(a->kfd, &v);
     if (r == 2 || r < 0)
         return fallback(s, r == 2 ? "foreign urgent data" : "TCP error");
-    if (r == 1 && !a->hello_sent) {
+    if (r == 1 && !a->hello_sent && rs_anc_inband(a->kfd) != 0) {
         if (rs_anc_urgent_send(a->kfd, RS_ANC_HELLO))
             return fallback(s, "hello not sent");
         a->hello_sent = 1;
@@ -657,8 +657,9 @@ int rs_anchor_hello(int kfd, int role)
     if (role == NSTACK_ADOPT_PASSIVE) {
         /* answer only a framework peer: a plain client never gets an
          * urgent byte (it would stay unread in its socket) */
-        if (!rs_anc_urgent_peek(kfd, &v) || (v != RS_ANC_HELLO && v != RS_ANC_KICK)) {
-            errno = EAGAIN;
+        if (!rs_anc_urgent_peek(kfd, &v) || (v != RS_ANC_HELLO && v != RS_ANC_KICK) ||
+            rs_anc_inband(kfd) == 0) {
+            errno = EAGAIN;   /* no framework peer (yet), or it left already */
             return -1;
         }
     } else {
