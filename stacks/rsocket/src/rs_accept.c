@@ -120,7 +120,8 @@ static void accept_into(struct rsock *l, struct rdma_cm_id *nid, const struct rs
      * second request finds it taken (id set) and is rejected */
     struct rsock *c = l->adopt_into;
     pthread_mutex_lock(&c->lock);
-    int ok = c->id == NULL && c->state == RS_INIT && c->anc_phase < RS_ANC_PHASE_UPGRADED;
+    int ok = c->id == NULL && c->state == RS_INIT && c->anc_phase < RS_ANC_PHASE_UPGRADED &&
+             rs_anchor_request_ok(c, rdma_get_peer_addr(nid));
     if (ok) {
         c->id = nid;
         nid->context = c;
@@ -135,7 +136,7 @@ static void accept_into(struct rsock *l, struct rdma_cm_id *nid, const struct rs
     void *cookie = c->cookie;
     pthread_mutex_unlock(&c->lock);
     if (!ok)
-        return reject_request(nid, "anchor listener: connection taken or given up");
+        return reject_request(nid, "anchor listener: not the TCP peer, or taken or given up");
     if (cookie && rs_notify_fn)
         rs_notify_fn(cookie);
 }

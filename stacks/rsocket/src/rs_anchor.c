@@ -30,6 +30,7 @@
 #include "rs_anchor.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,8 +261,8 @@ static void step_offer(struct rsock *s)
     }
     if (r == -1)
         return fallback(s, errno ? "the peer declined (data instead of OFFER)" : "EOF instead of OFFER");
-    if (r == -2)
-        return fail(s, errno, "reading OFFER");
+    if (r == -2)          /* reset: the application reads it from TCP */
+        return fallback(s, "TCP error instead of OFFER");
     if (port == 0)
         return fallback(s, "the peer has no RDMA listener");
     struct sockaddr_storage peer;
@@ -383,9 +384,28 @@ static int passive_fail_msg(struct rsock *s)
         fallback(s, "the peer's RDMA connect failed");
     else if (r == -1 && errno == 0)
         fallback(s, "EOF during the handshake");
+    else if (r == -2)
+        fallback(s, "TCP error during the handshake");
     else
-        fail(s, r == -1 ? EPROTO : errno, "unexpected bytes during the handshake");
+        fail(s, EPROTO, "unexpected bytes during the handshake");
     return 1;
+}
+
+/* rs_accept.c, s locked: whether a connection request to s's listener
+ * comes from the TCP peer's address (anyone could connect to the port;
+ * only the peer may be paired with this anchor). */
+int rs_anchor_request_ok(struct rsock *s, const struct sockaddr *from)
+{
+    struct sockaddr_storage peer;
+    socklen_t len;
+    if (!s->anc || !from || rs_anc_addr(s->anc->kfd, 1, &peer, &len) ||
+        peer.ss_family != from->sa_family)
+        return 0;
+    if (from->sa_family == AF_INET6)
+        return !memcmp(&((const struct sockaddr_in6 *)from)->sin6_addr,
+                       &((struct sockaddr_in6 *)&peer)->sin6_addr, 16);
+    return ((const struct sockaddr_in *)from)->sin_addr.s_addr ==
+           ((struct sockaddr_in *)&peer)->sin_addr.s_addr;
 }
 
 /* Serve the listener with the socket lock dropped (lock order listener ->

@@ -60,6 +60,9 @@ uint32_t rs_anchor_poll_events(struct rsock *s, uint64_t *gen);
  * (stays on TCP), or the handshake's error. Blocking calls wait, bounded. */
 int rs_anchor_gate(struct rsock *s, int flags, int writing);
 static inline int rs_anchor_ready(const struct rsock *s);
+/* A connection request to an anchored socket's listener comes from the
+ * TCP peer (socket lock held). */
+int rs_anchor_request_ok(struct rsock *s, const struct sockaddr *from);
 /* Liveness of an upgraded socket's anchor (socket lock held). */
 void rs_anchor_check(struct rsock *s);
 /* From rs_free: the handshake's own resources. */
