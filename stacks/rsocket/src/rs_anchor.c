@@ -9,7 +9,8 @@
  * data call waits for it, bounded by RS_ANCHOR_TIMEOUT_MS.
  *
  *   active:  TCPCONN -> A_HELLO -> A_OFFER -> A_RCONN -> UPGRADED
- *   passive: P_HELLO -> P_KICK -> P_LISTEN -> P_ACCEPTING -> UPGRADED
+ *   passive: P_HELLO -> P_KICK -> P_OFFERING -> P_LISTEN -> P_ACCEPTING
+ *            -> UPGRADED
  *   either:  ... -> FALLBACK (stays on TCP, nothing read or written
  *            in-band that the application could see) or FAILED.
  *
@@ -22,10 +23,10 @@
  * behaviour through proxies: doc/rsocket-framework.md.
  *
  * Locking: struct rs_anchor is guarded by the socket's lock, like the
- * rest of struct rsock. The passive side's listener is served with the
- * socket lock dropped (its accept path takes listener -> socket, the
- * engine's order); `busy` keeps a second thread away meanwhile, and the
- * listener is closed only with the socket lock dropped (dead_listener).
+ * rest of struct rsock. The passive side's listener is made and served
+ * with the socket lock dropped (its accept path takes listener -> socket,
+ * the engine's order); `busy` keeps a second thread away meanwhile, and
+ * the listener is closed only with the socket lock dropped (dead_listener).
  */
 #include "rs_anchor.h"
 
@@ -46,6 +47,7 @@ enum anc_phase {
     ANC_A_RCONN,          /* active: rconnect to the offered port */
     ANC_P_HELLO,          /* passive: the active's hello awaited */
     ANC_P_KICK,           /* passive: hellos exchanged, KICK awaited */
+    ANC_P_OFFERING,       /* passive: KICK read (committed), listener made */
     ANC_P_LISTEN,         /* passive: OFFER sent, connect request awaited */
     ANC_P_ACCEPTING,      /* passive: accepted on the wire, not established */
     ANC_UPGRADED = RS_ANC_PHASE_UPGRADED,
@@ -325,17 +327,35 @@ static struct rsock *passive_listener(struct rsock *s, uint16_t *port)
     return l;
 }
 
-static void passive_offer(struct rsock *s)
+/* KICK read: the active is committed and waits for exactly one OFFER. */
+static void passive_commit(struct rsock *s)
 {
     struct rs_anchor *a = s->anc;
-    uint16_t port = 0;
     rs_anc_skip_mark(a->kfd);
     a->hello_deadline = 0;
     a->deadline = rs_now_ms() + rs_tun.anchor_timeout_ms;
-    a->listener = passive_listener(s, &port);
-    if (!a->listener) {
+    set_phase(s, ANC_P_OFFERING);
+}
+
+/* The listener is made with the socket lock dropped: once listening it is
+ * served by other threads too (rs_lprog.c), whose accept path takes its
+ * lock and then this socket's. `busy` keeps other threads out meanwhile. */
+static void step_offering(struct rsock *s)
+{
+    struct rs_anchor *a = s->anc;
+    uint16_t port = 0;
+    if (a->busy)
+        return;
+    a->busy = 1;
+    pthread_mutex_unlock(&s->lock);
+    struct rsock *l = passive_listener(s, &port);
+    int err = errno;
+    pthread_mutex_lock(&s->lock);
+    a->busy = 0;
+    a->listener = l;
+    if (!l) {
         /* the active waits for an OFFER: port 0 says "stay on TCP" */
-        rs_log(2, "anchor: no RDMA listener (%s); staying on TCP", strerror(errno));
+        rs_log(2, "anchor: no RDMA listener (%s); staying on TCP", strerror(err));
         if (rs_anc_msg_send(a->kfd, RS_ANC_OFFER, 0))
             return fail(s, errno, "sending OFFER");
         return fallback(s, "no RDMA listener");
@@ -358,7 +378,7 @@ static void step_passive_hello(struct rsock *s)
         a->hello_sent = 1;
     }
     if (r == 1 && v == RS_ANC_KICK)
-        return passive_offer(s);
+        return passive_commit(s);
     if (r == 1) {
         if (a->write_wanted)
             a->hello_deadline = rs_now_ms() + rs_tun.anchor_hello_ms;
@@ -475,6 +495,7 @@ static void step(struct rsock *s)
     case ANC_A_RCONN:     step_rconn(s); break;
     case ANC_P_HELLO:
     case ANC_P_KICK:      step_passive_hello(s); break;
+    case ANC_P_OFFERING:  step_offering(s); break;
     case ANC_P_LISTEN:    step_listen(s); break;
     case ANC_P_ACCEPTING: step_accepting(s); break;
     default:              break;
