@@ -19,6 +19,9 @@
  *           the handshake and carries the data
  *   upr     blocking, the server speaks first (its send waits for the
  *           handshake while the client waits in recv)
+ *   mt      blocking server socket used by two threads at once: one in recv
+ *           (waits for the handshake), one polling it (poll_events on the
+ *           wait fd, as a dispatcher's epoll thread); both see the upgrade
  *   plain   the server is plain TCP (no anchor): the client falls back
  *           (after the hello timeout), the server reads exactly the
  *           client's bytes (no urgent byte, nothing foreign), replies
@@ -26,10 +29,7 @@
  *           the plain scenarios come last: the cache is per address and port)
  *   pcli    the client is plain: the server falls back when the data
  *           arrives and reads it intact; the client saw no urgent byte
- *   mt      blocking server socket used by two threads at once: one in recv
- *           (waits for the handshake), one polling it (poll_events on the
- *           wait fd, as a dispatcher's epoll thread); both see the upgrade
- *   pclib   the same with a blocking server: its recv waits, then says
+ *   pclib   pcli with a blocking server: its recv waits, then says
  *           ENOPROTOOPT once the plain client's data arrives
  *   sfirst  a plain client waits for the server's greeting: the server's
  *           send says EAGAIN, the server falls back after the hello
