@@ -113,8 +113,11 @@ static int drive(struct tsock *t, const char *who)
             return 0;
         if (m & (EPOLLERR | EPOLLHUP))
             return tu_failf("%s: handshake failed (mask %#x)", who, m);
-        if (m)
+        if (m) {
+            printf("%s: upgraded %lld ms after the first poll\n", who,
+                   (long long)(tu_now_ms() - deadline + HANDSHAKE_MS));
             return 1;
+        }
         struct pollfd p = { .fd = t->fd, .events = POLLIN };
         poll(&p, 1, 1000);
     }

@@ -691,6 +691,7 @@ int rs_anchor_hello(int kfd, int role)
 {
     uint8_t v;
     if (kfd < 0 || (role != NSTACK_ADOPT_ACTIVE && role != NSTACK_ADOPT_PASSIVE)) {
+        rs_log(3, "anchor_hello(): bad argument (fd %d, role %d)", kfd, role);
         errno = EINVAL;
         return -1;
     }
@@ -745,6 +746,7 @@ static struct rsock *new_shell(int kfd, int role)
 int rs_anchor_open(int kfd, int role, int flags, nstack_sock **out)
 {
     if (kfd < 0 || !out || (role != NSTACK_ADOPT_ACTIVE && role != NSTACK_ADOPT_PASSIVE)) {
+        rs_log(3, "anchor(): bad argument (fd %d, role %d, out %p)", kfd, role, (void *)out);
         errno = EINVAL;
         return -1;
     }

@@ -187,6 +187,11 @@ static void nc_key(const struct sockaddr_storage *ss, uint8_t key[18])
     memcpy(key + 16, &port, 2);
 }
 
+void rs_anc_fork_child(void)
+{
+    pthread_mutex_init(&nc_lock, NULL);
+}
+
 void rs_anc_negcache_add(const struct sockaddr_storage *peer)
 {
     if (rs_tun.anchor_negcache_ms == 0)

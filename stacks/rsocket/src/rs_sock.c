@@ -23,6 +23,7 @@ void rs_fork_child_reset(void)
 {
     __atomic_add_fetch(&rs_fork_gen, 1, __ATOMIC_RELAXED);
     rs_lprog_fork_child();
+    rs_anc_fork_child();
 }
 
 /* Set by rs_module.c; stderr otherwise (warnings and errors only). */

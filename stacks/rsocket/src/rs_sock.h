@@ -319,6 +319,9 @@ int rs_iomap_publish(struct rsock *s, int64_t deadline);
 /* rs_anchor.c: liveness of an upgraded anchored socket (lock held) */
 void rs_anchor_check(struct rsock *s);
 void rs_anchor_free(struct rsock *s);
+/* fork child: the negative cache's lock may have been held by a thread
+ * that does not exist there */
+void rs_anc_fork_child(void);
 
 /* rs_ops.c: process-wide initialisation, once */
 void rs_global_init_once(void);
