@@ -41,6 +41,11 @@
  *   par     16 connections at once, each side driving every handshake from
  *           one epoll loop over the wait fds (an event loop): all upgrade,
  *           then 64 KiB echoed on each, checked
+ *   oobsrv  the server application set SO_OOBINLINE: the client's hello,
+ *           inline at the urgent mark, is taken out, both stay on TCP and
+ *           the server reads exactly the client's bytes (run on a port of
+ *           its own: the client then caches the server as plain)
+ *   oobcli  the same with SO_OOBINLINE on the client
  *   rst     upgraded, then the client resets the anchor (SO_LINGER 0):
  *           the server's module socket reports peer death
  *   fin     upgraded, the client sends 1 MiB and at once shuts the anchor
@@ -349,6 +354,20 @@ static int srv_server_first(int kfd, int hello_sent)
     return send_kfd(kfd, "greeting") || expect_kfd(kfd, "thanks") ? -1 : 0;
 }
 
+static int srv_oobinline(int kfd)
+{
+    struct tsock t;
+    int hello = M->anchor_hello(kfd, NSTACK_ADOPT_PASSIVE) == 0;
+    if (hello)
+        return tu_failf("server: a hello went out with SO_OOBINLINE");
+    if (anchor(kfd, NSTACK_ADOPT_PASSIVE, 1, 0, &t))
+        return -1;
+    if (drive(&t, "server") != 0)
+        return tu_failf("server: SO_OOBINLINE was not a fallback");
+    M->close(t.s);
+    return expect_kfd(kfd, "plain request") || send_kfd(kfd, "plain reply") ? -1 : 0;
+}
+
 static int srv_eof(int kfd, int hello_sent)
 {
     struct tsock t;
@@ -404,6 +423,13 @@ static int srv_fin(int kfd, int hello_sent)
 
 static int serve_one(int kfd, const char *scen)
 {
+    int one = 1;
+    if (!strcmp(scen, "oobsrv")) {
+        setsockopt(kfd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
+        return srv_oobinline(kfd);
+    }
+    if (!strcmp(scen, "oobcli"))
+        scen = "pcli";            /* a framework server; the client is special */
     /* what the dispatcher does at accept() */
     int hello_sent = strcmp(scen, "plain") && strcmp(scen, "plain2") &&
                      M->anchor_hello(kfd, NSTACK_ADOPT_PASSIVE) == 0;
@@ -590,15 +616,20 @@ static int connect_one(const struct sockaddr_storage *ss, socklen_t len, const c
     int kfd = tcp_connect(ss, len, nonblock);
     if (kfd < 0)
         return -1;
+    int one = 1;
+    if (!strcmp(scen, "oobcli"))
+        setsockopt(kfd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
     int plain = !strcmp(scen, "pcli") || !strcmp(scen, "pclib") || !strcmp(scen, "sfirst");
     int hello = !nonblock && !plain && strcmp(scen, "eof") &&
-                strcmp(scen, "plain") && strcmp(scen, "plain2") &&
+                strcmp(scen, "plain") && strcmp(scen, "plain2") && strcmp(scen, "oobsrv") &&
+                strcmp(scen, "oobcli") &&
                 M->anchor_hello(kfd, NSTACK_ADOPT_ACTIVE) == 0;
     int r;
     if (!strcmp(scen, "up") || !strcmp(scen, "upb") || !strcmp(scen, "upr") ||
         !strcmp(scen, "mt")) {
         r = cli_up(kfd, nonblock, hello, !strcmp(scen, "upr"));
-    } else if (!strcmp(scen, "plain") || !strcmp(scen, "plain2")) {
+    } else if (!strcmp(scen, "plain") || !strcmp(scen, "plain2") || !strcmp(scen, "oobsrv") ||
+               !strcmp(scen, "oobcli")) {
         int64_t ms = 0;
         r = cli_plain_server(kfd, &ms);
         printf("client: fallback from a plain server after %lld ms\n", (long long)ms);

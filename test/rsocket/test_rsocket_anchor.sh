@@ -6,7 +6,8 @@
 # (fallback, no foreign byte, negative cache), connect-and-close (clean
 # EOF), an anchor reset after the upgrade (peer death), a FIN on the
 # anchor with data in flight (nothing lost). Then the upgrade over IPv6
-# and from an IPv6 socket to an IPv4-mapped address.
+# and from an IPv6 socket to an IPv4-mapped address, and SO_OOBINLINE set
+# by either application (the peer's hello never reaches its stream).
 set -u
 BIN="$NSTACK_BUILD/test/rsocket/rs_anchor_test"
 RS_LIBPATH_EXTRA="$NSTACK_RELEASE/lib64" . "$NSTACK_SRC/test/rsocket/rs_test_env.sh"
@@ -23,19 +24,23 @@ cat "$dir/client" "$dir/server"
 grep -q "SERVER OK" "$dir/server" || fail "server verdict"
 grep -q "CLIENT OK" "$dir/client" || fail "client verdict"
 
-# port server-address client-address
+# port server-address client-address scenario...
 pair() {
+    local port=$1 sa=$2 ca=$3
+    shift 3
     : >"$dir/server"; : >"$dir/client"
-    bg_a "$BIN" server "$1" "$2" up upb >"$dir/server" 2>&1
+    bg_a "$BIN" server "$port" "$sa" "$@" >"$dir/server" 2>&1
     local srv=$BG_PID
-    wait_file_match "$dir/server" LISTENING 30 || fail "server ($2) did not listen"
-    timeout 120 ip netns exec "$NS_B" "$BIN" client "$3" "$1" up upb >"$dir/client" 2>&1 \
-        || fail "client scenarios ($3)"
+    wait_file_match "$dir/server" LISTENING 30 || fail "server ($sa) did not listen"
+    timeout 120 ip netns exec "$NS_B" "$BIN" client "$ca" "$port" "$@" >"$dir/client" 2>&1 \
+        || fail "client scenarios ($ca: $*)"
     timeout 60 tail --pid="$srv" -f /dev/null
-    wait "$srv" || fail "server exit status ($2)"
-    grep -q "SERVER OK" "$dir/server" || fail "server verdict ($2)"
-    echo "upgrade $3 -> $2: OK"
+    wait "$srv" || fail "server exit status ($sa: $*)"
+    grep -q "SERVER OK" "$dir/server" || fail "server verdict ($sa: $*)"
+    cat "$dir/client" "$dir/server" | grep -E " OK "
 }
-pair 7482 "$IP6_A" "$IP6_A"
-pair 7483 "$IP_A" "::ffff:$IP_A"
+pair 7482 "$IP6_A" "$IP6_A" up upb
+pair 7483 "$IP_A" "::ffff:$IP_A" up upb
+# SO_OOBINLINE (own port: the client caches the oobsrv server as plain)
+pair 7484 "$IP_A" "$IP_A" oobcli oobsrv
 echo PASS

@@ -155,11 +155,12 @@ static void timer_close(struct rsock *s)
 /* ---- the urgent bytes ------------------------------------------------- */
 
 /* 1 with *v: one of ours was read; 2: someone else's urgent data (left
- * for the application); 0: none yet; -1: TCP error. */
+ * for the application), or ours inline (SO_OOBINLINE, taken out); 0:
+ * none yet; -1: TCP error. */
 static int read_urgent(int kfd, uint8_t *v)
 {
     if (!rs_anc_urgent_peek(kfd, v))
-        return 0;
+        return rs_anc_inline_taken(kfd) ? 2 : 0;
     if (*v != RS_ANC_HELLO && *v != RS_ANC_KICK)
         return 2;
     return rs_anc_urgent_recv(kfd, v) == 1 ? 1 : -1;
@@ -229,7 +230,7 @@ static void step_active_hello(struct rsock *s)
         return set_phase(s, ANC_A_OFFER);
     }
     if (r != 0)
-        return fallback(s, r == 2 ? "foreign urgent data" : "TCP error");
+        return fallback(s, r == 2 ? "foreign or inline urgent data" : "TCP error");
     if (inband_decides(s, "the peer's hello")) {
         if (rs_anc_inband(a->kfd) == 1)
             negcache_peer(s);
@@ -371,7 +372,7 @@ static void step_passive_hello(struct rsock *s)
     uint8_t v;
     int r = read_urgent(a->kfd, &v);
     if (r == 2 || r < 0)
-        return fallback(s, r == 2 ? "foreign urgent data" : "TCP error");
+        return fallback(s, r == 2 ? "foreign or inline urgent data" : "TCP error");
     if (r == 1 && !a->hello_sent && rs_anc_inband(a->kfd) != 0) {
         if (rs_anc_urgent_send(a->kfd, RS_ANC_HELLO))
             return fallback(s, "hello not sent");

@@ -21,6 +21,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 int rs_anc_urgent_send(int kfd, uint8_t v)
 {
@@ -47,6 +48,22 @@ int rs_anc_urgent_recv(int kfd, uint8_t *v)
 int rs_anc_urgent_peek(int kfd, uint8_t *v)
 {
     return urgent_read(kfd, v, MSG_PEEK) == 1;
+}
+
+/* An application that set SO_OOBINLINE gets urgent bytes in its stream:
+ * a hello or KICK of ours at the urgent mark is taken out (1), so that
+ * the application never reads it; the connection then stays on TCP. */
+int rs_anc_inline_taken(int kfd)
+{
+    int on = 0, atmark = 0;
+    socklen_t len = sizeof(on);
+    uint8_t b;
+    if (getsockopt(kfd, SOL_SOCKET, SO_OOBINLINE, &on, &len) || !on ||
+        ioctl(kfd, SIOCATMARK, &atmark) || !atmark ||
+        recv(kfd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 1 ||
+        (b != RS_ANC_HELLO && b != RS_ANC_KICK))
+        return 0;
+    return recv(kfd, &b, 1, MSG_DONTWAIT) == 1;
 }
 
 int rs_anc_inband(int kfd)
