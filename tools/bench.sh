@@ -16,6 +16,8 @@
 #   copies        payload bytes copied per byte sent, per side and object
 #   rspreload     librspreload on the engine vs the framework (apps)
 #   softrdma      the software RDMA device alone (softrdma_bench)
+#   connrate      kernel vs rsocket route: new connections/s (ab without
+#                 keep-alive against nginx), descriptors per connection
 #   rsocket       every comparison but preload;  all: every comparison
 set -uo pipefail
 
@@ -29,10 +31,11 @@ set -uo pipefail
 . "$NSTACK_SRC/tools/lib/bench_copies.sh"
 . "$NSTACK_SRC/tools/lib/bench_rspreload.sh"
 . "$NSTACK_SRC/tools/lib/bench_softrdma.sh"
+. "$NSTACK_SRC/tools/lib/bench_connrate.sh"
 
 ROUNDS=${BENCH_ROUNDS:-5}
 
-ALL_COMPARISONS=(preload kernel-rs engine instructions copies rspreload softrdma)
+ALL_COMPARISONS=(preload kernel-rs engine instructions copies rspreload softrdma connrate)
 usage() {
     echo "usage: tools/bench.sh [-r ROUNDS] [-s SECONDS] [COMPARISON...]" >&2
     echo "       COMPARISON: ${ALL_COMPARISONS[*]} rsocket all (default: all)" >&2
@@ -155,6 +158,18 @@ bench_kernel-rs() {
     compare iperf3_throughput  Gbit/s  "-" side_kernel_subnet side_rsocket_subnet
     compare redis_rps          req/s   "-" side_kernel_subnet side_rsocket_subnet
     compare nginx_rps          req/s   "-" side_kernel_subnet side_rsocket_subnet
+}
+
+# Connection set-up between the test hosts, both routes under the preload
+# (issue 8): goal >= 0.25x the kernel route's connection rate with the
+# upgrade before the first byte; descriptors per connection (kernel: 1).
+bench_connrate() {
+    rsocket_hosts "connection rate" || return 0
+    BENCH_TABLE=connrate
+    header "kernel vs rsocket route: connection set-up, median of $ROUNDS" kernel rsocket
+    compare nginx_connrate        conn/s  ">=0.25" side_kernel_subnet side_rsocket_subnet
+    compare server_fds_per_conn   fd/conn "-"      side_kernel_subnet side_rsocket_subnet
+    compare client_fds_per_conn   fd/conn "-"      side_kernel_subnet side_rsocket_subnet
 }
 
 # The issue's goal: the same rstream traffic through the framework (B) as

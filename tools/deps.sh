@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh - install every Debian package the project needs (Debian 12).
 # Idempotent: when everything is present it does not touch apt at all.
-# Never starts services: nginx and redis packages would start their
+# Never starts services: nginx, redis, apache2 and postgresql would start their
 # daemons on install, so a policy-rc.d that forbids starting is in place
 # while apt runs.
 set -euo pipefail
@@ -14,6 +14,9 @@ PACKAGES=(
     iproute2 procps psmisc util-linux python3
     # real programs (test/programs) and benchmarks (tools/bench.sh)
     iperf3 sockperf redis-server redis-tools nginx-light wrk curl strace jq
+    # real servers as Debian runs them (test/servers; ab: tools/bench.sh conn-rate)
+    # and the capture that checks what crossed kernel TCP (test/lib/wirecheck.sh)
+    postgresql apache2 apache2-utils tcpdump
 )
 
 missing_packages() {
@@ -59,7 +62,7 @@ main() {
 
 stop_started_daemons() {
     local svc
-    for svc in nginx redis-server; do
+    for svc in nginx redis-server apache2 postgresql; do
         command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
     done
 }

@@ -409,10 +409,17 @@ static ssize_t m_sendfile(struct file *f, int in_fd, off_t *offset, size_t count
         }
         ssize_t s = m_send(f, buf, (size_t)n, 0);
         if (s < 0) {
+            /* As the kernel: the file offset moves only by what was sent,
+             * and a call that sent nothing fails with the send's errno
+             * (EAGAIN on a full nonblocking socket) - never 0, which every
+             * caller reads as end of file. */
+            int err = errno;
             if (!offset)
                 lseek(in_fd, -(off_t)n, SEEK_CUR);   /* unread what was not sent */
-            if (done == 0)
-                return -1;       /* EAGAIN is EAGAIN, with an offset too (0 would be end of file) */
+            if (done == 0) {
+                errno = err;
+                return -1;
+            }
             break;
         }
         if (!offset && s < n)

@@ -37,3 +37,44 @@ CONF
 # -e: the error log before the config is read (the built-in default is
 # outside the private directory).
 nginx_cmd() { echo "nginx -p $1 -e $1/logs/error.log -c $1/nginx.conf"; }
+
+# Debian's own configuration, as the package installs it: /etc/nginx/nginx.conf
+# (user www-data, master + workers, sendfile on, tcp_nopush on, gzip on) and
+# sites-available/default (wildcard listen, IPv4 and IPv6), adapted only in
+# paths (pid, logs, temp dirs, document root, included site), the port, and
+# worker_processes (Debian's "auto" is one per core; fixed so a test knows
+# how many workers to expect).
+#
+#   nginx_debian_prepare DIR PORT WORKERS   writes DIR/nginx.conf, DIR/sites-enabled/,
+#                                           DIR/www/ (readable by www-data)
+# The prefix stays Debian's (/usr/share/nginx): modules-enabled/*.conf load
+# "modules/..." relative to it.
+#
+#   nginx_debian_args DIR                   NGINX_ARGS: the command line, as
+#                                           Debian's unit (daemon on;
+#                                           master_process on), to which
+#                                           -s reload / -s stop may be added
+nginx_debian_prepare() {
+    local dir=$1 port=$2 workers=$3 conf=/etc/nginx/nginx.conf site=/etc/nginx/sites-available/default
+    [ -r "$conf" ] && [ -r "$site" ] || { echo "nginx_debian_prepare: $conf or $site missing" >&2; return 1; }
+    mkdir -p "$dir/www" "$dir/logs" "$dir/tmp" "$dir/sites-enabled" "$dir/conf.d"
+    sed -e "s|^\(\s*worker_processes\) .*;|\1 $workers;|" \
+        -e "s|^\(\s*pid\) .*;|\1 $dir/nginx.pid;|" \
+        -e "s|^\(\s*error_log\) .*;|\1 $dir/logs/error.log;|" \
+        -e "s|^\(\s*access_log\) .*;|\1 $dir/logs/access.log;|" \
+        -e "s|include /etc/nginx/conf.d/|include $dir/conf.d/|" \
+        -e "s|include /etc/nginx/sites-enabled/|include $dir/sites-enabled/|" \
+        -e "s|^http {|http {\n\tclient_body_temp_path $dir/tmp/body;\n\tproxy_temp_path $dir/tmp/proxy;\n\tfastcgi_temp_path $dir/tmp/fastcgi;\n\tuwsgi_temp_path $dir/tmp/uwsgi;\n\tscgi_temp_path $dir/tmp/scgi;|" \
+        "$conf" >"$dir/nginx.conf"
+    sed -e "s|listen 80 |listen $port |" -e "s|listen \[::\]:80 |listen [::]:$port |" \
+        -e "s|root /var/www/html;|root $dir/www;|" "$site" >"$dir/sites-enabled/default"
+    grep -q "listen $port default_server" "$dir/sites-enabled/default" &&
+        grep -q "pid $dir/nginx.pid" "$dir/nginx.conf" ||
+        { echo "nginx_debian_prepare: $conf or $site not in the expected form" >&2; return 1; }
+    echo "hello from nstack" >"$dir/www/index.html"
+    chmod -R a+rX "$dir"
+}
+
+nginx_debian_args() {
+    NGINX_ARGS=(nginx -e "$1/logs/error.log" -c "$1/nginx.conf" -g 'daemon on; master_process on;')
+}

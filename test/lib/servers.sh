@@ -1,0 +1,165 @@
+# shellcheck shell=bash
+# Harness for test/servers: real servers started as Debian starts them
+# (daemons, several processes, workers under their own users), driven from
+# the other test host, with the wire and the nStack counters checked.
+# Builds on test/lib/programs.sh (modes, hosts, client) and wirecheck.sh.
+#
+#   srv_setup MODE BASE_PORT    MODE: plain | preload | rsocket (prog_setup);
+#                               $PROG_TMP is readable by every user
+#   srv_on_exit CMD...          run CMD (a graceful stop) before the hosts go
+#   srv_client CMD...           the client on the other host (plain: host A's
+#                               loopback), NSTACK_STATS=1 under the preload
+#   srv_wire_start PORT         capture kernel TCP packets > 64 B payload
+#   srv_server_bytes            tx+rx bytes on the mode's stack (kernel, or
+#                               rsocket) of host A's live framework processes
+#   srv_wire_verdict WHAT STATS MIN [SERVER_BYTES]
+#       plain/preload: the bulk crossed kernel TCP (the capture saw it:
+#       proves the rsocket assertion can fail); rsocket: no kernel TCP
+#       packet with more than 64 B of payload. Under the preload, the
+#       client's exit counters (file STATS) and SERVER_BYTES (from
+#       srv_server_bytes, when given) show >= MIN bytes on the mode's stack
+#   srv_framework_pids          live processes of host A using libnStackAPI.so
+#   srv_user_of PID             the user name a process runs as
+#   srv_wait_gone PID SECONDS   bounded wait for a process to end
+#   srv_wait_banner NAME        the test program prog_server NAME listens
+#   srv_server_done             ... and ends with status 0
+#   srv_check_users MAIN MU WU [PID...]  the daemon's users
+#   srv_http_answers URL / srv_http_fetch_checked URL FILE LOG_CMD
+#   srv_conns_client N BYTES    N echo connections at once, checked
+
+. "$NSTACK_SRC/test/lib/programs.sh"
+. "$NSTACK_SRC/test/lib/wirecheck.sh"
+
+wire_fail() { prog_fail "$@"; }
+
+_SRV_EXIT_HOOKS=()
+SRV_CLIENT_ENV=()
+SRV_IFACE=eth0
+
+srv_setup() {
+    prog_setup "$1" "$2"
+    trap srv_cleanup EXIT
+    # Workers that drop privileges (www-data, postgres) read their files here.
+    chmod 755 "$PROG_TMP"
+    # The test's private fabric stands in for the device's default
+    # (/run/softrdma, made by root 0755): the device itself must let other
+    # users' processes in, as /dev/infiniband does.
+    [ -n "${_NETNS_OWN_FABRIC:-}" ] && chmod 755 "$SOFTRDMA_FABRIC"
+    SRV_IFACE=eth0; [ "$PROG_MODE" = plain ] && SRV_IFACE=lo
+    SRV_CLIENT_ENV=()
+    _prog_preloaded && SRV_CLIENT_ENV=("${NSTACK_PRELOAD_ENV[@]}" NSTACK_STATS=1)
+    return 0
+}
+
+srv_on_exit() { _SRV_EXIT_HOOKS+=("$*"); }
+
+# A process stopped by a signal (a daemon's workers at "stop") never reaches
+# exit(), where the dispatcher removes its counters segment: remove those of
+# every process that ran on the hosts at the end.
+srv_cleanup() {
+    local h pid pids
+    pids=$(ip netns pids "$NS_A" 2>/dev/null; ip netns pids "$NS_B" 2>/dev/null)
+    for h in "${_SRV_EXIT_HOOKS[@]}"; do eval "timeout 20 $h" >/dev/null 2>&1; done
+    prog_cleanup
+    for pid in $pids; do kill -0 "$pid" 2>/dev/null || rm -f "/dev/shm/nstack-stat.$pid"; done
+    return 0
+}
+
+srv_client() {
+    local ns=$NS_B
+    [ "$PROG_MODE" = plain ] && ns=$NS_A
+    ip netns exec "$ns" env "${SRV_CLIENT_ENV[@]}" "$@" </dev/null
+}
+
+# srv_server_env CMD...: CMD on host A with the preload environment (the
+# way an administrator would start a daemon under libnStackAPI.so).
+srv_server_env() { ip netns exec "$NS_A" env "${NSTACK_PRELOAD_ENV[@]}" "$@"; }
+
+srv_wire_start() { wire_capture_start "$NS_A" "$SRV_IFACE" "$1" "$PROG_TMP"; }
+
+srv_wire_verdict() {
+    local what=$1 stats=$2 min=$3 server=${4:-}
+    wire_capture_stop
+    if [ "$PROG_MODE" = rsocket ]; then wire_expect_no_payload "$what"
+    else wire_expect_payload "$what"; fi
+    if _prog_preloaded; then
+        expect_bulk_on "$PROG_STACK" "$min" "$(stats_exit_bytes "$stats" "$PROG_STACK")" "$what: client"
+        [ -z "$server" ] || expect_bulk_on "$PROG_STACK" "$min" "$server" "$what: server"
+    fi
+    prog_note "$what: $WIRE_BIG kernel TCP packets with > $WIRE_MAX_PAYLOAD B payload"
+}
+
+srv_server_bytes() {
+    # shellcheck disable=SC2046
+    _prog_preloaded && stats_live_bytes "$PROG_STACK" $(srv_framework_pids)
+}
+
+srv_framework_pids() {
+    local pid
+    for pid in $(ip netns pids "$NS_A" 2>/dev/null); do
+        [ -e "/dev/shm/nstack-stat.$pid" ] && echo "$pid"
+    done
+}
+
+srv_user_of() { ps -o user= -p "$1" 2>/dev/null | tr -d ' '; }
+
+_srv_gone() { ! kill -0 "$1" 2>/dev/null; }
+srv_wait_gone() { wait_until "$2" _srv_gone "$1"; }
+
+# srv_wait_banner NAME: the server started with prog_server NAME printed
+# "listening on" (after listen(): works whatever stack the listener is on),
+# or the test fails with its output.
+_srv_banner_or_dead() { grep -qs '^listening on' "$PROG_TMP/$1.out" || ! kill -0 "$PROG_SERVER_PID" 2>/dev/null; }
+srv_wait_banner() {
+    wait_until 30 _srv_banner_or_dead "$1" && grep -qs '^listening on' "$PROG_TMP/$1.out" ||
+        prog_fail "$1 did not listen: $(tail -n 5 "$PROG_TMP/$1.out")"
+}
+
+# srv_check_users MAIN_PID MAIN_USER WORKER_USER [WORKER_PID...]: a daemon's
+# main process and its workers run as the users its package configures.
+srv_check_users() {
+    local main=$1 mu=$2 wu=$3 w u; shift 3
+    u=$(srv_user_of "$main")
+    [ "$u" = "$mu" ] || prog_fail "main process $main runs as '$u', not $mu"
+    for w in "$@"; do
+        u=$(srv_user_of "$w")
+        [ "$u" = "$wu" ] || prog_fail "worker $w runs as '$u', not $wu"
+    done
+}
+
+# srv_http_answers URL: one GET answered with a 2xx (for wait_until).
+srv_http_answers() { srv_client timeout 5 curl -sS --fail --max-time 4 -o /dev/null "$1" 2>/dev/null; }
+
+# srv_http_fetch_checked URL FILE LOG_CMD: curl URL from the other host
+# with the wire captured; the body's sha256 must be FILE's (SRV_SHA gets
+# it); then the wire verdict with FILE's size as the bulk, the server's
+# live counters included. LOG_CMD prints the server's last log lines.
+srv_http_fetch_checked() {
+    local url=$1 file=$2 log=$3 got size
+    size=$(stat -c %s "$file")
+    srv_wire_start "$PROG_PORT"
+    srv_client timeout 60 curl -sS --fail --max-time 50 -o "$PROG_TMP/fetched" "$url" \
+        2>"$PROG_TMP/curl.err" || prog_fail "curl $url failed: $(cat "$PROG_TMP/curl.err") $($log)"
+    SRV_SHA=$(prog_sha256 "$file"); got=$(prog_sha256 "$PROG_TMP/fetched")
+    [ "$SRV_SHA" = "$got" ] ||
+        prog_fail "$url differs: sha256 $got, want $SRV_SHA ($(stat -c %s "$PROG_TMP/fetched") of $size bytes)"
+    srv_wire_verdict "curl $size bytes" "$PROG_TMP/curl.err" "$size" "$(srv_server_bytes)"
+}
+
+# srv_conns_client N BYTES: N connections at once from the other host, BYTES
+# of a per-connection pattern echoed and checked on each (rsfw_conns client),
+# with the wire captured; output in $PROG_TMP/client.out.
+srv_conns_client() {
+    srv_wire_start "$PROG_PORT"
+    srv_client timeout 120 env RSFW_TIMEOUT_S=100 "$SRV_CONNS" client "$PROG_ADDR" "$PROG_PORT" "$1" "$2" \
+        >"$PROG_TMP/client.out" 2>&1 ||
+        prog_fail "client: $(tail -n 3 "$PROG_TMP/client.out") server: $(tail -n 6 "$PROG_TMP/server.out")"
+    grep -q "PASS: $1 connections x $2 bytes echoed and verified" "$PROG_TMP/client.out" ||
+        prog_fail "client verdict missing: $(cat "$PROG_TMP/client.out")"
+}
+
+# srv_server_done: the server started by prog_server ends (30 s) with status 0.
+srv_server_done() {
+    srv_wait_gone "$PROG_SERVER_PID" 30 || prog_fail "server did not finish: $(cat "$PROG_TMP/server.out")"
+    wait "$PROG_SERVER_PID" || prog_fail "server: $(cat "$PROG_TMP/server.out")"
+}

@@ -1,0 +1,116 @@
+/*
+ * srv_forkclient.c - an rsync-style client: connect, exchange data, then
+ * fork; from then on the child only reads and the parent only writes the
+ * same connection (each process holds a copy of the socket).
+ *
+ *   srv_forkclient IP PORT BYTES
+ *       against an echo server: 4 KiB round trip first, then the parent
+ *       sends BYTES more and shuts down its sending side, the child reads
+ *       every echoed byte until EOF; all of it is checked against the
+ *       pattern of test/rsocket-fw/rsfw_io.h (connection 0)
+ *
+ * Every wait is bounded (SRV_TIMEOUT_S, default 60 s). Exit 0 pass, 1 fail
+ * (one line naming the offset), 2 bad arguments.
+ */
+#include "../rsocket-fw/rsfw_io.h"
+
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define HELLO 4096
+#define CHUNK 65536
+
+static int64_t deadline_ms;
+
+static void wait_for(int fd, short ev, const char *what)
+{
+    struct pollfd p = { .fd = fd, .events = ev };
+    for (;;) {
+        int64_t left = deadline_ms - rsfw_now_ms();
+        if (left <= 0)
+            RSFW_FAIL("timeout: %s", what);
+        if (poll(&p, 1, left > 1000 ? 1000 : (int)left) > 0)
+            return;
+    }
+}
+
+static void send_pattern(int fd, uint64_t from, uint64_t to)
+{
+    uint8_t buf[CHUNK];
+    while (from < to) {
+        size_t n = to - from < CHUNK ? (size_t)(to - from) : CHUNK;
+        rsfw_fill(0, from, buf, n);
+        wait_for(fd, POLLOUT, "send");
+        ssize_t w = send(fd, buf, n, MSG_NOSIGNAL);
+        if (w < 0)
+            RSFW_FAIL("send at %llu: %s", (unsigned long long)from, strerror(errno));
+        from += (uint64_t)w;
+    }
+}
+
+/* Reads and checks [from, to); with to == 0 reads until EOF. Returns the end. */
+static uint64_t recv_pattern(int fd, uint64_t from, uint64_t to, const char *who)
+{
+    uint8_t buf[CHUNK];
+    while (to == 0 || from < to) {
+        size_t want = to && to - from < CHUNK ? (size_t)(to - from) : CHUNK;
+        wait_for(fd, POLLIN, "recv");
+        ssize_t r = recv(fd, buf, want, 0);
+        if (r == 0 && to == 0)
+            break;
+        if (r <= 0)
+            RSFW_FAIL("%s: recv at %llu: %s", who, (unsigned long long)from,
+                      r ? strerror(errno) : "early EOF");
+        long bad = rsfw_check(0, from, buf, (size_t)r);
+        if (bad >= 0)
+            RSFW_FAIL("%s: wrong byte at offset %llu", who, (unsigned long long)(from + (uint64_t)bad));
+        from += (uint64_t)r;
+    }
+    return from;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: srv_forkclient IP PORT BYTES\n");
+        return 2;
+    }
+    uint64_t bytes = (uint64_t)rsfw_count("byte count", argv[3], 1L << 34);
+    const char *t = getenv("SRV_TIMEOUT_S");
+    deadline_ms = rsfw_now_ms() + (t && atol(t) > 0 ? atol(t) : 60) * 1000;
+    struct sockaddr_storage ss;
+    socklen_t len = rsfw_addr(argv[1], argv[2], &ss);
+    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len))
+        RSFW_FAIL("connect %s:%s: %s", argv[1], argv[2], strerror(errno));
+    send_pattern(fd, 0, HELLO);
+    recv_pattern(fd, 0, HELLO, "before fork");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        RSFW_FAIL("fork: %s", strerror(errno));
+    if (pid == 0) {
+        uint64_t end = recv_pattern(fd, HELLO, 0, "child");
+        if (end != HELLO + bytes)
+            RSFW_FAIL("child: EOF after %llu bytes, want %llu", (unsigned long long)end,
+                      (unsigned long long)(HELLO + bytes));
+        printf("child: read %llu bytes after fork, all checked\n", (unsigned long long)bytes);
+        exit(0);
+    }
+    send_pattern(fd, HELLO, HELLO + bytes);
+    if (shutdown(fd, SHUT_WR))
+        RSFW_FAIL("shutdown: %s", strerror(errno));
+    close(fd);
+    int st;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (rsfw_now_ms() > deadline_ms)
+            RSFW_FAIL("timeout: the reading child did not finish");
+        poll(NULL, 0, 10);
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st))
+        RSFW_FAIL("the reading child ended with status 0x%x", st);
+    printf("PASS: parent wrote %llu bytes after fork, child read them back\n",
+           (unsigned long long)bytes);
+    return 0;
+}
