@@ -10,6 +10,8 @@ PACKAGES=(
     # build (binutils: nm/readelf in the framework's export checks)
     cmake gcc make binutils pkg-config libjson-c-dev libcmocka-dev
     librdmacm-dev libibverbs-dev rdmacm-utils ibverbs-utils
+    # perftest: links the mlx5/efa provider libraries (ibverbs-providers)
+    perftest ibverbs-providers
     # test hosts, process handling, test drivers (python3: framework tests)
     iproute2 procps psmisc util-linux python3
     # real programs (test/programs) and benchmarks (tools/bench.sh)

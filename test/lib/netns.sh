@@ -87,6 +87,7 @@ netns_setup() {
     ip -n "$NS_A" link set eth0 up; ip -n "$NS_B" link set eth0 up
     if [ -z "${SOFTRDMA_FABRIC:-}" ]; then
         SOFTRDMA_FABRIC=$(mktemp -d "/tmp/softrdma-fabric.nst$$.XXXXXX"); _NETNS_OWN_FABRIC=1
+        chmod 1777 "$SOFTRDMA_FABRIC"   # shared by every user, as /tmp (doc/softrdma.md)
     fi
     export SOFTRDMA_FABRIC NS_A NS_B
     wait_until 10 _netns_links_up || { echo "netns: veth link did not come up" >&2; return 1; }

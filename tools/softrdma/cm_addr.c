@@ -80,8 +80,10 @@ int cm_local_addrs(int family, struct sockaddr_storage *out, int max)
 {
     struct ifaddrs *ifa0, *ifa;
     int n = 0;
-    if (getifaddrs(&ifa0))
-        return 0;
+    if (getifaddrs(&ifa0)) {
+        sr_log("cannot list the host's addresses (getifaddrs: %s)", strerror(errno));
+        return -1;
+    }
     for (ifa = ifa0; ifa && n < max; ifa = ifa->ifa_next)
         if (ifa->ifa_addr && ifa->ifa_addr->sa_family == family) {
             memset(&out[n], 0, sizeof out[n]);
@@ -121,13 +123,18 @@ int cm_pick_source(const struct sockaddr *dst, struct sockaddr_storage *src)
     struct ifaddrs *ifa0, *ifa;
     const struct sockaddr *best = NULL, *any = NULL;
     memset(src, 0, sizeof *src);
-    if (cm_is_loopback(dst) || sr_port_of_addr(dst)) {
+    int local = cm_is_loopback(dst) ? 1 : sr_port_of_addr(dst);
+    if (local < 0)
+        return -1;
+    if (local) {
         memcpy(src, dst, cm_addrlen(dst));
         cm_set_port((struct sockaddr *)src, 0);
         return 0;
     }
-    if (getifaddrs(&ifa0))
+    if (getifaddrs(&ifa0)) {
+        sr_log("cannot list the host's addresses (getifaddrs: %s)", strerror(errno));
         return -1;
+    }
     for (ifa = ifa0; ifa; ifa = ifa->ifa_next) {
         if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != dst->sa_family ||
             (ifa->ifa_flags & IFF_LOOPBACK) || !(ifa->ifa_flags & IFF_UP))
@@ -150,6 +157,16 @@ int cm_pick_source(const struct sockaddr *dst, struct sockaddr_storage *src)
         return -1;
     }
     return 0;
+}
+
+int cm_link_check(const struct sockaddr *src, const char *who)
+{
+    char ifname[32] = "";
+    if (sr_addr_link_up(src, ifname, sizeof ifname) != 0)
+        return 0;
+    sr_log("%s: interface %s of the source address is down (no link)", who, ifname);
+    errno = ENETUNREACH;
+    return -1;
 }
 
 struct ibv_pd *cm_default_pd(void)

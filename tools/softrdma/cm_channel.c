@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 struct cm_channel *cm_channel_new(void)
@@ -134,9 +135,36 @@ void cm_push_disconnected(struct cm_id *id)
         cm_event_push(id, NULL, RDMA_CM_EVENT_TIMEWAIT_EXIT, 0, NULL);
 }
 
-/* Marks the id's queued events dead (each still owns its byte in the
- * pipe; readers skip it). A connection request nobody will see is
- * dropped, which the active side sees as a connect error. */
+/* With no reader inside rdma_get_cm_event, each queued event's byte is
+ * still in the pipe (bytes are written under sr_lock, and only readers
+ * take them): dead events and their bytes go now, so the channel fd is
+ * not left readable with nothing to read (the kernel drops a destroyed
+ * id's events the same way). With a reader in flight, one of those bytes
+ * may be its own: dead events stay queued and readers skip them. */
+static void cm_events_reap(struct cm_channel *ch)
+{
+    if (ch->readers || ch->closed)
+        return;
+    struct cm_event **pp = &ch->head, *last = NULL;
+    while (*pp) {
+        struct cm_event *e = *pp;
+        int avail = 0;
+        char b;
+        if (e->dead && !ioctl(ch->pub.fd, FIONREAD, &avail) && avail > 0 &&
+            read(ch->pub.fd, &b, 1) == 1) {
+            *pp = e->next;
+            free(e);
+            continue;
+        }
+        last = e;
+        pp = &e->next;
+    }
+    ch->tail = last;
+}
+
+/* Marks the id's queued events dead and reaps them when it can (see
+ * cm_events_reap); readers skip the rest. A connection request nobody
+ * will see is dropped, which the active side sees as a connect error. */
 void cm_events_forget(struct cm_id *id)
 {
     struct cm_channel *ch = (struct cm_channel *)id->pub.channel;
@@ -155,6 +183,7 @@ void cm_events_forget(struct cm_id *id)
             e->dead = 1;
         }
     }
+    cm_events_reap(ch);
 }
 
 /* A reader of a destroyed channel waits for the process to end (see

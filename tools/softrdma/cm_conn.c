@@ -4,6 +4,7 @@
  * connected id carries REQ, REP, RTU, REJ and DREQ messages; its EOF means
  * the peer id is gone (DISCONNECTED). The device thread runs the callbacks. */
 #include "cm_internal.h"
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,7 +150,7 @@ static void cm_on_req(struct cm_id *id, struct cm_msg *m)
     memcpy(&id->pub.route.addr.dst_storage, &m->src, sizeof m->src);
     id->pub.verbs = sr_default_context();
     int port = sr_port_of_addr(&id->pub.route.addr.src_addr);
-    id->pub.port_num = (uint8_t)(port ? port : 1);
+    id->pub.port_num = (uint8_t)(port > 0 ? port : 1);
     id->state = CM_REQ_RCVD;
     cm_event_push(id, &l->pub, RDMA_CM_EVENT_CONNECT_REQUEST, 0, m);
 }
@@ -230,27 +231,45 @@ static void cm_listen_cb(struct sr_watch *w, uint32_t events)
     }
 }
 
-/* Creates name -> our socket; a name left by a dead listener is reused. */
-static int cm_claim_name(const char *sock, const char *name)
+/* Creates name -> our socket; a name left by a dead listener is reused.
+ * 0, 1 if the name is stale and cannot be removed (another user's, under
+ * the fabric's sticky bit), -1 (errno) otherwise. */
+static int cm_claim_one_name(const char *sock, const char *name)
 {
+    if (strlen(name) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return errno = ENAMETOOLONG, -1;
     for (int tries = 0; tries < 2; tries++) {
         if (!symlink(sock, name))
             return 0;
         if (errno != EEXIST)
             return -1;
-        if (strlen(name) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-            return errno = ENAMETOOLONG, -1;
         if (cm_sock_live(name, SOCK_SEQPACKET))
             break;
-        unlink(name);
+        if (unlink(name) && errno == EPERM)
+            return 1;
     }
     errno = EADDRINUSE;
     return -1;
 }
 
+/* The listener's name, or when a stale one of another user holds it, the
+ * alternate name "<name>~u<euid>" that active sides try next
+ * (cm_connect_listener). The name taken is written to out. */
+static int cm_claim_name(const char *sock, const char *name, char *out, size_t len)
+{
+    snprintf(out, len, "%s", name);
+    int rc = cm_claim_one_name(sock, name);
+    if (rc != 1)
+        return rc;
+    if ((size_t)snprintf(out, len, "%s~u%u", name, (unsigned)geteuid()) >= len)
+        return errno = ENAMETOOLONG, -1;
+    rc = cm_claim_one_name(sock, out);
+    return rc == 1 ? (errno = EADDRINUSE, -1) : rc;
+}
+
 static int cm_add_name(struct cm_id *id, const struct sockaddr *sa, uint16_t port)
 {
-    char name[512];
+    char name[512], taken[540];
     if (cm_listen_name(sa, port, name, sizeof name))
         return -1;
     for (int i = 0; i < id->nnames; i++)
@@ -260,10 +279,59 @@ static int cm_add_name(struct cm_id *id, const struct sockaddr *sa, uint16_t por
     if (!n)
         return -1;
     id->names = n;
-    if (cm_claim_name(id->lsn_path, name))
+    if (cm_claim_name(id->lsn_path, name, taken, sizeof taken))
         return -1;
-    id->names[id->nnames++] = strdup(name);
+    id->names[id->nnames++] = strdup(taken);
     return 0;
+}
+
+/* A blocking SOCK_SEQPACKET connection to the unix socket at path, or -1. */
+static int cm_connect_path(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof sa.sun_path)
+        return errno = ENAMETOOLONG, -1;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        fd = -1;
+    }
+    return fd;
+}
+
+/* Connects to the listener named name, or to a live alternate name of it
+ * (cm_claim_name) when name itself has no listener. errno is the one of
+ * name itself when nothing answers. */
+static int cm_connect_listener(const char *name)
+{
+    int fd = cm_connect_path(name);
+    if (fd >= 0 || (errno != ENOENT && errno != ECONNREFUSED))
+        return fd;
+    int e = errno;
+    char dir[512], prefix[300];
+    snprintf(dir, sizeof dir, "%s", name);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return errno = e, -1;
+    *slash = 0;
+    snprintf(prefix, sizeof prefix, "%s~u", slash + 1);
+    DIR *d = opendir(dir);
+    struct dirent *ent;
+    while (d && fd < 0 && (ent = readdir(d))) {
+        char alt[800];
+        if (strncmp(ent->d_name, prefix, strlen(prefix)))
+            continue;
+        snprintf(alt, sizeof alt, "%s/%s", dir, ent->d_name);
+        fd = cm_connect_path(alt);
+    }
+    if (d)
+        closedir(d);
+    if (fd < 0)
+        errno = e;
+    return fd;
 }
 
 static int cm_add_names(struct cm_id *id, uint16_t port)
@@ -277,6 +345,8 @@ static int cm_add_names(struct cm_id *id, uint16_t port)
         fams[1] = AF_INET;
     for (int f = 0; f < 2 && fams[f]; f++) {
         int n = cm_local_addrs(fams[f], addrs, 64);
+        if (n < 0)
+            return -1;
         for (int i = 0; i < n; i++)
             if (cm_add_name(id, (struct sockaddr *)&addrs[i], port))
                 return -1;
@@ -316,17 +386,21 @@ CM_API int rdma_listen(struct rdma_cm_id *pub, int backlog)
             close(fd);
         goto out;
     }
+    sr_fabric_share(sa.sun_path);   /* active sides of every user connect */
     sr_watch_add(&id->lsn, fd, EPOLLIN, cm_listen_cb);
     cm_names_lock();
     uint16_t port = cm_port(&pub->route.addr.src_addr);
-    for (int tries = 0; !port && tries < 64; tries++) {
+    int named = port ? !cm_add_names(id, port) : 0;
+    for (int tries = 0; !named && !port && tries < 64; tries++) {
         uint16_t p = (uint16_t)(32768 + (unsigned)rand() % 28232);
         if (!cm_add_names(id, p))
-            port = p;
+            port = p, named = 1;
+        else if (errno != EADDRINUSE)
+            break;      /* e.g. EMFILE: another port would fail alike */
         else
             cm_names_drop(id);
     }
-    if (cm_port(&pub->route.addr.src_addr) && cm_add_names(id, port)) {
+    if (!named) {
         int e = errno;
         cm_names_unlock();
         cm_listen_close(id);
@@ -335,6 +409,7 @@ CM_API int rdma_listen(struct rdma_cm_id *pub, int backlog)
     }
     cm_names_unlock();
     cm_set_port(&pub->route.addr.src_addr, port);
+    cm_exit_track(id);
     id->state = CM_LISTEN;
     rc = 0;
 out:
@@ -357,15 +432,19 @@ CM_API int rdma_connect(struct rdma_cm_id *pub, struct rdma_conn_param *p)
         errno = EINVAL;
         return -1;
     }
+    if (cm_link_check(&pub->route.addr.src_addr, "rdma_connect")) {
+        /* the REQ cannot leave: as a CM whose REQs all time out */
+        pthread_mutex_lock(&sr_lock);
+        cm_event_push(id, NULL, RDMA_CM_EVENT_UNREACHABLE, -ETIMEDOUT, NULL);
+        pthread_mutex_unlock(&sr_lock);
+        return id->sync ? cm_sync_wait(id, RDMA_CM_EVENT_ESTABLISHED) : 0;
+    }
     pthread_mutex_lock(&sr_lock);
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    char name[512];
     struct sockaddr *dst = &pub->route.addr.dst_addr;
-    cm_listen_name(dst, cm_port(dst), sa.sun_path, sizeof sa.sun_path);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
+    int fd = cm_listen_name(dst, cm_port(dst), name, sizeof name) ? -1 : cm_connect_listener(name);
+    if (fd < 0) {
         int e = errno;
-        if (fd >= 0)
-            close(fd);
         /* no listener: rejected by the peer's CM; stale name: unreachable */
         cm_event_push(id, NULL, e == ENOENT ? RDMA_CM_EVENT_REJECTED : RDMA_CM_EVENT_UNREACHABLE,
                       e == ENOENT ? 8 : -ETIMEDOUT, NULL);

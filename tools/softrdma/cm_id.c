@@ -44,6 +44,7 @@ CM_API int rdma_create_id(struct rdma_event_channel *ch, struct rdma_cm_id **out
     }
     if (sr_nic_start())
         return -1;
+    sr_ports_prime();
     struct cm_id *id = cm_id_new(ch, context, ps, IBV_QPT_RC);
     if (!id)
         return -1;
@@ -64,6 +65,7 @@ CM_API int rdma_destroy_id(struct rdma_cm_id *pub)
     cm_conn_close(id);
     cm_listen_close(id);
     cm_port_release(id);
+    cm_exit_untrack(id);
     if (pub->event)
         rdma_ack_cm_event(pub->event);
     pub->event = NULL;
@@ -97,7 +99,7 @@ static void cm_set_device(struct cm_id *id, const struct sockaddr *local)
 {
     int port = sr_port_of_addr(local);
     id->pub.verbs = sr_default_context();
-    id->pub.port_num = (uint8_t)(port ? port : 1);
+    id->pub.port_num = (uint8_t)(port > 0 ? port : 1);
 }
 
 CM_API int rdma_bind_addr(struct rdma_cm_id *pub, struct sockaddr *addr)
@@ -105,9 +107,18 @@ CM_API int rdma_bind_addr(struct rdma_cm_id *pub, struct sockaddr *addr)
     struct cm_id *id = cm_of(pub);
     if (!pub || sr_stale(id->epoch, "rdma_bind_addr") || cm_check_family(addr, "rdma_bind_addr"))
         return -1;
-    if (!cm_is_any(addr) && !sr_port_of_addr(addr)) {
+    int port = cm_is_any(addr) ? 1 : sr_port_of_addr(addr);
+    if (port < 0)
+        return -1;      /* the interfaces cannot be listed (logged, errno) */
+    if (!port) {
         sr_log("rdma_bind_addr: address is not on an interface of this host");
         errno = EADDRNOTAVAIL;
+        return -1;
+    }
+    if (!cm_port_allowed(cm_port(addr))) {
+        sr_log("rdma_bind_addr: port %u is privileged (needs CAP_NET_BIND_SERVICE)",
+               cm_port(addr));
+        errno = EACCES;
         return -1;
     }
     pthread_mutex_lock(&sr_lock);
@@ -137,11 +148,16 @@ CM_API int rdma_resolve_addr(struct rdma_cm_id *pub, struct sockaddr *src, struc
     if (!pub || sr_stale(id->epoch, "rdma_resolve_addr") ||
         cm_check_family(dst, "rdma_resolve_addr"))
         return -1;
+    /* dst may point into this id's own route (librdmacm's rsockets passes
+     * &id->route.addr.dst_addr): copy it out before the route changes */
+    struct sockaddr_storage d;
+    memset(&d, 0, sizeof d);
+    memcpy(&d, dst, cm_addrlen(dst));
     if (src && src->sa_family && rdma_bind_addr(pub, src))
         return -1;
     pthread_mutex_lock(&sr_lock);
-    memset(&pub->route.addr.dst_storage, 0, sizeof pub->route.addr.dst_storage);
-    memcpy(&pub->route.addr.dst_storage, dst, cm_addrlen(dst));
+    memcpy(&pub->route.addr.dst_storage, &d, sizeof d);
+    dst = (struct sockaddr *)&d;
     int have_src = pub->route.addr.src_addr.sa_family &&
                    !cm_is_any(&pub->route.addr.src_addr);
     int err = 0;
@@ -151,9 +167,11 @@ CM_API int rdma_resolve_addr(struct rdma_cm_id *pub, struct sockaddr *src, struc
             memcpy(&pub->route.addr.src_storage, &s, sizeof s);
             cm_set_port(&pub->route.addr.src_addr, port);
         } else {
-            err = -ENETUNREACH;
+            err = -errno;   /* ENETUNREACH, or EMFILE & co. from listing interfaces */
         }
     }
+    if (!err && cm_link_check(&pub->route.addr.src_addr, "rdma_resolve_addr"))
+        err = -ENETUNREACH;
     if (!err && !cm_port(&pub->route.addr.src_addr) &&
         cm_port_claim(id, &pub->route.addr.src_addr))
         err = -EADDRINUSE;     /* no free ephemeral port */
@@ -176,6 +194,12 @@ CM_API int rdma_resolve_route(struct rdma_cm_id *pub, int timeout_ms)
         sr_log("rdma_resolve_route: address not resolved");
         errno = EINVAL;
         return -1;
+    }
+    if (cm_link_check(&pub->route.addr.src_addr, "rdma_resolve_route")) {
+        pthread_mutex_lock(&sr_lock);
+        cm_event_push(id, NULL, RDMA_CM_EVENT_ROUTE_ERROR, -ENETUNREACH, NULL);
+        pthread_mutex_unlock(&sr_lock);
+        return id->sync ? cm_sync_wait(id, RDMA_CM_EVENT_ROUTE_RESOLVED) : 0;
     }
     pthread_mutex_lock(&sr_lock);
     if (!pub->route.path_rec)
@@ -317,14 +341,16 @@ CM_API int rdma_create_qp(struct rdma_cm_id *pub, struct ibv_pd *pd, struct ibv_
     struct ibv_qp *qp = ibv_create_qp(pd, a);
     if (!qp)
         return -1;
+    pthread_mutex_lock(&sr_lock);       /* as rdma_destroy_qp */
     pub->qp = qp;
     pub->pd = pd;
-    if (cm_qp_to_init(id)) {
-        ibv_destroy_qp(qp);
+    int rc = cm_qp_to_init(id);
+    if (rc)
         pub->qp = NULL;
-        return -1;
-    }
-    return 0;
+    pthread_mutex_unlock(&sr_lock);
+    if (rc)
+        ibv_destroy_qp(qp);
+    return rc ? -1 : 0;
 }
 
 CM_API int rdma_create_qp_ex(struct rdma_cm_id *pub, struct ibv_qp_init_attr_ex *ax)
@@ -342,12 +368,20 @@ CM_API int rdma_create_qp_ex(struct rdma_cm_id *pub, struct ibv_qp_init_attr_ex 
     return rc;
 }
 
+/* The id lets go of its QP under sr_lock before the QP is destroyed: the
+ * device thread, handling a DREQ or the peer's death (cm_qp_error), reads
+ * pub->qp under that lock and must never see a QP being destroyed. */
 CM_API void rdma_destroy_qp(struct rdma_cm_id *pub)
 {
-    if (!pub || !pub->qp)
+    if (!pub)
         return;
-    ibv_destroy_qp(pub->qp);
+    pthread_mutex_lock(&sr_lock);
+    struct ibv_qp *qp = pub->qp;
     pub->qp = NULL;
+    pthread_mutex_unlock(&sr_lock);
+    if (!qp)
+        return;
+    ibv_destroy_qp(qp);
     cm_free_cqs(pub);
 }
 

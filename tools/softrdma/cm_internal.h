@@ -68,6 +68,9 @@ struct cm_id {
     char port_claim[500];           /* our claim in the port space, "" if none */
     int events_out;                 /* events handed to the user, not yet acked */
     int destroyed;                  /* rdma_destroy_id ran; freed at the last ack */
+    /* owns fabric names (port claim, listener): removed at exit (cm_exit.c) */
+    int exit_tracked;
+    struct cm_id *exit_next, *exit_prev;
 };
 
 static inline struct cm_id *cm_of(struct rdma_cm_id *id) { return (struct cm_id *)id; }
@@ -93,15 +96,24 @@ uint16_t cm_port(const struct sockaddr *sa);
 void cm_set_port(struct sockaddr *sa, uint16_t port);
 /* Fabric name of a listener on (addr, port). */
 int cm_listen_name(const struct sockaddr *sa, uint16_t port, char *out, size_t len);
-/* Every local address of a family, for wildcard listens; returns count. */
+/* Every local address of a family, for wildcard listens; returns count,
+ * -1 (errno, logged) if the addresses cannot be listed. */
 int cm_local_addrs(int family, struct sockaddr_storage *out, int max);
+/* -1 with errno: ENETUNREACH, or why the interfaces cannot be listed. */
 int cm_pick_source(const struct sockaddr *dst, struct sockaddr_storage *src);
 struct ibv_pd *cm_default_pd(void);
+/* -1 (ENETUNREACH, one line) if the interface of a local source address
+ * is down or has no carrier: the device's link state as the CM sees it at
+ * address and route resolution and connect. */
+int cm_link_check(const struct sockaddr *src, const char *who);
 
 /* cm_port.c: claim (address, port) in the RDMA TCP port space; port 0
  * picks a free port and writes it into sa. EADDRINUSE if taken. */
 int cm_port_claim(struct cm_id *id, struct sockaddr *sa);
 void cm_port_release(struct cm_id *id);
+/* 0 if the caller may not bind the port (below 1024 without
+ * CAP_NET_BIND_SERVICE), else 1. */
+int cm_port_allowed(uint16_t port);
 /* Fabric-wide lock around every check-then-create of port claims and
  * listener names (sr_lock held; never nested). */
 void cm_names_lock(void);
@@ -109,6 +121,11 @@ void cm_names_unlock(void);
 /* 1 unless connecting to the unix socket at path is refused (owner gone);
  * never blocks. */
 int cm_sock_live(const char *path, int type);
+
+/* cm_exit.c: ids that own fabric names; their names go at exit.
+ * sr_lock held. */
+void cm_exit_track(struct cm_id *id);
+void cm_exit_untrack(struct cm_id *id);
 
 /* cm_conn.c */
 void cm_conn_close(struct cm_id *id);

@@ -1,11 +1,16 @@
 /* softrdma librdmacm: the RDMA TCP port space of a host (network
  * namespace), separate from the kernel's TCP ports. rdma_bind_addr claims
  * (address, port) as a symlink
- *     $FABRIC/cm/port/<netns>_<port>/<family>_<address>  ->  owner's NIC socket
- * A claim whose owner process is gone (its NIC socket refuses connections)
- * is stale and reclaimed. A REUSEADDR id's claim is named
+ *     $FABRIC/cm/port/<netns>_<port>/<family>_<address>@<pid>.<epoch>.<seq>
+ *         ->  owner's NIC socket
+ * Names are unique per claim: whether a claim conflicts is decided by
+ * scanning the port's live claims (under the names lock), never by a name
+ * being taken, so a stale claim that cannot be removed (another user's,
+ * under the fabric's sticky bit: sr_fabric.c) blocks nobody. A claim whose
+ * owner process is gone (its NIC socket refuses connections) is stale and
+ * removed when possible. A REUSEADDR id's claim is named
  *     r<family>_<address>.<pid>.<epoch>.<seq>
- * (unique, so such ids share the port); binds to a given port ignore it,
+ * (such ids share the port); binds to a given port ignore it,
  * but port 0 never picks a port that has any live claim, so two ids that
  * bound port 0 never meet on one port (and then on one listener name).
  * Every check-then-create on the fabric's port and listener names runs
@@ -19,10 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -79,7 +86,11 @@ int cm_sock_live(const char *path, int type)
     int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return 1;   /* cannot tell: never reclaim on doubt */
-    int live = !connect(fd, (struct sockaddr *)&sa, sizeof sa) || errno == EAGAIN;
+    /* only a refused or missing socket is dead; anything else (EACCES
+     * from a socket of another user made before sockets were shared) is
+     * doubt */
+    int live = !connect(fd, (struct sockaddr *)&sa, sizeof sa) ||
+               (errno != ECONNREFUSED && errno != ENOENT);
     close(fd);
     return live;
 }
@@ -94,6 +105,8 @@ void cm_names_lock(void)
     sr_mkdir_p(p);
     snprintf(p, sizeof p, "%s/cm/names.lock", sr_fabric_dir());
     cm_lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (cm_lock_fd >= 0)
+        sr_fabric_share(p);     /* every user takes this lock */
     if (cm_lock_fd < 0) {
         sr_log("cannot open %s: %s; port and listener names are claimed unlocked",
                p, strerror(errno));
@@ -110,10 +123,22 @@ void cm_names_unlock(void)
     cm_lock_fd = -1;
 }
 
+/* The <family>_<address> key of a plain claim's name (up to '@'). */
+static void cm_name_key(const char *name, char *key, size_t len)
+{
+    size_t n = strcspn(name, "@");
+    if (n >= len)
+        n = len - 1;
+    memcpy(key, name, n);
+    key[n] = 0;
+}
+
 /* Do two claims of one port overlap? "any" of a family covers the family;
  * an IPv6 wildcard without AFONLY also covers IPv4. */
-static int cm_claims_overlap(const char *mine, int mine_afonly, const char *other)
+static int cm_claims_overlap(const char *mine, int mine_afonly, const char *other_name)
 {
+    char other[64];
+    cm_name_key(other_name, other, sizeof other);
     int mf = mine[0] - '0', of = other[0] - '0';
     int many = !strcmp(mine + 2, "any"), oany = !strcmp(other + 2, "any");
     if (mf == of)
@@ -124,10 +149,11 @@ static int cm_claims_overlap(const char *mine, int mine_afonly, const char *othe
 }
 
 /* Whether dir (one port's claims) holds a live claim that counts; stale
- * claims met on the way are removed. With mine NULL every claim counts
- * (is the port taken at all, REUSEADDR claims included); otherwise only
- * plain claims other than mine whose address overlaps it. */
-static int cm_live_claim_in(const char *dir, const char *mine, int afonly)
+ * claims met on the way are removed (where the sticky bit allows). With
+ * self NULL every claim counts (is the port taken at all, REUSEADDR claims
+ * included); otherwise only plain claims other than self whose address
+ * overlaps key. */
+static int cm_live_claim_in(const char *dir, const char *self, const char *key, int afonly)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -137,8 +163,8 @@ static int cm_live_claim_in(const char *dir, const char *mine, int afonly)
     while (!found && (e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        if (mine && (e->d_name[0] == 'r' || !strcmp(e->d_name, mine) ||
-                     !cm_claims_overlap(mine, afonly, e->d_name)))
+        if (self && (e->d_name[0] == 'r' || !strcmp(e->d_name, self) ||
+                     !cm_claims_overlap(key, afonly, e->d_name)))
             continue;
         char p[700];
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
@@ -151,29 +177,35 @@ static int cm_live_claim_in(const char *dir, const char *mine, int afonly)
     return found;
 }
 
+/* Creates this id's uniquely named claim dir/<prefix><key><sep><pid>...;
+ * 0, or -1 (errno). */
+static int cm_claim_make(struct cm_id *id, const char *dir, const char *prefix, const char *key,
+                         char sep, char *name, size_t len)
+{
+    static unsigned seq;    /* guarded by sr_lock */
+    char path[500];
+    snprintf(name, len, "%s%s%c%d.%u.%u", prefix, key, sep, (int)getpid(), sr_epoch, ++seq);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);   /* a dead process with our pid left it */
+    if (symlink(sr_nic_path(), path))
+        return -1;
+    snprintf(id->port_claim, sizeof id->port_claim, "%s", path);
+    return 0;
+}
+
 /* Claims (sa's address, port); 0 or -1 with EADDRINUSE. */
 static int cm_claim_one(struct cm_id *id, const struct sockaddr *sa, uint16_t port)
 {
-    char dir[400], key[64], path[500];
+    char dir[400], key[64], name[128];
     if (cm_port_dir(port, dir, sizeof dir))
         return -1;
     cm_claim_key(sa, key, sizeof key);
-    snprintf(path, sizeof path, "%s/%s", dir, key);
-    int made = 0;
-    for (int tries = 0; tries < 2 && !made; tries++) {
-        if (!symlink(sr_nic_path(), path))
-            made = 1;
-        else if (errno != EEXIST || cm_claim_live(path))
-            break;
-        else
-            unlink(path);
-    }
-    if (!made || cm_live_claim_in(dir, key, id->afonly)) {
-        if (made)
-            unlink(path);
+    if (cm_claim_make(id, dir, "", key, '@', name, sizeof name))
+        return errno = EADDRINUSE, -1;
+    if (cm_live_claim_in(dir, name, key, id->afonly)) {
+        cm_port_release(id);
         return errno = EADDRINUSE, -1;
     }
-    snprintf(id->port_claim, sizeof id->port_claim, "%s", path);
     return 0;
 }
 
@@ -189,24 +221,18 @@ static uint16_t cm_random_port(void)
 static int cm_port_busy(uint16_t port)
 {
     char dir[400];
-    return cm_port_dir(port, dir, sizeof dir) || cm_live_claim_in(dir, NULL, 0);
+    return cm_port_dir(port, dir, sizeof dir) || cm_live_claim_in(dir, NULL, NULL, 0);
 }
 
 /* A REUSEADDR id's claim: conflicts with nothing, but keeps port 0
  * picks away from the port. */
 static int cm_claim_shared(struct cm_id *id, const struct sockaddr *sa, uint16_t port)
 {
-    static unsigned seq;    /* guarded by sr_lock */
-    char dir[400], key[64], path[500];
+    char dir[400], key[64], name[128];
     if (cm_port_dir(port, dir, sizeof dir))
         return -1;
     cm_claim_key(sa, key, sizeof key);
-    snprintf(path, sizeof path, "%s/r%s.%d.%u.%u", dir, key, (int)getpid(), sr_epoch, ++seq);
-    unlink(path);   /* a dead process with our pid left it */
-    if (symlink(sr_nic_path(), path))
-        return -1;
-    snprintf(id->port_claim, sizeof id->port_claim, "%s", path);
-    return 0;
+    return cm_claim_make(id, dir, "r", key, '.', name, sizeof name);
 }
 
 static int cm_claim_port(struct cm_id *id, const struct sockaddr *sa, uint16_t port)
@@ -235,6 +261,8 @@ int cm_port_claim(struct cm_id *id, struct sockaddr *sa)
     int rc = port ? cm_claim_port(id, sa, port) : cm_claim_ephemeral(id, sa);
     int e = errno;
     cm_names_unlock();
+    if (!rc)
+        cm_exit_track(id);
     if (rc)
         errno = e == EADDRINUSE ? e : EADDRINUSE;
     return rc;
@@ -245,4 +273,18 @@ void cm_port_release(struct cm_id *id)
     if (id->port_claim[0])
         unlink(id->port_claim);
     id->port_claim[0] = 0;
+}
+
+/* As the kernel's rdma_cm (and TCP): ports below 1024 need
+ * CAP_NET_BIND_SERVICE, so that on a fabric shared by all users nobody
+ * but a privileged process serves a privileged port. */
+int cm_port_allowed(uint16_t port)
+{
+    if (!port || port >= 1024)
+        return 1;
+    struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct d[2];
+    if (syscall(SYS_capget, &h, d))
+        return geteuid() == 0;
+    return (d[0].effective >> CAP_NET_BIND_SERVICE) & 1;
 }

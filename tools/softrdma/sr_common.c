@@ -65,51 +65,6 @@ int sr_fd_internal(int fd)
     return high;
 }
 
-/* The fabric directory is taken from the environment when the library is
- * loaded if it is set then: servers such as nginx clear their environment
- * after start-up, and a device that looked later would silently join the
- * default fabric instead of its peers'. If it was not set at load (a program
- * that sets it itself), it is read at first use. Written once (constructor,
- * or pthread_once), then read-only. */
-static char sr_fabric[512];
-static pthread_once_t sr_fabric_once = PTHREAD_ONCE_INIT;
-
-static void sr_fabric_read(void)
-{
-    const char *d = getenv("SOFTRDMA_FABRIC");
-    snprintf(sr_fabric, sizeof sr_fabric, "%s", (d && *d) ? d : "/run/softrdma");
-}
-
-__attribute__((constructor)) static void sr_fabric_at_load(void)
-{
-    const char *d = getenv("SOFTRDMA_FABRIC");
-    if (d && *d)
-        pthread_once(&sr_fabric_once, sr_fabric_read);
-}
-
-const char *sr_fabric_dir(void)
-{
-    pthread_once(&sr_fabric_once, sr_fabric_read);
-    return sr_fabric;
-}
-
-int sr_mkdir_p(const char *path)
-{
-    char tmp[512];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0777) && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
 int sr_stale(unsigned epoch, const char *what)
 {
     if (epoch == sr_epoch)

@@ -9,14 +9,24 @@
 #include <sys/stat.h>
 #include <endian.h>
 
-static struct ibv_device sr_dev = {
+/* Laid out as rdma-core's struct verbs_device: provider libraries loaded
+ * beside the device (perftest links libmlx5 and libefa) recognise their
+ * own devices by the ops pointer after struct ibv_device; NULL here, so
+ * their direct-verbs calls (mlx5dv_*, efadv_*) fail with EOPNOTSUPP. The
+ * rest of rdma-core's fields are zero. */
+static struct {
+    struct ibv_device dev;
+    const void *provider_ops;
+    void *reserved[8];
+} sr_vdev = { .dev = {
     .node_type = IBV_NODE_CA,
     .transport_type = IBV_TRANSPORT_IB,
     .name = "softrdma0",
     .dev_name = "usoftrdma0",
     .dev_path = "/sys/class/infiniband_verbs/usoftrdma0",
     .ibdev_path = "/sys/class/infiniband/softrdma0",
-};
+} };
+#define sr_dev (sr_vdev.dev)
 
 void sr_gid_from_sa(const struct sockaddr *sa, union ibv_gid *g)
 {
@@ -30,12 +40,12 @@ void sr_gid_from_sa(const struct sockaddr *sa, union ibv_gid *g)
 }
 
 /* One port per interface that has an IPv4/IPv6 address, in getifaddrs order. */
-int sr_ports_scan(struct sr_port *ports, int max)
+static int sr_ports_read(struct sr_port *ports, int max)
 {
     struct ifaddrs *ifa0, *ifa;
     int n = 0;
     if (getifaddrs(&ifa0))
-        return 0;
+        return -1;
     for (ifa = ifa0; ifa; ifa = ifa->ifa_next) {
         if (!ifa->ifa_addr || (ifa->ifa_addr->sa_family != AF_INET &&
                                ifa->ifa_addr->sa_family != AF_INET6))
@@ -58,11 +68,62 @@ int sr_ports_scan(struct sr_port *ports, int max)
     return n;
 }
 
+static unsigned long sr_netns_ino(void)
+{
+    struct stat st;     /* stat needs no descriptor: works at the fd limit */
+    return stat("/proc/self/ns/net", &st) ? 0ul : (unsigned long)st.st_ino;
+}
+
+/* The last table read in this network namespace. getifaddrs needs a
+ * netlink socket, so a process at its descriptor limit (EMFILE) cannot
+ * list its interfaces; it then answers from this copy, which is as old as
+ * the last successful read (interfaces rarely change under a running
+ * program), rather than taking every local GID for a foreign one. */
+static pthread_mutex_t sr_ports_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sr_port sr_ports_cache[SR_MAX_PORTS];     /* under sr_ports_lock */
+static int sr_ports_cached = -1;                        /* count, -1: none */
+static unsigned long sr_ports_ns;
+
+int sr_ports_scan(struct sr_port *ports, int max)
+{
+    unsigned long ns = sr_netns_ino();
+    int n = sr_ports_read(ports, max), e = errno;
+    pthread_mutex_lock(&sr_ports_lock);
+    if (n >= 0 && max == SR_MAX_PORTS) {
+        memcpy(sr_ports_cache, ports, (size_t)n * sizeof *ports);
+        sr_ports_cached = n;
+        sr_ports_ns = ns;
+    } else if (n < 0 && sr_ports_cached >= 0 && sr_ports_ns == ns) {
+        n = sr_ports_cached < max ? sr_ports_cached : max;
+        memcpy(ports, sr_ports_cache, (size_t)n * sizeof *ports);
+    }
+    pthread_mutex_unlock(&sr_ports_lock);
+    if (n < 0) {
+        sr_log("cannot list the host's interfaces (getifaddrs: %s) and none were listed "
+               "before in this network namespace", strerror(e));
+        errno = e;
+    }
+    return n;
+}
+
+void sr_ports_prime(void)
+{
+    struct sr_port ports[SR_MAX_PORTS];
+    unsigned long ns = sr_netns_ino();
+    pthread_mutex_lock(&sr_ports_lock);
+    int have = sr_ports_cached >= 0 && sr_ports_ns == ns;
+    pthread_mutex_unlock(&sr_ports_lock);
+    if (!have)
+        sr_ports_scan(ports, SR_MAX_PORTS);
+}
+
 int sr_port_of_addr(const struct sockaddr *sa)
 {
     struct sr_port ports[SR_MAX_PORTS];
     union ibv_gid g;
     int n = sr_ports_scan(ports, SR_MAX_PORTS);
+    if (n < 0)
+        return -1;
     sr_gid_from_sa(sa, &g);
     for (int p = 0; p < n; p++)
         for (int i = 0; i < ports[p].ngids; i++)
@@ -71,10 +132,22 @@ int sr_port_of_addr(const struct sockaddr *sa)
     return 0;
 }
 
+int sr_addr_link_up(const struct sockaddr *sa, char *ifname, size_t len)
+{
+    struct sr_port ports[SR_MAX_PORTS];
+    int p = sr_port_of_addr(sa);
+    if (p <= 0 || sr_ports_scan(ports, SR_MAX_PORTS) < p)
+        return -1;
+    snprintf(ifname, len, "%s", ports[p - 1].ifname);
+    return ports[p - 1].up;
+}
+
 int sr_gid_is_local(const uint8_t gid[16])
 {
     struct sr_port ports[SR_MAX_PORTS];
     int n = sr_ports_scan(ports, SR_MAX_PORTS);
+    if (n < 0)
+        return -1;
     for (int p = 0; p < n; p++)
         for (int i = 0; i < ports[p].ngids; i++)
             if (!memcmp(ports[p].gids[i].raw, gid, 16))
@@ -84,8 +157,9 @@ int sr_gid_is_local(const uint8_t gid[16])
 
 static uint64_t sr_host_guid(void)
 {
-    struct stat st;
-    uint64_t id = stat("/proc/self/ns/net", &st) ? 1 : (uint64_t)st.st_ino;
+    uint64_t id = sr_netns_ino();
+    if (!id)
+        id = 1;
     return htobe64(0x0253520000000000ull | (id & 0xffffffffffull));
 }
 
@@ -147,6 +221,7 @@ SR_API struct ibv_context *ibv_open_device(struct ibv_device *device)
     sr_apply_transport_knob();
     if (sr_nic_start())
         return NULL;
+    sr_ports_prime();
     struct sr_ctx *c = calloc(1, sizeof *c);
     if (!c) {
         errno = ENOMEM;
@@ -217,7 +292,10 @@ SR_API int ibv_query_device(struct ibv_context *ctx, struct ibv_device_attr *a)
     a->atomic_cap = IBV_ATOMIC_NONE;
     a->max_pkeys = 1;
     a->local_ca_ack_delay = 15;
-    a->phys_port_cnt = (uint8_t)sr_ports_scan(ports, SR_MAX_PORTS);
+    int n = sr_ports_scan(ports, SR_MAX_PORTS);
+    if (n < 0)
+        return errno;
+    a->phys_port_cnt = (uint8_t)n;
     return 0;
 }
 
@@ -228,6 +306,8 @@ SR_API int ibv_query_port(struct ibv_context *ctx, uint8_t port, struct _compat_
     struct ibv_port_attr *a = (struct ibv_port_attr *)out;
     int n = sr_ports_scan(ports, SR_MAX_PORTS);
     (void)ctx;
+    if (n < 0)
+        return errno;
     if (port < 1 || port > n) {
         sr_log("ibv_query_port: no port %u (device has %d)", port, n);
         return EINVAL;
@@ -252,6 +332,8 @@ SR_API int ibv_query_gid(struct ibv_context *ctx, uint8_t port, int index, union
     struct sr_port ports[SR_MAX_PORTS];
     int n = sr_ports_scan(ports, SR_MAX_PORTS);
     (void)ctx;
+    if (n < 0)
+        return -1;
     if (port < 1 || port > n || index < 0 || index >= SR_MAX_GIDS) {
         errno = EINVAL;
         return -1;
@@ -269,6 +351,62 @@ SR_API int ibv_query_gid_type(struct ibv_context *ctx, uint8_t port, unsigned in
     (void)ctx; (void)port; (void)index;
     *type = 1;
     return 0;
+}
+
+/* ibv_query_gid_ex: one RoCE v2 entry; an empty slot is ENODATA as in
+ * rdma-core (perftest and rdma-core's GID selection walk the table). */
+static int sr_gid_entry(const struct sr_port *ports, int n, uint32_t port, uint32_t index,
+                        struct ibv_gid_entry *e)
+{
+    if (port < 1 || port > (uint32_t)n || index >= SR_MAX_GIDS)
+        return EINVAL;
+    if (index >= (uint32_t)ports[port - 1].ngids)
+        return ENODATA;
+    memset(e, 0, sizeof *e);
+    e->gid = ports[port - 1].gids[index];
+    e->gid_index = index;
+    e->port_num = port;
+    e->gid_type = IBV_GID_TYPE_ROCE_V2;
+    e->ndev_ifindex = if_nametoindex(ports[port - 1].ifname);
+    return 0;
+}
+
+SR_API int _ibv_query_gid_ex(struct ibv_context *ctx, uint32_t port, uint32_t index,
+                             struct ibv_gid_entry *entry, uint32_t flags, size_t entry_size)
+{
+    struct sr_port ports[SR_MAX_PORTS];
+    (void)ctx;
+    if (!entry || flags || entry_size < sizeof *entry) {
+        sr_log("ibv_query_gid_ex: bad arguments (flags 0x%x, entry size %zu)", flags, entry_size);
+        return EINVAL;
+    }
+    int n = sr_ports_scan(ports, SR_MAX_PORTS);
+    if (n < 0)
+        return errno;
+    return sr_gid_entry(ports, n, port, index, entry);
+}
+
+SR_API ssize_t _ibv_query_gid_table(struct ibv_context *ctx, struct ibv_gid_entry *entries,
+                                    size_t max, uint32_t flags, size_t entry_size)
+{
+    struct sr_port ports[SR_MAX_PORTS];
+    size_t k = 0;
+    (void)ctx;
+    if (!entries || flags || entry_size < sizeof *entries) {
+        sr_log("ibv_query_gid_table: bad arguments (flags 0x%x, entry size %zu)", flags, entry_size);
+        return -EINVAL;
+    }
+    int n = sr_ports_scan(ports, SR_MAX_PORTS);
+    if (n < 0)
+        return -errno;
+    for (int p = 0; p < n; p++)
+        for (int i = 0; i < ports[p].ngids; i++) {
+            if (k == max)
+                return -EINVAL;     /* as rdma-core: the table does not fit */
+            sr_gid_entry(ports, n, (uint32_t)p + 1, (uint32_t)i,
+                         (struct ibv_gid_entry *)((char *)entries + k++ * entry_size));
+        }
+    return (ssize_t)k;
 }
 
 SR_API int ibv_query_pkey(struct ibv_context *ctx, uint8_t port, int index, __be16 *pkey)

@@ -51,8 +51,11 @@ int sr_env_int(const char *name, int dflt);
  * theirs stay compact; returns the new fd, or fd itself if there is no
  * room up there. fd < 0 is passed through. */
 int sr_fd_internal(int fd);
+/* The fabric directory, shared by all users (sr_fabric.c): directories
+ * made 01777, sockets and files 0666 (sr_fabric_share), whatever the umask. */
 const char *sr_fabric_dir(void);
 int sr_mkdir_p(const char *path);
+void sr_fabric_share(const char *path);
 /* Refuse an object from before a fork: logs once per call, sets errno. */
 int sr_stale(unsigned epoch, const char *what);
 
@@ -63,12 +66,21 @@ struct sr_port {
     union ibv_gid gids[SR_MAX_GIDS];
     int up;
 };
+/* Number of ports; -1 (errno) only if the interfaces cannot be listed and
+ * were never listed before in this netns (else the last list is used). */
 int sr_ports_scan(struct sr_port *ports, int max);
-/* Port (1-based) whose interface carries the address, 0 if none. */
+/* Lists the interfaces once per netns while descriptors are at hand (device
+ * open, rdma_create_id), so that later scans at EMFILE have a table. */
+void sr_ports_prime(void);
+/* Port (1-based) whose interface carries the address, 0 if none, -1 (errno) if unknown. */
 int sr_port_of_addr(const struct sockaddr *sa);
+/* Link state of the interface that carries a local address: 1 up (and
+ * carrier), 0 down (ifname says which), -1 not local or unknown. */
+int sr_addr_link_up(const struct sockaddr *sa, char *ifname, size_t len);
 /* The RoCE v2 GID of an address (IPv4-mapped for IPv4). */
 void sr_gid_from_sa(const struct sockaddr *sa, union ibv_gid *g);
-/* 1 if the GID belongs to a port of this host (network namespace). */
+/* 1 if the GID belongs to a port of this host (network namespace), 0 if
+ * not, -1 (errno) if the interfaces cannot be listed. */
 int sr_gid_is_local(const uint8_t gid[16]);
 struct ibv_context *sr_default_context(void);
 

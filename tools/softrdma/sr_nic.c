@@ -245,6 +245,7 @@ static int sr_listen_socket(void)
             close(fd);
         return -1;
     }
+    sr_fabric_share(sa.sun_path);   /* peers of every user connect to it */
     snprintf(sr_path, sizeof sr_path, "%s", sa.sun_path);
     return fd;
 }

@@ -14,7 +14,6 @@ static void sr_unsupported(const char *verb)
 }
 
 #define SR_NULL_STUB(name) void *name(void); void *name(void) { sr_unsupported(#name); return NULL; }
-#define SR_INT_STUB(name) int name(void); int name(void) { sr_unsupported(#name); return -1; }
 #define SR_ERR_STUB(name) int name(void); int name(void) { sr_unsupported(#name); return EOPNOTSUPP; }
 #define SR_VOID_STUB(name) void name(void); void name(void) { sr_unsupported(#name); }
 
@@ -37,8 +36,6 @@ SR_ERR_STUB(ibv_init_ah_from_wc)
 SR_ERR_STUB(ibv_resolve_eth_l2_from_gid)
 SR_ERR_STUB(ibv_query_ece)
 SR_ERR_STUB(ibv_set_ece)
-SR_INT_STUB(_ibv_query_gid_ex)
-SR_INT_STUB(_ibv_query_gid_table)
 SR_ERR_STUB(ibv_query_qp_data_in_order)
 SR_VOID_STUB(ibv_unimport_mr)
 SR_VOID_STUB(ibv_unimport_pd)
