@@ -579,7 +579,7 @@ static void give_up(struct rsock *s)
 
 /* ---- module entries --------------------------------------------------- */
 
-int rs_anchor_gate(struct rsock *s, int flags, int writing)
+int rs_anchor_gate(struct rsock *s, int flags, int how)
 {
     if (rs_anchor_ready(s))
         return 0;
@@ -591,12 +591,12 @@ int rs_anchor_gate(struct rsock *s, int flags, int writing)
         return -1;
     }
     struct rs_anchor *a = s->anc;
-    if (writing && !a->write_wanted) {
+    if ((how & RS_GATE_WRITE) && !a->write_wanted) {
         a->write_wanted = 1;
         if (s->anc_phase == ANC_P_HELLO || s->anc_phase == ANC_P_KICK)
             a->hello_deadline = rs_now_ms() + rs_tun.anchor_hello_ms;
     }
-    int nb = s->nonblock || (flags & MSG_DONTWAIT);
+    int nb = !(how & RS_GATE_WAIT) && (s->nonblock || (flags & MSG_DONTWAIT));
     int64_t deadline = rs_now_ms() + rs_tun.anchor_timeout_ms;
     int r = 0;
     advance(s);

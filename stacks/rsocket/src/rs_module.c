@@ -14,9 +14,9 @@
 /* An anchored socket carries calls only once upgraded (rs_anchor_gate:
  * EAGAIN while upgrading, ENOPROTOOPT when it stays on TCP). One
  * unlocked load on the data path. */
-#define ANCHOR_GATE(r, flags, writing) \
+#define ANCHOR_GATE(r, flags, how) \
     do { \
-        if (!rs_anchor_ready(r) && rs_anchor_gate(r, flags, writing)) \
+        if (!rs_anchor_ready(r) && rs_anchor_gate(r, flags, how)) \
             return -1; \
     } while (0)
 
@@ -78,7 +78,7 @@ static int m_shutdown(nstack_sock *s, int how)
 {
     /* waits for the handshake (bounded) even when nonblocking: a
      * shutdown has no "try again" */
-    ANCHOR_GATE((struct rsock *)s, 0, 1);
+    ANCHOR_GATE((struct rsock *)s, 0, RS_GATE_WRITE | RS_GATE_WAIT);
     return rs_e_shutdown((struct rsock *)s, how);
 }
 
@@ -91,7 +91,7 @@ static int m_close(nstack_sock *s)
 static ssize_t m_send(nstack_sock *s, const void *buf, size_t len, int flags)
 {
     struct iovec iov = { (void *)buf, len };
-    ANCHOR_GATE((struct rsock *)s, flags, 1);
+    ANCHOR_GATE((struct rsock *)s, flags, RS_GATE_WRITE);
     return rs_e_sendv((struct rsock *)s, &iov, 1, flags);
 }
 
@@ -104,7 +104,7 @@ static ssize_t m_recv(nstack_sock *s, void *buf, size_t len, int flags)
 
 static ssize_t m_sendmsg(nstack_sock *s, const struct msghdr *msg, int flags)
 {
-    ANCHOR_GATE((struct rsock *)s, flags, 1);
+    ANCHOR_GATE((struct rsock *)s, flags, RS_GATE_WRITE);
     return rs_e_sendv((struct rsock *)s, msg->msg_iov, (int)msg->msg_iovlen, flags);
 }
 
