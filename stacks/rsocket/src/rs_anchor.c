@@ -354,6 +354,8 @@ static void step_offering(struct rsock *s)
     pthread_mutex_lock(&s->lock);
     a->busy = 0;
     a->listener = l;
+    if (s->anc_phase != ANC_P_OFFERING)
+        return;                      /* a blocking call gave up meanwhile */
     if (!l) {
         /* the active waits for an OFFER: port 0 says "stay on TCP" */
         rs_log(2, "anchor: no RDMA listener (%s); staying on TCP", strerror(err));
@@ -541,8 +543,10 @@ static void advance(struct rsock *s)
         finish(s);
         return;
     }
-    if (watch_kfd(s, phase_interest(s->anc_phase)) || timer_arm(s))
+    if (watch_kfd(s, phase_interest(s->anc_phase)) || timer_arm(s)) {
         fail(s, errno, "watching the TCP socket");
+        finish(s);
+    }
 }
 
 /* Lock held on entry, dropped on return; closes a retired listener. */
