@@ -46,6 +46,8 @@
  *           the server reads exactly the client's bytes (run on a port of
  *           its own: the client then caches the server as plain)
  *   oobcli  the same with SO_OOBINLINE on the client
+ *   tiny    nonblocking upgrade, 100 bytes each way, close (connection
+ *           setup cost: a list of them measures connections per second)
  *   rst     upgraded, then the client resets the anchor (SO_LINGER 0):
  *           the server's module socket reports peer death
  *   fin     upgraded, the client sends 1 MiB and at once shuts the anchor
@@ -360,6 +362,19 @@ static int srv_server_first(int kfd, int hello_sent)
     return send_kfd(kfd, "greeting") || expect_kfd(kfd, "thanks") ? -1 : 0;
 }
 
+static int tiny(int kfd, int role, int hello_sent)
+{
+    struct tsock t;
+    if (anchor(kfd, role, 1, hello_sent, &t) || drive(&t, "tiny") != 1)
+        return tu_failf("tiny: not upgraded");
+    M->set_nonblock(t.s, 0);
+    int server = role == NSTACK_ADOPT_PASSIVE;
+    int r = server ? tu_recv_pattern(&t, 100, 5, 0) || tu_send_pattern(&t, 100, 6, 0)
+                   : tu_send_pattern(&t, 100, 5, 0) || tu_recv_pattern(&t, 100, 6, 0);
+    M->close(t.s);
+    return r ? tu_fail("tiny: data") : 0;
+}
+
 static int srv_oobinline(int kfd)
 {
     struct tsock t;
@@ -447,6 +462,8 @@ static int serve_one(int kfd, const char *scen)
         return srv_up(kfd, hello_sent, 0, 1);
     if (!strcmp(scen, "sfirst"))
         return srv_server_first(kfd, hello_sent);
+    if (!strcmp(scen, "tiny"))
+        return tiny(kfd, NSTACK_ADOPT_PASSIVE, hello_sent);
     if (!strcmp(scen, "mt"))
         return srv_two_threads(kfd, hello_sent);
     if (!strcmp(scen, "pclib"))
@@ -651,6 +668,8 @@ static int connect_one(const struct sockaddr_storage *ss, socklen_t len, const c
         r = send_kfd(kfd, "plain request") || expect_kfd(kfd, "plain reply") || no_urgent(kfd);
     } else if (!strcmp(scen, "eof") || !strcmp(scen, "fwclose")) {
         r = 0;                    /* connect and close without sending */
+    } else if (!strcmp(scen, "tiny")) {
+        r = tiny(kfd, NSTACK_ADOPT_ACTIVE, hello);
     } else if (!strcmp(scen, "rst")) {
         return cli_rst(kfd, hello);      /* closed the TCP socket itself */
     } else if (!strcmp(scen, "fin")) {
