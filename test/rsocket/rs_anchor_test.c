@@ -571,6 +571,12 @@ static int cli_up(int kfd, int nonblock, int hello, int server_first)
     }
     if (upgraded_data(&t, 0, server_first))
         return -1;
+    /* connected from the start: refused cleanly, as on a TCP socket */
+    struct sockaddr_storage any = { .ss_family = AF_INET };
+    if (M->listen(t.s, 1) != -1 || errno != EINVAL ||
+        M->connect(t.s, (struct sockaddr *)&any, sizeof(struct sockaddr_in)) != -1 ||
+        errno != EISCONN)
+        return tu_failf("client: listen/connect on an anchored socket not refused");
     printf("client: fds held by the upgraded connection besides the TCP socket: %d\n",
            tu_count_fds() - fds0);
     int r = check_anchor_bytes(kfd, "client");

@@ -20,6 +20,17 @@
             return -1; \
     } while (0)
 
+/* An anchored socket is connected from the start (its TCP socket is):
+ * bind/listen/accept/connect on it fail as on a connected TCP socket. */
+static int refuse_anchored(nstack_sock *s, int err)
+{
+    if (((struct rsock *)s)->anc == NULL)
+        return 0;
+    rs_log(3, "an anchored socket is connected: bind/listen/accept/connect refused");
+    errno = err;
+    return 1;
+}
+
 /* Set once in rsocket_stack_register(), before any socket exists. */
 static const struct nstack_fw_api *rs_fw;
 
@@ -55,22 +66,30 @@ static void m_set_cookie(nstack_sock *s, void *cookie)
 
 static int m_bind(nstack_sock *s, const struct sockaddr *a, socklen_t l)
 {
+    if (refuse_anchored(s, EINVAL))
+        return -1;
     return rs_e_bind((struct rsock *)s, a, l);
 }
 
 static int m_listen(nstack_sock *s, int backlog)
 {
+    if (refuse_anchored(s, EINVAL))
+        return -1;
     return rs_e_listen((struct rsock *)s, backlog);
 }
 
 static int m_accept(nstack_sock *s, struct sockaddr *a, socklen_t *l, int flags,
                     nstack_sock **out)
 {
+    if (refuse_anchored(s, EINVAL))
+        return -1;
     return rs_e_accept((struct rsock *)s, a, l, flags, (struct rsock **)out);
 }
 
 static int m_connect(nstack_sock *s, const struct sockaddr *a, socklen_t l)
 {
+    if (refuse_anchored(s, EISCONN))
+        return -1;
     return rs_e_connect((struct rsock *)s, a, l);
 }
 
