@@ -106,7 +106,6 @@ static int m_close(nstack_sock *s)
     return rs_e_close((struct rsock *)s);
 }
 
-
 static ssize_t m_send(nstack_sock *s, const void *buf, size_t len, int flags)
 {
     struct iovec iov = { (void *)buf, len };
