@@ -11,7 +11,7 @@
 set -u
 BIN="$NSTACK_BUILD/test/rsocket/rs_anchor_test"
 RS_LIBPATH_EXTRA="$NSTACK_RELEASE/lib64" . "$NSTACK_SRC/test/rsocket/rs_test_env.sh"
-SCEN="up up upb upr mt par pcli pclib sfirst eof fwclose rst fin up plain plain2"
+SCEN="up up upb upr mt tiny tiny par pcli pclib sfirst eof fwclose rst fin up plain plain2"
 
 bg_a "$BIN" server 7481 "$IP_A" $SCEN >"$dir/server" 2>&1
 srv=$BG_PID

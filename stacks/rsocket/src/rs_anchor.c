@@ -354,6 +354,8 @@ static void step_offering(struct rsock *s)
     pthread_mutex_lock(&s->lock);
     a->busy = 0;
     a->listener = l;
+    if (s->anc_phase != ANC_P_OFFERING)
+        return;                      /* a blocking call gave up meanwhile */
     if (!l) {
         /* the active waits for an OFFER: port 0 says "stay on TCP" */
         rs_log(2, "anchor: no RDMA listener (%s); staying on TCP", strerror(err));
@@ -541,8 +543,10 @@ static void advance(struct rsock *s)
         finish(s);
         return;
     }
-    if (watch_kfd(s, phase_interest(s->anc_phase)) || timer_arm(s))
+    if (watch_kfd(s, phase_interest(s->anc_phase)) || timer_arm(s)) {
         fail(s, errno, "watching the TCP socket");
+        finish(s);
+    }
 }
 
 /* Lock held on entry, dropped on return; closes a retired listener. */
@@ -579,7 +583,7 @@ static void give_up(struct rsock *s)
 
 /* ---- module entries --------------------------------------------------- */
 
-int rs_anchor_gate(struct rsock *s, int flags, int writing)
+int rs_anchor_gate(struct rsock *s, int flags, int how)
 {
     if (rs_anchor_ready(s))
         return 0;
@@ -591,12 +595,12 @@ int rs_anchor_gate(struct rsock *s, int flags, int writing)
         return -1;
     }
     struct rs_anchor *a = s->anc;
-    if (writing && !a->write_wanted) {
+    if ((how & RS_GATE_WRITE) && !a->write_wanted) {
         a->write_wanted = 1;
         if (s->anc_phase == ANC_P_HELLO || s->anc_phase == ANC_P_KICK)
             a->hello_deadline = rs_now_ms() + rs_tun.anchor_hello_ms;
     }
-    int nb = s->nonblock || (flags & MSG_DONTWAIT);
+    int nb = !(how & RS_GATE_WAIT) && (s->nonblock || (flags & MSG_DONTWAIT));
     int64_t deadline = rs_now_ms() + rs_tun.anchor_timeout_ms;
     int r = 0;
     advance(s);

@@ -60,7 +60,9 @@ uint32_t rs_anchor_poll_events(struct rsock *s, uint64_t *gen);
 /* Before a call on an anchored socket: 0 when it is upgraded (go on with
  * the engine), else -1: EAGAIN (upgrading, nonblocking), ENOPROTOOPT
  * (stays on TCP), or the handshake's error. Blocking calls wait, bounded. */
-int rs_anchor_gate(struct rsock *s, int flags, int writing);
+#define RS_GATE_WRITE 1   /* the call sends (a passive's send-first timer) */
+#define RS_GATE_WAIT  2   /* wait even on a nonblocking socket (shutdown) */
+int rs_anchor_gate(struct rsock *s, int flags, int how);
 static inline int rs_anchor_ready(const struct rsock *s);
 /* A connection request to an anchored socket's listener comes from the
  * TCP peer (socket lock held). */

@@ -14,11 +14,22 @@
 /* An anchored socket carries calls only once upgraded (rs_anchor_gate:
  * EAGAIN while upgrading, ENOPROTOOPT when it stays on TCP). One
  * unlocked load on the data path. */
-#define ANCHOR_GATE(r, flags, writing) \
+#define ANCHOR_GATE(r, flags, how) \
     do { \
-        if (!rs_anchor_ready(r) && rs_anchor_gate(r, flags, writing)) \
+        if (!rs_anchor_ready(r) && rs_anchor_gate(r, flags, how)) \
             return -1; \
     } while (0)
+
+/* An anchored socket is connected from the start (its TCP socket is):
+ * bind/listen/accept/connect on it fail as on a connected TCP socket. */
+static int refuse_anchored(nstack_sock *s, int err)
+{
+    if (((struct rsock *)s)->anc == NULL)
+        return 0;
+    rs_log(3, "an anchored socket is connected: bind/listen/accept/connect refused");
+    errno = err;
+    return 1;
+}
 
 /* Set once in rsocket_stack_register(), before any socket exists. */
 static const struct nstack_fw_api *rs_fw;
@@ -55,22 +66,30 @@ static void m_set_cookie(nstack_sock *s, void *cookie)
 
 static int m_bind(nstack_sock *s, const struct sockaddr *a, socklen_t l)
 {
+    if (refuse_anchored(s, EINVAL))
+        return -1;
     return rs_e_bind((struct rsock *)s, a, l);
 }
 
 static int m_listen(nstack_sock *s, int backlog)
 {
+    if (refuse_anchored(s, EINVAL))
+        return -1;
     return rs_e_listen((struct rsock *)s, backlog);
 }
 
 static int m_accept(nstack_sock *s, struct sockaddr *a, socklen_t *l, int flags,
                     nstack_sock **out)
 {
+    if (refuse_anchored(s, EINVAL))
+        return -1;
     return rs_e_accept((struct rsock *)s, a, l, flags, (struct rsock **)out);
 }
 
 static int m_connect(nstack_sock *s, const struct sockaddr *a, socklen_t l)
 {
+    if (refuse_anchored(s, EISCONN))
+        return -1;
     return rs_e_connect((struct rsock *)s, a, l);
 }
 
@@ -78,7 +97,7 @@ static int m_shutdown(nstack_sock *s, int how)
 {
     /* waits for the handshake (bounded) even when nonblocking: a
      * shutdown has no "try again" */
-    ANCHOR_GATE((struct rsock *)s, 0, 1);
+    ANCHOR_GATE((struct rsock *)s, 0, RS_GATE_WRITE | RS_GATE_WAIT);
     return rs_e_shutdown((struct rsock *)s, how);
 }
 
@@ -87,11 +106,10 @@ static int m_close(nstack_sock *s)
     return rs_e_close((struct rsock *)s);
 }
 
-
 static ssize_t m_send(nstack_sock *s, const void *buf, size_t len, int flags)
 {
     struct iovec iov = { (void *)buf, len };
-    ANCHOR_GATE((struct rsock *)s, flags, 1);
+    ANCHOR_GATE((struct rsock *)s, flags, RS_GATE_WRITE);
     return rs_e_sendv((struct rsock *)s, &iov, 1, flags);
 }
 
@@ -104,7 +122,7 @@ static ssize_t m_recv(nstack_sock *s, void *buf, size_t len, int flags)
 
 static ssize_t m_sendmsg(nstack_sock *s, const struct msghdr *msg, int flags)
 {
-    ANCHOR_GATE((struct rsock *)s, flags, 1);
+    ANCHOR_GATE((struct rsock *)s, flags, RS_GATE_WRITE);
     return rs_e_sendv((struct rsock *)s, msg->msg_iov, (int)msg->msg_iovlen, flags);
 }
 
