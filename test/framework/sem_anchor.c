@@ -508,6 +508,46 @@ static void case_listen_fork_exclusive(void)
     close(l);
 }
 
+/* Two wildcard listeners in one SO_REUSEPORT group (a worker each): every
+ * connection is accepted by one of them and served. Direct module sockets
+ * (preload-shadow-direct) are multi-stack listeners, not part of this. */
+static void case_reuseport_group(void)
+{
+    const char *direct = getenv("SEM_MODULE_SOCKETS");
+    if (direct && strcmp(direct, "1") == 0) {
+        printf("skip reuseport_group (direct module sockets)\n");
+        return;
+    }
+    int l[2], one = 1;
+    struct sockaddr_in any = { .sin_family = AF_INET };
+    for (int i = 0; i < 2; i++) {
+        l[i] = CHECK_OK(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+        CHECK_OK(setsockopt(l[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)));
+        CHECK_OK(bind(l[i], (struct sockaddr *)&any, sizeof(any)));
+        CHECK_OK(listen(l[i], 16));
+        if (i == 0)
+            any.sin_port = htons(sem_port_of(l[0]));
+    }
+    CHECK(sem_port_of(l[1]) == sem_port_of(l[0]), "one port for the group");
+    struct sockaddr_storage ss;
+    socklen_t len = sem_addr(AF_INET, sem_port_of(l[0]), &ss);
+    for (int i = 0; i < 8; i++) {
+        int c = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+        CHECK_OK(connect(c, (struct sockaddr *)&ss, len));
+        struct pollfd p[2] = { { l[0], POLLIN, 0 }, { l[1], POLLIN, 0 } };
+        CHECK(poll(p, 2, LONG_MS) >= 1, "no listener of the group reported the connection");
+        int s = CHECK_OK(accept4(p[0].revents & POLLIN ? l[0] : l[1], NULL, NULL, 0));
+        char m[3] = { 'r', 'p', (char)('0' + i) }, b[3];
+        sem_write_all(c, m, 3);
+        sem_read_all(s, b, 3);
+        CHECK(memcmp(m, b, 3) == 0, "data %d", i);
+        close(c);
+        close(s);
+    }
+    close(l[0]);
+    close(l[1]);
+}
+
 /* ---- nonblocking and closing ----------------------------------------------- */
 
 /* No call on a nonblocking client waits for the handshake. */
@@ -590,6 +630,7 @@ int main(int argc, char **argv)
         { "plain_server_waits", case_plain_server_waits },
         { "accept_then_fork", case_accept_then_fork },
         { "listen_fork_exclusive", case_listen_fork_exclusive },
+        { "reuseport_group", case_reuseport_group },
         { "nonblocking_client", case_nonblocking_client },
         { "connect_close_eof", case_connect_close_eof },
     };
