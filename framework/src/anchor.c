@@ -9,8 +9,10 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 
 #include "fd_high.h"
 #include "fd_table.h"
@@ -216,4 +218,151 @@ void anchor_close(int fd, struct file *f)
     if (p == 0 || (p < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
         (void)LIBC(recv)(fd, &b, 1, MSG_DONTWAIT);
     errno = err;
+}
+
+/* ---- exec: candidates the new image inherits -------------------------------
+ * NSTACK_ANCHOR_INHERIT=<stack>:<a|p>:<hello 0|1>:<fd>[,<fd>...][;...]
+ * one group per connection (its fd numbers in the new image). */
+
+#define ANCHOR_ENV "NSTACK_ANCHOR_INHERIT"
+#define INHERIT_MAX 64
+
+struct inherit_list {
+    int n;
+    struct { const struct file *f; int fd; } e[INHERIT_MAX];
+};
+
+static void collect_inherited(int fd, struct file *f, void *arg)
+{
+    struct inherit_list *l = arg;
+    if (l->n == INHERIT_MAX || !anchor_pending(f))
+        return;
+    int fl = LIBC(fcntl)(fd, F_GETFD);
+    if (fl < 0 || (fl & FD_CLOEXEC))
+        return;
+    l->e[l->n].f = f;
+    l->e[l->n++].fd = fd;
+}
+
+/* The variable's value for l; 0, or -1 when it does not fit. */
+static int inherit_text(const struct inherit_list *l, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (int i = 0; i < l->n; i++) {
+        const struct file *f = l->e[i].f;
+        int first = 1;
+        for (int j = 0; j < i && first; j++)
+            first = l->e[j].f != f;
+        if (!first)
+            continue;               /* a later fd of a group already written */
+        int st = __atomic_load_n(&f->defer_stack, __ATOMIC_ACQUIRE) - 1;
+        int role = __atomic_load_n(&f->defer_role, __ATOMIC_ACQUIRE);
+        int w = snprintf(out + len, cap - len, "%s%s:%c:%d:", len ? ";" : "", g_stacks[st].name,
+                         role == TF_ACTIVE ? 'a' : 'p', f->hello_sent);
+        for (int j = i; j < l->n && w >= 0 && len + (size_t)w < cap; j++)
+            if (l->e[j].f == f)
+                w += snprintf(out + len + w, cap - len - w, "%s%d", j == i ? "" : ",", l->e[j].fd);
+        if (w < 0 || len + (size_t)w >= cap)
+            return -1;
+        len += (size_t)w;
+    }
+    return 0;
+}
+
+char **anchor_exec_env(char *const envp[])
+{
+    if (!g_anchor_any || envp == NULL)
+        return NULL;
+    struct inherit_list l = { .n = 0 };
+    fd_table_each(0, -1, collect_inherited, &l);
+    char text[2048];
+    if (l.n == 0 || inherit_text(&l, text, sizeof(text)) < 0)
+        return NULL;
+    size_t n = 0;
+    while (envp[n] != NULL)
+        n++;
+    size_t tlen = strlen(ANCHOR_ENV) + 1 + strlen(text) + 1;
+    char **env = malloc((n + 2) * sizeof(*env) + tlen);
+    if (env == NULL)
+        return NULL;
+    char *var = (char *)(env + n + 2);
+    snprintf(var, tlen, "%s=%s", ANCHOR_ENV, text);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(envp[i], ANCHOR_ENV "=", sizeof(ANCHOR_ENV)) != 0)
+            env[k++] = envp[i];
+    env[k++] = var;
+    env[k] = NULL;
+    return env;
+}
+
+static int stack_by_name(const char *name)
+{
+    for (int i = 0; i < g_n_stacks; i++)
+        if (strcmp(g_stacks[i].name, name) == 0 && stack_can_anchor(i) && fw_stack_ready(i) == 0)
+            return i;
+    return -1;
+}
+
+/* One inherited connection: fds (comma-separated) become one candidate
+ * file, if they still are one TCP socket. */
+static void inherit_group(const char *name, char role, int hello, char *fds)
+{
+    int st = stack_by_name(name), fd0 = -1, domain = 0, type = 0;
+    socklen_t l = sizeof(int);
+    struct stat s0;
+    char *save = NULL;
+    struct file *f = NULL;
+    for (char *t = strtok_r(fds, ",", &save); t != NULL && st >= 0; t = strtok_r(NULL, ",", &save)) {
+        int fd = atoi(t);
+        struct stat sk;
+        if (f == NULL) {
+            if (LIBC(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) < 0 ||
+                LIBC(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &l) < 0 || type != SOCK_STREAM ||
+                (domain != AF_INET && domain != AF_INET6) || fstat(fd, &s0) < 0)
+                return;
+            int nb = (LIBC(fcntl)(fd, F_GETFL) & O_NONBLOCK) ? SOCK_NONBLOCK : 0;
+            if (sock_track_kernel(fd, domain, SOCK_STREAM | nb, 0, 0) < 0)
+                return;
+            if ((f = fd_table_get(fd)) == NULL)
+                return;
+            fd0 = fd;
+            anchor_defer(f, st);
+            f->hello_sent = hello;
+            __atomic_store_n(&f->defer_role, role == 'a' ? TF_ACTIVE : TF_PASSIVE, __ATOMIC_RELEASE);
+        } else if (fstat(fd, &sk) == 0 && sk.st_ino == s0.st_ino && sk.st_dev == s0.st_dev) {
+            struct file *old = fd_table_take(fd);
+            if (old != NULL)
+                file_put(old);
+            file_hold(f);
+            if (fd_table_set(fd, f) < 0)
+                file_put(f);
+        }
+    }
+    if (f != NULL)
+        LOG_DBG("fd %d: an inherited %s connection, anchored at its first use", fd0, name);
+}
+
+/* Load time: the candidates the program that exec'd us handed over. The
+ * variable is removed so that our own children do not see stale numbers;
+ * exec*() names what is still a candidate then. */
+__attribute__((constructor(102))) static void anchor_inherit(void)
+{
+    const char *v = getenv(ANCHOR_ENV);
+    if (v == NULL || v[0] == '\0')
+        return;
+    char buf[2048];
+    snprintf(buf, sizeof(buf), "%s", v);
+    unsetenv(ANCHOR_ENV);
+    fw_start();
+    char *save = NULL;
+    for (char *g = strtok_r(buf, ";", &save); g != NULL; g = strtok_r(NULL, ";", &save)) {
+        char name[FW_NAME_MAX], role = 0, fds[512];
+        int hello = 0;
+        if (sscanf(g, "%63[^:]:%c:%d:%511s", name, &role, &hello, fds) == 4 && (role == 'a' || role == 'p'))
+            inherit_group(name, role, hello != 0, fds);
+        else
+            LOG_WAR("%s: \"%s\": not <stack>:<a|p>:<0|1>:<fds>; ignored", ANCHOR_ENV, g);
+    }
 }

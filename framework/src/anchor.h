@@ -78,4 +78,10 @@ static inline struct file *anchor_use(int fd, struct file *f)
  * and a byte arriving between the check and the read would be lost). */
 void anchor_close(int fd, struct file *f);
 
+/* exec*(): when candidates not anchored yet survive the exec (no
+ * FD_CLOEXEC), a malloc'd copy of envp that names them in
+ * NSTACK_ANCHOR_INHERIT (read by the new image at load time, which
+ * tracks them as candidates again); NULL when there are none. */
+char **anchor_exec_env(char *const envp[]);
+
 #endif

@@ -552,5 +552,5 @@ void ev_fork_parent(void)
 
 void ev_fork_child(void)
 {
-    pthread_mutex_init(&g_ep_lock, NULL);
+    pthread_mutex_unlock(&g_ep_lock);   /* taken by this thread in ev_fork_prepare (file.c says why) */
 }

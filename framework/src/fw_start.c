@@ -344,6 +344,6 @@ void fw_fork_child(void)
     ep_arena_fork_child();
     poll_fork_child();
     ev_fork_child();
-    pthread_mutex_init(&g_stack_init_lock, NULL);
+    pthread_mutex_unlock(&g_stack_init_lock);   /* taken by this thread in fw_fork_prepare */
     stats_fork_child();
 }

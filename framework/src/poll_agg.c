@@ -94,7 +94,7 @@ void poll_fork_parent(void) { pthread_mutex_unlock(&g_pw_lock); }
 
 void poll_fork_child(void)
 {
-    pthread_mutex_init(&g_pw_lock, NULL);
+    pthread_mutex_unlock(&g_pw_lock);   /* taken by this thread in poll_fork_prepare */
     g_pw_n = 0;
     g_poll_waiters = 0;
     /* The eventfd is shared with the parent after fork; get our own. */

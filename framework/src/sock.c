@@ -473,25 +473,27 @@ void sock_fallback(struct file *f)
         !__atomic_compare_exchange_n(&f->anchor_state, &up, ANCHOR_DOWN, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
         return;
     pthread_mutex_lock(&f->lock);
-    struct pre_reg *regs = NULL;
-    int n = ev_take_regs(f, &regs);
-    if (n < 0) {
-        LOG_WAR("%s: out of memory: the epoll registrations of a connection falling back to TCP are lost",
-                f->mod->name);
-        n = 0;
-    }
+    /* The table first: an epoll_ctl the app makes from now on reaches the
+     * TCP fd itself; then the registrations made so far follow. */
     struct file *kf = kernel_file_like(f);
     if (kf != NULL) {
         struct file_swap sw = { .from = f, .to = kf };
         fd_table_each(0, -1, swap_one, &sw);
-        reregister_tcp(kf, regs, n);
         stats_add(g_kernel_stack, NSTAT_SOCKETS, 1);
-        file_put(kf);            /* the table entries hold it now */
     } else {
         /* f stays in the table, marked down: its data calls get ENOPROTOOPT
          * from the module and are retried on the TCP socket. */
         LOG_WAR("%s: out of memory: a connection falling back to TCP keeps its module file", f->mod->name);
     }
+    struct pre_reg *regs = NULL;
+    int n = kf != NULL ? ev_take_regs(f, &regs) : 0;
+    if (n < 0)
+        LOG_WAR("%s: out of memory: the epoll registrations of a connection falling back to TCP are lost",
+                f->mod->name);
+    if (n > 0)
+        reregister_tcp(kf, regs, n);
+    if (kf != NULL)
+        file_put(kf);            /* the table entries hold it now */
     pthread_mutex_unlock(&f->lock);
     free(regs);
     stats_add(f->stack, NSTAT_ANCHOR_TCP, 1);

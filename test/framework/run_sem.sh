@@ -74,6 +74,8 @@ preload-kernel|preload-shadow|preload-shadow-direct|preload-shadow-fallback|prel
         # lets sem_fork skip what direct module sockets cannot do by design (exec inheritance)
         export SEM_MODULE_SOCKETS=1
     fi
+    # the shadow carries anchored connections (sem_anchor checks an exec'd image's share)
+    [ "$mode" = preload-shadow ] && export SEM_EXPECT_ANCHORED=1
     # a plain peer that waits for the client to speak is noticed after this
     export SHADOW_ANCHOR_WAIT_MS=1000
     cd "$work" || fail "cd $work"

@@ -406,16 +406,11 @@ static void case_plain_server_waits(void) { plain_server(0); }
 /* The child serves the connection the parent accepted and never touched. */
 static void case_accept_then_fork(void)
 {
-    int l = sem_listener(AF_INET, 0);
-    struct sockaddr_storage ss;
-    socklen_t len = sem_addr(AF_INET, sem_port_of(l), &ss);
-    int c = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
-    CHECK_OK(connect(c, (struct sockaddr *)&ss, len));
-    int s = CHECK_OK(accept(l, NULL, NULL));
+    int c, s;
+    sem_tcp_pair(AF_INET, &c, &s);
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
     if (pid == 0) {
-        close(l);
         close(c);
         uint8_t buf[BIG];
         sem_read_all(s, buf, 1000);
@@ -437,7 +432,63 @@ static void case_accept_then_fork(void)
     CHECK(recv(c, &b, 1, 0) == 0, "EOF after the child closed");
     int st;
     CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed (%#x)", st);
-    close(c); close(l);
+    close(c);
+}
+
+/* The pid's line in $SHADOW_STATS_FILE says it sent bytes. */
+static int shadow_carried_for(pid_t pid)
+{
+    const char *path = getenv("SHADOW_STATS_FILE");
+    FILE *fp = path ? fopen(path, "r") : NULL;
+    long p;
+    unsigned long long socks, sent, rcvd;
+    int found = 0;
+    while (fp != NULL && fscanf(fp, "%ld %llu %llu %llu", &p, &socks, &sent, &rcvd) == 4)
+        found |= p == (long)pid && sent > 0 && rcvd > 0;
+    if (fp != NULL)
+        fclose(fp);
+    return found;
+}
+
+/* An accept-then-fork server whose child execs a program that serves the
+ * connection on stdin/stdout (inetd style): the exec'd image inherits the
+ * connection not yet anchored and anchors it itself (NSTACK_ANCHOR_INHERIT). */
+static void case_accept_fork_exec(void)
+{
+    const char *direct = getenv("SEM_MODULE_SOCKETS");
+    if (direct && strcmp(direct, "1") == 0) {
+        printf("skip accept_fork_exec (direct module sockets)\n");
+        return;
+    }
+    int c, s;
+    sem_tcp_pair(AF_INET, &c, &s);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        if (dup2(s, 0) < 0 || dup2(s, 1) < 0)
+            _exit(2);
+        close(s);
+        execl("/bin/cat", "cat", (char *)NULL);
+        _exit(3);
+    }
+    close(s);
+    static uint8_t out[BIG], in[BIG];
+    sem_fill(out, sizeof(out), 13, 0);
+    struct writer w = { c, sizeof(out), 13 };
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, writer_main, &w) == 0, "pthread_create");
+    sem_read_all(c, in, sizeof(in));
+    pthread_join(t, NULL);
+    CHECK(sem_verify(in, sizeof(in), 13, 0) == (size_t)-1, "the exec'd program's echo differs");
+    CHECK_OK(shutdown(c, SHUT_WR));
+    char b;
+    CHECK(recv(c, &b, 1, 0) == 0, "EOF after the exec'd program ended");
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "cat failed (%#x)", st);
+    const char *want = getenv("SEM_EXPECT_ANCHORED");
+    if (want && strcmp(want, "1") == 0)
+        CHECK(shadow_carried_for(pid), "the exec'd program did not carry the connection on the module");
+    close(c);
 }
 
 /* Workers forked after listen() share one wildcard listener with
@@ -506,6 +557,46 @@ static void case_listen_fork_exclusive(void)
               "worker %d failed (%#x: 10 = epoll_ctl EPOLLEXCLUSIVE refused)", i, st);
     }
     close(l);
+}
+
+/* Two wildcard listeners in one SO_REUSEPORT group (a worker each): every
+ * connection is accepted by one of them and served. Direct module sockets
+ * (preload-shadow-direct) are multi-stack listeners, not part of this. */
+static void case_reuseport_group(void)
+{
+    const char *direct = getenv("SEM_MODULE_SOCKETS");
+    if (direct && strcmp(direct, "1") == 0) {
+        printf("skip reuseport_group (direct module sockets)\n");
+        return;
+    }
+    int l[2], one = 1;
+    struct sockaddr_in any = { .sin_family = AF_INET };
+    for (int i = 0; i < 2; i++) {
+        l[i] = CHECK_OK(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+        CHECK_OK(setsockopt(l[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)));
+        CHECK_OK(bind(l[i], (struct sockaddr *)&any, sizeof(any)));
+        CHECK_OK(listen(l[i], 16));
+        if (i == 0)
+            any.sin_port = htons(sem_port_of(l[0]));
+    }
+    CHECK(sem_port_of(l[1]) == sem_port_of(l[0]), "one port for the group");
+    struct sockaddr_storage ss;
+    socklen_t len = sem_addr(AF_INET, sem_port_of(l[0]), &ss);
+    for (int i = 0; i < 8; i++) {
+        int c = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+        CHECK_OK(connect(c, (struct sockaddr *)&ss, len));
+        struct pollfd p[2] = { { l[0], POLLIN, 0 }, { l[1], POLLIN, 0 } };
+        CHECK(poll(p, 2, LONG_MS) >= 1, "no listener of the group reported the connection");
+        int s = CHECK_OK(accept4(p[0].revents & POLLIN ? l[0] : l[1], NULL, NULL, 0));
+        char m[3] = { 'r', 'p', (char)('0' + i) }, b[3];
+        sem_write_all(c, m, 3);
+        sem_read_all(s, b, 3);
+        CHECK(memcmp(m, b, 3) == 0, "data %d", i);
+        close(c);
+        close(s);
+    }
+    close(l[0]);
+    close(l[1]);
 }
 
 /* ---- nonblocking and closing ----------------------------------------------- */
@@ -589,7 +680,9 @@ int main(int argc, char **argv)
         { "plain_server_speaks_first", case_plain_server_speaks_first },
         { "plain_server_waits", case_plain_server_waits },
         { "accept_then_fork", case_accept_then_fork },
+        { "accept_fork_exec", case_accept_fork_exec },
         { "listen_fork_exclusive", case_listen_fork_exclusive },
+        { "reuseport_group", case_reuseport_group },
         { "nonblocking_client", case_nonblocking_client },
         { "connect_close_eof", case_connect_close_eof },
     };
