@@ -19,6 +19,9 @@ PACKAGES=(
     # real servers as Debian runs them (test/servers; ab: tools/bench.sh conn-rate)
     # and the capture that checks what crossed kernel TCP (test/lib/wirecheck.sh)
     postgresql apache2 apache2-utils tcpdump
+    # manuals and packaging tests (test/install: apt-get install of the
+    # built .debs, man -l / groff -ww, cc -static against libc6-dev's libc.a)
+    man-db groff-base libc6-dev
 )
 
 missing_packages() {

@@ -26,13 +26,29 @@ struct cfg_ctx {
     int errors;
     int warnings;
     int sys_errno;              /* why a file could not be read, 0 if it could */
+    int shown;                  /* lines passed to diag (at most CFG_DIAG_SHOWN) */
+    int hidden_errors;          /* problems counted but not shown */
+    int hidden_warnings;
 };
+
+/* Lines shown per file: a file with 1,000 bad entries gives the first few
+ * and one "and N more" line (cfg_diag_flush), not 1,000 lines. */
+#define CFG_DIAG_SHOWN 5
 
 /* "<file>: <key>: <reason>"; key may be NULL (then "<file>: <reason>"). */
 void cfg_error(struct cfg_ctx *ctx, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void cfg_warn(struct cfg_ctx *ctx, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* After a file is parsed: "<file>: and N more problems not shown (...)"
+ * when the limit hid some. */
+void cfg_diag_flush(struct cfg_ctx *ctx);
+
+/* Copy `in` to `out` (cap bytes, NUL included) with control bytes and
+ * invalid UTF-8 written as "\xNN"; stops before a character that does not
+ * fit. Returns the length written. */
+size_t cfg_escape(char *out, size_t cap, const char *in);
 
 /* ---- JSON helpers (cfg_json.c) ----------------------------------------- */
 

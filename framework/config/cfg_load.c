@@ -89,10 +89,10 @@ int nstack_config_parse(const char *module_json, const char *module_name,
                         nstack_diag_fn diag, void *diag_arg,
                         struct nstack_config **out)
 {
-    struct cfg_ctx mctx = { module_name ? module_name : "module_config.json",
-                            diag, diag_arg, 0, 0, 0 };
-    struct cfg_ctx rctx = { rd_name ? rd_name : "rd_config.json",
-                            diag, diag_arg, 0, 0, 0 };
+    struct cfg_ctx mctx = { .file = module_name ? module_name : "module_config.json",
+                            .diag = diag, .diag_arg = diag_arg };
+    struct cfg_ctx rctx = { .file = rd_name ? rd_name : "rd_config.json",
+                            .diag = diag, .diag_arg = diag_arg };
     struct nstack_config *cfg;
     int mrc;
 
@@ -106,6 +106,8 @@ int nstack_config_parse(const char *module_json, const char *module_name,
     cfg->default_module = -1;
     mrc = cfg_parse_module_file(&mctx, module_json, cfg);
     cfg_parse_rd_file(&rctx, rd_json, mrc != -2, cfg);
+    cfg_diag_flush(&mctx);
+    cfg_diag_flush(&rctx);
     if (mctx.errors || rctx.errors) {
         nstack_config_free(cfg);
         errno = EINVAL;
@@ -210,8 +212,8 @@ int nstack_config_load(const char *module_path, const char *rd_path,
                                    CFG_DEFAULT_MODULE_FILE, &mopt);
     const char *rp = cfg_pick_path(rd_path, "NSTACK_MOD_CFG_RD",
                                    CFG_DEFAULT_RD_FILE, &ropt);
-    struct cfg_ctx mctx = { mp, diag, diag_arg, 0, 0, 0 };
-    struct cfg_ctx rctx = { rp, diag, diag_arg, 0, 0, 0 };
+    struct cfg_ctx mctx = { .file = mp, .diag = diag, .diag_arg = diag_arg };
+    struct cfg_ctx rctx = { .file = rp, .diag = diag, .diag_arg = diag_arg };
     char *mjson = cfg_read_file(&mctx, mp, mopt, &mmiss);
     char *rjson = cfg_read_file(&rctx, rp, ropt, &rmiss);
 
