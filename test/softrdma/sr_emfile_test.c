@@ -10,8 +10,9 @@
  * RTR, and its stream's GID check runs with no descriptor left. A SEND
  * from A must arrive in B's buffer intact. The queries that list ports
  * (ibv_query_port, ibv_query_gid, rdma_bind_addr on a local address) must
- * answer from the interface table, not fail. Run with LD_LIBRARY_PATH at
- * the softrdma build. */
+ * answer from the interface table, not fail; rdma_create_event_channel
+ * fails with EMFILE (not ENOMEM). Run with LD_LIBRARY_PATH at the
+ * softrdma build. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -143,6 +144,9 @@ static void check_queries(struct ibv_context *ctx, const union ibv_gid *gid0)
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     if (rdma_bind_addr(id, (struct sockaddr *)&sa))
         FAIL("rdma_bind_addr(127.0.0.1) at EMFILE: %s", strerror(errno));
+    errno = 0;
+    if (rdma_create_event_channel() || errno != EMFILE)
+        FAIL("rdma_create_event_channel at the limit: errno %s, want EMFILE", strerror(errno));
     release_fds();
     rdma_destroy_id(id);
 }

@@ -12,10 +12,13 @@ struct cm_channel *cm_channel_new(void)
 {
     struct cm_channel *ch = calloc(1, sizeof *ch);
     int p[2];
-    if (!ch || pipe2(p, O_CLOEXEC)) {
+    if (!ch)
+        return errno = ENOMEM, NULL;
+    if (pipe2(p, O_CLOEXEC)) {
+        int e = errno;      /* EMFILE/ENFILE as the caller's limit says, not ENOMEM */
+        sr_log("rdma_create_event_channel: no pipe: %s", strerror(e));
         free(ch);
-        errno = ENOMEM;
-        return NULL;
+        return errno = e, NULL;
     }
     fcntl(p[1], F_SETFL, O_NONBLOCK);
     ch->pub.fd = p[0];                  /* the application's: stays low */
