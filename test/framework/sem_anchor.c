@@ -601,10 +601,12 @@ static void case_reuseport_group(void)
 
 /* ---- nonblocking and closing ----------------------------------------------- */
 
-/* No call on a nonblocking client waits for the handshake. */
+/* No call on a nonblocking client waits for the handshake. The bound is
+ * generous for a loaded machine and below the shadow's agreement deadline
+ * in the runner (SHADOW_ANCHOR_WAIT_MS=1000), which a wait would reach. */
 #define QUICK(call)                                                                       \
     ({ int64_t t0_ = sem_now_ms(); long r_ = (long)(call); int e_ = errno;                  \
-       CHECK(sem_now_ms() - t0_ < 500, "%s took %lld ms", #call, (long long)(sem_now_ms() - t0_)); \
+       CHECK(sem_now_ms() - t0_ < 800, "%s took %lld ms", #call, (long long)(sem_now_ms() - t0_)); \
        errno = e_; r_; })
 
 static void case_nonblocking_client(void)
