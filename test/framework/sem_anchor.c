@@ -646,6 +646,42 @@ static void case_nonblocking_client(void)
     close(ep); close(c); close(s); close(l);
 }
 
+/* A nonblocking client of a server without the framework that waits for
+ * the request: the agreement can only end by the module's deadline, and
+ * no call may wait for it; the request then arrives intact. */
+static void case_nonblocking_plain_server(void)
+{
+    uint16_t port;
+    int pl = raw_listener(&port);
+    struct sockaddr_storage ss;
+    socklen_t len = sem_addr(AF_INET, port, &ss);
+    int c = CHECK_OK(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    long r = QUICK(connect(c, (struct sockaddr *)&ss, len));
+    CHECK(r == 0 || errno == EINPROGRESS, "connect: %s", strerror(errno));
+    int ep = CHECK_OK(epoll_create1(0));
+    struct epoll_event ev = { .events = EPOLLOUT, .data.u64 = 6 };
+    QUICK(epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev));
+    int ps = CHECK_OK(syscall(SYS_accept4, pl, NULL, NULL, 0));
+    const char req[] = "nonblocking request";
+    size_t sent = 0;
+    int64_t deadline = sem_now_ms() + LONG_MS;
+    while (sent < sizeof(req) && sem_now_ms() < deadline) {
+        QUICK(ep_wait_one(ep, 6, 100));
+        r = QUICK(send(c, req + sent, sizeof(req) - sent, 0));
+        CHECK(r > 0 || errno == EAGAIN, "send: %s", strerror(errno));
+        if (r > 0)
+            sent += (size_t)r;
+    }
+    CHECK(sent == sizeof(req), "the request was never sent");
+    char got[sizeof(req)];
+    raw_read_all(ps, got, sizeof(got));
+    CHECK(memcmp(got, req, sizeof(req)) == 0, "request corrupted (first byte %#x)", (unsigned char)got[0]);
+    raw_expect_nothing(ps);
+    close(ep); close(c);
+    raw_close(ps);
+    raw_close(pl);
+}
+
 /* A client that connects and closes without a byte gives a clean EOF. */
 static void case_connect_close_eof(void)
 {
@@ -686,6 +722,7 @@ int main(int argc, char **argv)
         { "listen_fork_exclusive", case_listen_fork_exclusive },
         { "reuseport_group", case_reuseport_group },
         { "nonblocking_client", case_nonblocking_client },
+        { "nonblocking_plain_server", case_nonblocking_plain_server },
         { "connect_close_eof", case_connect_close_eof },
     };
     return sem_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
