@@ -75,7 +75,8 @@ static inline struct file *anchor_use(int fd, struct file *f)
  * receive queue would make the kernel answer the close with a reset
  * instead of a FIN; it is read here. Not for a socket made before this
  * process forked (an accept-then-fork parent: its child reads the stream,
- * and a byte arriving between the check and the read would be lost). */
+ * and a byte arriving between the check and the read would be lost).
+ * exit() gets the same for every such fd (atexit). */
 void anchor_close(int fd, struct file *f);
 
 /* exec*(): when candidates not anchored yet survive the exec (no

@@ -700,6 +700,24 @@ static void case_connect_close_eof(void)
     n = recv(c, &b, 1, 0);
     CHECK(n == 0, "client recv: %zd (%s), expected a clean EOF", n, n < 0 ? strerror(errno) : "data");
     close(c);
+    /* and a client process that exits without closing */
+    int l = sem_listener(AF_INET, 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sem_addr(AF_INET, sem_port_of(l), &ss);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        int k = socket(AF_INET, SOCK_STREAM, 0);
+        _exit(k < 0 || connect(k, (struct sockaddr *)&ss, len) < 0 ? 2 : (exit(0), 0));
+    }
+    s = CHECK_OK(accept(l, NULL, NULL));
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "client failed (%#x)", st);
+    CHECK(sem_wait_fd(s, POLLIN, LONG_MS) & POLLIN, "EOF not readable");
+    n = recv(s, &b, 1, 0);
+    CHECK(n == 0, "recv after the client exited: %zd (%s), expected a clean EOF", n, n < 0 ? strerror(errno) : "data");
+    close(s);
+    close(l);
 }
 
 int main(int argc, char **argv)
