@@ -4,7 +4,7 @@
  * kernel TCP socket for its whole life: the app fd is never moved. The
  * connection is a *candidate* (an undecided kernel socket, deferred to the
  * module, role active or passive) from connect()/accept() until its first
- * use in the process that uses it (a data call, epoll_ctl ADD/MOD,
+ * use in the process that uses it (a data call, shutdown, epoll_ctl ADD/MOD,
  * poll/select, SO_ERROR, FIONREAD). Then anchor() gives a module socket
  * that lives beside the TCP socket: the fd table entry becomes a module
  * file (FILE_MSOCK, `anchored`) whose data calls go to the module and whose
