@@ -29,6 +29,8 @@
 static int g_anchor_off;
 static int g_anchor_any;
 
+static void anchor_at_exit(void);
+
 static int stack_can_anchor(int st)
 {
     const struct nstack_module *m = g_stacks[st].mod;
@@ -43,8 +45,10 @@ void anchor_setup(void)
         LOG_WAR("NSTACK_ANCHOR=%s: expected 0 or 1; TCP-anchored connections stay on", v);
     for (int i = 0; i < g_n_stacks && !g_anchor_off; i++)
         g_anchor_any |= stack_can_anchor(i);
-    if (g_anchor_any)
+    if (g_anchor_any) {
+        atexit(anchor_at_exit);
         LOG_DBG("TCP-anchored connections on for the stacks whose module implements anchor()");
+    }
 }
 
 int anchor_applies(const struct file *f, int st, int anchor_off)
@@ -197,15 +201,16 @@ void anchor_connected(int fd, struct file *f, int r)
         anchor_now(fd, f);
 }
 
-void anchor_close(int fd, struct file *f)
+/* A candidate or anchored connection made in this process since its
+ * last fork (no other process may read its stream). */
+static int drain_allowed(const struct file *f)
 {
     int candidate = f->kind == FILE_KSOCK && __atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE);
-    if (!file_is_anchored(f) && !candidate)
-        return;
-    if (__atomic_load_n(&f->ref, __ATOMIC_ACQUIRE) != 1)
-        return;                       /* another fd number still holds it */
-    if (f->fork_gen != __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED))
-        return;                       /* another process may read the stream (accept-then-fork) */
+    return (file_is_anchored(f) || candidate) && f->fork_gen == __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED);
+}
+
+static void drain_hello(int fd)
+{
     /* At the mark with nothing after it (a peek skips the urgent byte;
      * EAGAIN: no byte, 0: the peer's FIN): reading one byte consumes only
      * the urgent byte. (FIONREAD cannot tell: at the mark it says 0.) */
@@ -218,6 +223,25 @@ void anchor_close(int fd, struct file *f)
     if (p == 0 || (p < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
         (void)LIBC(recv)(fd, &b, 1, MSG_DONTWAIT);
     errno = err;
+}
+
+void anchor_close(int fd, struct file *f)
+{
+    if (__atomic_load_n(&f->ref, __ATOMIC_ACQUIRE) == 1 && drain_allowed(f))   /* its last number here */
+        drain_hello(fd);
+}
+
+static void drain_at_exit(int fd, struct file *f, void *arg)
+{
+    (void)arg;
+    if (drain_allowed(f))
+        drain_hello(fd);
+}
+
+/* exit() closes every fd without close(): the same drain for each. */
+static void anchor_at_exit(void)
+{
+    fd_table_each(0, -1, drain_at_exit, NULL);
 }
 
 /* ---- exec: candidates the new image inherits -------------------------------

@@ -4,7 +4,7 @@
  * kernel TCP socket for its whole life: the app fd is never moved. The
  * connection is a *candidate* (an undecided kernel socket, deferred to the
  * module, role active or passive) from connect()/accept() until its first
- * use in the process that uses it (a data call, epoll_ctl ADD/MOD,
+ * use in the process that uses it (a data call, shutdown, epoll_ctl ADD/MOD,
  * poll/select, SO_ERROR, FIONREAD). Then anchor() gives a module socket
  * that lives beside the TCP socket: the fd table entry becomes a module
  * file (FILE_MSOCK, `anchored`) whose data calls go to the module and whose
@@ -75,7 +75,8 @@ static inline struct file *anchor_use(int fd, struct file *f)
  * receive queue would make the kernel answer the close with a reset
  * instead of a FIN; it is read here. Not for a socket made before this
  * process forked (an accept-then-fork parent: its child reads the stream,
- * and a byte arriving between the check and the read would be lost). */
+ * and a byte arriving between the check and the read would be lost).
+ * exit() gets the same for every such fd (atexit). */
 void anchor_close(int fd, struct file *f);
 
 /* exec*(): when candidates not anchored yet survive the exec (no

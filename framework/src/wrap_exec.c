@@ -15,7 +15,6 @@
 #include "libc_api.h"
 
 #define EXPORT __attribute__((visibility("default")))
-#define EXEC_MAX_ARGS 4096
 
 extern char **environ;
 
@@ -52,33 +51,42 @@ EXPORT int execvp(const char *file, char *const argv[])
     return execvpe(file, argv, environ);
 }
 
-/* The argument list of execl* as an argv (NULL-terminated); *envp gets the
- * environment after the NULL when want_env. NULL/E2BIG when too long. */
-static char **list_to_argv(const char *arg0, va_list ap, char *const **envp, int want_env)
+/* The argument list of execl* as an argv (NULL-terminated; `count` is
+ * the number of arguments before the NULL, from a first pass); *envp gets
+ * the environment after the NULL when want_env. NULL/ENOMEM. */
+static char **list_to_argv(const char *arg0, size_t count, va_list ap, char *const **envp, int want_env)
 {
-    char **argv = malloc(EXEC_MAX_ARGS * sizeof(*argv));
+    char **argv = malloc((count + 1) * sizeof(*argv));
     if (argv == NULL)
         return NULL;
-    int n = 0;
-    argv[n++] = (char *)arg0;
-    while (arg0 != NULL && n < EXEC_MAX_ARGS && (argv[n] = va_arg(ap, char *)) != NULL)
-        n++;
-    if (arg0 != NULL && n == EXEC_MAX_ARGS) {
-        free(argv);
-        errno = E2BIG;
-        return NULL;
-    }
+    argv[0] = (char *)arg0;
+    for (size_t i = 1; i <= count; i++)
+        argv[i] = arg0 != NULL ? va_arg(ap, char *) : NULL;
     if (want_env)
         *envp = va_arg(ap, char *const *);
     return argv;
 }
 
+/* How many arguments execl* got before its NULL (arg0 included). */
+static size_t list_count(const char *arg0, va_list ap)
+{
+    size_t n = 0;
+    if (arg0 == NULL)
+        return 0;
+    for (n = 1; va_arg(ap, char *) != NULL; n++)
+        ;
+    return n;
+}
+
 #define EXEC_LIST(call, want_env)                                                \
     do {                                                                         \
-        va_list ap;                                                              \
+        va_list ap, ap2;                                                         \
         char *const *envp = environ;                                             \
         va_start(ap, arg);                                                       \
-        char **argv = list_to_argv(arg, ap, &envp, want_env);                    \
+        va_copy(ap2, ap);                                                        \
+        size_t n_ = list_count(arg, ap2);                                        \
+        va_end(ap2);                                                             \
+        char **argv = list_to_argv(arg, n_, ap, &envp, want_env);                \
         va_end(ap);                                                              \
         if (argv == NULL)                                                        \
             return -1;                                                           \

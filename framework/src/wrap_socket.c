@@ -285,6 +285,7 @@ EXPORT int shutdown(int fd, int how)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(shutdown)(fd, how);
+    f = anchor_use(fd, f);               /* ordered with the data: the stream's end is the module's */
     int r = f->kind == FILE_MSOCK      ? MOD_OR(f, EOPNOTSUPP, shutdown, how)   /* anchored too: the module's stream */
             : f->kind == FILE_MLISTEN ? ml_shutdown(f, how)
                                       : LIBC(shutdown)(fd, how);

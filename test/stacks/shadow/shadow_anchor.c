@@ -149,7 +149,11 @@ static int inband_ahead(nstack_sock *s)
 static void settle(nstack_sock *s, int state)
 {
     s->astate = state;
-    (void)sys_epoll_ctl(s->wfd, EPOLL_CTL_DEL, s->tfd, NULL);
+    if (s->tfd >= 0) {
+        (void)sys_epoll_ctl(s->wfd, EPOLL_CTL_DEL, s->tfd, NULL);
+        sys_close(s->tfd);      /* one fd less for the connection's life */
+        s->tfd = -1;
+    }
     atomic_fetch_add_explicit(&s->gen, 1, memory_order_relaxed);
 }
 

@@ -118,7 +118,7 @@ int shadow_close(nstack_sock *s)
 {
     sys_close(s->wfd);
     int r = 0;
-    if (s->anchor)
+    if (s->anchor && s->tfd >= 0)
         sys_close(s->tfd);      /* kfd is the dispatcher's */
     else
         r = sys_close(s->kfd);
