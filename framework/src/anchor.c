@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
+#include "anchor_local.h"
 #include "fd_high.h"
 #include "fd_table.h"
 #include "fw.h"
@@ -105,6 +106,8 @@ int anchor_track_accepted(int fd, const struct file *lf, int nonblock)
     send_hello(fd, nf, r.stack, TF_PASSIVE);
     __atomic_store_n(&nf->defer_role, TF_PASSIVE, __ATOMIC_RELEASE);
     stats_add(r.stack, NSTAT_CONN_IN, 1);
+    anchor_local_add(fd);
+    anchor_local_pair(fd, 1);
     return 1;
 }
 
@@ -166,8 +169,7 @@ static void anchor_locked(int fd, struct file *kf)
     LOG_DBG("fd %d: anchored on %s (wait fd %d)", fd, m->name, wfd);
 }
 
-/* Anchors f if it is still a candidate at fd. */
-static void anchor_now(int fd, struct file *f)
+void anchor_now(int fd, struct file *f)
 {
     pthread_mutex_lock(&f->lock);
     if (anchor_pending(f) && !f->decided && fd_table_get(fd) == f)
@@ -178,6 +180,7 @@ static void anchor_now(int fd, struct file *f)
 struct file *anchor_resolve(int fd, struct file *f)
 {
     anchor_now(fd, f);
+    anchor_local_pair(fd, 0);
     struct file *now = file_get(fd);
     if (now == NULL)
         return f;
@@ -192,13 +195,16 @@ void anchor_connected(int fd, struct file *f, int r)
     int st = __atomic_load_n(&f->defer_stack, __ATOMIC_ACQUIRE) - 1;
     if (r == 0)
         send_hello(fd, f, st, TF_ACTIVE);
+    anchor_local_add(fd);
     /* Registered in an epoll set before connect(): this process waits on
      * it, and an epoll_wait() on that set would not tell us. */
     pthread_mutex_lock(&f->lock);
     int registered = f->n_pregs > 0;
     pthread_mutex_unlock(&f->lock);
-    if (registered)
+    if (registered) {
         anchor_now(fd, f);
+        anchor_local_pair(fd, 0);
+    }
 }
 
 /* A candidate or anchored connection made in this process since its

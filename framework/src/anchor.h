@@ -64,6 +64,10 @@ static inline int anchor_pending(const struct file *f)
  * TCP. Never NULL (f itself when fd was closed meanwhile). */
 struct file *anchor_resolve(int fd, struct file *f);
 
+/* Anchors f if it is still a candidate at fd (the caller holds a
+ * reference; the fd table then holds the anchored file). */
+void anchor_now(int fd, struct file *f);
+
 /* Resolves f when it is a pending candidate (see anchor_resolve). */
 static inline struct file *anchor_use(int fd, struct file *f)
 {

@@ -68,6 +68,7 @@ struct rs_anchor {
     int err;                      /* ANC_FAILED: errno of every call */
     struct rsock *listener;       /* passive: P_LISTEN */
     struct rsock *dead_listener;  /* closed once the socket lock is dropped */
+    struct rs_anc_link link;      /* the other end in this process (rs_anchor_pair.c) */
 };
 
 static int final_phase(int p)
@@ -521,10 +522,27 @@ static uint32_t phase_interest(int p)
  * the wait fd only on an upgraded socket. */
 static void finish(struct rsock *s)
 {
+    rs_anc_pair_leave(s, &s->anc->link);
     timer_close(s);
     retire_listener(s);
     if (s->anc_phase != ANC_UPGRADED)
         unwatch_kfd(s);
+}
+
+/* A paired socket: the fds its next step waits for, mirrored into the
+ * process's pair fd (rs_anchor_pair.c). Lock held. */
+void rs_anchor_mirror(struct rsock *s)
+{
+    struct rs_anchor *a = s->anc;
+    if (!a || final_phase(s->anc_phase))
+        return;
+    int p = s->anc_phase;
+    int rdma = (p == ANC_A_RCONN || p == ANC_P_ACCEPTING) && s->cm_chan;
+    int fds[4] = { a->kfd_in ? a->kfd : -1, a->timer_fd, a->listener ? a->listener->cm_chan->fd : -1,
+                   rdma ? s->cm_chan->fd : -1 };
+    uint32_t evs[4] = { a->kfd_ev, EPOLLIN, EPOLLIN, EPOLLIN };
+    if (rs_anc_paired(&a->link))
+        rs_anc_pair_sync(s, &a->link, fds, evs);
 }
 
 /* Run the handshake as far as it goes now (lock held; may drop it in
@@ -546,7 +564,9 @@ static void advance(struct rsock *s)
     if (watch_kfd(s, phase_interest(s->anc_phase)) || timer_arm(s)) {
         fail(s, errno, "watching the TCP socket");
         finish(s);
+        return;
     }
+    rs_anchor_mirror(s);
 }
 
 /* Lock held on entry, dropped on return; closes a retired listener. */
@@ -583,12 +603,44 @@ static void give_up(struct rsock *s)
 
 /* ---- module entries --------------------------------------------------- */
 
+/* Lock held (dropped meanwhile): the other end of a pair steps too. */
+static void run_pair_unlocked(struct rsock *s)
+{
+    if (!s->anc || !rs_anc_paired(&s->anc->link))
+        return;
+    pthread_mutex_unlock(&s->lock);
+    rs_anc_pair_run();
+    pthread_mutex_lock(&s->lock);
+}
+
+void rs_anchor_drive(struct rsock *s)
+{
+    if (pthread_mutex_trylock(&s->lock))
+        return;                  /* its holder steps it */
+    void *cookie = NULL;
+    if (s->anc && !final_phase(s->anc_phase) && !s->anc->busy && rs_check_usable(s) == 0) {
+        uint64_t before = s->gen;
+        advance(s);
+        if (s->gen != before)
+            cookie = s->cookie;
+    }
+    if (s->anc)
+        unlock_and_tidy(s);
+    else
+        pthread_mutex_unlock(&s->lock);
+    /* the application may sleep on it in the dispatcher */
+    if (cookie && rs_notify_fn)
+        rs_notify_fn(cookie);
+}
+
 int rs_anchor_gate(struct rsock *s, int flags, int how)
 {
     if (rs_anchor_ready(s))
         return 0;
     if (rs_wait_serves_listeners(s))
         rs_lprog_run();
+    if (s->anc && rs_anc_paired(&s->anc->link))
+        rs_anc_pair_run();
     pthread_mutex_lock(&s->lock);
     if (rs_check_usable(s)) {
         pthread_mutex_unlock(&s->lock);
@@ -610,6 +662,7 @@ int rs_anchor_gate(struct rsock *s, int flags, int how)
             give_up(s);
             r = 0;
         }
+        run_pair_unlocked(s);
         advance(s);
     }
     if (r == 0)
@@ -626,6 +679,8 @@ uint32_t rs_anchor_poll_events(struct rsock *s, uint64_t *gen)
         return rs_poll_events(s, gen);
     if (rs_wait_serves_listeners(s))
         rs_lprog_run();
+    if (s->anc && rs_anc_paired(&s->anc->link))
+        rs_anc_pair_run();
     pthread_mutex_lock(&s->lock);
     uint32_t m = EPOLLERR | EPOLLHUP;
     if (rs_check_usable(s) == 0) {
@@ -682,6 +737,7 @@ void rs_anchor_free(struct rsock *s)
     struct rs_anchor *a = s->anc;
     if (!a)
         return;
+    rs_anc_pair_close(s, &a->link);
     if (a->listener)
         rs_e_close(a->listener);
     if (a->dead_listener)
@@ -772,6 +828,7 @@ int rs_anchor_open(int kfd, int role, int flags, nstack_sock **out)
         set_phase(s, ANC_TCPCONN);
     else
         start_active_hello(s);
+    rs_anc_pair_join(s, &s->anc->link, kfd);
     advance(s);
     unlock_and_tidy(s);
     *out = (nstack_sock *)s;

@@ -53,7 +53,32 @@ int rs_anc_tcp_connecting(int kfd);
 void rs_anc_negcache_add(const struct sockaddr_storage *peer);
 int rs_anc_negcache_hit(const struct sockaddr_storage *peer);
 
+/* ---- rs_anchor_pair.c: both ends in this process ------------------------ */
+/* Registry entry and pr_fd mirror of one upgrading socket (in its anchor). */
+struct rs_anc_link {
+    struct rsock *s;
+    struct rs_anc_link *next, *prev;     /* registry: pr_lock */
+    int in_reg, paired, pr_in_wait;
+    struct sockaddr_storage local, peer;
+    socklen_t llen, plen;
+    int mfd[4];                          /* mirrored fds: socket lock */
+    uint32_t mev[4];
+};
+void rs_anc_pair_join(struct rsock *s, struct rs_anc_link *l, int kfd);
+void rs_anc_pair_sync(struct rsock *s, struct rs_anc_link *l, const int fds[4], const uint32_t evs[4]);
+void rs_anc_pair_leave(struct rsock *s, struct rs_anc_link *l);
+void rs_anc_pair_close(struct rsock *s, struct rs_anc_link *l);
+void rs_anc_pair_run(void);
+static inline int rs_anc_paired(const struct rs_anc_link *l)
+{
+    return __atomic_load_n(&l->paired, __ATOMIC_RELAXED);
+}
+
 /* ---- rs_anchor.c: the module side -------------------------------------- */
+/* Runs s's handshake as far as it goes, unless another thread holds s. */
+void rs_anchor_drive(struct rsock *s);
+/* Lock held: a paired socket's handshake fds into the pair fd. */
+void rs_anchor_mirror(struct rsock *s);
 int rs_anchor_hello(int kfd, int role);
 int rs_anchor_open(int kfd, int role, int flags, nstack_sock **out);
 uint32_t rs_anchor_poll_events(struct rsock *s, uint64_t *gen);
