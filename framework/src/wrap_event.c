@@ -8,6 +8,7 @@
 #include "epoll_agg.h"
 #include "fd_table.h"
 #include "file.h"
+#include "fd_high.h"
 #include "fw.h"
 #include "libc_api.h"
 #include "poll_agg.h"
@@ -21,7 +22,7 @@ extern void __chk_fail(void) __attribute__((noreturn));
 static int track_epoll(int fd)
 {
     if (fd < 0 || t_in_module)
-        return fd;
+        return fd_module_high(fd);
     struct file *f = file_alloc(FILE_EPOLL);
     if (f == NULL)
         return fd;           /* tracked lazily on the first module socket */

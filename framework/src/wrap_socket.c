@@ -10,6 +10,7 @@
 #include "connect_late.h"
 #include "fd_table.h"
 #include "file.h"
+#include "fd_high.h"
 #include "fw.h"
 #include "fw_log.h"
 #include "libc_api.h"
@@ -47,7 +48,7 @@ static int kernel_fd(const struct file *f, int fd)
 EXPORT int socket(int domain, int type, int protocol)
 {
     if (t_in_module || !is_inet(domain))
-        return LIBC(socket)(domain, type, protocol);
+        return fd_module_high(LIBC(socket)(domain, type, protocol));
     fw_start();
     int fd = LIBC(socket)(domain, type, protocol);
     if (fd < 0)
@@ -64,7 +65,12 @@ EXPORT int socket(int domain, int type, int protocol)
 
 EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 {
-    return LIBC(socketpair)(domain, type, protocol, sv);
+    int r = LIBC(socketpair)(domain, type, protocol, sv);
+    if (r == 0 && t_in_module) {
+        sv[0] = fd_module_high(sv[0]);
+        sv[1] = fd_module_high(sv[1]);
+    }
+    return r;
 }
 
 /* ---- bind / listen / connect: where the stack is decided -------------- */
@@ -240,7 +246,9 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
     struct file *f;
-    if (t_in_module || (f = file_get(fd)) == NULL)
+    if (t_in_module)
+        return fd_module_high(LIBC(accept4)(fd, addr, len, flags));
+    if ((f = file_get(fd)) == NULL)
         return LIBC(accept4)(fd, addr, len, flags);
     int r;
     if (file_is_direct_msock(f) && (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))) {
