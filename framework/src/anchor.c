@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
+#include "anchor_direct.h"
 #include "anchor_local.h"
 #include "fd_high.h"
 #include "fd_table.h"
@@ -136,6 +137,13 @@ static void anchor_locked(int fd, struct file *kf)
     const struct nstack_module *m = g_stacks[st].mod;
     int nb = __atomic_load_n(&kf->nonblock, __ATOMIC_RELAXED);
     int flags = (nb ? NSTACK_ADOPT_NONBLOCK : 0) | (kf->hello_sent ? NSTACK_ANCHOR_HELLO_SENT : 0);
+    int late = role == TF_ACTIVE ? anchor_direct_late(fd, kf, st) : 0;
+    if (late == 1)
+        return;                         /* refused: the module connects directly */
+    if (late == 2) {
+        stay_on_tcp(fd, kf, st, ENOPROTOOPT);
+        return;
+    }
     int kfd = fd_dup_high(fd);          /* ours: the app may close or dup2 over fd */
     if (kfd < 0) {
         stay_on_tcp(fd, kf, st, errno);

@@ -94,6 +94,7 @@ struct file {
      * event layer registers in place of the app fd. anchor_state: enum
      * anchor_state, ANCHOR_UP until sock_fallback() CASes it to DOWN. */
     int anchored;
+    int anchor_direct;          /* anchored beside a refused TCP connect (anchor_direct.c) */
     int anchor_fd;
     int wait_fd;
     _Atomic int anchor_state;
@@ -152,6 +153,13 @@ static inline int file_is_direct_msock(const struct file *f)
 static inline int file_is_anchored(const struct file *f)
 {
     return f->kind == FILE_MSOCK && f->anchored;
+}
+
+/* The module answers for the socket's names and options: a direct module
+ * socket, or one beside a TCP socket whose connect was refused. */
+static inline int file_module_named(const struct file *f)
+{
+    return f->kind == FILE_MSOCK && (!f->anchored || f->anchor_direct);
 }
 
 /* A fresh file with ref = 1 (the caller's), or NULL/ENOMEM. */

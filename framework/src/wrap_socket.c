@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "anchor.h"
+#include "anchor_direct.h"
 #include "connect_late.h"
 #include "fd_table.h"
 #include "file.h"
@@ -211,9 +212,13 @@ static int connect_decide(int fd, struct file *f, const struct sockaddr *addr, s
         d = connect_fallback(fd, f, addr);
     if (d == 1 && ((r = LIBC(connect)(fd, addr, len)) == 0 || errno == EINPROGRESS)) {
         int err = errno;
+        if (r < 0 && __atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE))
+            anchor_direct_note(f, addr, len);
         tcpfirst_set_role(f, TF_ACTIVE);
         anchor_connected(fd, f, r);
         errno = err;
+    } else if (d == 1 && errno == ECONNREFUSED && __atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE)) {
+        r = anchor_direct_connect(fd, f, addr, len);   /* a plain rsockets server: rdma_cm only */
     } else if (d < 0) {
         r = -1;
     }
@@ -305,7 +310,7 @@ EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(getsockname)(fd, addr, len);
-    int r = file_is_direct_msock(f) ? MOD_OR(f, EOPNOTSUPP, getsockname, addr, len)
+    int r = file_module_named(f) ? MOD_OR(f, EOPNOTSUPP, getsockname, addr, len)
                                   : LIBC(getsockname)(kernel_fd(f, fd), addr, len);
     return file_put_ret(f, r);
 }
@@ -315,9 +320,26 @@ EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(getpeername)(fd, addr, len);
-    int r = file_is_direct_msock(f) ? MOD_OR(f, EOPNOTSUPP, getpeername, addr, len)
+    int r = file_module_named(f) ? MOD_OR(f, EOPNOTSUPP, getpeername, addr, len)
                                   : LIBC(getpeername)(kernel_fd(f, fd), addr, len);
     return file_put_ret(f, r);
+}
+
+/* A kernel socket's SO_ERROR, or the error the dispatcher read from it
+ * before (anchor_direct_late), handed out once. */
+static int kernel_so_error(struct file *f, int fd, void *val, socklen_t *len)
+{
+    int r = LIBC(getsockopt)(kernel_fd(f, fd), SOL_SOCKET, SO_ERROR, val, len);
+    if (r < 0 || val == NULL || len == NULL || *len < sizeof(int) ||
+        __atomic_load_n(&f->fb_err, __ATOMIC_RELAXED) == 0)
+        return r;
+    int err;
+    memcpy(&err, val, sizeof(err));
+    if (err == 0) {
+        err = __atomic_exchange_n(&f->fb_err, 0, __ATOMIC_ACQ_REL);
+        memcpy(val, &err, sizeof(err));
+    }
+    return r;
 }
 
 EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
@@ -328,10 +350,12 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
     int r;
     if (level == SOL_SOCKET && name == SO_ERROR)
         f = anchor_use(fd, f);             /* a connect's result is read where it is used */
-    if (file_is_direct_msock(f) && level == SOL_SOCKET && name == SO_ERROR)
+    if (file_module_named(f) && level == SOL_SOCKET && name == SO_ERROR)
         r = fb_so_error(f, val, len);      /* a pending connect may fall back here */
-    else if (file_is_direct_msock(f))
+    else if (file_module_named(f))
         r = MOD_OR(f, ENOPROTOOPT, getsockopt, level, name, val, len);
+    else if (level == SOL_SOCKET && name == SO_ERROR)
+        r = kernel_so_error(f, fd, val, len);
     else
         r = LIBC(getsockopt)(kernel_fd(f, fd), level, name, val, len);   /* anchored: the TCP socket */
     return file_put_ret(f, r);

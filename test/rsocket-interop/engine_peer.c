@@ -223,11 +223,36 @@ static int set_nonblock(int fd)
     return fl < 0 ? -1 : API(fcntl)(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+/* PEER_CONNECT_NONBLOCK=1: a nonblocking connect, waited for with poll,
+ * its result read with SO_ERROR; then getpeername must name the server. */
+static int connect_nonblocking(int fd, const struct addrinfo *ai)
+{
+    int err = 0;
+    socklen_t el = sizeof(err);
+    struct sockaddr_storage peer;
+    socklen_t pl = sizeof(peer);
+    if (set_nonblock(fd) || (API(connect)(fd, ai->ai_addr, ai->ai_addrlen) && errno != EINPROGRESS) ||
+        wait_ready(fd, POLLOUT, now_ms() + ACCEPT_TIMEOUT_MS) ||
+        API(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &err, &el) || (errno = err) != 0) {
+        fprintf(stderr, PEER_NAME ": nonblocking connect: %s\n", strerror(errno));
+        return -1;
+    }
+    if (API(getpeername)(fd, (struct sockaddr *)&peer, &pl) || pl != ai->ai_addrlen ||
+        memcmp(&peer, ai->ai_addr, pl)) {
+        fprintf(stderr, PEER_NAME ": getpeername after the nonblocking connect does not name the server\n");
+        return -1;
+    }
+    return 0;
+}
+
 static int open_connection(bool server, const struct addrinfo *ai, const char *sc)
 {
     int fd = API(socket)(ai->ai_family, SOCK_STREAM, 0), one = 1, c;
     if (fd < 0 || scenario_options(fd, sc))
         return -1;
+    const char *nb = getenv("PEER_CONNECT_NONBLOCK");
+    if (!server && nb && !strcmp(nb, "1"))
+        return connect_nonblocking(fd, ai) ? -1 : fd;
     if (!server) {
         if (API(connect)(fd, ai->ai_addr, ai->ai_addrlen)) {
             fprintf(stderr, PEER_NAME ": connect: %s\n", strerror(errno));
