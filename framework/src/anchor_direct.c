@@ -24,23 +24,12 @@
 static struct file *module_connect(int fd, struct file *kf, int st, const struct sockaddr *addr, socklen_t len)
 {
     const struct nstack_module *m = g_stacks[st].mod;
-    int nb = __atomic_load_n(&kf->nonblock, __ATOMIC_RELAXED);
-    nstack_sock *s = NULL;
-    MOD_ENTER();
-    int wfd = m->socket(kf->domain, kf->type | (nb ? SOCK_NONBLOCK : 0), kf->protocol, &s);
-    MOD_LEAVE();
-    if (wfd < 0)
+    int wfd;
+    struct file *nf = open_module_socket(fd, kf, st, &wfd);
+    if (nf == NULL)
         return NULL;
-    struct file *nf = sock_new_module(st, kf->domain, kf->type, kf->protocol, s, nb);
-    if (nf == NULL) {
-        MOD_ENTER();
-        m->close(s);
-        MOD_LEAVE();
-        return NULL;
-    }
-    sock_replay_opts(kf, nf);
     MOD_ENTER();
-    int r = m->connect(s, addr, len);
+    int r = m->connect(nf->sock, addr, len);
     int err = errno;
     MOD_LEAVE();
     int kfd = r == 0 || err == EINPROGRESS ? fd_dup_high(fd) : -1;

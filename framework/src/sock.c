@@ -163,9 +163,7 @@ static void restore_kernel_socket(int fd, struct file *kf, const struct sockaddr
     errno = err;
 }
 
-/* The module's socket for undecided kf, tracked as a new file (not yet in
- * the table); *wfd: its wait fd. NULL/errno when it cannot be made. */
-static struct file *open_module_socket(int fd, struct file *kf, int st, int *wfd)
+struct file *open_module_socket(int fd, struct file *kf, int st, int *wfd)
 {
     const struct nstack_module *m = g_stacks[st].mod;
     nstack_sock *s = NULL;

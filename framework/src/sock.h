@@ -78,4 +78,9 @@ int sock_addr_is_wild(const struct sockaddr *a, socklen_t len);
     ({ MOD_ENTER(); __typeof__((f)->mod->op((f)->sock, ##__VA_ARGS__)) _r = (f)->mod->op((f)->sock, ##__VA_ARGS__); \
        int _e = errno; MOD_LEAVE(); errno = _e; _r; })
 
+/* The module's socket for undecided kf, tracked as a new file (not yet in
+ * the table, kf's options replayed on it); *wfd: its wait fd. NULL/errno
+ * when it cannot be made. */
+struct file *open_module_socket(int fd, struct file *kf, int st, int *wfd);
+
 #endif
