@@ -44,6 +44,7 @@ struct pre_reg {
     struct epoll_event ev;
 };
 
+struct anchor_side;
 struct ep_reg;
 struct epset;
 struct mlisten;
@@ -124,6 +125,10 @@ struct file {
      * Written before defer_role is released. */
     _Atomic int defer_anchor;
     int hello_sent;
+
+    /* KSOCK listener on an anchoring route: the module's listener beside
+     * it (anchor_side.c); set once (release store), freed with the file. */
+    struct anchor_side *side;
 
     /* ---- MLISTEN: fixed once published, freed with the file ---- */
     struct mlisten *ml;

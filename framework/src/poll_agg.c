@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 
 #include "anchor.h"
+#include "anchor_side.h"
 #include "connect_late.h"
 #include "epoll_agg.h"
 #include "fd_high.h"
@@ -111,7 +112,7 @@ int poll_needs_agg(const struct pollfd *fds, nfds_t n)
         struct file *f = fds[i].fd >= 0 ? fd_table_get(fds[i].fd) : NULL;
         if (f == NULL)
             continue;
-        if (f->kind == FILE_MSOCK || anchor_pending(f))
+        if (f->kind == FILE_MSOCK || anchor_pending(f) || anchor_side_usable(f))
             return 1;
         if (f->kind == FILE_EPOLL && __atomic_load_n(&f->ep, __ATOMIC_ACQUIRE) != NULL)
             ev_mark_nested(f);
@@ -185,6 +186,20 @@ static void ask_module(struct pollfd *fds, struct poll_work *w, nfds_t i)
         forget_module(w, i);
 }
 
+/* A kernel listener with an rdma_cm listener beside it (anchor_side.h):
+ * its revents now, and its shadow waits on both. Returns 1 if ready. */
+static int side_prepare(struct pollfd *fds, struct poll_work *w, nfds_t i)
+{
+    struct file *f = fds[i].fd >= 0 ? fd_table_get(fds[i].fd) : NULL;
+    int pfd = f != NULL ? anchor_side_poll_fd(f) : -1;
+    if (pfd < 0)
+        return 0;
+    fds[i].revents = anchor_side_revents(fds[i].fd, f, fds[i].events);
+    w->shadow[i].fd = pfd;
+    w->shadow[i].events = POLLIN;
+    return fds[i].revents != 0;
+}
+
 /* Before the kernel wait: module readiness, and the shadow array (module
  * fds as POLLIN on their wait fd). Returns how many module fds are ready. */
 static int poll_prepare(struct pollfd *fds, nfds_t n, struct poll_work *w)
@@ -195,6 +210,8 @@ static int poll_prepare(struct pollfd *fds, nfds_t n, struct poll_work *w)
         if (w->files[i] != NULL)
             ask_module(fds, w, i);
         w->shadow[i] = fds[i];
+        if (w->files[i] == NULL)
+            ready += side_prepare(fds, w, i);
         if (w->files[i] != NULL) {
             ready += fds[i].revents != 0;
             w->shadow[i].events = POLLIN;
@@ -227,7 +244,9 @@ static int poll_round(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t
     int total = 0;
     for (nfds_t i = 0; i < n; i++) {
         short kr = w->shadow[i].revents;
-        if (w->files[i] == NULL)
+        if (w->files[i] == NULL && w->shadow[i].fd != fds[i].fd && kr != 0)
+            fds[i].revents = anchor_side_revents(fds[i].fd, fd_table_get(fds[i].fd), fds[i].events);
+        else if (w->files[i] == NULL && w->shadow[i].fd == fds[i].fd)
             fds[i].revents = kr;
         else if (kr & POLLNVAL)
             fds[i].revents = POLLNVAL;
@@ -293,7 +312,7 @@ int select_needs_agg(int nfds, const fd_set *r, const fd_set *w, const fd_set *e
         if (!fdset_has(r, fd) && !fdset_has(w, fd) && !fdset_has(e, fd))
             continue;
         struct file *f = fd_table_get(fd);
-        if (f != NULL && (f->kind == FILE_MSOCK || anchor_pending(f)))
+        if (f != NULL && (f->kind == FILE_MSOCK || anchor_pending(f) || anchor_side_usable(f)))
             return 1;
         if (f != NULL && f->kind == FILE_EPOLL && __atomic_load_n(&f->ep, __ATOMIC_ACQUIRE) != NULL)
             ev_mark_nested(f);

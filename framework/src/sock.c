@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 
 #include "anchor.h"
+#include "anchor_side.h"
 #include "epoll_agg.h"
 #include "fd_table.h"
 #include "fw.h"
@@ -376,6 +377,8 @@ void file_release(struct file *f)
         ev_set_gone(f);
     } else if (f->kind == FILE_MLISTEN) {
         ml_release(f);
+    } else if (f->side != NULL) {
+        anchor_side_release(f);
     }
     file_free(f);
     errno = saved;

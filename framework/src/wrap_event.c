@@ -8,6 +8,7 @@
 #include "epoll_agg.h"
 #include "fd_table.h"
 #include "file.h"
+#include "anchor_side.h"
 #include "fd_high.h"
 #include "fw.h"
 #include "libc_api.h"
@@ -48,7 +49,11 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
     if (t_in_module)
         return LIBC(epoll_ctl)(epfd, op, fd, ev);
-    return ev_epoll_ctl(epfd, op, fd, ev);
+    int r = ev_epoll_ctl(epfd, op, fd, ev);
+    struct file *f = r == 0 ? fd_table_get(fd) : NULL;
+    if (f != NULL && anchor_side_usable(f))
+        anchor_side_epoll_ctl(epfd, op, f, ev);   /* the listener's rdma_cm side wakes the set too */
+    return r;
 }
 
 /* 1 when the set holds (or held) module sockets. A lock-free peek: the

@@ -8,6 +8,7 @@
 
 #include "anchor.h"
 #include "anchor_direct.h"
+#include "anchor_side.h"
 #include "connect_late.h"
 #include "fd_table.h"
 #include "file.h"
@@ -158,8 +159,10 @@ EXPORT int listen(int fd, int backlog)
         /* a wildcard listener on several stacks (multilisten.c) */
     } else if (wants_decision(f, NULL, 0) && f->type == SOCK_STREAM) {
         int d = sock_decide(fd, f, NULL, 0, op_listen, &backlog, &r);
-        if (d == 1 && (r = LIBC(listen)(fd, backlog)) == 0)
+        if (d == 1 && (r = LIBC(listen)(fd, backlog)) == 0) {
             tcpfirst_set_role(f, TF_LISTENER);
+            anchor_side_listen(fd, f, backlog);   /* plain rsockets clients come over rdma_cm */
+        }
         else if (d < 0)
             r = -1;
     } else {
@@ -265,8 +268,9 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
     } else if (f->kind == FILE_MLISTEN) {
         r = ml_accept(f, addr, len, flags);
     } else {
-        r = LIBC(accept4)(fd, addr, len, flags);
-        if (r >= 0 && f->kind == FILE_KSOCK) {
+        r = anchor_side_usable(f) ? anchor_side_accept(fd, f, addr, len, flags) : LIBC(accept4)(fd, addr, len, flags);
+        struct file *nf = r >= 0 ? fd_table_get(r) : NULL;
+        if (r >= 0 && f->kind == FILE_KSOCK && (nf == NULL || nf->kind != FILE_MSOCK)) {
             int err = errno;
             int nb = (flags & SOCK_NONBLOCK) != 0;
             /* anchored by the route of its local address, else as the listener says */
