@@ -59,6 +59,7 @@ struct rs_anchor {
     int kfd, role;
     int hello_sent;
     int write_wanted;             /* passive: the app tried to send first */
+    int tcp_eof;                  /* passive after OFFER: the active closed the TCP side */
     int busy;                     /* a thread serves the listener unlocked */
     int timer_fd;                 /* handshake deadlines, -1 until needed */
     int kfd_in;                   /* kfd is in the wait fd, with kfd_ev */
@@ -397,17 +398,31 @@ static void step_passive_hello(struct rsock *s)
         fallback(s, "the application sends first and the peer did not commit in time");
 }
 
-/* P_LISTEN and P_ACCEPTING: only FAIL (or EOF) may come in-band. */
+/* P_LISTEN and P_ACCEPTING: only FAIL (or EOF) may come in-band. EOF
+ * without FAIL: the active may have upgraded (it sends FAIL before
+ * anything else when its RDMA connect fails), sent its data over RDMA and
+ * closed already, before this end served its listener: its connection
+ * request was made before that EOF, so it is still awaited for
+ * RS_ANCHOR_HELLO_MS (then the active left during the handshake: stay on
+ * TCP, whose EOF the application reads); the TCP socket is watched for
+ * errors only from then on. */
 static int passive_fail_msg(struct rsock *s)
 {
     uint16_t port;
+    if (s->anc->tcp_eof)
+        return 0;
     int r = rs_anc_msg_recv(s->anc->kfd, RS_ANC_FAIL, &port);
     if (r == 0)
         return 0;
     if (r == 1)
         fallback(s, "the peer's RDMA connect failed");
-    else if (r == -1 && errno == 0)
-        fallback(s, "EOF during the handshake");
+    else if (r == -1 && errno == 0) {
+        int64_t grace = rs_now_ms() + rs_tun.anchor_hello_ms;
+        s->anc->tcp_eof = 1;
+        if (s->anc_phase == ANC_P_LISTEN && grace < s->anc->deadline)
+            s->anc->deadline = grace;
+        return 0;
+    }
     else if (r == -2)
         fallback(s, "TCP error during the handshake");
     else
@@ -471,7 +486,9 @@ static void step_listen(struct rsock *s)
         retire_listener(s);
         return set_phase(s, ANC_P_ACCEPTING);
     }
-    if (rs_now_ms() >= a->deadline)
+    if (rs_now_ms() >= a->deadline && a->tcp_eof)
+        fallback(s, "EOF during the handshake");
+    else if (rs_now_ms() >= a->deadline)
         fail(s, ETIMEDOUT, "no RDMA connection from the peer");
 }
 
@@ -518,6 +535,11 @@ static uint32_t phase_interest(int p)
     }
 }
 
+static uint32_t interest(const struct rsock *s)
+{
+    return s->anc->tcp_eof ? 0 : phase_interest(s->anc_phase);
+}
+
 /* Release what the handshake held once it ended; the anchor stays in
  * the wait fd only on an upgraded socket. */
 static void finish(struct rsock *s)
@@ -561,7 +583,7 @@ static void advance(struct rsock *s)
         finish(s);
         return;
     }
-    if (watch_kfd(s, phase_interest(s->anc_phase)) || timer_arm(s)) {
+    if (watch_kfd(s, interest(s)) || timer_arm(s)) {
         fail(s, errno, "watching the TCP socket");
         finish(s);
         return;
