@@ -195,7 +195,10 @@ static void start_active_hello(struct rsock *s)
     if (!a->hello_sent && rs_anc_urgent_send(a->kfd, RS_ANC_HELLO))
         return fallback(s, "hello not sent");
     a->hello_sent = 1;
-    a->hello_deadline = rs_now_ms() + rs_tun.anchor_hello_ms;
+    /* a peer known to answer gets the committed part's time: its hello
+     * is late only because it accepts late (load) */
+    a->hello_deadline = rs_now_ms() + (rs_anc_poscache_hit(&peer) ? rs_tun.anchor_timeout_ms
+                                                                   : rs_tun.anchor_hello_ms);
     set_phase(s, ANC_A_HELLO);
 }
 
@@ -225,6 +228,10 @@ static void step_active_hello(struct rsock *s)
     uint8_t v;
     int r = read_urgent(a->kfd, &v);
     if (r == 1) {
+        struct sockaddr_storage peer;
+        socklen_t len;
+        if (rs_anc_addr(a->kfd, 1, &peer, &len) == 0)
+            rs_anc_poscache_add(&peer);
         if (rs_anc_urgent_send(a->kfd, RS_ANC_KICK))
             return fallback(s, "KICK not sent");
         a->hello_deadline = 0;

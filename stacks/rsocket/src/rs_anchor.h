@@ -52,6 +52,9 @@ int rs_anc_tcp_connecting(int kfd);
 /* Peers (address and port) that did not answer a hello: bounded table. */
 void rs_anc_negcache_add(const struct sockaddr_storage *peer);
 int rs_anc_negcache_hit(const struct sockaddr_storage *peer);
+/* Peers that answered a hello: their next hello may come late. */
+void rs_anc_poscache_add(const struct sockaddr_storage *peer);
+int rs_anc_poscache_hit(const struct sockaddr_storage *peer);
 
 /* ---- rs_anchor_pair.c: both ends in this process ------------------------ */
 /* Registry entry and pr_fd mirror of one upgrading socket (in its anchor). */

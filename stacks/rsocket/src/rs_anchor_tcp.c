@@ -180,17 +180,21 @@ int rs_anc_tcp_connecting(int kfd)
     return ti.tcpi_state == TCP_SYN_SENT || ti.tcpi_state == TCP_SYN_RECV;
 }
 
-/* ---- negative cache ----------------------------------------------------
- * A plain server answers no hello: each connection to it would wait the
- * hello timeout. Remembered for RS_ANCHOR_NEGCACHE_MS per address and
- * port, in a small table (oldest entry replaced). Guarded by nc_lock. */
+/* ---- peer caches -------------------------------------------------------
+ * Negative: a plain server answers no hello: each connection to it would
+ * wait the hello timeout. Positive: a framework server answered one; its
+ * next hello may be late (the server accepts late under load) and must
+ * not be taken for a plain server's silence, which would send every
+ * connection to it over TCP for RS_ANCHOR_NEGCACHE_MS. Both remembered for
+ * RS_ANCHOR_NEGCACHE_MS per address and port, in small tables (oldest
+ * entry replaced). Guarded by nc_lock. */
 #define RS_ANC_NC_SLOTS 64
 
 struct nc_entry {
     uint8_t key[18];             /* address (16, v4 in the first 4) + port */
     int64_t until_ms;
 };
-static struct nc_entry nc_table[RS_ANC_NC_SLOTS];
+static struct nc_entry nc_table[RS_ANC_NC_SLOTS], pc_table[RS_ANC_NC_SLOTS];
 static pthread_mutex_t nc_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void nc_key(const struct sockaddr_storage *ss, uint8_t key[18])
@@ -209,7 +213,7 @@ void rs_anc_fork_child(void)
     pthread_mutex_init(&nc_lock, NULL);
 }
 
-void rs_anc_negcache_add(const struct sockaddr_storage *peer)
+static void cache_add(struct nc_entry *t, const struct sockaddr_storage *peer)
 {
     if (rs_tun.anchor_negcache_ms == 0)
         return;
@@ -217,21 +221,21 @@ void rs_anc_negcache_add(const struct sockaddr_storage *peer)
     nc_key(peer, key);
     int64_t now = rs_now_ms();
     pthread_mutex_lock(&nc_lock);
-    struct nc_entry *slot = &nc_table[0];
+    struct nc_entry *slot = &t[0];
     for (int i = 0; i < RS_ANC_NC_SLOTS; i++) {
-        if (!memcmp(nc_table[i].key, key, 18)) {
-            slot = &nc_table[i];
+        if (!memcmp(t[i].key, key, 18)) {
+            slot = &t[i];
             break;
         }
-        if (nc_table[i].until_ms < slot->until_ms)
-            slot = &nc_table[i];
+        if (t[i].until_ms < slot->until_ms)
+            slot = &t[i];
     }
     memcpy(slot->key, key, 18);
     slot->until_ms = now + rs_tun.anchor_negcache_ms;
     pthread_mutex_unlock(&nc_lock);
 }
 
-int rs_anc_negcache_hit(const struct sockaddr_storage *peer)
+static int cache_hit(const struct nc_entry *t, const struct sockaddr_storage *peer)
 {
     uint8_t key[18];
     int hit = 0;
@@ -239,7 +243,27 @@ int rs_anc_negcache_hit(const struct sockaddr_storage *peer)
     int64_t now = rs_now_ms();
     pthread_mutex_lock(&nc_lock);
     for (int i = 0; i < RS_ANC_NC_SLOTS && !hit; i++)
-        hit = nc_table[i].until_ms > now && !memcmp(nc_table[i].key, key, 18);
+        hit = t[i].until_ms > now && !memcmp(t[i].key, key, 18);
     pthread_mutex_unlock(&nc_lock);
     return hit;
+}
+
+void rs_anc_negcache_add(const struct sockaddr_storage *peer)
+{
+    cache_add(nc_table, peer);
+}
+
+int rs_anc_negcache_hit(const struct sockaddr_storage *peer)
+{
+    return cache_hit(nc_table, peer);
+}
+
+void rs_anc_poscache_add(const struct sockaddr_storage *peer)
+{
+    cache_add(pc_table, peer);
+}
+
+int rs_anc_poscache_hit(const struct sockaddr_storage *peer)
+{
+    return cache_hit(pc_table, peer);
 }
