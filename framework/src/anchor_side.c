@@ -19,6 +19,11 @@
 #include "libc_api.h"
 #include "module_load.h"
 #include "sock.h"
+#include "timeutil.h"
+
+/* How long a nonblocking accept woken by the side waits for the
+ * connection's establishment (a few ms on softrdma). */
+#define SIDE_SETTLE_MS 200
 
 struct anchor_side {
     int st;
@@ -134,11 +139,29 @@ static int accept_round(int fd, struct file *f, struct anchor_side *sd, struct s
     return LIBC(accept4)(fd, addr, len, flags);
 }
 
+/* The side's wait fd is readable: a connection request (or its
+ * establishment) waits to be processed by the module. */
+static int side_active(const struct anchor_side *sd)
+{
+    struct pollfd p = { .fd = sd->wfd, .events = POLLIN };
+    return LIBC(poll)(&p, 1, 0) == 1;
+}
+
 int anchor_side_accept(int fd, struct file *f, struct sockaddr *addr, socklen_t *len, int flags)
 {
     struct anchor_side *sd = usable(f);
+    /* A nonblocking listener woken by the side (its wait fd is registered
+     * raw in the app's epoll sets: readable on the connection request,
+     * before the connection is established) waits for that connection,
+     * bounded, rather than answer EAGAIN to a wake-up that promised one. */
+    int64_t settle = side_active(sd) ? now_ns() + (int64_t)SIDE_SETTLE_MS * 1000000 : -1;
     for (;;) {
         int r = accept_round(fd, f, sd, addr, len, flags);
+        if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK) && settle >= 0 && !deadline_passed(settle)) {
+            struct pollfd p = { .fd = sd->wfd, .events = POLLIN };
+            (void)LIBC(poll)(&p, 1, ms_left(settle));
+            continue;
+        }
         if (r != -2)
             return r;
         struct pollfd p = { .fd = sd->pfd, .events = POLLIN };
