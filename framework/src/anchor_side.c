@@ -19,6 +19,7 @@
 #include "libc_api.h"
 #include "module_load.h"
 #include "sock.h"
+#include "stats.h"
 #include "timeutil.h"
 
 /* How long a nonblocking accept woken by the side waits for the
@@ -82,6 +83,7 @@ static struct anchor_side *side_open(int fd, const struct file *f, int st, int b
                 fd, m->name, strerror(err));
         return NULL;
     }
+    stats_add(st, NSTAT_SOCKETS, 1);    /* a socket on the module (nstack-stat shows the server there) */
     sd->pfd = fd_move_high(LIBC(epoll_create1)(EPOLL_CLOEXEC));
     struct epoll_event e = { .events = EPOLLIN };
     e.data.fd = fd;
