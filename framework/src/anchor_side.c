@@ -78,11 +78,13 @@ static struct anchor_side *side_open(int fd, const struct file *f, int st, int b
         side_close(sd);
         sd = NULL;
     }
-    if (sd == NULL) {
+    if (sd == NULL && err == EADDRINUSE)      /* a module on the kernel's own ports (shadow) */
+        LOG_DBG("fd %d: no %s listener beside the TCP listener: %s", fd, m->name, strerror(err));
+    else if (sd == NULL)
         LOG_WAR("fd %d: no %s listener beside the TCP listener (%s): plain rsockets clients cannot connect",
                 fd, m->name, strerror(err));
+    if (sd == NULL)
         return NULL;
-    }
     stats_add(st, NSTAT_SOCKETS, 1);    /* a socket on the module (nstack-stat shows the server there) */
     sd->pfd = fd_move_high(LIBC(epoll_create1)(EPOLL_CLOEXEC));
     struct epoll_event e = { .events = EPOLLIN };
