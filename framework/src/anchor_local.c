@@ -29,6 +29,7 @@
 /* How long accept() lets the two handshakes of a pair run to the end (a
  * few ms on softrdma). Past it they go on at the ends' first uses. */
 #define LOCAL_SETTLE_MS 2000
+#define LOCAL_QUIET_MS 5
 
 struct local_conn {
     int fd;
@@ -119,9 +120,16 @@ static void settle(int afd, int pfd)
         struct pollfd p[2] = { { .fd = -1, .events = POLLIN }, { .fd = -1, .events = POLLIN } };
         int da = settled(afd, &p[0].fd), dp = settled(pfd, &p[1].fd);
         int left = ms_left(deadline);
-        if ((da && dp) || left == 0)
+        if (left == 0)
             return;
-        (void)LIBC(poll)(p, 2, left > 50 ? 50 : left);
+        /* Both ends up: the connection's own first messages (credits)
+         * may still be on the way; taken here while they come, so that a
+         * set the app registers next does not wake for them (QUIET_MS of
+         * silence ends it). */
+        int quiet = da && dp;
+        int n = LIBC(poll)(p, 2, quiet ? LOCAL_QUIET_MS : (left > 50 ? 50 : left));
+        if (quiet && n == 0)
+            return;
     }
 }
 
