@@ -72,6 +72,8 @@ void rs_anc_pair_sync(struct rsock *s, struct rs_anc_link *l, const int fds[4], 
 void rs_anc_pair_leave(struct rsock *s, struct rs_anc_link *l);
 void rs_anc_pair_close(struct rsock *s, struct rs_anc_link *l);
 void rs_anc_pair_run(void);
+/* fork child (atfork handler, registered at the first pair). */
+void rs_anc_pair_fork_child(void);
 static inline int rs_anc_paired(const struct rs_anc_link *l)
 {
     return __atomic_load_n(&l->paired, __ATOMIC_RELAXED);

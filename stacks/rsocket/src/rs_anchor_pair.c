@@ -45,6 +45,9 @@ static int same(const struct sockaddr_storage *a, socklen_t al, const struct soc
 /* The process's fd, made at the first pair; a fork child makes its own. */
 static int pr_fd_get_locked(void)
 {
+    static int atfork_done;
+    if (!atfork_done)
+        atfork_done = pthread_atfork(NULL, NULL, rs_anc_pair_fork_child) == 0;
     if (pr_fd < 0 || pr_owner != getpid()) {
         pr_head = NULL;             /* the parent's sockets are not ours */
         __atomic_store_n(&pr_fd, epoll_create1(EPOLL_CLOEXEC), __ATOMIC_RELEASE);
@@ -133,9 +136,26 @@ void rs_anc_pair_sync(struct rsock *s, struct rs_anc_link *l, const int fds[4], 
     }
 }
 
+/* fork child: the parent's pairs are not ours (their links are left
+ * alone: rs_anc_pair_leave skips a socket made before the fork). The old
+ * fd stays open: inherited wait fds may contain it. */
+void rs_anc_pair_fork_child(void)
+{
+    pthread_mutex_init(&pr_lock, NULL);
+    pthread_mutex_init(&run_lock, NULL);
+    pr_head = NULL;
+    pr_fd = -1;
+    pr_owner = getpid();
+}
+
 /* Socket lock held: the handshake ended; nothing of s stays in pr_fd. */
 void rs_anc_pair_leave(struct rsock *s, struct rs_anc_link *l)
 {
+    if (s->fork_gen != __atomic_load_n(&rs_fork_gen, __ATOMIC_RELAXED)) {
+        l->in_reg = l->pr_in_wait = 0;       /* the parent's registry and fd */
+        __atomic_store_n(&l->paired, 0, __ATOMIC_RELAXED);
+        return;
+    }
     static const int none[4] = { -1, -1, -1, -1 };
     static const uint32_t zero[4];
     rs_anc_pair_sync(s, l, none, zero);
