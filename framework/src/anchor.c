@@ -115,11 +115,16 @@ int anchor_track_accepted(int fd, const struct file *lf, int nonblock)
 /* The connection stays on TCP: the module declined (ENOPROTOOPT), or no
  * module socket could be made (then the peer's module sees this end never
  * answer and falls back too). Caller holds f->lock. */
-static void stay_on_tcp(int fd, struct file *f, int st, int err)
+static void to_kernel(struct file *f)
 {
     __atomic_store_n(&f->defer_role, TF_NONE, __ATOMIC_RELEASE);
     __atomic_store_n(&f->defer_anchor, 0, __ATOMIC_RELAXED);
     sock_mark_kernel(f, g_kernel_stack);
+}
+
+static void stay_on_tcp(int fd, struct file *f, int st, int err)
+{
+    to_kernel(f);
     stats_add(st, NSTAT_ANCHOR_TCP, 1);
     if (err == ENOPROTOOPT)
         LOG_INF("fd %d: stays on TCP: %s declined the upgrade (peer does not run the framework)",
@@ -141,7 +146,7 @@ static void anchor_locked(int fd, struct file *kf)
     if (late == 1)
         return;                         /* refused: the module connects directly */
     if (late == 2) {
-        stay_on_tcp(fd, kf, st, ENOPROTOOPT);
+        to_kernel(kf);                  /* the TCP connect failed: nothing to upgrade */
         return;
     }
     int kfd = fd_dup_high(fd);          /* ours: the app may close or dup2 over fd */
