@@ -104,7 +104,7 @@ void route_table_free(struct nstack_route_table *t);
  * rules lose to a config entry with the same subnet. Returns 0 or -1 (ENOMEM). */
 int route_table_add(struct nstack_route_table *t, const struct cfg_subnet *s,
                     int module, int index, int builtin, int fallback,
-                    const char *rule_text);
+                    int anchor_off, const char *rule_text);
 
 /* Sort and index the table for lookups. A second config entry for a subnet
  * already listed is reported as a warning and ignored. Returns 0 or -1. */
@@ -120,6 +120,7 @@ struct route_entry {
     int index;                  /* ip_route index, -1 for a built-in */
     int builtin;
     int fallback;               /* "fallback" module index, -1 if none */
+    int anchor_off;             /* "anchor": false (TCP-anchored connections off) */
     char text[CFG_RULE_TEXT_MAX];
 };
 const struct route_entry *route_table_match(const struct nstack_route_table *t,

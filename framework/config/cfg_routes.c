@@ -12,8 +12,8 @@
 
 static const char *const cfg_rd_keys[] = { "ip_route", "prot_route",
                                             "multi_stack_listen", NULL };
-static const char *const cfg_ip_keys[] = { "subnet", "stack_name", "fallback", NULL };
-static const char *const cfg_prot_keys[] = { "proto_type", "stack_name", NULL };
+static const char *const cfg_ip_keys[] = { "subnet", "stack_name", "fallback", "anchor", NULL };
+static const char *const cfg_prot_keys[] = { "proto_type", "stack_name", "anchor", NULL };
 
 /* Lowest priority: a config entry for the same subnet replaces them. */
 static const char *const cfg_builtin_subnets[] = {
@@ -31,7 +31,7 @@ static int cfg_add_builtins(struct cfg_ctx *ctx, struct nstack_config *cfg)
         if (cfg_parse_subnet(ctx, "built-in", cfg_builtin_subnets[i], &s) < 0)
             return -1;
         snprintf(text, sizeof(text), "built-in %s -> kernel", cfg_builtin_subnets[i]);
-        if (route_table_add(cfg->routes, &s, kernel, -1, 1, -1, text) < 0)
+        if (route_table_add(cfg->routes, &s, kernel, -1, 1, -1, 0, text) < 0)
             return -1;
     }
     return 0;
@@ -81,6 +81,26 @@ static int cfg_route_fallback(struct cfg_ctx *ctx, const char *key, json_object 
     return nstack_config_find_module(cfg, "kernel");
 }
 
+/* The optional "anchor" of a route entry (doc/fork.md): false keeps its
+ * stream sockets off TCP-anchored connections (direct module sockets, as
+ * before ABI 1.2). Returns 1 for "anchor": false, 0 when absent or true,
+ * -1 after reporting an error. */
+static int cfg_route_anchor_off(struct cfg_ctx *ctx, const char *key, json_object *e)
+{
+    char path[CFG_KEY_MAX];
+    json_object *v;
+
+    if (!json_object_object_get_ex(e, "anchor", &v))
+        return 0;
+    cfg_key_member(path, key, "anchor");
+    if (!json_object_is_type(v, json_type_boolean)) {
+        cfg_error(ctx, path, "expected a boolean, got %s",
+                  json_type_to_name(json_object_get_type(v)));
+        return -1;
+    }
+    return !json_object_get_boolean(v);
+}
+
 static int cfg_check_entry(struct cfg_ctx *ctx, const char *key, json_object *e,
                            const char *const *known)
 {
@@ -99,7 +119,7 @@ static void cfg_parse_ip_route(struct cfg_ctx *ctx, const char *key, int index,
     char path[CFG_KEY_MAX], subnet[64], text[CFG_RULE_TEXT_MAX], net[64];
     struct cfg_subnet s;
     json_object *v;
-    int m, fb;
+    int m, fb, aoff;
 
     if (cfg_check_entry(ctx, key, e, cfg_ip_keys) < 0)
         return;
@@ -113,12 +133,14 @@ static void cfg_parse_ip_route(struct cfg_ctx *ctx, const char *key, int index,
         return;
     m = cfg_route_module(ctx, key, e, cfg);
     fb = cfg_route_fallback(ctx, key, e, cfg);
-    if (m < 0 || fb == -2)
+    aoff = cfg_route_anchor_off(ctx, key, e);
+    if (m < 0 || fb == -2 || aoff < 0)
         return;
     cfg_subnet_text(&s, net, sizeof(net));
-    snprintf(text, sizeof(text), "ip_route[%d] %s -> %s%s", index, net,
-             cfg->modules[m].stack_name, fb >= 0 ? " (fallback kernel)" : "");
-    if (route_table_add(cfg->routes, &s, m, index, 0, fb, text) < 0)
+    snprintf(text, sizeof(text), "ip_route[%d] %s -> %s%s%s", index, net,
+             cfg->modules[m].stack_name, fb >= 0 ? " (fallback kernel)" : "",
+             aoff ? " (anchor off)" : "");
+    if (route_table_add(cfg->routes, &s, m, index, 0, fb, aoff, text) < 0)
         cfg_error(ctx, key, "out of memory");
 }
 
@@ -127,7 +149,7 @@ static void cfg_parse_prot_route(struct cfg_ctx *ctx, const char *key,
 {
     char path[CFG_KEY_MAX];
     json_object *v;
-    int type, m, i;
+    int type, m, i, aoff;
 
     if (cfg_check_entry(ctx, key, e, cfg_prot_keys) < 0)
         return;
@@ -144,7 +166,8 @@ static void cfg_parse_prot_route(struct cfg_ctx *ctx, const char *key,
         return;
     }
     m = cfg_route_module(ctx, key, e, cfg);
-    if (m < 0)
+    aoff = cfg_route_anchor_off(ctx, key, e);
+    if (m < 0 || aoff < 0)
         return;
     for (i = 0; i < cfg->n_proto_routes; i++)
         if (cfg->proto_routes[i].proto_type == type)
@@ -152,6 +175,7 @@ static void cfg_parse_prot_route(struct cfg_ctx *ctx, const char *key,
                      "ignored", type);
     cfg->proto_routes[cfg->n_proto_routes].proto_type = type;
     cfg->proto_routes[cfg->n_proto_routes].module = m;
+    cfg->proto_routes[cfg->n_proto_routes].anchor_off = aoff;
     cfg->n_proto_routes++;
 }
 

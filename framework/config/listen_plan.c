@@ -47,6 +47,7 @@ static void plan_consider(const struct nstack_config *cfg, int family, int sock_
     struct nstack_listen_extra *x = &p->extra[p->n_extra++];
     x->module = r.module;
     x->index = r.index;
+    x->anchor_off = r.anchor_off;
     bits = a->sa_family == AF_INET ? (const void *)&((const struct sockaddr_in *)a)->sin_addr
                                    : (const void *)&((const struct sockaddr_in6 *)a)->sin6_addr;
     if (!inet_ntop(a->sa_family, bits, x->local, sizeof(x->local)))

@@ -51,6 +51,7 @@ struct nstack_route_result {
     int index;                          /* entry index for IP/PROT routes, else -1 */
     char rule_text[160];                /* e.g. "ip_route[0] 192.168.21.0/24 -> rsocket" */
     int fallback;                       /* ip_route "fallback" module, else -1 */
+    int anchor_off;                     /* the entry says "anchor": false */
 };
 
 struct nstack_route_table;             /* opaque LPM table (IPv4 + IPv6) */
@@ -62,7 +63,7 @@ struct nstack_config {
     int n_modules;
     int default_module;                 /* index of default_stack_name */
     struct nstack_route_table *routes;  /* ip_route */
-    struct nstack_proto_route { int proto_type; int module; } *proto_routes;
+    struct nstack_proto_route { int proto_type; int module; int anchor_off; } *proto_routes;
     int n_proto_routes;
     char module_file[NSTACK_PATH_MAX];  /* realpath of the files used, "" if none */
     char rd_file[NSTACK_PATH_MAX];
@@ -127,6 +128,7 @@ void nstack_config_describe(const struct nstack_config *cfg,
 struct nstack_listen_extra {
     int module;                         /* index into config->modules */
     int index;                          /* the ip_route entry */
+    int anchor_off;                     /* that entry says "anchor": false */
     char local[64];                     /* the local address it covers */
 };
 struct nstack_listen_plan {

@@ -80,6 +80,7 @@ static int route_by_address(const struct nstack_config *cfg,
     out->rule = e->builtin ? NSTACK_RULE_BUILTIN : NSTACK_RULE_IP_ROUTE;
     out->index = e->index;
     out->fallback = e->fallback;
+    out->anchor_off = e->anchor_off;
     route_append(out->rule_text, sizeof(out->rule_text), e->text);
     return 1;
 }
@@ -95,12 +96,15 @@ static int route_by_type(const struct nstack_config *cfg, int sock_type,
         out->module = cfg->proto_routes[i].module;
         out->rule = NSTACK_RULE_PROT_ROUTE;
         out->index = i;
+        out->anchor_off = cfg->proto_routes[i].anchor_off;
         route_append(out->rule_text, sizeof(out->rule_text), "prot_route[");
         route_append_int(out->rule_text, sizeof(out->rule_text), i);
         route_append(out->rule_text, sizeof(out->rule_text),
                      type == SOCK_STREAM ? "] tcp -> " : "] udp -> ");
         route_append(out->rule_text, sizeof(out->rule_text),
                      cfg->modules[out->module].stack_name);
+        if (out->anchor_off)
+            route_append(out->rule_text, sizeof(out->rule_text), " (anchor off)");
         return 1;
     }
     return 0;
@@ -114,6 +118,7 @@ void nstack_route_lookup(const struct nstack_config *cfg,
     out->rule = NSTACK_RULE_DEFAULT;
     out->index = -1;
     out->fallback = -1;
+    out->anchor_off = 0;
     out->rule_text[0] = '\0';
     if (!cfg)
         return;

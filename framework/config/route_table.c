@@ -46,7 +46,7 @@ void route_table_free(struct nstack_route_table *t)
 
 int route_table_add(struct nstack_route_table *t, const struct cfg_subnet *s,
                     int module, int index, int builtin, int fallback,
-                    const char *rule_text)
+                    int anchor_off, const char *rule_text)
 {
     struct route_entry *e;
 
@@ -70,6 +70,7 @@ int route_table_add(struct nstack_route_table *t, const struct cfg_subnet *s,
     e->index = index;
     e->builtin = builtin;
     e->fallback = fallback;
+    e->anchor_off = anchor_off;
     strncpy(e->text, rule_text, sizeof(e->text) - 1);
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 
+#include "anchor.h"
 #include "ep_arena.h"
 #include "fd_high.h"
 #include "fd_table.h"
@@ -169,23 +170,50 @@ static void unlink_reg(struct epset *s, struct ep_reg *r)
         }
     }
     pthread_mutex_unlock(&r->file->reg_lock);
+    if (r->own_kfd)
+        LIBC(close)(r->kfd);
     ep_arena_free(r);
 }
 
 /* ---- epoll_ctl ---------------------------------------------------------- */
 
-/* The app fd (a dup of the wait fd) in the kernel epoll, tagged with r. */
-static int kernel_add_reg(int epfd, int fd, struct ep_reg *r)
+/* ADD that drops EPOLLEXCLUSIVE where the kernel refuses it: a wait fd
+ * (or a multi-stack listener's app fd) may be an epoll fd, which cannot be
+ * watched exclusively; exclusivity only saves wake-ups, so the app's
+ * epoll_ctl must not fail for it. */
+static int ctl_add_tolerant(int epfd, int fd, struct epoll_event *ev)
 {
-    struct epoll_event kev = { .events = EPOLLIN | (r->events & EPOLLEXCLUSIVE), .data.ptr = r };
-    int kr = LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &kev);
-    if (kr < 0 && errno == EINVAL && (kev.events & EPOLLEXCLUSIVE)) {
-        /* The wait fd may be an epoll fd, which the kernel refuses to watch
-         * exclusively; exclusivity only saves wake-ups, so drop it there. */
-        kev.events &= ~(uint32_t)EPOLLEXCLUSIVE;
-        kr = LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &kev);
+    int kr = LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, ev);
+    if (kr < 0 && errno == EINVAL && (ev->events & EPOLLEXCLUSIVE)) {
+        ev->events &= ~(uint32_t)EPOLLEXCLUSIVE;
+        kr = LIBC(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, ev);
     }
     return kr;
+}
+
+/* The number the kernel set watches for a registration of f at app fd:
+ * the app fd (a dup of the wait fd), or an anchored socket's wait fd - a
+ * high dup of it when this set already watches it for another dup of the
+ * app fd (one number, one registration). -1/errno. Caller holds s->lock. */
+static int kernel_fd_for(struct epset *s, int fd, struct file *f, int *own)
+{
+    *own = 0;
+    if (!f->anchored)
+        return fd;
+    for (struct ep_reg *r = s->regs; r != NULL; r = r->set_next) {
+        if (r->file == f) {
+            *own = 1;
+            return fd_dup_high(f->wait_fd);
+        }
+    }
+    return f->wait_fd;
+}
+
+/* The registration's kernel fd in the kernel epoll, tagged with r. */
+static int kernel_add_reg(int epfd, struct ep_reg *r)
+{
+    struct epoll_event kev = { .events = EPOLLIN | (r->events & EPOLLEXCLUSIVE), .data.ptr = r };
+    return ctl_add_tolerant(epfd, r->kfd, &kev);
 }
 
 static int reg_add(int epfd, struct epset *s, int fd, struct file *f, const struct epoll_event *ev)
@@ -212,8 +240,11 @@ static int reg_add(int epfd, struct epset *s, int fd, struct file *f, const stru
     r->force = 1;
     r->candidate = 1;
     r->magic = EP_REG_MAGIC;
-    if (kernel_add_reg(epfd, fd, r) < 0) {
+    r->kfd = kernel_fd_for(s, fd, f, &r->own_kfd);
+    if (r->kfd < 0 || kernel_add_reg(epfd, r) < 0) {
         int err = errno;
+        if (r->own_kfd && r->kfd >= 0)
+            LIBC(close)(r->kfd);
         ep_arena_free(r);
         errno = err;
         return -1;
@@ -256,7 +287,7 @@ static int reg_del(int epfd, struct epset *s, int fd, struct file *f)
         errno = ENOENT;
         return -1;
     }
-    (void)LIBC(epoll_ctl)(epfd, EPOLL_CTL_DEL, fd, NULL);
+    (void)LIBC(epoll_ctl)(epfd, EPOLL_CTL_DEL, r->kfd, NULL);
     unlink_reg(s, r);
     return 0;
 }
@@ -384,12 +415,20 @@ static void note_pre_reg(struct file *f, int epfd, int fd, int op, const struct 
 int ev_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
     struct file *f = file_get(fd);
+    if (f != NULL && op != EPOLL_CTL_DEL)
+        f = anchor_use(fd, f);       /* waiting on it is using it */
     if (f != NULL && f->kind == FILE_MSOCK) {
         int r = module_ctl(epfd, op, fd, f, ev);
         file_put(f);
         return r;
     }
-    int r = LIBC(epoll_ctl)(epfd, op, fd, ev);
+    int r;
+    if (f != NULL && f->kind == FILE_MLISTEN && op == EPOLL_CTL_ADD && ev != NULL) {
+        struct epoll_event kev = *ev;
+        r = ctl_add_tolerant(epfd, fd, &kev);
+    } else {
+        r = LIBC(epoll_ctl)(epfd, op, fd, ev);
+    }
     if (f != NULL) {
         int saved = errno;
         if (r == 0 && f->kind == FILE_KSOCK && !__atomic_load_n(&f->decided, __ATOMIC_ACQUIRE))
@@ -409,6 +448,10 @@ void ev_follow_migration(struct file *f, const struct pre_reg *pregs, int n)
         int fd = pregs[i].fd;
         if (fd_table_get(fd) != f)
             continue;           /* that number was closed or did not follow */
+        /* An anchored socket's app fd is still the TCP socket the kernel
+         * set watches: the set watches the wait fd instead from now on. */
+        if (f->anchored)
+            (void)LIBC(epoll_ctl)(pregs[i].epfd, EPOLL_CTL_DEL, fd, NULL);
         if (module_ctl(pregs[i].epfd, EPOLL_CTL_ADD, fd, f, &ev) < 0)
             LOG_WAR("fd %d: cannot move its registration in epoll fd %d to the module socket: %s",
                     fd, pregs[i].epfd, strerror(errno));
@@ -440,7 +483,7 @@ int ev_take_regs(struct file *f, struct pre_reg **out)
         struct epset *s = r->set;
         pthread_mutex_lock(&s->lock);
         p[i] = (struct pre_reg){ .epfd = r->epfd, .fd = r->fd, .ev = app_event_of(r) };
-        (void)LIBC(epoll_ctl)(r->epfd, EPOLL_CTL_DEL, r->fd, NULL);
+        (void)LIBC(epoll_ctl)(r->epfd, EPOLL_CTL_DEL, r->kfd, NULL);
         unlink_reg(s, r);
         pthread_mutex_unlock(&s->lock);
     }
@@ -509,5 +552,5 @@ void ev_fork_parent(void)
 
 void ev_fork_child(void)
 {
-    pthread_mutex_init(&g_ep_lock, NULL);
+    pthread_mutex_unlock(&g_ep_lock);   /* taken by this thread in ev_fork_prepare (file.c says why) */
 }

@@ -23,6 +23,12 @@ struct ep_reg {
     struct file *file;          /* the module socket; valid while linked */
     int fd;                     /* app fd as registered */
     int epfd;                   /* the epoll fd it was registered through */
+    /* The fd number in the kernel set: fd (a dup of the wait fd), or for an
+     * anchored socket its wait fd, or a high dup of it (own_kfd: ours to
+     * close) when another dup of the app fd registered the wait fd in this
+     * set already. Fixed while linked. */
+    int kfd;
+    int own_kfd;
     uint32_t events;            /* app interest and flags */
     epoll_data_t data;          /* app data */
     /* The fields below are guarded by set->lock. */

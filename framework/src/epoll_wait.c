@@ -17,6 +17,7 @@
 #include "file.h"
 #include "fw.h"
 #include "libc_api.h"
+#include "sock.h"
 #include "timeutil.h"
 
 #define EV_INTEREST (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLRDNORM | EPOLLRDBAND | \
@@ -36,6 +37,13 @@ static uint32_t reg_check(struct ep_reg *r, int *due)
     ev_polled(f, r->set, gen);
     if (fb_is_pending(f))
         mask = fb_filter(f, mask, due);
+    if (mask & NSTACK_EV_FALLBACK) {
+        /* An anchored connection stays on TCP: sock_fallback (run once the
+         * set lock is dropped) registers the TCP fd, whose readiness the
+         * kernel then reports. */
+        *due = 1;
+        return 0;
+    }
     if (!r->armed)
         return 0;
     uint32_t real = mask & ((r->events & EV_INTEREST) | EPOLLERR | EPOLLHUP);
@@ -92,7 +100,10 @@ static void note_due(struct due_list *d, struct ep_reg *r)
 static void run_due(struct due_list *d)
 {
     for (int i = 0; i < d->n; i++) {
-        (void)fb_run(d->f[i], -1);
+        if (d->f[i]->anchored)
+            sock_fallback(d->f[i]);
+        else
+            (void)fb_run(d->f[i], -1);
         file_put(d->f[i]);
     }
     d->n = 0;

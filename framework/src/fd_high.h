@@ -18,5 +18,8 @@ int fd_dup_high(int fd);
  * range; returns the fd to use from now on (fd itself if it could not be
  * moved, and fd < 0 unchanged). */
 int fd_move_high(int fd);
+/* fd_move_high() when the calling thread is inside a module call (an fd
+ * the module or its device library creates: wrap_modfd.c), else fd. */
+int fd_module_high(int fd);
 
 #endif

@@ -13,6 +13,7 @@
 /* Free list of files. Guarded by g_pool_lock; files are never unmapped. */
 static pthread_mutex_t g_pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct file *g_free;
+_Atomic unsigned g_fork_gen;
 
 static int pool_grow(void)
 {
@@ -45,6 +46,7 @@ struct file *file_alloc(int kind)
     __atomic_store_n(&f->ref, zero, __ATOMIC_RELAXED);
     memset((char *)f + sizeof(f->ref), 0, sizeof(*f) - sizeof(f->ref));
     f->kind = kind;
+    f->fork_gen = __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED);
     pthread_mutex_init(&f->lock, NULL);
     pthread_mutex_init(&f->reg_lock, NULL);
     __atomic_store_n(&f->ref, 1, __ATOMIC_RELEASE);
@@ -92,9 +94,18 @@ void file_free(struct file *f)
 }
 
 void file_pool_lock(void) { pthread_mutex_lock(&g_pool_lock); }
-void file_pool_unlock(void) { pthread_mutex_unlock(&g_pool_lock); }
+void file_pool_unlock(void)
+{
+    __atomic_add_fetch(&g_fork_gen, 1, __ATOMIC_RELAXED);   /* after fork(), in the parent */
+    pthread_mutex_unlock(&g_pool_lock);
+}
 
 void file_pool_fork_child(void)
 {
-    pthread_mutex_init(&g_pool_lock, NULL);
+    __atomic_add_fetch(&g_fork_gen, 1, __ATOMIC_RELAXED);
+    /* The forking thread took it in fw_fork_prepare and is the only thread
+     * here: releasing it (rather than re-initialising a held mutex) also
+     * tells ThreadSanitizer it is free, which keeps the child's lock order
+     * (file->lock, then this) from looking inverted. */
+    pthread_mutex_unlock(&g_pool_lock);
 }

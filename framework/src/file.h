@@ -19,7 +19,8 @@
 
 enum file_kind {
     FILE_KSOCK = 1,    /* AF_INET/6 kernel socket (undecided, or on the kernel stack) */
-    FILE_MSOCK,        /* a module socket; the app fd is a dup of its wait fd */
+    FILE_MSOCK,        /* a module socket; the app fd is a dup of its wait fd, or
+                        * (anchored, anchor.c) the TCP socket the module sits beside */
     FILE_EPOLL,        /* an epoll set holding module registrations */
     FILE_MLISTEN,      /* a wildcard listener on several stacks (multilisten.c);
                         * the app fd is a private epoll fd over their wait fds */
@@ -43,6 +44,7 @@ struct pre_reg {
     struct epoll_event ev;
 };
 
+struct anchor_side;
 struct ep_reg;
 struct epset;
 struct mlisten;
@@ -86,6 +88,17 @@ struct file {
      * socket returned it: a call that sees it move may have consumed the
      * wake-up another waiter sleeps on (ev_polled). Atomic, no lock. */
     _Atomic uint64_t seen_gen;
+    /* TCP-anchored socket (anchor.c; 0/-1 otherwise). Fixed once published:
+     * anchor_fd is the dispatcher's high dup of the TCP socket handed to
+     * the module as kfd (the app's own numbers may be closed or dup2'ed
+     * over while the file lives), wait_fd the module's wait fd, which the
+     * event layer registers in place of the app fd. anchor_state: enum
+     * anchor_state, ANCHOR_UP until sock_fallback() CASes it to DOWN. */
+    int anchored;
+    int anchor_direct;          /* anchored beside a refused TCP connect (anchor_direct.c) */
+    int anchor_fd;
+    int wait_fd;
+    _Atomic int anchor_state;
     /* Late connect fallback (connect_late.c): fb_state is enum fb_state,
      * FB_PENDING from before the module's nonblocking connect until it is
      * known to have succeeded or failed (left by CAS; the move itself runs
@@ -106,6 +119,16 @@ struct file {
     _Atomic int defer_stack;
     _Atomic int defer_role;
     int defer_err;              /* TF_FAILED: the errno every data call gets */
+    /* 1: the deferred connection is anchored (anchor.c) rather than
+     * adopted; hello_sent: anchor_hello() went out for it (in the process
+     * that accepted/connected it; a fork child inherits the mark).
+     * Written before defer_role is released. */
+    _Atomic int defer_anchor;
+    int hello_sent;
+
+    /* KSOCK listener on an anchoring route: the module's listener beside
+     * it (anchor_side.c); set once (release store), freed with the file. */
+    struct anchor_side *side;
 
     /* ---- MLISTEN: fixed once published, freed with the file ---- */
     struct mlisten *ml;
@@ -114,8 +137,35 @@ struct file {
     struct epset *ep;           /* created on the first module registration */
     _Atomic int nested;         /* this epoll fd is itself in an epoll set */
 
+    /* g_fork_gen when the file was made: a socket made before this
+     * process's last fork() may be read by another process too. */
+    unsigned fork_gen;
+
     struct file *next_free;     /* pool free list */
 };
+
+/* Grows at every fork(), in parent and child (file.c). */
+extern _Atomic unsigned g_fork_gen;
+
+/* A module socket whose app fd is a dup of its wait fd (not anchored):
+ * kernel calls on the app fd would reach the wait fd, not a socket. */
+static inline int file_is_direct_msock(const struct file *f)
+{
+    return f->kind == FILE_MSOCK && !f->anchored;
+}
+
+/* A TCP-anchored module socket: the app fd is the TCP socket. */
+static inline int file_is_anchored(const struct file *f)
+{
+    return f->kind == FILE_MSOCK && f->anchored;
+}
+
+/* The module answers for the socket's names and options: a direct module
+ * socket, or one beside a TCP socket whose connect was refused. */
+static inline int file_module_named(const struct file *f)
+{
+    return f->kind == FILE_MSOCK && (!f->anchored || f->anchor_direct);
+}
 
 /* A fresh file with ref = 1 (the caller's), or NULL/ENOMEM. */
 struct file *file_alloc(int kind);

@@ -45,6 +45,14 @@ int fw_stack_ready(int stack);
  * (after every fallback: unloaded/failed module -> default -> kernel;
  * capability mismatch -> kernel). key may be NULL (listen). */
 int fw_route(const struct file *f, const struct sockaddr *key, socklen_t keylen);
+/* The same decision with what else the one lookup says: whether the
+ * connection is TCP-anchored (anchor.h: stream, module with anchor(), the
+ * rule's "anchor" not false, NSTACK_ANCHOR not 0). */
+struct route {
+    int stack;
+    int anchor;
+};
+struct route fw_route_ex(const struct file *f, const struct sockaddr *key);
 const struct nstack_fw_api *fw_api(void);
 /* The stacks a wildcard stream listener listens on (doc/framework.md,
  * "Listeners on several stacks"): the listener's own route first, then

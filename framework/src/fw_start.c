@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fw.h"
+#include "anchor.h"
 #include "kernel_stack.h"
 #include "fw_log.h"
 #include "ep_arena.h"
@@ -123,6 +124,7 @@ static void start_once(void)
 #else
     fw_log(NSTACK_LOG_INF, "config", "built without the config library; kernel stack only");
 #endif
+    anchor_setup();
     stats_start();
     __atomic_store_n(&g_started, 1, __ATOMIC_RELEASE);
     MOD_LEAVE();
@@ -180,15 +182,18 @@ static uint32_t caps_needed(const struct file *f)
     return c | (f->type == SOCK_DGRAM ? NSTACK_CAP_DGRAM : NSTACK_CAP_STREAM);
 }
 
-/* The configured choice, before fallbacks. */
-static int route_configured(const struct file *f, const struct sockaddr *key)
+/* The configured choice, before fallbacks; *anchor_off: the rule's
+ * "anchor": false. */
+static int route_configured(const struct file *f, const struct sockaddr *key, int *anchor_off)
 {
+    *anchor_off = 0;
 #ifdef NSTACK_HAVE_CONFIG
     if (g_cfg != NULL) {
         struct nstack_route_result res;
         nstack_route_lookup(g_cfg, key, f->type, &res);
         if (res.module >= 0 && res.module < g_n_stacks) {
             LOG_DBG("route: %s", res.rule_text);
+            *anchor_off = res.anchor_off;
             return res.module;
         }
     }
@@ -211,9 +216,15 @@ static int default_stack(void)
 int fw_route(const struct file *f, const struct sockaddr *key, socklen_t keylen)
 {
     (void)keylen;
+    return fw_route_ex(f, key).stack;
+}
+
+struct route fw_route_ex(const struct file *f, const struct sockaddr *key)
+{
     if (!fw_is_started())
-        return g_kernel_stack;
-    int idx = route_configured(f, key);
+        return (struct route){ .stack = g_kernel_stack };
+    int anchor_off;
+    int idx = route_configured(f, key, &anchor_off);
     if (fw_stack_ready(idx) < 0) {
         idx = default_stack();
         if (fw_stack_ready(idx) < 0)
@@ -227,7 +238,7 @@ int fw_route(const struct file *f, const struct sockaddr *key, socklen_t keylen)
                    f->type == SOCK_DGRAM ? "SOCK_DGRAM" : "SOCK_STREAM");
         idx = g_kernel_stack;
     }
-    return idx;
+    return (struct route){ .stack = idx, .anchor = anchor_applies(f, idx, anchor_off) };
 }
 
 /* A stack that can carry f, or -1 (extra listeners get no fallbacks). */
@@ -243,7 +254,10 @@ static int usable_for(const struct file *f, int idx)
 
 int fw_listen_stacks(const struct file *f, int fd, int *stacks, int max)
 {
-    stacks[0] = fw_route(f, NULL, 0);
+    /* A stack that anchors is served by the kernel listener: its
+     * connections are told apart at accept() by their local address. */
+    struct route r = fw_route_ex(f, NULL);
+    stacks[0] = r.anchor ? g_kernel_stack : r.stack;
     int n = 1;
 #ifdef NSTACK_HAVE_CONFIG
     if (g_cfg == NULL || g_cfg->multi_listen_off || tcpfirst_enabled())
@@ -254,7 +268,7 @@ int fw_listen_stacks(const struct file *f, int fd, int *stacks, int max)
     MOD_LEAVE();
     for (int i = 0; i < plan.n_extra && n < max; i++) {
         int st = usable_for(f, plan.extra[i].module);
-        if (st < 0 || st == stacks[0])
+        if (st < 0 || st == stacks[0] || anchor_applies(f, st, plan.extra[i].anchor_off))
             continue;
         stacks[n++] = st;
         fw_log(NSTACK_LOG_INF, NULL, "fd %d: wildcard listener also on %s (ip_route[%d] covers local %s)",
@@ -330,6 +344,6 @@ void fw_fork_child(void)
     ep_arena_fork_child();
     poll_fork_child();
     ev_fork_child();
-    pthread_mutex_init(&g_stack_init_lock, NULL);
+    pthread_mutex_unlock(&g_stack_init_lock);   /* taken by this thread in fw_fork_prepare */
     stats_fork_child();
 }

@@ -10,10 +10,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -28,7 +30,8 @@ int fcntl64(int fd, int cmd, ...);
     X(fcntl64) X(ioctl) X(select) X(pselect) X(poll) X(ppoll) \
     X(epoll_create) X(epoll_create1) X(epoll_ctl) X(epoll_wait) \
     X(epoll_pwait) X(epoll_pwait2) X(dup) X(dup2) X(dup3) X(close_range) \
-    X(fork) X(sendfile) X(sendfile64)
+    X(fork) X(sendfile) X(sendfile64) X(execve) X(execvpe) \
+    X(pipe) X(pipe2) X(eventfd) X(timerfd_create)
 
 struct libc_api {
 #define LIBC_FIELD(name) __typeof__(name) *name;

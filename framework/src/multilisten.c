@@ -23,6 +23,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 
+#include "anchor.h"
 #include "fd_high.h"
 #include "fd_table.h"
 #include "fw.h"
@@ -257,13 +258,16 @@ static int ml_accept_kernel(const struct file *f, struct mlisten *ml, struct soc
     int fd = LIBC(accept4)(ml->kfd, addr, len, flags);
     if (fd < 0)
         return -1;
-    if (sock_track_kernel(fd, f->domain, f->type | (flags & SOCK_NONBLOCK), f->protocol, 1) < 0) {
+    int anchored = anchor_track_accepted(fd, f, (flags & SOCK_NONBLOCK) != 0);
+    if (anchored < 0 ||
+        (!anchored && sock_track_kernel(fd, f->domain, f->type | (flags & SOCK_NONBLOCK), f->protocol, 1) < 0)) {
         int err = errno;
         LIBC(close)(fd);
         errno = err;
         return -1;
     }
-    stats_add(g_kernel_stack, NSTAT_CONN_IN, 1);
+    if (!anchored)
+        stats_add(g_kernel_stack, NSTAT_CONN_IN, 1);
     return fd;
 }
 

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 
+#include "anchor.h"
+#include "anchor_side.h"
 #include "connect_late.h"
 #include "epoll_agg.h"
 #include "fd_high.h"
@@ -18,6 +20,7 @@
 #include "fw_log.h"
 #include "libc_api.h"
 #include "poll_agg.h"
+#include "sock.h"
 #include "timeutil.h"
 
 /* ---- waiters ---------------------------------------------------------- */
@@ -92,7 +95,7 @@ void poll_fork_parent(void) { pthread_mutex_unlock(&g_pw_lock); }
 
 void poll_fork_child(void)
 {
-    pthread_mutex_init(&g_pw_lock, NULL);
+    pthread_mutex_unlock(&g_pw_lock);   /* taken by this thread in poll_fork_prepare */
     g_pw_n = 0;
     g_poll_waiters = 0;
     /* The eventfd is shared with the parent after fork; get our own. */
@@ -109,7 +112,7 @@ int poll_needs_agg(const struct pollfd *fds, nfds_t n)
         struct file *f = fds[i].fd >= 0 ? fd_table_get(fds[i].fd) : NULL;
         if (f == NULL)
             continue;
-        if (f->kind == FILE_MSOCK)
+        if (f->kind == FILE_MSOCK || anchor_pending(f) || anchor_side_usable(f))
             return 1;
         if (f->kind == FILE_EPOLL && __atomic_load_n(&f->ep, __ATOMIC_ACQUIRE) != NULL)
             ev_mark_nested(f);
@@ -127,6 +130,11 @@ static short module_revents(struct file *f, short events, int *moved)
     uint32_t m = f->mod->poll_events(f->sock, &gen);
     MOD_LEAVE();
     ev_polled(f, NULL, gen);
+    if (m & NSTACK_EV_FALLBACK) {
+        sock_fallback(f);           /* on TCP for good: polled as a kernel fd from now on */
+        *moved = 1;
+        return 0;
+    }
     if (fb_is_pending(f)) {
         int due = 0;
         uint32_t shown = fb_filter(f, m, &due);
@@ -178,6 +186,20 @@ static void ask_module(struct pollfd *fds, struct poll_work *w, nfds_t i)
         forget_module(w, i);
 }
 
+/* A kernel listener with an rdma_cm listener beside it (anchor_side.h):
+ * its revents now, and its shadow waits on both. Returns 1 if ready. */
+static int side_prepare(struct pollfd *fds, struct poll_work *w, nfds_t i)
+{
+    struct file *f = fds[i].fd >= 0 ? fd_table_get(fds[i].fd) : NULL;
+    int pfd = f != NULL ? anchor_side_poll_fd(f) : -1;
+    if (pfd < 0)
+        return 0;
+    fds[i].revents = anchor_side_revents(fds[i].fd, f, fds[i].events);
+    w->shadow[i].fd = pfd;
+    w->shadow[i].events = POLLIN;
+    return fds[i].revents != 0;
+}
+
 /* Before the kernel wait: module readiness, and the shadow array (module
  * fds as POLLIN on their wait fd). Returns how many module fds are ready. */
 static int poll_prepare(struct pollfd *fds, nfds_t n, struct poll_work *w)
@@ -188,9 +210,13 @@ static int poll_prepare(struct pollfd *fds, nfds_t n, struct poll_work *w)
         if (w->files[i] != NULL)
             ask_module(fds, w, i);
         w->shadow[i] = fds[i];
+        if (w->files[i] == NULL)
+            ready += side_prepare(fds, w, i);
         if (w->files[i] != NULL) {
             ready += fds[i].revents != 0;
             w->shadow[i].events = POLLIN;
+            if (w->files[i]->anchored)
+                w->shadow[i].fd = w->files[i]->wait_fd;   /* the app fd is the TCP socket */
         }
     }
     return ready;
@@ -218,7 +244,9 @@ static int poll_round(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t
     int total = 0;
     for (nfds_t i = 0; i < n; i++) {
         short kr = w->shadow[i].revents;
-        if (w->files[i] == NULL)
+        if (w->files[i] == NULL && w->shadow[i].fd != fds[i].fd && kr != 0)
+            fds[i].revents = anchor_side_revents(fds[i].fd, fd_table_get(fds[i].fd), fds[i].events);
+        else if (w->files[i] == NULL && w->shadow[i].fd == fds[i].fd)
             fds[i].revents = kr;
         else if (kr & POLLNVAL)
             fds[i].revents = POLLNVAL;
@@ -238,6 +266,8 @@ int ev_poll(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const 
         return -1;
     for (nfds_t i = 0; i < n; i++) {
         struct file *f = fds[i].fd >= 0 ? file_get(fds[i].fd) : NULL;
+        if (f != NULL)
+            f = anchor_use(fds[i].fd, f);   /* polling it is using it */
         if (f != NULL && f->kind != FILE_MSOCK) {
             file_put(f);
             f = NULL;
@@ -282,7 +312,7 @@ int select_needs_agg(int nfds, const fd_set *r, const fd_set *w, const fd_set *e
         if (!fdset_has(r, fd) && !fdset_has(w, fd) && !fdset_has(e, fd))
             continue;
         struct file *f = fd_table_get(fd);
-        if (f != NULL && f->kind == FILE_MSOCK)
+        if (f != NULL && (f->kind == FILE_MSOCK || anchor_pending(f) || anchor_side_usable(f)))
             return 1;
         if (f != NULL && f->kind == FILE_EPOLL && __atomic_load_n(&f->ep, __ATOMIC_ACQUIRE) != NULL)
             ev_mark_nested(f);

@@ -4,9 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "anchor.h"
+#include "anchor_side.h"
 #include "epoll_agg.h"
 #include "fd_table.h"
 #include "fw.h"
@@ -161,9 +164,7 @@ static void restore_kernel_socket(int fd, struct file *kf, const struct sockaddr
     errno = err;
 }
 
-/* The module's socket for undecided kf, tracked as a new file (not yet in
- * the table); *wfd: its wait fd. NULL/errno when it cannot be made. */
-static struct file *open_module_socket(int fd, struct file *kf, int st, int *wfd)
+struct file *open_module_socket(int fd, struct file *kf, int st, int *wfd)
 {
     const struct nstack_module *m = g_stacks[st].mod;
     nstack_sock *s = NULL;
@@ -253,7 +254,8 @@ static void move_one_dup(int other, struct file *f, void *arg)
     struct dup_move *m = arg;
     if (f != m->kf || other == m->fd)
         return;
-    if (sock_move_fd(other, m->fd) < 0) {
+    /* An anchored socket keeps the kernel socket at every number. */
+    if (!m->nf->anchored && sock_move_fd(other, m->fd) < 0) {
         LOG_ERR("fd %d (a dup of fd %d): cannot move onto the %s socket: %s; it keeps the kernel socket",
                 other, m->fd, m->nf->mod->name, strerror(errno));
         return;
@@ -302,15 +304,22 @@ int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t k
         pthread_mutex_unlock(&kf->lock);
         return 1;              /* a TCP-first bind already chose the module */
     }
-    int st = fw_route(kf, key, keylen);
-    if (!g_stacks[st].is_kernel && tcpfirst_defer(kf, st)) {
-        pthread_mutex_unlock(&kf->lock);
-        return 1;              /* stays kernel TCP until its first data call */
-    }
-    if (g_stacks[st].is_kernel) {
-        sock_mark_kernel(kf, st);
+    (void)keylen;
+    struct route r = fw_route_ex(kf, key);
+    int st = r.stack;
+    if (r.anchor && key != NULL) {
+        anchor_defer(kf, st);  /* TCP-anchored: kernel TCP, the module beside it at first use */
         pthread_mutex_unlock(&kf->lock);
         return 1;
+    }
+    if (r.anchor || g_stacks[st].is_kernel) {
+        sock_mark_kernel(kf, r.anchor ? g_kernel_stack : st);   /* anchored: a kernel listener */
+        pthread_mutex_unlock(&kf->lock);
+        return 1;
+    }
+    if (tcpfirst_defer(kf, st)) {
+        pthread_mutex_unlock(&kf->lock);
+        return 1;              /* stays kernel TCP until its first data call */
     }
     struct file *nf = NULL;
     if (build_module_socket(fd, kf, st, op, arg, &nf, op_ret) < 0) {
@@ -318,12 +327,8 @@ int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t k
         return -1;
     }
     int err = errno;
-    __atomic_store_n(&kf->decided, 1, __ATOMIC_RELEASE);
-    fd_table_set(fd, nf);            /* the table takes nf's first reference */
-    sock_move_dups(fd, kf, nf);
-    ev_follow_migration(nf, kf->pregs, kf->n_pregs);
+    sock_publish(fd, kf, nf);
     pthread_mutex_unlock(&kf->lock);
-    file_put(kf);                    /* the table's reference to the kernel socket */
     LOG_DBG("fd %d: moved to stack %s", fd, g_stacks[st].name);
     errno = err;
     return 0;
@@ -346,13 +351,18 @@ int sock_adopted(int fd, struct file *kf, int st, nstack_sock *s, int wfd)
         module_sock_close(nf);
         return -1;
     }
-    __atomic_store_n(&kf->decided, 1, __ATOMIC_RELEASE);
     __atomic_store_n(&kf->defer_role, TF_NONE, __ATOMIC_RELEASE);
-    fd_table_set(fd, nf);
+    sock_publish(fd, kf, nf);
+    return 0;
+}
+
+void sock_publish(int fd, struct file *kf, struct file *nf)
+{
+    __atomic_store_n(&kf->decided, 1, __ATOMIC_RELEASE);
+    fd_table_set(fd, nf);            /* the table takes nf's first reference */
     sock_move_dups(fd, kf, nf);
     ev_follow_migration(nf, kf->pregs, kf->n_pregs);
     file_put(kf);                    /* the table's reference to the kernel socket */
-    return 0;
 }
 
 void file_release(struct file *f)
@@ -361,10 +371,14 @@ void file_release(struct file *f)
     if (f->kind == FILE_MSOCK) {
         ev_socket_gone(f);
         MCALL(f, close);
+        if (f->anchored)
+            LIBC(close)(f->anchor_fd);   /* the app's numbers are closed by the app */
     } else if (f->kind == FILE_EPOLL) {
         ev_set_gone(f);
     } else if (f->kind == FILE_MLISTEN) {
         ml_release(f);
+    } else if (f->side != NULL) {
+        anchor_side_release(f);
     }
     file_free(f);
     errno = saved;
@@ -402,4 +416,88 @@ int sock_accept_module(int st, const struct file *lf, nstack_sock *s,
     }
     stats_add(st, NSTAT_CONN_IN, 1);
     return fd;
+}
+
+/* ---- TCP-anchored connections: the one way back to TCP ------------------ */
+
+struct file_swap {
+    struct file *from, *to;
+};
+
+static void swap_one(int fd, struct file *f, void *arg)
+{
+    struct file_swap *sw = arg;
+    if (f != sw->from)
+        return;
+    file_hold(sw->to);
+    if (fd_table_cas(fd, sw->from, sw->to))
+        file_put(sw->from);
+    else
+        file_put(sw->to);
+}
+
+/* The kernel file that replaces anchored f in the table. */
+static struct file *kernel_file_like(const struct file *f)
+{
+    struct file *kf = file_alloc(FILE_KSOCK);
+    if (kf == NULL)
+        return NULL;
+    kf->domain = f->domain;
+    kf->type = f->type;
+    kf->protocol = f->protocol;
+    kf->nonblock = __atomic_load_n(&f->nonblock, __ATOMIC_RELAXED);
+    kf->stack = g_kernel_stack;
+    kf->decided = 1;
+    return kf;
+}
+
+/* The app's registrations, taken from the module's wait fd, go back onto
+ * the TCP fd with the app's events and data: the kernel then reports the
+ * TCP socket's real readiness (an ADD of a ready fd reports it, EPOLLET
+ * included). */
+static void reregister_tcp(struct file *kf, const struct pre_reg *regs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct epoll_event ev = regs[i].ev;
+        if (fd_table_get(regs[i].fd) != kf)
+            continue;           /* that number was closed meanwhile */
+        if (LIBC(epoll_ctl)(regs[i].epfd, EPOLL_CTL_ADD, regs[i].fd, &ev) < 0 && errno != EEXIST)
+            LOG_WAR("fd %d: cannot register it in epoll fd %d again after its fallback to TCP: %s",
+                    regs[i].fd, regs[i].epfd, strerror(errno));
+    }
+}
+
+void sock_fallback(struct file *f)
+{
+    int up = ANCHOR_UP;
+    if (!f->anchored ||
+        !__atomic_compare_exchange_n(&f->anchor_state, &up, ANCHOR_DOWN, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+        return;
+    pthread_mutex_lock(&f->lock);
+    /* The table first: an epoll_ctl the app makes from now on reaches the
+     * TCP fd itself; then the registrations made so far follow. */
+    struct file *kf = kernel_file_like(f);
+    if (kf != NULL) {
+        struct file_swap sw = { .from = f, .to = kf };
+        fd_table_each(0, -1, swap_one, &sw);
+        stats_add(g_kernel_stack, NSTAT_SOCKETS, 1);
+    } else {
+        /* f stays in the table, marked down: its data calls get ENOPROTOOPT
+         * from the module and are retried on the TCP socket. */
+        LOG_WAR("%s: out of memory: a connection falling back to TCP keeps its module file", f->mod->name);
+    }
+    struct pre_reg *regs = NULL;
+    int n = kf != NULL ? ev_take_regs(f, &regs) : 0;
+    if (n < 0)
+        LOG_WAR("%s: out of memory: the epoll registrations of a connection falling back to TCP are lost",
+                f->mod->name);
+    if (n > 0)
+        reregister_tcp(kf, regs, n);
+    if (kf != NULL)
+        file_put(kf);            /* the table entries hold it now */
+    pthread_mutex_unlock(&f->lock);
+    free(regs);
+    stats_add(f->stack, NSTAT_ANCHOR_TCP, 1);
+    stats_add(f->stack, NSTAT_ANCHORED, (uint64_t)-1);   /* no longer on the module (sums wrap back) */
+    LOG_INF("%s: a connection stays on TCP: the peer does not run the framework", f->mod->name);
 }

@@ -39,6 +39,22 @@ int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t k
  */
 int sock_adopted(int fd, struct file *kf, int st, nstack_sock *s, int wfd);
 
+/* The end of every routing decision that made module file nf for the
+ * undecided kernel socket kf at fd: kf is decided, fd and every dup of it
+ * now map to nf (an anchored nf keeps the kernel socket at those numbers;
+ * otherwise the caller already moved fd and the dups are dup3'ed), and
+ * kf's epoll registrations follow. Drops the table's reference to kf.
+ * Caller holds kf->lock and a reference to kf. */
+void sock_publish(int fd, struct file *kf, struct file *nf);
+
+/* An anchored connection stays on TCP for good (the module reported
+ * NSTACK_EV_FALLBACK or ENOPROTOOPT): its registrations of the module's
+ * wait fd are replaced by registrations of the TCP fd with the app's
+ * events and data, every fd number holding f now holds a kernel file, and
+ * the module socket is closed once the last call on it returned. Safe to
+ * call more than once and from any thread; the first call does it. */
+void sock_fallback(struct file *f);
+
 /* The kernel stack carries undecided kf (stack st); caller holds kf->lock. */
 void sock_mark_kernel(struct file *kf, int st);
 /* Puts wfd (or a dup of it) at the app's fd number, keeping its FD_CLOEXEC. */
@@ -61,5 +77,10 @@ int sock_addr_is_wild(const struct sockaddr *a, socklen_t len);
 #define MCALL(f, op, ...) \
     ({ MOD_ENTER(); __typeof__((f)->mod->op((f)->sock, ##__VA_ARGS__)) _r = (f)->mod->op((f)->sock, ##__VA_ARGS__); \
        int _e = errno; MOD_LEAVE(); errno = _e; _r; })
+
+/* The module's socket for undecided kf, tracked as a new file (not yet in
+ * the table, kf's options replayed on it); *wfd: its wait fd. NULL/errno
+ * when it cannot be made. */
+struct file *open_module_socket(int fd, struct file *kf, int st, int *wfd);
 
 #endif

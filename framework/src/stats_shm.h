@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define NSTAT_MAGIC 0x6e737431u    /* "nst1" */
-#define NSTAT_VERSION 2
+#define NSTAT_VERSION 3
 #define NSTAT_STACKS 16
 #define NSTAT_SLOTS 128
 #define NSTAT_NAME 32
@@ -22,6 +22,11 @@ enum nstat_counter {
     NSTAT_TX_BYTES,
     NSTAT_RX_BYTES,
     NSTAT_FALLBACK,     /* connects a module could not make, retried here */
+    NSTAT_ANCHORED,     /* TCP-anchored connections the module carries: anchor()
+                         * calls minus later fallbacks (a slot may wrap; the
+                         * sum over slots is exact modulo 2^64) */
+    NSTAT_ANCHOR_TCP,   /* anchored candidates that stayed on TCP: the peer does
+                         * not run the framework (or the module declined) */
     NSTAT_N
 };
 

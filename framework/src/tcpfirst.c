@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "anchor.h"
 #include "fd_table.h"
 #include "fw.h"
 #include "fw_log.h"
@@ -74,7 +75,7 @@ void tcpfirst_set_role(struct file *f, enum tf_role role)
 
 int tcpfirst_track_accepted(int fd, struct file *lf, int nonblock)
 {
-    int deferred = lf->kind == FILE_KSOCK &&
+    int deferred = lf->kind == FILE_KSOCK && !__atomic_load_n(&lf->defer_anchor, __ATOMIC_ACQUIRE) &&
                    __atomic_load_n(&lf->defer_role, __ATOMIC_ACQUIRE) == TF_LISTENER;
     int type = lf->type | (nonblock ? SOCK_NONBLOCK : 0);
     if (sock_track_kernel(fd, lf->domain, type, lf->protocol, !deferred) < 0)
@@ -158,6 +159,8 @@ static int adopt_locked(int fd, struct file *f, int write_first)
 
 struct file *tcpfirst_resolve(int fd, struct file *f, int write_first)
 {
+    if (anchor_pending(f))
+        return anchor_resolve(fd, f);   /* TCP-anchored: nothing is moved */
     int role = __atomic_load_n(&f->defer_role, __ATOMIC_ACQUIRE);
     if (role == TF_FAILED)
         return fail_put(f, f->defer_err);

@@ -8,6 +8,8 @@
 #include "epoll_agg.h"
 #include "fd_table.h"
 #include "file.h"
+#include "anchor_side.h"
+#include "fd_high.h"
 #include "fw.h"
 #include "libc_api.h"
 #include "poll_agg.h"
@@ -21,7 +23,7 @@ extern void __chk_fail(void) __attribute__((noreturn));
 static int track_epoll(int fd)
 {
     if (fd < 0 || t_in_module)
-        return fd;
+        return fd_module_high(fd);
     struct file *f = file_alloc(FILE_EPOLL);
     if (f == NULL)
         return fd;           /* tracked lazily on the first module socket */
@@ -47,7 +49,11 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
     if (t_in_module)
         return LIBC(epoll_ctl)(epfd, op, fd, ev);
-    return ev_epoll_ctl(epfd, op, fd, ev);
+    int r = ev_epoll_ctl(epfd, op, fd, ev);
+    struct file *f = r == 0 ? fd_table_get(fd) : NULL;
+    if (f != NULL && anchor_side_usable(f))
+        anchor_side_epoll_ctl(epfd, op, f, ev);   /* the listener's rdma_cm side wakes the set too */
+    return r;
 }
 
 /* 1 when the set holds (or held) module sockets. A lock-free peek: the

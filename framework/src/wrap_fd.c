@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <sys/ioctl.h>
 
+#include "anchor.h"
 #include "fd_table.h"
 #include "file.h"
 #include "fw.h"
@@ -46,6 +47,8 @@ EXPORT int close(int fd)
     struct file *f = fd_table_take(fd);
     if (f == NULL)
         return LIBC(close)(fd);
+    if (__builtin_expect(f->kind != FILE_EPOLL && f->stack != g_kernel_stack, 0))
+        anchor_close(fd, f);
     /* The module socket goes first (if this was its last fd), then the fd
      * number is released, so the number cannot be reused while the
      * framework still maps it. */
@@ -111,16 +114,18 @@ EXPORT int dup3(int oldfd, int newfd, int flags)
 
 static int set_nonblock(struct file *f, int fd, int on)
 {
+    /* An anchored socket's app fd is its TCP socket: both get the flag. */
+    if (f->kind != FILE_MLISTEN && !file_is_direct_msock(f)) {   /* a multi-stack listener only remembers it */
+        int fl = LIBC(fcntl)(fd, F_GETFL);
+        if (fl < 0 || LIBC(fcntl)(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK) < 0)
+            return -1;
+    }
     if (f->kind == FILE_MSOCK) {
         if (f->mod->set_nonblock == NULL) {
             errno = EOPNOTSUPP;
             return -1;
         }
         if (MCALL(f, set_nonblock, on) < 0)
-            return -1;
-    } else if (f->kind != FILE_MLISTEN) {     /* a multi-stack listener only remembers it */
-        int fl = LIBC(fcntl)(fd, F_GETFL);
-        if (fl < 0 || LIBC(fcntl)(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK) < 0)
             return -1;
     }
     __atomic_store_n(&f->nonblock, on, __ATOMIC_RELAXED);
@@ -131,7 +136,7 @@ static int set_nonblock(struct file *f, int fd, int on)
  * shares the module's wait fd, a multi-stack listener's is its epoll fd. */
 static int app_owns_nonblock(const struct file *f)
 {
-    return f->kind == FILE_MSOCK || f->kind == FILE_MLISTEN;
+    return file_is_direct_msock(f) || f->kind == FILE_MLISTEN;
 }
 
 static int fcntl_tracked(struct file *f, int fd, int cmd, long arg)
@@ -214,7 +219,9 @@ static int ioctl_tracked(struct file *f, int fd, unsigned long req, void *arg)
         return LIBC(ioctl)(fd, req, arg);
     if (f->kind == FILE_MLISTEN)
         return LIBC(ioctl)(ml_kernel_fd(f), req, arg);
-    if (f->kind != FILE_MSOCK)
+    /* What is readable is the module's business once anchored; every
+     * other request is the TCP socket's. */
+    if (f->kind != FILE_MSOCK || (f->anchored && req != FIONREAD))
         return LIBC(ioctl)(fd, req, arg);
     if (f->mod->ioctl == NULL) {
         errno = EOPNOTSUPP;
@@ -232,6 +239,8 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(ioctl)(fd, req, arg);
+    if (req == FIONREAD)
+        f = anchor_use(fd, f);
     int r = ioctl_tracked(f, fd, req, arg);
     int err = errno;
     file_put(f);

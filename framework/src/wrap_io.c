@@ -55,6 +55,35 @@ static inline void count_io(struct file *f, ssize_t r, enum nstat_counter c)
             return -1;                                                           \
     } while (0)
 
+/* An anchored connection whose module said "stay on TCP" (ENOPROTOOPT:
+ * nothing was read or written in-band): the fallback runs, and the call is
+ * made again on the TCP socket, which the app fd is. Off the hot path:
+ * only a failed module call looks. */
+static inline int anchor_declined(const struct file *f, ssize_t r)
+{
+    return __builtin_expect(r < 0, 0) && f->kind == FILE_MSOCK && f->anchored && errno == ENOPROTOOPT;
+}
+
+/* The kernel file that now holds fd after a fallback (the caller's
+ * reference moves to it; f itself when fd was closed meanwhile). */
+static struct file *fall_back(int fd, struct file *f)
+{
+    sock_fallback(f);
+    struct file *k = file_get(fd);
+    if (k == NULL)
+        return f;
+    file_put(f);
+    return k;
+}
+
+#define ANCHOR_RETRY(fd, f, r, libc_call)                                        \
+    do {                                                                         \
+        if (anchor_declined((f), (r))) {                                         \
+            (f) = fall_back((fd), (f));                                          \
+            (r) = (libc_call);                                                   \
+        }                                                                        \
+    } while (0)
+
 /* Off the hot path: only a failed call looks at errno. */
 static inline ssize_t note_inherited(struct file *f, ssize_t r)
 {
@@ -151,6 +180,7 @@ static struct file *route_by_dest(int fd, struct file *f, const struct sockaddr 
             return libc_call;                                                    \
         TF_RESOLVE(fd, f, write_first);                                          \
         ssize_t r = f->kind == FILE_MSOCK ? (module_call) : (libc_call);         \
+        ANCHOR_RETRY(fd, f, r, libc_call);                                       \
         count_io(f, r, ctr);                                                     \
         return file_put_ret(f, r);                                                    \
     } while (0)
@@ -204,6 +234,7 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const stru
     f = route_by_dest(fd, f, to, tolen);
     ssize_t r = f->kind == FILE_MSOCK ? m_sendto(f, buf, len, flags, to, tolen)
                                       : LIBC(sendto)(fd, buf, len, flags, to, tolen);
+    ANCHOR_RETRY(fd, f, r, LIBC(sendto)(fd, buf, len, flags, to, tolen));
     count_io(f, r, NSTAT_TX_BYTES);
     return file_put_ret(f, r);
 }
@@ -228,8 +259,18 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     if (msg != NULL)
         f = route_by_dest(fd, f, msg->msg_name, msg->msg_namelen);
     ssize_t r = f->kind == FILE_MSOCK ? m_msg(f, (struct msghdr *)msg, flags, 0) : LIBC(sendmsg)(fd, msg, flags);
+    ANCHOR_RETRY(fd, f, r, LIBC(sendmsg)(fd, msg, flags));
     count_io(f, r, NSTAT_TX_BYTES);
     return file_put_ret(f, r);
+}
+
+/* sendmmsg on the kernel socket; drops the caller's reference to f. */
+static int kernel_sendmmsg(int fd, struct file *f, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+    int r = LIBC(sendmmsg)(fd, vec, vlen, flags);
+    for (int i = 0; i < r; i++)
+        count_io(f, vec[i].msg_len, NSTAT_TX_BYTES);
+    return (int)file_put_ret(f, r);
 }
 
 EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
@@ -238,12 +279,8 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(sendmmsg)(fd, vec, vlen, flags);
     TF_RESOLVE(fd, f, 1);
-    if (f->kind != FILE_MSOCK) {
-        int r = LIBC(sendmmsg)(fd, vec, vlen, flags);
-        for (int i = 0; i < r; i++)
-            count_io(f, vec[i].msg_len, NSTAT_TX_BYTES);
-        return (int)file_put_ret(f, r);
-    }
+    if (f->kind != FILE_MSOCK)
+        return kernel_sendmmsg(fd, f, vec, vlen, flags);
     unsigned int i = 0;
     for (; i < vlen && i < UIO_MAXIOV; i++) {
         ssize_t r = m_sendmsg(f, &vec[i].msg_hdr, flags);
@@ -252,6 +289,8 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
         vec[i].msg_len = (unsigned int)r;
         count_io(f, r, NSTAT_TX_BYTES);
     }
+    if (i == 0 && anchor_declined(f, -1))
+        return kernel_sendmmsg(fd, fall_back(fd, f), vec, vlen, flags);
     return (int)file_put_ret(f, i > 0 ? (ssize_t)i : -1);
 }
 
@@ -325,23 +364,32 @@ static int m_recvmmsg(struct file *f, struct mmsghdr *vec, unsigned int vlen, in
     return i > 0 ? (int)i : -1;
 }
 
+/* recvmmsg on the kernel socket; drops the caller's reference to f. */
+static int kernel_recvmmsg(int fd, struct file *f, struct mmsghdr *vec, unsigned int vlen, int flags,
+                           struct timespec *tmo)
+{
+    int r = LIBC(recvmmsg)(fd, vec, vlen, flags, tmo);
+    for (int i = 0; i < r; i++)
+        count_io(f, vec[i].msg_len, NSTAT_RX_BYTES);
+    return (int)file_put_ret(f, r);
+}
+
 EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, struct timespec *tmo)
 {
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(recvmmsg)(fd, vec, vlen, flags, tmo);
     TF_RESOLVE(fd, f, 0);
-    if (f->kind != FILE_MSOCK) {
-        int r = LIBC(recvmmsg)(fd, vec, vlen, flags, tmo);
-        for (int i = 0; i < r; i++)
-            count_io(f, vec[i].msg_len, NSTAT_RX_BYTES);
-        return (int)file_put_ret(f, r);
-    }
+    if (f->kind != FILE_MSOCK)
+        return kernel_recvmmsg(fd, f, vec, vlen, flags, tmo);
     if (tmo != NULL && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 || tmo->tv_nsec >= 1000000000L)) {
         errno = EINVAL;
         return (int)file_put_ret(f, -1);
     }
-    return (int)file_put_ret(f, m_recvmmsg(f, vec, vlen, flags, tmo));
+    int r = m_recvmmsg(f, vec, vlen, flags, tmo);
+    if (anchor_declined(f, r))
+        return kernel_recvmmsg(fd, fall_back(fd, f), vec, vlen, flags, tmo);
+    return (int)file_put_ret(f, r);
 }
 
 /* ---- sendfile ---- */
@@ -393,6 +441,7 @@ EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
     TF_RESOLVE(out_fd, f, 1);
     ssize_t r = f->kind == FILE_MSOCK ? m_sendfile(f, in_fd, offset, count)
                                       : LIBC(sendfile)(out_fd, in_fd, offset, count);
+    ANCHOR_RETRY(out_fd, f, r, LIBC(sendfile)(out_fd, in_fd, offset, count));
     count_io(f, r, NSTAT_TX_BYTES);
     return file_put_ret(f, r);
 }

@@ -6,9 +6,13 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "anchor.h"
+#include "anchor_direct.h"
+#include "anchor_side.h"
 #include "connect_late.h"
 #include "fd_table.h"
 #include "file.h"
+#include "fd_high.h"
 #include "fw.h"
 #include "fw_log.h"
 #include "libc_api.h"
@@ -46,7 +50,7 @@ static int kernel_fd(const struct file *f, int fd)
 EXPORT int socket(int domain, int type, int protocol)
 {
     if (t_in_module || !is_inet(domain))
-        return LIBC(socket)(domain, type, protocol);
+        return fd_module_high(LIBC(socket)(domain, type, protocol));
     fw_start();
     int fd = LIBC(socket)(domain, type, protocol);
     if (fd < 0)
@@ -63,7 +67,12 @@ EXPORT int socket(int domain, int type, int protocol)
 
 EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 {
-    return LIBC(socketpair)(domain, type, protocol, sv);
+    int r = LIBC(socketpair)(domain, type, protocol, sv);
+    if (r == 0 && t_in_module) {
+        sv[0] = fd_module_high(sv[0]);
+        sv[1] = fd_module_high(sv[1]);
+    }
+    return r;
 }
 
 /* ---- bind / listen / connect: where the stack is decided -------------- */
@@ -113,7 +122,7 @@ EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(bind)(fd, addr, len);
     int r;
-    if (f->kind == FILE_MSOCK) {
+    if (file_is_direct_msock(f)) {
         r = MOD_HAS(f, bind) ? MCALL(f, bind, addr, len) : NOT_SUPPORTED(EOPNOTSUPP);
     } else if (addr != NULL && wants_decision(f, addr, len) && !sock_addr_is_wild(addr, len)) {
         const void *args[2] = { addr, (void *)(uintptr_t)len };
@@ -142,7 +151,7 @@ EXPORT int listen(int fd, int backlog)
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(listen)(fd, backlog);
     int r;
-    if (f->kind == FILE_MSOCK) {
+    if (file_is_direct_msock(f)) {
         r = MOD_OR(f, EOPNOTSUPP, listen, backlog);
     } else if (f->kind == FILE_MLISTEN) {
         r = ml_relisten(f, backlog);
@@ -150,8 +159,10 @@ EXPORT int listen(int fd, int backlog)
         /* a wildcard listener on several stacks (multilisten.c) */
     } else if (wants_decision(f, NULL, 0) && f->type == SOCK_STREAM) {
         int d = sock_decide(fd, f, NULL, 0, op_listen, &backlog, &r);
-        if (d == 1 && (r = LIBC(listen)(fd, backlog)) == 0)
+        if (d == 1 && (r = LIBC(listen)(fd, backlog)) == 0) {
             tcpfirst_set_role(f, TF_LISTENER);
+            anchor_side_listen(fd, f, backlog);   /* plain rsockets clients come over rdma_cm */
+        }
         else if (d < 0)
             r = -1;
     } else {
@@ -204,8 +215,13 @@ static int connect_decide(int fd, struct file *f, const struct sockaddr *addr, s
         d = connect_fallback(fd, f, addr);
     if (d == 1 && ((r = LIBC(connect)(fd, addr, len)) == 0 || errno == EINPROGRESS)) {
         int err = errno;
+        if (r < 0 && __atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE))
+            anchor_direct_note(f, addr, len);
         tcpfirst_set_role(f, TF_ACTIVE);
+        anchor_connected(fd, f, r);
         errno = err;
+    } else if (d == 1 && errno == ECONNREFUSED && __atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE)) {
+        r = anchor_direct_connect(fd, f, addr, len);   /* a plain rsockets server: rdma_cm only */
     } else if (d < 0) {
         r = -1;
     }
@@ -218,7 +234,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(connect)(fd, addr, len);
     int r;
-    if (f->kind == FILE_MSOCK) {
+    if (file_is_direct_msock(f)) {
         r = MOD_HAS(f, connect) ? fb_connect_again(f, MCALL(f, connect, addr, len)) : NOT_SUPPORTED(EOPNOTSUPP);
     } else if (addr != NULL && wants_decision(f, addr, len)) {
         r = connect_decide(fd, f, addr, len);
@@ -238,22 +254,27 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
     struct file *f;
-    if (t_in_module || (f = file_get(fd)) == NULL)
+    if (t_in_module)
+        return fd_module_high(LIBC(accept4)(fd, addr, len, flags));
+    if ((f = file_get(fd)) == NULL)
         return LIBC(accept4)(fd, addr, len, flags);
     int r;
-    if (f->kind == FILE_MSOCK && (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))) {
+    if (file_is_direct_msock(f) && (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))) {
         errno = EINVAL;
         r = -1;
-    } else if (f->kind == FILE_MSOCK) {
+    } else if (file_is_direct_msock(f)) {
         r = MOD_HAS(f, accept) ? sock_accept_module(f->stack, f, f->sock, addr, len, flags)
                                : NOT_SUPPORTED(EOPNOTSUPP);
     } else if (f->kind == FILE_MLISTEN) {
         r = ml_accept(f, addr, len, flags);
     } else {
-        r = LIBC(accept4)(fd, addr, len, flags);
-        if (r >= 0 && f->kind == FILE_KSOCK) {
+        r = anchor_side_usable(f) ? anchor_side_accept(fd, f, addr, len, flags) : LIBC(accept4)(fd, addr, len, flags);
+        struct file *nf = r >= 0 ? fd_table_get(r) : NULL;
+        if (r >= 0 && f->kind == FILE_KSOCK && (nf == NULL || nf->kind != FILE_MSOCK)) {
             int err = errno;
-            if (tcpfirst_track_accepted(r, f, (flags & SOCK_NONBLOCK) != 0) == 0)
+            int nb = (flags & SOCK_NONBLOCK) != 0;
+            /* anchored by the route of its local address, else as the listener says */
+            if (anchor_track_accepted(r, f, nb) == 0 && tcpfirst_track_accepted(r, f, nb) == 0)
                 stats_add(f->stack, NSTAT_CONN_IN, 1);
             errno = err;
         }
@@ -281,7 +302,8 @@ EXPORT int shutdown(int fd, int how)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(shutdown)(fd, how);
-    int r = f->kind == FILE_MSOCK      ? MOD_OR(f, EOPNOTSUPP, shutdown, how)
+    f = anchor_use(fd, f);               /* ordered with the data: the stream's end is the module's */
+    int r = f->kind == FILE_MSOCK      ? MOD_OR(f, EOPNOTSUPP, shutdown, how)   /* anchored too: the module's stream */
             : f->kind == FILE_MLISTEN ? ml_shutdown(f, how)
                                       : LIBC(shutdown)(fd, how);
     return file_put_ret(f, r);
@@ -292,7 +314,7 @@ EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(getsockname)(fd, addr, len);
-    int r = f->kind == FILE_MSOCK ? MOD_OR(f, EOPNOTSUPP, getsockname, addr, len)
+    int r = file_module_named(f) ? MOD_OR(f, EOPNOTSUPP, getsockname, addr, len)
                                   : LIBC(getsockname)(kernel_fd(f, fd), addr, len);
     return file_put_ret(f, r);
 }
@@ -302,9 +324,26 @@ EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(getpeername)(fd, addr, len);
-    int r = f->kind == FILE_MSOCK ? MOD_OR(f, EOPNOTSUPP, getpeername, addr, len)
+    int r = file_module_named(f) ? MOD_OR(f, EOPNOTSUPP, getpeername, addr, len)
                                   : LIBC(getpeername)(kernel_fd(f, fd), addr, len);
     return file_put_ret(f, r);
+}
+
+/* A kernel socket's SO_ERROR, or the error the dispatcher read from it
+ * before (anchor_direct_late), handed out once. */
+static int kernel_so_error(struct file *f, int fd, void *val, socklen_t *len)
+{
+    int r = LIBC(getsockopt)(kernel_fd(f, fd), SOL_SOCKET, SO_ERROR, val, len);
+    if (r < 0 || val == NULL || len == NULL || *len < sizeof(int) ||
+        __atomic_load_n(&f->fb_err, __ATOMIC_RELAXED) == 0)
+        return r;
+    int err;
+    memcpy(&err, val, sizeof(err));
+    if (err == 0) {
+        err = __atomic_exchange_n(&f->fb_err, 0, __ATOMIC_ACQ_REL);
+        memcpy(val, &err, sizeof(err));
+    }
+    return r;
 }
 
 EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
@@ -313,13 +352,28 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(getsockopt)(fd, level, name, val, len);
     int r;
-    if (f->kind == FILE_MSOCK && level == SOL_SOCKET && name == SO_ERROR)
+    if (level == SOL_SOCKET && name == SO_ERROR)
+        f = anchor_use(fd, f);             /* a connect's result is read where it is used */
+    if (file_module_named(f) && level == SOL_SOCKET && name == SO_ERROR)
         r = fb_so_error(f, val, len);      /* a pending connect may fall back here */
-    else if (f->kind == FILE_MSOCK)
+    else if (file_module_named(f))
         r = MOD_OR(f, ENOPROTOOPT, getsockopt, level, name, val, len);
+    else if (level == SOL_SOCKET && name == SO_ERROR)
+        r = kernel_so_error(f, fd, val, len);
     else
-        r = LIBC(getsockopt)(kernel_fd(f, fd), level, name, val, len);
+        r = LIBC(getsockopt)(kernel_fd(f, fd), level, name, val, len);   /* anchored: the TCP socket */
     return file_put_ret(f, r);
+}
+
+/* An anchored socket: the kernel's answer is the app's (the TCP socket is
+ * its socket); the module gets the option too, and one it cannot take is
+ * the kernel's to honour (logged, not an error). */
+static int setsockopt_anchored(struct file *f, int fd, int level, int name, const void *val, socklen_t len)
+{
+    int r = LIBC(setsockopt)(fd, level, name, val, len);
+    if (r == 0 && (!MOD_HAS(f, setsockopt) || MCALL(f, setsockopt, level, name, val, len) < 0))
+        LOG_DBG("fd %d: %s: option level %d name %d left to the TCP socket", fd, f->mod->name, level, name);
+    return r;
 }
 
 EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
@@ -328,8 +382,10 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(setsockopt)(fd, level, name, val, len);
     int r;
-    if (f->kind == FILE_MSOCK) {
+    if (file_is_direct_msock(f)) {
         r = MOD_OR(f, ENOPROTOOPT, setsockopt, level, name, val, len);
+    } else if (file_is_anchored(f)) {
+        r = setsockopt_anchored(f, fd, level, name, val, len);
     } else if (f->kind == FILE_MLISTEN) {
         r = ml_setsockopt(f, level, name, val, len);
     } else {

@@ -141,6 +141,40 @@ static void fallback_empty_is_refused(void **state)
     DIAG_HAS(&d, NSTACK_DIAG_ERROR, "rd_config.json", "ip_route[0].fallback", "must not be empty");
 }
 
+/* ---- "anchor" on ip_route / prot_route ------------------------------------ */
+
+static void anchor_defaults_on_and_is_kept_per_entry(void **state)
+{
+    (void)state;
+    struct nstack_config *cfg = parse_ok(
+        "{\"ip_route\":["
+        "{\"subnet\":\"192.168.21.0/24\",\"stack_name\":\"rsocket\",\"anchor\":false},"
+        "{\"subnet\":\"192.168.22.0/24\",\"stack_name\":\"rsocket\",\"anchor\":true},"
+        "{\"subnet\":\"192.168.23.0/24\",\"stack_name\":\"rsocket\"}],"
+        "\"prot_route\":[{\"proto_type\":1,\"stack_name\":\"shadow\",\"anchor\":false}]}");
+    struct nstack_route_result r = lookup4(cfg, "192.168.21.7");
+    assert_int_equal(r.anchor_off, 1);
+    assert_non_null(strstr(r.rule_text, "(anchor off)"));
+    r = lookup4(cfg, "192.168.22.7");
+    assert_int_equal(r.anchor_off, 0);
+    r = lookup4(cfg, "192.168.23.7");
+    assert_int_equal(r.anchor_off, 0);
+    assert_null(strstr(r.rule_text, "anchor"));
+    r = lookup4(cfg, "10.1.2.3");          /* prot_route tcp */
+    assert_int_equal(r.rule, NSTACK_RULE_PROT_ROUTE);
+    assert_int_equal(r.anchor_off, 1);
+    nstack_config_free(cfg);
+}
+
+static void anchor_not_a_boolean_is_refused(void **state)
+{
+    (void)state;
+    parse_bad("{\"ip_route\":[{\"subnet\":\"10.0.0.0/8\",\"stack_name\":\"rsocket\",\"anchor\":\"no\"}]}");
+    DIAG_HAS(&d, NSTACK_DIAG_ERROR, "rd_config.json", "ip_route[0].anchor", "expected a boolean");
+    parse_bad("{\"prot_route\":[{\"proto_type\":1,\"stack_name\":\"rsocket\",\"anchor\":0}]}");
+    DIAG_HAS(&d, NSTACK_DIAG_ERROR, "rd_config.json", "prot_route[0].anchor", "expected a boolean");
+}
+
 /* ---- "multi_stack_listen" ------------------------------------------------ */
 
 static void multi_listen_defaults_on(void **state)
@@ -365,6 +399,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fallback_kernel_is_kept_per_entry),
+        cmocka_unit_test(anchor_defaults_on_and_is_kept_per_entry),
+        cmocka_unit_test(anchor_not_a_boolean_is_refused),
         cmocka_unit_test(fallback_on_ipv6_entry),
         cmocka_unit_test(fallback_other_than_kernel_is_refused),
         cmocka_unit_test(fallback_unknown_stack_is_refused),

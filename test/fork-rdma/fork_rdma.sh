@@ -37,7 +37,10 @@ trap 'netns_cleanup; rm -rf "$WORK"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 show() { for f in "$@"; do echo "--- $f"; cat "$f"; done; }
 # run_env FORK_SUPPORT: the app environment, fork support 1 or 0.
-run_env() { ENV=(env "${NSTACK_PRELOAD_ENV[@]}" "NSTACK_FORK_SUPPORT=$1" NSTACK_STATS=1 VS_TIMEOUT=30); }
+# NSTACK_ANCHOR=0: these scenarios are about direct module sockets and the
+# TCP-first mode (adopt); a module with anchor() would otherwise anchor
+# every connection (doc/fork.md), which sem_anchor tests.
+run_env() { ENV=(env "${NSTACK_PRELOAD_ENV[@]}" "NSTACK_FORK_SUPPORT=$1" NSTACK_ANCHOR=0 NSTACK_STATS=1 VS_TIMEOUT=30); }
 
 # start_a OUT CMD...: CMD on host A, waiting for its "listening" line.
 start_a() {

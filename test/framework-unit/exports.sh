@@ -18,8 +18,14 @@ poll ppoll epoll_create epoll_create1 epoll_ctl epoll_wait epoll_pwait
 epoll_pwait2 dup dup2 dup3 close_range fork sendfile sendfile64 __read_chk
 __recv_chk __recvfrom_chk __poll_chk __ppoll_chk __fdelt_chk"
 # Also exported on purpose: glibc's internal fcntl alias, vfork (made a
-# fork), and the kernel stack's registration (the "static" loadtype).
-ALSO="__fcntl vfork kernel_stack_register"
+# fork), the exec family (TCP-anchored connections an exec'd image
+# inherits, doc/fork.md), and the kernel stack's registration (the
+# "static" loadtype).
+# pipe, pipe2, eventfd and timerfd_create: the fds a module and its device
+# library create during a module call go to the high range, out of the
+# app's (wrap_modfd.c; any other caller gets libc's call unchanged).
+ALSO="__fcntl vfork execve execvpe execv execvp execl execlp execle kernel_stack_register
+pipe pipe2 eventfd timerfd_create"
 
 EXPORTED=$(nm -D --defined-only "$LIB" | awk '$2 ~ /^[TWiV]$/ {print $3}' | sed 's/@.*//' | sort -u)
 [ -n "$EXPORTED" ] || fail "nm -D found no exported functions in $LIB"

@@ -23,10 +23,12 @@
 #define LONG_MS 10000
 
 /* 1 when the runner routed the test subnets to a module (preload-shadow). */
+/* The test address is routed to a module (SEM_MODULE_ROUTE; runners that
+ * predate it set SEM_MODULE_SOCKETS for the same). */
 static int module_mode(void)
 {
-    const char *m = getenv("SEM_MODULE_SOCKETS");
-    return m != NULL && strcmp(m, "1") == 0;
+    const char *r = getenv("SEM_MODULE_ROUTE"), *m = getenv("SEM_MODULE_SOCKETS");
+    return (r != NULL && strcmp(r, "1") == 0) || (m != NULL && strcmp(m, "1") == 0);
 }
 
 /* ---- UDP on a stream-only stack --------------------------------------- */

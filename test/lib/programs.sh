@@ -108,13 +108,14 @@ prog_client_in() {
     fi
 }
 
-# A module's listener is invisible to ss: there, the server's counters
-# show a socket on the module (counted when bind() routes it, before
-# listen()), and the software RDMA device's listen name appears in the
-# test's fabric at rdma_listen() - a connect before that is refused.
+# On the rsocket route a listener is TCP-anchored (doc/fork.md): a kernel
+# TCP listener, which ss shows, with the module's listener beside it for
+# plain rsockets clients, whose listen name the software RDMA device puts
+# in the test's fabric at rdma_listen().
 _listening() {
     if [ "$PROG_MODE" = rsocket ]; then
-        _server_on_stack rsocket && [ -e "$SOFTRDMA_FABRIC/cm/${PROG_ADDR}_$1" ]
+        ip netns exec "$NS_A" ss -Hltn "sport = :$1" | grep -q . &&
+            [ -e "$SOFTRDMA_FABRIC/cm/${PROG_ADDR}_$1" ]
     else
         ip netns exec "$NS_A" ss -Hltn "sport = :$1" | grep -q .
     fi

@@ -41,10 +41,9 @@ srv_setup() {
     trap srv_cleanup EXIT
     # Workers that drop privileges (www-data, postgres) read their files here.
     chmod 755 "$PROG_TMP"
-    # The test's private fabric stands in for the device's default
-    # (/run/softrdma, made by root 0755): the device itself must let other
-    # users' processes in, as /dev/infiniband does.
-    [ -n "${_NETNS_OWN_FABRIC:-}" ] && chmod 755 "$SOFTRDMA_FABRIC"
+    # The test's private fabric is 1777 (test/lib/netns.sh), as the device
+    # makes /run/softrdma: workers that dropped to www-data or postgres
+    # share it with root's processes, as /dev/infiniband lets any user in.
     SRV_IFACE=eth0; [ "$PROG_MODE" = plain ] && SRV_IFACE=lo
     SRV_CLIENT_ENV=()
     _prog_preloaded && SRV_CLIENT_ENV=("${NSTACK_PRELOAD_ENV[@]}" NSTACK_STATS=1)

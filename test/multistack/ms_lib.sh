@@ -27,7 +27,11 @@ write_config() {
   { "stack_name": "kernel", "libname": "", "loadtype": "static", "deploytype": 1, "stackid": 0 },
   { "stack_name": "shadow", "libname": "$SHADOW", "loadtype": "dynamic", "deploytype": 1, "stackid": 1 } ] }
 JSON
-    echo "{ \"ip_route\": [ { \"subnet\": \"192.168.21.0/24\", \"stack_name\": \"shadow\" $2 } ], $1 \"prot_route\": [] }" \
+    # "anchor": false (per-route opt-out of TCP-anchored connections): these
+    # tests are about direct module sockets and multi-stack listeners, which
+    # a route keeps with it (and a module without anchor() always has);
+    # MS_ANCHOR=true for the anchored test (anchor.sh).
+    echo "{ \"ip_route\": [ { \"subnet\": \"192.168.21.0/24\", \"stack_name\": \"shadow\", \"anchor\": ${MS_ANCHOR:-false} $2 } ], $1 \"prot_route\": [] }" \
         >"$WORK/rd.json"
 }
 

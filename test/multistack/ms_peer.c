@@ -67,7 +67,8 @@ static void check_poll_select(int lis)
 static void accept_by_events(int lis, int port, int want, size_t bytes)
 {
     int ep = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = { .events = EPOLLIN };
+    /* MS_EXCLUSIVE=1: as nginx with several workers registers it */
+    struct epoll_event ev = { .events = EPOLLIN | (getenv("MS_EXCLUSIVE") ? EPOLLEXCLUSIVE : 0) };
     if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lis, &ev) < 0)
         die("epoll on the listener");
     int done = 0;

@@ -13,8 +13,6 @@ need_data=1
 prog=$1; shift
 [ -x "$prog" ] || fail "program $prog not built"
 rsfw_setup
-# lets the programs skip what module sockets cannot do by design (exec inheritance)
-export SEM_MODULE_SOCKETS=1
 cd "$WORK" || fail "cd $WORK"
 SEM_ADDR=$IP_A SEM_ADDR6=$IP6_A in_a "${RS_ENV[@]}" "$prog" "$@" 2>"$WORK/stderr"
 rc=$?

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -223,11 +224,59 @@ static int set_nonblock(int fd)
     return fl < 0 ? -1 : API(fcntl)(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+/* PEER_CONNECT_NONBLOCK=1: a nonblocking connect, waited for with poll,
+ * its result read with SO_ERROR; then getpeername must name the server. */
+static int connect_nonblocking(int fd, const struct addrinfo *ai)
+{
+    int err = 0;
+    socklen_t el = sizeof(err);
+    struct sockaddr_storage peer;
+    socklen_t pl = sizeof(peer);
+    if (set_nonblock(fd) || (API(connect)(fd, ai->ai_addr, ai->ai_addrlen) && errno != EINPROGRESS) ||
+        wait_ready(fd, POLLOUT, now_ms() + ACCEPT_TIMEOUT_MS) ||
+        API(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &err, &el) || (errno = err) != 0) {
+        fprintf(stderr, PEER_NAME ": nonblocking connect: %s\n", strerror(errno));
+        return -1;
+    }
+    if (API(getpeername)(fd, (struct sockaddr *)&peer, &pl) || pl != ai->ai_addrlen ||
+        memcmp(&peer, ai->ai_addr, pl)) {
+        fprintf(stderr, PEER_NAME ": getpeername after the nonblocking connect does not name the server\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* The listener is readable before the deadline. PEER_ACCEPT_EPOLL=1 (plain
+ * sockets): waited for with epoll, as event-loop servers do. */
+static int wait_listener(int fd, int64_t deadline)
+{
+#ifdef IO_PLAIN_SOCKETS
+    const char *e = getenv("PEER_ACCEPT_EPOLL");
+    if (e && !strcmp(e, "1")) {
+        struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd }, out;
+        int ep = epoll_create1(EPOLL_CLOEXEC), n = -1;
+        if (ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0) {
+            int left = (int)(deadline - now_ms());
+            n = epoll_wait(ep, &out, 1, left > 0 ? left : 0);
+        }
+        if (ep >= 0)
+            close(ep);
+        if (n != 1)
+            errno = n == 0 ? ETIMEDOUT : errno;
+        return n == 1 ? 0 : -1;
+    }
+#endif
+    return wait_ready(fd, POLLIN, deadline);
+}
+
 static int open_connection(bool server, const struct addrinfo *ai, const char *sc)
 {
     int fd = API(socket)(ai->ai_family, SOCK_STREAM, 0), one = 1, c;
     if (fd < 0 || scenario_options(fd, sc))
         return -1;
+    const char *nb = getenv("PEER_CONNECT_NONBLOCK");
+    if (!server && nb && !strcmp(nb, "1"))
+        return connect_nonblocking(fd, ai) ? -1 : fd;
     if (!server) {
         if (API(connect)(fd, ai->ai_addr, ai->ai_addrlen)) {
             fprintf(stderr, PEER_NAME ": connect: %s\n", strerror(errno));
@@ -242,7 +291,7 @@ static int open_connection(bool server, const struct addrinfo *ai, const char *s
     }
     printf("LISTENING\n");
     fflush(stdout);
-    if (set_nonblock(fd) || wait_ready(fd, POLLIN, now_ms() + ACCEPT_TIMEOUT_MS)) {
+    if (set_nonblock(fd) || wait_listener(fd, now_ms() + ACCEPT_TIMEOUT_MS)) {
         fprintf(stderr, PEER_NAME ": no connection within %d ms: %s\n", ACCEPT_TIMEOUT_MS, strerror(errno));
         return -1;
     }

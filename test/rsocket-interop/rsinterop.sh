@@ -8,6 +8,8 @@
 #   rsocket  rs_engine_peer (rsocket API) with LD_PRELOAD=libdmm_rsocket.so
 #   nstack   rs_sock_peer (plain sockets) under libnStackAPI.so, with
 #            192.168.21.0/24 routed to the rsocket stack
+#   nstack-nb  as nstack, the client's connect nonblocking, the server's
+#            accept waited for with epoll
 #   swapped  as rsocket, but the reference peer announces a big-endian
 #            host (NET flag): the engine must write the SGL and iomap
 #            entries it sends us byte-swapped, and read ours unswapped
@@ -20,11 +22,15 @@ SOFT=$NSTACK_RELEASE/lib64/softrdma
 PORT=7490
 STEP_TIMEOUT=${RSINTEROP_TIMEOUT:-400}
 
-if [ "$API" = nstack ]; then
+if [ "$API" = nstack ] || [ "$API" = nstack-nb ]; then
     # shellcheck source=../rsocket-fw/rsfw_lib.sh
     . "$NSTACK_SRC/test/rsocket-fw/rsfw_lib.sh"
     rsfw_setup
     ENGINE=("${RS_ENV[@]}" "$IBIN/rs_sock_peer")
+    # nstack-nb: the client's connect is nonblocking (poll, SO_ERROR,
+    # getpeername), the server waits for its connection with epoll
+    [ "$API" = nstack-nb ] &&
+        ENGINE=("${RS_ENV[@]}" PEER_CONNECT_NONBLOCK=1 PEER_ACCEPT_EPOLL=1 "$IBIN/rs_sock_peer")
     dir=$WORK
 else
     . "$NSTACK_SRC/test/lib/netns.sh"

@@ -19,6 +19,7 @@
  * is reachable only through it, so its own lock is taken inside the
  * listener's (listener -> child, never the reverse).
  */
+#include "rs_anchor.h"
 #include "rs_sock.h"
 
 #include <errno.h>
@@ -105,6 +106,41 @@ static void queue_child(struct rsock *l, struct rsock *c)
     l->acceptq_len++;
 }
 
+/*
+ * An anchored socket's listener (rs_anchor.c) takes one request, straight
+ * into the waiting socket `adopt_into` rather than a new one: that socket
+ * is already the application's (its wait fd is in the dispatcher's sets).
+ * Nothing is queued and the listener does not watch it: the socket reads
+ * its own CM channel from then on. Listener lock held; the socket's is
+ * taken inside it (the engine's order).
+ */
+static void accept_into(struct rsock *l, struct rdma_cm_id *nid, const struct rs_conn_info *ci)
+{
+    /* adopt_into stays set: the socket outlives its listener, and a
+     * second request finds it taken (id set) and is rejected */
+    struct rsock *c = l->adopt_into;
+    pthread_mutex_lock(&c->lock);
+    int ok = c->id == NULL && c->state == RS_INIT && c->anc_phase < RS_ANC_PHASE_UPGRADED &&
+             rs_anchor_request_ok(c, rdma_get_peer_addr(nid));
+    if (ok) {
+        c->id = nid;
+        nid->context = c;
+        if (new_channel(c) || rdma_migrate_id(nid, c->cm_chan) || accept_on_wire(c, ci)) {
+            c->err = errno ? errno : ECONNABORTED;
+            rs_log(3, "anchored connection: accepting failed: %s", strerror(c->err));
+            rdma_reject(nid, NULL, 0);
+            rs_set_state(c, RS_CONNECT_ERROR);
+        }
+        rs_event(c);
+    }
+    void *cookie = c->cookie;
+    pthread_mutex_unlock(&c->lock);
+    if (!ok)
+        return reject_request(nid, "anchor listener: not the TCP peer, or taken or given up");
+    if (cookie && rs_notify_fn)
+        rs_notify_fn(cookie);
+}
+
 /* The request's private data was copied before its event was acked.
  * Requests beyond the backlog (accepting or ready) are rejected. */
 void rs_accept_request(struct rsock *l, struct rdma_cm_id *nid, const uint8_t *pdata,
@@ -119,6 +155,8 @@ void rs_accept_request(struct rsock *l, struct rdma_cm_id *nid, const uint8_t *p
         return reject_request(nid, why);
     if (!rs_transport_supported(nid, "incoming connection rejected"))
         return reject_request(nid, NULL);
+    if (l->adopt_into)
+        return accept_into(l, nid, &ci);
     struct rsock *c = rs_alloc(l->domain, l);
     if (!c)
         return reject_request(nid, "out of memory");

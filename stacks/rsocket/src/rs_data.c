@@ -211,12 +211,12 @@ static int take_cq_event(struct rsock *s)
  */
 static unsigned ready_sources(struct rsock *s)
 {
-    struct epoll_event ev[4];
+    struct epoll_event ev[8];
     unsigned m = 0;
 
     if (!rs_sources_known(s))
         return RS_SRC_ALL;
-    int n = epoll_wait(s->wait_fd, ev, 4, 0);
+    int n = epoll_wait(s->wait_fd, ev, 8, 0);
     if (n < 0)
         return RS_SRC_ALL;
     for (int i = 0; i < n; i++)
@@ -232,6 +232,8 @@ unsigned rs_source_of(const struct rsock *s, int fd)
         return RS_SRC_CM;
     if (fd >= 0 && fd == s->timer_fd)
         return RS_SRC_TIMER;
+    if (fd >= 0 && fd == s->anchor_fd)
+        return RS_SRC_ANCHOR;
     return RS_SRC_ALL;
 }
 
@@ -284,6 +286,8 @@ int rs_progress_sources(struct rsock *s, unsigned src, int from_poll)
 
     if (src & RS_SRC_CM)
         rs_conn_process_cm(s);
+    if ((src & RS_SRC_ANCHOR) && s->anchor_fd >= 0)
+        rs_anchor_check(s);
     if (s->lp_in_wait && (s->state < RS_RESOLVING_ADDR || s->state > RS_CONNECTING))
         rs_lprog_del_from_wait_fd(s);     /* the connect has its outcome */
     if (src & RS_SRC_CQ)

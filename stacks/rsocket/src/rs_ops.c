@@ -24,6 +24,11 @@ static void rs_global_init(void)
     pthread_atfork(NULL, NULL, rs_fork_child_reset);
 }
 
+void rs_global_init_once(void)
+{
+    pthread_once(&rs_once, rs_global_init);
+}
+
 static int create_channel_and_id(struct rsock *s)
 {
     s->cm_chan = rdma_create_event_channel();
@@ -264,7 +269,7 @@ int rs_e_name(struct rsock *s, int peer, struct sockaddr *addr, socklen_t *len)
         errno = ENOTCONN;
         return -1;
     }
-    sa = peer ? rdma_get_peer_addr(s->id) : rdma_get_local_addr(s->id);
+    sa = !s->id ? NULL : peer ? rdma_get_peer_addr(s->id) : rdma_get_local_addr(s->id);
     if (!sa || sa->sa_family != s->domain)
         sa = (const struct sockaddr *)&zero;
     memcpy(addr, sa, *len < real ? *len : real);

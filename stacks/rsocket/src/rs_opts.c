@@ -99,6 +99,11 @@ static int set_socket_level(struct rsock *s, int name, const void *val, socklen_
         s->keepalive = !!v;
         return s->state >= RS_CONNECTED ? rs_keepalive_arm(s) : 0;
     case SO_OOBINLINE: return 0;
+    /* Stored, no effect: an rsocket listener is not shared (a second bind
+     * of the port fails clearly at bind), and priorities do not apply to
+     * the RDMA queue pair. */
+    case SO_REUSEPORT: s->reuseport = !!v; return 0;
+    case SO_PRIORITY:  return 0;
     }
     errno = ENOPROTOOPT;
     return -1;
@@ -107,6 +112,8 @@ static int set_socket_level(struct rsock *s, int name, const void *val, socklen_
 static int set_tcp_level(struct rsock *s, int name, const void *val, socklen_t len)
 {
     int v;
+    if (name == TCP_CONGESTION)
+        return val ? 0 : (errno = EFAULT, -1);       /* a string, not an int */
     if (get_int(val, len, &v))
         return -1;
     switch (name) {
@@ -118,9 +125,22 @@ static int set_tcp_level(struct rsock *s, int name, const void *val, socklen_t l
         }
         s->keepidle_s = v;
         return s->keepalive && s->state >= RS_CONNECTED ? rs_keepalive_arm(s) : 0;
-    case TCP_KEEPCNT:
-    case TCP_KEEPINTVL:
+    /* Stored for getsockopt, no effect on RDMA (the keepalive probe
+     * period is TCP_KEEPIDLE). TCP_CORK: data is not held back, every
+     * send posts at once (as with TCP_NODELAY); a corked sender only
+     * loses the coalescing, never data or order (nginx tcp_nopush). */
+    case TCP_KEEPCNT:      s->keepcnt = v; return 0;
+    case TCP_KEEPINTVL:    s->keepintvl_s = v; return 0;
+    case TCP_CORK:         s->cork = !!v; return 0;
+    case TCP_DEFER_ACCEPT: s->defer_accept_s = v < 0 ? 0 : v; return 0;
+    case TCP_FASTOPEN:     s->fastopen = v; return 0;
+    case TCP_USER_TIMEOUT: s->user_timeout_ms = v < 0 ? 0 : v; return 0;
+    case TCP_QUICKACK:     s->quickack_off = !v; return 0;
     case TCP_CONGESTION:
+    case TCP_MAXSEG:
+    case TCP_LINGER2:
+    case TCP_WINDOW_CLAMP:
+    case TCP_SYNCNT:
         return 0;
     }
     errno = ENOPROTOOPT;
@@ -165,10 +185,13 @@ int rs_e_setsockopt(struct rsock *s, int level, int name, const void *val, sockl
         r = set_rdma_level(s, name, val, len);
     else if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY && !get_int(val, len, &r)) {
         s->afonly = !!r;
-        r = rdma_set_option(s->id, RDMA_OPTION_ID, RDMA_OPTION_ID_AFONLY, &s->afonly,
-                            sizeof(s->afonly));
+        r = !s->id ? 0 : rdma_set_option(s->id, RDMA_OPTION_ID, RDMA_OPTION_ID_AFONLY,
+                                         &s->afonly, sizeof(s->afonly));
+    } else if ((level == IPPROTO_IP && name == IP_TOS) ||
+               (level == IPPROTO_IPV6 && name == IPV6_TCLASS)) {
+        r = get_int(val, len, &s->tos);  /* stored, no effect on RDMA */
     } else if (level == IPPROTO_IP || level == IPPROTO_IPV6)
-        r = 0;                           /* IP_TOS and friends: accepted, no effect */
+        r = 0;                           /* the other IP options: accepted, no effect */
     else {
         errno = ENOPROTOOPT;
         r = -1;
@@ -196,6 +219,8 @@ static int get_socket_level(struct rsock *s, int name, void *val, socklen_t *len
     case SO_LINGER:    return put_bytes(val, len, &s->linger, sizeof(s->linger));
     case SO_RCVTIMEO:  return put_bytes(val, len, &s->rcvtimeo, sizeof(s->rcvtimeo));
     case SO_SNDTIMEO:  return put_bytes(val, len, &s->sndtimeo, sizeof(s->sndtimeo));
+    case SO_REUSEPORT: return put_int(val, len, s->reuseport);
+    case SO_OOBINLINE: return put_int(val, len, 0);
     }
     errno = ENOPROTOOPT;
     return -1;
@@ -235,6 +260,13 @@ static int get_tcp_level(struct rsock *s, int name, void *val, socklen_t *len)
     case TCP_KEEPIDLE: return put_int(val, len, s->keepidle_s ? s->keepidle_s : 7200);
     case TCP_MAXSEG:   return put_int(val, len, RS_TCP_MAXSEG);
     case TCP_INFO:     return get_tcp_info(s, val, len);
+    case TCP_CORK:     return put_int(val, len, s->cork);
+    case TCP_KEEPINTVL: return put_int(val, len, s->keepintvl_s ? s->keepintvl_s : 75);
+    case TCP_KEEPCNT:  return put_int(val, len, s->keepcnt ? s->keepcnt : 9);
+    case TCP_DEFER_ACCEPT: return put_int(val, len, s->defer_accept_s);
+    case TCP_FASTOPEN: return put_int(val, len, s->fastopen);
+    case TCP_USER_TIMEOUT: return put_int(val, len, s->user_timeout_ms);
+    case TCP_QUICKACK: return put_int(val, len, !s->quickack_off);
     }
     errno = ENOPROTOOPT;
     return -1;
@@ -270,6 +302,9 @@ int rs_e_getsockopt(struct rsock *s, int level, int name, void *val, socklen_t *
         r = get_rdma_level(s, name, val, len);
     else if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY)
         r = put_int(val, len, s->afonly > 0);
+    else if ((level == IPPROTO_IP && name == IP_TOS) ||
+             (level == IPPROTO_IPV6 && name == IPV6_TCLASS))
+        r = put_int(val, len, s->tos);
     else {
         errno = ENOPROTOOPT;
         r = -1;

@@ -23,6 +23,7 @@ void rs_fork_child_reset(void)
 {
     __atomic_add_fetch(&rs_fork_gen, 1, __ATOMIC_RELAXED);
     rs_lprog_fork_child();
+    rs_anc_fork_child();
 }
 
 /* Set by rs_module.c; stderr otherwise (warnings and errors only). */
@@ -70,6 +71,7 @@ struct rsock *rs_alloc(int domain, const struct rsock *inherit)
     s->domain = domain;
     s->fork_gen = __atomic_load_n(&rs_fork_gen, __ATOMIC_RELAXED);
     s->timer_fd = -1;
+    s->anchor_fd = -1;
     s->afonly = -1;
     s->rd_open = s->wr_open = 1;
     s->wait_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -107,6 +109,7 @@ void rs_free(struct rsock *s)
 {
     int owner = s->fork_gen == __atomic_load_n(&rs_fork_gen, __ATOMIC_RELAXED);
 
+    rs_anchor_free(s);           /* its listener first: it may point at s */
     if (owner) {
         rs_endpoint_destroy(s);
         rs_iomap_free(s);

@@ -41,6 +41,9 @@ struct rs_tunables {
     uint32_t close_timeout_ms;   /* bound of close() when the peer is gone */
     uint32_t resolve_timeout_ms; /* address and route resolution */
     uint32_t connect_timeout_ms; /* whole blocking connect */
+    uint32_t anchor_hello_ms;    /* anchored: wait for the peer's hello */
+    uint32_t anchor_timeout_ms;  /* anchored: whole handshake once committed */
+    uint32_t anchor_negcache_ms; /* anchored: remember a peer without hello */
 };
 extern struct rs_tunables rs_tun;
 void rs_tunables_load(void);
@@ -156,6 +159,24 @@ struct rsock {
     int in_listener_wait;        /* accepting: our CM fd is in the listener's wait fd */
 
     struct rs_iomap *iomap;      /* riomap state, NULL until used */
+
+    /* TCP-anchored sockets (rs_anchor.c): the handshake, NULL otherwise;
+     * set before the socket is handed out, freed with it. anc_phase is
+     * written under lock with atomic stores (the data path reads it
+     * unlocked: rs_anchor_ready). Once upgraded, anchor_fd is the TCP
+     * socket watched for peer death (anchor_ev: EPOLLRDHUP, 0 after a
+     * FIN), -1 otherwise. */
+    struct rs_anchor *anc;
+    int anc_phase;
+    int anchor_fd;
+    uint32_t anchor_ev;
+    /* passive anchor listener: its one connection request is accepted
+     * into this socket (under the listener's lock, then this one's) */
+    struct rsock *adopt_into;
+
+    /* options stored for getsockopt that RDMA has no use for (rs_opts.c) */
+    int cork, keepintvl_s, keepcnt, defer_accept_s, fastopen, reuseport,
+        user_timeout_ms, quickack_off, tos;
 };
 
 /* Fork generation; grows in every child (pthread_atfork). */
@@ -260,7 +281,8 @@ void rs_progress_io(struct rsock *s);
 #define RS_SRC_CQ    1u
 #define RS_SRC_CM    2u
 #define RS_SRC_TIMER 4u
-#define RS_SRC_ALL   7u
+#define RS_SRC_ANCHOR 8u             /* the TCP anchor (rs_anchor_check) */
+#define RS_SRC_ALL   15u
 static inline int rs_sources_known(const struct rsock *s)
 {
     return s->state == RS_CONNECTED || s->state == RS_DISCONNECTED;
@@ -293,6 +315,16 @@ uint32_t rs_poll_events(struct rsock *s, uint64_t *gen);
 void rs_iomap_free(struct rsock *s);
 int rs_iomap_flush(struct rsock *s);
 int rs_iomap_publish(struct rsock *s, int64_t deadline);
+
+/* rs_anchor.c: liveness of an upgraded anchored socket (lock held) */
+void rs_anchor_check(struct rsock *s);
+void rs_anchor_free(struct rsock *s);
+/* fork child: the negative cache's lock may have been held by a thread
+ * that does not exist there */
+void rs_anc_fork_child(void);
+
+/* rs_ops.c: process-wide initialisation, once */
+void rs_global_init_once(void);
 
 /* the engine's socket API (rs_api.c wraps it with fds, rs_module.c with
  * the module contract) */

@@ -18,6 +18,8 @@
  */
 #include "rs_tcpfirst.h"
 
+#include "rs_anchor.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -138,20 +140,6 @@ static int tf_recv(int kfd, int type, uint16_t *port, int64_t deadline)
     return 0;
 }
 
-static void tf_set_port(struct sockaddr_storage *ss, uint16_t port)
-{
-    if (ss->ss_family == AF_INET6)
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-    else
-        ((struct sockaddr_in *)ss)->sin_port = htons(port);
-}
-
-static uint16_t tf_get_port(const struct sockaddr_storage *ss)
-{
-    return ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
-                                           : ((const struct sockaddr_in *)ss)->sin_port);
-}
-
 /* An rsocket listener on the TCP socket's local address, ephemeral port. */
 static struct rsock *tf_listen(int kfd, uint16_t *port)
 {
@@ -162,7 +150,7 @@ static struct rsock *tf_listen(int kfd, uint16_t *port)
         return NULL;
     if (rs_e_socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0, &l) < 0)
         return NULL;
-    tf_set_port(&ss, 0);
+    rs_anc_set_port(&ss, 0);
     len = sizeof(ss);
     if (rs_e_bind(l, (struct sockaddr *)&ss, ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                                       : sizeof(struct sockaddr_in)) < 0 ||
@@ -172,7 +160,7 @@ static struct rsock *tf_listen(int kfd, uint16_t *port)
         errno = err;
         return NULL;
     }
-    *port = tf_get_port(&ss);
+    *port = rs_anc_get_port(&ss);
     return l;
 }
 
@@ -245,7 +233,7 @@ static struct rsock *tf_active(int kfd, int flags, int64_t deadline)
     if (getpeername(kfd, (struct sockaddr *)&peer, &len) < 0 ||
         rs_e_socket(peer.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0, &c) < 0)
         return NULL;
-    tf_set_port(&peer, port);
+    rs_anc_set_port(&peer, port);
     if ((rs_e_connect(c, (struct sockaddr *)&peer, len) < 0 && errno != EINPROGRESS) ||
         tf_connect_wait(c, deadline) < 0) {
         int err = errno;

@@ -21,6 +21,9 @@ struct rs_tunables rs_tun = {
     .close_timeout_ms = 3000,
     .resolve_timeout_ms = 2000,
     .connect_timeout_ms = 30000,
+    .anchor_hello_ms = 200,
+    .anchor_timeout_ms = 10000,
+    .anchor_negcache_ms = 30000,
 };
 
 struct rs_tunable_src {
@@ -77,6 +80,9 @@ void rs_tunables_load(void)
         { NULL, "RS_CLOSE_TIMEOUT_MS",   &rs_tun.close_timeout_ms, 0, 3600000 },
         { NULL, "RS_RESOLVE_TIMEOUT_MS", &rs_tun.resolve_timeout_ms, 10, 600000 },
         { NULL, "RS_CONNECT_TIMEOUT_MS", &rs_tun.connect_timeout_ms, 10, 3600000 },
+        { NULL, "RS_ANCHOR_HELLO_MS",    &rs_tun.anchor_hello_ms, 1, 60000 },
+        { NULL, "RS_ANCHOR_TIMEOUT_MS",  &rs_tun.anchor_timeout_ms, 10, 3600000 },
+        { NULL, "RS_ANCHOR_NEGCACHE_MS", &rs_tun.anchor_negcache_ms, 0, 86400000 },
     };
     const char *dir = getenv("RS_CONFIG_DIR");
     if (!dir)

@@ -130,7 +130,7 @@ static int wait_on_cond(struct rsock *s, int64_t deadline_ms)
 /* The fds this poller sleeps on: a connected socket's sources themselves,
  * so the wake-up says which one has something (no read that fails with
  * EAGAIN), or the wait fd for other states; then the kick fd. */
-static int poll_set(struct rsock *s, struct pollfd pfd[4])
+static int poll_set(struct rsock *s, struct pollfd pfd[6])
 {
     int n = 0;
 
@@ -141,6 +141,8 @@ static int poll_set(struct rsock *s, struct pollfd pfd[4])
             pfd[n++] = (struct pollfd){ .fd = s->cm_chan->fd, .events = POLLIN };
         if (s->timer_fd >= 0)
             pfd[n++] = (struct pollfd){ .fd = s->timer_fd, .events = POLLIN };
+        if (s->anchor_fd >= 0)
+            pfd[n++] = (struct pollfd){ .fd = s->anchor_fd, .events = (short)s->anchor_ev };
     } else {
         pfd[n++] = (struct pollfd){ .fd = s->wait_fd, .events = POLLIN };
     }
@@ -153,7 +155,7 @@ static int poll_set(struct rsock *s, struct pollfd pfd[4])
  * Returns the ready sources (RS_SRC_*), or -1 (errno set). */
 static int wait_on_fd(struct rsock *s, int timeout)
 {
-    struct pollfd pfd[4];
+    struct pollfd pfd[6];
     int nfds = poll_set(s, pfd);
     int known = rs_sources_known(s);
     s->poller_busy = s->poller_asleep = 1;

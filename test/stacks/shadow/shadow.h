@@ -27,7 +27,33 @@ struct nstack_sock {
     _Atomic uint64_t gen;       /* grows on every drained event */
     int local_shifted;          /* local port is in the shadow port space */
     int peer_shifted;           /* peer port is in the shadow port space */
+    /* Anchored (shadow_anchor.c): kfd is the dispatcher's (never closed
+     * here); tfd is the agreement's deadline timer, in wfd. The fields
+     * below are used by one thread at a time in the tests that drive them
+     * (the module is a test device, not a thread-safe stack). */
+    int anchor;
+    int astate;                 /* SHADOW_AS_* */
+    int hello_out, peer_hello;
+    int nonblock;
+    int tfd;
 };
+
+enum { SHADOW_AS_UPGRADING = 1, SHADOW_AS_UP, SHADOW_AS_FALLBACK };
+enum { SHADOW_ANCHOR_ON = 0, SHADOW_ANCHOR_OFF, SHADOW_ANCHOR_DECLINE, SHADOW_ANCHOR_FALLBACK };
+/* SHADOW_ANCHOR, read once at registration (shadow_anchor.c). */
+extern int shadow_anchor_mode;
+void shadow_anchor_config(void);
+int shadow_anchor_hello(int kfd, int role);
+int shadow_anchor(int kfd, int role, int flags, nstack_sock **out);
+/* Advances the agreement without blocking. */
+void shadow_anchor_step(nstack_sock *s);
+/* Before a data call on an anchored socket: 0 once upgraded; -1 with
+ * EAGAIN (nonblocking, still upgrading) or ENOPROTOOPT (stays on TCP). */
+int shadow_anchor_gate(nstack_sock *s, int flags);
+/* The readiness an anchored socket reports, from the kernel's mask of kfd. */
+uint32_t shadow_anchor_events(nstack_sock *s, uint32_t mask);
+/* FIONREAD without the peer's unread urgent byte. */
+int shadow_anchor_inq(nstack_sock *s, int *avail);
 
 /* SHADOW_PORT_OFFSET=N (test knob, read at init): the shadow gets a port
  * space of its own, as a real stack (RDMA CM) has - bound and connected

@@ -3,6 +3,7 @@
 #include "shadow.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 /* Set once before any socket exists; read-only afterwards. */
@@ -64,6 +65,37 @@ static const struct nstack_module shadow_module = {
     .set_nonblock = shadow_set_nonblock,
     .ioctl = shadow_ioctl,
     .poll_events = shadow_poll_events,
+    .anchor_hello = shadow_anchor_hello,
+    .anchor = shadow_anchor,
+};
+
+/* SHADOW_ANCHOR=off: the same module without the ABI 1.2 ops. */
+static const struct nstack_module shadow_module_direct = {
+    .abi_version = NSTACK_MODULE_ABI_VERSION,
+    .struct_size = offsetof(struct nstack_module, anchor_hello),
+    .name = "shadow",
+    .caps = NSTACK_CAP_INET | NSTACK_CAP_INET6 | NSTACK_CAP_STREAM,
+    .init = shadow_init,
+    .fork_child = shadow_fork_child,
+    .socket = shadow_socket,
+    .set_cookie = shadow_set_cookie,
+    .bind = shadow_bind,
+    .listen = shadow_listen,
+    .accept = shadow_accept,
+    .connect = shadow_connect,
+    .shutdown = shadow_shutdown,
+    .close = shadow_close,
+    .send = shadow_send,
+    .recv = shadow_recv,
+    .sendmsg = shadow_sendmsg,
+    .recvmsg = shadow_recvmsg,
+    .getsockname = shadow_getsockname,
+    .getpeername = shadow_getpeername,
+    .getsockopt = shadow_getsockopt,
+    .setsockopt = shadow_setsockopt,
+    .set_nonblock = shadow_set_nonblock,
+    .ioctl = shadow_ioctl,
+    .poll_events = shadow_poll_events,
 };
 
 __attribute__((visibility("default")))
@@ -74,6 +106,7 @@ int shadow_stack_register(const struct nstack_fw_api *fw, const struct nstack_mo
         return -1;
     }
     shadow_fw = fw;
-    *out = &shadow_module;
+    shadow_anchor_config();
+    *out = shadow_anchor_mode == SHADOW_ANCHOR_OFF ? &shadow_module_direct : &shadow_module;
     return 0;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 
 /* Every event of kfd, edge-triggered: an edge is "something happened". */
 #define SHADOW_WAIT_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET)
@@ -116,13 +117,25 @@ int shadow_shutdown(nstack_sock *s, int how) { return sys_shutdown(s->kfd, how);
 int shadow_close(nstack_sock *s)
 {
     sys_close(s->wfd);
-    int r = sys_close(s->kfd);
+    int r = 0;
+    if (s->anchor && s->tfd >= 0)
+        sys_close(s->tfd);      /* kfd is the dispatcher's */
+    else
+        r = sys_close(s->kfd);
     free(s);
     return r;
 }
 
+/* An anchored socket carries data only once upgraded. */
+#define ANCHOR_GATE(s, flags)                                                   \
+    do {                                                                         \
+        if ((s)->anchor && shadow_anchor_gate((s), (flags)) < 0)                 \
+            return -1;                                                           \
+    } while (0)
+
 ssize_t shadow_send(nstack_sock *s, const void *buf, size_t len, int flags)
 {
+    ANCHOR_GATE(s, flags);
     ssize_t n = sys_sendto(s->kfd, buf, len, flags);
     if (n > 0)
         shadow_count_sent((size_t)n);
@@ -131,6 +144,7 @@ ssize_t shadow_send(nstack_sock *s, const void *buf, size_t len, int flags)
 
 ssize_t shadow_recv(nstack_sock *s, void *buf, size_t len, int flags)
 {
+    ANCHOR_GATE(s, flags);
     ssize_t n = sys_recvfrom(s->kfd, buf, len, flags);
     if (n > 0 && !(flags & MSG_PEEK))
         shadow_count_received((size_t)n);
@@ -139,6 +153,7 @@ ssize_t shadow_recv(nstack_sock *s, void *buf, size_t len, int flags)
 
 ssize_t shadow_sendmsg(nstack_sock *s, const struct msghdr *msg, int flags)
 {
+    ANCHOR_GATE(s, flags);
     ssize_t n = sys_sendmsg(s->kfd, msg, flags);
     if (n > 0)
         shadow_count_sent((size_t)n);
@@ -147,6 +162,7 @@ ssize_t shadow_sendmsg(nstack_sock *s, const struct msghdr *msg, int flags)
 
 ssize_t shadow_recvmsg(nstack_sock *s, struct msghdr *msg, int flags)
 {
+    ANCHOR_GATE(s, flags);
     ssize_t n = sys_recvmsg(s->kfd, msg, flags);
     if (n > 0 && !(flags & MSG_PEEK))
         shadow_count_received((size_t)n);
@@ -191,6 +207,7 @@ int shadow_setsockopt(nstack_sock *s, int level, int name, const void *val, sock
 
 int shadow_set_nonblock(nstack_sock *s, int on)
 {
+    s->nonblock = on;
     int fl = sys_fcntl(s->kfd, F_GETFL, 0);
     if (fl < 0)
         return -1;
@@ -200,6 +217,10 @@ int shadow_set_nonblock(nstack_sock *s, int on)
 
 int shadow_ioctl(nstack_sock *s, unsigned long request, void *arg)
 {
+    if (s->anchor && request == FIONREAD) {
+        shadow_anchor_step(s);
+        return shadow_anchor_inq(s, arg);
+    }
     return sys_ioctl(s->kfd, request, arg);
 }
 
@@ -214,6 +235,11 @@ uint32_t shadow_poll_events(nstack_sock *s, uint64_t *gen)
     uint32_t mask = 0;
     if (sys_ppoll0(&p, 1) > 0)
         mask = (uint32_t)p.revents;   /* POLL* and EPOLL* bits are equal on Linux */
+    mask &= EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLHUP | EPOLLERR;
+    if (s->anchor) {
+        shadow_anchor_step(s);
+        mask = shadow_anchor_events(s, mask);
+    }
     *gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
-    return mask & (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLHUP | EPOLLERR);
+    return mask;
 }

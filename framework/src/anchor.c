@@ -1,0 +1,411 @@
+/* anchor.c - TCP-anchored connections (see anchor.h, doc/fork.md).
+ *
+ * Nothing here moves an fd: the app fd is the TCP socket from socket() to
+ * close(). Anchoring only replaces the fd table entry (kernel candidate ->
+ * anchored module file, sock_publish) and moves epoll registrations from
+ * the TCP fd to the module's wait fd; the fallback (sock_fallback, sock.c)
+ * does the reverse. */
+#include "anchor.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#include "anchor_direct.h"
+#include "anchor_local.h"
+#include "fd_high.h"
+#include "fd_table.h"
+#include "fw.h"
+#include "fw_log.h"
+#include "libc_api.h"
+#include "module_load.h"
+#include "sock.h"
+#include "stats.h"
+
+/* Written once in anchor_setup() (under fw_start's pthread_once) before
+ * any socket is routed; read-only afterwards. g_anchor_any: some loaded
+ * stack can anchor, so accept() looks at the local address's route. */
+static int g_anchor_off;
+static int g_anchor_any;
+
+static void anchor_at_exit(void);
+
+static int stack_can_anchor(int st)
+{
+    const struct nstack_module *m = g_stacks[st].mod;
+    return !g_stacks[st].is_kernel && m != NULL && MODULE_HAS_OP(m, anchor);
+}
+
+void anchor_setup(void)
+{
+    const char *v = getenv("NSTACK_ANCHOR");
+    g_anchor_off = v != NULL && strcmp(v, "0") == 0;
+    if (v != NULL && strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+        LOG_WAR("NSTACK_ANCHOR=%s: expected 0 or 1; TCP-anchored connections stay on", v);
+    for (int i = 0; i < g_n_stacks && !g_anchor_off; i++)
+        g_anchor_any |= stack_can_anchor(i);
+    if (g_anchor_any) {
+        atexit(anchor_at_exit);
+        LOG_DBG("TCP-anchored connections on for the stacks whose module implements anchor()");
+    }
+}
+
+int anchor_applies(const struct file *f, int st, int anchor_off)
+{
+    return g_anchor_any && !anchor_off && f->type == SOCK_STREAM && stack_can_anchor(st);
+}
+
+void anchor_defer(struct file *kf, int st)
+{
+    __atomic_store_n(&kf->defer_anchor, 1, __ATOMIC_RELAXED);
+    /* Counters of the connection (connect/accept) go to the module; the
+     * kernel fast path never reads `stack` of an undecided socket. */
+    __atomic_store_n(&kf->stack, st, __ATOMIC_RELAXED);
+    __atomic_store_n(&kf->defer_stack, st + 1, __ATOMIC_RELEASE);
+}
+
+static int role_of(int tf_role)
+{
+    return tf_role == TF_ACTIVE ? NSTACK_ADOPT_ACTIVE : NSTACK_ADOPT_PASSIVE;
+}
+
+/* The module's hello on the established connection; remembers it went out. */
+static void send_hello(int fd, struct file *f, int st, int tf_role)
+{
+    const struct nstack_module *m = g_stacks[st].mod;
+    if (!MODULE_HAS_OP(m, anchor_hello))
+        return;
+    MOD_ENTER();
+    int r = m->anchor_hello(fd, role_of(tf_role));
+    int err = errno;
+    MOD_LEAVE();
+    if (r == 0)
+        f->hello_sent = 1;
+    else
+        LOG_DBG("fd %d: %s: anchor_hello: %s (anchor() will send it)", fd, m->name, strerror(err));
+}
+
+int anchor_track_accepted(int fd, const struct file *lf, int nonblock)
+{
+    if (!g_anchor_any || lf->type != SOCK_STREAM)
+        return 0;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (LIBC(getsockname)(fd, (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    struct route r = fw_route_ex(lf, (const struct sockaddr *)&ss);
+    if (!r.anchor)
+        return 0;
+    int type = lf->type | (nonblock ? SOCK_NONBLOCK : 0);
+    if (sock_track_kernel(fd, lf->domain, type, lf->protocol, 0) < 0)
+        return -1;
+    struct file *nf = fd_table_get(fd);   /* not visible to the app yet */
+    anchor_defer(nf, r.stack);
+    send_hello(fd, nf, r.stack, TF_PASSIVE);
+    __atomic_store_n(&nf->defer_role, TF_PASSIVE, __ATOMIC_RELEASE);
+    stats_add(r.stack, NSTAT_CONN_IN, 1);
+    anchor_local_add(fd);
+    anchor_local_pair(fd, 1);
+    return 1;
+}
+
+/* The connection stays on TCP: the module declined (ENOPROTOOPT), or no
+ * module socket could be made (then the peer's module sees this end never
+ * answer and falls back too). Caller holds f->lock. */
+static void to_kernel(struct file *f)
+{
+    __atomic_store_n(&f->defer_role, TF_NONE, __ATOMIC_RELEASE);
+    __atomic_store_n(&f->defer_anchor, 0, __ATOMIC_RELAXED);
+    sock_mark_kernel(f, g_kernel_stack);
+}
+
+static void stay_on_tcp(int fd, struct file *f, int st, int err)
+{
+    to_kernel(f);
+    stats_add(st, NSTAT_ANCHOR_TCP, 1);
+    if (err == ENOPROTOOPT)
+        LOG_INF("fd %d: stays on TCP: %s declined the upgrade (peer does not run the framework)",
+                fd, g_stacks[st].name);
+    else
+        LOG_WAR("fd %d: stays on TCP: %s: anchor() failed: %s", fd, g_stacks[st].name, strerror(err));
+}
+
+/* The module socket beside the TCP socket of candidate kf at fd; published
+ * in the fd table on success. Caller holds kf->lock and a reference. */
+static void anchor_locked(int fd, struct file *kf)
+{
+    int st = __atomic_load_n(&kf->defer_stack, __ATOMIC_ACQUIRE) - 1;
+    int role = __atomic_load_n(&kf->defer_role, __ATOMIC_ACQUIRE);
+    const struct nstack_module *m = g_stacks[st].mod;
+    int nb = __atomic_load_n(&kf->nonblock, __ATOMIC_RELAXED);
+    int flags = (nb ? NSTACK_ADOPT_NONBLOCK : 0) | (kf->hello_sent ? NSTACK_ANCHOR_HELLO_SENT : 0);
+    int late = role == TF_ACTIVE ? anchor_direct_late(fd, kf, st) : 0;
+    if (late == 1)
+        return;                         /* refused: the module connects directly */
+    if (late == 2) {
+        to_kernel(kf);                  /* the TCP connect failed: nothing to upgrade */
+        return;
+    }
+    int kfd = fd_dup_high(fd);          /* ours: the app may close or dup2 over fd */
+    if (kfd < 0) {
+        stay_on_tcp(fd, kf, st, errno);
+        return;
+    }
+    nstack_sock *s = NULL;
+    MOD_ENTER();
+    int wfd = m->anchor(kfd, role_of(role), flags, &s);
+    int err = errno;
+    MOD_LEAVE();
+    struct file *nf = wfd >= 0 ? sock_new_module(st, kf->domain, kf->type, kf->protocol, s, nb) : NULL;
+    if (nf == NULL) {
+        if (wfd >= 0) {
+            MOD_ENTER();
+            m->close(s);
+            MOD_LEAVE();
+            err = ENOMEM;
+        }
+        LIBC(close)(kfd);
+        stay_on_tcp(fd, kf, st, err);
+        return;
+    }
+    nf->anchored = 1;
+    nf->anchor_fd = kfd;
+    nf->wait_fd = wfd;
+    nf->anchor_state = ANCHOR_UP;
+    sock_replay_opts(kf, nf);
+    __atomic_store_n(&kf->defer_role, TF_NONE, __ATOMIC_RELEASE);
+    sock_publish(fd, kf, nf);
+    stats_add(st, NSTAT_ANCHORED, 1);
+    LOG_DBG("fd %d: anchored on %s (wait fd %d)", fd, m->name, wfd);
+}
+
+void anchor_now(int fd, struct file *f)
+{
+    pthread_mutex_lock(&f->lock);
+    if (anchor_pending(f) && !f->decided && fd_table_get(fd) == f)
+        anchor_locked(fd, f);
+    pthread_mutex_unlock(&f->lock);
+}
+
+struct file *anchor_resolve(int fd, struct file *f)
+{
+    anchor_now(fd, f);
+    anchor_local_pair(fd, 0);
+    struct file *now = file_get(fd);
+    if (now == NULL)
+        return f;
+    file_put(f);
+    return now;
+}
+
+void anchor_connected(int fd, struct file *f, int r)
+{
+    if (!anchor_pending(f))
+        return;
+    int st = __atomic_load_n(&f->defer_stack, __ATOMIC_ACQUIRE) - 1;
+    if (r == 0)
+        send_hello(fd, f, st, TF_ACTIVE);
+    anchor_local_add(fd);
+    /* Registered in an epoll set before connect(): this process waits on
+     * it, and an epoll_wait() on that set would not tell us. */
+    pthread_mutex_lock(&f->lock);
+    int registered = f->n_pregs > 0;
+    pthread_mutex_unlock(&f->lock);
+    if (registered) {
+        anchor_now(fd, f);
+        anchor_local_pair(fd, 0);
+    }
+}
+
+/* A candidate or anchored connection made in this process since its
+ * last fork (no other process may read its stream). */
+static int drain_allowed(const struct file *f)
+{
+    int candidate = f->kind == FILE_KSOCK && __atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE);
+    return (file_is_anchored(f) || candidate) && f->fork_gen == __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED);
+}
+
+static void drain_hello(int fd)
+{
+    /* At the mark with nothing after it (a peek skips the urgent byte;
+     * EAGAIN: no byte, 0: the peer's FIN): reading one byte consumes only
+     * the urgent byte. (FIONREAD cannot tell: at the mark it says 0.) */
+    int mark = 0;
+    char b;
+    if (LIBC(ioctl)(fd, SIOCATMARK, &mark) < 0 || !mark)
+        return;
+    int err = errno;
+    ssize_t p = LIBC(recv)(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (p == 0 || (p < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
+        (void)LIBC(recv)(fd, &b, 1, MSG_DONTWAIT);
+    errno = err;
+}
+
+void anchor_close(int fd, struct file *f)
+{
+    if (__atomic_load_n(&f->ref, __ATOMIC_ACQUIRE) == 1 && drain_allowed(f))   /* its last number here */
+        drain_hello(fd);
+}
+
+static void drain_at_exit(int fd, struct file *f, void *arg)
+{
+    (void)arg;
+    if (drain_allowed(f))
+        drain_hello(fd);
+}
+
+/* exit() closes every fd without close(): the same drain for each. */
+static void anchor_at_exit(void)
+{
+    fd_table_each(0, -1, drain_at_exit, NULL);
+}
+
+/* ---- exec: candidates the new image inherits -------------------------------
+ * NSTACK_ANCHOR_INHERIT=<stack>:<a|p>:<hello 0|1>:<fd>[,<fd>...][;...]
+ * one group per connection (its fd numbers in the new image). */
+
+#define ANCHOR_ENV "NSTACK_ANCHOR_INHERIT"
+#define INHERIT_MAX 64
+
+struct inherit_list {
+    int n;
+    struct { const struct file *f; int fd; } e[INHERIT_MAX];
+};
+
+static void collect_inherited(int fd, struct file *f, void *arg)
+{
+    struct inherit_list *l = arg;
+    if (l->n == INHERIT_MAX || !anchor_pending(f))
+        return;
+    int fl = LIBC(fcntl)(fd, F_GETFD);
+    if (fl < 0 || (fl & FD_CLOEXEC))
+        return;
+    l->e[l->n].f = f;
+    l->e[l->n++].fd = fd;
+}
+
+/* The variable's value for l; 0, or -1 when it does not fit. */
+static int inherit_text(const struct inherit_list *l, char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (int i = 0; i < l->n; i++) {
+        const struct file *f = l->e[i].f;
+        int first = 1;
+        for (int j = 0; j < i && first; j++)
+            first = l->e[j].f != f;
+        if (!first)
+            continue;               /* a later fd of a group already written */
+        int st = __atomic_load_n(&f->defer_stack, __ATOMIC_ACQUIRE) - 1;
+        int role = __atomic_load_n(&f->defer_role, __ATOMIC_ACQUIRE);
+        int w = snprintf(out + len, cap - len, "%s%s:%c:%d:", len ? ";" : "", g_stacks[st].name,
+                         role == TF_ACTIVE ? 'a' : 'p', f->hello_sent);
+        for (int j = i; j < l->n && w >= 0 && len + (size_t)w < cap; j++)
+            if (l->e[j].f == f)
+                w += snprintf(out + len + w, cap - len - w, "%s%d", j == i ? "" : ",", l->e[j].fd);
+        if (w < 0 || len + (size_t)w >= cap)
+            return -1;
+        len += (size_t)w;
+    }
+    return 0;
+}
+
+char **anchor_exec_env(char *const envp[])
+{
+    if (!g_anchor_any || envp == NULL)
+        return NULL;
+    struct inherit_list l = { .n = 0 };
+    fd_table_each(0, -1, collect_inherited, &l);
+    char text[2048];
+    if (l.n == 0 || inherit_text(&l, text, sizeof(text)) < 0)
+        return NULL;
+    size_t n = 0;
+    while (envp[n] != NULL)
+        n++;
+    size_t tlen = strlen(ANCHOR_ENV) + 1 + strlen(text) + 1;
+    char **env = malloc((n + 2) * sizeof(*env) + tlen);
+    if (env == NULL)
+        return NULL;
+    char *var = (char *)(env + n + 2);
+    snprintf(var, tlen, "%s=%s", ANCHOR_ENV, text);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(envp[i], ANCHOR_ENV "=", sizeof(ANCHOR_ENV)) != 0)
+            env[k++] = envp[i];
+    env[k++] = var;
+    env[k] = NULL;
+    return env;
+}
+
+static int stack_by_name(const char *name)
+{
+    for (int i = 0; i < g_n_stacks; i++)
+        if (strcmp(g_stacks[i].name, name) == 0 && stack_can_anchor(i) && fw_stack_ready(i) == 0)
+            return i;
+    return -1;
+}
+
+/* One inherited connection: fds (comma-separated) become one candidate
+ * file, if they still are one TCP socket. */
+static void inherit_group(const char *name, char role, int hello, char *fds)
+{
+    int st = stack_by_name(name), fd0 = -1, domain = 0, type = 0;
+    socklen_t l = sizeof(int);
+    struct stat s0;
+    char *save = NULL;
+    struct file *f = NULL;
+    for (char *t = strtok_r(fds, ",", &save); t != NULL && st >= 0; t = strtok_r(NULL, ",", &save)) {
+        int fd = atoi(t);
+        struct stat sk;
+        if (f == NULL) {
+            if (LIBC(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) < 0 ||
+                LIBC(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &l) < 0 || type != SOCK_STREAM ||
+                (domain != AF_INET && domain != AF_INET6) || fstat(fd, &s0) < 0)
+                return;
+            int nb = (LIBC(fcntl)(fd, F_GETFL) & O_NONBLOCK) ? SOCK_NONBLOCK : 0;
+            if (sock_track_kernel(fd, domain, SOCK_STREAM | nb, 0, 0) < 0)
+                return;
+            if ((f = fd_table_get(fd)) == NULL)
+                return;
+            fd0 = fd;
+            anchor_defer(f, st);
+            f->hello_sent = hello;
+            __atomic_store_n(&f->defer_role, role == 'a' ? TF_ACTIVE : TF_PASSIVE, __ATOMIC_RELEASE);
+        } else if (fstat(fd, &sk) == 0 && sk.st_ino == s0.st_ino && sk.st_dev == s0.st_dev) {
+            struct file *old = fd_table_take(fd);
+            if (old != NULL)
+                file_put(old);
+            file_hold(f);
+            if (fd_table_set(fd, f) < 0)
+                file_put(f);
+        }
+    }
+    if (f != NULL)
+        LOG_DBG("fd %d: an inherited %s connection, anchored at its first use", fd0, name);
+}
+
+/* Load time: the candidates the program that exec'd us handed over. The
+ * variable is removed so that our own children do not see stale numbers;
+ * exec*() names what is still a candidate then. */
+__attribute__((constructor(102))) static void anchor_inherit(void)
+{
+    const char *v = getenv(ANCHOR_ENV);
+    if (v == NULL || v[0] == '\0')
+        return;
+    char buf[2048];
+    snprintf(buf, sizeof(buf), "%s", v);
+    unsetenv(ANCHOR_ENV);
+    fw_start();
+    char *save = NULL;
+    for (char *g = strtok_r(buf, ";", &save); g != NULL; g = strtok_r(NULL, ";", &save)) {
+        char name[FW_NAME_MAX], role = 0, fds[512];
+        int hello = 0;
+        if (sscanf(g, "%63[^:]:%c:%d:%511s", name, &role, &hello, fds) == 4 && (role == 'a' || role == 'p'))
+            inherit_group(name, role, hello != 0, fds);
+        else
+            LOG_WAR("%s: \"%s\": not <stack>:<a|p>:<0|1>:<fds>; ignored", ANCHOR_ENV, g);
+    }
+}

@@ -1,0 +1,92 @@
+/* anchor.h - TCP-anchored connections (doc/fork.md, module ABI 1.2).
+ *
+ * A stream socket routed to a module that implements anchor() stays the
+ * kernel TCP socket for its whole life: the app fd is never moved. The
+ * connection is a *candidate* (an undecided kernel socket, deferred to the
+ * module, role active or passive) from connect()/accept() until its first
+ * use in the process that uses it (a data call, shutdown, epoll_ctl ADD/MOD,
+ * poll/select, SO_ERROR, FIONREAD). Then anchor() gives a module socket
+ * that lives beside the TCP socket: the fd table entry becomes a module
+ * file (FILE_MSOCK, `anchored`) whose data calls go to the module and whose
+ * readiness comes from the module's wait fd; the app fd keeps answering
+ * getsockname/getpeername/fstat as the TCP socket. When the peer does not
+ * run the framework the module says so (NSTACK_EV_FALLBACK, ENOPROTOOPT)
+ * and sock_fallback() (sock.c) puts the connection back on TCP for good. */
+#ifndef ANCHOR_H
+#define ANCHOR_H
+
+#include <sys/socket.h>
+
+#include "file.h"
+#include "tcpfirst.h"
+
+enum anchor_state {
+    ANCHOR_NONE = 0,
+    ANCHOR_UP,       /* the module socket carries the connection (or is upgrading) */
+    ANCHOR_DOWN,     /* sock_fallback() ran: the connection is on TCP for good */
+};
+
+/* Reads NSTACK_ANCHOR and notes which stacks can anchor; called once by
+ * fw_start() after the stacks are loaded. */
+void anchor_setup(void);
+
+/* 1 when a socket like f (stream) routed to stack st by a rule whose
+ * "anchor" is not false is anchored rather than given a module socket. */
+int anchor_applies(const struct file *f, int st, int anchor_off);
+
+/* In the routing decision (kf->lock held): kf stays a kernel socket,
+ * deferred to module st; connect()/listen() set its role (tcpfirst.h). */
+void anchor_defer(struct file *kf, int st);
+
+/* accept() returned fd on listener lf: when the route of fd's local
+ * address anchors, tracks fd as a passive candidate, sends the hello and
+ * counts the connection; returns 1. 0: not anchored (nothing done), -1:
+ * could not track (errno). */
+int anchor_track_accepted(int fd, const struct file *lf, int nonblock);
+
+/* connect() on candidate f returned r (0 or -1/EINPROGRESS): a finished
+ * connect sends the hello; a socket already registered in an epoll set
+ * (its use in this process has begun) is anchored at once. */
+void anchor_connected(int fd, struct file *f, int r);
+
+/* A candidate not anchored yet. Lock-free. */
+static inline int anchor_pending(const struct file *f)
+{
+    if (f->kind != FILE_KSOCK || !__atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE))
+        return 0;
+    int role = __atomic_load_n(&f->defer_role, __ATOMIC_ACQUIRE);
+    return role == TF_ACTIVE || role == TF_PASSIVE;
+}
+
+/* Anchors candidate f at fd (first use in this process). Consumes the
+ * caller's reference to f and returns a referenced file for the call: the
+ * anchored module socket, or a kernel socket when the connection stays on
+ * TCP. Never NULL (f itself when fd was closed meanwhile). */
+struct file *anchor_resolve(int fd, struct file *f);
+
+/* Anchors f if it is still a candidate at fd (the caller holds a
+ * reference; the fd table then holds the anchored file). */
+void anchor_now(int fd, struct file *f);
+
+/* Resolves f when it is a pending candidate (see anchor_resolve). */
+static inline struct file *anchor_use(int fd, struct file *f)
+{
+    return __builtin_expect(anchor_pending(f), 0) ? anchor_resolve(fd, f) : f;
+}
+
+/* close() of the last fd of f in this process, before the kernel close:
+ * a lone urgent byte (a peer's hello) left unread at the head of the
+ * receive queue would make the kernel answer the close with a reset
+ * instead of a FIN; it is read here. Not for a socket made before this
+ * process forked (an accept-then-fork parent: its child reads the stream,
+ * and a byte arriving between the check and the read would be lost).
+ * exit() gets the same for every such fd (atexit). */
+void anchor_close(int fd, struct file *f);
+
+/* exec*(): when candidates not anchored yet survive the exec (no
+ * FD_CLOEXEC), a malloc'd copy of envp that names them in
+ * NSTACK_ANCHOR_INHERIT (read by the new image at load time, which
+ * tracks them as candidates again); NULL when there are none. */
+char **anchor_exec_env(char *const envp[]);
+
+#endif

@@ -1,0 +1,269 @@
+/*
+ * rs_anchor_tcp.c - the TCP side of the anchor handshake: urgent bytes,
+ * the two in-band messages, addresses, and the table of peers that did
+ * not answer a hello. Every call here is nonblocking (MSG_DONTWAIT): the
+ * TCP socket belongs to the dispatcher and may be in blocking mode.
+ *
+ * Linux urgent data, as used here (receiver without SO_OOBINLINE):
+ *   - recv(MSG_OOB) returns the byte once it arrived, EAGAIN while only
+ *     the urgent pointer is known, EINVAL when there is none (or it was
+ *     read already);
+ *   - the byte keeps its place in the receive queue until an in-band read
+ *     passes it (it is skipped then). A socket closed with it still queued
+ *     counts as closed with unread data and sends RST instead of FIN, so
+ *     the passive end skips it explicitly (rs_anc_skip_mark) and the
+ *     active end's read of OFFER passes it.
+ */
+#include "rs_anchor.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+int rs_anc_urgent_send(int kfd, uint8_t v)
+{
+    ssize_t n = send(kfd, &v, 1, MSG_OOB | MSG_DONTWAIT | MSG_NOSIGNAL);
+    return n == 1 ? 0 : -1;
+}
+
+static int urgent_read(int kfd, uint8_t *v, int flags)
+{
+    ssize_t n = recv(kfd, v, 1, MSG_OOB | MSG_DONTWAIT | flags);
+    if (n == 1)
+        return 1;
+    if (n == 0 || errno == EINVAL || errno == EAGAIN || errno == EWOULDBLOCK ||
+        errno == EINTR)
+        return 0;
+    return -1;
+}
+
+int rs_anc_urgent_recv(int kfd, uint8_t *v)
+{
+    return urgent_read(kfd, v, 0);
+}
+
+int rs_anc_urgent_peek(int kfd, uint8_t *v)
+{
+    return urgent_read(kfd, v, MSG_PEEK) == 1;
+}
+
+/* An application that set SO_OOBINLINE gets urgent bytes in its stream:
+ * a hello or KICK of ours at the urgent mark is taken out (1), so that
+ * the application never reads it; the connection then stays on TCP. */
+int rs_anc_inline_taken(int kfd)
+{
+    int on = 0, atmark = 0;
+    socklen_t len = sizeof(on);
+    uint8_t b;
+    if (getsockopt(kfd, SOL_SOCKET, SO_OOBINLINE, &on, &len) || !on ||
+        ioctl(kfd, SIOCATMARK, &atmark) || !atmark ||
+        recv(kfd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 1 ||
+        (b != RS_ANC_HELLO && b != RS_ANC_KICK))
+        return 0;
+    return recv(kfd, &b, 1, MSG_DONTWAIT) == 1;
+}
+
+int rs_anc_inband(int kfd)
+{
+    uint8_t b;
+    ssize_t n = recv(kfd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0)
+        return 1;
+    if (n == 0)
+        return 0;
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -1 : -2;
+}
+
+/* Only called when no in-band byte can follow yet (the peer is committed
+ * and waits for our OFFER): the read passes the urgent mark and finds
+ * nothing else (EAGAIN). */
+void rs_anc_skip_mark(int kfd)
+{
+    uint8_t b;
+    if (recv(kfd, &b, 1, MSG_DONTWAIT) > 0)
+        rs_log(3, "anchor: unexpected in-band byte from the peer during the handshake");
+}
+
+static void msg_encode(uint8_t msg[RS_ANC_MSG_LEN], int type, uint16_t port)
+{
+    memcpy(msg, RS_ANC_MAGIC, 4);
+    msg[4] = RS_ANC_VERSION;
+    msg[5] = (uint8_t)type;
+    uint16_t be = htons(port);
+    memcpy(msg + 6, &be, 2);
+}
+
+/* 8 bytes on a connection that carried nothing else in this direction:
+ * the send buffer always has room, so a short write is an error. */
+int rs_anc_msg_send(int kfd, int type, uint16_t port)
+{
+    uint8_t msg[RS_ANC_MSG_LEN];
+    msg_encode(msg, type, port);
+    ssize_t n = send(kfd, msg, sizeof(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n == (ssize_t)sizeof(msg))
+        return 0;
+    if (n >= 0)
+        errno = EPROTO;
+    return -1;
+}
+
+int rs_anc_msg_recv(int kfd, int type, uint16_t *port)
+{
+    uint8_t msg[RS_ANC_MSG_LEN], want[RS_ANC_MSG_LEN];
+    ssize_t n = recv(kfd, msg, sizeof(msg), MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) {
+        errno = 0;
+        return -1;
+    }
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -2;
+    msg_encode(want, type, 0);
+    if (memcmp(msg, want, (size_t)n < 6 ? (size_t)n : 6) != 0) {
+        errno = ENOPROTOOPT;
+        return -1;
+    }
+    if (n < (ssize_t)sizeof(msg))
+        return 0;
+    if (recv(kfd, msg, sizeof(msg), MSG_DONTWAIT) != (ssize_t)sizeof(msg)) {
+        errno = EPROTO;
+        return -2;
+    }
+    uint16_t be;
+    memcpy(&be, msg + 6, 2);
+    *port = ntohs(be);
+    return 1;
+}
+
+void rs_anc_set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+    if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+    else
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+}
+
+uint16_t rs_anc_get_port(const struct sockaddr_storage *ss)
+{
+    return ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
+                                           : ((const struct sockaddr_in *)ss)->sin_port);
+}
+
+/* An IPv6 socket talking to an IPv4 peer uses mapped addresses; the
+ * RDMA side is addressed as plain IPv4. */
+int rs_anc_addr(int kfd, int peer, struct sockaddr_storage *ss, socklen_t *len)
+{
+    *len = sizeof(*ss);
+    int r = peer ? getpeername(kfd, (struct sockaddr *)ss, len)
+                 : getsockname(kfd, (struct sockaddr *)ss, len);
+    if (r < 0)
+        return -1;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+        struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_port = s6->sin6_port };
+        memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+        memset(ss, 0, sizeof(*ss));
+        memcpy(ss, &s4, sizeof(s4));
+    }
+    *len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    return 0;
+}
+
+int rs_anc_tcp_connecting(int kfd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    if (getsockopt(kfd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+        return 0;
+    return ti.tcpi_state == TCP_SYN_SENT || ti.tcpi_state == TCP_SYN_RECV;
+}
+
+/* ---- peer caches -------------------------------------------------------
+ * Negative: a plain server answers no hello: each connection to it would
+ * wait the hello timeout. Positive: a framework server answered one; its
+ * next hello may be late (the server accepts late under load) and must
+ * not be taken for a plain server's silence, which would send every
+ * connection to it over TCP for RS_ANCHOR_NEGCACHE_MS. Both remembered for
+ * RS_ANCHOR_NEGCACHE_MS per address and port, in small tables (oldest
+ * entry replaced). Guarded by nc_lock. */
+#define RS_ANC_NC_SLOTS 64
+
+struct nc_entry {
+    uint8_t key[18];             /* address (16, v4 in the first 4) + port */
+    int64_t until_ms;
+};
+static struct nc_entry nc_table[RS_ANC_NC_SLOTS], pc_table[RS_ANC_NC_SLOTS];
+static pthread_mutex_t nc_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void nc_key(const struct sockaddr_storage *ss, uint8_t key[18])
+{
+    memset(key, 0, 18);
+    if (ss->ss_family == AF_INET6)
+        memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+    else
+        memcpy(key, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    uint16_t port = rs_anc_get_port(ss);
+    memcpy(key + 16, &port, 2);
+}
+
+void rs_anc_fork_child(void)
+{
+    pthread_mutex_init(&nc_lock, NULL);
+}
+
+static void cache_add(struct nc_entry *t, const struct sockaddr_storage *peer)
+{
+    if (rs_tun.anchor_negcache_ms == 0)
+        return;
+    uint8_t key[18];
+    nc_key(peer, key);
+    int64_t now = rs_now_ms();
+    pthread_mutex_lock(&nc_lock);
+    struct nc_entry *slot = &t[0];
+    for (int i = 0; i < RS_ANC_NC_SLOTS; i++) {
+        if (!memcmp(t[i].key, key, 18)) {
+            slot = &t[i];
+            break;
+        }
+        if (t[i].until_ms < slot->until_ms)
+            slot = &t[i];
+    }
+    memcpy(slot->key, key, 18);
+    slot->until_ms = now + rs_tun.anchor_negcache_ms;
+    pthread_mutex_unlock(&nc_lock);
+}
+
+static int cache_hit(const struct nc_entry *t, const struct sockaddr_storage *peer)
+{
+    uint8_t key[18];
+    int hit = 0;
+    nc_key(peer, key);
+    int64_t now = rs_now_ms();
+    pthread_mutex_lock(&nc_lock);
+    for (int i = 0; i < RS_ANC_NC_SLOTS && !hit; i++)
+        hit = t[i].until_ms > now && !memcmp(t[i].key, key, 18);
+    pthread_mutex_unlock(&nc_lock);
+    return hit;
+}
+
+void rs_anc_negcache_add(const struct sockaddr_storage *peer)
+{
+    cache_add(nc_table, peer);
+}
+
+int rs_anc_negcache_hit(const struct sockaddr_storage *peer)
+{
+    return cache_hit(nc_table, peer);
+}
+
+void rs_anc_poscache_add(const struct sockaddr_storage *peer)
+{
+    cache_add(pc_table, peer);
+}
+
+int rs_anc_poscache_hit(const struct sockaddr_storage *peer)
+{
+    return cache_hit(pc_table, peer);
+}
