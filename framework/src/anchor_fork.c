@@ -101,6 +101,8 @@ void anchor_release_all(int exec)
     l->exec = exec;
     l->n = l->skipped = 0;
     fd_table_each(0, -1, collect, l);
+    if (l->n > 0)
+        LOG_INF("returning %d upgraded connection(s) to TCP before %s", l->n, exec ? "exec" : "fork");
     for (int i = 0; i < l->n; i++) {
         release_one(l->f[i], exec);
         file_put(l->f[i]);
