@@ -112,3 +112,15 @@ void anchor_release_all(int exec)
                 exec ? "exec" : "fork");
     free(l);
 }
+
+int anchor_released(struct file *f)
+{
+    if (f->downgraded)
+        return 1;
+    if (!MODULE_HAS_OP(f->mod, anchor_release))
+        return 0;
+    MOD_ENTER();
+    int r = f->mod->anchor_release(f->sock, 0);   /* 0 ms: a question, starts nothing */
+    MOD_LEAVE();
+    return r >= 0;
+}

@@ -10,4 +10,10 @@
  * those that survive it, no FD_CLOEXEC). Not with framework locks held. */
 void anchor_release_all(int exec);
 
+struct file;
+/* sock_fallback: whether anchored f falls back because it was returned to
+ * TCP (here, or by the peer's release), not because the peer does not run
+ * the framework. */
+int anchor_released(struct file *f);
+
 #endif

@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 
 #include "anchor.h"
+#include "anchor_fork.h"
 #include "epoll_agg.h"
 #include "fd_table.h"
 #include "fw.h"
@@ -497,7 +498,7 @@ void sock_fallback(struct file *f)
     pthread_mutex_unlock(&f->lock);
     free(regs);
     stats_add(f->stack, NSTAT_ANCHORED, (uint64_t)-1);   /* no longer on the module (sums wrap back) */
-    if (f->downgraded) {              /* anchor_fork.c: returned to TCP before fork/exec */
+    if (anchor_released(f)) {         /* anchor_fork.c: returned to TCP before a fork/exec */
         LOG_DBG("%s: a connection is on TCP again (fork/exec)", f->mod->name);
         return;
     }

@@ -267,7 +267,10 @@ struct nstack_module {
      *       cannot use the connection), ENOTCONN/EALREADY/EOWNERDEAD
      *       (not upgraded, being released, another process's socket).
      * Its peer's module sees the release on kfd and follows on its own
-     * (no call of its dispatcher is needed). */
+     * (no call of its dispatcher is needed). timeout_ms 0 starts nothing:
+     * it only asks whether the connection was released already (0 or 1;
+     * the dispatcher's fallback uses it to tell a release from a peer
+     * without the framework). */
     int (*anchor_release)(nstack_sock *s, int timeout_ms);
 };
 

@@ -12,6 +12,10 @@
  *   srv_forkdown IP PORT childwrites
  *       4 KiB round trip, fork: the child writes 1 MiB and exits, the
  *       parent keeps reading the echo of all of it, shutdown, EOF
+ *   srv_forkdown IP PORT exec
+ *       4 KiB round trip, then exec this program again ("execd FD"): the
+ *       new image carries the inherited connection, 1 MiB round trip in
+ *       64 KiB steps, shutdown, EOF
  *   srv_forkdown IP PORT nodown
  *       connect but do not use the connection (not upgraded), fork: the
  *       child makes a 4 KiB round trip on it (upgraded there), the parent
@@ -174,6 +178,27 @@ static void childwrites(int fd)
     printf("PASS: the child wrote %d bytes after fork, the parent read their echo\n", MORE);
 }
 
+static void exec_self(int fd)
+{
+    send_pattern(fd, 0, 4096);
+    recv_pattern(fd, 0, 4096, "before exec");
+    char fds[16];
+    snprintf(fds, sizeof(fds), "%d", fd);
+    fflush(stdout);
+    execl("/proc/self/exe", "srv_forkdown", "-", "-", "execd", fds, (char *)NULL);
+    RSFW_FAIL("exec: %s", strerror(errno));
+}
+
+static void execd(int fd)
+{
+    for (uint64_t at = 4096; at < 4096 + MORE; at += CHUNK) {
+        send_pattern(fd, at, at + CHUNK);
+        recv_pattern(fd, at, at + CHUNK, "exec'd image");
+    }
+    finish(fd, 4096 + MORE);
+    printf("PASS: the exec'd image carried the inherited connection: %d more bytes each way\n", MORE);
+}
+
 static void nodown(int fd)
 {
     pid_t pid = timed_fork();
@@ -190,12 +215,16 @@ static void nodown(int fd)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: srv_forkdown IP PORT leftover|childwrites|nodown\n");
-        return 2;
-    }
     const char *t = getenv("SRV_TIMEOUT_S");
     deadline_ms = rsfw_now_ms() + (t && atol(t) > 0 ? atol(t) : 60) * 1000;
+    if (argc == 5 && strcmp(argv[3], "execd") == 0) {
+        execd(atoi(argv[4]));
+        return 0;
+    }
+    if (argc != 4) {
+        fprintf(stderr, "usage: srv_forkdown IP PORT leftover|childwrites|exec|nodown\n");
+        return 2;
+    }
     struct sockaddr_storage ss;
     socklen_t len = rsfw_addr(argv[1], argv[2], &ss);
     int fd = socket(ss.ss_family, SOCK_STREAM, 0);
@@ -205,6 +234,8 @@ int main(int argc, char **argv)
         leftover(fd);
     else if (strcmp(argv[3], "childwrites") == 0)
         childwrites(fd);
+    else if (strcmp(argv[3], "exec") == 0)
+        exec_self(fd);
     else if (strcmp(argv[3], "nodown") == 0)
         nodown(fd);
     else

@@ -330,9 +330,17 @@ int rs_down_inband(struct rsock *s)
 
 int rs_anchor_release(struct rsock *s, int timeout_ms)
 {
+    /* released already (s->down is published before the phase): no lock,
+     * a fork child may ask */
+    if (__atomic_load_n(&s->anc_phase, __ATOMIC_ACQUIRE) == RS_ANC_PHASE_DOWN)
+        return lo_len(s->down->lo) ? 1 : 0;
+    if (timeout_ms <= 0) {
+        errno = ENOTCONN;       /* a question only: nothing to start */
+        return -1;
+    }
     pthread_mutex_lock(&s->lock);
     int r = -1;
-    int64_t deadline = rs_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = rs_now_ms() + timeout_ms;
     if (s->anc_phase == RS_ANC_PHASE_DOWN) {
         r = lo_len(s->down->lo) ? 1 : 0;
         goto out;
@@ -358,7 +366,7 @@ int rs_anchor_release(struct rsock *s, int timeout_ms)
     if (s->anc_phase == RS_ANC_PHASE_DOWN) {
         r = lo_len(s->down->lo) ? 1 : 0;
     } else {
-        rs_log(2, "anchor: the peer did not answer DOWN within %d ms; the connection stays on RDMA in "
+        rs_log(0, "anchor: the peer did not answer DOWN within %d ms; the connection stays on RDMA in "
                   "this process until it does (a fork child gets EOWNERDEAD on it)", timeout_ms);
         errno = s->anc_phase == RS_ANC_PHASE_RELEASING ? ETIMEDOUT : (s->err ? s->err : ECONNRESET);
     }
