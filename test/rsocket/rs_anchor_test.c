@@ -59,6 +59,11 @@
  *           them first, exactly, then ENOPROTOOPT (the dispatcher reads the
  *           TCP socket); 7000 and 5000 more bytes cross TCP after them, in
  *           order; each byte checked, and where it came from (module/TCP)
+ *   downlate the server makes no call for 1 s after 100 bytes (busy
+ *           elsewhere): the client's anchor_release(300 ms) fails with
+ *           ETIMEDOUT, a nonblocking send then says EAGAIN (no byte may go
+ *           on RDMA any more), and the release completes when the server
+ *           answers; 1000 bytes each way on TCP afterwards
  */
 #include "rs_test_util.h"
 
@@ -357,6 +362,21 @@ static int down_wait_unread(struct tsock *t, int n, const char *who)
     return tu_failf("%s: %d of %d bytes arrived", who, q, n);
 }
 
+/* The server's end: where its bytes came from, the client's FIN, close. */
+static int down_end(struct tsock *t, int kfd, uint64_t mod, uint64_t tcp, uint64_t want_mod,
+                    uint64_t want_tcp)
+{
+    if (mod != want_mod || tcp != want_tcp)
+        return tu_failf("server: %llu bytes from the module, %llu from TCP; want %llu, %llu",
+                        (unsigned long long)mod, (unsigned long long)tcp,
+                        (unsigned long long)want_mod, (unsigned long long)want_tcp);
+    char c;
+    if (recv(kfd, &c, 1, 0) != 0)
+        return tu_failf("server: no EOF after the client's shutdown");
+    M->close(t->s);
+    return 0;
+}
+
 static int srv_down(int kfd, int hello_sent)
 {
     struct tsock t;
@@ -383,13 +403,8 @@ static int srv_down(int kfd, int hello_sent)
     if (down_recv(&t, kfd, 100, 30000, 11, &mod, &tcp) || down_send(&t, kfd, 20000, 25000, 21) ||
         down_recv(&t, kfd, 30000, 37000, 11, &mod, &tcp))
         return -1;
-    if (mod != 30000 || tcp != 7000)
-        return tu_failf("server: %llu bytes from the module, %llu from TCP; want 30000, 7000",
-                        (unsigned long long)mod, (unsigned long long)tcp);
-    char c;
-    if (recv(kfd, &c, 1, 0) != 0)
-        return tu_failf("server: no EOF after the client's shutdown");
-    M->close(t.s);
+    if (down_end(&t, kfd, mod, tcp, 30000, 7000))
+        return -1;
     printf("server: released by the peer: 29900 bytes left over read first, then 7000 on TCP\n");
     return 0;
 }
@@ -412,6 +427,62 @@ static int cli_down(int kfd, int hello)
     if (mod != 20000 || tcp != 5000)
         return tu_failf("client: %llu bytes from the module, %llu from TCP; want 20000, 5000",
                         (unsigned long long)mod, (unsigned long long)tcp);
+    M->close(t.s);
+    shutdown(kfd, SHUT_WR);
+    return 0;
+}
+
+/* Until the module says the connection was released (0: a question). */
+static int down_wait_released(struct tsock *t, const char *who)
+{
+    int64_t deadline = tu_now_ms() + HANDSHAKE_MS;
+    while (tu_now_ms() < deadline) {
+        uint64_t gen;
+        M->poll_events(t->s, &gen);
+        if (M->anchor_release(t->s, 0) >= 0)
+            return 0;
+        struct pollfd p = { .fd = t->fd, .events = POLLIN };
+        poll(&p, 1, 10);
+    }
+    return tu_failf("%s: the connection was not released", who);
+}
+
+static int srv_downlate(int kfd, int hello_sent)
+{
+    struct tsock t;
+    uint64_t mod = 0, tcp = 0;
+    if (anchor(kfd, NSTACK_ADOPT_PASSIVE, 0, hello_sent, &t) || down_recv(&t, kfd, 0, 100, 31, &mod, &tcp))
+        return -1;
+    poll(NULL, 0, 1000);          /* the scenario: a peer busy elsewhere, no call on the socket */
+    if (down_wait_released(&t, "server") || down_recv(&t, kfd, 100, 1100, 31, &mod, &tcp) ||
+        down_send(&t, kfd, 0, 1000, 32))
+        return -1;
+    return down_end(&t, kfd, mod, tcp, 100, 1000);
+}
+
+static int cli_downlate(int kfd, int hello)
+{
+    struct tsock t;
+    uint64_t mod = 0, tcp = 0;
+    if (anchor(kfd, NSTACK_ADOPT_ACTIVE, 0, hello, &t) || down_send(&t, kfd, 0, 100, 31))
+        return -1;
+    int64_t t0 = tu_now_ms();
+    int r = M->anchor_release(t.s, 300);
+    int err = errno;
+    int64_t took = tu_now_ms() - t0;
+    if (r != -1 || err != ETIMEDOUT || took < 290)
+        return tu_failf("client: anchor_release to a silent peer: %d (%s) after %lld ms, want ETIMEDOUT "
+                        "after 300 ms", r, strerror(err), (long long)took);
+    char x = 'x';
+    if (M->send(t.s, &x, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN)
+        return tu_failf("client: a send while the release waits: not EAGAIN (%s)", strerror(errno));
+    if (down_wait_released(&t, "client") || down_send(&t, kfd, 100, 1100, 31) ||
+        down_recv(&t, kfd, 0, 1000, 32, &mod, &tcp))
+        return -1;
+    if (mod != 0 || tcp != 1000)
+        return tu_failf("client: %llu bytes from the module, %llu from TCP; want 0, 1000",
+                        (unsigned long long)mod, (unsigned long long)tcp);
+    printf("client: release timed out after %lld ms, completed when the peer answered\n", (long long)took);
     M->close(t.s);
     shutdown(kfd, SHUT_WR);
     return 0;
@@ -617,6 +688,8 @@ static int serve_one(int kfd, const char *scen)
         return srv_fin(kfd, hello_sent);
     if (!strcmp(scen, "down"))
         return srv_down(kfd, hello_sent);
+    if (!strcmp(scen, "downlate"))
+        return srv_downlate(kfd, hello_sent);
     return tu_failf("unknown scenario %s", scen);
 }
 
@@ -816,6 +889,8 @@ static int connect_one(const struct sockaddr_storage *ss, socklen_t len, const c
         r = cli_fin(kfd, hello);
     } else if (!strcmp(scen, "down")) {
         r = cli_down(kfd, hello);
+    } else if (!strcmp(scen, "downlate")) {
+        r = cli_downlate(kfd, hello);
     } else {
         r = tu_failf("unknown scenario %s", scen);
     }
