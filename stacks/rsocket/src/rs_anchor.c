@@ -403,7 +403,7 @@ static int passive_fail_msg(struct rsock *s)
 {
     uint16_t port;
     int r = rs_anc_msg_recv(s->anc->kfd, RS_ANC_FAIL, &port);
-    if (r == 0)
+    if (r == 0 || (r == -1 && errno == ENOPROTOOPT && rs_down_waiting(s->anc->kfd)))
         return 0;
     if (r == 1)
         fallback(s, "the peer's RDMA connect failed");

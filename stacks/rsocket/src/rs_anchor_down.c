@@ -9,7 +9,8 @@
  *   DOWN(tx bytes) ------- TCP in-band ------->  read in rs_anchor_check:
  *                                                stop sending on RDMA,
  *                                                wait until D's tx bytes
- *                                                arrived, keep what the app
+ *                                                arrived and its own writes
+ *                                                completed, keep what the app
  *                                                has not read (leftover),
  *                <------ TCP in-band --------  ACK(tx bytes)   -> DOWN
  *   wait until P's tx bytes arrived, keep the                    (sends on TCP,
@@ -163,6 +164,14 @@ static int msg_recv(int kfd, int *type, uint64_t *count)
     return 1;
 }
 
+int rs_down_waiting(int kfd)
+{
+    uint8_t m[RS_DOWN_MSG_LEN], want[RS_DOWN_MSG_LEN];
+    ssize_t n = recv(kfd, m, 6, MSG_PEEK | MSG_DONTWAIT);
+    msg_encode(want, RS_DOWN_TYPE, 0);
+    return n > 0 && memcmp(m, want, (size_t)n) == 0;
+}
+
 /* ---- the steps (socket lock held) --------------------------------------- */
 
 static void set_phase(struct rsock *s, int p)
@@ -199,6 +208,33 @@ static int wait_rx(struct rsock *s, uint64_t count)
         }
         rs_progress_sources(s, RS_SRC_CQ, 1);
         if (s->rx_bytes < count) {
+            struct pollfd p = { .fd = s->comp_chan->fd, .events = POLLIN };
+            poll(&p, 1, 1);
+        }
+    }
+    return 0;
+}
+
+/* Every write we posted completed, so the peer has all our bytes whatever
+ * becomes of our queue pair: a signalled empty write (the keepalive
+ * probe: no receive consumed there) behind them, then completions (RC
+ * completes in order). Bounded by RS_DRAIN_MS. */
+static int wait_sent(struct rsock *s)
+{
+    int64_t deadline = rs_now_ms() + RS_DRAIN_MS;
+    if (s->sq_track.count && s->ctrl_avail && s->id && s->id->qp &&
+        rs_post_write(s, rs_wrid(RS_OP_CTRL, RS_CTRL_KEEPALIVE, 0), 0, 0, NULL, 0, 0,
+                      s->remote_sgl.addr, s->remote_sgl.key) == 0) {
+        s->ctrl_avail--;
+        s->ka_outstanding = 1;
+    }
+    while (s->sq_track.count) {
+        if (s->state == RS_ERROR || !s->cq || rs_now_ms() >= deadline) {
+            errno = s->state == RS_ERROR ? (s->err ? s->err : EIO) : ETIMEDOUT;
+            return -1;
+        }
+        rs_progress_sources(s, RS_SRC_CQ, 1);
+        if (s->sq_track.count) {
             struct pollfd p = { .fd = s->comp_chan->fd, .events = POLLIN };
             poll(&p, 1, 1);
         }
@@ -269,7 +305,7 @@ static void finish(struct rsock *s, uint64_t peer_count, int ack)
         rs_set_error(s, errno, "anchor: returning the connection to TCP failed");
         return;
     }
-    if (ack && msg_send(s->down->kfd, RS_ACK_TYPE, s->tx_bytes)) {
+    if (ack && (wait_sent(s) || msg_send(s->down->kfd, RS_ACK_TYPE, s->tx_bytes))) {
         rs_set_error(s, errno, "anchor: cannot answer the peer's DOWN");
         return;
     }
@@ -298,7 +334,7 @@ static void on_down(struct rsock *s, uint64_t count)
     }
     /* both ends went down at once: answer; ours finishes at the peer's
      * ACK (sent once it has our bytes) */
-    if (wait_rx(s, count) || msg_send(s->down->kfd, RS_ACK_TYPE, s->tx_bytes))
+    if (wait_rx(s, count) || wait_sent(s) || msg_send(s->down->kfd, RS_ACK_TYPE, s->tx_bytes))
         rs_set_error(s, errno, "anchor: cannot answer the peer's DOWN");
 }
 

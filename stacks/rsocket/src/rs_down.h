@@ -16,6 +16,10 @@ int rs_anchor_release(struct rsock *s, int timeout_ms);
  * were (or begin) a DOWN/ACK message and were dealt with, 0 when they are
  * EOF or an error for the anchor check. */
 int rs_down_inband(struct rsock *s);
+/* The in-band bytes waiting on kfd begin a DOWN: the active end already
+ * upgraded and released while this passive end still waits for its RDMA
+ * connection; read once this end is upgraded too (not a FAIL). */
+int rs_down_waiting(int kfd);
 
 /* Calls in the DOWN phase (no socket lock, no RDMA: fork children too).
  * ENOPROTOOPT: the leftover is empty, the dispatcher carries the
