@@ -7,7 +7,8 @@
  *       send 64 KiB, read the first 1000 echoed bytes, wait until the rest
  *       of the echo has arrived but is unread (FIONREAD), fork: the child
  *       reads the next 20000 bytes and exits, then the parent reads the
- *       rest (each byte read once, in order, by one of them), then 1 MiB
+ *       rest (each byte read once, in order, by one of them; FIONREAD and
+ *       a new epoll set say it is there), then 1 MiB
  *       more round trip (on TCP after the leftover), shutdown, EOF
  *   srv_forkdown IP PORT childwrites
  *       4 KiB round trip, fork: the child writes 1 MiB and exits, the
@@ -28,6 +29,7 @@
 #include "../rsocket-fw/rsfw_io.h"
 
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -155,6 +157,15 @@ static void leftover(int fd)
     reap(pid);
     /* all of the rest is here already: the child took exactly its part */
     wait_unread(fd, LO_TOTAL - LO_FIRST - LO_CHILD);
+    /* and an epoll set made now reports it readable (level-triggered) */
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = { .events = EPOLLIN }, got;
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev))
+        RSFW_FAIL("epoll: %s", strerror(errno));
+    for (int i = 0; i < 2; i++)
+        if (epoll_wait(ep, &got, 1, 1000) != 1 || !(got.events & EPOLLIN))
+            RSFW_FAIL("epoll_wait #%d: the unread bytes are not readable", i + 1);
+    close(ep);
     recv_pattern(fd, LO_FIRST + LO_CHILD, LO_TOTAL, "parent");
     send_pattern(fd, LO_TOTAL, LO_TOTAL + MORE);
     recv_pattern(fd, LO_TOTAL, LO_TOTAL + MORE, "parent after the leftover");
