@@ -251,6 +251,9 @@ static int keep_unread(struct rsock *s)
     struct rs_leftover *lo = lo_create(q);
     if (!lo)
         return -1;
+    /* no credit update goes back for what we take: the peer is done with
+     * RDMA (and may have destroyed its side) */
+    s->peer_gone = 1;
     size_t got = 0;
     for (int i = 0; i < 64 && got < q; i++) {
         struct iovec iov = { lo->data + got, q - got };
