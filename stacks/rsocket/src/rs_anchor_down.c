@@ -426,6 +426,10 @@ static struct rs_leftover *leftover_of(struct rsock *s)
 ssize_t rs_down_recvv(struct rsock *s, const struct iovec *iov, int iovcnt, int flags)
 {
     struct rs_leftover *lo = leftover_of(s);
+    if (flags & MSG_OOB) {        /* urgent data is the TCP socket's own */
+        struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt };
+        return recvmsg(s->down->kfd, &m, flags);
+    }
     size_t n = lo && lo_len(lo) ? lo_take(lo, iov, iovcnt, flags & MSG_PEEK) : 0;
     if (n)
         return (ssize_t)n;
@@ -462,6 +466,10 @@ int rs_down_ioctl(struct rsock *s, unsigned long req, void *arg)
 {
     if (req != FIONREAD)
         return ioctl(s->down->kfd, req, arg);
+    if (!arg) {
+        errno = EFAULT;
+        return -1;
+    }
     int k = 0;
     if (ioctl(s->down->kfd, FIONREAD, &k))
         return -1;

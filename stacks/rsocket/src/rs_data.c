@@ -663,8 +663,8 @@ ssize_t rs_recvv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, in
     if (want == 0)
         return 0;
     for (;;) {
-        if (!got && rs_anchor_is_down(s))
-            return -1;
+        if (rs_anchor_is_down(s))      /* the rest comes from the leftover, then TCP */
+            return got ? (ssize_t)got : -1;
         if (!s->rx_queued) {
             rs_progress_io(s);
             if (!s->rx_queued && deadline == 0)

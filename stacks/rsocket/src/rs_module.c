@@ -13,13 +13,11 @@
 #include <sys/ioctl.h>
 
 /* An anchored socket carries calls only once upgraded (rs_anchor_gate:
- * EAGAIN while upgrading, ENOPROTOOPT when it stays on TCP). One
- * unlocked load on the data path (rs_anchor_ready). */
-
-/* An anchored socket going back to TCP (rs_anchor_down.c): RELEASING
- * waits like an upgrading socket (EAGAIN, or a bounded wait), DOWN is
- * served by rs_down_* (leftover first, sends on TCP). Only looked at when
- * the gate or the engine refused the call. */
+ * EAGAIN while upgrading, ENOPROTOOPT when it stays on TCP); two unlocked
+ * loads on the data path (is_down, rs_anchor_ready). On its way back to
+ * TCP (rs_anchor_down.c) RELEASING waits like an upgrading socket
+ * (EAGAIN, or a bounded wait) and DOWN is served by rs_down_* (leftover
+ * first, sends on TCP). */
 static int is_down(struct rsock *r)
 {
     return __atomic_load_n(&r->anc_phase, __ATOMIC_ACQUIRE) == RS_ANC_PHASE_DOWN;
