@@ -57,6 +57,8 @@ struct rs_leftover {
     uint8_t data[];
 };
 
+/* Written under the socket lock until the phase becomes DOWN (a release
+ * store), read-only after it: the DOWN calls read it without the lock. */
 struct rs_down {
     struct rs_leftover *lo;       /* NULL: nothing left over */
     int kfd;                      /* the TCP socket (the dispatcher's dup) */
