@@ -99,6 +99,10 @@ struct file {
     int anchor_fd;
     int wait_fd;
     _Atomic int anchor_state;
+    /* 1 once anchor_release() returned the upgraded connection to TCP
+     * before a fork/exec (anchor_fork.c); its fallback is then no sign of
+     * a peer without the framework. Written before the fork, then read. */
+    int downgraded;
     /* Late connect fallback (connect_late.c): fb_state is enum fb_state,
      * FB_PENDING from before the module's nonblocking connect until it is
      * known to have succeeded or failed (left by CAS; the move itself runs

@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 
 #include "anchor.h"
+#include "anchor_fork.h"
 #include "anchor_side.h"
 #include "epoll_agg.h"
 #include "fd_table.h"
@@ -497,7 +498,11 @@ void sock_fallback(struct file *f)
         file_put(kf);            /* the table entries hold it now */
     pthread_mutex_unlock(&f->lock);
     free(regs);
-    stats_add(f->stack, NSTAT_ANCHOR_TCP, 1);
     stats_add(f->stack, NSTAT_ANCHORED, (uint64_t)-1);   /* no longer on the module (sums wrap back) */
+    if (anchor_released(f)) {         /* anchor_fork.c: returned to TCP before a fork/exec */
+        LOG_DBG("%s: a connection is on TCP again (fork/exec)", f->mod->name);
+        return;
+    }
+    stats_add(f->stack, NSTAT_ANCHOR_TCP, 1);
     LOG_INF("%s: a connection stays on TCP: the peer does not run the framework", f->mod->name);
 }

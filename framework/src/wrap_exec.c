@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "anchor.h"
+#include "anchor_fork.h"
 #include "fw.h"
 #include "libc_api.h"
 
@@ -23,6 +24,8 @@ typedef int exec_fn(const char *, char *const[], char *const[]);
 /* libc's fn with envp plus the inherited candidates, if any. */
 static int exec_with(exec_fn *fn, const char *path, char *const argv[], char *const envp[])
 {
+    if (!t_in_module)
+        anchor_release_all(1);          /* upgraded ones: back to TCP, the image gets a TCP socket */
     char **env = t_in_module ? NULL : anchor_exec_env(envp);
     int r = fn(path, argv, env ? env : envp);
     int err = errno;

@@ -4,9 +4,12 @@
  * shares our memory, so a close() it made before exec would otherwise tear
  * down the parent's module sockets. posix_spawn() is not wrapped: glibc's
  * child runs only internal, non-interposed calls, then execs. An exec'd
- * program gets a fresh framework through the inherited LD_PRELOAD. */
+ * program gets a fresh framework through the inherited LD_PRELOAD.
+ * Connections upgraded to RDMA go back to TCP first (anchor_fork.c): the
+ * child could not use their RDMA resources. */
 #include <unistd.h>
 
+#include "anchor_fork.h"
 #include "fw.h"
 #include "libc_api.h"
 
@@ -16,6 +19,8 @@ EXPORT pid_t fork(void)
 {
     if (t_in_module)
         return LIBC(fork)();
+    /* before any framework lock is taken: it talks to peers, bounded */
+    anchor_release_all(0);
     fw_fork_prepare();
     pid_t pid = LIBC(fork)();
     if (pid == 0)

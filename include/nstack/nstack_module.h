@@ -246,6 +246,32 @@ struct nstack_module {
      * mode (the dispatcher uses adopt(), or direct module sockets). */
     int (*anchor_hello)(int kfd, int role);
     int (*anchor)(int kfd, int role, int flags, nstack_sock **out);
+
+    /* anchor_release() (optional, ABI 1.2): return an upgraded anchored
+     * connection to TCP, for good, so that a process without this one's
+     * module resources (a fork child, an exec'd image) carries it with
+     * kernel semantics. Called by the dispatcher's fork() and exec*()
+     * wrappers in the process that forks/execs, before it does, for every
+     * anchored connection it holds; waits at most timeout_ms for the
+     * peer's module to agree. Returns:
+     *    0  the connection is on TCP again and nothing is left over: the
+     *       dispatcher falls back at once (sock_fallback);
+     *    1  on TCP again, but bytes the peer's module sent before it
+     *       agreed were not read yet: the module keeps them in memory
+     *       shared with this process's future fork children and serves
+     *       reads from it first (consumed once across the processes),
+     *       sends go to kfd; once it is empty every call says ENOPROTOOPT
+     *       and poll_events NSTACK_EV_FALLBACK (the usual fallback);
+     *   -1  not released (errno): ETIMEDOUT, the peer did not answer (the
+     *       module finishes the release here when it does; a fork child
+     *       cannot use the connection), ENOTCONN/EALREADY/EOWNERDEAD
+     *       (not upgraded, being released, another process's socket).
+     * Its peer's module sees the release on kfd and follows on its own
+     * (no call of its dispatcher is needed). timeout_ms 0 starts nothing:
+     * it only asks whether the connection was released already (0 or 1;
+     * the dispatcher's fallback uses it to tell a release from a peer
+     * without the framework). */
+    int (*anchor_release)(nstack_sock *s, int timeout_ms);
 };
 
 /* poll_events() bit (ABI 1.2): an anchored socket stays on its TCP anchor. */

@@ -52,6 +52,18 @@
  *           the server's module socket reports peer death
  *   fin     upgraded, the client sends 1 MiB and at once shuts the anchor
  *           down (FIN): the server still receives every byte over RDMA
+ *   down    upgraded (blocking), each end has bytes of the other unread
+ *           (client: 20000, server: 29900 after reading 100); the client
+ *           returns the connection to TCP (anchor_release, as before a
+ *           fork): both modules keep the unread bytes (leftover) and serve
+ *           them first, exactly, then ENOPROTOOPT (the dispatcher reads the
+ *           TCP socket); 7000 and 5000 more bytes cross TCP after them, in
+ *           order; each byte checked, and where it came from (module/TCP)
+ *   downlate the server makes no call for 1 s after 100 bytes (busy
+ *           elsewhere): the client's anchor_release(300 ms) fails with
+ *           ETIMEDOUT, a nonblocking send then says EAGAIN (no byte may go
+ *           on RDMA any more), and the release completes when the server
+ *           answers; 1000 bytes each way on TCP afterwards
  */
 #include "rs_test_util.h"
 
@@ -66,6 +78,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -285,6 +298,198 @@ static int upgraded_data(struct tsock *t, int server, int server_first)
                ? tu_fail("upgraded data (client)") : 0;
 }
 
+/* ---- down: back to TCP ---------------------------------------------------
+ * The dispatcher's part done by hand: a module call that says ENOPROTOOPT
+ * is made again on the TCP socket. */
+
+static uint8_t down_byte(uint64_t off, uint32_t seed)
+{
+    return (uint8_t)(off * 131 + seed * 7 + (off >> 9));
+}
+
+static int down_send(struct tsock *t, int kfd, uint64_t from, uint64_t to, uint32_t seed)
+{
+    uint8_t buf[8192];
+    while (from < to) {
+        size_t n = to - from < sizeof(buf) ? (size_t)(to - from) : sizeof(buf);
+        for (size_t i = 0; i < n; i++)
+            buf[i] = down_byte(from + i, seed);
+        ssize_t w = M->send(t->s, buf, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == ENOPROTOOPT)
+            w = send(kfd, buf, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return tu_failf("down: send at %llu: %s", (unsigned long long)from, strerror(errno));
+        from += (uint64_t)w;
+    }
+    return 0;
+}
+
+/* Reads [from, to); counts the bytes the module gave (*mod) and TCP (*tcp). */
+static int down_recv(struct tsock *t, int kfd, uint64_t from, uint64_t to, uint32_t seed,
+                     uint64_t *mod, uint64_t *tcp)
+{
+    uint8_t buf[8192];
+    while (from < to) {
+        size_t n = to - from < sizeof(buf) ? (size_t)(to - from) : sizeof(buf);
+        ssize_t r = M->recv(t->s, buf, n, 0);
+        int on_tcp = r < 0 && errno == ENOPROTOOPT;
+        if (on_tcp)
+            r = recv(kfd, buf, n, 0);
+        if (r <= 0)
+            return tu_failf("down: recv at %llu: %s", (unsigned long long)from, r ? strerror(errno) : "EOF");
+        for (ssize_t i = 0; i < r; i++)
+            if (buf[i] != down_byte(from + (uint64_t)i, seed))
+                return tu_failf("down: wrong byte at %llu", (unsigned long long)(from + (uint64_t)i));
+        *(on_tcp ? tcp : mod) += (uint64_t)r;
+        from += (uint64_t)r;
+    }
+    return 0;
+}
+
+/* Until FIONREAD of the module socket says n (poll_events runs its work). */
+static int down_wait_unread(struct tsock *t, int n, const char *who)
+{
+    int64_t deadline = tu_now_ms() + HANDSHAKE_MS;
+    int q = 0;
+    while (tu_now_ms() < deadline) {
+        uint64_t gen;
+        M->poll_events(t->s, &gen);
+        if (M->ioctl(t->s, FIONREAD, &q) == 0 && q >= n)
+            return 0;
+        struct pollfd p = { .fd = t->fd, .events = POLLIN };
+        poll(&p, 1, 10);
+    }
+    return tu_failf("%s: %d of %d bytes arrived", who, q, n);
+}
+
+/* The server's end: where its bytes came from, the client's FIN, close. */
+static int down_end(struct tsock *t, int kfd, uint64_t mod, uint64_t tcp, uint64_t want_mod,
+                    uint64_t want_tcp)
+{
+    if (mod != want_mod || tcp != want_tcp)
+        return tu_failf("server: %llu bytes from the module, %llu from TCP; want %llu, %llu",
+                        (unsigned long long)mod, (unsigned long long)tcp,
+                        (unsigned long long)want_mod, (unsigned long long)want_tcp);
+    char c;
+    if (recv(kfd, &c, 1, 0) != 0)
+        return tu_failf("server: no EOF after the client's shutdown");
+    M->close(t->s);
+    return 0;
+}
+
+static int srv_down(int kfd, int hello_sent)
+{
+    struct tsock t;
+    uint64_t mod = 0, tcp = 0;
+    if (anchor(kfd, NSTACK_ADOPT_PASSIVE, 0, hello_sent, &t) ||
+        down_recv(&t, kfd, 0, 100, 11, &mod, &tcp) || down_send(&t, kfd, 0, 20000, 21) ||
+        down_wait_unread(&t, 29900, "server"))
+        return -1;
+    /* the client's DOWN is read by any call; poll_events here */
+    int64_t deadline = tu_now_ms() + HANDSHAKE_MS;
+    int r = -1;
+    while (r != 1 && tu_now_ms() < deadline) {
+        uint64_t gen;
+        uint32_t m = M->poll_events(t.s, &gen);
+        r = M->anchor_release(t.s, 0);        /* a question: released, with a leftover? */
+        if (r != 1 && !(m & EPOLLIN))
+            return tu_failf("server: unread bytes not readable (mask %#x)", m);
+        struct pollfd p = { .fd = t.fd, .events = POLLIN };
+        if (r != 1)
+            poll(&p, 1, 10);
+    }
+    if (r != 1)
+        return tu_failf("server: the client's release did not arrive");
+    if (down_recv(&t, kfd, 100, 30000, 11, &mod, &tcp) || down_send(&t, kfd, 20000, 25000, 21) ||
+        down_recv(&t, kfd, 30000, 37000, 11, &mod, &tcp))
+        return -1;
+    if (down_end(&t, kfd, mod, tcp, 30000, 7000))
+        return -1;
+    printf("server: released by the peer: 29900 bytes left over read first, then 7000 on TCP\n");
+    return 0;
+}
+
+static int cli_down(int kfd, int hello)
+{
+    struct tsock t;
+    uint64_t mod = 0, tcp = 0;
+    if (anchor(kfd, NSTACK_ADOPT_ACTIVE, 0, hello, &t) || down_send(&t, kfd, 0, 30000, 11) ||
+        down_wait_unread(&t, 20000, "client"))
+        return -1;
+    int64_t t0 = now_us();
+    int r = M->anchor_release(t.s, 2000);
+    printf("client: anchor_release %d in %lld us\n", r, (long long)(now_us() - t0));
+    if (r != 1)
+        return tu_failf("client: anchor_release: %d (%s), want 1 (a leftover)", r, strerror(errno));
+    if (down_recv(&t, kfd, 0, 20000, 21, &mod, &tcp) || down_send(&t, kfd, 30000, 37000, 11) ||
+        down_recv(&t, kfd, 20000, 25000, 21, &mod, &tcp))
+        return -1;
+    if (mod != 20000 || tcp != 5000)
+        return tu_failf("client: %llu bytes from the module, %llu from TCP; want 20000, 5000",
+                        (unsigned long long)mod, (unsigned long long)tcp);
+    M->close(t.s);
+    shutdown(kfd, SHUT_WR);
+    return 0;
+}
+
+/* Until the module says the connection was released (0: a question). */
+static int down_wait_released(struct tsock *t, const char *who)
+{
+    int64_t deadline = tu_now_ms() + HANDSHAKE_MS;
+    while (tu_now_ms() < deadline) {
+        uint64_t gen;
+        M->poll_events(t->s, &gen);
+        if (M->anchor_release(t->s, 0) >= 0)
+            return 0;
+        struct pollfd p = { .fd = t->fd, .events = POLLIN };
+        poll(&p, 1, 10);
+    }
+    return tu_failf("%s: the connection was not released", who);
+}
+
+static int srv_downlate(int kfd, int hello_sent)
+{
+    struct tsock t;
+    uint64_t mod = 0, tcp = 0;
+    if (anchor(kfd, NSTACK_ADOPT_PASSIVE, 0, hello_sent, &t) || down_recv(&t, kfd, 0, 100, 31, &mod, &tcp) ||
+        down_send(&t, kfd, 0, 1, 32))  /* "I am going quiet": the client releases after it */
+        return -1;
+    poll(NULL, 0, 1000);          /* the scenario: a peer busy elsewhere, no call on the socket */
+    if (down_wait_released(&t, "server") || down_recv(&t, kfd, 100, 1100, 31, &mod, &tcp) ||
+        down_send(&t, kfd, 1, 1000, 32))
+        return -1;
+    return down_end(&t, kfd, mod, tcp, 100, 1000);
+}
+
+static int cli_downlate(int kfd, int hello)
+{
+    struct tsock t;
+    uint64_t mod = 0, tcp = 0;
+    if (anchor(kfd, NSTACK_ADOPT_ACTIVE, 0, hello, &t) || down_send(&t, kfd, 0, 100, 31) ||
+        down_recv(&t, kfd, 0, 1, 32, &mod, &tcp))
+        return -1;
+    int64_t t0 = tu_now_ms();
+    int r = M->anchor_release(t.s, 300);
+    int err = errno;
+    int64_t took = tu_now_ms() - t0;
+    if (r != -1 || err != ETIMEDOUT || took < 290)
+        return tu_failf("client: anchor_release to a silent peer: %d (%s) after %lld ms, want ETIMEDOUT "
+                        "after 300 ms", r, strerror(err), (long long)took);
+    char x = 'x';
+    if (M->send(t.s, &x, 1, MSG_DONTWAIT) != -1 || errno != EAGAIN)
+        return tu_failf("client: a send while the release waits: not EAGAIN (%s)", strerror(errno));
+    if (down_wait_released(&t, "client") || down_send(&t, kfd, 100, 1100, 31) ||
+        down_recv(&t, kfd, 1, 1000, 32, &mod, &tcp))
+        return -1;
+    if (mod != 1 || tcp != 999)
+        return tu_failf("client: %llu bytes from the module, %llu from TCP; want 1, 999",
+                        (unsigned long long)mod, (unsigned long long)tcp);
+    printf("client: release timed out after %lld ms, completed when the peer answered\n", (long long)took);
+    M->close(t.s);
+    shutdown(kfd, SHUT_WR);
+    return 0;
+}
+
 /* ---- server ----------------------------------------------------------- */
 
 static int srv_up(int kfd, int hello_sent, int nonblock, int server_first)
@@ -483,6 +688,10 @@ static int serve_one(int kfd, const char *scen)
         return srv_rst(kfd, hello_sent);
     if (!strcmp(scen, "fin"))
         return srv_fin(kfd, hello_sent);
+    if (!strcmp(scen, "down"))
+        return srv_down(kfd, hello_sent);
+    if (!strcmp(scen, "downlate"))
+        return srv_downlate(kfd, hello_sent);
     return tu_failf("unknown scenario %s", scen);
 }
 
@@ -680,6 +889,10 @@ static int connect_one(const struct sockaddr_storage *ss, socklen_t len, const c
         return cli_rst(kfd, hello);      /* closed the TCP socket itself */
     } else if (!strcmp(scen, "fin")) {
         r = cli_fin(kfd, hello);
+    } else if (!strcmp(scen, "down")) {
+        r = cli_down(kfd, hello);
+    } else if (!strcmp(scen, "downlate")) {
+        r = cli_downlate(kfd, hello);
     } else {
         r = tu_failf("unknown scenario %s", scen);
     }

@@ -5,13 +5,15 @@
 # and at most 64 bytes on the anchor, a plain server and a plain client
 # (fallback, no foreign byte, negative cache), connect-and-close (clean
 # EOF), an anchor reset after the upgrade (peer death), a FIN on the
-# anchor with data in flight (nothing lost). Then the upgrade over IPv6
+# anchor with data in flight (nothing lost), the return to TCP with
+# unread bytes on both ends (down), and with a peer that answers late
+# (downlate). Then the upgrade over IPv6
 # and from an IPv6 socket to an IPv4-mapped address, and SO_OOBINLINE set
 # by either application (the peer's hello never reaches its stream).
 set -u
 BIN="$NSTACK_BUILD/test/rsocket/rs_anchor_test"
 RS_LIBPATH_EXTRA="$NSTACK_RELEASE/lib64" . "$NSTACK_SRC/test/rsocket/rs_test_env.sh"
-SCEN="up up upb upr mt tiny tiny par pcli pclib sfirst eof fwclose rst fin up plain plain2"
+SCEN="up up upb upr mt tiny tiny par pcli pclib sfirst eof fwclose rst fin down downlate up plain plain2"
 
 bg_a "$BIN" server 7481 "$IP_A" $SCEN >"$dir/server" 2>&1
 srv=$BG_PID

@@ -9,6 +9,10 @@
  *       every echoed byte until EOF; all of it is checked against the
  *       pattern of test/rsocket-fw/rsfw_io.h (connection 0)
  *
+ * SRV_FORK_GATE=PATH (optional): right before fork() the client creates
+ * PATH.ready and waits (bounded) until PATH.go exists, so that the test
+ * can look at the wire up to the fork (test/servers/forkclient.sh).
+ *
  * Every wait is bounded (SRV_TIMEOUT_S, default 60 s). Exit 0 pass, 1 fail
  * (one line naming the offset), 2 bad arguments.
  */
@@ -70,6 +74,25 @@ static uint64_t recv_pattern(int fd, uint64_t from, uint64_t to, const char *who
     return from;
 }
 
+/* SRV_FORK_GATE: tell the test we are about to fork, wait for its go. */
+static void fork_gate(void)
+{
+    const char *g = getenv("SRV_FORK_GATE");
+    if (!g)
+        return;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s.ready", g);
+    FILE *f = fopen(path, "w");
+    if (!f || fclose(f))
+        RSFW_FAIL("cannot create %s", path);
+    snprintf(path, sizeof(path), "%s.go", g);
+    while (access(path, F_OK) != 0) {
+        if (rsfw_now_ms() > deadline_ms)
+            RSFW_FAIL("timeout: no %s", path);
+        poll(NULL, 0, 10);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
@@ -87,6 +110,7 @@ int main(int argc, char **argv)
     send_pattern(fd, 0, HELLO);
     recv_pattern(fd, 0, HELLO, "before fork");
     fflush(stdout);
+    fork_gate();
     pid_t pid = fork();
     if (pid < 0)
         RSFW_FAIL("fork: %s", strerror(errno));

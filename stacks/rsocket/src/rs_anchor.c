@@ -29,6 +29,7 @@
  * the listener is closed only with the socket lock dropped (dead_listener).
  */
 #include "rs_anchor.h"
+#include "rs_down.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -291,10 +292,11 @@ static void upgraded(struct rsock *s)
 {
     struct rs_anchor *a = s->anc;
     a->hello_deadline = a->deadline = 0;
-    /* from now on the anchor only tells peer death (rs_anchor_check) */
+    /* from now on the anchor tells peer death (rs_anchor_check) and
+     * carries only the downgrade's DOWN/ACK in-band (rs_anchor_down.c) */
     s->anchor_fd = a->kfd;
-    s->anchor_ev = EPOLLRDHUP;
-    if (watch_kfd(s, EPOLLRDHUP))
+    s->anchor_ev = EPOLLIN | EPOLLRDHUP;
+    if (watch_kfd(s, EPOLLIN | EPOLLRDHUP))
         s->anchor_fd = -1;
     if (s->keepalive)
         rs_keepalive_arm(s);
@@ -419,7 +421,7 @@ static int passive_fail_msg(struct rsock *s)
     if (s->anc->tcp_eof)
         return 0;
     int r = rs_anc_msg_recv(s->anc->kfd, RS_ANC_FAIL, &port);
-    if (r == 0)
+    if (r == 0 || (r == -1 && errno == ENOPROTOOPT && rs_down_waiting(s->anc->kfd)))
         return 0;
     if (r == 1)
         fallback(s, "the peer's RDMA connect failed");
@@ -736,6 +738,8 @@ void rs_anchor_check(struct rsock *s)
     struct pollfd p = { .fd = s->anchor_fd, .events = (short)s->anchor_ev };
     if (s->anchor_fd < 0 || poll(&p, 1, 0) <= 0)
         return;
+    if ((p.revents & POLLIN) && rs_down_inband(s))
+        return;
     if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) {
         int err = 0;
         socklen_t len = sizeof(err);
@@ -759,6 +763,11 @@ void rs_anchor_check(struct rsock *s)
         epoll_ctl(s->wait_fd, EPOLL_CTL_DEL, s->anchor_fd, NULL);
         s->anchor_fd = -1;
     }
+}
+
+int rs_anchor_kfd(const struct rsock *s)
+{
+    return s->anc ? s->anc->kfd : -1;
 }
 
 void rs_anchor_free(struct rsock *s)

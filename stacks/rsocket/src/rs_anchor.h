@@ -39,6 +39,9 @@ int rs_anc_inband(int kfd);
 /* Skip the urgent bytes' place in the stream (see the .c for why). */
 void rs_anc_skip_mark(int kfd);
 int rs_anc_msg_send(int kfd, int type, uint16_t port);
+/* One small message in-band, whole or not at all (never blocks: the
+ * anchor's send buffer is empty when one is sent). */
+int rs_anc_send_whole(int kfd, const void *msg, size_t len);
 /* 1: the message was read (*port); 0: incomplete; -1: foreign bytes or
  * EOF (nothing read; errno ENOPROTOOPT or 0 for EOF); -2: error. */
 int rs_anc_msg_recv(int kfd, int type, uint16_t *port);

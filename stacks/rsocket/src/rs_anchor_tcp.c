@@ -98,16 +98,21 @@ static void msg_encode(uint8_t msg[RS_ANC_MSG_LEN], int type, uint16_t port)
 
 /* 8 bytes on a connection that carried nothing else in this direction:
  * the send buffer always has room, so a short write is an error. */
-int rs_anc_msg_send(int kfd, int type, uint16_t port)
+int rs_anc_send_whole(int kfd, const void *msg, size_t len)
 {
-    uint8_t msg[RS_ANC_MSG_LEN];
-    msg_encode(msg, type, port);
-    ssize_t n = send(kfd, msg, sizeof(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n == (ssize_t)sizeof(msg))
+    ssize_t n = send(kfd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n == (ssize_t)len)
         return 0;
     if (n >= 0)
         errno = EPROTO;
     return -1;
+}
+
+int rs_anc_msg_send(int kfd, int type, uint16_t port)
+{
+    uint8_t msg[RS_ANC_MSG_LEN];
+    msg_encode(msg, type, port);
+    return rs_anc_send_whole(kfd, msg, sizeof(msg));
 }
 
 int rs_anc_msg_recv(int kfd, int type, uint16_t *port)

@@ -40,6 +40,7 @@ static void queue_data(struct rsock *s, uint32_t len)
     s->rmsg_tail = rs_ring_advance(s->rmsg_tail, 1, s->rmsg_slots);
     s->rx_window -= len;
     s->rx_queued += len;
+    s->rx_bytes += len;
 }
 
 static void handle_recv(struct rsock *s, const struct ibv_wc *wc)
@@ -519,6 +520,7 @@ static int send_chunk(struct rsock *s, struct rs_iov_cursor *c, uint32_t len)
         return -1;
     s->sseq_no++;
     s->sqe_avail--;
+    s->tx_bytes += len;
     s->tgt_addr += len;
     s->tgt_left -= len;
     if (!s->tgt_left)
@@ -559,6 +561,8 @@ ssize_t rs_sendv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, in
     if (rs_iomap_publish(s, deadline))
         return -1;
     while (sent < total) {
+        if (rs_anchor_going_down(s))
+            return sent ? (ssize_t)sent : -1;
         if (send_state_error(s, flags))
             return sent ? (ssize_t)sent : -1;
         if (!rs_can_send(s)) {
@@ -659,6 +663,8 @@ ssize_t rs_recvv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, in
     if (want == 0)
         return 0;
     for (;;) {
+        if (rs_anchor_is_down(s))      /* the rest comes from the leftover, then TCP */
+            return got ? (ssize_t)got : -1;
         if (!s->rx_queued) {
             rs_progress_io(s);
             if (!s->rx_queued && deadline == 0)

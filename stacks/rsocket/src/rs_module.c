@@ -3,6 +3,7 @@
  * struct nstack_module, handed out by rsocket_stack_register().
  */
 #include "rs_anchor.h"
+#include "rs_down.h"
 #include "rs_sock.h"
 #include "rs_tcpfirst.h"
 
@@ -12,13 +13,73 @@
 #include <sys/ioctl.h>
 
 /* An anchored socket carries calls only once upgraded (rs_anchor_gate:
- * EAGAIN while upgrading, ENOPROTOOPT when it stays on TCP). One
- * unlocked load on the data path. */
-#define ANCHOR_GATE(r, flags, how) \
-    do { \
-        if (!rs_anchor_ready(r) && rs_anchor_gate(r, flags, how)) \
-            return -1; \
-    } while (0)
+ * EAGAIN while upgrading, ENOPROTOOPT when it stays on TCP); two unlocked
+ * loads on the data path (is_down, rs_anchor_ready). On its way back to
+ * TCP (rs_anchor_down.c) RELEASING waits like an upgrading socket
+ * (EAGAIN, or a bounded wait) and DOWN is served by rs_down_* (leftover
+ * first, sends on TCP). */
+static int is_down(struct rsock *r)
+{
+    return __atomic_load_n(&r->anc_phase, __ATOMIC_ACQUIRE) == RS_ANC_PHASE_DOWN;
+}
+
+static int releasing(struct rsock *r)
+{
+    return __atomic_load_n(&r->anc_phase, __ATOMIC_ACQUIRE) == RS_ANC_PHASE_RELEASING;
+}
+
+/* Returns 1 when the call is to be served by rs_down_* (DOWN), 0 when the
+ * engine carries it, -1 when it fails (errno). */
+static int down_gate(struct rsock *r, int flags, int how)
+{
+    for (int i = 0; i < 2; i++) {
+        if (is_down(r))
+            return 1;
+        if (rs_anchor_ready(r))
+            return 0;
+        if (rs_anchor_gate(r, flags, how) == 0)
+            return 0;
+        if (!releasing(r) && !is_down(r))
+            return -1;
+        if (releasing(r) && (r->nonblock || (flags & MSG_DONTWAIT) || errno != EAGAIN))
+            return -1;           /* EAGAIN, or the wait's own failure */
+    }
+    return is_down(r) ? 1 : -1;
+}
+
+/* The engine refused a call because the socket went down meanwhile. */
+static int refused_down(struct rsock *r, ssize_t n)
+{
+    return n < 0 && errno == ENOPROTOOPT && (is_down(r) || releasing(r));
+}
+
+typedef ssize_t (*vec_fn)(struct rsock *, const struct iovec *, int, int);
+
+/* A data call on the engine, or on TCP once down (see down_gate). */
+static ssize_t carry(struct rsock *r, const struct iovec *iov, int n, int flags, int how,
+                     vec_fn engine, vec_fn down)
+{
+    for (int i = 0; i < 3; i++) {
+        int g = down_gate(r, flags, how);
+        if (g)
+            return g > 0 ? down(r, iov, n, flags) : -1;
+        ssize_t got = engine(r, iov, n, flags);
+        if (!refused_down(r, got))
+            return got;
+    }
+    errno = EAGAIN;
+    return -1;
+}
+
+static ssize_t carry_sendv(struct rsock *r, const struct iovec *iov, int n, int flags)
+{
+    return carry(r, iov, n, flags, RS_GATE_WRITE, rs_e_sendv, rs_down_sendv);
+}
+
+static ssize_t carry_recvv(struct rsock *r, const struct iovec *iov, int n, int flags)
+{
+    return carry(r, iov, n, flags, 0, rs_e_recvv, rs_down_recvv);
+}
 
 /* An anchored socket is connected from the start (its TCP socket is):
  * bind/listen/accept/connect on it fail as on a connected TCP socket. */
@@ -97,44 +158,51 @@ static int m_shutdown(nstack_sock *s, int how)
 {
     /* waits for the handshake (bounded) even when nonblocking: a
      * shutdown has no "try again" */
-    ANCHOR_GATE((struct rsock *)s, 0, RS_GATE_WRITE | RS_GATE_WAIT);
+    int g = down_gate((struct rsock *)s, 0, RS_GATE_WRITE | RS_GATE_WAIT);
+    if (g)
+        return g > 0 ? shutdown(rs_down_kfd((struct rsock *)s), how) : -1;
     return rs_e_shutdown((struct rsock *)s, how);
 }
 
 static int m_close(nstack_sock *s)
 {
+    if (is_down((struct rsock *)s)) {
+        rs_free((struct rsock *)s);      /* quietly: the peer is on TCP too */
+        return 0;
+    }
     return rs_e_close((struct rsock *)s);
 }
 
 static ssize_t m_send(nstack_sock *s, const void *buf, size_t len, int flags)
 {
     struct iovec iov = { (void *)buf, len };
-    ANCHOR_GATE((struct rsock *)s, flags, RS_GATE_WRITE);
-    return rs_e_sendv((struct rsock *)s, &iov, 1, flags);
+    return carry_sendv((struct rsock *)s, &iov, 1, flags);
 }
 
 static ssize_t m_recv(nstack_sock *s, void *buf, size_t len, int flags)
 {
     struct iovec iov = { buf, len };
-    ANCHOR_GATE((struct rsock *)s, flags, 0);
-    return rs_e_recvv((struct rsock *)s, &iov, 1, flags);
+    return carry_recvv((struct rsock *)s, &iov, 1, flags);
 }
 
 static ssize_t m_sendmsg(nstack_sock *s, const struct msghdr *msg, int flags)
 {
-    ANCHOR_GATE((struct rsock *)s, flags, RS_GATE_WRITE);
-    return rs_e_sendv((struct rsock *)s, msg->msg_iov, (int)msg->msg_iovlen, flags);
+    return carry_sendv((struct rsock *)s, msg->msg_iov, (int)msg->msg_iovlen, flags);
 }
 
 static ssize_t m_recvmsg(nstack_sock *s, struct msghdr *msg, int flags)
 {
-    ANCHOR_GATE((struct rsock *)s, flags, 0);
-    ssize_t r = rs_e_recvv((struct rsock *)s, msg->msg_iov, (int)msg->msg_iovlen, flags);
+    ssize_t r = carry_recvv((struct rsock *)s, msg->msg_iov, (int)msg->msg_iovlen, flags);
     if (r >= 0) {
         msg->msg_controllen = 0;
         msg->msg_flags = 0;
     }
     return r;
+}
+
+static int m_anchor_release(nstack_sock *s, int timeout_ms)
+{
+    return rs_anchor_release((struct rsock *)s, timeout_ms);
 }
 
 static int m_getsockname(nstack_sock *s, struct sockaddr *a, socklen_t *l)
@@ -149,22 +217,30 @@ static int m_getpeername(nstack_sock *s, struct sockaddr *a, socklen_t *l)
 
 static int m_getsockopt(nstack_sock *s, int level, int name, void *v, socklen_t *l)
 {
+    if (is_down((struct rsock *)s))
+        return getsockopt(rs_down_kfd((struct rsock *)s), level, name, v, l);
     return rs_e_getsockopt((struct rsock *)s, level, name, v, l);
 }
 
 static int m_setsockopt(nstack_sock *s, int level, int name, const void *v, socklen_t l)
 {
+    if (is_down((struct rsock *)s))
+        return setsockopt(rs_down_kfd((struct rsock *)s), level, name, v, l);
     return rs_e_setsockopt((struct rsock *)s, level, name, v, l);
 }
 
 static int m_set_nonblock(nstack_sock *s, int on)
 {
+    if (is_down((struct rsock *)s))
+        return 0;                        /* the app fd is the TCP socket: set there */
     return rs_e_set_nonblock((struct rsock *)s, on);
 }
 
 static int m_ioctl(nstack_sock *s, unsigned long req, void *arg)
 {
     struct rsock *r = (struct rsock *)s;
+    if (is_down(r))
+        return rs_down_ioctl(r, req, arg);
     if (req == FIONREAD && !rs_anchor_ready(r) && arg) {
         if (rs_anchor_gate(r, MSG_DONTWAIT, 0) && errno != EAGAIN)
             return -1;
@@ -179,6 +255,15 @@ static int m_ioctl(nstack_sock *s, unsigned long req, void *arg)
 static uint32_t m_poll_events(nstack_sock *s, uint64_t *gen)
 {
     struct rsock *r = (struct rsock *)s;
+    if (r->anc && releasing(r)) {
+        /* the peer's ACK completes it here too (a release that timed out) */
+        pthread_mutex_lock(&r->lock);
+        if (rs_check_usable(r) == 0 && releasing(r))
+            rs_progress(r, 1);
+        pthread_mutex_unlock(&r->lock);
+    }
+    if (r->anc && is_down(r))
+        return rs_down_poll_events(r, gen);
     return r->anc ? rs_anchor_poll_events(r, gen) : rs_poll_events(r, gen);
 }
 
@@ -211,6 +296,7 @@ static const struct nstack_module rs_module = {
     .adopt = rs_tcpfirst_adopt,
     .anchor_hello = rs_anchor_hello,
     .anchor = rs_anchor_open,
+    .anchor_release = m_anchor_release,
 };
 
 RS_VISIBLE int rsocket_stack_register(const struct nstack_fw_api *fw,

@@ -3,6 +3,7 @@
  * fork detection and logging (blocking waits: rs_wait.c).
  */
 #include "rs_sock.h"
+#include "rs_down.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -110,6 +111,7 @@ void rs_free(struct rsock *s)
     int owner = s->fork_gen == __atomic_load_n(&rs_fork_gen, __ATOMIC_RELAXED);
 
     rs_anchor_free(s);           /* its listener first: it may point at s */
+    rs_down_free(s);
     if (owner) {
         rs_endpoint_destroy(s);
         rs_iomap_free(s);

@@ -11,6 +11,7 @@
 #define RS_SOCK_H
 
 #include <infiniband/verbs.h>
+#include <errno.h>
 #include <pthread.h>
 #include <rdma/rdma_cma.h>
 #include <stdint.h>
@@ -173,11 +174,43 @@ struct rsock {
     /* passive anchor listener: its one connection request is accepted
      * into this socket (under the listener's lock, then this one's) */
     struct rsock *adopt_into;
+    /* Downgrade of an upgraded anchored socket back to TCP (before a
+     * fork or exec; rs_anchor_down.c): data bytes written to the peer and
+     * received from it over RDMA (the in-band DOWN/ACK carry them), and
+     * the state of the downgrade, NULL until one starts. */
+    uint64_t tx_bytes, rx_bytes;
+    struct rs_down *down;
 
     /* options stored for getsockopt that RDMA has no use for (rs_opts.c) */
     int cork, keepintvl_s, keepcnt, defer_accept_s, fastopen, reuseport,
         user_timeout_ms, quickack_off, tos;
 };
+
+/* Phases of an anchored socket on its way back to TCP (rs_anchor_down.c;
+ * the others are in rs_anchor.c): RELEASING, we stopped sending on RDMA
+ * and wait for the peer's ACK; DOWN, the connection is on TCP again with
+ * what RDMA delivered before kept in a leftover buffer. The data path
+ * reads anc_phase unlocked (atomic stores under the lock). */
+#define RS_ANC_PHASE_RELEASING 99
+#define RS_ANC_PHASE_DOWN      103
+/* A send must not go on RDMA any more (ENOPROTOOPT: the module carries
+ * it on TCP once down). */
+static inline int rs_anchor_going_down(const struct rsock *s)
+{
+    int p = __atomic_load_n(&s->anc_phase, __ATOMIC_ACQUIRE);
+    if (p != RS_ANC_PHASE_RELEASING && p != RS_ANC_PHASE_DOWN)
+        return 0;
+    errno = ENOPROTOOPT;
+    return 1;
+}
+/* The receive buffer was handed to the leftover: reads are served there. */
+static inline int rs_anchor_is_down(const struct rsock *s)
+{
+    if (__atomic_load_n(&s->anc_phase, __ATOMIC_ACQUIRE) != RS_ANC_PHASE_DOWN)
+        return 0;
+    errno = ENOPROTOOPT;
+    return 1;
+}
 
 /* Fork generation; grows in every child (pthread_atfork). */
 extern unsigned rs_fork_gen;

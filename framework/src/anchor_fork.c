@@ -1,0 +1,126 @@
+/* anchor_fork.c - upgraded anchored connections go back to TCP before a
+ * fork() or an exec*() (doc/fork.md "fork after the upgrade").
+ *
+ * RDMA resources do not cross fork or exec, but an anchored connection's
+ * app fd (the TCP socket) does. So the process about to fork or exec asks
+ * the module to return each upgraded connection it holds to TCP
+ * (anchor_release, module ABI 1.2), bounded per connection: afterwards
+ * parent and child (or the new image) carry it on the kernel socket, with
+ * the bytes RDMA delivered but nobody read yet served first, once, from a
+ * buffer the module shares between the processes. Nothing happens when
+ * the process holds no upgraded connection (one walk of the fd table, no
+ * message to any peer). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "anchor.h"
+#include "anchor_fork.h"
+#include "fd_table.h"
+#include "fw.h"
+#include "fw_log.h"
+#include "libc_api.h"
+#include "module_load.h"
+#include "sock.h"
+
+#define RELEASE_MAX 1024
+
+struct release_list {
+    int exec, n, skipped;
+    struct file *f[RELEASE_MAX];
+};
+
+static int releasable(const struct file *f)
+{
+    return file_is_anchored(f) && __atomic_load_n(&f->anchor_state, __ATOMIC_ACQUIRE) == ANCHOR_UP &&
+           MODULE_HAS_OP(f->mod, anchor_release);
+}
+
+/* One reference per connection (a file appears once per fd number). */
+static void collect(int fd, struct file *f, void *arg)
+{
+    struct release_list *l = arg;
+    if (!releasable(f))
+        return;
+    if (l->exec) {
+        int fl = LIBC(fcntl)(fd, F_GETFD);
+        if (fl < 0 || (fl & FD_CLOEXEC))
+            return;                    /* the new image does not get it */
+    }
+    for (int i = 0; i < l->n; i++)
+        if (l->f[i] == f)
+            return;
+    if (l->n == RELEASE_MAX) {
+        l->skipped++;
+        return;
+    }
+    struct file *g = file_get(fd);
+    if (g == NULL)
+        return;
+    if (g != f) {
+        file_put(g);
+        return;
+    }
+    l->f[l->n++] = g;
+}
+
+static void release_one(struct file *f, int exec)
+{
+    MOD_ENTER();
+    int r = f->mod->anchor_release(f->sock, ANCHOR_RELEASE_MS);
+    int err = errno;
+    MOD_LEAVE();
+    if (r < 0) {
+        if (err == ETIMEDOUT)
+            LOG_WAR("%s: a connection upgraded to RDMA could not return to TCP before %s (the peer did not "
+                    "answer within %d ms): %s", f->mod->name, exec ? "exec" : "fork", ANCHOR_RELEASE_MS,
+                    exec ? "the new image gets it on TCP and its peer may fail" : "the child cannot use it");
+        else
+            LOG_DBG("%s: anchor_release: %s", f->mod->name, strerror(err));
+        return;
+    }
+    f->downgraded = 1;
+    if (r == 0) {
+        sock_fallback(f);               /* a kernel socket in both processes from now on */
+        return;
+    }
+    /* bytes RDMA delivered remain: the module serves them, then falls back */
+    if (exec)
+        LOG_ERR("%s: bytes received over RDMA and not read yet cannot be handed to the exec'd image; "
+                "read them before exec", f->mod->name);
+}
+
+void anchor_release_all(int exec)
+{
+    if (t_in_module)
+        return;
+    struct release_list *l = malloc(sizeof(*l));
+    if (l == NULL)
+        return;
+    l->exec = exec;
+    l->n = l->skipped = 0;
+    fd_table_each(0, -1, collect, l);
+    if (l->n > 0)
+        LOG_INF("returning %d upgraded connection(s) to TCP before %s", l->n, exec ? "exec" : "fork");
+    for (int i = 0; i < l->n; i++) {
+        release_one(l->f[i], exec);
+        file_put(l->f[i]);
+    }
+    if (l->skipped)
+        LOG_WAR("%d upgraded connections beyond %d stay on RDMA across %s", l->skipped, RELEASE_MAX,
+                exec ? "exec" : "fork");
+    free(l);
+}
+
+int anchor_released(struct file *f)
+{
+    if (f->downgraded)
+        return 1;
+    if (!MODULE_HAS_OP(f->mod, anchor_release))
+        return 0;
+    MOD_ENTER();
+    int r = f->mod->anchor_release(f->sock, 0);   /* 0 ms: a question, starts nothing */
+    MOD_LEAVE();
+    return r >= 0;
+}
