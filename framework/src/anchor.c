@@ -6,6 +6,7 @@
  * the TCP fd to the module's wait fd; the fallback (sock_fallback, sock.c)
  * does the reverse. */
 #include "anchor.h"
+#include "conn_stats.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -116,6 +117,7 @@ static void stay_on_tcp(int fd, struct file *f, int st, int err)
     __atomic_store_n(&f->defer_role, TF_NONE, __ATOMIC_RELEASE);
     __atomic_store_n(&f->defer_anchor, 0, __ATOMIC_RELAXED);
     sock_mark_kernel(f, g_kernel_stack);
+    conn_stats_stay_tcp(f, err);
     stats_add(st, NSTAT_ANCHOR_TCP, 1);
     if (err == ENOPROTOOPT)
         LOG_INF("fd %d: stays on TCP: %s declined the upgrade (peer does not run the framework)",

@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 
 #include "anchor.h"
+#include "conn_stats.h"
 #include "epoll_agg.h"
 #include "fd_table.h"
 #include "fw.h"
@@ -361,6 +362,7 @@ void sock_publish(int fd, struct file *kf, struct file *nf)
 {
     __atomic_store_n(&kf->decided, 1, __ATOMIC_RELEASE);
     fd_table_set(fd, nf);            /* the table takes nf's first reference */
+    conn_stats_move(kf, nf);
     sock_move_dups(fd, kf, nf);
     ev_follow_migration(nf, kf->pregs, kf->n_pregs);
     file_put(kf);                    /* the table's reference to the kernel socket */
@@ -496,6 +498,7 @@ void sock_fallback(struct file *f)
         file_put(kf);            /* the table entries hold it now */
     pthread_mutex_unlock(&f->lock);
     free(regs);
+    conn_stats_fallback(f, kf);
     stats_add(f->stack, NSTAT_ANCHOR_TCP, 1);
     stats_add(f->stack, NSTAT_ANCHORED, (uint64_t)-1);   /* no longer on the module (sums wrap back) */
     LOG_INF("%s: a connection stays on TCP: the peer does not run the framework", f->mod->name);

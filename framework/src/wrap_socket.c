@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "anchor.h"
+#include "conn_stats.h"
 #include "connect_late.h"
 #include "fd_table.h"
 #include "file.h"
@@ -211,6 +212,7 @@ static int connect_decide(int fd, struct file *f, const struct sockaddr *addr, s
     } else if (d < 0) {
         r = -1;
     }
+    conn_stats_connect(fd, addr, r);
     return r;
 }
 
@@ -262,6 +264,8 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
             errno = err;
         }
     }
+    if (r >= 0)
+        conn_stats_accept(r);
     int err = errno;
     file_put(f);
     errno = err;

@@ -1,0 +1,469 @@
+/* conn_stats.c - per-connection records: what carries each connection and,
+ * when it is not accelerated, why (include/nstack/nstack_stats.h).
+ *
+ * Records live in the shared stats segment. Claiming is a CAS on in_use;
+ * the descriptive fields are written under the record's sequence counter
+ * (rec_begin/rec_end); traffic counters are relaxed adds (conn_stats.h).
+ * Nothing here runs on the data path except conn_stats_upgraded(), once
+ * per anchored connection. */
+#include "conn_stats.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "anchor.h"
+#include "fd_table.h"
+#include "fw.h"
+#include "fw_log.h"
+#include "libc_api.h"
+#ifdef NSTACK_HAVE_CONFIG
+#include "nstack_config.h"
+#endif
+
+/* ---- record claim and publication ------------------------------------- */
+
+static struct nstat_conn *rec_claim(struct nstat_shm *s, int *idx)
+{
+    static _Atomic unsigned hint;   /* where the next scan starts: spreads claims */
+    unsigned start = __atomic_fetch_add(&hint, 1, __ATOMIC_RELAXED);
+    for (unsigned k = 0; k < NSTAT_CONNS; k++) {
+        unsigned i = (start + k) % NSTAT_CONNS;
+        uint32_t zero = 0;
+        if (__atomic_compare_exchange_n(&s->conns[i].in_use, &zero, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+            *idx = (int)i + 1;
+            __atomic_fetch_add(&s->conn_recorded, 1, __ATOMIC_RELAXED);
+            return &s->conns[i];
+        }
+    }
+    __atomic_fetch_add(&s->conn_overflow, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+/* Makes seq odd. Writers of one record are slow-path calls on one
+ * connection; a second one waits for the first (bounded: a writer holds it
+ * for a few stores; after the bound the fields are written anyway, and a
+ * reader may see that record torn once). */
+static void rec_begin(struct nstat_conn *c)
+{
+    for (int tries = 0; tries < 1000000; tries++) {
+        uint32_t q = __atomic_load_n(&c->seq, __ATOMIC_RELAXED);
+        if (!(q & 1) && __atomic_compare_exchange_n(&c->seq, &q, q + 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            break;
+    }
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void rec_end(struct nstat_conn *c)
+{
+    uint32_t q = __atomic_load_n(&c->seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->seq, (q + 1) | 0, __ATOMIC_RELEASE);
+}
+
+static struct nstat_conn *rec_of(const struct file *f)
+{
+    int i = __atomic_load_n(&f->conn_slot, __ATOMIC_ACQUIRE);
+    struct nstat_shm *s = g_stat_shm;
+    return i > 0 && i <= NSTAT_CONNS && s != NULL ? &s->conns[i - 1] : NULL;
+}
+
+/* ---- the exit report's tally (private memory) ----------------------------
+ * One line per (state, reason, rule); guarded by g_tally_lock, taken only
+ * when a connection ends up not accelerated. */
+
+#define TALLY_MAX 32
+struct tally {
+    int state, reason;
+    char rule[NSTAT_RULE];
+    unsigned long long n;
+};
+static struct tally g_tally[TALLY_MAX];
+static int g_n_tally;
+static unsigned long long g_tally_lost;
+static pthread_mutex_t g_tally_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void tally_add(int state, int reason, const char *rule)
+{
+    if (reason == NSTAT_R_NONE)
+        return;
+    pthread_mutex_lock(&g_tally_lock);
+    int i = 0;
+    while (i < g_n_tally && !(g_tally[i].state == state && g_tally[i].reason == reason &&
+                              strcmp(g_tally[i].rule, rule) == 0))
+        i++;
+    if (i == g_n_tally && g_n_tally < TALLY_MAX) {
+        g_tally[i].state = state;
+        g_tally[i].reason = reason;
+        snprintf(g_tally[i].rule, sizeof(g_tally[i].rule), "%s", rule);
+        g_n_tally++;
+    }
+    if (i < g_n_tally)
+        g_tally[i].n++;
+    else
+        g_tally_lost++;
+    pthread_mutex_unlock(&g_tally_lock);
+}
+
+/* ---- what the route says ------------------------------------------------ */
+
+struct route_view {
+    int stack;          /* the stack the rule names (-1 none) */
+    int index;
+    int reason;         /* why that route does not accelerate, NSTAT_R_NONE if it does */
+    char rule[NSTAT_RULE];
+};
+
+static int stack_carries(int st, const struct file *f)
+{
+    uint32_t need = (f->domain == AF_INET6 ? NSTACK_CAP_INET6 : NSTACK_CAP_INET) |
+                    (f->type == SOCK_DGRAM ? NSTACK_CAP_DGRAM : NSTACK_CAP_STREAM);
+    return (g_stacks[st].mod->caps & need) == need;
+}
+
+static void route_view(const struct file *f, const struct sockaddr *key, struct route_view *v)
+{
+    v->stack = -1;
+    v->index = -1;
+    v->reason = NSTAT_R_NO_ROUTE;
+    snprintf(v->rule, sizeof(v->rule), "no configuration");
+#ifdef NSTACK_HAVE_CONFIG
+    const struct nstack_config *cfg = fw_config();
+    if (cfg == NULL) {
+        v->reason = fw_is_started() ? NSTAT_R_CONFIG : NSTAT_R_NO_ROUTE;
+        return;
+    }
+    struct nstack_route_result res;
+    nstack_route_lookup(cfg, key, f->type, &res);
+    snprintf(v->rule, sizeof(v->rule), "%.*s", NSTAT_RULE - 1, res.rule_text);
+    v->index = res.index;
+    if (res.module < 0 || res.module >= g_n_stacks)
+        return;
+    v->stack = res.module;
+    if (g_stacks[res.module].is_kernel)
+        v->reason = res.rule == NSTACK_RULE_DEFAULT ? NSTAT_R_NO_ROUTE : NSTAT_R_ROUTE_KERNEL;
+    else if (fw_stack_ready(res.module) < 0)
+        v->reason = NSTAT_R_NO_DEVICE;
+    else if (!stack_carries(res.module, f))
+        v->reason = NSTAT_R_TYPE;
+    else
+        v->reason = NSTAT_R_NONE;
+#else
+    (void)f;
+    (void)key;
+#endif
+}
+
+/* ---- filling a record --------------------------------------------------- */
+
+static void put_addr(const struct sockaddr_storage *ss, uint8_t a[16], uint16_t *port)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        memcpy(a, &in->sin_addr, 4);
+        *port = ntohs(in->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        memcpy(a, &in6->sin6_addr, 16);
+        *port = ntohs(in6->sin6_port);
+    }
+}
+
+/* State of the file now at fd's place in the table. */
+static int state_of(const struct file *f)
+{
+    if (f->kind == FILE_MSOCK) {
+        if (!f->anchored)
+            return NSTAT_ST_DIRECT;
+        return __atomic_load_n(&f->anchor_state, __ATOMIC_ACQUIRE) == ANCHOR_UP ? NSTAT_ST_UPGRADING
+                                                                                : NSTAT_ST_STAYED_TCP;
+    }
+    if (__atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE) || __atomic_load_n(&f->defer_stack, __ATOMIC_ACQUIRE))
+        return NSTAT_ST_PENDING;
+    return NSTAT_ST_KERNEL;
+}
+
+/* The reason a connection in `state` is where it is, given its route. */
+static int reason_of(int state, const struct route_view *v, int inbound)
+{
+    if (state != NSTAT_ST_KERNEL && state != NSTAT_ST_STAYED_TCP)
+        return NSTAT_R_NONE;
+    if (v->reason != NSTAT_R_NONE)
+        return v->reason;
+    /* the route names a usable module, yet the kernel carries it */
+    return inbound ? NSTAT_R_PEER : NSTAT_R_CONNECT_FB;
+}
+
+static void fill_record(struct nstat_conn *c, int fd, const struct file *f, const struct route_view *v,
+                        const struct sockaddr_storage *local, const struct sockaddr_storage *peer, int inbound)
+{
+    rec_begin(c);
+    c->fd = fd;
+    c->stack = f->stack;
+    c->route_stack = v->stack;
+    c->route_index = v->index;
+    c->state = (uint8_t)state_of(f);
+    c->reason = (uint8_t)reason_of(c->state, v, inbound);
+    c->family = (uint8_t)f->domain;
+    c->type = (uint8_t)f->type;
+    c->inbound = (uint8_t)inbound;
+    c->err = 0;
+    memset(c->laddr, 0, sizeof(c->laddr));
+    memset(c->raddr, 0, sizeof(c->raddr));
+    c->lport = c->rport = 0;
+    put_addr(local, c->laddr, &c->lport);
+    put_addr(peer, c->raddr, &c->rport);
+    snprintf(c->rule, sizeof(c->rule), "%s", v->rule);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    c->opened_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    __atomic_store_n(&c->tx_bytes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->rx_bytes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->tx_msgs, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->rx_msgs, 0, __ATOMIC_RELAXED);
+    int state = c->state, reason = c->reason;
+    rec_end(c);
+    tally_add(state, reason, v->rule);
+}
+
+/* Records the connection at fd (key: the address its route is looked up by). */
+static void record(int fd, const struct sockaddr_storage *local, const struct sockaddr_storage *peer,
+                   const struct sockaddr *key, int inbound)
+{
+    struct nstat_shm *s = g_stat_shm;
+    struct file *f;
+    if (s == NULL || (f = file_get(fd)) == NULL)
+        return;
+    if (f->kind == FILE_KSOCK || f->kind == FILE_MSOCK) {
+        struct route_view v;
+        route_view(f, key, &v);
+        int idx = __atomic_load_n(&f->conn_slot, __ATOMIC_ACQUIRE);
+        struct nstat_conn *c = idx > 0 ? &s->conns[idx - 1] : rec_claim(s, &idx);
+        if (c != NULL) {
+            fill_record(c, fd, f, &v, local, peer, inbound);
+            __atomic_store_n(&f->conn_slot, idx, __ATOMIC_RELEASE);
+        }
+    }
+    file_put(f);
+}
+
+void conn_stats_connect(int fd, const struct sockaddr *dest, int r)
+{
+    if (r < 0 && errno != EINPROGRESS)
+        return;
+    int err = errno;
+    struct sockaddr_storage local = { 0 }, peer = { 0 };
+    socklen_t len = sizeof(local);
+    (void)LIBC(getsockname)(fd, (struct sockaddr *)&local, &len);   /* the TCP socket, or nothing (direct) */
+    memcpy(&peer, dest, dest->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    record(fd, &local, &peer, dest, 0);
+    errno = err;
+}
+
+void conn_stats_accept(int fd)
+{
+    int err = errno;
+    struct sockaddr_storage local = { 0 }, peer = { 0 };
+    socklen_t len = sizeof(local);
+    if (getsockname(fd, (struct sockaddr *)&local, &len) == 0) {   /* ours: module sockets answer too */
+        len = sizeof(peer);
+        (void)getpeername(fd, (struct sockaddr *)&peer, &len);
+        record(fd, &local, &peer, (const struct sockaddr *)&local, 1);
+    }
+    errno = err;
+}
+
+/* ---- transitions -------------------------------------------------------- */
+
+static void set_state(struct nstat_conn *c, int state, int reason, int err)
+{
+    rec_begin(c);
+    c->state = (uint8_t)state;
+    c->reason = (uint8_t)reason;
+    c->err = err;
+    rec_end(c);
+}
+
+void conn_stats_move(struct file *from, struct file *to)
+{
+    int idx = __atomic_exchange_n(&from->conn_slot, 0, __ATOMIC_ACQ_REL);
+    if (idx == 0)
+        return;
+    __atomic_store_n(&to->conn_slot, idx, __ATOMIC_RELEASE);
+    struct nstat_conn *c = rec_of(to);
+    rec_begin(c);
+    c->stack = to->stack;
+    c->state = (uint8_t)state_of(to);
+    rec_end(c);
+}
+
+static int reason_of_errno(int err)
+{
+    switch (err) {
+    case ENOPROTOOPT:
+        return NSTAT_R_PEER;
+    case EMFILE:
+    case ENFILE:
+        return NSTAT_R_FD_LIMIT;
+    case ENOMEM:
+        return NSTAT_R_MEMLOCK;   /* memory registration is what fails first under RLIMIT_MEMLOCK */
+    case ENODEV:
+    case ENXIO:
+        return NSTAT_R_NO_DEVICE;
+    case EADDRNOTAVAIL:
+        return NSTAT_R_NOT_RDMA_ADDR;
+    case EOWNERDEAD:
+        return NSTAT_R_FORK;
+    default:
+        return NSTAT_R_MODULE_ERR;
+    }
+}
+
+static void stayed(struct nstat_conn *c, int stack, int reason, int err)
+{
+    if (c == NULL)
+        return;
+    char rule[NSTAT_RULE];
+    rec_begin(c);
+    c->stack = stack;
+    c->state = NSTAT_ST_STAYED_TCP;
+    c->reason = (uint8_t)reason;
+    c->err = err;
+    memcpy(rule, c->rule, sizeof(rule));
+    rec_end(c);
+    rule[NSTAT_RULE - 1] = '\0';
+    tally_add(NSTAT_ST_STAYED_TCP, reason, rule);
+}
+
+void conn_stats_stay_tcp(struct file *f, int err)
+{
+    stayed(rec_of(f), g_kernel_stack, reason_of_errno(err), err);
+}
+
+void conn_stats_fallback(struct file *from, struct file *to)
+{
+    if (to != NULL)
+        conn_stats_move(from, to);
+    stayed(rec_of(to != NULL ? to : from), g_kernel_stack, NSTAT_R_PEER, ENOPROTOOPT);
+}
+
+void conn_stats_upgraded(struct nstat_conn *c)
+{
+    uint8_t up = NSTAT_ST_UPGRADING;
+    rec_begin(c);
+    __atomic_compare_exchange_n(&c->state, &up, NSTAT_ST_UPGRADED, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    rec_end(c);
+}
+
+void conn_stats_release(struct file *f)
+{
+    struct nstat_conn *c = rec_of(f);
+    if (c == NULL)
+        return;
+    __atomic_store_n(&f->conn_slot, 0, __ATOMIC_RELAXED);
+    set_state(c, NSTAT_ST_FREE, NSTAT_R_NONE, 0);
+    __atomic_store_n(&c->in_use, 0, __ATOMIC_RELEASE);
+}
+
+/* ---- fork --------------------------------------------------------------- */
+
+void conn_stats_fork_child(const struct nstat_shm *old, struct nstat_shm *now)
+{
+    /* Same indices, so the files' conn_slot stay valid. Module resources
+     * are not inherited: a module connection is unusable in the child. */
+    now->conn_overflow = old->conn_overflow;
+    now->conn_recorded = old->conn_recorded;
+    memcpy(now->conns, old->conns, sizeof(now->conns));
+    for (int i = 0; i < NSTAT_CONNS; i++) {
+        struct nstat_conn *c = &now->conns[i];
+        if (c->in_use && (c->state == NSTAT_ST_DIRECT || c->state == NSTAT_ST_UPGRADED ||
+                          c->state == NSTAT_ST_UPGRADING)) {
+            c->reason = NSTAT_R_FORK;
+            c->err = EOWNERDEAD;
+        }
+    }
+    pthread_mutex_init(&g_tally_lock, NULL);
+    g_n_tally = 0;
+    g_tally_lost = 0;
+}
+
+/* ---- exit report -------------------------------------------------------- */
+
+static const char *advice(int reason)
+{
+    switch (reason) {
+    case NSTAT_R_NO_ROUTE: return "add an ip_route for the subnet to carry it on a module";
+    case NSTAT_R_ROUTE_KERNEL: return "the rule in rd_config.json says kernel";
+    case NSTAT_R_TYPE: return "the module does not carry this socket type; route it to kernel to silence this";
+    case NSTAT_R_PEER: return "run the framework on the peer, or route the subnet to kernel";
+    case NSTAT_R_NO_DEVICE: return "check the RDMA device (ibv_devices) and the module's libraries; NSTACK_LOG_ON=INF shows the module's error";
+    case NSTAT_R_NOT_RDMA_ADDR: return "use an address of an RDMA port, or route it to kernel";
+    case NSTAT_R_MEMLOCK: return "raise the locked-memory limit (ulimit -l, LimitMEMLOCK=)";
+    case NSTAT_R_FD_LIMIT: return "raise the descriptor limit (ulimit -n)";
+    case NSTAT_R_CONNECT_FB: return "the peer's RDMA side refused or is unreachable; remove \"fallback\" from the route to make it an error";
+    case NSTAT_R_FORK: return "anchored connections (the default) or NSTACK_FORK_SUPPORT=1 survive fork";
+    case NSTAT_R_CONFIG: return "check the files with nstack-route --check";
+    default: return "NSTACK_LOG_ON=INF shows the module's error";
+    }
+}
+
+/* "ip_route[0] 192.168.21.0/24 -> rsocket" -> "192.168.21.0/24"; else the rule. */
+static void rule_target(const char *rule, char *out, size_t n)
+{
+    const char *sp = strchr(rule, ' ');
+    const char *arrow = strstr(rule, " -> ");
+    if (strncmp(rule, "ip_route[", 9) == 0 && sp != NULL && arrow != NULL && arrow > sp)
+        snprintf(out, n, "%.*s", (int)(arrow - sp - 1), sp + 1);
+    else
+        snprintf(out, n, "%s", rule);
+}
+
+static int notable(int reason)
+{
+    return reason != NSTAT_R_NONE && reason != NSTAT_R_NO_ROUTE && reason != NSTAT_R_ROUTE_KERNEL;
+}
+
+/* NSTACK_STATS=1: every line on stderr, beside the per-stack totals;
+ * otherwise only the notable ones, as warnings. */
+static void report_line(int verbose, int is_notable, const char *text)
+{
+    if (verbose) {
+        char line[512];
+        int n = snprintf(line, sizeof(line), "nstack[%d]: stats: %s\n", (int)getpid(), text);
+        if (n > (int)sizeof(line) - 1)
+            n = (int)sizeof(line) - 1;
+        (void)!LIBC(write)(2, line, (size_t)n);
+    } else if (is_notable) {
+        fw_log(NSTACK_LOG_WAR, NULL, "%s", text);
+    }
+}
+
+void conn_stats_report(int verbose)
+{
+    char text[400];
+    pthread_mutex_lock(&g_tally_lock);
+    for (int i = 0; i < g_n_tally; i++) {
+        const struct tally *t = &g_tally[i];
+        char target[NSTAT_RULE];
+        rule_target(t->rule, target, sizeof(target));
+        snprintf(text, sizeof(text), "report: %llu connection%s to %s %s: %s (%s)", t->n, t->n == 1 ? "" : "s",
+                 target, t->state == NSTAT_ST_STAYED_TCP ? "stayed on TCP" : "used the kernel",
+                 nstat_reason_text((unsigned)t->reason), advice(t->reason));
+        report_line(verbose, notable(t->reason), text);
+    }
+    if (g_tally_lost > 0) {
+        snprintf(text, sizeof(text), "report: %llu more connections not accelerated (report table full)",
+                 g_tally_lost);
+        report_line(verbose, 1, text);
+    }
+    pthread_mutex_unlock(&g_tally_lock);
+    struct nstat_shm *s = g_stat_shm;
+    if (s != NULL && s->conn_overflow > 0) {
+        snprintf(text, sizeof(text), "report: %llu connections were not recorded: all %d records in use",
+                 (unsigned long long)s->conn_overflow, NSTAT_CONNS);
+        report_line(verbose, 1, text);
+    }
+}
