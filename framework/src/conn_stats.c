@@ -410,15 +410,16 @@ static const char *advice(int reason)
     }
 }
 
-/* "ip_route[0] 192.168.21.0/24 -> rsocket" -> "192.168.21.0/24"; else the rule. */
+/* "ip_route[0] 192.168.21.0/24 -> rsocket" -> "to 192.168.21.0/24"; other
+ * rules -> "(rule: ...)". */
 static void rule_target(const char *rule, char *out, size_t n)
 {
     const char *sp = strchr(rule, ' ');
     const char *arrow = strstr(rule, " -> ");
     if (strncmp(rule, "ip_route[", 9) == 0 && sp != NULL && arrow != NULL && arrow > sp)
-        snprintf(out, n, "%.*s", (int)(arrow - sp - 1), sp + 1);
+        snprintf(out, n, "to %.*s", (int)(arrow - sp - 1), sp + 1);
     else
-        snprintf(out, n, "%s", rule);
+        snprintf(out, n, "(rule: %.*s)", (int)n - 10, rule);
 }
 
 static int notable(int reason)
@@ -447,9 +448,9 @@ void conn_stats_report(int verbose)
     pthread_mutex_lock(&g_tally_lock);
     for (int i = 0; i < g_n_tally; i++) {
         const struct tally *t = &g_tally[i];
-        char target[NSTAT_RULE];
+        char target[NSTAT_RULE + 16];
         rule_target(t->rule, target, sizeof(target));
-        snprintf(text, sizeof(text), "report: %llu connection%s to %s %s: %s (%s)", t->n, t->n == 1 ? "" : "s",
+        snprintf(text, sizeof(text), "report: %llu connection%s %s %s: %s (%s)", t->n, t->n == 1 ? "" : "s",
                  target, t->state == NSTAT_ST_STAYED_TCP ? "stayed on TCP" : "used the kernel",
                  nstat_reason_text((unsigned)t->reason), advice(t->reason));
         report_line(verbose, notable(t->reason), text);

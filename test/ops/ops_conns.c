@@ -1,0 +1,74 @@
+/* ops_conns - opens the connections named on the command line, moves a
+ * little data on each (checked), prints "ready", and holds them open until
+ * its stdin ends, so that nstack-stat can read their records.
+ *
+ *   ops_conns tcp:IP:PORT | udp:IP:PORT ...
+ *
+ * tcp: connect, send 64 bytes, read the 64-byte echo and compare.
+ * udp: connect, send 16 bytes (nothing comes back).
+ * Exit 0; 1 with one line on stderr if a connection or its data fails. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int open_one(const char *spec)
+{
+    char proto[4], ip[64];
+    int port;
+    if (sscanf(spec, "%3[a-z]:%63[^:]:%d", proto, ip, &port) != 3) {
+        fprintf(stderr, "ops_conns: %s: expected tcp:IP:PORT or udp:IP:PORT\n", spec);
+        return -1;
+    }
+    int udp = strcmp(proto, "udp") == 0;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port) };
+    if (inet_pton(AF_INET, ip, &a.sin_addr) != 1) {
+        fprintf(stderr, "ops_conns: %s: bad address\n", spec);
+        return -1;
+    }
+    int fd = socket(AF_INET, udp ? SOCK_DGRAM : SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        fprintf(stderr, "ops_conns: %s: connect: %s\n", spec, strerror(errno));
+        return -1;
+    }
+    unsigned char out[64], in[64];
+    size_t n = udp ? 16 : sizeof(out);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (unsigned char)(i * 37 + (size_t)port);
+    if (send(fd, out, n, 0) != (ssize_t)n) {
+        fprintf(stderr, "ops_conns: %s: send: %s\n", spec, strerror(errno));
+        return -1;
+    }
+    for (size_t got = 0; !udp && got < n;) {
+        ssize_t r = recv(fd, in + got, n - got, 0);
+        if (r <= 0) {
+            fprintf(stderr, "ops_conns: %s: recv: %s\n", spec, r == 0 ? "end of stream" : strerror(errno));
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    if (!udp && memcmp(in, out, n) != 0) {
+        fprintf(stderr, "ops_conns: %s: the echo differs\n", spec);
+        return -1;
+    }
+    return fd;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        int fd = open_one(argv[i]);
+        if (fd < 0)
+            return 1;
+        printf("fd %d %s\n", fd, argv[i]);
+    }
+    printf("ready pid %d\n", (int)getpid());
+    fflush(stdout);
+    char buf[64];
+    while (read(0, buf, sizeof(buf)) > 0)
+        ;
+    return 0;
+}
