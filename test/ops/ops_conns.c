@@ -2,21 +2,41 @@
  * little data on each (checked), prints "ready", and holds them open until
  * its stdin ends, so that nstack-stat can read their records.
  *
- *   ops_conns tcp:IP:PORT | udp:IP:PORT ...
+ *   ops_conns tcp:IP:PORT | udp:IP:PORT | fill:N ...
  *
  * tcp: connect, send 64 bytes, read the 64-byte echo and compare.
  * udp: connect, send 16 bytes (nothing comes back).
+ * fill:N: opens /dev/null until the descriptor limit, then closes N of
+ * them, so that the next connection runs short of descriptors.
  * Exit 0; 1 with one line on stderr if a connection or its data fails. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+static int fill(int keep_free)
+{
+    int fds[65536], n = 0;
+    while (n < 65536 && (fds[n] = open("/dev/null", O_RDONLY)) >= 0)
+        n++;
+    if (n < keep_free || errno != EMFILE) {
+        fprintf(stderr, "ops_conns: fill: %d descriptors, then %s\n", n, strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < keep_free; i++)
+        close(fds[--n]);
+    return 0;
+}
+
 static int open_one(const char *spec)
 {
+    int keep;
+    if (sscanf(spec, "fill:%d", &keep) == 1)
+        return fill(keep) < 0 ? -1 : 0;
     char proto[4], ip[64];
     int port;
     if (sscanf(spec, "%3[a-z]:%63[^:]:%d", proto, ip, &port) != 3) {
