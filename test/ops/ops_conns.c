@@ -8,10 +8,13 @@
  * udp: connect, send 16 bytes (nothing comes back).
  * fill:N: opens /dev/null until the descriptor limit, then closes N of
  * them, so that the next connection runs short of descriptors.
+ * With OPS_PUMP=1 the TCP connections keep exchanging 64-byte echoes
+ * (checked) until stdin ends, so that counters move between samples.
  * Exit 0; 1 with one line on stderr if a connection or its data fails. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,31 @@ static int fill(int keep_free)
     }
     for (int i = 0; i < keep_free; i++)
         close(fds[--n]);
+    return 0;
+}
+
+/* 64 bytes out, the same 64 back; 0 or -1 with one line on stderr. */
+static int ping(int fd, unsigned salt, const char *what)
+{
+    unsigned char out[64], in[64];
+    for (size_t i = 0; i < sizeof(out); i++)
+        out[i] = (unsigned char)(i * 37 + salt);
+    if (send(fd, out, sizeof(out), 0) != (ssize_t)sizeof(out)) {
+        fprintf(stderr, "ops_conns: %s: send: %s\n", what, strerror(errno));
+        return -1;
+    }
+    for (size_t got = 0; got < sizeof(in);) {
+        ssize_t r = recv(fd, in + got, sizeof(in) - got, 0);
+        if (r <= 0) {
+            fprintf(stderr, "ops_conns: %s: recv: %s\n", what, r == 0 ? "end of stream" : strerror(errno));
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    if (memcmp(in, out, sizeof(in)) != 0) {
+        fprintf(stderr, "ops_conns: %s: the echo differs\n", what);
+        return -1;
+    }
     return 0;
 }
 
@@ -54,24 +82,13 @@ static int open_one(const char *spec)
         fprintf(stderr, "ops_conns: %s: connect: %s\n", spec, strerror(errno));
         return -1;
     }
-    unsigned char out[64], in[64];
-    size_t n = udp ? 16 : sizeof(out);
-    for (size_t i = 0; i < n; i++)
-        out[i] = (unsigned char)(i * 37 + (size_t)port);
-    if (send(fd, out, n, 0) != (ssize_t)n) {
-        fprintf(stderr, "ops_conns: %s: send: %s\n", spec, strerror(errno));
-        return -1;
-    }
-    for (size_t got = 0; !udp && got < n;) {
-        ssize_t r = recv(fd, in + got, n - got, 0);
-        if (r <= 0) {
-            fprintf(stderr, "ops_conns: %s: recv: %s\n", spec, r == 0 ? "end of stream" : strerror(errno));
+    if (udp) {
+        unsigned char out[16] = { 0 };
+        if (send(fd, out, sizeof(out), 0) != (ssize_t)sizeof(out)) {
+            fprintf(stderr, "ops_conns: %s: send: %s\n", spec, strerror(errno));
             return -1;
         }
-        got += (size_t)r;
-    }
-    if (!udp && memcmp(in, out, n) != 0) {
-        fprintf(stderr, "ops_conns: %s: the echo differs\n", spec);
+    } else if (ping(fd, (unsigned)port, spec) < 0) {
         return -1;
     }
     return fd;
@@ -79,14 +96,24 @@ static int open_one(const char *spec)
 
 int main(int argc, char **argv)
 {
+    int tcp[64], n_tcp = 0;
     for (int i = 1; i < argc; i++) {
         int fd = open_one(argv[i]);
         if (fd < 0)
             return 1;
         printf("fd %d %s\n", fd, argv[i]);
+        if (strncmp(argv[i], "tcp:", 4) == 0 && n_tcp < 64)
+            tcp[n_tcp++] = fd;
     }
     printf("ready pid %d\n", (int)getpid());
     fflush(stdout);
+    const char *pump = getenv("OPS_PUMP");
+    int pumping = pump != NULL && strcmp(pump, "1") == 0;
+    struct pollfd in = { .fd = 0, .events = POLLIN };
+    for (unsigned round = 0; pumping && poll(&in, 1, 10) == 0; round++)
+        for (int i = 0; i < n_tcp; i++)
+            if (ping(tcp[i], round, "pump") < 0)
+                return 1;
     char buf[64];
     while (read(0, buf, sizeof(buf)) > 0)
         ;
