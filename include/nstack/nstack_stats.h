@@ -29,7 +29,7 @@
 #define NSTAT_STACKS 16
 #define NSTAT_SLOTS 128
 #define NSTAT_NAME 32
-#define NSTAT_CONNS 256
+#define NSTAT_CONNS 1024   /* ~220 KiB; tmpfs pages are allocated as records are used */
 #define NSTAT_RULE 96
 
 enum nstat_counter {

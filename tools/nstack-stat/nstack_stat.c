@@ -163,15 +163,16 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &o) < 0)
         return 2;
     struct snapshot *cur = malloc(sizeof(*cur));
-    struct snapshot *prev = calloc(MAX_PIDS, sizeof(*prev));
-    int *have_prev = calloc(MAX_PIDS, sizeof(int));
-    if (cur == NULL || prev == NULL || have_prev == NULL) {
+    /* the previous samples, for -w only (untouched pages cost nothing) */
+    struct snapshot *prev = o.wait ? calloc(MAX_PIDS, sizeof(*prev)) : NULL;
+    int *have_prev = o.wait ? calloc(MAX_PIDS, sizeof(int)) : NULL;
+    if (cur == NULL || (o.wait && (prev == NULL || have_prev == NULL))) {
         fprintf(stderr, "nstack-stat: out of memory\n");
         return 2;
     }
     int rc = 0;
     for (long round = 1;; round++) {
-        rc = sample(&o, cur, prev, o.wait ? have_prev : NULL, (int)round);
+        rc = sample(&o, cur, prev, have_prev, (int)round);
         if (!o.wait || (o.count && round >= o.count))
             break;
         nap(o.wait);

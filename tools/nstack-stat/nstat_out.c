@@ -45,20 +45,26 @@ static const struct nstat_conn *prev_conn(const struct view *v, const struct nst
 
 /* ---- text ---------------------------------------------------------------- */
 
+/* The table of the first version, column for column (scripts read it by
+ * position); -c adds the anchored columns, -w the rates. */
 static void text_totals(FILE *out, const struct snapshot *s, const struct view *v)
 {
     double dt = v->prev ? s->when - v->prev->when : 0;
-    fprintf(out, "  %-12s %8s %8s %8s %14s %14s %8s %8s %8s%s\n", "stack", "sockets", "connect", "accept",
-            "tx_bytes", "rx_bytes", "fallback", "anchored", "tcp_stay", v->prev ? "   tx_B/s   rx_B/s" : "");
+    fprintf(out, "  %-16s %10s %10s %10s %16s %16s %10s", "stack", "sockets", "connect", "accept", "tx_bytes",
+            "rx_bytes", "fallback");
+    if (v->conns)
+        fprintf(out, " %10s %10s", "anchored", "tcp_stay");
+    fprintf(out, "%s\n", v->prev ? "     tx_B/s     rx_B/s" : "");
     for (int st = 0; st < s->n_stacks; st++) {
         const uint64_t *t = s->stacks[st].t;
-        fprintf(out, "  %-12s %8llu %8llu %8llu %14llu %14llu %8llu %8lld %8llu", s->stacks[st].name,
-                u(t[NSTAT_SOCKETS]), u(t[NSTAT_CONN_OUT]), u(t[NSTAT_CONN_IN]), u(t[NSTAT_TX_BYTES]),
-                u(t[NSTAT_RX_BYTES]), u(t[NSTAT_FALLBACK]), (long long)(int64_t)t[NSTAT_ANCHORED],
-                u(t[NSTAT_ANCHOR_TCP]));
+        fprintf(out, "  %-16s %10llu %10llu %10llu %16llu %16llu %10llu", s->stacks[st].name, u(t[NSTAT_SOCKETS]),
+                u(t[NSTAT_CONN_OUT]), u(t[NSTAT_CONN_IN]), u(t[NSTAT_TX_BYTES]), u(t[NSTAT_RX_BYTES]),
+                u(t[NSTAT_FALLBACK]));
+        if (v->conns)
+            fprintf(out, " %10lld %10llu", (long long)(int64_t)t[NSTAT_ANCHORED], u(t[NSTAT_ANCHOR_TCP]));
         if (v->prev && st < v->prev->n_stacks && dt > 0) {
             const uint64_t *p = v->prev->stacks[st].t;
-            fprintf(out, " %8.0f %8.0f", (double)(t[NSTAT_TX_BYTES] - p[NSTAT_TX_BYTES]) / dt,
+            fprintf(out, " %10.0f %10.0f", (double)(t[NSTAT_TX_BYTES] - p[NSTAT_TX_BYTES]) / dt,
                     (double)(t[NSTAT_RX_BYTES] - p[NSTAT_RX_BYTES]) / dt);
         }
         fputc('\n', out);
