@@ -117,7 +117,7 @@ static void stay_on_tcp(int fd, struct file *f, int st, int err)
     __atomic_store_n(&f->defer_role, TF_NONE, __ATOMIC_RELEASE);
     __atomic_store_n(&f->defer_anchor, 0, __ATOMIC_RELAXED);
     sock_mark_kernel(f, g_kernel_stack);
-    conn_stats_stay_tcp(f, err);
+    conn_stats_stay_tcp(fd, f, err);
     stats_add(st, NSTAT_ANCHOR_TCP, 1);
     if (err == ENOPROTOOPT)
         LOG_INF("fd %d: stays on TCP: %s declined the upgrade (peer does not run the framework)",
@@ -357,6 +357,7 @@ static void inherit_group(const char *name, char role, int hello, char *fds)
             anchor_defer(f, st);
             f->hello_sent = hello;
             __atomic_store_n(&f->defer_role, role == 'a' ? TF_ACTIVE : TF_PASSIVE, __ATOMIC_RELEASE);
+            conn_stats_inherited(fd, role == 'p');
         } else if (fstat(fd, &sk) == 0 && sk.st_ino == s0.st_ino && sk.st_dev == s0.st_dev) {
             struct file *old = fd_table_take(fd);
             if (old != NULL)

@@ -263,17 +263,45 @@ void conn_stats_connect(int fd, const struct sockaddr *dest, int r)
     errno = err;
 }
 
-void conn_stats_accept(int fd)
+/* A connection whose addresses the socket itself tells (an accepted one,
+ * or one inherited across exec); routed by its local address when
+ * inbound, by its peer's otherwise. Kept short: it runs right after
+ * accept(), while the peer's module may be mid-handshake. */
+static void track(int fd, int inbound)
 {
     int err = errno;
     struct sockaddr_storage local = { 0 }, peer = { 0 };
-    socklen_t len = sizeof(local);
-    if (getsockname(fd, (struct sockaddr *)&local, &len) == 0) {   /* ours: module sockets answer too */
-        len = sizeof(peer);
-        (void)getpeername(fd, (struct sockaddr *)&peer, &len);
-        record(fd, &local, &peer, (const struct sockaddr *)&local, 1);
+    socklen_t len = sizeof(local), plen = sizeof(peer);
+    struct file *f = fd_table_get(fd);
+    int direct = f != NULL && file_is_direct_msock(f);   /* its fd is a wait fd: ask the module */
+    int r = direct ? getsockname(fd, (struct sockaddr *)&local, &len)
+                   : LIBC(getsockname)(fd, (struct sockaddr *)&local, &len);
+    if (r == 0) {
+        if (direct)
+            (void)getpeername(fd, (struct sockaddr *)&peer, &plen);
+        else
+            (void)LIBC(getpeername)(fd, (struct sockaddr *)&peer, &plen);
+        record(fd, &local, &peer, (const struct sockaddr *)(inbound ? &local : &peer), inbound);
     }
     errno = err;
+}
+
+void conn_stats_accept(int fd)
+{
+    /* An anchored candidate is recorded at its first use or when it stays
+     * on TCP (conn_stats_move/stay_tcp): work right after accept() widens
+     * the window in which a client that exits at once meets our module's
+     * hello after its exit handler drained its socket (a reset instead of
+     * EOF; sem_anchor connect_close_eof under load). */
+    struct file *f = fd_table_get(fd);
+    if (f != NULL && f->kind == FILE_KSOCK && __atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE))
+        return;
+    track(fd, 1);
+}
+
+void conn_stats_inherited(int fd, int inbound)
+{
+    track(fd, inbound);
 }
 
 /* ---- transitions -------------------------------------------------------- */
@@ -287,11 +315,16 @@ static void set_state(struct nstat_conn *c, int state, int reason, int err)
     rec_end(c);
 }
 
-void conn_stats_move(struct file *from, struct file *to)
+void conn_stats_move(int fd, struct file *from, struct file *to)
 {
     int idx = __atomic_exchange_n(&from->conn_slot, 0, __ATOMIC_ACQ_REL);
-    if (idx == 0)
+    if (idx == 0) {
+        /* not recorded yet: an accepted anchored candidate at its first use
+         * (connected ones were recorded by connect()) */
+        if (to->anchored)
+            track(fd, 1);
         return;
+    }
     __atomic_store_n(&to->conn_slot, idx, __ATOMIC_RELEASE);
     struct nstat_conn *c = rec_of(to);
     rec_begin(c);
@@ -338,15 +371,17 @@ static void stayed(struct nstat_conn *c, int stack, int reason, int err)
     tally_add(NSTAT_ST_STAYED_TCP, reason, rule);
 }
 
-void conn_stats_stay_tcp(struct file *f, int err)
+void conn_stats_stay_tcp(int fd, struct file *f, int err)
 {
+    if (__atomic_load_n(&f->conn_slot, __ATOMIC_ACQUIRE) == 0)
+        track(fd, 1);           /* an accepted candidate, not recorded yet */
     stayed(rec_of(f), g_kernel_stack, reason_of_errno(err), err);
 }
 
 void conn_stats_fallback(struct file *from, struct file *to)
 {
     if (to != NULL)
-        conn_stats_move(from, to);
+        conn_stats_move(-1, from, to);
     stayed(rec_of(to != NULL ? to : from), g_kernel_stack, NSTAT_R_PEER, ENOPROTOOPT);
 }
 
@@ -376,11 +411,13 @@ void conn_stats_fork_child(const struct nstat_shm *old, struct nstat_shm *now)
      * are not inherited: a module connection is unusable in the child. */
     now->conn_overflow = old->conn_overflow;
     now->conn_recorded = old->conn_recorded;
-    memcpy(now->conns, old->conns, sizeof(now->conns));
     for (int i = 0; i < NSTAT_CONNS; i++) {
+        if (!old->conns[i].in_use)
+            continue;           /* only used records: the new segment's pages stay unallocated */
         struct nstat_conn *c = &now->conns[i];
-        if (c->in_use && (c->state == NSTAT_ST_DIRECT || c->state == NSTAT_ST_UPGRADED ||
-                          c->state == NSTAT_ST_UPGRADING)) {
+        memcpy(c, &old->conns[i], sizeof(*c));
+        c->seq &= ~1u;          /* a writer interrupted by fork() is gone */
+        if (c->state == NSTAT_ST_DIRECT || c->state == NSTAT_ST_UPGRADED || c->state == NSTAT_ST_UPGRADING) {
             c->reason = NSTAT_R_FORK;
             c->err = EOWNERDEAD;
         }

@@ -15,10 +15,12 @@
 void conn_stats_connect(int fd, const struct sockaddr *dest, int r);
 /* After accept() returned fd. */
 void conn_stats_accept(int fd);
+/* An anchored candidate inherited across exec (NSTACK_ANCHOR_INHERIT). */
+void conn_stats_inherited(int fd, int inbound);
 /* The app fd's file is replaced by `to` (sock_publish): the record follows. */
-void conn_stats_move(struct file *from, struct file *to);
+void conn_stats_move(int fd, struct file *from, struct file *to);
 /* An anchored candidate stays on TCP: anchor() failed with err. */
-void conn_stats_stay_tcp(struct file *f, int err);
+void conn_stats_stay_tcp(int fd, struct file *f, int err);
 /* An anchored connection went back to TCP (sock_fallback); to may be NULL. */
 void conn_stats_fallback(struct file *from, struct file *to);
 /* The file is freed: its record is free for reuse. */

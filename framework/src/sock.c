@@ -362,7 +362,7 @@ void sock_publish(int fd, struct file *kf, struct file *nf)
 {
     __atomic_store_n(&kf->decided, 1, __ATOMIC_RELEASE);
     fd_table_set(fd, nf);            /* the table takes nf's first reference */
-    conn_stats_move(kf, nf);
+    conn_stats_move(fd, kf, nf);
     sock_move_dups(fd, kf, nf);
     ev_follow_migration(nf, kf->pregs, kf->n_pregs);
     file_put(kf);                    /* the table's reference to the kernel socket */
