@@ -8,6 +8,9 @@
  * udp: connect, send 16 bytes (nothing comes back).
  * fill:N: opens /dev/null until the descriptor limit, then closes N of
  * them, so that the next connection runs short of descriptors.
+ * With OPS_FORK=1 it forks once the connections are open: the child
+ * (which inherits them) prints "ready" and holds them, the parent waits for
+ * it and exits with its status.
  * With OPS_PUMP=1 the TCP connections keep exchanging 64-byte echoes
  * (checked) until stdin ends, so that counters move between samples.
  * Exit 0; 1 with one line on stderr if a connection or its data fails. */
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int fill(int keep_free)
@@ -104,6 +108,18 @@ int main(int argc, char **argv)
         printf("fd %d %s\n", fd, argv[i]);
         if (strncmp(argv[i], "tcp:", 4) == 0 && n_tcp < 64)
             tcp[n_tcp++] = fd;
+    }
+    const char *fk = getenv("OPS_FORK");
+    if (fk != NULL && strcmp(fk, "1") == 0) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid < 0) {
+            fprintf(stderr, "ops_conns: fork: %s\n", strerror(errno));
+            return 1;
+        }
+        int st;
+        if (pid > 0)
+            return waitpid(pid, &st, 0) == pid && WIFEXITED(st) ? WEXITSTATUS(st) : 1;
     }
     printf("ready pid %d\n", (int)getpid());
     fflush(stdout);

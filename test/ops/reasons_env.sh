@@ -7,6 +7,8 @@
 #   unparsable rd_config.json                     -> configuration error
 #   "anchor": false + "fallback": "kernel", the
 #   module's connect refused                      -> connect refused with fallback
+#   "anchor": false, a direct rsocket connection
+#   inherited by a fork child                     -> fork/exec limitation
 . "$NSTACK_SRC/test/ops/ops_lib.sh"
 rsfw_setup
 plain_echo a 192.168.21.180 7002
@@ -52,4 +54,21 @@ JSON
 check_one fallback kernel connect_fallback \
     "report: 1 connection to 192.168.21.0/24 used the kernel: connect refused with fallback" \
     rs_b env "NSTACK_MOD_CFG_RD=$WORK/fb_rd.json"
+# A direct module connection (no TCP anchor) to a framework server with the
+# same configuration; the child of a fork holds it, its record says the
+# module's resources did not come along.
+cat >"$WORK/direct_rd.json" <<'JSON'
+{ "ip_route": [ { "subnet": "192.168.21.0/24", "stack_name": "rsocket", "anchor": false } ], "prot_route": [] }
+JSON
+bg_a "${RS_ENV[@]}" "NSTACK_MOD_CFG_RD=$WORK/direct_rd.json" "$CHECK" --serve 7001
+wait_tcp_listen "$NS_A" 0.0.0.0 7001 10 || fail "direct framework server did not start"   # kernel + rsocket listener
+P=192.168.21.180:7001
+HOLD_SPECS=(tcp:$P)
+hold fork rs_b env OPS_FORK=1 "NSTACK_MOD_CFG_RD=$WORK/direct_rd.json"
+stat_json "$HOLD_PID" "$WORK/fork.json"
+expect_conn "$WORK/fork.json" "$P" direct fork_exec "ip_route[0] 192.168.21.0/24 -> rsocket"
+python3 -c "import json,sys; c=json.load(open(sys.argv[1]))['processes'][0]['connections'][0]; assert c['stack']=='rsocket' and c['errno']==130, c" \
+    "$WORK/fork.json" || fail "fork: the record names rsocket and EOWNERDEAD"
+release fork
+wait_exit "$HOLD_JOB" 20 || fail "fork: ops_conns: $(cat "$WORK/fork.err")"
 echo "ops.reasons_env: ok"
