@@ -27,8 +27,13 @@ void conn_stats_fallback(struct file *from, struct file *to);
 void conn_stats_release(struct file *f);
 /* The first data moved on an anchored module socket (from conn_stats_io). */
 void conn_stats_upgraded(struct nstat_conn *c);
-/* Exit report lines (stats_at_exit); verbose: NSTACK_STATS=1. */
+/* Exit report lines (stats_at_exit); verbose: NSTACK_STATS=1 (conn_report.c). */
 void conn_stats_report(int verbose);
+/* A connection ended up not accelerated (reason != NSTAT_R_NONE) or on
+ * the kernel by its route: one more in the report's line for it. */
+void conn_report_add(int state, int reason, const char *rule);
+/* In a fork child: the child reports its own connections only. */
+void conn_report_fork_child(void);
 /* In a fork child: records copied from the parent's segment. */
 void conn_stats_fork_child(const struct nstat_shm *old, struct nstat_shm *now);
 
