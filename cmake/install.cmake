@@ -8,9 +8,9 @@
 #   LIBDIR/nstack/softrdma/lib{ibverbs,rdmacm}.so.1    the software device: its
 #                                                      own directory, never on
 #                                                      the default search path
-#   BINDIR/nstack-route, nstack-stat, nstack-run
+#   BINDIR/nstack-route, nstack-stat, nstack-check, nstack-run
 #   LIBEXECDIR/nstack/                                 the DMM regression apps
-#   INCLUDEDIR/nstack/nstack_module.h, LIBDIR/pkgconfig/nstack.pc
+#   INCLUDEDIR/nstack/nstack_module.h, nstack_stats.h, LIBDIR/pkgconfig/nstack.pc
 #   DATADIR/nstack/{kernel,rsocket}/*.json             example configurations
 #   DOCDIR (share/doc/nstack), MANDIR/man1, man7
 #
@@ -34,7 +34,7 @@ foreach(t nStackAPI dmm_rsocket)
     install(TARGETS ${t} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime)
   endif()
 endforeach()
-foreach(t nstack-route nstack-stat)
+foreach(t nstack-route nstack-stat nstack-check)
   if(TARGET ${t})
     install(TARGETS ${t} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
   endif()
@@ -67,7 +67,7 @@ install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR}
         COMPONENT runtime)
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/doc/ DESTINATION ${CMAKE_INSTALL_DOCDIR}
         COMPONENT runtime FILES_MATCHING PATTERN "*.md" PATTERN "*.svg" PATTERN "man" EXCLUDE)
-foreach(page nstack-run.1 nstack-route.1 nstack-stat.1 nstack.7)
+foreach(page nstack-run.1 nstack-route.1 nstack-stat.1 nstack-check.1 nstack.7)
   string(REGEX REPLACE ".*\\." "" _sec "${page}")
   install(FILES ${CMAKE_SOURCE_DIR}/doc/man/${page}
           DESTINATION ${CMAKE_INSTALL_MANDIR}/man${_sec} COMPONENT runtime)
@@ -75,6 +75,7 @@ endforeach()
 
 # ---- dev (package nstack-dev) -----------------------------------------------
 install(FILES ${CMAKE_SOURCE_DIR}/include/nstack/nstack_module.h
+              ${CMAKE_SOURCE_DIR}/include/nstack/nstack_stats.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nstack COMPONENT dev)
 # nstack.pc is written at install time, so it names the prefix actually
 # installed to (cmake --install --prefix P), not the configure-time one.

@@ -6,6 +6,7 @@
  * the TCP fd to the module's wait fd; the fallback (sock_fallback, sock.c)
  * does the reverse. */
 #include "anchor.h"
+#include "conn_stats.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -112,9 +113,7 @@ int anchor_track_accepted(int fd, const struct file *lf, int nonblock)
     return 1;
 }
 
-/* The connection stays on TCP: the module declined (ENOPROTOOPT), or no
- * module socket could be made (then the peer's module sees this end never
- * answer and falls back too). Caller holds f->lock. */
+/* Marks candidate f a kernel socket for good. Caller holds f->lock. */
 static void to_kernel(struct file *f)
 {
     __atomic_store_n(&f->defer_role, TF_NONE, __ATOMIC_RELEASE);
@@ -122,9 +121,13 @@ static void to_kernel(struct file *f)
     sock_mark_kernel(f, g_kernel_stack);
 }
 
+/* The connection stays on TCP: the module declined (ENOPROTOOPT), or no
+ * module socket could be made (then the peer's module sees this end never
+ * answer and falls back too). Caller holds f->lock. */
 static void stay_on_tcp(int fd, struct file *f, int st, int err)
 {
     to_kernel(f);
+    conn_stats_stay_tcp(fd, f, err);
     stats_add(st, NSTAT_ANCHOR_TCP, 1);
     if (err == ENOPROTOOPT)
         LOG_INF("fd %d: stays on TCP: %s declined the upgrade (peer does not run the framework)",
@@ -374,6 +377,7 @@ static void inherit_group(const char *name, char role, int hello, char *fds)
             anchor_defer(f, st);
             f->hello_sent = hello;
             __atomic_store_n(&f->defer_role, role == 'a' ? TF_ACTIVE : TF_PASSIVE, __ATOMIC_RELEASE);
+            conn_stats_inherited(fd, role == 'p');
         } else if (fstat(fd, &sk) == 0 && sk.st_ino == s0.st_ino && sk.st_dev == s0.st_dev) {
             struct file *old = fd_table_take(fd);
             if (old != NULL)

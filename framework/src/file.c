@@ -1,6 +1,8 @@
 /* file.c - pool and reference counting of struct file (see file.h). */
 #include "file.h"
 
+#include "conn_stats.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +87,7 @@ void file_put(struct file *f)
 
 void file_free(struct file *f)
 {
+    conn_stats_release(f);
     free(f->pregs);
     f->pregs = NULL;
     pthread_mutex_lock(&g_pool_lock);

@@ -145,6 +145,12 @@ struct file {
      * process's last fork() may be read by another process too. */
     unsigned fork_gen;
 
+    /* Index + 1 of this connection's record in the stats segment (0: none;
+     * conn_stats.c). Set and moved with atomic stores on the slow path
+     * (connect/accept, sock_publish, sock_fallback), read with a relaxed
+     * load on the data path; the record is released with the file. */
+    _Atomic int conn_slot;
+
     struct file *next_free;     /* pool free list */
 };
 

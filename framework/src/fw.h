@@ -54,6 +54,9 @@ struct route {
 };
 struct route fw_route_ex(const struct file *f, const struct sockaddr *key);
 const struct nstack_fw_api *fw_api(void);
+/* The loaded configuration (NULL: not started, none, or unusable). */
+struct nstack_config;
+const struct nstack_config *fw_config(void);
 /* The stacks a wildcard stream listener listens on (doc/framework.md,
  * "Listeners on several stacks"): the listener's own route first, then
  * every usable module an ip_route sends a local address to. Returns the

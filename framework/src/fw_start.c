@@ -204,6 +204,13 @@ static int route_configured(const struct file *f, const struct sockaddr *key, in
     return g_kernel_stack;
 }
 
+#ifdef NSTACK_HAVE_CONFIG
+const struct nstack_config *fw_config(void)
+{
+    return fw_is_started() ? g_cfg : NULL;
+}
+#endif
+
 static int default_stack(void)
 {
 #ifdef NSTACK_HAVE_CONFIG

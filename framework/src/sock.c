@@ -11,6 +11,7 @@
 #include "anchor.h"
 #include "anchor_fork.h"
 #include "anchor_side.h"
+#include "conn_stats.h"
 #include "epoll_agg.h"
 #include "fd_table.h"
 #include "fw.h"
@@ -361,6 +362,7 @@ void sock_publish(int fd, struct file *kf, struct file *nf)
 {
     __atomic_store_n(&kf->decided, 1, __ATOMIC_RELEASE);
     fd_table_set(fd, nf);            /* the table takes nf's first reference */
+    conn_stats_move(fd, kf, nf);
     sock_move_dups(fd, kf, nf);
     ev_follow_migration(nf, kf->pregs, kf->n_pregs);
     file_put(kf);                    /* the table's reference to the kernel socket */
@@ -498,6 +500,7 @@ void sock_fallback(struct file *f)
         file_put(kf);            /* the table entries hold it now */
     pthread_mutex_unlock(&f->lock);
     free(regs);
+    conn_stats_fallback(f, kf);
     stats_add(f->stack, NSTAT_ANCHORED, (uint64_t)-1);   /* no longer on the module (sums wrap back) */
     if (anchor_released(f)) {         /* anchor_fork.c: returned to TCP before a fork/exec */
         LOG_DBG("%s: a connection is on TCP again (fork/exec)", f->mod->name);

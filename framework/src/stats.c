@@ -2,6 +2,8 @@
  * NSTACK_STATS=1 also prints the totals to the log at exit. */
 #include "stats.h"
 
+#include "conn_stats.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -20,7 +22,8 @@
 __thread struct nstat_slot *t_stat_slot;
 /* Set once in stats_start() (under fw_start's pthread_once) and replaced
  * only in a fork child (single-threaded there); read lock-free. */
-static struct nstat_shm *g_stat;
+struct nstat_shm *g_stat_shm;
+
 static char g_stat_path[64];
 static int g_stat_exit_registered;
 
@@ -63,7 +66,7 @@ static void stats_fill_header(struct nstat_shm *s)
 
 static void stats_dump(void)
 {
-    struct nstat_shm *s = g_stat;
+    struct nstat_shm *s = g_stat_shm;
     for (int st = 0; st < s->n_stacks; st++) {
         uint64_t t[NSTAT_N] = { 0 };
         for (int i = 0; i < NSTAT_SLOTS; i++)
@@ -94,12 +97,14 @@ static void stats_dump(void)
 
 static void stats_at_exit(void)
 {
-    if (g_stat == NULL)
+    if (g_stat_shm == NULL)
         return;
     const char *e = getenv("NSTACK_STATS");
-    if (e != NULL && strcmp(e, "1") == 0)
+    int verbose = e != NULL && strcmp(e, "1") == 0;
+    if (verbose)
         stats_dump();
-    if (g_stat_path[0] != '\0' && g_stat->pid == (int32_t)getpid())
+    conn_stats_report(verbose);
+    if (g_stat_path[0] != '\0' && g_stat_shm->pid == (int32_t)getpid())
         unlink(g_stat_path);
 }
 
@@ -130,7 +135,7 @@ void stats_start(void)
     if (s == NULL)
         return;
     stats_fill_header(s);
-    __atomic_store_n(&g_stat, s, __ATOMIC_RELEASE);
+    __atomic_store_n(&g_stat_shm, s, __ATOMIC_RELEASE);
     if (!g_stat_exit_registered) {
         g_stat_exit_registered = 1;
         atexit(stats_at_exit);
@@ -139,7 +144,7 @@ void stats_start(void)
 
 struct nstat_slot *stats_slot_claim(void)
 {
-    struct nstat_shm *s = __atomic_load_n(&g_stat, __ATOMIC_ACQUIRE);
+    struct nstat_shm *s = __atomic_load_n(&g_stat_shm, __ATOMIC_ACQUIRE);
     if (s == NULL)
         return NULL;
     uint64_t tid = (uint64_t)syscall(SYS_gettid);
@@ -156,14 +161,15 @@ struct nstat_slot *stats_slot_claim(void)
 
 void stats_fork_child(void)
 {
-    if (g_stat == NULL)
+    if (g_stat_shm == NULL)
         return;
-    struct nstat_shm *old = g_stat;
+    struct nstat_shm *old = g_stat_shm;
     struct nstat_shm *s = stats_map();
     if (s == NULL)
         return;
     stats_fill_header(s);
-    g_stat = s;
+    conn_stats_fork_child(old, s);
+    g_stat_shm = s;
     /* Only the forking thread exists in the child: its slot is re-claimed. */
     t_stat_slot = NULL;
     munmap(old, sizeof(*old));

@@ -1,14 +1,17 @@
-/* stats.h - per-stack counters (see stats_shm.h for the layout). */
+/* stats.h - per-stack counters (layout: include/nstack/nstack_stats.h). */
 #ifndef STATS_H
 #define STATS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "stats_shm.h"
+#include "nstack/nstack_stats.h"
 
 struct nstat_slot;
 extern __thread struct nstat_slot *t_stat_slot;
+/* The segment (NULL before stats_start); replaced only in a fork child,
+ * which is single-threaded then. */
+extern struct nstat_shm *g_stat_shm;
 
 /* Creates the segment at framework start (names from g_stacks). */
 void stats_start(void);

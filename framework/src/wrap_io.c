@@ -11,6 +11,7 @@
 #include "file.h"
 #include "fw.h"
 #include "libc_api.h"
+#include "conn_stats.h"
 #include "sock.h"
 #include "stats.h"
 #include "tcpfirst.h"
@@ -22,8 +23,10 @@ extern void __chk_fail(void) __attribute__((noreturn));
 
 static inline void count_io(struct file *f, ssize_t r, enum nstat_counter c)
 {
-    if (r > 0)
+    if (r > 0) {
         stats_add(__atomic_load_n(&f->stack, __ATOMIC_RELAXED), c, (uint64_t)r);
+        conn_stats_io(f, c == NSTAT_TX_BYTES, (uint64_t)r);
+    }
 }
 
 /* The kernel-socket fast path: one table load, then the libc call and one
@@ -41,8 +44,10 @@ static inline void count_io(struct file *f, ssize_t r, enum nstat_counter c)
             __atomic_load_n(&kf_->decided, __ATOMIC_ACQUIRE)) {                   \
             int st_ = __atomic_load_n(&kf_->stack, __ATOMIC_RELAXED);             \
             ssize_t r_ = call;                                                   \
-            if (r_ > 0)                                                          \
+            if (r_ > 0) {                                                        \
                 stats_add(st_, ctr, (uint64_t)r_);                               \
+                conn_stats_io(kf_, ctr == NSTAT_TX_BYTES, (uint64_t)r_);         \
+            }                                                                    \
             return r_;                                                           \
         }                                                                        \
     } while (0)

@@ -9,6 +9,7 @@
 #include "anchor.h"
 #include "anchor_direct.h"
 #include "anchor_side.h"
+#include "conn_stats.h"
 #include "connect_late.h"
 #include "fd_table.h"
 #include "file.h"
@@ -225,6 +226,7 @@ static int connect_decide(int fd, struct file *f, const struct sockaddr *addr, s
     } else if (d < 0) {
         r = -1;
     }
+    conn_stats_connect(fd, addr, r);
     return r;
 }
 
@@ -279,6 +281,8 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
             errno = err;
         }
     }
+    if (r >= 0)
+        conn_stats_accept(r);
     int err = errno;
     file_put(f);
     errno = err;

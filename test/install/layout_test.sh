@@ -14,14 +14,14 @@ LIB=$P/${LIB:-lib}
 
 for f in "$LIB/libnStackAPI.so" "$LIB/libdmm_rsocket.so" \
          "$LIB/nstack/softrdma/libibverbs.so.1" "$LIB/nstack/softrdma/librdmacm.so.1" \
-         "$P/bin/nstack-route" "$P/bin/nstack-stat" "$P/bin/nstack-run" \
+         "$P/bin/nstack-route" "$P/bin/nstack-stat" "$P/bin/nstack-run" "$P/bin/nstack-check" \
          "$P/libexec/nstack/vs_epoll" "$P/libexec/nstack/vc_common" \
-         "$P/include/nstack/nstack_module.h" "$LIB/pkgconfig/nstack.pc" \
+         "$P/include/nstack/nstack_module.h" "$P/include/nstack/nstack_stats.h" "$LIB/pkgconfig/nstack.pc" \
          "$P/share/nstack/kernel/module_config.json" "$P/share/nstack/kernel/rd_config.json" \
          "$P/share/nstack/rsocket/module_config.json" "$P/share/nstack/rsocket/rd_config.json" \
          "$P/share/doc/nstack/README.md" "$P/share/doc/nstack/configuration.md" \
          "$P/share/man/man1/nstack-run.1" "$P/share/man/man1/nstack-route.1" \
-         "$P/share/man/man1/nstack-stat.1" "$P/share/man/man7/nstack.7"; do
+         "$P/share/man/man1/nstack-stat.1" "$P/share/man/man1/nstack-check.1" "$P/share/man/man7/nstack.7"; do
     [ -e "$f" ] || fail "missing after install: ${f#"$P"/}"
 done
 pass "layout"

@@ -4,7 +4,7 @@
 # `nstack-run --help` lists.
 . "$(dirname "${BASH_SOURCE[0]}")/install_lib.sh"
 
-pages=(nstack-run.1 nstack-route.1 nstack-stat.1 nstack.7)
+pages=(nstack-run.1 nstack-route.1 nstack-stat.1 nstack-check.1 nstack.7)
 for p in "${pages[@]}"; do
     f=$SRC/doc/man/$p
     [ -f "$f" ] || fail "doc/man/$p missing"
@@ -28,3 +28,12 @@ for o in $opts; do
     grep -qe "$o" <<<"$manopts" || fail "nstack-run(1) does not document $o"
 done
 pass "nstack-run(1) documents $(wc -w <<<"$opts") options of nstack-run --help"
+
+# The same for nstack-check(1) and nstack-check --help.
+opts=$("${NSTACK_RELEASE:?}/bin/nstack-check" --help | grep -oE -- '--[a-z][a-z-]*' | sort -u)
+[ -n "$opts" ] || fail "nstack-check --help lists no options"
+manopts=$(MANWIDTH=200 man -l "$SRC/doc/man/nstack-check.1" 2>/dev/null)
+for o in $opts; do
+    grep -qe "$o" <<<"$manopts" || fail "nstack-check(1) does not document $o"
+done
+pass "nstack-check(1) documents $(wc -w <<<"$opts") options of nstack-check --help"

@@ -1,130 +1,186 @@
-/* nstack-stat - print the per-stack counters of processes running under
- * libnStackAPI.so (from /dev/shm/nstack-stat.<pid>).
+/* nstack-stat - counters and per-connection records of processes running
+ * under libnStackAPI.so (from /dev/shm/nstack-stat.<pid>, layout in
+ * include/nstack/nstack_stats.h). Manual: doc/man/nstack-stat.1.
  *
- *   nstack-stat            every live process
- *   nstack-stat PID...     those processes
+ *   nstack-stat [-c] [-j] [-w SECONDS [-n COUNT]] [PID...]
  *
- * Exit status: 0 if at least one process was shown, 1 otherwise, 2 on a
- * usage error. Segments of dead processes are reported as stale and
- * skipped. */
+ * Without PID: every live process using the framework. Exit status: 0 if
+ * at least one process was shown (every named PID, when PIDs are given),
+ * 1 if none / a named PID does not run the framework, 2 on a usage error. */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "stats_shm.h"
+#include "nstat.h"
 
-static int pid_alive(int pid)
+#define MAX_PIDS 256
+
+struct opts {
+    int conns, json;
+    double wait;            /* -w seconds, 0: one sample */
+    long count;             /* -n samples, 0: until interrupted */
+    int n_pids;
+    int pids[MAX_PIDS];
+    int named;              /* PIDs given on the command line */
+};
+
+static void usage(FILE *f)
 {
-    return kill(pid, 0) == 0 || errno == EPERM;
+    fprintf(f, "usage: nstack-stat [-c] [-j] [-w SECONDS [-n COUNT]] [PID...]\n"
+               "  (no PID)     every process using libnStackAPI.so\n"
+               "  -c           per-connection list: stack, state, why not accelerated\n"
+               "  -j           JSON (one document per sample)\n"
+               "  -w SECONDS   refresh every SECONDS, with rates and deltas since the last sample\n"
+               "  -n COUNT     stop after COUNT samples (with -w)\n");
 }
 
-static void sum_stack(const struct nstat_shm *s, int st, uint64_t t[NSTAT_N])
+static int parse_pid(const char *a, int *pid)
 {
-    memset(t, 0, NSTAT_N * sizeof(uint64_t));
-    for (int i = 0; i < NSTAT_SLOTS; i++)
-        for (int c = 0; c < NSTAT_N; c++)
-            t[c] += __atomic_load_n(&s->slots[i].c[st][c], __ATOMIC_RELAXED);
+    char *end;
+    errno = 0;
+    long v = strtol(a, &end, 10);
+    if (*a == '\0' || *end != '\0' || errno || v <= 0 || v > 0x7fffffff)
+        return -1;
+    *pid = (int)v;
+    return 0;
 }
 
-static void print_process(const struct nstat_shm *s)
+static int parse_args(int argc, char **argv, struct opts *o)
 {
-    printf("pid %d (%.*s)\n", s->pid, NSTAT_NAME, s->comm);
-    printf("  %-16s %10s %10s %10s %16s %16s %10s\n", "stack", "sockets", "connect", "accept", "tx_bytes",
-           "rx_bytes", "fallback");
-    int n = s->n_stacks < NSTAT_STACKS ? s->n_stacks : NSTAT_STACKS;
-    for (int st = 0; st < n; st++) {
-        uint64_t t[NSTAT_N];
-        sum_stack(s, st, t);
-        printf("  %-16.*s %10llu %10llu %10llu %16llu %16llu %10llu\n", NSTAT_NAME, s->names[st],
-               (unsigned long long)t[NSTAT_SOCKETS], (unsigned long long)t[NSTAT_CONN_OUT],
-               (unsigned long long)t[NSTAT_CONN_IN], (unsigned long long)t[NSTAT_TX_BYTES],
-               (unsigned long long)t[NSTAT_RX_BYTES], (unsigned long long)t[NSTAT_FALLBACK]);
+    int c;
+    while ((c = getopt(argc, argv, "cjw:n:h")) != -1) {
+        char *end;
+        switch (c) {
+        case 'c': o->conns = 1; break;
+        case 'j': o->json = 1; break;
+        case 'w':
+            o->wait = strtod(optarg, &end);
+            if (*optarg == '\0' || *end != '\0' || !(o->wait > 0) || o->wait > 86400) {
+                fprintf(stderr, "nstack-stat: -w %s: expected seconds between 0 and 86400\n", optarg);
+                return -1;
+            }
+            break;
+        case 'n':
+            o->count = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || o->count <= 0) {
+                fprintf(stderr, "nstack-stat: -n %s: expected a positive count\n", optarg);
+                return -1;
+            }
+            break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); return -1;
+        }
     }
+    for (int i = optind; i < argc; i++) {
+        if (o->n_pids == MAX_PIDS || parse_pid(argv[i], &o->pids[o->n_pids]) < 0) {
+            fprintf(stderr, "nstack-stat: \"%s\" is not a pid (or more than %d pids)\n", argv[i], MAX_PIDS);
+            return -1;
+        }
+        o->n_pids++;
+    }
+    o->named = o->n_pids > 0;
+    if (o->count && !o->wait)
+        o->wait = 1;
+    return 0;
 }
 
-/* 0 shown, 1 missing/stale/invalid (reported on stderr). */
-static int show_pid(int pid, int quiet_missing)
-{
-    char path[64];
-    snprintf(path, sizeof(path), NSTAT_PATH_FMT, pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (!quiet_missing)
-            fprintf(stderr, "nstack-stat: %s: %s (is pid %d running under libnStackAPI.so and using sockets?)\n",
-                    path, strerror(errno), pid);
-        return 1;
-    }
-    struct stat st;
-    if (fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(struct nstat_shm)) {
-        fprintf(stderr, "nstack-stat: %s: unexpected size; skipped\n", path);
-        close(fd);
-        return 1;
-    }
-    const struct nstat_shm *s = mmap(NULL, sizeof(*s), PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    if (s == MAP_FAILED) {
-        fprintf(stderr, "nstack-stat: %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    int rc = 1;
-    if (s->magic != NSTAT_MAGIC || s->version != NSTAT_VERSION)
-        fprintf(stderr, "nstack-stat: %s: not a version %d counter segment; skipped\n", path, NSTAT_VERSION);
-    else if (!pid_alive(pid))
-        fprintf(stderr, "nstack-stat: %s: process %d is gone (stale segment; remove it)\n", path, pid);
-    else {
-        print_process(s);
-        rc = 0;
-    }
-    munmap((void *)s, sizeof(*s));
-    return rc;
-}
-
-static int show_all(void)
+/* Every pid with a segment in /dev/shm. */
+static int find_pids(int *pids, int max)
 {
     DIR *d = opendir("/dev/shm");
     if (d == NULL) {
         fprintf(stderr, "nstack-stat: /dev/shm: %s\n", strerror(errno));
-        return 1;
+        return 0;
     }
-    int shown = 0;
+    int n = 0;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
+    while ((e = readdir(d)) != NULL && n < max) {
         int pid;
         char tail;
         if (sscanf(e->d_name, "nstack-stat.%d%c", &pid, &tail) == 1 && pid > 0)
-            shown += show_pid(pid, 1) == 0;
+            pids[n++] = pid;
     }
     closedir(d);
-    if (shown == 0)
+    return n;
+}
+
+/* One sample of every process; prev[] holds the last sample per index. */
+static int sample(const struct opts *o, struct snapshot *cur, struct snapshot *prev, int *have_prev, int round)
+{
+    int pids[MAX_PIDS];
+    int n = o->named ? o->n_pids : find_pids(pids, MAX_PIDS);
+    const int *list = o->named ? o->pids : pids;
+    int shown = 0, missing = 0;
+    if (o->json)
+        printf("{\"sample\":%d,\"processes\":[", round);
+    for (int i = 0; i < n; i++) {
+        if (snap_read(list[i], cur, !o->named) < 0) {
+            missing++;
+            continue;
+        }
+        /* deltas only against the same process in the same position */
+        int p = -1;
+        for (int k = 0; k < MAX_PIDS && have_prev; k++)
+            if (have_prev[k] && prev[k].pid == cur->pid)
+                p = k;
+        struct view v = { .conns = o->conns, .json = o->json, .prev = p >= 0 ? &prev[p] : NULL };
+        if (o->json) {
+            if (shown)
+                putchar(',');
+            print_json(stdout, cur, &v);
+        } else {
+            print_text(stdout, cur, &v);
+        }
+        shown++;
+        if (have_prev != NULL) {
+            int slot = p >= 0 ? p : i;
+            prev[slot] = *cur;
+            have_prev[slot] = 1;
+        }
+    }
+    if (o->json)
+        printf("]}\n");
+    fflush(stdout);
+    if (shown == 0 && !o->named)
         fprintf(stderr, "nstack-stat: no live process is using libnStackAPI.so sockets\n");
-    return shown ? 0 : 1;
+    return shown > 0 && (!o->named || missing == 0) ? 0 : 1;
+}
+
+static void nap(double s)
+{
+    struct timespec ts = { .tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9) };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
-        printf("usage: nstack-stat [PID...]\n"
-               "Prints per-stack socket, connection and byte counters of processes using libnStackAPI.so.\n");
-        return 0;
+    static struct opts o;
+    if (parse_args(argc, argv, &o) < 0)
+        return 2;
+    struct snapshot *cur = malloc(sizeof(*cur));
+    /* the previous samples, for -w only (untouched pages cost nothing) */
+    struct snapshot *prev = o.wait ? calloc(MAX_PIDS, sizeof(*prev)) : NULL;
+    int *have_prev = o.wait ? calloc(MAX_PIDS, sizeof(int)) : NULL;
+    if (cur == NULL || (o.wait && (prev == NULL || have_prev == NULL))) {
+        fprintf(stderr, "nstack-stat: out of memory\n");
+        return 2;
     }
-    if (argc == 1)
-        return show_all();
-    int shown = 0;
-    for (int i = 1; i < argc; i++) {
-        char *end;
-        long pid = strtol(argv[i], &end, 10);
-        if (*argv[i] == '\0' || *end != '\0' || pid <= 0 || pid > 0x7fffffff) {
-            fprintf(stderr, "nstack-stat: argument %d: \"%s\" is not a pid\n", i, argv[i]);
-            return 2;
-        }
-        shown += show_pid((int)pid, 0) == 0;
+    int rc = 0;
+    for (long round = 1;; round++) {
+        rc = sample(&o, cur, prev, have_prev, (int)round);
+        if (!o.wait || (o.count && round >= o.count))
+            break;
+        nap(o.wait);
+        if (!o.json)
+            putchar('\n');
     }
-    return shown ? 0 : 1;
+    free(cur);
+    free(prev);
+    free(have_prev);
+    return rc;
 }

@@ -854,7 +854,8 @@ int rs_anchor_open(int kfd, int role, int flags, nstack_sock **out)
     if (!s) {
         /* nothing in-band was sent: TCP carries the connection */
         rs_log(2, "anchor: no module socket (%s); staying on TCP", strerror(errno));
-        errno = ENOPROTOOPT;
+        /* a cause the dispatcher reports per connection (nstack-stat) keeps its errno */
+        errno = errno == ENODEV || errno == EMFILE || errno == ENFILE || errno == ENOMEM ? errno : ENOPROTOOPT;
         return -1;
     }
     s->nonblock = (flags & NSTACK_ADOPT_NONBLOCK) != 0;
