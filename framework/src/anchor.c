@@ -178,6 +178,8 @@ static void anchor_locked(int fd, struct file *kf)
     nf->anchor_fd = kfd;
     nf->wait_fd = wfd;
     nf->anchor_state = ANCHOR_UP;
+    if (role == TF_ACTIVE)
+        anchor_direct_keep_dest(nf, kf);   /* a refused connect connects on the module */
     sock_replay_opts(kf, nf);
     __atomic_store_n(&kf->defer_role, TF_NONE, __ATOMIC_RELEASE);
     sock_publish(fd, kf, nf);

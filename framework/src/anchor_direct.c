@@ -6,6 +6,8 @@
 #include "anchor_direct.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
 
@@ -87,14 +89,48 @@ void anchor_direct_note(struct file *kf, const struct sockaddr *addr, socklen_t 
     pthread_mutex_unlock(&kf->lock);
 }
 
-int anchor_direct_late(int fd, struct file *kf, int st)
+/* The error of fd's failed TCP connect (read: SO_ERROR is then 0), or 0.
+ * Only a connect that never got the peer's SYN-ACK (closed with no TCP
+ * option negotiated): an established connection's later error (a reset)
+ * stays where the application's next call reads it. */
+static int connect_failed(int fd)
 {
     struct pollfd p = { .fd = fd, .events = POLLOUT };
-    if (LIBC(poll)(&p, 1, 0) <= 0 || !(p.revents & POLLERR))
+    struct tcp_info ti;
+    socklen_t tl = sizeof(ti);
+    if (LIBC(poll)(&p, 1, 0) <= 0 || !(p.revents & POLLERR) ||
+        LIBC(getsockopt)(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) < 0 || ti.tcpi_state != TCP_CLOSE ||
+        ti.tcpi_options != 0)
         return 0;
     int err = 0;
     socklen_t el = sizeof(err);
-    if (LIBC(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err == 0)
+    if (LIBC(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+        return 0;
+    return err;
+}
+
+void anchor_direct_keep_dest(struct file *nf, const struct file *kf)
+{
+    nf->fb_dest = kf->fb_dest;
+    nf->fb_dest_len = kf->fb_dest_len;
+}
+
+struct file *anchor_direct_instead(struct file *f, int *err)
+{
+    if (f->anchor_direct || f->fb_dest_len == 0 || (*err = connect_failed(f->anchor_fd)) != ECONNREFUSED)
+        return NULL;
+    struct file *nf = module_connect(f->anchor_fd, f, f->stack, (const struct sockaddr *)&f->fb_dest,
+                                     f->fb_dest_len);
+    if (nf != NULL)
+        LOG_INF("fd %d: TCP connect refused (no TCP listener there): connecting on %s directly",
+                f->anchor_fd, f->mod->name);
+    return nf;
+}
+
+int anchor_direct_late(int fd, struct file *kf, int st)
+{
+    int err = connect_failed(fd);
+    if (err == 0)
         return 0;
     struct file *nf = NULL;
     if (err == ECONNREFUSED && kf->fb_dest_len > 0)

@@ -30,4 +30,14 @@ void anchor_direct_note(struct file *kf, const struct sockaddr *addr, socklen_t 
  * SO_ERROR, and the caller keeps kf on TCP. */
 int anchor_direct_late(int fd, struct file *kf, int st);
 
+/* sock_fallback() of anchored f (f->lock held): when the module gave up
+ * because the nonblocking TCP connect it was waiting for was refused, the
+ * module connects directly: returns that file (one reference, not in the
+ * table). Else NULL, with *err the TCP connect's error when it failed
+ * otherwise (read here: the kernel file that replaces f hands it out). */
+struct file *anchor_direct_instead(struct file *f, int *err);
+
+/* anchor(): an active candidate's destination goes with its module file. */
+void anchor_direct_keep_dest(struct file *nf, const struct file *kf);
+
 #endif

@@ -182,8 +182,16 @@ static void ask_module(struct pollfd *fds, struct poll_work *w, nfds_t i)
 {
     int moved = 0;
     fds[i].revents = module_revents(w->files[i], fds[i].events, &moved);
-    if (moved)
-        forget_module(w, i);
+    if (!moved)
+        return;
+    forget_module(w, i);
+    /* a refused connect whose module connects directly (anchor_direct.h):
+     * polled as that module socket from the next round on */
+    struct file *nf = file_get(fds[i].fd);
+    if (nf != NULL && nf->kind == FILE_MSOCK)
+        w->files[i] = nf;
+    else if (nf != NULL)
+        file_put(nf);
 }
 
 /* A kernel listener with an rdma_cm listener beside it (anchor_side.h):

@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 
 #include "anchor.h"
+#include "anchor_direct.h"
 #include "anchor_fork.h"
 #include "anchor_side.h"
 #include "conn_stats.h"
@@ -470,6 +471,22 @@ static void reregister_tcp(struct file *kf, const struct pre_reg *regs, int n)
     }
 }
 
+/* sock_fallback() of f gave way to df, the module's direct connection:
+ * df takes f's place in the table and f's epoll registrations (on df's
+ * wait fd). f->lock held. */
+static void direct_instead(struct file *f, struct file *df)
+{
+    struct file_swap sw = { .from = f, .to = df };
+    fd_table_each(0, -1, swap_one, &sw);
+    struct pre_reg *regs = NULL;
+    int n = ev_take_regs(f, &regs);
+    if (n > 0)
+        ev_follow_migration(df, regs, n);
+    free(regs);
+    file_put(df);                /* the table entries hold it now */
+    stats_add(f->stack, NSTAT_ANCHORED, (uint64_t)-1);
+}
+
 void sock_fallback(struct file *f)
 {
     int up = ANCHOR_UP;
@@ -477,9 +494,20 @@ void sock_fallback(struct file *f)
         !__atomic_compare_exchange_n(&f->anchor_state, &up, ANCHOR_DOWN, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
         return;
     pthread_mutex_lock(&f->lock);
+    /* A refused TCP connect (a plain rsockets server there): the module
+     * connects directly, in a module file beside the dead TCP socket. */
+    int err = 0;
+    struct file *df = anchor_direct_instead(f, &err);
+    if (df != NULL) {
+        direct_instead(f, df);
+        pthread_mutex_unlock(&f->lock);
+        return;
+    }
     /* The table first: an epoll_ctl the app makes from now on reaches the
      * TCP fd itself; then the registrations made so far follow. */
     struct file *kf = kernel_file_like(f);
+    if (kf != NULL && err != 0)
+        __atomic_store_n(&kf->fb_err, err, __ATOMIC_RELEASE);   /* read by the check: SO_ERROR gives it */
     if (kf != NULL) {
         struct file_swap sw = { .from = f, .to = kf };
         fd_table_each(0, -1, swap_one, &sw);

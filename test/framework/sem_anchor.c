@@ -519,13 +519,13 @@ static void worker(int l, int quit)
     _exit(13);
 }
 
-static void case_listen_fork_exclusive(void)
+/* Two forked workers serve listener l (bound to addr) with EPOLLEXCLUSIVE. */
+static void listen_fork_workers(const struct sockaddr *addr, socklen_t alen)
 {
-    struct sockaddr_in any = { .sin_family = AF_INET };
     int l = CHECK_OK(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
     int one = 1;
     CHECK_OK(setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)));
-    CHECK_OK(bind(l, (struct sockaddr *)&any, sizeof(any)));
+    CHECK_OK(bind(l, addr, alen));
     CHECK_OK(listen(l, 64));
     int quit[2];
     CHECK_OK(pipe(quit));
@@ -557,6 +557,28 @@ static void case_listen_fork_exclusive(void)
               "worker %d failed (%#x: 10 = epoll_ctl EPOLLEXCLUSIVE refused)", i, st);
     }
     close(l);
+}
+
+static void case_listen_fork_exclusive(void)
+{
+    struct sockaddr_in any = { .sin_family = AF_INET };
+    listen_fork_workers((struct sockaddr *)&any, sizeof(any));
+}
+
+/* The same on the test address itself: over a module with its own
+ * listener beside the TCP one (rsocket: rdma_cm, for plain rsockets
+ * clients), that side listener stays the parent's and the workers serve
+ * the TCP connections. Direct module sockets are module listeners. */
+static void case_listen_fork_specific(void)
+{
+    const char *direct = getenv("SEM_MODULE_SOCKETS");
+    if (direct && strcmp(direct, "1") == 0) {
+        printf("skip listen_fork_specific (direct module sockets)\n");
+        return;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sem_addr(AF_INET, 0, &ss);
+    listen_fork_workers((struct sockaddr *)&ss, len);
 }
 
 /* Two wildcard listeners in one SO_REUSEPORT group (a worker each): every
@@ -738,6 +760,7 @@ int main(int argc, char **argv)
         { "accept_then_fork", case_accept_then_fork },
         { "accept_fork_exec", case_accept_fork_exec },
         { "listen_fork_exclusive", case_listen_fork_exclusive },
+        { "listen_fork_specific", case_listen_fork_specific },
         { "reuseport_group", case_reuseport_group },
         { "nonblocking_client", case_nonblocking_client },
         { "nonblocking_plain_server", case_nonblocking_plain_server },

@@ -224,16 +224,75 @@ static int set_nonblock(int fd)
     return fl < 0 ? -1 : API(fcntl)(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-/* PEER_CONNECT_NONBLOCK=1: a nonblocking connect, waited for with poll,
- * its result read with SO_ERROR; then getpeername must name the server. */
+/* PEER_WAIT_EPOLL=1 (plain sockets): waits use epoll, as event loops do;
+ * a connecting socket is registered before its connect(), so that the
+ * connect is still in progress when the set first looks at it. */
+static bool epoll_mode(void)
+{
+#ifdef IO_PLAIN_SOCKETS
+    const char *e = getenv("PEER_WAIT_EPOLL");
+    return e && !strcmp(e, "1");
+#else
+    return false;
+#endif
+}
+
+/* An epoll fd holding fd for EVENTS, or -1. */
+static int epoll_holding(int fd, uint32_t events)
+{
+#ifdef IO_PLAIN_SOCKETS
+    struct epoll_event ev = { .events = events, .data.fd = fd };
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0)
+        return ep;
+    if (ep >= 0)
+        close(ep);
+#else
+    (void)fd;
+    (void)events;
+#endif
+    return -1;
+}
+
+/* One event of ep before the deadline (0), else -1; closes ep. */
+static int epoll_one(int ep, int64_t deadline)
+{
+    int n = -1;
+#ifdef IO_PLAIN_SOCKETS
+    struct epoll_event out;
+    int left = (int)(deadline - now_ms());
+    n = ep < 0 ? -1 : epoll_wait(ep, &out, 1, left > 0 ? left : 0);
+    if (n == 0)
+        errno = ETIMEDOUT;
+#else
+    (void)deadline;
+#endif
+    if (ep >= 0)
+        close(ep);
+    return n == 1 ? 0 : -1;
+}
+
+/* fd is ready for EVENTS before the deadline (poll, or epoll). */
+static int wait_event(int fd, uint32_t events, int64_t deadline)
+{
+    if (epoll_mode())
+        return epoll_one(epoll_holding(fd, events), deadline);
+    return wait_ready(fd, (short)events, deadline);
+}
+
+/* PEER_CONNECT_NONBLOCK=1: a nonblocking connect, waited for (poll, or
+ * epoll), its result read with SO_ERROR; then getpeername must name the
+ * server. */
 static int connect_nonblocking(int fd, const struct addrinfo *ai)
 {
     int err = 0;
     socklen_t el = sizeof(err);
     struct sockaddr_storage peer;
     socklen_t pl = sizeof(peer);
+    int ep = epoll_mode() ? epoll_holding(fd, EPOLLOUT) : -1;
+    int64_t deadline = now_ms() + ACCEPT_TIMEOUT_MS;
     if (set_nonblock(fd) || (API(connect)(fd, ai->ai_addr, ai->ai_addrlen) && errno != EINPROGRESS) ||
-        wait_ready(fd, POLLOUT, now_ms() + ACCEPT_TIMEOUT_MS) ||
+        (epoll_mode() ? epoll_one(ep, deadline) : wait_ready(fd, POLLOUT, deadline)) ||
         API(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &err, &el) || (errno = err) != 0) {
         fprintf(stderr, PEER_NAME ": nonblocking connect: %s\n", strerror(errno));
         return -1;
@@ -244,29 +303,6 @@ static int connect_nonblocking(int fd, const struct addrinfo *ai)
         return -1;
     }
     return 0;
-}
-
-/* The listener is readable before the deadline. PEER_ACCEPT_EPOLL=1 (plain
- * sockets): waited for with epoll, as event-loop servers do. */
-static int wait_listener(int fd, int64_t deadline)
-{
-#ifdef IO_PLAIN_SOCKETS
-    const char *e = getenv("PEER_ACCEPT_EPOLL");
-    if (e && !strcmp(e, "1")) {
-        struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd }, out;
-        int ep = epoll_create1(EPOLL_CLOEXEC), n = -1;
-        if (ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0) {
-            int left = (int)(deadline - now_ms());
-            n = epoll_wait(ep, &out, 1, left > 0 ? left : 0);
-        }
-        if (ep >= 0)
-            close(ep);
-        if (n != 1)
-            errno = n == 0 ? ETIMEDOUT : errno;
-        return n == 1 ? 0 : -1;
-    }
-#endif
-    return wait_ready(fd, POLLIN, deadline);
 }
 
 static int open_connection(bool server, const struct addrinfo *ai, const char *sc)
@@ -291,7 +327,7 @@ static int open_connection(bool server, const struct addrinfo *ai, const char *s
     }
     printf("LISTENING\n");
     fflush(stdout);
-    if (set_nonblock(fd) || wait_listener(fd, now_ms() + ACCEPT_TIMEOUT_MS)) {
+    if (set_nonblock(fd) || wait_event(fd, POLLIN, now_ms() + ACCEPT_TIMEOUT_MS)) {
         fprintf(stderr, PEER_NAME ": no connection within %d ms: %s\n", ACCEPT_TIMEOUT_MS, strerror(errno));
         return -1;
     }

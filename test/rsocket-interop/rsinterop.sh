@@ -27,10 +27,11 @@ if [ "$API" = nstack ] || [ "$API" = nstack-nb ]; then
     . "$NSTACK_SRC/test/rsocket-fw/rsfw_lib.sh"
     rsfw_setup
     ENGINE=("${RS_ENV[@]}" "$IBIN/rs_sock_peer")
-    # nstack-nb: the client's connect is nonblocking (poll, SO_ERROR,
-    # getpeername), the server waits for its connection with epoll
+    # nstack-nb: the client's connect is nonblocking (waited for with
+    # epoll, SO_ERROR, getpeername), the server waits for its connection
+    # with epoll
     [ "$API" = nstack-nb ] &&
-        ENGINE=("${RS_ENV[@]}" PEER_CONNECT_NONBLOCK=1 PEER_ACCEPT_EPOLL=1 "$IBIN/rs_sock_peer")
+        ENGINE=("${RS_ENV[@]}" PEER_CONNECT_NONBLOCK=1 PEER_WAIT_EPOLL=1 "$IBIN/rs_sock_peer")
     dir=$WORK
 else
     . "$NSTACK_SRC/test/lib/netns.sh"
