@@ -43,7 +43,7 @@ configure_and_build() {
     cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DCMAKE_INSTALL_PREFIX=/usr -DNSTACK_RELEASE_DIR="$BUILD/release" >/dev/null
     # only what the install rules name
-    local targets=(nStackAPI dmm_rsocket nstack-route nstack-stat softrdma_ibverbs
+    local targets=(nStackAPI dmm_rsocket nstack-route nstack-stat nstack-check softrdma_ibverbs
                    softrdma_rdmacm vs_epoll vs_select vs_poll vs_common vc_common
                    fork_server fork_client vc_serv_file vc_cli_file)
     cmake --build "$BUILD" -j"$JOBS" --target "${targets[@]}" >/dev/null
