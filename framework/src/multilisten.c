@@ -23,6 +23,8 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 
+#include <nstack/nstack_sigrestart.h>
+
 #include "anchor.h"
 #include "fd_high.h"
 #include "fd_table.h"
@@ -334,6 +336,19 @@ static int ml_try_all(struct file *f, struct sockaddr *addr, socklen_t *len, int
     return r;
 }
 
+/* The listener has SO_RCVTIMEO (set on its kernel socket): a signal then
+ * always ends a blocked accept with EINTR (signal(7)). */
+static int ml_timed(const struct mlisten *ml)
+{
+    struct timeval tv = { 0, 0 };
+    socklen_t l = sizeof(tv);
+    int saved = errno;
+    if (LIBC(getsockopt)(ml->kfd, SOL_SOCKET, SO_RCVTIMEO, &tv, &l) < 0)
+        tv.tv_sec = 0;
+    errno = saved;
+    return tv.tv_sec || tv.tv_usec;
+}
+
 int ml_accept(struct file *f, struct sockaddr *addr, socklen_t *len, int flags)
 {
     if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
@@ -346,7 +361,7 @@ int ml_accept(struct file *f, struct sockaddr *addr, socklen_t *len, int flags)
             return r;
         /* Blocking accept: sleep in the kernel until some stack stirs. */
         struct pollfd p = { .fd = f->ml->epfd, .events = POLLIN };
-        if (LIBC(poll)(&p, 1, -1) < 0)
+        if (LIBC(poll)(&p, 1, -1) < 0 && (errno != EINTR || !nstack_intr_restarts(ml_timed(f->ml))))
             return -1;
     }
 }

@@ -149,7 +149,7 @@ void rs_accept_request(struct rsock *l, struct rdma_cm_id *nid, const uint8_t *p
     struct rs_conn_info ci;
     const char *why = NULL;
 
-    if (l->acceptq_len >= l->backlog)
+    if (l->acceptq_len >= l->backlog || !l->rd_open)   /* full, or shut down */
         return reject_request(nid, NULL);
     if (rs_wire_decode_conn(pdata, plen, &ci, &why))
         return reject_request(nid, why);

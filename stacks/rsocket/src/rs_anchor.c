@@ -583,6 +583,13 @@ static void give_up(struct rsock *s)
 
 /* ---- module entries --------------------------------------------------- */
 
+/* The gated call has a socket timeout for its direction (signal(7)). */
+static int gate_timed(const struct rsock *s, int how)
+{
+    const struct timeval *tv = (how & RS_GATE_WRITE) ? &s->sndtimeo : &s->rcvtimeo;
+    return tv->tv_sec || tv->tv_usec;
+}
+
 int rs_anchor_gate(struct rsock *s, int flags, int how)
 {
     if (rs_anchor_ready(s))
@@ -605,7 +612,7 @@ int rs_anchor_gate(struct rsock *s, int flags, int how)
     int r = 0;
     advance(s);
     while (!nb && !final_phase(s->anc_phase) && r == 0) {
-        r = rs_wait_locked(s, deadline);
+        r = rs_wait_timed(s, deadline, gate_timed(s, how));
         if (r && errno == EAGAIN) {
             give_up(s);
             r = 0;

@@ -73,7 +73,7 @@ static int send_ctrl_until(struct rsock *s, enum rs_ctrl type, int64_t deadline)
 {
     while (qp_usable(s) && s->ctrl_avail == 0) {
         rs_progress(s, 0);
-        if (s->ctrl_avail == 0 && rs_wait_locked(s, deadline))
+        if (s->ctrl_avail == 0 && rs_wait_timed(s, deadline, 0))
             return -1;
     }
     if (!qp_usable(s))
@@ -146,7 +146,7 @@ void rs_close_drain(struct rsock *s)
         deadline = rs_now_ms() + RS_ABORT_DISCONNECT_MS;
     while (s->cq && s->state != RS_ERROR && sends_outstanding(s)) {
         rs_progress(s, 1);
-        if (!sends_outstanding(s) || rs_wait_locked(s, deadline))
+        if (!sends_outstanding(s) || rs_wait_timed(s, deadline, 0))
             break;
     }
     if (s->id && s->state >= RS_CONNECTING)

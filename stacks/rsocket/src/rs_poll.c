@@ -9,6 +9,8 @@
 
 static uint32_t listener_mask(struct rsock *s)
 {
+    if (!s->rd_open)                 /* shut down: as Linux's closed listener */
+        return EPOLLIN | EPOLLOUT | EPOLLHUP | EPOLLRDHUP;
     return rs_accept_ready(s) ? EPOLLIN : 0;
 }
 

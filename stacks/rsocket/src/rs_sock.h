@@ -211,6 +211,8 @@ void rs_set_error(struct rsock *s, int err, const char *why);
 int rs_wake_init(struct rsock *s);
 void rs_wake_destroy(struct rsock *s);
 int rs_wait_locked(struct rsock *s, int64_t deadline_ms);
+/* The same with an internal deadline: timed = the call has a socket timeout. */
+int rs_wait_timed(struct rsock *s, int64_t deadline_ms, int timed);
 int64_t rs_deadline(const struct timeval *tv, int nonblock);
 void rs_event(struct rsock *s);
 /* Read the kick eventfd once no thread sleeps on it (lock held). */
