@@ -17,11 +17,13 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -516,6 +518,268 @@ static void case_shutdown_wakes_send(void)
     close(s);
 }
 
+/* close() from another thread does not end a blocked recv on Linux: the
+ * call holds the socket; data sent afterwards still reaches it. */
+static void case_close_during_recv(void)
+{
+    int c, s;
+    pair(&c, &s);
+    uint8_t in[MSG], out[MSG];
+    struct blocked b;
+    start_blocked(&b, op_recv, s, in, sizeof(in));
+    CHECK_OK(close(s));
+    wait_asleep(&b);
+    CHECK(!is_done(&b), "close() ended a blocked recv: %ld/%s", b.r, strerrorname_np(b.err));
+    sem_fill(out, MSG, 51, 0);
+    sem_write_all(c, out, MSG);
+    finish(&b);
+    CHECK(b.r > 0 && sem_verify(in, (size_t)b.r, 51, 0) == (size_t)-1,
+          "recv across close(): %ld/%s", b.r, strerrorname_np(b.err));
+    close(c);
+}
+
+/* ---- errors and events as the kernel's -------------------------------- */
+
+/* The events epoll reports for fd right now (level-triggered). */
+static uint32_t epoll_now(int fd)
+{
+    int ep = CHECK_OK(epoll_create1(0));
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI };
+    CHECK_OK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev));
+    int n = CHECK_OK(epoll_wait(ep, &ev, 1, 0));
+    close(ep);
+    return n ? ev.events : 0;
+}
+
+/* Polls until epoll reports `want` on fd (deadline 10 s); returns the events. */
+static uint32_t epoll_until(int fd, uint32_t want)
+{
+    int64_t end = sem_now_ms() + 10000;
+    uint32_t ev;
+    while (((ev = epoll_now(fd)) & want) != want) {
+        CHECK(sem_now_ms() < end, "epoll never reported 0x%x (has 0x%x)", want, ev);
+        sem_wait_fd(fd, POLLIN | POLLPRI, 10);
+    }
+    return ev;
+}
+
+/* The peer shut its writing side / closed: IN|OUT|RDHUP, no HUP (the
+ * connection is half-open until this end closes or writes into a reset). */
+static void half_closed_case(int by_close)
+{
+    int c, s;
+    pair(&c, &s);
+    if (by_close)
+        CHECK_OK(close(c));
+    else
+        CHECK_OK(shutdown(c, SHUT_WR));
+    uint32_t ev = epoll_until(s, EPOLLRDHUP);
+    CHECK(ev == (EPOLLIN | EPOLLOUT | EPOLLRDHUP), "events on a half-closed connection: 0x%x, "
+          "kernel: IN|OUT|RDHUP (0x%x)", ev, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+    uint8_t b;
+    CHECK(recv(s, &b, 1, 0) == 0, "recv after the peer's FIN: not EOF");
+    if (!by_close) {
+        /* still writable both ways: the peer reads what this end sends */
+        sem_write_all(s, "x", 1);
+        sem_read_all(c, &b, 1);
+        CHECK(b == 'x', "data to a half-closed peer differs");
+        CHECK(epoll_now(s) == (EPOLLIN | EPOLLOUT | EPOLLRDHUP), "events after writing");
+        close(c);
+    }
+    close(s);
+}
+
+static void case_peer_shut_wr_events(void) { half_closed_case(0); }
+static void case_peer_close_events(void) { half_closed_case(1); }
+
+/* The peer closes with unread data (kernel: RST): ERR|HUP, the next call
+ * fails with ECONNRESET, later sends with EPIPE; no data invented. */
+static void case_peer_reset(void)
+{
+    int c, s;
+    pair(&c, &s);
+    sem_write_all(s, "unread", 6);
+    /* the bytes are in c's receive queue before it closes */
+    CHECK(sem_wait_fd(c, POLLIN, 10000) & POLLIN, "data never reached the peer");
+    CHECK_OK(close(c));
+    uint32_t ev = epoll_until(s, EPOLLERR);
+    CHECK((ev & (EPOLLERR | EPOLLHUP)) == (EPOLLERR | EPOLLHUP), "events after a reset: 0x%x", ev);
+    CHECK_ERR(send(s, "y", 1, MSG_NOSIGNAL), ECONNRESET);
+    CHECK_ERR(send(s, "y", 1, MSG_NOSIGNAL), EPIPE);
+    close(s);
+}
+
+/* A local shutdown(SHUT_WR): EPIPE (and nothing pending in SO_ERROR). */
+static void case_local_shutdown_epipe(void)
+{
+    int c, s;
+    pair(&c, &s);
+    CHECK_OK(shutdown(s, SHUT_WR));
+    CHECK_ERR(send(s, "z", 1, MSG_NOSIGNAL), EPIPE);
+    int err = -1;
+    socklen_t l = sizeof(err);
+    CHECK_OK(getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &l));
+    CHECK(err == 0, "SO_ERROR after a local shutdown: %s", strerrorname_np(err));
+    uint8_t b;
+    CHECK(recv(c, &b, 1, 0) == 0, "peer did not see EOF");
+    close(c);
+    close(s);
+}
+
+/* The socket API keeps the kernel's SIGPIPE: a send after a local
+ * shutdown raises it unless MSG_NOSIGNAL (either way EPIPE). */
+static volatile sig_atomic_t pipes;
+static void on_pipe(int sig)
+{
+    (void)sig;
+    pipes++;
+}
+
+static void case_sigpipe(void)
+{
+    int c, s;
+    pair(&c, &s);
+    struct sigaction sa = { .sa_handler = on_pipe }, old;
+    sigemptyset(&sa.sa_mask);
+    CHECK_OK(sigaction(SIGPIPE, &sa, &old));
+    CHECK_OK(shutdown(s, SHUT_WR));
+    pipes = 0;
+    CHECK_ERR(send(s, "p", 1, MSG_NOSIGNAL), EPIPE);
+    CHECK(pipes == 0, "SIGPIPE despite MSG_NOSIGNAL");
+    CHECK_ERR(send(s, "p", 1, 0), EPIPE);
+    CHECK(pipes == 1, "send: %d SIGPIPEs, kernel: 1", (int)pipes);
+    CHECK_ERR(write(s, "p", 1), EPIPE);
+    CHECK(pipes == 2, "write: %d SIGPIPEs in all, kernel: 2", (int)pipes);
+    CHECK_OK(sigaction(SIGPIPE, &old, NULL));
+    close(c);
+    close(s);
+}
+
+/* ---- keepalive and user timeout ---------------------------------------- */
+
+static int get_tcp_int(int fd, int level, int name)
+{
+    int v = -1;
+    socklen_t l = sizeof(v);
+    CHECK_OK(getsockopt(fd, level, name, &v, &l));
+    return v;
+}
+
+/* Taken with the kernel's ranges, read back as set, and a live connection
+ * with probes every second (answered) stays up through an idle time
+ * longer than KEEPIDLE + KEEPCNT x KEEPINTVL and TCP_USER_TIMEOUT. */
+static void case_keepalive_opts(void)
+{
+    int c, s;
+    pair(&c, &s);
+    int one = 1, two = 2, ut = 1500, zero = 0, neg = -1;
+    CHECK_OK(setsockopt(c, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)));
+    CHECK_OK(setsockopt(c, IPPROTO_TCP, TCP_KEEPIDLE, &one, sizeof(one)));
+    CHECK_OK(setsockopt(c, IPPROTO_TCP, TCP_KEEPINTVL, &one, sizeof(one)));
+    CHECK_OK(setsockopt(c, IPPROTO_TCP, TCP_KEEPCNT, &two, sizeof(two)));
+    CHECK_OK(setsockopt(c, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut)));
+    CHECK_ERR(setsockopt(c, IPPROTO_TCP, TCP_KEEPCNT, &zero, sizeof(zero)), EINVAL);
+    CHECK_ERR(setsockopt(c, IPPROTO_TCP, TCP_KEEPINTVL, &zero, sizeof(zero)), EINVAL);
+    CHECK_ERR(setsockopt(c, IPPROTO_TCP, TCP_USER_TIMEOUT, &neg, sizeof(neg)), EINVAL);
+    CHECK(get_tcp_int(c, SOL_SOCKET, SO_KEEPALIVE) == 1, "SO_KEEPALIVE read back");
+    CHECK(get_tcp_int(c, IPPROTO_TCP, TCP_KEEPIDLE) == 1, "TCP_KEEPIDLE read back");
+    CHECK(get_tcp_int(c, IPPROTO_TCP, TCP_KEEPINTVL) == 1, "TCP_KEEPINTVL read back");
+    CHECK(get_tcp_int(c, IPPROTO_TCP, TCP_KEEPCNT) == 2, "TCP_KEEPCNT read back");
+    CHECK(get_tcp_int(c, IPPROTO_TCP, TCP_USER_TIMEOUT) == ut, "TCP_USER_TIMEOUT read back");
+    /* 4 s idle: nothing happens on the live connection */
+    CHECK(sem_wait_fd(c, POLLIN, 4000) == 0, "event on an idle live connection with keepalive");
+    int err = -1;
+    socklen_t l = sizeof(err);
+    CHECK_OK(getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &l));
+    CHECK(err == 0, "SO_ERROR after idle with keepalive: %s", strerrorname_np(err));
+    uint8_t out[MSG], in[MSG];
+    sem_fill(out, MSG, 71, 0);
+    sem_write_all(c, out, MSG);
+    sem_read_all(s, in, MSG);
+    CHECK(sem_verify(in, MSG, 71, 0) == (size_t)-1, "data after the idle time differs");
+    close(c);
+    close(s);
+}
+
+/* ---- descriptor limits ------------------------------------------------- */
+
+enum { FD_LIMIT = 64 };
+
+/* Descriptors open now (counted in /proc/self/fd). */
+static int open_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < FD_LIMIT * 4; fd++)
+        n += fcntl(fd, F_GETFD) >= 0;
+    return n;
+}
+
+/* With RLIMIT_NOFILE 64, connections are made and used until a call fails:
+ * it must fail with EMFILE (kernel: socket() or accept()), never ENOMEM,
+ * and every connection made before carries data afterwards. */
+static void case_fd_limit(void)
+{
+    static int cs[FD_LIMIT], ss[FD_LIMIT];
+    struct rlimit old, lim;
+    CHECK_OK(getrlimit(RLIMIT_NOFILE, &old));
+    int l = sem_listener(AF_INET, 0);
+    struct sockaddr_storage a;
+    socklen_t alen = sem_addr(AF_INET, sem_port_of(l), &a);
+    int base = open_fds();
+    lim = old;
+    lim.rlim_cur = FD_LIMIT;
+    CHECK_OK(setrlimit(RLIMIT_NOFILE, &lim));
+    int n = 0, err = 0;
+    const char *where = "nothing";
+    for (; n < FD_LIMIT; n++) {
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        if (c < 0) {
+            err = errno, where = "socket";
+            break;
+        }
+        if (connect(c, (struct sockaddr *)&a, alen) < 0) {
+            err = errno, where = "connect";
+            close(c);
+            break;
+        }
+        int s = accept(l, NULL, NULL);
+        if (s < 0) {
+            err = errno, where = "accept";
+            close(c);
+            break;
+        }
+        /* used at once, as a client does (an anchored one upgrades or
+         * stays on TCP here) */
+        pthread_t t;
+        uint8_t b = (uint8_t)n;
+        CHECK(pthread_create(&t, NULL, echo_byte, &s) == 0, "pthread_create");
+        sem_write_all(c, &b, 1);
+        sem_read_all(c, &b, 1);
+        pthread_join(t, NULL);
+        CHECK(b == (uint8_t)n, "connection %d: echo differs", n);
+        cs[n] = c;
+        ss[n] = s;
+    }
+    int after = open_fds();
+    CHECK_OK(setrlimit(RLIMIT_NOFILE, &old));
+    printf("fd_limit: %d connections (%d descriptors before, %d at the limit), then %s: %s\n", n,
+           base, after, where, err ? strerrorname_np(err) : "no failure");
+    CHECK(err == EMFILE, "%s failed with %s at the descriptor limit, kernel: EMFILE", where,
+          err ? strerrorname_np(err) : "nothing");
+    CHECK(n >= 2, "only %d connections below the limit", n);
+    /* the connections made before the failure still carry data */
+    for (int i = 0; i < n; i++) {
+        uint8_t out[MSG], in[MSG];
+        sem_fill(out, MSG, 60u + (uint32_t)i, 0);
+        sem_write_all(cs[i], out, MSG);
+        sem_read_all(ss[i], in, MSG);
+        CHECK(sem_verify(in, MSG, 60u + (uint32_t)i, 0) == (size_t)-1, "connection %d differs", i);
+        close(cs[i]);
+        close(ss[i]);
+    }
+    close(l);
+}
+
 int main(int argc, char **argv)
 {
     static const struct sem_case cases[] = {
@@ -540,6 +804,14 @@ int main(int argc, char **argv)
         { "listener_wild_shutdown", case_listener_wild_shutdown },
         { "shutdown_wakes_recv", case_shutdown_wakes_recv },
         { "shutdown_wakes_send", case_shutdown_wakes_send },
+        { "close_during_recv", case_close_during_recv },
+        { "peer_shut_wr_events", case_peer_shut_wr_events },
+        { "peer_close_events", case_peer_close_events },
+        { "peer_reset", case_peer_reset },
+        { "local_shutdown_epipe", case_local_shutdown_epipe },
+        { "sigpipe", case_sigpipe },
+        { "keepalive_opts", case_keepalive_opts },
+        { "fd_limit", case_fd_limit },
     };
     return sem_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

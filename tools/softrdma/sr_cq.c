@@ -13,8 +13,9 @@ SR_API struct ibv_comp_channel *ibv_create_comp_channel(struct ibv_context *ctx)
     struct sr_channel *ch = calloc(1, sizeof *ch);
     int p[2];
     if (!ch || pipe2(p, O_CLOEXEC)) {
+        int e = ch ? errno : ENOMEM;   /* EMFILE/ENFILE stay that, as a real device's */
         free(ch);
-        errno = ENOMEM;
+        errno = e;
         return NULL;
     }
     fcntl(p[1], F_SETFL, O_NONBLOCK);

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 static size_t page_round(size_t n)
@@ -148,11 +149,27 @@ int rs_transport_supported(const struct rdma_cm_id *id, const char *what)
     return 0;
 }
 
+/* The reason of a failed device call that did not set errno: out of
+ * descriptors (the device opens some per channel and QP) is EMFILE/ENFILE,
+ * as the kernel reports it, not ENOMEM. */
+static int endpoint_errno(void)
+{
+    if (errno)
+        return errno;
+    int probe = eventfd(0, EFD_CLOEXEC);
+    if (probe >= 0) {
+        close(probe);
+        return ENOMEM;
+    }
+    return errno == EMFILE || errno == ENFILE ? errno : ENOMEM;
+}
+
 int rs_endpoint_create(struct rsock *s)
 {
     clamp_sizes(s);
+    errno = 0;
     if (create_cq(s) || create_qp(s) || create_buffers(s) || post_receives(s)) {
-        int saved = errno ? errno : ENOMEM;
+        int saved = endpoint_errno();
         rs_log(3, "cannot create the RDMA endpoint: %s", strerror(saved));
         rs_endpoint_destroy(s);
         errno = saved;

@@ -54,9 +54,11 @@ int rs_e_socket(int domain, int type, int protocol, struct rsock **out)
         errno = EPROTONOSUPPORT;
         return -1;
     }
+    errno = 0;
     struct rsock *s = rs_alloc(domain, NULL);
     if (!s) {
-        errno = ENOMEM;
+        /* out of descriptors is EMFILE/ENFILE, as the kernel says it */
+        errno = errno ? errno : ENOMEM;
         return -1;
     }
     if (create_channel_and_id(s)) {

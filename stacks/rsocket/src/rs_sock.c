@@ -62,8 +62,10 @@ struct rsock *rs_alloc(int domain, const struct rsock *inherit)
         return NULL;
     pthread_mutex_init(&s->lock, NULL);
     if (rs_wake_init(s)) {
+        int err = errno;          /* EMFILE/ENFILE from eventfd stay that */
         pthread_mutex_destroy(&s->lock);
         free(s);
+        errno = err;
         return NULL;
     }
     static uint64_t serial_next;   /* atomic add only */
@@ -76,9 +78,11 @@ struct rsock *rs_alloc(int domain, const struct rsock *inherit)
     s->rd_open = s->wr_open = 1;
     s->wait_fd = epoll_create1(EPOLL_CLOEXEC);
     if (s->wait_fd < 0) {
+        int err = errno;
         rs_wake_destroy(s);
         pthread_mutex_destroy(&s->lock);
         free(s);
+        errno = err;
         return NULL;
     }
     if (inherit) {
@@ -91,6 +95,9 @@ struct rsock *rs_alloc(int domain, const struct rsock *inherit)
         s->nodelay = inherit->nodelay;
         s->keepalive = inherit->keepalive;
         s->keepidle_s = inherit->keepidle_s;
+        s->keepintvl_s = inherit->keepintvl_s;     /* as an accepted TCP socket */
+        s->keepcnt = inherit->keepcnt;
+        s->user_timeout_ms = inherit->user_timeout_ms;
         s->linger = inherit->linger;
     } else {
         s->sq_size = (uint16_t)rs_tun.sqsize_default;

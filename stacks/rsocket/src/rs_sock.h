@@ -26,7 +26,6 @@
 #define RS_CTRL_BUF_LEN    64        /* staging bytes per control slot */
 #define RS_SNDLOWAT        2048      /* least sbuf space worth a data write */
 #define RS_WRID_RECV       (1ull << 63)
-#define RS_KA_MAX_MISSED   3         /* unanswered keepalive periods = dead */
 #define RS_RESOLVE_RETRIES 6         /* timed-out resolutions retried (1000<<n ms) */
 
 /* Tunables, read once (rs_tunables_load, under pthread_once); read-only after. */
@@ -93,7 +92,9 @@ struct rsock {
     uint64_t serial;             /* unique per socket, set once at rs_alloc */
     int timer_fd;                /* keepalive period, -1 when off */
     int ka_outstanding;          /* a keepalive probe awaits its completion */
-    int ka_missed;               /* periods it has been waiting */
+    int ka_missed;               /* intervals it has been waiting */
+    int ka_limit;                /* unanswered intervals = dead (TCP_KEEPCNT) */
+    int64_t ka_sent_ms;          /* when it was posted (TCP_USER_TIMEOUT) */
     /* The first failed send completion of a CQ pass, judged at the end of
      * the pass: the peer's DISCONNECT may sit behind it in the same batch. */
     struct {

@@ -35,13 +35,17 @@ int rs_wake_init(struct rsock *s)
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
     int r = pthread_cond_init(&s->wake_cond, &a);
     pthread_condattr_destroy(&a);
-    if (r)
+    if (r) {
+        errno = r;
         return -1;
+    }
     /* made here, not at the first wait: a socket's descriptor count stays
      * the same for its whole life */
     s->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->kick_fd < 0) {
+        int err = errno;
         pthread_cond_destroy(&s->wake_cond);
+        errno = err;
         return -1;
     }
     return 0;
