@@ -711,8 +711,10 @@ void rs_anchor_check(struct rsock *s)
         s->anchor_fd = -1;
         if (s->anc)
             s->anc->kfd_in = 0;
-        if ((p.revents & POLLERR) && s->state == RS_CONNECTED && !s->peer_gone)
-            rs_set_error(s, err, "the anchor TCP connection failed: peer dead");
+        /* also after the peer's DISCONNECT: a peer that closed with
+         * unread data resets its anchor (rs_ops.c), as TCP resets */
+        if ((p.revents & POLLERR) && (s->state == RS_CONNECTED || s->state == RS_DISCONNECTED))
+            rs_set_error(s, err, "the anchor TCP connection failed: peer dead or reset");
         return;
     }
     if (p.revents & POLLRDHUP) {

@@ -248,12 +248,25 @@ int rs_e_shutdown(struct rsock *s, int how)
     return r;
 }
 
+/* Closing with unread data resets a TCP connection (RST), and the peer's
+ * calls then fail with ECONNRESET. An anchored connection does the same on
+ * its TCP socket, the anchor (the dispatcher closes it after this): the
+ * peer's module reports the reset (rs_anchor_check). Lock held. */
+static void reset_if_unread(struct rsock *s)
+{
+    struct linger abort_close = { 1, 0 };
+    if (s->anchor_fd >= 0 && s->rx_queued &&
+        setsockopt(s->anchor_fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close)))
+        rs_log(3, "close with unread data: SO_LINGER on the anchor: %s", strerror(errno));
+}
+
 int rs_e_close(struct rsock *s)
 {
     rs_lprog_unregister(s);      /* before anyone else can find it there */
     pthread_mutex_lock(&s->lock);
     if (rs_check_usable(s) == 0) {
         close_queued(s);
+        reset_if_unread(s);
         rs_close_drain(s);
     }
     pthread_mutex_unlock(&s->lock);
