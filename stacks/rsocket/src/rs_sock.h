@@ -124,6 +124,7 @@ struct rsock {
     uint8_t *sbuf;   struct ibv_mr *smr;     /* ring + control slots */
     uint8_t *target; struct ibv_mr *tmr;     /* SGL[2] + iomap table */
     size_t target_len;
+    size_t rbuf_map, sbuf_map, target_map;   /* mapped lengths (munmap) */
 
     /* send side */
     uint16_t sseq_no, sseq_comp;
