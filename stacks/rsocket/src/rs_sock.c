@@ -62,10 +62,12 @@ int rs_wait_fd_add(struct rsock *s, int fd)
  * (here and in the device library) come from the heap, which glibc keeps:
  * after 1,000 connections closed, over 100 MB stayed resident. Trim once
  * the live sockets fell to half their peak since the last trim and at
- * least RS_TRIM_BATCH were freed: a burst costs a few trims, a steady
- * churn one per batch. Atomics only (any thread closes).
+ * least RS_TRIM_BATCH were freed (a burst costs a few trims), and at every
+ * close that leaves at most RS_TRIM_IDLE_LIVE (the end of a burst; a small
+ * heap trims in microseconds). Atomics only (any thread closes).
  */
 #define RS_TRIM_BATCH 64
+#define RS_TRIM_IDLE_LIVE 4
 static long rs_live, rs_live_peak, rs_freed_since_trim;
 
 static void rs_count_alloc(void)
@@ -81,7 +83,11 @@ static void rs_count_free(void)
 {
     long live = __atomic_sub_fetch(&rs_live, 1, __ATOMIC_RELAXED);
     long freed = __atomic_add_fetch(&rs_freed_since_trim, 1, __ATOMIC_RELAXED);
-    if (freed < RS_TRIM_BATCH || live > __atomic_load_n(&rs_live_peak, __ATOMIC_RELAXED) / 2)
+    int halved = freed >= RS_TRIM_BATCH &&
+                 live <= __atomic_load_n(&rs_live_peak, __ATOMIC_RELAXED) / 2;
+    /* and whenever almost nothing is left (a listener, a connection): the
+     * end of a burst; a trim of a small heap costs microseconds */
+    if (!halved && live > RS_TRIM_IDLE_LIVE)
         return;
     if (!__atomic_compare_exchange_n(&rs_freed_since_trim, &freed, 0, 0, __ATOMIC_RELAXED,
                                      __ATOMIC_RELAXED))
