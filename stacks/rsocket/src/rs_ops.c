@@ -108,6 +108,11 @@ static int accept_wait(struct rsock *s, struct rsock **out)
         rs_progress(s, 0);
         if ((*out = rs_conn_accept_pop(s)))
             return 0;
+        if (s->accept_err) {     /* a request found no descriptors */
+            errno = s->accept_err;
+            s->accept_err = 0;
+            return -1;
+        }
         if (rs_wait_locked(s, deadline))
             return -1;
     }

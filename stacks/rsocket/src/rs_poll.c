@@ -11,7 +11,7 @@ static uint32_t listener_mask(struct rsock *s)
 {
     if (!s->rd_open)                 /* shut down: as Linux's closed listener */
         return EPOLLIN | EPOLLOUT | EPOLLHUP | EPOLLRDHUP;
-    return rs_accept_ready(s) ? EPOLLIN : 0;
+    return rs_accept_ready(s) || s->accept_err ? EPOLLIN : 0;
 }
 
 static uint32_t stream_mask(struct rsock *s)

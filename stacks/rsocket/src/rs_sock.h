@@ -66,6 +66,7 @@ struct rsock {
     int domain;
     enum rs_state state;         /* written with rs_set_state (read unlocked) */
     int err;                     /* pending SO_ERROR */
+    int accept_err;              /* listener: EMFILE/ENFILE for the next accept */
     int nonblock;
     unsigned fork_gen;           /* rs_fork_gen when created */
     uint64_t gen;                /* grows on every event (poll_events) */
