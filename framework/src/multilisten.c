@@ -23,7 +23,10 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 
+#include <nstack/nstack_sigrestart.h>
+
 #include "anchor.h"
+#include "epoll_agg.h"
 #include "fd_high.h"
 #include "fd_table.h"
 #include "fw.h"
@@ -294,13 +297,18 @@ static int ml_accept_member(const struct file *f, struct mlisten *ml, const stru
 
 /* Keeps pend_efd signalled exactly while some module listener reports a
  * pending connection (its wait fd may already have been drained). */
-static void ml_update_pending(struct mlisten *ml)
+static int ml_any_pending(const struct mlisten *ml)
 {
     int pending = 0;
     for (int i = 0; i < ml->n && !pending; i++)
         pending = ml->m[i].sock != NULL && (ml_module_events(&ml->m[i]) & EPOLLIN);
+    return pending;
+}
+
+static void ml_update_pending(struct mlisten *ml)
+{
     uint64_t v = 1;
-    if (pending)
+    if (ml_any_pending(ml))
         (void)LIBC(write)(ml->pend_efd, &v, sizeof(v));
     else
         (void)LIBC(read)(ml->pend_efd, &v, sizeof(v));
@@ -334,6 +342,45 @@ static int ml_try_all(struct file *f, struct sockaddr *addr, socklen_t *len, int
     return r;
 }
 
+/* The listener has SO_RCVTIMEO (set on its kernel socket): a signal then
+ * always ends a blocked accept with EINTR (signal(7)). */
+static int ml_timed(const struct mlisten *ml)
+{
+    struct timeval tv = { 0, 0 };
+    socklen_t l = sizeof(tv);
+    int saved = errno;
+    if (LIBC(getsockopt)(ml->kfd, SOL_SOCKET, SO_RCVTIMEO, &tv, &l) < 0)
+        tv.tv_sec = 0;
+    errno = saved;
+    return tv.tv_sec || tv.tv_usec;
+}
+
+/*
+ * Blocking accept: sleep in the kernel until some stack stirs. Another
+ * thread of this process may do a module listener's work (a connect to it
+ * answers its requests) and so drain its wait fd: the module then notifies
+ * the listeners' cookie, which wakes the registered poll waiters; this
+ * thread is one from before its last look (ml_try_all once more) until it
+ * wakes. Returns 0 to try again, -1 with errno.
+ */
+static int ml_sleep(struct file *f)
+{
+    int wake = ev_poll_wait_register();
+    int r = 0;
+    if (!ml_any_pending(f->ml)) {
+        struct pollfd p[2] = { { .fd = f->ml->epfd, .events = POLLIN },
+                               { .fd = wake, .events = POLLIN } };
+        r = LIBC(poll)(p, wake >= 0 ? 2 : 1, -1) < 0 ? -1 : 0;
+        if (r < 0 && errno == EINTR && nstack_intr_restarts(ml_timed(f->ml)))
+            r = 0;
+    }
+    int err = errno;
+    if (wake >= 0)
+        ev_poll_wait_unregister(wake);
+    errno = err;
+    return r;
+}
+
 int ml_accept(struct file *f, struct sockaddr *addr, socklen_t *len, int flags)
 {
     if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
@@ -344,9 +391,7 @@ int ml_accept(struct file *f, struct sockaddr *addr, socklen_t *len, int flags)
         int r = ml_try_all(f, addr, len, flags);
         if (r >= 0 || errno != EAGAIN || __atomic_load_n(&f->nonblock, __ATOMIC_RELAXED))
             return r;
-        /* Blocking accept: sleep in the kernel until some stack stirs. */
-        struct pollfd p = { .fd = f->ml->epfd, .events = POLLIN };
-        if (LIBC(poll)(&p, 1, -1) < 0)
+        if (ml_sleep(f) < 0)
             return -1;
     }
 }

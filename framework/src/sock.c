@@ -102,8 +102,11 @@ void sock_replay_opts(struct file *kf, struct file *nf)
 {
     for (int i = 0; i < kf->n_opts; i++) {
         const struct opt_rec *o = &kf->opts[i];
+        /* WAR: an option the application set (TCP_USER_TIMEOUT, keepalive)
+         * silently lost on the module would change its behaviour */
         if (nf->mod->setsockopt == NULL || MCALL(nf, setsockopt, o->level, o->name, o->val, o->len) < 0)
-            LOG_DBG("%s: option level %d name %d not taken over by the module", nf->mod->name, o->level, o->name);
+            LOG_WAR("%s: option level %d name %d not taken over by the module: %s", nf->mod->name,
+                    o->level, o->name, nf->mod->setsockopt ? strerror(errno) : "no setsockopt");
     }
 }
 

@@ -9,7 +9,8 @@
  *   rs_api_test close-server ADDR PORT N linger|plain
  *                                         accept N connections, close each
  *                                         at once (SO_LINGER {1,0} or not)
- *   rs_api_test eof-client ADDR PORT      a blocking rrecv must return 0
+ *   rs_api_test eof-client ADDR PORT      a blocking rrecv must return 0; then
+ *                                         rsend/rwrite fail ECONNRESET, no SIGPIPE
  *   rs_api_test refuse-server ADDR PORT   listen; any accepted connection
  *                                         is a failure (runs until killed)
  *   rs_api_test connect-expect ADDR PORT ERRNO
@@ -271,6 +272,24 @@ static int run_eof_client(const char *ip, const char *port)
         return r < 0 ? failed("rrecv: want 0 (EOF)")
                      : (fprintf(stderr, "rs_api_test: rrecv returned data, want EOF\n"), 1);
     printf("EOF OK\n");
+    /* librdmacm: a send on the closed connection fails with ECONNRESET
+     * and raises no SIGPIPE (its default action would end this process);
+     * the same after a local shutdown */
+    for (int i = 0; i < 2; i++) {
+        errno = 0;
+        r = i ? rwrite(fd, "x", 1) : rsend(fd, "x", 1, 0);
+        if (r != -1 || errno != ECONNRESET)
+            return fprintf(stderr, "rs_api_test: %s on a closed connection: %zd/%s, want -1/ECONNRESET\n",
+                           i ? "rwrite" : "rsend", r, strerror(errno)), 1;
+    }
+    if (rshutdown(fd, SHUT_WR))
+        return failed("rshutdown");
+    errno = 0;
+    r = rsend(fd, "x", 1, 0);
+    if (r != -1 || errno != ECONNRESET)
+        return fprintf(stderr, "rs_api_test: rsend after rshutdown: %zd/%s, want -1/ECONNRESET\n",
+                       r, strerror(errno)), 1;
+    printf("send after close: ECONNRESET, no SIGPIPE\n");
     return rclose(fd) ? failed("rclose") : 0;
 }
 

@@ -192,8 +192,10 @@ static int sc_keepalive_idle(const struct target *tg)
 
     if (open_request(tg, &t, TP_ECHO, seed, sizeof(buf)))
         return -1;
+    /* a probe every second (KEEPIDLE and KEEPINTVL 1): all answered */
     if (M->setsockopt(t.s, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) ||
-        M->setsockopt(t.s, IPPROTO_TCP, TCP_KEEPIDLE, &one, sizeof(one)))
+        M->setsockopt(t.s, IPPROTO_TCP, TCP_KEEPIDLE, &one, sizeof(one)) ||
+        M->setsockopt(t.s, IPPROTO_TCP, TCP_KEEPINTVL, &one, sizeof(one)))
         return tu_fail("keepalive: setsockopt");
     tu_fill(buf, sizeof(buf), 0, seed);
     if (tu_send_all(&t, buf, 1))
@@ -378,9 +380,13 @@ int run_survive(const char *ip, int port, int keepalive)
     if (tu_parse_addr(ip, port, &tg.ss, &tg.len) || tu_connect(&t, (struct sockaddr *)&tg.ss, tg.len))
         return -1;
     if (keepalive) {
-        int one = 1, idle = 1;
+        /* as TCP: first probe after KEEPIDLE, dead after KEEPCNT
+         * unanswered KEEPINTVLs (here about 4 s) */
+        int one = 1, idle = 1, cnt = 3;
         if (M->setsockopt(t.s, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) ||
-            M->setsockopt(t.s, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)))
+            M->setsockopt(t.s, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) ||
+            M->setsockopt(t.s, IPPROTO_TCP, TCP_KEEPINTVL, &one, sizeof(one)) ||
+            M->setsockopt(t.s, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)))
             return tu_fail("set keepalive");
     }
     if (tu_recv_all(&t, buf, sizeof(buf)) || tu_check(buf, sizeof(buf), 0, 77) >= 0)

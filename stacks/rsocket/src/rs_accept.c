@@ -141,6 +141,19 @@ static void accept_into(struct rsock *l, struct rdma_cm_id *nid, const struct rs
         rs_notify_fn(cookie);
 }
 
+/* Out of descriptors for an incoming connection: the request is rejected
+ * (its client sees ECONNREFUSED), and the listener's next accept() fails
+ * with EMFILE/ENFILE, as the kernel's accept does when it cannot make the
+ * new descriptor (the listener reads readable meanwhile). Listener lock
+ * held. */
+static void note_accept_error(struct rsock *l, int err)
+{
+    if (err != EMFILE && err != ENFILE)
+        return;
+    l->accept_err = err;
+    rs_event(l);
+}
+
 /* The request's private data was copied before its event was acked.
  * Requests beyond the backlog (accepting or ready) are rejected. */
 void rs_accept_request(struct rsock *l, struct rdma_cm_id *nid, const uint8_t *pdata,
@@ -149,7 +162,7 @@ void rs_accept_request(struct rsock *l, struct rdma_cm_id *nid, const uint8_t *p
     struct rs_conn_info ci;
     const char *why = NULL;
 
-    if (l->acceptq_len >= l->backlog)
+    if (l->acceptq_len >= l->backlog || !l->rd_open)   /* full, or shut down */
         return reject_request(nid, NULL);
     if (rs_wire_decode_conn(pdata, plen, &ci, &why))
         return reject_request(nid, why);
@@ -157,16 +170,22 @@ void rs_accept_request(struct rsock *l, struct rdma_cm_id *nid, const uint8_t *p
         return reject_request(nid, NULL);
     if (l->adopt_into)
         return accept_into(l, nid, &ci);
+    errno = 0;
     struct rsock *c = rs_alloc(l->domain, l);
-    if (!c)
-        return reject_request(nid, "out of memory");
+    if (!c) {
+        int err = errno;
+        note_accept_error(l, err);
+        return reject_request(nid, err == EMFILE || err == ENFILE ? strerror(err) : "out of memory");
+    }
     c->id = nid;
     nid->context = c;
     if (new_channel(c) || rdma_migrate_id(nid, c->cm_chan) || accept_on_wire(c, &ci) ||
         watch_child(l, c)) {
-        rs_log(3, "incoming connection failed: %s", strerror(errno));
+        int err = errno;
+        rs_log(3, "incoming connection failed: %s", strerror(err));
         rdma_reject(nid, NULL, 0);
         rs_free(c);
+        note_accept_error(l, err);
         return;
     }
     queue_child(l, c);

@@ -133,13 +133,8 @@ static int timer_arm(struct rsock *s)
     int64_t t = a->hello_deadline;
     if (a->deadline && (!t || a->deadline < t))
         t = a->deadline;
-    if (!t && a->timer_fd < 0)
+    if (a->timer_fd < 0)           /* made with the shell; closed by finish() */
         return 0;
-    if (a->timer_fd < 0) {
-        a->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-        if (a->timer_fd < 0 || rs_wait_fd_add(s, a->timer_fd))
-            return -1;
-    }
     /* rs_now_ms() is CLOCK_MONOTONIC in ms: an absolute expiry */
     struct itimerspec its = { .it_value = { t / 1000, (t % 1000) * 1000000L } };
     return timerfd_settime(a->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
@@ -576,6 +571,55 @@ void rs_anchor_mirror(struct rsock *s)
         rs_anc_pair_sync(s, &a->link, fds, evs);
 }
 
+/*
+ * A passive whose hello went out (at accept) but which cannot make its
+ * module socket now (out of descriptors or memory): an active that saw the
+ * hello commits with KICK and then waits only for OFFER, so staying on TCP
+ * silently would end that connection with ETIMEDOUT. Wait (bounded, twice
+ * RS_ANCHOR_HELLO_MS; only on this failure) for its KICK and answer OFFER
+ * port 0, "stay on TCP", as a passive without an RDMA listener does. In-band
+ * data, EOF or no KICK in time: the active fell back (our kernel drops a
+ * later KICK).
+ */
+static void decline_without_shell(int kfd)
+{
+    int64_t end = rs_now_ms() + 2 * (int64_t)rs_tun.anchor_hello_ms;
+    uint8_t v = 0;
+    for (int i = 0; i < 64; i++) {
+        int r = read_urgent(kfd, &v);
+        if (r == 1 && v == RS_ANC_KICK) {
+            rs_anc_skip_mark(kfd);
+            if (rs_anc_msg_send(kfd, RS_ANC_OFFER, 0))
+                rs_log(3, "anchor: OFFER 0 not sent (%s)", strerror(errno));
+            return;
+        }
+        if (r == 2 || r < 0 || (r == 0 && rs_anc_inband(kfd) != -1))
+            return;
+        int64_t left = end - rs_now_ms();
+        struct pollfd p = { .fd = kfd, .events = POLLPRI | POLLIN };
+        if (r == 0 && (left <= 0 || poll(&p, 1, (int)left) == 0))
+            return;
+    }
+}
+
+/* No descriptor left to watch the handshake (timerfd, epoll_ctl): before
+ * the commitment the connection stays on TCP (a passive that said hello
+ * declines as above), after it the handshake fails. */
+static void cannot_watch(struct rsock *s)
+{
+    int ph = s->anc_phase;
+    int passive = ph == ANC_P_HELLO || ph == ANC_P_KICK;
+    if (ph == ANC_TCPCONN || ph == ANC_A_HELLO || passive) {
+        rs_log(2, "anchor: cannot watch the handshake (%s); staying on TCP", strerror(errno));
+        if (passive && s->anc->hello_sent)
+            decline_without_shell(s->anc->kfd);
+        fallback(s, "no descriptor to watch the handshake");
+    } else {
+        fail(s, errno, "watching the TCP socket");
+    }
+    finish(s);
+}
+
 /* Run the handshake as far as it goes now (lock held; may drop it in
  * P_LISTEN). Bounded: every step either changes phase or stops. */
 static void advance(struct rsock *s)
@@ -593,8 +637,7 @@ static void advance(struct rsock *s)
         return;
     }
     if (watch_kfd(s, interest(s)) || timer_arm(s)) {
-        fail(s, errno, "watching the TCP socket");
-        finish(s);
+        cannot_watch(s);
         return;
     }
     rs_anchor_mirror(s);
@@ -664,6 +707,13 @@ void rs_anchor_drive(struct rsock *s)
         rs_notify_fn(cookie);
 }
 
+/* The gated call has a socket timeout for its direction (signal(7)). */
+static int gate_timed(const struct rsock *s, int how)
+{
+    const struct timeval *tv = (how & RS_GATE_WRITE) ? &s->sndtimeo : &s->rcvtimeo;
+    return tv->tv_sec || tv->tv_usec;
+}
+
 int rs_anchor_gate(struct rsock *s, int flags, int how)
 {
     if (rs_anchor_ready(s))
@@ -688,7 +738,7 @@ int rs_anchor_gate(struct rsock *s, int flags, int how)
     int r = 0;
     advance(s);
     while (!nb && !final_phase(s->anc_phase) && r == 0) {
-        r = rs_wait_locked(s, deadline);
+        r = rs_wait_timed(s, deadline, gate_timed(s, how));
         if (r && errno == EAGAIN) {
             give_up(s);
             r = 0;
@@ -750,8 +800,10 @@ void rs_anchor_check(struct rsock *s)
         s->anchor_fd = -1;
         if (s->anc)
             s->anc->kfd_in = 0;
-        if ((p.revents & POLLERR) && s->state == RS_CONNECTED && !s->peer_gone)
-            rs_set_error(s, err, "the anchor TCP connection failed: peer dead");
+        /* also after the peer's DISCONNECT: a peer that closed with
+         * unread data resets its anchor (rs_ops.c), as TCP resets */
+        if ((p.revents & POLLERR) && (s->state == RS_CONNECTED || s->state == RS_DISCONNECTED))
+            rs_set_error(s, err, "the anchor TCP connection failed: peer dead or reset");
         return;
     }
     if (p.revents & POLLRDHUP) {
@@ -826,8 +878,9 @@ static struct rsock *new_shell(int kfd, int role)
     if (role == NSTACK_ADOPT_ACTIVE) {
         if (rs_e_socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0, &s) < 0)
             return NULL;
-    } else if (!(s = rs_alloc(ss.ss_family, NULL))) {
-        errno = ENOMEM;        /* the rdma_cm id comes with the connect request */
+    } else if (errno = 0, !(s = rs_alloc(ss.ss_family, NULL))) {
+        /* the rdma_cm id comes with the connect request; EMFILE stays */
+        errno = errno ? errno : ENOMEM;
         return NULL;
     }
     s->anc = calloc(1, sizeof(*s->anc));
@@ -838,7 +891,16 @@ static struct rsock *new_shell(int kfd, int role)
     }
     s->anc->kfd = kfd;
     s->anc->role = role;
-    s->anc->timer_fd = -1;
+    /* made now, not at the first deadline: out of descriptors must stop
+     * the anchor here, before anything commits it (a committed end cannot
+     * fall back alone) */
+    s->anc->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (s->anc->timer_fd < 0 || rs_wait_fd_add(s, s->anc->timer_fd)) {
+        int err = errno;
+        rs_free(s);
+        errno = err;
+        return NULL;
+    }
     return s;
 }
 
@@ -854,8 +916,11 @@ int rs_anchor_open(int kfd, int role, int flags, nstack_sock **out)
     if (!s) {
         /* nothing in-band was sent: TCP carries the connection */
         rs_log(2, "anchor: no module socket (%s); staying on TCP", strerror(errno));
+        int err = errno;
+        if (role == NSTACK_ADOPT_PASSIVE && (flags & NSTACK_ANCHOR_HELLO_SENT))
+            decline_without_shell(kfd);
         /* a cause the dispatcher reports per connection (nstack-stat) keeps its errno */
-        errno = errno == ENODEV || errno == EMFILE || errno == ENFILE || errno == ENOMEM ? errno : ENOPROTOOPT;
+        errno = err == ENODEV || err == EMFILE || err == ENFILE || err == ENOMEM ? err : ENOPROTOOPT;
         return -1;
     }
     s->nonblock = (flags & NSTACK_ADOPT_NONBLOCK) != 0;

@@ -153,11 +153,22 @@ RS_VISIBLE ssize_t rreadv(int socket, const struct iovec *iov, int iovcnt)
     return rs_e_recvv(s, iov, iovcnt, 0);
 }
 
+/* librdmacm's semantics, not the socket API's: a send on a connection that
+ * can no longer carry data fails with ECONNRESET and never raises SIGPIPE
+ * (the framework's send keeps the kernel's EPIPE + SIGPIPE). */
+static ssize_t api_sendv(struct rsock *s, const struct iovec *iov, int iovcnt, int flags)
+{
+    ssize_t r = rs_e_sendv(s, iov, iovcnt, flags | MSG_NOSIGNAL);
+    if (r < 0 && errno == EPIPE)
+        errno = ECONNRESET;
+    return r;
+}
+
 RS_VISIBLE ssize_t rsend(int socket, const void *buf, size_t len, int flags)
 {
     struct iovec iov = { (void *)buf, len };
     SOCK_OR_FAIL(socket, s);
-    return rs_e_sendv(s, &iov, 1, flags);
+    return api_sendv(s, &iov, 1, flags);
 }
 
 /* On a stream socket the address is ignored, as TCP does once connected. */
@@ -176,7 +187,7 @@ RS_VISIBLE ssize_t rsendmsg(int socket, const struct msghdr *msg, int flags)
         errno = EFAULT;
         return -1;
     }
-    return rs_e_sendv(s, msg->msg_iov, (int)msg->msg_iovlen, flags);
+    return api_sendv(s, msg->msg_iov, (int)msg->msg_iovlen, flags);
 }
 
 RS_VISIBLE ssize_t rwrite(int socket, const void *buf, size_t count)
@@ -187,7 +198,7 @@ RS_VISIBLE ssize_t rwrite(int socket, const void *buf, size_t count)
 RS_VISIBLE ssize_t rwritev(int socket, const struct iovec *iov, int iovcnt)
 {
     SOCK_OR_FAIL(socket, s);
-    return rs_e_sendv(s, iov, iovcnt, 0);
+    return api_sendv(s, iov, iovcnt, 0);
 }
 
 RS_VISIBLE int rgetpeername(int socket, struct sockaddr *addr, socklen_t *addrlen)

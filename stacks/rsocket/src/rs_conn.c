@@ -31,6 +31,7 @@ int rs_conn_bind(struct rsock *s, const struct sockaddr *addr, socklen_t len)
 int rs_conn_listen(struct rsock *s, int backlog)
 {
     if (s->state == RS_LISTENING) {
+        s->rd_open = 1;          /* listening again after a shutdown */
         s->backlog = backlog > 0 ? backlog : 1;
         return 0;
     }

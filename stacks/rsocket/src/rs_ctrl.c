@@ -73,7 +73,7 @@ static int send_ctrl_until(struct rsock *s, enum rs_ctrl type, int64_t deadline)
 {
     while (qp_usable(s) && s->ctrl_avail == 0) {
         rs_progress(s, 0);
-        if (s->ctrl_avail == 0 && rs_wait_locked(s, deadline))
+        if (s->ctrl_avail == 0 && rs_wait_timed(s, deadline, 0))
             return -1;
     }
     if (!qp_usable(s))
@@ -146,7 +146,7 @@ void rs_close_drain(struct rsock *s)
         deadline = rs_now_ms() + RS_ABORT_DISCONNECT_MS;
     while (s->cq && s->state != RS_ERROR && sends_outstanding(s)) {
         rs_progress(s, 1);
-        if (!sends_outstanding(s) || rs_wait_locked(s, deadline))
+        if (!sends_outstanding(s) || rs_wait_timed(s, deadline, 0))
             break;
     }
     if (s->id && s->state >= RS_CONNECTING)
@@ -155,22 +155,26 @@ void rs_close_drain(struct rsock *s)
 
 /* ---- keepalive ---------------------------------------------------------- */
 
-static int keepalive_period(struct rsock *s)
+/* A keepalive default as the kernel's (net.ipv4.tcp_keepalive_*). */
+static int ka_sysctl(const char *name, int dflt)
 {
-    if (s->keepidle_s > 0)
-        return s->keepidle_s;
-    FILE *f = fopen("/proc/sys/net/ipv4/tcp_keepalive_time", "re");
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/sys/net/ipv4/%s", name);
+    FILE *f = fopen(path, "re");
     int v = 0;
     if (f) {
         if (fscanf(f, "%d", &v) != 1)
             v = 0;
         fclose(f);
     }
-    return v > 0 ? v : 7200;
+    return v > 0 ? v : dflt;
 }
 
 /* (Re)arm the keepalive timer; it lives in the wait fd, so a sleeping
- * poller wakes to send the probe and nothing runs when nobody polls. */
+ * poller wakes to send the probe and nothing runs when nobody polls. As
+ * TCP: the first probe after TCP_KEEPIDLE, then one every TCP_KEEPINTVL,
+ * dead after TCP_KEEPCNT unanswered intervals, or, with TCP_USER_TIMEOUT
+ * set, once a probe has been unanswered that long (it overrides KEEPCNT). */
 int rs_keepalive_arm(struct rsock *s)
 {
     if (!s->keepalive) {
@@ -185,16 +189,18 @@ int rs_keepalive_arm(struct rsock *s)
         if (s->timer_fd < 0 || rs_wait_fd_add(s, s->timer_fd))
             return -1;
     }
-    int p = keepalive_period(s);
-    struct itimerspec its = { .it_interval = { p, 0 }, .it_value = { p, 0 } };
+    int idle = s->keepidle_s > 0 ? s->keepidle_s : ka_sysctl("tcp_keepalive_time", 7200);
+    int intvl = s->keepintvl_s > 0 ? s->keepintvl_s : ka_sysctl("tcp_keepalive_intvl", 75);
+    s->ka_limit = s->keepcnt > 0 ? s->keepcnt : ka_sysctl("tcp_keepalive_probes", 9);
+    struct itimerspec its = { .it_interval = { intvl, 0 }, .it_value = { idle, 0 } };
     return timerfd_settime(s->timer_fd, 0, &its, NULL);
 }
 
 /* A 0-byte RDMA WRITE (no immediate): the peer's application sees
  * nothing. A dead peer makes it fail (send completion error), a silent one
- * (stopped, partitioned) leaves it unanswered: after RS_KA_MAX_MISSED
- * whole periods with the probe outstanding the connection is declared dead
- * with ETIMEDOUT. One probe at a time, so probes never use up the control
+ * (stopped, partitioned) leaves it unanswered: after TCP_KEEPCNT
+ * whole intervals with the probe outstanding (or TCP_USER_TIMEOUT ms) the
+ * connection is declared dead with ETIMEDOUT. One probe at a time, so probes never use up the control
  * slots. The timer is read on every progress pass, so ticks are counted
  * whether or not several periods passed between two passes. */
 void rs_keepalive_tick(struct rsock *s)
@@ -205,8 +211,11 @@ void rs_keepalive_tick(struct rsock *s)
     if (!qp_usable(s) || s->peer_gone)
         return;
     if (s->ka_outstanding) {
-        s->ka_missed += ticks > RS_KA_MAX_MISSED ? RS_KA_MAX_MISSED : (int)ticks;
-        if (s->ka_missed >= RS_KA_MAX_MISSED)
+        s->ka_missed += ticks > (uint64_t)s->ka_limit ? s->ka_limit : (int)ticks;
+        int dead = s->user_timeout_ms > 0
+                   ? rs_now_ms() - s->ka_sent_ms >= (int64_t)s->user_timeout_ms
+                   : s->ka_missed >= s->ka_limit;
+        if (dead)
             rs_set_error(s, ETIMEDOUT, "keepalive: peer does not answer");
         return;
     }
@@ -217,5 +226,6 @@ void rs_keepalive_tick(struct rsock *s)
         s->ctrl_avail--;
         s->ka_outstanding = 1;
         s->ka_missed = 0;
+        s->ka_sent_ms = rs_now_ms();
     }
 }

@@ -528,11 +528,16 @@ static int send_chunk(struct rsock *s, struct rs_iov_cursor *c, uint32_t len)
     return 0;
 }
 
-static int send_state_error(struct rsock *s, int flags)
+/* sent: bytes this call already took. A pending error (ETIMEDOUT of a
+ * keepalive, ECONNRESET) is consumed only by the call that reports it: a
+ * call returning a partial count leaves it for the next one (Linux's
+ * sk_stream_error does the same). */
+static int send_state_error(struct rsock *s, int flags, size_t sent)
 {
     if (s->state == RS_ERROR || s->state == RS_CONNECT_ERROR) {
         int e = s->err ? s->err : EPIPE;
-        s->err = 0;
+        if (!sent)
+            s->err = 0;
         errno = e;
         return -1;
     }
@@ -563,7 +568,7 @@ ssize_t rs_sendv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, in
     while (sent < total) {
         if (rs_anchor_going_down(s))
             return sent ? (ssize_t)sent : -1;
-        if (send_state_error(s, flags))
+        if (send_state_error(s, flags, sent))
             return sent ? (ssize_t)sent : -1;
         if (!rs_can_send(s)) {
             rs_progress_io(s);

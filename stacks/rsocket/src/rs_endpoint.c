@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static size_t page_round(size_t n)
@@ -18,14 +20,26 @@ static size_t page_round(size_t n)
 }
 
 /* Page-aligned and page-rounded, so fork protection (MADV_DONTFORK) never
- * covers a neighbour's heap. */
-static void *page_alloc(size_t n)
+ * covers a neighbour's heap. Mapped, not from the heap: a connection's
+ * buffers go back to the system at close (heap chunks of this size stay in
+ * the process after bursts of connections), and come zeroed. *len gets the
+ * mapped length for page_free. */
+static void *page_alloc(size_t n, size_t *len)
 {
-    void *p = NULL;
-    if (posix_memalign(&p, (size_t)sysconf(_SC_PAGESIZE), page_round(n)))
+    *len = page_round(n);
+    void *p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        *len = 0;
         return NULL;
-    memset(p, 0, page_round(n));
+    }
     return p;
+}
+
+static void page_free(void *p, size_t *len)
+{
+    if (p && *len)
+        munmap(p, *len);
+    *len = 0;
 }
 
 static void clamp_sizes(struct rsock *s)
@@ -94,9 +108,9 @@ static int create_buffers(struct rsock *s)
 
     s->target_len = RS_SGL_SIZE * RS_SGE_WIRE_LEN +
                     (size_t)s->target_iomap_size * RS_IOMAP_WIRE_LEN;
-    s->rbuf = page_alloc(s->rbuf_size);
-    s->sbuf = page_alloc(slen);
-    s->target = page_alloc(s->target_len);
+    s->rbuf = page_alloc(s->rbuf_size, &s->rbuf_map);
+    s->sbuf = page_alloc(slen, &s->sbuf_map);
+    s->target = page_alloc(s->target_len, &s->target_map);
     s->rmsg_slots = s->rq_size + 1u;
     s->rmsg = calloc(s->rmsg_slots, sizeof(*s->rmsg));
     s->sq_track.rec = calloc(s->sq_size, sizeof(*s->sq_track.rec));
@@ -148,11 +162,27 @@ int rs_transport_supported(const struct rdma_cm_id *id, const char *what)
     return 0;
 }
 
+/* The reason of a failed device call that did not set errno: out of
+ * descriptors (the device opens some per channel and QP) is EMFILE/ENFILE,
+ * as the kernel reports it, not ENOMEM. */
+static int endpoint_errno(void)
+{
+    if (errno)
+        return errno;
+    int probe = eventfd(0, EFD_CLOEXEC);
+    if (probe >= 0) {
+        close(probe);
+        return ENOMEM;
+    }
+    return errno == EMFILE || errno == ENFILE ? errno : ENOMEM;
+}
+
 int rs_endpoint_create(struct rsock *s)
 {
     clamp_sizes(s);
+    errno = 0;
     if (create_cq(s) || create_qp(s) || create_buffers(s) || post_receives(s)) {
-        int saved = errno ? errno : ENOMEM;
+        int saved = endpoint_errno();
         rs_log(3, "cannot create the RDMA endpoint: %s", strerror(saved));
         rs_endpoint_destroy(s);
         errno = saved;
@@ -181,7 +211,9 @@ void rs_endpoint_destroy(struct rsock *s)
         ibv_destroy_comp_channel(s->comp_chan);
         s->comp_chan = NULL;
     }
-    free(s->rbuf); free(s->sbuf); free(s->target);
+    page_free(s->rbuf, &s->rbuf_map);
+    page_free(s->sbuf, &s->sbuf_map);
+    page_free(s->target, &s->target_map);
     free(s->sq_track.rec);
     s->sq_track.rec = NULL;
     s->rbuf = s->sbuf = s->target = NULL;

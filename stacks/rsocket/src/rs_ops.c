@@ -54,9 +54,11 @@ int rs_e_socket(int domain, int type, int protocol, struct rsock **out)
         errno = EPROTONOSUPPORT;
         return -1;
     }
+    errno = 0;
     struct rsock *s = rs_alloc(domain, NULL);
     if (!s) {
-        errno = ENOMEM;
+        /* out of descriptors is EMFILE/ENFILE, as the kernel says it */
+        errno = errno ? errno : ENOMEM;
         return -1;
     }
     if (create_channel_and_id(s)) {
@@ -95,15 +97,22 @@ static int accept_wait(struct rsock *s, struct rsock **out)
     int64_t deadline = rs_deadline(&s->rcvtimeo, s->nonblock);
     if (rs_check_usable(s))
         return -1;
-    if (s->state != RS_LISTENING) {
-        errno = EINVAL;
-        return -1;
-    }
     for (;;) {
+        /* also re-checked after every wait: shutdown() from another
+         * thread stops the listener */
+        if (s->state != RS_LISTENING || !s->rd_open) {
+            errno = EINVAL;
+            return -1;
+        }
         rs_lprog_run();
         rs_progress(s, 0);
         if ((*out = rs_conn_accept_pop(s)))
             return 0;
+        if (s->accept_err) {     /* a request found no descriptors */
+            errno = s->accept_err;
+            s->accept_err = 0;
+            return -1;
+        }
         if (rs_wait_locked(s, deadline))
             return -1;
     }
@@ -167,8 +176,11 @@ static int connect_locked(struct rsock *s, const struct sockaddr *addr, socklen_
         return -1;
     }
     int64_t deadline = rs_now_ms() + rs_tun.connect_timeout_ms;
+    /* the deadline is the engine's; a signal ends the wait only with
+     * SO_SNDTIMEO set or without SA_RESTART (the connect goes on) */
+    int timed = s->sndtimeo.tv_sec || s->sndtimeo.tv_usec;
     while (s->state >= RS_RESOLVING_ADDR && s->state <= RS_CONNECTING) {
-        if (rs_wait_locked(s, deadline)) {
+        if (rs_wait_timed(s, deadline, timed)) {
             if (errno == EAGAIN)
                 rs_set_error(s, ETIMEDOUT, "connect timed out");
             break;
@@ -193,6 +205,35 @@ int rs_e_connect(struct rsock *s, const struct sockaddr *addr, socklen_t len)
     return r;
 }
 
+/* A listener's connections not accepted yet are closed (its lock held). */
+static void close_queued(struct rsock *s)
+{
+    struct rsock *c;
+    while ((c = rs_accept_take_any(s))) {
+        pthread_mutex_lock(&c->lock);
+        rs_close_drain(c);
+        pthread_mutex_unlock(&c->lock);
+        rs_free(c);
+    }
+}
+
+/*
+ * shutdown(SHUT_RD or SHUT_RDWR) of a listener stops it as Linux does (the
+ * usual graceful stop of a server): every accept, blocked or later, fails
+ * with EINVAL, queued connections are closed, new requests rejected
+ * (rs_accept_request), poll says IN|OUT|HUP|RDHUP. SHUT_WR alone does
+ * nothing. listen() again restarts it. Lock held.
+ */
+static int listener_shutdown_locked(struct rsock *s, int how)
+{
+    if (how == SHUT_WR)
+        return 0;
+    s->rd_open = 0;
+    close_queued(s);
+    rs_event(s);
+    return 0;
+}
+
 int rs_e_shutdown(struct rsock *s, int how)
 {
     if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {
@@ -200,7 +241,9 @@ int rs_e_shutdown(struct rsock *s, int how)
         return -1;
     }
     pthread_mutex_lock(&s->lock);
-    int r = rs_check_usable(s) ? -1 : rs_shutdown_locked(s, how);
+    int r = rs_check_usable(s)              ? -1
+            : s->state == RS_LISTENING      ? listener_shutdown_locked(s, how)
+                                            : rs_shutdown_locked(s, how);
     void *cookie = r == 0 ? s->cookie : NULL;
     pthread_mutex_unlock(&s->lock);
     /* SHUT_RD makes the socket readable (EOF), SHUT_WR may make it hang
@@ -210,18 +253,25 @@ int rs_e_shutdown(struct rsock *s, int how)
     return r;
 }
 
+/* Closing with unread data resets a TCP connection (RST), and the peer's
+ * calls then fail with ECONNRESET. An anchored connection does the same on
+ * its TCP socket, the anchor (the dispatcher closes it after this): the
+ * peer's module reports the reset (rs_anchor_check). Lock held. */
+static void reset_if_unread(struct rsock *s)
+{
+    struct linger abort_close = { 1, 0 };
+    if (s->anchor_fd >= 0 && s->rx_queued &&
+        setsockopt(s->anchor_fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close)))
+        rs_log(3, "close with unread data: SO_LINGER on the anchor: %s", strerror(errno));
+}
+
 int rs_e_close(struct rsock *s)
 {
-    struct rsock *c;
     rs_lprog_unregister(s);      /* before anyone else can find it there */
     pthread_mutex_lock(&s->lock);
     if (rs_check_usable(s) == 0) {
-        while ((c = rs_accept_take_any(s))) {
-            pthread_mutex_lock(&c->lock);
-            rs_close_drain(c);
-            pthread_mutex_unlock(&c->lock);
-            rs_free(c);
-        }
+        close_queued(s);
+        reset_if_unread(s);
         rs_close_drain(s);
     }
     pthread_mutex_unlock(&s->lock);

@@ -109,6 +109,23 @@ static int set_socket_level(struct rsock *s, int name, const void *val, socklen_
     return -1;
 }
 
+static int set_keepalive_param(struct rsock *s, int name, int v)
+{
+    int max = name == TCP_KEEPCNT ? 127 : name == TCP_KEEPINTVL ? 32767 : INT32_MAX;
+    int min = name == TCP_USER_TIMEOUT ? 0 : 1;
+    if (v < min || v > max) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (name == TCP_KEEPCNT)
+        s->keepcnt = v;
+    else if (name == TCP_KEEPINTVL)
+        s->keepintvl_s = v;
+    else
+        s->user_timeout_ms = v;
+    return s->keepalive && s->state >= RS_CONNECTED ? rs_keepalive_arm(s) : 0;
+}
+
 static int set_tcp_level(struct rsock *s, int name, const void *val, socklen_t len)
 {
     int v;
@@ -125,16 +142,17 @@ static int set_tcp_level(struct rsock *s, int name, const void *val, socklen_t l
         }
         s->keepidle_s = v;
         return s->keepalive && s->state >= RS_CONNECTED ? rs_keepalive_arm(s) : 0;
-    /* Stored for getsockopt, no effect on RDMA (the keepalive probe
-     * period is TCP_KEEPIDLE). TCP_CORK: data is not held back, every
-     * send posts at once (as with TCP_NODELAY); a corked sender only
-     * loses the coalescing, never data or order (nginx tcp_nopush). */
-    case TCP_KEEPCNT:      s->keepcnt = v; return 0;
-    case TCP_KEEPINTVL:    s->keepintvl_s = v; return 0;
+    /* Keepalive as TCP's (rs_keepalive_arm), with the kernel's ranges. */
+    case TCP_KEEPCNT:
+    case TCP_KEEPINTVL:
+    case TCP_USER_TIMEOUT:
+        return set_keepalive_param(s, name, v);
+    /* TCP_CORK: data is not held back, every send posts at once (as with
+     * TCP_NODELAY); a corked sender only loses the coalescing, never data
+     * or order (nginx tcp_nopush). Stored for getsockopt, no effect. */
     case TCP_CORK:         s->cork = !!v; return 0;
     case TCP_DEFER_ACCEPT: s->defer_accept_s = v < 0 ? 0 : v; return 0;
     case TCP_FASTOPEN:     s->fastopen = v; return 0;
-    case TCP_USER_TIMEOUT: s->user_timeout_ms = v < 0 ? 0 : v; return 0;
     case TCP_QUICKACK:     s->quickack_off = !v; return 0;
     case TCP_CONGESTION:
     case TCP_MAXSEG:

@@ -9,7 +9,9 @@
 
 static uint32_t listener_mask(struct rsock *s)
 {
-    return rs_accept_ready(s) ? EPOLLIN : 0;
+    if (!s->rd_open)                 /* shut down: as Linux's closed listener */
+        return EPOLLIN | EPOLLOUT | EPOLLHUP | EPOLLRDHUP;
+    return rs_accept_ready(s) || s->accept_err ? EPOLLIN : 0;
 }
 
 static uint32_t stream_mask(struct rsock *s)
@@ -20,10 +22,12 @@ static uint32_t stream_mask(struct rsock *s)
         m |= EPOLLIN;
     if (s->peer_wr_closed)
         m |= EPOLLRDHUP;
-    /* Hang-up only once the queued data is read: programs (rstream's
-     * do_poll) treat POLLHUP as an error and would drop the tail. */
-    if (s->peer_gone && !s->rx_queued &&
-        (!s->wr_open || s->disconnect_sent || s->state != RS_CONNECTED))
+    /* Hang-up only once the queued data is read (programs such as
+     * rstream's do_poll treat POLLHUP as an error and would drop the
+     * tail), and, as on Linux, only once both directions are closed: a
+     * peer's close alone is IN|OUT|RDHUP (half-closed) until this end
+     * shuts its side; an error (reset, timeout) is RS_ERROR. */
+    if (s->peer_gone && !s->rx_queued && (!s->wr_open || s->disconnect_sent))
         m |= EPOLLHUP;
     if (s->wr_open && !s->peer_gone && !s->disconnect_sent && rs_can_send(s))
         m |= EPOLLOUT;

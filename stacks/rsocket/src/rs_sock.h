@@ -27,7 +27,6 @@
 #define RS_CTRL_BUF_LEN    64        /* staging bytes per control slot */
 #define RS_SNDLOWAT        2048      /* least sbuf space worth a data write */
 #define RS_WRID_RECV       (1ull << 63)
-#define RS_KA_MAX_MISSED   3         /* unanswered keepalive periods = dead */
 #define RS_RESOLVE_RETRIES 6         /* timed-out resolutions retried (1000<<n ms) */
 
 /* Tunables, read once (rs_tunables_load, under pthread_once); read-only after. */
@@ -68,6 +67,7 @@ struct rsock {
     int domain;
     enum rs_state state;         /* written with rs_set_state (read unlocked) */
     int err;                     /* pending SO_ERROR */
+    int accept_err;              /* listener: EMFILE/ENFILE for the next accept */
     int nonblock;
     unsigned fork_gen;           /* rs_fork_gen when created */
     uint64_t gen;                /* grows on every event (poll_events) */
@@ -94,7 +94,9 @@ struct rsock {
     uint64_t serial;             /* unique per socket, set once at rs_alloc */
     int timer_fd;                /* keepalive period, -1 when off */
     int ka_outstanding;          /* a keepalive probe awaits its completion */
-    int ka_missed;               /* periods it has been waiting */
+    int ka_missed;               /* intervals it has been waiting */
+    int ka_limit;                /* unanswered intervals = dead (TCP_KEEPCNT) */
+    int64_t ka_sent_ms;          /* when it was posted (TCP_USER_TIMEOUT) */
     /* The first failed send completion of a CQ pass, judged at the end of
      * the pass: the peer's DISCONNECT may sit behind it in the same batch. */
     struct {
@@ -124,6 +126,7 @@ struct rsock {
     uint8_t *sbuf;   struct ibv_mr *smr;     /* ring + control slots */
     uint8_t *target; struct ibv_mr *tmr;     /* SGL[2] + iomap table */
     size_t target_len;
+    size_t rbuf_map, sbuf_map, target_map;   /* mapped lengths (munmap) */
 
     /* send side */
     uint16_t sseq_no, sseq_comp;
@@ -244,6 +247,8 @@ void rs_set_error(struct rsock *s, int err, const char *why);
 int rs_wake_init(struct rsock *s);
 void rs_wake_destroy(struct rsock *s);
 int rs_wait_locked(struct rsock *s, int64_t deadline_ms);
+/* The same with an internal deadline: timed = the call has a socket timeout. */
+int rs_wait_timed(struct rsock *s, int64_t deadline_ms, int timed);
 int64_t rs_deadline(const struct timeval *tv, int nonblock);
 void rs_event(struct rsock *s);
 /* Read the kick eventfd once no thread sleeps on it (lock held). */

@@ -18,6 +18,8 @@
  */
 #include "rs_sock.h"
 
+#include <nstack/nstack_sigrestart.h>
+
 #include <errno.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -33,13 +35,17 @@ int rs_wake_init(struct rsock *s)
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
     int r = pthread_cond_init(&s->wake_cond, &a);
     pthread_condattr_destroy(&a);
-    if (r)
+    if (r) {
+        errno = r;
         return -1;
+    }
     /* made here, not at the first wait: a socket's descriptor count stays
      * the same for its whole life */
     s->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->kick_fd < 0) {
+        int err = errno;
         pthread_cond_destroy(&s->wake_cond);
+        errno = err;
         return -1;
     }
     return 0;
@@ -185,8 +191,12 @@ static int wait_on_fd(struct rsock *s, int timeout)
  * Block until the socket's state may have changed or the deadline passes,
  * then do the pending work. The caller re-checks its condition. Returns 0,
  * or -1 with EAGAIN at the deadline (as a socket timeout does) or EINTR.
+ * A signal handler interrupting the sleep ends the call with EINTR when the
+ * call has a socket timeout (timed) or the handler lacks SA_RESTART, as the
+ * kernel does (signal(7)); otherwise it is a wake-up like any other and the
+ * caller, which consumed nothing, waits again.
  */
-int rs_wait_locked(struct rsock *s, int64_t deadline_ms)
+int rs_wait_timed(struct rsock *s, int64_t deadline_ms, int timed)
 {
     if (deadline_ms == 0 || (deadline_ms > 0 && deadline_ms <= rs_now_ms())) {
         errno = EAGAIN;
@@ -195,10 +205,18 @@ int rs_wait_locked(struct rsock *s, int64_t deadline_ms)
     if (s->poller_busy)
         return wait_on_cond(s, deadline_ms);
     int src = wait_on_fd(s, rs_poll_timeout(deadline_ms));
+    if (src < 0 && errno == EINTR && nstack_intr_restarts(timed))
+        src = RS_SRC_ALL;
     if (src < 0)
         return -1;
     if (rs_wait_serves_listeners(s))
         rs_lprog_run();
     rs_progress_sources(s, (unsigned)src, 0);
     return 0;
+}
+
+/* A wait whose deadline is the caller's socket timeout (-1: none). */
+int rs_wait_locked(struct rsock *s, int64_t deadline_ms)
+{
+    return rs_wait_timed(s, deadline_ms, deadline_ms >= 0);
 }

@@ -1,0 +1,49 @@
+/*
+ * nstack_sigrestart.h - should a blocking call that user space implements
+ * (a sleep in poll() inside the dispatcher or a module) be restarted after
+ * a signal handler interrupted it, as the kernel would (signal(7))?
+ *
+ * The kernel restarts a blocked socket call when the handler of the signal
+ * that interrupted it has SA_RESTART, unless the call has a socket timeout
+ * (SO_RCVTIMEO for input calls, SO_SNDTIMEO for output calls and connect):
+ * then it fails with EINTR. poll/epoll_wait/select always fail with EINTR.
+ *
+ * User space cannot learn which signal interrupted its poll(). The rule
+ * used: restart only when every caught signal that can reach this thread
+ * (a handler installed, not blocked in the thread's mask) has SA_RESTART.
+ * Exact when the process's handlers agree (all installed with signal(),
+ * which sets SA_RESTART, or all with sigaction without it: the usual
+ * case); a process that mixes both gets EINTR for either signal, where the
+ * kernel restarts for the SA_RESTART one (doc/rsocket-framework.md,
+ * "Deviations from kernel TCP"). Only runs after an EINTR: about 64
+ * rt_sigaction calls, nothing on the data path.
+ */
+#ifndef NSTACK_SIGRESTART_H
+#define NSTACK_SIGRESTART_H
+
+#include <pthread.h>
+#include <signal.h>
+
+/* 1: restart the interrupted call; 0: fail it with EINTR. timed: the call
+ * has a socket timeout for its direction (then never restarted). */
+static inline int nstack_intr_restarts(int timed)
+{
+    sigset_t blocked;
+    if (timed || pthread_sigmask(SIG_BLOCK, NULL, &blocked))
+        return 0;
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig == SIGKILL || sig == SIGSTOP || sigismember(&blocked, sig) == 1)
+            continue;
+        /* glibc's internal signals (32, 33) fail with EINVAL: not the app's */
+        if (sigaction(sig, NULL, &sa) != 0)
+            continue;
+        if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)
+            continue;
+        if (!(sa.sa_flags & SA_RESTART))
+            return 0;
+    }
+    return 1;
+}
+
+#endif
