@@ -195,6 +195,14 @@ void anchor_now(int fd, struct file *f)
     pthread_mutex_unlock(&f->lock);
 }
 
+void anchor_stay_tcp(int fd, struct file *f)
+{
+    pthread_mutex_lock(&f->lock);
+    if (anchor_pending(f) && !f->decided && fd_table_get(fd) == f)
+        stay_on_tcp(fd, f, __atomic_load_n(&f->defer_stack, __ATOMIC_ACQUIRE) - 1, ENOPROTOOPT);
+    pthread_mutex_unlock(&f->lock);
+}
+
 struct file *anchor_resolve(int fd, struct file *f)
 {
     anchor_now(fd, f);

@@ -68,6 +68,10 @@ struct file *anchor_resolve(int fd, struct file *f);
  * reference; the fd table then holds the anchored file). */
 void anchor_now(int fd, struct file *f);
 
+/* Candidate f at fd stays on TCP without asking its module (its other end
+ * is in this process and stays on TCP). */
+void anchor_stay_tcp(int fd, struct file *f);
+
 /* Resolves f when it is a pending candidate (see anchor_resolve). */
 static inline struct file *anchor_use(int fd, struct file *f)
 {

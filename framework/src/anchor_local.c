@@ -162,7 +162,16 @@ void anchor_local_pair(int fd, int at_accept)
         return;
     struct file *f = file_get(fd);
     if (f != NULL) {
-        anchor_now(fd, f);            /* at accept: the new end */
+        /* The other end stayed on TCP (e.g. out of descriptors): this end
+         * must too, or it would commit to an offer that never comes. */
+        struct file *of = file_get(ofd);
+        int other_on_tcp = of != NULL && !file_is_anchored(of);
+        if (of != NULL)
+            file_put(of);
+        if (other_on_tcp)
+            anchor_stay_tcp(fd, f);
+        else
+            anchor_now(fd, f);        /* at accept: the new end */
         file_put(f);
     }
     settle(ofd, fd);

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <nstack/nstack_sigrestart.h>
+
 #include "fd_high.h"
 #include "fw.h"
 #include "fw_log.h"
@@ -169,8 +171,9 @@ int anchor_side_accept(int fd, struct file *f, struct sockaddr *addr, socklen_t 
         if (r != -2)
             return r;
         struct pollfd p = { .fd = sd->pfd, .events = POLLIN };
-        if (LIBC(poll)(&p, 1, -1) < 0)
-            return -1;                  /* EINTR, as a blocking accept */
+        if (LIBC(poll)(&p, 1, -1) < 0 &&
+            !(errno == EINTR && nstack_intr_restarts(sock_rcv_timed(fd))))
+            return -1;                  /* EINTR without SA_RESTART, as a blocking accept */
     }
 }
 

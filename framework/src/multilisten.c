@@ -342,19 +342,6 @@ static int ml_try_all(struct file *f, struct sockaddr *addr, socklen_t *len, int
     return r;
 }
 
-/* The listener has SO_RCVTIMEO (set on its kernel socket): a signal then
- * always ends a blocked accept with EINTR (signal(7)). */
-static int ml_timed(const struct mlisten *ml)
-{
-    struct timeval tv = { 0, 0 };
-    socklen_t l = sizeof(tv);
-    int saved = errno;
-    if (LIBC(getsockopt)(ml->kfd, SOL_SOCKET, SO_RCVTIMEO, &tv, &l) < 0)
-        tv.tv_sec = 0;
-    errno = saved;
-    return tv.tv_sec || tv.tv_usec;
-}
-
 /*
  * Blocking accept: sleep in the kernel until some stack stirs. Another
  * thread of this process may do a module listener's work (a connect to it
@@ -371,7 +358,7 @@ static int ml_sleep(struct file *f)
         struct pollfd p[2] = { { .fd = f->ml->epfd, .events = POLLIN },
                                { .fd = wake, .events = POLLIN } };
         r = LIBC(poll)(p, wake >= 0 ? 2 : 1, -1) < 0 ? -1 : 0;
-        if (r < 0 && errno == EINTR && nstack_intr_restarts(ml_timed(f->ml)))
+        if (r < 0 && errno == EINTR && nstack_intr_restarts(sock_rcv_timed(f->ml->kfd)))
             r = 0;
     }
     int err = errno;

@@ -540,3 +540,14 @@ void sock_fallback(struct file *f)
     stats_add(f->stack, NSTAT_ANCHOR_TCP, 1);
     LOG_INF("%s: a connection stays on TCP: the peer does not run the framework", f->mod->name);
 }
+
+int sock_rcv_timed(int kfd)
+{
+    struct timeval tv = { 0, 0 };
+    socklen_t l = sizeof(tv);
+    int saved = errno;
+    if (LIBC(getsockopt)(kfd, SOL_SOCKET, SO_RCVTIMEO, &tv, &l) < 0)
+        tv.tv_sec = 0;
+    errno = saved;
+    return tv.tv_sec || tv.tv_usec;
+}

@@ -83,4 +83,8 @@ int sock_addr_is_wild(const struct sockaddr *a, socklen_t len);
  * when it cannot be made. */
 struct file *open_module_socket(int fd, struct file *kf, int st, int *wfd);
 
+/* The kernel socket kfd has SO_RCVTIMEO: a signal then always ends a
+ * blocked accept or receive on it with EINTR (signal(7)). Keeps errno. */
+int sock_rcv_timed(int kfd);
+
 #endif

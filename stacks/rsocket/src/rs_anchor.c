@@ -788,8 +788,7 @@ void rs_anchor_check(struct rsock *s)
     struct pollfd p = { .fd = s->anchor_fd, .events = (short)s->anchor_ev };
     if (s->anchor_fd < 0 || poll(&p, 1, 0) <= 0)
         return;
-    if ((p.revents & POLLIN) && rs_down_inband(s))
-        return;
+    /* errors first: reading the anchor would consume its SO_ERROR */
     if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) {
         int err = 0;
         socklen_t len = sizeof(err);
@@ -806,6 +805,8 @@ void rs_anchor_check(struct rsock *s)
             rs_set_error(s, err, "the anchor TCP connection failed: peer dead or reset");
         return;
     }
+    if ((p.revents & POLLIN) && rs_down_inband(s))
+        return;
     if (p.revents & POLLRDHUP) {
         /* FIN: keep watching for errors only (level-triggered RDHUP would
          * keep the wait fd readable) */
