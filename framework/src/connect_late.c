@@ -103,21 +103,6 @@ static int kernel_connect(const struct file *f)
     return -1;
 }
 
-/* The decided kernel file that replaces module socket f. */
-static struct file *kernel_file_for(const struct file *f)
-{
-    struct file *kf = file_alloc(FILE_KSOCK);
-    if (kf == NULL)
-        return NULL;
-    kf->domain = f->domain;
-    kf->type = f->type;
-    kf->protocol = f->protocol;
-    kf->nonblock = __atomic_load_n(&f->nonblock, __ATOMIC_RELAXED);
-    kf->stack = f->fb_stack;
-    kf->decided = 1;
-    return kf;
-}
-
 struct fd_move {
     struct file *from, *to;
     int k;              /* the kernel socket, dup3'd onto each fd */
@@ -161,7 +146,7 @@ static void rebuild_regs(struct file *kf, struct pre_reg *regs, int n)
  * f->lock. Returns 0, or -1/errno with nothing moved. */
 static int move_to_kernel(struct file *f, int k, int err)
 {
-    struct file *kf = kernel_file_for(f);
+    struct file *kf = sock_kernel_file_like(f, f->fb_stack);
     struct pre_reg *regs = NULL;
     int n = kf ? ev_take_regs(f, &regs) : -1;
     if (n < 0) {

@@ -443,8 +443,7 @@ static void swap_one(int fd, struct file *f, void *arg)
         file_put(sw->to);
 }
 
-/* The kernel file that replaces anchored f in the table. */
-static struct file *kernel_file_like(const struct file *f)
+struct file *sock_kernel_file_like(const struct file *f, int stack)
 {
     struct file *kf = file_alloc(FILE_KSOCK);
     if (kf == NULL)
@@ -453,7 +452,7 @@ static struct file *kernel_file_like(const struct file *f)
     kf->type = f->type;
     kf->protocol = f->protocol;
     kf->nonblock = __atomic_load_n(&f->nonblock, __ATOMIC_RELAXED);
-    kf->stack = g_kernel_stack;
+    kf->stack = stack;
     kf->decided = 1;
     return kf;
 }
@@ -508,7 +507,7 @@ void sock_fallback(struct file *f)
     }
     /* The table first: an epoll_ctl the app makes from now on reaches the
      * TCP fd itself; then the registrations made so far follow. */
-    struct file *kf = kernel_file_like(f);
+    struct file *kf = sock_kernel_file_like(f, g_kernel_stack);
     if (kf != NULL && err != 0)
         __atomic_store_n(&kf->fb_err, err, __ATOMIC_RELEASE);   /* read by the check: SO_ERROR gives it */
     if (kf != NULL) {

@@ -87,4 +87,8 @@ struct file *open_module_socket(int fd, struct file *kf, int st, int *wfd);
  * blocked accept or receive on it with EINTR (signal(7)). Keeps errno. */
 int sock_rcv_timed(int kfd);
 
+/* A decided kernel file (domain, type, protocol, O_NONBLOCK of f; counted
+ * on `stack`) to replace f in the fd table, or NULL/ENOMEM. */
+struct file *sock_kernel_file_like(const struct file *f, int stack);
+
 #endif
