@@ -17,62 +17,13 @@
  * (one line naming the offset), 2 bad arguments.
  */
 #include "../rsocket-fw/rsfw_io.h"
+#include "srv_pattern.h"
 
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define HELLO 4096
-#define CHUNK 65536
-
-static int64_t deadline_ms;
-
-static void wait_for(int fd, short ev, const char *what)
-{
-    struct pollfd p = { .fd = fd, .events = ev };
-    for (;;) {
-        int64_t left = deadline_ms - rsfw_now_ms();
-        if (left <= 0)
-            RSFW_FAIL("timeout: %s", what);
-        if (poll(&p, 1, left > 1000 ? 1000 : (int)left) > 0)
-            return;
-    }
-}
-
-static void send_pattern(int fd, uint64_t from, uint64_t to)
-{
-    uint8_t buf[CHUNK];
-    while (from < to) {
-        size_t n = to - from < CHUNK ? (size_t)(to - from) : CHUNK;
-        rsfw_fill(0, from, buf, n);
-        wait_for(fd, POLLOUT, "send");
-        ssize_t w = send(fd, buf, n, MSG_NOSIGNAL);
-        if (w < 0)
-            RSFW_FAIL("send at %llu: %s", (unsigned long long)from, strerror(errno));
-        from += (uint64_t)w;
-    }
-}
-
-/* Reads and checks [from, to); with to == 0 reads until EOF. Returns the end. */
-static uint64_t recv_pattern(int fd, uint64_t from, uint64_t to, const char *who)
-{
-    uint8_t buf[CHUNK];
-    while (to == 0 || from < to) {
-        size_t want = to && to - from < CHUNK ? (size_t)(to - from) : CHUNK;
-        wait_for(fd, POLLIN, "recv");
-        ssize_t r = recv(fd, buf, want, 0);
-        if (r == 0 && to == 0)
-            break;
-        if (r <= 0)
-            RSFW_FAIL("%s: recv at %llu: %s", who, (unsigned long long)from,
-                      r ? strerror(errno) : "early EOF");
-        long bad = rsfw_check(0, from, buf, (size_t)r);
-        if (bad >= 0)
-            RSFW_FAIL("%s: wrong byte at offset %llu", who, (unsigned long long)(from + (uint64_t)bad));
-        from += (uint64_t)r;
-    }
-    return from;
-}
 
 /* SRV_FORK_GATE: tell the test we are about to fork, wait for its go. */
 static void fork_gate(void)
