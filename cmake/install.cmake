@@ -12,6 +12,7 @@
 #   LIBEXECDIR/nstack/                                 the DMM regression apps
 #   INCLUDEDIR/nstack/nstack_module.h, nstack_stats.h, LIBDIR/pkgconfig/nstack.pc
 #   DATADIR/nstack/{kernel,rsocket}/*.json             example configurations
+#   DATADIR/nstack/*.schema.json                       their JSON Schemas
 #   DOCDIR (share/doc/nstack), MANDIR/man1, man7
 #
 # Components = Debian packages (tools/package.sh): nstack (runtime), dev,
@@ -59,6 +60,10 @@ install(PROGRAMS ${CMAKE_BINARY_DIR}/install/nstack-run
 install(FILES ${CMAKE_SOURCE_DIR}/config/module_config.json
               ${CMAKE_SOURCE_DIR}/config/rd_config.json
         DESTINATION ${CMAKE_INSTALL_DATADIR}/nstack/kernel COMPONENT runtime)
+# The JSON Schemas of both files (doc/configuration.md, nstack-route(1)).
+install(FILES ${CMAKE_SOURCE_DIR}/config/module_config.schema.json
+              ${CMAKE_SOURCE_DIR}/config/rd_config.schema.json
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/nstack COMPONENT runtime)
 install(FILES ${CMAKE_SOURCE_DIR}/stacks/rsocket/config/module_config.json
               ${CMAKE_SOURCE_DIR}/stacks/rsocket/config/rd_config.json
         DESTINATION ${CMAKE_INSTALL_DATADIR}/nstack/rsocket COMPONENT runtime)

@@ -4,8 +4,11 @@
 # prints a table with ratios against the goals. doc/performance.md has the
 # method and the recorded results.
 #
-#   tools/bench.sh [-r ROUNDS] [-s SECONDS] [COMPARISON...]
+#   tools/bench.sh [-r ROUNDS] [-s SECONDS] [--plot] [COMPARISON...]
 #       defaults: 5 rounds, 3 s per timed run, all comparisons
+#       --plot: each side-by-side table also as an SVG bar chart (gnuplot),
+#       doc/perf/TABLE.svg (BENCH_PLOT_DIR=DIR elsewhere)
+#       BENCH_NO_BUILD=1: the tree is built already (no deps.sh, no build)
 #
 # Comparisons (the rsocket ones need libdmm_rsocket.so and the software
 # RDMA device built, and root for the two test hosts):
@@ -32,15 +35,22 @@ set -uo pipefail
 . "$NSTACK_SRC/tools/lib/bench_rspreload.sh"
 . "$NSTACK_SRC/tools/lib/bench_softrdma.sh"
 . "$NSTACK_SRC/tools/lib/bench_connrate.sh"
+. "$NSTACK_SRC/tools/lib/bench_plot.sh"
 
 ROUNDS=${BENCH_ROUNDS:-5}
 
 ALL_COMPARISONS=(preload kernel-rs engine instructions copies rspreload softrdma connrate)
 usage() {
-    echo "usage: tools/bench.sh [-r ROUNDS] [-s SECONDS] [COMPARISON...]" >&2
+    echo "usage: tools/bench.sh [-r ROUNDS] [-s SECONDS] [--plot] [COMPARISON...]" >&2
     echo "       COMPARISON: ${ALL_COMPARISONS[*]} rsocket all (default: all)" >&2
     exit 2
 }
+# --plot (a long option getopts cannot parse) is taken out first.
+BENCH_PLOT=0; _args=()
+for _a in "$@"; do
+    if [ "$_a" = --plot ]; then BENCH_PLOT=1; else _args+=("$_a"); fi
+done
+set -- "${_args[@]+"${_args[@]}"}"
 while getopts "r:s:h" opt; do
     case $opt in
     r) ROUNDS=$OPTARG ;;
@@ -102,6 +112,7 @@ compare() {
         if (op == "<=") ok = r <= lim; else if (op == ">=") ok = r >= lim; else { lim = substr(g, 2) + 0; ok = (r > lim - 0.01 && r < lim + 0.01) }
         printf "%-26s %-8s %12.3f %12.3f %8.3f  %-7s %s\n", m, u, a, b, r, g, ok ? "ok" : "MISSED" }'
     BENCH_RAW+=("$BENCH_TABLE $metric A: ${a[*]}" "$BENCH_TABLE $metric B: ${b[*]}")
+    bench_plot_row "$BENCH_TABLE" "$metric" "$unit" "$ma" "$mb" "$goal"
 }
 
 _has_result() { [[ "$1" =~ ^[0-9.]+$ ]] && awk -v v="$1" 'BEGIN { exit !(v + 0 > 0) }'; }
@@ -110,6 +121,7 @@ header() {
     echo
     echo "$1"
     printf '%-26s %-8s %12s %12s %8s  %-7s %s\n' metric unit "$2" "$3" ratio goal verdict
+    bench_plot_header "$BENCH_TABLE" "$1" "$2" "$3"
 }
 
 side_plain()   { BENCH_ENV=(); }
@@ -287,19 +299,25 @@ bench_cleanup() {
 }
 
 main() {
-    "$NSTACK_SRC/tools/deps.sh" >/dev/null || die "installing dependencies failed"
-    say "building $NSTACK_BUILD -> $NSTACK_RELEASE"
-    build_tree "$NSTACK_BUILD" >/dev/null
+    if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+        "$NSTACK_SRC/tools/deps.sh" >/dev/null || die "installing dependencies failed"
+        say "building $NSTACK_BUILD -> $NSTACK_RELEASE"
+        build_tree "$NSTACK_BUILD" >/dev/null
+    fi
     has_lib libnStackAPI.so || die "release/lib64/libnStackAPI.so is not built: nothing to compare"
     BENCH_TMP=$(mktemp -d /tmp/nstack-bench.XXXXXX)
     trap bench_cleanup EXIT
     BENCH_RAW=()
+    [ "$BENCH_PLOT" = 1 ] && BENCH_PLOT_DATA=$BENCH_TMP/plot
     echo "bench: $(date -u '+%F %T UTC'), nproc $(nproc), $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), kernel $(uname -r)"
     echo "bench: $ROUNDS rounds x ${BENCH_SECS}s, runs interleaved A B A B ..."
     echo "bench: comparisons: ${SELECTED[*]}; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
     local c
     for c in "${SELECTED[@]}"; do "bench_$c"; done
     echo; echo "raw values:"; printf '  %s\n' "${BENCH_RAW[@]}"
+    if [ "$BENCH_PLOT" = 1 ]; then
+        echo; bench_plot_all "${BENCH_PLOT_DIR:-$NSTACK_SRC/doc/perf}"
+    fi
 }
 
 main "$@"

@@ -6,6 +6,10 @@
 #   tools/demo.sh            installs what is missing, builds, runs, summarises
 #   DEMO_MESSAGES=50000 tools/demo.sh    a shorter run (default 500000)
 #
+# While each subnet runs, a line a second shows the client's messages/s and
+# the stack carrying them (nstack-stat); the end shows nstack-stat -c of both
+# apps (their last sample before exit), then the summary table.
+#
 # 192.168.21.0/24 goes to rsocket when release/lib64/libdmm_rsocket.so and
 # the software RDMA device (release/lib64/softrdma) are built; until then
 # both subnets run on the kernel stack (the summary says so).
@@ -22,9 +26,13 @@ DEMO_BIN=$NSTACK_RELEASE/bin
 
 prepare() {
     need_root "tools/demo.sh"
-    "$NSTACK_SRC/tools/deps.sh" || die "installing dependencies failed"
-    say "building $NSTACK_BUILD -> $NSTACK_RELEASE"
-    build_tree "$NSTACK_BUILD"
+    # DEMO_NO_BUILD=1: the tree is built already (test/ops/demo.sh runs
+    # under ctest, which must not relink what parallel tests are running)
+    if [ "${DEMO_NO_BUILD:-0}" != 1 ]; then
+        "$NSTACK_SRC/tools/deps.sh" || die "installing dependencies failed"
+        say "building $NSTACK_BUILD -> $NSTACK_RELEASE"
+        build_tree "$NSTACK_BUILD"
+    fi
     local app
     for app in vs_epoll vc_common; do
         [ -x "$DEMO_BIN/$app" ] ||
@@ -63,6 +71,14 @@ main() {
     demo_run_subnet 192.168.22.0/24 "$IP2_A" "$IP2_B" kernel "$logs" || failed=1
     results+=("$DEMO_RESULT")
 
+    echo
+    echo "==================== per connection (nstack-stat -c, last sample before exit) ===================="
+    local f
+    for f in "$logs"/*.conns.txt; do
+        [ -s "$f" ] || continue
+        echo "--- $(basename "$f" .conns.txt | tr _ /)"
+        cat "$f"
+    done
     echo
     echo "==================== tools/demo.sh summary ===================="
     printf '%-16s %-10s %-20s %14s %15s %15s  %s\n' subnet config "stack (counters)" messages rate throughput result

@@ -22,6 +22,9 @@ PACKAGES=(
     # manuals and packaging tests (test/install: apt-get install of the
     # built .debs, man -l / groff -ww, cc -static against libc6-dev's libc.a)
     man-db groff-base libc6-dev
+    # config/*.schema.json checked against the shipped configs (test/config)
+    # and tools/bench.sh --plot's SVG
+    python3-jsonschema gnuplot-nox
 )
 
 missing_packages() {

@@ -19,6 +19,7 @@ for f in "$LIB/libnStackAPI.so" "$LIB/libdmm_rsocket.so" \
          "$P/include/nstack/nstack_module.h" "$P/include/nstack/nstack_stats.h" "$LIB/pkgconfig/nstack.pc" \
          "$P/share/nstack/kernel/module_config.json" "$P/share/nstack/kernel/rd_config.json" \
          "$P/share/nstack/rsocket/module_config.json" "$P/share/nstack/rsocket/rd_config.json" \
+         "$P/share/nstack/module_config.schema.json" "$P/share/nstack/rd_config.schema.json" \
          "$P/share/doc/nstack/README.md" "$P/share/doc/nstack/configuration.md" \
          "$P/share/man/man1/nstack-run.1" "$P/share/man/man1/nstack-route.1" \
          "$P/share/man/man1/nstack-stat.1" "$P/share/man/man1/nstack-check.1" "$P/share/man/man7/nstack.7"; do

@@ -44,10 +44,38 @@ demo_run_subnet() {
     say "$label: vc_common on host B ($ip_b) -> vs_epoll on host A ($ip_a:$DEMO_PORT), $DEMO_MESSAGES x $DEMO_MSG_LEN B"
     # shellcheck disable=SC2046
     _demo_exec "$NS_B" timeout 900 "$DEMO_BIN/vc_common" $(_demo_flags "$ip_b" "$ip_a") \
-        >"$cli" 2>&1 </dev/null
-    local crc=$?
+        >"$cli" 2>&1 </dev/null &
+    local cjob=$!; bg_track "$cjob"
+    _demo_watch "$label" "$out/$tag.conns.txt"
+    wait "$cjob"; local crc=$?
     wait "$spid"; local src=$?
     _demo_verdict "$label" "$expect" "$srv" "$cli" "$crc" "$src"
+}
+
+# _demo_app_pid NS COMM: sets DEMO_PID to the process COMM in namespace NS
+# (the apps run under ip netns exec, env and timeout, so $! is not theirs).
+_demo_app_pid() {
+    local p
+    DEMO_PID=""
+    for p in $(ip netns pids "$1" 2>/dev/null); do
+        [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$2" ] && { DEMO_PID=$p; return 0; }
+    done
+    return 1
+}
+
+# _demo_watch LABEL CONNS_FILE: live progress of the running client (a line
+# a second: messages/s and stack, from nstack-stat) and its latest
+# per-connection view with the server's, kept in CONNS_FILE for the summary.
+# Without the framework (no nstack-stat counters) the run is just awaited.
+_demo_watch() {
+    local cpid spid
+    [ -x "$DEMO_BIN/nstack-stat" ] && has_lib libnStackAPI.so || return 0
+    wait_until 30 _demo_app_pid "$NS_B" vc_common || return 0
+    cpid=$DEMO_PID
+    _demo_app_pid "$NS_A" vs_epoll; spid=$DEMO_PID
+    # shellcheck disable=SC2086
+    python3 "$NSTACK_SRC/tools/lib/demo_watch.py" "$1" "$DEMO_BIN/nstack-stat" \
+        "$DEMO_MSG_LEN" "$2" "$cpid" $spid
 }
 
 # _demo_verdict: messages and rate from the client's final line, the stack

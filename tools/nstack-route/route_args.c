@@ -22,6 +22,10 @@ void route_usage(FILE *f)
           "       ADDR is IPv4 or IPv6; with a port, IPv6 is written [ADDR]:PORT.\n"
           "       Without -m/-r: $NSTACK_MOD_CFG_FILE / $NSTACK_MOD_CFG_RD, then\n"
           "       ./module_config.json and ./rd_config.json, as libnStackAPI.so does.\n"
+          "       --check reads both files as libnStackAPI.so does; their format is\n"
+          "       described by the JSON Schemas module_config.schema.json and\n"
+          "       rd_config.schema.json (config/ in the source tree, share/nstack/\n"
+          "       when installed), for editors and CI; see doc/configuration.md.\n"
           "exit status: 0 valid configuration, 1 invalid configuration, 2 usage error\n",
           f);
 }
