@@ -39,63 +39,44 @@ static int shadow_init(const struct nstack_fw_api *fw)
  * child keeps using the same shadow sockets; only the counters restart. */
 static void shadow_fork_child(void) { shadow_stats_reset(); }
 
+/* The ops both variants share (everything up to ABI 1.1). */
+#define SHADOW_COMMON_OPS                                             \
+    .abi_version = NSTACK_MODULE_ABI_VERSION,                         \
+    .name = "shadow",                                                 \
+    .caps = NSTACK_CAP_INET | NSTACK_CAP_INET6 | NSTACK_CAP_STREAM,   \
+    .init = shadow_init,                                              \
+    .fork_child = shadow_fork_child,                                  \
+    .socket = shadow_socket,                                          \
+    .set_cookie = shadow_set_cookie,                                  \
+    .bind = shadow_bind,                                              \
+    .listen = shadow_listen,                                          \
+    .accept = shadow_accept,                                          \
+    .connect = shadow_connect,                                        \
+    .shutdown = shadow_shutdown,                                      \
+    .close = shadow_close,                                            \
+    .send = shadow_send,                                              \
+    .recv = shadow_recv,                                              \
+    .sendmsg = shadow_sendmsg,                                        \
+    .recvmsg = shadow_recvmsg,                                        \
+    .getsockname = shadow_getsockname,                                \
+    .getpeername = shadow_getpeername,                                \
+    .getsockopt = shadow_getsockopt,                                  \
+    .setsockopt = shadow_setsockopt,                                  \
+    .set_nonblock = shadow_set_nonblock,                              \
+    .ioctl = shadow_ioctl,                                            \
+    .poll_events = shadow_poll_events
+
 static const struct nstack_module shadow_module = {
-    .abi_version = NSTACK_MODULE_ABI_VERSION,
+    SHADOW_COMMON_OPS,
     .struct_size = sizeof(struct nstack_module),
-    .name = "shadow",
-    .caps = NSTACK_CAP_INET | NSTACK_CAP_INET6 | NSTACK_CAP_STREAM,
-    .init = shadow_init,
-    .fork_child = shadow_fork_child,
-    .socket = shadow_socket,
-    .set_cookie = shadow_set_cookie,
-    .bind = shadow_bind,
-    .listen = shadow_listen,
-    .accept = shadow_accept,
-    .connect = shadow_connect,
-    .shutdown = shadow_shutdown,
-    .close = shadow_close,
-    .send = shadow_send,
-    .recv = shadow_recv,
-    .sendmsg = shadow_sendmsg,
-    .recvmsg = shadow_recvmsg,
-    .getsockname = shadow_getsockname,
-    .getpeername = shadow_getpeername,
-    .getsockopt = shadow_getsockopt,
-    .setsockopt = shadow_setsockopt,
-    .set_nonblock = shadow_set_nonblock,
-    .ioctl = shadow_ioctl,
-    .poll_events = shadow_poll_events,
     .anchor_hello = shadow_anchor_hello,
     .anchor = shadow_anchor,
 };
 
 /* SHADOW_ANCHOR=off: the same module without the ABI 1.2 ops. */
 static const struct nstack_module shadow_module_direct = {
-    .abi_version = NSTACK_MODULE_ABI_VERSION,
+    SHADOW_COMMON_OPS,
     .struct_size = offsetof(struct nstack_module, anchor_hello),
-    .name = "shadow",
-    .caps = NSTACK_CAP_INET | NSTACK_CAP_INET6 | NSTACK_CAP_STREAM,
-    .init = shadow_init,
-    .fork_child = shadow_fork_child,
-    .socket = shadow_socket,
-    .set_cookie = shadow_set_cookie,
-    .bind = shadow_bind,
-    .listen = shadow_listen,
-    .accept = shadow_accept,
-    .connect = shadow_connect,
-    .shutdown = shadow_shutdown,
-    .close = shadow_close,
-    .send = shadow_send,
-    .recv = shadow_recv,
-    .sendmsg = shadow_sendmsg,
-    .recvmsg = shadow_recvmsg,
-    .getsockname = shadow_getsockname,
-    .getpeername = shadow_getpeername,
-    .getsockopt = shadow_getsockopt,
-    .setsockopt = shadow_setsockopt,
-    .set_nonblock = shadow_set_nonblock,
-    .ioctl = shadow_ioctl,
-    .poll_events = shadow_poll_events,
 };
 
 __attribute__((visibility("default")))
