@@ -36,6 +36,20 @@ _SRV_EXIT_HOOKS=()
 SRV_CLIENT_ENV=()
 SRV_IFACE=eth0
 
+# Servers started as their service user (runuser/pg_ctl: an exec, not a
+# fork of a root process) load the preload themselves: when the tree is
+# not readable by other users (a clone under a 0700 directory), they get a
+# copy of release/lib64 in the test's private directory.
+srv_share_release() {
+    runuser -u nobody -- test -r "$NSTACK_RELEASE/lib64/libnStackAPI.so" 2>/dev/null && return 0
+    cp -a "$NSTACK_RELEASE/lib64" "$PROG_TMP/lib64" && chmod -R a+rX "$PROG_TMP/lib64" ||
+        prog_fail "cannot copy $NSTACK_RELEASE/lib64 for the service users"
+    local i
+    for i in "${!NSTACK_PRELOAD_ENV[@]}"; do
+        NSTACK_PRELOAD_ENV[i]=${NSTACK_PRELOAD_ENV[i]//"$NSTACK_RELEASE/lib64"/"$PROG_TMP/lib64"}
+    done
+}
+
 srv_setup() {
     prog_setup "$1" "$2"
     trap srv_cleanup EXIT
@@ -44,6 +58,7 @@ srv_setup() {
     # The test's private fabric is 1777 (test/lib/netns.sh), as the device
     # makes /run/softrdma: workers that dropped to www-data or postgres
     # share it with root's processes, as /dev/infiniband lets any user in.
+    _prog_preloaded && srv_share_release
     SRV_IFACE=eth0; [ "$PROG_MODE" = plain ] && SRV_IFACE=lo
     SRV_CLIENT_ENV=()
     _prog_preloaded && SRV_CLIENT_ENV=("${NSTACK_PRELOAD_ENV[@]}" NSTACK_STATS=1)
