@@ -41,6 +41,10 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+/* How long a failure waits for the anchor to tell whether the peer left
+ * (failure paths only). */
+#define RS_ANCHOR_LOST_MS 200
+
 enum anc_phase {
     ANC_TCPCONN = 1,      /* active: the nonblocking TCP connect is not done */
     ANC_A_HELLO,          /* active: hello sent, the passive's awaited */
@@ -91,8 +95,23 @@ static void fallback(struct rsock *s, const char *why)
     set_phase(s, ANC_FALLBACK);
 }
 
+/* The peer's TCP side is closed or reset, within RS_ANCHOR_LOST_MS: the
+ * peer went away (an exiting process closes its TCP socket and withdraws
+ * its RDMA connection in no fixed order). */
+static int peer_tcp_gone(const struct rsock *s)
+{
+    struct pollfd p = { .fd = s->anc->kfd, .events = POLLRDHUP };
+    return s->anc->kfd >= 0 && poll(&p, 1, RS_ANCHOR_LOST_MS) > 0 &&
+           (p.revents & (POLLRDHUP | POLLERR | POLLHUP));
+}
+
 static void fail(struct rsock *s, int err, const char *why)
 {
+    /* A handshake that fails because the peer left is not an error of
+     * this connection: on TCP the application reads what the kernel says
+     * (EOF, or a reset), as it would have without the framework. */
+    if (s->anc->tcp_eof || peer_tcp_gone(s))
+        return fallback(s, "the peer left during the handshake");
     s->anc->err = err ? err : EPROTO;
     rs_log(3, "anchor: handshake failed: %s: %s", why, strerror(s->anc->err));
     set_phase(s, ANC_FAILED);
@@ -811,11 +830,38 @@ void rs_anchor_check(struct rsock *s)
         /* FIN: keep watching for errors only (level-triggered RDHUP would
          * keep the wait fd readable) */
         s->anchor_ev = 0;
+        s->anchor_fin = 1;
         if (s->anc && watch_kfd(s, 0) == 0)
             return;
         epoll_ctl(s->wait_fd, EPOLL_CTL_DEL, s->anchor_fd, NULL);
         s->anchor_fd = -1;
     }
+}
+
+/* Upgraded socket, lock held: the RDMA peer stopped answering (the
+ * device fails a send with "retry exceeded" once the peer's queue pair is
+ * gone with its process). The anchor tells how the peer went, as TCP
+ * would have: a FIN (the exiting process's kernel closed its socket) is an
+ * orderly close - EOF after the data already received - and an error is a
+ * reset. One process exit closes the TCP socket and destroys the queue
+ * pair in no fixed order, so the anchor gets RS_ANCHOR_LOST_MS to say it;
+ * this wait is on the failure path only. 1: judged; 0: the anchor is
+ * silent (the caller reports the RDMA failure itself). */
+int rs_anchor_peer_lost(struct rsock *s)
+{
+    if (!s->anc || s->anc_phase != ANC_UPGRADED)
+        return 0;
+    if (s->anchor_fd >= 0 && !s->anchor_fin) {
+        struct pollfd p = { .fd = s->anchor_fd, .events = POLLRDHUP };
+        (void)poll(&p, 1, RS_ANCHOR_LOST_MS);   /* EINTR: judged as silent */
+        rs_anchor_check(s);
+    }
+    if (s->state == RS_ERROR)
+        return 1;                               /* the anchor's reset */
+    if (!s->anchor_fin)
+        return 0;
+    s->peer_wr_closed = s->peer_gone = 1;
+    return 1;
 }
 
 int rs_anchor_kfd(const struct rsock *s)

@@ -174,6 +174,7 @@ struct rsock {
     int anc_phase;
     int anchor_fd;
     uint32_t anchor_ev;
+    int anchor_fin;              /* the anchor delivered the peer's FIN */
     /* passive anchor listener: its one connection request is accepted
      * into this socket (under the listener's lock, then this one's) */
     struct rsock *adopt_into;
@@ -356,6 +357,9 @@ int rs_iomap_publish(struct rsock *s, int64_t deadline);
 
 /* rs_anchor.c: liveness of an upgraded anchored socket (lock held) */
 void rs_anchor_check(struct rsock *s);
+/* The RDMA peer is unreachable: judge it by the anchor (EOF or reset); 1
+ * when judged. Lock held. */
+int rs_anchor_peer_lost(struct rsock *s);
 void rs_anchor_free(struct rsock *s);
 /* fork child: the negative cache's lock may have been held by a thread
  * that does not exist there */
