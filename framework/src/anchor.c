@@ -238,7 +238,23 @@ void anchor_connected(int fd, struct file *f, int r)
 static int drain_allowed(const struct file *f)
 {
     int candidate = f->kind == FILE_KSOCK && __atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE);
-    return (file_is_anchored(f) || candidate) && f->fork_gen == __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED);
+    return (file_is_anchored(f) || candidate) && !__atomic_load_n(&f->passed, __ATOMIC_RELAXED) &&
+           f->fork_gen == __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED);
+}
+
+void anchor_note_passed(const struct msghdr *msg)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        const int *fds = (const int *)CMSG_DATA(c);
+        for (size_t i = 0; i < n; i++) {
+            struct file *f = fd_table_get(fds[i]);
+            if (f != NULL)
+                __atomic_store_n(&f->passed, 1, __ATOMIC_RELAXED);
+        }
+    }
 }
 
 static void drain_hello(int fd)
