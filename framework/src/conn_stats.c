@@ -340,11 +340,12 @@ void conn_stats_stay_tcp(int fd, struct file *f, int err)
     stayed(rec_of(f), g_kernel_stack, reason_of_errno(err), err);
 }
 
-void conn_stats_fallback(struct file *from, struct file *to)
+void conn_stats_fallback(struct file *from, struct file *to, int err)
 {
     if (to != NULL)
         conn_stats_move(-1, from, to);
-    stayed(rec_of(to != NULL ? to : from), g_kernel_stack, NSTAT_R_PEER, ENOPROTOOPT);
+    stayed(rec_of(to != NULL ? to : from), g_kernel_stack, err ? reason_of_errno(err) : NSTAT_R_PEER,
+           err ? err : ENOPROTOOPT);
 }
 
 void conn_stats_upgraded(struct nstat_conn *c)

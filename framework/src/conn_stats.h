@@ -21,8 +21,9 @@ void conn_stats_inherited(int fd, int inbound);
 void conn_stats_move(int fd, struct file *from, struct file *to);
 /* An anchored candidate stays on TCP: anchor() failed with err. */
 void conn_stats_stay_tcp(int fd, struct file *f, int err);
-/* An anchored connection went back to TCP (sock_fallback); to may be NULL. */
-void conn_stats_fallback(struct file *from, struct file *to);
+/* An anchored connection went back to TCP (sock_fallback); to may be NULL;
+ * err: the module's reason (0: the peer's). */
+void conn_stats_fallback(struct file *from, struct file *to, int err);
 /* The file is freed: its record is free for reuse. */
 void conn_stats_release(struct file *f);
 /* The first data moved on an anchored module socket (from conn_stats_io). */

@@ -87,7 +87,7 @@ static void stats_dump(void)
         }
         if (t[NSTAT_ANCHORED] + t[NSTAT_ANCHOR_TCP] > 0) {
             n = snprintf(line, sizeof(line),
-                         "nstack[%d]: stats: anchored on %s: %lld, stayed on TCP (peer does not run the framework): %llu\n",
+                         "nstack[%d]: stats: anchored on %s: %lld, stayed on TCP: %llu\n",
                          (int)getpid(), s->names[st], (long long)(int64_t)t[NSTAT_ANCHORED],
                          (unsigned long long)t[NSTAT_ANCHOR_TCP]);
             (void)!LIBC(write)(2, line, (size_t)n);

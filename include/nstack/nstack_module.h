@@ -238,7 +238,12 @@ struct nstack_module {
      *     does not run the framework (or the upgrade was declined) and no
      *     byte was read from or written into the TCP stream in-band: the
      *     dispatcher closes the module socket and carries the connection on
-     *     `kfd` for good (one function: sock_fallback).
+     *     `kfd` for good (one function: sock_fallback). Before it does,
+     *     it asks getsockopt(NSTACK_SOL, NSTACK_SO_FALLBACK_ERR) for this
+     *     end's reason, if any (ENOMEM: locked-memory limit, EMFILE/ENFILE:
+     *     descriptors, ENODEV: no device...; 0, or the option unknown: the
+     *     peer declined or does not run the framework) and shows it as the
+     *     connection's reason.
      * Once upgraded, no application byte crosses the TCP connection; peer
      * death seen on it (FIN/RST) is reported as peer death of the module
      * socket.
@@ -273,6 +278,14 @@ struct nstack_module {
      * without the framework). */
     int (*anchor_release)(nstack_sock *s, int timeout_ms);
 };
+
+/* getsockopt() of the dispatcher (ABI 1.2, optional): an int, the local
+ * reason an anchored socket that reported NSTACK_EV_FALLBACK stays on TCP
+ * (an errno value; 0: the peer's doing). A level no protocol uses, so a
+ * module that does not know it fails the call (ENOPROTOOPT) and nothing
+ * else is read or cleared. */
+#define NSTACK_SOL                0x4e53       /* "NS" */
+#define NSTACK_SO_FALLBACK_ERR    1
 
 /* poll_events() bit (ABI 1.2): an anchored socket stays on its TCP anchor. */
 #define NSTACK_EV_FALLBACK        (1u << 24)   /* no epoll flag uses bit 24 */

@@ -72,6 +72,7 @@ struct rs_anchor {
     int64_t hello_deadline;       /* 0: not running */
     int64_t deadline;             /* once committed; 0: none */
     int err;                      /* ANC_FAILED: errno of every call */
+    int fb_err;                   /* ANC_FALLBACK: this end's reason (0: the peer's) */
     struct rsock *listener;       /* passive: P_LISTEN */
     struct rsock *dead_listener;  /* closed once the socket lock is dropped */
     struct rs_anc_link link;      /* the other end in this process (rs_anchor_pair.c) */
@@ -89,8 +90,19 @@ static void set_phase(struct rsock *s, int p)
     rs_event(s);
 }
 
+/* A resource limit of this process: named once (rs_endpoint.c, the
+ * dispatcher) and counted per connection, not logged per connection. */
+static int local_limit(int err)
+{
+    return err == ENOMEM || err == EMFILE || err == ENFILE;
+}
+
 static void fallback(struct rsock *s, const char *why)
 {
+    /* a passive that could not accept the RDMA connection (the active
+     * then sends FAIL): its own limit is the reason */
+    if (!s->anc->fb_err && s->state == RS_CONNECT_ERROR && local_limit(s->err))
+        s->anc->fb_err = s->err;
     rs_log(1, "anchor: connection stays on TCP: %s", why);
     set_phase(s, ANC_FALLBACK);
 }
@@ -270,7 +282,9 @@ static void step_active_hello(struct rsock *s)
  * exactly this now) and stay on TCP together. */
 static void active_rdma_failed(struct rsock *s, int err)
 {
-    rs_log(2, "anchor: RDMA connection to the peer failed (%s); staying on TCP", strerror(err));
+    s->anc->fb_err = err;
+    rs_log(local_limit(err) ? 1 : 2, "anchor: RDMA connection to the peer failed (%s); staying on TCP",
+           strerror(err));
     if (rs_anc_msg_send(s->anc->kfd, RS_ANC_FAIL, 0))
         return fail(s, errno, "sending FAIL");
     fallback(s, "RDMA connect failed");
@@ -861,6 +875,14 @@ int rs_anchor_peer_lost(struct rsock *s)
     if (!s->anchor_fin)
         return 0;
     s->peer_wr_closed = s->peer_gone = 1;
+    return 1;
+}
+
+int rs_anchor_fallback_err(const struct rsock *s, int *err)
+{
+    if (!s->anc || __atomic_load_n(&s->anc_phase, __ATOMIC_ACQUIRE) != ANC_FALLBACK)
+        return 0;
+    *err = s->anc->fb_err;
     return 1;
 }
 

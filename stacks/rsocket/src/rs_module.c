@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <nstack/nstack_module.h>
 #include <stdarg.h>
+#include <string.h>
 #include <sys/ioctl.h>
 
 /* An anchored socket carries calls only once upgraded (rs_anchor_gate:
@@ -217,6 +218,17 @@ static int m_getpeername(nstack_sock *s, struct sockaddr *a, socklen_t *l)
 
 static int m_getsockopt(nstack_sock *s, int level, int name, void *v, socklen_t *l)
 {
+    int why;
+    if (level == NSTACK_SOL) {
+        if (name != NSTACK_SO_FALLBACK_ERR || !v || !l || *l < (socklen_t)sizeof(int) ||
+            !rs_anchor_fallback_err((struct rsock *)s, &why)) {
+            errno = ENOPROTOOPT;
+            return -1;
+        }
+        memcpy(v, &why, sizeof(int));
+        *l = sizeof(int);
+        return 0;
+    }
     if (is_down((struct rsock *)s))
         return getsockopt(rs_down_kfd((struct rsock *)s), level, name, v, l);
     return rs_e_getsockopt((struct rsock *)s, level, name, v, l);

@@ -357,6 +357,11 @@ int rs_iomap_publish(struct rsock *s, int64_t deadline);
 
 /* rs_anchor.c: liveness of an upgraded anchored socket (lock held) */
 void rs_anchor_check(struct rsock *s);
+/* rs_memlock.c: buffers sized to the locked-memory limit (before the
+ * endpoint is made); the limit refused a registration (logged once). */
+#define RS_MEMLOCK_MIN_BUF 16384u
+void rs_memlock_fit(struct rsock *s);
+void rs_memlock_refused(void);
 /* The RDMA peer is unreachable: judge it by the anchor (EOF or reset); 1
  * when judged. Lock held. */
 int rs_anchor_peer_lost(struct rsock *s);
