@@ -20,6 +20,7 @@
 #include "rsfw_io.h"
 
 #include <dirent.h>
+#include <malloc.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -77,13 +78,14 @@ static int recv_all(int fd, uint8_t *p, size_t n, long cycle)
 }
 
 struct baseline {
-    long fds, rss;
+    long fds, rss, heap;
 };
 
 static void note(struct baseline *b)
 {
     b->fds = fd_count();
     b->rss = rsfw_rss_kb();
+    b->heap = (long)(mallinfo2().uordblks / 1024);   /* malloc'd and not freed */
 }
 
 /* Compares the end with the baseline; prints and fails on growth. */
@@ -93,8 +95,8 @@ static void judge(const char *side, const struct baseline *warm, long cycles)
     note(&end);
     const char *env = getenv("RSFW_RSS_SLACK_KB");
     long slack = env ? atol(env) : 20 * 1024;
-    printf("%s: %ld cycles: descriptors %ld -> %ld, rss_kb %ld -> %ld\n", side, cycles, warm->fds,
-           end.fds, warm->rss, end.rss);
+    printf("%s: %ld cycles: descriptors %ld -> %ld, rss_kb %ld -> %ld, heap_kb %ld -> %ld\n", side,
+           cycles, warm->fds, end.fds, warm->rss, end.rss, warm->heap, end.heap);
     fflush(stdout);
     if (end.fds > warm->fds)
         RSFW_FAIL("%s: %ld descriptors after %ld cycles, %ld after %d", side, end.fds, cycles,
