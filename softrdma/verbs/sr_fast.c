@@ -322,7 +322,7 @@ int sr_fast_try(struct sr_qp *qp)
     for (int tries = 0;; tries++) {
         sr_shm_lock(&f->peer->lock);
         done = sr_fast_locked(qp, s, &wake);
-        pthread_mutex_unlock(&f->peer->lock);
+        sr_shm_unlock(&f->peer->lock);
         if (done >= 0 || tries == SR_RNR_YIELDS)
             break;
         sched_yield();

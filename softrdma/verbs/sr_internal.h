@@ -154,7 +154,9 @@ struct sr_seg_hdr {
 struct sr_seg_hdr *sr_seg(void);
 int sr_seg_fd(void);
 uint64_t sr_seg_size(void);
-/* Page-rounded, zeroed block of the segment: its offset, 0 on failure. */
+/* Page-rounded block of the segment: its offset, 0 on failure. The block
+ * starts with its robust lock, initialised once for the segment's life
+ * (never by the caller: a peer may be waiting for it); the rest is zeroed. */
 uint64_t sr_seg_alloc(size_t len);
 void sr_seg_free(uint64_t off, size_t len);
 /* Robust, process-shared mutex in shared memory. Locking always succeeds:
@@ -162,6 +164,9 @@ void sr_seg_free(uint64_t off, size_t len);
  * suspect; callers check their generation fields). */
 void sr_shm_lock_init(pthread_mutex_t *m);
 void sr_shm_lock(pthread_mutex_t *m);
+/* Unlock of a lock a peer's segment may hold (see sr_shm.c: a failure
+ * keeps every peer segment mapped from then on). */
+void sr_shm_unlock(pthread_mutex_t *m);
 /* A peer's segment, mapped once per peer process (cached by inode);
  * guarded by sr_lock. */
 struct sr_peer_seg { uint64_t dev, ino, size; char *base; int refs; struct sr_peer_seg *next; };

@@ -67,7 +67,7 @@ static int sr_qp_alloc_shared(struct sr_qp *qp, struct sr_pd *pd, struct sr_cq *
     if (!qp->s_off)
         return -1;
     struct sr_shm_qp *b = qp->s = (struct sr_shm_qp *)((char *)seg + qp->s_off);
-    sr_shm_lock_init(&b->lock);
+    /* b->lock was initialised by sr_seg_alloc, once for the segment's life */
     b->state = IBV_QPS_RESET;
     b->pd = pd->pub.handle;
     b->max_recv_wr = nr;
