@@ -28,9 +28,13 @@ SR_API struct ibv_comp_channel *ibv_create_comp_channel(struct ibv_context *ctx)
         errno = e;
         return NULL;
     }
+    static uint32_t next_id;
     ch->pub.context = ctx;
     ch->pub.fd = fd;
     ch->epoch = sr_epoch;
+    do
+        ch->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
+    while (!ch->id);
     pthread_mutex_init(&ch->lock, NULL);
     return &ch->pub;
 }

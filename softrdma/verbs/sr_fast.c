@@ -34,7 +34,8 @@ void sr_fast_offer(int fd, struct sr_qp *qp)
     int segfd = sr_seg_fd();
     if (segfd < 0)
         return;
-    int evfd = sr_cq_evfd((struct sr_cq *)qp->pub.recv_cq);
+    struct ibv_comp_channel *ch = qp->pub.recv_cq->channel;
+    int evfd = ch ? ch->fd : -1;
     struct { struct sr_resp_hdr h; struct sr_attach a; } m;
     memset(&m, 0, sizeof m);
     m.h.type = SR_RESP_ATTACH;
@@ -44,6 +45,7 @@ void sr_fast_offer(int fd, struct sr_qp *qp)
     m.a.gen = __atomic_load_n(&qp->s->gen, __ATOMIC_ACQUIRE);
     m.a.qp_off = qp->s_off;
     m.a.has_evfd = evfd >= 0;
+    m.a.ch_id = ch ? ((struct sr_channel *)ch)->id : 0;
     m.a.token_addr = (uintptr_t)&sr_seg()->token;
     int fds[2] = { segfd, evfd };
     int nfds = evfd >= 0 ? 2 : 1;
@@ -77,7 +79,7 @@ void sr_fast_detach(struct sr_qp *qp)
     struct sr_fast *f = &qp->fast;
     sr_fast_close_fds(f);
     if (f->evfd >= 0)
-        sr_sys_close(f->evfd);
+        sr_peer_ch_put(f->seg, f->evfd);
     sr_peer_seg_put(f->seg);
     memset(f, 0, sizeof *f);
     f->evfd = -1;
@@ -89,19 +91,37 @@ static int sr_fast_inside(const struct sr_peer_seg *seg, uint64_t off, uint64_t 
     return off >= sizeof(struct sr_seg_hdr) && off < seg->size && len <= seg->size - off;
 }
 
+/* The peer's channel for wake-ups, shared with our other QPs attached to
+ * it: the copy that came with the offer is kept only for a new channel
+ * (an offer cut short at EMFILE still works for a known one). 0 if usable. */
+static int sr_fast_channel(struct sr_fast *f, struct sr_peer_seg *seg, int evfd)
+{
+    f->evfd = -1;
+    if (!f->msg.has_evfd) {
+        if (evfd >= 0)
+            sr_sys_close(evfd);
+        return 0;
+    }
+    f->evfd = sr_peer_ch_get(seg, f->msg.ch_id, evfd);
+    return f->evfd >= 0 ? 0 : -1;
+}
+
 static void sr_fast_use(struct sr_qp *qp)
 {
     struct sr_fast *f = &qp->fast;
-    int want = f->msg.has_evfd ? 2 : 1;
-    if (f->nfds != want || (f->msg.qp_off & 4095))
+    if (f->nfds < 1 || (f->msg.qp_off & 4095))
         return;
-    int evfd = want == 2 ? f->fds[1] : -1;
+    int evfd = f->nfds == 2 ? f->fds[1] : -1;
     struct sr_peer_seg *seg = sr_peer_seg_get(f->fds[0]);   /* takes fds[0] */
     f->nfds = 0;
     if (!seg || !sr_fast_inside(seg, f->msg.qp_off, sizeof(struct sr_shm_qp))) {
-        sr_peer_seg_put(seg);
         if (evfd >= 0)
             sr_sys_close(evfd);
+        sr_peer_seg_put(seg);
+        return;
+    }
+    if (sr_fast_channel(f, seg, evfd)) {       /* takes evfd */
+        sr_peer_seg_put(seg);
         return;
     }
     /* the pid must be the process that owns the segment */
@@ -116,7 +136,6 @@ static void sr_fast_use(struct sr_qp *qp)
     f->peer = (struct sr_shm_qp *)(seg->base + f->msg.qp_off);
     f->gen = f->msg.gen;
     f->pid = f->msg.pid;
-    f->evfd = evfd >= 0 ? sr_fd_internal(evfd) : -1;
 }
 
 int sr_fast_attach_read(struct sr_qp *qp, int fd)

@@ -167,11 +167,25 @@ void sr_shm_lock(pthread_mutex_t *m);
 /* Unlock of a lock a peer's segment may hold (see sr_shm.c: a failure
  * keeps every peer segment mapped from then on). */
 void sr_shm_unlock(pthread_mutex_t *m);
-/* A peer's segment, mapped once per peer process (cached by inode);
- * guarded by sr_lock. */
-struct sr_peer_seg { uint64_t dev, ino, size; char *base; int refs; struct sr_peer_seg *next; };
+/* A peer's segment, mapped once per peer process (cached by inode), with
+ * the eventfds of that process's completion channels our QPs wake: one
+ * descriptor per peer channel in use, shared by all our QPs attached to
+ * it (not one per QP). Guarded by sr_lock. */
+struct sr_peer_ch { uint32_t id; int fd, refs; struct sr_peer_ch *next; };
+struct sr_peer_seg {
+    uint64_t dev, ino, size;
+    char *base;
+    int refs;
+    struct sr_peer_ch *chans;
+    struct sr_peer_seg *next;
+};
 struct sr_peer_seg *sr_peer_seg_get(int fd);
 void sr_peer_seg_put(struct sr_peer_seg *p);
+/* The eventfd of the peer's channel id, taking a reference; fd (received
+ * with the attach, -1 if none arrived) is kept if the channel is new and
+ * closed otherwise. -1 if the channel is new and fd is -1. */
+int sr_peer_ch_get(struct sr_peer_seg *p, uint32_t id, int fd);
+void sr_peer_ch_put(struct sr_peer_seg *p, int fd);
 void sr_shm_forget(void);
 
 /* ---- memory (sr_mr.c) ---- */
@@ -197,6 +211,7 @@ struct sr_channel {
     pthread_mutex_t lock;              /* guards cqs, dead */
     struct sr_cq *cqs;                 /* CQs of the channel */
     unsigned dead;                     /* counts of destroyed CQs still in the fd */
+    uint32_t id;                       /* unique in the process, never 0 (sr_attach.ch_id) */
 };
 struct sr_qp;
 /* What polling a completion frees in its QP's work queues. Hardware frees a
@@ -307,7 +322,8 @@ struct sr_fast {
     struct sr_seg_hdr *peer_hdr;
     uint32_t gen;
     int32_t pid;
-    int evfd;                      /* the peer recv CQ's channel, -1 if none */
+    int evfd;                      /* the peer recv CQ's channel, -1 if none;
+                                    * seg's shared descriptor (sr_peer_ch_get) */
     int broken;                    /* the kernel refused process_vm_* */
     /* the attach message being read from the stream */
     struct sr_attach msg;

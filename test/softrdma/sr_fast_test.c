@@ -6,7 +6,8 @@
  * event left in its channel. Separate runs (argv[1]): `start_fail` (a
  * device that cannot start leaks no descriptor), `cross_uid` (a peer
  * running as nobody) and `small_as` (RLIMIT_AS 3 GiB: a smaller shared
- * segment). Built against Debian's libibverbs; run with
+ * segment) and `fd_bound` (descriptors of 100 connected QPs on one
+ * channel). Built against Debian's libibverbs; run with
  * LD_LIBRARY_PATH=release/lib64/softrdma. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -272,6 +273,96 @@ static void test_fd_counts(void **st)
     pair_free(p);
     ibv_destroy_cq(cq);
     ibv_destroy_comp_channel(ch);
+    pair_free(warm);
+}
+
+/* Descriptors per connected QP: 100 QPs (50 pairs in this process), every
+ * receive CQ on one completion channel. Each QP holds its two stream ends
+ * (its requester stream and the peer's accepted end); the peer channel's
+ * eventfd that the direct path signals is held once per peer process and
+ * channel, not once per QP (it was: 3 per QP). Every wake-up goes through
+ * that shared descriptor and reaches the right CQ; everything is given
+ * back when the QPs go. */
+#define FDB_PAIRS 50
+static void fdb_wake(struct side *from, struct side *to, struct ibv_comp_channel *ch, uint64_t id)
+{
+    struct ibv_wc wc;
+    assert_int_equal(ibv_req_notify_cq(to->rcq, 0), 0);
+    post_recv(to, id, 1, 0, 64);
+    fill(from->buf, 64, (unsigned)id);
+    assert_int_equal(post_send(from, IBV_WR_SEND, id, 0, 64, 0, 0, 0, from->mr->lkey), 0);
+    struct pollfd pf = { .fd = ch->fd, .events = POLLIN };
+    assert_int_equal(poll(&pf, 1, DEADLINE_MS), 1);
+    struct ibv_cq *cq;
+    void *ctx;
+    assert_int_equal(ibv_get_cq_event(ch, &cq, &ctx), 0);
+    assert_ptr_equal(cq, to->rcq);
+    ibv_ack_cq_events(cq, 1);
+    assert_int_equal(poll_n(to->rcq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_int_equal(wc.wr_id, id);
+    assert_memory_equal(to->buf, from->buf, 64);
+    assert_int_equal(poll_n(from->scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+}
+
+/* Waits (deadline) for the fd count to reach want; returns the count. */
+static int fds_settle(int want)
+{
+    long end = now_ms() + DEADLINE_MS;
+    while (count_fds() != want && now_ms() < end)
+        usleep(1000);
+    return count_fds();
+}
+
+static void test_fds_per_qp_bound(void **st)
+{
+    (void)st;
+    /* the device's own fds; both streams of a pair accepted (data went
+     * both ways: no accept or descriptor move is still on its way) */
+    struct pair *warm = pair_new(64, 1, 7, ALL);
+    send_verified(warm, 1, 64, 1);
+    struct pair rev = *warm;
+    rev.a = warm->b;
+    rev.b = warm->a;
+    send_verified(&rev, 2, 64, 2);
+    struct ibv_comp_channel *ch = ibv_create_comp_channel(warm->ctx);
+    assert_non_null(ch);
+    int n0 = count_fds();
+    static struct pair ps[FDB_PAIRS];
+    for (int i = 0; i < FDB_PAIRS; i++) {
+        ps[i].ctx = warm->ctx;
+        ps[i].pd = warm->pd;
+        side_init_chs(&ps[i], &ps[i].a, 16, 1, ALL, NULL, ch);
+        side_init_chs(&ps[i], &ps[i].b, 16, 1, ALL, NULL, ch);
+        qp_connect(ps[i].a.qp, ps[i].b.qp->qp_num, 7);
+        qp_connect(ps[i].b.qp, ps[i].a.qp->qp_num, 7);
+    }
+    uint64_t d0, s0, d1, s1;
+    stats(&d0, &s0);
+    /* round 0 may find the attach offers still on their way; round 1
+     * goes directly: the shared eventfd is what wakes the channel */
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < FDB_PAIRS; i++) {
+            fdb_wake(&ps[i].a, &ps[i].b, ch, (uint64_t)(10 + round));
+            fdb_wake(&ps[i].b, &ps[i].a, ch, (uint64_t)(20 + round));
+        }
+    stats(&d1, &s1);
+    assert_true(d1 - d0 >= 2 * FDB_PAIRS);
+    int nqp = 2 * FDB_PAIRS, bound = 2 * nqp + 1;
+    int used = fds_settle(n0 + bound) - n0;
+    printf("fds: %d connected QPs on one channel hold %d descriptors (%.2f per QP; "
+           "bound %d: 2 stream ends per QP + 1 per peer channel)\n", nqp, used,
+           (double)used / nqp, bound);
+    if (used > bound)
+        list_fds();
+    assert_true(used <= bound);
+    for (int i = 0; i < FDB_PAIRS; i++) {
+        side_free(&ps[i].a);
+        side_free(&ps[i].b);
+    }
+    assert_int_equal(fds_settle(n0), n0);   /* the shared eventfd went too */
+    assert_int_equal(ibv_destroy_comp_channel(ch), 0);
     pair_free(warm);
 }
 
@@ -552,6 +643,9 @@ int main(int argc, char **argv)
     int rc;
     if (argc > 1 && !strcmp(argv[1], "cross_uid")) {
         rc = run_cross_uid();
+    } else if (argc > 1 && !strcmp(argv[1], "fd_bound")) {
+        const struct CMUnitTest tests[] = { cmocka_unit_test(test_fds_per_qp_bound) };
+        rc = cmocka_run_group_tests(tests, NULL, NULL);
     } else if (argc > 1 && !strcmp(argv[1], "small_as")) {
         /* an address space too small for the default segment (8 GiB):
          * the device takes a smaller one, everything still works */
