@@ -422,6 +422,9 @@ void sr_qp_quiesce(void);
  * sq_head) or receive queue (recv 1). */
 void sr_qp_complete(struct sr_qp *qp, int recv, const struct ibv_wc *wc);
 /* requester */
+/* Opens the QP's stream at RTR; -1 (errno) only for a local shortage
+ * (EMFILE, ENFILE, ENOMEM: ibv_modify_qp reports it, the QP stays in
+ * INIT). A peer that cannot be reached fails the sends later, as on a wire. */
 int sr_req_connect(struct sr_qp *qp);
 void sr_req_kick(struct sr_qp *qp);
 void sr_req_close(struct sr_qp *qp);

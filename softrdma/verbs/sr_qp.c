@@ -377,9 +377,11 @@ static int sr_modify_locked(struct sr_qp *qp, struct ibv_qp_attr *a, int mask)
         return 0;
     }
     enum ibv_qp_state from = qp->pub.state;
+    /* no descriptor for the stream (EMFILE): the QP stays in INIT */
+    if (to == IBV_QPS_RTR && from == IBV_QPS_INIT && sr_req_connect(qp))
+        return errno;
     sr_qp_set_state(qp, to);
     if (to == IBV_QPS_RTR && from == IBV_QPS_INIT) {
-        sr_req_connect(qp);
         if (qp->in && qp->in->stalled)
             sr_resp_resume(qp->in);
     }

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "sr_test_pair.h"
 
@@ -393,6 +394,76 @@ static void test_channel_emfile(void **st)
     free(p);
 }
 
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* At the descriptor limit: ibv_modify_qp to RTR, which opens the QP's
+ * stream, fails with EMFILE and one line, and the QP stays in INIT (it
+ * used to go to RTR silently, its sends then ending in RETRY_EXC_ERR).
+ * With one descriptor free it succeeds; the responder side (this process
+ * too) then cannot accept the stream: its device thread backs off instead
+ * of spinning on the readable listener (it used to burn a CPU), the send
+ * waits, and is delivered intact once descriptors are back. */
+static void test_qp_emfile(void **st)
+{
+    (void)st;
+    struct pair *p = pair_open();
+    side_init(p, &p->a, 64, 1, ALL);
+    side_init(p, &p->b, 64, 1, ALL);
+    union ibv_gid gid;
+    assert_int_equal(ibv_query_gid(p->ctx, 1, 0, &gid), 0);
+    qp_to_init(p->a.qp);
+    qp_connect_gid(p->b.qp, p->a.qp->qp_num, 7, &gid);
+    struct rlimit old, tight;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    tight = old;
+    tight.rlim_cur = 64;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    int fds[64], n = 0;
+    while (n < 64 && (fds[n] = dup(0)) >= 0)
+        n++;
+    errno = 0;
+    int rc = qp_to_rtr(p->a.qp, p->b.qp->qp_num, &gid);
+    struct ibv_qp_attr qa;
+    struct ibv_qp_init_attr qi;
+    assert_int_equal(ibv_query_qp(p->a.qp, &qa, IBV_QP_STATE, &qi), 0);
+    close(fds[--n]);                    /* one for the stream */
+    int rc2 = qp_to_rtr(p->a.qp, p->b.qp->qp_num, &gid);
+    if (rc != EMFILE || qa.qp_state != IBV_QPS_INIT || rc2 != 0) {
+        while (n > 0)
+            close(fds[--n]);
+        setrlimit(RLIMIT_NOFILE, &old);
+        fail_msg("RTR at EMFILE: %d (state %d), then %d", rc, qa.qp_state, rc2);
+    }
+    qp_to_rts(p->a.qp, 7);
+    post_recv(&p->b, 1, 1, 0, 4096);
+    fill(p->a.buf, 4096, 31);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 1, 0, 4096, 0, 0, 0, p->a.mr->lkey), 0);
+    /* a measuring window, not a synchronisation: a device thread spinning
+     * on the unaccepted stream would take most of it */
+    double c0 = cpu_seconds();
+    usleep(300 * 1000);
+    double busy = cpu_seconds() - c0;
+    struct ibv_wc wc;
+    int early = ibv_poll_cq(p->b.rcq, 1, &wc);
+    while (n > 0)
+        close(fds[--n]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    printf("EMFILE: device CPU while the stream waited %.0f ms of 300\n", busy * 1000);
+    assert_true(busy < 0.05);
+    assert_int_equal(early, 0);         /* held: nobody could take it */
+    assert_int_equal(poll_n(p->b.rcq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_memory_equal(p->b.buf, p->a.buf, 4096);
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    pair_free(p);
+}
+
 /* RLIMIT_MEMLOCK as the kernel applies it: without CAP_IPC_LOCK,
  * registering past the limit fails with ENOMEM; deregistering gives the
  * room back. In a child: it drops the capability. */
@@ -661,6 +732,7 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_channel_only_when_armed),
             cmocka_unit_test(test_cq_with_event_not_leaked),
             cmocka_unit_test(test_channel_emfile),
+            cmocka_unit_test(test_qp_emfile),
             cmocka_unit_test(test_memlock_limit),
             cmocka_unit_test(test_dereg_stops_peer_writes),
         };

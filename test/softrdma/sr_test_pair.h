@@ -31,6 +31,10 @@ void side_init_chs(struct pair *p, struct side *s, int cqe, int sig_all, int acc
 /* scq_ch: completion channel of the send CQ, or NULL */
 void side_init_ch(struct pair *p, struct side *s, int cqe, int sig_all, int access,
                   struct ibv_comp_channel *scq_ch);
+/* The three steps of qp_connect_gid; qp_to_rtr returns ibv_modify_qp's. */
+void qp_to_init(struct ibv_qp *qp);
+int qp_to_rtr(struct ibv_qp *qp, uint32_t dest, const union ibv_gid *dgid);
+void qp_to_rts(struct ibv_qp *qp, int rnr_retry);
 /* dgid NULL: the GID of port 1 (this host, where both QPs live). */
 void qp_connect_gid(struct ibv_qp *qp, uint32_t dest, int rnr_retry, const union ibv_gid *dgid);
 void side_init(struct pair *p, struct side *s, int cqe, int sig_all, int access);
