@@ -367,26 +367,39 @@ static void test_fds_per_qp_bound(void **st)
     pair_free(warm);
 }
 
+/* Takes every descriptor below a soft limit of 64 (the device's own stay
+ * above it); returns how many, *old the limit to give back. */
+static int exhaust_fds(int fds[64], struct rlimit *old)
+{
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, old), 0);
+    struct rlimit tight = *old;
+    tight.rlim_cur = 64;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    int n = 0;
+    while (n < 64 && (fds[n] = dup(0)) >= 0)
+        n++;
+    return n;
+}
+
+static void restore_fds(int fds[64], int n, const struct rlimit *old)
+{
+    while (n > 0)
+        close(fds[--n]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, old), 0);
+}
+
 /* With no descriptor left, ibv_create_comp_channel fails with EMFILE (it
  * used to say ENOMEM, sending people after memory). */
 static void test_channel_emfile(void **st)
 {
     (void)st;
     struct pair *p = pair_open();
-    struct rlimit old, tight;
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-    tight = old;
-    tight.rlim_cur = 64;
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
-    int fds[64], n = 0;
-    while (n < 64 && (fds[n] = dup(0)) >= 0)
-        n++;
+    struct rlimit old;
+    int fds[64], n = exhaust_fds(fds, &old);
     errno = 0;
     struct ibv_comp_channel *ch = ibv_create_comp_channel(p->ctx);
     int e = errno;
-    while (n > 0)
-        close(fds[--n]);
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    restore_fds(fds, n, &old);
     assert_null(ch);
     assert_int_equal(e, EMFILE);
     ibv_dealloc_pd(p->pd);
@@ -418,14 +431,8 @@ static void test_qp_emfile(void **st)
     assert_int_equal(ibv_query_gid(p->ctx, 1, 0, &gid), 0);
     qp_to_init(p->a.qp);
     qp_connect_gid(p->b.qp, p->a.qp->qp_num, 7, &gid);
-    struct rlimit old, tight;
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-    tight = old;
-    tight.rlim_cur = 64;
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
-    int fds[64], n = 0;
-    while (n < 64 && (fds[n] = dup(0)) >= 0)
-        n++;
+    struct rlimit old;
+    int fds[64], n = exhaust_fds(fds, &old);
     errno = 0;
     int rc = qp_to_rtr(p->a.qp, p->b.qp->qp_num, &gid);
     struct ibv_qp_attr qa;
@@ -434,9 +441,7 @@ static void test_qp_emfile(void **st)
     close(fds[--n]);                    /* one for the stream */
     int rc2 = qp_to_rtr(p->a.qp, p->b.qp->qp_num, &gid);
     if (rc != EMFILE || qa.qp_state != IBV_QPS_INIT || rc2 != 0) {
-        while (n > 0)
-            close(fds[--n]);
-        setrlimit(RLIMIT_NOFILE, &old);
+        restore_fds(fds, n, &old);
         fail_msg("RTR at EMFILE: %d (state %d), then %d", rc, qa.qp_state, rc2);
     }
     qp_to_rts(p->a.qp, 7);
@@ -450,17 +455,11 @@ static void test_qp_emfile(void **st)
     double busy = cpu_seconds() - c0;
     struct ibv_wc wc;
     int early = ibv_poll_cq(p->b.rcq, 1, &wc);
-    while (n > 0)
-        close(fds[--n]);
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    restore_fds(fds, n, &old);
     printf("EMFILE: device CPU while the stream waited %.0f ms of 300\n", busy * 1000);
     assert_true(busy < 0.05);
     assert_int_equal(early, 0);         /* held: nobody could take it */
-    assert_int_equal(poll_n(p->b.rcq, &wc, 1, DEADLINE_MS), 1);
-    assert_int_equal(wc.status, IBV_WC_SUCCESS);
-    assert_memory_equal(p->b.buf, p->a.buf, 4096);
-    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
-    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    expect_delivered(p, 4096);
     pair_free(p);
 }
 

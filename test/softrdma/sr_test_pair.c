@@ -187,6 +187,16 @@ int post_send(struct side *s, enum ibv_wr_opcode op, uint64_t id, size_t off, ui
     return ibv_post_send(s->qp, &wr, &bad);
 }
 
+void expect_delivered(struct pair *p, uint32_t len)
+{
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(p->b.rcq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_memory_equal(p->b.buf, p->a.buf, len);
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+}
+
 void send_verified(struct pair *p, uint64_t id, uint32_t len, unsigned seed)
 {
     struct ibv_wc wc;

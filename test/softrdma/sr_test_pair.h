@@ -50,6 +50,9 @@ void fill(char *b, size_t n, unsigned seed);
 void post_recv(struct side *s, uint64_t id, int nsge, size_t off, uint32_t len);
 int post_send(struct side *s, enum ibv_wr_opcode op, uint64_t id, size_t off, uint32_t len,
               unsigned flags, uint64_t raddr, uint32_t rkey, uint32_t lkey);
+/* The SEND of a's first len bytes landed in b's buffer (receive
+ * completion) and a's send completed, both successfully. */
+void expect_delivered(struct pair *p, uint32_t len);
 /* A SEND of len bytes (pattern seed) from a into a receive posted on b,
  * received intact; a's send completion is left to the caller. */
 void send_verified(struct pair *p, uint64_t id, uint32_t len, unsigned seed);
