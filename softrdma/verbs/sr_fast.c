@@ -46,6 +46,7 @@ void sr_fast_offer(int fd, struct sr_qp *qp)
     m.a.qp_off = qp->s_off;
     m.a.has_evfd = evfd >= 0;
     m.a.ch_id = ch ? ((struct sr_channel *)ch)->id : 0;
+    m.a.ch_fd = evfd;
     m.a.token_addr = (uintptr_t)&sr_seg()->token;
     int fds[2] = { segfd, evfd };
     int nfds = evfd >= 0 ? 2 : 1;
@@ -78,8 +79,6 @@ void sr_fast_detach(struct sr_qp *qp)
 {
     struct sr_fast *f = &qp->fast;
     sr_fast_close_fds(f);
-    if (f->evfd >= 0)
-        sr_peer_ch_put(f->seg, f->evfd);
     sr_peer_seg_put(f->seg);
     memset(f, 0, sizeof *f);
     f->evfd = -1;
@@ -91,19 +90,14 @@ static int sr_fast_inside(const struct sr_peer_seg *seg, uint64_t off, uint64_t 
     return off >= sizeof(struct sr_seg_hdr) && off < seg->size && len <= seg->size - off;
 }
 
-/* The peer's channel for wake-ups, shared with our other QPs attached to
- * it: the copy that came with the offer is kept only for a new channel
- * (an offer cut short at EMFILE still works for a known one). 0 if usable. */
-static int sr_fast_channel(struct sr_fast *f, struct sr_peer_seg *seg, int evfd)
+/* The pid must be the process that owns the segment: it holds the
+ * segment's random token at the address the offer names. */
+int sr_fast_token_ok(const struct sr_fast *f, const struct sr_peer_seg *seg)
 {
-    f->evfd = -1;
-    if (!f->msg.has_evfd) {
-        if (evfd >= 0)
-            sr_sys_close(evfd);
-        return 0;
-    }
-    f->evfd = sr_peer_ch_get(seg, f->msg.ch_id, evfd);
-    return f->evfd >= 0 ? 0 : -1;
+    uint64_t tok = 0;
+    struct iovec l = { &tok, sizeof tok }, r = { (void *)(uintptr_t)f->msg.token_addr, sizeof tok };
+    return process_vm_readv(f->msg.pid, &l, 1, &r, 1, 0) == sizeof tok &&
+           tok == ((struct sr_seg_hdr *)seg->base)->token;
 }
 
 static void sr_fast_use(struct sr_qp *qp)
@@ -120,22 +114,21 @@ static void sr_fast_use(struct sr_qp *qp)
         sr_peer_seg_put(seg);
         return;
     }
-    if (sr_fast_channel(f, seg, evfd)) {       /* takes evfd */
-        sr_peer_seg_put(seg);
-        return;
-    }
-    /* the pid must be the process that owns the segment */
-    uint64_t tok = 0;
-    struct iovec l = { &tok, sizeof tok }, r = { (void *)(uintptr_t)f->msg.token_addr, sizeof tok };
-    if (process_vm_readv(f->msg.pid, &l, 1, &r, 1, 0) != sizeof tok ||
-        tok != ((struct sr_seg_hdr *)seg->base)->token) {
+    if (!sr_fast_token_ok(f, seg))
         f->broken = 1;          /* another user, or not the same pid space */
-    }
     f->seg = seg;
     f->peer_hdr = (struct sr_seg_hdr *)seg->base;
     f->peer = (struct sr_shm_qp *)(seg->base + f->msg.qp_off);
     f->gen = f->msg.gen;
     f->pid = f->msg.pid;
+    /* The channel's copy goes to the process's cache (a bounded one).
+     * Nothing is fetched here: only under the peer block's lock, with the
+     * generation checked, is the channel's descriptor number sure to be
+     * that channel's (sr_fast_to_recv). */
+    if (evfd >= 0 && f->msg.has_evfd && !f->broken)
+        sr_peerch_get(f, evfd);
+    else if (evfd >= 0)
+        sr_sys_close(evfd);
 }
 
 int sr_fast_attach_read(struct sr_qp *qp, int fd)
@@ -277,6 +270,11 @@ static int sr_fast_to_recv(struct sr_qp *qp, struct sr_swqe *s, struct iovec *ri
     if (rw->bad_lkey || (!imm_write && s->len > rw->len))
         return 0;       /* an error the peer's device reports */
     if (!imm_write && (rn = sr_fast_recv_iov(f, rw, s->len, riov)) < 0)
+        return 0;
+    /* the wake-up's descriptor in hand before anything lands (a hit: one
+     * comparison); none to be had: the peer's device delivers and signals */
+    f->evfd = f->msg.has_evfd ? sr_peerch_get(f, -1) : -1;
+    if (f->msg.has_evfd && f->evfd < 0)
         return 0;
     struct sr_shm_cq *pcq = sr_fast_recv_cq(f);
     if (!pcq)

@@ -167,25 +167,39 @@ void sr_shm_lock(pthread_mutex_t *m);
 /* Unlock of a lock a peer's segment may hold (see sr_shm.c: a failure
  * keeps every peer segment mapped from then on). */
 void sr_shm_unlock(pthread_mutex_t *m);
-/* A peer's segment, mapped once per peer process (cached by inode), with
- * the eventfds of that process's completion channels our QPs wake: one
- * descriptor per peer channel in use, shared by all our QPs attached to
- * it (not one per QP). Guarded by sr_lock. */
-struct sr_peer_ch { uint32_t id; int fd, refs; struct sr_peer_ch *next; };
+/* A peer's segment, mapped once per peer process (cached by inode), and
+ * a pidfd of that process (-1 until the first eventfd of its channels has
+ * to be fetched again, sr_peerch.c). Guarded by sr_lock. */
 struct sr_peer_seg {
     uint64_t dev, ino, size;
     char *base;
     int refs;
-    struct sr_peer_ch *chans;
+    int pidfd;
     struct sr_peer_seg *next;
 };
 struct sr_peer_seg *sr_peer_seg_get(int fd);
 void sr_peer_seg_put(struct sr_peer_seg *p);
-/* The eventfd of the peer's channel id, taking a reference; fd (received
- * with the attach, -1 if none arrived) is kept if the channel is new and
- * closed otherwise. -1 if the channel is new and fd is -1. */
-int sr_peer_ch_get(struct sr_peer_seg *p, uint32_t id, int fd);
-void sr_peer_ch_put(struct sr_peer_seg *p, int fd);
+
+/* ---- peers' completion channels (sr_peerch.c) ----
+ * The eventfds of peers' channels that our direct path signals are kept
+ * in one cache of SR_PEERCH_SLOTS descriptors for the whole process (not
+ * one per QP, nor per peer channel): a QP remembers its slot and the
+ * slot's stamp, so a hit costs one comparison on the data path; a miss
+ * takes the copy that came with the attach offer, or fetches the
+ * descriptor from the peer with pidfd_getfd. Guarded by sr_lock. */
+#define SR_PEERCH_SLOTS 32
+struct sr_fast;
+/* The eventfd of f's peer channel, -1 if it cannot be had now (the
+ * delivery then goes the stream's way, whose device signals its own
+ * channel). offered: the copy from the attach (-1 if none); taken. With
+ * none offered it may fetch the peer's descriptor by number: call it so
+ * only under the peer QP block's lock with its generation checked. */
+int sr_peerch_get(struct sr_fast *f, int offered);
+/* The peer went: its slots are emptied (their descriptors closed). */
+void sr_peer_ch_forget(struct sr_peer_seg *p);
+/* 1 if the pid of f's offer owns seg: it holds the segment's random token
+ * at the address the offer names (read with process_vm_readv). */
+int sr_fast_token_ok(const struct sr_fast *f, const struct sr_peer_seg *seg);
 void sr_shm_forget(void);
 
 /* ---- memory (sr_mr.c) ---- */
@@ -322,8 +336,11 @@ struct sr_fast {
     struct sr_seg_hdr *peer_hdr;
     uint32_t gen;
     int32_t pid;
-    int evfd;                      /* the peer recv CQ's channel, -1 if none;
-                                    * seg's shared descriptor (sr_peer_ch_get) */
+    int evfd;                      /* the peer channel to signal after this
+                                    * delivery, -1 if none (borrowed: a slot
+                                    * of sr_peerch.c) */
+    int ch_slot;                   /* where the channel last was (sr_peerch.c) */
+    uint32_t ch_stamp;             /* that slot's stamp then; 0: none */
     int broken;                    /* the kernel refused process_vm_* */
     /* the attach message being read from the stream */
     struct sr_attach msg;

@@ -239,6 +239,7 @@ struct sr_peer_seg *sr_peer_seg_get(int fd)
     p->base = base;
     p->size = len;
     p->refs = 1;
+    p->pidfd = -1;
     p->next = sr_peers;
     sr_peers = p;
     if (((struct sr_seg_hdr *)base)->magic != SR_SEG_MAGIC) {
@@ -251,41 +252,6 @@ bad:
     return NULL;
 }
 
-int sr_peer_ch_get(struct sr_peer_seg *p, uint32_t id, int fd)
-{
-    for (struct sr_peer_ch *c = p->chans; c; c = c->next)
-        if (c->id == id) {
-            if (fd >= 0)
-                sr_sys_close(fd);       /* a copy of the one we hold */
-            c->refs++;
-            return c->fd;
-        }
-    struct sr_peer_ch *c = fd >= 0 ? malloc(sizeof *c) : NULL;
-    if (!c) {
-        if (fd >= 0)
-            sr_sys_close(fd);
-        return -1;
-    }
-    *c = (struct sr_peer_ch){ .id = id, .fd = sr_fd_internal(fd), .refs = 1, .next = p->chans };
-    p->chans = c;
-    return c->fd;
-}
-
-void sr_peer_ch_put(struct sr_peer_seg *p, int fd)
-{
-    for (struct sr_peer_ch **pp = &p->chans; *pp; pp = &(*pp)->next) {
-        struct sr_peer_ch *c = *pp;
-        if (c->fd != fd)
-            continue;
-        if (--c->refs == 0) {
-            *pp = c->next;
-            sr_sys_close(c->fd);
-            free(c);
-        }
-        return;
-    }
-}
-
 void sr_peer_seg_put(struct sr_peer_seg *p)
 {
     if (!p || --p->refs > 0)
@@ -295,12 +261,9 @@ void sr_peer_seg_put(struct sr_peer_seg *p)
             *pp = p->next;
             break;
         }
-    while (p->chans) {              /* every QP has put its own: none left */
-        struct sr_peer_ch *c = p->chans;
-        p->chans = c->next;
-        sr_sys_close(c->fd);
-        free(c);
-    }
+    sr_peer_ch_forget(p);
+    if (p->pidfd >= 0)
+        sr_sys_close(p->pidfd);
     if (!__atomic_load_n(&sr_shm_keep_maps, __ATOMIC_RELAXED))
         munmap(p->base, p->size);
     free(p);

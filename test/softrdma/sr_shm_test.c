@@ -48,6 +48,8 @@ uint64_t sr_now_ms(void)
 
 int sr_fd_internal(int fd) { return fd; }
 
+void sr_peer_ch_forget(struct sr_peer_seg *p) { (void)p; }   /* no channels here */
+
 /* ---- helpers ---- */
 
 /* The process's state letter from /proc/PID/stat ('S': asleep, e.g. in a
