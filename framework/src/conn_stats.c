@@ -182,10 +182,12 @@ static void fill_record(struct nstat_conn *c, int fd, const struct file *f, cons
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     c->opened_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    __atomic_store_n(&c->tx_bytes, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&c->rx_bytes, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&c->tx_msgs, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&c->rx_msgs, 0, __ATOMIC_RELAXED);
+    for (int p = 0; p < NSTAT_PATHS; p++) {
+        __atomic_store_n(&c->path[p].tx_bytes, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->path[p].rx_bytes, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->path[p].tx_msgs, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->path[p].rx_msgs, 0, __ATOMIC_RELAXED);
+    }
     int state = c->state, reason = c->reason;
     rec_end(c);
     conn_report_add(state, reason, v->rule);
@@ -250,14 +252,10 @@ static void track(int fd, int inbound)
 
 void conn_stats_accept(int fd)
 {
-    /* An anchored candidate is recorded at its first use or when it stays
-     * on TCP (conn_stats_move/stay_tcp): work right after accept() widens
-     * the window in which a client that exits at once meets our module's
-     * hello after its exit handler drained its socket (a reset instead of
-     * EOF; sem_anchor connect_close_eof under load). */
-    struct file *f = fd_table_get(fd);
-    if (f != NULL && f->kind == FILE_KSOCK && __atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE))
-        return;
+    /* Every accepted connection, an anchored candidate too (after its
+     * hello went out in anchor_track_accepted): one never used still has a
+     * record, so accepts and records add up (state anchored-pending, and
+     * "closed before first use" once it is closed unused). */
     track(fd, 1);
 }
 
@@ -340,11 +338,12 @@ void conn_stats_stay_tcp(int fd, struct file *f, int err)
     stayed(rec_of(f), g_kernel_stack, reason_of_errno(err), err);
 }
 
-void conn_stats_fallback(struct file *from, struct file *to)
+void conn_stats_fallback(struct file *from, struct file *to, int released)
 {
     if (to != NULL)
         conn_stats_move(-1, from, to);
-    stayed(rec_of(to != NULL ? to : from), g_kernel_stack, NSTAT_R_PEER, ENOPROTOOPT);
+    stayed(rec_of(to != NULL ? to : from), g_kernel_stack, released ? NSTAT_R_FORK : NSTAT_R_PEER,
+           released ? 0 : ENOPROTOOPT);
 }
 
 void conn_stats_upgraded(struct nstat_conn *c)
@@ -355,14 +354,42 @@ void conn_stats_upgraded(struct nstat_conn *c)
     rec_end(c);
 }
 
+/* A record's last word, at close or exit: a candidate never used says so
+ * (and is counted in the report); one whose bytes went mostly over the
+ * kernel on a module's route is named in the report. */
+static void rec_finish(struct nstat_conn *c)
+{
+    struct nstat_conn copy;
+    rec_begin(c);
+    if (c->state == NSTAT_ST_PENDING && c->reason == NSTAT_R_NONE)
+        c->reason = NSTAT_R_UNUSED;
+    memcpy(&copy, c, sizeof(copy));
+    rec_end(c);
+    copy.rule[NSTAT_RULE - 1] = '\0';
+    if (copy.reason == NSTAT_R_UNUSED)
+        conn_report_add(copy.state, copy.reason, copy.rule);
+    conn_report_conn(&copy);
+}
+
 void conn_stats_release(struct file *f)
 {
     struct nstat_conn *c = rec_of(f);
     if (c == NULL)
         return;
     __atomic_store_n(&f->conn_slot, 0, __ATOMIC_RELAXED);
+    rec_finish(c);
     set_state(c, NSTAT_ST_FREE, NSTAT_R_NONE, 0);
     __atomic_store_n(&c->in_use, 0, __ATOMIC_RELEASE);
+}
+
+void conn_stats_finish_all(void)
+{
+    struct nstat_shm *s = g_stat_shm;
+    if (s == NULL)
+        return;
+    for (int i = 0; i < NSTAT_CONNS; i++)
+        if (__atomic_load_n(&s->conns[i].in_use, __ATOMIC_ACQUIRE) && s->conns[i].state != NSTAT_ST_FREE)
+            rec_finish(&s->conns[i]);
 }
 
 /* ---- fork --------------------------------------------------------------- */

@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define NSTACK_MODULE_ABI_MAJOR 1
-#define NSTACK_MODULE_ABI_MINOR 2
+#define NSTACK_MODULE_ABI_MINOR 3
 #define NSTACK_MODULE_ABI_VERSION \
     ((uint32_t)(NSTACK_MODULE_ABI_MAJOR << 16 | NSTACK_MODULE_ABI_MINOR))
 
@@ -79,7 +79,26 @@ struct nstack_fw_api {
 
     /* Directory of the module_config.json in use ("" when none). */
     const char *config_dir;
+
+    /* ---- ABI 1.3 (present when NSTACK_FW_HAS(fw, publish_setting)) -----
+     * publish_setting(): one of the module's tunables, its effective value
+     * and its default (both as text), and where the value came from (e.g.
+     * "environment RS_SQ_SIZE", "file /etc/rdma/rsocket/sqsize_default").
+     * The dispatcher keeps those whose value differs from the default and
+     * shows them in nstack-stat and the exit report (NSTACK_STATS=1), so a
+     * user sees what was changed (include/nstack/nstack_stats.h,
+     * settings[]). Slow path: call from init(). Once per key; a key
+     * published again is ignored. Returns 0 (kept or equal to the
+     * default), or -1 with errno EINVAL (a NULL or empty argument) or
+     * ENOSPC (the table is full). */
+    int (*publish_setting)(const char *module, const char *key, const char *value,
+                           const char *dflt, const char *source);
 };
+
+/* Whether the dispatcher's fw_api has `field` (fields are only appended). */
+#define NSTACK_FW_HAS(fw, field) \
+    ((fw)->struct_size >= offsetof(struct nstack_fw_api, field) + sizeof((fw)->field) && \
+     (fw)->field != NULL)
 
 /* Flags for nstack_module.socket() and accept() (SOCK_NONBLOCK/CLOEXEC). */
 

@@ -103,7 +103,9 @@ static void fw_log_sink(int level, const char *line)
 
 static int m_init(const struct nstack_fw_api *fw)
 {
-    (void)fw;
+    /* what differs from rsockets' defaults, for nstack-stat (ABI 1.3) */
+    if (fw != NULL && NSTACK_FW_HAS(fw, publish_setting))
+        rs_tunables_publish(fw->publish_setting);
     return 0;
 }
 

@@ -47,6 +47,11 @@ struct rs_tunables {
 };
 extern struct rs_tunables rs_tun;
 void rs_tunables_load(void);
+/* Each tunable's value, default and source to `publish` (the dispatcher's
+ * fw->publish_setting, module ABI 1.3); loads them first. */
+typedef int (*rs_publish_fn)(const char *module, const char *key, const char *value, const char *dflt,
+                             const char *source);
+void rs_tunables_publish(rs_publish_fn publish);
 
 enum rs_state {
     RS_INIT,
