@@ -20,6 +20,7 @@
 #include "fw.h"
 #include "fw_log.h"
 #include "libc_api.h"
+#include "sock.h"
 #ifdef NSTACK_HAVE_CONFIG
 #include "nstack_config.h"
 #endif
@@ -310,6 +311,10 @@ static int reason_of_errno(int err)
         return NSTAT_R_NOT_RDMA_ADDR;
     case EOWNERDEAD:
         return NSTAT_R_FORK;
+    case EREMOTEIO:
+        return NSTAT_R_MODULE_ERR;   /* the peer's module could not make its side */
+    case 0:
+        return NSTAT_R_PEER;     /* the module stayed on TCP by the protocol: no framework there */
     default:
         return NSTAT_R_MODULE_ERR;
     }
@@ -338,12 +343,27 @@ void conn_stats_stay_tcp(int fd, struct file *f, int err)
     stayed(rec_of(f), g_kernel_stack, reason_of_errno(err), err);
 }
 
+/* Why module file f stayed on TCP, as its module tells (ABI 1.3
+ * NSTACK_SO_FALLBACK_ERRNO): 0 the peer runs no framework; a module
+ * without the option says nothing, which means the same. */
+static int fallback_errno(struct file *f)
+{
+    int e = 0, saved = errno;
+    socklen_t l = sizeof(e);
+    if (f->kind != FILE_MSOCK || f->mod->getsockopt == NULL ||
+        MCALL(f, getsockopt, NSTACK_SOL_MODULE, NSTACK_SO_FALLBACK_ERRNO, &e, &l) < 0 || l != sizeof(e))
+        e = 0;
+    errno = saved;
+    return e;
+}
+
 void conn_stats_fallback(struct file *from, struct file *to, int released)
 {
+    int err = released ? EOWNERDEAD : fallback_errno(from);
     if (to != NULL)
         conn_stats_move(-1, from, to);
-    stayed(rec_of(to != NULL ? to : from), g_kernel_stack, released ? NSTAT_R_FORK : NSTAT_R_PEER,
-           released ? 0 : ENOPROTOOPT);
+    stayed(rec_of(to != NULL ? to : from), g_kernel_stack, reason_of_errno(err),
+           err == 0 ? ENOPROTOOPT : err == EOWNERDEAD ? 0 : err);
 }
 
 void conn_stats_upgraded(struct nstat_conn *c)

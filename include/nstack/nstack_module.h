@@ -293,6 +293,16 @@ struct nstack_module {
     int (*anchor_release)(nstack_sock *s, int timeout_ms);
 };
 
+/* getsockopt() level and option (ABI 1.3, optional): after an anchored
+ * socket said it stays on TCP (NSTACK_EV_FALLBACK / ENOPROTOOPT), the int
+ * errno behind it, for nstack-stat's reason: 0 the peer does not run the
+ * framework (or declined), EREMOTEIO the peer's module failed to make its
+ * side, anything else this module's failure (ENOMEM: memory registration
+ * under RLIMIT_MEMLOCK, EMFILE, ENODEV, ...). A module without it fails
+ * the call (ENOPROTOOPT) and the dispatcher assumes 0. */
+#define NSTACK_SOL_MODULE         0x6e73       /* no kernel SOL_* uses it */
+#define NSTACK_SO_FALLBACK_ERRNO  1
+
 /* poll_events() bit (ABI 1.2): an anchored socket stays on its TCP anchor. */
 #define NSTACK_EV_FALLBACK        (1u << 24)   /* no epoll flag uses bit 24 */
 /* anchor() flag (ABI 1.2): anchor_hello() already went out for this kfd. */

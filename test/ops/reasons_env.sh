@@ -4,6 +4,8 @@
 # in `nstack-stat -c -j` and in the exit report:
 #   no software RDMA device on the library path   -> RDMA device missing
 #   descriptors exhausted before the connection   -> descriptor limit
+#   64 KiB RLIMIT_MEMLOCK without CAP_IPC_LOCK,
+#   against a framework server                    -> locked-memory limit
 #   unparsable rd_config.json                     -> configuration error
 #   "anchor": false + "fallback": "kernel", the
 #   module's connect refused                      -> connect refused with fallback
@@ -38,6 +40,22 @@ HOLD_SPECS=(fill:5 tcp:$P)
 check_one fdlimit stayed-on-TCP fd_limit \
     "report: 1 connection to 192.168.21.0/24 stayed on TCP: descriptor limit \(raise the descriptor limit" \
     rs_b bash -c 'ulimit -n 64 && exec "$@"' fdlimit
+
+# 64 KiB of locked memory and no CAP_IPC_LOCK (root has it), against a
+# framework server: registering the module's buffers fails as on an HCA
+# (the software device enforces RLIMIT_MEMLOCK as the kernel's
+# ib_umem_get does); the module says why it stays on TCP (module ABI 1.3
+# NSTACK_SO_FALLBACK_ERRNO: ENOMEM).
+bg_a "${RS_ENV[@]}" "$CHECK" --serve 7003
+wait_tcp_listen "$NS_A" 0.0.0.0 7003 10 || fail "framework server on 7003 did not start"
+P=192.168.21.180:7003
+HOLD_SPECS=(tcp:$P)
+check_one memlock stayed-on-TCP memlock_limit \
+    "report: 1 connection to 192.168.21.0/24 stayed on TCP: locked-memory limit \(raise the locked-memory limit" \
+    rs_b setpriv --bounding-set -ipc_lock bash -c 'ulimit -l 64 && exec "$@"' memlock
+python3 -c "import json,sys; c=json.load(open(sys.argv[1]))['processes'][0]['connections'][0]; assert c['errno']==12, c" \
+    "$WORK/memlock.json" || fail "memlock: the record names ENOMEM"
+P=192.168.21.180:7002
 
 printf '{ "ip_route": [ { "subnet": ' >"$WORK/bad_rd.json"
 HOLD_SPECS=(tcp:$P)

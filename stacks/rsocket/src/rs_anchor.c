@@ -68,6 +68,8 @@ struct rs_anchor {
     int64_t hello_deadline;       /* 0: not running */
     int64_t deadline;             /* once committed; 0: none */
     int err;                      /* ANC_FAILED: errno of every call */
+    int fb_err;                   /* ANC_FALLBACK: the local errno behind it, EREMOTEIO: the
+                                   * peer's RDMA side failed, 0: no framework (nstack-stat) */
     struct rsock *listener;       /* passive: P_LISTEN */
     struct rsock *dead_listener;  /* closed once the socket lock is dropped */
     struct rs_anc_link link;      /* the other end in this process (rs_anchor_pair.c) */
@@ -252,6 +254,7 @@ static void step_active_hello(struct rsock *s)
 static void active_rdma_failed(struct rsock *s, int err)
 {
     rs_log(2, "anchor: RDMA connection to the peer failed (%s); staying on TCP", strerror(err));
+    s->anc->fb_err = err;
     if (rs_anc_msg_send(s->anc->kfd, RS_ANC_FAIL, 0))
         return fail(s, errno, "sending FAIL");
     fallback(s, "RDMA connect failed");
@@ -365,6 +368,7 @@ static void step_offering(struct rsock *s)
     if (!l) {
         /* the active waits for an OFFER: port 0 says "stay on TCP" */
         rs_log(2, "anchor: no RDMA listener (%s); staying on TCP", strerror(err));
+        a->fb_err = err;
         if (rs_anc_msg_send(a->kfd, RS_ANC_OFFER, 0))
             return fail(s, errno, "sending OFFER");
         return fallback(s, "no RDMA listener");
@@ -418,8 +422,10 @@ static int passive_fail_msg(struct rsock *s)
     int r = rs_anc_msg_recv(s->anc->kfd, RS_ANC_FAIL, &port);
     if (r == 0 || (r == -1 && errno == ENOPROTOOPT && rs_down_waiting(s->anc->kfd)))
         return 0;
-    if (r == 1)
+    if (r == 1) {
+        s->anc->fb_err = EREMOTEIO;
         fallback(s, "the peer's RDMA connect failed");
+    }
     else if (r == -1 && errno == 0) {
         int64_t grace = rs_now_ms() + rs_tun.anchor_hello_ms;
         s->anc->tcp_eof = 1;
@@ -821,6 +827,14 @@ void rs_anchor_check(struct rsock *s)
 int rs_anchor_kfd(const struct rsock *s)
 {
     return s->anc ? s->anc->kfd : -1;
+}
+
+int rs_anchor_fallback_err(struct rsock *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int e = s->anc ? s->anc->fb_err : 0;
+    pthread_mutex_unlock(&s->lock);
+    return e;
 }
 
 void rs_anchor_free(struct rsock *s)

@@ -219,6 +219,11 @@ static int m_getpeername(nstack_sock *s, struct sockaddr *a, socklen_t *l)
 
 static int m_getsockopt(nstack_sock *s, int level, int name, void *v, socklen_t *l)
 {
+    if (level == NSTACK_SOL_MODULE && name == NSTACK_SO_FALLBACK_ERRNO && v && l && *l >= sizeof(int)) {
+        *(int *)v = rs_anchor_fallback_err((struct rsock *)s);
+        *l = sizeof(int);
+        return 0;
+    }
     if (is_down((struct rsock *)s))
         return getsockopt(rs_down_kfd((struct rsock *)s), level, name, v, l);
     return rs_e_getsockopt((struct rsock *)s, level, name, v, l);
