@@ -165,7 +165,9 @@ static int notable(int reason)
 static const char *outcome(int state, int reason)
 {
     if (reason == NSTAT_R_UNUSED)
-        return "were never used";
+        return "never used";
+    if (state == NSTAT_ST_FAILED)
+        return "failed to move to the module";
     return state == NSTAT_ST_STAYED_TCP ? "stayed on TCP" : "used the kernel";
 }
 

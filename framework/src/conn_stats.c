@@ -343,6 +343,25 @@ void conn_stats_stay_tcp(int fd, struct file *f, int err)
     stayed(rec_of(f), g_kernel_stack, reason_of_errno(err), err);
 }
 
+void conn_stats_failed(int fd, struct file *f, int err)
+{
+    if (__atomic_load_n(&f->conn_slot, __ATOMIC_ACQUIRE) == 0)
+        track(fd, 1);           /* not recorded yet (records full at accept) */
+    struct nstat_conn *c = rec_of(f);
+    if (c == NULL)
+        return;
+    char rule[NSTAT_RULE];
+    int reason = reason_of_errno(err);
+    rec_begin(c);
+    c->state = NSTAT_ST_FAILED;
+    c->reason = (uint8_t)reason;
+    c->err = err;
+    memcpy(rule, c->rule, sizeof(rule));
+    rec_end(c);
+    rule[NSTAT_RULE - 1] = '\0';
+    conn_report_add(NSTAT_ST_FAILED, reason, rule);
+}
+
 /* Why module file f stayed on TCP, as its module tells (ABI 1.3
  * NSTACK_SO_FALLBACK_ERRNO): 0 the peer runs no framework; a module
  * without the option says nothing, which means the same. */
@@ -374,6 +393,16 @@ void conn_stats_upgraded(struct nstat_conn *c)
     rec_end(c);
 }
 
+/* Whether any data call moved bytes on the connection. */
+static int moved(const struct nstat_conn *c)
+{
+    for (int p = 0; p < NSTAT_PATHS; p++)
+        if (__atomic_load_n(&c->path[p].tx_msgs, __ATOMIC_RELAXED) ||
+            __atomic_load_n(&c->path[p].rx_msgs, __ATOMIC_RELAXED))
+            return 1;
+    return 0;
+}
+
 /* A record's last word, at close or exit: a candidate never used says so
  * (and is counted in the report); one whose bytes went mostly over the
  * kernel on a module's route is named in the report. */
@@ -381,7 +410,7 @@ static void rec_finish(struct nstat_conn *c)
 {
     struct nstat_conn copy;
     rec_begin(c);
-    if (c->state == NSTAT_ST_PENDING && c->reason == NSTAT_R_NONE)
+    if (c->state == NSTAT_ST_PENDING && c->reason == NSTAT_R_NONE && !moved(c))
         c->reason = NSTAT_R_UNUSED;
     memcpy(&copy, c, sizeof(copy));
     rec_end(c);

@@ -28,7 +28,8 @@
  * that many entries. Never changed afterwards.
  *
  * Versions: 4 added conns[]; 5 added per-path traffic in conns[]
- * (path[]), the reason "closed before first use" and settings[]. A reader
+ * (path[]), the state "failed", the reason "closed before first use" and
+ * settings[]. A reader
  * of another version must refuse the segment with a line naming both
  * versions (the layout differs). */
 #ifndef NSTACK_STATS_H
@@ -78,6 +79,7 @@ enum nstat_conn_state {
     NSTAT_ST_UPGRADED,       /* anchored: data moves on the module */
     NSTAT_ST_STAYED_TCP,     /* anchored candidate that stayed on TCP (see reason) */
     NSTAT_ST_DIRECT,         /* a module socket (no TCP anchor) */
+    NSTAT_ST_FAILED,         /* moving it to the module failed: unusable (reason, err) */
     NSTAT_ST_N
 };
 
@@ -165,7 +167,7 @@ struct nstat_shm {
 static inline const char *nstat_state_name(unsigned s)
 {
     static const char *const n[NSTAT_ST_N] = { "free", "kernel", "anchored-pending", "upgrading",
-                                               "upgraded", "stayed-on-TCP", "direct" };
+                                               "upgraded", "stayed-on-TCP", "direct", "failed" };
     return s < NSTAT_ST_N ? n[s] : "?";
 }
 

@@ -60,7 +60,7 @@ expect_line "$WORK/srv.txt" "connections recorded since start: 5, open now: 3" "
 
 exec {SRV_FD}>&-
 wait_exit "$SRV_JOB" 20 || fail "ops_conns: $(cat "$WORK/srv.err")"
-expect_line "$WORK/srv.err" "stats: report: 5 connections to 192.168.21.0/24 were never used: closed before first use \(no data call" \
+expect_line "$WORK/srv.err" "stats: report: 5 connections to 192.168.21.0/24 never used: closed before first use \(no data call" \
     "exit report: never-used connections"
 ! grep -q "WAR: report" "$WORK/srv.err" || { cat "$WORK/srv.err"; fail "never-used connections reported as an anomaly"; }
 exec {CLI_FD}>&-
