@@ -320,46 +320,37 @@ static int reason_of_errno(int err)
     }
 }
 
-static void stayed(struct nstat_conn *c, int stack, int reason, int err)
+/* The connection's end state (stayed on TCP, failed) and why, counted in
+ * the exit report; stack < 0 keeps the record's stack. */
+static void settle(struct nstat_conn *c, int stack, int state, int reason, int err)
 {
     if (c == NULL)
         return;
     char rule[NSTAT_RULE];
     rec_begin(c);
-    c->stack = stack;
-    c->state = NSTAT_ST_STAYED_TCP;
+    if (stack >= 0)
+        c->stack = stack;
+    c->state = (uint8_t)state;
     c->reason = (uint8_t)reason;
     c->err = err;
     memcpy(rule, c->rule, sizeof(rule));
     rec_end(c);
     rule[NSTAT_RULE - 1] = '\0';
-    conn_report_add(NSTAT_ST_STAYED_TCP, reason, rule);
+    conn_report_add(state, reason, rule);
 }
 
 void conn_stats_stay_tcp(int fd, struct file *f, int err)
 {
     if (__atomic_load_n(&f->conn_slot, __ATOMIC_ACQUIRE) == 0)
         track(fd, 1);           /* an accepted candidate, not recorded yet */
-    stayed(rec_of(f), g_kernel_stack, reason_of_errno(err), err);
+    settle(rec_of(f), g_kernel_stack, NSTAT_ST_STAYED_TCP, reason_of_errno(err), err);
 }
 
 void conn_stats_failed(int fd, struct file *f, int err)
 {
     if (__atomic_load_n(&f->conn_slot, __ATOMIC_ACQUIRE) == 0)
-        track(fd, 1);           /* not recorded yet (records full at accept) */
-    struct nstat_conn *c = rec_of(f);
-    if (c == NULL)
-        return;
-    char rule[NSTAT_RULE];
-    int reason = reason_of_errno(err);
-    rec_begin(c);
-    c->state = NSTAT_ST_FAILED;
-    c->reason = (uint8_t)reason;
-    c->err = err;
-    memcpy(rule, c->rule, sizeof(rule));
-    rec_end(c);
-    rule[NSTAT_RULE - 1] = '\0';
-    conn_report_add(NSTAT_ST_FAILED, reason, rule);
+        track(fd, 1);           /* not recorded yet (records were full at accept) */
+    settle(rec_of(f), -1, NSTAT_ST_FAILED, reason_of_errno(err), err);
 }
 
 /* Why module file f stayed on TCP, as its module tells (ABI 1.3
@@ -381,7 +372,7 @@ void conn_stats_fallback(struct file *from, struct file *to, int released)
     int err = released ? EOWNERDEAD : fallback_errno(from);
     if (to != NULL)
         conn_stats_move(-1, from, to);
-    stayed(rec_of(to != NULL ? to : from), g_kernel_stack, reason_of_errno(err),
+    settle(rec_of(to != NULL ? to : from), g_kernel_stack, NSTAT_ST_STAYED_TCP, reason_of_errno(err),
            err == 0 ? ENOPROTOOPT : err == EOWNERDEAD ? 0 : err);
 }
 
