@@ -139,7 +139,7 @@ static void put_addr(const struct sockaddr_storage *ss, uint8_t a[16], uint16_t 
 static int state_of(const struct file *f)
 {
     if (f->kind == FILE_MSOCK) {
-        if (!f->anchored)
+        if (!f->anchored || f->anchor_direct)   /* anchor_direct: the TCP connect was refused */
             return NSTAT_ST_DIRECT;
         return __atomic_load_n(&f->anchor_state, __ATOMIC_ACQUIRE) == ANCHOR_UP ? NSTAT_ST_UPGRADING
                                                                                 : NSTAT_ST_STAYED_TCP;
@@ -215,14 +215,24 @@ static void record(int fd, const struct sockaddr_storage *local, const struct so
     file_put(f);
 }
 
+/* The local address of connection f at fd: its TCP socket's, or its
+ * module socket's when it has no TCP connection (a direct module socket,
+ * or an anchored connect the TCP side refused: anchor_direct.c). */
+static int local_addr(int fd, struct file *f, struct sockaddr_storage *ss)
+{
+    socklen_t len = sizeof(*ss);
+    if (f != NULL && f->kind == FILE_MSOCK && (!f->anchored || f->anchor_direct) && f->mod->getsockname != NULL)
+        return MCALL(f, getsockname, (struct sockaddr *)ss, &len);
+    return fd >= 0 ? LIBC(getsockname)(fd, (struct sockaddr *)ss, &len) : -1;
+}
+
 void conn_stats_connect(int fd, const struct sockaddr *dest, int r)
 {
     if (r < 0 && errno != EINPROGRESS)
         return;
     int err = errno;
     struct sockaddr_storage local = { 0 }, peer = { 0 };
-    socklen_t len = sizeof(local);
-    (void)LIBC(getsockname)(fd, (struct sockaddr *)&local, &len);   /* the TCP socket, or nothing (direct) */
+    (void)local_addr(fd, fd_table_get(fd), &local);
     memcpy(&peer, dest, dest->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     record(fd, &local, &peer, dest, 0);
     errno = err;
@@ -288,9 +298,13 @@ void conn_stats_move(int fd, struct file *from, struct file *to)
     }
     __atomic_store_n(&to->conn_slot, idx, __ATOMIC_RELEASE);
     struct nstat_conn *c = rec_of(to);
+    struct sockaddr_storage local = { 0 };
+    int moved_addr = to->anchor_direct && local_addr(-1, to, &local) == 0;   /* the refused TCP socket had none */
     rec_begin(c);
     c->stack = to->stack;
     c->state = (uint8_t)state_of(to);
+    if (moved_addr)
+        put_addr(&local, c->laddr, &c->lport);
     rec_end(c);
 }
 

@@ -5,6 +5,7 @@
 #   192.168.21.180:7001 framework server        -> upgraded: every byte on the module
 #   192.168.21.180:7002 plain server (fallback)  -> stayed-on-TCP: every byte on the kernel,
 #                                                  named in the report (peer does not run the framework)
+#   192.168.21.180:7005 plain rsockets server    -> direct (TCP refused, module connect): on the module
 #   7001 again, then fork: the connection returns to TCP before the fork, the
 #   child keeps exchanging on it -> its record keeps the module bytes from before
 #   the fork and counts the child's on the kernel; reason fork/exec; named at exit
@@ -53,6 +54,23 @@ wait_exit "$HOLD_JOB" 20 || fail "ops_conns: $(cat "$WORK/one.err")"
 expect_line "$WORK/one.err" "stats: report: connection 192.168.21.181:[0-9]+ -> 192.168.21.180:7002 \(ip_route\[0\] 192.168.21.0/24 -> rsocket\): 128 of 128 bytes over kernel TCP, 0 over rsocket: peer does not run the framework \(run the framework on the peer" \
     "exit report names the fallback connection"
 ! grep -q "report: connection .*192.168.21.180:7001" "$WORK/one.err" || { cat "$WORK/one.err"; fail "the upgraded connection named in the report"; }
+
+# A plain rsockets server (no TCP listener): the refused TCP connect
+# connects on the module directly, and the record follows the connection
+# onto the direct module socket (state direct, bytes on the module).
+RSECHO=$NSTACK_BUILD/test/ops/ops_rsecho
+bg_a env "LD_LIBRARY_PATH=$NSTACK_RELEASE/lib64/softrdma" "LD_PRELOAD=$NSTACK_RELEASE/lib64/libdmm_rsocket.so" \
+    "$RSECHO" 192.168.21.180 7005 1 >"$WORK/rsecho.out" 2>&1
+wait_file_match "$WORK/rsecho.out" "^listening" 20 || { cat "$WORK/rsecho.out"; fail "rsockets echo server did not start"; }
+HOLD_SPECS=(tcp:192.168.21.180:7005)
+hold direct rs_b
+stat_json "$HOLD_PID" "$WORK/direct.json"
+path_check "$WORK/direct.json" 192.168.21.180:7005 direct 64 64 0 0
+expect_conn "$WORK/direct.json" 192.168.21.180:7005 direct none "ip_route[0] 192.168.21.0/24 -> rsocket"
+python3 -c "import json,sys; c=json.load(open(sys.argv[1]))['processes'][0]['connections'][0]; assert c['local'].startswith('192.168.21.181:') and c['stack']=='rsocket', c" \
+    "$WORK/direct.json" || fail "direct: the record has the module socket's local address"
+release direct
+wait_exit "$HOLD_JOB" 20 || fail "direct: ops_conns: $(cat "$WORK/direct.err")"
 
 # Returned to TCP for a fork: the child pumps echoes over TCP.
 HOLD_SPECS=(tcp:192.168.21.180:7001)
