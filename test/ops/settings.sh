@@ -40,9 +40,9 @@ print("ok: " + ", ".join(f"{k}={got[k]['value']}" for k in sorted(got)))
 PY
 "$STAT" "$HOLD_PID" >"$WORK/set.txt" || fail "nstack-stat (text)"
 expect_line "$WORK/set.txt" "^  settings that differ from the defaults:" "text view: settings heading"
-expect_line "$WORK/set.txt" "^    rsocket RS_SQ_SIZE=1024 \(default 384; from environment RS_SQ_SIZE\)" "text view: RS_SQ_SIZE"
-expect_line "$WORK/set.txt" "^    rsocket RS_MEM_DEFAULT=262144 \(default 131072; from file $WORK/rscfg/mem_default\)" "text view: file"
-[ "$(grep -c '^    rsocket ' "$WORK/set.txt")" = 3 ] || { cat "$WORK/set.txt"; fail "text view: expected 3 settings"; }
+expect_line "$WORK/set.txt" "^    rsocket: RS_SQ_SIZE=1024 \(default 384; from environment RS_SQ_SIZE\)" "text view: RS_SQ_SIZE"
+expect_line "$WORK/set.txt" "^    rsocket: RS_MEM_DEFAULT=262144 \(default 131072; from file $WORK/rscfg/mem_default\)" "text view: file"
+[ "$(grep -c '^    rsocket: ' "$WORK/set.txt")" = 3 ] || { cat "$WORK/set.txt"; fail "text view: expected 3 settings"; }
 release set
 wait_exit "$HOLD_JOB" 20 || fail "ops_conns: $(cat "$WORK/set.err")"
 expect_line "$WORK/set.err" "stats: setting rsocket RS_SQ_SIZE=1024 \(default 384; from environment RS_SQ_SIZE\)" "exit report: RS_SQ_SIZE"

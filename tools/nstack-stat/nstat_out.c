@@ -132,7 +132,7 @@ static void text_settings(FILE *out, const struct snapshot *s)
     fprintf(out, "  settings that differ from the defaults:\n");
     for (int i = 0; i < s->n_settings; i++) {
         const struct nstat_setting *e = &s->settings[i];
-        fprintf(out, "    %s %s=%s (default %s; from %s)\n", e->module, e->key, e->value, e->dflt, e->source);
+        fprintf(out, "    %s: %s=%s (default %s; from %s)\n", e->module, e->key, e->value, e->dflt, e->source);
     }
     if (s->settings_lost > 0)
         fprintf(out, "    (%u more not shown: the table is full)\n", s->settings_lost);
