@@ -58,6 +58,8 @@ int stats_publish_setting(const char *module, const char *key, const char *value
         /* once per key: the first value stays */
     } else if (g_n_set == NSTAT_SETTINGS) {
         g_set_lost++;
+        if (g_set_shm != NULL)
+            __atomic_store_n(&g_set_shm->settings_lost, g_set_lost, __ATOMIC_RELAXED);
         r = -1;
     } else {
         struct nstat_setting *e = &g_set[g_n_set];
@@ -85,6 +87,8 @@ void stats_settings_attach(struct nstat_shm *s, int fork_child)
     g_set_shm = s;
     for (unsigned i = 0; i < g_n_set; i++)
         put_shm(i);
+    if (s != NULL)
+        __atomic_store_n(&s->settings_lost, g_set_lost, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&g_set_lock);
 }
 
