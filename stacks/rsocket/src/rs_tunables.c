@@ -99,7 +99,9 @@ static void load_file(const char *dir, struct rs_tunable_src *t)
     if (!f)
         return;
     uint32_t *v = field(&rs_tun, t);
-    if (fgets(line, sizeof(line), f) && parse_u32(line, t->min, t->max, v))
+    if (!fgets(line, sizeof(line), f))
+        ;                            /* empty: the default stays */
+    else if (parse_u32(line, t->min, t->max, v))
         rs_log(2, "%s: not an integer in [%u, %u]; keeping %u", path,
                t->min, t->max, *v);
     else
