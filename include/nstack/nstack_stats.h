@@ -42,7 +42,7 @@
 #define NSTAT_STACKS 16
 #define NSTAT_SLOTS 128
 #define NSTAT_NAME 32
-#define NSTAT_CONNS 1024   /* ~220 KiB; tmpfs pages are allocated as records are used */
+#define NSTAT_CONNS 1024   /* ~245 KiB; tmpfs pages are allocated as records are used */
 #define NSTAT_RULE 96
 #define NSTAT_SETTINGS 64
 #define NSTAT_KEY 32
