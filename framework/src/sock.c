@@ -480,6 +480,7 @@ static void direct_instead(struct file *f, struct file *df)
 {
     struct file_swap sw = { .from = f, .to = df };
     fd_table_each(0, -1, swap_one, &sw);
+    conn_stats_move(-1, f, df);      /* the record follows: state direct */
     struct pre_reg *regs = NULL;
     int n = ev_take_regs(f, &regs);
     if (n > 0)
@@ -487,21 +488,6 @@ static void direct_instead(struct file *f, struct file *df)
     free(regs);
     file_put(df);                /* the table entries hold it now */
     stats_add(f->stack, NSTAT_ANCHORED, (uint64_t)-1);
-}
-
-/* The module's own reason an anchored connection stays on TCP (0: the
- * peer declined or does not run the framework), asked before its socket
- * is closed (NSTACK_SO_FALLBACK_ERR, doc/module-interface.md). */
-static int fallback_cause(struct file *f)
-{
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (f->sock == NULL || f->mod == NULL || f->mod->getsockopt == NULL)
-        return 0;
-    MOD_ENTER();
-    int r = f->mod->getsockopt(f->sock, NSTACK_SOL, NSTACK_SO_FALLBACK_ERR, &err, &len);
-    MOD_LEAVE();
-    return r == 0 ? err : 0;
 }
 
 void sock_fallback(struct file *f)
@@ -545,18 +531,15 @@ void sock_fallback(struct file *f)
         file_put(kf);            /* the table entries hold it now */
     pthread_mutex_unlock(&f->lock);
     free(regs);
-    int cause = fallback_cause(f);
-    conn_stats_fallback(f, kf, cause);
+    int released = anchor_released(f);   /* anchor_fork.c: returned to TCP before a fork/exec */
+    conn_stats_fallback(f, kf, released);
     stats_add(f->stack, NSTAT_ANCHORED, (uint64_t)-1);   /* no longer on the module (sums wrap back) */
-    if (anchor_released(f)) {         /* anchor_fork.c: returned to TCP before a fork/exec */
+    if (released) {
         LOG_DBG("%s: a connection is on TCP again (fork/exec)", f->mod->name);
         return;
     }
     stats_add(f->stack, NSTAT_ANCHOR_TCP, 1);
-    if (cause)
-        LOG_INF("%s: a connection stays on TCP: %s", f->mod->name, strerror(cause));
-    else
-        LOG_INF("%s: a connection stays on TCP: the peer does not run the framework", f->mod->name);
+    LOG_INF("%s: a connection stays on TCP (nstack-stat -c: its reason)", f->mod->name);
 }
 
 int sock_rcv_timed(int kfd)

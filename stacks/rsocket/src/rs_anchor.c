@@ -72,7 +72,8 @@ struct rs_anchor {
     int64_t hello_deadline;       /* 0: not running */
     int64_t deadline;             /* once committed; 0: none */
     int err;                      /* ANC_FAILED: errno of every call */
-    int fb_err;                   /* ANC_FALLBACK: this end's reason (0: the peer's) */
+    int fb_err;                   /* ANC_FALLBACK: the local errno behind it, EREMOTEIO: the
+                                   * peer's RDMA side failed, 0: no framework (nstack-stat) */
     struct rsock *listener;       /* passive: P_LISTEN */
     struct rsock *dead_listener;  /* closed once the socket lock is dropped */
     struct rs_anc_link link;      /* the other end in this process (rs_anchor_pair.c) */
@@ -398,6 +399,7 @@ static void step_offering(struct rsock *s)
     if (!l) {
         /* the active waits for an OFFER: port 0 says "stay on TCP" */
         rs_log(2, "anchor: no RDMA listener (%s); staying on TCP", strerror(err));
+        a->fb_err = err;
         if (rs_anc_msg_send(a->kfd, RS_ANC_OFFER, 0))
             return fail(s, errno, "sending OFFER");
         return fallback(s, "no RDMA listener");
@@ -451,8 +453,10 @@ static int passive_fail_msg(struct rsock *s)
     int r = rs_anc_msg_recv(s->anc->kfd, RS_ANC_FAIL, &port);
     if (r == 0 || (r == -1 && errno == ENOPROTOOPT && rs_down_waiting(s->anc->kfd)))
         return 0;
-    if (r == 1)
+    if (r == 1) {
+        s->anc->fb_err = EREMOTEIO;
         fallback(s, "the peer's RDMA connect failed");
+    }
     else if (r == -1 && errno == 0) {
         int64_t grace = rs_now_ms() + rs_tun.anchor_hello_ms;
         s->anc->tcp_eof = 1;
@@ -878,17 +882,17 @@ int rs_anchor_peer_lost(struct rsock *s)
     return 1;
 }
 
-int rs_anchor_fallback_err(const struct rsock *s, int *err)
-{
-    if (!s->anc || __atomic_load_n(&s->anc_phase, __ATOMIC_ACQUIRE) != ANC_FALLBACK)
-        return 0;
-    *err = s->anc->fb_err;
-    return 1;
-}
-
 int rs_anchor_kfd(const struct rsock *s)
 {
     return s->anc ? s->anc->kfd : -1;
+}
+
+int rs_anchor_fallback_err(struct rsock *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int e = s->anc ? s->anc->fb_err : 0;
+    pthread_mutex_unlock(&s->lock);
+    return e;
 }
 
 void rs_anchor_free(struct rsock *s)

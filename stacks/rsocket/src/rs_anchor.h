@@ -102,12 +102,11 @@ static inline int rs_anchor_ready(const struct rsock *s);
 int rs_anchor_request_ok(struct rsock *s, const struct sockaddr *from);
 /* Liveness of an upgraded socket's anchor (socket lock held). */
 void rs_anchor_check(struct rsock *s);
-/* A socket that stays on TCP: 1 and *err = this end's reason (ENOMEM:
- * locked memory, EMFILE/ENFILE: descriptors, ...; 0: the peer declined or
- * does not run the framework); 0 when it is not staying on TCP. */
-int rs_anchor_fallback_err(const struct rsock *s, int *err);
 /* From rs_free: the handshake's own resources. */
 void rs_anchor_free(struct rsock *s);
+/* After a fallback: the errno that kept the connection on TCP (module ABI
+ * 1.3 NSTACK_SO_FALLBACK_ERRNO), 0 when the peer runs no framework. */
+int rs_anchor_fallback_err(struct rsock *s);
 
 /* Phase value meaning "upgraded" (read without the lock on the data path). */
 #define RS_ANC_PHASE_UPGRADED 100

@@ -104,7 +104,9 @@ static void fw_log_sink(int level, const char *line)
 
 static int m_init(const struct nstack_fw_api *fw)
 {
-    (void)fw;
+    /* what differs from rsockets' defaults, for nstack-stat (ABI 1.3) */
+    if (fw != NULL && NSTACK_FW_HAS(fw, publish_setting))
+        rs_tunables_publish(fw->publish_setting);
     return 0;
 }
 
@@ -218,14 +220,8 @@ static int m_getpeername(nstack_sock *s, struct sockaddr *a, socklen_t *l)
 
 static int m_getsockopt(nstack_sock *s, int level, int name, void *v, socklen_t *l)
 {
-    int why;
-    if (level == NSTACK_SOL) {
-        if (name != NSTACK_SO_FALLBACK_ERR || !v || !l || *l < (socklen_t)sizeof(int) ||
-            !rs_anchor_fallback_err((struct rsock *)s, &why)) {
-            errno = ENOPROTOOPT;
-            return -1;
-        }
-        memcpy(v, &why, sizeof(int));
+    if (level == NSTACK_SOL_MODULE && name == NSTACK_SO_FALLBACK_ERRNO && v && l && *l >= sizeof(int)) {
+        *(int *)v = rs_anchor_fallback_err((struct rsock *)s);
         *l = sizeof(int);
         return 0;
     }

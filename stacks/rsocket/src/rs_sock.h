@@ -44,9 +44,15 @@ struct rs_tunables {
     uint32_t anchor_hello_ms;    /* anchored: wait for the peer's hello */
     uint32_t anchor_timeout_ms;  /* anchored: whole handshake once committed */
     uint32_t anchor_negcache_ms; /* anchored: remember a peer without hello */
+    uint32_t fork_timeout_ms;    /* TCP-first (adopt) handshake deadline */
 };
 extern struct rs_tunables rs_tun;
 void rs_tunables_load(void);
+/* Each tunable's value, default and source to `publish` (the dispatcher's
+ * fw->publish_setting, module ABI 1.3); loads them first. */
+typedef int (*rs_publish_fn)(const char *module, const char *key, const char *value, const char *dflt,
+                             const char *source);
+void rs_tunables_publish(rs_publish_fn publish);
 
 enum rs_state {
     RS_INIT,
