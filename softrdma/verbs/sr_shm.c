@@ -21,10 +21,14 @@ static unsigned sr_seg_epoch;
 static uint64_t sr_seg_top;            /* bump pointer */
 static uint64_t sr_seg_len;
 /* Freed blocks (exact pages); local memory. A block is reused only after
- * SR_REUSE_MS: a peer may still be waiting for a dead QP block's lock
- * (it then finds the generation 0 and leaves), and must not find a new
- * QP's freshly initialised lock there instead. */
-#define SR_REUSE_MS 2000
+ * SR_REUSE_MS: a peer may still be waiting for a dead QP block's lock (it
+ * then finds generation 0 and leaves). The lock itself is never
+ * re-initialised (sr_seg_take) and a new QP gets a new generation, so even
+ * a later waiter leaves; the delay only keeps that case rare. It is short
+ * because each freed block keeps its first page: under connection bursts
+ * (1,000 at a time) a 2 s delay had every burst cut fresh blocks, and the
+ * resident set grew by 4 KiB per block and burst (rsfw.rss_bursts). */
+#define SR_REUSE_MS 200
 struct sr_free { uint64_t off, len, at; };
 static struct sr_free *sr_frees;
 static size_t sr_nfree, sr_free_cap;
