@@ -153,6 +153,25 @@ static struct ibv_ah *ah_to_self(struct ud *u, int global)
     return ah;
 }
 
+/* Two UD QPs of one process and an AH from a to this host. */
+struct two { struct ibv_context *ctx; struct ud a, b; struct ibv_ah *ah; };
+
+static void two_open(struct two *t, int global)
+{
+    t->ctx = open_dev();
+    ud_open_ctx(&t->a, t->ctx, 16, QKEY);
+    ud_open_ctx(&t->b, t->ctx, 16, QKEY);
+    t->ah = ah_to_self(&t->a, global);
+}
+
+static void two_close(struct two *t)
+{
+    assert_int_equal(ibv_destroy_ah(t->ah), 0);
+    ud_close(&t->a);
+    ud_close(&t->b);
+    ibv_close_device(t->ctx);
+}
+
 static void test_ah_create_destroy(void **st)
 {
     (void)st;
@@ -221,11 +240,11 @@ static void test_ud_state_masks(void **st)
 static void test_send_grh_src_qp(void **st)
 {
     (void)st;
-    struct ibv_context *ctx = open_dev();
-    struct ud a, b;
-    ud_open_ctx(&a, ctx, 16, QKEY);
-    ud_open_ctx(&b, ctx, 16, QKEY);
-    struct ibv_ah *ah = ah_to_self(&a, 1);
+    struct two t;
+    two_open(&t, 1);
+    struct ud a = t.a, b = t.b;
+    struct ibv_context *ctx = t.ctx;
+    struct ibv_ah *ah = t.ah;
     fill(a.buf, 1000, 7);
     fill(a.buf + SLOT, 64, 9);
     ud_recv(&b, 100, 0, 1000, 0);
@@ -267,10 +286,7 @@ static void test_send_grh_src_qp(void **st)
     struct ibv_ah *ah2 = ibv_create_ah_from_wc(b.pd, &wc[0], g, 1);
     assert_non_null(ah2);
     ibv_destroy_ah(ah2);
-    ibv_destroy_ah(ah);
-    ud_close(&a);
-    ud_close(&b);
-    ibv_close_device(ctx);
+    two_close(&t);
 }
 
 /* Wrong Q_Key, wrong GID, unknown QPN, no receive: dropped, the sender's
@@ -278,11 +294,10 @@ static void test_send_grh_src_qp(void **st)
 static void test_drops(void **st)
 {
     (void)st;
-    struct ibv_context *ctx = open_dev();
-    struct ud a, b;
-    ud_open_ctx(&a, ctx, 16, QKEY);
-    ud_open_ctx(&b, ctx, 16, QKEY);
-    struct ibv_ah *ah = ah_to_self(&a, 1);
+    struct two t;
+    two_open(&t, 1);
+    struct ud a = t.a, b = t.b;
+    struct ibv_ah *ah = t.ah;
     struct ibv_ah_attr far = { .port_num = 1, .is_global = 1, .grh = { .hop_limit = 64 } };
     inet_pton(AF_INET6, "fd99::1", far.grh.dgid.raw);  /* no host has it */
     struct ibv_ah *ahfar = ibv_create_ah(a.pd, &far);
@@ -315,10 +330,7 @@ static void test_drops(void **st)
     assert_int_equal(wc.status, IBV_WC_SUCCESS);
     assert_memory_equal(b.buf + GRH, a.buf, 10);
     ibv_destroy_ah(ahfar);
-    ibv_destroy_ah(ah);
-    ud_close(&a);
-    ud_close(&b);
-    ibv_close_device(ctx);
+    two_close(&t);
 }
 
 /* Above the MTU: LOC_LEN_ERR, the send queue in error (SQE) flushing later
@@ -327,11 +339,10 @@ static void test_drops(void **st)
 static void test_mtu_and_short_receive(void **st)
 {
     (void)st;
-    struct ibv_context *ctx = open_dev();
-    struct ud a, b;
-    ud_open_ctx(&a, ctx, 16, QKEY);
-    ud_open_ctx(&b, ctx, 16, QKEY);
-    struct ibv_ah *ah = ah_to_self(&a, 0);      /* LID style: no GRH in the AH */
+    struct two t;
+    two_open(&t, 0);
+    struct ud a = t.a, b = t.b;
+    struct ibv_ah *ah = t.ah;
     ud_recv(&b, 1, 0, 5000, 0);
     assert_int_equal(ud_send(&a, ah, b.qp->qp_num, QKEY, 0, 4097, 0, 0), 0);
     assert_int_equal(sent(&a), IBV_WC_LOC_LEN_ERR);
@@ -360,10 +371,7 @@ static void test_mtu_and_short_receive(void **st)
     assert_int_equal(wc.wr_id, 2);
     assert_int_equal(wc.status, IBV_WC_LOC_LEN_ERR);
     assert_int_equal((unsigned char)b.buf[SLOT + 5], 0x5a);     /* nothing placed */
-    ibv_destroy_ah(ah);
-    ud_close(&a);
-    ud_close(&b);
-    ibv_close_device(ctx);
+    two_close(&t);
 }
 
 #define SENDERS 6
