@@ -357,7 +357,7 @@ static int cm_add_names(struct cm_id *id, uint16_t port)
 CM_API int rdma_listen(struct rdma_cm_id *pub, int backlog)
 {
     struct cm_id *id = cm_of(pub);
-    if (!pub || sr_stale(id->epoch, "rdma_listen"))
+    if (!pub || sr_stale(id->epoch, "rdma_listen") || cm_ud_no_sidr(pub, "rdma_listen"))
         return -1;
     if (!pub->route.addr.src_addr.sa_family) {
         sr_log("rdma_listen: id is not bound (call rdma_bind_addr first)");
@@ -420,7 +420,7 @@ out:
 CM_API int rdma_connect(struct rdma_cm_id *pub, struct rdma_conn_param *p)
 {
     struct cm_id *id = cm_of(pub);
-    if (!pub || sr_stale(id->epoch, "rdma_connect"))
+    if (!pub || sr_stale(id->epoch, "rdma_connect") || cm_ud_no_sidr(pub, "rdma_connect"))
         return -1;
     if (id->state != CM_ROUTE_RESOLVED) {
         sr_log("rdma_connect: route not resolved (state %d)", id->state);

@@ -134,6 +134,12 @@ int cm_qp_to_init(struct cm_id *id);
 /* Moves the id's QP (if any) to ERR. */
 void cm_qp_error(struct cm_id *id);
 
+/* cm_ud.c: RDMA_PS_UDP ids */
+int cm_ud_init_qp_attr(struct rdma_cm_id *pub, struct ibv_qp_attr *a, int *mask);
+int cm_ud_qp_ready(struct cm_id *id);
+void cm_route_fill(struct rdma_cm_id *pub);
+int cm_ud_no_sidr(const struct rdma_cm_id *pub, const char *who);
+
 /* cm_id.c */
 struct cm_id *cm_id_new(struct rdma_event_channel *ch, void *context, enum rdma_port_space ps,
                         enum ibv_qp_type type);

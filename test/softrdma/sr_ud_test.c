@@ -1,0 +1,600 @@
+/* Tests of the softrdma device's UD queue pairs and address handles: AH
+ * create/destroy and their refusals, the UD state machine's attribute
+ * masks, SEND and SEND_WITH_IMM with the GRH, src_qp and byte_len of the
+ * receive completion, a Q_Key mismatch and a missing receive dropped
+ * silently (the device's sr_ud_stats count why), the QP's own Q_Key for a
+ * remote_qkey with the high bit, a message above the MTU failing with
+ * LOC_LEN_ERR (send queue error state, flush, back to RTS), a receive too
+ * short, many sender processes to one receiver (every datagram once, in
+ * order per sender), and rdma_cm's RDMA_PS_UDP (resolve, path record,
+ * create_qp in RTS with RDMA_UDP_QKEY, its own port space). Built against
+ * Debian's libibverbs/librdmacm; run with LD_LIBRARY_PATH=.../softrdma. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <rdma/rdma_cma.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "sr_test_pair.h"
+
+#define QKEY 0x11111111u
+#define GRH 40
+#define SLOT 8192
+#define NSLOT 64
+
+enum { ST_SENT, ST_NO_QP, ST_QKEY, ST_GID, ST_NO_RECV, ST_CQ_FULL, ST_N };
+
+static void ud_stats(uint64_t out[ST_N])
+{
+    void (*f)(uint64_t *) = (void (*)(uint64_t *))dlsym(RTLD_DEFAULT, "sr_ud_stats");
+    assert_non_null(f);     /* the softrdma device is the libibverbs loaded */
+    f(out);
+}
+
+struct ud {
+    struct ibv_context *ctx;
+    struct ibv_pd *pd;
+    struct ibv_cq *scq, *rcq;
+    struct ibv_qp *qp;
+    struct ibv_mr *mr;
+    char *buf;              /* NSLOT slots of SLOT bytes */
+};
+
+static struct ibv_context *open_dev(void)
+{
+    int n;
+    struct ibv_device **l = ibv_get_device_list(&n);
+    assert_non_null(l);
+    assert_true(n >= 1);
+    struct ibv_context *c = ibv_open_device(l[0]);
+    ibv_free_device_list(l);
+    assert_non_null(c);
+    return c;
+}
+
+static int to_state(struct ibv_qp *qp, enum ibv_qp_state st, uint32_t qkey, int mask)
+{
+    struct ibv_qp_attr a = { .qp_state = st, .pkey_index = 0, .port_num = 1, .qkey = qkey };
+    return ibv_modify_qp(qp, &a, IBV_QP_STATE | mask);
+}
+
+static void ud_ready(struct ibv_qp *qp, uint32_t qkey)
+{
+    assert_int_equal(to_state(qp, IBV_QPS_INIT, qkey, IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY), 0);
+    assert_int_equal(to_state(qp, IBV_QPS_RTR, 0, 0), 0);
+    assert_int_equal(to_state(qp, IBV_QPS_RTS, 0, IBV_QP_SQ_PSN), 0);
+}
+
+static struct ibv_qp *ud_qp(struct ud *u, int nrecv)
+{
+    struct ibv_qp_init_attr ia = { .send_cq = u->scq, .recv_cq = u->rcq, .qp_type = IBV_QPT_UD,
+                                   .cap = { .max_send_wr = 64, .max_recv_wr = (uint32_t)nrecv,
+                                            .max_send_sge = 2, .max_recv_sge = 2 } };
+    struct ibv_qp *qp = ibv_create_qp(u->pd, &ia);
+    assert_non_null(qp);
+    return qp;
+}
+
+static void ud_open_ctx(struct ud *u, struct ibv_context *ctx, int nrecv, uint32_t qkey)
+{
+    memset(u, 0, sizeof *u);
+    u->ctx = ctx;
+    u->pd = ibv_alloc_pd(ctx);
+    u->scq = ibv_create_cq(ctx, 256, NULL, NULL, 0);
+    u->rcq = ibv_create_cq(ctx, nrecv + 16, NULL, NULL, 0);
+    u->buf = calloc(NSLOT, SLOT);
+    assert_true(u->pd && u->scq && u->rcq && u->buf);
+    u->mr = ibv_reg_mr(u->pd, u->buf, NSLOT * SLOT, IBV_ACCESS_LOCAL_WRITE);
+    assert_non_null(u->mr);
+    u->qp = ud_qp(u, nrecv);
+    ud_ready(u->qp, qkey);
+}
+
+static void ud_close(struct ud *u)
+{
+    assert_int_equal(ibv_destroy_qp(u->qp), 0);
+    assert_int_equal(ibv_dereg_mr(u->mr), 0);
+    assert_int_equal(ibv_destroy_cq(u->scq), 0);
+    assert_int_equal(ibv_destroy_cq(u->rcq), 0);
+    assert_int_equal(ibv_dealloc_pd(u->pd), 0);
+    free(u->buf);
+}
+
+/* A receive of GRH + len bytes into slot; the GRH in its own SGE when split. */
+static void ud_recv(struct ud *u, uint64_t id, int slot, uint32_t len, int split)
+{
+    char *b = u->buf + (size_t)slot * SLOT;
+    struct ibv_sge sg[2] = { { (uintptr_t)b, GRH + len, u->mr->lkey },
+                             { (uintptr_t)(b + 64), len, u->mr->lkey } };
+    if (split)
+        sg[0].length = GRH;
+    struct ibv_recv_wr wr = { .wr_id = id, .sg_list = sg, .num_sge = split ? 2 : 1 }, *bad;
+    assert_int_equal(ibv_post_recv(u->qp, &wr, &bad), 0);
+}
+
+static int ud_send(struct ud *u, struct ibv_ah *ah, uint32_t qpn, uint32_t qkey, int slot,
+                   uint32_t len, int imm, uint32_t immv)
+{
+    struct ibv_sge sg = { (uintptr_t)(u->buf + (size_t)slot * SLOT), len, u->mr->lkey };
+    struct ibv_send_wr wr = { .wr_id = (uint64_t)slot, .sg_list = &sg, .num_sge = 1,
+                              .opcode = imm ? IBV_WR_SEND_WITH_IMM : IBV_WR_SEND,
+                              .send_flags = IBV_SEND_SIGNALED, .imm_data = htonl(immv) }, *bad;
+    wr.wr.ud.ah = ah;
+    wr.wr.ud.remote_qpn = qpn;
+    wr.wr.ud.remote_qkey = qkey;
+    return ibv_post_send(u->qp, &wr, &bad);
+}
+
+/* The send completion of the last ud_send. */
+static enum ibv_wc_status sent(struct ud *u)
+{
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(u->scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.opcode, IBV_WC_SEND);
+    return wc.status;
+}
+
+static struct ibv_ah *ah_to_self(struct ud *u, int global)
+{
+    struct ibv_ah_attr a = { .port_num = 1, .is_global = (uint8_t)global };
+    if (global) {
+        assert_int_equal(ibv_query_gid(u->ctx, 1, 0, &a.grh.dgid), 0);
+        a.grh.hop_limit = 64;
+    }
+    struct ibv_ah *ah = ibv_create_ah(u->pd, &a);
+    assert_non_null(ah);
+    return ah;
+}
+
+/* Two UD QPs of one process and an AH from a to this host. */
+struct two { struct ibv_context *ctx; struct ud a, b; struct ibv_ah *ah; };
+
+static void two_open(struct two *t, int global)
+{
+    t->ctx = open_dev();
+    ud_open_ctx(&t->a, t->ctx, 16, QKEY);
+    ud_open_ctx(&t->b, t->ctx, 16, QKEY);
+    t->ah = ah_to_self(&t->a, global);
+}
+
+static void two_close(struct two *t)
+{
+    assert_int_equal(ibv_destroy_ah(t->ah), 0);
+    ud_close(&t->a);
+    ud_close(&t->b);
+    ibv_close_device(t->ctx);
+}
+
+static void test_ah_create_destroy(void **st)
+{
+    (void)st;
+    struct ibv_context *ctx = open_dev();
+    struct ibv_pd *pd = ibv_alloc_pd(ctx);
+    struct ibv_ah_attr a = { .port_num = 1, .is_global = 1, .grh = { .sgid_index = 0, .hop_limit = 1 } };
+    assert_int_equal(ibv_query_gid(ctx, 1, 0, &a.grh.dgid), 0);
+    struct ibv_ah *ah = ibv_create_ah(pd, &a);
+    assert_non_null(ah);
+    assert_ptr_equal(ah->pd, pd);
+    assert_int_equal(ibv_dealloc_pd(pd), EBUSY);        /* the AH holds it */
+    struct ibv_ah_attr bad = a;
+    bad.port_num = 99;
+    errno = 0;
+    assert_null(ibv_create_ah(pd, &bad));
+    assert_int_equal(errno, EINVAL);
+    bad = a;
+    bad.grh.sgid_index = 200;
+    errno = 0;
+    assert_null(ibv_create_ah(pd, &bad));
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(ibv_destroy_ah(ah), 0);
+    assert_int_equal(ibv_dealloc_pd(pd), 0);
+    ibv_close_device(ctx);
+}
+
+static void test_ud_state_masks(void **st)
+{
+    (void)st;
+    struct ud u;
+    struct ibv_context *ctx = open_dev();
+    memset(&u, 0, sizeof u);
+    u.ctx = ctx;
+    u.pd = ibv_alloc_pd(ctx);
+    u.scq = u.rcq = ibv_create_cq(ctx, 16, NULL, NULL, 0);
+    struct ibv_qp *qp = ud_qp(&u, 4);
+    assert_int_equal(qp->qp_type, IBV_QPT_UD);
+    /* INIT needs PKEY_INDEX|PORT|QKEY; RC attributes are refused */
+    assert_int_equal(to_state(qp, IBV_QPS_INIT, QKEY, IBV_QP_PKEY_INDEX | IBV_QP_PORT), EINVAL);
+    assert_int_equal(to_state(qp, IBV_QPS_INIT, QKEY, IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY |
+                              IBV_QP_ACCESS_FLAGS), EINVAL);
+    assert_int_equal(to_state(qp, IBV_QPS_INIT, QKEY, IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY), 0);
+    assert_int_equal(to_state(qp, IBV_QPS_RTR, 0, IBV_QP_DEST_QPN), EINVAL);
+    assert_int_equal(to_state(qp, IBV_QPS_RTR, 0, 0), 0);
+    assert_int_equal(to_state(qp, IBV_QPS_RTS, 0, 0), EINVAL);      /* SQ_PSN required */
+    assert_int_equal(to_state(qp, IBV_QPS_RTS, 0, IBV_QP_SQ_PSN), 0);
+    struct ibv_qp_attr a;
+    struct ibv_qp_init_attr ia;
+    assert_int_equal(ibv_query_qp(qp, &a, IBV_QP_STATE | IBV_QP_QKEY, &ia), 0);
+    assert_int_equal(a.qp_state, IBV_QPS_RTS);
+    assert_int_equal(a.qkey, QKEY);
+    assert_int_equal(ia.qp_type, IBV_QPT_UD);
+    /* RESET and back: sends refused before RTS */
+    assert_int_equal(to_state(qp, IBV_QPS_RESET, 0, 0), 0);
+    assert_int_equal(to_state(qp, IBV_QPS_INIT, QKEY, IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY), 0);
+    struct ibv_port_attr pa;
+    assert_int_equal(ibv_query_port(ctx, 1, &pa), 0);
+    assert_int_equal(pa.active_mtu, IBV_MTU_4096);
+    assert_int_equal(ibv_destroy_qp(qp), 0);
+    ibv_destroy_cq(u.scq);
+    ibv_dealloc_pd(u.pd);
+    ibv_close_device(ctx);
+}
+
+/* Two UD QPs of one process: SEND, SEND_WITH_IMM, GRH, src_qp, byte_len. */
+static void test_send_grh_src_qp(void **st)
+{
+    (void)st;
+    struct two t;
+    two_open(&t, 1);
+    struct ud a = t.a, b = t.b;
+    struct ibv_context *ctx = t.ctx;
+    struct ibv_ah *ah = t.ah;
+    fill(a.buf, 1000, 7);
+    fill(a.buf + SLOT, 64, 9);
+    ud_recv(&b, 100, 0, 1000, 0);
+    ud_recv(&b, 101, 1, 64, 1);         /* the GRH in its own SGE, as rsockets posts */
+    assert_int_equal(ud_send(&a, ah, b.qp->qp_num, QKEY, 0, 1000, 0, 0), 0);
+    assert_int_equal(sent(&a), IBV_WC_SUCCESS);
+    assert_int_equal(ud_send(&a, ah, b.qp->qp_num, QKEY, 1, 64, 1, 0xabcdef01), 0);
+    assert_int_equal(sent(&a), IBV_WC_SUCCESS);
+    struct ibv_wc wc[2];
+    assert_int_equal(poll_n(b.rcq, wc, 2, DEADLINE_MS), 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(wc[i].status, IBV_WC_SUCCESS);
+        assert_int_equal(wc[i].opcode, IBV_WC_RECV);
+        assert_int_equal(wc[i].wr_id, 100 + i);
+        assert_int_equal(wc[i].src_qp, a.qp->qp_num);
+        assert_int_equal(wc[i].qp_num, b.qp->qp_num);
+        assert_true(wc[i].wc_flags & IBV_WC_GRH);
+        assert_int_equal(wc[i].pkey_index, 0);
+    }
+    assert_int_equal(wc[0].byte_len, GRH + 1000);
+    assert_int_equal(wc[1].byte_len, GRH + 64);
+    assert_false(wc[0].wc_flags & IBV_WC_WITH_IMM);
+    assert_true(wc[1].wc_flags & IBV_WC_WITH_IMM);
+    assert_int_equal(ntohl(wc[1].imm_data), 0xabcdef01);
+    assert_memory_equal(b.buf + GRH, a.buf, 1000);
+    assert_memory_equal(b.buf + SLOT + 64, a.buf + SLOT, 64);
+    /* the GRH: IPv6 form, source GID = the sender's (GID 0 of port 1) */
+    struct ibv_grh *g = (struct ibv_grh *)b.buf;
+    union ibv_gid gid0;
+    assert_int_equal(ibv_query_gid(ctx, 1, 0, &gid0), 0);
+    assert_int_equal(ntohl(g->version_tclass_flow) >> 28, 6);
+    assert_memory_equal(g->sgid.raw, gid0.raw, 16);
+    assert_memory_equal(g->dgid.raw, gid0.raw, 16);
+    /* an AH back to the sender from the completion */
+    struct ibv_ah_attr back;
+    assert_int_equal(ibv_init_ah_from_wc(ctx, 1, &wc[0], g, &back), 0);
+    assert_true(back.is_global);
+    assert_memory_equal(back.grh.dgid.raw, gid0.raw, 16);
+    struct ibv_ah *ah2 = ibv_create_ah_from_wc(b.pd, &wc[0], g, 1);
+    assert_non_null(ah2);
+    ibv_destroy_ah(ah2);
+    two_close(&t);
+}
+
+/* Wrong Q_Key, wrong GID, unknown QPN, no receive: dropped, the sender's
+ * completion a success; the QP's own Q_Key with the high bit. */
+static void test_drops(void **st)
+{
+    (void)st;
+    struct two t;
+    two_open(&t, 1);
+    struct ud a = t.a, b = t.b;
+    struct ibv_ah *ah = t.ah;
+    struct ibv_ah_attr far = { .port_num = 1, .is_global = 1, .grh = { .hop_limit = 64 } };
+    inet_pton(AF_INET6, "fd99::1", far.grh.dgid.raw);  /* no host has it */
+    struct ibv_ah *ahfar = ibv_create_ah(a.pd, &far);
+    assert_non_null(ahfar);
+    uint64_t s0[ST_N], s1[ST_N];
+    ud_stats(s0);
+    /* no receive posted yet */
+    assert_int_equal(ud_send(&a, ah, b.qp->qp_num, QKEY, 0, 10, 0, 0), 0);
+    assert_int_equal(sent(&a), IBV_WC_SUCCESS);
+    ud_recv(&b, 1, 0, 100, 0);
+    assert_int_equal(ud_send(&a, ah, b.qp->qp_num, QKEY + 1, 0, 10, 0, 0), 0);
+    assert_int_equal(sent(&a), IBV_WC_SUCCESS);
+    assert_int_equal(ud_send(&a, ahfar, b.qp->qp_num, QKEY, 0, 10, 0, 0), 0);
+    assert_int_equal(sent(&a), IBV_WC_SUCCESS);
+    assert_int_equal(ud_send(&a, ah, 0xfffffe, QKEY, 0, 10, 0, 0), 0);
+    assert_int_equal(sent(&a), IBV_WC_SUCCESS);
+    ud_stats(s1);
+    assert_int_equal(s1[ST_NO_RECV] - s0[ST_NO_RECV], 1);
+    assert_int_equal(s1[ST_QKEY] - s0[ST_QKEY], 1);
+    assert_int_equal(s1[ST_GID] - s0[ST_GID], 1);
+    assert_int_equal(s1[ST_NO_QP] - s0[ST_NO_QP], 1);
+    assert_int_equal(s1[ST_SENT], s0[ST_SENT]);
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(b.rcq, &wc, 1, 200), 0);    /* none of them arrived */
+    /* remote_qkey with the high bit: the sending QP's own Q_Key (QKEY) */
+    fill(a.buf, 10, 3);
+    assert_int_equal(ud_send(&a, ah, b.qp->qp_num, 0x80000000u, 0, 10, 0, 0), 0);
+    assert_int_equal(sent(&a), IBV_WC_SUCCESS);
+    assert_int_equal(poll_n(b.rcq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_memory_equal(b.buf + GRH, a.buf, 10);
+    ibv_destroy_ah(ahfar);
+    two_close(&t);
+}
+
+/* Above the MTU: LOC_LEN_ERR, the send queue in error (SQE) flushing later
+ * sends while receives go on, RTS again by modify_qp. A receive shorter
+ * than GRH + message: LOC_LEN_ERR at the receiver. */
+static void test_mtu_and_short_receive(void **st)
+{
+    (void)st;
+    struct two t;
+    two_open(&t, 0);
+    struct ud a = t.a, b = t.b;
+    struct ibv_ah *ah = t.ah;
+    ud_recv(&b, 1, 0, 5000, 0);
+    assert_int_equal(ud_send(&a, ah, b.qp->qp_num, QKEY, 0, 4097, 0, 0), 0);
+    assert_int_equal(sent(&a), IBV_WC_LOC_LEN_ERR);
+    struct ibv_qp_attr qa;
+    struct ibv_qp_init_attr ia;
+    assert_int_equal(ibv_query_qp(a.qp, &qa, IBV_QP_STATE, &ia), 0);
+    assert_int_equal(qa.qp_state, IBV_QPS_SQE);
+    assert_int_equal(ud_send(&a, ah, b.qp->qp_num, QKEY, 0, 10, 0, 0), 0);
+    assert_int_equal(sent(&a), IBV_WC_WR_FLUSH_ERR);
+    assert_int_equal(to_state(a.qp, IBV_QPS_RTS, 0, 0), 0);
+    fill(a.buf, 4096, 11);
+    assert_int_equal(ud_send(&a, ah, b.qp->qp_num, QKEY, 0, 4096, 0, 0), 0);   /* exactly the MTU */
+    assert_int_equal(sent(&a), IBV_WC_SUCCESS);
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(b.rcq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_int_equal(wc.byte_len, GRH + 4096);
+    assert_true(wc.wc_flags & IBV_WC_GRH);      /* a GRH even without one in the AH, as RoCE */
+    assert_memory_equal(b.buf + GRH, a.buf, 4096);
+    /* a receive of GRH + 10 bytes for 100 bytes */
+    ud_recv(&b, 2, 1, 10, 0);
+    memset(b.buf + SLOT, 0x5a, 200);
+    assert_int_equal(ud_send(&a, ah, b.qp->qp_num, QKEY, 0, 100, 0, 0), 0);
+    assert_int_equal(sent(&a), IBV_WC_SUCCESS);
+    assert_int_equal(poll_n(b.rcq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.wr_id, 2);
+    assert_int_equal(wc.status, IBV_WC_LOC_LEN_ERR);
+    assert_int_equal((unsigned char)b.buf[SLOT + 5], 0x5a);     /* nothing placed */
+    two_close(&t);
+}
+
+#define SENDERS 6
+#define PER_SENDER 200
+
+/* A sender process (its own device after fork; no cmocka asserts here):
+ * PER_SENDER datagrams to qpn, each naming (sender, sequence) in its first
+ * 8 bytes, every send completion checked. Exit status 0 if all went. */
+static void sender_child(uint32_t qpn, int who)
+{
+    int n;
+    struct ibv_device **l = ibv_get_device_list(&n);
+    struct ibv_context *ctx = l && n ? ibv_open_device(l[0]) : NULL;
+    struct ibv_pd *pd = ctx ? ibv_alloc_pd(ctx) : NULL;
+    struct ibv_cq *cq = pd ? ibv_create_cq(ctx, 16, NULL, NULL, 0) : NULL;
+    static char buf[64];
+    struct ibv_mr *mr = cq ? ibv_reg_mr(pd, buf, sizeof buf, IBV_ACCESS_LOCAL_WRITE) : NULL;
+    struct ibv_qp_init_attr ia = { .send_cq = cq, .recv_cq = cq, .qp_type = IBV_QPT_UD,
+                                   .cap = { .max_send_wr = 4, .max_recv_wr = 1, .max_send_sge = 1,
+                                            .max_recv_sge = 1 }, .sq_sig_all = 1 };
+    struct ibv_qp *qp = mr ? ibv_create_qp(pd, &ia) : NULL;
+    struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1, .qkey = QKEY };
+    if (!qp || ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY))
+        _exit(3);
+    a.qp_state = IBV_QPS_RTR;
+    if (ibv_modify_qp(qp, &a, IBV_QP_STATE))
+        _exit(3);
+    a.qp_state = IBV_QPS_RTS;
+    struct ibv_ah_attr aa = { .port_num = 1, .is_global = 1, .grh = { .hop_limit = 64 } };
+    if (ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN) || ibv_query_gid(ctx, 1, 0, &aa.grh.dgid))
+        _exit(3);
+    struct ibv_ah *ah = ibv_create_ah(pd, &aa);
+    for (int i = 0; ah && i < PER_SENDER; i++) {
+        uint32_t *p = (uint32_t *)buf;
+        p[0] = (uint32_t)who;
+        p[1] = (uint32_t)i;
+        fill(buf + 8, 56, (unsigned)(who * 1000 + i));
+        struct ibv_sge sg = { (uintptr_t)buf, 64, mr->lkey };
+        struct ibv_send_wr wr = { .sg_list = &sg, .num_sge = 1, .opcode = IBV_WR_SEND }, *bad;
+        wr.wr.ud.ah = ah;
+        wr.wr.ud.remote_qpn = qpn;
+        wr.wr.ud.remote_qkey = QKEY;
+        struct ibv_wc wc;
+        if (ibv_post_send(qp, &wr, &bad) || poll_n(cq, &wc, 1, DEADLINE_MS) != 1 ||
+            wc.status != IBV_WC_SUCCESS)
+            _exit(2);
+    }
+    _exit(ah ? 0 : 3);
+}
+
+static void test_many_senders(void **st)
+{
+    (void)st;
+    int n = SENDERS * PER_SENDER;
+    struct ibv_context *ctx = open_dev();
+    struct ud b;
+    memset(&b, 0, sizeof b);
+    b.ctx = ctx;
+    b.pd = ibv_alloc_pd(ctx);
+    b.scq = ibv_create_cq(ctx, 16, NULL, NULL, 0);
+    b.rcq = ibv_create_cq(ctx, n + 16, NULL, NULL, 0);
+    size_t slot = 128;
+    b.buf = calloc((size_t)n, slot);
+    b.mr = ibv_reg_mr(b.pd, b.buf, (size_t)n * slot, IBV_ACCESS_LOCAL_WRITE);
+    assert_non_null(b.mr);
+    b.qp = ud_qp(&b, n);
+    ud_ready(b.qp, QKEY);
+    for (int i = 0; i < n; i++) {
+        struct ibv_sge sg = { (uintptr_t)(b.buf + (size_t)i * slot), (uint32_t)slot, b.mr->lkey };
+        struct ibv_recv_wr wr = { .wr_id = (uint64_t)i, .sg_list = &sg, .num_sge = 1 }, *bad;
+        assert_int_equal(ibv_post_recv(b.qp, &wr, &bad), 0);
+    }
+    pid_t pids[SENDERS];
+    for (int s = 0; s < SENDERS; s++) {
+        pids[s] = fork();
+        assert_true(pids[s] >= 0);
+        if (!pids[s])
+            sender_child(b.qp->qp_num, s);
+    }
+    int next[SENDERS] = { 0 };
+    uint32_t src[SENDERS] = { 0 };
+    long end = now_ms() + 60000;
+    for (int got = 0; got < n && now_ms() < end;) {
+        struct ibv_wc wc[32];
+        int k = ibv_poll_cq(b.rcq, 32, wc);
+        assert_true(k >= 0);
+        for (int i = 0; i < k; i++, got++) {
+            assert_int_equal(wc[i].status, IBV_WC_SUCCESS);
+            assert_int_equal(wc[i].byte_len, GRH + 64);
+            char *d = b.buf + wc[i].wr_id * slot + GRH;
+            uint32_t who = ((uint32_t *)d)[0], seq = ((uint32_t *)d)[1];
+            assert_true(who < SENDERS);
+            assert_int_equal(seq, next[who]);           /* in order, once */
+            next[who]++;
+            if (!src[who])
+                src[who] = wc[i].src_qp;
+            assert_int_equal(wc[i].src_qp, src[who]);   /* one sender, one QPN */
+            char want[56];
+            fill(want, 56, who * 1000 + seq);
+            assert_memory_equal(d + 8, want, 56);
+        }
+    }
+    for (int s = 0; s < SENDERS; s++) {
+        int status;
+        assert_int_equal(waitpid(pids[s], &status, 0), pids[s]);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        assert_int_equal(next[s], PER_SENDER);
+        for (int t = 0; t < s; t++)
+            assert_int_not_equal(src[s], src[t]);
+    }
+    ud_close(&b);
+    ibv_close_device(ctx);
+}
+
+/* rdma_cm: RDMA_PS_UDP ids on loopback, the QP in RTS with RDMA_UDP_QKEY,
+ * an AH built from the resolved route as rsockets builds it. */
+static struct rdma_cm_id *udp_id_bound(const char *ip, uint16_t port)
+{
+    struct rdma_cm_id *id;
+    assert_int_equal(rdma_create_id(NULL, &id, NULL, RDMA_PS_UDP), 0);
+    assert_int_equal(id->qp_type, IBV_QPT_UD);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+    inet_pton(AF_INET, ip, &sa.sin_addr);
+    assert_int_equal(rdma_bind_addr(id, (struct sockaddr *)&sa), 0);
+    return id;
+}
+
+static void cm_qp(struct rdma_cm_id *id, struct ibv_pd *pd)
+{
+    struct ibv_qp_init_attr ia = { .cap = { .max_send_wr = 8, .max_recv_wr = 8, .max_send_sge = 1,
+                                            .max_recv_sge = 2 }, .sq_sig_all = 1 };
+    assert_int_equal(rdma_create_qp(id, pd, &ia), 0);
+    struct ibv_qp_attr a;
+    struct ibv_qp_init_attr ii;
+    assert_int_equal(ibv_query_qp(id->qp, &a, IBV_QP_STATE | IBV_QP_QKEY, &ii), 0);
+    assert_int_equal(a.qp_state, IBV_QPS_RTS);
+    assert_int_equal(a.qkey, RDMA_UDP_QKEY);
+    assert_int_equal(id->qp->qp_type, IBV_QPT_UD);
+}
+
+static void test_cm_ps_udp(void **st)
+{
+    (void)st;
+    struct rdma_cm_id *rx = udp_id_bound("127.0.0.1", 7391);
+    /* UDP ports are apart from the RDMA TCP ports; taken twice: EADDRINUSE */
+    struct rdma_cm_id *tcp;
+    assert_int_equal(rdma_create_id(NULL, &tcp, NULL, RDMA_PS_TCP), 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(7391) };
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(rdma_bind_addr(tcp, (struct sockaddr *)&sa), 0);
+    struct rdma_cm_id *dup;
+    assert_int_equal(rdma_create_id(NULL, &dup, NULL, RDMA_PS_UDP), 0);
+    assert_int_equal(rdma_bind_addr(dup, (struct sockaddr *)&sa), -1);
+    assert_int_equal(errno, EADDRINUSE);
+    rdma_destroy_id(dup);
+    rdma_destroy_id(tcp);
+    struct ibv_pd *pd = ibv_alloc_pd(rx->verbs);
+    cm_qp(rx, pd);
+    /* the sender resolves the receiver's address and route */
+    struct rdma_cm_id *tx;
+    assert_int_equal(rdma_create_id(NULL, &tx, NULL, RDMA_PS_UDP), 0);
+    assert_int_equal(rdma_resolve_addr(tx, NULL, (struct sockaddr *)&sa, 2000), 0);
+    assert_int_equal(rdma_resolve_route(tx, 2000), 0);
+    assert_non_null(tx->route.path_rec);
+    struct ibv_sa_path_rec *pr = tx->route.path_rec;
+    assert_true(pr->hop_limit > 1);
+    int idx = -1;
+    for (int i = 0; i < 16 && idx < 0; i++) {
+        union ibv_gid g;
+        if (!ibv_query_gid(tx->verbs, tx->port_num, i, &g) && !memcmp(&g, &pr->sgid, 16))
+            idx = i;
+    }
+    assert_true(idx >= 0);      /* the path's source GID is one of the port's */
+    cm_qp(tx, pd);
+    struct ibv_ah_attr aa = { .is_global = 1, .port_num = tx->port_num, .dlid = pr->dlid,
+                              .grh = { .dgid = pr->dgid, .sgid_index = (uint8_t)idx,
+                                       .hop_limit = pr->hop_limit } };
+    struct ibv_ah *ah = ibv_create_ah(pd, &aa);
+    assert_non_null(ah);
+    char *buf = calloc(1, 4096);
+    struct ibv_mr *mr = ibv_reg_mr(pd, buf, 4096, IBV_ACCESS_LOCAL_WRITE);
+    assert_non_null(mr);
+    struct ibv_sge rs[2] = { { (uintptr_t)buf, GRH, mr->lkey }, { (uintptr_t)(buf + 2048), 2048, mr->lkey } };
+    struct ibv_recv_wr rw = { .wr_id = 5, .sg_list = rs, .num_sge = 2 }, *rbad;
+    assert_int_equal(ibv_post_recv(rx->qp, &rw, &rbad), 0);
+    strcpy(buf + 100, "over RDMA_PS_UDP");
+    struct ibv_sge ss = { (uintptr_t)(buf + 100), 17, mr->lkey };
+    struct ibv_send_wr sw = { .wr_id = 6, .sg_list = &ss, .num_sge = 1, .opcode = IBV_WR_SEND }, *sbad;
+    sw.wr.ud.ah = ah;
+    sw.wr.ud.remote_qpn = rx->qp->qp_num;
+    sw.wr.ud.remote_qkey = RDMA_UDP_QKEY;
+    assert_int_equal(ibv_post_send(tx->qp, &sw, &sbad), 0);
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(tx->send_cq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_int_equal(poll_n(rx->recv_cq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_int_equal(wc.src_qp, tx->qp->qp_num);
+    assert_string_equal(buf + 2048, "over RDMA_PS_UDP");
+    assert_memory_equal(((struct ibv_grh *)buf)->sgid.raw, pr->sgid.raw, 16);
+    /* no connection for UD ids */
+    assert_int_equal(rdma_connect(tx, NULL), -1);
+    assert_int_equal(errno, EOPNOTSUPP);
+    ibv_destroy_ah(ah);
+    rdma_destroy_qp(tx);
+    rdma_destroy_qp(rx);
+    ibv_dereg_mr(mr);
+    free(buf);
+    ibv_dealloc_pd(pd);
+    rdma_destroy_id(tx);
+    rdma_destroy_id(rx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ah_create_destroy),
+        cmocka_unit_test(test_ud_state_masks),
+        cmocka_unit_test(test_send_grh_src_qp),
+        cmocka_unit_test(test_drops),
+        cmocka_unit_test(test_mtu_and_short_receive),
+        cmocka_unit_test(test_many_senders),
+        cmocka_unit_test(test_cm_ps_udp),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
