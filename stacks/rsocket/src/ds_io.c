@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -188,26 +189,61 @@ static void read_udp(struct dsock *d)
     }
 }
 
-void ds_progress(struct dsock *d)
+/* Whatever changed wakes the threads blocked on the socket. */
+static void changed(struct dsock *d)
 {
-    uint32_t before = d->rx_len;
-    uint64_t freed = 0;
-    read_udp(d);
-    ds_dest_cm_events(d);
-    for (struct ds_qp *q = d->qps; q; q = q->next) {
-        uint32_t f = q->nfree;
-        ds_qp_arm(q);                    /* re-arm first: no completion goes unnoticed */
-        poll_cq(d, q);
-        freed += q->nfree - f;
-    }
-    if (d->rx_len == before && !freed)
-        return;
     d->gen++;
     if (d->cond_waiters)
         pthread_cond_broadcast(&d->cond);
     uint64_t one = 1;
     if (d->poller_asleep && write(d->kick_fd, &one, sizeof(one)) < 0)
         rs_log(1, "datagram socket: kick: %s", strerror(errno));
+}
+
+/* The CQs alone: no system call (the data path's pass). */
+static int progress_cqs(struct dsock *d)
+{
+    uint32_t before = d->rx_len;
+    uint64_t freed = 0;
+    for (struct ds_qp *q = d->qps; q; q = q->next) {
+        uint32_t f = q->nfree;
+        poll_cq(d, q);
+        freed += q->nfree - f;
+    }
+    return d->rx_len != before || freed;
+}
+
+/* The sources the wait fd says are ready: the UDP socket, the rdma_cm
+ * channel, and completion channels (each event consumed, the CQ re-armed
+ * and drained again, so no completion goes unnoticed). */
+static void progress_sources(struct dsock *d)
+{
+    struct epoll_event ev[8];
+    int n = epoll_wait(d->wait_fd, ev, 8, 0);
+    for (int i = 0; i < n; i++) {
+        if (ev[i].data.u64 == DS_SRC_UDP)
+            read_udp(d);
+        else if (ev[i].data.u64 == DS_SRC_CM)
+            ds_dest_cm_events(d);
+        else
+            ds_qp_arm(ev[i].data.ptr);  /* a QP lives as long as its socket */
+    }
+}
+
+void ds_progress_fast(struct dsock *d)
+{
+    if (progress_cqs(d))
+        changed(d);
+}
+
+void ds_progress(struct dsock *d)
+{
+    uint32_t before = d->rx_len;
+    int moved = progress_cqs(d);
+    progress_sources(d);
+    moved |= progress_cqs(d);
+    if (moved || d->rx_len != before)
+        changed(d);
 }
 
 static void cond_wait_until(struct dsock *d, int64_t deadline_ms)
@@ -371,7 +407,9 @@ static ssize_t send_locked(struct dsock *d, const struct msghdr *msg, int flags,
         return send_udp(d, ds, msg, len, flags);
     int64_t deadline = rs_deadline(&d->sndtimeo, d->nonblock || (flags & MSG_DONTWAIT));
     while (ds->qp->nfree == 0) {
-        ds_progress(d);
+        ds_progress_fast(d);
+        if (!ds->qp->nfree)
+            ds_progress(d);
         if (ds->qp->nfree)
             break;
         if (ds_wait(d, deadline) < 0)
@@ -432,7 +470,9 @@ ssize_t ds_recvmsg(struct dsock *d, struct msghdr *msg, int flags)
     int64_t deadline = rs_deadline(&d->rcvtimeo, d->nonblock || (flags & MSG_DONTWAIT));
     ssize_t r = -1;
     for (;;) {
-        ds_progress(d);
+        ds_progress_fast(d);
+        if (!d->rx_len)
+            ds_progress(d);
         if (d->rx_len) {
             r = take(d, msg, flags);
             break;

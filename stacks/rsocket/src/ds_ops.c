@@ -59,9 +59,10 @@ static void arena_put(struct dsock *d)
     pthread_mutex_unlock(&arena_lock);
 }
 
-static int add_wait(struct dsock *d, int fd)
+/* tag: DS_SRC_UDP or DS_SRC_CM (a QP's channel carries the QP pointer) */
+static int add_wait(struct dsock *d, int fd, uint64_t tag)
 {
-    struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
     return epoll_ctl(d->wait_fd, EPOLL_CTL_ADD, fd, &ev);
 }
 
@@ -76,7 +77,7 @@ static int init_fds(struct dsock *d)
     int fl = fcntl(d->cm->fd, F_GETFL);
     if (fl < 0 || fcntl(d->cm->fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return -1;
-    return add_wait(d, d->udp_fd) || add_wait(d, d->cm->fd) ? -1 : 0;
+    return add_wait(d, d->udp_fd, DS_SRC_UDP) || add_wait(d, d->cm->fd, DS_SRC_CM) ? -1 : 0;
 }
 
 static int init_queues(struct dsock *d)

@@ -28,6 +28,8 @@
 #define DS_UDP_SLOTS  32        /* first-contact datagrams queued */
 #define DS_HASH       64        /* destination hash buckets */
 #define DS_RESOLVE_MS 2000      /* address / route resolution timeout */
+#define DS_SRC_UDP    1         /* wait fd tags (a QP's channel: the QP pointer) */
+#define DS_SRC_CM     2
 
 /* One UD QP: the socket's traffic from one local address. */
 struct ds_qp {
@@ -125,6 +127,8 @@ ssize_t ds_sendmsg(struct dsock *d, const struct msghdr *msg, int flags);
 ssize_t ds_recvmsg(struct dsock *d, struct msghdr *msg, int flags);
 /* Read everything pending (UDP socket, CQs, cm channel); lock held. */
 void ds_progress(struct dsock *d);
+/* The completion queues only: no system call. */
+void ds_progress_fast(struct dsock *d);
 /* Block until the wait fd or kick fires or the deadline (ms, -1 none)
  * passes; lock held, dropped while asleep. -1/EAGAIN at the deadline. */
 int ds_wait(struct dsock *d, int64_t deadline_ms);
