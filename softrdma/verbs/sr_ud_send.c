@@ -240,6 +240,16 @@ static int sr_ud_check_wr(struct sr_qp *qp, const struct ibv_send_wr *wr)
         sr_log("ibv_post_send: UD QP %u: %s address handle", qp->pub.qp_num, ah ? "a stale" : "no");
         return EINVAL;
     }
+    if (wr->send_flags & IBV_SEND_INLINE) {
+        uint64_t len = 0;
+        for (int i = 0; i < wr->num_sge; i++)
+            len += wr->sg_list[i].length;
+        if (len > qp->cap.max_inline_data) {
+            sr_log("ibv_post_send: %llu bytes exceed the inline limit %u of UD QP %u",
+                   (unsigned long long)len, qp->cap.max_inline_data, qp->pub.qp_num);
+            return EINVAL;
+        }
+    }
     if (qp->sq_tail - sr_sq_free_from(qp) >= qp->cap.max_send_wr)
         return ENOMEM;
     return 0;
