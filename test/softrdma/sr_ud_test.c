@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <rdma/rdma_cma.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -489,6 +490,95 @@ static void test_many_senders(void **st)
     ibv_close_device(ctx);
 }
 
+static int xuid_open(struct ud *u);
+
+/* The receiving child of test_peer_gone: 100 datagrams on a QP, which it
+ * then destroys, 100 on a new one, then exits without cleaning up. Each
+ * datagram carries its sequence number and the pattern of it. */
+static int gone_child(int wfd)
+{
+    for (int round = 0; round < 2; round++) {
+        struct ud c;
+        if (xuid_open(&c))
+            return 10;
+        uint32_t qpn = c.qp->qp_num;
+        if (write(wfd, &qpn, sizeof qpn) != sizeof qpn)
+            return 11;
+        for (int got = 0; got < 100;) {
+            struct ibv_wc wc;
+            if (poll_n(c.rcq, &wc, 1, DEADLINE_MS) != 1 || wc.status != IBV_WC_SUCCESS ||
+                wc.opcode != IBV_WC_RECV || wc.byte_len != GRH + 64)
+                return 12;
+            char *d = c.buf + wc.wr_id * SLOT + GRH, want[60];
+            fill(want, sizeof want, *(uint32_t *)d);
+            if (memcmp(d + 4, want, sizeof want))
+                return 13;
+            got++;
+            struct ibv_sge sg = { (uintptr_t)(c.buf + wc.wr_id * SLOT), SLOT, c.mr->lkey };
+            struct ibv_recv_wr wr = { .wr_id = wc.wr_id, .sg_list = &sg, .num_sge = 1 }, *bad;
+            if (ibv_post_recv(c.qp, &wr, &bad))
+                return 14;
+        }
+        if (!round && ibv_destroy_qp(c.qp))
+            return 15;
+    }
+    uint32_t done = 0;
+    return write(wfd, &done, sizeof done) == sizeof done ? 0 : 16;
+}
+
+/* A sender keeps sending while its destination QP is destroyed, a new one
+ * appears and then its process exits: every send completes successfully,
+ * what reaches a live QP arrives intact (the child checks), the rest is
+ * dropped (counted), nothing crashes or hangs. */
+static void test_peer_gone(void **st)
+{
+    (void)st;
+    struct ibv_context *ctx = open_dev();
+    struct ud a;
+    ud_open_ctx(&a, ctx, 4, QKEY);
+    struct ibv_ah *ah = ah_to_self(&a, 1);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (!pid)
+        _exit(gone_child(fds[1]));
+    close(fds[1]);
+    uint32_t qpn = 0, seq = 0, after = 0;
+    int child_done = 0;
+    assert_int_equal(read(fds[0], &qpn, sizeof qpn), sizeof qpn);
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    uint64_t s0[ST_N], s1[ST_N];
+    ud_stats(s0);
+    long end = now_ms() + 30000;
+    while (after < 500 && now_ms() < end) {
+        uint32_t next;
+        if (!child_done && read(fds[0], &next, sizeof next) == sizeof next) {
+            if (next)
+                qpn = next;         /* its new QP */
+            else
+                child_done = 1;     /* it is exiting: keep sending to its QPN */
+        }
+        after += child_done;
+        *(uint32_t *)a.buf = seq;
+        fill(a.buf + 4, 60, seq++);
+        assert_int_equal(ud_send(&a, ah, qpn, QKEY, 0, 64, 0, 0), 0);
+        assert_int_equal(sent(&a), IBV_WC_SUCCESS);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(after, 500);
+    ud_stats(s1);
+    assert_true(s1[ST_NO_QP] > s0[ST_NO_QP]);      /* the destroyed QP and the dead process */
+    close(fds[0]);
+    ibv_destroy_ah(ah);
+    ud_close(&a);
+    ibv_close_device(ctx);
+}
+
 /* rdma_cm: RDMA_PS_UDP ids on loopback, the QP in RTS with RDMA_UDP_QKEY,
  * an AH built from the resolved route as rsockets builds it. */
 static struct rdma_cm_id *udp_id_bound(const char *ip, uint16_t port)
@@ -603,6 +693,8 @@ static int xuid_open(struct ud *u)
     struct ibv_device **l = ibv_get_device_list(&n);
     memset(u, 0, sizeof *u);
     u->ctx = l && n ? ibv_open_device(l[0]) : NULL;
+    if (l)
+        ibv_free_device_list(l);
     u->pd = u->ctx ? ibv_alloc_pd(u->ctx) : NULL;
     u->scq = u->rcq = u->pd ? ibv_create_cq(u->ctx, 16, NULL, NULL, 0) : NULL;
     u->buf = calloc(NSLOT, SLOT);
@@ -645,7 +737,10 @@ static int xuid_exchange(struct ud *u, uint32_t qpn, unsigned seed, unsigned wan
     wr.wr.ud.ah = ah;
     wr.wr.ud.remote_qpn = qpn;
     wr.wr.ud.remote_qkey = QKEY;
-    if (!ah || ibv_post_send(u->qp, &wr, &bad))
+    int posted = ah && !ibv_post_send(u->qp, &wr, &bad);
+    if (ah)
+        ibv_destroy_ah(ah);     /* the datagram has left */
+    if (!posted)
         return -2;
     /* one CQ: the send's completion and the peer's datagram, in any order */
     struct ibv_wc wc, r = { .status = IBV_WC_GENERAL_ERR };
@@ -718,6 +813,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_drops),
         cmocka_unit_test(test_mtu_and_short_receive),
         cmocka_unit_test(test_many_senders),
+        cmocka_unit_test(test_peer_gone),
         cmocka_unit_test(test_cm_ps_udp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
