@@ -737,11 +737,11 @@ static int xuid_exchange(struct ud *u, uint32_t qpn, unsigned seed, unsigned wan
     wr.wr.ud.ah = ah;
     wr.wr.ud.remote_qpn = qpn;
     wr.wr.ud.remote_qkey = QKEY;
-    int posted = ah && !ibv_post_send(u->qp, &wr, &bad);
-    if (ah)
-        ibv_destroy_ah(ah);     /* the datagram has left */
-    if (!posted)
+    if (!ah || ibv_post_send(u->qp, &wr, &bad)) {
+        if (ah)
+            ibv_destroy_ah(ah);
         return -2;
+    }
     /* one CQ: the send's completion and the peer's datagram, in any order */
     struct ibv_wc wc, r = { .status = IBV_WC_GENERAL_ERR };
     int sends = 0, recvs = 0;
@@ -751,6 +751,7 @@ static int xuid_exchange(struct ud *u, uint32_t qpn, unsigned seed, unsigned wan
         else
             r = wc, recvs++;
     }
+    ibv_destroy_ah(ah);
     if (sends != 1 || recvs != 1 || r.status != IBV_WC_SUCCESS || r.src_qp != qpn ||
         r.byte_len != GRH + 1000) {
         fprintf(stderr, "cross_uid: uid %d: %d sends, %d receives (status %d, src_qp %u of %u, %u B)\n",
