@@ -9,7 +9,9 @@
  * receiving device thread delivers it into the local QP with every check
  * of the direct path (sr_ud_deliver_to). The receiver trusts nothing in
  * the header but what a network would carry: it checks the destination
- * QPN, Q_Key, GID and length itself. Guarded by sr_lock (the device thread
+ * QPN, Q_Key, GID and length itself. Its sockets are used through direct
+ * system calls (sr_sys.h), as all of the device's own descriptors. Guarded
+ * by sr_lock (the device thread
  * holds it in callbacks; senders in ibv_post_send). */
 #include "sr_ud.h"
 #include "sr_sys.h"
@@ -84,7 +86,9 @@ static void sr_ud_sock_cb(struct sr_watch *w, uint32_t events)
     static union { struct sr_ud_wire h; char b[sizeof(struct sr_ud_wire) + SR_UD_MTU + 1]; } buf;
     (void)events;
     for (int i = 0; i < SR_UD_SOCK_BATCH; i++) {
-        ssize_t n = recv(w->fd, buf.b, sizeof buf.b, MSG_DONTWAIT | MSG_TRUNC);
+        struct iovec iov = { buf.b, sizeof buf.b };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        ssize_t n = sr_sys_recvmsg(w->fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0)
             return;
         if ((size_t)n <= sizeof buf.b)
@@ -108,7 +112,7 @@ static int sr_ud_sock_open(void)
     memcpy(sa.sun_path, sr_ud_rx_path, strlen(sr_ud_rx_path) + 1);
     if (sr_mkdir_p(dir))
         goto fail;
-    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = sr_sys_socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     unlink(sr_ud_rx_path);      /* a dead process's of the same pid */
     if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa))
         goto fail;
@@ -126,7 +130,7 @@ fail:
     sr_log("UD socket %s: %s; datagrams from other users' processes will be dropped",
            sr_ud_rx_path, strerror(errno));
     if (fd >= 0)
-        close(fd);
+        sr_sys_close(fd);
     snprintf(sr_ud_rx_name, sizeof sr_ud_rx_name, "-");
     return -1;
 }
@@ -148,7 +152,7 @@ const char *sr_ud_sock_name(void)
 static int sr_ud_tx_fd(void)
 {
     if (sr_ud_tx_epoch != sr_epoch || sr_ud_tx < 0) {
-        sr_ud_tx = sr_fd_internal(socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        sr_ud_tx = sr_fd_internal(sr_sys_socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         sr_ud_tx_epoch = sr_epoch;
     }
     return sr_ud_tx;

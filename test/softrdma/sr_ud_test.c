@@ -666,6 +666,21 @@ static void test_cm_ps_udp(void **st)
     assert_int_equal(wc.src_qp, tx->qp->qp_num);
     assert_string_equal(buf + 2048, "over RDMA_PS_UDP");
     assert_memory_equal(((struct ibv_grh *)buf)->sgid.raw, pr->sgid.raw, 16);
+    /* rsockets' self destination: a GRH-less AH (LID 0) to the QP's own QPN */
+    struct ibv_ah_attr self = { .port_num = rx->port_num };
+    struct ibv_ah *selfah = ibv_create_ah(pd, &self);
+    assert_non_null(selfah);
+    assert_int_equal(ibv_post_recv(rx->qp, &rw, &rbad), 0);
+    strcpy(buf + 100, "looped to itself");
+    sw.wr.ud.ah = selfah;
+    assert_int_equal(ibv_post_send(rx->qp, &sw, &sbad), 0);
+    assert_int_equal(poll_n(rx->send_cq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_int_equal(poll_n(rx->recv_cq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_int_equal(wc.src_qp, rx->qp->qp_num);
+    assert_string_equal(buf + 2048, "looped to itself");
+    ibv_destroy_ah(selfah);
     /* SIDR (udaddy's way, tested between the hosts) to a port without a
      * UDP listener fails; it never reaches an RDMA TCP listener */
     assert_int_equal(rdma_connect(tx, NULL), -1);
