@@ -73,15 +73,77 @@ void cm_route_fill(struct rdma_cm_id *pub)
     p->packet_life_time_selector = 2;
 }
 
-/* rdma_listen/connect/accept on an RDMA_PS_UDP id would be SIDR, which the
- * device does not model: UD QPs on ids need no connection. -1 (EOPNOTSUPP,
- * one line) for such an id, else 0. */
-int cm_ud_no_sidr(const struct rdma_cm_id *pub, const char *who)
+/* ---- SIDR: UD service ID resolution (rdma_listen / rdma_connect /
+ * rdma_accept on RDMA_PS_UDP ids, as udaddy uses them). It rides the RC
+ * handshake's REQ and REP on a CM connection that closes after the REP:
+ * the active side gets ESTABLISHED with param.ud (an AH to the peer, its
+ * QPN and Q_Key), the passive side no event after its rdma_accept. ---- */
+
+/* UDP listeners have names of their own: "<fabric>/cm/udp-<ip>_<port>". */
+void cm_ud_name(const struct cm_id *id, char *name, size_t len)
 {
-    if (pub->ps != RDMA_PS_UDP)
+    char *slash = strrchr(name, '/');
+    size_t n = strlen(name);
+    if (id->pub.ps != RDMA_PS_UDP || !slash || n + 4 >= len)
+        return;
+    memmove(slash + 5, slash + 1, strlen(slash + 1) + 1);
+    memcpy(slash + 1, "udp-", 4);
+}
+
+/* The index of gid on port, 0 if it is not there. */
+static uint8_t cm_ud_gid_index(uint8_t port, const union ibv_gid *gid)
+{
+    struct sr_port ports[SR_MAX_PORTS];
+    int n = sr_ports_scan(ports, SR_MAX_PORTS);
+    if (port < 1 || port > n)
         return 0;
-    sr_log("%s: RDMA_PS_UDP id: SIDR (UD service resolution) is not supported; "
-           "build AHs from rdma_resolve_route's path record", who);
-    errno = EOPNOTSUPP;
-    return -1;
+    for (int i = 0; i < ports[port - 1].ngids; i++)
+        if (!memcmp(ports[port - 1].gids[i].raw, gid->raw, 16))
+            return (uint8_t)i;
+    return 0;
+}
+
+/* param.ud of an event: the peer's QPN from its message, the Q_Key of the
+ * port space, an AH from the id's local address to its peer's. */
+void cm_ud_event_param(struct cm_id *id, struct rdma_ud_param *ud, const struct cm_msg *m,
+                       const void *pdata)
+{
+    struct rdma_cm_id *pub = &id->pub;
+    memset(ud, 0, sizeof *ud);
+    ud->private_data = m->pdata_len ? pdata : NULL;
+    ud->private_data_len = m->pdata_len;
+    ud->qp_num = m->qpn;
+    ud->qkey = RDMA_UDP_QKEY;
+    ud->ah_attr.is_global = 1;
+    ud->ah_attr.port_num = pub->port_num ? pub->port_num : 1;
+    ud->ah_attr.grh.hop_limit = 64;
+    union ibv_gid sgid;
+    sr_gid_from_sa(&pub->route.addr.src_addr, &sgid);
+    sr_gid_from_sa(&pub->route.addr.dst_addr, &ud->ah_attr.grh.dgid);
+    ud->ah_attr.grh.sgid_index = cm_ud_gid_index(ud->ah_attr.port_num, &sgid);
+}
+
+/* The passive side's rdma_accept: the REP names our QP, and the CM
+ * connection ends (SIDR has none). sr_lock held. */
+int cm_ud_accept(struct cm_id *id, const struct rdma_conn_param *p)
+{
+    struct cm_msg m;
+    uint32_t qpn = p && p->qp_num ? p->qp_num : id->pub.qp ? id->pub.qp->qp_num : 0;
+    cm_fill_msg(&m, CM_MSG_REP, p, qpn);
+    int rc = cm_send(id, &m);
+    cm_conn_close(id);
+    id->state = CM_IDLE;
+    if (rc)
+        errno = ECONNRESET;
+    return rc;
+}
+
+/* The active side's REP: ESTABLISHED with the peer's UD address, and the
+ * CM connection ends. sr_lock held. */
+void cm_ud_on_rep(struct cm_id *id, const struct cm_msg *m)
+{
+    cm_conn_close(id);
+    id->peer = *m;
+    id->state = CM_IDLE;
+    cm_event_push(id, NULL, RDMA_CM_EVENT_ESTABLISHED, 0, m);
 }

@@ -19,7 +19,8 @@ static void sr_ud_fill_gids(struct sr_shm_ud *u)
             memcpy(u->gids[u->ngids++], ports[p].gids[g].raw, 16);
 }
 
-/* $FABRIC/ud/<qpn> -> "ud1:<pid>:<segment fd>:<channel fd>:<UD block offset>" */
+/* $FABRIC/ud/<qpn> -> "ud1:<pid>:<segment fd>:<channel fd>:<UD block offset>:<UD socket>"
+ * (the socket's name under $FABRIC/udnic, "-" if none) */
 static int sr_ud_register(struct sr_qp *qp)
 {
     struct sr_ud *ud = qp->ud;
@@ -29,8 +30,8 @@ static int sr_ud_register(struct sr_qp *qp)
         return -1;
     int evfd = sr_cq_evfd((struct sr_cq *)qp->pub.recv_cq);
     snprintf(ud->path, sizeof ud->path, "%s/%u", dir, qp->pub.qp_num);
-    snprintf(target, sizeof target, "ud1:%d:%d:%d:%llu", (int)getpid(), sr_seg_fd(), evfd,
-             (unsigned long long)ud->off);
+    snprintf(target, sizeof target, "ud1:%d:%d:%d:%llu:%s", (int)getpid(), sr_seg_fd(), evfd,
+             (unsigned long long)ud->off, sr_ud_sock_name());
     unlink(ud->path);       /* a dead owner's: the QPN is ours now ($FABRIC/qp) */
     return symlink(target, ud->path);
 }

@@ -55,8 +55,6 @@ int sr_ud_create(struct sr_qp *qp);
 void sr_ud_destroy(struct sr_qp *qp);
 int sr_ud_modify(struct sr_qp *qp, struct ibv_qp_attr *a, int mask);
 void sr_ud_query(struct sr_qp *qp, struct ibv_qp_attr *a);
-/* sr_ud_send.c */
-int sr_ud_post_send(struct sr_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad);
 /* Largest UD message: the port's active MTU (4096). */
 #define SR_UD_MTU 4096u
 
@@ -74,10 +72,41 @@ struct sr_ud_peer {
     int evfd;                      /* its receive channel, -1 if none */
     int own_evfd;                  /* evfd is ours to close */
     uint64_t retry_ms;             /* unreachable: not looked up before this */
+    /* another user's process (no pidfd_getfd): its device's UD socket,
+     * "" when reached directly; looked up again at retry_ms */
+    char sock[108];
     struct sr_ud_peer *next;
 };
 /* The peer for qpn, usable now (generation current); NULL: drop. */
 struct sr_ud_peer *sr_ud_peer_get(uint32_t qpn);
 /* Forget every cached peer (fork child). */
 void sr_ud_peers_forget(void);
+/* A QP of this process as a destination (0), -1 if qpn is not one. */
+int sr_ud_local(struct sr_ud_peer *p);
+
+/* sr_ud_send.c: one datagram on its way */
+struct sr_ud_msg {
+    uint32_t src_qpn;
+    uint8_t sl;
+    int global;                        /* the AH has a GRH: grh.dgid is checked */
+    struct iovec iov[1 + SR_MAX_SGE];  /* [0] the GRH, then the payload */
+    int niov;
+    uint32_t len;                      /* payload bytes */
+    int has_imm;
+    uint32_t imm;                      /* network order, as posted */
+    struct ibv_grh grh;
+};
+/* Why datagrams were dropped (sr_ud_stats). */
+enum { SR_UD_SENT, SR_UD_NO_QP, SR_UD_QKEY, SR_UD_GID, SR_UD_NO_RECV, SR_UD_CQ_FULL, SR_UD_NSTATS };
+int sr_ud_count(int what);
+int sr_ud_post_send(struct sr_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad);
+/* Q_Key and GID checks, the receive, the completion, the signal; with up
+ * to `yields` CPU yields while no receive is posted. Drops silently. */
+void sr_ud_deliver_to(struct sr_ud_peer *p, struct sr_ud_msg *m, uint32_t qkey, int yields);
+
+/* sr_ud_sock.c: datagrams to processes of other users, through their
+ * device thread (an AF_UNIX datagram socket per process with UD QPs). */
+/* This process's socket name for fabric entries ("" if it has none). */
+const char *sr_ud_sock_name(void);
+void sr_ud_sock_send(struct sr_ud_peer *p, const struct sr_ud_msg *m, uint32_t qkey);
 #endif

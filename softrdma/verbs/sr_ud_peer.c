@@ -6,7 +6,9 @@
  * QPN, the QP block's generation (a reset or destroyed QP is looked up
  * afresh) and, for another process, its device's time stamp (a process
  * that died or stopped is not written to, as the RC direct path decides).
- * Guarded by sr_lock. */
+ * A process of another user, which the kernel keeps us out of, is reached
+ * through its device's UD socket (sr_ud_sock.c), looked up again every
+ * SR_UD_RETRY_MS. Guarded by sr_lock. */
 #include "sr_ud.h"
 #include "sr_sys.h"
 #include <errno.h>
@@ -33,6 +35,7 @@ static void sr_ud_peer_release(struct sr_ud_peer *p)
     p->own_evfd = 0;
     p->ud = NULL;
     p->qp = NULL;
+    p->sock[0] = 0;
 }
 
 void sr_ud_peers_forget(void)
@@ -66,7 +69,7 @@ static int sr_ud_peer_bind(struct sr_ud_peer *p, char *base, uint64_t size, uint
     return p->gen ? 0 : -1;
 }
 
-static int sr_ud_local(struct sr_ud_peer *p)
+int sr_ud_local(struct sr_ud_peer *p)
 {
     struct sr_qp *q = sr_qp_find(p->qpn);
     if (!q || !q->ud)
@@ -116,13 +119,24 @@ static int sr_ud_remote(struct sr_ud_peer *p)
     target[n] = 0;
     int pid, segfd, evfd;
     unsigned long long off;
-    if (sscanf(target, "ud1:%d:%d:%d:%llu", &pid, &segfd, &evfd, &off) != 4 || pid <= 0 ||
-        segfd < 0) {
+    char sock[64];
+    if (sscanf(target, "ud1:%d:%d:%d:%llu:%63s", &pid, &segfd, &evfd, &off, sock) != 5 ||
+        pid <= 0 || segfd < 0) {
         errno = EINVAL;
         return -1;
     }
     p->pid = pid;
-    return sr_ud_remote_fds(p, segfd, evfd, off);
+    if (!sr_ud_remote_fds(p, segfd, evfd, off))
+        return 0;
+    int e = errno;
+    sr_ud_peer_release(p);
+    if ((e == EPERM || e == EACCES) && strcmp(sock, "-")) {
+        /* another user's process: through its device */
+        snprintf(p->sock, sizeof p->sock, "%s/udnic/%s", sr_fabric_dir(), sock);
+        return 0;
+    }
+    errno = e;
+    return -1;
 }
 
 static struct sr_ud_peer *sr_ud_find(uint32_t qpn)
@@ -154,7 +168,7 @@ struct sr_ud_peer *sr_ud_peer_get(uint32_t qpn)
         return p;
     uint64_t now = sr_now_ms();
     if (p && p->retry_ms > now)
-        return NULL;
+        return p->sock[0] ? p : NULL;
     if (!p) {
         if (!(p = calloc(1, sizeof *p)))
             return NULL;
@@ -167,11 +181,14 @@ struct sr_ud_peer *sr_ud_peer_get(uint32_t qpn)
     if (sr_ud_local(p) == 0)
         return p;
     sr_ud_peer_release(p);
-    if (sr_ud_remote(p) == 0)
+    if (sr_ud_remote(p) == 0) {
+        if (p->sock[0])
+            p->retry_ms = now + SR_UD_RETRY_MS;
         return p;
+    }
     if (errno == EPERM || errno == EACCES) {
-        /* the kernel refuses us this process (another user): no direct
-         * delivery, and UD has no other path here; said once a second */
+        /* the kernel refuses us this process and it has no UD socket:
+         * said once a second */
         sr_log("UD QP %u (pid %d): cannot reach it (%s); datagrams to it are dropped",
                qpn, p->pid, strerror(errno));
         p->retry_ms = now + SR_UD_RETRY_MS;

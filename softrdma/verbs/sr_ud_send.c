@@ -19,32 +19,19 @@
 #define SR_UD_RNR_YIELDS 4
 
 /* Datagrams delivered, and dropped by cause (sr_ud_stats; relaxed). */
-enum { SR_UD_SENT, SR_UD_NO_QP, SR_UD_QKEY, SR_UD_GID, SR_UD_NO_RECV, SR_UD_CQ_FULL, SR_UD_NSTATS };
 static uint64_t sr_ud_n[SR_UD_NSTATS];
 
-SR_API void sr_ud_stats(uint64_t out[6])
+SR_API void sr_ud_stats(uint64_t out[SR_UD_NSTATS])
 {
     for (int i = 0; i < SR_UD_NSTATS; i++)
         out[i] = __atomic_load_n(&sr_ud_n[i], __ATOMIC_RELAXED);
 }
 
-static int sr_ud_count(int what)
+int sr_ud_count(int what)
 {
     __atomic_add_fetch(&sr_ud_n[what], 1, __ATOMIC_RELAXED);
     return 0;
 }
-
-/* One datagram on its way: what the WR and its AH say. */
-struct sr_ud_msg {
-    struct sr_qp *qp;
-    const struct sr_ah *ah;
-    struct iovec iov[1 + SR_MAX_SGE];  /* [0] the GRH */
-    int niov;
-    uint32_t len;                      /* payload bytes */
-    int has_imm;
-    uint32_t imm;
-    struct ibv_grh grh;
-};
 
 /* The peer's receive at rq_head, inside its segment; NULL if none. */
 static struct sr_rwqe *sr_ud_rwqe(const struct sr_ud_peer *p)
@@ -102,8 +89,7 @@ static int sr_ud_recv_done(const struct sr_ud_peer *p, const struct sr_ud_msg *m
 {
     struct ibv_wc wc = { .wr_id = rw->wr_id, .status = st, .opcode = IBV_WC_RECV,
                          .byte_len = SR_GRH_LEN + m->len, .qp_num = p->qpn,
-                         .src_qp = m->qp->pub.qp_num, .wc_flags = IBV_WC_GRH,
-                         .sl = m->ah->attr.sl };
+                         .src_qp = m->src_qpn, .wc_flags = IBV_WC_GRH, .sl = m->sl };
     if (m->has_imm) {
         wc.wc_flags |= IBV_WC_WITH_IMM;
         wc.imm_data = m->imm;
@@ -147,11 +133,11 @@ static int sr_ud_place(const struct sr_ud_peer *p, struct sr_ud_msg *m, int *wak
     return 1;
 }
 
-static int sr_ud_gid_ok(const struct sr_ud_peer *p, const struct sr_ah *ah)
+static int sr_ud_gid_ok(const struct sr_ud_peer *p, const struct sr_ud_msg *m)
 {
     static const uint8_t zero[16];
-    const uint8_t *dgid = ah->attr.grh.dgid.raw;
-    if (!ah->attr.is_global || !memcmp(dgid, zero, 16))
+    const uint8_t *dgid = m->grh.dgid.raw;
+    if (!m->global || !memcmp(dgid, zero, 16))
         return 1;       /* LID-style, as RC: routed by QPN */
     uint32_t n = p->ud->ngids < SR_UD_MAX_GIDS ? p->ud->ngids : SR_UD_MAX_GIDS;
     for (uint32_t i = 0; i < n; i++)
@@ -161,48 +147,44 @@ static int sr_ud_gid_ok(const struct sr_ud_peer *p, const struct sr_ah *ah)
 }
 
 /* The GRH a receiver finds in its first 40 bytes: IPv6 form, the sender's
- * GID as source, the destination's as destination. */
-static void sr_ud_grh(struct sr_ud_msg *m, const struct sr_ud_peer *p)
+ * GID as source, the AH's destination GID (filled in at the destination
+ * when the AH has none). */
+static void sr_ud_grh(struct sr_ud_msg *m, const struct sr_ah *ah)
 {
-    const struct ibv_global_route *g = &m->ah->attr.grh;
+    const struct ibv_global_route *g = &ah->attr.grh;
     memset(&m->grh, 0, sizeof m->grh);
     m->grh.version_tclass_flow = htobe32(6u << 28 | (uint32_t)g->traffic_class << 20 |
                                          (g->flow_label & 0xfffff));
     m->grh.paylen = htobe16((uint16_t)m->len);
     m->grh.next_hdr = 0x1b;            /* IB BTH */
-    m->grh.hop_limit = m->ah->attr.is_global ? g->hop_limit : 64;
-    m->grh.sgid = m->ah->sgid;
-    if (m->ah->attr.is_global)
+    m->grh.hop_limit = ah->attr.is_global ? g->hop_limit : 64;
+    m->grh.sgid = ah->sgid;
+    m->global = ah->attr.is_global;
+    if (m->global)
         m->grh.dgid = g->dgid;
-    else if (p->ud->ngids)
-        memcpy(m->grh.dgid.raw, p->ud->gids[0], 16);
-    m->iov[0].iov_base = &m->grh;
-    m->iov[0].iov_len = SR_GRH_LEN;
+    m->sl = ah->attr.sl;
 }
 
-/* Sends the datagram to QP qpn with Q_Key qkey, or drops it. */
-static void sr_ud_deliver(struct sr_ud_msg *m, uint32_t qpn, uint32_t qkey)
+void sr_ud_deliver_to(struct sr_ud_peer *p, struct sr_ud_msg *m, uint32_t qkey, int yields)
 {
-    struct sr_ud_peer *p = sr_ud_peer_get(qpn);
-    if (!p) {
-        sr_ud_count(SR_UD_NO_QP);
-        return;
-    }
     if (qkey != __atomic_load_n(&p->ud->qkey, __ATOMIC_ACQUIRE)) {
         sr_ud_count(SR_UD_QKEY);
         return;
     }
-    if (!sr_ud_gid_ok(p, m->ah)) {
+    if (!sr_ud_gid_ok(p, m)) {
         sr_ud_count(SR_UD_GID);
         return;
     }
-    sr_ud_grh(m, p);
+    if (!m->global && p->ud->ngids)
+        memcpy(m->grh.dgid.raw, p->ud->gids[0], 16);
+    m->iov[0].iov_base = &m->grh;
+    m->iov[0].iov_len = SR_GRH_LEN;
     int wake = 0, done;
     for (int tries = 0;; tries++) {
         sr_shm_lock(&p->qp->lock);
         done = sr_ud_place(p, m, &wake);
         pthread_mutex_unlock(&p->qp->lock);
-        if (done >= 0 || tries == SR_UD_RNR_YIELDS)
+        if (done >= 0 || tries >= yields)
             break;
         sched_yield();
     }
@@ -210,6 +192,20 @@ static void sr_ud_deliver(struct sr_ud_msg *m, uint32_t qpn, uint32_t qkey)
         sr_ud_count(SR_UD_NO_RECV);
     if (wake)
         sr_channel_signal(p->evfd);    /* after the lock: see sr_shm_cq_add */
+}
+
+/* Sends the datagram to QP qpn with Q_Key qkey, or drops it: directly, or
+ * through the destination's device when the kernel keeps us out of that
+ * process (another user). */
+static void sr_ud_deliver(struct sr_ud_msg *m, uint32_t qpn, uint32_t qkey)
+{
+    struct sr_ud_peer *p = sr_ud_peer_get(qpn);
+    if (!p)
+        sr_ud_count(SR_UD_NO_QP);
+    else if (p->sock[0])
+        sr_ud_sock_send(p, m, qkey);
+    else
+        sr_ud_deliver_to(p, m, qkey, SR_UD_RNR_YIELDS);
 }
 
 /* The send queue's own completion (signaled, or any error). */
@@ -243,6 +239,16 @@ static int sr_ud_check_wr(struct sr_qp *qp, const struct ibv_send_wr *wr)
     if (!ah || ah->epoch != sr_epoch) {
         sr_log("ibv_post_send: UD QP %u: %s address handle", qp->pub.qp_num, ah ? "a stale" : "no");
         return EINVAL;
+    }
+    if (wr->send_flags & IBV_SEND_INLINE) {
+        uint64_t len = 0;
+        for (int i = 0; i < wr->num_sge; i++)
+            len += wr->sg_list[i].length;
+        if (len > qp->cap.max_inline_data) {
+            sr_log("ibv_post_send: %llu bytes exceed the inline limit %u of UD QP %u",
+                   (unsigned long long)len, qp->cap.max_inline_data, qp->pub.qp_num);
+            return EINVAL;
+        }
     }
     if (qp->sq_tail - sr_sq_free_from(qp) >= qp->cap.max_send_wr)
         return ENOMEM;
@@ -279,12 +285,12 @@ static void sr_ud_send_one(struct sr_qp *qp, const struct ibv_send_wr *wr)
         return;
     }
     struct sr_ud_msg m;
-    m.qp = qp;
-    m.ah = (const struct sr_ah *)wr->wr.ud.ah;
+    m.src_qpn = qp->pub.qp_num;
     m.has_imm = wr->opcode == IBV_WR_SEND_WITH_IMM;
     m.imm = wr->imm_data;
     enum ibv_wc_status st = sr_ud_gather(qp, wr, &m);
     if (st == IBV_WC_SUCCESS) {
+        sr_ud_grh(&m, (const struct sr_ah *)wr->wr.ud.ah);
         uint32_t qkey = (wr->wr.ud.remote_qkey & SR_QKEY_OWN) ? qp->ud->qkey : wr->wr.ud.remote_qkey;
         sr_ud_deliver(&m, wr->wr.ud.remote_qpn & 0xffffff, qkey);
     }

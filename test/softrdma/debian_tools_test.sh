@@ -1,7 +1,7 @@
 #!/bin/bash
 # Unmodified Debian rdmacm-utils / ibverbs-utils programs on the softrdma
 # device, between the two namespace test hosts.
-# Usage: debian_tools_test.sh devices|rping|ucmatose|ucmatose6|rdma_server|ud_pingpong|ud_pingpong_gid
+# Usage: debian_tools_test.sh devices|rping|ucmatose|ucmatose6|rdma_server|ud_pingpong|ud_pingpong_gid|udaddy|udaddy6
 set -u
 . "$NSTACK_SRC/test/lib/netns.sh"
 export LD_LIBRARY_PATH="$NSTACK_RELEASE/lib64/softrdma"
@@ -78,6 +78,21 @@ run_ud_pingpong() {
     ! grep -q "softrdma\[" "$LOG"/ud-*.log || fail "the device complained"
 }
 
+# udaddy: RDMA_PS_UDP ids, SIDR (rdma_listen/connect/accept on UD ids, the
+# AH from ESTABLISHED's param.ud), datagrams and replies built with
+# ibv_create_ah_from_wc; 4 ids of 50 messages each.
+run_udaddy() {
+    local a=$1
+    bg_a timeout 120 udaddy -b "$a" -c 4 -C 50 > "$LOG/udaddy-server.log" 2>&1; local spid=$BG_PID
+    wait_until 60 test -e "$SOFTRDMA_FABRIC/cm/udp-${a}_7174" || fail "udaddy server did not listen"
+    timeout 120 ip netns exec "$NS_B" udaddy -s "$a" -c 4 -C 50 > "$LOG/udaddy-client.log" 2>&1 \
+        || fail "udaddy client exit status"
+    wait "$spid" || fail "udaddy server exit status"
+    grep -q "return status 0" "$LOG/udaddy-client.log" || fail "udaddy client status"
+    grep -q "return status 0" "$LOG/udaddy-server.log" || fail "udaddy server status"
+    ! grep -q "softrdma\[" "$LOG"/udaddy-*.log || fail "the device complained"
+}
+
 case "${1:-}" in
 devices) run_devices ;;
 rping) run_rping ;;
@@ -86,6 +101,8 @@ ucmatose6) run_ucmatose "$IP6_A" ;;
 rdma_server) run_rdma_server ;;
 ud_pingpong) run_ud_pingpong ;;
 ud_pingpong_gid) run_ud_pingpong -g 0 ;;
-*) echo "usage: $0 devices|rping|ucmatose|ucmatose6|rdma_server|ud_pingpong|ud_pingpong_gid"; exit 2 ;;
+udaddy) run_udaddy "$IP_A" ;;
+udaddy6) run_udaddy "$IP6_A" ;;
+*) echo "usage: $0 devices|rping|ucmatose|ucmatose6|rdma_server|ud_pingpong|ud_pingpong_gid|udaddy|udaddy6"; exit 2 ;;
 esac
 echo "PASS: $1"

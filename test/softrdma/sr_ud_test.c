@@ -7,7 +7,10 @@
  * LOC_LEN_ERR (send queue error state, flush, back to RTS), a receive too
  * short, many sender processes to one receiver (every datagram once, in
  * order per sender), and rdma_cm's RDMA_PS_UDP (resolve, path record,
- * create_qp in RTS with RDMA_UDP_QKEY, its own port space). Built against
+ * create_qp in RTS with RDMA_UDP_QKEY, its own port space; SIDR itself is
+ * tested with udaddy between the hosts). A separate run
+ * (`cross_uid`): root and a process that dropped to nobody exchange
+ * datagrams (nobody's go through root's device thread). Built against
  * Debian's libibverbs/librdmacm; run with LD_LIBRARY_PATH=.../softrdma. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,10 +19,12 @@
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <rdma/rdma_cma.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "sr_test_pair.h"
@@ -486,6 +491,95 @@ static void test_many_senders(void **st)
     ibv_close_device(ctx);
 }
 
+static int xuid_open(struct ud *u);
+
+/* The receiving child of test_peer_gone: 100 datagrams on a QP, which it
+ * then destroys, 100 on a new one, then exits without cleaning up. Each
+ * datagram carries its sequence number and the pattern of it. */
+static int gone_child(int wfd)
+{
+    for (int round = 0; round < 2; round++) {
+        struct ud c;
+        if (xuid_open(&c))
+            return 10;
+        uint32_t qpn = c.qp->qp_num;
+        if (write(wfd, &qpn, sizeof qpn) != sizeof qpn)
+            return 11;
+        for (int got = 0; got < 100;) {
+            struct ibv_wc wc;
+            if (poll_n(c.rcq, &wc, 1, DEADLINE_MS) != 1 || wc.status != IBV_WC_SUCCESS ||
+                wc.opcode != IBV_WC_RECV || wc.byte_len != GRH + 64)
+                return 12;
+            char *d = c.buf + wc.wr_id * SLOT + GRH, want[60];
+            fill(want, sizeof want, *(uint32_t *)d);
+            if (memcmp(d + 4, want, sizeof want))
+                return 13;
+            got++;
+            struct ibv_sge sg = { (uintptr_t)(c.buf + wc.wr_id * SLOT), SLOT, c.mr->lkey };
+            struct ibv_recv_wr wr = { .wr_id = wc.wr_id, .sg_list = &sg, .num_sge = 1 }, *bad;
+            if (ibv_post_recv(c.qp, &wr, &bad))
+                return 14;
+        }
+        if (!round && ibv_destroy_qp(c.qp))
+            return 15;
+    }
+    uint32_t done = 0;
+    return write(wfd, &done, sizeof done) == sizeof done ? 0 : 16;
+}
+
+/* A sender keeps sending while its destination QP is destroyed, a new one
+ * appears and then its process exits: every send completes successfully,
+ * what reaches a live QP arrives intact (the child checks), the rest is
+ * dropped (counted), nothing crashes or hangs. */
+static void test_peer_gone(void **st)
+{
+    (void)st;
+    struct ibv_context *ctx = open_dev();
+    struct ud a;
+    ud_open_ctx(&a, ctx, 4, QKEY);
+    struct ibv_ah *ah = ah_to_self(&a, 1);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (!pid)
+        _exit(gone_child(fds[1]));
+    close(fds[1]);
+    uint32_t qpn = 0, seq = 0, after = 0;
+    int child_done = 0;
+    assert_int_equal(read(fds[0], &qpn, sizeof qpn), sizeof qpn);
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    uint64_t s0[ST_N], s1[ST_N];
+    ud_stats(s0);
+    long end = now_ms() + 30000;
+    while (after < 500 && now_ms() < end) {
+        uint32_t next;
+        if (!child_done && read(fds[0], &next, sizeof next) == sizeof next) {
+            if (next)
+                qpn = next;         /* its new QP */
+            else
+                child_done = 1;     /* it is exiting: keep sending to its QPN */
+        }
+        after += child_done;
+        *(uint32_t *)a.buf = seq;
+        fill(a.buf + 4, 60, seq++);
+        assert_int_equal(ud_send(&a, ah, qpn, QKEY, 0, 64, 0, 0), 0);
+        assert_int_equal(sent(&a), IBV_WC_SUCCESS);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(after, 500);
+    ud_stats(s1);
+    assert_true(s1[ST_NO_QP] > s0[ST_NO_QP]);      /* the destroyed QP and the dead process */
+    close(fds[0]);
+    ibv_destroy_ah(ah);
+    ud_close(&a);
+    ibv_close_device(ctx);
+}
+
 /* rdma_cm: RDMA_PS_UDP ids on loopback, the QP in RTS with RDMA_UDP_QKEY,
  * an AH built from the resolved route as rsockets builds it. */
 static struct rdma_cm_id *udp_id_bound(const char *ip, uint16_t port)
@@ -572,9 +666,24 @@ static void test_cm_ps_udp(void **st)
     assert_int_equal(wc.src_qp, tx->qp->qp_num);
     assert_string_equal(buf + 2048, "over RDMA_PS_UDP");
     assert_memory_equal(((struct ibv_grh *)buf)->sgid.raw, pr->sgid.raw, 16);
-    /* no connection for UD ids */
+    /* rsockets' self destination: a GRH-less AH (LID 0) to the QP's own QPN */
+    struct ibv_ah_attr self = { .port_num = rx->port_num };
+    struct ibv_ah *selfah = ibv_create_ah(pd, &self);
+    assert_non_null(selfah);
+    assert_int_equal(ibv_post_recv(rx->qp, &rw, &rbad), 0);
+    strcpy(buf + 100, "looped to itself");
+    sw.wr.ud.ah = selfah;
+    assert_int_equal(ibv_post_send(rx->qp, &sw, &sbad), 0);
+    assert_int_equal(poll_n(rx->send_cq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_int_equal(poll_n(rx->recv_cq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_int_equal(wc.src_qp, rx->qp->qp_num);
+    assert_string_equal(buf + 2048, "looped to itself");
+    ibv_destroy_ah(selfah);
+    /* SIDR (udaddy's way, tested between the hosts) to a port without a
+     * UDP listener fails; it never reaches an RDMA TCP listener */
     assert_int_equal(rdma_connect(tx, NULL), -1);
-    assert_int_equal(errno, EOPNOTSUPP);
     ibv_destroy_ah(ah);
     rdma_destroy_qp(tx);
     rdma_destroy_qp(rx);
@@ -585,8 +694,135 @@ static void test_cm_ps_udp(void **st)
     rdma_destroy_id(rx);
 }
 
-int main(void)
+/* ---- cross_uid: a root process and one that dropped to nobody ---- */
+
+static int xuid_fail(const char *what)
 {
+    fprintf(stderr, "cross_uid: %s\n", what);
+    return 1;
+}
+
+/* A UD QP with 4 receives posted, ready to send; 0 or -1. */
+static int xuid_open(struct ud *u)
+{
+    int n;
+    struct ibv_device **l = ibv_get_device_list(&n);
+    memset(u, 0, sizeof *u);
+    u->ctx = l && n ? ibv_open_device(l[0]) : NULL;
+    if (l)
+        ibv_free_device_list(l);
+    u->pd = u->ctx ? ibv_alloc_pd(u->ctx) : NULL;
+    u->scq = u->rcq = u->pd ? ibv_create_cq(u->ctx, 16, NULL, NULL, 0) : NULL;
+    u->buf = calloc(NSLOT, SLOT);
+    u->mr = u->scq && u->buf ? ibv_reg_mr(u->pd, u->buf, NSLOT * SLOT, IBV_ACCESS_LOCAL_WRITE) : NULL;
+    struct ibv_qp_init_attr ia = { .send_cq = u->scq, .recv_cq = u->rcq, .qp_type = IBV_QPT_UD,
+                                   .cap = { .max_send_wr = 4, .max_recv_wr = 4, .max_send_sge = 1,
+                                            .max_recv_sge = 1 }, .sq_sig_all = 1 };
+    u->qp = u->mr ? ibv_create_qp(u->pd, &ia) : NULL;
+    if (!u->qp)
+        return -1;
+    struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1, .qkey = QKEY };
+    if (ibv_modify_qp(u->qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_QKEY))
+        return -1;
+    a.qp_state = IBV_QPS_RTR;
+    if (ibv_modify_qp(u->qp, &a, IBV_QP_STATE))
+        return -1;
+    a.qp_state = IBV_QPS_RTS;
+    if (ibv_modify_qp(u->qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN))
+        return -1;
+    for (int i = 1; i <= 4; i++) {
+        struct ibv_sge sg = { (uintptr_t)(u->buf + (size_t)i * SLOT), SLOT, u->mr->lkey };
+        struct ibv_recv_wr wr = { .wr_id = (uint64_t)i, .sg_list = &sg, .num_sge = 1 }, *bad;
+        if (ibv_post_recv(u->qp, &wr, &bad))
+            return -1;
+    }
+    return 0;
+}
+
+/* 1000 B of pattern seed to qpn, then one datagram from peer with pattern
+ * want; 0 if both went and the data and src_qp are right. */
+static int xuid_exchange(struct ud *u, uint32_t qpn, unsigned seed, unsigned want)
+{
+    struct ibv_ah_attr aa = { .port_num = 1, .is_global = 1, .grh = { .hop_limit = 64 } };
+    if (ibv_query_gid(u->ctx, 1, 0, &aa.grh.dgid))
+        return -1;
+    struct ibv_ah *ah = ibv_create_ah(u->pd, &aa);
+    fill(u->buf, 1000, seed);
+    struct ibv_sge sg = { (uintptr_t)u->buf, 1000, u->mr->lkey };
+    struct ibv_send_wr wr = { .sg_list = &sg, .num_sge = 1, .opcode = IBV_WR_SEND }, *bad;
+    wr.wr.ud.ah = ah;
+    wr.wr.ud.remote_qpn = qpn;
+    wr.wr.ud.remote_qkey = QKEY;
+    if (!ah || ibv_post_send(u->qp, &wr, &bad)) {
+        if (ah)
+            ibv_destroy_ah(ah);
+        return -2;
+    }
+    /* one CQ: the send's completion and the peer's datagram, in any order */
+    struct ibv_wc wc, r = { .status = IBV_WC_GENERAL_ERR };
+    int sends = 0, recvs = 0;
+    while (sends + recvs < 2 && poll_n(u->scq, &wc, 1, DEADLINE_MS) == 1) {
+        if (wc.opcode == IBV_WC_SEND)
+            sends += wc.status == IBV_WC_SUCCESS;
+        else
+            r = wc, recvs++;
+    }
+    ibv_destroy_ah(ah);
+    if (sends != 1 || recvs != 1 || r.status != IBV_WC_SUCCESS || r.src_qp != qpn ||
+        r.byte_len != GRH + 1000) {
+        fprintf(stderr, "cross_uid: uid %d: %d sends, %d receives (status %d, src_qp %u of %u, %u B)\n",
+                (int)getuid(), sends, recvs, r.status, r.src_qp, qpn, r.byte_len);
+        return -3;
+    }
+    char exp[1000];
+    fill(exp, sizeof exp, want);
+    return memcmp(u->buf + r.wr_id * SLOT + GRH, exp, sizeof exp) ? -4 : 0;
+}
+
+static int run_cross_uid(void)
+{
+    char fab[] = "/tmp/sr-ud-xuid.XXXXXX";
+    if (!mkdtemp(fab) || chmod(fab, 01777))
+        return xuid_fail("fabric directory");
+    setenv("SOFTRDMA_FABRIC", fab, 1);
+    umask(0);
+    int up[2], down[2];
+    if (pipe(up) || pipe(down))
+        return xuid_fail("pipe");
+    struct ud u;
+    if (xuid_open(&u))
+        return xuid_fail("root's QP");
+    uint32_t me = u.qp->qp_num, peer = 0;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct ud c;
+        uint64_t st[ST_N];
+        if (setgid(65534) || setuid(65534) || xuid_open(&c))
+            _exit(10);
+        uint32_t cq = c.qp->qp_num;
+        if (write(up[1], &cq, sizeof cq) != sizeof cq || read(down[0], &peer, sizeof peer) != sizeof peer)
+            _exit(11);
+        int rc = xuid_exchange(&c, peer, 2, 1);
+        ud_stats(st);
+        /* nobody's datagram went through root's device: none sent directly */
+        _exit(rc ? 20 - rc : st[ST_SENT] || st[ST_NO_QP] ? 30 : 0);
+    }
+    if (read(up[0], &peer, sizeof peer) != sizeof peer || write(down[1], &me, sizeof me) != sizeof me)
+        return xuid_fail("exchanging QPNs");
+    int rc = xuid_exchange(&u, peer, 1, 2), status = 0;
+    waitpid(pid, &status, 0);
+    char cmd[100];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", fab);
+    if (system(cmd)) {}
+    printf("cross_uid: root side %d, nobody side exit %d\n", rc, WEXITSTATUS(status));
+    return rc || !WIFEXITED(status) || WEXITSTATUS(status);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "cross_uid"))
+        return run_cross_uid();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ah_create_destroy),
         cmocka_unit_test(test_ud_state_masks),
@@ -594,6 +830,7 @@ int main(void)
         cmocka_unit_test(test_drops),
         cmocka_unit_test(test_mtu_and_short_receive),
         cmocka_unit_test(test_many_senders),
+        cmocka_unit_test(test_peer_gone),
         cmocka_unit_test(test_cm_ps_udp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
