@@ -4,6 +4,9 @@
  * rsocket subnet): three sockets bound to IP, then each case below; prints
  * "ok CASE" per case and "PASS" at the end, or "FAIL: CASE: why" (exit 1).
  * Every wait is bounded (poll with 10 s), every datagram is checked.
+ * Also: IPv4 multicast goes out as plain UDP (a kernel group member gets
+ * the bare payload), and an inherited socket fails with EOWNERDEAD in a
+ * fork child while the parent's keeps working.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,6 +19,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *cur = "setup";
@@ -184,6 +188,40 @@ int main(int argc, char **argv)
     CHECK(setsockopt(w, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)) == 0, "SO_RCVBUF");
     CHECK(getsockopt(w, SOL_SOCKET, SO_RCVBUF, &got, &gl) == 0 && got >= v, "SO_RCVBUF reads %d", got);
     close(w);
+    printf("ok %s\n", cur);
+
+    cur = "multicast_plain";     /* IPv4: a group datagram goes out as plain UDP */
+    if (fam == AF_INET) {
+        int k = socket(AF_INET, SOCK_DGRAM, 0);
+        struct sockaddr_in ka = { .sin_family = AF_INET, .sin_port = htons(17777) };
+        CHECK(bind(k, (struct sockaddr *)&ka, sizeof(ka)) == 0, "kernel receiver bind");
+        struct ip_mreq mr;
+        inet_pton(AF_INET, "239.1.2.3", &mr.imr_multiaddr);
+        mr.imr_interface = ((struct sockaddr_in *)&za)->sin_addr;
+        CHECK(setsockopt(k, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr)) == 0, "join");
+        CHECK(setsockopt(z, IPPROTO_IP, IP_MULTICAST_IF, &mr.imr_interface,
+                         sizeof(mr.imr_interface)) == 0, "IP_MULTICAST_IF");
+        struct sockaddr_in g = { .sin_family = AF_INET, .sin_port = htons(17777),
+                                 .sin_addr = mr.imr_multiaddr };
+        CHECK(sendto(z, "group", 5, 0, (struct sockaddr *)&g, sizeof(g)) == 5, "send to group");
+        wait_in(k);
+        CHECK(recv(k, buf, sizeof(buf), 0) == 5 && memcmp(buf, "group", 5) == 0,
+              "the group datagram arrived with a header or not at all");
+        close(k);
+        printf("ok %s\n", cur);
+    }
+
+    cur = "fork_child";          /* an inherited datagram rsocket fails at once in a child */
+    pid_t pid = fork();
+    if (pid == 0) {
+        errno = 0;
+        ssize_t c = recv(y, buf, sizeof(buf), MSG_DONTWAIT);
+        _exit(c == -1 && errno == EOWNERDEAD ? 0 : 3);
+    }
+    int st;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+          "child's recv on the inherited socket did not fail with EOWNERDEAD");
+    xfer(y, &ya, z, &za, 100, 'f');      /* the parent's sockets still work */
     printf("ok %s\n", cur);
 
     close(x);

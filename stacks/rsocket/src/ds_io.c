@@ -14,6 +14,7 @@
 #include "ds_sock.h"
 #include "rs_sock.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <sys/epoll.h>
@@ -391,11 +392,36 @@ static int autobind(struct dsock *d)
     return 0;
 }
 
+/* Multicast and broadcast have no UD equivalent here: such datagrams go
+ * out as plain UDP, without the first-contact header, for whatever
+ * kernel sockets listen. */
+static int group_addr(const struct sockaddr *to)
+{
+    if (to->sa_family == AF_INET6)
+        return IN6_IS_ADDR_MULTICAST(&((const struct sockaddr_in6 *)to)->sin6_addr);
+    uint32_t ip = ntohl(((const struct sockaddr_in *)to)->sin_addr.s_addr);
+    return IN_MULTICAST(ip) || ip == INADDR_BROADCAST;
+}
+
+static ssize_t send_plain(struct dsock *d, const struct msghdr *msg, const struct sockaddr *to,
+                          int flags)
+{
+    struct msghdr m = *msg;
+    m.msg_name = d->connected ? NULL : (void *)to;
+    m.msg_namelen = d->connected ? 0 : (to->sa_family == AF_INET6
+                                        ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    m.msg_control = NULL;
+    m.msg_controllen = 0;
+    return sendmsg(d->udp_fd, &m, (flags & MSG_DONTWAIT) | MSG_NOSIGNAL);
+}
+
 static ssize_t send_locked(struct dsock *d, const struct msghdr *msg, int flags, size_t len)
 {
     const struct sockaddr *to = send_target(d, msg);
     if (!to || autobind(d))
         return -1;
+    if (group_addr(to))
+        return send_plain(d, msg, to, flags);
     struct ds_dest *ds = (d->connected && to == (struct sockaddr *)&d->peer && d->conn_dest)
                              ? d->conn_dest : ds_dest_get(d, to);
     if (!ds) {
@@ -420,6 +446,8 @@ static ssize_t send_locked(struct dsock *d, const struct msghdr *msg, int flags,
 
 ssize_t ds_sendmsg(struct dsock *d, const struct msghdr *msg, int flags)
 {
+    if (ds_usable(d))
+        return -1;
     size_t len = iov_total(msg->msg_iov, msg->msg_iovlen);
     if (len > (d->domain == AF_INET6 ? DS_MAX_DATA6 : DS_MAX_DATA4)) {
         errno = EMSGSIZE;
@@ -466,6 +494,8 @@ static ssize_t take(struct dsock *d, struct msghdr *msg, int flags)
 
 ssize_t ds_recvmsg(struct dsock *d, struct msghdr *msg, int flags)
 {
+    if (ds_usable(d))
+        return -1;
     pthread_mutex_lock(&d->lock);
     int64_t deadline = rs_deadline(&d->rcvtimeo, d->nonblock || (flags & MSG_DONTWAIT));
     ssize_t r = -1;

@@ -102,13 +102,28 @@ static void free_fds(struct dsock *d)
             close(*fd);
 }
 
+int ds_usable(const struct dsock *d)
+{
+    if (d->fork_gen == __atomic_load_n(&rs_fork_gen, __ATOMIC_RELAXED))
+        return 0;
+    errno = EOWNERDEAD;
+    return -1;
+}
+
+/* In a fork child the verbs objects belong to the parent's device
+ * context: only our own descriptors and memory are released there (the
+ * QP and destination records are left, as the stream engine does). */
 static void ds_free(struct dsock *d)
 {
-    ds_dest_free_all(d);                 /* AHs before the PDs they live in */
-    while (d->qps) {
-        struct ds_qp *q = d->qps;
-        d->qps = q->next;
-        ds_qp_destroy(q);
+    if (ds_usable(d) == 0) {
+        ds_dest_free_all(d);             /* AHs before the PDs they live in */
+        while (d->qps) {
+            struct ds_qp *q = d->qps;
+            d->qps = q->next;
+            ds_qp_destroy(q);
+        }
+    } else {
+        d->cm = NULL;
     }
     free_fds(d);
     free(d->rx);
@@ -140,6 +155,7 @@ int ds_socket(int domain, int type, int protocol, struct dsock **out)
     pthread_mutex_init(&d->lock, NULL);
     d->domain = domain;
     d->nonblock = !!(type & SOCK_NONBLOCK);
+    d->fork_gen = __atomic_load_n(&rs_fork_gen, __ATOMIC_RELAXED);
     d->udp_fd = d->wait_fd = d->kick_fd = -1;
     d->rq_size = DS_RQ_DEFAULT;
     d->sq_size = DS_SQ_DEFAULT;
@@ -172,6 +188,8 @@ int ds_bind(struct dsock *d, const struct sockaddr *a, socklen_t l)
 
 int ds_connect(struct dsock *d, const struct sockaddr *a, socklen_t l)
 {
+    if (ds_usable(d))
+        return -1;
     if (!a || l < sizeof(sa_family_t)) {
         errno = EINVAL;
         return -1;
@@ -196,6 +214,10 @@ int ds_connect(struct dsock *d, const struct sockaddr *a, socklen_t l)
 
 int ds_close(struct dsock *d)
 {
+    if (ds_usable(d)) {
+        ds_free(d);
+        return 0;
+    }
     pthread_mutex_lock(&d->lock);
     /* sends posted but not completed: give them a bounded moment */
     int64_t until = rs_now_ms() + 100;
@@ -299,6 +321,8 @@ int ds_ioctl(struct dsock *d, unsigned long req, void *arg)
         errno = EFAULT;
         return -1;
     }
+    if (ds_usable(d))
+        return -1;
     pthread_mutex_lock(&d->lock);
     ds_progress(d);
     /* the size of the next datagram, as Linux UDP answers */
@@ -309,6 +333,10 @@ int ds_ioctl(struct dsock *d, unsigned long req, void *arg)
 
 uint32_t ds_poll_events(struct dsock *d, uint64_t *gen)
 {
+    if (ds_usable(d)) {
+        *gen = d->gen;
+        return EPOLLERR;
+    }
     pthread_mutex_lock(&d->lock);
     ds_progress(d);
     uint32_t m = 0;

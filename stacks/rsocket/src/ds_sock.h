@@ -73,6 +73,8 @@ struct dsock {
     pthread_mutex_t lock;
     int domain;
     int nonblock;
+    unsigned fork_gen;               /* rs_fork_gen at creation: a fork child's
+                                      * copy has no verbs resources */
     int udp_fd;                      /* first contact; bind/connect/names live here */
     int wait_fd;                     /* epoll: udp_fd, CQ channels, cm channel */
     /* Threads blocked in the engine (ds_wait): one, the poller, sleeps in
@@ -121,6 +123,9 @@ int ds_set_nonblock(struct dsock *d, int on);
 int ds_ioctl(struct dsock *d, unsigned long req, void *arg);
 uint32_t ds_poll_events(struct dsock *d, uint64_t *gen);
 void ds_set_cookie(struct dsock *d, void *cookie);
+
+/* 0, or -1/EOWNERDEAD in a fork child (the QPs stayed with the parent) */
+int ds_usable(const struct dsock *d);
 
 /* ds_io.c: data */
 ssize_t ds_sendmsg(struct dsock *d, const struct msghdr *msg, int flags);
