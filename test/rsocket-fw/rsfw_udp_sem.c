@@ -179,6 +179,10 @@ int main(int argc, char **argv)
     CHECK(send(x, "back", 4, 0) == 4, "send without address on a connected socket");
     wait_in(y);
     CHECK(recv(y, buf, sizeof(buf), 0) == 4 && memcmp(buf, "back", 4) == 0, "reply");
+    /* Linux: an explicit address on a connected UDP socket is used */
+    CHECK(sendto(x, "other", 5, 0, (struct sockaddr *)&za, alen()) == 5, "sendto another address");
+    wait_in(z);
+    CHECK(recv(z, buf, sizeof(buf), 0) == 5 && memcmp(buf, "other", 5) == 0, "z got it");
     printf("ok %s\n", cur);
 
     cur = "rcvbuf";

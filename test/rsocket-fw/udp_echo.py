@@ -10,7 +10,7 @@ preload; plain POSIX sockets, nothing rsocket-specific).
       may reach the application.
   udp_echo.py client IP PORT LOCAL_IP SOCKETS COUNT [GO_FILE]
       SOCKETS sockets bound to LOCAL_IP (one peer each, all to the one
-      server socket): one warm-up round trip per socket (first contact),
+      server socket): three warm-up round trips per socket (first contact),
       then, when GO_FILE is given, print "warm" and wait for GO_FILE to
       exist (the test starts its capture), then COUNT round trips per
       socket, round robin, random sizes 1..1400 (and the largest datagram
@@ -70,8 +70,9 @@ def client(ip, port, local, nsock, count, go_file):
         s.bind((local, 0))
         s.settimeout(TIMEOUT)
         socks.append(s)
-    for s in socks:
-        round_trip(s, b"E" + b"w" * 31, dest)
+    for _ in range(3):              # first contact, then the address handles settle
+        for s in socks:
+            round_trip(s, b"E" + b"w" * 31, dest)
     if go_file:
         print("warm", flush=True)
         deadline = time.monotonic() + TIMEOUT

@@ -2,7 +2,7 @@
 # udp_echo.sh FAMILY SOCKETS COUNT [bad]: UDP echo over the rsocket route
 # (datagram rsockets) between the test hosts. The server (host A, one
 # socket) echoes to SOCKETS client sockets of one process on host B (many
-# sockets, many peers on one socket); after one warm-up round trip per
+# sockets, many peers on one socket); after three warm-up round trips per
 # socket (first contact goes over UDP, as librdmacm's protocol has it),
 # COUNT round trips per socket with every byte checked must cross the
 # wire with ZERO kernel UDP packets on the port (tcpdump on host B's

@@ -323,7 +323,7 @@ static ssize_t send_udp(struct dsock *d, struct ds_dest *ds, const struct msghdr
     iov[0] = (struct iovec){ h, hl };
     memcpy(iov + 1, msg->msg_iov, msg->msg_iovlen * sizeof(struct iovec));
     struct msghdr m = { .msg_iov = iov, .msg_iovlen = msg->msg_iovlen + 1 };
-    if (!d->connected) {
+    if (!d->connected || ds != d->conn_dest) {
         m.msg_name = &ds->addr;
         m.msg_namelen = ds->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                       : sizeof(struct sockaddr_in);
@@ -372,11 +372,7 @@ static const struct sockaddr *send_target(struct dsock *d, const struct msghdr *
         errno = to->sa_family != d->domain ? EAFNOSUPPORT : EINVAL;
         return NULL;
     }
-    if (d->connected && !ds_addr_equal(to, (struct sockaddr *)&d->peer)) {
-        errno = EISCONN;
-        return NULL;
-    }
-    return to;
+    return to;                   /* Linux UDP: an address overrides the connected peer */
 }
 
 /* An unbound socket gets its port before the first header names it. */
@@ -407,9 +403,9 @@ static ssize_t send_plain(struct dsock *d, const struct msghdr *msg, const struc
                           int flags)
 {
     struct msghdr m = *msg;
-    m.msg_name = d->connected ? NULL : (void *)to;
-    m.msg_namelen = d->connected ? 0 : (to->sa_family == AF_INET6
-                                        ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+    m.msg_name = (void *)to;
+    m.msg_namelen = to->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in);
     m.msg_control = NULL;
     m.msg_controllen = 0;
     return sendmsg(d->udp_fd, &m, (flags & MSG_DONTWAIT) | MSG_NOSIGNAL);
