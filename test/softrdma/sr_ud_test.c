@@ -379,6 +379,29 @@ static void test_mtu_and_short_receive(void **st)
     two_close(&t);
 }
 
+/* An RC QP aimed at a UD QP's number: its SEND fails (RETRY_EXC_ERR, as
+ * the HCA drops RC packets to a UD QP) and nothing reaches the UD QP. */
+static void test_rc_to_ud(void **st)
+{
+    (void)st;
+    struct two t;
+    two_open(&t, 1);
+    ud_recv(&t.b, 1, 0, 100, 0);
+    struct pair *p = pair_open();
+    side_init(p, &p->a, 16, 1, IBV_ACCESS_LOCAL_WRITE);
+    qp_connect(p->a.qp, t.b.qp->qp_num, 7);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 1, 0, 10, 0, 0, 0, p->a.mr->lkey), 0);
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_RETRY_EXC_ERR);
+    assert_int_equal(poll_n(t.b.rcq, &wc, 1, 100), 0);
+    side_free(&p->a);           /* side b was never made */
+    assert_int_equal(ibv_dealloc_pd(p->pd), 0);
+    ibv_close_device(p->ctx);
+    free(p);
+    two_close(&t);
+}
+
 #define SENDERS 6
 #define PER_SENDER 200
 
@@ -829,6 +852,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_send_grh_src_qp),
         cmocka_unit_test(test_drops),
         cmocka_unit_test(test_mtu_and_short_receive),
+        cmocka_unit_test(test_rc_to_ud),
         cmocka_unit_test(test_many_senders),
         cmocka_unit_test(test_peer_gone),
         cmocka_unit_test(test_cm_ps_udp),
