@@ -24,6 +24,9 @@
 
 /* In the owner's segment (peers read it; the owner writes it). */
 struct sr_shm_ud {
+    /* Where every segment block keeps its lock (the allocator's, whatever
+     * it does with it); the UD block itself needs none: peers only read. */
+    pthread_mutex_t block_lock;
     uint32_t magic;                /* SR_UD_MAGIC; 0 once the QP is gone */
     uint32_t qpn;
     uint32_t qkey;                 /* atomic: modify_qp may change it */

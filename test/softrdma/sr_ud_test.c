@@ -20,6 +20,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <rdma/rdma_cma.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,6 +380,29 @@ static void test_mtu_and_short_receive(void **st)
     two_close(&t);
 }
 
+/* An RC QP aimed at a UD QP's number: its SEND fails (RETRY_EXC_ERR, as
+ * the HCA drops RC packets to a UD QP) and nothing reaches the UD QP. */
+static void test_rc_to_ud(void **st)
+{
+    (void)st;
+    struct two t;
+    two_open(&t, 1);
+    ud_recv(&t.b, 1, 0, 100, 0);
+    struct pair *p = pair_open();
+    side_init(p, &p->a, 16, 1, IBV_ACCESS_LOCAL_WRITE);
+    qp_connect(p->a.qp, t.b.qp->qp_num, 7);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 1, 0, 10, 0, 0, 0, p->a.mr->lkey), 0);
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_RETRY_EXC_ERR);
+    assert_int_equal(poll_n(t.b.rcq, &wc, 1, 100), 0);
+    side_free(&p->a);           /* side b was never made */
+    assert_int_equal(ibv_dealloc_pd(p->pd), 0);
+    ibv_close_device(p->ctx);
+    free(p);
+    two_close(&t);
+}
+
 #define SENDERS 6
 #define PER_SENDER 200
 
@@ -425,6 +449,62 @@ static void sender_child(uint32_t qpn, int who)
             _exit(2);
     }
     _exit(ah ? 0 : 3);
+}
+
+/* A receiver sleeping on its completion channel (as rsockets' datagram
+ * code does) wakes when another process's datagram arrives, once armed. */
+static void test_channel_wakeup(void **st)
+{
+    (void)st;
+    struct ibv_context *ctx = open_dev();
+    struct ud b;
+    memset(&b, 0, sizeof b);
+    b.ctx = ctx;
+    b.pd = ibv_alloc_pd(ctx);
+    struct ibv_comp_channel *ch = ibv_create_comp_channel(ctx);
+    assert_non_null(ch);
+    b.scq = ibv_create_cq(ctx, 16, NULL, NULL, 0);
+    b.rcq = ibv_create_cq(ctx, 16, NULL, ch, 0);
+    b.buf = calloc(NSLOT, SLOT);
+    b.mr = ibv_reg_mr(b.pd, b.buf, NSLOT * SLOT, IBV_ACCESS_LOCAL_WRITE);
+    assert_true(b.scq && b.rcq && b.mr);
+    b.qp = ud_qp(&b, 4);
+    ud_ready(b.qp, QKEY);
+    ud_recv(&b, 9, 0, 64, 1);
+    assert_int_equal(ibv_req_notify_cq(b.rcq, 0), 0);
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (!pid) {
+        char c;
+        if (read(go[0], &c, 1) != 1)    /* the parent sleeps on its channel by now */
+            _exit(9);
+        sender_child(b.qp->qp_num, 0);  /* PER_SENDER datagrams; one is taken */
+    }
+    struct pollfd pf = { .fd = ch->fd, .events = POLLIN };
+    assert_int_equal(poll(&pf, 1, 0), 0);      /* nothing yet */
+    assert_int_equal(write(go[1], "g", 1), 1);
+    assert_int_equal(poll(&pf, 1, DEADLINE_MS), 1);
+    struct ibv_cq *cq;
+    void *cctx;
+    assert_int_equal(ibv_get_cq_event(ch, &cq, &cctx), 0);
+    assert_ptr_equal(cq, b.rcq);
+    ibv_ack_cq_events(cq, 1);
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(b.rcq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_int_equal(wc.wr_id, 9);
+    assert_int_equal(*(uint32_t *)(b.buf + 64), 0);    /* sender 0, datagram 0 */
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(go[0]);
+    close(go[1]);
+    ud_close(&b);
+    assert_int_equal(ibv_destroy_comp_channel(ch), 0);
+    ibv_close_device(ctx);
 }
 
 static void test_many_senders(void **st)
@@ -829,6 +909,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_send_grh_src_qp),
         cmocka_unit_test(test_drops),
         cmocka_unit_test(test_mtu_and_short_receive),
+        cmocka_unit_test(test_rc_to_ud),
+        cmocka_unit_test(test_channel_wakeup),
         cmocka_unit_test(test_many_senders),
         cmocka_unit_test(test_peer_gone),
         cmocka_unit_test(test_cm_ps_udp),
