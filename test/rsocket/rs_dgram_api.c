@@ -4,6 +4,8 @@
  *
  *   rs_dgram_api server ADDR PORT N        rbind, then echo N datagrams with
  *                                          rrecvfrom/rsendto; prints "ready"
+ *   rs_dgram_api sink ADDR PORT            rbind, print every datagram's payload
+ *                                          on a line until one says "END"
  *   rs_dgram_api client ADDR PORT LOCAL N  rbind LOCAL, N round trips of
  *                                          1..2000 bytes with rsendto, waiting
  *                                          with rpoll and reading with
@@ -47,15 +49,26 @@ static int wait_in(int s)
     return rpoll(&p, 1, 10000) == 1 && (p.revents & POLLIN) ? 0 : -1;
 }
 
-static int server(const char *ip, int port, int n)
+/* A datagram rsocket bound to ip:port, announced with "ready"; -1 on failure. */
+static int bound_ready(const char *ip, int port)
 {
     struct sockaddr_storage a;
     socklen_t l = addr_of(ip, port, &a);
     int s = rsocket(a.ss_family, SOCK_DGRAM, 0);
-    if (s < 0 || rbind(s, (struct sockaddr *)&a, l))
-        return failed("rsocket/rbind");
+    if (s < 0 || rbind(s, (struct sockaddr *)&a, l)) {
+        failed("rsocket/rbind");
+        return -1;
+    }
     printf("ready\n");
     fflush(stdout);
+    return s;
+}
+
+static int server(const char *ip, int port, int n)
+{
+    int s = bound_ready(ip, port);
+    if (s < 0)
+        return 1;
     char buf[4096];
     for (int i = 0; i < n; i++) {
         struct sockaddr_storage src;
@@ -68,6 +81,28 @@ static int server(const char *ip, int port, int n)
     }
     rclose(s);
     printf("echoed %d datagrams\n", n);
+    return 0;
+}
+
+static int sink(const char *ip, int port)
+{
+    int s = bound_ready(ip, port);
+    if (s < 0)
+        return 1;
+    char buf[4096];
+    for (int i = 0; i < 100; i++) {
+        if (wait_in(s))
+            return failed("rpoll (sink)");
+        ssize_t r = rrecv(s, buf, sizeof(buf) - 1, 0);
+        if (r < 0)
+            return failed("rrecv");
+        buf[r] = 0;
+        printf("got %zd: %s\n", r, buf);
+        fflush(stdout);
+        if (strcmp(buf, "END") == 0)
+            break;
+    }
+    rclose(s);
     return 0;
 }
 
@@ -104,6 +139,8 @@ int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "server") == 0)
         return server(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc == 4 && strcmp(argv[1], "sink") == 0)
+        return sink(argv[2], atoi(argv[3]));
     if (argc == 6 && strcmp(argv[1], "client") == 0)
         return client(argv[2], atoi(argv[3]), argv[4], atoi(argv[5]));
     fprintf(stderr, "usage: rs_dgram_api server ADDR PORT N | client ADDR PORT LOCAL N\n");
