@@ -5,13 +5,17 @@
  * waiting only through poll_events() and the wait fd, every byte and the
  * source port checked; malformed first-contact datagrams from a plain UDP
  * socket in between never reach the receiver; EMSGSIZE above the limit;
- * a blocking receive with SO_RCVTIMEO times out with EAGAIN. Exit 0 and
+ * a blocking receive with SO_RCVTIMEO times out with EAGAIN; two threads
+ * blocked in recv on one socket share 200 datagrams (each arrives once,
+ * both wake for their stop datagram: one polls the wait fd, the other
+ * waits on the socket's condition, and each wakes the other). Exit 0 and
  * "PASS", or one line naming the failed step.
  */
 #include "rs_test_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -67,6 +71,58 @@ static int malformed(const struct sockaddr_storage *to, socklen_t l)
     return 0;
 }
 
+struct rx_thread {
+    struct tsock *t;
+    int count;
+    pthread_t tid;
+};
+
+static void *rx_loop(void *arg)
+{
+    struct rx_thread *r = arg;
+    uint8_t buf[64];
+    for (int i = 0; i < 100000; i++) {
+        ssize_t n = M->recv(r->t->s, buf, sizeof(buf), 0);
+        if (n == 4 && memcmp(buf, "STOP", 4) == 0)
+            break;
+        if (n > 0)
+            r->count++;
+    }
+    return NULL;
+}
+
+/* Two blocked receivers on b, 200 datagrams from a (fewer than b's receive
+ * slots: none can be dropped), then a STOP each. */
+static int two_receivers(struct tsock *a, struct tsock *b, struct sockaddr_storage *ba, socklen_t l)
+{
+    struct rx_thread r[2] = { { .t = b }, { .t = b } };
+    struct timeval none = { 0, 0 };
+    if (M->setsockopt(b->s, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none)))
+        return tu_fail("SO_RCVTIMEO off");
+    for (int i = 0; i < 2; i++)
+        if (pthread_create(&r[i].tid, NULL, rx_loop, &r[i]))
+            return tu_fail("pthread_create");
+    for (int i = 0; i < 200; i++) {
+        struct iovec iov = { "data", 4 };
+        struct msghdr m = { .msg_name = ba, .msg_namelen = l, .msg_iov = &iov, .msg_iovlen = 1 };
+        if (M->sendmsg(a->s, &m, 0) != 4)
+            return tu_fail("send to the receivers");
+    }
+    /* in order behind the data (one sender, one UD path), so a thread takes
+     * its STOP only when every datagram before it was taken */
+    for (int i = 0; i < 2; i++) {
+        struct iovec iov = { "STOP", 4 };
+        struct msghdr m = { .msg_name = ba, .msg_namelen = l, .msg_iov = &iov, .msg_iovlen = 1 };
+        if (M->sendmsg(a->s, &m, 0) != 4)
+            return tu_fail("send STOP");
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(r[i].tid, NULL);
+    if (r[0].count + r[1].count != 200)
+        return tu_failf("two receivers got %d + %d datagrams, expected 200", r[0].count, r[1].count);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2 || tu_module_init())
@@ -95,8 +151,11 @@ int main(int argc, char **argv)
     int64_t t0 = tu_now_ms();
     if (M->recv(b.s, big, sizeof(big), 0) != -1 || errno != EAGAIN || tu_now_ms() - t0 < 150)
         return tu_failf("blocking recv on an empty socket did not time out (malformed data delivered?)");
+    if (two_receivers(&a, &b, &ba, l))
+        return 1;
     M->close(a.s);
     M->close(b.s);
-    printf("PASS: 800 datagrams checked, malformed ones dropped, EMSGSIZE, SO_RCVTIMEO\n");
+    printf("PASS: 800 datagrams checked, malformed ones dropped, EMSGSIZE, SO_RCVTIMEO, "
+           "two blocked receivers\n");
     return 0;
 }
