@@ -135,6 +135,7 @@ static void ds_free(struct dsock *d)
 
 int ds_socket(int domain, int type, int protocol, struct dsock **out)
 {
+    rs_global_init_once();               /* tunables, fork generation */
     if (domain != AF_INET && domain != AF_INET6) {
         errno = EAFNOSUPPORT;
         return -1;
