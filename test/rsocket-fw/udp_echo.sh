@@ -48,4 +48,8 @@ expect_stack "$WORK/client.out" rsocket tx_bytes $((SOCKS * COUNT)) client
 expect_stack "$WORK/server.out" rsocket rx_bytes $((SOCKS * COUNT)) server
 expect_stack_zero "$WORK/client.out" kernel tx_bytes client
 expect_stack_zero "$WORK/server.out" kernel tx_bytes server
+if [ -n "$BAD" ]; then    # one line naming the cause and the sender, then only counted
+    expect_line "$WORK/server.out" "WAR: rsocket: datagram socket: dropped a datagram \(from $CLI port [0-9]+\): bad first-contact header" "the drop is logged"
+    [ "$(grep -c 'dropped a datagram' "$WORK/server.out")" = 1 ] || fail "more than one drop line"
+fi
 echo "PASS: UDP echo IPv$FAM, $SOCKS sockets x $COUNT, zero kernel UDP packets after first contact${BAD:+, malformed datagrams dropped}"

@@ -84,9 +84,14 @@ struct ds_dest *ds_dest_get(struct dsock *d, const struct sockaddr *peer)
     struct ds_dest *ds = ds_dest_find(d, peer);
     if (ds)
         return ds;
+    if (d->n_dests >= DS_DEST_MAX) {
+        errno = ENOBUFS;                 /* a flood of sources must not eat memory */
+        return NULL;
+    }
     struct sockaddr_storage local;
     if (local_toward(d, peer, &local) || !(ds = calloc(1, sizeof(*ds))))
         return NULL;
+    d->n_dests++;
     memcpy(&ds->addr, peer, sa_len(peer));
     ds->local = local;
     ds->qp = ds_qp_get(d, (struct sockaddr *)&local);   /* NULL: UDP only (logged) */

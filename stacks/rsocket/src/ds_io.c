@@ -70,10 +70,22 @@ void ds_rx_release(struct dsock *d, struct ds_rx *r)
         d->udp_free[d->udp_nfree++] = r->slot;
 }
 
-static void drop(struct dsock *d, const char *why)
+/* One line per socket (the first drop), naming the cause and the source
+ * (the UDP source; for UD the socket's QP address, as a bad header names
+ * no sender); every drop is counted. */
+static void drop(struct dsock *d, const char *why, const struct sockaddr *from)
 {
-    if (d->dropped++ == 0 || rs_log_sink == NULL)
-        rs_log(1, "datagram socket: dropped a datagram: %s", why);
+    if (d->dropped++)
+        return;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    const void *a = from && from->sa_family == AF_INET6
+        ? (const void *)&((const struct sockaddr_in6 *)from)->sin6_addr
+        : from ? (const void *)&((const struct sockaddr_in *)from)->sin_addr : NULL;
+    if (a)
+        inet_ntop(from->sa_family, a, ip, sizeof(ip));
+    rs_log(2, "datagram socket: dropped a datagram (%s %s port %u): %s; later drops are only counted",
+           from == NULL ? "at" : "from", ip,
+           from ? ntohs(((const struct sockaddr_in *)from)->sin_port) : 0, why);
 }
 
 /* A connected socket takes datagrams from its peer only. */
@@ -92,11 +104,12 @@ static void on_recv(struct dsock *d, struct ds_qp *q, const struct ibv_wc *wc)
     if (wc->status != IBV_WC_SUCCESS || wc->byte_len < DS_GRH ||
         ds_hdr_get(m, n, d->domain, &src, &hlen)) {
         if (wc->status == IBV_WC_SUCCESS)
-            drop(d, "bad UD header (version, length or family)");
+            drop(d, "bad UD header (version, length or family)", NULL);
     } else if (from_stranger(d, (struct sockaddr *)&src)) {
-        drop(d, "UD datagram from an address the socket is not connected to");
+        drop(d, "UD datagram from an address the socket is not connected to",
+             (struct sockaddr *)&src);
     } else if ((r = rx_push(d)) == NULL) {
-        drop(d, "receive queue full");
+        drop(d, "receive queue full", (struct sockaddr *)&src);
     } else {
         *r = (struct ds_rx){ .data = (uint8_t *)m + hlen, .len = (uint32_t)(n - hlen),
                              .qp = q, .slot = slot, .src = src };
@@ -146,12 +159,12 @@ static void on_udp(struct dsock *d, uint8_t *buf, size_t n, const struct sockadd
 {
     struct ds_udp_info h;
     if (ds_udp_hdr_get(buf, n, src->sa_family, &h)) {
-        drop(d, "bad first-contact header (tag, version, length or family)");
+        drop(d, "bad first-contact header (tag, version, length or family)", src);
         return;
     }
     struct ds_dest *ds = ds_dest_get(d, src);
     if (!ds) {
-        drop(d, "no local address toward a first contact's source");
+        drop(d, errno == ENOBUFS ? "too many peers" : "no local address toward the source", src);
         return;
     }
     if (h.op == DS_UDP_OP_DATA)
@@ -161,7 +174,7 @@ static void on_udp(struct dsock *d, uint8_t *buf, size_t n, const struct sockadd
         return;
     struct ds_rx *r;
     if (d->udp_nfree == 0 || (r = rx_push(d)) == NULL) {
-        drop(d, "receive queue full");
+        drop(d, "receive queue full", src);
         return;
     }
     uint32_t slot = d->udp_free[--d->udp_nfree];
@@ -184,7 +197,7 @@ static void read_udp(struct dsock *d)
         if (n < 0)
             return;                      /* EAGAIN; ICMP errors are not ours to report */
         if ((size_t)n > DS_SLOT)
-            drop(d, "first-contact datagram larger than a slot");
+            drop(d, "first-contact datagram larger than a slot", (struct sockaddr *)&src);
         else
             on_udp(d, buf, (size_t)n, (struct sockaddr *)&src, sl);
     }

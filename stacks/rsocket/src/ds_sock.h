@@ -27,6 +27,7 @@
 #define DS_SQ_DEFAULT 128       /* send slots per QP */
 #define DS_UDP_SLOTS  32        /* first-contact datagrams queued */
 #define DS_HASH       64        /* destination hash buckets */
+#define DS_DEST_MAX   65536     /* peers remembered per socket */
 #define DS_RESOLVE_MS 2000      /* address / route resolution timeout */
 #define DS_SRC_UDP    1         /* wait fd tags (a QP's channel: the QP pointer) */
 #define DS_SRC_CM     2
@@ -95,6 +96,7 @@ struct dsock {
     struct timeval rcvtimeo, sndtimeo;
     struct ds_qp *qps;
     struct ds_dest *hash[DS_HASH];
+    uint32_t n_dests;
     /* received datagrams, a ring */
     struct ds_rx *rx;
     uint32_t rx_cap, rx_head, rx_len;
