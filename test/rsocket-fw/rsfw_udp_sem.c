@@ -191,6 +191,24 @@ int main(int argc, char **argv)
     int w = socket(fam, SOCK_DGRAM, 0);
     CHECK(setsockopt(w, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)) == 0, "SO_RCVBUF");
     CHECK(getsockopt(w, SOL_SOCKET, SO_RCVBUF, &got, &gl) == 0 && got >= v, "SO_RCVBUF reads %d", got);
+    v = 4 << 20;                 /* larger than the default ring: it grows */
+    CHECK(setsockopt(w, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)) == 0, "SO_RCVBUF 4 MiB");
+    gl = sizeof(got);
+    CHECK(getsockopt(w, SOL_SOCKET, SO_RCVBUF, &got, &gl) == 0 && got >= v, "SO_RCVBUF reads %d", got);
+    struct sockaddr_storage wa;
+    close(w);
+    w = bound(argv[1], &wa);     /* bound: a module socket, the option replayed */
+    CHECK(setsockopt(w, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)) == 0, "SO_RCVBUF on a bound socket");
+    for (int i = 0; i < 1000; i++)   /* 1000 queued datagrams: more than the default 256 slots */
+        CHECK(sendto(x, "q", 1, 0, (struct sockaddr *)&wa, alen()) == 1, "burst");
+    int queued = 0;
+    for (int i = 0; i < 1000; i++) {
+        struct pollfd p = { .fd = w, .events = POLLIN };
+        if (poll(&p, 1, 2000) != 1 || recv(w, buf, sizeof(buf), 0) != 1)
+            break;
+        queued++;
+    }
+    CHECK(queued == 1000, "%d of 1000 queued datagrams arrived with a 4 MiB SO_RCVBUF", queued);
     close(w);
     printf("ok %s\n", cur);
 

@@ -184,10 +184,12 @@ static void on_udp(struct dsock *d, uint8_t *buf, size_t n, const struct sockadd
     memcpy(&r->src, src, sl);
 }
 
+/* Only while a first-contact datagram can be queued: the rest waits in
+ * the UDP socket's own buffer (its SO_RCVBUF), not dropped here. */
 static void read_udp(struct dsock *d)
 {
     uint8_t buf[DS_SLOT + 1];
-    for (int i = 0; i < 64; i++) {
+    for (int i = 0; i < 64 && d->udp_nfree && d->rx_len < d->rx_cap; i++) {
         struct sockaddr_storage src;
         socklen_t sl = sizeof(src);
         ssize_t n = recvfrom(d->udp_fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&src,
@@ -438,6 +440,9 @@ static ssize_t send_locked(struct dsock *d, const struct msghdr *msg, int flags,
         return -1;
     }
     size_t hl = d->domain == AF_INET6 ? DS_HDR6 : DS_HDR4;
+    if (ds->qp && (!ds->ah || !ds->qpn))
+        ds_progress(d);                  /* a sender that never receives must
+                                          * still read the peer's reply */
     if (!ds->qp || !ds->ah || !ds->qpn || hl + len > ds->qp->max_msg)
         return send_udp(d, ds, msg, len, flags);
     int64_t deadline = rs_deadline(&d->sndtimeo, d->nonblock || (flags & MSG_DONTWAIT));

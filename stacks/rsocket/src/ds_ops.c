@@ -251,6 +251,20 @@ static uint32_t slots_for(int bytes)
     return n < 16 ? 16 : n > 4096 ? 4096 : (uint32_t)n;
 }
 
+/* Receive slots before the first QP exists (nothing is queued yet: the
+ * first datagram makes the first QP): the ring grows with them. Lock held. */
+static void resize_rx(struct dsock *d, uint32_t rq)
+{
+    uint32_t cap = 2 * rq + DS_UDP_SLOTS;
+    struct ds_rx *rx = cap > d->rx_cap ? realloc(d->rx, cap * sizeof(*rx)) : d->rx;
+    if (!rx)
+        return;                          /* keeps the old size */
+    d->rx = rx;
+    d->rx_cap = cap > d->rx_cap ? cap : d->rx_cap;
+    d->rx_head = 0;
+    d->rq_size = rq;
+}
+
 int ds_setsockopt(struct dsock *d, int level, int name, const void *v, socklen_t l)
 {
     int val;
@@ -269,8 +283,8 @@ int ds_setsockopt(struct dsock *d, int level, int name, const void *v, socklen_t
     if (level == SOL_SOCKET && (name == SO_RCVBUF || name == SO_SNDBUF) &&
         int_opt(v, l, &val) == 0) {
         pthread_mutex_lock(&d->lock);
-        if (!d->qps && name == SO_RCVBUF && slots_for(val) <= d->rx_cap / 2)
-            d->rq_size = slots_for(val);     /* only before the first QP, and within the ring */
+        if (!d->qps && name == SO_RCVBUF)
+            resize_rx(d, slots_for(val));   /* only before the first QP */
         else if (!d->qps && name == SO_SNDBUF)
             d->sq_size = slots_for(val);
         pthread_mutex_unlock(&d->lock);
