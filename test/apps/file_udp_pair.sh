@@ -8,7 +8,8 @@
 # test hosts have no netem) and the sender must have retransmitted (the
 # acknowledgement scheme is what made the file arrive).
 # APPS_STACK=rsocket: the file's bytes went over the rsocket stack and
-# none over the kernel stack.
+# none over the kernel stack, and the kernel UDP packets on the port
+# (tcpdump on host B) are first contact only: fewer than 1 % of the chunks.
 . "$(dirname "$0")/apps_lib.sh"
 MODE=$1; LOSS=${2:-0}
 apps_setup
@@ -17,6 +18,11 @@ SIZE=$((3 * 1024 * 1024 + 123)); CHUNK=1000
 head -c "$SIZE" /dev/urandom >"$WORK/file.txt"
 export FU_TEST_DROP=$LOSS
 
+if [ "${APPS_STACK:-kernel}" = rsocket ]; then
+    . "$NSTACK_SRC/test/lib/wirecheck.sh"
+    wire_fail() { fail "$@"; }
+    wire_capture_start "$NS_B" eth0 20000 "$WORK" "udp port 20000"
+fi
 start_server_a "$WORK/server.out" "$BIN/vc_serv_file" serv udp "$SRV_IP" 20000 \
     "$WORK/receive_file.txt" "$CHUNK"
 $CLIENT_RUN "${APP[@]}" "$BIN/vc_cli_file" cli udp "$SRV_IP" 20000 "$CLI_IP" \
@@ -32,7 +38,12 @@ if [ "$LOSS" != 0 ]; then
     [ "${rtx:-0}" -gt 0 ] || fail "with $LOSS% loss the sender retransmitted nothing"
 fi
 if [ "${APPS_STACK:-kernel}" = rsocket ]; then
-    . "$NSTACK_SRC/test/lib/wirecheck.sh"
+    wire_capture_stop
+    [ "$WIRE_DROPPED" -eq 0 ] || fail "the capture dropped $WIRE_DROPPED packets: cannot tell"
+    chunks=$(( (SIZE + CHUNK - 1) / CHUNK ))
+    [ "$WIRE_BIG" -lt $((chunks / 100)) ] ||
+        fail "$WIRE_BIG kernel UDP packets on port 20000 for $chunks chunks: the data did not move to UD"
+    echo "kernel UDP packets on the port: $WIRE_BIG (first contact)"
     for f in client server; do
         rs=$(stats_exit_bytes "$WORK/$f.out" rsocket)
         kb=$(stats_exit_bytes "$WORK/$f.out" kernel)
