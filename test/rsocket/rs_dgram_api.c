@@ -114,6 +114,12 @@ static int client(const char *ip, int port, const char *local, int n)
     if (s < 0 || rbind(s, (struct sockaddr *)&la, ll))
         return failed("rsocket/rbind");
     char out[2048], in[4096];
+    /* librdmacm crashes on these (doc/rsocket-framework.md): here, errors */
+    if (rsend(s, "x", 1, 0) != -1 || errno != EDESTADDRREQ)
+        return failed("rsend without a destination did not fail with EDESTADDRREQ");
+    socklen_t nolen = 0;
+    if (rrecvfrom(s, in, sizeof(in), MSG_DONTWAIT, NULL, &nolen) != -1 || errno != EAGAIN)
+        return failed("rrecvfrom with a length but no address on an empty socket");
     for (int i = 0; i < n; i++) {
         size_t len = 1 + (size_t)(i * 131) % 2000;
         for (size_t k = 0; k < len; k++)
