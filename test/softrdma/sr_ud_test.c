@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <rdma/rdma_cma.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -607,6 +608,120 @@ static int gone_child(int wfd)
     return write(wfd, &done, sizeof done) == sizeof done ? 0 : 16;
 }
 
+#define A2A_PROCS 4
+#define A2A_SENDS 3000
+
+/* One completion handled by an all-to-all process: a receive is checked
+ * (its sender's index, QPN and pattern) and posted again. 0, or why not. */
+static int a2a_wc(struct ud *c, const struct ibv_wc *wc, const uint32_t *qpns, int *sends, int *got)
+{
+    if (wc->status != IBV_WC_SUCCESS)
+        return 20;
+    if (wc->opcode == IBV_WC_SEND) {
+        (*sends)--;
+        return 0;
+    }
+    char *d = c->buf + wc->wr_id * SLOT + GRH, want[56];
+    uint32_t from = ((uint32_t *)d)[0], seq = ((uint32_t *)d)[1];
+    fill(want, sizeof want, from * 100000 + seq);
+    if (wc->byte_len != GRH + 64 || from >= A2A_PROCS || wc->src_qp != qpns[from] ||
+        memcmp(d + 8, want, sizeof want))
+        return 21;
+    (*got)++;
+    struct ibv_sge sg = { (uintptr_t)(c->buf + wc->wr_id * SLOT), SLOT, c->mr->lkey };
+    struct ibv_recv_wr wr = { .wr_id = wc->wr_id, .sg_list = &sg, .num_sge = 1 }, *bad;
+    return ibv_post_recv(c->qp, &wr, &bad) ? 22 : 0;
+}
+
+/* Process `me` of test_all_to_all: A2A_SENDS datagrams round robin to the
+ * others while taking theirs, until 300 ms pass without one. */
+static int a2a_child(int me, int wfd, int rfd)
+{
+    struct ud c;
+    uint32_t qpns[A2A_PROCS];
+    if (xuid_open(&c))
+        return 10;
+    struct ibv_ah_attr aa = { .port_num = 1, .is_global = 1, .grh = { .hop_limit = 64 } };
+    struct ibv_ah *ah = ibv_query_gid(c.ctx, 1, 0, &aa.grh.dgid) ? NULL : ibv_create_ah(c.pd, &aa);
+    uint32_t mine[2] = { (uint32_t)me, c.qp->qp_num };     /* one pipe write: atomic */
+    if (!ah || write(wfd, mine, sizeof mine) != sizeof mine ||
+        read(rfd, qpns, sizeof qpns) != sizeof qpns)
+        return 11;
+    int sends = 0, got = 0, rc = 0;
+    long idle_end = 0;
+    for (int i = 0; !rc && (i < A2A_SENDS || sends || now_ms() < idle_end);) {
+        if (i < A2A_SENDS && !sends) {
+            uint32_t *p = (uint32_t *)(c.buf + (NSLOT - 1) * SLOT);
+            p[0] = (uint32_t)me;
+            p[1] = (uint32_t)i;
+            fill((char *)(p + 2), 56, (unsigned)me * 100000 + (unsigned)i);
+            struct ibv_sge sg = { (uintptr_t)p, 64, c.mr->lkey };
+            struct ibv_send_wr wr = { .sg_list = &sg, .num_sge = 1, .opcode = IBV_WR_SEND }, *bad;
+            wr.wr.ud.ah = ah;
+            wr.wr.ud.remote_qpn = qpns[(me + 1 + i % (A2A_PROCS - 1)) % A2A_PROCS];
+            wr.wr.ud.remote_qkey = QKEY;
+            if (ibv_post_send(c.qp, &wr, &bad))
+                return 12;
+            sends++;
+            i++;
+        }
+        struct ibv_wc wc;
+        int n = ibv_poll_cq(c.scq, 1, &wc);
+        if (n < 0)
+            return 13;
+        if (n == 1 && (rc = a2a_wc(&c, &wc, qpns, &sends, &got)) == 0 && wc.opcode != IBV_WC_SEND)
+            idle_end = now_ms() + 300;
+        if (i == A2A_SENDS && !idle_end)
+            idle_end = now_ms() + 300;
+    }
+    return rc ? rc : got ? 0 : 23;
+}
+
+/* Processes sending to one another at once, each to all the others (lock
+ * order sender's device, destination QP block, destination CQ, across
+ * processes both ways): no hang, every datagram that arrives is intact
+ * and names its sender, each process receives. */
+static void test_all_to_all(void **st)
+{
+    (void)st;
+    int up[2], down[A2A_PROCS][2];
+    pid_t pids[A2A_PROCS];
+    assert_int_equal(pipe(up), 0);
+    fflush(stdout);
+    for (int i = 0; i < A2A_PROCS; i++) {
+        assert_int_equal(pipe(down[i]), 0);
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (!pids[i])
+            _exit(a2a_child(i, up[1], down[i][0]));
+    }
+    uint32_t qpns[A2A_PROCS] = { 0 };
+    for (int i = 0; i < A2A_PROCS; i++) {
+        uint32_t m[2];          /* {index, QPN}, in any order */
+        assert_int_equal(read(up[0], m, sizeof m), sizeof m);
+        assert_true(m[0] < A2A_PROCS);
+        qpns[m[0]] = m[1];
+    }
+    for (int i = 0; i < A2A_PROCS; i++)
+        assert_int_equal(write(down[i][1], qpns, sizeof qpns), sizeof qpns);
+    long end = now_ms() + 60000;
+    for (int i = 0; i < A2A_PROCS; i++) {
+        int status = 0;
+        pid_t w = 0;
+        while (!(w = waitpid(pids[i], &status, WNOHANG)) && now_ms() < end)
+            poll(NULL, 0, 10);
+        if (!w)
+            kill(pids[i], SIGKILL);     /* a hang: fail, leave nothing behind */
+        assert_int_equal(w, pids[i]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        close(down[i][0]);
+        close(down[i][1]);
+    }
+    close(up[0]);
+    close(up[1]);
+}
+
 /* A sender keeps sending while its destination QP is destroyed, a new one
  * appears and then its process exits: every send completes successfully,
  * what reaches a live QP arrives intact (the child checks), the rest is
@@ -913,6 +1028,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_channel_wakeup),
         cmocka_unit_test(test_many_senders),
         cmocka_unit_test(test_peer_gone),
+        cmocka_unit_test(test_all_to_all),
         cmocka_unit_test(test_cm_ps_udp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,6 +16,8 @@
 #include <sched.h>
 #include <time.h>
 #include <unistd.h>
+#define BENCH_NAME "softrdma_ud_bench"
+#include "softrdma_bench_util.h"
 
 #define QKEY 0x1234u
 #define RQ 512
@@ -31,19 +33,6 @@ struct ep {
     struct ibv_ah *ah;
     char *buf;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "softrdma_ud_bench: %s failed\n", what);
-    exit(1);
-}
 
 static void ep_modify(struct ep *e)
 {
@@ -103,7 +92,7 @@ static void post_send(struct ep *e, uint32_t qpn)
 /* One completion of cq within secs; 0 if none came. */
 static int poll_one(struct ibv_cq *cq, struct ibv_wc *wc, double secs)
 {
-    double end = now_s() + secs;
+    double end = mono_now() + secs;
     for (long i = 0;; i++) {
         int n = ibv_poll_cq(cq, 1, wc);
         if (n < 0 || (n == 1 && wc->status != IBV_WC_SUCCESS))
@@ -111,7 +100,7 @@ static int poll_one(struct ibv_cq *cq, struct ibv_wc *wc, double secs)
         if (n == 1)
             return 1;
         sched_yield();  /* as softrdma_bench: on few cores the peer needs the CPU */
-        if (!(i & 63) && now_s() > end)
+        if (!(i & 63) && mono_now() > end)
             return 0;
     }
 }
@@ -126,7 +115,7 @@ static void xfer(int wfd, int rfd, uint32_t *mine, uint32_t *theirs)
 static double pingpong(struct ep *e, uint32_t peer, int iters, int initiator)
 {
     struct ibv_wc wc, swc;
-    double t0 = now_s();
+    double t0 = mono_now();
     for (int i = 0; i < iters; i++) {
         if (initiator) {
             post_send(e, peer);
@@ -141,19 +130,19 @@ static double pingpong(struct ep *e, uint32_t peer, int iters, int initiator)
         }
         post_recv(e, wc.wr_id < RQ ? wc.wr_id : 0);
     }
-    return (now_s() - t0) / iters / 2 * 1e6;
+    return (mono_now() - t0) / iters / 2 * 1e6;
 }
 
 static void stream_send(struct ep *e, uint32_t peer, int n, int done_fd)
 {
     struct ibv_wc wc;
-    double t0 = now_s();
+    double t0 = mono_now();
     for (int i = 0; i < n; i++) {
         post_send(e, peer);
         if (!poll_one(e->scq, &wc, 2))
             die("send completion");
     }
-    double secs = now_s() - t0;
+    double secs = mono_now() - t0;
     if (write(done_fd, &secs, sizeof secs) != sizeof secs)
         die("reporting");
 }
@@ -165,7 +154,7 @@ static void stream_recv(struct ep *e, int n, int done_fd)
     long got = 0;
     double first = 0, last = 0;
     while (got < n && poll_one(e->rcq, &wc, got ? 0.2 : 5)) {
-        last = now_s();
+        last = mono_now();
         if (!got++)
             first = last;
         post_recv(e, wc.wr_id);
