@@ -185,6 +185,25 @@ int main(int argc, char **argv)
     CHECK(recv(z, buf, sizeof(buf), 0) == 5 && memcmp(buf, "other", 5) == 0, "z got it");
     printf("ok %s\n", cur);
 
+    cur = "unbound_sender";      /* routed by its first destination; its port is real */
+    int u = socket(fam, SOCK_DGRAM, 0);
+    CHECK(sendto(u, "unbound", 7, 0, (struct sockaddr *)&ya, alen()) == 7, "sendto from unbound");
+    wait_in(y);
+    struct sockaddr_storage us;
+    socklen_t usl = sizeof(us);
+    CHECK(recvfrom(y, buf, sizeof(buf), 0, (struct sockaddr *)&us, &usl) == 7 &&
+          ((struct sockaddr_in *)&us)->sin_port != 0, "source port of an unbound sender");
+    for (int i = 0; i < 5; i++) {  /* answered both ways, through the first contact */
+        CHECK(sendto(y, "answer", 6, 0, (struct sockaddr *)&us, usl) == 6, "answer");
+        wait_in(u);
+        CHECK(recv(u, buf, sizeof(buf), 0) == 6 && memcmp(buf, "answer", 6) == 0, "answer back");
+        CHECK(sendto(u, "again", 5, 0, (struct sockaddr *)&ya, alen()) == 5, "again");
+        wait_in(y);
+        CHECK(recv(y, buf, sizeof(buf), 0) == 5, "again arrived");
+    }
+    close(u);
+    printf("ok %s\n", cur);
+
     cur = "rcvbuf";
     int v = 65536, got = 0;
     socklen_t gl = sizeof(got);
