@@ -65,7 +65,7 @@ static struct ds_rx *rx_push(struct dsock *d)
 void ds_rx_release(struct dsock *d, struct ds_rx *r)
 {
     if (r->qp)
-        ds_qp_post_recv(r->qp, r->slot);
+        ds_qp_repost(r->qp, r->slot);
     else
         d->udp_free[d->udp_nfree++] = r->slot;
 }
@@ -116,7 +116,7 @@ static void on_recv(struct dsock *d, struct ds_qp *q, const struct ibv_wc *wc)
         return;
     }
     if (wc->status != IBV_WC_WR_FLUSH_ERR)
-        ds_qp_post_recv(q, slot);
+        ds_qp_repost(q, slot);
 }
 
 static void poll_cq(struct dsock *d, struct ds_qp *q)
@@ -254,6 +254,8 @@ void ds_progress_fast(struct dsock *d)
 
 void ds_progress(struct dsock *d)
 {
+    for (struct ds_qp *q = d->qps; q; q = q->next)
+        ds_qp_flush_recv(q);             /* nothing consumed stays unposted across a wait */
     uint32_t before = d->rx_len;
     int moved = progress_cqs(d);
     progress_sources(d);

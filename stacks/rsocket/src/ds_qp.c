@@ -32,6 +32,31 @@ int ds_qp_post_recv(struct ds_qp *q, uint32_t slot)
     return ibv_post_recv(q->qp, &wr, &bad);
 }
 
+void ds_qp_flush_recv(struct ds_qp *q)
+{
+    struct ibv_sge sge[DS_REPOST_BATCH];
+    struct ibv_recv_wr wr[DS_REPOST_BATCH], *bad;
+    uint32_t n = q->nrepost;
+    if (n == 0)
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        sge[i] = (struct ibv_sge){ .addr = (uintptr_t)(q->rbuf + (size_t)q->repost[i] * RSLOT),
+                                   .length = RSLOT, .lkey = q->rmr->lkey };
+        wr[i] = (struct ibv_recv_wr){ .wr_id = q->repost[i], .sg_list = &sge[i], .num_sge = 1,
+                                      .next = i + 1 < n ? &wr[i + 1] : NULL };
+    }
+    q->nrepost = 0;
+    if (ibv_post_recv(q->qp, wr, &bad))
+        rs_log(2, "datagram socket: re-posting %u receive slots failed", n);
+}
+
+void ds_qp_repost(struct ds_qp *q, uint32_t slot)
+{
+    q->repost[q->nrepost++] = slot;
+    if (q->nrepost == DS_REPOST_BATCH)
+        ds_qp_flush_recv(q);
+}
+
 void ds_qp_arm(struct ds_qp *q)
 {
     struct ibv_cq *cq;

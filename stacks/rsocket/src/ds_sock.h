@@ -29,6 +29,7 @@
 #define DS_HASH       64        /* destination hash buckets */
 #define DS_DEST_MAX   65536     /* peers remembered per socket */
 #define DS_RESOLVE_MS 2000      /* address / route resolution timeout */
+#define DS_REPOST_BATCH 16      /* receive slots re-posted per ibv_post_recv */
 #define DS_SRC_UDP    1         /* wait fd tags (a QP's channel: the QP pointer) */
 #define DS_SRC_CM     2
 
@@ -46,6 +47,9 @@ struct ds_qp {
     uint32_t *sfree; uint32_t nfree;      /* free send slots (stack) */
     uint32_t rq, sq;
     uint32_t max_msg;                     /* path MTU: largest UD message */
+    /* consumed receive slots waiting to be re-posted in one chain (the
+     * device's post takes a lock the senders share) */
+    uint32_t repost[DS_REPOST_BATCH], nrepost;
 };
 
 /* A peer, keyed by its UDP address (the source of its first contact). */
@@ -145,6 +149,10 @@ void ds_rx_release(struct dsock *d, struct ds_rx *r);
 struct ds_qp *ds_qp_get(struct dsock *d, const struct sockaddr *local);
 void ds_qp_destroy(struct ds_qp *q);
 int ds_qp_post_recv(struct ds_qp *q, uint32_t slot);
+/* A consumed slot: re-posted with the next DS_REPOST_BATCH - 1 others, or
+ * by ds_qp_flush_recv (before any wait: ds_progress). */
+void ds_qp_repost(struct ds_qp *q, uint32_t slot);
+void ds_qp_flush_recv(struct ds_qp *q);
 /* Arm the CQ and consume its channel events (never blocks). */
 void ds_qp_arm(struct ds_qp *q);
 
