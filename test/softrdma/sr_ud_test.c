@@ -723,17 +723,6 @@ static void test_all_to_all(void **st)
     close(up[1]);
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    assert_non_null(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n - 3;       /* ".", ".." and the DIR's own */
-}
-
 /* Destinations that are gone give back what the sender took for them (the
  * peer channel's eventfd, the segment mapping): 20 short-lived receiver
  * processes, one datagram to each; then the sender's descriptors return
