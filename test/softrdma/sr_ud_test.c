@@ -771,7 +771,8 @@ static void test_gone_peers_released(void **st)
         assert_int_equal(sent(&a), IBV_WC_SUCCESS);
         poll(NULL, 0, 20);
     }
-    assert_int_equal(count_fds(), base);
+    /* at most base: earlier tests' dead destinations may go in the sweep too */
+    assert_true(count_fds() <= base);
     ibv_destroy_ah(ah);
     ud_close(&a);
     ibv_close_device(ctx);
