@@ -161,6 +161,32 @@ static int sr_ud_peer_valid(const struct sr_ud_peer *p)
     return (int64_t)(sr_now_ms() - __atomic_load_n(&h->alive_ms, __ATOMIC_RELAXED)) <= SR_ALIVE_MS;
 }
 
+/* Entries of destinations that are gone (QP reset or destroyed, process
+ * dead) hold a peer channel's descriptor and a segment mapping until they
+ * are looked up again; a sender that moved on to other peers would keep
+ * them for ever. Lookups that miss sweep them out, at most every
+ * SR_UD_SWEEP_MS. */
+#define SR_UD_SWEEP_MS 100
+static uint64_t sr_ud_swept_ms;
+
+static void sr_ud_sweep(uint64_t now)
+{
+    if (now - sr_ud_swept_ms < SR_UD_SWEEP_MS)
+        return;
+    sr_ud_swept_ms = now;
+    for (int b = 0; b < SR_UD_BUCKETS; b++)
+        for (struct sr_ud_peer **pp = &sr_ud_tab[b]; *pp;) {
+            struct sr_ud_peer *p = *pp;
+            if (sr_ud_peer_valid(p) || p->retry_ms > now) {
+                pp = &p->next;
+                continue;
+            }
+            *pp = p->next;
+            sr_ud_peer_release(p);
+            free(p);
+        }
+}
+
 struct sr_ud_peer *sr_ud_peer_get(uint32_t qpn)
 {
     struct sr_ud_peer *p = sr_ud_find(qpn);
@@ -169,6 +195,8 @@ struct sr_ud_peer *sr_ud_peer_get(uint32_t qpn)
     uint64_t now = sr_now_ms();
     if (p && p->retry_ms > now)
         return p->sock[0] ? p : NULL;
+    sr_ud_sweep(now);
+    p = sr_ud_find(qpn);        /* gone if it was swept */
     if (!p) {
         if (!(p = calloc(1, sizeof *p)))
             return NULL;

@@ -17,6 +17,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -722,6 +723,61 @@ static void test_all_to_all(void **st)
     close(up[1]);
 }
 
+/* Destinations that are gone give back what the sender took for them (the
+ * peer channel's eventfd, the segment mapping): 20 short-lived receiver
+ * processes, one datagram to each; then the sender's descriptors return
+ * to what they were (lookups that miss sweep dead entries). */
+static void test_gone_peers_released(void **st)
+{
+    (void)st;
+    struct ibv_context *ctx = open_dev();
+    struct ud a;
+    ud_open_ctx(&a, ctx, 4, QKEY);
+    struct ibv_ah *ah = ah_to_self(&a, 1);
+    assert_int_equal(ud_send(&a, ah, 0xfffffe, QKEY, 0, 10, 0, 0), 0);   /* no such QP */
+    assert_int_equal(sent(&a), IBV_WC_SUCCESS);
+    int base = count_fds();
+    uint64_t s0[ST_N], s1[ST_N];
+    ud_stats(s0);
+    for (int r = 0; r < 20; r++) {
+        int up[2], down[2];
+        assert_int_equal(pipe(up), 0);
+        assert_int_equal(pipe(down), 0);
+        fflush(stdout);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (!pid) {
+            struct ud c;
+            char b;
+            uint32_t qpn = xuid_open(&c) ? 0 : c.qp->qp_num;
+            _exit(write(up[1], &qpn, sizeof qpn) == sizeof qpn && read(down[0], &b, 1) == 1 ? 0 : 1);
+        }
+        uint32_t qpn;
+        assert_int_equal(read(up[0], &qpn, sizeof qpn), sizeof qpn);
+        assert_int_not_equal(qpn, 0);
+        assert_int_equal(ud_send(&a, ah, qpn, QKEY, 0, 10, 0, 0), 0);
+        assert_int_equal(sent(&a), IBV_WC_SUCCESS);
+        assert_int_equal(write(down[1], "x", 1), 1);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        close(up[0]), close(up[1]), close(down[0]), close(down[1]);
+    }
+    ud_stats(s1);
+    assert_int_equal(s1[ST_SENT] - s0[ST_SENT], 20);    /* each child got its datagram */
+    long end = now_ms() + 10000;
+    while (count_fds() > base && now_ms() < end) {
+        assert_int_equal(ud_send(&a, ah, 0xfffffe, QKEY, 0, 10, 0, 0), 0);   /* a miss: sweeps */
+        assert_int_equal(sent(&a), IBV_WC_SUCCESS);
+        poll(NULL, 0, 20);
+    }
+    /* at most base: earlier tests' dead destinations may go in the sweep too */
+    assert_true(count_fds() <= base);
+    ibv_destroy_ah(ah);
+    ud_close(&a);
+    ibv_close_device(ctx);
+}
+
 /* A sender keeps sending while its destination QP is destroyed, a new one
  * appears and then its process exits: every send completes successfully,
  * what reaches a live QP arrives intact (the child checks), the rest is
@@ -907,7 +963,9 @@ static int xuid_open(struct ud *u)
     if (l)
         ibv_free_device_list(l);
     u->pd = u->ctx ? ibv_alloc_pd(u->ctx) : NULL;
-    u->scq = u->rcq = u->pd ? ibv_create_cq(u->ctx, 16, NULL, NULL, 0) : NULL;
+    /* with a channel: a direct sender takes its eventfd (pidfd_getfd) */
+    struct ibv_comp_channel *ch = u->pd ? ibv_create_comp_channel(u->ctx) : NULL;
+    u->scq = u->rcq = ch ? ibv_create_cq(u->ctx, 16, NULL, ch, 0) : NULL;
     u->buf = calloc(NSLOT, SLOT);
     u->mr = u->scq && u->buf ? ibv_reg_mr(u->pd, u->buf, NSLOT * SLOT, IBV_ACCESS_LOCAL_WRITE) : NULL;
     struct ibv_qp_init_attr ia = { .send_cq = u->scq, .recv_cq = u->rcq, .qp_type = IBV_QPT_UD,
@@ -1029,6 +1087,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_many_senders),
         cmocka_unit_test(test_peer_gone),
         cmocka_unit_test(test_all_to_all),
+        cmocka_unit_test(test_gone_peers_released),
         cmocka_unit_test(test_cm_ps_udp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
