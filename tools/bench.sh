@@ -275,12 +275,16 @@ bench_rspreload() {
 bench_softrdma() {
     rsocket_usable || { echo; echo "softrdma: skipped (not built)"; return 0; }
     [ -x "$NSTACK_RELEASE/bin/softrdma_bench" ] || { echo; echo "softrdma: skipped (no softrdma_bench)"; return 0; }
-    local r lat=() bw=() msg=() out
+    local r lat=() bw=() msg=() out udlat=() udmsg=() udlost=()
     for ((r = 1; r <= ROUNDS; r++)); do
         out=$BENCH_TMP/softrdma_bench.out
         lat+=("$(_softrdma_bench_field latency_us)")
         bw+=("$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^write_MBps=/) { sub(/.*=/, "", $i); print $i } }' "$out")")
         msg+=("$(awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^send_msgs_per_s=/) { sub(/.*=/, "", $i); print $i } }' "$out")")
+        _softrdma_ud_bench_run
+        udlat+=("$(_softrdma_ud_field ud_latency_us)")
+        udmsg+=("$(_softrdma_ud_field ud_send_msgs_per_s)")
+        udlost+=("$(_softrdma_ud_field ud_lost)")
     done
     echo
     echo "software RDMA device alone (softrdma_bench $SOFTRDMA_BENCH_ITERS $SOFTRDMA_BENCH_MIB, one host), median of $ROUNDS"
@@ -288,7 +292,11 @@ bench_softrdma() {
     printf '%-26s %-8s %12s\n' send_latency usec "$(median "${lat[@]}")"
     printf '%-26s %-8s %12s\n' write_throughput MB/s "$(median "${bw[@]}")"
     printf '%-26s %-8s %12s\n' send_rate msg/s "$(median "${msg[@]}")"
-    BENCH_RAW+=("softrdma send_latency: ${lat[*]}" "softrdma write_throughput: ${bw[*]}" "softrdma send_rate: ${msg[*]}")
+    printf '%-26s %-8s %12s\n' ud_send_latency usec "$(median "${udlat[@]}")"
+    printf '%-26s %-8s %12s\n' ud_send_rate msg/s "$(median "${udmsg[@]}")"
+    printf '%-26s %-8s %12s\n' ud_lost "of $SOFTRDMA_UD_BENCH_MSGS" "$(median "${udlost[@]}")"
+    BENCH_RAW+=("softrdma send_latency: ${lat[*]}" "softrdma write_throughput: ${bw[*]}" "softrdma send_rate: ${msg[*]}"
+                "softrdma ud_send_latency: ${udlat[*]}" "softrdma ud_send_rate: ${udmsg[*]}" "softrdma ud_lost: ${udlost[*]}")
 }
 
 bench_cleanup() {

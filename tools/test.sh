@@ -95,7 +95,7 @@ phase_sanitize() {
 # code is race-free (sem_threads/sem_stress race on purpose in the test
 # program itself: doc/testing.md). tsan.supp only names the software
 # device's emulated DMA; die_after_fork=0: tests fork with threads running.
-TSAN_TESTS='^(rsocket_engine|rsocket_robust|rsbug\.api\.(mtpoll|stress|pollmany|listen_poll)|rsbug\.fw\.(mtpoll|stress|pollmany|listen_epoll)|rsfw\.sem_(epoll|poll|data|dup)|rsfw\.dmm_vs_epoll_f1|multistack\..*)$'
+TSAN_TESTS='^(rsocket_engine|rsocket_dgram_engine|rsocket_robust|rsbug\.api\.(mtpoll|stress|pollmany|listen_poll)|rsbug\.fw\.(mtpoll|stress|pollmany|listen_epoll)|rsfw\.sem_(epoll|poll|data|dup)|rsfw\.dmm_vs_epoll_f1|multistack\..*)$'
 phase_tsan() {
     if [ "${NSTACK_TSAN:-0}" != 1 ]; then return; fi
     say "building $TSAN_BUILD with ThreadSanitizer"

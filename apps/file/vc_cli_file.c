@@ -1,6 +1,8 @@
 /*
- * vc_cli_file - file-transfer sender (DMM's TCP form):
- *   vc_cli_file tcp SERVER_IP PORT FILE CLIENT_IP
+ * vc_cli_file - file-transfer sender (DMM's TCP and UDP forms):
+ *   vc_cli_file [cli] tcp SERVER_IP PORT FILE CLIENT_IP
+ *   vc_cli_file [cli] udp SERVER_IP PORT CLIENT_IP FILE TARGET CHUNK
+ *                                                    (file_udp_send.c)
  * Binds CLIENT_IP, connects to SERVER_IP:PORT, sends FILE framed as in
  * file_proto.h (length header, FNV-1a-64 trailer) and waits for the
  * receiver's verdict. Prints "Result = Success" (exit 0) or
@@ -10,6 +12,7 @@
 #include "app_fail.h"
 #include "app_timeout.h"
 #include "file_proto.h"
+#include "file_udp.h"
 #include "fnv1a64.h"
 #include "net_addr.h"
 #include "num_parse.h"
@@ -66,19 +69,6 @@ static uint64_t send_body(int sock, int file, const char *path, uint64_t length)
     return digest;
 }
 
-/* Open the file before connecting, so a bad path is a usage error. */
-static int open_file(const char *path, uint64_t *length)
-{
-    int file = open(path, O_RDONLY);
-    struct stat st;
-    if (file < 0 || fstat(file, &st) != 0)
-        app_die(APP_EXIT_USAGE, "file \"%s\": %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        app_die(APP_EXIT_USAGE, "file \"%s\": not a regular file", path);
-    *length = (uint64_t)st.st_size;
-    return file;
-}
-
 static void send_file(int sock, int file, const char *path, uint64_t length)
 {
     unsigned char head[FILE_PROTO_HEADER_LEN], tail[FILE_PROTO_TRAILER_LEN];
@@ -108,14 +98,18 @@ static void read_verdict(int sock)
 int main(int argc, char **argv)
 {
     app_start(argv[0]);
-    if (argc == 6 && strcmp(argv[1], "udp") == 0)
-        app_die(APP_EXIT_USAGE, "udp: only the tcp form is supported");
+    if (argc >= 2 && strcmp(argv[1], "cli") == 0) {    /* DMM's leading word */
+        argv[1] = argv[0];
+        argc--, argv++;
+    }
+    if (argc >= 2 && strcmp(argv[1], "udp") == 0)
+        return fu_send_file(argc, argv);
     if (argc != 6 || strcmp(argv[1], "tcp") != 0)
-        app_die(APP_EXIT_USAGE, "usage: vc_cli_file tcp SERVER_IP PORT FILE "
-                "CLIENT_IP");
+        app_die(APP_EXIT_USAGE, "usage: vc_cli_file [cli] tcp SERVER_IP PORT FILE "
+                "CLIENT_IP | [cli] udp SERVER_IP PORT CLIENT_IP FILE TARGET CHUNK");
     app_timeout_init(NULL);
     uint64_t length;
-    int file = open_file(argv[4], &length);
+    int file = file_open_regular(argv[4], &length);
     int sock = connect_from(argv[2], argv[3], argv[5]);
     send_file(sock, file, argv[4], length);
     close(file);

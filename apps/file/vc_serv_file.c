@@ -1,6 +1,7 @@
 /*
- * vc_serv_file - file-transfer receiver (DMM's TCP form):
- *   vc_serv_file tcp BIND_IP PORT [OUTFILE]      (OUTFILE: receive_file.txt)
+ * vc_serv_file - file-transfer receiver (DMM's TCP and UDP forms):
+ *   vc_serv_file [serv] tcp BIND_IP PORT [OUTFILE]   (OUTFILE: receive_file.txt)
+ *   vc_serv_file [serv] udp BIND_IP PORT OUTFILE CHUNK   (file_udp_recv.c)
  * Accepts one connection, receives a file framed as in file_proto.h into
  * OUTFILE, checks that exactly the announced length arrived and that the
  * FNV-1a-64 digest matches, answers the sender with the verdict and prints
@@ -11,6 +12,7 @@
 #include "app_listen.h"
 #include "app_timeout.h"
 #include "file_proto.h"
+#include "file_udp.h"
 #include "fnv1a64.h"
 #include "net_addr.h"
 #include "num_parse.h"
@@ -112,10 +114,15 @@ static void send_verdict(int sock, bool ok)
 int main(int argc, char **argv)
 {
     app_start(argv[0]);
+    if (argc >= 2 && strcmp(argv[1], "serv") == 0) {   /* DMM's leading word */
+        argv[1] = argv[0];
+        argc--, argv++;
+    }
     if (argc >= 2 && strcmp(argv[1], "udp") == 0)
-        app_die(APP_EXIT_USAGE, "udp: only the tcp form is supported");
+        return fu_serve(argc, argv);
     if (argc < 4 || argc > 5 || strcmp(argv[1], "tcp") != 0)
-        app_die(APP_EXIT_USAGE, "usage: vc_serv_file tcp BIND_IP PORT [OUTFILE]");
+        app_die(APP_EXIT_USAGE, "usage: vc_serv_file [serv] tcp BIND_IP PORT [OUTFILE] | "
+                "[serv] udp BIND_IP PORT OUTFILE CHUNK");
     app_timeout_init(NULL);
     const char *path = argc == 5 ? argv[4] : DEFAULT_OUTFILE;
     int out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);

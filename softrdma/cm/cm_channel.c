@@ -108,7 +108,10 @@ void cm_event_push(struct cm_id *id, struct rdma_cm_id *listen, enum rdma_cm_eve
     e->pub.listen_id = listen;
     e->pub.event = type;
     e->pub.status = status;
-    if (m) {
+    if (m && id->pub.qp_type == IBV_QPT_UD) {
+        memcpy(e->pdata, m->pdata, m->pdata_len);
+        cm_ud_event_param(id, &e->pub.param.ud, m, e->pdata);
+    } else if (m) {
         struct rdma_conn_param *c = &e->pub.param.conn;
         memcpy(e->pdata, m->pdata, m->pdata_len);
         c->private_data = m->pdata_len ? e->pdata : NULL;

@@ -15,7 +15,7 @@
 
 static void cm_conn_cb(struct sr_watch *w, uint32_t events);
 
-static int cm_send(struct cm_id *id, struct cm_msg *m)
+int cm_send(struct cm_id *id, struct cm_msg *m)
 {
     if (id->conn.fd < 0)
         return errno = ENOTCONN, -1;
@@ -23,8 +23,8 @@ static int cm_send(struct cm_id *id, struct cm_msg *m)
     return n == (ssize_t)sizeof *m ? 0 : -1;
 }
 
-static void cm_fill_msg(struct cm_msg *m, uint32_t type, const struct rdma_conn_param *p,
-                        uint32_t qpn)
+void cm_fill_msg(struct cm_msg *m, uint32_t type, const struct rdma_conn_param *p,
+                 uint32_t qpn)
 {
     memset(m, 0, sizeof *m);
     m->type = type;
@@ -119,6 +119,10 @@ static void cm_peer_gone(struct cm_id *id)
 
 static void cm_on_rep(struct cm_id *id, struct cm_msg *m)
 {
+    if (id->pub.qp_type == IBV_QPT_UD) {
+        cm_ud_on_rep(id, m);
+        return;
+    }
     cm_timeout_disarm(id);
     id->peer = *m;
     if (!id->pub.qp) {
@@ -272,6 +276,7 @@ static int cm_add_name(struct cm_id *id, const struct sockaddr *sa, uint16_t por
     char name[512], taken[540];
     if (cm_listen_name(sa, port, name, sizeof name))
         return -1;
+    cm_ud_name(id, name, sizeof name);
     for (int i = 0; i < id->nnames; i++)
         if (!strcmp(id->names[i], name))
             return 0;
@@ -442,7 +447,11 @@ CM_API int rdma_connect(struct rdma_cm_id *pub, struct rdma_conn_param *p)
     pthread_mutex_lock(&sr_lock);
     char name[512];
     struct sockaddr *dst = &pub->route.addr.dst_addr;
-    int fd = cm_listen_name(dst, cm_port(dst), name, sizeof name) ? -1 : cm_connect_listener(name);
+    int fd = -1;
+    if (!cm_listen_name(dst, cm_port(dst), name, sizeof name)) {
+        cm_ud_name(id, name, sizeof name);
+        fd = cm_connect_listener(name);
+    }
     if (fd < 0) {
         int e = errno;
         /* no listener: rejected by the peer's CM; stale name: unreachable */
@@ -481,6 +490,11 @@ CM_API int rdma_accept(struct rdma_cm_id *pub, struct rdma_conn_param *p)
         sr_log("rdma_accept: id has no pending connection request");
         errno = EINVAL;
         goto out;
+    }
+    if (pub->qp_type == IBV_QPT_UD) {
+        rc = cm_ud_accept(id, p);       /* no connection, no event */
+        pthread_mutex_unlock(&sr_lock);
+        return rc;
     }
     if (pub->qp && cm_qp_to_rts(id))
         goto out;

@@ -37,15 +37,15 @@ CM_API int rdma_create_id(struct rdma_event_channel *ch, struct rdma_cm_id **out
         errno = EINVAL;
         return -1;
     }
-    if (ps != RDMA_PS_TCP && ps != RDMA_PS_IB) {
-        sr_log("rdma_create_id: port space 0x%x not supported (RDMA_PS_TCP only)", ps);
+    if (ps != RDMA_PS_TCP && ps != RDMA_PS_IB && ps != RDMA_PS_UDP) {
+        sr_log("rdma_create_id: port space 0x%x not supported (RDMA_PS_TCP, RDMA_PS_IB, RDMA_PS_UDP)", ps);
         errno = EPROTONOSUPPORT;
         return -1;
     }
     if (sr_nic_start())
         return -1;
     sr_ports_prime();
-    struct cm_id *id = cm_id_new(ch, context, ps, IBV_QPT_RC);
+    struct cm_id *id = cm_id_new(ch, context, ps, ps == RDMA_PS_UDP ? IBV_QPT_UD : IBV_QPT_RC);
     if (!id)
         return -1;
     *out = &id->pub;
@@ -127,8 +127,8 @@ CM_API int rdma_bind_addr(struct rdma_cm_id *pub, struct sockaddr *addr)
     memcpy(&want, addr, cm_addrlen(addr));
     if (cm_port_claim(id, (struct sockaddr *)&want)) {
         pthread_mutex_unlock(&sr_lock);
-        sr_log("rdma_bind_addr: port %u is already bound in the RDMA TCP port space",
-               cm_port(addr));
+        sr_log("rdma_bind_addr: port %u is already bound in the RDMA %s port space",
+               cm_port(addr), pub->ps == RDMA_PS_UDP ? "UDP" : "TCP");
         errno = EADDRINUSE;
         return -1;
     }
@@ -210,6 +210,7 @@ CM_API int rdma_resolve_route(struct rdma_cm_id *pub, int timeout_ms)
         pub->route.path_rec->mtu = IBV_MTU_1024;
         pub->route.path_rec->hop_limit = 64;
     }
+    cm_route_fill(pub);
     id->state = CM_ROUTE_RESOLVED;
     cm_event_push(id, NULL, RDMA_CM_EVENT_ROUTE_RESOLVED, 0, NULL);
     pthread_mutex_unlock(&sr_lock);
@@ -344,7 +345,7 @@ CM_API int rdma_create_qp(struct rdma_cm_id *pub, struct ibv_pd *pd, struct ibv_
     pthread_mutex_lock(&sr_lock);       /* as rdma_destroy_qp */
     pub->qp = qp;
     pub->pd = pd;
-    int rc = cm_qp_to_init(id);
+    int rc = pub->qp_type == IBV_QPT_UD ? cm_ud_qp_ready(id) : cm_qp_to_init(id);
     if (rc)
         pub->qp = NULL;
     pthread_mutex_unlock(&sr_lock);
@@ -393,6 +394,8 @@ CM_API int rdma_init_qp_attr(struct rdma_cm_id *pub, struct ibv_qp_attr *a, int 
     enum ibv_qp_state want = a->qp_state;
     memset(a, 0, sizeof *a);
     a->qp_state = want;
+    if (pub->qp_type == IBV_QPT_UD)
+        return cm_ud_init_qp_attr(pub, a, mask);
     switch (want) {
     case IBV_QPS_INIT:
         a->port_num = pub->port_num ? pub->port_num : 1;

@@ -129,10 +129,22 @@ void cm_exit_untrack(struct cm_id *id);
 
 /* cm_conn.c */
 void cm_conn_close(struct cm_id *id);
+int cm_send(struct cm_id *id, struct cm_msg *m);
+void cm_fill_msg(struct cm_msg *m, uint32_t type, const struct rdma_conn_param *p, uint32_t qpn);
 void cm_listen_close(struct cm_id *id);
 int cm_qp_to_init(struct cm_id *id);
 /* Moves the id's QP (if any) to ERR. */
 void cm_qp_error(struct cm_id *id);
+
+/* cm_ud.c: RDMA_PS_UDP ids */
+int cm_ud_init_qp_attr(struct rdma_cm_id *pub, struct ibv_qp_attr *a, int *mask);
+int cm_ud_qp_ready(struct cm_id *id);
+void cm_route_fill(struct rdma_cm_id *pub);
+void cm_ud_name(const struct cm_id *id, char *name, size_t len);
+void cm_ud_event_param(struct cm_id *id, struct rdma_ud_param *ud, const struct cm_msg *m,
+                       const void *pdata);
+int cm_ud_accept(struct cm_id *id, const struct rdma_conn_param *p);
+void cm_ud_on_rep(struct cm_id *id, const struct cm_msg *m);
 
 /* cm_id.c */
 struct cm_id *cm_id_new(struct rdma_event_channel *ch, void *context, enum rdma_port_space ps,

@@ -55,11 +55,14 @@ static void cm_claim_key(const struct sockaddr *sa, char *out, size_t len)
     snprintf(out, len, "%d_%s", fam, ip);
 }
 
-static int cm_port_dir(uint16_t port, char *out, size_t len)
+/* RDMA_PS_UDP ids have their own port space ("udp-port"), as UDP ports
+ * are apart from TCP's. */
+static int cm_port_dir(const struct cm_id *id, uint16_t port, char *out, size_t len)
 {
     struct stat st;
     unsigned long ns = stat("/proc/self/ns/net", &st) ? 0ul : (unsigned long)st.st_ino;
-    int n = snprintf(out, len, "%s/cm/port/%lu_%u", sr_fabric_dir(), ns, port);
+    int n = snprintf(out, len, "%s/cm/%s/%lu_%u", sr_fabric_dir(),
+                     id->pub.ps == RDMA_PS_UDP ? "udp-port" : "port", ns, port);
     if (n >= (int)len)
         return errno = ENAMETOOLONG, -1;
     return sr_mkdir_p(out);
@@ -197,7 +200,7 @@ static int cm_claim_make(struct cm_id *id, const char *dir, const char *prefix, 
 static int cm_claim_one(struct cm_id *id, const struct sockaddr *sa, uint16_t port)
 {
     char dir[400], key[64], name[128];
-    if (cm_port_dir(port, dir, sizeof dir))
+    if (cm_port_dir(id, port, dir, sizeof dir))
         return -1;
     cm_claim_key(sa, key, sizeof key);
     if (cm_claim_make(id, dir, "", key, '@', name, sizeof name))
@@ -218,10 +221,10 @@ static uint16_t cm_random_port(void)
 }
 
 /* 1 if any live claim (plain or REUSEADDR) holds the port; stale ones go. */
-static int cm_port_busy(uint16_t port)
+static int cm_port_busy(const struct cm_id *id, uint16_t port)
 {
     char dir[400];
-    return cm_port_dir(port, dir, sizeof dir) || cm_live_claim_in(dir, NULL, NULL, 0);
+    return cm_port_dir(id, port, dir, sizeof dir) || cm_live_claim_in(dir, NULL, NULL, 0);
 }
 
 /* A REUSEADDR id's claim: conflicts with nothing, but keeps port 0
@@ -229,7 +232,7 @@ static int cm_port_busy(uint16_t port)
 static int cm_claim_shared(struct cm_id *id, const struct sockaddr *sa, uint16_t port)
 {
     char dir[400], key[64], name[128];
-    if (cm_port_dir(port, dir, sizeof dir))
+    if (cm_port_dir(id, port, dir, sizeof dir))
         return -1;
     cm_claim_key(sa, key, sizeof key);
     return cm_claim_make(id, dir, "r", key, '.', name, sizeof name);
@@ -245,7 +248,7 @@ static int cm_claim_ephemeral(struct cm_id *id, struct sockaddr *sa)
 {
     for (int i = 0; i < CM_PORT_TRIES; i++) {
         uint16_t port = cm_random_port();
-        if (cm_port_busy(port) || cm_claim_port(id, sa, port))
+        if (cm_port_busy(id, port) || cm_claim_port(id, sa, port))
             continue;
         cm_set_port(sa, port);
         return 0;

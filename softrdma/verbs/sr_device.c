@@ -315,7 +315,7 @@ SR_API int ibv_query_port(struct ibv_context *ctx, uint8_t port, struct _compat_
     memset(a, 0, sizeof *a);
     a->state = ports[port - 1].up ? IBV_PORT_ACTIVE : IBV_PORT_DOWN;
     a->max_mtu = IBV_MTU_4096;
-    a->active_mtu = IBV_MTU_1024;
+    a->active_mtu = IBV_MTU_4096;      /* the UD message limit (sr_ud.h) */
     a->gid_tbl_len = SR_MAX_GIDS;
     a->port_cap_flags = IBV_PORT_CM_SUP;
     a->max_msg_sz = SR_MAX_MSG;

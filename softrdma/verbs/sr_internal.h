@@ -427,11 +427,16 @@ struct sr_qp {
     struct sr_resp_hdr resp;
     struct sr_inconn *in;          /* responder stream, if the peer connected */
     char reg_path[512];            /* fabric entry naming this QPN */
+    struct sr_ud *ud;              /* UD QPs only (sr_ud.h) */
     struct sr_qp *next;
 };
 struct sr_qp *sr_qp_find(uint32_t qpn);
 void sr_qp_to_error(struct sr_qp *qp);
 void sr_qp_set_state(struct sr_qp *qp, enum ibv_qp_state st);
+/* To RESET: streams closed, queues emptied, a new generation. */
+void sr_qp_reset(struct sr_qp *qp);
+/* Where the occupied part of the send queue starts (slot accounting). */
+uint32_t sr_sq_free_from(struct sr_qp *qp);
 /* Waits until no peer is inside a delivery to this process (each holds one
  * of our QP blocks' locks); sr_lock held. */
 void sr_qp_quiesce(void);

@@ -1,5 +1,6 @@
-/* softrdma: RC queue pairs: creation, state machine, posting work. */
-#include "sr_internal.h"
+/* softrdma: RC queue pairs: creation, state machine, posting work (UD QPs
+ * share creation and receives; their own parts are in sr_ud*.c). */
+#include "sr_ud.h"
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -133,8 +134,8 @@ static int sr_qp_check_attr(struct ibv_pd *pd, struct ibv_qp_init_attr *a)
 {
     if (!pd || sr_stale(((struct sr_pd *)pd)->epoch, "ibv_create_qp"))
         return errno;
-    if (a->qp_type != IBV_QPT_RC) {
-        sr_log("ibv_create_qp: QP type %d not supported (softrdma models RC only)", a->qp_type);
+    if (a->qp_type != IBV_QPT_RC && a->qp_type != IBV_QPT_UD) {
+        sr_log("ibv_create_qp: QP type %d not supported (softrdma models RC and UD)", a->qp_type);
         return EOPNOTSUPP;
     }
     if (a->srq) {
@@ -193,7 +194,7 @@ SR_API struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *
     qp->pub.pd = pd;
     qp->pub.send_cq = a->send_cq;
     qp->pub.recv_cq = a->recv_cq;
-    qp->pub.qp_type = IBV_QPT_RC;
+    qp->pub.qp_type = a->qp_type;
     qp->pub.state = IBV_QPS_RESET;
     pthread_mutex_init(&qp->pub.mutex, NULL);
     pthread_cond_init(&qp->pub.cond, NULL);
@@ -212,6 +213,13 @@ SR_API struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *
     }
     qp->pub.handle = qp->pub.qp_num;
     qp->s->qpn = qp->pub.qp_num;
+    if (a->qp_type == IBV_QPT_UD && sr_ud_create(qp)) {
+        unlink(qp->reg_path);
+        pthread_mutex_unlock(&sr_lock);
+        sr_qp_free(qp);
+        errno = ENOMEM;
+        return NULL;
+    }
     sr_qp_hold(qp, 1);
     qp->next = sr_qps;
     sr_qps = qp;
@@ -242,6 +250,7 @@ SR_API int ibv_destroy_qp(struct ibv_qp *pub)
     if (qp->in)
         sr_resp_detach(qp->in);
     sr_qp_hold(qp, -1);
+    sr_ud_destroy(qp);
     unlink(qp->reg_path);
     for (struct sr_qp **pp = &sr_qps; *pp; pp = &(*pp)->next)
         if (*pp == qp) {
@@ -308,7 +317,7 @@ void sr_qp_to_error(struct sr_qp *qp)
     pthread_mutex_unlock(&b->lock);
 }
 
-static void sr_qp_reset(struct sr_qp *qp)
+void sr_qp_reset(struct sr_qp *qp)
 {
     sr_req_close(qp);
     if (qp->in)
@@ -396,7 +405,7 @@ SR_API int ibv_modify_qp(struct ibv_qp *pub, struct ibv_qp_attr *a, int mask)
     if (sr_stale(qp->epoch, "ibv_modify_qp"))
         return EPERM;
     pthread_mutex_lock(&sr_lock);
-    int rc = sr_modify_locked(qp, a, mask);
+    int rc = qp->ud ? sr_ud_modify(qp, a, mask) : sr_modify_locked(qp, a, mask);
     pthread_mutex_unlock(&sr_lock);
     return rc;
 }
@@ -427,7 +436,9 @@ SR_API int ibv_query_qp(struct ibv_qp *pub, struct ibv_qp_attr *a, int mask,
     init->send_cq = qp->pub.send_cq;
     init->recv_cq = qp->pub.recv_cq;
     init->cap = qp->cap;
-    init->qp_type = IBV_QPT_RC;
+    init->qp_type = qp->pub.qp_type;
+    if (qp->ud)
+        sr_ud_query(qp, a);
     init->sq_sig_all = qp->sq_sig_all;
     return 0;
 }
@@ -437,7 +448,7 @@ SR_API int ibv_query_qp(struct ibv_qp *pub, struct ibv_qp_attr *a, int mask,
 /* Where the occupied part of a work queue starts: at the first WR whose
  * completion the application has not polled (as on hardware), or with
  * SOFTRDMA_STRICT_SQ=0 at the first WR the device has not completed. */
-static uint32_t sr_sq_free_from(struct sr_qp *qp)
+uint32_t sr_sq_free_from(struct sr_qp *qp)
 {
     return sr_knobs.strict_wq ? __atomic_load_n(&qp->s->sq_retired, __ATOMIC_ACQUIRE) : qp->sq_head;
 }
@@ -526,6 +537,8 @@ int sr_post_send(struct ibv_qp *pub, struct ibv_send_wr *wr, struct ibv_send_wr 
         *bad = wr;
         return EPERM;
     }
+    if (qp->ud)
+        return sr_ud_post_send(qp, wr, bad);
     pthread_mutex_lock(&sr_lock);
     /* RESET, INIT and RTR refuse sends as on hardware; SQD queues them
      * until the QP is back in RTS; ERR flushes them. */

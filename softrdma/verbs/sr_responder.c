@@ -368,7 +368,8 @@ static int sr_resp_hello(struct sr_inconn *c)
     if (r <= 0)
         return r;
     struct sr_qp *qp = c->hello.magic == SR_HELLO_MAGIC ? sr_qp_find(c->hello.dst_qpn) : NULL;
-    if (!qp || qp->pub.state == IBV_QPS_ERR)
+    /* a UD QP takes no RC requests (a HCA drops the transport mismatch) */
+    if (!qp || qp->ud || qp->pub.state == IBV_QPS_ERR)
         return -1;
     if (c->hello.has_dgid && !sr_gid_is_local(c->hello.dgid)) {
         /* Packets for another host's GID never reach this QP: the

@@ -1,4 +1,4 @@
-/* softrdma: verbs the device does not model (UD address handles, SRQ,
+/* softrdma: verbs the device does not model (SRQ,
  * multicast, imports, ECE ...). Each fails with EOPNOTSUPP and one line
  * naming the verb; none crashes. Declared without <infiniband/verbs.h>:
  * only the return kind (pointer, int, void) matters to callers here. */
@@ -17,8 +17,6 @@ static void sr_unsupported(const char *verb)
 #define SR_ERR_STUB(name) int name(void); int name(void) { sr_unsupported(#name); return EOPNOTSUPP; }
 #define SR_VOID_STUB(name) void name(void); void name(void) { sr_unsupported(#name); }
 
-SR_NULL_STUB(ibv_create_ah)
-SR_NULL_STUB(ibv_create_ah_from_wc)
 SR_NULL_STUB(ibv_create_srq)
 SR_NULL_STUB(ibv_import_device)
 SR_NULL_STUB(ibv_import_mr)
@@ -26,13 +24,11 @@ SR_NULL_STUB(ibv_import_pd)
 SR_NULL_STUB(ibv_import_dm)
 SR_NULL_STUB(ibv_reg_dmabuf_mr)
 SR_NULL_STUB(ibv_qp_to_qp_ex)
-SR_ERR_STUB(ibv_destroy_ah)
 SR_ERR_STUB(ibv_destroy_srq)
 SR_ERR_STUB(ibv_modify_srq)
 SR_ERR_STUB(ibv_query_srq)
 SR_ERR_STUB(ibv_attach_mcast)
 SR_ERR_STUB(ibv_detach_mcast)
-SR_ERR_STUB(ibv_init_ah_from_wc)
 SR_ERR_STUB(ibv_resolve_eth_l2_from_gid)
 SR_ERR_STUB(ibv_query_ece)
 SR_ERR_STUB(ibv_set_ece)

@@ -101,3 +101,18 @@ where_ips() {
     [ "${APPS_STACK:-kernel}" != rsocket ] || [ "$1" = ns ] ||
         fail "APPS_STACK=rsocket needs mode ns (192.168.21.0/24 is the rsocket subnet)"
 }
+
+# expect_file_result CRC SRC: the file pair's verdicts: both exited 0,
+# both printed "Result = Success", equal digests, identical files
+# ($WORK/{client,server}.out, file.txt, receive_file.txt).
+expect_file_result() {
+    [ "$1" = 0 ] || fail "vc_cli_file exited $1"
+    [ "$2" = 0 ] || fail "vc_serv_file exited $2"
+    expect_line "$WORK/client.out" "^Result = Success$" "sender result"
+    expect_line "$WORK/server.out" "^Result = Success$" "receiver result"
+    local sent got
+    sent=$(grep -oE 'fnv1a64=[0-9a-f]{16}' "$WORK/client.out")
+    got=$(grep -oE 'fnv1a64=[0-9a-f]{16}' "$WORK/server.out")
+    [ -n "$sent" ] && [ "$sent" = "$got" ] || fail "digests differ: sent $sent, received $got"
+    cmp "$WORK/file.txt" "$WORK/receive_file.txt" || fail "received file differs"
+}

@@ -26,8 +26,10 @@ usage '-d: "300.1.1.1": not an IPv4 or IPv6 address' vc_common -d 300.1.1.1
 usage '-f: "0": expected a number' vs_epoll -f 0
 usage '--timeout: "x": timeout must be seconds' vs_poll --timeout=x
 VS_TIMEOUT=-1 usage 'VS_TIMEOUT: "-1": timeout must be seconds' vs_common
-usage 'udp: only the tcp form is supported' vc_serv_file udp 127.0.0.1 1 f 1000
-usage 'usage: vc_cli_file tcp' vc_cli_file tcp 127.0.0.1
+usage 'chunk "0": expected a number in 1\.\.65000' vc_serv_file serv udp 127.0.0.1 1 "$WORK/f" 0
+usage 'usage: vc_serv_file \[serv\] udp' vc_serv_file udp 127.0.0.1 1 f
+usage 'usage: vc_cli_file \[cli\] udp' vc_cli_file cli udp 127.0.0.1 1 127.0.0.1 f t
+usage 'usage: vc_cli_file \[cli\] tcp' vc_cli_file tcp 127.0.0.1
 usage '-t: "abc": expected a number' fork_client -d 127.0.0.1 -t abc
 
 in_a "${APP[@]}" "$BIN/vs_epoll" -s 127.0.0.1 -r 20002 --timeout=1 >"$WORK/idle.out" 2>&1

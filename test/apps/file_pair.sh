@@ -18,16 +18,9 @@ crc=$?
 server_status; src=$?
 cat "$WORK/client.out" "$WORK/server.out"
 
-[ "$crc" = 0 ] || fail "vc_cli_file exited $crc"
-[ "$src" = 0 ] || fail "vc_serv_file exited $src"
-expect_line "$WORK/client.out" "^Result = Success$" "sender result"
-expect_line "$WORK/server.out" "^Result = Success$" "receiver result"
-sent=$(grep -oE 'fnv1a64=[0-9a-f]{16}' "$WORK/client.out")
-got=$(grep -oE 'fnv1a64=[0-9a-f]{16}' "$WORK/server.out")
-[ -n "$sent" ] && [ "$sent" = "$got" ] || fail "digests differ: sent $sent, received $got"
+expect_file_result "$crc" "$src"
 # header 16 + file + digest 8 one way, the verdict byte back
 wire=$((SIZE + 24))
 expect_stack_bytes "$WORK/client.out" "$wire" 1 vc_cli_file
 expect_stack_bytes "$WORK/server.out" 1 "$wire" vc_serv_file
-cmp "$WORK/file.txt" "$WORK/receive_file.txt" || fail "received file differs"
 echo "PASS: file pair $MODE"

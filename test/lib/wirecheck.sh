@@ -8,8 +8,12 @@
 # payload = ip.len - ip.hdr_len - tcp.hdr_len, computed by the capture
 # filter itself (IPv4), so the kernel hands tcpdump nothing else.
 #
-#   wire_capture_start NS IFACE PORT DIR   tcpdump in NS on IFACE (returns
-#                                          once it captures; bounded)
+#   wire_capture_start NS IFACE PORT DIR [FILTER]
+#                                          tcpdump in NS on IFACE (returns
+#                                          once it captures; bounded);
+#                                          FILTER replaces the TCP payload
+#                                          filter (e.g. "udp port 7000":
+#                                          every kernel UDP packet counts)
 #   wire_capture_stop                      WIRE_BIG: packets > 64 B payload,
 #                                          WIRE_DROPPED: dropped by the kernel
 #   wire_expect_no_payload WHAT            WIRE_BIG == 0 (and nothing dropped)
@@ -35,12 +39,12 @@ wire_filter() {
 }
 
 wire_capture_start() {
-    local ns=$1 ifc=$2 port=$3 dir=$4
+    local ns=$1 ifc=$2 port=$3 dir=$4 filter=${5:-}
     command -v tcpdump >/dev/null || wire_fail "tcpdump is not installed (tools/deps.sh)"
     WIRE_FILE=$dir/wire.$port.pcap; WIRE_ERR=$dir/wire.$port.err
     # -U: write each packet at once; -B: a large buffer so nothing drops.
     ip netns exec "$ns" tcpdump -i "$ifc" -n -U -B 8192 -w "$WIRE_FILE" \
-        "$(wire_filter "$port")" 2>"$WIRE_ERR" &
+        "${filter:-$(wire_filter "$port")}" 2>"$WIRE_ERR" &
     WIRE_PID=$!; bg_track "$WIRE_PID"
     wait_until 20 grep -qs 'listening on' "$WIRE_ERR" ||
         wire_fail "tcpdump did not start capturing: $(cat "$WIRE_ERR")"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Unmodified Debian rdmacm-utils / ibverbs-utils programs on the softrdma
 # device, between the two namespace test hosts.
-# Usage: debian_tools_test.sh devices|rping|ucmatose|ucmatose6|rdma_server
+# Usage: debian_tools_test.sh devices|rping|ucmatose|ucmatose6|rdma_server|ud_pingpong|ud_pingpong_gid|udaddy|udaddy6
 set -u
 . "$NSTACK_SRC/test/lib/netns.sh"
 export LD_LIBRARY_PATH="$NSTACK_RELEASE/lib64/softrdma"
@@ -59,12 +59,50 @@ run_rdma_server() {
     grep -q "rdma_server: end 0" "$LOG/rdma_server.log" || fail "rdma_server result"
 }
 
+# ibv_ud_pingpong (UD QPs, AHs, the GRH space of every receive) with its
+# default size (2048 B) and iteration count (1000); its parameters go over
+# kernel TCP. With -g the AH carries the peer's GID (checked by the device).
+run_ud_pingpong() {
+    local port=$((18600 + RANDOM % 400)) n=1000
+    bg_a timeout 120 ibv_ud_pingpong -p "$port" "$@" > "$LOG/ud-server.log" 2>&1; local spid=$BG_PID
+    wait_tcp_listen "$NS_A" 0.0.0.0 "$port" 60 || fail "ibv_ud_pingpong server did not listen"
+    timeout 120 ip netns exec "$NS_B" ibv_ud_pingpong -p "$port" "$@" "$IP_A" > "$LOG/ud-client.log" 2>&1 \
+        || fail "ibv_ud_pingpong client exit status $?"
+    wait "$spid" || fail "ibv_ud_pingpong server exit status"
+    local f
+    for f in "$LOG/ud-client.log" "$LOG/ud-server.log"; do
+        grep -q "^$((n * 2048)) bytes in" "$f" || fail "no byte count in $f"
+        grep -q "^$n iters in" "$f" || fail "no iteration count in $f"
+        grep "iters in" "$f"
+    done
+    ! grep -q "softrdma\[" "$LOG"/ud-*.log || fail "the device complained"
+}
+
+# udaddy: RDMA_PS_UDP ids, SIDR (rdma_listen/connect/accept on UD ids, the
+# AH from ESTABLISHED's param.ud), datagrams and replies built with
+# ibv_create_ah_from_wc; 4 ids of 50 messages each.
+run_udaddy() {
+    local a=$1
+    bg_a timeout 120 udaddy -b "$a" -c 4 -C 50 > "$LOG/udaddy-server.log" 2>&1; local spid=$BG_PID
+    wait_until 60 test -e "$SOFTRDMA_FABRIC/cm/udp-${a}_7174" || fail "udaddy server did not listen"
+    timeout 120 ip netns exec "$NS_B" udaddy -s "$a" -c 4 -C 50 > "$LOG/udaddy-client.log" 2>&1 \
+        || fail "udaddy client exit status"
+    wait "$spid" || fail "udaddy server exit status"
+    grep -q "return status 0" "$LOG/udaddy-client.log" || fail "udaddy client status"
+    grep -q "return status 0" "$LOG/udaddy-server.log" || fail "udaddy server status"
+    ! grep -q "softrdma\[" "$LOG"/udaddy-*.log || fail "the device complained"
+}
+
 case "${1:-}" in
 devices) run_devices ;;
 rping) run_rping ;;
 ucmatose) run_ucmatose "$IP_A" ;;
 ucmatose6) run_ucmatose "$IP6_A" ;;
 rdma_server) run_rdma_server ;;
-*) echo "usage: $0 devices|rping|ucmatose|ucmatose6|rdma_server"; exit 2 ;;
+ud_pingpong) run_ud_pingpong ;;
+ud_pingpong_gid) run_ud_pingpong -g 0 ;;
+udaddy) run_udaddy "$IP_A" ;;
+udaddy6) run_udaddy "$IP6_A" ;;
+*) echo "usage: $0 devices|rping|ucmatose|ucmatose6|rdma_server|ud_pingpong|ud_pingpong_gid|udaddy|udaddy6"; exit 2 ;;
 esac
 echo "PASS: $1"

@@ -3,7 +3,7 @@
 # namespace test hosts. They link Debian's libmlx5 and libefa directly,
 # which import libibverbs' private provider interface: they must load,
 # find softrdma0, and run to completion with a sane result row.
-# Usage: perftest_test.sh send_lat|write_bw|read_lat
+# Usage: perftest_test.sh send_lat|write_bw|read_lat|send_lat_ud
 # The parameters are exchanged over kernel TCP (perftest's default). With
 # -R (rdma_cm) perftest listens twice on one port, and its client may
 # connect between the two listens: a REQ without a listener is rejected at
@@ -62,6 +62,7 @@ case "${1:-}" in
 send_lat) run_pair ib_send_lat; check_lat both ;;
 read_lat) run_pair ib_read_lat; check_lat client ;;
 write_bw) run_pair ib_write_bw -s 65536; check_bw ;;
-*) echo "usage: $0 send_lat|write_bw|read_lat"; exit 2 ;;
+send_lat_ud) run_pair ib_send_lat -c UD; check_lat both ;;     # UD QPs and AHs
+*) echo "usage: $0 send_lat|write_bw|read_lat|send_lat_ud"; exit 2 ;;
 esac
 echo "PASS: $1"

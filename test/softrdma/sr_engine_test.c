@@ -879,7 +879,7 @@ static void test_unsupported(void **st)
 {
     (void)st;
     struct pair *p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
-    struct ibv_qp_init_attr ia = { .send_cq = p->a.scq, .recv_cq = p->a.rcq, .qp_type = IBV_QPT_UD,
+    struct ibv_qp_init_attr ia = { .send_cq = p->a.scq, .recv_cq = p->a.rcq, .qp_type = IBV_QPT_UC,
                                    .cap = { .max_send_wr = 1, .max_recv_wr = 1 } };
     errno = 0;
     assert_null(ibv_create_qp(p->pd, &ia));

@@ -40,17 +40,6 @@ static void stats(uint64_t *direct, uint64_t *stream)
     f(direct, stream);
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    assert_non_null(d);
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n - 3;   /* ".", ".." and the DIR's own fd */
-}
-
 /* On a failure: what the descriptors are. */
 static void list_fds(void)
 {

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,17 @@ void pair_free(struct pair *p)
     ibv_dealloc_pd(p->pd);
     ibv_close_device(p->ctx);
     free(p);
+}
+
+int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    assert_non_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 3;   /* ".", ".." and the DIR's own fd */
 }
 
 void fill(char *b, size_t n, unsigned seed)

@@ -23,6 +23,8 @@ struct pair {
 };
 
 long now_ms(void);
+/* Descriptors open in this process. */
+int count_fds(void);
 /* Polls until n completions arrived or the deadline passed; returns count. */
 int poll_n(struct ibv_cq *cq, struct ibv_wc *wc, int n, long ms);
 /* The channels of the send and the receive CQ (NULL: none). */

@@ -17,6 +17,8 @@
 #include <time.h>
 #include <sched.h>
 #include <unistd.h>
+#define BENCH_NAME "softrdma_bench"
+#include "softrdma_bench_util.h"
 
 #define MSG 65536
 #define WINDOW 16
@@ -33,19 +35,6 @@ struct ep {
     struct ibv_mr *mr;
     char *buf;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-    fprintf(stderr, "softrdma_bench: %s failed\n", what);
-    exit(1);
-}
 
 static void ep_open(struct ep *e)
 {
@@ -109,7 +98,7 @@ static void post_send(struct ep *e, enum ibv_wr_opcode op, size_t off, uint32_t 
  * sleeps in ibv_get_cq_event. */
 static void wait_wc(struct ep *e, struct ibv_wc *wc)
 {
-    double end = now_s() + 30;
+    double end = mono_now() + 30;
     for (int armed = 0;;) {
         int n = ibv_poll_cq(e->cq, 1, wc);
         if (n < 0 || (n == 1 && wc->status != IBV_WC_SUCCESS))
@@ -130,7 +119,7 @@ static void wait_wc(struct ep *e, struct ibv_wc *wc)
         } else {
             sched_yield();  /* the device thread needs the CPU more than we do */
         }
-        if (now_s() > end)
+        if (mono_now() > end)
             die("waiting for a completion (30 s)");
     }
 }
@@ -173,7 +162,7 @@ int main(int argc, char **argv)
         }
         _exit(0);
     }
-    double t0 = now_s();
+    double t0 = mono_now();
     for (int i = 0; i < iters; i++) {
         post_send(&e, IBV_WR_SEND, 0, 8, 0, 0);
         int got_recv = 0, got_send = 0;
@@ -187,9 +176,9 @@ int main(int argc, char **argv)
             }
         }
     }
-    double lat = (now_s() - t0) / iters / 2 * 1e6;
+    double lat = (mono_now() - t0) / iters / 2 * 1e6;
     long total = mib * 1024 * 1024 / MSG, posted = 0, done = 0;
-    t0 = now_s();
+    t0 = mono_now();
     while (done < total) {
         while (posted < total && posted - done < WINDOW) {
             size_t off = (size_t)(posted % WINDOW) * MSG;
@@ -199,9 +188,9 @@ int main(int argc, char **argv)
         wait_wc(&e, &wc);
         done++;
     }
-    double secs = now_s() - t0;
+    double secs = mono_now() - t0;
     posted = done = 0;
-    t0 = now_s();
+    t0 = mono_now();
     while (done < nsend) {
         while (posted < nsend && posted - done < WINDOW) {
             post_send(&e, IBV_WR_SEND, 0, 64, 0, 0);
@@ -210,7 +199,7 @@ int main(int argc, char **argv)
         wait_wc(&e, &wc);
         done++;
     }
-    double rate = (double)nsend / (now_s() - t0);
+    double rate = (double)nsend / (mono_now() - t0);
     post_send(&e, IBV_WR_SEND, 0, 8, 0, 0);     /* "done" */
     int status;
     waitpid(pid, &status, 0);

@@ -4,6 +4,8 @@
  * riostream) can run on this engine with LD_PRELOAD. An rsocket "fd" is the
  * socket's wait fd, a real pollable descriptor.
  */
+#include "ds_api.h"
+#include "ds_sock.h"
 #include "rs_sock.h"
 
 #include <errno.h>
@@ -53,12 +55,15 @@ static int fd_install(int fd, struct rsock *s)
 RS_VISIBLE int rsocket(int domain, int type, int protocol)
 {
     struct rsock *s;
+    if ((type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) == SOCK_DGRAM)
+        return ds_api_socket(domain, type, protocol);
     int fd = rs_e_socket(domain, type, protocol, &s);
     return fd < 0 ? -1 : fd_install(fd, s);
 }
 
 RS_VISIBLE int rbind(int socket, const struct sockaddr *addr, socklen_t addrlen)
 {
+    DS_API_ROUTE(socket, ds_bind(d, addr, addrlen));
     SOCK_OR_FAIL(socket, s);
     return rs_e_bind(s, addr, addrlen);
 }
@@ -79,12 +84,14 @@ RS_VISIBLE int raccept(int socket, struct sockaddr *addr, socklen_t *addrlen)
 
 RS_VISIBLE int rconnect(int socket, const struct sockaddr *addr, socklen_t addrlen)
 {
+    DS_API_ROUTE(socket, ds_connect(d, addr, addrlen));
     SOCK_OR_FAIL(socket, s);
     return rs_e_connect(s, addr, addrlen);
 }
 
 RS_VISIBLE int rshutdown(int socket, int how)
 {
+    DS_API_ROUTE(socket, 0);   /* no datagram effect, as librdmacm */
     SOCK_OR_FAIL(socket, s);
     return rs_e_shutdown(s, how);
 }
@@ -94,6 +101,7 @@ RS_VISIBLE int rshutdown(int socket, int how)
  * load-then-clear let both free it). */
 RS_VISIBLE int rclose(int socket)
 {
+    DS_API_ROUTE(socket, ds_api_close(socket));
     if (socket < 0 || socket >= RS_FD_MAX) {
         errno = EBADF;
         return -1;
@@ -110,6 +118,7 @@ RS_VISIBLE int rclose(int socket)
 
 RS_VISIBLE ssize_t rrecv(int socket, void *buf, size_t len, int flags)
 {
+    DS_API_ROUTE(socket, ds_api_recvfrom(d, buf, len, flags, NULL, NULL));
     struct iovec iov = { buf, len };
     SOCK_OR_FAIL(socket, s);
     return rs_e_recvv(s, &iov, 1, flags);
@@ -118,6 +127,7 @@ RS_VISIBLE ssize_t rrecv(int socket, void *buf, size_t len, int flags)
 RS_VISIBLE ssize_t rrecvfrom(int socket, void *buf, size_t len, int flags,
                              struct sockaddr *src_addr, socklen_t *addrlen)
 {
+    DS_API_ROUTE(socket, ds_api_recvfrom(d, buf, len, flags, src_addr, addrlen));
     SOCK_OR_FAIL(socket, s);
     ssize_t r = rrecv(socket, buf, len, flags);
     if (r >= 0 && src_addr && addrlen)
@@ -127,6 +137,7 @@ RS_VISIBLE ssize_t rrecvfrom(int socket, void *buf, size_t len, int flags,
 
 RS_VISIBLE ssize_t rrecvmsg(int socket, struct msghdr *msg, int flags)
 {
+    DS_API_ROUTE(socket, msg ? ds_recvmsg(d, msg, flags) : (errno = EFAULT, -1));
     SOCK_OR_FAIL(socket, s);
     if (!msg) {
         errno = EFAULT;
@@ -149,6 +160,7 @@ RS_VISIBLE ssize_t rread(int socket, void *buf, size_t count)
 
 RS_VISIBLE ssize_t rreadv(int socket, const struct iovec *iov, int iovcnt)
 {
+    DS_API_ROUTE(socket, ds_api_vec(d, iov, iovcnt, 0, 1));
     SOCK_OR_FAIL(socket, s);
     return rs_e_recvv(s, iov, iovcnt, 0);
 }
@@ -166,6 +178,7 @@ static ssize_t api_sendv(struct rsock *s, const struct iovec *iov, int iovcnt, i
 
 RS_VISIBLE ssize_t rsend(int socket, const void *buf, size_t len, int flags)
 {
+    DS_API_ROUTE(socket, ds_api_sendto(d, buf, len, flags, NULL, 0));
     struct iovec iov = { (void *)buf, len };
     SOCK_OR_FAIL(socket, s);
     return api_sendv(s, &iov, 1, flags);
@@ -175,6 +188,7 @@ RS_VISIBLE ssize_t rsend(int socket, const void *buf, size_t len, int flags)
 RS_VISIBLE ssize_t rsendto(int socket, const void *buf, size_t len, int flags,
                            const struct sockaddr *dest_addr, socklen_t addrlen)
 {
+    DS_API_ROUTE(socket, ds_api_sendto(d, buf, len, flags, dest_addr, addrlen));
     (void)dest_addr;
     (void)addrlen;
     return rsend(socket, buf, len, flags);
@@ -182,6 +196,7 @@ RS_VISIBLE ssize_t rsendto(int socket, const void *buf, size_t len, int flags,
 
 RS_VISIBLE ssize_t rsendmsg(int socket, const struct msghdr *msg, int flags)
 {
+    DS_API_ROUTE(socket, msg ? ds_sendmsg(d, msg, flags) : (errno = EFAULT, -1));
     SOCK_OR_FAIL(socket, s);
     if (!msg) {
         errno = EFAULT;
@@ -197,18 +212,21 @@ RS_VISIBLE ssize_t rwrite(int socket, const void *buf, size_t count)
 
 RS_VISIBLE ssize_t rwritev(int socket, const struct iovec *iov, int iovcnt)
 {
+    DS_API_ROUTE(socket, ds_api_vec(d, iov, iovcnt, 0, 0));
     SOCK_OR_FAIL(socket, s);
     return api_sendv(s, iov, iovcnt, 0);
 }
 
 RS_VISIBLE int rgetpeername(int socket, struct sockaddr *addr, socklen_t *addrlen)
 {
+    DS_API_ROUTE(socket, ds_name(d, 1, addr, addrlen));
     SOCK_OR_FAIL(socket, s);
     return rs_e_name(s, 1, addr, addrlen);
 }
 
 RS_VISIBLE int rgetsockname(int socket, struct sockaddr *addr, socklen_t *addrlen)
 {
+    DS_API_ROUTE(socket, ds_name(d, 0, addr, addrlen));
     SOCK_OR_FAIL(socket, s);
     return rs_e_name(s, 0, addr, addrlen);
 }
@@ -216,6 +234,7 @@ RS_VISIBLE int rgetsockname(int socket, struct sockaddr *addr, socklen_t *addrle
 RS_VISIBLE int rsetsockopt(int socket, int level, int optname, const void *optval,
                            socklen_t optlen)
 {
+    DS_API_ROUTE(socket, ds_setsockopt(d, level, optname, optval, optlen));
     SOCK_OR_FAIL(socket, s);
     return rs_e_setsockopt(s, level, optname, optval, optlen);
 }
@@ -223,6 +242,7 @@ RS_VISIBLE int rsetsockopt(int socket, int level, int optname, const void *optva
 RS_VISIBLE int rgetsockopt(int socket, int level, int optname, void *optval,
                            socklen_t *optlen)
 {
+    DS_API_ROUTE(socket, ds_getsockopt(d, level, optname, optval, optlen));
     SOCK_OR_FAIL(socket, s);
     return rs_e_getsockopt(s, level, optname, optval, optlen);
 }
@@ -231,10 +251,11 @@ RS_VISIBLE int rfcntl(int socket, int cmd, ...)
 {
     va_list ap;
     long arg;
-    SOCK_OR_FAIL(socket, s);
     va_start(ap, cmd);
     arg = va_arg(ap, long);
     va_end(ap);
+    DS_API_ROUTE(socket, ds_api_fcntl(d, socket, cmd, arg));
+    SOCK_OR_FAIL(socket, s);
     switch (cmd) {
     case F_GETFL:
         return O_RDWR | (s->nonblock ? O_NONBLOCK : 0);
@@ -275,9 +296,12 @@ static int poll_pass(struct pollfd *fds, const struct pollfd *shadow, nfds_t n, 
     for (nfds_t i = 0; i < n; i++) {
         struct rsock *s = fds[i].fd >= 0 && fds[i].fd < RS_FD_MAX
                           ? __atomic_load_n(&rs_fds[fds[i].fd], __ATOMIC_ACQUIRE) : NULL;
+        struct dsock *d = s ? NULL : ds_api_sock(fds[i].fd);
         if (s)
             fds[i].revents = (short)(rs_poll_events(s, NULL) &
                                      (uint32_t)(fds[i].events | POLLERR | POLLHUP));
+        else if (d)
+            fds[i].revents = ds_api_revents(d, fds[i].events);
         else
             fds[i].revents = fresh ? shadow[i].revents : 0;
         if (fds[i].revents)

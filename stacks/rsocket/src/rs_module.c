@@ -307,16 +307,17 @@ static const struct nstack_module rs_module = {
     .anchor_release = m_anchor_release,
 };
 
-RS_VISIBLE int rsocket_stack_register(const struct nstack_fw_api *fw,
-                                      const struct nstack_module **out)
+/* The stream module; ds_module.c's rsocket_stack_register adds datagram
+ * sockets in front of it. NULL/EINVAL for a dispatcher of another ABI. */
+const struct nstack_module *rs_stream_module(const struct nstack_fw_api *fw);
+const struct nstack_module *rs_stream_module(const struct nstack_fw_api *fw)
 {
-    if (!fw || !out || (fw->abi_version >> 16) != NSTACK_MODULE_ABI_MAJOR) {
+    if (!fw || (fw->abi_version >> 16) != NSTACK_MODULE_ABI_MAJOR) {
         errno = EINVAL;
-        return -1;
+        return NULL;
     }
     rs_fw = fw;
     rs_log_sink = fw_log_sink;
     rs_notify_fn = fw->notify;
-    *out = &rs_module;
-    return 0;
+    return &rs_module;
 }
