@@ -19,6 +19,7 @@
 #include "sr_ud.h"
 #include "sr_sys.h"
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -29,6 +30,7 @@
 #define SR_UD_WIRE_MAGIC 0x53525557u
 /* datagrams taken per callback: epoll reports the socket again if more */
 #define SR_UD_SOCK_BATCH 64
+#define SR_UD_SOCK_YIELDS 4
 
 /* What travels ahead of the payload. */
 struct sr_ud_wire {
@@ -251,8 +253,15 @@ void sr_ud_sock_send(struct sr_ud_peer *p, const struct sr_ud_msg *m, uint32_t q
         iov[i] = m->iov[i];
     struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)m->niov };
     struct sr_ud_tx *t = sr_ud_tx_get(p->sock);
-    if (t && sr_sys_sendmsg(t->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
-        return;
+    /* a full connection: the destination's device is often just draining
+     * it; a few yields (as for a receive not yet posted), then the drop */
+    for (int tries = 0; t; tries++) {
+        if (sr_sys_sendmsg(t->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+            return;
+        if ((errno != EAGAIN && errno != ENOBUFS) || tries == SR_UD_SOCK_YIELDS)
+            break;
+        sched_yield();
+    }
     if (t && (errno == EAGAIN || errno == ENOBUFS)) {
         sr_ud_count(SR_UD_NO_RECV);     /* its device cannot keep up */
         return;
