@@ -86,6 +86,9 @@ struct sr_ud_peer *sr_ud_peer_get(uint32_t qpn);
 void sr_ud_peers_forget(void);
 /* A QP of this process as a destination (0), -1 if qpn is not one. */
 int sr_ud_local(struct sr_ud_peer *p);
+/* process_vm_writev into another process was refused: from now on every
+ * other process is reached through its UD socket (one line). */
+void sr_ud_direct_refused(void);
 
 /* sr_ud_send.c: one datagram on its way */
 struct sr_ud_msg {
@@ -112,4 +115,6 @@ void sr_ud_deliver_to(struct sr_ud_peer *p, struct sr_ud_msg *m, uint32_t qkey, 
 /* This process's socket name for fabric entries ("" if it has none). */
 const char *sr_ud_sock_name(void);
 void sr_ud_sock_send(struct sr_ud_peer *p, const struct sr_ud_msg *m, uint32_t qkey);
+/* Closes our connections to processes that have gone (sr_ud_peer.c's sweep). */
+void sr_ud_sock_sweep(void);
 #endif

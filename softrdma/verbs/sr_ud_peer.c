@@ -25,6 +25,28 @@
 static struct sr_ud_peer *sr_ud_tab[SR_UD_BUCKETS];
 static unsigned sr_ud_tab_epoch;
 
+/* 1 once other processes are reached only through their UD sockets:
+ * SOFTRDMA_UD_DIRECT=0, or process_vm_writev refused after pidfd_getfd
+ * was not (a policy - seccomp, an LSM - keeps this process out of
+ * others'). -1 until read from the environment. */
+static int sr_ud_no_direct = -1;
+
+static int sr_ud_direct_off(void)
+{
+    if (sr_ud_no_direct < 0)
+        sr_ud_no_direct = !sr_env_int("SOFTRDMA_UD_DIRECT", 1);
+    return sr_ud_no_direct;
+}
+
+void sr_ud_direct_refused(void)
+{
+    if (sr_ud_no_direct > 0)
+        return;
+    sr_ud_no_direct = 1;
+    sr_log("UD: process_vm_writev refused (%s); other processes' QPs are reached through "
+           "their devices from now on", strerror(errno));
+}
+
 static void sr_ud_peer_release(struct sr_ud_peer *p)
 {
     if (p->own_evfd && p->evfd >= 0)
@@ -126,12 +148,17 @@ static int sr_ud_remote(struct sr_ud_peer *p)
         return -1;
     }
     p->pid = pid;
-    if (!sr_ud_remote_fds(p, segfd, evfd, off))
-        return 0;
-    int e = errno;
-    sr_ud_peer_release(p);
-    if ((e == EPERM || e == EACCES) && strcmp(sock, "-")) {
-        /* another user's process: through its device */
+    int e = EPERM;
+    if (!sr_ud_direct_off()) {
+        if (!sr_ud_remote_fds(p, segfd, evfd, off))
+            return 0;
+        e = errno;
+        sr_ud_peer_release(p);
+    }
+    /* the kernel keeps us out (another user; no pidfd_getfd: ENOSYS) and
+     * not because the entry is stale (ESRCH, EBADF, ESTALE): through its
+     * device */
+    if ((e == EPERM || e == EACCES || e == ENOSYS) && strcmp(sock, "-")) {
         snprintf(p->sock, sizeof p->sock, "%s/udnic/%s", sr_fabric_dir(), sock);
         return 0;
     }
@@ -157,6 +184,8 @@ static int sr_ud_peer_valid(const struct sr_ud_peer *p)
         return 0;
     if (!p->seg)
         return 1;
+    if (sr_ud_no_direct > 0)
+        return 0;       /* direct delivery refused since: through the socket */
     const struct sr_seg_hdr *h = (const struct sr_seg_hdr *)p->base;
     return (int64_t)(sr_now_ms() - __atomic_load_n(&h->alive_ms, __ATOMIC_RELAXED)) <= SR_ALIVE_MS;
 }
@@ -185,6 +214,7 @@ static void sr_ud_sweep(uint64_t now)
             sr_ud_peer_release(p);
             free(p);
         }
+    sr_ud_sock_sweep();
 }
 
 struct sr_ud_peer *sr_ud_peer_get(uint32_t qpn)

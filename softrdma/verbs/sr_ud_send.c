@@ -101,6 +101,47 @@ static int sr_ud_recv_done(const struct sr_ud_peer *p, const struct sr_ud_msg *m
     return wake;
 }
 
+/* Copies the gathered source into the scatter list. */
+static void sr_ud_copy(const struct iovec *dst, int nd, const struct iovec *src, int ns)
+{
+    int di = 0;
+    size_t doff = 0;
+    for (int s = 0; s < ns; s++) {
+        const char *from = src[s].iov_base;
+        for (size_t left = src[s].iov_len; left && di < nd;) {
+            size_t room = dst[di].iov_len - doff, k = left < room ? left : room;
+            memcpy((char *)dst[di].iov_base + doff, from, k);
+            from += k;
+            left -= k;
+            doff += k;
+            if (doff == dst[di].iov_len) {
+                di++;
+                doff = 0;
+            }
+        }
+    }
+}
+
+/* GRH and payload into the receive; 0 when all of it landed. A policy
+ * that refuses process_vm_writev (EPERM, ENOSYS) sends other processes'
+ * datagrams through their devices from then on; within this process the
+ * copy is a memcpy then. */
+static int sr_ud_move(const struct sr_ud_peer *p, const struct sr_ud_msg *m,
+                      const struct iovec *riov, int rn, uint32_t total)
+{
+    if (process_vm_writev(p->pid, m->iov, (unsigned long)m->niov, riov, (unsigned long)rn, 0) ==
+        (ssize_t)total)
+        return 0;
+    if (errno != EPERM && errno != ENOSYS)
+        return -1;
+    if (p->seg) {
+        sr_ud_direct_refused();
+        return -1;
+    }
+    sr_ud_copy(riov, rn, m->iov, m->niov);
+    return 0;
+}
+
 /* Under the peer block's lock: 1 delivered (or completed in error at the
  * receiver), 0 dropped, -1 no receive posted yet. *wake as above. */
 static int sr_ud_place(const struct sr_ud_peer *p, struct sr_ud_msg *m, int *wake)
@@ -123,8 +164,7 @@ static int sr_ud_place(const struct sr_ud_peer *p, struct sr_ud_msg *m, int *wak
         status = IBV_WC_LOC_PROT_ERR;
     else if (rw->len < total)
         status = IBV_WC_LOC_LEN_ERR;     /* receive too short: nothing placed */
-    else if (process_vm_writev(p->pid, m->iov, (unsigned long)m->niov, riov, (unsigned long)rn, 0) !=
-             (ssize_t)total) {
+    else if (sr_ud_move(p, m, riov, rn, total)) {
         sr_shm_cq_unreserve(cq);
         return sr_ud_count(SR_UD_NO_QP);  /* the process is gone */
     }

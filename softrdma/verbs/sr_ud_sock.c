@@ -2,12 +2,15 @@
  * lets a process write into another only with ptrace rights over it, so a
  * worker that dropped to www-data cannot deliver into a root process
  * directly (pidfd_getfd and process_vm_writev are refused). For that case
- * each process with UD QPs has one AF_UNIX datagram socket,
- * $FABRIC/udnic/<pid>.<epoch> (0666), watched by its device thread: the
- * sender writes header + payload there (non-blocking: a full socket is a
- * datagram dropped, as a NIC drops what it cannot take), and the
- * receiving device thread delivers it into the local QP with every check
- * of the direct path (sr_ud_deliver_to). The receiver trusts nothing in
+ * each process with UD QPs listens on one AF_UNIX SOCK_SEQPACKET socket,
+ * $FABRIC/udnic/<pid>.<epoch> (0666), watched by its device thread; a
+ * sending process keeps one connection per such destination process and
+ * writes one record (header + payload) per datagram, without blocking: a
+ * full connection is a datagram dropped, as a NIC drops what it cannot
+ * take. (A datagram socket would do with less code, but the kernel queues
+ * at most net.unix.max_dgram_qlen, 10, datagrams on an unconnected one.)
+ * The receiving device thread delivers each record into the local QP with
+ * every check of the direct path (sr_ud_deliver_to). The receiver trusts nothing in
  * the header but what a network would carry: it checks the destination
  * QPN, Q_Key, GID and length itself. Its sockets are used through direct
  * system calls (sr_sys.h), as all of the device's own descriptors. Guarded
@@ -16,6 +19,7 @@
 #include "sr_ud.h"
 #include "sr_sys.h"
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,6 +30,7 @@
 #define SR_UD_WIRE_MAGIC 0x53525557u
 /* datagrams taken per callback: epoll reports the socket again if more */
 #define SR_UD_SOCK_BATCH 64
+#define SR_UD_SOCK_YIELDS 4
 
 /* What travels ahead of the payload. */
 struct sr_ud_wire {
@@ -40,8 +45,6 @@ static struct sr_watch sr_ud_rx = { .fd = -1 };
 static unsigned sr_ud_rx_epoch;
 static char sr_ud_rx_name[64] = "-";
 static char sr_ud_rx_path[600];
-static int sr_ud_tx = -1;
-static unsigned sr_ud_tx_epoch;
 
 static void sr_ud_sock_unlink(void)
 {
@@ -81,18 +84,43 @@ static void sr_ud_sock_one(const struct sr_ud_wire *h, char *payload, size_t n)
     sr_ud_deliver_to(&lp, &m, h->qkey, 0);
 }
 
-static void sr_ud_sock_cb(struct sr_watch *w, uint32_t events)
+/* A sending process's connection; freed after the device thread's batch. */
+struct sr_ud_conn { struct sr_watch w; };
+
+static void sr_ud_conn_cb(struct sr_watch *w, uint32_t events)
 {
     static union { struct sr_ud_wire h; char b[sizeof(struct sr_ud_wire) + SR_UD_MTU + 1]; } buf;
     (void)events;
     for (int i = 0; i < SR_UD_SOCK_BATCH; i++) {
         struct iovec iov = { buf.b, sizeof buf.b };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-        ssize_t n = sr_sys_recvmsg(w->fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
-        if (n < 0)
+        ssize_t n = sr_sys_recvmsg(w->fd, &mh, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
-        if ((size_t)n <= sizeof buf.b)
+        if (n <= 0) {           /* the sender is gone */
+            sr_watch_del(w);
+            sr_defer_free(w);
+            return;
+        }
+        if (!(mh.msg_flags & MSG_TRUNC))
             sr_ud_sock_one(&buf.h, buf.b + sizeof buf.h, (size_t)n);
+    }
+}
+
+static void sr_ud_accept_cb(struct sr_watch *w, uint32_t events)
+{
+    (void)events;
+    for (int i = 0; i < SR_UD_SOCK_BATCH; i++) {
+        int fd = sr_sys_accept4(w->fd, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        struct sr_ud_conn *c = calloc(1, sizeof *c);
+        if (!c) {
+            sr_sys_close(fd);
+            continue;
+        }
+        if (sr_watch_add(&c->w, fd, EPOLLIN, sr_ud_conn_cb))
+            free(c);
     }
 }
 
@@ -112,12 +140,12 @@ static int sr_ud_sock_open(void)
     memcpy(sa.sun_path, sr_ud_rx_path, strlen(sr_ud_rx_path) + 1);
     if (sr_mkdir_p(dir))
         goto fail;
-    fd = sr_sys_socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = sr_sys_socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     unlink(sr_ud_rx_path);      /* a dead process's of the same pid */
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa))
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 128))
         goto fail;
     sr_fabric_share(sr_ud_rx_path);     /* senders of every user */
-    if (sr_watch_add(&sr_ud_rx, fd, EPOLLIN, sr_ud_sock_cb))
+    if (sr_watch_add(&sr_ud_rx, fd, EPOLLIN, sr_ud_accept_cb))
         goto fail_bound;
     static int at;
     if (!at++)
@@ -149,13 +177,67 @@ const char *sr_ud_sock_name(void)
     return sr_ud_rx_name;
 }
 
-static int sr_ud_tx_fd(void)
+/* Our connections to destination processes' sockets, by path. */
+struct sr_ud_tx { char path[108]; int fd; unsigned epoch; struct sr_ud_tx *next; };
+static struct sr_ud_tx *sr_ud_txs;
+
+static void sr_ud_tx_drop(struct sr_ud_tx *t)
 {
-    if (sr_ud_tx_epoch != sr_epoch || sr_ud_tx < 0) {
-        sr_ud_tx = sr_fd_internal(sr_sys_socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-        sr_ud_tx_epoch = sr_epoch;
+    for (struct sr_ud_tx **pp = &sr_ud_txs; *pp; pp = &(*pp)->next)
+        if (*pp == t) {
+            *pp = t->next;
+            break;
+        }
+    if (t->epoch == sr_epoch)
+        sr_sys_close(t->fd);
+    free(t);
+}
+
+/* Closes the connections whose destination process has gone (the peer
+ * never writes to us: a read that does not block is EOF or an error). */
+void sr_ud_sock_sweep(void)
+{
+    for (struct sr_ud_tx *t = sr_ud_txs, *next; t; t = next) {
+        next = t->next;
+        char b;
+        struct iovec iov = { &b, 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        if (t->epoch != sr_epoch ||
+            !(sr_sys_recvmsg(t->fd, &mh, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN))
+            sr_ud_tx_drop(t);
     }
-    return sr_ud_tx;
+}
+
+/* The connection to the socket at path, made if needed; NULL if none. */
+static struct sr_ud_tx *sr_ud_tx_get(const char *path)
+{
+    for (struct sr_ud_tx *t = sr_ud_txs; t; t = t->next)
+        if (!strcmp(t->path, path)) {
+            if (t->epoch == sr_epoch)
+                return t;
+            sr_ud_tx_drop(t);   /* a parent's (fork): not ours to use */
+            break;
+        }
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    struct sr_ud_tx *t = calloc(1, sizeof *t);
+    if (!t || strlen(path) >= sizeof sa.sun_path) {
+        free(t);
+        return NULL;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = sr_sys_socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || sr_sys_connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
+        if (fd >= 0)
+            sr_sys_close(fd);
+        free(t);
+        return NULL;
+    }
+    snprintf(t->path, sizeof t->path, "%s", path);
+    t->fd = sr_fd_internal(fd);
+    t->epoch = sr_epoch;
+    t->next = sr_ud_txs;
+    sr_ud_txs = t;
+    return t;
 }
 
 void sr_ud_sock_send(struct sr_ud_peer *p, const struct sr_ud_msg *m, uint32_t qkey)
@@ -169,17 +251,23 @@ void sr_ud_sock_send(struct sr_ud_peer *p, const struct sr_ud_msg *m, uint32_t q
     iov[0].iov_len = sizeof h;
     for (int i = 1; i < m->niov; i++)
         iov[i] = m->iov[i];
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", p->sock);
-    struct msghdr mh = { .msg_name = &sa, .msg_namelen = sizeof sa, .msg_iov = iov,
-                         .msg_iovlen = (size_t)m->niov };
-    int fd = sr_ud_tx_fd();
-    if (fd >= 0 && sr_sys_sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
-        return;
-    if (fd >= 0 && (errno == EAGAIN || errno == ENOBUFS)) {
+    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)m->niov };
+    struct sr_ud_tx *t = sr_ud_tx_get(p->sock);
+    /* a full connection: the destination's device is often just draining
+     * it; a few yields (as for a receive not yet posted), then the drop */
+    for (int tries = 0; t; tries++) {
+        if (sr_sys_sendmsg(t->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+            return;
+        if ((errno != EAGAIN && errno != ENOBUFS) || tries == SR_UD_SOCK_YIELDS)
+            break;
+        sched_yield();
+    }
+    if (t && (errno == EAGAIN || errno == ENOBUFS)) {
         sr_ud_count(SR_UD_NO_RECV);     /* its device cannot keep up */
         return;
     }
-    sr_ud_count(SR_UD_NO_QP);           /* the process is gone: look again */
-    p->retry_ms = 0;
+    if (t)
+        sr_ud_tx_drop(t);               /* the process is gone */
+    sr_ud_count(SR_UD_NO_QP);
+    p->retry_ms = 0;                    /* look it up again */
 }
