@@ -223,7 +223,7 @@ void sr_ud_deliver_to(struct sr_ud_peer *p, struct sr_ud_msg *m, uint32_t qkey, 
     for (int tries = 0;; tries++) {
         sr_shm_lock(&p->qp->lock);
         done = sr_ud_place(p, m, &wake);
-        pthread_mutex_unlock(&p->qp->lock);
+        sr_shm_unlock(&p->qp->lock);
         if (done >= 0 || tries >= yields)
             break;
         sched_yield();
