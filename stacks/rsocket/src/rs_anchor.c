@@ -295,6 +295,7 @@ static void upgraded(struct rsock *s)
         s->anchor_fd = -1;
     if (s->keepalive)
         rs_keepalive_arm(s);
+    rs_cms_adopt(s);              /* its own CM channel is not needed any more */
     set_phase(s, ANC_UPGRADED);
 }
 

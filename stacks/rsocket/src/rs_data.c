@@ -58,6 +58,8 @@ static void handle_recv(struct rsock *s, const struct ibv_wc *wc)
     if (wc->status != IBV_WC_SUCCESS) {
         if (wc->status != IBV_WC_WR_FLUSH_ERR)
             rs_set_error(s, EIO, "receive completion failed");
+        else if (s->cm_shared)
+            rs_cms_flushed(s);
         return;
     }
     if (!(wc->wc_flags & IBV_WC_WITH_IMM)) {
@@ -287,6 +289,8 @@ int rs_progress_sources(struct rsock *s, unsigned src, int from_poll)
 
     if (src & RS_SRC_CM)
         rs_conn_process_cm(s);
+    if (s->cm_shared)
+        rs_cms_apply(s);
     if ((src & RS_SRC_ANCHOR) && s->anchor_fd >= 0)
         rs_anchor_check(s);
     if (s->lp_in_wait && (s->state < RS_RESOLVING_ADDR || s->state > RS_CONNECTING))

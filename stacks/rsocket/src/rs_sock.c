@@ -26,6 +26,7 @@ void rs_fork_child_reset(void)
     __atomic_add_fetch(&rs_fork_gen, 1, __ATOMIC_RELAXED);
     rs_lprog_fork_child();
     rs_anc_fork_child();
+    rs_cms_fork_child();
 }
 
 /* Set by rs_module.c; stderr otherwise (warnings and errors only). */
@@ -165,8 +166,7 @@ void rs_free(struct rsock *s)
     if (owner) {
         rs_endpoint_destroy(s);
         rs_iomap_free(s);
-        if (s->id)
-            rdma_destroy_id(s->id);
+        rs_cms_destroy_id(s);
         if (s->cm_chan)
             rdma_destroy_event_channel(s->cm_chan);
         free(s->rmsg);

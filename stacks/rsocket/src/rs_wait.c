@@ -22,9 +22,13 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+
+#define RS_KICKLESS_SLICE_MS 10   /* a poller without a kick fd re-checks this often */
 
 int rs_wake_init(struct rsock *s)
 {
@@ -39,15 +43,42 @@ int rs_wake_init(struct rsock *s)
         errno = r;
         return -1;
     }
-    /* made here, not at the first wait: a socket's descriptor count stays
-     * the same for its whole life */
-    s->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (s->kick_fd < 0) {
-        int err = errno;
-        pthread_cond_destroy(&s->wake_cond);
-        errno = err;
+    /* made at the first blocking wait (rs_kick_ensure): an event loop
+     * that never blocks inside the engine never pays a descriptor for it */
+    s->kick_fd = -1;
+    return 0;
+}
+
+/* The lowest descriptor number of the dispatcher's high range (the rule of
+ * framework/src/fd_high.c: half the limit, 256..65536): a kick fd made in
+ * the middle of an application's recv must not take a number the
+ * application is about to get from socket() or sized its tables for. */
+static int kick_fd_base(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 256;
+    rlim_t b = rl.rlim_cur / 2;
+    return b < 256 ? 256 : b > 65536 ? 65536 : (int)b;
+}
+
+/* The kick eventfd, made at the first need (lock held). Out of descriptors
+ * (-1, EMFILE/ENFILE) the waits still work, in bounded slices
+ * (RS_KICKLESS_SLICE_MS) instead of being kicked: a descriptor the process
+ * cannot get never fails an established connection. */
+int rs_kick_ensure(struct rsock *s)
+{
+    if (s->kick_fd >= 0)
+        return 0;
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0)
         return -1;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, kick_fd_base());
+    if (high >= 0) {
+        close(fd);
+        fd = high;
     }
+    s->kick_fd = fd;
     return 0;
 }
 
@@ -162,6 +193,8 @@ static int poll_set(struct rsock *s, struct pollfd pfd[6])
 static int wait_on_fd(struct rsock *s, int timeout)
 {
     struct pollfd pfd[6];
+    if (rs_kick_ensure(s) && (timeout < 0 || timeout > RS_KICKLESS_SLICE_MS))
+        timeout = RS_KICKLESS_SLICE_MS;
     int nfds = poll_set(s, pfd);
     int known = rs_sources_known(s);
     s->poller_busy = s->poller_asleep = 1;
