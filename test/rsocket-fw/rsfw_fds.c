@@ -20,7 +20,12 @@
  * Report line (one per process):
  *   <role>: fds N=<n> base=<fds before> now=<fds> per_conn=<x.xx>
  *           tcp=<t> unix=<u> epoll=<e> eventfd=<v> timerfd=<m> pipe=<p> other=<o>
- * kinds are counted over the whole table at report time. Single-threaded,
+ * kinds are counted over the whole table at report time. With
+ * RSFW_FDS_IDS=FILE the ids of its eventfds (fdinfo "eventfd-id") are
+ * written to FILE, one a line: an id both processes hold is the software
+ * device's copy of the other process's completion eventfd (it passes them
+ * over its AF_UNIX sockets), so the script can tell the device's
+ * descriptors from the module's. Single-threaded,
  * nonblocking, level-triggered epoll; every wait bounded by RSFW_TIMEOUT_S
  * (default 300). Exit 0 pass, 1 fail (one line), 2 bad arguments.
  */
@@ -109,8 +114,35 @@ static struct fdkinds count_fds(void)
     return k;
 }
 
+/* The eventfd-id of every eventfd in the table, to $RSFW_FDS_IDS. */
+static void write_eventfd_ids(void)
+{
+    const char *path = getenv("RSFW_FDS_IDS");
+    if (!path)
+        return;
+    FILE *out = fopen(path, "we");
+    DIR *d = opendir("/proc/self/fdinfo");
+    if (!out || !d)
+        RSFW_FAIL("%s or /proc/self/fdinfo: %s", path, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char p[300], line[128];
+        snprintf(p, sizeof(p), "/proc/self/fdinfo/%s", e->d_name);
+        FILE *f = e->d_name[0] == '.' ? NULL : fopen(p, "re");
+        long id;
+        while (f && fgets(line, sizeof(line), f))
+            if (sscanf(line, "eventfd-id: %ld", &id) == 1)
+                fprintf(out, "%ld\n", id);
+        if (f)
+            fclose(f);
+    }
+    closedir(d);
+    fclose(out);
+}
+
 static void report(const char *role, long n, const struct fdkinds *base)
 {
+    write_eventfd_ids();
     struct fdkinds k = count_fds();
     printf("%s: fds N=%ld base=%d now=%d per_conn=%.2f tcp=%d unix=%d epoll=%d eventfd=%d "
            "timerfd=%d pipe=%d other=%d\n", role, n, base->total, k.total,
@@ -349,6 +381,7 @@ static int run_client(const struct sockaddr_storage *ss, socklen_t sl, long n, u
 static int run_limit(const struct sockaddr_storage *ss, socklen_t sl, long n, uint64_t bytes)
 {
     struct fdkinds base = count_fds();
+    int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);   /* for the report */
     long i;
     for (i = 0; i < n; i++) {
         const char *call = "socket/connect";
@@ -369,6 +402,7 @@ static int run_limit(const struct sockaddr_storage *ss, socklen_t sl, long n, ui
     }
     if (i == n)
         RSFW_FAIL("all %ld connections fit: the limit was not reached", n);
+    close(spare);
     report("client", i, &base);
     for (long j = 0; j < i; j++)
         conns[j].goal += bytes;

@@ -228,6 +228,8 @@ static void step_active_hello(struct rsock *s)
         socklen_t len;
         if (rs_anc_addr(a->kfd, 1, &peer, &len) == 0)
             rs_anc_poscache_add(&peer);
+        if (rs_anc_fd_headroom(a->kfd))
+            return fallback(s, "out of descriptors for the RDMA connection");
         if (rs_anc_urgent_send(a->kfd, RS_ANC_KICK))
             return fallback(s, "KICK not sent");
         a->hello_deadline = 0;
@@ -313,14 +315,24 @@ static void step_rconn(struct rsock *s)
 /* ---- passive side ----------------------------------------------------- */
 
 /* Listener for this one connection, on the TCP socket's local address,
- * which accepts straight into s (rs_accept.c, adopt_into). */
+ * which accepts straight into s (rs_accept.c, adopt_into): a pooled one
+ * when there is one (rs_anchor_lpool.c), else a new one. */
 static struct rsock *passive_listener(struct rsock *s, uint16_t *port)
 {
     struct sockaddr_storage ss;
     socklen_t len;
     struct rsock *l = NULL;
-    if (rs_anc_addr(s->anc->kfd, 0, &ss, &len) ||
-        rs_e_socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0, &l) < 0)
+    if (rs_anc_addr(s->anc->kfd, 0, &ss, &len))
+        return NULL;
+    if ((l = rs_anc_lpool_take(&ss, s, port)) != NULL) {
+        if (rs_wait_fd_add(s, l->cm_chan->fd) == 0)
+            return l;
+        int err = errno;
+        rs_anc_lpool_put(l, 1);
+        errno = err;
+        return NULL;
+    }
+    if (rs_e_socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0, &l) < 0)
         return NULL;
     l->adopt_into = s;
     rs_anc_set_port(&ss, 0);
@@ -356,7 +368,7 @@ static void step_offering(struct rsock *s)
         return;
     a->busy = 1;
     pthread_mutex_unlock(&s->lock);
-    struct rsock *l = passive_listener(s, &port);
+    struct rsock *l = rs_anc_fd_headroom(a->kfd) ? NULL : passive_listener(s, &port);
     int err = errno;
     pthread_mutex_lock(&s->lock);
     a->busy = 0;
@@ -648,11 +660,12 @@ static void advance(struct rsock *s)
 static void unlock_and_tidy(struct rsock *s)
 {
     struct rsock *l = s->anc->busy ? NULL : s->anc->dead_listener;
+    int used = s->id != NULL;     /* its one request was ours: reusable */
     if (l)
         s->anc->dead_listener = NULL;
     pthread_mutex_unlock(&s->lock);
     if (l)
-        rs_e_close(l);
+        rs_anc_lpool_put(l, used);
 }
 
 static int result(struct rsock *s)
@@ -831,9 +844,9 @@ void rs_anchor_free(struct rsock *s)
         return;
     rs_anc_pair_close(s, &a->link);
     if (a->listener)
-        rs_e_close(a->listener);
+        rs_anc_lpool_put(a->listener, 0);
     if (a->dead_listener)
-        rs_e_close(a->dead_listener);
+        rs_anc_lpool_put(a->dead_listener, s->id != NULL);
     if (a->timer_fd >= 0)
         close(a->timer_fd);
     free(a);

@@ -2,6 +2,7 @@
  * rs_sock.c - socket object lifetime, the wait fd, blocking waits with a
  * fork detection and logging (blocking waits: rs_wait.c).
  */
+#include "rs_anchor.h"
 #include "rs_sock.h"
 #include "rs_down.h"
 
@@ -27,6 +28,7 @@ void rs_fork_child_reset(void)
     rs_lprog_fork_child();
     rs_anc_fork_child();
     rs_cms_fork_child();
+    rs_anc_lpool_fork_child();
 }
 
 /* Set by rs_module.c; stderr otherwise (warnings and errors only). */
