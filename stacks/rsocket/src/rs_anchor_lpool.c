@@ -88,10 +88,13 @@ static int take_stale_locked(unsigned gen, struct rsock **out)
     return n;
 }
 
+/* Pooled listeners count as parked (rs_count_parked): back in use first. */
 static void close_all(struct rsock **ls, int n)
 {
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        rs_count_parked(1);
         rs_e_close(ls[i]);
+    }
 }
 
 /* A pooled listener on `local`'s address (its port ignored) made ready to
@@ -113,6 +116,7 @@ struct rsock *rs_anc_lpool_take(const struct sockaddr_storage *local, struct rso
     close_all(stale, ns);
     if (!l)
         return NULL;
+    rs_count_parked(1);
     struct sockaddr_storage ss;
     pthread_mutex_lock(&l->lock);
     rs_conn_process_cm(l);                   /* strays: rejected (idle) */
@@ -146,6 +150,7 @@ void rs_anc_lpool_put(struct rsock *l, int used)
     if (ok && pool_n < RS_LPOOL_MAX) {
         rs_anc_set_port(&ss, 0);
         pool[pool_n++] = (struct lpool_ent){ .l = l, .addr = ss, .gen = gen };
+        rs_count_parked(-1);
         l = NULL;
     }
     pthread_mutex_unlock(&pool_lock);

@@ -83,6 +83,14 @@ static void rs_count_alloc(void)
         ;
 }
 
+/* A socket parked out of use (a pooled anchor listener: -1) or back in
+ * use (+1): the trim rule above counts the sockets in use, so a few idle
+ * listeners kept for the next handshake do not hold the heap. */
+void rs_count_parked(int delta)
+{
+    __atomic_add_fetch(&rs_live, delta, __ATOMIC_RELAXED);
+}
+
 static void rs_count_free(void)
 {
     long live = __atomic_sub_fetch(&rs_live, 1, __ATOMIC_RELAXED);

@@ -242,6 +242,7 @@ static inline int rs_peer_len_set(const uint8_t *p)
 
 /* rs_sock.c: lifetime, checks, waiting */
 struct rsock *rs_alloc(int domain, const struct rsock *inherit);
+void rs_count_parked(int delta);
 void rs_free(struct rsock *s);
 int rs_wait_fd_add(struct rsock *s, int fd);
 int rs_check_usable(struct rsock *s);
