@@ -939,6 +939,7 @@ int rs_anchor_open(int kfd, int role, int flags, nstack_sock **out)
         return -1;
     }
     s->nonblock = (flags & NSTACK_ADOPT_NONBLOCK) != 0;
+    rs_kick_for_mode(s);
     s->anc->hello_sent = (flags & NSTACK_ANCHOR_HELLO_SENT) != 0;
     pthread_mutex_lock(&s->lock);
     if (role == NSTACK_ADOPT_PASSIVE)

@@ -259,6 +259,8 @@ int64_t rs_deadline(const struct timeval *tv, int nonblock);
 void rs_event(struct rsock *s);
 /* Make the kick eventfd if it does not exist yet (lock held): 0, or -1. */
 int rs_kick_ensure(struct rsock *s);
+/* ... at once when the socket is blocking (after its mode was set). */
+void rs_kick_for_mode(struct rsock *s);
 /* Read the kick eventfd once no thread sleeps on it (lock held). */
 void rs_kick_drain(struct rsock *s);
 /* Milliseconds left until a deadline (-1: none) for poll(); 0 when past. */

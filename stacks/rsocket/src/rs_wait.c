@@ -43,8 +43,9 @@ int rs_wake_init(struct rsock *s)
         errno = r;
         return -1;
     }
-    /* made at the first blocking wait (rs_kick_ensure): an event loop
-     * that never blocks inside the engine never pays a descriptor for it */
+    /* made once the socket is known to be blocking (rs_kick_for_mode) or
+     * at its first wait (rs_kick_ensure): an event loop that never blocks
+     * inside the engine never pays a descriptor for it */
     s->kick_fd = -1;
     return 0;
 }
@@ -56,9 +57,9 @@ int rs_wake_init(struct rsock *s)
 static int kick_fd_base(void)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return 256;
-    rlim_t b = rl.rlim_cur / 2;
+    rlim_t b = rl.rlim_cur == RLIM_INFINITY ? 65536 : rl.rlim_cur / 2;
     return b < 256 ? 256 : b > 65536 ? 65536 : (int)b;
 }
 
@@ -73,13 +74,28 @@ int rs_kick_ensure(struct rsock *s)
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0)
         return -1;
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, kick_fd_base());
+    int base = kick_fd_base();
+    int high = fd < base ? fcntl(fd, F_DUPFD_CLOEXEC, base) : -1;
     if (high >= 0) {
         close(fd);
         fd = high;
     }
     s->kick_fd = fd;
     return 0;
+}
+
+/* After the socket's blocking mode was set (lock held, or not shared yet):
+ * a blocking socket's calls wait inside the engine, so it gets its kick
+ * fd at once and holds the same descriptors for its whole life, as the
+ * application would expect of a socket; a nonblocking one (an event loop)
+ * only if it ever waits. Out of descriptors here is not an error: the
+ * first wait tries again (rs_kick_ensure). */
+void rs_kick_for_mode(struct rsock *s)
+{
+    int err = errno;
+    if (!s->nonblock)
+        rs_kick_ensure(s);
+    errno = err;
 }
 
 void rs_wake_destroy(struct rsock *s)
