@@ -25,8 +25,8 @@
  * lock -> a socket's lock is the engine's order (accept_into); `idle`
  * is locked only inside a listener's lock, like any adopt_into.
  * fork: entries belong to the fork generation that pooled them; a child
- * closes the parent's (closing only its own descriptors, rs_free) instead
- * of using them, and re-initialises the lock.
+ * frees the parent's (closing only its own descriptors, rs_free, without
+ * taking their locks) instead of using them, and re-initialises the lock.
  */
 #include "rs_anchor.h"
 #include "rs_sock.h"
@@ -88,12 +88,15 @@ static int take_stale_locked(unsigned gen, struct rsock **out)
     return n;
 }
 
-/* Pooled listeners count as parked (rs_count_parked): back in use first. */
-static void close_all(struct rsock **ls, int n)
+/* A parent's pooled listeners in a fork child: only this process's
+ * descriptors of them go (rs_free of a socket of another generation), and
+ * without their locks, which a thread of the parent may have held at the
+ * fork. Pooled listeners count as parked (rs_count_parked): back first. */
+static void free_stale(struct rsock **ls, int n)
 {
     for (int i = 0; i < n; i++) {
         rs_count_parked(1);
-        rs_e_close(ls[i]);
+        rs_free(ls[i]);
     }
 }
 
@@ -113,7 +116,7 @@ struct rsock *rs_anc_lpool_take(const struct sockaddr_storage *local, struct rso
         pool[i] = pool[--pool_n];
     }
     pthread_mutex_unlock(&pool_lock);
-    close_all(stale, ns);
+    free_stale(stale, ns);
     if (!l)
         return NULL;
     rs_count_parked(1);
@@ -154,7 +157,7 @@ void rs_anc_lpool_put(struct rsock *l, int used)
         l = NULL;
     }
     pthread_mutex_unlock(&pool_lock);
-    close_all(stale, ns);
+    free_stale(stale, ns);
     if (l)
         rs_e_close(l);
 }
