@@ -516,6 +516,13 @@ static void step_accepting(struct rsock *s)
     rs_progress(s, 1);
     if (s->state == RS_CONNECTED || s->state == RS_DISCONNECTED)
         return upgraded(s);
+    /* The active closed its TCP end without FAIL and our RDMA side failed
+     * (rdma_accept of a request whose sender is gone: EINVAL) or never
+     * came: it left during the handshake. TCP's EOF is what the
+     * application reads, as in P_LISTEN - not the device's errno. */
+    int rdma_failed = s->state == RS_CONNECT_ERROR || s->state == RS_ERROR;
+    if (s->anc->tcp_eof && (rdma_failed || rs_now_ms() >= s->anc->deadline))
+        return fallback(s, "EOF during the handshake");
     /* a failure here is the active's too: it sends FAIL, awaited until
      * the deadline */
     if (rs_now_ms() >= s->anc->deadline)

@@ -3,9 +3,12 @@
  * TCP-anchored connections (issue 8: descriptors per connection).
  *
  * Once an anchored socket is upgraded its rdma_cm id has nothing left to
- * say that matters promptly: the peer's orderly close arrives in-band as
- * the rsockets DISCONNECT message (a completion), and peer death is told
- * by the TCP anchor (rs_anchor_check). So its id moves (rdma_migrate_id)
+ * say that the socket does not learn otherwise: the peer's orderly close
+ * arrives in-band as the rsockets DISCONNECT message (a completion), peer
+ * death is told by the TCP anchor (rs_anchor_check), and an RDMA
+ * disconnect of the peer moves our QP to the error state, whose flushed
+ * receives wake the socket through its completion channel
+ * (rs_cms_flushed). So its id moves (rdma_migrate_id)
  * to this shared channel and its own channel (a pipe pair on the software
  * device, one fd on an HCA) is destroyed. Nobody waits on the shared
  * channel: it is drained without blocking whenever a socket moves onto it
@@ -30,6 +33,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 
@@ -139,6 +143,27 @@ void rs_cms_apply(struct rsock *s)
 void rs_cms_flushed(struct rsock *s)
 {
     if (s->state == RS_CONNECTED)
+        peer_gone(s);
+}
+
+/*
+ * Before a failed send of s is judged (lock held): a socket on its own
+ * channel read that channel first in every progress pass, so a peer that
+ * had gone was known before its in-flight sends failed (and their
+ * failure was no error). Here: the events the shared channel holds, and
+ * the TCP anchor - a peer that closed its TCP end too is closing or dead,
+ * as DISCONNECTED told before.
+ */
+void rs_cms_sync(struct rsock *s)
+{
+    pthread_mutex_lock(&cms_lock);
+    cms_drain_locked();
+    pthread_mutex_unlock(&cms_lock);
+    rs_cms_apply(s);
+    if (s->peer_gone || s->anchor_fd < 0)
+        return;
+    struct pollfd p = { .fd = s->anchor_fd, .events = POLLRDHUP };
+    if (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
         peer_gone(s);
 }
 

@@ -136,6 +136,8 @@ static void handle_send(struct rsock *s, const struct ibv_wc *wc)
     s->send_fail.keepalive = op == RS_OP_CTRL && wrid_value(desc) == RS_CTRL_KEEPALIVE;
     s->send_fail.op = (int)op;
     s->send_fail.status = wc->status;
+    if (s->send_fail.flushed && s->cm_shared)
+        rs_cms_flushed(s);           /* the QP is in error: see rs_cmshare.c */
 }
 
 /* After a CQ pass: the first failed send of the pass, judged now that any
@@ -147,6 +149,8 @@ static void judge_send_failure(struct rsock *s)
     s->send_fail.pending = 0;
     if (s->state == RS_ERROR)
         return;
+    if (s->cm_shared && !s->peer_gone)
+        rs_cms_sync(s);              /* what its own CM channel said first */
     switch (rs_send_failure_verdict(s->send_fail.flushed, s->send_fail.keepalive,
                                     s->peer_gone, s->disconnect_sent)) {
     case RS_SF_IGNORE:

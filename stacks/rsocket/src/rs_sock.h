@@ -377,6 +377,7 @@ void rs_anc_fork_child(void);
 void rs_cms_adopt(struct rsock *s);
 void rs_cms_apply(struct rsock *s);
 void rs_cms_flushed(struct rsock *s);
+void rs_cms_sync(struct rsock *s);
 void rs_cms_destroy_id(struct rsock *s);
 void rs_cms_fork_child(void);
 
