@@ -238,7 +238,23 @@ void anchor_connected(int fd, struct file *f, int r)
 static int drain_allowed(const struct file *f)
 {
     int candidate = f->kind == FILE_KSOCK && __atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE);
-    return (file_is_anchored(f) || candidate) && f->fork_gen == __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED);
+    return (file_is_anchored(f) || candidate) && !__atomic_load_n(&f->passed, __ATOMIC_RELAXED) &&
+           f->fork_gen == __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED);
+}
+
+void anchor_note_passed(const struct msghdr *msg)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        const int *fds = (const int *)CMSG_DATA(c);
+        for (size_t i = 0; i < n; i++) {
+            struct file *f = fd_table_get(fds[i]);
+            if (f != NULL)
+                __atomic_store_n(&f->passed, 1, __ATOMIC_RELAXED);
+        }
+    }
 }
 
 static void drain_hello(int fd)
@@ -257,17 +273,45 @@ static void drain_hello(int fd)
     errno = err;
 }
 
+/* A candidate about to be closed: the peer's hello may still be on its
+ * way, and the kernel answers bytes that arrive for a closed socket (or
+ * lie unread in it) with a reset - a client that connects and exits would
+ * reset a server that should read EOF. Our FIN first, when nothing of
+ * the application's is unread and no abortive close is asked for, makes
+ * the peer read EOF before any such reset (tcp_recvmsg reports a received
+ * FIN before a later error). */
+static void fin_first(int fd)
+{
+    int err = errno;
+    char b;
+    struct linger lg = { 0 };
+    socklen_t l = sizeof(lg);
+    ssize_t p = LIBC(recv)(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (p < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+        LIBC(getsockopt)(fd, SOL_SOCKET, SO_LINGER, &lg, &l) == 0 && !(lg.l_onoff && lg.l_linger == 0))
+        (void)LIBC(shutdown)(fd, SHUT_WR);
+    errno = err;
+}
+
+static void close_quietly(int fd, const struct file *f)
+{
+    if (!drain_allowed(f))
+        return;
+    drain_hello(fd);
+    if (f->kind == FILE_KSOCK)           /* a candidate: no handshake done */
+        fin_first(fd);
+}
+
 void anchor_close(int fd, struct file *f)
 {
-    if (__atomic_load_n(&f->ref, __ATOMIC_ACQUIRE) == 1 && drain_allowed(f))   /* its last number here */
-        drain_hello(fd);
+    if (__atomic_load_n(&f->ref, __ATOMIC_ACQUIRE) == 1)   /* its last number here */
+        close_quietly(fd, f);
 }
 
 static void drain_at_exit(int fd, struct file *f, void *arg)
 {
     (void)arg;
-    if (drain_allowed(f))
-        drain_hello(fd);
+    close_quietly(fd, f);
 }
 
 /* exit() closes every fd without close(): the same drain for each. */

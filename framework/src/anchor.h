@@ -93,4 +93,8 @@ void anchor_close(int fd, struct file *f);
  * tracks them as candidates again); NULL when there are none. */
 char **anchor_exec_env(char *const envp[]);
 
+/* sendmsg() with SCM_RIGHTS: the sockets it passes may be read by another
+ * process from now on (no quiet close for them). */
+void anchor_note_passed(const struct msghdr *msg);
+
 #endif

@@ -1,13 +1,16 @@
 /* conn_report.c - the exit report: connections that were not accelerated,
- * counted per (state, reason, rule) as they end up so (conn_stats.c), and
- * printed at exit with the setting that changes each (stats.c calls
- * conn_stats_report from its exit handler). */
+ * counted per (state, reason, rule) as they end up so (conn_stats.c), the
+ * connections whose bytes went mostly over the kernel on a module's route,
+ * each by name, and all printed at exit with the setting that changes each
+ * (stats.c calls conn_stats_report from its exit handler). */
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "conn_stats.h"
+#include "fw.h"
 #include "fw_log.h"
 #include "libc_api.h"
 
@@ -25,6 +28,17 @@ static struct tally g_tally[TALLY_MAX];
 static int g_n_tally;
 static unsigned long long g_tally_lost;
 static pthread_mutex_t g_tally_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Connections named in the report (bulk over the kernel on a module's
+ * route): the first NAMED_MAX lines, then a count; under g_tally_lock. */
+#define NAMED_MAX 8
+#define NAMED_LEN 320
+static struct named {
+    int state, reason;
+    char text[NAMED_LEN];
+} g_named[NAMED_MAX];
+static int g_n_named;
+static unsigned long long g_named_more;
 
 void conn_report_add(int state, int reason, const char *rule)
 {
@@ -48,17 +62,71 @@ void conn_report_add(int state, int reason, const char *rule)
     pthread_mutex_unlock(&g_tally_lock);
 }
 
+static void addr_text(const struct nstat_conn *c, int peer, char *out, size_t n)
+{
+    char a[INET6_ADDRSTRLEN] = "?";
+    const uint8_t *raw = peer ? c->raddr : c->laddr;
+    unsigned port = peer ? c->rport : c->lport;
+    int v6 = c->family == AF_INET6;
+    inet_ntop(v6 ? AF_INET6 : AF_INET, raw, a, sizeof(a));
+    snprintf(out, n, v6 ? "[%s]:%u" : "%s:%u", a, port);
+}
+
+static uint64_t path_bytes(const struct nstat_conn *c, int p)
+{
+    return c->path[p].tx_bytes + c->path[p].rx_bytes;
+}
+
+/* A stream whose route names a module, with more bytes over the kernel
+ * than over the module: the user expected RDMA and got TCP. */
+static int bulk_over_kernel(const struct nstat_conn *c)
+{
+    int st = c->route_stack;
+    return c->type == SOCK_STREAM && st >= 0 && st < g_n_stacks && !g_stacks[st].is_kernel &&
+           path_bytes(c, NSTAT_PATH_KERNEL) > path_bytes(c, NSTAT_PATH_MODULE);
+}
+
+void conn_report_conn(const struct nstat_conn *c)
+{
+    if (!bulk_over_kernel(c))
+        return;
+    char l[64], r[64];
+    addr_text(c, 0, l, sizeof(l));
+    addr_text(c, 1, r, sizeof(r));
+    uint64_t k = path_bytes(c, NSTAT_PATH_KERNEL), m = path_bytes(c, NSTAT_PATH_MODULE);
+    pthread_mutex_lock(&g_tally_lock);
+    if (g_n_named < NAMED_MAX) {
+        struct named *e = &g_named[g_n_named++];
+        e->state = c->state;
+        e->reason = c->reason;
+        snprintf(e->text, sizeof(e->text), "connection %s %s %s (%s): %llu of %llu bytes over kernel TCP, %llu over %s",
+                 l, c->inbound ? "<-" : "->", r, c->rule, (unsigned long long)k, (unsigned long long)(k + m),
+                 (unsigned long long)m, g_stacks[c->route_stack].name);
+    } else {
+        g_named_more++;
+    }
+    pthread_mutex_unlock(&g_tally_lock);
+}
+
 void conn_report_fork_child(void)
 {
     pthread_mutex_init(&g_tally_lock, NULL);
     g_n_tally = 0;
     g_tally_lost = 0;
+    g_n_named = 0;
+    g_named_more = 0;
 }
 
 /* ---- exit report -------------------------------------------------------- */
 
-static const char *advice(int reason)
+/* What changes it. A connection that stayed on TCP for a fork/exec was
+ * upgraded and returned to TCP (anchor_fork.c); other fork/exec cases are
+ * module sockets a child cannot use. */
+static const char *advice(int state, int reason)
 {
+    if (reason == NSTAT_R_FORK && state == NSTAT_ST_STAYED_TCP)
+        return "an upgraded connection returns to TCP when its process forks or execs; fork before the "
+               "first data call to keep it on RDMA in the process that uses it";
     switch (reason) {
     case NSTAT_R_NO_ROUTE: return "add an ip_route for the subnet to carry it on a module";
     case NSTAT_R_ROUTE_KERNEL: return "the rule in rd_config.json says kernel";
@@ -71,6 +139,7 @@ static const char *advice(int reason)
     case NSTAT_R_CONNECT_FB: return "the peer's RDMA side refused or is unreachable; remove \"fallback\" from the route to make it an error";
     case NSTAT_R_FORK: return "anchored connections (the default) or NSTACK_FORK_SUPPORT=1 survive fork";
     case NSTAT_R_CONFIG: return "check the files with nstack-route --check";
+    case NSTAT_R_UNUSED: return "no data call was made: nothing to accelerate";
     default: return "NSTACK_LOG_ON=INF shows the module's error";
     }
 }
@@ -89,7 +158,17 @@ static void rule_target(const char *rule, char *out, size_t n)
 
 static int notable(int reason)
 {
-    return reason != NSTAT_R_NONE && reason != NSTAT_R_NO_ROUTE && reason != NSTAT_R_ROUTE_KERNEL;
+    return reason != NSTAT_R_NONE && reason != NSTAT_R_NO_ROUTE && reason != NSTAT_R_ROUTE_KERNEL &&
+           reason != NSTAT_R_UNUSED;
+}
+
+static const char *outcome(int state, int reason)
+{
+    if (reason == NSTAT_R_UNUSED)
+        return "never used";
+    if (state == NSTAT_ST_FAILED)
+        return "failed to move to the module";
+    return state == NSTAT_ST_STAYED_TCP ? "stayed on TCP" : "used the kernel";
 }
 
 /* NSTACK_STATS=1: every line on stderr, beside the per-stack totals;
@@ -97,7 +176,7 @@ static int notable(int reason)
 static void report_line(int verbose, int is_notable, const char *text)
 {
     if (verbose) {
-        char line[512];
+        char line[1024];
         int n = snprintf(line, sizeof(line), "nstack[%d]: stats: %s\n", (int)getpid(), text);
         if (n > (int)sizeof(line) - 1)
             n = (int)sizeof(line) - 1;
@@ -107,17 +186,38 @@ static void report_line(int verbose, int is_notable, const char *text)
     }
 }
 
+/* The named connections; caller holds g_tally_lock. */
+static void report_named(int verbose)
+{
+    char text[NAMED_LEN + 300];
+    for (int i = 0; i < g_n_named; i++) {
+        const struct named *e = &g_named[i];
+        if (e->reason != NSTAT_R_NONE)
+            snprintf(text, sizeof(text), "report: %s: %s (%s)", e->text, nstat_reason_text((unsigned)e->reason),
+                     advice(e->state, e->reason));
+        else
+            snprintf(text, sizeof(text), "report: %s", e->text);
+        report_line(verbose, e->reason == NSTAT_R_NONE || notable(e->reason), text);
+    }
+    if (g_named_more > 0) {
+        snprintf(text, sizeof(text), "report: %llu more connections moved most of their bytes over kernel TCP "
+                 "on a module's route (nstack-stat -c shows each)", g_named_more);
+        report_line(verbose, 1, text);
+    }
+}
+
 void conn_stats_report(int verbose)
 {
-    char text[400];
+    char text[600];
+    conn_stats_finish_all();
     pthread_mutex_lock(&g_tally_lock);
     for (int i = 0; i < g_n_tally; i++) {
         const struct tally *t = &g_tally[i];
         char target[NSTAT_RULE + 16];
         rule_target(t->rule, target, sizeof(target));
         snprintf(text, sizeof(text), "report: %llu connection%s %s %s: %s (%s)", t->n, t->n == 1 ? "" : "s",
-                 target, t->state == NSTAT_ST_STAYED_TCP ? "stayed on TCP" : "used the kernel",
-                 nstat_reason_text((unsigned)t->reason), advice(t->reason));
+                 target, outcome(t->state, t->reason), nstat_reason_text((unsigned)t->reason),
+                 advice(t->state, t->reason));
         report_line(verbose, notable(t->reason), text);
     }
     if (g_tally_lost > 0) {
@@ -125,6 +225,7 @@ void conn_stats_report(int verbose)
                  g_tally_lost);
         report_line(verbose, 1, text);
     }
+    report_named(verbose);
     pthread_mutex_unlock(&g_tally_lock);
     struct nstat_shm *s = g_stat_shm;
     if (s != NULL && s->conn_overflow > 0) {

@@ -20,6 +20,7 @@
 #include "fw.h"
 #include "fw_log.h"
 #include "libc_api.h"
+#include "sock.h"
 #ifdef NSTACK_HAVE_CONFIG
 #include "nstack_config.h"
 #endif
@@ -138,7 +139,7 @@ static void put_addr(const struct sockaddr_storage *ss, uint8_t a[16], uint16_t 
 static int state_of(const struct file *f)
 {
     if (f->kind == FILE_MSOCK) {
-        if (!f->anchored)
+        if (!f->anchored || f->anchor_direct)   /* anchor_direct: the TCP connect was refused */
             return NSTAT_ST_DIRECT;
         return __atomic_load_n(&f->anchor_state, __ATOMIC_ACQUIRE) == ANCHOR_UP ? NSTAT_ST_UPGRADING
                                                                                 : NSTAT_ST_STAYED_TCP;
@@ -182,10 +183,12 @@ static void fill_record(struct nstat_conn *c, int fd, const struct file *f, cons
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     c->opened_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    __atomic_store_n(&c->tx_bytes, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&c->rx_bytes, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&c->tx_msgs, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&c->rx_msgs, 0, __ATOMIC_RELAXED);
+    for (int p = 0; p < NSTAT_PATHS; p++) {
+        __atomic_store_n(&c->path[p].tx_bytes, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->path[p].rx_bytes, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->path[p].tx_msgs, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&c->path[p].rx_msgs, 0, __ATOMIC_RELAXED);
+    }
     int state = c->state, reason = c->reason;
     rec_end(c);
     conn_report_add(state, reason, v->rule);
@@ -212,14 +215,24 @@ static void record(int fd, const struct sockaddr_storage *local, const struct so
     file_put(f);
 }
 
+/* The local address of connection f at fd: its TCP socket's, or its
+ * module socket's when it has no TCP connection (a direct module socket,
+ * or an anchored connect the TCP side refused: anchor_direct.c). */
+static int local_addr(int fd, struct file *f, struct sockaddr_storage *ss)
+{
+    socklen_t len = sizeof(*ss);
+    if (f != NULL && f->kind == FILE_MSOCK && (!f->anchored || f->anchor_direct) && f->mod->getsockname != NULL)
+        return MCALL(f, getsockname, (struct sockaddr *)ss, &len);
+    return fd >= 0 ? LIBC(getsockname)(fd, (struct sockaddr *)ss, &len) : -1;
+}
+
 void conn_stats_connect(int fd, const struct sockaddr *dest, int r)
 {
     if (r < 0 && errno != EINPROGRESS)
         return;
     int err = errno;
     struct sockaddr_storage local = { 0 }, peer = { 0 };
-    socklen_t len = sizeof(local);
-    (void)LIBC(getsockname)(fd, (struct sockaddr *)&local, &len);   /* the TCP socket, or nothing (direct) */
+    (void)local_addr(fd, fd_table_get(fd), &local);
     memcpy(&peer, dest, dest->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     record(fd, &local, &peer, dest, 0);
     errno = err;
@@ -250,14 +263,10 @@ static void track(int fd, int inbound)
 
 void conn_stats_accept(int fd)
 {
-    /* An anchored candidate is recorded at its first use or when it stays
-     * on TCP (conn_stats_move/stay_tcp): work right after accept() widens
-     * the window in which a client that exits at once meets our module's
-     * hello after its exit handler drained its socket (a reset instead of
-     * EOF; sem_anchor connect_close_eof under load). */
-    struct file *f = fd_table_get(fd);
-    if (f != NULL && f->kind == FILE_KSOCK && __atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE))
-        return;
+    /* Every accepted connection, an anchored candidate too (after its
+     * hello went out in anchor_track_accepted): one never used still has a
+     * record, so accepts and records add up (state anchored-pending, and
+     * "closed before first use" once it is closed unused). */
     track(fd, 1);
 }
 
@@ -289,9 +298,13 @@ void conn_stats_move(int fd, struct file *from, struct file *to)
     }
     __atomic_store_n(&to->conn_slot, idx, __ATOMIC_RELEASE);
     struct nstat_conn *c = rec_of(to);
+    struct sockaddr_storage local = { 0 };
+    int moved_addr = to->anchor_direct && local_addr(-1, to, &local) == 0;   /* the refused TCP socket had none */
     rec_begin(c);
     c->stack = to->stack;
     c->state = (uint8_t)state_of(to);
+    if (moved_addr)
+        put_addr(&local, c->laddr, &c->lport);
     rec_end(c);
 }
 
@@ -312,39 +325,69 @@ static int reason_of_errno(int err)
         return NSTAT_R_NOT_RDMA_ADDR;
     case EOWNERDEAD:
         return NSTAT_R_FORK;
+    case EREMOTEIO:
+        return NSTAT_R_MODULE_ERR;   /* the peer's module could not make its side */
+    case 0:
+        return NSTAT_R_PEER;     /* the module stayed on TCP by the protocol: no framework there */
     default:
         return NSTAT_R_MODULE_ERR;
     }
 }
 
-static void stayed(struct nstat_conn *c, int stack, int reason, int err)
+/* The connection's end state (stayed on TCP, failed) and why, counted in
+ * the exit report; stack < 0 keeps the record's stack. */
+static void settle(struct nstat_conn *c, int stack, int state, int reason, int err)
 {
     if (c == NULL)
         return;
     char rule[NSTAT_RULE];
     rec_begin(c);
-    c->stack = stack;
-    c->state = NSTAT_ST_STAYED_TCP;
+    if (stack >= 0)
+        c->stack = stack;
+    c->state = (uint8_t)state;
     c->reason = (uint8_t)reason;
     c->err = err;
     memcpy(rule, c->rule, sizeof(rule));
     rec_end(c);
     rule[NSTAT_RULE - 1] = '\0';
-    conn_report_add(NSTAT_ST_STAYED_TCP, reason, rule);
+    conn_report_add(state, reason, rule);
 }
 
 void conn_stats_stay_tcp(int fd, struct file *f, int err)
 {
     if (__atomic_load_n(&f->conn_slot, __ATOMIC_ACQUIRE) == 0)
         track(fd, 1);           /* an accepted candidate, not recorded yet */
-    stayed(rec_of(f), g_kernel_stack, reason_of_errno(err), err);
+    settle(rec_of(f), g_kernel_stack, NSTAT_ST_STAYED_TCP, reason_of_errno(err), err);
 }
 
-void conn_stats_fallback(struct file *from, struct file *to)
+void conn_stats_failed(int fd, struct file *f, int err)
 {
+    if (__atomic_load_n(&f->conn_slot, __ATOMIC_ACQUIRE) == 0)
+        track(fd, 1);           /* not recorded yet (records were full at accept) */
+    settle(rec_of(f), -1, NSTAT_ST_FAILED, reason_of_errno(err), err);
+}
+
+/* Why module file f stayed on TCP, as its module tells (ABI 1.3
+ * NSTACK_SO_FALLBACK_ERRNO): 0 the peer runs no framework; a module
+ * without the option says nothing, which means the same. */
+static int fallback_errno(struct file *f)
+{
+    int e = 0, saved = errno;
+    socklen_t l = sizeof(e);
+    if (f->kind != FILE_MSOCK || f->mod->getsockopt == NULL ||
+        MCALL(f, getsockopt, NSTACK_SOL_MODULE, NSTACK_SO_FALLBACK_ERRNO, &e, &l) < 0 || l != sizeof(e))
+        e = 0;
+    errno = saved;
+    return e;
+}
+
+void conn_stats_fallback(struct file *from, struct file *to, int released)
+{
+    int err = released ? EOWNERDEAD : fallback_errno(from);
     if (to != NULL)
         conn_stats_move(-1, from, to);
-    stayed(rec_of(to != NULL ? to : from), g_kernel_stack, NSTAT_R_PEER, ENOPROTOOPT);
+    settle(rec_of(to != NULL ? to : from), g_kernel_stack, NSTAT_ST_STAYED_TCP, reason_of_errno(err),
+           err == 0 ? ENOPROTOOPT : err == EOWNERDEAD ? 0 : err);
 }
 
 void conn_stats_upgraded(struct nstat_conn *c)
@@ -355,14 +398,52 @@ void conn_stats_upgraded(struct nstat_conn *c)
     rec_end(c);
 }
 
+/* Whether any data call moved bytes on the connection. */
+static int moved(const struct nstat_conn *c)
+{
+    for (int p = 0; p < NSTAT_PATHS; p++)
+        if (__atomic_load_n(&c->path[p].tx_msgs, __ATOMIC_RELAXED) ||
+            __atomic_load_n(&c->path[p].rx_msgs, __ATOMIC_RELAXED))
+            return 1;
+    return 0;
+}
+
+/* A record's last word, at close or exit: a candidate never used says so
+ * (and is counted in the report); one whose bytes went mostly over the
+ * kernel on a module's route is named in the report. */
+static void rec_finish(struct nstat_conn *c)
+{
+    struct nstat_conn copy;
+    rec_begin(c);
+    if (c->state == NSTAT_ST_PENDING && c->reason == NSTAT_R_NONE && !moved(c))
+        c->reason = NSTAT_R_UNUSED;
+    memcpy(&copy, c, sizeof(copy));
+    rec_end(c);
+    copy.rule[NSTAT_RULE - 1] = '\0';
+    if (copy.reason == NSTAT_R_UNUSED)
+        conn_report_add(copy.state, copy.reason, copy.rule);
+    conn_report_conn(&copy);
+}
+
 void conn_stats_release(struct file *f)
 {
     struct nstat_conn *c = rec_of(f);
     if (c == NULL)
         return;
     __atomic_store_n(&f->conn_slot, 0, __ATOMIC_RELAXED);
+    rec_finish(c);
     set_state(c, NSTAT_ST_FREE, NSTAT_R_NONE, 0);
     __atomic_store_n(&c->in_use, 0, __ATOMIC_RELEASE);
+}
+
+void conn_stats_finish_all(void)
+{
+    struct nstat_shm *s = g_stat_shm;
+    if (s == NULL)
+        return;
+    for (int i = 0; i < NSTAT_CONNS; i++)
+        if (__atomic_load_n(&s->conns[i].in_use, __ATOMIC_ACQUIRE) && s->conns[i].state != NSTAT_ST_FREE)
+            rec_finish(&s->conns[i]);
 }
 
 /* ---- fork --------------------------------------------------------------- */

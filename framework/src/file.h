@@ -129,6 +129,9 @@ struct file {
      * Written before defer_role is released. */
     _Atomic int defer_anchor;
     int hello_sent;
+    /* 1 once its number went to another process in SCM_RIGHTS: its stream
+     * may be read there too (anchor.c leaves it alone at close/exit) */
+    _Atomic int passed;
 
     /* KSOCK listener on an anchoring route: the module's listener beside
      * it (anchor_side.c); set once (release store), freed with the file. */

@@ -4,6 +4,7 @@
 #include "epoll_agg.h"
 #include "fw.h"
 #include "fw_log.h"
+#include "stats_settings.h"
 
 static void api_log(enum nstack_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -31,6 +32,7 @@ static const struct nstack_fw_api g_fw_api = {
     .log_enabled = api_log_enabled,
     .notify = ev_notify,
     .config_dir = g_config_dir,
+    .publish_setting = stats_publish_setting,
 };
 
 const struct nstack_fw_api *fw_api(void)

@@ -480,6 +480,7 @@ static void direct_instead(struct file *f, struct file *df)
 {
     struct file_swap sw = { .from = f, .to = df };
     fd_table_each(0, -1, swap_one, &sw);
+    conn_stats_move(-1, f, df);      /* the record follows: state direct */
     struct pre_reg *regs = NULL;
     int n = ev_take_regs(f, &regs);
     if (n > 0)
@@ -530,14 +531,15 @@ void sock_fallback(struct file *f)
         file_put(kf);            /* the table entries hold it now */
     pthread_mutex_unlock(&f->lock);
     free(regs);
-    conn_stats_fallback(f, kf);
+    int released = anchor_released(f);   /* anchor_fork.c: returned to TCP before a fork/exec */
+    conn_stats_fallback(f, kf, released);
     stats_add(f->stack, NSTAT_ANCHORED, (uint64_t)-1);   /* no longer on the module (sums wrap back) */
-    if (anchor_released(f)) {         /* anchor_fork.c: returned to TCP before a fork/exec */
+    if (released) {
         LOG_DBG("%s: a connection is on TCP again (fork/exec)", f->mod->name);
         return;
     }
     stats_add(f->stack, NSTAT_ANCHOR_TCP, 1);
-    LOG_INF("%s: a connection stays on TCP: the peer does not run the framework", f->mod->name);
+    LOG_INF("%s: a connection stays on TCP (nstack-stat -c: its reason)", f->mod->name);
 }
 
 int sock_rcv_timed(int kfd)

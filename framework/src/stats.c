@@ -3,6 +3,7 @@
 #include "stats.h"
 
 #include "conn_stats.h"
+#include "stats_settings.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -87,7 +88,7 @@ static void stats_dump(void)
         }
         if (t[NSTAT_ANCHORED] + t[NSTAT_ANCHOR_TCP] > 0) {
             n = snprintf(line, sizeof(line),
-                         "nstack[%d]: stats: anchored on %s: %lld, stayed on TCP (peer does not run the framework): %llu\n",
+                         "nstack[%d]: stats: anchored on %s: %lld, stayed on TCP: %llu\n",
                          (int)getpid(), s->names[st], (long long)(int64_t)t[NSTAT_ANCHORED],
                          (unsigned long long)t[NSTAT_ANCHOR_TCP]);
             (void)!LIBC(write)(2, line, (size_t)n);
@@ -101,8 +102,10 @@ static void stats_at_exit(void)
         return;
     const char *e = getenv("NSTACK_STATS");
     int verbose = e != NULL && strcmp(e, "1") == 0;
-    if (verbose)
+    if (verbose) {
         stats_dump();
+        stats_settings_report();
+    }
     conn_stats_report(verbose);
     if (g_stat_path[0] != '\0' && g_stat_shm->pid == (int32_t)getpid())
         unlink(g_stat_path);
@@ -135,6 +138,7 @@ void stats_start(void)
     if (s == NULL)
         return;
     stats_fill_header(s);
+    stats_settings_attach(s, 0);
     __atomic_store_n(&g_stat_shm, s, __ATOMIC_RELEASE);
     if (!g_stat_exit_registered) {
         g_stat_exit_registered = 1;
@@ -169,6 +173,7 @@ void stats_fork_child(void)
         return;
     stats_fill_header(s);
     conn_stats_fork_child(old, s);
+    stats_settings_attach(s, 1);
     g_stat_shm = s;
     /* Only the forking thread exists in the child: its slot is re-claimed. */
     t_stat_slot = NULL;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "anchor.h"
+#include "conn_stats.h"
 #include "fd_table.h"
 #include "fw.h"
 #include "fw_log.h"
@@ -120,6 +121,7 @@ static void stay_on_tcp(int fd, struct file *f, int st)
     __atomic_store_n(&f->stack, g_kernel_stack, __ATOMIC_RELAXED);   /* read unlocked: file.h */
     __atomic_store_n(&f->decided, 1, __ATOMIC_RELEASE);
     stats_add(g_kernel_stack, NSTAT_SOCKETS, 1);
+    conn_stats_stay_tcp(fd, f, ENOPROTOOPT);   /* its record: stayed on TCP, the peer's reason */
     LOG_INF("fd %d: the peer does not speak the %s fork handshake; the connection stays on TCP",
             fd, g_stacks[st].name);
 }
@@ -152,6 +154,7 @@ static int adopt_locked(int fd, struct file *f, int write_first)
                 fd, g_stacks[st].name, strerror(err));
         f->defer_err = err;
         __atomic_store_n(&f->defer_role, TF_FAILED, __ATOMIC_RELEASE);
+        conn_stats_failed(fd, f, err);
     }
     errno = err;
     return -1;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/sendfile.h>
 
+#include "anchor.h"
 #include "epoll_agg.h"
 #include "fd_table.h"
 #include "file.h"
@@ -257,6 +258,8 @@ static ssize_t m_msg(struct file *f, struct msghdr *msg, int flags, int rx)
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     struct file *f;
+    if (msg != NULL && msg->msg_controllen != 0 && msg->msg_control != NULL)
+        anchor_note_passed(msg);
     KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(sendmsg)(fd, msg, flags));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(sendmsg)(fd, msg, flags);
@@ -281,6 +284,9 @@ static int kernel_sendmmsg(int fd, struct file *f, struct mmsghdr *vec, unsigned
 EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
     struct file *f;
+    for (unsigned int i = 0; vec != NULL && i < vlen; i++)
+        if (vec[i].msg_hdr.msg_controllen != 0 && vec[i].msg_hdr.msg_control != NULL)
+            anchor_note_passed(&vec[i].msg_hdr);
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(sendmmsg)(fd, vec, vlen, flags);
     TF_RESOLVE(fd, f, 1);

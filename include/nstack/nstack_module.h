@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define NSTACK_MODULE_ABI_MAJOR 1
-#define NSTACK_MODULE_ABI_MINOR 2
+#define NSTACK_MODULE_ABI_MINOR 3
 #define NSTACK_MODULE_ABI_VERSION \
     ((uint32_t)(NSTACK_MODULE_ABI_MAJOR << 16 | NSTACK_MODULE_ABI_MINOR))
 
@@ -79,7 +79,26 @@ struct nstack_fw_api {
 
     /* Directory of the module_config.json in use ("" when none). */
     const char *config_dir;
+
+    /* ---- ABI 1.3 (present when NSTACK_FW_HAS(fw, publish_setting)) -----
+     * publish_setting(): one of the module's tunables, its effective value
+     * and its default (both as text), and where the value came from (e.g.
+     * "environment RS_SQ_SIZE", "file /etc/rdma/rsocket/sqsize_default").
+     * The dispatcher keeps those whose value differs from the default and
+     * shows them in nstack-stat and the exit report (NSTACK_STATS=1), so a
+     * user sees what was changed (include/nstack/nstack_stats.h,
+     * settings[]). Slow path: call from init(). Once per key; a key
+     * published again is ignored. Returns 0 (kept or equal to the
+     * default), or -1 with errno EINVAL (a NULL or empty argument) or
+     * ENOSPC (the table is full). */
+    int (*publish_setting)(const char *module, const char *key, const char *value,
+                           const char *dflt, const char *source);
 };
+
+/* Whether the dispatcher's fw_api has `field` (fields are only appended). */
+#define NSTACK_FW_HAS(fw, field) \
+    ((fw)->struct_size >= offsetof(struct nstack_fw_api, field) + sizeof((fw)->field) && \
+     (fw)->field != NULL)
 
 /* Flags for nstack_module.socket() and accept() (SOCK_NONBLOCK/CLOEXEC). */
 
@@ -238,7 +257,9 @@ struct nstack_module {
      *     does not run the framework (or the upgrade was declined) and no
      *     byte was read from or written into the TCP stream in-band: the
      *     dispatcher closes the module socket and carries the connection on
-     *     `kfd` for good (one function: sock_fallback).
+     *     `kfd` for good (one function: sock_fallback). Before it does,
+     *     it asks getsockopt(NSTACK_SOL_MODULE, NSTACK_SO_FALLBACK_ERRNO)
+     *     for the reason (below) and shows it as the connection's.
      * Once upgraded, no application byte crosses the TCP connection; peer
      * death seen on it (FIN/RST) is reported as peer death of the module
      * socket.
@@ -273,6 +294,16 @@ struct nstack_module {
      * without the framework). */
     int (*anchor_release)(nstack_sock *s, int timeout_ms);
 };
+
+/* getsockopt() level and option (ABI 1.3, optional): after an anchored
+ * socket said it stays on TCP (NSTACK_EV_FALLBACK / ENOPROTOOPT), the int
+ * errno behind it, for nstack-stat's reason: 0 the peer does not run the
+ * framework (or declined), EREMOTEIO the peer's module failed to make its
+ * side, anything else this module's failure (ENOMEM: memory registration
+ * under RLIMIT_MEMLOCK, EMFILE, ENODEV, ...). A module without it fails
+ * the call (ENOPROTOOPT) and the dispatcher assumes 0. */
+#define NSTACK_SOL_MODULE         0x6e73       /* no kernel SOL_* uses it */
+#define NSTACK_SO_FALLBACK_ERRNO  1
 
 /* poll_events() bit (ABI 1.2): an anchored socket stays on its TCP anchor. */
 #define NSTACK_EV_FALLBACK        (1u << 24)   /* no epoll flag uses bit 24 */

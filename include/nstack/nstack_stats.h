@@ -17,20 +17,37 @@
  * take turns), writes the descriptive fields, and makes it even again with
  * a release store. A reader copies the record between two acquire loads of
  * `seq` that are equal and even, else retries (bounded). The traffic
- * counters (bytes/msgs) are outside that protocol: relaxed atomic adds by
- * the data path, relaxed loads by readers. */
+ * counters (bytes/msgs, per path) are outside that protocol: relaxed
+ * atomic adds by the data path, relaxed loads by readers.
+ *
+ * Settings (settings[]): the stack modules' effective tunables that differ
+ * from their defaults (module ABI 1.3, fw->publish_setting), e.g. rsocket's
+ * RS_SQ_SIZE from the environment or /etc/rdma/rsocket/sqsize_default.
+ * Written once each at module start: the entry first, then n_settings
+ * with a release store; a reader loads n_settings (acquire) and copies
+ * that many entries. Never changed afterwards.
+ *
+ * Versions: 4 added conns[]; 5 added per-path traffic in conns[]
+ * (path[]), the state "failed", the reason "closed before first use" and
+ * settings[]. A reader
+ * of another version must refuse the segment with a line naming both
+ * versions (the layout differs). */
 #ifndef NSTACK_STATS_H
 #define NSTACK_STATS_H
 
 #include <stdint.h>
 
 #define NSTAT_MAGIC 0x6e737431u    /* "nst1" */
-#define NSTAT_VERSION 4            /* 4: conns[] added */
+#define NSTAT_VERSION 5            /* 4: conns[] added; 5: per-path traffic, settings[] */
 #define NSTAT_STACKS 16
 #define NSTAT_SLOTS 128
 #define NSTAT_NAME 32
-#define NSTAT_CONNS 1024   /* ~220 KiB; tmpfs pages are allocated as records are used */
+#define NSTAT_CONNS 1024   /* ~245 KiB; tmpfs pages are allocated as records are used */
 #define NSTAT_RULE 96
+#define NSTAT_SETTINGS 64
+#define NSTAT_KEY 32
+#define NSTAT_VALUE 32
+#define NSTAT_SOURCE 96
 
 enum nstat_counter {
     NSTAT_CONN_OUT,     /* connect() that routed to the stack */
@@ -62,6 +79,7 @@ enum nstat_conn_state {
     NSTAT_ST_UPGRADED,       /* anchored: data moves on the module */
     NSTAT_ST_STAYED_TCP,     /* anchored candidate that stayed on TCP (see reason) */
     NSTAT_ST_DIRECT,         /* a module socket (no TCP anchor) */
+    NSTAT_ST_FAILED,         /* moving it to the module failed: unusable (reason, err) */
     NSTAT_ST_N
 };
 
@@ -80,7 +98,21 @@ enum nstat_reason {
     NSTAT_R_FORK,            /* module resources are not inherited across fork/exec */
     NSTAT_R_CONFIG,          /* configuration unusable: the kernel serves everything */
     NSTAT_R_MODULE_ERR,      /* the module failed to make its socket (other errno) */
+    NSTAT_R_UNUSED,          /* a TCP-anchored candidate closed (or left at exit)
+                              * before its first use: never upgraded, nothing moved */
     NSTAT_R_N
+};
+
+/* Which path carried a connection's bytes. */
+enum nstat_path {
+    NSTAT_PATH_MODULE = 0,   /* the stack module (rsocket: RDMA) */
+    NSTAT_PATH_KERNEL,       /* the kernel socket: a kernel connection, or the TCP anchor of
+                              * one that stayed on TCP or went back to it (fork/exec) */
+    NSTAT_PATHS
+};
+
+struct nstat_traffic {
+    uint64_t tx_bytes, rx_bytes, tx_msgs, rx_msgs;
 };
 
 struct nstat_conn {
@@ -101,8 +133,18 @@ struct nstat_conn {
     int32_t err;             /* errno behind the reason, 0 none */
     char rule[NSTAT_RULE];   /* e.g. "ip_route[0] 192.168.21.0/24 -> rsocket" */
     uint64_t opened_ns;      /* CLOCK_REALTIME when recorded */
-    /* traffic: relaxed atomic adds (data path), not covered by seq */
-    uint64_t tx_bytes, rx_bytes, tx_msgs, rx_msgs;
+    /* traffic per path (enum nstat_path): relaxed atomic adds (data
+     * path), not covered by seq; a connection's totals are the sums */
+    struct nstat_traffic path[NSTAT_PATHS];
+};
+
+/* A module's setting whose effective value differs from its default. */
+struct nstat_setting {
+    char module[NSTAT_NAME];     /* the module's name, e.g. "rsocket" */
+    char key[NSTAT_KEY];         /* what a user sets, e.g. "RS_SQ_SIZE" */
+    char value[NSTAT_VALUE];     /* effective value, as text */
+    char dflt[NSTAT_VALUE];      /* the module's default, as text */
+    char source[NSTAT_SOURCE];   /* where the value came from, e.g. "environment" or a file */
 };
 
 struct nstat_shm {
@@ -115,6 +157,9 @@ struct nstat_shm {
     uint64_t conn_overflow;  /* connections not recorded: every record in use */
     uint64_t conn_recorded;  /* connections recorded since start */
     struct nstat_conn conns[NSTAT_CONNS];
+    uint32_t n_settings;     /* entries of settings[] published (release store) */
+    uint32_t settings_lost;  /* settings not published: settings[] full */
+    struct nstat_setting settings[NSTAT_SETTINGS];
 };
 
 #define NSTAT_PATH_FMT "/dev/shm/nstack-stat.%d"
@@ -122,7 +167,7 @@ struct nstat_shm {
 static inline const char *nstat_state_name(unsigned s)
 {
     static const char *const n[NSTAT_ST_N] = { "free", "kernel", "anchored-pending", "upgrading",
-                                               "upgraded", "stayed-on-TCP", "direct" };
+                                               "upgraded", "stayed-on-TCP", "direct", "failed" };
     return s < NSTAT_ST_N ? n[s] : "?";
 }
 
@@ -132,7 +177,7 @@ static inline const char *nstat_reason_code(unsigned r)
     static const char *const n[NSTAT_R_N] = {
         "none", "no_route", "route_kernel", "socket_type", "peer_no_framework", "no_rdma_device",
         "not_rdma_address", "memlock_limit", "fd_limit", "connect_fallback", "fork_exec", "config_error",
-        "module_error" };
+        "module_error", "closed_before_use" };
     return r < NSTAT_R_N ? n[r] : "?";
 }
 
@@ -151,8 +196,14 @@ static inline const char *nstat_reason_text(unsigned r)
         "connect refused with fallback",
         "fork/exec limitation",
         "configuration error",
-        "module error" };
+        "module error",
+        "closed before first use" };
     return r < NSTAT_R_N ? n[r] : "?";
+}
+
+static inline const char *nstat_path_name(unsigned p)
+{
+    return p == NSTAT_PATH_MODULE ? "module" : p == NSTAT_PATH_KERNEL ? "kernel" : "?";
 }
 
 #endif

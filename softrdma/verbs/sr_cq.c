@@ -28,9 +28,13 @@ SR_API struct ibv_comp_channel *ibv_create_comp_channel(struct ibv_context *ctx)
         errno = e;
         return NULL;
     }
+    static uint32_t next_id;
     ch->pub.context = ctx;
     ch->pub.fd = fd;
     ch->epoch = sr_epoch;
+    do
+        ch->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
+    while (!ch->id);
     pthread_mutex_init(&ch->lock, NULL);
     return &ch->pub;
 }
@@ -79,7 +83,7 @@ SR_API struct ibv_cq *ibv_create_cq(struct ibv_context *ctx, int cqe, void *cq_c
     }
     cq->s = (struct sr_shm_cq *)((char *)seg + cq->off);
     cq->seg_size = sr_seg_size();
-    sr_shm_lock_init(&cq->s->lock);
+    /* its lock was initialised by sr_seg_alloc */
     cq->s->cap = (uint32_t)cqe;
     cq->s->has_channel = channel != NULL;
     cq->pub.context = ctx;
@@ -173,7 +177,7 @@ int sr_shm_cq_reserve(struct sr_shm_cq *s)
     int ok = !s->overflow && s->count + s->reserved < s->cap;
     if (ok)
         s->reserved++;
-    pthread_mutex_unlock(&s->lock);
+    sr_shm_unlock(&s->lock);
     return ok ? 0 : -1;
 }
 
@@ -181,7 +185,7 @@ void sr_shm_cq_unreserve(struct sr_shm_cq *s)
 {
     sr_shm_lock(&s->lock);
     s->reserved--;
-    pthread_mutex_unlock(&s->lock);
+    sr_shm_unlock(&s->lock);
 }
 
 void sr_channel_signal(int evfd)
@@ -219,7 +223,7 @@ int sr_shm_cq_add(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr_
         s->events++;
         *wake = 1;
     }
-    pthread_mutex_unlock(&s->lock);
+    sr_shm_unlock(&s->lock);
     return rc;
 }
 

@@ -34,7 +34,8 @@ void sr_fast_offer(int fd, struct sr_qp *qp)
     int segfd = sr_seg_fd();
     if (segfd < 0)
         return;
-    int evfd = sr_cq_evfd((struct sr_cq *)qp->pub.recv_cq);
+    struct ibv_comp_channel *ch = qp->pub.recv_cq->channel;
+    int evfd = ch ? ch->fd : -1;
     struct { struct sr_resp_hdr h; struct sr_attach a; } m;
     memset(&m, 0, sizeof m);
     m.h.type = SR_RESP_ATTACH;
@@ -44,6 +45,8 @@ void sr_fast_offer(int fd, struct sr_qp *qp)
     m.a.gen = __atomic_load_n(&qp->s->gen, __ATOMIC_ACQUIRE);
     m.a.qp_off = qp->s_off;
     m.a.has_evfd = evfd >= 0;
+    m.a.ch_id = ch ? ((struct sr_channel *)ch)->id : 0;
+    m.a.ch_fd = evfd;
     m.a.token_addr = (uintptr_t)&sr_seg()->token;
     int fds[2] = { segfd, evfd };
     int nfds = evfd >= 0 ? 2 : 1;
@@ -76,8 +79,6 @@ void sr_fast_detach(struct sr_qp *qp)
 {
     struct sr_fast *f = &qp->fast;
     sr_fast_close_fds(f);
-    if (f->evfd >= 0)
-        sr_sys_close(f->evfd);
     sr_peer_seg_put(f->seg);
     memset(f, 0, sizeof *f);
     f->evfd = -1;
@@ -89,34 +90,45 @@ static int sr_fast_inside(const struct sr_peer_seg *seg, uint64_t off, uint64_t 
     return off >= sizeof(struct sr_seg_hdr) && off < seg->size && len <= seg->size - off;
 }
 
+/* The pid must be the process that owns the segment: it holds the
+ * segment's random token at the address the offer names. */
+int sr_fast_token_ok(const struct sr_fast *f, const struct sr_peer_seg *seg)
+{
+    uint64_t tok = 0;
+    struct iovec l = { &tok, sizeof tok }, r = { (void *)(uintptr_t)f->msg.token_addr, sizeof tok };
+    return process_vm_readv(f->msg.pid, &l, 1, &r, 1, 0) == sizeof tok &&
+           tok == ((struct sr_seg_hdr *)seg->base)->token;
+}
+
 static void sr_fast_use(struct sr_qp *qp)
 {
     struct sr_fast *f = &qp->fast;
-    int want = f->msg.has_evfd ? 2 : 1;
-    if (f->nfds != want || (f->msg.qp_off & 4095))
+    if (f->nfds < 1 || (f->msg.qp_off & 4095))
         return;
-    int evfd = want == 2 ? f->fds[1] : -1;
+    int evfd = f->nfds == 2 ? f->fds[1] : -1;
     struct sr_peer_seg *seg = sr_peer_seg_get(f->fds[0]);   /* takes fds[0] */
     f->nfds = 0;
     if (!seg || !sr_fast_inside(seg, f->msg.qp_off, sizeof(struct sr_shm_qp))) {
-        sr_peer_seg_put(seg);
         if (evfd >= 0)
             sr_sys_close(evfd);
+        sr_peer_seg_put(seg);
         return;
     }
-    /* the pid must be the process that owns the segment */
-    uint64_t tok = 0;
-    struct iovec l = { &tok, sizeof tok }, r = { (void *)(uintptr_t)f->msg.token_addr, sizeof tok };
-    if (process_vm_readv(f->msg.pid, &l, 1, &r, 1, 0) != sizeof tok ||
-        tok != ((struct sr_seg_hdr *)seg->base)->token) {
+    if (!sr_fast_token_ok(f, seg))
         f->broken = 1;          /* another user, or not the same pid space */
-    }
     f->seg = seg;
     f->peer_hdr = (struct sr_seg_hdr *)seg->base;
     f->peer = (struct sr_shm_qp *)(seg->base + f->msg.qp_off);
     f->gen = f->msg.gen;
     f->pid = f->msg.pid;
-    f->evfd = evfd >= 0 ? sr_fd_internal(evfd) : -1;
+    /* The channel's copy goes to the process's cache (a bounded one).
+     * Nothing is fetched here: only under the peer block's lock, with the
+     * generation checked, is the channel's descriptor number sure to be
+     * that channel's (sr_fast_to_recv). */
+    if (evfd >= 0 && f->msg.has_evfd && !f->broken)
+        sr_peerch_get(f, evfd);
+    else if (evfd >= 0)
+        sr_sys_close(evfd);
 }
 
 int sr_fast_attach_read(struct sr_qp *qp, int fd)
@@ -259,6 +271,11 @@ static int sr_fast_to_recv(struct sr_qp *qp, struct sr_swqe *s, struct iovec *ri
         return 0;       /* an error the peer's device reports */
     if (!imm_write && (rn = sr_fast_recv_iov(f, rw, s->len, riov)) < 0)
         return 0;
+    /* the wake-up's descriptor in hand before anything lands (a hit: one
+     * comparison); none to be had: the peer's device delivers and signals */
+    f->evfd = f->msg.has_evfd ? sr_peerch_get(f, -1) : -1;
+    if (f->msg.has_evfd && f->evfd < 0)
+        return 0;
     struct sr_shm_cq *pcq = sr_fast_recv_cq(f);
     if (!pcq)
         return 0;
@@ -322,7 +339,7 @@ int sr_fast_try(struct sr_qp *qp)
     for (int tries = 0;; tries++) {
         sr_shm_lock(&f->peer->lock);
         done = sr_fast_locked(qp, s, &wake);
-        pthread_mutex_unlock(&f->peer->lock);
+        sr_shm_unlock(&f->peer->lock);
         if (done >= 0 || tries == SR_RNR_YIELDS)
             break;
         sched_yield();

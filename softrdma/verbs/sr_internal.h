@@ -154,7 +154,9 @@ struct sr_seg_hdr {
 struct sr_seg_hdr *sr_seg(void);
 int sr_seg_fd(void);
 uint64_t sr_seg_size(void);
-/* Page-rounded, zeroed block of the segment: its offset, 0 on failure. */
+/* Page-rounded block of the segment: its offset, 0 on failure. The block
+ * starts with its robust lock, initialised once for the segment's life
+ * (never by the caller: a peer may be waiting for it); the rest is zeroed. */
 uint64_t sr_seg_alloc(size_t len);
 void sr_seg_free(uint64_t off, size_t len);
 /* Robust, process-shared mutex in shared memory. Locking always succeeds:
@@ -162,11 +164,42 @@ void sr_seg_free(uint64_t off, size_t len);
  * suspect; callers check their generation fields). */
 void sr_shm_lock_init(pthread_mutex_t *m);
 void sr_shm_lock(pthread_mutex_t *m);
-/* A peer's segment, mapped once per peer process (cached by inode);
- * guarded by sr_lock. */
-struct sr_peer_seg { uint64_t dev, ino, size; char *base; int refs; struct sr_peer_seg *next; };
+/* Unlock of a lock a peer's segment may hold (see sr_shm.c: a failure
+ * keeps every peer segment mapped from then on). */
+void sr_shm_unlock(pthread_mutex_t *m);
+/* A peer's segment, mapped once per peer process (cached by inode), and
+ * a pidfd of that process (-1 until the first eventfd of its channels has
+ * to be fetched again, sr_peerch.c). Guarded by sr_lock. */
+struct sr_peer_seg {
+    uint64_t dev, ino, size;
+    char *base;
+    int refs;
+    int pidfd;
+    struct sr_peer_seg *next;
+};
 struct sr_peer_seg *sr_peer_seg_get(int fd);
 void sr_peer_seg_put(struct sr_peer_seg *p);
+
+/* ---- peers' completion channels (sr_peerch.c) ----
+ * The eventfds of peers' channels that our direct path signals are kept
+ * in one cache of SR_PEERCH_SLOTS descriptors for the whole process (not
+ * one per QP, nor per peer channel): a QP remembers its slot and the
+ * slot's stamp, so a hit costs one comparison on the data path; a miss
+ * takes the copy that came with the attach offer, or fetches the
+ * descriptor from the peer with pidfd_getfd. Guarded by sr_lock. */
+#define SR_PEERCH_SLOTS 32
+struct sr_fast;
+/* The eventfd of f's peer channel, -1 if it cannot be had now (the
+ * delivery then goes the stream's way, whose device signals its own
+ * channel). offered: the copy from the attach (-1 if none); taken. With
+ * none offered it may fetch the peer's descriptor by number: call it so
+ * only under the peer QP block's lock with its generation checked. */
+int sr_peerch_get(struct sr_fast *f, int offered);
+/* The peer went: its slots are emptied (their descriptors closed). */
+void sr_peer_ch_forget(struct sr_peer_seg *p);
+/* 1 if the pid of f's offer owns seg: it holds the segment's random token
+ * at the address the offer names (read with process_vm_readv). */
+int sr_fast_token_ok(const struct sr_fast *f, const struct sr_peer_seg *seg);
 void sr_shm_forget(void);
 
 /* ---- memory (sr_mr.c) ---- */
@@ -192,6 +225,7 @@ struct sr_channel {
     pthread_mutex_t lock;              /* guards cqs, dead */
     struct sr_cq *cqs;                 /* CQs of the channel */
     unsigned dead;                     /* counts of destroyed CQs still in the fd */
+    uint32_t id;                       /* unique in the process, never 0 (sr_attach.ch_id) */
 };
 struct sr_qp;
 /* What polling a completion frees in its QP's work queues. Hardware frees a
@@ -302,7 +336,11 @@ struct sr_fast {
     struct sr_seg_hdr *peer_hdr;
     uint32_t gen;
     int32_t pid;
-    int evfd;                      /* the peer recv CQ's channel, -1 if none */
+    int evfd;                      /* the peer channel to signal after this
+                                    * delivery, -1 if none (borrowed: a slot
+                                    * of sr_peerch.c) */
+    int ch_slot;                   /* where the channel last was (sr_peerch.c) */
+    uint32_t ch_stamp;             /* that slot's stamp then; 0: none */
     int broken;                    /* the kernel refused process_vm_* */
     /* the attach message being read from the stream */
     struct sr_attach msg;
@@ -401,6 +439,9 @@ void sr_qp_quiesce(void);
  * sq_head) or receive queue (recv 1). */
 void sr_qp_complete(struct sr_qp *qp, int recv, const struct ibv_wc *wc);
 /* requester */
+/* Opens the QP's stream at RTR; -1 (errno) only for a local shortage
+ * (EMFILE, ENFILE, ENOMEM: ibv_modify_qp reports it, the QP stays in
+ * INIT). A peer that cannot be reached fails the sends later, as on a wire. */
 int sr_req_connect(struct sr_qp *qp);
 void sr_req_kick(struct sr_qp *qp);
 void sr_req_close(struct sr_qp *qp);

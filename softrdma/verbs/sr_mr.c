@@ -73,8 +73,10 @@ static size_t sr_mr_pin(const void *addr, size_t length, int *err)
     }
     if (bytes && !getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur != RLIM_INFINITY &&
         sr_pinned + bytes > rl.rlim_cur && !sr_cap_ipc_lock()) {
-        sr_log("ibv_reg_mr: %zu bytes would exceed RLIMIT_MEMLOCK (%llu bytes, %zu registered)",
-               length, (unsigned long long)rl.rlim_cur, sr_pinned);
+        static int said;         /* once per process, as a limit is (sr_lock held) */
+        if (!said++)
+            sr_log("ibv_reg_mr: %zu bytes would exceed RLIMIT_MEMLOCK (%llu bytes, %zu registered); "
+                   "further refusals are not logged", length, (unsigned long long)rl.rlim_cur, sr_pinned);
         *err = ENOMEM;
         return 0;
     }

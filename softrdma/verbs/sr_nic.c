@@ -161,15 +161,51 @@ void sr_watch_del(struct sr_watch *w)
     w->fd = -1;
 }
 
+/* At the descriptor limit a peer's stream cannot be accepted, and the
+ * listener stays readable: level-triggered epoll would spin the device
+ * thread. The listener is left unwatched for SR_ACCEPT_BACKOFF_MS instead
+ * (one line per episode); the peer's stream waits in the backlog, its
+ * requests held as by a slow NIC, until a descriptor is free. Guarded by
+ * sr_lock. */
+#define SR_ACCEPT_BACKOFF_MS 100
+static uint64_t sr_accept_retry_at;
+static int sr_accept_starved;
+
 static void sr_listen_cb(struct sr_watch *w, uint32_t events)
 {
     (void)events;
     for (int i = 0; i < 64; i++) {
         int fd = sr_sys_accept4(w->fd, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            int e = errno;
+            if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM)
+                return;
+            if (!sr_accept_starved++)
+                sr_log("cannot accept a peer's stream: %s; retrying every %d ms",
+                       strerror(e), SR_ACCEPT_BACKOFF_MS);
+            sr_watch_mod(w, 0);
+            sr_accept_retry_at = sr_now_ms() + SR_ACCEPT_BACKOFF_MS;
             return;
+        }
+        sr_accept_starved = 0;
         sr_resp_accept(fd);
     }
+}
+
+/* Watches the listener again once the back-off is over; shortens the
+ * device thread's sleep to it. */
+static void sr_accept_timer(uint64_t now, int *timeout)
+{
+    if (!sr_accept_retry_at)
+        return;
+    if (now >= sr_accept_retry_at) {
+        sr_accept_retry_at = 0;
+        sr_watch_mod(&sr_listen_w, EPOLLIN);
+        return;
+    }
+    int left = (int)(sr_accept_retry_at - now);
+    if (left < *timeout)
+        *timeout = left;
 }
 
 /* Runs the callbacks of a batch of events; sr_lock held. */
@@ -220,6 +256,7 @@ static void *sr_nic_main(void *arg)
         sr_nic_dispatch(evs, n);
         timeout = sr_again_run() ? 0 : 100;
         sr_resp_timers(sr_now_ms(), &timeout);
+        sr_accept_timer(sr_now_ms(), &timeout);
         sr_graveyard_empty();
         pthread_mutex_unlock(&sr_lock);
     }

@@ -67,7 +67,7 @@ static int sr_qp_alloc_shared(struct sr_qp *qp, struct sr_pd *pd, struct sr_cq *
     if (!qp->s_off)
         return -1;
     struct sr_shm_qp *b = qp->s = (struct sr_shm_qp *)((char *)seg + qp->s_off);
-    sr_shm_lock_init(&b->lock);
+    /* b->lock was initialised by sr_seg_alloc, once for the segment's life */
     b->state = IBV_QPS_RESET;
     b->pd = pd->pub.handle;
     b->max_recv_wr = nr;
@@ -377,9 +377,11 @@ static int sr_modify_locked(struct sr_qp *qp, struct ibv_qp_attr *a, int mask)
         return 0;
     }
     enum ibv_qp_state from = qp->pub.state;
+    /* no descriptor for the stream (EMFILE): the QP stays in INIT */
+    if (to == IBV_QPS_RTR && from == IBV_QPS_INIT && sr_req_connect(qp))
+        return errno;
     sr_qp_set_state(qp, to);
     if (to == IBV_QPS_RTR && from == IBV_QPS_INIT) {
-        sr_req_connect(qp);
         if (qp->in && qp->in->stalled)
             sr_resp_resume(qp->in);
     }

@@ -12,6 +12,19 @@
 
 static void sr_req_cb(struct sr_watch *w, uint32_t events);
 
+/* A local shortage (no descriptor, no memory) is this process's error,
+ * reported by ibv_modify_qp; anything the peer's side causes fails later,
+ * as on a wire. */
+static int sr_req_no_socket(struct sr_qp *qp)
+{
+    int e = errno;
+    if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM)
+        return 0;
+    sr_log("QP %u: no stream to QP %u: %s", qp->pub.qp_num, qp->dest_qpn, strerror(e));
+    errno = e;
+    return -1;
+}
+
 int sr_req_connect(struct sr_qp *qp)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -19,6 +32,8 @@ int sr_req_connect(struct sr_qp *qp)
     snprintf(link, sizeof link, "%s/qp/%u", sr_fabric_dir(), qp->dest_qpn);
     ssize_t n = readlink(link, sa.sun_path, sizeof sa.sun_path - 1);
     int fd = n > 0 ? sr_sys_socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
+    if (n > 0 && fd < 0 && sr_req_no_socket(qp))
+        return -1;
     if (fd < 0 || sr_sys_connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
         /* as on a wire: nothing fails now, the sends will time out */
         if (fd >= 0)
@@ -44,7 +59,14 @@ int sr_req_connect(struct sr_qp *qp)
     qp->resp_got = 0;
     qp->out_open = 1;
     qp->out_dead = 0;
-    sr_watch_add(&qp->out, fd, EPOLLIN, sr_req_cb);
+    if (sr_watch_add(&qp->out, fd, EPOLLIN, sr_req_cb)) {
+        int e = errno;          /* the epoll set is full (ENOMEM, ENOSPC) */
+        qp->out_open = 0;
+        qp->out_dead = 1;
+        sr_log("QP %u: cannot watch its stream: %s", qp->pub.qp_num, strerror(e));
+        errno = e;
+        return -1;
+    }
     return 0;
 }
 

@@ -101,33 +101,63 @@ uint64_t sr_seg_size(void)
     return sr_seg() ? sr_seg_len : 0;
 }
 
-uint64_t sr_seg_alloc(size_t len)
+/* Every block starts with its robust lock (struct sr_shm_qp and struct
+ * sr_shm_cq both do). The lock is initialised once, when the block is
+ * first cut from the segment, and its bytes are never zeroed or
+ * initialised again for the segment's life: a peer's sender may be waiting
+ * for it when we free the block and take it right after our unlock. Had
+ * its bytes changed under it (the hole punched, pthread_mutex_init at
+ * reuse), its unlock would fail (owner no longer its tid) or take the
+ * non-robust path, leaving the mutex on that thread's robust list; once
+ * the peer unmapped our segment, its next robust lock wrote through the
+ * list head into unmapped memory (the rsbug.api.stress SIGSEGV in
+ * sr_shm_cq_add). */
+#define SR_LOCK_BYTES sizeof(pthread_mutex_t)
+
+static uint64_t sr_seg_take(size_t len)
 {
-    uint64_t off = 0;
-    len = sr_round(len);
-    pthread_mutex_lock(&sr_seg_mu);
-    if (!sr_seg_locked())
-        goto out;
     uint64_t now = sr_now_ms();
     for (size_t i = 0; i < sr_nfree; i++)
         if (sr_frees[i].len == len && now - sr_frees[i].at >= SR_REUSE_MS) {
-            off = sr_frees[i].off;
+            uint64_t off = sr_frees[i].off;
             sr_frees[i] = sr_frees[--sr_nfree];
-            goto out;
+            return off;          /* lock kept, the rest zeroed by sr_seg_free */
         }
-    if (sr_seg_top + len <= sr_seg_len) {
-        off = sr_seg_top;
-        sr_seg_top += len;
-    } else {
+    if (sr_seg_top + len > sr_seg_len) {
         errno = ENOMEM;
+        return 0;
     }
-out:
+    uint64_t off = sr_seg_top;
+    sr_seg_top += len;
+    sr_shm_lock_init((pthread_mutex_t *)((char *)sr_seg_hdr_p + off));
+    return off;
+}
+
+uint64_t sr_seg_alloc(size_t len)
+{
+    uint64_t off = 0;
+    pthread_mutex_lock(&sr_seg_mu);
+    if (sr_seg_locked())
+        off = sr_seg_take(sr_round(len));
     pthread_mutex_unlock(&sr_seg_mu);
     return off;
 }
 
-/* Punching the hole gives the memory back and leaves zeroes for the next
- * user of the offsets. */
+/* Zeroes the block but its lock, under the lock (a peer's sender that
+ * takes it next finds generation 0 and leaves), then gives the pages
+ * after the first back (punched: they read as zeroes). */
+static void sr_seg_clear(uint64_t off, size_t len)
+{
+    char *b = (char *)sr_seg_hdr_p + off;
+    pthread_mutex_t *m = (pthread_mutex_t *)b;
+    sr_shm_lock(m);
+    memset(b + SR_LOCK_BYTES, 0, SR_PAGE - SR_LOCK_BYTES);
+    pthread_mutex_unlock(m);
+    if (len > SR_PAGE)
+        fallocate(sr_seg_fd_v, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  (off_t)(off + SR_PAGE), (off_t)(len - SR_PAGE));
+}
+
 void sr_seg_free(uint64_t off, size_t len)
 {
     if (!off)
@@ -135,7 +165,7 @@ void sr_seg_free(uint64_t off, size_t len)
     len = sr_round(len);
     pthread_mutex_lock(&sr_seg_mu);
     if (sr_seg_hdr_p && sr_seg_epoch == sr_epoch) {
-        fallocate(sr_seg_fd_v, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+        sr_seg_clear(off, len);
         if (sr_nfree == sr_free_cap) {
             size_t cap = sr_free_cap ? 2 * sr_free_cap : 64;
             struct sr_free *f = realloc(sr_frees, cap * sizeof *f);
@@ -164,6 +194,20 @@ void sr_shm_lock(pthread_mutex_t *m)
 {
     if (pthread_mutex_lock(m) == EOWNERDEAD)
         pthread_mutex_consistent(m);
+}
+
+/* Set once a robust unlock failed (the mutex's bytes changed under its
+ * holder): that mutex may be left on the thread's robust list, so from
+ * then on no peer segment is unmapped in this process (address space is
+ * cheaper than a write through the list into unmapped memory). Atomic. */
+static int sr_shm_keep_maps;
+
+void sr_shm_unlock(pthread_mutex_t *m)
+{
+    int rc = pthread_mutex_unlock(m);
+    if (rc && !__atomic_exchange_n(&sr_shm_keep_maps, 1, __ATOMIC_RELAXED))
+        sr_log("shared lock %p: unlock failed (%s); peers' segments stay mapped",
+               (void *)m, strerror(rc));
 }
 
 /* ---- peers' segments ---- */
@@ -195,6 +239,7 @@ struct sr_peer_seg *sr_peer_seg_get(int fd)
     p->base = base;
     p->size = len;
     p->refs = 1;
+    p->pidfd = -1;
     p->next = sr_peers;
     sr_peers = p;
     if (((struct sr_seg_hdr *)base)->magic != SR_SEG_MAGIC) {
@@ -216,7 +261,11 @@ void sr_peer_seg_put(struct sr_peer_seg *p)
             *pp = p->next;
             break;
         }
-    munmap(p->base, p->size);
+    sr_peer_ch_forget(p);
+    if (p->pidfd >= 0)
+        sr_sys_close(p->pidfd);
+    if (!__atomic_load_n(&sr_shm_keep_maps, __ATOMIC_RELAXED))
+        munmap(p->base, p->size);
     free(p);
 }
 

@@ -11,7 +11,10 @@ enum sr_req_op {
 
 /* SR_RESP_ATTACH comes first on a stream, if at all: len bytes of struct
  * sr_attach, with the responder's segment memfd and, if its QP's recv CQ
- * has a channel, that channel's eventfd (SCM_RIGHTS on its first byte). */
+ * has a channel, that channel's eventfd (SCM_RIGHTS on its first byte).
+ * The requester keeps that copy in a bounded cache (sr_peerch.c) and,
+ * once it is evicted (or did not arrive: at EMFILE only the memfd may),
+ * fetches the eventfd again by (ch_id, ch_fd) with pidfd_getfd. */
 enum sr_resp_type { SR_RESP_ACK = 1, SR_RESP_NAK, SR_RESP_READ, SR_RESP_ATTACH };
 
 struct sr_attach {
@@ -19,6 +22,8 @@ struct sr_attach {
     uint32_t gen;           /* its QP block's generation */
     uint64_t qp_off;        /* its QP block in the segment */
     uint32_t has_evfd;
+    uint32_t ch_id;         /* that channel, unique in the responder process */
+    int32_t ch_fd;          /* its eventfd's number there (pidfd_getfd) */
     uint32_t pad;
     uint64_t token_addr;    /* where the responder sees its segment's token */
 };

@@ -90,7 +90,7 @@ preload-kernel|preload-shadow|preload-shadow-direct|preload-shadow-fallback|prel
         exit 0
     fi
     if [ "$mode" = preload-shadow ] && [ "$(basename "$prog")" = sem_anchor ] && [ $# -eq 0 ]; then
-        # every process's exit line: "anchored on shadow: N, stayed on TCP (...): M"
+        # every process's exit line: "anchored on shadow: N, stayed on TCP: M"
         awk '/stats: anchored on shadow: / { a += $6; t += $NF } END { exit !(a > 0 && t > 0) }' \
             "$work/stderr" || fail "no connection was anchored, or none stayed on TCP: $(grep 'anchored on' "$work/stderr" | tr '\n' ';')"
     fi

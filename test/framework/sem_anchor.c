@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/stat.h>
@@ -435,6 +436,63 @@ static void case_accept_then_fork(void)
     close(c);
 }
 
+/* A connection handed to another process in SCM_RIGHTS (the helper was
+ * forked before the connection existed) and closed here at once: the
+ * other process serves it; closing this copy ends nothing. */
+static void case_passed_then_closed(void)
+{
+    int sp[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        close(sp[0]);
+        char dummy;
+        char ctl[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = { &dummy, 1 };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+                            .msg_controllen = sizeof(ctl) };
+        if (recvmsg(sp[1], &m, 0) != 1 || CMSG_FIRSTHDR(&m) == NULL)
+            _exit(2);
+        int s;
+        memcpy(&s, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof(int));
+        uint8_t buf[1000];
+        sem_read_all(s, buf, sizeof(buf));
+        if (sem_verify(buf, sizeof(buf), 21, 0) != (size_t)-1)
+            _exit(3);
+        sem_fill(buf, sizeof(buf), 22, 0);
+        sem_write_all(s, buf, sizeof(buf));
+        close(s);
+        _exit(0);
+    }
+    close(sp[1]);
+    int c, s;
+    sem_tcp_pair(AF_INET, &c, &s);
+    char one = 1, ctl[CMSG_SPACE(sizeof(int))];
+    memset(ctl, 0, sizeof(ctl));
+    struct iovec iov = { &one, 1 };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+                        .msg_controllen = sizeof(ctl) };
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &s, sizeof(int));
+    CHECK(sendmsg(sp[0], &m, 0) == 1, "sendmsg SCM_RIGHTS: %s", strerror(errno));
+    close(s);                                 /* the other process has it now */
+    uint8_t req[1000], in[1000];
+    sem_fill(req, sizeof(req), 21, 0);
+    sem_write_all(c, req, sizeof(req));
+    sem_read_all(c, in, sizeof(in));
+    CHECK(sem_verify(in, sizeof(in), 22, 0) == (size_t)-1, "the other process's response corrupted");
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "helper failed (%#x)", st);
+    char b;
+    CHECK(recv(c, &b, 1, 0) == 0, "EOF after the helper closed");
+    close(c);
+    close(sp[0]);
+}
+
 /* The pid's line in $SHADOW_STATS_FILE says it sent bytes. */
 static int shadow_carried_for(pid_t pid)
 {
@@ -765,6 +823,7 @@ int main(int argc, char **argv)
         { "nonblocking_client", case_nonblocking_client },
         { "nonblocking_plain_server", case_nonblocking_plain_server },
         { "connect_close_eof", case_connect_close_eof },
+        { "passed_then_closed", case_passed_then_closed },
     };
     return sem_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

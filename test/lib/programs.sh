@@ -44,11 +44,12 @@ _stop_group() {
     for pid in $pids; do rm -f "/dev/shm/nstack-stat.$pid"; done
 }
 
+# PROG_KEEP=1 (debugging): leave $PROG_TMP (logs, captures) in /tmp.
 prog_cleanup() {
     local pgid
     for pgid in "${_PROG_PIDS[@]}"; do _stop_group "$pgid"; done
     netns_cleanup
-    [ -n "$PROG_TMP" ] && rm -rf "$PROG_TMP"
+    [ -n "$PROG_TMP" ] && [ -z "${PROG_KEEP:-}" ] && rm -rf "$PROG_TMP"
     return 0
 }
 

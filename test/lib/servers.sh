@@ -132,6 +132,8 @@ srv_wait_banner() {
 # srv_check_users MAIN_PID MAIN_USER WORKER_USER [WORKER_PID...]: a daemon's
 # main process and its workers run as the users its package configures.
 srv_check_users() {
+    # a worker just forked runs as root until it drops privileges
+    wait_until 10 _srv_users_are "$@" || true
     local main=$1 mu=$2 wu=$3 w u; shift 3
     u=$(srv_user_of "$main")
     [ "$u" = "$mu" ] || prog_fail "main process $main runs as '$u', not $mu"
@@ -139,6 +141,12 @@ srv_check_users() {
         u=$(srv_user_of "$w")
         [ "$u" = "$wu" ] || prog_fail "worker $w runs as '$u', not $wu"
     done
+}
+
+_srv_users_are() {
+    local main=$1 mu=$2 wu=$3 w; shift 3
+    [ "$(srv_user_of "$main")" = "$mu" ] || return 1
+    for w in "$@"; do [ "$(srv_user_of "$w")" = "$wu" ] || return 1; done
 }
 
 # srv_http_answers URL: one GET answered with a 2xx (for wait_until).

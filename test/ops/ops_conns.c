@@ -2,17 +2,22 @@
  * little data on each (checked), prints "ready", and holds them open until
  * its stdin ends, so that nstack-stat can read their records.
  *
- *   ops_conns tcp:IP:PORT | udp:IP:PORT | fill:N ...
+ *   ops_conns tcp:IP:PORT | udp:IP:PORT | fill:N | accept:IP:PORT:N[:close] ...
  *
  * tcp: connect, send 64 bytes, read the 64-byte echo and compare.
  * udp: connect, send 16 bytes (nothing comes back).
  * fill:N: opens /dev/null until the descriptor limit, then closes N of
  * them, so that the next connection runs short of descriptors.
+ * accept: listens on IP:PORT (printing "listening PORT"), accepts N
+ * connections and never uses them (no data call, no poll); with ":close"
+ * each is closed right after accept(). Bounded: SO_RCVTIMEO 20 s.
  * With OPS_FORK=1 it forks once the connections are open: the child
  * (which inherits them) prints "ready" and holds them, the parent waits for
  * it and exits with its status.
  * With OPS_PUMP=1 the TCP connections keep exchanging 64-byte echoes
  * (checked) until stdin ends, so that counters move between samples.
+ * With OPS_TOLERATE=1 a TCP connection whose data fails (its line is on
+ * stderr) is held all the same (its record is what the test reads).
  * Exit 0; 1 with one line on stderr if a connection or its data fails. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +29,8 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+static int g_tolerate;   /* OPS_TOLERATE=1 */
 
 static int fill(int keep_free)
 {
@@ -64,11 +71,43 @@ static int ping(int fd, unsigned salt, const char *what)
     return 0;
 }
 
+/* Accepts n connections on ip:port and leaves them unused (or closes
+ * them); 0 or -1 with one line on stderr. */
+static int accept_n(const char *spec, const char *ip, int port, int n, int close_each)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port) };
+    struct timeval tv = { .tv_sec = 20 };
+    int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
+    if (l < 0 || inet_pton(AF_INET, ip, &a.sin_addr) != 1 ||
+        setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+        bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 64) < 0) {
+        fprintf(stderr, "ops_conns: %s: listen: %s\n", spec, strerror(errno));
+        return -1;
+    }
+    printf("listening %d\n", port);
+    fflush(stdout);
+    for (int i = 0; i < n; i++) {
+        int c = accept(l, NULL, NULL);
+        if (c < 0) {
+            fprintf(stderr, "ops_conns: %s: accept %d of %d: %s\n", spec, i + 1, n, strerror(errno));
+            return -1;
+        }
+        if (close_each)
+            close(c);
+    }
+    return 0;
+}
+
 static int open_one(const char *spec)
 {
     int keep;
     if (sscanf(spec, "fill:%d", &keep) == 1)
         return fill(keep) < 0 ? -1 : 0;
+    char aip[64], tail[8] = "";
+    int aport, an;
+    if (sscanf(spec, "accept:%63[^:]:%d:%d:%7s", aip, &aport, &an, tail) >= 3)
+        return accept_n(spec, aip, aport, an, strcmp(tail, "close") == 0) < 0 ? -1 : 0;
     char proto[4], ip[64];
     int port;
     if (sscanf(spec, "%3[a-z]:%63[^:]:%d", proto, ip, &port) != 3) {
@@ -92,7 +131,7 @@ static int open_one(const char *spec)
             fprintf(stderr, "ops_conns: %s: send: %s\n", spec, strerror(errno));
             return -1;
         }
-    } else if (ping(fd, (unsigned)port, spec) < 0) {
+    } else if (ping(fd, (unsigned)port, spec) < 0 && !g_tolerate) {
         return -1;
     }
     return fd;
@@ -101,6 +140,8 @@ static int open_one(const char *spec)
 int main(int argc, char **argv)
 {
     int tcp[64], n_tcp = 0;
+    const char *tol = getenv("OPS_TOLERATE");
+    g_tolerate = tol != NULL && strcmp(tol, "1") == 0;
     for (int i = 1; i < argc; i++) {
         int fd = open_one(argv[i]);
         if (fd < 0)

@@ -4,9 +4,13 @@
 # in `nstack-stat -c -j` and in the exit report:
 #   no software RDMA device on the library path   -> RDMA device missing
 #   descriptors exhausted before the connection   -> descriptor limit
+#   16 KiB RLIMIT_MEMLOCK without CAP_IPC_LOCK,
+#   against a framework server                    -> locked-memory limit
 #   unparsable rd_config.json                     -> configuration error
 #   "anchor": false + "fallback": "kernel", the
 #   module's connect refused                      -> connect refused with fallback
+#   "anchor": false + NSTACK_FORK_SUPPORT=1 (TCP
+#   first), sending first to a plain echo server  -> failed, module error (EPROTO)
 #   "anchor": false, a direct rsocket connection
 #   inherited by a fork child                     -> fork/exec limitation
 . "$NSTACK_SRC/test/ops/ops_lib.sh"
@@ -39,6 +43,23 @@ check_one fdlimit stayed-on-TCP fd_limit \
     "report: 1 connection to 192.168.21.0/24 stayed on TCP: descriptor limit \(raise the descriptor limit" \
     rs_b bash -c 'ulimit -n 64 && exec "$@"' fdlimit
 
+# 16 KiB of locked memory (less than one connection's smallest buffers,
+# rs_memlock.c) and no CAP_IPC_LOCK (root has it), against a
+# framework server: registering the module's buffers fails as on an HCA
+# (the software device enforces RLIMIT_MEMLOCK as the kernel's
+# ib_umem_get does); the module says why it stays on TCP (module ABI 1.3
+# NSTACK_SO_FALLBACK_ERRNO: ENOMEM).
+bg_a "${RS_ENV[@]}" "$CHECK" --serve 7003
+wait_tcp_listen "$NS_A" 0.0.0.0 7003 10 || fail "framework server on 7003 did not start"
+P=192.168.21.180:7003
+HOLD_SPECS=(tcp:$P)
+check_one memlock stayed-on-TCP memlock_limit \
+    "report: 1 connection to 192.168.21.0/24 stayed on TCP: locked-memory limit \(raise the locked-memory limit" \
+    rs_b setpriv --bounding-set -ipc_lock bash -c 'ulimit -l 16 && exec "$@"' memlock
+python3 -c "import json,sys; c=json.load(open(sys.argv[1]))['processes'][0]['connections'][0]; assert c['errno']==12, c" \
+    "$WORK/memlock.json" || fail "memlock: the record names ENOMEM"
+P=192.168.21.180:7002
+
 printf '{ "ip_route": [ { "subnet": ' >"$WORK/bad_rd.json"
 HOLD_SPECS=(tcp:$P)
 check_one config kernel config_error \
@@ -60,6 +81,15 @@ check_one fallback kernel connect_fallback \
 cat >"$WORK/direct_rd.json" <<'JSON'
 { "ip_route": [ { "subnet": "192.168.21.0/24", "stack_name": "rsocket", "anchor": false } ], "prot_route": [] }
 JSON
+# TCP-first (NSTACK_FORK_SUPPORT=1, no anchoring) sending first to the
+# plain echo server: the handshake comes back as foreign bytes, the move
+# fails and the socket is unusable (EPROTO; doc/fork.md) - its record says so
+HOLD_SPECS=(tcp:$P)
+check_one tcpfirst failed module_error \
+    "WAR: report: 1 connection to 192.168.21.0/24 failed to move to the module: module error" \
+    rs_b env NSTACK_STATS=0 OPS_TOLERATE=1 NSTACK_FORK_SUPPORT=1 "NSTACK_MOD_CFG_RD=$WORK/direct_rd.json"
+python3 -c "import json,sys; c=json.load(open(sys.argv[1]))['processes'][0]['connections'][0]; assert c['errno']==71 and c['tx_bytes']==0, c" \
+    "$WORK/tcpfirst.json" || fail "tcpfirst: the record names EPROTO"
 bg_a "${RS_ENV[@]}" "NSTACK_MOD_CFG_RD=$WORK/direct_rd.json" "$CHECK" --serve 7001
 wait_tcp_listen "$NS_A" 0.0.0.0 7001 10 || fail "direct framework server did not start"   # kernel + rsocket listener
 P=192.168.21.180:7001

@@ -119,20 +119,6 @@ static long server_event(struct conn *c, uint32_t i, uint32_t events)
     return r;
 }
 
-/* The process's resident set in kB (VmRSS), -1 if unknown. */
-static long rss_kb(void)
-{
-    char line[128];
-    long kb = -1;
-    FILE *f = fopen("/proc/self/status", "re");
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 static int run_server(const struct sockaddr_storage *ss, socklen_t sl, long n, long total)
 {
     int lfd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
@@ -141,7 +127,7 @@ static int run_server(const struct sockaddr_storage *ss, socklen_t sl, long n, l
         RSFW_FAIL("listener: %s", strerror(errno));
     ep_set(EPOLL_CTL_ADD, lfd, EPOLLIN, LISTENER_TAG);
     printf("listening\n");
-    printf("server: rss_kb %ld at start\n", rss_kb());
+    printf("server: rss_kb %ld at start\n", rsfw_rss_kb());
     fflush(stdout);
 
     long accepted = 0, ended = 0, echoed = 0;
@@ -159,7 +145,7 @@ static int run_server(const struct sockaddr_storage *ss, socklen_t sl, long n, l
             long r = server_event(&conns[i], i, evs[e].events);
             if (r < 0 && ++ended == accepted) {
                 /* every connection so far has ended: memory after a burst */
-                printf("server: idle after %ld connections, rss_kb %ld\n", ended, rss_kb());
+                printf("server: idle after %ld connections, rss_kb %ld\n", ended, rsfw_rss_kb());
                 fflush(stdout);
             } else if (r >= 0) {
                 echoed += r;

@@ -122,4 +122,18 @@ static inline int rsfw_wait_events(int epfd, int64_t deadline_ms, struct epoll_e
     }
 }
 
+/* The process's resident set in kB (VmRSS), -1 if unknown. */
+static inline long rsfw_rss_kb(void)
+{
+    char line[128];
+    long kb = -1;
+    FILE *f = fopen("/proc/self/status", "re");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
 #endif /* RSFW_IO_H */

@@ -23,10 +23,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t hits;
@@ -610,6 +612,47 @@ static void case_peer_reset(void)
     close(s);
 }
 
+/* A peer process that exchanged data and exits without close() (a load
+ * generator at the end of its run): the kernel closes its socket with a
+ * FIN, so the server reads everything sent and then a clean EOF - never
+ * EIO or a reset (nginx logs anything else as an alert). Repeated: the
+ * peer's RDMA teardown races its TCP FIN. */
+static void case_peer_exit(void)
+{
+    int l = sem_listener(AF_INET, 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sem_addr(AF_INET, sem_port_of(l), &ss);
+    for (int i = 0; i < 12; i++) {
+        pid_t pid = fork();
+        CHECK(pid >= 0, "fork");
+        if (pid == 0) {
+            uint8_t b[MSG];
+            int k = socket(AF_INET, SOCK_STREAM, 0);
+            if (k < 0 || connect(k, (struct sockaddr *)&ss, len) < 0)
+                _exit(2);
+            sem_fill(b, MSG, (uint32_t)i, 0);
+            sem_write_all(k, b, MSG);
+            sem_read_all(k, b, 1);
+            exit(0);
+        }
+        int s = CHECK_OK(accept(l, NULL, NULL));
+        uint8_t in[MSG], want[MSG];
+        sem_read_all(s, in, MSG);
+        sem_fill(want, MSG, (uint32_t)i, 0);
+        CHECK(memcmp(in, want, MSG) == 0, "round %d: data differs", i);
+        sem_write_all(s, "k", 1);
+        int st;
+        CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "client failed (%#x)", st);
+        CHECK(sem_wait_fd(s, POLLIN, 10000) & POLLIN, "round %d: EOF not readable", i);
+        uint8_t b;
+        ssize_t n = recv(s, &b, 1, 0);
+        CHECK(n == 0, "round %d: recv after the peer exited: %zd (%s), kernel: a clean EOF", i, n,
+              n < 0 ? strerrorname_np(errno) : "data");
+        close(s);
+    }
+    close(l);
+}
+
 /* A local shutdown(SHUT_WR): EPIPE (and nothing pending in SO_ERROR). */
 static void case_local_shutdown_epipe(void)
 {
@@ -866,6 +909,7 @@ int main(int argc, char **argv)
         { "peer_shut_wr_events", case_peer_shut_wr_events },
         { "peer_close_events", case_peer_close_events },
         { "peer_reset", case_peer_reset },
+        { "peer_exit", case_peer_exit },
         { "local_shutdown_epipe", case_local_shutdown_epipe },
         { "sigpipe", case_sigpipe },
         { "keepalive_opts", case_keepalive_opts },

@@ -6,7 +6,8 @@
  * event left in its channel. Separate runs (argv[1]): `start_fail` (a
  * device that cannot start leaks no descriptor), `cross_uid` (a peer
  * running as nobody) and `small_as` (RLIMIT_AS 3 GiB: a smaller shared
- * segment). Built against Debian's libibverbs; run with
+ * segment) and `fd_bound` (descriptors of 100 connected QPs on one
+ * channel). Built against Debian's libibverbs; run with
  * LD_LIBRARY_PATH=release/lib64/softrdma. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +26,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "sr_test_pair.h"
 
@@ -275,31 +277,208 @@ static void test_fd_counts(void **st)
     pair_free(warm);
 }
 
+/* Descriptors per connected QP: 100 QPs (50 pairs in this process). Each
+ * QP holds its two stream ends (its requester stream and the peer's
+ * accepted end); the peers' channel eventfds that the direct path signals
+ * are held in one bounded cache per process (FDB_CACHE, the device's
+ * SR_PEERCH_SLOTS), plus one pidfd per peer process once the cache has
+ * had to fetch (this process is its own peer here), not one per QP (it
+ * was: 3 per QP). Run with every receive CQ on one channel, and with a channel
+ * per QP as rsockets make them; every wake-up reaches the right CQ, most
+ * of them through descriptors the cache fetched again. */
+#define FDB_PAIRS 50
+#define FDB_CACHE 32
+static void fdb_wake(struct side *from, struct side *to, struct ibv_comp_channel *ch, uint64_t id)
+{
+    struct ibv_wc wc;
+    assert_int_equal(ibv_req_notify_cq(to->rcq, 0), 0);
+    post_recv(to, id, 1, 0, 64);
+    fill(from->buf, 64, (unsigned)id);
+    assert_int_equal(post_send(from, IBV_WR_SEND, id, 0, 64, 0, 0, 0, from->mr->lkey), 0);
+    struct pollfd pf = { .fd = ch->fd, .events = POLLIN };
+    assert_int_equal(poll(&pf, 1, DEADLINE_MS), 1);
+    struct ibv_cq *cq;
+    void *ctx;
+    assert_int_equal(ibv_get_cq_event(ch, &cq, &ctx), 0);
+    assert_ptr_equal(cq, to->rcq);
+    ibv_ack_cq_events(cq, 1);
+    assert_int_equal(poll_n(to->rcq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_int_equal(wc.wr_id, id);
+    assert_memory_equal(to->buf, from->buf, 64);
+    assert_int_equal(poll_n(from->scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+}
+
+/* Waits (deadline) for the fd count to reach at most want; returns it. */
+static int fds_settle(int want)
+{
+    long end = now_ms() + DEADLINE_MS;
+    while (count_fds() > want && now_ms() < end)
+        usleep(1000);
+    return count_fds();
+}
+
+static void fdb_run(struct pair *warm, int nch)
+{
+    static struct pair ps[FDB_PAIRS];
+    static struct ibv_comp_channel *chs[2 * FDB_PAIRS];
+    for (int i = 0; i < nch; i++)
+        assert_non_null(chs[i] = ibv_create_comp_channel(warm->ctx));
+    int n0 = count_fds();
+    for (int i = 0; i < FDB_PAIRS; i++) {
+        ps[i].ctx = warm->ctx;
+        ps[i].pd = warm->pd;
+        side_init_chs(&ps[i], &ps[i].a, 16, 1, ALL, NULL, chs[(2 * i) % nch]);
+        side_init_chs(&ps[i], &ps[i].b, 16, 1, ALL, NULL, chs[(2 * i + 1) % nch]);
+        qp_connect(ps[i].a.qp, ps[i].b.qp->qp_num, 7);
+        qp_connect(ps[i].b.qp, ps[i].a.qp->qp_num, 7);
+    }
+    uint64_t d0 = 0, s0, d1, s1;
+    /* round 0 may find the attach offers still on their way; round 1
+     * goes directly, every SEND: the cached or fetched eventfd wakes the
+     * channel (a descriptor that cannot be had sends it by stream) */
+    for (int round = 0; round < 2; round++) {
+        if (round == 1)
+            stats(&d0, &s0);
+        for (int i = 0; i < FDB_PAIRS; i++) {
+            fdb_wake(&ps[i].a, &ps[i].b, chs[(2 * i + 1) % nch], (uint64_t)(10 + round));
+            fdb_wake(&ps[i].b, &ps[i].a, chs[(2 * i) % nch], (uint64_t)(20 + round));
+        }
+    }
+    stats(&d1, &s1);
+    assert_int_equal(d1 - d0, 2 * FDB_PAIRS);
+    /* + 1: the peer process's pidfd, opened once the cache must fetch */
+    int nqp = 2 * FDB_PAIRS, cached = nch < FDB_CACHE ? nch : FDB_CACHE;
+    int bound = 2 * nqp + cached + (nch > FDB_CACHE);
+    int used = fds_settle(n0 + bound) - n0;
+    printf("fds: %d connected QPs on %d channel(s) hold %d descriptors (%.2f per QP; "
+           "bound %d: 2 stream ends per QP + %d cached peer channels + %d pidfd)\n", nqp, nch,
+           used, (double)used / nqp, bound, cached, nch > FDB_CACHE);
+    if (used > bound)
+        list_fds();
+    assert_true(used <= bound);
+    for (int i = 0; i < FDB_PAIRS; i++) {
+        side_free(&ps[i].a);
+        side_free(&ps[i].b);
+    }
+    /* the streams went; the cache keeps at most its slots (and the
+     * pidfd) while the peer process is still attached (the warm pair) */
+    assert_true(fds_settle(n0 + cached + (nch > FDB_CACHE)) <= n0 + cached + (nch > FDB_CACHE));
+    for (int i = 0; i < nch; i++)
+        assert_int_equal(ibv_destroy_comp_channel(chs[i]), 0);
+}
+
+static void test_fds_per_qp_bound(void **st)
+{
+    (void)st;
+    /* the device's own fds; both streams of a pair accepted (data went
+     * both ways: no accept or descriptor move is still on its way) */
+    struct pair *warm = pair_new(64, 1, 7, ALL);
+    send_verified(warm, 1, 64, 1);
+    struct pair rev = *warm;
+    rev.a = warm->b;
+    rev.b = warm->a;
+    send_verified(&rev, 2, 64, 2);
+    fdb_run(warm, 1);
+    fdb_run(warm, 2 * FDB_PAIRS);
+    pair_free(warm);
+}
+
+/* Takes every descriptor below a soft limit of 64 (the device's own stay
+ * above it); returns how many, *old the limit to give back. */
+static int exhaust_fds(int fds[64], struct rlimit *old)
+{
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, old), 0);
+    struct rlimit tight = *old;
+    tight.rlim_cur = 64;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    int n = 0;
+    while (n < 64 && (fds[n] = dup(0)) >= 0)
+        n++;
+    return n;
+}
+
+static void restore_fds(int fds[64], int n, const struct rlimit *old)
+{
+    while (n > 0)
+        close(fds[--n]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, old), 0);
+}
+
 /* With no descriptor left, ibv_create_comp_channel fails with EMFILE (it
  * used to say ENOMEM, sending people after memory). */
 static void test_channel_emfile(void **st)
 {
     (void)st;
     struct pair *p = pair_open();
-    struct rlimit old, tight;
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-    tight = old;
-    tight.rlim_cur = 64;
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
-    int fds[64], n = 0;
-    while (n < 64 && (fds[n] = dup(0)) >= 0)
-        n++;
+    struct rlimit old;
+    int fds[64], n = exhaust_fds(fds, &old);
     errno = 0;
     struct ibv_comp_channel *ch = ibv_create_comp_channel(p->ctx);
     int e = errno;
-    while (n > 0)
-        close(fds[--n]);
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    restore_fds(fds, n, &old);
     assert_null(ch);
     assert_int_equal(e, EMFILE);
     ibv_dealloc_pd(p->pd);
     ibv_close_device(p->ctx);
     free(p);
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* At the descriptor limit: ibv_modify_qp to RTR, which opens the QP's
+ * stream, fails with EMFILE and one line, and the QP stays in INIT (it
+ * used to go to RTR silently, its sends then ending in RETRY_EXC_ERR).
+ * With one descriptor free it succeeds; the responder side (this process
+ * too) then cannot accept the stream: its device thread backs off instead
+ * of spinning on the readable listener (it used to burn a CPU), the send
+ * waits, and is delivered intact once descriptors are back. */
+static void test_qp_emfile(void **st)
+{
+    (void)st;
+    struct pair *p = pair_open();
+    side_init(p, &p->a, 64, 1, ALL);
+    side_init(p, &p->b, 64, 1, ALL);
+    union ibv_gid gid;
+    assert_int_equal(ibv_query_gid(p->ctx, 1, 0, &gid), 0);
+    qp_to_init(p->a.qp);
+    qp_connect_gid(p->b.qp, p->a.qp->qp_num, 7, &gid);
+    struct rlimit old;
+    int fds[64], n = exhaust_fds(fds, &old);
+    errno = 0;
+    int rc = qp_to_rtr(p->a.qp, p->b.qp->qp_num, &gid);
+    struct ibv_qp_attr qa;
+    struct ibv_qp_init_attr qi;
+    assert_int_equal(ibv_query_qp(p->a.qp, &qa, IBV_QP_STATE, &qi), 0);
+    close(fds[--n]);                    /* one for the stream */
+    int rc2 = qp_to_rtr(p->a.qp, p->b.qp->qp_num, &gid);
+    if (rc != EMFILE || qa.qp_state != IBV_QPS_INIT || rc2 != 0) {
+        restore_fds(fds, n, &old);
+        fail_msg("RTR at EMFILE: %d (state %d), then %d", rc, qa.qp_state, rc2);
+    }
+    qp_to_rts(p->a.qp, 7);
+    post_recv(&p->b, 1, 1, 0, 4096);
+    fill(p->a.buf, 4096, 31);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 1, 0, 4096, 0, 0, 0, p->a.mr->lkey), 0);
+    /* a measuring window, not a synchronisation: a device thread spinning
+     * on the unaccepted stream would take most of it */
+    double c0 = cpu_seconds();
+    usleep(300 * 1000);
+    double busy = cpu_seconds() - c0;
+    struct ibv_wc wc;
+    int early = ibv_poll_cq(p->b.rcq, 1, &wc);
+    restore_fds(fds, n, &old);
+    printf("EMFILE: device CPU while the stream waited %.0f ms of 300\n", busy * 1000);
+    assert_true(busy < 0.05);
+    assert_int_equal(early, 0);         /* held: nobody could take it */
+    expect_delivered(p, 4096);
+    pair_free(p);
 }
 
 /* RLIMIT_MEMLOCK as the kernel applies it: without CAP_IPC_LOCK,
@@ -552,6 +731,9 @@ int main(int argc, char **argv)
     int rc;
     if (argc > 1 && !strcmp(argv[1], "cross_uid")) {
         rc = run_cross_uid();
+    } else if (argc > 1 && !strcmp(argv[1], "fd_bound")) {
+        const struct CMUnitTest tests[] = { cmocka_unit_test(test_fds_per_qp_bound) };
+        rc = cmocka_run_group_tests(tests, NULL, NULL);
     } else if (argc > 1 && !strcmp(argv[1], "small_as")) {
         /* an address space too small for the default segment (8 GiB):
          * the device takes a smaller one, everything still works */
@@ -567,6 +749,7 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_channel_only_when_armed),
             cmocka_unit_test(test_cq_with_event_not_leaked),
             cmocka_unit_test(test_channel_emfile),
+            cmocka_unit_test(test_qp_emfile),
             cmocka_unit_test(test_memlock_limit),
             cmocka_unit_test(test_dereg_stops_peer_writes),
         };

@@ -58,13 +58,17 @@ void side_init_ch(struct pair *p, struct side *s, int cqe, int sig_all, int acce
     side_init_chs(p, s, cqe, sig_all, access, scq_ch, NULL);
 }
 
-/* dgid NULL: the GID of port 1 (this host, where both QPs live). */
-void qp_connect_gid(struct ibv_qp *qp, uint32_t dest, int rnr_retry, const union ibv_gid *dgid)
+void qp_to_init(struct ibv_qp *qp)
 {
     struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1,
         .qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ };
     assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
                                    IBV_QP_ACCESS_FLAGS), 0);
+}
+
+int qp_to_rtr(struct ibv_qp *qp, uint32_t dest, const union ibv_gid *dgid)
+{
+    struct ibv_qp_attr a;
     memset(&a, 0, sizeof a);
     a.qp_state = IBV_QPS_RTR;
     a.dest_qp_num = dest;
@@ -75,15 +79,28 @@ void qp_connect_gid(struct ibv_qp *qp, uint32_t dest, int rnr_retry, const union
         a.ah_attr.grh.dgid = *dgid;
     else
         assert_int_equal(ibv_query_gid(qp->context, 1, 0, &a.ah_attr.grh.dgid), 0);
-    assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
-                                   IBV_QP_DEST_QPN | IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC |
-                                   IBV_QP_MIN_RNR_TIMER), 0);
+    return ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
+                         IBV_QP_DEST_QPN | IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC |
+                         IBV_QP_MIN_RNR_TIMER);
+}
+
+void qp_to_rts(struct ibv_qp *qp, int rnr_retry)
+{
+    struct ibv_qp_attr a;
     memset(&a, 0, sizeof a);
     a.qp_state = IBV_QPS_RTS;
     a.rnr_retry = (uint8_t)rnr_retry;
     a.retry_cnt = 7;
     assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
                                    IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC), 0);
+}
+
+/* dgid NULL: the GID of port 1 (this host, where both QPs live). */
+void qp_connect_gid(struct ibv_qp *qp, uint32_t dest, int rnr_retry, const union ibv_gid *dgid)
+{
+    qp_to_init(qp);
+    assert_int_equal(qp_to_rtr(qp, dest, dgid), 0);
+    qp_to_rts(qp, rnr_retry);
 }
 
 void side_init(struct pair *p, struct side *s, int cqe, int sig_all, int access)
@@ -168,6 +185,16 @@ int post_send(struct side *s, enum ibv_wr_opcode op, uint64_t id, size_t off, ui
     wr.wr.rdma.remote_addr = raddr;
     wr.wr.rdma.rkey = rkey;
     return ibv_post_send(s->qp, &wr, &bad);
+}
+
+void expect_delivered(struct pair *p, uint32_t len)
+{
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(p->b.rcq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_memory_equal(p->b.buf, p->a.buf, len);
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
 }
 
 void send_verified(struct pair *p, uint64_t id, uint32_t len, unsigned seed)

@@ -31,6 +31,10 @@ void side_init_chs(struct pair *p, struct side *s, int cqe, int sig_all, int acc
 /* scq_ch: completion channel of the send CQ, or NULL */
 void side_init_ch(struct pair *p, struct side *s, int cqe, int sig_all, int access,
                   struct ibv_comp_channel *scq_ch);
+/* The three steps of qp_connect_gid; qp_to_rtr returns ibv_modify_qp's. */
+void qp_to_init(struct ibv_qp *qp);
+int qp_to_rtr(struct ibv_qp *qp, uint32_t dest, const union ibv_gid *dgid);
+void qp_to_rts(struct ibv_qp *qp, int rnr_retry);
 /* dgid NULL: the GID of port 1 (this host, where both QPs live). */
 void qp_connect_gid(struct ibv_qp *qp, uint32_t dest, int rnr_retry, const union ibv_gid *dgid);
 void side_init(struct pair *p, struct side *s, int cqe, int sig_all, int access);
@@ -46,6 +50,9 @@ void fill(char *b, size_t n, unsigned seed);
 void post_recv(struct side *s, uint64_t id, int nsge, size_t off, uint32_t len);
 int post_send(struct side *s, enum ibv_wr_opcode op, uint64_t id, size_t off, uint32_t len,
               unsigned flags, uint64_t raddr, uint32_t rkey, uint32_t lkey);
+/* The SEND of a's first len bytes landed in b's buffer (receive
+ * completion) and a's send completed, both successfully. */
+void expect_delivered(struct pair *p, uint32_t len);
 /* A SEND of len bytes (pattern seed) from a into a receive posted on b,
  * received intact; a's send completion is left to the caller. */
 void send_verified(struct pair *p, uint64_t id, uint32_t len, unsigned seed);

@@ -21,6 +21,9 @@ struct snapshot {
     uint64_t conn_overflow, conn_recorded;
     int n_conns;
     struct nstat_conn conns[NSTAT_CONNS];   /* in_use records, consistent copies */
+    int n_settings;
+    uint32_t settings_lost;
+    struct nstat_setting settings[NSTAT_SETTINGS];   /* tunables that differ from their defaults */
     double when;                            /* CLOCK_MONOTONIC seconds */
 };
 
@@ -32,6 +35,9 @@ struct view {
     int json;                   /* -j */
     const struct snapshot *prev;/* -w: the previous sample of the same pid, or NULL */
 };
+
+/* A record's traffic summed over its paths. */
+struct nstat_traffic conn_total(const struct nstat_conn *c);
 
 void print_text(FILE *out, const struct snapshot *s, const struct view *v);
 /* One JSON object for the process (no trailing newline). */

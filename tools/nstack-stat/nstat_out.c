@@ -31,6 +31,18 @@ static const char *stack_name(const struct snapshot *s, int st)
     return st >= 0 && st < s->n_stacks ? s->stacks[st].name : "-";
 }
 
+struct nstat_traffic conn_total(const struct nstat_conn *c)
+{
+    struct nstat_traffic t = { 0, 0, 0, 0 };
+    for (int p = 0; p < NSTAT_PATHS; p++) {
+        t.tx_bytes += c->path[p].tx_bytes;
+        t.rx_bytes += c->path[p].rx_bytes;
+        t.tx_msgs += c->path[p].tx_msgs;
+        t.rx_msgs += c->path[p].rx_msgs;
+    }
+    return t;
+}
+
 static const struct nstat_conn *prev_conn(const struct view *v, const struct nstat_conn *c)
 {
     if (v->prev == NULL)
@@ -71,38 +83,66 @@ static void text_totals(FILE *out, const struct snapshot *s, const struct view *
     }
 }
 
+/* "tx/rx" messages of one path, for a column of its own. */
+static const char *msgs_str(const struct nstat_traffic *t, char *out, size_t n)
+{
+    snprintf(out, n, "%llu/%llu", u(t->tx_msgs), u(t->rx_msgs));
+    return out;
+}
+
 static void text_conns(FILE *out, const struct snapshot *s, const struct view *v)
 {
-    fprintf(out, "  %-5s %-5s %-22s %-22s %-9s %-16s %12s %12s %8s %8s%s  %s\n", "fd", "proto", "local", "peer",
-            "stack", "state", "tx_bytes", "rx_bytes", "tx_msgs", "rx_msgs", v->prev ? "     d_tx     d_rx" : "",
+    fprintf(out, "  %-5s %-5s %-22s %-22s %-9s %-16s %12s %12s %8s %8s %12s %12s %12s %12s %11s %11s%s  %s\n",
+            "fd", "proto", "local", "peer", "stack", "state", "tx_bytes", "rx_bytes", "tx_msgs", "rx_msgs", "mod_tx",
+            "mod_rx", "krn_tx", "krn_rx", "mod_msgs", "krn_msgs", v->prev ? "     d_tx     d_rx" : "",
             "route / reason");
     for (int i = 0; i < s->n_conns; i++) {
         const struct nstat_conn *c = &s->conns[i];
-        char l[64], r[64];
+        const struct nstat_traffic *m = &c->path[NSTAT_PATH_MODULE], *k = &c->path[NSTAT_PATH_KERNEL];
+        struct nstat_traffic t = conn_total(c);
+        char l[64], r[64], mm[48], km[48];
         addr_str(c, 0, l, sizeof(l));
         addr_str(c, 1, r, sizeof(r));
-        fprintf(out, "  %-5d %-5s %-22s %-22s %-9s %-16s %12llu %12llu %8llu %8llu", c->fd,
-                c->type == SOCK_DGRAM ? "udp" : "tcp", l, r, stack_name(s, c->stack), nstat_state_name(c->state),
-                u(c->tx_bytes), u(c->rx_bytes), u(c->tx_msgs), u(c->rx_msgs));
+        fprintf(out, "  %-5d %-5s %-22s %-22s %-9s %-16s %12llu %12llu %8llu %8llu %12llu %12llu %12llu %12llu %11s %11s",
+                c->fd, c->type == SOCK_DGRAM ? "udp" : "tcp", l, r, stack_name(s, c->stack),
+                nstat_state_name(c->state), u(t.tx_bytes), u(t.rx_bytes), u(t.tx_msgs), u(t.rx_msgs),
+                u(m->tx_bytes), u(m->rx_bytes), u(k->tx_bytes), u(k->rx_bytes), msgs_str(m, mm, sizeof(mm)),
+                msgs_str(k, km, sizeof(km)));
         if (v->prev) {
             const struct nstat_conn *p = prev_conn(v, c);
-            fprintf(out, " %8llu %8llu", u(c->tx_bytes - (p ? p->tx_bytes : 0)),
-                    u(c->rx_bytes - (p ? p->rx_bytes : 0)));
+            struct nstat_traffic pt = p ? conn_total(p) : (struct nstat_traffic){ 0, 0, 0, 0 };
+            fprintf(out, " %8llu %8llu", u(t.tx_bytes - pt.tx_bytes), u(t.rx_bytes - pt.rx_bytes));
         }
         fprintf(out, "  %s", c->rule);
         if (c->reason != NSTAT_R_NONE)
             fprintf(out, ": %s", nstat_reason_text(c->reason));
         fputc('\n', out);
     }
+    fprintf(out, "  connections recorded since start: %llu, open now: %d", u(s->conn_recorded), s->n_conns);
     if (s->conn_overflow > 0)
-        fprintf(out, "  (%llu connections not recorded: all %d records were in use)\n", u(s->conn_overflow),
-                NSTAT_CONNS);
+        fprintf(out, ", not recorded: %llu (all %d records were in use)", u(s->conn_overflow), NSTAT_CONNS);
+    fputc('\n', out);
+}
+
+/* The modules' tunables that differ from their defaults. */
+static void text_settings(FILE *out, const struct snapshot *s)
+{
+    if (s->n_settings == 0 && s->settings_lost == 0)
+        return;
+    fprintf(out, "  settings that differ from the defaults:\n");
+    for (int i = 0; i < s->n_settings; i++) {
+        const struct nstat_setting *e = &s->settings[i];
+        fprintf(out, "    %s: %s=%s (default %s; from %s)\n", e->module, e->key, e->value, e->dflt, e->source);
+    }
+    if (s->settings_lost > 0)
+        fprintf(out, "    (%u more not shown: the table is full)\n", s->settings_lost);
 }
 
 void print_text(FILE *out, const struct snapshot *s, const struct view *v)
 {
     fprintf(out, "pid %d (%s)%s\n", s->pid, s->comm, v->prev ? " [rates and deltas since the last sample]" : "");
     text_totals(out, s, v);
+    text_settings(out, s);
     if (v->conns)
         text_conns(out, s, v);
 }
@@ -142,6 +182,32 @@ static void json_stack(FILE *out, const struct snapshot *s, int st, const struct
     fputc('}', out);
 }
 
+static void json_traffic(FILE *out, const struct nstat_traffic *t)
+{
+    fprintf(out, "\"tx_bytes\":%llu,\"rx_bytes\":%llu,\"tx_msgs\":%llu,\"rx_msgs\":%llu", u(t->tx_bytes),
+            u(t->rx_bytes), u(t->tx_msgs), u(t->rx_msgs));
+}
+
+static void json_settings(FILE *out, const struct snapshot *s)
+{
+    fputs(",\"settings\":[", out);
+    for (int i = 0; i < s->n_settings; i++) {
+        const struct nstat_setting *e = &s->settings[i];
+        fputs(i ? ",{\"module\":" : "{\"module\":", out);
+        json_str(out, e->module);
+        fputs(",\"key\":", out);
+        json_str(out, e->key);
+        fputs(",\"value\":", out);
+        json_str(out, e->value);
+        fputs(",\"default\":", out);
+        json_str(out, e->dflt);
+        fputs(",\"source\":", out);
+        json_str(out, e->source);
+        fputc('}', out);
+    }
+    fprintf(out, "],\"settings_lost\":%u", s->settings_lost);
+}
+
 static void json_conn(FILE *out, const struct snapshot *s, const struct nstat_conn *c, const struct view *v)
 {
     char l[64], r[64];
@@ -161,12 +227,21 @@ static void json_conn(FILE *out, const struct snapshot *s, const struct nstat_co
     fprintf(out, ",\"state\":\"%s\",\"reason_code\":\"%s\",\"reason\":", nstat_state_name(c->state),
             nstat_reason_code(c->reason));
     json_str(out, nstat_reason_text(c->reason));
-    fprintf(out, ",\"errno\":%d,\"tx_bytes\":%llu,\"rx_bytes\":%llu,\"tx_msgs\":%llu,\"rx_msgs\":%llu", c->err,
-            u(c->tx_bytes), u(c->rx_bytes), u(c->tx_msgs), u(c->rx_msgs));
+    struct nstat_traffic t = conn_total(c);
+    fprintf(out, ",\"errno\":%d,", c->err);
+    json_traffic(out, &t);
+    fputs(",\"paths\":{", out);
+    for (int p = 0; p < NSTAT_PATHS; p++) {
+        fprintf(out, "%s\"%s\":{", p ? "," : "", nstat_path_name((unsigned)p));
+        json_traffic(out, &c->path[p]);
+        fputc('}', out);
+    }
+    fputc('}', out);
     if (v->prev) {
         const struct nstat_conn *p = prev_conn(v, c);
-        fprintf(out, ",\"delta_tx_bytes\":%llu,\"delta_rx_bytes\":%llu", u(c->tx_bytes - (p ? p->tx_bytes : 0)),
-                u(c->rx_bytes - (p ? p->rx_bytes : 0)));
+        struct nstat_traffic pt = p ? conn_total(p) : (struct nstat_traffic){ 0, 0, 0, 0 };
+        fprintf(out, ",\"delta_tx_bytes\":%llu,\"delta_rx_bytes\":%llu", u(t.tx_bytes - pt.tx_bytes),
+                u(t.rx_bytes - pt.rx_bytes));
     }
     fputc('}', out);
 }
@@ -182,6 +257,7 @@ void print_json(FILE *out, const struct snapshot *s, const struct view *v)
         json_stack(out, s, st, v);
     }
     fprintf(out, "],\"conn_recorded\":%llu,\"conn_overflow\":%llu", u(s->conn_recorded), u(s->conn_overflow));
+    json_settings(out, s);
     if (v->conns) {
         fputs(",\"connections\":[", out);
         for (int i = 0; i < s->n_conns; i++) {

@@ -41,6 +41,10 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+/* How long a failure waits for the anchor to tell whether the peer left
+ * (failure paths only). */
+#define RS_ANCHOR_LOST_MS 200
+
 enum anc_phase {
     ANC_TCPCONN = 1,      /* active: the nonblocking TCP connect is not done */
     ANC_A_HELLO,          /* active: hello sent, the passive's awaited */
@@ -68,6 +72,8 @@ struct rs_anchor {
     int64_t hello_deadline;       /* 0: not running */
     int64_t deadline;             /* once committed; 0: none */
     int err;                      /* ANC_FAILED: errno of every call */
+    int fb_err;                   /* ANC_FALLBACK: the local errno behind it, EREMOTEIO: the
+                                   * peer's RDMA side failed, 0: no framework (nstack-stat) */
     struct rsock *listener;       /* passive: P_LISTEN */
     struct rsock *dead_listener;  /* closed once the socket lock is dropped */
     struct rs_anc_link link;      /* the other end in this process (rs_anchor_pair.c) */
@@ -85,14 +91,40 @@ static void set_phase(struct rsock *s, int p)
     rs_event(s);
 }
 
+/* A resource limit of this process: named once (rs_endpoint.c, the
+ * dispatcher) and counted per connection, not logged per connection. */
+static int local_limit(int err)
+{
+    return err == ENOMEM || err == EMFILE || err == ENFILE;
+}
+
 static void fallback(struct rsock *s, const char *why)
 {
+    /* a passive that could not accept the RDMA connection (the active
+     * then sends FAIL): its own limit is the reason */
+    if (!s->anc->fb_err && s->state == RS_CONNECT_ERROR && local_limit(s->err))
+        s->anc->fb_err = s->err;
     rs_log(1, "anchor: connection stays on TCP: %s", why);
     set_phase(s, ANC_FALLBACK);
 }
 
+/* The peer's TCP side is closed or reset, within RS_ANCHOR_LOST_MS: the
+ * peer went away (an exiting process closes its TCP socket and withdraws
+ * its RDMA connection in no fixed order). */
+static int peer_tcp_gone(const struct rsock *s)
+{
+    struct pollfd p = { .fd = s->anc->kfd, .events = POLLRDHUP };
+    return s->anc->kfd >= 0 && poll(&p, 1, RS_ANCHOR_LOST_MS) > 0 &&
+           (p.revents & (POLLRDHUP | POLLERR | POLLHUP));
+}
+
 static void fail(struct rsock *s, int err, const char *why)
 {
+    /* A handshake that fails because the peer left is not an error of
+     * this connection: on TCP the application reads what the kernel says
+     * (EOF, or a reset), as it would have without the framework. */
+    if (s->anc->tcp_eof || peer_tcp_gone(s))
+        return fallback(s, "the peer left during the handshake");
     s->anc->err = err ? err : EPROTO;
     rs_log(3, "anchor: handshake failed: %s: %s", why, strerror(s->anc->err));
     set_phase(s, ANC_FAILED);
@@ -253,7 +285,9 @@ static void step_active_hello(struct rsock *s)
  * exactly this now) and stay on TCP together. */
 static void active_rdma_failed(struct rsock *s, int err)
 {
-    rs_log(2, "anchor: RDMA connection to the peer failed (%s); staying on TCP", strerror(err));
+    s->anc->fb_err = err;
+    rs_log(local_limit(err) ? 1 : 2, "anchor: RDMA connection to the peer failed (%s); staying on TCP",
+           strerror(err));
     if (rs_anc_msg_send(s->anc->kfd, RS_ANC_FAIL, 0))
         return fail(s, errno, "sending FAIL");
     fallback(s, "RDMA connect failed");
@@ -378,6 +412,7 @@ static void step_offering(struct rsock *s)
     if (!l) {
         /* the active waits for an OFFER: port 0 says "stay on TCP" */
         rs_log(2, "anchor: no RDMA listener (%s); staying on TCP", strerror(err));
+        a->fb_err = err;
         if (rs_anc_msg_send(a->kfd, RS_ANC_OFFER, 0))
             return fail(s, errno, "sending OFFER");
         return fallback(s, "no RDMA listener");
@@ -431,8 +466,10 @@ static int passive_fail_msg(struct rsock *s)
     int r = rs_anc_msg_recv(s->anc->kfd, RS_ANC_FAIL, &port);
     if (r == 0 || (r == -1 && errno == ENOPROTOOPT && rs_down_waiting(s->anc->kfd)))
         return 0;
-    if (r == 1)
+    if (r == 1) {
+        s->anc->fb_err = EREMOTEIO;
         fallback(s, "the peer's RDMA connect failed");
+    }
     else if (r == -1 && errno == 0) {
         int64_t grace = rs_now_ms() + rs_tun.anchor_hello_ms;
         s->anc->tcp_eof = 1;
@@ -832,6 +869,7 @@ void rs_anchor_check(struct rsock *s)
         /* FIN: keep watching for errors only (level-triggered RDHUP would
          * keep the wait fd readable) */
         s->anchor_ev = 0;
+        s->anchor_fin = 1;
         if (s->anc && watch_kfd(s, 0) == 0)
             return;
         epoll_ctl(s->wait_fd, EPOLL_CTL_DEL, s->anchor_fd, NULL);
@@ -839,9 +877,43 @@ void rs_anchor_check(struct rsock *s)
     }
 }
 
+/* Upgraded socket, lock held: the RDMA peer stopped answering (the
+ * device fails a send with "retry exceeded" once the peer's queue pair is
+ * gone with its process). The anchor tells how the peer went, as TCP
+ * would have: a FIN (the exiting process's kernel closed its socket) is an
+ * orderly close - EOF after the data already received - and an error is a
+ * reset. One process exit closes the TCP socket and destroys the queue
+ * pair in no fixed order, so the anchor gets RS_ANCHOR_LOST_MS to say it;
+ * this wait is on the failure path only. 1: judged; 0: the anchor is
+ * silent (the caller reports the RDMA failure itself). */
+int rs_anchor_peer_lost(struct rsock *s)
+{
+    if (!s->anc || s->anc_phase != ANC_UPGRADED)
+        return 0;
+    if (s->anchor_fd >= 0 && !s->anchor_fin) {
+        struct pollfd p = { .fd = s->anchor_fd, .events = POLLRDHUP };
+        (void)poll(&p, 1, RS_ANCHOR_LOST_MS);   /* EINTR: judged as silent */
+        rs_anchor_check(s);
+    }
+    if (s->state == RS_ERROR)
+        return 1;                               /* the anchor's reset */
+    if (!s->anchor_fin)
+        return 0;
+    s->peer_wr_closed = s->peer_gone = 1;
+    return 1;
+}
+
 int rs_anchor_kfd(const struct rsock *s)
 {
     return s->anc ? s->anc->kfd : -1;
+}
+
+int rs_anchor_fallback_err(struct rsock *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int e = s->anc ? s->anc->fb_err : 0;
+    pthread_mutex_unlock(&s->lock);
+    return e;
 }
 
 void rs_anchor_free(struct rsock *s)

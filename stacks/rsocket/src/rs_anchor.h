@@ -118,6 +118,9 @@ int rs_anchor_request_ok(struct rsock *s, const struct sockaddr *from);
 void rs_anchor_check(struct rsock *s);
 /* From rs_free: the handshake's own resources. */
 void rs_anchor_free(struct rsock *s);
+/* After a fallback: the errno that kept the connection on TCP (module ABI
+ * 1.3 NSTACK_SO_FALLBACK_ERRNO), 0 when the peer runs no framework. */
+int rs_anchor_fallback_err(struct rsock *s);
 
 /* Phase value meaning "upgraded" (read without the lock on the data path). */
 #define RS_ANC_PHASE_UPGRADED 100

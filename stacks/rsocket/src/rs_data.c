@@ -140,6 +140,17 @@ static void handle_send(struct rsock *s, const struct ibv_wc *wc)
         rs_cms_flushed(s);           /* the QP is in error: see rs_cmshare.c */
 }
 
+/* Statuses that say the peer's side went away (its queue pair or process),
+ * not that this end did something wrong: a reset, as TCP reports a peer
+ * that vanished. A flush that this end did not cause (no DISCONNECT sent:
+ * judged before) means the queue pair was moved to the error state under
+ * us - the device does so when the peer's process dies. */
+static int peer_unreachable(int status)
+{
+    return status == IBV_WC_RETRY_EXC_ERR || status == IBV_WC_RNR_RETRY_EXC_ERR ||
+           status == IBV_WC_REM_ABORT_ERR || status == IBV_WC_WR_FLUSH_ERR;
+}
+
 /* After a CQ pass: the first failed send of the pass, judged now that any
  * DISCONNECT completed in the same pass has been seen. */
 static void judge_send_failure(struct rsock *s)
@@ -158,11 +169,15 @@ static void judge_send_failure(struct rsock *s)
     case RS_SF_KEEPALIVE_TIMEOUT:
         rs_set_error(s, ETIMEDOUT, "keepalive: peer does not answer");
         break;
-    case RS_SF_IO_ERROR:
-        rs_log(3, "send completion failed: op %d status %s (state %d)", s->send_fail.op,
+    case RS_SF_IO_ERROR: {
+        int lost = peer_unreachable(s->send_fail.status);
+        if (lost && rs_anchor_peer_lost(s))
+            break;
+        rs_log(lost ? 1 : 3, "send completion failed: op %d status %s (state %d)", s->send_fail.op,
                ibv_wc_status_str(s->send_fail.status), (int)s->state);
-        rs_set_error(s, EIO, NULL);
+        rs_set_error(s, lost ? ECONNRESET : EIO, NULL);
         break;
+    }
     }
 }
 

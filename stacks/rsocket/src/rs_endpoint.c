@@ -132,7 +132,36 @@ static struct ibv_mr *reg(struct rsock *s, void *buf, size_t len, int access)
     return ibv_reg_mr(s->id->pd, buf, len, access);
 }
 
-static int create_buffers(struct rsock *s)
+/* Under RLIMIT_MEMLOCK (a non-root user's default is 8 MiB) the default
+ * buffers (2 x 128 KiB registered per connection) would allow some thirty
+ * connections per process: when registering fails, the buffers shrink to
+ * a quarter (each side advertises its own, so nothing on the wire is
+ * fixed) down to RS_MEMLOCK_MIN_BUF before the connection gives up on RDMA
+ * (rs_memlock.c sizes them to the limit in the first place). */
+
+static void free_buffers(struct rsock *s)
+{
+    if (s->rmr) ibv_dereg_mr(s->rmr);
+    if (s->smr) ibv_dereg_mr(s->smr);
+    if (s->tmr) ibv_dereg_mr(s->tmr);
+    s->rmr = s->smr = s->tmr = NULL;
+    page_free(s->rbuf, &s->rbuf_map);
+    page_free(s->sbuf, &s->sbuf_map);
+    page_free(s->target, &s->target_map);
+    s->rbuf = s->sbuf = s->target = NULL;
+}
+
+static int shrink_buffers(struct rsock *s)
+{
+    if (s->rbuf_size <= RS_MEMLOCK_MIN_BUF && s->sbuf_size <= RS_MEMLOCK_MIN_BUF)
+        return -1;
+    free_buffers(s);
+    s->rbuf_size = s->rbuf_size / 4 < RS_MEMLOCK_MIN_BUF ? RS_MEMLOCK_MIN_BUF : s->rbuf_size / 4;
+    s->sbuf_size = s->sbuf_size / 4 < RS_MEMLOCK_MIN_BUF ? RS_MEMLOCK_MIN_BUF : s->sbuf_size / 4;
+    return 0;
+}
+
+static int register_buffers(struct rsock *s)
 {
     const int remote = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE;
     size_t slen = s->sbuf_size + RS_QP_CTRL_SLOTS * RS_CTRL_BUF_LEN;
@@ -143,8 +172,10 @@ static int create_buffers(struct rsock *s)
     s->sbuf = page_alloc(slen, &s->sbuf_map);
     s->target = page_alloc(s->target_len, &s->target_map);
     s->rmsg_slots = s->rq_size + 1u;
-    s->rmsg = calloc(s->rmsg_slots, sizeof(*s->rmsg));
-    s->sq_track.rec = calloc(s->sq_size, sizeof(*s->sq_track.rec));
+    if (!s->rmsg)                        /* kept across a shrink */
+        s->rmsg = calloc(s->rmsg_slots, sizeof(*s->rmsg));
+    if (!s->sq_track.rec)
+        s->sq_track.rec = calloc(s->sq_size, sizeof(*s->sq_track.rec));
     if (!s->rbuf || !s->sbuf || !s->target || !s->rmsg || !s->sq_track.rec) {
         errno = ENOMEM;
         return -1;
@@ -153,6 +184,23 @@ static int create_buffers(struct rsock *s)
     s->smr = reg(s, s->sbuf, slen, IBV_ACCESS_LOCAL_WRITE);
     s->tmr = reg(s, s->target, s->target_len, remote);
     return s->rmr && s->smr && s->tmr ? 0 : -1;
+}
+
+static int create_buffers(struct rsock *s)
+{
+    for (;;) {
+        errno = 0;
+        if (register_buffers(s) == 0)
+            return 0;
+        if (errno != ENOMEM || !s->rbuf || !s->sbuf || !s->target)
+            return -1;                   /* not the registration's limit */
+        rs_memlock_refused();
+        int saved = errno;
+        if (shrink_buffers(s)) {
+            errno = saved;
+            return -1;
+        }
+    }
 }
 
 /* Receives carry no SGE: data arrives by RDMA WRITE, the receive only
@@ -210,11 +258,15 @@ static int endpoint_errno(void)
 
 int rs_endpoint_create(struct rsock *s)
 {
+    rs_memlock_fit(s);
     clamp_sizes(s);
     errno = 0;
     if (create_cq(s) || create_qp(s) || create_buffers(s) || post_receives(s)) {
         int saved = endpoint_errno();
-        rs_log(3, "cannot create the RDMA endpoint: %s", strerror(saved));
+        /* a resource limit is named once per process (note_memlock, the
+         * dispatcher's EMFILE line) and counted per connection */
+        rs_log(saved == ENOMEM || saved == EMFILE || saved == ENFILE ? 0 : 3,
+               "cannot create the RDMA endpoint: %s", strerror(saved));
         rs_endpoint_destroy(s);
         errno = saved;
         return -1;

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <nstack/nstack_module.h>
 #include <stdarg.h>
+#include <string.h>
 #include <sys/ioctl.h>
 
 /* An anchored socket carries calls only once upgraded (rs_anchor_gate:
@@ -103,7 +104,9 @@ static void fw_log_sink(int level, const char *line)
 
 static int m_init(const struct nstack_fw_api *fw)
 {
-    (void)fw;
+    /* what differs from rsockets' defaults, for nstack-stat (ABI 1.3) */
+    if (fw != NULL && NSTACK_FW_HAS(fw, publish_setting))
+        rs_tunables_publish(fw->publish_setting);
     return 0;
 }
 
@@ -217,6 +220,11 @@ static int m_getpeername(nstack_sock *s, struct sockaddr *a, socklen_t *l)
 
 static int m_getsockopt(nstack_sock *s, int level, int name, void *v, socklen_t *l)
 {
+    if (level == NSTACK_SOL_MODULE && name == NSTACK_SO_FALLBACK_ERRNO && v && l && *l >= sizeof(int)) {
+        *(int *)v = rs_anchor_fallback_err((struct rsock *)s);
+        *l = sizeof(int);
+        return 0;
+    }
     if (is_down((struct rsock *)s))
         return getsockopt(rs_down_kfd((struct rsock *)s), level, name, v, l);
     return rs_e_getsockopt((struct rsock *)s, level, name, v, l);

@@ -44,9 +44,15 @@ struct rs_tunables {
     uint32_t anchor_hello_ms;    /* anchored: wait for the peer's hello */
     uint32_t anchor_timeout_ms;  /* anchored: whole handshake once committed */
     uint32_t anchor_negcache_ms; /* anchored: remember a peer without hello */
+    uint32_t fork_timeout_ms;    /* TCP-first (adopt) handshake deadline */
 };
 extern struct rs_tunables rs_tun;
 void rs_tunables_load(void);
+/* Each tunable's value, default and source to `publish` (the dispatcher's
+ * fw->publish_setting, module ABI 1.3); loads them first. */
+typedef int (*rs_publish_fn)(const char *module, const char *key, const char *value, const char *dflt,
+                             const char *source);
+void rs_tunables_publish(rs_publish_fn publish);
 
 enum rs_state {
     RS_INIT,
@@ -179,6 +185,7 @@ struct rsock {
     int anc_phase;
     int anchor_fd;
     uint32_t anchor_ev;
+    int anchor_fin;              /* the anchor delivered the peer's FIN */
     /* passive anchor listener: its one connection request is accepted
      * into this socket (under the listener's lock, then this one's) */
     struct rsock *adopt_into;
@@ -366,6 +373,14 @@ int rs_iomap_publish(struct rsock *s, int64_t deadline);
 
 /* rs_anchor.c: liveness of an upgraded anchored socket (lock held) */
 void rs_anchor_check(struct rsock *s);
+/* rs_memlock.c: buffers sized to the locked-memory limit (before the
+ * endpoint is made); the limit refused a registration (logged once). */
+#define RS_MEMLOCK_MIN_BUF 16384u
+void rs_memlock_fit(struct rsock *s);
+void rs_memlock_refused(void);
+/* The RDMA peer is unreachable: judge it by the anchor (EOF or reset); 1
+ * when judged. Lock held. */
+int rs_anchor_peer_lost(struct rsock *s);
 void rs_anchor_free(struct rsock *s);
 /* fork child: the negative cache's lock may have been held by a thread
  * that does not exist there */

@@ -30,26 +30,11 @@
 
 #include "nstack/nstack_module.h"
 
-#define RS_TF_DEFAULT_TIMEOUT_MS 10000
-
-/* Read once; a racing first read in two threads computes the same value. */
+/* RS_FORK_TIMEOUT_MS (rs_tunables.c: range checked, shown by nstack-stat). */
 static int64_t tf_timeout_ms(void)
 {
-    static _Atomic int64_t cached;
-    int64_t v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (v > 0)
-        return v;
-    const char *env = getenv("RS_FORK_TIMEOUT_MS");
-    char *end = NULL;
-    long n = env ? strtol(env, &end, 10) : 0;
-    if (env && (end == env || *end != '\0' || n <= 0 || n > 3600000)) {
-        rs_log(2, "RS_FORK_TIMEOUT_MS=\"%s\": not a number of ms in 1..3600000; using %d",
-               env, RS_TF_DEFAULT_TIMEOUT_MS);
-        n = 0;
-    }
-    v = n > 0 ? n : RS_TF_DEFAULT_TIMEOUT_MS;
-    __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    return v;
+    rs_tunables_load();
+    return rs_tun.fork_timeout_ms;
 }
 
 /* Waits for events on fd until the deadline; 0, or -1 with ETIMEDOUT. */

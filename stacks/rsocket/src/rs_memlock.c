@@ -1,0 +1,74 @@
+/* rs_memlock.c - RDMA buffers under the locked-memory limit.
+ *
+ * Registered memory counts against RLIMIT_MEMLOCK unless the process has
+ * CAP_IPC_LOCK (root has it; a server's workers that dropped privileges do
+ * not). A non-root user's default limit is 8 MiB, and the engine's default
+ * buffers (2 x 128 KiB per connection) would fit some thirty connections.
+ * Under a finite limit each connection's buffers are sized to fit
+ * RS_MEMLOCK_CONNS connections in the limit (down to RS_MEMLOCK_MIN_BUF),
+ * and the process says so once; when registering still fails, the
+ * endpoint shrinks its buffers further (rs_endpoint.c) and at the end the
+ * connection stays on TCP with the limit as its reason. */
+#include "rs_sock.h"
+
+#include <linux/capability.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define RS_MEMLOCK_CONNS 128
+#define RS_MEMLOCK_OVERHEAD 8192u     /* control slots + target table, rounded up */
+
+/* Whether registered memory is limited for this process, and the limit. */
+static int memlock_limited(rlim_t *limit)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY)
+        return 0;
+    struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+    if (syscall(SYS_capget, &hdr, caps) == 0 &&
+        (caps[CAP_TO_INDEX(CAP_IPC_LOCK)].effective & CAP_TO_MASK(CAP_IPC_LOCK)))
+        return 0;
+    *limit = rl.rlim_cur;
+    return 1;
+}
+
+static uint32_t pow2_floor(uint32_t v)
+{
+    return v ? 1u << (31 - __builtin_clz(v)) : 0;
+}
+
+void rs_memlock_fit(struct rsock *s)
+{
+    static int said;
+    rlim_t limit;
+    if (!memlock_limited(&limit))
+        return;
+    uint64_t per_conn = limit / RS_MEMLOCK_CONNS;
+    uint64_t each = per_conn > RS_MEMLOCK_OVERHEAD ? (per_conn - RS_MEMLOCK_OVERHEAD) / 2 : 0;
+    uint32_t buf = pow2_floor(each > UINT32_MAX ? UINT32_MAX : (uint32_t)each);
+    if (buf < RS_MEMLOCK_MIN_BUF)
+        buf = RS_MEMLOCK_MIN_BUF;
+    if (s->rbuf_size <= buf && s->sbuf_size <= buf)
+        return;
+    if (s->rbuf_size > buf)
+        s->rbuf_size = buf;
+    if (s->sbuf_size > buf)
+        s->sbuf_size = buf;
+    if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+        rs_log(2, "locked-memory limit %llu KiB (RLIMIT_MEMLOCK, no CAP_IPC_LOCK): RDMA buffers of %u KiB "
+               "per direction; raise it (ulimit -l, LimitMEMLOCK=) for full-size buffers",
+               (unsigned long long)limit / 1024, buf / 1024);
+}
+
+void rs_memlock_refused(void)
+{
+    static int said;
+    rlim_t limit;
+    if (__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED) || !memlock_limited(&limit))
+        return;
+    rs_log(2, "memory registration refused at the locked-memory limit (RLIMIT_MEMLOCK %llu KiB): "
+           "buffers shrink, then connections stay on TCP; raise it with ulimit -l or LimitMEMLOCK=",
+           (unsigned long long)limit / 1024);
+}
