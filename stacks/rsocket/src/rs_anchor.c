@@ -260,8 +260,10 @@ static void step_active_hello(struct rsock *s)
         socklen_t len;
         if (rs_anc_addr(a->kfd, 1, &peer, &len) == 0)
             rs_anc_poscache_add(&peer);
-        if (rs_anc_fd_headroom(a->kfd))
+        if (rs_anc_fd_headroom(a->kfd)) {
+            a->fb_err = errno;        /* EMFILE/ENFILE: the reason nstack-stat names */
             return fallback(s, "out of descriptors for the RDMA connection");
+        }
         if (rs_anc_urgent_send(a->kfd, RS_ANC_KICK))
             return fallback(s, "KICK not sent");
         a->hello_deadline = 0;
