@@ -3,15 +3,25 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "libc_api.h"
 
 #define FD_HIGH_MIN 256
 #define FD_HIGH_CAP 65536
 
-/* Read each time (off the hot path): the app may raise its limit later. */
-static int high_base(void)
+/* From the limit, read at most every FD_HIGH_REFRESH_MS: an anchored
+ * connection's set-up moves about ten fds here (the module's and its
+ * device library's), and a getrlimit for each was a tenth of its system
+ * calls; the app may raise its limit later, which is seen that much later
+ * (until then a new fd lands lower than it could: never wrong). One
+ * 64-bit word (base, coarse time) so that threads read it atomically. */
+#define FD_HIGH_REFRESH_MS 100
+static uint64_t high_cached;   /* base << 32 | coarse ms; atomic loads/stores */
+
+static int base_from_limit(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -22,6 +32,19 @@ static int high_base(void)
     if (base > FD_HIGH_CAP)
         base = FD_HIGH_CAP;
     return (int)base;
+}
+
+static int high_base(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    uint32_t now = (uint32_t)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+    uint64_t c = __atomic_load_n(&high_cached, __ATOMIC_RELAXED);
+    if (c && now - (uint32_t)c < FD_HIGH_REFRESH_MS)
+        return (int)(c >> 32);
+    int base = base_from_limit();
+    __atomic_store_n(&high_cached, (uint64_t)(uint32_t)base << 32 | now, __ATOMIC_RELAXED);
+    return base;
 }
 
 int fd_dup_high(int fd)

@@ -45,24 +45,12 @@ static int64_t run_timeout_ms(void)
 
 static void ep_set(int op, int fd, uint32_t events, uint32_t tag)
 {
-    struct epoll_event ev = { .events = events, .data.u32 = tag };
-    if (epoll_ctl(epfd, op, fd, &ev))
-        RSFW_FAIL("epoll_ctl(op %d, fd %d): %s", op, fd, strerror(errno));
+    rsfw_ep_set(epfd, op, fd, events, tag);
 }
 
-/* Waits for events until the run deadline; fails with `what` after it. */
 static int wait_events(struct epoll_event *evs, int max, const char *what)
 {
-    for (;;) {
-        int64_t left = deadline_ms - rsfw_now_ms();
-        if (left <= 0)
-            RSFW_FAIL("timeout: %s", what);
-        int n = epoll_wait(epfd, evs, max, left > 1000 ? 1000 : (int)left);
-        if (n > 0)
-            return n;
-        if (n < 0 && errno != EINTR)
-            RSFW_FAIL("epoll_wait: %s", strerror(errno));
-    }
+    return rsfw_wait_events(epfd, deadline_ms, evs, max, what);
 }
 
 /* ---- server ------------------------------------------------------------ */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -94,6 +95,31 @@ static inline long rsfw_count(const char *what, const char *s, long max)
         exit(2);
     }
     return v;
+}
+
+/* epoll_ctl that exits naming the operation when it fails. */
+static inline void rsfw_ep_set(int epfd, int op, int fd, uint32_t events, uint32_t tag)
+{
+    struct epoll_event ev = { .events = events, .data.u32 = tag };
+    if (epoll_ctl(epfd, op, fd, &ev))
+        RSFW_FAIL("epoll_ctl(op %d, fd %d): %s", op, fd, strerror(errno));
+}
+
+/* Waits for events until deadline_ms (in slices of at most 1 s); exits
+ * naming `what` after it. Returns the number of events (> 0). */
+static inline int rsfw_wait_events(int epfd, int64_t deadline_ms, struct epoll_event *evs,
+                                   int max, const char *what)
+{
+    for (;;) {
+        int64_t left = deadline_ms - rsfw_now_ms();
+        if (left <= 0)
+            RSFW_FAIL("timeout: %s", what);
+        int n = epoll_wait(epfd, evs, max, left > 1000 ? 1000 : (int)left);
+        if (n > 0)
+            return n;
+        if (n < 0 && errno != EINTR)
+            RSFW_FAIL("epoll_wait: %s", strerror(errno));
+    }
 }
 
 /* The process's resident set in kB (VmRSS), -1 if unknown. */

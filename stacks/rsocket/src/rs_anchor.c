@@ -260,6 +260,10 @@ static void step_active_hello(struct rsock *s)
         socklen_t len;
         if (rs_anc_addr(a->kfd, 1, &peer, &len) == 0)
             rs_anc_poscache_add(&peer);
+        if (rs_anc_fd_headroom(a->kfd)) {
+            a->fb_err = errno;        /* EMFILE/ENFILE: the reason nstack-stat names */
+            return fallback(s, "out of descriptors for the RDMA connection");
+        }
         if (rs_anc_urgent_send(a->kfd, RS_ANC_KICK))
             return fallback(s, "KICK not sent");
         a->hello_deadline = 0;
@@ -329,6 +333,7 @@ static void upgraded(struct rsock *s)
         s->anchor_fd = -1;
     if (s->keepalive)
         rs_keepalive_arm(s);
+    rs_cms_adopt(s);              /* its own CM channel is not needed any more */
     set_phase(s, ANC_UPGRADED);
 }
 
@@ -346,14 +351,24 @@ static void step_rconn(struct rsock *s)
 /* ---- passive side ----------------------------------------------------- */
 
 /* Listener for this one connection, on the TCP socket's local address,
- * which accepts straight into s (rs_accept.c, adopt_into). */
+ * which accepts straight into s (rs_accept.c, adopt_into): a pooled one
+ * when there is one (rs_anchor_lpool.c), else a new one. */
 static struct rsock *passive_listener(struct rsock *s, uint16_t *port)
 {
     struct sockaddr_storage ss;
     socklen_t len;
     struct rsock *l = NULL;
-    if (rs_anc_addr(s->anc->kfd, 0, &ss, &len) ||
-        rs_e_socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0, &l) < 0)
+    if (rs_anc_addr(s->anc->kfd, 0, &ss, &len))
+        return NULL;
+    if ((l = rs_anc_lpool_take(&ss, s, port)) != NULL) {
+        if (rs_wait_fd_add(s, l->cm_chan->fd) == 0)
+            return l;
+        int err = errno;
+        rs_anc_lpool_put(l, 1);
+        errno = err;
+        return NULL;
+    }
+    if (rs_e_socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0, &l) < 0)
         return NULL;
     l->adopt_into = s;
     rs_anc_set_port(&ss, 0);
@@ -389,7 +404,7 @@ static void step_offering(struct rsock *s)
         return;
     a->busy = 1;
     pthread_mutex_unlock(&s->lock);
-    struct rsock *l = passive_listener(s, &port);
+    struct rsock *l = rs_anc_fd_headroom(a->kfd) ? NULL : passive_listener(s, &port);
     int err = errno;
     pthread_mutex_lock(&s->lock);
     a->busy = 0;
@@ -540,6 +555,13 @@ static void step_accepting(struct rsock *s)
     rs_progress(s, 1);
     if (s->state == RS_CONNECTED || s->state == RS_DISCONNECTED)
         return upgraded(s);
+    /* The active closed its TCP end without FAIL and our RDMA side failed
+     * (rdma_accept of a request whose sender is gone: EINVAL) or never
+     * came: it left during the handshake. TCP's EOF is what the
+     * application reads, as in P_LISTEN - not the device's errno. */
+    int rdma_failed = s->state == RS_CONNECT_ERROR || s->state == RS_ERROR;
+    if (s->anc->tcp_eof && (rdma_failed || rs_now_ms() >= s->anc->deadline))
+        return fallback(s, "EOF during the handshake");
     /* a failure here is the active's too: it sends FAIL, awaited until
      * the deadline */
     if (rs_now_ms() >= s->anc->deadline)
@@ -684,11 +706,12 @@ static void advance(struct rsock *s)
 static void unlock_and_tidy(struct rsock *s)
 {
     struct rsock *l = s->anc->busy ? NULL : s->anc->dead_listener;
+    int used = s->id != NULL;     /* its one request was ours: reusable */
     if (l)
         s->anc->dead_listener = NULL;
     pthread_mutex_unlock(&s->lock);
     if (l)
-        rs_e_close(l);
+        rs_anc_lpool_put(l, used);
 }
 
 static int result(struct rsock *s)
@@ -902,9 +925,9 @@ void rs_anchor_free(struct rsock *s)
         return;
     rs_anc_pair_close(s, &a->link);
     if (a->listener)
-        rs_e_close(a->listener);
+        rs_anc_lpool_put(a->listener, 0);
     if (a->dead_listener)
-        rs_e_close(a->dead_listener);
+        rs_anc_lpool_put(a->dead_listener, s->id != NULL);
     if (a->timer_fd >= 0)
         close(a->timer_fd);
     free(a);
@@ -997,6 +1020,7 @@ int rs_anchor_open(int kfd, int role, int flags, nstack_sock **out)
         return -1;
     }
     s->nonblock = (flags & NSTACK_ADOPT_NONBLOCK) != 0;
+    rs_kick_for_mode(s);
     s->anc->hello_sent = (flags & NSTACK_ANCHOR_HELLO_SENT) != 0;
     pthread_mutex_lock(&s->lock);
     if (role == NSTACK_ADOPT_PASSIVE)

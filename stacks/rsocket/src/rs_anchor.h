@@ -49,6 +49,9 @@ int rs_anc_msg_recv(int kfd, int type, uint16_t *port);
 int rs_anc_addr(int kfd, int peer, struct sockaddr_storage *ss, socklen_t *len);
 void rs_anc_set_port(struct sockaddr_storage *ss, uint16_t port);
 uint16_t rs_anc_get_port(const struct sockaddr_storage *ss);
+/* The descriptors an RDMA connection needs are free (before committing). */
+#define RS_ANC_FD_HEADROOM 12
+int rs_anc_fd_headroom(int kfd);
 /* Connection still being set up (nonblocking connect): 1, else 0. */
 int rs_anc_tcp_connecting(int kfd);
 
@@ -59,6 +62,17 @@ int rs_anc_negcache_hit(const struct sockaddr_storage *peer);
 void rs_anc_poscache_add(const struct sockaddr_storage *peer);
 int rs_anc_poscache_hit(const struct sockaddr_storage *peer);
 
+/* ---- rs_anchor_lpool.c: idle anchor listeners kept for reuse ------------ */
+/* A pooled listener on local's address, set to accept into s (*port), or
+ * NULL. No socket lock held. */
+struct rsock *rs_anc_lpool_take(const struct sockaddr_storage *local, struct rsock *s,
+                                uint16_t *port);
+/* A retired anchor listener: pooled when `used` (its one request was
+ * accepted: a handshake that failed may still have a late request on its
+ * way, which must not reach the next socket), else closed. No socket lock
+ * held. */
+void rs_anc_lpool_put(struct rsock *l, int used);
+void rs_anc_lpool_fork_child(void);
 /* ---- rs_anchor_pair.c: both ends in this process ------------------------ */
 /* Registry entry and pr_fd mirror of one upgrading socket (in its anchor). */
 struct rs_anc_link {

@@ -291,9 +291,7 @@ static void drop_rdma(struct rsock *s)
         return;
     rs_endpoint_destroy(s);
     rs_iomap_free(s);
-    if (s->id)
-        rdma_destroy_id(s->id);
-    s->id = NULL;
+    rs_cms_destroy_id(s);
     if (s->cm_chan)
         rdma_destroy_event_channel(s->cm_chan);
     s->cm_chan = NULL;

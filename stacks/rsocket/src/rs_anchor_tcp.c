@@ -17,11 +17,14 @@
 #include "rs_anchor.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 int rs_anc_urgent_send(int kfd, uint8_t v)
 {
@@ -271,4 +274,35 @@ void rs_anc_poscache_add(const struct sockaddr_storage *peer)
 int rs_anc_poscache_hit(const struct sockaddr_storage *peer)
 {
     return cache_hit(pc_table, peer);
+}
+
+/*
+ * Whether the descriptors an RDMA connection needs are free: the CM and
+ * completion channels, and what the device opens per connection (the
+ * software device: sockets to the peer, a copy of its completion eventfd,
+ * a CM timer, transient sockets while resolving). Asked right before an
+ * end commits (the active's KICK, the passive's OFFER), where falling
+ * back to TCP is still clean: past that point a device that runs out of
+ * descriptors fails the new RDMA connection after it was established,
+ * when the other end may already carry the connection on it. 0, or -1
+ * with errno EMFILE/ENFILE. Raw system calls: dispatcher bookkeeping of
+ * these throw-away fds has no use.
+ */
+int rs_anc_fd_headroom(int kfd)
+{
+    int fds[RS_ANC_FD_HEADROOM], n = 0, err = 0;
+    while (n < RS_ANC_FD_HEADROOM) {
+        long fd = syscall(SYS_fcntl, kfd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) {
+            err = errno;
+            break;
+        }
+        fds[n++] = (int)fd;
+    }
+    while (n > 0)
+        syscall(SYS_close, fds[--n]);
+    if (!err)
+        return 0;
+    errno = err;
+    return -1;
 }

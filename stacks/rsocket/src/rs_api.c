@@ -323,22 +323,30 @@ struct rpoll_reg {
     uint64_t serial;
 };
 
-/* Register on every rsocket of fds; fills kicks, returns how many. */
+/* Register on every rsocket of fds; fills kicks, returns how many.
+ * *unkicked: an rsocket could not get a kick fd (out of descriptors), so
+ * the sleep must be sliced. */
 static nfds_t rpoll_register(const struct pollfd *fds, nfds_t n, struct rpoll_reg *reg,
-                             struct pollfd *kicks)
+                             struct pollfd *kicks, int *unkicked)
 {
     nfds_t nk = 0;
     pthread_mutex_lock(&rs_fd_lock);   /* a slot's socket is live while held */
     for (nfds_t i = 0; i < n; i++) {
         struct rsock *s = fds[i].fd >= 0 && fds[i].fd < RS_FD_MAX ? rs_fds[fds[i].fd] : NULL;
         reg[i].s = NULL;
-        if (!s || s->kick_fd < 0)
+        if (!s)
             continue;
         pthread_mutex_lock(&s->lock);
-        s->rpoll_sleepers++;
+        int kfd = rs_kick_ensure(s) ? -1 : s->kick_fd;
+        if (kfd >= 0)
+            s->rpoll_sleepers++;
         pthread_mutex_unlock(&s->lock);
+        if (kfd < 0) {
+            *unkicked = 1;     /* out of descriptors: not kicked, re-polled */
+            continue;
+        }
         reg[i] = (struct rpoll_reg){ s, s->serial };
-        kicks[nk++] = (struct pollfd){ .fd = s->kick_fd, .events = POLLIN };
+        kicks[nk++] = (struct pollfd){ .fd = kfd, .events = POLLIN };
     }
     pthread_mutex_unlock(&rs_fd_lock);
     return nk;
@@ -389,7 +397,10 @@ RS_VISIBLE int rpoll(struct pollfd *fds, nfds_t nfds, int timeout)
         int wait = rs_poll_timeout(deadline);
         if (ready || wait == 0)
             break;
-        nfds_t nk = rpoll_register(fds, nfds, reg, shadow + nfds);
+        int unkicked = 0;
+        nfds_t nk = rpoll_register(fds, nfds, reg, shadow + nfds, &unkicked);
+        if (unkicked && (wait < 0 || wait > 10))
+            wait = 10;
         /* a change between the check above and the registration kicked
          * nobody: check once more, registered, before sleeping */
         n = poll(shadow, nfds, 0);

@@ -1,7 +1,8 @@
 /*
  * rs_conn.c - the connection state machine on rdma_cm. Each socket has a
- * private event channel whose fd is in its wait fd; every CM event is
- * handled non-blocking here, from poll_events or from a blocking call.
+ * private event channel whose fd is in its wait fd (until an anchored
+ * socket is upgraded: rs_cmshare.c); every CM event is handled
+ * non-blocking here, from poll_events or from a blocking call.
  *
  *   active:  RESOLVING_ADDR -> RESOLVING_ROUTE -> CONNECTING -> CONNECTED
  *   passive: LISTENING; each CONNECT_REQUEST is answered at once

@@ -58,6 +58,8 @@ static void handle_recv(struct rsock *s, const struct ibv_wc *wc)
     if (wc->status != IBV_WC_SUCCESS) {
         if (wc->status != IBV_WC_WR_FLUSH_ERR)
             rs_set_error(s, EIO, "receive completion failed");
+        else if (s->cm_shared)
+            rs_cms_flushed(s);
         return;
     }
     if (!(wc->wc_flags & IBV_WC_WITH_IMM)) {
@@ -134,6 +136,8 @@ static void handle_send(struct rsock *s, const struct ibv_wc *wc)
     s->send_fail.keepalive = op == RS_OP_CTRL && wrid_value(desc) == RS_CTRL_KEEPALIVE;
     s->send_fail.op = (int)op;
     s->send_fail.status = wc->status;
+    if (s->send_fail.flushed && s->cm_shared)
+        rs_cms_flushed(s);           /* the QP is in error: see rs_cmshare.c */
 }
 
 /* Statuses that say the peer's side went away (its queue pair or process),
@@ -156,6 +160,8 @@ static void judge_send_failure(struct rsock *s)
     s->send_fail.pending = 0;
     if (s->state == RS_ERROR)
         return;
+    if (s->cm_shared && !s->peer_gone)
+        rs_cms_sync(s);              /* what its own CM channel said first */
     switch (rs_send_failure_verdict(s->send_fail.flushed, s->send_fail.keepalive,
                                     s->peer_gone, s->disconnect_sent)) {
     case RS_SF_IGNORE:
@@ -302,6 +308,8 @@ int rs_progress_sources(struct rsock *s, unsigned src, int from_poll)
 
     if (src & RS_SRC_CM)
         rs_conn_process_cm(s);
+    if (s->cm_shared)
+        rs_cms_apply(s);
     if ((src & RS_SRC_ANCHOR) && s->anchor_fd >= 0)
         rs_anchor_check(s);
     if (s->lp_in_wait && (s->state < RS_RESOLVING_ADDR || s->state > RS_CONNECTING))

@@ -42,13 +42,44 @@ static void page_free(void *p, size_t *len)
     *len = 0;
 }
 
+/*
+ * A device context's max_qp_wr, queried once per context and fork
+ * generation: a device's limits do not change, and ibv_query_device costs
+ * the software device a scan of the host's interfaces (a netlink dump) on
+ * every call - about 11 system calls of each connection's set-up.
+ * Locking: qd_lock guards the one cached entry; only try-locked (a busy
+ * lock, or one a fork left held, means a plain query), so no thread waits.
+ */
+static pthread_mutex_t qd_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct { struct ibv_context *ctx; unsigned gen; int max_wr; } qd_cache;
+
+static int device_max_wr(struct ibv_context *ctx)
+{
+    unsigned gen = __atomic_load_n(&rs_fork_gen, __ATOMIC_RELAXED);
+    int cached = -1, locked = pthread_mutex_trylock(&qd_lock) == 0;
+    if (locked && qd_cache.ctx == ctx && qd_cache.gen == gen)
+        cached = qd_cache.max_wr;
+    if (locked)
+        pthread_mutex_unlock(&qd_lock);
+    if (cached >= 0)
+        return cached;
+    struct ibv_device_attr attr;
+    int max = ibv_query_device(ctx, &attr) ? 0 : attr.max_qp_wr;
+    if (max > 0 && pthread_mutex_trylock(&qd_lock) == 0) {
+        qd_cache.ctx = ctx;
+        qd_cache.gen = gen;
+        qd_cache.max_wr = max;
+        pthread_mutex_unlock(&qd_lock);
+    }
+    return max;
+}
+
 static void clamp_sizes(struct rsock *s)
 {
-    struct ibv_device_attr attr;
     uint32_t max = 0xfffe;
-    if (!ibv_query_device(s->id->verbs, &attr) && attr.max_qp_wr > 0 &&
-        (uint32_t)attr.max_qp_wr < max)
-        max = (uint32_t)attr.max_qp_wr;
+    int dev_max = device_max_wr(s->id->verbs);
+    if (dev_max > 0 && (uint32_t)dev_max < max)
+        max = (uint32_t)dev_max;
     if (s->sq_size > max) s->sq_size = (uint16_t)max;
     if (s->rq_size > max) s->rq_size = (uint16_t)max;
     if (s->sq_size < 16) s->sq_size = 16;

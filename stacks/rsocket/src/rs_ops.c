@@ -68,6 +68,7 @@ int rs_e_socket(int domain, int type, int protocol, struct rsock **out)
         return -1;
     }
     s->nonblock = !!(type & SOCK_NONBLOCK);
+    rs_kick_for_mode(s);
     *out = s;
     return s->wait_fd;
 }
@@ -128,6 +129,7 @@ int rs_e_accept(struct rsock *s, struct sockaddr *addr, socklen_t *len, int flag
     if (r)
         return -1;
     c->nonblock = !!(flags & SOCK_NONBLOCK);
+    rs_kick_for_mode(c);
     if (addr && len)
         rs_e_name(c, 1, addr, len);
     if (c->keepalive)
@@ -332,6 +334,7 @@ int rs_e_set_nonblock(struct rsock *s, int on)
 {
     pthread_mutex_lock(&s->lock);
     s->nonblock = !!on;
+    rs_kick_for_mode(s);
     pthread_mutex_unlock(&s->lock);
     return 0;
 }

@@ -2,6 +2,7 @@
  * rs_sock.c - socket object lifetime, the wait fd, blocking waits with a
  * fork detection and logging (blocking waits: rs_wait.c).
  */
+#include "rs_anchor.h"
 #include "rs_sock.h"
 #include "rs_down.h"
 
@@ -26,6 +27,8 @@ void rs_fork_child_reset(void)
     __atomic_add_fetch(&rs_fork_gen, 1, __ATOMIC_RELAXED);
     rs_lprog_fork_child();
     rs_anc_fork_child();
+    rs_cms_fork_child();
+    rs_anc_lpool_fork_child();
 }
 
 /* Set by rs_module.c; stderr otherwise (warnings and errors only). */
@@ -78,6 +81,14 @@ static void rs_count_alloc(void)
     while (live > peak &&
            !__atomic_compare_exchange_n(&rs_live_peak, &peak, live, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         ;
+}
+
+/* A socket parked out of use (a pooled anchor listener: -1) or back in
+ * use (+1): the trim rule above counts the sockets in use, so a few idle
+ * listeners kept for the next handshake do not hold the heap. */
+void rs_count_parked(int delta)
+{
+    __atomic_add_fetch(&rs_live, delta, __ATOMIC_RELAXED);
 }
 
 static void rs_count_free(void)
@@ -165,8 +176,7 @@ void rs_free(struct rsock *s)
     if (owner) {
         rs_endpoint_destroy(s);
         rs_iomap_free(s);
-        if (s->id)
-            rdma_destroy_id(s->id);
+        rs_cms_destroy_id(s);
         if (s->cm_chan)
             rdma_destroy_event_channel(s->cm_chan);
         free(s->rmsg);

@@ -109,8 +109,13 @@ struct rsock {
         int pending, flushed, keepalive, op;
         enum ibv_wc_status status;
     } send_fail;
-    struct rdma_event_channel *cm_chan;
+    struct rdma_event_channel *cm_chan;  /* NULL once on the shared one */
     struct rdma_cm_id *id;
+    /* The id moved to the process's shared channel (rs_cmshare.c):
+     * cm_shared under lock; cm_shared_ev gets RS_CMS_* bits from whoever
+     * drains that channel (atomic OR, taken with an atomic exchange). */
+    int cm_shared;
+    unsigned cm_shared_ev;
     struct ibv_comp_channel *comp_chan;
     struct ibv_cq *cq;
     unsigned cq_unacked;
@@ -244,6 +249,7 @@ static inline int rs_peer_len_set(const uint8_t *p)
 
 /* rs_sock.c: lifetime, checks, waiting */
 struct rsock *rs_alloc(int domain, const struct rsock *inherit);
+void rs_count_parked(int delta);
 void rs_free(struct rsock *s);
 int rs_wait_fd_add(struct rsock *s, int fd);
 int rs_check_usable(struct rsock *s);
@@ -258,6 +264,10 @@ int rs_wait_locked(struct rsock *s, int64_t deadline_ms);
 int rs_wait_timed(struct rsock *s, int64_t deadline_ms, int timed);
 int64_t rs_deadline(const struct timeval *tv, int nonblock);
 void rs_event(struct rsock *s);
+/* Make the kick eventfd if it does not exist yet (lock held): 0, or -1. */
+int rs_kick_ensure(struct rsock *s);
+/* ... at once when the socket is blocking (after its mode was set). */
+void rs_kick_for_mode(struct rsock *s);
 /* Read the kick eventfd once no thread sleeps on it (lock held). */
 void rs_kick_drain(struct rsock *s);
 /* Milliseconds left until a deadline (-1: none) for poll(); 0 when past. */
@@ -375,6 +385,16 @@ void rs_anchor_free(struct rsock *s);
 /* fork child: the negative cache's lock may have been held by a thread
  * that does not exist there */
 void rs_anc_fork_child(void);
+
+/* rs_cmshare.c: one rdma_cm channel per process for upgraded anchored
+ * sockets (lock held for adopt/apply) */
+#define RS_CMS_GONE 1u               /* DISCONNECTED / DEVICE_REMOVAL */
+void rs_cms_adopt(struct rsock *s);
+void rs_cms_apply(struct rsock *s);
+void rs_cms_flushed(struct rsock *s);
+void rs_cms_sync(struct rsock *s);
+void rs_cms_destroy_id(struct rsock *s);
+void rs_cms_fork_child(void);
 
 /* rs_ops.c: process-wide initialisation, once */
 void rs_global_init_once(void);

@@ -22,9 +22,13 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+
+#define RS_KICKLESS_SLICE_MS 10   /* a poller without a kick fd re-checks this often */
 
 int rs_wake_init(struct rsock *s)
 {
@@ -39,16 +43,59 @@ int rs_wake_init(struct rsock *s)
         errno = r;
         return -1;
     }
-    /* made here, not at the first wait: a socket's descriptor count stays
-     * the same for its whole life */
-    s->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (s->kick_fd < 0) {
-        int err = errno;
-        pthread_cond_destroy(&s->wake_cond);
-        errno = err;
-        return -1;
-    }
+    /* made once the socket is known to be blocking (rs_kick_for_mode) or
+     * at its first wait (rs_kick_ensure): an event loop that never blocks
+     * inside the engine never pays a descriptor for it */
+    s->kick_fd = -1;
     return 0;
+}
+
+/* The lowest descriptor number of the dispatcher's high range (the rule of
+ * framework/src/fd_high.c: half the limit, 256..65536): a kick fd made in
+ * the middle of an application's recv must not take a number the
+ * application is about to get from socket() or sized its tables for. */
+static int kick_fd_base(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 256;
+    rlim_t b = rl.rlim_cur == RLIM_INFINITY ? 65536 : rl.rlim_cur / 2;
+    return b < 256 ? 256 : b > 65536 ? 65536 : (int)b;
+}
+
+/* The kick eventfd, made at the first need (lock held). Out of descriptors
+ * (-1, EMFILE/ENFILE) the waits still work, in bounded slices
+ * (RS_KICKLESS_SLICE_MS) instead of being kicked: a descriptor the process
+ * cannot get never fails an established connection. */
+int rs_kick_ensure(struct rsock *s)
+{
+    if (s->kick_fd >= 0)
+        return 0;
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int base = kick_fd_base();
+    int high = fd < base ? fcntl(fd, F_DUPFD_CLOEXEC, base) : -1;
+    if (high >= 0) {
+        close(fd);
+        fd = high;
+    }
+    s->kick_fd = fd;
+    return 0;
+}
+
+/* After the socket's blocking mode was set (lock held, or not shared yet):
+ * a blocking socket's calls wait inside the engine, so it gets its kick
+ * fd at once and holds the same descriptors for its whole life, as the
+ * application would expect of a socket; a nonblocking one (an event loop)
+ * only if it ever waits. Out of descriptors here is not an error: the
+ * first wait tries again (rs_kick_ensure). */
+void rs_kick_for_mode(struct rsock *s)
+{
+    int err = errno;
+    if (!s->nonblock)
+        rs_kick_ensure(s);
+    errno = err;
 }
 
 void rs_wake_destroy(struct rsock *s)
@@ -162,6 +209,8 @@ static int poll_set(struct rsock *s, struct pollfd pfd[6])
 static int wait_on_fd(struct rsock *s, int timeout)
 {
     struct pollfd pfd[6];
+    if (rs_kick_ensure(s) && (timeout < 0 || timeout > RS_KICKLESS_SLICE_MS))
+        timeout = RS_KICKLESS_SLICE_MS;
     int nfds = poll_set(s, pfd);
     int known = rs_sources_known(s);
     s->poller_busy = s->poller_asleep = 1;
