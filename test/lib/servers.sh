@@ -73,7 +73,12 @@ srv_on_exit() { _SRV_EXIT_HOOKS+=("$*"); }
 srv_cleanup() {
     local h pid pids
     pids=$(ip netns pids "$NS_A" 2>/dev/null; ip netns pids "$NS_B" 2>/dev/null)
-    for h in "${_SRV_EXIT_HOOKS[@]}"; do eval "timeout 20 $h" >/dev/null 2>&1; done
+    # a hook is a command (bounded by timeout) or a shell function of the
+    # test (bounded itself)
+    for h in "${_SRV_EXIT_HOOKS[@]}"; do
+        if declare -F "${h%% *}" >/dev/null; then eval "$h" >/dev/null 2>&1
+        else eval "timeout 20 $h" >/dev/null 2>&1; fi
+    done
     prog_cleanup
     for pid in $pids; do kill -0 "$pid" 2>/dev/null || rm -f "/dev/shm/nstack-stat.$pid"; done
     return 0
