@@ -340,6 +340,20 @@ void conn_stats_stay_tcp(int fd, struct file *f, int err)
     stayed(rec_of(f), g_kernel_stack, reason_of_errno(err), err);
 }
 
+void conn_stats_tcp_phase(int fd, struct file *f, int inbound)
+{
+    if (__atomic_load_n(&f->conn_slot, __ATOMIC_ACQUIRE) == 0)
+        track(fd, inbound);
+    struct nstat_conn *c = rec_of(f);
+    if (c == NULL)
+        return;
+    rec_begin(c);
+    c->stack = g_kernel_stack;
+    c->state = NSTAT_ST_TCP_PHASE;
+    c->reason = NSTAT_R_NONE;
+    rec_end(c);
+}
+
 void conn_stats_fallback(struct file *from, struct file *to)
 {
     if (to != NULL)

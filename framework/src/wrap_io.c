@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/sendfile.h>
 
+#include "anchor_ll.h"
 #include "epoll_agg.h"
 #include "fd_table.h"
 #include "file.h"
@@ -43,10 +44,13 @@ static inline void count_io(struct file *f, ssize_t r, enum nstat_counter c)
         if (__atomic_load_n(&kf_->kind, __ATOMIC_RELAXED) == FILE_KSOCK &&        \
             __atomic_load_n(&kf_->decided, __ATOMIC_ACQUIRE)) {                   \
             int st_ = __atomic_load_n(&kf_->stack, __ATOMIC_RELAXED);             \
+            if (ctr == NSTAT_RX_BYTES)                                           \
+                anchor_ll_read(fd, kf_);                                         \
             ssize_t r_ = call;                                                   \
             if (r_ > 0) {                                                        \
                 stats_add(st_, ctr, (uint64_t)r_);                               \
                 conn_stats_io(kf_, ctr == NSTAT_TX_BYTES, (uint64_t)r_);         \
+                anchor_ll_count(fd, kf_, r_);                                    \
             }                                                                    \
             return r_;                                                           \
         }                                                                        \
@@ -273,8 +277,10 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 static int kernel_sendmmsg(int fd, struct file *f, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
     int r = LIBC(sendmmsg)(fd, vec, vlen, flags);
-    for (int i = 0; i < r; i++)
+    for (int i = 0; i < r; i++) {
         count_io(f, vec[i].msg_len, NSTAT_TX_BYTES);
+        anchor_ll_count(fd, f, vec[i].msg_len);
+    }
     return (int)file_put_ret(f, r);
 }
 
@@ -373,9 +379,12 @@ static int m_recvmmsg(struct file *f, struct mmsghdr *vec, unsigned int vlen, in
 static int kernel_recvmmsg(int fd, struct file *f, struct mmsghdr *vec, unsigned int vlen, int flags,
                            struct timespec *tmo)
 {
+    anchor_ll_read(fd, f);
     int r = LIBC(recvmmsg)(fd, vec, vlen, flags, tmo);
-    for (int i = 0; i < r; i++)
+    for (int i = 0; i < r; i++) {
         count_io(f, vec[i].msg_len, NSTAT_RX_BYTES);
+        anchor_ll_count(fd, f, vec[i].msg_len);
+    }
     return (int)file_put_ret(f, r);
 }
 
@@ -448,6 +457,8 @@ EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
                                       : LIBC(sendfile)(out_fd, in_fd, offset, count);
     ANCHOR_RETRY(out_fd, f, r, LIBC(sendfile)(out_fd, in_fd, offset, count));
     count_io(f, r, NSTAT_TX_BYTES);
+    if (r > 0 && f->kind == FILE_KSOCK)
+        anchor_ll_count(out_fd, f, r);     /* the long-lived policy's TCP phase */
     return file_put_ret(f, r);
 }
 

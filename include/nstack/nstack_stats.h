@@ -62,6 +62,7 @@ enum nstat_conn_state {
     NSTAT_ST_UPGRADED,       /* anchored: data moves on the module */
     NSTAT_ST_STAYED_TCP,     /* anchored candidate that stayed on TCP (see reason) */
     NSTAT_ST_DIRECT,         /* a module socket (no TCP anchor) */
+    NSTAT_ST_TCP_PHASE,      /* long-lived policy: on TCP until upgrade_after_bytes */
     NSTAT_ST_N
 };
 
@@ -122,7 +123,8 @@ struct nstat_shm {
 static inline const char *nstat_state_name(unsigned s)
 {
     static const char *const n[NSTAT_ST_N] = { "free", "kernel", "anchored-pending", "upgrading",
-                                               "upgraded", "stayed-on-TCP", "direct" };
+                                               "upgraded", "stayed-on-TCP", "direct",
+                                               "tcp-phase" };
     return s < NSTAT_ST_N ? n[s] : "?";
 }
 

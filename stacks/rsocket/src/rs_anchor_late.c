@@ -1,0 +1,388 @@
+/*
+ * rs_anchor_late.c - the long-lived policy, the module's side (ABI 1.3;
+ * doc/rsocket-framework.md, "Long-lived policy").
+ *
+ * anchor_policy(): the announcements, one urgent byte each way before any
+ * in-band byte of its sender (0xC0 + code).
+ *
+ * anchor(NSTACK_ANCHOR_LATE): the connection already carried data on TCP.
+ * Each direction ends its TCP data with one urgent byte: the active's KICK
+ * (sent at once: every byte it wrote before was written), the passive's
+ * MARK (sent when its careful read reached KICK), followed in-band by
+ * OFFER; from there on the upgrade-first states run (P_OFFERING, A_OFFER,
+ * ...). Until then the module passes the application's data through to
+ * the TCP socket: sends of the passive, reads of both, where a read never
+ * consumes a byte past the peer's mark (a peek, then SIOCATMARK, then the
+ * read: the kernel stops a read at the mark once it copied a byte).
+ *
+ * Locking: the socket lock, as in rs_anchor.c; a pass-through call holds
+ * it only around its nonblocking system calls (a blocking call waits in
+ * poll() with it dropped), so KICK/MARK never land inside another
+ * thread's write.
+ */
+#include "rs_anchor.h"
+#include "rs_anchor_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+/* ---- announcements ------------------------------------------------------ */
+
+static int ll_send(int kfd, int code)
+{
+    struct sockaddr_storage peer;
+    socklen_t len;
+    if (code < 1 || code > RS_ANC_LL_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (rs_anc_addr(kfd, 1, &peer, &len))
+        return -1;
+    if (rs_anc_negcache_hit(&peer)) {
+        errno = ENOPROTOOPT;     /* answered nothing recently: stay on TCP */
+        return -1;
+    }
+    return rs_anc_urgent_send(kfd, (uint8_t)(RS_ANC_LL_BASE + code));
+}
+
+/* Passive: answer only an announcement that was read (a plain client never
+ * gets an urgent byte). */
+static int ll_answer(int kfd, int *code)
+{
+    uint8_t v;
+    if (!rs_anc_urgent_peek(kfd, &v))
+        return rs_anc_inband(kfd) == -1 ? 0 : -1;
+    if (v == RS_ANC_HELLO || v == RS_ANC_KICK)
+        return 2;
+    if (!rs_anc_ll_value(v) || rs_anc_urgent_recv(kfd, &v) != 1)
+        return -1;
+    int agreed = v - RS_ANC_LL_BASE;
+    if (*code > agreed && *code <= RS_ANC_LL_MAX)
+        agreed = *code;
+    if (rs_anc_urgent_send(kfd, (uint8_t)(RS_ANC_LL_BASE + agreed)))
+        return -1;               /* the active sees data without an answer: TCP */
+    *code = agreed;
+    return 1;
+}
+
+/* Active: the answer precedes every in-band byte of the passive. */
+static int ll_peer(int kfd, int *code)
+{
+    uint8_t v;
+    struct sockaddr_storage peer;
+    socklen_t len;
+    if (rs_anc_urgent_peek(kfd, &v)) {
+        if (!rs_anc_ll_value(v) || rs_anc_urgent_recv(kfd, &v) != 1)
+            return -1;
+        *code = v - RS_ANC_LL_BASE;
+        if (rs_anc_addr(kfd, 1, &peer, &len) == 0)
+            rs_anc_poscache_add(&peer);
+        return 1;
+    }
+    int ib = rs_anc_inband(kfd);
+    if (ib == -1)
+        return 0;
+    if (ib == 1 && rs_anc_addr(kfd, 1, &peer, &len) == 0)
+        rs_anc_negcache_add(&peer);      /* a plain server: announce nothing for a while */
+    return -1;
+}
+
+int rs_anchor_policy(int kfd, int op, int *code)
+{
+    if (kfd < 0 || !code) {
+        errno = EINVAL;
+        return -1;
+    }
+    rs_global_init_once();
+    switch (op) {
+    case NSTACK_LL_SEND:   return ll_send(kfd, *code);
+    case NSTACK_LL_ANSWER: return ll_answer(kfd, code);
+    case NSTACK_LL_PEER:   return ll_peer(kfd, code);
+    default:
+        errno = EINVAL;
+        return -1;
+    }
+}
+
+/* ---- the switch: states ------------------------------------------------- */
+
+/* The peer's urgent byte at the head of the stream: 1 with *v (read), 0
+ * none there (or one read before: its hole), -1 announced, not arrived. */
+static int mark_at_head(int kfd, uint8_t *v)
+{
+    int at = 0;
+    if (ioctl(kfd, SIOCATMARK, &at) < 0 || !at)
+        return 0;
+    ssize_t n = recv(kfd, v, 1, MSG_OOB | MSG_DONTWAIT);
+    if (n == 1)
+        return 1;
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? -1 : 0;
+}
+
+static int kfd_writable(int kfd)
+{
+    struct pollfd p = { .fd = kfd, .events = POLLOUT };
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
+}
+
+static void active_kick(struct rsock *s)
+{
+    struct rs_anchor *a = s->anc;
+    if (!kfd_writable(a->kfd))
+        return rs_anc_set_phase(s, ANC_A_KICK);
+    if (rs_anc_urgent_send(a->kfd, RS_ANC_KICK))
+        return rs_anc_fallback(s, "KICK not sent");
+    a->deadline = rs_now_ms() + rs_tun.anchor_timeout_ms;
+    rs_anc_set_phase(s, ANC_A_LATE);
+}
+
+static void passive_mark(struct rsock *s)
+{
+    if (!kfd_writable(s->anc->kfd))
+        return rs_anc_set_phase(s, ANC_P_MARK);
+    if (rs_anc_urgent_send(s->anc->kfd, RS_ANC_MARK))
+        return rs_anc_fail(s, errno, "sending MARK");
+    rs_anc_passive_commit(s);            /* OFFER next, as after a KICK */
+}
+
+void rs_anc_late_open(struct rsock *s)
+{
+    s->anc->hello_sent = 1;
+    if (s->anc->role == NSTACK_ADOPT_ACTIVE)
+        active_kick(s);
+    else
+        rs_anc_set_phase(s, ANC_P_LATE);
+}
+
+/* The peer's mark reached (lock held): what it ends. */
+static void mark_seen(struct rsock *s, uint8_t v)
+{
+    struct rs_anchor *a = s->anc;
+    if (a->role == NSTACK_ADOPT_ACTIVE && v == RS_ANC_MARK) {
+        a->deadline = rs_now_ms() + rs_tun.anchor_timeout_ms;
+        return rs_anc_set_phase(s, ANC_A_OFFER);
+    }
+    if (a->role == NSTACK_ADOPT_PASSIVE && v == RS_ANC_KICK) {
+        rs_anc_skip_mark(a->kfd);
+        return passive_mark(s);
+    }
+    rs_anc_fail(s, EPROTO, "unexpected urgent byte during the switch");
+}
+
+void rs_anc_late_step(struct rsock *s)
+{
+    struct rs_anchor *a = s->anc;
+    uint8_t v;
+    switch (s->anc_phase) {
+    case ANC_A_KICK:
+        return active_kick(s);
+    case ANC_P_MARK:
+        return passive_mark(s);
+    case ANC_A_LATE:
+        if (rs_now_ms() >= a->deadline)
+            return rs_anc_fail(s, ETIMEDOUT, "no MARK from the peer");
+        /* fall through */
+    case ANC_P_LATE:
+        if (mark_at_head(a->kfd, &v) == 1)
+            mark_seen(s, v);
+        return;
+    default:
+        return;
+    }
+}
+
+uint32_t rs_anc_late_interest(const struct rsock *s)
+{
+    switch (s->anc_phase) {
+    case ANC_A_KICK: return EPOLLOUT | EPOLLIN | EPOLLPRI | EPOLLRDHUP;
+    case ANC_P_MARK: return EPOLLOUT;
+    case ANC_P_LATE: return EPOLLIN | EPOLLPRI | EPOLLRDHUP | (s->anc->out_wanted ? EPOLLOUT : 0);
+    default:         return EPOLLIN | EPOLLPRI | EPOLLRDHUP;
+    }
+}
+
+static int reads_through(int p)
+{
+    return p == ANC_A_KICK || p == ANC_A_LATE || p == ANC_P_LATE;
+}
+
+/* Readiness while data passes through: the TCP socket's, without the urgent
+ * byte alone (POLLIN with nothing in-band) and without POLLOUT where sends
+ * wait for RDMA. */
+uint32_t rs_anc_late_mask(struct rsock *s)
+{
+    struct rs_anchor *a = s->anc;
+    int p = s->anc_phase;
+    if (!reads_through(p))
+        return 0;
+    struct pollfd pf = { .fd = a->kfd, .events = POLLIN | POLLRDHUP | (p == ANC_P_LATE ? POLLOUT : 0) };
+    if (poll(&pf, 1, 0) < 0)
+        return 0;
+    uint32_t m = pf.revents & (POLLIN | POLLOUT | POLLERR | POLLHUP | POLLRDHUP);
+    uint8_t b;
+    if ((m & POLLIN) && !(m & (POLLRDHUP | POLLHUP | POLLERR)) &&
+        recv(a->kfd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0)
+        m &= ~POLLIN;
+    if (p == ANC_P_LATE)
+        a->out_wanted = !(m & POLLOUT);
+    return m;
+}
+
+/* ---- the switch: data passed through ------------------------------------ */
+
+#define RS_LATE_IOV 64    /* a longer vector moves what one call moves */
+
+int rs_anchor_late_kfd(struct rsock *s)
+{
+    int p = __atomic_load_n(&s->anc_phase, __ATOMIC_ACQUIRE);
+    return s->anc && reads_through(p) ? s->anc->kfd : -1;
+}
+
+/* A read of TCP data that stops at the peer's mark (lock held). >= 0 bytes
+ * (0: EOF), -1/errno, -2: the mark was reached (phase changed). */
+static ssize_t late_recv(struct rsock *s, const struct iovec *iov, int n, int flags)
+{
+    int kfd = s->anc->kfd;
+    struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
+    int fl = (flags & ~(MSG_WAITALL | MSG_PEEK)) | MSG_DONTWAIT;
+    uint8_t v;
+    ssize_t p = recvmsg(kfd, &m, fl | MSG_PEEK);
+    int perr = errno;
+    int mk = mark_at_head(kfd, &v);
+    if (mk == 1) {
+        mark_seen(s, v);                 /* what the peek saw lies past the mark */
+        return -2;
+    }
+    if (mk == -1 || p < 0) {
+        errno = mk == -1 ? EAGAIN : perr;
+        return -1;
+    }
+    if (p == 0) {
+        rs_anc_fallback(s, "EOF before the switch");
+        return 0;
+    }
+    if (flags & MSG_PEEK)
+        return p;
+    /* The head is data, so this read copies a byte first and stops at any
+     * mark that arrived meanwhile. */
+    return recvmsg(kfd, &m, fl);
+}
+
+static ssize_t late_send(struct rsock *s, const struct iovec *iov, int n, int flags)
+{
+    struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
+    ssize_t r = sendmsg(s->anc->kfd, &m, flags | MSG_DONTWAIT);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !s->anc->out_wanted) {
+        s->anc->out_wanted = 1;
+        int err = errno;
+        rs_anc_rewatch(s);               /* the wait fd's interest grows EPOLLOUT */
+        errno = err;
+    }
+    return r;
+}
+
+/* Blocking pass-through: wait on the TCP socket itself with its own
+ * timeout (the application's SO_RCVTIMEO/SO_SNDTIMEO are set there). A
+ * read also wakes for urgent data: the peer's mark. */
+static int late_wait(struct rsock *s, int tx)
+{
+    struct timeval tv = { 0, 0 };
+    socklen_t l = sizeof(tv);
+    int kfd = s->anc->kfd;
+    getsockopt(kfd, SOL_SOCKET, tx ? SO_SNDTIMEO : SO_RCVTIMEO, &tv, &l);
+    int ms = tv.tv_sec || tv.tv_usec ? (int)(tv.tv_sec * 1000 + tv.tv_usec / 1000) : -1;
+    struct pollfd p = { .fd = kfd, .events = tx ? POLLOUT : POLLIN | POLLPRI | POLLRDHUP };
+    int r = poll(&p, 1, ms);
+    if (r == 0)
+        errno = EAGAIN;
+    return r > 0 ? 0 : -1;
+}
+
+static int passes(int p, int tx)
+{
+    return tx ? p == ANC_P_LATE : reads_through(p);
+}
+
+/* What a blocking call must move before it returns: a send all of it (as
+ * the kernel's), a MSG_WAITALL read all of it; 0 when one step is enough. */
+static size_t must_move(const struct iovec *iov, int n, int flags, int tx, int nb)
+{
+    size_t t = 0;
+    if (nb || (!tx && !(flags & MSG_WAITALL)) || n > RS_LATE_IOV)
+        return 0;
+    for (int i = 0; i < n; i++)
+        t += iov[i].iov_len;
+    return t;
+}
+
+/* Drops `done` bytes from the front of the vector v (n entries). */
+static int iov_advance(struct iovec *v, int n, size_t done, int *first)
+{
+    int i = *first;
+    while (i < n && done >= v[i].iov_len)
+        done -= v[i++].iov_len;
+    if (i < n) {
+        v[i].iov_base = (char *)v[i].iov_base + done;
+        v[i].iov_len -= done;
+    }
+    *first = i;
+    return n - i;
+}
+
+/* One nonblocking step under the lock: >= 0, -1/errno, -2 the gate takes it. */
+static ssize_t late_step_io(struct rsock *s, const struct iovec *iov, int n, int flags, int tx, int first)
+{
+    pthread_mutex_lock(&s->lock);
+    if (!passes(s->anc_phase, tx) || (first && rs_check_usable(s))) {
+        pthread_mutex_unlock(&s->lock);
+        return -2;
+    }
+    ssize_t r = tx ? late_send(s, iov, n, flags) : late_recv(s, iov, n, flags);
+    int err = errno;
+    pthread_mutex_unlock(&s->lock);
+    errno = err;
+    return r;
+}
+
+int rs_anchor_late_io(struct rsock *s, const struct iovec *iov, int n, int flags, int how, ssize_t *out)
+{
+    int tx = (how & RS_GATE_WRITE) != 0;
+    if (!s->anc || !passes(__atomic_load_n(&s->anc_phase, __ATOMIC_ACQUIRE), tx))
+        return 0;
+    int nb = s->nonblock || (flags & MSG_DONTWAIT);
+    size_t want = must_move(iov, n, flags, tx, nb), done = 0;
+    struct iovec v[RS_LATE_IOV];
+    int at = 0, left = n;
+    if (want)
+        memcpy(v, iov, (size_t)n * sizeof(*v));
+    for (int round = 0;; round++) {
+        ssize_t r = late_step_io(s, want ? v + at : iov, want ? left : n, flags, tx, round == 0);
+        int err = errno;
+        if (r == -2 && done == 0)
+            return 0;                    /* the gate takes it from here */
+        if (r > 0) {
+            done += (size_t)r;
+            if (want && done < want) {
+                left = iov_advance(v, n, (size_t)r, &at);
+                continue;
+            }
+        } else if (r == -1 && (err == EAGAIN || err == EWOULDBLOCK) && !nb) {
+            if (late_wait(s, tx) == 0)
+                continue;
+            err = errno;
+        }
+        if (done > 0) {
+            *out = (ssize_t)done;        /* what moved before EOF, an error or the switch */
+            return 1;
+        }
+        errno = err;
+        *out = r < 0 ? -1 : 0;
+        return 1;
+    }
+}
