@@ -145,6 +145,8 @@ static int state_of(const struct file *f)
     }
     if (__atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE) || __atomic_load_n(&f->defer_stack, __ATOMIC_ACQUIRE))
         return NSTAT_ST_PENDING;
+    if (__atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED))
+        return NSTAT_ST_TCP_PHASE;   /* long-lived policy (anchor_ll.c) */
     return NSTAT_ST_KERNEL;
 }
 

@@ -144,6 +144,12 @@ struct file {
     uint64_t ll_limit;
     _Atomic uint64_t ll_bytes;
     _Atomic int ll_gate;
+    /* Data calls of this file inside a kernel call now (TCP phase only),
+     * and 1 while the switch runs: a call that sees it takes the slow
+     * path, and the switch starts only when no other call is inside (a
+     * call inside could pass a mark, or land bytes after one). */
+    _Atomic int ll_inflight;
+    _Atomic int ll_switching;
 
     /* KSOCK listener on an anchoring route: the module's listener beside
      * it (anchor_side.c); set once (release store), freed with the file. */

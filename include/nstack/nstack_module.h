@@ -303,6 +303,10 @@ struct nstack_module {
 /* anchor() flag (ABI 1.3): the long-lived policy's switch, after data
  * moved on TCP (the announcements were exchanged by anchor_policy). */
 #define NSTACK_ANCHOR_LATE        (1 << 3)
+/* with NSTACK_ANCHOR_LATE (active): the passive's answer was not seen yet;
+ * the module passes the stream through until it comes (or in-band data
+ * first: the connection stays on TCP). */
+#define NSTACK_ANCHOR_LL_WAIT     (1 << 4)
 
 /* poll_events() bit (ABI 1.2): an anchored socket stays on its TCP anchor. */
 #define NSTACK_EV_FALLBACK        (1u << 24)   /* no epoll flag uses bit 24 */

@@ -613,7 +613,8 @@ static void cannot_watch(struct rsock *s)
 {
     int ph = s->anc_phase;
     int passive = ph == ANC_P_HELLO || ph == ANC_P_KICK;
-    if (ph == ANC_TCPCONN || ph == ANC_A_HELLO || ph == ANC_A_KICK || ph == ANC_P_LATE || passive) {
+    if (ph == ANC_TCPCONN || ph == ANC_A_HELLO || ph == ANC_A_KICK || ph == ANC_A_ANSWER || ph == ANC_P_LATE ||
+        passive) {
         rs_log(2, "anchor: cannot watch the handshake (%s); staying on TCP", strerror(errno));
         if (passive && s->anc->hello_sent)
             decline_without_shell(s->anc->kfd);
@@ -673,7 +674,7 @@ static int result(struct rsock *s)
 static void give_up(struct rsock *s)
 {
     int p = s->anc_phase;
-    if (p == ANC_P_HELLO || p == ANC_P_KICK || p == ANC_P_LATE || p == ANC_A_KICK)
+    if (p == ANC_P_HELLO || p == ANC_P_KICK || p == ANC_P_LATE || p == ANC_A_KICK || p == ANC_A_ANSWER)
         fallback(s, "nothing from the peer within RS_ANCHOR_TIMEOUT_MS");
     else
         fail(s, ETIMEDOUT, "handshake timed out");
@@ -933,7 +934,7 @@ int rs_anchor_open(int kfd, int role, int flags, nstack_sock **out)
     s->anc->hello_sent = (flags & NSTACK_ANCHOR_HELLO_SENT) != 0;
     pthread_mutex_lock(&s->lock);
     if (flags & NSTACK_ANCHOR_LATE)
-        rs_anc_late_open(s);
+        rs_anc_late_open(s, flags);
     else if (role == NSTACK_ADOPT_PASSIVE)
         set_phase(s, ANC_P_HELLO);
     else if (rs_anc_tcp_connecting(kfd))

@@ -19,6 +19,8 @@ enum anc_phase {
     ANC_P_LISTEN,         /* passive: OFFER sent, connect request awaited */
     ANC_P_ACCEPTING,      /* passive: accepted on the wire, not established */
     /* the long-lived policy's switch (rs_anchor_late.c) */
+    ANC_A_ANSWER,         /* active: crossed before the passive's answer came;
+                           * both directions pass through until it does */
     ANC_A_KICK,           /* active: crossed; KICK waits for room in the send buffer */
     ANC_A_LATE,           /* active: KICK sent (committed); the passive's TCP data
                            * passes through until its MARK */
@@ -56,13 +58,13 @@ void rs_anc_passive_commit(struct rsock *s);
 void rs_anc_rewatch(struct rsock *s);
 
 /* rs_anchor_late.c; socket lock held */
-void rs_anc_late_open(struct rsock *s);
+void rs_anc_late_open(struct rsock *s, int flags);
 void rs_anc_late_step(struct rsock *s);
 uint32_t rs_anc_late_interest(const struct rsock *s);
 uint32_t rs_anc_late_mask(struct rsock *s);
 static inline int rs_anc_is_late(int p)
 {
-    return p >= ANC_A_KICK && p <= ANC_P_MARK;
+    return p >= ANC_A_ANSWER && p <= ANC_P_MARK;
 }
 
 #endif

@@ -151,19 +151,40 @@ static void passive_mark(struct rsock *s)
     rs_anc_passive_commit(s);            /* OFFER next, as after a KICK */
 }
 
-void rs_anc_late_open(struct rsock *s)
+void rs_anc_late_open(struct rsock *s, int flags)
 {
     s->anc->hello_sent = 1;
-    if (s->anc->role == NSTACK_ADOPT_ACTIVE)
+    if (s->anc->role == NSTACK_ADOPT_ACTIVE && (flags & NSTACK_ANCHOR_LL_WAIT))
+        rs_anc_set_phase(s, ANC_A_ANSWER);
+    else if (s->anc->role == NSTACK_ADOPT_ACTIVE)
         active_kick(s);
     else
         rs_anc_set_phase(s, ANC_P_LATE);
+}
+
+/* A_ANSWER: in-band data (or EOF) before any answer: a plain passive. */
+static void no_answer(struct rsock *s)
+{
+    struct sockaddr_storage peer;
+    socklen_t len;
+    if (rs_anc_addr(s->anc->kfd, 1, &peer, &len) == 0)
+        rs_anc_negcache_add(&peer);
+    rs_anc_fallback(s, "no answer to the long-lived policy before the peer's data");
 }
 
 /* The peer's mark reached (lock held): what it ends. */
 static void mark_seen(struct rsock *s, uint8_t v)
 {
     struct rs_anchor *a = s->anc;
+    if (s->anc_phase == ANC_A_ANSWER) {
+        if (!rs_anc_ll_value(v))
+            return rs_anc_fallback(s, "foreign urgent data instead of an answer");
+        struct sockaddr_storage peer;
+        socklen_t len;
+        if (rs_anc_addr(a->kfd, 1, &peer, &len) == 0)
+            rs_anc_poscache_add(&peer);
+        return active_kick(s);           /* the answer: KICK ends our TCP data here */
+    }
     if (a->role == NSTACK_ADOPT_ACTIVE && v == RS_ANC_MARK) {
         a->deadline = rs_now_ms() + rs_tun.anchor_timeout_ms;
         return rs_anc_set_phase(s, ANC_A_OFFER);
@@ -188,9 +209,12 @@ void rs_anc_late_step(struct rsock *s)
         if (rs_now_ms() >= a->deadline)
             return rs_anc_fail(s, ETIMEDOUT, "no MARK from the peer");
         /* fall through */
+    case ANC_A_ANSWER:
     case ANC_P_LATE:
         if (mark_at_head(a->kfd, &v) == 1)
             mark_seen(s, v);
+        else if (s->anc_phase == ANC_A_ANSWER && rs_anc_inband(a->kfd) >= 0)
+            no_answer(s);
         return;
     default:
         return;
@@ -202,6 +226,7 @@ uint32_t rs_anc_late_interest(const struct rsock *s)
     switch (s->anc_phase) {
     case ANC_A_KICK: return EPOLLOUT | EPOLLIN | EPOLLPRI | EPOLLRDHUP;
     case ANC_P_MARK: return EPOLLOUT;
+    case ANC_A_ANSWER:
     case ANC_P_LATE: return EPOLLIN | EPOLLPRI | EPOLLRDHUP | (s->anc->out_wanted ? EPOLLOUT : 0);
     default:         return EPOLLIN | EPOLLPRI | EPOLLRDHUP;
     }
@@ -209,7 +234,13 @@ uint32_t rs_anc_late_interest(const struct rsock *s)
 
 static int reads_through(int p)
 {
-    return p == ANC_A_KICK || p == ANC_A_LATE || p == ANC_P_LATE;
+    return p == ANC_A_ANSWER || p == ANC_A_KICK || p == ANC_A_LATE || p == ANC_P_LATE;
+}
+
+/* Sends still carried on TCP: our end of the stream is not marked yet. */
+static int sends_through(int p)
+{
+    return p == ANC_A_ANSWER || p == ANC_P_LATE;
 }
 
 /* Readiness while data passes through: the TCP socket's, without the urgent
@@ -221,7 +252,7 @@ uint32_t rs_anc_late_mask(struct rsock *s)
     int p = s->anc_phase;
     if (!reads_through(p))
         return 0;
-    struct pollfd pf = { .fd = a->kfd, .events = POLLIN | POLLRDHUP | (p == ANC_P_LATE ? POLLOUT : 0) };
+    struct pollfd pf = { .fd = a->kfd, .events = POLLIN | POLLRDHUP | (sends_through(p) ? POLLOUT : 0) };
     if (poll(&pf, 1, 0) < 0)
         return 0;
     uint32_t m = pf.revents & (POLLIN | POLLOUT | POLLERR | POLLHUP | POLLRDHUP);
@@ -229,7 +260,7 @@ uint32_t rs_anc_late_mask(struct rsock *s)
     if ((m & POLLIN) && !(m & (POLLRDHUP | POLLHUP | POLLERR)) &&
         recv(a->kfd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0)
         m &= ~POLLIN;
-    if (p == ANC_P_LATE)
+    if (sends_through(p))
         a->out_wanted = !(m & POLLOUT);
     return m;
 }
@@ -252,17 +283,25 @@ static ssize_t late_recv(struct rsock *s, const struct iovec *iov, int n, int fl
     struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
     int fl = (flags & ~(MSG_WAITALL | MSG_PEEK)) | MSG_DONTWAIT;
     uint8_t v;
-    ssize_t p = recvmsg(kfd, &m, fl | MSG_PEEK);
-    int perr = errno;
-    int mk = mark_at_head(kfd, &v);
-    if (mk == 1) {
-        mark_seen(s, v);                 /* what the peek saw lies past the mark */
-        return -2;
+    ssize_t p = -1;
+    int perr = EAGAIN, mk = 1;
+    /* at most two marks in a row: the passive's answer, then its MARK */
+    for (int i = 0; i < 3 && mk == 1; i++) {
+        p = recvmsg(kfd, &m, fl | MSG_PEEK);
+        perr = errno;
+        mk = mark_at_head(kfd, &v);
+        if (mk == 1) {
+            mark_seen(s, v);             /* what the peek saw lies past the mark */
+            if (!reads_through(s->anc_phase))
+                return -2;
+        }
     }
-    if (mk == -1 || p < 0) {
-        errno = mk == -1 ? EAGAIN : perr;
+    if (mk == 1 || mk == -1 || p < 0) {
+        errno = mk == 0 ? perr : EAGAIN;
         return -1;
     }
+    if (p > 0 && s->anc_phase == ANC_A_ANSWER)
+        no_answer(s);                    /* data first: a plain peer; it is the app's */
     if (p == 0) {
         rs_anc_fallback(s, "EOF before the switch");
         return 0;
@@ -276,6 +315,14 @@ static ssize_t late_recv(struct rsock *s, const struct iovec *iov, int n, int fl
 
 static ssize_t late_send(struct rsock *s, const struct iovec *iov, int n, int flags)
 {
+    uint8_t v;
+    /* A_ANSWER: the answer (at the head of the passive's stream when the
+     * application read nothing yet) ends our TCP data as soon as it is here */
+    if (s->anc_phase == ANC_A_ANSWER && mark_at_head(s->anc->kfd, &v) == 1) {
+        mark_seen(s, v);
+        if (!sends_through(s->anc_phase))
+            return -2;
+    }
     struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
     ssize_t r = sendmsg(s->anc->kfd, &m, flags | MSG_DONTWAIT);
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !s->anc->out_wanted) {
@@ -306,7 +353,7 @@ static int late_wait(struct rsock *s, int tx)
 
 static int passes(int p, int tx)
 {
-    return tx ? p == ANC_P_LATE : reads_through(p);
+    return tx ? sends_through(p) : reads_through(p);
 }
 
 /* What a blocking call must move before it returns: a send all of it (as

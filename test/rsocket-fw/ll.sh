@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The long-lived policy (doc/rsocket-framework.md, "Long-lived policy")
+# between the two test hosts, 192.168.21.0/24 on rsocket with
+# "upgrade_after_bytes": LL_N (64 KiB), one connection of rsfw_ll.c:
+#
+#   ll.sh short MODE   100 B each way: stays in its TCP phase (nstack-stat
+#                      says tcp-phase while it is open), nothing on rsocket
+#   ll.sh long MODE    8 MiB each way at once, every byte checked; then
+#                      (upgraded, nstack-stat says so) 8 MiB more each way:
+#                      kernel TCP carried at most the threshold plus the
+#                      writes in flight at the switch, nothing > 64 B of
+#                      payload after it; the bulk on rsocket
+#   ll.sh plaincli MODE / plainsrv MODE
+#                      one end without the framework: long, data intact
+#                      (no foreign byte), the framework end stays on TCP
+#   ll.sh fork MODE    the client forks in the TCP phase; its child
+#                      carries 8 MiB each way and upgrades there
+# MODE nb: nonblocking + epoll at both ends; bl: blocking + writer thread.
+set -uo pipefail
+PROG_NAME=rsfw.ll
+. "$NSTACK_SRC/test/lib/servers.sh"
+
+SC=$1 MODE=$2
+P=$NSTACK_BUILD/test/rsocket-fw/rsfw_ll
+[ -x "$P" ] || prog_fail "$P not built"
+LL_N=65536 TOTAL=$((8 * 1024 * 1024))
+# The largest write of rsfw_ll.c: the TCP phase ends after the call that
+# crossed the threshold, in each direction.
+MAX_WRITE=200000
+# TCP carries the threshold, the calls that crossed it, and what each end
+# wrote before its first read that reached the other's mark (the switch
+# also waits until no other thread of the end is inside a kernel call on
+# the socket: a blocked send in MODE bl): at most 4 MiB of the 32 MiB.
+SWITCH_MAX=$((4 * 1024 * 1024))
+export NSTACK_UPGRADE_AFTER=$LL_N
+srv_setup rsocket 18900
+STAT=$NSTACK_RELEASE/bin/nstack-stat
+
+server_sc=$SC client_sc=$SC
+case $SC in
+plaincli|plainsrv) server_sc=long client_sc=long ;;
+esac
+SRV_CMD=(env ${LL_DEBUG:+NSTACK_LOG_ON=DBG} NSTACK_STATS=1 LL_TOTAL=$TOTAL "$P" server "$PROG_ADDR" "$PROG_PORT" "$server_sc" "$MODE")
+if [ "$SC" = plainsrv ]; then
+    # a server without the framework on the rsocket subnet
+    (exec setsid ip netns exec "$NS_A" env LL_TOTAL=$TOTAL "$P" server "$PROG_ADDR" "$PROG_PORT" long "$MODE" \
+        >"$PROG_TMP/server.out" 2>&1 </dev/null) &
+    _PROG_PIDS+=("$!"); PROG_SERVER_PID=$!
+else
+    prog_server server "${SRV_CMD[@]}"
+fi
+srv_wait_banner server
+
+[ "$SC" = plaincli ] && SRV_CLIENT_ENV=()      # a client without the framework
+HOLD=$PROG_TMP/hold
+HOLD_ENV=(); case $SC in short|long) HOLD_ENV=(LL_HOLD="$HOLD") ;; esac
+srv_wire_start "$PROG_PORT"
+srv_client timeout 150 env ${LL_DEBUG:+NSTACK_LOG_ON=DBG} LL_TOTAL=$TOTAL "${HOLD_ENV[@]}" "$P" client "$PROG_ADDR" "$PROG_PORT" \
+    "$client_sc" "$MODE" >"$PROG_TMP/client.out" 2>&1 &
+CLIENT=$!
+_held_or_gone() { [ -e "$HOLD.up" ] || ! kill -0 "$CLIENT" 2>/dev/null; }
+conn_state() {   # the client's connection to the server, as nstack-stat shows it
+    local pid; pid=$(pgrep -f "^$P client $PROG_ADDR $PROG_PORT" | head -n 1)
+    ip netns exec "$NS_B" "$STAT" -c "$pid" >"$PROG_TMP/stat.out" 2>&1
+    grep ":$PROG_PORT " "$PROG_TMP/stat.out" || true
+}
+
+case $SC in
+short|long)
+    wait_until 120 _held_or_gone
+    [ -e "$HOLD.up" ] || prog_fail "the client did not get to its hold: $(cat "$PROG_TMP/client.out")"
+    want=tcp-phase; [ "$SC" = long ] && want=upgraded
+    _state_is() { state=$(conn_state); [[ "$state" == *" $1 "* ]]; }
+    wait_until 5 _state_is "$want" || prog_fail "the connection is not $want: $(cat "$PROG_TMP/stat.out")"
+    prog_note "while open: $(echo "$state" | tr -s ' ')"
+    wire_capture_stop
+    switch_tcp=$(wire_payload_sum)
+    prog_note "kernel TCP packets > 64 B: $WIRE_BIG, $switch_tcp bytes of payload"
+    if [ "$SC" = long ]; then
+        [ "$switch_tcp" -le $SWITCH_MAX ] ||
+            prog_fail "the switch came late: $switch_tcp bytes crossed kernel TCP (threshold $LL_N)"
+        [ "$switch_tcp" -ge $((LL_N / 2)) ] ||
+            prog_fail "only $switch_tcp bytes in packets > 64 B before the switch: the capture sees nothing"
+        srv_wire_start "$PROG_PORT"   # from here on the connection is upgraded
+    fi
+    touch "$HOLD.go"
+    ;;
+esac
+wait "$CLIENT" || prog_fail "client: $(cat "$PROG_TMP/client.out") server: $(tail -n 3 "$PROG_TMP/server.out")"
+srv_server_done
+grep -q "^PASS" "$PROG_TMP/client.out" || prog_fail "no client verdict: $(cat "$PROG_TMP/client.out")"
+
+cli_rs=$(stats_exit_bytes "$PROG_TMP/client.out" rsocket)
+cli_k=$(stats_exit_bytes "$PROG_TMP/client.out" kernel)
+srv_rs=$(stats_exit_bytes "$PROG_TMP/server.out" rsocket)
+srv_k=$(stats_exit_bytes "$PROG_TMP/server.out" kernel)
+prog_note "bytes: client rsocket $cli_rs kernel $cli_k, server rsocket $srv_rs kernel $srv_k"
+case $SC in
+short)
+    [ "$cli_rs" -eq 0 ] && [ "$srv_rs" -eq 0 ] || prog_fail "a short connection moved bytes on rsocket"
+    [ "$cli_k" -eq 200 ] && [ "$srv_k" -eq 200 ] || prog_fail "the 200 bytes are not on the kernel stack"
+    ;;
+long)
+    wire_capture_stop
+    wire_expect_no_payload "after the switch"
+    expect_bulk_on rsocket $((4 * TOTAL - LL_N - 2 * MAX_WRITE)) "$cli_rs" "client"
+    expect_bulk_on rsocket $((4 * TOTAL - LL_N - 2 * MAX_WRITE)) "$srv_rs" "server"
+    [ "$cli_k" -le $((LL_N + 2 * MAX_WRITE)) ] || prog_fail "the client's TCP phase carried $cli_k bytes"
+    ;;
+plaincli|plainsrv)
+    wire_capture_stop
+    prog_note "kernel TCP packets > 64 B: $WIRE_BIG, $(wire_payload_sum) bytes of payload"
+    fw=$PROG_TMP/server.out; [ "$SC" = plainsrv ] && fw=$PROG_TMP/client.out
+    # the framework end stayed on TCP; a client that crossed the threshold
+    # before it knew passed its bytes through the module to TCP meanwhile
+    # (counted on rsocket), and no RDMA connection was made
+    grep -q 'anchored on rsocket: 0, stayed on TCP (peer does not run the framework): 1' "$fw" ||
+        prog_fail "the framework end did not stay on TCP: $(grep 'stats:' "$fw")"
+    expect_bulk_on kernel $((4 * TOTAL - SWITCH_MAX)) "$(stats_exit_bytes "$fw" kernel)" "the framework end"
+    [ "$WIRE_BIG" -gt 0 ] || prog_fail "the capture saw no TCP payload"
+    ;;
+fork)
+    wire_capture_stop
+    expect_bulk_on rsocket $((2 * TOTAL - LL_N - 2 * MAX_WRITE)) "$cli_rs" "the fork child"
+    ;;
+esac
+prog_note "OK: $SC $MODE"
