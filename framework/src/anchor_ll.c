@@ -285,10 +285,36 @@ static int read_wait(int fd, struct file *f)
     return 0;
 }
 
+/* Unclassified (ll_gate): a read must not consume a byte before the
+ * peer's announcement or answer is known, or it could pass that urgent
+ * byte. A peek first: with a byte there, the classification is decisive
+ * (the urgent byte precedes every in-band one). 1: go on reading, 0:
+ * nothing there yet (EAGAIN). */
+static int gate_settled(int fd, struct file *f)
+{
+    if (!__atomic_load_n(&f->ll_gate, __ATOMIC_RELAXED))
+        return 1;
+    uint8_t b;
+    ssize_t pk = LIBC(recv)(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    int err = errno;
+    anchor_ll_classify(fd, f, 0);
+    errno = err;
+    return pk >= 0 || (err != EAGAIN && err != EWOULDBLOCK) || !__atomic_load_n(&f->ll_gate, __ATOMIC_RELAXED);
+}
+
 ssize_t anchor_ll_recvmsg(int fd, struct file *f, struct msghdr *msg, int flags)
 {
     int nb = __atomic_load_n(&f->nonblock, __ATOMIC_RELAXED) || (flags & MSG_DONTWAIT);
     for (;;) {
+        if (!gate_settled(fd, f)) {
+            if (nb) {
+                errno = EAGAIN;
+                return -1;
+            }
+            if (read_wait(fd, f) < 0)
+                return -1;
+            continue;
+        }
         if (anchor_ll_gate(fd, f, 0) || fd_table_get(fd) != f || !anchor_ll_enter(f)) {
             ssize_t r = read_moved(fd, f, msg, flags);
             if (r != -2)
@@ -300,6 +326,8 @@ ssize_t anchor_ll_recvmsg(int fd, struct file *f, struct msghdr *msg, int flags)
         ssize_t r = LIBC(recvmsg)(fd, msg, flags | MSG_DONTWAIT);
         int err = errno;
         anchor_ll_leave(f);
+        if (r > 0 && !(flags & MSG_PEEK))
+            anchor_ll_count(fd, f, r);       /* a peek moves nothing */
         if (r >= 0 || nb || (err != EAGAIN && err != EWOULDBLOCK)) {
             errno = err;
             return r;

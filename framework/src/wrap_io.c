@@ -227,8 +227,8 @@ static struct file *route_by_dest(int fd, struct file *f, const struct sockaddr 
         ssize_t r = f->kind == FILE_MSOCK || llrx_ ? (module_call) : (libc_call); \
         ANCHOR_RETRY(fd, f, r, libc_call);                                       \
         count_io(f, r, ctr);                                                     \
-        if (r > 0 && f->kind == FILE_KSOCK)                                      \
-            anchor_ll_count(fd, f, r);                                           \
+        if (r > 0 && f->kind == FILE_KSOCK && !llrx_)                            \
+            anchor_ll_count(fd, f, r);     /* reads: anchor_ll_recvmsg counts */  \
         return file_put_ret(f, r);                                                    \
     } while (0)
 

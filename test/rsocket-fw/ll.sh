@@ -67,8 +67,16 @@ conn_state() {   # the client's connection to the server, as nstack-stat shows i
 
 case $SC in
 short|long)
-    wait_until 120 _held_or_gone
-    [ -e "$HOLD.up" ] || prog_fail "the client did not get to its hold: $(cat "$PROG_TMP/client.out")"
+    wait_until "${LL_WAIT:-120}" _held_or_gone
+    if [ ! -e "$HOLD.up" ]; then
+        for pid in $(pgrep -f "^$P "); do
+            echo "== $pid: $(tr '\0' ' ' </proc/$pid/cmdline)"
+            for t in /proc/$pid/task/*; do echo "  task ${t##*/}: $(cut -d' ' -f3 "$t/stat") $(cat "$t/wchan")"; done
+            [ -n "${LL_DEBUG:-}" ] && gdb -p "$pid" -batch -ex "thread apply all bt" 2>/dev/null | grep "^#\|^Thread"
+            ip netns exec "$NS_B" "$STAT" -c "$pid" 2>/dev/null || ip netns exec "$NS_A" "$STAT" -c "$pid" 2>/dev/null
+        done
+        prog_fail "the client did not get to its hold: $(cat "$PROG_TMP/client.out") server: $(cat "$PROG_TMP/server.out")"
+    fi
     want=tcp-phase; [ "$SC" = long ] && want=upgraded
     _state_is() { state=$(conn_state); [[ "$state" == *" $1 "* ]]; }
     wait_until 5 _state_is "$want" || prog_fail "the connection is not $want: $(cat "$PROG_TMP/stat.out")"
@@ -77,7 +85,9 @@ short|long)
     switch_tcp=$(wire_payload_sum)
     prog_note "kernel TCP packets > 64 B: $WIRE_BIG, $switch_tcp bytes of payload"
     if [ "$SC" = long ]; then
-        [ "$switch_tcp" -le $SWITCH_MAX ] ||
+        # nb: one thread per end, the switch comes within SWITCH_MAX; bl: a
+        # writer blocked in a kernel send delays it (any point is clean)
+        [ "$MODE" = bl ] || [ "$switch_tcp" -le $SWITCH_MAX ] ||
             prog_fail "the switch came late: $switch_tcp bytes crossed kernel TCP (threshold $LL_N)"
         [ "$switch_tcp" -ge $((LL_N / 2)) ] ||
             prog_fail "only $switch_tcp bytes in packets > 64 B before the switch: the capture sees nothing"
@@ -103,9 +113,11 @@ short)
 long)
     wire_capture_stop
     wire_expect_no_payload "after the switch"
-    expect_bulk_on rsocket $((4 * TOTAL - LL_N - 2 * MAX_WRITE)) "$cli_rs" "client"
-    expect_bulk_on rsocket $((4 * TOTAL - LL_N - 2 * MAX_WRITE)) "$srv_rs" "server"
-    [ "$cli_k" -le $((LL_N + 2 * MAX_WRITE)) ] || prog_fail "the client's TCP phase carried $cli_k bytes"
+    # the second 8 MiB each way (after the hold) all on rsocket, and in nb
+    # mode nearly all of the first too
+    min=$((4 * TOTAL - SWITCH_MAX)); [ "$MODE" = bl ] && min=$((2 * TOTAL))
+    expect_bulk_on rsocket "$min" "$cli_rs" "client"
+    expect_bulk_on rsocket "$min" "$srv_rs" "server"
     ;;
 plaincli|plainsrv)
     wire_capture_stop
@@ -121,7 +133,7 @@ plaincli|plainsrv)
     ;;
 fork)
     wire_capture_stop
-    expect_bulk_on rsocket $((2 * TOTAL - LL_N - 2 * MAX_WRITE)) "$cli_rs" "the fork child"
+    expect_bulk_on rsocket $((2 * TOTAL - SWITCH_MAX)) "$cli_rs" "the fork child"
     ;;
 esac
 prog_note "OK: $SC $MODE"

@@ -47,6 +47,8 @@ struct rs_anchor {
     struct rsock *dead_listener;  /* closed once the socket lock is dropped */
     struct rs_anc_link link;      /* the other end in this process (rs_anchor_pair.c) */
     int out_wanted;               /* P_LATE: a pass-through send found no room */
+    int answer_late;              /* A_ANSWER: no answer within RS_ANCHOR_HELLO_MS:
+                                   * sends pass through meanwhile */
 };
 
 /* rs_anchor.c; socket lock held */

@@ -32,7 +32,53 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "nstack/nstack_sigrestart.h"
+
+/* The data the application reads still comes from TCP. */
+static int reads_through(int p)
+{
+    return p == ANC_A_ANSWER || p == ANC_A_KICK || p == ANC_A_LATE || p == ANC_P_LATE;
+}
+
+/* Sends still carried on TCP: our end of the stream is not marked yet
+ * (an active waiting for the answer first waits RS_ANCHOR_HELLO_MS). */
+static int sends_through_s(const struct rsock *s, int p)
+{
+    return p == ANC_P_LATE || (p == ANC_A_ANSWER && s->anc->answer_late);
+}
+#define sends_through(p) sends_through_s(s, (p))
+
 /* ---- announcements ------------------------------------------------------ */
+
+/* The peer's urgent byte at the head of the stream: 1 with *v (read), 0
+ * none there (or one read before: its hole), -1 announced, not arrived. */
+static int mark_at_head(int kfd, uint8_t *v)
+{
+    int at = 0;
+    if (ioctl(kfd, SIOCATMARK, &at) < 0 || !at)
+        return 0;
+    ssize_t n = recv(kfd, v, 1, MSG_OOB | MSG_DONTWAIT);
+    if (n == 1)
+        return 1;
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? -1 : 0;
+}
+
+/* What the peer's stream starts with, decided without a race: a peek,
+ * then SIOCATMARK (the peek passes an urgent byte at the head, so data it
+ * saw with the mark at the head lies after that byte). 1 with *v: an
+ * urgent byte (read), -1: in-band data or EOF first, 0: nothing yet. */
+static int head_of_stream(int kfd, uint8_t *v)
+{
+    uint8_t b;
+    ssize_t p = recv(kfd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    int perr = errno;
+    int mk = mark_at_head(kfd, v);
+    if (mk == 1)
+        return 1;
+    if (mk == -1 || (p < 0 && (perr == EAGAIN || perr == EWOULDBLOCK || perr == EINTR)))
+        return 0;
+    return -1;
+}
 
 static int ll_send(int kfd, int code)
 {
@@ -56,11 +102,12 @@ static int ll_send(int kfd, int code)
 static int ll_answer(int kfd, int *code)
 {
     uint8_t v;
-    if (!rs_anc_urgent_peek(kfd, &v))
-        return rs_anc_inband(kfd) == -1 ? 0 : -1;
-    if (v == RS_ANC_HELLO || v == RS_ANC_KICK)
-        return 2;
-    if (!rs_anc_ll_value(v) || rs_anc_urgent_recv(kfd, &v) != 1)
+    if (rs_anc_urgent_peek(kfd, &v) && (v == RS_ANC_HELLO || v == RS_ANC_KICK))
+        return 2;                /* upgrade first: anchor() reads it */
+    int h = head_of_stream(kfd, &v);
+    if (h <= 0)
+        return h;
+    if (!rs_anc_ll_value(v))
         return -1;
     int agreed = v - RS_ANC_LL_BASE;
     if (*code > agreed && *code <= RS_ANC_LL_MAX)
@@ -77,18 +124,16 @@ static int ll_peer(int kfd, int *code)
     uint8_t v;
     struct sockaddr_storage peer;
     socklen_t len;
-    if (rs_anc_urgent_peek(kfd, &v)) {
-        if (!rs_anc_ll_value(v) || rs_anc_urgent_recv(kfd, &v) != 1)
-            return -1;
+    int h = head_of_stream(kfd, &v);
+    if (h == 1 && rs_anc_ll_value(v)) {
         *code = v - RS_ANC_LL_BASE;
         if (rs_anc_addr(kfd, 1, &peer, &len) == 0)
             rs_anc_poscache_add(&peer);
         return 1;
     }
-    int ib = rs_anc_inband(kfd);
-    if (ib == -1)
+    if (h == 0)
         return 0;
-    if (ib == 1 && rs_anc_addr(kfd, 1, &peer, &len) == 0)
+    if (rs_anc_addr(kfd, 1, &peer, &len) == 0)
         rs_anc_negcache_add(&peer);      /* a plain server: announce nothing for a while */
     return -1;
 }
@@ -111,19 +156,6 @@ int rs_anchor_policy(int kfd, int op, int *code)
 }
 
 /* ---- the switch: states ------------------------------------------------- */
-
-/* The peer's urgent byte at the head of the stream: 1 with *v (read), 0
- * none there (or one read before: its hole), -1 announced, not arrived. */
-static int mark_at_head(int kfd, uint8_t *v)
-{
-    int at = 0;
-    if (ioctl(kfd, SIOCATMARK, &at) < 0 || !at)
-        return 0;
-    ssize_t n = recv(kfd, v, 1, MSG_OOB | MSG_DONTWAIT);
-    if (n == 1)
-        return 1;
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? -1 : 0;
-}
 
 static int kfd_writable(int kfd)
 {
@@ -154,8 +186,13 @@ static void passive_mark(struct rsock *s)
 void rs_anc_late_open(struct rsock *s, int flags)
 {
     s->anc->hello_sent = 1;
-    if (s->anc->role == NSTACK_ADOPT_ACTIVE && (flags & NSTACK_ANCHOR_LL_WAIT))
+    if (s->anc->role == NSTACK_ADOPT_ACTIVE && (flags & NSTACK_ANCHOR_LL_WAIT)) {
+        /* sends wait for the answer (an RTT from a framework peer) before
+         * they pass through: the fewer bytes before KICK, the sooner the
+         * passive's read reaches it */
+        s->anc->hello_deadline = rs_now_ms() + rs_tun.anchor_hello_ms;
         rs_anc_set_phase(s, ANC_A_ANSWER);
+    }
     else if (s->anc->role == NSTACK_ADOPT_ACTIVE)
         active_kick(s);
     else
@@ -210,6 +247,12 @@ void rs_anc_late_step(struct rsock *s)
             return rs_anc_fail(s, ETIMEDOUT, "no MARK from the peer");
         /* fall through */
     case ANC_A_ANSWER:
+        if (!a->answer_late && rs_now_ms() >= a->hello_deadline) {
+            a->answer_late = 1;          /* sends pass through from now on */
+            a->hello_deadline = 0;
+            rs_event(s);
+        }
+        /* fall through */
     case ANC_P_LATE:
         if (mark_at_head(a->kfd, &v) == 1)
             mark_seen(s, v);
@@ -227,21 +270,12 @@ uint32_t rs_anc_late_interest(const struct rsock *s)
     case ANC_A_KICK: return EPOLLOUT | EPOLLIN | EPOLLPRI | EPOLLRDHUP;
     case ANC_P_MARK: return EPOLLOUT;
     case ANC_A_ANSWER:
-    case ANC_P_LATE: return EPOLLIN | EPOLLPRI | EPOLLRDHUP | (s->anc->out_wanted ? EPOLLOUT : 0);
+    case ANC_P_LATE: return EPOLLIN | EPOLLPRI | EPOLLRDHUP |
+                            (s->anc->out_wanted && sends_through(s->anc_phase) ? EPOLLOUT : 0);
     default:         return EPOLLIN | EPOLLPRI | EPOLLRDHUP;
     }
 }
 
-static int reads_through(int p)
-{
-    return p == ANC_A_ANSWER || p == ANC_A_KICK || p == ANC_A_LATE || p == ANC_P_LATE;
-}
-
-/* Sends still carried on TCP: our end of the stream is not marked yet. */
-static int sends_through(int p)
-{
-    return p == ANC_A_ANSWER || p == ANC_P_LATE;
-}
 
 /* Readiness while data passes through: the TCP socket's, without the urgent
  * byte alone (POLLIN with nothing in-band) and without POLLOUT where sends
@@ -334,9 +368,17 @@ static ssize_t late_send(struct rsock *s, const struct iovec *iov, int n, int fl
     return r;
 }
 
+static int passes(const struct rsock *s, int p, int tx)
+{
+    return tx ? sends_through(p) : reads_through(p);
+}
+
 /* Blocking pass-through: wait on the TCP socket itself with its own
- * timeout (the application's SO_RCVTIMEO/SO_SNDTIMEO are set there). A
- * read also wakes for urgent data: the peer's mark. */
+ * timeout (the application's SO_RCVTIMEO/SO_SNDTIMEO are set there), and
+ * on the socket's kick, which every phase change writes (rs_event): a
+ * thread asleep here while another one's call ends the pass-through
+ * (the switch) must not sleep on a TCP socket that carries nothing more.
+ * A read also wakes for urgent data: the peer's mark. */
 static int late_wait(struct rsock *s, int tx)
 {
     struct timeval tv = { 0, 0 };
@@ -344,16 +386,25 @@ static int late_wait(struct rsock *s, int tx)
     int kfd = s->anc->kfd;
     getsockopt(kfd, SOL_SOCKET, tx ? SO_SNDTIMEO : SO_RCVTIMEO, &tv, &l);
     int ms = tv.tv_sec || tv.tv_usec ? (int)(tv.tv_sec * 1000 + tv.tv_usec / 1000) : -1;
-    struct pollfd p = { .fd = kfd, .events = tx ? POLLOUT : POLLIN | POLLPRI | POLLRDHUP };
-    int r = poll(&p, 1, ms);
-    if (r == 0)
-        errno = EAGAIN;
+    struct pollfd p[2] = { { .fd = kfd, .events = tx ? POLLOUT : POLLIN | POLLPRI | POLLRDHUP },
+                           { .fd = s->kick_fd, .events = POLLIN } };
+    pthread_mutex_lock(&s->lock);
+    if (!passes(s, s->anc_phase, tx)) {
+        pthread_mutex_unlock(&s->lock);
+        return 0;
+    }
+    s->rpoll_sleepers++;
+    pthread_mutex_unlock(&s->lock);
+    int r = poll(p, s->kick_fd >= 0 ? 2 : 1, ms);
+    int err = errno;
+    pthread_mutex_lock(&s->lock);
+    s->rpoll_sleepers--;
+    rs_kick_drain(s);
+    pthread_mutex_unlock(&s->lock);
+    if (r < 0 && err == EINTR && nstack_intr_restarts(ms >= 0))
+        return 0;
+    errno = r == 0 ? EAGAIN : err;
     return r > 0 ? 0 : -1;
-}
-
-static int passes(int p, int tx)
-{
-    return tx ? sends_through(p) : reads_through(p);
 }
 
 /* What a blocking call must move before it returns: a send all of it (as
@@ -386,7 +437,7 @@ static int iov_advance(struct iovec *v, int n, size_t done, int *first)
 static ssize_t late_step_io(struct rsock *s, const struct iovec *iov, int n, int flags, int tx, int first)
 {
     pthread_mutex_lock(&s->lock);
-    if (!passes(s->anc_phase, tx) || (first && rs_check_usable(s))) {
+    if (!passes(s, s->anc_phase, tx) || (first && rs_check_usable(s))) {
         pthread_mutex_unlock(&s->lock);
         return -2;
     }
@@ -400,7 +451,7 @@ static ssize_t late_step_io(struct rsock *s, const struct iovec *iov, int n, int
 int rs_anchor_late_io(struct rsock *s, const struct iovec *iov, int n, int flags, int how, ssize_t *out)
 {
     int tx = (how & RS_GATE_WRITE) != 0;
-    if (!s->anc || !passes(__atomic_load_n(&s->anc_phase, __ATOMIC_ACQUIRE), tx))
+    if (!s->anc || !passes(s, __atomic_load_n(&s->anc_phase, __ATOMIC_ACQUIRE), tx))
         return 0;
     int nb = s->nonblock || (flags & MSG_DONTWAIT);
     size_t want = must_move(iov, n, flags, tx, nb), done = 0;
