@@ -111,7 +111,9 @@ int anchor_ll_connected(int fd, struct file *f, int st)
 int anchor_ll_accepted(int fd, struct file *nf, int st)
 {
     int code = nf->ll_code;
-    if (!has_policy(st) || policy(st, fd, NSTACK_LL_ANSWER, &code) != 1)
+    /* without a policy of its own the passive answers from its module's
+     * handshake (P_HELLO): an upgrade-first route pays nothing here */
+    if (code <= 0 || !has_policy(st) || policy(st, fd, NSTACK_LL_ANSWER, &code) != 1)
         return 0;
     tcp_phase(fd, nf, st, TF_PASSIVE, code, 1);
     return 1;
@@ -141,9 +143,11 @@ int anchor_ll_first_use(int fd, struct file *kf, int st, int role)
         return 1;
     }
     /* the active's announcement came after accept(), or comes later */
+    if (code <= 0)
+        return 0;                /* no policy here: the module answers one (P_HELLO) */
     int r = policy(st, fd, NSTACK_LL_ANSWER, &code);
-    if (r == 2 || (r != 1 && code <= 0))
-        return 0;                /* upgrade first, as the active asks; or no policy here */
+    if (r == 2)
+        return 0;                /* upgrade first, as the active asks */
     tcp_phase(fd, kf, st, TF_PASSIVE, code, r == 1);
     if (r < 0)
         stay_tcp(fd, kf, "the peer does not run the framework");

@@ -81,6 +81,25 @@ static struct file *ll_settle(int fd, struct file *f)
     return n;
 }
 
+/* A write on a kernel file in its TCP phase that takes the referenced
+ * path runs inside anchor_ll_enter/leave too (*held): a switch never
+ * starts while it is in the kernel, and one that runs is waited for (the
+ * write then goes where fd is now). */
+static struct file *ll_tx_begin(int fd, struct file *f, int *held)
+{
+    *held = 0;
+    for (int i = 0; i < 64; i++) {
+        if (f->kind != FILE_KSOCK || !LL_PHASE(f))
+            return f;
+        if (anchor_ll_enter(f)) {
+            *held = 1;
+            return f;
+        }
+        f = ll_settle(fd, f);
+    }
+    return f;
+}
+
 /* A TCP-first socket (fork support) moves to its module at its first data
  * call; on failure the call returns -1 with the move's errno. */
 #define TF_RESOLVE(fd, f, write_first)                                             \
@@ -221,10 +240,15 @@ static struct file *route_by_dest(int fd, struct file *f, const struct sockaddr 
             return libc_call;                                                    \
         TF_RESOLVE(fd, f, write_first);                                          \
         f = ll_settle(fd, f);                                                    \
+        int held_ = 0;                                                           \
+        if (ctr == NSTAT_TX_BYTES)                                               \
+            f = ll_tx_begin(fd, f, &held_);                                      \
         int llrx_ = ctr == NSTAT_RX_BYTES && f->kind == FILE_KSOCK && LL_PHASE(f); \
         if (llrx_)                                                               \
             t_ll_fd = fd;                                                        \
         ssize_t r = f->kind == FILE_MSOCK || llrx_ ? (module_call) : (libc_call); \
+        if (held_)                                                               \
+            anchor_ll_leave(f);                                                  \
         ANCHOR_RETRY(fd, f, r, libc_call);                                       \
         count_io(f, r, ctr);                                                     \
         if (r > 0 && f->kind == FILE_KSOCK && !llrx_)                            \
@@ -279,8 +303,12 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const stru
         return LIBC(sendto)(fd, buf, len, flags, to, tolen);
     TF_RESOLVE(fd, f, 1);
     f = route_by_dest(fd, f, to, tolen);
+    int held;
+    f = ll_tx_begin(fd, f, &held);
     ssize_t r = f->kind == FILE_MSOCK ? m_sendto(f, buf, len, flags, to, tolen)
                                       : LIBC(sendto)(fd, buf, len, flags, to, tolen);
+    if (held)
+        anchor_ll_leave(f);
     ANCHOR_RETRY(fd, f, r, LIBC(sendto)(fd, buf, len, flags, to, tolen));
     count_io(f, r, NSTAT_TX_BYTES);
     return file_put_ret(f, r);
@@ -305,7 +333,11 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     TF_RESOLVE(fd, f, 1);
     if (msg != NULL)
         f = route_by_dest(fd, f, msg->msg_name, msg->msg_namelen);
+    int held;
+    f = ll_tx_begin(fd, f, &held);
     ssize_t r = f->kind == FILE_MSOCK ? m_msg(f, (struct msghdr *)msg, flags, 0) : LIBC(sendmsg)(fd, msg, flags);
+    if (held)
+        anchor_ll_leave(f);
     ANCHOR_RETRY(fd, f, r, LIBC(sendmsg)(fd, msg, flags));
     count_io(f, r, NSTAT_TX_BYTES);
     return file_put_ret(f, r);
@@ -498,8 +530,12 @@ EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
             f = n;
         }
     }
+    int held;
+    f = ll_tx_begin(out_fd, f, &held);
     ssize_t r = f->kind == FILE_MSOCK ? m_sendfile(f, in_fd, offset, count)
                                       : LIBC(sendfile)(out_fd, in_fd, offset, count);
+    if (held)
+        anchor_ll_leave(f);
     ANCHOR_RETRY(out_fd, f, r, LIBC(sendfile)(out_fd, in_fd, offset, count));
     count_io(f, r, NSTAT_TX_BYTES);
     if (r > 0 && f->kind == FILE_KSOCK)
