@@ -225,13 +225,16 @@ void anchor_ll_cross(int fd, struct file *f)
         __atomic_store_n(&f->ll_switching, 0, __ATOMIC_SEQ_CST);
         goto out;
     }
-    __atomic_store_n(&f->ll_limit, 0, __ATOMIC_RELAXED);   /* crosses once */
     LOG_DBG("fd %d: long-lived policy: %llu bytes on TCP, moving to %s", fd,
             (unsigned long long)__atomic_load_n(&f->ll_bytes, __ATOMIC_RELAXED), g_stacks[f->ll_stack].name);
+    /* ll_limit and ll_switching stay set on the retired kernel file: a
+     * call that loaded it before the table changed takes the slow path
+     * and goes to the module (only a failed switch clears them) */
     __atomic_store_n(&f->ll_gate, 0, __ATOMIC_RELAXED);
-    if (anchor_attach(fd, f, f->ll_stack, f->ll_role, flags) < 0)
+    if (anchor_attach(fd, f, f->ll_stack, f->ll_role, flags) < 0) {
         stay_tcp(fd, f, "no module socket for the switch");
-    __atomic_store_n(&f->ll_switching, 0, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&f->ll_switching, 0, __ATOMIC_SEQ_CST);
+    }
 out:
     pthread_mutex_unlock(&f->lock);
     errno = err;

@@ -79,7 +79,10 @@ short|long)
     fi
     want=tcp-phase; [ "$SC" = long ] && want=upgraded
     _state_is() { state=$(conn_state); [[ "$state" == *" $1 "* ]]; }
-    wait_until 5 _state_is "$want" || prog_fail "the connection is not $want: $(cat "$PROG_TMP/stat.out")"
+    if ! wait_until 5 _state_is "$want"; then
+        [ -n "${LL_DEBUG:-}" ] && grep -v 'DBG: config' "$PROG_TMP/client.out" "$PROG_TMP/server.out"
+        prog_fail "the connection is not $want: $(cat "$PROG_TMP/stat.out")"
+    fi
     prog_note "while open: $(echo "$state" | tr -s ' ')"
     wire_capture_stop
     switch_tcp=$(wire_payload_sum)

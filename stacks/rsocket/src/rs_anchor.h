@@ -40,6 +40,10 @@ static inline int rs_anc_ll_value(uint8_t v)
 int rs_anc_urgent_send(int kfd, uint8_t v);
 /* 1 with *v: an urgent byte was read; 0: none (yet); -1: error (errno). */
 int rs_anc_urgent_recv(int kfd, uint8_t *v);
+/* The peer's urgent byte at the head of the stream: 1 with *v (read), 0
+ * none there (or one read before: its hole), -1 announced, not arrived
+ * (rs_anchor_policy.c). */
+int rs_anc_mark_at_head(int kfd, uint8_t *v);
 /* Whether an urgent byte waits to be read (not consumed). */
 int rs_anc_urgent_peek(int kfd, uint8_t *v);
 /* SO_OOBINLINE: a hello or KICK of ours inline at the mark was removed. */

@@ -2,9 +2,6 @@
  * rs_anchor_late.c - the long-lived policy, the module's side (ABI 1.3;
  * doc/rsocket-framework.md, "Long-lived policy").
  *
- * anchor_policy(): the announcements, one urgent byte each way before any
- * in-band byte of its sender (0xC0 + code).
- *
  * anchor(NSTACK_ANCHOR_LATE): the connection already carried data on TCP.
  * Each direction ends its TCP data with one urgent byte: the active's KICK
  * (sent at once: every byte it wrote before was written), the passive's
@@ -47,113 +44,6 @@ static int sends_through_s(const struct rsock *s, int p)
     return p == ANC_P_LATE || (p == ANC_A_ANSWER && s->anc->answer_late);
 }
 #define sends_through(p) sends_through_s(s, (p))
-
-/* ---- announcements ------------------------------------------------------ */
-
-/* The peer's urgent byte at the head of the stream: 1 with *v (read), 0
- * none there (or one read before: its hole), -1 announced, not arrived. */
-static int mark_at_head(int kfd, uint8_t *v)
-{
-    int at = 0;
-    if (ioctl(kfd, SIOCATMARK, &at) < 0 || !at)
-        return 0;
-    ssize_t n = recv(kfd, v, 1, MSG_OOB | MSG_DONTWAIT);
-    if (n == 1)
-        return 1;
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? -1 : 0;
-}
-
-/* What the peer's stream starts with, decided without a race: a peek,
- * then SIOCATMARK (the peek passes an urgent byte at the head, so data it
- * saw with the mark at the head lies after that byte). 1 with *v: an
- * urgent byte (read), -1: in-band data or EOF first, 0: nothing yet. */
-static int head_of_stream(int kfd, uint8_t *v)
-{
-    uint8_t b;
-    ssize_t p = recv(kfd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    int perr = errno;
-    int mk = mark_at_head(kfd, v);
-    if (mk == 1)
-        return 1;
-    if (mk == -1 || (p < 0 && (perr == EAGAIN || perr == EWOULDBLOCK || perr == EINTR)))
-        return 0;
-    return -1;
-}
-
-static int ll_send(int kfd, int code)
-{
-    struct sockaddr_storage peer;
-    socklen_t len;
-    if (code < 1 || code > RS_ANC_LL_MAX) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (rs_anc_addr(kfd, 1, &peer, &len))
-        return -1;
-    if (rs_anc_negcache_hit(&peer)) {
-        errno = ENOPROTOOPT;     /* answered nothing recently: stay on TCP */
-        return -1;
-    }
-    return rs_anc_urgent_send(kfd, (uint8_t)(RS_ANC_LL_BASE + code));
-}
-
-/* Passive: answer only an announcement that was read (a plain client never
- * gets an urgent byte). */
-static int ll_answer(int kfd, int *code)
-{
-    uint8_t v;
-    if (rs_anc_urgent_peek(kfd, &v) && (v == RS_ANC_HELLO || v == RS_ANC_KICK))
-        return 2;                /* upgrade first: anchor() reads it */
-    int h = head_of_stream(kfd, &v);
-    if (h <= 0)
-        return h;
-    if (!rs_anc_ll_value(v))
-        return -1;
-    int agreed = v - RS_ANC_LL_BASE;
-    if (*code > agreed && *code <= RS_ANC_LL_MAX)
-        agreed = *code;
-    if (rs_anc_urgent_send(kfd, (uint8_t)(RS_ANC_LL_BASE + agreed)))
-        return -1;               /* the active sees data without an answer: TCP */
-    *code = agreed;
-    return 1;
-}
-
-/* Active: the answer precedes every in-band byte of the passive. */
-static int ll_peer(int kfd, int *code)
-{
-    uint8_t v;
-    struct sockaddr_storage peer;
-    socklen_t len;
-    int h = head_of_stream(kfd, &v);
-    if (h == 1 && rs_anc_ll_value(v)) {
-        *code = v - RS_ANC_LL_BASE;
-        if (rs_anc_addr(kfd, 1, &peer, &len) == 0)
-            rs_anc_poscache_add(&peer);
-        return 1;
-    }
-    if (h == 0)
-        return 0;
-    if (rs_anc_addr(kfd, 1, &peer, &len) == 0)
-        rs_anc_negcache_add(&peer);      /* a plain server: announce nothing for a while */
-    return -1;
-}
-
-int rs_anchor_policy(int kfd, int op, int *code)
-{
-    if (kfd < 0 || !code) {
-        errno = EINVAL;
-        return -1;
-    }
-    rs_global_init_once();
-    switch (op) {
-    case NSTACK_LL_SEND:   return ll_send(kfd, *code);
-    case NSTACK_LL_ANSWER: return ll_answer(kfd, code);
-    case NSTACK_LL_PEER:   return ll_peer(kfd, code);
-    default:
-        errno = EINVAL;
-        return -1;
-    }
-}
 
 /* ---- the switch: states ------------------------------------------------- */
 
@@ -254,7 +144,7 @@ void rs_anc_late_step(struct rsock *s)
         }
         /* fall through */
     case ANC_P_LATE:
-        if (mark_at_head(a->kfd, &v) == 1)
+        if (rs_anc_mark_at_head(a->kfd, &v) == 1)
             mark_seen(s, v);
         else if (s->anc_phase == ANC_A_ANSWER && rs_anc_inband(a->kfd) >= 0)
             no_answer(s);
@@ -323,7 +213,7 @@ static ssize_t late_recv(struct rsock *s, const struct iovec *iov, int n, int fl
     for (int i = 0; i < 3 && mk == 1; i++) {
         p = recvmsg(kfd, &m, fl | MSG_PEEK);
         perr = errno;
-        mk = mark_at_head(kfd, &v);
+        mk = rs_anc_mark_at_head(kfd, &v);
         if (mk == 1) {
             mark_seen(s, v);             /* what the peek saw lies past the mark */
             if (!reads_through(s->anc_phase))
@@ -352,7 +242,7 @@ static ssize_t late_send(struct rsock *s, const struct iovec *iov, int n, int fl
     uint8_t v;
     /* A_ANSWER: the answer (at the head of the passive's stream when the
      * application read nothing yet) ends our TCP data as soon as it is here */
-    if (s->anc_phase == ANC_A_ANSWER && mark_at_head(s->anc->kfd, &v) == 1) {
+    if (s->anc_phase == ANC_A_ANSWER && rs_anc_mark_at_head(s->anc->kfd, &v) == 1) {
         mark_seen(s, v);
         if (!sends_through(s->anc_phase))
             return -2;
