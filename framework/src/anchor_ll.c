@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "nstack/nstack_sigrestart.h"
 
@@ -309,6 +311,29 @@ static int gate_settled(int fd, struct file *f)
     return pk >= 0 || (err != EAGAIN && err != EWOULDBLOCK) || !__atomic_load_n(&f->ll_gate, __ATOMIC_RELAXED);
 }
 
+/* A switch that is due but waits for another thread's call to leave the
+ * kernel (a send blocked on a full buffer): the peer's KICK may come, and
+ * a read at its mark would pass it. So the head is checked without a race
+ * (a peek, then SIOCATMARK: a hole of an urgent byte read before is no
+ * mark). 0: no switch due, or data at the head (a read copies it first
+ * and stops at any mark behind it); 1: the peer's mark at the head; 2:
+ * nothing there yet. */
+static int due_head(int fd, struct file *f)
+{
+    if (__atomic_load_n(&f->ll_bytes, __ATOMIC_RELAXED) < __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED))
+        return 0;
+    anchor_ll_cross(fd, f);
+    if (fd_table_get(fd) != f)
+        return 0;                        /* switched: the caller goes to the module */
+    uint8_t b;
+    int at = 0;
+    ssize_t pk = LIBC(recv)(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (LIBC(ioctl)(fd, SIOCATMARK, &at) == 0 && at &&
+        LIBC(recv)(fd, &b, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT) == 1)
+        return 1;
+    return pk > 0 || pk == 0 ? 0 : 2;
+}
+
 ssize_t anchor_ll_recvmsg(int fd, struct file *f, struct msghdr *msg, int flags)
 {
     int nb = __atomic_load_n(&f->nonblock, __ATOMIC_RELAXED) || (flags & MSG_DONTWAIT);
@@ -318,6 +343,21 @@ ssize_t anchor_ll_recvmsg(int fd, struct file *f, struct msghdr *msg, int flags)
                 errno = EAGAIN;
                 return -1;
             }
+            if (read_wait(fd, f) < 0)
+                return -1;
+            continue;
+        }
+        int due = due_head(fd, f);
+        if (due && nb) {
+            errno = EAGAIN;
+            return -1;
+        }
+        if (due == 1) {
+            struct timespec ts = { 0, 1000000 };   /* until the switch can run */
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (due == 2) {
             if (read_wait(fd, f) < 0)
                 return -1;
             continue;

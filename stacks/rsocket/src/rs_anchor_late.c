@@ -323,10 +323,26 @@ static int iov_advance(struct iovec *v, int n, size_t done, int *first)
     return n - i;
 }
 
-/* One nonblocking step under the lock: >= 0, -1/errno, -2 the gate takes it. */
+/* A send of an active that waits for the answer (A_ANSWER, before
+ * RS_ANCHOR_HELLO_MS): the answer may be here (then KICK), or the time
+ * over (then sends pass through). Lock held; 1 while it still waits. */
+static int answer_awaited(struct rsock *s, int tx)
+{
+    if (!tx || s->anc_phase != ANC_A_ANSWER || s->anc->answer_late)
+        return 0;
+    rs_anc_late_step(s);
+    return s->anc_phase == ANC_A_ANSWER && !s->anc->answer_late;
+}
+
+/* One nonblocking step under the lock: >= 0, -1/errno, -2 the gate takes
+ * it, -3 a send waits for the answer. */
 static ssize_t late_step_io(struct rsock *s, const struct iovec *iov, int n, int flags, int tx, int first)
 {
     pthread_mutex_lock(&s->lock);
+    if (answer_awaited(s, tx)) {
+        pthread_mutex_unlock(&s->lock);
+        return -3;
+    }
     if (!passes(s, s->anc_phase, tx) || (first && rs_check_usable(s))) {
         pthread_mutex_unlock(&s->lock);
         return -2;
@@ -338,10 +354,22 @@ static ssize_t late_step_io(struct rsock *s, const struct iovec *iov, int n, int
     return r;
 }
 
+/* A blocking send waits for the answer: urgent data, the kick, or the
+ * end of RS_ANCHOR_HELLO_MS. */
+static void answer_wait(struct rsock *s)
+{
+    int64_t left = s->anc->hello_deadline - rs_now_ms();
+    struct pollfd p[2] = { { .fd = s->anc->kfd, .events = POLLPRI | POLLIN },
+                           { .fd = s->kick_fd, .events = POLLIN } };
+    if (left > 0)
+        (void)poll(p, s->kick_fd >= 0 ? 2 : 1, (int)(left < 1000 ? left : 1000));
+}
+
 int rs_anchor_late_io(struct rsock *s, const struct iovec *iov, int n, int flags, int how, ssize_t *out)
 {
     int tx = (how & RS_GATE_WRITE) != 0;
-    if (!s->anc || !passes(s, __atomic_load_n(&s->anc_phase, __ATOMIC_ACQUIRE), tx))
+    int p0 = __atomic_load_n(&s->anc_phase, __ATOMIC_ACQUIRE);
+    if (!s->anc || !(passes(s, p0, tx) || (tx && p0 == ANC_A_ANSWER)))
         return 0;
     int nb = s->nonblock || (flags & MSG_DONTWAIT);
     size_t want = must_move(iov, n, flags, tx, nb), done = 0;
@@ -354,6 +382,14 @@ int rs_anchor_late_io(struct rsock *s, const struct iovec *iov, int n, int flags
         int err = errno;
         if (r == -2 && done == 0)
             return 0;                    /* the gate takes it from here */
+        if (r == -3 && !nb) {
+            answer_wait(s);
+            continue;
+        }
+        if (r == -3) {
+            r = -1;
+            err = EAGAIN;
+        }
         if (r > 0) {
             done += (size_t)r;
             if (want && done < want) {
