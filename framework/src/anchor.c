@@ -110,8 +110,10 @@ int anchor_track_accepted(int fd, const struct file *lf, int nonblock)
     anchor_defer(nf, r.stack);
     nf->ll_code = r.ll;
     stats_add(r.stack, NSTAT_CONN_IN, 1);
-    if (anchor_ll_accepted(fd, nf, r.stack))
+    if (anchor_ll_accepted(fd, nf, r.stack)) {
+        anchor_local_add(fd);             /* both ends here: no late switch */
         return 1;                         /* long-lived: a kernel socket for now */
+    }
     send_hello(fd, nf, r.stack, TF_PASSIVE);
     __atomic_store_n(&nf->defer_role, TF_PASSIVE, __ATOMIC_RELEASE);
     anchor_local_add(fd);
@@ -231,8 +233,10 @@ void anchor_connected(int fd, struct file *f, int r)
     if (!anchor_pending(f))
         return;
     int st = __atomic_load_n(&f->defer_stack, __ATOMIC_ACQUIRE) - 1;
-    if (r == 0 && f->ll_code > 0 && anchor_ll_connected(fd, f, st))
+    if (r == 0 && f->ll_code > 0 && anchor_ll_connected(fd, f, st)) {
+        anchor_local_add(fd);
         return;                           /* long-lived: a kernel socket for now */
+    }
     if (r == 0)
         send_hello(fd, f, st, TF_ACTIVE);
     anchor_local_add(fd);

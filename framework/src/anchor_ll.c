@@ -16,6 +16,7 @@
 #include "nstack/nstack_sigrestart.h"
 
 #include "anchor.h"
+#include "anchor_local.h"
 #include "conn_stats.h"
 #include "fd_table.h"
 #include "fw.h"
@@ -205,6 +206,12 @@ void anchor_ll_cross(int fd, struct file *f)
     if (!in_tcp_phase(fd, f) ||
         __atomic_load_n(&f->ll_bytes, __ATOMIC_RELAXED) < __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED))
         goto out;
+    if (anchor_local_other_end(fd)) {
+        /* both ends in this process: one thread could wait in a send for
+         * the other end's read that only it would make */
+        stay_tcp(fd, f, "both ends of the connection are in this process");
+        goto out;
+    }
     int flags = NSTACK_ANCHOR_LATE;
     if (__atomic_load_n(&f->ll_gate, __ATOMIC_RELAXED)) {
         classify_locked(fd, f, 1);

@@ -15,6 +15,8 @@
 #                      (no foreign byte), the framework end stays on TCP
 #   ll.sh fork MODE    the client forks in the TCP phase; its child
 #                      carries 8 MiB each way and upgrades there
+#   ll.sh local bl     both ends in one process and one thread, 4 MiB each
+#                      way in turns: no hang, data intact, stays on TCP
 # MODE nb: nonblocking + epoll at both ends; bl: blocking + writer thread.
 set -uo pipefail
 PROG_NAME=rsfw.ll
@@ -35,6 +37,17 @@ SWITCH_MAX=$((4 * 1024 * 1024))
 export NSTACK_UPGRADE_AFTER=$LL_N
 srv_setup rsocket 18900
 STAT=$NSTACK_RELEASE/bin/nstack-stat
+
+if [ "$SC" = local ]; then
+    out=$PROG_TMP/local.out
+    ip netns exec "$NS_A" timeout 60 env "${NSTACK_PRELOAD_ENV[@]}" NSTACK_STATS=1 NSTACK_LOG_ON=INF \
+        "$P" server "$PROG_ADDR" "$PROG_PORT" local "$MODE" >"$out" 2>&1 || prog_fail "local pair: $(cat "$out")"
+    grep -q '^PASS local' "$out" || prog_fail "no verdict: $(cat "$out")"
+    grep -q 'both ends of the connection are in this process' "$out" ||
+        prog_fail "the pair did not stay on TCP knowingly: $(cat "$out")"
+    prog_note "OK: local pair, $(stats_exit_bytes "$out" kernel) bytes on the kernel stack"
+    exit 0
+fi
 
 server_sc=$SC client_sc=$SC
 case $SC in

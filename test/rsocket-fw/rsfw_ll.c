@@ -11,6 +11,9 @@
  *                 again, ended by shutdown/EOF.
  *          fork:  short, then the client forks and its child runs long
  *                 on the inherited connection (the parent closes it).
+ *          local (server only): both ends in this one process, one thread:
+ *                 writes of 256 KiB on one end, each read on the other
+ *                 before the next, 4 MiB each way.
  * MODE nb: nonblocking socket, one epoll loop; bl: blocking socket, a
  *          writer thread beside the reading thread.
  * LL_HOLD=PATH (client): after the exchange, create PATH.up and wait for
@@ -312,6 +315,53 @@ static int open_conn(int server, const char *addr, int port)
     return c;
 }
 
+/* Both ends here, one thread: a write on one end, then the read of it on
+ * the other, in turns (no end ever waits for a read that only this thread
+ * could make after it). */
+static int local_pair(const char *addr, int port)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    socklen_t len = sizeof(sa);
+    if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
+        die("address");
+    int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
+    if (l < 0 || c < 0 || bind(l, (struct sockaddr *)&sa, len) < 0 || listen(l, 1) < 0 ||
+        connect(c, (struct sockaddr *)&sa, len) < 0)
+        die("local connect");
+    int a = accept(l, NULL, NULL);
+    if (a < 0)
+        die("accept");
+    static uint8_t b[262144];
+    for (uint64_t off = 0; off < (4u << 20); off += sizeof(b))
+        for (int dir = 0; dir < 2; dir++) {
+            int w = dir ? a : c, r = dir ? c : a;
+            for (size_t i = 0; i < sizeof(b); i++)
+                b[i] = pat(dir + 5, off + i);
+            for (size_t done = 0; done < sizeof(b);) {
+                ssize_t n = send(w, b + done, sizeof(b) - done, MSG_NOSIGNAL);
+                if (n <= 0)
+                    die("local send");
+                done += (size_t)n;
+            }
+            for (size_t done = 0; done < sizeof(b);) {
+                ssize_t n = recv(r, b + done, sizeof(b) - done, 0);
+                if (n <= 0)
+                    die("local recv");
+                done += (size_t)n;
+            }
+            for (size_t i = 0; i < sizeof(b); i++)
+                if (b[i] != pat(dir + 5, off + i)) {
+                    errno = EPROTO;
+                    die("local pair: wrong byte");
+                }
+        }
+    close(a);
+    close(c);
+    close(l);
+    printf("PASS local\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 6) {
@@ -321,6 +371,8 @@ int main(int argc, char **argv)
     int server = strcmp(argv[1], "server") == 0, nb = strcmp(argv[5], "nb") == 0;
     const char *sc = argv[4];
     uint64_t total = getenv("LL_TOTAL") ? strtoull(getenv("LL_TOTAL"), NULL, 10) : 8u << 20;
+    if (strcmp(sc, "local") == 0)
+        return local_pair(argv[2], atoi(argv[3]));
     int fd = open_conn(server, argv[2], atoi(argv[3]));
     if (nb && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
         die("O_NONBLOCK");
