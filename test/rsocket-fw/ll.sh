@@ -17,7 +17,8 @@
 #                      carries 8 MiB each way and upgrades there
 #   ll.sh local bl     both ends in one process and one thread, 4 MiB each
 #                      way in turns: no hang, data intact, stays on TCP
-# MODE nb: nonblocking + epoll at both ends; bl: blocking + writer thread.
+# MODE nb: nonblocking + epoll at both ends; et: the same edge-triggered;
+# bl: blocking + writer thread.
 set -uo pipefail
 PROG_NAME=rsfw.ll
 . "$NSTACK_SRC/test/lib/servers.sh"

@@ -14,8 +14,9 @@
  *          local (server only): both ends in this one process, one thread:
  *                 writes of 256 KiB on one end, each read on the other
  *                 before the next, 4 MiB each way.
- * MODE nb: nonblocking socket, one epoll loop; bl: blocking socket, a
- *          writer thread beside the reading thread.
+ * MODE nb: nonblocking socket, one epoll loop (level-triggered); et: the
+ *          same edge-triggered (every readiness used up to EAGAIN); bl:
+ *          blocking socket, a writer thread beside the reading thread.
  * LL_HOLD=PATH (client): after the exchange, create PATH.up and wait for
  * PATH.go (the script looks at the live connection meanwhile).
  * Exit 0 when every byte arrived intact; 1 with one line otherwise. */
@@ -64,7 +65,7 @@ static time_t now_s(void)
 }
 
 struct xfer {
-    int fd, nb;
+    int fd, nb, et;
     uint64_t total, tx, rx, nwrites;
     int tx_seed, rx_seed, shut, eof_ends;
     uint8_t wbuf[200000], rbuf[65536];
@@ -125,7 +126,9 @@ static void finish_rx(struct xfer *x, ssize_t r)
 static void run_epoll(struct xfer *x)
 {
     int ep = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.fd = x->fd };
+    uint32_t et = x->et ? EPOLLET : 0;
+    int turns = x->et ? 1 << 30 : 16;    /* edge-triggered: until EAGAIN */
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | et, .data.fd = x->fd };
     if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, x->fd, &ev) < 0)
         die("epoll");
     int eof = 0;
@@ -142,7 +145,7 @@ static void run_epoll(struct xfer *x)
             die("epoll_wait");
         for (int i = 0; i < n; i++) {
             if ((got[i].events & EPOLLOUT) && !x->shut) {
-                for (int k = 0; k < 16 && x->tx < x->total; k++)
+                for (int k = 0; k < turns && x->tx < x->total; k++)
                     if (write_some(x) < 0) {
                         if (errno != EAGAIN)
                             die("write");
@@ -152,13 +155,13 @@ static void run_epoll(struct xfer *x)
                     if (x->eof_ends && shutdown(x->fd, SHUT_WR) < 0)
                         die("shutdown");
                     x->shut = 1;
-                    ev.events = EPOLLIN;
+                    ev.events = EPOLLIN | et;
                     if (epoll_ctl(ep, EPOLL_CTL_MOD, x->fd, &ev) < 0)
                         die("epoll_ctl MOD");
                 }
             }
             if (got[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-                for (int k = 0; k < 16 && !eof && (x->eof_ends || x->rx < x->total); k++) {
+                for (int k = 0; k < turns && !eof && (x->eof_ends || x->rx < x->total); k++) {
                     ssize_t r = read_some(x);
                     if (r < 0 && errno == EAGAIN)
                         break;
@@ -198,10 +201,13 @@ static void run_threads(struct xfer *x)
     pthread_join(t, NULL);
 }
 
+static int g_et;    /* MODE et */
+
 static void exchange(int fd, int nb, uint64_t total, int tx_seed, int rx_seed, int eof_ends)
 {
     static struct xfer x;
     memset(&x, 0, sizeof(x));
+    x.et = g_et;
     x.eof_ends = eof_ends;
     x.fd = fd;
     x.nb = nb;
@@ -368,7 +374,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: rsfw_ll server|client ADDR PORT short|long|fork nb|bl\n");
         return 2;
     }
-    int server = strcmp(argv[1], "server") == 0, nb = strcmp(argv[5], "nb") == 0;
+    g_et = strcmp(argv[5], "et") == 0;
+    int server = strcmp(argv[1], "server") == 0, nb = strcmp(argv[5], "nb") == 0 || g_et;
     const char *sc = argv[4];
     uint64_t total = getenv("LL_TOTAL") ? strtoull(getenv("LL_TOTAL"), NULL, 10) : 8u << 20;
     if (strcmp(sc, "local") == 0)

@@ -47,6 +47,8 @@ struct rs_anchor {
     struct rsock *dead_listener;  /* closed once the socket lock is dropped */
     struct rs_anc_link link;      /* the other end in this process (rs_anchor_pair.c) */
     int out_wanted;               /* P_LATE: a pass-through send found no room */
+    uint64_t seen_rcv, seen_ack;  /* late phases: TCP_INFO byte counts at the last
+                                   * poll_events (new ones are a new edge) */
     int answer_late;              /* A_ANSWER: no answer within RS_ANCHOR_HELLO_MS:
                                    * sends pass through meanwhile */
 };

@@ -28,6 +28,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <linux/sockios.h>
 
 #include "nstack/nstack_sigrestart.h"
 
@@ -186,6 +187,16 @@ uint32_t rs_anc_late_mask(struct rsock *s)
         m &= ~POLLIN;
     if (sends_through(p))
         a->out_wanted = !(m & POLLOUT);
+    /* Edge-triggered waiters see an event only when gen moves: the TCP
+     * queues changed since the last look (bytes arrived or were acked;
+     * a read in between moved gen itself: late_recv). */
+    int inq = 0, outq = 0;
+    if (ioctl(a->kfd, SIOCINQ, &inq) == 0 && ioctl(a->kfd, SIOCOUTQ, &outq) == 0 &&
+        ((uint64_t)inq != a->seen_rcv || (uint64_t)outq != a->seen_ack)) {
+        a->seen_rcv = (uint64_t)inq;
+        a->seen_ack = (uint64_t)outq;
+        s->gen++;
+    }
     return m;
 }
 
@@ -234,7 +245,10 @@ static ssize_t late_recv(struct rsock *s, const struct iovec *iov, int n, int fl
         return p;
     /* The head is data, so this read copies a byte first and stops at any
      * mark that arrived meanwhile. */
-    return recvmsg(kfd, &m, fl);
+    ssize_t r = recvmsg(kfd, &m, fl);
+    if (r > 0)
+        s->gen++;                        /* the queue moved (rs_anc_late_mask) */
+    return r;
 }
 
 static ssize_t late_send(struct rsock *s, const struct iovec *iov, int n, int flags)
