@@ -18,7 +18,8 @@
 #   ll.sh local bl     both ends in one process and one thread, 4 MiB each
 #                      way in turns: no hang, data intact, stays on TCP
 # MODE nb: nonblocking + epoll at both ends; et: the same edge-triggered;
-# bl: blocking + writer thread.
+# bl: blocking + writer thread. LL_DEBUG=1: both ends log at DBG, and a
+# failure shows their logs (and, on a hang, their threads' stacks).
 set -uo pipefail
 PROG_NAME=rsfw.ll
 . "$NSTACK_SRC/test/lib/servers.sh"
