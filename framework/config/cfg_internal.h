@@ -62,6 +62,8 @@ void cfg_key_member(char *out, const char *parent, const char *name);
 
 /* A non-negative integer written as a JSON number or a decimal string
  * ("1"). Returns 0, or -1 after reporting under `key`. */
+/* upgrade_after_bytes: at most 1 GiB */
+#define CFG_UPGRADE_AFTER_MAX (1 << 30)
 int cfg_json_uint(struct cfg_ctx *ctx, const char *key, json_object *v,
                   int max, int *out);
 
@@ -104,7 +106,7 @@ void route_table_free(struct nstack_route_table *t);
  * rules lose to a config entry with the same subnet. Returns 0 or -1 (ENOMEM). */
 int route_table_add(struct nstack_route_table *t, const struct cfg_subnet *s,
                     int module, int index, int builtin, int fallback,
-                    int anchor_off, const char *rule_text);
+                    int anchor_off, int upgrade_after, const char *rule_text);
 
 /* Sort and index the table for lookups. A second config entry for a subnet
  * already listed is reported as a warning and ignored. Returns 0 or -1. */
@@ -121,6 +123,7 @@ struct route_entry {
     int builtin;
     int fallback;               /* "fallback" module index, -1 if none */
     int anchor_off;             /* "anchor": false (TCP-anchored connections off) */
+    int upgrade_after;          /* "upgrade_after_bytes": log2(N) + 1; 0: upgrade first */
     char text[CFG_RULE_TEXT_MAX];
 };
 const struct route_entry *route_table_match(const struct nstack_route_table *t,

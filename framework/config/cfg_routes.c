@@ -12,8 +12,8 @@
 
 static const char *const cfg_rd_keys[] = { "ip_route", "prot_route",
                                             "multi_stack_listen", NULL };
-static const char *const cfg_ip_keys[] = { "subnet", "stack_name", "fallback", "anchor", NULL };
-static const char *const cfg_prot_keys[] = { "proto_type", "stack_name", "anchor", NULL };
+static const char *const cfg_ip_keys[] = { "subnet", "stack_name", "fallback", "anchor", "upgrade_after_bytes", NULL };
+static const char *const cfg_prot_keys[] = { "proto_type", "stack_name", "anchor", "upgrade_after_bytes", NULL };
 
 /* Lowest priority: a config entry for the same subnet replaces them. */
 static const char *const cfg_builtin_subnets[] = {
@@ -31,7 +31,7 @@ static int cfg_add_builtins(struct cfg_ctx *ctx, struct nstack_config *cfg)
         if (cfg_parse_subnet(ctx, "built-in", cfg_builtin_subnets[i], &s) < 0)
             return -1;
         snprintf(text, sizeof(text), "built-in %s -> kernel", cfg_builtin_subnets[i]);
-        if (route_table_add(cfg->routes, &s, kernel, -1, 1, -1, 0, text) < 0)
+        if (route_table_add(cfg->routes, &s, kernel, -1, 1, -1, 0, 0, text) < 0)
             return -1;
     }
     return 0;
@@ -101,6 +101,39 @@ static int cfg_route_anchor_off(struct cfg_ctx *ctx, const char *key, json_objec
     return !json_object_get_boolean(v);
 }
 
+/* The optional "upgrade_after_bytes" of a route entry (the long-lived
+ * policy, doc/rsocket-framework.md): a connection carries its first bytes
+ * on TCP and moves to the module once both directions together carried N.
+ * N is rounded up to a power of two (the hello names it in one byte).
+ * Returns the exponent + 1, 0 when absent (upgrade before the first byte),
+ * -1 after reporting an error. */
+static int cfg_route_upgrade_after(struct cfg_ctx *ctx, const char *key, json_object *e,
+                                   int anchor_off)
+{
+    char path[CFG_KEY_MAX];
+    json_object *v;
+    int n, k = 0;
+
+    if (!json_object_object_get_ex(e, "upgrade_after_bytes", &v))
+        return 0;
+    cfg_key_member(path, key, "upgrade_after_bytes");
+    if (cfg_json_uint(ctx, path, v, CFG_UPGRADE_AFTER_MAX, &n) < 0)
+        return -1;
+    if (n < 1) {
+        cfg_error(ctx, path, "%d: out of range (1..%d)", n, CFG_UPGRADE_AFTER_MAX);
+        return -1;
+    }
+    if (anchor_off > 0) {
+        cfg_error(ctx, path, "needs a TCP-anchored route (this entry says \"anchor\": false)");
+        return -1;
+    }
+    while ((1L << k) < n)
+        k++;
+    if ((1L << k) != n)
+        cfg_warn(ctx, path, "%d: not a power of two, using %ld", n, 1L << k);
+    return k + 1;
+}
+
 static int cfg_check_entry(struct cfg_ctx *ctx, const char *key, json_object *e,
                            const char *const *known)
 {
@@ -119,7 +152,7 @@ static void cfg_parse_ip_route(struct cfg_ctx *ctx, const char *key, int index,
     char path[CFG_KEY_MAX], subnet[64], text[CFG_RULE_TEXT_MAX], net[64];
     struct cfg_subnet s;
     json_object *v;
-    int m, fb, aoff;
+    int m, fb, aoff, ll;
 
     if (cfg_check_entry(ctx, key, e, cfg_ip_keys) < 0)
         return;
@@ -134,13 +167,17 @@ static void cfg_parse_ip_route(struct cfg_ctx *ctx, const char *key, int index,
     m = cfg_route_module(ctx, key, e, cfg);
     fb = cfg_route_fallback(ctx, key, e, cfg);
     aoff = cfg_route_anchor_off(ctx, key, e);
-    if (m < 0 || fb == -2 || aoff < 0)
+    ll = cfg_route_upgrade_after(ctx, key, e, aoff);
+    if (m < 0 || fb == -2 || aoff < 0 || ll < 0)
         return;
     cfg_subnet_text(&s, net, sizeof(net));
     snprintf(text, sizeof(text), "ip_route[%d] %s -> %s%s%s", index, net,
              cfg->modules[m].stack_name, fb >= 0 ? " (fallback kernel)" : "",
              aoff ? " (anchor off)" : "");
-    if (route_table_add(cfg->routes, &s, m, index, 0, fb, aoff, text) < 0)
+    if (ll)
+        snprintf(text + strlen(text), sizeof(text) - strlen(text),
+                 " (upgrade after %ld bytes)", 1L << (ll - 1));
+    if (route_table_add(cfg->routes, &s, m, index, 0, fb, aoff, ll, text) < 0)
         cfg_error(ctx, key, "out of memory");
 }
 
@@ -149,7 +186,7 @@ static void cfg_parse_prot_route(struct cfg_ctx *ctx, const char *key,
 {
     char path[CFG_KEY_MAX];
     json_object *v;
-    int type, m, i, aoff;
+    int type, m, i, aoff, ll;
 
     if (cfg_check_entry(ctx, key, e, cfg_prot_keys) < 0)
         return;
@@ -167,7 +204,8 @@ static void cfg_parse_prot_route(struct cfg_ctx *ctx, const char *key,
     }
     m = cfg_route_module(ctx, key, e, cfg);
     aoff = cfg_route_anchor_off(ctx, key, e);
-    if (m < 0 || aoff < 0)
+    ll = cfg_route_upgrade_after(ctx, key, e, aoff);
+    if (m < 0 || aoff < 0 || ll < 0)
         return;
     for (i = 0; i < cfg->n_proto_routes; i++)
         if (cfg->proto_routes[i].proto_type == type)
@@ -176,6 +214,7 @@ static void cfg_parse_prot_route(struct cfg_ctx *ctx, const char *key,
     cfg->proto_routes[cfg->n_proto_routes].proto_type = type;
     cfg->proto_routes[cfg->n_proto_routes].module = m;
     cfg->proto_routes[cfg->n_proto_routes].anchor_off = aoff;
+    cfg->proto_routes[cfg->n_proto_routes].upgrade_after = ll;
     cfg->n_proto_routes++;
 }
 

@@ -52,6 +52,7 @@ struct nstack_route_result {
     char rule_text[160];                /* e.g. "ip_route[0] 192.168.21.0/24 -> rsocket" */
     int fallback;                       /* ip_route "fallback" module, else -1 */
     int anchor_off;                     /* the entry says "anchor": false */
+    int upgrade_after;                  /* "upgrade_after_bytes" N as log2(N) + 1; 0: upgrade first */
 };
 
 struct nstack_route_table;             /* opaque LPM table (IPv4 + IPv6) */
@@ -63,7 +64,7 @@ struct nstack_config {
     int n_modules;
     int default_module;                 /* index of default_stack_name */
     struct nstack_route_table *routes;  /* ip_route */
-    struct nstack_proto_route { int proto_type; int module; int anchor_off; } *proto_routes;
+    struct nstack_proto_route { int proto_type; int module; int anchor_off; int upgrade_after; } *proto_routes;
     int n_proto_routes;
     char module_file[NSTACK_PATH_MAX];  /* realpath of the files used, "" if none */
     char rd_file[NSTACK_PATH_MAX];

@@ -81,6 +81,7 @@ static int route_by_address(const struct nstack_config *cfg,
     out->index = e->index;
     out->fallback = e->fallback;
     out->anchor_off = e->anchor_off;
+    out->upgrade_after = e->upgrade_after;
     route_append(out->rule_text, sizeof(out->rule_text), e->text);
     return 1;
 }
@@ -97,6 +98,7 @@ static int route_by_type(const struct nstack_config *cfg, int sock_type,
         out->rule = NSTACK_RULE_PROT_ROUTE;
         out->index = i;
         out->anchor_off = cfg->proto_routes[i].anchor_off;
+        out->upgrade_after = cfg->proto_routes[i].upgrade_after;
         route_append(out->rule_text, sizeof(out->rule_text), "prot_route[");
         route_append_int(out->rule_text, sizeof(out->rule_text), i);
         route_append(out->rule_text, sizeof(out->rule_text),
@@ -119,6 +121,7 @@ void nstack_route_lookup(const struct nstack_config *cfg,
     out->index = -1;
     out->fallback = -1;
     out->anchor_off = 0;
+    out->upgrade_after = 0;
     out->rule_text[0] = '\0';
     if (!cfg)
         return;

@@ -46,7 +46,7 @@ void route_table_free(struct nstack_route_table *t)
 
 int route_table_add(struct nstack_route_table *t, const struct cfg_subnet *s,
                     int module, int index, int builtin, int fallback,
-                    int anchor_off, const char *rule_text)
+                    int anchor_off, int upgrade_after, const char *rule_text)
 {
     struct route_entry *e;
 
@@ -71,6 +71,7 @@ int route_table_add(struct nstack_route_table *t, const struct cfg_subnet *s,
     e->builtin = builtin;
     e->fallback = fallback;
     e->anchor_off = anchor_off;
+    e->upgrade_after = upgrade_after;
     strncpy(e->text, rule_text, sizeof(e->text) - 1);
     return 0;
 }

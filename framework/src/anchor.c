@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "anchor_direct.h"
+#include "anchor_ll.h"
 #include "anchor_local.h"
 #include "fd_high.h"
 #include "fd_table.h"
@@ -104,10 +105,17 @@ int anchor_track_accepted(int fd, const struct file *lf, int nonblock)
     if (sock_track_kernel(fd, lf->domain, type, lf->protocol, 0) < 0)
         return -1;
     struct file *nf = fd_table_get(fd);   /* not visible to the app yet */
+    if (nf == NULL)
+        return -1;
     anchor_defer(nf, r.stack);
+    nf->ll_code = r.ll;
+    stats_add(r.stack, NSTAT_CONN_IN, 1);
+    if (anchor_ll_accepted(fd, nf, r.stack)) {
+        anchor_local_add(fd);             /* both ends here: no late switch */
+        return 1;                         /* long-lived: a kernel socket for now */
+    }
     send_hello(fd, nf, r.stack, TF_PASSIVE);
     __atomic_store_n(&nf->defer_role, TF_PASSIVE, __ATOMIC_RELEASE);
-    stats_add(r.stack, NSTAT_CONN_IN, 1);
     anchor_local_add(fd);
     anchor_local_pair(fd, 1);
     return 1;
@@ -136,30 +144,16 @@ static void stay_on_tcp(int fd, struct file *f, int st, int err)
         LOG_WAR("fd %d: stays on TCP: %s: anchor() failed: %s", fd, g_stacks[st].name, strerror(err));
 }
 
-/* The module socket beside the TCP socket of candidate kf at fd; published
- * in the fd table on success. Caller holds kf->lock and a reference. */
-static void anchor_locked(int fd, struct file *kf)
+int anchor_attach(int fd, struct file *kf, int st, int role, int flags)
 {
-    int st = __atomic_load_n(&kf->defer_stack, __ATOMIC_ACQUIRE) - 1;
-    int role = __atomic_load_n(&kf->defer_role, __ATOMIC_ACQUIRE);
     const struct nstack_module *m = g_stacks[st].mod;
     int nb = __atomic_load_n(&kf->nonblock, __ATOMIC_RELAXED);
-    int flags = (nb ? NSTACK_ADOPT_NONBLOCK : 0) | (kf->hello_sent ? NSTACK_ANCHOR_HELLO_SENT : 0);
-    int late = role == TF_ACTIVE ? anchor_direct_late(fd, kf, st) : 0;
-    if (late == 1)
-        return;                         /* refused: the module connects directly */
-    if (late == 2) {
-        to_kernel(kf);                  /* the TCP connect failed: nothing to upgrade */
-        return;
-    }
     int kfd = fd_dup_high(fd);          /* ours: the app may close or dup2 over fd */
-    if (kfd < 0) {
-        stay_on_tcp(fd, kf, st, errno);
-        return;
-    }
+    if (kfd < 0)
+        return -1;
     nstack_sock *s = NULL;
     MOD_ENTER();
-    int wfd = m->anchor(kfd, role_of(role), flags, &s);
+    int wfd = m->anchor(kfd, role_of(role), flags | (nb ? NSTACK_ADOPT_NONBLOCK : 0), &s);
     int err = errno;
     MOD_LEAVE();
     struct file *nf = wfd >= 0 ? sock_new_module(st, kf->domain, kf->type, kf->protocol, s, nb) : NULL;
@@ -171,8 +165,8 @@ static void anchor_locked(int fd, struct file *kf)
             err = ENOMEM;
         }
         LIBC(close)(kfd);
-        stay_on_tcp(fd, kf, st, err);
-        return;
+        errno = err;
+        return -1;
     }
     nf->anchored = 1;
     nf->anchor_fd = kfd;
@@ -185,6 +179,26 @@ static void anchor_locked(int fd, struct file *kf)
     sock_publish(fd, kf, nf);
     stats_add(st, NSTAT_ANCHORED, 1);
     LOG_DBG("fd %d: anchored on %s (wait fd %d)", fd, m->name, wfd);
+    return 0;
+}
+
+/* The module socket beside the TCP socket of candidate kf at fd; published
+ * in the fd table on success. Caller holds kf->lock and a reference. */
+static void anchor_locked(int fd, struct file *kf)
+{
+    int st = __atomic_load_n(&kf->defer_stack, __ATOMIC_ACQUIRE) - 1;
+    int role = __atomic_load_n(&kf->defer_role, __ATOMIC_ACQUIRE);
+    int late = role == TF_ACTIVE ? anchor_direct_late(fd, kf, st) : 0;
+    if (late == 1)
+        return;                         /* refused: the module connects directly */
+    if (late == 2) {
+        to_kernel(kf);                  /* the TCP connect failed: nothing to upgrade */
+        return;
+    }
+    if (anchor_ll_first_use(fd, kf, st, role))
+        return;                         /* the long-lived policy's TCP phase */
+    if (anchor_attach(fd, kf, st, role, kf->hello_sent ? NSTACK_ANCHOR_HELLO_SENT : 0) < 0)
+        stay_on_tcp(fd, kf, st, errno);
 }
 
 void anchor_now(int fd, struct file *f)
@@ -219,6 +233,10 @@ void anchor_connected(int fd, struct file *f, int r)
     if (!anchor_pending(f))
         return;
     int st = __atomic_load_n(&f->defer_stack, __ATOMIC_ACQUIRE) - 1;
+    if (r == 0 && f->ll_code > 0 && anchor_ll_connected(fd, f, st)) {
+        anchor_local_add(fd);
+        return;                           /* long-lived: a kernel socket for now */
+    }
     if (r == 0)
         send_hello(fd, f, st, TF_ACTIVE);
     anchor_local_add(fd);
@@ -237,7 +255,8 @@ void anchor_connected(int fd, struct file *f, int r)
  * last fork (no other process may read its stream). */
 static int drain_allowed(const struct file *f)
 {
-    int candidate = f->kind == FILE_KSOCK && __atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE);
+    int candidate = f->kind == FILE_KSOCK &&
+                    (__atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE) || f->ll_code > 0);
     return (file_is_anchored(f) || candidate) && !__atomic_load_n(&f->passed, __ATOMIC_RELAXED) &&
            f->fork_gen == __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED);
 }

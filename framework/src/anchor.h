@@ -72,6 +72,12 @@ void anchor_now(int fd, struct file *f);
  * is in this process and stays on TCP). */
 void anchor_stay_tcp(int fd, struct file *f);
 
+/* The module socket beside the TCP socket of kf (candidate, or a
+ * long-lived connection in its TCP phase) at fd, published in the fd
+ * table: anchor() with flags (NONBLOCK added from kf). Caller holds
+ * kf->lock and a reference; 0, or -1/errno with kf left as it was. */
+int anchor_attach(int fd, struct file *kf, int st, int role, int flags);
+
 /* Resolves f when it is a pending candidate (see anchor_resolve). */
 static inline struct file *anchor_use(int fd, struct file *f)
 {

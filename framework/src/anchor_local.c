@@ -133,6 +133,23 @@ static void settle(int afd, int pfd)
     }
 }
 
+int anchor_local_other_end(int fd)
+{
+    if (__atomic_load_n(&l_gen_seen, __ATOMIC_RELAXED) != __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED) + 1)
+        return 0;
+    struct sockaddr_storage peer, local;
+    socklen_t plen = sizeof(peer), llen = sizeof(local);
+    int fds[4];
+    if (LIBC(getpeername)(fd, (struct sockaddr *)&peer, &plen) < 0 ||
+        LIBC(getsockname)(fd, (struct sockaddr *)&local, &llen) < 0)
+        return 0;
+    int n = find(&peer, plen, fds, 4);
+    for (int i = 0; i < n; i++)
+        if (fds[i] != fd && is_end(fds[i], &peer, plen, &local, llen))
+            return 1;
+    return 0;
+}
+
 void anchor_local_pair(int fd, int at_accept)
 {
     /* fast path: no connection recorded since the last fork */

@@ -27,4 +27,8 @@ void anchor_local_add(int fd);
  * (at_accept 1): the same when the other end is anchored already. */
 void anchor_local_pair(int fd, int at_accept);
 
+/* 1 when the other end of fd's connection is a connection this process
+ * made or accepted since its last fork (and still holds). */
+int anchor_local_other_end(int fd);
+
 #endif

@@ -146,6 +146,8 @@ static int state_of(const struct file *f)
     }
     if (__atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE) || __atomic_load_n(&f->defer_stack, __ATOMIC_ACQUIRE))
         return NSTAT_ST_PENDING;
+    if (__atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED))
+        return NSTAT_ST_TCP_PHASE;   /* long-lived policy (anchor_ll.c) */
     return NSTAT_ST_KERNEL;
 }
 
@@ -358,6 +360,20 @@ void conn_stats_stay_tcp(int fd, struct file *f, int err)
     if (__atomic_load_n(&f->conn_slot, __ATOMIC_ACQUIRE) == 0)
         track(fd, 1);           /* an accepted candidate, not recorded yet */
     settle(rec_of(f), g_kernel_stack, NSTAT_ST_STAYED_TCP, reason_of_errno(err), err);
+}
+
+void conn_stats_tcp_phase(int fd, struct file *f, int inbound)
+{
+    if (__atomic_load_n(&f->conn_slot, __ATOMIC_ACQUIRE) == 0)
+        track(fd, inbound);
+    struct nstat_conn *c = rec_of(f);
+    if (c == NULL)
+        return;
+    rec_begin(c);
+    c->stack = g_kernel_stack;
+    c->state = NSTAT_ST_TCP_PHASE;
+    c->reason = NSTAT_R_NONE;
+    rec_end(c);
 }
 
 void conn_stats_failed(int fd, struct file *f, int err)

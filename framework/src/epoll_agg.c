@@ -386,7 +386,7 @@ void ev_mark_nested(struct file *ef)
 static void note_pre_reg(struct file *f, int epfd, int fd, int op, const struct epoll_event *ev)
 {
     pthread_mutex_lock(&f->lock);
-    if (!f->decided) {
+    if (!f->decided || __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED)) {   /* or a long-lived TCP phase */
         int i = 0;
         while (i < f->n_pregs && (f->pregs[i].epfd != epfd || f->pregs[i].fd != fd))
             i++;
@@ -431,7 +431,8 @@ int ev_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     }
     if (f != NULL) {
         int saved = errno;
-        if (r == 0 && f->kind == FILE_KSOCK && !__atomic_load_n(&f->decided, __ATOMIC_ACQUIRE))
+        if (r == 0 && f->kind == FILE_KSOCK && (!__atomic_load_n(&f->decided, __ATOMIC_ACQUIRE) ||
+                                               __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED)))
             note_pre_reg(f, epfd, fd, op, ev);
         if (r == 0 && f->kind == FILE_EPOLL && op == EPOLL_CTL_ADD)
             ev_mark_nested(f);

@@ -133,6 +133,27 @@ struct file {
      * may be read there too (anchor.c leaves it alone at close/exit) */
     _Atomic int passed;
 
+    /* ---- the long-lived policy (anchor_ll.c); KSOCK in its TCP phase ----
+     * ll_code: the route's "upgrade_after_bytes" as log2 + 1 (0: none),
+     * set with defer_anchor. ll_limit: bytes (both directions) after which
+     * the connection moves to its module, 0 when not in the TCP phase;
+     * written under `lock` before the file is published or before
+     * ll_gate is cleared, read by the data path with relaxed loads.
+     * ll_bytes: the data path's relaxed adds. ll_gate: the active has not
+     * seen the passive's answer yet: its reads look for it first. */
+    int ll_code;
+    int ll_role;
+    int ll_stack;
+    uint64_t ll_limit;
+    _Atomic uint64_t ll_bytes;
+    _Atomic int ll_gate;
+    /* Data calls of this file inside a kernel call now (TCP phase only),
+     * and 1 while the switch runs: a call that sees it takes the slow
+     * path, and the switch starts only when no other call is inside (a
+     * call inside could pass a mark, or land bytes after one). */
+    _Atomic int ll_inflight;
+    _Atomic int ll_switching;
+
     /* KSOCK listener on an anchoring route: the module's listener beside
      * it (anchor_side.c); set once (release store), freed with the file. */
     struct anchor_side *side;

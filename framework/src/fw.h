@@ -51,6 +51,7 @@ int fw_route(const struct file *f, const struct sockaddr *key, socklen_t keylen)
 struct route {
     int stack;
     int anchor;
+    int ll;          /* anchored with "upgrade_after_bytes": log2(N) + 1; else 0 */
 };
 struct route fw_route_ex(const struct file *f, const struct sockaddr *key);
 const struct nstack_fw_api *fw_api(void);

@@ -184,9 +184,10 @@ static uint32_t caps_needed(const struct file *f)
 
 /* The configured choice, before fallbacks; *anchor_off: the rule's
  * "anchor": false. */
-static int route_configured(const struct file *f, const struct sockaddr *key, int *anchor_off)
+static int route_configured(const struct file *f, const struct sockaddr *key, int *anchor_off, int *ll)
 {
     *anchor_off = 0;
+    *ll = 0;
 #ifdef NSTACK_HAVE_CONFIG
     if (g_cfg != NULL) {
         struct nstack_route_result res;
@@ -194,6 +195,7 @@ static int route_configured(const struct file *f, const struct sockaddr *key, in
         if (res.module >= 0 && res.module < g_n_stacks) {
             LOG_DBG("route: %s", res.rule_text);
             *anchor_off = res.anchor_off;
+            *ll = res.upgrade_after;
             return res.module;
         }
     }
@@ -230,8 +232,8 @@ struct route fw_route_ex(const struct file *f, const struct sockaddr *key)
 {
     if (!fw_is_started())
         return (struct route){ .stack = g_kernel_stack };
-    int anchor_off;
-    int idx = route_configured(f, key, &anchor_off);
+    int anchor_off, ll;
+    int idx = route_configured(f, key, &anchor_off, &ll);
     if (fw_stack_ready(idx) < 0) {
         idx = default_stack();
         if (fw_stack_ready(idx) < 0)
@@ -245,7 +247,9 @@ struct route fw_route_ex(const struct file *f, const struct sockaddr *key)
                    f->type == SOCK_DGRAM ? "SOCK_DGRAM" : "SOCK_STREAM");
         idx = g_kernel_stack;
     }
-    return (struct route){ .stack = idx, .anchor = anchor_applies(f, idx, anchor_off) };
+    int anchored = anchor_applies(f, idx, anchor_off);
+    return (struct route){ .stack = idx, .anchor = anchored,
+                           .ll = anchored && MODULE_HAS_OP(s->mod, anchor_policy) ? ll : 0 };
 }
 
 /* A stack that can carry f, or -1 (extra listeners get no fallbacks). */

@@ -315,6 +315,7 @@ int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t k
     int st = r.stack;
     if (r.anchor && key != NULL) {
         anchor_defer(kf, st);  /* TCP-anchored: kernel TCP, the module beside it at first use */
+        kf->ll_code = r.ll;    /* the long-lived policy (anchor_ll.c) */
         pthread_mutex_unlock(&kf->lock);
         return 1;
     }

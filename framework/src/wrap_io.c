@@ -7,6 +7,7 @@
 #include <sys/sendfile.h>
 
 #include "anchor.h"
+#include "anchor_ll.h"
 #include "epoll_agg.h"
 #include "fd_table.h"
 #include "file.h"
@@ -41,17 +42,64 @@ static inline void count_io(struct file *f, ssize_t r, enum nstat_counter c)
         struct file *kf_ = fd_table_get(fd);                                     \
         if (kf_ == NULL || t_in_module)                                          \
             return call;                                                         \
+        int ll_;                                                                 \
         if (__atomic_load_n(&kf_->kind, __ATOMIC_RELAXED) == FILE_KSOCK &&        \
-            __atomic_load_n(&kf_->decided, __ATOMIC_ACQUIRE)) {                   \
+            __atomic_load_n(&kf_->decided, __ATOMIC_ACQUIRE) &&                   \
+            !anchor_ll_gate(fd, kf_, ctr == NSTAT_TX_BYTES) &&                    \
+            (!(ll_ = LL_PHASE(kf_)) || (ctr == NSTAT_TX_BYTES && anchor_ll_enter(kf_)))) { \
             int st_ = __atomic_load_n(&kf_->stack, __ATOMIC_RELAXED);             \
             ssize_t r_ = call;                                                   \
+            if (ll_)                                                             \
+                anchor_ll_leave(kf_);                                            \
             if (r_ > 0) {                                                        \
                 stats_add(st_, ctr, (uint64_t)r_);                               \
                 conn_stats_io(kf_, ctr == NSTAT_TX_BYTES, (uint64_t)r_);         \
+                anchor_ll_count(fd, kf_, r_);                                    \
             }                                                                    \
             return r_;                                                           \
         }                                                                        \
     } while (0)
+
+/* A long-lived connection in its TCP phase (anchor_ll.c): its reads take
+ * the referenced path (anchor_ll_recvmsg, through the module_call of the
+ * wrapper: m_recv/m_recvmsg see the kernel file), its writes the fast
+ * path inside anchor_ll_enter/leave. One load for every kernel socket. */
+#define LL_PHASE(f) __builtin_expect(__atomic_load_n(&(f)->ll_limit, __ATOMIC_RELAXED) != 0, 0)
+static __thread int t_ll_fd;
+
+/* The referenced path of a kernel file while its switch runs: the switch
+ * ends first (it holds the lock), then fd's file now. */
+static struct file *ll_settle(int fd, struct file *f)
+{
+    if (f->kind != FILE_KSOCK || !__atomic_load_n(&f->ll_switching, __ATOMIC_SEQ_CST))
+        return f;
+    pthread_mutex_lock(&f->lock);
+    pthread_mutex_unlock(&f->lock);
+    struct file *n = file_get(fd);
+    if (n == NULL)
+        return f;
+    file_put(f);
+    return n;
+}
+
+/* A write on a kernel file in its TCP phase that takes the referenced
+ * path runs inside anchor_ll_enter/leave too (*held): a switch never
+ * starts while it is in the kernel, and one that runs is waited for (the
+ * write then goes where fd is now). */
+static struct file *ll_tx_begin(int fd, struct file *f, int *held)
+{
+    *held = 0;
+    for (int i = 0; i < 64; i++) {
+        if (f->kind != FILE_KSOCK || !LL_PHASE(f))
+            return f;
+        if (anchor_ll_enter(f)) {
+            *held = 1;
+            return f;
+        }
+        f = ll_settle(fd, f);
+    }
+    return f;
+}
 
 /* A TCP-first socket (fork support) moves to its module at its first data
  * call; on failure the call returns -1 with the move's errno. */
@@ -125,6 +173,11 @@ static ssize_t m_send(struct file *f, const void *buf, size_t len, int flags)
 
 static ssize_t m_recv(struct file *f, void *buf, size_t len, int flags)
 {
+    if (f->kind == FILE_KSOCK) {            /* long-lived TCP phase (DATA_CALL) */
+        struct iovec v = { buf, len };
+        struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1 };
+        return anchor_ll_recvmsg(t_ll_fd, f, &m, flags);
+    }
     if (f->mod->recv == NULL) {
         errno = EOPNOTSUPP;
         return -1;
@@ -145,6 +198,8 @@ static ssize_t m_sendmsg(struct file *f, const struct msghdr *msg, int flags)
 
 static ssize_t m_recvmsg(struct file *f, struct msghdr *msg, int flags)
 {
+    if (f->kind == FILE_KSOCK)              /* long-lived TCP phase (DATA_CALL) */
+        return anchor_ll_recvmsg(t_ll_fd, f, msg, flags);
     if (f->mod->recvmsg == NULL) {
         errno = EOPNOTSUPP;
         return -1;
@@ -185,9 +240,20 @@ static struct file *route_by_dest(int fd, struct file *f, const struct sockaddr 
         if (t_in_module || (f = file_get(fd)) == NULL)                           \
             return libc_call;                                                    \
         TF_RESOLVE(fd, f, write_first);                                          \
-        ssize_t r = f->kind == FILE_MSOCK ? (module_call) : (libc_call);         \
+        f = ll_settle(fd, f);                                                    \
+        int held_ = 0;                                                           \
+        if (ctr == NSTAT_TX_BYTES)                                               \
+            f = ll_tx_begin(fd, f, &held_);                                      \
+        int llrx_ = ctr == NSTAT_RX_BYTES && f->kind == FILE_KSOCK && LL_PHASE(f); \
+        if (llrx_)                                                               \
+            t_ll_fd = fd;                                                        \
+        ssize_t r = f->kind == FILE_MSOCK || llrx_ ? (module_call) : (libc_call); \
+        if (held_)                                                               \
+            anchor_ll_leave(f);                                                  \
         ANCHOR_RETRY(fd, f, r, libc_call);                                       \
         count_io(f, r, ctr);                                                     \
+        if (r > 0 && f->kind == FILE_KSOCK && !llrx_)                            \
+            anchor_ll_count(fd, f, r);     /* reads: anchor_ll_recvmsg counts */  \
         return file_put_ret(f, r);                                                    \
     } while (0)
 
@@ -238,8 +304,12 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const stru
         return LIBC(sendto)(fd, buf, len, flags, to, tolen);
     TF_RESOLVE(fd, f, 1);
     f = route_by_dest(fd, f, to, tolen);
+    int held;
+    f = ll_tx_begin(fd, f, &held);
     ssize_t r = f->kind == FILE_MSOCK ? m_sendto(f, buf, len, flags, to, tolen)
                                       : LIBC(sendto)(fd, buf, len, flags, to, tolen);
+    if (held)
+        anchor_ll_leave(f);
     ANCHOR_RETRY(fd, f, r, LIBC(sendto)(fd, buf, len, flags, to, tolen));
     count_io(f, r, NSTAT_TX_BYTES);
     return file_put_ret(f, r);
@@ -266,7 +336,11 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     TF_RESOLVE(fd, f, 1);
     if (msg != NULL)
         f = route_by_dest(fd, f, msg->msg_name, msg->msg_namelen);
+    int held;
+    f = ll_tx_begin(fd, f, &held);
     ssize_t r = f->kind == FILE_MSOCK ? m_msg(f, (struct msghdr *)msg, flags, 0) : LIBC(sendmsg)(fd, msg, flags);
+    if (held)
+        anchor_ll_leave(f);
     ANCHOR_RETRY(fd, f, r, LIBC(sendmsg)(fd, msg, flags));
     count_io(f, r, NSTAT_TX_BYTES);
     return file_put_ret(f, r);
@@ -276,8 +350,10 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 static int kernel_sendmmsg(int fd, struct file *f, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
     int r = LIBC(sendmmsg)(fd, vec, vlen, flags);
-    for (int i = 0; i < r; i++)
+    for (int i = 0; i < r; i++) {
         count_io(f, vec[i].msg_len, NSTAT_TX_BYTES);
+        anchor_ll_count(fd, f, vec[i].msg_len);
+    }
     return (int)file_put_ret(f, r);
 }
 
@@ -379,9 +455,12 @@ static int m_recvmmsg(struct file *f, struct mmsghdr *vec, unsigned int vlen, in
 static int kernel_recvmmsg(int fd, struct file *f, struct mmsghdr *vec, unsigned int vlen, int flags,
                            struct timespec *tmo)
 {
+    (void)anchor_ll_gate(fd, f, 0);
     int r = LIBC(recvmmsg)(fd, vec, vlen, flags, tmo);
-    for (int i = 0; i < r; i++)
+    for (int i = 0; i < r; i++) {
         count_io(f, vec[i].msg_len, NSTAT_RX_BYTES);
+        anchor_ll_count(fd, f, vec[i].msg_len);
+    }
     return (int)file_put_ret(f, r);
 }
 
@@ -450,10 +529,23 @@ EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
     if (t_in_module || (f = file_get(out_fd)) == NULL)
         return LIBC(sendfile)(out_fd, in_fd, offset, count);
     TF_RESOLVE(out_fd, f, 1);
+    if (f->kind == FILE_KSOCK && anchor_ll_gate(out_fd, f, 1)) {
+        struct file *n = file_get(out_fd);   /* went to its module meanwhile */
+        if (n != NULL) {
+            file_put(f);
+            f = n;
+        }
+    }
+    int held;
+    f = ll_tx_begin(out_fd, f, &held);
     ssize_t r = f->kind == FILE_MSOCK ? m_sendfile(f, in_fd, offset, count)
                                       : LIBC(sendfile)(out_fd, in_fd, offset, count);
+    if (held)
+        anchor_ll_leave(f);
     ANCHOR_RETRY(out_fd, f, r, LIBC(sendfile)(out_fd, in_fd, offset, count));
     count_io(f, r, NSTAT_TX_BYTES);
+    if (r > 0 && f->kind == FILE_KSOCK)
+        anchor_ll_count(out_fd, f, r);     /* the long-lived policy's TCP phase */
     return file_put_ret(f, r);
 }
 

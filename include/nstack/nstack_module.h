@@ -293,6 +293,28 @@ struct nstack_module {
      * the dispatcher's fallback uses it to tell a release from a peer
      * without the framework). */
     int (*anchor_release)(nstack_sock *s, int timeout_ms);
+
+    /* ---- ABI 1.3 (optional): the long-lived policy ----------------------
+     * (doc/rsocket-framework.md, "Long-lived policy".) A connection whose
+     * route says "upgrade_after_bytes" starts as a plain kernel TCP socket
+     * (the dispatcher's fast path) and moves to the module once both
+     * directions together carried the agreed number of bytes, 2^(code-1).
+     * anchor_policy(kfd, op, &code), never blocking:
+     *   NSTACK_LL_SEND   (active, once connected): announce the policy
+     *                    `*code` out of band; 0 sent, -1/errno not.
+     *   NSTACK_LL_ANSWER (passive): the active's announcement, if any:
+     *                    1 it was a long-lived one, answered, *code = the
+     *                    agreed code (the larger of both); 2 the active
+     *                    upgrades first (use anchor_hello/anchor); 0
+     *                    nothing yet; -1 the peer does not run the
+     *                    framework (in-band data or EOF first).
+     *   NSTACK_LL_PEER   (active): the passive's answer: 1 with *code, 0
+     *                    nothing yet, -1 none will come (in-band data, EOF).
+     * Then anchor() with NSTACK_ANCHOR_LATE on the connection that crossed
+     * the threshold, in either end: the module carries on TCP what still
+     * belongs there (data calls pass through to kfd) and switches each
+     * direction at a clean point of the stream. */
+    int (*anchor_policy)(int kfd, int op, int *code);
 };
 
 /* getsockopt() level and option (ABI 1.3, optional): after an anchored
@@ -304,6 +326,17 @@ struct nstack_module {
  * the call (ENOPROTOOPT) and the dispatcher assumes 0. */
 #define NSTACK_SOL_MODULE         0x6e73       /* no kernel SOL_* uses it */
 #define NSTACK_SO_FALLBACK_ERRNO  1
+/* anchor_policy() ops (ABI 1.3). */
+#define NSTACK_LL_SEND            1
+#define NSTACK_LL_ANSWER          2
+#define NSTACK_LL_PEER            3
+/* anchor() flag (ABI 1.3): the long-lived policy's switch, after data
+ * moved on TCP (the announcements were exchanged by anchor_policy). */
+#define NSTACK_ANCHOR_LATE        (1 << 3)
+/* with NSTACK_ANCHOR_LATE (active): the passive's answer was not seen yet;
+ * the module passes the stream through until it comes (or in-band data
+ * first: the connection stays on TCP). */
+#define NSTACK_ANCHOR_LL_WAIT     (1 << 4)
 
 /* poll_events() bit (ABI 1.2): an anchored socket stays on its TCP anchor. */
 #define NSTACK_EV_FALLBACK        (1u << 24)   /* no epoll flag uses bit 24 */

@@ -80,6 +80,7 @@ enum nstat_conn_state {
     NSTAT_ST_STAYED_TCP,     /* anchored candidate that stayed on TCP (see reason) */
     NSTAT_ST_DIRECT,         /* a module socket (no TCP anchor) */
     NSTAT_ST_FAILED,         /* moving it to the module failed: unusable (reason, err) */
+    NSTAT_ST_TCP_PHASE,      /* long-lived policy: on TCP until upgrade_after_bytes */
     NSTAT_ST_N
 };
 
@@ -167,7 +168,8 @@ struct nstat_shm {
 static inline const char *nstat_state_name(unsigned s)
 {
     static const char *const n[NSTAT_ST_N] = { "free", "kernel", "anchored-pending", "upgrading",
-                                               "upgraded", "stayed-on-TCP", "direct", "failed" };
+                                               "upgraded", "stayed-on-TCP", "direct", "failed",
+                                               "tcp-phase" };
     return s < NSTAT_ST_N ? n[s] : "?";
 }
 

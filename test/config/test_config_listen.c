@@ -166,6 +166,44 @@ static void anchor_defaults_on_and_is_kept_per_entry(void **state)
     nstack_config_free(cfg);
 }
 
+/* ---- "upgrade_after_bytes": the long-lived policy ------------------------- */
+
+static void upgrade_after_is_kept_per_entry(void **state)
+{
+    (void)state;
+    struct nstack_config *cfg = parse_ok(
+        "{\"ip_route\":["
+        "{\"subnet\":\"192.168.21.0/24\",\"stack_name\":\"rsocket\",\"upgrade_after_bytes\":65536},"
+        "{\"subnet\":\"192.168.22.0/24\",\"stack_name\":\"rsocket\",\"upgrade_after_bytes\":\"1000\"},"
+        "{\"subnet\":\"192.168.23.0/24\",\"stack_name\":\"rsocket\"}],"
+        "\"prot_route\":[{\"proto_type\":1,\"stack_name\":\"shadow\",\"upgrade_after_bytes\":1}]}");
+    struct nstack_route_result r = lookup4(cfg, "192.168.21.7");
+    assert_int_equal(r.upgrade_after, 17);          /* 2^16 */
+    assert_non_null(strstr(r.rule_text, "(upgrade after 65536 bytes)"));
+    r = lookup4(cfg, "192.168.22.7");
+    assert_int_equal(r.upgrade_after, 11);          /* rounded up to 1024 */
+    DIAG_HAS(&d, NSTACK_DIAG_WARNING, "rd_config.json", "ip_route[1].upgrade_after_bytes", "using 1024");
+    r = lookup4(cfg, "192.168.23.7");
+    assert_int_equal(r.upgrade_after, 0);
+    r = lookup4(cfg, "10.1.2.3");
+    assert_int_equal(r.upgrade_after, 1);
+    nstack_config_free(cfg);
+}
+
+static void upgrade_after_bad_values_are_refused(void **state)
+{
+    (void)state;
+    parse_bad("{\"ip_route\":[{\"subnet\":\"10.0.0.0/8\",\"stack_name\":\"rsocket\",\"upgrade_after_bytes\":0}]}");
+    DIAG_HAS(&d, NSTACK_DIAG_ERROR, "rd_config.json", "ip_route[0].upgrade_after_bytes", "out of range");
+    parse_bad("{\"ip_route\":[{\"subnet\":\"10.0.0.0/8\",\"stack_name\":\"rsocket\",\"upgrade_after_bytes\":true}]}");
+    DIAG_HAS(&d, NSTACK_DIAG_ERROR, "rd_config.json", "ip_route[0].upgrade_after_bytes", "expected an integer");
+    parse_bad("{\"ip_route\":[{\"subnet\":\"10.0.0.0/8\",\"stack_name\":\"rsocket\",\"anchor\":false,"
+              "\"upgrade_after_bytes\":10}]}");
+    DIAG_HAS(&d, NSTACK_DIAG_ERROR, "rd_config.json", "ip_route[0].upgrade_after_bytes", "needs a TCP-anchored route");
+    parse_bad("{\"prot_route\":[{\"proto_type\":1,\"stack_name\":\"rsocket\",\"upgrade_after_bytes\":2147483648}]}");
+    DIAG_HAS(&d, NSTACK_DIAG_ERROR, "rd_config.json", "prot_route[0].upgrade_after_bytes", "out of range");
+}
+
 static void anchor_not_a_boolean_is_refused(void **state)
 {
     (void)state;
@@ -401,6 +439,8 @@ int main(void)
         cmocka_unit_test(fallback_kernel_is_kept_per_entry),
         cmocka_unit_test(anchor_defaults_on_and_is_kept_per_entry),
         cmocka_unit_test(anchor_not_a_boolean_is_refused),
+        cmocka_unit_test(upgrade_after_is_kept_per_entry),
+        cmocka_unit_test(upgrade_after_bad_values_are_refused),
         cmocka_unit_test(fallback_on_ipv6_entry),
         cmocka_unit_test(fallback_other_than_kernel_is_refused),
         cmocka_unit_test(fallback_unknown_stack_is_refused),

@@ -49,7 +49,9 @@ J
 cat >"$WORK/r.json" <<'J'
 { "ip_route": [ { "subnet": "192.168.21.0/24", "stack_name": "rsocket",
                   "fallback": "kernel", "anchor": false, },
-                { "subnet": "fd21::/64", "stack_name": "rsocket", "anchor": true },
+                { "subnet": "fd21::/64", "stack_name": "rsocket", "anchor": true,
+                  "upgrade_after_bytes": 65536 },
+                { "subnet": "192.168.24.0/24", "stack_name": "rsocket", "upgrade_after_bytes": "1000" },
                 { "subnet": "::ffff:192.168.23.0/120", "stack_name": "rsocket" },
                 { "subnet": "10.1.2.3", "stack_name": "kernel" } ],
   "prot_route": [ { "proto_type": "1", "stack_name": "kernel" },
@@ -88,6 +90,11 @@ invalid r subnet     '{ "ip_route": [ { "subnet": "192.168.21/24", "stack_name":
 invalid r nostack    '{ "ip_route": [ { "subnet": "192.168.21.0/24" } ] }'
 invalid r fallback   '{ "ip_route": [ { "subnet": "192.168.21.0/24", "stack_name": "rsocket", "fallback": "rsocket" } ] }'
 invalid r anchor     '{ "ip_route": [ { "subnet": "192.168.21.0/24", "stack_name": "rsocket", "anchor": "no" } ] }'
+invalid r llzero     '{ "ip_route": [ { "subnet": "192.168.21.0/24", "stack_name": "rsocket", "upgrade_after_bytes": 0 } ] }'
+invalid r llbig      '{ "ip_route": [ { "subnet": "192.168.21.0/24", "stack_name": "rsocket", "upgrade_after_bytes": 2147483648 } ] }'
+invalid r lltype     '{ "ip_route": [ { "subnet": "192.168.21.0/24", "stack_name": "rsocket", "upgrade_after_bytes": true } ] }'
+invalid r lldirect   '{ "ip_route": [ { "subnet": "192.168.21.0/24", "stack_name": "rsocket", "anchor": false, "upgrade_after_bytes": 4096 } ] }'
+invalid r llprot     '{ "prot_route": [ { "proto_type": 1, "stack_name": "rsocket", "upgrade_after_bytes": "x" } ] }'
 invalid r proto      '{ "prot_route": [ { "proto_type": "3", "stack_name": "kernel" } ] }'
 invalid r multi      '{ "multi_stack_listen": "yes" }'
 

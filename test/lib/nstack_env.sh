@@ -7,6 +7,8 @@
 #       writes DIR/module_config.json and DIR/rd_config.json routing
 #       192.168.21.0/24 to RSOCKET_SUBNET_STACK ("rsocket" or "kernel") and
 #       192.168.22.0/24 to the kernel.
+#       NSTACK_UPGRADE_AFTER=N in the environment adds the long-lived
+#       policy ("upgrade_after_bytes": N) to the 192.168.21.0/24 route.
 #   nstack_preload_env RELEASE DIR
 #       fills the array NSTACK_PRELOAD_ENV with NAME=VALUE words for env(1).
 
@@ -30,7 +32,7 @@ JSON
     cat >"$dir/rd_config.json" <<JSON
 {
   "ip_route": [
-    { "subnet": "192.168.21.0/24", "stack_name": "$stack21" },
+    { "subnet": "192.168.21.0/24", "stack_name": "$stack21"${NSTACK_UPGRADE_AFTER:+, \"upgrade_after_bytes\": $NSTACK_UPGRADE_AFTER} },
     { "subnet": "192.168.22.0/24", "stack_name": "kernel" }
   ],
   "prot_route": []

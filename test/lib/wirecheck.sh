@@ -17,6 +17,7 @@
 #   wire_capture_stop                      WIRE_BIG: packets > 64 B payload,
 #                                          WIRE_DROPPED: dropped by the kernel
 #   wire_expect_no_payload WHAT            WIRE_BIG == 0 (and nothing dropped)
+#   wire_payload_sum                       bytes of payload in those packets
 #   wire_expect_payload WHAT               WIRE_BIG > 0: on the kernel route
 #                                          the bulk is on TCP; proves the
 #                                          check above can fail
@@ -42,8 +43,11 @@ wire_capture_start() {
     local ns=$1 ifc=$2 port=$3 dir=$4 filter=${5:-}
     command -v tcpdump >/dev/null || wire_fail "tcpdump is not installed (tools/deps.sh)"
     WIRE_FILE=$dir/wire.$port.pcap; WIRE_ERR=$dir/wire.$port.err
-    # -U: write each packet at once; -B: a large buffer so nothing drops.
-    ip netns exec "$ns" tcpdump -i "$ifc" -n -U -B 8192 -w "$WIRE_FILE" \
+    # -U: write each packet at once; -B: a large buffer so nothing drops;
+    # --immediate-mode: packets reach tcpdump at once, not when a ring
+    # block fills or times out (a capture stopped right after the traffic
+    # would otherwise miss the last block).
+    ip netns exec "$ns" tcpdump -i "$ifc" -n -U -B 8192 --immediate-mode -w "$WIRE_FILE" \
         "${filter:-$(wire_filter "$port")}" 2>"$WIRE_ERR" &
     WIRE_PID=$!; bg_track "$WIRE_PID"
     wait_until 20 grep -qs 'listening on' "$WIRE_ERR" ||
@@ -66,6 +70,11 @@ wire_expect_no_payload() {
     [ "$WIRE_DROPPED" -eq 0 ] || wire_fail "$1: the capture dropped $WIRE_DROPPED packets: cannot tell"
     [ "$WIRE_BIG" -eq 0 ] ||
         wire_fail "$1: $WIRE_BIG kernel TCP packets carried more than $WIRE_MAX_PAYLOAD bytes of payload, e.g.: $(tcpdump -r "$WIRE_FILE" -n -c 2 2>/dev/null | tr '\n' ' ')"
+}
+
+wire_payload_sum() {
+    tcpdump -r "$WIRE_FILE" -n 2>/dev/null | sed -n 's/.* length \([0-9]*\)$/\1/p' |
+        awk '{ s += $1 } END { printf "%.0f\n", s + 0 }'
 }
 
 wire_expect_payload() {

@@ -29,6 +29,7 @@
  * the listener is closed only with the socket lock dropped (dead_listener).
  */
 #include "rs_anchor.h"
+#include "rs_anchor_int.h"
 #include "rs_down.h"
 
 #include <errno.h>
@@ -44,40 +45,6 @@
 /* How long a failure waits for the anchor to tell whether the peer left
  * (failure paths only). */
 #define RS_ANCHOR_LOST_MS 200
-
-enum anc_phase {
-    ANC_TCPCONN = 1,      /* active: the nonblocking TCP connect is not done */
-    ANC_A_HELLO,          /* active: hello sent, the passive's awaited */
-    ANC_A_OFFER,          /* active: KICK sent (committed), OFFER awaited */
-    ANC_A_RCONN,          /* active: rconnect to the offered port */
-    ANC_P_HELLO,          /* passive: the active's hello awaited */
-    ANC_P_KICK,           /* passive: hellos exchanged, KICK awaited */
-    ANC_P_OFFERING,       /* passive: KICK read (committed), listener made */
-    ANC_P_LISTEN,         /* passive: OFFER sent, connect request awaited */
-    ANC_P_ACCEPTING,      /* passive: accepted on the wire, not established */
-    ANC_UPGRADED = RS_ANC_PHASE_UPGRADED,
-    ANC_FALLBACK,
-    ANC_FAILED,
-};
-
-struct rs_anchor {
-    int kfd, role;
-    int hello_sent;
-    int write_wanted;             /* passive: the app tried to send first */
-    int tcp_eof;                  /* passive after OFFER: the active closed the TCP side */
-    int busy;                     /* a thread serves the listener unlocked */
-    int timer_fd;                 /* handshake deadlines, -1 until needed */
-    int kfd_in;                   /* kfd is in the wait fd, with kfd_ev */
-    uint32_t kfd_ev;
-    int64_t hello_deadline;       /* 0: not running */
-    int64_t deadline;             /* once committed; 0: none */
-    int err;                      /* ANC_FAILED: errno of every call */
-    int fb_err;                   /* ANC_FALLBACK: the local errno behind it, EREMOTEIO: the
-                                   * peer's RDMA side failed, 0: no framework (nstack-stat) */
-    struct rsock *listener;       /* passive: P_LISTEN */
-    struct rsock *dead_listener;  /* closed once the socket lock is dropped */
-    struct rs_anc_link link;      /* the other end in this process (rs_anchor_pair.c) */
-};
 
 static int final_phase(int p)
 {
@@ -128,6 +95,21 @@ static void fail(struct rsock *s, int err, const char *why)
     s->anc->err = err ? err : EPROTO;
     rs_log(3, "anchor: handshake failed: %s: %s", why, strerror(s->anc->err));
     set_phase(s, ANC_FAILED);
+}
+
+void rs_anc_set_phase(struct rsock *s, int p)
+{
+    set_phase(s, p);
+}
+
+void rs_anc_fallback(struct rsock *s, const char *why)
+{
+    fallback(s, why);
+}
+
+void rs_anc_fail(struct rsock *s, int err, const char *why)
+{
+    fail(s, err, why);
 }
 
 static int watch_kfd(struct rsock *s, uint32_t ev)
@@ -191,7 +173,7 @@ static int read_urgent(int kfd, uint8_t *v)
 {
     if (!rs_anc_urgent_peek(kfd, v))
         return rs_anc_inline_taken(kfd) ? 2 : 0;
-    if (*v != RS_ANC_HELLO && *v != RS_ANC_KICK)
+    if (*v != RS_ANC_HELLO && *v != RS_ANC_KICK && !rs_anc_ll_value(*v))
         return 2;
     return rs_anc_urgent_recv(kfd, v) == 1 ? 1 : -1;
 }
@@ -384,7 +366,7 @@ static struct rsock *passive_listener(struct rsock *s, uint16_t *port)
 }
 
 /* KICK read: the active is committed and waits for exactly one OFFER. */
-static void passive_commit(struct rsock *s)
+void rs_anc_passive_commit(struct rsock *s)
 {
     struct rs_anchor *a = s->anc;
     rs_anc_skip_mark(a->kfd);
@@ -431,13 +413,23 @@ static void step_passive_hello(struct rsock *s)
     int r = read_urgent(a->kfd, &v);
     if (r == 2 || r < 0)
         return fallback(s, r == 2 ? "foreign or inline urgent data" : "TCP error");
+    if (r == 1 && rs_anc_ll_value(v) && s->anc_phase == ANC_P_HELLO) {
+        /* the active announced the long-lived policy after our accept():
+         * answer it; this end passes the stream through until KICK */
+        if (rs_anc_urgent_send(a->kfd, v))
+            return fallback(s, "long-lived answer not sent");
+        a->hello_deadline = 0;
+        return set_phase(s, ANC_P_LATE);
+    }
+    if (r == 1 && rs_anc_ll_value(v))
+        return fallback(s, "a long-lived announcement after the hellos");
     if (r == 1 && !a->hello_sent && rs_anc_inband(a->kfd) != 0) {
         if (rs_anc_urgent_send(a->kfd, RS_ANC_HELLO))
             return fallback(s, "hello not sent");
         a->hello_sent = 1;
     }
     if (r == 1 && v == RS_ANC_KICK)
-        return passive_commit(s);
+        return rs_anc_passive_commit(s);
     if (r == 1) {
         if (a->write_wanted)
             a->hello_deadline = rs_now_ms() + rs_tun.anchor_hello_ms;
@@ -582,7 +574,10 @@ static void step(struct rsock *s)
     case ANC_P_OFFERING:  step_offering(s); break;
     case ANC_P_LISTEN:    step_listen(s); break;
     case ANC_P_ACCEPTING: step_accepting(s); break;
-    default:              break;
+    default:
+        if (rs_anc_is_late(s->anc_phase))
+            rs_anc_late_step(s);
+        break;
     }
 }
 
@@ -600,7 +595,14 @@ static uint32_t phase_interest(int p)
 
 static uint32_t interest(const struct rsock *s)
 {
+    if (rs_anc_is_late(s->anc_phase))
+        return rs_anc_late_interest(s);
     return s->anc->tcp_eof ? 0 : phase_interest(s->anc_phase);
+}
+
+void rs_anc_rewatch(struct rsock *s)
+{
+    (void)watch_kfd(s, interest(s));
 }
 
 /* Release what the handshake held once it ended; the anchor stays in
@@ -668,7 +670,8 @@ static void cannot_watch(struct rsock *s)
 {
     int ph = s->anc_phase;
     int passive = ph == ANC_P_HELLO || ph == ANC_P_KICK;
-    if (ph == ANC_TCPCONN || ph == ANC_A_HELLO || passive) {
+    if (ph == ANC_TCPCONN || ph == ANC_A_HELLO || ph == ANC_A_KICK || ph == ANC_A_ANSWER || ph == ANC_P_LATE ||
+        passive) {
         rs_log(2, "anchor: cannot watch the handshake (%s); staying on TCP", strerror(errno));
         if (passive && s->anc->hello_sent)
             decline_without_shell(s->anc->kfd);
@@ -728,7 +731,8 @@ static int result(struct rsock *s)
  * has not committed (passive before KICK); else the connection failed. */
 static void give_up(struct rsock *s)
 {
-    if (s->anc_phase == ANC_P_HELLO || s->anc_phase == ANC_P_KICK)
+    int p = s->anc_phase;
+    if (p == ANC_P_HELLO || p == ANC_P_KICK || p == ANC_P_LATE || p == ANC_A_KICK || p == ANC_A_ANSWER)
         fallback(s, "nothing from the peer within RS_ANCHOR_TIMEOUT_MS");
     else
         fail(s, ETIMEDOUT, "handshake timed out");
@@ -830,7 +834,7 @@ uint32_t rs_anchor_poll_events(struct rsock *s, uint64_t *gen)
         case ANC_UPGRADED: rs_progress(s, 1); m = rs_poll_mask(s); break;
         case ANC_FALLBACK: m = NSTACK_EV_FALLBACK; break;
         case ANC_FAILED:   m = EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP; break;
-        default:           m = 0; break;
+        default:           m = rs_anc_is_late(s->anc_phase) ? rs_anc_late_mask(s) : 0; break;
         }
     }
     if (gen)
@@ -1023,7 +1027,9 @@ int rs_anchor_open(int kfd, int role, int flags, nstack_sock **out)
     rs_kick_for_mode(s);
     s->anc->hello_sent = (flags & NSTACK_ANCHOR_HELLO_SENT) != 0;
     pthread_mutex_lock(&s->lock);
-    if (role == NSTACK_ADOPT_PASSIVE)
+    if (flags & NSTACK_ANCHOR_LATE)
+        rs_anc_late_open(s, flags);
+    else if (role == NSTACK_ADOPT_PASSIVE)
         set_phase(s, ANC_P_HELLO);
     else if (rs_anc_tcp_connecting(kfd))
         set_phase(s, ANC_TCPCONN);

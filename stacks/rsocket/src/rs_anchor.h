@@ -17,6 +17,16 @@
  * for urgent data never sees them in its stream). */
 #define RS_ANC_HELLO   0xA7    /* both ends: "this end runs the framework, v1" */
 #define RS_ANC_KICK    0xA8    /* active: "I saw your hello: committed" */
+/* The long-lived policy (rs_anchor_late.c): the active's announcement and
+ * the passive's answer are 0xC0 + code (policy 2^(code-1) bytes); MARK
+ * ends the passive's TCP data, as KICK ends the active's. */
+#define RS_ANC_MARK    0xA9
+#define RS_ANC_LL_BASE 0xC0
+#define RS_ANC_LL_MAX  47
+static inline int rs_anc_ll_value(uint8_t v)
+{
+    return v > RS_ANC_LL_BASE && v <= RS_ANC_LL_BASE + RS_ANC_LL_MAX;
+}
 
 /* In-band messages, 8 bytes: "NSAN", version, type, port (BE). Only ever
  * sent once the receiver is known to expect exactly this message. */
@@ -30,6 +40,10 @@
 int rs_anc_urgent_send(int kfd, uint8_t v);
 /* 1 with *v: an urgent byte was read; 0: none (yet); -1: error (errno). */
 int rs_anc_urgent_recv(int kfd, uint8_t *v);
+/* The peer's urgent byte at the head of the stream: 1 with *v (read), 0
+ * none there (or one read before: its hole), -1 announced, not arrived
+ * (rs_anchor_policy.c). */
+int rs_anc_mark_at_head(int kfd, uint8_t *v);
 /* Whether an urgent byte waits to be read (not consumed). */
 int rs_anc_urgent_peek(int kfd, uint8_t *v);
 /* SO_OOBINLINE: a hello or KICK of ours inline at the mark was removed. */
@@ -103,6 +117,14 @@ void rs_anchor_drive(struct rsock *s);
 void rs_anchor_mirror(struct rsock *s);
 int rs_anchor_hello(int kfd, int role);
 int rs_anchor_open(int kfd, int role, int flags, nstack_sock **out);
+/* ---- rs_anchor_late.c: the long-lived policy -------------------------- */
+int rs_anchor_policy(int kfd, int op, int *code);
+/* A data call while the switch passes TCP data through: 1 with *out when
+ * it was carried on TCP, 0 when the gate takes it (upgrading or after). */
+int rs_anchor_late_io(struct rsock *s, const struct iovec *iov, int n, int flags, int how, ssize_t *out);
+/* The TCP socket while its in-band data is still the application's (the
+ * late phases), else -1 (lock not needed: a hint for FIONREAD). */
+int rs_anchor_late_kfd(struct rsock *s);
 uint32_t rs_anchor_poll_events(struct rsock *s, uint64_t *gen);
 /* Before a call on an anchored socket: 0 when it is upgraded (go on with
  * the engine), else -1: EAGAIN (upgrading, nonblocking), ENOPROTOOPT

@@ -60,6 +60,9 @@ typedef ssize_t (*vec_fn)(struct rsock *, const struct iovec *, int, int);
 static ssize_t carry(struct rsock *r, const struct iovec *iov, int n, int flags, int how,
                      vec_fn engine, vec_fn down)
 {
+    ssize_t late;
+    if (__builtin_expect(!rs_anchor_ready(r), 0) && rs_anchor_late_io(r, iov, n, flags, how, &late))
+        return late;                     /* the long-lived policy's switch: still TCP data */
     for (int i = 0; i < 3; i++) {
         int g = down_gate(r, flags, how);
         if (g)
@@ -249,6 +252,8 @@ static int m_ioctl(nstack_sock *s, unsigned long req, void *arg)
     struct rsock *r = (struct rsock *)s;
     if (is_down(r))
         return rs_down_ioctl(r, req, arg);
+    if (req == FIONREAD && !rs_anchor_ready(r) && arg && rs_anchor_late_kfd(r) >= 0)
+        return ioctl(rs_anchor_late_kfd(r), FIONREAD, arg);   /* still TCP data */
     if (req == FIONREAD && !rs_anchor_ready(r) && arg) {
         if (rs_anchor_gate(r, MSG_DONTWAIT, 0) && errno != EAGAIN)
             return -1;
@@ -305,6 +310,7 @@ static const struct nstack_module rs_module = {
     .anchor_hello = rs_anchor_hello,
     .anchor = rs_anchor_open,
     .anchor_release = m_anchor_release,
+    .anchor_policy = rs_anchor_policy,
 };
 
 /* The stream module; ds_module.c's rsocket_stack_register adds datagram
