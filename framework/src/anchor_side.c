@@ -231,6 +231,11 @@ static struct anchor_side *usable(const struct file *f)
     return s == SIDE_USED ? sd : NULL;
 }
 
+int anchor_side_held(const struct file *f)
+{
+    return usable(f) != NULL;
+}
+
 int anchor_side_usable(int fd, const struct file *f)
 {
     struct anchor_side *sd = f != NULL && f->kind == FILE_KSOCK ? __atomic_load_n(&f->side, __ATOMIC_ACQUIRE) : NULL;

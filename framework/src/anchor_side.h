@@ -37,6 +37,10 @@ void anchor_side_listen(int fd, struct file *f, int backlog);
  * by another process (at most one try a second). */
 int anchor_side_usable(int fd, const struct file *f);
 
+/* 1 when f has a side this process already uses (never makes one: for
+ * epoll_ctl DEL, which must not create a listener). Lock-free. */
+int anchor_side_held(const struct file *f);
+
 /* accept() on listener f with a usable side listener: a connection of
  * either, waiting for both when the listener blocks. */
 int anchor_side_accept(int fd, struct file *f, struct sockaddr *addr, socklen_t *len, int flags);
