@@ -11,12 +11,17 @@
  *       workers run; after N connections ended prints "served N" and one
  *       "worker I: C connections" line per worker, stops the workers and
  *       exits 0 when every worker exited 0.
+ *       WORKERS 0: the master accepts (blocking), forks a helper child
+ *       per connection (which only exits: a plain rsockets connection is
+ *       RDMA state that no fork child can use, doc/fork.md) and echoes
+ *       the connection itself; "served N" at the end.
  *
  * Bounded: SRV_TIMEOUT_S (default 120 s) for the whole run. Exit 0 pass,
  * 1 fail (one line), 2 bad arguments.
  */
 #include "rsfw_io.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/wait.h>
@@ -89,6 +94,35 @@ static void worker(int idx, int l, int quit, int rep)
     RSFW_FAIL("worker %d: too many wake-ups", idx);
 }
 
+/* Accept, fork, serve: the master waits on the listener before its first
+ * fork, so it keeps the side listener across every fork. */
+static int accept_fork(int l, int total)
+{
+    int fl = fcntl(l, F_GETFL);
+    if (fl < 0 || fcntl(l, F_SETFL, fl & ~O_NONBLOCK) < 0)
+        RSFW_FAIL("fcntl: %s", strerror(errno));
+    printf("LISTENING\n");
+    fflush(stdout);
+    for (int i = 0; i < total; i++) {
+        int s = accept(l, NULL, NULL);
+        if (s < 0)
+            RSFW_FAIL("accept %d: %s", i, strerror(errno));
+        pid_t c = fork();
+        if (c < 0)
+            RSFW_FAIL("fork: %s", strerror(errno));
+        if (c == 0)
+            _exit(0);
+        int st;
+        if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            RSFW_FAIL("connection %d: the helper failed", i);
+        if (echo(s) < 0)
+            RSFW_FAIL("connection %d: echo: %s", i, strerror(errno));
+        close(s);
+    }
+    printf("served %d\n", total);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 5) {
@@ -98,8 +132,8 @@ int main(int argc, char **argv)
     struct sockaddr_storage ss;
     socklen_t len = rsfw_addr(argv[1], argv[2], &ss);
     int workers = atoi(argv[3]), total = atoi(argv[4]);
-    if (workers < 1 || workers > MAX_WORKERS || total < 1) {
-        fprintf(stderr, "rsfw_side_srv: WORKERS 1..%d and N >= 1\n", MAX_WORKERS);
+    if (workers < 0 || workers > MAX_WORKERS || total < 1) {
+        fprintf(stderr, "rsfw_side_srv: WORKERS 0..%d and N >= 1\n", MAX_WORKERS);
         return 2;
     }
     const char *t = getenv("SRV_TIMEOUT_S");
@@ -108,6 +142,8 @@ int main(int argc, char **argv)
     if (l < 0 || setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         bind(l, (struct sockaddr *)&ss, len) < 0 || listen(l, 64) < 0)
         RSFW_FAIL("listener on %s:%s: %s", argv[1], argv[2], strerror(errno));
+    if (workers == 0)
+        return accept_fork(l, total);
     int quit[2], rep[2];
     if (pipe(quit) < 0 || pipe(rep) < 0)
         RSFW_FAIL("pipe: %s", strerror(errno));

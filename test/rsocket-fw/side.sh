@@ -16,8 +16,12 @@
 #             anchored: an upgraded connection each), all verified; the
 #             master accepts nothing, the workers everything
 #   forkwild  the same with the server on 0.0.0.0
+#   accfork   rsfw_side_srv WORKERS 0: the master accepts, forks a helper
+#             per connection and serves it itself: it waited on the
+#             listener before its first fork and keeps the side across the
+#             forks (3 plain rsockets clients in a row)
 . "$(dirname "$0")/rsfw_lib.sh"
-MODE=${1:?wild|wild6|fork|forkwild}
+MODE=${1:?wild|wild6|fork|forkwild|accfork}
 PORT=7610
 SOFT=$NSTACK_RELEASE/lib64/softrdma
 command -v rstream >/dev/null || fail "rstream missing (rdmacm-utils)"
@@ -78,6 +82,18 @@ fork|forkwild)
     expect_stack "$WORK/srv.out" rsocket accept 6 "every connection accepted on rsocket (4 direct, 2 anchored)"
     expect_line "$WORK/srv.out" "this process now takes rsocket clients of the listener over rdma_cm" \
         "no worker took the side listener"
+    ;;
+accfork)
+    bg_a "${RS_ENV[@]}" NSTACK_LOG_ON=INF "$NSTACK_BUILD/test/rsocket-fw/rsfw_side_srv" "$IP_A" "$PORT" 0 3 \
+        >"$WORK/srv.out" 2>&1
+    srv=$BG_PID
+    wait_file_match "$WORK/srv.out" LISTENING 20 || { cat "$WORK/srv.out"; fail "server did not start"; }
+    side_up "$IP_A" || { cat "$WORK/srv.out"; fail "no rdma_cm listener"; }
+    for i in 1 2 3; do plain_client "$i" "$IP_A"; done
+    wait_exit "$srv" 60 || { cat "$WORK/srv.out"; fail "server exit status"; }
+    expect_line "$WORK/srv.out" "^served 3" "server: not every connection served"
+    grep -q "this process now takes" "$WORK/srv.out" && { cat "$WORK/srv.out"; fail "the side listener moved: the master waited before forking"; }
+    expect_stack "$WORK/srv.out" rsocket accept 3 "the plain clients' connections accepted on rsocket"
     ;;
 *) fail "mode $MODE" ;;
 esac
