@@ -45,6 +45,7 @@ struct anchor_side {
     int pfd;                  /* epoll over the kernel listener and wfd */
     pid_t pid;                /* the process that made it */
     int state;                /* SIDE_*, CAS */
+    int backlog;              /* the listener's, for a side made later */
     struct anchor_side *prev; /* older sides of the file (freed with it) */
     struct anchor_side *reg_next;   /* g_reg: the sides of this process */
     /* under the file's lock: this process's last try to make its own */
@@ -114,6 +115,7 @@ static struct anchor_side *side_open(int fd, const struct file *f, int st, int b
     if (sd == NULL)
         return NULL;
     sd->st = st;
+    sd->backlog = backlog;
     sd->pid = getpid();
     sd->pfd = -1;
     MOD_ENTER();
@@ -188,9 +190,19 @@ void anchor_side_listen(int fd, struct file *f, int backlog)
     } else if (sd->pid == getpid() && __atomic_load_n(&sd->state, __ATOMIC_ACQUIRE) != SIDE_HANDED) {
         MOD_ENTER();
         (void)mod_of(sd)->listen(sd->sock, backlog);   /* a new backlog, as the kernel's */
+        sd->backlog = backlog;
         MOD_LEAVE();
     }
     pthread_mutex_unlock(&f->lock);
+}
+
+/* The first wait of this process on its side: FRESH -> USED. 1 when sd
+ * is (now) in use, 0 when it was given up at a fork. */
+static int claim(struct anchor_side *sd)
+{
+    int s = SIDE_FRESH;
+    return __atomic_compare_exchange_n(&sd->state, &s, SIDE_USED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ||
+           s == SIDE_USED;
 }
 
 /* This process's own side for listener fd when it may make one now (the
@@ -203,14 +215,14 @@ static struct anchor_side *side_remake(int fd, struct file *f)
     pid_t me = getpid();
     int64_t now = now_ns();
     if (sd != NULL && sd->pid == me && __atomic_load_n(&sd->state, __ATOMIC_ACQUIRE) != SIDE_HANDED) {
-        made = sd;                                  /* another thread made it meanwhile */
+        made = claim(sd) ? sd : NULL;               /* another thread made it meanwhile */
     } else if (sd != NULL && (sd->retry_pid != me || now - sd->retry_ns >= (int64_t)SIDE_RETRY_MS * 1000000)) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
         sd->retry_pid = me;
         sd->retry_ns = now;
         if (LIBC(getsockname)(fd, (struct sockaddr *)&ss, &len) == 0)
-            made = side_open(fd, f, sd->st, SOMAXCONN, &ss, len);
+            made = side_open(fd, f, sd->st, sd->backlog, &ss, len);
         if (made != NULL) {
             made->state = SIDE_USED;
             side_push(f, made);
@@ -241,12 +253,8 @@ int anchor_side_usable(int fd, const struct file *f)
     struct anchor_side *sd = f != NULL && f->kind == FILE_KSOCK ? __atomic_load_n(&f->side, __ATOMIC_ACQUIRE) : NULL;
     if (sd == NULL)
         return 0;
-    if (sd->pid == getpid()) {
-        int s = SIDE_FRESH;
-        if (__atomic_compare_exchange_n(&sd->state, &s, SIDE_USED, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ||
-            s == SIDE_USED)
-            return 1;
-    }
+    if (sd->pid == getpid() && claim(sd))
+        return 1;
     /* the file's lock and sides are mutable state of a const file */
     return side_remake(fd, (struct file *)f) != NULL;
 }
