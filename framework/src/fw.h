@@ -63,6 +63,11 @@ const struct nstack_config *fw_config(void);
  * every usable module an ip_route sends a local address to. Returns the
  * count (1: a plain listener); logs the plan once per listener at INF. */
 int fw_listen_stacks(const struct file *f, int fd, int *stacks, int max);
+/* The anchoring stack whose clients reach wildcard listener f (the
+ * default route's, else the first ip_route covering a local address; the
+ * listen plan's rules: "multi_stack_listen": false turns it off), or -1.
+ * Listen time only (lists the interfaces). */
+int fw_wild_anchor_stack(const struct file *f);
 /* The stack a failed module connect to `key` may retry on (an ip_route's
  * "fallback"), or -1. */
 int fw_connect_fallback(const struct file *f, const struct sockaddr *key);

@@ -293,6 +293,27 @@ int fw_listen_stacks(const struct file *f, int fd, int *stacks, int max)
     return n;
 }
 
+int fw_wild_anchor_stack(const struct file *f)
+{
+    struct route r = fw_route_ex(f, NULL);
+    if (r.anchor)
+        return r.stack;
+#ifdef NSTACK_HAVE_CONFIG
+    if (g_cfg == NULL)
+        return -1;
+    struct nstack_listen_plan plan;
+    MOD_ENTER();                 /* getifaddrs' netlink socket is ours */
+    nstack_listen_plan(g_cfg, f->domain, f->type, &plan);
+    MOD_LEAVE();
+    for (int i = 0; i < plan.n_extra; i++) {
+        int st = usable_for(f, plan.extra[i].module);
+        if (st >= 0 && anchor_applies(f, st, plan.extra[i].anchor_off))
+            return st;
+    }
+#endif
+    return -1;
+}
+
 int fw_connect_fallback(const struct file *f, const struct sockaddr *key)
 {
 #ifdef NSTACK_HAVE_CONFIG

@@ -112,7 +112,7 @@ int poll_needs_agg(const struct pollfd *fds, nfds_t n)
         struct file *f = fds[i].fd >= 0 ? fd_table_get(fds[i].fd) : NULL;
         if (f == NULL)
             continue;
-        if (f->kind == FILE_MSOCK || anchor_pending(f) || anchor_side_usable(f))
+        if (f->kind == FILE_MSOCK || anchor_pending(f) || anchor_side_usable(fds[i].fd, f))
             return 1;
         if (f->kind == FILE_EPOLL && __atomic_load_n(&f->ep, __ATOMIC_ACQUIRE) != NULL)
             ev_mark_nested(f);
@@ -320,7 +320,7 @@ int select_needs_agg(int nfds, const fd_set *r, const fd_set *w, const fd_set *e
         if (!fdset_has(r, fd) && !fdset_has(w, fd) && !fdset_has(e, fd))
             continue;
         struct file *f = fd_table_get(fd);
-        if (f != NULL && (f->kind == FILE_MSOCK || anchor_pending(f) || anchor_side_usable(f)))
+        if (f != NULL && (f->kind == FILE_MSOCK || anchor_pending(f) || anchor_side_usable(fd, f)))
             return 1;
         if (f != NULL && f->kind == FILE_EPOLL && __atomic_load_n(&f->ep, __ATOMIC_ACQUIRE) != NULL)
             ev_mark_nested(f);

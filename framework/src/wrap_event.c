@@ -51,7 +51,7 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
         return LIBC(epoll_ctl)(epfd, op, fd, ev);
     int r = ev_epoll_ctl(epfd, op, fd, ev);
     struct file *f = r == 0 ? fd_table_get(fd) : NULL;
-    if (f != NULL && anchor_side_usable(f))
+    if (f != NULL && (op == EPOLL_CTL_DEL ? anchor_side_held(f) : anchor_side_usable(fd, f)))
         anchor_side_epoll_ctl(epfd, op, f, ev);   /* the listener's rdma_cm side wakes the set too */
     return r;
 }

@@ -270,7 +270,7 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
     } else if (f->kind == FILE_MLISTEN) {
         r = ml_accept(f, addr, len, flags);
     } else {
-        r = anchor_side_usable(f) ? anchor_side_accept(fd, f, addr, len, flags) : LIBC(accept4)(fd, addr, len, flags);
+        r = anchor_side_usable(fd, f) ? anchor_side_accept(fd, f, addr, len, flags) : LIBC(accept4)(fd, addr, len, flags);
         struct file *nf = r >= 0 ? fd_table_get(r) : NULL;
         if (r >= 0 && f->kind == FILE_KSOCK && (nf == NULL || nf->kind != FILE_MSOCK)) {
             int err = errno;

@@ -625,8 +625,10 @@ static void case_listen_fork_exclusive(void)
 
 /* The same on the test address itself: over a module with its own
  * listener beside the TCP one (rsocket: rdma_cm, for plain rsockets
- * clients), that side listener stays the parent's and the workers serve
- * the TCP connections. Direct module sockets are module listeners. */
+ * clients), the parent, which never waits on the listener, gives that
+ * side listener up at the fork and the first worker that waits makes its
+ * own (rsfw.side_fork tests the plain clients); the workers serve the TCP
+ * connections. Direct module sockets are module listeners. */
 static void case_listen_fork_specific(void)
 {
     const char *direct = getenv("SEM_MODULE_SOCKETS");
