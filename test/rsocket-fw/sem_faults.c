@@ -780,6 +780,45 @@ static void case_keepalive_dead_link(void)
     close(s);
 }
 
+/* A short outage (the link down 2 s, then up) with keepalive 1/1/5 and
+ * data sent into it: survived as TCP survives it (its retransmissions
+ * deliver the data once the link is back), every byte intact both ways,
+ * no error pending. SEM_LINK_CTL as for keepalive_dead_link. */
+static void case_short_outage(void)
+{
+    if (!getenv("SEM_LINK_CTL")) {
+        printf("short_outage: skipped (SEM_LINK_CTL not set)\n");
+        return;
+    }
+    int c, s;
+    pair(&c, &s);
+    int one = 1, five = 5;
+    CHECK_OK(setsockopt(c, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)));
+    CHECK_OK(setsockopt(c, IPPROTO_TCP, TCP_KEEPIDLE, &one, sizeof(one)));
+    CHECK_OK(setsockopt(c, IPPROTO_TCP, TCP_KEEPINTVL, &one, sizeof(one)));
+    CHECK_OK(setsockopt(c, IPPROTO_TCP, TCP_KEEPCNT, &five, sizeof(five)));
+    uint8_t out[MSG], in[MSG];
+    CHECK(system("ip link set lo down") == 0, "ip link set lo down failed");
+    sem_fill(out, MSG, 81, 0);
+    sem_write_all(c, out, MSG);
+    /* the outage itself: 2 s in which the idle side sees nothing */
+    int quiet = sem_wait_fd(c, POLLIN, 2000) == 0;
+    CHECK(system("ip link set lo up") == 0, "ip link set lo up failed");
+    CHECK(quiet, "an event on the client during a 2 s outage");
+    sem_read_all(s, in, MSG);
+    CHECK(sem_verify(in, MSG, 81, 0) == (size_t)-1, "data sent into the outage differs");
+    sem_fill(out, MSG, 82, 0);
+    sem_write_all(s, out, MSG);
+    sem_read_all(c, in, MSG);
+    CHECK(sem_verify(in, MSG, 82, 0) == (size_t)-1, "data after the outage differs");
+    int err = -1;
+    socklen_t l = sizeof(err);
+    CHECK_OK(getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &l));
+    CHECK(err == 0, "SO_ERROR after a short outage: %s", strerrorname_np(err));
+    close(c);
+    close(s);
+}
+
 /* ---- descriptor limits ------------------------------------------------- */
 
 enum { FD_LIMIT = 64 };
@@ -916,6 +955,7 @@ int main(int argc, char **argv)
         { "fd_limit", case_fd_limit },
         { "fd_limit_direct", case_fd_limit_direct },
         { "keepalive_dead_link", case_keepalive_dead_link },
+        { "short_outage", case_short_outage },
     };
     return sem_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }
