@@ -111,6 +111,19 @@ static int cm_same_subnet(const struct sockaddr *a, const struct sockaddr *b,
     return 1;
 }
 
+/* Is dst one of the listed addresses (as GIDs: IPv4-mapped IPv6 too)? */
+static int cm_addr_in(const struct sockaddr *dst, const struct sr_ifaddr *a, int na)
+{
+    union ibv_gid g, h;
+    sr_gid_from_sa(dst, &g);
+    for (int k = 0; k < na; k++) {
+        sr_gid_from_sa((const struct sockaddr *)&a[k].addr, &h);
+        if (!memcmp(&g, &h, sizeof g))
+            return 1;
+    }
+    return 0;
+}
+
 /* The kernel's choice for directly connected networks: loopback for
  * loopback, the interface address on the destination's subnet, else the
  * first non-loopback address of the family. */
@@ -119,17 +132,15 @@ int cm_pick_source(const struct sockaddr *dst, struct sockaddr_storage *src)
     struct sr_ifaddr a[SR_MAX_IFADDRS];
     const struct sockaddr *best = NULL, *any = NULL;
     memset(src, 0, sizeof *src);
-    int local = cm_is_loopback(dst) ? 1 : sr_port_of_addr(dst);
-    if (local < 0)
+    int lo = cm_is_loopback(dst);      /* needs no list (at EMFILE neither) */
+    int na = lo ? 0 : sr_ifaddrs(a, SR_MAX_IFADDRS);   /* one list for every question */
+    if (na < 0)
         return -1;
-    if (local) {
+    if (lo || cm_addr_in(dst, a, na)) {
         memcpy(src, dst, cm_addrlen(dst));
         cm_set_port((struct sockaddr *)src, 0);
         return 0;
     }
-    int na = sr_ifaddrs(a, SR_MAX_IFADDRS);
-    if (na < 0)
-        return -1;
     for (int k = 0; k < na; k++) {
         const struct sockaddr *sa = (const struct sockaddr *)&a[k].addr;
         if (sa->sa_family != dst->sa_family || (a[k].flags & IFF_LOOPBACK) ||

@@ -76,29 +76,33 @@ void sr_ports_prime(void)
     sr_ifaddrs(a, SR_MAX_IFADDRS);
 }
 
-int sr_port_of_addr(const struct sockaddr *sa)
+/* Index (0-based) of the port among n whose GIDs hold sa's; -1 if none. */
+static int sr_port_index(const struct sr_port *ports, int n, const struct sockaddr *sa)
 {
-    struct sr_port ports[SR_MAX_PORTS];
     union ibv_gid g;
-    int n = sr_ports_scan(ports, SR_MAX_PORTS);
-    if (n < 0)
-        return -1;
     sr_gid_from_sa(sa, &g);
     for (int p = 0; p < n; p++)
         for (int i = 0; i < ports[p].ngids; i++)
             if (!memcmp(&ports[p].gids[i], &g, sizeof g))
-                return p + 1;
-    return 0;
+                return p;
+    return -1;
+}
+
+int sr_port_of_addr(const struct sockaddr *sa)
+{
+    struct sr_port ports[SR_MAX_PORTS];
+    int n = sr_ports_scan(ports, SR_MAX_PORTS);
+    return n < 0 ? -1 : sr_port_index(ports, n, sa) + 1;
 }
 
 int sr_addr_link_up(const struct sockaddr *sa, char *ifname, size_t len)
 {
     struct sr_port ports[SR_MAX_PORTS];
-    int p = sr_port_of_addr(sa);
-    if (p <= 0 || sr_ports_scan(ports, SR_MAX_PORTS) < p)
+    int p = sr_port_index(ports, sr_ports_scan(ports, SR_MAX_PORTS), sa);  /* one list */
+    if (p < 0)
         return -1;
-    snprintf(ifname, len, "%s", ports[p - 1].ifname);
-    return ports[p - 1].up;
+    snprintf(ifname, len, "%s", ports[p].ifname);
+    return ports[p].up;
 }
 
 int sr_gid_is_local(const uint8_t gid[16])
