@@ -165,6 +165,21 @@ static int sr_ifc_refresh(void)
     return -1;
 }
 
+/* Another thread may have held sr_ifc_lock, mid-update, at fork: the
+ * child gets a fresh lock and lists again. Its copy of the watch socket
+ * is dropped by the epoch check (sr_fork_child starts a new epoch). */
+static void sr_ifc_after_fork(void)
+{
+    pthread_mutex_init(&sr_ifc_lock, NULL);
+    sr_ifc_fresh = 0;
+    sr_ifc_n = -1;
+}
+
+__attribute__((constructor)) static void sr_ifc_init(void)
+{
+    pthread_atfork(NULL, NULL, sr_ifc_after_fork);
+}
+
 int sr_ifaddrs(struct sr_ifaddr *out, int max)
 {
     pthread_mutex_lock(&sr_ifc_lock);
