@@ -4,7 +4,6 @@
 #include "cm_internal.h"
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <stdlib.h>
@@ -78,18 +77,15 @@ int cm_listen_name(const struct sockaddr *sa, uint16_t port, char *out, size_t l
 
 int cm_local_addrs(int family, struct sockaddr_storage *out, int max)
 {
-    struct ifaddrs *ifa0, *ifa;
-    int n = 0;
-    if (getifaddrs(&ifa0)) {
-        sr_log("cannot list the host's addresses (getifaddrs: %s)", strerror(errno));
+    struct sr_ifaddr a[SR_MAX_IFADDRS];
+    int na = sr_ifaddrs(a, SR_MAX_IFADDRS), n = 0;
+    if (na < 0)
         return -1;
-    }
-    for (ifa = ifa0; ifa && n < max; ifa = ifa->ifa_next)
-        if (ifa->ifa_addr && ifa->ifa_addr->sa_family == family) {
+    for (int k = 0; k < na && n < max; k++)
+        if (a[k].addr.sin6_family == family) {
             memset(&out[n], 0, sizeof out[n]);
-            memcpy(&out[n++], ifa->ifa_addr, cm_addrlen(ifa->ifa_addr));
+            memcpy(&out[n++], &a[k].addr, cm_addrlen((const struct sockaddr *)&a[k].addr));
         }
-    freeifaddrs(ifa0);
     return n;
 }
 
@@ -115,47 +111,56 @@ static int cm_same_subnet(const struct sockaddr *a, const struct sockaddr *b,
     return 1;
 }
 
+/* Is dst one of the listed addresses (as GIDs: IPv4-mapped IPv6 too)? */
+static int cm_addr_in(const struct sockaddr *dst, const struct sr_ifaddr *a, int na)
+{
+    union ibv_gid g, h;
+    sr_gid_from_sa(dst, &g);
+    for (int k = 0; k < na; k++) {
+        sr_gid_from_sa((const struct sockaddr *)&a[k].addr, &h);
+        if (!memcmp(&g, &h, sizeof g))
+            return 1;
+    }
+    return 0;
+}
+
 /* The kernel's choice for directly connected networks: loopback for
  * loopback, the interface address on the destination's subnet, else the
  * first non-loopback address of the family. */
 int cm_pick_source(const struct sockaddr *dst, struct sockaddr_storage *src)
 {
-    struct ifaddrs *ifa0, *ifa;
+    struct sr_ifaddr a[SR_MAX_IFADDRS];
     const struct sockaddr *best = NULL, *any = NULL;
     memset(src, 0, sizeof *src);
-    int local = cm_is_loopback(dst) ? 1 : sr_port_of_addr(dst);
-    if (local < 0)
+    int lo = cm_is_loopback(dst);      /* needs no list (at EMFILE neither) */
+    int na = lo ? 0 : sr_ifaddrs(a, SR_MAX_IFADDRS);   /* one list for every question */
+    if (na < 0)
         return -1;
-    if (local) {
+    if (lo || cm_addr_in(dst, a, na)) {
         memcpy(src, dst, cm_addrlen(dst));
         cm_set_port((struct sockaddr *)src, 0);
         return 0;
     }
-    if (getifaddrs(&ifa0)) {
-        sr_log("cannot list the host's addresses (getifaddrs: %s)", strerror(errno));
-        return -1;
-    }
-    for (ifa = ifa0; ifa; ifa = ifa->ifa_next) {
-        if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != dst->sa_family ||
-            (ifa->ifa_flags & IFF_LOOPBACK) || !(ifa->ifa_flags & IFF_UP))
+    for (int k = 0; k < na; k++) {
+        const struct sockaddr *sa = (const struct sockaddr *)&a[k].addr;
+        if (sa->sa_family != dst->sa_family || (a[k].flags & IFF_LOOPBACK) ||
+            !(a[k].flags & IFF_UP))
             continue;
-        if (dst->sa_family == AF_INET6 &&
-            IN6_IS_ADDR_LINKLOCAL(&((struct sockaddr_in6 *)ifa->ifa_addr)->sin6_addr))
+        if (dst->sa_family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(&a[k].addr.sin6_addr))
             continue;
         if (!any)
-            any = ifa->ifa_addr;
-        if (!best && ifa->ifa_netmask && cm_same_subnet(ifa->ifa_addr, dst, ifa->ifa_netmask))
-            best = ifa->ifa_addr;
+            any = sa;
+        if (!best && a[k].mask.sin6_family &&
+            cm_same_subnet(sa, dst, (const struct sockaddr *)&a[k].mask))
+            best = sa;
     }
     if (!best)
         best = any;
-    if (best)
-        memcpy(src, best, cm_addrlen(best));
-    freeifaddrs(ifa0);
     if (!best) {
         errno = ENETUNREACH;
         return -1;
     }
+    memcpy(src, best, cm_addrlen(best));
     return 0;
 }
 

@@ -104,12 +104,17 @@ static int cm_lock_fd = -1;
 void cm_names_lock(void)
 {
     char p[400];
-    snprintf(p, sizeof p, "%s/cm", sr_fabric_dir());
-    sr_mkdir_p(p);
     snprintf(p, sizeof p, "%s/cm/names.lock", sr_fabric_dir());
-    cm_lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-    if (cm_lock_fd >= 0)
-        sr_fabric_share(p);     /* every user takes this lock */
+    /* it exists but for the fabric's first claim: then make it, shared */
+    cm_lock_fd = open(p, O_RDWR | O_CLOEXEC);
+    if (cm_lock_fd < 0 && errno == ENOENT) {
+        char d[400];
+        snprintf(d, sizeof d, "%s/cm", sr_fabric_dir());
+        sr_mkdir_p(d);
+        cm_lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        if (cm_lock_fd >= 0)
+            sr_fabric_share(p);     /* every user takes this lock */
+    }
     if (cm_lock_fd < 0) {
         sr_log("cannot open %s: %s; port and listener names are claimed unlocked",
                p, strerror(errno));
@@ -152,10 +157,10 @@ static int cm_claims_overlap(const char *mine, int mine_afonly, const char *othe
 }
 
 /* Whether dir (one port's claims) holds a live claim that counts; stale
- * claims met on the way are removed (where the sticky bit allows). With
- * self NULL every claim counts (is the port taken at all, REUSEADDR claims
- * included); otherwise only plain claims other than self whose address
- * overlaps key. */
+ * claims met on the way are removed (where the sticky bit allows). Self
+ * (if not NULL) never counts. With key NULL every other claim counts (is
+ * the port taken at all, REUSEADDR claims included); otherwise only plain
+ * claims whose address overlaps key. */
 static int cm_live_claim_in(const char *dir, const char *self, const char *key, int afonly)
 {
     DIR *d = opendir(dir);
@@ -166,8 +171,9 @@ static int cm_live_claim_in(const char *dir, const char *self, const char *key, 
     while (!found && (e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        if (self && (e->d_name[0] == 'r' || !strcmp(e->d_name, self) ||
-                     !cm_claims_overlap(key, afonly, e->d_name)))
+        if (self && !strcmp(e->d_name, self))
+            continue;
+        if (key && (e->d_name[0] == 'r' || !cm_claims_overlap(key, afonly, e->d_name)))
             continue;
         char p[700];
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
@@ -189,23 +195,24 @@ static int cm_claim_make(struct cm_id *id, const char *dir, const char *prefix, 
     char path[500];
     snprintf(name, len, "%s%s%c%d.%u.%u", prefix, key, sep, (int)getpid(), sr_epoch, ++seq);
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    unlink(path);   /* a dead process with our pid left it */
-    if (symlink(sr_nic_path(), path))
+    int rc = symlink(sr_nic_path(), path);
+    if (rc && errno == EEXIST && !unlink(path))     /* a dead process with our pid left it */
+        rc = symlink(sr_nic_path(), path);
+    if (rc)
         return -1;
     snprintf(id->port_claim, sizeof id->port_claim, "%s", path);
     return 0;
 }
 
-/* Claims (sa's address, port); 0 or -1 with EADDRINUSE. */
-static int cm_claim_one(struct cm_id *id, const struct sockaddr *sa, uint16_t port)
+/* Claims sa's address in dir (one port); 0 or -1 with EADDRINUSE. With
+ * alone, any other live claim of the port conflicts (a port 0 pick). */
+static int cm_claim_one(struct cm_id *id, const struct sockaddr *sa, const char *dir, int alone)
 {
-    char dir[400], key[64], name[128];
-    if (cm_port_dir(id, port, dir, sizeof dir))
-        return -1;
+    char key[64], name[128];
     cm_claim_key(sa, key, sizeof key);
     if (cm_claim_make(id, dir, "", key, '@', name, sizeof name))
         return errno = EADDRINUSE, -1;
-    if (cm_live_claim_in(dir, name, key, id->afonly)) {
+    if (cm_live_claim_in(dir, name, alone ? NULL : key, id->afonly)) {
         cm_port_release(id);
         return errno = EADDRINUSE, -1;
     }
@@ -220,35 +227,38 @@ static uint16_t cm_random_port(void)
     return (uint16_t)(CM_PORT_LO + r % CM_PORT_SPAN);
 }
 
-/* 1 if any live claim (plain or REUSEADDR) holds the port; stale ones go. */
-static int cm_port_busy(const struct cm_id *id, uint16_t port)
+/* A REUSEADDR id's claim: conflicts with nothing given a port, but keeps
+ * port 0 picks away from the port; as a port 0 pick (alone) it backs off
+ * from any other live claim. */
+static int cm_claim_shared(struct cm_id *id, const struct sockaddr *sa, const char *dir, int alone)
+{
+    char key[64], name[128];
+    cm_claim_key(sa, key, sizeof key);
+    if (cm_claim_make(id, dir, "r", key, '.', name, sizeof name))
+        return errno = EADDRINUSE, -1;
+    if (alone && cm_live_claim_in(dir, name, NULL, 0)) {
+        cm_port_release(id);
+        return errno = EADDRINUSE, -1;
+    }
+    return 0;
+}
+
+static int cm_claim_port(struct cm_id *id, const struct sockaddr *sa, uint16_t port, int alone)
 {
     char dir[400];
-    return cm_port_dir(id, port, dir, sizeof dir) || cm_live_claim_in(dir, NULL, NULL, 0);
-}
-
-/* A REUSEADDR id's claim: conflicts with nothing, but keeps port 0
- * picks away from the port. */
-static int cm_claim_shared(struct cm_id *id, const struct sockaddr *sa, uint16_t port)
-{
-    char dir[400], key[64], name[128];
     if (cm_port_dir(id, port, dir, sizeof dir))
         return -1;
-    cm_claim_key(sa, key, sizeof key);
-    return cm_claim_make(id, dir, "r", key, '.', name, sizeof name);
+    return id->reuseaddr ? cm_claim_shared(id, sa, dir, alone) : cm_claim_one(id, sa, dir, alone);
 }
 
-static int cm_claim_port(struct cm_id *id, const struct sockaddr *sa, uint16_t port)
-{
-    return id->reuseaddr ? cm_claim_shared(id, sa, port) : cm_claim_one(id, sa, port);
-}
-
-/* Port 0: a port no live claim holds. */
+/* Port 0: a port no other live claim holds. The claim is made first and
+ * the port's directory read once after it (as for a given port): one scan
+ * instead of a look before and another after. */
 static int cm_claim_ephemeral(struct cm_id *id, struct sockaddr *sa)
 {
     for (int i = 0; i < CM_PORT_TRIES; i++) {
         uint16_t port = cm_random_port();
-        if (cm_port_busy(id, port) || cm_claim_port(id, sa, port))
+        if (cm_claim_port(id, sa, port, 1))
             continue;
         cm_set_port(sa, port);
         return 0;
@@ -261,7 +271,7 @@ int cm_port_claim(struct cm_id *id, struct sockaddr *sa)
     uint16_t port = cm_port(sa);
     cm_port_release(id);
     cm_names_lock();
-    int rc = port ? cm_claim_port(id, sa, port) : cm_claim_ephemeral(id, sa);
+    int rc = port ? cm_claim_port(id, sa, port, 0) : cm_claim_ephemeral(id, sa);
     int e = errno;
     cm_names_unlock();
     if (!rc)

@@ -1,7 +1,6 @@
 /* softrdma: the device, its ports (the host's interfaces) and GIDs. */
 #include "sr_internal.h"
 #include <errno.h>
-#include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -39,32 +38,29 @@ void sr_gid_from_sa(const struct sockaddr *sa, union ibv_gid *g)
     }
 }
 
-/* One port per interface that has an IPv4/IPv6 address, in getifaddrs order. */
-static int sr_ports_read(struct sr_port *ports, int max)
+/* One port per interface that has an IPv4/IPv6 address, in getifaddrs
+ * order, from the process's copy of the address list (sr_ifcache.c). */
+int sr_ports_scan(struct sr_port *ports, int max)
 {
-    struct ifaddrs *ifa0, *ifa;
-    int n = 0;
-    if (getifaddrs(&ifa0))
+    struct sr_ifaddr a[SR_MAX_IFADDRS];
+    int na = sr_ifaddrs(a, SR_MAX_IFADDRS), n = 0;
+    if (na < 0)
         return -1;
-    for (ifa = ifa0; ifa; ifa = ifa->ifa_next) {
-        if (!ifa->ifa_addr || (ifa->ifa_addr->sa_family != AF_INET &&
-                               ifa->ifa_addr->sa_family != AF_INET6))
-            continue;
+    for (int k = 0; k < na; k++) {
         int i;
-        for (i = 0; i < n && strcmp(ports[i].ifname, ifa->ifa_name); i++)
+        for (i = 0; i < n && strcmp(ports[i].ifname, a[k].ifname); i++)
             ;
         if (i == n) {
             if (n == max)
                 continue;
             memset(&ports[n], 0, sizeof ports[n]);
-            snprintf(ports[n].ifname, sizeof ports[n].ifname, "%s", ifa->ifa_name);
-            ports[n].up = (ifa->ifa_flags & IFF_UP) && (ifa->ifa_flags & IFF_RUNNING);
+            memcpy(ports[n].ifname, a[k].ifname, sizeof ports[n].ifname);  /* both 32 */
+            ports[n].up = (a[k].flags & IFF_UP) && (a[k].flags & IFF_RUNNING);
             n++;
         }
         if (ports[i].ngids < SR_MAX_GIDS)
-            sr_gid_from_sa(ifa->ifa_addr, &ports[i].gids[ports[i].ngids++]);
+            sr_gid_from_sa((const struct sockaddr *)&a[k].addr, &ports[i].gids[ports[i].ngids++]);
     }
-    freeifaddrs(ifa0);
     return n;
 }
 
@@ -74,72 +70,39 @@ static unsigned long sr_netns_ino(void)
     return stat("/proc/self/ns/net", &st) ? 0ul : (unsigned long)st.st_ino;
 }
 
-/* The last table read in this network namespace. getifaddrs needs a
- * netlink socket, so a process at its descriptor limit (EMFILE) cannot
- * list its interfaces; it then answers from this copy, which is as old as
- * the last successful read (interfaces rarely change under a running
- * program), rather than taking every local GID for a foreign one. */
-static pthread_mutex_t sr_ports_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct sr_port sr_ports_cache[SR_MAX_PORTS];     /* under sr_ports_lock */
-static int sr_ports_cached = -1;                        /* count, -1: none */
-static unsigned long sr_ports_ns;
-
-int sr_ports_scan(struct sr_port *ports, int max)
-{
-    unsigned long ns = sr_netns_ino();
-    int n = sr_ports_read(ports, max), e = errno;
-    pthread_mutex_lock(&sr_ports_lock);
-    if (n >= 0 && max == SR_MAX_PORTS) {
-        memcpy(sr_ports_cache, ports, (size_t)n * sizeof *ports);
-        sr_ports_cached = n;
-        sr_ports_ns = ns;
-    } else if (n < 0 && sr_ports_cached >= 0 && sr_ports_ns == ns) {
-        n = sr_ports_cached < max ? sr_ports_cached : max;
-        memcpy(ports, sr_ports_cache, (size_t)n * sizeof *ports);
-    }
-    pthread_mutex_unlock(&sr_ports_lock);
-    if (n < 0) {
-        sr_log("cannot list the host's interfaces (getifaddrs: %s) and none were listed "
-               "before in this network namespace", strerror(e));
-        errno = e;
-    }
-    return n;
-}
-
 void sr_ports_prime(void)
 {
-    struct sr_port ports[SR_MAX_PORTS];
-    unsigned long ns = sr_netns_ino();
-    pthread_mutex_lock(&sr_ports_lock);
-    int have = sr_ports_cached >= 0 && sr_ports_ns == ns;
-    pthread_mutex_unlock(&sr_ports_lock);
-    if (!have)
-        sr_ports_scan(ports, SR_MAX_PORTS);
+    struct sr_ifaddr a[SR_MAX_IFADDRS];
+    sr_ifaddrs(a, SR_MAX_IFADDRS);
+}
+
+/* Index (0-based) of the port among n whose GIDs hold sa's; -1 if none. */
+static int sr_port_index(const struct sr_port *ports, int n, const struct sockaddr *sa)
+{
+    union ibv_gid g;
+    sr_gid_from_sa(sa, &g);
+    for (int p = 0; p < n; p++)
+        for (int i = 0; i < ports[p].ngids; i++)
+            if (!memcmp(&ports[p].gids[i], &g, sizeof g))
+                return p;
+    return -1;
 }
 
 int sr_port_of_addr(const struct sockaddr *sa)
 {
     struct sr_port ports[SR_MAX_PORTS];
-    union ibv_gid g;
     int n = sr_ports_scan(ports, SR_MAX_PORTS);
-    if (n < 0)
-        return -1;
-    sr_gid_from_sa(sa, &g);
-    for (int p = 0; p < n; p++)
-        for (int i = 0; i < ports[p].ngids; i++)
-            if (!memcmp(&ports[p].gids[i], &g, sizeof g))
-                return p + 1;
-    return 0;
+    return n < 0 ? -1 : sr_port_index(ports, n, sa) + 1;
 }
 
 int sr_addr_link_up(const struct sockaddr *sa, char *ifname, size_t len)
 {
     struct sr_port ports[SR_MAX_PORTS];
-    int p = sr_port_of_addr(sa);
-    if (p <= 0 || sr_ports_scan(ports, SR_MAX_PORTS) < p)
+    int p = sr_port_index(ports, sr_ports_scan(ports, SR_MAX_PORTS), sa);  /* one list */
+    if (p < 0)
         return -1;
-    snprintf(ifname, len, "%s", ports[p - 1].ifname);
-    return ports[p - 1].up;
+    snprintf(ifname, len, "%s", ports[p].ifname);
+    return ports[p].up;
 }
 
 int sr_gid_is_local(const uint8_t gid[16])

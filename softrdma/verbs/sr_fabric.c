@@ -20,7 +20,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #define SR_FABRIC_DIR_MODE 01777
 #define SR_FABRIC_FILE_MODE 0666
@@ -34,10 +36,28 @@
 static char sr_fabric[512];
 static pthread_once_t sr_fabric_once = PTHREAD_ONCE_INIT;
 
+static int sr_is_tmpfs(const char *path)
+{
+    struct statfs fs;
+    return !statfs(path, &fs) && fs.f_type == TMPFS_MAGIC;
+}
+
+/* The default fabric lives in memory: every connection makes and removes
+ * entries there (port claims, listener names), which costs a journalled
+ * disk file system several times as much CPU. /run where it is a tmpfs
+ * (systemd), else /dev/shm; /run if neither is one. Every process of the
+ * machine decides alike, so they meet. */
+static const char *sr_fabric_default(void)
+{
+    if (!sr_is_tmpfs("/run") && sr_is_tmpfs("/dev/shm"))
+        return "/dev/shm/softrdma";
+    return "/run/softrdma";
+}
+
 static void sr_fabric_read(void)
 {
     const char *d = getenv("SOFTRDMA_FABRIC");
-    snprintf(sr_fabric, sizeof sr_fabric, "%s", (d && *d) ? d : "/run/softrdma");
+    snprintf(sr_fabric, sizeof sr_fabric, "%s", (d && *d) ? d : sr_fabric_default());
 }
 
 __attribute__((constructor)) static void sr_fabric_at_load(void)
@@ -63,6 +83,11 @@ static int sr_mkdir_shared(const char *path)
 
 int sr_mkdir_p(const char *path)
 {
+    /* the directory or its parent exists nearly always: one mkdir then */
+    if (!sr_mkdir_shared(path))
+        return 0;
+    if (errno != ENOENT)
+        return -1;
     char tmp[512];
     snprintf(tmp, sizeof tmp, "%s", path);
     for (char *p = tmp + 1; *p; p++) {

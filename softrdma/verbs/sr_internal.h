@@ -14,6 +14,7 @@
 #ifndef SR_INTERNAL_H
 #define SR_INTERNAL_H
 #include <infiniband/verbs.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -70,6 +71,18 @@ struct sr_port {
     union ibv_gid gids[SR_MAX_GIDS];
     int up;
 };
+/* One IPv4/IPv6 address of an interface (sr_ifcache.c); addr and mask
+ * hold a sockaddr_in or sockaddr_in6 (mask zero if the kernel gave none). */
+#define SR_MAX_IFADDRS 64
+struct sr_ifaddr {
+    char ifname[32];
+    unsigned flags;             /* IFF_* */
+    struct sockaddr_in6 addr, mask;
+};
+/* The host's addresses in getifaddrs order, from a per-process copy that a
+ * netlink watch keeps current: count, or -1 (errno) only if they cannot be
+ * listed and were never listed before in this netns. */
+int sr_ifaddrs(struct sr_ifaddr *out, int max);
 /* Number of ports; -1 (errno) only if the interfaces cannot be listed and
  * were never listed before in this netns (else the last list is used). */
 int sr_ports_scan(struct sr_port *ports, int max);

@@ -59,12 +59,23 @@ netns_sweep_stale() {
         for pid in $(ip netns pids "$ns" 2>/dev/null); do _netns_kill "$pid"; done
         ip netns del "$ns" 2>/dev/null
     done
-    for d in /tmp/softrdma-fabric.nst*; do
+    for d in /tmp/softrdma-fabric.nst* /dev/shm/softrdma-fabric.nst*; do
         [ -d "$d" ] || continue
-        owner=${d#/tmp/softrdma-fabric.nst}; owner=${owner%%.*}
+        owner=${d##*/softrdma-fabric.nst}; owner=${owner%%.*}
         _netns_owner_dead "$owner" && rm -rf "$d"
     done
     return 0
+}
+
+# Test fabrics live in memory, as the device's default does (sr_fabric.c):
+# on a disk file system every connection's port claim costs several times
+# the CPU and would skew what the tests and benchmarks measure.
+_netns_fabric_base() {
+    if [ -d /dev/shm ] && [ -w /dev/shm ] && [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
+        echo /dev/shm
+    else
+        echo /tmp
+    fi
 }
 
 netns_setup() {
@@ -86,7 +97,7 @@ netns_setup() {
     ip -n "$NS_A" addr add "$IP6_A/64" dev eth0 nodad; ip -n "$NS_B" addr add "$IP6_B/64" dev eth0 nodad
     ip -n "$NS_A" link set eth0 up; ip -n "$NS_B" link set eth0 up
     if [ -z "${SOFTRDMA_FABRIC:-}" ]; then
-        SOFTRDMA_FABRIC=$(mktemp -d "/tmp/softrdma-fabric.nst$$.XXXXXX"); _NETNS_OWN_FABRIC=1
+        SOFTRDMA_FABRIC=$(mktemp -d "$(_netns_fabric_base)/softrdma-fabric.nst$$.XXXXXX"); _NETNS_OWN_FABRIC=1
         chmod 1777 "$SOFTRDMA_FABRIC"   # shared by every user, as /tmp (doc/softrdma.md)
     fi
     export SOFTRDMA_FABRIC NS_A NS_B
