@@ -3,7 +3,8 @@
  * environment (NSTACK_ANCHOR_INHERIT, anchor.c), so the exec'd program
  * anchors them at their first use as this process would have (an
  * inetd-style service on stdin/stdout, a re-exec'd server). Without such
- * sockets the call is exactly libc's. glibc's execl, execlp, execle, execv and execvp call
+ * sockets the call is exactly libc's. posix_spawn, system and popen:
+ * wrap_spawn.c. glibc's execl, execlp, execle, execv and execvp call
  * execve internally (not through this library), so each is wrapped here. */
 #include <errno.h>
 #include <stdarg.h>
@@ -24,8 +25,13 @@ typedef int exec_fn(const char *, char *const[], char *const[]);
 /* libc's fn with envp plus the inherited candidates, if any. */
 static int exec_with(exec_fn *fn, const char *path, char *const argv[], char *const envp[])
 {
-    if (!t_in_module)
-        anchor_release_all(1);          /* upgraded ones: back to TCP, the image gets a TCP socket */
+    /* upgraded ones: back to TCP, the image gets a TCP socket; bytes
+     * RDMA delivered and not read yet cannot follow it: refused, the
+     * caller still reads them (doc/fork.md) */
+    if (!t_in_module && anchor_release_all(1) > 0) {
+        errno = EBUSY;
+        return -1;
+    }
     char **env = t_in_module ? NULL : anchor_exec_env(envp);
     int r = fn(path, argv, env ? env : envp);
     int err = errno;
