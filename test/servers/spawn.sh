@@ -4,10 +4,11 @@
 # upgraded connection goes back to TCP first and the program carries it
 # (1 MiB each way, checked); a candidate (no data yet) is anchored by the
 # program itself (its counters show the bulk on rsocket); bytes RDMA
-# delivered and unread make the spawn fail with EBUSY and the parent reads
-# them (the kernel route: the child reads them). The kernel route (preload)
+# delivered and unread make the spawn or exec fail with EBUSY and the
+# process reads them (the kernel route: the started program or the new
+# image reads them). The kernel route (preload)
 # and plain mode run the same program as the reference.
-# Usage: spawn.sh plain|preload|rsocket spawn|spawnp|system|popen|cand|candsystem|candpopen|left
+# Usage: spawn.sh plain|preload|rsocket spawn|spawnp|system|popen|cand|candsystem|candpopen|left|leftexec
 set -uo pipefail
 PROG_NAME=servers.spawn.$2
 . "$NSTACK_SRC/test/lib/servers.sh"
@@ -18,7 +19,7 @@ MORE=1048576
 case $2 in
     spawn|spawnp|system|popen) TOTAL=$((4096 + MORE)) ;;
     cand|candsystem|candpopen) TOTAL=$MORE ;;
-    left) TOTAL=$((65536 + MORE)) ;;
+    left|leftexec) TOTAL=$((65536 + MORE)) ;;
     *) prog_fail "unknown scenario $2" ;;
 esac
 srv_setup "$1" 18800
@@ -38,8 +39,8 @@ if [ "$1" = rsocket ]; then
             [ "$released" -eq 0 ] || prog_fail "a candidate was released: $(cat "$OUT")"
             # the started program anchored the connection itself and carried the bulk
             expect_bulk_on rsocket $((2 * MORE)) "$(stats_exit_bytes "$OUT" rsocket)" "the started program" ;;
-        left)
-            grep -q '^spawn: EBUSY' "$OUT" || prog_fail "the spawn with unread RDMA bytes was not refused: $(cat "$OUT")"
+        left*)
+            grep -q '^\(spawn\|exec\): EBUSY' "$OUT" || prog_fail "the $2 with unread RDMA bytes was not refused: $(cat "$OUT")"
             grep -q 'cannot be handed to a new image' "$OUT" || prog_fail "no ERR line for the refused spawn: $(cat "$OUT")" ;;
         *)
             [ "$released" -eq 1 ] || prog_fail "no release logged before $2: $(cat "$OUT")"
@@ -54,6 +55,6 @@ if [ "$1" = rsocket ]; then
     esac
 else
     [ "$released" -eq 0 ] || prog_fail "a release on the kernel route: $(cat "$OUT")"
-    [ "$2" != left ] || grep -q '^spawn: started' "$OUT" || prog_fail "the kernel route refused the spawn: $(cat "$OUT")"
+    grep -q 'EBUSY' "$OUT" && prog_fail "the kernel route refused the $2: $(cat "$OUT")"
 fi
 prog_note "OK: $(grep '^PASS: [a-z]' "$OUT" | tail -n 1)"

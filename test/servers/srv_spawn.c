@@ -22,6 +22,10 @@
  *       cannot follow (they came over RDMA) the spawn must fail with EBUSY
  *       and the parent reads them; else the child reads them. Then the
  *       parent makes 1 MiB more round trip, shutdown, EOF.
+ *   srv_spawn IP PORT leftexec
+ *       the same with an exec of this program on the connection: EBUSY
+ *       and the process goes on, or the new image reads the unread part
+ *       and makes the 1 MiB round trip itself.
  *   srv_spawn nosock
  *       no socket at all: posix_spawnp with file actions, system (exit
  *       status, NULL), popen (output), a missing program (ENOENT), as
@@ -121,26 +125,44 @@ static void handover(int fd, const char *how, const char *from)
            strcmp(from, "0") ? "an upgraded" : "a not yet used", MORE);
 }
 
-static void left(int fd)
+/* After the unread part: 1 MiB more round trip, shutdown, EOF. */
+static void left_rest(int fd, const char *at)
+{
+    send_pattern(fd, LO_TOTAL, LO_TOTAL + MORE);
+    recv_pattern(fd, LO_TOTAL, LO_TOTAL + MORE, at);
+    finish(fd, LO_TOTAL + MORE);
+    printf("PASS: no byte lost at a spawn or exec with %d bytes unread\n", LO_TOTAL - LO_FIRST);
+}
+
+/* use_exec: exec this program on the connection ("childleft FD all":
+ * it reads the unread part and the rest); else posix_spawn it on stdin
+ * ("childleft 0 part": the unread part only). */
+static void left(int fd, int use_exec)
 {
     pid_t pid = 0;
+    int r;
     send_pattern(fd, 0, LO_TOTAL);
     recv_pattern(fd, 0, LO_FIRST, "before spawn");
     wait_unread(fd, LO_TOTAL - LO_FIRST);
-    int r = spawn_on_stdin(fd, 0, "childleft", "0", &pid);
+    if (use_exec) {
+        char fds[16];
+        snprintf(fds, sizeof(fds), "%d", fd);
+        fflush(stdout);
+        execl(self, "srv_spawn", "-", "-", "childleft", fds, "all", (char *)NULL);
+        r = errno;
+    } else {
+        r = spawn_on_stdin(fd, 0, "childleft", "part", &pid);
+    }
     if (r == EBUSY) {
-        printf("spawn: EBUSY\n");
+        printf("%s: EBUSY\n", use_exec ? "exec" : "spawn");
         recv_pattern(fd, LO_FIRST, LO_TOTAL, "parent after EBUSY");
-    } else if (r == 0) {
+    } else if (r == 0 && !use_exec) {
         printf("spawn: started\n");
         reap(pid, 0);
     } else {
-        RSFW_FAIL("posix_spawn: %s", strerror(r));
+        RSFW_FAIL("%s: %s", use_exec ? "exec" : "posix_spawn", strerror(r));
     }
-    send_pattern(fd, LO_TOTAL, LO_TOTAL + MORE);
-    recv_pattern(fd, LO_TOTAL, LO_TOTAL + MORE, "parent after the spawn");
-    finish(fd, LO_TOTAL + MORE);
-    printf("PASS: no byte lost at a spawn with %d bytes unread\n", LO_TOTAL - LO_FIRST);
+    left_rest(fd, "parent after the spawn");
 }
 
 /* No socket: the wrapped calls answer as libc's. */
@@ -186,6 +208,8 @@ int main(int argc, char **argv)
     }
     if (argc == 6 && strcmp(argv[3], "childleft") == 0) {
         recv_pattern(atoi(argv[4]), LO_FIRST, LO_TOTAL, "child");
+        if (strcmp(argv[5], "all") == 0)
+            left_rest(atoi(argv[4]), "exec'd image");
         return 0;
     }
     if (argc == 2 && strcmp(argv[1], "nosock") == 0) {
@@ -193,14 +217,14 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc != 4) {
-        fprintf(stderr, "usage: srv_spawn IP PORT spawn|spawnp|system|popen|cand|candsystem|candpopen|left | srv_spawn nosock\n");
+        fprintf(stderr, "usage: srv_spawn IP PORT spawn|spawnp|system|popen|cand|candsystem|candpopen|left|leftexec | srv_spawn nosock\n");
         return 2;
     }
     int fd = srv_connect(argv[1], argv[2]);
     if (strncmp(argv[3], "cand", 4) == 0) {
         handover(fd, argv[3][4] ? argv[3] + 4 : "spawn", "0");
-    } else if (strcmp(argv[3], "left") == 0) {
-        left(fd);
+    } else if (strncmp(argv[3], "left", 4) == 0) {
+        left(fd, strcmp(argv[3], "leftexec") == 0);
     } else {
         send_pattern(fd, 0, 4096);
         recv_pattern(fd, 0, 4096, "before the spawn");
