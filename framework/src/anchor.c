@@ -447,6 +447,10 @@ static void inherit_group(const char *name, char role, int hello, char *fds)
             f->hello_sent = hello;
             __atomic_store_n(&f->defer_role, role == 'a' ? TF_ACTIVE : TF_PASSIVE, __ATOMIC_RELEASE);
             conn_stats_inherited(fd, role == 'p');
+            /* the process that exec'd or spawned us may hold it too (a
+             * helper run by system()): our close or exit must not read
+             * its hello or send a FIN */
+            __atomic_store_n(&f->passed, 1, __ATOMIC_RELAXED);
         } else if (fstat(fd, &sk) == 0 && sk.st_ino == s0.st_ino && sk.st_dev == s0.st_dev) {
             struct file *old = fd_table_take(fd);
             if (old != NULL)

@@ -16,6 +16,11 @@
  *       connect, no data (a candidate), then start the child as above
  *       (cand: posix_spawn on stdin): it upgrades the connection itself;
  *       1 MiB round trip from offset 0
+ *   srv_spawn IP PORT candkeep
+ *       connect, no data, system() of helpers that leave the inherited
+ *       connection alone (true; this program, preloaded, exiting at
+ *       once), then the parent itself makes the 1 MiB round trip: the
+ *       helpers' exits took no byte and sent no FIN
  *   srv_spawn IP PORT left
  *       send 64 KiB, read 1000 bytes of the echo, wait until the rest
  *       arrived unread, posix_spawn "childleft 0": where the unread bytes
@@ -206,6 +211,8 @@ int main(int argc, char **argv)
         child(atoi(argv[4]), strtoull(argv[5], NULL, 10));
         return 0;
     }
+    if (argc == 6 && strcmp(argv[3], "idle") == 0)
+        return 0;
     if (argc == 6 && strcmp(argv[3], "childleft") == 0) {
         recv_pattern(atoi(argv[4]), LO_FIRST, LO_TOTAL, "child");
         if (strcmp(argv[5], "all") == 0)
@@ -217,11 +224,22 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc != 4) {
-        fprintf(stderr, "usage: srv_spawn IP PORT spawn|spawnp|system|popen|cand|candsystem|candpopen|left|leftexec | srv_spawn nosock\n");
+        fprintf(stderr, "usage: srv_spawn IP PORT spawn|spawnp|system|popen|cand|candsystem|candpopen|candkeep|left|leftexec | srv_spawn nosock\n");
         return 2;
     }
     int fd = srv_connect(argv[1], argv[2]);
-    if (strncmp(argv[3], "cand", 4) == 0) {
+    if (strcmp(argv[3], "candkeep") == 0) {
+        /* a helper that gets the connection and leaves it alone: the
+         * parent's stream must be untouched (no FIN, no byte taken) */
+        int st = system("exec true");
+        if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st))
+            RSFW_FAIL("system: status 0x%x", st);
+        char cmd[4200];
+        snprintf(cmd, sizeof(cmd), "'%s' - - idle 0 0", self);
+        if ((st = system(cmd)) == -1 || !WIFEXITED(st) || WEXITSTATUS(st))
+            RSFW_FAIL("system idle: status 0x%x", st);
+        child(fd, 0);
+    } else if (strncmp(argv[3], "cand", 4) == 0) {
         handover(fd, argv[3][4] ? argv[3] + 4 : "spawn", "0");
     } else if (strncmp(argv[3], "left", 4) == 0) {
         left(fd, strcmp(argv[3], "leftexec") == 0);
