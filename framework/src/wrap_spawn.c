@@ -91,9 +91,10 @@ static int spawn_with(spawn_fn *fn, pid_t *pid, const char *path, const posix_sp
         return EBUSY;
     }
     char **env = anchor_exec_env_map(envp, map_child, m);
-    spawn_note_inherited(map_child, m);
     int r = fn(pid, path, fa, attr, argv, env ? env : envp);
     int err = errno;
+    if (r == 0)
+        spawn_note_inherited(map_child, m);
     free(env);
     free(m);
     errno = err;

@@ -108,10 +108,11 @@ EXPORT FILE *popen(const char *cmd, const char *mode)
         errno = EBUSY;
         return NULL;
     }
-    spawn_note_inherited(NULL, NULL);
     int joined = env_begin();
     FILE *f = LIBC(popen)(cmd, mode);
     int err = errno;
+    if (f != NULL)
+        spawn_note_inherited(NULL, NULL);
     if (joined)
         env_end();
     errno = err;

@@ -8,7 +8,7 @@
 # process reads them (the kernel route: the started program or the new
 # image reads them). The kernel route (preload)
 # and plain mode run the same program as the reference.
-# Usage: spawn.sh plain|preload|rsocket spawn|spawnp|system|popen|cand|candsystem|candpopen|candkeep|left|leftexec
+# Usage: spawn.sh plain|preload|rsocket spawn|spawnp|system|popen|cand|candsystem|candpopen|candfexec|candkeep|left|leftexec
 set -uo pipefail
 PROG_NAME=servers.spawn.$2
 . "$NSTACK_SRC/test/lib/servers.sh"
@@ -18,7 +18,7 @@ for p in srv_spawn srv_mtaccept; do [ -x "$B/$p" ] || prog_fail "$B/$p not built
 MORE=1048576
 case $2 in
     spawn|spawnp|system|popen) TOTAL=$((4096 + MORE)) ;;
-    cand|candsystem|candpopen|candkeep) TOTAL=$MORE ;;
+    cand|candsystem|candpopen|candfexec|candkeep) TOTAL=$MORE ;;
     left|leftexec) TOTAL=$((65536 + MORE)) ;;
     *) prog_fail "unknown scenario $2" ;;
 esac

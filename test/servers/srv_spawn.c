@@ -12,9 +12,10 @@
  *       number (popen: the child's output read from the pipe). The child
  *       makes a 1 MiB round trip in 64 KiB steps, shutdown, EOF; the
  *       parent waits for it (exit status 0) and closes its copy.
- *   srv_spawn IP PORT cand|candsystem|candpopen
+ *   srv_spawn IP PORT cand|candsystem|candpopen|candfexec
  *       connect, no data (a candidate), then start the child as above
- *       (cand: posix_spawn on stdin): it upgrades the connection itself;
+ *       (cand: posix_spawn on stdin; candfexec: fexecve of this program,
+ *       which replaces the process): it upgrades the connection itself;
  *       1 MiB round trip from offset 0
  *   srv_spawn IP PORT candkeep
  *       connect, no data, system() of helpers that leave the inherited
@@ -113,6 +114,15 @@ static void handover(int fd, const char *how, const char *from)
         int st = system(cmd);
         if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st))
             RSFW_FAIL("system: status 0x%x (%s)", st, strerror(errno));
+    } else if (strcmp(how, "fexec") == 0) {
+        char fds[16];
+        snprintf(fds, sizeof(fds), "%d", fd);
+        char *argv[] = { "srv_spawn", "-", "-", "child", fds, (char *)from, NULL };
+        int ex = open(self, O_RDONLY | O_CLOEXEC);
+        fflush(stdout);
+        if (ex >= 0)
+            fexecve(ex, argv, environ);
+        RSFW_FAIL("fexecve %s: %s", self, strerror(errno));
     } else {
         FILE *p = popen(cmd, "r");
         if (p == NULL)
@@ -224,7 +234,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc != 4) {
-        fprintf(stderr, "usage: srv_spawn IP PORT spawn|spawnp|system|popen|cand|candsystem|candpopen|candkeep|left|leftexec | srv_spawn nosock\n");
+        fprintf(stderr, "usage: srv_spawn IP PORT spawn|spawnp|system|popen|cand|candsystem|candpopen|candfexec|candkeep|left|leftexec | srv_spawn nosock\n");
         return 2;
     }
     int fd = srv_connect(argv[1], argv[2]);
