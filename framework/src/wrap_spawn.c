@@ -12,6 +12,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 
 #include "anchor.h"
 #include "anchor_fork.h"
@@ -47,12 +50,73 @@ static int map_child(int fd, int *out, int max, void *arg)
     return 1;
 }
 
+/* ---- both ends in this process ---------------------------------------
+ * Its release cannot be answered while this thread waits in it (the
+ * other end's module runs in this process: 2 s lost per end, and both
+ * would then be broken), so such a connection is left on RDMA: the
+ * started program gets a silent TCP socket for it, as before these
+ * wrappers (doc/fork.md). Checked only for a connection whose peer has
+ * its own IP address (a connection to another host costs nothing). */
+
+struct pair_arg {
+    int self, found;
+    struct sockaddr_storage local, peer;
+};
+
+static int same_ep(const struct sockaddr_storage *a, const struct sockaddr_storage *b, int with_port)
+{
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_addr.s_addr == y->sin_addr.s_addr && (!with_port || x->sin_port == y->sin_port);
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return a->ss_family == AF_INET6 && !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) &&
+           (!with_port || x->sin6_port == y->sin6_port);
+}
+
+static void pair_one(int fd, struct file *f, void *arg)
+{
+    struct pair_arg *p = arg;
+    struct sockaddr_storage l, r;
+    socklen_t ll = sizeof(l), rl = sizeof(r);
+    (void)f;
+    if (p->found || fd == p->self || LIBC(getsockname)(fd, (struct sockaddr *)&l, &ll) < 0 ||
+        !same_ep(&l, &p->peer, 1) || LIBC(getpeername)(fd, (struct sockaddr *)&r, &rl) < 0)
+        return;
+    p->found = same_ep(&r, &p->local, 1);
+}
+
+static int local_pair(int fd)
+{
+    struct pair_arg p = { .self = fd };
+    socklen_t ll = sizeof(p.local), rl = sizeof(p.peer);
+    if (LIBC(getsockname)(fd, (struct sockaddr *)&p.local, &ll) < 0 ||
+        LIBC(getpeername)(fd, (struct sockaddr *)&p.peer, &rl) < 0 || !same_ep(&p.local, &p.peer, 0))
+        return 0;
+    fd_table_each(0, -1, pair_one, &p);
+    return p.found;
+}
+
 /* anchor_fdmap_fn for the release: unknown actions may dup2 any fd. */
 static int map_release(int fd, int *out, int max, void *arg)
 {
     const struct spawn_map *m = arg;
+    int n = 1;
     if (m->known || max < 1)
-        return map_child(fd, out, max, arg);
+        n = map_child(fd, out, max, arg);
+    else
+        out[0] = fd;
+    return n > 0 && local_pair(fd) ? 0 : n;
+}
+
+int spawn_release_map(int fd, int *out, int max, void *arg)
+{
+    (void)arg;
+    int fl = LIBC(fcntl)(fd, F_GETFD);
+    if (fl < 0 || (fl & FD_CLOEXEC) || max < 1 || local_pair(fd))
+        return 0;
     out[0] = fd;
     return 1;
 }

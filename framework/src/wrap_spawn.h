@@ -9,4 +9,8 @@
  * here reads no hello and sends no FIN (anchor.c, as after SCM_RIGHTS). */
 void spawn_note_inherited(anchor_fdmap_fn *map, void *arg);
 
+/* anchor_fdmap_fn for system/popen's release: every fd without
+ * FD_CLOEXEC, except a connection whose other end is in this process. */
+int spawn_release_map(int fd, int *out, int max, void *arg);
+
 #endif

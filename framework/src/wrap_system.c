@@ -2,7 +2,8 @@
  * our environ (not through wrap_exec.c or wrap_spawn.c), and the shell
  * gets every fd without FD_CLOEXEC (popen's pipe end lands on 0 or 1).
  * So, before the real call: upgraded anchored connections without
- * FD_CLOEXEC go back to TCP (anchor_fork.c); candidates without it are
+ * FD_CLOEXEC go back to TCP (anchor_fork.c; not a connection whose two
+ * ends are in this process, wrap_spawn.c); candidates without it are
  * named in NSTACK_ANCHOR_INHERIT by putting a copy of environ with the
  * variable in `environ` for the duration of the call (the preloaded shell
  * reads it, and its exec hands them on to the command). Without such
@@ -86,7 +87,7 @@ EXPORT int system(const char *cmd)
 {
     if (t_in_module || cmd == NULL)   /* NULL: is there a shell; no child keeps our fds */
         return LIBC(system)(cmd);
-    if (anchor_release_all(1) > 0) {  /* unread RDMA bytes cannot follow (as at exec) */
+    if (anchor_release_map(1, spawn_release_map, NULL) > 0) {  /* unread RDMA bytes cannot follow (as at exec) */
         errno = EBUSY;
         return -1;
     }
@@ -104,7 +105,7 @@ EXPORT FILE *popen(const char *cmd, const char *mode)
 {
     if (t_in_module)
         return LIBC(popen)(cmd, mode);
-    if (anchor_release_all(1) > 0) {
+    if (anchor_release_map(1, spawn_release_map, NULL) > 0) {
         errno = EBUSY;
         return NULL;
     }
