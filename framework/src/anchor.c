@@ -348,6 +348,8 @@ static void anchor_at_exit(void)
 
 struct inherit_list {
     int n;
+    anchor_fdmap_fn *map;           /* NULL: exec's rule */
+    void *map_arg;
     struct { const struct file *f; int fd; } e[INHERIT_MAX];
 };
 
@@ -356,11 +358,19 @@ static void collect_inherited(int fd, struct file *f, void *arg)
     struct inherit_list *l = arg;
     if (l->n == INHERIT_MAX || !anchor_pending(f))
         return;
-    int fl = LIBC(fcntl)(fd, F_GETFD);
-    if (fl < 0 || (fl & FD_CLOEXEC))
-        return;
-    l->e[l->n].f = f;
-    l->e[l->n++].fd = fd;
+    int to[8], n = 1;
+    if (l->map != NULL) {
+        n = l->map(fd, to, 8, l->map_arg);
+    } else {
+        int fl = LIBC(fcntl)(fd, F_GETFD);
+        if (fl < 0 || (fl & FD_CLOEXEC))
+            return;
+        to[0] = fd;
+    }
+    for (int i = 0; i < n && l->n < INHERIT_MAX; i++) {
+        l->e[l->n].f = f;
+        l->e[l->n++].fd = to[i];
+    }
 }
 
 /* The variable's value for l; 0, or -1 when it does not fit. */
@@ -391,9 +401,14 @@ static int inherit_text(const struct inherit_list *l, char *out, size_t cap)
 
 char **anchor_exec_env(char *const envp[])
 {
+    return anchor_exec_env_map(envp, NULL, NULL);
+}
+
+char **anchor_exec_env_map(char *const envp[], anchor_fdmap_fn *map, void *arg)
+{
     if (!g_anchor_any || envp == NULL)
         return NULL;
-    struct inherit_list l = { .n = 0 };
+    struct inherit_list l = { .n = 0, .map = map, .map_arg = arg };
     fd_table_each(0, -1, collect_inherited, &l);
     char text[2048];
     if (l.n == 0 || inherit_text(&l, text, sizeof(text)) < 0)
@@ -451,6 +466,10 @@ static void inherit_group(const char *name, char role, int hello, char *fds)
             f->hello_sent = hello;
             __atomic_store_n(&f->defer_role, role == 'a' ? TF_ACTIVE : TF_PASSIVE, __ATOMIC_RELEASE);
             conn_stats_inherited(fd, role == 'p');
+            /* the process that exec'd or spawned us may hold it too (a
+             * helper run by system()): our close or exit must not read
+             * its hello or send a FIN */
+            __atomic_store_n(&f->passed, 1, __ATOMIC_RELAXED);
         } else if (fstat(fd, &sk) == 0 && sk.st_ino == s0.st_ino && sk.st_dev == s0.st_dev) {
             struct file *old = fd_table_take(fd);
             if (old != NULL)

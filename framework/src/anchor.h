@@ -99,6 +99,14 @@ void anchor_close(int fd, struct file *f);
  * tracks them as candidates again); NULL when there are none. */
 char **anchor_exec_env(char *const envp[]);
 
+/* Where this process's fd lands in a new image that a posix_spawn file
+ * action list rearranges (wrap_spawn.c): its numbers there in out (at
+ * most max); 0 when it does not survive. */
+typedef int anchor_fdmap_fn(int fd, int *out, int max, void *arg);
+/* anchor_exec_env with the candidates' numbers from map (NULL: exec's
+ * rule, the same number unless FD_CLOEXEC). */
+char **anchor_exec_env_map(char *const envp[], anchor_fdmap_fn *map, void *arg);
+
 /* sendmsg() with SCM_RIGHTS: the sockets it passes may be read by another
  * process from now on (no quiet close for them). */
 void anchor_note_passed(const struct msghdr *msg);

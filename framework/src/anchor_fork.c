@@ -28,6 +28,8 @@
 
 struct release_list {
     int exec, n, skipped;
+    anchor_fdmap_fn *map;           /* exec: which fds survive; NULL: no FD_CLOEXEC */
+    void *map_arg;
     struct file *f[RELEASE_MAX];
 };
 
@@ -43,10 +45,14 @@ static void collect(int fd, struct file *f, void *arg)
     struct release_list *l = arg;
     if (!releasable(f))
         return;
-    if (l->exec) {
+    if (l->exec && l->map != NULL) {
+        int to;
+        if (l->map(fd, &to, 1, l->map_arg) <= 0)
+            return;                    /* the new image does not get it */
+    } else if (l->exec) {
         int fl = LIBC(fcntl)(fd, F_GETFD);
         if (fl < 0 || (fl & FD_CLOEXEC))
-            return;                    /* the new image does not get it */
+            return;
     }
     for (int i = 0; i < l->n; i++)
         if (l->f[i] == f)
@@ -65,7 +71,8 @@ static void collect(int fd, struct file *f, void *arg)
     l->f[l->n++] = g;
 }
 
-static void release_one(struct file *f, int exec)
+/* 1 when bytes RDMA delivered remain unread (the module serves them). */
+static int release_one(struct file *f, int exec)
 {
     MOD_ENTER();
     int r = f->mod->anchor_release(f->sock, ANCHOR_RELEASE_MS);
@@ -78,39 +85,49 @@ static void release_one(struct file *f, int exec)
                     exec ? "the new image gets it on TCP and its peer may fail" : "the child cannot use it");
         else
             LOG_DBG("%s: anchor_release: %s", f->mod->name, strerror(err));
-        return;
+        return 0;
     }
     f->downgraded = 1;
     if (r == 0) {
         sock_fallback(f);               /* a kernel socket in both processes from now on */
-        return;
+        return 0;
     }
     /* bytes RDMA delivered remain: the module serves them, then falls back */
     if (exec)
-        LOG_ERR("%s: bytes received over RDMA and not read yet cannot be handed to the exec'd image; "
-                "read them before exec", f->mod->name);
+        LOG_ERR("%s: bytes received over RDMA and not read yet cannot be handed to a new image; the exec "
+                "fails with EBUSY (read them before exec)", f->mod->name);
+    return 1;
 }
 
-void anchor_release_all(int exec)
+int anchor_release_all(int exec)
+{
+    return anchor_release_map(exec, NULL, NULL);
+}
+
+int anchor_release_map(int exec, anchor_fdmap_fn *map, void *arg)
 {
     if (t_in_module)
-        return;
+        return 0;
     struct release_list *l = malloc(sizeof(*l));
     if (l == NULL)
-        return;
+        return 0;
+    int left = 0;
     l->exec = exec;
+    l->map = map;
+    l->map_arg = arg;
     l->n = l->skipped = 0;
     fd_table_each(0, -1, collect, l);
     if (l->n > 0)
         LOG_INF("returning %d upgraded connection(s) to TCP before %s", l->n, exec ? "exec" : "fork");
     for (int i = 0; i < l->n; i++) {
-        release_one(l->f[i], exec);
+        left += release_one(l->f[i], exec);
         file_put(l->f[i]);
     }
     if (l->skipped)
         LOG_WAR("%d upgraded connections beyond %d stay on RDMA across %s", l->skipped, RELEASE_MAX,
                 exec ? "exec" : "fork");
     free(l);
+    return left;
 }
 
 int anchor_released(struct file *f)

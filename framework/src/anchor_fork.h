@@ -6,9 +6,15 @@
 /* Bound of one connection's release (the peer's answer), ms. */
 #define ANCHOR_RELEASE_MS 2000
 
+#include "anchor.h"
+
 /* Before fork (exec = 0: every upgraded connection) or exec (exec = 1:
- * those that survive it, no FD_CLOEXEC). Not with framework locks held. */
-void anchor_release_all(int exec);
+ * those that survive it, no FD_CLOEXEC). Not with framework locks held.
+ * Returns how many of them still hold bytes RDMA delivered that nobody
+ * read (a new image cannot get those: the exec wrappers fail, EBUSY). */
+int anchor_release_all(int exec);
+/* The same for a spawn: map says which fds the new image gets. */
+int anchor_release_map(int exec, anchor_fdmap_fn *map, void *arg);
 
 struct file;
 /* sock_fallback: whether anchored f falls back because it was returned to

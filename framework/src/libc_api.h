@@ -9,6 +9,9 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -30,8 +33,12 @@ int fcntl64(int fd, int cmd, ...);
     X(fcntl64) X(ioctl) X(select) X(pselect) X(poll) X(ppoll) \
     X(epoll_create) X(epoll_create1) X(epoll_ctl) X(epoll_wait) \
     X(epoll_pwait) X(epoll_pwait2) X(dup) X(dup2) X(dup3) X(close_range) \
-    X(fork) X(sendfile) X(sendfile64) X(execve) X(execvpe) \
-    X(pipe) X(pipe2) X(eventfd) X(timerfd_create)
+    X(fork) X(sendfile) X(sendfile64) X(execve) X(execvpe) X(fexecve) X(execveat) \
+    X(pipe) X(pipe2) X(eventfd) X(timerfd_create) \
+    X(posix_spawn) X(posix_spawnp) X(system) X(popen) \
+    X(posix_spawn_file_actions_init) X(posix_spawn_file_actions_destroy) \
+    X(posix_spawn_file_actions_addclose) X(posix_spawn_file_actions_adddup2) \
+    X(posix_spawn_file_actions_addopen) X(posix_spawn_file_actions_addclosefrom_np)
 
 struct libc_api {
 #define LIBC_FIELD(name) __typeof__(name) *name;

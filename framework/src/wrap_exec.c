@@ -3,7 +3,8 @@
  * environment (NSTACK_ANCHOR_INHERIT, anchor.c), so the exec'd program
  * anchors them at their first use as this process would have (an
  * inetd-style service on stdin/stdout, a re-exec'd server). Without such
- * sockets the call is exactly libc's. glibc's execl, execlp, execle, execv and execvp call
+ * sockets the call is exactly libc's. posix_spawn, system and popen:
+ * wrap_spawn.c, wrap_system.c. glibc's execl, execlp, execle, execv and execvp call
  * execve internally (not through this library), so each is wrapped here. */
 #include <errno.h>
 #include <stdarg.h>
@@ -19,29 +20,61 @@
 
 extern char **environ;
 
-typedef int exec_fn(const char *, char *const[], char *const[]);
-
-/* libc's fn with envp plus the inherited candidates, if any. */
-static int exec_with(exec_fn *fn, const char *path, char *const argv[], char *const envp[])
+/* Before an exec: upgraded connections the image gets go back to TCP (it
+ * gets a TCP socket); *env: envp plus the inherited candidates (malloc'd),
+ * NULL when there are none. -1 (EBUSY): bytes RDMA delivered and not read
+ * yet cannot follow the image; refused, the caller still reads them
+ * (doc/fork.md). */
+static int exec_prepare(char *const envp[], char ***env)
 {
-    if (!t_in_module)
-        anchor_release_all(1);          /* upgraded ones: back to TCP, the image gets a TCP socket */
-    char **env = t_in_module ? NULL : anchor_exec_env(envp);
-    int r = fn(path, argv, env ? env : envp);
+    *env = NULL;
+    if (t_in_module)
+        return 0;
+    if (anchor_release_all(1) > 0) {
+        errno = EBUSY;
+        return -1;
+    }
+    *env = anchor_exec_env(envp);
+    return 0;
+}
+
+/* After a failed exec: its result, errno kept. */
+static int exec_failed(int r, char **env)
+{
     int err = errno;
     free(env);
     errno = err;
     return r;
 }
 
+#define EXEC_WITH(call_with_env, envp)                                           \
+    do {                                                                         \
+        char **env_;                                                             \
+        if (exec_prepare((envp), &env_))                                         \
+            return -1;                                                           \
+        char *const *e_ = env_ ? env_ : (envp);                                  \
+        return exec_failed(call_with_env, env_);                                 \
+    } while (0)
+
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
-    return exec_with(LIBC(execve), path, argv, envp);
+    EXEC_WITH(LIBC(execve)(path, argv, e_), envp);
 }
 
 EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-    return exec_with(LIBC(execvpe), file, argv, envp);
+    EXEC_WITH(LIBC(execvpe)(file, argv, e_), envp);
+}
+
+/* glibc's fexecve and execveat make the system call themselves. */
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+    EXEC_WITH(LIBC(fexecve)(fd, argv, e_), envp);
+}
+
+EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+    EXEC_WITH(LIBC(execveat)(dirfd, path, argv, e_, flags), envp);
 }
 
 EXPORT int execv(const char *path, char *const argv[])

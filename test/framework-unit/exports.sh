@@ -24,8 +24,14 @@ __recv_chk __recvfrom_chk __poll_chk __ppoll_chk __fdelt_chk"
 # pipe, pipe2, eventfd and timerfd_create: the fds a module and its device
 # library create during a module call go to the high range, out of the
 # app's (wrap_modfd.c; any other caller gets libc's call unchanged).
-ALSO="__fcntl vfork execve execvpe execv execvp execl execlp execle kernel_stack_register
-pipe pipe2 eventfd timerfd_create"
+# posix_spawn, posix_spawnp, system, popen: the exec rules for the program
+# they start (wrap_spawn.c, wrap_system.c); the posix_spawn_file_actions_*
+# calls that change fds, to know what the child gets (spawn_fa.c).
+ALSO="__fcntl vfork execve execvpe execv execvp execl execlp execle fexecve execveat kernel_stack_register
+pipe pipe2 eventfd timerfd_create posix_spawn posix_spawnp system popen
+posix_spawn_file_actions_init posix_spawn_file_actions_destroy
+posix_spawn_file_actions_addclose posix_spawn_file_actions_adddup2
+posix_spawn_file_actions_addopen posix_spawn_file_actions_addclosefrom_np"
 
 EXPORTED=$(nm -D --defined-only "$LIB" | awk '$2 ~ /^[TWiV]$/ {print $3}' | sed 's/@.*//' | sort -u)
 [ -n "$EXPORTED" ] || fail "nm -D found no exported functions in $LIB"

@@ -19,6 +19,8 @@ commands=(
     'python3 -c "import sys; sys.stderr.write(\"err-line\\n\"); sys.exit(5)"'
     'seq 1 20000 | sort -r | head -c 5000 | md5sum'
     'cat "$NSTACK_SRC/test/lib/netns.sh" | wc -c; true | cat; exec sh -c "exit 0"'
+    # posix_spawn with file actions, system, popen (wrap_spawn.c, wrap_system.c)
+    'python3 -c "import os; p = os.posix_spawnp(\"sh\", [\"sh\", \"-c\", \"echo spawned >&2; exit 6\"], os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, 1, 2), (os.POSIX_SPAWN_OPEN, 0, \"/dev/null\", os.O_RDONLY, 0)]); print(os.waitpid(p, 0)[1] >> 8); print(os.system(\"echo sys; exit 4\") >> 8)"; awk "BEGIN { while ((\"echo popen\" | getline l) > 0) print l; print system(\"exit 2\") }"'
 )
 fail=0
 for i in "${!commands[@]}"; do

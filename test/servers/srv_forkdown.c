@@ -72,28 +72,6 @@ static void reap(pid_t pid)
         RSFW_FAIL("the child ended with status 0x%x", st);
 }
 
-static void finish(int fd, uint64_t end)
-{
-    if (shutdown(fd, SHUT_WR))
-        RSFW_FAIL("shutdown: %s", strerror(errno));
-    if (recv_pattern(fd, end, 0, "after shutdown") != end)
-        RSFW_FAIL("bytes after the end");
-    close(fd);
-}
-
-/* Until FIONREAD says `n` bytes wait unread (the echo arrived). */
-static void wait_unread(int fd, int n)
-{
-    int q = 0;
-    while (ioctl(fd, FIONREAD, &q) == 0 && q < n) {
-        if (rsfw_now_ms() > deadline_ms)
-            RSFW_FAIL("timeout: FIONREAD %d of %d", q, n);
-        poll(NULL, 0, 2);
-    }
-    if (q < n)
-        RSFW_FAIL("FIONREAD: %s", strerror(errno));
-}
-
 static void leftover(int fd)
 {
     send_pattern(fd, 0, LO_TOTAL);
@@ -177,8 +155,7 @@ static void nodown(int fd)
 
 int main(int argc, char **argv)
 {
-    const char *t = getenv("SRV_TIMEOUT_S");
-    deadline_ms = rsfw_now_ms() + (t && atol(t) > 0 ? atol(t) : 60) * 1000;
+    srv_deadline();
     if (argc == 5 && strcmp(argv[3], "execd") == 0) {
         execd(atoi(argv[4]));
         return 0;
@@ -187,11 +164,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: srv_forkdown IP PORT leftover|childwrites|exec|nodown\n");
         return 2;
     }
-    struct sockaddr_storage ss;
-    socklen_t len = rsfw_addr(argv[1], argv[2], &ss);
-    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len))
-        RSFW_FAIL("connect %s:%s: %s", argv[1], argv[2], strerror(errno));
+    int fd = srv_connect(argv[1], argv[2]);
     if (strcmp(argv[3], "leftover") == 0)
         leftover(fd);
     else if (strcmp(argv[3], "childwrites") == 0)

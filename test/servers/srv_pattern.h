@@ -8,8 +8,11 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "../rsocket-fw/rsfw_io.h"
 
@@ -62,6 +65,47 @@ static uint64_t recv_pattern(int fd, uint64_t from, uint64_t to, const char *who
         from += (uint64_t)r;
     }
     return from;
+}
+
+/* deadline_ms from SRV_TIMEOUT_S (default 60 s). */
+__attribute__((unused)) static void srv_deadline(void)
+{
+    const char *t = getenv("SRV_TIMEOUT_S");
+    deadline_ms = rsfw_now_ms() + (t && atol(t) > 0 ? atol(t) : 60) * 1000;
+}
+
+/* A blocking TCP connection to ip:port, or the test fails. */
+__attribute__((unused)) static int srv_connect(const char *ip, const char *port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = rsfw_addr(ip, port, &ss);
+    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len))
+        RSFW_FAIL("connect %s:%s: %s", ip, port, strerror(errno));
+    return fd;
+}
+
+/* Our FIN, then the rest of the echo up to `end` and the peer's EOF. */
+__attribute__((unused)) static void finish(int fd, uint64_t end)
+{
+    if (shutdown(fd, SHUT_WR))
+        RSFW_FAIL("shutdown: %s", strerror(errno));
+    if (recv_pattern(fd, end, 0, "after shutdown") != end)
+        RSFW_FAIL("bytes after the end");
+    close(fd);
+}
+
+/* Until FIONREAD says `n` bytes wait unread (the echo arrived). */
+__attribute__((unused)) static void wait_unread(int fd, int n)
+{
+    int q = 0;
+    while (ioctl(fd, FIONREAD, &q) == 0 && q < n) {
+        if (rsfw_now_ms() > deadline_ms)
+            RSFW_FAIL("timeout: FIONREAD %d of %d", q, n);
+        poll(NULL, 0, 2);
+    }
+    if (q < n)
+        RSFW_FAIL("FIONREAD: %s", strerror(errno));
 }
 
 #endif
