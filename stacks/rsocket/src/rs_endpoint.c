@@ -132,13 +132,6 @@ static struct ibv_mr *reg(struct rsock *s, void *buf, size_t len, int access)
     return ibv_reg_mr(s->id->pd, buf, len, access);
 }
 
-/* Under RLIMIT_MEMLOCK (a non-root user's default is 8 MiB) the default
- * buffers (2 x 128 KiB registered per connection) would allow some thirty
- * connections per process: when registering fails, the buffers shrink to
- * a quarter (each side advertises its own, so nothing on the wire is
- * fixed) down to RS_MEMLOCK_MIN_BUF before the connection gives up on RDMA
- * (rs_memlock.c sizes them to the limit in the first place). */
-
 static void free_buffers(struct rsock *s)
 {
     if (s->rmr) ibv_dereg_mr(s->rmr);
@@ -151,6 +144,12 @@ static void free_buffers(struct rsock *s)
     s->rbuf = s->sbuf = s->target = NULL;
 }
 
+/* Under RLIMIT_MEMLOCK (a non-root user's default is 8 MiB) the default
+ * buffers (2 x 128 KiB registered per connection) would allow some thirty
+ * connections per process: when registering fails, the buffers shrink to
+ * a quarter (each side advertises its own, so nothing on the wire is
+ * fixed) down to RS_MEMLOCK_MIN_BUF before the connection gives up on RDMA
+ * (rs_memlock.c sizes them to the limit in the first place). */
 static int shrink_buffers(struct rsock *s)
 {
     if (s->rbuf_size <= RS_MEMLOCK_MIN_BUF && s->sbuf_size <= RS_MEMLOCK_MIN_BUF)
