@@ -242,6 +242,12 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
         r = connect_decide(fd, f, addr, len);
     } else {
         r = LIBC(connect)(fd, addr, len);
+        /* decided before (bound to a route's address first, as DMM's
+         * clients do): the connection gets its record here */
+        if (f->kind == FILE_KSOCK && addr != NULL &&
+            ((addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) ||
+             (addr->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6))))
+            conn_stats_connect(fd, addr, r);
     }
     int err = errno;
     if (f->kind != FILE_EPOLL)
