@@ -20,14 +20,7 @@ mapfile -t OPTS < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' -e '/^logfile/d' \
     /etc/memcached.conf | tr ' ' '\n')
 printf '%s\n' "${OPTS[@]}" | grep -qx -- "-d" && printf '%s\n' "${OPTS[@]}" | grep -qx -- memcache ||
     prog_fail "/etc/memcached.conf not in the expected form: ${OPTS[*]}"
-mc_stop() {
-    local p
-    p=$(cat "$D/memcached.pid" 2>/dev/null) && [ -n "$p" ] || return 0
-    kill "$p" 2>/dev/null
-    wait_until 10 sh -c "! kill -0 $p 2>/dev/null" || kill -9 "$p" 2>/dev/null
-    return 0
-}
-srv_on_exit mc_stop
+srv_on_exit srv_stop_pidfile "$D/memcached.pid"
 srv_server_env memcached "${OPTS[@]}" >"$PROG_TMP/start.out" 2>&1 ||
     prog_fail "memcached did not start: $(cat "$PROG_TMP/start.out")"
 up() { [ -s "$D/memcached.pid" ] && srv_client timeout 5 python3 -c "import socket; socket.create_connection(('$PROG_ADDR', $PROG_PORT), timeout=3)" 2>/dev/null; }

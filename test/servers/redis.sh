@@ -24,16 +24,7 @@ sed -e "s|^bind .*|bind 0.0.0.0|" -e "s|^protected-mode .*|protected-mode no|" -
 grep -q "^port $PROG_PORT" "$D/redis.conf" && grep -q "^daemonize yes" "$D/redis.conf" &&
     grep -q "^dir $D" "$D/redis.conf" || prog_fail "/etc/redis/redis.conf not in the expected form"
 chown redis: "$D/redis.conf"
-# Stop this test's server only (by its pid file: another mode of this test
-# may run at once in other namespaces, with the same port and user).
-redis_stop() {
-    local p
-    p=$(cat "$D/redis.pid" 2>/dev/null) && [ -n "$p" ] || return 0
-    kill "$p" 2>/dev/null
-    wait_until 10 sh -c "! kill -0 $p 2>/dev/null" || kill -9 "$p" 2>/dev/null
-    return 0
-}
-srv_on_exit redis_stop
+srv_on_exit srv_stop_pidfile "$D/redis.pid"
 rlog() { tail -n 5 "$D/redis.log" 2>/dev/null | tr '\n' ' '; }
 srv_server_env runuser -u redis -- redis-server "$D/redis.conf" >"$PROG_TMP/start.out" 2>&1 ||
     prog_fail "redis-server did not start: $(cat "$PROG_TMP/start.out") $(rlog)"
