@@ -7,24 +7,7 @@ BYTES=$((64 * 1024 * 1024))
 rsfw_setup
 bg_a "${RS_ENV[@]}" iperf3 -s -1 --json -B "$IP_A" -p 5201 >"$WORK/server.json" 2>"$WORK/server.err"
 srv=$BG_PID
-# An rsocket listener is invisible to ss and iperf3 -s --json prints
-# nothing before a test: retry the client (up to 60 times, 1 s apart)
-# while the connect is refused.
-# iperf3 3.12 with --json exits 0 even when it could not connect (the
-# reason is only in the JSON's "error"), so success is exit status 0 and
-# no "error": on a loaded machine the first try is often refused, and
-# counting it as a run left the server waiting for a test forever.
-ok=0
-for try in $(seq 1 60); do
-    rc=0
-    in_b "${RS_ENV[@]}" timeout 120 iperf3 -c "$IP_A" -p 5201 -n "$BYTES" --json \
-        >"$WORK/client.json" 2>"$WORK/client.err" || rc=$?
-    err=$(jq -r '.error // empty' "$WORK/client.json" 2>/dev/null)
-    [ "$rc" = 0 ] && [ -z "$err" ] && { ok=1; break; }
-    grep -q "Connection refused" "$WORK/client.json" "$WORK/client.err" || break
-    wait_until 1 false
-done
-[ $ok = 1 ] || { cat "$WORK/client.json" "$WORK/client.err"; fail "iperf3 client failed (exit $rc${err:+, error: $err})"; }
+iperf3_client -c "$IP_A" -p 5201 -n "$BYTES"
 wait_exit "$srv" 60 || { cat "$WORK/server.err"; fail "iperf3 server did not finish"; }
 sent=$(jq -r '.end.sum_sent.bytes' "$WORK/client.json")
 relayed=$(jq -r '.end.sum_received.bytes' "$WORK/client.json")

@@ -18,17 +18,7 @@ rsfw_setup
 bg_a "${RS_ENV[@]}" iperf3 -s -1 --json -B "$IP_A" -p 5201 >"$WORK/server.json" 2>"$WORK/server.err"
 srv=$BG_PID
 wire_capture_start "$NS_B" eth0 5201 "$WORK" "udp port 5201"
-ok=0
-for try in $(seq 1 60); do      # the listener may not be up yet: retry refused connects
-    rc=0
-    in_b "${RS_ENV[@]}" timeout 120 iperf3 -u -c "$IP_A" -p 5201 -b "$RATE" -l 1400 -t 3 --json \
-        >"$WORK/client.json" 2>"$WORK/client.err" || rc=$?
-    err=$(jq -r '.error // empty' "$WORK/client.json" 2>/dev/null)
-    [ "$rc" = 0 ] && [ -z "$err" ] && { ok=1; break; }
-    grep -q "Connection refused" "$WORK/client.json" "$WORK/client.err" || break
-    wait_until 1 false
-done
-[ $ok = 1 ] || { cat "$WORK/client.json" "$WORK/client.err"; fail "iperf3 -u client failed (exit $rc${err:+, error: $err})"; }
+iperf3_client -u -c "$IP_A" -p 5201 -b "$RATE" -l 1400 -t 3
 wait_exit "$srv" 60 || { cat "$WORK/server.err"; fail "iperf3 server did not finish"; }
 wire_capture_stop
 pk=$(jq -r '.end.sum.packets' "$WORK/server.json")

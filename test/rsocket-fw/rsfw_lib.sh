@@ -87,3 +87,24 @@ wait_server_up() {
     kill -0 "$pid" 2>/dev/null
 }
 _server_up_or_dead() { local pid=$1; shift; ! kill -0 "$pid" 2>/dev/null || "$@" >/dev/null 2>&1; }
+
+# iperf3_client ARGS...: iperf3 -c on host B (README environment) into
+# $WORK/client.json / client.err, retried (up to 60 times, 1 s apart) while
+# the connect is refused: an rsocket listener is invisible to ss and
+# `iperf3 -s --json` prints nothing before a test. iperf3 3.12 with --json
+# exits 0 even when it could not connect (the reason is only in the JSON's
+# "error"), so success is exit status 0 and no "error": on a loaded machine
+# the first try is often refused, and counting it as a run left the server
+# waiting for a test forever. Fails the test naming the reason.
+iperf3_client() {
+    local ok=0 rc err try
+    for try in $(seq 1 60); do
+        rc=0
+        in_b "${RS_ENV[@]}" timeout 120 iperf3 "$@" --json >"$WORK/client.json" 2>"$WORK/client.err" || rc=$?
+        err=$(jq -r '.error // empty' "$WORK/client.json" 2>/dev/null)
+        [ "$rc" = 0 ] && [ -z "$err" ] && { ok=1; break; }
+        grep -q "Connection refused" "$WORK/client.json" "$WORK/client.err" || break
+        wait_until 1 false
+    done
+    [ $ok = 1 ] || { cat "$WORK/client.json" "$WORK/client.err"; fail "iperf3 $* failed (exit $rc${err:+, error: $err})"; }
+}
