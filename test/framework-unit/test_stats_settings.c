@@ -1,4 +1,4 @@
-/* Unit tests of framework/src/stats_settings.c: what fw->publish_setting
+/* Unit tests of framework/src/stats/stats_settings.c: what fw->publish_setting
  * (module ABI 1.3) keeps and how it reaches the stats segment's
  * settings[] (include/nstack/nstack_stats.h). One process, so the cases
  * run in order over one private list. */

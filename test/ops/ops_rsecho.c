@@ -1,7 +1,7 @@
 /* ops_rsecho - a plain rsockets echo server (the rsocket API, no TCP
  * listener): run with LD_PRELOAD=libdmm_rsocket.so over the software
  * device, so a framework client's TCP connect is refused and it connects
- * on the module directly (framework/src/anchor_direct.c).
+ * on the module directly (framework/src/anchor/anchor_direct.c).
  *
  *   ops_rsecho IP PORT COUNT
  *

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the datagram rsocket headers (stacks/rsocket/src/ds_wire.c).
+ * Unit tests of the datagram rsocket headers (stacks/rsocket/src/dgram/ds_wire.c).
  * Expected bytes were written by hand from librdmacm's ds_udp_header and
  * ds_header layouts (doc/rsocket-framework.md, "Datagram sockets"), not
  * produced by the code under test. Every malformed case must be refused.

@@ -51,7 +51,7 @@ int rs_wake_init(struct rsock *s)
 }
 
 /* The lowest descriptor number of the dispatcher's high range (the rule of
- * framework/src/fd_high.c: half the limit, 256..65536): a kick fd made in
+ * framework/src/core/fd_high.c: half the limit, 256..65536): a kick fd made in
  * the middle of an application's recv must not take a number the
  * application is about to get from socket() or sized its tables for. */
 static int kick_fd_base(void)
