@@ -203,23 +203,11 @@ struct nstack_module {
     /* ---- readiness (see the contract above) --------------------------- */
     uint32_t (*poll_events)(nstack_sock *s, uint64_t *gen);
 
-    /* ---- ABI 1.1 (optional; present when struct_size covers it) --------
-     * adopt(): TCP-first connections for fork support (doc/fork.md). The
-     * dispatcher kept a stream socket routed to this module on kernel TCP
-     * through connect/accept; at its first data call in the process that
-     * uses it, adopt() moves the connection onto a new module socket with
-     * a handshake over `kfd`, the connected TCP socket. `kfd` belongs to
-     * the dispatcher: the module may read and write it but not close it
-     * (the dispatcher closes it once the app fd moved). role is
-     * NSTACK_ADOPT_ACTIVE (we connected) or NSTACK_ADOPT_PASSIVE (we
-     * accepted); flags are NSTACK_ADOPT_* below. On success stores the
-     * socket in *out and returns its wait fd, as socket() does. Failures:
-     *   ENOPROTOOPT  the peer's first bytes are not the handshake and
-     *                nothing was read or written: the dispatcher keeps
-     *                the connection on TCP;
-     *   EAGAIN       the peer has not spoken yet (nonblocking trigger);
-     *   anything else (ETIMEDOUT, EPROTO, ECONNRESET, ...): the
-     *                connection is unusable. Every wait is bounded. */
+    /* ---- ABI 1.1: adopt(), retired --------------------------------------
+     * The TCP-first fork support that called it (NSTACK_FORK_SUPPORT) was
+     * retired: TCP-anchored connections (ABI 1.2, below) replace it. The
+     * dispatcher never calls adopt() any more; the slot stays so the
+     * structure's layout is unchanged. Modules leave it NULL. */
     int (*adopt)(int kfd, int role, int flags, nstack_sock **out);
 
     /* ---- ABI 1.2 (optional): TCP-anchored connections -------------------
@@ -264,7 +252,7 @@ struct nstack_module {
      * death seen on it (FIN/RST) is reported as peer death of the module
      * socket.
      * Either may be NULL: anchor() NULL means the module has no anchored
-     * mode (the dispatcher uses adopt(), or direct module sockets). */
+     * mode (the dispatcher then gives its sockets direct module sockets). */
     int (*anchor_hello)(int kfd, int role);
     int (*anchor)(int kfd, int role, int flags, nstack_sock **out);
 
@@ -343,7 +331,8 @@ struct nstack_module {
 /* anchor() flag (ABI 1.2): anchor_hello() already went out for this kfd. */
 #define NSTACK_ANCHOR_HELLO_SENT  (1 << 2)
 
-/* adopt() roles and flags (ABI 1.1). */
+/* Roles of anchor_hello()/anchor() (named for ABI 1.1's adopt()), and
+ * anchor() flags. */
 #define NSTACK_ADOPT_ACTIVE       1
 #define NSTACK_ADOPT_PASSIVE      2
 #define NSTACK_ADOPT_NONBLOCK     (1 << 0)  /* the new socket is nonblocking */

@@ -79,7 +79,8 @@ enum nstat_conn_state {
     NSTAT_ST_UPGRADED,       /* anchored: data moves on the module */
     NSTAT_ST_STAYED_TCP,     /* anchored candidate that stayed on TCP (see reason) */
     NSTAT_ST_DIRECT,         /* a module socket (no TCP anchor) */
-    NSTAT_ST_FAILED,         /* moving it to the module failed: unusable (reason, err) */
+    NSTAT_ST_FAILED,         /* moving it to the module failed: unusable (reason, err);
+                              * only the retired TCP-first mode produced it */
     NSTAT_ST_TCP_PHASE,      /* long-lived policy: on TCP until upgrade_after_bytes */
     NSTAT_ST_N
 };

@@ -9,8 +9,6 @@
 #   unparsable rd_config.json                     -> configuration error
 #   "anchor": false + "fallback": "kernel", the
 #   module's connect refused                      -> connect refused with fallback
-#   "anchor": false + NSTACK_FORK_SUPPORT=1 (TCP
-#   first), sending first to a plain echo server  -> failed, module error (EPROTO)
 #   "anchor": false, a direct rsocket connection
 #   inherited by a fork child                     -> fork/exec limitation
 . "$NSTACK_SRC/test/ops/ops_lib.sh"
@@ -81,15 +79,6 @@ check_one fallback kernel connect_fallback \
 cat >"$WORK/direct_rd.json" <<'JSON'
 { "ip_route": [ { "subnet": "192.168.21.0/24", "stack_name": "rsocket", "anchor": false } ], "prot_route": [] }
 JSON
-# TCP-first (NSTACK_FORK_SUPPORT=1, no anchoring) sending first to the
-# plain echo server: the handshake comes back as foreign bytes, the move
-# fails and the socket is unusable (EPROTO; doc/fork.md) - its record says so
-HOLD_SPECS=(tcp:$P)
-check_one tcpfirst failed module_error \
-    "WAR: report: 1 connection to 192.168.21.0/24 failed to move to the module: module error" \
-    rs_b env NSTACK_STATS=0 OPS_TOLERATE=1 NSTACK_FORK_SUPPORT=1 "NSTACK_MOD_CFG_RD=$WORK/direct_rd.json"
-python3 -c "import json,sys; c=json.load(open(sys.argv[1]))['processes'][0]['connections'][0]; assert c['errno']==71 and c['tx_bytes']==0, c" \
-    "$WORK/tcpfirst.json" || fail "tcpfirst: the record names EPROTO"
 bg_a "${RS_ENV[@]}" "NSTACK_MOD_CFG_RD=$WORK/direct_rd.json" "$CHECK" --serve 7001
 wait_tcp_listen "$NS_A" 0.0.0.0 7001 10 || fail "direct framework server did not start"   # kernel + rsocket listener
 P=192.168.21.180:7001

@@ -69,19 +69,29 @@ void anchor_defer(struct file *kf, int st)
     __atomic_store_n(&kf->defer_stack, st + 1, __ATOMIC_RELEASE);
 }
 
-static int role_of(int tf_role)
+void anchor_set_role(struct file *f, enum anchor_role role)
 {
-    return tf_role == TF_ACTIVE ? NSTACK_ADOPT_ACTIVE : NSTACK_ADOPT_PASSIVE;
+    if (f->kind != FILE_KSOCK || __atomic_load_n(&f->defer_stack, __ATOMIC_ACQUIRE) == 0)
+        return;
+    pthread_mutex_lock(&f->lock);
+    if (!__atomic_load_n(&f->decided, __ATOMIC_ACQUIRE))
+        __atomic_store_n(&f->defer_role, role, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&f->lock);
+}
+
+static int role_of(int ar_role)
+{
+    return ar_role == AR_ACTIVE ? NSTACK_ADOPT_ACTIVE : NSTACK_ADOPT_PASSIVE;
 }
 
 /* The module's hello on the established connection; remembers it went out. */
-static void send_hello(int fd, struct file *f, int st, int tf_role)
+static void send_hello(int fd, struct file *f, int st, int ar_role)
 {
     const struct nstack_module *m = g_stacks[st].mod;
     if (!MODULE_HAS_OP(m, anchor_hello))
         return;
     MOD_ENTER();
-    int r = m->anchor_hello(fd, role_of(tf_role));
+    int r = m->anchor_hello(fd, role_of(ar_role));
     int err = errno;
     MOD_LEAVE();
     if (r == 0)
@@ -114,8 +124,8 @@ int anchor_track_accepted(int fd, const struct file *lf, int nonblock)
         anchor_local_add(fd);             /* both ends here: no late switch */
         return 1;                         /* long-lived: a kernel socket for now */
     }
-    send_hello(fd, nf, r.stack, TF_PASSIVE);
-    __atomic_store_n(&nf->defer_role, TF_PASSIVE, __ATOMIC_RELEASE);
+    send_hello(fd, nf, r.stack, AR_PASSIVE);
+    __atomic_store_n(&nf->defer_role, AR_PASSIVE, __ATOMIC_RELEASE);
     anchor_local_add(fd);
     anchor_local_pair(fd, 1);
     return 1;
@@ -124,7 +134,7 @@ int anchor_track_accepted(int fd, const struct file *lf, int nonblock)
 /* Marks candidate f a kernel socket for good. Caller holds f->lock. */
 static void to_kernel(struct file *f)
 {
-    __atomic_store_n(&f->defer_role, TF_NONE, __ATOMIC_RELEASE);
+    __atomic_store_n(&f->defer_role, AR_NONE, __ATOMIC_RELEASE);
     __atomic_store_n(&f->defer_anchor, 0, __ATOMIC_RELAXED);
     sock_mark_kernel(f, g_kernel_stack);
 }
@@ -172,10 +182,10 @@ int anchor_attach(int fd, struct file *kf, int st, int role, int flags)
     nf->anchor_fd = kfd;
     nf->wait_fd = wfd;
     nf->anchor_state = ANCHOR_UP;
-    if (role == TF_ACTIVE)
+    if (role == AR_ACTIVE)
         anchor_direct_keep_dest(nf, kf);   /* a refused connect connects on the module */
     sock_replay_opts(kf, nf);
-    __atomic_store_n(&kf->defer_role, TF_NONE, __ATOMIC_RELEASE);
+    __atomic_store_n(&kf->defer_role, AR_NONE, __ATOMIC_RELEASE);
     sock_publish(fd, kf, nf);
     stats_add(st, NSTAT_ANCHORED, 1);
     LOG_DBG("fd %d: anchored on %s (wait fd %d)", fd, m->name, wfd);
@@ -188,7 +198,7 @@ static void anchor_locked(int fd, struct file *kf)
 {
     int st = __atomic_load_n(&kf->defer_stack, __ATOMIC_ACQUIRE) - 1;
     int role = __atomic_load_n(&kf->defer_role, __ATOMIC_ACQUIRE);
-    int late = role == TF_ACTIVE ? anchor_direct_late(fd, kf, st) : 0;
+    int late = role == AR_ACTIVE ? anchor_direct_late(fd, kf, st) : 0;
     if (late == 1)
         return;                         /* refused: the module connects directly */
     if (late == 2) {
@@ -238,7 +248,7 @@ void anchor_connected(int fd, struct file *f, int r)
         return;                           /* long-lived: a kernel socket for now */
     }
     if (r == 0)
-        send_hello(fd, f, st, TF_ACTIVE);
+        send_hello(fd, f, st, AR_ACTIVE);
     anchor_local_add(fd);
     /* Registered in an epoll set before connect(): this process waits on
      * it, and an epoll_wait() on that set would not tell us. */
@@ -388,7 +398,7 @@ static int inherit_text(const struct inherit_list *l, char *out, size_t cap)
         int st = __atomic_load_n(&f->defer_stack, __ATOMIC_ACQUIRE) - 1;
         int role = __atomic_load_n(&f->defer_role, __ATOMIC_ACQUIRE);
         int w = snprintf(out + len, cap - len, "%s%s:%c:%d:", len ? ";" : "", g_stacks[st].name,
-                         role == TF_ACTIVE ? 'a' : 'p', f->hello_sent);
+                         role == AR_ACTIVE ? 'a' : 'p', f->hello_sent);
         for (int j = i; j < l->n && w >= 0 && len + (size_t)w < cap; j++)
             if (l->e[j].f == f)
                 w += snprintf(out + len + w, cap - len - w, "%s%d", j == i ? "" : ",", l->e[j].fd);
@@ -464,7 +474,7 @@ static void inherit_group(const char *name, char role, int hello, char *fds)
             fd0 = fd;
             anchor_defer(f, st);
             f->hello_sent = hello;
-            __atomic_store_n(&f->defer_role, role == 'a' ? TF_ACTIVE : TF_PASSIVE, __ATOMIC_RELEASE);
+            __atomic_store_n(&f->defer_role, role == 'a' ? AR_ACTIVE : AR_PASSIVE, __ATOMIC_RELEASE);
             conn_stats_inherited(fd, role == 'p');
             /* the process that exec'd or spawned us may hold it too (a
              * helper run by system()): our close or exit must not read

@@ -18,7 +18,15 @@
 #include <sys/socket.h>
 
 #include "file.h"
-#include "tcpfirst.h"
+
+/* The role of a candidate (file.h: defer_role), set once its kernel
+ * listen()/connect()/accept() succeeded. */
+enum anchor_role {
+    AR_NONE = 0,
+    AR_LISTENER,     /* kernel listener; accepted sockets become AR_PASSIVE */
+    AR_ACTIVE,       /* connected by us, not anchored yet */
+    AR_PASSIVE,      /* accepted, not anchored yet */
+};
 
 enum anchor_state {
     ANCHOR_NONE = 0,
@@ -35,8 +43,12 @@ void anchor_setup(void);
 int anchor_applies(const struct file *f, int st, int anchor_off);
 
 /* In the routing decision (kf->lock held): kf stays a kernel socket,
- * deferred to module st; connect()/listen() set its role (tcpfirst.h). */
+ * deferred to module st; connect()/listen() set its role (anchor_set_role). */
 void anchor_defer(struct file *kf, int st);
+
+/* After a successful kernel listen()/connect() on f: its role, when f was
+ * deferred to a module and is still undecided. */
+void anchor_set_role(struct file *f, enum anchor_role role);
 
 /* accept() returned fd on listener lf: when the route of fd's local
  * address anchors, tracks fd as a passive candidate, sends the hello and
@@ -55,7 +67,7 @@ static inline int anchor_pending(const struct file *f)
     if (f->kind != FILE_KSOCK || !__atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE))
         return 0;
     int role = __atomic_load_n(&f->defer_role, __ATOMIC_ACQUIRE);
-    return role == TF_ACTIVE || role == TF_PASSIVE;
+    return role == AR_ACTIVE || role == AR_PASSIVE;
 }
 
 /* Anchors candidate f at fd (first use in this process). Consumes the

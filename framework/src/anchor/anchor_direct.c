@@ -51,7 +51,7 @@ static struct file *module_connect(int fd, struct file *kf, int st, const struct
 /* Publishes nf at fd in place of candidate kf (kf->lock held). */
 static void publish(int fd, struct file *kf, struct file *nf, int st)
 {
-    __atomic_store_n(&kf->defer_role, TF_NONE, __ATOMIC_RELEASE);
+    __atomic_store_n(&kf->defer_role, AR_NONE, __ATOMIC_RELEASE);
     __atomic_store_n(&kf->defer_anchor, 0, __ATOMIC_RELAXED);
     sock_publish(fd, kf, nf);
     LOG_INF("fd %d: TCP connect refused (no TCP listener there): connected on %s directly", fd,

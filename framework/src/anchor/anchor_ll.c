@@ -25,7 +25,7 @@
 #include "module_load.h"
 #include "sock.h"
 #include "stats.h"
-#include "tcpfirst.h"
+#include "anchor.h"
 
 static int has_policy(int st)
 {
@@ -59,12 +59,12 @@ static void tcp_phase(int fd, struct file *kf, int st, int role, int code, int a
     kf->ll_code = code;
     __atomic_store_n(&kf->ll_bytes, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&kf->ll_limit, limit_of(code), __ATOMIC_RELAXED);
-    __atomic_store_n(&kf->ll_gate, answered ? 0 : role == TF_ACTIVE ? LL_GATE_ACTIVE : LL_GATE_PASSIVE,
+    __atomic_store_n(&kf->ll_gate, answered ? 0 : role == AR_ACTIVE ? LL_GATE_ACTIVE : LL_GATE_PASSIVE,
                      __ATOMIC_RELAXED);
-    __atomic_store_n(&kf->defer_role, TF_NONE, __ATOMIC_RELEASE);
+    __atomic_store_n(&kf->defer_role, AR_NONE, __ATOMIC_RELEASE);
     __atomic_store_n(&kf->defer_anchor, 0, __ATOMIC_RELAXED);
     sock_mark_kernel(kf, g_kernel_stack);
-    conn_stats_tcp_phase(fd, kf, role == TF_PASSIVE);
+    conn_stats_tcp_phase(fd, kf, role == AR_PASSIVE);
     LOG_DBG("fd %d: long-lived policy: on TCP until %llu bytes", fd,
             (unsigned long long)limit_of(code));
 }
@@ -85,7 +85,7 @@ static void stay_tcp(int fd, struct file *f, const char *why)
  * cache). f->lock held. */
 static void candidate_stays(int fd, struct file *f, int st)
 {
-    __atomic_store_n(&f->defer_role, TF_NONE, __ATOMIC_RELEASE);
+    __atomic_store_n(&f->defer_role, AR_NONE, __ATOMIC_RELEASE);
     __atomic_store_n(&f->defer_anchor, 0, __ATOMIC_RELAXED);
     f->ll_stack = st;
     sock_mark_kernel(f, g_kernel_stack);
@@ -106,7 +106,7 @@ int anchor_ll_connected(int fd, struct file *f, int st)
     }
     pthread_mutex_lock(&f->lock);
     if (anchor_pending(f) && !f->decided && fd_table_get(fd) == f)
-        tcp_phase(fd, f, st, TF_ACTIVE, code, 0);
+        tcp_phase(fd, f, st, AR_ACTIVE, code, 0);
     pthread_mutex_unlock(&f->lock);
     return 1;
 }
@@ -118,7 +118,7 @@ int anchor_ll_accepted(int fd, struct file *nf, int st)
      * handshake (P_HELLO): an upgrade-first route pays nothing here */
     if (code <= 0 || !has_policy(st) || policy(st, fd, NSTACK_LL_ANSWER, &code) != 1)
         return 0;
-    tcp_phase(fd, nf, st, TF_PASSIVE, code, 1);
+    tcp_phase(fd, nf, st, AR_PASSIVE, code, 1);
     return 1;
 }
 
@@ -134,7 +134,7 @@ int anchor_ll_first_use(int fd, struct file *kf, int st, int role)
     if (!has_policy(st))
         return 0;
     int code = kf->ll_code;
-    if (role == TF_ACTIVE) {
+    if (role == AR_ACTIVE) {
         if (code <= 0)
             return 0;
         if (connecting(fd))
@@ -142,7 +142,7 @@ int anchor_ll_first_use(int fd, struct file *kf, int st, int role)
         if (policy(st, fd, NSTACK_LL_SEND, &code) < 0)
             candidate_stays(fd, kf, st);
         else
-            tcp_phase(fd, kf, st, TF_ACTIVE, code, 0);
+            tcp_phase(fd, kf, st, AR_ACTIVE, code, 0);
         return 1;
     }
     /* the active's announcement came after accept(), or comes later */
@@ -151,7 +151,7 @@ int anchor_ll_first_use(int fd, struct file *kf, int st, int role)
     int r = policy(st, fd, NSTACK_LL_ANSWER, &code);
     if (r == 2)
         return 0;                /* upgrade first, as the active asks */
-    tcp_phase(fd, kf, st, TF_PASSIVE, code, r == 1);
+    tcp_phase(fd, kf, st, AR_PASSIVE, code, r == 1);
     if (r < 0)
         stay_tcp(fd, kf, "the peer does not run the framework");
     return 1;
@@ -160,7 +160,7 @@ int anchor_ll_first_use(int fd, struct file *kf, int st, int role)
 /* The peer's announcement (passive) or answer (active), f->lock held. */
 static void classify_locked(int fd, struct file *f, int tx)
 {
-    int passive = f->ll_role == TF_PASSIVE;
+    int passive = f->ll_role == AR_PASSIVE;
     int code = passive ? f->ll_code : 0;
     int r = policy(f->ll_stack, fd, passive ? NSTACK_LL_ANSWER : NSTACK_LL_PEER, &code);
     if (r == 1) {
@@ -171,7 +171,7 @@ static void classify_locked(int fd, struct file *f, int tx)
         /* the active upgrades first (its own policy): so does this end */
         __atomic_store_n(&f->ll_limit, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&f->ll_gate, 0, __ATOMIC_RELAXED);
-        if (anchor_attach(fd, f, f->ll_stack, TF_PASSIVE, 0) < 0)
+        if (anchor_attach(fd, f, f->ll_stack, AR_PASSIVE, 0) < 0)
             stay_tcp(fd, f, "no module socket");
     } else if (r < 0) {
         stay_tcp(fd, f, passive ? "the peer does not run the framework"

@@ -116,15 +116,14 @@ struct file {
     struct sockaddr_storage fb_dest;
     _Atomic int fb_err;
 
-    /* ---- TCP-first (fork support, tcpfirst.c); KSOCK only ----
+    /* ---- TCP-anchored candidates (anchor.c); KSOCK only ----
      * defer_stack: index + 1 of the module that will carry the connection
-     * (0: not deferred); defer_role: enum tf_role. Written under `lock`
+     * (0: not deferred); defer_role: enum anchor_role. Written under `lock`
      * while the socket is undecided, read with atomics on the data path. */
     _Atomic int defer_stack;
     _Atomic int defer_role;
-    int defer_err;              /* TF_FAILED: the errno every data call gets */
-    /* 1: the deferred connection is anchored (anchor.c) rather than
-     * adopted; hello_sent: anchor_hello() went out for it (in the process
+    /* 1: the deferred connection is anchored (anchor.c) once used;
+     * hello_sent: anchor_hello() went out for it (in the process
      * that accepted/connected it; a fork child inherits the mark).
      * Written before defer_role is released. */
     _Atomic int defer_anchor;

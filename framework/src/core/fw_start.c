@@ -19,7 +19,6 @@
 #include "multilisten.h"
 #include "poll_agg.h"
 #include "stats.h"
-#include "tcpfirst.h"
 #ifdef NSTACK_HAVE_CONFIG
 #include "nstack_config.h"
 #endif
@@ -97,6 +96,16 @@ static void stacks_from_config(const struct nstack_config *cfg)
 }
 #endif
 
+/* Switches of earlier versions that are set but no longer do anything:
+ * one line each, so a user who still sets one learns why it has no effect. */
+static void retired_switches(void)
+{
+    const char *v = getenv("NSTACK_FORK_SUPPORT");
+    if (v != NULL && strcmp(v, "0") != 0)
+        LOG_WAR("NSTACK_FORK_SUPPORT=%s is retired and ignored: TCP-anchored connections (the default) "
+                "survive fork, exec and privilege drops (doc/fork.md)", v);
+}
+
 static void start_once(void)
 {
     /* Module constructors and register functions run in here; socket
@@ -104,7 +113,7 @@ static void start_once(void)
      * deadlock) - they go straight to libc like any module-internal call. */
     MOD_ENTER();
     fw_log_setup();
-    tcpfirst_setup();
+    retired_switches();
     kernel_only();
 #ifdef NSTACK_HAVE_CONFIG
     struct nstack_config *cfg = NULL;
@@ -271,7 +280,7 @@ int fw_listen_stacks(const struct file *f, int fd, int *stacks, int max)
     stacks[0] = r.anchor ? g_kernel_stack : r.stack;
     int n = 1;
 #ifdef NSTACK_HAVE_CONFIG
-    if (g_cfg == NULL || g_cfg->multi_listen_off || tcpfirst_enabled())
+    if (g_cfg == NULL || g_cfg->multi_listen_off)
         return n;
     struct nstack_listen_plan plan;
     MOD_ENTER();                 /* getifaddrs' netlink socket is ours */

@@ -10,13 +10,13 @@
 #include "anchor_ll.h"
 #include "epoll_agg.h"
 #include "fd_table.h"
+#include "fw_log.h"
 #include "file.h"
 #include "fw.h"
 #include "libc_api.h"
 #include "conn_stats.h"
 #include "sock.h"
 #include "stats.h"
-#include "tcpfirst.h"
 #include "timeutil.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -101,12 +101,13 @@ static struct file *ll_tx_begin(int fd, struct file *f, int *held)
     return f;
 }
 
-/* A TCP-first socket (fork support) moves to its module at its first data
- * call; on failure the call returns -1 with the move's errno. */
-#define TF_RESOLVE(fd, f, write_first)                                             \
+/* A TCP-anchored candidate is anchored at its first data call in the
+ * process that makes it (anchor_resolve never fails: on any problem the
+ * connection stays on TCP and the call runs there). */
+#define ANCHOR_RESOLVE(fd, f)                                                    \
     do {                                                                         \
-        if (tcpfirst_pending(f) && ((f) = tcpfirst_resolve((fd), (f), (write_first))) == NULL) \
-            return -1;                                                           \
+        if (anchor_pending(f))                                                   \
+            (f) = anchor_resolve((fd), (f));                                     \
     } while (0)
 
 /* An anchored connection whose module said "stay on TCP" (ENOPROTOOPT:
@@ -138,12 +139,23 @@ static struct file *fall_back(int fd, struct file *f)
         }                                                                        \
     } while (0)
 
+/* One line per process when a direct module socket (not anchored) was
+ * used in a fork child: its RDMA resources stayed with the parent. */
+static void log_inherited(const struct file *f)
+{
+    static _Atomic int said;
+    if (__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED) == 0)
+        LOG_WAR("%s: a socket inherited across fork() is not usable in the child (EOWNERDEAD); "
+                "TCP-anchored connections (the default; \"anchor\" not false in rd_config.json, "
+                "NSTACK_ANCHOR not 0) survive fork", f->mod ? f->mod->name : "module");
+}
+
 /* Off the hot path: only a failed call looks at errno. */
 static inline ssize_t note_inherited(struct file *f, ssize_t r)
 {
     if (__builtin_expect(r < 0, 0) && errno == EOWNERDEAD) {
         int err = errno;
-        tcpfirst_note_inherited(f);
+        log_inherited(f);
         errno = err;
     }
     return r;
@@ -229,17 +241,17 @@ static struct file *route_by_dest(int fd, struct file *f, const struct sockaddr 
 }
 
 /* The shape of every single-call data wrapper: the kernel fast path; else
- * the referenced path (a TCP-first socket moves first), where a module
+ * the referenced path (a candidate is anchored first), where a module
  * socket runs `module_call` (which may use `f`) and anything else the libc
  * call; then the byte counter. Expands to the same code a hand-written
  * wrapper has, so the fast path costs nothing extra. */
-#define DATA_CALL(fd, ctr, write_first, libc_call, module_call)                  \
+#define DATA_CALL(fd, ctr, libc_call, module_call)                  \
     do {                                                                         \
         struct file *f;                                                          \
         KERNEL_FAST_PATH(fd, ctr, libc_call);                                    \
         if (t_in_module || (f = file_get(fd)) == NULL)                           \
             return libc_call;                                                    \
-        TF_RESOLVE(fd, f, write_first);                                          \
+        ANCHOR_RESOLVE(fd, f);                                          \
         f = ll_settle(fd, f);                                                    \
         int held_ = 0;                                                           \
         if (ctr == NSTAT_TX_BYTES)                                               \
@@ -272,17 +284,17 @@ static ssize_t m_vector(struct file *f, const struct iovec *iov, int iovcnt, int
 
 EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
-    DATA_CALL(fd, NSTAT_TX_BYTES, 1, LIBC(send)(fd, buf, len, flags), m_send(f, buf, len, flags));
+    DATA_CALL(fd, NSTAT_TX_BYTES, LIBC(send)(fd, buf, len, flags), m_send(f, buf, len, flags));
 }
 
 EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
-    DATA_CALL(fd, NSTAT_TX_BYTES, 1, LIBC(write)(fd, buf, len), m_send(f, buf, len, 0));
+    DATA_CALL(fd, NSTAT_TX_BYTES, LIBC(write)(fd, buf, len), m_send(f, buf, len, 0));
 }
 
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-    DATA_CALL(fd, NSTAT_TX_BYTES, 1, LIBC(writev)(fd, iov, iovcnt), m_vector(f, iov, iovcnt, 0));
+    DATA_CALL(fd, NSTAT_TX_BYTES, LIBC(writev)(fd, iov, iovcnt), m_vector(f, iov, iovcnt, 0));
 }
 
 /* sendto with an address on a module socket: sendmsg carries it. */
@@ -302,7 +314,7 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const stru
     KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(sendto)(fd, buf, len, flags, to, tolen));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(sendto)(fd, buf, len, flags, to, tolen);
-    TF_RESOLVE(fd, f, 1);
+    ANCHOR_RESOLVE(fd, f);
     f = route_by_dest(fd, f, to, tolen);
     int held;
     f = ll_tx_begin(fd, f, &held);
@@ -333,7 +345,7 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(sendmsg)(fd, msg, flags));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(sendmsg)(fd, msg, flags);
-    TF_RESOLVE(fd, f, 1);
+    ANCHOR_RESOLVE(fd, f);
     if (msg != NULL)
         f = route_by_dest(fd, f, msg->msg_name, msg->msg_namelen);
     int held;
@@ -365,7 +377,7 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
             anchor_note_passed(&vec[i].msg_hdr);
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(sendmmsg)(fd, vec, vlen, flags);
-    TF_RESOLVE(fd, f, 1);
+    ANCHOR_RESOLVE(fd, f);
     if (f->kind != FILE_MSOCK)
         return kernel_sendmmsg(fd, f, vec, vlen, flags);
     unsigned int i = 0;
@@ -385,22 +397,22 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 
 EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
-    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(recv)(fd, buf, len, flags), m_recv(f, buf, len, flags));
+    DATA_CALL(fd, NSTAT_RX_BYTES, LIBC(recv)(fd, buf, len, flags), m_recv(f, buf, len, flags));
 }
 
 EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
-    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(read)(fd, buf, len), m_recv(f, buf, len, 0));
+    DATA_CALL(fd, NSTAT_RX_BYTES, LIBC(read)(fd, buf, len), m_recv(f, buf, len, 0));
 }
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
-    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(readv)(fd, iov, iovcnt), m_vector(f, iov, iovcnt, 1));
+    DATA_CALL(fd, NSTAT_RX_BYTES, LIBC(readv)(fd, iov, iovcnt), m_vector(f, iov, iovcnt, 1));
 }
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(recvmsg)(fd, msg, flags), m_msg(f, msg, flags, 1));
+    DATA_CALL(fd, NSTAT_RX_BYTES, LIBC(recvmsg)(fd, msg, flags), m_msg(f, msg, flags, 1));
 }
 
 /* recvfrom with an address on a module socket: recvmsg fills it. */
@@ -419,7 +431,7 @@ static ssize_t m_recvfrom(struct file *f, void *buf, size_t len, int flags,
 
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *fromlen)
 {
-    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(recvfrom)(fd, buf, len, flags, from, fromlen),
+    DATA_CALL(fd, NSTAT_RX_BYTES, LIBC(recvfrom)(fd, buf, len, flags, from, fromlen),
               m_recvfrom(f, buf, len, flags, from, fromlen));
 }
 
@@ -469,7 +481,7 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, s
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(recvmmsg)(fd, vec, vlen, flags, tmo);
-    TF_RESOLVE(fd, f, 0);
+    ANCHOR_RESOLVE(fd, f);
     if (f->kind != FILE_MSOCK)
         return kernel_recvmmsg(fd, f, vec, vlen, flags, tmo);
     if (tmo != NULL && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 || tmo->tv_nsec >= 1000000000L)) {
@@ -528,7 +540,7 @@ EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
     struct file *f;
     if (t_in_module || (f = file_get(out_fd)) == NULL)
         return LIBC(sendfile)(out_fd, in_fd, offset, count);
-    TF_RESOLVE(out_fd, f, 1);
+    ANCHOR_RESOLVE(out_fd, f);
     if (f->kind == FILE_KSOCK && anchor_ll_gate(out_fd, f, 1)) {
         struct file *n = file_get(out_fd);   /* went to its module meanwhile */
         if (n != NULL) {

@@ -20,7 +20,6 @@
 #include "multilisten.h"
 #include "sock.h"
 #include "stats.h"
-#include "tcpfirst.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -161,7 +160,7 @@ EXPORT int listen(int fd, int backlog)
     } else if (wants_decision(f, NULL, 0) && f->type == SOCK_STREAM) {
         int d = sock_decide(fd, f, NULL, 0, op_listen, &backlog, &r);
         if (d == 1 && (r = LIBC(listen)(fd, backlog)) == 0) {
-            tcpfirst_set_role(f, TF_LISTENER);
+            anchor_set_role(f, AR_LISTENER);
             anchor_side_listen(fd, f, backlog);   /* plain rsockets clients come over rdma_cm */
         }
         else if (d < 0)
@@ -218,7 +217,7 @@ static int connect_decide(int fd, struct file *f, const struct sockaddr *addr, s
         int err = errno;
         if (r < 0 && __atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE))
             anchor_direct_note(f, addr, len);
-        tcpfirst_set_role(f, TF_ACTIVE);
+        anchor_set_role(f, AR_ACTIVE);
         anchor_connected(fd, f, r);
         errno = err;
     } else if (d == 1 && errno == ECONNREFUSED && __atomic_load_n(&f->defer_anchor, __ATOMIC_ACQUIRE)) {
@@ -281,8 +280,9 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
         if (r >= 0 && f->kind == FILE_KSOCK && (nf == NULL || nf->kind != FILE_MSOCK)) {
             int err = errno;
             int nb = (flags & SOCK_NONBLOCK) != 0;
-            /* anchored by the route of its local address, else as the listener says */
-            if (anchor_track_accepted(r, f, nb) == 0 && tcpfirst_track_accepted(r, f, nb) == 0)
+            /* anchored by the route of its local address, else a kernel socket */
+            if (anchor_track_accepted(r, f, nb) == 0 &&
+                sock_track_kernel(r, f->domain, f->type | (nb ? SOCK_NONBLOCK : 0), f->protocol, 1) == 0)
                 stats_add(f->stack, NSTAT_CONN_IN, 1);
             errno = err;
         }

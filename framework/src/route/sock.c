@@ -20,7 +20,6 @@
 #include "libc_api.h"
 #include "multilisten.h"
 #include "stats.h"
-#include "tcpfirst.h"
 
 int sock_track_kernel(int fd, int domain, int type, int protocol, int decided)
 {
@@ -308,7 +307,7 @@ int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t k
     }
     if (__atomic_load_n(&kf->defer_stack, __ATOMIC_ACQUIRE)) {
         pthread_mutex_unlock(&kf->lock);
-        return 1;              /* a TCP-first bind already chose the module */
+        return 1;              /* an anchored bind already deferred it to the module */
     }
     (void)keylen;
     struct route r = fw_route_ex(kf, key);
@@ -324,10 +323,6 @@ int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t k
         pthread_mutex_unlock(&kf->lock);
         return 1;
     }
-    if (tcpfirst_defer(kf, st)) {
-        pthread_mutex_unlock(&kf->lock);
-        return 1;              /* stays kernel TCP until its first data call */
-    }
     struct file *nf = NULL;
     if (build_module_socket(fd, kf, st, op, arg, &nf, op_ret) < 0) {
         pthread_mutex_unlock(&kf->lock);
@@ -338,28 +333,6 @@ int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t k
     pthread_mutex_unlock(&kf->lock);
     LOG_DBG("fd %d: moved to stack %s", fd, g_stacks[st].name);
     errno = err;
-    return 0;
-}
-
-int sock_adopted(int fd, struct file *kf, int st, nstack_sock *s, int wfd)
-{
-    int nb = __atomic_load_n(&kf->nonblock, __ATOMIC_RELAXED);
-    struct file *nf = sock_new_module(st, kf->domain, kf->type, kf->protocol, s, nb);
-    if (nf == NULL) {
-        MOD_ENTER();
-        g_stacks[st].mod->close(s);
-        MOD_LEAVE();
-        errno = ENOMEM;
-        return -1;
-    }
-    sock_replay_opts(kf, nf);
-    if (sock_move_fd(fd, wfd) < 0) {
-        LOG_ERR("fd %d: cannot move onto the %s socket: %s", fd, nf->mod->name, strerror(errno));
-        module_sock_close(nf);
-        return -1;
-    }
-    __atomic_store_n(&kf->defer_role, TF_NONE, __ATOMIC_RELEASE);
-    sock_publish(fd, kf, nf);
     return 0;
 }
 

@@ -29,16 +29,6 @@ typedef int (*sock_first_op)(struct file *nf, const void *arg);
 int sock_decide(int fd, struct file *kf, const struct sockaddr *key, socklen_t keylen,
                 sock_first_op op, const void *arg, int *op_ret);
 
-/*
- * The end of a TCP-first move (tcpfirst.c): the module adopted the
- * connection of the undecided kernel socket kf at fd as socket s with wait
- * fd wfd. Replays options, moves fd (and its dups and epoll registrations)
- * onto it and publishes it; the kernel socket is closed. Caller holds
- * kf->lock and a reference; on success the table's reference to kf was
- * dropped. -1/errno: s was closed, fd unchanged.
- */
-int sock_adopted(int fd, struct file *kf, int st, nstack_sock *s, int wfd);
-
 /* The end of every routing decision that made module file nf for the
  * undecided kernel socket kf at fd: kf is decided, fd and every dup of it
  * now map to nf (an anchored nf keeps the kernel socket at those numbers;

@@ -137,7 +137,7 @@ static const char *advice(int state, int reason)
     case NSTAT_R_MEMLOCK: return "raise the locked-memory limit (ulimit -l, LimitMEMLOCK=)";
     case NSTAT_R_FD_LIMIT: return "raise the descriptor limit (ulimit -n)";
     case NSTAT_R_CONNECT_FB: return "the peer's RDMA side refused or is unreachable; remove \"fallback\" from the route to make it an error";
-    case NSTAT_R_FORK: return "anchored connections (the default) or NSTACK_FORK_SUPPORT=1 survive fork";
+    case NSTAT_R_FORK: return "anchored connections (the default) survive fork";
     case NSTAT_R_CONFIG: return "check the files with nstack-route --check";
     case NSTAT_R_UNUSED: return "no data call was made: nothing to accelerate";
     default: return "NSTACK_LOG_ON=INF shows the module's error";

@@ -376,13 +376,6 @@ void conn_stats_tcp_phase(int fd, struct file *f, int inbound)
     rec_end(c);
 }
 
-void conn_stats_failed(int fd, struct file *f, int err)
-{
-    if (__atomic_load_n(&f->conn_slot, __ATOMIC_ACQUIRE) == 0)
-        track(fd, 1);           /* not recorded yet (records were full at accept) */
-    settle(rec_of(f), -1, NSTAT_ST_FAILED, reason_of_errno(err), err);
-}
-
 /* Why module file f stayed on TCP, as its module tells (ABI 1.3
  * NSTACK_SO_FALLBACK_ERRNO): 0 the peer runs no framework; a module
  * without the option says nothing, which means the same. */

@@ -23,9 +23,6 @@ void conn_stats_move(int fd, struct file *from, struct file *to);
 void conn_stats_stay_tcp(int fd, struct file *f, int err);
 /* A long-lived connection carries its first bytes on TCP (anchor_ll.c). */
 void conn_stats_tcp_phase(int fd, struct file *f, int inbound);
-/* Moving the connection at fd to its module failed with err: unusable
- * (a TCP-first handshake the peer answered with foreign bytes, ...). */
-void conn_stats_failed(int fd, struct file *f, int err);
 /* An anchored connection went back to TCP (sock_fallback); to may be NULL.
  * released: it was returned to TCP for a fork/exec (anchor_released), not
  * refused by the peer. */

@@ -5,7 +5,6 @@
 #include "rs_anchor.h"
 #include "rs_down.h"
 #include "rs_sock.h"
-#include "rs_tcpfirst.h"
 
 #include <errno.h>
 #include <nstack/nstack_module.h>
@@ -306,7 +305,6 @@ static const struct nstack_module rs_module = {
     .set_nonblock = m_set_nonblock,
     .ioctl = m_ioctl,
     .poll_events = m_poll_events,
-    .adopt = rs_tcpfirst_adopt,
     .anchor_hello = rs_anchor_hello,
     .anchor = rs_anchor_open,
     .anchor_release = m_anchor_release,
