@@ -23,6 +23,7 @@
 #include "fw_log.h"
 #include "libc_api.h"
 #include "module_load.h"
+#include "module_ops.h"
 #include "sock.h"
 #include "stats.h"
 #include "anchor.h"
@@ -261,7 +262,7 @@ static ssize_t read_moved(int fd, struct file *f, struct msghdr *msg, int flags)
     if (m == NULL)
         return -2;
     ssize_t r = -2;
-    if (m->kind == FILE_MSOCK && m->mod->recvmsg != NULL)
+    if (m->kind == FILE_MSOCK && MODULE_IMPLEMENTS(m->mod, recvmsg))
         r = MCALL(m, recvmsg, msg, flags);
     int err = errno;
     file_put(m);

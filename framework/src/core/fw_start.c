@@ -16,6 +16,7 @@
 #include "epoll_agg.h"
 #include "file.h"
 #include "module_load.h"
+#include "module_ops.h"
 #include "multilisten.h"
 #include "poll_agg.h"
 #include "stats.h"
@@ -50,12 +51,22 @@ static void config_diag(void *arg, enum nstack_diag_severity sev, const char *li
 }
 #endif
 
+/* The built-in kernel stack's table, filled like a loaded module's
+ * (module_ops.c). Written once under fw_start's pthread_once. */
+static const struct nstack_module *kernel_ops(void)
+{
+    static const struct nstack_module *ops;
+    if (ops == NULL)
+        ops = module_ops_fill(kernel_stack_module());
+    return ops;
+}
+
 static void kernel_only(void)
 {
     memset(g_stacks, 0, sizeof(g_stacks));
     snprintf(g_stacks[0].name, sizeof(g_stacks[0].name), "kernel");
     g_stacks[0].is_kernel = 1;
-    g_stacks[0].mod = kernel_stack_module();
+    g_stacks[0].mod = kernel_ops();
     g_stacks[0].state = STACK_READY;
     g_n_stacks = 1;
     g_kernel_stack = 0;
@@ -72,7 +83,7 @@ static void stacks_from_config(const struct nstack_config *cfg)
         snprintf(s->name, sizeof(s->name), "%s", d->stack_name);
         if (strcmp(d->stack_name, "kernel") == 0) {
             s->is_kernel = 1;
-            s->mod = kernel_stack_module();
+            s->mod = kernel_ops();
             s->state = STACK_READY;
             if (g_kernel_stack < 0)
                 g_kernel_stack = i;
@@ -89,7 +100,7 @@ static void stacks_from_config(const struct nstack_config *cfg)
         struct stack *s = &g_stacks[g_n_stacks];
         snprintf(s->name, sizeof(s->name), "kernel");
         s->is_kernel = 1;
-        s->mod = kernel_stack_module();
+        s->mod = kernel_ops();
         s->state = STACK_READY;
         g_kernel_stack = g_n_stacks++;
     }
@@ -168,7 +179,7 @@ int fw_stack_ready(int idx)
     if (s->state == STACK_LOADED) {
         int saved = errno;
         MOD_ENTER();
-        int r = s->mod->init ? s->mod->init(fw_api()) : 0;
+        int r = s->mod->init(fw_api());
         int err = errno;
         MOD_LEAVE();
         if (r < 0) {
@@ -351,11 +362,9 @@ static void each_ready_module(size_t hook_offset)
             continue;
         void (*hook)(void);
         memcpy(&hook, (const char *)s->mod + hook_offset, sizeof(hook));
-        if (hook != NULL) {
-            MOD_ENTER();
-            hook();
-            MOD_LEAVE();
-        }
+        MOD_ENTER();
+        hook();                 /* a stub when the module has none (module_ops.c) */
+        MOD_LEAVE();
     }
 }
 

@@ -7,6 +7,7 @@
 
 #include "fw.h"
 #include "fw_log.h"
+#include "module_ops.h"
 
 /* The smallest module structure a 1.x dispatcher accepts: ABI 1.0 ends
  * with poll_events. */
@@ -92,5 +93,10 @@ const struct nstack_module *module_load(const char *cfg_file, const char *name,
         fw_log(NSTACK_LOG_ERR, NULL, "%s: module \"%s\": %s failed (%d); skipped", cfg_file, name, sym, r);
         return NULL;
     }
-    return check_module(cfg_file, name, m);
+    if (check_module(cfg_file, name, m) == NULL)
+        return NULL;
+    const struct nstack_module *ops = module_ops_fill(m);
+    if (ops == NULL)
+        fw_log(NSTACK_LOG_ERR, NULL, "%s: module \"%s\": out of memory; skipped", cfg_file, name);
+    return ops;
 }

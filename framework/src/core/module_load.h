@@ -6,15 +6,16 @@
 
 #include "nstack/nstack_module.h"
 
-/* An optional op appended after ABI 1.0 is read only when the module's
- * struct_size covers it (older modules keep loading). */
-#define MODULE_HAS_OP(m, op) \
-    ((m)->struct_size >= offsetof(struct nstack_module, op) + sizeof((m)->op) && (m)->op != NULL)
+/* An optional feature op (anchor_hello, anchor, anchor_release,
+ * anchor_policy) the module implements. Every table the dispatcher holds
+ * is its full-size copy (module_ops.c), so past-the-end ops read NULL. */
+#define MODULE_HAS_OP(m, op) ((m)->op != NULL)
 
 /* Loads stack `name` (dlopen(libname), then the directory holding
  * libnStackAPI.so; or dlsym(RTLD_DEFAULT) when is_static), calls
- * <name>_stack_register and checks the ABI. Returns the module or NULL after
- * one log line naming cfg_file, the module and the reason. */
+ * <name>_stack_register and checks the ABI. Returns the dispatcher's filled
+ * copy of the module's table (module_ops.h) or NULL after one log line
+ * naming cfg_file, the module and the reason. */
 const struct nstack_module *module_load(const char *cfg_file, const char *name,
                                         const char *libname, int is_static);
 

@@ -120,14 +120,8 @@ static int set_nonblock(struct file *f, int fd, int on)
         if (fl < 0 || LIBC(fcntl)(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK) < 0)
             return -1;
     }
-    if (f->kind == FILE_MSOCK) {
-        if (f->mod->set_nonblock == NULL) {
-            errno = EOPNOTSUPP;
-            return -1;
-        }
-        if (MCALL(f, set_nonblock, on) < 0)
-            return -1;
-    }
+    if (f->kind == FILE_MSOCK && MCALL(f, set_nonblock, on) < 0)
+        return -1;
     __atomic_store_n(&f->nonblock, on, __ATOMIC_RELAXED);
     return 0;
 }
@@ -223,10 +217,6 @@ static int ioctl_tracked(struct file *f, int fd, unsigned long req, void *arg)
      * other request is the TCP socket's. */
     if (f->kind != FILE_MSOCK || (f->anchored && req != FIONREAD))
         return LIBC(ioctl)(fd, req, arg);
-    if (f->mod->ioctl == NULL) {
-        errno = EOPNOTSUPP;
-        return -1;
-    }
     return MCALL(f, ioctl, req, arg);
 }
 

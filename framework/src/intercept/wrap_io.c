@@ -176,10 +176,6 @@ static inline void recheck_nested(struct file *f)
 
 static ssize_t m_send(struct file *f, const void *buf, size_t len, int flags)
 {
-    if (f->mod->send == NULL) {
-        errno = EOPNOTSUPP;
-        return -1;
-    }
     return note_inherited(f, MCALL(f, send, buf, len, flags));
 }
 
@@ -190,10 +186,6 @@ static ssize_t m_recv(struct file *f, void *buf, size_t len, int flags)
         struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1 };
         return anchor_ll_recvmsg(t_ll_fd, f, &m, flags);
     }
-    if (f->mod->recv == NULL) {
-        errno = EOPNOTSUPP;
-        return -1;
-    }
     ssize_t r = note_inherited(f, MCALL(f, recv, buf, len, flags));
     recheck_nested(f);
     return r;
@@ -201,10 +193,6 @@ static ssize_t m_recv(struct file *f, void *buf, size_t len, int flags)
 
 static ssize_t m_sendmsg(struct file *f, const struct msghdr *msg, int flags)
 {
-    if (f->mod->sendmsg == NULL) {
-        errno = EOPNOTSUPP;
-        return -1;
-    }
     return note_inherited(f, MCALL(f, sendmsg, msg, flags));
 }
 
@@ -212,10 +200,6 @@ static ssize_t m_recvmsg(struct file *f, struct msghdr *msg, int flags)
 {
     if (f->kind == FILE_KSOCK)              /* long-lived TCP phase (DATA_CALL) */
         return anchor_ll_recvmsg(t_ll_fd, f, msg, flags);
-    if (f->mod->recvmsg == NULL) {
-        errno = EOPNOTSUPP;
-        return -1;
-    }
     ssize_t r = note_inherited(f, MCALL(f, recvmsg, msg, flags));
     recheck_nested(f);
     return r;

@@ -34,12 +34,6 @@ static int routable_type(int type)
     return type == SOCK_STREAM || type == SOCK_DGRAM;
 }
 
-/* A module op that is NULL means "not supported". */
-#define MOD_HAS(f, op) ((f)->mod->op != NULL)
-#define NOT_SUPPORTED(err) (errno = (err), -1)
-/* The module's op, or -1/err when the module does not have it. */
-#define MOD_OR(f, err, op, ...) (MOD_HAS(f, op) ? MCALL(f, op, __VA_ARGS__) : NOT_SUPPORTED(err))
-
 /* Where a kernel-side call goes: a multi-stack listener's kernel socket
  * lives at a private fd (the app fd is its epoll fd). */
 static int kernel_fd(const struct file *f, int fd)
@@ -80,8 +74,6 @@ EXPORT int socketpair(int domain, int type, int protocol, int sv[2])
 static int op_bind(struct file *nf, const void *arg)
 {
     const struct sockaddr *const *a = arg;
-    if (!MOD_HAS(nf, bind))
-        return NOT_SUPPORTED(EOPNOTSUPP);
     return MCALL(nf, bind, a[0], (socklen_t)(uintptr_t)a[1]);
 }
 
@@ -89,8 +81,6 @@ static int op_bind(struct file *nf, const void *arg)
 static int op_connect(struct file *nf, const void *arg)
 {
     const void *const *a = arg;
-    if (!MOD_HAS(nf, connect))
-        return NOT_SUPPORTED(EOPNOTSUPP);
     socklen_t len = (socklen_t)(uintptr_t)a[1];
     fb_arm(nf, a[2], a[0], len);
     int r = MCALL(nf, connect, a[0], len);
@@ -102,8 +92,6 @@ static int op_connect(struct file *nf, const void *arg)
 
 static int op_listen(struct file *nf, const void *arg)
 {
-    if (!MOD_HAS(nf, listen))
-        return NOT_SUPPORTED(EOPNOTSUPP);
     return MCALL(nf, listen, *(const int *)arg);
 }
 
@@ -123,7 +111,7 @@ EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t len)
         return LIBC(bind)(fd, addr, len);
     int r;
     if (file_is_direct_msock(f)) {
-        r = MOD_HAS(f, bind) ? MCALL(f, bind, addr, len) : NOT_SUPPORTED(EOPNOTSUPP);
+        r = MCALL(f, bind, addr, len);
     } else if (addr != NULL && wants_decision(f, addr, len) && !sock_addr_is_wild(addr, len)) {
         const void *args[2] = { addr, (void *)(uintptr_t)len };
         int d = sock_decide(fd, f, addr, len, op_bind, args, &r);
@@ -152,7 +140,7 @@ EXPORT int listen(int fd, int backlog)
         return LIBC(listen)(fd, backlog);
     int r;
     if (file_is_direct_msock(f)) {
-        r = MOD_OR(f, EOPNOTSUPP, listen, backlog);
+        r = MCALL(f, listen, backlog);
     } else if (f->kind == FILE_MLISTEN) {
         r = ml_relisten(f, backlog);
     } else if (wants_decision(f, NULL, 0) && f->type == SOCK_STREAM && ml_listen(fd, f, backlog, &r)) {
@@ -236,7 +224,7 @@ EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
         return LIBC(connect)(fd, addr, len);
     int r;
     if (file_is_direct_msock(f)) {
-        r = MOD_HAS(f, connect) ? fb_connect_again(f, MCALL(f, connect, addr, len)) : NOT_SUPPORTED(EOPNOTSUPP);
+        r = fb_connect_again(f, MCALL(f, connect, addr, len));
     } else if (addr != NULL && wants_decision(f, addr, len)) {
         r = connect_decide(fd, f, addr, len);
     } else {
@@ -270,8 +258,7 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
         errno = EINVAL;
         r = -1;
     } else if (file_is_direct_msock(f)) {
-        r = MOD_HAS(f, accept) ? sock_accept_module(f->stack, f, f->sock, addr, len, flags)
-                               : NOT_SUPPORTED(EOPNOTSUPP);
+        r = sock_accept_module(f->stack, f, f->sock, addr, len, flags);
     } else if (f->kind == FILE_MLISTEN) {
         r = ml_accept(f, addr, len, flags);
     } else {
@@ -313,7 +300,7 @@ EXPORT int shutdown(int fd, int how)
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(shutdown)(fd, how);
     f = anchor_use(fd, f);               /* ordered with the data: the stream's end is the module's */
-    int r = f->kind == FILE_MSOCK      ? MOD_OR(f, EOPNOTSUPP, shutdown, how)   /* anchored too: the module's stream */
+    int r = f->kind == FILE_MSOCK      ? MCALL(f, shutdown, how)   /* anchored too: the module's stream */
             : f->kind == FILE_MLISTEN ? ml_shutdown(f, how)
                                       : LIBC(shutdown)(fd, how);
     return file_put_ret(f, r);
@@ -324,7 +311,7 @@ EXPORT int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(getsockname)(fd, addr, len);
-    int r = file_module_named(f) ? MOD_OR(f, EOPNOTSUPP, getsockname, addr, len)
+    int r = file_module_named(f) ? MCALL(f, getsockname, addr, len)
                                   : LIBC(getsockname)(kernel_fd(f, fd), addr, len);
     return file_put_ret(f, r);
 }
@@ -334,7 +321,7 @@ EXPORT int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
     struct file *f;
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(getpeername)(fd, addr, len);
-    int r = file_module_named(f) ? MOD_OR(f, EOPNOTSUPP, getpeername, addr, len)
+    int r = file_module_named(f) ? MCALL(f, getpeername, addr, len)
                                   : LIBC(getpeername)(kernel_fd(f, fd), addr, len);
     return file_put_ret(f, r);
 }
@@ -367,7 +354,7 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
     if (file_module_named(f) && level == SOL_SOCKET && name == SO_ERROR)
         r = fb_so_error(f, val, len);      /* a pending connect may fall back here */
     else if (file_module_named(f))
-        r = MOD_OR(f, ENOPROTOOPT, getsockopt, level, name, val, len);
+        r = MCALL(f, getsockopt, level, name, val, len);
     else if (level == SOL_SOCKET && name == SO_ERROR)
         r = kernel_so_error(f, fd, val, len);
     else
@@ -381,7 +368,7 @@ EXPORT int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 static int setsockopt_anchored(struct file *f, int fd, int level, int name, const void *val, socklen_t len)
 {
     int r = LIBC(setsockopt)(fd, level, name, val, len);
-    if (r == 0 && (!MOD_HAS(f, setsockopt) || MCALL(f, setsockopt, level, name, val, len) < 0))
+    if (r == 0 && MCALL(f, setsockopt, level, name, val, len) < 0)
         LOG_DBG("fd %d: %s: option level %d name %d left to the TCP socket", fd, f->mod->name, level, name);
     return r;
 }
@@ -393,7 +380,7 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
         return LIBC(setsockopt)(fd, level, name, val, len);
     int r;
     if (file_is_direct_msock(f)) {
-        r = MOD_OR(f, ENOPROTOOPT, setsockopt, level, name, val, len);
+        r = MCALL(f, setsockopt, level, name, val, len);
     } else if (file_is_anchored(f)) {
         r = setsockopt_anchored(f, fd, level, name, val, len);
     } else if (f->kind == FILE_MLISTEN) {

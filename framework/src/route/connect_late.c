@@ -61,7 +61,7 @@ static int module_so_error(struct file *f)
 {
     int v = 0;
     socklen_t l = sizeof(v);
-    if (f->mod->getsockopt == NULL || MCALL(f, getsockopt, SOL_SOCKET, SO_ERROR, &v, &l) < 0)
+    if (MCALL(f, getsockopt, SOL_SOCKET, SO_ERROR, &v, &l) < 0)
         return 0;
     return v;
 }
@@ -194,10 +194,6 @@ int fb_run(struct file *f, int known_err)
 
 int fb_so_error(struct file *f, void *val, socklen_t *len)
 {
-    if (f->mod->getsockopt == NULL) {
-        errno = ENOPROTOOPT;
-        return -1;
-    }
     int r = MCALL(f, getsockopt, SOL_SOCKET, SO_ERROR, val, len);
     if (r < 0 || val == NULL || len == NULL || *len < sizeof(int))
         return r;

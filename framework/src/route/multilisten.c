@@ -32,6 +32,7 @@
 #include "fw.h"
 #include "fw_log.h"
 #include "libc_api.h"
+#include "module_ops.h"
 #include "sock.h"
 #include "stats.h"
 
@@ -125,11 +126,10 @@ static void ml_add_module(struct mlisten *ml, int fd, struct file *kf, int st,
     MOD_ENTER();
     int wfd = m->socket(kf->domain, kf->type | SOCK_NONBLOCK, kf->protocol, &s);
     if (wfd >= 0) {
-        if (m->set_cookie)
-            m->set_cookie(s, &g_ml_cookie);
-        for (int i = 0; i < kf->n_opts && m->setsockopt; i++)
+        m->set_cookie(s, &g_ml_cookie);
+        for (int i = 0; i < kf->n_opts; i++)
             (void)m->setsockopt(s, kf->opts[i].level, kf->opts[i].name, kf->opts[i].val, kf->opts[i].len);
-        if (m->bind == NULL || m->listen == NULL || m->accept == NULL || m->poll_events == NULL)
+        if (!MODULE_IMPLEMENTS(m, accept))
             step = "listen (not supported)", errno = EOPNOTSUPP;
         else if (m->bind(s, addr, alen) < 0)
             step = "bind";

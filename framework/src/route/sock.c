@@ -17,6 +17,7 @@
 #include "fd_table.h"
 #include "fw.h"
 #include "fw_log.h"
+#include "module_ops.h"
 #include "libc_api.h"
 #include "multilisten.h"
 #include "stats.h"
@@ -57,11 +58,9 @@ struct file *sock_new_module(int stack, int domain, int type, int protocol, nsta
     nf->mod = g_stacks[stack].mod;
     nf->sock = s;
     nf->decided = 1;
-    if (nf->mod->set_cookie) {
-        MOD_ENTER();
-        nf->mod->set_cookie(s, nf);
-        MOD_LEAVE();
-    }
+    MOD_ENTER();
+    nf->mod->set_cookie(s, nf);
+    MOD_LEAVE();
     stats_add(stack, NSTAT_SOCKETS, 1);
     return nf;
 }
@@ -103,9 +102,9 @@ void sock_replay_opts(struct file *kf, struct file *nf)
         const struct opt_rec *o = &kf->opts[i];
         /* WAR: an option the application set (TCP_USER_TIMEOUT, keepalive)
          * silently lost on the module would change its behaviour */
-        if (nf->mod->setsockopt == NULL || MCALL(nf, setsockopt, o->level, o->name, o->val, o->len) < 0)
+        if (MCALL(nf, setsockopt, o->level, o->name, o->val, o->len) < 0)
             LOG_WAR("%s: option level %d name %d not taken over by the module: %s", nf->mod->name,
-                    o->level, o->name, nf->mod->setsockopt ? strerror(errno) : "no setsockopt");
+                    o->level, o->name, strerror(errno));
     }
 }
 
@@ -218,7 +217,7 @@ static int build_module_socket(int fd, struct file *kf, int st, sock_first_op op
     socklen_t wild_len;
     if (wild_addr(fd, kf, &wild, &wild_len) < 0)
         return -1;
-    if (wild_len > 0 && g_stacks[st].mod->bind == NULL) {
+    if (wild_len > 0 && !MODULE_IMPLEMENTS(g_stacks[st].mod, bind)) {
         errno = EOPNOTSUPP;
         return -1;
     }

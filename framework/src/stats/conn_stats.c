@@ -223,7 +223,7 @@ static void record(int fd, const struct sockaddr_storage *local, const struct so
 static int local_addr(int fd, struct file *f, struct sockaddr_storage *ss)
 {
     socklen_t len = sizeof(*ss);
-    if (f != NULL && f->kind == FILE_MSOCK && (!f->anchored || f->anchor_direct) && f->mod->getsockname != NULL)
+    if (f != NULL && f->kind == FILE_MSOCK && (!f->anchored || f->anchor_direct))
         return MCALL(f, getsockname, (struct sockaddr *)ss, &len);
     return fd >= 0 ? LIBC(getsockname)(fd, (struct sockaddr *)ss, &len) : -1;
 }
@@ -383,7 +383,7 @@ static int fallback_errno(struct file *f)
 {
     int e = 0, saved = errno;
     socklen_t l = sizeof(e);
-    if (f->kind != FILE_MSOCK || f->mod->getsockopt == NULL ||
+    if (f->kind != FILE_MSOCK ||
         MCALL(f, getsockopt, NSTACK_SOL_MODULE, NSTACK_SO_FALLBACK_ERRNO, &e, &l) < 0 || l != sizeof(e))
         e = 0;
     errno = saved;
