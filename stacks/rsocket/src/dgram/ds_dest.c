@@ -4,7 +4,9 @@
  * the socket's own rdma_cm channel (rdma_resolve_addr, then
  * rdma_resolve_route, each bounded by DS_RESOLVE_MS; events read by
  * ds_progress). Until a peer has both an AH and its QPN (learnt from any
- * valid first-contact header it sent), sends to it go over UDP.
+ * valid first-contact header it sent), sends to it go over UDP, and a
+ * failed or unanswered resolution is started again by the next contact or,
+ * for a sender that only sends, by a send (ds_dest_retry).
  * Lock: dsock.lock, held by every caller.
  */
 #include "ds_sock.h"
@@ -69,6 +71,26 @@ static void resolve_start(struct dsock *d, struct ds_dest *ds)
         ds->res = NULL;
         ds->res_failed = 1;
     }
+    ds->res_ms = rs_now_ms();
+    ds->retry_ms = ds->res_ms + DS_RETRY_MS;
+}
+
+void ds_dest_retry(struct dsock *d, struct ds_dest *ds)
+{
+    if (ds->ah || !ds->qp)
+        return;
+    int64_t now = rs_now_ms();
+    if (ds->res && now - ds->res_ms > DS_RESOLVE_STUCK_MS) {
+        /* no event came (an overloaded or restarted peer device): give up
+         * this one, so that the next can start */
+        rs_log(1, "datagram socket: a peer's address resolution got no answer in %d ms; retrying",
+               DS_RESOLVE_STUCK_MS);
+        rdma_destroy_id(ds->res);
+        ds->res = NULL;
+        ds->res_failed = 1;
+    }
+    if (!ds->res && now >= ds->retry_ms)
+        resolve_start(d, ds);
 }
 
 struct ds_dest *ds_dest_find(struct dsock *d, const struct sockaddr *peer)

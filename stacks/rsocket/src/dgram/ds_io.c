@@ -442,9 +442,11 @@ static ssize_t send_locked(struct dsock *d, const struct msghdr *msg, int flags,
         return -1;
     }
     size_t hl = d->domain == AF_INET6 ? DS_HDR6 : DS_HDR4;
-    if (ds->qp && (!ds->ah || !ds->qpn))
+    if (ds->qp && (!ds->ah || !ds->qpn)) {
         ds_progress(d);                  /* a sender that never receives must
                                           * still read the peer's reply */
+        ds_dest_retry(d, ds);
+    }
     if (!ds->qp || !ds->ah || !ds->qpn || hl + len > ds->qp->max_msg)
         return send_udp(d, ds, msg, len, flags);
     int64_t deadline = rs_deadline(&d->sndtimeo, d->nonblock || (flags & MSG_DONTWAIT));

@@ -29,6 +29,11 @@
 #define DS_HASH       64        /* destination hash buckets */
 #define DS_DEST_MAX   65536     /* peers remembered per socket */
 #define DS_RESOLVE_MS 2000      /* address / route resolution timeout */
+/* A resolution without any event this long after it started is given up
+ * (both steps' timeouts and slack); a send starts the next one at most this
+ * often, so a peer that never answers costs one resolution per period. */
+#define DS_RESOLVE_STUCK_MS (2 * DS_RESOLVE_MS + 1000)
+#define DS_RETRY_MS 1000
 #define DS_REPOST_BATCH 16      /* receive slots re-posted per ibv_post_recv */
 #define DS_SRC_UDP    1         /* wait fd tags (a QP's channel: the QP pointer) */
 #define DS_SRC_CM     2
@@ -62,7 +67,10 @@ struct ds_dest {
     struct ibv_ah *ah;               /* NULL: sends go over UDP */
     uint32_t qpn;                    /* the peer's, 0 until it told us */
     struct rdma_cm_id *res;          /* resolution in progress */
-    int res_failed;                  /* last resolution failed: retried on next contact */
+    int res_failed;                  /* last resolution failed: retried on next
+                                      * contact, or by a send after retry_ms */
+    int64_t res_ms;                  /* rs_now_ms() when `res` started */
+    int64_t retry_ms;                /* no new resolution from a send before */
 };
 
 /* A received datagram waiting for the application. */
@@ -162,6 +170,10 @@ struct ds_dest *ds_dest_find(struct dsock *d, const struct sockaddr *peer);
 /* A valid first-contact header from peer told us its QPN: (re)build the
  * address handle when it is new or changed. */
 void ds_dest_learn(struct dsock *d, struct ds_dest *ds, uint32_t qpn);
+/* A send to ds while it is not on RDMA yet: gives up a resolution that got
+ * no event in DS_RESOLVE_STUCK_MS and starts the next, at most every
+ * DS_RETRY_MS. */
+void ds_dest_retry(struct dsock *d, struct ds_dest *ds);
 void ds_dest_cm_events(struct dsock *d);
 void ds_dest_free_all(struct dsock *d);
 
