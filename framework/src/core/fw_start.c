@@ -1,6 +1,8 @@
-/* fw_start.c - lazy start: configuration and module registration happen
- * once, on the first AF_INET/AF_INET6 socket (pthread_once). Until then the
- * library reads nothing and loads nothing. */
+/* fw_start.c - lazy start and the stack table. Configuration and module
+ * registration happen once, on the first AF_INET/AF_INET6 socket
+ * (pthread_once); until then the library reads nothing and loads nothing.
+ * Also each module's first init() (fw_stack_ready) and the fork sequence
+ * around the stacks' locks (fw_fork_*). Routing lookups: route/route.c. */
 #include <errno.h>
 #include <libgen.h>
 #include <stddef.h>
@@ -20,9 +22,7 @@
 #include "multilisten.h"
 #include "poll_agg.h"
 #include "stats.h"
-#ifdef NSTACK_HAVE_CONFIG
 #include "nstack_config.h"
-#endif
 
 struct stack g_stacks[FW_MAX_STACKS];
 int g_n_stacks;
@@ -35,7 +35,6 @@ static _Atomic int g_started;
 /* Serialises module init() calls (rare, at the first socket of a stack). */
 static pthread_mutex_t g_stack_init_lock = PTHREAD_MUTEX_INITIALIZER;
 
-#ifdef NSTACK_HAVE_CONFIG
 static struct nstack_config *g_cfg;   /* set once in start_once(), read-only after */
 
 static void describe_line(void *arg, const char *line)
@@ -49,7 +48,6 @@ static void config_diag(void *arg, enum nstack_diag_severity sev, const char *li
     (void)arg;
     fw_log(sev == NSTACK_DIAG_ERROR ? NSTACK_LOG_ERR : NSTACK_LOG_WAR, "config", "%s", line);
 }
-#endif
 
 /* The built-in kernel stack's table, filled like a loaded module's
  * (module_ops.c). Written once under fw_start's pthread_once. */
@@ -72,7 +70,6 @@ static void kernel_only(void)
     g_kernel_stack = 0;
 }
 
-#ifdef NSTACK_HAVE_CONFIG
 static void stacks_from_config(const struct nstack_config *cfg)
 {
     g_n_stacks = cfg->n_modules < FW_MAX_STACKS ? cfg->n_modules : FW_MAX_STACKS;
@@ -105,7 +102,6 @@ static void stacks_from_config(const struct nstack_config *cfg)
         g_kernel_stack = g_n_stacks++;
     }
 }
-#endif
 
 /* Switches of earlier versions that are set but no longer do anything:
  * one line each, so a user who still sets one learns why it has no effect. */
@@ -126,7 +122,6 @@ static void start_once(void)
     fw_log_setup();
     retired_switches();
     kernel_only();
-#ifdef NSTACK_HAVE_CONFIG
     struct nstack_config *cfg = NULL;
     if (nstack_config_load(NULL, NULL, config_diag, NULL, &cfg) < 0 || cfg == NULL) {
         fw_log(NSTACK_LOG_ERR, "config", "configuration unusable; the kernel stack serves every socket");
@@ -141,9 +136,6 @@ static void start_once(void)
         if (fw_log_enabled(NSTACK_LOG_DBG))
             nstack_config_describe(cfg, describe_line, NULL);
     }
-#else
-    fw_log(NSTACK_LOG_INF, "config", "built without the config library; kernel stack only");
-#endif
     anchor_setup();
     stats_start();
     __atomic_store_n(&g_started, 1, __ATOMIC_RELEASE);
@@ -158,6 +150,11 @@ void fw_start(void)
     int saved = errno;
     pthread_once(&g_start_once, start_once);
     errno = saved;
+}
+
+const struct nstack_config *fw_config(void)
+{
+    return fw_is_started() ? g_cfg : NULL;
 }
 
 int fw_is_started(void)
@@ -194,159 +191,6 @@ int fw_stack_ready(int idx)
     st = s->state;
     pthread_mutex_unlock(&g_stack_init_lock);
     return st == STACK_READY ? 0 : -1;
-}
-
-static uint32_t caps_needed(const struct file *f)
-{
-    uint32_t c = f->domain == AF_INET6 ? NSTACK_CAP_INET6 : NSTACK_CAP_INET;
-    return c | (f->type == SOCK_DGRAM ? NSTACK_CAP_DGRAM : NSTACK_CAP_STREAM);
-}
-
-/* The configured choice, before fallbacks; *anchor_off: the rule's
- * "anchor": false. */
-static int route_configured(const struct file *f, const struct sockaddr *key, int *anchor_off, int *ll)
-{
-    *anchor_off = 0;
-    *ll = 0;
-#ifdef NSTACK_HAVE_CONFIG
-    if (g_cfg != NULL) {
-        struct nstack_route_result res;
-        nstack_route_lookup(g_cfg, key, f->type, &res);
-        if (res.module >= 0 && res.module < g_n_stacks) {
-            LOG_DBG("route: %s", res.rule_text);
-            *anchor_off = res.anchor_off;
-            *ll = res.upgrade_after;
-            return res.module;
-        }
-    }
-#else
-    (void)f;
-    (void)key;
-#endif
-    return g_kernel_stack;
-}
-
-#ifdef NSTACK_HAVE_CONFIG
-const struct nstack_config *fw_config(void)
-{
-    return fw_is_started() ? g_cfg : NULL;
-}
-#endif
-
-static int default_stack(void)
-{
-#ifdef NSTACK_HAVE_CONFIG
-    if (g_cfg != NULL && g_cfg->default_module >= 0 && g_cfg->default_module < g_n_stacks)
-        return g_cfg->default_module;
-#endif
-    return g_kernel_stack;
-}
-
-int fw_route(const struct file *f, const struct sockaddr *key, socklen_t keylen)
-{
-    (void)keylen;
-    return fw_route_ex(f, key).stack;
-}
-
-struct route fw_route_ex(const struct file *f, const struct sockaddr *key)
-{
-    if (!fw_is_started())
-        return (struct route){ .stack = g_kernel_stack };
-    int anchor_off, ll;
-    int idx = route_configured(f, key, &anchor_off, &ll);
-    if (fw_stack_ready(idx) < 0) {
-        idx = default_stack();
-        if (fw_stack_ready(idx) < 0)
-            idx = g_kernel_stack;
-    }
-    struct stack *s = &g_stacks[idx];
-    if (!s->is_kernel && (s->mod->caps & caps_needed(f)) != caps_needed(f)) {
-        if (!__atomic_exchange_n(&s->caps_notice_done, 1, __ATOMIC_RELAXED))
-            fw_log(NSTACK_LOG_WAR, s->name, "cannot carry %s %s sockets; they use the kernel stack",
-                   f->domain == AF_INET6 ? "AF_INET6" : "AF_INET",
-                   f->type == SOCK_DGRAM ? "SOCK_DGRAM" : "SOCK_STREAM");
-        idx = g_kernel_stack;
-    }
-    int anchored = anchor_applies(f, idx, anchor_off);
-    return (struct route){ .stack = idx, .anchor = anchored,
-                           .ll = anchored && MODULE_HAS_OP(s->mod, anchor_policy) ? ll : 0 };
-}
-
-/* A stack that can carry f, or -1 (extra listeners get no fallbacks). */
-static int usable_for(const struct file *f, int idx)
-{
-    if (idx < 0 || idx >= g_n_stacks || fw_stack_ready(idx) < 0)
-        return -1;
-    const struct stack *s = &g_stacks[idx];
-    if (!s->is_kernel && (s->mod->caps & caps_needed(f)) != caps_needed(f))
-        return -1;
-    return idx;
-}
-
-int fw_listen_stacks(const struct file *f, int fd, int *stacks, int max)
-{
-    /* A stack that anchors is served by the kernel listener: its
-     * connections are told apart at accept() by their local address. */
-    struct route r = fw_route_ex(f, NULL);
-    stacks[0] = r.anchor ? g_kernel_stack : r.stack;
-    int n = 1;
-#ifdef NSTACK_HAVE_CONFIG
-    if (g_cfg == NULL || g_cfg->multi_listen_off)
-        return n;
-    struct nstack_listen_plan plan;
-    MOD_ENTER();                 /* getifaddrs' netlink socket is ours */
-    nstack_listen_plan(g_cfg, f->domain, f->type, &plan);
-    MOD_LEAVE();
-    for (int i = 0; i < plan.n_extra && n < max; i++) {
-        int st = usable_for(f, plan.extra[i].module);
-        if (st < 0 || st == stacks[0] || anchor_applies(f, st, plan.extra[i].anchor_off))
-            continue;
-        stacks[n++] = st;
-        fw_log(NSTACK_LOG_INF, NULL, "fd %d: wildcard listener also on %s (ip_route[%d] covers local %s)",
-               fd, g_stacks[st].name, plan.extra[i].index, plan.extra[i].local);
-    }
-#else
-    (void)f;
-    (void)fd;
-    (void)max;
-#endif
-    return n;
-}
-
-int fw_wild_anchor_stack(const struct file *f)
-{
-    struct route r = fw_route_ex(f, NULL);
-    if (r.anchor)
-        return r.stack;
-#ifdef NSTACK_HAVE_CONFIG
-    if (g_cfg == NULL)
-        return -1;
-    struct nstack_listen_plan plan;
-    MOD_ENTER();                 /* getifaddrs' netlink socket is ours */
-    nstack_listen_plan(g_cfg, f->domain, f->type, &plan);
-    MOD_LEAVE();
-    for (int i = 0; i < plan.n_extra; i++) {
-        int st = usable_for(f, plan.extra[i].module);
-        if (st >= 0 && anchor_applies(f, st, plan.extra[i].anchor_off))
-            return st;
-    }
-#endif
-    return -1;
-}
-
-int fw_connect_fallback(const struct file *f, const struct sockaddr *key)
-{
-#ifdef NSTACK_HAVE_CONFIG
-    if (g_cfg != NULL && key != NULL) {
-        struct nstack_route_result res;
-        nstack_route_lookup(g_cfg, key, f->type, &res);
-        return usable_for(f, res.fallback);
-    }
-#else
-    (void)f;
-    (void)key;
-#endif
-    return -1;
 }
 
 /* ---- fork ----------------------------------------------------------------

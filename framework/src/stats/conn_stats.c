@@ -21,9 +21,7 @@
 #include "fw_log.h"
 #include "libc_api.h"
 #include "sock.h"
-#ifdef NSTACK_HAVE_CONFIG
 #include "nstack_config.h"
-#endif
 
 /* ---- record claim and publication ------------------------------------- */
 
@@ -93,7 +91,6 @@ static void route_view(const struct file *f, const struct sockaddr *key, struct 
     v->index = -1;
     v->reason = NSTAT_R_NO_ROUTE;
     snprintf(v->rule, sizeof(v->rule), "no configuration");
-#ifdef NSTACK_HAVE_CONFIG
     const struct nstack_config *cfg = fw_config();
     if (cfg == NULL) {
         v->reason = fw_is_started() ? NSTAT_R_CONFIG : NSTAT_R_NO_ROUTE;
@@ -114,10 +111,6 @@ static void route_view(const struct file *f, const struct sockaddr *key, struct 
         v->reason = NSTAT_R_TYPE;
     else
         v->reason = NSTAT_R_NONE;
-#else
-    (void)f;
-    (void)key;
-#endif
 }
 
 /* ---- filling a record --------------------------------------------------- */
