@@ -11,6 +11,7 @@
 #include "fw.h"
 #include "fw_log.h"
 #include "libc_api.h"
+#include "migrate.h"
 #include "sock.h"
 #include "stats.h"
 
@@ -103,45 +104,6 @@ static int kernel_connect(const struct file *f)
     return -1;
 }
 
-struct fd_move {
-    struct file *from, *to;
-    int k;              /* the kernel socket, dup3'd onto each fd */
-    int first_fd;       /* the lowest fd moved (for the log line), -1: none */
-};
-
-/* One fd number holding the module socket gets the kernel socket. */
-static void move_one_fd(int fd, struct file *f, void *arg)
-{
-    struct fd_move *m = arg;
-    if (f != m->from)
-        return;
-    if (sock_move_fd(fd, m->k) < 0) {
-        LOG_ERR("fd %d: cannot move onto the fallback kernel socket: %s", fd, strerror(errno));
-        return;
-    }
-    file_hold(m->to);
-    if (fd_table_cas(fd, m->from, m->to)) {
-        file_put(m->from);
-        if (m->first_fd < 0)
-            m->first_fd = fd;
-    } else {
-        file_put(m->to);            /* closed meanwhile */
-    }
-}
-
-/* The app's epoll registrations of the module socket, now on the kernel
- * socket (fds that did not move are left out). */
-static void rebuild_regs(struct file *kf, struct pre_reg *regs, int n)
-{
-    for (int i = 0; i < n; i++) {
-        if (fd_table_get(regs[i].fd) != kf)
-            continue;
-        if (LIBC(epoll_ctl)(regs[i].epfd, EPOLL_CTL_ADD, regs[i].fd, &regs[i].ev) < 0)
-            LOG_WAR("fd %d: cannot re-register the fallback kernel socket in epoll fd %d: %s",
-                    regs[i].fd, regs[i].epfd, strerror(errno));
-    }
-}
-
 /* Moves every fd of module socket f onto kernel socket k. Caller holds
  * f->lock. Returns 0, or -1/errno with nothing moved. */
 static int move_to_kernel(struct file *f, int k, int err)
@@ -155,16 +117,15 @@ static int move_to_kernel(struct file *f, int k, int err)
         errno = ENOMEM;
         return -1;
     }
-    struct fd_move m = { .from = f, .to = kf, .k = k, .first_fd = -1 };
-    fd_table_each(0, -1, move_one_fd, &m);
-    rebuild_regs(kf, regs, n);
+    int first = fd_migrate(f, kf, k, -1, "the fallback kernel socket");
+    ev_reregister(kf, regs, n);
     free(regs);
     __atomic_store_n(&f->fb_state, FB_MOVED, __ATOMIC_RELEASE);
     stats_add(kf->stack, NSTAT_SOCKETS, 1);
     stats_add(kf->stack, NSTAT_CONN_OUT, 1);
     stats_add(kf->stack, NSTAT_FALLBACK, 1);
     fw_log(NSTACK_LOG_INF, NULL, "fd %d: connect failed on the routed stack (%s); falling back to %s",
-           m.first_fd, strerror(err), g_stacks[kf->stack].name);
+           first, strerror(err), g_stacks[kf->stack].name);
     file_put(kf);                   /* the fds' table entries hold it now */
     return 0;
 }

@@ -32,6 +32,7 @@
 #include "fw.h"
 #include "fw_log.h"
 #include "libc_api.h"
+#include "migrate.h"
 #include "module_ops.h"
 #include "sock.h"
 #include "stats.h"
@@ -186,7 +187,7 @@ static int ml_publish(int fd, struct file *kf, struct mlisten *ml)
     nf->decided = 1;
     nf->ml = ml;
     ml_pregs(kf, fd, EPOLL_CTL_DEL);
-    if (sock_move_fd(fd, ml->epfd) < 0) {
+    if (fd_migrate_one(fd, ml->epfd) < 0) {
         int err = errno;
         ml_pregs(kf, fd, EPOLL_CTL_ADD);
         nf->ml = NULL;

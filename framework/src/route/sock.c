@@ -19,6 +19,7 @@
 #include "fw_log.h"
 #include "module_ops.h"
 #include "libc_api.h"
+#include "migrate.h"
 #include "multilisten.h"
 #include "stats.h"
 
@@ -116,16 +117,6 @@ static void module_sock_close(struct file *nf)
     errno = saved;
 }
 
-/* Puts the module's wait fd (or a dup of it) at the app's fd number,
- * keeping that number's FD_CLOEXEC. */
-int sock_move_fd(int fd, int wfd)
-{
-    int fdflags = LIBC(fcntl)(fd, F_GETFD);
-    if (fdflags < 0)
-        return -1;
-    return LIBC(dup3)(wfd, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0 ? -1 : 0;
-}
-
 /* A wildcard-bound kernel socket holds its port until it is closed, so the
  * module socket (which may be a kernel socket underneath, or share the port
  * space) is bound to that address and port only after the app fd moved
@@ -199,7 +190,7 @@ struct file *open_module_socket(int fd, struct file *kf, int st, int *wfd)
 static int move_and_bind_wild(int fd, struct file *nf, int wfd, const struct sockaddr_storage *wild,
                               socklen_t wild_len, int *moved)
 {
-    if (sock_move_fd(fd, wfd) < 0)
+    if (fd_migrate_one(fd, wfd) < 0)
         return -1;
     *moved = 1;
     if (MCALL(nf, bind, (const struct sockaddr *)wild, wild_len) < 0) {
@@ -232,7 +223,7 @@ static int build_module_socket(int fd, struct file *kf, int st, sock_first_op op
     if (*op_ret < 0 && errno != EINPROGRESS)
         goto fail;
     int err = errno;
-    if (!moved && sock_move_fd(fd, wfd) < 0) {
+    if (!moved && fd_migrate_one(fd, wfd) < 0) {
         LOG_ERR("fd %d: cannot move onto the %s socket: %s", fd, nf->mod->name, strerror(errno));
         goto fail;
     }
@@ -246,31 +237,6 @@ fail:
     return -1;
 }
 
-struct dup_move {
-    struct file *kf, *nf;
-    int fd;             /* the fd the decision was made on (now the module's) */
-};
-
-/* One more fd number that shared the undecided socket: it gets the module
- * socket too, keeping its own FD_CLOEXEC. */
-static void move_one_dup(int other, struct file *f, void *arg)
-{
-    struct dup_move *m = arg;
-    if (f != m->kf || other == m->fd)
-        return;
-    /* An anchored socket keeps the kernel socket at every number. */
-    if (!m->nf->anchored && sock_move_fd(other, m->fd) < 0) {
-        LOG_ERR("fd %d (a dup of fd %d): cannot move onto the %s socket: %s; it keeps the kernel socket",
-                other, m->fd, m->nf->mod->name, strerror(errno));
-        return;
-    }
-    file_hold(m->nf);
-    if (fd_table_cas(other, m->kf, m->nf))
-        file_put(m->kf);
-    else
-        file_put(m->nf);
-}
-
 /* dup()s made before the decision share the kernel socket's file: every fd
  * number holding it follows the socket to the module (as all fds of one
  * open file would in the kernel). Each table entry holds a reference, so
@@ -281,8 +247,8 @@ void sock_move_dups(int fd, struct file *kf, struct file *nf)
 {
     if (__atomic_load_n(&kf->ref, __ATOMIC_ACQUIRE) <= 2)
         return;
-    struct dup_move m = { .kf = kf, .nf = nf, .fd = fd };
-    fd_table_each(0, -1, move_one_dup, &m);
+    /* an anchored socket keeps the kernel socket at every number */
+    fd_migrate(kf, nf, nf->anchored ? -1 : fd, fd, nf->mod->name);
 }
 
 void sock_mark_kernel(struct file *kf, int st)
@@ -400,22 +366,6 @@ int sock_accept_module(int st, const struct file *lf, nstack_sock *s,
 
 /* ---- TCP-anchored connections: the one way back to TCP ------------------ */
 
-struct file_swap {
-    struct file *from, *to;
-};
-
-static void swap_one(int fd, struct file *f, void *arg)
-{
-    struct file_swap *sw = arg;
-    if (f != sw->from)
-        return;
-    file_hold(sw->to);
-    if (fd_table_cas(fd, sw->from, sw->to))
-        file_put(sw->from);
-    else
-        file_put(sw->to);
-}
-
 struct file *sock_kernel_file_like(const struct file *f, int stack)
 {
     struct file *kf = file_alloc(FILE_KSOCK);
@@ -430,29 +380,12 @@ struct file *sock_kernel_file_like(const struct file *f, int stack)
     return kf;
 }
 
-/* The app's registrations, taken from the module's wait fd, go back onto
- * the TCP fd with the app's events and data: the kernel then reports the
- * TCP socket's real readiness (an ADD of a ready fd reports it, EPOLLET
- * included). */
-static void reregister_tcp(struct file *kf, const struct pre_reg *regs, int n)
-{
-    for (int i = 0; i < n; i++) {
-        struct epoll_event ev = regs[i].ev;
-        if (fd_table_get(regs[i].fd) != kf)
-            continue;           /* that number was closed meanwhile */
-        if (LIBC(epoll_ctl)(regs[i].epfd, EPOLL_CTL_ADD, regs[i].fd, &ev) < 0 && errno != EEXIST)
-            LOG_WAR("fd %d: cannot register it in epoll fd %d again after its fallback to TCP: %s",
-                    regs[i].fd, regs[i].epfd, strerror(errno));
-    }
-}
-
 /* sock_fallback() of f gave way to df, the module's direct connection:
  * df takes f's place in the table and f's epoll registrations (on df's
  * wait fd). f->lock held. */
 static void direct_instead(struct file *f, struct file *df)
 {
-    struct file_swap sw = { .from = f, .to = df };
-    fd_table_each(0, -1, swap_one, &sw);
+    fd_migrate(f, df, -1, -1, NULL);
     conn_stats_move(-1, f, df);      /* the record follows: state direct */
     struct pre_reg *regs = NULL;
     int n = ev_take_regs(f, &regs);
@@ -485,8 +418,7 @@ void sock_fallback(struct file *f)
     if (kf != NULL && err != 0)
         __atomic_store_n(&kf->fb_err, err, __ATOMIC_RELEASE);   /* read by the check: SO_ERROR gives it */
     if (kf != NULL) {
-        struct file_swap sw = { .from = f, .to = kf };
-        fd_table_each(0, -1, swap_one, &sw);
+        fd_migrate(f, kf, -1, -1, NULL);
         stats_add(g_kernel_stack, NSTAT_SOCKETS, 1);
     } else {
         /* f stays in the table, marked down: its data calls get ENOPROTOOPT
@@ -499,7 +431,7 @@ void sock_fallback(struct file *f)
         LOG_WAR("%s: out of memory: the epoll registrations of a connection falling back to TCP are lost",
                 f->mod->name);
     if (n > 0)
-        reregister_tcp(kf, regs, n);
+        ev_reregister(kf, regs, n);
     if (kf != NULL)
         file_put(kf);            /* the table entries hold it now */
     pthread_mutex_unlock(&f->lock);

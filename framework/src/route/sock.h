@@ -47,8 +47,6 @@ void sock_fallback(struct file *f);
 
 /* The kernel stack carries undecided kf (stack st); caller holds kf->lock. */
 void sock_mark_kernel(struct file *kf, int st);
-/* Puts wfd (or a dup of it) at the app's fd number, keeping its FD_CLOEXEC. */
-int sock_move_fd(int fd, int wfd);
 /* Every other fd number holding kf (dups made before a move) gets nf too. */
 void sock_move_dups(int fd, struct file *kf, struct file *nf);
 /* Replays kf's logged setsockopt calls on module socket nf. */
