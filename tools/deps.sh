@@ -15,7 +15,7 @@ PACKAGES=(
     # test hosts, process handling, test drivers (python3: framework tests)
     iproute2 procps psmisc util-linux python3
     # real programs (test/programs) and benchmarks (tools/bench.sh)
-    iperf3 sockperf redis-server redis-tools memcached nginx-light wrk curl strace jq
+    iperf3 sockperf redis-server redis-tools memcached nginx-light wrk curl strace jq nodejs
     # real servers as Debian runs them (test/servers; ab: tools/bench.sh conn-rate)
     # and the capture that checks what crossed kernel TCP (test/lib/wirecheck.sh)
     postgresql apache2 apache2-utils tcpdump

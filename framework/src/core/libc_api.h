@@ -38,7 +38,8 @@ int fcntl64(int fd, int cmd, ...);
     X(posix_spawn) X(posix_spawnp) X(system) X(popen) \
     X(posix_spawn_file_actions_init) X(posix_spawn_file_actions_destroy) \
     X(posix_spawn_file_actions_addclose) X(posix_spawn_file_actions_adddup2) \
-    X(posix_spawn_file_actions_addopen) X(posix_spawn_file_actions_addclosefrom_np)
+    X(posix_spawn_file_actions_addopen) X(posix_spawn_file_actions_addclosefrom_np) \
+    X(syscall)
 
 struct libc_api {
 #define LIBC_FIELD(name) __typeof__(name) *name;
