@@ -13,7 +13,12 @@ const srv = http.createServer((req, res) => {
   }
   let n = 0, sum = 0;
   req.on('data', d => { n += d.length; for (const b of d) sum = (sum + b) >>> 0; });
-  req.on('end', () => res.end(`got ${n} ${sum}\n`));
+  // with its length, so an HTTP/1.0 keep-alive client (ab -k) keeps the connection
+  req.on('end', () => {
+    const body = `got ${n} ${sum}\n`;
+    res.writeHead(200, { 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
 });
 srv.on('clientError', (e, s) => { console.log('clientError', e.code); s.destroy(); });
 srv.listen(Number(process.argv[3]), process.argv[2], () => console.log('listening'));
