@@ -138,6 +138,23 @@ static void read_back(void **st)
     reset();
 }
 
+/* The kernel's action read around the dispatcher (the trampoline) and
+ * given back through it: the handler it stands for still runs, once. */
+static void trampoline_given_back(void **st)
+{
+    (void)st;
+    struct sigaction k, o;
+    install(SIGUSR1, on1, SA_RESTART);
+    assert_int_equal(sigaction(SIGUSR1, NULL, &k), 0);
+    assert_int_equal(sig_action(SIGUSR1, &k, &o), 0);
+    assert_ptr_equal(o.sa_handler, on1);
+    assert_int_equal(decide_after(SIGUSR1, 0), 1);
+    assert_int_equal(ran1, 1);
+    assert_int_equal(sig_action(SIGUSR1, NULL, &o), 0);
+    assert_ptr_equal(o.sa_handler, on1);
+    reset();
+}
+
 static void glibc_installers_adopted(void **st)
 {
     (void)st;
@@ -175,6 +192,7 @@ int main(void)
         cmocka_unit_test(foreign_handlers_scan),
         cmocka_unit_test(nested),
         cmocka_unit_test(read_back),
+        cmocka_unit_test(trampoline_given_back),
         cmocka_unit_test(glibc_installers_adopted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -70,6 +70,16 @@ static int is_function(uintptr_t fn)
     return fn > 2 && fn != (uintptr_t)SIG_ERR && (fn & ~SLOT_FN) == 0;
 }
 
+/* An action to put behind the trampoline: a handler, and not the
+ * trampoline itself (an action read around us, with a raw rt_sigaction,
+ * and given back: it goes to the kernel as it is, the slot keeps the
+ * handler it stands for, or the trampoline would call itself). */
+static int wraps(const struct sigaction *act)
+{
+    return act != NULL && is_function((uintptr_t)act->sa_sigaction) &&
+           act->sa_sigaction != sig_trampoline;
+}
+
 static uint64_t word_of(const struct sigaction *act)
 {
     return (uint64_t)(uintptr_t)act->sa_sigaction | (act->sa_flags & SA_SIGINFO ? SLOT_INFO : 0) |
@@ -94,7 +104,7 @@ static void app_view(struct sigaction *a, uint64_t word)
 
 int sig_action(int sig, const struct sigaction *act, struct sigaction *oact)
 {
-    if (!trackable(sig) || act == NULL || !is_function((uintptr_t)act->sa_sigaction)) {
+    if (!trackable(sig) || !wraps(act)) {
         uint64_t prev = trackable(sig) ? __atomic_load_n(&g_slot[sig], __ATOMIC_ACQUIRE) : 0;
         int r = LIBC(sigaction)(sig, act, oact);
         if (r == 0 && oact != NULL)
