@@ -11,7 +11,7 @@
 /* The dispatcher's pair; set once from the module's init(), before any
  * socket exists. */
 void rs_intr_use(uint64_t (*mark)(void), int (*restarts)(uint64_t mark, int timed));
-/* This thread's mark, right before the sleep (0 without the dispatcher). */
+/* This thread's mark, right before the sleep. */
 uint64_t rs_intr_mark(void);
 /* After the sleep failed with EINTR: 1 restart, 0 EINTR. timed: the call
  * has a socket timeout for its direction. */
