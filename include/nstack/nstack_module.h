@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define NSTACK_MODULE_ABI_MAJOR 1
-#define NSTACK_MODULE_ABI_MINOR 3
+#define NSTACK_MODULE_ABI_MINOR 4
 #define NSTACK_MODULE_ABI_VERSION \
     ((uint32_t)(NSTACK_MODULE_ABI_MAJOR << 16 | NSTACK_MODULE_ABI_MINOR))
 
@@ -93,6 +93,25 @@ struct nstack_fw_api {
      * ENOSPC (the table is full). */
     int (*publish_setting)(const char *module, const char *key, const char *value,
                            const char *dflt, const char *source);
+
+    /* ---- ABI 1.4 (present when NSTACK_FW_HAS(fw, intr_restarts)) -------
+     * A blocking call the module implements with a sleep of its own (a
+     * poll() on its wait fd) must end, when a signal handler interrupts
+     * that sleep, as the kernel's call would (signal(7)): restarted when
+     * the handler of the signal has SA_RESTART, EINTR when it has not or
+     * the call has a socket timeout (SO_RCVTIMEO/SO_SNDTIMEO). Only the
+     * dispatcher can know which signal it was (it interposes the handler
+     * installers; doc/module-interface.md, "Signals").
+     * intr_mark(): this thread's mark; take it right before the sleep.
+     * No system call, async-signal-safe, never fails.
+     * intr_restarts(mark, timed): after the sleep failed with EINTR, 1 to
+     * restart the call (every signal delivered to this thread since `mark`
+     * has SA_RESTART and timed is 0), 0 to fail it with EINTR. timed: the
+     * call has a socket timeout for its direction. A module without them
+     * (an older dispatcher, or none) decides with nstack_intr_scan()
+     * (include/nstack/nstack_sigrestart.h). */
+    uint64_t (*intr_mark)(void);
+    int (*intr_restarts)(uint64_t mark, int timed);
 };
 
 /* Whether the dispatcher's fw_api has `field` (fields are only appended). */

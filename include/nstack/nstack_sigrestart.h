@@ -8,15 +8,19 @@
  * (SO_RCVTIMEO for input calls, SO_SNDTIMEO for output calls and connect):
  * then it fails with EINTR. poll/epoll_wait/select always fail with EINTR.
  *
- * User space cannot learn which signal interrupted its poll(). The rule
- * used: restart only when every caught signal that can reach this thread
- * (a handler installed, not blocked in the thread's mask) has SA_RESTART.
- * Exact when the process's handlers agree (all installed with signal(),
- * which sets SA_RESTART, or all with sigaction without it: the usual
- * case); a process that mixes both gets EINTR for either signal, where the
- * kernel restarts for the SA_RESTART one (doc/rsocket-framework.md,
- * "Deviations from kernel TCP"). Only runs after an EINTR: about 64
- * rt_sigaction calls, nothing on the data path.
+ * Under the dispatcher the answer is exact: it stands a trampoline in front
+ * of every handler installed through libc and counts, per thread, the
+ * signals delivered and those without SA_RESTART (framework/src/core/
+ * sig_track.c; modules ask through fw->intr_mark/intr_restarts, ABI 1.4,
+ * doc/module-interface.md). This scan is the fallback, for a module used
+ * without the dispatcher (the rsocket API with rstream) and for a signal
+ * whose handler was installed around libc (a raw rt_sigaction, or before
+ * the dispatcher was loaded): user space cannot learn which signal
+ * interrupted its poll(), so restart only when every caught signal that
+ * can reach this thread (a handler installed, not blocked in the thread's
+ * mask) has SA_RESTART. Exact when the process's handlers agree; one that
+ * mixes both gets EINTR for either signal. Only runs after an EINTR: about
+ * 64 rt_sigaction calls, nothing on the data path.
  */
 #ifndef NSTACK_SIGRESTART_H
 #define NSTACK_SIGRESTART_H
@@ -26,7 +30,7 @@
 
 /* 1: restart the interrupted call; 0: fail it with EINTR. timed: the call
  * has a socket timeout for its direction (then never restarted). */
-static inline int nstack_intr_restarts(int timed)
+static inline int nstack_intr_scan(int timed)
 {
     sigset_t blocked;
     if (timed || pthread_sigmask(SIG_BLOCK, NULL, &blocked))

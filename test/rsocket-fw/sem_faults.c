@@ -14,6 +14,7 @@
  * from another thread ends a blocked recv with 0, shutdown(SHUT_WR) a
  * blocked send with EPIPE. */
 #include "semcheck.h"
+#include "sem_blocked.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -31,129 +32,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t hits;
+/* ---- the waits (the blocking calls: sem_blocked.h) --------------------- */
 
-static void on_usr1(int sig)
-{
-    (void)sig;
-    hits++;
-}
-
-static void install_usr1(int restart)
-{
-    struct sigaction sa = { .sa_handler = on_usr1, .sa_flags = restart ? SA_RESTART : 0 };
-    sigemptyset(&sa.sa_mask);
-    CHECK_OK(sigaction(SIGUSR1, &sa, NULL));
-}
-
-/* ---- a thread blocked in one call ------------------------------------- */
-
-struct blocked;
-typedef long (*blocked_op)(struct blocked *b);
-
-struct blocked {
-    pthread_t th;
-    volatile pid_t tid;
-    blocked_op op;
-    int fd;
-    size_t len;
-    uint8_t *buf;
-    long r;
-    int err;
-    volatile int done;
-};
-
-static void *blocked_main(void *arg)
-{
-    struct blocked *b = arg;
-    b->tid = gettid();
-    errno = 0;
-    b->r = b->op(b);
-    b->err = errno;
-    __atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
-    return NULL;
-}
-
-static int is_done(struct blocked *b)
-{
-    return __atomic_load_n(&b->done, __ATOMIC_ACQUIRE);
-}
-
-/* The thread sleeps (state S in /proc) or has returned. */
-static void wait_asleep(struct blocked *b)
-{
-    char path[64], st[256];
-    int64_t end = sem_now_ms() + 10000;
-    while (!b->tid)
-        CHECK(sem_now_ms() < end, "blocked thread never started");
-    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)b->tid);
-    while (!is_done(b)) {
-        FILE *f = fopen(path, "r");
-        CHECK(f, "open %s", path);
-        size_t n = fread(st, 1, sizeof(st) - 1, f);
-        fclose(f);
-        st[n] = 0;
-        char *p = strrchr(st, ')');
-        if (p && p[1] == ' ' && p[2] == 'S')
-            return;
-        CHECK(sem_now_ms() < end, "thread never went to sleep in its call");
-        usleep(1000);
-    }
-}
-
-static void start_blocked(struct blocked *b, blocked_op op, int fd, uint8_t *buf, size_t len)
-{
-    *b = (struct blocked){ .op = op, .fd = fd, .buf = buf, .len = len };
-    CHECK(pthread_create(&b->th, NULL, blocked_main, b) == 0, "pthread_create");
-    wait_asleep(b);
-}
-
-/* One SIGUSR1 to the sleeping thread; returns once its handler ran and the
- * thread either sleeps again (restarted) or returned. */
-static void poke(struct blocked *b)
-{
-    wait_asleep(b);
-    if (is_done(b))
-        return;
-    sig_atomic_t before = hits;
-    CHECK(pthread_kill(b->th, SIGUSR1) == 0, "pthread_kill");
-    int64_t end = sem_now_ms() + 10000;
-    while (hits == before)
-        CHECK(sem_now_ms() < end, "SIGUSR1 handler never ran");
-    wait_asleep(b);
-}
-
-/* restart: three signals, the call still blocked after each. Otherwise:
- * signals until the call returns (one arriving before the thread entered
- * its call only runs the handler). */
-static void interrupt(struct blocked *b, int restart)
-{
-    for (int i = 0; i < 20 && !is_done(b); i++) {
-        poke(b);
-        if (restart && i == 2)
-            break;
-    }
-    if (restart)
-        CHECK(!is_done(b), "call returned %ld/%s after a SA_RESTART signal", b->r,
-              b->r < 0 ? strerrorname_np(b->err) : "-");
-    else
-        CHECK(is_done(b), "call not interrupted by 20 signals without SA_RESTART");
-}
-
-static void finish(struct blocked *b)
-{
-    pthread_join(b->th, NULL);
-}
-
-/* ---- the calls --------------------------------------------------------- */
-
-static long op_recv(struct blocked *b) { return recv(b->fd, b->buf, b->len, 0); }
-static long op_read(struct blocked *b) { return read(b->fd, b->buf, b->len); }
-static long op_send(struct blocked *b) { return send(b->fd, b->buf, b->len, MSG_NOSIGNAL); }
-static long op_write(struct blocked *b) { return write(b->fd, b->buf, b->len); }
-static long op_accept(struct blocked *b) { return accept(b->fd, NULL, NULL); }
-
-static long op_epoll(struct blocked *b)
+static long op_epoll(struct sem_blocked *b)
 {
     int ep = epoll_create1(0);
     struct epoll_event ev = { .events = EPOLLIN };
@@ -166,13 +47,13 @@ static long op_epoll(struct blocked *b)
     return r;
 }
 
-static long op_poll(struct blocked *b)
+static long op_poll(struct sem_blocked *b)
 {
     struct pollfd p = { .fd = b->fd, .events = POLLIN };
     return poll(&p, 1, -1);
 }
 
-static long op_select(struct blocked *b)
+static long op_select(struct sem_blocked *b)
 {
     fd_set r;
     FD_ZERO(&r);
@@ -182,51 +63,25 @@ static long op_select(struct blocked *b)
 
 /* ---- receiving --------------------------------------------------------- */
 
-/* A connected pair that has carried a byte each way: an anchored
- * connection has finished its handshake (upgraded or on TCP), so the
- * calls below block on the established connection. */
-static void *echo_byte(void *arg)
-{
-    int fd = *(int *)arg;
-    uint8_t b;
-    sem_read_all(fd, &b, 1);
-    sem_write_all(fd, &b, 1);
-    return NULL;
-}
-
-/* The server side runs in its own thread: both ends of an anchored
- * handshake in one process must be driven at the same time. */
-static void pair(int *c, int *s)
-{
-    uint8_t b = 0x5a;
-    pthread_t t;
-    sem_tcp_pair(AF_INET, c, s);
-    CHECK(pthread_create(&t, NULL, echo_byte, s) == 0, "pthread_create");
-    sem_write_all(*c, &b, 1);
-    sem_read_all(*c, &b, 1);
-    pthread_join(t, NULL);
-    CHECK(b == 0x5a, "warm-up byte differs");
-}
-
 enum { MSG = 300 };
 
 /* A blocked receive call, signalled; then the peer sends MSG bytes. */
-static void recv_case(blocked_op op, int restart, int timeo)
+static void recv_case(sem_blocked_op op, int restart, int timeo)
 {
     int c, s;
     uint8_t in[MSG], out[MSG];
-    pair(&c, &s);
+    sem_warm_pair(&c, &s);
     if (timeo) {
         struct timeval tv = { .tv_sec = 30 };
         CHECK_OK(setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)));
     }
-    install_usr1(restart);
-    struct blocked b;
-    start_blocked(&b, op, s, in, sizeof(in));
-    interrupt(&b, restart && !timeo);
+    sem_catch(SIGUSR1, restart ? SA_RESTART : 0);
+    struct sem_blocked b;
+    sem_start_blocked(&b, op, s, in, sizeof(in));
+    sem_interrupt(&b, SIGUSR1, restart && !timeo);
     sem_fill(out, MSG, 11, 0);
     sem_write_all(c, out, MSG);
-    finish(&b);
+    sem_blocked_join(&b);
     if (restart && !timeo) {
         CHECK(b.r == MSG, "restarted call returned %ld/%s", b.r, strerrorname_np(b.err));
     } else {
@@ -239,11 +94,11 @@ static void recv_case(blocked_op op, int restart, int timeo)
     close(s);
 }
 
-static void case_recv_restart(void) { recv_case(op_recv, 1, 0); }
-static void case_read_restart(void) { recv_case(op_read, 1, 0); }
-static void case_recv_eintr(void) { recv_case(op_recv, 0, 0); }
-static void case_read_eintr(void) { recv_case(op_read, 0, 0); }
-static void case_recv_timeo_eintr(void) { recv_case(op_recv, 1, 1); }
+static void case_recv_restart(void) { recv_case(sem_op_recv, 1, 0); }
+static void case_read_restart(void) { recv_case(sem_op_read, 1, 0); }
+static void case_recv_eintr(void) { recv_case(sem_op_recv, 0, 0); }
+static void case_read_eintr(void) { recv_case(sem_op_read, 0, 0); }
+static void case_recv_timeo_eintr(void) { recv_case(sem_op_recv, 1, 1); }
 
 /* ---- sending ----------------------------------------------------------- */
 
@@ -301,10 +156,10 @@ static void read_some(int fd, size_t *off, size_t total)
 /* A blocked send of BIG bytes on a full connection, signalled; then the
  * peer reads everything. A send may return what it already took (kernel:
  * a partial count), never -1/EINTR with SA_RESTART. */
-static void send_case(blocked_op op, int restart, int timeo)
+static void send_case(sem_blocked_op op, int restart, int timeo)
 {
     int c, s;
-    pair(&c, &s);
+    sem_warm_pair(&c, &s);
     if (timeo) {
         struct timeval tv = { .tv_sec = 30 };
         CHECK_OK(setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)));
@@ -312,20 +167,20 @@ static void send_case(blocked_op op, int restart, int timeo)
     size_t filled = fill(c);
     static uint8_t big[BIG];
     sem_fill(big, BIG, 21, filled);
-    install_usr1(restart);
-    struct blocked b;
-    start_blocked(&b, op, c, big, BIG);
+    sem_catch(SIGUSR1, restart ? SA_RESTART : 0);
+    struct sem_blocked b;
+    sem_start_blocked(&b, op, c, big, BIG);
     int restarts = restart && !timeo;
-    for (int i = 0; i < 20 && !is_done(&b); i++) {
-        poke(&b);
+    for (int i = 0; i < 20 && !sem_blocked_done(&b); i++) {
+        sem_poke(&b, SIGUSR1);
         if (restarts && i == 2)
             break;
     }
     if (restarts) {
-        CHECK(!is_done(&b) || b.r > 0, "send after a SA_RESTART signal: %ld/%s", b.r,
+        CHECK(!sem_blocked_done(&b) || b.r > 0, "send after a SA_RESTART signal: %ld/%s", b.r,
               strerrorname_np(b.err));
     } else {
-        CHECK(is_done(&b), "send not interrupted by 20 signals");
+        CHECK(sem_blocked_done(&b), "send not interrupted by 20 signals");
         CHECK((b.r == -1 && b.err == EINTR) || (b.r > 0 && b.r < BIG),
               "interrupted send returned %ld/%s", b.r, strerrorname_np(b.err));
     }
@@ -333,11 +188,11 @@ static void send_case(blocked_op op, int restart, int timeo)
      * thread sends what the call left; every byte checked */
     size_t read_off = 0, total = filled + BIG;
     int64_t end = sem_now_ms() + 60000;
-    while (!is_done(&b)) {
+    while (!sem_blocked_done(&b)) {
         CHECK(sem_now_ms() < end, "restarted send never completed");
         read_some(s, &read_off, total);
     }
-    finish(&b);
+    sem_blocked_join(&b);
     if (restarts)
         CHECK(b.r > 0, "restarted send returned %ld/%s", b.r, strerrorname_np(b.err));
     size_t left = BIG - (b.r > 0 ? (size_t)b.r : 0);
@@ -357,47 +212,23 @@ static void send_case(blocked_op op, int restart, int timeo)
     close(s);
 }
 
-static void case_send_restart(void) { send_case(op_send, 1, 0); }
-static void case_write_restart(void) { send_case(op_write, 1, 0); }
-static void case_send_eintr(void) { send_case(op_send, 0, 0); }
-static void case_send_timeo_eintr(void) { send_case(op_send, 1, 1); }
+static void case_send_restart(void) { send_case(sem_op_send, 1, 0); }
+static void case_write_restart(void) { send_case(sem_op_write, 1, 0); }
+static void case_send_eintr(void) { send_case(sem_op_send, 0, 0); }
+static void case_send_timeo_eintr(void) { send_case(sem_op_send, 1, 1); }
 
 /* ---- accepting --------------------------------------------------------- */
-
-/* A listener on the test address, or the wildcard (multi-stack listener). */
-static int listener(int wildcard, uint16_t *port)
-{
-    int l = sem_listener(AF_INET, 0);
-    if (wildcard) {
-        close(l);
-        l = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
-        struct sockaddr_in a = { .sin_family = AF_INET };
-        CHECK_OK(bind(l, (struct sockaddr *)&a, sizeof(a)));
-        CHECK_OK(listen(l, 64));
-    }
-    *port = sem_port_of(l);
-    return l;
-}
-
-static int connect_to(uint16_t port)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sem_addr(AF_INET, port, &ss);
-    int c = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
-    CHECK_OK(connect(c, (struct sockaddr *)&ss, len));
-    return c;
-}
 
 static void accept_case(int restart, int wildcard)
 {
     uint16_t port;
-    int l = listener(wildcard, &port);
-    install_usr1(restart);
-    struct blocked b;
-    start_blocked(&b, op_accept, l, NULL, 0);
-    interrupt(&b, restart);
-    int c = connect_to(port);
-    finish(&b);
+    int l = sem_any_listener(wildcard, &port);
+    sem_catch(SIGUSR1, restart ? SA_RESTART : 0);
+    struct sem_blocked b;
+    sem_start_blocked(&b, sem_op_accept, l, NULL, 0);
+    sem_interrupt(&b, SIGUSR1, restart);
+    int c = sem_connect_port(port);
+    sem_blocked_join(&b);
     int s = (int)b.r;
     if (!restart) {
         CHECK(b.r == -1 && b.err == EINTR, "interrupted accept returned %ld/%s", b.r,
@@ -409,7 +240,7 @@ static void accept_case(int restart, int wildcard)
     uint8_t out[MSG], in[MSG];
     pthread_t t;
     int echo_fd = s;
-    CHECK(pthread_create(&t, NULL, echo_byte, &echo_fd) == 0, "pthread_create");
+    CHECK(pthread_create(&t, NULL, sem_echo_byte, &echo_fd) == 0, "pthread_create");
     sem_fill(out, 1, 31, 0);
     sem_write_all(c, out, 1);
     sem_read_all(c, in, 1);
@@ -430,15 +261,15 @@ static void case_accept_wild_eintr(void) { accept_case(0, 1); }
 
 /* ---- waiting for events: EINTR even with SA_RESTART -------------------- */
 
-static void wait_case(blocked_op op)
+static void wait_case(sem_blocked_op op)
 {
     int c, s;
-    pair(&c, &s);
-    install_usr1(1);
-    struct blocked b;
-    start_blocked(&b, op, s, NULL, 0);
-    interrupt(&b, 0);
-    finish(&b);
+    sem_warm_pair(&c, &s);
+    sem_catch(SIGUSR1, SA_RESTART);
+    struct sem_blocked b;
+    sem_start_blocked(&b, op, s, NULL, 0);
+    sem_interrupt(&b, SIGUSR1, 0);
+    sem_blocked_join(&b);
     CHECK(b.r == -1 && b.err == EINTR, "interrupted wait returned %ld/%s", b.r,
           strerrorname_np(b.err));
     /* and still works */
@@ -462,15 +293,15 @@ enum { ACCEPTERS = 3 };
 static void listener_shutdown_case(int wildcard, int how)
 {
     uint16_t port;
-    int l = listener(wildcard, &port);
-    struct blocked b[ACCEPTERS];
+    int l = sem_any_listener(wildcard, &port);
+    struct sem_blocked b[ACCEPTERS];
     for (int i = 0; i < ACCEPTERS; i++)
-        start_blocked(&b[i], op_accept, l, NULL, 0);
+        sem_start_blocked(&b[i], sem_op_accept, l, NULL, 0);
     for (int i = 0; i < ACCEPTERS; i++)
-        wait_asleep(&b[i]);
+        sem_wait_asleep(&b[i]);
     CHECK_OK(shutdown(l, how));
     for (int i = 0; i < ACCEPTERS; i++) {
-        finish(&b[i]);
+        sem_blocked_join(&b[i]);
         CHECK(b[i].r == -1 && b[i].err == EINVAL, "accepter %d after shutdown: %ld/%s", i,
               b[i].r, strerrorname_np(b[i].err));
     }
@@ -489,12 +320,12 @@ static void case_listener_wild_shutdown(void) { listener_shutdown_case(1, SHUT_R
 static void case_shutdown_wakes_recv(void)
 {
     int c, s;
-    pair(&c, &s);
+    sem_warm_pair(&c, &s);
     uint8_t in[MSG];
-    struct blocked b;
-    start_blocked(&b, op_recv, s, in, sizeof(in));
+    struct sem_blocked b;
+    sem_start_blocked(&b, sem_op_recv, s, in, sizeof(in));
     CHECK_OK(shutdown(s, SHUT_RD));
-    finish(&b);
+    sem_blocked_join(&b);
     CHECK(b.r == 0, "recv blocked across shutdown(SHUT_RD): %ld/%s, not 0", b.r,
           strerrorname_np(b.err));
     close(c);
@@ -504,13 +335,13 @@ static void case_shutdown_wakes_recv(void)
 static void case_shutdown_wakes_send(void)
 {
     int c, s;
-    pair(&c, &s);
+    sem_warm_pair(&c, &s);
     size_t filled = fill(c);
     static uint8_t big[BIG];
-    struct blocked b;
-    start_blocked(&b, op_send, c, big, BIG);
+    struct sem_blocked b;
+    sem_start_blocked(&b, sem_op_send, c, big, BIG);
     CHECK_OK(shutdown(c, SHUT_WR));
-    finish(&b);
+    sem_blocked_join(&b);
     CHECK((b.r == -1 && b.err == EPIPE) || (b.r > 0 && b.r < BIG),
           "send blocked across shutdown(SHUT_WR): %ld/%s", b.r, strerrorname_np(b.err));
     CHECK_ERR(send(c, big, 1, MSG_NOSIGNAL), EPIPE);
@@ -526,16 +357,16 @@ static void case_shutdown_wakes_send(void)
 static void case_close_during_recv(void)
 {
     int c, s;
-    pair(&c, &s);
+    sem_warm_pair(&c, &s);
     uint8_t in[MSG], out[MSG];
-    struct blocked b;
-    start_blocked(&b, op_recv, s, in, sizeof(in));
+    struct sem_blocked b;
+    sem_start_blocked(&b, sem_op_recv, s, in, sizeof(in));
     CHECK_OK(close(s));
-    wait_asleep(&b);
-    CHECK(!is_done(&b), "close() ended a blocked recv: %ld/%s", b.r, strerrorname_np(b.err));
+    sem_wait_asleep(&b);
+    CHECK(!sem_blocked_done(&b), "close() ended a blocked recv: %ld/%s", b.r, strerrorname_np(b.err));
     sem_fill(out, MSG, 51, 0);
     sem_write_all(c, out, MSG);
-    finish(&b);
+    sem_blocked_join(&b);
     CHECK(b.r > 0 && sem_verify(in, (size_t)b.r, 51, 0) == (size_t)-1,
           "recv across close(): %ld/%s", b.r, strerrorname_np(b.err));
     close(c);
@@ -571,7 +402,7 @@ static uint32_t epoll_until(int fd, uint32_t want)
 static void half_closed_case(int by_close)
 {
     int c, s;
-    pair(&c, &s);
+    sem_warm_pair(&c, &s);
     if (by_close)
         CHECK_OK(close(c));
     else
@@ -600,7 +431,7 @@ static void case_peer_close_events(void) { half_closed_case(1); }
 static void case_peer_reset(void)
 {
     int c, s;
-    pair(&c, &s);
+    sem_warm_pair(&c, &s);
     sem_write_all(s, "unread", 6);
     /* the bytes are in c's receive queue before it closes */
     CHECK(sem_wait_fd(c, POLLIN, 10000) & POLLIN, "data never reached the peer");
@@ -657,7 +488,7 @@ static void case_peer_exit(void)
 static void case_local_shutdown_epipe(void)
 {
     int c, s;
-    pair(&c, &s);
+    sem_warm_pair(&c, &s);
     CHECK_OK(shutdown(s, SHUT_WR));
     CHECK_ERR(send(s, "z", 1, MSG_NOSIGNAL), EPIPE);
     int err = -1;
@@ -682,7 +513,7 @@ static void on_pipe(int sig)
 static void case_sigpipe(void)
 {
     int c, s;
-    pair(&c, &s);
+    sem_warm_pair(&c, &s);
     struct sigaction sa = { .sa_handler = on_pipe }, old;
     sigemptyset(&sa.sa_mask);
     CHECK_OK(sigaction(SIGPIPE, &sa, &old));
@@ -715,7 +546,7 @@ static int get_tcp_int(int fd, int level, int name)
 static void case_keepalive_opts(void)
 {
     int c, s;
-    pair(&c, &s);
+    sem_warm_pair(&c, &s);
     int one = 1, two = 2, ut = 1500, zero = 0, neg = -1;
     CHECK_OK(setsockopt(c, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)));
     CHECK_OK(setsockopt(c, IPPROTO_TCP, TCP_KEEPIDLE, &one, sizeof(one)));
@@ -756,7 +587,7 @@ static void case_keepalive_dead_link(void)
         return;
     }
     int c, s;
-    pair(&c, &s);
+    sem_warm_pair(&c, &s);
     int one = 1, two = 2;
     CHECK_OK(setsockopt(c, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)));
     CHECK_OK(setsockopt(c, IPPROTO_TCP, TCP_KEEPIDLE, &one, sizeof(one)));
@@ -791,7 +622,7 @@ static void case_short_outage(void)
         return;
     }
     int c, s;
-    pair(&c, &s);
+    sem_warm_pair(&c, &s);
     int one = 1, five = 5;
     CHECK_OK(setsockopt(c, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)));
     CHECK_OK(setsockopt(c, IPPROTO_TCP, TCP_KEEPIDLE, &one, sizeof(one)));
@@ -870,7 +701,7 @@ static void fd_limit_case(int direct)
          * stays on TCP here) */
         pthread_t t;
         uint8_t b = (uint8_t)n;
-        CHECK(pthread_create(&t, NULL, echo_byte, &s) == 0, "pthread_create");
+        CHECK(pthread_create(&t, NULL, sem_echo_byte, &s) == 0, "pthread_create");
         sem_write_all(c, &b, 1);
         sem_read_all(c, &b, 1);
         pthread_join(t, NULL);

@@ -13,8 +13,6 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "nstack/nstack_sigrestart.h"
-
 #include "anchor.h"
 #include "anchor_local.h"
 #include "conn_stats.h"
@@ -24,6 +22,7 @@
 #include "libc_api.h"
 #include "module_load.h"
 #include "module_ops.h"
+#include "sig_track.h"
 #include "sock.h"
 #include "stats.h"
 #include "anchor.h"
@@ -286,8 +285,9 @@ static int read_wait(int fd, struct file *f)
 {
     int ms = rcv_timeout_ms(fd);
     struct pollfd p = { .fd = fd, .events = POLLIN | POLLPRI | POLLRDHUP };
+    uint64_t mark = sig_mark();
     int r = LIBC(poll)(&p, 1, ms);
-    if (r < 0 && errno == EINTR && nstack_intr_restarts(ms >= 0))
+    if (r < 0 && errno == EINTR && sig_restarts(mark, ms >= 0))
         return 0;
     if (r == 0)
         errno = EAGAIN;

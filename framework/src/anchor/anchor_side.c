@@ -19,13 +19,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <nstack/nstack_sigrestart.h>
-
 #include "fd_high.h"
 #include "fw.h"
 #include "fw_log.h"
 #include "libc_api.h"
 #include "module_load.h"
+#include "sig_track.h"
 #include "sock.h"
 #include "stats.h"
 #include "timeutil.h"
@@ -328,8 +327,9 @@ int anchor_side_accept(int fd, struct file *f, struct sockaddr *addr, socklen_t 
         if (r != -2)
             return r;
         struct pollfd p = { .fd = sd->pfd, .events = POLLIN };
+        uint64_t mark = sig_mark();
         if (LIBC(poll)(&p, 1, -1) < 0 &&
-            !(errno == EINTR && nstack_intr_restarts(sock_rcv_timed(fd))))
+            !(errno == EINTR && sig_restarts(mark, sock_rcv_timed(fd))))
             return -1;                  /* EINTR without SA_RESTART, as a blocking accept */
     }
 }

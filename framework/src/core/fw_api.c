@@ -4,6 +4,7 @@
 #include "epoll_agg.h"
 #include "fw.h"
 #include "fw_log.h"
+#include "sig_track.h"
 #include "stats_settings.h"
 
 static void api_log(enum nstack_log_level level, const char *module, const char *fmt, ...)
@@ -33,6 +34,8 @@ static const struct nstack_fw_api g_fw_api = {
     .notify = ev_notify,
     .config_dir = g_config_dir,
     .publish_setting = stats_publish_setting,
+    .intr_mark = sig_mark,
+    .intr_restarts = sig_restarts,
 };
 
 const struct nstack_fw_api *fw_api(void)

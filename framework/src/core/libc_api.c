@@ -13,7 +13,9 @@ void libc_resolve_all(void)
 #define LIBC_RESOLVE(name) \
     if (__atomic_load_n(&g_libc.name, __ATOMIC_RELAXED) == NULL) \
         __atomic_store_n(&g_libc.name, (__typeof__(name) *)dlsym(RTLD_NEXT, #name), __ATOMIC_RELAXED);
+    LIBC_QUIET_BEGIN
     LIBC_FUNCS(LIBC_RESOLVE)
+    LIBC_QUIET_END
 #undef LIBC_RESOLVE
     /* Without the originals nothing can work; say so rather than crash. */
     if (g_libc.close == NULL || g_libc.read == NULL) {

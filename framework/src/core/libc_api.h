@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 int fcntl64(int fd, int cmd, ...);
+/* Not declared under _GNU_SOURCE (X/Open before 2008); glibc exports it. */
+__sighandler_t bsd_signal(int sig, __sighandler_t handler);
 
 #define LIBC_FUNCS(X) \
     X(socket) X(socketpair) X(bind) X(listen) X(accept) X(accept4) X(connect) \
@@ -39,13 +41,22 @@ int fcntl64(int fd, int cmd, ...);
     X(posix_spawn_file_actions_init) X(posix_spawn_file_actions_destroy) \
     X(posix_spawn_file_actions_addclose) X(posix_spawn_file_actions_adddup2) \
     X(posix_spawn_file_actions_addopen) X(posix_spawn_file_actions_addclosefrom_np) \
+    X(sigaction) X(signal) X(bsd_signal) X(ssignal) X(sysv_signal) X(sigset) X(siginterrupt) \
     X(syscall)
 
+/* glibc declares sigset and siginterrupt deprecated; the dispatcher only
+ * interposes them (wrap_signal.c), so their types are taken quietly. */
+#define LIBC_QUIET_BEGIN _Pragma("GCC diagnostic push") \
+    _Pragma("GCC diagnostic ignored \"-Wdeprecated-declarations\"")
+#define LIBC_QUIET_END _Pragma("GCC diagnostic pop")
+
+LIBC_QUIET_BEGIN
 struct libc_api {
 #define LIBC_FIELD(name) __typeof__(name) *name;
     LIBC_FUNCS(LIBC_FIELD)
 #undef LIBC_FIELD
 };
+LIBC_QUIET_END
 
 /* Written by libc_resolve_all() (idempotent: every writer stores the same
  * value, with atomic stores), read lock-free. */

@@ -23,8 +23,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 
-#include <nstack/nstack_sigrestart.h>
-
 #include "anchor.h"
 #include "epoll_agg.h"
 #include "fd_high.h"
@@ -34,6 +32,7 @@
 #include "libc_api.h"
 #include "migrate.h"
 #include "module_ops.h"
+#include "sig_track.h"
 #include "sock.h"
 #include "stats.h"
 
@@ -203,6 +202,16 @@ static int ml_publish(int fd, struct file *kf, struct mlisten *ml)
     return 0;
 }
 
+/* kfd shares the app fd's file status flags (a dup): a listener left on
+ * the kernel alone gets its blocking mode back, or a blocking accept()
+ * would fail with EAGAIN at once. */
+static void ml_give_back_blocking(int fd, const struct file *kf)
+{
+    int fl = LIBC(fcntl)(fd, F_GETFL);
+    if (fl >= 0 && !__atomic_load_n(&kf->nonblock, __ATOMIC_RELAXED))
+        (void)LIBC(fcntl)(fd, F_SETFL, fl & ~O_NONBLOCK);
+}
+
 static int ml_build(int fd, struct file *kf, const int *stacks, int n, int backlog, int *ret)
 {
     struct mlisten *ml = ml_new();
@@ -211,6 +220,7 @@ static int ml_build(int fd, struct file *kf, const int *stacks, int n, int backl
         if (ml != NULL) {
             int err = errno;
             ml_free(ml);
+            ml_give_back_blocking(fd, kf);
             errno = err;
         }
         return 1;
@@ -223,6 +233,7 @@ static int ml_build(int fd, struct file *kf, const int *stacks, int n, int backl
                 ml_add_module(ml, fd, kf, stacks[i], (struct sockaddr *)&ss, alen, backlog);
     if (ml->n < 2 || ml_publish(fd, kf, ml) < 0) {
         ml_free(ml);            /* closes kfd; the app fd still holds the listening socket */
+        ml_give_back_blocking(fd, kf);
         sock_mark_kernel(kf, g_kernel_stack);
         *ret = 0;
         return 1;
@@ -358,8 +369,9 @@ static int ml_sleep(struct file *f)
     if (!ml_any_pending(f->ml)) {
         struct pollfd p[2] = { { .fd = f->ml->epfd, .events = POLLIN },
                                { .fd = wake, .events = POLLIN } };
+        uint64_t mark = sig_mark();
         r = LIBC(poll)(p, wake >= 0 ? 2 : 1, -1) < 0 ? -1 : 0;
-        if (r < 0 && errno == EINTR && nstack_intr_restarts(sock_rcv_timed(f->ml->kfd)))
+        if (r < 0 && errno == EINTR && sig_restarts(mark, sock_rcv_timed(f->ml->kfd)))
             r = 0;
     }
     int err = errno;

@@ -30,7 +30,7 @@
 #include <sys/uio.h>
 #include <linux/sockios.h>
 
-#include "nstack/nstack_sigrestart.h"
+#include "rs_intr.h"
 
 /* The data the application reads still comes from TCP. */
 static int reads_through(int p)
@@ -299,13 +299,14 @@ static int late_wait(struct rsock *s, int tx)
     }
     s->rpoll_sleepers++;
     pthread_mutex_unlock(&s->lock);
+    uint64_t mark = rs_intr_mark();
     int r = poll(p, s->kick_fd >= 0 ? 2 : 1, ms);
     int err = errno;
     pthread_mutex_lock(&s->lock);
     s->rpoll_sleepers--;
     rs_kick_drain(s);
     pthread_mutex_unlock(&s->lock);
-    if (r < 0 && err == EINTR && nstack_intr_restarts(ms >= 0))
+    if (r < 0 && err == EINTR && rs_intr_restarts(mark, ms >= 0))
         return 0;
     errno = r == 0 ? EAGAIN : err;
     return r > 0 ? 0 : -1;

@@ -4,6 +4,7 @@
  */
 #include "rs_anchor.h"
 #include "rs_down.h"
+#include "rs_intr.h"
 #include "rs_sock.h"
 
 #include <errno.h>
@@ -109,6 +110,9 @@ static int m_init(const struct nstack_fw_api *fw)
     /* what differs from rsockets' defaults, for nstack-stat (ABI 1.3) */
     if (fw != NULL && NSTACK_FW_HAS(fw, publish_setting))
         rs_tunables_publish(fw->publish_setting);
+    /* which signal interrupted a sleep in the engine (ABI 1.4) */
+    if (fw != NULL && NSTACK_FW_HAS(fw, intr_restarts) && NSTACK_FW_HAS(fw, intr_mark))
+        rs_intr_use(fw->intr_mark, fw->intr_restarts);
     return 0;
 }
 

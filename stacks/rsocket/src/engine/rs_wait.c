@@ -18,7 +18,7 @@
  */
 #include "rs_sock.h"
 
-#include <nstack/nstack_sigrestart.h>
+#include "rs_intr.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -205,8 +205,9 @@ static int poll_set(struct rsock *s, struct pollfd pfd[6])
 }
 
 /* This thread is the poller: sleep in poll() with the lock dropped.
- * Returns the ready sources (RS_SRC_*), or -1 (errno set). */
-static int wait_on_fd(struct rsock *s, int timeout)
+ * Returns the ready sources (RS_SRC_*), or -1 (errno set); *mark: the
+ * signal mark taken before the sleep (rs_intr.h). */
+static int wait_on_fd(struct rsock *s, int timeout, uint64_t *mark)
 {
     struct pollfd pfd[6];
     if (rs_kick_ensure(s) && (timeout < 0 || timeout > RS_KICKLESS_SLICE_MS))
@@ -215,6 +216,7 @@ static int wait_on_fd(struct rsock *s, int timeout)
     int known = rs_sources_known(s);
     s->poller_busy = s->poller_asleep = 1;
     pthread_mutex_unlock(&s->lock);
+    *mark = rs_intr_mark();
     int n = poll(pfd, (nfds_t)nfds, timeout);
     int saved = errno;
     pthread_mutex_lock(&s->lock);
@@ -241,9 +243,10 @@ static int wait_on_fd(struct rsock *s, int timeout)
  * then do the pending work. The caller re-checks its condition. Returns 0,
  * or -1 with EAGAIN at the deadline (as a socket timeout does) or EINTR.
  * A signal handler interrupting the sleep ends the call with EINTR when the
- * call has a socket timeout (timed) or the handler lacks SA_RESTART, as the
- * kernel does (signal(7)); otherwise it is a wake-up like any other and the
- * caller, which consumed nothing, waits again.
+ * call has a socket timeout (timed) or the signal's handler lacks
+ * SA_RESTART, as the kernel does (signal(7); which signal it was: rs_intr.h);
+ * otherwise it is a wake-up like any other and the caller, which consumed
+ * nothing, waits again.
  */
 int rs_wait_timed(struct rsock *s, int64_t deadline_ms, int timed)
 {
@@ -253,8 +256,9 @@ int rs_wait_timed(struct rsock *s, int64_t deadline_ms, int timed)
     }
     if (s->poller_busy)
         return wait_on_cond(s, deadline_ms);
-    int src = wait_on_fd(s, rs_poll_timeout(deadline_ms));
-    if (src < 0 && errno == EINTR && nstack_intr_restarts(timed))
+    uint64_t mark;
+    int src = wait_on_fd(s, rs_poll_timeout(deadline_ms), &mark);
+    if (src < 0 && errno == EINTR && rs_intr_restarts(mark, timed))
         src = RS_SRC_ALL;
     if (src < 0)
         return -1;
