@@ -188,7 +188,7 @@ static int read_urgent(int kfd, uint8_t *v)
 {
     if (!rs_anc_urgent_peek(kfd, v))
         return rs_anc_inline_taken(kfd) ? 2 : 0;
-    if (*v != RS_ANC_HELLO && *v != RS_ANC_KICK && !rs_anc_ll_value(*v))
+    if (*v != RS_ANC_HELLO && *v != RS_ANC_KICK && *v != RS_ANC_NOPE && !rs_anc_ll_value(*v))
         return 2;
     return rs_anc_urgent_recv(kfd, v) == 1 ? 1 : -1;
 }
@@ -252,6 +252,8 @@ static void step_active_hello(struct rsock *s)
     struct rs_anchor *a = s->anc;
     uint8_t v;
     int r = read_urgent(a->kfd, &v);
+    if (r == 1 && v == RS_ANC_NOPE)
+        return fallback(s, "the peer's end was handed to a process that keeps it on TCP");
     if (r == 1) {
         struct sockaddr_storage peer;
         socklen_t len;
@@ -296,6 +298,10 @@ static void step_offer(struct rsock *s)
 {
     struct rs_anchor *a = s->anc;
     uint16_t port = 0;
+    uint8_t v;
+    /* our KICK crossed the passive's NOPE: it will never OFFER */
+    if (rs_anc_urgent_peek(a->kfd, &v) && v == RS_ANC_NOPE && rs_anc_urgent_recv(a->kfd, &v) == 1)
+        return fallback(s, "the peer's end was handed to a process that keeps it on TCP");
     int r = rs_anc_msg_recv(a->kfd, RS_ANC_OFFER, &port);
     if (r == 0) {
         if (rs_now_ms() >= a->deadline)
@@ -428,6 +434,8 @@ static void step_passive_hello(struct rsock *s)
     int r = read_urgent(a->kfd, &v);
     if (r == 2 || r < 0)
         return fallback(s, r == 2 ? "foreign or inline urgent data" : "TCP error");
+    if (r == 1 && v == RS_ANC_NOPE)
+        return fallback(s, "the peer's end was handed to a process that keeps it on TCP");
     if (r == 1 && rs_anc_ll_value(v) && s->anc_phase == ANC_P_HELLO) {
         /* the active announced the long-lived policy after our accept():
          * answer it; this end passes the stream through until KICK */
@@ -620,6 +628,7 @@ static uint32_t phase_interest(int p)
     case ANC_P_HELLO:
     case ANC_P_KICK:  return EPOLLIN | EPOLLPRI;
     case ANC_A_RCONN: return 0;            /* errors only */
+    case ANC_A_OFFER: return EPOLLIN | EPOLLPRI;   /* OFFER, or the passive's NOPE */
     case ANC_LOSING:  return EPOLLRDHUP;   /* the peer's FIN (errors always) */
     default:          return EPOLLIN;      /* an in-band message or EOF */
     }
@@ -946,9 +955,45 @@ void rs_anchor_free(struct rsock *s)
     s->anc = NULL;
 }
 
+/*
+ * This end will never anchor the connection (NSTACK_ANCHOR_DECLINE: it was
+ * handed to another process before its first use). A passive whose peer
+ * committed (its KICK is here: it waits for exactly one OFFER) answers
+ * OFFER port 0, as a passive without an RDMA listener does; otherwise,
+ * when the peer is known to run the framework (its hello is here, or ours
+ * went out) or this end is the active (whose hello any peer may get), an
+ * urgent NOPE makes the peer's module stay on TCP at once, in whatever
+ * phase (A_HELLO, A_OFFER after a crossing KICK, P_HELLO, P_KICK). The
+ * peer's urgent byte is taken out first, so that the process that gets
+ * the socket reads a clean stream. Never blocks.
+ */
+static int decline(int kfd, int role, int hello_sent)
+{
+    uint8_t v = 0;
+    int peer_urgent = rs_anc_urgent_peek(kfd, &v) && (v == RS_ANC_HELLO || v == RS_ANC_KICK);
+    if (peer_urgent && rs_anc_urgent_recv(kfd, &v) != 1)
+        return -1;
+    if (role == NSTACK_ADOPT_PASSIVE && peer_urgent && v == RS_ANC_KICK) {
+        rs_anc_skip_mark(kfd);
+        return rs_anc_msg_send(kfd, RS_ANC_OFFER, 0);
+    }
+    if (role == NSTACK_ADOPT_PASSIVE && !peer_urgent && !hello_sent) {
+        errno = EAGAIN;              /* no sign of a framework peer: no byte for it */
+        return -1;
+    }
+    return rs_anc_urgent_send(kfd, RS_ANC_NOPE);
+}
+
 int rs_anchor_hello(int kfd, int role)
 {
     uint8_t v;
+    if (kfd >= 0 && (role & NSTACK_ANCHOR_DECLINE)) {
+        int r = role & ~(NSTACK_ANCHOR_DECLINE | NSTACK_ANCHOR_HELLO_SENT);
+        if (r == NSTACK_ADOPT_ACTIVE || r == NSTACK_ADOPT_PASSIVE) {
+            rs_global_init_once();
+            return decline(kfd, r, (role & NSTACK_ANCHOR_HELLO_SENT) != 0);
+        }
+    }
     if (kfd < 0 || (role != NSTACK_ADOPT_ACTIVE && role != NSTACK_ADOPT_PASSIVE)) {
         rs_log(3, "anchor_hello(): bad argument (fd %d, role %d)", kfd, role);
         errno = EINVAL;
