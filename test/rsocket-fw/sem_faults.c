@@ -742,7 +742,7 @@ static void peer_lost_case(int killed)
     }
     CHECK(!is_done(&b), "the blocked recv returned %ld (%s) before the verdict", b.r,
           b.r < 0 ? strerrorname_np(b.err) : "-");
-    CHECK(worst < 100, "a nonblocking call took %lld ms while the peer's RDMA side was gone",
+    CHECK(worst < 150, "a nonblocking call took %lld ms while the peer's RDMA side was gone",
           (long long)worst);
     CHECK(sem_now_ms() - t0 < 2500, "the pending phase ran out before it was checked (%lld ms): "
           "machine too slow for the test", (long long)(sem_now_ms() - t0));
@@ -774,7 +774,9 @@ static void peer_lost_case(int killed)
         CHECK(since_drop >= 2800, "reset reported %lld ms after the sends began: before "
               "RS_ANCHOR_LOST_MS (3000)", (long long)since_drop);
     }
-    CHECK(worst < 100, "a nonblocking call took %lld ms", (long long)worst);
+    CHECK(worst < 150, "a nonblocking call took %lld ms", (long long)worst);
+    printf("peer_lost_%s: slowest nonblocking call %lld ms; verdict %lld ms after the sends began\n",
+           killed ? "killed" : "silent", (long long)worst, (long long)since_drop);
     if (!killed) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
