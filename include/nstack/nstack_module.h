@@ -349,6 +349,17 @@ struct nstack_module {
 #define NSTACK_EV_FALLBACK        (1u << 24)   /* no epoll flag uses bit 24 */
 /* anchor() flag (ABI 1.2): anchor_hello() already went out for this kfd. */
 #define NSTACK_ANCHOR_HELLO_SENT  (1 << 2)
+/* anchor_hello() role flag (optional, ABI 1.3): this end will never
+ * anchor the connection - a candidate handed to another process in
+ * SCM_RIGHTS before its first use here, which the receiver knows only as
+ * a TCP socket. The module tells the peer's module at once that the
+ * connection stays on TCP (rsocket: OFFER port 0 to an active that
+ * committed, else an urgent "stay on TCP" byte), so that it does not wait
+ * for a handshake that never comes; never blocks, creates nothing. With
+ * NSTACK_ANCHOR_HELLO_SENT when this end's hello went out. A module that
+ * does not know the flag fails with EINVAL (the peer then gives up on its
+ * own deadlines, as before). */
+#define NSTACK_ANCHOR_DECLINE     (1 << 8)
 
 /* Roles of anchor_hello()/anchor() (named for ABI 1.1's adopt()), and
  * anchor() flags. */

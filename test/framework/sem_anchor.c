@@ -436,13 +436,12 @@ static void case_accept_then_fork(void)
     close(c);
 }
 
-/* A connection handed to another process in SCM_RIGHTS (the helper was
- * forked before the connection existed) and closed here at once: the
- * other process serves it; closing this copy ends nothing. */
-static void case_passed_then_closed(void)
+enum { PASS_PASSIVE, PASS_ACTIVE };
+
+/* The helper: serves the connection it gets in SCM_RIGHTS on sp (1000
+ * bytes in, 1000 out, then close). */
+static pid_t passed_helper(int sp[2])
 {
-    int sp[2];
-    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
     if (pid == 0) {
@@ -466,8 +465,11 @@ static void case_passed_then_closed(void)
         _exit(0);
     }
     close(sp[1]);
-    int c, s;
-    sem_tcp_pair(AF_INET, &c, &s);
+    return pid;
+}
+
+static void pass_fd(int via, int fd)
+{
     char one = 1, ctl[CMSG_SPACE(sizeof(int))];
     memset(ctl, 0, sizeof(ctl));
     struct iovec iov = { &one, 1 };
@@ -477,21 +479,109 @@ static void case_passed_then_closed(void)
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &s, sizeof(int));
-    CHECK(sendmsg(sp[0], &m, 0) == 1, "sendmsg SCM_RIGHTS: %s", strerror(errno));
-    close(s);                                 /* the other process has it now */
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    CHECK(sendmsg(via, &m, 0) == 1, "sendmsg SCM_RIGHTS: %s", strerror(errno));
+}
+
+/* The client side of the helper's exchange on c: 1000 bytes out (the
+ * first `sent` went already), 1000 in, then EOF; within 5 s of t0 (the
+ * peer of the passed end goes on on TCP at once, not after
+ * RS_ANCHOR_TIMEOUT_MS or with ETIMEDOUT). */
+static void passed_client(int c, size_t sent, int64_t t0)
+{
     uint8_t req[1000], in[1000];
     sem_fill(req, sizeof(req), 21, 0);
-    sem_write_all(c, req, sizeof(req));
+    sem_write_all(c, req + sent, sizeof(req) - sent);
     sem_read_all(c, in, sizeof(in));
     CHECK(sem_verify(in, sizeof(in), 22, 0) == (size_t)-1, "the other process's response corrupted");
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "helper failed (%#x)", st);
     char b;
     CHECK(recv(c, &b, 1, 0) == 0, "EOF after the helper closed");
+    CHECK(sem_now_ms() - t0 < 5000, "%lld ms: the peer waited for a handshake that never came",
+          (long long)(sem_now_ms() - t0));
+}
+
+/* A connection handed to another process in SCM_RIGHTS (the helper was
+ * forked before the connection existed) and closed here at once: the
+ * other process serves it; closing this copy ends nothing. The accepted
+ * end is passed (passive), or the connected one (active). */
+static void passed_case(int how)
+{
+    int sp[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+    pid_t pid = passed_helper(sp);
+    int64_t t0 = sem_now_ms();
+    int c, s;
+    sem_tcp_pair(AF_INET, &c, &s);
+    if (how == PASS_ACTIVE) {                 /* hand over the connected end */
+        int t = c;
+        c = s;
+        s = t;
+    }
+    pass_fd(sp[0], s);
+    close(s);                                 /* the other process has it now */
+    passed_client(c, 0, t0);
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "helper failed (%#x)", st);
     close(c);
     close(sp[0]);
 }
+
+/* The passed end's peer (another process: both ends in one process would
+ * upgrade together) committed to the upgrade before the pass: this end
+ * accepts (and says hello), then the client's first send, nonblocking,
+ * starts its handshake, which reads the hello and commits (rsocket: its
+ * KICK, an urgent byte, is on its way before the send returns); only then
+ * is this end passed. The steps are ordered through a pipe, so the
+ * hello and the KICK have crossed the connection before the next step
+ * almost always; if one is late the case is passed_then_closed. On a
+ * route that does not anchor the first send just goes out. */
+static void case_passed_after_kick(void)
+{
+    int sp[2], go[2], started[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+    CHECK_OK(pipe(go));
+    CHECK_OK(pipe(started));
+    pid_t helper = passed_helper(sp);
+    int l = sem_listener(AF_INET, 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sem_addr(AF_INET, sem_port_of(l), &ss);
+    int64_t t0 = sem_now_ms();
+    pid_t cli = fork();
+    CHECK(cli >= 0, "fork");
+    if (cli == 0) {
+        close(sp[0]);
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        char b;
+        if (c < 0 || connect(c, (struct sockaddr *)&ss, len) < 0 || read(go[0], &b, 1) != 1)
+            _exit(2);
+        uint8_t req[1000];
+        sem_fill(req, sizeof(req), 21, 0);
+        sem_set_nonblock(c, 1);
+        ssize_t n = send(c, req, sizeof(req), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if ((n < 0 && errno != EAGAIN) || write(started[1], "s", 1) != 1)
+            _exit(3);
+        sem_set_nonblock(c, 0);
+        passed_client(c, n > 0 ? (size_t)n : 0, t0);
+        _exit(0);
+    }
+    int s = CHECK_OK(accept(l, NULL, NULL));
+    char b;
+    CHECK(write(go[1], "g", 1) == 1 && read(started[0], &b, 1) == 1, "client lost");
+    pass_fd(sp[0], s);
+    close(s);
+    int st;
+    CHECK(waitpid(cli, &st, 0) == cli && WIFEXITED(st) && WEXITSTATUS(st) == 0, "client failed (%#x)", st);
+    CHECK(waitpid(helper, &st, 0) == helper && WIFEXITED(st) && WEXITSTATUS(st) == 0, "helper failed (%#x)", st);
+    close(l);
+    close(sp[0]);
+    for (int i = 0; i < 2; i++) {
+        close(go[i]);
+        close(started[i]);
+    }
+}
+
+static void case_passed_then_closed(void) { passed_case(PASS_PASSIVE); }
+static void case_passed_active_then_closed(void) { passed_case(PASS_ACTIVE); }
 
 /* The pid's line in $SHADOW_STATS_FILE says it sent bytes. */
 static int shadow_carried_for(pid_t pid)
@@ -826,6 +916,8 @@ int main(int argc, char **argv)
         { "nonblocking_plain_server", case_nonblocking_plain_server },
         { "connect_close_eof", case_connect_close_eof },
         { "passed_then_closed", case_passed_then_closed },
+        { "passed_active_then_closed", case_passed_active_then_closed },
+        { "passed_after_kick", case_passed_after_kick },
     };
     return sem_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -484,6 +484,141 @@ static void case_peer_exit(void)
     close(l);
 }
 
+/* ---- the RDMA peer lost, the TCP anchor silent ------------------------------ */
+
+/* A client that connects, exchanges MSG bytes and one back, and waits to
+ * be killed. */
+static pid_t killable_client(const struct sockaddr_storage *ss, socklen_t len, uint32_t seed)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid)
+        return pid;
+    uint8_t b[MSG];
+    int k = socket(AF_INET, SOCK_STREAM, 0);
+    if (k < 0 || connect(k, (const struct sockaddr *)ss, len) < 0)
+        _exit(2);
+    sem_fill(b, MSG, seed, 0);
+    sem_write_all(k, b, MSG);
+    sem_read_all(k, b, 1);
+    for (;;)
+        pause();
+}
+
+/* One nonblocking call (MSG_DONTWAIT), timed: the longest so far in *worst. */
+static ssize_t timed_nb(int s, int snd, int64_t *worst)
+{
+    static uint8_t buf[4096];
+    int64_t t0 = sem_now_ms();
+    ssize_t n = snd ? send(s, buf, sizeof(buf), MSG_NOSIGNAL | MSG_DONTWAIT)
+                    : recv(s, buf, sizeof(buf), MSG_DONTWAIT);
+    int err = errno;
+    int64_t dt = sem_now_ms() - t0;
+    if (dt > *worst)
+        *worst = dt;
+    errno = err;
+    return n;
+}
+
+static long op_recv1(struct blocked *b)
+{
+    return recv(b->fd, b->buf, 1, 0);
+}
+
+/* The link of the connection's queue pair breaks after a few requests
+ * (SOFTRDMA_DROP_AFTER: the device fails the next send with "retry
+ * exceeded", as when the peer's process is gone) while TCP stays up. The
+ * module asks the TCP anchor how the peer went without waiting for it:
+ * for RS_ANCHOR_LOST_MS (3000 here) the verdict is pending and every
+ * nonblocking call returns at once (EAGAIN), nothing is reported ready,
+ * and a thread blocked in recv() sleeps with the socket free. Then
+ * (killed) the peer's process is killed: its kernel's FIN wakes the socket
+ * through the anchor long before the timer, and both the blocked and the
+ * next nonblocking recv read EOF; or (silent) the timer ends the wait:
+ * ECONNRESET, reported by poll. Run with SEM_PEER_LOST=1 only (the
+ * device's fault knob; rsfw.faults.lost). */
+static void peer_lost_case(int killed)
+{
+    if (!getenv("SEM_PEER_LOST")) {
+        printf("peer_lost: skipped (SEM_PEER_LOST not set)\n");
+        return;
+    }
+    int l = sem_listener(AF_INET, 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sem_addr(AF_INET, sem_port_of(l), &ss);
+    pid_t pid = killable_client(&ss, len, 91);
+    int s = CHECK_OK(accept(l, NULL, NULL));
+    uint8_t in[MSG], one;
+    sem_read_all(s, in, MSG);
+    CHECK(sem_verify(in, MSG, 91, 0) == (size_t)-1, "data differs");
+    sem_write_all(s, "k", 1);
+    struct blocked b;
+    start_blocked(&b, op_recv1, s, &one, 1);
+    /* send until the link breaks and the module has seen it (sends then
+     * find no room: EAGAIN); 24 sends is past any drop point used */
+    int64_t worst = 0, t0 = sem_now_ms();
+    for (int i = 0; i < 24; i++) {
+        ssize_t n = timed_nb(s, 1, &worst);
+        CHECK(n > 0 || errno == EAGAIN, "send %d into the broken link: %s", i, strerrorname_np(errno));
+        sem_wait_fd(s, POLLOUT, 20);
+    }
+    /* pending: no verdict, no readiness, nothing blocks */
+    for (int i = 0; i < 20; i++) {
+        CHECK(timed_nb(s, 0, &worst) < 0 && errno == EAGAIN, "recv %d while the verdict is pending: %s", i,
+              errno == EAGAIN ? "data" : strerrorname_np(errno));
+        CHECK(timed_nb(s, 1, &worst) < 0 && errno == EAGAIN, "send %d while the verdict is pending: %s", i,
+              strerrorname_np(errno));
+        struct pollfd p = { .fd = s, .events = POLLIN | POLLOUT };
+        CHECK(poll(&p, 1, 10) == 0, "readiness 0x%x while the verdict is pending", p.revents);
+    }
+    CHECK(!is_done(&b), "the blocked recv returned %ld (%s) before the verdict", b.r,
+          b.r < 0 ? strerrorname_np(b.err) : "-");
+    CHECK(worst < 150, "a nonblocking call took %lld ms while the peer's RDMA side was gone",
+          (long long)worst);
+    CHECK(sem_now_ms() - t0 < 2500, "the pending phase ran out before it was checked (%lld ms): "
+          "machine too slow for the test", (long long)(sem_now_ms() - t0));
+    int64_t t1 = sem_now_ms();
+    if (killed) {
+        CHECK_OK(kill(pid, SIGKILL));
+        CHECK(waitpid(pid, NULL, 0) == pid, "waitpid");
+    }
+    short ev = sem_wait_fd(s, POLLIN, 10000);
+    int64_t waited = sem_now_ms() - t1, since_drop = sem_now_ms() - t0;
+    CHECK(ev, "no verdict within 10 s");
+    int64_t end = sem_now_ms() + 10000;
+    while (!is_done(&b))
+        CHECK(sem_now_ms() < end, "the blocked recv never returned");
+    pthread_join(b.th, NULL);
+    ssize_t r = timed_nb(s, 0, &worst);
+    int err = errno;
+    if (killed) {
+        CHECK(r == 0 && b.r == 0, "recv after the peer was killed: %zd (%s), blocked recv: %ld (%s); "
+              "kernel: EOF", r, r < 0 ? strerrorname_np(err) : "-", b.r, b.r < 0 ? strerrorname_np(b.err) : "-");
+        CHECK(waited < 2000, "EOF reported %lld ms after the kill: not the anchor's FIN", (long long)waited);
+    } else {
+        /* the reset is reported once, to whichever call comes first */
+        int resets = (r < 0 && err == ECONNRESET) + (b.r < 0 && b.err == ECONNRESET);
+        int eofs = (r == 0) + (b.r == 0);
+        CHECK(resets == 1 && eofs == 1, "after the timer: recv %zd (%s), blocked recv %ld (%s); "
+              "expected one ECONNRESET, then EOF", r, r < 0 ? strerrorname_np(err) : "-", b.r,
+              b.r < 0 ? strerrorname_np(b.err) : "-");
+        CHECK(since_drop >= 2800, "reset reported %lld ms after the sends began: before "
+              "RS_ANCHOR_LOST_MS (3000)", (long long)since_drop);
+    }
+    CHECK(worst < 150, "a nonblocking call took %lld ms", (long long)worst);
+    printf("peer_lost_%s: slowest nonblocking call %lld ms; verdict %lld ms after the sends began\n",
+           killed ? "killed" : "silent", (long long)worst, (long long)since_drop);
+    if (!killed) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    close(s);
+    close(l);
+}
+
+static void case_peer_lost_killed(void) { peer_lost_case(1); }
+static void case_peer_lost_silent(void) { peer_lost_case(0); }
+
 /* A local shutdown(SHUT_WR): EPIPE (and nothing pending in SO_ERROR). */
 static void case_local_shutdown_epipe(void)
 {
@@ -780,6 +915,8 @@ int main(int argc, char **argv)
         { "peer_close_events", case_peer_close_events },
         { "peer_reset", case_peer_reset },
         { "peer_exit", case_peer_exit },
+        { "peer_lost_killed", case_peer_lost_killed },
+        { "peer_lost_silent", case_peer_lost_silent },
         { "local_shutdown_epipe", case_local_shutdown_epipe },
         { "sigpipe", case_sigpipe },
         { "keepalive_opts", case_keepalive_opts },

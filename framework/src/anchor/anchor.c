@@ -271,6 +271,40 @@ static int drain_allowed(const struct file *f)
            f->fork_gen == __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED);
 }
 
+/* Candidate f at fd is handed to another process (SCM_RIGHTS) before its
+ * first use here. The receiver knows nothing of the handshake (its role
+ * and hello travel only within a process and across exec) and uses it as
+ * a plain TCP socket, and this process may use it too: it stays on TCP in
+ * both, and the module tells the peer's module so at once
+ * (NSTACK_ANCHOR_DECLINE), which would otherwise wait for a handshake that
+ * never comes - RS_ANCHOR_TIMEOUT_MS and ETIMEDOUT when it had committed. */
+static void decline_passed(int fd)
+{
+    struct file *f = file_get(fd);
+    if (f == NULL)
+        return;
+    pthread_mutex_lock(&f->lock);
+    if (anchor_pending(f) && !f->decided && fd_table_get(fd) == f) {
+        int st = __atomic_load_n(&f->defer_stack, __ATOMIC_ACQUIRE) - 1;
+        int role = role_of(__atomic_load_n(&f->defer_role, __ATOMIC_ACQUIRE));
+        const struct nstack_module *m = g_stacks[st].mod;
+        int r = -1, err = ENOSYS;
+        if (MODULE_HAS_OP(m, anchor_hello)) {
+            MOD_ENTER();
+            r = m->anchor_hello(fd, role | NSTACK_ANCHOR_DECLINE | (f->hello_sent ? NSTACK_ANCHOR_HELLO_SENT : 0));
+            err = errno;
+            MOD_LEAVE();
+        }
+        to_kernel(f);
+        conn_stats_stay_tcp(fd, f, ENOPROTOOPT);
+        stats_add(st, NSTAT_ANCHOR_TCP, 1);
+        LOG_INF("fd %d: passed to another process before its first use: stays on TCP (%s)", fd,
+                r == 0 ? "the peer was told" : strerror(err));
+    }
+    pthread_mutex_unlock(&f->lock);
+    file_put(f);
+}
+
 void anchor_note_passed(const struct msghdr *msg)
 {
     for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
@@ -280,8 +314,11 @@ void anchor_note_passed(const struct msghdr *msg)
         const int *fds = (const int *)CMSG_DATA(c);
         for (size_t i = 0; i < n; i++) {
             struct file *f = fd_table_get(fds[i]);
-            if (f != NULL)
-                __atomic_store_n(&f->passed, 1, __ATOMIC_RELAXED);
+            if (f == NULL)
+                continue;
+            __atomic_store_n(&f->passed, 1, __ATOMIC_RELAXED);
+            if (anchor_pending(f))
+                decline_passed(fds[i]);
         }
     }
 }

@@ -119,8 +119,10 @@ typedef int anchor_fdmap_fn(int fd, int *out, int max, void *arg);
  * rule, the same number unless FD_CLOEXEC). */
 char **anchor_exec_env_map(char *const envp[], anchor_fdmap_fn *map, void *arg);
 
-/* sendmsg() with SCM_RIGHTS: the sockets it passes may be read by another
- * process from now on (no quiet close for them). */
+/* sendmsg() with SCM_RIGHTS, before the real call: the sockets it passes
+ * may be read by another process from now on (no quiet close for them),
+ * and candidates among them stay on TCP, declined to the peer's module
+ * (NSTACK_ANCHOR_DECLINE; also when the sendmsg then fails). */
 void anchor_note_passed(const struct msghdr *msg);
 
 #endif

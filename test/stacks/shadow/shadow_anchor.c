@@ -55,7 +55,11 @@ void shadow_anchor_config(void)
 
 int shadow_anchor_hello(int kfd, int role)
 {
-    (void)role;
+    /* no decline (NSTACK_ANCHOR_DECLINE) in the shadow's protocol */
+    if (role != NSTACK_ADOPT_ACTIVE && role != NSTACK_ADOPT_PASSIVE) {
+        errno = EINVAL;
+        return -1;
+    }
     if (shadow_anchor_mode != SHADOW_ANCHOR_ON) {
         errno = EOPNOTSUPP;
         return -1;

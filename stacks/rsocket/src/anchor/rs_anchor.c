@@ -42,10 +42,6 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-/* How long a failure waits for the anchor to tell whether the peer left
- * (failure paths only). */
-#define RS_ANCHOR_LOST_MS 200
-
 static int final_phase(int p)
 {
     return p >= ANC_UPGRADED;
@@ -75,26 +71,45 @@ static void fallback(struct rsock *s, const char *why)
     set_phase(s, ANC_FALLBACK);
 }
 
-/* The peer's TCP side is closed or reset, within RS_ANCHOR_LOST_MS: the
- * peer went away (an exiting process closes its TCP socket and withdraws
- * its RDMA connection in no fixed order). */
+static void retire_listener(struct rsock *s);
+
+/* The peer's TCP side is closed or reset (now; never waits). */
 static int peer_tcp_gone(const struct rsock *s)
 {
     struct pollfd p = { .fd = s->anc->kfd, .events = POLLRDHUP };
-    return s->anc->kfd >= 0 && poll(&p, 1, RS_ANCHOR_LOST_MS) > 0 &&
-           (p.revents & (POLLRDHUP | POLLERR | POLLHUP));
+    return s->anc->kfd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLERR | POLLHUP));
 }
 
-static void fail(struct rsock *s, int err, const char *why)
+/* The handshake failed, for good. A handshake that fails because the
+ * peer left is not an error of this connection: on TCP the application
+ * reads what the kernel says (EOF, or a reset), as it would have without
+ * the framework. */
+static void fail_now(struct rsock *s, int err, const char *why)
 {
-    /* A handshake that fails because the peer left is not an error of
-     * this connection: on TCP the application reads what the kernel says
-     * (EOF, or a reset), as it would have without the framework. */
     if (s->anc->tcp_eof || peer_tcp_gone(s))
         return fallback(s, "the peer left during the handshake");
     s->anc->err = err ? err : EPROTO;
     rs_log(3, "anchor: handshake failed: %s: %s", why, strerror(s->anc->err));
     set_phase(s, ANC_FAILED);
+}
+
+/* A step of the handshake failed. An exiting peer closes its TCP socket
+ * and withdraws its RDMA side in no fixed order, so its TCP end gets
+ * RS_ANCHOR_LOST_MS to say it left: the socket waits in ANC_LOSING (no
+ * readiness, calls EAGAIN or the gate's wait), woken by the TCP socket's
+ * FIN or error or by the handshake timer (step_losing), never in a wait
+ * of its own with the lock held. `why` is a string literal. */
+static void fail(struct rsock *s, int err, const char *why)
+{
+    struct rs_anchor *a = s->anc;
+    if (a->tcp_eof || peer_tcp_gone(s) || a->kfd < 0 || s->anc_phase == ANC_LOSING)
+        return fail_now(s, err, why);
+    a->lost_err = err;
+    a->lost_why = why;
+    a->hello_deadline = 0;
+    a->deadline = rs_now_ms() + rs_tun.anchor_lost_ms;
+    retire_listener(s);            /* a request now would only keep the wait fd readable */
+    set_phase(s, ANC_LOSING);      /* advance() watches kfd and arms the timer */
 }
 
 void rs_anc_set_phase(struct rsock *s, int p)
@@ -173,7 +188,7 @@ static int read_urgent(int kfd, uint8_t *v)
 {
     if (!rs_anc_urgent_peek(kfd, v))
         return rs_anc_inline_taken(kfd) ? 2 : 0;
-    if (*v != RS_ANC_HELLO && *v != RS_ANC_KICK && !rs_anc_ll_value(*v))
+    if (*v != RS_ANC_HELLO && *v != RS_ANC_KICK && *v != RS_ANC_NOPE && !rs_anc_ll_value(*v))
         return 2;
     return rs_anc_urgent_recv(kfd, v) == 1 ? 1 : -1;
 }
@@ -237,6 +252,8 @@ static void step_active_hello(struct rsock *s)
     struct rs_anchor *a = s->anc;
     uint8_t v;
     int r = read_urgent(a->kfd, &v);
+    if (r == 1 && v == RS_ANC_NOPE)
+        return fallback(s, "the peer's end was handed to a process that keeps it on TCP");
     if (r == 1) {
         struct sockaddr_storage peer;
         socklen_t len;
@@ -281,6 +298,10 @@ static void step_offer(struct rsock *s)
 {
     struct rs_anchor *a = s->anc;
     uint16_t port = 0;
+    uint8_t v;
+    /* our KICK crossed the passive's NOPE: it will never OFFER */
+    if (rs_anc_urgent_peek(a->kfd, &v) && v == RS_ANC_NOPE && rs_anc_urgent_recv(a->kfd, &v) == 1)
+        return fallback(s, "the peer's end was handed to a process that keeps it on TCP");
     int r = rs_anc_msg_recv(a->kfd, RS_ANC_OFFER, &port);
     if (r == 0) {
         if (rs_now_ms() >= a->deadline)
@@ -413,6 +434,8 @@ static void step_passive_hello(struct rsock *s)
     int r = read_urgent(a->kfd, &v);
     if (r == 2 || r < 0)
         return fallback(s, r == 2 ? "foreign or inline urgent data" : "TCP error");
+    if (r == 1 && v == RS_ANC_NOPE)
+        return fallback(s, "the peer's end was handed to a process that keeps it on TCP");
     if (r == 1 && rs_anc_ll_value(v) && s->anc_phase == ANC_P_HELLO) {
         /* the active announced the long-lived policy after our accept():
          * answer it; this end passes the stream through until KICK */
@@ -560,6 +583,21 @@ static void step_accepting(struct rsock *s)
         fail(s, s->err ? s->err : ETIMEDOUT, "RDMA connection not established");
 }
 
+/* ANC_LOSING: the TCP end tells whether the peer left, or the time is up
+ * and the failure stands. What the RDMA side still reports is consumed
+ * (its outcome no longer matters), so that it does not keep the wait fd
+ * readable meanwhile. */
+static void step_losing(struct rsock *s)
+{
+    struct rs_anchor *a = s->anc;
+    if (s->id)
+        rs_progress(s, 1);
+    if (peer_tcp_gone(s))
+        return fallback(s, "the peer left during the handshake");
+    if (rs_now_ms() >= a->deadline)
+        fail_now(s, a->lost_err, a->lost_why);
+}
+
 /* ---- the machine ------------------------------------------------------ */
 
 static void step(struct rsock *s)
@@ -574,6 +612,7 @@ static void step(struct rsock *s)
     case ANC_P_OFFERING:  step_offering(s); break;
     case ANC_P_LISTEN:    step_listen(s); break;
     case ANC_P_ACCEPTING: step_accepting(s); break;
+    case ANC_LOSING:      step_losing(s); break;
     default:
         if (rs_anc_is_late(s->anc_phase))
             rs_anc_late_step(s);
@@ -589,6 +628,8 @@ static uint32_t phase_interest(int p)
     case ANC_P_HELLO:
     case ANC_P_KICK:  return EPOLLIN | EPOLLPRI;
     case ANC_A_RCONN: return 0;            /* errors only */
+    case ANC_A_OFFER: return EPOLLIN | EPOLLPRI;   /* OFFER, or the passive's NOPE */
+    case ANC_LOSING:  return EPOLLRDHUP;   /* the peer's FIN (errors always) */
     default:          return EPOLLIN;      /* an in-band message or EOF */
     }
 }
@@ -677,7 +718,7 @@ static void cannot_watch(struct rsock *s)
             decline_without_shell(s->anc->kfd);
         fallback(s, "no descriptor to watch the handshake");
     } else {
-        fail(s, errno, "watching the TCP socket");
+        fail_now(s, errno, "watching the TCP socket");
     }
     finish(s);
 }
@@ -734,8 +775,10 @@ static void give_up(struct rsock *s)
     int p = s->anc_phase;
     if (p == ANC_P_HELLO || p == ANC_P_KICK || p == ANC_P_LATE || p == ANC_A_KICK || p == ANC_A_ANSWER)
         fallback(s, "nothing from the peer within RS_ANCHOR_TIMEOUT_MS");
+    else if (p == ANC_LOSING)
+        fail_now(s, s->anc->lost_err, s->anc->lost_why);
     else
-        fail(s, ETIMEDOUT, "handshake timed out");
+        fail_now(s, ETIMEDOUT, "handshake timed out");
     finish(s);
 }
 
@@ -883,32 +926,6 @@ void rs_anchor_check(struct rsock *s)
     }
 }
 
-/* Upgraded socket, lock held: the RDMA peer stopped answering (the
- * device fails a send with "retry exceeded" once the peer's queue pair is
- * gone with its process). The anchor tells how the peer went, as TCP
- * would have: a FIN (the exiting process's kernel closed its socket) is an
- * orderly close - EOF after the data already received - and an error is a
- * reset. One process exit closes the TCP socket and destroys the queue
- * pair in no fixed order, so the anchor gets RS_ANCHOR_LOST_MS to say it;
- * this wait is on the failure path only. 1: judged; 0: the anchor is
- * silent (the caller reports the RDMA failure itself). */
-int rs_anchor_peer_lost(struct rsock *s)
-{
-    if (!s->anc || s->anc_phase != ANC_UPGRADED)
-        return 0;
-    if (s->anchor_fd >= 0 && !s->anchor_fin) {
-        struct pollfd p = { .fd = s->anchor_fd, .events = POLLRDHUP };
-        (void)poll(&p, 1, RS_ANCHOR_LOST_MS);   /* EINTR: judged as silent */
-        rs_anchor_check(s);
-    }
-    if (s->state == RS_ERROR)
-        return 1;                               /* the anchor's reset */
-    if (!s->anchor_fin)
-        return 0;
-    s->peer_wr_closed = s->peer_gone = 1;
-    return 1;
-}
-
 int rs_anchor_kfd(const struct rsock *s)
 {
     return s->anc ? s->anc->kfd : -1;
@@ -938,9 +955,45 @@ void rs_anchor_free(struct rsock *s)
     s->anc = NULL;
 }
 
+/*
+ * This end will never anchor the connection (NSTACK_ANCHOR_DECLINE: it was
+ * handed to another process before its first use). A passive whose peer
+ * committed (its KICK is here: it waits for exactly one OFFER) answers
+ * OFFER port 0, as a passive without an RDMA listener does; otherwise,
+ * when the peer is known to run the framework (its hello is here, or ours
+ * went out) or this end is the active (whose hello any peer may get), an
+ * urgent NOPE makes the peer's module stay on TCP at once, in whatever
+ * phase (A_HELLO, A_OFFER after a crossing KICK, P_HELLO, P_KICK). The
+ * peer's urgent byte is taken out first, so that the process that gets
+ * the socket reads a clean stream. Never blocks.
+ */
+static int decline(int kfd, int role, int hello_sent)
+{
+    uint8_t v = 0;
+    int peer_urgent = rs_anc_urgent_peek(kfd, &v) && (v == RS_ANC_HELLO || v == RS_ANC_KICK);
+    if (peer_urgent && rs_anc_urgent_recv(kfd, &v) != 1)
+        return -1;
+    if (role == NSTACK_ADOPT_PASSIVE && peer_urgent && v == RS_ANC_KICK) {
+        rs_anc_skip_mark(kfd);
+        return rs_anc_msg_send(kfd, RS_ANC_OFFER, 0);
+    }
+    if (role == NSTACK_ADOPT_PASSIVE && !peer_urgent && !hello_sent) {
+        errno = EAGAIN;              /* no sign of a framework peer: no byte for it */
+        return -1;
+    }
+    return rs_anc_urgent_send(kfd, RS_ANC_NOPE);
+}
+
 int rs_anchor_hello(int kfd, int role)
 {
     uint8_t v;
+    if (kfd >= 0 && (role & NSTACK_ANCHOR_DECLINE)) {
+        int r = role & ~(NSTACK_ANCHOR_DECLINE | NSTACK_ANCHOR_HELLO_SENT);
+        if (r == NSTACK_ADOPT_ACTIVE || r == NSTACK_ADOPT_PASSIVE) {
+            rs_global_init_once();
+            return decline(kfd, r, (role & NSTACK_ANCHOR_HELLO_SENT) != 0);
+        }
+    }
     if (kfd < 0 || (role != NSTACK_ADOPT_ACTIVE && role != NSTACK_ADOPT_PASSIVE)) {
         rs_log(3, "anchor_hello(): bad argument (fd %d, role %d)", kfd, role);
         errno = EINVAL;

@@ -17,6 +17,10 @@
  * for urgent data never sees them in its stream). */
 #define RS_ANC_HELLO   0xA7    /* both ends: "this end runs the framework, v1" */
 #define RS_ANC_KICK    0xA8    /* active: "I saw your hello: committed" */
+/* either end, when it will never anchor the connection (a candidate
+ * handed to another process before its first use: rs_anchor_hello with
+ * NSTACK_ANCHOR_DECLINE): "stay on TCP, do not wait for me" */
+#define RS_ANC_NOPE    0xAA
 /* The long-lived policy (rs_anchor_late.c): the active's announcement and
  * the passive's answer are 0xC0 + code (policy 2^(code-1) bytes); MARK
  * ends the passive's TCP data, as KICK ends the active's. */

@@ -26,6 +26,8 @@ enum anc_phase {
                            * passes through until its MARK */
     ANC_P_LATE,           /* passive: both directions pass through; KICK awaited */
     ANC_P_MARK,           /* passive: KICK read; MARK waits for room */
+    ANC_LOSING,           /* a step failed: RS_ANCHOR_LOST_MS for the TCP end to
+                           * tell whether the peer left (then FALLBACK), else FAILED */
     ANC_UPGRADED = RS_ANC_PHASE_UPGRADED,
     ANC_FALLBACK,
     ANC_FAILED,
@@ -43,6 +45,8 @@ struct rs_anchor {
     int64_t hello_deadline;       /* 0: not running */
     int64_t deadline;             /* once committed; 0: none */
     int err;                      /* ANC_FAILED: errno of every call */
+    int lost_err;                 /* ANC_LOSING: the failure, if the peer stays */
+    const char *lost_why;         /* ... and its description (a literal) */
     int fb_err;                   /* ANC_FALLBACK: the local errno behind it, EREMOTEIO: the
                                    * peer's RDMA side failed, 0: no framework (nstack-stat) */
     struct rsock *listener;       /* passive: P_LISTEN */

@@ -142,6 +142,11 @@ void rs_cms_apply(struct rsock *s)
  */
 void rs_cms_flushed(struct rsock *s)
 {
+    /* Not when our own send failed first (retry exceeded...) in this pass
+     * or before: that failure moved the QP to ERR, and its verdict is the
+     * anchor's (rs_anchor_lost.c), not a disconnect of the peer. */
+    if ((s->send_fail.pending && !s->send_fail.flushed) || s->lost_until)
+        return;
     if (s->state == RS_CONNECTED)
         peer_gone(s);
 }

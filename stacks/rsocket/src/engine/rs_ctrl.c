@@ -14,10 +14,12 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+/* A peer lost with its verdict pending (rs_anchor_lost.c) left the QP in
+ * the error state: nothing more is posted on it. */
 static int qp_usable(struct rsock *s)
 {
     return (s->state == RS_CONNECTED || s->state == RS_DISCONNECTED) &&
-           !s->disconnect_sent && s->id && s->id->qp;
+           !s->disconnect_sent && !s->lost_until && s->id && s->id->qp;
 }
 
 static uint8_t *ctrl_slot(struct rsock *s)
@@ -170,6 +172,22 @@ static int ka_sysctl(const char *name, int dflt)
     return v > 0 ? v : dflt;
 }
 
+/* The socket's timerfd, in its wait fd: made at the first need (the
+ * keepalive, a lost peer's verdict: rs_anchor_lost.c). */
+int rs_timer_ensure(struct rsock *s)
+{
+    if (s->timer_fd >= 0)
+        return 0;
+    s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (s->timer_fd < 0)
+        return -1;
+    if (rs_wait_fd_add(s, s->timer_fd) == 0)
+        return 0;
+    close(s->timer_fd);
+    s->timer_fd = -1;
+    return -1;
+}
+
 /* (Re)arm the keepalive timer; it lives in the wait fd, so a sleeping
  * poller wakes to send the probe and nothing runs when nobody polls. As
  * TCP: the first probe after TCP_KEEPIDLE, then one every TCP_KEEPINTVL,
@@ -184,11 +202,8 @@ int rs_keepalive_arm(struct rsock *s)
         }
         return 0;
     }
-    if (s->timer_fd < 0) {
-        s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-        if (s->timer_fd < 0 || rs_wait_fd_add(s, s->timer_fd))
-            return -1;
-    }
+    if (rs_timer_ensure(s))
+        return -1;
     int idle = s->keepidle_s > 0 ? s->keepidle_s : ka_sysctl("tcp_keepalive_time", 7200);
     int intvl = s->keepintvl_s > 0 ? s->keepintvl_s : ka_sysctl("tcp_keepalive_intvl", 75);
     s->ka_limit = s->keepcnt > 0 ? s->keepcnt : ka_sysctl("tcp_keepalive_probes", 9);

@@ -327,6 +327,8 @@ int rs_progress_sources(struct rsock *s, unsigned src, int from_poll)
             rs_keepalive_tick(s);
         rs_update_credits(s);
     }
+    if (s->lost_until)
+        rs_anchor_lost_step(s);       /* the anchor's word, or its timer */
     if ((consumed || s->gen != gen_before) && !from_poll && s->cookie && rs_notify_fn)
         rs_notify_fn(s->cookie);
     return consumed;
@@ -384,7 +386,7 @@ static int target_ready(struct rsock *s)
 
 int rs_can_send(struct rsock *s)
 {
-    return s->sqe_avail > 0 &&
+    return s->sqe_avail > 0 && !s->lost_until &&
            s->sbuf_bytes_avail >= RS_SNDLOWAT &&
            rs_seq_has_credit(s->sseq_no, s->sseq_comp) &&
            target_ready(s);

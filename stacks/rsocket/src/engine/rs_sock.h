@@ -44,6 +44,7 @@ struct rs_tunables {
     uint32_t anchor_hello_ms;    /* anchored: wait for the peer's hello */
     uint32_t anchor_timeout_ms;  /* anchored: whole handshake once committed */
     uint32_t anchor_negcache_ms; /* anchored: remember a peer without hello */
+    uint32_t anchor_lost_ms;     /* anchored: wait for the anchor's word on a lost peer */
 };
 extern struct rs_tunables rs_tun;
 void rs_tunables_load(void);
@@ -185,6 +186,11 @@ struct rsock {
     int anchor_fd;
     uint32_t anchor_ev;
     int anchor_fin;              /* the anchor delivered the peer's FIN */
+    /* The RDMA peer became unreachable and the anchor has not said yet how
+     * it went (rs_anchor_lost.c): until this time (rs_now_ms), 0 when no
+     * verdict is pending. Nothing is posted meanwhile (rs_can_send, the
+     * control path); the anchor's readiness or timer_fd ends it. */
+    int64_t lost_until;
     /* passive anchor listener: its one connection request is accepted
      * into this socket (under the listener's lock, then this one's) */
     struct rsock *adopt_into;
@@ -360,6 +366,7 @@ int rs_shutdown_locked(struct rsock *s, int how);
 void rs_close_drain(struct rsock *s);
 void rs_keepalive_tick(struct rsock *s);
 int rs_keepalive_arm(struct rsock *s);
+int rs_timer_ensure(struct rsock *s);
 
 /* rs_poll.c: readiness */
 uint32_t rs_poll_mask(struct rsock *s);
@@ -377,9 +384,12 @@ void rs_anchor_check(struct rsock *s);
 #define RS_MEMLOCK_MIN_BUF 16384u
 void rs_memlock_fit(struct rsock *s);
 void rs_memlock_refused(void);
-/* The RDMA peer is unreachable: judge it by the anchor (EOF or reset); 1
- * when judged. Lock held. */
+/* rs_anchor_lost.c (lock held): the RDMA peer is unreachable: judge it by
+ * the anchor (EOF or reset), now or once it speaks (bounded by
+ * RS_ANCHOR_LOST_MS); 1 when judged or pending, 0: the caller reports it. */
 int rs_anchor_peer_lost(struct rsock *s);
+/* A progress pass on a socket whose verdict is pending (lost_until). */
+void rs_anchor_lost_step(struct rsock *s);
 void rs_anchor_free(struct rsock *s);
 /* fork child: the negative cache's lock may have been held by a thread
  * that does not exist there */

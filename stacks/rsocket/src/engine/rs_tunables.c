@@ -29,6 +29,7 @@
     .anchor_hello_ms = 200,                 \
     .anchor_timeout_ms = 10000,             \
     .anchor_negcache_ms = 30000,            \
+    .anchor_lost_ms = 200,                  \
 }
 
 struct rs_tunables rs_tun = RS_TUN_DEFAULTS;
@@ -61,6 +62,7 @@ static struct rs_tunable_src table[] = {
     TUN(NULL, "RS_ANCHOR_HELLO_MS",    anchor_hello_ms, 1, 60000),
     TUN(NULL, "RS_ANCHOR_TIMEOUT_MS",  anchor_timeout_ms, 10, 3600000),
     TUN(NULL, "RS_ANCHOR_NEGCACHE_MS", anchor_negcache_ms, 0, 86400000),
+    TUN(NULL, "RS_ANCHOR_LOST_MS",     anchor_lost_ms, 1, 60000),
 };
 #define N_TUN (sizeof(table) / sizeof(table[0]))
 
