@@ -520,11 +520,6 @@ static ssize_t timed_nb(int s, int snd, int64_t *worst)
     return n;
 }
 
-static long op_recv1(struct blocked *b)
-{
-    return recv(b->fd, b->buf, 1, 0);
-}
-
 /* The link of the connection's queue pair breaks after a few requests
  * (SOFTRDMA_DROP_AFTER: the device fails the next send with "retry
  * exceeded", as when the peer's process is gone) while TCP stays up. The
@@ -552,8 +547,8 @@ static void peer_lost_case(int killed)
     sem_read_all(s, in, MSG);
     CHECK(sem_verify(in, MSG, 91, 0) == (size_t)-1, "data differs");
     sem_write_all(s, "k", 1);
-    struct blocked b;
-    start_blocked(&b, op_recv1, s, &one, 1);
+    struct sem_blocked b;
+    sem_start_blocked(&b, sem_op_recv, s, &one, 1);
     /* send until the link breaks and the module has seen it (sends then
      * find no room: EAGAIN); 24 sends is past any drop point used */
     int64_t worst = 0, t0 = sem_now_ms();
@@ -571,7 +566,7 @@ static void peer_lost_case(int killed)
         struct pollfd p = { .fd = s, .events = POLLIN | POLLOUT };
         CHECK(poll(&p, 1, 10) == 0, "readiness 0x%x while the verdict is pending", p.revents);
     }
-    CHECK(!is_done(&b), "the blocked recv returned %ld (%s) before the verdict", b.r,
+    CHECK(!sem_blocked_done(&b), "the blocked recv returned %ld (%s) before the verdict", b.r,
           b.r < 0 ? strerrorname_np(b.err) : "-");
     CHECK(worst < 150, "a nonblocking call took %lld ms while the peer's RDMA side was gone",
           (long long)worst);
@@ -586,7 +581,7 @@ static void peer_lost_case(int killed)
     int64_t waited = sem_now_ms() - t1, since_drop = sem_now_ms() - t0;
     CHECK(ev, "no verdict within 10 s");
     int64_t end = sem_now_ms() + 10000;
-    while (!is_done(&b))
+    while (!sem_blocked_done(&b))
         CHECK(sem_now_ms() < end, "the blocked recv never returned");
     pthread_join(b.th, NULL);
     ssize_t r = timed_nb(s, 0, &worst);
