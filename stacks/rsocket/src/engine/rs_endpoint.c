@@ -203,13 +203,21 @@ static int create_buffers(struct rsock *s)
 }
 
 /* Receives carry no SGE: data arrives by RDMA WRITE, the receive only
- * consumes the immediate. */
+ * consumes the immediate. Posted as chains of RECV_CHAIN work requests:
+ * one device call (one pass over its locks) per chain instead of one per
+ * receive, which was a tenth of a connection's set-up CPU at rq_size 384. */
+#define RECV_CHAIN 64
 static int post_receives(struct rsock *s)
 {
-    for (uint32_t i = 0; i < s->rq_size; i++) {
-        struct ibv_recv_wr wr = { .wr_id = RS_WRID_RECV }, *bad;
-        if (ibv_post_recv(s->id->qp, &wr, &bad))
+    struct ibv_recv_wr wr[RECV_CHAIN], *bad;
+    for (uint32_t done = 0; done < s->rq_size;) {
+        uint32_t n = s->rq_size - done < RECV_CHAIN ? s->rq_size - done : RECV_CHAIN;
+        for (uint32_t i = 0; i < n; i++)
+            wr[i] = (struct ibv_recv_wr){ .wr_id = RS_WRID_RECV,
+                                          .next = i + 1 < n ? &wr[i + 1] : NULL };
+        if (ibv_post_recv(s->id->qp, wr, &bad))
             return -1;
+        done += n;
     }
     return 0;
 }
