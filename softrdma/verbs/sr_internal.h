@@ -295,6 +295,15 @@ void sr_shm_cq_unreserve(struct sr_shm_cq *s);
  * completes the move). */
 int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, struct sr_qp *qp, int recv);
 int sr_cq_evfd(struct sr_cq *cq);
+/* Flushed completions of qp (in ERR) into cq under one hold of the CQ's
+ * lock: a QP going to ERR flushes every posted receive (hundreds per
+ * rsocket), and a lock round per completion was most of a close's cost.
+ * Lock order as sr_cq_push (a QP block's lock may be held around it);
+ * the channel is signalled once, after the lock (see sr_shm_cq_add). */
+struct sr_cq_flush { struct sr_cq *cq; struct sr_qp *qp; int recv, wake; };
+void sr_cq_flush_begin(struct sr_cq_flush *f, struct sr_cq *cq, struct sr_qp *qp, int recv);
+void sr_cq_flush_add(struct sr_cq_flush *f, uint64_t wr_id, enum ibv_wc_opcode op);
+void sr_cq_flush_end(struct sr_cq_flush *f);
 
 /* ---- queue pairs (sr_qp.c, sr_requester.c, sr_responder.c) ---- */
 struct sr_swqe {
