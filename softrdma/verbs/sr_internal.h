@@ -186,12 +186,16 @@ void sr_shm_unlock(pthread_mutex_t *m);
 struct sr_peer_seg {
     uint64_t dev, ino, size;
     char *base;
-    int refs;
+    int refs;                          /* 0: idle (sr_shm.c keeps it a while) */
+    int peak;                          /* most refs at once */
     int pidfd;
+    uint64_t idle_at;                  /* sr_now_ms() when refs fell to 0 */
     struct sr_peer_seg *next;
 };
 struct sr_peer_seg *sr_peer_seg_get(int fd);
 void sr_peer_seg_put(struct sr_peer_seg *p);
+/* Unmaps every idle peer segment now (tests). */
+void sr_peer_segs_drop_idle(void);
 
 /* ---- peers' completion channels (sr_peerch.c) ----
  * The eventfds of peers' channels that our direct path signals are kept
