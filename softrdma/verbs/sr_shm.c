@@ -220,15 +220,15 @@ static struct sr_peer_seg *sr_peers;   /* guarded by sr_lock */
 /* A peer's segment that no QP uses any more stays mapped (idle) for up to
  * SR_PEER_IDLE_MS, at most SR_PEER_IDLE_MAX of them: a process that
  * connects to the same peer again and again (one connection per request)
- * otherwise mapped and unmapped the peer's whole reservation, re-faulted
- * its pages and re-fetched its channels' eventfds (sr_peerch.c) per
- * connection - 5% of each side's CPU per connection. Only a segment that
- * never had more than SR_PEER_IDLE_PEAK of our QPs at once is kept: the
- * pages of it we touched count in our resident set (and keep the peer's
- * memory alive if it exits), which for a few QPs is a few pages, but for
- * a burst of 1,000 is megabytes (rsfw.rss_bursts). A dead peer's idle
- * segment is let go by the age limit at the next get or put, by the count
- * limit, or at exit. Guarded by sr_lock, as sr_peers. */
+ * otherwise mapped and unmapped the peer's whole reservation and
+ * re-faulted its pages per connection (5% of each side's CPU). Only a
+ * segment that never had more than SR_PEER_IDLE_PEAK of our QPs at once
+ * is kept: the pages of it we touched count in our resident set (and keep
+ * the peer's memory alive if it exits), which for a few QPs is little,
+ * but for a burst of 1,000 is megabytes (rsfw.rss_bursts). An idle
+ * segment holds no descriptor. A dead peer's idle segment is let go by
+ * the age limit at the next get or put, by the count limit, or at exit.
+ * Guarded by sr_lock, as sr_peers. */
 #define SR_PEER_IDLE_MAX 8
 #define SR_PEER_IDLE_MS 2000
 #define SR_PEER_IDLE_PEAK 16
@@ -325,6 +325,13 @@ void sr_peer_seg_put(struct sr_peer_seg *p)
         sr_peer_seg_free(p);
         return;
     }
+    /* an idle segment holds no descriptor: its channels' eventfds and
+     * pidfd go now (rsockets make a channel per connection, so a kept
+     * eventfd would seldom be met again; rsocket_robust counts them) */
+    sr_peer_ch_forget(p);
+    if (p->pidfd >= 0)
+        sr_sys_close(p->pidfd);
+    p->pidfd = -1;
     p->idle_at = sr_now_ms();
     sr_peer_segs_trim(SR_PEER_IDLE_MS, SR_PEER_IDLE_MAX);
 }
