@@ -55,7 +55,9 @@ struct cm_id {
     int afonly, reuseaddr;
     struct sr_watch conn;           /* CM connection (seqpacket) */
     struct sr_watch lsn;            /* listening socket */
-    struct sr_watch timer;          /* connect timeout (timerfd), fd -1 if none */
+    /* handshake timeout (cm_timeout.c): in the armed list while tm_at */
+    uint64_t tm_at;                 /* deadline (sr_now_ms), 0: not armed */
+    struct cm_id *tm_next, *tm_prev;
     char lsn_path[400];
     char **names;                   /* listen names (symlinks) we created */
     int nnames;

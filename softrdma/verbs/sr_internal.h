@@ -114,6 +114,10 @@ struct sr_watch {
 int sr_nic_start(void);
 /* Non-blocking help from a polling application thread (see sr_nic.c). */
 void sr_nic_progress(void);
+/* librdmacm's handshake timers (cm_timeout.c): run by the device thread
+ * every round (at least every 100 ms) with sr_lock held; fn fires what is
+ * due at now and may shorten *timeout (ms) to the next deadline. */
+void sr_nic_set_timers(void (*fn)(uint64_t now, int *timeout));
 /* Takes fd over (moved with sr_fd_internal); on failure it is closed,
  * w->fd is -1 and -1 is returned. */
 int sr_watch_add(struct sr_watch *w, int fd, uint32_t events, sr_watch_cb cb);
