@@ -38,6 +38,7 @@ static void cm_exit_cleanup(void)
     for (struct cm_id *id = cm_tracked; id; id = id->exit_next)
         if (id->epoch == sr_epoch)      /* not a parent's ids in a forked child */
             cm_exit_names(id);
+    cm_pool_exit();                     /* port claims kept for reuse */
     pthread_mutex_unlock(&sr_lock);
 }
 

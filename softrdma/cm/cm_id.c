@@ -26,7 +26,7 @@ struct cm_id *cm_id_new(struct rdma_event_channel *ch, void *context, enum rdma_
     id->pub.ps = ps;
     id->pub.qp_type = type;
     id->epoch = sr_epoch;
-    id->conn.fd = id->lsn.fd = id->timer.fd = -1;
+    id->conn.fd = id->lsn.fd = -1;
     return id;
 }
 

@@ -55,7 +55,9 @@ struct cm_id {
     int afonly, reuseaddr;
     struct sr_watch conn;           /* CM connection (seqpacket) */
     struct sr_watch lsn;            /* listening socket */
-    struct sr_watch timer;          /* connect timeout (timerfd), fd -1 if none */
+    /* handshake timeout (cm_timeout.c): in the armed list while tm_at */
+    uint64_t tm_at;                 /* deadline (sr_now_ms), 0: not armed */
+    struct cm_id *tm_next, *tm_prev;
     char lsn_path[400];
     char **names;                   /* listen names (symlinks) we created */
     int nnames;
@@ -66,6 +68,11 @@ struct cm_id {
     struct ibv_pd *ep_pd;
     struct cm_id *listener;         /* CM_REQ_WAIT: who accepted the connection */
     char port_claim[500];           /* our claim in the port space, "" if none */
+    /* port_claim is a port-0 pick (cm_port_pool.c may keep it at release):
+     * its address key and network namespace */
+    int claim_pooled;
+    char claim_key[64];
+    unsigned long claim_ns;
     int events_out;                 /* events handed to the user, not yet acked */
     int destroyed;                  /* rdma_destroy_id ran; freed at the last ack */
     /* owns fabric names (port claim, listener): removed at exit (cm_exit.c) */
@@ -121,6 +128,14 @@ void cm_names_unlock(void);
 /* 1 unless connecting to the unix socket at path is refused (owner gone);
  * never blocks. */
 int cm_sock_live(const char *path, int type);
+
+/* cm_port_pool.c: released port-0 claims kept for the next port-0 claim
+ * of the same address key, port space and namespace (sr_lock held).
+ * put: 0 if kept (the caller leaves the claim in place); take: the port,
+ * id->port_claim set, or 0; exit: every kept claim removed. */
+int cm_pool_put(const struct cm_id *id, const char *key, unsigned long ns, uint16_t port);
+int cm_pool_take(struct cm_id *id, const char *key, unsigned long ns);
+void cm_pool_exit(void);
 
 /* cm_exit.c: ids that own fabric names; their names go at exit.
  * sr_lock held. */

@@ -55,12 +55,17 @@ static void cm_claim_key(const struct sockaddr *sa, char *out, size_t len)
     snprintf(out, len, "%d_%s", fam, ip);
 }
 
+static unsigned long cm_netns(void)
+{
+    struct stat st;
+    return stat("/proc/self/ns/net", &st) ? 0ul : (unsigned long)st.st_ino;
+}
+
 /* RDMA_PS_UDP ids have their own port space ("udp-port"), as UDP ports
  * are apart from TCP's. */
 static int cm_port_dir(const struct cm_id *id, uint16_t port, char *out, size_t len)
 {
-    struct stat st;
-    unsigned long ns = stat("/proc/self/ns/net", &st) ? 0ul : (unsigned long)st.st_ino;
+    unsigned long ns = cm_netns();
     int n = snprintf(out, len, "%s/cm/%s/%lu_%u", sr_fabric_dir(),
                      id->pub.ps == RDMA_PS_UDP ? "udp-port" : "port", ns, port);
     if (n >= (int)len)
@@ -266,16 +271,38 @@ static int cm_claim_ephemeral(struct cm_id *id, struct sockaddr *sa)
     return errno = EADDRINUSE, -1;
 }
 
+/* A port-0 pick that cm_port_pool.c may keep at release; 0 if it took
+ * one kept from before (nothing else to do). */
+static int cm_claim_from_pool(struct cm_id *id, struct sockaddr *sa)
+{
+    if (id->reuseaddr)
+        return -1;
+    cm_claim_key(sa, id->claim_key, sizeof id->claim_key);
+    id->claim_ns = cm_netns();
+    int port = cm_pool_take(id, id->claim_key, id->claim_ns);
+    if (!port)
+        return -1;
+    cm_set_port(sa, (uint16_t)port);
+    id->claim_pooled = 1;
+    return 0;
+}
+
 int cm_port_claim(struct cm_id *id, struct sockaddr *sa)
 {
     uint16_t port = cm_port(sa);
     cm_port_release(id);
+    if (!port && !cm_claim_from_pool(id, sa)) {
+        cm_exit_track(id);
+        return 0;
+    }
     cm_names_lock();
     int rc = port ? cm_claim_port(id, sa, port, 0) : cm_claim_ephemeral(id, sa);
     int e = errno;
     cm_names_unlock();
     if (!rc)
         cm_exit_track(id);
+    if (!rc && !port && !id->reuseaddr)
+        id->claim_pooled = 1;       /* claim_key, claim_ns set by the pool look */
     if (rc)
         errno = e == EADDRINUSE ? e : EADDRINUSE;
     return rc;
@@ -283,9 +310,13 @@ int cm_port_claim(struct cm_id *id, struct sockaddr *sa)
 
 void cm_port_release(struct cm_id *id)
 {
-    if (id->port_claim[0])
+    int keep = id->claim_pooled && id->port_claim[0] &&
+               !cm_pool_put(id, id->claim_key, id->claim_ns,
+                            cm_port(&id->pub.route.addr.src_addr));
+    if (id->port_claim[0] && !keep)
         unlink(id->port_claim);
     id->port_claim[0] = 0;
+    id->claim_pooled = 0;
 }
 
 /* As the kernel's rdma_cm (and TCP): ports below 1024 need

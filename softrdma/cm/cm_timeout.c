@@ -3,13 +3,15 @@
  * peer process stays alive would wait forever; the IB CM gives up after
  * its REQ (or REP) retries and rdma_cm reports RDMA_CM_EVENT_UNREACHABLE
  * with status -ETIMEDOUT (IB_CM_REQ_ERROR / IB_CM_REP_ERROR in the
- * kernel's cma.c). Each waiting id holds a timerfd watched by the device
- * thread. */
+ * kernel's cma.c). Each waiting id is in one list of armed ids that the
+ * device thread runs every round (sr_nic_set_timers; it sleeps at most
+ * 100 ms, so a deadline fires at most that late). A timerfd per id cost
+ * seven system calls per connection and end (create, move, set, epoll
+ * add and delete, close).
+ * Locking: the list and the ids' tm_* fields are guarded by sr_lock. */
 #include "cm_internal.h"
 #include <errno.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 /* The kernel's default: a CM response timeout of 2^20 x 4.096 us (about
@@ -30,10 +32,10 @@ static int cm_timeout_value_ms(void)
     return ms;
 }
 
-static void cm_timeout_cb(struct sr_watch *w, uint32_t events)
+static struct cm_id *cm_armed;    /* guarded by sr_lock */
+
+static void cm_timeout_fire(struct cm_id *id)
 {
-    struct cm_id *id = (struct cm_id *)((char *)w - offsetof(struct cm_id, timer));
-    (void)events;
     cm_timeout_disarm(id);
     if (id->state == CM_CONNECTING) {
         sr_log("rdma_connect: no answer to the connection request within %d ms; unreachable",
@@ -51,26 +53,53 @@ static void cm_timeout_cb(struct sr_watch *w, uint32_t events)
     }
 }
 
+/* The device thread's round: fires the due ids (each firing unlinks one:
+ * bounded), shortens the sleep to the nearest deadline. A forked child
+ * forgets its parent's ids (they are not its to time out). */
+static void cm_timers_run(uint64_t now, int *timeout)
+{
+    for (;;) {
+        struct cm_id *due = NULL;
+        for (struct cm_id *id = cm_armed; id && !due; id = id->tm_next) {
+            if (id->epoch != sr_epoch) {
+                cm_armed = NULL;        /* the whole list is the parent's */
+                return;
+            }
+            if (now >= id->tm_at)
+                due = id;
+            else if (id->tm_at - now < (uint64_t)*timeout)
+                *timeout = (int)(id->tm_at - now);
+        }
+        if (!due)
+            return;
+        cm_timeout_fire(due);
+    }
+}
+
 void cm_timeout_arm(struct cm_id *id)
 {
     cm_timeout_disarm(id);
-    int ms = cm_timeout_value_ms();
-    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    struct itimerspec t = { .it_value = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L } };
-    if (fd >= 0 && timerfd_settime(fd, 0, &t, NULL)) {
-        close(fd);
-        fd = -1;
-    }
-    if (fd < 0 || sr_watch_add(&id->timer, fd, EPOLLIN, cm_timeout_cb)) {
-        /* no timer: the connect still completes, it just cannot time out */
-        sr_log("no CM handshake timer (%s); the handshake waits without a timeout",
-               strerror(errno));
-        id->timer.fd = -1;
-    }
+    if (cm_armed && cm_armed->epoch != sr_epoch)
+        cm_armed = NULL;                /* a parent's list, in a forked child */
+    id->tm_at = sr_now_ms() + (uint64_t)cm_timeout_value_ms();
+    id->tm_prev = NULL;
+    id->tm_next = cm_armed;
+    if (cm_armed)
+        cm_armed->tm_prev = id;
+    cm_armed = id;
+    sr_nic_set_timers(cm_timers_run);
 }
 
 void cm_timeout_disarm(struct cm_id *id)
 {
-    if (id->timer.fd >= 0)
-        sr_watch_del(&id->timer);
+    if (!id->tm_at)
+        return;
+    if (id->tm_prev)
+        id->tm_prev->tm_next = id->tm_next;
+    else if (cm_armed == id)
+        cm_armed = id->tm_next;
+    if (id->tm_next)
+        id->tm_next->tm_prev = id->tm_prev;
+    id->tm_next = id->tm_prev = NULL;
+    id->tm_at = 0;
 }

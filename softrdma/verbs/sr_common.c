@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 pthread_mutex_t sr_lock;
@@ -43,7 +44,7 @@ int sr_env_int(const char *name, int dflt)
  * at most 65536 so that a huge limit does not blow up the fd table). An
  * application's fds count up from 0, so the two rarely meet; when the
  * range is full (or the limit is below 256) the fd stays where it is. */
-static int sr_fd_base(void)
+static int sr_fd_base_read(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl))
@@ -52,6 +53,28 @@ static int sr_fd_base(void)
     if (half > 65536)
         half = 65536;
     return half < 256 ? 256 : (int)half;
+}
+
+/* The limit is read at most every SR_FD_BASE_MS, as the dispatcher does
+ * (framework fd_high.c): a connection moves about ten internal fds, and a
+ * prlimit64 for each was paid on both ends. A limit raised later is seen
+ * that much later (a new fd lands lower than it could: never wrong); one
+ * lowered below the base makes the move fail (EINVAL) and the fd stays.
+ * One 64-bit word (base << 32 | coarse ms): threads read it atomically. */
+#define SR_FD_BASE_MS 100
+static uint64_t sr_fd_base_cached;
+
+static int sr_fd_base(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    uint32_t now = (uint32_t)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+    uint64_t c = __atomic_load_n(&sr_fd_base_cached, __ATOMIC_RELAXED);
+    if (c && now - (uint32_t)c < SR_FD_BASE_MS)
+        return (int)(c >> 32);
+    int base = sr_fd_base_read();
+    __atomic_store_n(&sr_fd_base_cached, (uint64_t)(uint32_t)base << 32 | now, __ATOMIC_RELAXED);
+    return base;
 }
 
 int sr_fd_internal(int fd)

@@ -195,12 +195,12 @@ void sr_channel_signal(int evfd)
         sr_log("completion channel: event lost: %s", strerror(errno));
 }
 
-int sr_shm_cq_add(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr_wc_src *src,
-                  int evfd, uint32_t *overrun_state, int resv, int *wake)
+/* sr_shm_cq_add's body; s->lock held. *wake is set, never cleared. */
+static int sr_shm_cq_add_locked(struct sr_shm_cq *s, const struct ibv_wc *wc,
+                                const struct sr_wc_src *src, int evfd,
+                                uint32_t *overrun_state, int resv, int *wake)
 {
     int rc = 0;
-    *wake = 0;
-    sr_shm_lock(&s->lock);
     if (resv)
         s->reserved--;
     uint32_t cap = s->cap;
@@ -223,6 +223,15 @@ int sr_shm_cq_add(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr_
         s->events++;
         *wake = 1;
     }
+    return rc;
+}
+
+int sr_shm_cq_add(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr_wc_src *src,
+                  int evfd, uint32_t *overrun_state, int resv, int *wake)
+{
+    *wake = 0;
+    sr_shm_lock(&s->lock);
+    int rc = sr_shm_cq_add_locked(s, wc, src, evfd, overrun_state, resv, wake);
     sr_shm_unlock(&s->lock);
     return rc;
 }
@@ -244,6 +253,29 @@ int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, struct sr_qp *qp, int 
     if (rc)
         qp->pub.state = IBV_QPS_ERR;
     return rc;
+}
+
+void sr_cq_flush_begin(struct sr_cq_flush *f, struct sr_cq *cq, struct sr_qp *qp, int recv)
+{
+    *f = (struct sr_cq_flush){ .cq = cq, .qp = qp, .recv = recv };
+    sr_shm_lock(&cq->s->lock);
+}
+
+void sr_cq_flush_add(struct sr_cq_flush *f, uint64_t wr_id, enum ibv_wc_opcode op)
+{
+    struct ibv_wc wc = { .wr_id = wr_id, .status = IBV_WC_WR_FLUSH_ERR,
+                         .opcode = op, .qp_num = f->qp->pub.qp_num };
+    struct sr_wc_src src = { .qp_off = f->qp->s_off, .gen = f->qp->s->gen,
+                             .sq_upto = f->qp->sq_head, .recv = (uint32_t)f->recv };
+    /* the QP is already in ERR: an overrun here changes nothing more */
+    sr_shm_cq_add_locked(f->cq->s, &wc, &src, sr_cq_evfd(f->cq), &f->qp->s->state, 0, &f->wake);
+}
+
+void sr_cq_flush_end(struct sr_cq_flush *f)
+{
+    sr_shm_unlock(&f->cq->s->lock);
+    if (f->wake)
+        sr_channel_signal(sr_cq_evfd(f->cq));
 }
 
 /* The application has polled a completion: the slots it covers are free

@@ -114,6 +114,10 @@ struct sr_watch {
 int sr_nic_start(void);
 /* Non-blocking help from a polling application thread (see sr_nic.c). */
 void sr_nic_progress(void);
+/* librdmacm's handshake timers (cm_timeout.c): run by the device thread
+ * every round (at least every 100 ms) with sr_lock held; fn fires what is
+ * due at now and may shorten *timeout (ms) to the next deadline. */
+void sr_nic_set_timers(void (*fn)(uint64_t now, int *timeout));
 /* Takes fd over (moved with sr_fd_internal); on failure it is closed,
  * w->fd is -1 and -1 is returned. */
 int sr_watch_add(struct sr_watch *w, int fd, uint32_t events, sr_watch_cb cb);
@@ -186,12 +190,16 @@ void sr_shm_unlock(pthread_mutex_t *m);
 struct sr_peer_seg {
     uint64_t dev, ino, size;
     char *base;
-    int refs;
+    int refs;                          /* 0: idle (sr_shm.c keeps it a while) */
+    int peak;                          /* most refs at once */
     int pidfd;
+    uint64_t idle_at;                  /* sr_now_ms() when refs fell to 0 */
     struct sr_peer_seg *next;
 };
 struct sr_peer_seg *sr_peer_seg_get(int fd);
 void sr_peer_seg_put(struct sr_peer_seg *p);
+/* Unmaps every idle peer segment now (tests). */
+void sr_peer_segs_drop_idle(void);
 
 /* ---- peers' completion channels (sr_peerch.c) ----
  * The eventfds of peers' channels that our direct path signals are kept
@@ -295,6 +303,15 @@ void sr_shm_cq_unreserve(struct sr_shm_cq *s);
  * completes the move). */
 int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, struct sr_qp *qp, int recv);
 int sr_cq_evfd(struct sr_cq *cq);
+/* Flushed completions of qp (in ERR) into cq under one hold of the CQ's
+ * lock: a QP going to ERR flushes every posted receive (hundreds per
+ * rsocket), and a lock round per completion was most of a close's cost.
+ * Lock order as sr_cq_push (a QP block's lock may be held around it);
+ * the channel is signalled once, after the lock (see sr_shm_cq_add). */
+struct sr_cq_flush { struct sr_cq *cq; struct sr_qp *qp; int recv, wake; };
+void sr_cq_flush_begin(struct sr_cq_flush *f, struct sr_cq *cq, struct sr_qp *qp, int recv);
+void sr_cq_flush_add(struct sr_cq_flush *f, uint64_t wr_id, enum ibv_wc_opcode op);
+void sr_cq_flush_end(struct sr_cq_flush *f);
 
 /* ---- queue pairs (sr_qp.c, sr_requester.c, sr_responder.c) ---- */
 struct sr_swqe {

@@ -208,6 +208,14 @@ static void sr_accept_timer(uint64_t now, int *timeout)
         *timeout = left;
 }
 
+/* librdmacm's timer list (sr_nic_set_timers); written under sr_lock. */
+static void (*sr_cm_timers)(uint64_t now, int *timeout);
+
+void sr_nic_set_timers(void (*fn)(uint64_t now, int *timeout))
+{
+    sr_cm_timers = fn;
+}
+
 /* Runs the callbacks of a batch of events; sr_lock held. */
 static void sr_nic_dispatch(struct epoll_event *evs, int n)
 {
@@ -257,6 +265,8 @@ static void *sr_nic_main(void *arg)
         timeout = sr_again_run() ? 0 : 100;
         sr_resp_timers(sr_now_ms(), &timeout);
         sr_accept_timer(sr_now_ms(), &timeout);
+        if (sr_cm_timers)
+            sr_cm_timers(sr_now_ms(), &timeout);
         sr_graveyard_empty();
         pthread_mutex_unlock(&sr_lock);
     }

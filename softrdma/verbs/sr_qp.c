@@ -275,14 +275,6 @@ void sr_qp_complete(struct sr_qp *qp, int recv, const struct ibv_wc *wc)
         sr_qp_to_error(qp);
 }
 
-static void sr_flush_wc(struct sr_qp *qp, uint64_t wr_id, enum ibv_wc_opcode op, int recv)
-{
-    struct ibv_wc wc = { .wr_id = wr_id, .status = IBV_WC_WR_FLUSH_ERR,
-                         .opcode = op, .qp_num = qp->pub.qp_num };
-    /* the QP is already in ERR: an overrun here changes nothing more */
-    sr_cq_push((struct sr_cq *)(recv ? qp->pub.recv_cq : qp->pub.send_cq), &wc, qp, recv);
-}
-
 static enum ibv_wc_opcode sr_wc_opcode(enum ibv_wr_opcode op)
 {
     switch (op) {
@@ -302,9 +294,14 @@ void sr_qp_to_error(struct sr_qp *qp)
     if (qp->in)
         sr_resp_detach(qp->in);
     uint32_t ns = qp->cap.max_send_wr;
-    while (qp->sq_head != qp->sq_tail) {
-        struct sr_swqe *s = &qp->sq[qp->sq_head++ % ns];  /* covers up to sq_head */
-        sr_flush_wc(qp, s->wr_id, sr_wc_opcode(s->opcode), 0);
+    struct sr_cq_flush f;
+    if (qp->sq_head != qp->sq_tail) {
+        sr_cq_flush_begin(&f, (struct sr_cq *)qp->pub.send_cq, qp, 0);
+        while (qp->sq_head != qp->sq_tail) {
+            struct sr_swqe *s = &qp->sq[qp->sq_head++ % ns];  /* covers up to sq_head */
+            sr_cq_flush_add(&f, s->wr_id, sr_wc_opcode(s->opcode));
+        }
+        sr_cq_flush_end(&f);
     }
     qp->sq_tx = qp->sq_head;
     qp->tx_off = 0;
@@ -312,8 +309,14 @@ void sr_qp_to_error(struct sr_qp *qp)
     /* a peer's sender may be taking a receive: the block lock orders us */
     struct sr_shm_qp *b = qp->s;
     sr_shm_lock(&b->lock);
-    while (b->rq_head != b->rq_tail)
-        sr_flush_wc(qp, sr_rwqe_at(b, b->rq_head++)->wr_id, IBV_WC_RECV, 1);
+    if (b->rq_head != b->rq_tail) {
+        sr_cq_flush_begin(&f, (struct sr_cq *)qp->pub.recv_cq, qp, 1);
+        while (b->rq_head != b->rq_tail)
+            sr_cq_flush_add(&f, sr_rwqe_at(b, b->rq_head++)->wr_id, IBV_WC_RECV);
+        pthread_mutex_unlock(&b->lock);
+        sr_cq_flush_end(&f);            /* signals with no lock held */
+        return;
+    }
     pthread_mutex_unlock(&b->lock);
 }
 

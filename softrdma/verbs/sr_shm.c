@@ -217,14 +217,75 @@ void sr_shm_unlock(pthread_mutex_t *m)
 /* ---- peers' segments ---- */
 static struct sr_peer_seg *sr_peers;   /* guarded by sr_lock */
 
+/* A peer's segment that no QP uses any more stays mapped (idle) for up to
+ * SR_PEER_IDLE_MS, at most SR_PEER_IDLE_MAX of them: a process that
+ * connects to the same peer again and again (one connection per request)
+ * otherwise mapped and unmapped the peer's whole reservation and
+ * re-faulted its pages per connection (5% of each side's CPU). Only a
+ * segment that never had more than SR_PEER_IDLE_PEAK of our QPs at once
+ * is kept: the pages of it we touched count in our resident set (and keep
+ * the peer's memory alive if it exits), which for a few QPs is little,
+ * but for a burst of 1,000 is megabytes (rsfw.rss_bursts). An idle
+ * segment holds no descriptor. A dead peer's idle segment is let go by
+ * the age limit at the next get or put, by the count limit, or at exit.
+ * Guarded by sr_lock, as sr_peers. */
+#define SR_PEER_IDLE_MAX 8
+#define SR_PEER_IDLE_MS 2000
+#define SR_PEER_IDLE_PEAK 16
+
+static void sr_peer_seg_free(struct sr_peer_seg *p)
+{
+    for (struct sr_peer_seg **pp = &sr_peers; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    sr_peer_ch_forget(p);
+    if (p->pidfd >= 0)
+        sr_sys_close(p->pidfd);
+    if (!__atomic_load_n(&sr_shm_keep_maps, __ATOMIC_RELAXED))
+        munmap(p->base, p->size);
+    free(p);
+}
+
+/* Unmaps idle segments older than max_age_ms, then the oldest ones
+ * beyond keep. */
+static void sr_peer_segs_trim(uint64_t max_age_ms, unsigned keep)
+{
+    uint64_t now = sr_now_ms();
+    for (;;) {
+        struct sr_peer_seg *oldest = NULL;
+        unsigned idle = 0;
+        for (struct sr_peer_seg *p = sr_peers; p; p = p->next) {
+            if (p->refs > 0)
+                continue;
+            if (now - p->idle_at >= max_age_ms) {
+                oldest = p;
+                idle = keep + 1;        /* goes now, whatever the count */
+                break;
+            }
+            idle++;
+            if (!oldest || p->idle_at < oldest->idle_at)
+                oldest = p;
+        }
+        if (idle <= keep)
+            return;
+        sr_peer_seg_free(oldest);
+    }
+}
+
+void sr_peer_segs_drop_idle(void) { sr_peer_segs_trim(0, 0); }
+
 struct sr_peer_seg *sr_peer_seg_get(int fd)
 {
+    sr_peer_segs_trim(SR_PEER_IDLE_MS, SR_PEER_IDLE_MAX);
     struct stat st;
     if (fstat(fd, &st) || (uint64_t)st.st_size < SR_SEG_MIN || (uint64_t)st.st_size > SR_SEG_SIZE)
         goto bad;
     for (struct sr_peer_seg *p = sr_peers; p; p = p->next)
         if (p->dev == st.st_dev && p->ino == st.st_ino) {
-            p->refs++;
+            if (++p->refs > p->peak)
+                p->peak = p->refs;
             sr_sys_close(fd);
             return p;
         }
@@ -242,12 +303,12 @@ struct sr_peer_seg *sr_peer_seg_get(int fd)
     p->ino = st.st_ino;
     p->base = base;
     p->size = len;
-    p->refs = 1;
+    p->refs = p->peak = 1;
     p->pidfd = -1;
     p->next = sr_peers;
     sr_peers = p;
     if (((struct sr_seg_hdr *)base)->magic != SR_SEG_MAGIC) {
-        sr_peer_seg_put(p);
+        sr_peer_seg_free(p);
         return NULL;
     }
     return p;
@@ -260,17 +321,19 @@ void sr_peer_seg_put(struct sr_peer_seg *p)
 {
     if (!p || --p->refs > 0)
         return;
-    for (struct sr_peer_seg **pp = &sr_peers; *pp; pp = &(*pp)->next)
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
+    if (p->peak > SR_PEER_IDLE_PEAK) {
+        sr_peer_seg_free(p);
+        return;
+    }
+    /* an idle segment holds no descriptor: its channels' eventfds and
+     * pidfd go now (rsockets make a channel per connection, so a kept
+     * eventfd would seldom be met again; rsocket_robust counts them) */
     sr_peer_ch_forget(p);
     if (p->pidfd >= 0)
         sr_sys_close(p->pidfd);
-    if (!__atomic_load_n(&sr_shm_keep_maps, __ATOMIC_RELAXED))
-        munmap(p->base, p->size);
-    free(p);
+    p->pidfd = -1;
+    p->idle_at = sr_now_ms();
+    sr_peer_segs_trim(SR_PEER_IDLE_MS, SR_PEER_IDLE_MAX);
 }
 
 /* In a forked child: the parent's segment and its peers' are not mapped

@@ -121,7 +121,8 @@ static int peer(int segfd, uint64_t off, int go_r, int freed_r, pid_t owner)
         return PEER_GEN;
     if (!robust_list_empty())
         return PEER_LIST;           /* the mutex stayed on the list */
-    sr_peer_seg_put(seg);           /* munmap */
+    sr_peer_seg_put(seg);           /* idle: stays mapped a while */
+    sr_peer_segs_drop_idle();       /* munmap */
     pthread_mutex_t other;
     sr_shm_lock_init(&other);
     sr_shm_lock(&other);            /* SIGSEGV here before the fix */

@@ -363,6 +363,8 @@ uint64_t rs_wrid(enum rs_op op, uint32_t value, uint32_t sbuf_bytes);
 void rs_update_credits(struct rsock *s);
 int rs_send_ctrl(struct rsock *s, enum rs_ctrl type);
 int rs_shutdown_locked(struct rsock *s, int how);
+/* close(): DISCONNECT, queued data, then the QP destroyed and the CM told;
+ * the caller frees the socket next. */
 void rs_close_drain(struct rsock *s);
 void rs_keepalive_tick(struct rsock *s);
 int rs_keepalive_arm(struct rsock *s);
