@@ -177,7 +177,7 @@ static int ka_sysctl(const char *name, int dflt)
  * set, once a probe has been unanswered that long (it overrides KEEPCNT). */
 int rs_keepalive_arm(struct rsock *s)
 {
-    if (!s->keepalive) {
+    if (!s->keepalive && s->user_timeout_ms <= 0) {
         if (s->timer_fd >= 0) {
             struct itimerspec off = { 0 };
             timerfd_settime(s->timer_fd, 0, &off, NULL);
@@ -188,6 +188,16 @@ int rs_keepalive_arm(struct rsock *s)
         s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
         if (s->timer_fd < 0 || rs_wait_fd_add(s, s->timer_fd))
             return -1;
+    }
+    if (!s->keepalive) {
+        /* TCP_USER_TIMEOUT alone: unacknowledged sends are looked at four
+         * times per timeout (every 10 ms to 1 s), so a dead link is told
+         * within a quarter of it (rs_keepalive_tick) */
+        long ms = s->user_timeout_ms / 4;
+        ms = ms < 10 ? 10 : ms > 1000 ? 1000 : ms;
+        struct timespec p = { ms / 1000, (ms % 1000) * 1000000L };
+        struct itimerspec ut = { .it_interval = p, .it_value = p };
+        return timerfd_settime(s->timer_fd, 0, &ut, NULL);
     }
     int idle = s->keepidle_s > 0 ? s->keepidle_s : ka_sysctl("tcp_keepalive_time", 7200);
     int intvl = s->keepintvl_s > 0 ? s->keepintvl_s : ka_sysctl("tcp_keepalive_intvl", 75);
@@ -203,12 +213,34 @@ int rs_keepalive_arm(struct rsock *s)
  * connection is declared dead with ETIMEDOUT. One probe at a time, so probes never use up the control
  * slots. The timer is read on every progress pass, so ticks are counted
  * whether or not several periods passed between two passes. */
+/* TCP_USER_TIMEOUT, as TCP applies it to data it retransmits: signalled
+ * sends (every send is signalled while the option is set, rs_data.c) have
+ * been outstanding, with no completion in between, for that long. A link
+ * that is down holds them in the device (doc/softrdma.md, "Link state")
+ * until the QP's own retry budget, longer than most user timeouts. */
+static int user_timeout_due(struct rsock *s, int64_t now)
+{
+    if (s->sq_track.sig_outstanding == 0) {
+        s->ut_since_ms = 0;
+        return 0;
+    }
+    if (!s->ut_since_ms)
+        s->ut_since_ms = now;
+    return now - s->ut_since_ms >= (int64_t)s->user_timeout_ms;
+}
+
 void rs_keepalive_tick(struct rsock *s)
 {
     uint64_t ticks;
     if (s->timer_fd < 0 || read(s->timer_fd, &ticks, sizeof(ticks)) != sizeof(ticks))
         return;
     if (!qp_usable(s) || s->peer_gone)
+        return;
+    if (s->user_timeout_ms > 0 && user_timeout_due(s, rs_now_ms())) {
+        rs_set_error(s, ETIMEDOUT, "TCP_USER_TIMEOUT: sent data unacknowledged");
+        return;
+    }
+    if (!s->keepalive)
         return;
     if (s->ka_outstanding) {
         s->ka_missed += ticks > (uint64_t)s->ka_limit ? s->ka_limit : (int)ticks;

@@ -98,7 +98,9 @@ struct rsock {
     int kick_pending;            /* kick_fd holds an unread count */
     int rpoll_sleepers;          /* threads in rpoll() polling kick_fd too */
     uint64_t serial;             /* unique per socket, set once at rs_alloc */
-    int timer_fd;                /* keepalive period, -1 when off */
+    int timer_fd;                /* keepalive / TCP_USER_TIMEOUT period, -1 when off */
+    int64_t ut_since_ms;         /* TCP_USER_TIMEOUT: signalled sends outstanding
+                                  * without progress since (0: none) */
     int ka_outstanding;          /* a keepalive probe awaits its completion */
     int ka_missed;               /* intervals it has been waiting */
     int ka_limit;                /* unanswered intervals = dead (TCP_KEEPCNT) */
