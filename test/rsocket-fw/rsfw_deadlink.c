@@ -12,6 +12,11 @@
  *               give or take one interval (kernel: ~3 s)
  * user_timeout  TCP_USER_TIMEOUT 2000 ms, link down, 300 bytes sent into
  *               it, a blocked recv: -1/ETIMEDOUT after ~2 s (+ 1 s)
+ * send_user_timeout  TCP_USER_TIMEOUT 2000 ms, a blocking send of 256 MiB to
+ *               a server that reads and discards; the link goes down while
+ *               it runs: the send returns what it took and the next one
+ *               -1/ETIMEDOUT (or the first -1/ETIMEDOUT), ~2 s after the
+ *               link went down (+ 1 s)
  * outage        keepalive 1/1/5, link down, 64 KiB sent into it, 2 s of
  *               silence, link up: the echo comes back intact, a second
  *               round trip too, SO_ERROR 0
@@ -91,9 +96,15 @@ static int server(int port)
             continue;
         static uint8_t buf[65536];
         ssize_t r;
-        while ((r = recv(c, buf, sizeof(buf), 0)) > 0)
+        int sink = 0;
+        /* warm-up byte 's': echoed, then everything is read and dropped */
+        while ((r = recv(c, buf, sizeof(buf), 0)) > 0) {
+            if (sink)
+                continue;
+            sink = buf[0] == 's';
             if (send(c, buf, (size_t)r, MSG_NOSIGNAL) != r)
                 break;
+        }
         printf("server: connection %d ended: %zd/%s\n", n, r, r < 0 ? strerrorname_np(errno) : "EOF");
         fflush(stdout);
         close(c);
@@ -152,8 +163,8 @@ static void helper_start(void)
         char cmd;
         while (read(req[0], &cmd, 1) == 1) {
             const char *c = getenv(cmd == 'd' ? "LINK_DOWN" : "LINK_UP");
-            char ok = c && system(c) == 0 ? 'y' : 'n';
-            if (write(ack[1], &ok, 1) != 1)
+            long done = c && system(c) == 0 ? now_ms() : -1;   /* when the link changed */
+            if (write(ack[1], &done, sizeof(done)) != sizeof(done))
                 break;
         }
         _exit(0);
@@ -164,11 +175,26 @@ static void helper_start(void)
     helper_ack = ack[0];
 }
 
+static void ask(const char *var)
+{
+    char cmd = !strcmp(var, "LINK_DOWN") ? 'd' : 'u';
+    if (write(helper_req, &cmd, 1) != 1)
+        DIE("helper for $%s gone", var);
+}
+
+/* When the helper's command finished (ms). */
+static long answer(const char *var)
+{
+    long done = -1;
+    if (read(helper_ack, &done, sizeof(done)) != sizeof(done) || done < 0)
+        DIE("$%s (%s) failed", var, getenv(var) ? getenv(var) : "unset");
+    return done;
+}
+
 static void run(const char *var)
 {
-    char cmd = !strcmp(var, "LINK_DOWN") ? 'd' : 'u', ok = 'n';
-    if (write(helper_req, &cmd, 1) != 1 || read(helper_ack, &ok, 1) != 1 || ok != 'y')
-        DIE("$%s (%s) failed", var, getenv(var) ? getenv(var) : "unset");
+    ask(var);
+    answer(var);
 }
 
 /* A blocked recv on a dead link: -1/ETIMEDOUT within [lo, hi] ms. */
@@ -207,6 +233,34 @@ static int case_user_timeout(int c)
     return expect_timeout(c, t0, 1750, 3000);
 }
 
+static int case_send_user_timeout(int c)
+{
+    enum { BIG = 256 << 20 };
+    uint8_t *big = calloc(1, BIG);
+    if (!big)
+        DIE("no memory");
+    set_int(c, IPPROTO_TCP, TCP_USER_TIMEOUT, 2000, "TCP_USER_TIMEOUT");
+    ask("LINK_DOWN");           /* goes down while the send below runs */
+    ssize_t r1 = send(c, big, BIG, MSG_NOSIGNAL), r2 = 0;
+    int e1 = errno, e2 = 0;
+    if (r1 >= 0) {
+        r2 = send(c, big, BIG, MSG_NOSIGNAL);
+        e2 = errno;
+    }
+    long t_err = now_ms(), t_down = answer("LINK_DOWN"), took = t_err - t_down;
+    ssize_t r = r1 < 0 ? r1 : r2;
+    int err = r1 < 0 ? e1 : e2;
+    printf("detected: send %zd then %zd/%s after %ld ms (kernel TCP: -1/ETIMEDOUT, 1750..3000 ms)\n",
+           r1, r, r < 0 ? strerrorname_np(err) : "-", took);
+    free(big);
+    if (r != -1 || err != ETIMEDOUT)
+        DIE("send on a dead link returned %zd/%s, not -1/ETIMEDOUT", r,
+            r < 0 ? strerrorname_np(err) : "-");
+    if (took < 1750 || took > 3000)
+        DIE("dead link reported after %ld ms, not within 1750..3000", took);
+    return 0;
+}
+
 static int case_outage(int c)
 {
     static uint8_t out[OUTAGE_BYTES], in[OUTAGE_BYTES];
@@ -242,18 +296,21 @@ static int client(const char *host, int port, const char *what)
 {
     helper_start();
     int c = connect_to(host, port);
-    uint8_t b = 0x5a;
+    uint8_t b = !strcmp(what, "send_user_timeout") ? 's' : 0x5a;   /* 's': the server drops data */
+    uint8_t sent = b;
     /* a byte each way first: an anchored connection has upgraded (or
      * stayed on TCP) and the calls below block on the established one */
     write_all(c, &b, 1);
     read_all(c, &b, 1);
-    if (b != 0x5a)
+    if (b != sent)
         DIE("warm-up byte differs");
     int rc;
     if (!strcmp(what, "keepalive"))
         rc = case_keepalive(c);
     else if (!strcmp(what, "user_timeout"))
         rc = case_user_timeout(c);
+    else if (!strcmp(what, "send_user_timeout"))
+        rc = case_send_user_timeout(c);
     else if (!strcmp(what, "outage"))
         rc = case_outage(c);
     else
@@ -270,6 +327,6 @@ int main(int argc, char **argv)
         return server(atoi(argv[2]));
     if (argc == 5 && !strcmp(argv[1], "client"))
         return client(argv[2], atoi(argv[3]), argv[4]);
-    fprintf(stderr, "usage: %s server PORT | client HOST PORT keepalive|user_timeout|outage\n", argv[0]);
+    fprintf(stderr, "usage: %s server PORT | client HOST PORT keepalive|user_timeout|send_user_timeout|outage\n", argv[0]);
     return 2;
 }

@@ -206,13 +206,6 @@ int rs_keepalive_arm(struct rsock *s)
     return timerfd_settime(s->timer_fd, 0, &its, NULL);
 }
 
-/* A 0-byte RDMA WRITE (no immediate): the peer's application sees
- * nothing. A dead peer makes it fail (send completion error), a silent one
- * (stopped, partitioned) leaves it unanswered: after TCP_KEEPCNT
- * whole intervals with the probe outstanding (or TCP_USER_TIMEOUT ms) the
- * connection is declared dead with ETIMEDOUT. One probe at a time, so probes never use up the control
- * slots. The timer is read on every progress pass, so ticks are counted
- * whether or not several periods passed between two passes. */
 /* TCP_USER_TIMEOUT, as TCP applies it to data it retransmits: signalled
  * sends (every send is signalled while the option is set, rs_data.c) have
  * been outstanding, with no completion in between, for that long. A link
@@ -229,6 +222,45 @@ static int user_timeout_due(struct rsock *s, int64_t now)
     return now - s->ut_since_ms >= (int64_t)s->user_timeout_ms;
 }
 
+/* A 0-byte RDMA WRITE the peer's NIC answers (keepalive, and the probe
+ * of a sender out of credits); one at a time. */
+static void post_probe(struct rsock *s)
+{
+    if (s->ctrl_avail == 0)
+        return;             /* control traffic in flight proves nothing yet */
+    if (rs_post_write(s, rs_wrid(RS_OP_CTRL, RS_CTRL_KEEPALIVE, 0), 0, 0, NULL, 0, 0,
+                      s->remote_sgl.addr, s->remote_sgl.key) == 0) {
+        s->ctrl_avail--;
+        s->ka_outstanding = 1;
+        s->ka_missed = 0;
+        s->ka_sent_ms = rs_now_ms();
+    }
+}
+
+/* TCP_USER_TIMEOUT: sends unanswered that long end the connection. A
+ * sender out of credits or target space has nothing outstanding (its
+ * writes completed; the peer's credit update is what a dead link holds
+ * back): it probes, as
+ * TCP sends zero-window probes, and an unanswered probe times out too. */
+static int user_timeout_tick(struct rsock *s)
+{
+    if (user_timeout_due(s, rs_now_ms())) {
+        rs_set_error(s, ETIMEDOUT, "TCP_USER_TIMEOUT: sent data unacknowledged");
+        return 1;
+    }
+    if (!s->keepalive && !s->ka_outstanding && s->sq_track.sig_outstanding == 0 &&
+        !rs_can_send(s))
+        post_probe(s);
+    return 0;
+}
+
+/* A 0-byte RDMA WRITE (no immediate): the peer's application sees
+ * nothing. A dead peer makes it fail (send completion error), a silent one
+ * (stopped, partitioned) leaves it unanswered: after TCP_KEEPCNT
+ * whole intervals with the probe outstanding (or TCP_USER_TIMEOUT ms) the
+ * connection is declared dead with ETIMEDOUT. One probe at a time, so probes never use up the control
+ * slots. The timer is read on every progress pass, so ticks are counted
+ * whether or not several periods passed between two passes. */
 void rs_keepalive_tick(struct rsock *s)
 {
     uint64_t ticks;
@@ -236,10 +268,8 @@ void rs_keepalive_tick(struct rsock *s)
         return;
     if (!qp_usable(s) || s->peer_gone)
         return;
-    if (s->user_timeout_ms > 0 && user_timeout_due(s, rs_now_ms())) {
-        rs_set_error(s, ETIMEDOUT, "TCP_USER_TIMEOUT: sent data unacknowledged");
+    if (s->user_timeout_ms > 0 && user_timeout_tick(s))
         return;
-    }
     if (!s->keepalive)
         return;
     if (s->ka_outstanding) {
@@ -251,13 +281,5 @@ void rs_keepalive_tick(struct rsock *s)
             rs_set_error(s, ETIMEDOUT, "keepalive: peer does not answer");
         return;
     }
-    if (s->ctrl_avail == 0)
-        return;             /* control traffic in flight proves nothing yet */
-    if (rs_post_write(s, rs_wrid(RS_OP_CTRL, RS_CTRL_KEEPALIVE, 0), 0, 0, NULL, 0, 0,
-                      s->remote_sgl.addr, s->remote_sgl.key) == 0) {
-        s->ctrl_avail--;
-        s->ka_outstanding = 1;
-        s->ka_missed = 0;
-        s->ka_sent_ms = rs_now_ms();
-    }
+    post_probe(s);
 }
