@@ -9,7 +9,7 @@
 # cable pulled; the echo server runs on host A. The client's
 # "detected: ..." line is the figure of doc/rsocket-framework.md's table.
 . "$(dirname "$0")/rsfw_lib.sh"
-route=$1; what=$2
+route=$1; what=$2; how=${3:-down}     # down: host A's veth end down; del: the veth pair deleted
 P=$NSTACK_BUILD/test/rsocket-fw/rsfw_deadlink
 [ -x "$P" ] || fail "$P not built"
 case $route in
@@ -22,7 +22,9 @@ rsfw_setup
 PORT=$((23000 + RANDOM % 1000))
 bg_a "${RS_ENV[@]}" "${extra[@]}" "$P" server "$PORT" >"$WORK/server.out" 2>&1
 wait_file_match "$WORK/server.out" "^listening" 30 || { cat "$WORK/server.out"; fail "server did not listen"; }
-in_b "${RS_ENV[@]}" "${extra[@]}" LINK_DOWN="ip -n $NS_A link set eth0 down" \
+down="ip -n $NS_A link set eth0 down"
+[ "$how" = del ] && down="ip -n $NS_A link del eth0"     # both ends of the pair vanish, as with A's namespace
+in_b "${RS_ENV[@]}" "${extra[@]}" LINK_DOWN="$down" \
     LINK_UP="ip -n $NS_A link set eth0 up" timeout 60 "$P" client "$host_ip" "$PORT" "$what" \
     >"$WORK/client.out" 2>&1
 rc=$?
@@ -34,4 +36,4 @@ if [ "$route" = kernel ]; then
 else
     expect_stack "$WORK/client.out" rsocket tx_bytes 1 "$route $what"
 fi
-echo "PASS: deadlink $route $what: $(grep '^detected: ' "$WORK/client.out")"
+echo "PASS: deadlink $route $what ($how): $(grep '^detected: ' "$WORK/client.out")"
