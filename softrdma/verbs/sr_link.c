@@ -13,8 +13,8 @@
  * without a system call and without knowing the far end's namespace.
  *
  * - Knowing the state: the device thread keeps one NETLINK_ROUTE socket
- *   subscribed to RTMGRP_LINK in its epoll set (opened when the first QP
- *   reaches RTR). On any news it lists the interfaces again (sr_ifaddrs,
+ *   subscribed to RTMGRP_LINK in its epoll set (opened when the device
+ *   starts, while descriptors are at hand). On any news it lists the interfaces again (sr_ifaddrs,
  *   whose own watch has the same news) and rewrites link_down of every
  *   connected QP: set when the QP's interface is down, has no carrier
  *   (IFF_RUNNING: a veth whose peer is down or deleted) or is gone (deleted

@@ -240,8 +240,8 @@ static void post_probe(struct rsock *s)
 /* TCP_USER_TIMEOUT: sends unanswered that long end the connection. A
  * sender out of credits or target space has nothing outstanding (its
  * writes completed; the peer's credit update is what a dead link holds
- * back): it probes, as
- * TCP sends zero-window probes, and an unanswered probe times out too. */
+ * back): it probes, as TCP sends zero-window probes, and an unanswered
+ * probe times out too. */
 static int user_timeout_tick(struct rsock *s)
 {
     if (user_timeout_due(s, rs_now_ms())) {
