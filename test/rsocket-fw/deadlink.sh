@@ -1,7 +1,7 @@
 #!/bin/bash
 # deadlink.sh ROUTE CASE: a dead (or briefly broken) link between the test
 # hosts under an established connection (issue 10), rsfw_deadlink.c's
-# cases: keepalive, user_timeout, send_user_timeout, outage. ROUTE: kernel (the kernel subnet
+# cases: keepalive, keepalive6, user_timeout, send_user_timeout, outage. ROUTE: kernel (the kernel subnet
 # 192.168.22.0/24 through the preload: the reference), rsocket (the
 # anchored rsocket route, 192.168.21.0/24), direct (the same with
 # NSTACK_ANCHOR=0: direct module sockets). The link is host A's veth end

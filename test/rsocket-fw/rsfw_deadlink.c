@@ -10,6 +10,9 @@
  * keepalive     SO_KEEPALIVE with TCP_KEEPIDLE/INTVL/CNT 1/1/2, link down,
  *               a blocked recv: -1/ETIMEDOUT after idle + cnt x intvl = 3 s,
  *               give or take one interval (kernel: ~3 s)
+ * keepalive6    the same with TCP_KEEPCNT 6: ETIMEDOUT after 7 s (the RDMA
+ *               transport's own retries, 4.3 s with rdma_cm's default,
+ *               must not decide first)
  * user_timeout  TCP_USER_TIMEOUT 2000 ms, link down, 300 bytes sent into
  *               it, a blocked recv: -1/ETIMEDOUT after ~2 s (+ 1 s)
  * send_user_timeout  TCP_USER_TIMEOUT 2000 ms, a blocking send of 256 MiB to
@@ -222,6 +225,13 @@ static int case_keepalive(int c)
     return expect_timeout(c, now_ms(), 2000, 4000);
 }
 
+static int case_keepalive6(int c)
+{
+    keepalive(c, 1, 1, 6);
+    run("LINK_DOWN");
+    return expect_timeout(c, now_ms(), 6000, 8000);
+}
+
 static int case_user_timeout(int c)
 {
     set_int(c, IPPROTO_TCP, TCP_USER_TIMEOUT, 2000, "TCP_USER_TIMEOUT");
@@ -307,6 +317,8 @@ static int client(const char *host, int port, const char *what)
     int rc;
     if (!strcmp(what, "keepalive"))
         rc = case_keepalive(c);
+    else if (!strcmp(what, "keepalive6"))
+        rc = case_keepalive6(c);
     else if (!strcmp(what, "user_timeout"))
         rc = case_user_timeout(c);
     else if (!strcmp(what, "send_user_timeout"))
@@ -327,6 +339,6 @@ int main(int argc, char **argv)
         return server(atoi(argv[2]));
     if (argc == 5 && !strcmp(argv[1], "client"))
         return client(argv[2], atoi(argv[3]), argv[4]);
-    fprintf(stderr, "usage: %s server PORT | client HOST PORT keepalive|user_timeout|send_user_timeout|outage\n", argv[0]);
+    fprintf(stderr, "usage: %s server PORT | client HOST PORT keepalive|keepalive6|user_timeout|send_user_timeout|outage\n", argv[0]);
     return 2;
 }

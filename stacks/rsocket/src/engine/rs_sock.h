@@ -45,6 +45,7 @@ struct rs_tunables {
     uint32_t anchor_timeout_ms;  /* anchored: whole handshake once committed */
     uint32_t anchor_negcache_ms; /* anchored: remember a peer without hello */
     uint32_t fork_timeout_ms;    /* TCP-first (adopt) handshake deadline */
+    uint32_t ack_timeout;        /* QP local ACK timeout (rdma_cm option), 0: rdma_cm's */
 };
 extern struct rs_tunables rs_tun;
 void rs_tunables_load(void);
@@ -315,6 +316,8 @@ int rs_conn_listen(struct rsock *s, int backlog);
 int rs_conn_start(struct rsock *s, const struct sockaddr *addr, socklen_t len);
 int rs_conn_process_cm(struct rsock *s);
 void rs_conn_fill_param(struct rdma_conn_param *p, const uint8_t *pdata);
+/* The QP's local ACK timeout before rdma_connect/rdma_accept (RS_ACK_TIMEOUT). */
+void rs_conn_ack_timeout(struct rdma_cm_id *id);
 int rs_conn_failure_errno(const struct rdma_cm_event *ev);
 
 /* rs_accept.c: passive side (requests, accepting sockets, accept queue) */
