@@ -190,10 +190,11 @@ int rs_keepalive_arm(struct rsock *s)
             return -1;
     }
     if (!s->keepalive) {
-        /* TCP_USER_TIMEOUT alone: unacknowledged sends are looked at
-         * eight times per timeout (every 10 ms to 1 s), so a dead link is
-         * told within an eighth of it after it (rs_keepalive_tick) */
-        long ms = s->user_timeout_ms / 8;
+        /* TCP_USER_TIMEOUT alone: unacknowledged sends are looked at 16
+         * times per timeout (every 10 ms to 1 s): a dead link is told at
+         * most two periods after it (one to notice a sender out of credits
+         * and probe, one to see the timeout pass; rs_keepalive_tick) */
+        long ms = s->user_timeout_ms / 16;
         ms = ms < 10 ? 10 : ms > 1000 ? 1000 : ms;
         struct timespec p = { ms / 1000, (ms % 1000) * 1000000L };
         struct itimerspec ut = { .it_interval = p, .it_value = p };
