@@ -233,8 +233,11 @@ CM_API int rdma_set_option(struct rdma_cm_id *pub, int level, int optname, void 
             id->afonly = *(int *)optval;
         return 0;
     }
-    if (level == RDMA_OPTION_ID && optname == RDMA_OPTION_ID_ACK_TIMEOUT)
+    if (level == RDMA_OPTION_ID && optname == RDMA_OPTION_ID_ACK_TIMEOUT &&
+        optlen == sizeof(uint8_t)) {
+        id->ack_timeout = *(uint8_t *)optval;  /* the QP's local ACK timeout at RTS */
         return 0;
+    }
     if (level == RDMA_OPTION_IB && optname == RDMA_OPTION_IB_PATH)
         return 0;
     sr_log("rdma_set_option: level %d option %d (len %zu) not supported", level, optname, optlen);
@@ -416,7 +419,12 @@ CM_API int rdma_init_qp_attr(struct rdma_cm_id *pub, struct ibv_qp_attr *a, int 
                 IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER;
         return 0;
     case IBV_QPS_RTS:
-        a->timeout = 14;
+        /* The kernel's rdma_cm on RoCE: a packet life time of 16
+         * (CMA_IBOE_PACKET_LIFETIME), the CM's timeout one more: 17, 537 ms
+         * per try, 4.3 s with 7 retries (a link down that long fails the
+         * QP, doc/softrdma.md "Link state"); RDMA_OPTION_ID_ACK_TIMEOUT
+         * sets it instead. */
+        a->timeout = id->ack_timeout ? id->ack_timeout : 17;
         a->retry_cnt = 7;
         a->rnr_retry = id->peer.rnr_retry_count;
         a->max_rd_atomic = 16;

@@ -53,6 +53,7 @@ struct cm_id {
     int sync;                       /* owns a private channel; calls wait */
     enum cm_state state;
     int afonly, reuseaddr;
+    uint8_t ack_timeout;           /* RDMA_OPTION_ID_ACK_TIMEOUT, 0: the default (17) */
     struct sr_watch conn;           /* CM connection (seqpacket) */
     struct sr_watch lsn;            /* listening socket */
     /* handshake timeout (cm_timeout.c): in the armed list while tm_at */

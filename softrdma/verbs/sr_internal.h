@@ -352,6 +352,11 @@ struct sr_shm_qp {
     uint32_t sq_retired, rq_retired;
     uint32_t max_recv_wr, rwqe_size;
     uint64_t recv_cq_off;          /* the recv CQ's ring in the segment */
+    /* 1 while the interface of this QP's port is down, without carrier or
+     * gone (atomic; written by the owner's device thread, sr_link.c): the
+     * peer's sender holds its requests then, as a wire would drop them */
+    uint32_t link_down;
+    uint32_t link_pad;
     unsigned char rq[];            /* max_recv_wr entries of rwqe_size */
 };
 static inline struct sr_rwqe *sr_rwqe_at(struct sr_shm_qp *s, uint32_t i)
@@ -458,9 +463,13 @@ struct sr_qp {
     struct sr_inconn *in;          /* responder stream, if the peer connected */
     char reg_path[512];            /* fabric entry naming this QPN */
     struct sr_ud *ud;              /* UD QPs only (sr_ud.h) */
+    char link_if[32];              /* interface of its port at RTR ("": none; sr_link.c) */
+    uint64_t held_since;           /* sends held by a link down since (ms), 0: not */
     struct sr_qp *next;
 };
 struct sr_qp *sr_qp_find(uint32_t qpn);
+/* The process's QPs (a list through ->next; sr_lock held). */
+struct sr_qp *sr_qp_all(void);
 void sr_qp_to_error(struct sr_qp *qp);
 void sr_qp_set_state(struct sr_qp *qp, enum ibv_qp_state st);
 /* To RESET: streams closed, queues emptied, a new generation. */
@@ -479,6 +488,8 @@ void sr_qp_complete(struct sr_qp *qp, int recv, const struct ibv_wc *wc);
  * INIT). A peer that cannot be reached fails the sends later, as on a wire. */
 int sr_req_connect(struct sr_qp *qp);
 void sr_req_kick(struct sr_qp *qp);
+/* The head request fails with st (QP to ERR first), the rest are flushed. */
+void sr_req_fail(struct sr_qp *qp, enum ibv_wc_status st);
 void sr_req_close(struct sr_qp *qp);
 /* fast path (sr_fast.c) */
 /* Reads the attach message after its header; 1 done, 0 more, -1 error. */
@@ -494,6 +505,26 @@ void sr_resp_accept(int fd);
 void sr_resp_resume(struct sr_inconn *c);
 void sr_resp_detach(struct sr_inconn *c);
 void sr_resp_timers(uint64_t now, int *next_ms);
+
+/* link state (sr_link.c) */
+/* The device thread's netlink link watch (sr_nic_start; sr_lock held). */
+void sr_link_watch_open(void);
+/* At RTR: the QP's path uses the interface of port (1-based); its shared
+ * link_down word is set from that interface's state, and kept so. */
+void sr_link_track(struct sr_qp *qp, int port);
+/* In sr_req_kick: 1 if the QP's or its peer's link is down (nothing may be
+ * sent now; the device thread retries until the retry budget is spent). */
+int sr_link_hold(struct sr_qp *qp);
+void sr_link_untrack(struct sr_qp *qp);
+void sr_link_timers(uint64_t now, int *next_ms);
+/* 1 while the QP's own interface is down (responder: hold requests). */
+static inline int sr_link_is_down(const struct sr_qp *qp)
+{
+    return qp->s && __atomic_load_n(&qp->s->link_down, __ATOMIC_ACQUIRE);
+}
+/* (retry_cnt+1) tries of the local ACK timeout 4.096 us << timeout, at
+ * least 10 ms each; 0 = forever (timeout 0). */
+uint64_t sr_retry_budget_ms(unsigned timeout, unsigned retry_cnt);
 
 /* stream helpers (sr_stream.c) */
 /* Reads into rx if empty; returns bytes available, 0 on EOF, -1 on error,

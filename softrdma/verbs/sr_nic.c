@@ -264,6 +264,7 @@ static void *sr_nic_main(void *arg)
         sr_nic_dispatch(evs, n);
         timeout = sr_again_run() ? 0 : 100;
         sr_resp_timers(sr_now_ms(), &timeout);
+        sr_link_timers(sr_now_ms(), &timeout);
         sr_accept_timer(sr_now_ms(), &timeout);
         if (sr_cm_timers)
             sr_cm_timers(sr_now_ms(), &timeout);
@@ -336,6 +337,7 @@ int sr_nic_start(void)
     int wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wfd < 0 || sr_watch_add(&sr_wake_w, wfd, EPOLLIN, sr_wake_cb))
         sr_log("cannot create the device's wake-up eventfd: %s", strerror(errno));
+    sr_link_watch_open();       /* link state of connections (sr_link.c) */
     pthread_t t;
     pthread_attr_t a;
     pthread_attr_init(&a);

@@ -18,6 +18,8 @@ struct sr_qp *sr_qp_find(uint32_t qpn)
     return NULL;
 }
 
+struct sr_qp *sr_qp_all(void) { return sr_qps; }
+
 /* A QPN is unique in the fabric: $FABRIC/qp/<qpn> names the owner's NIC. */
 static int sr_qpn_register(struct sr_qp *qp)
 {
@@ -249,6 +251,7 @@ SR_API int ibv_destroy_qp(struct ibv_qp *pub)
     sr_req_close(qp);
     if (qp->in)
         sr_resp_detach(qp->in);
+    sr_link_untrack(qp);
     sr_qp_hold(qp, -1);
     sr_ud_destroy(qp);
     unlink(qp->reg_path);
@@ -322,6 +325,7 @@ void sr_qp_to_error(struct sr_qp *qp)
 
 void sr_qp_reset(struct sr_qp *qp)
 {
+    sr_link_untrack(qp);
     sr_req_close(qp);
     if (qp->in)
         sr_resp_detach(qp->in);
@@ -393,6 +397,8 @@ static int sr_modify_locked(struct sr_qp *qp, struct ibv_qp_attr *a, int mask)
     if (to == IBV_QPS_RTR && from == IBV_QPS_INIT && sr_req_connect(qp))
         return errno;
     sr_qp_set_state(qp, to);
+    if (to == IBV_QPS_RTR && from == IBV_QPS_INIT)   /* the path's interface */
+        sr_link_track(qp, (mask & IBV_QP_AV) && a->ah_attr.port_num ? a->ah_attr.port_num : qp->port);
     if (to == IBV_QPS_RTR && from == IBV_QPS_INIT) {
         if (qp->in && qp->in->stalled)
             sr_resp_resume(qp->in);

@@ -97,7 +97,7 @@ static void sr_req_done(struct sr_qp *qp, enum ibv_wc_status st)
 /* The head request failed: it completes with st, the rest are flushed.
  * The QP is in ERR before the error completion can be polled, so that
  * ibv_query_qp after it never reports RTS (as on hardware). */
-static void sr_req_fail(struct sr_qp *qp, enum ibv_wc_status st)
+void sr_req_fail(struct sr_qp *qp, enum ibv_wc_status st)
 {
     sr_qp_set_state(qp, IBV_QPS_ERR);
     if (qp->sq_head != qp->sq_tail)
@@ -131,6 +131,8 @@ void sr_req_kick(struct sr_qp *qp)
                 sr_req_fail(qp, s->local_err ? IBV_WC_LOC_PROT_ERR : IBV_WC_RETRY_EXC_ERR);
             return;
         }
+        if (sr_link_hold(qp))
+            break;      /* a link is down: held, sr_link_timers retries */
         /* Directly into the peer when nothing is on the stream before it
          * (in order, exactly once); anything unusual goes the stream's way,
          * where the peer's device answers it. */

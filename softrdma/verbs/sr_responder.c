@@ -240,9 +240,10 @@ static int sr_resp_start(struct sr_inconn *c)
     c->pending_status = 0;
     c->rwqe = NULL;
     c->left = h->op == SR_OP_READ ? 0 : h->len;
-    if (qp->pub.state == IBV_QPS_RESET || qp->pub.state == IBV_QPS_INIT) {
-        /* not ready to receive: a real HCA drops the packet and the
-         * requester retries (sr_resp_timers), up to its retry count */
+    if (qp->pub.state == IBV_QPS_RESET || qp->pub.state == IBV_QPS_INIT || sr_link_is_down(qp)) {
+        /* not ready to receive, or this QP's link is down (sr_link.c): a
+         * real HCA drops the packet and the requester retries
+         * (sr_resp_timers), up to its retry count */
         if (!c->notready_since)
             c->notready_since = sr_now_ms();
         c->stalled = 1;
@@ -527,11 +528,12 @@ void sr_resp_timers(uint64_t now, int *next_ms)
             sr_resp_resume(c);  /* held by SOFTRDMA_DELAY_MS, not an RNR */
             continue;
         }
-        if (c->qp->pub.state == IBV_QPS_RESET || c->qp->pub.state == IBV_QPS_INIT) {
-            /* not an RNR: the QP is not ready yet; the requester's
-             * transport retries run out eventually */
+        if (c->qp->pub.state == IBV_QPS_RESET || c->qp->pub.state == IBV_QPS_INIT ||
+            sr_link_is_down(c->qp)) {
+            /* not an RNR: the QP is not ready yet or its link is down; the
+             * requester's transport retries run out eventually */
             if (sr_resp_notready_expired(c, now)) {
-                sr_log("QP %u: request from QP %u retried while this QP is not in RTR; retries exhausted",
+                sr_log("QP %u: request from QP %u retried while this QP is not in RTR or its link is down; retries exhausted",
                        c->qp->pub.qp_num, c->hello.src_qpn);
                 sr_resp_give_up(c, IBV_WC_RETRY_EXC_ERR);
             } else {

@@ -334,7 +334,7 @@ static void upgraded(struct rsock *s)
     s->anchor_ev = EPOLLIN | EPOLLRDHUP;
     if (watch_kfd(s, EPOLLIN | EPOLLRDHUP))
         s->anchor_fd = -1;
-    if (s->keepalive)
+    if (s->keepalive || s->user_timeout_ms > 0)
         rs_keepalive_arm(s);
     rs_cms_adopt(s);              /* its own CM channel is not needed any more */
     set_phase(s, ANC_UPGRADED);

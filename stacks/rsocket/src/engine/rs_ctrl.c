@@ -203,7 +203,7 @@ int rs_timer_ensure(struct rsock *s)
  * set, once a probe has been unanswered that long (it overrides KEEPCNT). */
 int rs_keepalive_arm(struct rsock *s)
 {
-    if (!s->keepalive) {
+    if (!s->keepalive && s->user_timeout_ms <= 0) {
         if (s->timer_fd >= 0) {
             struct itimerspec off = { 0 };
             timerfd_settime(s->timer_fd, 0, &off, NULL);
@@ -212,11 +212,70 @@ int rs_keepalive_arm(struct rsock *s)
     }
     if (rs_timer_ensure(s))
         return -1;
+    if (!s->keepalive) {
+        /* TCP_USER_TIMEOUT alone: unacknowledged sends are looked at 16
+         * times per timeout (every 10 ms to 1 s): a dead link is told at
+         * most two periods after it (one to notice a sender out of credits
+         * and probe, one to see the timeout pass; rs_keepalive_tick) */
+        long ms = s->user_timeout_ms / 16;
+        ms = ms < 10 ? 10 : ms > 1000 ? 1000 : ms;
+        struct timespec p = { ms / 1000, (ms % 1000) * 1000000L };
+        struct itimerspec ut = { .it_interval = p, .it_value = p };
+        return timerfd_settime(s->timer_fd, 0, &ut, NULL);
+    }
     int idle = s->keepidle_s > 0 ? s->keepidle_s : ka_sysctl("tcp_keepalive_time", 7200);
     int intvl = s->keepintvl_s > 0 ? s->keepintvl_s : ka_sysctl("tcp_keepalive_intvl", 75);
     s->ka_limit = s->keepcnt > 0 ? s->keepcnt : ka_sysctl("tcp_keepalive_probes", 9);
     struct itimerspec its = { .it_interval = { intvl, 0 }, .it_value = { idle, 0 } };
     return timerfd_settime(s->timer_fd, 0, &its, NULL);
+}
+
+/* TCP_USER_TIMEOUT, as TCP applies it to data it retransmits: signalled
+ * sends (every send is signalled while the option is set, rs_data.c) have
+ * been outstanding, with no completion in between, for that long. A link
+ * that is down holds them in the device (doc/softrdma.md, "Link state")
+ * until the QP's own retry budget, longer than most user timeouts. */
+static int user_timeout_due(struct rsock *s, int64_t now)
+{
+    if (s->sq_track.sig_outstanding == 0) {
+        s->ut_since_ms = 0;
+        return 0;
+    }
+    if (!s->ut_since_ms)
+        s->ut_since_ms = now;
+    return now - s->ut_since_ms >= (int64_t)s->user_timeout_ms;
+}
+
+/* A 0-byte RDMA WRITE the peer's NIC answers (keepalive, and the probe
+ * of a sender out of credits); one at a time. */
+static void post_probe(struct rsock *s)
+{
+    if (s->ctrl_avail == 0)
+        return;             /* control traffic in flight proves nothing yet */
+    if (rs_post_write(s, rs_wrid(RS_OP_CTRL, RS_CTRL_KEEPALIVE, 0), 0, 0, NULL, 0, 0,
+                      s->remote_sgl.addr, s->remote_sgl.key) == 0) {
+        s->ctrl_avail--;
+        s->ka_outstanding = 1;
+        s->ka_missed = 0;
+        s->ka_sent_ms = rs_now_ms();
+    }
+}
+
+/* TCP_USER_TIMEOUT: sends unanswered that long end the connection. A
+ * sender out of credits or target space has nothing outstanding (its
+ * writes completed; the peer's credit update is what a dead link holds
+ * back): it probes, as TCP sends zero-window probes, and an unanswered
+ * probe times out too. */
+static int user_timeout_tick(struct rsock *s)
+{
+    if (user_timeout_due(s, rs_now_ms())) {
+        rs_set_error(s, ETIMEDOUT, "TCP_USER_TIMEOUT: sent data unacknowledged");
+        return 1;
+    }
+    if (!s->keepalive && !s->ka_outstanding && s->sq_track.sig_outstanding == 0 &&
+        !rs_can_send(s))
+        post_probe(s);
+    return 0;
 }
 
 /* A 0-byte RDMA WRITE (no immediate): the peer's application sees
@@ -233,6 +292,10 @@ void rs_keepalive_tick(struct rsock *s)
         return;
     if (!qp_usable(s) || s->peer_gone)
         return;
+    if (s->user_timeout_ms > 0 && user_timeout_tick(s))
+        return;
+    if (!s->keepalive)
+        return;
     if (s->ka_outstanding) {
         s->ka_missed += ticks > (uint64_t)s->ka_limit ? s->ka_limit : (int)ticks;
         int dead = s->user_timeout_ms > 0
@@ -242,13 +305,5 @@ void rs_keepalive_tick(struct rsock *s)
             rs_set_error(s, ETIMEDOUT, "keepalive: peer does not answer");
         return;
     }
-    if (s->ctrl_avail == 0)
-        return;             /* control traffic in flight proves nothing yet */
-    if (rs_post_write(s, rs_wrid(RS_OP_CTRL, RS_CTRL_KEEPALIVE, 0), 0, 0, NULL, 0, 0,
-                      s->remote_sgl.addr, s->remote_sgl.key) == 0) {
-        s->ctrl_avail--;
-        s->ka_outstanding = 1;
-        s->ka_missed = 0;
-        s->ka_sent_ms = rs_now_ms();
-    }
+    post_probe(s);
 }

@@ -128,6 +128,8 @@ static void handle_send(struct rsock *s, const struct ibv_wc *wc)
         if (slot == wc->wr_id)
             break;
     }
+    if (s->user_timeout_ms > 0)     /* progress: TCP restarts its timer on an ACK */
+        s->ut_since_ms = s->sq_track.sig_outstanding ? rs_now_ms() : 0;
     if (wc->status == IBV_WC_SUCCESS || s->state == RS_ERROR || s->send_fail.pending)
         return;
     enum rs_op op = wrid_op(desc);
@@ -415,7 +417,9 @@ int rs_post_write(struct rsock *s, uint64_t desc, uint32_t imm_be, int with_imm,
                   const struct ibv_sge *sge, int nsge, uint32_t len,
                   uint64_t raddr, uint32_t rkey)
 {
-    int sig = post_needs_signal(s, desc);
+    /* with TCP_USER_TIMEOUT every send is signalled: its completion is
+     * TCP's ACK, the timeout runs from the oldest unanswered one */
+    int sig = post_needs_signal(s, desc) || s->user_timeout_ms > 0;
     struct ibv_send_wr wr = {
         .wr_id = rs_sq_track_next_slot(&s->sq_track),
         .sg_list = (struct ibv_sge *)sge,
@@ -431,6 +435,8 @@ int rs_post_write(struct rsock *s, uint64_t desc, uint32_t imm_be, int with_imm,
         rs_set_error(s, EIO, "cannot post a send");
         return -1;
     }
+    if (s->user_timeout_ms > 0 && s->sq_track.sig_outstanding == 0)
+        s->ut_since_ms = rs_now_ms();
     rs_sq_track_push(&s->sq_track, desc, wrid_sbuf(desc), sig);
     return 0;
 }

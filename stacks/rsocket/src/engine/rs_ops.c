@@ -132,7 +132,7 @@ int rs_e_accept(struct rsock *s, struct sockaddr *addr, socklen_t *len, int flag
     rs_kick_for_mode(c);
     if (addr && len)
         rs_e_name(c, 1, addr, len);
-    if (c->keepalive)
+    if (c->keepalive || c->user_timeout_ms > 0)
         rs_keepalive_arm(c);
     *out = c;
     return c->wait_fd;
@@ -194,7 +194,7 @@ static int connect_locked(struct rsock *s, const struct sockaddr *addr, socklen_
         errno = ETIMEDOUT;
         return -1;
     }
-    if (s->keepalive)
+    if (s->keepalive || s->user_timeout_ms > 0)
         rs_keepalive_arm(s);
     return 0;
 }

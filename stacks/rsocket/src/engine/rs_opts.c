@@ -123,7 +123,9 @@ static int set_keepalive_param(struct rsock *s, int name, int v)
         s->keepintvl_s = v;
     else
         s->user_timeout_ms = v;
-    return s->keepalive && s->state >= RS_CONNECTED ? rs_keepalive_arm(s) : 0;
+    /* the timer serves keepalive and TCP_USER_TIMEOUT: (re)armed, or
+     * stopped when neither is set */
+    return s->state >= RS_CONNECTED ? rs_keepalive_arm(s) : 0;
 }
 
 static int set_tcp_level(struct rsock *s, int name, const void *val, socklen_t len)

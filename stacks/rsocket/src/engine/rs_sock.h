@@ -45,6 +45,7 @@ struct rs_tunables {
     uint32_t anchor_timeout_ms;  /* anchored: whole handshake once committed */
     uint32_t anchor_negcache_ms; /* anchored: remember a peer without hello */
     uint32_t anchor_lost_ms;     /* anchored: wait for the anchor's word on a lost peer */
+    uint32_t ack_timeout;        /* QP local ACK timeout (rdma_cm option), 0: rdma_cm's */
 };
 extern struct rs_tunables rs_tun;
 void rs_tunables_load(void);
@@ -98,7 +99,9 @@ struct rsock {
     int kick_pending;            /* kick_fd holds an unread count */
     int rpoll_sleepers;          /* threads in rpoll() polling kick_fd too */
     uint64_t serial;             /* unique per socket, set once at rs_alloc */
-    int timer_fd;                /* keepalive period, -1 when off */
+    int timer_fd;                /* keepalive / TCP_USER_TIMEOUT period, -1 when off */
+    int64_t ut_since_ms;         /* TCP_USER_TIMEOUT: signalled sends outstanding
+                                  * without progress since (0: none) */
     int ka_outstanding;          /* a keepalive probe awaits its completion */
     int ka_missed;               /* intervals it has been waiting */
     int ka_limit;                /* unanswered intervals = dead (TCP_KEEPCNT) */
@@ -318,6 +321,8 @@ int rs_conn_listen(struct rsock *s, int backlog);
 int rs_conn_start(struct rsock *s, const struct sockaddr *addr, socklen_t len);
 int rs_conn_process_cm(struct rsock *s);
 void rs_conn_fill_param(struct rdma_conn_param *p, const uint8_t *pdata);
+/* The QP's local ACK timeout before rdma_connect/rdma_accept (RS_ACK_TIMEOUT). */
+void rs_conn_ack_timeout(struct rdma_cm_id *id);
 int rs_conn_failure_errno(const struct rdma_cm_event *ev);
 
 /* rs_accept.c: passive side (requests, accepting sockets, accept queue) */

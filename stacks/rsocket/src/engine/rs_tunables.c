@@ -30,6 +30,7 @@
     .anchor_timeout_ms = 10000,             \
     .anchor_negcache_ms = 30000,            \
     .anchor_lost_ms = 200,                  \
+    .ack_timeout = 25,                      \
 }
 
 struct rs_tunables rs_tun = RS_TUN_DEFAULTS;
@@ -63,6 +64,7 @@ static struct rs_tunable_src table[] = {
     TUN(NULL, "RS_ANCHOR_TIMEOUT_MS",  anchor_timeout_ms, 10, 3600000),
     TUN(NULL, "RS_ANCHOR_NEGCACHE_MS", anchor_negcache_ms, 0, 86400000),
     TUN(NULL, "RS_ANCHOR_LOST_MS",     anchor_lost_ms, 1, 60000),
+    TUN(NULL, "RS_ACK_TIMEOUT",        ack_timeout, 0, 31),
 };
 #define N_TUN (sizeof(table) / sizeof(table[0]))
 
