@@ -320,11 +320,13 @@ static int gate_settled(int fd, struct file *f)
 
 /* A switch that is due but waits for another thread's call to leave the
  * kernel (a send blocked on a full buffer): the peer's KICK may come, and
- * a read at its mark would pass it. So the head is checked without a race
- * (a peek, then SIOCATMARK: a hole of an urgent byte read before is no
- * mark). 0: no switch due, or data at the head (a read copies it first
- * and stops at any mark behind it); 1: the peer's mark at the head; 2:
- * nothing there yet. */
+ * a read at its mark would pass it. So the head is checked without a race:
+ * a peek, then the pending urgent byte, then SIOCATMARK - in this order,
+ * as in the module's rs_anc_mark_at_head: SIOCATMARK first would also be
+ * true at the hole of our own answer/announcement read before, while a
+ * KICK arriving after that look lies behind data. 0: no switch due, or
+ * data at the head (a read copies it first and stops at any mark behind
+ * it); 1: the peer's mark at the head; 2: nothing there yet. */
 static int due_head(int fd, struct file *f)
 {
     if (__atomic_load_n(&f->ll_bytes, __ATOMIC_RELAXED) < __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED))
@@ -332,13 +334,14 @@ static int due_head(int fd, struct file *f)
     anchor_ll_cross(fd, f);
     if (fd_table_get(fd) != f)
         return 0;                        /* switched: the caller goes to the module */
-    uint8_t b;
+    uint8_t b, u;
     int at = 0;
     ssize_t pk = LIBC(recv)(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (LIBC(ioctl)(fd, SIOCATMARK, &at) == 0 && at &&
-        LIBC(recv)(fd, &b, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT) == 1)
-        return 1;
-    return pk > 0 || pk == 0 ? 0 : 2;
+    ssize_t ob = LIBC(recv)(fd, &u, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT);
+    int pending = ob == 1 || (ob < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    if (pending && LIBC(ioctl)(fd, SIOCATMARK, &at) == 0 && at)
+        return ob == 1 ? 1 : 2;          /* 2: the mark's byte is not here yet */
+    return pk >= 0 ? 0 : 2;
 }
 
 ssize_t anchor_ll_recvmsg(int fd, struct file *f, struct msghdr *msg, int flags)

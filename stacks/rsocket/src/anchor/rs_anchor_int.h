@@ -53,6 +53,10 @@ struct rs_anchor {
                                    * poll_events (new ones are a new edge) */
     int answer_late;              /* A_ANSWER: no answer within RS_ANCHOR_HELLO_MS:
                                    * sends pass through meanwhile */
+    int kick_hold;                /* P_LATE: 1 once the peer's KICK arrived (not reached
+                                   * by the reads yet): sends wait up to RS_ANCHOR_HELLO_MS
+                                   * (hello_deadline) so that the reads reach it; 2: that
+                                   * time is over, sends pass through again */
 };
 
 /* rs_anchor.c; socket lock held */
@@ -60,7 +64,8 @@ void rs_anc_set_phase(struct rsock *s, int p);
 void rs_anc_fallback(struct rsock *s, const char *why);
 void rs_anc_fail(struct rsock *s, int err, const char *why);
 void rs_anc_passive_commit(struct rsock *s);
-/* The wait fd watches kfd for what the phase needs now. */
+/* The wait fd watches kfd for what the phase needs now, and the timer is
+ * armed for the nearest deadline. */
 void rs_anc_rewatch(struct rsock *s);
 
 /* rs_anchor_late.c; socket lock held */

@@ -39,10 +39,11 @@ static int reads_through(int p)
 }
 
 /* Sends still carried on TCP: our end of the stream is not marked yet
- * (an active waiting for the answer first waits RS_ANCHOR_HELLO_MS). */
+ * (an active waiting for the answer first waits RS_ANCHOR_HELLO_MS, and so
+ * does a passive whose peer's KICK arrived: kick_hold). */
 static int sends_through_s(const struct rsock *s, int p)
 {
-    return p == ANC_P_LATE || (p == ANC_A_ANSWER && s->anc->answer_late);
+    return (p == ANC_P_LATE && s->anc->kick_hold != 1) || (p == ANC_A_ANSWER && s->anc->answer_late);
 }
 #define sends_through(p) sends_through_s(s, (p))
 
@@ -124,6 +125,30 @@ static void mark_seen(struct rsock *s, uint8_t v)
     rs_anc_fail(s, EPROTO, "unexpected urgent byte during the switch");
 }
 
+/* P_LATE: the active's KICK arrived (its urgent byte is there, in front of
+ * it only the application's data the reads have not reached). The passive's
+ * TCP data ends where its reads reach KICK (MARK goes out then), so its
+ * sends wait meanwhile - an application that writes as long as it can
+ * before it reads (edge-triggered epoll) would otherwise carry megabytes on
+ * TCP first. Bounded by RS_ANCHOR_HELLO_MS, as the active's wait for the
+ * answer: one that reads nothing before its send completes does not hang.
+ * Lock held. */
+static void kick_arrival(struct rsock *s)
+{
+    struct rs_anchor *a = s->anc;
+    uint8_t v;
+    if (a->kick_hold == 0 && rs_anc_urgent_peek(a->kfd, &v) && v == RS_ANC_KICK) {
+        a->kick_hold = 1;
+        a->hello_deadline = rs_now_ms() + rs_tun.anchor_hello_ms;
+        rs_anc_rewatch(s);               /* the timer ends the hold */
+        rs_event(s);                     /* POLLOUT goes (rs_anc_late_mask) */
+    } else if (a->kick_hold == 1 && rs_now_ms() >= a->hello_deadline) {
+        a->kick_hold = 2;                /* sends pass through from now on */
+        a->hello_deadline = 0;
+        rs_event(s);
+    }
+}
+
 void rs_anc_late_step(struct rsock *s)
 {
     struct rs_anchor *a = s->anc;
@@ -136,23 +161,24 @@ void rs_anc_late_step(struct rsock *s)
     case ANC_A_LATE:
         if (rs_now_ms() >= a->deadline)
             return rs_anc_fail(s, ETIMEDOUT, "no MARK from the peer");
-        /* fall through */
+        break;
     case ANC_A_ANSWER:
         if (!a->answer_late && rs_now_ms() >= a->hello_deadline) {
             a->answer_late = 1;          /* sends pass through from now on */
             a->hello_deadline = 0;
             rs_event(s);
         }
-        /* fall through */
+        break;
     case ANC_P_LATE:
-        if (rs_anc_mark_at_head(a->kfd, &v) == 1)
-            mark_seen(s, v);
-        else if (s->anc_phase == ANC_A_ANSWER && rs_anc_inband(a->kfd) >= 0)
-            no_answer(s);
-        return;
+        kick_arrival(s);
+        break;
     default:
         return;
     }
+    if (rs_anc_mark_at_head(a->kfd, &v) == 1)
+        mark_seen(s, v);
+    else if (s->anc_phase == ANC_A_ANSWER && rs_anc_inband(a->kfd) >= 0)
+        no_answer(s);
 }
 
 uint32_t rs_anc_late_interest(const struct rsock *s)
@@ -342,7 +368,13 @@ static int iov_advance(struct iovec *v, int n, size_t done, int *first)
  * over (then sends pass through). Lock held; 1 while it still waits. */
 static int answer_awaited(struct rsock *s, int tx)
 {
-    if (!tx || s->anc_phase != ANC_A_ANSWER || s->anc->answer_late)
+    if (!tx)
+        return 0;
+    if (s->anc_phase == ANC_P_LATE) {
+        kick_arrival(s);
+        return s->anc->kick_hold == 1;
+    }
+    if (s->anc_phase != ANC_A_ANSWER || s->anc->answer_late)
         return 0;
     rs_anc_late_step(s);
     return s->anc_phase == ANC_A_ANSWER && !s->anc->answer_late;
@@ -368,22 +400,35 @@ static ssize_t late_step_io(struct rsock *s, const struct iovec *iov, int n, int
     return r;
 }
 
-/* A blocking send waits for the answer: urgent data, the kick, or the
- * end of RS_ANCHOR_HELLO_MS. */
+/* A blocking send waits for the answer (A_ANSWER: urgent data) or for
+ * the reads to reach KICK (P_LATE: a phase change), on the TCP socket and
+ * the socket's kick (every phase change writes it), until the end of
+ * RS_ANCHOR_HELLO_MS. */
 static void answer_wait(struct rsock *s)
 {
+    pthread_mutex_lock(&s->lock);
     int64_t left = s->anc->hello_deadline - rs_now_ms();
-    struct pollfd p[2] = { { .fd = s->anc->kfd, .events = POLLPRI | POLLIN },
-                           { .fd = s->kick_fd, .events = POLLIN } };
-    if (left > 0)
-        (void)poll(p, s->kick_fd >= 0 ? 2 : 1, (int)(left < 1000 ? left : 1000));
+    int answer = s->anc_phase == ANC_A_ANSWER;
+    struct pollfd p[2] = { { .fd = s->kick_fd, .events = POLLIN },
+                           { .fd = answer ? s->anc->kfd : -1, .events = POLLPRI | POLLIN } };
+    if (left <= 0 || !answer_awaited(s, 1)) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    s->rpoll_sleepers++;
+    pthread_mutex_unlock(&s->lock);
+    (void)poll(p, 2, (int)(left < 1000 ? left : 1000));
+    pthread_mutex_lock(&s->lock);
+    s->rpoll_sleepers--;
+    rs_kick_drain(s);
+    pthread_mutex_unlock(&s->lock);
 }
 
 int rs_anchor_late_io(struct rsock *s, const struct iovec *iov, int n, int flags, int how, ssize_t *out)
 {
     int tx = (how & RS_GATE_WRITE) != 0;
     int p0 = __atomic_load_n(&s->anc_phase, __ATOMIC_ACQUIRE);
-    if (!s->anc || !(passes(s, p0, tx) || (tx && p0 == ANC_A_ANSWER)))
+    if (!s->anc || !(passes(s, p0, tx) || (tx && (p0 == ANC_A_ANSWER || p0 == ANC_P_LATE))))
         return 0;
     int nb = s->nonblock || (flags & MSG_DONTWAIT);
     size_t want = must_move(iov, n, flags, tx, nb), done = 0;
