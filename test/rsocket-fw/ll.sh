@@ -13,6 +13,9 @@
 #   ll.sh plaincli MODE / plainsrv MODE
 #                      one end without the framework: long, data intact
 #                      (no foreign byte), the framework end stays on TCP
+#   ll.sh edge MODE    long at the switch's exact point: the client's first
+#                      write is exactly LL_N, the server reads 2x LL_N one
+#                      byte at a time before it writes (rsfw_ll.c)
 #   ll.sh fork MODE    the client forks in the TCP phase; its child
 #                      carries 8 MiB each way and upgrades there
 #   ll.sh local bl     both ends in one process and one thread, 4 MiB each
@@ -68,7 +71,7 @@ srv_wait_banner server
 
 [ "$SC" = plaincli ] && SRV_CLIENT_ENV=()      # a client without the framework
 HOLD=$PROG_TMP/hold
-HOLD_ENV=(); case $SC in short|long) HOLD_ENV=(LL_HOLD="$HOLD") ;; esac
+HOLD_ENV=(); case $SC in short|long|edge) HOLD_ENV=(LL_HOLD="$HOLD") ;; esac
 srv_wire_start "$PROG_PORT"
 srv_client timeout 150 env ${LL_DEBUG:+NSTACK_LOG_ON=DBG} LL_TOTAL=$TOTAL "${HOLD_ENV[@]}" "$P" client "$PROG_ADDR" "$PROG_PORT" \
     "$client_sc" "$MODE" >"$PROG_TMP/client.out" 2>&1 &
@@ -81,7 +84,7 @@ conn_state() {   # the client's connection to the server, as nstack-stat shows i
 }
 
 case $SC in
-short|long)
+short|long|edge)
     wait_until "${LL_WAIT:-120}" _held_or_gone
     if [ ! -e "$HOLD.up" ]; then
         for pid in $(pgrep -f "^$P "); do
@@ -92,7 +95,7 @@ short|long)
         done
         prog_fail "the client did not get to its hold: $(cat "$PROG_TMP/client.out") server: $(cat "$PROG_TMP/server.out")"
     fi
-    want=tcp-phase; [ "$SC" = long ] && want=upgraded
+    want=tcp-phase; [ "$SC" != short ] && want=upgraded
     _state_is() { state=$(conn_state); [[ "$state" == *" $1 "* ]]; }
     if ! wait_until 5 _state_is "$want"; then
         [ -n "${LL_DEBUG:-}" ] && grep -v 'DBG: config' "$PROG_TMP/client.out" "$PROG_TMP/server.out"
@@ -102,7 +105,7 @@ short|long)
     wire_capture_stop
     switch_tcp=$(wire_payload_sum)
     prog_note "kernel TCP packets > 64 B: $WIRE_BIG, $switch_tcp bytes of payload"
-    if [ "$SC" = long ]; then
+    if [ "$SC" != short ]; then
         # nb: one thread per end, the switch comes within SWITCH_MAX; bl: a
         # writer blocked in a kernel send delays it (any point is clean)
         [ "$MODE" = bl ] || [ "$switch_tcp" -le $SWITCH_MAX ] ||
@@ -128,7 +131,16 @@ short)
     [ "$cli_rs" -eq 0 ] && [ "$srv_rs" -eq 0 ] || prog_fail "a short connection moved bytes on rsocket"
     [ "$cli_k" -eq 200 ] && [ "$srv_k" -eq 200 ] || prog_fail "the 200 bytes are not on the kernel stack"
     ;;
-long)
+long|edge)
+    if [ "$SC" = edge ]; then
+        # the switch points exactly where the client crossed: its first
+        # LL_N bytes written on TCP, nothing of the server's (it wrote only
+        # after it read 2x LL_N, past the client's mark)
+        tx_k() { awk '/stats: stack kernel:/ { for (i = 5; i < NF; i++) if ($i == "tx_bytes") print $(i + 1) }' "$1"; }
+        [ "$(tx_k "$PROG_TMP/client.out")" = $LL_N ] && [ "$(tx_k "$PROG_TMP/server.out")" = 0 ] ||
+            prog_fail "kernel TCP sends: client $(tx_k "$PROG_TMP/client.out"), server $(tx_k "$PROG_TMP/server.out"); want $LL_N and 0"
+        [ "$switch_tcp" -le $LL_N ] || prog_fail "$switch_tcp bytes on TCP before the switch, more than the client's $LL_N"
+    fi
     wire_capture_stop
     wire_expect_no_payload "after the switch"
     # the second 8 MiB each way (after the hold) all on rsocket, and in nb

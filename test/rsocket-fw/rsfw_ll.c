@@ -11,6 +11,12 @@
  *                 again, ended by shutdown/EOF.
  *          fork:  short, then the client forks and its child runs long
  *                 on the inherited connection (the parent closes it).
+ *          edge:  long, at the switch's exact point: the client's first
+ *                 write is exactly the threshold (NSTACK_UPGRADE_AFTER; it
+ *                 crosses there and marks its stream right behind it), then
+ *                 more at once; the server reads the first 2x threshold one
+ *                 byte at a time before it writes anything (its count
+ *                 reaches the threshold exactly at the client's mark).
  *          local (server only): both ends in this one process, one thread:
  *                 writes of 256 KiB on one end, each read on the other
  *                 before the next, 4 MiB each way.
@@ -67,6 +73,9 @@ static time_t now_s(void)
 struct xfer {
     int fd, nb, et;
     uint64_t total, tx, rx, nwrites;
+    uint64_t first_write;   /* edge: the first write's size (0: chunk()) */
+    uint64_t rx_bytewise;   /* edge: read this many bytes one at a time, */
+    uint64_t tx_after;      /* and write nothing before this many were read */
     int tx_seed, rx_seed, shut, eof_ends;
     uint8_t wbuf[200000], rbuf[65536];
 };
@@ -75,6 +84,10 @@ struct xfer {
 static ssize_t write_some(struct xfer *x)
 {
     size_t n = chunk(x->nwrites);
+    if (x->tx < x->first_write)
+        n = (size_t)(x->first_write - x->tx);
+    if (n > sizeof(x->wbuf))
+        n = sizeof(x->wbuf);
     if (n > x->total - x->tx)
         n = (size_t)(x->total - x->tx);
     for (size_t i = 0; i < n; i++)
@@ -101,6 +114,8 @@ static ssize_t read_some(struct xfer *x)
     size_t want = sizeof(x->rbuf);
     if (!x->eof_ends && x->total - x->rx < want)
         want = (size_t)(x->total - x->rx);     /* the next phase's bytes are not ours */
+    if (x->rx < x->rx_bytewise)
+        want = 1;
     ssize_t r = recv(x->fd, x->rbuf, want, 0);
     for (ssize_t i = 0; i < r; i++)
         if (x->rbuf[i] != pat(x->rx_seed, x->rx + (uint64_t)i)) {
@@ -110,7 +125,7 @@ static ssize_t read_some(struct xfer *x)
             exit(1);
         }
     if (r > 0)
-        x->rx += (uint64_t)r;
+        __atomic_store_n(&x->rx, x->rx + (uint64_t)r, __ATOMIC_RELEASE);   /* edge: the writer waits for it */
     return r;
 }
 
@@ -144,7 +159,7 @@ static void run_epoll(struct xfer *x)
         if (n < 0 && errno != EINTR)
             die("epoll_wait");
         for (int i = 0; i < n; i++) {
-            if ((got[i].events & EPOLLOUT) && !x->shut) {
+            if ((got[i].events & EPOLLOUT) && !x->shut && x->rx >= x->tx_after) {
                 for (int k = 0; k < turns && x->tx < x->total; k++)
                     if (write_some(x) < 0) {
                         if (errno != EAGAIN)
@@ -179,6 +194,11 @@ static void run_epoll(struct xfer *x)
 static void *writer(void *arg)
 {
     struct xfer *x = arg;
+    time_t end = now_s() + DEADLINE_S;
+    while (__atomic_load_n(&x->rx, __ATOMIC_ACQUIRE) < x->tx_after && now_s() < end) {
+        struct timespec ts = { 0, 1000000 };
+        nanosleep(&ts, NULL);           /* edge: bounded wait for the reader's count */
+    }
     while (x->tx < x->total)
         if (write_some(x) < 0)
             die("write");
@@ -202,11 +222,15 @@ static void run_threads(struct xfer *x)
 }
 
 static int g_et;    /* MODE et */
+static uint64_t g_first_write, g_rx_bytewise;   /* SCENARIO edge, first exchange */
 
 static void exchange(int fd, int nb, uint64_t total, int tx_seed, int rx_seed, int eof_ends)
 {
     static struct xfer x;
     memset(&x, 0, sizeof(x));
+    x.first_write = g_first_write;
+    x.rx_bytewise = x.tx_after = g_rx_bytewise;
+    g_first_write = g_rx_bytewise = 0;
     x.et = g_et;
     x.eof_ends = eof_ends;
     x.fd = fd;
@@ -371,7 +395,7 @@ static int local_pair(const char *addr, int port)
 int main(int argc, char **argv)
 {
     if (argc != 6) {
-        fprintf(stderr, "usage: rsfw_ll server|client ADDR PORT short|long|fork nb|bl\n");
+        fprintf(stderr, "usage: rsfw_ll server|client ADDR PORT short|long|edge|fork|local nb|et|bl\n");
         return 2;
     }
     g_et = strcmp(argv[5], "et") == 0;
@@ -404,6 +428,15 @@ int main(int argc, char **argv)
     }
     if (strcmp(sc, "fork") == 0)
         exchange(fd, nb, total, 2, 1, 1);
+    if (strcmp(sc, "edge") == 0) {
+        const char *n = getenv("NSTACK_UPGRADE_AFTER");
+        uint64_t lim = n ? strtoull(n, NULL, 10) : 65536;
+        if (server)
+            g_rx_bytewise = 2 * lim;
+        else
+            g_first_write = lim;
+        sc = "long";
+    }
     if (strcmp(sc, "long") == 0) {
         if (server)
             await_first_byte(fd);
