@@ -201,6 +201,25 @@ static void test_bad_arguments(void **state)
     close(fds[1]);
 }
 
+/* The peer's urgent byte `mark` arrives while fd (data, then the hole of
+ * an urgent byte read before, at its head) is looked at - during the
+ * look, when the look asks SIOCATMARK first, else right after it: the
+ * head is the data either way. */
+static void mark_arrives_during_look(int fd, int peer, uint8_t mark)
+{
+    uint8_t v = 0;
+    g_race_fd = fd;
+    g_race_peer = peer;
+    g_race_byte = mark;
+    assert_int_equal(rs_anc_mark_at_head(fd, &v), 0);
+    if (g_race_fd >= 0) {                /* no look at the hole: it arrives now */
+        g_race_fd = -1;
+        assert_int_equal(send(peer, &mark, 1, MSG_OOB), 1);
+        wait_for(fd, POLLPRI);
+        assert_int_equal(rs_anc_mark_at_head(fd, &v), 0);
+    }
+}
+
 /* The switch's race: the passive read the announcement out of band (its
  * hole is at the head until an in-band read passes it); the active's data
  * and then its KICK arrive, KICK while the passive looks at the head. The
@@ -217,16 +236,7 @@ static void test_mark_behind_data_at_hole(void **state)
     assert_int_equal(rs_anchor_policy(fds[1], NSTACK_LL_ANSWER, &code), 1);   /* reads it */
     assert_int_equal(send(fds[0], "abc", 3, 0), 3);
     wait_for(fds[1], POLLIN);
-    g_race_fd = fds[1];
-    g_race_peer = fds[0];
-    g_race_byte = RS_ANC_KICK;
-    assert_int_equal(rs_anc_mark_at_head(fds[1], &v), 0);
-    if (g_race_fd >= 0) {            /* no look at the hole: KICK arrives now */
-        g_race_fd = -1;
-        assert_int_equal(send(fds[0], &g_race_byte, 1, MSG_OOB), 1);
-        wait_for(fds[1], POLLPRI);
-        assert_int_equal(rs_anc_mark_at_head(fds[1], &v), 0);
-    }
+    mark_arrives_during_look(fds[1], fds[0], RS_ANC_KICK);
     /* the data first (a read that copies a byte stops at the mark) */
     char buf[8];
     assert_int_equal(recv(fds[1], buf, sizeof(buf), MSG_DONTWAIT), 3);
@@ -255,16 +265,7 @@ static void test_mark_at_head_after_data(void **state)
     assert_int_equal(rs_anchor_policy(fds[0], NSTACK_LL_PEER, &got), 1);    /* the answer's hole */
     assert_int_equal(send(fds[1], "xy", 2, 0), 2);
     wait_for(fds[0], POLLIN);
-    g_race_fd = fds[0];
-    g_race_peer = fds[1];
-    g_race_byte = RS_ANC_MARK;
-    assert_int_equal(rs_anc_mark_at_head(fds[0], &v), 0);
-    if (g_race_fd >= 0) {
-        g_race_fd = -1;
-        assert_int_equal(send(fds[1], &g_race_byte, 1, MSG_OOB), 1);
-        wait_for(fds[0], POLLPRI);
-        assert_int_equal(rs_anc_mark_at_head(fds[0], &v), 0);
-    }
+    mark_arrives_during_look(fds[0], fds[1], RS_ANC_MARK);
     assert_int_equal(send(fds[1], "NSAN", 4, 0), 4);                   /* OFFER's start */
     expect_stream(fds[0], "xy", 2);
     assert_int_equal(rs_anc_mark_at_head(fds[0], &v), 1);
