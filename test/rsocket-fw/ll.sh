@@ -16,6 +16,9 @@
 #   ll.sh edge MODE    long at the switch's exact point: the client's first
 #                      write is exactly LL_N, the server reads 2x LL_N one
 #                      byte at a time before it writes (rsfw_ll.c)
+#   ll.sh inflight bl  long where the client crosses on reading the
+#                      server's one big send still inside the server's
+#                      kernel: the server's count lags (rsfw_ll.c)
 #   ll.sh fork MODE    the client forks in the TCP phase; its child
 #                      carries 8 MiB each way and upgrades there
 #   ll.sh local bl     both ends in one process and one thread, 4 MiB each
@@ -71,7 +74,7 @@ srv_wait_banner server
 
 [ "$SC" = plaincli ] && SRV_CLIENT_ENV=()      # a client without the framework
 HOLD=$PROG_TMP/hold
-HOLD_ENV=(); case $SC in short|long|edge) HOLD_ENV=(LL_HOLD="$HOLD") ;; esac
+HOLD_ENV=(); case $SC in short|long|edge|inflight) HOLD_ENV=(LL_HOLD="$HOLD") ;; esac
 srv_wire_start "$PROG_PORT"
 srv_client timeout 150 env ${LL_DEBUG:+NSTACK_LOG_ON=DBG} LL_TOTAL=$TOTAL "${HOLD_ENV[@]}" "$P" client "$PROG_ADDR" "$PROG_PORT" \
     "$client_sc" "$MODE" >"$PROG_TMP/client.out" 2>&1 &
@@ -84,7 +87,7 @@ conn_state() {   # the client's connection to the server, as nstack-stat shows i
 }
 
 case $SC in
-short|long|edge)
+short|long|edge|inflight)
     wait_until "${LL_WAIT:-120}" _held_or_gone
     if [ ! -e "$HOLD.up" ]; then
         for pid in $(pgrep -f "^$P "); do
@@ -131,7 +134,7 @@ short)
     [ "$cli_rs" -eq 0 ] && [ "$srv_rs" -eq 0 ] || prog_fail "a short connection moved bytes on rsocket"
     [ "$cli_k" -eq 200 ] && [ "$srv_k" -eq 200 ] || prog_fail "the 200 bytes are not on the kernel stack"
     ;;
-long|edge)
+long|edge|inflight)
     if [ "$SC" = edge ]; then
         # the switch points exactly where the client crossed: its first
         # LL_N bytes written on TCP, nothing of the server's (it wrote only

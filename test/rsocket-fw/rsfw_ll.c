@@ -17,6 +17,11 @@
  *                 more at once; the server reads the first 2x threshold one
  *                 byte at a time before it writes anything (its count
  *                 reaches the threshold exactly at the client's mark).
+ *          inflight: long, where the client crosses on its reads of the
+ *                 server's first send (3x threshold in one call) while that
+ *                 send is still inside the server's kernel (MODE bl: the
+ *                 server's reader thread meets the client's mark then);
+ *                 the client writes 1000 bytes, then waits for them.
  *          local (server only): both ends in this one process, one thread:
  *                 writes of 256 KiB on one end, each read on the other
  *                 before the next, 4 MiB each way.
@@ -73,9 +78,10 @@ static time_t now_s(void)
 struct xfer {
     int fd, nb, et;
     uint64_t total, tx, rx, nwrites;
-    uint64_t first_write;   /* edge: the first write's size (0: chunk()) */
-    uint64_t rx_bytewise;   /* edge: read this many bytes one at a time, */
-    uint64_t tx_after;      /* and write nothing before this many were read */
+    uint64_t first_write;   /* edge, inflight: the first write's size (0: chunk()) */
+    uint64_t rx_bytewise;   /* edge: read this many bytes one at a time */
+    uint64_t tx_after;      /* after first_write bytes, write nothing more
+                             * before this many were read */
     int tx_seed, rx_seed, shut, eof_ends;
     uint8_t wbuf[200000], rbuf[65536];
 };
@@ -138,6 +144,11 @@ static void finish_rx(struct xfer *x, ssize_t r)
     }
 }
 
+static int may_write(struct xfer *x)
+{
+    return x->tx < x->first_write || __atomic_load_n(&x->rx, __ATOMIC_ACQUIRE) >= x->tx_after;
+}
+
 static void run_epoll(struct xfer *x)
 {
     int ep = epoll_create1(EPOLL_CLOEXEC);
@@ -159,7 +170,7 @@ static void run_epoll(struct xfer *x)
         if (n < 0 && errno != EINTR)
             die("epoll_wait");
         for (int i = 0; i < n; i++) {
-            if ((got[i].events & EPOLLOUT) && !x->shut && x->rx >= x->tx_after) {
+            if ((got[i].events & EPOLLOUT) && !x->shut && may_write(x)) {
                 for (int k = 0; k < turns && x->tx < x->total; k++)
                     if (write_some(x) < 0) {
                         if (errno != EAGAIN)
@@ -195,13 +206,18 @@ static void *writer(void *arg)
 {
     struct xfer *x = arg;
     time_t end = now_s() + DEADLINE_S;
-    while (__atomic_load_n(&x->rx, __ATOMIC_ACQUIRE) < x->tx_after && now_s() < end) {
+    while (!may_write(x) && now_s() < end) {
         struct timespec ts = { 0, 1000000 };
         nanosleep(&ts, NULL);           /* edge: bounded wait for the reader's count */
     }
-    while (x->tx < x->total)
+    while (x->tx < x->total) {
         if (write_some(x) < 0)
             die("write");
+        while (!may_write(x) && now_s() < end) {
+            struct timespec ts = { 0, 1000000 };
+            nanosleep(&ts, NULL);       /* inflight: bounded wait for the reader's count */
+        }
+    }
     if (x->eof_ends && shutdown(x->fd, SHUT_WR) < 0)
         die("shutdown");
     return NULL;
@@ -222,15 +238,16 @@ static void run_threads(struct xfer *x)
 }
 
 static int g_et;    /* MODE et */
-static uint64_t g_first_write, g_rx_bytewise;   /* SCENARIO edge, first exchange */
+static uint64_t g_first_write, g_rx_bytewise, g_tx_after;   /* SCENARIO edge/inflight, first exchange */
 
 static void exchange(int fd, int nb, uint64_t total, int tx_seed, int rx_seed, int eof_ends)
 {
     static struct xfer x;
     memset(&x, 0, sizeof(x));
     x.first_write = g_first_write;
-    x.rx_bytewise = x.tx_after = g_rx_bytewise;
-    g_first_write = g_rx_bytewise = 0;
+    x.rx_bytewise = g_rx_bytewise;
+    x.tx_after = g_tx_after;
+    g_first_write = g_rx_bytewise = g_tx_after = 0;
     x.et = g_et;
     x.eof_ends = eof_ends;
     x.fd = fd;
@@ -395,7 +412,7 @@ static int local_pair(const char *addr, int port)
 int main(int argc, char **argv)
 {
     if (argc != 6) {
-        fprintf(stderr, "usage: rsfw_ll server|client ADDR PORT short|long|edge|fork|local nb|et|bl\n");
+        fprintf(stderr, "usage: rsfw_ll server|client ADDR PORT short|long|edge|inflight|fork|local nb|et|bl\n");
         return 2;
     }
     g_et = strcmp(argv[5], "et") == 0;
@@ -428,14 +445,27 @@ int main(int argc, char **argv)
     }
     if (strcmp(sc, "fork") == 0)
         exchange(fd, nb, total, 2, 1, 1);
+    const char *lim_s = getenv("NSTACK_UPGRADE_AFTER");
+    uint64_t lim = lim_s ? strtoull(lim_s, NULL, 10) : 65536;
     if (strcmp(sc, "edge") == 0) {
-        const char *n = getenv("NSTACK_UPGRADE_AFTER");
-        uint64_t lim = n ? strtoull(n, NULL, 10) : 65536;
         if (server)
-            g_rx_bytewise = 2 * lim;
+            g_rx_bytewise = g_tx_after = 2 * lim;
         else
             g_first_write = lim;
         sc = "long";
+    }
+    if (strcmp(sc, "inflight") == 0) {
+        /* the client crosses by reading the server's one big send while
+         * that send is still inside the server's kernel */
+        g_first_write = server ? 3 * lim : 1000;
+        g_tx_after = server ? 0 : 3 * lim;
+        sc = "long";
+        /* small buffers: the big send stays in the kernel until the
+         * client read most of it */
+        int sz = 16384;
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) < 0 ||
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)) < 0)
+            die("SO_SNDBUF/SO_RCVBUF");
     }
     if (strcmp(sc, "long") == 0) {
         if (server)

@@ -18,6 +18,7 @@
 #include "anchor.h"
 #include "anchor_local.h"
 #include "conn_stats.h"
+#include "epoll_agg.h"
 #include "fd_table.h"
 #include "fw.h"
 #include "fw_log.h"
@@ -243,6 +244,8 @@ void anchor_ll_cross(int fd, struct file *f)
     if (anchor_attach(fd, f, f->ll_stack, f->ll_role, flags) < 0) {
         stay_tcp(fd, f, "no module socket for the switch");
         __atomic_store_n(&f->ll_switching, 0, __ATOMIC_SEQ_CST);
+    } else if (__atomic_load_n(&g_poll_waiters, __ATOMIC_ACQUIRE) > 0) {
+        ev_poll_wake_all();      /* a blocked TCP-phase read goes to the module (read_wait) */
     }
 out:
     pthread_mutex_unlock(&f->lock);
@@ -279,20 +282,33 @@ static int rcv_timeout_ms(int fd)
 }
 
 /* Blocking read: wait until the socket is readable, or until urgent data
- * (the peer's mark) came, which may need the switch first. 0 to try
+ * (the peer's mark) came, which may need the switch first, or until
+ * another thread's call switched the connection: its module may consume
+ * the peer's mark before this poll looks again (then nothing on the TCP
+ * socket would ever wake it), so the switch wakes the process's
+ * registered waiters (this thread's wake eventfd, poll_agg.c). 0 to try
  * again, -1/errno (EAGAIN: SO_RCVTIMEO expired; EINTR). */
 static int read_wait(int fd, struct file *f)
 {
     int ms = rcv_timeout_ms(fd);
-    struct pollfd p = { .fd = fd, .events = POLLIN | POLLPRI | POLLRDHUP };
-    int r = LIBC(poll)(&p, 1, ms);
+    int wfd = ev_poll_wait_register();
+    struct pollfd p[2] = { { .fd = fd, .events = POLLIN | POLLPRI | POLLRDHUP },
+                           { .fd = wfd, .events = POLLIN } };
+    /* registered first, then looked: a switch after the look wakes us */
+    int r = 1;
+    if (fd_table_get(fd) == f && !__atomic_load_n(&f->ll_switching, __ATOMIC_SEQ_CST))
+        r = LIBC(poll)(p, wfd >= 0 ? 2 : 1, ms);
+    int err = errno;
+    if (wfd >= 0)
+        ev_poll_wait_unregister(wfd);
+    errno = err;
     if (r < 0 && errno == EINTR && nstack_intr_restarts(ms >= 0))
         return 0;
     if (r == 0)
         errno = EAGAIN;
     if (r <= 0)
         return -1;
-    if (p.revents & POLLPRI) {
+    if (p[0].revents & POLLPRI) {
         if (__atomic_load_n(&f->ll_gate, __ATOMIC_RELAXED))
             anchor_ll_classify(fd, f, 0);
         if (__atomic_load_n(&f->ll_bytes, __ATOMIC_RELAXED) >= __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED))
@@ -319,8 +335,9 @@ static int gate_settled(int fd, struct file *f)
 }
 
 /* A switch that is due but waits for another thread's call to leave the
- * kernel (a send blocked on a full buffer): the peer's KICK may come, and
- * a read at its mark would pass it. So the head is checked without a race:
+ * kernel (a send blocked on a full buffer), or that may be due (that
+ * send's bytes are not counted yet): the peer's KICK may come, and a read
+ * at its mark would pass it. So the head is checked without a race:
  * a peek, then the pending urgent byte, then SIOCATMARK - in this order,
  * as in the module's rs_anc_mark_at_head: SIOCATMARK first would also be
  * true at the hole of our own answer/announcement read before, while a
@@ -329,7 +346,9 @@ static int gate_settled(int fd, struct file *f)
  * it); 1: the peer's mark at the head; 2: nothing there yet. */
 static int due_head(int fd, struct file *f)
 {
-    if (__atomic_load_n(&f->ll_bytes, __ATOMIC_RELAXED) < __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED))
+    /* with another thread's send inside the kernel the count lags: the
+     * peer may have crossed on bytes it read of that send */
+    if (anchor_ll_seen(f) < __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED))
         return 0;
     anchor_ll_cross(fd, f);
     if (fd_table_get(fd) != f)
