@@ -219,7 +219,8 @@ void anchor_ll_cross(int fd, struct file *f)
         if (!in_tcp_phase(fd, f))
             goto out;            /* stays on TCP */
         if (__atomic_load_n(&f->ll_gate, __ATOMIC_RELAXED))
-            flags |= NSTACK_ANCHOR_LL_WAIT;   /* an active written past N before the answer came */
+            /* an active written past its N before the answer came */
+            flags |= NSTACK_ANCHOR_LL_WAIT | NSTACK_ANCHOR_LL_CODE(f->ll_code);
         else if (__atomic_load_n(&f->ll_bytes, __ATOMIC_RELAXED) < __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED))
             goto out;            /* the agreed limit is higher */
     }

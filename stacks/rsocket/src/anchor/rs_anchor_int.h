@@ -53,6 +53,8 @@ struct rs_anchor {
                                    * poll_events (new ones are a new edge) */
     int answer_late;              /* A_ANSWER: no answer within RS_ANCHOR_HELLO_MS:
                                    * sends pass through meanwhile */
+    int own_code;                 /* A_ANSWER: the policy code this end crossed
+                                   * (NSTACK_ANCHOR_LL_CODE_OF; 0: not told) */
     int kick_hold;                /* P_LATE: 1 once the peer's KICK arrived (not reached
                                    * by the reads yet): sends wait up to RS_ANCHOR_HELLO_MS
                                    * (hello_deadline) so that the reads reach it; 2: that

@@ -83,6 +83,7 @@ void rs_anc_late_open(struct rsock *s, int flags)
          * they pass through: the fewer bytes before KICK, the sooner the
          * passive's read reaches it */
         s->anc->hello_deadline = rs_now_ms() + rs_tun.anchor_hello_ms;
+        s->anc->own_code = NSTACK_ANCHOR_LL_CODE_OF(flags);
         rs_anc_set_phase(s, ANC_A_ANSWER);
     }
     else if (s->anc->role == NSTACK_ADOPT_ACTIVE)
@@ -108,6 +109,13 @@ static void mark_seen(struct rsock *s, uint8_t v)
     if (s->anc_phase == ANC_A_ANSWER) {
         if (!rs_anc_ll_value(v))
             return rs_anc_fallback(s, "foreign urgent data instead of an answer");
+        /* The passive counts to the agreed (larger) limit: a KICK at ours,
+         * below it, could reach its fast path, whose read passes a mark.
+         * Nothing in-band was sent: both stay on TCP (the passive passes
+         * its data through once it crosses, and never sees a KICK). */
+        if (a->own_code && v - RS_ANC_LL_BASE > a->own_code)
+            return rs_anc_fallback(s, "the peer's long-lived policy is larger than the one this end "
+                                      "crossed before the answer came");
         struct sockaddr_storage peer;
         socklen_t len;
         if (rs_anc_addr(a->kfd, 1, &peer, &len) == 0)
