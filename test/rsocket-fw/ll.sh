@@ -147,11 +147,11 @@ long|edge|inflight)
     if [ "$SC" = edge ]; then
         # the switch points exactly where the client crossed: its first
         # LL_N bytes written on TCP, nothing of the server's (it wrote only
-        # after it read 2x LL_N, past the client's mark)
+        # after it read 2x LL_N, past the client's mark). The counters, not
+        # the capture: a retransmitted segment shows twice on the wire.
         tx_k() { awk '/stats: stack kernel:/ { for (i = 5; i < NF; i++) if ($i == "tx_bytes") print $(i + 1) }' "$1"; }
         [ "$(tx_k "$PROG_TMP/client.out")" = $LL_N ] && [ "$(tx_k "$PROG_TMP/server.out")" = 0 ] ||
             prog_fail "kernel TCP sends: client $(tx_k "$PROG_TMP/client.out"), server $(tx_k "$PROG_TMP/server.out"); want $LL_N and 0"
-        [ "$switch_tcp" -le $LL_N ] || prog_fail "$switch_tcp bytes on TCP before the switch, more than the client's $LL_N"
     fi
     wire_capture_stop
     wire_expect_no_payload "after the switch"
