@@ -55,15 +55,32 @@ static int kfd_writable(int kfd)
     return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
 }
 
+/* KICK goes out as soon as the send buffer takes one byte (nothing
+ * in-band follows it before OFFER came). While it cannot (A_KICK: our data
+ * before it fills the buffer, the passive does not read), this end's reads
+ * wait too, up to RS_ANCHOR_HELLO_MS (kick_late): reading the passive's
+ * data through meanwhile lets an application there that writes until
+ * EAGAIN before it reads write on and on over TCP, never reading the data
+ * in front of KICK. */
 static void active_kick(struct rsock *s)
 {
     struct rs_anchor *a = s->anc;
-    if (!kfd_writable(a->kfd))
-        return rs_anc_set_phase(s, ANC_A_KICK);
-    if (rs_anc_urgent_send(a->kfd, RS_ANC_KICK))
+    if (rs_anc_urgent_send(a->kfd, RS_ANC_KICK) == 0) {
+        a->hello_deadline = 0;
+        a->deadline = rs_now_ms() + rs_tun.anchor_timeout_ms;
+        return rs_anc_set_phase(s, ANC_A_LATE);
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
         return rs_anc_fallback(s, "KICK not sent");
-    a->deadline = rs_now_ms() + rs_tun.anchor_timeout_ms;
-    rs_anc_set_phase(s, ANC_A_LATE);
+    if (s->anc_phase != ANC_A_KICK) {
+        a->hello_deadline = rs_now_ms() + rs_tun.anchor_hello_ms;
+        rs_anc_set_phase(s, ANC_A_KICK);
+        rs_anc_rewatch(s);               /* the timer ends the read hold */
+    } else if (!a->kick_late && rs_now_ms() >= a->hello_deadline) {
+        a->kick_late = 1;                /* reads pass through from now on */
+        a->hello_deadline = 0;
+        rs_event(s);
+    }
 }
 
 static void passive_mark(struct rsock *s)
@@ -133,8 +150,9 @@ static void mark_seen(struct rsock *s, uint8_t v)
     rs_anc_fail(s, EPROTO, "unexpected urgent byte during the switch");
 }
 
-/* P_LATE: the active's KICK arrived (its urgent byte is there, in front of
- * it only the application's data the reads have not reached). The passive's
+/* P_LATE: the active's KICK arrived (its urgent byte, or its pointer, is
+ * there, in front of it only the application's data the reads have not
+ * reached). The passive's
  * TCP data ends where its reads reach KICK (MARK goes out then), so its
  * sends wait meanwhile - an application that writes as long as it can
  * before it reads (edge-triggered epoll) would otherwise carry megabytes on
@@ -145,7 +163,10 @@ static void kick_arrival(struct rsock *s)
 {
     struct rs_anchor *a = s->anc;
     uint8_t v;
-    if (a->kick_hold == 0 && rs_anc_urgent_peek(a->kfd, &v) && v == RS_ANC_KICK) {
+    ssize_t n = a->kick_hold ? 0 : recv(a->kfd, &v, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT);
+    /* EAGAIN: the urgent pointer came (a window probe carries it), its
+     * byte not yet - in P_LATE only KICK's can come */
+    if (a->kick_hold == 0 && ((n == 1 && v == RS_ANC_KICK) || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))) {
         a->kick_hold = 1;
         a->hello_deadline = rs_now_ms() + rs_tun.anchor_hello_ms;
         rs_anc_rewatch(s);               /* the timer ends the hold */
@@ -192,7 +213,7 @@ void rs_anc_late_step(struct rsock *s)
 uint32_t rs_anc_late_interest(const struct rsock *s)
 {
     switch (s->anc_phase) {
-    case ANC_A_KICK: return EPOLLOUT | EPOLLIN | EPOLLPRI | EPOLLRDHUP;
+    case ANC_A_KICK: return EPOLLOUT | EPOLLPRI | EPOLLRDHUP | (s->anc->kick_late ? EPOLLIN : 0);
     case ANC_P_MARK: return EPOLLOUT;
     case ANC_A_ANSWER:
     case ANC_P_LATE: return EPOLLIN | EPOLLPRI | EPOLLRDHUP |
@@ -221,6 +242,8 @@ uint32_t rs_anc_late_mask(struct rsock *s)
         m &= ~POLLIN;
     if (sends_through(p))
         a->out_wanted = !(m & POLLOUT);
+    if (p == ANC_A_KICK && !a->kick_late)
+        m &= ~POLLIN;                    /* reads wait for KICK (active_kick) */
     /* Edge-triggered waiters see an event only when gen moves: the TCP
      * queues changed since the last look (bytes arrived or were acked;
      * a read in between moved gen itself: late_recv). */
@@ -376,6 +399,10 @@ static int iov_advance(struct iovec *v, int n, size_t done, int *first)
  * over (then sends pass through). Lock held; 1 while it still waits. */
 static int answer_awaited(struct rsock *s, int tx)
 {
+    if (!tx && s->anc_phase == ANC_A_KICK) {
+        active_kick(s);
+        return s->anc_phase == ANC_A_KICK && !s->anc->kick_late;
+    }
     if (!tx)
         return 0;
     if (s->anc_phase == ANC_P_LATE) {
@@ -409,17 +436,18 @@ static ssize_t late_step_io(struct rsock *s, const struct iovec *iov, int n, int
 }
 
 /* A blocking send waits for the answer (A_ANSWER: urgent data) or for
- * the reads to reach KICK (P_LATE: a phase change), on the TCP socket and
- * the socket's kick (every phase change writes it), until the end of
- * RS_ANCHOR_HELLO_MS. */
+ * the reads to reach KICK (P_LATE: a phase change), a blocking read for
+ * room for KICK (A_KICK), on the TCP socket and the socket's kick (every
+ * phase change writes it), until the end of RS_ANCHOR_HELLO_MS. */
 static void answer_wait(struct rsock *s)
 {
     pthread_mutex_lock(&s->lock);
     int64_t left = s->anc->hello_deadline - rs_now_ms();
-    int answer = s->anc_phase == ANC_A_ANSWER;
+    int ph = s->anc_phase, tx = ph != ANC_A_KICK;
     struct pollfd p[2] = { { .fd = s->kick_fd, .events = POLLIN },
-                           { .fd = answer ? s->anc->kfd : -1, .events = POLLPRI | POLLIN } };
-    if (left <= 0 || !answer_awaited(s, 1)) {
+                           { .fd = ph == ANC_P_LATE ? -1 : s->anc->kfd,
+                             .events = ph == ANC_A_KICK ? POLLOUT : POLLPRI | POLLIN } };
+    if (left <= 0 || !answer_awaited(s, tx)) {
         pthread_mutex_unlock(&s->lock);
         return;
     }
