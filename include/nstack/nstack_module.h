@@ -344,6 +344,12 @@ struct nstack_module {
  * the module passes the stream through until it comes (or in-band data
  * first: the connection stays on TCP). */
 #define NSTACK_ANCHOR_LL_WAIT     (1 << 4)
+/* with NSTACK_ANCHOR_LL_WAIT (ABI 1.3, optional; 0: not told): the
+ * active's own policy code, whose limit it crossed. An answer naming a
+ * larger code means the passive counts to a later point than this end's
+ * switch would mark: the module keeps the connection on TCP instead. */
+#define NSTACK_ANCHOR_LL_CODE(c)     (((c) & 63) << 8)
+#define NSTACK_ANCHOR_LL_CODE_OF(fl) (((fl) >> 8) & 63)
 
 /* poll_events() bit (ABI 1.2): an anchored socket stays on its TCP anchor. */
 #define NSTACK_EV_FALLBACK        (1u << 24)   /* no epoll flag uses bit 24 */

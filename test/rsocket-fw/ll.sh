@@ -13,6 +13,12 @@
 #   ll.sh plaincli MODE / plainsrv MODE
 #                      one end without the framework: long, data intact
 #                      (no foreign byte), the framework end stays on TCP
+#   ll.sh edge MODE    long at the switch's exact point: the client's first
+#                      write is exactly LL_N, the server reads 2x LL_N one
+#                      byte at a time before it writes (rsfw_ll.c)
+#   ll.sh inflight bl  long where the client crosses on reading the
+#                      server's one big send still inside the server's
+#                      kernel: the server's count lags (rsfw_ll.c)
 #   ll.sh fork MODE    the client forks in the TCP phase; its child
 #                      carries 8 MiB each way and upgrades there
 #   ll.sh local bl     both ends in one process and one thread, 4 MiB each
@@ -37,6 +43,15 @@ MAX_WRITE=200000
 # the socket: a blocked send in MODE bl): at most 4 MiB of the 32 MiB.
 SWITCH_MAX=$((4 * 1024 * 1024))
 export NSTACK_UPGRADE_AFTER=$LL_N
+# The switch point (SWITCH_MAX) holds while each end's wait for the other
+# stays within RS_ANCHOR_HELLO_MS: the client, which crosses on its first
+# writes, holds its sends until the server's answer, the server its sends
+# until its reads reach the client's KICK; past that time both pass their
+# data through on TCP (by design: the peer may be a plain one). On the
+# shared 2-core test machine a process may not run for more than the
+# default 200 ms (seen once in 17 long_et runs at load 10), so the cases
+# that measure the switch point give them 2 s.
+case $SC in long|edge|inflight) export RS_ANCHOR_HELLO_MS=2000 ;; esac
 srv_setup rsocket 18900
 STAT=$NSTACK_RELEASE/bin/nstack-stat
 
@@ -68,7 +83,7 @@ srv_wait_banner server
 
 [ "$SC" = plaincli ] && SRV_CLIENT_ENV=()      # a client without the framework
 HOLD=$PROG_TMP/hold
-HOLD_ENV=(); case $SC in short|long) HOLD_ENV=(LL_HOLD="$HOLD") ;; esac
+HOLD_ENV=(); case $SC in short|long|edge|inflight) HOLD_ENV=(LL_HOLD="$HOLD") ;; esac
 srv_wire_start "$PROG_PORT"
 srv_client timeout 150 env ${LL_DEBUG:+NSTACK_LOG_ON=DBG} LL_TOTAL=$TOTAL "${HOLD_ENV[@]}" "$P" client "$PROG_ADDR" "$PROG_PORT" \
     "$client_sc" "$MODE" >"$PROG_TMP/client.out" 2>&1 &
@@ -81,7 +96,7 @@ conn_state() {   # the client's connection to the server, as nstack-stat shows i
 }
 
 case $SC in
-short|long)
+short|long|edge|inflight)
     wait_until "${LL_WAIT:-120}" _held_or_gone
     if [ ! -e "$HOLD.up" ]; then
         for pid in $(pgrep -f "^$P "); do
@@ -92,7 +107,7 @@ short|long)
         done
         prog_fail "the client did not get to its hold: $(cat "$PROG_TMP/client.out") server: $(cat "$PROG_TMP/server.out")"
     fi
-    want=tcp-phase; [ "$SC" = long ] && want=upgraded
+    want=tcp-phase; [ "$SC" != short ] && want=upgraded
     _state_is() { state=$(conn_state); [[ "$state" == *" $1 "* ]]; }
     if ! wait_until 5 _state_is "$want"; then
         [ -n "${LL_DEBUG:-}" ] && grep -v 'DBG: config' "$PROG_TMP/client.out" "$PROG_TMP/server.out"
@@ -102,7 +117,7 @@ short|long)
     wire_capture_stop
     switch_tcp=$(wire_payload_sum)
     prog_note "kernel TCP packets > 64 B: $WIRE_BIG, $switch_tcp bytes of payload"
-    if [ "$SC" = long ]; then
+    if [ "$SC" != short ]; then
         # nb: one thread per end, the switch comes within SWITCH_MAX; bl: a
         # writer blocked in a kernel send delays it (any point is clean)
         [ "$MODE" = bl ] || [ "$switch_tcp" -le $SWITCH_MAX ] ||
@@ -128,7 +143,16 @@ short)
     [ "$cli_rs" -eq 0 ] && [ "$srv_rs" -eq 0 ] || prog_fail "a short connection moved bytes on rsocket"
     [ "$cli_k" -eq 200 ] && [ "$srv_k" -eq 200 ] || prog_fail "the 200 bytes are not on the kernel stack"
     ;;
-long)
+long|edge|inflight)
+    if [ "$SC" = edge ]; then
+        # the switch points exactly where the client crossed: its first
+        # LL_N bytes written on TCP, nothing of the server's (it wrote only
+        # after it read 2x LL_N, past the client's mark). The counters, not
+        # the capture: a retransmitted segment shows twice on the wire.
+        tx_k() { awk '/stats: stack kernel:/ { for (i = 5; i < NF; i++) if ($i == "tx_bytes") print $(i + 1) }' "$1"; }
+        [ "$(tx_k "$PROG_TMP/client.out")" = $LL_N ] && [ "$(tx_k "$PROG_TMP/server.out")" = 0 ] ||
+            prog_fail "kernel TCP sends: client $(tx_k "$PROG_TMP/client.out"), server $(tx_k "$PROG_TMP/server.out"); want $LL_N and 0"
+    fi
     wire_capture_stop
     wire_expect_no_payload "after the switch"
     # the second 8 MiB each way (after the hold) all on rsocket, and in nb

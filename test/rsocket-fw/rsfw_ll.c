@@ -11,6 +11,17 @@
  *                 again, ended by shutdown/EOF.
  *          fork:  short, then the client forks and its child runs long
  *                 on the inherited connection (the parent closes it).
+ *          edge:  long, at the switch's exact point: the client's first
+ *                 write is exactly the threshold (NSTACK_UPGRADE_AFTER; it
+ *                 crosses there and marks its stream right behind it), then
+ *                 more at once; the server reads the first 2x threshold one
+ *                 byte at a time before it writes anything (its count
+ *                 reaches the threshold exactly at the client's mark).
+ *          inflight: long, where the client crosses on its reads of the
+ *                 server's first send (3x threshold in one call) while that
+ *                 send is still inside the server's kernel (MODE bl: the
+ *                 server's reader thread meets the client's mark then);
+ *                 the client writes 1000 bytes, then waits for them.
  *          local (server only): both ends in this one process, one thread:
  *                 writes of 256 KiB on one end, each read on the other
  *                 before the next, 4 MiB each way.
@@ -67,6 +78,10 @@ static time_t now_s(void)
 struct xfer {
     int fd, nb, et;
     uint64_t total, tx, rx, nwrites;
+    uint64_t first_write;   /* edge, inflight: the first write's size (0: chunk()) */
+    uint64_t rx_bytewise;   /* edge: read this many bytes one at a time */
+    uint64_t tx_after;      /* after first_write bytes, write nothing more
+                             * before this many were read */
     int tx_seed, rx_seed, shut, eof_ends;
     uint8_t wbuf[200000], rbuf[65536];
 };
@@ -75,6 +90,10 @@ struct xfer {
 static ssize_t write_some(struct xfer *x)
 {
     size_t n = chunk(x->nwrites);
+    if (x->tx < x->first_write)
+        n = (size_t)(x->first_write - x->tx);
+    if (n > sizeof(x->wbuf))
+        n = sizeof(x->wbuf);
     if (n > x->total - x->tx)
         n = (size_t)(x->total - x->tx);
     for (size_t i = 0; i < n; i++)
@@ -101,6 +120,8 @@ static ssize_t read_some(struct xfer *x)
     size_t want = sizeof(x->rbuf);
     if (!x->eof_ends && x->total - x->rx < want)
         want = (size_t)(x->total - x->rx);     /* the next phase's bytes are not ours */
+    if (x->rx < x->rx_bytewise)
+        want = 1;
     ssize_t r = recv(x->fd, x->rbuf, want, 0);
     for (ssize_t i = 0; i < r; i++)
         if (x->rbuf[i] != pat(x->rx_seed, x->rx + (uint64_t)i)) {
@@ -110,7 +131,7 @@ static ssize_t read_some(struct xfer *x)
             exit(1);
         }
     if (r > 0)
-        x->rx += (uint64_t)r;
+        __atomic_store_n(&x->rx, x->rx + (uint64_t)r, __ATOMIC_RELEASE);   /* edge: the writer waits for it */
     return r;
 }
 
@@ -121,6 +142,11 @@ static void finish_rx(struct xfer *x, ssize_t r)
                 (unsigned long long)x->rx, (unsigned long long)x->total);
         exit(1);
     }
+}
+
+static int may_write(struct xfer *x)
+{
+    return x->tx < x->first_write || __atomic_load_n(&x->rx, __ATOMIC_ACQUIRE) >= x->tx_after;
 }
 
 static void run_epoll(struct xfer *x)
@@ -144,7 +170,7 @@ static void run_epoll(struct xfer *x)
         if (n < 0 && errno != EINTR)
             die("epoll_wait");
         for (int i = 0; i < n; i++) {
-            if ((got[i].events & EPOLLOUT) && !x->shut) {
+            if ((got[i].events & EPOLLOUT) && !x->shut && may_write(x)) {
                 for (int k = 0; k < turns && x->tx < x->total; k++)
                     if (write_some(x) < 0) {
                         if (errno != EAGAIN)
@@ -179,9 +205,19 @@ static void run_epoll(struct xfer *x)
 static void *writer(void *arg)
 {
     struct xfer *x = arg;
-    while (x->tx < x->total)
+    time_t end = now_s() + DEADLINE_S;
+    while (!may_write(x) && now_s() < end) {
+        struct timespec ts = { 0, 1000000 };
+        nanosleep(&ts, NULL);           /* edge: bounded wait for the reader's count */
+    }
+    while (x->tx < x->total) {
         if (write_some(x) < 0)
             die("write");
+        while (!may_write(x) && now_s() < end) {
+            struct timespec ts = { 0, 1000000 };
+            nanosleep(&ts, NULL);       /* inflight: bounded wait for the reader's count */
+        }
+    }
     if (x->eof_ends && shutdown(x->fd, SHUT_WR) < 0)
         die("shutdown");
     return NULL;
@@ -202,11 +238,16 @@ static void run_threads(struct xfer *x)
 }
 
 static int g_et;    /* MODE et */
+static uint64_t g_first_write, g_rx_bytewise, g_tx_after;   /* SCENARIO edge/inflight, first exchange */
 
 static void exchange(int fd, int nb, uint64_t total, int tx_seed, int rx_seed, int eof_ends)
 {
     static struct xfer x;
     memset(&x, 0, sizeof(x));
+    x.first_write = g_first_write;
+    x.rx_bytewise = g_rx_bytewise;
+    x.tx_after = g_tx_after;
+    g_first_write = g_rx_bytewise = g_tx_after = 0;
     x.et = g_et;
     x.eof_ends = eof_ends;
     x.fd = fd;
@@ -371,7 +412,7 @@ static int local_pair(const char *addr, int port)
 int main(int argc, char **argv)
 {
     if (argc != 6) {
-        fprintf(stderr, "usage: rsfw_ll server|client ADDR PORT short|long|fork nb|bl\n");
+        fprintf(stderr, "usage: rsfw_ll server|client ADDR PORT short|long|edge|inflight|fork|local nb|et|bl\n");
         return 2;
     }
     g_et = strcmp(argv[5], "et") == 0;
@@ -404,6 +445,28 @@ int main(int argc, char **argv)
     }
     if (strcmp(sc, "fork") == 0)
         exchange(fd, nb, total, 2, 1, 1);
+    const char *lim_s = getenv("NSTACK_UPGRADE_AFTER");
+    uint64_t lim = lim_s ? strtoull(lim_s, NULL, 10) : 65536;
+    if (strcmp(sc, "edge") == 0) {
+        if (server)
+            g_rx_bytewise = g_tx_after = 2 * lim;
+        else
+            g_first_write = lim;
+        sc = "long";
+    }
+    if (strcmp(sc, "inflight") == 0) {
+        /* the client crosses by reading the server's one big send while
+         * that send is still inside the server's kernel */
+        g_first_write = server ? 3 * lim : 1000;
+        g_tx_after = server ? 0 : 3 * lim;
+        sc = "long";
+        /* small buffers: the big send stays in the kernel until the
+         * client read most of it */
+        int sz = 16384;
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) < 0 ||
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)) < 0)
+            die("SO_SNDBUF/SO_RCVBUF");
+    }
     if (strcmp(sc, "long") == 0) {
         if (server)
             await_first_byte(fd);

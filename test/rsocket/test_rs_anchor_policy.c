@@ -5,7 +5,10 @@
  * from silence, leaves an upgrade-first hello alone; the active finds the
  * answer even when the passive's data already arrived behind it; no
  * urgent byte ever shows in either stream; the agreed policy is the
- * larger one; a peer that did not answer goes to the negative cache.
+ * larger one; a peer that did not answer goes to the negative cache; the
+ * switch's mark (KICK/MARK) is found at the head only when it is there,
+ * also when it arrives while the hole of the announcement read before is
+ * at the head (ioctl is interposed to make that arrival deterministic).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +21,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "rs_anchor.h"
@@ -35,6 +40,30 @@ void rs_log(int level, const char *fmt, ...)
 }
 void rs_global_init_once(void)
 {
+}
+
+static void wait_for(int fd, short ev);
+
+/* ioctl of this program (rs_anchor_policy.c is linked in): one armed
+ * SIOCATMARK look on g_race_fd lets the peer's next urgent byte arrive
+ * right after it - the moment the kernel moves the head past an old
+ * urgent byte's hole. */
+static int g_race_fd = -1, g_race_peer = -1;
+static uint8_t g_race_byte;
+
+int ioctl(int fd, unsigned long req, ...)
+{
+    va_list ap;
+    va_start(ap, req);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    int r = (int)syscall(SYS_ioctl, fd, req, arg);
+    if (req == SIOCATMARK && fd == g_race_fd) {
+        g_race_fd = -1;
+        assert_int_equal(send(g_race_peer, &g_race_byte, 1, MSG_OOB), 1);
+        wait_for(fd, POLLPRI);
+    }
+    return r;
 }
 
 /* A connected loopback pair on a fresh port (the negative cache is keyed
@@ -172,6 +201,80 @@ static void test_bad_arguments(void **state)
     close(fds[1]);
 }
 
+/* The peer's urgent byte `mark` arrives while fd (data, then the hole of
+ * an urgent byte read before, at its head) is looked at - during the
+ * look, when the look asks SIOCATMARK first, else right after it: the
+ * head is the data either way. */
+static void mark_arrives_during_look(int fd, int peer, uint8_t mark)
+{
+    uint8_t v = 0;
+    g_race_fd = fd;
+    g_race_peer = peer;
+    g_race_byte = mark;
+    assert_int_equal(rs_anc_mark_at_head(fd, &v), 0);
+    if (g_race_fd >= 0) {                /* no look at the hole: it arrives now */
+        g_race_fd = -1;
+        assert_int_equal(send(peer, &mark, 1, MSG_OOB), 1);
+        wait_for(fd, POLLPRI);
+        assert_int_equal(rs_anc_mark_at_head(fd, &v), 0);
+    }
+}
+
+/* The switch's race: the passive read the announcement out of band (its
+ * hole is at the head until an in-band read passes it); the active's data
+ * and then its KICK arrive, KICK while the passive looks at the head. The
+ * head is the data, not KICK: taking KICK there made the passive skip
+ * application bytes and fail the handshake (EPROTO). */
+static void test_mark_behind_data_at_hole(void **state)
+{
+    (void)state;
+    int fds[2], code = 17;
+    uint8_t v = 0;
+    tcp_pair(fds);
+    assert_int_equal(rs_anchor_policy(fds[0], NSTACK_LL_SEND, &code), 0);
+    wait_for(fds[1], POLLPRI);
+    assert_int_equal(rs_anchor_policy(fds[1], NSTACK_LL_ANSWER, &code), 1);   /* reads it */
+    assert_int_equal(send(fds[0], "abc", 3, 0), 3);
+    wait_for(fds[1], POLLIN);
+    mark_arrives_during_look(fds[1], fds[0], RS_ANC_KICK);
+    /* the data first (a read that copies a byte stops at the mark) */
+    char buf[8];
+    assert_int_equal(recv(fds[1], buf, sizeof(buf), MSG_DONTWAIT), 3);
+    assert_memory_equal(buf, "abc", 3);
+    assert_int_equal(rs_anc_mark_at_head(fds[1], &v), 1);
+    assert_int_equal(v, RS_ANC_KICK);
+    assert_int_equal(rs_anc_mark_at_head(fds[1], &v), 0);              /* read once */
+    assert_int_equal(recv(fds[1], buf, sizeof(buf), MSG_DONTWAIT), -1);  /* nothing behind it */
+    assert_int_equal(errno, EAGAIN);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* The same on the active's side: the answer's hole at the head, the
+ * passive's data, then its MARK and OFFER. */
+static void test_mark_at_head_after_data(void **state)
+{
+    (void)state;
+    int fds[2], code = 17, got = 0;
+    uint8_t v = 0;
+    tcp_pair(fds);
+    assert_int_equal(rs_anchor_policy(fds[0], NSTACK_LL_SEND, &code), 0);
+    wait_for(fds[1], POLLPRI);
+    assert_int_equal(rs_anchor_policy(fds[1], NSTACK_LL_ANSWER, &code), 1);
+    wait_for(fds[0], POLLPRI);
+    assert_int_equal(rs_anchor_policy(fds[0], NSTACK_LL_PEER, &got), 1);    /* the answer's hole */
+    assert_int_equal(send(fds[1], "xy", 2, 0), 2);
+    wait_for(fds[0], POLLIN);
+    mark_arrives_during_look(fds[0], fds[1], RS_ANC_MARK);
+    assert_int_equal(send(fds[1], "NSAN", 4, 0), 4);                   /* OFFER's start */
+    expect_stream(fds[0], "xy", 2);
+    assert_int_equal(rs_anc_mark_at_head(fds[0], &v), 1);
+    assert_int_equal(v, RS_ANC_MARK);
+    expect_stream(fds[0], "NSAN", 4);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +283,8 @@ int main(void)
         cmocka_unit_test(test_plain_server_negcache),
         cmocka_unit_test(test_upgrade_first_hello_left),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_mark_behind_data_at_hole),
+        cmocka_unit_test(test_mark_at_head_after_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

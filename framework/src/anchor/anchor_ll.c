@@ -16,6 +16,7 @@
 #include "anchor.h"
 #include "anchor_local.h"
 #include "conn_stats.h"
+#include "epoll_agg.h"
 #include "fd_table.h"
 #include "fw.h"
 #include "fw_log.h"
@@ -218,7 +219,8 @@ void anchor_ll_cross(int fd, struct file *f)
         if (!in_tcp_phase(fd, f))
             goto out;            /* stays on TCP */
         if (__atomic_load_n(&f->ll_gate, __ATOMIC_RELAXED))
-            flags |= NSTACK_ANCHOR_LL_WAIT;   /* an active written past N before the answer came */
+            /* an active written past its N before the answer came */
+            flags |= NSTACK_ANCHOR_LL_WAIT | NSTACK_ANCHOR_LL_CODE(f->ll_code);
         else if (__atomic_load_n(&f->ll_bytes, __ATOMIC_RELAXED) < __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED))
             goto out;            /* the agreed limit is higher */
     }
@@ -243,6 +245,8 @@ void anchor_ll_cross(int fd, struct file *f)
     if (anchor_attach(fd, f, f->ll_stack, f->ll_role, flags) < 0) {
         stay_tcp(fd, f, "no module socket for the switch");
         __atomic_store_n(&f->ll_switching, 0, __ATOMIC_SEQ_CST);
+    } else if (__atomic_load_n(&g_poll_waiters, __ATOMIC_ACQUIRE) > 0) {
+        ev_poll_wake_all();      /* a blocked TCP-phase read goes to the module (read_wait) */
     }
 out:
     pthread_mutex_unlock(&f->lock);
@@ -279,21 +283,34 @@ static int rcv_timeout_ms(int fd)
 }
 
 /* Blocking read: wait until the socket is readable, or until urgent data
- * (the peer's mark) came, which may need the switch first. 0 to try
+ * (the peer's mark) came, which may need the switch first, or until
+ * another thread's call switched the connection: its module may consume
+ * the peer's mark before this poll looks again (then nothing on the TCP
+ * socket would ever wake it), so the switch wakes the process's
+ * registered waiters (this thread's wake eventfd, poll_agg.c). 0 to try
  * again, -1/errno (EAGAIN: SO_RCVTIMEO expired; EINTR). */
 static int read_wait(int fd, struct file *f)
 {
     int ms = rcv_timeout_ms(fd);
-    struct pollfd p = { .fd = fd, .events = POLLIN | POLLPRI | POLLRDHUP };
+    int wfd = ev_poll_wait_register();
+    struct pollfd p[2] = { { .fd = fd, .events = POLLIN | POLLPRI | POLLRDHUP },
+                           { .fd = wfd, .events = POLLIN } };
+    /* registered first, then looked: a switch after the look wakes us */
     uint64_t mark = sig_mark();
-    int r = LIBC(poll)(&p, 1, ms);
+    int r = 1;
+    if (fd_table_get(fd) == f && !__atomic_load_n(&f->ll_switching, __ATOMIC_SEQ_CST))
+        r = LIBC(poll)(p, wfd >= 0 ? 2 : 1, ms);
+    int err = errno;
+    if (wfd >= 0)
+        ev_poll_wait_unregister(wfd);
+    errno = err;
     if (r < 0 && errno == EINTR && sig_restarts(mark, ms >= 0))
         return 0;
     if (r == 0)
         errno = EAGAIN;
     if (r <= 0)
         return -1;
-    if (p.revents & POLLPRI) {
+    if (p[0].revents & POLLPRI) {
         if (__atomic_load_n(&f->ll_gate, __ATOMIC_RELAXED))
             anchor_ll_classify(fd, f, 0);
         if (__atomic_load_n(&f->ll_bytes, __ATOMIC_RELAXED) >= __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED))
@@ -320,26 +337,32 @@ static int gate_settled(int fd, struct file *f)
 }
 
 /* A switch that is due but waits for another thread's call to leave the
- * kernel (a send blocked on a full buffer): the peer's KICK may come, and
- * a read at its mark would pass it. So the head is checked without a race
- * (a peek, then SIOCATMARK: a hole of an urgent byte read before is no
- * mark). 0: no switch due, or data at the head (a read copies it first
- * and stops at any mark behind it); 1: the peer's mark at the head; 2:
- * nothing there yet. */
+ * kernel (a send blocked on a full buffer), or that may be due (that
+ * send's bytes are not counted yet): the peer's KICK may come, and a read
+ * at its mark would pass it. So the head is checked without a race:
+ * a peek, then the pending urgent byte, then SIOCATMARK - in this order,
+ * as in the module's rs_anc_mark_at_head: SIOCATMARK first would also be
+ * true at the hole of our own answer/announcement read before, while a
+ * KICK arriving after that look lies behind data. 0: no switch due, or
+ * data at the head (a read copies it first and stops at any mark behind
+ * it); 1: the peer's mark at the head; 2: nothing there yet. */
 static int due_head(int fd, struct file *f)
 {
-    if (__atomic_load_n(&f->ll_bytes, __ATOMIC_RELAXED) < __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED))
+    /* with another thread's send inside the kernel the count lags: the
+     * peer may have crossed on bytes it read of that send */
+    if (anchor_ll_seen(f) < __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED))
         return 0;
     anchor_ll_cross(fd, f);
     if (fd_table_get(fd) != f)
         return 0;                        /* switched: the caller goes to the module */
-    uint8_t b;
+    uint8_t b, u;
     int at = 0;
     ssize_t pk = LIBC(recv)(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (LIBC(ioctl)(fd, SIOCATMARK, &at) == 0 && at &&
-        LIBC(recv)(fd, &b, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT) == 1)
-        return 1;
-    return pk > 0 || pk == 0 ? 0 : 2;
+    ssize_t ob = LIBC(recv)(fd, &u, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT);
+    int pending = ob == 1 || (ob < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    if (pending && LIBC(ioctl)(fd, SIOCATMARK, &at) == 0 && at)
+        return ob == 1 ? 1 : 2;          /* 2: the mark's byte is not here yet */
+    return pk >= 0 ? 0 : 2;
 }
 
 ssize_t anchor_ll_recvmsg(int fd, struct file *f, struct msghdr *msg, int flags)

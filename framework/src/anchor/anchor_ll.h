@@ -59,6 +59,35 @@ static inline void anchor_ll_leave(struct file *f)
     __atomic_sub_fetch(&f->ll_inflight, 1, __ATOMIC_SEQ_CST);
 }
 
+/* The same around a kernel send of up to len bytes: they count as in
+ * flight (ll_txq) until anchor_ll_leave_tx counted what moved. */
+static inline int anchor_ll_enter_tx(struct file *f, size_t len)
+{
+    if (!anchor_ll_enter(f))
+        return 0;
+    __atomic_add_fetch(&f->ll_txq, (uint64_t)len, __ATOMIC_SEQ_CST);
+    return 1;
+}
+
+/* Counted first, then no longer in flight: a reader that sees the smaller
+ * ll_txq sees the count (anchor_ll_seen). The caller checks the limit
+ * (anchor_ll_count with 0). */
+static inline void anchor_ll_leave_tx(struct file *f, size_t len, ssize_t r)
+{
+    if (r > 0)
+        __atomic_add_fetch(&f->ll_bytes, (uint64_t)r, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&f->ll_txq, (uint64_t)len, __ATOMIC_RELEASE);
+    anchor_ll_leave(f);
+}
+
+/* Every byte the peer may have counted of this end's: what this end
+ * counted, plus its sends still inside the kernel. */
+static inline uint64_t anchor_ll_seen(struct file *f)
+{
+    uint64_t q = __atomic_load_n(&f->ll_txq, __ATOMIC_ACQUIRE);
+    return q + __atomic_load_n(&f->ll_bytes, __ATOMIC_RELAXED);
+}
+
 /* A read in the TCP phase (any read call as recvmsg): never sleeps inside
  * the kernel (a blocking read waits in poll(), which wakes for the peer's
  * mark too), and goes to the module once the switch ran. */

@@ -152,6 +152,11 @@ struct file {
      * call inside could pass a mark, or land bytes after one). */
     _Atomic int ll_inflight;
     _Atomic int ll_switching;
+    /* Bytes of sends inside the kernel now (TCP phase): the peer may read
+     * and count them before the send returns and counts them here, so a
+     * read that asks whether the peer's mark can be due adds them
+     * (anchor_ll_seen). Added before the send, removed after its count. */
+    _Atomic uint64_t ll_txq;
 
     /* KSOCK listener on an anchoring route: the module's listener beside
      * it (anchor_side.c); set once (release store), freed with the file. */

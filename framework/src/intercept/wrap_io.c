@@ -37,24 +37,43 @@ static inline void count_io(struct file *f, ssize_t r, enum nstat_counter c)
  * change while it is live, so reading them from a file being closed on
  * another thread is safe (at worst those bytes count to the stack that
  * socket had). Module and undecided sockets take the referenced path. */
-#define KERNEL_FAST_PATH(fd, ctr, call)                                          \
+/* What a vector send may move (the TCP phase's in-flight count): only
+ * asked in that phase. Bad vectors count 0 (the kernel fails the call). */
+static size_t iov_bytes(const struct iovec *iov, int n)
+{
+    size_t t = 0;
+    for (int i = 0; iov != NULL && i < n && i < IOV_MAX; i++)
+        t += iov[i].iov_len;
+    return t;
+}
+
+static size_t msg_bytes(const struct msghdr *msg)
+{
+    return msg == NULL || msg->msg_iovlen > IOV_MAX ? 0 : iov_bytes(msg->msg_iov, (int)msg->msg_iovlen);
+}
+
+/* The kernel fast path of a data call. txlen: what a send may move (only
+ * evaluated for a send in the long-lived policy's TCP phase), 0 for reads. */
+#define KERNEL_FAST_PATH(fd, ctr, txlen, call)                                   \
     do {                                                                         \
         struct file *kf_ = fd_table_get(fd);                                     \
         if (kf_ == NULL || t_in_module)                                          \
             return call;                                                         \
         int ll_;                                                                 \
+        size_t txl_ = 0;                                                         \
         if (__atomic_load_n(&kf_->kind, __ATOMIC_RELAXED) == FILE_KSOCK &&        \
             __atomic_load_n(&kf_->decided, __ATOMIC_ACQUIRE) &&                   \
             !anchor_ll_gate(fd, kf_, ctr == NSTAT_TX_BYTES) &&                    \
-            (!(ll_ = LL_PHASE(kf_)) || (ctr == NSTAT_TX_BYTES && anchor_ll_enter(kf_)))) { \
+            (!(ll_ = LL_PHASE(kf_)) ||                                           \
+             (ctr == NSTAT_TX_BYTES && anchor_ll_enter_tx(kf_, txl_ = (txlen))))) { \
             int st_ = __atomic_load_n(&kf_->stack, __ATOMIC_RELAXED);             \
             ssize_t r_ = call;                                                   \
             if (ll_)                                                             \
-                anchor_ll_leave(kf_);                                            \
+                anchor_ll_leave_tx(kf_, txl_, r_);   /* counts r_ */              \
             if (r_ > 0) {                                                        \
                 stats_add(st_, ctr, (uint64_t)r_);                               \
                 conn_stats_io(kf_, ctr == NSTAT_TX_BYTES, (uint64_t)r_);         \
-                anchor_ll_count(fd, kf_, r_);                                    \
+                anchor_ll_count(fd, kf_, ll_ ? 0 : r_);                          \
             }                                                                    \
             return r_;                                                           \
         }                                                                        \
@@ -83,16 +102,16 @@ static struct file *ll_settle(int fd, struct file *f)
 }
 
 /* A write on a kernel file in its TCP phase that takes the referenced
- * path runs inside anchor_ll_enter/leave too (*held): a switch never
+ * path runs inside anchor_ll_enter_tx/leave_tx too (*held): a switch never
  * starts while it is in the kernel, and one that runs is waited for (the
  * write then goes where fd is now). */
-static struct file *ll_tx_begin(int fd, struct file *f, int *held)
+static struct file *ll_tx_begin(int fd, struct file *f, size_t len, int *held)
 {
     *held = 0;
     for (int i = 0; i < 64; i++) {
         if (f->kind != FILE_KSOCK || !LL_PHASE(f))
             return f;
-        if (anchor_ll_enter(f)) {
+        if (anchor_ll_enter_tx(f, len)) {
             *held = 1;
             return f;
         }
@@ -229,27 +248,28 @@ static struct file *route_by_dest(int fd, struct file *f, const struct sockaddr 
  * socket runs `module_call` (which may use `f`) and anything else the libc
  * call; then the byte counter. Expands to the same code a hand-written
  * wrapper has, so the fast path costs nothing extra. */
-#define DATA_CALL(fd, ctr, libc_call, module_call)                  \
+#define DATA_CALL(fd, ctr, txlen, libc_call, module_call)                    \
     do {                                                                         \
         struct file *f;                                                          \
-        KERNEL_FAST_PATH(fd, ctr, libc_call);                                    \
+        KERNEL_FAST_PATH(fd, ctr, txlen, libc_call);                             \
         if (t_in_module || (f = file_get(fd)) == NULL)                           \
             return libc_call;                                                    \
-        ANCHOR_RESOLVE(fd, f);                                          \
+        ANCHOR_RESOLVE(fd, f);                                                   \
         f = ll_settle(fd, f);                                                    \
         int held_ = 0;                                                           \
+        size_t txl_ = ctr == NSTAT_TX_BYTES && LL_PHASE(f) ? (txlen) : 0;        \
         if (ctr == NSTAT_TX_BYTES)                                               \
-            f = ll_tx_begin(fd, f, &held_);                                      \
+            f = ll_tx_begin(fd, f, txl_, &held_);                                \
         int llrx_ = ctr == NSTAT_RX_BYTES && f->kind == FILE_KSOCK && LL_PHASE(f); \
         if (llrx_)                                                               \
             t_ll_fd = fd;                                                        \
         ssize_t r = f->kind == FILE_MSOCK || llrx_ ? (module_call) : (libc_call); \
         if (held_)                                                               \
-            anchor_ll_leave(f);                                                  \
+            anchor_ll_leave_tx(f, txl_, r);    /* counts r */                    \
         ANCHOR_RETRY(fd, f, r, libc_call);                                       \
         count_io(f, r, ctr);                                                     \
         if (r > 0 && f->kind == FILE_KSOCK && !llrx_)                            \
-            anchor_ll_count(fd, f, r);     /* reads: anchor_ll_recvmsg counts */  \
+            anchor_ll_count(fd, f, held_ ? 0 : r);   /* reads: anchor_ll_recvmsg counts */ \
         return file_put_ret(f, r);                                                    \
     } while (0)
 
@@ -268,17 +288,18 @@ static ssize_t m_vector(struct file *f, const struct iovec *iov, int iovcnt, int
 
 EXPORT ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
-    DATA_CALL(fd, NSTAT_TX_BYTES, LIBC(send)(fd, buf, len, flags), m_send(f, buf, len, flags));
+    DATA_CALL(fd, NSTAT_TX_BYTES, len, LIBC(send)(fd, buf, len, flags), m_send(f, buf, len, flags));
 }
 
 EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
-    DATA_CALL(fd, NSTAT_TX_BYTES, LIBC(write)(fd, buf, len), m_send(f, buf, len, 0));
+    DATA_CALL(fd, NSTAT_TX_BYTES, len, LIBC(write)(fd, buf, len), m_send(f, buf, len, 0));
 }
 
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-    DATA_CALL(fd, NSTAT_TX_BYTES, LIBC(writev)(fd, iov, iovcnt), m_vector(f, iov, iovcnt, 0));
+    DATA_CALL(fd, NSTAT_TX_BYTES, iov_bytes(iov, iovcnt), LIBC(writev)(fd, iov, iovcnt),
+              m_vector(f, iov, iovcnt, 0));
 }
 
 /* sendto with an address on a module socket: sendmsg carries it. */
@@ -295,17 +316,19 @@ static ssize_t m_sendto(struct file *f, const void *buf, size_t len, int flags,
 EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to, socklen_t tolen)
 {
     struct file *f;
-    KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(sendto)(fd, buf, len, flags, to, tolen));
+    KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, len, LIBC(sendto)(fd, buf, len, flags, to, tolen));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(sendto)(fd, buf, len, flags, to, tolen);
     ANCHOR_RESOLVE(fd, f);
     f = route_by_dest(fd, f, to, tolen);
     int held;
-    f = ll_tx_begin(fd, f, &held);
+    f = ll_tx_begin(fd, f, len, &held);
     ssize_t r = f->kind == FILE_MSOCK ? m_sendto(f, buf, len, flags, to, tolen)
                                       : LIBC(sendto)(fd, buf, len, flags, to, tolen);
-    if (held)
-        anchor_ll_leave(f);
+    if (held) {
+        anchor_ll_leave_tx(f, len, r);
+        anchor_ll_count(fd, f, 0);
+    }
     ANCHOR_RETRY(fd, f, r, LIBC(sendto)(fd, buf, len, flags, to, tolen));
     count_io(f, r, NSTAT_TX_BYTES);
     return file_put_ret(f, r);
@@ -326,17 +349,20 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     struct file *f;
     if (msg != NULL && msg->msg_controllen != 0 && msg->msg_control != NULL)
         anchor_note_passed(msg);
-    KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, LIBC(sendmsg)(fd, msg, flags));
+    KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, msg_bytes(msg), LIBC(sendmsg)(fd, msg, flags));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(sendmsg)(fd, msg, flags);
     ANCHOR_RESOLVE(fd, f);
     if (msg != NULL)
         f = route_by_dest(fd, f, msg->msg_name, msg->msg_namelen);
     int held;
-    f = ll_tx_begin(fd, f, &held);
+    size_t txl = f->kind == FILE_KSOCK && LL_PHASE(f) ? msg_bytes(msg) : 0;
+    f = ll_tx_begin(fd, f, txl, &held);
     ssize_t r = f->kind == FILE_MSOCK ? m_msg(f, (struct msghdr *)msg, flags, 0) : LIBC(sendmsg)(fd, msg, flags);
-    if (held)
-        anchor_ll_leave(f);
+    if (held) {
+        anchor_ll_leave_tx(f, txl, r);
+        anchor_ll_count(fd, f, 0);
+    }
     ANCHOR_RETRY(fd, f, r, LIBC(sendmsg)(fd, msg, flags));
     count_io(f, r, NSTAT_TX_BYTES);
     return file_put_ret(f, r);
@@ -381,22 +407,22 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 
 EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
-    DATA_CALL(fd, NSTAT_RX_BYTES, LIBC(recv)(fd, buf, len, flags), m_recv(f, buf, len, flags));
+    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(recv)(fd, buf, len, flags), m_recv(f, buf, len, flags));
 }
 
 EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
-    DATA_CALL(fd, NSTAT_RX_BYTES, LIBC(read)(fd, buf, len), m_recv(f, buf, len, 0));
+    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(read)(fd, buf, len), m_recv(f, buf, len, 0));
 }
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 {
-    DATA_CALL(fd, NSTAT_RX_BYTES, LIBC(readv)(fd, iov, iovcnt), m_vector(f, iov, iovcnt, 1));
+    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(readv)(fd, iov, iovcnt), m_vector(f, iov, iovcnt, 1));
 }
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    DATA_CALL(fd, NSTAT_RX_BYTES, LIBC(recvmsg)(fd, msg, flags), m_msg(f, msg, flags, 1));
+    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(recvmsg)(fd, msg, flags), m_msg(f, msg, flags, 1));
 }
 
 /* recvfrom with an address on a module socket: recvmsg fills it. */
@@ -415,7 +441,7 @@ static ssize_t m_recvfrom(struct file *f, void *buf, size_t len, int flags,
 
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *fromlen)
 {
-    DATA_CALL(fd, NSTAT_RX_BYTES, LIBC(recvfrom)(fd, buf, len, flags, from, fromlen),
+    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(recvfrom)(fd, buf, len, flags, from, fromlen),
               m_recvfrom(f, buf, len, flags, from, fromlen));
 }
 
@@ -533,15 +559,15 @@ EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
         }
     }
     int held;
-    f = ll_tx_begin(out_fd, f, &held);
+    f = ll_tx_begin(out_fd, f, count, &held);
     ssize_t r = f->kind == FILE_MSOCK ? m_sendfile(f, in_fd, offset, count)
                                       : LIBC(sendfile)(out_fd, in_fd, offset, count);
     if (held)
-        anchor_ll_leave(f);
+        anchor_ll_leave_tx(f, count, r);   /* counts r */
     ANCHOR_RETRY(out_fd, f, r, LIBC(sendfile)(out_fd, in_fd, offset, count));
     count_io(f, r, NSTAT_TX_BYTES);
     if (r > 0 && f->kind == FILE_KSOCK)
-        anchor_ll_count(out_fd, f, r);     /* the long-lived policy's TCP phase */
+        anchor_ll_count(out_fd, f, held ? 0 : r);   /* the long-lived policy's TCP phase */
     return file_put_ret(f, r);
 }
 

@@ -644,6 +644,7 @@ static uint32_t interest(const struct rsock *s)
 void rs_anc_rewatch(struct rsock *s)
 {
     (void)watch_kfd(s, interest(s));
+    (void)timer_arm(s);
 }
 
 /* Release what the handshake held once it ended; the anchor stays in

@@ -21,7 +21,8 @@ enum anc_phase {
     /* the long-lived policy's switch (rs_anchor_late.c) */
     ANC_A_ANSWER,         /* active: crossed before the passive's answer came;
                            * both directions pass through until it does */
-    ANC_A_KICK,           /* active: crossed; KICK waits for room in the send buffer */
+    ANC_A_KICK,           /* active: crossed; KICK waits for room in the send buffer
+                           * (reads wait too, up to RS_ANCHOR_HELLO_MS) */
     ANC_A_LATE,           /* active: KICK sent (committed); the passive's TCP data
                            * passes through until its MARK */
     ANC_P_LATE,           /* passive: both directions pass through; KICK awaited */
@@ -57,6 +58,14 @@ struct rs_anchor {
                                    * poll_events (new ones are a new edge) */
     int answer_late;              /* A_ANSWER: no answer within RS_ANCHOR_HELLO_MS:
                                    * sends pass through meanwhile */
+    int kick_late;                /* A_KICK: no room for KICK within RS_ANCHOR_HELLO_MS:
+                                   * reads pass through meanwhile */
+    int own_code;                 /* A_ANSWER: the policy code this end crossed
+                                   * (NSTACK_ANCHOR_LL_CODE_OF; 0: not told) */
+    int kick_hold;                /* P_LATE: 1 once the peer's KICK arrived (not reached
+                                   * by the reads yet): sends wait up to RS_ANCHOR_HELLO_MS
+                                   * (hello_deadline) so that the reads reach it; 2: that
+                                   * time is over, sends pass through again */
 };
 
 /* rs_anchor.c; socket lock held */
@@ -64,7 +73,8 @@ void rs_anc_set_phase(struct rsock *s, int p);
 void rs_anc_fallback(struct rsock *s, const char *why);
 void rs_anc_fail(struct rsock *s, int err, const char *why);
 void rs_anc_passive_commit(struct rsock *s);
-/* The wait fd watches kfd for what the phase needs now. */
+/* The wait fd watches kfd for what the phase needs now, and the timer is
+ * armed for the nearest deadline. */
 void rs_anc_rewatch(struct rsock *s);
 
 /* rs_anchor_late.c; socket lock held */

@@ -39,10 +39,11 @@ static int reads_through(int p)
 }
 
 /* Sends still carried on TCP: our end of the stream is not marked yet
- * (an active waiting for the answer first waits RS_ANCHOR_HELLO_MS). */
+ * (an active waiting for the answer first waits RS_ANCHOR_HELLO_MS, and so
+ * does a passive whose peer's KICK arrived: kick_hold). */
 static int sends_through_s(const struct rsock *s, int p)
 {
-    return p == ANC_P_LATE || (p == ANC_A_ANSWER && s->anc->answer_late);
+    return (p == ANC_P_LATE && s->anc->kick_hold != 1) || (p == ANC_A_ANSWER && s->anc->answer_late);
 }
 #define sends_through(p) sends_through_s(s, (p))
 
@@ -54,15 +55,32 @@ static int kfd_writable(int kfd)
     return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
 }
 
+/* KICK goes out as soon as the send buffer takes one byte (nothing
+ * in-band follows it before OFFER came). While it cannot (A_KICK: our data
+ * before it fills the buffer, the passive does not read), this end's reads
+ * wait too, up to RS_ANCHOR_HELLO_MS (kick_late): reading the passive's
+ * data through meanwhile lets an application there that writes until
+ * EAGAIN before it reads write on and on over TCP, never reading the data
+ * in front of KICK. */
 static void active_kick(struct rsock *s)
 {
     struct rs_anchor *a = s->anc;
-    if (!kfd_writable(a->kfd))
-        return rs_anc_set_phase(s, ANC_A_KICK);
-    if (rs_anc_urgent_send(a->kfd, RS_ANC_KICK))
+    if (rs_anc_urgent_send(a->kfd, RS_ANC_KICK) == 0) {
+        a->hello_deadline = 0;
+        a->deadline = rs_now_ms() + rs_tun.anchor_timeout_ms;
+        return rs_anc_set_phase(s, ANC_A_LATE);
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
         return rs_anc_fallback(s, "KICK not sent");
-    a->deadline = rs_now_ms() + rs_tun.anchor_timeout_ms;
-    rs_anc_set_phase(s, ANC_A_LATE);
+    if (s->anc_phase != ANC_A_KICK) {
+        a->hello_deadline = rs_now_ms() + rs_tun.anchor_hello_ms;
+        rs_anc_set_phase(s, ANC_A_KICK);
+        rs_anc_rewatch(s);               /* the timer ends the read hold */
+    } else if (!a->kick_late && rs_now_ms() >= a->hello_deadline) {
+        a->kick_late = 1;                /* reads pass through from now on */
+        a->hello_deadline = 0;
+        rs_event(s);
+    }
 }
 
 static void passive_mark(struct rsock *s)
@@ -82,6 +100,7 @@ void rs_anc_late_open(struct rsock *s, int flags)
          * they pass through: the fewer bytes before KICK, the sooner the
          * passive's read reaches it */
         s->anc->hello_deadline = rs_now_ms() + rs_tun.anchor_hello_ms;
+        s->anc->own_code = NSTACK_ANCHOR_LL_CODE_OF(flags);
         rs_anc_set_phase(s, ANC_A_ANSWER);
     }
     else if (s->anc->role == NSTACK_ADOPT_ACTIVE)
@@ -107,6 +126,13 @@ static void mark_seen(struct rsock *s, uint8_t v)
     if (s->anc_phase == ANC_A_ANSWER) {
         if (!rs_anc_ll_value(v))
             return rs_anc_fallback(s, "foreign urgent data instead of an answer");
+        /* The passive counts to the agreed (larger) limit: a KICK at ours,
+         * below it, could reach its fast path, whose read passes a mark.
+         * Nothing in-band was sent: both stay on TCP (the passive passes
+         * its data through once it crosses, and never sees a KICK). */
+        if (a->own_code && v - RS_ANC_LL_BASE > a->own_code)
+            return rs_anc_fallback(s, "the peer's long-lived policy is larger than the one this end "
+                                      "crossed before the answer came");
         struct sockaddr_storage peer;
         socklen_t len;
         if (rs_anc_addr(a->kfd, 1, &peer, &len) == 0)
@@ -124,6 +150,34 @@ static void mark_seen(struct rsock *s, uint8_t v)
     rs_anc_fail(s, EPROTO, "unexpected urgent byte during the switch");
 }
 
+/* P_LATE: the active's KICK arrived (its urgent byte, or its pointer, is
+ * there, in front of it only the application's data the reads have not
+ * reached). The passive's
+ * TCP data ends where its reads reach KICK (MARK goes out then), so its
+ * sends wait meanwhile - an application that writes as long as it can
+ * before it reads (edge-triggered epoll) would otherwise carry megabytes on
+ * TCP first. Bounded by RS_ANCHOR_HELLO_MS, as the active's wait for the
+ * answer: one that reads nothing before its send completes does not hang.
+ * Lock held. */
+static void kick_arrival(struct rsock *s)
+{
+    struct rs_anchor *a = s->anc;
+    uint8_t v;
+    ssize_t n = a->kick_hold ? 0 : recv(a->kfd, &v, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT);
+    /* EAGAIN: the urgent pointer came (a window probe carries it), its
+     * byte not yet - in P_LATE only KICK's can come */
+    if (a->kick_hold == 0 && ((n == 1 && v == RS_ANC_KICK) || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))) {
+        a->kick_hold = 1;
+        a->hello_deadline = rs_now_ms() + rs_tun.anchor_hello_ms;
+        rs_anc_rewatch(s);               /* the timer ends the hold */
+        rs_event(s);                     /* POLLOUT goes (rs_anc_late_mask) */
+    } else if (a->kick_hold == 1 && rs_now_ms() >= a->hello_deadline) {
+        a->kick_hold = 2;                /* sends pass through from now on */
+        a->hello_deadline = 0;
+        rs_event(s);
+    }
+}
+
 void rs_anc_late_step(struct rsock *s)
 {
     struct rs_anchor *a = s->anc;
@@ -136,29 +190,30 @@ void rs_anc_late_step(struct rsock *s)
     case ANC_A_LATE:
         if (rs_now_ms() >= a->deadline)
             return rs_anc_fail(s, ETIMEDOUT, "no MARK from the peer");
-        /* fall through */
+        break;
     case ANC_A_ANSWER:
         if (!a->answer_late && rs_now_ms() >= a->hello_deadline) {
             a->answer_late = 1;          /* sends pass through from now on */
             a->hello_deadline = 0;
             rs_event(s);
         }
-        /* fall through */
+        break;
     case ANC_P_LATE:
-        if (rs_anc_mark_at_head(a->kfd, &v) == 1)
-            mark_seen(s, v);
-        else if (s->anc_phase == ANC_A_ANSWER && rs_anc_inband(a->kfd) >= 0)
-            no_answer(s);
-        return;
+        kick_arrival(s);
+        break;
     default:
         return;
     }
+    if (rs_anc_mark_at_head(a->kfd, &v) == 1)
+        mark_seen(s, v);
+    else if (s->anc_phase == ANC_A_ANSWER && rs_anc_inband(a->kfd) >= 0)
+        no_answer(s);
 }
 
 uint32_t rs_anc_late_interest(const struct rsock *s)
 {
     switch (s->anc_phase) {
-    case ANC_A_KICK: return EPOLLOUT | EPOLLIN | EPOLLPRI | EPOLLRDHUP;
+    case ANC_A_KICK: return EPOLLOUT | EPOLLPRI | EPOLLRDHUP | (s->anc->kick_late ? EPOLLIN : 0);
     case ANC_P_MARK: return EPOLLOUT;
     case ANC_A_ANSWER:
     case ANC_P_LATE: return EPOLLIN | EPOLLPRI | EPOLLRDHUP |
@@ -187,6 +242,8 @@ uint32_t rs_anc_late_mask(struct rsock *s)
         m &= ~POLLIN;
     if (sends_through(p))
         a->out_wanted = !(m & POLLOUT);
+    if (p == ANC_A_KICK && !a->kick_late)
+        m &= ~POLLIN;                    /* reads wait for KICK (active_kick) */
     /* Edge-triggered waiters see an event only when gen moves: the TCP
      * queues changed since the last look (bytes arrived or were acked;
      * a read in between moved gen itself: late_recv). */
@@ -343,7 +400,17 @@ static int iov_advance(struct iovec *v, int n, size_t done, int *first)
  * over (then sends pass through). Lock held; 1 while it still waits. */
 static int answer_awaited(struct rsock *s, int tx)
 {
-    if (!tx || s->anc_phase != ANC_A_ANSWER || s->anc->answer_late)
+    if (!tx && s->anc_phase == ANC_A_KICK) {
+        active_kick(s);
+        return s->anc_phase == ANC_A_KICK && !s->anc->kick_late;
+    }
+    if (!tx)
+        return 0;
+    if (s->anc_phase == ANC_P_LATE) {
+        kick_arrival(s);
+        return s->anc->kick_hold == 1;
+    }
+    if (s->anc_phase != ANC_A_ANSWER || s->anc->answer_late)
         return 0;
     rs_anc_late_step(s);
     return s->anc_phase == ANC_A_ANSWER && !s->anc->answer_late;
@@ -369,22 +436,36 @@ static ssize_t late_step_io(struct rsock *s, const struct iovec *iov, int n, int
     return r;
 }
 
-/* A blocking send waits for the answer: urgent data, the kick, or the
- * end of RS_ANCHOR_HELLO_MS. */
+/* A blocking send waits for the answer (A_ANSWER: urgent data) or for
+ * the reads to reach KICK (P_LATE: a phase change), a blocking read for
+ * room for KICK (A_KICK), on the TCP socket and the socket's kick (every
+ * phase change writes it), until the end of RS_ANCHOR_HELLO_MS. */
 static void answer_wait(struct rsock *s)
 {
+    pthread_mutex_lock(&s->lock);
     int64_t left = s->anc->hello_deadline - rs_now_ms();
-    struct pollfd p[2] = { { .fd = s->anc->kfd, .events = POLLPRI | POLLIN },
-                           { .fd = s->kick_fd, .events = POLLIN } };
-    if (left > 0)
-        (void)poll(p, s->kick_fd >= 0 ? 2 : 1, (int)(left < 1000 ? left : 1000));
+    int ph = s->anc_phase, tx = ph != ANC_A_KICK;
+    struct pollfd p[2] = { { .fd = s->kick_fd, .events = POLLIN },
+                           { .fd = ph == ANC_P_LATE ? -1 : s->anc->kfd,
+                             .events = ph == ANC_A_KICK ? POLLOUT : POLLPRI | POLLIN } };
+    if (left <= 0 || !answer_awaited(s, tx)) {
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    s->rpoll_sleepers++;
+    pthread_mutex_unlock(&s->lock);
+    (void)poll(p, 2, (int)(left < 1000 ? left : 1000));
+    pthread_mutex_lock(&s->lock);
+    s->rpoll_sleepers--;
+    rs_kick_drain(s);
+    pthread_mutex_unlock(&s->lock);
 }
 
 int rs_anchor_late_io(struct rsock *s, const struct iovec *iov, int n, int flags, int how, ssize_t *out)
 {
     int tx = (how & RS_GATE_WRITE) != 0;
     int p0 = __atomic_load_n(&s->anc_phase, __ATOMIC_ACQUIRE);
-    if (!s->anc || !(passes(s, p0, tx) || (tx && p0 == ANC_A_ANSWER)))
+    if (!s->anc || !(passes(s, p0, tx) || (tx && (p0 == ANC_A_ANSWER || p0 == ANC_P_LATE))))
         return 0;
     int nb = s->nonblock || (flags & MSG_DONTWAIT);
     size_t want = must_move(iov, n, flags, tx, nb), done = 0;

@@ -12,19 +12,32 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+/* The urgent byte first, then SIOCATMARK - never the other way round.
+ * SIOCATMARK alone is also true at the hole an urgent byte read before
+ * leaves in the stream (until an in-band read passes it: the passive's
+ * announcement, the active's answer), and a newer urgent byte arriving
+ * right after that look moves the head past the hole (tcp_check_urg): its
+ * byte, read with MSG_OOB, then lies further on, behind data the
+ * application has not read (the EPROTO race of the long-lived switch).
+ * Once the pending urgent byte is seen, its pointer is fixed (the peer
+ * sends no other before this end answers), so a look after it is
+ * decisive. EINVAL: nothing pending, at most a hole at the head. */
 int rs_anc_mark_at_head(int kfd, uint8_t *v)
 {
     int at = 0;
-    if (ioctl(kfd, SIOCATMARK, &at) < 0 || !at)
+    ssize_t n = recv(kfd, v, 1, MSG_OOB | MSG_PEEK | MSG_DONTWAIT);
+    int err = errno;
+    if (n != 1 && !(n < 0 && (err == EAGAIN || err == EWOULDBLOCK)))
         return 0;
-    ssize_t n = recv(kfd, v, 1, MSG_OOB | MSG_DONTWAIT);
-    if (n == 1)
-        return 1;
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? -1 : 0;
+    if (ioctl(kfd, SIOCATMARK, &at) < 0 || !at)
+        return 0;                /* pending, but behind in-band data */
+    if (n != 1)
+        return -1;               /* at the head, its byte not here yet */
+    return recv(kfd, v, 1, MSG_OOB | MSG_DONTWAIT) == 1 ? 1 : 0;
 }
 
 /* What the peer's stream starts with, decided without a race: a peek,
- * then SIOCATMARK (the peek passes an urgent byte at the head, so data it
+ * then the mark (the peek passes an urgent byte at the head, so data it
  * saw with the mark at the head lies after that byte). 1 with *v: an
  * urgent byte (read), -1: in-band data or EOF first, 0: nothing yet. */
 static int head_of_stream(int kfd, uint8_t *v)
