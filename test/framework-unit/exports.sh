@@ -27,7 +27,10 @@ __recv_chk __recvfrom_chk __poll_chk __ppoll_chk __fdelt_chk"
 # posix_spawn, posix_spawnp, system, popen: the exec rules for the program
 # they start (wrap_spawn.c, wrap_system.c); the posix_spawn_file_actions_*
 # calls that change fds, to know what the child gets (spawn_fa.c).
-ALSO="__fcntl vfork execve execvpe execv execvp execl execlp execle fexecve execveat kernel_stack_register
+# setrlimit, setrlimit64, prlimit, prlimit64: the module stacks are started
+# before RLIMIT_NPROC is lowered (wrap_rlimit.c; haproxy sets it to 0).
+ALSO="setrlimit setrlimit64 prlimit prlimit64
+__fcntl vfork execve execvpe execv execvp execl execlp execle fexecve execveat kernel_stack_register
 pipe pipe2 eventfd timerfd_create posix_spawn posix_spawnp system popen
 posix_spawn_file_actions_init posix_spawn_file_actions_destroy
 posix_spawn_file_actions_addclose posix_spawn_file_actions_adddup2
