@@ -28,8 +28,9 @@ __recv_chk __recvfrom_chk __poll_chk __ppoll_chk __fdelt_chk"
 # they start (wrap_spawn.c, wrap_system.c); the posix_spawn_file_actions_*
 # calls that change fds, to know what the child gets (spawn_fa.c).
 # setrlimit, setrlimit64, prlimit, prlimit64: the module stacks are started
-# before RLIMIT_NPROC is lowered (wrap_rlimit.c; haproxy sets it to 0).
-ALSO="setrlimit setrlimit64 prlimit prlimit64
+# before RLIMIT_NPROC is lowered (wrap_rlimit.c; haproxy sets it to 0);
+# prctl: what exit() needs is done before a seccomp filter (wrap_prctl.c).
+ALSO="setrlimit setrlimit64 prlimit prlimit64 prctl
 __fcntl vfork execve execvpe execv execvp execl execlp execle fexecve execveat kernel_stack_register
 pipe pipe2 eventfd timerfd_create posix_spawn posix_spawnp system popen
 posix_spawn_file_actions_init posix_spawn_file_actions_destroy

@@ -15,6 +15,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/sendfile.h>
@@ -40,7 +41,7 @@ int fcntl64(int fd, int cmd, ...);
     X(posix_spawn_file_actions_init) X(posix_spawn_file_actions_destroy) \
     X(posix_spawn_file_actions_addclose) X(posix_spawn_file_actions_adddup2) \
     X(posix_spawn_file_actions_addopen) X(posix_spawn_file_actions_addclosefrom_np) \
-    X(setrlimit) X(prlimit)
+    X(setrlimit) X(prlimit) X(prctl)
 
 struct libc_api {
 #define LIBC_FIELD(name) __typeof__(name) *name;
