@@ -244,16 +244,17 @@ static int waits_on_module(const struct pollfd *fds, nfds_t n, const struct poll
 static int poll_round(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t deadline,
                       const sigset_t *sigmask, int *timed_out)
 {
-    /* The wake fd matters only to a round that waits: one that has ready
-     * module fds polls with timeout 0, and one whose module fds all went
-     * back to TCP waits on kernel fds only: neither makes one (a fork child in a
-     * sandbox that allows poll() but no new fd - OpenSSH's preauth child
-     * polling a connection whose RDMA bytes it still reads after the
-     * release - must not need an eventfd). Registered before the second
-     * look, so a notify in between is not lost. */
+    /* The wake fd matters only to a round that waits on a module fd: one
+     * with ready module fds or a zero timeout polls with timeout 0, one
+     * whose module fds all went back to TCP waits on kernel fds only, and
+     * neither makes one (a fork child in a sandbox that allows poll() but
+     * no new fd - OpenSSH's preauth child polling a connection whose RDMA
+     * bytes it still reads after the release - must not need an eventfd).
+     * Registered before the second look, so a notify in between is not
+     * lost. */
     int wake = -1;
     int ready = poll_prepare(fds, n, w);
-    if (!ready && waits_on_module(fds, n, w)) {
+    if (!ready && ms_left(deadline) != 0 && waits_on_module(fds, n, w)) {
         wake = ev_poll_wait_register();
         ready = poll_prepare(fds, n, w);
     }
