@@ -15,8 +15,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -40,8 +38,7 @@ int fcntl64(int fd, int cmd, ...);
     X(posix_spawn) X(posix_spawnp) X(system) X(popen) \
     X(posix_spawn_file_actions_init) X(posix_spawn_file_actions_destroy) \
     X(posix_spawn_file_actions_addclose) X(posix_spawn_file_actions_adddup2) \
-    X(posix_spawn_file_actions_addopen) X(posix_spawn_file_actions_addclosefrom_np) \
-    X(setrlimit) X(prlimit) X(prctl)
+    X(posix_spawn_file_actions_addopen) X(posix_spawn_file_actions_addclosefrom_np)
 
 struct libc_api {
 #define LIBC_FIELD(name) __typeof__(name) *name;
