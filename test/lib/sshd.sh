@@ -10,6 +10,8 @@
 #                       privilege separation directory /run/sshd, then
 #                       /usr/sbin/sshd: a daemon that re-execs itself for
 #                       every connection; preauth child as user sshd)
+#                       (SSHD_EXTRA: more sshd options when debugging, e.g.
+#                       "-o LogLevel=DEBUG3")
 #   SSH_OPTS            the client's options: the key of root, the host key
 #                       known, nothing from ~/.ssh or /etc/ssh/ssh_config
 #   sshd_pid            the listening daemon's pid
