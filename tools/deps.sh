@@ -19,6 +19,9 @@ PACKAGES=(
     # real servers as Debian runs them (test/servers; ab: tools/bench.sh conn-rate)
     # and the capture that checks what crossed kernel TCP (test/lib/wirecheck.sh)
     postgresql apache2 apache2-utils tcpdump
+    # a proxy, remote login/copy and file sync with their privilege drops and
+    # per-connection forks/re-execs (test/servers haproxy, sshd, rsync)
+    haproxy openssh-server openssh-client rsync
     # manuals and packaging tests (test/install: apt-get install of the
     # built .debs, man -l / groff -ww, cc -static against libc6-dev's libc.a)
     man-db groff-base libc6-dev
@@ -70,7 +73,7 @@ main() {
 
 stop_started_daemons() {
     local svc
-    for svc in nginx redis-server apache2 postgresql memcached; do
+    for svc in nginx redis-server apache2 postgresql memcached haproxy ssh rsync; do
         command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
     done
 }

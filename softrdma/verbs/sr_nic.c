@@ -20,6 +20,7 @@ static int sr_epfd = -1;
 static unsigned sr_nic_epoch;
 static struct sr_watch sr_listen_w;
 static char sr_path[108];
+void sr_nic_forget(void);
 /* Watches to call again without an epoll event (sr_watch_again), FIFO,
  * and an eventfd that wakes the device thread when the first is queued
  * by another thread. Guarded by sr_lock. */
@@ -342,10 +343,18 @@ int sr_nic_start(void)
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &a, sr_nic_main, (void *)(uintptr_t)sr_epoch)) {
-        sr_log("cannot start the device thread");
+    int e = pthread_create(&t, &a, sr_nic_main, (void *)(uintptr_t)sr_epoch);
+    pthread_attr_destroy(&a);
+    if (e) {
+        /* e.g. RLIMIT_NPROC 0 as an unprivileged user: undo it all, so that
+         * this call and the next fail cleanly instead of leaving a device
+         * that looks started but that no thread ever runs */
+        sr_log("cannot start the device thread: %s", strerror(e));
+        unlink(sr_path);
+        sr_nic_forget();
         errno = EAGAIN;
         rc = -1;
+        goto out;
     }
     static int registered;
     if (!registered++)

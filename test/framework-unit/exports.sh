@@ -27,13 +27,16 @@ __recv_chk __recvfrom_chk __poll_chk __ppoll_chk __fdelt_chk"
 # posix_spawn, posix_spawnp, system, popen: the exec rules for the program
 # they start (wrap_spawn.c, wrap_system.c); the posix_spawn_file_actions_*
 # calls that change fds, to know what the child gets (spawn_fa.c).
+# setrlimit, setrlimit64, prlimit, prlimit64: the module stacks are started
+# before RLIMIT_NPROC is lowered (wrap_rlimit.c; haproxy sets it to 0);
+# prctl: what exit() needs is done before a seccomp filter (wrap_prctl.c).
 # sigaction, __sigaction, signal, bsd_signal, ssignal, sysv_signal,
 # __sysv_signal, sigset, siginterrupt: handlers run behind the trampoline
 # that tells a wait in user space which signal interrupted it
 # (wrap_signal.c, core/sig_track.c).
 # syscall: the socket and fd calls made through it on descriptors the
 # dispatcher tracks (libuv closes with syscall(SYS_close); wrap_syscall.c).
-ALSO="syscall sigaction __sigaction signal bsd_signal ssignal sysv_signal __sysv_signal sigset siginterrupt
+ALSO="setrlimit setrlimit64 prlimit prlimit64 prctl syscall sigaction __sigaction signal bsd_signal ssignal sysv_signal __sysv_signal sigset siginterrupt
 __fcntl vfork execve execvpe execv execvp execl execlp execle fexecve execveat kernel_stack_register
 pipe pipe2 eventfd timerfd_create posix_spawn posix_spawnp system popen
 posix_spawn_file_actions_init posix_spawn_file_actions_destroy

@@ -7,6 +7,8 @@
 #   srv_setup MODE BASE_PORT    MODE: plain | preload | rsocket (prog_setup);
 #                               $PROG_TMP is readable by every user
 #   srv_on_exit CMD...          run CMD (a graceful stop) before the hosts go
+#   srv_server_env CMD...       CMD on host A under the mode's preload
+#   srv_server_env_chroot ROOT CMD...  the same for a daemon chrooting to ROOT
 #   srv_client CMD...           the client on the other host (plain: host A's
 #                               loopback), NSTACK_STATS=1 under the preload
 #   srv_wire_start PORT         capture kernel TCP packets > 64 B payload
@@ -25,6 +27,7 @@
 #   srv_server_done             ... and ends with status 0
 #   srv_check_users MAIN MU WU [PID...]  the daemon's users
 #   srv_http_answers URL / srv_http_fetch_checked URL FILE LOG_CMD
+#   srv_wrk_check OUT WHAT      wrk's requests, all 2xx, no socket error
 #   srv_conns_client N BYTES    N echo connections at once, checked
 
 . "$NSTACK_SRC/test/lib/programs.sh"
@@ -104,6 +107,22 @@ srv_client() {
 # srv_server_env CMD...: CMD on host A with the preload environment (the
 # way an administrator would start a daemon under libnStackAPI.so).
 srv_server_env() { ip netns exec "$NS_A" env "${NSTACK_PRELOAD_ENV[@]}" "$@"; }
+
+# srv_server_env_chroot ROOT CMD...: srv_server_env for a daemon that
+# chroots into ROOT (haproxy's stock "chroot /var/lib/haproxy"). On the
+# rsocket route the RDMA device must be reachable inside the chroot, as an
+# administrator makes it (doc/rsocket-framework.md "Chrooted daemons"):
+# here the software device's fabric directory, bind-mounted at its own
+# path under ROOT. In the mount namespace ip netns exec makes for the
+# command, over a private tmpfs at ROOT: the host's ROOT is not touched.
+srv_server_env_chroot() {
+    local root=$1; shift
+    [ "$PROG_MODE" = rsocket ] || { srv_server_env "$@"; return; }
+    ip netns exec "$NS_A" sh -c 'set -e; r=$1; f=$2; shift 2
+        mount -t tmpfs -o mode=755 nstack-chroot "$r"
+        mkdir -p "$r$f"; mount --bind "$f" "$r$f"
+        exec "$@"' sh "$root" "$SOFTRDMA_FABRIC" env "${NSTACK_PRELOAD_ENV[@]}" "$@"
+}
 
 srv_wire_start() { wire_capture_start "$NS_A" "$SRV_IFACE" "$1" "$PROG_TMP"; }
 
@@ -200,4 +219,16 @@ srv_conns_client() {
 srv_server_done() {
     srv_wait_gone "$PROG_SERVER_PID" 30 || prog_fail "server did not finish: $(cat "$PROG_TMP/server.out")"
     wait "$PROG_SERVER_PID" || prog_fail "server: $(cat "$PROG_TMP/server.out")"
+}
+
+# srv_wrk_check OUT WHAT: wrk completed requests, all 2xx, and no socket
+# error (wrk prints those lines only when a count is not zero); prints the
+# number of requests.
+srv_wrk_check() {
+    local out=$1 requests
+    requests=$(sed -n 's/^ *\([0-9]*\) requests in .*/\1/p' "$out")
+    [ -n "$requests" ] && [ "$requests" -gt 0 ] || prog_fail "$2: no requests completed: $(cat "$out")"
+    grep -q 'Non-2xx or 3xx responses' "$out" && prog_fail "$2: $(grep 'Non-2xx' "$out")"
+    grep -q 'Socket errors' "$out" && prog_fail "$2: $(grep 'Socket errors' "$out")"
+    echo "$requests"
 }

@@ -38,21 +38,10 @@ check_users() { srv_check_users "$(master)" root www-data $(workers); }
 check_users
 srv_http_fetch_checked "$URL/big.bin" "$D/www/big.bin" nginx_log
 
-# wrk_check OUT: wrk completed requests, all 2xx, and no socket error
-# (wrk prints those lines only when a count is not zero).
-wrk_check() {
-    local out=$1 requests
-    requests=$(sed -n 's/^ *\([0-9]*\) requests in .*/\1/p' "$out")
-    [ -n "$requests" ] && [ "$requests" -gt 0 ] || prog_fail "no requests completed: $(cat "$out")"
-    grep -q 'Non-2xx or 3xx responses' "$out" && prog_fail "$2: $(grep 'Non-2xx' "$out")"
-    grep -q 'Socket errors' "$out" && prog_fail "$2: $(grep 'Socket errors' "$out")"
-    echo "$requests"
-}
-
 # Keep-alive load: 8 connections, 4 s.
 srv_client timeout 60 wrk -t 2 -c 8 -d 4s "$URL/page.bin" >"$PROG_TMP/wrk.out" 2>&1 ||
     prog_fail "wrk failed: $(cat "$PROG_TMP/wrk.out")"
-keepalive=$(wrk_check "$PROG_TMP/wrk.out" "keep-alive load") || exit 1
+keepalive=$(srv_wrk_check "$PROG_TMP/wrk.out" "keep-alive load") || exit 1
 
 # A reload replaces both workers while wrk runs for 8 s. "Connection: close":
 # an old worker that exits closes its idle keep-alive connections, and a
@@ -77,7 +66,7 @@ wait "$wrk_pid" || prog_fail "wrk failed: $(cat "$PROG_TMP/wrk-reload.out")"
 wait_until 20 old_gone || prog_fail "the old workers ($old) did not exit after the reload"
 two_workers || prog_fail "after the reload: workers $(workers | tr '\n' ' '), want 2"
 check_users
-reload=$(wrk_check "$PROG_TMP/wrk-reload.out" "across the reload") || exit 1
+reload=$(srv_wrk_check "$PROG_TMP/wrk-reload.out" "across the reload") || exit 1
 grep -q "\[alert\]\|\[emerg\]\|\[crit\]" "$D/logs/error.log" &&
     prog_fail "error log: $(grep -m3 "\[alert\]\|\[emerg\]\|\[crit\]" "$D/logs/error.log")"
 

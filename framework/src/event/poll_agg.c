@@ -230,17 +230,41 @@ static int poll_prepare(struct pollfd *fds, nfds_t n, struct poll_work *w)
     return ready;
 }
 
+/* A module socket, or a listener's rdma_cm side, is still in the round. */
+static int waits_on_module(const struct pollfd *fds, nfds_t n, const struct poll_work *w)
+{
+    for (nfds_t i = 0; i < n; i++)
+        if (w->files[i] != NULL || w->shadow[i].fd != fds[i].fd)
+            return 1;
+    return 0;
+}
+
 /* One round: module readiness first, then one kernel ppoll. Returns the
  * number of fds with revents, or -1. */
 static int poll_round(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t deadline,
                       const sigset_t *sigmask, int *timed_out)
 {
-    int wake = ev_poll_wait_register();
+    /* The wake fd matters only to a round that waits on a module fd: one
+     * with ready module fds or a zero timeout polls with timeout 0, one
+     * whose module fds all went back to TCP waits on kernel fds only, and
+     * neither makes one (a fork child in a sandbox that allows poll() but
+     * no new fd - OpenSSH's preauth child polling a connection whose RDMA
+     * bytes it still reads after the release - must not need an eventfd).
+     * Registered before the second look, so a notify in between is not
+     * lost. */
+    int wake = -1;
     int ready = poll_prepare(fds, n, w);
+    if (!ready && ms_left(deadline) != 0 && waits_on_module(fds, n, w)) {
+        wake = ev_poll_wait_register();
+        ready = poll_prepare(fds, n, w);
+    }
     w->shadow[n] = (struct pollfd){ .fd = wake, .events = POLLIN };
     int tmo = ready ? 0 : ms_left(deadline);
     struct timespec ts = { tmo / 1000, (long)(tmo % 1000) * 1000000 };
-    int k = LIBC(ppoll)(w->shadow, n + 1, tmo < 0 ? NULL : &ts, sigmask);
+    /* no wake fd: exactly the application's fds (poll() fails EINVAL past
+     * RLIMIT_NOFILE entries; OpenSSH's sandboxed child lowers it to its
+     * count) */
+    int k = LIBC(ppoll)(w->shadow, wake >= 0 ? n + 1 : n, tmo < 0 ? NULL : &ts, sigmask);
     int err = errno;
     if (wake >= 0)
         ev_poll_wait_unregister(wake);

@@ -248,6 +248,18 @@ static struct file *route_by_dest(int fd, struct file *f, const struct sockaddr 
  * socket runs `module_call` (which may use `f`) and anything else the libc
  * call; then the byte counter. Expands to the same code a hand-written
  * wrapper has, so the fast path costs nothing extra. */
+/* A connection returned to TCP with bytes left over from RDMA (before a
+ * fork: anchor_release() said 1) reads them from the module first, but
+ * every send goes to the TCP socket (module ABI 1.2), which is the app fd:
+ * with the application's own call, not the module's sendmsg, so that a
+ * sandbox that allows the process write() and nothing else (OpenSSH's
+ * seccomp filter in its preauth child, forked right after the banner
+ * exchange upgraded the connection) still allows it. */
+static inline int tx_on_tcp_(const struct file *f, int ctr)
+{
+    return ctr == NSTAT_TX_BYTES && __builtin_expect(f->downgraded, 0);
+}
+
 #define DATA_CALL(fd, ctr, txlen, libc_call, module_call)                    \
     do {                                                                         \
         struct file *f;                                                          \
@@ -263,7 +275,7 @@ static struct file *route_by_dest(int fd, struct file *f, const struct sockaddr 
         int llrx_ = ctr == NSTAT_RX_BYTES && f->kind == FILE_KSOCK && LL_PHASE(f); \
         if (llrx_)                                                               \
             t_ll_fd = fd;                                                        \
-        ssize_t r = f->kind == FILE_MSOCK || llrx_ ? (module_call) : (libc_call); \
+        ssize_t r = (f->kind == FILE_MSOCK && !tx_on_tcp_(f, ctr)) || llrx_ ? (module_call) : (libc_call); \
         if (held_)                                                               \
             anchor_ll_leave_tx(f, txl_, r);    /* counts r */                    \
         ANCHOR_RETRY(fd, f, r, libc_call);                                       \

@@ -163,6 +163,15 @@ struct nstat_slot *stats_slot_claim(void)
     return t_stat_slot;
 }
 
+void stats_confine(void)
+{
+    struct nstat_shm *s = __atomic_load_n(&g_stat_shm, __ATOMIC_ACQUIRE);
+    if (s == NULL || g_stat_path[0] == '\0' || s->pid != (int32_t)getpid())
+        return;
+    unlink(g_stat_path);
+    g_stat_path[0] = '\0';
+}
+
 void stats_fork_child(void)
 {
     if (g_stat_shm == NULL)

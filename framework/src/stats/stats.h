@@ -19,6 +19,12 @@ void stats_start(void);
 struct nstat_slot *stats_slot_claim(void);
 /* In a fork child: a fresh segment under the child's pid. */
 void stats_fork_child(void);
+/* The process is about to confine itself (seccomp, no_new_privs: the
+ * prctl wrapper): its counters segment's name is removed now, while
+ * unlink() is still allowed, so exit() does not need it (OpenSSH's
+ * sandboxed preauth child is killed by SIGSYS for an unlink). The
+ * counters go on in the mapping; nstack-stat no longer finds them. */
+void stats_confine(void);
 
 static inline void stats_add(int stack, enum nstat_counter c, uint64_t n)
 {

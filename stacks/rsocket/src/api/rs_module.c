@@ -280,7 +280,15 @@ static uint32_t m_poll_events(nstack_sock *s, uint64_t *gen)
     }
     if (r->anc && is_down(r))
         return rs_down_poll_events(r, gen);
-    return r->anc ? rs_anchor_poll_events(r, gen) : rs_poll_events(r, gen);
+    uint32_t m = r->anc ? rs_anchor_poll_events(r, gen) : rs_poll_events(r, gen);
+    /* The peer's DOWN read in this very call (its progress runs
+     * rs_anchor_check): the mask above is the torn-down RDMA side's, e.g.
+     * EPOLLIN with nothing to read - a nonblocking read after that poll
+     * got EAGAIN, which OpenSSH's client takes as fatal. Answer for the
+     * connection as it is now: the leftover, or back on TCP. */
+    if (r->anc && is_down(r))
+        return rs_down_poll_events(r, gen);
+    return m;
 }
 
 static const struct nstack_module rs_module = {
