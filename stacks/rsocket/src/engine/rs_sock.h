@@ -45,6 +45,7 @@ struct rs_tunables {
     uint32_t anchor_timeout_ms;  /* anchored: whole handshake once committed */
     uint32_t anchor_negcache_ms; /* anchored: remember a peer without hello */
     uint32_t fork_timeout_ms;    /* TCP-first (adopt) handshake deadline */
+    uint32_t anchor_buf;         /* anchored: rbuf and sbuf bytes (0: mem/wmem_default) */
 };
 extern struct rs_tunables rs_tun;
 void rs_tunables_load(void);

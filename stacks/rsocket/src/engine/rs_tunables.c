@@ -30,6 +30,7 @@
     .anchor_timeout_ms = 10000,             \
     .anchor_negcache_ms = 30000,            \
     .fork_timeout_ms = 10000,               \
+    .anchor_buf = 1048576,                  \
 }
 
 struct rs_tunables rs_tun = RS_TUN_DEFAULTS;
@@ -63,6 +64,7 @@ static struct rs_tunable_src table[] = {
     TUN(NULL, "RS_ANCHOR_TIMEOUT_MS",  anchor_timeout_ms, 10, 3600000),
     TUN(NULL, "RS_ANCHOR_NEGCACHE_MS", anchor_negcache_ms, 0, 86400000),
     TUN(NULL, "RS_FORK_TIMEOUT_MS",    fork_timeout_ms, 1, 3600000),
+    TUN(NULL, "RS_ANCHOR_BUF",         anchor_buf, 0, 1u << 30),
 };
 #define N_TUN (sizeof(table) / sizeof(table[0]))
 
