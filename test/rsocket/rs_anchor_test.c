@@ -281,8 +281,27 @@ static int no_urgent(int kfd)
     return 0;
 }
 
+/* An anchored connection's rings are RS_ANCHOR_BUF (1 MiB) each way, not
+ * rsockets' 128 KiB (doc/rsocket.md "Buffers of anchored connections").
+ * Only as root: without CAP_IPC_LOCK the locked-memory fit may cap them. */
+static int check_anchor_bufs(struct tsock *t, const char *who)
+{
+    static const int names[2] = { SO_RCVBUF, SO_SNDBUF };
+    for (int i = 0; i < 2 && geteuid() == 0 && !getenv("RS_ANCHOR_BUF"); i++) {
+        int v = 0;
+        socklen_t len = sizeof(v);
+        if (M->getsockopt(t->s, SOL_SOCKET, names[i], &v, &len))
+            return tu_failf("%s: getsockopt(%s)", who, i ? "SO_SNDBUF" : "SO_RCVBUF");
+        if (v != 1048576)
+            return tu_failf("%s: anchored %s is %d, want 1048576", who, i ? "SO_SNDBUF" : "SO_RCVBUF", v);
+    }
+    return 0;
+}
+
 static int upgraded_data(struct tsock *t, int server, int server_first)
 {
+    if (check_anchor_bufs(t, server ? "server" : "client"))
+        return -1;
     if (M->set_nonblock(t->s, 0))
         return tu_fail("set_nonblock");
     if (server_first && server)
