@@ -9,6 +9,8 @@
 #       --plot: each side-by-side table also as an SVG bar chart (gnuplot),
 #       doc/perf/TABLE.svg (BENCH_PLOT_DIR=DIR elsewhere)
 #       BENCH_NO_BUILD=1: the tree is built already (no deps.sh, no build)
+#       BENCH_METRICS=REGEX: only the metrics whose name matches (e.g.
+#       'iperf3|redis'), for a quick look at one figure
 #
 # Comparisons (the rsocket ones need libdmm_rsocket.so and the software
 # RDMA device built, and root for the two test hosts):
@@ -96,6 +98,7 @@ median() {
 # would only burn its timeouts ROUNDS times.
 compare() {
     local metric=$1 unit=$2 goal=$3 side_a=$4 side_b=$5 r a=() b=() v
+    [[ "$metric" =~ ${BENCH_METRICS:-.} ]] || return 0
     for ((r = 1; r <= ROUNDS; r++)); do
         if [ "$r" -eq 1 ] || _has_result "${a[0]}"; then
             "$side_a"; v=$("measure_$metric") || v=""; a+=("$v")

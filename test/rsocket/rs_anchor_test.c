@@ -281,8 +281,32 @@ static int no_urgent(int kfd)
     return 0;
 }
 
+/* An anchored connection's rings are RS_ANCHOR_BUF (1 MiB) each way, not
+ * rsockets' 128 KiB (doc/rsocket.md "Buffers of anchored connections"),
+ * unless RS_ANCHOR_BUF_CONNS=0 leaves no process any large ones (then
+ * smaller). Only as root: without CAP_IPC_LOCK the locked-memory fit may
+ * cap them. */
+static int check_anchor_bufs(struct tsock *t, const char *who)
+{
+    static const int names[2] = { SO_RCVBUF, SO_SNDBUF };
+    const char *cap = getenv("RS_ANCHOR_BUF_CONNS");
+    int big = cap == NULL || atoi(cap) > 0;
+    for (int i = 0; i < 2 && geteuid() == 0 && !getenv("RS_ANCHOR_BUF"); i++) {
+        int v = 0;
+        socklen_t len = sizeof(v);
+        if (M->getsockopt(t->s, SOL_SOCKET, names[i], &v, &len))
+            return tu_failf("%s: getsockopt(%s)", who, i ? "SO_SNDBUF" : "SO_RCVBUF");
+        if (big ? v != 1048576 : v >= 1048576)
+            return tu_failf("%s: anchored %s is %d, want %s1048576", who, i ? "SO_SNDBUF" : "SO_RCVBUF", v,
+                            big ? "" : "less than ");
+    }
+    return 0;
+}
+
 static int upgraded_data(struct tsock *t, int server, int server_first)
 {
+    if (check_anchor_bufs(t, server ? "server" : "client"))
+        return -1;
     if (M->set_nonblock(t->s, 0))
         return tu_fail("set_nonblock");
     if (server_first && server)

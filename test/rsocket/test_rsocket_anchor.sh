@@ -45,4 +45,8 @@ pair 7482 "$IP6_A" "$IP6_A" up upb
 pair 7483 "$IP_A" "::ffff:$IP_A" up upb
 # SO_OOBINLINE (own port: the client caches the oobsrv server as plain)
 pair 7484 "$IP_A" "$IP_A" oobcli oobsrv
+# no process may hold large buffers: the upgrade with rsockets' sizes
+export RS_ANCHOR_BUF_CONNS=0
+pair 7485 "$IP_A" "$IP_A" up upb
+unset RS_ANCHOR_BUF_CONNS
 echo PASS

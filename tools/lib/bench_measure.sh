@@ -87,10 +87,12 @@ measure_iperf3_throughput() {
     local port; port=$(bench_port 25201)
     bench_server "$BENCH_TMP/iperf3.srv" iperf3 -s -1 --forceflush -B "$BENCH_ADDR" -p "$port"
     bench_wait_ready "$port" "$BENCH_TMP/iperf3.srv" 'Server listening' || return 1
-    bench_client timeout 60 iperf3 -c "$BENCH_ADDR" -p "$port" -t "$BENCH_SECS" --json >"$BENCH_TMP/iperf3.json" 2>&1
+    # stderr apart: a log line of the preload in the JSON made jq fail
+    bench_client timeout 60 iperf3 -c "$BENCH_ADDR" -p "$port" -t "$BENCH_SECS" --json \
+        >"$BENCH_TMP/iperf3.json" 2>"$BENCH_TMP/iperf3.err"
     bench_stop_server
     jq -r ".end.sum_received.bits_per_second / 1e9 * 1000 | round / 1000" "$BENCH_TMP/iperf3.json" 2>/dev/null ||
-        { echo "bench: iperf3: no result: $(jq -r '.error // empty' "$BENCH_TMP/iperf3.json" 2>/dev/null)" >&2; return 1; }
+        { echo "bench: iperf3: no result: $(jq -r '.error // empty' "$BENCH_TMP/iperf3.json" 2>/dev/null) $(tail -n 1 "$BENCH_TMP/iperf3.err")" >&2; return 1; }
 }
 
 # redis-benchmark GET requests/s (10 clients, no pipelining).

@@ -1037,6 +1037,13 @@ static struct rsock *new_shell(int kfd, int role)
         errno = errno ? errno : ENOMEM;
         return NULL;
     }
+    /* A TCP application never sized these for rsockets: as large as TCP's
+     * autotuning lets a bulk stream grow (rsockets' 128 KiB halves the
+     * throughput; doc/rsocket.md "Tunables"). SO_RCVBUF/SO_SNDBUF the
+     * application set are replayed afterwards and win; the locked-memory
+     * fit still caps them, and only RS_ANCHOR_BUF_CONNS connections of a
+     * process have them at a time (rs_memlock.c). */
+    rs_anchor_buf_take(s);
     s->anc = calloc(1, sizeof(*s->anc));
     if (!s->anc) {
         rs_free(s);

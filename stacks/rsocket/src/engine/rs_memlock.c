@@ -62,6 +62,35 @@ void rs_memlock_fit(struct rsock *s)
                (unsigned long long)limit / 1024, buf / 1024);
 }
 
+/* Large buffers make a bulk stream fast but are registered memory, which
+ * real hardware pins for the connection's whole life: a server with
+ * thousands of connections must not pin 2 MiB for each. So only
+ * RS_ANCHOR_BUF_CONNS anchored sockets of a process hold RS_ANCHOR_BUF
+ * buffers at a time (64 x 2 MiB = 128 MiB by default); the others get
+ * rsockets' defaults, as without the tunable. Counted with atomics: taken
+ * at the socket's creation, given back when it is freed. */
+static unsigned g_big_bufs;
+
+void rs_anchor_buf_take(struct rsock *s)
+{
+    if (!rs_tun.anchor_buf || s->big_buf)
+        return;
+    if (__atomic_add_fetch(&g_big_bufs, 1, __ATOMIC_RELAXED) > rs_tun.anchor_buf_conns) {
+        __atomic_sub_fetch(&g_big_bufs, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    s->big_buf = 1;
+    s->rbuf_size = s->sbuf_size = rs_tun.anchor_buf;
+}
+
+void rs_anchor_buf_give(struct rsock *s)
+{
+    if (s->big_buf) {
+        s->big_buf = 0;
+        __atomic_sub_fetch(&g_big_bufs, 1, __ATOMIC_RELAXED);
+    }
+}
+
 void rs_memlock_refused(void)
 {
     static int said;

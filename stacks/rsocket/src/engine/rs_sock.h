@@ -46,6 +46,8 @@ struct rs_tunables {
     uint32_t anchor_negcache_ms; /* anchored: remember a peer without hello */
     uint32_t anchor_lost_ms;     /* anchored: wait for the anchor's word on a lost peer */
     uint32_t ack_timeout;        /* QP local ACK timeout (rdma_cm option), 0: rdma_cm's */
+    uint32_t anchor_buf;         /* anchored: rbuf and sbuf bytes (0: mem/wmem_default) */
+    uint32_t anchor_buf_conns;   /* anchored: sockets of a process with anchor_buf at a time */
 };
 extern struct rs_tunables rs_tun;
 void rs_tunables_load(void);
@@ -128,6 +130,7 @@ struct rsock {
     uint16_t sq_size, rq_size;
     uint32_t sq_inline;
     uint32_t rbuf_size, sbuf_size;
+    uint8_t big_buf;             /* holds one of RS_ANCHOR_BUF_CONNS (rs_memlock.c) */
     uint16_t target_iomap_size;
 
     /* options */
@@ -390,6 +393,10 @@ void rs_anchor_check(struct rsock *s);
  * endpoint is made); the limit refused a registration (logged once). */
 #define RS_MEMLOCK_MIN_BUF 16384u
 void rs_memlock_fit(struct rsock *s);
+/* Anchored sockets: RS_ANCHOR_BUF-sized buffers while fewer than
+ * RS_ANCHOR_BUF_CONNS sockets of the process hold them; _give at free. */
+void rs_anchor_buf_take(struct rsock *s);
+void rs_anchor_buf_give(struct rsock *s);
 void rs_memlock_refused(void);
 /* rs_anchor_lost.c (lock held): the RDMA peer is unreachable: judge it by
  * the anchor (EOF or reset), now or once it speaks (bounded by

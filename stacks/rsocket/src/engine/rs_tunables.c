@@ -31,6 +31,8 @@
     .anchor_negcache_ms = 30000,            \
     .anchor_lost_ms = 200,                  \
     .ack_timeout = 25,                      \
+    .anchor_buf = 1048576,                  \
+    .anchor_buf_conns = 64,                 \
 }
 
 struct rs_tunables rs_tun = RS_TUN_DEFAULTS;
@@ -65,6 +67,8 @@ static struct rs_tunable_src table[] = {
     TUN(NULL, "RS_ANCHOR_NEGCACHE_MS", anchor_negcache_ms, 0, 86400000),
     TUN(NULL, "RS_ANCHOR_LOST_MS",     anchor_lost_ms, 1, 60000),
     TUN(NULL, "RS_ACK_TIMEOUT",        ack_timeout, 0, 31),
+    TUN(NULL, "RS_ANCHOR_BUF",         anchor_buf, 0, 1u << 30),
+    TUN(NULL, "RS_ANCHOR_BUF_CONNS",   anchor_buf_conns, 0, 1000000),
 };
 #define N_TUN (sizeof(table) / sizeof(table[0]))
 
