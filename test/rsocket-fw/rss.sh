@@ -3,7 +3,8 @@
 # serves BURSTS bursts of N concurrent connections from a client on host A
 # (BYTES echoed and verified on each). After every burst, once all its
 # connections ended, the server prints its resident set; after the last
-# one it must be within RSS_SLACK_KB (default 20480) of what it was before
+# one (the lowest of 3 s of samples: frees that follow a close run a little
+# later) it must be within RSS_SLACK_KB (default 20480) of what it was before
 # the first connection: per-connection memory goes back at close.
 . "$(dirname "$0")/rsfw_lib.sh"
 BURSTS=${1:-3}; N=${2:-1000}; BYTES=${3:-16384}
