@@ -422,6 +422,12 @@ struct sr_qp {
     struct sr_watch out;
     int out_open;
     int out_dead;
+    /* The stream was closed because nothing was on it (sr_req_idle_close):
+     * the fast path carries the traffic, and the stream is opened again
+     * when a request needs the peer's device; reopen_gen is the peer QP
+     * block's generation it must still find (sr_hello.gen). */
+    int out_idle;
+    uint32_t reopen_gen;
     struct sr_rx out_rx;
     size_t resp_got;
     struct sr_resp_hdr resp;

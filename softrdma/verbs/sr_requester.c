@@ -1,5 +1,9 @@
 /* softrdma: the requester side of a QP: its outbound stream carries work
- * requests to the peer's device; answers come back in order on it. */
+ * requests to the peer's device; answers come back in order on it. The
+ * stream is open only while something is on it: once the attach offer is
+ * read and every request is answered, the fast path carries the traffic
+ * and the stream closes (both its ends: the peer's accepted one sees EOF);
+ * a request that must go the peer device's way opens it again. */
 #include "sr_internal.h"
 #include "sr_sys.h"
 #include <errno.h>
@@ -44,7 +48,8 @@ int sr_req_connect(struct sr_qp *qp)
     int sz = 4 << 20;
     syscall(SYS_setsockopt, fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     struct sr_hello h = { .magic = SR_HELLO_MAGIC, .dst_qpn = qp->dest_qpn,
-                          .src_qpn = qp->pub.qp_num, .has_dgid = (uint8_t)qp->has_dgid };
+                          .src_qpn = qp->pub.qp_num, .has_dgid = (uint8_t)qp->has_dgid,
+                          .gen = qp->reopen_gen };
     memcpy(h.dgid, qp->dgid.raw, sizeof h.dgid);
     if (sr_sys_write(fd, &h, sizeof h) != sizeof h) {
         sr_sys_close(fd);
@@ -75,7 +80,47 @@ void sr_req_close(struct sr_qp *qp)
     if (qp->out_open)
         sr_watch_del(&qp->out);
     qp->out_open = 0;
+    qp->out_idle = 0;
+    qp->reopen_gen = 0;
     sr_fast_detach(qp);
+}
+
+/* Nothing on the stream and nothing the fast path cannot carry without
+ * it: no request unanswered, no answer half read, the peer attached and
+ * writable by us, no fault knob (those model the stream's behaviour). */
+static int sr_req_idle(const struct sr_qp *qp)
+{
+    const struct sr_fast *f = &qp->fast;
+    return qp->out_open && f->peer && !f->broken && !f->want && !f->peer->slow_only &&
+           qp->sq_head == qp->sq_tail && !qp->tx_off && !qp->rd_left && !qp->resp_got &&
+           qp->out_rx.off == qp->out_rx.len && qp->pub.state != IBV_QPS_ERR &&
+           sr_knobs.delay_ms <= 0 && sr_knobs.drop_after <= 0 && sr_knobs.force_rnr <= 0 &&
+           sr_knobs.ack_delay_ms <= 0;
+}
+
+/* Closes an idle stream, keeping the fast path: the QP then holds no
+ * descriptor (the peer's device closes its end at EOF, which its
+ * responder treats as a requester gone quiet). */
+static void sr_req_idle_close(struct sr_qp *qp)
+{
+    if (!sr_req_idle(qp))
+        return;
+    sr_watch_del(&qp->out);
+    qp->out_open = 0;
+    qp->out_idle = 1;
+}
+
+/* A request needs the peer's device (RNR, an error to be answered, a
+ * stopped peer...): a fresh stream to the same peer QP incarnation, the
+ * fast path attached again from its offer. A peer gone, reset or in ERR
+ * refuses it, and the sends fail as when the stream broke. */
+static void sr_req_reopen(struct sr_qp *qp)
+{
+    qp->reopen_gen = qp->fast.gen;
+    qp->out_idle = 0;
+    sr_fast_detach(qp);
+    if (sr_req_connect(qp))
+        qp->out_dead = 1;       /* no descriptor now: logged, the WR fails */
 }
 
 static void sr_req_done(struct sr_qp *qp, enum ibv_wc_status st)
@@ -126,7 +171,7 @@ void sr_req_kick(struct sr_qp *qp)
     uint32_t ns = qp->cap.max_send_wr;
     while (qp->pub.state == IBV_QPS_RTS && qp->sq_tx != qp->sq_tail) {
         struct sr_swqe *s = &qp->sq[qp->sq_tx % ns];
-        if (s->local_err || qp->out_dead || !qp->out_open) {
+        if (s->local_err || qp->out_dead || (!qp->out_open && !qp->out_idle)) {
             if (qp->sq_head == qp->sq_tx)
                 sr_req_fail(qp, s->local_err ? IBV_WC_LOC_PROT_ERR : IBV_WC_RETRY_EXC_ERR);
             return;
@@ -137,6 +182,10 @@ void sr_req_kick(struct sr_qp *qp)
         if (qp->sq_tx == qp->sq_head && !qp->tx_off && sr_fast_try(qp)) {
             qp->sq_tx++;
             sr_req_done(qp, IBV_WC_SUCCESS);
+            continue;
+        }
+        if (!qp->out_open) {
+            sr_req_reopen(qp);
             continue;
         }
         struct iovec iov[SR_MAX_SGE + 1];
@@ -251,6 +300,7 @@ static void sr_req_cb(struct sr_watch *w, uint32_t events)
         int r = sr_rx_need(w->fd, &qp->out_rx, &qp->resp, sizeof qp->resp, &qp->resp_got);
         if (r == 0) {
             sr_req_kick(qp);
+            sr_req_idle_close(qp);
             return;
         }
         if (r < 0)

@@ -370,6 +370,11 @@ static int sr_resp_hello(struct sr_inconn *c)
     struct sr_qp *qp = c->hello.magic == SR_HELLO_MAGIC ? sr_qp_find(c->hello.dst_qpn) : NULL;
     if (!qp || qp->pub.state == IBV_QPS_ERR)
         return -1;
+    /* a requester back after an idle close wants the QP it attached to;
+     * a reset since then broke that link (it was broken at once when the
+     * stream stayed open) */
+    if (c->hello.gen && c->hello.gen != __atomic_load_n(&qp->s->gen, __ATOMIC_ACQUIRE))
+        return -1;
     if (c->hello.has_dgid && !sr_gid_is_local(c->hello.dgid)) {
         /* Packets for another host's GID never reach this QP: the
          * requester sees its link fail (RETRY_EXC_ERR), as on a wire. */
