@@ -428,6 +428,12 @@ struct sr_qp {
      * block's generation it must still find (sr_hello.gen). */
     int out_idle;
     uint32_t reopen_gen;
+    /* The reopen found no descriptor (EMFILE...): since when (0: not
+     * waiting); the device thread retries it (sr_req_timers) for the
+     * QP's retry budget, then its sends fail with RETRY_EXC_ERR. */
+    uint64_t fdwait_since;
+    int fdwait_queued;
+    struct sr_qp *fdwait_next;
     struct sr_rx out_rx;
     size_t resp_got;
     struct sr_resp_hdr resp;
@@ -451,6 +457,12 @@ void sr_qp_complete(struct sr_qp *qp, int recv, const struct ibv_wc *wc);
 int sr_req_connect(struct sr_qp *qp);
 void sr_req_kick(struct sr_qp *qp);
 void sr_req_close(struct sr_qp *qp);
+/* Retries the reopens that found no descriptor (device thread). */
+void sr_req_timers(uint64_t now, int *next_ms);
+/* How long a requester retries before RETRY_EXC_ERR: retry_cnt+1 tries of
+ * its local ACK timeout (4.096 us << timeout, at least min_ms); 0 when
+ * timeout is 0 (forever, as the spec says). */
+uint64_t sr_retry_budget_ms(unsigned timeout, unsigned retry_cnt, uint64_t min_ms);
 /* fast path (sr_fast.c) */
 /* Reads the attach message after its header; 1 done, 0 more, -1 error. */
 int sr_fast_attach_read(struct sr_qp *qp, int fd);

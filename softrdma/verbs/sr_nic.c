@@ -256,6 +256,7 @@ static void *sr_nic_main(void *arg)
         sr_nic_dispatch(evs, n);
         timeout = sr_again_run() ? 0 : 100;
         sr_resp_timers(sr_now_ms(), &timeout);
+        sr_req_timers(sr_now_ms(), &timeout);
         sr_accept_timer(sr_now_ms(), &timeout);
         sr_graveyard_empty();
         pthread_mutex_unlock(&sr_lock);

@@ -24,7 +24,8 @@ static int sr_req_no_socket(struct sr_qp *qp)
     int e = errno;
     if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM)
         return 0;
-    sr_log("QP %u: no stream to QP %u: %s", qp->pub.qp_num, qp->dest_qpn, strerror(e));
+    if (!qp->fdwait_since)      /* one line per episode, not per retry */
+        sr_log("QP %u: no stream to QP %u: %s", qp->pub.qp_num, qp->dest_qpn, strerror(e));
     errno = e;
     return -1;
 }
@@ -75,8 +76,80 @@ int sr_req_connect(struct sr_qp *qp)
     return 0;
 }
 
+/* QPs whose stream could not be reopened for want of a descriptor,
+ * retried every SR_FDWAIT_MS by the device thread. Guarded by sr_lock. */
+#define SR_FDWAIT_MS 10
+static struct sr_qp *sr_fdwait;
+static uint64_t sr_fdwait_due;
+
+static void sr_fdwait_unlink(struct sr_qp *qp)
+{
+    if (!qp->fdwait_queued)
+        return;
+    for (struct sr_qp **pp = &sr_fdwait; *pp; pp = &(*pp)->fdwait_next)
+        if (*pp == qp) {
+            *pp = qp->fdwait_next;
+            break;
+        }
+    qp->fdwait_queued = 0;
+}
+
+static void sr_fdwait_queue(struct sr_qp *qp)
+{
+    if (!qp->fdwait_since)
+        qp->fdwait_since = sr_now_ms();
+    if (qp->fdwait_queued)
+        return;
+    if (!sr_fdwait)
+        sr_fdwait_due = sr_now_ms() + SR_FDWAIT_MS;
+    qp->fdwait_queued = 1;
+    qp->fdwait_next = sr_fdwait;
+    sr_fdwait = qp;
+}
+
+uint64_t sr_retry_budget_ms(unsigned timeout, unsigned retry_cnt, uint64_t min_ms)
+{
+    if (!timeout)
+        return 0;
+    uint64_t try_ms = timeout > 31 ? UINT64_MAX / 64 : (4096ull << timeout) / 1000000u;
+    if (try_ms < min_ms)
+        try_ms = min_ms;
+    return try_ms * ((uint64_t)retry_cnt + 1);
+}
+
+void sr_req_timers(uint64_t now, int *next_ms)
+{
+    if (!sr_fdwait)
+        return;
+    if (now < sr_fdwait_due) {
+        if ((int)(sr_fdwait_due - now) < *next_ms)
+            *next_ms = (int)(sr_fdwait_due - now);
+        return;
+    }
+    struct sr_qp *l = sr_fdwait;
+    sr_fdwait = NULL;
+    while (l) {
+        struct sr_qp *qp = l;
+        l = qp->fdwait_next;
+        qp->fdwait_queued = 0;
+        uint64_t budget = sr_retry_budget_ms(qp->timeout, qp->retry_cnt, SR_FDWAIT_MS);
+        if (budget && now - qp->fdwait_since >= budget) {
+            sr_log("QP %u: still no descriptor for its stream to QP %u after %llu ms; its sends fail",
+                   qp->pub.qp_num, qp->dest_qpn, (unsigned long long)budget);
+            qp->out_idle = 0;
+            qp->out_dead = 1;
+            qp->fdwait_since = 0;
+        }
+        sr_req_kick(qp);
+    }
+    if (sr_fdwait && *next_ms > SR_FDWAIT_MS)
+        *next_ms = SR_FDWAIT_MS;
+}
+
 void sr_req_close(struct sr_qp *qp)
 {
+    sr_fdwait_unlink(qp);
+    qp->fdwait_since = 0;
     if (qp->out_open)
         sr_watch_del(&qp->out);
     qp->out_open = 0;
@@ -113,14 +186,24 @@ static void sr_req_idle_close(struct sr_qp *qp)
 /* A request needs the peer's device (RNR, an error to be answered, a
  * stopped peer...): a fresh stream to the same peer QP incarnation, the
  * fast path attached again from its offer. A peer gone, reset or in ERR
- * refuses it, and the sends fail as when the stream broke. */
-static void sr_req_reopen(struct sr_qp *qp)
+ * refuses it, and the sends fail as when the stream broke. With no
+ * descriptor to be had the fast path is kept and the device thread
+ * retries (sr_req_timers): -1 then, nothing to do now. */
+static int sr_req_reopen(struct sr_qp *qp)
 {
     qp->reopen_gen = qp->fast.gen;
+    if (sr_req_connect(qp)) {
+        if (qp->out_dead) {     /* the epoll set is full: the link is lost */
+            qp->out_idle = 0;
+            return 0;
+        }
+        sr_fdwait_queue(qp);
+        return -1;
+    }
     qp->out_idle = 0;
-    sr_fast_detach(qp);
-    if (sr_req_connect(qp))
-        qp->out_dead = 1;       /* no descriptor now: logged, the WR fails */
+    qp->fdwait_since = 0;
+    sr_fast_detach(qp);         /* the new stream's attach offer maps the peer afresh */
+    return 0;
 }
 
 static void sr_req_done(struct sr_qp *qp, enum ibv_wc_status st)
@@ -185,7 +268,8 @@ void sr_req_kick(struct sr_qp *qp)
             continue;
         }
         if (!qp->out_open) {
-            sr_req_reopen(qp);
+            if (sr_req_reopen(qp))
+                return;         /* waiting for a descriptor */
             continue;
         }
         struct iovec iov[SR_MAX_SGE + 1];

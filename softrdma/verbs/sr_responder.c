@@ -489,13 +489,10 @@ static void sr_resp_give_up(struct sr_inconn *c, enum ibv_wc_status st)
  * timeout, at least SR_RNR_STEP_MS) allow; timeout 0 waits forever. */
 static int sr_resp_notready_expired(const struct sr_inconn *c, uint64_t now)
 {
-    unsigned t = c->hdr.timeout;
-    if (!t || !c->notready_since)
+    uint64_t budget = sr_retry_budget_ms(c->hdr.timeout, c->hdr.retry_cnt, SR_RNR_STEP_MS);
+    if (!budget || !c->notready_since)
         return 0;
-    uint64_t try_ms = t > 31 ? UINT64_MAX / 64 : (4096ull << t) / 1000000u;
-    if (try_ms < SR_RNR_STEP_MS)
-        try_ms = SR_RNR_STEP_MS;
-    return now - c->notready_since >= try_ms * ((uint64_t)c->hdr.retry_cnt + 1);
+    return now - c->notready_since >= budget;
 }
 
 /* Every SR_RNR_STEP_MS a stalled stream counts one RNR retry; past the
