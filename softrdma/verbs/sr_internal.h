@@ -459,6 +459,7 @@ void sr_req_kick(struct sr_qp *qp);
 void sr_req_close(struct sr_qp *qp);
 /* Retries the reopens that found no descriptor (device thread). */
 void sr_req_timers(uint64_t now, int *next_ms);
+void sr_req_forget(void);       /* forked child: the parent's waits are not ours */
 /* How long a requester retries before RETRY_EXC_ERR: retry_cnt+1 tries of
  * its local ACK timeout (4.096 us << timeout, at least min_ms); 0 when
  * timeout is 0 (forever, as the spec says). */

@@ -107,6 +107,12 @@ static void sr_fdwait_queue(struct sr_qp *qp)
     sr_fdwait = qp;
 }
 
+/* In a forked child the parent's QPs are not ours to retry. */
+void sr_req_forget(void)
+{
+    sr_fdwait = NULL;
+}
+
 uint64_t sr_retry_budget_ms(unsigned timeout, unsigned retry_cnt, uint64_t min_ms)
 {
     if (!timeout)
@@ -128,19 +134,26 @@ void sr_req_timers(uint64_t now, int *next_ms)
     }
     struct sr_qp *l = sr_fdwait;
     sr_fdwait = NULL;
+    sr_fdwait_due = now + SR_FDWAIT_MS;
     while (l) {
         struct sr_qp *qp = l;
         l = qp->fdwait_next;
         qp->fdwait_queued = 0;
+        sr_req_kick(qp);        /* the direct path may take it by now */
+        if (!qp->fdwait_queued) {
+            qp->fdwait_since = 0;   /* the wait is over: the next starts afresh */
+            continue;
+        }
         uint64_t budget = sr_retry_budget_ms(qp->timeout, qp->retry_cnt, SR_FDWAIT_MS);
         if (budget && now - qp->fdwait_since >= budget) {
             sr_log("QP %u: still no descriptor for its stream to QP %u after %llu ms; its sends fail",
                    qp->pub.qp_num, qp->dest_qpn, (unsigned long long)budget);
+            sr_fdwait_unlink(qp);
             qp->out_idle = 0;
             qp->out_dead = 1;
             qp->fdwait_since = 0;
+            sr_req_kick(qp);
         }
-        sr_req_kick(qp);
     }
     if (sr_fdwait && *next_ms > SR_FDWAIT_MS)
         *next_ms = SR_FDWAIT_MS;

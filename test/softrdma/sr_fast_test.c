@@ -484,6 +484,93 @@ static void test_qp_emfile(void **st)
     pair_free(p);
 }
 
+/* Sockets this process holds (the device's NIC listener, QP streams). */
+static int count_sockets(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        char p[300], l[64];
+        snprintf(p, sizeof p, "/proc/self/fd/%s", e->d_name);
+        ssize_t k = readlink(p, l, sizeof l - 1);
+        n += k > 7 && !memcmp(l, "socket:", 7);
+    }
+    closedir(d);
+    return n;
+}
+
+/* Connected by hand; RTS with the given local ACK timeout and retry_cnt
+ * (qp_to_rts leaves timeout 0: retry forever). */
+static void qp_rts_budget(struct ibv_qp *qp, uint32_t dest, uint8_t timeout, uint8_t retry_cnt)
+{
+    assert_int_equal(qp_to_rtr(qp, dest, NULL), 0);
+    struct ibv_qp_attr a = { .qp_state = IBV_QPS_RTS, .rnr_retry = 7, .timeout = timeout,
+                             .retry_cnt = retry_cnt };
+    assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
+                                   IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC), 0);
+}
+
+/* A connected QP's stream closes once idle (both ends); a request the
+ * fast path cannot carry (no receive posted: RNR) opens it again. At the
+ * descriptor limit that reopen waits and the device thread retries it:
+ * the receive posted meanwhile takes the SEND, intact, by the direct
+ * path. With a short retry budget (timeout 17, retry_cnt 1: 1.07 s) and no
+ * receive, the SEND fails with RETRY_EXC_ERR once the budget is spent,
+ * the QP in ERR, never before the limit is hit. */
+static void test_reopen_emfile(void **st)
+{
+    (void)st;
+    int socks0 = count_sockets();
+    struct pair *p = pair_open();
+    side_init(p, &p->a, 64, 1, ALL);
+    side_init(p, &p->b, 64, 1, ALL);
+    qp_to_init(p->a.qp);
+    qp_to_init(p->b.qp);
+    qp_rts_budget(p->b.qp, p->a.qp->qp_num, 0, 7);
+    qp_rts_budget(p->a.qp, p->b.qp->qp_num, 17, 1);
+    send_verified(p, 1, 64, 5);
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    long end = now_ms() + DEADLINE_MS;
+    while (count_sockets() > socks0 && now_ms() < end)
+        usleep(1000);
+    assert_int_equal(count_sockets(), socks0);      /* both streams closed */
+
+    struct rlimit old;
+    int fds[64], n = exhaust_fds(fds, &old);
+    fill(p->a.buf, 64, 6);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 2, 0, 64, 0, 0, 0, p->a.mr->lkey), 0);
+    int early = ibv_poll_cq(p->a.scq, 1, &wc);
+    post_recv(&p->b, 2, 1, 0, 64);
+    int got = poll_n(p->b.rcq, &wc, 1, DEADLINE_MS);
+    int st_b = wc.status;
+    int got_a = poll_n(p->a.scq, &wc, 1, DEADLINE_MS);
+    int st_a = wc.status;
+    /* no receive this time: the budget runs out at the limit */
+    fill(p->a.buf, 64, 7);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 3, 0, 64, 0, 0, 0, p->a.mr->lkey), 0);
+    int got_err = poll_n(p->a.scq, &wc, 1, DEADLINE_MS);
+    struct ibv_qp_attr qa;
+    struct ibv_qp_init_attr qi;
+    assert_int_equal(ibv_query_qp(p->a.qp, &qa, IBV_QP_STATE, &qi), 0);
+    restore_fds(fds, n, &old);
+    assert_int_equal(early, 0);
+    assert_int_equal(got, 1);
+    assert_int_equal(st_b, IBV_WC_SUCCESS);
+    assert_int_equal(got_a, 1);
+    assert_int_equal(st_a, IBV_WC_SUCCESS);
+    assert_int_equal(got_err, 1);
+    assert_int_equal(wc.status, IBV_WC_RETRY_EXC_ERR);
+    assert_int_equal(wc.wr_id, 3);
+    assert_int_equal(qa.qp_state, IBV_QPS_ERR);
+    char want[64];
+    fill(want, 64, 6);
+    assert_memory_equal(p->b.buf, want, 64);
+    pair_free(p);
+}
+
 /* RLIMIT_MEMLOCK as the kernel applies it: without CAP_IPC_LOCK,
  * registering past the limit fails with ENOMEM; deregistering gives the
  * room back. In a child: it drops the capability. */
@@ -753,6 +840,7 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_cq_with_event_not_leaked),
             cmocka_unit_test(test_channel_emfile),
             cmocka_unit_test(test_qp_emfile),
+            cmocka_unit_test(test_reopen_emfile),
             cmocka_unit_test(test_memlock_limit),
             cmocka_unit_test(test_dereg_stops_peer_writes),
         };
