@@ -36,6 +36,11 @@ void sr_resp_accept(int fd)
     }
     c->next = sr_inconns;
     sr_inconns = c;
+    /* A requester reopening its stream after an idle close writes its
+     * hello and request at once: read them in this round, as the bytes of
+     * a standing stream would be, not one epoll round later (a disconnect
+     * handled in between would put the QP in ERR first). */
+    sr_resp_process(c);
 }
 
 void sr_resp_detach(struct sr_inconn *c)
