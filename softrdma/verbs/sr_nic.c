@@ -292,7 +292,18 @@ static int sr_listen_socket(void)
     return fd;
 }
 
-static void sr_nic_cleanup(void)
+/* The NIC's name goes at the very end of the process: a library
+ * destructor runs after every atexit handler, and those may still close
+ * connections gracefully (an exiting program's close of stdout, the
+ * framework's exit handler). A peer's QP whose stream is closed while idle
+ * reopens it through this name to deliver what cannot go directly (a
+ * credit update the exiting side has no receive posted for): had the name
+ * gone first (an atexit handler registered at device start runs before
+ * those registered earlier), the peer would get ENOENT and fail the send
+ * with RETRY_EXC_ERR before the exiting side's DISCONNECT arrived - the
+ * peer's recv then reported ECONNRESET instead of EOF (rsfw.sem_anchor
+ * accept_fork_exec: an exec'd cat echoing an anchored connection). */
+__attribute__((destructor)) static void sr_nic_cleanup(void)
 {
     if (sr_path[0] && sr_nic_epoch == sr_epoch)
         unlink(sr_path);
@@ -322,7 +333,7 @@ int sr_nic_start(void)
     sr_knobs.poll_progress = sr_env_int("SOFTRDMA_POLL_PROGRESS", 0);
     sr_knobs.ack_delay_ms = sr_env_int("SOFTRDMA_ACK_DELAY_MS", 0);
     sr_knobs.strict_wq = sr_env_int("SOFTRDMA_STRICT_SQ", 1);
-    sr_knobs.idle_close = sr_env_int("SOFTRDMA_IDLE_CLOSE", 0);
+    sr_knobs.idle_close = sr_env_int("SOFTRDMA_IDLE_CLOSE", 1);
     sr_watch_add(&sr_listen_w, lfd, EPOLLIN, sr_listen_cb);
     sr_wake_w.fd = -1;
     int wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -337,9 +348,6 @@ int sr_nic_start(void)
         errno = EAGAIN;
         rc = -1;
     }
-    static int registered;
-    if (!registered++)
-        atexit(sr_nic_cleanup);
 out:
     pthread_mutex_unlock(&sr_lock);
     return rc;
