@@ -300,9 +300,9 @@ static int sr_listen_socket(void)
  * credit update the exiting side has no receive posted for): had the name
  * gone first (an atexit handler registered at device start runs before
  * those registered earlier), the peer would get ENOENT and fail the send
- * with RETRY_EXC_ERR before the exiting side's DISCONNECT arrived - the
- * peer's recv then reported ECONNRESET instead of EOF (rsfw.sem_anchor
- * accept_fork_exec: an exec'd cat echoing an anchored connection). */
+ * with RETRY_EXC_ERR while the exiting side was still closing (one of the
+ * two causes of rsfw.sem_anchor accept_fork_exec's ECONNRESET instead of
+ * EOF: doc/softrdma.md "Streams open only while used"). */
 __attribute__((destructor)) static void sr_nic_cleanup(void)
 {
     if (sr_path[0] && sr_nic_epoch == sr_epoch)

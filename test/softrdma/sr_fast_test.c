@@ -844,8 +844,8 @@ static int peer_exit_child(int wfd, int rfd)
  * it again) is removed only after them. It was removed by an atexit handler
  * registered at device start, which runs before the handlers registered
  * earlier: the parent's SEND found no name, failed with RETRY_EXC_ERR, and
- * the exiting side's graceful close came too late (rsfw.sem_anchor
- * accept_fork_exec: ECONNRESET instead of EOF, 1 run in 30). The child is
+ * the exiting side's graceful close came too late (one cause of
+ * rsfw.sem_anchor accept_fork_exec's ECONNRESET instead of EOF). The child is
  * forked before this process starts a device (a forked child inherits its
  * parent's exit handlers, and with them the order). */
 static int run_peer_exit(void)
