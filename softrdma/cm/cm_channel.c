@@ -1,28 +1,56 @@
-/* softrdma librdmacm: event channels (a pipe gives the pollable fd) and
- * the events queued on them. */
+/* softrdma librdmacm: event channels and the events queued on them. The
+ * pollable fd is one eventfd in semaphore mode (one count per queued
+ * event), which the device writes itself: one descriptor per channel, the
+ * application's (it was a pipe, whose write end the device kept). */
 #include "cm_internal.h"
+#include "sr_sys.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
+
+/* A count big enough to wake every thread blocked on the channel, small
+ * enough never to overflow the eventfd (its limit is 2^64 - 2). */
+#define CM_WAKE_ALL ((uint64_t)1 << 32)
+
+/* Adds n counts to the channel's eventfd (sr_lock held). A write can fail
+ * only on overflow, which one count per event never reaches. */
+static void cm_channel_count(struct cm_channel *ch, uint64_t n)
+{
+    if (sr_sys_write(ch->pub.fd, &n, sizeof n) != (ssize_t)sizeof n)
+        sr_log("CM event channel %d: cannot count an event: %s", ch->pub.fd, strerror(errno));
+}
+
+/* Takes one count without blocking (the application's fd may be a
+ * blocking one); 1 if there was one. Direct system calls: a preloaded
+ * library's poll or read never sees the device's own bookkeeping. */
+static int cm_channel_take(struct cm_channel *ch)
+{
+    struct pollfd p = { .fd = ch->pub.fd, .events = POLLIN };
+    struct timespec now = { 0, 0 };
+    uint64_t v;
+    return syscall(SYS_ppoll, &p, 1, &now, NULL, 8) == 1 && (p.revents & POLLIN) &&
+           sr_sys_read(ch->pub.fd, &v, sizeof v) == (ssize_t)sizeof v;
+}
 
 struct cm_channel *cm_channel_new(void)
 {
     struct cm_channel *ch = calloc(1, sizeof *ch);
-    int p[2];
     if (!ch)
         return errno = ENOMEM, NULL;
-    if (pipe2(p, O_CLOEXEC)) {
+    int fd = eventfd(0, EFD_SEMAPHORE | EFD_CLOEXEC);
+    if (fd < 0) {
         int e = errno;      /* EMFILE/ENFILE as the caller's limit says, not ENOMEM */
-        sr_log("rdma_create_event_channel: no pipe: %s", strerror(e));
+        sr_log("rdma_create_event_channel: no eventfd: %s", strerror(e));
         free(ch);
         return errno = e, NULL;
     }
-    fcntl(p[1], F_SETFL, O_NONBLOCK);
-    ch->pub.fd = p[0];                  /* the application's: stays low */
-    ch->wfd = sr_fd_internal(p[1]);
+    ch->pub.fd = fd;                    /* the application's: stays low */
     ch->epoch = sr_epoch;
     return ch;
 }
@@ -71,8 +99,7 @@ CM_API void rdma_destroy_event_channel(struct rdma_event_channel *pub)
     ch->tail = NULL;
     ch->closed = 1;
     ch->late_reader = cm_late_reader(ch);
-    close(ch->wfd);                 /* a reader blocked in read() sees EOF */
-    ch->wfd = -1;
+    cm_channel_count(ch, CM_WAKE_ALL); /* readers blocked in read() wake, see closed */
     if (!ch->readers && !ch->late_reader) {
         close(pub->fd);
         sr_defer_free(ch);
@@ -129,9 +156,7 @@ void cm_event_push(struct cm_id *id, struct rdma_cm_id *listen, enum rdma_cm_eve
     else
         ch->head = e;
     ch->tail = e;
-    char b = 1;
-    if (write(ch->wfd, &b, 1) != 1)
-        sr_log("CM event channel %d is full", ch->pub.fd);
+    cm_channel_count(ch, 1);
 }
 
 void cm_push_disconnected(struct cm_id *id)
@@ -141,11 +166,11 @@ void cm_push_disconnected(struct cm_id *id)
         cm_event_push(id, NULL, RDMA_CM_EVENT_TIMEWAIT_EXIT, 0, NULL);
 }
 
-/* With no reader inside rdma_get_cm_event, each queued event's byte is
- * still in the pipe (bytes are written under sr_lock, and only readers
- * take them): dead events and their bytes go now, so the channel fd is
+/* With no reader inside rdma_get_cm_event, each queued event's count is
+ * still in the eventfd (counts are added under sr_lock, and only readers
+ * take them): dead events and their counts go now, so the channel fd is
  * not left readable with nothing to read (the kernel drops a destroyed
- * id's events the same way). With a reader in flight, one of those bytes
+ * id's events the same way). With a reader in flight, one of those counts
  * may be its own: dead events stay queued and readers skip them. */
 static void cm_events_reap(struct cm_channel *ch)
 {
@@ -154,10 +179,7 @@ static void cm_events_reap(struct cm_channel *ch)
     struct cm_event **pp = &ch->head, *last = NULL;
     while (*pp) {
         struct cm_event *e = *pp;
-        int avail = 0;
-        char b;
-        if (e->dead && !ioctl(ch->pub.fd, FIONREAD, &avail) && avail > 0 &&
-            read(ch->pub.fd, &b, 1) == 1) {
+        if (e->dead && cm_channel_take(ch)) {
             *pp = e->next;
             free(e);
             continue;
@@ -201,15 +223,14 @@ static void cm_park_reader(void)
 }
 
 /* Next live event, or NULL (errno) if the read failed. Each event has one
- * byte in the pipe, so a blocking reader sleeps in read() until the next. */
+ * count in the eventfd, so a blocking reader sleeps in read() until the
+ * next; a destroy adds CM_WAKE_ALL counts and readers find it closed. */
 static struct cm_event *cm_next_event(struct cm_channel *ch)
 {
     for (;;) {
-        char b;
-        ssize_t n = read(ch->pub.fd, &b, 1);
-        if (n == 0)
-            cm_park_reader();       /* the write end closed: destroyed */
-        if (n != 1)
+        uint64_t v;
+        ssize_t n = read(ch->pub.fd, &v, sizeof v);
+        if (n != (ssize_t)sizeof v)
             return NULL;
         pthread_mutex_lock(&sr_lock);
         if (ch->closed) {

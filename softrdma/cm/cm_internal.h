@@ -19,7 +19,7 @@ struct cm_event {
 
 struct cm_channel {
     struct rdma_event_channel pub;
-    int wfd;                        /* one byte per queued event */
+    /* pub.fd: an eventfd (semaphore), one count per queued event */
     struct cm_event *head, *tail;
     unsigned epoch;
     /* Teardown under an event thread (see rdma_destroy_event_channel). */

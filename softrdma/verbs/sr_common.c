@@ -113,6 +113,7 @@ static void sr_fork_child(void)
     pthread_mutex_init(&sr_lock, &a);
     sr_epoch++;
     sr_nic_forget();
+    sr_req_forget();
     sr_shm_forget();
 }
 

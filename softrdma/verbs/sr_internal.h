@@ -46,6 +46,7 @@ struct sr_knobs {
     int poll_progress;  /* SOFTRDMA_POLL_PROGRESS=1: empty polls help the idle device */
     int ack_delay_ms;   /* SOFTRDMA_ACK_DELAY_MS: responder holds its answers */
     int strict_wq;      /* SOFTRDMA_STRICT_SQ=1: WQE slots free when polled (default 0 until the rsocket engine counts its control sends) */
+    int idle_close;     /* SOFTRDMA_IDLE_CLOSE (default 1): QP streams close while idle; 0 keeps them open for the QP's life (doc/softrdma.md) */
 };
 extern struct sr_knobs sr_knobs;
 
@@ -457,6 +458,18 @@ struct sr_qp {
     struct sr_watch out;
     int out_open;
     int out_dead;
+    /* The stream was closed because nothing was on it (sr_req_idle_close):
+     * the fast path carries the traffic, and the stream is opened again
+     * when a request needs the peer's device; reopen_gen is the peer QP
+     * block's generation it must still find (sr_hello.gen). */
+    int out_idle;
+    uint32_t reopen_gen;
+    /* The reopen found no descriptor (EMFILE...): since when (0: not
+     * waiting); the device thread retries it (sr_req_timers) for the
+     * QP's retry budget, then its sends fail with RETRY_EXC_ERR. */
+    uint64_t fdwait_since;
+    int fdwait_queued;
+    struct sr_qp *fdwait_next;
     struct sr_rx out_rx;
     size_t resp_got;
     struct sr_resp_hdr resp;
@@ -491,6 +504,13 @@ void sr_req_kick(struct sr_qp *qp);
 /* The head request fails with st (QP to ERR first), the rest are flushed. */
 void sr_req_fail(struct sr_qp *qp, enum ibv_wc_status st);
 void sr_req_close(struct sr_qp *qp);
+/* Retries the reopens that found no descriptor (device thread). */
+void sr_req_timers(uint64_t now, int *next_ms);
+void sr_req_forget(void);       /* forked child: the parent's waits are not ours */
+/* How long a requester retries before RETRY_EXC_ERR: retry_cnt+1 tries of
+ * its local ACK timeout (4.096 us << timeout, at least min_ms); 0 when
+ * timeout is 0 (forever, as the spec says). */
+uint64_t sr_retry_budget_ms(unsigned timeout, unsigned retry_cnt, uint64_t min_ms);
 /* fast path (sr_fast.c) */
 /* Reads the attach message after its header; 1 done, 0 more, -1 error. */
 int sr_fast_attach_read(struct sr_qp *qp, int fd);
@@ -522,9 +542,6 @@ static inline int sr_link_is_down(const struct sr_qp *qp)
 {
     return qp->s && __atomic_load_n(&qp->s->link_down, __ATOMIC_ACQUIRE);
 }
-/* (retry_cnt+1) tries of the local ACK timeout 4.096 us << timeout, at
- * least 10 ms each; 0 = forever (timeout 0). */
-uint64_t sr_retry_budget_ms(unsigned timeout, unsigned retry_cnt);
 
 /* stream helpers (sr_stream.c) */
 /* Reads into rx if empty; returns bytes available, 0 on EOF, -1 on error,

@@ -49,15 +49,6 @@ static struct sr_watch sr_link_w = { .fd = -1 };
 static unsigned sr_link_epoch;
 static int sr_link_nheld;           /* QPs with held_since set */
 
-uint64_t sr_retry_budget_ms(unsigned timeout, unsigned retry_cnt)
-{
-    if (!timeout)
-        return 0;
-    uint64_t try_ms = timeout > 31 ? UINT64_MAX / 64 : (4096ull << timeout) / 1000000u;
-    if (try_ms < SR_LINK_STEP_MS)
-        try_ms = SR_LINK_STEP_MS;
-    return try_ms * ((uint64_t)retry_cnt + 1);
-}
 
 /* Up and with carrier: listed, IFF_UP and IFF_RUNNING. */
 static int sr_link_if_up(const struct sr_ifaddr *a, int n, const char *ifname)
@@ -203,7 +194,7 @@ void sr_link_timers(uint64_t now, int *next_ms)
             sr_link_untrack(q);
             continue;
         }
-        uint64_t budget = sr_retry_budget_ms(q->timeout, q->retry_cnt);
+        uint64_t budget = sr_retry_budget_ms(q->timeout, q->retry_cnt, SR_LINK_STEP_MS);
         if (budget && now - q->held_since >= budget) {
             int mine = sr_link_is_down(q);
             sr_log("QP %u: %s%s down for %llu ms: retries exhausted (RETRY_EXC_ERR)",

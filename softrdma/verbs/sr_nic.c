@@ -266,6 +266,7 @@ static void *sr_nic_main(void *arg)
         timeout = sr_again_run() ? 0 : 100;
         sr_resp_timers(sr_now_ms(), &timeout);
         sr_link_timers(sr_now_ms(), &timeout);
+        sr_req_timers(sr_now_ms(), &timeout);
         sr_accept_timer(sr_now_ms(), &timeout);
         if (sr_cm_timers)
             sr_cm_timers(sr_now_ms(), &timeout);
@@ -303,7 +304,18 @@ static int sr_listen_socket(void)
     return fd;
 }
 
-static void sr_nic_cleanup(void)
+/* The NIC's name goes at the very end of the process: a library
+ * destructor runs after every atexit handler, and those may still close
+ * connections gracefully (an exiting program's close of stdout, the
+ * framework's exit handler). A peer's QP whose stream is closed while idle
+ * reopens it through this name to deliver what cannot go directly (a
+ * credit update the exiting side has no receive posted for): had the name
+ * gone first (an atexit handler registered at device start runs before
+ * those registered earlier), the peer would get ENOENT and fail the send
+ * with RETRY_EXC_ERR while the exiting side was still closing (one of the
+ * two causes of rsfw.sem_anchor accept_fork_exec's ECONNRESET instead of
+ * EOF: doc/softrdma.md "Streams open only while used"). */
+__attribute__((destructor)) static void sr_nic_cleanup(void)
 {
     if (sr_path[0] && sr_nic_epoch == sr_epoch)
         unlink(sr_path);
@@ -333,6 +345,7 @@ int sr_nic_start(void)
     sr_knobs.poll_progress = sr_env_int("SOFTRDMA_POLL_PROGRESS", 0);
     sr_knobs.ack_delay_ms = sr_env_int("SOFTRDMA_ACK_DELAY_MS", 0);
     sr_knobs.strict_wq = sr_env_int("SOFTRDMA_STRICT_SQ", 1);
+    sr_knobs.idle_close = sr_env_int("SOFTRDMA_IDLE_CLOSE", 1);
     sr_watch_add(&sr_listen_w, lfd, EPOLLIN, sr_listen_cb);
     sr_wake_w.fd = -1;
     int wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -356,9 +369,6 @@ int sr_nic_start(void)
         rc = -1;
         goto out;
     }
-    static int registered;
-    if (!registered++)
-        atexit(sr_nic_cleanup);
 out:
     pthread_mutex_unlock(&sr_lock);
     return rc;

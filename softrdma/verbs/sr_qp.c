@@ -333,6 +333,7 @@ void sr_qp_reset(struct sr_qp *qp)
     qp->sq_head = qp->sq_tx = qp->sq_tail = 0;
     qp->tx_off = qp->rd_left = qp->resp_got = 0;
     qp->out_dead = 0;
+    qp->out_idle = 0;
     sr_qp_set_state(qp, IBV_QPS_RESET);
 }
 

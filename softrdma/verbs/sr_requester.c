@@ -1,5 +1,9 @@
 /* softrdma: the requester side of a QP: its outbound stream carries work
- * requests to the peer's device; answers come back in order on it. */
+ * requests to the peer's device; answers come back in order on it. The
+ * stream is open only while something is on it: once the attach offer is
+ * read and every request is answered, the fast path carries the traffic
+ * and the stream closes (both its ends: the peer's accepted one sees EOF);
+ * a request that must go the peer device's way opens it again. */
 #include "sr_internal.h"
 #include "sr_sys.h"
 #include <errno.h>
@@ -20,7 +24,8 @@ static int sr_req_no_socket(struct sr_qp *qp)
     int e = errno;
     if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM)
         return 0;
-    sr_log("QP %u: no stream to QP %u: %s", qp->pub.qp_num, qp->dest_qpn, strerror(e));
+    if (!qp->fdwait_since)      /* one line per episode, not per retry */
+        sr_log("QP %u: no stream to QP %u: %s", qp->pub.qp_num, qp->dest_qpn, strerror(e));
     errno = e;
     return -1;
 }
@@ -44,7 +49,8 @@ int sr_req_connect(struct sr_qp *qp)
     int sz = 4 << 20;
     syscall(SYS_setsockopt, fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     struct sr_hello h = { .magic = SR_HELLO_MAGIC, .dst_qpn = qp->dest_qpn,
-                          .src_qpn = qp->pub.qp_num, .has_dgid = (uint8_t)qp->has_dgid };
+                          .src_qpn = qp->pub.qp_num, .has_dgid = (uint8_t)qp->has_dgid,
+                          .gen = qp->reopen_gen };
     memcpy(h.dgid, qp->dgid.raw, sizeof h.dgid);
     if (sr_sys_write(fd, &h, sizeof h) != sizeof h) {
         sr_sys_close(fd);
@@ -70,12 +76,147 @@ int sr_req_connect(struct sr_qp *qp)
     return 0;
 }
 
+/* QPs whose stream could not be reopened for want of a descriptor,
+ * retried every SR_FDWAIT_MS by the device thread. Guarded by sr_lock. */
+#define SR_FDWAIT_MS 10
+static struct sr_qp *sr_fdwait;
+static uint64_t sr_fdwait_due;
+
+static void sr_fdwait_unlink(struct sr_qp *qp)
+{
+    if (!qp->fdwait_queued)
+        return;
+    for (struct sr_qp **pp = &sr_fdwait; *pp; pp = &(*pp)->fdwait_next)
+        if (*pp == qp) {
+            *pp = qp->fdwait_next;
+            break;
+        }
+    qp->fdwait_queued = 0;
+}
+
+static void sr_fdwait_queue(struct sr_qp *qp)
+{
+    if (!qp->fdwait_since)
+        qp->fdwait_since = sr_now_ms();
+    if (qp->fdwait_queued)
+        return;
+    if (!sr_fdwait)
+        sr_fdwait_due = sr_now_ms() + SR_FDWAIT_MS;
+    qp->fdwait_queued = 1;
+    qp->fdwait_next = sr_fdwait;
+    sr_fdwait = qp;
+}
+
+/* In a forked child the parent's QPs are not ours to retry. */
+void sr_req_forget(void)
+{
+    sr_fdwait = NULL;
+}
+
+uint64_t sr_retry_budget_ms(unsigned timeout, unsigned retry_cnt, uint64_t min_ms)
+{
+    if (!timeout)
+        return 0;
+    uint64_t try_ms = timeout > 31 ? UINT64_MAX / 64 : (4096ull << timeout) / 1000000u;
+    if (try_ms < min_ms)
+        try_ms = min_ms;
+    return try_ms * ((uint64_t)retry_cnt + 1);
+}
+
+void sr_req_timers(uint64_t now, int *next_ms)
+{
+    if (!sr_fdwait)
+        return;
+    if (now < sr_fdwait_due) {
+        if ((int)(sr_fdwait_due - now) < *next_ms)
+            *next_ms = (int)(sr_fdwait_due - now);
+        return;
+    }
+    struct sr_qp *l = sr_fdwait;
+    sr_fdwait = NULL;
+    sr_fdwait_due = now + SR_FDWAIT_MS;
+    while (l) {
+        struct sr_qp *qp = l;
+        l = qp->fdwait_next;
+        qp->fdwait_queued = 0;
+        sr_req_kick(qp);        /* the direct path may take it by now */
+        if (!qp->fdwait_queued) {
+            qp->fdwait_since = 0;   /* the wait is over: the next starts afresh */
+            continue;
+        }
+        uint64_t budget = sr_retry_budget_ms(qp->timeout, qp->retry_cnt, SR_FDWAIT_MS);
+        if (budget && now - qp->fdwait_since >= budget) {
+            sr_log("QP %u: still no descriptor for its stream to QP %u after %llu ms; its sends fail",
+                   qp->pub.qp_num, qp->dest_qpn, (unsigned long long)budget);
+            sr_fdwait_unlink(qp);
+            qp->out_idle = 0;
+            qp->out_dead = 1;
+            qp->fdwait_since = 0;
+            sr_req_kick(qp);
+        }
+    }
+    if (sr_fdwait && *next_ms > SR_FDWAIT_MS)
+        *next_ms = SR_FDWAIT_MS;
+}
+
 void sr_req_close(struct sr_qp *qp)
 {
+    sr_fdwait_unlink(qp);
+    qp->fdwait_since = 0;
     if (qp->out_open)
         sr_watch_del(&qp->out);
     qp->out_open = 0;
+    qp->out_idle = 0;
+    qp->reopen_gen = 0;
     sr_fast_detach(qp);
+}
+
+/* Nothing on the stream and nothing the fast path cannot carry without
+ * it: no request unanswered, no answer half read, the peer attached and
+ * writable by us, no fault knob (those model the stream's behaviour). */
+static int sr_req_idle(const struct sr_qp *qp)
+{
+    const struct sr_fast *f = &qp->fast;
+    return qp->out_open && f->peer && !f->broken && !f->want && !f->peer->slow_only &&
+           qp->sq_head == qp->sq_tail && !qp->tx_off && !qp->rd_left && !qp->resp_got &&
+           qp->out_rx.off == qp->out_rx.len && qp->pub.state != IBV_QPS_ERR &&
+           sr_knobs.delay_ms <= 0 && sr_knobs.drop_after <= 0 && sr_knobs.force_rnr <= 0 &&
+           sr_knobs.ack_delay_ms <= 0 && sr_knobs.idle_close;
+}
+
+/* Closes an idle stream, keeping the fast path: the QP then holds no
+ * descriptor (the peer's device closes its end at EOF, which its
+ * responder treats as a requester gone quiet). */
+static void sr_req_idle_close(struct sr_qp *qp)
+{
+    if (!sr_req_idle(qp))
+        return;
+    sr_watch_del(&qp->out);
+    qp->out_open = 0;
+    qp->out_idle = 1;
+}
+
+/* A request needs the peer's device (RNR, an error to be answered, a
+ * stopped peer...): a fresh stream to the same peer QP incarnation, the
+ * fast path attached again from its offer. A peer gone, reset or in ERR
+ * refuses it, and the sends fail as when the stream broke. With no
+ * descriptor to be had the fast path is kept and the device thread
+ * retries (sr_req_timers): -1 then, nothing to do now. */
+static int sr_req_reopen(struct sr_qp *qp)
+{
+    qp->reopen_gen = qp->fast.gen;
+    if (sr_req_connect(qp)) {
+        if (qp->out_dead) {     /* the epoll set is full: the link is lost */
+            qp->out_idle = 0;
+            return 0;
+        }
+        sr_fdwait_queue(qp);
+        return -1;
+    }
+    qp->out_idle = 0;
+    qp->fdwait_since = 0;
+    sr_fast_detach(qp);         /* the new stream's attach offer maps the peer afresh */
+    return 0;
 }
 
 static void sr_req_done(struct sr_qp *qp, enum ibv_wc_status st)
@@ -126,7 +267,7 @@ void sr_req_kick(struct sr_qp *qp)
     uint32_t ns = qp->cap.max_send_wr;
     while (qp->pub.state == IBV_QPS_RTS && qp->sq_tx != qp->sq_tail) {
         struct sr_swqe *s = &qp->sq[qp->sq_tx % ns];
-        if (s->local_err || qp->out_dead || !qp->out_open) {
+        if (s->local_err || qp->out_dead || (!qp->out_open && !qp->out_idle)) {
             if (qp->sq_head == qp->sq_tx)
                 sr_req_fail(qp, s->local_err ? IBV_WC_LOC_PROT_ERR : IBV_WC_RETRY_EXC_ERR);
             return;
@@ -139,6 +280,11 @@ void sr_req_kick(struct sr_qp *qp)
         if (qp->sq_tx == qp->sq_head && !qp->tx_off && sr_fast_try(qp)) {
             qp->sq_tx++;
             sr_req_done(qp, IBV_WC_SUCCESS);
+            continue;
+        }
+        if (!qp->out_open) {
+            if (sr_req_reopen(qp))
+                return;         /* waiting for a descriptor */
             continue;
         }
         struct iovec iov[SR_MAX_SGE + 1];
@@ -253,6 +399,7 @@ static void sr_req_cb(struct sr_watch *w, uint32_t events)
         int r = sr_rx_need(w->fd, &qp->out_rx, &qp->resp, sizeof qp->resp, &qp->resp_got);
         if (r == 0) {
             sr_req_kick(qp);
+            sr_req_idle_close(qp);
             return;
         }
         if (r < 0)

@@ -36,6 +36,11 @@ void sr_resp_accept(int fd)
     }
     c->next = sr_inconns;
     sr_inconns = c;
+    /* A requester reopening its stream after an idle close writes its
+     * hello and request at once: read them in this round, as the bytes of
+     * a standing stream would be, not one epoll round later (a disconnect
+     * handled in between would put the QP in ERR first). */
+    sr_resp_process(c);
 }
 
 void sr_resp_detach(struct sr_inconn *c)
@@ -372,6 +377,11 @@ static int sr_resp_hello(struct sr_inconn *c)
     /* a UD QP takes no RC requests (a HCA drops the transport mismatch) */
     if (!qp || qp->ud || qp->pub.state == IBV_QPS_ERR)
         return -1;
+    /* a requester back after an idle close wants the QP it attached to;
+     * a reset since then broke that link (it was broken at once when the
+     * stream stayed open) */
+    if (c->hello.gen && c->hello.gen != __atomic_load_n(&qp->s->gen, __ATOMIC_ACQUIRE))
+        return -1;
     if (c->hello.has_dgid && !sr_gid_is_local(c->hello.dgid)) {
         /* Packets for another host's GID never reach this QP: the
          * requester sees its link fail (RETRY_EXC_ERR), as on a wire. */
@@ -486,13 +496,10 @@ static void sr_resp_give_up(struct sr_inconn *c, enum ibv_wc_status st)
  * timeout, at least SR_RNR_STEP_MS) allow; timeout 0 waits forever. */
 static int sr_resp_notready_expired(const struct sr_inconn *c, uint64_t now)
 {
-    unsigned t = c->hdr.timeout;
-    if (!t || !c->notready_since)
+    uint64_t budget = sr_retry_budget_ms(c->hdr.timeout, c->hdr.retry_cnt, SR_RNR_STEP_MS);
+    if (!budget || !c->notready_since)
         return 0;
-    uint64_t try_ms = t > 31 ? UINT64_MAX / 64 : (4096ull << t) / 1000000u;
-    if (try_ms < SR_RNR_STEP_MS)
-        try_ms = SR_RNR_STEP_MS;
-    return now - c->notready_since >= try_ms * ((uint64_t)c->hdr.retry_cnt + 1);
+    return now - c->notready_since >= budget;
 }
 
 /* Every SR_RNR_STEP_MS a stalled stream counts one RNR retry; past the

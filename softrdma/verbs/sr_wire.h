@@ -36,6 +36,11 @@ struct sr_hello {
     uint8_t has_dgid;       /* 1: the responder checks dgid is one of its GIDs */
     uint8_t pad[3];
     uint8_t dgid[16];       /* destination GID the requester was given at RTR */
+    uint32_t gen;           /* 0, or the generation of the QP block the
+                             * requester attached to before: a stream
+                             * reopened after an idle close reaches only
+                             * that incarnation of the QP (a reset breaks
+                             * the link, as when streams stayed open) */
 };
 #define SR_HELLO_MAGIC 0x53524831u
 

@@ -630,7 +630,9 @@ static void case_accept_fork_exec(void)
     CHECK(sem_verify(in, sizeof(in), 13, 0) == (size_t)-1, "the exec'd program's echo differs");
     CHECK_OK(shutdown(c, SHUT_WR));
     char b;
-    CHECK(recv(c, &b, 1, 0) == 0, "EOF after the exec'd program ended");
+    ssize_t eof = recv(c, &b, 1, 0);
+    CHECK(eof == 0, "EOF after the exec'd program ended: recv %zd (%s)", eof,
+          eof < 0 ? strerror(errno) : "a byte");
     int st;
     CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "cat failed (%#x)", st);
     const char *want = getenv("SEM_EXPECT_ANCHORED");

@@ -140,10 +140,28 @@ static void write_eventfd_ids(void)
     fclose(out);
 }
 
+/* The table once the software device's QP streams have closed: they
+ * close on its own thread once idle (doc/softrdma.md "Streams open only
+ * while used"), so the count is taken when the number of AF_UNIX sockets
+ * has not changed for 200 ms (at most 5 s). */
+static struct fdkinds count_fds_settled(void)
+{
+    struct fdkinds k = count_fds();
+    int64_t end = rsfw_now_ms() + 5000, still = rsfw_now_ms();
+    while (rsfw_now_ms() - still < 200 && rsfw_now_ms() < end) {
+        poll(NULL, 0, 20);
+        struct fdkinds again = count_fds();
+        if (again.unx != k.unx)
+            still = rsfw_now_ms();
+        k = again;
+    }
+    return k;
+}
+
 static void report(const char *role, long n, const struct fdkinds *base)
 {
+    struct fdkinds k = count_fds_settled();
     write_eventfd_ids();
-    struct fdkinds k = count_fds();
     printf("%s: fds N=%ld base=%d now=%d per_conn=%.2f tcp=%d unix=%d epoll=%d eventfd=%d "
            "timerfd=%d pipe=%d other=%d\n", role, n, base->total, k.total,
            n ? (double)(k.total - base->total) / (double)n : 0.0, k.tcp, k.unx, k.epoll,

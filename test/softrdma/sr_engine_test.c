@@ -358,7 +358,19 @@ static void test_internal_fds_high(void **st)
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
     p = pair_new(64, 1, 7, IBV_ACCESS_LOCAL_WRITE);
     exchange_both_ways(p);
-    assert_true(lowest_free_fd() > low);    /* the streams took low numbers */
+    /* a stream is open only while something is on it: a SEND waiting for
+     * its receive (RNR, rnr_retry 7) holds one, at a low number */
+    struct ibv_wc wc;
+    fill(p->a.buf, 64, 77);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 9, 0, 64, IBV_SEND_SIGNALED, 0, 0,
+                               p->a.mr->lkey), 0);
+    assert_true(lowest_free_fd() > low);    /* the stream took a low number */
+    post_recv(&p->b, 9, 1, 0, 64);
+    assert_int_equal(poll_n(p->b.rcq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    assert_memory_equal(p->b.buf, p->a.buf, 64);
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
     pair_free(p);
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
 }

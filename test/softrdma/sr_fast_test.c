@@ -252,23 +252,26 @@ static void test_fd_counts(void **st)
     assert_int_equal(post_send(&p->b, IBV_WR_SEND, 1, 0, 64, 0, 0, 0, p->b.mr->lkey), 0);
     assert_int_equal(poll_n(p->a.rcq, &wc, 1, DEADLINE_MS), 1);
     assert_int_equal(poll_n(p->b.rcq, &wc, 1, DEADLINE_MS), 1);
-    /* streams of earlier objects close on the device thread: settle */
+    /* the streams close once idle (both ends, the peer's on its device
+     * thread): settle. Connected QPs whose traffic goes directly hold no
+     * descriptor (they held 4: two stream ends each) */
     long end = now_ms() + DEADLINE_MS;
-    while (count_fds() - n1 != 4 && now_ms() < end)
+    while (count_fds() - n1 != 0 && now_ms() < end)
         usleep(1000);
     printf("fds: channel 1, CQ 0, two connected QPs %d\n", count_fds() - n1);
-    if (count_fds() - n1 != 4)
+    if (count_fds() - n1 != 0)
         list_fds();
-    assert_int_equal(count_fds() - n1, 4);
+    assert_int_equal(count_fds() - n1, 0);
     pair_free(p);
     ibv_destroy_cq(cq);
     ibv_destroy_comp_channel(ch);
     pair_free(warm);
 }
 
-/* Descriptors per connected QP: 100 QPs (50 pairs in this process). Each
- * QP holds its two stream ends (its requester stream and the peer's
- * accepted end); the peers' channel eventfds that the direct path signals
+/* Descriptors per connected QP: 100 QPs (50 pairs in this process). An
+ * idle QP holds no stream end (its stream closes once nothing is on it;
+ * each used to hold two: its requester stream and the peer's accepted
+ * end); the peers' channel eventfds that the direct path signals
  * are held in one bounded cache per process (FDB_CACHE, the device's
  * SR_PEERCH_SLOTS), plus one pidfd per peer process once the cache has
  * had to fetch (this process is its own peer here), not one per QP (it
@@ -339,10 +342,10 @@ static void fdb_run(struct pair *warm, int nch)
     assert_int_equal(d1 - d0, 2 * FDB_PAIRS);
     /* + 1: the peer process's pidfd, opened once the cache must fetch */
     int nqp = 2 * FDB_PAIRS, cached = nch < FDB_CACHE ? nch : FDB_CACHE;
-    int bound = 2 * nqp + cached + (nch > FDB_CACHE);
+    int bound = cached + (nch > FDB_CACHE);     /* streams: closed once idle */
     int used = fds_settle(n0 + bound) - n0;
     printf("fds: %d connected QPs on %d channel(s) hold %d descriptors (%.2f per QP; "
-           "bound %d: 2 stream ends per QP + %d cached peer channels + %d pidfd)\n", nqp, nch,
+           "bound %d: no stream end + %d cached peer channels + %d pidfd)\n", nqp, nch,
            used, (double)used / nqp, bound, cached, nch > FDB_CACHE);
     if (used > bound)
         list_fds();
@@ -467,6 +470,93 @@ static void test_qp_emfile(void **st)
     assert_true(busy < 0.05);
     assert_int_equal(early, 0);         /* held: nobody could take it */
     expect_delivered(p, 4096);
+    pair_free(p);
+}
+
+/* Sockets this process holds (the device's NIC listener, QP streams). */
+static int count_sockets(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        char p[300], l[64];
+        snprintf(p, sizeof p, "/proc/self/fd/%s", e->d_name);
+        ssize_t k = readlink(p, l, sizeof l - 1);
+        n += k > 7 && !memcmp(l, "socket:", 7);
+    }
+    closedir(d);
+    return n;
+}
+
+/* Connected by hand; RTS with the given local ACK timeout and retry_cnt
+ * (qp_to_rts leaves timeout 0: retry forever). */
+static void qp_rts_budget(struct ibv_qp *qp, uint32_t dest, uint8_t timeout, uint8_t retry_cnt)
+{
+    assert_int_equal(qp_to_rtr(qp, dest, NULL), 0);
+    struct ibv_qp_attr a = { .qp_state = IBV_QPS_RTS, .rnr_retry = 7, .timeout = timeout,
+                             .retry_cnt = retry_cnt };
+    assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
+                                   IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC), 0);
+}
+
+/* A connected QP's stream closes once idle (both ends); a request the
+ * fast path cannot carry (no receive posted: RNR) opens it again. At the
+ * descriptor limit that reopen waits and the device thread retries it:
+ * the receive posted meanwhile takes the SEND, intact, by the direct
+ * path. With a short retry budget (timeout 17, retry_cnt 1: 1.07 s) and no
+ * receive, the SEND fails with RETRY_EXC_ERR once the budget is spent,
+ * the QP in ERR, never before the limit is hit. */
+static void test_reopen_emfile(void **st)
+{
+    (void)st;
+    int socks0 = count_sockets();
+    struct pair *p = pair_open();
+    side_init(p, &p->a, 64, 1, ALL);
+    side_init(p, &p->b, 64, 1, ALL);
+    qp_to_init(p->a.qp);
+    qp_to_init(p->b.qp);
+    qp_rts_budget(p->b.qp, p->a.qp->qp_num, 0, 7);
+    qp_rts_budget(p->a.qp, p->b.qp->qp_num, 17, 1);
+    send_verified(p, 1, 64, 5);
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    long end = now_ms() + DEADLINE_MS;
+    while (count_sockets() > socks0 && now_ms() < end)
+        usleep(1000);
+    assert_int_equal(count_sockets(), socks0);      /* both streams closed */
+
+    struct rlimit old;
+    int fds[64], n = exhaust_fds(fds, &old);
+    fill(p->a.buf, 64, 6);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 2, 0, 64, 0, 0, 0, p->a.mr->lkey), 0);
+    int early = ibv_poll_cq(p->a.scq, 1, &wc);
+    post_recv(&p->b, 2, 1, 0, 64);
+    int got = poll_n(p->b.rcq, &wc, 1, DEADLINE_MS);
+    int st_b = wc.status;
+    int got_a = poll_n(p->a.scq, &wc, 1, DEADLINE_MS);
+    int st_a = wc.status;
+    /* no receive this time: the budget runs out at the limit */
+    fill(p->a.buf, 64, 7);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 3, 0, 64, 0, 0, 0, p->a.mr->lkey), 0);
+    int got_err = poll_n(p->a.scq, &wc, 1, DEADLINE_MS);
+    struct ibv_qp_attr qa;
+    struct ibv_qp_init_attr qi;
+    assert_int_equal(ibv_query_qp(p->a.qp, &qa, IBV_QP_STATE, &qi), 0);
+    restore_fds(fds, n, &old);
+    assert_int_equal(early, 0);
+    assert_int_equal(got, 1);
+    assert_int_equal(st_b, IBV_WC_SUCCESS);
+    assert_int_equal(got_a, 1);
+    assert_int_equal(st_a, IBV_WC_SUCCESS);
+    assert_int_equal(got_err, 1);
+    assert_int_equal(wc.status, IBV_WC_RETRY_EXC_ERR);
+    assert_int_equal(wc.wr_id, 3);
+    assert_int_equal(qa.qp_state, IBV_QPS_ERR);
+    char want[64];
+    fill(want, 64, 6);
+    assert_memory_equal(p->b.buf, want, 64);
     pair_free(p);
 }
 
@@ -710,8 +800,101 @@ static int run_cross_uid(void)
     return 0;
 }
 
+/* ---- a peer's exit handlers ---- */
+
+/* The exiting child's side, for its exit handler. */
+static struct pair *exit_pair;
+static int exit_wfd, exit_rfd;
+
+/* Runs inside exit(), registered before the device started, as an
+ * application's handler that closes its connection gracefully (cat's close
+ * of stdout): says so, waits until the parent has posted a SEND that finds
+ * no receive (so it goes by a reopened stream), then posts the receive and
+ * checks what arrives. Failing: _exit with a code of its own. */
+static void exit_handler(void)
+{
+    char c;
+    if (write(exit_wfd, "x", 1) != 1 || read(exit_rfd, &c, 1) != 1)
+        _exit(40);
+    post_recv(&exit_pair->a, 9, 1, 0, 64);
+    struct ibv_wc wc;
+    if (poll_n(exit_pair->a.rcq, &wc, 1, DEADLINE_MS) != 1 || wc.status != IBV_WC_SUCCESS)
+        _exit(41);
+    char want[64];
+    fill(want, sizeof want, 31);
+    if (memcmp(exit_pair->a.buf, want, sizeof want))
+        _exit(42);
+}
+
+static int peer_exit_child(int wfd, int rfd)
+{
+    exit_wfd = wfd;
+    exit_rfd = rfd;
+    if (atexit(exit_handler))       /* before the device starts */
+        return 43;
+    child_side(&exit_pair, wfd, rfd);
+    char c;
+    if (read(rfd, &c, 1) != 1)      /* the parent's stream is closed */
+        return 44;
+    exit(0);
+}
+
+/* A peer's QP stays usable while its process runs its exit handlers: its
+ * NIC's name (through which a QP whose stream was closed while idle opens
+ * it again) is removed only after them. It was removed by an atexit handler
+ * registered at device start, which runs before the handlers registered
+ * earlier: the parent's SEND found no name, failed with RETRY_EXC_ERR, and
+ * the exiting side's graceful close came too late (one cause of
+ * rsfw.sem_anchor accept_fork_exec's ECONNRESET instead of EOF). The child is
+ * forked before this process starts a device (a forked child inherits its
+ * parent's exit handlers, and with them the order). */
+static int run_peer_exit(void)
+{
+    int up[2], down[2];
+    if (pipe(up) || pipe(down))
+        return 1;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(peer_exit_child(up[1], down[0]));
+    struct pair *p = pair_open();
+    side_init(p, &p->a, 64, 1, ALL);
+    int socks0 = count_sockets();
+    parent_side(&p->a, down[1], up[0]);
+    long end = now_ms() + DEADLINE_MS;
+    while (count_sockets() > socks0 && now_ms() < end)
+        usleep(1000);
+    int closed = count_sockets() == socks0;     /* both streams closed once idle */
+    char c;
+    struct ibv_wc wc = { .status = IBV_WC_GENERAL_ERR };
+    int ok = closed && write(down[1], "g", 1) == 1 && read(up[0], &c, 1) == 1;
+    if (ok) {
+        fill(p->a.buf, 64, 31);
+        ok = post_send(&p->a, IBV_WR_SEND, 1, 0, 64, 0, 0, 0, p->a.mr->lkey) == 0 &&
+             write(down[1], "s", 1) == 1 && poll_n(p->a.scq, &wc, 1, DEADLINE_MS) == 1;
+    }
+    int st = 0;
+    end = now_ms() + 30000;
+    pid_t r;
+    while ((r = waitpid(pid, &st, WNOHANG)) == 0 && now_ms() < end)
+        usleep(1000);
+    if (r == 0)
+        kill(pid, SIGKILL);
+    printf("peer_exit: streams closed %d, SEND status %s, child status 0x%x\n", closed,
+           ibv_wc_status_str(wc.status), st);
+    side_free(&p->a);
+    ibv_dealloc_pd(p->pd);
+    ibv_close_device(p->ctx);
+    free(p);
+    return ok && wc.status == IBV_WC_SUCCESS && r == pid && WIFEXITED(st) && !WEXITSTATUS(st) ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    /* QP streams closed while idle (the default; set in case the
+     * environment says otherwise): doc/softrdma.md "Streams open only
+     * while used" */
+    setenv("SOFTRDMA_IDLE_CLOSE", "1", 1);
     char dir[] = "/tmp/softrdma-fast.XXXXXX";
     if (argc > 1 && !strcmp(argv[1], "start_fail"))
         return run_start_fail();
@@ -720,6 +903,8 @@ int main(int argc, char **argv)
     int rc;
     if (argc > 1 && !strcmp(argv[1], "cross_uid")) {
         rc = run_cross_uid();
+    } else if (argc > 1 && !strcmp(argv[1], "peer_exit")) {
+        rc = run_peer_exit();
     } else if (argc > 1 && !strcmp(argv[1], "fd_bound")) {
         const struct CMUnitTest tests[] = { cmocka_unit_test(test_fds_per_qp_bound) };
         rc = cmocka_run_group_tests(tests, NULL, NULL);
@@ -739,6 +924,7 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_cq_with_event_not_leaked),
             cmocka_unit_test(test_channel_emfile),
             cmocka_unit_test(test_qp_emfile),
+            cmocka_unit_test(test_reopen_emfile),
             cmocka_unit_test(test_memlock_limit),
             cmocka_unit_test(test_dereg_stops_peer_writes),
         };
