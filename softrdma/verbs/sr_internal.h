@@ -130,6 +130,10 @@ void sr_watch_del(struct sr_watch *w);
 void sr_watch_again(struct sr_watch *w);
 const char *sr_nic_path(void);
 uint64_t sr_now_ms(void);
+/* sr_reach.c: the effective capability `cap` (CAP_*); whether idle streams
+ * may close (the process cannot chroot away from the fabric's names). */
+int sr_has_cap(int cap);
+int sr_streams_may_close(void);
 /* Frees p after the device thread's current batch of events. */
 void sr_defer_free(void *p);
 

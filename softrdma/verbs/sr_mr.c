@@ -50,15 +50,6 @@ SR_API int ibv_dealloc_pd(struct ibv_pd *pub)
 static size_t sr_pinned;
 static unsigned sr_pinned_epoch = 1;   /* a forked child starts at 0, as its mm does */
 
-static int sr_cap_ipc_lock(void)
-{
-    struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-    struct __user_cap_data_struct d[2];
-    if (syscall(SYS_capget, &h, d))
-        return 0;
-    return (d[CAP_IPC_LOCK / 32].effective >> (CAP_IPC_LOCK % 32)) & 1;
-}
-
 /* As the kernel's ib_umem_get: past RLIMIT_MEMLOCK, registering fails with
  * ENOMEM unless the process has CAP_IPC_LOCK. Returns the pinned size. */
 static size_t sr_mr_pin(const void *addr, size_t length, int *err)
@@ -72,7 +63,7 @@ static size_t sr_mr_pin(const void *addr, size_t length, int *err)
         sr_pinned = 0;
     }
     if (bytes && !getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur != RLIM_INFINITY &&
-        sr_pinned + bytes > rl.rlim_cur && !sr_cap_ipc_lock()) {
+        sr_pinned + bytes > rl.rlim_cur && !sr_has_cap(CAP_IPC_LOCK)) {
         static int said;         /* once per process, as a limit is (sr_lock held) */
         if (!said++)
             sr_log("ibv_reg_mr: %zu bytes would exceed RLIMIT_MEMLOCK (%llu bytes, %zu registered); "

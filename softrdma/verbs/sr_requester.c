@@ -181,7 +181,7 @@ static int sr_req_idle(const struct sr_qp *qp)
            qp->sq_head == qp->sq_tail && !qp->tx_off && !qp->rd_left && !qp->resp_got &&
            qp->out_rx.off == qp->out_rx.len && qp->pub.state != IBV_QPS_ERR &&
            sr_knobs.delay_ms <= 0 && sr_knobs.drop_after <= 0 && sr_knobs.force_rnr <= 0 &&
-           sr_knobs.ack_delay_ms <= 0 && sr_knobs.idle_close;
+           sr_knobs.ack_delay_ms <= 0 && sr_knobs.idle_close && sr_streams_may_close();
 }
 
 /* Closes an idle stream, keeping the fast path: the QP then holds no

@@ -14,6 +14,9 @@
 # timers and kick eventfds. With DEVMAX, the device's share per connection
 # end must stay at or below it too (its CM connection; its QP streams close
 # once idle, and its copies of peers' channels are a per-process cache).
+# Both processes run without CAP_SYS_CHROOT, as a server's workers do: a
+# process that may chroot keeps its device streams open (doc/softrdma.md,
+# "Streams open only while used").
 . "$(dirname "$0")/rsfw_lib.sh"
 N=${1:-500}; BYTES=${2:-4096}; MAX=${3:-2}; DEVMAX=${4:-}
 PROG=$NSTACK_BUILD/test/rsocket-fw/rsfw_fds
@@ -21,10 +24,11 @@ PROG=$NSTACK_BUILD/test/rsocket-fw/rsfw_fds
 ulimit -n "$(ulimit -Hn)" || fail "cannot raise the fd limit"
 rsfw_setup
 
-bg_b env RSFW_FDS_IDS="$WORK/server.ids" "${RS_ENV[@]}" "$PROG" server "$IP_B" 20000 "$N" "$BYTES" >"$WORK/server.out" 2>&1
+NOCHROOT=(setpriv --bounding-set -sys_chroot)
+bg_b env RSFW_FDS_IDS="$WORK/server.ids" "${RS_ENV[@]}" "${NOCHROOT[@]}" "$PROG" server "$IP_B" 20000 "$N" "$BYTES" >"$WORK/server.out" 2>&1
 srv=$BG_PID
 wait_file_match "$WORK/server.out" "^listening" 30 || { cat "$WORK/server.out"; fail "server did not listen"; }
-bg_a env RSFW_FDS_HOLD="$WORK/hold" RSFW_FDS_IDS="$WORK/client.ids" "${RS_ENV[@]}" "$PROG" client "$IP_B" 20000 "$N" "$BYTES" >"$WORK/client.out" 2>&1
+bg_a env RSFW_FDS_HOLD="$WORK/hold" RSFW_FDS_IDS="$WORK/client.ids" "${RS_ENV[@]}" "${NOCHROOT[@]}" "$PROG" client "$IP_B" 20000 "$N" "$BYTES" >"$WORK/client.out" 2>&1
 cli=$BG_PID
 wait_file_match "$WORK/server.out" "^server: fds " 240 || { cat "$WORK/client.out" "$WORK/server.out"; fail "server did not report"; }
 wait_file_match "$WORK/client.out" "^client: fds " 240 || { cat "$WORK/client.out" "$WORK/server.out"; fail "client did not report"; }

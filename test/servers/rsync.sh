@@ -52,8 +52,8 @@ srv_on_exit srv_stop_pidfile "$D/rsyncd.pid"
 srv_server_env rsync --daemon --config="$D/rsyncd.conf" --port="$PROG_PORT" >"$PROG_TMP/start.out" 2>&1 ||
     prog_fail "rsync --daemon did not start: $(cat "$PROG_TMP/start.out")"
 URL=rsync://$PROG_ADDR:$PROG_PORT/data
-listed() { srv_client timeout 10 rsync "$URL/" >/dev/null 2>&1; }
-wait_until 30 listed || prog_fail "the rsync daemon does not answer on $URL"
+listed() { srv_client timeout 10 rsync "$URL/" >"$PROG_TMP/listed.out" 2>&1; }
+wait_until 30 listed || prog_fail "the rsync daemon does not answer on $URL: $(tail -n 5 "$PROG_TMP/listed.out")"
 [ "$(srv_user_of "$(cat "$D/rsyncd.pid")")" = root ] || prog_fail "rsync --daemon does not run as root"
 
 # srv_rsync WHAT OUT ARGS...: one rsync from the other host; OUT gets its
