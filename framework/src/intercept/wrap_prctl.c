@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fw.h"
+#include "raw_syscall.h"
 #include "stats.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -31,5 +32,5 @@ EXPORT EARLY int prctl(int option, ...)
     va_end(ap);
     if ((option == PR_SET_SECCOMP || (option == PR_SET_NO_NEW_PRIVS && a2 == 1)) && !t_in_module)
         stats_confine();
-    return (int)syscall(SYS_prctl, option, a2, a3, a4, a5);
+    return (int)raw_syscall5(SYS_prctl, option, (long)a2, (long)a3, (long)a4, (long)a5);
 }

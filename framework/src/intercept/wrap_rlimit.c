@@ -18,6 +18,7 @@
 
 #include "fw.h"
 #include "fw_warm.h"
+#include "raw_syscall.h"
 
 #define EXPORT __attribute__((visibility("default")))
 /* Called by the sanitizers' runtimes before they are set up (ASan's
@@ -29,7 +30,7 @@ _Static_assert(sizeof(struct rlimit) == sizeof(struct rlimit64),
 
 EARLY static int sys_prlimit(pid_t pid, int resource, const struct rlimit *rl, struct rlimit *old)
 {
-    return (int)syscall(SYS_prlimit64, pid, resource, rl, old);
+    return (int)raw_syscall5(SYS_prlimit64, pid, resource, (long)rl, (long)old, 0);
 }
 
 /* RLIMIT_NPROC only (callers check): a new soft limit below the current
