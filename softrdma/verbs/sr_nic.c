@@ -3,6 +3,7 @@
  * device's own listening socket) and runs their callbacks with sr_lock
  * held, so data lands in registered memory without the application. */
 #include "sr_internal.h"
+#include <malloc.h>
 #include "sr_sys.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -46,11 +47,26 @@ void sr_defer_free(void *p)
     sr_graveyard[sr_grave_n++] = p;
 }
 
-static void sr_graveyard_empty(void)
+/* Frees since the heap was last given back (device thread only). */
+static size_t sr_grave_untrimmed;
+#define SR_TRIM_BATCH 256
+
+/* Returns 1 when the heap should be given back to the system now: the
+ * frees of a burst of closed QPs have stopped (a round freed nothing after
+ * some did), or many piled up. glibc keeps freed memory in its arenas
+ * until malloc_trim; the application's own frees are trimmed by the
+ * engine (rs_sock.c), but these come later, on this thread. */
+static int sr_graveyard_empty(void)
 {
-    for (size_t i = 0; i < sr_grave_n; i++)
+    size_t n = sr_grave_n;
+    for (size_t i = 0; i < n; i++)
         free(sr_graveyard[i]);
     sr_grave_n = 0;
+    sr_grave_untrimmed += n;
+    if (sr_grave_untrimmed == 0 || (n && sr_grave_untrimmed < SR_TRIM_BATCH))
+        return 0;
+    sr_grave_untrimmed = 0;
+    return 1;
 }
 
 uint64_t sr_now_ms(void)
@@ -270,8 +286,10 @@ static void *sr_nic_main(void *arg)
         sr_accept_timer(sr_now_ms(), &timeout);
         if (sr_cm_timers)
             sr_cm_timers(sr_now_ms(), &timeout);
-        sr_graveyard_empty();
+        int trim = sr_graveyard_empty();
         pthread_mutex_unlock(&sr_lock);
+        if (trim)
+            malloc_trim(0);
     }
     return NULL;
 }
