@@ -108,7 +108,7 @@ static int kernel_connect(const struct file *f)
  * f->lock. Returns 0, or -1/errno with nothing moved. */
 static int move_to_kernel(struct file *f, int k, int err)
 {
-    struct file *kf = sock_kernel_file_like(f, f->fb_stack);
+    struct file *kf = sock_file_like(FILE_KSOCK, f, f->fb_stack);
     struct pre_reg *regs = NULL;
     int n = kf ? ev_take_regs(f, &regs) : -1;
     if (n < 0) {

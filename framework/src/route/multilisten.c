@@ -175,15 +175,9 @@ static void ml_pregs(const struct file *kf, int fd, int op)
 /* Publishes the listener: the app fd (and its dups) become the epoll fd. */
 static int ml_publish(int fd, struct file *kf, struct mlisten *ml)
 {
-    struct file *nf = file_alloc(FILE_MLISTEN);
+    struct file *nf = sock_file_like(FILE_MLISTEN, kf, g_kernel_stack);
     if (nf == NULL)
         return -1;
-    nf->domain = kf->domain;
-    nf->type = kf->type;
-    nf->protocol = kf->protocol;
-    nf->nonblock = __atomic_load_n(&kf->nonblock, __ATOMIC_RELAXED);
-    nf->stack = g_kernel_stack;
-    nf->decided = 1;
     nf->ml = ml;
     ml_pregs(kf, fd, EPOLL_CTL_DEL);
     if (fd_migrate_one(fd, ml->epfd) < 0) {

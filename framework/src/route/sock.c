@@ -366,9 +366,9 @@ int sock_accept_module(int st, const struct file *lf, nstack_sock *s,
 
 /* ---- TCP-anchored connections: the one way back to TCP ------------------ */
 
-struct file *sock_kernel_file_like(const struct file *f, int stack)
+struct file *sock_file_like(int kind, const struct file *f, int stack)
 {
-    struct file *kf = file_alloc(FILE_KSOCK);
+    struct file *kf = file_alloc(kind);
     if (kf == NULL)
         return NULL;
     kf->domain = f->domain;
@@ -414,7 +414,7 @@ void sock_fallback(struct file *f)
     }
     /* The table first: an epoll_ctl the app makes from now on reaches the
      * TCP fd itself; then the registrations made so far follow. */
-    struct file *kf = sock_kernel_file_like(f, g_kernel_stack);
+    struct file *kf = sock_file_like(FILE_KSOCK, f, g_kernel_stack);
     if (kf != NULL && err != 0)
         __atomic_store_n(&kf->fb_err, err, __ATOMIC_RELEASE);   /* read by the check: SO_ERROR gives it */
     if (kf != NULL) {

@@ -75,8 +75,9 @@ struct file *open_module_socket(int fd, struct file *kf, int st, int *wfd);
  * blocked accept or receive on it with EINTR (signal(7)). Keeps errno. */
 int sock_rcv_timed(int kfd);
 
-/* A decided kernel file (domain, type, protocol, O_NONBLOCK of f; counted
- * on `stack`) to replace f in the fd table, or NULL/ENOMEM. */
-struct file *sock_kernel_file_like(const struct file *f, int stack);
+/* A decided file of `kind` (FILE_KSOCK, FILE_MLISTEN) with f's domain,
+ * type, protocol and O_NONBLOCK, on `stack`, to replace f in the fd
+ * table; or NULL/ENOMEM. */
+struct file *sock_file_like(int kind, const struct file *f, int stack);
 
 #endif
