@@ -18,7 +18,7 @@ PACKAGES=(
     iperf3 sockperf redis-server redis-tools memcached nginx-light wrk curl strace jq nodejs
     # real servers as Debian runs them (test/servers; ab: tools/bench.sh conn-rate)
     # and the capture that checks what crossed kernel TCP (test/lib/wirecheck.sh)
-    postgresql apache2 apache2-utils tcpdump
+    postgresql apache2 apache2-utils tcpdump mariadb-server mariadb-client
     # a proxy, remote login/copy and file sync with their privilege drops and
     # per-connection forks/re-execs (test/servers haproxy, sshd, rsync)
     haproxy openssh-server openssh-client rsync
@@ -73,7 +73,7 @@ main() {
 
 stop_started_daemons() {
     local svc
-    for svc in nginx redis-server apache2 postgresql memcached haproxy ssh rsync; do
+    for svc in nginx redis-server apache2 postgresql memcached haproxy ssh rsync mariadb; do
         command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
     done
 }
