@@ -23,7 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FAIL(...) do { fprintf(stderr, "FAIL: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
+#include "sr_test_proc.h"
+
 #define DEADLINE_MS 30000
 #define MAXP 1000
 
@@ -42,24 +43,7 @@ static struct ibv_pd *pd;
 static struct ibv_cq *cq;
 static struct rdma_cm_id *listener;
 
-static long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
-}
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (!d)
-        FAIL("opendir /proc/self/fd");
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n - 3;   /* ".", ".." and the listing's own descriptor */
-}
 
 static struct sockaddr_in lo(uint16_t port)
 {

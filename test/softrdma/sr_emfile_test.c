@@ -26,7 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FAIL(...) do { fprintf(stderr, "FAIL: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
+#include "sr_test_proc.h"
+
 #define MSG "sent at the descriptor limit"
 
 static int fillers[1024], nfill;
@@ -43,18 +44,6 @@ static void exhaust_fds(int keep)
         close(fillers[--nfill]);
 }
 
-/* Open descriptors of this process (the listing's own one not counted). */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (!d)
-        FAIL("opendir /proc/self/fd");
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n - 3;   /* ".", ".." and the listing's own descriptor */
-}
 
 /* B's requester stream is two descriptors (its socket, and the device's
  * accept of it on A's side, both in this process), opened at RTR and
