@@ -21,6 +21,7 @@
 
 #include "fd_high.h"
 #include "fw.h"
+#include "fw_pid.h"
 #include "fw_log.h"
 #include "libc_api.h"
 #include "module_load.h"
@@ -115,7 +116,7 @@ static struct anchor_side *side_open(int fd, const struct file *f, int st, int b
         return NULL;
     sd->st = st;
     sd->backlog = backlog;
-    sd->pid = getpid();
+    sd->pid = fw_pid();
     sd->pfd = -1;
     MOD_ENTER();
     sd->wfd = m->socket(f->domain, SOCK_STREAM | SOCK_NONBLOCK, 0, &sd->sock);
@@ -186,7 +187,7 @@ void anchor_side_listen(int fd, struct file *f, int backlog)
         sd = st >= 0 ? side_open(fd, f, st, backlog, &ss, len) : NULL;
         if (sd != NULL)
             side_push(f, sd);
-    } else if (sd->pid == getpid() && __atomic_load_n(&sd->state, __ATOMIC_ACQUIRE) != SIDE_HANDED) {
+    } else if (sd->pid == fw_pid() && __atomic_load_n(&sd->state, __ATOMIC_ACQUIRE) != SIDE_HANDED) {
         MOD_ENTER();
         (void)mod_of(sd)->listen(sd->sock, backlog);   /* a new backlog, as the kernel's */
         sd->backlog = backlog;
@@ -211,7 +212,7 @@ static struct anchor_side *side_remake(int fd, struct file *f)
     struct anchor_side *made = NULL;
     pthread_mutex_lock(&f->lock);
     struct anchor_side *sd = __atomic_load_n(&f->side, __ATOMIC_ACQUIRE);
-    pid_t me = getpid();
+    pid_t me = fw_pid();
     int64_t now = now_ns();
     if (sd != NULL && sd->pid == me && __atomic_load_n(&sd->state, __ATOMIC_ACQUIRE) != SIDE_HANDED) {
         made = claim(sd) ? sd : NULL;               /* another thread made it meanwhile */
@@ -236,7 +237,7 @@ static struct anchor_side *side_remake(int fd, struct file *f)
 static struct anchor_side *usable(const struct file *f)
 {
     struct anchor_side *sd = f != NULL && f->kind == FILE_KSOCK ? __atomic_load_n(&f->side, __ATOMIC_ACQUIRE) : NULL;
-    if (sd == NULL || sd->pid != getpid())
+    if (sd == NULL || sd->pid != fw_pid())
         return NULL;
     int s = __atomic_load_n(&sd->state, __ATOMIC_ACQUIRE);
     return s == SIDE_USED ? sd : NULL;
@@ -252,7 +253,7 @@ int anchor_side_usable(int fd, const struct file *f)
     struct anchor_side *sd = f != NULL && f->kind == FILE_KSOCK ? __atomic_load_n(&f->side, __ATOMIC_ACQUIRE) : NULL;
     if (sd == NULL)
         return 0;
-    if (sd->pid == getpid() && claim(sd))
+    if (sd->pid == fw_pid() && claim(sd))
         return 1;
     /* the file's lock and sides are mutable state of a const file */
     return side_remake(fd, (struct file *)f) != NULL;
@@ -261,7 +262,7 @@ int anchor_side_usable(int fd, const struct file *f)
 void anchor_side_fork_prepare(void)
 {
     pthread_mutex_lock(&g_reg_lock);
-    pid_t me = getpid();
+    pid_t me = fw_pid();
     for (struct anchor_side *sd = g_reg; sd != NULL; sd = sd->reg_next) {
         int s = SIDE_FRESH;
         if (sd->pid != me ||
