@@ -372,7 +372,7 @@ struct nstack_module {
 #define NSTACK_ADOPT_ACTIVE       1
 #define NSTACK_ADOPT_PASSIVE      2
 #define NSTACK_ADOPT_NONBLOCK     (1 << 0)  /* the new socket is nonblocking */
-#define NSTACK_ADOPT_WRITE_FIRST  (1 << 1)  /* triggered by a send: speak first */
+#define NSTACK_ADOPT_WRITE_FIRST  (1 << 1)  /* retired with adopt(): never set; the bit stays reserved */
 
 /*
  * The one symbol a module library exports, named <stack_name>_stack_register

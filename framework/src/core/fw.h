@@ -41,13 +41,12 @@ void fw_start(void);
 int fw_is_started(void);
 /* Calls the module's init() once; 0 when the stack can carry sockets. */
 int fw_stack_ready(int stack);
-/* The routing decision for a socket: index of the stack that carries it
- * (after every fallback: unloaded/failed module -> default -> kernel;
- * capability mismatch -> kernel). key may be NULL (listen). */
-int fw_route(const struct file *f, const struct sockaddr *key, socklen_t keylen);
-/* The same decision with what else the one lookup says: whether the
- * connection is TCP-anchored (anchor.h: stream, module with anchor(), the
- * rule's "anchor" not false, NSTACK_ANCHOR not 0). */
+/* The routing decision for a socket: the stack that carries it (after
+ * every fallback: unloaded/failed module -> default -> kernel; capability
+ * mismatch -> kernel; key may be NULL: listen), and what else the one
+ * lookup says: whether the connection is TCP-anchored (anchor.h: stream,
+ * module with anchor(), the rule's "anchor" not false, NSTACK_ANCHOR not
+ * 0), and its long-lived policy. */
 struct route {
     int stack;
     int anchor;

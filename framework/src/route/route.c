@@ -48,12 +48,6 @@ static int default_stack(void)
     return g_kernel_stack;
 }
 
-int fw_route(const struct file *f, const struct sockaddr *key, socklen_t keylen)
-{
-    (void)keylen;
-    return fw_route_ex(f, key).stack;
-}
-
 struct route fw_route_ex(const struct file *f, const struct sockaddr *key)
 {
     if (!fw_is_started())
