@@ -62,6 +62,7 @@ static void cm_names_drop(struct cm_id *id)
 
 void cm_listen_close(struct cm_id *id)
 {
+    cm_timeout_disarm(id);          /* a back-off (cm_listen_backoff) */
     cm_names_drop(id);
     if (id->lsn.fd >= 0) {
         sr_watch_del(&id->lsn);
@@ -130,9 +131,23 @@ static void cm_on_rep(struct cm_id *id, struct cm_msg *m)
         cm_event_push(id, NULL, RDMA_CM_EVENT_CONNECT_RESPONSE, 0, m);
         return;
     }
+    if (cm_qp_to_rts(id)) {
+        /* our own shortage (EMFILE, ENOMEM): as librdmacm does when it
+         * cannot move the QP, the peer gets a REJ and we a CONNECT_ERROR
+         * carrying the errno, not a reset the peer never caused */
+        int e = errno;
+        struct cm_msg rej;
+        cm_fill_msg(&rej, CM_MSG_REJ, NULL, 0);
+        (void)cm_send(id, &rej);
+        cm_conn_close(id);
+        cm_qp_error(id);
+        id->state = CM_DISCONNECTED;
+        cm_event_push(id, NULL, RDMA_CM_EVENT_CONNECT_ERROR, -(e ? e : ENOMEM), NULL);
+        return;
+    }
     struct cm_msg rtu;
     cm_fill_msg(&rtu, CM_MSG_RTU, NULL, id->pub.qp->qp_num);
-    if (cm_qp_to_rts(id) || cm_send(id, &rtu)) {
+    if (cm_send(id, &rtu)) {
         cm_peer_gone(id);
         return;
     }
@@ -215,14 +230,35 @@ static void cm_conn_cb(struct sr_watch *w, uint32_t events)
     }
 }
 
+/* Out of descriptors, the listener cannot take a request off its socket
+ * (which would stay readable and spin the device thread): the requests
+ * wait in the backlog while the socket is unwatched for a back-off. The
+ * consumer hears of it once per episode, as a CONNECT_ERROR on the
+ * listening id with the errno (a kernel CM needs no descriptor for a
+ * request; rsocket's accept() then fails with EMFILE as TCP's does). */
+static void cm_listen_starved(struct cm_id *l, int err)
+{
+    if (!l->starved++) {
+        sr_log("rdma_listen: cannot take a connection request: %s; retrying every 100 ms",
+               strerror(err));
+        cm_event_push(l, NULL, RDMA_CM_EVENT_CONNECT_ERROR, -err, NULL);
+    }
+    cm_listen_backoff(l);
+}
+
 static void cm_listen_cb(struct sr_watch *w, uint32_t events)
 {
     struct cm_id *l = (struct cm_id *)((char *)w - offsetof(struct cm_id, lsn));
     (void)events;
     for (int i = 0; i < 64; i++) {
         int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && sr_errno_is_shortage(errno)) {
+            cm_listen_starved(l, errno);
+            return;
+        }
         if (fd < 0)
             return;
+        l->starved = 0;
         struct cm_id *id = cm_id_new(l->pub.channel, l->pub.context, l->pub.ps, l->pub.qp_type);
         if (!id) {
             close(fd);
@@ -451,6 +487,14 @@ CM_API int rdma_connect(struct rdma_cm_id *pub, struct rdma_conn_param *p)
     if (!cm_listen_name(dst, cm_port(dst), name, sizeof name)) {
         cm_ud_name(id, name, sizeof name);
         fd = cm_connect_listener(name);
+    }
+    if (fd < 0 && sr_errno_is_shortage(errno)) {
+        /* out of descriptors or memory here: this call's error, as a
+         * kernel CM's rdma_connect fails when it cannot send the REQ */
+        int e = errno;
+        pthread_mutex_unlock(&sr_lock);
+        errno = e;
+        return -1;
     }
     if (fd < 0) {
         int e = errno;

@@ -56,6 +56,7 @@ struct cm_id {
     uint8_t ack_timeout;           /* RDMA_OPTION_ID_ACK_TIMEOUT, 0: the default (17) */
     struct sr_watch conn;           /* CM connection (seqpacket) */
     struct sr_watch lsn;            /* listening socket */
+    int starved;                    /* requests left waiting: no descriptor (cm_conn.c) */
     /* handshake timeout (cm_timeout.c): in the armed list while tm_at */
     uint64_t tm_at;                 /* deadline (sr_now_ms), 0: not armed */
     struct cm_id *tm_next, *tm_prev;
@@ -168,6 +169,8 @@ struct cm_id *cm_id_new(struct rdma_event_channel *ch, void *context, enum rdma_
 /* Handshake timeout (cm_timeout.c); sr_lock held. Armed when the REQ
  * goes out (active) and when the REP goes out (passive); disarmed when the
  * id leaves CM_CONNECTING / CM_ACCEPTING. */
+/* Stops watching listener l's socket for a while (out of descriptors). */
+void cm_listen_backoff(struct cm_id *l);
 void cm_timeout_arm(struct cm_id *id);
 void cm_timeout_disarm(struct cm_id *id);
 #endif

@@ -1,4 +1,5 @@
-/* softrdma librdmacm: handshake timeouts. An active side whose REQ gets
+/* softrdma librdmacm: handshake timeouts (and a starved listener's
+ * back-off, which uses the same list). An active side whose REQ gets
  * neither REP nor REJ, or a passive side whose REP gets no RTU, while the
  * peer process stays alive would wait forever; the IB CM gives up after
  * its REQ (or REP) retries and rdma_cm reports RDMA_CM_EVENT_UNREACHABLE
@@ -11,6 +12,7 @@
  * Locking: the list and the ids' tm_* fields are guarded by sr_lock. */
 #include "cm_internal.h"
 #include <errno.h>
+#include <sys/epoll.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -37,7 +39,9 @@ static struct cm_id *cm_armed;    /* guarded by sr_lock */
 static void cm_timeout_fire(struct cm_id *id)
 {
     cm_timeout_disarm(id);
-    if (id->state == CM_CONNECTING) {
+    if (id->state == CM_LISTEN) {
+        sr_watch_mod(&id->lsn, EPOLLIN);       /* cm_listen_backoff is over */
+    } else if (id->state == CM_CONNECTING) {
         sr_log("rdma_connect: no answer to the connection request within %d ms; unreachable",
                cm_timeout_value_ms());
         cm_conn_close(id);     /* the passive side sees its pending request go */
@@ -76,18 +80,33 @@ static void cm_timers_run(uint64_t now, int *timeout)
     }
 }
 
-void cm_timeout_arm(struct cm_id *id)
+static void cm_timeout_arm_in(struct cm_id *id, uint64_t ms)
 {
     cm_timeout_disarm(id);
     if (cm_armed && cm_armed->epoch != sr_epoch)
         cm_armed = NULL;                /* a parent's list, in a forked child */
-    id->tm_at = sr_now_ms() + (uint64_t)cm_timeout_value_ms();
+    id->tm_at = sr_now_ms() + ms;
     id->tm_prev = NULL;
     id->tm_next = cm_armed;
     if (cm_armed)
         cm_armed->tm_prev = id;
     cm_armed = id;
     sr_nic_set_timers(cm_timers_run);
+}
+
+void cm_timeout_arm(struct cm_id *id)
+{
+    cm_timeout_arm_in(id, (uint64_t)cm_timeout_value_ms());
+}
+
+/* A listener out of descriptors (cm_conn.c) leaves its socket unwatched,
+ * the requests waiting in its backlog, and looks again this much later. */
+#define CM_LISTEN_BACKOFF_MS 100
+
+void cm_listen_backoff(struct cm_id *l)
+{
+    sr_watch_mod(&l->lsn, 0);
+    cm_timeout_arm_in(l, CM_LISTEN_BACKOFF_MS);
 }
 
 void cm_timeout_disarm(struct cm_id *id)

@@ -13,6 +13,7 @@
  * lock, taken before a CQ ring's. */
 #ifndef SR_INTERNAL_H
 #define SR_INTERNAL_H
+#include <errno.h>
 #include <infiniband/verbs.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -31,6 +32,14 @@
 #define SR_MAX_CQE 1048576
 #define SR_MAX_MR 65536
 #define SR_MAX_MSG (1u << 30)
+
+/* A local shortage (no descriptor, no memory): the calling process's own
+ * error, reported by the call that met it; anything else a peer or the
+ * fabric causes fails later, as on a wire. */
+static inline int sr_errno_is_shortage(int e)
+{
+    return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
 
 extern pthread_mutex_t sr_lock;
 /* Incremented in a forked child: objects made under an older epoch belong

@@ -195,7 +195,7 @@ static void sr_listen_cb(struct sr_watch *w, uint32_t events)
         int fd = sr_sys_accept4(w->fd, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int e = errno;
-            if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM)
+            if (!sr_errno_is_shortage(e))
                 return;
             if (!sr_accept_starved++)
                 sr_log("cannot accept a peer's stream: %s; retrying every %d ms",

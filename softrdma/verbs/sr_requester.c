@@ -16,13 +16,11 @@
 
 static void sr_req_cb(struct sr_watch *w, uint32_t events);
 
-/* A local shortage (no descriptor, no memory) is this process's error,
- * reported by ibv_modify_qp; anything the peer's side causes fails later,
- * as on a wire. */
+/* A local shortage is reported by ibv_modify_qp. */
 static int sr_req_no_socket(struct sr_qp *qp)
 {
     int e = errno;
-    if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM)
+    if (!sr_errno_is_shortage(e))
         return 0;
     if (!qp->fdwait_since)      /* one line per episode, not per retry */
         sr_log("QP %u: no stream to QP %u: %s", qp->pub.qp_num, qp->dest_qpn, strerror(e));

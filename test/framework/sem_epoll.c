@@ -2,6 +2,7 @@
  * LT, ET, ONESHOT, RDHUP, HUP/ERR, EXCLUSIVE, two sets, nested sets,
  * pwait/pwait2 timeouts, DEL/MOD errors, close removes, mixed fd kinds. */
 #include "semcheck.h"
+#include "sem_blocked.h"
 
 #include <signal.h>
 #include <stdint.h>
@@ -346,6 +347,33 @@ static void case_mixed(void)
     close(c); close(s); close(pfd[0]); close(pfd[1]); close(efd); close(tfd); close(ep);
 }
 
+/* One epoll_wait of LONG_MS on b->fd; the first event into b->buf. */
+static long op_epoll_wait(struct sem_blocked *b)
+{
+    return epoll_wait(b->fd, (struct epoll_event *)(void *)b->buf, 1, LONG_MS);
+}
+
+/* A thread already blocked in epoll_wait on a set that holds no socket yet
+ * (an event loop's first connection, handed over by another thread) sees
+ * a connection added afterwards that is ready at once: Apache's listener
+ * thread waits while a worker adds a connection for EPOLLOUT. */
+static void case_add_while_waiting(void)
+{
+    int c, s, ep = CHECK_OK(epoll_create1(EPOLL_CLOEXEC));
+    struct epoll_event got = { 0 };
+    struct sem_blocked b;
+    sem_warm_pair(&c, &s);
+    sem_start_blocked(&b, op_epoll_wait, ep, (uint8_t *)&got, sizeof(got));
+    CHECK(!sem_blocked_done(&b), "epoll_wait on an empty set returned %ld", b.r);
+    ep_add(ep, s, EPOLLOUT, TAG(30));
+    sem_blocked_join(&b);
+    CHECK(b.r == 1, "blocked epoll_wait: %ld events (%s) after a writable socket was added",
+          b.r, b.r < 0 ? strerror(b.err) : "none within 10 s");
+    CHECK(got.data.u64 == TAG(30) && (got.events & EPOLLOUT), "event %#x data %#llx", got.events,
+          (unsigned long long)got.data.u64);
+    close(c); close(s); close(ep);
+}
+
 static void case_maxevents(void)
 {
     int ep = CHECK_OK(epoll_create1(0));
@@ -368,7 +396,7 @@ int main(int argc, char **argv)
         { "pwait_timeouts", case_pwait_timeouts },
         { "ctl_errors_mod", case_ctl_errors_and_mod },
         { "close_removes", case_close_removes }, { "mixed", case_mixed },
-        { "maxevents", case_maxevents },
+        { "maxevents", case_maxevents }, { "add_while_waiting", case_add_while_waiting },
     };
     return sem_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

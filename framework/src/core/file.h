@@ -168,6 +168,10 @@ struct file {
     /* ---- EPOLL ---- */
     struct epset *ep;           /* created on the first module registration */
     _Atomic int nested;         /* this epoll fd is itself in an epoll set */
+    /* Threads in the plain kernel wait of a set without module sockets
+     * (wrap_event.c); whoever creates ep wakes them (epoll_agg.c). Both
+     * sides use seq_cst: count-then-load ep against store-ep-then-load. */
+    _Atomic int raw_waiters;
 
     /* g_fork_gen when the file was made: a socket made before this
      * process's last fork() may be read by another process too. */

@@ -95,7 +95,7 @@ static struct epset *set_of(struct file *ef, int epfd)
         return NULL;
     }
     s->nested = __atomic_load_n(&ef->nested, __ATOMIC_RELAXED);
-    __atomic_store_n(&ef->ep, s, __ATOMIC_RELEASE);
+    __atomic_store_n(&ef->ep, s, __ATOMIC_SEQ_CST);     /* before raw_waiters is read */
     return s;
 }
 
@@ -311,6 +311,10 @@ static int module_ctl(int epfd, int op, int fd, struct file *f, struct epoll_eve
         return -1;
     }
     pthread_mutex_lock(&g_ep_lock);
+    /* A thread may be blocked in this set's plain kernel wait, begun while
+     * it had no module socket (raw_waiters, not in waiters); reg_add drains
+     * the wait fd's wake-up, so only the set's own wake_fd makes it look. */
+    int created = ef->ep == NULL;
     struct epset *s = set_of(ef, epfd);
     int r = -1;
     if (s != NULL) {
@@ -326,7 +330,9 @@ static int module_ctl(int epfd, int op, int fd, struct file *f, struct epoll_eve
         pthread_mutex_unlock(&s->lock);
         /* A thread already blocked must look at the new registration. */
         if (r == 0 && op != EPOLL_CTL_DEL &&
-            (__atomic_load_n(&s->waiters, __ATOMIC_ACQUIRE) > 0 || __atomic_load_n(&s->nested, __ATOMIC_RELAXED)))
+            ((created && __atomic_load_n(&ef->raw_waiters, __ATOMIC_SEQ_CST) > 0) ||
+             __atomic_load_n(&s->waiters, __ATOMIC_ACQUIRE) > 0 ||
+             __atomic_load_n(&s->nested, __ATOMIC_RELAXED)))
             ev_wake_set(s);
     }
     pthread_mutex_unlock(&g_ep_lock);

@@ -56,12 +56,33 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     return r;
 }
 
-/* 1 when the set holds (or held) module sockets. A lock-free peek: the
- * aggregated path re-checks with a reference. */
-static int has_modules(int epfd)
+/* Whether the set holds (or held) module sockets: if not, the kernel call
+ * alone serves, counted in raw_waiters while it runs (*raw: the file to
+ * uncount with raw_wait_end) so that a thread adding the set's first
+ * module socket wakes it. A lock-free peek: the aggregated path re-checks
+ * with a reference. */
+static int has_modules(int epfd, struct file **raw)
 {
     struct file *f = fd_table_get(epfd);
-    return f != NULL && f->kind == FILE_EPOLL && __atomic_load_n(&f->ep, __ATOMIC_ACQUIRE) != NULL;
+    *raw = NULL;
+    if (f == NULL || f->kind != FILE_EPOLL)
+        return 0;
+    __atomic_add_fetch(&f->raw_waiters, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&f->ep, __ATOMIC_SEQ_CST) != NULL) {
+        __atomic_sub_fetch(&f->raw_waiters, 1, __ATOMIC_RELAXED);
+        return 1;
+    }
+    *raw = f;
+    return 0;
+}
+
+static int raw_wait_end(struct file *raw, int k)
+{
+    int err = errno;
+    if (raw != NULL)
+        __atomic_sub_fetch(&raw->raw_waiters, 1, __ATOMIC_RELAXED);
+    errno = err;
+    return k;
 }
 
 static struct timespec ms_to_ts(int ms)
@@ -74,8 +95,9 @@ EXPORT int epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout)
     struct timespec ts = ms_to_ts(timeout);
     if (t_in_module)
         return LIBC(epoll_wait)(epfd, evs, max, timeout);
-    if (!has_modules(epfd))
-        return ev_after_raw_wait(epfd, evs, max, LIBC(epoll_wait)(epfd, evs, max, timeout),
+    struct file *raw;
+    if (!has_modules(epfd, &raw))
+        return ev_after_raw_wait(epfd, evs, max, raw_wait_end(raw, LIBC(epoll_wait)(epfd, evs, max, timeout)),
                                  timeout < 0 ? NULL : &ts, NULL);
     return ev_epoll_wait(epfd, evs, max, timeout < 0 ? NULL : &ts, NULL);
 }
@@ -85,8 +107,9 @@ EXPORT int epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout, 
     struct timespec ts = ms_to_ts(timeout);
     if (t_in_module)
         return LIBC(epoll_pwait)(epfd, evs, max, timeout, sigmask);
-    if (!has_modules(epfd))
-        return ev_after_raw_wait(epfd, evs, max, LIBC(epoll_pwait)(epfd, evs, max, timeout, sigmask),
+    struct file *raw;
+    if (!has_modules(epfd, &raw))
+        return ev_after_raw_wait(epfd, evs, max, raw_wait_end(raw, LIBC(epoll_pwait)(epfd, evs, max, timeout, sigmask)),
                                  timeout < 0 ? NULL : &ts, sigmask);
     return ev_epoll_wait(epfd, evs, max, timeout < 0 ? NULL : &ts, sigmask);
 }
@@ -96,8 +119,9 @@ EXPORT int epoll_pwait2(int epfd, struct epoll_event *evs, int max, const struct
 {
     if (t_in_module)
         return LIBC(epoll_pwait2)(epfd, evs, max, timeout, sigmask);
-    if (!has_modules(epfd))
-        return ev_after_raw_wait(epfd, evs, max, LIBC(epoll_pwait2)(epfd, evs, max, timeout, sigmask),
+    struct file *raw;
+    if (!has_modules(epfd, &raw))
+        return ev_after_raw_wait(epfd, evs, max, raw_wait_end(raw, LIBC(epoll_pwait2)(epfd, evs, max, timeout, sigmask)),
                                  timeout, sigmask);
     if (timeout != NULL && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)) {
         errno = EINVAL;

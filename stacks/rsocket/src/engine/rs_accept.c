@@ -147,7 +147,7 @@ static void accept_into(struct rsock *l, struct rdma_cm_id *nid, const struct rs
  * with EMFILE/ENFILE, as the kernel's accept does when it cannot make the
  * new descriptor (the listener reads readable meanwhile). Listener lock
  * held. */
-static void note_accept_error(struct rsock *l, int err)
+void rs_accept_note_error(struct rsock *l, int err)
 {
     if (err != EMFILE && err != ENFILE)
         return;
@@ -175,7 +175,7 @@ void rs_accept_request(struct rsock *l, struct rdma_cm_id *nid, const uint8_t *p
     struct rsock *c = rs_alloc(l->domain, l);
     if (!c) {
         int err = errno;
-        note_accept_error(l, err);
+        rs_accept_note_error(l, err);
         return reject_request(nid, err == EMFILE || err == ENFILE ? strerror(err) : "out of memory");
     }
     c->id = nid;
@@ -186,7 +186,7 @@ void rs_accept_request(struct rsock *l, struct rdma_cm_id *nid, const uint8_t *p
         rs_log(3, "incoming connection failed: %s", strerror(err));
         rdma_reject(nid, NULL, 0);
         rs_free(c);
-        note_accept_error(l, err);
+        rs_accept_note_error(l, err);
         return;
     }
     queue_child(l, c);

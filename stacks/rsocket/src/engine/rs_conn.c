@@ -236,6 +236,10 @@ static void dispatch_event(struct rsock *s, struct rdma_cm_event *ev)
             rs_accept_request(s, nid, pdata, plen);
             return;
         }
+        /* the software device's listener could not take a request for
+         * lack of descriptors (a kernel CM never reports this) */
+        if (ev->event == RDMA_CM_EVENT_CONNECT_ERROR && ev->id == s->id && ev->status < 0)
+            rs_accept_note_error(s, -ev->status);
     } else if (s->state == RS_ACCEPTING) {
         rs_accept_on_event(s, ev);
     } else if (s->state >= RS_RESOLVING_ADDR && s->state <= RS_CONNECTING) {

@@ -329,6 +329,9 @@ void rs_conn_ack_timeout(struct rdma_cm_id *id);
 int rs_conn_failure_errno(const struct rdma_cm_event *ev);
 
 /* rs_accept.c: passive side (requests, accepting sockets, accept queue) */
+/* A request that found no descriptor (EMFILE/ENFILE; other errors are
+ * ignored): the listener's next accept() fails with it. */
+void rs_accept_note_error(struct rsock *l, int err);
 void rs_accept_request(struct rsock *l, struct rdma_cm_id *nid, const uint8_t *pdata,
                        size_t plen);
 void rs_accept_on_event(struct rsock *c, const struct rdma_cm_event *ev);
