@@ -894,6 +894,37 @@ static void case_connect_close_eof(void)
     close(l);
 }
 
+/* A server that writes one reply on the socket accept() gave it,
+ * nonblocking, and closes at once (redis refusing a client in protected
+ * mode or at maxclients), to a client that does not run the framework:
+ * the write is taken whole, as by a fresh TCP socket (the handshake still
+ * waits for a hello then), and the client reads the reply, then EOF - not
+ * a reset for the bytes the server never read. */
+static void case_reply_and_close(void)
+{
+    static const char reply[] = "-DENIED not from here\r\n";
+    int l = sem_listener(AF_INET, 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sem_addr(AF_INET, sem_port_of(l), &ss);
+    for (int round = 0; round < 3; round++) {
+        int pc = CHECK_OK(raw_socket(AF_INET));
+        CHECK_OK(syscall(SYS_connect, pc, &ss, len));
+        int s = CHECK_OK(accept4(l, NULL, NULL, SOCK_NONBLOCK));
+        ssize_t w = write(s, reply, sizeof(reply) - 1);
+        CHECK(w == (ssize_t)sizeof(reply) - 1,
+              "round %d: nonblocking write of a reply right after accept: %zd (%s)", round, w,
+              w < 0 ? strerror(errno) : "short");
+        close(s);
+        char got[sizeof(reply) - 1], b;
+        raw_read_all(pc, got, sizeof(got));
+        CHECK(!memcmp(got, reply, sizeof(got)), "round %d: not the reply", round);
+        ssize_t e = raw_recv(pc, &b, 1, 0);
+        CHECK(e == 0, "round %d: after the reply: %zd (%s), want EOF", round, e, e < 0 ? strerror(errno) : "data");
+        raw_close(pc);
+    }
+    close(l);
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -917,6 +948,7 @@ int main(int argc, char **argv)
         { "nonblocking_client", case_nonblocking_client },
         { "nonblocking_plain_server", case_nonblocking_plain_server },
         { "connect_close_eof", case_connect_close_eof },
+        { "reply_and_close", case_reply_and_close },
         { "passed_then_closed", case_passed_then_closed },
         { "passed_active_then_closed", case_passed_active_then_closed },
         { "passed_after_kick", case_passed_after_kick },

@@ -68,6 +68,8 @@ static void fallback(struct rsock *s, const char *why)
     if (!s->anc->fb_err && s->state == RS_CONNECT_ERROR && local_limit(s->err))
         s->anc->fb_err = s->err;
     rs_log(1, "anchor: connection stays on TCP: %s", why);
+    if (s->early_len)
+        rs_anchor_early_to_tcp(s, s->anc->kfd);   /* before any later send of the app */
     set_phase(s, ANC_FALLBACK);
 }
 

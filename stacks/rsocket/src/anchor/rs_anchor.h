@@ -136,6 +136,15 @@ uint32_t rs_anchor_poll_events(struct rsock *s, uint64_t *gen);
 #define RS_GATE_WRITE 1   /* the call sends (a passive's send-first timer) */
 #define RS_GATE_WAIT  2   /* wait even on a nonblocking socket (shutdown) */
 int rs_anchor_gate(struct rsock *s, int flags, int how);
+/* rs_anchor_early.c: a nonblocking send the gate refused (EAGAIN) on a
+ * passive end while it upgrades: kept whole (at most 4 KiB, the first
+ * only) and its length returned, else -1/EAGAIN. Lock not held. */
+ssize_t rs_anchor_early_take(struct rsock *s, const struct iovec *iov, int n);
+/* Lock held: the kept bytes in-band on TCP (the connection stays there). */
+void rs_anchor_early_to_tcp(struct rsock *s, int kfd);
+/* Before close (lock not held): a kept reply is not dropped - the
+ * handshake ends first (at once when the peer has not committed). */
+void rs_anchor_early_close(struct rsock *s);
 static inline int rs_anchor_ready(const struct rsock *s);
 /* A connection request to an anchored socket's listener comes from the
  * TCP peer (socket lock held). */

@@ -56,6 +56,20 @@ static int refused_down(struct rsock *r, ssize_t n)
 
 typedef ssize_t (*vec_fn)(struct rsock *, const struct iovec *, int, int);
 
+/* A reply kept while the socket upgraded (rs_anchor_early.c) leaves
+ * before this send: 0 once it is out, -1/EAGAIN while a nonblocking
+ * send must wait for it. */
+static int early_first(struct rsock *r, int flags)
+{
+    pthread_mutex_lock(&r->lock);
+    rs_anchor_early_drain(r, !(r->nonblock || (flags & MSG_DONTWAIT)));
+    int left = r->early_len != 0;
+    pthread_mutex_unlock(&r->lock);
+    if (left)
+        errno = EAGAIN;
+    return left ? -1 : 0;
+}
+
 /* A data call on the engine, or on TCP once down (see down_gate). */
 static ssize_t carry(struct rsock *r, const struct iovec *iov, int n, int flags, int how,
                      vec_fn engine, vec_fn down)
@@ -65,8 +79,16 @@ static ssize_t carry(struct rsock *r, const struct iovec *iov, int n, int flags,
         return late;                     /* the long-lived policy's switch: still TCP data */
     for (int i = 0; i < 3; i++) {
         int g = down_gate(r, flags, how);
+        if (g < 0 && errno == EAGAIN && how == RS_GATE_WRITE) {
+            ssize_t t = rs_anchor_early_take(r, iov, n);   /* a fresh socket would take it */
+            if (t >= 0 || !rs_anchor_ready(r))
+                return t;
+            continue;           /* upgraded meanwhile: the engine takes it */
+        }
         if (g)
             return g > 0 ? down(r, iov, n, flags) : -1;
+        if (__builtin_expect(r->early_len != 0, 0) && how == RS_GATE_WRITE && early_first(r, flags))
+            return -1;
         ssize_t got = engine(r, iov, n, flags);
         if (!refused_down(r, got))
             return got;
@@ -175,6 +197,8 @@ static int m_shutdown(nstack_sock *s, int how)
 
 static int m_close(nstack_sock *s)
 {
+    if (__builtin_expect(((struct rsock *)s)->early_len != 0, 0))
+        rs_anchor_early_close((struct rsock *)s);
     if (is_down((struct rsock *)s)) {
         rs_free((struct rsock *)s);      /* quietly: the peer is on TCP too */
         return 0;

@@ -331,6 +331,8 @@ int rs_progress_sources(struct rsock *s, unsigned src, int from_poll)
     }
     if (s->lost_until)
         rs_anchor_lost_step(s);       /* the anchor's word, or its timer */
+    if (__builtin_expect(s->early_len != 0, 0))
+        rs_anchor_early_drain(s, 0);  /* a reply sent while upgrading leaves first */
     if ((consumed || s->gen != gen_before) && !from_poll && s->cookie && rs_notify_fn)
         rs_notify_fn(s->cookie);
     return consumed;
@@ -359,6 +361,8 @@ void rs_progress_io(struct rsock *s)
     }
     int consumed = poll_and_arm(s);
     rs_update_credits(s);
+    if (__builtin_expect(s->early_len != 0, 0))
+        rs_anchor_early_drain(s, 0);
     if (consumed && s->cookie && rs_notify_fn)
         rs_notify_fn(s->cookie);
 }

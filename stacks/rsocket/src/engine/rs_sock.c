@@ -172,6 +172,7 @@ void rs_free(struct rsock *s)
     int owner = s->fork_gen == __atomic_load_n(&rs_fork_gen, __ATOMIC_RELAXED);
 
     rs_anchor_free(s);           /* its listener first: it may point at s */
+    free(s->early);
     rs_anchor_buf_give(s);
     rs_down_free(s);
     if (owner) {

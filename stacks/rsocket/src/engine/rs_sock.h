@@ -189,6 +189,11 @@ struct rsock {
      * FIN), -1 otherwise. */
     struct rs_anchor *anc;
     int anc_phase;
+    /* A passive end's first send while upgrading, kept to leave first
+     * (rs_anchor_early.c; socket lock): NULL/0 when there is none. */
+    uint8_t *early;
+    uint32_t early_len;
+    int early_busy;
     int anchor_fd;
     uint32_t anchor_ev;
     int anchor_fin;              /* the anchor delivered the peer's FIN */
@@ -361,6 +366,9 @@ static inline int rs_sources_known(const struct rsock *s)
 /* Which source fd is (RS_SRC_ALL for an fd that is none of them). */
 unsigned rs_source_of(const struct rsock *s, int fd);
 int rs_progress_sources(struct rsock *s, unsigned src, int from_poll);
+/* rs_anchor_early.c (lock held): the kept reply goes out over RDMA once
+ * upgraded; wait: block (bounded by SO_SNDTIMEO) rather than stop at EAGAIN. */
+void rs_anchor_early_drain(struct rsock *s, int wait);
 int rs_can_send(struct rsock *s);
 ssize_t rs_sendv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, int flags);
 ssize_t rs_recvv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, int flags);
