@@ -296,17 +296,39 @@ static int poll_and_arm(struct rsock *s)
  * CM event consumed, a timer expiry - a thread sleeping in the
  * dispatcher's epoll may have lost its wake-up: tell the dispatcher.
  */
+static int progress_from(struct rsock *s, unsigned src, int from_poll, int consumed);
+
+/*
+ * A connected socket woken by its CQ (the usual case) polls the CQ first,
+ * which costs no system call: completions found while it was armed mean
+ * its one event fired (poll_and_arm's reasoning), and reading that event
+ * is all the wake-up costs. Asking the wait fd which sources are ready
+ * first costs one more call per wake-up (redis-server over rsocket: 5.2
+ * system calls per GET before, 4.2 after). A CM event, timer or anchor
+ * news left unread meanwhile keeps the wait fd readable (its sources are
+ * level-triggered), so the next wait returns at once and that pass, with
+ * no new completion, reads them.
+ */
 int rs_progress(struct rsock *s, int from_poll)
 {
-    return rs_progress_sources(s, ready_sources(s), from_poll);
+    if (rs_sources_known(s) && s->cq_armed && process_cq(s) > 0) {
+        int consumed = take_cq_event(s);
+        if (consumed)
+            return progress_from(s, 0, from_poll, consumed);
+    }
+    return progress_from(s, ready_sources(s), from_poll, 0);
 }
 
 /* rs_progress for a caller that knows which sources are ready (a wait
  * that polled them): RS_SRC_* bits. */
 int rs_progress_sources(struct rsock *s, unsigned src, int from_poll)
 {
+    return progress_from(s, src, from_poll, 0);
+}
+
+static int progress_from(struct rsock *s, unsigned src, int from_poll, int consumed)
+{
     uint64_t gen_before = s->gen;
-    int consumed = 0;
 
     if (src & RS_SRC_CM)
         rs_conn_process_cm(s);
@@ -317,7 +339,7 @@ int rs_progress_sources(struct rsock *s, unsigned src, int from_poll)
     if (s->lp_in_wait && (s->state < RS_RESOLVING_ADDR || s->state > RS_CONNECTING))
         rs_lprog_del_from_wait_fd(s);     /* the connect has its outcome */
     if (src & RS_SRC_CQ)
-        consumed = take_cq_event(s);
+        consumed += take_cq_event(s);
     /* The passive side may write its first credit update as soon as it
      * has accepted, before our ESTABLISHED event (and with it the peer's
      * connection data) has been read: leave completions in the CQ until
