@@ -58,15 +58,17 @@ EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 
 /* Whether the set holds (or held) module sockets: if not, the kernel call
  * alone serves, counted in raw_waiters while it runs (*raw: the file to
- * uncount with raw_wait_end) so that a thread adding the set's first
- * module socket wakes it. A lock-free peek: the aggregated path re-checks
+ * uncount with raw_wait_end; only a wait that may sleep) so that a thread
+ * adding the set's first module socket wakes it. A lock-free peek: the aggregated path re-checks
  * with a reference. */
-static int has_modules(int epfd, struct file **raw)
+static int has_modules(int epfd, int may_sleep, struct file **raw)
 {
     struct file *f = fd_table_get(epfd);
     *raw = NULL;
     if (f == NULL || f->kind != FILE_EPOLL)
         return 0;
+    if (!may_sleep)             /* a zero timeout: nobody to wake, no count */
+        return __atomic_load_n(&f->ep, __ATOMIC_ACQUIRE) != NULL;
     __atomic_add_fetch(&f->raw_waiters, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&f->ep, __ATOMIC_SEQ_CST) != NULL) {
         __atomic_sub_fetch(&f->raw_waiters, 1, __ATOMIC_RELAXED);
@@ -96,7 +98,7 @@ EXPORT int epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout)
     if (t_in_module)
         return LIBC(epoll_wait)(epfd, evs, max, timeout);
     struct file *raw;
-    if (!has_modules(epfd, &raw))
+    if (!has_modules(epfd, timeout != 0, &raw))
         return ev_after_raw_wait(epfd, evs, max, raw_wait_end(raw, LIBC(epoll_wait)(epfd, evs, max, timeout)),
                                  timeout < 0 ? NULL : &ts, NULL);
     return ev_epoll_wait(epfd, evs, max, timeout < 0 ? NULL : &ts, NULL);
@@ -108,7 +110,7 @@ EXPORT int epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout, 
     if (t_in_module)
         return LIBC(epoll_pwait)(epfd, evs, max, timeout, sigmask);
     struct file *raw;
-    if (!has_modules(epfd, &raw))
+    if (!has_modules(epfd, timeout != 0, &raw))
         return ev_after_raw_wait(epfd, evs, max, raw_wait_end(raw, LIBC(epoll_pwait)(epfd, evs, max, timeout, sigmask)),
                                  timeout < 0 ? NULL : &ts, sigmask);
     return ev_epoll_wait(epfd, evs, max, timeout < 0 ? NULL : &ts, sigmask);
@@ -120,7 +122,7 @@ EXPORT int epoll_pwait2(int epfd, struct epoll_event *evs, int max, const struct
     if (t_in_module)
         return LIBC(epoll_pwait2)(epfd, evs, max, timeout, sigmask);
     struct file *raw;
-    if (!has_modules(epfd, &raw))
+    if (!has_modules(epfd, timeout == NULL || timeout->tv_sec || timeout->tv_nsec, &raw))
         return ev_after_raw_wait(epfd, evs, max, raw_wait_end(raw, LIBC(epoll_pwait2)(epfd, evs, max, timeout, sigmask)),
                                  timeout, sigmask);
     if (timeout != NULL && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)) {
