@@ -55,7 +55,7 @@ shlib_dep() {
     local soname=$1 name ver path pkg line
     name=${soname%%.so*}
     ver=${soname#*.so.}
-    path=$(ldconfig -p | awk -v s="$soname" '$1 == s && /x86-64|64bit|AArch64/ { print $NF; exit }')
+    path=$(ldconfig -p | awk -v s="$soname" '$1 == s && /x86-64|64bit|AArch64/ && p == "" { p = $NF } END { print p }')
     [ -n "$path" ] || { echo "package: $soname: not found by ldconfig" >&2; return 1; }
     pkg=$(dpkg -S "$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null || true)
     pkg=${pkg%%: *}

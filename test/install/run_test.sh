@@ -87,7 +87,9 @@ soft:*nstack/softrdma*) ;;
 soft:*) fail "no RDMA device here, but the software device is not used" ;;
 real:*nstack/softrdma*) fail "the software device shadows the real RDMA device" ;;
 esac
-libm=$(ldconfig -p | awk '$1 == "libm.so.6" && /x86-64/ { print $NF; exit }')
+# awk reads to the end: an early exit could kill ldconfig with SIGPIPE, and
+# pipefail + set -e would end the test without a word (seen in CI)
+libm=$(ldconfig -p | awk '$1 == "libm.so.6" && /x86-64/ && p == "" { p = $NF } END { print p }')
 pre=$(LD_PRELOAD=$libm "$RUN" -n -- true | sed -n 's/^LD_PRELOAD=//p')
 case $pre in *libnStackAPI.so\\\ "$libm") ;; *) fail "LD_PRELOAD not kept: $pre" ;; esac
 own=$("$RUN" -n -- true | sed -n 's/^LD_PRELOAD=//p')
