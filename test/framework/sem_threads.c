@@ -1,11 +1,13 @@
 /* sem_threads.c - concurrency: 16 threads each with their own connection;
  * one socket used by a sender thread and a receiver thread at once; a
  * thread blocked in epoll_wait/poll is woken by data another thread
- * causes. Every stream is digest- or pattern-checked. */
+ * causes; a poll or epoll_wait right after blocking calls is woken by
+ * data that comes later. Every stream is digest- or pattern-checked. */
 #include "semcheck.h"
 
 #include <poll.h>
 #include <pthread.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -177,12 +179,79 @@ static void wake_blocked(int use_epoll)
 static void case_wake_epoll(void) { wake_blocked(1); }
 static void case_wake_poll(void) { wake_blocked(0); }
 
+/* ---- a wait after blocking calls ----------------------------------------
+ * Blocking send/recv over rsocket poll the CQ and leave it unarmed while
+ * they do (doc/rsocket.md, "Poll before sleeping"); a poll() or epoll_wait
+ * that follows must arm it before it sleeps, or data arriving later never
+ * wakes it. */
+
+struct late_writer {
+    int fd;
+    char byte;
+};
+
+static void *write_later(void *arg)
+{
+    struct late_writer *l = arg;
+    usleep(50 * 1000);      /* let the waiter sleep first; the test holds either way */
+    CHECK(write(l->fd, &l->byte, 1) == 1, "late write");
+    return NULL;
+}
+
+static void ping_pong_blocking(int c, int s, int rounds)
+{
+    uint8_t out[64], in[64];
+    for (int r = 0; r < rounds; r++) {
+        sem_fill(out, sizeof out, (uint32_t)r, 0);
+        sem_write_all(c, out, sizeof out);
+        sem_read_all(s, in, sizeof in);
+        CHECK(memcmp(in, out, sizeof in) == 0, "round %d: data c->s", r);
+        sem_write_all(s, in, sizeof in);
+        sem_read_all(c, out, sizeof out);
+        CHECK(memcmp(in, out, sizeof in) == 0, "round %d: data s->c", r);
+    }
+}
+
+static void wait_after_blocking(int use_epoll)
+{
+    int c, s;
+    sem_tcp_pair(AF_INET, &c, &s);
+    ping_pong_blocking(c, s, 200);
+    struct late_writer l = { c, 'L' };
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, write_later, &l) == 0, "pthread_create");
+    int n;
+    if (use_epoll) {
+        int ep = CHECK_OK(epoll_create1(0));
+        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 7 };
+        CHECK_OK(epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev));
+        n = epoll_wait(ep, &ev, 1, 5000);
+        CHECK(n != 1 || (ev.data.u64 == 7 && (ev.events & EPOLLIN)), "event %#x", ev.events);
+        close(ep);
+    } else {
+        struct pollfd p = { s, POLLIN, 0 };
+        n = poll(&p, 1, 5000);
+        CHECK(n != 1 || (p.revents & POLLIN), "revents %#x", p.revents);
+    }
+    pthread_join(t, NULL);
+    CHECK(n == 1, "the wait after blocking calls returned %d (0: the data never woke it)", n);
+    char b;
+    CHECK(read(s, &b, 1) == 1 && b == 'L', "data");
+    ping_pong_blocking(s, c, 20);      /* and blocking calls still work after it */
+    close(c); close(s);
+}
+
+static void case_poll_after_blocking(void) { wait_after_blocking(0); }
+static void case_epoll_after_blocking(void) { wait_after_blocking(1); }
+
 int main(int argc, char **argv)
 {
     static const struct sem_case cases[] = {
         { "sixteen_connections", case_sixteen_connections },
         { "send_and_recv_threads", case_send_and_recv_threads },
         { "wake_epoll", case_wake_epoll }, { "wake_poll", case_wake_poll },
+        { "poll_after_blocking", case_poll_after_blocking },
+        { "epoll_after_blocking", case_epoll_after_blocking },
     };
     return sem_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

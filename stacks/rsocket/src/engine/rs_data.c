@@ -226,6 +226,59 @@ static int take_cq_event(struct rsock *s)
     return 1;
 }
 
+/* One look at the CQ for a waiter that spins before it sleeps (rs_wait.c):
+ * the completions found are handled and, if the CQ was armed, the event
+ * they raised is read, as rs_progress does. Returns 1 when any came. */
+int rs_spin_cq(struct rsock *s)
+{
+    if (process_cq(s) <= 0)
+        return 0;
+    if (s->cq_armed && take_cq_event(s) && s->cookie && rs_notify_fn)
+        rs_notify_fn(s->cookie);
+    return 1;
+}
+
+/*
+ * Arming deferred while a blocking call polls (rs_defer_arm_begin): an
+ * armed CQ costs the peer a write to our completion channel for every
+ * message and us a read of it, which a thread that polls anyway does not
+ * need. A ping-pong over blocking sockets (each side: send, then a
+ * blocking recv) then runs with no channel traffic at all.
+ * The rule that keeps every sleeper woken: whoever sleeps on the wait fd
+ * armed the CQ first - the engine's own waits (rs_wait.c, rs_arm_cq) and
+ * the dispatcher's poll/epoll/select and rpoll, whose poll_events pass
+ * arms even while a blocking call defers (progress from_poll). Once armed,
+ * only a consumed event disarms it, and whoever consumes one tells the
+ * dispatcher (notify) and kicks the engine's sleepers. So a call that
+ * returns leaves the CQ unarmed only if the socket was never polled by
+ * anyone (polled) and no engine thread waits on it; a later poll arms it
+ * before it sleeps. Nested calls (a send from a receive's progress)
+ * count. Lock held.
+ */
+void rs_defer_arm_begin(struct rsock *s)
+{
+    s->arm_deferrers++;
+}
+
+void rs_defer_arm_end(struct rsock *s)
+{
+    if (--s->arm_deferrers)
+        return;
+    if (s->polled || s->poller_busy || s->rpoll_sleepers || s->cond_waiters)
+        rs_arm_cq(s);
+}
+
+/* Arms the CQ if it is not; returns 1 when completions had come before
+ * the arm (they are handled; the caller must not sleep). Lock held. */
+int rs_arm_cq(struct rsock *s)
+{
+    if (!s->cq || s->cq_armed || s->fork_gen != rs_fork_gen)
+        return 0;
+    if (ibv_req_notify_cq(s->cq, 0) == 0)
+        s->cq_armed = 1;
+    return rs_spin_cq(s);
+}
+
 /*
  * One epoll_wait on the wait fd with no timeout tells which sources have
  * something, instead of a read per source that mostly fails with EAGAIN.
@@ -269,13 +322,13 @@ unsigned rs_source_of(const struct rsock *s, int fd)
  * let it wake the next wait for nothing (a poll, then the read anyway).
  * Returns the events read.
  */
-static int poll_and_arm(struct rsock *s)
+static int poll_and_arm(struct rsock *s, int force_arm)
 {
     int consumed = 0;
 
     if (process_cq(s) > 0 && s->cq_armed)
         consumed = take_cq_event(s);
-    if (s->cq && !s->cq_armed && s->fork_gen == rs_fork_gen) {
+    if (s->cq && !s->cq_armed && (!s->arm_deferrers || force_arm) && s->fork_gen == rs_fork_gen) {
         if (ibv_req_notify_cq(s->cq, 0) == 0)
             s->cq_armed = 1;
         process_cq(s);
@@ -346,7 +399,7 @@ static int progress_from(struct rsock *s, unsigned src, int from_poll, int consu
      * then, unarmed, so they neither get judged against an empty window
      * nor keep the wait fd readable. ESTABLISHED itself wakes us. */
     if (s->state != RS_CONNECTING) {
-        consumed += poll_and_arm(s);
+        consumed += poll_and_arm(s, from_poll);
         if (src & RS_SRC_TIMER)
             rs_keepalive_tick(s);
         rs_update_credits(s);
@@ -381,7 +434,7 @@ void rs_progress_io(struct rsock *s)
         rs_progress(s, 0);
         return;
     }
-    int consumed = poll_and_arm(s);
+    int consumed = poll_and_arm(s, 0);
     rs_update_credits(s);
     if (__builtin_expect(s->early_len != 0, 0))
         rs_anchor_early_drain(s, 0);
@@ -611,7 +664,7 @@ static int send_state_error(struct rsock *s, int flags, size_t sent)
     return 0;
 }
 
-ssize_t rs_sendv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, int flags)
+static ssize_t sendv_body(struct rsock *s, const struct iovec *iov, int iovcnt, int flags)
 {
     struct rs_iov_cursor c = { iov, iovcnt, 0, 0 };
     size_t total = 0, sent = 0;
@@ -714,7 +767,7 @@ static int recv_state(struct rsock *s)
     return 0;
 }
 
-ssize_t rs_recvv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, int flags)
+static ssize_t recvv_body(struct rsock *s, const struct iovec *iov, int iovcnt, int flags)
 {
     size_t want = 0, got = 0, iov_i = 0, iov_off = 0;
     int peek = flags & MSG_PEEK;
@@ -747,4 +800,37 @@ ssize_t rs_recvv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, in
             return got ? (ssize_t)got : -1;
     }
     return (ssize_t)got;
+}
+
+/* A call that may block polls the CQ itself: arming waits until it sleeps
+ * or returns (rs_defer_arm_begin). */
+static int defers_arm(const struct rsock *s, int flags)
+{
+    return rs_tun.polling_time_us && !s->nonblock && !(flags & MSG_DONTWAIT) &&
+           s->state == RS_CONNECTED;
+}
+
+typedef ssize_t (*rs_io_body)(struct rsock *, const struct iovec *, int, int);
+
+static ssize_t io_deferring_arm(rs_io_body body, struct rsock *s, const struct iovec *iov,
+                                int iovcnt, int flags)
+{
+    if (!defers_arm(s, flags))
+        return body(s, iov, iovcnt, flags);
+    rs_defer_arm_begin(s);
+    ssize_t r = body(s, iov, iovcnt, flags);
+    int err = errno;
+    rs_defer_arm_end(s);
+    errno = err;
+    return r;
+}
+
+ssize_t rs_sendv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, int flags)
+{
+    return io_deferring_arm(sendv_body, s, iov, iovcnt, flags);
+}
+
+ssize_t rs_recvv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, int flags)
+{
+    return io_deferring_arm(recvv_body, s, iov, iovcnt, flags);
 }

@@ -125,6 +125,14 @@ struct rsock {
     struct ibv_cq *cq;
     unsigned cq_unacked;
     int cq_armed;
+    /* rs_wait.c's spin before a sleep: misses in a row (a hit resets
+     * them) and waits skipped since they reached the cap (lock held). */
+    uint8_t spin_misses, spin_skipped;
+    /* blocking calls polling the CQ themselves, which arm it only before
+     * they sleep and when they return (rs_data.c; lock held) */
+    uint8_t arm_deferrers;
+    uint8_t polled;              /* rs_poll_events ever ran on it: the dispatcher's
+                                  * poll/epoll/select or rpoll (sticky) */
 
     /* sizes, settable until the endpoint exists */
     uint16_t sq_size, rq_size;
@@ -366,6 +374,12 @@ static inline int rs_sources_known(const struct rsock *s)
 /* Which source fd is (RS_SRC_ALL for an fd that is none of them). */
 unsigned rs_source_of(const struct rsock *s, int fd);
 int rs_progress_sources(struct rsock *s, unsigned src, int from_poll);
+/* One non-blocking CQ pass for a spinning waiter: 1 when completions came. */
+int rs_spin_cq(struct rsock *s);
+/* Arming deferred by blocking calls, and the arm before a sleep (rs_data.c). */
+void rs_defer_arm_begin(struct rsock *s);
+void rs_defer_arm_end(struct rsock *s);
+int rs_arm_cq(struct rsock *s);
 /* rs_anchor_early.c (lock held): the kept reply goes out over RDMA once
  * upgraded; wait: block (bounded by SO_SNDTIMEO) rather than stop at EAGAIN. */
 void rs_anchor_early_drain(struct rsock *s, int wait);

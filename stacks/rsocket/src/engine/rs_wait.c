@@ -239,6 +239,61 @@ static int wait_on_fd(struct rsock *s, int timeout, uint64_t *mark)
 }
 
 /*
+ * rsockets' polling_time (RS_POLLING_TIME, default 10 us): a connected
+ * socket's poller polls its CQ that long before it sleeps. In a request /
+ * reply exchange the answer usually comes within a few microseconds, and
+ * catching it here saves the sleep and the wake-up, which cost more than
+ * the whole transfer (a wake-up across CPUs is the largest part of a
+ * small message's latency). Bounded by the time, and skipped while the
+ * spins keep missing (spin_misses): a socket that waits long each time
+ * (an idle connection, a slow peer, a loaded machine where the peer needs
+ * this CPU) stops burning it and sleeps at once; a hit restores it. The
+ * lock stays held: this is the only thread allowed to poll (poller), and
+ * other threads of the socket wait at most polling_time.
+ */
+#define RS_SPIN_MISSES_MAX 8
+#define RS_SPIN_CHECK_EVERY 16     /* CQ polls between clock reads */
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int spin_before_sleep(struct rsock *s)
+{
+    uint32_t us = rs_tun.polling_time_us;
+    if (us == 0 || s->state != RS_CONNECTED || !s->cq || s->fork_gen != rs_fork_gen)
+        return 0;
+    if (s->spin_misses >= RS_SPIN_MISSES_MAX) {
+        if (++s->spin_skipped < 64)
+            return 0;                 /* try again now and then */
+        s->spin_skipped = 0;
+    }
+    int64_t end = now_ns() + (int64_t)us * 1000;
+    do {
+        for (int i = 0; i < RS_SPIN_CHECK_EVERY; i++) {
+            if (rs_spin_cq(s)) {
+                s->spin_misses = 0;
+                return 1;
+            }
+            cpu_relax();
+        }
+    } while (now_ns() < end);
+    if (s->spin_misses < RS_SPIN_MISSES_MAX)
+        s->spin_misses++;
+    return 0;
+}
+
+/*
  * Block until the socket's state may have changed or the deadline passes,
  * then do the pending work. The caller re-checks its condition. Returns 0,
  * or -1 with EAGAIN at the deadline (as a socket timeout does) or EINTR.
@@ -256,6 +311,8 @@ int rs_wait_timed(struct rsock *s, int64_t deadline_ms, int timed)
     }
     if (s->poller_busy)
         return wait_on_cond(s, deadline_ms);
+    if (spin_before_sleep(s) || (s->arm_deferrers && rs_arm_cq(s)))
+        return 0;
     uint64_t mark;
     int src = wait_on_fd(s, rs_poll_timeout(deadline_ms), &mark);
     if (src < 0 && errno == EINTR && rs_intr_restarts(mark, timed))
