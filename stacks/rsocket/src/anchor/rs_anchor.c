@@ -946,6 +946,7 @@ int rs_anchor_fallback_err(struct rsock *s)
 void rs_anchor_free(struct rsock *s)
 {
     struct rs_anchor *a = s->anc;
+    rs_anc_linger_reap();
     if (!a)
         return;
     rs_anc_pair_close(s, &a->link);
@@ -1076,6 +1077,7 @@ int rs_anchor_open(int kfd, int role, int flags, nstack_sock **out)
         return -1;
     }
     rs_global_init_once();
+    rs_anc_linger_reap();
     struct rsock *s = new_shell(kfd, role);
     if (!s) {
         /* nothing in-band was sent: TCP carries the connection */

@@ -142,6 +142,7 @@ void rs_anchor_early_close(struct rsock *s)
         if (s->anc_phase == ANC_P_HELLO || s->anc_phase == ANC_P_KICK) {
             rs_anc_fallback(s, "closed while upgrading, with a reply to send");
             fin_after_reply(s->anc->kfd);
+            rs_anc_linger(s->anc->kfd);   /* the peer's hello may still come */
         }
         pthread_mutex_unlock(&s->lock);
     }

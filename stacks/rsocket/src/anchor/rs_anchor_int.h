@@ -71,6 +71,11 @@ struct rs_anchor {
 /* rs_anchor.c; socket lock held */
 void rs_anc_set_phase(struct rsock *s, int p);
 void rs_anc_fallback(struct rsock *s, const char *why);
+/* rs_anchor_linger.c: keep the TCP socket of a passive end closed before
+ * the peer's handshake bytes came open a while (its FIN sent), so that
+ * they do not draw a reset; and close those whose time is up. */
+void rs_anc_linger(int kfd);
+void rs_anc_linger_reap(void);
 void rs_anc_fail(struct rsock *s, int err, const char *why);
 void rs_anc_passive_commit(struct rsock *s);
 /* The wait fd watches kfd for what the phase needs now, and the timer is

@@ -294,6 +294,8 @@ int rs_kick_ensure(struct rsock *s);
 void rs_kick_for_mode(struct rsock *s);
 /* Read the kick eventfd once no thread sleeps on it (lock held). */
 void rs_kick_drain(struct rsock *s);
+/* Where the engine's own descriptors go: the dispatcher's high range. */
+int rs_high_fd_base(void);
 /* Milliseconds left until a deadline (-1: none) for poll(); 0 when past. */
 int rs_poll_timeout(int64_t deadline_ms);
 

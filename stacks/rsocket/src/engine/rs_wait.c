@@ -54,7 +54,7 @@ int rs_wake_init(struct rsock *s)
  * framework/src/core/fd_high.c: half the limit, 256..65536): a kick fd made in
  * the middle of an application's recv must not take a number the
  * application is about to get from socket() or sized its tables for. */
-static int kick_fd_base(void)
+int rs_high_fd_base(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -74,7 +74,7 @@ int rs_kick_ensure(struct rsock *s)
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0)
         return -1;
-    int base = kick_fd_base();
+    int base = rs_high_fd_base();
     int high = fd < base ? fcntl(fd, F_DUPFD_CLOEXEC, base) : -1;
     if (high >= 0) {
         close(fd);
