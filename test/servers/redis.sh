@@ -11,23 +11,8 @@ set -uo pipefail
 PROG_NAME=servers.redis
 . "$NSTACK_SRC/test/lib/servers.sh"
 
-command -v redis-server >/dev/null && [ -r /etc/redis/redis.conf ] ||
-    prog_fail "redis-server not installed (tools/deps.sh: redis-server)"
-id redis >/dev/null 2>&1 || prog_fail "no redis user (Debian's redis-server package makes it)"
-srv_setup "$1" 16379
-D=$PROG_TMP/redis
-mkdir -p "$D" && chown redis: "$D" || prog_fail "cannot make $D"
-sed -e "s|^bind .*|bind 0.0.0.0|" -e "s|^protected-mode .*|protected-mode no|" -e "s|^port .*|port $PROG_PORT|" \
-    -e "s|^daemonize .*|daemonize yes|" -e "s|^pidfile .*|pidfile $D/redis.pid|" \
-    -e "s|^logfile .*|logfile $D/redis.log|" -e "s|^dir .*|dir $D|" \
-    /etc/redis/redis.conf >"$D/redis.conf" || prog_fail "cannot copy redis.conf"
-grep -q "^port $PROG_PORT" "$D/redis.conf" && grep -q "^daemonize yes" "$D/redis.conf" &&
-    grep -q "^dir $D" "$D/redis.conf" || prog_fail "/etc/redis/redis.conf not in the expected form"
-chown redis: "$D/redis.conf"
-srv_on_exit srv_stop_pidfile "$D/redis.pid"
-rlog() { tail -n 5 "$D/redis.log" 2>/dev/null | tr '\n' ' '; }
-srv_server_env runuser -u redis -- redis-server "$D/redis.conf" >"$PROG_TMP/start.out" 2>&1 ||
-    prog_fail "redis-server did not start: $(cat "$PROG_TMP/start.out") $(rlog)"
+. "$NSTACK_SRC/test/servers/redis_start.sh"
+redis_start "$1" 16379 no
 RC=(redis-cli -h "$PROG_ADDR" -p "$PROG_PORT")
 pong() { [ "$(srv_client timeout 5 "${RC[@]}" ping 2>/dev/null | grep -v '^nstack')" = PONG ]; }
 wait_until 30 pong || prog_fail "redis does not answer on $PROG_ADDR:$PROG_PORT: $(srv_client timeout 5 "${RC[@]}" ping 2>&1 | tail -n 2) $(rlog)"

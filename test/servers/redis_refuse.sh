@@ -9,8 +9,10 @@
 # processes (the first connection of a process also starts its RDMA
 # device, which delays its handshake bytes):
 #   benchmark: redis-benchmark (which writes its request before it reads)
-#              exits within 20 s with the DENIED error (it used to get
-#              EPIPE and then spin at 100% CPU about 1 run in 6);
+#              exits within 20 s with the DENIED error (over rsocket it
+#              may still get EPIPE and spin at 100% CPU: the rsocket
+#              cases are registered DISABLED, doc/rsocket-framework.md,
+#              "What fails");
 #   cli:       redis-cli ping prints the DENIED error.
 # Usage: redis_refuse.sh preload|rsocket benchmark|cli
 set -uo pipefail
@@ -18,23 +20,8 @@ PROG_NAME=servers.redis_refuse
 . "$NSTACK_SRC/test/lib/servers.sh"
 
 SCENARIO=${2:?scenario: benchmark or cli}
-command -v redis-server >/dev/null && [ -r /etc/redis/redis.conf ] ||
-    prog_fail "redis-server not installed (tools/deps.sh: redis-server)"
-id redis >/dev/null 2>&1 || prog_fail "no redis user (Debian's redis-server package makes it)"
-srv_setup "$1" 16380
-D=$PROG_TMP/redis
-mkdir -p "$D" && chown redis: "$D" || prog_fail "cannot make $D"
-sed -e "s|^bind .*|bind 0.0.0.0|" -e "s|^port .*|port $PROG_PORT|" \
-    -e "s|^daemonize .*|daemonize yes|" -e "s|^pidfile .*|pidfile $D/redis.pid|" \
-    -e "s|^logfile .*|logfile $D/redis.log|" -e "s|^dir .*|dir $D|" \
-    /etc/redis/redis.conf >"$D/redis.conf" || prog_fail "cannot copy redis.conf"
-grep -q "^protected-mode yes" "$D/redis.conf" && grep -q "^port $PROG_PORT" "$D/redis.conf" ||
-    prog_fail "/etc/redis/redis.conf not in the expected form (protected-mode yes)"
-chown redis: "$D/redis.conf"
-srv_on_exit srv_stop_pidfile "$D/redis.pid"
-rlog() { tail -n 5 "$D/redis.log" 2>/dev/null | tr '\n' ' '; }
-srv_server_env runuser -u redis -- redis-server "$D/redis.conf" >"$PROG_TMP/start.out" 2>&1 ||
-    prog_fail "redis-server did not start: $(cat "$PROG_TMP/start.out") $(rlog)"
+. "$NSTACK_SRC/test/servers/redis_start.sh"
+redis_start "$1" 16380 yes
 RC=(redis-cli -h "$PROG_ADDR" -p "$PROG_PORT")
 denied() { srv_client timeout 5 "${RC[@]}" ping 2>&1 | grep -q DENIED; }
 wait_until 30 denied || prog_fail "redis does not refuse on $PROG_ADDR:$PROG_PORT: $(srv_client timeout 5 "${RC[@]}" ping 2>&1 | tail -n 2) $(rlog)"
