@@ -426,6 +426,35 @@ static void half_closed_case(int by_close)
 static void case_peer_shut_wr_events(void) { half_closed_case(0); }
 static void case_peer_close_events(void) { half_closed_case(1); }
 
+/* The peer wrote its last words and closed (FIN, nothing unread), and
+ * this end writes before it reads (redis-benchmark refused by redis): the
+ * kernel takes that first send (the peer's stack answers it with a
+ * reset), the peer's bytes are still read, and a later send fails with
+ * EPIPE once the reset is in (a round trip later on the kernel). */
+static void case_peer_close_write(void)
+{
+    int c, s;
+    sem_warm_pair(&c, &s);
+    sem_write_all(c, "bye", 3);
+    CHECK_OK(close(c));
+    epoll_until(s, EPOLLRDHUP);
+    ssize_t n = send(s, "req", 3, MSG_NOSIGNAL);
+    CHECK(n == 3, "first send after the peer's close returned %zd (%s), kernel: 3",
+          n, n < 0 ? strerror(errno) : "-");
+    uint8_t b[3];
+    sem_read_all(s, b, 3);
+    CHECK(memcmp(b, "bye", 3) == 0, "the peer's last bytes differ");
+    int err = 0;
+    for (int i = 0; i < 5000 && !err; i++) {    /* bounded: 5 s */
+        if (send(s, "x", 1, MSG_NOSIGNAL) < 0)
+            err = errno;
+        else
+            usleep(1000);
+    }
+    CHECK(err == EPIPE, "a later send failed with %s, kernel: EPIPE", err ? strerror(err) : "nothing");
+    close(s);
+}
+
 /* The peer closes with unread data (kernel: RST): ERR|HUP, the next call
  * fails with ECONNRESET, later sends with EPIPE; no data invented. */
 static void case_peer_reset(void)
@@ -921,7 +950,7 @@ int main(int argc, char **argv)
         { "close_during_recv", case_close_during_recv },
         { "peer_shut_wr_events", case_peer_shut_wr_events },
         { "peer_close_events", case_peer_close_events },
-        { "peer_reset", case_peer_reset },
+        { "peer_close_write", case_peer_close_write }, { "peer_reset", case_peer_reset },
         { "peer_exit", case_peer_exit },
         { "peer_lost_killed", case_peer_lost_killed },
         { "peer_lost_silent", case_peer_lost_silent },

@@ -10,9 +10,7 @@
 # device, which delays its handshake bytes):
 #   benchmark: redis-benchmark (which writes its request before it reads)
 #              exits within 20 s with the DENIED error (over rsocket it
-#              may still get EPIPE and spin at 100% CPU: the rsocket
-#              cases are registered DISABLED, doc/rsocket-framework.md,
-#              "What fails");
+#              used to get EPIPE, then spin at 100% CPU about 1 run in 6);
 #   cli:       redis-cli ping prints the DENIED error.
 # Usage: redis_refuse.sh preload|rsocket benchmark|cli
 set -uo pipefail

@@ -873,7 +873,6 @@ uint32_t rs_anchor_poll_events(struct rsock *s, uint64_t *gen)
     if (s->anc && rs_anc_paired(&s->anc->link))
         rs_anc_pair_run();
     pthread_mutex_lock(&s->lock);
-    s->polled = 1;                 /* a waiter may sleep on its wait fd */
     uint32_t m = EPOLLERR | EPOLLHUP;
     if (rs_check_usable(s) == 0) {
         advance(s);

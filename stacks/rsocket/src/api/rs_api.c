@@ -170,7 +170,7 @@ RS_VISIBLE ssize_t rreadv(int socket, const struct iovec *iov, int iovcnt)
  * (the framework's send keeps the kernel's EPIPE + SIGPIPE). */
 static ssize_t api_sendv(struct rsock *s, const struct iovec *iov, int iovcnt, int flags)
 {
-    ssize_t r = rs_e_sendv(s, iov, iovcnt, flags | MSG_NOSIGNAL);
+    ssize_t r = rs_e_sendv(s, iov, iovcnt, (flags & ~RS_MSG_TCP) | MSG_NOSIGNAL);
     if (r < 0 && errno == EPIPE)
         errno = ECONNRESET;
     return r;

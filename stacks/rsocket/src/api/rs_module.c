@@ -97,9 +97,16 @@ static ssize_t carry(struct rsock *r, const struct iovec *iov, int n, int flags,
     return -1;
 }
 
+/* The engine's send with the kernel's order of errors after the peer's
+ * close (RS_MSG_TCP); the TCP path after going down never sees the flag. */
+static ssize_t tcp_sendv(struct rsock *r, const struct iovec *iov, int n, int flags)
+{
+    return rs_e_sendv(r, iov, n, flags | RS_MSG_TCP);
+}
+
 static ssize_t carry_sendv(struct rsock *r, const struct iovec *iov, int n, int flags)
 {
-    return carry(r, iov, n, flags, RS_GATE_WRITE, rs_e_sendv, rs_down_sendv);
+    return carry(r, iov, n, flags & ~RS_MSG_TCP, RS_GATE_WRITE, tcp_sendv, rs_down_sendv);
 }
 
 static ssize_t carry_recvv(struct rsock *r, const struct iovec *iov, int n, int flags)

@@ -239,47 +239,6 @@ int rs_spin_cq(struct rsock *s)
 }
 
 /*
- * Arming deferred while a blocking call polls (rs_defer_arm_begin): an
- * armed CQ costs the peer a write to our completion channel for every
- * message and us a read of it, which a thread that polls anyway does not
- * need. A ping-pong over blocking sockets (each side: send, then a
- * blocking recv) then runs with no channel traffic at all.
- * The rule that keeps every sleeper woken: whoever sleeps on the wait fd
- * armed the CQ first - the engine's own waits (rs_wait.c, rs_arm_cq) and
- * the dispatcher's poll/epoll/select and rpoll, whose poll_events pass
- * arms even while a blocking call defers (progress from_poll). Once armed,
- * only a consumed event disarms it, and whoever consumes one tells the
- * dispatcher (notify) and kicks the engine's sleepers. So a call that
- * returns leaves the CQ unarmed only if the socket was never polled by
- * anyone (polled) and no engine thread waits on it; a later poll arms it
- * before it sleeps. Nested calls (a send from a receive's progress)
- * count. Lock held.
- */
-void rs_defer_arm_begin(struct rsock *s)
-{
-    s->arm_deferrers++;
-}
-
-void rs_defer_arm_end(struct rsock *s)
-{
-    if (--s->arm_deferrers)
-        return;
-    if (s->polled || s->poller_busy || s->rpoll_sleepers || s->cond_waiters)
-        rs_arm_cq(s);
-}
-
-/* Arms the CQ if it is not; returns 1 when completions had come before
- * the arm (they are handled; the caller must not sleep). Lock held. */
-int rs_arm_cq(struct rsock *s)
-{
-    if (!s->cq || s->cq_armed || s->fork_gen != rs_fork_gen)
-        return 0;
-    if (ibv_req_notify_cq(s->cq, 0) == 0)
-        s->cq_armed = 1;
-    return rs_spin_cq(s);
-}
-
-/*
  * One epoll_wait on the wait fd with no timeout tells which sources have
  * something, instead of a read per source that mostly fails with EAGAIN.
  * Only for connected sockets: other states have more sources (accepting
@@ -322,13 +281,13 @@ unsigned rs_source_of(const struct rsock *s, int fd)
  * let it wake the next wait for nothing (a poll, then the read anyway).
  * Returns the events read.
  */
-static int poll_and_arm(struct rsock *s, int force_arm)
+static int poll_and_arm(struct rsock *s)
 {
     int consumed = 0;
 
     if (process_cq(s) > 0 && s->cq_armed)
         consumed = take_cq_event(s);
-    if (s->cq && !s->cq_armed && (!s->arm_deferrers || force_arm) && s->fork_gen == rs_fork_gen) {
+    if (s->cq && !s->cq_armed && s->fork_gen == rs_fork_gen) {
         if (ibv_req_notify_cq(s->cq, 0) == 0)
             s->cq_armed = 1;
         process_cq(s);
@@ -399,7 +358,7 @@ static int progress_from(struct rsock *s, unsigned src, int from_poll, int consu
      * then, unarmed, so they neither get judged against an empty window
      * nor keep the wait fd readable. ESTABLISHED itself wakes us. */
     if (s->state != RS_CONNECTING) {
-        consumed += poll_and_arm(s, from_poll);
+        consumed += poll_and_arm(s);
         if (src & RS_SRC_TIMER)
             rs_keepalive_tick(s);
         rs_update_credits(s);
@@ -434,7 +393,7 @@ void rs_progress_io(struct rsock *s)
         rs_progress(s, 0);
         return;
     }
-    int consumed = poll_and_arm(s, 0);
+    int consumed = poll_and_arm(s);
     rs_update_credits(s);
     if (__builtin_expect(s->early_len != 0, 0))
         rs_anchor_early_drain(s, 0);
@@ -641,7 +600,8 @@ static int send_chunk(struct rsock *s, struct rs_iov_cursor *c, uint32_t len)
 /* sent: bytes this call already took. A pending error (ETIMEDOUT of a
  * keepalive, ECONNRESET) is consumed only by the call that reports it: a
  * call returning a partial count leaves it for the next one (Linux's
- * sk_stream_error does the same). */
+ * sk_stream_error does the same). Returns 0 (the send may go on), -1
+ * (it fails, errno set) or 1 (taken and dropped: see below). */
 static int send_state_error(struct rsock *s, int flags, size_t sent)
 {
     if (s->state == RS_ERROR || s->state == RS_CONNECT_ERROR) {
@@ -656,6 +616,16 @@ static int send_state_error(struct rsock *s, int flags, size_t sent)
         return -1;
     }
     if (!s->wr_open || s->peer_gone || s->disconnect_sent) {
+        /* Kernel TCP takes the first write after the peer's FIN (the
+         * peer's stack answers it with a reset) and fails the next one:
+         * a client that writes its request before it reads a server's
+         * refusal reads that refusal. The socket API keeps that order
+         * (RS_MSG_TCP); the rsocket API fails at once, as librdmacm. */
+        if (s->peer_gone && s->wr_open && !s->disconnect_sent && (flags & RS_MSG_TCP) &&
+            !s->fin_write_taken && !sent) {
+            s->fin_write_taken = 1;
+            return 1;
+        }
         if (!(flags & MSG_NOSIGNAL))
             raise(SIGPIPE);
         errno = EPIPE;
@@ -664,7 +634,7 @@ static int send_state_error(struct rsock *s, int flags, size_t sent)
     return 0;
 }
 
-static ssize_t sendv_body(struct rsock *s, const struct iovec *iov, int iovcnt, int flags)
+ssize_t rs_sendv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, int flags)
 {
     struct rs_iov_cursor c = { iov, iovcnt, 0, 0 };
     size_t total = 0, sent = 0;
@@ -678,7 +648,10 @@ static ssize_t sendv_body(struct rsock *s, const struct iovec *iov, int iovcnt, 
     while (sent < total) {
         if (rs_anchor_going_down(s))
             return sent ? (ssize_t)sent : -1;
-        if (send_state_error(s, flags, sent))
+        int st = send_state_error(s, flags, sent);
+        if (st > 0)
+            return (ssize_t)total;      /* taken after the peer's FIN, dropped */
+        if (st)
             return sent ? (ssize_t)sent : -1;
         if (!rs_can_send(s)) {
             rs_progress_io(s);
@@ -767,7 +740,7 @@ static int recv_state(struct rsock *s)
     return 0;
 }
 
-static ssize_t recvv_body(struct rsock *s, const struct iovec *iov, int iovcnt, int flags)
+ssize_t rs_recvv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, int flags)
 {
     size_t want = 0, got = 0, iov_i = 0, iov_off = 0;
     int peek = flags & MSG_PEEK;
@@ -800,37 +773,4 @@ static ssize_t recvv_body(struct rsock *s, const struct iovec *iov, int iovcnt, 
             return got ? (ssize_t)got : -1;
     }
     return (ssize_t)got;
-}
-
-/* A call that may block polls the CQ itself: arming waits until it sleeps
- * or returns (rs_defer_arm_begin). */
-static int defers_arm(const struct rsock *s, int flags)
-{
-    return rs_tun.polling_time_us && !s->nonblock && !(flags & MSG_DONTWAIT) &&
-           s->state == RS_CONNECTED;
-}
-
-typedef ssize_t (*rs_io_body)(struct rsock *, const struct iovec *, int, int);
-
-static ssize_t io_deferring_arm(rs_io_body body, struct rsock *s, const struct iovec *iov,
-                                int iovcnt, int flags)
-{
-    if (!defers_arm(s, flags))
-        return body(s, iov, iovcnt, flags);
-    rs_defer_arm_begin(s);
-    ssize_t r = body(s, iov, iovcnt, flags);
-    int err = errno;
-    rs_defer_arm_end(s);
-    errno = err;
-    return r;
-}
-
-ssize_t rs_sendv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, int flags)
-{
-    return io_deferring_arm(sendv_body, s, iov, iovcnt, flags);
-}
-
-ssize_t rs_recvv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, int flags)
-{
-    return io_deferring_arm(recvv_body, s, iov, iovcnt, flags);
 }

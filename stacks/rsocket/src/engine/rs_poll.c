@@ -64,7 +64,6 @@ uint32_t rs_poll_events(struct rsock *s, uint64_t *gen)
     if (rs_wait_serves_listeners(s))
         rs_lprog_run();      /* requests to any listener of the process */
     pthread_mutex_lock(&s->lock);
-    s->polled = 1;                 /* a waiter may sleep on its wait fd */
     if (rs_check_usable(s) == 0)
         rs_progress(s, 1);
     m = rs_poll_mask(s);

@@ -27,6 +27,10 @@
 #define RS_CTRL_BUF_LEN    64        /* staging bytes per control slot */
 #define RS_SNDLOWAT        2048      /* least sbuf space worth a data write */
 #define RS_WRID_RECV       (1ull << 63)
+/* Internal send flag, never a send flag of Linux's (MSG_CMSG_CLOEXEC is
+ * recvmsg's): the call comes through the socket API (rs_module.c), which
+ * keeps kernel TCP's order of errors after the peer's close. */
+#define RS_MSG_TCP         0x40000000
 #define RS_RESOLVE_RETRIES 6         /* timed-out resolutions retried (1000<<n ms) */
 
 /* Tunables, read once (rs_tunables_load, under pthread_once); read-only after. */
@@ -128,11 +132,7 @@ struct rsock {
     /* rs_wait.c's spin before a sleep: misses in a row (a hit resets
      * them) and waits skipped since they reached the cap (lock held). */
     uint8_t spin_misses, spin_skipped;
-    /* blocking calls polling the CQ themselves, which arm it only before
-     * they sleep and when they return (rs_data.c; lock held) */
-    uint8_t arm_deferrers;
-    uint8_t polled;              /* rs_poll_events ever ran on it: the dispatcher's
-                                  * poll/epoll/select or rpoll (sticky) */
+    int64_t spin_sources_ns;     /* when a spin last looked at the other sources */
 
     /* sizes, settable until the endpoint exists */
     uint16_t sq_size, rq_size;
@@ -177,6 +177,7 @@ struct rsock {
     int rd_open, wr_open;        /* local shutdown not yet done */
     int peer_wr_closed;          /* EOF after the queue drains */
     int peer_gone;               /* DISCONNECT or CM DISCONNECTED seen */
+    uint8_t fin_write_taken;     /* the one send TCP takes after the peer's FIN */
     int disconnect_sent;
 
     /* listener: connections accepted on the wire, not yet by the app */
@@ -378,10 +379,6 @@ unsigned rs_source_of(const struct rsock *s, int fd);
 int rs_progress_sources(struct rsock *s, unsigned src, int from_poll);
 /* One non-blocking CQ pass for a spinning waiter: 1 when completions came. */
 int rs_spin_cq(struct rsock *s);
-/* Arming deferred by blocking calls, and the arm before a sleep (rs_data.c). */
-void rs_defer_arm_begin(struct rsock *s);
-void rs_defer_arm_end(struct rsock *s);
-int rs_arm_cq(struct rsock *s);
 /* rs_anchor_early.c (lock held): the kept reply goes out over RDMA once
  * upgraded; wait: block (bounded by SO_SNDTIMEO) rather than stop at EAGAIN. */
 void rs_anchor_early_drain(struct rsock *s, int wait);

@@ -268,6 +268,22 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* A receiver fed without pause finds every wait's answer while it spins
+ * and never sleeps in poll() on its other sources: the anchor (a peer's
+ * request to return to TCP before it forks or execs, which it waits for
+ * 2 s), CM events, the keepalive timer. So after a hit they are looked at
+ * too, at most every RS_SPIN_SOURCES_NS (one epoll_wait, timeout 0). */
+#define RS_SPIN_SOURCES_NS (2 * 1000000)
+
+static void look_at_other_sources(struct rsock *s)
+{
+    int64_t t = now_ns();
+    if (t - s->spin_sources_ns < RS_SPIN_SOURCES_NS)
+        return;
+    s->spin_sources_ns = t;
+    rs_progress(s, 0);
+}
+
 static int spin_before_sleep(struct rsock *s)
 {
     uint32_t us = rs_tun.polling_time_us;
@@ -283,6 +299,7 @@ static int spin_before_sleep(struct rsock *s)
         for (int i = 0; i < RS_SPIN_CHECK_EVERY; i++) {
             if (rs_spin_cq(s)) {
                 s->spin_misses = 0;
+                look_at_other_sources(s);
                 return 1;
             }
             cpu_relax();
@@ -311,7 +328,7 @@ int rs_wait_timed(struct rsock *s, int64_t deadline_ms, int timed)
     }
     if (s->poller_busy)
         return wait_on_cond(s, deadline_ms);
-    if (spin_before_sleep(s) || (s->arm_deferrers && rs_arm_cq(s)))
+    if (spin_before_sleep(s))
         return 0;
     uint64_t mark;
     int src = wait_on_fd(s, rs_poll_timeout(deadline_ms), &mark);
