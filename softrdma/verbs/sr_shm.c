@@ -213,7 +213,7 @@ void sr_shm_lock(pthread_mutex_t *m)
 #endif
         }
     }
-    if (r == EBUSY || (r != 0 && r != EOWNERDEAD))
+    if (r != 0 && r != EOWNERDEAD)      /* still busy after the spins */
         r = pthread_mutex_lock(m);
     if (r == EOWNERDEAD)
         pthread_mutex_consistent(m);

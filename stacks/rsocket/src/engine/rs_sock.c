@@ -47,11 +47,16 @@ void rs_log(int level, const char *fmt, ...)
         fprintf(stderr, "rsocket: %s\n", line);
 }
 
-int64_t rs_now_ms(void)
+int64_t rs_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t rs_now_ms(void)
+{
+    return rs_now_ns() / 1000000;
 }
 
 int rs_wait_fd_add(struct rsock *s, int fd)

@@ -279,6 +279,7 @@ void rs_free(struct rsock *s);
 int rs_wait_fd_add(struct rsock *s, int fd);
 int rs_check_usable(struct rsock *s);
 int64_t rs_now_ms(void);
+int64_t rs_now_ns(void);          /* CLOCK_MONOTONIC, both */
 void rs_set_error(struct rsock *s, int err, const char *why);
 
 /* rs_wait.c: blocking waits shared by every thread blocked on a socket */

@@ -261,13 +261,6 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* A receiver fed without pause finds every wait's answer while it spins
  * and never sleeps in poll() on its other sources: the anchor (a peer's
  * request to return to TCP before it forks or execs, which it waits for
@@ -277,7 +270,7 @@ static int64_t now_ns(void)
 
 static void look_at_other_sources(struct rsock *s)
 {
-    int64_t t = now_ns();
+    int64_t t = rs_now_ns();
     if (t - s->spin_sources_ns < RS_SPIN_SOURCES_NS)
         return;
     s->spin_sources_ns = t;
@@ -294,7 +287,7 @@ static int spin_before_sleep(struct rsock *s)
             return 0;                 /* try again now and then */
         s->spin_skipped = 0;
     }
-    int64_t end = now_ns() + (int64_t)us * 1000;
+    int64_t end = rs_now_ns() + (int64_t)us * 1000;
     do {
         for (int i = 0; i < RS_SPIN_CHECK_EVERY; i++) {
             if (rs_spin_cq(s)) {
@@ -304,7 +297,7 @@ static int spin_before_sleep(struct rsock *s)
             }
             cpu_relax();
         }
-    } while (now_ns() < end);
+    } while (rs_now_ns() < end);
     if (s->spin_misses < RS_SPIN_MISSES_MAX)
         s->spin_misses++;
     return 0;
