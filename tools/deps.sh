@@ -22,6 +22,8 @@ PACKAGES=(
     # a proxy, remote login/copy and file sync with their privilege drops and
     # per-connection forks/re-execs (test/servers haproxy, sshd, rsync)
     haproxy openssh-server openssh-client rsync
+    # a second web server with its own event loop and sendfile (test/servers lighttpd)
+    lighttpd
     # manuals and packaging tests (test/install: apt-get install of the
     # built .debs, man -l / groff -ww, cc -static against libc6-dev's libc.a)
     man-db groff-base libc6-dev
@@ -73,7 +75,7 @@ main() {
 
 stop_started_daemons() {
     local svc
-    for svc in nginx redis-server apache2 postgresql memcached haproxy ssh rsync mariadb; do
+    for svc in nginx redis-server apache2 postgresql memcached haproxy ssh rsync mariadb lighttpd; do
         command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
     done
 }
