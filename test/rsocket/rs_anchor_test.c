@@ -255,7 +255,8 @@ static int expect_kfd(int kfd, const char *want)
             got += (size_t)r;
     }
     if (got != n || memcmp(buf, want, n))
-        return tu_failf("TCP: expected \"%s\", got %zu bytes \"%.*s\"", want, got, (int)got, buf);
+        return tu_failf("TCP: expected \"%s\", got %zu bytes \"%.*s\" (first 0x%02x)", want, got,
+                        (int)got, buf, got ? (unsigned char)buf[0] : 0);
     return 0;
 }
 

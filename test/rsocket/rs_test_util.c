@@ -18,10 +18,19 @@
 /* Set once by tu_module_init() before any thread starts; read-only after. */
 const struct nstack_module *M;
 
+/* TU_LOG_ALL=1 in the environment: every level (a failure's reasons) */
+static int log_all(void)
+{
+    static int v = -1;
+    if (v < 0)
+        v = getenv("TU_LOG_ALL") != NULL;
+    return v;
+}
+
 static void fw_log(enum nstack_log_level level, const char *module, const char *fmt, ...)
 {
     va_list ap;
-    if (level < NSTACK_LOG_WAR)
+    if (level < NSTACK_LOG_WAR && !log_all())
         return;
     va_start(ap, fmt);
     fprintf(stderr, "[%s] ", module);
@@ -32,7 +41,7 @@ static void fw_log(enum nstack_log_level level, const char *module, const char *
 
 static int fw_log_enabled(enum nstack_log_level level)
 {
-    return level >= NSTACK_LOG_WAR;
+    return level >= NSTACK_LOG_WAR || log_all();
 }
 
 static void fw_notify(void *cookie)

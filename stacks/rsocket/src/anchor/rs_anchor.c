@@ -189,7 +189,7 @@ static void timer_close(struct rsock *s)
 static int read_urgent(int kfd, uint8_t *v)
 {
     if (!rs_anc_urgent_peek(kfd, v))
-        return rs_anc_inline_taken(kfd) ? 2 : 0;
+        return rs_anc_inline_taken(kfd, NULL) ? 2 : 0;
     if (*v != RS_ANC_HELLO && *v != RS_ANC_KICK && *v != RS_ANC_NOPE && !rs_anc_ll_value(*v))
         return 2;
     return rs_anc_urgent_recv(kfd, v) == 1 ? 1 : -1;
@@ -202,6 +202,13 @@ static int inband_decides(struct rsock *s, const char *before)
     char why[96];
     if (ib < 0 && ib != -2)
         return 0;
+    /* The peer's urgent byte may have arrived between read_urgent's look
+     * at the mark and this one: now that a byte is queued, the kernel has
+     * set the mark for it (before queueing it), so the look is exact. */
+    if (ib == 1 && rs_anc_inline_taken(s->anc->kfd, NULL)) {
+        fallback(s, "inline urgent data (SO_OOBINLINE)");
+        return 1;
+    }
     snprintf(why, sizeof(why), "%s before %s", ib == 1 ? "data" : ib == 0 ? "EOF" : "TCP error",
              before);
     fallback(s, why);
@@ -977,6 +984,8 @@ static int decline(int kfd, int role, int hello_sent)
     int peer_urgent = rs_anc_urgent_peek(kfd, &v) && (v == RS_ANC_HELLO || v == RS_ANC_KICK);
     if (peer_urgent && rs_anc_urgent_recv(kfd, &v) != 1)
         return -1;
+    if (!peer_urgent)             /* SO_OOBINLINE: it sits in the stream */
+        peer_urgent = rs_anc_inline_taken(kfd, &v);
     if (role == NSTACK_ADOPT_PASSIVE && peer_urgent && v == RS_ANC_KICK) {
         rs_anc_skip_mark(kfd);
         return rs_anc_msg_send(kfd, RS_ANC_OFFER, 0);

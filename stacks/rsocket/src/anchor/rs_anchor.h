@@ -50,8 +50,9 @@ int rs_anc_urgent_recv(int kfd, uint8_t *v);
 int rs_anc_mark_at_head(int kfd, uint8_t *v);
 /* Whether an urgent byte waits to be read (not consumed). */
 int rs_anc_urgent_peek(int kfd, uint8_t *v);
-/* SO_OOBINLINE: a hello or KICK of ours inline at the mark was removed. */
-int rs_anc_inline_taken(int kfd);
+/* SO_OOBINLINE: a hello or KICK of ours inline at the mark was removed
+ * (1; *v, unless NULL, says which). */
+int rs_anc_inline_taken(int kfd, uint8_t *v);
 /* What the in-band stream holds: 1 data, 0 EOF, -1 nothing yet, -2 error. */
 int rs_anc_inband(int kfd);
 /* Skip the urgent bytes' place in the stream (see the .c for why). */

@@ -56,7 +56,7 @@ int rs_anc_urgent_peek(int kfd, uint8_t *v)
 /* An application that set SO_OOBINLINE gets urgent bytes in its stream:
  * a hello or KICK of ours at the urgent mark is taken out (1), so that
  * the application never reads it; the connection then stays on TCP. */
-int rs_anc_inline_taken(int kfd)
+int rs_anc_inline_taken(int kfd, uint8_t *v)
 {
     int on = 0, atmark = 0;
     socklen_t len = sizeof(on);
@@ -66,7 +66,11 @@ int rs_anc_inline_taken(int kfd)
         recv(kfd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 1 ||
         (b != RS_ANC_HELLO && b != RS_ANC_KICK))
         return 0;
-    return recv(kfd, &b, 1, MSG_DONTWAIT) == 1;
+    if (recv(kfd, &b, 1, MSG_DONTWAIT) != 1)
+        return 0;
+    if (v)
+        *v = b;
+    return 1;
 }
 
 int rs_anc_inband(int kfd)
