@@ -24,6 +24,10 @@ PACKAGES=(
     haproxy openssh-server openssh-client rsync
     # a second web server with its own event loop and sendfile (test/servers lighttpd)
     lighttpd
+    # an FTP server that forks into new namespaces with a raw clone(), chroots,
+    # drops to nobody and passes data connections over a unix socket
+    # (test/servers vsftpd)
+    vsftpd
     # manuals and packaging tests (test/install: apt-get install of the
     # built .debs, man -l / groff -ww, cc -static against libc6-dev's libc.a)
     man-db groff-base libc6-dev
@@ -75,7 +79,7 @@ main() {
 
 stop_started_daemons() {
     local svc
-    for svc in nginx redis-server apache2 postgresql memcached haproxy ssh rsync mariadb lighttpd; do
+    for svc in nginx redis-server apache2 postgresql memcached haproxy ssh rsync mariadb lighttpd vsftpd; do
         command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
     done
 }

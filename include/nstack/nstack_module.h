@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define NSTACK_MODULE_ABI_MAJOR 1
-#define NSTACK_MODULE_ABI_MINOR 4
+#define NSTACK_MODULE_ABI_MINOR 5
 #define NSTACK_MODULE_ABI_VERSION \
     ((uint32_t)(NSTACK_MODULE_ABI_MAJOR << 16 | NSTACK_MODULE_ABI_MINOR))
 
@@ -366,6 +366,15 @@ struct nstack_module {
  * does not know the flag fails with EINVAL (the peer then gives up on its
  * own deadlines, as before). */
 #define NSTACK_ANCHOR_DECLINE     (1 << 8)
+/* anchor_hello() flag alone (optional, ABI 1.5): kfd stays on TCP for
+ * good and poll() reports urgent data on it. When that urgent byte is one
+ * of the module's own handshake (a hello or "stay on TCP" of the peer's
+ * module that arrived after this end gave up waiting), the module takes
+ * it out of the socket - the application, which never asked for it, would
+ * see POLLPRI (curl takes that for an error) - and returns 0; someone
+ * else's urgent data is left alone: -1/EAGAIN. Never blocks, creates
+ * nothing. A module that does not know the flag fails with EINVAL. */
+#define NSTACK_ANCHOR_STALE       (1 << 9)
 
 /* Roles of anchor_hello()/anchor() (named for ABI 1.1's adopt()), and
  * anchor() flags. */

@@ -7,10 +7,13 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "sr_log.h"
+
+#include "sr_log.h"
+
 static int sr_rsocket_enosys(const char *fn)
 {
-    fprintf(stderr, "softrdma[%d]: %s: rsockets are not implemented in softrdma's librdmacm; "
-            "preload the rsocket engine\n", (int)getpid(), fn);
+    sr_log("%s: rsockets are not implemented in softrdma's librdmacm; preload the rsocket engine", fn);
     errno = ENOSYS;
     return -1;
 }
@@ -31,7 +34,7 @@ long riowrite(void); long riowrite(void) { return sr_rsocket_enosys("riowrite");
 /* Connection-manager features softrdma does not model. */
 static int sr_cm_unsupported(const char *fn)
 {
-    fprintf(stderr, "softrdma[%d]: %s: not supported by softrdma\n", (int)getpid(), fn);
+    sr_log("%s: not supported by softrdma", fn);
     errno = EOPNOTSUPP;
     return -1;
 }

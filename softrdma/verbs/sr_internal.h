@@ -59,7 +59,7 @@ struct sr_knobs {
 };
 extern struct sr_knobs sr_knobs;
 
-void sr_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#include "sr_log.h"
 int sr_env_int(const char *name, int dflt);
 /* Moves a descriptor the application never sees (device streams, epoll,
  * timers, pipe write ends) above the numbers applications use, so that

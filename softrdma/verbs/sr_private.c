@@ -18,10 +18,11 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "sr_log.h"
+
 static void sr_private_unsupported(const char *what)
 {
-    fprintf(stderr, "softrdma[%d]: %s: provider interface, not supported by softrdma\n",
-            (int)getpid(), what);
+    sr_log("%s: provider interface, not supported by softrdma", what);
     errno = EOPNOTSUPP;
 }
 

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "sr_log.h"
+
 static void sr_unsupported(const char *verb)
 {
-    fprintf(stderr, "softrdma[%d]: %s: not supported by softrdma\n", (int)getpid(), verb);
+    sr_log("%s: not supported by softrdma", verb);
     errno = EOPNOTSUPP;
 }
 

@@ -4,8 +4,10 @@
 # nobody read at fork time, read once (child part, parent the rest); a
 # child that writes while the parent reads; a fork with no upgraded
 # connection (no release: the fork sends nothing and waits for nothing);
-# an exec with an upgraded connection (the new image carries it on TCP).
-# Usage: forkdown.sh plain|preload|rsocket leftover|childwrites|exec|nodown
+# an exec with an upgraded connection (the new image carries it on TCP);
+# clonenodown and clonechildwrites: the same two forks made by the raw
+# clone system call into a new IPC namespace (vsftpd's sessions).
+# Usage: forkdown.sh plain|preload|rsocket leftover|childwrites|exec|nodown|clonenodown|clonechildwrites
 set -uo pipefail
 PROG_NAME=servers.forkdown.$2
 . "$NSTACK_SRC/test/lib/servers.sh"
@@ -14,8 +16,8 @@ B=$NSTACK_BUILD/test/servers
 for p in srv_forkdown srv_mtaccept; do [ -x "$B/$p" ] || prog_fail "$B/$p not built"; done
 case $2 in
     leftover) TOTAL=$((65536 + 1048576)) ;;
-    childwrites|exec) TOTAL=$((4096 + 1048576)) ;;
-    nodown) TOTAL=4096 ;;
+    childwrites|clonechildwrites|exec) TOTAL=$((4096 + 1048576)) ;;
+    nodown|clonenodown) TOTAL=4096 ;;
     *) prog_fail "unknown scenario $2" ;;
 esac
 srv_setup "$1" 18790
@@ -31,7 +33,7 @@ FORK_US=$(sed -n 's/^fork: \([0-9]*\) us$/\1/p' "$PROG_TMP/client.out")
 FORK_US=${FORK_US:-0}
 if [ "$1" = rsocket ]; then
     released=$(grep -c 'returning .* upgraded connection.* to TCP before \(fork\|exec\)' "$PROG_TMP/client.out")
-    if [ "$2" = nodown ]; then
+    if [ "${2#clone}" = nodown ]; then
         [ "$released" -eq 0 ] || prog_fail "a fork without upgraded connections released one: $(cat "$PROG_TMP/client.out")"
         # the child upgraded the connection it inherited and carried it
         expect_bulk_on rsocket $((2 * 4096)) "$(stats_exit_bytes "$PROG_TMP/client.out" rsocket)" "child"

@@ -21,6 +21,12 @@
  *       connect but do not use the connection (not upgraded), fork: the
  *       child makes a 4 KiB round trip on it (upgraded there), the parent
  *       closes its copy
+ *   srv_forkdown IP PORT clonenodown|clonechildwrites
+ *       nodown and childwrites with the fork made by the raw clone system
+ *       call into a new IPC namespace, as vsftpd starts its sessions
+ *       (glibc runs no atfork handler: the dispatcher must see the fork
+ *       all the same - the parent's close must not end the child's
+ *       connection)
  *
  * Prints "fork: N us" (the fork() call in the parent). Every wait is
  * bounded (SRV_TIMEOUT_S, default 60 s). Exit 0 pass, 1 fail (one line),
@@ -31,7 +37,10 @@
 
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,11 +57,13 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static int use_clone;        /* clone* scenarios */
+
 static pid_t timed_fork(void)
 {
     fflush(stdout);
     int64_t t0 = now_us();
-    pid_t pid = fork();
+    pid_t pid = use_clone ? (pid_t)syscall(SYS_clone, CLONE_NEWIPC | SIGCHLD, 0) : fork();
     if (pid < 0)
         RSFW_FAIL("fork: %s", strerror(errno));
     if (pid > 0)
@@ -161,17 +172,24 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc != 4) {
-        fprintf(stderr, "usage: srv_forkdown IP PORT leftover|childwrites|exec|nodown\n");
+        fprintf(stderr, "usage: srv_forkdown IP PORT leftover|childwrites|exec|nodown|clonenodown|clonechildwrites\n");
         return 2;
     }
+    const char *sc = argv[3];
+    if (strncmp(sc, "clone", 5) == 0) {
+        use_clone = 1;
+        sc += 5;
+    }
     int fd = srv_connect(argv[1], argv[2]);
-    if (strcmp(argv[3], "leftover") == 0)
+    if (use_clone && strcmp(sc, "nodown") != 0 && strcmp(sc, "childwrites") != 0)
+        RSFW_FAIL("unknown scenario %s", argv[3]);
+    if (strcmp(sc, "leftover") == 0)
         leftover(fd);
-    else if (strcmp(argv[3], "childwrites") == 0)
+    else if (strcmp(sc, "childwrites") == 0)
         childwrites(fd);
-    else if (strcmp(argv[3], "exec") == 0)
+    else if (strcmp(sc, "exec") == 0)
         exec_self(fd);
-    else if (strcmp(argv[3], "nodown") == 0)
+    else if (strcmp(sc, "nodown") == 0)
         nodown(fd);
     else
         RSFW_FAIL("unknown scenario %s", argv[3]);

@@ -6,6 +6,7 @@
  * the TCP fd to the module's wait fd; the fallback (sock_fallback, sock.c)
  * does the reverse. */
 #include "anchor.h"
+#include "anchor_urgent.h"
 #include "conn_stats.h"
 
 #include <errno.h>
@@ -132,8 +133,9 @@ int anchor_track_accepted(int fd, const struct file *lf, int nonblock)
 }
 
 /* Marks candidate f a kernel socket for good. Caller holds f->lock. */
-static void to_kernel(struct file *f)
+static void to_kernel(int fd, struct file *f)
 {
+    anchor_urgent_watch(f, fd, __atomic_load_n(&f->defer_stack, __ATOMIC_ACQUIRE));
     __atomic_store_n(&f->defer_role, AR_NONE, __ATOMIC_RELEASE);
     __atomic_store_n(&f->defer_anchor, 0, __ATOMIC_RELAXED);
     sock_mark_kernel(f, g_kernel_stack);
@@ -144,7 +146,7 @@ static void to_kernel(struct file *f)
  * answer and falls back too). Caller holds f->lock. */
 static void stay_on_tcp(int fd, struct file *f, int st, int err)
 {
-    to_kernel(f);
+    to_kernel(fd, f);
     conn_stats_stay_tcp(fd, f, err);
     stats_add(st, NSTAT_ANCHOR_TCP, 1);
     if (err == ENOPROTOOPT)
@@ -192,6 +194,27 @@ int anchor_attach(int fd, struct file *kf, int st, int role, int flags)
     return 0;
 }
 
+/* Candidate f at fd stays on TCP without a handshake of this end's module:
+ * the module takes the peer's urgent byte out of the stream (an
+ * application with SO_OOBINLINE would read it: vsftpd's session read the
+ * client's KICK before "USER") and tells the peer's module to stay on TCP.
+ * 0, or -1 with errno. Caller holds f->lock. */
+static int decline_peer(int fd, const struct file *f, int st, int role)
+{
+    const struct nstack_module *m = g_stacks[st].mod;
+    if (!MODULE_HAS_OP(m, anchor_hello)) {
+        errno = ENOSYS;
+        return -1;
+    }
+    MOD_ENTER();
+    int r = m->anchor_hello(fd, role_of(role) | NSTACK_ANCHOR_DECLINE |
+                                    (f->hello_sent ? NSTACK_ANCHOR_HELLO_SENT : 0));
+    int err = errno;
+    MOD_LEAVE();
+    errno = err;
+    return r;
+}
+
 /* The module socket beside the TCP socket of candidate kf at fd; published
  * in the fd table on success. Caller holds kf->lock and a reference. */
 static void anchor_locked(int fd, struct file *kf)
@@ -202,13 +225,16 @@ static void anchor_locked(int fd, struct file *kf)
     if (late == 1)
         return;                         /* refused: the module connects directly */
     if (late == 2) {
-        to_kernel(kf);                  /* the TCP connect failed: nothing to upgrade */
+        to_kernel(fd, kf);              /* the TCP connect failed: nothing to upgrade */
         return;
     }
     if (anchor_ll_first_use(fd, kf, st, role))
         return;                         /* the long-lived policy's TCP phase */
-    if (anchor_attach(fd, kf, st, role, kf->hello_sent ? NSTACK_ANCHOR_HELLO_SENT : 0) < 0)
-        stay_on_tcp(fd, kf, st, errno);
+    if (anchor_attach(fd, kf, st, role, kf->hello_sent ? NSTACK_ANCHOR_HELLO_SENT : 0) < 0) {
+        int err = errno;             /* e.g. no descriptor left for the module */
+        decline_peer(fd, kf, st, role);
+        stay_on_tcp(fd, kf, st, err);
+    }
 }
 
 void anchor_now(int fd, struct file *f)
@@ -286,16 +312,9 @@ static void decline_passed(int fd)
     pthread_mutex_lock(&f->lock);
     if (anchor_pending(f) && !f->decided && fd_table_get(fd) == f) {
         int st = __atomic_load_n(&f->defer_stack, __ATOMIC_ACQUIRE) - 1;
-        int role = role_of(__atomic_load_n(&f->defer_role, __ATOMIC_ACQUIRE));
-        const struct nstack_module *m = g_stacks[st].mod;
-        int r = -1, err = ENOSYS;
-        if (MODULE_HAS_OP(m, anchor_hello)) {
-            MOD_ENTER();
-            r = m->anchor_hello(fd, role | NSTACK_ANCHOR_DECLINE | (f->hello_sent ? NSTACK_ANCHOR_HELLO_SENT : 0));
-            err = errno;
-            MOD_LEAVE();
-        }
-        to_kernel(f);
+        int r = decline_peer(fd, f, st, __atomic_load_n(&f->defer_role, __ATOMIC_ACQUIRE));
+        int err = errno;
+        to_kernel(fd, f);
         conn_stats_stay_tcp(fd, f, ENOPROTOOPT);
         stats_add(st, NSTAT_ANCHOR_TCP, 1);
         LOG_INF("fd %d: passed to another process before its first use: stays on TCP (%s)", fd,
@@ -374,10 +393,27 @@ void anchor_close(int fd, struct file *f)
         close_quietly(fd, f);
 }
 
+/* A connection that stayed on TCP after the handshake began: the peer's
+ * module may have sent an urgent byte this end never read (its hello or
+ * NOPE, arriving after this end gave up waiting), and the close of an
+ * application that only sends (curl's FTP upload) would reset the
+ * connection, discarding what was not sent yet. Drained at every close
+ * and in every process that has it: the peer's module sends nothing
+ * urgent after it fell back, and a byte of the peer's application
+ * arriving within the microseconds between the look and the read (the
+ * one case where the read takes a byte) is the price. */
+void anchor_close_tcp(int fd)
+{
+    drain_hello(fd);
+}
+
 static void drain_at_exit(int fd, struct file *f, void *arg)
 {
     (void)arg;
-    close_quietly(fd, f);
+    if (!f->urgent_maybe)
+        close_quietly(fd, f);
+    else if (!FW_CONFINED())
+        drain_hello(fd);
 }
 
 /* exit() closes every fd without close(): the same drain for each. */

@@ -125,4 +125,9 @@ char **anchor_exec_env_map(char *const envp[], anchor_fdmap_fn *map, void *arg);
  * (NSTACK_ANCHOR_DECLINE; also when the sendmsg then fails). */
 void anchor_note_passed(const struct msghdr *msg);
 
+/* close() of fd, a TCP connection whose handshake left it on TCP
+ * (file.urgent_maybe): passes a lone urgent byte of the peer's module
+ * (exit() too). */
+void anchor_close_tcp(int fd);
+
 #endif

@@ -128,6 +128,15 @@ struct file {
      * Written before defer_role is released. */
     _Atomic int defer_anchor;
     int hello_sent;
+    /* Stayed on (or went back to) TCP after the anchor handshake began:
+     * index + 1 of the module whose peer may still send an urgent byte
+     * (poll() hides it, close() passes it: anchor_stale_urgent,
+     * anchor_close_tcp), else 0. Set under `lock` or before publishing. */
+    int urgent_maybe;
+    /* ... and the application set SO_OOBINLINE: a late urgent byte would
+     * arrive inline, so every read looks at the mark first (wrap_io.c).
+     * Relaxed atomics (setsockopt on another thread). */
+    _Atomic int urgent_inline;
     /* 1 once its number went to another process in SCM_RIGHTS: its stream
      * may be read there too (anchor.c leaves it alone at close/exit) */
     _Atomic int passed;

@@ -34,6 +34,16 @@ extern int g_kernel_stack;             /* index of the kernel stack */
  * never re-enter the dispatcher. */
 extern __thread int t_in_module;
 
+/* 1 once the process installed a seccomp filter (prctl PR_SET_SECCOMP or
+ * the seccomp system call: wrap_prctl.c, wrap_syscall.c). A call the
+ * filter does not allow may kill it (OpenSSH's preauth child allows little
+ * beyond read, write and poll), so the dispatcher's optional calls (the
+ * urgent-byte tidying of connections that stayed on TCP, the log's look
+ * at stderr) are left out from then on. Set once with a relaxed store,
+ * inherited by fork children like the filter itself, never cleared. */
+extern _Atomic int g_fw_confined;
+#define FW_CONFINED() __builtin_expect(__atomic_load_n(&g_fw_confined, __ATOMIC_RELAXED), 0)
+
 /* Starts the framework once (config, module registration); safe from any
  * thread, cheap after the first call. Never fails: problems are logged and
  * the kernel stack serves everything. */

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "fw.h"
 #include "libc_api.h"
 
 /* Written only by log_init(), which runs once (g_log_once) and publishes
@@ -66,9 +68,20 @@ int fw_log_enabled(enum nstack_log_level level)
     return (int)level >= g_log_level;
 }
 
+/* stderr can be the application's connection: an inetd-style service, or
+ * a vsftpd session, whose fds 0-2 are the client's socket. A line written
+ * there would reach the client in the middle of its protocol (curl read
+ * one as the FTP server's answer), so a socket on fd 2 gets none; the
+ * lines are kept only with NSTACK_LOG_FILE. */
+static int log_fd_usable(int fd)
+{
+    struct stat st;
+    return fd != 2 || FW_CONFINED() || fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode);
+}
+
 void fw_vlog(enum nstack_log_level level, const char *module, const char *fmt, va_list ap)
 {
-    if (!fw_log_enabled(level))
+    if (!fw_log_enabled(level) || !log_fd_usable(g_log_fd))
         return;
     int saved = errno;
     char line[1024];

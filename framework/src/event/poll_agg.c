@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 
 #include "anchor.h"
+#include "anchor_urgent.h"
 #include "anchor_side.h"
 #include "connect_late.h"
 #include "epoll_agg.h"
@@ -112,7 +113,8 @@ int poll_needs_agg(const struct pollfd *fds, nfds_t n)
         struct file *f = fds[i].fd >= 0 ? fd_table_get(fds[i].fd) : NULL;
         if (f == NULL)
             continue;
-        if (f->kind == FILE_MSOCK || anchor_pending(f) || anchor_side_usable(fds[i].fd, f))
+        if (f->kind == FILE_MSOCK || anchor_pending(f) || anchor_side_usable(fds[i].fd, f) ||
+            (f->urgent_maybe && (fds[i].events & POLLPRI) && !FW_CONFINED()))
             return 1;
         if (f->kind == FILE_EPOLL && __atomic_load_n(&f->ep, __ATOMIC_ACQUIRE) != NULL)
             ev_mark_nested(f);
@@ -239,6 +241,18 @@ static int waits_on_module(const struct pollfd *fds, nfds_t n, const struct poll
     return 0;
 }
 
+/* A kernel fd's revents: urgent data that is a late byte of the peer's
+ * module (anchor_stale_urgent) is taken out, not reported. */
+static short kernel_revents(int fd, short kr)
+{
+    if (!(kr & POLLPRI) || FW_CONFINED())
+        return kr;
+    struct file *f = fd_table_get(fd);
+    if (f != NULL && f->urgent_maybe && anchor_stale_urgent(fd, f))
+        kr &= (short)~POLLPRI;
+    return kr;
+}
+
 /* One round: module readiness first, then one kernel ppoll. Returns the
  * number of fds with revents, or -1. */
 static int poll_round(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t deadline,
@@ -279,7 +293,7 @@ static int poll_round(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t
         if (w->files[i] == NULL && w->shadow[i].fd != fds[i].fd && kr != 0)
             fds[i].revents = anchor_side_revents(fds[i].fd, fd_table_get(fds[i].fd), fds[i].events);
         else if (w->files[i] == NULL && w->shadow[i].fd == fds[i].fd)
-            fds[i].revents = kr;
+            fds[i].revents = kernel_revents(fds[i].fd, kr);
         else if (kr & POLLNVAL)
             fds[i].revents = POLLNVAL;
         else if (fds[i].revents == 0 && kr != 0)
@@ -344,7 +358,8 @@ int select_needs_agg(int nfds, const fd_set *r, const fd_set *w, const fd_set *e
         if (!fdset_has(r, fd) && !fdset_has(w, fd) && !fdset_has(e, fd))
             continue;
         struct file *f = fd_table_get(fd);
-        if (f != NULL && (f->kind == FILE_MSOCK || anchor_pending(f) || anchor_side_usable(fd, f)))
+        if (f != NULL && (f->kind == FILE_MSOCK || anchor_pending(f) || anchor_side_usable(fd, f) ||
+                          (f->urgent_maybe && fdset_has(e, fd) && !FW_CONFINED())))
             return 1;
         if (f != NULL && f->kind == FILE_EPOLL && __atomic_load_n(&f->ep, __ATOMIC_ACQUIRE) != NULL)
             ev_mark_nested(f);

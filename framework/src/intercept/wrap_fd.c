@@ -49,6 +49,8 @@ EXPORT int close(int fd)
         return LIBC(close)(fd);
     if (__builtin_expect(f->kind != FILE_EPOLL && f->stack != g_kernel_stack, 0))
         anchor_close(fd, f);
+    else if (__builtin_expect(f->urgent_maybe, 0) && !FW_CONFINED())
+        anchor_close_tcp(fd);
     /* The module socket goes first (if this was its last fd), then the fd
      * number is released, so the number cannot be reused while the
      * framework still maps it. */

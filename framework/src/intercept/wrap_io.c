@@ -7,6 +7,7 @@
 #include <sys/sendfile.h>
 
 #include "anchor.h"
+#include "anchor_urgent.h"
 #include "anchor_ll.h"
 #include "epoll_agg.h"
 #include "fd_table.h"
@@ -53,7 +54,9 @@ static size_t msg_bytes(const struct msghdr *msg)
 }
 
 /* The kernel fast path of a data call. txlen: what a send may move (only
- * evaluated for a send in the long-lived policy's TCP phase), 0 for reads. */
+ * evaluated for a send in the long-lived policy's TCP phase); for a read,
+ * its flags (0 for read/readv), looked at only with SO_OOBINLINE after a
+ * handshake that stayed on TCP (anchor_urgent.c). */
 #define KERNEL_FAST_PATH(fd, ctr, txlen, call)                                   \
     do {                                                                         \
         struct file *kf_ = fd_table_get(fd);                                     \
@@ -67,6 +70,8 @@ static size_t msg_bytes(const struct msghdr *msg)
             (!(ll_ = LL_PHASE(kf_)) ||                                           \
              (ctr == NSTAT_TX_BYTES && anchor_ll_enter_tx(kf_, txl_ = (txlen))))) { \
             int st_ = __atomic_load_n(&kf_->stack, __ATOMIC_RELAXED);             \
+            if (!URGENT_INLINE_OK(fd, kf_, ctr, txlen))                          \
+                return -1;                                                       \
             ssize_t r_ = call;                                                   \
             if (ll_)                                                             \
                 anchor_ll_leave_tx(kf_, txl_, r_);   /* counts r_ */              \
@@ -149,6 +154,14 @@ static struct file *fall_back(int fd, struct file *f)
     file_put(f);
     return k;
 }
+
+/* A read of a kernel file that stayed on TCP after a handshake, with
+ * SO_OOBINLINE: a late urgent byte of the peer's module is taken out of
+ * the stream first (anchor_urgent.c). False when the read must return -1. */
+#define URGENT_INLINE_OK(fd, f, ctr, flags)                                      \
+    (ctr != NSTAT_RX_BYTES ||                                                    \
+     !__builtin_expect(__atomic_load_n(&(f)->urgent_inline, __ATOMIC_RELAXED), 0) || \
+     FW_CONFINED() || anchor_inline_read_wait((fd), (f), (int)(flags) & MSG_DONTWAIT) == 0)
 
 #define ANCHOR_RETRY(fd, f, r, libc_call)                                        \
     do {                                                                         \
@@ -268,6 +281,8 @@ static inline int tx_on_tcp_(const struct file *f, int ctr)
             return libc_call;                                                    \
         ANCHOR_RESOLVE(fd, f);                                                   \
         f = ll_settle(fd, f);                                                    \
+        if (f->kind == FILE_KSOCK && !URGENT_INLINE_OK(fd, f, ctr, txlen))      \
+            return file_put_ret(f, -1);                                          \
         int held_ = 0;                                                           \
         size_t txl_ = ctr == NSTAT_TX_BYTES && LL_PHASE(f) ? (txlen) : 0;        \
         if (ctr == NSTAT_TX_BYTES)                                               \
@@ -419,7 +434,7 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 
 EXPORT ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
-    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(recv)(fd, buf, len, flags), m_recv(f, buf, len, flags));
+    DATA_CALL(fd, NSTAT_RX_BYTES, flags, LIBC(recv)(fd, buf, len, flags), m_recv(f, buf, len, flags));
 }
 
 EXPORT ssize_t read(int fd, void *buf, size_t len)
@@ -434,7 +449,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int iovcnt)
 
 EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(recvmsg)(fd, msg, flags), m_msg(f, msg, flags, 1));
+    DATA_CALL(fd, NSTAT_RX_BYTES, flags, LIBC(recvmsg)(fd, msg, flags), m_msg(f, msg, flags, 1));
 }
 
 /* recvfrom with an address on a module socket: recvmsg fills it. */
@@ -453,7 +468,7 @@ static ssize_t m_recvfrom(struct file *f, void *buf, size_t len, int flags,
 
 EXPORT ssize_t recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from, socklen_t *fromlen)
 {
-    DATA_CALL(fd, NSTAT_RX_BYTES, 0, LIBC(recvfrom)(fd, buf, len, flags, from, fromlen),
+    DATA_CALL(fd, NSTAT_RX_BYTES, flags, LIBC(recvfrom)(fd, buf, len, flags, from, fromlen),
               m_recvfrom(f, buf, len, flags, from, fromlen));
 }
 

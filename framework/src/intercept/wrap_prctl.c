@@ -32,5 +32,7 @@ EXPORT EARLY int prctl(int option, ...)
     va_end(ap);
     if ((option == PR_SET_SECCOMP || (option == PR_SET_NO_NEW_PRIVS && a2 == 1)) && !t_in_module)
         stats_confine();
+    if (option == PR_SET_SECCOMP && !t_in_module)
+        __atomic_store_n(&g_fw_confined, 1, __ATOMIC_RELAXED);
     return (int)raw_syscall5(SYS_prctl, option, (long)a2, (long)a3, (long)a4, (long)a5);
 }

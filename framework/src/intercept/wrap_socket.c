@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "anchor.h"
+#include "anchor_urgent.h"
 #include "anchor_direct.h"
 #include "anchor_side.h"
 #include "conn_stats.h"
@@ -389,6 +390,8 @@ EXPORT int setsockopt(int fd, int level, int name, const void *val, socklen_t le
         r = LIBC(setsockopt)(fd, level, name, val, len);
         if (r == 0 && f->kind == FILE_KSOCK && !__atomic_load_n(&f->decided, __ATOMIC_ACQUIRE))
             sock_log_opt(f, level, name, val, len);
+        if (r == 0 && level == SOL_SOCKET && name == SO_OOBINLINE && val != NULL && len >= sizeof(int))
+            anchor_urgent_inline(f, *(const int *)val);
     }
     return file_put_ret(f, r);
 }

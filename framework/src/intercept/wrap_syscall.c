@@ -10,7 +10,8 @@
  * run through the named wrappers here; every other system call - and every
  * call on a descriptor the dispatcher does not know, such as the software
  * RDMA device's own, which uses syscall() to stay out of every preload's
- * way - goes to the kernel unchanged. */
+ * way - goes to the kernel unchanged. A clone that is a fork (vsftpd's
+ * sessions) is made as one (wrap_clone.c). */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -26,6 +27,7 @@
 #include "fd_table.h"
 #include "fw.h"
 #include "libc_api.h"
+#include "wrap_clone.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -102,6 +104,21 @@ static long dispatch(long nr, const long *a)
 #endif
     case SYS_ppoll:       return ppoll(A(0, struct pollfd *), A(1, nfds_t), A(2, const struct timespec *),
                                        A(3, const sigset_t *));
+    /* forks glibc does not see (wrap_clone.c): made as fork() so that
+     * every atfork handler runs */
+    case SYS_clone:       return wrap_clone_fork_like((unsigned long)a[0], (unsigned long)a[1])
+                                     ? wrap_clone_as_fork((unsigned long)a[0]) : passthrough(nr, a);
+#ifdef SYS_seccomp
+    case SYS_seccomp:     /* libseccomp's seccomp_load(): as prctl(PR_SET_SECCOMP) */
+        __atomic_store_n(&g_fw_confined, 1, __ATOMIC_RELAXED);
+        return passthrough(nr, a);
+#endif
+#ifdef SYS_fork
+    case SYS_fork:        return fork();
+#endif
+#ifdef SYS_vfork
+    case SYS_vfork:       return fork();      /* as vfork() (wrap_fork.c) */
+#endif
     default:              return passthrough(nr, a);
     }
 }

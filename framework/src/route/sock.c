@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 
 #include "anchor.h"
+#include "anchor_urgent.h"
 #include "anchor_direct.h"
 #include "anchor_fork.h"
 #include "anchor_side.h"
@@ -412,9 +413,13 @@ void sock_fallback(struct file *f)
         pthread_mutex_unlock(&f->lock);
         return;
     }
+    /* returned to TCP before a fork/exec (anchor_fork.c), not a fallback */
+    int released = anchor_released(f);
     /* The table first: an epoll_ctl the app makes from now on reaches the
      * TCP fd itself; then the registrations made so far follow. */
     struct file *kf = sock_file_like(FILE_KSOCK, f, g_kernel_stack);
+    if (kf != NULL && !released)     /* the handshake ended on TCP: late urgent bytes */
+        anchor_urgent_watch(kf, f->anchor_fd, __atomic_load_n(&f->stack, __ATOMIC_RELAXED) + 1);
     if (kf != NULL && err != 0)
         __atomic_store_n(&kf->fb_err, err, __ATOMIC_RELEASE);   /* read by the check: SO_ERROR gives it */
     if (kf != NULL) {
@@ -436,7 +441,6 @@ void sock_fallback(struct file *f)
         file_put(kf);            /* the table entries hold it now */
     pthread_mutex_unlock(&f->lock);
     free(regs);
-    int released = anchor_released(f);   /* anchor_fork.c: returned to TCP before a fork/exec */
     conn_stats_fallback(f, kf, released);
     stats_add(f->stack, NSTAT_ANCHORED, (uint64_t)-1);   /* no longer on the module (sums wrap back) */
     if (released) {

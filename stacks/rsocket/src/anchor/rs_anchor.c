@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -982,7 +983,7 @@ static int decline(int kfd, int role, int hello_sent)
 {
     uint8_t v = 0;
     int peer_urgent = rs_anc_urgent_peek(kfd, &v) && (v == RS_ANC_HELLO || v == RS_ANC_KICK);
-    if (peer_urgent && rs_anc_urgent_recv(kfd, &v) != 1)
+    if (peer_urgent && rs_anc_urgent_take(kfd, &v) != 1)
         return -1;
     if (!peer_urgent)             /* SO_OOBINLINE: it sits in the stream */
         peer_urgent = rs_anc_inline_taken(kfd, &v);
@@ -997,9 +998,35 @@ static int decline(int kfd, int role, int hello_sent)
     return rs_anc_urgent_send(kfd, RS_ANC_NOPE);
 }
 
+/* NSTACK_ANCHOR_STALE: an urgent byte of a peer's module that came after
+ * this end settled on TCP (a late hello, a NOPE) is taken out, passing
+ * the mark when nothing follows it; anyone else's is left. Never blocks. */
+static int ours(uint8_t v)
+{
+    return v == RS_ANC_HELLO || v == RS_ANC_KICK || v == RS_ANC_NOPE || v == RS_ANC_MARK || rs_anc_ll_value(v);
+}
+
+static int take_stale(int kfd)
+{
+    uint8_t v;
+    int on = 0, atmark = 0;
+    socklen_t len = sizeof(on);
+    if (rs_anc_urgent_peek(kfd, &v))
+        return ours(v) && rs_anc_urgent_take(kfd, &v) == 1 ? 0 : (errno = EAGAIN, -1);
+    /* SO_OOBINLINE: in the stream at the mark */
+    if (getsockopt(kfd, SOL_SOCKET, SO_OOBINLINE, &on, &len) == 0 && on &&
+        ioctl(kfd, SIOCATMARK, &atmark) == 0 && atmark && recv(kfd, &v, 1, MSG_PEEK | MSG_DONTWAIT) == 1 &&
+        ours(v) && recv(kfd, &v, 1, MSG_DONTWAIT) == 1)
+        return 0;
+    errno = EAGAIN;
+    return -1;
+}
+
 int rs_anchor_hello(int kfd, int role)
 {
     uint8_t v;
+    if (kfd >= 0 && role == NSTACK_ANCHOR_STALE)
+        return take_stale(kfd);
     if (kfd >= 0 && (role & NSTACK_ANCHOR_DECLINE)) {
         int r = role & ~(NSTACK_ANCHOR_DECLINE | NSTACK_ANCHOR_HELLO_SENT);
         if (r == NSTACK_ADOPT_ACTIVE || r == NSTACK_ADOPT_PASSIVE) {

@@ -44,6 +44,9 @@ static inline int rs_anc_ll_value(uint8_t v)
 int rs_anc_urgent_send(int kfd, uint8_t v);
 /* 1 with *v: an urgent byte was read; 0: none (yet); -1: error (errno). */
 int rs_anc_urgent_recv(int kfd, uint8_t *v);
+/* The same where this end settles on TCP: the mark is passed too when
+ * nothing follows it (a close would otherwise reset the connection). */
+int rs_anc_urgent_take(int kfd, uint8_t *v);
 /* The peer's urgent byte at the head of the stream: 1 with *v (read), 0
  * none there (or one read before: its hole), -1 announced, not arrived
  * (rs_anchor_policy.c). */

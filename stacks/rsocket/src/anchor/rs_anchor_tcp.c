@@ -43,9 +43,38 @@ static int urgent_read(int kfd, uint8_t *v, int flags)
     return -1;
 }
 
+/* An urgent byte read out of band stays in the receive queue until an
+ * in-band read passes it. An application that never reads (the sending
+ * end of an FTP data connection) would then close with "unread data",
+ * which Linux answers with a reset instead of a FIN, discarding what it
+ * had not sent yet. When that byte is all the queue holds, a 1-byte read
+ * passes it and finds nothing (EAGAIN). Only where this end settles on
+ * TCP (a decline, a late byte): the handshake reads its messages at the
+ * mark itself. The peer sends nothing in-band until it hears from this
+ * end (or gives up waiting), so a byte of the application arriving
+ * between the look and the read is not expected. */
+static void pass_lone_mark(int kfd)
+{
+    int atmark = 0;
+    uint8_t b;
+    /* at the mark, a peek skips the urgent byte: EAGAIN = nothing else */
+    if (ioctl(kfd, SIOCATMARK, &atmark) || !atmark || rs_anc_inband(kfd) != -1)
+        return;
+    if (recv(kfd, &b, 1, MSG_DONTWAIT) == 1)
+        rs_log(3, "anchor: an in-band byte came right after the peer's urgent byte and was taken");
+}
+
 int rs_anc_urgent_recv(int kfd, uint8_t *v)
 {
     return urgent_read(kfd, v, 0);
+}
+
+int rs_anc_urgent_take(int kfd, uint8_t *v)
+{
+    int r = urgent_read(kfd, v, 0);
+    if (r == 1)
+        pass_lone_mark(kfd);
+    return r;
 }
 
 int rs_anc_urgent_peek(int kfd, uint8_t *v)
