@@ -14,6 +14,7 @@
 #include "anchor.h"
 #include "anchor_fork.h"
 #include "fw.h"
+#include "fw_log.h"
 #include "libc_api.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -25,11 +26,32 @@ extern char **environ;
  * NULL when there are none. -1 (EBUSY): bytes RDMA delivered and not read
  * yet cannot follow the image; refused, the caller still reads them
  * (doc/fork.md). */
+/* A process whose real and effective ids differ (squid's master: real
+ * proxy, effective root) execs its image in secure-execution mode, where
+ * the dynamic loader ignores an LD_PRELOAD path: the new image (squid's
+ * worker) runs without the framework and its connections stay on the
+ * kernel, its peers seeing a plain TCP end. Said once per process, and
+ * only by one that used the framework (a program without sockets prints
+ * nothing it would not print alone). */
+static void secure_exec_notice(void)
+{
+    static _Atomic int said;
+    uid_t ru = getuid(), eu = geteuid();
+    gid_t rg = getgid(), eg = getegid();
+    if ((ru == eu && rg == eg) || !fw_is_started() || __atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+        return;
+    LOG_WAR("exec with real and effective ids apart (uid %u/%u, gid %u/%u): the new image runs in "
+            "secure-execution mode, where the loader ignores LD_PRELOAD, so it uses the kernel stack "
+            "only; preload it through /etc/ld.so.preload instead", (unsigned)ru, (unsigned)eu,
+            (unsigned)rg, (unsigned)eg);
+}
+
 static int exec_prepare(char *const envp[], char ***env)
 {
     *env = NULL;
     if (t_in_module)
         return 0;
+    secure_exec_notice();
     if (anchor_release_all(1) > 0) {
         errno = EBUSY;
         return -1;
