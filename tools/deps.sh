@@ -28,6 +28,9 @@ PACKAGES=(
     # drops to nobody and passes data connections over a unix socket
     # (test/servers vsftpd)
     vsftpd
+    # a caching proxy whose master execs its worker in secure-execution mode
+    # (test/servers squid)
+    squid
     # manuals and packaging tests (test/install: apt-get install of the
     # built .debs, man -l / groff -ww, cc -static against libc6-dev's libc.a)
     man-db groff-base libc6-dev
@@ -79,7 +82,7 @@ main() {
 
 stop_started_daemons() {
     local svc
-    for svc in nginx redis-server apache2 postgresql memcached haproxy ssh rsync mariadb lighttpd vsftpd; do
+    for svc in nginx redis-server apache2 postgresql memcached haproxy ssh rsync mariadb lighttpd vsftpd squid; do
         command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
     done
 }
