@@ -31,6 +31,8 @@ PACKAGES=(
     # a caching proxy whose master execs its worker in secure-execution mode
     # (test/servers squid)
     squid
+    # an MQTT broker and its clients (test/servers mosquitto)
+    mosquitto mosquitto-clients
     # manuals and packaging tests (test/install: apt-get install of the
     # built .debs, man -l / groff -ww, cc -static against libc6-dev's libc.a)
     man-db groff-base libc6-dev
@@ -82,7 +84,7 @@ main() {
 
 stop_started_daemons() {
     local svc
-    for svc in nginx redis-server apache2 postgresql memcached haproxy ssh rsync mariadb lighttpd vsftpd squid; do
+    for svc in nginx redis-server apache2 postgresql memcached haproxy ssh rsync mariadb lighttpd vsftpd squid mosquitto; do
         command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
     done
 }
