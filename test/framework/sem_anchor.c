@@ -438,9 +438,11 @@ static void case_accept_then_fork(void)
 
 enum { PASS_PASSIVE, PASS_ACTIVE };
 
-/* The helper: serves the connection it gets in SCM_RIGHTS on sp (1000
- * bytes in, 1000 out, then close). */
-static pid_t passed_helper(int sp[2])
+#define GREETING 100
+
+/* The helper: serves the connection it gets in SCM_RIGHTS on sp (greet:
+ * GREETING bytes out first; then 1000 bytes in, 1000 out, then close). */
+static pid_t passed_helper_greeting(int sp[2], int greet)
 {
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
@@ -456,6 +458,10 @@ static pid_t passed_helper(int sp[2])
         int s;
         memcpy(&s, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof(int));
         uint8_t buf[1000];
+        if (greet) {
+            sem_fill(buf, GREETING, 25, 0);
+            sem_write_all(s, buf, GREETING);
+        }
         sem_read_all(s, buf, sizeof(buf));
         if (sem_verify(buf, sizeof(buf), 21, 0) != (size_t)-1)
             _exit(3);
@@ -466,6 +472,11 @@ static pid_t passed_helper(int sp[2])
     }
     close(sp[1]);
     return pid;
+}
+
+static pid_t passed_helper(int sp[2])
+{
+    return passed_helper_greeting(sp, 0);
 }
 
 static void pass_fd(int via, int fd)
@@ -481,6 +492,18 @@ static void pass_fd(int via, int fd)
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &fd, sizeof(int));
     CHECK(sendmsg(via, &m, 0) == 1, "sendmsg SCM_RIGHTS: %s", strerror(errno));
+}
+
+/* Hands s over on via (closed here, as the other process has it now),
+ * then both the client and the helper must exit 0. */
+static void pass_and_reap(int via, int s, pid_t cli, pid_t helper)
+{
+    pass_fd(via, s);
+    close(s);
+    int st;
+    CHECK(waitpid(cli, &st, 0) == cli && WIFEXITED(st) && WEXITSTATUS(st) == 0, "client failed (%#x)", st);
+    CHECK(waitpid(helper, &st, 0) == helper && WIFEXITED(st) && WEXITSTATUS(st) == 0, "helper failed (%#x)", st);
+    close(via);
 }
 
 /* The client side of the helper's exchange on c: 1000 bytes out (the
@@ -567,17 +590,62 @@ static void case_passed_after_kick(void)
     int s = CHECK_OK(accept(l, NULL, NULL));
     char b;
     CHECK(write(go[1], "g", 1) == 1 && read(started[0], &b, 1) == 1, "client lost");
-    pass_fd(sp[0], s);
-    close(s);
-    int st;
-    CHECK(waitpid(cli, &st, 0) == cli && WIFEXITED(st) && WEXITSTATUS(st) == 0, "client failed (%#x)", st);
-    CHECK(waitpid(helper, &st, 0) == helper && WIFEXITED(st) && WEXITSTATUS(st) == 0, "helper failed (%#x)", st);
+    pass_and_reap(sp[0], s, cli, helper);
     close(l);
-    close(sp[0]);
     for (int i = 0; i < 2; i++) {
         close(go[i]);
         close(started[i]);
     }
+}
+
+/* The passed end carried data first (on rsocket: upgraded, the bytes went
+ * over RDMA), then is handed to another process in SCM_RIGHTS and closed
+ * here (dovecot's login process hands the client to its mail process,
+ * which greets it): the receiver gets the TCP socket, so the connection
+ * goes back to TCP before the pass (anchor_release_passed; the client
+ * answers the release from its read of the greeting), and everything
+ * through the other process arrives whole. The client is another process:
+ * both ends in one process would move together. */
+static void case_passed_after_upgrade(void)
+{
+    const char *direct = getenv("SEM_MODULE_SOCKETS");
+    if (direct && strcmp(direct, "1") == 0) {
+        printf("skip passed_after_upgrade (direct module sockets)\n");
+        return;
+    }
+    int sp[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+    pid_t helper = passed_helper_greeting(sp, 1);
+    int l = sem_listener(AF_INET, 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sem_addr(AF_INET, sem_port_of(l), &ss);
+    pid_t cli = fork();
+    CHECK(cli >= 0, "fork");
+    if (cli == 0) {
+        close(sp[0]);
+        uint8_t buf[500];
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        if (c < 0 || connect(c, (struct sockaddr *)&ss, len) < 0)
+            _exit(2);
+        sem_fill(buf, sizeof(buf), 23, 0);
+        sem_write_all(c, buf, sizeof(buf));
+        sem_read_all(c, buf, sizeof(buf));
+        if (sem_verify(buf, sizeof(buf), 24, 0) != (size_t)-1)
+            _exit(3);
+        sem_read_all(c, buf, GREETING);         /* from the other process */
+        if (sem_verify(buf, GREETING, 25, 0) != (size_t)-1)
+            _exit(4);
+        passed_client(c, 0, sem_now_ms());
+        _exit(0);
+    }
+    int s = CHECK_OK(accept(l, NULL, NULL));
+    uint8_t buf[500];
+    sem_read_all(s, buf, sizeof(buf));
+    CHECK(sem_verify(buf, sizeof(buf), 23, 0) == (size_t)-1, "the first request corrupted");
+    sem_fill(buf, sizeof(buf), 24, 0);
+    sem_write_all(s, buf, sizeof(buf));
+    pass_and_reap(sp[0], s, cli, helper);
+    close(l);
 }
 
 static void case_passed_then_closed(void) { passed_case(PASS_PASSIVE); }
@@ -952,6 +1020,7 @@ int main(int argc, char **argv)
         { "passed_then_closed", case_passed_then_closed },
         { "passed_active_then_closed", case_passed_active_then_closed },
         { "passed_after_kick", case_passed_after_kick },
+        { "passed_after_upgrade", case_passed_after_upgrade },
     };
     return sem_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

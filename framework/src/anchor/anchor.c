@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "anchor_direct.h"
+#include "anchor_fork.h"
 #include "anchor_ll.h"
 #include "anchor_local.h"
 #include "fd_high.h"
@@ -324,8 +325,9 @@ static void decline_passed(int fd)
     file_put(f);
 }
 
-void anchor_note_passed(const struct msghdr *msg)
+int anchor_note_passed(const struct msghdr *msg)
 {
+    int left = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
             continue;
@@ -338,8 +340,15 @@ void anchor_note_passed(const struct msghdr *msg)
             __atomic_store_n(&f->passed, 1, __ATOMIC_RELAXED);
             if (anchor_pending(f))
                 decline_passed(fds[i]);
+            else if (file_is_anchored(f))
+                left += anchor_release_passed(fds[i]);
         }
     }
+    if (left) {
+        errno = EBUSY;
+        return -1;
+    }
+    return 0;
 }
 
 static void drain_hello(int fd)

@@ -121,9 +121,11 @@ char **anchor_exec_env_map(char *const envp[], anchor_fdmap_fn *map, void *arg);
 
 /* sendmsg() with SCM_RIGHTS, before the real call: the sockets it passes
  * may be read by another process from now on (no quiet close for them),
- * and candidates among them stay on TCP, declined to the peer's module
- * (NSTACK_ANCHOR_DECLINE; also when the sendmsg then fails). */
-void anchor_note_passed(const struct msghdr *msg);
+ * candidates among them stay on TCP, declined to the peer's module
+ * (NSTACK_ANCHOR_DECLINE; also when the sendmsg then fails), and upgraded
+ * ones go back to TCP first (anchor_release_passed). -1/EBUSY when one
+ * still holds bytes RDMA delivered and nobody read: the sendmsg fails. */
+int anchor_note_passed(const struct msghdr *msg);
 
 /* close() of fd, a TCP connection whose handshake left it on TCP
  * (file.urgent_maybe): passes a lone urgent byte of the peer's module

@@ -9,7 +9,8 @@
  * the bytes RDMA delivered but nobody read yet served first, once, from a
  * buffer the module shares between the processes. Nothing happens when
  * the process holds no upgraded connection (one walk of the fd table, no
- * message to any peer). */
+ * message to any peer). The same for one connection handed to another
+ * process in SCM_RIGHTS, which also gets just the TCP socket. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -71,8 +72,16 @@ static void collect(int fd, struct file *f, void *arg)
     l->f[l->n++] = g;
 }
 
+/* What a release comes before: its log lines name it. */
+enum release_why { BEFORE_FORK, BEFORE_EXEC, BEFORE_PASS };
+
+static const char *const g_before[] = { "fork", "exec", "passing it to another process" };
+static const char *const g_timeout_cost[] = {
+    "the child cannot use it", "the new image gets it on TCP and its peer may fail",
+    "the receiver gets it on TCP and its peer may fail" };
+
 /* 1 when bytes RDMA delivered remain unread (the module serves them). */
-static int release_one(struct file *f, int exec)
+static int release_one(struct file *f, enum release_why why)
 {
     MOD_ENTER();
     int r = f->mod->anchor_release(f->sock, ANCHOR_RELEASE_MS);
@@ -81,8 +90,8 @@ static int release_one(struct file *f, int exec)
     if (r < 0) {
         if (err == ETIMEDOUT)
             LOG_WAR("%s: a connection upgraded to RDMA could not return to TCP before %s (the peer did not "
-                    "answer within %d ms): %s", f->mod->name, exec ? "exec" : "fork", ANCHOR_RELEASE_MS,
-                    exec ? "the new image gets it on TCP and its peer may fail" : "the child cannot use it");
+                    "answer within %d ms): %s", f->mod->name, g_before[why], ANCHOR_RELEASE_MS,
+                    g_timeout_cost[why]);
         else
             LOG_DBG("%s: anchor_release: %s", f->mod->name, strerror(err));
         return 0;
@@ -93,10 +102,27 @@ static int release_one(struct file *f, int exec)
         return 0;
     }
     /* bytes RDMA delivered remain: the module serves them, then falls back */
-    if (exec)
+    if (why == BEFORE_EXEC)
         LOG_ERR("%s: bytes received over RDMA and not read yet cannot be handed to a new image; the exec "
                 "fails with EBUSY (read them before exec)", f->mod->name);
+    if (why == BEFORE_PASS)
+        LOG_ERR("%s: bytes received over RDMA and not read yet cannot be handed to another process; the "
+                "sendmsg fails with EBUSY (read them first)", f->mod->name);
     return 1;
+}
+
+int anchor_release_passed(int fd)
+{
+    struct file *f = file_get(fd);
+    if (f == NULL)
+        return 0;
+    int left = 0;
+    if (releasable(f)) {
+        LOG_INF("fd %d: an upgraded connection handed to another process returns to TCP first", fd);
+        left = release_one(f, BEFORE_PASS);
+    }
+    file_put(f);
+    return left;
 }
 
 int anchor_release_all(int exec)
@@ -120,7 +146,7 @@ int anchor_release_map(int exec, anchor_fdmap_fn *map, void *arg)
     if (l->n > 0)
         LOG_INF("returning %d upgraded connection(s) to TCP before %s", l->n, exec ? "exec" : "fork");
     for (int i = 0; i < l->n; i++) {
-        left += release_one(l->f[i], exec);
+        left += release_one(l->f[i], exec ? BEFORE_EXEC : BEFORE_FORK);
         file_put(l->f[i]);
     }
     if (l->skipped)

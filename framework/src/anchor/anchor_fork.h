@@ -16,6 +16,13 @@ int anchor_release_all(int exec);
 /* The same for a spawn: map says which fds the new image gets. */
 int anchor_release_map(int exec, anchor_fdmap_fn *map, void *arg);
 
+/* sendmsg() hands fd to another process in SCM_RIGHTS (before the real
+ * call): an upgraded connection there goes back to TCP first, as before a
+ * fork, since the receiver gets the TCP socket (dovecot's login process
+ * to its mail process). 1 when bytes RDMA delivered are still unread: they
+ * cannot follow, and the caller fails the sendmsg with EBUSY. */
+int anchor_release_passed(int fd);
+
 struct file;
 /* sock_fallback: whether anchored f falls back because it was returned to
  * TCP (here, or by the peer's release), not because the peer does not run

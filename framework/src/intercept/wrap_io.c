@@ -374,8 +374,8 @@ static ssize_t m_msg(struct file *f, struct msghdr *msg, int flags, int rx)
 EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     struct file *f;
-    if (msg != NULL && msg->msg_controllen != 0 && msg->msg_control != NULL)
-        anchor_note_passed(msg);
+    if (msg != NULL && msg->msg_controllen != 0 && msg->msg_control != NULL && anchor_note_passed(msg) < 0)
+        return -1;
     KERNEL_FAST_PATH(fd, NSTAT_TX_BYTES, msg_bytes(msg), LIBC(sendmsg)(fd, msg, flags));
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(sendmsg)(fd, msg, flags);
@@ -410,8 +410,9 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
     struct file *f;
     for (unsigned int i = 0; vec != NULL && i < vlen; i++)
-        if (vec[i].msg_hdr.msg_controllen != 0 && vec[i].msg_hdr.msg_control != NULL)
-            anchor_note_passed(&vec[i].msg_hdr);
+        if (vec[i].msg_hdr.msg_controllen != 0 && vec[i].msg_hdr.msg_control != NULL &&
+            anchor_note_passed(&vec[i].msg_hdr) < 0)
+            return -1;           /* EBUSY, before any message went (as a failed first one) */
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(sendmmsg)(fd, vec, vlen, flags);
     ANCHOR_RESOLVE(fd, f);
