@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define NSTACK_MODULE_ABI_MAJOR 1
-#define NSTACK_MODULE_ABI_MINOR 4
+#define NSTACK_MODULE_ABI_MINOR 5
 #define NSTACK_MODULE_ABI_VERSION \
     ((uint32_t)(NSTACK_MODULE_ABI_MAJOR << 16 | NSTACK_MODULE_ABI_MINOR))
 
@@ -322,6 +322,18 @@ struct nstack_module {
      * belongs there (data calls pass through to kfd) and switches each
      * direction at a clean point of the stream. */
     int (*anchor_policy)(int kfd, int op, int *code);
+
+    /* ---- ABI 1.5 (optional): a re-check without a wake-up ---------------
+     * poll_recheck(): poll_events() for a socket whose wait fd the
+     * dispatcher has not seen readable since its last poll_events() on
+     * it: a level-triggered registration that was ready, looked at again
+     * after the application's own calls, or a new or modified one. Same
+     * contract as poll_events() except rule 2's draining: the module may
+     * leave its wait fd's sources unasked (a source with work keeps the
+     * wait fd readable, the dispatcher's next kernel wait sees it and
+     * calls poll_events()), so a re-check can cost no system call. NULL:
+     * the dispatcher calls poll_events() instead. */
+    uint32_t (*poll_recheck)(nstack_sock *s, uint64_t *gen);
 };
 
 /* getsockopt() level and option (ABI 1.3, optional): after an anchored

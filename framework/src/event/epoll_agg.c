@@ -216,6 +216,28 @@ static int kernel_add_reg(int epfd, struct ep_reg *r)
     return ctl_add_tolerant(epfd, r->kfd, &kev);
 }
 
+/* The initial drain of reg_add: only for a watched (nested) set. Caller
+ * holds s->lock. */
+static void drain_if_nested(struct epset *s, struct file *f)
+{
+    /* A watched (nested) set: consume the wait fd's initial wake-up now
+     * (the registration stays a candidate, so the next epoll_wait still
+     * reports current readiness), so that an outer epoll watching this set
+     * sees only new work. Any other set looks at the registration at its
+     * next wait anyway (a candidate; its full pass if the wait fd is
+     * readable): no module call here, and for an event loop that deletes
+     * and adds a socket per request (redis-benchmark) no wait-fd check.
+     * A set that becomes watched later is drained then
+     * (drain_newly_nested). */
+    if (!__atomic_load_n(&s->nested, __ATOMIC_RELAXED))
+        return;
+    uint64_t gen = 0;
+    MOD_ENTER();
+    (void)f->mod->poll_events(f->sock, &gen);
+    MOD_LEAVE();
+    ev_polled(f, s, gen);
+}
+
 static int reg_add(int epfd, struct epset *s, int fd, struct file *f, const struct epoll_event *ev)
 {
     if ((ev->events & EPOLLEXCLUSIVE) && (ev->events & ~(uint32_t)(EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP |
@@ -250,14 +272,7 @@ static int reg_add(int epfd, struct epset *s, int fd, struct file *f, const stru
         return -1;
     }
     link_reg(s, r);
-    /* Consume the wait fd's initial wake-up now (the registration stays a
-     * candidate, so the next epoll_wait still reports current readiness):
-     * an outer epoll watching this set then sees only new work. */
-    uint64_t gen = 0;
-    MOD_ENTER();
-    (void)f->mod->poll_events(f->sock, &gen);
-    MOD_LEAVE();
-    ev_polled(f, s, gen);
+    drain_if_nested(s, f);
     return 0;
 }
 
@@ -376,14 +391,34 @@ void ev_recheck_nested(struct file *f)
     pthread_mutex_unlock(&g_ep_lock);
 }
 
+/* A set that has just become watched: consume its module wait fds'
+ * pending wake-ups, which reg_add leaves in an unwatched set, so that
+ * the outer epoll (or poll) sees only new work; the registrations stay
+ * candidates and still report their current readiness. Caller holds
+ * g_ep_lock. */
+static void drain_newly_nested(struct epset *s)
+{
+    pthread_mutex_lock(&s->lock);
+    for (struct ep_reg *r = s->regs; r != NULL; r = r->set_next) {
+        uint64_t gen = 0;
+        MOD_ENTER();
+        (void)r->file->mod->poll_events(r->file->sock, &gen);
+        MOD_LEAVE();
+        ev_polled(r->file, s, gen);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
 void ev_mark_nested(struct file *ef)
 {
     pthread_mutex_lock(&g_ep_lock);
     __atomic_store_n(&ef->nested, 1, __ATOMIC_RELAXED);
     if (ef->ep != NULL) {
-        __atomic_store_n(&ef->ep->nested, 1, __ATOMIC_RELAXED);
+        int was = __atomic_exchange_n(&ef->ep->nested, 1, __ATOMIC_RELAXED);
         for (struct ep_reg *r = ef->ep->regs; r != NULL; r = r->set_next)
             __atomic_store_n(&r->file->in_nested_set, 1, __ATOMIC_RELAXED);
+        if (!was)
+            drain_newly_nested(ef->ep);
     }
     pthread_mutex_unlock(&g_ep_lock);
 }
@@ -505,6 +540,7 @@ void ev_force_report(struct file *f)
     for (struct ep_reg *r = f->regs; r != NULL; r = r->file_next) {
         pthread_mutex_lock(&r->set->lock);
         r->force = 1;
+        __atomic_store_n(&r->fired, 1, __ATOMIC_RELEASE);
         __atomic_store_n(&r->candidate, 1, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&r->set->lock);
         ev_wake_set(r->set);

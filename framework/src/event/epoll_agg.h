@@ -37,6 +37,10 @@ struct ep_reg {
     int force;                  /* report current readiness once (ADD/MOD) */
     int lt_ready;               /* level-triggered and ready at last check */
     _Atomic int candidate;      /* set by notify / wait fd: check me */
+    /* The kernel reported the wait fd readable (or a forced report): the
+     * next check is the module's full poll_events; other checks are its
+     * poll_recheck (module ABI 1.5). Set before candidate. */
+    _Atomic int fired;
     struct ep_reg *set_next, *set_prev;   /* set->regs, under set->lock + g_ep_lock */
     struct ep_reg *file_next;             /* file->regs, under file->reg_lock + g_ep_lock */
 };

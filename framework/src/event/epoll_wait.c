@@ -24,15 +24,20 @@
                      EPOLLWRNORM | EPOLLWRBAND | EPOLLMSG)
 
 /* Asks the module and applies LT/ET/ONESHOT; returns the events to report
- * (0: nothing). *due: a pending connect fallback failed on the module
+ * (0: nothing). full: the wait fd fired, so the module's poll_events
+ * drains it; otherwise (a level-triggered re-check, a new or modified
+ * registration, a notify) its poll_recheck, which need not ask the wait
+ * fd's sources: one that has work keeps the wait fd readable, and this
+ * set's next kernel wait reports it (module-interface.md, Readiness).
+ * *due: a pending connect fallback failed on the module
  * (connect_late.h), to be run once the set lock is dropped. Caller holds
  * set->lock. */
-static uint32_t reg_check(struct ep_reg *r, int *due)
+static uint32_t reg_check(struct ep_reg *r, int full, int *due)
 {
     uint64_t gen = r->last_gen;
     struct file *f = r->file;
     MOD_ENTER();
-    uint32_t mask = f->mod->poll_events(f->sock, &gen);
+    uint32_t mask = full ? f->mod->poll_events(f->sock, &gen) : f->mod->poll_recheck(f->sock, &gen);
     MOD_LEAVE();
     ev_polled(f, r->set, gen);
     if (fb_is_pending(f))
@@ -118,8 +123,9 @@ static int collect_locked(struct epset *s, struct epoll_event *out, int max, str
         int cand = __atomic_exchange_n(&r->candidate, 0, __ATOMIC_ACQ_REL);
         if (!cand && !r->lt_ready)
             continue;
+        int full = __atomic_exchange_n(&r->fired, 0, __ATOMIC_ACQ_REL);
         int is_due = 0;
-        uint32_t ev = reg_check(r, &is_due);
+        uint32_t ev = reg_check(r, full, &is_due);
         if (is_due)
             note_due(due, r);
         if (ev == 0)
@@ -163,6 +169,7 @@ static int filter_kernel(struct epset *s, struct epoll_event *evs, int from, int
         if (ep_arena_contains(p)) {
             uint64_t magic = __atomic_load_n((uint64_t *)(uintptr_t)p, __ATOMIC_ACQUIRE);
             if (magic == EP_REG_MAGIC) {
+                __atomic_store_n(&((struct ep_reg *)(uintptr_t)p)->fired, 1, __ATOMIC_RELEASE);
                 __atomic_store_n(&((struct ep_reg *)(uintptr_t)p)->candidate, 1, __ATOMIC_RELEASE);
                 *tagged = 1;
             } else if (magic == EP_SET_MAGIC) {

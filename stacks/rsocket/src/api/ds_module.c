@@ -124,6 +124,12 @@ static uint32_t w_poll_events(nstack_sock *s, uint64_t *gen)
     return ds_is(s) ? ds_poll_events(D(s), gen) : st->poll_events(s, gen);
 }
 
+/* Datagram sockets have no cheaper re-check: their full pass. */
+static uint32_t w_poll_recheck(nstack_sock *s, uint64_t *gen)
+{
+    return ds_is(s) ? ds_poll_events(D(s), gen) : st->poll_recheck(s, gen);
+}
+
 RS_VISIBLE int rsocket_stack_register(const struct nstack_fw_api *fw,
                                       const struct nstack_module **out)
 {
@@ -154,6 +160,7 @@ RS_VISIBLE int rsocket_stack_register(const struct nstack_fw_api *fw,
     mod.set_nonblock = w_set_nonblock;
     mod.ioctl = w_ioctl;
     mod.poll_events = w_poll_events;
+    mod.poll_recheck = w_poll_recheck;
     *out = &mod;
     return 0;
 }

@@ -322,6 +322,20 @@ static uint32_t m_poll_events(nstack_sock *s, uint64_t *gen)
     return m;
 }
 
+/* ABI 1.5: the dispatcher saw no wake-up of the wait fd since its last
+ * poll_events. Only an upgraded (or direct) connection has a cheaper
+ * pass (rs_progress_recheck); every other phase makes the full one. */
+static uint32_t m_poll_recheck(nstack_sock *s, uint64_t *gen)
+{
+    struct rsock *r = (struct rsock *)s;
+    if (!rs_anchor_ready(r))
+        return m_poll_events(s, gen);
+    uint32_t m = rs_poll_recheck(r, gen);
+    if (r->anc && is_down(r))        /* went down meanwhile (another thread) */
+        return rs_down_poll_events(r, gen);
+    return m;
+}
+
 static const struct nstack_module rs_module = {
     .abi_version = NSTACK_MODULE_ABI_VERSION,
     .struct_size = sizeof(struct nstack_module),
@@ -348,6 +362,7 @@ static const struct nstack_module rs_module = {
     .set_nonblock = m_set_nonblock,
     .ioctl = m_ioctl,
     .poll_events = m_poll_events,
+    .poll_recheck = m_poll_recheck,
     .anchor_hello = rs_anchor_hello,
     .anchor = rs_anchor_open,
     .anchor_release = m_anchor_release,

@@ -58,17 +58,34 @@ uint32_t rs_poll_mask(struct rsock *s)
     }
 }
 
-uint32_t rs_poll_events(struct rsock *s, uint64_t *gen)
+/* full: ask the wait fd's sources (poll_events); else only the CQ and
+ * the state (poll_recheck: the dispatcher saw no wake-up since the last
+ * full pass, so no source has anything: module ABI 1.5). */
+static uint32_t poll_mask_after(struct rsock *s, uint64_t *gen, int full)
 {
     uint32_t m;
     if (rs_wait_serves_listeners(s))
         rs_lprog_run();      /* requests to any listener of the process */
     pthread_mutex_lock(&s->lock);
-    if (rs_check_usable(s) == 0)
-        rs_progress(s, 1);
+    if (rs_check_usable(s) == 0) {
+        if (full)
+            rs_progress(s, 1);
+        else
+            rs_progress_recheck(s);
+    }
     m = rs_poll_mask(s);
     if (gen)
         *gen = s->gen;
     pthread_mutex_unlock(&s->lock);
     return m;
+}
+
+uint32_t rs_poll_events(struct rsock *s, uint64_t *gen)
+{
+    return poll_mask_after(s, gen, 1);
+}
+
+uint32_t rs_poll_recheck(struct rsock *s, uint64_t *gen)
+{
+    return poll_mask_after(s, gen, 0);
 }

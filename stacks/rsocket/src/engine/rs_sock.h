@@ -361,6 +361,9 @@ struct rsock *rs_accept_take_any(struct rsock *l);
 int rs_progress(struct rsock *s, int from_poll);
 /* The send/recv paths' pass: completions and credits, no system call. */
 void rs_progress_io(struct rsock *s);
+/* poll_recheck's pass (no wake-up since the last full one): as
+ * rs_progress without asking the wait fd; from_poll. */
+int rs_progress_recheck(struct rsock *s);
 
 /* A connected socket's event sources, as RS_SRC_* bits: its completion
  * channel, its CM channel and its keepalive timer. In other states the
@@ -406,6 +409,8 @@ int rs_timer_ensure(struct rsock *s);
 /* rs_poll.c: readiness */
 uint32_t rs_poll_mask(struct rsock *s);
 uint32_t rs_poll_events(struct rsock *s, uint64_t *gen);
+/* The same without asking the wait fd's sources (module ABI 1.5). */
+uint32_t rs_poll_recheck(struct rsock *s, uint64_t *gen);
 
 /* rs_iomap.c: riomap / riowrite */
 void rs_iomap_free(struct rsock *s);
