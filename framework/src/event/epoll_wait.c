@@ -87,6 +87,10 @@ static void rotate_to_tail(struct epset *s, struct ep_reg *r)
 struct due_list {
     struct file *f[DUE_MAX];
     int n;
+    /* dormant registrations whose wait fd fired (ev_drop_dormant) */
+    struct file *stale_f[DUE_MAX];
+    int stale_fd[DUE_MAX];
+    int n_stale;
 };
 
 /* Keeps a reference to f for run_due; when the list is full, r stays a
@@ -102,8 +106,27 @@ static void note_due(struct due_list *d, struct ep_reg *r)
     d->f[d->n++] = r->file;
 }
 
-static void run_due(struct due_list *d)
+/* A dormant registration (deleted by the app, kept for a re-ADD) is
+ * never reported; if its wait fd fired, it is dropped after the set lock
+ * (ev_drop_dormant takes g_ep_lock, which comes first), so the kernel
+ * does not keep waking this set for a socket the app does not watch.
+ * When the list is full it stays fired for a later round. */
+static void note_dormant(struct due_list *d, struct ep_reg *r)
 {
+    if (!__atomic_load_n(&r->fired, __ATOMIC_ACQUIRE) || d->n_stale == DUE_MAX)
+        return;
+    file_hold(r->file);
+    d->stale_f[d->n_stale] = r->file;
+    d->stale_fd[d->n_stale++] = r->fd;
+}
+
+static void run_due(struct epset *s, struct due_list *d)
+{
+    for (int i = 0; i < d->n_stale; i++) {
+        ev_drop_dormant(s, d->stale_fd[i], d->stale_f[i]);
+        file_put(d->stale_f[i]);
+    }
+    d->n_stale = 0;
     for (int i = 0; i < d->n; i++) {
         if (d->f[i]->anchored)
             sock_fallback(d->f[i]);
@@ -121,6 +144,11 @@ static int collect_locked(struct epset *s, struct epoll_event *out, int max, str
     int n_rep = 0;
     for (struct ep_reg *r = s->regs; r != NULL && n < max; r = r->set_next) {
         int cand = __atomic_exchange_n(&r->candidate, 0, __ATOMIC_ACQ_REL);
+        if (r->dormant) {
+            if (cand)
+                note_dormant(due, r);
+            continue;
+        }
         if (!cand && !r->lt_ready)
             continue;
         int full = __atomic_exchange_n(&r->fired, 0, __ATOMIC_ACQ_REL);
@@ -144,11 +172,11 @@ static int collect_locked(struct epset *s, struct epoll_event *out, int max, str
 /* Step 1: the module registrations that are ready now. */
 static int collect(struct epset *s, struct epoll_event *out, int max)
 {
-    struct due_list due = { .n = 0 };
+    struct due_list due = { .n = 0, .n_stale = 0 };
     pthread_mutex_lock(&s->lock);
     int n = collect_locked(s, out, max, &due);
     pthread_mutex_unlock(&s->lock);
-    run_due(&due);
+    run_due(s, &due);
     return n;
 }
 
@@ -198,7 +226,7 @@ static void keep_nested_signal(struct epset *s)
     int pending = 0;
     pthread_mutex_lock(&s->lock);
     for (struct ep_reg *r = s->regs; r != NULL && !pending; r = r->set_next)
-        pending = r->lt_ready || __atomic_load_n(&r->candidate, __ATOMIC_ACQUIRE);
+        pending = !r->dormant && (r->lt_ready || __atomic_load_n(&r->candidate, __ATOMIC_ACQUIRE));
     pthread_mutex_unlock(&s->lock);
     if (pending)
         ev_wake_set(s);
