@@ -47,6 +47,10 @@ struct ep_reg {
      * reported; dropped for good if its wait fd fires meanwhile. Under
      * set->lock and g_ep_lock. */
     int dormant;
+    /* The module's last lazy pass left the socket's wake-up disarmed
+     * (NSTACK_EV_UNARMED, module ABI 1.5): arm() before this set sleeps.
+     * Under set->lock. */
+    int unarmed;
     struct ep_reg *set_next, *set_prev;   /* set->regs, under set->lock + g_ep_lock */
     struct ep_reg *file_next;             /* file->regs, under file->reg_lock + g_ep_lock */
 };

@@ -32,13 +32,45 @@
  * *due: a pending connect fallback failed on the module
  * (connect_late.h), to be run once the set lock is dropped. Caller holds
  * set->lock. */
+/* Whether the module may leave r's socket's wake-up disarmed until this
+ * set sleeps (module ABI 1.5 poll_lazy/arm): nothing but this thread's
+ * own coming sleep can wait on it - its one registration, in a set no
+ * other epoll or poll watches, with no other thread in this set's wait
+ * (one entering later counts itself before it takes the set lock, and so
+ * arms what this pass left disarmed before it sleeps) and none in
+ * poll/select. The module arms before its own blocking waits. A second
+ * registration raced in by another thread gets the module's arming pass
+ * at its first check, and this set arms before its next sleep. Caller
+ * holds set->lock and counts in waiters. */
+static int may_stay_unarmed(const struct ep_reg *r)
+{
+    const struct file *f = r->file;
+    return f->mod->poll_lazy != NULL && f->mod->arm != NULL &&
+           !__atomic_load_n(&r->set->nested, __ATOMIC_RELAXED) &&
+           __atomic_load_n(&r->set->waiters, __ATOMIC_ACQUIRE) <= 1 &&
+           __atomic_load_n(&f->regs, __ATOMIC_ACQUIRE) == r && r->file_next == NULL &&
+           __atomic_load_n(&g_poll_waiters, __ATOMIC_ACQUIRE) == 0;
+}
+
+static uint32_t module_mask(struct ep_reg *r, int full, uint64_t *gen)
+{
+    struct file *f = r->file;
+    uint32_t mask;
+    MOD_ENTER();
+    if (may_stay_unarmed(r))
+        mask = f->mod->poll_lazy(f->sock, gen, full);
+    else
+        mask = full ? f->mod->poll_events(f->sock, gen) : f->mod->poll_recheck(f->sock, gen);
+    MOD_LEAVE();
+    r->unarmed = (mask & NSTACK_EV_UNARMED) != 0;
+    return mask & ~NSTACK_EV_UNARMED;
+}
+
 static uint32_t reg_check(struct ep_reg *r, int full, int *due)
 {
     uint64_t gen = r->last_gen;
     struct file *f = r->file;
-    MOD_ENTER();
-    uint32_t mask = full ? f->mod->poll_events(f->sock, &gen) : f->mod->poll_recheck(f->sock, &gen);
-    MOD_LEAVE();
+    uint32_t mask = module_mask(r, full, &gen);
     ev_polled(f, r->set, gen);
     if (fb_is_pending(f))
         mask = fb_filter(f, mask, due);
@@ -149,7 +181,9 @@ static int collect_locked(struct epset *s, struct epoll_event *out, int max, str
                 note_dormant(due, r);
             continue;
         }
-        if (!cand && !r->lt_ready)
+        /* a disarmed socket raises no wake-up: it is looked at (its CQ
+         * polled) at every wait until the set sleeps and arms it */
+        if (!cand && !r->lt_ready && !r->unarmed)
             continue;
         int full = __atomic_exchange_n(&r->fired, 0, __ATOMIC_ACQ_REL);
         int is_due = 0;
@@ -232,12 +266,40 @@ static void keep_nested_signal(struct epset *s)
         ev_wake_set(s);
 }
 
+/* Before the set sleeps: the wake-ups its lazy passes left disarmed are
+ * armed again (the module looks once more after arming); 1 when one of
+ * them found news, whose registration is then a candidate. Until then a
+ * disarmed registration is looked at by every collect (a loop that never
+ * sleeps still sees data that came meanwhile). Its waiters count is up
+ * already, so a thread that takes a wake-up from here on notifies. */
+static int arm_unarmed(struct epset *s)
+{
+    int news = 0;
+    pthread_mutex_lock(&s->lock);
+    for (struct ep_reg *r = s->regs; r != NULL; r = r->set_next) {
+        if (!r->unarmed || r->dormant)
+            continue;
+        r->unarmed = 0;
+        MOD_ENTER();
+        int got = r->file->mod->arm(r->file->sock);
+        MOD_LEAVE();
+        if (got > 0) {
+            __atomic_store_n(&r->candidate, 1, __ATOMIC_RELEASE);
+            news = 1;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return news;
+}
+
 static int wait_loop(int epfd, struct epset *s, struct epoll_event *evs, int max, int64_t deadline,
                      const sigset_t *sigmask)
 {
     for (;;) {
         __atomic_add_fetch(&s->waiters, 1, __ATOMIC_ACQ_REL);
         int n = collect(s, evs, max);
+        if (n == 0 && ms_left(deadline) != 0 && arm_unarmed(s))
+            n = collect(s, evs, max);
         int tmo = n > 0 ? 0 : ms_left(deadline);
         int k = n < max ? LIBC(epoll_pwait)(epfd, evs + n, max - n, tmo, sigmask) : 0;
         int err = errno;
