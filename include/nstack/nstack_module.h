@@ -322,6 +322,33 @@ struct nstack_module {
      * belongs there (data calls pass through to kfd) and switches each
      * direction at a clean point of the stream. */
     int (*anchor_policy)(int kfd, int op, int *code);
+
+    /* ---- ABI 1.5 (optional): a re-check without a wake-up ---------------
+     * poll_recheck(): poll_events() for a socket whose wait fd the
+     * dispatcher has not seen readable since its last poll_events() on
+     * it: a level-triggered registration that was ready, looked at again
+     * after the application's own calls, or a new or modified one. Same
+     * contract as poll_events() except rule 2's draining: the module may
+     * leave its wait fd's sources unasked (a source with work keeps the
+     * wait fd readable, the dispatcher's next kernel wait sees it and
+     * calls poll_events()), so a re-check can cost no system call. NULL:
+     * the dispatcher calls poll_events() instead. */
+    uint32_t (*poll_recheck)(nstack_sock *s, uint64_t *gen);
+
+    /* ---- ABI 1.5 (optional, both or neither): wake-ups armed lazily ----
+     * poll_lazy(s, gen, fired): poll_events() (fired) or poll_recheck(),
+     * but the module may leave the device's wake-up for new data disarmed
+     * (e.g. a completion queue whose event it took) and says so with
+     * NSTACK_EV_UNARMED in the mask. The dispatcher then calls arm(s)
+     * before any of its threads sleeps in the set, so that data arriving
+     * while the application is busy costs no wake-up. Called only for a
+     * socket with one registration, in one epoll set that is not watched
+     * by another set or poll, while no thread waits in poll/select; the
+     * module itself arms before its own blocking waits and in every other
+     * pass. arm(s): re-arm; 1 when the look after arming found news (the
+     * dispatcher then looks at the socket before sleeping), else 0. */
+    uint32_t (*poll_lazy)(nstack_sock *s, uint64_t *gen, int fired);
+    int (*arm)(nstack_sock *s);
 };
 
 /* getsockopt() level and option (ABI 1.3, optional): after an anchored
@@ -353,6 +380,9 @@ struct nstack_module {
 
 /* poll_events() bit (ABI 1.2): an anchored socket stays on its TCP anchor. */
 #define NSTACK_EV_FALLBACK        (1u << 24)   /* no epoll flag uses bit 24 */
+/* poll_lazy() bit (ABI 1.5): the wake-up was left disarmed; call arm()
+ * before sleeping on the socket. */
+#define NSTACK_EV_UNARMED         (1u << 25)
 /* anchor() flag (ABI 1.2): anchor_hello() already went out for this kfd. */
 #define NSTACK_ANCHOR_HELLO_SENT  (1 << 2)
 /* anchor_hello() role flag (optional, ABI 1.3): this end will never

@@ -277,6 +277,68 @@ static void case_ctl_errors_and_mod(void)
     close(c); close(s); close(ep);
 }
 
+/* DEL and ADD again, as event loops do per request (hiredis' ae adapter):
+ * a re-added socket reports only what is there, a deleted one nothing,
+ * data that came while it was deleted is reported once re-added (once
+ * with EPOLLET), and EPOLLEXCLUSIVE may change across the pair. */
+static void case_del_readd(void)
+{
+    int c, s, ep = CHECK_OK(epoll_create1(0));
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG(30) };
+    sem_tcp_pair(AF_INET, &c, &s);
+    for (uint32_t i = 0; i < 3; i++) {
+        ep_add(ep, s, EPOLLIN, TAG(30 + i));
+        expect_quiet(ep, "re-added idle socket");
+        send_bytes(c, 10, 20 + i);
+        expect_event(ep, TAG(30 + i), EPOLLIN, "data after the re-ADD");
+        recv_check(s, 10, 20 + i);
+        CHECK_OK(epoll_ctl(ep, EPOLL_CTL_DEL, s, NULL));
+        CHECK_ERR(epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev), ENOENT);
+        CHECK_ERR(epoll_ctl(ep, EPOLL_CTL_DEL, s, NULL), ENOENT);
+    }
+    send_bytes(c, 10, 40);
+    expect_quiet(ep, "deleted socket with data");
+    ep_add(ep, s, EPOLLIN | EPOLLET, TAG(41));
+    expect_event(ep, TAG(41), EPOLLIN, "data that came while deleted, re-added EPOLLET");
+    expect_quiet(ep, "EPOLLET reports it once");
+    recv_check(s, 10, 40);
+    CHECK_OK(epoll_ctl(ep, EPOLL_CTL_DEL, s, NULL));
+    ep_add(ep, s, EPOLLIN | EPOLLEXCLUSIVE, TAG(42));
+    send_bytes(c, 10, 43);
+    expect_event(ep, TAG(42), EPOLLIN, "re-added with EPOLLEXCLUSIVE");
+    recv_check(s, 10, 43);
+    close(c); close(s); close(ep);
+}
+
+/* A loop that never sleeps - another socket is always ready - still sees
+ * data that arrives on a socket it has read before (a module may leave
+ * that socket's wake-up disarmed until the set sleeps: module ABI 1.5,
+ * poll_lazy; the set must still look at it on every wait). */
+static void case_busy_loop_sees_data(void)
+{
+    int c1, s1, c2, s2, ep = CHECK_OK(epoll_create1(0));
+    sem_tcp_pair(AF_INET, &c1, &s1);
+    sem_tcp_pair(AF_INET, &c2, &s2);
+    ep_add(ep, s1, EPOLLIN | EPOLLET, TAG(50));  /* no level-triggered re-check */
+    ep_add(ep, s2, EPOLLOUT, TAG(51));            /* always ready */
+    for (uint32_t round = 0; round < 3; round++) {
+        send_bytes(c1, 10, 60 + round);
+        int seen = 0;
+        int64_t end = now_ns() + 2000000000ll;    /* 2 s of a loop that never sleeps */
+        while (!seen && now_ns() < end) {
+            struct epoll_event evs[4];
+            int n = epoll_wait(ep, evs, 4, LONG_MS);
+            CHECK(n > 0, "busy loop: epoll_wait gave %d", n);
+            for (int k = 0; k < n; k++)
+                seen |= evs[k].data.u64 == TAG(50) && (evs[k].events & EPOLLIN);
+        }
+        CHECK(seen, "round %u: data on a socket read before was never reported to a loop that never sleeps",
+              round);
+        recv_check(s1, 10, 60 + round);
+    }
+    close(c1); close(s1); close(c2); close(s2); close(ep);
+}
+
 static void case_close_removes(void)
 {
     int c, s, ep = CHECK_OK(epoll_create1(0));
@@ -397,6 +459,7 @@ int main(int argc, char **argv)
         { "ctl_errors_mod", case_ctl_errors_and_mod },
         { "close_removes", case_close_removes }, { "mixed", case_mixed },
         { "maxevents", case_maxevents }, { "add_while_waiting", case_add_while_waiting },
+        { "del_readd", case_del_readd }, { "busy_loop_sees_data", case_busy_loop_sees_data },
     };
     return sem_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -107,6 +107,9 @@ const struct nstack_module *module_ops_fill(const struct nstack_module *m)
     /* every function pointer lies between init and the last optional op */
     for (size_t off = offsetof(struct nstack_module, init); off < sizeof(*c); off += sizeof(void *))
         fill_gap(c, off);
+    /* ABI 1.5: without a cheaper re-check, the full one */
+    if (c->poll_recheck == NULL)
+        c->poll_recheck = c->poll_events;
     return c;
 }
 

@@ -12,7 +12,8 @@
  * every hook a no-op, so callers call them without testing. The optional
  * features (adopt, anchor_hello, anchor, anchor_release, anchor_policy)
  * stay NULL when absent: their absence is a capability, tested with
- * MODULE_HAS_OP. Called once per module at start-up; the copy lives as
+ * MODULE_HAS_OP. A module without poll_recheck (ABI 1.5) gets its
+ * poll_events in that slot. Called once per module at start-up; the copy lives as
  * long as the process. NULL with ENOMEM. */
 const struct nstack_module *module_ops_fill(const struct nstack_module *m);
 

@@ -119,12 +119,19 @@ static struct file *epoll_file(int epfd)
 
 /* ---- registration list ------------------------------------------------ */
 
-static struct ep_reg *find_reg(struct epset *s, int fd, struct file *f)
+/* The registration of (fd, f) in s that the app sees (dormant: 0) or the
+ * dormant one kept after its DEL (1). */
+static struct ep_reg *find_reg_in(struct epset *s, int fd, struct file *f, int dormant)
 {
     for (struct ep_reg *r = s->regs; r != NULL; r = r->set_next)
-        if (r->fd == fd && r->file == f)
+        if (r->fd == fd && r->file == f && r->dormant == dormant)
             return r;
     return NULL;
+}
+
+static struct ep_reg *find_reg(struct epset *s, int fd, struct file *f)
+{
+    return find_reg_in(s, fd, f, 0);
 }
 
 static void link_reg(struct epset *s, struct ep_reg *r)
@@ -216,6 +223,72 @@ static int kernel_add_reg(int epfd, struct ep_reg *r)
     return ctl_add_tolerant(epfd, r->kfd, &kev);
 }
 
+/* The initial drain of reg_add: only for a watched (nested) set. Caller
+ * holds s->lock. */
+static void drain_if_nested(struct epset *s, struct file *f)
+{
+    /* A watched (nested) set: consume the wait fd's initial wake-up now
+     * (the registration stays a candidate, so the next epoll_wait still
+     * reports current readiness), so that an outer epoll watching this set
+     * sees only new work. Any other set looks at the registration at its
+     * next wait anyway (a candidate; its full pass if the wait fd is
+     * readable): no module call here, and for an event loop that deletes
+     * and adds a socket per request (redis-benchmark) no wait-fd check.
+     * A set that becomes watched later is drained then
+     * (drain_newly_nested). */
+    if (!__atomic_load_n(&s->nested, __ATOMIC_RELAXED))
+        return;
+    uint64_t gen = 0;
+    MOD_ENTER();
+    (void)f->mod->poll_events(f->sock, &gen);
+    MOD_LEAVE();
+    ev_polled(f, s, gen);
+}
+
+/* Kept after a DEL (reg_del): an anchored socket's registration, whose
+ * kernel side watches the module's own wait fd (never an app number that
+ * could be closed and reused), so that the DEL and the next ADD of event
+ * loops that delete and re-add a socket per request (hiredis' ae adapter
+ * in redis-benchmark: two of each per GET) cost no epoll_ctl; adding an
+ * epoll fd to an epoll set is the dearest of them (the kernel's loop and
+ * path checks). */
+static void make_dormant(struct ep_reg *r)
+{
+    r->dormant = 1;
+    r->armed = 0;
+    r->lt_ready = 0;
+    __atomic_store_n(&r->candidate, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&r->fired, 0, __ATOMIC_RELEASE);
+}
+
+/* Deletes the kernel registration and frees r. Caller holds g_ep_lock
+ * and s->lock. */
+static void drop_reg(struct epset *s, struct ep_reg *r)
+{
+    (void)LIBC(epoll_ctl)(r->epfd, EPOLL_CTL_DEL, r->kfd, NULL);
+    unlink_reg(s, r);
+}
+
+/* ADD of an fd whose dormant registration is still in the kernel set:
+ * it becomes the app's again (a fired wait fd keeps its full check).
+ * 0, or -1 when it cannot serve (EPOLLEXCLUSIVE differs: the kernel
+ * registration carries it) and was dropped. */
+static int revive(struct epset *s, struct ep_reg *r, const struct epoll_event *ev)
+{
+    if ((r->events ^ ev->events) & EPOLLEXCLUSIVE) {
+        drop_reg(s, r);
+        return -1;
+    }
+    r->events = ev->events;
+    r->data = ev->data;
+    r->armed = 1;
+    r->force = 1;
+    r->dormant = 0;
+    __atomic_store_n(&r->candidate, 1, __ATOMIC_RELEASE);
+    drain_if_nested(s, r->file);
+    return 0;
+}
+
 static int reg_add(int epfd, struct epset *s, int fd, struct file *f, const struct epoll_event *ev)
 {
     if ((ev->events & EPOLLEXCLUSIVE) && (ev->events & ~(uint32_t)(EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP |
@@ -227,6 +300,9 @@ static int reg_add(int epfd, struct epset *s, int fd, struct file *f, const stru
         errno = EEXIST;
         return -1;
     }
+    struct ep_reg *d = find_reg_in(s, fd, f, 1);
+    if (d != NULL && revive(s, d, ev) == 0)
+        return 0;
     struct ep_reg *r = ep_arena_alloc(sizeof(*r));
     if (r == NULL)
         return -1;
@@ -250,14 +326,7 @@ static int reg_add(int epfd, struct epset *s, int fd, struct file *f, const stru
         return -1;
     }
     link_reg(s, r);
-    /* Consume the wait fd's initial wake-up now (the registration stays a
-     * candidate, so the next epoll_wait still reports current readiness):
-     * an outer epoll watching this set then sees only new work. */
-    uint64_t gen = 0;
-    MOD_ENTER();
-    (void)f->mod->poll_events(f->sock, &gen);
-    MOD_LEAVE();
-    ev_polled(f, s, gen);
+    drain_if_nested(s, f);
     return 0;
 }
 
@@ -280,16 +349,29 @@ static int reg_mod(struct epset *s, int fd, struct file *f, const struct epoll_e
     return 0;
 }
 
-static int reg_del(int epfd, struct epset *s, int fd, struct file *f)
+static int reg_del(struct epset *s, int fd, struct file *f)
 {
     struct ep_reg *r = find_reg(s, fd, f);
     if (r == NULL) {
         errno = ENOENT;
         return -1;
     }
-    (void)LIBC(epoll_ctl)(epfd, EPOLL_CTL_DEL, r->kfd, NULL);
-    unlink_reg(s, r);
+    if (f->anchored)
+        make_dormant(r);
+    else
+        drop_reg(s, r);
     return 0;
+}
+
+void ev_drop_dormant(struct epset *s, int fd, struct file *f)
+{
+    pthread_mutex_lock(&g_ep_lock);
+    pthread_mutex_lock(&s->lock);
+    struct ep_reg *r = find_reg_in(s, fd, f, 1);
+    if (r != NULL && __atomic_load_n(&r->fired, __ATOMIC_ACQUIRE))
+        drop_reg(s, r);
+    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&g_ep_lock);
 }
 
 static int module_ctl(int epfd, int op, int fd, struct file *f, struct epoll_event *ev)
@@ -324,7 +406,7 @@ static int module_ctl(int epfd, int op, int fd, struct file *f, struct epoll_eve
         else if (op == EPOLL_CTL_MOD)
             r = reg_mod(s, fd, f, ev);
         else if (op == EPOLL_CTL_DEL)
-            r = reg_del(epfd, s, fd, f);
+            r = reg_del(s, fd, f);
         else
             errno = EINVAL;
         pthread_mutex_unlock(&s->lock);
@@ -345,7 +427,7 @@ static int module_ctl(int epfd, int op, int fd, struct file *f, struct epoll_eve
 static int set_has_pending(struct epset *s)
 {
     for (struct ep_reg *r = s->regs; r != NULL; r = r->set_next)
-        if (r->lt_ready || __atomic_load_n(&r->candidate, __ATOMIC_ACQUIRE))
+        if (!r->dormant && (r->lt_ready || __atomic_load_n(&r->candidate, __ATOMIC_ACQUIRE)))
             return 1;
     return 0;
 }
@@ -376,14 +458,34 @@ void ev_recheck_nested(struct file *f)
     pthread_mutex_unlock(&g_ep_lock);
 }
 
+/* A set that has just become watched: consume its module wait fds'
+ * pending wake-ups, which reg_add leaves in an unwatched set, so that
+ * the outer epoll (or poll) sees only new work; the registrations stay
+ * candidates and still report their current readiness. Caller holds
+ * g_ep_lock. */
+static void drain_newly_nested(struct epset *s)
+{
+    pthread_mutex_lock(&s->lock);
+    for (struct ep_reg *r = s->regs; r != NULL; r = r->set_next) {
+        uint64_t gen = 0;
+        MOD_ENTER();
+        (void)r->file->mod->poll_events(r->file->sock, &gen);
+        MOD_LEAVE();
+        ev_polled(r->file, s, gen);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
 void ev_mark_nested(struct file *ef)
 {
     pthread_mutex_lock(&g_ep_lock);
     __atomic_store_n(&ef->nested, 1, __ATOMIC_RELAXED);
     if (ef->ep != NULL) {
-        __atomic_store_n(&ef->ep->nested, 1, __ATOMIC_RELAXED);
+        int was = __atomic_exchange_n(&ef->ep->nested, 1, __ATOMIC_RELAXED);
         for (struct ep_reg *r = ef->ep->regs; r != NULL; r = r->set_next)
             __atomic_store_n(&r->file->in_nested_set, 1, __ATOMIC_RELAXED);
+        if (!was)
+            drain_newly_nested(ef->ep);
     }
     pthread_mutex_unlock(&g_ep_lock);
 }
@@ -478,20 +580,20 @@ int ev_take_regs(struct file *f, struct pre_reg **out)
     pthread_mutex_lock(&g_ep_lock);
     int n = 0;
     for (struct ep_reg *r = f->regs; r != NULL; r = r->file_next)
-        n++;
+        n += !r->dormant;
     struct pre_reg *p = n ? malloc((size_t)n * sizeof(*p)) : NULL;
     if (n && p == NULL) {
         pthread_mutex_unlock(&g_ep_lock);
         errno = ENOMEM;
         return -1;
     }
-    for (int i = 0; f->regs != NULL; i++) {
+    for (int i = 0; f->regs != NULL;) {
         struct ep_reg *r = f->regs;
         struct epset *s = r->set;
         pthread_mutex_lock(&s->lock);
-        p[i] = (struct pre_reg){ .epfd = r->epfd, .fd = r->fd, .ev = app_event_of(r) };
-        (void)LIBC(epoll_ctl)(r->epfd, EPOLL_CTL_DEL, r->kfd, NULL);
-        unlink_reg(s, r);
+        if (!r->dormant)        /* a dormant one is not the app's: it ends here */
+            p[i++] = (struct pre_reg){ .epfd = r->epfd, .fd = r->fd, .ev = app_event_of(r) };
+        drop_reg(s, r);
         pthread_mutex_unlock(&s->lock);
     }
     pthread_mutex_unlock(&g_ep_lock);
@@ -505,6 +607,7 @@ void ev_force_report(struct file *f)
     for (struct ep_reg *r = f->regs; r != NULL; r = r->file_next) {
         pthread_mutex_lock(&r->set->lock);
         r->force = 1;
+        __atomic_store_n(&r->fired, 1, __ATOMIC_RELEASE);
         __atomic_store_n(&r->candidate, 1, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&r->set->lock);
         ev_wake_set(r->set);

@@ -37,6 +37,20 @@ struct ep_reg {
     int force;                  /* report current readiness once (ADD/MOD) */
     int lt_ready;               /* level-triggered and ready at last check */
     _Atomic int candidate;      /* set by notify / wait fd: check me */
+    /* The kernel reported the wait fd readable (or a forced report): the
+     * next check is the module's full poll_events; other checks are its
+     * poll_recheck (module ABI 1.5). Set before candidate. */
+    _Atomic int fired;
+    /* The app deleted it (EPOLL_CTL_DEL) but the kernel registration of
+     * the wait fd is kept for a later ADD of the same fd (anchored sockets,
+     * whose wait fd the module owns): invisible to the app, never
+     * reported; dropped for good if its wait fd fires meanwhile. Under
+     * set->lock and g_ep_lock. */
+    int dormant;
+    /* The module's last lazy pass left the socket's wake-up disarmed
+     * (NSTACK_EV_UNARMED, module ABI 1.5): arm() before this set sleeps.
+     * Under set->lock. */
+    int unarmed;
     struct ep_reg *set_next, *set_prev;   /* set->regs, under set->lock + g_ep_lock */
     struct ep_reg *file_next;             /* file->regs, under file->reg_lock + g_ep_lock */
 };
@@ -73,6 +87,10 @@ int ev_epoll_wait(int epfd, struct epoll_event *evs, int max, const struct times
  * from the k results (waiting on if none is left). Returns the count. */
 int ev_after_raw_wait(int epfd, struct epoll_event *evs, int max, int k, const struct timespec *timeout,
                       const sigset_t *sigmask);
+/* A dormant registration of (fd, f) in set s whose wait fd fired: its
+ * kernel registration is deleted and it is freed (epoll_wait, after it
+ * dropped the set lock). */
+void ev_drop_dormant(struct epset *s, int fd, struct file *f);
 /* Unlink and free every registration of a module socket (its close). */
 void ev_socket_gone(struct file *f);
 /* Free an epoll set (its last epoll fd closed). */

@@ -24,16 +24,53 @@
                      EPOLLWRNORM | EPOLLWRBAND | EPOLLMSG)
 
 /* Asks the module and applies LT/ET/ONESHOT; returns the events to report
- * (0: nothing). *due: a pending connect fallback failed on the module
+ * (0: nothing). full: the wait fd fired, so the module's poll_events
+ * drains it; otherwise (a level-triggered re-check, a new or modified
+ * registration, a notify) its poll_recheck, which need not ask the wait
+ * fd's sources: one that has work keeps the wait fd readable, and this
+ * set's next kernel wait reports it (module-interface.md, Readiness).
+ * *due: a pending connect fallback failed on the module
  * (connect_late.h), to be run once the set lock is dropped. Caller holds
  * set->lock. */
-static uint32_t reg_check(struct ep_reg *r, int *due)
+/* Whether the module may leave r's socket's wake-up disarmed until this
+ * set sleeps (module ABI 1.5 poll_lazy/arm): nothing but this thread's
+ * own coming sleep can wait on it - its one registration, in a set no
+ * other epoll or poll watches, with no other thread in this set's wait
+ * (one entering later counts itself before it takes the set lock, and so
+ * arms what this pass left disarmed before it sleeps) and none in
+ * poll/select. The module arms before its own blocking waits. A second
+ * registration raced in by another thread gets the module's arming pass
+ * at its first check, and this set arms before its next sleep. Caller
+ * holds set->lock and counts in waiters. */
+static int may_stay_unarmed(const struct ep_reg *r)
+{
+    const struct file *f = r->file;
+    return f->mod->poll_lazy != NULL && f->mod->arm != NULL &&
+           !__atomic_load_n(&r->set->nested, __ATOMIC_RELAXED) &&
+           __atomic_load_n(&r->set->waiters, __ATOMIC_ACQUIRE) <= 1 &&
+           __atomic_load_n(&f->regs, __ATOMIC_ACQUIRE) == r && r->file_next == NULL &&
+           __atomic_load_n(&g_poll_waiters, __ATOMIC_ACQUIRE) == 0;
+}
+
+static uint32_t module_mask(struct ep_reg *r, int full, uint64_t *gen)
+{
+    struct file *f = r->file;
+    uint32_t mask;
+    MOD_ENTER();
+    if (may_stay_unarmed(r))
+        mask = f->mod->poll_lazy(f->sock, gen, full);
+    else
+        mask = full ? f->mod->poll_events(f->sock, gen) : f->mod->poll_recheck(f->sock, gen);
+    MOD_LEAVE();
+    r->unarmed = (mask & NSTACK_EV_UNARMED) != 0;
+    return mask & ~NSTACK_EV_UNARMED;
+}
+
+static uint32_t reg_check(struct ep_reg *r, int full, int *due)
 {
     uint64_t gen = r->last_gen;
     struct file *f = r->file;
-    MOD_ENTER();
-    uint32_t mask = f->mod->poll_events(f->sock, &gen);
-    MOD_LEAVE();
+    uint32_t mask = module_mask(r, full, &gen);
     ev_polled(f, r->set, gen);
     if (fb_is_pending(f))
         mask = fb_filter(f, mask, due);
@@ -82,6 +119,10 @@ static void rotate_to_tail(struct epset *s, struct ep_reg *r)
 struct due_list {
     struct file *f[DUE_MAX];
     int n;
+    /* dormant registrations whose wait fd fired (ev_drop_dormant) */
+    struct file *stale_f[DUE_MAX];
+    int stale_fd[DUE_MAX];
+    int n_stale;
 };
 
 /* Keeps a reference to f for run_due; when the list is full, r stays a
@@ -97,8 +138,27 @@ static void note_due(struct due_list *d, struct ep_reg *r)
     d->f[d->n++] = r->file;
 }
 
-static void run_due(struct due_list *d)
+/* A dormant registration (deleted by the app, kept for a re-ADD) is
+ * never reported; if its wait fd fired, it is dropped after the set lock
+ * (ev_drop_dormant takes g_ep_lock, which comes first), so the kernel
+ * does not keep waking this set for a socket the app does not watch.
+ * When the list is full it stays fired for a later round. */
+static void note_dormant(struct due_list *d, struct ep_reg *r)
 {
+    if (!__atomic_load_n(&r->fired, __ATOMIC_ACQUIRE) || d->n_stale == DUE_MAX)
+        return;
+    file_hold(r->file);
+    d->stale_f[d->n_stale] = r->file;
+    d->stale_fd[d->n_stale++] = r->fd;
+}
+
+static void run_due(struct epset *s, struct due_list *d)
+{
+    for (int i = 0; i < d->n_stale; i++) {
+        ev_drop_dormant(s, d->stale_fd[i], d->stale_f[i]);
+        file_put(d->stale_f[i]);
+    }
+    d->n_stale = 0;
     for (int i = 0; i < d->n; i++) {
         if (d->f[i]->anchored)
             sock_fallback(d->f[i]);
@@ -116,10 +176,18 @@ static int collect_locked(struct epset *s, struct epoll_event *out, int max, str
     int n_rep = 0;
     for (struct ep_reg *r = s->regs; r != NULL && n < max; r = r->set_next) {
         int cand = __atomic_exchange_n(&r->candidate, 0, __ATOMIC_ACQ_REL);
-        if (!cand && !r->lt_ready)
+        if (r->dormant) {
+            if (cand)
+                note_dormant(due, r);
             continue;
+        }
+        /* a disarmed socket raises no wake-up: it is looked at (its CQ
+         * polled) at every wait until the set sleeps and arms it */
+        if (!cand && !r->lt_ready && !r->unarmed)
+            continue;
+        int full = __atomic_exchange_n(&r->fired, 0, __ATOMIC_ACQ_REL);
         int is_due = 0;
-        uint32_t ev = reg_check(r, &is_due);
+        uint32_t ev = reg_check(r, full, &is_due);
         if (is_due)
             note_due(due, r);
         if (ev == 0)
@@ -138,11 +206,11 @@ static int collect_locked(struct epset *s, struct epoll_event *out, int max, str
 /* Step 1: the module registrations that are ready now. */
 static int collect(struct epset *s, struct epoll_event *out, int max)
 {
-    struct due_list due = { .n = 0 };
+    struct due_list due = { .n = 0, .n_stale = 0 };
     pthread_mutex_lock(&s->lock);
     int n = collect_locked(s, out, max, &due);
     pthread_mutex_unlock(&s->lock);
-    run_due(&due);
+    run_due(s, &due);
     return n;
 }
 
@@ -163,6 +231,7 @@ static int filter_kernel(struct epset *s, struct epoll_event *evs, int from, int
         if (ep_arena_contains(p)) {
             uint64_t magic = __atomic_load_n((uint64_t *)(uintptr_t)p, __ATOMIC_ACQUIRE);
             if (magic == EP_REG_MAGIC) {
+                __atomic_store_n(&((struct ep_reg *)(uintptr_t)p)->fired, 1, __ATOMIC_RELEASE);
                 __atomic_store_n(&((struct ep_reg *)(uintptr_t)p)->candidate, 1, __ATOMIC_RELEASE);
                 *tagged = 1;
             } else if (magic == EP_SET_MAGIC) {
@@ -191,10 +260,36 @@ static void keep_nested_signal(struct epset *s)
     int pending = 0;
     pthread_mutex_lock(&s->lock);
     for (struct ep_reg *r = s->regs; r != NULL && !pending; r = r->set_next)
-        pending = r->lt_ready || __atomic_load_n(&r->candidate, __ATOMIC_ACQUIRE);
+        pending = !r->dormant && (r->lt_ready || __atomic_load_n(&r->candidate, __ATOMIC_ACQUIRE));
     pthread_mutex_unlock(&s->lock);
     if (pending)
         ev_wake_set(s);
+}
+
+/* Before the set sleeps: the wake-ups its lazy passes left disarmed are
+ * armed again (the module looks once more after arming); 1 when one of
+ * them found news, whose registration is then a candidate. Until then a
+ * disarmed registration is looked at by every collect (a loop that never
+ * sleeps still sees data that came meanwhile). Its waiters count is up
+ * already, so a thread that takes a wake-up from here on notifies. */
+static int arm_unarmed(struct epset *s)
+{
+    int news = 0;
+    pthread_mutex_lock(&s->lock);
+    for (struct ep_reg *r = s->regs; r != NULL; r = r->set_next) {
+        if (!r->unarmed || r->dormant)
+            continue;
+        r->unarmed = 0;
+        MOD_ENTER();
+        int got = r->file->mod->arm(r->file->sock);
+        MOD_LEAVE();
+        if (got > 0) {
+            __atomic_store_n(&r->candidate, 1, __ATOMIC_RELEASE);
+            news = 1;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return news;
 }
 
 static int wait_loop(int epfd, struct epset *s, struct epoll_event *evs, int max, int64_t deadline,
@@ -203,6 +298,8 @@ static int wait_loop(int epfd, struct epset *s, struct epoll_event *evs, int max
     for (;;) {
         __atomic_add_fetch(&s->waiters, 1, __ATOMIC_ACQ_REL);
         int n = collect(s, evs, max);
+        if (n == 0 && ms_left(deadline) != 0 && arm_unarmed(s))
+            n = collect(s, evs, max);
         int tmo = n > 0 ? 0 : ms_left(deadline);
         int k = n < max ? LIBC(epoll_pwait)(epfd, evs + n, max - n, tmo, sigmask) : 0;
         int err = errno;

@@ -124,6 +124,22 @@ static uint32_t w_poll_events(nstack_sock *s, uint64_t *gen)
     return ds_is(s) ? ds_poll_events(D(s), gen) : st->poll_events(s, gen);
 }
 
+/* Datagram sockets have no cheaper re-check: their full pass. */
+static uint32_t w_poll_recheck(nstack_sock *s, uint64_t *gen)
+{
+    return ds_is(s) ? ds_poll_events(D(s), gen) : st->poll_recheck(s, gen);
+}
+
+static uint32_t w_poll_lazy(nstack_sock *s, uint64_t *gen, int fired)
+{
+    return ds_is(s) ? ds_poll_events(D(s), gen) : st->poll_lazy(s, gen, fired);
+}
+
+static int w_arm(nstack_sock *s)
+{
+    return ds_is(s) ? 0 : st->arm(s);
+}
+
 RS_VISIBLE int rsocket_stack_register(const struct nstack_fw_api *fw,
                                       const struct nstack_module **out)
 {
@@ -154,6 +170,9 @@ RS_VISIBLE int rsocket_stack_register(const struct nstack_fw_api *fw,
     mod.set_nonblock = w_set_nonblock;
     mod.ioctl = w_ioctl;
     mod.poll_events = w_poll_events;
+    mod.poll_recheck = w_poll_recheck;
+    mod.poll_lazy = w_poll_lazy;
+    mod.arm = w_arm;
     *out = &mod;
     return 0;
 }

@@ -322,6 +322,39 @@ static uint32_t m_poll_events(nstack_sock *s, uint64_t *gen)
     return m;
 }
 
+/* ABI 1.5: the dispatcher saw no wake-up of the wait fd since its last
+ * poll_events. Only an upgraded (or direct) connection has a cheaper
+ * pass (rs_progress_recheck); every other phase makes the full one. */
+static uint32_t m_poll_recheck(nstack_sock *s, uint64_t *gen)
+{
+    struct rsock *r = (struct rsock *)s;
+    if (!rs_anchor_ready(r))
+        return m_poll_events(s, gen);
+    uint32_t m = rs_poll_recheck(r, gen);
+    if (r->anc && is_down(r))        /* went down meanwhile (another thread) */
+        return rs_down_poll_events(r, gen);
+    return m;
+}
+
+/* ABI 1.5: a pass that may leave the CQ unarmed (NSTACK_EV_UNARMED), for
+ * the dispatcher to arm before it sleeps (m_arm); only for an upgraded
+ * (or direct) connection, other phases make their usual pass. */
+static uint32_t m_poll_lazy(nstack_sock *s, uint64_t *gen, int fired)
+{
+    struct rsock *r = (struct rsock *)s;
+    if (!rs_anchor_ready(r))
+        return fired ? m_poll_events(s, gen) : m_poll_recheck(s, gen);
+    uint32_t m = rs_poll_lazy(r, gen, fired);
+    if (r->anc && is_down(r))
+        return rs_down_poll_events(r, gen);
+    return m;
+}
+
+static int m_arm(nstack_sock *s)
+{
+    return rs_poll_arm((struct rsock *)s);
+}
+
 static const struct nstack_module rs_module = {
     .abi_version = NSTACK_MODULE_ABI_VERSION,
     .struct_size = sizeof(struct nstack_module),
@@ -348,6 +381,9 @@ static const struct nstack_module rs_module = {
     .set_nonblock = m_set_nonblock,
     .ioctl = m_ioctl,
     .poll_events = m_poll_events,
+    .poll_recheck = m_poll_recheck,
+    .poll_lazy = m_poll_lazy,
+    .arm = m_arm,
     .anchor_hello = rs_anchor_hello,
     .anchor = rs_anchor_open,
     .anchor_release = m_anchor_release,

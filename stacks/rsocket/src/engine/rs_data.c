@@ -281,18 +281,38 @@ unsigned rs_source_of(const struct rsock *s, int fd)
  * let it wake the next wait for nothing (a poll, then the read anyway).
  * Returns the events read.
  */
-static int poll_and_arm(struct rsock *s)
+static int arm_and_poll(struct rsock *s)
+{
+    if (!s->cq || s->cq_armed || s->fork_gen != rs_fork_gen)
+        return 0;
+    if (ibv_req_notify_cq(s->cq, 0) == 0) {
+        s->cq_armed = 1;
+        s->cq_lazy = 0;
+    }
+    return process_cq(s);
+}
+
+/* lazy: leave the CQ unarmed (cq_lazy) for the dispatcher to arm before
+ * it sleeps - only when no thread sleeps in the engine on this socket
+ * (those rely on the arm of whoever took their wake-up). */
+static int poll_and_arm(struct rsock *s, int lazy)
 {
     int consumed = 0;
 
     if (process_cq(s) > 0 && s->cq_armed)
         consumed = take_cq_event(s);
-    if (s->cq && !s->cq_armed && s->fork_gen == rs_fork_gen) {
-        if (ibv_req_notify_cq(s->cq, 0) == 0)
-            s->cq_armed = 1;
-        process_cq(s);
+    if (lazy && s->cq && !s->cq_armed && !s->poller_busy && !s->cond_waiters) {
+        s->cq_lazy = 1;
+        return consumed;
     }
+    arm_and_poll(s);
     return consumed;
+}
+
+int rs_arm_cq(struct rsock *s)
+{
+    s->cq_lazy = 0;
+    return arm_and_poll(s) > 0;
 }
 
 /*
@@ -308,7 +328,7 @@ static int poll_and_arm(struct rsock *s)
  * CM event consumed, a timer expiry - a thread sleeping in the
  * dispatcher's epoll may have lost its wake-up: tell the dispatcher.
  */
-static int progress_from(struct rsock *s, unsigned src, int from_poll, int consumed);
+static int progress_from(struct rsock *s, unsigned src, int from_poll, int consumed, int lazy);
 
 /*
  * A connected socket woken by its CQ (the usual case) polls the CQ first,
@@ -326,19 +346,64 @@ int rs_progress(struct rsock *s, int from_poll)
     if (rs_sources_known(s) && s->cq_armed && process_cq(s) > 0) {
         int consumed = take_cq_event(s);
         if (consumed)
-            return progress_from(s, 0, from_poll, consumed);
+            return progress_from(s, 0, from_poll, consumed, 0);
     }
-    return progress_from(s, ready_sources(s), from_poll, 0);
+    return progress_from(s, ready_sources(s), from_poll, 0, 0);
+}
+
+/*
+ * rs_progress for a socket whose wait fd has not fired since the last
+ * full pass (the dispatcher's poll_recheck, module ABI 1.5: a level-
+ * triggered registration re-checked after the application's own calls, a
+ * new or modified one). The CQ is polled as rs_progress does; the wait fd
+ * is not asked which sources are ready: any that has something keeps it
+ * readable, the dispatcher's next kernel wait sees that and makes a full
+ * pass. Saves the epoll_wait of ready_sources on every re-check
+ * (redis-server: one per GET).
+ */
+static int recheck(struct rsock *s, int lazy)
+{
+    if (!rs_sources_known(s))
+        return rs_progress(s, 1);
+    int consumed = s->cq_armed && process_cq(s) > 0 ? take_cq_event(s) : 0;
+    return progress_from(s, 0, 1, consumed, lazy);
+}
+
+int rs_progress_recheck(struct rsock *s)
+{
+    return recheck(s, 0);
+}
+
+/*
+ * The dispatcher's lazy pass (module ABI 1.5 poll_lazy, for a socket with
+ * one registration in one unwatched epoll set): the CQ whose event this
+ * pass took stays unarmed, and the dispatcher arms it (rs_arm_cq) only
+ * before it sleeps. While the application is busy - an event loop
+ * serving other connections, or writing its reply - the peer's
+ * completions then raise no event: no eventfd write and wake-up on the
+ * peer's side, no read here. The CQ-first logic of rs_progress stays:
+ * completions found while armed mean the event fired.
+ */
+int rs_progress_lazy(struct rsock *s, int fired)
+{
+    if (!fired || !rs_sources_known(s))
+        return fired ? rs_progress(s, 1) : recheck(s, 1);
+    if (s->cq_armed && process_cq(s) > 0) {
+        int consumed = take_cq_event(s);
+        if (consumed)
+            return progress_from(s, 0, 1, consumed, 1);
+    }
+    return progress_from(s, ready_sources(s), 1, 0, 1);
 }
 
 /* rs_progress for a caller that knows which sources are ready (a wait
  * that polled them): RS_SRC_* bits. */
 int rs_progress_sources(struct rsock *s, unsigned src, int from_poll)
 {
-    return progress_from(s, src, from_poll, 0);
+    return progress_from(s, src, from_poll, 0, 0);
 }
 
-static int progress_from(struct rsock *s, unsigned src, int from_poll, int consumed)
+static int progress_from(struct rsock *s, unsigned src, int from_poll, int consumed, int lazy)
 {
     uint64_t gen_before = s->gen;
 
@@ -358,7 +423,7 @@ static int progress_from(struct rsock *s, unsigned src, int from_poll, int consu
      * then, unarmed, so they neither get judged against an empty window
      * nor keep the wait fd readable. ESTABLISHED itself wakes us. */
     if (s->state != RS_CONNECTING) {
-        consumed += poll_and_arm(s);
+        consumed += poll_and_arm(s, lazy);
         if (src & RS_SRC_TIMER)
             rs_keepalive_tick(s);
         rs_update_credits(s);
@@ -393,7 +458,8 @@ void rs_progress_io(struct rsock *s)
         rs_progress(s, 0);
         return;
     }
-    int consumed = poll_and_arm(s);
+    /* a CQ left unarmed for the dispatcher stays so: it arms before it sleeps */
+    int consumed = poll_and_arm(s, s->cq_lazy);
     rs_update_credits(s);
     if (__builtin_expect(s->early_len != 0, 0))
         rs_anchor_early_drain(s, 0);

@@ -5,6 +5,7 @@
  */
 #include "rs_sock.h"
 
+#include <nstack/nstack_module.h>
 #include <sys/epoll.h>
 
 static uint32_t listener_mask(struct rsock *s)
@@ -58,17 +59,54 @@ uint32_t rs_poll_mask(struct rsock *s)
     }
 }
 
-uint32_t rs_poll_events(struct rsock *s, uint64_t *gen)
+/* full: ask the wait fd's sources (poll_events); else only the CQ and
+ * the state (poll_recheck: the dispatcher saw no wake-up since the last
+ * full pass, so no source has anything: module ABI 1.5). */
+#define PASS_FULL 1
+#define PASS_LAZY 2
+
+static uint32_t poll_mask_after(struct rsock *s, uint64_t *gen, int how)
 {
     uint32_t m;
     if (rs_wait_serves_listeners(s))
         rs_lprog_run();      /* requests to any listener of the process */
     pthread_mutex_lock(&s->lock);
-    if (rs_check_usable(s) == 0)
-        rs_progress(s, 1);
+    if (rs_check_usable(s) == 0) {
+        if (how & PASS_LAZY)
+            rs_progress_lazy(s, how & PASS_FULL);
+        else if (how & PASS_FULL)
+            rs_progress(s, 1);
+        else
+            rs_progress_recheck(s);
+    }
     m = rs_poll_mask(s);
+    if ((how & PASS_LAZY) && s->cq_lazy)
+        m |= NSTACK_EV_UNARMED;      /* the dispatcher arms it before it sleeps */
     if (gen)
         *gen = s->gen;
     pthread_mutex_unlock(&s->lock);
     return m;
+}
+
+uint32_t rs_poll_events(struct rsock *s, uint64_t *gen)
+{
+    return poll_mask_after(s, gen, PASS_FULL);
+}
+
+uint32_t rs_poll_recheck(struct rsock *s, uint64_t *gen)
+{
+    return poll_mask_after(s, gen, 0);
+}
+
+uint32_t rs_poll_lazy(struct rsock *s, uint64_t *gen, int fired)
+{
+    return poll_mask_after(s, gen, PASS_LAZY | (fired ? PASS_FULL : 0));
+}
+
+int rs_poll_arm(struct rsock *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int news = rs_check_usable(s) == 0 && rs_arm_cq(s);
+    pthread_mutex_unlock(&s->lock);
+    return news;
 }

@@ -129,6 +129,12 @@ struct rsock {
     struct ibv_cq *cq;
     unsigned cq_unacked;
     int cq_armed;
+    /* A lazy pass (the dispatcher's poll_lazy, module ABI 1.5) found the
+     * CQ's event taken and left it unarmed: the dispatcher arms it
+     * (rs_arm) before it sleeps, and meanwhile a peer's completion costs
+     * it no eventfd write and us no read. Cleared whenever the CQ is
+     * armed. Lock held. */
+    int cq_lazy;
     /* rs_wait.c's spin before a sleep: misses in a row (a hit resets
      * them) and waits skipped since they reached the cap (lock held). */
     uint8_t spin_misses, spin_skipped;
@@ -361,6 +367,15 @@ struct rsock *rs_accept_take_any(struct rsock *l);
 int rs_progress(struct rsock *s, int from_poll);
 /* The send/recv paths' pass: completions and credits, no system call. */
 void rs_progress_io(struct rsock *s);
+/* poll_recheck's pass (no wake-up since the last full one): as
+ * rs_progress without asking the wait fd; from_poll. */
+int rs_progress_recheck(struct rsock *s);
+/* The dispatcher's lazy pass: as rs_progress (fired) or
+ * rs_progress_recheck, but the CQ may be left unarmed (cq_lazy). */
+int rs_progress_lazy(struct rsock *s, int fired);
+/* Before the dispatcher sleeps: arm the CQ, poll it once; 1 when
+ * completions came (lock held). */
+int rs_arm_cq(struct rsock *s);
 
 /* A connected socket's event sources, as RS_SRC_* bits: its completion
  * channel, its CM channel and its keepalive timer. In other states the
@@ -406,6 +421,11 @@ int rs_timer_ensure(struct rsock *s);
 /* rs_poll.c: readiness */
 uint32_t rs_poll_mask(struct rsock *s);
 uint32_t rs_poll_events(struct rsock *s, uint64_t *gen);
+/* The same without asking the wait fd's sources (module ABI 1.5). */
+uint32_t rs_poll_recheck(struct rsock *s, uint64_t *gen);
+/* The lazy forms (module ABI 1.5 poll_lazy and arm). */
+uint32_t rs_poll_lazy(struct rsock *s, uint64_t *gen, int fired);
+int rs_poll_arm(struct rsock *s);
 
 /* rs_iomap.c: riomap / riowrite */
 void rs_iomap_free(struct rsock *s);

@@ -319,6 +319,10 @@ int rs_wait_timed(struct rsock *s, int64_t deadline_ms, int timed)
         errno = EAGAIN;
         return -1;
     }
+    /* A CQ left unarmed for the dispatcher (rs_progress_lazy) is armed
+     * before any sleep here; completions found meanwhile end the wait. */
+    if (s->cq_lazy && rs_arm_cq(s))
+        return 0;
     if (s->poller_busy)
         return wait_on_cond(s, deadline_ms);
     if (spin_before_sleep(s))
