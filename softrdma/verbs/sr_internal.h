@@ -487,13 +487,19 @@ struct sr_qp {
     size_t resp_got;
     struct sr_resp_hdr resp;
     struct sr_inconn *in;          /* responder stream, if the peer connected */
-    char reg_path[512];            /* fabric entry naming this QPN */
+    struct sr_qpn_blk *qpn_blk;    /* the block its number is from (sr_qpn.c) */
     struct sr_ud *ud;              /* UD QPs only (sr_ud.h) */
     char link_if[32];              /* interface of its port at RTR ("": none; sr_link.c) */
     uint64_t held_since;           /* sends held by a link down since (ms), 0: not */
     struct sr_qp *next;
 };
 struct sr_qp *sr_qp_find(uint32_t qpn);
+/* QP numbers, claimed from the fabric in blocks (sr_qpn.c); under sr_lock.
+ * sr_qpn_owner_link: the fabric name whose link names qpn's NIC. */
+int sr_qpn_alloc(struct sr_qp *qp);
+void sr_qpn_free(struct sr_qp *qp);
+void sr_qpn_release_all(void);
+void sr_qpn_owner_link(uint32_t qpn, char *buf, size_t len);
 /* The process's QPs (a list through ->next; sr_lock held). */
 struct sr_qp *sr_qp_all(void);
 void sr_qp_to_error(struct sr_qp *qp);

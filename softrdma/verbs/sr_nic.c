@@ -335,8 +335,16 @@ static int sr_listen_socket(void)
  * EOF: doc/softrdma.md "Streams open only while used"). */
 __attribute__((destructor)) static void sr_nic_cleanup(void)
 {
-    if (sr_path[0] && sr_nic_epoch == sr_epoch)
+    if (sr_path[0] && sr_nic_epoch == sr_epoch) {
+        /* the QP number blocks name this NIC: they go with it (a block
+         * left behind is taken over by the next claimer, as its owner is
+         * gone); not while another thread is inside the device */
+        if (!pthread_mutex_trylock(&sr_lock)) {
+            sr_qpn_release_all();
+            pthread_mutex_unlock(&sr_lock);
+        }
         unlink(sr_path);
+    }
 }
 
 /* Starts the device thread of this process (epoch) once. */

@@ -32,7 +32,7 @@ int sr_req_connect(struct sr_qp *qp)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     char link[300];
-    snprintf(link, sizeof link, "%s/qp/%u", sr_fabric_dir(), qp->dest_qpn);
+    sr_qpn_owner_link(qp->dest_qpn, link, sizeof link);
     ssize_t n = readlink(link, sa.sun_path, sizeof sa.sun_path - 1);
     int fd = n > 0 ? sr_sys_socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
     if (n > 0 && fd < 0 && sr_req_no_socket(qp))
