@@ -23,8 +23,8 @@ struct cm_channel {
     struct cm_event *head, *tail;
     unsigned epoch;
     /* Teardown under an event thread (see rdma_destroy_event_channel). */
-    int closed;                     /* rdma_destroy_event_channel ran */
-    int readers;                    /* threads inside rdma_get_cm_event */
+    int closed;                     /* rdma_destroy_event_channel ran (atomic) */
+    int readers;                    /* threads inside rdma_get_cm_event (atomic) */
     pid_t last_reader;              /* thread that took the latest event */
     pid_t late_reader;              /* closed: that thread parks if it calls again */
 };

@@ -308,6 +308,16 @@ int sr_shm_cq_push(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr
 int sr_shm_cq_add(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr_wc_src *src,
                   int evfd, uint32_t *overrun_state, int resv, int *wake);
 void sr_channel_signal(int evfd);
+/* Counts for this process's own channel eventfds (sr_wake.c): written at
+ * once, or, on the device thread while it holds sr_lock, right after it
+ * lets go (between sr_wake_defer_begin and _end). sr_wake_take takes back
+ * one count not written yet (1 if it did); sr_wake_forget drops a
+ * channel's pending counts before its descriptor is closed. */
+void sr_wake_fd(int fd, uint64_t n);
+int sr_wake_take(int fd);
+void sr_wake_forget(int fd);
+void sr_wake_defer_begin(void);
+void sr_wake_defer_end(void);
 /* A peer's sender holds a slot before it places data (0), or finds the
  * CQ full (-1: it leaves the overrun to the owner's device). */
 int sr_shm_cq_reserve(struct sr_shm_cq *s);

@@ -278,6 +278,7 @@ static void *sr_nic_main(void *arg)
             pthread_mutex_unlock(&sr_lock);
             return NULL;
         }
+        sr_wake_defer_begin();
         sr_nic_dispatch(evs, n);
         timeout = sr_again_run() ? 0 : 100;
         sr_resp_timers(sr_now_ms(), &timeout);
@@ -288,6 +289,7 @@ static void *sr_nic_main(void *arg)
             sr_cm_timers(sr_now_ms(), &timeout);
         int trim = sr_graveyard_empty();
         pthread_mutex_unlock(&sr_lock);
+        sr_wake_defer_end();            /* the woken threads find sr_lock free */
         if (trim)
             malloc_trim(0);
     }
