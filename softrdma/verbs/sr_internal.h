@@ -93,6 +93,14 @@ struct sr_ifaddr {
  * netlink watch keeps current: count, or -1 (errno) only if they cannot be
  * listed and were never listed before in this netns. */
 int sr_ifaddrs(struct sr_ifaddr *out, int max);
+/* A call asking several questions of the address list brackets them with
+ * these: the list is brought up to date once (sr_ifcache.c). netns_now:
+ * the network namespace's inode, that scope's if it has looked. prime:
+ * list once per namespace, for later lookups at the descriptor limit. */
+void sr_ifc_scope_begin(void);
+void sr_ifc_scope_end(void);
+unsigned long sr_ifc_netns_now(void);
+void sr_ifc_prime(void);
 /* Number of ports; -1 (errno) only if the interfaces cannot be listed and
  * were never listed before in this netns (else the last list is used). */
 int sr_ports_scan(struct sr_port *ports, int max);
