@@ -190,8 +190,10 @@ static int sr_accept_starved;
 
 static void sr_listen_cb(struct sr_watch *w, uint32_t events)
 {
-    (void)events;
-    for (int i = 0; i < 64; i++) {
+    /* one per epoll wake-up (level-triggered: more come back next round),
+     * so that a lone peer's stream is not followed by an accept finding
+     * nothing; all there is, up to the bound, when called otherwise */
+    for (int i = 0; i < (events ? 1 : 64); i++) {
         int fd = sr_sys_accept4(w->fd, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int e = errno;
