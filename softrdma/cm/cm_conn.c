@@ -491,7 +491,7 @@ CM_API int rdma_connect(struct rdma_cm_id *pub, struct rdma_conn_param *p)
     char name[512];
     struct sockaddr *dst = &pub->route.addr.dst_addr;
     int fd = -1;
-    if (!cm_listen_name(dst, cm_port(dst), name, sizeof name)) {
+    if (!cm_peer_listen_name(dst, cm_port(dst), name, sizeof name)) {
         cm_ud_name(id, name, sizeof name);
         fd = cm_connect_listener(name);
     }

@@ -105,6 +105,8 @@ uint16_t cm_port(const struct sockaddr *sa);
 void cm_set_port(struct sockaddr *sa, uint16_t port);
 /* Fabric name of a listener on (addr, port). */
 int cm_listen_name(const struct sockaddr *sa, uint16_t port, char *out, size_t len);
+/* The same name, for connecting to it: the directory is not created. */
+int cm_peer_listen_name(const struct sockaddr *sa, uint16_t port, char *out, size_t len);
 /* Every local address of a family, for wildcard listens; returns count,
  * -1 (errno, logged) if the addresses cannot be listed. */
 int cm_local_addrs(int family, struct sockaddr_storage *out, int max);
