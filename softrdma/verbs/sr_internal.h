@@ -499,6 +499,9 @@ struct sr_qp {
      * waiting); the device thread retries it (sr_req_timers) for the
      * QP's retry budget, then its sends fail with RETRY_EXC_ERR. */
     uint64_t fdwait_since;
+    /* Sends wait for the first attach offer until then (ms; 0: not
+     * waiting): see sr_req_attach_wait. Guarded by sr_lock. */
+    uint64_t attach_wait_until;
     int fdwait_queued;
     struct sr_qp *fdwait_next;
     struct sr_rx out_rx;
@@ -537,6 +540,9 @@ void sr_qp_complete(struct sr_qp *qp, int recv, const struct ibv_wc *wc);
  * (EMFILE, ENFILE, ENOMEM: ibv_modify_qp reports it, the QP stays in
  * INIT). A peer that cannot be reached fails the sends later, as on a wire. */
 int sr_req_connect(struct sr_qp *qp);
+/* The QP's first stream is open: its sends wait for the peer's attach
+ * offer (a bounded time) so that they can go directly (sr_requester.c). */
+void sr_req_attach_wait(struct sr_qp *qp);
 void sr_req_kick(struct sr_qp *qp);
 /* The head request fails with st (QP to ERR first), the rest are flushed. */
 void sr_req_fail(struct sr_qp *qp, enum ibv_wc_status st);

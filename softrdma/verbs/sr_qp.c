@@ -366,8 +366,11 @@ static int sr_modify_locked(struct sr_qp *qp, struct ibv_qp_attr *a, int mask)
     }
     enum ibv_qp_state from = qp->pub.state;
     /* no descriptor for the stream (EMFILE): the QP stays in INIT */
-    if (to == IBV_QPS_RTR && from == IBV_QPS_INIT && sr_req_connect(qp))
-        return errno;
+    if (to == IBV_QPS_RTR && from == IBV_QPS_INIT) {
+        if (sr_req_connect(qp))
+            return errno;
+        sr_req_attach_wait(qp);
+    }
     sr_qp_set_state(qp, to);
     if (to == IBV_QPS_RTR && from == IBV_QPS_INIT)   /* the path's interface */
         sr_link_track(qp, (mask & IBV_QP_AV) && a->ah_attr.port_num ? a->ah_attr.port_num : qp->port);
