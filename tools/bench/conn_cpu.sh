@@ -9,6 +9,9 @@
 #   strace   system calls per connection of each end (strace -f -c), by call
 #   perf     perf record --call-graph dwarf of both ends over N2 cycles
 #            (the data files are left in $CONN_CPU_OUT, default /tmp)
+#   nginx    the connrate benchmark's pair instead: ab -c 8 without
+#            keep-alive (N1 and N2 requests) against one nginx process
+#            serving 4 KiB; user+system CPU of nginx and of ab per connection
 # Environment: NSTACK_SRC (default: this tree), NSTACK_RELEASE, NSTACK_BUILD,
 # CONN_CPU_IP (default 192.168.21.181, the rsocket subnet; 192.168.22.181
 # measures the kernel route). Needs root (network namespaces).
@@ -60,6 +63,34 @@ cpu_us() { awk -F: '{ printf "%.0f", ($1 + $2) * 1e6 }' "$1"; }
 # calls FILE: "name count" per system call of an strace -c summary.
 calls() { awk '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { print $NF, $4 }' "$1"; }
 
+# nginx_cpu N: "NGINX_US AB_US" CPU of a fresh nginx and of ab -n N.
+nginx_cpu() {
+    local n=$1 dir=$WORK/nginx.$1 pid t0 t1
+    PORT=$((PORT + 1))
+    # shellcheck source=../../test/lib/nginx.sh
+    . "$NSTACK_SRC/test/lib/nginx.sh"
+    nginx_prepare "$dir" "$IP" "$PORT"
+    head -c 4096 /dev/urandom >"$dir/www/page.bin"
+    # shellcheck disable=SC2046
+    bg_b "${ENV[@]}" $(nginx_cmd "$dir") >"$dir/out" 2>&1
+    wait_until 30 test -s "$dir/nginx.pid" || { cat "$dir/out"; exit 1; }
+    pid=$(cat "$dir/nginx.pid")
+    wait_until 30 sh -c "ip netns exec '$NS_B' ss -Hltn 'sport = :$PORT' | grep -q ." || exit 1
+    t0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+    in_a /usr/bin/time -f %U:%S -o "$WORK/ab.$n.time" "${ENV[@]}" ab -q -c 8 -n "$n" \
+        "http://$IP:$PORT/page.bin" >"$WORK/ab.$n.out" 2>&1 || { cat "$WORK/ab.$n.out"; exit 1; }
+    t1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+    kill "$pid"; wait_until 10 sh -c "! kill -0 $pid 2>/dev/null"
+    grep -q '^Failed requests: *0' "$WORK/ab.$n.out" || echo "conn_cpu: ab: $(grep '^Failed' "$WORK/ab.$n.out")" >&2
+    echo "$(( (t1 - t0) * 1000000 / $(getconf CLK_TCK) )) $(cpu_us "$WORK/ab.$n.time")"
+}
+
+if [ "$MODE" = nginx ]; then
+    read -r s1 c1 < <(nginx_cpu "$N1"); read -r s2 c2 < <(nginx_cpu "$N2")
+    d=$((N2 - N1))
+    echo "ab (client): $(( (c2 - c1) / d )) us CPU per connection; nginx (server): $(( (s2 - s1) / d )) us"
+    exit 0
+fi
 if [ "$MODE" = perf ]; then
     run "$N2"
     echo "perf data: $OUT/conn_cpu.client.perf.data $OUT/conn_cpu.server.perf.data"
