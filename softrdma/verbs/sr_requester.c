@@ -173,8 +173,8 @@ void sr_req_timers(uint64_t now, int *next_ms)
  * the offer coming. The bound is long on purpose: an offer is late only
  * when the peer's device thread does not run (a stopped or starved peer,
  * SR_ALIVE_MS), and then a send on the stream would not complete sooner
- * either (its ACK comes from that thread too). Only sends whose data is already the device's are
- * held (sr_req_holdable). Guarded by sr_lock. */
+ * either (its ACK comes from that thread too). Only sends whose data is
+ * the device's already are held (sr_req_holdable). Guarded by sr_lock. */
 #define SR_ATTACH_WAIT_MS SR_ALIVE_MS
 static unsigned sr_attwait_n;      /* QPs waiting */
 
