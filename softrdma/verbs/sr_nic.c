@@ -47,23 +47,35 @@ void sr_defer_free(void *p)
     sr_graveyard[sr_grave_n++] = p;
 }
 
-/* Frees since the heap was last given back (device thread only). */
+/* Frees since the heap was last given back, and when the last came
+ * (device thread only). */
 static size_t sr_grave_untrimmed;
+static uint64_t sr_grave_last_ms;
 #define SR_TRIM_BATCH 256
+#define SR_TRIM_QUIET_MS 200
 
 /* Returns 1 when the heap should be given back to the system now: the
- * frees of a burst of closed QPs have stopped (a round freed nothing after
- * some did), or many piled up. glibc keeps freed memory in its arenas
- * until malloc_trim; the application's own frees are trimmed by the
- * engine (rs_sock.c), but these come later, on this thread. */
+ * frees of a burst of closed QPs have stopped (none for SR_TRIM_QUIET_MS;
+ * the thread wakes at least every 100 ms), or many piled up. glibc keeps
+ * freed memory in its arenas until malloc_trim; the application's own
+ * frees are trimmed by the engine (rs_sock.c), but these come later, on
+ * this thread. It used to trim at the first round that freed nothing,
+ * which under one connection per request was nearly every connection: a
+ * malloc_trim walking the arenas, its madvise calls and the page faults
+ * of the next connection's allocations. */
 static int sr_graveyard_empty(void)
 {
     size_t n = sr_grave_n;
     for (size_t i = 0; i < n; i++)
         free(sr_graveyard[i]);
     sr_grave_n = 0;
-    sr_grave_untrimmed += n;
-    if (sr_grave_untrimmed == 0 || (n && sr_grave_untrimmed < SR_TRIM_BATCH))
+    uint64_t now = sr_now_ms();
+    if (n) {
+        sr_grave_untrimmed += n;
+        sr_grave_last_ms = now;
+    }
+    if (sr_grave_untrimmed == 0 ||
+        (sr_grave_untrimmed < SR_TRIM_BATCH && now - sr_grave_last_ms < SR_TRIM_QUIET_MS))
         return 0;
     sr_grave_untrimmed = 0;
     return 1;
