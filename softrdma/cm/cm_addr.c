@@ -52,8 +52,11 @@ void cm_set_port(struct sockaddr *sa, uint16_t port)
         ((struct sockaddr_in *)sa)->sin_port = htons(port);
 }
 
-/* Loopback names carry the host (network namespace) so hosts don't meet. */
-int cm_listen_name(const struct sockaddr *sa, uint16_t port, char *out, size_t len)
+/* Loopback names carry the host (network namespace) so hosts don't meet.
+ * make_dir: create the directory (a listener); a connecting side only
+ * names it (a missing directory is a missing listener), one mkdir less
+ * per connection. */
+static int cm_name(const struct sockaddr *sa, uint16_t port, char *out, size_t len, int make_dir)
 {
     char ip[INET6_ADDRSTRLEN] = "";
     const uint8_t *v4 = cm_v4_of(sa);
@@ -69,10 +72,20 @@ int cm_listen_name(const struct sockaddr *sa, uint16_t port, char *out, size_t l
     }
     char dir[300];
     snprintf(dir, sizeof dir, "%s/cm", sr_fabric_dir());
-    if (sr_mkdir_p(dir))
+    if (make_dir && sr_mkdir_p(dir))
         return -1;
     int n = snprintf(out, len, "%s/%s%s_%u", dir, host, ip, port);
     return n < (int)len ? 0 : -1;
+}
+
+int cm_listen_name(const struct sockaddr *sa, uint16_t port, char *out, size_t len)
+{
+    return cm_name(sa, port, out, len, 1);
+}
+
+int cm_peer_listen_name(const struct sockaddr *sa, uint16_t port, char *out, size_t len)
+{
+    return cm_name(sa, port, out, len, 0);
 }
 
 int cm_local_addrs(int family, struct sockaddr_storage *out, int max)

@@ -18,12 +18,12 @@
  * enough never to overflow the eventfd (its limit is 2^64 - 2). */
 #define CM_WAKE_ALL ((uint64_t)1 << 32)
 
-/* Adds n counts to the channel's eventfd (sr_lock held). A write can fail
- * only on overflow, which one count per event never reaches. */
+/* Adds n counts to the channel's eventfd (sr_lock held); on the device
+ * thread once it lets go of sr_lock (sr_wake.c). A write can fail only on
+ * overflow, which one count per event never reaches. */
 static void cm_channel_count(struct cm_channel *ch, uint64_t n)
 {
-    if (sr_sys_write(ch->pub.fd, &n, sizeof n) != (ssize_t)sizeof n)
-        sr_log("CM event channel %d: cannot count an event: %s", ch->pub.fd, strerror(errno));
+    sr_wake_fd(ch->pub.fd, n);
 }
 
 /* Takes one count without blocking (the application's fd may be a
@@ -34,6 +34,8 @@ static int cm_channel_take(struct cm_channel *ch)
     struct pollfd p = { .fd = ch->pub.fd, .events = POLLIN };
     struct timespec now = { 0, 0 };
     uint64_t v;
+    if (sr_wake_take(ch->pub.fd))
+        return 1;               /* its count was not written yet */
     return syscall(SYS_ppoll, &p, 1, &now, NULL, 8) == 1 && (p.revents & POLLIN) &&
            sr_sys_read(ch->pub.fd, &v, sizeof v) == (ssize_t)sizeof v;
 }
@@ -63,12 +65,27 @@ CM_API struct rdma_event_channel *rdma_create_event_channel(void)
     return ch ? &ch->pub : NULL;
 }
 
+/* The calling thread's id, asked of the kernel once per thread (every
+ * event taken notes its reader). A forked child's thread has a new one. */
+static __thread pid_t cm_tid;
+static void cm_tid_after_fork(void) { cm_tid = 0; }
+__attribute__((constructor)) static void cm_tid_init(void)
+{
+    pthread_atfork(NULL, NULL, cm_tid_after_fork);
+}
+static pid_t cm_gettid(void)
+{
+    if (!cm_tid)
+        cm_tid = gettid();
+    return cm_tid;
+}
+
 /* A thread that took events from a blocking channel and is not inside
  * rdma_get_cm_event now is between two calls: an event loop like rping's
  * CM thread, about to come back while the main thread tears down. */
 static pid_t cm_late_reader(const struct cm_channel *ch)
 {
-    if (!ch->last_reader || ch->last_reader == gettid())
+    if (!ch->last_reader || ch->last_reader == cm_gettid())
         return 0;
     int fl = fcntl(ch->pub.fd, F_GETFL);
     return (fl >= 0 && !(fl & O_NONBLOCK)) ? ch->last_reader : 0;
@@ -97,10 +114,15 @@ CM_API void rdma_destroy_event_channel(struct rdma_event_channel *pub)
         free(e);
     }
     ch->tail = NULL;
-    ch->closed = 1;
+    /* before readers is looked at: a reader entering now either is
+     * counted below or sees closed (cm_reader_enter) */
+    __atomic_store_n(&ch->closed, 1, __ATOMIC_SEQ_CST);
     ch->late_reader = cm_late_reader(ch);
-    cm_channel_count(ch, CM_WAKE_ALL); /* readers blocked in read() wake, see closed */
-    if (!ch->readers && !ch->late_reader) {
+    sr_wake_forget(pub->fd);           /* its events are gone, and so their counts */
+    uint64_t all = CM_WAKE_ALL;        /* readers blocked in read() wake, see closed: */
+    if (sr_sys_write(pub->fd, &all, sizeof all) != (ssize_t)sizeof all)  /* now, before any close */
+        sr_log("CM event channel %d: cannot wake its readers: %s", pub->fd, strerror(errno));
+    if (!__atomic_load_n(&ch->readers, __ATOMIC_SEQ_CST) && !ch->late_reader) {
         close(pub->fd);
         sr_defer_free(ch);
     }
@@ -174,7 +196,7 @@ void cm_push_disconnected(struct cm_id *id)
  * may be its own: dead events stay queued and readers skip them. */
 static void cm_events_reap(struct cm_channel *ch)
 {
-    if (ch->readers || ch->closed)
+    if (__atomic_load_n(&ch->readers, __ATOMIC_SEQ_CST) || ch->closed)
         return;
     struct cm_event **pp = &ch->head, *last = NULL;
     while (*pp) {
@@ -242,8 +264,10 @@ static struct cm_event *cm_next_event(struct cm_channel *ch)
             ch->head = e->next;
             if (!ch->head)
                 ch->tail = NULL;
-            if (!e->dead)
+            if (!e->dead) {
                 cm_of(e->pub.id)->events_out++;
+                ch->last_reader = cm_gettid();
+            }
         }
         pthread_mutex_unlock(&sr_lock);
         if (!e) {
@@ -257,16 +281,21 @@ static struct cm_event *cm_next_event(struct cm_channel *ch)
 }
 
 /* Counts the caller in as a reader, or handles a destroyed channel: the
- * late event thread parks, anybody else gets EBADF. */
+ * late event thread parks, anybody else gets EBADF. Without sr_lock: an
+ * event loop calls rdma_get_cm_event on a non-blocking channel at every
+ * turn, mostly to find nothing, and took sr_lock twice for that, often
+ * while the device thread held it (a futex wait and wake each time, the
+ * larger part of a passive end's lock contention per connection). The
+ * count and the destroy's closed flag are ordered (seq_cst) so that the
+ * destroy either sees this reader or the reader sees closed. */
 static int cm_reader_enter(struct cm_channel *ch)
 {
-    pthread_mutex_lock(&sr_lock);
-    if (!ch->closed) {
-        ch->readers++;
-        pthread_mutex_unlock(&sr_lock);
+    __atomic_add_fetch(&ch->readers, 1, __ATOMIC_SEQ_CST);
+    if (!__atomic_load_n(&ch->closed, __ATOMIC_SEQ_CST))
         return 0;
-    }
-    int late = ch->late_reader == gettid();
+    __atomic_sub_fetch(&ch->readers, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&sr_lock);
+    int late = ch->late_reader == cm_gettid();
     pthread_mutex_unlock(&sr_lock);
     if (late)
         cm_park_reader();
@@ -275,13 +304,10 @@ static int cm_reader_enter(struct cm_channel *ch)
     return -1;
 }
 
-static void cm_reader_leave(struct cm_channel *ch, int got_event)
+/* (The thread that took an event is noted by cm_next_event.) */
+static void cm_reader_leave(struct cm_channel *ch)
 {
-    pthread_mutex_lock(&sr_lock);
-    ch->readers--;
-    if (got_event)
-        ch->last_reader = gettid();
-    pthread_mutex_unlock(&sr_lock);
+    __atomic_sub_fetch(&ch->readers, 1, __ATOMIC_SEQ_CST);
 }
 
 CM_API int rdma_get_cm_event(struct rdma_event_channel *pub, struct rdma_cm_event **event)
@@ -294,7 +320,7 @@ CM_API int rdma_get_cm_event(struct rdma_event_channel *pub, struct rdma_cm_even
     if (sr_stale(ch->epoch, "rdma_get_cm_event") || cm_reader_enter(ch))
         return -1;
     struct cm_event *e = cm_next_event(ch);
-    cm_reader_leave(ch, e != NULL);
+    cm_reader_leave(ch);
     if (!e)
         return -1;
     *event = &e->pub;

@@ -213,12 +213,20 @@ static void cm_on_msg(struct cm_id *id, struct cm_msg *m)
     }
 }
 
+/* Woken by epoll (events set), the callbacks of the device's listeners and
+ * CM connections take one connection or message and return: the watch is
+ * level-triggered, so anything left brings the next round here, and the
+ * common case - one message, one connection - no longer ends in a read
+ * or accept that finds nothing (EAGAIN), one system call per message
+ * and per connection on each end. Called otherwise (events 0), they
+ * take what is there, up to their bound. */
+#define CM_PER_WAKE(events, max) ((events) ? 1 : (max))
+
 static void cm_conn_cb(struct sr_watch *w, uint32_t events)
 {
     struct cm_id *id = (struct cm_id *)((char *)w - offsetof(struct cm_id, conn));
     struct cm_msg m;
-    (void)events;
-    for (int i = 0; i < 16 && id->conn.fd >= 0; i++) {
+    for (int i = 0; i < CM_PER_WAKE(events, 16) && id->conn.fd >= 0; i++) {
         ssize_t n = recv(w->fd, &m, sizeof m, MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
@@ -249,8 +257,7 @@ static void cm_listen_starved(struct cm_id *l, int err)
 static void cm_listen_cb(struct sr_watch *w, uint32_t events)
 {
     struct cm_id *l = (struct cm_id *)((char *)w - offsetof(struct cm_id, lsn));
-    (void)events;
-    for (int i = 0; i < 64; i++) {
+    for (int i = 0; i < CM_PER_WAKE(events, 64); i++) {
         int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0 && sr_errno_is_shortage(errno)) {
             cm_listen_starved(l, errno);
@@ -484,7 +491,7 @@ CM_API int rdma_connect(struct rdma_cm_id *pub, struct rdma_conn_param *p)
     char name[512];
     struct sockaddr *dst = &pub->route.addr.dst_addr;
     int fd = -1;
-    if (!cm_listen_name(dst, cm_port(dst), name, sizeof name)) {
+    if (!cm_peer_listen_name(dst, cm_port(dst), name, sizeof name)) {
         cm_ud_name(id, name, sizeof name);
         fd = cm_connect_listener(name);
     }

@@ -156,6 +156,7 @@ CM_API int rdma_resolve_addr(struct rdma_cm_id *pub, struct sockaddr *src, struc
     if (src && src->sa_family && rdma_bind_addr(pub, src))
         return -1;
     pthread_mutex_lock(&sr_lock);
+    sr_ifc_scope_begin();       /* source, link, port space, port: one look */
     memcpy(&pub->route.addr.dst_storage, &d, sizeof d);
     dst = (struct sockaddr *)&d;
     int have_src = pub->route.addr.src_addr.sa_family &&
@@ -179,6 +180,7 @@ CM_API int rdma_resolve_addr(struct rdma_cm_id *pub, struct sockaddr *src, struc
         cm_set_device(id, &pub->route.addr.src_addr);
         id->state = CM_ADDR_RESOLVED;
     }
+    sr_ifc_scope_end();
     cm_event_push(id, NULL, err ? RDMA_CM_EVENT_ADDR_ERROR : RDMA_CM_EVENT_ADDR_RESOLVED, err, NULL);
     pthread_mutex_unlock(&sr_lock);
     return id->sync ? cm_sync_wait(id, RDMA_CM_EVENT_ADDR_RESOLVED) : 0;

@@ -23,8 +23,8 @@ struct cm_channel {
     struct cm_event *head, *tail;
     unsigned epoch;
     /* Teardown under an event thread (see rdma_destroy_event_channel). */
-    int closed;                     /* rdma_destroy_event_channel ran */
-    int readers;                    /* threads inside rdma_get_cm_event */
+    int closed;                     /* rdma_destroy_event_channel ran (atomic) */
+    int readers;                    /* threads inside rdma_get_cm_event (atomic) */
     pid_t last_reader;              /* thread that took the latest event */
     pid_t late_reader;              /* closed: that thread parks if it calls again */
 };
@@ -105,6 +105,8 @@ uint16_t cm_port(const struct sockaddr *sa);
 void cm_set_port(struct sockaddr *sa, uint16_t port);
 /* Fabric name of a listener on (addr, port). */
 int cm_listen_name(const struct sockaddr *sa, uint16_t port, char *out, size_t len);
+/* The same name, for connecting to it: the directory is not created. */
+int cm_peer_listen_name(const struct sockaddr *sa, uint16_t port, char *out, size_t len);
 /* Every local address of a family, for wildcard listens; returns count,
  * -1 (errno, logged) if the addresses cannot be listed. */
 int cm_local_addrs(int family, struct sockaddr_storage *out, int max);

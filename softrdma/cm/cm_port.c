@@ -57,8 +57,7 @@ static void cm_claim_key(const struct sockaddr *sa, char *out, size_t len)
 
 static unsigned long cm_netns(void)
 {
-    struct stat st;
-    return stat("/proc/self/ns/net", &st) ? 0ul : (unsigned long)st.st_ino;
+    return sr_ifc_netns_now();      /* a stat, unless the call has looked already */
 }
 
 /* RDMA_PS_UDP ids have their own port space ("udp-port"), as UDP ports

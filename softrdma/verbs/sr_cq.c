@@ -48,6 +48,7 @@ SR_API int ibv_destroy_comp_channel(struct ibv_comp_channel *pub)
         sr_log("ibv_destroy_comp_channel: %d CQ(s) still use the channel", pub->refcnt);
         return EBUSY;
     }
+    sr_wake_forget(pub->fd);    /* no count written after the close */
     close(pub->fd);     /* the application's fd: through libc, as it expects */
     free(ch);
     return 0;
@@ -249,7 +250,10 @@ int sr_cq_push(struct sr_cq *cq, const struct ibv_wc *wc, struct sr_qp *qp, int 
 {
     struct sr_wc_src src = { .qp_off = qp->s_off, .gen = qp->s->gen,
                              .sq_upto = qp->sq_head, .recv = (uint32_t)recv };
-    int rc = sr_shm_cq_push(cq->s, wc, &src, sr_cq_evfd(cq), &qp->s->state);
+    int wake, evfd = sr_cq_evfd(cq);
+    int rc = sr_shm_cq_add(cq->s, wc, &src, evfd, &qp->s->state, 0, &wake);
+    if (wake)
+        sr_wake_fd(evfd, 1);    /* our own channel: after sr_lock on the device thread */
     if (rc)
         qp->pub.state = IBV_QPS_ERR;
     return rc;
@@ -275,7 +279,7 @@ void sr_cq_flush_end(struct sr_cq_flush *f)
 {
     sr_shm_unlock(&f->cq->s->lock);
     if (f->wake)
-        sr_channel_signal(sr_cq_evfd(f->cq));
+        sr_wake_fd(sr_cq_evfd(f->cq), 1);
 }
 
 /* The application has polled a completion: the slots it covers are free

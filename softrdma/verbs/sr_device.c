@@ -72,8 +72,7 @@ static unsigned long sr_netns_ino(void)
 
 void sr_ports_prime(void)
 {
-    struct sr_ifaddr a[SR_MAX_IFADDRS];
-    sr_ifaddrs(a, SR_MAX_IFADDRS);
+    sr_ifc_prime();
 }
 
 /* Index (0-based) of the port among n whose GIDs hold sa's; -1 if none. */

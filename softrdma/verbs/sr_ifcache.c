@@ -180,10 +180,55 @@ __attribute__((constructor)) static void sr_ifc_init(void)
     pthread_atfork(NULL, NULL, sr_ifc_after_fork);
 }
 
+/* One call that asks several questions of the list (rdma_resolve_addr:
+ * the source address, its link, its port, the port space's namespace)
+ * asks them of one look: the list is brought up to date at the first
+ * question of the scope only, as a kernel resolves with one view of its
+ * tables. Per thread; scopes nest. Each API call is its own scope, so a
+ * change made before a call is seen by it, as before. */
+static __thread int sr_ifc_scope;           /* depth */
+static __thread int sr_ifc_scope_fresh;     /* refreshed in this scope */
+static __thread unsigned long sr_ifc_scope_ns;
+
+void sr_ifc_scope_begin(void)
+{
+    if (!sr_ifc_scope++)
+        sr_ifc_scope_fresh = 0;
+}
+
+void sr_ifc_scope_end(void)
+{
+    sr_ifc_scope--;
+}
+
+unsigned long sr_ifc_netns_now(void)
+{
+    return sr_ifc_scope && sr_ifc_scope_fresh ? sr_ifc_scope_ns : sr_ifc_netns();
+}
+
+/* Lists once per namespace while descriptors are at hand (device open,
+ * rdma_create_id), so that a later lookup at the descriptor limit has a
+ * table to answer from; whether it is current is the lookup's business. */
+void sr_ifc_prime(void)
+{
+    unsigned long ns = sr_ifc_netns();
+    pthread_mutex_lock(&sr_ifc_lock);
+    if (sr_ifc_n < 0 || sr_ifc_ns != ns || sr_watch_epoch != sr_epoch)
+        sr_ifc_refresh();
+    pthread_mutex_unlock(&sr_ifc_lock);
+}
+
 int sr_ifaddrs(struct sr_ifaddr *out, int max)
 {
     pthread_mutex_lock(&sr_ifc_lock);
-    int n = sr_ifc_refresh();
+    int n = 0;
+    if (!sr_ifc_scope || !sr_ifc_scope_fresh) {
+        n = sr_ifc_refresh();
+        if (!n && sr_ifc_scope) {
+            sr_ifc_scope_fresh = 1;
+            sr_ifc_scope_ns = sr_ifc_ns;
+        }
+    }
     if (!n) {
         n = sr_ifc_n < max ? sr_ifc_n : max;
         memcpy(out, sr_ifc, (size_t)n * sizeof *out);

@@ -93,6 +93,14 @@ struct sr_ifaddr {
  * netlink watch keeps current: count, or -1 (errno) only if they cannot be
  * listed and were never listed before in this netns. */
 int sr_ifaddrs(struct sr_ifaddr *out, int max);
+/* A call asking several questions of the address list brackets them with
+ * these: the list is brought up to date once (sr_ifcache.c). netns_now:
+ * the network namespace's inode, that scope's if it has looked. prime:
+ * list once per namespace, for later lookups at the descriptor limit. */
+void sr_ifc_scope_begin(void);
+void sr_ifc_scope_end(void);
+unsigned long sr_ifc_netns_now(void);
+void sr_ifc_prime(void);
 /* Number of ports; -1 (errno) only if the interfaces cannot be listed and
  * were never listed before in this netns (else the last list is used). */
 int sr_ports_scan(struct sr_port *ports, int max);
@@ -308,6 +316,16 @@ int sr_shm_cq_push(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr
 int sr_shm_cq_add(struct sr_shm_cq *s, const struct ibv_wc *wc, const struct sr_wc_src *src,
                   int evfd, uint32_t *overrun_state, int resv, int *wake);
 void sr_channel_signal(int evfd);
+/* Counts for this process's own channel eventfds (sr_wake.c): written at
+ * once, or, on the device thread while it holds sr_lock, right after it
+ * lets go (between sr_wake_defer_begin and _end). sr_wake_take takes back
+ * one count not written yet (1 if it did); sr_wake_forget drops a
+ * channel's pending counts before its descriptor is closed. */
+void sr_wake_fd(int fd, uint64_t n);
+int sr_wake_take(int fd);
+void sr_wake_forget(int fd);
+void sr_wake_defer_begin(void);
+void sr_wake_defer_end(void);
 /* A peer's sender holds a slot before it places data (0), or finds the
  * CQ full (-1: it leaves the overrun to the owner's device). */
 int sr_shm_cq_reserve(struct sr_shm_cq *s);
@@ -481,19 +499,28 @@ struct sr_qp {
      * waiting); the device thread retries it (sr_req_timers) for the
      * QP's retry budget, then its sends fail with RETRY_EXC_ERR. */
     uint64_t fdwait_since;
+    /* Sends wait for the first attach offer until then (ms; 0: not
+     * waiting): see sr_req_attach_wait. Guarded by sr_lock. */
+    uint64_t attach_wait_until;
     int fdwait_queued;
     struct sr_qp *fdwait_next;
     struct sr_rx out_rx;
     size_t resp_got;
     struct sr_resp_hdr resp;
     struct sr_inconn *in;          /* responder stream, if the peer connected */
-    char reg_path[512];            /* fabric entry naming this QPN */
+    struct sr_qpn_blk *qpn_blk;    /* the block its number is from (sr_qpn.c) */
     struct sr_ud *ud;              /* UD QPs only (sr_ud.h) */
     char link_if[32];              /* interface of its port at RTR ("": none; sr_link.c) */
     uint64_t held_since;           /* sends held by a link down since (ms), 0: not */
     struct sr_qp *next;
 };
 struct sr_qp *sr_qp_find(uint32_t qpn);
+/* QP numbers, claimed from the fabric in blocks (sr_qpn.c); under sr_lock.
+ * sr_qpn_owner_link: the fabric name whose link names qpn's NIC. */
+int sr_qpn_alloc(struct sr_qp *qp);
+void sr_qpn_free(struct sr_qp *qp);
+void sr_qpn_release_all(void);
+void sr_qpn_owner_link(uint32_t qpn, char *buf, size_t len);
 /* The process's QPs (a list through ->next; sr_lock held). */
 struct sr_qp *sr_qp_all(void);
 void sr_qp_to_error(struct sr_qp *qp);
@@ -513,6 +540,9 @@ void sr_qp_complete(struct sr_qp *qp, int recv, const struct ibv_wc *wc);
  * (EMFILE, ENFILE, ENOMEM: ibv_modify_qp reports it, the QP stays in
  * INIT). A peer that cannot be reached fails the sends later, as on a wire. */
 int sr_req_connect(struct sr_qp *qp);
+/* The QP's first stream is open: its sends wait for the peer's attach
+ * offer (a bounded time) so that they can go directly (sr_requester.c). */
+void sr_req_attach_wait(struct sr_qp *qp);
 void sr_req_kick(struct sr_qp *qp);
 /* The head request fails with st (QP to ERR first), the rest are flushed. */
 void sr_req_fail(struct sr_qp *qp, enum ibv_wc_status st);

@@ -47,23 +47,35 @@ void sr_defer_free(void *p)
     sr_graveyard[sr_grave_n++] = p;
 }
 
-/* Frees since the heap was last given back (device thread only). */
+/* Frees since the heap was last given back, and when the last came
+ * (device thread only). */
 static size_t sr_grave_untrimmed;
+static uint64_t sr_grave_last_ms;
 #define SR_TRIM_BATCH 256
+#define SR_TRIM_QUIET_MS 200
 
 /* Returns 1 when the heap should be given back to the system now: the
- * frees of a burst of closed QPs have stopped (a round freed nothing after
- * some did), or many piled up. glibc keeps freed memory in its arenas
- * until malloc_trim; the application's own frees are trimmed by the
- * engine (rs_sock.c), but these come later, on this thread. */
+ * frees of a burst of closed QPs have stopped (none for SR_TRIM_QUIET_MS;
+ * the thread wakes at least every 100 ms), or many piled up. glibc keeps
+ * freed memory in its arenas until malloc_trim; the application's own
+ * frees are trimmed by the engine (rs_sock.c), but these come later, on
+ * this thread. It used to trim at the first round that freed nothing,
+ * which under one connection per request was nearly every connection: a
+ * malloc_trim walking the arenas, its madvise calls and the page faults
+ * of the next connection's allocations. */
 static int sr_graveyard_empty(void)
 {
     size_t n = sr_grave_n;
     for (size_t i = 0; i < n; i++)
         free(sr_graveyard[i]);
     sr_grave_n = 0;
-    sr_grave_untrimmed += n;
-    if (sr_grave_untrimmed == 0 || (n && sr_grave_untrimmed < SR_TRIM_BATCH))
+    uint64_t now = sr_now_ms();
+    if (n) {
+        sr_grave_untrimmed += n;
+        sr_grave_last_ms = now;
+    }
+    if (sr_grave_untrimmed == 0 ||
+        (sr_grave_untrimmed < SR_TRIM_BATCH && now - sr_grave_last_ms < SR_TRIM_QUIET_MS))
         return 0;
     sr_grave_untrimmed = 0;
     return 1;
@@ -190,8 +202,10 @@ static int sr_accept_starved;
 
 static void sr_listen_cb(struct sr_watch *w, uint32_t events)
 {
-    (void)events;
-    for (int i = 0; i < 64; i++) {
+    /* one per epoll wake-up (level-triggered: more come back next round),
+     * so that a lone peer's stream is not followed by an accept finding
+     * nothing; all there is, up to the bound, when called otherwise */
+    for (int i = 0; i < (events ? 1 : 64); i++) {
         int fd = sr_sys_accept4(w->fd, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int e = errno;
@@ -278,6 +292,7 @@ static void *sr_nic_main(void *arg)
             pthread_mutex_unlock(&sr_lock);
             return NULL;
         }
+        sr_wake_defer_begin();
         sr_nic_dispatch(evs, n);
         timeout = sr_again_run() ? 0 : 100;
         sr_resp_timers(sr_now_ms(), &timeout);
@@ -288,6 +303,7 @@ static void *sr_nic_main(void *arg)
             sr_cm_timers(sr_now_ms(), &timeout);
         int trim = sr_graveyard_empty();
         pthread_mutex_unlock(&sr_lock);
+        sr_wake_defer_end();            /* the woken threads find sr_lock free */
         if (trim)
             malloc_trim(0);
     }
@@ -335,8 +351,16 @@ static int sr_listen_socket(void)
  * EOF: doc/softrdma.md "Streams open only while used"). */
 __attribute__((destructor)) static void sr_nic_cleanup(void)
 {
-    if (sr_path[0] && sr_nic_epoch == sr_epoch)
+    if (sr_path[0] && sr_nic_epoch == sr_epoch) {
+        /* the QP number blocks name this NIC: they go with it (a block
+         * left behind is taken over by the next claimer, as its owner is
+         * gone); not while another thread is inside the device */
+        if (!pthread_mutex_trylock(&sr_lock)) {
+            sr_qpn_release_all();
+            pthread_mutex_unlock(&sr_lock);
+        }
         unlink(sr_path);
+    }
 }
 
 /* Starts the device thread of this process (epoch) once. */

@@ -20,35 +20,6 @@ struct sr_qp *sr_qp_find(uint32_t qpn)
 
 struct sr_qp *sr_qp_all(void) { return sr_qps; }
 
-/* A QPN is unique in the fabric: $FABRIC/qp/<qpn> names the owner's NIC. */
-static int sr_qpn_register(struct sr_qp *qp)
-{
-    char dir[300];
-    snprintf(dir, sizeof dir, "%s/qp", sr_fabric_dir());
-    if (sr_mkdir_p(dir))
-        return -1;
-    static unsigned next;
-    if (!next)
-        next = ((unsigned)getpid() * 97u) & 0xffffff;
-    for (int i = 0; i < 4096; i++) {
-        unsigned qpn = (next++ & 0xffffff);
-        if (qpn < 0x100)
-            continue;
-        snprintf(qp->reg_path, sizeof qp->reg_path, "%s/%u", dir, qpn);
-        if (symlink(sr_nic_path(), qp->reg_path) == 0) {
-            qp->pub.qp_num = qpn;
-            return 0;
-        }
-        if (errno != EEXIST)
-            return -1;
-        struct stat st;     /* owner gone: its NIC socket no longer exists */
-        if (stat(qp->reg_path, &st) && errno == ENOENT && !unlink(qp->reg_path))
-            next--;
-    }
-    errno = EAGAIN;
-    return -1;
-}
-
 /* Generations of QP blocks: unique in the process, never 0. */
 static uint32_t sr_qp_gen;
 static uint32_t sr_qp_next_gen(void)
@@ -207,7 +178,7 @@ SR_API struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *
         return NULL;
     }
     pthread_mutex_lock(&sr_lock);
-    if (sr_qpn_register(qp)) {
+    if (sr_qpn_alloc(qp)) {
         pthread_mutex_unlock(&sr_lock);
         sr_log("ibv_create_qp: cannot register a QP number in %s: %s", sr_fabric_dir(), strerror(errno));
         sr_qp_free(qp);
@@ -216,7 +187,7 @@ SR_API struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *
     qp->pub.handle = qp->pub.qp_num;
     qp->s->qpn = qp->pub.qp_num;
     if (a->qp_type == IBV_QPT_UD && sr_ud_create(qp)) {
-        unlink(qp->reg_path);
+        sr_qpn_free(qp);
         pthread_mutex_unlock(&sr_lock);
         sr_qp_free(qp);
         errno = ENOMEM;
@@ -254,7 +225,7 @@ SR_API int ibv_destroy_qp(struct ibv_qp *pub)
     sr_link_untrack(qp);
     sr_qp_hold(qp, -1);
     sr_ud_destroy(qp);
-    unlink(qp->reg_path);
+    sr_qpn_free(qp);
     for (struct sr_qp **pp = &sr_qps; *pp; pp = &(*pp)->next)
         if (*pp == qp) {
             *pp = qp->next;
@@ -395,8 +366,11 @@ static int sr_modify_locked(struct sr_qp *qp, struct ibv_qp_attr *a, int mask)
     }
     enum ibv_qp_state from = qp->pub.state;
     /* no descriptor for the stream (EMFILE): the QP stays in INIT */
-    if (to == IBV_QPS_RTR && from == IBV_QPS_INIT && sr_req_connect(qp))
-        return errno;
+    if (to == IBV_QPS_RTR && from == IBV_QPS_INIT) {
+        if (sr_req_connect(qp))
+            return errno;
+        sr_req_attach_wait(qp);
+    }
     sr_qp_set_state(qp, to);
     if (to == IBV_QPS_RTR && from == IBV_QPS_INIT)   /* the path's interface */
         sr_link_track(qp, (mask & IBV_QP_AV) && a->ah_attr.port_num ? a->ah_attr.port_num : qp->port);

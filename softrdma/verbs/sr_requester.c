@@ -32,7 +32,7 @@ int sr_req_connect(struct sr_qp *qp)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     char link[300];
-    snprintf(link, sizeof link, "%s/qp/%u", sr_fabric_dir(), qp->dest_qpn);
+    sr_qpn_owner_link(qp->dest_qpn, link, sizeof link);
     ssize_t n = readlink(link, sa.sun_path, sizeof sa.sun_path - 1);
     int fd = n > 0 ? sr_sys_socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
     if (n > 0 && fd < 0 && sr_req_no_socket(qp))
@@ -121,8 +121,11 @@ uint64_t sr_retry_budget_ms(unsigned timeout, unsigned retry_cnt, uint64_t min_m
     return try_ms * ((uint64_t)retry_cnt + 1);
 }
 
+static void sr_req_attach_timers(uint64_t now, int *next_ms);
+
 void sr_req_timers(uint64_t now, int *next_ms)
 {
+    sr_req_attach_timers(now, next_ms);
     if (!sr_fdwait)
         return;
     if (now < sr_fdwait_due) {
@@ -157,8 +160,81 @@ void sr_req_timers(uint64_t now, int *next_ms)
         *next_ms = SR_FDWAIT_MS;
 }
 
+/* Sends posted right after the QP's first stream opened (rdma_cm's
+ * ESTABLISHED comes before the peer's attach offer is read) used to go
+ * the stream's way: the peer's device thread read and delivered each and
+ * sent an ACK, which ours read - two thread wake-ups and half a dozen
+ * system calls per end of every connection, for its first messages. They
+ * now wait for the offer, which the responder writes first on every new
+ * stream, and go directly once it is read (sr_req_cb kicks them). The
+ * wait ends with the offer, with any other answer, when the stream closes
+ * or breaks, and at the latest after SR_ATTACH_WAIT_MS (the device thread
+ * then sends them the stream's way, sr_req_timers): nothing depends on
+ * the offer coming. The bound is long on purpose: an offer is late only
+ * when the peer's device thread does not run (a stopped or starved peer,
+ * SR_ALIVE_MS), and then a send on the stream would not complete sooner
+ * either (its ACK comes from that thread too). Only sends whose data is
+ * the device's already are held (sr_req_holdable). Guarded by sr_lock. */
+#define SR_ATTACH_WAIT_MS SR_ALIVE_MS
+static unsigned sr_attwait_n;      /* QPs waiting */
+
+/* Only sends whose data cannot change under them are held: inline data
+ * (copied at post time), none (zero length), or a READ (nothing sent).
+ * Other sends have always gone at post time, and a program that refills
+ * a buffer before the send's completion (wrong by the verbs rules, but
+ * harmless when the device sends at once) must keep seeing that: such a
+ * send ends the wait for everything queued, in order. */
+static int sr_req_holdable(const struct sr_qp *qp)
+{
+    uint32_t ns = qp->cap.max_send_wr;
+    for (uint32_t i = qp->sq_tx; i != qp->sq_tail; i++) {
+        const struct sr_swqe *s = &qp->sq[i % ns];
+        if (s->len && s->opcode != IBV_WR_RDMA_READ && !(s->flags & IBV_SEND_INLINE))
+            return 0;
+    }
+    return 1;
+}
+
+void sr_req_attach_wait(struct sr_qp *qp)
+{
+    if (!qp->out_open || qp->fast.seg || qp->attach_wait_until)
+        return;
+    qp->attach_wait_until = sr_now_ms() + SR_ATTACH_WAIT_MS;
+    sr_attwait_n++;
+}
+
+static void sr_req_attach_settled(struct sr_qp *qp)
+{
+    if (!qp->attach_wait_until)
+        return;
+    qp->attach_wait_until = 0;
+    sr_attwait_n--;
+}
+
+/* Sends of QPs whose offer is late go the stream's way now. */
+static void sr_req_attach_timers(uint64_t now, int *next_ms)
+{
+    if (!sr_attwait_n)
+        return;
+    unsigned seen = 0;
+    for (struct sr_qp *q = sr_qp_all(); q; q = q->next) {
+        if (!q->attach_wait_until || q->epoch != sr_epoch)
+            continue;
+        seen++;
+        if (now >= q->attach_wait_until) {
+            sr_req_attach_settled(q);
+            sr_req_kick(q);
+        } else if ((int)(q->attach_wait_until - now) < *next_ms) {
+            *next_ms = (int)(q->attach_wait_until - now);
+        }
+    }
+    if (!seen)
+        sr_attwait_n = 0;   /* a forked child's count of its parent's QPs */
+}
+
 void sr_req_close(struct sr_qp *qp)
 {
+    sr_req_attach_settled(qp);
     sr_fdwait_unlink(qp);
     qp->fdwait_since = 0;
     if (qp->out_open)
@@ -272,6 +348,11 @@ void sr_req_kick(struct sr_qp *qp)
         }
         if (sr_link_hold(qp))
             break;      /* a link is down: held, sr_link_timers retries */
+        if (qp->attach_wait_until) {
+            if (sr_now_ms() < qp->attach_wait_until && sr_req_holdable(qp))
+                break;  /* the peer's offer is on its way: then directly */
+            sr_req_attach_settled(qp);
+        }
         /* Directly into the peer when nothing is on the stream before it
          * (in order, exactly once); anything unusual goes the stream's way,
          * where the peer's device answers it. */
@@ -334,6 +415,7 @@ static int sr_req_response(struct sr_qp *qp)
         qp->fast.got = 0;
         return 0;
     }
+    sr_req_attach_settled(qp);      /* another answer first: no offer comes */
     if (qp->sq_head == qp->sq_tx)
         return -1;      /* answer to nothing: protocol error */
     struct sr_swqe *s = &qp->sq[qp->sq_head % qp->cap.max_send_wr];
@@ -382,6 +464,7 @@ static void sr_req_cb(struct sr_watch *w, uint32_t events)
                 goto lost;
             if (r == 0)
                 return;
+            sr_req_attach_settled(qp);
             sr_req_kick(qp);    /* queued sends may go directly now */
             continue;
         }

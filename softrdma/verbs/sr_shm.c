@@ -27,11 +27,25 @@ static uint64_t sr_seg_len;
  * a later waiter leaves; the delay only keeps that case rare. It is short
  * because each freed block keeps its first page: under connection bursts
  * (1,000 at a time) a 2 s delay had every burst cut fresh blocks, and the
- * resident set grew by 4 KiB per block and burst (rsfw.rss_bursts). */
+ * resident set grew by 4 KiB per block and burst (rsfw.rss_bursts).
+ *
+ * Warm blocks: the most recently freed blocks, up to SR_WARM_BYTES in all,
+ * keep their pages (no hole punched) and are reused first and at once, so
+ * one connection per request neither punches its QP block and CQ ring at
+ * close nor faults fresh zero pages into them at the next set-up (3-4 %
+ * and 5-7 % of each end's CPU). That is safe without the delay because the
+ * delay never was what kept peers out: a peer's sender checks the block's
+ * generation under its lock, and a poller the generation a completion
+ * names. Nothing past a block's first page needs zeroes (receive and CQ
+ * rings are written before they are read; every header field is in the
+ * first page, which sr_seg_clear zeroes). Bounded: a burst's frees beyond
+ * the budget are punched as before. */
 #define SR_REUSE_MS 200
-struct sr_free { uint64_t off, len, at; };
+#define SR_WARM_BYTES (4ull << 20)
+struct sr_free { uint64_t off, len, at; int warm; };
 static struct sr_free *sr_frees;
 static size_t sr_nfree, sr_free_cap;
+static uint64_t sr_warm_bytes;         /* kept pages of warm frees */
 
 static size_t sr_round(size_t n) { return (n + SR_PAGE - 1) & ~(SR_PAGE - 1); }
 
@@ -69,6 +83,7 @@ static int sr_seg_create(void)
     sr_seg_fd_v = sr_fd_internal(fd);
     sr_seg_top = sr_round(sizeof(struct sr_seg_hdr));
     sr_nfree = 0;
+    sr_warm_bytes = 0;
     sr_seg_epoch = sr_epoch;
     return 0;
 }
@@ -118,15 +133,32 @@ uint64_t sr_seg_size(void)
  * sr_shm_cq_add). */
 #define SR_LOCK_BYTES sizeof(pthread_mutex_t)
 
+/* Removes free entry i and returns its offset. */
+static uint64_t sr_free_take(size_t i)
+{
+    uint64_t off = sr_frees[i].off;
+    if (sr_frees[i].warm)
+        sr_warm_bytes -= sr_frees[i].len;
+    sr_frees[i] = sr_frees[--sr_nfree];
+    return off;
+}
+
 static uint64_t sr_seg_take(size_t len)
 {
     uint64_t now = sr_now_ms();
-    for (size_t i = 0; i < sr_nfree; i++)
-        if (sr_frees[i].len == len && now - sr_frees[i].at >= SR_REUSE_MS) {
-            uint64_t off = sr_frees[i].off;
-            sr_frees[i] = sr_frees[--sr_nfree];
-            return off;          /* lock kept, the rest zeroed by sr_seg_free */
-        }
+    size_t cold = SIZE_MAX;
+    /* the newest warm block of the size (its pages the likeliest cached),
+     * else a punched one old enough */
+    for (size_t i = sr_nfree; i-- > 0;) {
+        if (sr_frees[i].len != len)
+            continue;
+        if (sr_frees[i].warm)
+            return sr_free_take(i);  /* lock kept, first page zeroed */
+        if (cold == SIZE_MAX && now - sr_frees[i].at >= SR_REUSE_MS)
+            cold = i;
+    }
+    if (cold != SIZE_MAX)
+        return sr_free_take(cold);   /* lock kept, the rest zeroed by sr_seg_free */
     if (sr_seg_top + len > sr_seg_len) {
         errno = ENOMEM;
         return 0;
@@ -147,17 +179,18 @@ uint64_t sr_seg_alloc(size_t len)
     return off;
 }
 
-/* Zeroes the block but its lock, under the lock (a peer's sender that
- * takes it next finds generation 0 and leaves), then gives the pages
- * after the first back (punched: they read as zeroes). */
-static void sr_seg_clear(uint64_t off, size_t len)
+/* Zeroes the first page of the block but its lock, under the lock (a
+ * peer's sender that takes it next finds generation 0 and leaves), then,
+ * unless the block stays warm, gives the pages after the first back
+ * (punched: they read as zeroes). */
+static void sr_seg_clear(uint64_t off, size_t len, int warm)
 {
     char *b = (char *)sr_seg_hdr_p + off;
     pthread_mutex_t *m = (pthread_mutex_t *)b;
     sr_shm_lock(m);
     memset(b + SR_LOCK_BYTES, 0, SR_PAGE - SR_LOCK_BYTES);
     pthread_mutex_unlock(m);
-    if (len > SR_PAGE)
+    if (len > SR_PAGE && !warm)
         fallocate(sr_seg_fd_v, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                   (off_t)(off + SR_PAGE), (off_t)(len - SR_PAGE));
 }
@@ -169,7 +202,6 @@ void sr_seg_free(uint64_t off, size_t len)
     len = sr_round(len);
     pthread_mutex_lock(&sr_seg_mu);
     if (sr_seg_hdr_p && sr_seg_epoch == sr_epoch) {
-        sr_seg_clear(off, len);
         if (sr_nfree == sr_free_cap) {
             size_t cap = sr_free_cap ? 2 * sr_free_cap : 64;
             struct sr_free *f = realloc(sr_frees, cap * sizeof *f);
@@ -178,8 +210,15 @@ void sr_seg_free(uint64_t off, size_t len)
                 sr_free_cap = cap;
             }
         }
-        if (sr_nfree < sr_free_cap)
-            sr_frees[sr_nfree++] = (struct sr_free){ off, len, sr_now_ms() };
+        /* a block not listed (no memory for the list) is never reused:
+         * its pages go back whatever the budget */
+        int listed = sr_nfree < sr_free_cap;
+        int warm = listed && sr_warm_bytes + len <= SR_WARM_BYTES;
+        sr_seg_clear(off, len, warm);
+        if (warm)
+            sr_warm_bytes += len;
+        if (listed)
+            sr_frees[sr_nfree++] = (struct sr_free){ off, len, sr_now_ms(), warm };
     }
     pthread_mutex_unlock(&sr_seg_mu);
 }

@@ -99,7 +99,8 @@ static int raw_stream(uint32_t qpn)
     const char *fab = getenv("SOFTRDMA_FABRIC");
     char link[512];
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    snprintf(link, sizeof link, "%s/qp/%u", fab && *fab ? fab : "/run/softrdma", qpn);
+    /* QPNs are claimed in blocks of 256: qp/b<qpn / 256> (sr_qpn.c) */
+    snprintf(link, sizeof link, "%s/qp/b%u", fab && *fab ? fab : "/run/softrdma", qpn >> 8);
     assert_true(readlink(link, sa.sun_path, sizeof sa.sun_path - 1) > 0);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     assert_true(fd >= 0);

@@ -19,6 +19,7 @@
 #include <linux/capability.h>
 #include <malloc.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -654,6 +655,72 @@ static int dereg_writer(int wfd, int rfd)
     return 25;
 }
 
+/* The peer of test_first_send_waits: its receive posted, it says so and
+ * is stopped by the parent; then the SEND must land intact. */
+static int offer_child(int wfd, int rfd)
+{
+    struct pair *p;
+    child_side(&p, wfd, rfd);
+    post_recv(&p->a, 7, 1, 0, 64);
+    if (write(wfd, "r", 1) != 1)
+        return 40;
+    struct ibv_wc wc;
+    if (poll_n(p->a.rcq, &wc, 1, DEADLINE_MS) != 1 || wc.status != IBV_WC_SUCCESS || wc.byte_len != 64)
+        return 41;
+    char want[64];
+    fill(want, sizeof want, 9);
+    return memcmp(p->a.buf, want, sizeof want) ? 42 : 0;
+}
+
+/* An inline SEND posted right after RTS, before the peer's attach offer
+ * can have been read (the peer process is stopped, so its device cannot
+ * answer the new stream yet), waits for the offer and then goes directly:
+ * it used to go the stream's way (the peer's device delivering it and
+ * sending an ACK). Nothing completes while the peer is stopped. */
+static void test_first_send_waits(void **st)
+{
+    (void)st;
+    int up[2], down[2];
+    assert_int_equal(pipe(up), 0);
+    assert_int_equal(pipe(down), 0);
+    struct pair *p = pair_open();
+    side_init(p, &p->a, 64, 1, ALL);
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(offer_child(up[1], down[0]));
+    struct peer_info mine = { p->a.qp->qp_num, p->a.mr->rkey, (uintptr_t)p->a.buf }, theirs;
+    char c;
+    assert_int_equal(read(up[0], &theirs, sizeof theirs), sizeof theirs);
+    assert_int_equal(write(down[1], &mine, sizeof mine), sizeof mine);
+    assert_int_equal(read(up[0], &c, 1), 1);           /* its receive is posted */
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, WUNTRACED), pid);
+    assert_true(WIFSTOPPED(status));
+    qp_connect(p->a.qp, theirs.qpn, 7);
+    uint64_t d0, s0, d1, s1;
+    stats(&d0, &s0);
+    fill(p->a.buf, 64, 9);
+    assert_int_equal(post_send(&p->a, IBV_WR_SEND, 1, 0, 64, IBV_SEND_INLINE, 0, 0, p->a.mr->lkey), 0);
+    memset(p->a.buf, 0, 64);        /* inline: the device has its copy */
+    struct ibv_wc wc;
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, 50), 0);
+    assert_int_equal(kill(pid, SIGCONT), 0);
+    assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    stats(&d1, &s1);
+    assert_int_equal(d1 - d0, 1);
+    assert_int_equal(s1 - s0, 0);
+    wait_child(pid, 0);
+    side_free(&p->a);
+    ibv_dealloc_pd(p->pd);
+    ibv_close_device(p->ctx);
+    free(p);
+    close(up[0]); close(up[1]); close(down[0]); close(down[1]);
+}
+
 /* ibv_dereg_mr returns only when nothing can land in the region any more:
  * a peer process writing into it without pause finds its key gone (its
  * WRITE fails with REM_ACCESS_ERR) and nothing it wrote appears in the
@@ -927,6 +994,7 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_reopen_emfile),
             cmocka_unit_test(test_memlock_limit),
             cmocka_unit_test(test_dereg_stops_peer_writes),
+            cmocka_unit_test(test_first_send_waits),
         };
         rc = cmocka_run_group_tests(tests, NULL, NULL);
     }

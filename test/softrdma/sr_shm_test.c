@@ -169,13 +169,53 @@ static void one_round(void)
     if (code != PEER_OK)
         fail_msg("peer exit %d: %s", code,
                  code >= PEER_MAP && code <= PEER_PIPE ? why[code - PEER_MAP] : "?");
-    /* freed: the lock works for its owner, the rest reads as zeroes */
+    /* freed: the lock works for its owner, the first page reads as
+     * zeroes; the block stays warm (its pages kept) and is the next one
+     * handed out */
     sr_shm_lock(&b->lock);
     sr_shm_unlock(&b->lock);
     assert_int_equal(b->gen, 0);
-    assert_int_equal(b->rq[4096], 0);
+    assert_int_equal(b->rq[0], 0);
     assert_true(robust_list_empty());
+    assert_int_equal(sr_seg_alloc(3 * 4096), off);
+    sr_seg_free(off, 3 * 4096);
     close(go[0]); close(go[1]); close(freed[0]); close(freed[1]);
+}
+
+/* Warm blocks are bounded: of a burst of frees, those beyond the budget
+ * (4 MiB) give their pages back (they read as zeroes), and warm ones are
+ * reused before new blocks are cut. */
+#define BURST 400
+static void test_warm_budget(void **state)
+{
+    (void)state;
+    static uint64_t offs[BURST];
+    for (int i = 0; i < BURST; i++) {
+        offs[i] = sr_seg_alloc(3 * 4096);
+        assert_true(offs[i] != 0);
+        struct sr_shm_qp *b = (struct sr_shm_qp *)((char *)sr_seg() + offs[i]);
+        memset(b->rq, 0xab, 2 * 4096);
+    }
+    for (int i = 0; i < BURST; i++)
+        sr_seg_free(offs[i], 3 * 4096);
+    int kept = 0, punched = 0;
+    for (int i = 0; i < BURST; i++) {
+        struct sr_shm_qp *b = (struct sr_shm_qp *)((char *)sr_seg() + offs[i]);
+        assert_int_equal(b->rq[0], 0);          /* first page always zeroed */
+        if (b->rq[4096] == 0xab)
+            kept++;
+        else if (b->rq[4096] == 0)
+            punched++;
+    }
+    assert_int_equal(kept + punched, BURST);
+    assert_true(kept * 3 * 4096 <= 4 << 20);
+    assert_true(kept >= 300);                   /* 341 fit the budget */
+    assert_true(punched >= BURST - 341);
+    /* the next allocation takes a warm block (kept pages), not a new one */
+    uint64_t again = sr_seg_alloc(3 * 4096);
+    struct sr_shm_qp *b = (struct sr_shm_qp *)((char *)sr_seg() + again);
+    assert_int_equal(b->rq[4096], 0xab);
+    sr_seg_free(again, 3 * 4096);
 }
 
 static void test_free_while_peer_waits(void **state)
@@ -190,6 +230,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_free_while_peer_waits),
+        cmocka_unit_test(test_warm_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
