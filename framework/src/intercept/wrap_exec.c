@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "anchor.h"
@@ -46,12 +47,39 @@ static void secure_exec_notice(void)
             (unsigned)rg, (unsigned)eg);
 }
 
+/* Whether env names this library in LD_PRELOAD. */
+static int env_preloads_us(char *const env[])
+{
+    for (char *const *e = env; e != NULL && *e != NULL; e++)
+        if (strncmp(*e, "LD_PRELOAD=", 11) == 0 && strstr(*e + 11, "libnStackAPI") != NULL)
+            return 1;
+    return 0;
+}
+
+/* A program that builds its children's environment from scratch (dovecot
+ * passes only what import_environment lists) starts them without the
+ * preload, though it has it itself: they use the kernel stack only, and
+ * their peers see plain TCP ends. Said once per process that used the
+ * framework; not when the preload came from /etc/ld.so.preload (no
+ * LD_PRELOAD here either), which every image gets. */
+static void dropped_preload_notice(char *const envp[])
+{
+    static _Atomic int said;
+    if (envp == environ || !fw_is_started() || env_preloads_us(envp) || !env_preloads_us(environ) ||
+        __atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+        return;
+    LOG_WAR("exec with an environment that has no LD_PRELOAD of this library: the new image uses the "
+            "kernel stack only; pass LD_PRELOAD on to it (dovecot: import_environment), or preload "
+            "through /etc/ld.so.preload");
+}
+
 static int exec_prepare(char *const envp[], char ***env)
 {
     *env = NULL;
     if (t_in_module)
         return 0;
     secure_exec_notice();
+    dropped_preload_notice(envp);
     if (anchor_release_all(1) > 0) {
         errno = EBUSY;
         return -1;
