@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define NSTACK_MODULE_ABI_MAJOR 1
-#define NSTACK_MODULE_ABI_MINOR 4
+#define NSTACK_MODULE_ABI_MINOR 5
 #define NSTACK_MODULE_ABI_VERSION \
     ((uint32_t)(NSTACK_MODULE_ABI_MAJOR << 16 | NSTACK_MODULE_ABI_MINOR))
 
@@ -322,6 +322,19 @@ struct nstack_module {
      * belongs there (data calls pass through to kfd) and switches each
      * direction at a clean point of the stream. */
     int (*anchor_policy)(int kfd, int op, int *code);
+
+    /* ---- ABI 1.5 (optional): kfd is the application's own number -------
+     * A dispatcher that sees anchor_kfd() hands anchor() the application's
+     * fd itself as kfd instead of a dup of it (one descriptor less per
+     * connection). Before the application gives that file a second number
+     * (dup, dup2, dup3, F_DUPFD), after which it may close the first, the
+     * dispatcher makes its own dup and calls anchor_kfd(s, newkfd): from
+     * then on the module uses newkfd wherever it used kfd (its wait fd's
+     * registrations included). The old number stays open until the call
+     * returns. 0 on success, -1/errno (the dispatcher then fails the
+     * application's dup with that errno and keeps the old number). NULL:
+     * the dispatcher dups kfd at anchor() as before ABI 1.5. */
+    int (*anchor_kfd)(nstack_sock *s, int kfd);
 };
 
 /* getsockopt() level and option (ABI 1.3, optional): after an anchored

@@ -9,8 +9,9 @@
 # processes hold are those copies and their originals, one of each per
 # connection in each process, so half of them are the device's in each),
 # the average must stay at or below MAX. Counted: the
-# application's TCP socket, the dispatcher's dup of it (the anchor the
-# module watches), the module's wait fd, completion channel, CM channel,
+# application's TCP socket (also the anchor the module watches; a
+# dispatcher's dup of it only once the app gave it a second number), the
+# module's wait fd, completion channel, CM channel,
 # timers and kick eventfds. With DEVMAX, the device's share per connection
 # end must stay at or below it too (its CM connection; its QP streams close
 # once idle, and its copies of peers' channels are a per-process cache).
