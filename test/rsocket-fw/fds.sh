@@ -13,8 +13,9 @@
 # dispatcher's dup of it only once the app gave it a second number), the
 # module's wait fd, completion channel, CM channel,
 # timers and kick eventfds. With DEVMAX, the device's share per connection
-# end must stay at or below it too (its CM connection; its QP streams close
-# once idle, and its copies of peers' channels are a per-process cache).
+# end must stay at or below it too (its CM connection until both upgraded
+# ends detach it; its QP streams close once idle, and its copies of peers'
+# channels are a per-process cache).
 # Both processes run without CAP_SYS_CHROOT, as a server's workers do,
 # unless AS is "root": then with it, as root servers do (a process that may
 # chroot keeps its device streams closed too since its device thread has a
