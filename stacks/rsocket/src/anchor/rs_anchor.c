@@ -909,6 +909,10 @@ void rs_anchor_check(struct rsock *s)
         s->anchor_fd = -1;
         if (s->anc)
             s->anc->kfd_in = 0;
+        /* both directions shut without an error: the peer's FIN came (a
+         * detached CM no longer tells its end: rs_anchor_fin_step) */
+        if ((p.revents & (POLLHUP | POLLERR | POLLNVAL)) == POLLHUP && s->cm_detached)
+            s->anchor_fin = 1;
         /* also after the peer's DISCONNECT: a peer that closed with
          * unread data resets its anchor (rs_ops.c), as TCP resets */
         if ((p.revents & POLLERR) && (s->state == RS_CONNECTED || s->state == RS_DISCONNECTED))
