@@ -19,7 +19,6 @@
 #include "anchor_fd.h"
 #include "anchor_ll.h"
 #include "anchor_local.h"
-#include "fd_high.h"
 #include "fd_table.h"
 #include "fw.h"
 #include "fw_log.h"
