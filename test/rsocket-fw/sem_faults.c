@@ -515,9 +515,11 @@ static void case_peer_exit(void)
 
 /* ---- the RDMA peer lost, the TCP anchor silent ------------------------------ */
 
-/* A client that connects, exchanges MSG bytes and one back, and waits to
- * be killed. */
-static pid_t killable_client(const struct sockaddr_storage *ss, socklen_t len, uint32_t seed)
+/* A client that connects, exchanges MSG bytes and one back (then, with
+ * ack, answers that byte with one of its own: it has read it, so its
+ * death leaves nothing unread that would make the kernel reset), and
+ * waits to be killed. */
+static pid_t killable_client(const struct sockaddr_storage *ss, socklen_t len, uint32_t seed, int ack)
 {
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
@@ -530,6 +532,8 @@ static pid_t killable_client(const struct sockaddr_storage *ss, socklen_t len, u
     sem_fill(b, MSG, seed, 0);
     sem_write_all(k, b, MSG);
     sem_read_all(k, b, 1);
+    if (ack)
+        sem_write_all(k, "a", 1);
     for (;;)
         pause();
 }
@@ -537,17 +541,21 @@ static pid_t killable_client(const struct sockaddr_storage *ss, socklen_t len, u
 /* A killable client's connection, accepted on a new listener *l, its
  * MSG bytes checked and one byte sent back (the client then only waits),
  * and a recv of one byte into *one blocked on it in another thread (b). */
-static int killable_blocked(uint32_t seed, int *l, pid_t *pid, struct sem_blocked *b, uint8_t *one)
+static int killable_blocked(uint32_t seed, int ack, int *l, pid_t *pid, struct sem_blocked *b, uint8_t *one)
 {
     *l = sem_listener(AF_INET, 0);
     struct sockaddr_storage ss;
     socklen_t len = sem_addr(AF_INET, sem_port_of(*l), &ss);
-    *pid = killable_client(&ss, len, seed);
+    *pid = killable_client(&ss, len, seed, ack);
     int s = CHECK_OK(accept(*l, NULL, NULL));
     uint8_t in[MSG];
     sem_read_all(s, in, MSG);
     CHECK(sem_verify(in, MSG, seed, 0) == (size_t)-1, "data differs");
     sem_write_all(s, "k", 1);
+    if (ack) {
+        sem_read_all(s, in, 1);
+        CHECK(in[0] == 'a', "the client's answer");
+    }
     sem_start_blocked(b, sem_op_recv, s, one, 1);
     return s;
 }
@@ -589,7 +597,7 @@ static void peer_lost_case(int killed)
     pid_t pid;
     uint8_t one;
     struct sem_blocked b;
-    int s = killable_blocked(91, &l, &pid, &b, &one);
+    int s = killable_blocked(91, 0, &l, &pid, &b, &one);
     /* send until the link breaks and the module has seen it (sends then
      * find no room: EAGAIN); 24 sends is past any drop point used */
     int64_t worst = 0, t0 = sem_now_ms();
@@ -664,7 +672,7 @@ static void case_peer_killed_idle(void)
     pid_t pid;
     uint8_t one;
     struct sem_blocked b;
-    int s = killable_blocked(92, &l, &pid, &b, &one);
+    int s = killable_blocked(92, 1, &l, &pid, &b, &one);
     CHECK(!sem_blocked_done(&b), "the blocked recv returned %ld before the kill", b.r);
     int64_t t0 = sem_now_ms();
     CHECK_OK(kill(pid, SIGKILL));
