@@ -349,6 +349,19 @@ struct nstack_module {
      * dispatcher then looks at the socket before sleeping), else 0. */
     uint32_t (*poll_lazy)(nstack_sock *s, uint64_t *gen, int fired);
     int (*arm)(nstack_sock *s);
+
+    /* ---- ABI 1.5 (optional): kfd is the application's own number -------
+     * A dispatcher that sees anchor_kfd() hands anchor() the application's
+     * fd itself as kfd instead of a dup of it (one descriptor less per
+     * connection). Before the application gives that file a second number
+     * (dup, dup2, dup3, F_DUPFD), after which it may close the first, the
+     * dispatcher makes its own dup and calls anchor_kfd(s, newkfd): from
+     * then on the module uses newkfd wherever it used kfd (its wait fd's
+     * registrations included). The old number stays open until the call
+     * returns. 0 on success, -1/errno (the dispatcher then fails the
+     * application's dup with that errno and keeps the old number). NULL:
+     * the dispatcher dups kfd at anchor() as before ABI 1.5. */
+    int (*anchor_kfd)(nstack_sock *s, int kfd);
 };
 
 /* getsockopt() level and option (ABI 1.3, optional): after an anchored

@@ -210,6 +210,9 @@ static void cm_on_msg(struct cm_id *id, struct cm_msg *m)
     case CM_MSG_DREQ:
         cm_peer_gone(id);
         break;
+    case CM_MSG_DETACH:
+        cm_on_detach(id);
+        break;
     }
 }
 

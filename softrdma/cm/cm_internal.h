@@ -34,7 +34,7 @@ enum cm_state {
     CM_REQ_WAIT, CM_REQ_RCVD, CM_ACCEPTING, CM_RESPONDED, CM_CONNECTED, CM_DISCONNECTED,
 };
 
-enum cm_msg_type { CM_MSG_REQ = 1, CM_MSG_REP, CM_MSG_RTU, CM_MSG_REJ, CM_MSG_DREQ };
+enum cm_msg_type { CM_MSG_REQ = 1, CM_MSG_REP, CM_MSG_RTU, CM_MSG_REJ, CM_MSG_DREQ, CM_MSG_DETACH };
 
 /* One SOCK_SEQPACKET message on a CM connection. */
 struct cm_msg {
@@ -57,6 +57,10 @@ struct cm_id {
     struct sr_watch conn;           /* CM connection (seqpacket) */
     struct sr_watch lsn;            /* listening socket */
     int starved;                    /* requests left waiting: no descriptor (cm_conn.c) */
+    /* rdma_softrdma_detach (cm_detach.c): DETACH sent / the peer's read;
+     * once both, the CM connection is closed and the id stays CONNECTED
+     * without it (no DREQ, no peer death told). sr_lock. */
+    uint8_t detach_sent, peer_detach;
     /* handshake timeout (cm_timeout.c): in the armed list while tm_at */
     uint64_t tm_at;                 /* deadline (sr_now_ms), 0: not armed */
     struct cm_id *tm_next, *tm_prev;
@@ -83,6 +87,9 @@ struct cm_id {
 };
 
 static inline struct cm_id *cm_of(struct rdma_cm_id *id) { return (struct cm_id *)id; }
+
+/* cm_detach.c: the peer's DETACH arrived (device thread, sr_lock). */
+void cm_on_detach(struct cm_id *id);
 
 /* cm_channel.c */
 struct cm_channel *cm_channel_new(void);

@@ -151,6 +151,11 @@ uint64_t sr_now_ms(void);
  * may close (the process cannot chroot away from the fabric's names). */
 int sr_has_cap(int cap);
 int sr_streams_may_close(void);
+/* The device thread of `epoch` starts: it takes a root of its own. */
+void sr_reach_thread_start(unsigned epoch);
+/* 1: this thread cannot reach the fabric by name any more but the
+ * device thread can: leave the reopen to it. */
+int sr_reach_defer(void);
 /* Frees p after the device thread's current batch of events. */
 void sr_defer_free(void *p);
 

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <semaphore.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -277,11 +278,29 @@ void sr_nic_progress(void)
     pthread_mutex_unlock(&sr_lock);
 }
 
+/* Posted by the device thread once it has its own root (sr_reach.c):
+ * sr_nic_start waits for it, so no chroot of the caller after the device
+ * started can come first. */
+static sem_t sr_nic_rooted;
+
+/* Bounded: a thread that is not scheduled within 2 s only loses the
+ * guarantee for a chroot made meanwhile. */
+static void sr_nic_wait_rooted(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 2;
+    while (sem_timedwait(&sr_nic_rooted, &ts) && errno == EINTR)
+        ;
+}
+
 static void *sr_nic_main(void *arg)
 {
     unsigned epoch = (unsigned)(uintptr_t)arg;
     struct epoll_event evs[64];
     int timeout = 100;
+    sr_reach_thread_start(epoch);
+    sem_post(&sr_nic_rooted);
     for (;;) {
         int n = sr_sys_epoll_wait(sr_epfd, evs, 64, timeout);
         struct sr_seg_hdr *seg = sr_seg();
@@ -387,7 +406,7 @@ int sr_nic_start(void)
     sr_knobs.poll_progress = sr_env_int("SOFTRDMA_POLL_PROGRESS", 0);
     sr_knobs.ack_delay_ms = sr_env_int("SOFTRDMA_ACK_DELAY_MS", 0);
     sr_knobs.strict_wq = sr_env_int("SOFTRDMA_STRICT_SQ", 1);
-    sr_knobs.idle_close = sr_env_int("SOFTRDMA_IDLE_CLOSE", 1);
+    sr_knobs.idle_close = sr_env_int("SOFTRDMA_IDLE_CLOSE", 1);   /* 2: as root too (sr_reach.c) */
     sr_watch_add(&sr_listen_w, lfd, EPOLLIN, sr_listen_cb);
     sr_wake_w.fd = -1;
     int wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -398,8 +417,11 @@ int sr_nic_start(void)
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    sem_init(&sr_nic_rooted, 0, 0);
     int e = pthread_create(&t, &a, sr_nic_main, (void *)(uintptr_t)sr_epoch);
     pthread_attr_destroy(&a);
+    if (!e)
+        sr_nic_wait_rooted();
     if (e) {
         /* e.g. RLIMIT_NPROC 0 as an unprivileged user: undo it all, so that
          * this call and the next fail cleanly instead of leaving a device

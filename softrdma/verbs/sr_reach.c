@@ -1,5 +1,21 @@
 /* softrdma: whether a stream closed now can be opened again later.
  *
+ * Since issue 8's descriptor work the device thread has a root of its
+ * own: it unshares its filesystem context (unshare(CLONE_FS)) as it
+ * starts, so an application thread's later chroot does not move it, and
+ * it reaches the fabric's names for the process's life. A reopen that an
+ * application thread cannot make any more (it changed its root) is then
+ * left to the device thread (sr_reach_defer, held as for a descriptor
+ * shortage and retried within SR_FDWAIT_MS). With SOFTRDMA_IDLE_CLOSE=2
+ * idle streams close in every process whose device thread got its own
+ * root - root processes included, which keep 2 descriptors per
+ * connection otherwise. Not the default yet: with more streams closing,
+ * softrdma_stress_rping (root) failed 2 of 6 full parallel runs with
+ * ENOMEM from ibv_post_send - a send whose completion waits for its ACK on
+ * a reopened stream while the peer's reply came directly and the sender
+ * went on (doc/softrdma.md "Streams open only while used"). By default
+ * (1) the rule below decides.
+ *
  * Streams to a peer are reopened by the name of its NIC socket under the
  * fabric directory (sr_req_reopen). A process that changes its root after
  * a stream closed - rsync's daemon chroots each connection's child into
@@ -11,7 +27,10 @@
  * one it was (not chrooted away already). A process that may chroot keeps
  * its streams, as before SOFTRDMA_IDLE_CLOSE existed. */
 #include "sr_internal.h"
+#include <errno.h>
 #include <linux/capability.h>
+#include <sched.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -46,8 +65,36 @@ static int sr_fabric_same(void)
     return st.st_dev == sr_reach_dev && st.st_ino == sr_reach_ino;
 }
 
+/* The epoch whose device thread has a root of its own (0: none yet). */
+static unsigned sr_reach_own_epoch;
+static __thread int sr_reach_is_device;
+
+void sr_reach_thread_start(unsigned epoch)
+{
+    sr_reach_is_device = 1;
+    sr_fabric_same();                 /* the fabric as first seen, before any chroot */
+    if (unshare(CLONE_FS) == 0)
+        __atomic_store_n(&sr_reach_own_epoch, epoch, __ATOMIC_RELEASE);
+    else
+        sr_log("device thread: unshare(CLONE_FS): %s (a process that may chroot keeps its streams open)",
+               strerror(errno));
+}
+
+static int sr_reach_by_device(void)
+{
+    unsigned e = __atomic_load_n(&sr_reach_own_epoch, __ATOMIC_ACQUIRE);
+    return e != 0 && e == sr_epoch;
+}
+
+int sr_reach_defer(void)
+{
+    return !sr_reach_is_device && sr_reach_by_device() && !sr_fabric_same();
+}
+
 int sr_streams_may_close(void)
 {
+    if (sr_reach_by_device() && sr_knobs.idle_close >= 2)
+        return 1;
     static int64_t next_ms;
     static int verdict;
     int64_t now = (int64_t)sr_now_ms();

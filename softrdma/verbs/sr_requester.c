@@ -34,6 +34,8 @@ int sr_req_connect(struct sr_qp *qp)
     char link[300];
     sr_qpn_owner_link(qp->dest_qpn, link, sizeof link);
     ssize_t n = readlink(link, sa.sun_path, sizeof sa.sun_path - 1);
+    if (n <= 0 && qp->out_idle && sr_reach_defer())
+        return -1;              /* this thread chrooted away: the device thread reopens */
     int fd = n > 0 ? sr_sys_socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
     if (n > 0 && fd < 0 && sr_req_no_socket(qp))
         return -1;

@@ -138,11 +138,55 @@ static void case_close_range(void)
     close(base); close(c2); close(s2); close(s);
 }
 
+/* The peer reads EOF within LONG_MS. */
+static void expect_eof(int fd, const char *what)
+{
+    CHECK(sem_wait_fd(fd, POLLIN, LONG_MS) & POLLIN, "%s: EOF must be readable", what);
+    char b;
+    ssize_t r = recv(fd, &b, 1, 0);
+    CHECK(r == 0, "%s: EOF (recv %zd, %s)", what, r, r < 0 ? strerror(errno) : "data");
+}
+
+/* Numbers given to a connection after it carried data (an anchored one is
+ * upgraded by then, its module watching the TCP socket at the app's own
+ * number): the first number closed, reused by a new socket, dup2'd and
+ * close_range'd over; the connection lives while any number does. */
+static void case_dup_after_use(void)
+{
+    int c, s, pfd[2];
+    sem_tcp_pair(AF_INET, &c, &s);
+    roundtrip(c, s, 11);
+    roundtrip(s, c, 12);
+    int d = CHECK_OK(dup(c));
+    CHECK_OK(close(c));
+    expect_no_eof_yet(s);
+    roundtrip(d, s, 13);
+    roundtrip(s, d, 14);
+    int c2, s2;                          /* may take c's number */
+    sem_tcp_pair(AF_INET, &c2, &s2);
+    roundtrip(c2, s2, 15);
+    roundtrip(s, d, 16);
+    CHECK_OK(pipe(pfd));
+    int e = CHECK_OK(fcntl(d, F_DUPFD_CLOEXEC, 500));
+    CHECK(dup2(pfd[0], d) == d, "dup2 a pipe over the connection's number");
+    expect_no_eof_yet(s);
+    roundtrip(e, s, 17);
+    roundtrip(s, e, 18);
+    CHECK_OK(close_range((unsigned)e, (unsigned)e, 0));
+    expect_eof(s, "after close_range of the last number");
+    /* the only number replaced by dup2: the connection closes */
+    roundtrip(c2, s2, 19);
+    CHECK(dup2(pfd[1], c2) == c2, "dup2 a pipe over the only number");
+    expect_eof(s2, "after dup2 over the only number");
+    close(s); close(s2); close(d); close(c2); close(pfd[0]); close(pfd[1]);
+}
+
 int main(int argc, char **argv)
 {
     static const struct sem_case cases[] = {
         { "dup", case_dup }, { "dup2_dup3", case_dup2_dup3 },
         { "dup_epoll", case_dup_epoll }, { "close_range", case_close_range },
+        { "dup_after_use", case_dup_after_use },
     };
     return sem_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -9,22 +9,27 @@
 # processes hold are those copies and their originals, one of each per
 # connection in each process, so half of them are the device's in each),
 # the average must stay at or below MAX. Counted: the
-# application's TCP socket, the dispatcher's dup of it (the anchor the
-# module watches), the module's wait fd, completion channel, CM channel,
+# application's TCP socket (also the anchor the module watches; a
+# dispatcher's dup of it only once the app gave it a second number), the
+# module's wait fd, completion channel, CM channel,
 # timers and kick eventfds. With DEVMAX, the device's share per connection
-# end must stay at or below it too (its CM connection; its QP streams close
-# once idle, and its copies of peers' channels are a per-process cache).
-# Both processes run without CAP_SYS_CHROOT, as a server's workers do: a
-# process that may chroot keeps its device streams open (doc/softrdma.md,
-# "Streams open only while used").
+# end must stay at or below it too (its CM connection until both upgraded
+# ends detach it; its QP streams close once idle, and its copies of peers'
+# channels are a per-process cache).
+# Both processes run without CAP_SYS_CHROOT, as a server's workers do,
+# unless AS is "root": then with it, as root servers do (such a process
+# closes its idle device streams only with SOFTRDMA_IDLE_CLOSE=2, its
+# device thread having a root of its own: doc/softrdma.md, "Streams open
+# only while used").
 . "$(dirname "$0")/rsfw_lib.sh"
-N=${1:-500}; BYTES=${2:-4096}; MAX=${3:-2}; DEVMAX=${4:-}
+N=${1:-500}; BYTES=${2:-4096}; MAX=${3:-2}; DEVMAX=${4:-}; AS=${5:-nochroot}
 PROG=$NSTACK_BUILD/test/rsocket-fw/rsfw_fds
 [ -x "$PROG" ] || fail "$PROG not built"
 ulimit -n "$(ulimit -Hn)" || fail "cannot raise the fd limit"
 rsfw_setup
 
 NOCHROOT=(setpriv --bounding-set -sys_chroot)
+[ "$AS" = root ] && NOCHROOT=()   # the test hosts need root anyway
 bg_b env RSFW_FDS_IDS="$WORK/server.ids" "${RS_ENV[@]}" "${NOCHROOT[@]}" "$PROG" server "$IP_B" 20000 "$N" "$BYTES" >"$WORK/server.out" 2>&1
 srv=$BG_PID
 wait_file_match "$WORK/server.out" "^listening" 30 || { cat "$WORK/server.out"; fail "server did not listen"; }

@@ -515,9 +515,11 @@ static void case_peer_exit(void)
 
 /* ---- the RDMA peer lost, the TCP anchor silent ------------------------------ */
 
-/* A client that connects, exchanges MSG bytes and one back, and waits to
- * be killed. */
-static pid_t killable_client(const struct sockaddr_storage *ss, socklen_t len, uint32_t seed)
+/* A client that connects, exchanges MSG bytes and one back (then, with
+ * ack, answers that byte with one of its own: it has read it, so its
+ * death leaves nothing unread that would make the kernel reset), and
+ * waits to be killed. */
+static pid_t killable_client(const struct sockaddr_storage *ss, socklen_t len, uint32_t seed, int ack)
 {
     pid_t pid = fork();
     CHECK(pid >= 0, "fork");
@@ -530,8 +532,32 @@ static pid_t killable_client(const struct sockaddr_storage *ss, socklen_t len, u
     sem_fill(b, MSG, seed, 0);
     sem_write_all(k, b, MSG);
     sem_read_all(k, b, 1);
+    if (ack)
+        sem_write_all(k, "a", 1);
     for (;;)
         pause();
+}
+
+/* A killable client's connection, accepted on a new listener *l, its
+ * MSG bytes checked and one byte sent back (the client then only waits),
+ * and a recv of one byte into *one blocked on it in another thread (b). */
+static int killable_blocked(uint32_t seed, int ack, int *l, pid_t *pid, struct sem_blocked *b, uint8_t *one)
+{
+    *l = sem_listener(AF_INET, 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sem_addr(AF_INET, sem_port_of(*l), &ss);
+    *pid = killable_client(&ss, len, seed, ack);
+    int s = CHECK_OK(accept(*l, NULL, NULL));
+    uint8_t in[MSG];
+    sem_read_all(s, in, MSG);
+    CHECK(sem_verify(in, MSG, seed, 0) == (size_t)-1, "data differs");
+    sem_write_all(s, "k", 1);
+    if (ack) {
+        sem_read_all(s, in, 1);
+        CHECK(in[0] == 'a', "the client's answer");
+    }
+    sem_start_blocked(b, sem_op_recv, s, one, 1);
+    return s;
 }
 
 /* One nonblocking call (MSG_DONTWAIT), timed: the longest so far in *worst. */
@@ -567,17 +593,11 @@ static void peer_lost_case(int killed)
         printf("peer_lost: skipped (SEM_PEER_LOST not set)\n");
         return;
     }
-    int l = sem_listener(AF_INET, 0);
-    struct sockaddr_storage ss;
-    socklen_t len = sem_addr(AF_INET, sem_port_of(l), &ss);
-    pid_t pid = killable_client(&ss, len, 91);
-    int s = CHECK_OK(accept(l, NULL, NULL));
-    uint8_t in[MSG], one;
-    sem_read_all(s, in, MSG);
-    CHECK(sem_verify(in, MSG, 91, 0) == (size_t)-1, "data differs");
-    sem_write_all(s, "k", 1);
+    int l;
+    pid_t pid;
+    uint8_t one;
     struct sem_blocked b;
-    sem_start_blocked(&b, sem_op_recv, s, &one, 1);
+    int s = killable_blocked(91, 0, &l, &pid, &b, &one);
     /* send until the link breaks and the module has seen it (sends then
      * find no room: EAGAIN); 24 sends is past any drop point used */
     int64_t worst = 0, t0 = sem_now_ms();
@@ -641,6 +661,33 @@ static void peer_lost_case(int killed)
 }
 
 static void case_peer_lost_killed(void) { peer_lost_case(1); }
+
+/* The peer process killed while the connection is idle, a recv blocked in
+ * another thread: EOF within 2 s, as the kernel reports the FIN of a
+ * killed process (an anchored connection whose CM connection the device
+ * dropped learns it from the anchor's FIN: rs_anchor_fin_step). */
+static void case_peer_killed_idle(void)
+{
+    int l;
+    pid_t pid;
+    uint8_t one;
+    struct sem_blocked b;
+    int s = killable_blocked(92, 1, &l, &pid, &b, &one);
+    CHECK(!sem_blocked_done(&b), "the blocked recv returned %ld before the kill", b.r);
+    int64_t t0 = sem_now_ms();
+    CHECK_OK(kill(pid, SIGKILL));
+    CHECK(waitpid(pid, NULL, 0) == pid, "waitpid");
+    while (!sem_blocked_done(&b))
+        CHECK(sem_now_ms() - t0 < 10000, "the blocked recv never returned");
+    int64_t waited = sem_now_ms() - t0;
+    pthread_join(b.th, NULL);
+    CHECK(b.r == 0, "blocked recv after the peer was killed: %ld (%s); kernel: EOF", b.r,
+          b.r < 0 ? strerrorname_np(b.err) : "data");
+    CHECK(waited < 2000, "EOF %lld ms after the kill", (long long)waited);
+    CHECK(recv(s, &one, 1, MSG_DONTWAIT) == 0, "a later recv: not EOF");
+    close(s);
+    close(l);
+}
 static void case_peer_lost_silent(void) { peer_lost_case(0); }
 
 /* A local shutdown(SHUT_WR): EPIPE (and nothing pending in SO_ERROR). */
@@ -953,6 +1000,7 @@ int main(int argc, char **argv)
         { "peer_close_write", case_peer_close_write }, { "peer_reset", case_peer_reset },
         { "peer_exit", case_peer_exit },
         { "peer_lost_killed", case_peer_lost_killed },
+        { "peer_killed_idle", case_peer_killed_idle },
         { "peer_lost_silent", case_peer_lost_silent },
         { "local_shutdown_epipe", case_local_shutdown_epipe },
         { "sigpipe", case_sigpipe },

@@ -6,13 +6,20 @@
  *   - "shared": every id on one event channel, every QP on one CQ: what is
  *     left is the device's own per-connection share;
  *   - "per-id": an event channel per id (as rsockets make them): each
- *     channel's fd is the application's, the device adds nothing to it.
+ *     channel's fd is the application's, the device adds nothing to it;
+ *   - "detach": as "shared", then both ends of every pair but the first
+ *     call rdma_softrdma_detach() (only pair 0's client does): the CM
+ *     connections of the detached pairs close; then pair 0's server
+ *     disconnects (its client, which asked alone, still gets
+ *     DISCONNECTED), and so does pair 1's (a detached id's disconnect
+ *     is reported locally; its peer hears nothing from the CM).
  * Asserts the bound given on the command line per pair (the device's
  * share, the app-owned channels not counted), prints the figure.
  * Linked against Debian's librdmacm; run with LD_LIBRARY_PATH at the
  * softrdma build. Usage: sr_cm_fds_test <pairs> <max fds per pair> */
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
 #include <rdma/rdma_cma.h>
@@ -197,6 +204,71 @@ static void traffic(void)
                 FAIL("pair %d: data differs at byte %d", i, j);
 }
 
+/* The next event on the shared channel, within ms (NULL: none). */
+static struct rdma_cm_event *next_event(long ms)
+{
+    struct pollfd pf = { .fd = shared_ch->fd, .events = POLLIN };
+    struct rdma_cm_event *ev;
+    long end = now_ms() + ms;
+    while (now_ms() < end) {
+        if (poll(&pf, 1, 20) > 0 && rdma_get_cm_event(shared_ch, &ev) == 0)
+            return ev;
+    }
+    return NULL;
+}
+
+/* Waits for `type` on id (other events of other ids are dropped). */
+static void expect_event(struct rdma_cm_id *id, enum rdma_cm_event_type type, const char *what)
+{
+    long end = now_ms() + DEADLINE_MS;
+    for (;;) {
+        struct rdma_cm_event *ev = next_event(end - now_ms());
+        if (!ev)
+            FAIL("%s: no %s", what, rdma_event_str(type));
+        int hit = ev->id == id && ev->event == type;
+        rdma_ack_cm_event(ev);
+        if (hit)
+            return;
+    }
+}
+
+/* Both ends of every pair but pair 0 detach; pair 0's client alone. */
+static void detach_all(void)
+{
+    int (*detach)(struct rdma_cm_id *) =
+        (int (*)(struct rdma_cm_id *))(uintptr_t)dlsym(RTLD_DEFAULT, "rdma_softrdma_detach");
+    if (!detach)
+        FAIL("rdma_softrdma_detach not found (run against softrdma's librdmacm)");
+    for (int i = 0; i < npairs; i++) {
+        if (detach(cli[i].id))
+            FAIL("pair %d: client detach: %s", i, strerror(errno));
+        if (i > 0 && detach(srv[i].id))
+            FAIL("pair %d: server detach: %s", i, strerror(errno));
+    }
+}
+
+/* After detach_all: the CM still tells what it told where only one end
+ * asked, and a detached id's disconnect is reported to itself. */
+static void detach_semantics(void)
+{
+    if (rdma_disconnect(srv[0].id))
+        FAIL("rdma_disconnect pair 0");
+    expect_event(cli[0].id, RDMA_CM_EVENT_DISCONNECTED, "pair 0 (client asked alone)");
+    if (npairs < 2)
+        return;
+    if (rdma_disconnect(srv[1].id))
+        FAIL("rdma_disconnect pair 1: %s", strerror(errno));
+    expect_event(srv[1].id, RDMA_CM_EVENT_DISCONNECTED, "pair 1 (detached), its own disconnect");
+    struct rdma_cm_event *ev;
+    while ((ev = next_event(300)) != NULL) {
+        int bad = ev->id == cli[1].id;
+        enum rdma_cm_event_type t = ev->event;
+        rdma_ack_cm_event(ev);
+        if (bad)
+            FAIL("pair 1's client (detached) got %s from the CM", rdma_event_str(t));
+    }
+}
+
 static void run(const char *mode, double bound)
 {
     struct rlimit rl = { 8192, 8192 };
@@ -225,6 +297,9 @@ static void run(const char *mode, double bound)
     run_events();
     app += per_id * nsrv;
     traffic();
+    int detaching = !strcmp(mode, "detach");
+    if (detaching)
+        detach_all();
     /* the QPs' streams close on the device threads once idle: settle (a
      * count that never comes under the bound fails below) */
     int limit = (int)(bound * npairs) + app + 4;   /* + PD/CQ slack, the peer pidfd */
@@ -237,6 +312,8 @@ static void run(const char *mode, double bound)
            (double)used / npairs, bound);
     if (used > (int)(bound * npairs) + 4)
         FAIL("%s: %.2f descriptors per pair, bound %.2f", mode, (double)used / npairs, bound);
+    if (detaching)
+        detach_semantics();
 }
 
 int main(int argc, char **argv)
@@ -245,7 +322,7 @@ int main(int argc, char **argv)
      * turns it on: doc/softrdma.md "Streams open only while used") */
     setenv("SOFTRDMA_IDLE_CLOSE", "1", 1);
     if (argc != 4)
-        FAIL("usage: %s shared|per-id <pairs> <max fds per pair>", argv[0]);
+        FAIL("usage: %s shared|per-id|detach <pairs> <max fds per pair>", argv[0]);
     per_id = !strcmp(argv[1], "per-id");
     npairs = atoi(argv[2]);
     if (npairs < 1 || npairs > MAXP)

@@ -18,9 +18,9 @@
 
 #include "anchor_direct.h"
 #include "anchor_fork.h"
+#include "anchor_fd.h"
 #include "anchor_ll.h"
 #include "anchor_local.h"
-#include "fd_high.h"
 #include "fd_table.h"
 #include "fw.h"
 #include "fw_log.h"
@@ -161,7 +161,8 @@ int anchor_attach(int fd, struct file *kf, int st, int role, int flags)
 {
     const struct nstack_module *m = g_stacks[st].mod;
     int nb = __atomic_load_n(&kf->nonblock, __ATOMIC_RELAXED);
-    int kfd = fd_dup_high(fd);          /* ours: the app may close or dup2 over fd */
+    int own;
+    int kfd = anchor_fd_for_module(fd, kf, st, &own);
     if (kfd < 0)
         return -1;
     nstack_sock *s = NULL;
@@ -177,12 +178,14 @@ int anchor_attach(int fd, struct file *kf, int st, int role, int flags)
             MOD_LEAVE();
             err = ENOMEM;
         }
-        LIBC(close)(kfd);
+        if (own)
+            LIBC(close)(kfd);
         errno = err;
         return -1;
     }
     nf->anchored = 1;
     nf->anchor_fd = kfd;
+    nf->anchor_fd_own = own;
     nf->wait_fd = wfd;
     nf->anchor_state = ANCHOR_UP;
     if (role == AR_ACTIVE)

@@ -43,6 +43,7 @@ static struct file *module_connect(int fd, struct file *kf, int st, const struct
     nf->anchored = 1;
     nf->anchor_direct = 1;
     nf->anchor_fd = kfd;
+    nf->anchor_fd_own = 1;
     nf->wait_fd = wfd;
     nf->anchor_state = ANCHOR_UP;
     return nf;

@@ -88,15 +88,19 @@ struct file {
      * socket returned it: a call that sees it move may have consumed the
      * wake-up another waiter sleeps on (ev_polled). Atomic, no lock. */
     _Atomic uint64_t seen_gen;
-    /* TCP-anchored socket (anchor.c; 0/-1 otherwise). Fixed once published:
-     * anchor_fd is the dispatcher's high dup of the TCP socket handed to
-     * the module as kfd (the app's own numbers may be closed or dup2'ed
-     * over while the file lives), wait_fd the module's wait fd, which the
-     * event layer registers in place of the app fd. anchor_state: enum
-     * anchor_state, ANCHOR_UP until sock_fallback() CASes it to DOWN. */
+    /* TCP-anchored socket (anchor.c; 0/-1 otherwise). anchor_fd is the
+     * TCP socket handed to the module as kfd: the app's own number while
+     * anchor_fd_own is 0 (module ABI 1.5, anchor_fd.h), else the
+     * dispatcher's high dup, closed with the file; it moves from the
+     * former to the latter once (under `lock`, anchor_fd_own stored last,
+     * atomic) and is fixed afterwards. wait_fd is the module's wait fd,
+     * which the event layer registers in place of the app fd.
+     * anchor_state: enum anchor_state, ANCHOR_UP until sock_fallback()
+     * CASes it to DOWN. */
     int anchored;
     int anchor_direct;          /* anchored beside a refused TCP connect (anchor_direct.c) */
     int anchor_fd;
+    _Atomic int anchor_fd_own;
     int wait_fd;
     _Atomic int anchor_state;
     /* 1 once anchor_release() returned the upgraded connection to TCP

@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 
 #include "anchor.h"
+#include "anchor_fd.h"
 #include "fd_table.h"
 #include "file.h"
 #include "fw.h"
@@ -47,15 +48,18 @@ EXPORT int close(int fd)
     struct file *f = fd_table_take(fd);
     if (f == NULL)
         return LIBC(close)(fd);
-    if (__builtin_expect(f->kind != FILE_EPOLL && f->stack != g_kernel_stack, 0))
+    int keep = 0;
+    if (__builtin_expect(f->kind != FILE_EPOLL && f->stack != g_kernel_stack, 0)) {
         anchor_close(fd, f);
-    else if (__builtin_expect(f->urgent_maybe, 0) && !FW_CONFINED())
+        keep = anchor_fd_closing(fd, f);
+    } else if (__builtin_expect(f->urgent_maybe, 0) && !FW_CONFINED()) {
         anchor_close_tcp(fd);
+    }
     /* The module socket goes first (if this was its last fd), then the fd
      * number is released, so the number cannot be reused while the
      * framework still maps it. */
     file_put(f);
-    return LIBC(close)(fd);
+    return keep ? 0 : LIBC(close)(fd);
 }
 
 static void forget_one(int fd, struct file *f, void *arg)
@@ -65,8 +69,40 @@ static void forget_one(int fd, struct file *f, void *arg)
     forget_fd(fd);
 }
 
+/* The kernel is about to let go of number fd (dup2/dup3 onto it,
+ * close_range): as close() does, the table lets go first, so that a
+ * module socket of which it was the last number closes while its anchored
+ * TCP socket is still there (drained as at close: no reset for a hello
+ * left unread), and one that lives on moves its TCP socket off fd. */
+static void release_before_kernel(int fd)
+{
+    struct file *g = fd_table_take(fd);
+    if (g == NULL)
+        return;
+    if (g->kind != FILE_EPOLL && g->stack != g_kernel_stack) {
+        anchor_close(fd, g);
+        anchor_fd_replacing(fd, g);
+    }
+    file_put(g);
+}
+
+static void release_one(int fd, struct file *f, void *arg)
+{
+    (void)f;
+    (void)arg;
+    release_before_kernel(fd);
+}
+
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
+
 EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
+    int closes = !t_in_module && !((unsigned)flags & ~CLOSE_RANGE_UNSHARE) && first <= last &&
+                 first <= (unsigned)INT32_MAX;
+    if (closes)
+        fd_table_each((int)first, last > (unsigned)INT32_MAX ? -1 : (int)last, release_one, NULL);
     int r = LIBC(close_range)(first, last, flags);
     if (r == 0 && !t_in_module && !(flags & CLOSE_RANGE_CLOEXEC) && first <= (unsigned)INT32_MAX)
         fd_table_each((int)first, last > (unsigned)INT32_MAX ? -1 : (int)last, forget_one, NULL);
@@ -78,7 +114,7 @@ EXPORT int dup(int oldfd)
     struct file *f;
     if (t_in_module || (f = file_get(oldfd)) == NULL)
         return LIBC(dup)(oldfd);
-    int r = LIBC(dup)(oldfd);
+    int r = anchor_fd_share(f) < 0 ? -1 : LIBC(dup)(oldfd);
     int err = errno;
     if (r >= 0)
         share_fd(f, r);
@@ -92,7 +128,12 @@ static int dup_to(int oldfd, int newfd, int flags, int is_dup2)
     if (t_in_module)
         return is_dup2 ? LIBC(dup2)(oldfd, newfd) : LIBC(dup3)(oldfd, newfd, flags);
     struct file *f = file_get(oldfd);
-    int r = is_dup2 ? LIBC(dup2)(oldfd, newfd) : LIBC(dup3)(oldfd, newfd, flags);
+    int r = 0;
+    if (oldfd != newfd && (r = anchor_fd_share(f)) == 0 && LIBC(fcntl)(oldfd, F_GETFD) >= 0 &&
+        (is_dup2 || !(flags & ~O_CLOEXEC)))
+        release_before_kernel(newfd);     /* the dup cannot fail for its arguments now */
+    if (r == 0)
+        r = is_dup2 ? LIBC(dup2)(oldfd, newfd) : LIBC(dup3)(oldfd, newfd, flags);
     int err = errno;
     if (r >= 0 && oldfd != newfd)
         share_fd(f, newfd);
@@ -158,7 +199,7 @@ static int fcntl_tracked(struct file *f, int fd, int cmd, long arg)
         return 0;
     case F_DUPFD:
     case F_DUPFD_CLOEXEC: {
-        int r = LIBC(fcntl)(fd, cmd, arg);
+        int r = anchor_fd_share(f) < 0 ? -1 : LIBC(fcntl)(fd, cmd, arg);
         if (r >= 0) {
             int err = errno;
             share_fd(f, r);

@@ -318,7 +318,7 @@ void file_release(struct file *f)
     if (f->kind == FILE_MSOCK) {
         ev_socket_gone(f);
         MCALL(f, close);
-        if (f->anchored)
+        if (f->anchored && __atomic_load_n(&f->anchor_fd_own, __ATOMIC_ACQUIRE))
             LIBC(close)(f->anchor_fd);   /* the app's numbers are closed by the app */
     } else if (f->kind == FILE_EPOLL) {
         ev_set_gone(f);

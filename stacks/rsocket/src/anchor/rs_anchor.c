@@ -917,6 +917,10 @@ void rs_anchor_check(struct rsock *s)
         s->anchor_fd = -1;
         if (s->anc)
             s->anc->kfd_in = 0;
+        /* both directions shut without an error: the peer's FIN came (a
+         * detached CM no longer tells its end: rs_anchor_fin_step) */
+        if ((p.revents & (POLLHUP | POLLERR | POLLNVAL)) == POLLHUP && s->cm_detached)
+            s->anchor_fin = 1;
         /* also after the peer's DISCONNECT: a peer that closed with
          * unread data resets its anchor (rs_ops.c), as TCP resets */
         if ((p.revents & POLLERR) && (s->state == RS_CONNECTED || s->state == RS_DISCONNECTED))
@@ -940,6 +944,45 @@ void rs_anchor_check(struct rsock *s)
 int rs_anchor_kfd(const struct rsock *s)
 {
     return s->anc ? s->anc->kfd : -1;
+}
+
+/* The wait fd's registration of the TCP socket moves from number `from` to
+ * `to` (the same open file): added under the new number before the old
+ * one leaves, so no event is lost in between. */
+static int rewatch(struct rsock *s, int from, int to, uint32_t ev)
+{
+    struct epoll_event e = { .events = ev, .data.fd = to };
+    if (epoll_ctl(s->wait_fd, EPOLL_CTL_ADD, to, &e))
+        return -1;
+    epoll_ctl(s->wait_fd, EPOLL_CTL_DEL, from, NULL);
+    return 0;
+}
+
+/* ABI 1.5 anchor_kfd(): the dispatcher hands the TCP socket over at
+ * another number (its own dup, made when the application gave the file a
+ * second number); the old number stays open until this returns, so a
+ * thread that read it just before keeps a valid descriptor for its call. */
+int rs_anchor_move_kfd(struct rsock *s, int kfd)
+{
+    pthread_mutex_lock(&s->lock);
+    struct rs_anchor *a = s->anc;
+    int old = a ? a->kfd : -1, r = 0;
+    if (a && old != kfd && kfd >= 0) {
+        int down = s->anc_phase == RS_ANC_PHASE_DOWN && s->down && rs_down_kfd(s) == old;
+        if (down)
+            r = rewatch(s, old, kfd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
+        else if (a->kfd_in)
+            r = rewatch(s, old, kfd, a->kfd_ev);
+        if (r == 0) {
+            a->kfd = kfd;
+            if (s->anchor_fd == old)
+                s->anchor_fd = kfd;
+            rs_down_moved_kfd(s, old, kfd);
+            rs_anchor_mirror(s);      /* a paired handshake's mirror follows */
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return r;
 }
 
 int rs_anchor_fallback_err(struct rsock *s)

@@ -477,6 +477,12 @@ int rs_down_ioctl(struct rsock *s, unsigned long req, void *arg)
     return 0;
 }
 
+void rs_down_moved_kfd(struct rsock *s, int from, int to)
+{
+    if (s->down && s->down->kfd == from)
+        s->down->kfd = to;
+}
+
 int rs_down_kfd(struct rsock *s)
 {
     return s->down->kfd;

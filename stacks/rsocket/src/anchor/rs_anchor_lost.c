@@ -37,12 +37,11 @@ static int judged(struct rsock *s)
     return 1;
 }
 
-/* The timerfd fires at lost_until (absolute, CLOCK_MONOTONIC as rs_now_ms). */
-static int arm(struct rsock *s)
+/* The timerfd fires at t (absolute, CLOCK_MONOTONIC as rs_now_ms). */
+static int arm_at(struct rsock *s, int64_t t)
 {
     if (rs_timer_ensure(s))
         return -1;
-    int64_t t = s->lost_until;
     struct itimerspec its = { .it_value = { t / 1000, (t % 1000) * 1000000L } };
     return timerfd_settime(s->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
 }
@@ -67,7 +66,7 @@ int rs_anchor_peer_lost(struct rsock *s)
     if (s->anchor_fd < 0)
         return 0;
     s->lost_until = rs_now_ms() + rs_tun.anchor_lost_ms;
-    if (arm(s)) {
+    if (arm_at(s, s->lost_until)) {
         s->lost_until = 0;          /* no timer: judged now, as silent */
         return 0;
     }
@@ -90,4 +89,38 @@ void rs_anchor_lost_step(struct rsock *s)
            rs_tun.anchor_lost_ms);
     rs_set_error(s, ECONNRESET, NULL);
     end_pending(s);
+}
+
+/*
+ * The CM no longer tells s of its peer's end (rs_cms_detach): the anchor's
+ * FIN stands for it - the peer's TCP socket closed without its module's
+ * DISCONNECT before it, as at its process's death. Not at once: a FIN is
+ * not ordered with what the peer's device still holds for our QP (a send
+ * held for want of a receive travels on the QP's stream, and the peer's
+ * in-band DISCONNECT after it), so the DISCONNECT gets RS_ANCHOR_LOST_MS
+ * to arrive; then the peer is gone, as DISCONNECTED said before (EOF once
+ * the data is read). After the pass's CQ poll (progress_from).
+ */
+void rs_anchor_fin_step(struct rsock *s)
+{
+    int waiting = s->anchor_fin && !s->peer_gone && s->state == RS_CONNECTED && !s->lost_until;
+    if (!waiting) {
+        if (s->fin_until) {
+            s->fin_until = 0;
+            if (!s->lost_until)         /* else the timer is the lost verdict's */
+                (void)rs_keepalive_arm(s);
+        }
+        return;
+    }
+    int64_t now = rs_now_ms();
+    if (!s->fin_until) {
+        s->fin_until = now + rs_tun.anchor_lost_ms;
+        if (arm_at(s, s->fin_until) == 0)
+            return;
+    } else if (now < s->fin_until) {
+        return;
+    }
+    s->fin_until = 0;
+    (void)rs_keepalive_arm(s);
+    rs_cms_peer_gone(s);
 }

@@ -112,9 +112,10 @@ void rs_cms_adopt(struct rsock *s)
     epoll_ctl(s->wait_fd, EPOLL_CTL_DEL, s->cm_chan->fd, NULL);
     rdma_destroy_event_channel(s->cm_chan);
     s->cm_chan = NULL;
+    rs_cms_detach(s);
 }
 
-static void peer_gone(struct rsock *s)
+void rs_cms_peer_gone(struct rsock *s)
 {
     s->peer_gone = 1;
     s->peer_wr_closed = 1;
@@ -128,7 +129,7 @@ void rs_cms_apply(struct rsock *s)
 {
     unsigned bits = __atomic_exchange_n(&s->cm_shared_ev, 0, __ATOMIC_ACQUIRE);
     if (bits & RS_CMS_GONE)
-        peer_gone(s);
+        rs_cms_peer_gone(s);
 }
 
 /*
@@ -148,7 +149,7 @@ void rs_cms_flushed(struct rsock *s)
     if ((s->send_fail.pending && !s->send_fail.flushed) || s->lost_until)
         return;
     if (s->state == RS_CONNECTED)
-        peer_gone(s);
+        rs_cms_peer_gone(s);
 }
 
 /*
@@ -169,7 +170,7 @@ void rs_cms_sync(struct rsock *s)
         return;
     struct pollfd p = { .fd = s->anchor_fd, .events = POLLRDHUP };
     if (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
-        peer_gone(s);
+        rs_cms_peer_gone(s);
 }
 
 /* Destroys s's id, on the shared channel when it moved there. */

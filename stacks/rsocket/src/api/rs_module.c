@@ -245,6 +245,11 @@ static int m_anchor_release(nstack_sock *s, int timeout_ms)
     return rs_anchor_release((struct rsock *)s, timeout_ms);
 }
 
+static int m_anchor_kfd(nstack_sock *s, int kfd)
+{
+    return rs_anchor_move_kfd((struct rsock *)s, kfd);
+}
+
 static int m_getsockname(nstack_sock *s, struct sockaddr *a, socklen_t *l)
 {
     return rs_e_name((struct rsock *)s, 0, a, l);
@@ -388,6 +393,7 @@ static const struct nstack_module rs_module = {
     .anchor = rs_anchor_open,
     .anchor_release = m_anchor_release,
     .anchor_policy = rs_anchor_policy,
+    .anchor_kfd = m_anchor_kfd,
 };
 
 /* The stream module; ds_module.c's rsocket_stack_register adds datagram

@@ -89,6 +89,23 @@ static int send_ctrl_until(struct rsock *s, enum rs_ctrl type, int64_t deadline)
     return 0;
 }
 
+/* s fails (rs_set_error, before its QP goes to ERR) while its CM no
+ * longer carries the DREQ that rdma_disconnect sent the peer
+ * (rs_cms_detach): the in-band DISCONNECT tells the peer instead, as the
+ * DREQ did (its RDMA side ends: EOF once read). Best effort, never waits:
+ * a free control slot or nothing (the peer's anchor then tells it). */
+void rs_ctrl_farewell(struct rsock *s)
+{
+    if (!s->cm_detached || s->peer_gone || !qp_usable(s) || s->ctrl_avail == 0)
+        return;
+    if (rs_post_write(s, rs_wrid(RS_OP_CTRL, RS_CTRL_DISCONNECT, 0),
+                      rs_wire_imm(RS_OP_CTRL, RS_CTRL_DISCONNECT), 1, NULL, 0, 0, s->remote_sgl.addr,
+                      s->remote_sgl.key) == 0) {
+        s->ctrl_avail--;
+        s->disconnect_sent = 1;
+    }
+}
+
 /* Post one control message, waiting at most close_timeout_ms for a slot. */
 int rs_send_ctrl(struct rsock *s, enum rs_ctrl type)
 {

@@ -430,6 +430,8 @@ static int progress_from(struct rsock *s, unsigned src, int from_poll, int consu
     }
     if (s->lost_until)
         rs_anchor_lost_step(s);       /* the anchor's word, or its timer */
+    if (s->cm_detached)
+        rs_anchor_fin_step(s);        /* the anchor's FIN stands for DISCONNECTED */
     if (__builtin_expect(s->early_len != 0, 0))
         rs_anchor_early_drain(s, 0);  /* a reply sent while upgrading leaves first */
     if ((consumed || s->gen != gen_before) && !from_poll && s->cookie && rs_notify_fn)

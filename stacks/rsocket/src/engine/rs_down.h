@@ -29,9 +29,14 @@ ssize_t rs_down_sendv(struct rsock *s, const struct iovec *iov, int iovcnt, int 
 uint32_t rs_down_poll_events(struct rsock *s, uint64_t *gen);
 int rs_down_ioctl(struct rsock *s, unsigned long req, void *arg);
 int rs_down_kfd(struct rsock *s);
+/* Lock held: the TCP socket moved from number `from` to `to`
+ * (rs_anchor_move_kfd). */
+void rs_down_moved_kfd(struct rsock *s, int from, int to);
 void rs_down_free(struct rsock *s);
 
 /* rs_anchor.c: the TCP socket of an anchored socket (-1: none). */
 int rs_anchor_kfd(const struct rsock *s);
+/* Module op anchor_kfd (ABI 1.5): the TCP socket is now at kfd. */
+int rs_anchor_move_kfd(struct rsock *s, int kfd);
 
 #endif

@@ -217,6 +217,7 @@ void rs_set_error(struct rsock *s, int err, const char *why)
         s->err = err;
     if (s->state == RS_CONNECTED || s->state == RS_DISCONNECTED ||
         s->state == RS_ACCEPTING) {
+        rs_ctrl_farewell(s);          /* before the state: it needs a usable QP */
         rs_set_state(s, RS_ERROR);
         if (s->id && s->id->qp) {
             struct ibv_qp_attr attr = { .qp_state = IBV_QPS_ERR };

@@ -125,6 +125,11 @@ struct rsock {
      * drains that channel (atomic OR, taken with an atomic exchange). */
     int cm_shared;
     unsigned cm_shared_ev;
+    /* The device was asked to drop the id's CM connection (rs_cms_detach):
+     * the CM tells nothing more of the peer; the anchor's FIN stands for
+     * its end, judged at fin_until (rs_now_ms, 0: no FIN waiting). Lock. */
+    int cm_detached;
+    int64_t fin_until;
     struct ibv_comp_channel *comp_chan;
     struct ibv_cq *cq;
     unsigned cq_unacked;
@@ -410,6 +415,9 @@ uint64_t rs_wrid(enum rs_op op, uint32_t value, uint32_t sbuf_bytes);
 /* rs_ctrl.c: control messages, credits, keepalive, shutdown, close */
 void rs_update_credits(struct rsock *s);
 int rs_send_ctrl(struct rsock *s, enum rs_ctrl type);
+/* Lock held, s failing with its CM detached: the in-band DISCONNECT in
+ * place of the DREQ (no wait). */
+void rs_ctrl_farewell(struct rsock *s);
 int rs_shutdown_locked(struct rsock *s, int how);
 /* close(): DISCONNECT, queued data, then the QP destroyed and the CM told;
  * the caller frees the socket next. */
@@ -449,6 +457,9 @@ void rs_memlock_refused(void);
 int rs_anchor_peer_lost(struct rsock *s);
 /* A progress pass on a socket whose verdict is pending (lost_until). */
 void rs_anchor_lost_step(struct rsock *s);
+/* A progress pass (after the CQ's) on a socket whose CM no longer tells
+ * of its peer's end (cm_detached): the anchor's FIN stands for it. */
+void rs_anchor_fin_step(struct rsock *s);
 void rs_anchor_free(struct rsock *s);
 /* fork child: the negative cache's lock may have been held by a thread
  * that does not exist there */
@@ -460,6 +471,10 @@ void rs_anc_fork_child(void);
 void rs_cms_adopt(struct rsock *s);
 void rs_cms_apply(struct rsock *s);
 void rs_cms_flushed(struct rsock *s);
+/* The peer's RDMA side is gone, as DISCONNECTED tells (lock held). */
+void rs_cms_peer_gone(struct rsock *s);
+/* rs_cmdetach.c: an upgraded socket's CM connection goes (lock held). */
+void rs_cms_detach(struct rsock *s);
 void rs_cms_sync(struct rsock *s);
 void rs_cms_destroy_id(struct rsock *s);
 void rs_cms_fork_child(void);
