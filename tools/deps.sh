@@ -33,6 +33,9 @@ PACKAGES=(
     squid
     # an MQTT broker and its clients (test/servers mosquitto)
     mosquitto mosquitto-clients
+    # an IMAP server: chrooted login processes that hand the client to the
+    # mail process over a unix socket (test/servers dovecot)
+    dovecot-imapd
     # manuals and packaging tests (test/install: apt-get install of the
     # built .debs, man -l / groff -ww, cc -static against libc6-dev's libc.a)
     man-db groff-base libc6-dev
@@ -84,7 +87,7 @@ main() {
 
 stop_started_daemons() {
     local svc
-    for svc in nginx redis-server apache2 postgresql memcached haproxy ssh rsync mariadb lighttpd vsftpd squid mosquitto; do
+    for svc in nginx redis-server apache2 postgresql memcached haproxy ssh rsync mariadb lighttpd vsftpd squid mosquitto dovecot; do
         command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
     done
 }

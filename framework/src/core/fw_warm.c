@@ -3,6 +3,7 @@
  * device's start-up (rsocket: an rdma_cm event channel and id, which
  * start the device's thread) run while the process still may. */
 #include <errno.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "fw.h"
@@ -20,11 +21,12 @@ void fw_warm_stacks(const char *why)
         nstack_sock *s = NULL;
         MOD_ENTER();
         int r = m->socket(AF_INET, SOCK_STREAM, 0, &s);
+        int err = errno;
         if (r == 0 && s)
             m->close(s);
         MOD_LEAVE();
-        fw_log(NSTACK_LOG_DBG, g_stacks[i].name, "started ahead of %s%s", why,
-               r == 0 ? "" : " (its socket failed)");
+        fw_log(NSTACK_LOG_DBG, g_stacks[i].name, "started ahead of %s%s%s%s", why,
+               r == 0 ? "" : " (its socket failed: ", r == 0 ? "" : strerror(err), r == 0 ? "" : ")");
     }
     errno = saved;
 }
