@@ -11,8 +11,9 @@
 # with STARTTLS and a local user's password: APPEND of a 1.3 MB message,
 # FETCH of it compared byte for byte, EXAMINE counting it.
 # On the rsocket route every connection stays on TCP for now: imap-login
-# accepts on listeners it inherited across exec from the master, which its
-# fresh dispatcher does not know (doc/rsocket-framework.md, "What fails");
+# adopts the listeners it inherited from the master (sock_adopt_listener)
+# and runs the handshake, but it is chrooted as dovenull, where the
+# software device cannot start (doc/rsocket-framework.md, "What fails");
 # the test holds that nothing breaks, chroot and all (wrap_chroot.c).
 # Usage: dovecot.sh plain|preload|rsocket
 set -uo pipefail

@@ -252,7 +252,7 @@ static int accept_common(int fd, struct sockaddr *addr, socklen_t *len, int flag
     struct file *f;
     if (t_in_module)
         return fd_module_high(LIBC(accept4)(fd, addr, len, flags));
-    if ((f = file_get(fd)) == NULL)
+    if ((f = file_get(fd)) == NULL && (f = sock_adopt_listener(fd)) == NULL)
         return LIBC(accept4)(fd, addr, len, flags);
     int r;
     if (file_is_direct_msock(f) && (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))) {

@@ -47,6 +47,25 @@ int sock_track_kernel(int fd, int domain, int type, int protocol, int decided)
     return 0;
 }
 
+struct file *sock_adopt_listener(int fd)
+{
+    int acc = 0, type = 0, dom = 0, proto = 0;
+    socklen_t l = sizeof(int);
+    int saved = errno;
+    int ok = LIBC(getsockopt)(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l) == 0 && acc &&
+             LIBC(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &l) == 0 && type == SOCK_STREAM &&
+             LIBC(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) == 0 &&
+             (dom == AF_INET || dom == AF_INET6) &&
+             LIBC(getsockopt)(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l) == 0;
+    int fl = ok ? LIBC(fcntl)(fd, F_GETFL) : -1;
+    errno = saved;
+    if (fl < 0 || sock_track_kernel(fd, dom, type | ((fl & O_NONBLOCK) ? SOCK_NONBLOCK : 0), proto, 1) < 0)
+        return NULL;
+    LOG_DBG("fd %d: a TCP listener this image did not make (inherited): its connections are routed from now on",
+            fd);
+    return file_get(fd);
+}
+
 struct file *sock_new_module(int stack, int domain, int type, int protocol, nstack_sock *s, int nonblock)
 {
     struct file *nf = file_alloc(FILE_MSOCK);

@@ -44,6 +44,12 @@ void sock_publish(int fd, struct file *kf, struct file *nf);
  * the module socket is closed once the last call on it returned. Safe to
  * call more than once and from any thread; the first call does it. */
 void sock_fallback(struct file *f);
+/* accept() on fd, which the table does not know: when it is a TCP
+ * listener this image did not make (inherited across exec: dovecot's
+ * login processes get theirs from the master; socket activation), it is
+ * tracked from now on, as one made here, so that its connections are
+ * routed (and anchored) too. The new file with a reference, or NULL. */
+struct file *sock_adopt_listener(int fd);
 
 /* The kernel stack carries undecided kf (stack st); caller holds kf->lock. */
 void sock_mark_kernel(struct file *kf, int st);
