@@ -430,8 +430,13 @@ CM_API int rdma_listen(struct rdma_cm_id *pub, int backlog)
     }
     memcpy(sa.sun_path, id->lsn_path, strlen(id->lsn_path) + 1);
     int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) ||
-        listen(fd, backlog > 0 ? backlog : 128)) {
+    int bound = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    /* The name holds our pid: one already there is an earlier image's of
+     * this process (an exec closed its socket, nobody unlinked the name;
+     * the counters start again) or a dead process's whose pid we got. */
+    if (fd >= 0 && !bound && errno == EADDRINUSE && unlink(sa.sun_path) == 0)
+        bound = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (!bound || listen(fd, backlog > 0 ? backlog : 128)) {
         sr_log("rdma_listen: cannot create %s: %s", sa.sun_path, strerror(errno));
         if (fd >= 0)
             close(fd);

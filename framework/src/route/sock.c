@@ -58,6 +58,8 @@ struct file *sock_adopt_listener(int fd)
              (dom == AF_INET || dom == AF_INET6) &&
              LIBC(getsockopt)(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l) == 0;
     int fl = ok ? LIBC(fcntl)(fd, F_GETFL) : -1;
+    if (fl >= 0)
+        fw_start();      /* the image may make no socket of its own: routes are read now */
     errno = saved;
     if (fl < 0 || sock_track_kernel(fd, dom, type | ((fl & O_NONBLOCK) ? SOCK_NONBLOCK : 0), proto, 1) < 0)
         return NULL;
