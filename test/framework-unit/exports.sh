@@ -35,8 +35,11 @@ __recv_chk __recvfrom_chk __poll_chk __ppoll_chk __fdelt_chk"
 # that tells a wait in user space which signal interrupted it
 # (wrap_signal.c, core/sig_track.c).
 # syscall: the socket and fd calls made through it on descriptors the
-# dispatcher tracks (libuv closes with syscall(SYS_close); wrap_syscall.c).
-ALSO="setrlimit setrlimit64 prlimit prlimit64 prctl syscall sigaction __sigaction signal bsd_signal ssignal sysv_signal __sysv_signal sigset siginterrupt
+# dispatcher tracks (libuv closes with syscall(SYS_close); wrap_syscall.c),
+# and a fork made with the raw clone system call (wrap_clone.c).
+# chroot: the configuration is read before the process confines itself
+# (wrap_chroot.c; dovecot's imap-login).
+ALSO="setrlimit setrlimit64 prlimit prlimit64 prctl syscall chroot sigaction __sigaction signal bsd_signal ssignal sysv_signal __sysv_signal sigset siginterrupt
 __fcntl vfork execve execvpe execv execvp execl execlp execle fexecve execveat kernel_stack_register
 pipe pipe2 eventfd timerfd_create posix_spawn posix_spawnp system popen
 posix_spawn_file_actions_init posix_spawn_file_actions_destroy
