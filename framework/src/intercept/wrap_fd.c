@@ -46,8 +46,10 @@ EXPORT int close(int fd)
     if (t_in_module)
         return LIBC(close)(fd);
     struct file *f = fd_table_take(fd);
-    if (f == NULL)
+    if (f == NULL) {
+        sock_adopt_forget(fd);
         return LIBC(close)(fd);
+    }
     int keep = 0;
     if (__builtin_expect(f->kind != FILE_EPOLL && f->stack != g_kernel_stack, 0)) {
         anchor_close(fd, f);

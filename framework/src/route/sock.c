@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -47,16 +48,49 @@ int sock_track_kernel(int fd, int domain, int type, int protocol, int decided)
     return 0;
 }
 
+/* fds found not to be an inherited TCP listener (an AF_UNIX listener, most
+ * often, which the table never tracks): accept() on them asks no more
+ * system calls. One bit per fd below ADOPT_NOT_MAX; set here, cleared by
+ * close() (sock_adopt_forget). Relaxed atomics: a stale bit (a number
+ * reused without close(), e.g. by dup2) costs only the acceleration of
+ * that listener's connections, never a wrong answer. */
+#define ADOPT_NOT_MAX 65536
+static _Atomic uint64_t g_adopt_not[ADOPT_NOT_MAX / 64];
+
+static int adopt_known_not(int fd)
+{
+    return fd >= 0 && fd < ADOPT_NOT_MAX &&
+           (__atomic_load_n(&g_adopt_not[fd / 64], __ATOMIC_RELAXED) >> (fd % 64)) & 1;
+}
+
+static void adopt_mark_not(int fd)
+{
+    if (fd >= 0 && fd < ADOPT_NOT_MAX)
+        __atomic_fetch_or(&g_adopt_not[fd / 64], (uint64_t)1 << (fd % 64), __ATOMIC_RELAXED);
+}
+
+void sock_adopt_forget(int fd)
+{
+    if (adopt_known_not(fd))
+        __atomic_fetch_and(&g_adopt_not[fd / 64], ~((uint64_t)1 << (fd % 64)), __ATOMIC_RELAXED);
+}
+
 struct file *sock_adopt_listener(int fd)
 {
+    if (adopt_known_not(fd))
+        return NULL;
     int acc = 0, type = 0, dom = 0, proto = 0;
     socklen_t l = sizeof(int);
     int saved = errno;
-    int ok = LIBC(getsockopt)(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l) == 0 && acc &&
-             LIBC(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &l) == 0 && type == SOCK_STREAM &&
-             LIBC(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) == 0 &&
+    errno = 0;
+    /* the domain first: an AF_UNIX listener is the common untracked one */
+    int ok = LIBC(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l) == 0 &&
              (dom == AF_INET || dom == AF_INET6) &&
+             LIBC(getsockopt)(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l) == 0 && acc &&
+             LIBC(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &l) == 0 && type == SOCK_STREAM &&
              LIBC(getsockopt)(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l) == 0;
+    if (!ok && errno != EBADF)      /* an open fd that is not one (EBADF: none yet) */
+        adopt_mark_not(fd);
     int fl = ok ? LIBC(fcntl)(fd, F_GETFL) : -1;
     if (fl >= 0)
         fw_start();      /* the image may make no socket of its own: routes are read now */

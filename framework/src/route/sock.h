@@ -50,6 +50,9 @@ void sock_fallback(struct file *f);
  * tracked from now on, as one made here, so that its connections are
  * routed (and anchored) too. The new file with a reference, or NULL. */
 struct file *sock_adopt_listener(int fd);
+/* close() of fd, which the table does not know: a later file at that
+ * number is asked again. */
+void sock_adopt_forget(int fd);
 
 /* The kernel stack carries undecided kf (stack st); caller holds kf->lock. */
 void sock_mark_kernel(struct file *kf, int st);
