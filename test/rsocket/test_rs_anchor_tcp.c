@@ -172,13 +172,13 @@ static void test_inline_hello_taken(void **state)
     char buf[8];
     tcp_pair(fds, 0);
     assert_int_equal(setsockopt(fds[1], SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one)), 0);
-    assert_int_equal(rs_anc_inline_taken(fds[1], NULL), 0);        /* nothing there */
+    assert_int_equal(rs_anc_inline_taken(fds[1], NULL, 0), 0);        /* nothing there */
     assert_int_equal(rs_anc_urgent_send(fds[0], RS_ANC_HELLO), 0);
     assert_int_equal(send(fds[0], "abc", 3, 0), 3);
     wait_readable(fds[1], POLLIN);
     assert_int_equal(rs_anc_urgent_peek(fds[1], &v), 0);     /* inline: not out of band */
     v = 0;
-    for (int i = 0; i < 100 && !rs_anc_inline_taken(fds[1], &v); i++)
+    for (int i = 0; i < 100 && !rs_anc_inline_taken(fds[1], &v, 0); i++)
         wait_readable(fds[1], POLLIN);
     assert_int_equal(v, RS_ANC_HELLO);
     assert_int_equal(recv(fds[1], buf, 3, MSG_WAITALL), 3);
@@ -186,7 +186,7 @@ static void test_inline_hello_taken(void **state)
     /* an application's own inline urgent byte is not ours: left alone */
     assert_int_equal(send(fds[0], "!", 1, MSG_OOB), 1);
     wait_readable(fds[1], POLLIN);
-    assert_int_equal(rs_anc_inline_taken(fds[1], NULL), 0);
+    assert_int_equal(rs_anc_inline_taken(fds[1], NULL, 0), 0);
     assert_int_equal(recv(fds[1], buf, 1, 0), 1);
     assert_int_equal(buf[0], '!');
     close(fds[0]);

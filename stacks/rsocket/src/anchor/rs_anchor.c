@@ -39,7 +39,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -190,7 +189,7 @@ static void timer_close(struct rsock *s)
 static int read_urgent(int kfd, uint8_t *v)
 {
     if (!rs_anc_urgent_peek(kfd, v))
-        return rs_anc_inline_taken(kfd, NULL) ? 2 : 0;
+        return rs_anc_inline_taken(kfd, NULL, 0) ? 2 : 0;
     if (*v != RS_ANC_HELLO && *v != RS_ANC_KICK && *v != RS_ANC_NOPE && !rs_anc_ll_value(*v))
         return 2;
     return rs_anc_urgent_recv(kfd, v) == 1 ? 1 : -1;
@@ -206,7 +205,7 @@ static int inband_decides(struct rsock *s, const char *before)
     /* The peer's urgent byte may have arrived between read_urgent's look
      * at the mark and this one: now that a byte is queued, the kernel has
      * set the mark for it (before queueing it), so the look is exact. */
-    if (ib == 1 && rs_anc_inline_taken(s->anc->kfd, NULL)) {
+    if (ib == 1 && rs_anc_inline_taken(s->anc->kfd, NULL, 0)) {
         fallback(s, "inline urgent data (SO_OOBINLINE)");
         return 1;
     }
@@ -1029,7 +1028,7 @@ static int decline(int kfd, int role, int hello_sent)
     if (peer_urgent && rs_anc_urgent_take(kfd, &v) != 1)
         return -1;
     if (!peer_urgent)             /* SO_OOBINLINE: it sits in the stream */
-        peer_urgent = rs_anc_inline_taken(kfd, &v);
+        peer_urgent = rs_anc_inline_taken(kfd, &v, 0);
     if (role == NSTACK_ADOPT_PASSIVE && peer_urgent && v == RS_ANC_KICK) {
         rs_anc_skip_mark(kfd);
         return rs_anc_msg_send(kfd, RS_ANC_OFFER, 0);
@@ -1044,22 +1043,12 @@ static int decline(int kfd, int role, int hello_sent)
 /* NSTACK_ANCHOR_STALE: an urgent byte of a peer's module that came after
  * this end settled on TCP (a late hello, a NOPE) is taken out, passing
  * the mark when nothing follows it; anyone else's is left. Never blocks. */
-static int ours(uint8_t v)
-{
-    return v == RS_ANC_HELLO || v == RS_ANC_KICK || v == RS_ANC_NOPE || v == RS_ANC_MARK || rs_anc_ll_value(v);
-}
-
 static int take_stale(int kfd)
 {
     uint8_t v;
-    int on = 0, atmark = 0;
-    socklen_t len = sizeof(on);
     if (rs_anc_urgent_peek(kfd, &v))
-        return ours(v) && rs_anc_urgent_take(kfd, &v) == 1 ? 0 : (errno = EAGAIN, -1);
-    /* SO_OOBINLINE: in the stream at the mark */
-    if (getsockopt(kfd, SOL_SOCKET, SO_OOBINLINE, &on, &len) == 0 && on &&
-        ioctl(kfd, SIOCATMARK, &atmark) == 0 && atmark && recv(kfd, &v, 1, MSG_PEEK | MSG_DONTWAIT) == 1 &&
-        ours(v) && recv(kfd, &v, 1, MSG_DONTWAIT) == 1)
+        return rs_anc_ours(v) && rs_anc_urgent_take(kfd, &v) == 1 ? 0 : (errno = EAGAIN, -1);
+    if (rs_anc_inline_taken(kfd, NULL, 1))      /* SO_OOBINLINE: in the stream at the mark */
         return 0;
     errno = EAGAIN;
     return -1;

@@ -32,6 +32,13 @@ static inline int rs_anc_ll_value(uint8_t v)
     return v > RS_ANC_LL_BASE && v <= RS_ANC_LL_BASE + RS_ANC_LL_MAX;
 }
 
+/* Every urgent byte this module sends (a late one is taken out, never left
+ * to the application: NSTACK_ANCHOR_STALE). */
+static inline int rs_anc_ours(uint8_t v)
+{
+    return v == RS_ANC_HELLO || v == RS_ANC_KICK || v == RS_ANC_NOPE || v == RS_ANC_MARK || rs_anc_ll_value(v);
+}
+
 /* In-band messages, 8 bytes: "NSAN", version, type, port (BE). Only ever
  * sent once the receiver is known to expect exactly this message. */
 #define RS_ANC_MAGIC   "NSAN"
@@ -53,9 +60,10 @@ int rs_anc_urgent_take(int kfd, uint8_t *v);
 int rs_anc_mark_at_head(int kfd, uint8_t *v);
 /* Whether an urgent byte waits to be read (not consumed). */
 int rs_anc_urgent_peek(int kfd, uint8_t *v);
-/* SO_OOBINLINE: a hello or KICK of ours inline at the mark was removed
- * (1; *v, unless NULL, says which). */
-int rs_anc_inline_taken(int kfd, uint8_t *v);
+/* SO_OOBINLINE: a hello or KICK of ours (any: any byte of ours,
+ * rs_anc_ours) inline at the mark was removed (1; *v, unless NULL, says
+ * which). */
+int rs_anc_inline_taken(int kfd, uint8_t *v, int any);
 /* What the in-band stream holds: 1 data, 0 EOF, -1 nothing yet, -2 error. */
 int rs_anc_inband(int kfd);
 /* Skip the urgent bytes' place in the stream (see the .c for why). */

@@ -85,7 +85,7 @@ int rs_anc_urgent_peek(int kfd, uint8_t *v)
 /* An application that set SO_OOBINLINE gets urgent bytes in its stream:
  * a hello or KICK of ours at the urgent mark is taken out (1), so that
  * the application never reads it; the connection then stays on TCP. */
-int rs_anc_inline_taken(int kfd, uint8_t *v)
+int rs_anc_inline_taken(int kfd, uint8_t *v, int any)
 {
     int on = 0, atmark = 0;
     socklen_t len = sizeof(on);
@@ -93,7 +93,7 @@ int rs_anc_inline_taken(int kfd, uint8_t *v)
     if (getsockopt(kfd, SOL_SOCKET, SO_OOBINLINE, &on, &len) || !on ||
         ioctl(kfd, SIOCATMARK, &atmark) || !atmark ||
         recv(kfd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 1 ||
-        (b != RS_ANC_HELLO && b != RS_ANC_KICK))
+        (any ? !rs_anc_ours(b) : b != RS_ANC_HELLO && b != RS_ANC_KICK))
         return 0;
     if (recv(kfd, &b, 1, MSG_DONTWAIT) != 1)
         return 0;
