@@ -36,6 +36,8 @@ PACKAGES=(
     # an IMAP server: chrooted login processes that hand the client to the
     # mail process over a unix socket (test/servers dovecot)
     dovecot-imapd
+    # Debian's default MTA, a set-user-ID daemon (test/servers exim4)
+    exim4-daemon-light
     # manuals and packaging tests (test/install: apt-get install of the
     # built .debs, man -l / groff -ww, cc -static against libc6-dev's libc.a)
     man-db groff-base libc6-dev
@@ -87,7 +89,7 @@ main() {
 
 stop_started_daemons() {
     local svc
-    for svc in nginx redis-server apache2 postgresql memcached haproxy ssh rsync mariadb lighttpd vsftpd squid mosquitto dovecot; do
+    for svc in nginx redis-server apache2 postgresql memcached haproxy ssh rsync mariadb lighttpd vsftpd squid mosquitto dovecot exim4; do
         command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
     done
 }
