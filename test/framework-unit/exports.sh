@@ -39,7 +39,9 @@ __recv_chk __recvfrom_chk __poll_chk __ppoll_chk __fdelt_chk"
 # and a fork made with the raw clone system call (wrap_clone.c).
 # chroot: the configuration is read before the process confines itself
 # (wrap_chroot.c; dovecot's imap-login).
-ALSO="setrlimit setrlimit64 prlimit prlimit64 prctl syscall chroot sigaction __sigaction signal bsd_signal ssignal sysv_signal __sysv_signal sigset siginterrupt
+# splice: between a pipe and a connection the module carries, made of the
+# interposed calls (wrap_splice.c).
+ALSO="setrlimit setrlimit64 prlimit prlimit64 prctl syscall chroot splice sigaction __sigaction signal bsd_signal ssignal sysv_signal __sysv_signal sigset siginterrupt
 __fcntl vfork execve execvpe execv execvp execl execlp execle fexecve execveat kernel_stack_register
 pipe pipe2 eventfd timerfd_create posix_spawn posix_spawnp system popen
 posix_spawn_file_actions_init posix_spawn_file_actions_destroy

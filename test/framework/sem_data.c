@@ -1,7 +1,7 @@
 /* sem_data.c - every data call variant with checked payloads:
  * send/recv, read/write, readv/writev (all iovecs used), sendmsg/recvmsg,
  * MSG_PEEK, MSG_WAITALL, MSG_DONTWAIT, sendto/recvfrom, a large stream,
- * sendfile, and UDP sendmmsg/recvmmsg. */
+ * sendfile, splice to and from a pipe, and UDP sendmmsg/recvmmsg. */
 #include "semcheck.h"
 
 #include <fcntl.h>
@@ -221,6 +221,111 @@ static void case_sendfile(void)
     close(f); close(c); close(s);
 }
 
+struct stream_writer {
+    int fd;
+    size_t len;
+    uint32_t seed;
+};
+
+static void *write_stream(void *arg)
+{
+    struct stream_writer *w = arg;
+    static __thread uint8_t buf[6007];
+    for (size_t off = 0; off < w->len;) {
+        size_t k = w->len - off < sizeof(buf) ? w->len - off : sizeof(buf);
+        sem_fill(buf, k, w->seed, off);
+        sem_write_all(w->fd, buf, k);
+        off += k;
+    }
+    return NULL;
+}
+
+/* splice between a pipe and the connection, both ways, blocking and
+ * nonblocking sockets: every byte arrives once, in order, and the pipe
+ * keeps what the socket did not take (sem: the kernel's own splice). */
+static void splice_pipe_to_sock(int p[2], int sock, size_t total, uint32_t seed)
+{
+    static uint8_t chunk[8192];
+    size_t put = 0, moved = 0;
+    int64_t deadline = sem_now_ms() + LONG_MS;
+    while (moved < total && sem_now_ms() < deadline) {
+        if (put < total && put - moved < sizeof(chunk)) {
+            size_t k = total - put < sizeof(chunk) ? total - put : sizeof(chunk);
+            sem_fill(chunk, k, seed, put);
+            sem_write_all(p[1], chunk, k);
+            put += k;
+        }
+        ssize_t n = splice(p[0], NULL, sock, NULL, put - moved, 0);
+        CHECK(n > 0 || (n < 0 && errno == EAGAIN), "splice pipe->socket: %s", n < 0 ? strerror(errno) : "0");
+        if (n < 0)
+            sem_wait_fd(sock, POLLOUT, LONG_MS);
+        else
+            moved += (size_t)n;
+    }
+    CHECK(moved == total, "splice pipe->socket moved %zu of %zu", moved, total);
+}
+
+static void splice_sock_to_pipe(int sock, int p[2], size_t total, uint32_t seed)
+{
+    static uint8_t in[8192];
+    size_t got = 0;
+    int64_t deadline = sem_now_ms() + LONG_MS;
+    while (got < total && sem_now_ms() < deadline) {
+        ssize_t n = splice(sock, NULL, p[1], NULL, total - got, SPLICE_F_NONBLOCK);
+        CHECK(n > 0 || (n < 0 && errno == EAGAIN), "splice socket->pipe: %s", n < 0 ? strerror(errno) : "EOF");
+        if (n < 0) {
+            sem_wait_fd(sock, POLLIN, 100);
+            continue;
+        }
+        for (ssize_t done = 0; done < n;) {
+            ssize_t r = read(p[0], in, (size_t)(n - done) < sizeof(in) ? (size_t)(n - done) : sizeof(in));
+            CHECK(r > 0, "read the pipe: %s", r < 0 ? strerror(errno) : "EOF");
+            CHECK(sem_verify(in, (size_t)r, seed, got) == (size_t)-1, "spliced bytes at %zu", got);
+            got += (size_t)r;
+            done += r;
+        }
+    }
+    CHECK(got == total, "splice socket->pipe moved %zu of %zu", got, total);
+}
+
+static void case_splice(void)
+{
+    enum { TOTAL = 1 << 20 };
+    for (int nb = 0; nb < 2; nb++) {
+        int c, s, p[2], q[2];
+        sem_tcp_pair(AF_INET, &c, &s);
+        CHECK_OK(pipe(p));
+        CHECK_OK(pipe(q));
+        sem_set_nonblock(c, nb);
+        /* first use by a plain write (the connection upgrades on a module route) */
+        CHECK(write(c, "x", 1) == 1, "write");
+        char x;
+        CHECK(sem_wait_fd(s, POLLIN, LONG_MS) & POLLIN, "first byte");
+        CHECK(read(s, &x, 1) == 1 && x == 'x', "first byte");
+        struct stream_reader r = { .fd = s, .len = TOTAL, .seed = 90u + (uint32_t)nb };
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, read_stream, &r) == 0, "pthread_create");
+        splice_pipe_to_sock(p, c, TOTAL, 90u + (uint32_t)nb);
+        pthread_join(t, NULL);
+        CHECK(r.got == TOTAL && r.bad == (size_t)-1, "pipe->socket stream: %zu bytes, bad at %zu", r.got, r.bad);
+        /* the other way: written by the peer, spliced out of the socket */
+        struct stream_writer w = { .fd = c, .len = TOTAL, .seed = 95u + (uint32_t)nb };
+        sem_set_nonblock(c, 0);
+        sem_set_nonblock(s, nb);
+        CHECK(pthread_create(&t, NULL, write_stream, &w) == 0, "pthread_create");
+        splice_sock_to_pipe(s, q, TOTAL, 95u + (uint32_t)nb);
+        pthread_join(t, NULL);
+        /* the kernel's errors: an offset on the pipe (ESPIPE) or on the
+         * socket (EINVAL), two sockets (EINVAL) */
+        loff_t off = 0;
+        CHECK(splice(p[0], &off, c, NULL, 10, 0) == -1 && errno == ESPIPE, "splice with a pipe offset: want ESPIPE");
+        CHECK(splice(p[0], NULL, c, &off, 10, 0) == -1 && errno == EINVAL, "splice with a socket offset: want EINVAL");
+        CHECK(splice(s, NULL, c, NULL, 10, 0) == -1 && errno == EINVAL, "splice socket->socket: want EINVAL");
+        close(p[0]); close(p[1]); close(q[0]); close(q[1]);
+        close(c); close(s);
+    }
+}
+
 static void case_udp_mmsg(void)
 {
     int a = sem_udp_bound(AF_INET), b = sem_udp_bound(AF_INET);
@@ -274,7 +379,7 @@ int main(int argc, char **argv)
         { "send_recv_read_write", case_send_recv_read_write }, { "readv_writev", case_readv_writev },
         { "sendmsg_recvmsg", case_sendmsg_recvmsg }, { "peek_dontwait", case_peek_dontwait },
         { "waitall", case_waitall }, { "large_stream", case_large_stream },
-        { "sendfile", case_sendfile }, { "udp_mmsg", case_udp_mmsg },
+        { "sendfile", case_sendfile }, { "udp_mmsg", case_udp_mmsg }, { "splice", case_splice },
     };
     return sem_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -36,7 +36,7 @@ __sighandler_t bsd_signal(int sig, __sighandler_t handler);
     X(epoll_create) X(epoll_create1) X(epoll_ctl) X(epoll_wait) \
     X(epoll_pwait) X(epoll_pwait2) X(dup) X(dup2) X(dup3) X(close_range) \
     X(fork) X(sendfile) X(sendfile64) X(execve) X(execvpe) X(fexecve) X(execveat) \
-    X(pipe) X(pipe2) X(eventfd) X(timerfd_create) X(chroot) \
+    X(pipe) X(pipe2) X(eventfd) X(timerfd_create) X(chroot) X(splice) \
     X(posix_spawn) X(posix_spawnp) X(system) X(popen) \
     X(posix_spawn_file_actions_init) X(posix_spawn_file_actions_destroy) \
     X(posix_spawn_file_actions_addclose) X(posix_spawn_file_actions_adddup2) \

@@ -13,6 +13,7 @@
  * way - goes to the kernel unchanged. A clone that is a fork (vsftpd's
  * sessions) is made as one (wrap_clone.c). */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -87,6 +88,10 @@ static long dispatch(long nr, const long *a)
     case SYS_getsockname: return ON_FD(0, getsockname(A(0, int), A(1, struct sockaddr *), A(2, socklen_t *)));
     case SYS_getpeername: return ON_FD(0, getpeername(A(0, int), A(1, struct sockaddr *), A(2, socklen_t *)));
     case SYS_sendfile:    return ON_FD(0, sendfile(A(0, int), A(1, int), A(2, off_t *), A(3, size_t)));
+    case SYS_splice:      return tracked(a[0]) || tracked(a[2])
+                                     ? splice(A(0, int), A(1, loff_t *), A(2, int), A(3, loff_t *), A(4, size_t),
+                                              A(5, unsigned int))
+                                     : passthrough(nr, a);
     case SYS_epoll_wait:  return ON_FD(0, epoll_wait(A(0, int), A(1, struct epoll_event *), A(2, int), A(3, int)));
     case SYS_epoll_pwait: return ON_FD(0, epoll_pwait(A(0, int), A(1, struct epoll_event *), A(2, int), A(3, int),
                                                       A(4, const sigset_t *)));
