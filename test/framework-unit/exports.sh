@@ -40,8 +40,9 @@ __recv_chk __recvfrom_chk __poll_chk __ppoll_chk __fdelt_chk"
 # chroot: the configuration is read before the process confines itself
 # (wrap_chroot.c; dovecot's imap-login).
 # splice: between a pipe and a connection the module carries, made of the
-# interposed calls (wrap_splice.c).
-ALSO="setrlimit setrlimit64 prlimit prlimit64 prctl syscall chroot splice sigaction __sigaction signal bsd_signal ssignal sysv_signal __sysv_signal sigset siginterrupt
+# interposed calls (wrap_splice.c); fdopen, dprintf, vdprintf: libc writes
+# those by itself (wrap_stdio.c, anchor_stdio.c).
+ALSO="setrlimit setrlimit64 prlimit prlimit64 prctl syscall chroot splice fdopen dprintf vdprintf __dprintf_chk __vdprintf_chk sigaction __sigaction signal bsd_signal ssignal sysv_signal __sysv_signal sigset siginterrupt
 __fcntl vfork execve execvpe execv execvp execl execlp execle fexecve execveat kernel_stack_register
 pipe pipe2 eventfd timerfd_create posix_spawn posix_spawnp system popen
 posix_spawn_file_actions_init posix_spawn_file_actions_destroy

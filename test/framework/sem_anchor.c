@@ -651,6 +651,101 @@ static void case_passed_after_upgrade(void)
 static void case_passed_then_closed(void) { passed_case(PASS_PASSIVE); }
 static void case_passed_active_then_closed(void) { passed_case(PASS_ACTIVE); }
 
+/* ---- glibc's stdio and dprintf on a connection ------------------------------ */
+
+/* stdio reads and writes with libc's internal calls, which no preload
+ * sees; dprintf too. A connection given to fdopen() goes (back) to TCP
+ * (anchor_stdio.c) and dprintf is formatted by the dispatcher
+ * (wrap_stdio.c): every byte arrives once and in order. The client is
+ * another process (a release needs its answer). before_use: fdopen right
+ * after accept(); otherwise the connection carried data first. */
+static void stdio_case(int before_use)
+{
+    enum { REQ = 500, LINE = 3000 };
+    const char *direct = getenv("SEM_MODULE_SOCKETS");
+    if (direct && strcmp(direct, "1") == 0) {
+        /* the fd is the module's wait fd: stdio could only fail later */
+        int c, s;
+        sem_tcp_pair(AF_INET, &c, &s);
+        CHECK(fdopen(s, "r+") == NULL && errno == EOPNOTSUPP, "fdopen of a direct module socket: want EOPNOTSUPP");
+        close(c);
+        close(s);
+        return;
+    }
+    int l = sem_listener(AF_INET, 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sem_addr(AF_INET, sem_port_of(l), &ss);
+    pid_t cli = fork();
+    CHECK(cli >= 0, "fork");
+    if (cli == 0) {
+        static uint8_t big[BIG];
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        if (c < 0 || connect(c, (struct sockaddr *)&ss, len) < 0)
+            _exit(2);
+        sem_fill(big, REQ, 31, 0);
+        sem_write_all(c, big, REQ);
+        if (!before_use) {
+            sem_read_all(c, big, REQ);
+            if (sem_verify(big, REQ, 32, 0) != (size_t)-1)
+                _exit(3);
+        }
+        char line[LINE + 1];
+        sem_read_all(c, line, LINE);              /* the server's dprintf */
+        for (int i = 0; i < LINE; i++)
+            if (line[i] != 'a' + i % 26)
+                _exit(4);
+        sem_read_all(c, big, BIG);                /* its stdio stream */
+        if (sem_verify(big, BIG, 33, 0) != (size_t)-1)
+            _exit(5);
+        if (dprintf(c, "got %d\n", BIG) < 0)
+            _exit(6);
+        _exit(0);
+    }
+    int s = CHECK_OK(accept(l, NULL, NULL));
+    static uint8_t buf[BIG];
+    FILE *in = NULL;
+    if (before_use) {
+        in = fdopen(CHECK_OK(dup(s)), "r");
+        CHECK(in != NULL, "fdopen for reading before the first use: %s", strerror(errno));
+        CHECK(fread(buf, 1, REQ, in) == REQ, "fread of the request");
+    } else {
+        sem_read_all(s, buf, REQ);
+        sem_fill(buf + REQ, REQ, 32, 0);
+        sem_write_all(s, buf + REQ, REQ);
+    }
+    CHECK(sem_verify(buf, REQ, 31, 0) == (size_t)-1, "the request corrupted");
+    char line[LINE + 1];
+    for (int i = 0; i < LINE; i++)
+        line[i] = (char)('a' + i % 26);
+    line[LINE] = 0;
+    CHECK(dprintf(s, "%s", line) == LINE, "dprintf: %s", strerror(errno));
+    FILE *out = fdopen(CHECK_OK(dup(s)), "w");
+    CHECK(out != NULL, "fdopen for writing: %s", strerror(errno));
+    sem_fill(buf, BIG, 33, 0);
+    for (size_t off = 0; off < BIG; off += 1000)
+        CHECK(fwrite(buf + off, 1, BIG - off < 1000 ? BIG - off : 1000, out) > 0, "fwrite");
+    CHECK(fflush(out) == 0, "fflush: %s", strerror(errno));
+    if (in == NULL)
+        in = fdopen(CHECK_OK(dup(s)), "r");
+    CHECK(in != NULL, "fdopen for reading: %s", strerror(errno));
+    char ans[64];
+    CHECK(fgets(ans, sizeof ans, in) != NULL, "fgets of the answer: %s", strerror(errno));
+    char want[64];
+    snprintf(want, sizeof want, "got %d\n", BIG);
+    CHECK(strcmp(ans, want) == 0, "the answer read by stdio: '%s'", ans);
+    int st = 0;
+    CHECK(waitpid(cli, &st, 0) == cli, "waitpid");
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client exit %d (2 connect, 3 reply, 4 dprintf, 5 stdio "
+          "stream, 6 its dprintf)", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    fclose(in);
+    fclose(out);
+    close(s);
+    close(l);
+}
+
+static void case_stdio_before_use(void) { stdio_case(1); }
+static void case_stdio_after_upgrade(void) { stdio_case(0); }
+
 /* The pid's line in $SHADOW_STATS_FILE says it sent bytes. */
 static int shadow_carried_for(pid_t pid)
 {
@@ -1021,6 +1116,8 @@ int main(int argc, char **argv)
         { "passed_active_then_closed", case_passed_active_then_closed },
         { "passed_after_kick", case_passed_after_kick },
         { "passed_after_upgrade", case_passed_after_upgrade },
+        { "stdio_before_use", case_stdio_before_use },
+        { "stdio_after_upgrade", case_stdio_after_upgrade },
     };
     return sem_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

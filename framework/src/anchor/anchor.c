@@ -301,14 +301,15 @@ static int drain_allowed(const struct file *f)
            f->fork_gen == __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED);
 }
 
-/* Candidate f at fd is handed to another process (SCM_RIGHTS) before its
- * first use here. The receiver knows nothing of the handshake (its role
- * and hello travel only within a process and across exec) and uses it as
- * a plain TCP socket, and this process may use it too: it stays on TCP in
- * both, and the module tells the peer's module so at once
- * (NSTACK_ANCHOR_DECLINE), which would otherwise wait for a handshake that
- * never comes - RS_ANCHOR_TIMEOUT_MS and ETIMEDOUT when it had committed. */
-static void decline_passed(int fd)
+/* Candidate f at fd is handed to another process (SCM_RIGHTS) or to
+ * glibc's stdio (anchor_stdio.c) before its first use here. The receiver
+ * knows nothing of the handshake (its role and hello travel only within a
+ * process and across exec) and uses it as a plain TCP socket, and this
+ * process may use it too: it stays on TCP, and the module tells the peer's
+ * module so at once (NSTACK_ANCHOR_DECLINE), which would otherwise wait
+ * for a handshake that never comes - RS_ANCHOR_TIMEOUT_MS and ETIMEDOUT
+ * when it had committed. */
+void anchor_decline_pending(int fd, const char *why)
 {
     struct file *f = file_get(fd);
     if (f == NULL)
@@ -321,7 +322,7 @@ static void decline_passed(int fd)
         to_kernel(fd, f);
         conn_stats_stay_tcp(fd, f, ENOPROTOOPT);
         stats_add(st, NSTAT_ANCHOR_TCP, 1);
-        LOG_INF("fd %d: passed to another process before its first use: stays on TCP (%s)", fd,
+        LOG_INF("fd %d: %s before its first use: stays on TCP (%s)", fd, why,
                 r == 0 ? "the peer was told" : strerror(err));
     }
     pthread_mutex_unlock(&f->lock);
@@ -342,7 +343,7 @@ int anchor_note_passed(const struct msghdr *msg)
                 continue;
             __atomic_store_n(&f->passed, 1, __ATOMIC_RELAXED);
             if (anchor_pending(f))
-                decline_passed(fds[i]);
+                anchor_decline_pending(fds[i], "passed to another process");
             else if (file_is_anchored(f))
                 left += anchor_release_passed(fds[i]);
         }

@@ -70,6 +70,20 @@ static inline int anchor_pending(const struct file *f)
     return role == AR_ACTIVE || role == AR_PASSIVE;
 }
 
+/* Whether f's bytes must go through the interposed data calls: a module
+ * socket, a socket not decided yet, a candidate before its first use, or
+ * a connection in the long-lived policy's TCP phase (whose bytes both ends
+ * count). Calls that move bytes by themselves inside libc or the kernel
+ * (splice, stdio, dprintf) are then made of the interposed ones
+ * (wrap_splice.c, wrap_stdio.c). */
+static inline int anchor_bytes_interposed(const struct file *f)
+{
+    int kind = __atomic_load_n(&f->kind, __ATOMIC_RELAXED);
+    return kind == FILE_MSOCK ||
+           (kind == FILE_KSOCK && (!__atomic_load_n(&f->decided, __ATOMIC_ACQUIRE) || anchor_pending(f) ||
+                                   __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED) != 0));
+}
+
 /* Anchors candidate f at fd (first use in this process). Consumes the
  * caller's reference to f and returns a referenced file for the call: the
  * anchored module socket, or a kernel socket when the connection stays on
@@ -126,6 +140,17 @@ char **anchor_exec_env_map(char *const envp[], anchor_fdmap_fn *map, void *arg);
  * ones go back to TCP first (anchor_release_passed). -1/EBUSY when one
  * still holds bytes RDMA delivered and nobody read: the sendmsg fails. */
 int anchor_note_passed(const struct msghdr *msg);
+
+/* Candidate fd leaves the handshake before its first use here (why: what
+ * happened to it, for the log): it stays on TCP, and the peer's module is
+ * told (NSTACK_ANCHOR_DECLINE). */
+void anchor_decline_pending(int fd, const char *why);
+
+/* fd is given to glibc's stdio (fdopen), whose own reads and writes the
+ * dispatcher cannot see (anchor_stdio.c): a candidate stays on TCP, an
+ * upgraded connection goes back to it. -1/EBUSY when reads is set and
+ * bytes RDMA delivered are still unread (stdio would read past them). */
+int anchor_note_stdio(int fd, int reads);
 
 /* close() of fd, a TCP connection whose handshake left it on TCP
  * (file.urgent_maybe): passes a lone urgent byte of the peer's module

@@ -73,12 +73,13 @@ static void collect(int fd, struct file *f, void *arg)
 }
 
 /* What a release comes before: its log lines name it. */
-enum release_why { BEFORE_FORK, BEFORE_EXEC, BEFORE_PASS };
+enum release_why { BEFORE_FORK, BEFORE_EXEC, BEFORE_PASS, BEFORE_STDIO };
 
-static const char *const g_before[] = { "fork", "exec", "passing it to another process" };
+static const char *const g_before[] = { "fork", "exec", "passing it to another process",
+                                        "giving it to stdio (fdopen)" };
 static const char *const g_timeout_cost[] = {
     "the child cannot use it", "the new image gets it on TCP and its peer may fail",
-    "the receiver gets it on TCP and its peer may fail" };
+    "the receiver gets it on TCP and its peer may fail", "stdio writes it on TCP and its peer may fail" };
 
 /* 1 when bytes RDMA delivered remain unread (the module serves them). */
 static int release_one(struct file *f, enum release_why why)
@@ -108,21 +109,34 @@ static int release_one(struct file *f, enum release_why why)
     if (why == BEFORE_PASS)
         LOG_ERR("%s: bytes received over RDMA and not read yet cannot be handed to another process; the "
                 "sendmsg fails with EBUSY (read them first)", f->mod->name);
+    if (why == BEFORE_STDIO)
+        LOG_ERR("%s: bytes received over RDMA and not read yet cannot reach stdio's own reads; fdopen for "
+                "reading fails with EBUSY (read them first)", f->mod->name);
     return 1;
 }
 
-int anchor_release_passed(int fd)
+static int release_fd(int fd, enum release_why why)
 {
     struct file *f = file_get(fd);
     if (f == NULL)
         return 0;
     int left = 0;
     if (releasable(f)) {
-        LOG_INF("fd %d: an upgraded connection handed to another process returns to TCP first", fd);
-        left = release_one(f, BEFORE_PASS);
+        LOG_INF("fd %d: an upgraded connection returns to TCP before %s", fd, g_before[why]);
+        left = release_one(f, why);
     }
     file_put(f);
     return left;
+}
+
+int anchor_release_passed(int fd)
+{
+    return release_fd(fd, BEFORE_PASS);
+}
+
+int anchor_release_stdio(int fd)
+{
+    return release_fd(fd, BEFORE_STDIO);
 }
 
 int anchor_release_all(int exec)

@@ -22,6 +22,8 @@ int anchor_release_map(int exec, anchor_fdmap_fn *map, void *arg);
  * to its mail process). 1 when bytes RDMA delivered are still unread: they
  * cannot follow, and the caller fails the sendmsg with EBUSY. */
 int anchor_release_passed(int fd);
+/* The same before fd is given to glibc's stdio (anchor_stdio.c). */
+int anchor_release_stdio(int fd);
 
 struct file;
 /* sock_fallback: whether anchored f falls back because it was returned to

@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 int fcntl64(int fd, int cmd, ...);
+/* glibc's _FORTIFY_SOURCE entry of vdprintf (declared only in fortified builds). */
+int __vdprintf_chk(int fd, int flag, const char *fmt, __gnuc_va_list ap);
 /* Not declared under _GNU_SOURCE (X/Open before 2008); glibc exports it. */
 __sighandler_t bsd_signal(int sig, __sighandler_t handler);
 
@@ -37,6 +39,7 @@ __sighandler_t bsd_signal(int sig, __sighandler_t handler);
     X(epoll_pwait) X(epoll_pwait2) X(dup) X(dup2) X(dup3) X(close_range) \
     X(fork) X(sendfile) X(sendfile64) X(execve) X(execvpe) X(fexecve) X(execveat) \
     X(pipe) X(pipe2) X(eventfd) X(timerfd_create) X(chroot) X(splice) \
+    X(fdopen) X(vdprintf) X(__vdprintf_chk) \
     X(posix_spawn) X(posix_spawnp) X(system) X(popen) \
     X(posix_spawn_file_actions_init) X(posix_spawn_file_actions_destroy) \
     X(posix_spawn_file_actions_addclose) X(posix_spawn_file_actions_adddup2) \

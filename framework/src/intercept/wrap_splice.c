@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #include "anchor.h"
-#include "anchor_ll.h"
 #include "fd_table.h"
 #include "file.h"
 #include "fw.h"
@@ -37,17 +36,10 @@
 #define EXPORT __attribute__((visibility("default")))
 #define SPLICE_CHUNK 16384         /* as m_sendfile's: app threads may have small stacks */
 
-/* A socket whose bytes the module carries or counts: everything the
- * table holds but a decided kernel socket outside the TCP phase. */
 static int carried(int fd)
 {
     struct file *f = fd_table_get(fd);
-    if (f == NULL)
-        return 0;
-    int kind = __atomic_load_n(&f->kind, __ATOMIC_RELAXED);
-    return kind == FILE_MSOCK ||
-           (kind == FILE_KSOCK && (!__atomic_load_n(&f->decided, __ATOMIC_ACQUIRE) || anchor_pending(f) ||
-                                   __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED) != 0));
+    return f != NULL && anchor_bytes_interposed(f);
 }
 
 static int is_pipe(int fd)
