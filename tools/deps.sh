@@ -38,6 +38,8 @@ PACKAGES=(
     dovecot-imapd
     # Debian's default MTA, a set-user-ID daemon (test/servers exim4)
     exim4-daemon-light
+    # a DNS server on libuv, a listening socket per thread (test/servers bind9)
+    bind9 bind9-dnsutils
     # manuals and packaging tests (test/install: apt-get install of the
     # built .debs, man -l / groff -ww, cc -static against libc6-dev's libc.a)
     man-db groff-base libc6-dev
@@ -89,7 +91,7 @@ main() {
 
 stop_started_daemons() {
     local svc
-    for svc in nginx redis-server apache2 postgresql memcached haproxy ssh rsync mariadb lighttpd vsftpd squid mosquitto dovecot exim4; do
+    for svc in nginx redis-server apache2 postgresql memcached haproxy ssh rsync mariadb lighttpd vsftpd squid mosquitto dovecot exim4 named; do
         command -v service >/dev/null 2>&1 && service "$svc" stop >/dev/null 2>&1 || true
     done
 }
