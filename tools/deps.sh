@@ -40,6 +40,9 @@ PACKAGES=(
     exim4-daemon-light
     # a DNS server on libuv, a listening socket per thread (test/servers bind9)
     bind9 bind9-dnsutils
+    # the JVM's networking: NIO selector, blocking sockets, close by dup2
+    # (test/servers java, run from source: needs the JDK's compiler)
+    openjdk-17-jdk-headless
     # manuals and packaging tests (test/install: apt-get install of the
     # built .debs, man -l / groff -ww, cc -static against libc6-dev's libc.a)
     man-db groff-base libc6-dev
