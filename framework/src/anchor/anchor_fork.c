@@ -24,6 +24,7 @@
 #include "libc_api.h"
 #include "module_load.h"
 #include "sock.h"
+#include "timeutil.h"
 
 #define RELEASE_MAX 1024
 
@@ -81,22 +82,24 @@ static const char *const g_timeout_cost[] = {
     "the child cannot use it", "the new image gets it on TCP and its peer may fail",
     "the receiver gets it on TCP and its peer may fail", "stdio writes it on TCP and its peer may fail" };
 
-/* 1 when bytes RDMA delivered remain unread (the module serves them). */
-static int release_one(struct file *f, enum release_why why)
+/* The module's release of f, waiting at most ms for the peer's answer:
+ * 1 or 0 as release_done takes them, -1 with *err (ETIMEDOUT: the peer
+ * has not answered yet; the release goes on at f's later calls). */
+static int release_call(struct file *f, int ms, int *err)
 {
     MOD_ENTER();
-    int r = f->mod->anchor_release(f->sock, ANCHOR_RELEASE_MS);
-    int err = errno;
+    int r = f->mod->anchor_release(f->sock, ms);
+    *err = errno;
     MOD_LEAVE();
-    if (r < 0) {
-        if (err == ETIMEDOUT)
-            LOG_WAR("%s: a connection upgraded to RDMA could not return to TCP before %s (the peer did not "
-                    "answer within %d ms): %s", f->mod->name, g_before[why], ANCHOR_RELEASE_MS,
-                    g_timeout_cost[why]);
-        else
-            LOG_DBG("%s: anchor_release: %s", f->mod->name, strerror(err));
-        return 0;
-    }
+    if (r < 0 && *err != ETIMEDOUT)
+        LOG_DBG("%s: anchor_release: %s", f->mod->name, strerror(*err));
+    return r;
+}
+
+/* f went back to TCP (r: the module's answer). 1 when bytes RDMA
+ * delivered remain unread (the module serves them). */
+static int release_done(struct file *f, enum release_why why, int r)
+{
     f->downgraded = 1;
     if (r == 0) {
         sock_fallback(f);               /* a kernel socket in both processes from now on */
@@ -113,6 +116,63 @@ static int release_one(struct file *f, enum release_why why)
         LOG_ERR("%s: bytes received over RDMA and not read yet cannot reach stdio's own reads; fdopen for "
                 "reading fails with EBUSY (read them first)", f->mod->name);
     return 1;
+}
+
+static int release_bound_ms(enum release_why why)
+{
+    return why == BEFORE_FORK ? ANCHOR_RELEASE_FORK_MS : ANCHOR_RELEASE_MS;
+}
+
+static void log_unanswered(const struct file *f, int n, enum release_why why)
+{
+    LOG_WAR("%s: %d connection(s) upgraded to RDMA could not return to TCP before %s (the peer did not "
+            "answer within %d ms): %s", f->mod->name, n, g_before[why], release_bound_ms(why),
+            g_timeout_cost[why]);
+}
+
+/* One connection (a pass, stdio): up to ANCHOR_RELEASE_MS for its peer. */
+static int release_one(struct file *f, enum release_why why)
+{
+    int err;
+    int r = release_call(f, ANCHOR_RELEASE_MS, &err);
+    if (r < 0) {
+        if (err == ETIMEDOUT)
+            log_unanswered(f, 1, why);
+        return 0;
+    }
+    return release_done(f, why, r);
+}
+
+/* Every connection of a fork or exec: each release starts with a short
+ * wait (an active peer answers at once), then the unanswered ones are
+ * waited for together, release_bound_ms in all. An idle peer (a pooled
+ * client between requests, which answers only at its next call) so costs
+ * the fork that bound once - not once per connection: redis's BGSAVE
+ * fork with idle clients took 2 s for each of them. */
+static int release_list(struct file **fs, int n, enum release_why why)
+{
+    int64_t deadline = now_ns() + (int64_t)release_bound_ms(why) * 1000000;
+    int left = 0, unanswered = 0, err;
+    unsigned char wait[RELEASE_MAX];
+    for (int i = 0; i < n; i++) {
+        int r = release_call(fs[i], ANCHOR_RELEASE_FIRST_MS, &err);
+        wait[i] = r < 0 && err == ETIMEDOUT;
+        if (r >= 0)
+            left += release_done(fs[i], why, r);
+    }
+    for (int i = 0; i < n; i++) {
+        if (!wait[i])
+            continue;
+        int ms = ms_left(deadline);
+        int r = ms > 0 ? release_call(fs[i], ms, &err) : -1;
+        if (r >= 0)
+            left += release_done(fs[i], why, r);
+        else
+            unanswered++;
+    }
+    if (unanswered)
+        log_unanswered(fs[0], unanswered, why);
+    return left;
 }
 
 static int release_fd(int fd, enum release_why why)
@@ -159,10 +219,9 @@ int anchor_release_map(int exec, anchor_fdmap_fn *map, void *arg)
     fd_table_each(0, -1, collect, l);
     if (l->n > 0)
         LOG_INF("returning %d upgraded connection(s) to TCP before %s", l->n, exec ? "exec" : "fork");
-    for (int i = 0; i < l->n; i++) {
-        left += release_one(l->f[i], exec ? BEFORE_EXEC : BEFORE_FORK);
+    left = release_list(l->f, l->n, exec ? BEFORE_EXEC : BEFORE_FORK);
+    for (int i = 0; i < l->n; i++)
         file_put(l->f[i]);
-    }
     if (l->skipped)
         LOG_WAR("%d upgraded connections beyond %d stay on RDMA across %s", l->skipped, RELEASE_MAX,
                 exec ? "exec" : "fork");

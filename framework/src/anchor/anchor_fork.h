@@ -3,8 +3,16 @@
 #ifndef ANCHOR_FORK_H
 #define ANCHOR_FORK_H
 
-/* Bound of one connection's release (the peer's answer), ms. */
+/* Bound of the releases of one exec, pass or fdopen (the peers' answers),
+ * ms. A fork's is shorter: its child seldom uses what its parent held
+ * (redis's BGSAVE child never does), and a peer that the child talks to
+ * is active and answers at once; an idle peer (a pooled client between
+ * requests) answers only at its next call, so the wait for it is a stall
+ * of the forking server. Each release of a fork or exec first waits
+ * ANCHOR_RELEASE_FIRST_MS alone. */
 #define ANCHOR_RELEASE_MS 2000
+#define ANCHOR_RELEASE_FORK_MS 500
+#define ANCHOR_RELEASE_FIRST_MS 2
 
 #include "anchor.h"
 

@@ -386,17 +386,23 @@ int rs_anchor_release(struct rsock *s, int timeout_ms)
     }
     if (rs_check_usable(s))
         goto out;
-    if (!s->anc || s->anc_phase != RS_ANC_PHASE_UPGRADED || s->state != RS_CONNECTED ||
-        s->peer_gone || down_state(s)) {
+    /* a release an earlier call started (the dispatcher starts those of a
+     * fork with a short wait each, then waits for the rest together) is
+     * waited for again; any other state starts nothing */
+    int again = s->anc_phase == RS_ANC_PHASE_RELEASING && s->state == RS_CONNECTED && s->down != NULL;
+    if (!again && (!s->anc || s->anc_phase != RS_ANC_PHASE_UPGRADED || s->state != RS_CONNECTED ||
+                   s->peer_gone || down_state(s))) {
         errno = s->anc_phase == RS_ANC_PHASE_RELEASING ? EALREADY : ENOTCONN;
         goto out;
     }
-    set_phase(s, RS_ANC_PHASE_RELEASING);      /* no send goes on RDMA now */
-    if (msg_send(s->down->kfd, RS_DOWN_TYPE, s->tx_bytes)) {
-        int err = errno;
-        set_phase(s, RS_ANC_PHASE_UPGRADED);   /* nothing was written */
-        errno = err;
-        goto out;
+    if (!again) {
+        set_phase(s, RS_ANC_PHASE_RELEASING);      /* no send goes on RDMA now */
+        if (msg_send(s->down->kfd, RS_DOWN_TYPE, s->tx_bytes)) {
+            int err = errno;
+            set_phase(s, RS_ANC_PHASE_UPGRADED);   /* nothing was written */
+            errno = err;
+            goto out;
+        }
     }
     while (s->anc_phase == RS_ANC_PHASE_RELEASING && s->state == RS_CONNECTED) {
         if (rs_wait_locked(s, deadline) && errno != EINTR)
