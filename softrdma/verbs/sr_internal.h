@@ -32,8 +32,9 @@
  * rsocket engine's largest write), whatever it was asked for. Inline data
  * costs the device nothing when the send goes directly at post time,
  * straight from the caller's buffers (sr_req_post_direct); only a send that
- * must wait is copied: up to SR_INLINE_SLOT bytes into its WQE's slot,
- * more into a buffer of its own (sr_swqe.heap). UD keeps 512 (its
+ * must wait is copied: into its WQE's slot (the size the QP asked for,
+ * 64 to SR_INLINE_SLOT bytes), when larger into a buffer of its own
+ * (sr_swqe.heap). UD keeps 512 (its
  * messages are at most the 4096 B MTU). */
 #define SR_MAX_INLINE 65536
 #define SR_MAX_INLINE_UD 512
@@ -369,7 +370,7 @@ struct sr_swqe {
     struct sr_req_hdr hdr;
     struct iovec *iov;             /* nsge entries, or 1 inline entry */
     int local_err;                 /* bad lkey: completes in error at its turn */
-    char *heap;                    /* inline data beyond SR_INLINE_SLOT that
+    char *heap;                    /* inline data beyond the QP's slot that
                                     * waits: owned, freed when the WR retires */
 };
 /* A posted receive, in the QP's shared block (a peer's sender reads it). */
@@ -489,7 +490,8 @@ struct sr_qp {
     /* send queue ring: [head, tx) sent awaiting response, [tx, tail) queued */
     struct sr_swqe *sq;
     struct iovec *sq_iov;
-    char *sq_inline;
+    char *sq_inline;               /* max_send_wr slots of inl_slot bytes */
+    uint32_t inl_slot;
     uint32_t sq_head, sq_tx, sq_tail;
     uint64_t tx_count;             /* requests written (SOFTRDMA_DROP_AFTER) */
     size_t tx_off;                 /* bytes of sq[tx] already written */

@@ -52,10 +52,13 @@ static int sr_qp_alloc_shared(struct sr_qp *qp, struct sr_pd *pd, struct sr_cq *
     return 0;
 }
 
-/* Bytes of a WQE's own inline staging slot. */
-static size_t sr_inline_slot(const struct sr_qp *qp)
+/* Bytes of a WQE's own inline staging slot: what the QP asked for, at
+ * least 64 and at most SR_INLINE_SLOT (a program asking for little, as the
+ * rsocket engine's 64, keeps the small queue it had before RC QPs granted
+ * 64 KiB; larger inline data that must wait gets a buffer of its own). */
+static size_t sr_inline_slot(uint32_t asked)
 {
-    return qp->cap.max_inline_data < SR_INLINE_SLOT ? qp->cap.max_inline_data : SR_INLINE_SLOT;
+    return asked < 64 ? 64 : asked > SR_INLINE_SLOT ? SR_INLINE_SLOT : asked;
 }
 
 static int sr_qp_alloc_queues(struct sr_qp *qp)
@@ -64,7 +67,7 @@ static int sr_qp_alloc_queues(struct sr_qp *qp)
     size_t sg = qp->cap.max_send_sge ? qp->cap.max_send_sge : 1;
     qp->sq = calloc(ns, sizeof *qp->sq);
     qp->sq_iov = calloc(ns * sg, sizeof *qp->sq_iov);
-    qp->sq_inline = malloc(ns * sr_inline_slot(qp) + 1);
+    qp->sq_inline = malloc(ns * qp->inl_slot + 1);
     if (!qp->sq || !qp->sq_iov || !qp->sq_inline)
         return -1;
     for (size_t i = 0; i < ns; i++)
@@ -175,6 +178,7 @@ SR_API struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *
         return NULL;
     }
     qp->cap = a->cap;
+    qp->inl_slot = (uint32_t)sr_inline_slot(a->cap.max_inline_data);
     if (!qp->cap.max_send_wr)
         qp->cap.max_send_wr = 1;
     if (a->qp_type == IBV_QPT_RC)
@@ -476,7 +480,7 @@ static uint32_t sr_rq_free_from(struct sr_qp *qp)
  * the send waits for the stream or the peer). */
 static int sr_inline_stage(struct sr_qp *qp, struct sr_swqe *s, uint32_t idx)
 {
-    size_t slot = sr_inline_slot(qp);
+    size_t slot = qp->inl_slot;
     char *dst = qp->sq_inline + (size_t)idx * slot;
     if (s->len > slot && !(dst = s->heap = malloc(s->len))) {
         sr_log("ibv_post_send: no memory to keep %u bytes of inline data on QP %u",
