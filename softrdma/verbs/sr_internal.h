@@ -28,7 +28,17 @@
 #define SR_MAX_GIDS 16
 #define SR_MAX_QP_WR 16384
 #define SR_MAX_SGE 32
-#define SR_MAX_INLINE 512
+/* Inline data: an RC QP grants SR_MAX_INLINE (RS_MAX_TRANSFER, the
+ * rsocket engine's largest write), whatever it was asked for. Inline data
+ * costs the device nothing when the send goes directly at post time,
+ * straight from the caller's buffers (sr_req_post_direct); only a send that
+ * must wait is copied: into its WQE's slot (the size the QP asked for,
+ * 64 to SR_INLINE_SLOT bytes), when larger into a buffer of its own
+ * (sr_swqe.heap). UD keeps 512 (its
+ * messages are at most the 4096 B MTU). */
+#define SR_MAX_INLINE 65536
+#define SR_MAX_INLINE_UD 512
+#define SR_INLINE_SLOT 512
 #define SR_MAX_CQE 1048576
 #define SR_MAX_MR 65536
 #define SR_MAX_MSG (1u << 30)
@@ -360,6 +370,8 @@ struct sr_swqe {
     struct sr_req_hdr hdr;
     struct iovec *iov;             /* nsge entries, or 1 inline entry */
     int local_err;                 /* bad lkey: completes in error at its turn */
+    char *heap;                    /* inline data beyond the QP's slot that
+                                    * waits: owned, freed when the WR retires */
 };
 /* A posted receive, in the QP's shared block (a peer's sender reads it). */
 struct sr_sge_sh { uint64_t addr; uint32_t len, lkey; };
@@ -478,7 +490,8 @@ struct sr_qp {
     /* send queue ring: [head, tx) sent awaiting response, [tx, tail) queued */
     struct sr_swqe *sq;
     struct iovec *sq_iov;
-    char *sq_inline;
+    char *sq_inline;               /* max_send_wr slots of inl_slot bytes */
+    uint32_t inl_slot;
     uint32_t sq_head, sq_tx, sq_tail;
     uint64_t tx_count;             /* requests written (SOFTRDMA_DROP_AFTER) */
     size_t tx_off;                 /* bytes of sq[tx] already written */
@@ -549,6 +562,12 @@ int sr_req_connect(struct sr_qp *qp);
  * offer (a bounded time) so that they can go directly (sr_requester.c). */
 void sr_req_attach_wait(struct sr_qp *qp);
 void sr_req_kick(struct sr_qp *qp);
+/* The inline WR just posted, alone in the queue, directly into the peer
+ * from the caller's buffers, if sr_req_kick would send it directly: 1 if
+ * it went (and completed). Under sr_lock. */
+int sr_req_post_direct(struct sr_qp *qp);
+/* A send WR leaves the queue (completed or flushed): its heap goes. */
+void sr_swqe_release(struct sr_swqe *s);
 /* The head request fails with st (QP to ERR first), the rest are flushed. */
 void sr_req_fail(struct sr_qp *qp, enum ibv_wc_status st);
 void sr_req_close(struct sr_qp *qp);

@@ -52,13 +52,22 @@ static int sr_qp_alloc_shared(struct sr_qp *qp, struct sr_pd *pd, struct sr_cq *
     return 0;
 }
 
+/* Bytes of a WQE's own inline staging slot: what the QP asked for, at
+ * least 64 and at most SR_INLINE_SLOT (a program asking for little, as the
+ * rsocket engine's 64, keeps the small queue it had before RC QPs granted
+ * 64 KiB; larger inline data that must wait gets a buffer of its own). */
+static size_t sr_inline_slot(uint32_t asked)
+{
+    return asked < 64 ? 64 : asked > SR_INLINE_SLOT ? SR_INLINE_SLOT : asked;
+}
+
 static int sr_qp_alloc_queues(struct sr_qp *qp)
 {
     size_t ns = qp->cap.max_send_wr;
     size_t sg = qp->cap.max_send_sge ? qp->cap.max_send_sge : 1;
     qp->sq = calloc(ns, sizeof *qp->sq);
     qp->sq_iov = calloc(ns * sg, sizeof *qp->sq_iov);
-    qp->sq_inline = malloc(ns * qp->cap.max_inline_data + 1);
+    qp->sq_inline = malloc(ns * qp->inl_slot + 1);
     if (!qp->sq || !qp->sq_iov || !qp->sq_inline)
         return -1;
     for (size_t i = 0; i < ns; i++)
@@ -76,6 +85,21 @@ static void sr_qp_free_shared(struct sr_qp *qp)
     pthread_mutex_unlock(&qp->s->lock);
     sr_seg_free(qp->s_off, qp->s_size);
     qp->s = NULL;
+}
+
+void sr_swqe_release(struct sr_swqe *s)
+{
+    free(s->heap);
+    s->heap = NULL;
+}
+
+/* Every WQE's heap (reset, destroy: the queue is dropped whole). */
+static void sr_qp_release_all(struct sr_qp *qp, void (*f)(void *))
+{
+    for (uint32_t i = 0; qp->sq && i < qp->cap.max_send_wr; i++) {
+        f(qp->sq[i].heap);
+        qp->sq[i].heap = NULL;
+    }
 }
 
 static void sr_qp_free(struct sr_qp *qp)
@@ -119,11 +143,12 @@ static int sr_qp_check_attr(struct ibv_pd *pd, struct ibv_qp_init_attr *a)
         sr_log("ibv_create_qp: send_cq and recv_cq are required");
         return EINVAL;
     }
+    uint32_t max_inline = a->qp_type == IBV_QPT_RC ? SR_MAX_INLINE : SR_MAX_INLINE_UD;
     if (a->cap.max_send_wr > SR_MAX_QP_WR || a->cap.max_recv_wr > SR_MAX_QP_WR ||
         a->cap.max_send_sge > SR_MAX_SGE || a->cap.max_recv_sge > SR_MAX_SGE ||
-        a->cap.max_inline_data > SR_MAX_INLINE) {
-        sr_log("ibv_create_qp: capabilities exceed device limits (wr %d, sge %d, inline %d)",
-               SR_MAX_QP_WR, SR_MAX_SGE, SR_MAX_INLINE);
+        a->cap.max_inline_data > max_inline) {
+        sr_log("ibv_create_qp: capabilities exceed device limits (wr %d, sge %d, inline %u)",
+               SR_MAX_QP_WR, SR_MAX_SGE, max_inline);
         return EINVAL;
     }
     return 0;
@@ -153,9 +178,12 @@ SR_API struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *
         return NULL;
     }
     qp->cap = a->cap;
+    qp->inl_slot = (uint32_t)sr_inline_slot(a->cap.max_inline_data);
     if (!qp->cap.max_send_wr)
         qp->cap.max_send_wr = 1;
-    if (qp->cap.max_inline_data < 64)
+    if (a->qp_type == IBV_QPT_RC)
+        qp->cap.max_inline_data = SR_MAX_INLINE;    /* see SR_MAX_INLINE */
+    else if (qp->cap.max_inline_data < 64)
         qp->cap.max_inline_data = 64;
     a->cap = qp->cap;
     qp->epoch = sr_epoch;
@@ -233,6 +261,7 @@ SR_API int ibv_destroy_qp(struct ibv_qp *pub)
         }
     qp->epoch = 0;
     sr_qp_free_shared(qp);
+    sr_qp_release_all(qp, sr_defer_free);
     sr_defer_free(qp->sq);
     sr_defer_free(qp->sq_iov);
     sr_defer_free(qp->sq_inline);
@@ -273,6 +302,7 @@ void sr_qp_to_error(struct sr_qp *qp)
         sr_cq_flush_begin(&f, (struct sr_cq *)qp->pub.send_cq, qp, 0);
         while (qp->sq_head != qp->sq_tail) {
             struct sr_swqe *s = &qp->sq[qp->sq_head++ % ns];  /* covers up to sq_head */
+            sr_swqe_release(s);
             sr_cq_flush_add(&f, s->wr_id, sr_wc_opcode(s->opcode));
         }
         sr_cq_flush_end(&f);
@@ -301,6 +331,7 @@ void sr_qp_reset(struct sr_qp *qp)
     if (qp->in)
         sr_resp_detach(qp->in);
     sr_qp_new_gen(qp);
+    sr_qp_release_all(qp, free);
     qp->sq_head = qp->sq_tx = qp->sq_tail = 0;
     qp->tx_off = qp->rd_left = qp->resp_got = 0;
     qp->out_dead = 0;
@@ -443,6 +474,41 @@ static uint32_t sr_rq_free_from(struct sr_qp *qp)
     return sr_knobs.strict_wq ? __atomic_load_n(&qp->s->rq_retired, __ATOMIC_ACQUIRE) : qp->s->rq_head;
 }
 
+/* Inline data of a send that did not go at post time becomes the
+ * device's (the caller may reuse its buffers once ibv_post_send returns):
+ * into the WQE's slot, or a buffer of its own when larger (a slow path:
+ * the send waits for the stream or the peer). */
+static int sr_inline_stage(struct sr_qp *qp, struct sr_swqe *s, uint32_t idx)
+{
+    size_t slot = qp->inl_slot;
+    char *dst = qp->sq_inline + (size_t)idx * slot;
+    if (s->len > slot && !(dst = s->heap = malloc(s->len))) {
+        sr_log("ibv_post_send: no memory to keep %u bytes of inline data on QP %u",
+               s->len, qp->pub.qp_num);
+        return ENOMEM;
+    }
+    size_t off = 0;
+    for (int i = 0; i < s->nsge; i++) {
+        memcpy(dst + off, s->iov[i].iov_base, s->iov[i].iov_len);
+        off += s->iov[i].iov_len;
+    }
+    s->iov[0].iov_base = dst;
+    s->iov[0].iov_len = off;
+    s->nsge = 1;
+    return 0;
+}
+
+/* Inline: the caller's buffers, no lkey looked at (as on hardware). */
+static void sr_inline_point(struct sr_swqe *s, const struct ibv_send_wr *wr)
+{
+    s->nsge = 0;
+    for (int i = 0; i < wr->num_sge; i++)
+        if (wr->sg_list[i].length) {
+            s->iov[s->nsge].iov_base = (void *)(uintptr_t)wr->sg_list[i].addr;
+            s->iov[s->nsge++].iov_len = wr->sg_list[i].length;
+        }
+}
+
 static int sr_post_one_send(struct sr_qp *qp, struct ibv_send_wr *wr)
 {
     static const uint8_t ops[] = {
@@ -485,16 +551,9 @@ static int sr_post_one_send(struct sr_qp *qp, struct ibv_send_wr *wr)
     s->hdr.len = (uint32_t)len;
     s->hdr.rkey = wr->wr.rdma.rkey;
     s->hdr.raddr = wr->wr.rdma.remote_addr;
+    s->heap = NULL;
     if (inl) {
-        char *dst = qp->sq_inline + (size_t)idx * qp->cap.max_inline_data;
-        size_t off = 0;
-        for (int i = 0; i < wr->num_sge; i++) {
-            memcpy(dst + off, (void *)(uintptr_t)wr->sg_list[i].addr, wr->sg_list[i].length);
-            off += wr->sg_list[i].length;
-        }
-        s->iov[0].iov_base = dst;
-        s->iov[0].iov_len = off;
-        s->nsge = 1;
+        sr_inline_point(s, wr);
     } else {
         int need = wr->opcode == IBV_WR_RDMA_READ ? IBV_ACCESS_LOCAL_WRITE : 0;
         s->nsge = 0;
@@ -509,6 +568,12 @@ static int sr_post_one_send(struct sr_qp *qp, struct ibv_send_wr *wr)
         }
     }
     qp->sq_tail++;
+    /* Inline data goes into the peer straight from the caller's buffers
+     * when it can go now (one copy, as TCP's); else the device keeps it. */
+    if (inl && !sr_req_post_direct(qp) && sr_inline_stage(qp, s, idx)) {
+        qp->sq_tail--;
+        return ENOMEM;
+    }
     return 0;
 }
 

@@ -299,6 +299,7 @@ static void sr_req_done(struct sr_qp *qp, enum ibv_wc_status st)
 {
     struct sr_swqe *s = &qp->sq[qp->sq_head % qp->cap.max_send_wr];
     qp->sq_head++;
+    sr_swqe_release(s);
     if (st == IBV_WC_SUCCESS && !(s->flags & IBV_SEND_SIGNALED))
         return;
     struct ibv_wc wc = { .wr_id = s->wr_id, .status = st, .qp_num = qp->pub.qp_num };
@@ -337,6 +338,25 @@ static int sr_drop_due(struct sr_qp *qp)
     return n > 0 && ++qp->tx_count == (uint64_t)n;
 }
 
+static void sr_req_direct_done(struct sr_qp *qp)
+{
+    qp->sq_tx++;
+    sr_req_done(qp, IBV_WC_SUCCESS);
+}
+
+/* The conditions are sr_req_kick's for its first request (nothing held,
+ * nothing on the stream before it); whatever they send elsewhere, the
+ * kick decides later, with the data the device's by then. */
+int sr_req_post_direct(struct sr_qp *qp)
+{
+    if (qp->pub.state != IBV_QPS_RTS || qp->sq_tail - qp->sq_tx != 1 || qp->sq_tx != qp->sq_head ||
+        qp->tx_off || qp->out_dead || (!qp->out_open && !qp->out_idle) ||
+        qp->attach_wait_until || sr_link_hold(qp) || !sr_fast_try(qp))
+        return 0;
+    sr_req_direct_done(qp);
+    return 1;
+}
+
 /* Writes queued requests until the socket is full. */
 void sr_req_kick(struct sr_qp *qp)
 {
@@ -359,8 +379,7 @@ void sr_req_kick(struct sr_qp *qp)
          * (in order, exactly once); anything unusual goes the stream's way,
          * where the peer's device answers it. */
         if (qp->sq_tx == qp->sq_head && !qp->tx_off && sr_fast_try(qp)) {
-            qp->sq_tx++;
-            sr_req_done(qp, IBV_WC_SUCCESS);
+            sr_req_direct_done(qp);
             continue;
         }
         if (!qp->out_open) {

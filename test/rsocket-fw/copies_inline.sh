@@ -1,8 +1,10 @@
 #!/bin/bash
-# copies_inline.sh - small sends (at most the inline size, 64 B by default)
-# are posted inline straight from the caller's buffer: the engine makes no
-# copy on the send side (the device copies once at post time), and one on
-# the receive side (rbuf -> caller). Counted with tools/bench/memcpy_count.so
+# copies_inline.sh SIZE COUNT - sends of at most the QP's inline size are
+# posted inline straight from the caller's buffer: the engine makes no
+# copy on the send side (the device moves the data at post time), and one
+# on the receive side (rbuf -> caller). The software device grants 64 KiB
+# of inline data, the engine's largest write, so bulk writes (SIZE 128 KiB)
+# are not staged either. Counted with tools/bench/memcpy_count.so
 # preloaded after the dispatcher; tools/bench/bench_stream moves COUNT x
 # SIZE bytes one way, pattern-checked, host B -> host A.
 . "$(dirname "$0")/rsfw_lib.sh"

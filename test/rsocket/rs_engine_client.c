@@ -65,6 +65,45 @@ static int sc_data(const struct target *tg, uint64_t n)
     return close_sock(&t, "data");
 }
 
+/* Sends of sizes around the software device's inline limit (64 KiB, the
+ * engine's largest write, sent straight from the caller's buffer) and its
+ * WQE slot (512 B), each buffer overwritten as soon as its send returned:
+ * a byte the device or the engine took from the caller's buffer later
+ * than that shows in the server's check (TP_DATA) of every byte. */
+static int send_sizes(struct tsock *t, uint64_t total, uint32_t seed)
+{
+    static const size_t sz[] = { 1, 511, 512, 513, 65535, 65536, 65537, 131072,
+                                 63, 4095, 200000, 64, 65 };
+    /* not a __thread array: static TLS is in every thread of this binary,
+     * and the server's have 256 KiB stacks */
+    uint8_t *buf = malloc(200000);
+    uint64_t pos = 0;
+    int rc = buf ? 0 : -1;
+    for (unsigned i = 0; !rc && pos < total; i++) {
+        size_t n = sz[i % (sizeof sz / sizeof sz[0])];
+        if (n > total - pos)
+            n = (size_t)(total - pos);
+        tu_fill(buf, n, pos, seed);
+        rc = tu_send_all(t, buf, n);
+        memset(buf, 0xA5, n);
+        pos += n;
+    }
+    free(buf);
+    return rc;
+}
+
+static int sc_sizes(const struct target *tg, uint64_t n)
+{
+    struct tsock t;
+    if (open_request(tg, &t, TP_DATA, 13, n))
+        return -1;
+    if (send_sizes(&t, n, 13))
+        return tu_fail("sizes: send");
+    if (tu_recv_pattern(&t, n, 14, 1))
+        return tu_fail("sizes: receive reply");
+    return close_sock(&t, "sizes");
+}
+
 static int fionread(struct tsock *t)
 {
     int q = -1;
@@ -325,6 +364,7 @@ static int run_one(const struct target *tg, const char *spec)
         n = strtoull(colon + 1, NULL, 0);
     switch (spec[0]) {
     case 'D': return sc_data(tg, n ? n : 1 << 20);
+    case 'L': return sc_sizes(tg, n ? n : 6 << 20);
     case 'P': return sc_peek(tg);
     case 'S': return sc_shut_client(tg, n ? n : 1 << 20);
     case 'R': return sc_shut_server(tg, n ? n : 1 << 20);

@@ -2,7 +2,8 @@
 #ifndef RS_ENGINE_CLIENT_H
 #define RS_ENGINE_CLIENT_H
 
-/* Run the scenarios ("D:bytes", "P", "S:bytes", "R:bytes", "C:bytes",
+/* Run the scenarios ("D:bytes", "L:bytes" (D with send sizes around the
+ * device's inline limit), "P", "S:bytes", "R:bytes", "C:bytes",
  * "M:connections", "H:loops", "X") against a run_server(). */
 int run_client(const char *ip, int port, char **specs, int n_specs);
 /* Nothing listens: blocking and nonblocking connect give ECONNREFUSED. */

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Engine over the software RDMA device between two namespace hosts, through
 # the module contract: data both ways with every send/recv form and
-# several iovecs (IPv4 and IPv6), nonblocking connect (EINPROGRESS ->
+# several iovecs (IPv4 and IPv6), sends of sizes around the device's
+# 64 KiB inline limit with the buffer overwritten after each (L), nonblocking connect (EINPROGRESS ->
 # writable -> SO_ERROR 0), MSG_PEEK / MSG_WAITALL / MSG_DONTWAIT, FIONREAD,
 # shutdown of each direction, close with pending data, ECONNREFUSED
 # (blocking and nonblocking, bounded), keepalive on a live connection left
@@ -21,7 +22,7 @@ wait_file_match "$out" LISTENING 30 || { cat "$out"; echo "FAIL: server did not 
 
 fail() { echo "--- server output:"; cat "$out"; echo "FAIL: $*"; exit 1; }
 timeout 300 ip netns exec "$NS_B" "$BIN" client "$IP_A" 7471 \
-    D:4194304 D:1 D:65536 P S:1048576 R:1048576 C:8388608 K || fail "IPv4 scenarios"
+    D:4194304 D:1 D:65536 L:6291456 P S:1048576 R:1048576 C:8388608 K || fail "IPv4 scenarios"
 timeout 120 ip netns exec "$NS_B" "$BIN" client "$IP6_A" 7471 D:2097152 P X || fail "IPv6 scenarios"
 timeout 60 tail --pid="$srv" -f /dev/null
 wait "$srv" || fail "server exit status"
