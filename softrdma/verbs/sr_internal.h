@@ -101,6 +101,9 @@ void sr_ifc_scope_begin(void);
 void sr_ifc_scope_end(void);
 unsigned long sr_ifc_netns_now(void);
 void sr_ifc_prime(void);
+/* The calling thread (the device thread) never changes its network
+ * namespace: its lookups use the one it has now, without a stat. */
+void sr_ifc_thread_fixed(void);
 /* Number of ports; -1 (errno) only if the interfaces cannot be listed and
  * were never listed before in this netns (else the last list is used). */
 int sr_ports_scan(struct sr_port *ports, int max);

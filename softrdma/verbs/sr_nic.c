@@ -305,6 +305,7 @@ static void *sr_nic_main(void *arg)
     struct epoll_event evs[64];
     int timeout = 100;
     sr_reach_thread_start(epoch);
+    sr_ifc_thread_fixed();
     sem_post(&sr_nic_rooted);
     for (;;) {
         int n = sr_sys_epoll_wait(sr_epfd, evs, 64, timeout);
