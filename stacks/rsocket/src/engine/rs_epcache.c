@@ -34,7 +34,6 @@
  */
 #include "rs_sock.h"
 
-#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -53,7 +52,7 @@ struct rs_epc_entry {
 static pthread_mutex_t epc_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rs_epc_entry epc[RS_EPC_MAX];
 static int epc_limited;                 /* the last connection found a memlock limit */
-static atomic_ulong epc_hits;
+static unsigned long epc_hits;             /* atomic adds */
 
 static void entry_release(struct rs_epc_entry *e)
 {
@@ -113,7 +112,7 @@ int rs_epc_take(struct rsock *s, int limited)
     s->sbuf = got.sbuf;     s->smr = got.smr;  s->sbuf_map = got.sbuf_map;
     s->target = got.target; s->tmr = got.tmr;  s->target_map = got.target_map;
     memset(s->target, 0, s->target_len);
-    if (atomic_fetch_add_explicit(&epc_hits, 1, memory_order_relaxed) == 0)
+    if (__atomic_fetch_add(&epc_hits, 1, __ATOMIC_RELAXED) == 0)
         rs_log(1, "endpoint cache: a closed connection's registered buffers serve a new one "
                   "(up to %d kept per process)", RS_EPC_MAX);
     return 1;
@@ -124,6 +123,8 @@ int rs_epc_put(struct rsock *s)
     if (!s->id || !s->id->pd || !s->rmr || !s->smr || !s->tmr || !s->rbuf || !s->sbuf || !s->target)
         return 0;
     unsigned gen = __atomic_load_n(&rs_fork_gen, __ATOMIC_RELAXED);
+    if (s->fork_gen != gen)
+        return 0;                           /* a parent's: never ours to keep */
     int kept = 0;
     pthread_mutex_lock(&epc_lock);
     for (int i = 0; i < RS_EPC_MAX && !kept && !epc_limited; i++) {
