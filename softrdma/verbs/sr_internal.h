@@ -111,6 +111,9 @@ void sr_ifc_scope_begin(void);
 void sr_ifc_scope_end(void);
 unsigned long sr_ifc_netns_now(void);
 void sr_ifc_prime(void);
+/* The calling thread (the device thread) never changes its network
+ * namespace: its lookups use the one it has now, without a stat. */
+void sr_ifc_thread_fixed(void);
 /* Number of ports; -1 (errno) only if the interfaces cannot be listed and
  * were never listed before in this netns (else the last list is used). */
 int sr_ports_scan(struct sr_port *ports, int max);
@@ -168,6 +171,14 @@ void sr_reach_thread_start(unsigned epoch);
 int sr_reach_defer(void);
 /* Frees p after the device thread's current batch of events. */
 void sr_defer_free(void *p);
+/* Calls fn(p) there instead (sr_lock held). */
+void sr_defer_call(void (*fn)(void *), void *p);
+/* sr_qpq.c: a QP's send queue arrays, from the kept blocks of freed QPs
+ * of the same shape when there is one (not zeroed: every field is written
+ * at post); release keeps or frees a block (-1 from alloc: ENOMEM). */
+struct sr_qp;
+int sr_qpq_alloc(struct sr_qp *qp);
+void sr_qpq_release(void *block);
 
 /* ---- shared memory (sr_shm.c) ----
  * Each process (epoch) has one segment: a memfd the peers of its QPs map
@@ -488,10 +499,11 @@ struct sr_qp {
     union ibv_gid dgid;
     int access;                    /* qp_access_flags */
     /* send queue ring: [head, tx) sent awaiting response, [tx, tail) queued */
-    struct sr_swqe *sq;
+    struct sr_swqe *sq;            /* sq, sq_iov, sq_inline: in sq_block (sr_qpq.c) */
     struct iovec *sq_iov;
     char *sq_inline;               /* max_send_wr slots of inl_slot bytes */
     uint32_t inl_slot;
+    void *sq_block;
     uint32_t sq_head, sq_tx, sq_tail;
     uint64_t tx_count;             /* requests written (SOFTRDMA_DROP_AFTER) */
     size_t tx_off;                 /* bytes of sq[tx] already written */

@@ -30,22 +30,27 @@ static struct sr_watch *sr_again_head, *sr_again_tail;
 static struct sr_watch sr_wake_w = { .fd = -1 };
 /* Objects released during a batch; freed when the batch ends (a later
  * event of the same batch may still point at them). Guarded by sr_lock. */
-static void **sr_graveyard;
+static struct sr_grave { void (*fn)(void *); void *p; } *sr_graveyard;
 static size_t sr_grave_n, sr_grave_cap;
 
-void sr_defer_free(void *p)
+void sr_defer_call(void (*fn)(void *), void *p)
 {
     if (!p)
         return;
     if (sr_grave_n == sr_grave_cap) {
         size_t cap = sr_grave_cap ? sr_grave_cap * 2 : 64;
-        void **g = realloc(sr_graveyard, cap * sizeof *g);
+        struct sr_grave *g = realloc(sr_graveyard, cap * sizeof *g);
         if (!g)
             return;     /* leak rather than risk a use after free */
         sr_graveyard = g;
         sr_grave_cap = cap;
     }
-    sr_graveyard[sr_grave_n++] = p;
+    sr_graveyard[sr_grave_n++] = (struct sr_grave){ fn, p };
+}
+
+void sr_defer_free(void *p)
+{
+    sr_defer_call(free, p);
 }
 
 /* Frees since the heap was last given back, and when the last came
@@ -68,7 +73,7 @@ static int sr_graveyard_empty(void)
 {
     size_t n = sr_grave_n;
     for (size_t i = 0; i < n; i++)
-        free(sr_graveyard[i]);
+        sr_graveyard[i].fn(sr_graveyard[i].p);
     sr_grave_n = 0;
     uint64_t now = sr_now_ms();
     if (n) {
@@ -300,6 +305,7 @@ static void *sr_nic_main(void *arg)
     struct epoll_event evs[64];
     int timeout = 100;
     sr_reach_thread_start(epoch);
+    sr_ifc_thread_fixed();
     sem_post(&sr_nic_rooted);
     for (;;) {
         int n = sr_sys_epoll_wait(sr_epfd, evs, 64, timeout);

@@ -61,20 +61,6 @@ static size_t sr_inline_slot(uint32_t asked)
     return asked < 64 ? 64 : asked > SR_INLINE_SLOT ? SR_INLINE_SLOT : asked;
 }
 
-static int sr_qp_alloc_queues(struct sr_qp *qp)
-{
-    size_t ns = qp->cap.max_send_wr;
-    size_t sg = qp->cap.max_send_sge ? qp->cap.max_send_sge : 1;
-    qp->sq = calloc(ns, sizeof *qp->sq);
-    qp->sq_iov = calloc(ns * sg, sizeof *qp->sq_iov);
-    qp->sq_inline = malloc(ns * qp->inl_slot + 1);
-    if (!qp->sq || !qp->sq_iov || !qp->sq_inline)
-        return -1;
-    for (size_t i = 0; i < ns; i++)
-        qp->sq[i].iov = &qp->sq_iov[i * sg];
-    return 0;
-}
-
 /* Peers holding the block see its generation change and stop using it. */
 static void sr_qp_free_shared(struct sr_qp *qp)
 {
@@ -105,9 +91,7 @@ static void sr_qp_release_all(struct sr_qp *qp, void (*f)(void *))
 static void sr_qp_free(struct sr_qp *qp)
 {
     sr_qp_free_shared(qp);
-    free(qp->sq);
-    free(qp->sq_iov);
-    free(qp->sq_inline);
+    sr_qpq_release(qp->sq_block);
     free(qp);
 }
 
@@ -199,7 +183,7 @@ SR_API struct ibv_qp *ibv_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *
     qp->pub.state = IBV_QPS_RESET;
     pthread_mutex_init(&qp->pub.mutex, NULL);
     pthread_cond_init(&qp->pub.cond, NULL);
-    if (sr_qp_alloc_queues(qp) ||
+    if (sr_qpq_alloc(qp) ||
         sr_qp_alloc_shared(qp, (struct sr_pd *)pd, (struct sr_cq *)a->recv_cq)) {
         sr_qp_free(qp);
         errno = ENOMEM;
@@ -262,9 +246,7 @@ SR_API int ibv_destroy_qp(struct ibv_qp *pub)
     qp->epoch = 0;
     sr_qp_free_shared(qp);
     sr_qp_release_all(qp, sr_defer_free);
-    sr_defer_free(qp->sq);
-    sr_defer_free(qp->sq_iov);
-    sr_defer_free(qp->sq_inline);
+    sr_defer_call(sr_qpq_release, qp->sq_block);
     sr_defer_free(qp);
     pthread_mutex_unlock(&sr_lock);
     return 0;

@@ -6,11 +6,15 @@
 # (rsfw_cycles.c). In the sanitizer build (its programs link libasan) the
 # preloaded framework, module and device are sanitized too, and
 # LeakSanitizer checks both processes at exit.
+# RSFW_EPC=1: also assert that both ends served connections from the
+# endpoint cache (rs_epcache.c: a closed connection's registered buffers
+# reused; its one INF line), every cycle's echo still checked.
 . "$(dirname "$0")/rsfw_lib.sh"
 CYCLES=${1:-20000}; BYTES=${2:-1024}
 PROG=$NSTACK_BUILD/test/rsocket-fw/rsfw_cycles
 [ -x "$PROG" ] || fail "$PROG not built"
 ENV=("${RS_ENV[@]}")
+[ "${RSFW_EPC:-0}" = 1 ] && ENV+=("NSTACK_LOG_ON=INF")
 asan=$(ldd "$PROG" | awk '/libasan/ { print $3 }')
 if [ -n "$asan" ]; then
     # the sanitizer runtime must come first in the preload list
@@ -36,4 +40,8 @@ expect_line "$WORK/server.out" "rsfw_cycles server: PASS" "server verdict"
 expect_stack "$WORK/client.out" rsocket connect "$CYCLES" client
 expect_stack "$WORK/client.out" rsocket tx_bytes $((CYCLES * BYTES)) "client: every cycle's bytes on rsocket"
 expect_stack_zero "$WORK/client.out" kernel tx_bytes client
+if [ "${RSFW_EPC:-0}" = 1 ]; then
+    expect_line "$WORK/client.out" "endpoint cache: a closed connection's registered buffers serve" "client: no endpoint reused"
+    expect_line "$WORK/server.out" "endpoint cache: a closed connection's registered buffers serve" "server: no endpoint reused"
+fi
 echo "PASS: $CYCLES cycles on rsocket${asan:+ (ASan+LSan)}: $(grep -h 'cycles:' "$WORK/client.out" "$WORK/server.out" | tr '\n' ' ')"

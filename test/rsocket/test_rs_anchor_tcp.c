@@ -15,7 +15,9 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -264,6 +266,89 @@ static void test_negcache(void **state)
     rs_tun.anchor_negcache_ms = 30000;
 }
 
+/* rs_anc_fd_headroom: RS_ANC_FD_HEADROOM free descriptors below the soft
+ * RLIMIT_NOFILE, exactly: the one-poll window answers when it holds
+ * enough free numbers, the dup probe otherwise (holes spread above). */
+/* Fills every free number below the highest open descriptor (fillers
+ * kept in fill[], closed by unfill): then every number from the returned
+ * one up is free. */
+static int fill[256], nfill;
+
+static long lowest_free(void)
+{
+    int top = 0;
+    for (int fd = 0; fd < 256; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            top = fd;
+    nfill = 0;
+    for (;;) {
+        int fd = fcntl(0, F_DUPFD_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        if (fd > top) {
+            close(fd);
+            return fd;
+        }
+        fill[nfill++] = fd;
+    }
+}
+
+static void unfill(void)
+{
+    while (nfill > 0)
+        close(fill[--nfill]);
+}
+
+static void set_nofile(rlim_t soft, const struct rlimit *old)
+{
+    struct rlimit rl = { soft, old->rlim_max };
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+}
+
+static void test_fd_headroom_window(void **state)
+{
+    (void)state;
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    long low = lowest_free();
+    set_nofile((rlim_t)low + RS_ANC_FD_HEADROOM, &old);
+    assert_int_equal(rs_anc_fd_headroom(0), 0);
+    set_nofile((rlim_t)low + RS_ANC_FD_HEADROOM - 1, &old);
+    errno = 0;
+    assert_int_equal(rs_anc_fd_headroom(0), -1);
+    assert_int_equal(errno, EMFILE);
+    set_nofile(old.rlim_cur, &old);
+    assert_int_equal(rs_anc_fd_headroom(0), 0);
+    unfill();
+}
+
+static void test_fd_headroom_holes(void **state)
+{
+    (void)state;
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    long low = lowest_free();
+    enum { N = 80 };
+    int fds[N], holes = 0;
+    for (int i = 0; i < N; i++) {
+        fds[i] = fcntl(0, F_DUPFD_CLOEXEC, (int)low);
+        assert_int_equal(fds[i], low + i);
+    }
+    for (int i = 0; i < N; i += 8, holes++)
+        close(fds[i]);                  /* 10 holes, 8 of them in the poll's window */
+    /* holes + 1 free number at the top: one short */
+    set_nofile((rlim_t)low + N + (RS_ANC_FD_HEADROOM - holes) - 1, &old);
+    errno = 0;
+    assert_int_equal(rs_anc_fd_headroom(0), -1);
+    assert_int_equal(errno, EMFILE);
+    set_nofile((rlim_t)low + N + (RS_ANC_FD_HEADROOM - holes), &old);
+    assert_int_equal(rs_anc_fd_headroom(0), 0);
+    set_nofile(old.rlim_cur, &old);
+    for (int i = 0; i < N; i++)
+        if (i % 8)
+            close(fds[i]);
+    unfill();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +358,8 @@ int main(void)
         cmocka_unit_test(test_inline_hello_taken),
         cmocka_unit_test(test_mapped_address),
         cmocka_unit_test(test_negcache),
+        cmocka_unit_test(test_fd_headroom_window),
+        cmocka_unit_test(test_fd_headroom_holes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -956,6 +956,53 @@ static int run_peer_exit(void)
     return ok && wc.status == IBV_WC_SUCCESS && r == pid && WIFEXITED(st) && !WEXITSTATUS(st) ? 0 : 1;
 }
 
+/* The device keeps a destroyed QP's send queue arrays for the next QP of
+ * the same shape (sr_qpq.c) and hands them out without zeroing: each
+ * round's QPs must reuse the last round's (the device thread returns them
+ * at its batch end) and carry SENDs and inline SENDs intact, more of them
+ * than the queue holds (the ring wraps over the old round's entries). */
+static void qpq_stats(uint64_t *kept, uint64_t *reused)
+{
+    void (*f)(uint64_t *, uint64_t *) =
+        (void (*)(uint64_t *, uint64_t *))dlsym(RTLD_DEFAULT, "sr_qpq_stats");
+    assert_non_null(f);
+    f(kept, reused);
+}
+
+static void test_send_queue_reused(void **state)
+{
+    (void)state;
+    for (unsigned round = 0; round < 6; round++) {
+        uint64_t kept, reused0, reused1;
+        qpq_stats(&kept, &reused0);
+        struct pair *p = pair_new(16, 1, 7, ALL);
+        qpq_stats(&kept, &reused1);
+        if (round > 0)
+            assert_int_equal(reused1 - reused0, 2);     /* both QPs from the kept blocks */
+        for (unsigned i = 0; i < 40; i++) {
+            struct ibv_wc wc;
+            uint32_t len = i % 2 ? 48 : 3000;            /* inline and not */
+            post_recv(&p->b, i, 1, 0, len);
+            fill(p->a.buf, len, round * 100 + i);
+            assert_int_equal(post_send(&p->a, IBV_WR_SEND, i, 0, len, i % 2 ? IBV_SEND_INLINE : 0, 0, 0,
+                                       p->a.mr->lkey), 0);
+            assert_int_equal(poll_n(p->b.rcq, &wc, 1, DEADLINE_MS), 1);
+            assert_int_equal(wc.status, IBV_WC_SUCCESS);
+            assert_int_equal(wc.byte_len, len);
+            assert_memory_equal(p->b.buf, p->a.buf, len);
+            assert_int_equal(poll_n(p->a.scq, &wc, 1, DEADLINE_MS), 1);
+            assert_int_equal(wc.status, IBV_WC_SUCCESS);
+            assert_int_equal(wc.wr_id, i);
+        }
+        pair_free(p);
+        long end = now_ms() + DEADLINE_MS;     /* back at the device thread's batch end */
+        do
+            qpq_stats(&kept, &reused1);
+        while (kept < 2 && now_ms() < end && !usleep(1000));
+        assert_true(kept >= 2);
+    }
+}
+
 int main(int argc, char **argv)
 {
     /* QP streams closed while idle (the default; set in case the
@@ -995,6 +1042,7 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_memlock_limit),
             cmocka_unit_test(test_dereg_stops_peer_writes),
             cmocka_unit_test(test_first_send_waits),
+            cmocka_unit_test(test_send_queue_reused),
         };
         rc = cmocka_run_group_tests(tests, NULL, NULL);
     }

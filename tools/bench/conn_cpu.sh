@@ -12,6 +12,8 @@
 #   nginx    the connrate benchmark's pair instead: ab -c 8 without
 #            keep-alive (N1 and N2 requests) against one nginx process
 #            serving 4 KiB; user+system CPU of nginx and of ab per connection
+#   nginx-perf  the same pair (N2 requests) under perf record --call-graph
+#            dwarf ($CONN_CPU_OUT/conn_cpu.{nginx,ab}.perf.data)
 # Environment: NSTACK_SRC (default: this tree), NSTACK_RELEASE, NSTACK_BUILD,
 # CONN_CPU_IP (default 192.168.21.181, the rsocket subnet; 192.168.22.181
 # measures the kernel route). Needs root (network namespaces).
@@ -59,6 +61,12 @@ run() {
     grep -h "cycles in" "$WORK/client.$n.out"
 }
 
+# pwrap NAME: perf record's prefix for one process of the nginx pair.
+pwrap() {
+    [ "$MODE" = nginx-perf ] &&
+        echo perf record -q -F 4000 --call-graph dwarf,16384 -o "$OUT/conn_cpu.$1.perf.data"
+}
+
 cpu_us() { awk -F: '{ printf "%.0f", ($1 + $2) * 1e6 }' "$1"; }
 # calls FILE: "name count" per system call of an strace -c summary.
 calls() { awk '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { print $NF, $4 }' "$1"; }
@@ -72,12 +80,13 @@ nginx_cpu() {
     nginx_prepare "$dir" "$IP" "$PORT"
     head -c 4096 /dev/urandom >"$dir/www/page.bin"
     # shellcheck disable=SC2046
-    bg_b "${ENV[@]}" $(nginx_cmd "$dir") >"$dir/out" 2>&1
+    bg_b $(pwrap nginx) "${ENV[@]}" $(nginx_cmd "$dir") >"$dir/out" 2>&1
     wait_until 30 test -s "$dir/nginx.pid" || { cat "$dir/out"; exit 1; }
     pid=$(cat "$dir/nginx.pid")
     wait_until 30 sh -c "ip netns exec '$NS_B' ss -Hltn 'sport = :$PORT' | grep -q ." || exit 1
     t0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-    in_a /usr/bin/time -f %U:%S -o "$WORK/ab.$n.time" "${ENV[@]}" ab -q -c 8 -n "$n" \
+    # shellcheck disable=SC2046
+    in_a /usr/bin/time -f %U:%S -o "$WORK/ab.$n.time" $(pwrap ab) "${ENV[@]}" ab -q -c 8 -n "$n" \
         "http://$IP:$PORT/page.bin" >"$WORK/ab.$n.out" 2>&1 || { cat "$WORK/ab.$n.out"; exit 1; }
     t1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
     kill "$pid"; wait_until 10 sh -c "! kill -0 $pid 2>/dev/null"
@@ -85,6 +94,12 @@ nginx_cpu() {
     echo "$(( (t1 - t0) * 1000000 / $(getconf CLK_TCK) )) $(cpu_us "$WORK/ab.$n.time")"
 }
 
+if [ "$MODE" = nginx-perf ]; then
+    nginx_cpu "$N2" >/dev/null
+    wait    # perf writes nginx's data after nginx exits
+    echo "perf data: $OUT/conn_cpu.ab.perf.data $OUT/conn_cpu.nginx.perf.data"
+    exit 0
+fi
 if [ "$MODE" = nginx ]; then
     read -r s1 c1 < <(nginx_cpu "$N1"); read -r s2 c2 < <(nginx_cpu "$N2")
     d=$((N2 - N1))

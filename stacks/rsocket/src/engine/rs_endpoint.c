@@ -222,22 +222,30 @@ static int shrink_buffers(struct rsock *s)
     return 0;
 }
 
-static int register_buffers(struct rsock *s)
+/* limited: registered memory is limited for this process (rs_memlock_fit):
+ * then no closed connection's registrations are kept (rs_epcache.c). */
+static int register_buffers(struct rsock *s, int limited)
 {
     const int remote = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE;
     size_t slen = s->sbuf_size + RS_QP_CTRL_SLOTS * RS_CTRL_BUF_LEN;
 
     s->target_len = RS_SGL_SIZE * RS_SGE_WIRE_LEN +
                     (size_t)s->target_iomap_size * RS_IOMAP_WIRE_LEN;
-    s->rbuf = page_alloc(s->rbuf_size, &s->rbuf_map);
-    s->sbuf = page_alloc(slen, &s->sbuf_map);
-    s->target = page_alloc_zeroed(s->target_len, &s->target_map);
     s->rmsg_slots = s->rq_size + 1u;
     if (!s->rmsg)                        /* kept across a shrink */
         s->rmsg = calloc(s->rmsg_slots, sizeof(*s->rmsg));
     if (!s->sq_track.rec)
         s->sq_track.rec = calloc(s->sq_size, sizeof(*s->sq_track.rec));
-    if (!s->rbuf || !s->sbuf || !s->target || !s->rmsg || !s->sq_track.rec) {
+    if (!s->rmsg || !s->sq_track.rec) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (rs_epc_take(s, limited))
+        return 0;
+    s->rbuf = page_alloc(s->rbuf_size, &s->rbuf_map);
+    s->sbuf = page_alloc(slen, &s->sbuf_map);
+    s->target = page_alloc_zeroed(s->target_len, &s->target_map);
+    if (!s->rbuf || !s->sbuf || !s->target) {
         errno = ENOMEM;
         return -1;
     }
@@ -247,11 +255,11 @@ static int register_buffers(struct rsock *s)
     return s->rmr && s->smr && s->tmr ? 0 : -1;
 }
 
-static int create_buffers(struct rsock *s)
+static int create_buffers(struct rsock *s, int limited)
 {
     for (;;) {
         errno = 0;
-        if (register_buffers(s) == 0)
+        if (register_buffers(s, limited) == 0)
             return 0;
         if (errno != ENOMEM || !s->rbuf || !s->sbuf || !s->target)
             return -1;                   /* not the registration's limit */
@@ -327,10 +335,10 @@ static int endpoint_errno(void)
 
 int rs_endpoint_create(struct rsock *s)
 {
-    rs_memlock_fit(s);
+    int limited = rs_memlock_fit(s);
     clamp_sizes(s);
     errno = 0;
-    if (create_cq(s) || create_qp(s) || create_buffers(s) || post_receives(s)) {
+    if (create_cq(s) || create_qp(s) || create_buffers(s, limited) || post_receives(s)) {
         int saved = endpoint_errno();
         /* a resource limit is named once per process (note_memlock, the
          * dispatcher's EMFILE line) and counted per connection */
@@ -348,6 +356,7 @@ void rs_endpoint_destroy(struct rsock *s)
 {
     if (s->id && s->id->qp)
         rdma_destroy_qp(s->id);
+    rs_epc_put(s);                      /* the QP is gone: the buffers may serve again */
     if (s->rmr) ibv_dereg_mr(s->rmr);
     if (s->smr) ibv_dereg_mr(s->smr);
     if (s->tmr) ibv_dereg_mr(s->tmr);

@@ -39,19 +39,19 @@ static uint32_t pow2_floor(uint32_t v)
     return v ? 1u << (31 - __builtin_clz(v)) : 0;
 }
 
-void rs_memlock_fit(struct rsock *s)
+int rs_memlock_fit(struct rsock *s)
 {
     static int said;
     rlim_t limit;
     if (!memlock_limited(&limit))
-        return;
+        return 0;
     uint64_t per_conn = limit / RS_MEMLOCK_CONNS;
     uint64_t each = per_conn > RS_MEMLOCK_OVERHEAD ? (per_conn - RS_MEMLOCK_OVERHEAD) / 2 : 0;
     uint32_t buf = pow2_floor(each > UINT32_MAX ? UINT32_MAX : (uint32_t)each);
     if (buf < RS_MEMLOCK_MIN_BUF)
         buf = RS_MEMLOCK_MIN_BUF;
     if (s->rbuf_size <= buf && s->sbuf_size <= buf)
-        return;
+        return 1;
     if (s->rbuf_size > buf)
         s->rbuf_size = buf;
     if (s->sbuf_size > buf)
@@ -60,6 +60,7 @@ void rs_memlock_fit(struct rsock *s)
         rs_log(2, "locked-memory limit %llu KiB (RLIMIT_MEMLOCK, no CAP_IPC_LOCK): RDMA buffers of %u KiB "
                "per direction; raise it (ulimit -l, LimitMEMLOCK=) for full-size buffers",
                (unsigned long long)limit / 1024, buf / 1024);
+    return 1;
 }
 
 /* Large buffers make a bulk stream fast but are registered memory, which

@@ -71,12 +71,20 @@ int rs_wait_fd_add(struct rsock *s, int fd)
  * (here and in the device library) come from the heap, which glibc keeps:
  * after 1,000 connections closed, over 100 MB stayed resident. Trim once
  * the live sockets fell to half their peak since the last trim and at
- * least RS_TRIM_BATCH were freed (a burst costs a few trims), and at every
+ * least RS_TRIM_BATCH were freed (a burst costs a few trims), and at a
  * close that leaves at most RS_TRIM_IDLE_LIVE (the end of a burst; a small
- * heap trims in microseconds). Atomics only (any thread closes).
+ * heap trims in microseconds) once RS_TRIM_IDLE_FREES were freed since the
+ * last trim. Not at every such close: a server under one connection per
+ * request (nginx under ab -c 8) is at that level every other close, and
+ * each trim gave back the heap top that the next connection's QP queues
+ * and sockets faulted in again (trim and faults: 3-4% of its CPU per
+ * connection). At most RS_TRIM_IDLE_FREES sockets' pieces stay until the
+ * next trim (the software device's thread also trims after 200 ms without
+ * frees). Atomics only (any thread closes).
  */
 #define RS_TRIM_BATCH 64
 #define RS_TRIM_IDLE_LIVE 4
+#define RS_TRIM_IDLE_FREES 32
 static long rs_live, rs_live_peak, rs_freed_since_trim;
 
 static void rs_count_alloc(void)
@@ -104,7 +112,7 @@ static void rs_count_free(void)
                  live <= __atomic_load_n(&rs_live_peak, __ATOMIC_RELAXED) / 2;
     /* and whenever almost nothing is left (a listener, a connection): the
      * end of a burst; a trim of a small heap costs microseconds */
-    if (!halved && live > RS_TRIM_IDLE_LIVE)
+    if (!halved && (live > RS_TRIM_IDLE_LIVE || freed < RS_TRIM_IDLE_FREES))
         return;
     if (!__atomic_compare_exchange_n(&rs_freed_since_trim, &freed, 0, 0, __ATOMIC_RELAXED,
                                      __ATOMIC_RELAXED))

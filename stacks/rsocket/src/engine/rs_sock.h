@@ -345,6 +345,12 @@ int rs_endpoint_create(struct rsock *s);
 void rs_endpoint_destroy(struct rsock *s);
 void rs_local_conn_data(struct rsock *s, uint8_t out[RS_CONN_DATA_LEN]);
 void rs_save_peer_conn(struct rsock *s, const struct rs_conn_info *ci);
+/* rs_epcache.c: a closed connection's registered buffers for the next one.
+ * take: 1 if s got a kept set of its sizes (rbuf/sbuf/target and MRs; the
+ * target cleared); limited (rs_memlock_fit) empties and disables the cache.
+ * put (after the QP is destroyed): 1 if kept, s's fields then cleared. */
+int rs_epc_take(struct rsock *s, int limited);
+int rs_epc_put(struct rsock *s);
 
 /* rs_conn.c: connection state machine on rdma_cm */
 int rs_conn_bind(struct rsock *s, const struct sockaddr *addr, socklen_t len);
@@ -445,7 +451,7 @@ void rs_anchor_check(struct rsock *s);
 /* rs_memlock.c: buffers sized to the locked-memory limit (before the
  * endpoint is made); the limit refused a registration (logged once). */
 #define RS_MEMLOCK_MIN_BUF 16384u
-void rs_memlock_fit(struct rsock *s);
+int rs_memlock_fit(struct rsock *s);   /* 1: registered memory is limited */
 /* Anchored sockets: RS_ANCHOR_BUF-sized buffers while fewer than
  * RS_ANCHOR_BUF_CONNS sockets of the process hold them; _give at free. */
 void rs_anchor_buf_take(struct rsock *s);
