@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define NSTACK_MODULE_ABI_MAJOR 1
-#define NSTACK_MODULE_ABI_MINOR 5
+#define NSTACK_MODULE_ABI_MINOR 6
 #define NSTACK_MODULE_ABI_VERSION \
     ((uint32_t)(NSTACK_MODULE_ABI_MAJOR << 16 | NSTACK_MODULE_ABI_MINOR))
 
@@ -362,6 +362,18 @@ struct nstack_module {
      * application's dup with that errno and keeps the old number). NULL:
      * the dispatcher dups kfd at anchor() as before ABI 1.5. */
     int (*anchor_kfd)(nstack_sock *s, int kfd);
+
+    /* ---- ABI 1.6 (optional): busy polling before a sleep ----------------
+     * busy_poll_ns(s): how long (ns) a poll/select/epoll wait that found
+     * nothing ready may keep looking at s - poll_recheck(), or poll_lazy()
+     * where allowed - before it sleeps in the kernel, as the kernel's
+     * net.core.busy_poll does for a NIC's queue. Only worth it where such
+     * a look costs no system call (a CQ polled in user space) and an
+     * answer often comes within that time (request/reply): catching it
+     * spares the sleep and the wake-up. 0: sleep at once (a socket whose
+     * look is not cheap). The dispatcher stops spinning for a thread
+     * whose spins keep finding nothing. NULL: never. */
+    uint64_t (*busy_poll_ns)(nstack_sock *s);
 };
 
 /* getsockopt() level and option (ABI 1.3, optional): after an anchored
