@@ -55,25 +55,17 @@ pair() {
     expect_stack "$WORK/srv.$tag" rsocket tx_bytes $((n * 1000)) "$tag: server"
 }
 
-# count FILE SYSCALL: calls of SYSCALL in a strace -c summary (0 if absent).
-count() { awk -v s="$2" '$NF == s { print $4; f = 1 } END { if (!f) print 0 }' "$1"; }
-per() {      # per SIDE SYSCALL: calls per message between the two runs
-    local a b
-    a=$(count "$WORK/$1.$SMALL.sc" "$2"); b=$(count "$WORK/$1.$BIG.sc" "$2")
-    awk -v a="$a" -v b="$b" -v n=$((BIG - SMALL)) 'BEGIN { printf "%.3f", (b - a) / n }'
-}
-above() { awk -v v="$1" -v m="$2" 'BEGIN { exit !(v > m) }'; }
+# per SIDE SYSCALL: calls per message between the two runs.
+per() { strace_per "$WORK/$1.$SMALL.sc" "$WORK/$1.$BIG.sc" $((BIG - SMALL)) "$2"; }
+above() { num_above "$@"; }
 
 # 1. system calls per message, every wait sleeping
 for n in "$SMALL" "$BIG"; do
     pair "sc$n" "$n" "strace -f -c -o $WORK/srv.$n.sc" "strace -f -c -o $WORK/cli.$n.sc" RS_POLLING_TIME=0
 done
 for side in srv cli; do
-    line="$side:"
-    for sc in epoll_wait epoll_pwait ppoll read write process_vm_writev total; do
-        line="$line $sc $(per "$side" "$sc")"
-    done
-    echo "$line"
+    strace_line "$side" "$WORK/$side.$SMALL.sc" "$WORK/$side.$BIG.sc" $((BIG - SMALL)) \
+        epoll_wait epoll_pwait ppoll read write process_vm_writev total
 done
 above "$(per srv epoll_wait)" "$EPW_MAX" && fail "server: $(per srv epoll_wait) epoll_wait per message (a module wait fd asked on every EAGAIN or wait)"
 above "$(per cli epoll_wait)" "$EPW_MAX" && fail "client: $(per cli epoll_wait) epoll_wait per message (a module wait fd asked on every EAGAIN or poll)"
