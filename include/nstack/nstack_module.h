@@ -343,9 +343,10 @@ struct nstack_module {
      * before any of its threads sleeps in the set, so that data arriving
      * while the application is busy costs no wake-up. Called only for a
      * socket with one registration, in one epoll set that is not watched
-     * by another set or poll, while no thread waits in poll/select; the
-     * module itself arms before its own blocking waits and in every other
-     * pass. arm(s): re-arm; 1 when the look after arming found news (the
+     * by another set or poll, while no thread waits in poll/select, and
+     * (ABI 1.6) by poll/select for a socket in no epoll set, each of whose
+     * threads arms before its own sleep; the module itself arms before
+     * its own blocking waits and in every other pass. arm(s): re-arm; 1 when the look after arming found news (the
      * dispatcher then looks at the socket before sleeping), else 0. */
     uint32_t (*poll_lazy)(nstack_sock *s, uint64_t *gen, int fired);
     int (*arm)(nstack_sock *s);

@@ -170,14 +170,16 @@ static void run_due(struct epset *s, struct due_list *d)
     d->n = 0;
 }
 
-/* all: look at every registration (a busy poll before the set sleeps),
- * not only the candidates. */
+/* all: look at every registration with a busy-poll budget (a spin before
+ * the set sleeps: r->spin), not only the candidates. */
 static int collect_locked(struct epset *s, struct epoll_event *out, int max, struct due_list *due, int all)
 {
     int n = 0;
     struct ep_reg *reported[64];
     int n_rep = 0;
     for (struct ep_reg *r = s->regs; r != NULL && n < max; r = r->set_next) {
+        if (all && !r->spin)
+            continue;       /* its look is not cheap: the kernel wait's */
         int cand = __atomic_exchange_n(&r->candidate, 0, __ATOMIC_ACQ_REL);
         if (r->dormant) {
             if (cand)
@@ -296,7 +298,8 @@ static int arm_unarmed(struct epset *s)
 }
 
 /* The busy-poll budget of a set: the largest of its module sockets'
- * (busy_poll.h); 0 for a set too large to look at every time. */
+ * (busy_poll.h), each registration marked with whether it has one; 0 for
+ * a set too large to look at every time. */
 static uint64_t set_budget(struct epset *s)
 {
     if (__atomic_load_n(&s->n_regs, __ATOMIC_ACQUIRE) > BUSY_POLL_MAX_SOCKS)
@@ -305,6 +308,7 @@ static uint64_t set_budget(struct epset *s)
     pthread_mutex_lock(&s->lock);
     for (struct ep_reg *r = s->regs; r != NULL; r = r->set_next) {
         uint64_t b = r->dormant ? 0 : busy_poll_budget(r->file);
+        r->spin = b > 0;
         budget = b > budget ? b : budget;
     }
     pthread_mutex_unlock(&s->lock);

@@ -326,17 +326,19 @@ static int waits_on_module(const struct pollfd *fds, nfds_t n, const struct poll
 
 struct spin_look {
     struct pollfd *fds;
-    nfds_t n;
     struct poll_work *w;
+    nfds_t idx[BUSY_POLL_MAX_SOCKS];    /* the module fds with a budget */
+    int n;
 };
 
-/* One busy-poll look: every module socket's revents, rechecked; -1 when
+/* One busy-poll look: those module sockets' revents, rechecked; -1 when
  * one of them went to TCP meanwhile (its shadow entry must be made anew). */
 static int spin_look(void *ctx)
 {
     struct spin_look *l = ctx;
     int ready = 0;
-    for (nfds_t i = 0; i < l->n; i++) {
+    for (int k = 0; k < l->n; k++) {
+        nfds_t i = l->idx[k];
         struct file *f = l->w->files[i];
         if (f == NULL)
             continue;
@@ -348,24 +350,23 @@ static int spin_look(void *ctx)
     return ready;
 }
 
-/* Nothing was ready: look at the module sockets for the largest of their
- * budgets before the kernel sleep (busy_poll.h). Not for a large array:
- * every look asks each of them. Returns the ready count, or -1 (see
- * spin_look). */
+/* Nothing was ready: look at the module sockets that have a budget, for
+ * the largest of them, before the kernel sleep (busy_poll.h). Not for a
+ * large array: every look asks each of them. Returns the ready count, or
+ * -1 (see spin_look). */
 static int spin(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t deadline)
 {
+    struct spin_look l = { .fds = fds, .w = w, .n = 0 };
     uint64_t budget = 0;
-    int socks = 0;
     for (nfds_t i = 0; i < n; i++) {
-        if (w->files[i] == NULL)
+        uint64_t b = w->files[i] != NULL ? busy_poll_budget(w->files[i]) : 0;
+        if (b == 0)
             continue;
-        uint64_t b = busy_poll_budget(w->files[i]);
+        if (l.n == BUSY_POLL_MAX_SOCKS)
+            return 0;
+        l.idx[l.n++] = i;
         budget = b > budget ? b : budget;
-        socks++;
     }
-    if (socks > BUSY_POLL_MAX_SOCKS)
-        return 0;
-    struct spin_look l = { fds, n, w };
     return busy_poll_run(budget, deadline, spin_look, &l);
 }
 
