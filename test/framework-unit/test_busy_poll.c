@@ -2,8 +2,11 @@
  * sleeps - bounded by the module's budget and the caller's deadline,
  * skipped after BUSY_POLL_MISSES_MAX (8) misses in a row except every
  * BUSY_POLL_RETRY_EVERY-th (64) wait, restored by a hit - and the budget
- * asked of the module (ABI 1.6 busy_poll_ns, none without it). */
+ * asked of the module (ABI 1.6 busy_poll_ns, none without it); a signal
+ * handler that runs during the spin ends the wait (EINTR, as the kernel's
+ * poll and epoll_wait). */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,6 +16,7 @@
 
 #include "busy_poll.h"
 #include "file.h"
+#include "sig_track.h"
 #include "timeutil.h"
 
 __thread int t_in_module;       /* fw_start.c's, which this test does not link */
@@ -103,6 +107,39 @@ static void test_a_hit_resets_the_misses(void **state)
     }
 }
 
+static volatile sig_atomic_t handled;
+static void on_usr1(int sig) { (void)sig; handled++; }
+
+static int look_raising(void *ctx)
+{
+    int *calls = ctx;
+    if ((*calls)++ == 2)
+        raise(SIGUSR1);
+    return 0;
+}
+
+/* A handler installed through libc's sigaction (the dispatcher's
+ * trampoline counts it), SA_RESTART or not, ends the spin at once. */
+static void test_signal_handler_ends_the_spin(void **state)
+{
+    (void)state;
+    for (int restart = 0; restart < 2; restart++) {
+        hit();
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_usr1;
+        sa.sa_flags = restart ? SA_RESTART : 0;
+        assert_int_equal(sig_action(SIGUSR1, &sa, NULL), 0);
+        int calls = 0, before = handled;
+        int64_t t0 = now_ns();
+        assert_int_equal(busy_poll_run(1000000000, -1, look_raising, &calls), BUSY_POLL_INTR);
+        assert_int_equal(handled, before + 1);
+        assert_int_equal(calls, 3);
+        assert_true(now_ns() - t0 < 500000000);   /* not the 1 s budget */
+    }
+    signal(SIGUSR1, SIG_DFL);
+}
+
 static uint64_t budget_of(nstack_sock *s) { return (uint64_t)(uintptr_t)s; }
 
 static void test_budget_from_the_module(void **state)
@@ -130,6 +167,7 @@ int main(void)
         cmocka_unit_test(test_misses_stop_the_spin_until_a_retry_hits),
         cmocka_unit_test(test_a_hit_resets_the_misses),
         cmocka_unit_test(test_budget_from_the_module),
+        cmocka_unit_test(test_signal_handler_ends_the_spin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

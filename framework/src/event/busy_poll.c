@@ -6,6 +6,7 @@
 
 #include "file.h"
 #include "fw.h"
+#include "sig_track.h"
 #include "timeutil.h"
 
 #define BUSY_POLL_MISSES_MAX 8
@@ -49,12 +50,15 @@ int busy_poll_run(uint64_t budget_ns, int64_t deadline, busy_look_fn look, void 
     int64_t end = now_ns() + (int64_t)(budget_ns > INT32_MAX ? INT32_MAX : budget_ns);
     if (deadline >= 0 && deadline < end)
         end = deadline;
+    uint64_t mark = sig_mark();
     do {
         int n = look(ctx);
         if (n != 0) {
             t_misses = 0;
             return n;
         }
+        if (sig_mark() != mark)
+            return BUSY_POLL_INTR;
         cpu_relax();
     } while (now_ns() < end);
     if (t_misses < BUSY_POLL_MISSES_MAX)

@@ -11,7 +11,8 @@
 
 struct file;
 
-/* One look at the wait's module sockets: how many are ready (0: none). */
+/* One look at the wait's module sockets: how many are ready (0: none; a
+ * negative value ends the spin and is returned as it is). */
 typedef int (*busy_look_fn)(void *ctx);
 
 /* The most module sockets one wait spins over: every look asks each of
@@ -26,7 +27,11 @@ uint64_t busy_poll_budget(const struct file *f);
  * thread whose spins keep finding nothing (BUSY_POLL_MISSES_MAX in a row:
  * an idle connection, a slow peer, a loaded machine where the peer needs
  * this CPU) sleeps at once, trying again every BUSY_POLL_RETRY_EVERY-th
- * wait; a hit restores it. */
+ * wait; a hit restores it. BUSY_POLL_INTR: a signal handler ran on this
+ * thread meanwhile (sig_track.h: one installed through libc) - the wait
+ * ends with EINTR, as the kernel's poll and epoll_wait do when a handler
+ * interrupts them, whatever its SA_RESTART. */
+#define BUSY_POLL_INTR (-2)
 int busy_poll_run(uint64_t budget_ns, int64_t deadline, busy_look_fn look, void *ctx);
 
 #endif

@@ -343,8 +343,11 @@ static int wait_loop(int epfd, struct epset *s, struct epoll_event *evs, int max
     for (;;) {
         __atomic_add_fetch(&s->waiters, 1, __ATOMIC_ACQ_REL);
         int n = collect(s, evs, max, 0);
-        if (n == 0 && ms_left(deadline) != 0)
-            n = spin(s, evs, max, deadline);
+        if (n == 0 && ms_left(deadline) != 0 && (n = spin(s, evs, max, deadline)) == BUSY_POLL_INTR) {
+            __atomic_sub_fetch(&s->waiters, 1, __ATOMIC_ACQ_REL);
+            errno = EINTR;
+            return -1;
+        }
         if (n == 0 && ms_left(deadline) != 0 && arm_unarmed(s))
             n = collect(s, evs, max, 0);
         int tmo = n > 0 ? 0 : ms_left(deadline);

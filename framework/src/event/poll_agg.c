@@ -352,8 +352,8 @@ static int spin_look(void *ctx)
 
 /* Nothing was ready: look at the module sockets that have a budget, for
  * the largest of them, before the kernel sleep (busy_poll.h). Not for a
- * large array: every look asks each of them. Returns the ready count, or
- * -1 (see spin_look). */
+ * large array: every look asks each of them. Returns the ready count, -1
+ * (see spin_look) or BUSY_POLL_INTR. */
 static int spin(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t deadline)
 {
     struct spin_look l = { .fds = fds, .w = w, .n = 0 };
@@ -431,7 +431,12 @@ static int poll_round(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t
     if (!ready && ms_left(deadline) != 0 && waits_on_module(fds, n, w)) {
         wake = ev_poll_wait_register();
         ready = poll_prepare(fds, n, w, LOOK_RECHECK);
-        if (!ready && (ready = spin(fds, n, w, deadline)) < 0)
+        if (!ready && (ready = spin(fds, n, w, deadline)) == BUSY_POLL_INTR) {
+            ev_poll_wait_unregister(wake);
+            errno = EINTR;            /* a handler ran: as the kernel's poll */
+            return -1;
+        }
+        if (ready < 0)
             ready = poll_prepare(fds, n, w, LOOK_FULL);   /* one went to TCP meanwhile */
         if (!ready && w->unarmed)
             ready = arm_lazy(fds, n, w);
