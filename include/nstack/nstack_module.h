@@ -31,7 +31,7 @@ extern "C" {
 #endif
 
 #define NSTACK_MODULE_ABI_MAJOR 1
-#define NSTACK_MODULE_ABI_MINOR 5
+#define NSTACK_MODULE_ABI_MINOR 6
 #define NSTACK_MODULE_ABI_VERSION \
     ((uint32_t)(NSTACK_MODULE_ABI_MAJOR << 16 | NSTACK_MODULE_ABI_MINOR))
 
@@ -343,9 +343,10 @@ struct nstack_module {
      * before any of its threads sleeps in the set, so that data arriving
      * while the application is busy costs no wake-up. Called only for a
      * socket with one registration, in one epoll set that is not watched
-     * by another set or poll, while no thread waits in poll/select; the
-     * module itself arms before its own blocking waits and in every other
-     * pass. arm(s): re-arm; 1 when the look after arming found news (the
+     * by another set or poll, while no thread waits in poll/select, and
+     * (ABI 1.6) by poll/select for a socket in no epoll set, each of whose
+     * threads arms before its own sleep; the module itself arms before
+     * its own blocking waits and in every other pass. arm(s): re-arm; 1 when the look after arming found news (the
      * dispatcher then looks at the socket before sleeping), else 0. */
     uint32_t (*poll_lazy)(nstack_sock *s, uint64_t *gen, int fired);
     int (*arm)(nstack_sock *s);
@@ -362,6 +363,18 @@ struct nstack_module {
      * application's dup with that errno and keeps the old number). NULL:
      * the dispatcher dups kfd at anchor() as before ABI 1.5. */
     int (*anchor_kfd)(nstack_sock *s, int kfd);
+
+    /* ---- ABI 1.6 (optional): busy polling before a sleep ----------------
+     * busy_poll_ns(s): how long (ns) a poll/select/epoll wait that found
+     * nothing ready may keep looking at s - poll_recheck(), or poll_lazy()
+     * where allowed - before it sleeps in the kernel, as the kernel's
+     * net.core.busy_poll does for a NIC's queue. Only worth it where such
+     * a look costs no system call (a CQ polled in user space) and an
+     * answer often comes within that time (request/reply): catching it
+     * spares the sleep and the wake-up. 0: sleep at once (a socket whose
+     * look is not cheap). The dispatcher stops spinning for a thread
+     * whose spins keep finding nothing. NULL: never. */
+    uint64_t (*busy_poll_ns)(nstack_sock *s);
 };
 
 /* getsockopt() level and option (ABI 1.3, optional): after an anchored

@@ -108,3 +108,24 @@ iperf3_client() {
     done
     [ $ok = 1 ] || { cat "$WORK/client.json" "$WORK/client.err"; fail "iperf3 $* failed (exit $rc${err:+, error: $err})"; }
 }
+
+# strace -f -c summaries of two runs, SMALL and BIG requests, subtracted so
+# start-up, connect and exit cancel (syscalls_*.sh).
+# strace_count FILE SYSCALL: calls of SYSCALL in a summary (0 if absent).
+strace_count() { awk -v s="$2" '$NF == s { print $4; f = 1 } END { if (!f) print 0 }' "$1"; }
+# strace_per SMALL_FILE BIG_FILE N SYSCALL: calls per request between the
+# two runs (N requests apart), to 3 decimals ("total": all of them).
+strace_per() {
+    local a b
+    a=$(strace_count "$1" "$4"); b=$(strace_count "$2" "$4")
+    awk -v a="$a" -v b="$b" -v n="$3" 'BEGIN { printf "%.3f", (b - a) / n }'
+}
+# strace_line LABEL SMALL_FILE BIG_FILE N SYSCALL...: "LABEL: sc n sc n ...".
+strace_line() {
+    local label=$1 a=$2 b=$3 n=$4 line sc; shift 4
+    line="$label:"
+    for sc in "$@"; do line="$line $sc $(strace_per "$a" "$b" "$n" "$sc")"; done
+    echo "$line"
+}
+# num_above V MAX: V > MAX (decimal numbers).
+num_above() { awk -v v="$1" -v m="$2" 'BEGIN { exit !(v > m) }'; }

@@ -18,9 +18,6 @@ command -v strace >/dev/null || fail "strace not installed"
 command -v redis-server >/dev/null || fail "redis-server not installed"
 rsfw_setup
 
-# count FILE SYSCALL: calls of SYSCALL in a strace -c summary (0 if absent).
-count() { awk -v s="$2" '$NF == s { print $4; f = 1 } END { if (!f) print 0 }' "$1"; }
-
 # run N: one server and one benchmark of N GETs, both traced; leaves
 # $WORK/srv.N and $WORK/cli.N.
 run() {
@@ -41,21 +38,14 @@ run "$SMALL"
 run "$BIG"
 
 # per SIDE SYSCALL: calls per request, to 3 decimals ("total": all of them).
-per() {
-    local a b
-    a=$(count "$WORK/$1.$SMALL" "$2"); b=$(count "$WORK/$1.$BIG" "$2")
-    awk -v a="$a" -v b="$b" -v n=$((BIG - SMALL)) 'BEGIN { printf "%.3f", (b - a) / n }'
-}
-above() { awk -v v="$1" -v m="$2" 'BEGIN { exit !(v > m) }'; }
+per() { strace_per "$WORK/$1.$SMALL" "$WORK/$1.$BIG" $((BIG - SMALL)) "$2"; }
+above() { num_above "$@"; }
 
 for side in srv cli; do
-    line="$side:"
-    for sc in epoll_wait epoll_pwait epoll_ctl read write process_vm_writev total; do
-        line="$line $sc $(per "$side" "$sc")"
-    done
-    echo "$line"
+    strace_line "$side" "$WORK/$side.$SMALL" "$WORK/$side.$BIG" $((BIG - SMALL)) \
+        epoll_wait epoll_pwait epoll_ctl read write process_vm_writev total
 done
-[ "$(count "$WORK/srv.$BIG" process_vm_writev)" -ge "$BIG" ] ||
+[ "$(strace_count "$WORK/srv.$BIG" process_vm_writev)" -ge "$BIG" ] ||
     fail "server: fewer process_vm_writev than replies: the replies did not take the device's direct path"
 above "$(per srv epoll_wait)" 0.05 && fail "server: $(per srv epoll_wait) epoll_wait per GET (the wait fd asked on every re-check)"
 above "$(per cli epoll_wait)" 0.05 && fail "client: $(per cli epoll_wait) epoll_wait per GET (the wait fd asked on every re-check or ADD)"

@@ -88,6 +88,10 @@ struct file {
      * socket returned it: a call that sees it move may have consumed the
      * wake-up another waiter sleeps on (ev_polled). Atomic, no lock. */
     _Atomic uint64_t seen_gen;
+    /* When poll/select last made the module's full look at this socket
+     * (CLOCK_MONOTONIC ns): the first look of a call is a recheck until
+     * POLL_FULL_EVERY_NS passed (poll_agg.c). Atomic, no lock. */
+    _Atomic int64_t poll_full_ns;
     /* TCP-anchored socket (anchor.c; 0/-1 otherwise). anchor_fd is the
      * TCP socket handed to the module as kfd: the app's own number while
      * anchor_fd_own is 0 (module ABI 1.5, anchor_fd.h), else the

@@ -51,6 +51,10 @@ struct ep_reg {
      * (NSTACK_EV_UNARMED, module ABI 1.5): arm() before this set sleeps.
      * Under set->lock. */
     int unarmed;
+    /* Its module gave it a busy-poll budget when the set last computed
+     * its own (module ABI 1.6; epoll_wait.c set_budget): a spinning wait
+     * looks only at these. Under set->lock. */
+    int spin;
     struct ep_reg *set_next, *set_prev;   /* set->regs, under set->lock + g_ep_lock */
     struct ep_reg *file_next;             /* file->regs, under file->reg_lock + g_ep_lock */
 };

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "busy_poll.h"
 #include "connect_late.h"
 #include "ep_arena.h"
 #include "epoll_agg.h"
@@ -169,12 +170,16 @@ static void run_due(struct epset *s, struct due_list *d)
     d->n = 0;
 }
 
-static int collect_locked(struct epset *s, struct epoll_event *out, int max, struct due_list *due)
+/* all: look at every registration with a busy-poll budget (a spin before
+ * the set sleeps: r->spin), not only the candidates. */
+static int collect_locked(struct epset *s, struct epoll_event *out, int max, struct due_list *due, int all)
 {
     int n = 0;
     struct ep_reg *reported[64];
     int n_rep = 0;
     for (struct ep_reg *r = s->regs; r != NULL && n < max; r = r->set_next) {
+        if (all && !r->spin)
+            continue;       /* its look is not cheap: the kernel wait's */
         int cand = __atomic_exchange_n(&r->candidate, 0, __ATOMIC_ACQ_REL);
         if (r->dormant) {
             if (cand)
@@ -183,7 +188,7 @@ static int collect_locked(struct epset *s, struct epoll_event *out, int max, str
         }
         /* a disarmed socket raises no wake-up: it is looked at (its CQ
          * polled) at every wait until the set sleeps and arms it */
-        if (!cand && !r->lt_ready && !r->unarmed)
+        if (!cand && !r->lt_ready && !r->unarmed && !all)
             continue;
         int full = __atomic_exchange_n(&r->fired, 0, __ATOMIC_ACQ_REL);
         int is_due = 0;
@@ -204,11 +209,11 @@ static int collect_locked(struct epset *s, struct epoll_event *out, int max, str
 }
 
 /* Step 1: the module registrations that are ready now. */
-static int collect(struct epset *s, struct epoll_event *out, int max)
+static int collect(struct epset *s, struct epoll_event *out, int max, int all)
 {
     struct due_list due = { .n = 0, .n_stale = 0 };
     pthread_mutex_lock(&s->lock);
-    int n = collect_locked(s, out, max, &due);
+    int n = collect_locked(s, out, max, &due, all);
     pthread_mutex_unlock(&s->lock);
     run_due(s, &due);
     return n;
@@ -292,14 +297,59 @@ static int arm_unarmed(struct epset *s)
     return news;
 }
 
+/* The busy-poll budget of a set: the largest of its module sockets'
+ * (busy_poll.h), each registration marked with whether it has one; 0 for
+ * a set too large to look at every time. */
+static uint64_t set_budget(struct epset *s)
+{
+    if (__atomic_load_n(&s->n_regs, __ATOMIC_ACQUIRE) > BUSY_POLL_MAX_SOCKS)
+        return 0;
+    uint64_t budget = 0;
+    pthread_mutex_lock(&s->lock);
+    for (struct ep_reg *r = s->regs; r != NULL; r = r->set_next) {
+        uint64_t b = r->dormant ? 0 : busy_poll_budget(r->file);
+        r->spin = b > 0;
+        budget = b > budget ? b : budget;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return budget;
+}
+
+struct spin_look {
+    struct epset *s;
+    struct epoll_event *evs;
+    int max;
+};
+
+static int spin_look(void *ctx)
+{
+    struct spin_look *l = ctx;
+    return collect(l->s, l->evs, l->max, 1);
+}
+
+/* Nothing was ready: look at every registration for the set's budget
+ * before the kernel sleep. Lazily armed sockets stay disarmed meanwhile,
+ * so a peer's message that lands during the spin costs neither end a
+ * wake-up. */
+static int spin(struct epset *s, struct epoll_event *evs, int max, int64_t deadline)
+{
+    struct spin_look l = { s, evs, max };
+    return busy_poll_run(set_budget(s), deadline, spin_look, &l);
+}
+
 static int wait_loop(int epfd, struct epset *s, struct epoll_event *evs, int max, int64_t deadline,
                      const sigset_t *sigmask)
 {
     for (;;) {
         __atomic_add_fetch(&s->waiters, 1, __ATOMIC_ACQ_REL);
-        int n = collect(s, evs, max);
+        int n = collect(s, evs, max, 0);
+        if (n == 0 && ms_left(deadline) != 0 && (n = spin(s, evs, max, deadline)) == BUSY_POLL_INTR) {
+            __atomic_sub_fetch(&s->waiters, 1, __ATOMIC_ACQ_REL);
+            errno = EINTR;
+            return -1;
+        }
         if (n == 0 && ms_left(deadline) != 0 && arm_unarmed(s))
-            n = collect(s, evs, max);
+            n = collect(s, evs, max, 0);
         int tmo = n > 0 ? 0 : ms_left(deadline);
         int k = n < max ? LIBC(epoll_pwait)(epfd, evs + n, max - n, tmo, sigmask) : 0;
         int err = errno;
@@ -313,7 +363,7 @@ static int wait_loop(int epfd, struct epset *s, struct epoll_event *evs, int max
         int tagged = 0;
         n += filter_kernel(s, evs, n, k, &tagged);
         if (n == 0 && tagged)
-            n = collect(s, evs, max);
+            n = collect(s, evs, max, 0);
         if (n > 0 || deadline_passed(deadline) || tmo == 0)
             return n;
     }

@@ -12,6 +12,7 @@
 #include "anchor.h"
 #include "anchor_urgent.h"
 #include "anchor_side.h"
+#include "busy_poll.h"
 #include "connect_late.h"
 #include "epoll_agg.h"
 #include "fd_high.h"
@@ -27,10 +28,16 @@
 /* ---- waiters ---------------------------------------------------------- */
 
 _Atomic int g_poll_waiters;
-/* Wake fds of threads blocked in poll/select with module sockets; guarded
+/* Wake fds of threads blocked in poll/select with module sockets, and
+ * whether one was written since it was registered (only then does its
+ * unregistration read it: a wait that nobody woke makes no read); guarded
  * by g_pw_lock (held only to add/remove/write, never across a wait). */
+struct poll_waiter {
+    int fd;
+    int signalled;
+};
 static pthread_mutex_t g_pw_lock = PTHREAD_MUTEX_INITIALIZER;
-static int *g_pw_fds;
+static struct poll_waiter *g_pw_fds;
 static int g_pw_n, g_pw_cap;
 static __thread int t_wake_fd = -1;
 
@@ -43,7 +50,7 @@ int ev_poll_wait_register(void)
     pthread_mutex_lock(&g_pw_lock);
     if (g_pw_n == g_pw_cap) {
         int cap = g_pw_cap ? g_pw_cap * 2 : 16;
-        int *p = realloc(g_pw_fds, (size_t)cap * sizeof(int));
+        struct poll_waiter *p = realloc(g_pw_fds, (size_t)cap * sizeof(*p));
         if (p == NULL) {
             pthread_mutex_unlock(&g_pw_lock);
             return -1;
@@ -51,7 +58,7 @@ int ev_poll_wait_register(void)
         g_pw_fds = p;
         g_pw_cap = cap;
     }
-    g_pw_fds[g_pw_n++] = t_wake_fd;
+    g_pw_fds[g_pw_n++] = (struct poll_waiter){ .fd = t_wake_fd, .signalled = 0 };
     __atomic_add_fetch(&g_poll_waiters, 1, __ATOMIC_ACQ_REL);
     pthread_mutex_unlock(&g_pw_lock);
     return t_wake_fd;
@@ -59,9 +66,11 @@ int ev_poll_wait_register(void)
 
 void ev_poll_wait_unregister(int wake_fd)
 {
+    int signalled = 1;       /* not found: read it, to be sure */
     pthread_mutex_lock(&g_pw_lock);
     for (int i = 0; i < g_pw_n; i++) {
-        if (g_pw_fds[i] == wake_fd) {
+        if (g_pw_fds[i].fd == wake_fd) {
+            signalled = g_pw_fds[i].signalled;
             g_pw_fds[i] = g_pw_fds[--g_pw_n];
             __atomic_sub_fetch(&g_poll_waiters, 1, __ATOMIC_ACQ_REL);
             break;
@@ -69,25 +78,31 @@ void ev_poll_wait_unregister(int wake_fd)
     }
     pthread_mutex_unlock(&g_pw_lock);
     uint64_t v;
-    (void)!LIBC(read)(wake_fd, &v, sizeof(v));
+    if (signalled)
+        (void)!LIBC(read)(wake_fd, &v, sizeof(v));
+}
+
+static void wake_waiter(struct poll_waiter *w)
+{
+    uint64_t one = 1;
+    (void)!LIBC(write)(w->fd, &one, sizeof(one));
+    w->signalled = 1;
 }
 
 void ev_poll_wake_all(void)
 {
-    uint64_t one = 1;
     pthread_mutex_lock(&g_pw_lock);
     for (int i = 0; i < g_pw_n; i++)
-        (void)!LIBC(write)(g_pw_fds[i], &one, sizeof(one));
+        wake_waiter(&g_pw_fds[i]);
     pthread_mutex_unlock(&g_pw_lock);
 }
 
 void ev_poll_wake_others(void)
 {
-    uint64_t one = 1;
     pthread_mutex_lock(&g_pw_lock);
     for (int i = 0; i < g_pw_n; i++)
-        if (g_pw_fds[i] != t_wake_fd)
-            (void)!LIBC(write)(g_pw_fds[i], &one, sizeof(one));
+        if (g_pw_fds[i].fd != t_wake_fd)
+            wake_waiter(&g_pw_fds[i]);
     pthread_mutex_unlock(&g_pw_lock);
 }
 
@@ -122,16 +137,73 @@ int poll_needs_agg(const struct pollfd *fds, nfds_t n)
     return 0;
 }
 
-/* The module socket's revents. *moved: a pending connect failed on the
- * module and the fd now holds a kernel socket (connect_late.h): the caller
- * polls it as a kernel fd from now on. */
-static short module_revents(struct file *f, short events, int *moved)
+/* Whether a look of poll/select may leave f's wake-up disarmed (module
+ * ABI 1.5 poll_lazy/arm) until this thread sleeps: not while f is in an
+ * epoll set, whose sleepers arm only what their own looks left disarmed.
+ * Every poll/select sleeper arms its sockets right before its kernel wait
+ * (arm_lazy), the engine arms before its own blocking waits, and a look
+ * that takes the event another poll sleeps on moves gen and so wakes it
+ * (ev_polled). */
+static int may_stay_unarmed(const struct file *f)
+{
+    return f->mod->poll_lazy != NULL && f->mod->arm != NULL &&
+           __atomic_load_n(&f->regs, __ATOMIC_ACQUIRE) == NULL;
+}
+
+/* How a look asks the module: LOOK_DUE is the first look of a call, full
+ * when POLL_FULL_EVERY_NS passed since the last full one. A call that
+ * finds a socket ready at its first look makes no kernel wait (when every
+ * fd is a module socket), so a full look per call - one epoll_wait on the
+ * wait fd's sources for rsocket - would cost a request/reply loop a
+ * system call per message; a source with news keeps the wait fd readable
+ * meanwhile and is read by the next full look or the next kernel wait. */
+#define LOOK_RECHECK 0
+#define LOOK_FULL 1
+#define LOOK_DUE 2
+#define LOOK_ARMED 3     /* a recheck that must leave the wake-up armed */
+#define POLL_FULL_EVERY_NS (2 * 1000000)
+
+static int full_look_due(struct file *f)
+{
+    int64_t t = now_ns();
+    if (t - __atomic_load_n(&f->poll_full_ns, __ATOMIC_RELAXED) < POLL_FULL_EVERY_NS)
+        return LOOK_RECHECK;
+    return LOOK_FULL;
+}
+
+/* The module's answer for f (how: LOOK_*): its poll_events (full), else
+ * its poll_recheck, or poll_lazy where allowed; *unarmed set when the
+ * module left the wake-up disarmed. */
+static uint32_t module_look(struct file *f, int how, int *unarmed)
 {
     uint64_t gen = 0;
+    uint32_t m;
+    int lazy = how != LOOK_ARMED && may_stay_unarmed(f);
+    int full = (how == LOOK_DUE ? full_look_due(f) : how) == LOOK_FULL;
+    if (full)
+        __atomic_store_n(&f->poll_full_ns, now_ns(), __ATOMIC_RELAXED);
     MOD_ENTER();
-    uint32_t m = f->mod->poll_events(f->sock, &gen);
+    if (lazy)
+        m = f->mod->poll_lazy(f->sock, &gen, full);
+    else
+        m = full ? f->mod->poll_events(f->sock, &gen) : f->mod->poll_recheck(f->sock, &gen);
     MOD_LEAVE();
+    if (m & NSTACK_EV_UNARMED)
+        *unarmed = 1;
     ev_polled(f, NULL, gen);
+    return m & ~NSTACK_EV_UNARMED;
+}
+
+/* The module socket's revents. *moved: a pending connect failed on the
+ * module and the fd now holds a kernel socket (connect_late.h): the caller
+ * polls it as a kernel fd from now on. how: see module_look - a full look
+ * after the kernel reported the wait fd, or the first look of a call
+ * when one is due (full_look_due); the others recheck: a source that got
+ * work since the last full look keeps the wait fd readable, so the kernel
+ * wait that follows returns at once and the full look comes then. */
+static short module_revents(struct file *f, short events, int how, int *unarmed, int *moved)
+{
+    uint32_t m = module_look(f, how, unarmed);
     if (m & NSTACK_EV_FALLBACK) {
         sock_fallback(f);           /* on TCP for good: polled as a kernel fd from now on */
         *moved = 1;
@@ -152,10 +224,12 @@ static short module_revents(struct file *f, short events, int *moved)
 struct poll_work {
     struct pollfd *shadow;
     struct file **files;
+    int unarmed;            /* a look left a socket's wake-up disarmed */
 };
 
 static int work_alloc(struct poll_work *w, nfds_t n, struct pollfd *sbuf, struct file **fbuf, nfds_t cap)
 {
+    w->unarmed = 0;
     if (n + 1 <= cap) {
         w->shadow = sbuf;
         w->files = fbuf;
@@ -179,11 +253,12 @@ static void forget_module(struct poll_work *w, nfds_t i)
     w->files[i] = NULL;
 }
 
-/* fds[i].revents of module socket i, asked of the module. */
-static void ask_module(struct pollfd *fds, struct poll_work *w, nfds_t i)
+/* fds[i].revents of module socket i, asked of the module (how: LOOK_*,
+ * see module_look). */
+static void ask_module_how(struct pollfd *fds, struct poll_work *w, nfds_t i, int how)
 {
     int moved = 0;
-    fds[i].revents = module_revents(w->files[i], fds[i].events, &moved);
+    fds[i].revents = module_revents(w->files[i], fds[i].events, how, &w->unarmed, &moved);
     if (!moved)
         return;
     forget_module(w, i);
@@ -194,6 +269,12 @@ static void ask_module(struct pollfd *fds, struct poll_work *w, nfds_t i)
         w->files[i] = nf;
     else if (nf != NULL)
         file_put(nf);
+}
+
+/* After the kernel reported its wait fd: the full look. */
+static void ask_module(struct pollfd *fds, struct poll_work *w, nfds_t i)
+{
+    ask_module_how(fds, w, i, LOOK_FULL);
 }
 
 /* A kernel listener with an rdma_cm listener beside it (anchor_side.h):
@@ -211,14 +292,16 @@ static int side_prepare(struct pollfd *fds, struct poll_work *w, nfds_t i)
 }
 
 /* Before the kernel wait: module readiness, and the shadow array (module
- * fds as POLLIN on their wait fd). Returns how many module fds are ready. */
-static int poll_prepare(struct pollfd *fds, nfds_t n, struct poll_work *w)
+ * fds as POLLIN on their wait fd). Returns how many module fds are ready.
+ * how: LOOK_* (the first look of a call is LOOK_DUE, a second one a
+ * recheck). */
+static int poll_prepare(struct pollfd *fds, nfds_t n, struct poll_work *w, int how)
 {
     int ready = 0;
     for (nfds_t i = 0; i < n; i++) {
         fds[i].revents = 0;
         if (w->files[i] != NULL)
-            ask_module(fds, w, i);
+            ask_module_how(fds, w, i, how);
         w->shadow[i] = fds[i];
         if (w->files[i] == NULL)
             ready += side_prepare(fds, w, i);
@@ -239,6 +322,83 @@ static int waits_on_module(const struct pollfd *fds, nfds_t n, const struct poll
         if (w->files[i] != NULL || w->shadow[i].fd != fds[i].fd)
             return 1;
     return 0;
+}
+
+struct spin_look {
+    struct pollfd *fds;
+    struct poll_work *w;
+    nfds_t idx[BUSY_POLL_MAX_SOCKS];    /* the module fds with a budget */
+    int n;
+};
+
+/* One busy-poll look: those module sockets' revents, rechecked; -1 when
+ * one of them went to TCP meanwhile (its shadow entry must be made anew). */
+static int spin_look(void *ctx)
+{
+    struct spin_look *l = ctx;
+    int ready = 0;
+    for (int k = 0; k < l->n; k++) {
+        nfds_t i = l->idx[k];
+        struct file *f = l->w->files[i];
+        if (f == NULL)
+            continue;
+        ask_module_how(l->fds, l->w, i, LOOK_RECHECK);
+        if (l->w->files[i] != f)
+            return -1;
+        ready += l->fds[i].revents != 0;
+    }
+    return ready;
+}
+
+/* Nothing was ready: look at the module sockets that have a budget, for
+ * the largest of them, before the kernel sleep (busy_poll.h). Not for a
+ * large array: every look asks each of them. Returns the ready count, -1
+ * (see spin_look) or BUSY_POLL_INTR. */
+static int spin(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t deadline)
+{
+    struct spin_look l = { .fds = fds, .w = w, .n = 0 };
+    uint64_t budget = 0;
+    for (nfds_t i = 0; i < n; i++) {
+        uint64_t b = w->files[i] != NULL ? busy_poll_budget(w->files[i]) : 0;
+        if (b == 0)
+            continue;
+        if (l.n == BUSY_POLL_MAX_SOCKS)
+            return 0;
+        l.idx[l.n++] = i;
+        budget = b > budget ? b : budget;
+    }
+    return busy_poll_run(budget, deadline, spin_look, &l);
+}
+
+/* Before the kernel wait: the sockets whose wake-up a look left disarmed
+ * are armed (the module looks once more after arming: 1 when it found
+ * news, then they are looked at again). Returns how many are ready. */
+static int arm_lazy(struct pollfd *fds, nfds_t n, struct poll_work *w)
+{
+    int ready = 0;
+    w->unarmed = 0;
+    for (nfds_t i = 0; i < n; i++) {
+        struct file *f = w->files[i];
+        if (f == NULL || !may_stay_unarmed(f))
+            continue;
+        MOD_ENTER();
+        int news = f->mod->arm(f->sock);
+        MOD_LEAVE();
+        if (news > 0) {
+            ask_module_how(fds, w, i, LOOK_ARMED);
+            ready += w->files[i] != NULL && fds[i].revents != 0;
+        }
+    }
+    return ready;
+}
+
+/* Every fd polled is a module socket (negative ones are ignored). */
+static int only_modules(const struct pollfd *fds, nfds_t n, const struct poll_work *w)
+{
+    for (nfds_t i = 0; i < n; i++)
+        if (fds[i].fd >= 0 && w->files[i] == NULL)
+            return 0;
+    return 1;
 }
 
 /* A kernel fd's revents: urgent data that is a late byte of the peer's
@@ -267,10 +427,28 @@ static int poll_round(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t
      * Registered before the second look, so a notify in between is not
      * lost. */
     int wake = -1;
-    int ready = poll_prepare(fds, n, w);
+    int ready = poll_prepare(fds, n, w, LOOK_DUE);
     if (!ready && ms_left(deadline) != 0 && waits_on_module(fds, n, w)) {
         wake = ev_poll_wait_register();
-        ready = poll_prepare(fds, n, w);
+        ready = poll_prepare(fds, n, w, LOOK_RECHECK);
+        if (!ready && (ready = spin(fds, n, w, deadline)) == BUSY_POLL_INTR) {
+            ev_poll_wait_unregister(wake);
+            errno = EINTR;            /* a handler ran: as the kernel's poll */
+            return -1;
+        }
+        if (ready < 0)
+            ready = poll_prepare(fds, n, w, LOOK_FULL);   /* one went to TCP meanwhile */
+        if (!ready && w->unarmed)
+            ready = arm_lazy(fds, n, w);
+    }
+    if (ready && sigmask == NULL && only_modules(fds, n, w)) {
+        /* nothing a kernel wait could add: every fd is a module socket
+         * whose readiness was just asked (a source with news keeps its
+         * wait fd readable for the next full look or kernel wait) */
+        if (wake >= 0)
+            ev_poll_wait_unregister(wake);
+        *timed_out = 1;
+        return ready;
     }
     w->shadow[n] = (struct pollfd){ .fd = wake, .events = POLLIN };
     int tmo = ready ? 0 : ms_left(deadline);

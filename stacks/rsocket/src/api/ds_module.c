@@ -140,6 +140,12 @@ static int w_arm(nstack_sock *s)
     return ds_is(s) ? 0 : st->arm(s);
 }
 
+/* Datagram sockets' looks are full passes: no busy polling. */
+static uint64_t w_busy_poll_ns(nstack_sock *s)
+{
+    return ds_is(s) ? 0 : st->busy_poll_ns(s);
+}
+
 RS_VISIBLE int rsocket_stack_register(const struct nstack_fw_api *fw,
                                       const struct nstack_module **out)
 {
@@ -173,6 +179,7 @@ RS_VISIBLE int rsocket_stack_register(const struct nstack_fw_api *fw,
     mod.poll_recheck = w_poll_recheck;
     mod.poll_lazy = w_poll_lazy;
     mod.arm = w_arm;
+    mod.busy_poll_ns = w_busy_poll_ns;
     *out = &mod;
     return 0;
 }

@@ -360,6 +360,15 @@ static int m_arm(nstack_sock *s)
     return rs_poll_arm((struct rsock *)s);
 }
 
+/* ABI 1.6: only an upgraded (or direct) connection's looks are cheap. */
+static uint64_t m_busy_poll_ns(nstack_sock *s)
+{
+    struct rsock *r = (struct rsock *)s;
+    if (!rs_anchor_ready(r) || (r->anc && is_down(r)))
+        return 0;
+    return rs_busy_poll_ns(r);
+}
+
 static const struct nstack_module rs_module = {
     .abi_version = NSTACK_MODULE_ABI_VERSION,
     .struct_size = sizeof(struct nstack_module),
@@ -394,6 +403,7 @@ static const struct nstack_module rs_module = {
     .anchor_release = m_anchor_release,
     .anchor_policy = rs_anchor_policy,
     .anchor_kfd = m_anchor_kfd,
+    .busy_poll_ns = m_busy_poll_ns,
 };
 
 /* The stream module; ds_module.c's rsocket_stack_register adds datagram

@@ -469,6 +469,37 @@ void rs_progress_io(struct rsock *s)
         rs_notify_fn(s->cookie);
 }
 
+/*
+ * A nonblocking send or recv about to fail with EAGAIN (rs_progress_io
+ * has just polled the CQ): the wait fd's other sources are read too, so
+ * that a program that only ever retries still sees a peer's disconnect,
+ * the anchor's news and its keepalive timer - at most every
+ * RS_GIVEUP_SOURCES_NS per socket. An event loop reads until EAGAIN once
+ * per message; a full pass there cost an epoll_wait on the wait fd per
+ * message and re-armed a CQ that the dispatcher had left unarmed
+ * (poll_lazy), so the peer's next message cost it an eventfd write and
+ * us a read (DMM's vs_epoll: both, every message). Between the full
+ * passes a source with work keeps the wait fd readable, and the next wait
+ * on it makes that pass; a CQ left unarmed stays so.
+ */
+#define RS_GIVEUP_SOURCES_NS (2 * 1000000)
+
+void rs_progress_giveup(struct rsock *s)
+{
+    if (!rs_sources_known(s)) {
+        rs_progress(s, 0);
+        return;
+    }
+    int64_t t = rs_now_ns();
+    if (t - s->giveup_sources_ns < RS_GIVEUP_SOURCES_NS)
+        return;
+    s->giveup_sources_ns = t;
+    if (!s->cq_lazy)
+        rs_progress(s, 0);
+    else
+        progress_from(s, ready_sources(s), 0, 0, 1);
+}
+
 /* ---- sending ---------------------------------------------------------- */
 
 /* Load the next advertised receive buffer of the peer, if it has one. The
@@ -724,7 +755,7 @@ ssize_t rs_sendv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, in
         if (!rs_can_send(s)) {
             rs_progress_io(s);
             if (!rs_can_send(s) && deadline == 0)
-                rs_progress(s, 0);
+                rs_progress_giveup(s);
             if (rs_can_send(s))
                 continue;
             if (sent && deadline == 0)
@@ -824,7 +855,7 @@ ssize_t rs_recvv_locked(struct rsock *s, const struct iovec *iov, int iovcnt, in
         if (!s->rx_queued) {
             rs_progress_io(s);
             if (!s->rx_queued && deadline == 0)
-                rs_progress(s, 0);
+                rs_progress_giveup(s);
         }
         if (s->rx_queued) {
             got += copy_out(s, iov, iovcnt, &iov_i, &iov_off, want - got, peek);

@@ -110,3 +110,15 @@ int rs_poll_arm(struct rsock *s)
     pthread_mutex_unlock(&s->lock);
     return news;
 }
+
+/* Module ABI 1.6 busy_poll_ns: a connected socket's looks (rs_poll_recheck,
+ * rs_poll_lazy) poll its CQ in user space, so a wait that found nothing
+ * may keep looking for polling_time (RS_POLLING_TIME, as the engine's own
+ * blocking calls do before they sleep: rs_wait.c). */
+uint64_t rs_busy_poll_ns(struct rsock *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int live = s->state == RS_CONNECTED && s->cq && s->fork_gen == rs_fork_gen;
+    pthread_mutex_unlock(&s->lock);
+    return live ? (uint64_t)rs_tun.polling_time_us * 1000 : 0;
+}

@@ -144,6 +144,7 @@ struct rsock {
      * them) and waits skipped since they reached the cap (lock held). */
     uint8_t spin_misses, spin_skipped;
     int64_t spin_sources_ns;     /* when a spin last looked at the other sources */
+    int64_t giveup_sources_ns;   /* when an EAGAIN last did (rs_progress_giveup) */
 
     /* sizes, settable until the endpoint exists */
     uint16_t sq_size, rq_size;
@@ -378,6 +379,9 @@ struct rsock *rs_accept_take_any(struct rsock *l);
 int rs_progress(struct rsock *s, int from_poll);
 /* The send/recv paths' pass: completions and credits, no system call. */
 void rs_progress_io(struct rsock *s);
+/* A nonblocking send/recv about to fail with EAGAIN: the full pass, at
+ * most every 2 ms per socket (rs_data.c). */
+void rs_progress_giveup(struct rsock *s);
 /* poll_recheck's pass (no wake-up since the last full one): as
  * rs_progress without asking the wait fd; from_poll. */
 int rs_progress_recheck(struct rsock *s);
@@ -440,6 +444,8 @@ uint32_t rs_poll_recheck(struct rsock *s, uint64_t *gen);
 /* The lazy forms (module ABI 1.5 poll_lazy and arm). */
 uint32_t rs_poll_lazy(struct rsock *s, uint64_t *gen, int fired);
 int rs_poll_arm(struct rsock *s);
+/* Module ABI 1.6 busy_poll_ns: how long a wait may look before it sleeps. */
+uint64_t rs_busy_poll_ns(struct rsock *s);
 
 /* rs_iomap.c: riomap / riowrite */
 void rs_iomap_free(struct rsock *s);
