@@ -393,7 +393,10 @@ struct sr_shm_qp {
      * gone (atomic; written by the owner's device thread, sr_link.c): the
      * peer's sender holds its requests then, as a wire would drop them */
     uint32_t link_down;
-    uint32_t link_pad;
+    /* 1 while requests of this QP wait for their answers on its stream
+     * (atomic; written by the owner under sr_lock, read by its ibv_poll_cq:
+     * sr_req_catch_up). A peer may write it too: it costs us a look. */
+    uint32_t req_due;
     unsigned char rq[];            /* max_recv_wr entries of rwqe_size */
 };
 static inline struct sr_rwqe *sr_rwqe_at(struct sr_shm_qp *s, uint32_t i)
@@ -549,6 +552,12 @@ int sr_req_connect(struct sr_qp *qp);
  * offer (a bounded time) so that they can go directly (sr_requester.c). */
 void sr_req_attach_wait(struct sr_qp *qp);
 void sr_req_kick(struct sr_qp *qp);
+/* Publishes whether requests wait for answers on the stream (req_due);
+ * after every change of sq_tx or sq_head. */
+void sr_req_note_due(struct sr_qp *qp);
+/* ibv_poll_cq took a receive of the QP whose block is b, and its block
+ * says answers are due: reads them now (takes sr_lock). */
+void sr_req_catch_up(struct sr_shm_qp *b);
 /* The head request fails with st (QP to ERR first), the rest are flushed. */
 void sr_req_fail(struct sr_qp *qp, enum ibv_wc_status st);
 void sr_req_close(struct sr_qp *qp);
