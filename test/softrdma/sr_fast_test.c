@@ -655,6 +655,34 @@ static int dereg_writer(int wfd, int rfd)
     return 25;
 }
 
+/* A side in this process and a peer process running child(wfd, rfd) with
+ * pipes to it (up: child to us, down: us to child). */
+struct forked { struct pair *p; pid_t pid; int up[2], down[2]; };
+
+static void forked_start(struct forked *f, int cqe, int (*child)(int wfd, int rfd))
+{
+    assert_int_equal(pipe(f->up), 0);
+    assert_int_equal(pipe(f->down), 0);
+    f->p = pair_open();
+    side_init(f->p, &f->p->a, cqe, 1, ALL);
+    fflush(stdout);
+    f->pid = fork();
+    assert_true(f->pid >= 0);
+    if (f->pid == 0)
+        _exit(child(f->up[1], f->down[0]));
+}
+
+/* The child exits 0; everything goes. */
+static void forked_end(struct forked *f)
+{
+    wait_child(f->pid, 0);
+    side_free(&f->p->a);
+    ibv_dealloc_pd(f->p->pd);
+    ibv_close_device(f->p->ctx);
+    free(f->p);
+    close(f->up[0]); close(f->up[1]); close(f->down[0]); close(f->down[1]);
+}
+
 /* The peer of test_first_send_waits: its receive posted, it says so and
  * is stopped by the parent; then the SEND must land intact. */
 static int offer_child(int wfd, int rfd)
@@ -680,16 +708,11 @@ static int offer_child(int wfd, int rfd)
 static void test_first_send_waits(void **st)
 {
     (void)st;
-    int up[2], down[2];
-    assert_int_equal(pipe(up), 0);
-    assert_int_equal(pipe(down), 0);
-    struct pair *p = pair_open();
-    side_init(p, &p->a, 64, 1, ALL);
-    fflush(stdout);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(offer_child(up[1], down[0]));
+    struct forked f;
+    forked_start(&f, 64, offer_child);
+    struct pair *p = f.p;
+    pid_t pid = f.pid;
+    int *up = f.up, *down = f.down;
     struct peer_info mine = { p->a.qp->qp_num, p->a.mr->rkey, (uintptr_t)p->a.buf }, theirs;
     char c;
     assert_int_equal(read(up[0], &theirs, sizeof theirs), sizeof theirs);
@@ -713,12 +736,7 @@ static void test_first_send_waits(void **st)
     stats(&d1, &s1);
     assert_int_equal(d1 - d0, 1);
     assert_int_equal(s1 - s0, 0);
-    wait_child(pid, 0);
-    side_free(&p->a);
-    ibv_dealloc_pd(p->pd);
-    ibv_close_device(p->ctx);
-    free(p);
-    close(up[0]); close(up[1]); close(down[0]); close(down[1]);
+    forked_end(&f);
 }
 
 /* ibv_dereg_mr returns only when nothing can land in the region any more:
@@ -807,17 +825,10 @@ static void device_pause(int on)
 static void test_reply_after_stream_answer(void **st)
 {
     (void)st;
-    int up[2], down[2];
-    assert_int_equal(pipe(up), 0);
-    assert_int_equal(pipe(down), 0);
-    struct pair *p = pair_open();
-    side_init(p, &p->a, 256, 1, ALL);
-    fflush(stdout);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(reply_child(up[1], down[0]));
-    parent_side(&p->a, down[1], up[0]);
+    struct forked f;
+    forked_start(&f, 256, reply_child);
+    struct pair *p = f.p;
+    parent_side(&p->a, f.down[1], f.up[0]);
     struct ibv_wc wc;
     post_recv(&p->a, 1, 1, 8192, 64);
     assert_int_equal(poll_n(p->a.rcq, &wc, 1, DEADLINE_MS), 1);     /* the warm-up */
@@ -831,7 +842,7 @@ static void test_reply_after_stream_answer(void **st)
         int rc = post_send(&p->a, IBV_WR_SEND, 4000 + r, 0, 32, 0, 0, 0, p->a.mr->lkey);
         if (rc)
             fail_msg("round %d: ibv_post_send: %s", r, strerror(rc));
-        assert_int_equal(write(down[1], "s", 1), 1);
+        assert_int_equal(write(f.down[1], "s", 1), 1);
         assert_int_equal(poll_n(p->a.rcq, &wc, 1, DEADLINE_MS), 1);
         assert_int_equal(wc.status, IBV_WC_SUCCESS);
         assert_int_equal(wc.wr_id, 3000 + r);
@@ -847,12 +858,7 @@ static void test_reply_after_stream_answer(void **st)
     device_pause(0);
     stats(&d1, &s1);
     assert_true(s1 - s0 >= REPLY_ROUNDS);       /* every SEND went the stream's way */
-    wait_child(pid, 0);
-    side_free(&p->a);
-    ibv_dealloc_pd(p->pd);
-    ibv_close_device(p->ctx);
-    free(p);
-    close(up[0]); close(up[1]); close(down[0]); close(down[1]);
+    forked_end(&f);
 }
 
 /* ---- separate runs ---- */
