@@ -1065,10 +1065,10 @@ static int run_peer_exit(void)
 
 int main(int argc, char **argv)
 {
-    /* QP streams closed while idle (the default; set in case the
+    /* QP streams closed while idle (the default, 2; set in case the
      * environment says otherwise): doc/softrdma.md "Streams open only
      * while used" */
-    setenv("SOFTRDMA_IDLE_CLOSE", "1", 1);
+    setenv("SOFTRDMA_IDLE_CLOSE", "2", 1);
     char dir[] = "/tmp/softrdma-fast.XXXXXX";
     if (argc > 1 && !strcmp(argv[1], "start_fail"))
         return run_start_fail();
