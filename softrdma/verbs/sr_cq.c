@@ -286,22 +286,41 @@ void sr_cq_flush_end(struct sr_cq_flush *f)
  * for new posts (see struct sr_wc_src). Called under the CQ's lock. The
  * entry may have been written by a peer: only an offset inside our own
  * segment whose block carries the generation is followed. */
-static void sr_cq_release(struct sr_seg_hdr *seg, uint64_t seg_size, const struct sr_wc_src *src)
+static struct sr_shm_qp *sr_cq_release(struct sr_seg_hdr *seg, uint64_t seg_size,
+                                       const struct sr_wc_src *src)
 {
     if (!src->gen || src->qp_off < sizeof *seg || src->qp_off >= seg_size - sizeof(struct sr_shm_qp) ||
         (src->qp_off & 4095))
-        return;
+        return NULL;
     struct sr_shm_qp *q = (struct sr_shm_qp *)((char *)seg + src->qp_off);
     if (__atomic_load_n(&q->gen, __ATOMIC_ACQUIRE) != src->gen)
-        return;
+        return NULL;
     if (src->recv)
         __atomic_fetch_add(&q->rq_retired, 1, __ATOMIC_RELEASE);
     else
         __atomic_store_n(&q->sq_retired, src->sq_upto, __ATOMIC_RELEASE);
+    return q;
+}
+
+/* QPs of receives just taken whose requests wait for answers on their
+ * streams (sr_req_catch_up); a few per poll, the rest are the device
+ * thread's as before. */
+#define SR_CATCH_UP_MAX 4
+struct sr_cq_due { struct sr_shm_qp *qp[SR_CATCH_UP_MAX]; int n; };
+
+static void sr_cq_note_due(struct sr_cq_due *d, struct sr_shm_qp *q, const struct sr_wc_src *src)
+{
+    if (!q || !src->recv || !__atomic_load_n(&q->req_due, __ATOMIC_ACQUIRE))
+        return;
+    for (int i = 0; i < d->n; i++)
+        if (d->qp[i] == q)
+            return;
+    if (d->n < SR_CATCH_UP_MAX)
+        d->qp[d->n++] = q;
 }
 
 /* Takes up to n completions; -EOVERFLOW once the CQ has overrun. */
-static int sr_cq_take(struct sr_cq *cq, int n, struct ibv_wc *wc)
+static int sr_cq_take(struct sr_cq *cq, int n, struct ibv_wc *wc, struct sr_cq_due *due)
 {
     struct sr_shm_cq *s = cq->s;
     struct sr_seg_hdr *seg = (struct sr_seg_hdr *)((char *)s - cq->off);
@@ -316,7 +335,7 @@ static int sr_cq_take(struct sr_cq *cq, int n, struct ibv_wc *wc)
     while (got < n && s->count) {
         struct sr_shm_cqe *e = &s->ring[s->head];
         wc[got++] = e->wc;
-        sr_cq_release(seg, cq->seg_size, &e->src);
+        sr_cq_note_due(due, sr_cq_release(seg, cq->seg_size, &e->src), &e->src);
         s->head = (s->head + 1) % s->cap;
         __atomic_store_n(&s->count, s->count - 1, __ATOMIC_RELEASE);
     }
@@ -331,13 +350,24 @@ int sr_poll_cq(struct ibv_cq *pub, int n, struct ibv_wc *wc)
         sr_stale(cq->epoch, "ibv_poll_cq");
         return -EPERM;
     }
-    int got = sr_cq_take(cq, n, wc);
+    struct sr_cq_due due = { .n = 0 };
+    int got = sr_cq_take(cq, n, wc, &due);
     if (got == 0) {
         /* empty: let the device handle what already arrived, look again */
         sr_nic_progress();
-        got = sr_cq_take(cq, n, wc);
+        got = sr_cq_take(cq, n, wc, &due);
     }
-    return got;
+    if (got < 0 || !due.n)
+        return got;
+    /* a reply was taken: the answers to what it replies to are read now,
+     * and their completions come with it when this CQ holds them */
+    for (int i = 0; i < due.n; i++)
+        sr_req_catch_up(due.qp[i]);
+    struct sr_cq_due more = { .n = 0 };
+    int m = got < n ? sr_cq_take(cq, n - got, wc + got, &more) : 0;
+    for (int i = 0; i < more.n; i++)
+        sr_req_catch_up(more.qp[i]);
+    return m > 0 ? got + m : got;
 }
 
 int sr_req_notify_cq(struct ibv_cq *pub, int solicited_only)

@@ -65,7 +65,7 @@ struct sr_knobs {
     int poll_progress;  /* SOFTRDMA_POLL_PROGRESS=1: empty polls help the idle device */
     int ack_delay_ms;   /* SOFTRDMA_ACK_DELAY_MS: responder holds its answers */
     int strict_wq;      /* SOFTRDMA_STRICT_SQ=1: WQE slots free when polled (default 0 until the rsocket engine counts its control sends) */
-    int idle_close;     /* SOFTRDMA_IDLE_CLOSE (default 1): QP streams close while idle; 0 keeps them open for the QP's life (doc/softrdma.md) */
+    int idle_close;     /* SOFTRDMA_IDLE_CLOSE (default 2): QP streams close while idle (sr_reach.c says where; 1: only where the process cannot chroot); 0 keeps them open for the QP's life (doc/softrdma.md) */
 };
 extern struct sr_knobs sr_knobs;
 
@@ -416,7 +416,10 @@ struct sr_shm_qp {
      * gone (atomic; written by the owner's device thread, sr_link.c): the
      * peer's sender holds its requests then, as a wire would drop them */
     uint32_t link_down;
-    uint32_t link_pad;
+    /* 1 while requests of this QP wait for their answers on its stream
+     * (atomic; written by the owner under sr_lock, read by its ibv_poll_cq:
+     * sr_req_catch_up). A peer may write it too: it costs us a look. */
+    uint32_t req_due;
     unsigned char rq[];            /* max_recv_wr entries of rwqe_size */
 };
 static inline struct sr_rwqe *sr_rwqe_at(struct sr_shm_qp *s, uint32_t i)
@@ -580,6 +583,12 @@ void sr_req_kick(struct sr_qp *qp);
 int sr_req_post_direct(struct sr_qp *qp);
 /* A send WR leaves the queue (completed or flushed): its heap goes. */
 void sr_swqe_release(struct sr_swqe *s);
+/* Publishes whether requests wait for answers on the stream (req_due);
+ * after every change of sq_tx or sq_head. */
+void sr_req_note_due(struct sr_qp *qp);
+/* ibv_poll_cq took a receive of the QP whose block is b, and its block
+ * says answers are due: reads them now (takes sr_lock). */
+void sr_req_catch_up(struct sr_shm_qp *b);
 /* The head request fails with st (QP to ERR first), the rest are flushed. */
 void sr_req_fail(struct sr_qp *qp, enum ibv_wc_status st);
 void sr_req_close(struct sr_qp *qp);

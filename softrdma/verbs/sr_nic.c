@@ -299,6 +299,46 @@ static void sr_nic_wait_rooted(void)
         ;
 }
 
+/* Tests only (sr_test_device_pause, found with dlsym): the device thread
+ * handles nothing while paused, as when the scheduler does not run it on
+ * a loaded host, but it still stamps the process alive (a stopped process
+ * is another case). Guarded by sr_lock. */
+static int sr_nic_paused;
+static pthread_cond_t sr_nic_pause_cv = PTHREAD_COND_INITIALIZER;
+
+/* On return the device thread is not in a round and starts none (on) or
+ * runs again (off). */
+SR_API void sr_test_device_pause(int on)
+{
+    pthread_mutex_lock(&sr_lock);
+    sr_nic_paused = on;
+    if (!on)
+        pthread_cond_broadcast(&sr_nic_pause_cv);
+    pthread_mutex_unlock(&sr_lock);
+}
+
+/* sr_lock held; returns once not paused (the events of the round are
+ * dropped by the caller: level-triggered, they come again). */
+static int sr_nic_hold(void)
+{
+    if (!sr_nic_paused)
+        return 0;
+    while (sr_nic_paused) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&sr_nic_pause_cv, &sr_lock, &ts);
+        struct sr_seg_hdr *seg = sr_seg();
+        if (seg)
+            __atomic_store_n(&seg->alive_ms, sr_now_ms(), __ATOMIC_RELAXED);
+    }
+    return 1;
+}
+
 static void *sr_nic_main(void *arg)
 {
     unsigned epoch = (unsigned)(uintptr_t)arg;
@@ -316,6 +356,11 @@ static void *sr_nic_main(void *arg)
         if (epoch != sr_epoch) {
             pthread_mutex_unlock(&sr_lock);
             return NULL;
+        }
+        if (sr_nic_hold()) {
+            pthread_mutex_unlock(&sr_lock);
+            timeout = 0;
+            continue;
         }
         sr_wake_defer_begin();
         sr_nic_dispatch(evs, n);
@@ -412,7 +457,7 @@ int sr_nic_start(void)
     sr_knobs.poll_progress = sr_env_int("SOFTRDMA_POLL_PROGRESS", 0);
     sr_knobs.ack_delay_ms = sr_env_int("SOFTRDMA_ACK_DELAY_MS", 0);
     sr_knobs.strict_wq = sr_env_int("SOFTRDMA_STRICT_SQ", 1);
-    sr_knobs.idle_close = sr_env_int("SOFTRDMA_IDLE_CLOSE", 1);   /* 2: as root too (sr_reach.c) */
+    sr_knobs.idle_close = sr_env_int("SOFTRDMA_IDLE_CLOSE", 2);   /* 1: not where it may chroot (sr_reach.c) */
     sr_watch_add(&sr_listen_w, lfd, EPOLLIN, sr_listen_cb);
     sr_wake_w.fd = -1;
     int wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -290,6 +290,7 @@ void sr_qp_to_error(struct sr_qp *qp)
         sr_cq_flush_end(&f);
     }
     qp->sq_tx = qp->sq_head;
+    sr_req_note_due(qp);
     qp->tx_off = 0;
     qp->rd_left = 0;
     /* a peer's sender may be taking a receive: the block lock orders us */
@@ -315,6 +316,7 @@ void sr_qp_reset(struct sr_qp *qp)
     sr_qp_new_gen(qp);
     sr_qp_release_all(qp, free);
     qp->sq_head = qp->sq_tx = qp->sq_tail = 0;
+    sr_req_note_due(qp);
     qp->tx_off = qp->rd_left = qp->resp_got = 0;
     qp->out_dead = 0;
     qp->out_idle = 0;

@@ -1,31 +1,34 @@
 /* softrdma: whether a stream closed now can be opened again later.
  *
- * Since issue 8's descriptor work the device thread has a root of its
- * own: it unshares its filesystem context (unshare(CLONE_FS)) as it
- * starts, so an application thread's later chroot does not move it, and
- * it reaches the fabric's names for the process's life. A reopen that an
- * application thread cannot make any more (it changed its root) is then
- * left to the device thread (sr_reach_defer, held as for a descriptor
- * shortage and retried within SR_FDWAIT_MS). With SOFTRDMA_IDLE_CLOSE=2
- * idle streams close in every process whose device thread got its own
- * root - root processes included, which keep 2 descriptors per
- * connection otherwise. Not the default yet: with more streams closing,
- * softrdma_stress_rping (root) failed 2 of 6 full parallel runs with
- * ENOMEM from ibv_post_send - a send whose completion waits for its ACK on
- * a reopened stream while the peer's reply came directly and the sender
- * went on (doc/softrdma.md "Streams open only while used"). By default
- * (1) the rule below decides.
- *
  * Streams to a peer are reopened by the name of its NIC socket under the
  * fabric directory (sr_req_reopen). A process that changes its root after
  * a stream closed - rsync's daemon chroots each connection's child into
- * the module it serves - cannot reach that name any more, and its
- * connection would break at the next request that needs the stream. So
- * idle streams close only where that cannot happen: the process cannot
- * chroot (no CAP_SYS_CHROOT: unprivileged workers, the common case of a
- * server with many connections), and the fabric directory is still the
- * one it was (not chrooted away already). A process that may chroot keeps
- * its streams, as before SOFTRDMA_IDLE_CLOSE existed. */
+ * the module it serves - cannot reach that name any more from the thread
+ * that chrooted, and its connection would break at the next request that
+ * needs the stream.
+ *
+ * So the device thread has a root of its own (issue 8): it unshares its
+ * filesystem context (unshare(CLONE_FS)) as it starts, so an application
+ * thread's later chroot does not move it, and it reaches the fabric's
+ * names for the process's life. A reopen that an application thread
+ * cannot make any more (it changed its root) is left to the device thread
+ * (sr_reach_defer, held as for a descriptor shortage and retried within
+ * SR_FDWAIT_MS). By default (SOFTRDMA_IDLE_CLOSE=2) idle streams close in
+ * every process whose device thread got its own root - root processes
+ * included, which kept 2 descriptors per connection before. (It was not
+ * the default at first: softrdma_stress_rping as root failed with ENOMEM
+ * from ibv_post_send, its sends' answers unread while the peer's replies
+ * came directly; ibv_poll_cq now reads them with the reply,
+ * sr_req_catch_up, and the same failure had shown with streams kept open
+ * too: doc/softrdma.md "Streams open only while used".)
+ *
+ * Where the device thread could not get its own root (unshare failed, one
+ * line), and with SOFTRDMA_IDLE_CLOSE=1, the earlier rule decides: idle
+ * streams close only where a chroot cannot cut them off - the process
+ * cannot chroot (no CAP_SYS_CHROOT: unprivileged workers, the common case
+ * of a server with many connections), and the fabric directory is still
+ * the one it was (not chrooted away already). A process that may chroot
+ * keeps its streams then, as before SOFTRDMA_IDLE_CLOSE existed. */
 #include "sr_internal.h"
 #include <errno.h>
 #include <linux/capability.h>

@@ -295,11 +295,19 @@ static int sr_req_reopen(struct sr_qp *qp)
     return 0;
 }
 
+void sr_req_note_due(struct sr_qp *qp)
+{
+    uint32_t due = qp->sq_tx != qp->sq_head;
+    if (__atomic_load_n(&qp->s->req_due, __ATOMIC_RELAXED) != due)
+        __atomic_store_n(&qp->s->req_due, due, __ATOMIC_RELEASE);
+}
+
 static void sr_req_done(struct sr_qp *qp, enum ibv_wc_status st)
 {
     struct sr_swqe *s = &qp->sq[qp->sq_head % qp->cap.max_send_wr];
     qp->sq_head++;
     sr_swqe_release(s);
+    sr_req_note_due(qp);
     if (st == IBV_WC_SUCCESS && !(s->flags & IBV_SEND_SIGNALED))
         return;
     struct ibv_wc wc = { .wr_id = s->wr_id, .status = st, .qp_num = qp->pub.qp_num };
@@ -416,6 +424,7 @@ void sr_req_kick(struct sr_qp *qp)
         }
         qp->tx_off = 0;
         qp->sq_tx++;
+        sr_req_note_due(qp);
         sr_stats_stream();
         if (sr_drop_due(qp)) {
             sr_log("SOFTRDMA_DROP_AFTER: dropping the connection of QP %u", qp->pub.qp_num);
@@ -521,4 +530,29 @@ static void sr_req_cb(struct sr_watch *w, uint32_t events)
     return;
 lost:
     sr_req_lost(qp);
+}
+
+/* Answers the application must not overtake. A request that went the
+ * stream's way completes when the device thread reads its answer, while
+ * the peer's reply to it comes by the direct path, pushed into our CQ by
+ * the peer's own thread. On a loaded host the application then saw the
+ * reply and posted again before this process's device thread had run at
+ * all: its sends stayed uncompleted, the program (which, as on hardware,
+ * finds a send's completion with the reply it caused) never polled them,
+ * and its send queue filled up - ENOMEM from ibv_post_send
+ * (softrdma_stress_rping: 16 sends on the first stream, none answered,
+ * the device thread not scheduled once meanwhile). The peer's device
+ * writes the answer before its application can reply (the reply's
+ * ibv_post_send waits for sr_lock, which that device holds until its
+ * answers are written), so when the reply is polled the answer is here
+ * to be read: the polling thread reads it, as a NIC would have, and the
+ * send's completion is in its CQ with the reply. */
+void sr_req_catch_up(struct sr_shm_qp *b)
+{
+    uint32_t qpn = __atomic_load_n(&b->qpn, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&sr_lock);
+    struct sr_qp *qp = sr_qp_find(qpn);
+    if (qp && qp->s == b && qp->out_open && qp->sq_head != qp->sq_tx)
+        sr_req_cb(&qp->out, 0);
+    pthread_mutex_unlock(&sr_lock);
 }

@@ -18,9 +18,9 @@
 # channels are a per-process cache).
 # Both processes run without CAP_SYS_CHROOT, as a server's workers do,
 # unless AS is "root": then with it, as root servers do (such a process
-# closes its idle device streams only with SOFTRDMA_IDLE_CLOSE=2, its
-# device thread having a root of its own: doc/softrdma.md, "Streams open
-# only while used").
+# closes its idle device streams too, its device thread having a root of
+# its own; with SOFTRDMA_IDLE_CLOSE=1 it would keep them: doc/softrdma.md,
+# "Streams open only while used").
 . "$(dirname "$0")/rsfw_lib.sh"
 N=${1:-500}; BYTES=${2:-4096}; MAX=${3:-2}; DEVMAX=${4:-}; AS=${5:-nochroot}
 PROG=$NSTACK_BUILD/test/rsocket-fw/rsfw_fds

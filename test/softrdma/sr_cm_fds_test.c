@@ -318,9 +318,10 @@ static void run(const char *mode, double bound)
 
 int main(int argc, char **argv)
 {
-    /* QP streams closed while idle (off by default until the integrator
-     * turns it on: doc/softrdma.md "Streams open only while used") */
-    setenv("SOFTRDMA_IDLE_CLOSE", "1", 1);
+    /* QP streams closed while idle (the default, 2; set in case the
+     * environment says otherwise): doc/softrdma.md "Streams open only
+     * while used" */
+    setenv("SOFTRDMA_IDLE_CLOSE", "2", 1);
     if (argc != 4)
         FAIL("usage: %s shared|per-id|detach <pairs> <max fds per pair>", argv[0]);
     per_id = !strcmp(argv[1], "per-id");

@@ -145,9 +145,10 @@ static void check_queries(struct ibv_context *ctx, const union ibv_gid *gid0)
 
 int main(void)
 {
-    /* QP streams closed while idle (off by default until the integrator
-     * turns it on: doc/softrdma.md "Streams open only while used") */
-    setenv("SOFTRDMA_IDLE_CLOSE", "1", 1);
+    /* QP streams closed while idle (the default, 2; set in case the
+     * environment says otherwise): doc/softrdma.md "Streams open only
+     * while used" */
+    setenv("SOFTRDMA_IDLE_CLOSE", "2", 1);
     struct rlimit rl = { 256, 256 };
     if (setrlimit(RLIMIT_NOFILE, &rl))
         FAIL("setrlimit");

@@ -655,6 +655,34 @@ static int dereg_writer(int wfd, int rfd)
     return 25;
 }
 
+/* A side in this process and a peer process running child(wfd, rfd) with
+ * pipes to it (up: child to us, down: us to child). */
+struct forked { struct pair *p; pid_t pid; int up[2], down[2]; };
+
+static void forked_start(struct forked *f, int cqe, int (*child)(int wfd, int rfd))
+{
+    assert_int_equal(pipe(f->up), 0);
+    assert_int_equal(pipe(f->down), 0);
+    f->p = pair_open();
+    side_init(f->p, &f->p->a, cqe, 1, ALL);
+    fflush(stdout);
+    f->pid = fork();
+    assert_true(f->pid >= 0);
+    if (f->pid == 0)
+        _exit(child(f->up[1], f->down[0]));
+}
+
+/* The child exits 0; everything goes. */
+static void forked_end(struct forked *f)
+{
+    wait_child(f->pid, 0);
+    side_free(&f->p->a);
+    ibv_dealloc_pd(f->p->pd);
+    ibv_close_device(f->p->ctx);
+    free(f->p);
+    close(f->up[0]); close(f->up[1]); close(f->down[0]); close(f->down[1]);
+}
+
 /* The peer of test_first_send_waits: its receive posted, it says so and
  * is stopped by the parent; then the SEND must land intact. */
 static int offer_child(int wfd, int rfd)
@@ -680,16 +708,11 @@ static int offer_child(int wfd, int rfd)
 static void test_first_send_waits(void **st)
 {
     (void)st;
-    int up[2], down[2];
-    assert_int_equal(pipe(up), 0);
-    assert_int_equal(pipe(down), 0);
-    struct pair *p = pair_open();
-    side_init(p, &p->a, 64, 1, ALL);
-    fflush(stdout);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(offer_child(up[1], down[0]));
+    struct forked f;
+    forked_start(&f, 64, offer_child);
+    struct pair *p = f.p;
+    pid_t pid = f.pid;
+    int *up = f.up, *down = f.down;
     struct peer_info mine = { p->a.qp->qp_num, p->a.mr->rkey, (uintptr_t)p->a.buf }, theirs;
     char c;
     assert_int_equal(read(up[0], &theirs, sizeof theirs), sizeof theirs);
@@ -713,12 +736,7 @@ static void test_first_send_waits(void **st)
     stats(&d1, &s1);
     assert_int_equal(d1 - d0, 1);
     assert_int_equal(s1 - s0, 0);
-    wait_child(pid, 0);
-    side_free(&p->a);
-    ibv_dealloc_pd(p->pd);
-    ibv_close_device(p->ctx);
-    free(p);
-    close(up[0]); close(up[1]); close(down[0]); close(down[1]);
+    forked_end(&f);
 }
 
 /* ibv_dereg_mr returns only when nothing can land in the region any more:
@@ -752,6 +770,95 @@ static void test_dereg_stops_peer_writes(void **st)
     ibv_close_device(p->ctx);
     free(p);
     close(up[0]); close(up[1]); close(down[0]); close(down[1]);
+}
+
+/* ---- the reply overtakes the answer ---- */
+
+#define REPLY_ROUNDS 80         /* more than the send queue's 64 slots */
+
+/* The peer of test_reply_after_stream_answer: one warm-up SEND (so that
+ * its replies go directly), then each round: once the parent says its
+ * SEND is posted, a receive for it, the SEND checked, and a reply. */
+static int reply_child(int wfd, int rfd)
+{
+    struct pair *p;
+    child_side(&p, wfd, rfd);
+    struct ibv_wc wc;
+    if (post_send(&p->a, IBV_WR_SEND, 1, 0, 8, 0, 0, 0, p->a.mr->lkey) ||
+        poll_n(p->a.scq, &wc, 1, DEADLINE_MS) != 1 || wc.status != IBV_WC_SUCCESS)
+        return 50;
+    for (int r = 0; r < REPLY_ROUNDS; r++) {
+        char c;
+        if (read(rfd, &c, 1) != 1)
+            return 51;
+        post_recv(&p->a, 1000 + r, 1, 4096, 64);
+        if (poll_n(p->a.rcq, &wc, 1, DEADLINE_MS) != 1 || wc.status != IBV_WC_SUCCESS || wc.byte_len != 32)
+            return 52;
+        char want[32];
+        fill(want, sizeof want, (unsigned)r);
+        if (memcmp(p->a.buf + 4096, want, sizeof want))
+            return 53;
+        fill(p->a.buf, 16, 100u + (unsigned)r);
+        if (post_send(&p->a, IBV_WR_SEND, 2000 + r, 0, 16, 0, 0, 0, p->a.mr->lkey) ||
+            poll_n(p->a.scq, &wc, 1, DEADLINE_MS) != 1 || wc.status != IBV_WC_SUCCESS)
+            return 54;
+    }
+    return 0;
+}
+
+static void device_pause(int on)
+{
+    void (*f)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "sr_test_device_pause");
+    assert_non_null(f);
+    f(on);
+}
+
+/* A SEND that goes the stream's way (the peer has no receive posted: RNR,
+ * held by the peer's device; after an idle close on a reopened stream)
+ * completes when its ACK is read from the stream, while the peer's reply
+ * to it comes directly into our CQ. With this process's device thread not
+ * running (paused, as the scheduler left it on a loaded host), rping went
+ * on at each reply and never found its sends' completions: its send queue
+ * filled up, ENOMEM from ibv_post_send (softrdma_stress_rping). The send's
+ * completion must be there when the reply is polled, as on hardware, and
+ * so more rounds than the send queue's slots pass. */
+static void test_reply_after_stream_answer(void **st)
+{
+    (void)st;
+    struct forked f;
+    forked_start(&f, 256, reply_child);
+    struct pair *p = f.p;
+    parent_side(&p->a, f.down[1], f.up[0]);
+    struct ibv_wc wc;
+    post_recv(&p->a, 1, 1, 8192, 64);
+    assert_int_equal(poll_n(p->a.rcq, &wc, 1, DEADLINE_MS), 1);     /* the warm-up */
+    assert_int_equal(wc.status, IBV_WC_SUCCESS);
+    uint64_t d0, s0, d1, s1;
+    stats(&d0, &s0);
+    device_pause(1);
+    for (int r = 0; r < REPLY_ROUNDS; r++) {
+        post_recv(&p->a, 3000 + r, 1, 8192, 64);
+        fill(p->a.buf, 32, (unsigned)r);
+        int rc = post_send(&p->a, IBV_WR_SEND, 4000 + r, 0, 32, 0, 0, 0, p->a.mr->lkey);
+        if (rc)
+            fail_msg("round %d: ibv_post_send: %s", r, strerror(rc));
+        assert_int_equal(write(f.down[1], "s", 1), 1);
+        assert_int_equal(poll_n(p->a.rcq, &wc, 1, DEADLINE_MS), 1);
+        assert_int_equal(wc.status, IBV_WC_SUCCESS);
+        assert_int_equal(wc.wr_id, 3000 + r);
+        char want[16];
+        fill(want, sizeof want, 100u + (unsigned)r);
+        assert_memory_equal(p->a.buf + 8192, want, sizeof want);
+        /* the reply was polled: the send's completion is there */
+        if (ibv_poll_cq(p->a.scq, 1, &wc) != 1)
+            fail_msg("round %d: the reply came, its send's completion did not", r);
+        assert_int_equal(wc.status, IBV_WC_SUCCESS);
+        assert_int_equal(wc.wr_id, 4000 + r);
+    }
+    device_pause(0);
+    stats(&d1, &s1);
+    assert_true(s1 - s0 >= REPLY_ROUNDS);       /* every SEND went the stream's way */
+    forked_end(&f);
 }
 
 /* ---- separate runs ---- */
@@ -1005,10 +1112,10 @@ static void test_send_queue_reused(void **state)
 
 int main(int argc, char **argv)
 {
-    /* QP streams closed while idle (the default; set in case the
+    /* QP streams closed while idle (the default, 2; set in case the
      * environment says otherwise): doc/softrdma.md "Streams open only
      * while used" */
-    setenv("SOFTRDMA_IDLE_CLOSE", "1", 1);
+    setenv("SOFTRDMA_IDLE_CLOSE", "2", 1);
     char dir[] = "/tmp/softrdma-fast.XXXXXX";
     if (argc > 1 && !strcmp(argv[1], "start_fail"))
         return run_start_fail();
@@ -1043,6 +1150,7 @@ int main(int argc, char **argv)
             cmocka_unit_test(test_dereg_stops_peer_writes),
             cmocka_unit_test(test_first_send_waits),
             cmocka_unit_test(test_send_queue_reused),
+            cmocka_unit_test(test_reply_after_stream_answer),
         };
         rc = cmocka_run_group_tests(tests, NULL, NULL);
     }
