@@ -17,8 +17,10 @@
  * Every other splice - files, pipes, kernel-route sockets - is the kernel's.
  * Blocking follows the kernel's rule: the socket's own O_NONBLOCK decides
  * for the socket, SPLICE_F_NONBLOCK (or the pipe's O_NONBLOCK) for the
- * pipe. A call moves at most SPLICE_CHUNK bytes (splice may return less
- * than asked; callers loop). */
+ * pipe. Socket to pipe moves at most SPLICE_CHUNK bytes a call, pipe to
+ * socket what the pipe holds up to len (splice may return less than asked;
+ * callers loop). Two threads splicing out of one pipe at once may
+ * interleave chunks (the kernel moves a call's bytes at once). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
