@@ -11,7 +11,7 @@
  * of the forking server. Each release of a fork or exec first waits
  * ANCHOR_RELEASE_FIRST_MS alone. */
 #define ANCHOR_RELEASE_MS 2000
-#define ANCHOR_RELEASE_FORK_MS 500
+#define ANCHOR_RELEASE_FORK_MS 1000
 #define ANCHOR_RELEASE_FIRST_MS 2
 
 #include "anchor.h"
