@@ -17,7 +17,9 @@
 
 #include <sys/socket.h>
 
+#include "fd_table.h"
 #include "file.h"
+#include "fw.h"
 
 /* The role of a candidate (file.h: defer_role), set once its kernel
  * listen()/connect()/accept() succeeded. */
@@ -82,6 +84,13 @@ static inline int anchor_bytes_interposed(const struct file *f)
     return kind == FILE_MSOCK ||
            (kind == FILE_KSOCK && (!__atomic_load_n(&f->decided, __ATOMIC_ACQUIRE) || anchor_pending(f) ||
                                    __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED) != 0));
+}
+
+/* The same for the number fd (one table look-up; not inside a module call). */
+static inline int fd_bytes_interposed(int fd)
+{
+    struct file *f;
+    return !t_in_module && (f = fd_table_get(fd)) != NULL && anchor_bytes_interposed(f);
 }
 
 /* Anchors candidate f at fd (first use in this process). Consumes the

@@ -38,12 +38,6 @@
 #define EXPORT __attribute__((visibility("default")))
 #define SPLICE_CHUNK 16384         /* as m_sendfile's: app threads may have small stacks */
 
-static int carried(int fd)
-{
-    struct file *f = fd_table_get(fd);
-    return f != NULL && anchor_bytes_interposed(f);
-}
-
 static int is_pipe(int fd)
 {
     struct stat st;
@@ -134,7 +128,7 @@ static ssize_t pipe_to_socket(int pfd, int sock, size_t len, unsigned int flags)
 
 EXPORT ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len, unsigned int flags)
 {
-    int from_sock = !t_in_module && carried(fd_in), to_sock = !t_in_module && carried(fd_out);
+    int from_sock = fd_bytes_interposed(fd_in), to_sock = fd_bytes_interposed(fd_out);
     if (!from_sock && !to_sock)
         return LIBC(splice)(fd_in, off_in, fd_out, off_out, len, flags);
     /* the kernel's checks, in its order: one end a pipe, no offset on

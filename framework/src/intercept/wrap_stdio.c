@@ -54,12 +54,6 @@ static int write_whole(int fd, const char *buf, int len)
     return len;
 }
 
-static int carried(int fd)
-{
-    struct file *f;
-    return !t_in_module && (f = fd_table_get(fd)) != NULL && anchor_bytes_interposed(f);
-}
-
 static int format_and_write(int fd, const char *fmt, va_list ap)
 {
     char small[DPRINTF_STACK];
@@ -82,7 +76,7 @@ static int format_and_write(int fd, const char *fmt, va_list ap)
 
 EXPORT int vdprintf(int fd, const char *fmt, va_list ap)
 {
-    return carried(fd) ? format_and_write(fd, fmt, ap) : LIBC(vdprintf)(fd, fmt, ap);
+    return fd_bytes_interposed(fd) ? format_and_write(fd, fmt, ap) : LIBC(vdprintf)(fd, fmt, ap);
 }
 
 EXPORT int dprintf(int fd, const char *fmt, ...)
@@ -99,7 +93,7 @@ EXPORT int dprintf(int fd, const char *fmt, ...)
  * the compiler's on ours. */
 EXPORT int __vdprintf_chk(int fd, int flag, const char *fmt, va_list ap)
 {
-    return carried(fd) ? format_and_write(fd, fmt, ap) : LIBC(__vdprintf_chk)(fd, flag, fmt, ap);
+    return fd_bytes_interposed(fd) ? format_and_write(fd, fmt, ap) : LIBC(__vdprintf_chk)(fd, flag, fmt, ap);
 }
 
 EXPORT int __dprintf_chk(int fd, int flag, const char *fmt, ...)
