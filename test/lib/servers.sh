@@ -27,6 +27,7 @@
 #   srv_server_done             ... and ends with status 0
 #   srv_check_users MAIN MU WU [PID...]  the daemon's users
 #   srv_http_answers URL / srv_http_fetch_checked URL FILE LOG_CMD
+#   srv_http_get_times URL WANT N / srv_ab_both URL   N checked GETs; ab both ways
 #   srv_wrk_check OUT WHAT      wrk's requests, all 2xx, no socket error
 #   srv_conns_client N BYTES    N echo connections at once, checked
 
@@ -201,6 +202,33 @@ srv_http_fetch_checked() {
     [ "$SRV_SHA" = "$got" ] ||
         prog_fail "$url differs: sha256 $got, want $SRV_SHA ($(stat -c %s "$PROG_TMP/fetched") of $size bytes)"
     srv_wire_verdict "curl $size bytes" "$PROG_TMP/curl.err" "$size" "$(srv_server_bytes)"
+}
+
+# srv_http_get_times URL WANT N: N GETs of URL from the other host, each
+# body's sha256 WANT (bodies in $PROG_TMP/big.I, curl's stderr - the exit
+# counters under the preload - in $PROG_TMP/curl.I.err).
+srv_http_get_times() {
+    local url=$1 want=$2 n=$3 i got
+    for i in $(seq 1 "$n"); do
+        srv_client timeout 60 curl -sS -o "$PROG_TMP/big.$i" "$url" 2>"$PROG_TMP/curl.$i.err" ||
+            prog_fail "curl $i: $(grep -v '^nstack' "$PROG_TMP/curl.$i.err" | tail -n 2)"
+        got=$(prog_sha256 "$PROG_TMP/big.$i")
+        [ "$got" = "$want" ] || prog_fail "GET $i: sha256 $got, want $want ($(stat -c %s "$PROG_TMP/big.$i") bytes)"
+    done
+}
+
+# srv_ab_both URL: ab with keep-alive and ab with a new connection per
+# request (1000 requests, 8 at once), every one complete and none failed;
+# outputs in $PROG_TMP/ab.keepalive and $PROG_TMP/ab.close.
+srv_ab_both() {
+    local how opt
+    for how in keepalive close; do
+        opt=(-k); [ "$how" = close ] && opt=()
+        srv_client timeout 120 ab -q -n 1000 -c 8 "${opt[@]}" "$1" >"$PROG_TMP/ab.$how" 2>&1 ||
+            prog_fail "ab ($how): $(tail -n 3 "$PROG_TMP/ab.$how")"
+        grep -qE '^Complete requests: +1000$' "$PROG_TMP/ab.$how" && grep -qE '^Failed requests: +0$' "$PROG_TMP/ab.$how" ||
+            prog_fail "ab ($how): $(grep -E 'Complete|Failed|Non-2xx' "$PROG_TMP/ab.$how")"
+    done
 }
 
 # srv_conns_client N BYTES: N connections at once from the other host, BYTES

@@ -16,23 +16,12 @@ prog_wait_listen "$PROG_PORT"
 
 want=$(python3 -c 'import hashlib; print(hashlib.sha256(bytes((i * 7 + 3) & 255 for i in range(4 << 20))).hexdigest())')
 srv_wire_start "$PROG_PORT"
-for i in 1 2 3; do
-    srv_client timeout 60 curl -sS -o "$PROG_TMP/big.$i" "http://$PROG_ADDR:$PROG_PORT/big" \
-        2>"$PROG_TMP/curl.$i.err" || prog_fail "curl $i: $(grep -v '^nstack' "$PROG_TMP/curl.$i.err" | tail -n 2)"
-    got=$(prog_sha256 "$PROG_TMP/big.$i")
-    [ "$got" = "$want" ] || prog_fail "GET $i: sha256 $got, want $want ($(stat -c %s "$PROG_TMP/big.$i") bytes)"
-done
+srv_http_get_times "http://$PROG_ADDR:$PROG_PORT/big" "$want" 3
 head -c $((1 << 20)) /dev/urandom >"$PROG_TMP/post"
 sum=$(python3 -c 'import sys; print(sum(open(sys.argv[1], "rb").read()) % (1 << 32))' "$PROG_TMP/post")
 srv_client timeout 60 curl -sS --data-binary "@$PROG_TMP/post" "http://$PROG_ADDR:$PROG_PORT/post" \
     >"$PROG_TMP/post.out" 2>&1 || prog_fail "POST: $(tail -n 2 "$PROG_TMP/post.out")"
 grep -qx "got $((1 << 20)) $sum" "$PROG_TMP/post.out" || prog_fail "POST answer: $(grep -v '^nstack' "$PROG_TMP/post.out")"
-for how in keepalive close; do
-    opt=(-k); [ "$how" = close ] && opt=()
-    srv_client timeout 120 ab -q -n 1000 -c 8 "${opt[@]}" "http://$PROG_ADDR:$PROG_PORT/" \
-        >"$PROG_TMP/ab.$how" 2>&1 || prog_fail "ab ($how): $(tail -n 3 "$PROG_TMP/ab.$how")"
-    grep -qE '^Complete requests: +1000$' "$PROG_TMP/ab.$how" && grep -qE '^Failed requests: +0$' "$PROG_TMP/ab.$how" ||
-        prog_fail "ab ($how): $(grep -E 'Complete|Failed|Non-2xx' "$PROG_TMP/ab.$how")"
-done
+srv_ab_both "http://$PROG_ADDR:$PROG_PORT/"
 srv_wire_verdict "node" "$PROG_TMP/curl.1.err" $((4 << 20)) "$(srv_server_bytes)"
 prog_note "OK: 3 x 4 MiB GET intact, 1 MiB POST, ab $(awk '/^Requests per second/ { printf "%s ", $4 }' "$PROG_TMP/ab.keepalive" "$PROG_TMP/ab.close")req/s (keep-alive, new connections)"
