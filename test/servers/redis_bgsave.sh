@@ -43,4 +43,13 @@ for i in $(seq 1 $N); do echo go >"$PROG_TMP/go.$i"; done
 for p in "${CLI_PIDS[@]}"; do wait "$p" || prog_fail "an idle client failed: $(cat "$PROG_TMP"/idle.* | grep -v '^nstack' | tail -n 4)"; done
 [ "$(cat "$PROG_TMP"/idle.* | grep -c '^pong')" -eq $N ] ||
     prog_fail "not every idle client was answered after the fork: $(cat "$PROG_TMP"/idle.* | grep -v '^nstack')"
+# on rsocket the clients' connections must have been upgraded when the fork
+# came (else the bound above proves nothing): their PINGs went over
+# rsocket, and the fork sent each back to TCP
+if [ "$PROG_MODE" = rsocket ]; then
+    for i in $(seq 1 $N); do
+        [ "$(stats_exit_bytes "$PROG_TMP/idle.$i" rsocket)" -gt 0 ] && grep -q 'fork/exec limitation' "$PROG_TMP/idle.$i" ||
+            prog_fail "idle client $i was not upgraded before the fork: $(grep 'report\|stats: stack rsocket' "$PROG_TMP/idle.$i")"
+    done
+fi
 prog_note "OK: BGSAVE with $N idle clients: fork held redis $((fork_us / 1000)) ms; every client answered afterwards"
