@@ -367,6 +367,56 @@ static void plain_client_wait(int use_epoll)
 static void case_plain_client_epoll(void) { plain_client_wait(1); }
 static void case_plain_client_poll(void) { plain_client_wait(0); }
 
+/* One thread's epoll_wait finds a plain client's connection due for its
+ * fallback to TCP while another thread closes it (Apache's event MPM: a
+ * listener thread waits, workers close). The close is the last reference:
+ * the connection must be released once (a second release freed the
+ * module socket twice, an abort in glibc). Each round a plain client
+ * connects and sends, the server closes at once or after a short spin. */
+struct close_race {
+    int ep;
+    int stop;
+};
+
+static void *close_race_waiter(void *arg)
+{
+    struct close_race *cr = arg;
+    struct epoll_event ev[8];
+    while (!__atomic_load_n(&cr->stop, __ATOMIC_ACQUIRE))
+        CHECK(epoll_wait(cr->ep, ev, 8, 1) >= 0, "epoll_wait: %s", strerror(errno));
+    return NULL;
+}
+
+static void case_close_during_fallback(void)
+{
+    int l = sem_listener(AF_INET, 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sem_addr(AF_INET, sem_port_of(l), &ss);
+    struct close_race cr = { .ep = CHECK_OK(epoll_create1(EPOLL_CLOEXEC)), .stop = 0 };
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, close_race_waiter, &cr) == 0, "pthread_create");
+    for (int i = 0; i < 400; i++) {
+        int pc = CHECK_OK(raw_socket(AF_INET));
+        CHECK_OK(syscall(SYS_connect, pc, &ss, len));
+        int s = CHECK_OK(accept(l, NULL, NULL));
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.fd = s };
+        CHECK_OK(epoll_ctl(cr.ep, EPOLL_CTL_ADD, s, &ev));
+        raw_write_all(pc, "request", 7);
+        for (volatile int spin = 0; spin < (i % 40) * 500; spin++)
+            ;
+        CHECK_OK(close(s));
+        char b[8];
+        ssize_t r = raw_recv(pc, b, sizeof(b), 0);   /* unread request: a reset, as TCP */
+        CHECK(r == 0 || (r < 0 && errno == ECONNRESET), "round %d: plain client: %zd (%s)", i, r,
+              r < 0 ? strerror(errno) : "data");
+        raw_close(pc);
+    }
+    __atomic_store_n(&cr.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(t, NULL);
+    close(cr.ep);
+    close(l);
+}
+
 /* The plain server speaks first, or waits for the request (the framework
  * client then learns it is alone when nothing answers its hello). */
 static void plain_server(int server_first)
@@ -1101,6 +1151,7 @@ int main(int argc, char **argv)
         { "plain_client", case_plain_client },
         { "plain_client_epoll", case_plain_client_epoll },
         { "plain_client_poll", case_plain_client_poll },
+        { "close_during_fallback", case_close_during_fallback },
         { "plain_server_speaks_first", case_plain_server_speaks_first },
         { "plain_server_waits", case_plain_server_waits },
         { "accept_then_fork", case_accept_then_fork },

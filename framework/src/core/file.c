@@ -61,11 +61,7 @@ struct file *file_get(int fd)
         struct file *f = fd_table_get(fd);
         if (f == NULL)
             return NULL;
-        int r = __atomic_load_n(&f->ref, __ATOMIC_RELAXED);
-        while (r > 0 && !__atomic_compare_exchange_n(&f->ref, &r, r + 1, 1,
-                                                      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-            ;
-        if (r <= 0)
+        if (!file_tryhold(f))
             continue;                  /* being freed: reload the entry */
         if (fd_table_get(fd) == f)
             return f;
@@ -77,6 +73,14 @@ struct file *file_get(int fd)
 void file_hold(struct file *f)
 {
     __atomic_add_fetch(&f->ref, 1, __ATOMIC_RELAXED);
+}
+
+int file_tryhold(struct file *f)
+{
+    int r = __atomic_load_n(&f->ref, __ATOMIC_RELAXED);
+    while (r > 0 && !__atomic_compare_exchange_n(&f->ref, &r, r + 1, 1, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        ;
+    return r > 0;
 }
 
 void file_put(struct file *f)

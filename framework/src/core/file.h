@@ -231,6 +231,11 @@ struct file *file_alloc(int kind);
 /* Reference to the file of fd, or NULL if fd is not tracked. */
 struct file *file_get(int fd);
 void file_hold(struct file *f);
+/* A reference to f found through a registration rather than the fd
+ * table (an epoll set's entry): 0 when its last reference is gone, i.e.
+ * a close in another thread is releasing it (a hold then would release
+ * it a second time). */
+int file_tryhold(struct file *f);
 /* Drops a reference; the last one releases what the file owns. */
 void file_put(struct file *f);
 /* Called by file_put for the last reference (implemented per kind in

@@ -135,7 +135,8 @@ static void note_due(struct due_list *d, struct ep_reg *r)
         ev_wake_set(r->set);
         return;
     }
-    file_hold(r->file);
+    if (!file_tryhold(r->file))
+        return;             /* a close in another thread is releasing it */
     d->f[d->n++] = r->file;
 }
 
@@ -146,9 +147,9 @@ static void note_due(struct due_list *d, struct ep_reg *r)
  * When the list is full it stays fired for a later round. */
 static void note_dormant(struct due_list *d, struct ep_reg *r)
 {
-    if (!__atomic_load_n(&r->fired, __ATOMIC_ACQUIRE) || d->n_stale == DUE_MAX)
+    if (!__atomic_load_n(&r->fired, __ATOMIC_ACQUIRE) || d->n_stale == DUE_MAX ||
+        !file_tryhold(r->file))
         return;
-    file_hold(r->file);
     d->stale_f[d->n_stale] = r->file;
     d->stale_fd[d->n_stale++] = r->fd;
 }
