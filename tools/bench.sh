@@ -16,6 +16,8 @@
 # RDMA device built, and root for the two test hosts):
 #   preload       plain vs LD_PRELOAD=libnStackAPI.so, kernel stack, loopback
 #   kernel-rs     kernel TCP vs rsocket between the test hosts (framework)
+#   users         the same between users: iperf3 with the server, then the
+#                 client, as www-data (ulimit -l 8 MiB, no capabilities)
 #   engine        rstream: engine API vs the framework on the rsocket route
 #   instructions  callgrind: instructions per 64 B round trip, by object
 #   copies        payload bytes copied per byte sent, per side and object
@@ -41,7 +43,7 @@ set -uo pipefail
 
 ROUNDS=${BENCH_ROUNDS:-5}
 
-ALL_COMPARISONS=(preload kernel-rs engine instructions copies rspreload softrdma connrate)
+ALL_COMPARISONS=(preload kernel-rs users engine instructions copies rspreload softrdma connrate)
 usage() {
     echo "usage: tools/bench.sh [-r ROUNDS] [-s SECONDS] [--plot] [COMPARISON...]" >&2
     echo "       COMPARISON: ${ALL_COMPARISONS[*]} rsocket all (default: all)" >&2
@@ -173,6 +175,18 @@ bench_kernel-rs() {
     compare iperf3_throughput  Gbit/s  "-" side_kernel_subnet side_rsocket_subnet
     compare redis_rps          req/s   "-" side_kernel_subnet side_rsocket_subnet
     compare nginx_rps          req/s   "-" side_kernel_subnet side_rsocket_subnet
+}
+
+# Between users (a server that dropped privileges, a client of another
+# user): iperf3 with the server, then the client, as www-data under its
+# 8 MiB locked-memory limit (rs_memlock.c: ODP buffers), root on the other end.
+bench_users() {
+    rsocket_hosts "between users" || return 0
+    chmod 755 "$BENCH_TMP"          # the configuration, readable by www-data
+    BENCH_TABLE=users
+    header "kernel vs rsocket route between users (www-data, ulimit -l 8 MiB), median of $ROUNDS" kernel rsocket
+    compare iperf3_server_www  Gbit/s  "-" side_kernel_subnet side_rsocket_subnet
+    compare iperf3_client_www  Gbit/s  "-" side_kernel_subnet side_rsocket_subnet
 }
 
 # Connection set-up between the test hosts, both routes under the preload

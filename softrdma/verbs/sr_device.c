@@ -173,6 +173,33 @@ extern int sr_post_srq_recv(struct ibv_srq *, struct ibv_recv_wr *, struct ibv_r
 
 struct sr_ctx { unsigned epoch; struct verbs_context v; };
 
+/* The device pins nothing (a peer's data is written with
+ * process_vm_writev into whatever pages back the region), so it offers
+ * on-demand paging for the operations it carries: a region registered
+ * with IBV_ACCESS_ON_DEMAND does not count against RLIMIT_MEMLOCK
+ * (sr_mr.c), as an ODP region of an HCA does not. A program that cannot
+ * raise its locked-memory limit (a server's worker after it dropped
+ * privileges) registers full-size buffers that way. Not implicit ODP
+ * (the whole address space as one region). SOFTRDMA_ODP=0 models a NIC
+ * without it. */
+static int sr_query_device_ex(struct ibv_context *ctx, const struct ibv_query_device_ex_input *in,
+                              struct ibv_device_attr_ex *attr, size_t attr_size)
+{
+    (void)in;
+    size_t odp_end = offsetof(struct ibv_device_attr_ex, odp_caps) + sizeof(attr->odp_caps);
+    if (attr_size < sizeof(attr->orig_attr))
+        return EINVAL;
+    memset(attr, 0, attr_size);
+    int err = ibv_query_device(ctx, &attr->orig_attr);
+    if (err || attr_size < odp_end || !sr_knobs.odp)
+        return err;
+    attr->odp_caps.general_caps = IBV_ODP_SUPPORT;
+    attr->odp_caps.per_transport_caps.rc_odp_caps =
+        IBV_ODP_SUPPORT_SEND | IBV_ODP_SUPPORT_RECV | IBV_ODP_SUPPORT_WRITE | IBV_ODP_SUPPORT_READ;
+    attr->odp_caps.per_transport_caps.ud_odp_caps = IBV_ODP_SUPPORT_SEND | IBV_ODP_SUPPORT_RECV;
+    return 0;
+}
+
 SR_API struct ibv_context *ibv_open_device(struct ibv_device *device)
 {
     if (device != &sr_dev) {
@@ -203,6 +230,7 @@ SR_API struct ibv_context *ibv_open_device(struct ibv_device *device)
     ctx->ops.post_send = sr_post_send;
     ctx->ops.post_recv = sr_post_recv;
     ctx->ops.post_srq_recv = sr_post_srq_recv;
+    c->v.query_device_ex = sr_query_device_ex;
     return ctx;
 }
 

@@ -65,6 +65,7 @@ struct sr_knobs {
     int poll_progress;  /* SOFTRDMA_POLL_PROGRESS=1: empty polls help the idle device */
     int ack_delay_ms;   /* SOFTRDMA_ACK_DELAY_MS: responder holds its answers */
     int strict_wq;      /* SOFTRDMA_STRICT_SQ=1: WQE slots free when polled (default 0 until the rsocket engine counts its control sends) */
+    int odp;            /* SOFTRDMA_ODP (default 1): on-demand paging offered (sr_device.c); 0 models a NIC without it */
     int idle_close;     /* SOFTRDMA_IDLE_CLOSE (default 2): QP streams close while idle (sr_reach.c says where; 1: only where the process cannot chroot); 0 keeps them open for the QP's life (doc/softrdma.md) */
 };
 extern struct sr_knobs sr_knobs;

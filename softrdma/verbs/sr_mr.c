@@ -99,6 +99,11 @@ SR_API struct ibv_mr *ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t len
         errno = EINVAL;
         return NULL;
     }
+    if ((access & IBV_ACCESS_ON_DEMAND) && !sr_knobs.odp) {
+        sr_log("ibv_reg_mr: IBV_ACCESS_ON_DEMAND, but on-demand paging is off (SOFTRDMA_ODP=0)");
+        errno = EOPNOTSUPP;
+        return NULL;
+    }
     if (!addr && length) {
         sr_log("ibv_reg_mr: NULL address with length %zu", length);
         errno = EINVAL;
@@ -116,8 +121,9 @@ SR_API struct ibv_mr *ibv_reg_mr_iova2(struct ibv_pd *pd, void *addr, size_t len
         return NULL;
     }
     pthread_mutex_lock(&sr_lock);
-    int err;
-    mr->pinned = sr_mr_pin(addr, length, &err);
+    int err = 0;
+    /* an on-demand region pins nothing: not counted (sr_device.c) */
+    mr->pinned = (access & IBV_ACCESS_ON_DEMAND) ? 0 : sr_mr_pin(addr, length, &err);
     if (err) {
         pthread_mutex_unlock(&sr_lock);
         free(mr);

@@ -457,6 +457,7 @@ int sr_nic_start(void)
     sr_knobs.poll_progress = sr_env_int("SOFTRDMA_POLL_PROGRESS", 0);
     sr_knobs.ack_delay_ms = sr_env_int("SOFTRDMA_ACK_DELAY_MS", 0);
     sr_knobs.strict_wq = sr_env_int("SOFTRDMA_STRICT_SQ", 1);
+    sr_knobs.odp = sr_env_int("SOFTRDMA_ODP", 1);
     sr_knobs.idle_close = sr_env_int("SOFTRDMA_IDLE_CLOSE", 2);   /* 1: not where it may chroot (sr_reach.c) */
     sr_watch_add(&sr_listen_w, lfd, EPOLLIN, sr_listen_cb);
     sr_wake_w.fd = -1;

@@ -594,7 +594,36 @@ static int memlock_child(void)
     b = ibv_reg_mr(pd, buf + (64 << 10), 64 << 10, IBV_ACCESS_LOCAL_WRITE);
     if (!b)
         return 17;
+    /* on-demand paging is offered (SEND, RECV, WRITE, READ on RC), and
+     * such a region pins nothing: four times the limit registers */
+    struct ibv_device_attr_ex ax;
+    const uint32_t rc = IBV_ODP_SUPPORT_SEND | IBV_ODP_SUPPORT_RECV | IBV_ODP_SUPPORT_WRITE | IBV_ODP_SUPPORT_READ;
+    if (ibv_query_device_ex(ctx, NULL, &ax) || !(ax.odp_caps.general_caps & IBV_ODP_SUPPORT) ||
+        (ax.odp_caps.per_transport_caps.rc_odp_caps & rc) != rc)
+        return 18;
+    if (!ibv_reg_mr(pd, buf, 256 << 10, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_ON_DEMAND))
+        return 19;
     return 0;
+}
+
+/* SOFTRDMA_ODP=0, a NIC without on-demand paging: not offered, and a
+ * registration that asks for it fails with EOPNOTSUPP. */
+static int no_odp_child(void)
+{
+    setenv("SOFTRDMA_ODP", "0", 1);
+    struct ibv_device **l = ibv_get_device_list(NULL);
+    struct ibv_context *ctx = l && l[0] ? ibv_open_device(l[0]) : NULL;
+    struct ibv_pd *pd = ctx ? ibv_alloc_pd(ctx) : NULL;
+    static char buf[8192] __attribute__((aligned(4096)));
+    struct ibv_device_attr_ex ax;
+    if (!pd || ibv_query_device_ex(ctx, NULL, &ax))
+        return 20;
+    if (ax.odp_caps.general_caps || ax.odp_caps.per_transport_caps.rc_odp_caps)
+        return 21;
+    errno = 0;
+    if (ibv_reg_mr(pd, buf, sizeof buf, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_ON_DEMAND) || errno != EOPNOTSUPP)
+        return 22;
+    return ibv_reg_mr(pd, buf, sizeof buf, IBV_ACCESS_LOCAL_WRITE) ? 0 : 23;
 }
 
 static void test_memlock_limit(void **st)
@@ -604,6 +633,11 @@ static void test_memlock_limit(void **st)
     assert_true(pid >= 0);
     if (pid == 0)
         _exit(memlock_child());
+    wait_child(pid, 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(no_odp_child());
     wait_child(pid, 0);
 }
 

@@ -6,6 +6,9 @@
 # Sourced by tools/bench.sh; needs test/lib/netns.sh and test/lib/nginx.sh.
 
 BENCH_ENV=(); BENCH_ADDR=127.0.0.1; BENCH_NS_SRV=""; BENCH_NS_CLI=""
+# Words run before the server's / client's command: e.g. setpriv to run it
+# as another user (tools/bench.sh, "users").
+BENCH_SRV_AS=(); BENCH_CLI_AS=()
 BENCH_SECS=${BENCH_SECS:-3}
 _BENCH_GROUPS=()
 
@@ -16,7 +19,7 @@ bench_server() {
     local log=$1; shift
     local in_ns=()
     [ -n "$BENCH_NS_SRV" ] && in_ns=(ip netns exec "$BENCH_NS_SRV")
-    (exec setsid "${in_ns[@]}" env "${BENCH_ENV[@]}" "$@" >"$log" 2>&1 </dev/null) &
+    (exec setsid "${in_ns[@]}" env "${BENCH_ENV[@]}" "${BENCH_SRV_AS[@]}" "$@" >"$log" 2>&1 </dev/null) &
     BENCH_SERVER=$!; _BENCH_GROUPS+=("$BENCH_SERVER")
 }
 
@@ -24,7 +27,7 @@ bench_server() {
 bench_client() {
     local in_ns=()
     [ -n "$BENCH_NS_CLI" ] && in_ns=(ip netns exec "$BENCH_NS_CLI")
-    "${in_ns[@]}" env "${BENCH_ENV[@]}" "$@" </dev/null
+    "${in_ns[@]}" env "${BENCH_ENV[@]}" "${BENCH_CLI_AS[@]}" "$@" </dev/null
 }
 
 _group_gone() { [ -z "$(ps -o pid= -g "$1" 2>/dev/null)" ]; }
@@ -80,6 +83,20 @@ measure_sockperf_latency() {
     bench_client timeout 60 sockperf pp --tcp -i "$BENCH_ADDR" -p "$port" -t "$BENCH_SECS" -m 64 >"$out" 2>&1
     bench_stop_server
     sed -n 's/.*percentile 50.000 = *\([0-9.]*\).*/\1/p' "$out"
+}
+
+# iperf3 between users: the server, or the client, as a worker that
+# dropped privileges runs (www-data, RLIMIT_MEMLOCK 8 MiB, no capabilities).
+BENCH_AS_WWW=(prlimit --memlock=8388608 setpriv --reuid=www-data --regid=www-data --clear-groups --inh-caps=-all)
+measure_iperf3_server_www() {
+    BENCH_SRV_AS=("${BENCH_AS_WWW[@]}")
+    measure_iperf3_throughput; local rc=$?
+    BENCH_SRV_AS=(); return $rc
+}
+measure_iperf3_client_www() {
+    BENCH_CLI_AS=("${BENCH_AS_WWW[@]}")
+    measure_iperf3_throughput; local rc=$?
+    BENCH_CLI_AS=(); return $rc
 }
 
 # iperf3 TCP throughput (Gbit/s) received by the server, one stream.

@@ -191,7 +191,7 @@ static int create_qp(struct rsock *s)
 
 static struct ibv_mr *reg(struct rsock *s, void *buf, size_t len, int access)
 {
-    return ibv_reg_mr(s->id->pd, buf, len, access);
+    return ibv_reg_mr(s->id->pd, buf, len, access | (s->odp ? IBV_ACCESS_ON_DEMAND : 0));
 }
 
 static void free_buffers(struct rsock *s)

@@ -148,7 +148,8 @@ static off_t iomap_add(struct rsock *s, void *buf, size_t len, int prot, off_t o
         errno = ENOMEM;
         return -1;
     }
-    int access = IBV_ACCESS_LOCAL_WRITE | (prot == PROT_WRITE ? IBV_ACCESS_REMOTE_WRITE : 0);
+    int access = IBV_ACCESS_LOCAL_WRITE | (prot == PROT_WRITE ? IBV_ACCESS_REMOTE_WRITE : 0) |
+                 (s->odp ? IBV_ACCESS_ON_DEMAND : 0);
     e->mr = ibv_reg_mr(s->id->pd, buf, len, access);
     if (!e->mr)
         return -1;

@@ -4,7 +4,11 @@
  * CAP_IPC_LOCK (root has it; a server's workers that dropped privileges do
  * not). A non-root user's default limit is 8 MiB, and the engine's default
  * buffers (2 x 128 KiB per connection) would fit some thirty connections.
- * Under a finite limit each connection's buffers are sized to fit
+ * Where the device pages registered memory on demand (ODP: an HCA that
+ * has it, the software device), nothing is pinned and nothing counts
+ * against the limit: the buffers are registered with
+ * IBV_ACCESS_ON_DEMAND at full size and the limit does not apply.
+ * Otherwise, under a finite limit each connection's buffers are sized to fit
  * RS_MEMLOCK_CONNS connections in the limit (down to RS_MEMLOCK_MIN_BUF),
  * and the process says so once; when registering still fails, the
  * endpoint shrinks its buffers further (rs_endpoint.c) and at the end the
@@ -34,6 +38,42 @@ static int memlock_limited(rlim_t *limit)
     return 1;
 }
 
+/* Whether ctx's device has on-demand paging for what a connection's
+ * buffers serve (RC SEND, RECV and RDMA WRITE). Asked once per device
+ * context (a process has one; a fork child a new one); odp_lock guards
+ * the answer. */
+static pthread_mutex_t odp_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ibv_context *odp_ctx;
+static int odp_ok;
+
+static int device_odp(struct ibv_context *ctx)
+{
+    const uint32_t need = IBV_ODP_SUPPORT_SEND | IBV_ODP_SUPPORT_RECV | IBV_ODP_SUPPORT_WRITE;
+    pthread_mutex_lock(&odp_lock);
+    if (ctx != odp_ctx) {
+        struct ibv_device_attr_ex attr;
+        odp_ok = ibv_query_device_ex(ctx, NULL, &attr) == 0 &&
+                 (attr.odp_caps.general_caps & IBV_ODP_SUPPORT) &&
+                 (attr.odp_caps.per_transport_caps.rc_odp_caps & need) == need;
+        odp_ctx = ctx;
+    }
+    int ok = odp_ok;
+    pthread_mutex_unlock(&odp_lock);
+    return ok;
+}
+
+static int odp_fit(struct rsock *s, rlim_t limit)
+{
+    static int said;
+    if (!s->id || !s->id->verbs || !device_odp(s->id->verbs))
+        return 0;
+    s->odp = 1;
+    if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+        rs_log(1, "locked-memory limit %llu KiB (RLIMIT_MEMLOCK, no CAP_IPC_LOCK): RDMA buffers registered "
+                  "on demand (the device's ODP), at full size", (unsigned long long)limit / 1024);
+    return 1;
+}
+
 static uint32_t pow2_floor(uint32_t v)
 {
     return v ? 1u << (31 - __builtin_clz(v)) : 0;
@@ -43,7 +83,7 @@ int rs_memlock_fit(struct rsock *s)
 {
     static int said;
     rlim_t limit;
-    if (!memlock_limited(&limit))
+    if (!memlock_limited(&limit) || odp_fit(s, limit))
         return 0;
     uint64_t per_conn = limit / RS_MEMLOCK_CONNS;
     uint64_t each = per_conn > RS_MEMLOCK_OVERHEAD ? (per_conn - RS_MEMLOCK_OVERHEAD) / 2 : 0;

@@ -151,6 +151,7 @@ struct rsock {
     uint32_t sq_inline;
     uint32_t rbuf_size, sbuf_size;
     uint8_t big_buf;             /* holds one of RS_ANCHOR_BUF_CONNS (rs_memlock.c) */
+    uint8_t odp;                 /* buffers registered on demand (rs_memlock.c) */
     uint16_t target_iomap_size;
 
     /* options */
