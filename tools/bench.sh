@@ -17,7 +17,8 @@
 #   preload       plain vs LD_PRELOAD=libnStackAPI.so, kernel stack, loopback
 #   kernel-rs     kernel TCP vs rsocket between the test hosts (framework)
 #   users         the same between users: iperf3 with the server, then the
-#                 client, as www-data (ulimit -l 8 MiB, no capabilities)
+#                 client, as www-data (ulimit -l 8 MiB, no capabilities);
+#                 nginx + wrk with its worker as www-data
 #   engine        rstream: engine API vs the framework on the rsocket route
 #   instructions  callgrind: instructions per 64 B round trip, by object
 #   copies        payload bytes copied per byte sent, per side and object
@@ -187,6 +188,7 @@ bench_users() {
     header "kernel vs rsocket route between users (www-data, ulimit -l 8 MiB), median of $ROUNDS" kernel rsocket
     compare iperf3_server_www  Gbit/s  "-" side_kernel_subnet side_rsocket_subnet
     compare iperf3_client_www  Gbit/s  "-" side_kernel_subnet side_rsocket_subnet
+    compare nginx_www_rps      req/s   "-" side_kernel_subnet side_rsocket_subnet
 }
 
 # Connection set-up between the test hosts, both routes under the preload

@@ -322,6 +322,22 @@ void sr_stats_stream(void)
     __atomic_add_fetch(&sr_n_stream, 1, __ATOMIC_RELAXED);
 }
 
+/* Inline sends whose data the device copied because they could not go at
+ * post time (sr_inline_stage), and their bytes. */
+static uint64_t sr_n_staged, sr_staged_bytes;
+
+SR_API void sr_stats_staged(uint64_t *sends, uint64_t *bytes)
+{
+    *sends = __atomic_load_n(&sr_n_staged, __ATOMIC_RELAXED);
+    *bytes = __atomic_load_n(&sr_staged_bytes, __ATOMIC_RELAXED);
+}
+
+void sr_stats_stage(uint32_t len)
+{
+    __atomic_add_fetch(&sr_n_staged, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&sr_staged_bytes, len, __ATOMIC_RELAXED);
+}
+
 int sr_fast_try(struct sr_qp *qp)
 {
     struct sr_fast *f = &qp->fast;

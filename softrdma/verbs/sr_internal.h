@@ -582,6 +582,9 @@ void sr_req_kick(struct sr_qp *qp);
  * from the caller's buffers, if sr_req_kick would send it directly: 1 if
  * it went (and completed). Under sr_lock. */
 int sr_req_post_direct(struct sr_qp *qp);
+/* Else, when it is next on an open stream, onto the stream from the
+ * caller's buffers: 1 if all of it went (no staging copy). Under sr_lock. */
+int sr_req_post_stream(struct sr_qp *qp);
 /* A send WR leaves the queue (completed or flushed): its heap goes. */
 void sr_swqe_release(struct sr_swqe *s);
 /* Publishes whether requests wait for answers on the stream (req_due);
@@ -607,6 +610,7 @@ void sr_fast_detach(struct sr_qp *qp);
 /* Delivers the WR at sq_tx directly; 1 done (completed), 0 use the stream. */
 int sr_fast_try(struct sr_qp *qp);
 void sr_stats_stream(void);     /* a request written to a stream */
+void sr_stats_stage(uint32_t len); /* an inline send's data copied by the device */
 /* responder side: the attach message sent first on an accepted stream */
 void sr_fast_offer(int fd, struct sr_qp *qp);
 /* responder */

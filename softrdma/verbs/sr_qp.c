@@ -479,6 +479,7 @@ static int sr_inline_stage(struct sr_qp *qp, struct sr_swqe *s, uint32_t idx)
     s->iov[0].iov_base = dst;
     s->iov[0].iov_len = off;
     s->nsge = 1;
+    sr_stats_stage((uint32_t)off);
     return 0;
 }
 
@@ -553,8 +554,9 @@ static int sr_post_one_send(struct sr_qp *qp, struct ibv_send_wr *wr)
     }
     qp->sq_tail++;
     /* Inline data goes into the peer straight from the caller's buffers
-     * when it can go now (one copy, as TCP's); else the device keeps it. */
-    if (inl && !sr_req_post_direct(qp) && sr_inline_stage(qp, s, idx)) {
+     * when it can go now (one copy, as TCP's), or onto its stream; else
+     * the device keeps it. */
+    if (inl && !sr_req_post_direct(qp) && !sr_req_post_stream(qp) && sr_inline_stage(qp, s, idx)) {
         qp->sq_tail--;
         return ENOMEM;
     }

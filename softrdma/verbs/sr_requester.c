@@ -365,6 +365,69 @@ int sr_req_post_direct(struct sr_qp *qp)
     return 1;
 }
 
+/* Writes WR s (the next on the stream) from where its last write
+ * stopped: 1 when all of it is on the stream (it counts as sent), 0 when
+ * the socket is full (the rest waits for EPOLLOUT), -1 when the stream
+ * broke (the QP's sends fail). */
+static int sr_req_write(struct sr_qp *qp, struct sr_swqe *s)
+{
+    struct iovec iov[SR_MAX_SGE + 1];
+    iov[0].iov_base = &s->hdr;
+    iov[0].iov_len = sizeof s->hdr;
+    int niov = 1;
+    if (s->opcode != IBV_WR_RDMA_READ)
+        for (int i = 0; i < s->nsge; i++)
+            iov[niov++] = s->iov[i];
+    size_t total = 0;
+    for (int i = 0; i < niov; i++)
+        total += iov[i].iov_len;
+    struct iovec *cur = iov;
+    sr_iov_advance(&cur, &niov, qp->tx_off);
+    struct msghdr mh = { .msg_iov = cur, .msg_iovlen = (size_t)niov };
+    ssize_t n = sr_sys_sendmsg(qp->out.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        sr_watch_mod(&qp->out, EPOLLIN | EPOLLOUT);
+        return 0;
+    }
+    if (n < 0) {
+        sr_req_lost(qp);
+        return -1;
+    }
+    qp->tx_off += (size_t)n;
+    if (qp->tx_off < total) {
+        sr_watch_mod(&qp->out, EPOLLIN | EPOLLOUT);
+        return 0;
+    }
+    qp->tx_off = 0;
+    qp->sq_tx++;
+    sr_req_note_due(qp);
+    sr_stats_stream();
+    if (sr_drop_due(qp)) {
+        sr_log("SOFTRDMA_DROP_AFTER: dropping the connection of QP %u", qp->pub.qp_num);
+        sr_req_lost(qp);
+        return -1;
+    }
+    return 1;
+}
+
+/* An inline send that cannot go directly (a peer of another user, RNR,
+ * the fault knobs) but is next on an open stream is written to the stream
+ * inside ibv_post_send, from the caller's buffers: the socket takes its
+ * copy, as the device's staging copy would (sr_inline_stage). 1 when all
+ * of it went (or the stream broke: the QP's sends fail, it with them);
+ * 0 leaves it to be staged and sent by sr_req_kick (a full socket: what
+ * is written stays written, tx_off says how much). */
+int sr_req_post_stream(struct sr_qp *qp)
+{
+    if (qp->pub.state != IBV_QPS_RTS || qp->sq_tail - qp->sq_tx != 1 || qp->tx_off ||
+        qp->out_dead || !qp->out_open || qp->attach_wait_until || sr_link_hold(qp))
+        return 0;
+    struct sr_swqe *s = &qp->sq[qp->sq_tx % qp->cap.max_send_wr];
+    if (s->local_err)
+        return 0;
+    return sr_req_write(qp, s) != 0;    /* -1: failed with the QP's other sends */
+}
+
 /* Writes queued requests until the socket is full. */
 void sr_req_kick(struct sr_qp *qp)
 {
@@ -395,42 +458,8 @@ void sr_req_kick(struct sr_qp *qp)
                 return;         /* waiting for a descriptor */
             continue;
         }
-        struct iovec iov[SR_MAX_SGE + 1];
-        iov[0].iov_base = &s->hdr;
-        iov[0].iov_len = sizeof s->hdr;
-        int niov = 1;
-        if (s->opcode != IBV_WR_RDMA_READ)
-            for (int i = 0; i < s->nsge; i++)
-                iov[niov++] = s->iov[i];
-        size_t total = 0;
-        for (int i = 0; i < niov; i++)
-            total += iov[i].iov_len;
-        struct iovec *cur = iov;
-        sr_iov_advance(&cur, &niov, qp->tx_off);
-        struct msghdr mh = { .msg_iov = cur, .msg_iovlen = (size_t)niov };
-        ssize_t n = sr_sys_sendmsg(qp->out.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            sr_watch_mod(&qp->out, EPOLLIN | EPOLLOUT);
+        if (sr_req_write(qp, s) <= 0)
             return;
-        }
-        if (n < 0) {
-            sr_req_lost(qp);
-            return;
-        }
-        qp->tx_off += (size_t)n;
-        if (qp->tx_off < total) {
-            sr_watch_mod(&qp->out, EPOLLIN | EPOLLOUT);
-            return;
-        }
-        qp->tx_off = 0;
-        qp->sq_tx++;
-        sr_req_note_due(qp);
-        sr_stats_stream();
-        if (sr_drop_due(qp)) {
-            sr_log("SOFTRDMA_DROP_AFTER: dropping the connection of QP %u", qp->pub.qp_num);
-            sr_req_lost(qp);
-            return;
-        }
     }
     if (qp->out_open)
         sr_watch_mod(&qp->out, EPOLLIN);

@@ -138,6 +138,24 @@ measure_nginx_rps() {
     sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$BENCH_TMP/wrk.out"
 }
 
+# nginx_rps with its worker as www-data (master_process on, "user
+# www-data" as Debian's nginx.conf): the responses cross from a process
+# of another user to wrk (root), as with any stock nginx.
+measure_nginx_www_rps() {
+    local port dir; port=$(bench_port 28090); dir=$BENCH_TMP/nginx-www
+    nginx_prepare "$dir" "$BENCH_ADDR" "$port"
+    sed -i 's/^master_process off;$/master_process on;\nuser www-data;/' "$dir/nginx.conf"
+    head -c 4096 /dev/urandom >"$dir/www/page.bin"
+    chmod -R a+rX "$dir"
+    # shellcheck disable=SC2046
+    bench_server "$dir.srv" $(nginx_cmd "$dir")
+    bench_wait_ready "$port" "$dir.srv" '^$never' || return 1
+    bench_client timeout 60 wrk -t 1 -c 8 -d "${BENCH_SECS}s" "http://$BENCH_ADDR:$port/page.bin" \
+        >"$BENCH_TMP/wrk-www.out" 2>&1
+    bench_stop_server
+    sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$BENCH_TMP/wrk-www.out"
+}
+
 # _nginx_syscalls_total N: system calls of an nginx server (strace -c -f,
 # from start to exit) that served N keep-alive requests from one curl.
 _nginx_syscalls_total() {
