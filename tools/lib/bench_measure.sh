@@ -124,37 +124,30 @@ measure_redis_rps() {
     awk -F'"' '$2 == "GET" { print $4 }' "$BENCH_TMP/redis.csv"
 }
 
-# nginx (one process) under wrk: requests/s for a 4 KiB file.
-measure_nginx_rps() {
-    local port; port=$(bench_port 28080)
-    nginx_prepare "$BENCH_TMP/nginx" "$BENCH_ADDR" "$port"
-    head -c 4096 /dev/urandom >"$BENCH_TMP/nginx/www/page.bin"
-    # shellcheck disable=SC2046
-    bench_server "$BENCH_TMP/nginx.srv" $(nginx_cmd "$BENCH_TMP/nginx")
-    bench_wait_ready "$port" "$BENCH_TMP/nginx.srv" '^$never' || return 1
-    bench_client timeout 60 wrk -t 1 -c 8 -d "${BENCH_SECS}s" "http://$BENCH_ADDR:$port/page.bin" \
-        >"$BENCH_TMP/wrk.out" 2>&1
-    bench_stop_server
-    sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$BENCH_TMP/wrk.out"
-}
-
-# nginx_rps with its worker as www-data (master_process on, "user
-# www-data" as Debian's nginx.conf): the responses cross from a process
-# of another user to wrk (root), as with any stock nginx.
-measure_nginx_www_rps() {
-    local port dir; port=$(bench_port 28090); dir=$BENCH_TMP/nginx-www
+# _nginx_wrk DIR PORT [USER]: nginx (one worker) in DIR under wrk,
+# requests/s for a 4 KiB file; with USER its worker runs as USER
+# (master_process on, "user USER" as Debian's nginx.conf).
+_nginx_wrk() {
+    local dir=$1 port=$2 user=${3:-}
     nginx_prepare "$dir" "$BENCH_ADDR" "$port"
-    sed -i 's/^master_process off;$/master_process on;\nuser www-data;/' "$dir/nginx.conf"
+    [ -n "$user" ] && sed -i "s/^master_process off;\$/master_process on;\nuser $user;/" "$dir/nginx.conf"
     head -c 4096 /dev/urandom >"$dir/www/page.bin"
     chmod -R a+rX "$dir"
     # shellcheck disable=SC2046
     bench_server "$dir.srv" $(nginx_cmd "$dir")
     bench_wait_ready "$port" "$dir.srv" '^$never' || return 1
     bench_client timeout 60 wrk -t 1 -c 8 -d "${BENCH_SECS}s" "http://$BENCH_ADDR:$port/page.bin" \
-        >"$BENCH_TMP/wrk-www.out" 2>&1
+        >"$dir.wrk" 2>&1
     bench_stop_server
-    sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$BENCH_TMP/wrk-www.out"
+    sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$dir.wrk"
 }
+
+# nginx (one process) under wrk: requests/s for a 4 KiB file.
+measure_nginx_rps() { _nginx_wrk "$BENCH_TMP/nginx" "$(bench_port 28080)"; }
+
+# The same with its worker as www-data: the responses cross from a
+# process of another user to wrk (root), as with any stock nginx.
+measure_nginx_www_rps() { _nginx_wrk "$BENCH_TMP/nginx-www" "$(bench_port 28090)" www-data; }
 
 # _nginx_syscalls_total N: system calls of an nginx server (strace -c -f,
 # from start to exit) that served N keep-alive requests from one curl.
