@@ -78,3 +78,25 @@ nginx_debian_prepare() {
 nginx_debian_args() {
     NGINX_ARGS=(nginx -e "$1/logs/error.log" -c "$1/nginx.conf" -g 'daemon on; master_process on;')
 }
+
+# The nginx of nginx_debian_prepare DIR, started as Debian's unit starts it
+# (NGINX_ARGS: a daemon; stopped when the test exits), under the test's
+# preload environment (test/lib/servers.sh); the test fails with the
+# error log's last lines unless its master comes up with N workers.
+#
+#   nginx_debian_start DIR N
+#   nginx_master DIR / nginx_workers DIR / nginx_log DIR
+nginx_log() { tail -n 5 "$1/logs/error.log" 2>/dev/null | tr '\n' ' '; }
+nginx_master() { cat "$1/nginx.pid" 2>/dev/null; }
+nginx_workers() { ps -o pid= --ppid "$(nginx_master "$1")" 2>/dev/null | tr -d ' ' | sort; }
+nginx_has_workers() { [ "$(nginx_workers "$1" | wc -l)" -eq "$2" ]; }
+nginx_debian_start() {
+    local dir=$1 n=$2
+    nginx_debian_args "$dir"
+    srv_on_exit ip netns exec "$NS_A" "${NGINX_ARGS[@]@Q}" -s stop
+    srv_server_env "${NGINX_ARGS[@]}" -t -q || prog_fail "nginx -t: $(nginx_log "$dir")"
+    srv_server_env "${NGINX_ARGS[@]}" >"$PROG_TMP/start.out" 2>&1 ||
+        prog_fail "nginx did not start: $(cat "$PROG_TMP/start.out") $(nginx_log "$dir")"
+    wait_until 30 nginx_has_workers "$dir" "$n" ||
+        prog_fail "no master with $n workers: $(nginx_workers "$dir" | wc -l) workers; $(nginx_log "$dir")"
+}

@@ -18,25 +18,17 @@ nginx_debian_prepare "$D" "$PROG_PORT" 2 || prog_fail "could not write the nginx
 prog_random_file "$D/www/big.bin" $((8 * 1024 * 1024))
 prog_random_file "$D/www/page.bin" 4096
 chmod a+r "$D/www/"*.bin
-nginx_debian_args "$D"
-srv_on_exit ip netns exec "$NS_A" "${NGINX_ARGS[@]@Q}" -s stop
 URL=http://$PROG_ADDR:$PROG_PORT
-
-nginx_log() { tail -n 5 "$D/logs/error.log" 2>/dev/null | tr '\n' ' '; }
-srv_server_env "${NGINX_ARGS[@]}" -t -q || prog_fail "nginx -t: $(nginx_log)"
-srv_server_env "${NGINX_ARGS[@]}" >"$PROG_TMP/start.out" 2>&1 ||
-    prog_fail "nginx did not start: $(cat "$PROG_TMP/start.out") $(nginx_log)"
-
-master() { cat "$D/nginx.pid" 2>/dev/null; }
-workers() { ps -o pid= --ppid "$(master)" 2>/dev/null | tr -d ' ' | sort; }
-two_workers() { [ "$(workers | wc -l)" -eq 2 ]; }
-wait_until 30 two_workers || prog_fail "no master with 2 workers: $(workers | wc -l) workers; $(nginx_log)"
-wait_until 30 srv_http_answers "$URL/index.html" || prog_fail "nginx does not answer on $URL: $(nginx_log)"
+nginx_debian_start "$D" 2
+master() { nginx_master "$D"; }
+workers() { nginx_workers "$D"; }
+two_workers() { nginx_has_workers "$D" 2; }
+wait_until 30 srv_http_answers "$URL/index.html" || prog_fail "nginx does not answer on $URL: $(nginx_log "$D")"
 # Workers as Debian runs them: www-data, the master as root.
 # shellcheck disable=SC2046
 check_users() { srv_check_users "$(master)" root www-data $(workers); }
 check_users
-srv_http_fetch_checked "$URL/big.bin" "$D/www/big.bin" nginx_log
+srv_http_fetch_checked "$URL/big.bin" "$D/www/big.bin" "nginx_log $D"
 
 # Keep-alive load: 8 connections, 4 s.
 srv_client timeout 60 wrk -t 2 -c 8 -d 4s "$URL/page.bin" >"$PROG_TMP/wrk.out" 2>&1 ||
@@ -55,8 +47,8 @@ wrk_pid=$!
 # (wrk's output is buffered until it exits: the access log shows it runs.)
 marks=$(grep -c 'GET /page.bin' "$D/logs/access.log")
 served_some() { [ "$(grep -c 'GET /page.bin' "$D/logs/access.log")" -gt $((marks + 100)) ]; }
-wait_until 10 served_some || prog_fail "no request served under wrk: $(nginx_log) $(cat "$PROG_TMP/wrk-reload.out")"
-srv_server_env "${NGINX_ARGS[@]}" -s reload || prog_fail "nginx -s reload failed: $(nginx_log)"
+wait_until 10 served_some || prog_fail "no request served under wrk: $(nginx_log "$D") $(cat "$PROG_TMP/wrk-reload.out")"
+srv_server_env "${NGINX_ARGS[@]}" -s reload || prog_fail "nginx -s reload failed: $(nginx_log "$D")"
 # New workers serve while the old ones finish their requests and exit.
 new_workers() { local w n=0; for w in $(workers); do [[ " $old " == *" $w "* ]] || n=$((n + 1)); done; [ "$n" -eq 2 ]; }
 old_gone() { local w; for w in $old; do kill -0 "$w" 2>/dev/null && return 1; done; return 0; }
@@ -71,6 +63,6 @@ grep -q "\[alert\]\|\[emerg\]\|\[crit\]" "$D/logs/error.log" &&
     prog_fail "error log: $(grep -m3 "\[alert\]\|\[emerg\]\|\[crit\]" "$D/logs/error.log")"
 
 srv_client timeout 30 curl -sS --fail --max-time 20 -o "$PROG_TMP/page.got" "$URL/page.bin" ||
-    prog_fail "page fetch after the reload failed: $(nginx_log)"
+    prog_fail "page fetch after the reload failed: $(nginx_log "$D")"
 cmp -s "$D/www/page.bin" "$PROG_TMP/page.got" || prog_fail "page differs after the reload"
 prog_note "OK: 8 MiB sha256 ${SRV_SHA:0:16}... intact; wrk $keepalive keep-alive requests, $reload requests across a reload, all 2xx, no socket error; workers www-data"
