@@ -585,6 +585,8 @@ int sr_req_post_direct(struct sr_qp *qp);
 /* Else, when it is next on an open stream, onto the stream from the
  * caller's buffers: 1 if all of it went (no staging copy). Under sr_lock. */
 int sr_req_post_stream(struct sr_qp *qp);
+/* The QP's stream cannot go on: closed, its sends fail (RETRY_EXC_ERR). */
+void sr_req_lost(struct sr_qp *qp);
 /* A send WR leaves the queue (completed or flushed): its heap goes. */
 void sr_swqe_release(struct sr_swqe *s);
 /* Publishes whether requests wait for answers on the stream (req_due);

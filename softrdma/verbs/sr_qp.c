@@ -557,6 +557,12 @@ static int sr_post_one_send(struct sr_qp *qp, struct ibv_send_wr *wr)
      * when it can go now (one copy, as TCP's), or onto its stream; else
      * the device keeps it. */
     if (inl && !sr_req_post_direct(qp) && !sr_req_post_stream(qp) && sr_inline_stage(qp, s, idx)) {
+        if (qp->tx_off && qp->sq_tx == qp->sq_tail - 1) {
+            /* part of it is on the stream already and the rest cannot be
+             * kept: the stream cannot go on, the WR fails with the others */
+            sr_req_lost(qp);
+            return 0;
+        }
         qp->sq_tail--;
         return ENOMEM;
     }

@@ -331,7 +331,7 @@ void sr_req_fail(struct sr_qp *qp, enum ibv_wc_status st)
     sr_qp_to_error(qp);
 }
 
-static void sr_req_lost(struct sr_qp *qp)
+void sr_req_lost(struct sr_qp *qp)
 {
     sr_req_close(qp);
     qp->out_dead = 1;
