@@ -15,7 +15,8 @@
 # Comparisons (the rsocket ones need libdmm_rsocket.so and the software
 # RDMA device built, and root for the two test hosts):
 #   preload       plain vs LD_PRELOAD=libnStackAPI.so, kernel stack, loopback
-#   kernel-rs     kernel TCP vs rsocket between the test hosts (framework)
+#   kernel-rs     kernel TCP vs rsocket between the test hosts (framework):
+#                 sockperf, iperf3, redis, nginx, nginx as a reverse proxy
 #   users         the same between users: iperf3 with the server, then the
 #                 client, as www-data (ulimit -l 8 MiB, no capabilities);
 #                 nginx + wrk with its worker as www-data
@@ -176,6 +177,7 @@ bench_kernel-rs() {
     compare iperf3_throughput  Gbit/s  "-" side_kernel_subnet side_rsocket_subnet
     compare redis_rps          req/s   "-" side_kernel_subnet side_rsocket_subnet
     compare nginx_rps          req/s   "-" side_kernel_subnet side_rsocket_subnet
+    compare nginx_proxy_rps    req/s   "-" side_kernel_subnet side_rsocket_subnet
 }
 
 # Between users (a server that dropped privileges, a client of another

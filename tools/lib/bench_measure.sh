@@ -149,6 +149,34 @@ measure_nginx_rps() { _nginx_wrk "$BENCH_TMP/nginx" "$(bench_port 28080)"; }
 # process of another user to wrk (root), as with any stock nginx.
 measure_nginx_www_rps() { _nginx_wrk "$BENCH_TMP/nginx-www" "$(bench_port 28090)" www-data; }
 
+# nginx as a reverse proxy (one worker, on the server host) to an
+# upstream nginx on the client host (keepalive pool, HTTP/1.1), both legs
+# on the side's route: wrk through the proxy, requests/s for 256 KiB.
+measure_nginx_proxy_rps() {
+    local port uport dir=$BENCH_TMP/nginx-px up=$BENCH_TMP/nginx-up uaddr=$IP2_B upid
+    [ "$BENCH_ADDR" = "$IP_A" ] && uaddr=$IP_B
+    port=$(bench_port 28100); uport=$((port + 1))
+    rm -rf "$dir" "$up"
+    nginx_prepare "$up" "$uaddr" "$uport"
+    head -c 262144 /dev/urandom >"$up/www/obj.bin"
+    # shellcheck disable=SC2046
+    (exec setsid ip netns exec "$BENCH_NS_CLI" env "${BENCH_ENV[@]}" $(nginx_cmd "$up") >"$up.srv" 2>&1 </dev/null) &
+    upid=$!; _BENCH_GROUPS+=("$upid")
+    nginx_prepare "$dir" "$BENCH_ADDR" "$port"
+    sed -i -e "s|^    server {|    upstream up { server $uaddr:$uport; keepalive 8; }\n    server {|" \
+        -e "s|^        root |        location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }\n        root |" \
+        "$dir/nginx.conf"
+    # shellcheck disable=SC2046
+    bench_server "$dir.srv" $(nginx_cmd "$dir")
+    bench_wait_ready "$port" "$dir.srv" '^$never' || { kill -KILL -- "-$upid" 2>/dev/null; return 1; }
+    bench_client timeout 60 wrk -t 1 -c 8 -d "${BENCH_SECS}s" "http://$BENCH_ADDR:$port/obj.bin" \
+        >"$dir.wrk" 2>&1
+    bench_stop_server
+    kill -TERM -- "-$upid" 2>/dev/null; wait "$upid" 2>/dev/null
+    grep -q 'Non-2xx' "$dir.wrk" && { echo "bench: nginx proxy: $(grep Non-2xx "$dir.wrk")" >&2; return 1; }
+    sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$dir.wrk"
+}
+
 # _nginx_syscalls_total N: system calls of an nginx server (strace -c -f,
 # from start to exit) that served N keep-alive requests from one curl.
 _nginx_syscalls_total() {
