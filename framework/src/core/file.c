@@ -48,6 +48,7 @@ struct file *file_alloc(int kind)
     __atomic_store_n(&f->ref, zero, __ATOMIC_RELAXED);
     memset((char *)f + sizeof(f->ref), 0, sizeof(*f) - sizeof(f->ref));
     f->kind = kind;
+    f->ops = file_ops_of_kind(kind);
     f->fork_gen = __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED);
     pthread_mutex_init(&f->lock, NULL);
     pthread_mutex_init(&f->reg_lock, NULL);

@@ -15,6 +15,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include "file_ops.h"
 #include "nstack/nstack_module.h"
 
 enum file_kind {
@@ -52,6 +53,9 @@ struct mlisten;
 struct file {
     _Atomic int ref;            /* table entries + in-flight calls */
     int kind;                   /* enum file_kind; fixed while live */
+    /* What the interposed calls do with this file (file_ops.h): its
+     * kind's table, set before the file is published, fixed after. */
+    const struct file_ops *ops;
     /* Stack index for counters. Set before the file is published, or at
      * the routing decision (sock_mark_kernel, stay_on_tcp) with an atomic
      * store made before `decided` is released; the data path reads it
@@ -217,13 +221,6 @@ static inline int file_is_direct_msock(const struct file *f)
 static inline int file_is_anchored(const struct file *f)
 {
     return f->kind == FILE_MSOCK && f->anchored;
-}
-
-/* The module answers for the socket's names and options: a direct module
- * socket, or one beside a TCP socket whose connect was refused. */
-static inline int file_module_named(const struct file *f)
-{
-    return f->kind == FILE_MSOCK && (!f->anchored || f->anchor_direct);
 }
 
 /* A fresh file with ref = 1 (the caller's), or NULL/ENOMEM. */
