@@ -13,6 +13,15 @@
 #include "msock_ops.h"
 #include "sock.h"
 
+/* The TCP socket is closed here when it is the dispatcher's own dup
+ * (anchor_fd.h); the app's numbers are closed by the app. */
+static void anchored_release(struct file *f)
+{
+    msock_release(f);
+    if (__atomic_load_n(&f->anchor_fd_own, __ATOMIC_ACQUIRE))
+        LIBC(close)(f->anchor_fd);
+}
+
 /* The kernel's answer is the app's; an option the module cannot take is
  * the kernel's to honour (logged, not an error). */
 static int anchored_setsockopt(struct file *f, int fd, int level, int name, const void *val, socklen_t len)
@@ -43,10 +52,13 @@ static int anchored_ioctl(struct file *f, int fd, unsigned long req, void *arg)
 }
 
 const struct file_ops anchored_file_ops = {
+    .release = anchored_release,
     .shutdown = msock_shutdown,
     .setsockopt = anchored_setsockopt,
     .set_nonblock = anchored_set_nonblock,
     .ioctl = anchored_ioctl,
+    /* the module carries the stream (a downgraded one's sends: wrap_io.c) */
+    .io_module = msock_io_module,
     /* bind, listen, accept, names, getsockopt: the TCP socket's;
      * connect (counted), SO_ERROR, close, F_SETFL: sock_ops.c */
 };

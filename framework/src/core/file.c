@@ -90,6 +90,14 @@ void file_put(struct file *f)
         file_release(f);
 }
 
+void file_release(struct file *f)
+{
+    int saved = errno;
+    f->ops->release(f);
+    file_free(f);
+    errno = saved;
+}
+
 void file_free(struct file *f)
 {
     conn_stats_release(f);

@@ -235,8 +235,8 @@ void file_hold(struct file *f);
 int file_tryhold(struct file *f);
 /* Drops a reference; the last one releases what the file owns. */
 void file_put(struct file *f);
-/* Called by file_put for the last reference (implemented per kind in
- * sock_close.c / epoll.c). */
+/* Called by file_put for the last reference: the kind's release op
+ * (file_ops.h), then file_free; keeps errno. */
 void file_release(struct file *f);
 /* Drops a call's reference to f (NULL: none) keeping errno; returns r. */
 static inline ssize_t file_put_ret(struct file *f, ssize_t r)

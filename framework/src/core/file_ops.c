@@ -15,6 +15,12 @@
 #include "file.h"
 #include "libc_api.h"
 
+/* A file of no kind owns nothing but itself. */
+static void libc_release(struct file *f)
+{
+    (void)f;
+}
+
 static int libc_bind(struct file *f, int fd, const struct sockaddr *addr, socklen_t len)
 {
     (void)f;
@@ -117,7 +123,14 @@ static int libc_ioctl(struct file *f, int fd, unsigned long req, void *arg)
     return LIBC(ioctl)(fd, req, arg);
 }
 
+static int libc_io_module(const struct file *f)
+{
+    (void)f;
+    return 0;
+}
+
 static const struct file_ops libc_file_ops = {
+    .release = libc_release,
     .bind = libc_bind,
     .listen = libc_listen,
     .connect = libc_connect,
@@ -134,6 +147,7 @@ static const struct file_ops libc_file_ops = {
     .setfl = libc_setfl,
     .fionbio = libc_fionbio,
     .ioctl = libc_ioctl,
+    .io_module = libc_io_module,
 };
 
 static const struct file_ops *const g_declared[FOPS_N] = {

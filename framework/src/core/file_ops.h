@@ -22,6 +22,11 @@
 struct file;
 
 struct file_ops {
+    /* ---- the file's life (file.c) ---- */
+    /* The last reference is gone: let go of what the file owns (its
+     * module socket, listeners, epoll set); file_free() follows. */
+    void (*release)(struct file *f);
+
     /* ---- socket calls (wrap_socket.c) ---- */
     int (*bind)(struct file *f, int fd, const struct sockaddr *addr, socklen_t len);
     int (*listen)(struct file *f, int fd, int backlog);
@@ -47,6 +52,16 @@ struct file_ops {
     int (*fionbio)(struct file *f, int fd, void *arg);
     /* ioctl() other than FIONBIO, FIOCLEX and FIONCLEX */
     int (*ioctl)(struct file *f, int fd, unsigned long req, void *arg);
+
+    /* ---- data calls (wrap_io.c) ---- */
+    /* 1 when the file's data calls on the referenced path take their
+     * module form (the module's send/recv/sendmsg/recvmsg, wrap_io.c
+     * m_*), 0 when they are the app's own libc call on the app fd. Only
+     * the choice is here, not the calls: the libc form must stay the
+     * app's own call (write() stays write(): a seccomp filter may allow
+     * nothing else), and the kernel socket's fast path runs before any
+     * table is looked at. */
+    int (*io_module)(const struct file *f);
 };
 
 /* The tables, one per kind of file; a parent's slots fill its children's

@@ -2,7 +2,10 @@
  * socket, and every call the framework interposes on it is the kernel's
  * (socket calls fail there with ENOTSOCK; O_NONBLOCK is the epoll fd's).
  * Its own calls (epoll_ctl, epoll_wait) are in wrap_event.c. */
+#include "epoll_agg.h"
 #include "file_ops.h"
 
-/* Every slot: the libc pass-through (file_ops.c). */
-const struct file_ops epoll_file_ops = { 0 };
+const struct file_ops epoll_file_ops = {
+    .release = ev_set_gone,     /* its set of module registrations */
+    /* every other slot: the libc pass-through (file_ops.c) */
+};

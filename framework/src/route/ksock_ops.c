@@ -22,6 +22,13 @@
 #include "sock_ops.h"
 #include "stats.h"
 
+/* A listener's module listener beside it (anchor_side.c) goes with it. */
+static void ksock_release(struct file *f)
+{
+    if (f->side != NULL)
+        anchor_side_release(f);
+}
+
 /* ---- the first call on the module socket, when a module wins ---------- */
 
 static int op_bind(struct file *nf, const void *arg)
@@ -206,6 +213,7 @@ static int ksock_setsockopt(struct file *f, int fd, int level, int name, const v
 }
 
 const struct file_ops ksock_file_ops = {
+    .release = ksock_release,
     .bind = ksock_bind,
     .listen = ksock_listen,
     .connect = ksock_connect,

@@ -57,6 +57,7 @@ static int ml_op_ioctl(struct file *f, int fd, unsigned long req, void *arg)
 }
 
 const struct file_ops mlisten_file_ops = {
+    .release = ml_release,      /* every stack's listener closes with the last fd */
     .listen = ml_op_listen,
     .accept = ml_op_accept,
     .shutdown = ml_op_shutdown,

@@ -7,9 +7,16 @@
 #include <errno.h>
 
 #include "connect_late.h"
+#include "epoll_agg.h"
 #include "fw.h"
 #include "sock.h"
 #include "sock_ops.h"
+
+void msock_release(struct file *f)
+{
+    ev_socket_gone(f);
+    MCALL(f, close);
+}
 
 static int msock_bind(struct file *f, int fd, const struct sockaddr *addr, socklen_t len)
 {
@@ -90,7 +97,14 @@ static int msock_ioctl(struct file *f, int fd, unsigned long req, void *arg)
     return MCALL(f, ioctl, req, arg);
 }
 
+int msock_io_module(const struct file *f)
+{
+    (void)f;
+    return 1;
+}
+
 const struct file_ops msock_file_ops = {
+    .release = msock_release,
     .bind = msock_bind,
     .listen = msock_listen,
     .connect = msock_connect,
@@ -104,5 +118,6 @@ const struct file_ops msock_file_ops = {
     .getfl = sock_getfl_app,
     .setfl = sock_setfl_app,
     .ioctl = msock_ioctl,
+    .io_module = msock_io_module,
     /* close: sock_ops.c; FIONBIO: set_nonblock */
 };

@@ -14,5 +14,9 @@ int msock_getpeername(struct file *f, int fd, struct sockaddr *addr, socklen_t *
 int msock_getsockopt(struct file *f, int fd, int level, int name, void *val, socklen_t *len);
 /* The stream's end is the module's (anchored too). */
 int msock_shutdown(struct file *f, int fd, int how);
+/* Leaves the epoll sets it is in and closes the module socket. */
+void msock_release(struct file *f);
+/* The module carries the data (anchored too). */
+int msock_io_module(const struct file *f);
 
 #endif
