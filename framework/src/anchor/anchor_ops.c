@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 
+#include "epoll_agg.h"
 #include "fw.h"
 #include "fw_log.h"
 #include "libc_api.h"
@@ -59,6 +60,7 @@ const struct file_ops anchored_file_ops = {
     .ioctl = anchored_ioctl,
     /* the module carries the stream (a downgraded one's sends: wrap_io.c) */
     .io_module = msock_io_module,
+    .ep_ctl = ev_ctl_module,
     /* bind, listen, accept, names, getsockopt: the TCP socket's;
      * connect (counted), SO_ERROR, close, F_SETFL: sock_ops.c */
 };

@@ -129,6 +129,12 @@ static int libc_io_module(const struct file *f)
     return 0;
 }
 
+static int libc_ep_ctl(struct file *f, int epfd, int op, int fd, struct epoll_event *ev)
+{
+    (void)f;
+    return LIBC(epoll_ctl)(epfd, op, fd, ev);
+}
+
 static const struct file_ops libc_file_ops = {
     .release = libc_release,
     .bind = libc_bind,
@@ -148,6 +154,7 @@ static const struct file_ops libc_file_ops = {
     .fionbio = libc_fionbio,
     .ioctl = libc_ioctl,
     .io_module = libc_io_module,
+    .ep_ctl = libc_ep_ctl,
 };
 
 static const struct file_ops *const g_declared[FOPS_N] = {

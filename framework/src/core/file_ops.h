@@ -19,6 +19,7 @@
 
 #include <sys/socket.h>
 
+struct epoll_event;
 struct file;
 
 struct file_ops {
@@ -62,6 +63,10 @@ struct file_ops {
      * nothing else), and the kernel socket's fast path runs before any
      * table is looked at. */
     int (*io_module)(const struct file *f);
+
+    /* ---- epoll registrations (epoll_agg.c) ---- */
+    /* epoll_ctl(epfd, op, fd, ev) of this file at fd (anchor_use done) */
+    int (*ep_ctl)(struct file *f, int epfd, int op, int fd, struct epoll_event *ev);
 };
 
 /* The tables, one per kind of file; a parent's slots fill its children's

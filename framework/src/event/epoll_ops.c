@@ -7,5 +7,6 @@
 
 const struct file_ops epoll_file_ops = {
     .release = ev_set_gone,     /* its set of module registrations */
+    .ep_ctl = ev_ctl_set,       /* added to another set: nested */
     /* every other slot: the libc pass-through (file_ops.c) */
 };

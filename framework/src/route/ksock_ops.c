@@ -12,6 +12,7 @@
 #include "anchor_side.h"
 #include "anchor_urgent.h"
 #include "conn_stats.h"
+#include "epoll_agg.h"
 #include "connect_late.h"
 #include "fd_table.h"
 #include "fw.h"
@@ -219,5 +220,6 @@ const struct file_ops ksock_file_ops = {
     .connect = ksock_connect,
     .accept = ksock_accept,
     .setsockopt = ksock_setsockopt,
+    .ep_ctl = ev_ctl_kernel_socket,
     /* getsockopt, close, O_NONBLOCK, ioctl: the socket's (sock_ops.c, file_ops.c) */
 };

@@ -2,6 +2,7 @@
  * (FILE_MLISTEN, multilisten.c): the app fd is a private epoll fd over the
  * stacks' wait fds, so the listening calls go to every stack and the
  * questions (names, options, ioctl) to the kernel's listening socket. */
+#include "epoll_agg.h"
 #include "libc_api.h"
 #include "multilisten.h"
 #include "sock_ops.h"
@@ -70,5 +71,6 @@ const struct file_ops mlisten_file_ops = {
     .getfl = sock_getfl_app,
     .setfl = sock_setfl_app,
     .ioctl = ml_op_ioctl,
+    .ep_ctl = ev_ctl_listener,
     /* bind: the app fd's (ENOTSOCK); connect, close, FIONBIO: sock_ops.c */
 };

@@ -119,5 +119,6 @@ const struct file_ops msock_file_ops = {
     .setfl = sock_setfl_app,
     .ioctl = msock_ioctl,
     .io_module = msock_io_module,
+    .ep_ctl = ev_ctl_module,
     /* close: sock_ops.c; FIONBIO: set_nonblock */
 };
