@@ -54,7 +54,9 @@ struct file {
     _Atomic int ref;            /* table entries + in-flight calls */
     int kind;                   /* enum file_kind; fixed while live */
     /* What the interposed calls do with this file (file_ops.h): its
-     * kind's table, set before the file is published, fixed after. */
+     * kind's table, set before the file is published, fixed after. Read
+     * it only holding a reference: a lock-free peek (fd_table_get) may
+     * see a file being remade, with ops zeroed for a moment. */
     const struct file_ops *ops;
     /* Stack index for counters. Set before the file is published, or at
      * the routing decision (sock_mark_kernel, stay_on_tcp) with an atomic
