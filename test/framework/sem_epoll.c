@@ -1,12 +1,15 @@
 /* sem_epoll.c - epoll semantics the dispatcher must reproduce exactly:
  * LT, ET, ONESHOT, RDHUP, HUP/ERR, EXCLUSIVE, two sets, nested sets,
- * pwait/pwait2 timeouts, DEL/MOD errors, close removes, mixed fd kinds. */
+ * pwait/pwait2 timeouts, DEL/MOD errors, close removes, mixed fd kinds,
+ * socket and fd calls on a set. */
 #include "semcheck.h"
 #include "sem_blocked.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -208,6 +211,40 @@ static void case_nested(void)
     recv_check(s, 10, 9);
     expect_quiet(outer, "outer after draining");
     close(c); close(s); close(inner); close(outer);
+}
+
+/* A set holding a socket (under the preload: a tracked set, with the
+ * module's registrations on a module route) is no socket: every socket
+ * call fails as the kernel's does, and its O_NONBLOCK is its own. */
+static void case_socket_calls_on_set(void)
+{
+    int c, s, ep = CHECK_OK(epoll_create1(0));
+    sem_tcp_pair(AF_INET, &c, &s);
+    ep_add(ep, s, EPOLLIN, TAG(40));
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t len = sizeof(sa), vl = sizeof(int);
+    int v = 1, off = 0;
+    char b;
+    CHECK_ERR(bind(ep, (struct sockaddr *)&sa, sizeof(sa)), ENOTSOCK);
+    CHECK_ERR(listen(ep, 1), ENOTSOCK);
+    CHECK_ERR(connect(ep, (struct sockaddr *)&sa, sizeof(sa)), ENOTSOCK);
+    CHECK_ERR(accept4(ep, NULL, NULL, SOCK_NONBLOCK), ENOTSOCK);
+    CHECK_ERR(shutdown(ep, SHUT_RDWR), ENOTSOCK);
+    CHECK_ERR(getsockname(ep, (struct sockaddr *)&sa, &len), ENOTSOCK);
+    CHECK_ERR(getpeername(ep, (struct sockaddr *)&sa, &len), ENOTSOCK);
+    CHECK_ERR(getsockopt(ep, SOL_SOCKET, SO_ERROR, &v, &vl), ENOTSOCK);
+    CHECK_ERR(setsockopt(ep, SOL_SOCKET, SO_OOBINLINE, &v, sizeof(v)), ENOTSOCK);
+    CHECK_ERR(send(ep, "x", 1, MSG_DONTWAIT), ENOTSOCK);
+    CHECK_ERR(read(ep, &b, 1), EINVAL);
+    CHECK_OK(fcntl(ep, F_SETFL, O_NONBLOCK));
+    CHECK(fcntl(ep, F_GETFL) & O_NONBLOCK, "F_SETFL O_NONBLOCK on the set");
+    CHECK_OK(ioctl(ep, FIONBIO, &off));
+    CHECK(!(fcntl(ep, F_GETFL) & O_NONBLOCK), "FIONBIO 0 on the set");
+    CHECK_ERR(ioctl(ep, FIONBIO, NULL), EFAULT);
+    send_bytes(c, 10, 40);
+    expect_event(ep, TAG(40), EPOLLIN, "the set after the calls");
+    recv_check(s, 10, 40);
+    close(c); close(s); close(ep);
 }
 
 static int64_t now_ns(void)
@@ -460,6 +497,7 @@ int main(int argc, char **argv)
         { "close_removes", case_close_removes }, { "mixed", case_mixed },
         { "maxevents", case_maxevents }, { "add_while_waiting", case_add_while_waiting },
         { "del_readd", case_del_readd }, { "busy_loop_sees_data", case_busy_loop_sees_data },
+        { "socket_calls_on_set", case_socket_calls_on_set },
     };
     return sem_main(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

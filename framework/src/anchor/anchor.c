@@ -184,6 +184,7 @@ int anchor_attach(int fd, struct file *kf, int st, int role, int flags)
         return -1;
     }
     nf->anchored = 1;
+    nf->ops = file_ops_get(FOPS_ANCHORED);
     nf->anchor_fd = kfd;
     nf->anchor_fd_own = own;
     nf->wait_fd = wfd;

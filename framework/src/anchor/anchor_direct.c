@@ -42,6 +42,7 @@ static struct file *module_connect(int fd, struct file *kf, int st, const struct
     }
     nf->anchored = 1;
     nf->anchor_direct = 1;
+    nf->ops = file_ops_get(FOPS_ANCHORED_DIRECT);
     nf->anchor_fd = kfd;
     nf->anchor_fd_own = 1;
     nf->wait_fd = wfd;

@@ -48,6 +48,7 @@ struct file *file_alloc(int kind)
     __atomic_store_n(&f->ref, zero, __ATOMIC_RELAXED);
     memset((char *)f + sizeof(f->ref), 0, sizeof(*f) - sizeof(f->ref));
     f->kind = kind;
+    f->ops = file_ops_of_kind(kind);
     f->fork_gen = __atomic_load_n(&g_fork_gen, __ATOMIC_RELAXED);
     pthread_mutex_init(&f->lock, NULL);
     pthread_mutex_init(&f->reg_lock, NULL);
@@ -87,6 +88,14 @@ void file_put(struct file *f)
 {
     if (__atomic_sub_fetch(&f->ref, 1, __ATOMIC_ACQ_REL) == 0)
         file_release(f);
+}
+
+void file_release(struct file *f)
+{
+    int saved = errno;
+    f->ops->release(f);
+    file_free(f);
+    errno = saved;
 }
 
 void file_free(struct file *f)

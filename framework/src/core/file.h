@@ -15,6 +15,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include "file_ops.h"
 #include "nstack/nstack_module.h"
 
 enum file_kind {
@@ -52,6 +53,11 @@ struct mlisten;
 struct file {
     _Atomic int ref;            /* table entries + in-flight calls */
     int kind;                   /* enum file_kind; fixed while live */
+    /* What the interposed calls do with this file (file_ops.h): its
+     * kind's table, set before the file is published, fixed after. Read
+     * it only holding a reference: a lock-free peek (fd_table_get) may
+     * see a file being remade, with ops zeroed for a moment. */
+    const struct file_ops *ops;
     /* Stack index for counters. Set before the file is published, or at
      * the routing decision (sock_mark_kernel, stay_on_tcp) with an atomic
      * store made before `decided` is released; the data path reads it
@@ -219,13 +225,6 @@ static inline int file_is_anchored(const struct file *f)
     return f->kind == FILE_MSOCK && f->anchored;
 }
 
-/* The module answers for the socket's names and options: a direct module
- * socket, or one beside a TCP socket whose connect was refused. */
-static inline int file_module_named(const struct file *f)
-{
-    return f->kind == FILE_MSOCK && (!f->anchored || f->anchor_direct);
-}
-
 /* A fresh file with ref = 1 (the caller's), or NULL/ENOMEM. */
 struct file *file_alloc(int kind);
 /* Reference to the file of fd, or NULL if fd is not tracked. */
@@ -238,8 +237,8 @@ void file_hold(struct file *f);
 int file_tryhold(struct file *f);
 /* Drops a reference; the last one releases what the file owns. */
 void file_put(struct file *f);
-/* Called by file_put for the last reference (implemented per kind in
- * sock_close.c / epoll.c). */
+/* Called by file_put for the last reference: the kind's release op
+ * (file_ops.h), then file_free; keeps errno. */
 void file_release(struct file *f);
 /* Drops a call's reference to f (NULL: none) keeping errno; returns r. */
 static inline ssize_t file_put_ret(struct file *f, ssize_t r)

@@ -374,7 +374,7 @@ void ev_drop_dormant(struct epset *s, int fd, struct file *f)
     pthread_mutex_unlock(&g_ep_lock);
 }
 
-static int module_ctl(int epfd, int op, int fd, struct file *f, struct epoll_event *ev)
+int ev_ctl_module(struct file *f, int epfd, int op, int fd, struct epoll_event *ev)
 {
     if (op != EPOLL_CTL_DEL && ev == NULL) {
         errno = EFAULT;
@@ -520,34 +520,47 @@ static void note_pre_reg(struct file *f, int epfd, int fd, int op, const struct 
     pthread_mutex_unlock(&f->lock);
 }
 
-int ev_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+int ev_ctl_kernel_socket(struct file *f, int epfd, int op, int fd, struct epoll_event *ev)
 {
-    struct file *f = file_get(fd);
-    if (f != NULL && op != EPOLL_CTL_DEL)
-        f = anchor_use(fd, f);       /* waiting on it is using it */
-    if (f != NULL && f->kind == FILE_MSOCK) {
-        int r = module_ctl(epfd, op, fd, f, ev);
-        file_put(f);
-        return r;
-    }
-    int r;
-    if (f != NULL && f->kind == FILE_MLISTEN && op == EPOLL_CTL_ADD && ev != NULL) {
-        struct epoll_event kev = *ev;
-        r = ctl_add_tolerant(epfd, fd, &kev);
-    } else {
-        r = LIBC(epoll_ctl)(epfd, op, fd, ev);
-    }
-    if (f != NULL) {
+    int r = LIBC(epoll_ctl)(epfd, op, fd, ev);
+    if (r == 0 && (!__atomic_load_n(&f->decided, __ATOMIC_ACQUIRE) || __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED))) {
         int saved = errno;
-        if (r == 0 && f->kind == FILE_KSOCK && (!__atomic_load_n(&f->decided, __ATOMIC_ACQUIRE) ||
-                                               __atomic_load_n(&f->ll_limit, __ATOMIC_RELAXED)))
-            note_pre_reg(f, epfd, fd, op, ev);
-        if (r == 0 && f->kind == FILE_EPOLL && op == EPOLL_CTL_ADD)
-            ev_mark_nested(f);
-        file_put(f);
+        note_pre_reg(f, epfd, fd, op, ev);
         errno = saved;
     }
     return r;
+}
+
+int ev_ctl_listener(struct file *f, int epfd, int op, int fd, struct epoll_event *ev)
+{
+    (void)f;
+    if (op != EPOLL_CTL_ADD || ev == NULL)
+        return LIBC(epoll_ctl)(epfd, op, fd, ev);
+    struct epoll_event kev = *ev;
+    return ctl_add_tolerant(epfd, fd, &kev);
+}
+
+int ev_ctl_set(struct file *f, int epfd, int op, int fd, struct epoll_event *ev)
+{
+    int r = LIBC(epoll_ctl)(epfd, op, fd, ev);
+    if (r == 0 && op == EPOLL_CTL_ADD) {
+        int saved = errno;
+        ev_mark_nested(f);
+        errno = saved;
+    }
+    return r;
+}
+
+/* What a registration of fd does is its file's kind's (f->ops->ep_ctl:
+ * the ev_ctl_* above, or the kernel's epoll_ctl). */
+int ev_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    struct file *f = file_get(fd);
+    if (f == NULL)
+        return LIBC(epoll_ctl)(epfd, op, fd, ev);
+    if (op != EPOLL_CTL_DEL)
+        f = anchor_use(fd, f);       /* waiting on it is using it */
+    return file_put_ret(f, f->ops->ep_ctl(f, epfd, op, fd, ev));
 }
 
 void ev_follow_migration(struct file *f, const struct pre_reg *pregs, int n)
@@ -561,7 +574,7 @@ void ev_follow_migration(struct file *f, const struct pre_reg *pregs, int n)
          * set watches: the set watches the wait fd instead from now on. */
         if (f->anchored)
             (void)LIBC(epoll_ctl)(pregs[i].epfd, EPOLL_CTL_DEL, fd, NULL);
-        if (module_ctl(pregs[i].epfd, EPOLL_CTL_ADD, fd, f, &ev) < 0)
+        if (ev_ctl_module(f, pregs[i].epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
             LOG_WAR("fd %d: cannot move its registration in epoll fd %d to the module socket: %s",
                     fd, pregs[i].epfd, strerror(errno));
     }

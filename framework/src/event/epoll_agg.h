@@ -112,6 +112,21 @@ int ev_take_regs(struct file *f, struct pre_reg **out);
 void ev_force_report(struct file *f);
 /* The epoll fd ef is watched by another epoll set or by poll/select. */
 void ev_mark_nested(struct file *ef);
+
+/* epoll_ctl(epfd, op, fd, ev) of f at fd, by kind (the ep_ctl op,
+ * file_ops.h); -1/errno as epoll_ctl.
+ * A module socket: the set watches its wait fd and keeps a registration
+ * (ep_reg) that asks the module for readiness. */
+int ev_ctl_module(struct file *f, int epfd, int op, int fd, struct epoll_event *ev);
+/* A kernel socket: the kernel's; one not decided yet (or in the
+ * long-lived policy's TCP phase) remembers the registration, to re-create
+ * it on the module socket it may move to. */
+int ev_ctl_kernel_socket(struct file *f, int epfd, int op, int fd, struct epoll_event *ev);
+/* A multi-stack listener: its app fd is an epoll fd, which the kernel
+ * refuses to watch with EPOLLEXCLUSIVE (dropped then). */
+int ev_ctl_listener(struct file *f, int epfd, int op, int fd, struct epoll_event *ev);
+/* An epoll set added to another set: it is nested from now on. */
+int ev_ctl_set(struct file *f, int epfd, int op, int fd, struct epoll_event *ev);
 void ev_wake_set(struct epset *s);
 /* After a read on a module socket whose registrations are in a watched
  * set: a level-triggered registration that is no longer ready stops

@@ -12,7 +12,6 @@
 #include "file.h"
 #include "fw.h"
 #include "libc_api.h"
-#include "multilisten.h"
 #include "sock.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -50,13 +49,7 @@ EXPORT int close(int fd)
         sock_adopt_forget(fd);
         return LIBC(close)(fd);
     }
-    int keep = 0;
-    if (__builtin_expect(f->kind != FILE_EPOLL && f->stack != g_kernel_stack, 0)) {
-        anchor_close(fd, f);
-        keep = anchor_fd_closing(fd, f);
-    } else if (__builtin_expect(f->urgent_maybe, 0) && !FW_CONFINED()) {
-        anchor_close_tcp(fd);
-    }
+    int keep = f->ops->closing(f, fd);
     /* The module socket goes first (if this was its last fd), then the fd
      * number is released, so the number cannot be reused while the
      * framework still maps it. */
@@ -81,10 +74,7 @@ static void release_before_kernel(int fd)
     struct file *g = fd_table_take(fd);
     if (g == NULL)
         return;
-    if (g->kind != FILE_EPOLL && g->stack != g_kernel_stack) {
-        anchor_close(fd, g);
-        anchor_fd_replacing(fd, g);
-    }
+    g->ops->replacing(g, fd);
     file_put(g);
 }
 
@@ -157,48 +147,16 @@ EXPORT int dup3(int oldfd, int newfd, int flags)
 
 /* ---- fcntl ------------------------------------------------------------- */
 
-static int set_nonblock(struct file *f, int fd, int on)
-{
-    /* An anchored socket's app fd is its TCP socket: both get the flag. */
-    if (f->kind != FILE_MLISTEN && !file_is_direct_msock(f)) {   /* a multi-stack listener only remembers it */
-        int fl = LIBC(fcntl)(fd, F_GETFL);
-        if (fl < 0 || LIBC(fcntl)(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK) < 0)
-            return -1;
-    }
-    if (f->kind == FILE_MSOCK && MCALL(f, set_nonblock, on) < 0)
-        return -1;
-    __atomic_store_n(&f->nonblock, on, __ATOMIC_RELAXED);
-    return 0;
-}
-
-/* The app fd's O_NONBLOCK is not the socket's: a module socket's app fd
- * shares the module's wait fd, a multi-stack listener's is its epoll fd. */
-static int app_owns_nonblock(const struct file *f)
-{
-    return file_is_direct_msock(f) || f->kind == FILE_MLISTEN;
-}
-
+/* What the flags and O_NONBLOCK of a tracked fd are is its kind's
+ * (file_ops.h: a module socket's app fd shares the module's wait fd, a
+ * multi-stack listener's is its epoll fd). */
 static int fcntl_tracked(struct file *f, int fd, int cmd, long arg)
 {
     switch (cmd) {
-    case F_GETFL: {
-        int fl = LIBC(fcntl)(fd, F_GETFL);
-        if (fl < 0 || !app_owns_nonblock(f))
-            return fl;
-        /* The app fd shares its open file description with the module's
-         * wait fd, whose O_NONBLOCK belongs to the module: report the app's. */
-        return (fl & ~O_NONBLOCK) | (__atomic_load_n(&f->nonblock, __ATOMIC_RELAXED) ? O_NONBLOCK : 0);
-    }
+    case F_GETFL:
+        return f->ops->getfl(f, fd);
     case F_SETFL:
-        if (f->kind == FILE_EPOLL)
-            return LIBC(fcntl)(fd, cmd, arg);
-        if (set_nonblock(f, fd, (arg & O_NONBLOCK) != 0) < 0)
-            return -1;
-        if (app_owns_nonblock(f)) {
-            int fl = LIBC(fcntl)(fd, F_GETFL);
-            return fl < 0 ? -1 : LIBC(fcntl)(fd, F_SETFL, (arg & ~O_NONBLOCK) | (fl & O_NONBLOCK));
-        }
-        return 0;
+        return f->ops->setfl(f, fd, arg);
     case F_DUPFD:
     case F_DUPFD_CLOEXEC: {
         int r = anchor_fd_share(f) < 0 ? -1 : LIBC(fcntl)(fd, cmd, arg);
@@ -247,22 +205,11 @@ FCNTL_ENTRY(__fcntl)
 
 static int ioctl_tracked(struct file *f, int fd, unsigned long req, void *arg)
 {
-    if (req == FIONBIO && f->kind != FILE_EPOLL) {
-        if (arg == NULL) {
-            errno = EFAULT;
-            return -1;
-        }
-        return set_nonblock(f, fd, *(int *)arg != 0);
-    }
+    if (req == FIONBIO)
+        return f->ops->fionbio(f, fd, arg);
     if (req == FIOCLEX || req == FIONCLEX)
-        return LIBC(ioctl)(fd, req, arg);
-    if (f->kind == FILE_MLISTEN)
-        return LIBC(ioctl)(ml_kernel_fd(f), req, arg);
-    /* What is readable is the module's business once anchored; every
-     * other request is the TCP socket's. */
-    if (f->kind != FILE_MSOCK || (f->anchored && req != FIONREAD))
-        return LIBC(ioctl)(fd, req, arg);
-    return MCALL(f, ioctl, req, arg);
+        return LIBC(ioctl)(fd, req, arg);     /* the app fd's own flag */
+    return f->ops->ioctl(f, fd, req, arg);
 }
 
 EXPORT int ioctl(int fd, unsigned long req, ...)

@@ -92,10 +92,12 @@ static size_t msg_bytes(const struct msghdr *msg)
 static __thread int t_ll_fd;
 
 /* The referenced path of a kernel file while its switch runs: the switch
- * ends first (it holds the lock), then fd's file now. */
+ * ends first (it holds the lock), then fd's file now. (The long-lived
+ * policy's fields - ll_limit, ll_gate, ll_switching - are only ever set on
+ * kernel files, anchor_ll.c: no kind test is needed before them.) */
 static struct file *ll_settle(int fd, struct file *f)
 {
-    if (f->kind != FILE_KSOCK || !__atomic_load_n(&f->ll_switching, __ATOMIC_SEQ_CST))
+    if (!__atomic_load_n(&f->ll_switching, __ATOMIC_SEQ_CST))
         return f;
     pthread_mutex_lock(&f->lock);
     pthread_mutex_unlock(&f->lock);
@@ -114,7 +116,7 @@ static struct file *ll_tx_begin(int fd, struct file *f, size_t len, int *held)
 {
     *held = 0;
     for (int i = 0; i < 64; i++) {
-        if (f->kind != FILE_KSOCK || !LL_PHASE(f))
+        if (!LL_PHASE(f))
             return f;
         if (anchor_ll_enter_tx(f, len)) {
             *held = 1;
@@ -137,10 +139,11 @@ static struct file *ll_tx_begin(int fd, struct file *f, size_t len, int *held)
 /* An anchored connection whose module said "stay on TCP" (ENOPROTOOPT:
  * nothing was read or written in-band): the fallback runs, and the call is
  * made again on the TCP socket, which the app fd is. Off the hot path:
- * only a failed module call looks. */
+ * only a failed module call looks. (`anchored` is only ever set on module
+ * sockets.) */
 static inline int anchor_declined(const struct file *f, ssize_t r)
 {
-    return __builtin_expect(r < 0, 0) && f->kind == FILE_MSOCK && f->anchored && errno == ENOPROTOOPT;
+    return __builtin_expect(r < 0, 0) && f->anchored && errno == ENOPROTOOPT;
 }
 
 /* The kernel file that now holds fd after a fallback (the caller's
@@ -211,9 +214,17 @@ static ssize_t m_send(struct file *f, const void *buf, size_t len, int flags)
     return note_inherited(f, MCALL(f, send, buf, len, flags));
 }
 
+/* A file without a module gets here only for a read in the long-lived
+ * policy's TCP phase (DATA_CALL's llrx_): anchor_ll_recvmsg looks for the
+ * peer's mark first. */
+static inline int ll_read(const struct file *f)
+{
+    return __builtin_expect(f->mod == NULL, 0);
+}
+
 static ssize_t m_recv(struct file *f, void *buf, size_t len, int flags)
 {
-    if (f->kind == FILE_KSOCK) {            /* long-lived TCP phase (DATA_CALL) */
+    if (ll_read(f)) {
         struct iovec v = { buf, len };
         struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1 };
         return anchor_ll_recvmsg(t_ll_fd, f, &m, flags);
@@ -230,7 +241,7 @@ static ssize_t m_sendmsg(struct file *f, const struct msghdr *msg, int flags)
 
 static ssize_t m_recvmsg(struct file *f, struct msghdr *msg, int flags)
 {
-    if (f->kind == FILE_KSOCK)              /* long-lived TCP phase (DATA_CALL) */
+    if (ll_read(f))
         return anchor_ll_recvmsg(t_ll_fd, f, msg, flags);
     ssize_t r = note_inherited(f, MCALL(f, recvmsg, msg, flags));
     recheck_nested(f);
@@ -281,21 +292,21 @@ static inline int tx_on_tcp_(const struct file *f, int ctr)
             return libc_call;                                                    \
         ANCHOR_RESOLVE(fd, f);                                                   \
         f = ll_settle(fd, f);                                                    \
-        if (f->kind == FILE_KSOCK && !URGENT_INLINE_OK(fd, f, ctr, txlen))      \
+        if (!URGENT_INLINE_OK(fd, f, ctr, txlen))                                \
             return file_put_ret(f, -1);                                          \
         int held_ = 0;                                                           \
         size_t txl_ = ctr == NSTAT_TX_BYTES && LL_PHASE(f) ? (txlen) : 0;        \
         if (ctr == NSTAT_TX_BYTES)                                               \
             f = ll_tx_begin(fd, f, txl_, &held_);                                \
-        int llrx_ = ctr == NSTAT_RX_BYTES && f->kind == FILE_KSOCK && LL_PHASE(f); \
+        int llrx_ = ctr == NSTAT_RX_BYTES && LL_PHASE(f);                        \
         if (llrx_)                                                               \
             t_ll_fd = fd;                                                        \
-        ssize_t r = (f->kind == FILE_MSOCK && !tx_on_tcp_(f, ctr)) || llrx_ ? (module_call) : (libc_call); \
+        ssize_t r = (f->ops->io_module(f) && !tx_on_tcp_(f, ctr)) || llrx_ ? (module_call) : (libc_call); \
         if (held_)                                                               \
             anchor_ll_leave_tx(f, txl_, r);    /* counts r */                    \
         ANCHOR_RETRY(fd, f, r, libc_call);                                       \
         count_io(f, r, ctr);                                                     \
-        if (r > 0 && f->kind == FILE_KSOCK && !llrx_)                            \
+        if (r > 0 && !llrx_)         /* a no-op but in the TCP phase */          \
             anchor_ll_count(fd, f, held_ ? 0 : r);   /* reads: anchor_ll_recvmsg counts */ \
         return file_put_ret(f, r);                                                    \
     } while (0)
@@ -350,8 +361,8 @@ EXPORT ssize_t sendto(int fd, const void *buf, size_t len, int flags, const stru
     f = route_by_dest(fd, f, to, tolen);
     int held;
     f = ll_tx_begin(fd, f, len, &held);
-    ssize_t r = f->kind == FILE_MSOCK ? m_sendto(f, buf, len, flags, to, tolen)
-                                      : LIBC(sendto)(fd, buf, len, flags, to, tolen);
+    ssize_t r = f->ops->io_module(f) ? m_sendto(f, buf, len, flags, to, tolen)
+                                     : LIBC(sendto)(fd, buf, len, flags, to, tolen);
     if (held) {
         anchor_ll_leave_tx(f, len, r);
         anchor_ll_count(fd, f, 0);
@@ -383,9 +394,9 @@ EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
     if (msg != NULL)
         f = route_by_dest(fd, f, msg->msg_name, msg->msg_namelen);
     int held;
-    size_t txl = f->kind == FILE_KSOCK && LL_PHASE(f) ? msg_bytes(msg) : 0;
+    size_t txl = LL_PHASE(f) ? msg_bytes(msg) : 0;
     f = ll_tx_begin(fd, f, txl, &held);
-    ssize_t r = f->kind == FILE_MSOCK ? m_msg(f, (struct msghdr *)msg, flags, 0) : LIBC(sendmsg)(fd, msg, flags);
+    ssize_t r = f->ops->io_module(f) ? m_msg(f, (struct msghdr *)msg, flags, 0) : LIBC(sendmsg)(fd, msg, flags);
     if (held) {
         anchor_ll_leave_tx(f, txl, r);
         anchor_ll_count(fd, f, 0);
@@ -416,7 +427,7 @@ EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(sendmmsg)(fd, vec, vlen, flags);
     ANCHOR_RESOLVE(fd, f);
-    if (f->kind != FILE_MSOCK)
+    if (!f->ops->io_module(f))
         return kernel_sendmmsg(fd, f, vec, vlen, flags);
     unsigned int i = 0;
     for (; i < vlen && i < UIO_MAXIOV; i++) {
@@ -520,7 +531,7 @@ EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags, s
     if (t_in_module || (f = file_get(fd)) == NULL)
         return LIBC(recvmmsg)(fd, vec, vlen, flags, tmo);
     ANCHOR_RESOLVE(fd, f);
-    if (f->kind != FILE_MSOCK)
+    if (!f->ops->io_module(f))
         return kernel_recvmmsg(fd, f, vec, vlen, flags, tmo);
     if (tmo != NULL && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 || tmo->tv_nsec >= 1000000000L)) {
         errno = EINVAL;
@@ -579,7 +590,7 @@ EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
     if (t_in_module || (f = file_get(out_fd)) == NULL)
         return LIBC(sendfile)(out_fd, in_fd, offset, count);
     ANCHOR_RESOLVE(out_fd, f);
-    if (f->kind == FILE_KSOCK && anchor_ll_gate(out_fd, f, 1)) {
+    if (anchor_ll_gate(out_fd, f, 1)) {
         struct file *n = file_get(out_fd);   /* went to its module meanwhile */
         if (n != NULL) {
             file_put(f);
@@ -588,13 +599,13 @@ EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
     }
     int held;
     f = ll_tx_begin(out_fd, f, count, &held);
-    ssize_t r = f->kind == FILE_MSOCK ? m_sendfile(f, in_fd, offset, count)
-                                      : LIBC(sendfile)(out_fd, in_fd, offset, count);
+    ssize_t r = f->ops->io_module(f) ? m_sendfile(f, in_fd, offset, count)
+                                     : LIBC(sendfile)(out_fd, in_fd, offset, count);
     if (held)
         anchor_ll_leave_tx(f, count, r);   /* counts r */
     ANCHOR_RETRY(out_fd, f, r, LIBC(sendfile)(out_fd, in_fd, offset, count));
     count_io(f, r, NSTAT_TX_BYTES);
-    if (r > 0 && f->kind == FILE_KSOCK)
+    if (r > 0)
         anchor_ll_count(out_fd, f, held ? 0 : r);   /* the long-lived policy's TCP phase */
     return file_put_ret(f, r);
 }

@@ -367,25 +367,6 @@ void sock_publish(int fd, struct file *kf, struct file *nf)
     file_put(kf);                    /* the table's reference to the kernel socket */
 }
 
-void file_release(struct file *f)
-{
-    int saved = errno;
-    if (f->kind == FILE_MSOCK) {
-        ev_socket_gone(f);
-        MCALL(f, close);
-        if (f->anchored && __atomic_load_n(&f->anchor_fd_own, __ATOMIC_ACQUIRE))
-            LIBC(close)(f->anchor_fd);   /* the app's numbers are closed by the app */
-    } else if (f->kind == FILE_EPOLL) {
-        ev_set_gone(f);
-    } else if (f->kind == FILE_MLISTEN) {
-        ml_release(f);
-    } else if (f->side != NULL) {
-        anchor_side_release(f);
-    }
-    file_free(f);
-    errno = saved;
-}
-
 int sock_accept_module(int st, const struct file *lf, nstack_sock *s,
                        struct sockaddr *addr, socklen_t *len, int flags)
 {
