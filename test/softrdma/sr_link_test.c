@@ -13,7 +13,8 @@
  * - b's interface loses its carrier (its veth peer goes down: the far
  *   end's link, which a learns from b's shared block);
  * - a's interface deleted (as with its namespace): RETRY_EXC_ERR;
- * - a's interface down and up again within the budget, with sends and an
+ * - a's interface down for 268 ms and up again, well within the budget
+ *   (3.2 s on this pair, for a loaded machine's reaction), with sends and an
  *   RDMA WRITE posted into the outage: nothing fails, everything arrives
  *   once, in order, intact.
  *
@@ -41,8 +42,16 @@
 #define RETRY 2
 #define MSG 256
 #define NRECV 64
-/* (RETRY+1) x 4.096 us << TIMEOUT */
-#define BUDGET_MS ((long)((4096ull << TIMEOUT) / 1000000u) * (RETRY + 1))
+/* (RETRY+1) x 4.096 us << timeout */
+#define BUDGET_OF(t) ((long)((4096ull << (t)) / 1000000u) * (RETRY + 1))
+#define BUDGET_MS BUDGET_OF(TIMEOUT)
+/* The outage test: an outage of a third of BUDGET_MS on QPs with a budget
+ * of 3.2 s. The link's return has to reach the device within the budget
+ * (the command, the kernel's linkwatch work that sets IFF_RUNNING and
+ * notifies, the device thread): under load that took over 536 ms (the
+ * linkwatch news 430 ms after the command), which failed the QP. */
+#define OUTAGE_TIMEOUT 18
+#define OUTAGE_MS (BUDGET_MS / 3)
 #define WRITE_ID (1ull << 40)  /* the RDMA WRITE's wr_id: above any SEND's seq */
 #define SLACK_MS 1500       /* a loaded 2-core machine: the device thread's reaction */
 
@@ -86,7 +95,7 @@ static int port_of(struct ibv_context *ctx, const char *ip)
 }
 
 static void connect_on(struct ibv_qp *qp, int port, uint32_t dest, struct ibv_context *ctx,
-                       int peer_port)
+                       int peer_port, uint8_t timeout)
 {
     struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = (uint8_t)port,
         .qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ };
@@ -104,7 +113,7 @@ static void connect_on(struct ibv_qp *qp, int port, uint32_t dest, struct ibv_co
                                    IBV_QP_MIN_RNR_TIMER), 0);
     memset(&a, 0, sizeof a);
     a.qp_state = IBV_QPS_RTS;
-    a.timeout = TIMEOUT;
+    a.timeout = timeout;
     a.retry_cnt = RETRY;
     a.rnr_retry = 7;
     assert_int_equal(ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
@@ -113,7 +122,7 @@ static void connect_on(struct ibv_qp *qp, int port, uint32_t dest, struct ibv_co
 
 /* a on lka, b on lkb, b's NRECV receives posted (receive i at offset
  * (i % NRECV) * MSG). */
-static struct pair *link_pair(void)
+static struct pair *link_pair(uint8_t timeout)
 {
     links_make();
     struct pair *p = pair_open();
@@ -121,8 +130,8 @@ static struct pair *link_pair(void)
     side_init(p, &p->a, 256, 1, all);
     side_init(p, &p->b, 256, 1, all);
     int pa = port_of(p->ctx, "10.77.1.1"), pb = port_of(p->ctx, "10.77.2.1");
-    connect_on(p->a.qp, pa, p->b.qp->qp_num, p->ctx, pb);
-    connect_on(p->b.qp, pb, p->a.qp->qp_num, p->ctx, pa);
+    connect_on(p->a.qp, pa, p->b.qp->qp_num, p->ctx, pb, timeout);
+    connect_on(p->b.qp, pb, p->a.qp->qp_num, p->ctx, pa, timeout);
     for (int i = 0; i < NRECV; i++)
         post_recv(&p->b, (uint64_t)i, 1, (size_t)(i % NRECV) * MSG, MSG);
     return p;
@@ -237,7 +246,7 @@ static void settle(struct pair *p, struct run *r, enum ibv_wc_status err, long m
 
 static void expect_retry_exc(const char *down, const char *up)
 {
-    struct pair *p = link_pair();
+    struct pair *p = link_pair(TIMEOUT);
     struct run r;
     traffic(p, &r, down, IBV_WC_RETRY_EXC_ERR);
     settle(p, &r, IBV_WC_RETRY_EXC_ERR, BUDGET_MS + SLACK_MS + DEADLINE_MS);
@@ -301,12 +310,13 @@ static int post_until_held(struct pair *p, struct run *r, int seq)
     }
 }
 
-/* Down, SENDs and a WRITE held by the outage, up again after a third of
- * the budget: nothing lost, nothing twice. */
+/* Down, SENDs and a WRITE held by the outage, up again after OUTAGE_MS
+ * (within the QPs' budget, with room for a loaded machine's reaction):
+ * nothing lost, nothing twice. */
 static void test_outage_survived(void **st)
 {
     (void)st;
-    struct pair *p = link_pair();
+    struct pair *p = link_pair(OUTAGE_TIMEOUT);
     struct run r = { .err_at = -1 };
     int seq;
     for (seq = 0; seq < 50; seq++) {
@@ -325,7 +335,7 @@ static void test_outage_survived(void **st)
     fill(p->a.buf + 32768, 4096, 99);
     assert_int_equal(post_send(&p->a, IBV_WR_RDMA_WRITE, WRITE_ID, 32768, 4096, IBV_SEND_SIGNALED,
                                (uintptr_t)p->b.buf + 32768, p->b.mr->rkey, p->a.mr->lkey), 0);
-    while (now_ms() < t0 + BUDGET_MS / 3) {
+    while (now_ms() < t0 + OUTAGE_MS) {
         take_sends(p, &r, IBV_WC_SUCCESS);
         take_recvs(p, &r);
         usleep(1000);
@@ -333,8 +343,8 @@ static void test_outage_survived(void **st)
     int during = r.got, sends = r.posted;
     long t_up = now_ms();
     assert_int_equal(sh("ip link set lka up"), 0);
-    print_message("link up %ld ms after the first SEND was held (command: %ld ms)\n",
-                  now_ms() - t0, now_ms() - t_up);
+    print_message("link up %ld ms after the first SEND was held (command: %ld ms, budget %ld)\n",
+                  now_ms() - t0, now_ms() - t_up, BUDGET_OF(OUTAGE_TIMEOUT));
     r.posted++;     /* the WRITE */
     long end = now_ms() + DEADLINE_MS;
     while (r.sent_ok + r.writes < r.posted && r.err_at < 0 && now_ms() < end) {
@@ -346,7 +356,7 @@ static void test_outage_survived(void **st)
     while (now_ms() < quiet)
         take_recvs(p, &r);
     print_message("outage of %ld ms: %d of %d delivered during it, %d after, error %d\n",
-                  BUDGET_MS / 3, during, sends, r.got, r.err_at);
+                  OUTAGE_MS, during, sends, r.got, r.err_at);
     assert_int_equal(r.err_at, -1);
     assert_true(during < sends);    /* the outage held something back */
     assert_int_equal(r.sent_ok, sends);
