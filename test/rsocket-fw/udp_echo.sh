@@ -52,7 +52,8 @@ for r in $(seq 4 23); do
     wire_capture_stop
     [ "$WIRE_BIG" -eq 0 ] && [ "$WIRE_DROPPED" -eq 0 ] && { settled=1; break; }
 done
-[ $settled = 1 ] || fail "first contact never ended: kernel UDP packets in every warm-up round"
+[ $settled = 1 ] || { cat "$WORK/client.out" "$WORK/server.out"
+    fail "first contact never ended: kernel UDP packets in every warm-up round"; }
 echo "first contact settled after $((r - 1)) warm-up rounds"
 wire_capture_start "$NS_B" eth0 $PORT "$WORK" "udp port $PORT"
 touch "$WORK/go"
