@@ -235,6 +235,18 @@ void sr_ifc_prime(void)
     pthread_mutex_unlock(&sr_ifc_lock);
 }
 
+/* The kernel hands one notification to its subscribed sockets one after
+ * the other: the link watch's reader (sr_link.c, the device thread) can
+ * list the interfaces before this copy's watch has the news that woke it,
+ * and would get the list from before the change, and no second wake-up
+ * when this watch gets it. So the link watch says it had news. */
+void sr_ifc_invalidate(void)
+{
+    pthread_mutex_lock(&sr_ifc_lock);
+    sr_ifc_fresh = 0;
+    pthread_mutex_unlock(&sr_ifc_lock);
+}
+
 int sr_ifaddrs(struct sr_ifaddr *out, int max)
 {
     pthread_mutex_lock(&sr_ifc_lock);

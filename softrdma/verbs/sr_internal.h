@@ -112,6 +112,9 @@ void sr_ifc_scope_begin(void);
 void sr_ifc_scope_end(void);
 unsigned long sr_ifc_netns_now(void);
 void sr_ifc_prime(void);
+/* Another watch (the link watch) had news: the next lookup lists again
+ * whether or not the copy's own watch has the news yet. */
+void sr_ifc_invalidate(void);
 /* The calling thread (the device thread) never changes its network
  * namespace: its lookups use the one it has now, without a stat. */
 void sr_ifc_thread_fixed(void);

@@ -14,8 +14,9 @@
  *
  * - Knowing the state: the device thread keeps one NETLINK_ROUTE socket
  *   subscribed to RTMGRP_LINK in its epoll set (opened when the device
- *   starts, while descriptors are at hand). On any news it lists the interfaces again (sr_ifaddrs,
- *   whose own watch has the same news) and rewrites link_down of every
+ *   starts, while descriptors are at hand). On any news it lists the
+ *   interfaces again (sr_ifaddrs, told to: its own watch has the same news,
+ *   but perhaps not yet) and rewrites link_down of every
  *   connected QP: set when the QP's interface is down, has no carrier
  *   (IFF_RUNNING: a veth whose peer is down or deleted) or is gone (deleted
  *   with its namespace). No system call on the data path: sr_req_kick
@@ -105,6 +106,7 @@ static void sr_link_cb(struct sr_watch *w, uint32_t events)
         if (syscall(SYS_recvfrom, w->fd, buf, sizeof buf, MSG_DONTWAIT, NULL, NULL) < 0 &&
             errno != ENOBUFS && errno != EINTR)
             break;
+    sr_ifc_invalidate();        /* the address copy's own watch may lag ours */
     sr_link_update_all();
     /* held requesters: their own timers run sr_link_timers; a link back
      * up lets them go at once */

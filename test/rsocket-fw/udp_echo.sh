@@ -32,6 +32,15 @@ bg_b "${RS_ENV[@]}" python3 "$PY" client "$SRV" $PORT "$CLI" "$SOCKS" "$COUNT" "
     >"$WORK/client.out" 2>&1
 cli=$BG_PID
 wait_file_match "$WORK/client.out" "^warm 3" 60 || { cat "$WORK/client.out" "$WORK/server.out"; fail "client did not warm up"; }
+# Every peer's address is resolved by now. A resolution needs no port of
+# the RDMA UDP port space: the only plain (not REUSEADDR) claims there in
+# host B's namespace are the sockets' own, one per UD QP. (A resolution's
+# claim used to stay on a random port, from which the kernel may later
+# give a new UDP socket its port: that socket's QP could not bind it and
+# its data stayed on kernel UDP.)
+b_netns=$(in_b stat -L -c %i /proc/self/ns/net)
+plain=$(find "$SOFTRDMA_FABRIC/cm/udp-port" -path "*/${b_netns}_*/*" ! -name 'r*' 2>/dev/null | wc -l)
+[ "$plain" -eq "$SOCKS" ] || fail "host B's RDMA UDP port space holds $plain plain claims, expected $SOCKS (one per socket): $(find "$SOFTRDMA_FABRIC/cm/udp-port" -path "*/${b_netns}_*/*" ! -name 'r*' | head -3 | tr '\n' ' ')"
 # First contact is over when a whole warm-up round (every socket) crossed
 # without a kernel UDP packet: the peers' address handles are made (slower
 # on a loaded machine). At most 20 more rounds.
@@ -43,7 +52,8 @@ for r in $(seq 4 23); do
     wire_capture_stop
     [ "$WIRE_BIG" -eq 0 ] && [ "$WIRE_DROPPED" -eq 0 ] && { settled=1; break; }
 done
-[ $settled = 1 ] || fail "first contact never ended: kernel UDP packets in every warm-up round"
+[ $settled = 1 ] || { cat "$WORK/client.out" "$WORK/server.out"
+    fail "first contact never ended: kernel UDP packets in every warm-up round"; }
 echo "first contact settled after $((r - 1)) warm-up rounds"
 wire_capture_start "$NS_B" eth0 $PORT "$WORK" "udp port $PORT"
 touch "$WORK/go"

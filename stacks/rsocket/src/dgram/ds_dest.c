@@ -54,13 +54,31 @@ static int local_toward(struct dsock *d, const struct sockaddr *peer,
     return r ? -1 : 0;
 }
 
+/* The resolution's id needs no port of its own, but rdma_resolve_addr
+ * from port 0 claims one in the RDMA UDP port space, at random from the
+ * range the kernel gives UDP sockets theirs (and softrdma keeps a plain
+ * port-0 claim for a while after rdma_destroy_id). A socket made later
+ * whose kernel port is that one could not bind its UD QP there
+ * (EADDRINUSE): its data stayed on UDP. On softrdma a REUSEADDR claim
+ * never stands in the way of a bind to a given port (the kernel's rdma_cm
+ * frees the port at rdma_destroy_id). Best effort: without the option the
+ * resolution works as before. */
+static int resolve_id_make(struct dsock *d, struct ds_dest *ds)
+{
+    int one = 1;
+    if (rdma_create_id(d->cm, &ds->res, ds, RDMA_PS_UDP))
+        return -1;
+    (void)rdma_set_option(ds->res, RDMA_OPTION_ID, RDMA_OPTION_ID_REUSEADDR, &one, sizeof(one));
+    return 0;
+}
+
 static void resolve_start(struct dsock *d, struct ds_dest *ds)
 {
     if (ds->res || !ds->qp)
         return;
     struct sockaddr_storage src = ds->qp->local;
     ((struct sockaddr_in *)&src)->sin_port = 0;
-    if (rdma_create_id(d->cm, &ds->res, ds, RDMA_PS_UDP)) {
+    if (resolve_id_make(d, ds)) {
         ds->res = NULL;
         ds->res_failed = 1;
         return;
