@@ -180,9 +180,14 @@ static const enum file_ops_id g_parent[FOPS_N] = {
     [FOPS_MLISTEN] = FOPS_SOCK,
 };
 
-/* Written once under g_once, read-only afterwards. */
+/* Written once, at load (fill_at_load) or by the first file made before
+ * it (another library's constructor may make a socket first: g_once), and
+ * read-only afterwards. Not at the first file_alloc of a running program:
+ * a fork() in another thread inside pthread_once would leave the child's
+ * g_once taken for good. g_ready: the tables are complete. */
 static struct file_ops g_filled[FOPS_N];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static int g_ready;
 
 /* Every slot of `from` that t leaves NULL. The struct is all function
  * pointers, so it is walked as an array of them. */
@@ -210,9 +215,22 @@ static void fill_all(void)
     }
 }
 
+static void fill_once(void)
+{
+    fill_all();
+    __atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
+}
+
+/* Before anchor_inherit (constructor 102), which already makes files. */
+__attribute__((constructor(101))) static void fill_at_load(void)
+{
+    pthread_once(&g_once, fill_once);
+}
+
 const struct file_ops *file_ops_get(enum file_ops_id id)
 {
-    pthread_once(&g_once, fill_all);
+    if (__builtin_expect(!__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE), 0))
+        pthread_once(&g_once, fill_once);
     return &g_filled[id];
 }
 
