@@ -5,7 +5,7 @@
  * socket TCP-anchored (anchor.c, anchor_direct.c) before the file is
  * published; fixed while the file is live. A kind's own table, next to
  * that kind's code, names only what the kind does differently; the other
- * slots are filled once, at the first file_alloc(), from its parent's
+ * slots are filled once, at load (file_ops.c), from its parent's
  * table and at last from the pass-through defaults (file_ops.c), the way
  * rdma-core's verbs_set_ops() fills a provider's missing verbs. So every
  * slot is set and the wrappers call through it without testing.
