@@ -43,6 +43,12 @@ wire_capture_start() {
     local ns=$1 ifc=$2 port=$3 dir=$4 filter=${5:-}
     command -v tcpdump >/dev/null || wire_fail "tcpdump is not installed (tools/deps.sh)"
     WIRE_FILE=$dir/wire.$port.pcap; WIRE_ERR=$dir/wire.$port.err
+    # An earlier capture on this port left "listening on" in WIRE_ERR, and
+    # the background job below truncates the file only once it runs: the
+    # wait would see the old line and return before this tcpdump listens
+    # (the pull of servers.rsync.rsocket then ran uncaptured under load).
+    # Emptied here, before the job starts, the wait sees only this one's.
+    : >"$WIRE_ERR" || wire_fail "cannot write $WIRE_ERR"
     # -U: write each packet at once; -B: a large buffer so nothing drops;
     # --immediate-mode: packets reach tcpdump at once, not when a ring
     # block fills or times out (a capture stopped right after the traffic
