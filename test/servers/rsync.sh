@@ -49,12 +49,22 @@ gid = nogroup
 	read only = false
 CONF
 srv_on_exit srv_stop_pidfile "$D/rsyncd.pid"
-srv_server_env rsync --daemon --config="$D/rsyncd.conf" --port="$PROG_PORT" >"$PROG_TMP/start.out" 2>&1 ||
+# The daemon speaks first (its greeting): on rsocket its connection waits
+# RS_ANCHOR_HELLO_MS (200 ms) for the client's hello before it writes the
+# greeting on TCP for a plain client, and stays on TCP. A loaded machine
+# (the CI's 2 cores under ctest -j2) can run the client that late: 2 s
+# here, as test/rsocket-fw/ll.sh does, so that the test asserts the
+# upgrade and not the machine's load (the plain-client fallback has its
+# own tests: sem_anchor plain_server_*).
+srv_server_env env RS_ANCHOR_HELLO_MS=2000 rsync --daemon --config="$D/rsyncd.conf" --port="$PROG_PORT" >"$PROG_TMP/start.out" 2>&1 ||
     prog_fail "rsync --daemon did not start: $(cat "$PROG_TMP/start.out")"
 URL=rsync://$PROG_ADDR:$PROG_PORT/data
 listed() { srv_client timeout 10 rsync "$URL/" >"$PROG_TMP/listed.out" 2>&1; }
 wait_until 30 listed || prog_fail "the rsync daemon does not answer on $URL: $(tail -n 5 "$PROG_TMP/listed.out")"
-[ "$(srv_user_of "$(cat "$D/rsyncd.pid")")" = root ] || prog_fail "rsync --daemon does not run as root"
+# (the detached daemon writes its pid file once it runs: wait for it)
+daemon_pid() { local p; p=$(cat "$D/rsyncd.pid" 2>/dev/null) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null && echo "$p"; }
+wait_until 10 daemon_pid >/dev/null || prog_fail "rsync --daemon wrote no pid file of a live process"
+[ "$(srv_user_of "$(daemon_pid)")" = root ] || prog_fail "rsync --daemon does not run as root"
 
 # srv_rsync WHAT OUT ARGS...: one rsync from the other host; OUT gets its
 # output (and its exit counters under the preload).
