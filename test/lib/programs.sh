@@ -87,13 +87,16 @@ prog_setup() {
 
 # The subshell execs, and setsid execs too (the subshell is no group
 # leader), so $! is the server itself and the leader of its own group.
-prog_server() {
-    local name=$1; shift
-    (exec setsid ip netns exec "$NS_A" env "${NSTACK_PRELOAD_ENV[@]}" "$@" \
+# prog_server_in NS NAME CMD...: a server on host NS (an upstream on host
+# B, say); stopped with the test's other servers.
+prog_server_in() {
+    local ns=$1 name=$2; shift 2
+    (exec setsid ip netns exec "$ns" env "${NSTACK_PRELOAD_ENV[@]}" "$@" \
         >"$PROG_TMP/$name.out" 2>&1 </dev/null) &
     _PROG_PIDS+=("$!")
     PROG_SERVER_PID=$!
 }
+prog_server() { prog_server_in "$NS_A" "$@"; }
 
 # The client runs on host B (preload) or host A (plain), in the foreground,
 # with no input.

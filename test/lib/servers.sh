@@ -71,12 +71,19 @@ srv_setup() {
 
 srv_on_exit() { _SRV_EXIT_HOOKS+=("$*"); }
 
+# srv_pidfile_pid FILE: the pid FILE names, if that process is alive
+# (a daemon writes its pid file once it has detached).
+srv_pidfile_pid() {
+    local p
+    p=$(cat "$1" 2>/dev/null) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null && echo "$p"
+}
+
 # srv_stop_pidfile FILE: stop the daemon whose pid FILE names (TERM, KILL
 # after 10 s). By pid, not by name: another mode of the same test may run
 # at once in other namespaces with the same port and user.
 srv_stop_pidfile() {
     local p
-    p=$(cat "$1" 2>/dev/null) && [ -n "$p" ] || return 0
+    p=$(srv_pidfile_pid "$1") || return 0
     kill "$p" 2>/dev/null
     wait_until 10 sh -c "! kill -0 $p 2>/dev/null" || kill -9 "$p" 2>/dev/null
     return 0

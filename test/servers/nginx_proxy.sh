@@ -27,10 +27,8 @@ nginx_prepare "$U" "$UP_ADDR" "$UP_PORT"
 prog_random_file "$U/www/big.bin" "$SIZE"
 prog_random_file "$U/www/mid.bin" $((256 * 1024))
 # shellcheck disable=SC2046
-(exec setsid ip netns exec "$UP_NS" env "${NSTACK_PRELOAD_ENV[@]}" NSTACK_STATS=1 $(nginx_cmd "$U") \
-    >"$PROG_TMP/upstream.out" 2>&1 </dev/null) &
-_PROG_PIDS+=("$!")
-UP_PID=$!
+prog_server_in "$UP_NS" upstream env NSTACK_STATS=1 $(nginx_cmd "$U")
+UP_PID=$PROG_SERVER_PID
 up_log() { tail -n 3 "$U/logs/error.log" 2>/dev/null | tr '\n' ' '; }
 up_answers() { ip netns exec "$UP_NS" timeout 5 curl -sS --fail --max-time 4 -o /dev/null "http://$UP_ADDR:$UP_PORT/index.html" 2>/dev/null; }
 wait_until 30 up_answers || prog_fail "the upstream nginx does not answer: $(up_log) $(cat "$PROG_TMP/upstream.out")"

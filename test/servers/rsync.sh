@@ -61,10 +61,8 @@ srv_server_env env RS_ANCHOR_HELLO_MS=2000 rsync --daemon --config="$D/rsyncd.co
 URL=rsync://$PROG_ADDR:$PROG_PORT/data
 listed() { srv_client timeout 10 rsync "$URL/" >"$PROG_TMP/listed.out" 2>&1; }
 wait_until 30 listed || prog_fail "the rsync daemon does not answer on $URL: $(tail -n 5 "$PROG_TMP/listed.out")"
-# (the detached daemon writes its pid file once it runs: wait for it)
-daemon_pid() { local p; p=$(cat "$D/rsyncd.pid" 2>/dev/null) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null && echo "$p"; }
-wait_until 10 daemon_pid >/dev/null || prog_fail "rsync --daemon wrote no pid file of a live process"
-[ "$(srv_user_of "$(daemon_pid)")" = root ] || prog_fail "rsync --daemon does not run as root"
+wait_until 10 srv_pidfile_pid "$D/rsyncd.pid" >/dev/null || prog_fail "rsync --daemon wrote no pid file of a live process"
+[ "$(srv_user_of "$(srv_pidfile_pid "$D/rsyncd.pid")")" = root ] || prog_fail "rsync --daemon does not run as root"
 
 # srv_rsync WHAT OUT ARGS...: one rsync from the other host; OUT gets its
 # output (and its exit counters under the preload).

@@ -13,14 +13,22 @@ BENCH_SECS=${BENCH_SECS:-3}
 _BENCH_GROUPS=()
 
 
-# bench_server LOG CMD...: start a server in its own process group (the
+# bench_group_in NS LOG CMD...: CMD in its own process group on host NS
+# (empty: this host), with BENCH_ENV; BENCH_GROUP gets its pid (the
 # subshell and setsid both exec, so $! is the group).
+bench_group_in() {
+    local ns=$1 log=$2; shift 2
+    local in_ns=()
+    [ -n "$ns" ] && in_ns=(ip netns exec "$ns")
+    (exec setsid "${in_ns[@]}" env "${BENCH_ENV[@]}" "$@" >"$log" 2>&1 </dev/null) &
+    BENCH_GROUP=$!; _BENCH_GROUPS+=("$BENCH_GROUP")
+}
+
+# bench_server LOG CMD...: the measured server, on the server host.
 bench_server() {
     local log=$1; shift
-    local in_ns=()
-    [ -n "$BENCH_NS_SRV" ] && in_ns=(ip netns exec "$BENCH_NS_SRV")
-    (exec setsid "${in_ns[@]}" env "${BENCH_ENV[@]}" "${BENCH_SRV_AS[@]}" "$@" >"$log" 2>&1 </dev/null) &
-    BENCH_SERVER=$!; _BENCH_GROUPS+=("$BENCH_SERVER")
+    bench_group_in "$BENCH_NS_SRV" "$log" "${BENCH_SRV_AS[@]}" "$@"
+    BENCH_SERVER=$BENCH_GROUP
 }
 
 # bench_client CMD...: the client, with BENCH_ENV, on the client host.
@@ -31,12 +39,13 @@ bench_client() {
 }
 
 _group_gone() { [ -z "$(ps -o pid= -g "$1" 2>/dev/null)" ]; }
-bench_stop_server() {
-    kill -TERM -- "-$BENCH_SERVER" 2>/dev/null
-    wait_until 10 _group_gone "$BENCH_SERVER" || kill -KILL -- "-$BENCH_SERVER" 2>/dev/null
-    wait "$BENCH_SERVER" 2>/dev/null
+bench_stop_group() {
+    kill -TERM -- "-$1" 2>/dev/null
+    wait_until 10 _group_gone "$1" || kill -KILL -- "-$1" 2>/dev/null
+    wait "$1" 2>/dev/null
     return 0
 }
+bench_stop_server() { bench_stop_group "$BENCH_SERVER"; }
 bench_stop_all() {
     local g
     for g in "${_BENCH_GROUPS[@]}"; do kill -KILL -- "-$g" 2>/dev/null; done
@@ -88,16 +97,15 @@ measure_sockperf_latency() {
 # iperf3 between users: the server, or the client, as a worker that
 # dropped privileges runs (www-data, RLIMIT_MEMLOCK 8 MiB, no capabilities).
 BENCH_AS_WWW=(prlimit --memlock=8388608 setpriv --reuid=www-data --regid=www-data --clear-groups --inh-caps=-all)
-measure_iperf3_server_www() {
-    BENCH_SRV_AS=("${BENCH_AS_WWW[@]}")
+# _iperf3_as VAR: iperf3 with BENCH_SRV_AS or BENCH_CLI_AS set to www-data's
+_iperf3_as() {
+    local -n as=$1
+    as=("${BENCH_AS_WWW[@]}")
     measure_iperf3_throughput; local rc=$?
-    BENCH_SRV_AS=(); return $rc
+    as=(); return $rc
 }
-measure_iperf3_client_www() {
-    BENCH_CLI_AS=("${BENCH_AS_WWW[@]}")
-    measure_iperf3_throughput; local rc=$?
-    BENCH_CLI_AS=(); return $rc
-}
+measure_iperf3_server_www() { _iperf3_as BENCH_SRV_AS; }
+measure_iperf3_client_www() { _iperf3_as BENCH_CLI_AS; }
 
 # iperf3 TCP throughput (Gbit/s) received by the server, one stream.
 measure_iperf3_throughput() {
@@ -149,6 +157,8 @@ measure_nginx_rps() { _nginx_wrk "$BENCH_TMP/nginx" "$(bench_port 28080)"; }
 # process of another user to wrk (root), as with any stock nginx.
 measure_nginx_www_rps() { _nginx_wrk "$BENCH_TMP/nginx-www" "$(bench_port 28090)" www-data; }
 
+_up_listening() { ip netns exec "$BENCH_NS_CLI" ss -Hltn "sport = :$1" | grep -q .; }
+
 # nginx as a reverse proxy (one worker, on the server host) to an
 # upstream nginx on the client host (keepalive pool, HTTP/1.1), both legs
 # on the side's route: wrk through the proxy, requests/s for 256 KiB.
@@ -160,19 +170,20 @@ measure_nginx_proxy_rps() {
     nginx_prepare "$up" "$uaddr" "$uport"
     head -c 262144 /dev/urandom >"$up/www/obj.bin"
     # shellcheck disable=SC2046
-    (exec setsid ip netns exec "$BENCH_NS_CLI" env "${BENCH_ENV[@]}" $(nginx_cmd "$up") >"$up.srv" 2>&1 </dev/null) &
-    upid=$!; _BENCH_GROUPS+=("$upid")
+    bench_group_in "$BENCH_NS_CLI" "$up.srv" $(nginx_cmd "$up")
+    upid=$BENCH_GROUP
+    wait_until 30 _up_listening "$uport" || { bench_stop_group "$upid"; echo "bench: upstream nginx did not listen" >&2; return 1; }
     nginx_prepare "$dir" "$BENCH_ADDR" "$port"
     sed -i -e "s|^    server {|    upstream up { server $uaddr:$uport; keepalive 8; }\n    server {|" \
         -e "s|^        root |        location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }\n        root |" \
         "$dir/nginx.conf"
     # shellcheck disable=SC2046
     bench_server "$dir.srv" $(nginx_cmd "$dir")
-    bench_wait_ready "$port" "$dir.srv" '^$never' || { kill -KILL -- "-$upid" 2>/dev/null; return 1; }
+    bench_wait_ready "$port" "$dir.srv" '^$never' || { bench_stop_group "$upid"; return 1; }
     bench_client timeout 60 wrk -t 1 -c 8 -d "${BENCH_SECS}s" "http://$BENCH_ADDR:$port/obj.bin" \
         >"$dir.wrk" 2>&1
     bench_stop_server
-    kill -TERM -- "-$upid" 2>/dev/null; wait "$upid" 2>/dev/null
+    bench_stop_group "$upid"
     grep -q 'Non-2xx' "$dir.wrk" && { echo "bench: nginx proxy: $(grep Non-2xx "$dir.wrk")" >&2; return 1; }
     sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$dir.wrk"
 }
