@@ -84,6 +84,8 @@ static int cm_qp_to_rts(struct cm_id *id)
     int mask;
     if (id->pub.qp->state == IBV_QPS_RESET && cm_qp_to_init(id))
         return -1;
+    if (id->peer.has_attach)
+        sr_qp_preattach(id->pub.qp, &id->peer.attach);
     a.qp_state = IBV_QPS_RTR;
     rdma_init_qp_attr(&id->pub, &a, &mask);
     if (ibv_modify_qp(id->pub.qp, &a, mask))
@@ -519,6 +521,7 @@ CM_API int rdma_connect(struct rdma_cm_id *pub, struct rdma_conn_param *p)
     } else {
         struct cm_msg m;
         cm_fill_msg(&m, CM_MSG_REQ, p, pub->qp ? pub->qp->qp_num : (p ? p->qp_num : 0));
+        m.has_attach = pub->qp && !sr_qp_attach_info(pub->qp, &m.attach);
         memcpy(&m.src, &pub->route.addr.src_storage, sizeof m.src);
         memcpy(&m.dst, &pub->route.addr.dst_storage, sizeof m.dst);
         if (p)
@@ -559,6 +562,7 @@ CM_API int rdma_accept(struct rdma_cm_id *pub, struct rdma_conn_param *p)
         goto out;
     struct cm_msg m;
     cm_fill_msg(&m, CM_MSG_REP, p, pub->qp ? pub->qp->qp_num : (p ? p->qp_num : 0));
+    m.has_attach = pub->qp && !sr_qp_attach_info(pub->qp, &m.attach);
     if (cm_send(id, &m)) {
         cm_peer_gone(id);
         errno = ECONNRESET;

@@ -45,6 +45,10 @@ struct cm_msg {
     uint8_t retry_count, rnr_retry_count, srq, pad;
     struct sockaddr_storage src, dst;   /* as the active side sees them */
     uint8_t pdata[CM_PDATA_MAX];
+    /* REQ and REP of an RC id with a QP: how the peer reaches that QP
+     * directly (sr_wire.h), so that no stream is opened at RTR */
+    uint32_t has_attach;
+    struct sr_attach attach;
 };
 
 struct cm_id {

@@ -22,6 +22,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -29,26 +30,38 @@
 
 /* ---- responder side: the offer ---- */
 
-void sr_fast_offer(int fd, struct sr_qp *qp)
+/* What a requester needs to reach qp directly; -1 when the device has no
+ * segment. *evfd: the channel's eventfd here, -1 if none. */
+static int sr_fast_attach_fill(struct sr_qp *qp, struct sr_attach *a, int *evfd)
 {
     int segfd = sr_seg_fd();
     if (segfd < 0)
-        return;
+        return -1;
     struct ibv_comp_channel *ch = qp->pub.recv_cq->channel;
-    int evfd = ch ? ch->fd : -1;
+    *evfd = ch ? ch->fd : -1;
+    memset(a, 0, sizeof *a);
+    a->pid = (int32_t)getpid();
+    a->gen = __atomic_load_n(&qp->s->gen, __ATOMIC_ACQUIRE);
+    a->qp_off = qp->s_off;
+    a->has_evfd = *evfd >= 0;
+    a->ch_id = ch ? ((struct sr_channel *)ch)->id : 0;
+    a->ch_fd = *evfd;
+    a->seg_fd = segfd;
+    a->token_addr = (uintptr_t)&sr_seg()->token;
+    return 0;
+}
+
+void sr_fast_offer(int fd, struct sr_qp *qp)
+{
     struct { struct sr_resp_hdr h; struct sr_attach a; } m;
+    int evfd;
     memset(&m, 0, sizeof m);
+    if (sr_fast_attach_fill(qp, &m.a, &evfd))
+        return;
     m.h.type = SR_RESP_ATTACH;
     m.h.count = 1;
     m.h.len = sizeof m.a;
-    m.a.pid = (int32_t)getpid();
-    m.a.gen = __atomic_load_n(&qp->s->gen, __ATOMIC_ACQUIRE);
-    m.a.qp_off = qp->s_off;
-    m.a.has_evfd = evfd >= 0;
-    m.a.ch_id = ch ? ((struct sr_channel *)ch)->id : 0;
-    m.a.ch_fd = evfd;
-    m.a.token_addr = (uintptr_t)&sr_seg()->token;
-    int fds[2] = { segfd, evfd };
+    int fds[2] = { m.a.seg_fd, evfd };
     int nfds = evfd >= 0 ? 2 : 1;
     union { struct cmsghdr h; char b[CMSG_SPACE(2 * sizeof(int))]; } cm;
     memset(&cm, 0, sizeof cm);
@@ -64,6 +77,24 @@ void sr_fast_offer(int fd, struct sr_qp *qp)
     ssize_t n = sr_sys_sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n >= 0 && n != (ssize_t)sizeof m)
         sr_log("QP %u: attach message cut short (%zd bytes); the stream will fail", qp->pub.qp_num, n);
+}
+
+int sr_qp_attach_info(struct ibv_qp *pub, struct sr_attach *a)
+{
+    struct sr_qp *qp = (struct sr_qp *)pub;
+    int evfd;
+    if (pub->qp_type != IBV_QPT_RC || sr_fast_attach_fill(qp, a, &evfd))
+        return -1;
+    return 0;
+}
+
+void sr_qp_preattach(struct ibv_qp *pub, const struct sr_attach *a)
+{
+    struct sr_qp *qp = (struct sr_qp *)pub;
+    pthread_mutex_lock(&sr_lock);
+    qp->pre = *a;
+    qp->has_pre = pub->qp_type == IBV_QPT_RC;
+    pthread_mutex_unlock(&sr_lock);
 }
 
 /* ---- requester side ---- */
@@ -100,19 +131,14 @@ int sr_fast_token_ok(const struct sr_fast *f, const struct sr_peer_seg *seg)
            tok == ((struct sr_seg_hdr *)seg->base)->token;
 }
 
-static void sr_fast_use(struct sr_qp *qp)
+/* Binds the requester to the peer QP block f->msg names in seg (the
+ * caller's reference, dropped on failure): 0 bound (f->broken set if the
+ * segment's owner is not at that pid for us: another user), -1 not. */
+static int sr_fast_bind(struct sr_fast *f, struct sr_peer_seg *seg)
 {
-    struct sr_fast *f = &qp->fast;
-    if (f->nfds < 1 || (f->msg.qp_off & 4095))
-        return;
-    int evfd = f->nfds == 2 ? f->fds[1] : -1;
-    struct sr_peer_seg *seg = sr_peer_seg_get(f->fds[0]);   /* takes fds[0] */
-    f->nfds = 0;
-    if (!seg || !sr_fast_inside(seg, f->msg.qp_off, sizeof(struct sr_shm_qp))) {
-        if (evfd >= 0)
-            sr_sys_close(evfd);
+    if (!seg || (f->msg.qp_off & 4095) || !sr_fast_inside(seg, f->msg.qp_off, sizeof(struct sr_shm_qp))) {
         sr_peer_seg_put(seg);
-        return;
+        return -1;
     }
     if (!sr_fast_token_ok(f, seg))
         f->broken = 1;          /* another user, or not the same pid space */
@@ -121,6 +147,22 @@ static void sr_fast_use(struct sr_qp *qp)
     f->peer = (struct sr_shm_qp *)(seg->base + f->msg.qp_off);
     f->gen = f->msg.gen;
     f->pid = f->msg.pid;
+    return 0;
+}
+
+static void sr_fast_use(struct sr_qp *qp)
+{
+    struct sr_fast *f = &qp->fast;
+    if (f->nfds < 1)
+        return;
+    int evfd = f->nfds == 2 ? f->fds[1] : -1;
+    struct sr_peer_seg *seg = sr_peer_seg_get(f->fds[0]);   /* takes fds[0] */
+    f->nfds = 0;
+    if (sr_fast_bind(f, seg)) {
+        if (evfd >= 0)
+            sr_sys_close(evfd);
+        return;
+    }
     /* The channel's copy goes to the process's cache (a bounded one).
      * Nothing is fetched here: only under the peer block's lock, with the
      * generation checked, is the channel's descriptor number sure to be
@@ -129,6 +171,51 @@ static void sr_fast_use(struct sr_qp *qp)
         sr_peerch_get(f, evfd);
     else if (evfd >= 0)
         sr_sys_close(evfd);
+}
+
+/* A peer process whose segment is not mapped here yet: its memfd, taken
+ * with pidfd_getfd (allowed only with ptrace rights over it, as
+ * process_vm_writev). The pidfd is kept with the segment when the token
+ * then checks out (sr_peerch.c opens it the same way). */
+static struct sr_peer_seg *sr_fast_fetch_seg(const struct sr_attach *a, int *pidfd)
+{
+    *pidfd = (int)syscall(SYS_pidfd_open, a->pid, 0);
+    if (*pidfd < 0)
+        return NULL;
+    int fd = (int)syscall(SYS_pidfd_getfd, *pidfd, a->seg_fd, 0);
+    if (fd < 0) {
+        sr_sys_close(*pidfd);
+        *pidfd = -1;
+        return NULL;
+    }
+    return sr_peer_seg_get(fd);     /* takes fd; checks size and magic */
+}
+
+int sr_fast_preattach(struct sr_qp *qp, const struct sr_attach *a)
+{
+    struct sr_fast *f = &qp->fast;
+    if (f->seg || a->pid <= 0 || !sr_req_streamless_ok())
+        return -1;
+    f->msg = *a;
+    int pidfd = -1;
+    struct sr_peer_seg *seg = sr_peer_seg_of_pid(a->pid);
+    if (!seg)
+        seg = sr_fast_fetch_seg(a, &pidfd);
+    /* The block must be the QP this one connects to: the same outcome as
+     * a stream opened to the owner of dest_qpn. */
+    if (sr_fast_bind(f, seg) || f->broken || f->peer->slow_only ||
+        __atomic_load_n(&f->peer->qpn, __ATOMIC_RELAXED) != qp->dest_qpn ||
+        __atomic_load_n(&f->peer->gen, __ATOMIC_ACQUIRE) != a->gen) {
+        if (pidfd >= 0)
+            sr_sys_close(pidfd);
+        sr_fast_detach(qp);
+        return -1;
+    }
+    if (pidfd >= 0 && f->seg->pidfd < 0)
+        f->seg->pidfd = sr_fd_internal(pidfd);
+    else if (pidfd >= 0)
+        sr_sys_close(pidfd);
+    return 0;
 }
 
 int sr_fast_attach_read(struct sr_qp *qp, int fd)
@@ -320,6 +407,20 @@ SR_API void sr_stats(uint64_t *direct, uint64_t *stream)
 void sr_stats_stream(void)
 {
     __atomic_add_fetch(&sr_n_stream, 1, __ATOMIC_RELAXED);
+}
+
+/* Requester streams opened (at RTR without rdma_cm's attach data, and
+ * reopened when a request needs the peer's device). */
+static uint64_t sr_n_opened;
+
+SR_API void sr_stats_streams(uint64_t *opened)
+{
+    *opened = __atomic_load_n(&sr_n_opened, __ATOMIC_RELAXED);
+}
+
+void sr_stats_stream_open(void)
+{
+    __atomic_add_fetch(&sr_n_opened, 1, __ATOMIC_RELAXED);
 }
 
 /* Inline sends whose data the device copied because they could not go at

@@ -249,6 +249,9 @@ struct sr_peer_seg {
     struct sr_peer_seg *next;
 };
 struct sr_peer_seg *sr_peer_seg_get(int fd);
+/* A mapped segment whose header names pid, one reference taken; NULL if
+ * none (the caller checks its token: pids are reused). */
+struct sr_peer_seg *sr_peer_seg_of_pid(int32_t pid);
 void sr_peer_seg_put(struct sr_peer_seg *p);
 /* Unmaps every idle peer segment now (tests). */
 void sr_peer_segs_drop_idle(void);
@@ -539,6 +542,10 @@ struct sr_qp {
     /* Sends wait for the first attach offer until then (ms; 0: not
      * waiting): see sr_req_attach_wait. Guarded by sr_lock. */
     uint64_t attach_wait_until;
+    /* The peer's attach data from rdma_cm (sr_qp_preattach), used at the
+     * next INIT->RTR instead of a stream's offer. Guarded by sr_lock. */
+    struct sr_attach pre;
+    int has_pre;
     int fdwait_queued;
     struct sr_qp *fdwait_next;
     struct sr_rx out_rx;
@@ -615,9 +622,23 @@ void sr_fast_detach(struct sr_qp *qp);
 /* Delivers the WR at sq_tx directly; 1 done (completed), 0 use the stream. */
 int sr_fast_try(struct sr_qp *qp);
 void sr_stats_stream(void);     /* a request written to a stream */
+void sr_stats_stream_open(void); /* a requester stream opened */
 void sr_stats_stage(uint32_t len); /* an inline send's data copied by the device */
 /* responder side: the attach message sent first on an accepted stream */
 void sr_fast_offer(int fd, struct sr_qp *qp);
+/* At INIT->RTR with the peer's attach data from rdma_cm: binds the fast
+ * path to the peer's block (its segment mapped already, or fetched with
+ * pidfd_getfd); 0 bound, -1 the stream is needed (another user, a peer
+ * gone, no segment). sr_lock held. */
+int sr_fast_preattach(struct sr_qp *qp, const struct sr_attach *a);
+/* The connection manager's side (softrdma/cm, under sr_lock): the attach
+ * data of our QP for the REQ/REP (-1: none to give), and the peer's, kept
+ * for the RTR transition. */
+int sr_qp_attach_info(struct ibv_qp *qp, struct sr_attach *a);
+void sr_qp_preattach(struct ibv_qp *qp, const struct sr_attach *a);
+/* 1 if a QP may run without its stream now (the idle-close rules and no
+ * fault knob that models the stream). */
+int sr_req_streamless_ok(void);
 /* responder */
 void sr_resp_accept(int fd);
 void sr_resp_resume(struct sr_inconn *c);

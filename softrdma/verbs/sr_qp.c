@@ -382,9 +382,16 @@ static int sr_modify_locked(struct sr_qp *qp, struct ibv_qp_attr *a, int mask)
     enum ibv_qp_state from = qp->pub.state;
     /* no descriptor for the stream (EMFILE): the QP stays in INIT */
     if (to == IBV_QPS_RTR && from == IBV_QPS_INIT) {
-        if (sr_req_connect(qp))
-            return errno;
-        sr_req_attach_wait(qp);
+        if (qp->has_pre && sr_fast_preattach(qp, &qp->pre) == 0) {
+            /* reached directly from the start: the stream opens when a
+             * request needs the peer's device, as after an idle close */
+            qp->out_idle = 1;
+        } else {
+            if (sr_req_connect(qp))
+                return errno;
+            sr_req_attach_wait(qp);
+        }
+        qp->has_pre = 0;
     }
     sr_qp_set_state(qp, to);
     if (to == IBV_QPS_RTR && from == IBV_QPS_INIT)   /* the path's interface */

@@ -65,6 +65,7 @@ int sr_req_connect(struct sr_qp *qp)
     qp->resp_got = 0;
     qp->out_open = 1;
     qp->out_dead = 0;
+    sr_stats_stream_open();
     if (sr_watch_add(&qp->out, fd, EPOLLIN, sr_req_cb)) {
         int e = errno;          /* the epoll set is full (ENOMEM, ENOSPC) */
         qp->out_open = 0;
@@ -256,7 +257,12 @@ static int sr_req_idle(const struct sr_qp *qp)
     return qp->out_open && f->peer && !f->broken && !f->want && !f->peer->slow_only &&
            qp->sq_head == qp->sq_tail && !qp->tx_off && !qp->rd_left && !qp->resp_got &&
            qp->out_rx.off == qp->out_rx.len && qp->pub.state != IBV_QPS_ERR &&
-           sr_knobs.delay_ms <= 0 && sr_knobs.drop_after <= 0 && sr_knobs.force_rnr <= 0 &&
+           sr_req_streamless_ok();
+}
+
+int sr_req_streamless_ok(void)
+{
+    return sr_knobs.delay_ms <= 0 && sr_knobs.drop_after <= 0 && sr_knobs.force_rnr <= 0 &&
            sr_knobs.ack_delay_ms <= 0 && sr_knobs.idle_close && sr_streams_may_close();
 }
 

@@ -375,6 +375,18 @@ bad:
     return NULL;
 }
 
+struct sr_peer_seg *sr_peer_seg_of_pid(int32_t pid)
+{
+    sr_peer_segs_trim(SR_PEER_IDLE_MS, SR_PEER_IDLE_MAX);
+    for (struct sr_peer_seg *p = sr_peers; p; p = p->next)
+        if (__atomic_load_n(&((struct sr_seg_hdr *)p->base)->pid, __ATOMIC_RELAXED) == pid) {
+            if (++p->refs > p->peak)
+                p->peak = p->refs;
+            return p;
+        }
+    return NULL;
+}
+
 void sr_peer_seg_put(struct sr_peer_seg *p)
 {
     if (!p || --p->refs > 0)

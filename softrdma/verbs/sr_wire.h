@@ -17,6 +17,10 @@ enum sr_req_op {
  * fetches the eventfd again by (ch_id, ch_fd) with pidfd_getfd. */
 enum sr_resp_type { SR_RESP_ACK = 1, SR_RESP_NAK, SR_RESP_READ, SR_RESP_ATTACH };
 
+/* The same attach data also rides in the connection manager's REQ and REP
+ * (softrdma/cm): a QP connected through rdma_cm then reaches its peer
+ * directly from RTR on, with no stream opened (sr_fast_preattach). */
+
 struct sr_attach {
     int32_t pid;            /* the responder process (process_vm_*) */
     uint32_t gen;           /* its QP block's generation */
@@ -24,7 +28,8 @@ struct sr_attach {
     uint32_t has_evfd;
     uint32_t ch_id;         /* that channel, unique in the responder process */
     int32_t ch_fd;          /* its eventfd's number there (pidfd_getfd) */
-    uint32_t pad;
+    int32_t seg_fd;         /* its segment memfd's number there (pidfd_getfd,
+                             * when the attach comes with rdma_cm's REQ/REP) */
     uint64_t token_addr;    /* where the responder sees its segment's token */
 };
 

@@ -13,6 +13,11 @@
  *     disconnects (its client, which asked alone, still gets
  *     DISCONNECTED), and so does pair 1's (a detached id's disconnect
  *     is reported locally; its peer hears nothing from the CM).
+ *   - "streams": as "shared" with QP streams kept for the QP's life
+ *     (SOFTRDMA_IDLE_CLOSE=0).
+ * Every mode also asserts how many QP streams the device opened: none
+ * (a QP connected through rdma_cm gets its peer's attach data in the REQ
+ * or REP and reaches it directly), or one per QP in "streams".
  * Asserts the bound given on the command line per pair (the device's
  * share, the app-owned channels not counted), prints the figure.
  * Linked against Debian's librdmacm; run with LD_LIBRARY_PATH at the
@@ -269,6 +274,25 @@ static void detach_semantics(void)
     }
 }
 
+/* Connected through rdma_cm, a QP reaches its peer directly from RTR on:
+ * no stream is opened for the set-up (the attach data rides in the REQ
+ * and REP). With streams kept for the QP's life (SOFTRDMA_IDLE_CLOSE=0,
+ * mode "streams") each QP opens its own at RTR. */
+static void check_streams(const char *mode)
+{
+    void (*f)(uint64_t *) = (void (*)(uint64_t *))(uintptr_t)dlsym(RTLD_DEFAULT, "sr_stats_streams");
+    if (!f)
+        FAIL("sr_stats_streams not found (run against softrdma's libibverbs)");
+    uint64_t opened = 0;
+    f(&opened);
+    uint64_t want = strcmp(mode, "streams") ? 0 : 2 * (uint64_t)npairs;
+    printf("%s: %llu QP streams opened for %d pairs (expected %llu)\n", mode,
+           (unsigned long long)opened, npairs, (unsigned long long)want);
+    if (opened != want)
+        FAIL("%s: %llu QP streams opened, expected %llu", mode, (unsigned long long)opened,
+             (unsigned long long)want);
+}
+
 static void run(const char *mode, double bound)
 {
     struct rlimit rl = { 8192, 8192 };
@@ -297,6 +321,7 @@ static void run(const char *mode, double bound)
     run_events();
     app += per_id * nsrv;
     traffic();
+    check_streams(mode);
     int detaching = !strcmp(mode, "detach");
     if (detaching)
         detach_all();
@@ -321,9 +346,9 @@ int main(int argc, char **argv)
     /* QP streams closed while idle (the default, 2; set in case the
      * environment says otherwise): doc/softrdma.md "Streams open only
      * while used" */
-    setenv("SOFTRDMA_IDLE_CLOSE", "2", 1);
+    setenv("SOFTRDMA_IDLE_CLOSE", argc > 1 && !strcmp(argv[1], "streams") ? "0" : "2", 1);
     if (argc != 4)
-        FAIL("usage: %s shared|per-id|detach <pairs> <max fds per pair>", argv[0]);
+        FAIL("usage: %s shared|per-id|detach|streams <pairs> <max fds per pair>", argv[0]);
     per_id = !strcmp(argv[1], "per-id");
     npairs = atoi(argv[2]);
     if (npairs < 1 || npairs > MAXP)
