@@ -155,6 +155,7 @@ static void cm_on_rep(struct cm_id *id, struct cm_msg *m)
     }
     id->state = CM_CONNECTED;
     cm_event_push(id, NULL, RDMA_CM_EVENT_ESTABLISHED, 0, m);
+    cm_detach_at_established(id, m);
 }
 
 /* An incoming connection's REQ: the child id now exists for the user. */
@@ -192,6 +193,7 @@ static void cm_on_msg(struct cm_id *id, struct cm_msg *m)
             cm_timeout_disarm(id);
             id->state = CM_CONNECTED;
             cm_event_push(id, NULL, RDMA_CM_EVENT_ESTABLISHED, 0, &id->peer);
+            cm_detach_at_established(id, &id->peer);    /* the REQ's flag */
         }
         break;
     case CM_MSG_REJ:
@@ -522,6 +524,7 @@ CM_API int rdma_connect(struct rdma_cm_id *pub, struct rdma_conn_param *p)
         struct cm_msg m;
         cm_fill_msg(&m, CM_MSG_REQ, p, pub->qp ? pub->qp->qp_num : (p ? p->qp_num : 0));
         m.has_attach = pub->qp && !sr_qp_attach_info(pub->qp, &m.attach);
+        m.flags = id->detach_early ? CM_MSG_FLAG_DETACH : 0;
         memcpy(&m.src, &pub->route.addr.src_storage, sizeof m.src);
         memcpy(&m.dst, &pub->route.addr.dst_storage, sizeof m.dst);
         if (p)
@@ -563,6 +566,7 @@ CM_API int rdma_accept(struct rdma_cm_id *pub, struct rdma_conn_param *p)
     struct cm_msg m;
     cm_fill_msg(&m, CM_MSG_REP, p, pub->qp ? pub->qp->qp_num : (p ? p->qp_num : 0));
     m.has_attach = pub->qp && !sr_qp_attach_info(pub->qp, &m.attach);
+    m.flags = id->detach_early ? CM_MSG_FLAG_DETACH : 0;
     if (cm_send(id, &m)) {
         cm_peer_gone(id);
         errno = ECONNRESET;

@@ -15,6 +15,12 @@
  * detach gets DISCONNECTED; one that did closes at our DETACH, before the
  * DREQ) and reports DISCONNECTED locally either way; a detached id's peer
  * is told nothing by the CM - the user asked for that.
+ * Asked before the connection is made (before rdma_connect, or on a
+ * request before rdma_accept), the wish rides in the REQ or REP
+ * (CM_MSG_FLAG_DETACH): when both ends said so, each closes the connection
+ * at ESTABLISHED - the active after its RTU, the passive after reading it -
+ * and no DETACH is sent; otherwise a later call after ESTABLISHED detaches
+ * as above.
  * SOFTRDMA_CM_DETACH=0 refuses every request (EOPNOTSUPP), for A/B runs. */
 #include "cm_internal.h"
 #include <errno.h>
@@ -31,6 +37,14 @@ void cm_on_detach(struct cm_id *id)
         return;
     id->peer_detach = 1;
     cm_detach_close(id);
+}
+
+void cm_detach_at_established(struct cm_id *id, const struct cm_msg *peer)
+{
+    if (!id->detach_early || !(peer->flags & CM_MSG_FLAG_DETACH) || id->conn.fd < 0)
+        return;
+    id->detach_sent = id->peer_detach = 1;
+    cm_conn_close(id);
 }
 
 static int cm_detach_allowed(void)
@@ -50,7 +64,10 @@ CM_API int rdma_softrdma_detach(struct rdma_cm_id *pub)
         return errno = EOPNOTSUPP, -1;
     pthread_mutex_lock(&sr_lock);
     int rc = 0;
-    if (id->state != CM_CONNECTED || pub->qp_type != IBV_QPT_RC) {
+    if (pub->qp_type == IBV_QPT_RC && (id->state == CM_IDLE || id->state == CM_ADDR_RESOLVED ||
+                                       id->state == CM_ROUTE_RESOLVED || id->state == CM_REQ_RCVD)) {
+        id->detach_early = 1;       /* told in our REQ or REP */
+    } else if (id->state != CM_CONNECTED || pub->qp_type != IBV_QPT_RC) {
         errno = EINVAL;
         rc = -1;
     } else if (!id->detach_sent && id->conn.fd >= 0) {

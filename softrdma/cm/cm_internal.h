@@ -49,7 +49,11 @@ struct cm_msg {
      * directly (sr_wire.h), so that no stream is opened at RTR */
     uint32_t has_attach;
     struct sr_attach attach;
+    uint32_t flags;                 /* CM_MSG_FLAG_* (REQ, REP) */
 };
+/* The sender asked before connecting to drop the CM connection once
+ * established (rdma_softrdma_detach, cm_detach.c). */
+#define CM_MSG_FLAG_DETACH 1u
 
 struct cm_id {
     struct rdma_cm_id pub;
@@ -65,6 +69,9 @@ struct cm_id {
      * once both, the CM connection is closed and the id stays CONNECTED
      * without it (no DREQ, no peer death told). sr_lock. */
     uint8_t detach_sent, peer_detach;
+    /* asked before the connection was made: REQ/REP say so, and when both
+     * did, the connection closes at ESTABLISHED with no DETACH messages */
+    uint8_t detach_early;
     /* handshake timeout (cm_timeout.c): in the armed list while tm_at */
     uint64_t tm_at;                 /* deadline (sr_now_ms), 0: not armed */
     struct cm_id *tm_next, *tm_prev;
@@ -94,6 +101,8 @@ static inline struct cm_id *cm_of(struct rdma_cm_id *id) { return (struct cm_id 
 
 /* cm_detach.c: the peer's DETACH arrived (device thread, sr_lock). */
 void cm_on_detach(struct cm_id *id);
+/* At ESTABLISHED: both ends asked early (peer: the REQ or REP read). */
+void cm_detach_at_established(struct cm_id *id, const struct cm_msg *peer);
 
 /* cm_channel.c */
 struct cm_channel *cm_channel_new(void);

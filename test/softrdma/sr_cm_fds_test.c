@@ -13,6 +13,11 @@
  *     disconnects (its client, which asked alone, still gets
  *     DISCONNECTED), and so does pair 1's (a detached id's disconnect
  *     is reported locally; its peer hears nothing from the CM).
+ *   - "early": as "detach", but each end asks before the connection is
+ *     made (before rdma_connect / rdma_accept; pair 0's server does not):
+ *     the REQ/REP carry the wish and the CM connections close at
+ *     ESTABLISHED with no DETACH exchange, nobody asks afterwards; pair
+ *     0, where only the client asked, keeps its connection and events;
  *   - "streams": as "shared" with QP streams kept for the QP's life
  *     (SOFTRDMA_IDLE_CLOSE=0).
  * Every mode also asserts how many QP streams the device opened: none
@@ -49,7 +54,7 @@ struct end {
 };
 
 static struct end cli[MAXP], srv[MAXP];
-static int npairs, nsrv, per_id;
+static int npairs, nsrv, per_id, early;
 static struct rdma_event_channel *shared_ch;
 static struct ibv_pd *pd;
 static struct ibv_cq *cq;
@@ -95,6 +100,16 @@ static void make_qp(struct end *e)
         FAIL("MR / post_recv");
 }
 
+/* rdma_softrdma_detach, softrdma's extension (dlsym). */
+static int detach_id(struct rdma_cm_id *id)
+{
+    int (*detach)(struct rdma_cm_id *) =
+        (int (*)(struct rdma_cm_id *))(uintptr_t)dlsym(RTLD_DEFAULT, "rdma_softrdma_detach");
+    if (!detach)
+        FAIL("rdma_softrdma_detach not found (run against softrdma's librdmacm)");
+    return detach(id);
+}
+
 static void on_event(struct rdma_cm_event *ev)
 {
     struct rdma_cm_id *id = ev->id;
@@ -106,6 +121,8 @@ static void on_event(struct rdma_cm_event *ev)
         break;
     case RDMA_CM_EVENT_ROUTE_RESOLVED:
         make_qp(id->context);
+        if (early && detach_id(id))
+            FAIL("early detach before rdma_connect: %s", strerror(errno));
         if (rdma_connect(id, &p))
             FAIL("rdma_connect");
         break;
@@ -121,6 +138,8 @@ static void on_event(struct rdma_cm_event *ev)
                 FAIL("rdma_migrate_id");
         }
         make_qp(e);
+        if (early && e != &srv[0] && detach_id(id))
+            FAIL("early detach before rdma_accept: %s", strerror(errno));
         if (rdma_accept(id, &p))
             FAIL("rdma_accept");
         break;
@@ -240,14 +259,10 @@ static void expect_event(struct rdma_cm_id *id, enum rdma_cm_event_type type, co
 /* Both ends of every pair but pair 0 detach; pair 0's client alone. */
 static void detach_all(void)
 {
-    int (*detach)(struct rdma_cm_id *) =
-        (int (*)(struct rdma_cm_id *))(uintptr_t)dlsym(RTLD_DEFAULT, "rdma_softrdma_detach");
-    if (!detach)
-        FAIL("rdma_softrdma_detach not found (run against softrdma's librdmacm)");
     for (int i = 0; i < npairs; i++) {
-        if (detach(cli[i].id))
+        if (detach_id(cli[i].id))
             FAIL("pair %d: client detach: %s", i, strerror(errno));
-        if (i > 0 && detach(srv[i].id))
+        if (i > 0 && detach_id(srv[i].id))
             FAIL("pair %d: server detach: %s", i, strerror(errno));
     }
 }
@@ -322,8 +337,8 @@ static void run(const char *mode, double bound)
     app += per_id * nsrv;
     traffic();
     check_streams(mode);
-    int detaching = !strcmp(mode, "detach");
-    if (detaching)
+    int detaching = !strcmp(mode, "detach") || early;
+    if (!early && detaching)
         detach_all();
     /* the QPs' streams close on the device threads once idle: settle (a
      * count that never comes under the bound fails below) */
@@ -348,8 +363,9 @@ int main(int argc, char **argv)
      * while used" */
     setenv("SOFTRDMA_IDLE_CLOSE", argc > 1 && !strcmp(argv[1], "streams") ? "0" : "2", 1);
     if (argc != 4)
-        FAIL("usage: %s shared|per-id|detach|streams <pairs> <max fds per pair>", argv[0]);
+        FAIL("usage: %s shared|per-id|detach|early|streams <pairs> <max fds per pair>", argv[0]);
     per_id = !strcmp(argv[1], "per-id");
+    early = !strcmp(argv[1], "early");
     npairs = atoi(argv[2]);
     if (npairs < 1 || npairs > MAXP)
         FAIL("pairs: 1..%d", MAXP);

@@ -5,7 +5,8 @@
 # on test host A, server on host B, both under the preload) for N1 and for N2
 # cycles and prints the difference per connection, so start-up and exit
 # cancel:
-#   cpu      user+system time of each process (all threads), us/connection
+#   cpu      user+system time of each process (all threads), us/connection,
+#            and its voluntary context switches (sleeps) per connection
 #   strace   system calls per connection of each end (strace -f -c), by call
 #   perf     perf record --call-graph dwarf of both ends over N2 cycles
 #            (the data files are left in $CONN_CPU_OUT, default /tmp)
@@ -40,7 +41,7 @@ PORT=20400
 # wrap SIDE N: the command prefix that measures one side of a run of N.
 wrap() {
     case $MODE in
-    cpu) echo /usr/bin/time -f %U:%S -o "$WORK/$1.$2.time" ;;
+    cpu) echo /usr/bin/time -f %U:%S:%w -o "$WORK/$1.$2.time" ;;
     strace) echo strace -f -c -o "$WORK/$1.$2.strace" ;;
     perf) echo perf record -q -F 2000 --call-graph dwarf,16384 -o "$OUT/conn_cpu.$1.perf.data" ;;
     esac
@@ -68,6 +69,8 @@ pwrap() {
 }
 
 cpu_us() { awk -F: '{ printf "%.0f", ($1 + $2) * 1e6 }' "$1"; }
+# sleeps FILE: voluntary context switches (the process's threads slept).
+sleeps() { awk -F: '{ print $3 + 0 }' "$1"; }
 # calls FILE: "name count" per system call of an strace -c summary.
 calls() { awk '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { print $NF, $4 }' "$1"; }
 
@@ -117,7 +120,9 @@ for side in client server; do
     case $MODE in
     cpu)
         a=$(cpu_us "$WORK/$side.$N1.time"); b=$(cpu_us "$WORK/$side.$N2.time")
-        echo "$side: $(( (b - a) / d )) us CPU per connection ($a us at $N1, $b us at $N2)" ;;
+        w1=$(sleeps "$WORK/$side.$N1.time"); w2=$(sleeps "$WORK/$side.$N2.time")
+        echo "$side: $(( (b - a) / d )) us CPU per connection ($a us at $N1, $b us at $N2)," \
+            "$(awk -v a="$w1" -v b="$w2" -v d="$d" 'BEGIN { printf "%.1f", (b - a) / d }') sleeps (voluntary context switches)" ;;
     strace)
         join -a 2 -e 0 -o 0,1.2,2.2 <(calls "$WORK/$side.$N1.strace" | sort) \
             <(calls "$WORK/$side.$N2.strace" | sort) |

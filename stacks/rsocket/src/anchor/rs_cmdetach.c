@@ -12,7 +12,8 @@
  * connection manager"), looked up once in the librdmacm the module runs
  * with; rdma-core has none, and a device that refuses keeps everything as
  * before. Both ends ask, each once upgraded; the device closes the
- * connection only when both have.
+ * connection only when both have. Both also ask before connecting
+ * (rs_cms_detach_early), which spares the DETACH messages.
  */
 #include "rs_sock.h"
 
@@ -41,4 +42,20 @@ void rs_cms_detach(struct rsock *s)
     pthread_once(&detach_once, detach_lookup);
     if (detach_fn && detach_fn(s->id) == 0)
         s->cm_detached = 1;
+}
+
+/* Lock held; s anchored (its handshake under way), right before its
+ * rdma_connect or rdma_accept: the device may close the CM connection at
+ * ESTABLISHED already, with no DETACH exchange, when the peer asked the
+ * same in its REQ or REP. rs_cms_detach, once upgraded, then finds it
+ * closed; with a peer that did not ask it detaches as above. A device
+ * that does not know the early form refuses it (EINVAL): nothing
+ * changes. */
+void rs_cms_detach_early(struct rsock *s)
+{
+    if (!s->anc || !s->id)
+        return;
+    pthread_once(&detach_once, detach_lookup);
+    if (detach_fn)
+        (void)detach_fn(s->id);
 }

@@ -57,6 +57,7 @@ static int accept_on_wire(struct rsock *c, const struct rs_conn_info *ci)
     rs_local_conn_data(c, pdata);
     rs_conn_fill_param(&param, pdata);
     rs_conn_ack_timeout(c->id);
+    rs_cms_detach_early(c);
     if (rdma_accept(c->id, &param))
         return -1;
     rs_set_state(c, RS_ACCEPTING);

@@ -104,6 +104,7 @@ static void on_route_resolved(struct rsock *s)
     rs_local_conn_data(s, pdata);
     rs_conn_fill_param(&param, pdata);
     rs_conn_ack_timeout(s->id);
+    rs_cms_detach_early(s);
     if (rdma_connect(s->id, &param)) {
         rs_set_error(s, errno, NULL);
         return;

@@ -488,6 +488,7 @@ void rs_cms_flushed(struct rsock *s);
 void rs_cms_peer_gone(struct rsock *s);
 /* rs_cmdetach.c: an upgraded socket's CM connection goes (lock held). */
 void rs_cms_detach(struct rsock *s);
+void rs_cms_detach_early(struct rsock *s);
 void rs_cms_sync(struct rsock *s);
 void rs_cms_destroy_id(struct rsock *s);
 void rs_cms_fork_child(void);
