@@ -107,6 +107,82 @@ static void test_a_hit_resets_the_misses(void **state)
     }
 }
 
+/* How long a spin of budget_ns that finds nothing lasts now. */
+static int64_t spin_ns(uint64_t budget_ns)
+{
+    struct looker l = { 0, 0 };
+    int64_t t0 = now_ns();
+    assert_int_equal(busy_poll_run(budget_ns, -1, look, &l), 0);
+    return now_ns() - t0;
+}
+
+/* The module's short budget is back: the shortest of three spins (one
+ * may be stretched by preemption on a loaded machine). */
+static int short_spin(void)
+{
+    int64_t best = INT64_MAX;
+    for (int i = 0; i < 3; i++) {
+        int64_t t = spin_ns(2000);
+        best = t < best ? t : best;
+        busy_poll_woke(0);
+    }
+    return best < 15000;
+}
+
+#define BUSY_POLL_RETRY_EVERY_FOR_TEST 64     /* busy_poll.c's retry period */
+
+/* Misses back to 0: a skipped spin returns 0 at once, the retry (every
+ * BUSY_POLL_RETRY_EVERY-th) hits. */
+static void reset_misses(void)
+{
+    for (int i = 0; i <= BUSY_POLL_RETRY_EVERY_FOR_TEST; i++) {
+        struct looker l = { 0, 1 };
+        if (busy_poll_run(1000000, -1, look, &l) == 2)
+            return;
+    }
+    fail_msg("the spin never came back");
+}
+
+static void busy_wait_ns(int64_t ns)
+{
+    int64_t end = now_ns() + ns;
+    while (now_ns() < end)
+        ;
+}
+
+/* A spin of 2 us that missed, its wait ending with module news 20 us
+ * after the spin began: the next spin lasts about 1.5 x 20 us (it would
+ * have caught that answer), not the module's 2 us; a wait that ended
+ * with nothing of the module's, or after more than
+ * BUSY_POLL_LEARN_MAX_NS, brings the module's budget back. */
+static void test_a_late_answer_lengthens_the_spin(void **state)
+{
+    (void)state;
+    int checked = 0;
+    for (int round = 0; round < 50 && checked < 2; round++) {
+        reset_misses();                              /* learnt: tiny (a hit at once) */
+        int64_t t0 = now_ns();
+        spin_ns(2000);                               /* a miss */
+        busy_wait_ns(20000);
+        int64_t took = now_ns() - t0;
+        busy_poll_woke(1);
+        int64_t learnt = spin_ns(2000);
+        busy_poll_woke(0);                           /* a wait with no module news */
+        if (took > 40000)
+            continue;               /* preempted (a loaded machine): nothing to learn */
+        assert_true(learnt >= 25000);                /* >= 1.5 x 20 us, minus slack */
+        assert_true(short_spin());
+        checked++;
+    }
+    assert_int_equal(checked, 2);
+    reset_misses();
+    spin_ns(2000);
+    busy_wait_ns(BUSY_POLL_LEARN_MAX_NS + 10000);
+    busy_poll_woke(1);                               /* too late to learn from */
+    assert_true(short_spin());
+    reset_misses();
+}
+
 static volatile sig_atomic_t handled;
 static void on_usr1(int sig) { (void)sig; handled++; }
 
@@ -167,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_misses_stop_the_spin_until_a_retry_hits),
         cmocka_unit_test(test_a_hit_resets_the_misses),
         cmocka_unit_test(test_budget_from_the_module),
+        cmocka_unit_test(test_a_late_answer_lengthens_the_spin),
         cmocka_unit_test(test_signal_handler_ends_the_spin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -356,6 +356,7 @@ static int wait_loop(int epfd, struct epset *s, struct epoll_event *evs, int max
         int err = errno;
         __atomic_sub_fetch(&s->waiters, 1, __ATOMIC_ACQ_REL);
         if (k < 0) {
+            busy_poll_woke(0);
             if (n > 0)
                 return n;
             errno = err;
@@ -363,6 +364,7 @@ static int wait_loop(int epfd, struct epset *s, struct epoll_event *evs, int max
         }
         int tagged = 0;
         n += filter_kernel(s, evs, n, k, &tagged);
+        busy_poll_woke(tagged);         /* learn only from module sockets' news */
         if (n == 0 && tagged)
             n = collect(s, evs, max, 0);
         if (n > 0 || deadline_passed(deadline) || tmo == 0)

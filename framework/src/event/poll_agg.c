@@ -458,6 +458,7 @@ static int poll_round(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t
      * count) */
     int k = LIBC(ppoll)(w->shadow, wake >= 0 ? n + 1 : n, tmo < 0 ? NULL : &ts, sigmask);
     int err = errno;
+    busy_poll_woke(k);
     if (wake >= 0)
         ev_poll_wait_unregister(wake);
     *timed_out = tmo == 0;

@@ -144,6 +144,10 @@ struct rsock {
      * them) and waits skipped since they reached the cap (lock held). */
     uint8_t spin_misses, spin_skipped;
     int64_t spin_sources_ns;     /* when a spin last looked at the other sources */
+    /* the learnt spin (rs_wait.c spin_before_sleep; ns, 0: polling_time)
+     * and the start of the last spin that found nothing (0: none) */
+    uint32_t spin_learnt_ns;
+    int64_t spin_missed_at;
     int64_t giveup_sources_ns;   /* when an EAGAIN last did (rs_progress_giveup) */
 
     /* sizes, settable until the endpoint exists */
