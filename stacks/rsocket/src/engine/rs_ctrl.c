@@ -159,6 +159,17 @@ void rs_close_drain(struct rsock *s)
                                     : rs_tun.close_timeout_ms;
     int64_t deadline = rs_now_ms() + ms;
 
+    /* A kernel TCP close sends its FIN at once. An anchored connection's
+     * went out only after the teardown below and the dispatcher's close,
+     * after the peer had read our DISCONNECT and closed: both ends then
+     * sat in TIME-WAIT (the peer's FIN crossed ours), and a server that
+     * binds without SO_REUSEADDR could not listen on its port again
+     * (sockperf, in the bench). So the anchor's FIN leaves first, ahead of
+     * the DISCONNECT (the peer's module takes a FIN as "the DISCONNECT is
+     * on its way", rs_anchor_fin_step; data before it still arrives) -
+     * not when the close resets (unread data: reset_if_unread). */
+    if (s->anchor_fd >= 0 && !s->rx_queued)
+        shutdown(s->anchor_fd, SHUT_WR);
     if (qp_usable(s) && !s->peer_gone)
         send_ctrl_until(s, RS_CTRL_DISCONNECT, deadline);
     if (!ms && s->disconnect_sent)
