@@ -167,8 +167,9 @@ void rs_close_drain(struct rsock *s)
      * (sockperf, in the bench). So the anchor's FIN leaves first, ahead of
      * the DISCONNECT (the peer's module takes a FIN as "the DISCONNECT is
      * on its way", rs_anchor_fin_step; data before it still arrives) -
-     * not when the close resets (unread data: reset_if_unread). */
-    if (s->anchor_fd >= 0 && !s->rx_queued)
+     * not when the close resets: unread data (reset_if_unread) or
+     * SO_LINGER 0, an abortive close, which sends a reset and no FIN. */
+    if (s->anchor_fd >= 0 && !s->rx_queued && !(s->linger.l_onoff && s->linger.l_linger == 0))
         shutdown(s->anchor_fd, SHUT_WR);
     if (qp_usable(s) && !s->peer_gone)
         send_ctrl_until(s, RS_CTRL_DISCONNECT, deadline);
