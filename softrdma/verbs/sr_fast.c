@@ -92,8 +92,7 @@ void sr_qp_preattach(struct ibv_qp *pub, const struct sr_attach *a)
 {
     struct sr_qp *qp = (struct sr_qp *)pub;
     pthread_mutex_lock(&sr_lock);
-    qp->pre = *a;
-    qp->has_pre = pub->qp_type == IBV_QPT_RC;
+    qp->pre = *a;               /* only RC QPs give theirs (sr_qp_attach_info) */
     pthread_mutex_unlock(&sr_lock);
 }
 

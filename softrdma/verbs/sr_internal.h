@@ -543,9 +543,9 @@ struct sr_qp {
      * waiting): see sr_req_attach_wait. Guarded by sr_lock. */
     uint64_t attach_wait_until;
     /* The peer's attach data from rdma_cm (sr_qp_preattach), used at the
-     * next INIT->RTR instead of a stream's offer. Guarded by sr_lock. */
+     * next INIT->RTR instead of a stream's offer; pre.pid 0: none.
+     * Guarded by sr_lock. */
     struct sr_attach pre;
-    int has_pre;
     int fdwait_queued;
     struct sr_qp *fdwait_next;
     struct sr_rx out_rx;

@@ -382,7 +382,7 @@ static int sr_modify_locked(struct sr_qp *qp, struct ibv_qp_attr *a, int mask)
     enum ibv_qp_state from = qp->pub.state;
     /* no descriptor for the stream (EMFILE): the QP stays in INIT */
     if (to == IBV_QPS_RTR && from == IBV_QPS_INIT) {
-        if (qp->has_pre && sr_fast_preattach(qp, &qp->pre) == 0) {
+        if (qp->pre.pid > 0 && sr_fast_preattach(qp, &qp->pre) == 0) {
             /* reached directly from the start: the stream opens when a
              * request needs the peer's device, as after an idle close */
             qp->out_idle = 1;
@@ -391,7 +391,7 @@ static int sr_modify_locked(struct sr_qp *qp, struct ibv_qp_attr *a, int mask)
                 return errno;
             sr_req_attach_wait(qp);
         }
-        qp->has_pre = 0;
+        qp->pre.pid = 0;
     }
     sr_qp_set_state(qp, to);
     if (to == IBV_QPS_RTR && from == IBV_QPS_INIT)   /* the path's interface */

@@ -458,17 +458,20 @@ static int poll_round(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t
      * count) */
     int k = LIBC(ppoll)(w->shadow, wake >= 0 ? n + 1 : n, tmo < 0 ? NULL : &ts, sigmask);
     int err = errno;
-    busy_poll_woke(k);
     if (wake >= 0)
         ev_poll_wait_unregister(wake);
     *timed_out = tmo == 0;
     if (k < 0) {
+        busy_poll_woke(0);
         errno = err;
         return ready ? ready : -1;
     }
+    /* the spin learns from module sockets' news only (busy_poll.h) */
+    int module_news = wake >= 0 && w->shadow[n].revents != 0;
     int total = 0;
     for (nfds_t i = 0; i < n; i++) {
         short kr = w->shadow[i].revents;
+        module_news |= w->files[i] != NULL && kr != 0;
         if (w->files[i] == NULL && w->shadow[i].fd != fds[i].fd && kr != 0)
             fds[i].revents = anchor_side_revents(fds[i].fd, fd_table_get(fds[i].fd), fds[i].events);
         else if (w->files[i] == NULL && w->shadow[i].fd == fds[i].fd)
@@ -479,6 +482,7 @@ static int poll_round(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t
             ask_module(fds, w, i);
         total += fds[i].revents != 0;
     }
+    busy_poll_woke(module_news);
     return total;
 }
 

@@ -322,15 +322,16 @@ static int spin_before_sleep(struct rsock *s)
     return 0;
 }
 
-/* After the sleep that followed a spin that found nothing: src > 0 when
- * something woke it. */
+/* After the sleep that followed a spin that found nothing: src, the
+ * sources that woke it (RS_SRC_*, -1 none). Only the CQ's news says how
+ * long the peer takes; a timer or the anchor says nothing of it. */
 static void spin_woke(struct rsock *s, int src)
 {
     int64_t start = s->spin_missed_at;
     if (start == 0)
         return;
     s->spin_missed_at = 0;
-    uint64_t took = src > 0 ? (uint64_t)(rs_now_ns() - start) : UINT64_MAX;
+    uint64_t took = src > 0 && (src & RS_SRC_CQ) ? (uint64_t)(rs_now_ns() - start) : UINT64_MAX;
     if (took > RS_SPIN_LEARN_MAX_NS) {
         s->spin_learnt_ns = 0;
         return;
