@@ -241,7 +241,7 @@ static int sr_op_needs_recv(uint8_t op)
 static struct sr_rwqe *sr_fast_rwqe(struct sr_fast *f)
 {
     struct sr_shm_qp *p = f->peer;
-    if (p->rq_head == p->rq_tail || !p->max_recv_wr)
+    if (p->rq_head == __atomic_load_n(&p->rq_tail, __ATOMIC_ACQUIRE) || !p->max_recv_wr)
         return NULL;
     uint64_t size = p->rwqe_size;
     uint64_t at = f->msg.qp_off + sizeof *p + (uint64_t)(p->rq_head % p->max_recv_wr) * size;
@@ -304,7 +304,7 @@ static int sr_fast_recv_done(struct sr_qp *qp, struct sr_swqe *s, struct sr_rwqe
         wc.imm_data = s->hdr.imm;
     }
     struct sr_wc_src src = { .qp_off = f->msg.qp_off, .gen = f->gen, .recv = 1 };
-    f->peer->rq_head++;
+    __atomic_store_n(&f->peer->rq_head, f->peer->rq_head + 1, __ATOMIC_RELEASE);
     int wake;
     sr_shm_cq_add(pcq, &wc, &src, f->evfd, NULL, 1, &wake);
     return wake;

@@ -402,10 +402,14 @@ struct sr_rwqe {
     struct sr_sge_sh sge[];
 };
 /* The receive side of a QP, in the owner's segment. A peer's sender takes
- * receives and reads the state under `lock`; the owner posts and
- * completes receives under it too (lock order: sr_lock, QP block, CQ). */
+ * receives and reads the state under `lock`; the owner completes and
+ * flushes receives under it too, but posts them without it (lock order:
+ * sr_lock, QP block, CQ). */
 struct sr_shm_qp {
-    pthread_mutex_t lock;          /* guards rq_head, rq_tail, the ring */
+    /* Guards rq_head and the receives a consumer takes. rq_tail is written
+     * only by the owner under its sr_lock (ibv_post_recv, without this
+     * lock), with release; consumers read it with acquire. */
+    pthread_mutex_t lock;
     uint32_t gen;                  /* changes at reset and destroy */
     uint32_t state;                /* pub.state, for peers (atomic) */
     uint32_t access;               /* qp_access_flags (atomic) */

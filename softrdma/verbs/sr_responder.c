@@ -272,7 +272,7 @@ static int sr_resp_start(struct sr_inconn *c)
     }
     if (sr_needs_recv(h->op)) {
         sr_shm_lock(&qp->s->lock);
-        int none = qp->s->rq_head == qp->s->rq_tail;
+        int none = qp->s->rq_head == __atomic_load_n(&qp->s->rq_tail, __ATOMIC_ACQUIRE);
         if (!none)
             c->rwqe = sr_rwqe_at(qp->s, qp->s->rq_head);
         pthread_mutex_unlock(&qp->s->lock);
@@ -320,7 +320,7 @@ static void sr_resp_take_rwqe(struct sr_inconn *c)
 {
     struct sr_shm_qp *b = c->qp->s;
     sr_shm_lock(&b->lock);
-    b->rq_head++;
+    __atomic_store_n(&b->rq_head, b->rq_head + 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&b->lock);
     c->rwqe = NULL;
 }

@@ -37,7 +37,7 @@ int sr_ud_count(int what)
 static struct sr_rwqe *sr_ud_rwqe(const struct sr_ud_peer *p)
 {
     struct sr_shm_qp *q = p->qp;
-    if (q->rq_head == q->rq_tail || !q->max_recv_wr)
+    if (q->rq_head == __atomic_load_n(&q->rq_tail, __ATOMIC_ACQUIRE) || !q->max_recv_wr)
         return NULL;
     uint64_t size = q->rwqe_size;
     uint64_t at = p->qp_off + sizeof *q + (uint64_t)(q->rq_head % q->max_recv_wr) * size;
@@ -95,7 +95,7 @@ static int sr_ud_recv_done(const struct sr_ud_peer *p, const struct sr_ud_msg *m
         wc.imm_data = m->imm;
     }
     struct sr_wc_src src = { .qp_off = p->qp_off, .gen = p->gen, .recv = 1 };
-    p->qp->rq_head++;
+    __atomic_store_n(&p->qp->rq_head, p->qp->rq_head + 1, __ATOMIC_RELEASE);
     int wake;
     sr_shm_cq_add(cq, &wc, &src, p->evfd, NULL, 1, &wake);
     return wake;
