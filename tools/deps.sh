@@ -43,6 +43,8 @@ PACKAGES=(
     # the JVM's networking: NIO selector, blocking sockets, close by dup2
     # (test/servers java, run from source: needs the JDK's compiler)
     openjdk-17-jdk-headless
+    # a pre-forking Python WSGI server (test/servers gunicorn)
+    gunicorn
     # manuals and packaging tests (test/install: apt-get install of the
     # built .debs, man -l / groff -ww, cc -static against libc6-dev's libc.a)
     man-db groff-base libc6-dev

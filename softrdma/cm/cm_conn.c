@@ -109,6 +109,7 @@ static void cm_peer_gone(struct cm_id *id)
     enum cm_state was = id->state;
     cm_conn_close(id);
     id->state = CM_DISCONNECTED;
+    id->req_gone = was == CM_REQ_RCVD;
     cm_qp_error(id);
     if (was == CM_REQ_WAIT) {
         sr_defer_free(id);      /* never shown to the user */
@@ -551,6 +552,10 @@ CM_API int rdma_accept(struct rdma_cm_id *pub, struct rdma_conn_param *p)
     }
     pthread_mutex_lock(&sr_lock);
     int rc = -1;
+    if (id->state != CM_REQ_RCVD && id->req_gone) {
+        errno = ECONNRESET;     /* the requester left before our answer: its race, no line */
+        goto out;
+    }
     if (id->state != CM_REQ_RCVD) {
         sr_log("rdma_accept: id has no pending connection request");
         errno = EINVAL;

@@ -127,8 +127,10 @@ CM_API int rdma_bind_addr(struct rdma_cm_id *pub, struct sockaddr *addr)
     memcpy(&want, addr, cm_addrlen(addr));
     if (cm_port_claim(id, (struct sockaddr *)&want)) {
         pthread_mutex_unlock(&sr_lock);
-        sr_log("rdma_bind_addr: port %u is already bound in the RDMA %s port space",
-               cm_port(addr), pub->ps == RDMA_PS_UDP ? "UDP" : "TCP");
+        /* no line: a port in use is an answer, not a fault (as bind(2) and
+         * rdma-core say nothing); the socket framework asks this for every
+         * worker of a pre-forked server whose listener's RDMA side another
+         * process holds, and the line landed in the server's log */
         errno = EADDRINUSE;
         return -1;
     }

@@ -72,6 +72,8 @@ struct cm_id {
     /* asked before the connection was made: REQ/REP say so, and when both
      * did, the connection closes at ESTABLISHED with no DETACH messages */
     uint8_t detach_early;
+    /* the requester left while its request waited for rdma_accept */
+    uint8_t req_gone;
     /* handshake timeout (cm_timeout.c): in the armed list while tm_at */
     uint64_t tm_at;                 /* deadline (sr_now_ms), 0: not armed */
     struct cm_id *tm_next, *tm_prev;

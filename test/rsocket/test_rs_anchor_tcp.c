@@ -266,6 +266,39 @@ static void test_negcache(void **state)
     rs_tun.anchor_negcache_ms = 30000;
 }
 
+/* A negative entry backs off: 1/32 of RS_ANCHOR_NEGCACHE_MS first,
+ * doubled by each miss within twice the last span, at most the whole;
+ * a miss long after starts again; an answered hello clears it. */
+static void test_negcache_backoff(void **state)
+{
+    (void)state;
+    struct sockaddr_storage a = peer(0x0c000001, 8000);
+    int64_t first = rs_tun.anchor_negcache_ms / 32, span = first;
+    fake_now = 100000;
+    rs_anc_negcache_add(&a);
+    fake_now += first - 1;
+    assert_true(rs_anc_negcache_hit(&a));
+    fake_now += 1;
+    assert_false(rs_anc_negcache_hit(&a));                   /* asked again soon */
+    for (int i = 0; i < 8; i++) {                            /* still silent: longer each time */
+        rs_anc_negcache_add(&a);
+        span = 2 * span < rs_tun.anchor_negcache_ms ? 2 * span : rs_tun.anchor_negcache_ms;
+        fake_now += span - 1;
+        assert_true(rs_anc_negcache_hit(&a));
+        fake_now += 1;
+        assert_false(rs_anc_negcache_hit(&a));
+    }
+    assert_int_equal(span, rs_tun.anchor_negcache_ms);       /* capped */
+    fake_now += 10 * span;                                   /* long after: from the start */
+    rs_anc_negcache_add(&a);
+    fake_now += first;
+    assert_false(rs_anc_negcache_hit(&a));
+    rs_anc_negcache_add(&a);                                 /* a hello answered clears it */
+    rs_anc_poscache_add(&a);
+    assert_false(rs_anc_negcache_hit(&a));
+    assert_true(rs_anc_poscache_hit(&a));
+}
+
 /* rs_anc_fd_headroom: RS_ANC_FD_HEADROOM free descriptors below the soft
  * RLIMIT_NOFILE, exactly: the one-poll window answers when it holds
  * enough free numbers, the dup probe otherwise (holes spread above). */
@@ -358,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_inline_hello_taken),
         cmocka_unit_test(test_mapped_address),
         cmocka_unit_test(test_negcache),
+        cmocka_unit_test(test_negcache_backoff),
         cmocka_unit_test(test_fd_headroom_window),
         cmocka_unit_test(test_fd_headroom_holes),
     };

@@ -41,6 +41,7 @@ struct rs_anchor {
     int tcp_eof;                  /* passive after OFFER: the active closed the TCP side */
     int busy;                     /* a thread serves the listener unlocked */
     int timer_fd;                 /* handshake deadlines, -1 until needed */
+    int64_t timer_at;             /* its expiry as last set (ms), 0: disarmed */
     int kfd_in;                   /* kfd is in the wait fd, with kfd_ev */
     uint32_t kfd_ev;
     int64_t hello_deadline;       /* 0: not running */

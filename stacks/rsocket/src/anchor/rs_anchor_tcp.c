@@ -226,15 +226,26 @@ int rs_anc_tcp_connecting(int kfd)
  * Negative: a plain server answers no hello: each connection to it would
  * wait the hello timeout. Positive: a framework server answered one; its
  * next hello may be late (the server accepts late under load) and must
- * not be taken for a plain server's silence, which would send every
- * connection to it over TCP for RS_ANCHOR_NEGCACHE_MS. Both remembered for
- * RS_ANCHOR_NEGCACHE_MS per address and port, in small tables (oldest
- * entry replaced). Guarded by nc_lock. */
+ * not be taken for a plain server's silence. Per address and port, in
+ * small tables (oldest entry replaced). Guarded by nc_lock.
+ *
+ * A negative entry backs off: its first span is RS_ANCHOR_NEGCACHE_MS / 32
+ * and each miss that comes within twice the span of the last doubles it,
+ * up to RS_ANCHOR_NEGCACHE_MS. A framework server that was only slow to
+ * accept its first connection (a pre-forked worker still loading its
+ * application: gunicorn's took a second) would otherwise send every
+ * connection of a long-running client (ab, a connection pool) over TCP for
+ * the whole 30 s; now it is asked again within a second. A plain server
+ * costs six hello waits in its first minute instead of one. A hello
+ * answered clears the negative entry. Positive entries last
+ * RS_ANCHOR_NEGCACHE_MS. */
 #define RS_ANC_NC_SLOTS 64
+#define RS_ANC_NC_FIRST_DIV 32
 
 struct nc_entry {
     uint8_t key[18];             /* address (16, v4 in the first 4) + port */
     int64_t until_ms;
+    int64_t span_ms;             /* negative: the span last given */
 };
 static struct nc_entry nc_table[RS_ANC_NC_SLOTS], pc_table[RS_ANC_NC_SLOTS];
 static pthread_mutex_t nc_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -255,7 +266,27 @@ void rs_anc_fork_child(void)
     pthread_mutex_init(&nc_lock, NULL);
 }
 
-static void cache_add(struct nc_entry *t, const struct sockaddr_storage *peer)
+/* The entry of key in t, or NULL (nc_lock held). */
+static struct nc_entry *cache_find(struct nc_entry *t, const uint8_t key[18])
+{
+    for (int i = 0; i < RS_ANC_NC_SLOTS; i++)
+        if (!memcmp(t[i].key, key, 18))
+            return &t[i];
+    return NULL;
+}
+
+/* The span of a new negative entry after `e` (NULL: none). */
+static int64_t neg_span(const struct nc_entry *e, int64_t now)
+{
+    int64_t max = rs_tun.anchor_negcache_ms;
+    int64_t first = max / RS_ANC_NC_FIRST_DIV > 0 ? max / RS_ANC_NC_FIRST_DIV : max;
+    if (!e || e->span_ms <= 0 || now > e->until_ms + e->span_ms)
+        return first;
+    return 2 * e->span_ms < max ? 2 * e->span_ms : max;
+}
+
+/* Remembers peer in t; negative: with the back-off above. */
+static void cache_add(struct nc_entry *t, const struct sockaddr_storage *peer, int negative)
 {
     if (rs_tun.anchor_negcache_ms == 0)
         return;
@@ -263,17 +294,19 @@ static void cache_add(struct nc_entry *t, const struct sockaddr_storage *peer)
     nc_key(peer, key);
     int64_t now = rs_now_ms();
     pthread_mutex_lock(&nc_lock);
-    struct nc_entry *slot = &t[0];
-    for (int i = 0; i < RS_ANC_NC_SLOTS; i++) {
-        if (!memcmp(t[i].key, key, 18)) {
-            slot = &t[i];
-            break;
-        }
-        if (t[i].until_ms < slot->until_ms)
-            slot = &t[i];
+    struct nc_entry *slot = cache_find(t, key);
+    int64_t span = negative ? neg_span(slot, now) : rs_tun.anchor_negcache_ms;
+    if (!slot) {
+        slot = &t[0];
+        for (int i = 1; i < RS_ANC_NC_SLOTS; i++)
+            if (t[i].until_ms < slot->until_ms)
+                slot = &t[i];
     }
     memcpy(slot->key, key, 18);
-    slot->until_ms = now + rs_tun.anchor_negcache_ms;
+    slot->until_ms = now + span;
+    slot->span_ms = span;
+    if (!negative && (slot = cache_find(nc_table, key)) != NULL)
+        slot->until_ms = slot->span_ms = 0;     /* it answered: it runs the framework */
     pthread_mutex_unlock(&nc_lock);
 }
 
@@ -292,7 +325,7 @@ static int cache_hit(const struct nc_entry *t, const struct sockaddr_storage *pe
 
 void rs_anc_negcache_add(const struct sockaddr_storage *peer)
 {
-    cache_add(nc_table, peer);
+    cache_add(nc_table, peer, 1);
 }
 
 int rs_anc_negcache_hit(const struct sockaddr_storage *peer)
@@ -302,7 +335,7 @@ int rs_anc_negcache_hit(const struct sockaddr_storage *peer)
 
 void rs_anc_poscache_add(const struct sockaddr_storage *peer)
 {
-    cache_add(pc_table, peer);
+    cache_add(pc_table, peer, 0);
 }
 
 int rs_anc_poscache_hit(const struct sockaddr_storage *peer)

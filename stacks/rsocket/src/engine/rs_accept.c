@@ -129,7 +129,10 @@ static void accept_into(struct rsock *l, struct rdma_cm_id *nid, const struct rs
         nid->context = c;
         if (new_channel(c) || rdma_migrate_id(nid, c->cm_chan) || accept_on_wire(c, ci)) {
             c->err = errno ? errno : ECONNABORTED;
-            rs_log(3, "anchored connection: accepting failed: %s", strerror(c->err));
+            /* the active leaving mid-handshake (ab closing its last
+             * connections) is its business: the socket reports it */
+            rs_log(c->err == ECONNRESET ? 1 : 3, "anchored connection: accepting failed: %s",
+                   strerror(c->err));
             rdma_reject(nid, NULL, 0);
             rs_set_state(c, RS_CONNECT_ERROR);
         }
@@ -208,7 +211,9 @@ void rs_accept_on_event(struct rsock *c, const struct rdma_cm_event *ev)
         c->peer_gone = c->peer_wr_closed = 1;
         break;
     default:                            /* REJECTED, CONNECT_ERROR, UNREACHABLE, ... */
-        rs_log(3, "accepted connection failed before it was established: %s",
+        /* a reset is the active leaving before its RTU: INF, as a TCP
+         * client that resets during the handshake is nobody's error */
+        rs_log(ev->status == -ECONNRESET ? 1 : 3, "accepted connection failed before it was established: %s",
                rdma_event_str(ev->event));
         c->err = rs_conn_failure_errno(ev);
         rs_set_state(c, RS_CONNECT_ERROR);
