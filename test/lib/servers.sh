@@ -28,6 +28,7 @@
 #   srv_check_users MAIN MU WU [PID...]  the daemon's users
 #   srv_http_answers URL / srv_http_fetch_checked URL FILE LOG_CMD
 #   srv_http_get_times URL WANT N / srv_ab_both URL   N checked GETs; ab both ways
+#   srv_http_big_and_post URL   the pattern app's 3 GETs and POST, checked
 #   srv_wrk_check OUT WHAT      wrk's requests, all 2xx, no socket error
 #   srv_conns_client N BYTES    N echo connections at once, checked
 
@@ -222,6 +223,23 @@ srv_http_get_times() {
         got=$(prog_sha256 "$PROG_TMP/big.$i")
         [ "$got" = "$want" ] || prog_fail "GET $i: sha256 $got, want $want ($(stat -c %s "$PROG_TMP/big.$i") bytes)"
     done
+}
+
+# srv_http_big_and_post URL: the pattern app's checks (test/servers
+# node_server.js, gunicorn_app.py): URL/big three times, 4 MiB of
+# (i * 7 + 3) & 255 each (sha256), with the wire captured from the first;
+# then a 1 MiB POST to URL/post, answered "got COUNT SUM".
+srv_http_big_and_post() {
+    local want sum
+    want=$(python3 -c 'import hashlib; print(hashlib.sha256(bytes((i * 7 + 3) & 255 for i in range(4 << 20))).hexdigest())')
+    srv_wire_start "$PROG_PORT"
+    srv_http_get_times "$1/big" "$want" 3
+    head -c $((1 << 20)) /dev/urandom >"$PROG_TMP/post"
+    sum=$(python3 -c 'import sys; print(sum(open(sys.argv[1], "rb").read()) % (1 << 32))' "$PROG_TMP/post")
+    srv_client timeout 60 curl -sS --data-binary "@$PROG_TMP/post" "$1/post" >"$PROG_TMP/post.out" 2>&1 ||
+        prog_fail "POST: $(tail -n 2 "$PROG_TMP/post.out")"
+    grep -qx "got $((1 << 20)) $sum" "$PROG_TMP/post.out" ||
+        prog_fail "POST answer: $(grep -v '^nstack' "$PROG_TMP/post.out")"
 }
 
 # srv_ab_both URL: ab with keep-alive and ab with a new connection per

@@ -30,14 +30,7 @@ workers() { pgrep -u www-data -f "gunicorn.*$PROG_PORT" | wc -l; }
 wait_until 30 sh -c "[ \$(pgrep -u www-data -f 'gunicorn.*$PROG_PORT' | wc -l) -ge 2 ]" ||
     prog_fail "want 2 gunicorn workers as www-data, have $(workers): $(gu_log)"
 
-want=$(python3 -c 'import hashlib; print(hashlib.sha256(bytes((i * 7 + 3) & 255 for i in range(4 << 20))).hexdigest())')
-srv_wire_start "$PROG_PORT"
-srv_http_get_times "$URL/big" "$want" 3
-head -c $((1 << 20)) /dev/urandom >"$PROG_TMP/post"
-sum=$(python3 -c 'import sys; print(sum(open(sys.argv[1], "rb").read()) % (1 << 32))' "$PROG_TMP/post")
-srv_client timeout 60 curl -sS --data-binary "@$PROG_TMP/post" "$URL/post" >"$PROG_TMP/post.out" 2>&1 ||
-    prog_fail "POST: $(tail -n 2 "$PROG_TMP/post.out")"
-grep -qx "got $((1 << 20)) $sum" "$PROG_TMP/post.out" || prog_fail "POST answer: $(grep -v '^nstack' "$PROG_TMP/post.out")"
+srv_http_big_and_post "$URL"
 srv_ab_both "$URL/"
 srv_wire_verdict "gunicorn" "$PROG_TMP/curl.1.err" $((4 << 20)) "$(srv_server_bytes)"
 acc=""

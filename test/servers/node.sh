@@ -14,14 +14,7 @@ srv_setup "$1" 18080
 prog_server node node "$NSTACK_SRC/test/servers/node_server.js" "$PROG_ADDR" "$PROG_PORT"
 prog_wait_listen "$PROG_PORT"
 
-want=$(python3 -c 'import hashlib; print(hashlib.sha256(bytes((i * 7 + 3) & 255 for i in range(4 << 20))).hexdigest())')
-srv_wire_start "$PROG_PORT"
-srv_http_get_times "http://$PROG_ADDR:$PROG_PORT/big" "$want" 3
-head -c $((1 << 20)) /dev/urandom >"$PROG_TMP/post"
-sum=$(python3 -c 'import sys; print(sum(open(sys.argv[1], "rb").read()) % (1 << 32))' "$PROG_TMP/post")
-srv_client timeout 60 curl -sS --data-binary "@$PROG_TMP/post" "http://$PROG_ADDR:$PROG_PORT/post" \
-    >"$PROG_TMP/post.out" 2>&1 || prog_fail "POST: $(tail -n 2 "$PROG_TMP/post.out")"
-grep -qx "got $((1 << 20)) $sum" "$PROG_TMP/post.out" || prog_fail "POST answer: $(grep -v '^nstack' "$PROG_TMP/post.out")"
+srv_http_big_and_post "http://$PROG_ADDR:$PROG_PORT"
 srv_ab_both "http://$PROG_ADDR:$PROG_PORT/"
 srv_wire_verdict "node" "$PROG_TMP/curl.1.err" $((4 << 20)) "$(srv_server_bytes)"
 prog_note "OK: 3 x 4 MiB GET intact, 1 MiB POST, ab $(awk '/^Requests per second/ { printf "%s ", $4 }' "$PROG_TMP/ab.keepalive" "$PROG_TMP/ab.close")req/s (keep-alive, new connections)"
