@@ -154,7 +154,7 @@ static void test_skip_mark_gives_fin(void **state)
         assert_int_equal(rs_anc_urgent_recv(fds[1], &v), 1);
         assert_int_equal(v, RS_ANC_KICK);
         if (skip)
-            rs_anc_skip_mark(fds[1]);
+            assert_int_equal(rs_anc_skip_mark(fds[1]), 0);
         close(fds[1]);
         wait_readable(fds[0], POLLIN);
         ssize_t n = recv(fds[0], &c, 1, 0);
@@ -164,6 +164,28 @@ static void test_skip_mark_gives_fin(void **state)
             assert_true(n < 0 && errno == ECONNRESET);  /* what the skip avoids */
         close(fds[0]);
     }
+}
+
+/* Data behind a KICK (a peer that did not commit after all): the skip
+ * leaves it, whole, for the application and says so. */
+static void test_skip_mark_leaves_data(void **state)
+{
+    (void)state;
+    int fds[2];
+    uint8_t v;
+    char buf[8] = "";
+    tcp_pair(fds, 0);
+    assert_int_equal(rs_anc_urgent_send(fds[0], RS_ANC_KICK), 0);
+    assert_int_equal(send(fds[0], "xyz", 3, 0), 3);
+    wait_readable(fds[1], POLLPRI);
+    assert_int_equal(rs_anc_urgent_recv(fds[1], &v), 1);
+    assert_int_equal(v, RS_ANC_KICK);
+    wait_readable(fds[1], POLLIN);
+    assert_int_equal(rs_anc_skip_mark(fds[1]), 1);
+    assert_int_equal(recv(fds[1], buf, sizeof(buf), MSG_DONTWAIT), 3);
+    assert_memory_equal(buf, "xyz", 3);
+    close(fds[0]);
+    close(fds[1]);
 }
 
 static void test_inline_hello_taken(void **state)
@@ -388,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_urgent_invisible_in_stream),
         cmocka_unit_test(test_msg_whole_foreign_eof),
         cmocka_unit_test(test_skip_mark_gives_fin),
+        cmocka_unit_test(test_skip_mark_leaves_data),
         cmocka_unit_test(test_inline_hello_taken),
         cmocka_unit_test(test_mapped_address),
         cmocka_unit_test(test_negcache),

@@ -409,7 +409,8 @@ static struct rsock *passive_listener(struct rsock *s, uint16_t *port)
 void rs_anc_passive_commit(struct rsock *s)
 {
     struct rs_anchor *a = s->anc;
-    rs_anc_skip_mark(a->kfd);
+    if (rs_anc_skip_mark(a->kfd))
+        return fallback(s, "data behind the peer's KICK");
     a->hello_deadline = 0;
     a->deadline = rs_now_ms() + rs_tun.anchor_timeout_ms;
     set_phase(s, ANC_P_OFFERING);
@@ -710,7 +711,8 @@ static void decline_without_shell(int kfd)
     for (int i = 0; i < 64; i++) {
         int r = read_urgent(kfd, &v);
         if (r == 1 && v == RS_ANC_KICK) {
-            rs_anc_skip_mark(kfd);
+            if (rs_anc_skip_mark(kfd))
+                return;                  /* it did not commit: no OFFER into its stream */
             if (rs_anc_msg_send(kfd, RS_ANC_OFFER, 0))
                 rs_log(3, "anchor: OFFER 0 not sent (%s)", strerror(errno));
             return;
@@ -1039,10 +1041,8 @@ static int decline(int kfd, int role, int hello_sent)
         return -1;
     if (!peer_urgent)             /* SO_OOBINLINE: it sits in the stream */
         peer_urgent = rs_anc_inline_taken(kfd, &v, 0);
-    if (role == NSTACK_ADOPT_PASSIVE && peer_urgent && v == RS_ANC_KICK) {
-        rs_anc_skip_mark(kfd);
-        return rs_anc_msg_send(kfd, RS_ANC_OFFER, 0);
-    }
+    if (role == NSTACK_ADOPT_PASSIVE && peer_urgent && v == RS_ANC_KICK)
+        return rs_anc_skip_mark(kfd) ? 0 : rs_anc_msg_send(kfd, RS_ANC_OFFER, 0);
     if (role == NSTACK_ADOPT_PASSIVE && !peer_urgent && !hello_sent) {
         errno = EAGAIN;              /* no sign of a framework peer: no byte for it */
         return -1;

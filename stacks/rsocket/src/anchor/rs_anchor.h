@@ -67,7 +67,7 @@ int rs_anc_inline_taken(int kfd, uint8_t *v, int any);
 /* What the in-band stream holds: 1 data, 0 EOF, -1 nothing yet, -2 error. */
 int rs_anc_inband(int kfd);
 /* Skip the urgent bytes' place in the stream (see the .c for why). */
-void rs_anc_skip_mark(int kfd);
+int rs_anc_skip_mark(int kfd);
 int rs_anc_msg_send(int kfd, int type, uint16_t port);
 /* One small message in-band, whole or not at all (never blocks: the
  * anchor's send buffer is empty when one is sent). */

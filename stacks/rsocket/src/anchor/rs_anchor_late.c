@@ -144,7 +144,8 @@ static void mark_seen(struct rsock *s, uint8_t v)
         return rs_anc_set_phase(s, ANC_A_OFFER);
     }
     if (a->role == NSTACK_ADOPT_PASSIVE && v == RS_ANC_KICK) {
-        rs_anc_skip_mark(a->kfd);
+        if (rs_anc_skip_mark(a->kfd))
+            return rs_anc_fail(s, EPROTO, "data behind the KICK of the switch");
         return passive_mark(s);
     }
     rs_anc_fail(s, EPROTO, "unexpected urgent byte during the switch");

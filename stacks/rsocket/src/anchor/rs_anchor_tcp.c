@@ -114,14 +114,24 @@ int rs_anc_inband(int kfd)
     return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -1 : -2;
 }
 
-/* Only called when no in-band byte can follow yet (the peer is committed
- * and waits for our OFFER): the read passes the urgent mark and finds
- * nothing else (EAGAIN). */
-void rs_anc_skip_mark(int kfd)
+/* After the peer's KICK: no in-band byte may follow it (the peer is
+ * committed and waits for our OFFER), so a read passes the urgent mark and
+ * finds nothing else (EAGAIN): 0. An in-band byte behind the mark means
+ * the peer did not commit after all (it sent application data): it is
+ * left where it is, for the application, and 1 tells the caller to stay
+ * on TCP. (A read here used to take that byte: once, a stream lost its
+ * first byte - doc/rsocket-framework.md, "a byte taken at the KICK".) */
+int rs_anc_skip_mark(int kfd)
 {
     uint8_t b;
-    if (recv(kfd, &b, 1, MSG_DONTWAIT) > 0)
+    if (recv(kfd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0) {
+        rs_log(3, "anchor: the peer sent data behind its KICK: left for the application, "
+                  "the connection stays on TCP");
+        return 1;
+    }
+    if (recv(kfd, &b, 1, MSG_DONTWAIT) > 0)     /* raced in since the peek */
         rs_log(3, "anchor: unexpected in-band byte from the peer during the handshake");
+    return 0;
 }
 
 static void msg_encode(uint8_t msg[RS_ANC_MSG_LEN], int type, uint16_t port)
