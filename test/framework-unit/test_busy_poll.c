@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <nstack/nstack_spin.h>
 
 #include "busy_poll.h"
 #include "file.h"
@@ -129,13 +130,11 @@ static int short_spin(void)
     return best < 15000;
 }
 
-#define BUSY_POLL_RETRY_EVERY_FOR_TEST 64     /* busy_poll.c's retry period */
-
 /* Misses back to 0: a skipped spin returns 0 at once, the retry (every
  * BUSY_POLL_RETRY_EVERY-th) hits. */
 static void reset_misses(void)
 {
-    for (int i = 0; i <= BUSY_POLL_RETRY_EVERY_FOR_TEST; i++) {
+    for (int i = 0; i <= BUSY_POLL_RETRY_EVERY; i++) {
         struct looker l = { 0, 1 };
         if (busy_poll_run(1000000, -1, look, &l) == 2)
             return;
@@ -154,7 +153,7 @@ static void busy_wait_ns(int64_t ns)
  * after the spin began: the next spin lasts about 1.5 x 20 us (it would
  * have caught that answer), not the module's 2 us; a wait that ended
  * with nothing of the module's, or after more than
- * BUSY_POLL_LEARN_MAX_NS, brings the module's budget back. */
+ * NSTACK_SPIN_LEARN_MAX_NS, brings the module's budget back. */
 static void test_a_late_answer_lengthens_the_spin(void **state)
 {
     (void)state;
@@ -177,7 +176,7 @@ static void test_a_late_answer_lengthens_the_spin(void **state)
     assert_int_equal(checked, 2);
     reset_misses();
     spin_ns(2000);
-    busy_wait_ns(BUSY_POLL_LEARN_MAX_NS + 10000);
+    busy_wait_ns(NSTACK_SPIN_LEARN_MAX_NS + 10000);
     busy_poll_woke(1);                               /* too late to learn from */
     assert_true(short_spin());
     reset_misses();

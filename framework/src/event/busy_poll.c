@@ -4,20 +4,16 @@
  * needed. */
 #include "busy_poll.h"
 
+#include <nstack/nstack_spin.h>
+
 #include "file.h"
 #include "fw.h"
 #include "sig_track.h"
 #include "timeutil.h"
 
-#define BUSY_POLL_MISSES_MAX 8
-#define BUSY_POLL_RETRY_EVERY 64
-
 static __thread unsigned t_misses, t_skipped;
-/* The learnt budget (ns, 0: the module's): how long this thread's answers
- * took lately, when they came within BUSY_POLL_LEARN_MAX_NS. The start of
- * the last spin that found nothing (0: none), until its wait ends. */
-static __thread uint64_t t_learnt_ns;
-static __thread int64_t t_missed_at;
+/* What this thread's answers took lately (nstack_spin.h). */
+static __thread struct nstack_spin_learn t_learn;
 
 static inline void cpu_relax(void)
 {
@@ -48,18 +44,12 @@ static int spin_allowed(void)
     return 1;
 }
 
-static uint64_t learn_clamp(uint64_t ns)
-{
-    return ns > BUSY_POLL_LEARN_MAX_NS ? BUSY_POLL_LEARN_MAX_NS : ns;
-}
-
 int busy_poll_run(uint64_t budget_ns, int64_t deadline, busy_look_fn look, void *ctx)
 {
-    t_missed_at = 0;
+    nstack_spin_start(&t_learn);
     if (budget_ns == 0 || !spin_allowed())
         return 0;
-    if (t_learnt_ns > budget_ns)
-        budget_ns = t_learnt_ns;
+    budget_ns = nstack_spin_budget(&t_learn, budget_ns);
     int64_t start = now_ns();
     int64_t end = start + (int64_t)(budget_ns > INT32_MAX ? INT32_MAX : budget_ns);
     if (deadline >= 0 && deadline < end)
@@ -69,8 +59,7 @@ int busy_poll_run(uint64_t budget_ns, int64_t deadline, busy_look_fn look, void 
         int n = look(ctx);
         if (n != 0) {
             t_misses = 0;
-            /* twice what it took: room for the next answer's jitter */
-            t_learnt_ns = learn_clamp(2 * (uint64_t)(now_ns() - start));
+            nstack_spin_hit(&t_learn, start, now_ns());
             return n;
         }
         if (sig_mark() != mark)
@@ -79,23 +68,12 @@ int busy_poll_run(uint64_t budget_ns, int64_t deadline, busy_look_fn look, void 
     } while (now_ns() < end);
     if (t_misses < BUSY_POLL_MISSES_MAX)
         t_misses++;
-    t_missed_at = start;
+    nstack_spin_missed(&t_learn, start);
     return 0;
 }
 
 void busy_poll_woke(int found)
 {
-    int64_t start = t_missed_at;
-    if (start == 0)
-        return;
-    t_missed_at = 0;
-    uint64_t took = found > 0 ? (uint64_t)(now_ns() - start) : UINT64_MAX;
-    if (took > BUSY_POLL_LEARN_MAX_NS) {
-        t_learnt_ns = 0;              /* a slow answer: the module's budget */
-        return;
-    }
-    /* the answer came soon after the spin gave up: spinning a little
-     * longer would have caught it (and spared this sleep) */
-    t_learnt_ns = learn_clamp(took + took / 2);
-    t_misses = 0;
+    if (nstack_spin_woke(&t_learn, found > 0, now_ns()))
+        t_misses = 0;
 }

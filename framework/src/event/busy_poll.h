@@ -34,17 +34,16 @@ uint64_t busy_poll_budget(const struct file *f);
 #define BUSY_POLL_INTR (-2)
 int busy_poll_run(uint64_t budget_ns, int64_t deadline, busy_look_fn look, void *ctx);
 
-/* The budget adapts per thread, between the module's and
- * BUSY_POLL_LEARN_MAX_NS: a hit after e ns asks for 2e next time; a spin
- * that found nothing, whose kernel wait then ended with something ready
- * (found > 0) within that bound after the spin began, asks for 1.5 times
- * that wait (on a VM whose wake-ups cost more than the module's budget,
- * a reply that takes just longer than the budget costs a sleep per
- * message otherwise); anything slower goes back to the module's. Call it
- * after the kernel wait that follows busy_poll_run: found > 0 when the
- * wait ended with news of module sockets (a kernel fd's readiness, a new
+/* The budget adapts per thread, from the module's up to
+ * NSTACK_SPIN_LEARN_MAX_NS, by the rule of nstack_spin.h. Call it after
+ * the kernel wait that follows busy_poll_run: found > 0 when the wait
+ * ended with news of module sockets (a kernel fd's readiness, a new
  * connection on a listener, says nothing of how long they take). */
-#define BUSY_POLL_LEARN_MAX_NS 50000
 void busy_poll_woke(int found);
+
+/* The spin's skip (busy_poll_run above): after this many misses in a row,
+ * and its retry period. */
+#define BUSY_POLL_MISSES_MAX 8
+#define BUSY_POLL_RETRY_EVERY 64
 
 #endif

@@ -11,6 +11,7 @@
 #define RS_SOCK_H
 
 #include <infiniband/verbs.h>
+#include <nstack/nstack_spin.h>
 #include <errno.h>
 #include <pthread.h>
 #include <rdma/rdma_cma.h>
@@ -144,10 +145,8 @@ struct rsock {
      * them) and waits skipped since they reached the cap (lock held). */
     uint8_t spin_misses, spin_skipped;
     int64_t spin_sources_ns;     /* when a spin last looked at the other sources */
-    /* the learnt spin (rs_wait.c spin_before_sleep; ns, 0: polling_time)
-     * and the start of the last spin that found nothing (0: none) */
-    uint32_t spin_learnt_ns;
-    int64_t spin_missed_at;
+    /* what the socket's answers took lately (rs_wait.c, nstack_spin.h) */
+    struct nstack_spin_learn spin_learn;
     int64_t giveup_sources_ns;   /* when an EAGAIN last did (rs_progress_giveup) */
 
     /* sizes, settable until the endpoint exists */

@@ -277,23 +277,12 @@ static void look_at_other_sources(struct rsock *s)
     rs_progress(s, 0);
 }
 
-/* The spin adapts per socket between polling_time and RS_SPIN_LEARN_MAX_NS,
- * as the dispatcher's does per thread (framework busy_poll.h): a hit
- * after e ns asks for 2e next time; a miss whose sleep ended with news
- * soon after (spin_woke) asks for 1.5 times that. On a VM whose wake-ups
- * cost more than polling_time, a reply that takes just longer than it
- * otherwise costs a sleep per message. */
-#define RS_SPIN_LEARN_MAX_NS 50000
-
-static uint32_t spin_clamp(uint64_t ns)
-{
-    return (uint32_t)(ns > RS_SPIN_LEARN_MAX_NS ? RS_SPIN_LEARN_MAX_NS : ns);
-}
-
+/* The spin adapts per socket, from polling_time up, by the rule the
+ * dispatcher's follows per thread (nstack_spin.h). */
 static int spin_before_sleep(struct rsock *s)
 {
     uint32_t us = rs_tun.polling_time_us;
-    s->spin_missed_at = 0;
+    nstack_spin_start(&s->spin_learn);
     if (us == 0 || s->state != RS_CONNECTED || !s->cq || s->fork_gen != rs_fork_gen)
         return 0;
     if (s->spin_misses >= RS_SPIN_MISSES_MAX) {
@@ -301,15 +290,13 @@ static int spin_before_sleep(struct rsock *s)
             return 0;                 /* try again now and then */
         s->spin_skipped = 0;
     }
-    uint64_t budget = (uint64_t)us * 1000;
-    if (s->spin_learnt_ns > budget)
-        budget = s->spin_learnt_ns;
+    uint64_t budget = nstack_spin_budget(&s->spin_learn, (uint64_t)us * 1000);
     int64_t start = rs_now_ns(), end = start + (int64_t)budget;
     do {
         for (int i = 0; i < RS_SPIN_CHECK_EVERY; i++) {
             if (rs_spin_cq(s)) {
                 s->spin_misses = 0;
-                s->spin_learnt_ns = spin_clamp(2 * (uint64_t)(rs_now_ns() - start));
+                nstack_spin_hit(&s->spin_learn, start, rs_now_ns());
                 look_at_other_sources(s);
                 return 1;
             }
@@ -318,7 +305,7 @@ static int spin_before_sleep(struct rsock *s)
     } while (rs_now_ns() < end);
     if (s->spin_misses < RS_SPIN_MISSES_MAX)
         s->spin_misses++;
-    s->spin_missed_at = start;
+    nstack_spin_missed(&s->spin_learn, start);
     return 0;
 }
 
@@ -327,17 +314,8 @@ static int spin_before_sleep(struct rsock *s)
  * long the peer takes; a timer or the anchor says nothing of it. */
 static void spin_woke(struct rsock *s, int src)
 {
-    int64_t start = s->spin_missed_at;
-    if (start == 0)
-        return;
-    s->spin_missed_at = 0;
-    uint64_t took = src > 0 && (src & RS_SRC_CQ) ? (uint64_t)(rs_now_ns() - start) : UINT64_MAX;
-    if (took > RS_SPIN_LEARN_MAX_NS) {
-        s->spin_learnt_ns = 0;
-        return;
-    }
-    s->spin_learnt_ns = spin_clamp(took + took / 2);
-    s->spin_misses = 0;
+    if (nstack_spin_woke(&s->spin_learn, src > 0 && (src & RS_SRC_CQ), rs_now_ns()))
+        s->spin_misses = 0;
 }
 
 /*
