@@ -337,8 +337,8 @@ static void run(const char *mode, double bound)
     app += per_id * nsrv;
     traffic();
     check_streams(mode);
-    int detaching = !strcmp(mode, "detach") || early;
-    if (!early && detaching)
+    int detaching = !strcmp(mode, "detach") || early;   /* early: asked before connecting */
+    if (!strcmp(mode, "detach"))
         detach_all();
     /* the QPs' streams close on the device threads once idle: settle (a
      * count that never comes under the bound fails below) */

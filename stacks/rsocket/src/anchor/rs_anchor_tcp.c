@@ -276,7 +276,7 @@ void rs_anc_fork_child(void)
     pthread_mutex_init(&nc_lock, NULL);
 }
 
-/* The entry of key in t, or NULL (nc_lock held). */
+/* The entry of key in t, live or expired, or NULL (nc_lock held). */
 static struct nc_entry *cache_find(struct nc_entry *t, const uint8_t key[18])
 {
     for (int i = 0; i < RS_ANC_NC_SLOTS; i++)
@@ -320,15 +320,14 @@ static void cache_add(struct nc_entry *t, const struct sockaddr_storage *peer, i
     pthread_mutex_unlock(&nc_lock);
 }
 
-static int cache_hit(const struct nc_entry *t, const struct sockaddr_storage *peer)
+static int cache_hit(struct nc_entry *t, const struct sockaddr_storage *peer)
 {
     uint8_t key[18];
-    int hit = 0;
     nc_key(peer, key);
     int64_t now = rs_now_ms();
     pthread_mutex_lock(&nc_lock);
-    for (int i = 0; i < RS_ANC_NC_SLOTS && !hit; i++)
-        hit = t[i].until_ms > now && !memcmp(t[i].key, key, 18);
+    const struct nc_entry *e = cache_find(t, key);
+    int hit = e && e->until_ms > now;
     pthread_mutex_unlock(&nc_lock);
     return hit;
 }
