@@ -57,7 +57,7 @@ void ev_notify(void *cookie)
         return;
     wake_sets_of(f, NULL);
     if (__atomic_load_n(&g_poll_waiters, __ATOMIC_ACQUIRE) > 0)
-        ev_poll_wake_all();
+        ev_poll_wake_file(f, 0);
 }
 
 void ev_polled(struct file *f, const struct epset *self, uint64_t gen)
@@ -66,7 +66,7 @@ void ev_polled(struct file *f, const struct epset *self, uint64_t gen)
         return;
     wake_sets_of(f, self);
     if (__atomic_load_n(&g_poll_waiters, __ATOMIC_ACQUIRE) > 0)
-        ev_poll_wake_others();
+        ev_poll_wake_file(f, 1);
 }
 
 /* ---- set creation ----------------------------------------------------- */

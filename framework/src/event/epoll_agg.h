@@ -139,8 +139,9 @@ void ev_fork_child(void);
 /* For poll/select: process-wide waiters and their wake-up. */
 extern _Atomic int g_poll_waiters;
 void ev_poll_wake_all(void);
-/* As ev_poll_wake_all, but not the calling thread (it is about to look). */
-void ev_poll_wake_others(void);
+/* Wakes the threads in poll/select that poll f (others_only: not the
+ * calling thread, which is about to look). */
+void ev_poll_wake_file(const struct file *f, int others_only);
 int ev_poll_wait_register(void);   /* returns this thread's wake eventfd */
 void ev_poll_wait_unregister(int wake_fd);
 

@@ -35,13 +35,22 @@ _Atomic int g_poll_waiters;
 struct poll_waiter {
     int fd;
     int signalled;
+    /* The module files this waiter polls (its poll_work's, read with
+     * atomic loads: a look may replace an entry while it is registered),
+     * NULL: woken for every socket's news (a waiter that also waits on a
+     * listener's RDMA side, and the waits of anchor_ll.c and
+     * multilisten.c). */
+    struct file **files;
+    nfds_t n;
 };
 static pthread_mutex_t g_pw_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct poll_waiter *g_pw_fds;
 static int g_pw_n, g_pw_cap;
 static __thread int t_wake_fd = -1;
 
-int ev_poll_wait_register(void)
+/* Registers this thread's wake fd for the news of files[0..n) (NULL:
+ * of every module socket); returns it. */
+static int wait_register(struct file **files, nfds_t n)
 {
     if (t_wake_fd < 0)
         t_wake_fd = fd_move_high(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
@@ -58,10 +67,15 @@ int ev_poll_wait_register(void)
         g_pw_fds = p;
         g_pw_cap = cap;
     }
-    g_pw_fds[g_pw_n++] = (struct poll_waiter){ .fd = t_wake_fd, .signalled = 0 };
+    g_pw_fds[g_pw_n++] = (struct poll_waiter){ .fd = t_wake_fd, .signalled = 0, .files = files, .n = n };
     __atomic_add_fetch(&g_poll_waiters, 1, __ATOMIC_ACQ_REL);
     pthread_mutex_unlock(&g_pw_lock);
     return t_wake_fd;
+}
+
+int ev_poll_wait_register(void)
+{
+    return wait_register(NULL, 0);
 }
 
 void ev_poll_wait_unregister(int wake_fd)
@@ -97,11 +111,25 @@ void ev_poll_wake_all(void)
     pthread_mutex_unlock(&g_pw_lock);
 }
 
-void ev_poll_wake_others(void)
+/* Whether w polls f (a waiter without a list polls everything). */
+static int polls_file(const struct poll_waiter *w, const struct file *f)
+{
+    if (w->files == NULL)
+        return 1;
+    for (nfds_t i = 0; i < w->n; i++)
+        if (__atomic_load_n(&w->files[i], __ATOMIC_RELAXED) == f)
+            return 1;
+    return 0;
+}
+
+/* f's news wakes the threads that poll it, not every poll waiter: a
+ * thread-per-connection server (varnish's workers, each in poll() on its
+ * own connection) otherwise woke all of them for each message. */
+void ev_poll_wake_file(const struct file *f, int others_only)
 {
     pthread_mutex_lock(&g_pw_lock);
     for (int i = 0; i < g_pw_n; i++)
-        if (g_pw_fds[i].fd != t_wake_fd)
+        if (!(others_only && g_pw_fds[i].fd == t_wake_fd) && polls_file(&g_pw_fds[i], f))
             wake_waiter(&g_pw_fds[i]);
     pthread_mutex_unlock(&g_pw_lock);
 }
@@ -250,7 +278,7 @@ static int work_alloc(struct poll_work *w, nfds_t n, struct pollfd *sbuf, struct
 static void forget_module(struct poll_work *w, nfds_t i)
 {
     file_put(w->files[i]);
-    w->files[i] = NULL;
+    __atomic_store_n(&w->files[i], NULL, __ATOMIC_RELAXED);    /* read by polls_file */
 }
 
 /* fds[i].revents of module socket i, asked of the module (how: LOOK_*,
@@ -266,7 +294,7 @@ static void ask_module_how(struct pollfd *fds, struct poll_work *w, nfds_t i, in
      * polled as that module socket from the next round on */
     struct file *nf = file_get(fds[i].fd);
     if (nf != NULL && nf->kind == FILE_MSOCK)
-        w->files[i] = nf;
+        __atomic_store_n(&w->files[i], nf, __ATOMIC_RELAXED);
     else if (nf != NULL)
         file_put(nf);
 }
@@ -313,6 +341,16 @@ static int poll_prepare(struct pollfd *fds, nfds_t n, struct poll_work *w, int h
         }
     }
     return ready;
+}
+
+/* A listener's rdma_cm side is in the round (its module socket is not in
+ * w->files: such a waiter is woken for every socket's news). */
+static int waits_on_side(const struct pollfd *fds, nfds_t n, const struct poll_work *w)
+{
+    for (nfds_t i = 0; i < n; i++)
+        if (w->files[i] == NULL && w->shadow[i].fd != fds[i].fd)
+            return 1;
+    return 0;
 }
 
 /* A module socket, or a listener's rdma_cm side, is still in the round. */
@@ -429,7 +467,7 @@ static int poll_round(struct pollfd *fds, nfds_t n, struct poll_work *w, int64_t
     int wake = -1;
     int ready = poll_prepare(fds, n, w, LOOK_DUE);
     if (!ready && ms_left(deadline) != 0 && waits_on_module(fds, n, w)) {
-        wake = ev_poll_wait_register();
+        wake = wait_register(waits_on_side(fds, n, w) ? NULL : w->files, n);
         ready = poll_prepare(fds, n, w, LOOK_RECHECK);
         if (!ready && (ready = spin(fds, n, w, deadline)) == BUSY_POLL_INTR) {
             ev_poll_wait_unregister(wake);
